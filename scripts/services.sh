@@ -1,0 +1,29 @@
+# Sourced by scripts/test: start (and where missing, install) the servers the suite talks to.
+# Uses sudo when not root. Each function is idempotent.
+
+_as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+_apt_install() {
+  echo "installing $* with apt-get" >&2
+  _as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  _as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+_pg_ready() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+
+ensure_postgres() {
+  command -v pg_ctlcluster >/dev/null || _apt_install postgresql
+  if ! _pg_ready; then
+    local version
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    _as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    for _ in $(seq 1 30); do _pg_ready && break; sleep 1; done
+    _pg_ready || { echo "error: PostgreSQL did not start on 127.0.0.1:5432" >&2; return 1; }
+  fi
+  # A login role for the tests (password auth works with Debian's default pg_hba.conf).
+  _as_root runuser -u postgres -- psql -q -h /var/run/postgresql -c \
+    "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'drivetrain_test') THEN
+       CREATE ROLE drivetrain_test LOGIN CREATEDB PASSWORD 'drivetrain_test'; END IF; END \$\$;" >/dev/null
+}
+
+postgres_url() { echo "postgresql+psycopg://drivetrain_test:drivetrain_test@127.0.0.1:5432/postgres"; }

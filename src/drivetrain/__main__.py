@@ -1,0 +1,3 @@
+from drivetrain.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Code shared by the vehicle (edge) and the cloud: signals, CAN codec, errors, settings."""

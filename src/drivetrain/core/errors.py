@@ -1,0 +1,98 @@
+"""The one exception tree.
+
+Every error a Drivetrain API raises on purpose is a ``DrivetrainError``. The subtrees name the
+failure domain, so callers (and the HTTP layer, which maps them to statuses in one place) can
+react to the kind of failure without parsing messages. Messages quote the bad value and say
+what was expected. Programmer misuse stays ``TypeError``/``ValueError``.
+"""
+
+from __future__ import annotations
+
+
+class DrivetrainError(Exception):
+    """Root of every error Drivetrain raises deliberately."""
+
+
+# --- bad input: the caller sent something we cannot accept ------------------------------------
+class BadInputError(DrivetrainError):
+    """Input was malformed or out of the accepted domain. Nothing was changed."""
+
+
+class UnknownSignalError(BadInputError):
+    """A VSS path that is not in the catalog."""
+
+
+class SignalTypeError(BadInputError):
+    """A value whose type does not match the signal's VSS datatype."""
+
+
+class SignalRangeError(BadInputError):
+    """A value outside the signal's min/max."""
+
+
+class CatalogFormatError(BadInputError):
+    """A VSS export (JSON) that cannot be read as a signal tree."""
+
+
+class DbcFormatError(BadInputError):
+    """A DBC file that cannot be parsed or resolved."""
+
+
+class CaptureFormatError(BadInputError):
+    """A CAN capture (log file) that cannot be read; names the file and line."""
+
+
+class SignalMapError(BadInputError):
+    """A DBC→VSS mapping file that is malformed or points at unknown signals."""
+
+
+class ExpressionSyntaxError(BadInputError):
+    """A filter or trigger expression that does not parse; names the bad token."""
+
+
+# --- verification: something failed a cryptographic or integrity check -----------------------
+class VerificationError(DrivetrainError):
+    """A signature, digest or metadata check failed."""
+
+
+class SignatureError(VerificationError):
+    """A signature did not verify against the expected key."""
+
+
+# --- identity and access ---------------------------------------------------------------------
+class AuthError(DrivetrainError):
+    """Root of authentication and authorization failures."""
+
+
+class AuthenticationError(AuthError):
+    """No credentials, or credentials that are invalid or expired (HTTP 401)."""
+
+
+class PermissionDeniedError(AuthError):
+    """Valid credentials without the scope, role or tenant for the action (HTTP 403)."""
+
+
+# --- state -------------------------------------------------------------------------------------
+class NotFoundError(DrivetrainError):
+    """The named thing does not exist (or is not visible to the caller)."""
+
+
+class ConflictError(DrivetrainError):
+    """The change conflicts with the current state (duplicate, stale version)."""
+
+
+class VersionConflictError(ConflictError):
+    """An optimistic-concurrency write against a version that is no longer current."""
+
+
+# --- infrastructure ------------------------------------------------------------------------------
+class TransportError(DrivetrainError):
+    """A message could not be delivered or received over the vehicle link or bus."""
+
+
+class StorageError(DrivetrainError):
+    """The state database or file store failed (disk full, unreachable server)."""
+
+
+class ConfigurationError(DrivetrainError):
+    """Settings are missing or unsafe (for example a default secret outside the demo)."""

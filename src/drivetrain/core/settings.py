@@ -1,0 +1,94 @@
+"""Settings: one validated object built at start-up and passed in.
+
+Sources, highest priority first: constructor arguments, ``DRIVETRAIN_*`` environment variables,
+``drivetrain.toml`` in the working directory (or the file named by ``DRIVETRAIN_CONFIG``), then
+defaults. Every setting has a working default for the embedded deployment; data lives under
+``./.drivetrain/``. Nothing here is read at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from drivetrain.core.errors import ConfigurationError
+
+Deployment = Literal["embedded", "production"]
+
+
+class Settings(BaseSettings):
+    """Every knob of a Drivetrain process."""
+
+    model_config = SettingsConfigDict(env_prefix="DRIVETRAIN_", extra="forbid")
+
+    deployment: Deployment = Field(
+        "embedded",
+        description="'embedded' (one process, generated secrets, bootstrap admin) or "
+        "'production' (secrets must be given, no bootstrap admin).",
+    )
+    data_dir: Path = Field(Path(".drivetrain"), description="Where state and telemetry live.")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the state database; default: SQLite in data_dir. "
+        "PostgreSQL: postgresql+psycopg://user@host/db",
+    )
+    auth_secret: SecretStr | None = Field(
+        None,
+        description="Key that signs API access tokens (>= 32 characters). Required in "
+        "production; generated once per data_dir in embedded mode.",
+    )
+    token_ttl_s: int = Field(3600, gt=0, description="Lifetime of an access token, seconds.")
+    api_host: str = Field("127.0.0.1", description="Address `drivetrain serve` binds.")
+    api_port: int = Field(8080, ge=0, le=65535, description="Port `drivetrain serve` binds.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("DRIVETRAIN_CONFIG", "drivetrain.toml"))
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
+        )
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.deployment == "production":
+            if self.auth_secret is None:
+                raise ConfigurationError(
+                    "DRIVETRAIN_AUTH_SECRET is required when deployment is 'production' "
+                    "(embedded mode generates one; production never uses a default)"
+                )
+            if len(self.auth_secret.get_secret_value()) < 32:
+                raise ConfigurationError(
+                    "DRIVETRAIN_AUTH_SECRET must be at least 32 characters, "
+                    f"got {len(self.auth_secret.get_secret_value())}"
+                )
+        return self
+
+    @property
+    def state_database_url(self) -> str:
+        """The database URL in force: the configured one, or SQLite under data_dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'state.db').resolve()}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings from all sources; raises ConfigurationError on unsafe values."""
+    return Settings(**overrides)  # type: ignore[arg-type]
