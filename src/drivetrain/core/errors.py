@@ -50,6 +50,10 @@ class ExpressionSyntaxError(BadInputError):
     """A filter or trigger expression that does not parse; names the bad token."""
 
 
+class InvalidTopicError(BadInputError):
+    """A message topic or topic filter that breaks the MQTT rules or the ``dt/v1`` scheme."""
+
+
 # --- verification: something failed a cryptographic or integrity check -----------------------
 class VerificationError(DrivetrainError):
     """A signature, digest or metadata check failed."""
@@ -88,6 +92,14 @@ class VersionConflictError(ConflictError):
 # --- infrastructure ------------------------------------------------------------------------------
 class TransportError(DrivetrainError):
     """A message could not be delivered or received over the vehicle link or bus."""
+
+
+class TransportClosedError(TransportError):
+    """A publish or subscribe on a transport that has been closed."""
+
+
+class BackpressureTimeoutError(TransportError):
+    """A publisher waited longer than its timeout for room in a full delivery queue."""
 
 
 class StorageError(DrivetrainError):
