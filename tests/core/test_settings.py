@@ -1,0 +1,61 @@
+"""Settings come from defaults, drivetrain.toml and DRIVETRAIN_* variables, and refuse unsafe production."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from drivetrain.core.errors import ConfigurationError
+from drivetrain.core.settings import load_settings
+
+
+def test_defaults_work_for_the_embedded_deployment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings()
+    assert settings.deployment == "embedded"
+    assert settings.data_dir == Path(".drivetrain")
+    assert settings.state_database_url == f"sqlite:///{tmp_path / '.drivetrain' / 'state.db'}"
+
+
+def test_toml_file_is_read_and_environment_overrides_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "drivetrain.toml").write_text('api_port = 9001\ndata_dir = "/srv/dt"\n')
+    assert load_settings().api_port == 9001
+    monkeypatch.setenv("DRIVETRAIN_API_PORT", "9002")
+    settings = load_settings()
+    assert settings.api_port == 9002
+    assert settings.data_dir == Path("/srv/dt")
+
+
+def test_config_file_can_be_named_by_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "elsewhere.toml"
+    config.write_text('database_url = "postgresql+psycopg://dt@db/dt"\n')
+    monkeypatch.setenv("DRIVETRAIN_CONFIG", str(config))
+    assert load_settings().state_database_url == "postgresql+psycopg://dt@db/dt"
+
+
+def test_production_without_auth_secret_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match="DRIVETRAIN_AUTH_SECRET is required"):
+        load_settings(deployment="production")
+
+
+def test_production_with_a_short_auth_secret_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match="at least 32 characters, got 6"):
+        load_settings(deployment="production", auth_secret="secret")
+
+
+def test_unknown_setting_in_toml_is_rejected_with_its_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "drivetrain.toml").write_text("api_prot = 1\n")
+    with pytest.raises(ValueError, match="api_prot"):
+        load_settings()
+
+
+def test_secret_is_never_shown_in_the_settings_repr(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    secret = "s" * 40
+    settings = load_settings(deployment="production", auth_secret=secret)
+    assert secret not in repr(settings)
