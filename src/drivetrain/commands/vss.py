@@ -1,7 +1,154 @@
-"""`drivetrain vss` commands."""
+"""`drivetrain vss` commands: browse the VSS signal catalog and check values against it."""
 
 from __future__ import annotations
 
-import typer
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
 
-app = typer.Typer(help="vss commands.", no_args_is_help=True)
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from drivetrain.core.errors import DrivetrainError
+from drivetrain.core.vss import Catalog, SignalSpec, builtin_catalog
+from drivetrain.core.vss.datatypes import element_type, is_array, is_numeric
+
+app = typer.Typer(
+    help="Browse the COVESA VSS signal catalog and check values against it.",
+    no_args_is_help=True,
+)
+
+
+class Category(str, Enum):
+    """The privacy categories, as a command-line choice."""
+
+    location = "location"
+    driving_behaviour = "driving_behaviour"
+    cabin = "cabin"
+    diagnostics = "diagnostics"
+    technical = "technical"
+
+
+CatalogOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--catalog",
+        help="A full VSS JSON export (vss-tools `vspec export json`) to use instead of the built-in catalog.",
+        dir_okay=False,
+    ),
+]
+
+
+def _fail(error: DrivetrainError) -> typer.Exit:
+    Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False, markup=True, soft_wrap=True)
+    return typer.Exit(code=1)
+
+
+def _catalog(catalog_file: Path | None) -> Catalog:
+    if catalog_file is None:
+        return builtin_catalog()
+    try:
+        return Catalog.from_vss_json(catalog_file)
+    except DrivetrainError as e:
+        raise _fail(e) from e
+
+
+def _bound(value: int | float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+@app.command("list")
+def list_signals(
+    prefix: Annotated[
+        str | None, typer.Option("--prefix", "-p", help="Only signals at or below this VSS branch, e.g. Vehicle.Cabin.")
+    ] = None,
+    category: Annotated[
+        Category | None, typer.Option("--category", "-c", help="Only signals of this privacy category.")
+    ] = None,
+    catalog_file: CatalogOption = None,
+) -> None:
+    """List signals as a table: path, type, datatype, unit, min, max, privacy category."""
+    catalog = _catalog(catalog_file)
+    if prefix:
+        catalog = catalog.with_prefix(prefix)
+    if category is not None:
+        catalog = catalog.in_category(category.value)
+    table = Table(show_footer=False, title="VSS signals")
+    table.add_column("path", overflow="fold")
+    for column in ("type", "datatype", "unit", "min", "max", "privacy"):
+        table.add_column(column, no_wrap=True, justify="right" if column in ("min", "max") else "left")
+    for spec in catalog:
+        table.add_row(
+            spec.path,
+            spec.node_type,
+            spec.datatype,
+            spec.unit or "",
+            _bound(spec.minimum),
+            _bound(spec.maximum),
+            spec.privacy_category,
+        )
+    console = Console()
+    console.print(table)
+    console.print(f"{len(catalog)} signals", highlight=False)
+
+
+@app.command("show")
+def show(
+    path: Annotated[str, typer.Argument(help="The VSS path, e.g. Vehicle.Speed.")],
+    catalog_file: CatalogOption = None,
+) -> None:
+    """Show everything the catalog knows about one signal."""
+    catalog = _catalog(catalog_file)
+    try:
+        spec = catalog.get(path)
+    except DrivetrainError as e:
+        raise _fail(e) from e
+    table = Table(show_header=False, title=spec.path)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in spec.to_dict().items():
+        if key != "path":
+            table.add_row(key, value if isinstance(value, str) else json.dumps(value))
+    Console().print(table)
+
+
+@app.command("validate")
+def validate(
+    path: Annotated[str, typer.Argument(help="The VSS path, e.g. Vehicle.Speed.")],
+    value: Annotated[
+        str,
+        typer.Argument(help="The value as text: 87.5, 42, true/false, a string, or a JSON list for array signals."),
+    ],
+    catalog_file: CatalogOption = None,
+) -> None:
+    """Check VALUE against the signal at PATH; print the normalised value, or the error and exit 1."""
+    catalog = _catalog(catalog_file)
+    try:
+        spec = catalog.get(path)
+        normalised = catalog.validate(path, value_from_text(spec, value))
+    except DrivetrainError as e:
+        raise _fail(e) from e
+    unit = f" {spec.unit}" if spec.unit else ""
+    typer.echo(f"ok: {spec.path} = {json.dumps(normalised)}{unit} ({spec.datatype})")
+
+
+def value_from_text(spec: SignalSpec, text: str) -> Any:
+    """The command-line text read as the signal's datatype, or the text itself where it does not
+    read as one (so that validation reports the mismatch with the value quoted)."""
+    if is_array(spec.datatype):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+    scalar = element_type(spec.datatype)
+    if scalar == "boolean":
+        return {"true": True, "false": False}.get(text.strip().lower(), text)
+    if is_numeric(spec.datatype):
+        for parse in (int, float):
+            try:
+                return parse(text)
+            except ValueError:
+                continue
+    return text
