@@ -29,7 +29,11 @@ def test_builtin_catalog_is_loaded_once_and_shared() -> None:
 
 def test_known_signal_is_found_with_its_unit_and_privacy_category() -> None:
     spec = builtin_catalog().get("Vehicle.Speed")
-    assert (spec.datatype, spec.unit, spec.privacy_category) == ("float", "km/h", "driving_behaviour")
+    assert (spec.datatype, spec.unit, spec.privacy_category) == (
+        "float",
+        "km/h",
+        "driving_behaviour",
+    )
     soc = builtin_catalog().get("Vehicle.Powertrain.TractionBattery.StateOfCharge.Current")
     assert (soc.minimum, soc.maximum, soc.unit) == (0, 100.0, "percent")
 
@@ -45,7 +49,9 @@ def test_leaf_under_the_wrong_branch_suggests_the_same_leaf_elsewhere() -> None:
 
 
 def test_branch_path_is_not_a_signal_and_the_error_says_so() -> None:
-    with pytest.raises(UnknownSignalError, match=r"'Vehicle\.Cabin': it is a branch with \d+ signals"):
+    with pytest.raises(
+        UnknownSignalError, match=r"'Vehicle\.Cabin': it is a branch with \d+ signals"
+    ):
         builtin_catalog().get("Vehicle.Cabin")
 
 
@@ -70,8 +76,13 @@ def test_membership_iteration_and_length_agree() -> None:
 
 
 def test_prefix_filter_keeps_only_signals_below_the_branch() -> None:
-    catalog = Catalog([_spec("Vehicle.Cabin.X"), _spec("Vehicle.CabinX"), _spec("Vehicle.Cabin.Y.Z")])
-    assert [s.path for s in catalog.with_prefix("Vehicle.Cabin")] == ["Vehicle.Cabin.X", "Vehicle.Cabin.Y.Z"]
+    catalog = Catalog(
+        [_spec("Vehicle.Cabin.X"), _spec("Vehicle.CabinX"), _spec("Vehicle.Cabin.Y.Z")]
+    )
+    assert [s.path for s in catalog.with_prefix("Vehicle.Cabin")] == [
+        "Vehicle.Cabin.X",
+        "Vehicle.Cabin.Y.Z",
+    ]
     assert [s.path for s in catalog.with_prefix("Vehicle.Cabin.X")] == ["Vehicle.Cabin.X"]
     assert len(catalog.with_prefix("Vehicle.Chassis")) == 0
 

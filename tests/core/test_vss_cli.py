@@ -33,7 +33,9 @@ def test_list_shows_every_builtin_signal_and_the_count(runner: CliRunner) -> Non
 
 
 def test_list_filters_by_prefix_and_category(runner: CliRunner) -> None:
-    result = runner.invoke(app, ["vss", "list", "--prefix", "Vehicle.CurrentLocation", "--category", "location"])
+    result = runner.invoke(
+        app, ["vss", "list", "--prefix", "Vehicle.CurrentLocation", "--category", "location"]
+    )
     assert result.exit_code == 0, result.output
     expected = builtin_catalog().with_prefix("Vehicle.CurrentLocation")
     assert result.output.rstrip().endswith(f"{len(expected)} signals")
@@ -55,9 +57,13 @@ def test_list_reads_a_full_export_with_catalog(runner: CliRunner, tmp_path: Path
     assert result.output.rstrip().endswith("4 signals")
 
 
-def test_list_with_a_broken_catalog_file_exits_1_naming_the_file(runner: CliRunner, tmp_path: Path) -> None:
+def test_list_with_a_broken_catalog_file_exits_1_naming_the_file(
+    runner: CliRunner, tmp_path: Path
+) -> None:
     export = tmp_path / "broken.json"
-    export.write_text(json.dumps({"Vehicle": {"type": "branch", "description": "v", "children": {"X": 1}}}))
+    export.write_text(
+        json.dumps({"Vehicle": {"type": "branch", "description": "v", "children": {"X": 1}}})
+    )
     result = runner.invoke(app, ["vss", "list", "--catalog", str(export)])
     assert result.exit_code == 1
     assert "broken.json: node Vehicle.X: expected an object" in result.output
@@ -98,14 +104,24 @@ def test_validate_accepts_a_good_value_and_prints_it_normalised(
 @pytest.mark.parametrize(
     ("path", "value", "error"),
     [
-        ("Vehicle.Powertrain.TractionBattery.StateOfCharge.Current", "120", "value 120 is outside [0, 100.0] percent"),
-        ("Vehicle.Cabin.DoorCount", "300", "not a valid VSS uint8: expected an integer that fits uint8"),
+        (
+            "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current",
+            "120",
+            "value 120 is outside [0, 100.0] percent",
+        ),
+        (
+            "Vehicle.Cabin.DoorCount",
+            "300",
+            "not a valid VSS uint8: expected an integer that fits uint8",
+        ),
         ("Vehicle.Speed", "fast", "value 'fast' of Python type str is not a valid VSS float"),
         ("Vehicle.IsMoving", "1", "value '1' of Python type str is not a valid VSS boolean"),
         ("Vehicle.Nope", "1", "unknown VSS signal 'Vehicle.Nope'"),
     ],
 )
-def test_validate_exits_1_with_the_specific_error(runner: CliRunner, path: str, value: str, error: str) -> None:
+def test_validate_exits_1_with_the_specific_error(
+    runner: CliRunner, path: str, value: str, error: str
+) -> None:
     result = runner.invoke(app, ["vss", "validate", path, value])
     assert result.exit_code == 1
     assert error in result.output

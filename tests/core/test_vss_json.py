@@ -1,4 +1,4 @@
-"""The vss-tools JSON export: loading the real tree, dumping it back, and refusing malformed input."""
+"""The vss-tools JSON export: load the real tree, dump it back, refuse malformed input."""
 
 from __future__ import annotations
 
@@ -44,10 +44,18 @@ def test_real_export_loads_every_leaf(real_catalog: Catalog, real_export: Path) 
 def test_real_export_known_signals_are_read_with_their_attributes(real_catalog: Catalog) -> None:
     speed = real_catalog.get("Vehicle.Speed")
     assert (speed.node_type, speed.datatype, speed.unit, speed.description) == (
-        "sensor", "float", "km/h", "Vehicle speed."
+        "sensor",
+        "float",
+        "km/h",
+        "Vehicle speed.",
     )
     lat = real_catalog.get("Vehicle.CurrentLocation.Latitude")
-    assert (lat.datatype, lat.minimum, lat.maximum, lat.privacy_category) == ("double", -90, 90, "location")
+    assert (lat.datatype, lat.minimum, lat.maximum, lat.privacy_category) == (
+        "double",
+        -90,
+        90,
+        "location",
+    )
     level = real_catalog.get("Vehicle.ADAS.ActiveAutonomyLevel")
     assert level.allowed is not None and "SAE_2" in level.allowed
     precipitation = real_catalog.get("Vehicle.Exterior.PrecipitationType")
@@ -58,7 +66,9 @@ def test_real_export_known_signals_are_read_with_their_attributes(real_catalog: 
     assert real_catalog.get("Vehicle.Cabin.SeatPosCount").default == (2, 3)
 
 
-def test_real_export_round_trips_to_the_identical_tree(real_catalog: Catalog, real_export: Path) -> None:
+def test_real_export_round_trips_to_the_identical_tree(
+    real_catalog: Catalog, real_export: Path
+) -> None:
     assert vss_tree(real_catalog) == json.loads(real_export.read_text())
 
 
@@ -73,19 +83,28 @@ def test_real_export_gives_every_signal_a_privacy_category(real_catalog: Catalog
     assert categories == {"location", "driving_behaviour", "cabin", "diagnostics", "technical"}
 
 
-def test_every_builtin_signal_is_in_the_real_export_with_the_same_definition(real_catalog: Catalog) -> None:
+def test_every_builtin_signal_is_in_the_real_export_with_the_same_definition(
+    real_catalog: Catalog,
+) -> None:
     mismatches = []
     for spec in builtin_catalog():
         real = real_catalog.get(spec.path)
-        same = (spec.node_type, spec.datatype, spec.unit, spec.description, spec.allowed, spec.enum) == (
-            real.node_type, real.datatype, real.unit, real.description, real.allowed, real.enum
-        )
+        same = (
+            spec.node_type,
+            spec.datatype,
+            spec.unit,
+            spec.description,
+            spec.allowed,
+            spec.enum,
+        ) == (real.node_type, real.datatype, real.unit, real.description, real.allowed, real.enum)
         if not same:
             mismatches.append(spec.path)
     assert mismatches == []
 
 
-def test_builtin_bounds_equal_the_standard_or_are_marked_ours_and_never_looser(real_catalog: Catalog) -> None:
+def test_builtin_bounds_equal_the_standard_or_are_marked_ours_and_never_looser(
+    real_catalog: Catalog,
+) -> None:
     for spec in builtin_catalog():
         real = real_catalog.get(spec.path)
         if spec.bounds_source == "vss":
@@ -98,7 +117,9 @@ def test_builtin_bounds_equal_the_standard_or_are_marked_ours_and_never_looser(r
             assert spec.maximum is not None and spec.maximum <= real.maximum, spec.path
 
 
-def test_builtin_privacy_categories_follow_the_rule_as_the_export_loader_applies_it(real_catalog: Catalog) -> None:
+def test_builtin_privacy_categories_follow_the_rule_as_the_export_loader_applies_it(
+    real_catalog: Catalog,
+) -> None:
     for spec in builtin_catalog():
         assert spec.privacy_category == real_catalog.get(spec.path).privacy_category, spec.path
 
@@ -114,8 +135,13 @@ def test_builtin_catalog_round_trips_keeping_our_bounds_and_branch_text(tmp_path
 
 
 def test_privacy_category_override_is_written_and_read_back() -> None:
-    spec = SignalSpec(path="Vehicle.Speed", node_type="sensor", datatype="float", description="d",
-                      privacy_category="technical")
+    spec = SignalSpec(
+        path="Vehicle.Speed",
+        node_type="sensor",
+        datatype="float",
+        description="d",
+        privacy_category="technical",
+    )
     tree = vss_tree(Catalog([spec]))
     assert tree["Vehicle"]["children"]["Speed"]["privacy_category"] == "technical"
     assert tree["Vehicle"]["description"] == ""  # no branch text known: written empty
@@ -133,7 +159,10 @@ def test_unknown_vss_attributes_are_kept_through_a_round_trip() -> None:
 @pytest.mark.parametrize(
     ("leaf", "message"),
     [
-        ({"datatype": "float32"}, r"node Vehicle\.X: field 'datatype' is 'float32'; expected a VSS datatype"),
+        (
+            {"datatype": "float32"},
+            r"node Vehicle\.X: field 'datatype' is 'float32'; expected a VSS datatype",
+        ),
         ({"datatype": "Types.Struct"}, r"field 'datatype' is 'Types.Struct'"),
         ({"min": "0"}, r"node Vehicle\.X: field 'min' is '0'; expected a number"),
         ({"max": True}, r"field 'max' is True; expected a number"),
@@ -141,7 +170,10 @@ def test_unknown_vss_attributes_are_kept_through_a_round_trip() -> None:
         ({"allowed": "A,B"}, r"field 'allowed' is 'A,B'; expected a non-empty list"),
         ({"enum": {"A": "one"}}, r"field 'enum' .* expected an object mapping names to integers"),
         ({"unit": 3}, r"field 'unit' is 3; expected a string"),
-        ({"description": None}, r"field 'description' is None; expected a string \(the field is required\)"),
+        (
+            {"description": None},
+            r"field 'description' is None; expected a string \(the field is required\)",
+        ),
         ({"type": "struct"}, r"field 'type' is 'struct'; expected one of branch, sensor"),
         ({"privacy_category": "secret"}, r"field 'privacy_category' is 'secret'"),
         ({"datatype": "string", "min": 0}, r"min/max given for non-numeric datatype 'string'"),
@@ -168,7 +200,9 @@ def test_branch_with_children_that_are_not_an_object_is_refused() -> None:
 
 def test_node_that_is_not_an_object_is_refused() -> None:
     tree = {"Vehicle": {"type": "branch", "description": "v", "children": {"Speed": 3}}}
-    with pytest.raises(CatalogFormatError, match=r"node Vehicle\.Speed: expected an object, got int"):
+    with pytest.raises(
+        CatalogFormatError, match=r"node Vehicle\.Speed: expected an object, got int"
+    ):
         parse_vss_tree(tree, source="t.json")
 
 

@@ -43,7 +43,9 @@ def test_state_of_charge_above_100_percent_is_a_range_error_quoting_value_and_bo
 
 
 def test_bool_is_not_a_number_for_a_float_signal() -> None:
-    with pytest.raises(SignalTypeError, match=r"value True of Python type bool is not a valid VSS float"):
+    with pytest.raises(
+        SignalTypeError, match=r"value True of Python type bool is not a valid VSS float"
+    ):
         builtin_catalog().validate("Vehicle.Speed", True)
 
 
@@ -53,12 +55,16 @@ def test_bool_is_not_an_integer_for_an_integer_signal() -> None:
 
 
 def test_integer_is_not_a_boolean() -> None:
-    with pytest.raises(SignalTypeError, match=r"value 1 of Python type int .* expected True or False"):
+    with pytest.raises(
+        SignalTypeError, match=r"value 1 of Python type int .* expected True or False"
+    ):
         builtin_catalog().validate("Vehicle.IsMoving", 1)
 
 
 def test_string_for_a_numeric_signal_is_a_type_error_naming_the_expected_datatype() -> None:
-    with pytest.raises(SignalTypeError, match=r"value '87' of Python type str is not a valid VSS float"):
+    with pytest.raises(
+        SignalTypeError, match=r"value '87' of Python type str is not a valid VSS float"
+    ):
         builtin_catalog().validate("Vehicle.Speed", "87")
 
 
@@ -91,7 +97,9 @@ def test_float_beyond_binary32_does_not_fit_a_vss_float_but_fits_a_double() -> N
 
 
 def test_value_outside_allowed_is_a_range_error_listing_the_allowed_values() -> None:
-    with pytest.raises(SignalRangeError, match=r"'WARP' is not one of the allowed values \['UNKNOWN'"):
+    with pytest.raises(
+        SignalRangeError, match=r"'WARP' is not one of the allowed values \['UNKNOWN'"
+    ):
         builtin_catalog().validate("Vehicle.Powertrain.Transmission.Type", "WARP")
 
 
@@ -112,7 +120,9 @@ def test_enum_signal_accepts_the_name_or_the_number_and_rejects_others() -> None
     catalog = _catalog(spec)
     assert catalog.validate(spec.path, "RAIN") == 2
     assert catalog.validate(spec.path, 0) == 0
-    with pytest.raises(SignalRangeError, match=r"value 1 is not one of the allowed values \[0, 2\]"):
+    with pytest.raises(
+        SignalRangeError, match=r"value 1 is not one of the allowed values \[0, 2\]"
+    ):
         catalog.validate(spec.path, 1)
     with pytest.raises(SignalTypeError, match=r"one of the names \['RAIN', 'UNKNOWN'\]"):
         catalog.validate(spec.path, "HAIL")
@@ -134,7 +144,9 @@ def test_scalar_for_an_array_signal_is_a_type_error() -> None:
 
 
 def test_allowed_values_apply_to_each_array_element() -> None:
-    inlets = "Vehicle.Powertrain.TractionBattery.Charging.ChargingPort.AnyPosition.SupportedInletTypes"
+    inlets = (
+        "Vehicle.Powertrain.TractionBattery.Charging.ChargingPort.AnyPosition.SupportedInletTypes"
+    )
     allowed = builtin_catalog().get(inlets).allowed
     assert allowed is not None
     assert builtin_catalog().validate(inlets, [allowed[0]]) == [allowed[0]]
@@ -163,7 +175,9 @@ def test_any_in_range_integer_is_accepted_unchanged(case: tuple[SignalSpec, int]
 
 @given(st.sampled_from(INTEGER_TYPES), st.data())
 @example("uint8", None)
-def test_integers_outside_the_datatype_width_are_rejected(datatype: str, data: st.DataObject | None) -> None:
+def test_integers_outside_the_datatype_width_are_rejected(
+    datatype: str, data: st.DataObject | None
+) -> None:
     low, high = INTEGER_BOUNDS[datatype]
     spec = _spec(datatype)
     outside = (
@@ -198,8 +212,18 @@ def test_any_float_below_min_is_a_range_error(low: float, gap: float) -> None:
 
 
 # --- the vectorised check agrees with the scalar one ---------------------------------------------
-NUMPY_SOURCES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
-                 np.float32, np.float64]
+NUMPY_SOURCES = [
+    np.int8,
+    np.int16,
+    np.int32,
+    np.int64,
+    np.uint8,
+    np.uint16,
+    np.uint32,
+    np.uint64,
+    np.float32,
+    np.float64,
+]
 
 
 @settings(max_examples=60)
@@ -210,7 +234,10 @@ NUMPY_SOURCES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.
     data=st.data(),
 )
 def test_validate_array_agrees_with_validate_on_every_value(
-    datatype: str, source: type[np.generic], bounds: tuple[int | None, int | None], data: st.DataObject
+    datatype: str,
+    source: type[np.generic],
+    bounds: tuple[int | None, int | None],
+    data: st.DataObject,
 ) -> None:
     low, high = bounds
     if low is not None and high is not None and low > high:
@@ -218,10 +245,14 @@ def test_validate_array_agrees_with_validate_on_every_value(
     spec = _spec(datatype, minimum=low, maximum=high)
     dtype = np.dtype(source)
     if dtype.kind == "f":
-        elements = st.floats(width=dtype.itemsize * 8) | st.sampled_from([2.0**63, -(2.0**63), 2.0**64, 255.0, 256.0, 0.5])
+        elements = st.floats(width=dtype.itemsize * 8) | st.sampled_from(
+            [2.0**63, -(2.0**63), 2.0**64, 255.0, 256.0, 0.5]
+        )
     else:
         info = np.iinfo(dtype)
-        elements = st.integers(int(info.min), int(info.max)) | st.sampled_from([int(info.min), int(info.max)])
+        elements = st.integers(int(info.min), int(info.max)) | st.sampled_from(
+            [int(info.min), int(info.max)]
+        )
     values = np.array(data.draw(st.lists(elements, max_size=30)), dtype=dtype)
     catalog = _catalog(spec)
     expected = [_accepts(catalog, spec.path, v) for v in values]
@@ -251,7 +282,9 @@ def test_validate_array_checks_strings_against_allowed_values() -> None:
 
 
 def test_validate_array_on_object_columns_falls_back_to_the_scalar_rules() -> None:
-    mask = builtin_catalog().validate_array(SOC, np.array([50.0, "x", True, 101, None], dtype=object))
+    mask = builtin_catalog().validate_array(
+        SOC, np.array([50.0, "x", True, 101, None], dtype=object)
+    )
     assert mask.tolist() == [True, False, False, False, False]
 
 

@@ -35,14 +35,16 @@ CatalogOption = Annotated[
     Path | None,
     typer.Option(
         "--catalog",
-        help="A full VSS JSON export (vss-tools `vspec export json`) to use instead of the built-in catalog.",
+        help="A full VSS JSON export (vss-tools `vspec export json`) to use instead of the built-ins.",
         dir_okay=False,
     ),
 ]
 
 
 def _fail(error: DrivetrainError) -> typer.Exit:
-    Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False, markup=True, soft_wrap=True)
+    Console(stderr=True).print(
+        f"[bold red]error:[/] {error}", highlight=False, markup=True, soft_wrap=True
+    )
     return typer.Exit(code=1)
 
 
@@ -55,17 +57,21 @@ def _catalog(catalog_file: Path | None) -> Catalog:
         raise _fail(e) from e
 
 
-def _bound(value: int | float | None) -> str:
+def _bound(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 
 
 @app.command("list")
 def list_signals(
     prefix: Annotated[
-        str | None, typer.Option("--prefix", "-p", help="Only signals at or below this VSS branch, e.g. Vehicle.Cabin.")
+        str | None,
+        typer.Option(
+            "--prefix", "-p", help="Only signals at or below this VSS branch, e.g. Vehicle.Cabin."
+        ),
     ] = None,
     category: Annotated[
-        Category | None, typer.Option("--category", "-c", help="Only signals of this privacy category.")
+        Category | None,
+        typer.Option("--category", "-c", help="Only signals of this privacy category."),
     ] = None,
     catalog_file: CatalogOption = None,
 ) -> None:
@@ -78,7 +84,9 @@ def list_signals(
     table = Table(show_footer=False, title="VSS signals")
     table.add_column("path", overflow="fold")
     for column in ("type", "datatype", "unit", "min", "max", "privacy"):
-        table.add_column(column, no_wrap=True, justify="right" if column in ("min", "max") else "left")
+        table.add_column(
+            column, no_wrap=True, justify="right" if column in ("min", "max") else "left"
+        )
     for spec in catalog:
         table.add_row(
             spec.path,
@@ -119,11 +127,13 @@ def validate(
     path: Annotated[str, typer.Argument(help="The VSS path, e.g. Vehicle.Speed.")],
     value: Annotated[
         str,
-        typer.Argument(help="The value as text: 87.5, 42, true/false, a string, or a JSON list for array signals."),
+        typer.Argument(
+            help="The value as text: 87.5, 42, true/false, a string, or a JSON list for arrays."
+        ),
     ],
     catalog_file: CatalogOption = None,
 ) -> None:
-    """Check VALUE against the signal at PATH; print the normalised value, or the error and exit 1."""
+    """Check VALUE against the signal at PATH: print the normalised value, or the error (exit 1)."""
     catalog = _catalog(catalog_file)
     try:
         spec = catalog.get(path)

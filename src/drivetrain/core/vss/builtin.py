@@ -54,12 +54,20 @@ def parse_builtin_yaml(text: str, source: str) -> Catalog:
         try:
             signals.append(SignalSpec.from_dict(entry))
         except (ValueError, TypeError) as e:
-            raise CatalogFormatError(f"{source}: signals[{index}] ({entry.get('path', '?')}): {e}") from e
+            raise CatalogFormatError(
+                f"{source}: signals[{index}] ({entry.get('path', '?')}): {e}"
+            ) from e
     branches: list[BranchSpec] = []
     for path, entry in branches_data.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("description"), str):
-            raise CatalogFormatError(f"{source}: branch {path}: expected a mapping with a 'description'")
-        branches.append(BranchSpec(path=str(path), description=entry["description"], comment=entry.get("comment")))
+            raise CatalogFormatError(
+                f"{source}: branch {path}: expected a mapping with a 'description'"
+            )
+        branches.append(
+            BranchSpec(
+                path=str(path), description=entry["description"], comment=entry.get("comment")
+            )
+        )
     try:
         return Catalog(signals, branches)
     except ValueError as e:

@@ -23,7 +23,7 @@ class Catalog:
     signals and equal branches.
     """
 
-    __slots__ = ("_signals", "_branches", "_paths")
+    __slots__ = ("_branches", "_paths", "_signals")
 
     def __init__(self, signals: Iterable[SignalSpec], branches: Iterable[BranchSpec] = ()) -> None:
         """Build a catalog.
@@ -89,7 +89,7 @@ class Catalog:
 
     def _unknown_message(self, path: object) -> str:
         if not isinstance(path, str):
-            return f"signal path {path!r} is not a string; expected a dotted VSS path like 'Vehicle.Speed'"
+            return f"signal path {path!r} is not a string; expected a VSS path like 'Vehicle.Speed'"
         message = f"unknown VSS signal {path!r}"
         below = [p for p in self._paths if p.startswith(path + ".")]
         if below:
@@ -113,7 +113,11 @@ class Catalog:
 
         return Catalog(
             (s for s in self if under(s.path)),
-            (b for b in self._branches.values() if under(b.path) or prefix.startswith(b.path + ".")),
+            (
+                b
+                for b in self._branches.values()
+                if under(b.path) or prefix.startswith(b.path + ".")
+            ),
         )
 
     def in_category(self, category: PrivacyCategory) -> Catalog:

@@ -103,7 +103,7 @@ def is_array(datatype: VssDatatype) -> bool:
 
 def element_type(datatype: VssDatatype) -> VssScalarType:
     """The scalar datatype of one element: ``float[]`` → ``float``; scalars map to themselves."""
-    scalar = datatype[:-2] if datatype.endswith("[]") else datatype
+    scalar = datatype.removesuffix("[]")
     return scalar  # type: ignore[return-value]  # every VssDatatype minus "[]" is a VssScalarType
 
 

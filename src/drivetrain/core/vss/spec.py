@@ -57,7 +57,9 @@ class SignalSpec:
 
     def __post_init__(self) -> None:
         if not _PATH.fullmatch(self.path):
-            raise ValueError(f"SignalSpec.path {self.path!r} is not a dotted VSS path like 'Vehicle.Speed'")
+            raise ValueError(
+                f"SignalSpec.path {self.path!r} is not a dotted VSS path like 'Vehicle.Speed'"
+            )
         if not is_node_type(self.node_type):
             raise ValueError(f"SignalSpec.node_type {self.node_type!r} is not one of {NODE_TYPES}")
         if not is_vss_datatype(self.datatype):
@@ -65,7 +67,9 @@ class SignalSpec:
         if not is_privacy_category(self.privacy_category):
             raise ValueError(f"SignalSpec.privacy_category {self.privacy_category!r} is unknown")
         if (self.minimum is not None or self.maximum is not None) and not is_numeric(self.datatype):
-            raise ValueError(f"{self.path}: min/max given for non-numeric datatype {self.datatype!r}")
+            raise ValueError(
+                f"{self.path}: min/max given for non-numeric datatype {self.datatype!r}"
+            )
         if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
             raise ValueError(f"{self.path}: min {self.minimum!r} > max {self.maximum!r}")
 
@@ -108,14 +112,20 @@ class SignalSpec:
             ValueError: a required key is missing or a value is not of the accepted kind
                 (callers reading files translate this into ``CatalogFormatError``).
         """
-        missing = [k for k in ("path", "type", "datatype", "description", "privacy_category") if k not in data]
+        missing = [
+            k
+            for k in ("path", "type", "datatype", "description", "privacy_category")
+            if k not in data
+        ]
         if missing:
             raise ValueError(f"signal entry {data.get('path', '?')!r} is missing {missing}")
         allowed = data.get("allowed")
         enum = data.get("enum")
         bounds_source = data.get("bounds_source", "vss")
         if bounds_source not in get_args(BoundsSource):
-            raise ValueError(f"bounds_source {bounds_source!r} is not one of {get_args(BoundsSource)}")
+            raise ValueError(
+                f"bounds_source {bounds_source!r} is not one of {get_args(BoundsSource)}"
+            )
         return cls(
             path=str(data["path"]),
             node_type=data["type"],
@@ -149,7 +159,9 @@ def _number_or_none(value: object, key: str) -> Number | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{key} {value!r} is not a number")
+        # ValueError, not TypeError: this is bad file content, which callers turn into
+        # CatalogFormatError together with the other content errors.
+        raise ValueError(f"{key} {value!r} is not a number")  # noqa: TRY004
     return value
 
 

@@ -106,9 +106,12 @@ def _normalise_integer(spec: SignalSpec, scalar: VssScalarType, value: object, w
         return spec.enum[value]
     if isinstance(value, bool | np.bool_):
         raise _type_error(spec, value, where, f"an integer (a bool is not an integer for {scalar})")
-    if isinstance(value, int | np.integer):
-        number = int(value)
-    elif isinstance(value, float | np.floating) and math.isfinite(value) and float(value).is_integer():
+    if (
+        isinstance(value, int | np.integer)
+        or isinstance(value, float | np.floating)
+        and math.isfinite(value)
+        and float(value).is_integer()
+    ):
         number = int(value)
     else:
         expected = "an integer or an integral float"
@@ -122,19 +125,25 @@ def _normalise_integer(spec: SignalSpec, scalar: VssScalarType, value: object, w
 
 
 def _normalise_float(spec: SignalSpec, scalar: VssScalarType, value: object, where: str) -> float:
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
-        raise _type_error(spec, value, where, "a real number (int or float; a bool is not a number)")
+    if isinstance(value, bool | np.bool_) or not isinstance(
+        value, int | float | np.integer | np.floating
+    ):
+        raise _type_error(
+            spec, value, where, "a real number (int or float; a bool is not a number)"
+        )
     try:
         number = float(value)
     except OverflowError:
         number = math.inf
     limit = FLOAT_LIMITS[scalar]
     if not math.isfinite(number) or abs(number) > limit:
-        raise _type_error(spec, value, where, f"a finite number that fits {scalar}, |x| <= {limit:.7g}")
+        raise _type_error(
+            spec, value, where, f"a finite number that fits {scalar}, |x| <= {limit:.7g}"
+        )
     return number
 
 
-def _check_domain(spec: SignalSpec, value: bool | int | float | str, given: object, where: str) -> None:
+def _check_domain(spec: SignalSpec, value: bool | float | str, given: object, where: str) -> None:
     if not isinstance(value, bool | str):
         below = spec.minimum is not None and value < spec.minimum
         above = spec.maximum is not None and value > spec.maximum
@@ -146,11 +155,12 @@ def _check_domain(spec: SignalSpec, value: bool | int | float | str, given: obje
             )
     if spec.allowed is not None and value not in spec.allowed:
         raise SignalRangeError(
-            f"{spec.path}{where}: value {given!r} is not one of the allowed values {list(spec.allowed)}"
+            f"{spec.path}{where}: value {given!r} is not one of the allowed values "
+            f"{list(spec.allowed)}"
         )
 
 
-def _bound(bound: int | float | None) -> str:
+def _bound(bound: float | None) -> str:
     return "unbounded" if bound is None else repr(bound)
 
 
@@ -214,7 +224,7 @@ def _float_source_mask(
     spec: SignalSpec, scalar: VssScalarType, array: npt.NDArray[Any]
 ) -> npt.NDArray[np.bool_]:
     with np.errstate(invalid="ignore", over="ignore"):
-        mask = np.isfinite(array)
+        mask: npt.NDArray[np.bool_] = np.isfinite(array)
         if is_integer(spec.datatype):
             low, high = INTEGER_BOUNDS[scalar]
             # ``high + 1`` is a power of two, exact in binary64: x < 2**n holds exactly where

@@ -27,8 +27,21 @@ from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES, privacy_category_for
 from drivetrain.core.vss.spec import NODE_TYPES, BranchSpec, SignalSpec
 
 _LEAF_KEYS = frozenset(
-    {"type", "description", "datatype", "unit", "min", "max", "allowed", "enum", "default",
-     "comment", "deprecation", "privacy_category", "bounds_source"}
+    {
+        "type",
+        "description",
+        "datatype",
+        "unit",
+        "min",
+        "max",
+        "allowed",
+        "enum",
+        "default",
+        "comment",
+        "deprecation",
+        "privacy_category",
+        "bounds_source",
+    }
 )
 _BRANCH_KEYS = frozenset({"type", "description", "comment", "children"})
 
@@ -48,13 +61,17 @@ def load_vss_json(path: str | Path) -> Catalog:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise CatalogFormatError(f"{source}: not JSON at line {e.lineno} column {e.colno}: {e.msg}") from e
+        raise CatalogFormatError(
+            f"{source}: not JSON at line {e.lineno} column {e.colno}: {e.msg}"
+        ) from e
     return parse_vss_tree(data, source=source)
 
 
 def dump_vss_json(catalog: Catalog, path: str | Path) -> None:
     """Write ``catalog`` to ``path`` as a vss-tools-shaped JSON tree (keys sorted, indented)."""
-    Path(path).write_text(json.dumps(vss_tree(catalog), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    Path(path).write_text(
+        json.dumps(vss_tree(catalog), indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
 
 
 def parse_vss_tree(data: object, source: str = "<VSS JSON>") -> Catalog:
@@ -69,7 +86,7 @@ def parse_vss_tree(data: object, source: str = "<VSS JSON>") -> Catalog:
     """
     if not isinstance(data, dict) or not data:
         raise CatalogFormatError(
-            f"{source}: expected a JSON object of root nodes like {{\"Vehicle\": {{...}}}}, "
+            f'{source}: expected a JSON object of root nodes like {{"Vehicle": {{...}}}}, '
             f"got {type(data).__name__}"
         )
     signals: list[SignalSpec] = []
@@ -78,17 +95,25 @@ def parse_vss_tree(data: object, source: str = "<VSS JSON>") -> Catalog:
     while stack:
         node_path, node = stack.pop()
         if not isinstance(node, dict):
-            raise CatalogFormatError(f"{source}: node {node_path}: expected an object, got {type(node).__name__}")
+            raise CatalogFormatError(
+                f"{source}: node {node_path}: expected an object, got {type(node).__name__}"
+            )
         node_type = node.get("type")
         if node_type == "branch":
             branches.append(_branch(node, node_path, source))
             children = node.get("children", {})
             if not isinstance(children, dict):
-                raise _field_error(source, node_path, "children", children, "an object of child nodes")
-            stack.extend((f"{node_path}.{name}", child) for name, child in reversed(children.items()))
+                raise _field_error(
+                    source, node_path, "children", children, "an object of child nodes"
+                )
+            stack.extend(
+                (f"{node_path}.{name}", child) for name, child in reversed(children.items())
+            )
         elif node_type in NODE_TYPES:
             if "children" in node:
-                raise _field_error(source, node_path, "children", "...", f"no children on a {node_type}")
+                raise _field_error(
+                    source, node_path, "children", "...", f"no children on a {node_type}"
+                )
             signals.append(_leaf(node, node_path, source))
         else:
             raise _field_error(
@@ -97,14 +122,20 @@ def parse_vss_tree(data: object, source: str = "<VSS JSON>") -> Catalog:
     return Catalog(signals, branches)
 
 
-def _field_error(source: str, node_path: str, key: str, value: object, expected: str) -> CatalogFormatError:
+def _field_error(
+    source: str, node_path: str, key: str, value: object, expected: str
+) -> CatalogFormatError:
     shown = repr(value)
     if len(shown) > 80:
         shown = shown[:77] + "..."
-    return CatalogFormatError(f"{source}: node {node_path}: field {key!r} is {shown}; expected {expected}")
+    return CatalogFormatError(
+        f"{source}: node {node_path}: field {key!r} is {shown}; expected {expected}"
+    )
 
 
-def _text(node: Mapping[str, Any], key: str, source: str, node_path: str, required: bool) -> str | None:
+def _text(
+    node: Mapping[str, Any], key: str, source: str, node_path: str, required: bool
+) -> str | None:
     value = node.get(key)
     if value is None:
         if required:
@@ -128,8 +159,12 @@ def _leaf(node: Mapping[str, Any], node_path: str, source: str) -> SignalSpec:
     datatype = node.get("datatype")
     if not is_vss_datatype(datatype):
         raise _field_error(
-            source, node_path, "datatype", datatype,
-            "a VSS datatype (boolean, string, uint8..uint64, int8..int64, float, double, or an array form like float[])",
+            source,
+            node_path,
+            "datatype",
+            datatype,
+            "a VSS datatype (boolean, string, uint8..uint64, int8..int64, float, double, "
+            "or an array form like float[])",
         )
     for key in ("min", "max"):
         value = node.get(key)
@@ -141,17 +176,24 @@ def _leaf(node: Mapping[str, Any], node_path: str, source: str) -> SignalSpec:
     enum = node.get("enum")
     if enum is not None:
         if not isinstance(enum, dict) or not all(
-            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in enum.items()
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+            for k, v in enum.items()
         ):
-            raise _field_error(source, node_path, "enum", enum, "an object mapping names to integers")
+            raise _field_error(
+                source, node_path, "enum", enum, "an object mapping names to integers"
+            )
         if allowed is None:
             allowed = sorted(enum.values())
     category = node.get("privacy_category", privacy_category_for(node_path))
     if category not in PRIVACY_CATEGORIES:
-        raise _field_error(source, node_path, "privacy_category", category, f"one of {PRIVACY_CATEGORIES}")
+        raise _field_error(
+            source, node_path, "privacy_category", category, f"one of {PRIVACY_CATEGORIES}"
+        )
     bounds_source = node.get("bounds_source", "vss")
     if bounds_source not in ("vss", "drivetrain"):
-        raise _field_error(source, node_path, "bounds_source", bounds_source, "'vss' or 'drivetrain'")
+        raise _field_error(
+            source, node_path, "bounds_source", bounds_source, "'vss' or 'drivetrain'"
+        )
     try:
         return SignalSpec(
             path=node_path,
@@ -165,7 +207,9 @@ def _leaf(node: Mapping[str, Any], node_path: str, source: str) -> SignalSpec:
             allowed=tuple(allowed) if allowed is not None else None,
             enum=dict(enum) if enum is not None else None,
             comment=_text(node, "comment", source, node_path, required=False),
-            default=tuple(node["default"]) if isinstance(node.get("default"), list) else node.get("default"),
+            default=tuple(node["default"])
+            if isinstance(node.get("default"), list)
+            else node.get("default"),
             deprecation=_text(node, "deprecation", source, node_path, required=False),
             bounds_source=bounds_source,
             extra={k: v for k, v in node.items() if k not in _LEAF_KEYS},
@@ -205,7 +249,9 @@ def _branch_node(branch: BranchSpec | None, branch_path: str) -> dict[str, Any]:
 
 def _leaf_node(spec: SignalSpec) -> dict[str, Any]:
     node: dict[str, Any] = dict(spec.extra)
-    node.update({"type": spec.node_type, "datatype": spec.datatype, "description": spec.description})
+    node.update(
+        {"type": spec.node_type, "datatype": spec.datatype, "description": spec.description}
+    )
     optional: dict[str, Any] = {
         "unit": spec.unit,
         "min": spec.minimum,
@@ -217,7 +263,7 @@ def _leaf_node(spec: SignalSpec) -> dict[str, Any]:
     if spec.enum is not None:
         optional["enum"] = dict(spec.enum)
         # ``allowed`` is implied by ``enum`` unless the node restricted it further.
-        if spec.allowed is not None and sorted(spec.allowed) != sorted(spec.enum.values()):  # type: ignore[type-var]
+        if spec.allowed is not None and sorted(spec.allowed) != sorted(spec.enum.values()):
             optional["allowed"] = list(spec.allowed)
     elif spec.allowed is not None:
         optional["allowed"] = list(spec.allowed)
