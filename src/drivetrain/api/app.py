@@ -1,0 +1,64 @@
+"""``create_app``: the Drivetrain HTTP API as one FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from drivetrain import __version__
+from drivetrain.api.context import ApiContext, RequestIdMiddleware
+from drivetrain.api.errors import install_error_handlers
+from drivetrain.api.routers import include_routers
+from drivetrain.cloud.infra import (
+    Database,
+    ensure_embedded_bootstrap,
+    open_database,
+    resolve_token_key,
+)
+from drivetrain.core.settings import Settings
+
+OPENAPI_URL = "/openapi.json"
+DOCS_URL = "/docs"
+
+
+def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
+    """Build the API for ``settings``: migrate, resolve the token key, mount every router.
+
+    ``database`` defaults to :func:`open_database` (closed when the app shuts down; a given
+    one stays the caller's). Migrations run here (idempotent), and in the embedded
+    deployment the bootstrap admin is ensured (its credentials file path is on
+    ``app.state.drivetrain.bootstrap``). Raises :class:`ConfigurationError` for unusable
+    settings and :class:`StorageError` when the database cannot be migrated.
+    """
+    owned = database is None
+    db = database if database is not None else open_database(settings)
+    db.upgrade()
+    token_key = resolve_token_key(settings)
+    bootstrap = (
+        ensure_embedded_bootstrap(settings, db) if settings.deployment == "embedded" else None
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            db.dispose()
+
+    app = FastAPI(
+        title="Drivetrain API",
+        version=__version__,
+        summary="Open, self-hostable cloud for software-defined vehicles",
+        openapi_url=OPENAPI_URL,
+        docs_url=DOCS_URL,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.drivetrain = ApiContext(
+        settings=settings, database=db, token_key=token_key, bootstrap=bootstrap
+    )
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    include_routers(app)
+    return app

@@ -1,0 +1,23 @@
+"""The one place routers are assembled: each domain adds its ``(prefix, router)`` here."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from drivetrain.api import audit_routes, auth_routes, health, tenant_routes
+
+# (prefix, router) per domain, mounted in this order. Later domains append theirs, e.g.
+# ("/v1/tenants/{tenant}/vehicles", twins_api.router): a "{tenant}" in the path makes
+# require_scopes check the token's tenant.
+ROUTERS: list[tuple[str, APIRouter]] = [
+    ("", health.router),
+    ("/v1/auth", auth_routes.router),
+    ("/v1/tenants", tenant_routes.router),
+    ("/v1/audit", audit_routes.router),
+]
+
+
+def include_routers(app: FastAPI, routers: list[tuple[str, APIRouter]] | None = None) -> None:
+    """Mount every ``(prefix, router)`` of ``routers`` (default :data:`ROUTERS`) on ``app``."""
+    for prefix, router in routers if routers is not None else ROUTERS:
+        app.include_router(router, prefix=prefix)

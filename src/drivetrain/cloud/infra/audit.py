@@ -1,0 +1,307 @@
+"""The audit log: an append-only, hash-chained record of every state-changing action.
+
+Each tenant has one chain. Entry ``n`` stores ``prev_hash`` (entry ``n-1``'s hash, or 64 zeros
+for the first) and its own ``entry_hash`` = SHA-256 over a canonical JSON array of its fields,
+so editing, deleting or reordering a row breaks the chain where it happened and
+:func:`verify_chain` names that entry. The database additionally refuses UPDATE/DELETE on the
+table (triggers in the first migration); the chain is what still shows tampering by someone
+who can bypass them.
+
+The only writers and readers are :func:`record_audit` (call it inside the same session as the
+change it records, so both commit or neither does) and :func:`list_audit`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from drivetrain.cloud.infra.models import AuditChainRow, AuditEntryRow
+from drivetrain.core.errors import BadInputError
+
+GENESIS_HASH = "0" * 64
+_ACTION = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+MAX_LIST_LIMIT = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One recorded action. ``seq`` counts from 1 within the tenant's chain."""
+
+    tenant: str
+    seq: int
+    occurred_at: datetime
+    actor: str
+    action: str
+    target: str
+    details: Mapping[str, Any]
+    request_id: str | None
+    prev_hash: str
+    entry_hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (timestamps as ISO 8601 UTC)."""
+        return {
+            "tenant": self.tenant,
+            "seq": self.seq,
+            "occurred_at": self.occurred_at.isoformat(),
+            "actor": self.actor,
+            "action": self.action,
+            "target": self.target,
+            "details": dict(self.details),
+            "request_id": self.request_id,
+            "prev_hash": self.prev_hash,
+            "entry_hash": self.entry_hash,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BrokenEntry:
+    """Where a chain first fails verification and why."""
+
+    tenant: str
+    seq: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChainVerification:
+    """Result of :func:`verify_chain`: ``ok`` unless ``first_broken`` names an entry."""
+
+    entries_checked: int
+    first_broken: BrokenEntry | None
+
+    @property
+    def ok(self) -> bool:
+        """True when every checked chain is intact."""
+        return self.first_broken is None
+
+
+def canonical_details(details: Mapping[str, Any] | None) -> str:
+    """``details`` as canonical JSON (sorted keys, compact, no NaN).
+
+    Raises ``TypeError``/``ValueError`` when it is not JSON-serialisable.
+    """
+    return json.dumps(
+        dict(details or {}), sort_keys=True, separators=(",", ":"), allow_nan=False
+    )
+
+
+def compute_entry_hash(
+    *,
+    tenant: str,
+    seq: int,
+    occurred_at: datetime,
+    actor: str,
+    action: str,
+    target: str,
+    details_json: str,
+    request_id: str | None,
+    prev_hash: str,
+) -> str:
+    """SHA-256 (hex) of an entry's fields and its predecessor's hash, canonically encoded."""
+    fields = [
+        tenant,
+        seq,
+        occurred_at.astimezone(UTC).isoformat(timespec="microseconds"),
+        actor,
+        action,
+        target,
+        details_json,
+        request_id,
+        prev_hash,
+    ]
+    encoded = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(encoded).hexdigest()
+
+
+def _entry(row: AuditEntryRow) -> AuditEntry:
+    return AuditEntry(
+        tenant=row.tenant_id,
+        seq=row.seq,
+        occurred_at=row.occurred_at,
+        actor=row.actor,
+        action=row.action,
+        target=row.target,
+        details=json.loads(row.details),
+        request_id=row.request_id,
+        prev_hash=row.prev_hash,
+        entry_hash=row.entry_hash,
+    )
+
+
+def record_audit(
+    session: Session,
+    *,
+    tenant: str,
+    actor: str,
+    action: str,
+    target: str,
+    details: Mapping[str, Any] | None = None,
+    request_id: str | None = None,
+    now: datetime | None = None,
+) -> AuditEntry:
+    """Append one entry to ``tenant``'s chain inside ``session``'s transaction.
+
+    ``action`` is ``<domain>.<verb>`` (e.g. ``"tenant.create"``, ``"ota.campaign.start"``),
+    ``actor`` the principal (client id, or ``cli:<user>``), ``target`` what was acted on.
+    Raises :class:`BadInputError` for a malformed action name; concurrent appenders of one
+    tenant are serialised by the database (row lock / SQLite write lock).
+    """
+    if not _ACTION.match(action):
+        raise BadInputError(
+            f"audit action {action!r} is malformed; expected '<domain>.<verb>' in lower case, "
+            "e.g. 'tenant.create'"
+        )
+    occurred_at = (now or datetime.now(UTC)).astimezone(UTC)
+    details_json = canonical_details(details)
+    # Touch the chain head first: this takes the write lock before we read it, so two
+    # appenders can never both extend the same predecessor.
+    bumped = session.execute(
+        update(AuditChainRow)
+        .where(AuditChainRow.tenant_id == tenant)
+        .values(last_seq=AuditChainRow.last_seq + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(bumped, "rowcount", 0) == 0:
+        session.execute(
+            insert(AuditChainRow).values(tenant_id=tenant, last_seq=1, last_hash=GENESIS_HASH)
+        )
+    seq, prev_hash = session.execute(
+        select(AuditChainRow.last_seq, AuditChainRow.last_hash).where(
+            AuditChainRow.tenant_id == tenant
+        )
+    ).one()
+    entry_hash = compute_entry_hash(
+        tenant=tenant,
+        seq=seq,
+        occurred_at=occurred_at,
+        actor=actor,
+        action=action,
+        target=target,
+        details_json=details_json,
+        request_id=request_id,
+        prev_hash=prev_hash,
+    )
+    row = AuditEntryRow(
+        tenant_id=tenant,
+        seq=seq,
+        occurred_at=occurred_at,
+        actor=actor,
+        action=action,
+        target=target,
+        details=details_json,
+        request_id=request_id,
+        prev_hash=prev_hash,
+        entry_hash=entry_hash,
+    )
+    session.add(row)
+    session.execute(
+        update(AuditChainRow)
+        .where(AuditChainRow.tenant_id == tenant)
+        .values(last_hash=entry_hash)
+        .execution_options(synchronize_session=False)
+    )
+    session.flush()
+    return _entry(row)
+
+
+def list_audit(
+    session: Session,
+    tenant: str,
+    *,
+    after_seq: int = 0,
+    limit: int = 100,
+    action: str | None = None,
+) -> list[AuditEntry]:
+    """``tenant``'s entries with ``seq > after_seq``, oldest first, at most ``limit``.
+
+    ``action`` filters on an exact action name. Raises :class:`BadInputError` for a limit
+    outside 1..1000 or a negative ``after_seq``.
+    """
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise BadInputError(f"limit={limit} is out of range; expected 1..{MAX_LIST_LIMIT}")
+    if after_seq < 0:
+        raise BadInputError(f"after_seq={after_seq} is negative; expected >= 0")
+    query = (
+        select(AuditEntryRow)
+        .where(AuditEntryRow.tenant_id == tenant, AuditEntryRow.seq > after_seq)
+        .order_by(AuditEntryRow.seq)
+        .limit(limit)
+    )
+    if action is not None:
+        query = query.where(AuditEntryRow.action == action)
+    return [_entry(row) for row in session.scalars(query)]
+
+
+def _verify_tenant(session: Session, tenant: str) -> tuple[int, BrokenEntry | None]:
+    checked = 0
+    expected_seq, prev_hash = 1, GENESIS_HASH
+    rows = session.scalars(
+        select(AuditEntryRow).where(AuditEntryRow.tenant_id == tenant).order_by(AuditEntryRow.seq)
+    )
+    for row in rows:
+        checked += 1
+        if row.seq != expected_seq:
+            return checked, BrokenEntry(
+                tenant, row.seq, f"sequence gap: expected entry {expected_seq}, found {row.seq}"
+            )
+        if row.prev_hash != prev_hash:
+            return checked, BrokenEntry(
+                tenant, row.seq, "prev_hash does not match the previous entry's hash"
+            )
+        recomputed = compute_entry_hash(
+            tenant=row.tenant_id,
+            seq=row.seq,
+            occurred_at=row.occurred_at,
+            actor=row.actor,
+            action=row.action,
+            target=row.target,
+            details_json=row.details,
+            request_id=row.request_id,
+            prev_hash=row.prev_hash,
+        )
+        if recomputed != row.entry_hash:
+            return checked, BrokenEntry(
+                tenant, row.seq, "contents do not match the entry hash (row was edited)"
+            )
+        expected_seq, prev_hash = row.seq + 1, row.entry_hash
+    head = session.execute(
+        select(AuditChainRow.last_seq, AuditChainRow.last_hash).where(
+            AuditChainRow.tenant_id == tenant
+        )
+    ).one_or_none()
+    last_seq = expected_seq - 1
+    if head is not None and (head.last_seq != last_seq or head.last_hash != prev_hash):
+        return checked, BrokenEntry(
+            tenant,
+            last_seq + 1,
+            f"chain head records {head.last_seq} entries but {last_seq} remain "
+            "(entries were removed)",
+        )
+    return checked, None
+
+
+def verify_chain(session: Session, tenant: str | None = None) -> ChainVerification:
+    """Recompute ``tenant``'s chain (or every tenant's) and report the first broken entry."""
+    if tenant is not None:
+        tenants = [tenant]
+    else:
+        in_log = set(session.scalars(select(AuditEntryRow.tenant_id).distinct()))
+        in_heads = set(session.scalars(select(AuditChainRow.tenant_id)))
+        tenants = sorted(in_log | in_heads)
+    total = 0
+    for name in tenants:
+        checked, broken = _verify_tenant(session, name)
+        total += checked
+        if broken is not None:
+            return ChainVerification(entries_checked=total, first_broken=broken)
+    return ChainVerification(entries_checked=total, first_broken=None)

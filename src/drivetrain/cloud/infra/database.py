@@ -1,0 +1,223 @@
+"""The state database: engine, transactional sessions, migrations, error translation.
+
+SQLite (a file under ``data_dir``) is the embedded default; PostgreSQL is chosen by URL
+(``postgresql+psycopg://user:password@host/db``). Both run the same code and the same Alembic
+revisions. No SQLAlchemy or driver exception leaves this module's callers: every session and
+migration translates them (``IntegrityError`` → :class:`ConflictError`, anything else from
+the database → :class:`StorageError`), chaining the original with ``raise ... from``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from drivetrain.core.errors import ConfigurationError, ConflictError, StorageError
+from drivetrain.core.settings import Settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_CLOUD_DIR = Path(__file__).resolve().parents[1]
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def migration_version_locations() -> list[Path]:
+    """Every domain's Alembic ``versions`` directory, infra first.
+
+    A domain ``drivetrain.cloud.<name>`` contributes revisions by shipping
+    ``migrations/versions/`` inside its package (see docs/api.md); they are found here, so
+    adding a domain never edits infra code.
+    """
+    infra = MIGRATIONS_DIR / "versions"
+    others = sorted(
+        p for p in _CLOUD_DIR.glob("*/migrations/versions") if p.is_dir() and p != infra
+    )
+    return [infra, *others]
+
+
+def _first_line(error: BaseException) -> str:
+    orig = getattr(error, "orig", None) or error
+    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+
+
+@contextmanager
+def translate_errors(operation: str) -> Iterator[None]:
+    """Re-raise SQLAlchemy/driver errors raised inside the block as Drivetrain errors.
+
+    ``operation`` names what was being done, for the message. Raises :class:`ConflictError`
+    for integrity violations (duplicate key, broken foreign key) and :class:`StorageError`
+    for everything else the database reports (unreachable server, locked file, bad SQL).
+    """
+    try:
+        yield
+    except IntegrityError as e:
+        raise ConflictError(f"{operation}: conflicts with existing data ({_first_line(e)})") from e
+    except SQLAlchemyError as e:
+        raise StorageError(f"{operation}: state database failed ({_first_line(e)})") from e
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseHealth:
+    """Result of a liveness probe: ``ok``, the applied revisions, and the failure if any."""
+
+    ok: bool
+    revisions: tuple[str, ...]
+    detail: str
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers proceed while one writer commits; SQLite leaves foreign keys off
+    # unless asked, per connection.
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()
+
+
+class Database:
+    """One state database: an engine plus transactional sessions and migrations.
+
+    ``url`` is a SQLAlchemy URL (``sqlite:///path/state.db`` or
+    ``postgresql+psycopg://...``). Raises :class:`ConfigurationError` when the URL cannot be
+    parsed or its driver is not installed. Connecting is lazy: an unreachable server shows up
+    as :class:`StorageError` on first use.
+    """
+
+    def __init__(self, url: str | URL, *, echo: bool = False) -> None:
+        try:
+            parsed = make_url(url)
+        except ArgumentError as e:
+            raise ConfigurationError(
+                f"state database URL {str(url)!r} is not a SQLAlchemy URL "
+                "(expected e.g. sqlite:///path/state.db or postgresql+psycopg://user@host/db)"
+            ) from e
+        self._url = parsed
+        kwargs: dict[str, Any] = {"echo": echo}
+        if parsed.get_backend_name() == "sqlite":
+            database = parsed.database or ""
+            if database in ("", ":memory:"):
+                kwargs["poolclass"] = StaticPool  # one shared in-memory database
+                kwargs["connect_args"] = {"check_same_thread": False}
+            else:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+        else:
+            kwargs["pool_pre_ping"] = True
+        try:
+            self._engine = create_engine(parsed, **kwargs)
+        except (NoSuchModuleError, ModuleNotFoundError, ArgumentError) as e:
+            raise ConfigurationError(
+                f"cannot open state database {self.display_url!r}: {e} "
+                "(PostgreSQL needs the 'postgres' extra: pip install 'drivetrain[postgres]')"
+            ) from e
+        if self.dialect == "sqlite":
+            event.listen(self._engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for domains that need Core queries)."""
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._url.get_backend_name()
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password masked, safe to log."""
+        return self._url.render_as_string(hide_password=True)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction: committed when the block ends, rolled back on error.
+
+        Raises :class:`ConflictError`/:class:`StorageError` for database failures inside the
+        block or at commit; other exceptions propagate unchanged after the rollback.
+        """
+        with translate_errors("state database transaction"):
+            with self._sessions() as session:
+                try:
+                    yield session
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
+
+    def _alembic_config(self, connection: Any) -> Config:
+        config = Config()
+        # configparser interpolation: a literal '%' in a path must be doubled.
+        config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+        config.set_main_option("path_separator", "os")
+        config.set_main_option(
+            "version_locations",
+            os.pathsep.join(str(p) for p in migration_version_locations()).replace("%", "%%"),
+        )
+        config.attributes["connection"] = connection
+        return config
+
+    def upgrade(self, revision: str = "heads") -> None:
+        """Apply every pending migration of every domain (up to ``revision``; default all).
+
+        Idempotent. Raises :class:`StorageError` when the database cannot be reached or a
+        migration fails.
+        """
+        with translate_errors(f"migrating {self.display_url} to {revision!r}"):
+            with self._engine.begin() as connection:
+                command.upgrade(self._alembic_config(connection), revision)
+
+    def current_revisions(self) -> tuple[str, ...]:
+        """The applied Alembic revisions (one per domain branch); empty for a new database.
+
+        Raises :class:`StorageError` when the database cannot be reached.
+        """
+        with translate_errors(f"reading the schema revision of {self.display_url}"):
+            with self._engine.connect() as connection:
+                heads = MigrationContext.configure(connection).get_current_heads()
+        return tuple(sorted(heads))
+
+    def head_revisions(self) -> tuple[str, ...]:
+        """The newest revision of every branch shipped with the code (what upgrade reaches)."""
+        from alembic.script import ScriptDirectory
+
+        script = ScriptDirectory.from_config(self._alembic_config(None))
+        return tuple(sorted(script.get_heads()))
+
+    def health(self) -> DatabaseHealth:
+        """Probe the database with a trivial query; never raises."""
+        try:
+            with translate_errors(f"probing {self.display_url}"):
+                with self._engine.connect() as connection:
+                    connection.execute(text("SELECT 1"))
+                    heads = MigrationContext.configure(connection).get_current_heads()
+        except StorageError as e:
+            return DatabaseHealth(ok=False, revisions=(), detail=str(e))
+        return DatabaseHealth(ok=True, revisions=tuple(sorted(heads)), detail="ok")
+
+    def dispose(self) -> None:
+        """Close every pooled connection. The object stays usable (connections reopen)."""
+        self._engine.dispose()
+
+
+def open_database(settings: Settings) -> Database:
+    """The state database named by ``settings.state_database_url`` (SQLite in data_dir by default).
+
+    Does not migrate: call :meth:`Database.upgrade`. Raises :class:`ConfigurationError` for an
+    unusable URL.
+    """
+    return Database(settings.state_database_url)
