@@ -35,7 +35,7 @@ CatalogOption = Annotated[
     Path | None,
     typer.Option(
         "--catalog",
-        help="A full VSS JSON export (vss-tools `vspec export json`) to use instead of the built-ins.",
+        help="A full VSS JSON export (vss-tools `vspec export json`) to use instead.",
         dir_okay=False,
     ),
 ]
