@@ -96,6 +96,9 @@ def test_malformed_builtin_yaml_names_the_source_and_entry(text: str, message: s
 
 
 def test_duplicate_builtin_entries_are_a_format_error() -> None:
-    entry = "{path: Vehicle.X, type: sensor, datatype: float, description: d, privacy_category: technical}"
+    entry = (
+        "{path: Vehicle.X, type: sensor, datatype: float, description: d, "
+        "privacy_category: technical}"
+    )
     with pytest.raises(CatalogFormatError, match="duplicate signal path 'Vehicle.X'"):
         parse_builtin_yaml(f"signals:\n  - {entry}\n  - {entry}", source="cat.yaml")
