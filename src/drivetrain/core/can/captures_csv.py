@@ -299,10 +299,14 @@ def iter_comma_csv(path: str | Path, *, strict: bool, chunk_frames: int) -> Iter
     with _open(path) as f:
         names = _read_header(f, path, (COMMA_CSV_HEADER,))
         numeric = {"t_s": pa.float64(), "bus": pa.uint16(), "address": pa.uint32()}
+        empty = True
         for block in _iter_blocks(f, chunk_frames * _BYTES_PER_FRAME, first_line=2):
             table, wrong_count, native = _parse_block(block, names, numeric)
             lines = _BlockLines(block, len(names), table.num_rows, bool(wrong_count))
             yield _comma_chunk(path, table, lines, native, strict)
+            empty = False
+        if empty:
+            yield CaptureChunk(FrameBatch.empty(), (), f.tell())
 
 
 def _comma_chunk(
@@ -355,10 +359,15 @@ def iter_road_csv(path: str | Path, *, strict: bool, chunk_frames: int) -> Itera
     path = Path(path)
     with _open(path) as f:
         names = _read_header(f, path, (ROAD_CSV_HEADER, (*ROAD_CSV_HEADER, "Label")))
+        empty = True
         for block in _iter_blocks(f, chunk_frames * _BYTES_PER_FRAME, first_line=2):
             table, wrong_count, native = _parse_block(block, names, {"Time": pa.float64()})
             lines = _BlockLines(block, len(names), table.num_rows, bool(wrong_count))
             yield _road_chunk(path, table, lines, native, strict)
+            empty = False
+        if empty:
+            labels = FrameLabels(np.empty(0, np.int32), ()) if "Label" in names else None
+            yield CaptureChunk(FrameBatch.empty(), (), f.tell(), labels)
 
 
 def _road_chunk(
