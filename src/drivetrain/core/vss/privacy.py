@@ -13,7 +13,8 @@ nothing about the person in the seat.
 3. **cabin** — the people and the space inside: ``Vehicle.Cabin.*``, ``Vehicle.Driver.*``,
    ``Vehicle.Occupant.*``.
 4. **driving_behaviour** — how the vehicle is driven: speed, acceleration, angular velocity,
-   distance and trip counters, pedals, steering, wheel speeds, gear choice, and ADAS usage.
+   distance and trip counters, pedals and throttle position, steering, wheel speeds, gear
+   choice, direction indicators, horn, and ADAS usage (all of ``Vehicle.ADAS.*``).
 5. **technical** — everything else (powertrain state, battery, charging, body, exterior).
 """
 
