@@ -1,0 +1,135 @@
+"""Loading DBC files into a cantools ``Database``, resolving what cantools alone refuses.
+
+:func:`load_dbc` reads a DBC file, inlines its ``CM_ "IMPORT other.dbc";`` includes
+(recursively, relative to the including file, each file once, cycles refused), applies the
+meaning-preserving repairs of :mod:`drivetrain.core.can.dbc_text`, and hands the text to
+cantools (non-strict, as opendbc's overlapping signals require). Everything it did is listed in
+``LoadedDbc.notes``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import cantools.database
+from cantools.database.can import Database
+from cantools.database.errors import Error as CantoolsError
+
+from drivetrain.core.can.dbc_text import LineMap, repair, split_imports
+from drivetrain.core.errors import DbcFormatError
+
+_LINE_RE = re.compile(r"at line (\d+)")
+
+
+@dataclass(frozen=True)
+class LoadedDbc:
+    """A loaded DBC: the cantools database, the file it came from, and what the loader did."""
+
+    database: Database
+    path: Path
+    notes: tuple[str, ...]
+
+
+def load_dbc(path: str | Path) -> LoadedDbc:
+    """Load the DBC file at ``path`` (with its IMPORTs) into a cantools ``Database``.
+
+    Raises:
+        DbcFormatError: the file (or an imported one) is missing, unreadable, imports itself
+            through a cycle, or cannot be parsed; the message names the file and, where
+            possible, the line.
+    """
+    path = Path(path)
+    notes: list[str] = []
+    segments: list[tuple[int, str]] = []
+    parts: list[str] = []
+    _inline(path.resolve(), (), set(), parts, segments, notes, path.parent.resolve())
+    combined = "".join(parts)
+    where = LineMap(segments)
+    repaired = repair(combined, where)
+    notes.extend(repaired.notes)
+    try:
+        database = cantools.database.load_string(combined_text := repaired.text, "dbc", strict=False)
+    except (CantoolsError, ValueError, KeyError, IndexError) as e:
+        raise DbcFormatError(_describe(e, path, where, combined_text)) from e
+    assert isinstance(database, Database)
+    if repaired.restored_names:
+        _restore_names(database, repaired.restored_names)
+    return LoadedDbc(database=database, path=path, notes=tuple(notes))
+
+
+def _read(path: Path, importer: str | None) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        via = f" (imported by {importer})" if importer else ""
+        raise DbcFormatError(f"cannot read DBC file {path}{via}: {e.strerror or e}") from e
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        # DBC editors traditionally write Windows-1252; latin-1 accepts any byte.
+        try:
+            return raw.decode("cp1252")
+        except UnicodeDecodeError:
+            return raw.decode("latin-1")
+
+
+def _inline(
+    path: Path,
+    stack: tuple[Path, ...],
+    done: set[Path],
+    parts: list[str],
+    segments: list[tuple[int, str]],
+    notes: list[str],
+    root: Path,
+) -> None:
+    """Append ``path``'s imports (depth first), then ``path`` itself, to ``parts``."""
+    text = _read(path, stack[-1].name if stack else None)
+    split = split_imports(text)
+    for name, line in split.imports:
+        target = (path.parent / name).resolve()
+        if target in stack or target == path:
+            chain = " -> ".join(p.name for p in (*stack, path, target))
+            raise DbcFormatError(f"{path}:{line}: IMPORT cycle {chain}")
+        if target in done:
+            notes.append(f"skipped repeated IMPORT {name} in {_rel(path, root)} (already inlined)")
+            continue
+        if not target.is_file():
+            raise DbcFormatError(f"{path}:{line}: IMPORT {name!r} names no file (looked for {target})")
+        _inline(target, (*stack, path), done, parts, segments, notes, root)
+        notes.append(f"inlined IMPORT {name} (from {_rel(path, root)})")
+    done.add(path)
+    first_line = sum(p.count("\n") for p in parts) + 1
+    segments.append((first_line, str(_rel(path, root))))
+    parts.append(split.text if split.text.endswith("\n") else split.text + "\n")
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _describe(error: Exception, path: Path, where: LineMap, text: str) -> str:
+    message = str(error).strip().strip('"')
+    mo = _LINE_RE.search(message)
+    if mo:
+        return f"{where(int(mo.group(1)))}: cannot parse DBC: {message}"
+    return f"{path}: cannot load DBC: {message}"
+
+
+def _restore_names(database: Database, restored: dict[str, str]) -> None:
+    """Put back names that start with a digit, swapped for placeholders before parsing."""
+    for message in database.messages:
+        message.name = restored.get(message.name, message.name)
+        message.senders[:] = [restored.get(s, s) for s in message.senders]
+        for signal in message.signals:
+            signal.name = restored.get(signal.name, signal.name)
+            if signal.multiplexer_signal is not None:
+                signal.multiplexer_signal = restored.get(signal.multiplexer_signal, signal.multiplexer_signal)
+            signal.receivers[:] = [restored.get(r, r) for r in signal.receivers]
+    for node in database.nodes:
+        node.name = restored.get(node.name, node.name)
+    database.refresh()
