@@ -1,0 +1,264 @@
+"""Capture → decode → (map to VSS) → Parquet, streamed chunk by chunk.
+
+``decode_capture`` is what ``drivetrain can decode`` runs. It reads the capture in chunks
+(``captures.iter_capture``), decodes each with the batch decoder, optionally maps the values to
+VSS, and appends each chunk as a row group to a Parquet file. Memory stays bounded by one
+chunk, and the output appears only when everything succeeded: it is written to a temporary
+file beside ``out_path`` and renamed at the end.
+
+Output columns (one row per decoded signal value):
+
+==============  ========================  ==================================================
+``timestamp_s`` float64                   frame time, seconds, as in the capture
+``bus``         uint16                    bus number
+``frame_id``    uint32                    CAN id (without the extended flag)
+``message``     dictionary<string>        DBC message name
+``signal``      dictionary<string>        DBC signal name
+``value``       float64 (nullable)        physical value (raw * scale + offset); with a map,
+                                          converted to the VSS signal's unit; null where the
+                                          frame was shorter than the DBC message and did not
+                                          carry the signal (see ``truncated_frames``)
+``vss_path``    dictionary<string>        only with a map: the VSS path
+==============  ========================  ==================================================
+
+Without a map, every frame whose id is in the DBC gives one row per signal of its message
+(per signal of its branch, for multiplexed messages). With a map, only mapped signal values
+are written (one row per map entry that matches), and
+the CAN provenance columns are kept so every VSS value can be traced to its frame.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from drivetrain.core.can.captures import (
+    DEFAULT_CHUNK_FRAMES,
+    CaptureFormat,
+    MalformedLine,
+    iter_capture,
+)
+from drivetrain.core.can.dbc import load_dbc
+from drivetrain.core.can.frames import DecodedSignals
+from drivetrain.core.can.signal_map import SignalMap, load_signal_map
+from drivetrain.core.can.truncated_frames import CompletingDecoder
+from drivetrain.core.errors import StorageError
+
+#: Malformed-line reports kept in a summary (the count covers them all).
+MAX_MALFORMED_KEPT = 1000
+#: Unknown ids listed in a summary, most frequent first.
+TOP_UNKNOWN_IDS = 10
+
+_DICT = pa.dictionary(pa.int32(), pa.string())
+BASE_SCHEMA = pa.schema(
+    [
+        ("timestamp_s", pa.float64()),
+        ("bus", pa.uint16()),
+        ("frame_id", pa.uint32()),
+        ("message", _DICT),
+        ("signal", _DICT),
+        ("value", pa.float64()),
+    ]
+)
+VSS_SCHEMA = BASE_SCHEMA.append(pa.field("vss_path", _DICT))
+
+
+@dataclass(frozen=True)
+class DecodeProgress:
+    """How far a decode has got: bytes of the capture read (of ``bytes_total``), frames read."""
+
+    bytes_read: int
+    bytes_total: int
+    frames_read: int
+
+
+ProgressCallback = Callable[[DecodeProgress], None]
+
+
+@dataclass(frozen=True)
+class DecodeSummary:
+    """What ``decode_capture`` did.
+
+    ``frames_decoded`` counts frames whose id is in the DBC (on the selected bus), of which
+    ``frames_truncated`` were shorter than their message (``values_missing`` nulls written)
+    and ``frames_rejected`` had a multiplexer value without a branch (no values);
+    ``frames_unknown_id`` those whose id is not, with ``top_unknown_ids`` as ``(frame id,
+    frames)`` pairs, most frequent first; ``frames_other_bus`` those left out by ``bus``.
+    ``malformed`` holds the first ``MAX_MALFORMED_KEPT`` reports of ``malformed_count``.
+    """
+
+    capture_path: Path
+    out_path: Path
+    frames_read: int
+    frames_decoded: int
+    frames_truncated: int
+    frames_rejected: int
+    values_missing: int
+    frames_unknown_id: int
+    top_unknown_ids: tuple[tuple[int, int], ...]
+    frames_other_bus: int
+    signal_values: int
+    malformed: tuple[MalformedLine, ...]
+    malformed_count: int
+    seconds: float
+    dbc_notes: tuple[str, ...] = ()
+    vss_mapped: bool = False
+
+    @property
+    def frames_per_s(self) -> float:
+        """Frames read per second of wall time."""
+        return self.frames_read / self.seconds if self.seconds > 0 else float("inf")
+
+
+def _dictionary(indices: np.ndarray, names: pa.Array) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), names)
+
+
+def signals_table(
+    decoded: DecodedSignals,
+    signal_map: SignalMap | None = None,
+    missing: np.ndarray | None = None,
+) -> pa.Table:
+    """The Parquet rows for one decoded chunk (see the module docstring for the columns);
+    ``missing`` marks values written as null."""
+    messages = pa.array(decoded.message_names, pa.string())
+    signals = pa.array(decoded.signal_names, pa.string())
+    if signal_map is None:
+        columns = [
+            pa.array(decoded.timestamp_s, pa.float64()),
+            pa.array(decoded.bus, pa.uint16()),
+            pa.array(decoded.frame_id, pa.uint32()),
+            _dictionary(decoded.message_index, messages),
+            _dictionary(decoded.signal_index, signals),
+            pa.array(decoded.value, pa.float64(), mask=missing),
+        ]
+        return pa.Table.from_arrays(columns, schema=BASE_SCHEMA)
+    vss = signal_map.apply(decoded)
+    rows = vss.source_row
+    columns = [
+        pa.array(vss.timestamp_s, pa.float64()),
+        pa.array(decoded.bus[rows], pa.uint16()),
+        pa.array(decoded.frame_id[rows], pa.uint32()),
+        _dictionary(decoded.message_index[rows], messages),
+        _dictionary(decoded.signal_index[rows], signals),
+        pa.array(vss.value, pa.float64(), mask=None if missing is None else missing[rows]),
+        _dictionary(vss.path_index, pa.array(vss.paths, pa.string())),
+    ]
+    return pa.Table.from_arrays(columns, schema=VSS_SCHEMA)
+
+
+def decode_capture(
+    capture_path: str | Path,
+    dbc_path: str | Path,
+    out_path: str | Path,
+    *,
+    signal_map: SignalMap | str | Path | None = None,
+    bus: int | None = None,
+    progress: ProgressCallback | None = None,
+    strict: bool = False,
+    capture_format: CaptureFormat | None = None,
+    chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+) -> DecodeSummary:
+    """Decode every frame of a capture with a DBC and write the signal values to Parquet.
+
+    Args:
+        capture_path: the capture (any format ``captures.detect_format`` knows).
+        dbc_path: the DBC (loaded with ``dbc.load_dbc``: IMPORTs and unflagged extended ids
+            resolved).
+        out_path: the Parquet file to write (replaced only on success).
+        signal_map: a map (or its TOML/YAML file, validated against the DBC and the built-in
+            VSS catalog) to write VSS values instead of raw CAN signals.
+        bus: decode only the frames of this bus (default: every bus).
+        progress: called after each chunk.
+        strict: stop at the first malformed capture line instead of reporting and skipping it.
+        capture_format: the capture format, when the extension and header do not tell.
+        chunk_frames: frames per chunk (bounds memory).
+
+    Raises:
+        DbcFormatError: the DBC cannot be loaded.
+        SignalMapError: the map is malformed or does not fit the DBC/catalog.
+        CaptureFormatError: the capture cannot be read (or, with ``strict``, has a bad line).
+        StorageError: the output cannot be written.
+    """
+    started = time.perf_counter()
+    capture_path, out_path = Path(capture_path), Path(out_path)
+    loaded = load_dbc(dbc_path)
+    if isinstance(signal_map, str | Path):
+        from drivetrain.core.vss import builtin_catalog
+
+        signal_map = load_signal_map(
+            signal_map, loaded.database, builtin_catalog(), dbc_name=Path(dbc_path).name
+        )
+    decoder = CompletingDecoder(loaded.database)
+    bytes_total = capture_path.stat().st_size if capture_path.is_file() else 0
+    schema = (VSS_SCHEMA if signal_map is not None else BASE_SCHEMA).with_metadata(
+        {"drivetrain.capture": capture_path.name, "drivetrain.dbc": Path(dbc_path).name}
+    )
+    tmp_path = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
+    frames_read = frames_decoded = other_bus = values = malformed_count = 0
+    truncated = rejected = missing_values = 0
+    unknown: Counter[int] = Counter()
+    malformed: list[MalformedLine] = []
+    try:
+        writer = pq.ParquetWriter(
+            tmp_path, schema, compression="snappy",
+            use_dictionary=[n for n in schema.names if pa.types.is_dictionary(schema.field(n).type)],
+        )
+    except OSError as e:
+        raise StorageError(f"cannot write '{out_path}': {e}") from e
+    try:
+        with writer:
+            for chunk in iter_capture(
+                capture_path, capture_format=capture_format, strict=strict, chunk_frames=chunk_frames
+            ):
+                frames = chunk.frames
+                frames_read += len(frames)
+                malformed_count += len(chunk.malformed)
+                malformed.extend(chunk.malformed[: MAX_MALFORMED_KEPT - len(malformed)])
+                if bus is not None:
+                    on_bus = frames.bus == bus
+                    other_bus += len(frames) - int(on_bus.sum())
+                    frames = frames.take(on_bus)
+                decoded = decoder.decode(frames)
+                frames_decoded += decoded.report.decoded_frames + decoded.report.rejected_frame_count
+                rejected += decoded.report.rejected_frame_count
+                truncated += decoded.truncated_frames
+                unknown.update({k.frame_id: n for k, n in decoded.report.unknown_frames.items()})
+                table = signals_table(decoded.signals, signal_map, decoded.missing)
+                missing_values += table.column("value").null_count
+                values += table.num_rows
+                if table.num_rows:
+                    writer.write_table(table.replace_schema_metadata(schema.metadata))
+                if progress is not None:
+                    progress(DecodeProgress(chunk.bytes_read, bytes_total, frames_read))
+        os.replace(tmp_path, out_path)
+    except OSError as e:
+        raise StorageError(f"cannot write '{out_path}': {e}") from e
+    finally:
+        tmp_path.unlink(missing_ok=True)
+    return DecodeSummary(
+        capture_path=capture_path,
+        out_path=out_path,
+        frames_read=frames_read,
+        frames_decoded=frames_decoded,
+        frames_truncated=truncated,
+        frames_rejected=rejected,
+        values_missing=missing_values,
+        frames_unknown_id=sum(unknown.values()),
+        top_unknown_ids=tuple(unknown.most_common(TOP_UNKNOWN_IDS)),
+        frames_other_bus=other_bus,
+        signal_values=values,
+        malformed=tuple(malformed),
+        malformed_count=malformed_count,
+        seconds=time.perf_counter() - started,
+        dbc_notes=loaded.notes,
+        vss_mapped=signal_map is not None,
+    )

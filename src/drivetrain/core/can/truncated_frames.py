@@ -1,0 +1,119 @@
+"""Decoding frames shorter than their DBC message: one row per signal, missing ones marked.
+
+Real captures hold frames shorter than the DBC says (comma2k19: about 2 % of the known
+frames). cantools (``allow_truncated=True``) and the batch decoder then leave out the signals
+that do not fit, so a reader of the output cannot tell "not sent" from "not in the DBC". The
+``can decode`` output instead keeps one row per signal of every known frame and marks the
+value of a signal that lies past the received bytes as missing (null in Parquet); the values
+that were received are exactly those cantools decodes.
+
+How: such frames are decoded with their length raised to the DBC length (the bytes past a
+frame's length are zero by the ``FrameBatch`` contract, and the values read from them are then
+discarded). To know which frame each value row came from, the batch is decoded with the frame
+index in place of the timestamp and the real timestamps are put back afterwards.
+
+Multiplexed messages are left as the decoder reads them (only the signals of the branch that
+fits), since which branch a truncated frame carries may itself be unknown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import numpy.typing as npt
+from cantools.database.can import Database, Signal
+
+from drivetrain.core.can.decoder import BatchDecoder, DecodeReport
+from drivetrain.core.can.frames import DecodedSignals, FrameBatch
+
+_EXTENDED_BIT = np.uint64(1 << 32)
+
+
+def signal_end_bit(signal: Signal) -> int:
+    """One past the last payload bit ``signal`` occupies, counting bits from the start of byte 0
+    (byte 0 bit 7 .. bit 0 are positions 0..7 for big endian; bit 0 .. 7 for little endian)."""
+    if signal.byte_order == "little_endian":
+        return int(signal.start) + int(signal.length)
+    msb = 8 * (signal.start // 8) + (7 - signal.start % 8)
+    return int(msb) + int(signal.length)
+
+
+@dataclass(frozen=True)
+class DecodedChunk:
+    """Values of one batch: ``missing[i]`` is True where row ``i``'s signal was not received
+    (``None`` when every value was); ``truncated_frames`` counts the frames it completed."""
+
+    signals: DecodedSignals
+    report: DecodeReport
+    missing: npt.NDArray[np.bool_] | None
+    truncated_frames: int
+
+
+class CompletingDecoder:
+    """A ``BatchDecoder`` that yields every signal of truncated non-multiplexed frames."""
+
+    def __init__(self, database: Database) -> None:
+        self.decoder = BatchDecoder(database)
+        plain = [m for m in database.messages if not m.is_multiplexed()]
+        keys = np.array([_key(m.frame_id, m.is_extended_frame) for m in plain], np.uint64)
+        order = np.argsort(keys)
+        self._keys = keys[order]
+        self._lengths = np.array([m.length for m in plain], np.int64)[order]
+        self._end_bit = {(m.name, s.name): signal_end_bit(s) for m in plain for s in m.signals}
+
+    def decode(self, frames: FrameBatch) -> DecodedChunk:
+        """Decode ``frames`` (see the module docstring)."""
+        dbc_length = self._dbc_length(frames)
+        short = frames.length.astype(np.int64) < dbc_length
+        if not short.any():
+            signals, report = self.decoder.decode_with_report(frames)
+            return DecodedChunk(signals, report, None, 0)
+        width = max(frames.data.shape[1], int(dbc_length.max()))
+        data = frames.data
+        if width > data.shape[1]:
+            data = np.pad(data, ((0, 0), (0, width - data.shape[1])))
+        completed = replace(
+            frames,
+            timestamp_s=np.arange(len(frames), dtype=np.float64),
+            length=np.where(short, dbc_length, frames.length).astype(np.uint8),
+            data=data,
+        )
+        signals, report = self.decoder.decode_with_report(completed)
+        row_frame = signals.timestamp_s.astype(np.int64)
+        missing = np.zeros(len(signals), np.bool_)
+        from_short = np.flatnonzero(short[row_frame])
+        if len(from_short):
+            needed = self._end_bits(signals, from_short)
+            received = 8 * frames.length[row_frame[from_short]].astype(np.int64)
+            missing[from_short] = needed > received
+        signals = replace(signals, timestamp_s=frames.timestamp_s[row_frame])
+        report = replace(report, truncated_frames={})
+        return DecodedChunk(signals, report, missing if missing.any() else None, int(short.sum()))
+
+    def _dbc_length(self, frames: FrameBatch) -> npt.NDArray[np.int64]:
+        """The DBC length of each frame's (non-multiplexed) message; 0 for the others."""
+        if len(self._keys) == 0:
+            return np.zeros(len(frames), np.int64)
+        keys = frames.frame_id.astype(np.uint64) | (frames.is_extended.astype(np.uint64) * _EXTENDED_BIT)
+        pos = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
+        return np.where(self._keys[pos] == keys, self._lengths[pos], 0)
+
+    def _end_bits(self, signals: DecodedSignals, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.int64]:
+        width = len(signals.signal_names) + 1
+        pair = signals.message_index[rows].astype(np.int64) * width + signals.signal_index[rows]
+        unique, inverse = np.unique(pair, return_inverse=True)
+        table = np.array(
+            [
+                self._end_bit.get(
+                    (signals.message_names[int(p) // width], signals.signal_names[int(p) % width]), 0
+                )
+                for p in unique.tolist()
+            ],
+            np.int64,
+        )
+        return table[inverse]
+
+
+def _key(frame_id: int, is_extended: bool) -> int:
+    return int(frame_id) | (int(is_extended) << 32)
