@@ -1,7 +1,119 @@
-"""`drivetrain db` commands."""
+"""`drivetrain db` commands: migrate and inspect the state database."""
 
 from __future__ import annotations
 
-import typer
+from typing import TYPE_CHECKING, NoReturn
 
-app = typer.Typer(help="db commands.", no_args_is_help=True)
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from drivetrain.cloud.infra import Database
+    from drivetrain.core.settings import Settings
+
+app = typer.Typer(
+    help="State database: apply migrations, show the schema revision, verify the audit log.",
+    no_args_is_help=True,
+)
+
+_err = Console(stderr=True, highlight=False)
+
+
+def fail(message: object, code: int = 1) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code``."""
+    _err.print(f"[bold red]error:[/] {message}", markup=True)
+    raise typer.Exit(code=code)
+
+
+def load_settings_or_exit(**overrides: object) -> Settings:
+    """The configured settings; exits with code 2 and the reason when they are invalid."""
+    from pydantic import ValidationError
+
+    from drivetrain.core.errors import DrivetrainError
+    from drivetrain.core.settings import load_settings
+
+    try:
+        return load_settings(**overrides)
+    except (DrivetrainError, ValidationError) as e:
+        fail(f"invalid settings: {e}", code=2)
+
+
+def open_migrated_database(settings: Settings) -> Database:
+    """The state database, refusing (exit 1) when its schema is behind the code."""
+    from drivetrain.cloud.infra import open_database
+    from drivetrain.core.errors import DrivetrainError
+
+    try:
+        database = open_database(settings)
+        current, heads = database.current_revisions(), database.head_revisions()
+    except DrivetrainError as e:
+        fail(e)
+    if set(current) != set(heads):
+        fail(
+            f"state database {database.display_url} is at revision(s) {list(current)}, the code "
+            f"expects {list(heads)}: run `drivetrain db upgrade` first"
+        )
+    return database
+
+
+@app.command("upgrade")
+def upgrade(
+    revision: str = typer.Option("heads", "--revision", help="Target revision (default: all heads)."),
+) -> None:
+    """Apply pending migrations of every domain to the configured state database."""
+    from drivetrain.cloud.infra import open_database
+    from drivetrain.core.errors import DrivetrainError
+
+    settings = load_settings_or_exit()
+    try:
+        database = open_database(settings)
+        before = database.current_revisions()
+        database.upgrade(revision)
+        after = database.current_revisions()
+    except DrivetrainError as e:
+        fail(e)
+    finally:
+        if "database" in locals():
+            database.dispose()
+    state = "already up to date" if before == after else f"upgraded from {list(before) or 'empty'}"
+    typer.echo(f"{database.display_url}: {state}; now at {list(after)}")
+
+
+@app.command("current")
+def current() -> None:
+    """Show the applied revision(s) and whether migrations are pending."""
+    from drivetrain.cloud.infra import open_database
+    from drivetrain.core.errors import DrivetrainError
+
+    settings = load_settings_or_exit()
+    try:
+        database = open_database(settings)
+        applied, heads = database.current_revisions(), database.head_revisions()
+        database.dispose()
+    except DrivetrainError as e:
+        fail(e)
+    pending = "" if set(applied) == set(heads) else f" (pending: upgrade to {list(heads)})"
+    typer.echo(f"{database.display_url}: {list(applied) or 'empty (no migrations applied)'}{pending}")
+
+
+@app.command("verify-audit")
+def verify_audit(
+    tenant: str | None = typer.Option(None, "--tenant", help="Only this tenant's chain."),
+) -> None:
+    """Recompute the audit log's hash chains; exit 1 naming the first broken entry."""
+    from drivetrain.cloud.infra import verify_chain
+    from drivetrain.core.errors import DrivetrainError
+
+    settings = load_settings_or_exit()
+    database = open_migrated_database(settings)
+    try:
+        with database.session() as session:
+            result = verify_chain(session, tenant)
+    except DrivetrainError as e:
+        fail(e)
+    finally:
+        database.dispose()
+    if result.first_broken is not None:
+        broken = result.first_broken
+        fail(f"audit chain of tenant {broken.tenant!r} broken at entry {broken.seq}: {broken.reason}")
+    typer.echo(f"audit log intact: {result.entries_checked} entries verified")
