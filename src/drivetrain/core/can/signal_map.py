@@ -127,8 +127,12 @@ class SignalMapping:
             raise SignalMapError(f"{where}: give either factor/offset or from_unit/to_unit, not both")
         if units["to_unit"] is not None and units["from_unit"] is None:
             raise SignalMapError(f"{where}: to_unit {units['to_unit']!r} needs a from_unit")
-        if units["from_unit"] is not None and canonical_unit(units["from_unit"]) is None:
-            conversion_between(units["from_unit"], units["from_unit"])  # raises, naming the units
+        for key, unit in units.items():
+            if unit is not None and canonical_unit(unit) is None:
+                try:
+                    conversion_between(unit, unit)
+                except SignalMapError as e:
+                    raise SignalMapError(f"{where}: {key}: {e}") from None
         return cls(message, signal, data["vss"].strip(), numbers["factor"], numbers["offset"],
                    units["from_unit"], units["to_unit"])
 
