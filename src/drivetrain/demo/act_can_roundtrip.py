@@ -204,7 +204,7 @@ def _figures(frames: int, values: int, decode_s: float, vehicles: int, vss: int)
         "frames": frames,
         "signals": values,
         "frames/s": round(frames / decode_s) if decode_s > 0 else 0,
-        "vss values": vss,
+        "vss_values": vss,
     }
 
 

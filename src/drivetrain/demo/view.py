@@ -95,8 +95,8 @@ class HeadlessObserver:
         self._last_print = 0.0
 
     def act_started(self, index: int, total: int, act: Act, budget_s: float) -> None:
-        self._console.print(f"[act {index}/{total}] {act.title} … started ({budget_s:.1f} s budget)",
-                            markup=False, highlight=False)
+        line = f"[act {index}/{total}] {act.title} … started ({budget_s:.1f} s budget)"
+        self._console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     def act_progress(self, fraction: float | None, message: str, figures: Mapping[str, Figure]) -> None:
         now = time.monotonic()
@@ -104,10 +104,10 @@ class HeadlessObserver:
             if message == self._last_message or now - self._last_print < HEADLESS_PROGRESS_EVERY_S:
                 return
             self._last_message, self._last_print = message, now
-        self._console.print(f"    {message}", markup=False, highlight=False)
+        self._console.print(f"    {message}", markup=False, highlight=False, soft_wrap=True)
 
     def act_finished(self, outcome: ActOutcome, total: int) -> None:
-        self._console.print(act_line(outcome, total), markup=False, highlight=False)
+        self._console.print(act_line(outcome, total), markup=False, highlight=False, soft_wrap=True)
 
 
 @dataclass

@@ -1,0 +1,17 @@
+"""The scenario: every act of ``drivetrain demo``, in the order they play.
+
+A capability adds its act by importing it here and appending it to ``SCENARIO`` — one line in
+one place, so the order of the story is visible at a glance. The harness, the views and the
+command never change for a new act. See docs/demo.md.
+"""
+
+from __future__ import annotations
+
+from drivetrain.demo.act_api_secured import API_SECURED
+from drivetrain.demo.act_can_roundtrip import CAN_ROUNDTRIP
+from drivetrain.demo.acts import Act
+
+SCENARIO: tuple[Act, ...] = (
+    CAN_ROUNDTRIP,
+    API_SECURED,
+)
