@@ -44,7 +44,7 @@ def load_dbc(path: str | Path) -> LoadedDbc:
     notes: list[str] = []
     segments: list[tuple[int, str]] = []
     parts: list[str] = []
-    _inline(path.resolve(), (), set(), parts, segments, notes, path.parent.resolve())
+    _inline(path.resolve(), (), set(), parts, segments, notes, path.parent.resolve(), path.parent)
     combined = "".join(parts)
     where = LineMap(segments)
     repaired = repair(combined, where)
@@ -83,6 +83,7 @@ def _inline(
     segments: list[tuple[int, str]],
     notes: list[str],
     root: Path,
+    shown_root: Path,
 ) -> None:
     """Append ``path``'s imports (depth first), then ``path`` itself, to ``parts``."""
     text = _read(path, stack[-1].name if stack else None)
@@ -97,11 +98,11 @@ def _inline(
             continue
         if not target.is_file():
             raise DbcFormatError(f"{path}:{line}: IMPORT {name!r} names no file (looked for {target})")
-        _inline(target, (*stack, path), done, parts, segments, notes, root)
+        _inline(target, (*stack, path), done, parts, segments, notes, root, shown_root)
         notes.append(f"inlined IMPORT {name} (from {_rel(path, root)})")
     done.add(path)
     first_line = sum(p.count("\n") for p in parts) + 1
-    segments.append((first_line, str(_rel(path, root))))
+    segments.append((first_line, str(shown_root / _rel(path, root))))
     parts.append(split.text if split.text.endswith("\n") else split.text + "\n")
 
 
@@ -113,7 +114,7 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def _describe(error: Exception, path: Path, where: LineMap, text: str) -> str:
-    message = str(error).strip().strip('"')
+    message = str(error).strip().removeprefix("DBC:").strip().strip('"')
     mo = _LINE_RE.search(message)
     if mo:
         return f"{where(int(mo.group(1)))}: cannot parse DBC: {message}"

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from drivetrain.core.errors import DbcFormatError
 
@@ -50,22 +51,23 @@ _TERMINATED = frozenset(
 #: Vector tools' pseudo-message for signals that belong to no message; cantools skips it.
 VECTOR_INDEPENDENT_SIGNALS = "VECTOR__INDEPENDENT_SIG_MSG"
 
-# The same token classes as cantools' DBC tokenizer, plus a number with a leading dot.
+# The same token classes as cantools' DBC tokenizer, plus a number with a leading dot, and a
+# run of word characters starting with a digit that is not a number as a whole (a name).
+_NUMBER = r"[-+]?\d+\.?\d*(?:[eE][+-]?\d+)?"
 _TOKEN_RE = re.compile(
-    r"""(?P<SKIP>[ \r\n\t]+|//[^\n]*\n)
+    rf"""(?P<SKIP>[ \r\n\t]+|//[^\n]*\n)
       | (?P<STRING>"(?:\\"|[^"])*?")
-      | (?P<NUMBER>[-+]?\d+\.?\d*(?:[eE][+-]?\d+)?|[-+]?\.\d+(?:[eE][+-]?\d+)?)
+      | (?P<DIGITWORD>(?!{_NUMBER}(?![A-Za-z0-9_]))\d[A-Za-z0-9_]*)
+      | (?P<NUMBER>{_NUMBER}|[-+]?\.\d+(?:[eE][+-]?\d+)?)
       | (?P<WORD>[A-Za-z0-9_]+)
       | (?P<PUNCT>[()\[\],|@;:+-])
       | (?P<MISMATCH>.)""",
     re.VERBOSE | re.DOTALL,
 )
-_WORD_RE = re.compile(r"[A-Za-z0-9_]+")
-_IMPORT_RE = re.compile(r"IMPORT\s+(\S+)\s*")
+_IMPORT_RE = re.compile(r'^[ \t]*CM_[ \t]+"IMPORT[ \t]+([^"\s]+)[ \t]*"[ \t]*;?', re.MULTILINE)
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     """One DBC token: its kind, its text and where it starts (character offset)."""
 
     kind: str
@@ -85,21 +87,16 @@ def tokenize(text: str) -> list[Token]:
     Characters that cannot start any token come back as ``MISMATCH`` tokens.
     """
     tokens: list[Token] = []
-    pos = 0
-    while pos < len(text):
-        mo = _TOKEN_RE.match(text, pos)
-        assert mo is not None  # MISMATCH matches any character
+    for mo in _TOKEN_RE.finditer(text):
         kind = mo.lastgroup or "MISMATCH"
+        if kind == "SKIP":
+            continue
         value = mo.group()
-        if kind == "NUMBER" and value[0] not in ".+-":
-            word = _WORD_RE.match(text, mo.start())
-            if word is not None and word.end() > mo.end():
-                kind, value = "WORD", word.group()
-        if kind != "SKIP":
-            if kind == "WORD" and value in _KEYWORDS or kind == "PUNCT":
-                kind = value
-            tokens.append(Token(kind, value, mo.start()))
-        pos = mo.start() + len(value)
+        if kind == "DIGITWORD":
+            kind = "WORD"
+        elif kind == "WORD" and value in _KEYWORDS or kind == "PUNCT":
+            kind = value
+        tokens.append(Token(kind, value, mo.start()))
     return tokens
 
 
@@ -129,18 +126,11 @@ class ImportSplit:
 
 def split_imports(text: str) -> ImportSplit:
     """Find ``CM_ "IMPORT name";`` statements, blank them (keeping lines), list the names."""
-    tokens = tokenize(text)
     imports: list[tuple[str, int]] = []
     edits: list[tuple[int, int, str]] = []
-    for i, tok in enumerate(tokens[:-1]):
-        nxt = tokens[i + 1]
-        if tok.kind == "CM_" and nxt.kind == "STRING":
-            mo = _IMPORT_RE.fullmatch(nxt.text[1:-1])
-            if mo is None:
-                continue
-            end = tokens[i + 2].end if i + 2 < len(tokens) and tokens[i + 2].text == ";" else nxt.end
-            imports.append((mo.group(1), line_of(text, tok.start)))
-            edits.append((tok.start, end, _blank(text[tok.start : end])))
+    for mo in _IMPORT_RE.finditer(text):
+        imports.append((mo.group(1), line_of(text, mo.start())))
+        edits.append((mo.start(), mo.end(), " "))
     return ImportSplit(_apply(text, edits), tuple(imports))
 
 

@@ -213,3 +213,32 @@ def _mux_tree(
         )
         queue.extend(k for k in kids if k.is_multiplexer)
     return root, tuple(branches)
+
+
+def cantools_layout_problem(message: Message) -> str | None:
+    """Why cantools cannot decode ``message`` faithfully, or ``None`` if it can.
+
+    cantools packs the signals of each multiplexer branch into one bit layout; signals that
+    overlap within a branch, or reach past the message end, make that layout wrong (it then
+    refuses to decode, or reads shifted bits). DBC files loaded with ``strict=False`` may
+    contain such messages; the batch decoder reads every signal at its declared bits.
+    """
+    signals = list(message.signals)
+    limit = 8 * message.length
+    for s in signals:
+        if network_first_bit(s) + s.length > limit:
+            return f"signal {s.name} ends past the {message.length}-byte message"
+    nodes: dict[tuple[str | None, int | None], list[Signal]] = {}
+    for s in signals:
+        if s.multiplexer_signal is None:
+            nodes.setdefault((None, None), []).append(s)
+        else:
+            for mux_id in s.multiplexer_ids or ():
+                nodes.setdefault((s.multiplexer_signal, mux_id), []).append(s)
+    for node in nodes.values():
+        for order in ("little_endian", "big_endian"):
+            spans = sorted((network_first_bit(s), s.length, s.name) for s in node if s.byte_order == order)
+            for (a_first, a_len, a_name), (b_first, _, b_name) in zip(spans, spans[1:]):
+                if b_first < a_first + a_len:
+                    return f"signals {a_name} and {b_name} overlap"
+    return None
