@@ -48,6 +48,14 @@ for _i, _c in enumerate(b"0123456789abcdef"):
 for _i, _c in enumerate(b"ABCDEF"):
     _NIBBLE[_c] = 10 + _i
 _HEX_UPPER = np.frombuffer(b"0123456789ABCDEF", np.uint8)
+# Two hex characters read as one little-endian uint16 -> their byte value, or 256 if not hex.
+_PAIRS = np.arange(1 << 16)
+_HEX_PAIR = np.where(
+    (_NIBBLE[_PAIRS & 255] < 16) & (_NIBBLE[_PAIRS >> 8] < 16),
+    _NIBBLE[_PAIRS & 255].astype(np.uint16) * 16 + _NIBBLE[_PAIRS >> 8],
+    256,
+).astype(np.uint16)
+del _PAIRS
 _BYTE_TO_HEX = np.stack([_HEX_UPPER[np.arange(256) >> 4], _HEX_UPPER[np.arange(256) & 15]], 1)
 
 
@@ -56,7 +64,7 @@ _BYTE_TO_HEX = np.stack([_HEX_UPPER[np.arange(256) >> 4], _HEX_UPPER[np.arange(2
 class _Block:
     """Whole lines of the file: ``text`` starts at physical line ``first_line``."""
 
-    text: bytes
+    text: bytes | memoryview
     first_line: int
     end_pos: int
 
@@ -73,23 +81,36 @@ class _BlockIssues:
                 self.rows[row] = reason if isinstance(reason, str) else reason(row)
 
 
-def _iter_blocks(f: BinaryIO, block_bytes: int, first_line: int) -> Iterator[_Block]:
+def _iter_blocks(f: BinaryIO, block_bytes: int) -> Iterator[tuple[memoryview, int]]:
+    """Runs of whole lines of ``f`` (about ``block_bytes`` each) and the file offset after each."""
     carry = b""
-    line = first_line
     while True:
         buf = f.read(block_bytes)
         if not buf:
             if carry:
-                yield _Block(carry, line, f.tell())
+                yield memoryview(carry), f.tell()
             return
-        buf = carry + buf
+        if carry:
+            buf = carry + buf
         cut = buf.rfind(b"\n")
         if cut < 0:
             carry = buf
             continue
-        text, carry = buf[: cut + 1], buf[cut + 1 :]
-        yield _Block(text, line, f.tell() - len(carry))
-        line += text.count(b"\n")
+        carry = buf[cut + 1 :]
+        yield memoryview(buf)[: cut + 1], f.tell() - len(carry)
+
+
+def _iter_parsed(
+    f: BinaryIO, names: list[str], numeric: dict[str, pa.DataType], chunk_frames: int
+) -> Iterator[tuple[pa.Table, _BlockLines, bool]]:
+    """Parsed blocks with their line mapping; every physical line is either a table row or a
+    skipped row, which keeps the line count without scanning for newlines."""
+    line = 2
+    for text, end_pos in _iter_blocks(f, chunk_frames * _BYTES_PER_FRAME):
+        block = _Block(text, line, end_pos)
+        table, wrong_count, native = _parse_block(block, names, numeric)
+        yield table, _BlockLines(block, len(names), table.num_rows, bool(wrong_count)), native
+        line += table.num_rows + len(wrong_count)
 
 
 def _read_header(f: BinaryIO, path: Path, expected: tuple[tuple[str, ...], ...]) -> list[str]:
@@ -180,7 +201,7 @@ class _BlockLines:
     def text(self, line: int) -> str:
         starts, ends = self.spans
         i = line - self.block.first_line
-        return self.block.text[starts[i] : ends[i]].decode("utf-8", "replace")
+        return bytes(self.block.text[starts[i] : ends[i]]).decode("utf-8", "replace")
 
 
 def _as_array(column: pa.ChunkedArray) -> pa.Array:
@@ -245,12 +266,12 @@ def _decode_hex_payload(
     max_chars = int(byte_len.max()) if len(byte_len) else 0
     width_chars = min(max(max_chars + (max_chars & 1), 2 * CLASSIC_CAN_MAX_BYTES), 2 * CAN_FD_MAX_BYTES)
     chars, byte_len, fits = _fixed_width_chars(arr, width_chars, "left")
-    nibbles = _NIBBLE[chars]
-    ok = fits & ((byte_len & 1) == 0) & (nibbles != 255).all(axis=1)
-    nibbles[nibbles == 255] = 0
-    data = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
+    pairs = _HEX_PAIR[np.ascontiguousarray(chars).view(np.uint16)]
+    not_hex = pairs.max(axis=1) > 255
+    ok = fits & ((byte_len & 1) == 0) & ~not_hex
+    data = pairs.astype(np.uint8)  # a non-hex pair (256) wraps to 0; its row is refused
     length = np.where(ok, byte_len // 2, 0).astype(np.uint8)
-    return data.astype(np.uint8, copy=False), length, ok
+    return data, length, ok
 
 
 def _payload_reason(text: str) -> str:
@@ -300,9 +321,7 @@ def iter_comma_csv(path: str | Path, *, strict: bool, chunk_frames: int) -> Iter
         names = _read_header(f, path, (COMMA_CSV_HEADER,))
         numeric = {"t_s": pa.float64(), "bus": pa.uint16(), "address": pa.uint32()}
         empty = True
-        for block in _iter_blocks(f, chunk_frames * _BYTES_PER_FRAME, first_line=2):
-            table, wrong_count, native = _parse_block(block, names, numeric)
-            lines = _BlockLines(block, len(names), table.num_rows, bool(wrong_count))
+        for table, lines, native in _iter_parsed(f, names, numeric, chunk_frames):
             yield _comma_chunk(path, table, lines, native, strict)
             empty = False
         if empty:
@@ -360,9 +379,7 @@ def iter_road_csv(path: str | Path, *, strict: bool, chunk_frames: int) -> Itera
     with _open(path) as f:
         names = _read_header(f, path, (ROAD_CSV_HEADER, (*ROAD_CSV_HEADER, "Label")))
         empty = True
-        for block in _iter_blocks(f, chunk_frames * _BYTES_PER_FRAME, first_line=2):
-            table, wrong_count, native = _parse_block(block, names, {"Time": pa.float64()})
-            lines = _BlockLines(block, len(names), table.num_rows, bool(wrong_count))
+        for table, lines, native in _iter_parsed(f, names, {"Time": pa.float64()}, chunk_frames):
             yield _road_chunk(path, table, lines, native, strict)
             empty = False
         if empty:

@@ -30,9 +30,12 @@ the CAN provenance columns are kept so every VSS value can be traced to its fram
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from drivetrain.core.can.captures import (
-    DEFAULT_CHUNK_FRAMES,
+    CaptureChunk,
     CaptureFormat,
     MalformedLine,
     iter_capture,
@@ -52,6 +55,9 @@ from drivetrain.core.can.signal_map import SignalMap, load_signal_map
 from drivetrain.core.can.truncated_frames import CompletingDecoder
 from drivetrain.core.errors import StorageError
 
+#: Frames per chunk: small enough that reading, decoding and writing overlap on two cores,
+#: large enough that per-chunk costs vanish (measured on comma2k19: 256 k beats 1 M).
+PIPELINE_CHUNK_FRAMES = 262_144
 #: Malformed-line reports kept in a summary (the count covers them all).
 MAX_MALFORMED_KEPT = 1000
 #: Unknown ids listed in a summary, most frequent first.
@@ -155,6 +161,50 @@ def signals_table(
     return pa.Table.from_arrays(columns, schema=VSS_SCHEMA)
 
 
+def _read_ahead(chunks: Iterator[CaptureChunk]) -> Iterator[CaptureChunk]:
+    """The chunks of ``chunks``, read one ahead on a background thread.
+
+    Parsing (pyarrow) and hex decoding (NumPy) release the GIL, so reading the next chunk
+    overlaps decoding and writing this one. Errors are re-raised here, in order.
+    """
+    handoff: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if stop.is_set():
+                    return
+                handoff.put(("chunk", chunk))
+            handoff.put(("done", None))
+        except BaseException as e:  # handed to the consumer, which re-raises it
+            handoff.put(("error", e))
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="capture-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, item = handoff.get()
+            if kind == "chunk":
+                yield item  # type: ignore[misc]
+            elif kind == "done":
+                return
+            else:
+                raise item  # type: ignore[misc]
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                handoff.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        worker.join()
+
+
 def decode_capture(
     capture_path: str | Path,
     dbc_path: str | Path,
@@ -165,7 +215,7 @@ def decode_capture(
     progress: ProgressCallback | None = None,
     strict: bool = False,
     capture_format: CaptureFormat | None = None,
-    chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+    chunk_frames: int = PIPELINE_CHUNK_FRAMES,
 ) -> DecodeSummary:
     """Decode every frame of a capture with a DBC and write the signal values to Parquet.
 
@@ -214,11 +264,16 @@ def decode_capture(
         )
     except OSError as e:
         raise StorageError(f"cannot write '{out_path}': {e}") from e
+    # Parquet encoding releases the GIL: each chunk is written on a second thread while the
+    # next one is decoded (at most one write in flight, so row groups stay in order).
+    writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-write")
+    pending: Future[None] | None = None
     try:
-        with writer:
-            for chunk in iter_capture(
+        with writer, writes:
+            chunks = iter_capture(
                 capture_path, capture_format=capture_format, strict=strict, chunk_frames=chunk_frames
-            ):
+            )
+            for chunk in _read_ahead(chunks):
                 frames = chunk.frames
                 frames_read += len(frames)
                 malformed_count += len(chunk.malformed)
@@ -236,9 +291,13 @@ def decode_capture(
                 missing_values += table.column("value").null_count
                 values += table.num_rows
                 if table.num_rows:
-                    writer.write_table(table.replace_schema_metadata(schema.metadata))
+                    if pending is not None:
+                        pending.result()
+                    pending = writes.submit(writer.write_table, table)
                 if progress is not None:
                     progress(DecodeProgress(chunk.bytes_read, bytes_total, frames_read))
+            if pending is not None:
+                pending.result()
         os.replace(tmp_path, out_path)
     except OSError as e:
         raise StorageError(f"cannot write '{out_path}': {e}") from e

@@ -1,0 +1,202 @@
+"""Benchmark: batch CAN decoding and the whole `can decode` pipeline against cantools.
+
+    python benchmarks/can_decode.py [--quick] [--frames N] [--repeats R]
+
+Input: the real comma2k19 capture (``../shared/data/comma2k19/raw_can.csv``, 135,468 frames
+on four buses, about 72 % of bus-0 frames in the DBC) and its DBC, replicated with shifted
+timestamps to ``--frames`` frames (default 10,024,632 = 74 copies; ``--quick``: 1,490,148).
+
+Measured in the same run (medians of ``--repeats`` runs; the cantools baselines are measured
+on a sample of the same frames, as a rate):
+
+(a) decode: ``BatchDecoder.decode`` over all frames vs cantools' per-frame
+    ``Database.decode_message`` (``decode_choices=False, allow_truncated=True``);
+(b) pipeline: ``decode_capture`` (CSV read + decode + Parquet write) on a CSV file vs a
+    straightforward loop doing the same with the ``csv`` module, ``decode_message`` and a
+    pyarrow Parquet write.
+
+Progress goes to stderr; the last line on stdout is one JSON object (see benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from rich.console import Console
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "comma2k19"
+CAPTURE = DATA / "raw_can.csv"
+DBC = DATA / "toyota_new_mc_pt_generated.dbc"
+
+FULL_COPIES = 74  # 74 x 135,468 = 10,024,632 frames
+QUICK_COPIES = 11  # 1,490,148 frames
+CANTOOLS_SAMPLE = 200_000
+QUICK_CANTOOLS_SAMPLE = 50_000
+
+err = Console(stderr=True)
+
+
+def _median_time(run: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def _replicate(frames, target: int):  # type: ignore[no-untyped-def]
+    from drivetrain.core.can.frames import FrameBatch
+
+    span = float(frames.timestamp_s.max() - frames.timestamp_s.min()) + 1.0
+    copies = -(-target // len(frames))
+    parts = [replace(frames, timestamp_s=frames.timestamp_s + i * span) for i in range(copies)]
+    return FrameBatch.concat(parts).take(np.arange(target))
+
+
+def _cantools_decode(db, sample: list[tuple[int, bytes]]) -> int:  # type: ignore[no-untyped-def]
+    values = 0
+    for frame_id, data in sample:
+        try:
+            values += len(db.decode_message(frame_id, data, decode_choices=False, allow_truncated=True))
+        except KeyError:  # id not in the DBC
+            continue
+        except Exception:  # noqa: BLE001 - cantools refuses some real frames; count and go on
+            continue
+    return values
+
+
+def _cantools_pipeline(db, csv_path: Path, out_path: Path) -> int:  # type: ignore[no-untyped-def]
+    """The straightforward way: csv module, decode_message per frame, one pyarrow write."""
+    t_s: list[float] = []
+    bus: list[int] = []
+    frame_ids: list[int] = []
+    messages: list[str] = []
+    signals: list[str] = []
+    values: list[float] = []
+    with csv_path.open(newline="") as f:
+        reader = csv.reader(f)
+        next(reader)
+        for row in reader:
+            frame_id = int(row[2])
+            try:
+                message = db.get_message_by_frame_id(frame_id)
+                decoded = message.decode(bytes.fromhex(row[3]), decode_choices=False, allow_truncated=True)
+            except KeyError:
+                continue
+            except Exception:  # noqa: BLE001 - cantools refuses some real frames
+                continue
+            t, b = float(row[0]), int(row[1])
+            for name, value in decoded.items():
+                t_s.append(t)
+                bus.append(b)
+                frame_ids.append(frame_id)
+                messages.append(message.name)
+                signals.append(name)
+                values.append(float(value))
+    table = pa.table(
+        {
+            "timestamp_s": pa.array(t_s, pa.float64()),
+            "bus": pa.array(bus, pa.uint16()),
+            "frame_id": pa.array(frame_ids, pa.uint32()),
+            "message": pa.array(messages, pa.string()),
+            "signal": pa.array(signals, pa.string()),
+            "value": pa.array(values, pa.float64()),
+        }
+    )
+    pq.write_table(table, out_path)
+    return table.num_rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="about 1.5 M frames; under a minute")
+    parser.add_argument("--frames", type=int, help="frames to replicate the capture to")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per measurement (median)")
+    args = parser.parse_args(argv)
+
+    if not CAPTURE.is_file() or not DBC.is_file():
+        err.print(f"[red]error:[/] the benchmark needs {CAPTURE} and {DBC} (the shared data beside the project)")
+        return 2
+    import cantools
+
+    from drivetrain.core.can.captures import read_capture, write_capture
+    from drivetrain.core.can.dbc import load_dbc
+    from drivetrain.core.can.decoder import BatchDecoder
+    from drivetrain.core.can.pipeline import decode_capture
+
+    base = read_capture(CAPTURE).frames
+    target = args.frames or len(base) * (QUICK_COPIES if args.quick else FULL_COPIES)
+    sample_size = min(target, QUICK_CANTOOLS_SAMPLE if args.quick else CANTOOLS_SAMPLE)
+    repeats = max(1, args.repeats)
+    frames = _replicate(base, target)
+    database = load_dbc(DBC).database
+    reference_db = cantools.database.load_file(DBC, strict=False)
+    err.print(f"{target:,} frames ({len(base):,}-frame comma2k19 capture replicated), {repeats} repeats")
+
+    # (a) decode
+    decoder = BatchDecoder(database)
+    with err.status("batch decode"):
+        decoder.decode(frames.take(np.arange(min(target, 10_000))))  # warm-up
+        batch_s = _median_time(lambda: decoder.decode(frames), repeats)
+    sample = [
+        (fid, bytes(row[:n]))
+        for fid, row, n in zip(
+            frames.frame_id[:sample_size].tolist(), frames.data[:sample_size], frames.length[:sample_size].tolist()
+        )
+    ]
+    with err.status(f"cantools decode_message on {sample_size:,} frames"):
+        cantools_s = _median_time(lambda: _cantools_decode(reference_db, sample), repeats)
+    batch_fps, cantools_fps = target / batch_s, sample_size / cantools_s
+    err.print(f"decode: batch {batch_fps:,.0f} frames/s, cantools {cantools_fps:,.0f} frames/s")
+
+    # (b) whole pipeline: CSV -> decode -> Parquet
+    with tempfile.TemporaryDirectory(prefix="can_decode_bench_") as tmp:
+        tmp_dir = Path(tmp)
+        big_csv, sample_csv = tmp_dir / "capture.csv", tmp_dir / "sample.csv"
+        with err.status("writing the replicated capture as CSV"):
+            write_capture(big_csv, frames)
+            write_capture(sample_csv, frames.take(np.arange(sample_size)))
+        summaries = []
+        with err.status("pipeline: decode_capture"):
+            pipeline_s = _median_time(
+                lambda: summaries.append(decode_capture(big_csv, DBC, tmp_dir / "out.parquet")), repeats
+            )
+        with err.status(f"cantools pipeline on {sample_size:,} frames"):
+            cantools_pipeline_s = _median_time(
+                lambda: _cantools_pipeline(reference_db, sample_csv, tmp_dir / "ref.parquet"), repeats
+            )
+    pipeline_fps, cantools_pipeline_fps = target / pipeline_s, sample_size / cantools_pipeline_s
+    err.print(f"pipeline: {pipeline_fps:,.0f} frames/s, cantools loop {cantools_pipeline_fps:,.0f} frames/s")
+
+    result = {
+        "frames": target,
+        "signal_values": summaries[-1].signal_values,
+        "repeats": repeats,
+        "cantools_sample_frames": sample_size,
+        "batch_frames_per_s": round(batch_fps),
+        "cantools_frames_per_s": round(cantools_fps),
+        "decode_ratio": round(batch_fps / cantools_fps, 2),
+        "pipeline_frames_per_s": round(pipeline_fps),
+        "cantools_pipeline_frames_per_s": round(cantools_pipeline_fps),
+        "pipeline_ratio": round(pipeline_fps / cantools_pipeline_fps, 2),
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
