@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from drivetrain.core.errors import (
     AuthenticationError,
+    AuthError,
     BadInputError,
     ConfigurationError,
     ConflictError,
@@ -39,6 +40,7 @@ STATUS_BY_ERROR: dict[type[DrivetrainError], tuple[int, str]] = {
     VerificationError: (422, "Verification failed"),
     AuthenticationError: (401, "Authentication required"),
     PermissionDeniedError: (403, "Permission denied"),
+    AuthError: (403, "Access denied"),
     NotFoundError: (404, "Not found"),
     ConflictError: (409, "Conflict"),
     StorageError: (503, "Storage unavailable"),
