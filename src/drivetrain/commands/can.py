@@ -43,7 +43,7 @@ def decode(
     """Decode a CAN capture with a DBC into Parquet, one row per signal value."""
     from drivetrain.core.can.pipeline import DecodeProgress, decode_capture
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     out_console = Console(highlight=False, soft_wrap=True)
     progress = Progress(
         TextColumn("decoding [bold]{task.description}"),
@@ -102,7 +102,7 @@ def info(dbc: Path = typer.Argument(..., help="DBC file to describe.")) -> None:
     try:
         loaded = load_dbc(dbc)
     except DrivetrainError as e:
-        raise _fail(Console(stderr=True), e) from e
+        raise _fail(Console(stderr=True, soft_wrap=True), e) from e
     messages = sorted(loaded.database.messages, key=lambda m: m.frame_id)
     table = Table(title=f"{dbc.name}: {len(messages)} messages, "
                   f"{sum(len(m.signals) for m in messages)} signals")
