@@ -1,0 +1,32 @@
+"""The benchmarks run, at a tiny size, and end with the JSON line the convention asks for."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.shared_data
+def test_can_decode_benchmark_quick_mode_ends_with_its_json_figures(shared_data: Path) -> None:
+    assert (shared_data / "comma2k19" / "raw_can.csv").is_file()
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "benchmarks" / "can_decode.py"), "--quick", "--frames", "20000", "--repeats", "1"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["frames"] == 20_000
+    for key in ("batch_frames_per_s", "cantools_frames_per_s", "pipeline_frames_per_s",
+                "cantools_pipeline_frames_per_s", "decode_ratio", "pipeline_ratio"):
+        assert isinstance(figures[key], int | float) and figures[key] > 0, key
+    assert sorted(k for k in figures if "ratio" in k) == ["decode_ratio", "pipeline_ratio"]
+    assert figures["decode_ratio"] == pytest.approx(
+        figures["batch_frames_per_s"] / figures["cantools_frames_per_s"], rel=0.01
+    )
+    assert figures["signal_values"] > figures["frames"]
