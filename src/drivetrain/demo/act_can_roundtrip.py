@@ -97,7 +97,7 @@ def vss_values(vss: VssSignals, catalog: Catalog) -> tuple[list[object], int, st
         ok = catalog.validate_array(path, typed)
         if not ok.all():
             invalid += int((~ok).sum())
-            first = first or f"{path} = {typed[~ok][0]!r}"
+            first = first or f"{path} = {typed[~ok][0].item()!r}"
         for row, value in zip(rows.tolist(), typed.tolist(), strict=True):
             out[row] = value
     return out, invalid, first
