@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import example, given, settings
@@ -71,8 +71,12 @@ MATCH_TABLE = [
 
 
 @pytest.mark.parametrize(("topic_filter", "topic", "expected"), MATCH_TABLE)
-def test_filter_matching_follows_the_mqtt_table(topic_filter: str, topic: str, expected: bool) -> None:
-    assert topic_matches(validate_topic_filter(topic_filter), validate_topic_name(topic)) is expected
+def test_filter_matching_follows_the_mqtt_table(
+    topic_filter: str, topic: str, expected: bool
+) -> None:
+    assert (
+        topic_matches(validate_topic_filter(topic_filter), validate_topic_name(topic)) is expected
+    )
 
 
 def _reference_match(topic_filter: str, topic: str) -> bool:
@@ -120,7 +124,8 @@ def test_filter_matching_agrees_with_a_regex_oracle(case: tuple[str, str]) -> No
 
 
 @pytest.mark.parametrize(
-    "bad_filter", ["", "a/#/b", "a/b#", "a+/b", "$share/", "$share/g", "$share//a", "$share/g+/a", "a\x00b"]
+    "bad_filter",
+    ["", "a/#/b", "a/b#", "a+/b", "$share/", "$share/g", "$share//a", "$share/g+/a", "a\x00b"],
 )
 def test_malformed_filter_is_rejected_naming_it(bad_filter: str) -> None:
     with pytest.raises(InvalidTopicError) as err:
@@ -153,7 +158,9 @@ def test_vehicle_topic_round_trips_through_the_parser() -> None:
     assert vehicle_filter("#", vin=VIN) == f"dt/v1/{VIN}/#"
 
 
-@pytest.mark.parametrize("bad_vin", ["1DTBEV2A0PX00000", "1DTBEV2A0PX0000O1", "1dtbev2a0px000001", "A/B"])
+@pytest.mark.parametrize(
+    "bad_vin", ["1DTBEV2A0PX00000", "1DTBEV2A0PX0000O1", "1dtbev2a0px000001", "A/B"]
+)
 def test_invalid_vin_is_rejected_naming_it(bad_vin: str) -> None:
     with pytest.raises(InvalidTopicError, match=re.escape(repr(bad_vin))):
         vehicle_topic(bad_vin, TELEMETRY)
@@ -195,8 +202,12 @@ def test_shared_subscription_delivers_each_message_to_one_member_round_robin(
     received: dict[str, list[bytes]] = {"w1": [], "w2": [], "w3": []}
     observer: list[bytes] = []
     group = shared_filter("ingest", vehicle_filter(TELEMETRY))
-    for name, inbox in received.items():
-        transport.subscribe(group, lambda m, inbox=inbox: inbox.append(m.payload))
+
+    def collector(inbox: list[bytes]) -> Callable[[Message], None]:
+        return lambda m: inbox.append(m.payload)
+
+    for inbox in received.values():
+        transport.subscribe(group, collector(inbox))
     transport.subscribe(vehicle_filter(TELEMETRY), lambda m: observer.append(m.payload))
     payloads = [str(i).encode() for i in range(30)]
     for payload in payloads:
@@ -257,7 +268,9 @@ def test_handler_error_is_isolated_counted_and_retried_at_qos1() -> None:
     stats = bus.stats()
     assert stats.handler_errors == 6  # flaky x2, broken x3 (QoS 1) + x1 (QoS 0)
     assert stats.undelivered == 3  # broken gave up on both messages, flaky gave up on QoS 0
-    assert [f.gave_up for f in failures if f.topic_filter == "t/#" and f.message.topic == "t/1"] == [
+    assert [
+        f.gave_up for f in failures if f.topic_filter == "t/#" and f.message.topic == "t/1"
+    ] == [
         False,
         False,
         False,
@@ -351,7 +364,12 @@ def test_full_queue_blocks_the_publisher_then_raises_instead_of_dropping() -> No
 def test_handler_may_publish_without_deadlocking_a_full_queue() -> None:
     bus = InProcessTransport(max_queue=1, publish_timeout_s=5.0)
     echoes: list[bytes] = []
-    bus.subscribe("in", lambda m: [bus.publish("out", m.payload) for _ in range(3)])
+
+    def echo_three_times(message: Message) -> None:
+        for _ in range(3):
+            bus.publish("out", message.payload)
+
+    bus.subscribe("in", echo_three_times)
     bus.subscribe("out", lambda m: echoes.append(m.payload))
     for i in range(5):
         bus.publish("in", bytes([i]))
@@ -386,7 +404,7 @@ def test_close_delivers_queued_messages_stops_the_thread_and_refuses_more() -> N
     with pytest.raises(TransportClosedError, match="'c'"):
         bus.publish("c", b"late")
     with pytest.raises(TransportClosedError):
-        bus.subscribe("c", got.append)
+        bus.subscribe("c", lambda m: got.append(m.payload))
 
 
 def test_publish_rejects_bad_arguments(transport: InProcessTransport) -> None:

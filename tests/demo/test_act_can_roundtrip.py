@@ -37,7 +37,9 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformHandl
         embedded.stop()
 
 
-def _context(platform: PlatformHandles, *, vehicles: int = 1, seed: int = 7, budget_s: float = 30.0) -> DemoContext:
+def _context(
+    platform: PlatformHandles, *, vehicles: int = 1, seed: int = 7, budget_s: float = 30.0
+) -> DemoContext:
     return DemoContext(
         settings=platform.settings,
         platform=platform,
@@ -50,10 +52,12 @@ def _context(platform: PlatformHandles, *, vehicles: int = 1, seed: int = 7, bud
     )
 
 
-def test_clean_capture_passes_with_every_frame_and_value_accounted_for(platform: PlatformHandles) -> None:
+def test_clean_capture_passes_with_every_frame_and_value_accounted_for(
+    platform: PlatformHandles,
+) -> None:
     result = CAN_ROUNDTRIP.run(_context(platform, vehicles=2))
     assert result.passed, result.check
-    figures = result.figures
+    figures = {k: int(v) for k, v in result.figures.items()}
     assert figures["vehicles"] == 2
     assert figures["frames"] == 2 * 13_620  # 60 s of drive at the DBC's cycle times
     assert figures["signals"] > figures["frames"]
@@ -65,7 +69,9 @@ def test_same_seed_gives_the_same_figures(platform: PlatformHandles) -> None:
     first = CAN_ROUNDTRIP.run(_context(platform, seed=42)).figures
     second = CAN_ROUNDTRIP.run(_context(platform, seed=42)).figures
     rate = "frames/s"
-    assert {k: v for k, v in first.items() if k != rate} == {k: v for k, v in second.items() if k != rate}
+    assert {k: v for k, v in first.items() if k != rate} == {
+        k: v for k, v in second.items() if k != rate
+    }
 
 
 def test_corrupted_frame_fails_the_check_naming_the_signal(platform: PlatformHandles) -> None:

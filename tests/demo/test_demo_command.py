@@ -18,11 +18,23 @@ runner = CliRunner()
 def test_headless_demo_passes_every_act_and_exits_zero(tmp_path: Path) -> None:
     before = set(threading.enumerate())
     result = runner.invoke(
-        app, ["demo", "--headless", "--duration", "10", "--vehicles", "2", "--data-dir", str(tmp_path / "d")]
+        app,
+        [
+            "demo",
+            "--headless",
+            "--duration",
+            "10",
+            "--vehicles",
+            "2",
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
     )
     assert result.exit_code == 0, result.output
     for index, act in enumerate(SCENARIO, start=1):
-        assert re.search(rf"\[act {index}/{len(SCENARIO)}\] {re.escape(act.title)} … ok: ", result.output)
+        assert re.search(
+            rf"\[act {index}/{len(SCENARIO)}\] {re.escape(act.title)} … ok: ", result.output
+        )
     assert "every act passed" in result.output
     assert "API http://127.0.0.1:" in result.output
     assert (tmp_path / "d" / ".drivetrain-demo").is_file()

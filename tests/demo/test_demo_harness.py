@@ -37,7 +37,9 @@ class RecordingObserver:
     def act_started(self, index: int, total: int, act: Act, budget_s: float) -> None:
         self.started.append((index, act.name, budget_s))
 
-    def act_progress(self, fraction: float | None, message: str, figures: Mapping[str, Figure]) -> None:
+    def act_progress(
+        self, fraction: float | None, message: str, figures: Mapping[str, Figure]
+    ) -> None:
         self.progress.append((fraction, message))
 
     def act_finished(self, outcome: ActOutcome, total: int) -> None:
@@ -63,7 +65,9 @@ def _cooperative_sleeper(context: DemoContext) -> ActResult:
         time.sleep(0.01)
 
 
-def _play(acts: list[Act], settings: Settings, duration_s: float = 5.0) -> tuple[RecordingObserver, ScenarioReport]:
+def _play(
+    acts: list[Act], settings: Settings, duration_s: float = 5.0
+) -> tuple[RecordingObserver, ScenarioReport]:
     observer = RecordingObserver()
     report = run_scenario(
         acts,
@@ -83,7 +87,9 @@ def test_every_act_passing_gives_exit_code_zero(settings: Settings) -> None:
     assert (0.5, "halfway") in observer.progress
 
 
-def test_failed_check_raised_exception_and_timeout_each_fail_the_scenario(settings: Settings) -> None:
+def test_failed_check_raised_exception_and_timeout_each_fail_the_scenario(
+    settings: Settings,
+) -> None:
     acts = [
         Act("ok", "Passing", _passing),
         Act("bad", "Failing", _failing),
@@ -109,7 +115,9 @@ def test_budget_is_shared_by_weight_and_unused_time_passes_on(settings: Settings
     assert second == pytest.approx(8.0, abs=0.2)  # 'a' returned at once: 'b' gets the rest
 
 
-def test_act_that_ignores_cancellation_is_abandoned_and_later_acts_skipped(settings: Settings) -> None:
+def test_act_that_ignores_cancellation_is_abandoned_and_later_acts_skipped(
+    settings: Settings,
+) -> None:
     release = threading.Event()
 
     def stubborn(context: DemoContext) -> ActResult:
@@ -119,7 +127,9 @@ def test_act_that_ignores_cancellation_is_abandoned_and_later_acts_skipped(setti
     try:
         started = time.monotonic()
         observer, report = _play(
-            [Act("stuck", "Stuck", stubborn), Act("next", "Next", _passing)], settings, duration_s=1.0
+            [Act("stuck", "Stuck", stubborn), Act("next", "Next", _passing)],
+            settings,
+            duration_s=1.0,
         )
         elapsed = time.monotonic() - started
     finally:

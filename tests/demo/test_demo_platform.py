@@ -22,7 +22,9 @@ def test_platform_serves_the_api_and_stops_leaving_no_thread(tmp_path: Path) -> 
         with httpx.Client(base_url=handles.api_url, timeout=5) as http:
             assert http.get("/healthz").json()["database"]["ok"] is True
             assert http.get("/v1/auth/whoami").status_code == 401
-            me = http.get("/v1/auth/whoami", headers={"Authorization": f"Bearer {handles.admin_token}"})
+            me = http.get(
+                "/v1/auth/whoami", headers={"Authorization": f"Bearer {handles.admin_token}"}
+            )
             assert me.status_code == 200 and me.json()["role"] == "admin"
         got: list[bytes] = []
         handles.transport.subscribe("demo/#", lambda m: got.append(m.payload))
@@ -46,7 +48,11 @@ def test_demo_settings_ignore_a_real_deployment_configured_in_the_environment(
     monkeypatch.setenv("DRIVETRAIN_API_PORT", "443")
     settings = demo_settings(tmp_path)
     assert settings.state_database_url == f"sqlite:///{(tmp_path / 'state.db').resolve()}"
-    assert (settings.api_host, settings.api_port, settings.deployment) == ("127.0.0.1", 0, "embedded")
+    assert (settings.api_host, settings.api_port, settings.deployment) == (
+        "127.0.0.1",
+        0,
+        "embedded",
+    )
 
 
 def test_platform_refuses_production_settings(tmp_path: Path) -> None:

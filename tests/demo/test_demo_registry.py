@@ -52,7 +52,10 @@ def test_act_needs_name_title_and_positive_weight() -> None:
 
 def test_same_seed_gives_the_same_random_stream_per_salt(settings: Settings) -> None:
     a, b = _context(settings, seed=11), _context(settings, seed=11)
-    assert a.rng("act").integers(0, 1 << 30, 5).tolist() == b.rng("act").integers(0, 1 << 30, 5).tolist()
+    assert (
+        a.rng("act").integers(0, 1 << 30, 5).tolist()
+        == b.rng("act").integers(0, 1 << 30, 5).tolist()
+    )
     assert a.rng("act").random() != a.rng("other act").random()
     assert _context(settings, seed=12).rng("act").random() != a.rng("act").random()
 

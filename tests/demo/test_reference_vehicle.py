@@ -13,6 +13,7 @@ from drivetrain.sim import REFERENCE_DBC, frame_checksum, load_reference_vehicle
 
 def test_reference_dbc_has_the_features_real_cars_use() -> None:
     database = cantools.database.load_file(REFERENCE_DBC)  # the reference loader accepts it
+    assert isinstance(database, cantools.database.can.Database)
     messages = database.messages
     signals = [s for m in messages for s in m.signals]
     assert 10 <= len(messages) <= 15
@@ -21,6 +22,7 @@ def test_reference_dbc_has_the_features_real_cars_use() -> None:
     assert any(s.is_signed for s in signals)
     assert any(m.is_multiplexed() for m in messages)
     gear = database.get_message_by_name("VCU_Drive").get_signal_by_name("GearSelected")
+    assert gear.choices is not None
     assert {str(v) for v in gear.choices.values()} >= {"P", "R", "N", "D"}
     assert sum(s.name.endswith("_Counter") for s in signals) >= 5
     assert sum(s.name.endswith("_Checksum") for s in signals) >= 5
@@ -51,20 +53,28 @@ def test_synthetic_frames_decode_with_cantools_to_the_encoded_values() -> None:
     vehicle = load_reference_vehicle()
     database = vehicle.database
     index = SignalIndex.of(database)
-    capture = synthesize_capture(database, index, drive_profile(np.random.default_rng(5)), "1DTBEV00005000001")
+    capture = synthesize_capture(
+        database, index, drive_profile(np.random.default_rng(5)), "1DTBEV00005000001"
+    )
     frames = capture.frames
     expected = {
         (int(f), float(t), index.keys[int(s)][1]): float(v)
-        for f, t, s, v in zip(capture.frame_id, capture.timestamp_s, capture.signal_id, capture.value, strict=True)
+        for f, t, s, v in zip(
+            capture.frame_id, capture.timestamp_s, capture.signal_id, capture.value, strict=True
+        )
     }
     for row in range(0, len(frames), 37):  # a spread sample, every message type included
         frame_id = int(frames.frame_id[row])
         message = database.get_message_by_frame_id(frame_id)
         payload = bytes(frames.data[row, : frames.length[row]])
         decoded = message.decode(payload, decode_choices=False)
+        assert isinstance(decoded, dict)
         for name, value in decoded.items():
             encoded = expected[(frame_id, float(frames.timestamp_s[row]), name)]
-            assert abs(float(value) - encoded) <= abs(message.get_signal_by_name(name).scale) / 2 + 1e-9
+            assert (
+                abs(float(value) - encoded)  # type: ignore[arg-type]
+                <= abs(message.get_signal_by_name(name).scale) / 2 + 1e-9
+            )
         if f"{message.name}_Checksum" in decoded:
             assert decoded[f"{message.name}_Checksum"] == frame_checksum(payload, frame_id)
 
@@ -72,8 +82,14 @@ def test_synthetic_frames_decode_with_cantools_to_the_encoded_values() -> None:
 def test_same_seed_gives_the_same_capture() -> None:
     vehicle = load_reference_vehicle()
     index = SignalIndex.of(vehicle.database)
-    one = synthesize_capture(vehicle.database, index, drive_profile(np.random.default_rng(9)), "1DTBEV00009000001")
-    two = synthesize_capture(vehicle.database, index, drive_profile(np.random.default_rng(9)), "1DTBEV00009000001")
-    other = synthesize_capture(vehicle.database, index, drive_profile(np.random.default_rng(10)), "1DTBEV00009000001")
+    one = synthesize_capture(
+        vehicle.database, index, drive_profile(np.random.default_rng(9)), "1DTBEV00009000001"
+    )
+    two = synthesize_capture(
+        vehicle.database, index, drive_profile(np.random.default_rng(9)), "1DTBEV00009000001"
+    )
+    other = synthesize_capture(
+        vehicle.database, index, drive_profile(np.random.default_rng(10)), "1DTBEV00009000001"
+    )
     assert np.array_equal(one.frames.data, two.frames.data)
     assert not np.array_equal(one.frames.data, other.frames.data)

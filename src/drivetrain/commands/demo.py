@@ -36,9 +36,14 @@ def _prepare_data_dir(data_dir: Path) -> None:
 
 
 def demo(
-    vehicles: int = typer.Option(5, "--vehicles", min=1, max=10_000, help="Vehicles the acts simulate."),
+    vehicles: int = typer.Option(
+        5, "--vehicles", min=1, max=10_000, help="Vehicles the acts simulate."
+    ),
     duration: float = typer.Option(
-        60.0, "--duration", min=1.0, help="Total seconds the acts may share; the demo ends about then at the latest."
+        60.0,
+        "--duration",
+        min=1.0,
+        help="Total seconds the acts may share; the demo ends about then at the latest.",
     ),
     seed: int = typer.Option(7, "--seed", min=0, help="Same seed, same data."),
     headless: bool = typer.Option(
@@ -59,7 +64,13 @@ def demo(
     from rich.console import Console
 
     from drivetrain.core.errors import DrivetrainError
-    from drivetrain.demo import SCENARIO, EmbeddedPlatform, ScenarioOptions, demo_settings, run_scenario
+    from drivetrain.demo import (
+        SCENARIO,
+        EmbeddedPlatform,
+        ScenarioOptions,
+        demo_settings,
+        run_scenario,
+    )
     from drivetrain.demo.view import HeadlessObserver, LiveObserver, summary_table
 
     console = Console(highlight=False)
@@ -85,7 +96,10 @@ def demo(
             if headless:
                 console.print(f"drivetrain demo: {header}", markup=False, soft_wrap=True)
                 report = run_scenario(
-                    acts, options=options, settings=settings, platform=handles,
+                    acts,
+                    options=options,
+                    settings=settings,
+                    platform=handles,
                     observer=HeadlessObserver(console),
                 )
             else:

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from drivetrain.demo.acts import Act, ActResult, DemoContext
+from drivetrain.demo.acts import Act, ActResult, DemoContext, Figure
 
 NAME = "api-secured"
 TITLE = "API secured: tokens, scopes, tenants, audit log"
@@ -90,7 +90,10 @@ def run(context: DemoContext) -> ActResult:
         tenant = _free_tenant_id(probe, platform.admin_token, context.seed)
         context.report(f"operator admin creates tenant {tenant!r}", fraction=0.2)
         created = probe.call(
-            "POST", "/v1/tenants", 201, token=platform.admin_token,
+            "POST",
+            "/v1/tenants",
+            201,
+            token=platform.admin_token,
             json={"tenant_id": tenant, "display_name": "Demo fleet operator"},
         )
         tenant_admin = created.get("admin_client", {})
@@ -98,16 +101,28 @@ def run(context: DemoContext) -> ActResult:
         context.check_time()
         context.report("tenant admin creates a read-only client", fraction=0.4)
         reader = probe.call(
-            "POST", f"/v1/tenants/{tenant}/clients", 201, token=admin_token,
+            "POST",
+            f"/v1/tenants/{tenant}/clients",
+            201,
+            token=admin_token,
             json={"role": "read_only", "name": "dashboard"},
         )
         reader_token = _token(probe, reader)
         context.report("wrong scope, wrong tenant, revoked client: refused", fraction=0.6)
-        probe.call("POST", f"/v1/tenants/{tenant}/clients", 403, token=reader_token,
-                   json={"role": "read_only", "name": "escalation"})
+        probe.call(
+            "POST",
+            f"/v1/tenants/{tenant}/clients",
+            403,
+            token=reader_token,
+            json={"role": "read_only", "name": "escalation"},
+        )
         probe.call("GET", "/v1/tenants/default/clients", 403, token=admin_token)
-        probe.call("POST", f"/v1/tenants/{tenant}/clients/{reader.get('client_id')}/disable", 200,
-                   token=admin_token)
+        probe.call(
+            "POST",
+            f"/v1/tenants/{tenant}/clients/{reader.get('client_id')}/disable",
+            200,
+            token=admin_token,
+        )
         probe.call("GET", "/v1/auth/whoami", 401, token=reader_token)
         context.check_time()
         context.report("reading the tenant's audit log", fraction=0.8)
@@ -121,7 +136,7 @@ def run(context: DemoContext) -> ActResult:
         ("client.disable", tenant_admin.get("client_id")),
     ]
     actual = [(e["action"], e["actor"]) for e in entries]
-    figures = {
+    figures: dict[str, Figure] = {
         "requests": probe.calls,
         "refused": probe.refused,
         "audit_entries": len(entries),
@@ -131,7 +146,9 @@ def run(context: DemoContext) -> ActResult:
         more = f" (+{len(probe.failures) - 1} more)" if len(probe.failures) > 1 else ""
         return ActResult(False, probe.failures[0] + more, figures)
     if actual != expected:
-        return ActResult(False, f"audit log of {tenant!r} holds {actual}, expected {expected}", figures)
+        return ActResult(
+            False, f"audit log of {tenant!r} holds {actual}, expected {expected}", figures
+        )
     if not chain.get("ok"):
         return ActResult(False, f"audit chain of {tenant!r} does not verify: {chain}", figures)
     check = (

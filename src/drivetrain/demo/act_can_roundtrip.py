@@ -28,7 +28,11 @@ from drivetrain.core.can.signal_map import VssSignals
 from drivetrain.core.transport import TELEMETRY, Message, Transport, vehicle_filter, vehicle_topic
 from drivetrain.core.vss import Catalog
 from drivetrain.demo.acts import Act, ActResult, DemoContext
-from drivetrain.demo.can_capture import RoundTripCheck, SignalIndex, synthesize_capture, verify_roundtrip
+from drivetrain.demo.can_capture import (
+    SignalIndex,
+    synthesize_capture,
+    verify_roundtrip,
+)
 from drivetrain.demo.drive_profile import drive_profile
 from drivetrain.sim.reference_vehicle import ReferenceVehicle, load_reference_vehicle
 
@@ -161,8 +165,10 @@ def _run(context: DemoContext, tamper: FrameTamper | None) -> ActResult:
         for number in range(1, context.vehicles + 1):
             context.check_time()
             vin = demo_vin(context.seed, number)
-            context.report(f"vehicle {number}/{context.vehicles}: encoding a drive with cantools",
-                           fraction=(number - 1) / context.vehicles)
+            context.report(
+                f"vehicle {number}/{context.vehicles}: encoding a drive with cantools",
+                fraction=(number - 1) / context.vehicles,
+            )
             t0 = time.monotonic()
             profile = drive_profile(context.rng(f"{NAME}:{vin}"))
             capture = synthesize_capture(database, index, profile, vin)
@@ -170,16 +176,22 @@ def _run(context: DemoContext, tamper: FrameTamper | None) -> ActResult:
             t1 = time.perf_counter()
             decoded = decoder.decode(received)
             decode_s += time.perf_counter() - t1
-            check = verify_roundtrip(capture, received, decoded, database, index,
-                                     reference.checksummed_frame_ids())
+            check = verify_roundtrip(
+                capture, received, decoded, database, index, reference.checksummed_frame_ids()
+            )
             problems += [f"{vin}: {p}" for p in check.problems]
             vss = reference.signal_map.apply(decoded)
             typed, bad, first_bad = vss_values(vss, reference.catalog)
             if bad:
-                problems.append(f"{vin}: {bad} VSS values rejected by the catalog, e.g. {first_bad}")
+                problems.append(
+                    f"{vin}: {bad} VSS values rejected by the catalog, e.g. {first_bad}"
+                )
             published += publish_telemetry(transport, vin, vss, typed)
             frames, values, vss_total, invalid = (
-                frames + check.frames, values + check.values, vss_total + len(vss), invalid + bad
+                frames + check.frames,
+                values + check.values,
+                vss_total + len(vss),
+                invalid + bad,
             )
             done = number
             context.report(
@@ -194,11 +206,14 @@ def _run(context: DemoContext, tamper: FrameTamper | None) -> ActResult:
         transport.drain(timeout_s=max(1.0, context.remaining_s()))
     finally:
         subscription.unsubscribe()
-    return _verdict(context, reference, done, frames, values, vss_total, published, counter,
-                    decode_s, problems)
+    return _verdict(
+        context, reference, done, frames, values, vss_total, published, counter, decode_s, problems
+    )
 
 
-def _figures(frames: int, values: int, decode_s: float, vehicles: int, vss: int) -> dict[str, float | int | str]:
+def _figures(
+    frames: int, values: int, decode_s: float, vehicles: int, vss: int
+) -> dict[str, float | int | str]:
     return {
         "vehicles": vehicles,
         "frames": frames,
@@ -221,16 +236,24 @@ def _verdict(
     problems: list[str],
 ) -> ActResult:
     if counter.values != published:
-        problems.append(f"published {published:,} VSS values, the subscriber received {counter.values:,}")
+        problems.append(
+            f"published {published:,} VSS values, the subscriber received {counter.values:,}"
+        )
     if counter.unknown_paths:
-        problems.append(f"telemetry named paths outside the catalog: {sorted(counter.unknown_paths)}")
+        problems.append(
+            f"telemetry named paths outside the catalog: {sorted(counter.unknown_paths)}"
+        )
     if done == 0:
         problems.append("no vehicle fitted in the time budget")
     figures = _figures(frames, values, decode_s, done, vss_total)
     if problems:
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
         return ActResult(False, problems[0] + more, figures)
-    scope = f"{done} vehicles" if done == context.vehicles else f"{done} of {context.vehicles} vehicles (time budget)"
+    scope = (
+        f"{done} vehicles"
+        if done == context.vehicles
+        else f"{done} of {context.vehicles} vehicles (time budget)"
+    )
     check = (
         f"{scope}: {frames:,} frames encoded by cantools, all decoded in batch within DBC "
         f"resolution, counters and checksums hold; {vss_total:,} VSS values valid in the "

@@ -54,7 +54,9 @@ class ActResult:
             raise ValueError("ActResult.check must say what was verified")
         for key, value in self.figures.items():
             if not isinstance(value, (int, float, str)):
-                raise TypeError(f"figure {key!r} must be int, float or str, got {type(value).__name__}")
+                raise TypeError(
+                    f"figure {key!r} must be int, float or str, got {type(value).__name__}"
+                )
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,9 @@ class SignalIndex:
     def ids_of(self, decoded: DecodedSignals, database: Database) -> npt.NDArray[np.int64]:
         """The signal id of each decoded row (-1 where the decoder named an unknown signal)."""
         by_key = {key: i for i, key in enumerate(self.keys)}
-        table = np.full((len(decoded.message_names), max(len(decoded.signal_names), 1)), -1, np.int64)
+        table = np.full(
+            (len(decoded.message_names), max(len(decoded.signal_names), 1)), -1, np.int64
+        )
         for mi, message_name in enumerate(decoded.message_names):
             frame_id = database.get_message_by_name(message_name).frame_id
             for si, signal_name in enumerate(decoded.signal_names):
@@ -111,8 +113,8 @@ def synthesize_capture(
         names = [s.name for s in message.signals]
         has_checksum = checksum in columns
         for k in range(n):
-            data = {name: float(columns[name][k]) for name in names if present[name][k]}
-            payload = bytearray(message.encode(data, scaling=True, padding=False, strict=True))
+            values_k = {name: float(columns[name][k]) for name in names if present[name][k]}
+            payload = bytearray(message.encode(values_k, scaling=True, padding=False, strict=True))
             if has_checksum:
                 payload[CHECKSUM_BYTE] = frame_checksum(payload, message.frame_id)
                 columns[checksum][k] = payload[CHECKSUM_BYTE]
@@ -126,9 +128,9 @@ def synthesize_capture(
     rows.sort(key=lambda row: (row[0], row[1]))  # bus order: by time
     data = np.zeros((len(rows), CLASSIC_CAN_MAX_BYTES), np.uint8)
     lengths = np.zeros(len(rows), np.uint8)
-    for i, (_, _, payload) in enumerate(rows):
-        data[i, : len(payload)] = np.frombuffer(payload, np.uint8)
-        lengths[i] = len(payload)
+    for i, (_, _, frame_bytes) in enumerate(rows):
+        data[i, : len(frame_bytes)] = np.frombuffer(frame_bytes, np.uint8)
+        lengths[i] = len(frame_bytes)
     frames = FrameBatch(
         timestamp_s=np.array([r[0] for r in rows], np.float64),
         frame_id=np.array([r[1] for r in rows], np.uint32),
@@ -206,7 +208,9 @@ def verify_roundtrip(
             )
     decoded_frames = len(np.unique(np.rec.fromarrays([decoded.frame_id, decoded.timestamp_s])))
     if decoded_frames != len(frames):
-        problems.append(f"{len(frames) - decoded_frames} of {len(frames)} frames produced no values")
+        problems.append(
+            f"{len(frames) - decoded_frames} of {len(frames)} frames produced no values"
+        )
     checksum_errors = _checksum_errors(frames, checksummed_ids)
     if checksum_errors:
         problems.append(f"{checksum_errors} frames fail their checksum")
@@ -232,7 +236,9 @@ def _checksum_errors(frames: FrameBatch, checksummed_ids: tuple[int, ...]) -> in
     return int(((total & 0xFF) ^ 0xFF != data[:, CHECKSUM_BYTE]).sum())
 
 
-def _counter_errors(decoded: DecodedSignals, signal_ids: npt.NDArray[np.int64], index: SignalIndex) -> int:
+def _counter_errors(
+    decoded: DecodedSignals, signal_ids: npt.NDArray[np.int64], index: SignalIndex
+) -> int:
     errors = 0
     for sid, (_, name) in enumerate(index.keys):
         if not name.endswith("_Counter"):

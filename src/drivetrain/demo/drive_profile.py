@@ -98,7 +98,9 @@ def drive_profile(rng: np.random.Generator) -> DriveProfile:
     friction_brake = np.clip(-(wheel_torque / GEAR_RATIO) - 150.0, 0.0, None)
     motor_rpm = speed_ms / WHEEL_RADIUS_M * GEAR_RATIO * 60.0 / (2 * np.pi)
     accel_pedal = np.clip(motor_torque / 600.0 * 100.0 * 1.4, 0.0, 100.0)
-    brake_pedal = np.clip(friction_brake / 4.0 + np.where(driving & ~moving & (t > 1), 20.0, 0.0), 0, 100)
+    brake_pedal = np.clip(
+        friction_brake / 4.0 + np.where(driving & ~moving & (t > 1), 20.0, 0.0), 0, 100
+    )
 
     # --- traction battery -------------------------------------------------------------------
     omega = motor_rpm * 2 * np.pi / 60.0
@@ -176,7 +178,8 @@ def drive_profile(rng: np.random.Generator) -> DriveProfile:
         "CoolantInletTemp": np.round(pack_temp - 3.0),
         "ChargeState": np.select(
             [charging, plugged], [CHARGE_CHARGING, CHARGE_CONNECTED], CHARGE_NOT_CONNECTED
-        ) * ones,
+        )
+        * ones,
         "ChargePlugConnected": plugged.astype(np.float64),
         "ChargeLimit": float(rng.choice([80, 90, 100])) * ones,
         "ChargeCurrent": np.where(charging, -pack_current, 0.0),

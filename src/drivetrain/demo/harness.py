@@ -96,7 +96,9 @@ class ScenarioObserver(Protocol):
 
     def act_started(self, index: int, total: int, act: Act, budget_s: float) -> None: ...
 
-    def act_progress(self, fraction: float | None, message: str, figures: Mapping[str, Figure]) -> None: ...
+    def act_progress(
+        self, fraction: float | None, message: str, figures: Mapping[str, Figure]
+    ) -> None: ...
 
     def act_finished(self, outcome: ActOutcome, total: int) -> None: ...
 
@@ -132,7 +134,9 @@ def run_scenario(
             weights_left = sum(a.weight for a in acts[position - 1 :])
             budget_s = max(0.0, scenario_deadline - time.monotonic()) * act.weight / weights_left
             observer.act_started(position, total, act, budget_s)
-            outcome, abandoned = _run_act(position, act, budget_s, options, settings, platform, observer)
+            outcome, abandoned = _run_act(
+                position, act, budget_s, options, settings, platform, observer
+            )
         outcomes.append(outcome)
         observer.act_finished(outcome, total)
     return ScenarioReport(tuple(outcomes), time.monotonic() - started)
@@ -165,7 +169,7 @@ def _run_act(
     def work() -> None:
         try:
             box.append(act.run(context))
-        except Exception as error:  # an act's bug must not stop the scenario; it is reported
+        except Exception as error:  # noqa: BLE001 - an act's bug must not stop the scenario; reported
             box.append(error)
 
     worker = threading.Thread(target=work, name=f"demo-act-{act.name}", daemon=True)
@@ -191,4 +195,6 @@ def _run_act(
         check = f"returned {type(result).__name__}, expected an ActResult"
         return ActOutcome(position, act, "error", check, {}, elapsed, budget_s), False
     status: ActStatus = "passed" if result.passed else "failed"
-    return ActOutcome(position, act, status, result.check, dict(result.figures), elapsed, budget_s), False
+    return ActOutcome(
+        position, act, status, result.check, dict(result.figures), elapsed, budget_s
+    ), False

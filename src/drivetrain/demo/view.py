@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Self
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -43,7 +44,7 @@ HEADLESS_PROGRESS_EVERY_S = 1.0
 
 def format_figure(value: Figure) -> str:
     """A figure as shown to people: thousands separated, floats to 3 significant digits+."""
-    if isinstance(value, bool) or isinstance(value, str):
+    if isinstance(value, (bool, str)):
         return str(value)
     if isinstance(value, int):
         return f"{value:,}"
@@ -68,7 +69,9 @@ def act_line(outcome: ActOutcome, total: int) -> str:
 def summary_table(report: ScenarioReport) -> Table:
     """The final table: act, status, key figures, time."""
     verdict = "every act passed" if report.passed else "some acts FAILED"
-    table = Table(title=f"Drivetrain demo — {verdict} in {report.elapsed_s:.1f} s", title_justify="left")
+    table = Table(
+        title=f"Drivetrain demo — {verdict} in {report.elapsed_s:.1f} s", title_justify="left"
+    )
     table.add_column("#", justify="right")
     table.add_column("act")
     table.add_column("status")
@@ -98,7 +101,9 @@ class HeadlessObserver:
         line = f"[act {index}/{total}] {act.title} … started ({budget_s:.1f} s budget)"
         self._console.print(line, markup=False, highlight=False, soft_wrap=True)
 
-    def act_progress(self, fraction: float | None, message: str, figures: Mapping[str, Figure]) -> None:
+    def act_progress(
+        self, fraction: float | None, message: str, figures: Mapping[str, Figure]
+    ) -> None:
         now = time.monotonic()
         with self._lock:
             if message == self._last_message or now - self._last_print < HEADLESS_PROGRESS_EVERY_S:
@@ -135,10 +140,11 @@ class LiveObserver:
         self._header = header
         self._lock = threading.Lock()
         self._state = _LiveState(total=len(acts), titles=[a.title for a in acts])
-        self._live = Live(console=console, get_renderable=self._render, refresh_per_second=8,
-                          transient=False)
+        self._live = Live(
+            console=console, get_renderable=self._render, refresh_per_second=8, transient=False
+        )
 
-    def __enter__(self) -> LiveObserver:
+    def __enter__(self) -> Self:
         self._live.start()
         return self
 
@@ -156,7 +162,9 @@ class LiveObserver:
             s.current, s.title, s.budget_s, s.started = index, act.title, budget_s, time.monotonic()
             s.fraction, s.message, s.figures = None, "starting", {}
 
-    def act_progress(self, fraction: float | None, message: str, figures: Mapping[str, Figure]) -> None:
+    def act_progress(
+        self, fraction: float | None, message: str, figures: Mapping[str, Figure]
+    ) -> None:
         with self._lock:
             if fraction is not None:
                 self._state.fraction = fraction
@@ -181,14 +189,22 @@ class LiveObserver:
                 mark = Text(STATUS_WORD[o.status], style=_STATUS_STYLE[o.status])
                 acts.add_row(f"{i}.", act_title, mark, f"{o.elapsed_s:.1f} s")
             elif i == current:
-                acts.add_row(f"{i}.", Text(act_title, style="bold"), Text("running", style="cyan"),
-                             f"{time.monotonic() - started:.1f} s")
+                acts.add_row(
+                    f"{i}.",
+                    Text(act_title, style="bold"),
+                    Text("running", style="cyan"),
+                    f"{time.monotonic() - started:.1f} s",
+                )
             else:
-                acts.add_row(f"{i}.", Text(act_title, style="dim"), Text("waiting", style="dim"), "")
+                acts.add_row(
+                    f"{i}.", Text(act_title, style="dim"), Text("waiting", style="dim"), ""
+                )
         parts: list[RenderableType] = [Text(self._header, style="dim"), acts]
         if current:
             elapsed = time.monotonic() - started
-            shown = fraction if fraction is not None else min(1.0, elapsed / budget if budget else 1.0)
+            shown = (
+                fraction if fraction is not None else min(1.0, elapsed / budget if budget else 1.0)
+            )
             parts.append(Text(f"\n{title} — {message}", style="bold"))
             parts.append(ProgressBar(total=1.0, completed=shown, width=50))
             if figures:

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal
+from typing import Literal, Self
 
 #: MQTT quality of service: 0 = at most once, 1 = at least once (QoS 2 is not offered).
 QoS = Literal[0, 1]
@@ -157,7 +157,9 @@ class Transport(abc.ABC):
         """
 
     @abc.abstractmethod
-    def subscribe(self, topic_filter: str, handler: MessageHandler, *, qos: QoS = 1) -> Subscription:
+    def subscribe(
+        self, topic_filter: str, handler: MessageHandler, *, qos: QoS = 1
+    ) -> Subscription:
         """Deliver every later message matching ``topic_filter`` to ``handler``.
 
         ``topic_filter`` may use ``+`` and ``#``, or be ``$share/{group}/{filter}`` so that each
@@ -173,7 +175,7 @@ class Transport(abc.ABC):
     def close(self) -> None:
         """Stop the transport and release its resources; idempotent."""
 
-    def __enter__(self) -> Transport:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

@@ -205,7 +205,9 @@ class InProcessTransport(Transport):
 
     # --- subscribing -----------------------------------------------------------------------
 
-    def subscribe(self, topic_filter: str, handler: MessageHandler, *, qos: QoS = 1) -> Subscription:
+    def subscribe(
+        self, topic_filter: str, handler: MessageHandler, *, qos: QoS = 1
+    ) -> Subscription:
         """See ``Transport.subscribe``.
 
         Raises:
@@ -272,7 +274,7 @@ class InProcessTransport(Transport):
                         self._idle.notify_all()
 
     def _deliver(self, subscription: Subscription, message: Message) -> None:
-        qos: QoS = min(message.qos, subscription.qos)  # type: ignore[assignment]
+        qos: QoS = min(message.qos, subscription.qos)
         attempts = self._max_attempts if qos == 1 else 1
         for attempt in range(1, attempts + 1):
             if not subscription.active:
@@ -291,7 +293,7 @@ class InProcessTransport(Transport):
                 else:
                     self._undelivered += 1
                 return
-            qos: QoS = min(message.qos, member.qos)  # type: ignore[assignment]
+            qos: QoS = min(message.qos, member.qos)
             if self._call(member, replace(message, qos=qos, attempt=attempt), attempts):
                 return
 
@@ -299,7 +301,7 @@ class InProcessTransport(Transport):
         """Run one handler call; True when it returned normally."""
         try:
             subscription.handler(message)
-        except Exception as error:  # isolation: one failing handler must not stop the others
+        except Exception as error:  # noqa: BLE001 - isolation: one failing handler must not stop the others
             gave_up = message.attempt >= attempts or message.qos == 0
             self._handler_errors += 1
             if gave_up:
@@ -314,7 +316,7 @@ class InProcessTransport(Transport):
     def _report(self, failure: HandlerFailure) -> None:
         try:
             self._on_handler_error(failure)
-        except Exception:  # a broken error callback must not stop delivery either
+        except Exception:  # noqa: BLE001 - a broken error callback must not stop delivery either
             _log.exception("on_handler_error callback raised while reporting %r", failure)
 
     # --- lifecycle -------------------------------------------------------------------------

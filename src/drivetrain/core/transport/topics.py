@@ -237,7 +237,9 @@ def parse_vehicle_topic(topic: str) -> VehicleTopic:
     validate_topic_name(topic)
     prefix = TOPIC_ROOT + "/"
     if not topic.startswith(prefix):
-        raise InvalidTopicError(f"topic {topic!r} is not a vehicle topic: expected '{prefix}{{vin}}/...'")
+        raise InvalidTopicError(
+            f"topic {topic!r} is not a vehicle topic: expected '{prefix}{{vin}}/...'"
+        )
     vin, _, channel = topic[len(prefix) :].partition("/")
     validate_vin(vin)
     levels = _channel_levels((channel,), allow_wildcards=False) if channel else []
