@@ -14,6 +14,8 @@ import typer
 DEMO_MARKER = ".drivetrain-demo"
 #: Exit codes: every act passed / some act failed / the demo could not run at all.
 EXIT_PASSED, EXIT_ACT_FAILED, EXIT_CANNOT_RUN = 0, 1, 2
+#: Exit code after Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
 
 
 def _prepare_data_dir(data_dir: Path) -> None:
@@ -117,6 +119,9 @@ def demo(
         if data_dir is not None:
             console.print(f"state kept in {workdir}", markup=False, soft_wrap=True)
         raise typer.Exit(report.exit_code)
+    except KeyboardInterrupt:
+        errors.print("interrupted: the platform was stopped", markup=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         if data_dir is None:
             shutil.rmtree(workdir, ignore_errors=True)
