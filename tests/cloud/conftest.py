@@ -1,8 +1,8 @@
 """Fixtures for the cloud domains: a fresh, migrated state database per test, on both engines.
 
 ``database`` is parametrized over SQLite (a file in the test's temp dir) and the real
-PostgreSQL server from ``$DRIVETRAIN_TEST_POSTGRES_URL`` (a uniquely named database per test,
-dropped afterwards). Without that server the PostgreSQL cases fail, saying to run scripts/test.
+PostgreSQL server from ``$DRIVETRAIN_TEST_POSTGRES_URL`` (a uniquely named database per
+pytest-xdist worker, and in it a fresh schema per test; all dropped afterwards). Without that server the PostgreSQL cases fail, saying to run scripts/test.
 """
 
 from __future__ import annotations
@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 
 from drivetrain.cloud.infra import Database
-from drivetrain.cloud.infra.testing import BACKENDS, Backend, database_url_for_tests
+from drivetrain.cloud.infra.testing import (
+    BACKENDS,
+    Backend,
+    postgres_test_database,
+    temporary_postgres_schema,
+)
 from drivetrain.core.errors import ConfigurationError, StorageError
 
 
@@ -23,13 +28,41 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     return request.param  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-def database_url(backend: Backend, tmp_path: Path) -> Iterator[str]:
-    """URL of a fresh, empty state database on ``backend``."""
-    manager = database_url_for_tests(backend, tmp_path)
+@pytest.fixture(scope="session")
+def postgres_worker_database() -> Iterator[str]:
+    """A uniquely named database on the test server for this pytest-xdist worker."""
+    manager = postgres_test_database()
     try:
         url = manager.__enter__()
     except (ConfigurationError, StorageError) as e:
+        failure = str(e)
+    else:
+        failure = ""
+    if failure:
+        pytest.fail(failure, pytrace=False)
+    try:
+        yield url
+    finally:
+        manager.__exit__(None, None, None)
+
+
+@pytest.fixture
+def database_url(
+    backend: Backend, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """URL of a fresh, empty state database on ``backend``.
+
+    SQLite: a file in the test's temp dir. PostgreSQL: a new schema (search_path) in this
+    worker's database, dropped after the test.
+    """
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    worker_database = request.getfixturevalue("postgres_worker_database")
+    try:
+        manager = temporary_postgres_schema(worker_database)
+        url = manager.__enter__()
+    except StorageError as e:
         failure = str(e)
     else:
         failure = ""

@@ -21,7 +21,7 @@ _err = Console(stderr=True, highlight=False)
 
 def fail(message: object, code: int = 1) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code``."""
-    _err.print(f"[bold red]error:[/] {message}", markup=True)
+    _err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
     raise typer.Exit(code=code)
 
 
@@ -45,10 +45,15 @@ def open_migrated_database(settings: Settings) -> Database:
 
     try:
         database = open_database(settings)
-        current, heads = database.current_revisions(), database.head_revisions()
     except DrivetrainError as e:
         fail(e)
+    try:
+        current, heads = database.current_revisions(), database.head_revisions()
+    except DrivetrainError as e:
+        database.dispose()
+        fail(e)
     if set(current) != set(heads):
+        database.dispose()
         fail(
             f"state database {database.display_url} is at revision(s) {list(current)}, the code "
             f"expects {list(heads)}: run `drivetrain db upgrade` first"
@@ -67,14 +72,16 @@ def upgrade(
     settings = load_settings_or_exit()
     try:
         database = open_database(settings)
+    except DrivetrainError as e:
+        fail(e)
+    try:
         before = database.current_revisions()
         database.upgrade(revision)
         after = database.current_revisions()
     except DrivetrainError as e:
         fail(e)
     finally:
-        if "database" in locals():
-            database.dispose()
+        database.dispose()
     state = "already up to date" if before == after else f"upgraded from {list(before) or 'empty'}"
     typer.echo(f"{database.display_url}: {state}; now at {list(after)}")
 
@@ -88,10 +95,14 @@ def current() -> None:
     settings = load_settings_or_exit()
     try:
         database = open_database(settings)
-        applied, heads = database.current_revisions(), database.head_revisions()
-        database.dispose()
     except DrivetrainError as e:
         fail(e)
+    try:
+        applied, heads = database.current_revisions(), database.head_revisions()
+    except DrivetrainError as e:
+        fail(e)
+    finally:
+        database.dispose()
     pending = "" if set(applied) == set(heads) else f" (pending: upgrade to {list(heads)})"
     typer.echo(f"{database.display_url}: {list(applied) or 'empty (no migrations applied)'}{pending}")
 

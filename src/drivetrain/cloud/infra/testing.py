@@ -1,8 +1,10 @@
 """Throw-away state databases for test suites (every domain's tests use the same helper).
 
-``temporary_postgres_database(server_url)`` creates a uniquely named database on a real
-server (the role needs ``CREATEDB``), yields its URL and drops it afterwards, so parallel test
-workers never share state.
+:func:`postgres_test_database` creates a uniquely named database on the real server named by
+``$DRIVETRAIN_TEST_POSTGRES_URL`` (the role needs ``CREATEDB``) and drops it afterwards — one
+per pytest-xdist worker; :func:`temporary_postgres_schema` then gives each test an empty schema
+inside it. Names carry the worker id, the pid and a random part, so parallel workers and
+concurrent runs never share state.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Literal
 
 from sqlalchemy import create_engine, text
@@ -68,25 +69,29 @@ Backend = Literal["sqlite", "postgresql"]
 BACKENDS: tuple[Backend, ...] = ("sqlite", "postgresql")
 
 
-@contextmanager
-def database_url_for_tests(backend: Backend, directory: Path) -> Iterator[str]:
-    """A fresh, empty state database URL for one test, removed afterwards.
+def postgres_server_url() -> str:
+    """The test server URL from ``$DRIVETRAIN_TEST_POSTGRES_URL``.
 
-    ``sqlite``: a file in ``directory``. ``postgresql``: a new database on the server named
-    by ``$DRIVETRAIN_TEST_POSTGRES_URL``. Raises :class:`ConfigurationError` when that
-    variable is unset and :class:`StorageError` when the server cannot be used; both messages
-    say to run ``scripts/test``, which starts the server and sets the variable.
+    Raises :class:`ConfigurationError` when it is unset, saying to run ``scripts/test``
+    (which starts PostgreSQL and exports the URL).
     """
-    if backend == "sqlite":
-        yield f"sqlite:///{directory / 'state.db'}"
-        return
     server = os.environ.get(POSTGRES_URL_ENV)
     if not server:
         raise ConfigurationError(
             f"{POSTGRES_URL_ENV} is not set: the PostgreSQL half of the suite needs a real "
             "server. Run the suite with scripts/test (it starts PostgreSQL and exports the URL)."
         )
-    manager = temporary_postgres_database(server)
+    return server
+
+
+@contextmanager
+def postgres_test_database(prefix: str = "dt_test") -> Iterator[str]:
+    """A uniquely named database on the test server (see :func:`postgres_server_url`).
+
+    Raises :class:`ConfigurationError` when no server is configured and
+    :class:`StorageError` (saying to run ``scripts/test``) when it cannot be used.
+    """
+    manager = temporary_postgres_database(postgres_server_url(), prefix)
     try:
         url = manager.__enter__()
     except StorageError as e:
@@ -97,3 +102,36 @@ def database_url_for_tests(backend: Backend, directory: Path) -> Iterator[str]:
         yield url
     finally:
         manager.__exit__(None, None, None)
+
+
+@contextmanager
+def temporary_postgres_schema(database_url: str, prefix: str = "t") -> Iterator[str]:
+    """A fresh schema in the database at ``database_url``; yields a URL that uses it.
+
+    The URL sets ``search_path`` to the new schema, so tables, the Alembic version table and
+    trigger functions all land there: each test gets an empty database in ~20 ms instead of
+    the ~300 ms of ``CREATE DATABASE``. The schema is dropped (CASCADE) afterwards. Raises
+    :class:`StorageError` when the server cannot be used.
+    """
+    url = make_url(database_url)
+    name = unique_database_name(prefix)
+    if not _SAFE_NAME.match(name):
+        raise ValueError(f"unsafe schema name {name!r}")
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        try:
+            with admin.connect() as connection:
+                connection.execute(text(f'CREATE SCHEMA "{name}"'))
+        except SQLAlchemyError as e:
+            raise StorageError(
+                f"cannot create a test schema in {url.render_as_string(hide_password=True)}: "
+                f"{str(getattr(e, 'orig', e)).strip()}"
+            ) from e
+        try:
+            scoped = url.update_query_dict({"options": f"-csearch_path={name}"})
+            yield scoped.render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+    finally:
+        admin.dispose()
