@@ -76,7 +76,7 @@ def test_every_error_class_in_the_tree_has_a_non_generic_status() -> None:
         return [cls] + [s for c in cls.__subclasses__() for s in subclasses(c)]
 
     for cls in subclasses(errors.DrivetrainError)[1:]:
-        status, title = status_for(cls("m"))
+        _status, title = status_for(cls("m"))
         assert title != "Drivetrain error", cls
 
 

@@ -145,10 +145,9 @@ def test_deleted_rows_are_detected(database: Database) -> None:
 
 def test_entry_is_rolled_back_with_the_change_it_records(database: Database) -> None:
     _record(database, 1)
-    with pytest.raises(RuntimeError):
-        with database.session() as session:
-            record_audit(session, tenant="acme", actor="a", action="tenant.delete", target="t")
-            raise RuntimeError("the change failed")
+    with pytest.raises(RuntimeError), database.session() as session:
+        record_audit(session, tenant="acme", actor="a", action="tenant.delete", target="t")
+        raise RuntimeError("the change failed")
     _record(database, 1)
     with database.session() as session:
         assert [e.seq for e in list_audit(session, "acme")] == [1, 2]
@@ -182,6 +181,5 @@ def test_concurrent_appenders_never_fork_the_chain(database: Database) -> None:
 
 
 def test_malformed_action_name_is_refused(database: Database) -> None:
-    with database.session() as session:
-        with pytest.raises(BadInputError, match="'Create Tenant'"):
-            record_audit(session, tenant="acme", actor="a", action="Create Tenant", target="t")
+    with database.session() as session, pytest.raises(BadInputError, match="'Create Tenant'"):
+        record_audit(session, tenant="acme", actor="a", action="Create Tenant", target="t")

@@ -41,11 +41,10 @@ def test_migrated_schema_matches_the_declared_tables(database: Database) -> None
 def test_session_commits_on_success_and_rolls_back_on_error(database: Database) -> None:
     with database.session() as session:
         session.add(_tenant("kept"))
-    with pytest.raises(RuntimeError, match="boom"):
-        with database.session() as session:
-            session.add(_tenant("dropped"))
-            session.flush()
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), database.session() as session:
+        session.add(_tenant("dropped"))
+        session.flush()
+        raise RuntimeError("boom")
     with database.session() as session:
         names = set(session.scalars(text("SELECT tenant_id FROM tenants")))
     assert names == {"kept"}
@@ -61,15 +60,14 @@ def test_duplicate_key_becomes_a_conflict_error_with_the_cause_chained(database:
 
 
 def test_broken_foreign_key_is_refused_on_both_engines(database: Database) -> None:
-    with pytest.raises(ConflictError):
-        with database.session() as session:
-            session.execute(
-                text(
-                    "INSERT INTO clients (client_id, tenant_id, name, role, scopes, secret_hash,"
-                    " disabled, created_at) VALUES ('c', 'no-such-tenant', 'n', 'admin', 'admin',"
-                    " 'h', false, CURRENT_TIMESTAMP)"
-                )
+    with pytest.raises(ConflictError), database.session() as session:
+        session.execute(
+            text(
+                "INSERT INTO clients (client_id, tenant_id, name, role, scopes, secret_hash,"
+                " disabled, created_at) VALUES ('c', 'no-such-tenant', 'n', 'admin', 'admin',"
+                " 'h', false, CURRENT_TIMESTAMP)"
             )
+        )
 
 
 def test_bad_sql_becomes_a_storage_error(database: Database) -> None:

@@ -54,7 +54,7 @@ def status_for(error: DrivetrainError) -> tuple[int, str]:
     """HTTP status and title for ``error``: its nearest class in :data:`STATUS_BY_ERROR`."""
     for cls in type(error).__mro__:
         if cls in STATUS_BY_ERROR:
-            return STATUS_BY_ERROR[cls]  # type: ignore[index]
+            return STATUS_BY_ERROR[cls]
     return STATUS_BY_ERROR[DrivetrainError]
 
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from drivetrain.cloud.infra.auth import OPERATOR_TENANT, Role, TokenKey
+from drivetrain.cloud.infra.credentials import verify_secret
 from drivetrain.cloud.infra.database import Database
 from drivetrain.cloud.infra.models import ClientRow, TenantRow
 from drivetrain.cloud.infra.service import create_client, create_tenant
-from drivetrain.cloud.infra.credentials import verify_secret
 from drivetrain.core.errors import ConfigurationError
 from drivetrain.core.settings import Settings
 

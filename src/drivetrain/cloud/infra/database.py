@@ -150,14 +150,13 @@ class Database:
         Raises :class:`ConflictError`/:class:`StorageError` for database failures inside the
         block or at commit; other exceptions propagate unchanged after the rollback.
         """
-        with translate_errors("state database transaction"):
-            with self._sessions() as session:
-                try:
-                    yield session
-                    session.commit()
-                except BaseException:
-                    session.rollback()
-                    raise
+        with translate_errors("state database transaction"), self._sessions() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
 
     def _alembic_config(self, connection: Any) -> Config:
         config = Config()
