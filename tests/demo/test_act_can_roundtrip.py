@@ -14,7 +14,7 @@ import pytest
 
 from drivetrain.core.can.frames import FrameBatch
 from drivetrain.core.can.signal_map import VssSignals
-from drivetrain.core.transport import Message, validate_vin
+from drivetrain.core.transport import InProcessTransport, Message, validate_vin
 from drivetrain.core.vss import builtin_catalog
 from drivetrain.demo import DemoContext, EmbeddedPlatform, PlatformHandles, demo_settings
 from drivetrain.demo.act_can_roundtrip import (
@@ -22,10 +22,12 @@ from drivetrain.demo.act_can_roundtrip import (
     TelemetryCounter,
     demo_vin,
     make_can_roundtrip_act,
+    publish_telemetry,
     vss_values,
 )
 
 VCU_DRIVE_ID = 0x0C0
+VIN = "1DTBEV00007000001"
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +137,21 @@ def test_telemetry_counter_drops_a_redelivered_batch() -> None:
 
 def test_tmp_data_dir_holds_the_state_database(platform: PlatformHandles) -> None:
     assert Path(platform.settings.data_dir, "state.db").is_file()
+
+
+def test_telemetry_batches_by_second_whatever_the_row_order() -> None:
+    catalog = builtin_catalog()
+    vss = VssSignals(
+        timestamp_s=np.array([1.5, 0.2, 1.7, 0.4, 2.1]),  # decoders may group rows by message
+        path_index=np.zeros(5, np.int32),
+        value=np.array([15.0, 2.0, 17.0, 4.0, 21.0]),
+        source_row=np.arange(5),
+        paths=("Vehicle.Speed",),
+    )
+    with InProcessTransport() as bus:
+        counter = TelemetryCounter(catalog)
+        bus.subscribe("dt/v1/+/telemetry", counter)
+        published = publish_telemetry(bus, VIN, vss, [15.0, 2.0, 17.0, 4.0, 21.0])
+        bus.drain(timeout_s=5)
+    assert published == counter.values == 5
+    assert counter.messages == 3  # seconds 0, 1 and 2

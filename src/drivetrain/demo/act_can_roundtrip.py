@@ -108,10 +108,14 @@ def vss_values(vss: VssSignals, catalog: Catalog) -> tuple[list[object], int, st
 
 
 def publish_telemetry(transport: Transport, vin: str, vss: VssSignals, values: list[object]) -> int:
-    """Publish ``values`` in one-second batches to ``dt/v1/{vin}/telemetry``; returns how many
-    values were published."""
+    """Publish ``values`` in one-second batches (by timestamp, whatever order the rows come in)
+    to ``dt/v1/{vin}/telemetry``; returns how many values were published."""
     topic = vehicle_topic(vin, TELEMETRY)
-    second = np.floor(vss.timestamp_s / BATCH_S).astype(np.int64)
+    order = np.argsort(vss.timestamp_s, kind="stable")
+    times = vss.timestamp_s[order]
+    path_index = vss.path_index[order]
+    ordered = [values[i] for i in order.tolist()]
+    second = np.floor(times / BATCH_S).astype(np.int64)
     published = 0
     for batch, start, stop in _runs(second):
         body = {
@@ -119,9 +123,9 @@ def publish_telemetry(transport: Transport, vin: str, vss: VssSignals, values: l
             "vin": vin,
             "batch": f"{vin}:{batch}",
             "paths": vss.paths,
-            "t": np.round(vss.timestamp_s[start:stop], 4).tolist(),
-            "path": vss.path_index[start:stop].tolist(),
-            "value": values[start:stop],
+            "t": np.round(times[start:stop], 4).tolist(),
+            "path": path_index[start:stop].tolist(),
+            "value": ordered[start:stop],
         }
         transport.publish(topic, json.dumps(body, separators=(",", ":")).encode(), qos=1)
         published += stop - start
