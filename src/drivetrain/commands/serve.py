@@ -14,8 +14,8 @@ def serve(
 ) -> None:
     """Run the HTTP API: migrate the state database, then serve with uvicorn.
 
-    In the embedded deployment the bootstrap admin's credentials file is created on first
-    start and its path printed (never its contents).
+    Embedded deployment: creates the bootstrap admin on first start and prints the path of
+    its credentials file (never the secret).
     """
     import uvicorn
 
