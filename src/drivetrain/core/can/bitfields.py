@@ -2,7 +2,8 @@
 
 Each function takes the payloads of many frames of the same message (a 2-D ``uint8`` array,
 one row per frame) and a :class:`~drivetrain.core.can.decode_plan.MessagePlan`, and works on
-whole columns with NumPy: no Python loop runs per frame.
+whole arrays with NumPy: no Python loop runs per frame. Results are signal-major: shape
+``(signals, frames)``, so each signal's values are one contiguous row.
 """
 
 from __future__ import annotations
@@ -16,41 +17,44 @@ _U64 = np.uint64
 _ONE = np.uint64(1)
 
 
-def _mask(bits: npt.NDArray[np.int64]) -> npt.NDArray[np.uint64]:
-    """``2**bits - 1`` per element, for 1..64 bits, without overflowing."""
-    return np.where(bits >= 64, np.uint64(0xFFFF_FFFF_FFFF_FFFF), (_ONE << bits.astype(_U64)) - _ONE).astype(_U64)
-
-
 def _word(payload: npt.NDArray[np.uint8], byte: int, big_endian: bool) -> npt.NDArray[np.uint64]:
     """Bytes ``byte .. byte+7`` of every row read as one 64-bit integer."""
     window = np.ascontiguousarray(payload[:, byte : byte + 8])
     return window.view(">u8" if big_endian else "<u8")[:, 0].astype(_U64, copy=False)
 
 
+def raw_fields_from_words(words: npt.NDArray[np.uint64], plan: MessagePlan) -> npt.NDArray[np.uint64]:
+    """Like :func:`raw_fields` for a plan whose signals all lie in the first 8 bytes.
+
+    ``words`` holds the first 8 payload bytes of each frame read as a little-endian integer.
+    """
+    shift = plan.word_shift[:, None]
+    if not plan.big_endian.any():
+        raw = words[None, :] >> shift
+    elif plan.big_endian.all():
+        raw = words.byteswap()[None, :] >> shift
+    else:
+        raw = np.empty((plan.width, len(words)), _U64)
+        little, big = ~plan.big_endian, plan.big_endian
+        raw[little] = words[None, :] >> shift[little]
+        raw[big] = words.byteswap()[None, :] >> shift[big]
+    raw &= plan.word_mask[:, None]
+    return raw
+
+
 def raw_fields(payload: npt.NDArray[np.uint8], plan: MessagePlan) -> npt.NDArray[np.uint64]:
-    """The unsigned raw bits of every signal: shape ``(rows, plan.width)``.
+    """The unsigned raw bits of every signal: shape ``(plan.width, rows)``.
 
     ``payload`` must be at least ``max(8, plan.length) + 9`` bytes wide for messages whose
     signals reach past byte 8 (callers pad with zeros); 8 bytes suffice otherwise.
     """
     rows = payload.shape[0]
     if plan.within_first_8_bytes:
-        shift = np.where(plan.big_endian, 64 - plan.end_bit, plan.first_bit).astype(_U64)
-        mask = _mask(plan.bit_length)
-        if plan.big_endian.all():
-            words = _word(payload, 0, True)[:, None]
-        elif not plan.big_endian.any():
-            words = _word(payload, 0, False)[:, None]
-        else:
-            both = np.stack([_word(payload, 0, False), _word(payload, 0, True)], axis=1)
-            words = both[:, plan.big_endian.astype(np.intp)]
-        raw = words >> shift
-        raw &= mask
-        return raw
-    raw = np.empty((rows, plan.width), _U64)
+        return raw_fields_from_words(_word(payload, 0, False), plan)
+    raw = np.empty((plan.width, rows), _U64)
     cache: dict[tuple[int, bool], npt.NDArray[np.uint64]] = {}
     for col in range(plan.width):
-        raw[:, col] = _field_anywhere(payload, plan, col, cache)
+        raw[col] = _field_anywhere(payload, plan, col, cache)
     return raw
 
 
@@ -81,30 +85,38 @@ def _field_anywhere(
     return ((word >> _U64(skip)) | (extra << _U64(64 - skip))) & mask
 
 
-def physical_values(raw: npt.NDArray[np.uint64], plan: MessagePlan) -> npt.NDArray[np.float64]:
+def physical_values(
+    raw: npt.NDArray[np.uint64], plan: MessagePlan, out: npt.NDArray[np.float64] | None = None
+) -> npt.NDArray[np.float64]:
     """``raw * scale + offset`` per signal as float64, with cantools' int/float semantics.
 
     Signed fields are sign-extended (two's complement), IEEE float fields reinterpreted, and
     scaling done in float64 where cantools uses floats; where cantools multiplies Python
-    integers and the result may exceed 2**53, the product is formed exactly first.
+    integers and the result may exceed 2**53, the product is formed exactly first. Written to
+    ``out`` (shape ``raw.shape``) when given.
     """
     if plan.signed.any():
-        sign = np.where(plan.signed, _ONE << (plan.bit_length - 1).clip(0).astype(_U64), _U64(0)).astype(_U64)
-        signed = (raw ^ sign) - sign
+        sign = np.where(plan.signed, _ONE << (plan.bit_length - 1).astype(_U64), _U64(0)).astype(_U64)[:, None]
+        signed = raw ^ sign
+        signed -= sign
     else:
         signed = raw
-    values = signed.view(np.int64).astype(np.float64)
+    if out is None:
+        values = signed.view(np.int64).astype(np.float64)
+    else:
+        values = out
+        values[...] = signed.view(np.int64)
     if plan.needs_scaling:
-        values *= plan.scale
-        values += plan.offset
+        values *= plan.scale[:, None]
+        values += plan.offset[:, None]
     for col in plan.unsigned64_columns:
-        values[:, col] = raw[:, col].astype(np.float64) * plan.scale[col] + plan.offset[col]
+        values[col] = raw[col].astype(np.float64) * plan.scale[col] + plan.offset[col]
     for col, bits in enumerate(plan.float_bits):
         if bits:
-            values[:, col] = _as_float(raw[:, col], bits) * plan.scale[col] + plan.offset[col]
+            values[col] = _as_float(raw[col], bits) * plan.scale[col] + plan.offset[col]
     for exact in plan.exact_columns:
-        column = signed[:, exact.column] if plan.signed[exact.column] else raw[:, exact.column]
-        values[:, exact.column] = _exact_scaled(column, bool(plan.signed[exact.column]), exact)
+        column = signed[exact.column] if plan.signed[exact.column] else raw[exact.column]
+        values[exact.column] = _exact_scaled(column, bool(plan.signed[exact.column]), exact)
     return values
 
 

@@ -79,6 +79,12 @@ class MessagePlan:
     branches: tuple[MuxBranch, ...]  # in tree order: a branch's multiplexer is decided first
     #: all bits lie in the first 8 bytes: one 64-bit read per frame serves every signal
     within_first_8_bytes: bool
+    #: with ``within_first_8_bytes``: right shift of each field in the 64-bit word of the first
+    #: 8 bytes (read little endian for Intel signals, big endian for Motorola ones), and its mask
+    word_shift: npt.NDArray[np.uint64]
+    word_mask: npt.NDArray[np.uint64]
+    #: some signal ends past the DBC length (never emitted; cantools refuses such messages)
+    reaches_past_end: bool
 
     @property
     def width(self) -> int:
@@ -151,13 +157,14 @@ def build_plan(message: Message, message_index: int, signal_ids: dict[str, int])
     )
     root, branches = _mux_tree(message, signals, column)
     end = first + length
+    big_endian = np.array([s.byte_order == "big_endian" for s in signals], np.bool_)
     return MessagePlan(
         message=message,
         message_index=message_index,
         length=int(message.length),
         names=tuple(s.name for s in signals),
         signal_index=np.array([signal_ids[s.name] for s in signals], np.int32),
-        big_endian=np.array([s.byte_order == "big_endian" for s in signals], np.bool_),
+        big_endian=big_endian,
         first_bit=first,
         bit_length=length,
         end_bit=end,
@@ -171,6 +178,9 @@ def build_plan(message: Message, message_index: int, signal_ids: dict[str, int])
         root_columns=root,
         branches=branches,
         within_first_8_bytes=bool(np.all(end <= 64)),
+        reaches_past_end=bool(np.any(end > 8 * message.length)),
+        word_shift=np.where(big_endian, 64 - end, first).clip(0, 63).astype(np.uint64),
+        word_mask=np.array([(1 << n) - 1 for n in length.tolist()], np.uint64),
     )
 
 

@@ -2,8 +2,9 @@
 
 :class:`BatchDecoder` groups a :class:`~drivetrain.core.can.frames.FrameBatch` by
 ``(frame_id, is_extended)``, decodes every signal of all frames of a message at once with
-NumPy (see :mod:`drivetrain.core.can.bitfields`), and returns one row per signal value in
-capture order (frame by frame; within a frame, in the message's signal order).
+NumPy (see :mod:`drivetrain.core.can.bitfields`), and returns one row per signal value,
+grouped by message, then by signal, and in capture order within each signal: each signal's
+time series is one contiguous run (sort by ``timestamp_s`` for a single time line).
 
 Agreement with cantools' ``Message.decode(data, decode_choices=False, allow_truncated=True)``:
 
@@ -30,13 +31,11 @@ import numpy as np
 import numpy.typing as npt
 from cantools.database.can import Database, Message
 
-from drivetrain.core.can.bitfields import physical_values, raw_fields
+from drivetrain.core.can.bitfields import physical_values, raw_fields, raw_fields_from_words
+from drivetrain.core.can.dbc_text import MAX_STANDARD_ID
 from drivetrain.core.can.decode_plan import MessagePlan, build_plan
 from drivetrain.core.can.frames import DecodedSignals, FrameBatch
 from drivetrain.core.errors import NotFoundError
-
-_EXTENDED_BIT = np.uint64(1 << 32)
-
 
 class FrameKey(NamedTuple):
     """A CAN identifier as it appears on the bus: the id and whether it is 29-bit extended."""
@@ -74,8 +73,11 @@ class DecodeReport:
 class _Group:
     plan: MessagePlan
     rows: npt.NDArray[np.intp]
-    values: npt.NDArray[np.float64]
+    raw: npt.NDArray[np.uint64]
+    values: npt.NDArray[np.float64] | None  # computed early only where multiplexing needs them
     present: npt.NDArray[np.bool_] | None
+    truncated: int
+    rejected: int
 
 
 class BatchDecoder:
@@ -98,10 +100,14 @@ class BatchDecoder:
         self._by_key: dict[FrameKey, MessagePlan] = {
             FrameKey(int(m.frame_id), bool(m.is_extended_frame)): p for m, p in zip(messages, self._plans)
         }
-        keys = np.array([_key(k.frame_id, k.is_extended) for k in self._by_key], np.uint64)
-        order = np.argsort(keys)
-        self._sorted_keys = keys[order]
-        self._sorted_plans = np.array([p.message_index for p in self._by_key.values()], np.int32)[order]
+        self._standard_table = np.full(MAX_STANDARD_ID + 2, -1, np.int32)
+        extended = sorted((k.frame_id, p.message_index) for k, p in self._by_key.items() if k.is_extended)
+        for key, plan in self._by_key.items():
+            if not key.is_extended and key.frame_id <= MAX_STANDARD_ID:
+                self._standard_table[key.frame_id] = plan.message_index
+        self._extended_keys = np.array([k for k, _ in extended], np.uint64)
+        self._extended_plans = np.array([i for _, i in extended], np.int32)
+        self._lengths = np.array([p.length for p in self._plans] + [0], np.int64)
         self._index_dtype = np.int16 if len(messages) < 2**15 - 1 else np.int32
 
     @property
@@ -165,101 +171,154 @@ class BatchDecoder:
         return self.decode_with_report(batch)[0]
 
     def decode_with_report(self, batch: FrameBatch) -> tuple[DecodedSignals, DecodeReport]:
-        """Decode ``batch``: signal values in capture order, and what happened to each frame."""
-        n = len(batch)
-        keys = batch.frame_id.astype(np.uint64)
-        if batch.is_extended.any():
-            keys |= batch.is_extended.astype(np.uint64) * _EXTENDED_BIT
-        plan_of_frame = self._lookup(keys)
-        unknown = plan_of_frame < 0
+        """Decode ``batch``: signal values, and what happened to each frame.
+
+        Rows come grouped by message (in DBC order), then by signal (in the message's signal
+        order), and in capture order within each signal.
+        """
+        plan_of_frame = self._lookup(batch)
         order = np.argsort(plan_of_frame.astype(self._index_dtype), kind="stable")
         bounds = np.cumsum(np.bincount(plan_of_frame + 1, minlength=len(self._plans) + 1))
-        counts = np.zeros(n, np.int64)
+        short_per_plan = self._short_frames(batch, plan_of_frame)
+        words = _payload_words(batch.data)
         groups: list[_Group] = []
         truncated: dict[FrameKey, int] = {}
         rejected: dict[FrameKey, int] = {}
-        for index, plan in enumerate(self._plans):
-            start, stop = int(bounds[index]), int(bounds[index + 1])
-            if start == stop:
-                continue
-            rows = order[start:stop]
-            group, n_truncated, n_rejected = self._decode_group(batch, plan, rows)
+        for index in np.flatnonzero(np.diff(bounds)).tolist():
+            plan = self._plans[index]
+            rows = order[bounds[index] : bounds[index + 1]]
+            n_short = int(short_per_plan[index])
+            if n_short and not plan.is_multiplexed:
+                # the full-length frames keep the fast path; only the short ones need masks
+                short = batch.length[rows] < plan.length
+                parts = [self._decode_group(batch, words, plan, rows[~short], 0),
+                         self._decode_group(batch, words, plan, rows[short], n_short)]
+            else:
+                parts = [self._decode_group(batch, words, plan, rows, n_short)]
             key = FrameKey(int(plan.message.frame_id), bool(plan.message.is_extended_frame))
-            if n_truncated:
-                truncated[key] = n_truncated
-            if n_rejected:
-                rejected[key] = n_rejected
-            counts[rows] = plan.width if group.present is None else group.present.sum(axis=1)
-            groups.append(group)
-        signals = self._assemble(batch, plan_of_frame, counts, groups)
+            for group in parts:
+                if group.truncated:
+                    truncated[key] = truncated.get(key, 0) + group.truncated
+                if group.rejected:
+                    rejected[key] = group.rejected
+                groups.append(group)
+        unknown = self._count_unknown(batch, plan_of_frame, int(bounds[0]))
         report = DecodeReport(
-            frames=n,
-            decoded_frames=int(n - unknown.sum() - sum(rejected.values())),
-            unknown_frames=_count_keys(keys[unknown]),
+            frames=len(batch),
+            decoded_frames=int(len(batch) - bounds[0] - sum(rejected.values())),
+            unknown_frames=unknown,
             truncated_frames=truncated,
             rejected_frames=rejected,
         )
-        return signals, report
+        return self._assemble(batch, groups), report
 
-    def _lookup(self, keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.int32]:
-        """The message index of each frame key, or -1 for ids the DBC does not define."""
-        if len(self._sorted_keys) == 0:
-            return np.full(len(keys), -1, np.int32)
-        pos = np.searchsorted(self._sorted_keys, keys)
-        pos[pos >= len(self._sorted_keys)] = 0
-        hit = self._sorted_keys[pos] == keys
-        return np.where(hit, self._sorted_plans[pos], np.int32(-1)).astype(np.int32)
+    def _lookup(self, batch: FrameBatch) -> npt.NDArray[np.int32]:
+        """The message index of each frame, or -1 for ids the DBC does not define."""
+        frame_id = batch.frame_id
+        # Standard ids: one table read per frame; ids above 0x7FF land on the -1 sentinel.
+        out = self._standard_table[np.minimum(frame_id, MAX_STANDARD_ID + 1)]
+        extended = np.flatnonzero(batch.is_extended)
+        if len(extended):
+            keys = frame_id[extended].astype(np.uint64)
+            out[extended] = -1
+            if len(self._extended_keys):
+                pos = np.searchsorted(self._extended_keys, keys)
+                pos[pos >= len(self._extended_keys)] = 0
+                hit = self._extended_keys[pos] == keys
+                out[extended[hit]] = self._extended_plans[pos[hit]]
+        return out
+
+    def _short_frames(self, batch: FrameBatch, plan_of_frame: npt.NDArray[np.int32]) -> npt.NDArray[np.int64]:
+        """Per message, how many of its frames are shorter than the DBC length."""
+        # self._lengths ends with a 0 that index -1 (unknown ids) reads: never short
+        short = batch.length < self._lengths[plan_of_frame]
+        return np.bincount(plan_of_frame[short], minlength=len(self._plans))
+
+    def _count_unknown(
+        self, batch: FrameBatch, plan_of_frame: npt.NDArray[np.int32], n_unknown: int
+    ) -> dict[FrameKey, int]:
+        if n_unknown == 0:
+            return {}
+        unknown = plan_of_frame < 0
+        counts: dict[FrameKey, int] = {}
+        standard = unknown & ~batch.is_extended
+        small = standard & (batch.frame_id <= MAX_STANDARD_ID)
+        per_id = np.bincount(batch.frame_id[small], minlength=1)
+        for frame_id in np.flatnonzero(per_id).tolist():
+            counts[FrameKey(frame_id, False)] = int(per_id[frame_id])
+        for flag, rows in ((False, standard & ~small), (True, unknown & batch.is_extended)):
+            if rows.any():
+                ids, n = np.unique(batch.frame_id[rows], return_counts=True)
+                counts.update({FrameKey(int(i), flag): int(c) for i, c in zip(ids.tolist(), n.tolist())})
+        return counts
 
     def _decode_group(
-        self, batch: FrameBatch, plan: MessagePlan, rows: npt.NDArray[np.intp]
-    ) -> tuple[_Group, int, int]:
-        available = np.minimum(batch.length[rows], min(plan.length, batch.data.shape[1])).astype(np.int64)
-        short = available < plan.length
-        n_truncated = int(short.sum())
-        if plan.width == 0:
-            return _Group(plan, rows, np.empty((len(rows), 0)), None), n_truncated, 0
-        payload = batch.data[rows]
-        width = 8 if plan.within_first_8_bytes else max(plan.length, 8) + 9
-        if payload.shape[1] < width:
-            payload = np.pad(payload, ((0, 0), (0, width - payload.shape[1])))
-        values = physical_values(raw_fields(payload, plan), plan)
-        present: npt.NDArray[np.bool_] | None = None
-        if n_truncated or plan.end_bit.max() > 8 * plan.length:
-            present = plan.end_bit[None, :] <= 8 * available[:, None]
-        n_rejected = 0
-        if plan.is_multiplexed:
-            present, refused = _select_branches(values, plan, present)
-            n_rejected = int(refused.sum())
-            n_truncated -= int((refused & short).sum())
-        return _Group(plan, rows, values, present), n_truncated, n_rejected
-
-    def _assemble(
         self,
         batch: FrameBatch,
-        plan_of_frame: npt.NDArray[np.int32],
-        counts: npt.NDArray[np.int64],
-        groups: list[_Group],
-    ) -> DecodedSignals:
-        total = int(counts.sum())
-        offsets = np.cumsum(counts) - counts
-        value = np.empty(total, np.float64)
+        words: npt.NDArray[np.uint64] | None,
+        plan: MessagePlan,
+        rows: npt.NDArray[np.intp],
+        n_short: int,
+    ) -> _Group:
+        available: npt.NDArray[np.int64] | None = None
+        if n_short:
+            available = np.minimum(batch.length[rows], plan.length).astype(np.int64)
+        if plan.width == 0:
+            return _Group(plan, rows, np.empty((0, len(rows)), np.uint64), None, None, n_short, 0)
+        if words is not None and plan.within_first_8_bytes:
+            raw = raw_fields_from_words(words[rows], plan)
+        else:
+            payload = batch.data[rows]
+            width = 8 if plan.within_first_8_bytes else max(plan.length, 8) + 9
+            if payload.shape[1] < width:
+                payload = np.pad(payload, ((0, 0), (0, width - payload.shape[1])))
+            raw = raw_fields(payload, plan)
+        values: npt.NDArray[np.float64] | None = None
+        present: npt.NDArray[np.bool_] | None = None
+        if available is not None or plan.reaches_past_end:
+            limit = np.full(len(rows), plan.length, np.int64) if available is None else available
+            present = plan.end_bit[:, None] <= 8 * limit[None, :]
+        n_rejected = 0
+        if plan.is_multiplexed:
+            values = physical_values(raw, plan)
+            present, refused = _select_branches(values, plan, present)
+            n_rejected = int(refused.sum())
+            if n_rejected and available is not None:
+                n_short -= int((refused & (available < plan.length)).sum())
+        return _Group(plan, rows, raw, values, present, n_short, n_rejected)
+
+    def _assemble(self, batch: FrameBatch, groups: list[_Group]) -> DecodedSignals:
+        sizes = [g.raw.size if g.present is None else int(g.present.sum()) for g in groups]
+        total = sum(sizes)
+        timestamp = np.empty(total, np.float64)
+        frame_id = np.empty(total, np.uint32)
+        bus = np.empty(total, np.uint16)
+        message_index = np.empty(total, np.int32)
         signal_index = np.empty(total, np.int32)
-        for g in groups:
-            k = g.plan.width
-            base = offsets[g.rows][:, None]
+        value = np.empty(total, np.float64)
+        start = 0
+        for g, size in zip(groups, sizes):
+            stop = start + size
+            k, n = g.raw.shape
+            frame_id[start:stop] = g.plan.message.frame_id
+            message_index[start:stop] = g.plan.message_index
             if g.present is None:
-                pos = base + np.arange(k)
-                value[pos] = g.values
-                signal_index[pos] = g.plan.signal_index
+                physical_values(g.raw, g.plan, out=value[start:stop].reshape(k, n))
+                signal_index[start:stop].reshape(k, n)[:] = g.plan.signal_index[:, None]
+                timestamp[start:stop].reshape(k, n)[:] = batch.timestamp_s[g.rows]
+                bus[start:stop].reshape(k, n)[:] = batch.bus[g.rows]
             else:
-                pos = (base + np.cumsum(g.present, axis=1) - 1)[g.present]
-                value[pos] = g.values[g.present]
-                signal_index[pos] = np.broadcast_to(g.plan.signal_index, g.present.shape)[g.present]
+                values = physical_values(g.raw, g.plan) if g.values is None else g.values
+                value[start:stop] = values[g.present]
+                signal_index[start:stop] = np.repeat(g.plan.signal_index, g.present.sum(axis=1))
+                timestamp[start:stop] = np.broadcast_to(batch.timestamp_s[g.rows], (k, n))[g.present]
+                bus[start:stop] = np.broadcast_to(batch.bus[g.rows], (k, n))[g.present]
+            start = stop
         return DecodedSignals(
-            timestamp_s=np.repeat(batch.timestamp_s, counts),
-            frame_id=np.repeat(batch.frame_id, counts),
-            bus=np.repeat(batch.bus, counts),
-            message_index=np.repeat(plan_of_frame, counts),
+            timestamp_s=timestamp,
+            frame_id=frame_id,
+            bus=bus,
+            message_index=message_index,
             signal_index=signal_index,
             value=value,
             message_names=self.message_names,
@@ -267,31 +326,29 @@ class BatchDecoder:
         )
 
 
-def _key(frame_id: int, is_extended: bool) -> int:
-    return frame_id | (1 << 32 if is_extended else 0)
-
-
-def _count_keys(keys: npt.NDArray[np.uint64]) -> dict[FrameKey, int]:
-    ids, counts = np.unique(keys, return_counts=True)
-    return {
-        FrameKey(int(k) & 0xFFFF_FFFF, bool(int(k) >> 32)): int(c) for k, c in zip(ids.tolist(), counts.tolist())
-    }
+def _payload_words(data: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64] | None:
+    """The first 8 bytes of every payload as one little-endian 64-bit word (None if narrower)."""
+    if data.shape[1] < 8:
+        return None
+    first8 = data if data.shape[1] == 8 and data.flags.c_contiguous else np.ascontiguousarray(data[:, :8])
+    return first8.view("<u8").reshape(-1)
 
 
 def _select_branches(
     values: npt.NDArray[np.float64], plan: MessagePlan, present: npt.NDArray[np.bool_] | None
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-    """Which columns each frame carries under multiplexing, and which frames are refused."""
+    """Which signals (rows) each frame (column) carries under multiplexing, and which frames
+    are refused."""
     fits = np.ones(values.shape, np.bool_) if present is None else present
-    out = fits & plan.root_columns[None, :]
-    refused = np.zeros(values.shape[0], np.bool_)
+    out = fits & plan.root_columns[:, None]
+    refused = np.zeros(values.shape[1], np.bool_)
     for branch in plan.branches:
-        decided = out[:, branch.mux_column]
+        decided = out[branch.mux_column]
         # cantools compares int(physical value) with the branch ids
-        selector = np.trunc(values[:, branch.mux_column])
+        selector = np.trunc(values[branch.mux_column])
         refused |= decided & ~np.isin(selector, branch.known_values)
         for column, ids in branch.children:
             chosen = selector == ids[0] if len(ids) == 1 else np.isin(selector, ids)
-            out[:, column] = decided & chosen & fits[:, column]
-    out[refused] = False
+            out[column] = decided & chosen & fits[column]
+    out[:, refused] = False
     return out, refused
