@@ -152,3 +152,22 @@ def test_client_credentials_grant_issues_a_token_limited_to_the_request(database
                 key=KEY,
                 ttl_s=300,
             )
+
+
+def test_unknown_client_id_costs_a_full_secret_check_like_a_wrong_secret(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from drivetrain.cloud.infra import service
+    from drivetrain.cloud.infra.credentials import DUMMY_HASH
+
+    checked: list[str] = []
+    real_verify = service.verify_secret
+
+    def spy(secret: str, stored_hash: str) -> bool:
+        checked.append(stored_hash)
+        return real_verify(secret, stored_hash)
+
+    monkeypatch.setattr(service, "verify_secret", spy)
+    with database.session() as session, pytest.raises(AuthenticationError):
+        authenticate_client(session, "dtc_nobody", "guess")
+    assert checked == [DUMMY_HASH]
