@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from drivetrain.core.errors import DrivetrainError
 from drivetrain.core.settings import Settings
 
 if TYPE_CHECKING:
@@ -30,8 +29,13 @@ Figure = float | int | str
 ProgressSink = Callable[[float | None, str, Mapping[str, Figure]], None]
 
 
-class ActTimeoutError(DrivetrainError):
-    """An act ran past its time budget or was cancelled by the harness."""
+class ActTimeoutError(TimeoutError):
+    """An act ran past its time budget or was cancelled by the harness.
+
+    Control flow between the harness and an act (``DemoContext.check_time`` raises it, the
+    harness catches it), never seen by users of the platform — hence a ``TimeoutError`` and not
+    part of the ``DrivetrainError`` tree that the API maps to HTTP statuses.
+    """
 
 
 @dataclass(frozen=True)
