@@ -95,6 +95,14 @@ def physical_values(
     integers and the result may exceed 2**53, the product is formed exactly first. Written to
     ``out`` (shape ``raw.shape``) when given.
     """
+    # IEEE semantics, as Python floats in cantools: NaN payloads and overflow to inf are values.
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _physical_values(raw, plan, out)
+
+
+def _physical_values(
+    raw: npt.NDArray[np.uint64], plan: MessagePlan, out: npt.NDArray[np.float64] | None
+) -> npt.NDArray[np.float64]:
     if plan.signed.any():
         sign = np.where(plan.signed, _ONE << (plan.bit_length - 1).astype(_U64), _U64(0)).astype(_U64)[:, None]
         signed = raw ^ sign
