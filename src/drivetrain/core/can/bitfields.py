@@ -42,6 +42,52 @@ def raw_fields_from_words(words: npt.NDArray[np.uint64], plan: MessagePlan) -> n
     return raw
 
 
+def physical_values_from_words(
+    words: npt.NDArray[np.uint64], plan: MessagePlan, out: npt.NDArray[np.float64]
+) -> None:
+    """Physical values of every signal straight from the 64-bit words, into ``out`` (k, n).
+
+    The fast path for plans whose signals lie in the first 8 bytes: one signal at a time, two
+    shifts extract (and sign-extend) the field in a scratch row, and one or two more passes
+    convert and scale it into its output row; no (k, n) temporaries.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        swapped = words.byteswap() if plan.big_endian.any() else words
+        scratch = np.empty(len(words), _U64)
+        as_int = scratch.view(np.int64)
+        for col in range(plan.width):
+            source = swapped if plan.big_endian[col] else words
+            np.left_shift(source, _U64(plan.word_left[col]), out=scratch)
+            if plan.signed[col]:
+                np.right_shift(as_int, np.int64(plan.word_right[col]), out=as_int)
+                ints: npt.NDArray[np.int64] | npt.NDArray[np.uint64] = as_int
+            else:
+                np.right_shift(scratch, _U64(plan.word_right[col]), out=scratch)
+                ints = scratch
+            row = out[col]
+            bits = plan.float_bits[col]
+            if bits:
+                row[...] = _as_float(scratch, bits)
+                if not plan.identity[col]:
+                    row *= plan.scale[col]
+                    row += plan.offset[col]
+            elif plan.identity[col]:
+                row[...] = ints
+            else:
+                np.multiply(ints, plan.scale[col], out=row)
+                if plan.offset[col] != 0.0:
+                    row += plan.offset[col]
+        for exact in plan.exact_columns:
+            # rare (large integer scaling): recompute those rows exactly on the matrix path
+            col = exact.column
+            raw = raw_fields_from_words(words, plan)[col]
+            signed = bool(plan.signed[col])
+            if signed:
+                sign = _ONE << _U64(int(plan.bit_length[col]) - 1)
+                raw = (raw ^ sign) - sign
+            out[col] = _exact_scaled(raw, signed, exact)
+
+
 def raw_fields(payload: npt.NDArray[np.uint8], plan: MessagePlan) -> npt.NDArray[np.uint64]:
     """The unsigned raw bits of every signal: shape ``(plan.width, rows)``.
 

@@ -83,6 +83,11 @@ class MessagePlan:
     #: 8 bytes (read little endian for Intel signals, big endian for Motorola ones), and its mask
     word_shift: npt.NDArray[np.uint64]
     word_mask: npt.NDArray[np.uint64]
+    #: the same field by two shifts: left until its MSB is bit 63, then right (arithmetic for
+    #: signed signals, which sign-extends) until its LSB is bit 0
+    word_left: tuple[int, ...]
+    word_right: tuple[int, ...]
+    identity: tuple[bool, ...]  # scale 1 and offset 0: the physical value is the raw value
     #: some signal ends past the DBC length (never emitted; cantools refuses such messages)
     reaches_past_end: bool
 
@@ -181,6 +186,12 @@ def build_plan(message: Message, message_index: int, signal_ids: dict[str, int])
         reaches_past_end=bool(np.any(end > 8 * message.length)),
         word_shift=np.where(big_endian, 64 - end, first).clip(0, 63).astype(np.uint64),
         word_mask=np.array([(1 << n) - 1 for n in length.tolist()], np.uint64),
+        word_left=tuple(
+            int(f) if big else max(0, 64 - int(e))
+            for f, e, big in zip(first.tolist(), end.tolist(), big_endian.tolist())
+        ),
+        word_right=tuple(64 - int(n) for n in length.tolist()),
+        identity=tuple(float(s.conversion.scale) == 1.0 and float(s.conversion.offset) == 0.0 for s in signals),
     )
 
 

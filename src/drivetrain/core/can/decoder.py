@@ -31,7 +31,12 @@ import numpy as np
 import numpy.typing as npt
 from cantools.database.can import Database, Message
 
-from drivetrain.core.can.bitfields import physical_values, raw_fields, raw_fields_from_words
+from drivetrain.core.can.bitfields import (
+    physical_values,
+    physical_values_from_words,
+    raw_fields,
+    raw_fields_from_words,
+)
 from drivetrain.core.can.dbc_text import MAX_STANDARD_ID
 from drivetrain.core.can.decode_plan import MessagePlan, build_plan
 from drivetrain.core.can.frames import DecodedSignals, FrameBatch
@@ -78,6 +83,13 @@ class _Group:
     present: npt.NDArray[np.bool_] | None
     truncated: int
     rejected: int
+    words: npt.NDArray[np.uint64] | None = None  # plain groups: the frames' first 8 bytes
+
+    @property
+    def size(self) -> int:
+        if self.present is not None:
+            return int(self.present.sum())
+        return self.plan.width * (len(self.rows))
 
 
 class BatchDecoder:
@@ -107,7 +119,6 @@ class BatchDecoder:
                 self._standard_table[key.frame_id] = plan.message_index
         self._extended_keys = np.array([k for k, _ in extended], np.uint64)
         self._extended_plans = np.array([i for _, i in extended], np.int32)
-        self._lengths = np.array([p.length for p in self._plans] + [0], np.int64)
         self._index_dtype = np.int16 if len(messages) < 2**15 - 1 else np.int32
 
     @property
@@ -177,9 +188,11 @@ class BatchDecoder:
         order), and in capture order within each signal.
         """
         plan_of_frame = self._lookup(batch)
-        order = np.argsort(plan_of_frame.astype(self._index_dtype), kind="stable")
-        bounds = np.cumsum(np.bincount(plan_of_frame + 1, minlength=len(self._plans) + 1))
-        short_per_plan = self._short_frames(batch, plan_of_frame)
+        known = np.flatnonzero(plan_of_frame >= 0)
+        known_plan = plan_of_frame[known]
+        # one stable sort of the known frames by message: each message's rows, in capture order
+        order = known[np.argsort(known_plan.astype(self._index_dtype), kind="stable")]
+        bounds = np.concatenate(([0], np.cumsum(np.bincount(known_plan, minlength=len(self._plans)))))
         words = _payload_words(batch.data)
         groups: list[_Group] = []
         truncated: dict[FrameKey, int] = {}
@@ -187,10 +200,10 @@ class BatchDecoder:
         for index in np.flatnonzero(np.diff(bounds)).tolist():
             plan = self._plans[index]
             rows = order[bounds[index] : bounds[index + 1]]
-            n_short = int(short_per_plan[index])
+            short = batch.length[rows] < plan.length
+            n_short = int(short.sum())
             if n_short and not plan.is_multiplexed:
                 # the full-length frames keep the fast path; only the short ones need masks
-                short = batch.length[rows] < plan.length
                 parts = [self._decode_group(batch, words, plan, rows[~short], 0),
                          self._decode_group(batch, words, plan, rows[short], n_short)]
             else:
@@ -202,10 +215,11 @@ class BatchDecoder:
                 if group.rejected:
                     rejected[key] = group.rejected
                 groups.append(group)
-        unknown = self._count_unknown(batch, plan_of_frame, int(bounds[0]))
+        n_unknown = len(batch) - len(known)
+        unknown = self._count_unknown(batch, plan_of_frame, n_unknown)
         report = DecodeReport(
             frames=len(batch),
-            decoded_frames=int(len(batch) - bounds[0] - sum(rejected.values())),
+            decoded_frames=len(known) - sum(rejected.values()),
             unknown_frames=unknown,
             truncated_frames=truncated,
             rejected_frames=rejected,
@@ -228,28 +242,29 @@ class BatchDecoder:
                 out[extended[hit]] = self._extended_plans[pos[hit]]
         return out
 
-    def _short_frames(self, batch: FrameBatch, plan_of_frame: npt.NDArray[np.int32]) -> npt.NDArray[np.int64]:
-        """Per message, how many of its frames are shorter than the DBC length."""
-        # self._lengths ends with a 0 that index -1 (unknown ids) reads: never short
-        short = batch.length < self._lengths[plan_of_frame]
-        return np.bincount(plan_of_frame[short], minlength=len(self._plans))
-
     def _count_unknown(
         self, batch: FrameBatch, plan_of_frame: npt.NDArray[np.int32], n_unknown: int
     ) -> dict[FrameKey, int]:
         if n_unknown == 0:
             return {}
-        unknown = plan_of_frame < 0
         counts: dict[FrameKey, int] = {}
-        standard = unknown & ~batch.is_extended
-        small = standard & (batch.frame_id <= MAX_STANDARD_ID)
-        per_id = np.bincount(batch.frame_id[small], minlength=1)
-        for frame_id in np.flatnonzero(per_id).tolist():
+        extended = batch.is_extended
+        any_extended = bool(extended.any())
+        # Standard ids: one histogram over every frame (bucket 0x800: ids too large to be
+        # standard), less the ids the DBC defines.
+        ids = np.minimum(batch.frame_id, MAX_STANDARD_ID + 1)
+        per_id = np.bincount(ids[~extended] if any_extended else ids, minlength=MAX_STANDARD_ID + 2)
+        per_id[self._standard_table >= 0] = 0
+        for frame_id in np.flatnonzero(per_id[: MAX_STANDARD_ID + 1]).tolist():
             counts[FrameKey(frame_id, False)] = int(per_id[frame_id])
-        for flag, rows in ((False, standard & ~small), (True, unknown & batch.is_extended)):
+        unknown = plan_of_frame < 0
+        odd = [(False, unknown & ~extended & (batch.frame_id > MAX_STANDARD_ID))] if per_id[-1] else []
+        if any_extended:
+            odd.append((True, unknown & extended))
+        for flag, rows in odd:
             if rows.any():
-                ids, n = np.unique(batch.frame_id[rows], return_counts=True)
-                counts.update({FrameKey(int(i), flag): int(c) for i, c in zip(ids.tolist(), n.tolist())})
+                found, n = np.unique(batch.frame_id[rows], return_counts=True)
+                counts.update({FrameKey(int(i), flag): int(c) for i, c in zip(found.tolist(), n.tolist())})
         return counts
 
     def _decode_group(
@@ -266,6 +281,10 @@ class BatchDecoder:
         if plan.width == 0:
             return _Group(plan, rows, np.empty((0, len(rows)), np.uint64), None, None, n_short, 0)
         if words is not None and plan.within_first_8_bytes:
+            if available is None and not plan.reaches_past_end and not plan.is_multiplexed:
+                # plain: values are computed straight into the output by _assemble
+                return _Group(plan, rows, np.empty((plan.width, 0), np.uint64), None, None, 0, 0,
+                              words=words[rows])
             raw = raw_fields_from_words(words[rows], plan)
         else:
             payload = batch.data[rows]
@@ -288,7 +307,7 @@ class BatchDecoder:
         return _Group(plan, rows, raw, values, present, n_short, n_rejected)
 
     def _assemble(self, batch: FrameBatch, groups: list[_Group]) -> DecodedSignals:
-        sizes = [g.raw.size if g.present is None else int(g.present.sum()) for g in groups]
+        sizes = [g.size for g in groups]
         total = sum(sizes)
         timestamp = np.empty(total, np.float64)
         frame_id = np.empty(total, np.uint32)
@@ -299,11 +318,14 @@ class BatchDecoder:
         start = 0
         for g, size in zip(groups, sizes):
             stop = start + size
-            k, n = g.raw.shape
+            k, n = g.plan.width, len(g.rows)
             frame_id[start:stop] = g.plan.message.frame_id
             message_index[start:stop] = g.plan.message_index
             if g.present is None:
-                physical_values(g.raw, g.plan, out=value[start:stop].reshape(k, n))
+                if g.words is not None:
+                    physical_values_from_words(g.words, g.plan, value[start:stop].reshape(k, n))
+                else:
+                    physical_values(g.raw, g.plan, out=value[start:stop].reshape(k, n))
                 signal_index[start:stop].reshape(k, n)[:] = g.plan.signal_index[:, None]
                 timestamp[start:stop].reshape(k, n)[:] = batch.timestamp_s[g.rows]
                 bus[start:stop].reshape(k, n)[:] = batch.bus[g.rows]
