@@ -38,12 +38,16 @@ def test_a_file_imported_twice_is_inlined_once() -> None:
 
 
 def test_import_cycle_is_refused_with_the_chain() -> None:
-    with pytest.raises(DbcFormatError, match=r"_b\.dbc:1: IMPORT cycle _a\.dbc -> _b\.dbc -> _a\.dbc"):
+    with pytest.raises(
+        DbcFormatError, match=r"_b\.dbc:1: IMPORT cycle _a\.dbc -> _b\.dbc -> _a\.dbc"
+    ):
         load_dbc(DBC_DIR / "cycle" / "_a.dbc")
 
 
 def test_import_of_a_missing_file_names_the_importer_and_line() -> None:
-    with pytest.raises(DbcFormatError, match=r"missing\.dbc:1: IMPORT '_nowhere\.dbc' names no file"):
+    with pytest.raises(
+        DbcFormatError, match=r"missing\.dbc:1: IMPORT '_nowhere\.dbc' names no file"
+    ):
         load_dbc(DBC_DIR / "imports" / "missing.dbc")
 
 
@@ -53,7 +57,9 @@ def test_missing_dbc_file_is_reported_with_its_path() -> None:
 
 
 def test_syntax_error_names_file_and_line() -> None:
-    with pytest.raises(DbcFormatError, match=r"syntax_error\.dbc:14: cannot parse DBC: Invalid syntax"):
+    with pytest.raises(
+        DbcFormatError, match=r"syntax_error\.dbc:14: cannot parse DBC: Invalid syntax"
+    ):
         load_dbc(DBC_DIR / "syntax_error.dbc")
 
 
@@ -70,7 +76,9 @@ def _load_pair(fragment: str, fragment_text: str) -> LoadedDbc:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / fragment).write_text(fragment_text)
         main = Path(tmp) / "main.dbc"
-        main.write_text(f'CM_ "IMPORT {fragment}";\n\nBO_ 9 MAIN: 8 XXX\n SG_ S : 0|8@1+ (1,0) [0|255] "" XXX\n')
+        main.write_text(
+            f'CM_ "IMPORT {fragment}";\n\nBO_ 9 MAIN: 8 XXX\n SG_ S : 0|8@1+ (1,0) [0|255] "" XXX\n'
+        )
         return load_dbc(main)
 
 
@@ -84,7 +92,9 @@ class TestQuirksOfRealFiles:
         with pytest.raises(cantools.database.UnsupportedDatabaseFormatError):
             cantools.database.load_file(DBC_DIR / "quirks.dbc", strict=False)
 
-    def test_id_above_0x7ff_without_flag_becomes_extended_everywhere(self, loaded: LoadedDbc) -> None:
+    def test_id_above_0x7ff_without_flag_becomes_extended_everywhere(
+        self, loaded: LoadedDbc
+    ) -> None:
         message = loaded.database.get_message_by_name("J1939_ENGINE")
         assert (message.frame_id, message.is_extended_frame) == (0x18FEF100, True)
         assert message.get_signal_by_name("ENGINE_SPEED").comment == "J1939 engine speed"
@@ -97,10 +107,14 @@ class TestQuirksOfRealFiles:
         assert loaded.database.decode_message(1275, b"\x2a" + bytes(7)) == {"5_SEC_TIMER": 42}
 
     def test_leading_dot_number_is_read_as_its_value(self, loaded: LoadedDbc) -> None:
-        speed = loaded.database.get_message_by_name("J1939_ENGINE").get_signal_by_name("ENGINE_SPEED")
+        speed = loaded.database.get_message_by_name("J1939_ENGINE").get_signal_by_name(
+            "ENGINE_SPEED"
+        )
         assert speed.conversion.scale == 0.125
 
-    def test_message_with_an_id_beyond_29_bits_is_dropped_with_its_references(self, loaded: LoadedDbc) -> None:
+    def test_message_with_an_id_beyond_29_bits_is_dropped_with_its_references(
+        self, loaded: LoadedDbc
+    ) -> None:
         assert "TOO_WIDE" not in _names(loaded)
         assert any("TOO_WIDE (0x40140639)" in note for note in loaded.notes)
 
@@ -110,7 +124,10 @@ class TestQuirksOfRealFiles:
         assert "quirks.dbc:23" in notes
         assert "closed 1 statement(s) missing their ';': " in notes
         assert "VAL_ 1275 NOT_A_SIGNAL" in notes
-        assert loaded.database.get_message_by_name("2017_5").comment == "a comment without its semicolon"
+        assert (
+            loaded.database.get_message_by_name("2017_5").comment
+            == "a comment without its semicolon"
+        )
 
 
 def test_repairs_keep_the_line_count() -> None:
@@ -120,7 +137,13 @@ def test_repairs_keep_the_line_count() -> None:
 
 def test_tokenizer_reads_exponents_as_numbers_and_digit_names_as_words() -> None:
     kinds = [(t.kind, t.text) for t in tokenize("1e-5 64_BIT_LE 2017 .25 -3.5")]
-    assert kinds == [("NUMBER", "1e-5"), ("WORD", "64_BIT_LE"), ("NUMBER", "2017"), ("NUMBER", ".25"), ("NUMBER", "-3.5")]
+    assert kinds == [
+        ("NUMBER", "1e-5"),
+        ("WORD", "64_BIT_LE"),
+        ("NUMBER", "2017"),
+        ("NUMBER", ".25"),
+        ("NUMBER", "-3.5"),
+    ]
 
 
 def test_unexpected_character_is_refused_with_its_line() -> None:

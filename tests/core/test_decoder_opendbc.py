@@ -71,8 +71,22 @@ def test_inlined_generator_source_equals_the_generated_dbc(shared_data: Path) ->
 
     def layout(db: cantools.database.can.Database) -> dict[str, object]:
         return {
-            m.name: (m.frame_id, m.length, [(s.name, s.start, s.length, s.byte_order, s.is_signed,
-                                             s.conversion.scale, s.conversion.offset) for s in m.signals])
+            m.name: (
+                m.frame_id,
+                m.length,
+                [
+                    (
+                        s.name,
+                        s.start,
+                        s.length,
+                        s.byte_order,
+                        s.is_signed,
+                        s.conversion.scale,
+                        s.conversion.offset,
+                    )
+                    for s in m.signals
+                ],
+            )
             for m in db.messages
         }
 
@@ -100,12 +114,17 @@ def _batch(message: Message, payloads: npt.NDArray[np.uint8]) -> FrameBatch:
 
 
 def _per_frame(decoded: DecodedSignals, n: int) -> list[dict[str, float]]:
-    bounds = np.searchsorted(decoded.timestamp_s, np.arange(n + 1) - 0.5)
+    """The values of each frame (the timestamp is the frame's index), as name -> value."""
+    frames: list[dict[str, float]] = [{} for _ in range(n)]
     names = decoded.signal_names
-    return [
-        {names[i]: v for i, v in zip(decoded.signal_index[a:b].tolist(), decoded.value[a:b].tolist())}
-        for a, b in zip(bounds[:-1], bounds[1:])
-    ]
+    for t, i, v in zip(
+        decoded.timestamp_s.tolist(),
+        decoded.signal_index.tolist(),
+        decoded.value.tolist(),
+        strict=True,
+    ):
+        frames[int(t)][names[i]] = v
+    return frames
 
 
 def _same(expected: object, actual: float) -> bool:
@@ -120,7 +139,9 @@ def _alone(signal: Signal, length: int) -> Message:
     return Message(frame_id=1, name="alone", length=length, signals=[single], strict=False)
 
 
-def _check_message(message: Message, decoder: BatchDecoder, db: object, rng: np.random.Generator, tally: _Tally) -> None:
+def _check_message(
+    message: Message, decoder: BatchDecoder, db: object, rng: np.random.Generator, tally: _Tally
+) -> None:
     width = max(8, message.length)
     payloads = rng.integers(0, 256, (PAYLOADS_PER_MESSAGE, width), dtype=np.uint8)
     payloads[0], payloads[1] = 0, 255
@@ -147,20 +168,28 @@ def _check_message(message: Message, decoder: BatchDecoder, db: object, rng: np.
             except DecodeError:
                 assert got == {}, f"{where}: cantools refuses the frame, we decoded {got}"
                 continue
-            assert set(got) == set(expected), f"{where}: signals {sorted(got)} != {sorted(expected)}"
+            assert set(got) == set(expected), (
+                f"{where}: signals {sorted(got)} != {sorted(expected)}"
+            )
             for name, value in expected.items():
-                assert _same(value, got[name]), f"{where}: {name} = {got[name]!r}, cantools {value!r}"
+                assert _same(value, got[name]), (
+                    f"{where}: {name} = {got[name]!r}, cantools {value!r}"
+                )
         else:
             # cantools cannot decode this message as a whole: check each signal we emit against
             # cantools decoding that signal alone, and that root signals inside it are emitted.
             for signal in message.signals:
                 if signal.name not in alone:
-                    assert signal.name not in got, f"{where}: {signal.name} lies past the message end"
+                    assert signal.name not in got, (
+                        f"{where}: {signal.name} lies past the message end"
+                    )
                     continue
                 if signal.multiplexer_signal is None and got:  # (got is empty for refused frames)
                     assert signal.name in got, f"{where}: {signal.name} missing"
                 if signal.name in got:
-                    expected_value = alone[signal.name].decode(data, decode_choices=False)[signal.name]
+                    expected_value = alone[signal.name].decode(data, decode_choices=False)[
+                        signal.name
+                    ]
                     assert _same(expected_value, got[signal.name]), f"{where}: {signal.name}"
                     tally.read_per_signal += 1
         tally.payloads += 1
@@ -171,7 +200,9 @@ SHARDS = 4
 
 
 @pytest.mark.parametrize("shard", range(SHARDS))
-def test_batch_decoder_agrees_with_cantools_on_every_opendbc_message(shared_data: Path, shard: int) -> None:
+def test_batch_decoder_agrees_with_cantools_on_every_opendbc_message(
+    shared_data: Path, shard: int
+) -> None:
     """Files are dealt round-robin into shards so parallel workers share the work."""
     rng = np.random.default_rng(20240601 + shard)
     tally = _Tally()
@@ -189,7 +220,12 @@ def test_batch_decoder_agrees_with_cantools_on_every_opendbc_message(shared_data
         f"{tally.payloads} random payloads; {tally.read_per_signal} values of messages cantools "
         "cannot decode whole checked against cantools decoding each signal alone"
     )
-    expected_files = len([p for p in _dbc_files(shared_data)[shard::SHARDS]
-                          if str(p.relative_to(shared_data / "opendbc")) not in UNRESOLVABLE])
+    expected_files = len(
+        [
+            p
+            for p in _dbc_files(shared_data)[shard::SHARDS]
+            if str(p.relative_to(shared_data / "opendbc")) not in UNRESOLVABLE
+        ]
+    )
     assert tally.files == expected_files
     assert tally.messages > 1000

@@ -18,7 +18,9 @@ Layout = tuple[int, int, str, bool, bool, float, float, int]
 
 _SCALES = st.one_of(
     st.sampled_from([1, 2, -3, 10, 1000]),
-    st.floats(min_value=-1e3, max_value=1e3, allow_nan=False, allow_infinity=False).filter(lambda x: x != 0),
+    st.floats(min_value=-1e3, max_value=1e3, allow_nan=False, allow_infinity=False).filter(
+        lambda x: x != 0
+    ),
 )
 _OFFSETS = st.one_of(st.sampled_from([0, -40, 7, 2**40]), st.floats(min_value=-1e6, max_value=1e6))
 
@@ -36,8 +38,16 @@ def layouts(draw: st.DrawFn) -> Layout:
     first = draw(st.integers(0, 8 * length_bytes - bits))
     big = draw(st.booleans())
     start = _sawtooth(first) if big else first
-    return (start, bits, "big_endian" if big else "little_endian", draw(st.booleans()) and not is_float,
-            is_float, draw(_SCALES), draw(_OFFSETS), length_bytes)
+    return (
+        start,
+        bits,
+        "big_endian" if big else "little_endian",
+        draw(st.booleans()) and not is_float,
+        is_float,
+        draw(_SCALES),
+        draw(_OFFSETS),
+        length_bytes,
+    )
 
 
 def _check(layout: Layout, payloads: list[bytes]) -> None:
@@ -48,16 +58,22 @@ def _check(layout: Layout, payloads: list[bytes]) -> None:
     data = np.array([list(p[:length_bytes].ljust(length_bytes, b"\0")) for p in payloads], np.uint8)
     n = len(payloads)
     batch = FrameBatch(
-        timestamp_s=np.arange(n, dtype=np.float64), frame_id=np.full(n, 0x123, np.uint32),
-        is_extended=np.zeros(n, np.bool_), bus=np.zeros(n, np.uint16),
-        length=np.full(n, length_bytes, np.uint8), data=data,
+        timestamp_s=np.arange(n, dtype=np.float64),
+        frame_id=np.full(n, 0x123, np.uint32),
+        is_extended=np.zeros(n, np.bool_),
+        bus=np.zeros(n, np.uint16),
+        length=np.full(n, length_bytes, np.uint8),
+        data=data,
     )
     decoded = BatchDecoder(Database([message])).decode(batch)
     assert len(decoded) == n
     for row in range(n):
         expected = float(message.decode(bytes(data[row]), decode_choices=False)["S"])
         got = float(decoded.value[row])
-        assert got == expected or (math.isnan(got) and math.isnan(expected)), (layout, bytes(data[row]).hex())
+        assert got == expected or (math.isnan(got) and math.isnan(expected)), (
+            layout,
+            bytes(data[row]).hex(),
+        )
 
 
 _PAYLOADS = st.lists(st.binary(min_size=64, max_size=64), min_size=1, max_size=6)
@@ -78,7 +94,9 @@ _EDGE_PAYLOADS = [bytes(64), b"\xff" * 64, bytes(range(64)), b"\x80" + bytes(63)
 @example((0, 32, "little_endian", False, True, 1, 0, 8), [b"\x00\x00\xc0\x7f" + bytes(60)])  # NaN
 @example((7, 64, "big_endian", False, True, 2.5, 1, 8), _EDGE_PAYLOADS)  # double, scaled
 @example((480, 32, "little_endian", True, False, 2**20, 2**40, 64), _EDGE_PAYLOADS)  # exact int64
-def test_single_signal_layouts_decode_exactly_as_cantools(layout: Layout, payloads: list[bytes]) -> None:
+def test_single_signal_layouts_decode_exactly_as_cantools(
+    layout: Layout, payloads: list[bytes]
+) -> None:
     _check(layout, payloads)
 
 
@@ -91,17 +109,27 @@ def test_several_signals_of_one_message_decode_together_as_cantools_does_each(
     built = []
     for i, (start, bits, order, signed, is_float, scale, offset, _) in enumerate(signals):
         conversion = BaseConversion.factory(scale=scale, offset=offset, is_float=is_float)
-        built.append(Signal(f"S{i}", start, bits, byte_order=order, is_signed=signed, conversion=conversion))  # type: ignore[arg-type]
+        built.append(
+            Signal(f"S{i}", start, bits, byte_order=order, is_signed=signed, conversion=conversion)
+        )  # type: ignore[arg-type]
     message = Message(0x321, "MANY", 8, built, strict=False)
     data = np.array([list(p[:8]) for p in payloads], np.uint8)
     n = len(payloads)
     batch = FrameBatch(
-        timestamp_s=np.arange(n, dtype=np.float64), frame_id=np.full(n, 0x321, np.uint32),
-        is_extended=np.zeros(n, np.bool_), bus=np.zeros(n, np.uint16), length=np.full(n, 8, np.uint8), data=data,
+        timestamp_s=np.arange(n, dtype=np.float64),
+        frame_id=np.full(n, 0x321, np.uint32),
+        is_extended=np.zeros(n, np.bool_),
+        bus=np.zeros(n, np.uint16),
+        length=np.full(n, 8, np.uint8),
+        data=data,
     )
     decoded = BatchDecoder(Database([message], strict=False)).decode(batch)
-    got = {(int(t), decoded.signal_names[s]): v for t, s, v in
-           zip(decoded.timestamp_s.tolist(), decoded.signal_index.tolist(), decoded.value.tolist())}
+    got = {
+        (int(t), decoded.signal_names[s]): v
+        for t, s, v in zip(
+            decoded.timestamp_s.tolist(), decoded.signal_index.tolist(), decoded.value.tolist()
+        )
+    }
     for i, signal in enumerate(built):
         alone = Message(1, "ALONE", 8, [signal])
         for row in range(n):

@@ -23,7 +23,9 @@ def _word(payload: npt.NDArray[np.uint8], byte: int, big_endian: bool) -> npt.ND
     return window.view(">u8" if big_endian else "<u8")[:, 0].astype(_U64, copy=False)
 
 
-def raw_fields_from_words(words: npt.NDArray[np.uint64], plan: MessagePlan) -> npt.NDArray[np.uint64]:
+def raw_fields_from_words(
+    words: npt.NDArray[np.uint64], plan: MessagePlan
+) -> npt.NDArray[np.uint64]:
     """Like :func:`raw_fields` for a plan whose signals all lie in the first 8 bytes.
 
     ``words`` holds the first 8 payload bytes of each frame read as a little-endian integer.
@@ -150,7 +152,9 @@ def _physical_values(
     raw: npt.NDArray[np.uint64], plan: MessagePlan, out: npt.NDArray[np.float64] | None
 ) -> npt.NDArray[np.float64]:
     if plan.signed.any():
-        sign = np.where(plan.signed, _ONE << (plan.bit_length - 1).astype(_U64), _U64(0)).astype(_U64)[:, None]
+        sign = np.where(plan.signed, _ONE << (plan.bit_length - 1).astype(_U64), _U64(0)).astype(
+            _U64
+        )[:, None]
         signed = raw ^ sign
         signed -= sign
     else:
@@ -175,11 +179,15 @@ def _physical_values(
 
 
 def _as_float(bits: npt.NDArray[np.uint64], width: int) -> npt.NDArray[np.float64]:
-    kind = {16: (np.uint16, np.float16), 32: (np.uint32, np.float32), 64: (np.uint64, np.float64)}[width]
+    kind = {16: (np.uint16, np.float16), 32: (np.uint32, np.float32), 64: (np.uint64, np.float64)}[
+        width
+    ]
     return bits.astype(kind[0]).view(kind[1]).astype(np.float64)
 
 
-def _exact_scaled(column: npt.NDArray[np.uint64], signed: bool, exact: ExactColumn) -> npt.NDArray[np.float64]:
+def _exact_scaled(
+    column: npt.NDArray[np.uint64], signed: bool, exact: ExactColumn
+) -> npt.NDArray[np.float64]:
     ints = column.view(np.int64) if signed else column
     if exact.fits_int64:  # then |raw| < 2**63 too, so the cast below is lossless
         product = ints.astype(np.int64) * np.int64(exact.scale)

@@ -50,7 +50,9 @@ def load_dbc(path: str | Path) -> LoadedDbc:
     repaired = repair(combined, where)
     notes.extend(repaired.notes)
     try:
-        database = cantools.database.load_string(combined_text := repaired.text, "dbc", strict=False)
+        database = cantools.database.load_string(
+            combined_text := repaired.text, "dbc", strict=False
+        )
     except (CantoolsError, ValueError, KeyError, IndexError) as e:
         raise DbcFormatError(_describe(e, path, where, combined_text)) from e
     assert isinstance(database, Database)
@@ -97,7 +99,9 @@ def _inline(
             notes.append(f"skipped repeated IMPORT {name} in {_rel(path, root)} (already inlined)")
             continue
         if not target.is_file():
-            raise DbcFormatError(f"{path}:{line}: IMPORT {name!r} names no file (looked for {target})")
+            raise DbcFormatError(
+                f"{path}:{line}: IMPORT {name!r} names no file (looked for {target})"
+            )
         _inline(target, (*stack, path), done, parts, segments, notes, root, shown_root)
         notes.append(f"inlined IMPORT {name} (from {_rel(path, root)})")
     done.add(path)
@@ -129,7 +133,9 @@ def _restore_names(database: Database, restored: dict[str, str]) -> None:
         for signal in message.signals:
             signal.name = restored.get(signal.name, signal.name)
             if signal.multiplexer_signal is not None:
-                signal.multiplexer_signal = restored.get(signal.multiplexer_signal, signal.multiplexer_signal)
+                signal.multiplexer_signal = restored.get(
+                    signal.multiplexer_signal, signal.multiplexer_signal
+                )
             signal.receivers[:] = [restored.get(r, r) for r in signal.receivers]
     for node in database.nodes:
         node.name = restored.get(node.name, node.name)

@@ -34,10 +34,43 @@ MAX_EXTENDED_ID = 0x1FFF_FFFF
 DBC_EXTENDED_FLAG = 0x8000_0000
 
 _KEYWORDS = frozenset(
-    "BA_ BA_DEF_ BA_DEF_DEF_ BA_DEF_DEF_REL_ BA_DEF_REL_ BA_DEF_SGTYPE_ BA_REL_ BA_SGTYPE_ BO_ "
-    "BO_TX_BU_ BS_ BU_ BU_BO_REL_ BU_EV_REL_ BU_SG_REL_ CAT_ CAT_DEF_ CM_ ENVVAR_DATA_ EV_ "
-    "EV_DATA_ FILTER NS_ NS_DESC_ SG_ SG_MUL_VAL_ SGTYPE_ SGTYPE_VAL_ SIG_GROUP_ SIG_TYPE_REF_ "
-    "SIG_VALTYPE_ SIGTYPE_VALTYPE_ VAL_ VAL_TABLE_ VERSION".split()
+    [
+        "BA_",
+        "BA_DEF_",
+        "BA_DEF_DEF_",
+        "BA_DEF_DEF_REL_",
+        "BA_DEF_REL_",
+        "BA_DEF_SGTYPE_",
+        "BA_REL_",
+        "BA_SGTYPE_",
+        "BO_",
+        "BO_TX_BU_",
+        "BS_",
+        "BU_",
+        "BU_BO_REL_",
+        "BU_EV_REL_",
+        "BU_SG_REL_",
+        "CAT_",
+        "CAT_DEF_",
+        "CM_",
+        "ENVVAR_DATA_",
+        "EV_",
+        "EV_DATA_",
+        "FILTER",
+        "NS_",
+        "NS_DESC_",
+        "SG_",
+        "SG_MUL_VAL_",
+        "SGTYPE_",
+        "SGTYPE_VAL_",
+        "SIG_GROUP_",
+        "SIG_TYPE_REF_",
+        "SIG_VALTYPE_",
+        "SIGTYPE_VALTYPE_",
+        "VAL_",
+        "VAL_TABLE_",
+        "VERSION",
+    ]
 )
 #: Keywords whose next token, when it is a number, is a message's frame id.
 _FRAME_ID_KEYWORDS = frozenset(
@@ -45,8 +78,23 @@ _FRAME_ID_KEYWORDS = frozenset(
 )
 #: Statements that end with ``;`` (the others end where the next statement starts).
 _TERMINATED = frozenset(
-    "CM_ BA_ BA_DEF_ BA_DEF_DEF_ BA_REL_ BA_DEF_REL_ BA_DEF_DEF_REL_ VAL_ VAL_TABLE_ "
-    "SIG_VALTYPE_ SG_MUL_VAL_ BO_TX_BU_ SIG_GROUP_ EV_ ENVVAR_DATA_".split()
+    [
+        "CM_",
+        "BA_",
+        "BA_DEF_",
+        "BA_DEF_DEF_",
+        "BA_REL_",
+        "BA_DEF_REL_",
+        "BA_DEF_DEF_REL_",
+        "VAL_",
+        "VAL_TABLE_",
+        "SIG_VALTYPE_",
+        "SG_MUL_VAL_",
+        "BO_TX_BU_",
+        "SIG_GROUP_",
+        "EV_",
+        "ENVVAR_DATA_",
+    ]
 )
 #: Vector tools' pseudo-message for signals that belong to no message; cantools skips it.
 VECTOR_INDEPENDENT_SIGNALS = "VECTOR__INDEPENDENT_SIG_MSG"
@@ -250,9 +298,16 @@ def _without_symbol_list(tokens: list[Token]) -> list[Token]:
     for i, tok in enumerate(tokens):
         if tok.kind == "NS_":
             in_list = True
-        elif in_list and tok.kind == "BS_" and i + 1 < len(tokens) and tokens[i + 1].kind == ":":
-            in_list = False
-        elif in_list and tok.kind != ":" and tok.kind not in _KEYWORDS and tok.kind != "WORD":
+        elif (
+            in_list
+            and tok.kind == "BS_"
+            and i + 1 < len(tokens)
+            and tokens[i + 1].kind == ":"
+            or in_list
+            and tok.kind != ":"
+            and tok.kind not in _KEYWORDS
+            and tok.kind != "WORD"
+        ):
             in_list = False
         if not in_list:
             kept.append(tok)
@@ -261,7 +316,9 @@ def _without_symbol_list(tokens: list[Token]) -> list[Token]:
 
 def _statements(text: str, tokens: list[Token]) -> list[_Statement]:
     """Split ``tokens`` into statements: each opens with a keyword at the start of a line."""
-    starts = [i for i, t in enumerate(tokens) if t.kind in _KEYWORDS and starts_line(text, tokens, i)]
+    starts = [
+        i for i, t in enumerate(tokens) if t.kind in _KEYWORDS and starts_line(text, tokens, i)
+    ]
     out: list[_Statement] = []
     for n, first in enumerate(starts):
         limit = starts[n + 1] - 1 if n + 1 < len(starts) else len(tokens) - 1
@@ -318,7 +375,8 @@ def _drop_impossible_ids(rep: _Repair, messages: list[_Message]) -> None:
     impossible = [
         m
         for m in messages
-        if m.frame_id & ~DBC_EXTENDED_FLAG > MAX_EXTENDED_ID and m.name != VECTOR_INDEPENDENT_SIGNALS
+        if m.frame_id & ~DBC_EXTENDED_FLAG > MAX_EXTENDED_ID
+        and m.name != VECTOR_INDEPENDENT_SIGNALS
     ]
     if not impossible:
         return
@@ -342,7 +400,8 @@ def _drop_malformed_comments(rep: _Repair) -> None:
         kinds = [t.kind for t in tokens[st.first + 1 : st.first + 5]]
         if (
             kinds[:1] == ["STRING"]
-            or kinds[:3] in (["BU_", "WORD", "STRING"], ["EV_", "WORD", "STRING"], ["BO_", "NUMBER", "STRING"])
+            or kinds[:3]
+            in (["BU_", "WORD", "STRING"], ["EV_", "WORD", "STRING"], ["BO_", "NUMBER", "STRING"])
             or kinds[:4] == ["SG_", "NUMBER", "WORD", "STRING"]
         ):
             continue
@@ -350,7 +409,8 @@ def _drop_malformed_comments(rep: _Repair) -> None:
         dropped.append(rep.at(tokens[st.first]))
     if dropped:
         rep.notes.append(
-            f"dropped {len(dropped)} comment(s) without a valid target (BU_/BO_/SG_/EV_): " + ", ".join(dropped)
+            f"dropped {len(dropped)} comment(s) without a valid target (BU_/BO_/SG_/EV_): "
+            + ", ".join(dropped)
         )
 
 
@@ -378,7 +438,9 @@ def _drop_unknown_signal_entries(rep: _Repair, messages: list[_Message]) -> None
 
 
 def _mark_extended_ids(rep: _Repair, messages: list[_Message]) -> None:
-    unflagged = sorted({m.frame_id for m in messages if MAX_STANDARD_ID < m.frame_id <= MAX_EXTENDED_ID})
+    unflagged = sorted(
+        {m.frame_id for m in messages if MAX_STANDARD_ID < m.frame_id <= MAX_EXTENDED_ID}
+    )
     if not unflagged:
         return
     for index in _referring(rep, set(unflagged)):
@@ -397,12 +459,18 @@ def _mark_extended_ids(rep: _Repair, messages: list[_Message]) -> None:
 def _close_statements(rep: _Repair) -> None:
     closed: list[str] = []
     for index, st in enumerate(rep.statements):
-        if st.keyword in _TERMINATED and index not in rep.dropped and rep.tokens[st.last].kind != ";":
+        if (
+            st.keyword in _TERMINATED
+            and index not in rep.dropped
+            and rep.tokens[st.last].kind != ";"
+        ):
             end = rep.tokens[st.last].end
             rep.edits.append((end, end, ";"))
             closed.append(rep.at(rep.tokens[st.first]))
     if closed:
-        rep.notes.append(f"closed {len(closed)} statement(s) missing their ';': " + ", ".join(closed))
+        rep.notes.append(
+            f"closed {len(closed)} statement(s) missing their ';': " + ", ".join(closed)
+        )
 
 
 def _fix_leading_dot_numbers(rep: _Repair) -> None:
@@ -410,10 +478,12 @@ def _fix_leading_dot_numbers(rep: _Repair) -> None:
     for tok in rep.tokens:
         if tok.kind == "NUMBER" and tok.text.lstrip("+-").startswith("."):
             sign = tok.text[0] if tok.text[0] in "+-" else ""
-            rep.edits.append((tok.start, tok.end, f"{sign}0{tok.text[len(sign):]}"))
+            rep.edits.append((tok.start, tok.end, f"{sign}0{tok.text[len(sign) :]}"))
             fixed.append(f"{tok.text} ({rep.at(tok)})")
     if fixed:
-        rep.notes.append(f"read {len(fixed)} number(s) written with a leading dot: " + ", ".join(fixed))
+        rep.notes.append(
+            f"read {len(fixed)} number(s) written with a leading dot: " + ", ".join(fixed)
+        )
 
 
 def _replace_digit_names(rep: _Repair) -> dict[str, str]:
@@ -432,6 +502,7 @@ def _replace_digit_names(rep: _Repair) -> dict[str, str]:
         rep.edits.append((tok.start, tok.end, placeholders[tok.text]))
     if placeholders:
         rep.notes.append(
-            f"kept {len(placeholders)} name(s) that start with a digit: " + ", ".join(sorted(placeholders))
+            f"kept {len(placeholders)} name(s) that start with a digit: "
+            + ", ".join(sorted(placeholders))
         )
     return restored

@@ -16,6 +16,7 @@ Bit numbering follows the DBC convention that cantools implements:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -191,7 +192,9 @@ def build_plan(message: Message, message_index: int, signal_ids: dict[str, int])
             for f, e, big in zip(first.tolist(), end.tolist(), big_endian.tolist())
         ),
         word_right=tuple(64 - int(n) for n in length.tolist()),
-        identity=tuple(float(s.conversion.scale) == 1.0 and float(s.conversion.offset) == 0.0 for s in signals),
+        identity=tuple(
+            float(s.conversion.scale) == 1.0 and float(s.conversion.offset) == 0.0 for s in signals
+        ),
     )
 
 
@@ -228,7 +231,8 @@ def _mux_tree(
                 mux_column=column[mux.name],
                 known_values=np.array(sorted(known), np.int64),
                 children=tuple(
-                    (column[k.name], np.array(sorted(set(k.multiplexer_ids or ())), np.int64)) for k in kids
+                    (column[k.name], np.array(sorted(set(k.multiplexer_ids or ())), np.int64))
+                    for k in kids
                 ),
             )
         )
@@ -258,8 +262,10 @@ def cantools_layout_problem(message: Message) -> str | None:
                 nodes.setdefault((s.multiplexer_signal, mux_id), []).append(s)
     for node in nodes.values():
         for order in ("little_endian", "big_endian"):
-            spans = sorted((network_first_bit(s), s.length, s.name) for s in node if s.byte_order == order)
-            for (a_first, a_len, a_name), (b_first, _, b_name) in zip(spans, spans[1:]):
+            spans = sorted(
+                (network_first_bit(s), s.length, s.name) for s in node if s.byte_order == order
+            )
+            for (a_first, a_len, a_name), (b_first, _, b_name) in itertools.pairwise(spans):
                 if b_first < a_first + a_len:
                     return f"signals {a_name} and {b_name} overlap"
     return None

@@ -23,6 +23,7 @@ reads each signal at its declared bits; signals past the message end are never e
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -41,6 +42,7 @@ from drivetrain.core.can.dbc_text import MAX_STANDARD_ID
 from drivetrain.core.can.decode_plan import MessagePlan, build_plan
 from drivetrain.core.can.frames import DecodedSignals, FrameBatch
 from drivetrain.core.errors import NotFoundError
+
 
 class FrameKey(NamedTuple):
     """A CAN identifier as it appears on the bus: the id and whether it is 29-bit extended."""
@@ -110,10 +112,13 @@ class BatchDecoder:
         self.signal_names: tuple[str, ...] = tuple(names)
         self._plans = tuple(build_plan(m, i, names) for i, m in enumerate(messages))
         self._by_key: dict[FrameKey, MessagePlan] = {
-            FrameKey(int(m.frame_id), bool(m.is_extended_frame)): p for m, p in zip(messages, self._plans)
+            FrameKey(int(m.frame_id), bool(m.is_extended_frame)): p
+            for m, p in zip(messages, self._plans)
         }
         self._standard_table = np.full(MAX_STANDARD_ID + 2, -1, np.int32)
-        extended = sorted((k.frame_id, p.message_index) for k, p in self._by_key.items() if k.is_extended)
+        extended = sorted(
+            (k.frame_id, p.message_index) for k, p in self._by_key.items() if k.is_extended
+        )
         for key, plan in self._by_key.items():
             if not key.is_extended and key.frame_id <= MAX_STANDARD_ID:
                 self._standard_table[key.frame_id] = plan.message_index
@@ -149,7 +154,9 @@ class BatchDecoder:
             NotFoundError: no such message or signal.
         """
         try:
-            signal = self._database.get_message_by_name(message_name).get_signal_by_name(signal_name)
+            signal = self._database.get_message_by_name(message_name).get_signal_by_name(
+                signal_name
+            )
         except KeyError:
             raise NotFoundError(f"no signal {message_name}.{signal_name} in the DBC") from None
         return {int(k): str(v) for k, v in (signal.conversion.choices or {}).items()}
@@ -172,7 +179,7 @@ class BatchDecoder:
             scale, offset = float(signal.conversion.scale), float(signal.conversion.offset)
             raw = np.round((decoded.value[rows] - offset) / scale)
             for row, value in zip(rows.tolist(), raw.tolist()):
-                if value == value:  # not NaN
+                if not math.isnan(value):
                     label = table.get(int(value))
                     out[row] = None if label is None else str(label)
         return out
@@ -192,7 +199,9 @@ class BatchDecoder:
         known_plan = plan_of_frame[known]
         # one stable sort of the known frames by message: each message's rows, in capture order
         order = known[np.argsort(known_plan.astype(self._index_dtype), kind="stable")]
-        bounds = np.concatenate(([0], np.cumsum(np.bincount(known_plan, minlength=len(self._plans)))))
+        bounds = np.concatenate(
+            ([0], np.cumsum(np.bincount(known_plan, minlength=len(self._plans))))
+        )
         words = _payload_words(batch.data)
         groups: list[_Group] = []
         truncated: dict[FrameKey, int] = {}
@@ -204,8 +213,10 @@ class BatchDecoder:
             n_short = int(short.sum())
             if n_short and not plan.is_multiplexed:
                 # the full-length frames keep the fast path; only the short ones need masks
-                parts = [self._decode_group(batch, words, plan, rows[~short], 0),
-                         self._decode_group(batch, words, plan, rows[short], n_short)]
+                parts = [
+                    self._decode_group(batch, words, plan, rows[~short], 0),
+                    self._decode_group(batch, words, plan, rows[short], n_short),
+                ]
             else:
                 parts = [self._decode_group(batch, words, plan, rows, n_short)]
             key = FrameKey(int(plan.message.frame_id), bool(plan.message.is_extended_frame))
@@ -258,13 +269,19 @@ class BatchDecoder:
         for frame_id in np.flatnonzero(per_id[: MAX_STANDARD_ID + 1]).tolist():
             counts[FrameKey(frame_id, False)] = int(per_id[frame_id])
         unknown = plan_of_frame < 0
-        odd = [(False, unknown & ~extended & (batch.frame_id > MAX_STANDARD_ID))] if per_id[-1] else []
+        odd = (
+            [(False, unknown & ~extended & (batch.frame_id > MAX_STANDARD_ID))]
+            if per_id[-1]
+            else []
+        )
         if any_extended:
             odd.append((True, unknown & extended))
         for flag, rows in odd:
             if rows.any():
                 found, n = np.unique(batch.frame_id[rows], return_counts=True)
-                counts.update({FrameKey(int(i), flag): int(c) for i, c in zip(found.tolist(), n.tolist())})
+                counts.update(
+                    {FrameKey(int(i), flag): int(c) for i, c in zip(found.tolist(), n.tolist())}
+                )
         return counts
 
     def _decode_group(
@@ -283,8 +300,16 @@ class BatchDecoder:
         if words is not None and plan.within_first_8_bytes:
             if available is None and not plan.reaches_past_end and not plan.is_multiplexed:
                 # plain: values are computed straight into the output by _assemble
-                return _Group(plan, rows, np.empty((plan.width, 0), np.uint64), None, None, 0, 0,
-                              words=words[rows])
+                return _Group(
+                    plan,
+                    rows,
+                    np.empty((plan.width, 0), np.uint64),
+                    None,
+                    None,
+                    0,
+                    0,
+                    words=words[rows],
+                )
             raw = raw_fields_from_words(words[rows], plan)
         else:
             payload = batch.data[rows]
@@ -333,7 +358,9 @@ class BatchDecoder:
                 values = physical_values(g.raw, g.plan) if g.values is None else g.values
                 value[start:stop] = values[g.present]
                 signal_index[start:stop] = np.repeat(g.plan.signal_index, g.present.sum(axis=1))
-                timestamp[start:stop] = np.broadcast_to(batch.timestamp_s[g.rows], (k, n))[g.present]
+                timestamp[start:stop] = np.broadcast_to(batch.timestamp_s[g.rows], (k, n))[
+                    g.present
+                ]
                 bus[start:stop] = np.broadcast_to(batch.bus[g.rows], (k, n))[g.present]
             start = stop
         return DecodedSignals(
@@ -352,7 +379,11 @@ def _payload_words(data: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64] | None
     """The first 8 bytes of every payload as one little-endian 64-bit word (None if narrower)."""
     if data.shape[1] < 8:
         return None
-    first8 = data if data.shape[1] == 8 and data.flags.c_contiguous else np.ascontiguousarray(data[:, :8])
+    first8 = (
+        data
+        if data.shape[1] == 8 and data.flags.c_contiguous
+        else np.ascontiguousarray(data[:, :8])
+    )
     return first8.view("<u8").reshape(-1)
 
 
