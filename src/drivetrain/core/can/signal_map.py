@@ -26,7 +26,6 @@ problem at once. ``SignalMap.apply`` maps a whole ``DecodedSignals`` batch with 
 from __future__ import annotations
 
 import difflib
-import json
 import math
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -36,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import tomli_w
 import yaml
 from cantools.database.can import Database
 
@@ -364,9 +364,4 @@ def dumps_signal_map(signal_map: SignalMap, syntax: str) -> str:
     data = signal_map.to_dict()
     if syntax == "yaml":
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-    lines = ["# DBC -> VSS signal map", f"version = {data['version']}"]
-    for entry in data["signals"]:
-        lines += ["", "[[signals]]"]
-        # JSON string and float literals are valid TOML basic strings and floats
-        lines += [f"{key} = {json.dumps(value, ensure_ascii=False)}" for key, value in entry.items()]
-    return "\n".join(lines) + "\n"
+    return "# DBC -> VSS signal map\n" + tomli_w.dumps(data)
