@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,45 @@ from drivetrain.core.settings import Settings, load_settings
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 TEST_DATA = Path(__file__).resolve().parent / "data"
+
+
+#: Directory where tests leave figures for the terminal summary; created once by the main
+#: process and inherited by pytest-xdist workers through the environment.
+_FIGURES_ENV = "DRIVETRAIN_TEST_FIGURES_DIR"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput") and _FIGURES_ENV not in os.environ:
+        os.environ[_FIGURES_ENV] = tempfile.mkdtemp(prefix="drivetrain-test-figures-")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):
+        return
+    folder = Path(os.environ.get(_FIGURES_ENV, ""))
+    if not folder.is_dir():
+        return
+    lines = sorted(line for f in folder.glob("*.txt") for line in f.read_text().splitlines())
+    if lines:
+        terminalreporter.write_sep("-", "figures measured by the tests")
+        for line in lines:
+            terminalreporter.write_line(line)
+    for f in folder.glob("*.txt"):
+        f.unlink()
+    folder.rmdir()
+
+
+@pytest.fixture
+def report_figure(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Show a line (a count checked, a figure measured) in the suite's closing summary, also
+    when the tests run in parallel workers."""
+
+    def report(line: str) -> None:
+        folder = Path(os.environ[_FIGURES_ENV])
+        with (folder / f"{os.getpid()}.txt").open("a") as f:
+            f.write(f"{request.node.nodeid.split('::')[-1]}: {line}\n")
+
+    return report
 
 
 def _in_ci() -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,9 @@ def _dbc_files(shared_data: Path) -> list[Path]:
     return sorted((shared_data / "opendbc").rglob("*.dbc"))
 
 
-def test_loader_reads_every_opendbc_file_cantools_can_and_more(shared_data: Path) -> None:
+def test_loader_reads_every_opendbc_file_cantools_can_and_more(
+    shared_data: Path, report_figure: Callable[[str], None]
+) -> None:
     root = shared_data / "opendbc"
     rows: list[tuple[str, str, str]] = []
     cantools_ok = ours_ok = 0
@@ -62,6 +65,7 @@ def test_loader_reads_every_opendbc_file_cantools_can_and_more(shared_data: Path
         print(f"{row[0]:58} {row[1]:72} {row[2]}")
     total = len(_dbc_files(shared_data))
     print(f"cantools {cantools_ok}/{total}; ours {ours_ok}/{total}")
+    report_figure(f"opendbc files loaded: cantools {cantools_ok}/{total}, ours {ours_ok}/{total}")
     assert (total, cantools_ok, ours_ok) == (119, 97, 117)
 
 
@@ -201,7 +205,7 @@ SHARDS = 4
 
 @pytest.mark.parametrize("shard", range(SHARDS))
 def test_batch_decoder_agrees_with_cantools_on_every_opendbc_message(
-    shared_data: Path, shard: int
+    shared_data: Path, shard: int, report_figure: Callable[[str], None]
 ) -> None:
     """Files are dealt round-robin into shards so parallel workers share the work."""
     rng = np.random.default_rng(20240601 + shard)
@@ -219,6 +223,10 @@ def test_batch_decoder_agrees_with_cantools_on_every_opendbc_message(
         f"\nshard {shard + 1}/{SHARDS}: batch decoder == cantools: {tally.messages} messages of {tally.files} DBC files, "
         f"{tally.payloads} random payloads; {tally.read_per_signal} values of messages cantools "
         "cannot decode whole checked against cantools decoding each signal alone"
+    )
+    report_figure(
+        f"batch decoder == cantools on {tally.messages} messages of {tally.files} opendbc files "
+        f"({tally.payloads} random payloads)"
     )
     expected_files = len(
         [
