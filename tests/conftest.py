@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -102,22 +103,26 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     return request.param  # type: ignore[no-any-return]
 
 
+def _entered_or_failed(manager: AbstractContextManager[str]) -> Iterator[str]:
+    """The value of ``manager`` for the fixture's lifetime; a server that cannot be reached or
+    set up fails the test with the server's own message (never a skip)."""
+    try:
+        value = manager.__enter__()
+    except (ConfigurationError, StorageError) as e:
+        message = str(e)
+    else:
+        try:
+            yield value
+        finally:
+            manager.__exit__(None, None, None)
+        return
+    pytest.fail(message, pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def postgres_worker_database() -> Iterator[str]:
     """A uniquely named database on the test server for this pytest-xdist worker."""
-    manager = postgres_test_database()
-    try:
-        url = manager.__enter__()
-    except (ConfigurationError, StorageError) as e:
-        failure = str(e)
-    else:
-        failure = ""
-    if failure:
-        pytest.fail(failure, pytrace=False)
-    try:
-        yield url
-    finally:
-        manager.__exit__(None, None, None)
+    yield from _entered_or_failed(postgres_test_database())
 
 
 @pytest.fixture
@@ -133,19 +138,7 @@ def database_url(
         yield f"sqlite:///{tmp_path / 'state.db'}"
         return
     worker_database = request.getfixturevalue("postgres_worker_database")
-    try:
-        manager = temporary_postgres_schema(worker_database)
-        url = manager.__enter__()
-    except StorageError as e:
-        failure = str(e)
-    else:
-        failure = ""
-    if failure:
-        pytest.fail(failure, pytrace=False)
-    try:
-        yield url
-    finally:
-        manager.__exit__(None, None, None)
+    yield from _entered_or_failed(temporary_postgres_schema(worker_database))
 
 
 @pytest.fixture
