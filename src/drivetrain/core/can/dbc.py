@@ -61,6 +61,63 @@ def load_dbc(path: str | Path) -> LoadedDbc:
     return LoadedDbc(database=database, path=path, notes=tuple(notes))
 
 
+def dump_dbc(database: Database, path: str | Path) -> None:
+    """Write ``database`` as one self-contained DBC file (IMPORTs inlined, repairs applied), as
+    cantools formats it; :func:`load_dbc` reads it back to the same messages and signals.
+
+    Raises:
+        DbcFormatError: the file cannot be written.
+    """
+    path = Path(path)
+    text = database.as_dbc_string()
+    # cantools writes a name that starts with a digit with a leading "_"; put the real name
+    # back (load_dbc reads such names, as real DBC files use them).
+    for name in _digit_leading_names(database):
+        text = re.sub(rf"(?<![\w])_{re.escape(name)}(?![\w])", name, text)
+    text = _mark_unflagged_multiplexers(database, text)
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise DbcFormatError(f"cannot write DBC file {path}: {e.strerror or e}") from e
+
+
+_BO_RE = re.compile(r"^BO_ (\d+) ")
+_SG_RE = re.compile(r"^ SG_ (\S+) :")
+
+
+def _mark_unflagged_multiplexers(database: Database, text: str) -> str:
+    """Write ``M`` on switch signals that a source file marked with a bare lower-case ``m``
+    (vw_pq.dbc does): cantools reads the branches but not the switch flag, and would otherwise
+    dump the branches without their switch."""
+    switches: set[tuple[int, str]] = set()
+    for message in database.messages:
+        dbc_id = message.frame_id | (0x8000_0000 if message.is_extended_frame else 0)
+        for signal in message.signals:
+            if signal.multiplexer_signal is not None:
+                switch = message.get_signal_by_name(signal.multiplexer_signal)
+                if not switch.is_multiplexer:
+                    switches.add((dbc_id, switch.name))
+    if not switches:
+        return text
+    lines = text.split("\n")
+    frame: int | None = None
+    for i, line in enumerate(lines):
+        if bo := _BO_RE.match(line):
+            frame = int(bo.group(1))
+        elif (sg := _SG_RE.match(line)) and (frame, sg.group(1)) in switches:
+            lines[i] = line.replace(" :", " M :", 1)
+    return "\n".join(lines)
+
+
+def _digit_leading_names(database: Database) -> set[str]:
+    names = {n.name for n in database.nodes}
+    for message in database.messages:
+        names.add(message.name)
+        names.update(message.senders)
+        names.update(s.name for s in message.signals)
+    return {n for n in names if n[:1].isdigit()}
+
+
 def _read(path: Path, importer: str | None) -> str:
     try:
         raw = path.read_bytes()
