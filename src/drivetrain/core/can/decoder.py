@@ -76,22 +76,45 @@ class DecodeReport:
         return sum(self.rejected_frames.values())
 
 
+@dataclass(frozen=True, slots=True)
+class _Frames:
+    """Some frames of a batch, as the decoder reads them: batch rows and their columns."""
+
+    rows: npt.NDArray[np.intp]  # indices into the batch
+    timestamp_s: npt.NDArray[np.float64]
+    bus: npt.NDArray[np.uint16]
+    length: npt.NDArray[np.uint8]
+    words: npt.NDArray[np.uint64] | None  # the first 8 payload bytes (None: narrower data)
+
+    def select(self, rows: slice | npt.NDArray[np.bool_]) -> _Frames:
+        """The frames picked by a slice or a boolean mask."""
+        return _Frames(
+            self.rows[rows],
+            self.timestamp_s[rows],
+            self.bus[rows],
+            self.length[rows],
+            None if self.words is None else self.words[rows],
+        )
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
 @dataclass
 class _Group:
     plan: MessagePlan
-    rows: npt.NDArray[np.intp]
-    raw: npt.NDArray[np.uint64]
+    frames: _Frames
+    raw: npt.NDArray[np.uint64] | None  # None: plain, computed from the words by _assemble
     values: npt.NDArray[np.float64] | None  # computed early only where multiplexing needs them
     present: npt.NDArray[np.bool_] | None
     truncated: int
     rejected: int
-    words: npt.NDArray[np.uint64] | None = None  # plain groups: the frames' first 8 bytes
 
     @property
     def size(self) -> int:
         if self.present is not None:
             return int(self.present.sum())
-        return self.plan.width * (len(self.rows))
+        return self.plan.width * len(self.frames)
 
 
 class BatchDecoder:
@@ -115,7 +138,8 @@ class BatchDecoder:
             FrameKey(int(m.frame_id), bool(m.is_extended_frame)): p
             for m, p in zip(messages, self._plans)
         }
-        self._standard_table = np.full(MAX_STANDARD_ID + 2, -1, np.int32)
+        self._index_dtype = np.int16 if len(messages) < 2**15 - 1 else np.int32
+        self._standard_table = np.full(MAX_STANDARD_ID + 2, -1, self._index_dtype)
         extended = sorted(
             (k.frame_id, p.message_index) for k, p in self._by_key.items() if k.is_extended
         )
@@ -123,8 +147,7 @@ class BatchDecoder:
             if not key.is_extended and key.frame_id <= MAX_STANDARD_ID:
                 self._standard_table[key.frame_id] = plan.message_index
         self._extended_keys = np.array([k for k, _ in extended], np.uint64)
-        self._extended_plans = np.array([i for _, i in extended], np.int32)
-        self._index_dtype = np.int16 if len(messages) < 2**15 - 1 else np.int32
+        self._extended_plans = np.array([i for _, i in extended], self._index_dtype)
 
     @property
     def database(self) -> Database:
@@ -198,27 +221,36 @@ class BatchDecoder:
         known = np.flatnonzero(plan_of_frame >= 0)
         known_plan = plan_of_frame[known]
         # one stable sort of the known frames by message: each message's rows, in capture order
-        order = known[np.argsort(known_plan.astype(self._index_dtype), kind="stable")]
+        within = np.argsort(known_plan, kind="stable")
         bounds = np.concatenate(
             ([0], np.cumsum(np.bincount(known_plan, minlength=len(self._plans))))
         )
+        # Gather each column in two steps, the known frames in capture order first: the
+        # second, scattered gather then reads a compact array that stays in cache.
         words = _payload_words(batch.data)
+        frames = _Frames(
+            known[within],
+            np.take(np.take(batch.timestamp_s, known), within),
+            np.take(np.take(batch.bus, known), within),
+            np.take(np.take(batch.length, known), within),
+            None if words is None else np.take(np.take(words, known), within),
+        )
         groups: list[_Group] = []
         truncated: dict[FrameKey, int] = {}
         rejected: dict[FrameKey, int] = {}
         for index in np.flatnonzero(np.diff(bounds)).tolist():
             plan = self._plans[index]
-            rows = order[bounds[index] : bounds[index + 1]]
-            short = batch.length[rows] < plan.length
-            n_short = int(short.sum())
+            part = frames.select(slice(int(bounds[index]), int(bounds[index + 1])))
+            short = part.length < plan.length
+            n_short = int(np.count_nonzero(short))
             if n_short and not plan.is_multiplexed:
                 # the full-length frames keep the fast path; only the short ones need masks
                 parts = [
-                    self._decode_group(batch, words, plan, rows[~short], 0),
-                    self._decode_group(batch, words, plan, rows[short], n_short),
+                    self._decode_group(batch, plan, part.select(~short), 0),
+                    self._decode_group(batch, plan, part.select(short), n_short),
                 ]
             else:
-                parts = [self._decode_group(batch, words, plan, rows, n_short)]
+                parts = [self._decode_group(batch, plan, part, n_short)]
             key = FrameKey(int(plan.message.frame_id), bool(plan.message.is_extended_frame))
             for group in parts:
                 if group.truncated:
@@ -235,13 +267,13 @@ class BatchDecoder:
             truncated_frames=truncated,
             rejected_frames=rejected,
         )
-        return self._assemble(batch, groups), report
+        return self._assemble(groups), report
 
-    def _lookup(self, batch: FrameBatch) -> npt.NDArray[np.int32]:
+    def _lookup(self, batch: FrameBatch) -> npt.NDArray[np.signedinteger]:
         """The message index of each frame, or -1 for ids the DBC does not define."""
         frame_id = batch.frame_id
         # Standard ids: one table read per frame; ids above 0x7FF land on the -1 sentinel.
-        out = self._standard_table[np.minimum(frame_id, MAX_STANDARD_ID + 1)]
+        out = np.take(self._standard_table, frame_id, mode="clip")
         extended = np.flatnonzero(batch.is_extended)
         if len(extended):
             keys = frame_id[extended].astype(np.uint64)
@@ -254,7 +286,7 @@ class BatchDecoder:
         return out
 
     def _count_unknown(
-        self, batch: FrameBatch, plan_of_frame: npt.NDArray[np.int32], n_unknown: int
+        self, batch: FrameBatch, plan_of_frame: npt.NDArray[np.signedinteger], n_unknown: int
     ) -> dict[FrameKey, int]:
         if n_unknown == 0:
             return {}
@@ -285,34 +317,22 @@ class BatchDecoder:
         return counts
 
     def _decode_group(
-        self,
-        batch: FrameBatch,
-        words: npt.NDArray[np.uint64] | None,
-        plan: MessagePlan,
-        rows: npt.NDArray[np.intp],
-        n_short: int,
+        self, batch: FrameBatch, plan: MessagePlan, frames: _Frames, n_short: int
     ) -> _Group:
         available: npt.NDArray[np.int64] | None = None
         if n_short:
-            available = np.minimum(batch.length[rows], plan.length).astype(np.int64)
+            available = np.minimum(frames.length, plan.length).astype(np.int64)
         if plan.width == 0:
-            return _Group(plan, rows, np.empty((0, len(rows)), np.uint64), None, None, n_short, 0)
-        if words is not None and plan.within_first_8_bytes:
+            return _Group(
+                plan, frames, np.empty((0, len(frames)), np.uint64), None, None, n_short, 0
+            )
+        if frames.words is not None and plan.within_first_8_bytes:
             if available is None and not plan.reaches_past_end and not plan.is_multiplexed:
                 # plain: values are computed straight into the output by _assemble
-                return _Group(
-                    plan,
-                    rows,
-                    np.empty((plan.width, 0), np.uint64),
-                    None,
-                    None,
-                    0,
-                    0,
-                    words=words[rows],
-                )
-            raw = raw_fields_from_words(words[rows], plan)
+                return _Group(plan, frames, None, None, None, 0, 0)
+            raw = raw_fields_from_words(frames.words, plan)
         else:
-            payload = batch.data[rows]
+            payload = batch.data[frames.rows]
             width = 8 if plan.within_first_8_bytes else max(plan.length, 8) + 9
             if payload.shape[1] < width:
                 payload = np.pad(payload, ((0, 0), (0, width - payload.shape[1])))
@@ -320,7 +340,7 @@ class BatchDecoder:
         values: npt.NDArray[np.float64] | None = None
         present: npt.NDArray[np.bool_] | None = None
         if available is not None or plan.reaches_past_end:
-            limit = np.full(len(rows), plan.length, np.int64) if available is None else available
+            limit = np.full(len(frames), plan.length, np.int64) if available is None else available
             present = plan.end_bit[:, None] <= 8 * limit[None, :]
         n_rejected = 0
         if plan.is_multiplexed:
@@ -329,39 +349,46 @@ class BatchDecoder:
             n_rejected = int(refused.sum())
             if n_rejected and available is not None:
                 n_short -= int((refused & (available < plan.length)).sum())
-        return _Group(plan, rows, raw, values, present, n_short, n_rejected)
+        return _Group(plan, frames, raw, values, present, n_short, n_rejected)
 
-    def _assemble(self, batch: FrameBatch, groups: list[_Group]) -> DecodedSignals:
+    def _assemble(self, groups: list[_Group]) -> DecodedSignals:
         sizes = [g.size for g in groups]
         total = sum(sizes)
+        # columns that are constant per message or per signal: one repeat each
+        frame_id = np.repeat(np.array([g.plan.message.frame_id for g in groups], np.uint32), sizes)
+        message_index = np.repeat(np.array([g.plan.message_index for g in groups], np.int32), sizes)
+        per_signal = [
+            np.full(g.plan.width, len(g.frames)) if g.present is None else g.present.sum(axis=1)
+            for g in groups
+        ]
+        signal_index = np.repeat(
+            np.concatenate([g.plan.signal_index for g in groups] or [np.empty(0, np.int32)]),
+            np.concatenate(per_signal or [np.empty(0, np.intp)]),
+        )
         timestamp = np.empty(total, np.float64)
-        frame_id = np.empty(total, np.uint32)
         bus = np.empty(total, np.uint16)
-        message_index = np.empty(total, np.int32)
-        signal_index = np.empty(total, np.int32)
         value = np.empty(total, np.float64)
         start = 0
         for g, size in zip(groups, sizes):
             stop = start + size
-            k, n = g.plan.width, len(g.rows)
-            frame_id[start:stop] = g.plan.message.frame_id
-            message_index[start:stop] = g.plan.message_index
+            k, n = g.plan.width, len(g.frames)
             if g.present is None:
-                if g.words is not None:
-                    physical_values_from_words(g.words, g.plan, value[start:stop].reshape(k, n))
+                block = value[start:stop].reshape(k, n)
+                if g.raw is None:
+                    assert g.frames.words is not None
+                    physical_values_from_words(g.frames.words, g.plan, block)
                 else:
-                    physical_values(g.raw, g.plan, out=value[start:stop].reshape(k, n))
-                signal_index[start:stop].reshape(k, n)[:] = g.plan.signal_index[:, None]
-                timestamp[start:stop].reshape(k, n)[:] = batch.timestamp_s[g.rows]
-                bus[start:stop].reshape(k, n)[:] = batch.bus[g.rows]
+                    physical_values(g.raw, g.plan, out=block)
+                timestamp[start:stop].reshape(k, n)[:] = g.frames.timestamp_s
+                bus[start:stop].reshape(k, n)[:] = g.frames.bus
             else:
-                values = physical_values(g.raw, g.plan) if g.values is None else g.values
+                values = g.values
+                if values is None:
+                    assert g.raw is not None
+                    values = physical_values(g.raw, g.plan)
                 value[start:stop] = values[g.present]
-                signal_index[start:stop] = np.repeat(g.plan.signal_index, g.present.sum(axis=1))
-                timestamp[start:stop] = np.broadcast_to(batch.timestamp_s[g.rows], (k, n))[
-                    g.present
-                ]
-                bus[start:stop] = np.broadcast_to(batch.bus[g.rows], (k, n))[g.present]
+                timestamp[start:stop] = np.broadcast_to(g.frames.timestamp_s, (k, n))[g.present]
+                bus[start:stop] = np.broadcast_to(g.frames.bus, (k, n))[g.present]
             start = stop
         return DecodedSignals(
             timestamp_s=timestamp,
