@@ -148,6 +148,12 @@ class BatchDecoder:
                 self._standard_table[key.frame_id] = plan.message_index
         self._extended_keys = np.array([k for k, _ in extended], np.uint64)
         self._extended_plans = np.array([i for _, i in extended], self._index_dtype)
+        # Sort key of a known frame: 2 * message index, + 1 for a short frame of a message
+        # without multiplexing (those are decoded apart, with masks).
+        self._key_dtype = np.int16 if len(messages) < 2**14 - 1 else np.int32
+        self._split_length = np.array(
+            [0 if p.is_multiplexed else p.length for p in self._plans], np.int16
+        )
 
     @property
     def database(self) -> Database:
@@ -220,43 +226,48 @@ class BatchDecoder:
         plan_of_frame = self._lookup(batch)
         known = np.flatnonzero(plan_of_frame >= 0)
         known_plan = plan_of_frame[known]
-        # one stable sort of the known frames by message: each message's rows, in capture order
-        within = np.argsort(known_plan, kind="stable")
-        bounds = np.concatenate(
-            ([0], np.cumsum(np.bincount(known_plan, minlength=len(self._plans))))
-        )
         # Gather each column in two steps, the known frames in capture order first: the
-        # second, scattered gather then reads a compact array that stays in cache.
+        # second, scattered gather (by message) then reads a compact array that stays in cache.
+        length = np.take(batch.length, known)
+        key = known_plan.astype(self._key_dtype)
+        key <<= 1
+        key |= length < np.take(self._split_length, known_plan)
+        # one stable sort of the known frames by key: each message's rows, in capture order
+        within = np.argsort(key, kind="stable")
+        bounds = np.concatenate(([0], np.cumsum(np.bincount(key, minlength=2 * len(self._plans)))))
         words = _payload_words(batch.data)
         frames = _Frames(
             known[within],
             np.take(np.take(batch.timestamp_s, known), within),
             np.take(np.take(batch.bus, known), within),
-            np.take(np.take(batch.length, known), within),
+            np.take(length, within),
             None if words is None else np.take(np.take(words, known), within),
         )
         groups: list[_Group] = []
         truncated: dict[FrameKey, int] = {}
         rejected: dict[FrameKey, int] = {}
-        for index in np.flatnonzero(np.diff(bounds)).tolist():
+        for index in np.flatnonzero(bounds[2::2] - bounds[:-1:2]).tolist():
             plan = self._plans[index]
-            part = frames.select(slice(int(bounds[index]), int(bounds[index + 1])))
-            short = part.length < plan.length
-            n_short = int(np.count_nonzero(short))
-            if n_short and not plan.is_multiplexed:
+            start, middle, stop = bounds[2 * index : 2 * index + 3].tolist()
+            if plan.is_multiplexed:
+                part = frames.select(slice(start, stop))
+                n_short = int(np.count_nonzero(part.length < plan.length))
+                parts = [self._decode_group(batch, plan, part, n_short)]
+            else:
                 # the full-length frames keep the fast path; only the short ones need masks
                 parts = [
-                    self._decode_group(batch, plan, part.select(~short), 0),
-                    self._decode_group(batch, plan, part.select(short), n_short),
+                    self._decode_group(
+                        batch, plan, frames.select(slice(a, b)), b - a if short else 0
+                    )
+                    for a, b, short in ((start, middle, False), (middle, stop, True))
+                    if b > a
                 ]
-            else:
-                parts = [self._decode_group(batch, plan, part, n_short)]
-            key = FrameKey(int(plan.message.frame_id), bool(plan.message.is_extended_frame))
+            frame_key = FrameKey(int(plan.message.frame_id), bool(plan.message.is_extended_frame))
             for group in parts:
                 if group.truncated:
-                    truncated[key] = truncated.get(key, 0) + group.truncated
+                    truncated[frame_key] = truncated.get(frame_key, 0) + group.truncated
                 if group.rejected:
-                    rejected[key] = group.rejected
+                    rejected[frame_key] = group.rejected
                 groups.append(group)
         n_unknown = len(batch) - len(known)
         unknown = self._count_unknown(batch, plan_of_frame, n_unknown)
