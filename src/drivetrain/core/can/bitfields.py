@@ -45,40 +45,61 @@ def raw_fields_from_words(
 
 
 def physical_values_from_words(
-    words: npt.NDArray[np.uint64], plan: MessagePlan, out: npt.NDArray[np.float64]
+    words: npt.NDArray[np.uint64],
+    plan: MessagePlan,
+    out: npt.NDArray[np.float64],
+    scratch: npt.NDArray[np.uint64] | None = None,
 ) -> None:
     """Physical values of every signal straight from the 64-bit words, into ``out`` (k, n).
 
-    The fast path for plans whose signals lie in the first 8 bytes: one signal at a time, two
-    shifts extract (and sign-extend) the field in a scratch row, and one or two more passes
-    convert and scale it into its output row; no (k, n) temporaries.
+    The fast path for plans whose signals lie in the first 8 bytes: the signals of each
+    (byte order, signedness) class are extracted together by two shifts into a (k, n) scratch
+    block (left until the field's MSB is bit 63, then right, arithmetic for signed fields,
+    which sign-extends), converted to float64 in one pass, and the few scaled, IEEE float or
+    unsigned 64-bit signals are then redone one row at a time. ``scratch``, if given, is a
+    ``uint64`` buffer of at least ``k * n`` elements to use for the block.
     """
+    k, n = out.shape
+    size = k * n
+    block = np.empty((k, n), _U64) if scratch is None else scratch[:size].reshape(k, n)
     with np.errstate(invalid="ignore", over="ignore"):
-        swapped = words.byteswap() if plan.big_endian.any() else words
-        scratch = np.empty(len(words), _U64)
-        as_int = scratch.view(np.int64)
-        for col in range(plan.width):
-            source = swapped if plan.big_endian[col] else words
-            np.left_shift(source, _U64(plan.word_left[col]), out=scratch)
-            if plan.signed[col]:
-                np.right_shift(as_int, np.int64(plan.word_right[col]), out=as_int)
-                ints: npt.NDArray[np.int64] | npt.NDArray[np.uint64] = as_int
+        swapped: npt.NDArray[np.uint64] | None = None
+        for cls in plan.word_classes:
+            if cls.big_endian:
+                if swapped is None:
+                    swapped = words.byteswap()
+                source = swapped
             else:
-                np.right_shift(scratch, _U64(plan.word_right[col]), out=scratch)
-                ints = scratch
-            row = out[col]
+                source = words
+            rows = block[cls.start : cls.stop]
+            np.left_shift(source, cls.left, out=rows)
+            if cls.signed:
+                as_signed = rows.view(np.int64)
+                np.right_shift(as_signed, cls.right, out=as_signed)
+            else:
+                np.right_shift(rows, cls.right, out=rows)
+        as_int = block.view(np.int64)
+        if plan.word_order is None:
+            np.copyto(out, as_int, casting="unsafe")
+        else:
+            out[plan.word_order] = as_int
+        for col, row in plan.word_special:
+            ints: npt.NDArray[np.int64] | npt.NDArray[np.uint64] = (
+                as_int[row] if plan.signed[col] else block[row]
+            )
+            target = out[col]
             bits = plan.float_bits[col]
             if bits:
-                row[...] = _as_float(scratch, bits)
+                target[...] = _as_float(block[row], bits)
                 if not plan.identity[col]:
-                    row *= plan.scale[col]
-                    row += plan.offset[col]
+                    target *= plan.scale[col]
+                    target += plan.offset[col]
             elif plan.identity[col]:
-                row[...] = ints
+                target[...] = ints
             else:
-                np.multiply(ints, plan.scale[col], out=row)
+                np.multiply(ints, plan.scale[col], out=target)
                 if plan.offset[col] != 0.0:
-                    row += plan.offset[col]
+                    target += plan.offset[col]
         for exact in plan.exact_columns:
             # rare (large integer scaling): recompute those rows exactly on the matrix path
             col = exact.column

@@ -57,6 +57,22 @@ class MuxBranch:
 
 
 @dataclass(frozen=True)
+class WordClass:
+    """Signals of one message that share a byte order and signedness, for the 64-bit word path.
+
+    Their fields are extracted together: one left shift of the word by ``left`` (one row per
+    signal), then one right shift by ``right`` (arithmetic, so sign-extending, when ``signed``).
+    """
+
+    start: int  # first row of the class in the (signals, frames) scratch block
+    stop: int
+    big_endian: bool
+    signed: bool
+    left: npt.NDArray[np.uint64]  # shape (stop - start, 1)
+    right: npt.NDArray[np.uint64] | npt.NDArray[np.int64]  # int64 when signed
+
+
+@dataclass(frozen=True)
 class MessagePlan:
     """How to decode every signal of one message from a batch of payloads."""
 
@@ -89,6 +105,12 @@ class MessagePlan:
     word_left: tuple[int, ...]
     word_right: tuple[int, ...]
     identity: tuple[bool, ...]  # scale 1 and offset 0: the physical value is the raw value
+    #: the 64-bit word path by classes: scratch rows hold the columns ``word_order`` (None: in
+    #: column order) and ``word_special`` lists the (column, scratch row) pairs whose value is
+    #: not the plain integer (scaled, IEEE float, or unsigned 64-bit)
+    word_classes: tuple[WordClass, ...]
+    word_order: npt.NDArray[np.intp] | None
+    word_special: tuple[tuple[int, int], ...]
     #: some signal ends past the DBC length (never emitted; cantools refuses such messages)
     reaches_past_end: bool
 
@@ -164,6 +186,22 @@ def build_plan(message: Message, message_index: int, signal_ids: dict[str, int])
     root, branches = _mux_tree(message, signals, column)
     end = first + length
     big_endian = np.array([s.byte_order == "big_endian" for s in signals], np.bool_)
+    signed = np.array([s.is_signed and not s.is_float for s in signals], np.bool_)
+    word_left = [
+        int(f) if big else max(0, 64 - int(e))
+        for f, e, big in zip(first.tolist(), end.tolist(), big_endian.tolist())
+    ]
+    word_right = [64 - int(n) for n in length.tolist()]
+    identity = tuple(
+        float(s.conversion.scale) == 1.0 and float(s.conversion.offset) == 0.0 for s in signals
+    )
+    classes, order = _word_classes(big_endian, signed, word_left, word_right)
+    row_of = {column: row for row, column in enumerate(order)}
+    special = tuple(
+        (i, row_of[i])
+        for i, s in enumerate(signals)
+        if s.is_float or not identity[i] or i in unsigned64
+    )
     return MessagePlan(
         message=message,
         message_index=message_index,
@@ -174,7 +212,7 @@ def build_plan(message: Message, message_index: int, signal_ids: dict[str, int])
         first_bit=first,
         bit_length=length,
         end_bit=end,
-        signed=np.array([s.is_signed and not s.is_float for s in signals], np.bool_),
+        signed=signed,
         float_bits=tuple(_float_bits(message, s) for s in signals),
         scale=scale,
         offset=offset,
@@ -187,15 +225,43 @@ def build_plan(message: Message, message_index: int, signal_ids: dict[str, int])
         reaches_past_end=bool(np.any(end > 8 * message.length)),
         word_shift=np.where(big_endian, 64 - end, first).clip(0, 63).astype(np.uint64),
         word_mask=np.array([(1 << n) - 1 for n in length.tolist()], np.uint64),
-        word_left=tuple(
-            int(f) if big else max(0, 64 - int(e))
-            for f, e, big in zip(first.tolist(), end.tolist(), big_endian.tolist())
-        ),
-        word_right=tuple(64 - int(n) for n in length.tolist()),
-        identity=tuple(
-            float(s.conversion.scale) == 1.0 and float(s.conversion.offset) == 0.0 for s in signals
-        ),
+        word_left=tuple(word_left),
+        word_right=tuple(word_right),
+        identity=identity,
+        word_classes=classes,
+        word_order=None if order == list(range(len(signals))) else np.array(order, np.intp),
+        word_special=special,
     )
+
+
+def _word_classes(
+    big_endian: npt.NDArray[np.bool_],
+    signed: npt.NDArray[np.bool_],
+    left: list[int],
+    right: list[int],
+) -> tuple[tuple[WordClass, ...], list[int]]:
+    """The columns grouped by (byte order, signedness), and the column order of the groups."""
+    classes: list[WordClass] = []
+    order: list[int] = []
+    for big in (False, True):
+        for sign in (False, True):
+            columns = np.flatnonzero((big_endian == big) & (signed == sign)).tolist()
+            if not columns:
+                continue
+            classes.append(
+                WordClass(
+                    start=len(order),
+                    stop=len(order) + len(columns),
+                    big_endian=big,
+                    signed=sign,
+                    left=np.array([left[c] for c in columns], np.uint64)[:, None],
+                    right=np.array([right[c] for c in columns], np.int64 if sign else np.uint64)[
+                        :, None
+                    ],
+                )
+            )
+            order.extend(columns)
+    return tuple(classes), order
 
 
 def _mux_tree(

@@ -306,19 +306,21 @@ class BatchDecoder:
         any_extended = bool(extended.any())
         # Standard ids: one histogram over every frame (bucket 0x800: ids too large to be
         # standard), less the ids the DBC defines.
-        ids = np.minimum(batch.frame_id, MAX_STANDARD_ID + 1)
-        per_id = np.bincount(ids[~extended] if any_extended else ids, minlength=MAX_STANDARD_ID + 2)
+        ids = batch.frame_id[~extended] if any_extended else batch.frame_id
+        too_large = len(ids) > 0 and int(ids.max()) > MAX_STANDARD_ID
+        if too_large:
+            ids = np.minimum(ids, MAX_STANDARD_ID + 1)
+        per_id = np.bincount(ids, minlength=MAX_STANDARD_ID + 2)
         per_id[self._standard_table >= 0] = 0
         for frame_id in np.flatnonzero(per_id[: MAX_STANDARD_ID + 1]).tolist():
             counts[FrameKey(frame_id, False)] = int(per_id[frame_id])
-        unknown = plan_of_frame < 0
-        odd = (
-            [(False, unknown & ~extended & (batch.frame_id > MAX_STANDARD_ID))]
-            if per_id[-1]
-            else []
-        )
+        odd: list[tuple[bool, npt.NDArray[np.bool_]]] = []
+        if too_large and per_id[-1]:
+            odd.append(
+                (False, (plan_of_frame < 0) & ~extended & (batch.frame_id > MAX_STANDARD_ID))
+            )
         if any_extended:
-            odd.append((True, unknown & extended))
+            odd.append((True, (plan_of_frame < 0) & extended))
         for flag, rows in odd:
             if rows.any():
                 found, n = np.unique(batch.frame_id[rows], return_counts=True)
@@ -379,6 +381,14 @@ class BatchDecoder:
         timestamp = np.empty(total, np.float64)
         bus = np.empty(total, np.uint16)
         value = np.empty(total, np.float64)
+        # one scratch block for the word path, reused by every message
+        scratch = np.empty(
+            max(
+                (s for g, s in zip(groups, sizes) if g.raw is None and g.present is None),
+                default=0,
+            ),
+            np.uint64,
+        )
         start = 0
         for g, size in zip(groups, sizes):
             stop = start + size
@@ -387,7 +397,7 @@ class BatchDecoder:
                 block = value[start:stop].reshape(k, n)
                 if g.raw is None:
                     assert g.frames.words is not None
-                    physical_values_from_words(g.frames.words, g.plan, block)
+                    physical_values_from_words(g.frames.words, g.plan, block, scratch)
                 else:
                     physical_values(g.raw, g.plan, out=block)
                 timestamp[start:stop].reshape(k, n)[:] = g.frames.timestamp_s
