@@ -80,16 +80,23 @@ class DecodeReport:
 class _Frames:
     """Some frames of a batch, as the decoder reads them: batch rows and their columns."""
 
-    rows: npt.NDArray[np.intp]  # indices into the batch
+    known: npt.NDArray[np.intp]  # batch rows of the known frames, in capture order
+    order: npt.NDArray[np.intp]  # these frames' positions in ``known``
     timestamp_s: npt.NDArray[np.float64]
     bus: npt.NDArray[np.uint16]
     length: npt.NDArray[np.uint8]
     words: npt.NDArray[np.uint64] | None  # the first 8 payload bytes (None: narrower data)
 
+    @property
+    def rows(self) -> npt.NDArray[np.intp]:
+        """Indices of these frames into the batch."""
+        return self.known[self.order]
+
     def select(self, rows: slice | npt.NDArray[np.bool_]) -> _Frames:
         """The frames picked by a slice or a boolean mask."""
         return _Frames(
-            self.rows[rows],
+            self.known,
+            self.order[rows],
             self.timestamp_s[rows],
             self.bus[rows],
             self.length[rows],
@@ -97,7 +104,7 @@ class _Frames:
         )
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.order)
 
 
 @dataclass
@@ -237,7 +244,8 @@ class BatchDecoder:
         bounds = np.concatenate(([0], np.cumsum(np.bincount(key, minlength=2 * len(self._plans)))))
         words = _payload_words(batch.data)
         frames = _Frames(
-            known[within],
+            known,
+            within,
             np.take(np.take(batch.timestamp_s, known), within),
             np.take(np.take(batch.bus, known), within),
             np.take(length, within),
