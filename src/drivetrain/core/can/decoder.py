@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -235,7 +235,7 @@ class BatchDecoder:
         known_plan = plan_of_frame[known]
         # Gather each column in two steps, the known frames in capture order first: the
         # second, scattered gather (by message) then reads a compact array that stays in cache.
-        length = np.take(batch.length, known)
+        length = _take(batch.length, known)
         key = known_plan.astype(self._key_dtype)
         key <<= 1
         key |= length < np.take(self._split_length, known_plan)
@@ -246,10 +246,10 @@ class BatchDecoder:
         frames = _Frames(
             known,
             within,
-            np.take(np.take(batch.timestamp_s, known), within),
-            np.take(np.take(batch.bus, known), within),
-            np.take(length, within),
-            None if words is None else np.take(np.take(words, known), within),
+            _take(_take(batch.timestamp_s, known), within),
+            _take(_take(batch.bus, known), within),
+            _take(length, within),
+            None if words is None else _take(_take(words, known), within),
         )
         groups: list[_Group] = []
         truncated: dict[FrameKey, int] = {}
@@ -292,7 +292,10 @@ class BatchDecoder:
         """The message index of each frame, or -1 for ids the DBC does not define."""
         frame_id = batch.frame_id
         # Standard ids: one table read per frame; ids above 0x7FF land on the -1 sentinel.
-        out = np.take(self._standard_table, frame_id, mode="clip")
+        out = _empty_aligned(len(frame_id), self._standard_table.dtype.type)
+        for start in range(0, len(frame_id), _CHUNK):  # chunks: no full-size index copy
+            part = slice(start, start + _CHUNK)
+            np.take(self._standard_table, frame_id[part], mode="clip", out=out[part])
         extended = np.flatnonzero(batch.is_extended)
         if len(extended):
             keys = frame_id[extended].astype(np.uint64)
@@ -318,7 +321,9 @@ class BatchDecoder:
         too_large = len(ids) > 0 and int(ids.max()) > MAX_STANDARD_ID
         if too_large:
             ids = np.minimum(ids, MAX_STANDARD_ID + 1)
-        per_id = np.bincount(ids, minlength=MAX_STANDARD_ID + 2)
+        per_id = np.zeros(MAX_STANDARD_ID + 2, np.intp)
+        for start in range(0, len(ids), _CHUNK):  # chunks: no full-size index copy
+            per_id += np.bincount(ids[start : start + _CHUNK], minlength=MAX_STANDARD_ID + 2)
         per_id[self._standard_table >= 0] = 0
         for frame_id in np.flatnonzero(per_id[: MAX_STANDARD_ID + 1]).tolist():
             counts[FrameKey(frame_id, False)] = int(per_id[frame_id])
@@ -375,20 +380,12 @@ class BatchDecoder:
     def _assemble(self, groups: list[_Group]) -> DecodedSignals:
         sizes = [g.size for g in groups]
         total = sum(sizes)
-        # columns that are constant per message or per signal: one repeat each
-        frame_id = np.repeat(np.array([g.plan.message.frame_id for g in groups], np.uint32), sizes)
-        message_index = np.repeat(np.array([g.plan.message_index for g in groups], np.int32), sizes)
-        per_signal = [
-            np.full(g.plan.width, len(g.frames)) if g.present is None else g.present.sum(axis=1)
-            for g in groups
-        ]
-        signal_index = np.repeat(
-            np.concatenate([g.plan.signal_index for g in groups] or [np.empty(0, np.int32)]),
-            np.concatenate(per_signal or [np.empty(0, np.intp)]),
-        )
-        timestamp = np.empty(total, np.float64)
-        bus = np.empty(total, np.uint16)
-        value = np.empty(total, np.float64)
+        frame_id = _empty_aligned(total, np.uint32)
+        message_index = _empty_aligned(total, np.int32)
+        signal_index = _empty_aligned(total, np.int32)
+        timestamp = _empty_aligned(total, np.float64)
+        bus = _empty_aligned(total, np.uint16)
+        value = _empty_aligned(total, np.float64)
         # one scratch block for the word path, reused by every message
         scratch = np.empty(
             max(
@@ -401,7 +398,10 @@ class BatchDecoder:
         for g, size in zip(groups, sizes):
             stop = start + size
             k, n = g.plan.width, len(g.frames)
+            frame_id[start:stop] = g.plan.message.frame_id
+            message_index[start:stop] = g.plan.message_index
             if g.present is None:
+                signal_index[start:stop].reshape(k, n)[:] = g.plan.signal_index[:, None]
                 block = value[start:stop].reshape(k, n)
                 if g.raw is None:
                     assert g.frames.words is not None
@@ -416,6 +416,7 @@ class BatchDecoder:
                     assert g.raw is not None
                     values = physical_values(g.raw, g.plan)
                 value[start:stop] = values[g.present]
+                signal_index[start:stop] = np.repeat(g.plan.signal_index, g.present.sum(axis=1))
                 timestamp[start:stop] = np.broadcast_to(g.frames.timestamp_s, (k, n))[g.present]
                 bus[start:stop] = np.broadcast_to(g.frames.bus, (k, n))[g.present]
             start = stop
@@ -429,6 +430,34 @@ class BatchDecoder:
             message_names=self.message_names,
             signal_names=self.signal_names,
         )
+
+
+#: Frames per step where a step over the whole batch would copy it to a temporary first.
+_CHUNK = 1 << 16
+#: Transparent huge pages on Linux: 2 MiB, and only for ranges aligned to that.
+_HUGE_PAGE = 2 << 20
+
+
+def _empty_aligned(size: int, dtype: type[np.generic]) -> npt.NDArray[Any]:
+    """An uninitialised 1-D array that starts on a 2 MiB boundary when it is large.
+
+    NumPy asks the kernel for huge pages for large arrays, but only whole aligned 2 MiB ranges
+    can get one; an output column written once then costs a handful of page faults instead of
+    one per 4 KiB (a third of the decode time without this). Small arrays are plain.
+    """
+    nbytes = size * np.dtype(dtype).itemsize
+    if nbytes < 2 * _HUGE_PAGE:
+        return np.empty(size, dtype)
+    span = -(-nbytes // _HUGE_PAGE) * _HUGE_PAGE  # whole huge pages, so the last one is too
+    buffer = np.empty(span + _HUGE_PAGE, np.uint8)
+    skip = -buffer.ctypes.data % _HUGE_PAGE
+    return buffer[skip : skip + nbytes].view(dtype)
+
+
+def _take(array: npt.NDArray[Any], indices: npt.NDArray[np.intp]) -> npt.NDArray[Any]:
+    """``array[indices]`` for valid indices, into a fresh (large: huge-page aligned) array."""
+    out = _empty_aligned(len(indices), array.dtype.type)
+    return np.take(array, indices, out=out, mode="clip")  # "clip": no checked copy of ``out``
 
 
 def _payload_words(data: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64] | None:
