@@ -220,6 +220,11 @@ class BatchDecoder:
                     out[row] = None if label is None else str(label)
         return out
 
+    def message_indices(self, batch: FrameBatch) -> npt.NDArray[np.signedinteger]:
+        """The index into ``message_names`` of each frame's message; -1 where the DBC defines
+        no message with the frame's id (a small signed integer dtype)."""
+        return self._lookup(batch)
+
     def decode(self, batch: FrameBatch) -> DecodedSignals:
         """Every signal value of ``batch``; see :meth:`decode_with_report` for frame counts."""
         return self.decode_with_report(batch)[0]

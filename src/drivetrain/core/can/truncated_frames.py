@@ -27,8 +27,6 @@ from cantools.database.can import Database, Signal
 from drivetrain.core.can.decoder import BatchDecoder, DecodeReport
 from drivetrain.core.can.frames import DecodedSignals, FrameBatch
 
-_EXTENDED_BIT = np.uint64(1 << 32)
-
 
 def signal_end_bit(signal: Signal) -> int:
     """One past the last payload bit ``signal`` occupies, counting bits from the start of byte 0
@@ -55,11 +53,12 @@ class CompletingDecoder:
 
     def __init__(self, database: Database) -> None:
         self.decoder = BatchDecoder(database)
+        # DBC length per message index (0 for multiplexed messages); the last entry, read for
+        # index -1, is 0 for ids the DBC does not define
+        self._lengths = np.array(
+            [0 if m.is_multiplexed() else m.length for m in database.messages] + [0], np.int64
+        )
         plain = [m for m in database.messages if not m.is_multiplexed()]
-        keys = np.array([_key(m.frame_id, m.is_extended_frame) for m in plain], np.uint64)
-        order = np.argsort(keys)
-        self._keys = keys[order]
-        self._lengths = np.array([m.length for m in plain], np.int64)[order]
         self._end_bit = {(m.name, s.name): signal_end_bit(s) for m in plain for s in m.signals}
 
     def decode(self, frames: FrameBatch) -> DecodedChunk:
@@ -93,11 +92,7 @@ class CompletingDecoder:
 
     def _dbc_length(self, frames: FrameBatch) -> npt.NDArray[np.int64]:
         """The DBC length of each frame's (non-multiplexed) message; 0 for the others."""
-        if len(self._keys) == 0:
-            return np.zeros(len(frames), np.int64)
-        keys = frames.frame_id.astype(np.uint64) | (frames.is_extended.astype(np.uint64) * _EXTENDED_BIT)
-        pos = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
-        return np.where(self._keys[pos] == keys, self._lengths[pos], 0)
+        return np.take(self._lengths, self.decoder.message_indices(frames))
 
     def _end_bits(self, signals: DecodedSignals, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.int64]:
         width = len(signals.signal_names) + 1
@@ -114,6 +109,3 @@ class CompletingDecoder:
         )
         return table[inverse]
 
-
-def _key(frame_id: int, is_extended: bool) -> int:
-    return int(frame_id) | (int(is_extended) << 32)
