@@ -248,6 +248,12 @@ def _word_classes(
             columns = np.flatnonzero((big_endian == big) & (signed == sign)).tolist()
             if not columns:
                 continue
+            shifts = [right[c] for c in columns]
+            right_shift: npt.NDArray[np.uint64] | npt.NDArray[np.int64] = (
+                np.array(shifts, np.int64)[:, None]
+                if sign
+                else np.array(shifts, np.uint64)[:, None]
+            )
             classes.append(
                 WordClass(
                     start=len(order),
@@ -255,9 +261,7 @@ def _word_classes(
                     big_endian=big,
                     signed=sign,
                     left=np.array([left[c] for c in columns], np.uint64)[:, None],
-                    right=np.array([right[c] for c in columns], np.int64 if sign else np.uint64)[
-                        :, None
-                    ],
+                    right=right_shift,
                 )
             )
             order.extend(columns)

@@ -146,7 +146,9 @@ class BatchDecoder:
             for m, p in zip(messages, self._plans)
         }
         self._index_dtype = np.int16 if len(messages) < 2**15 - 1 else np.int32
-        self._standard_table = np.full(MAX_STANDARD_ID + 2, -1, self._index_dtype)
+        self._standard_table: npt.NDArray[np.signedinteger[Any]] = np.full(
+            MAX_STANDARD_ID + 2, -1, self._index_dtype
+        )
         extended = sorted(
             (k.frame_id, p.message_index) for k, p in self._by_key.items() if k.is_extended
         )
@@ -241,7 +243,7 @@ class BatchDecoder:
         # Gather each column in two steps, the known frames in capture order first: the
         # second, scattered gather (by message) then reads a compact array that stays in cache.
         length = _take(batch.length, known)
-        key = known_plan.astype(self._key_dtype)
+        key: npt.NDArray[np.signedinteger[Any]] = known_plan.astype(self._key_dtype)
         key <<= 1
         key |= length < np.take(self._split_length, known_plan)
         # one stable sort of the known frames by key: each message's rows, in capture order
