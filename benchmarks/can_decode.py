@@ -6,8 +6,10 @@ Input: the real comma2k19 capture (``../shared/data/comma2k19/raw_can.csv``, 135
 on four buses, about 72 % of bus-0 frames in the DBC) and its DBC, replicated with shifted
 timestamps to ``--frames`` frames (default 10,024,632 = 74 copies; ``--quick``: 1,490,148).
 
-Measured in the same run (medians of ``--repeats`` runs; the cantools baselines are measured
-on a sample of the same frames, as a rate):
+Measured in the same run, each measurement paired with its baseline (the two run back to back,
+``--repeats`` pairs, default 5), so a noisy neighbour slows both sides of a pair alike; the
+figures are medians over the pairs, and each ratio is the median of the per-pair ratios. The
+cantools baselines are measured on a sample of the same frames, as a rate:
 
 (a) decode: ``BatchDecoder.decode`` over all frames vs cantools' per-frame
     ``Database.decode_message`` (``decode_choices=False, allow_truncated=True``);
@@ -44,18 +46,28 @@ DBC = DATA / "toyota_new_mc_pt_generated.dbc"
 FULL_COPIES = 74  # 74 x 135,468 = 10,024,632 frames
 QUICK_COPIES = 11  # 1,490,148 frames
 CANTOOLS_SAMPLE = 200_000
-QUICK_CANTOOLS_SAMPLE = 50_000
+QUICK_CANTOOLS_SAMPLE = 100_000
 
 err = Console(stderr=True)
 
 
-def _median_time(run: Callable[[], object], repeats: int) -> float:
-    times = []
+def _seconds(run: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def _paired_rates(
+    ours: Callable[[], object], ours_frames: int, baseline: Callable[[], object], baseline_frames: int, repeats: int
+) -> tuple[float, float, float]:
+    """Frames/s of ``ours`` and of ``baseline`` (medians), and the median of per-pair ratios;
+    the two run back to back in each of ``repeats`` pairs."""
+    ours_fps, base_fps = [], []
     for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        ours_fps.append(ours_frames / _seconds(ours))
+        base_fps.append(baseline_frames / _seconds(baseline))
+    ratios = [a / b for a, b in zip(ours_fps, base_fps)]
+    return statistics.median(ours_fps), statistics.median(base_fps), statistics.median(ratios)
 
 
 def _replicate(frames, target: int):  # type: ignore[no-untyped-def]
@@ -125,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="about 1.5 M frames; under a minute")
     parser.add_argument("--frames", type=int, help="frames to replicate the capture to")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per measurement (median)")
+    parser.add_argument("--repeats", type=int, default=5, help="measurement pairs (ours, baseline); medians")
     args = parser.parse_args(argv)
 
     if not CAPTURE.is_file() or not DBC.is_file():
@@ -149,18 +161,18 @@ def main(argv: list[str] | None = None) -> int:
 
     # (a) decode
     decoder = BatchDecoder(database)
-    with err.status("batch decode"):
-        decoder.decode(frames.take(np.arange(min(target, 10_000))))  # warm-up
-        batch_s = _median_time(lambda: decoder.decode(frames), repeats)
+    decoder.decode(frames.take(np.arange(min(target, 10_000))))  # warm-up
     sample = [
         (fid, bytes(row[:n]))
         for fid, row, n in zip(
             frames.frame_id[:sample_size].tolist(), frames.data[:sample_size], frames.length[:sample_size].tolist()
         )
     ]
-    with err.status(f"cantools decode_message on {sample_size:,} frames"):
-        cantools_s = _median_time(lambda: _cantools_decode(reference_db, sample), repeats)
-    batch_fps, cantools_fps = target / batch_s, sample_size / cantools_s
+    with err.status(f"batch decode vs cantools decode_message on {sample_size:,} frames"):
+        batch_fps, cantools_fps, decode_ratio = _paired_rates(
+            lambda: decoder.decode(frames), target,
+            lambda: _cantools_decode(reference_db, sample), sample_size, repeats,
+        )
     err.print(f"decode: batch {batch_fps:,.0f} frames/s, cantools {cantools_fps:,.0f} frames/s")
 
     # (b) whole pipeline: CSV -> decode -> Parquet
@@ -171,15 +183,12 @@ def main(argv: list[str] | None = None) -> int:
             write_capture(big_csv, frames)
             write_capture(sample_csv, frames.take(np.arange(sample_size)))
         summaries = []
-        with err.status("pipeline: decode_capture"):
-            pipeline_s = _median_time(
-                lambda: summaries.append(decode_capture(big_csv, DBC, tmp_dir / "out.parquet")), repeats
+        with err.status(f"pipeline: decode_capture vs a cantools loop on {sample_size:,} frames"):
+            pipeline_fps, cantools_pipeline_fps, pipeline_ratio = _paired_rates(
+                lambda: summaries.append(decode_capture(big_csv, DBC, tmp_dir / "out.parquet")), target,
+                lambda: _cantools_pipeline(reference_db, sample_csv, tmp_dir / "ref.parquet"), sample_size,
+                repeats,
             )
-        with err.status(f"cantools pipeline on {sample_size:,} frames"):
-            cantools_pipeline_s = _median_time(
-                lambda: _cantools_pipeline(reference_db, sample_csv, tmp_dir / "ref.parquet"), repeats
-            )
-    pipeline_fps, cantools_pipeline_fps = target / pipeline_s, sample_size / cantools_pipeline_s
     err.print(f"pipeline: {pipeline_fps:,.0f} frames/s, cantools loop {cantools_pipeline_fps:,.0f} frames/s")
 
     result = {
@@ -189,10 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         "cantools_sample_frames": sample_size,
         "batch_frames_per_s": round(batch_fps),
         "cantools_frames_per_s": round(cantools_fps),
-        "decode_ratio": round(batch_fps / cantools_fps, 2),
+        "decode_ratio": round(decode_ratio, 2),
         "pipeline_frames_per_s": round(pipeline_fps),
         "cantools_pipeline_frames_per_s": round(cantools_pipeline_fps),
-        "pipeline_ratio": round(pipeline_fps / cantools_pipeline_fps, 2),
+        "pipeline_ratio": round(pipeline_ratio, 2),
     }
     print(json.dumps(result))
     return 0
