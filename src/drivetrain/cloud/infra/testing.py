@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Literal
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from drivetrain.core.errors import ConfigurationError, StorageError
@@ -42,24 +42,43 @@ def temporary_postgres_database(server_url: str, prefix: str = "dt_test") -> Ite
     or the role may not create databases.
     """
     server = make_url(server_url)
+    name = _safe_name(prefix)
+    with _created(
+        server,
+        f'CREATE DATABASE "{name}"',
+        f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+        f"a test database on {server.render_as_string(hide_password=True)}",
+    ):
+        yield server.set(database=name).render_as_string(hide_password=False)
+
+
+def _safe_name(prefix: str) -> str:
     name = unique_database_name(prefix)
     if not _SAFE_NAME.match(name):  # never interpolate anything unexpected into DDL
-        raise ValueError(f"unsafe database name {name!r}")
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+        raise ValueError(f"unsafe database or schema name {name!r}")
+    return name
+
+
+@contextmanager
+def _created(url: URL, create_ddl: str, drop_ddl: str, what: str) -> Iterator[None]:
+    """Run ``create_ddl`` on ``url`` (autocommit), and ``drop_ddl`` when the block ends.
+
+    Raises :class:`StorageError` naming ``what`` when the create statement fails.
+    """
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         try:
             with admin.connect() as connection:
-                connection.execute(text(f'CREATE DATABASE "{name}"'))
+                connection.execute(text(create_ddl))
         except SQLAlchemyError as e:
             raise StorageError(
-                f"cannot create a test database on {server.render_as_string(hide_password=True)}"
-                f": {str(getattr(e, 'orig', e)).strip()}"
+                f"cannot create {what}: {str(getattr(e, 'orig', e)).strip()}"
             ) from e
         try:
-            yield server.set(database=name).render_as_string(hide_password=False)
+            yield
         finally:
             with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                connection.execute(text(drop_ddl))
     finally:
         admin.dispose()
 
@@ -114,24 +133,12 @@ def temporary_postgres_schema(database_url: str, prefix: str = "t") -> Iterator[
     :class:`StorageError` when the server cannot be used.
     """
     url = make_url(database_url)
-    name = unique_database_name(prefix)
-    if not _SAFE_NAME.match(name):
-        raise ValueError(f"unsafe schema name {name!r}")
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        try:
-            with admin.connect() as connection:
-                connection.execute(text(f'CREATE SCHEMA "{name}"'))
-        except SQLAlchemyError as e:
-            raise StorageError(
-                f"cannot create a test schema in {url.render_as_string(hide_password=True)}: "
-                f"{str(getattr(e, 'orig', e)).strip()}"
-            ) from e
-        try:
-            scoped = url.update_query_dict({"options": f"-csearch_path={name}"})
-            yield scoped.render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
-    finally:
-        admin.dispose()
+    name = _safe_name(prefix)
+    with _created(
+        url,
+        f'CREATE SCHEMA "{name}"',
+        f'DROP SCHEMA IF EXISTS "{name}" CASCADE',
+        f"a test schema in {url.render_as_string(hide_password=True)}",
+    ):
+        scoped = url.update_query_dict({"options": f"-csearch_path={name}"})
+        yield scoped.render_as_string(hide_password=False)
