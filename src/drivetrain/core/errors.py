@@ -54,6 +54,14 @@ class InvalidTopicError(BadInputError):
     """A message topic or topic filter that breaks the MQTT rules or the ``dt/v1`` scheme."""
 
 
+class WireFormatError(BadInputError):
+    """A vehicle-link message (envelope or body) that cannot be parsed; names the bad field."""
+
+
+class KeyFormatError(BadInputError):
+    """A key (PEM, raw or base64) that cannot be read as the expected key type."""
+
+
 # --- verification: something failed a cryptographic or integrity check -----------------------
 class VerificationError(DrivetrainError):
     """A signature, digest or metadata check failed."""

@@ -1,0 +1,50 @@
+"""The vehicle-link wire format (v1): a signed envelope around a columnar or JSON body.
+
+See docs/wire-format.md. Vehicle and cloud both import from here; the format is the contract.
+"""
+
+from drivetrain.core.wire.envelope import (
+    FORMAT_VERSION,
+    Envelope,
+    MessageKind,
+    new_message_id,
+    parse,
+    seal,
+    seal_json,
+)
+from drivetrain.core.wire.messages import (
+    Ack,
+    Command,
+    DesiredStateDelta,
+    VehicleEvent,
+    events_from_dict,
+    events_to_dict,
+)
+from drivetrain.core.wire.telemetry import (
+    TELEMETRY_SCHEMA,
+    decode_samples,
+    encode_samples,
+    samples_table,
+    seal_telemetry,
+)
+
+__all__ = [
+    "FORMAT_VERSION",
+    "TELEMETRY_SCHEMA",
+    "Ack",
+    "Command",
+    "DesiredStateDelta",
+    "Envelope",
+    "MessageKind",
+    "VehicleEvent",
+    "decode_samples",
+    "encode_samples",
+    "events_from_dict",
+    "events_to_dict",
+    "new_message_id",
+    "parse",
+    "samples_table",
+    "seal",
+    "seal_json",
+    "seal_telemetry",
+]
