@@ -88,7 +88,7 @@ def test_db_and_auth_commands_create_a_client_that_gets_a_verifiable_token(
 ) -> None:
     assert "run `drivetrain db upgrade` first" in cli("auth", "create-tenant", "acme", code=1)
     assert "empty" in cli("db", "current")
-    assert "now at ['infra_0001']" in cli("db", "upgrade")
+    assert "now at ['fleet_0001', 'infra_0001', 'privacy_0001']" in cli("db", "upgrade")
     assert "already up to date" in cli("db", "upgrade")
     assert "created tenant 'acme'" in cli("auth", "create-tenant", "acme")
     assert "already exists" in cli("auth", "create-tenant", "acme", code=1)

@@ -49,6 +49,17 @@ class Settings(BaseSettings):
     token_ttl_s: int = Field(3600, gt=0, description="Lifetime of an access token, seconds.")
     api_host: str = Field("127.0.0.1", description="Address `drivetrain serve` binds.")
     api_port: int = Field(8080, ge=0, le=65535, description="Port `drivetrain serve` binds.")
+    cloud_key_file: Path | None = Field(
+        None,
+        description="PEM file of the Ed25519 key that signs what vehicles act on (desired "
+        "state, campaigns, commands); default: data_dir/keys/cloud-signing.pem, created in "
+        "embedded mode, required in production.",
+    )
+    broker_url: str | None = Field(
+        None,
+        description="MQTT 5 broker of the vehicle link, e.g. mqtt://127.0.0.1:1883; default: "
+        "the in-process transport (embedded).",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -80,6 +91,11 @@ class Settings(BaseSettings):
                     f"got {len(self.auth_secret.get_secret_value())}"
                 )
         return self
+
+    @property
+    def cloud_key_path(self) -> Path:
+        """The cloud signing key file in force: the configured one, or under data_dir."""
+        return self.cloud_key_file or self.data_dir / "keys" / "cloud-signing.pem"
 
     @property
     def state_database_url(self) -> str:

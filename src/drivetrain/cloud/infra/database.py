@@ -187,7 +187,21 @@ class Database:
         """
         with translate_errors(f"reading the schema revision of {self.display_url}"):
             with self._engine.connect() as connection:
-                heads = MigrationContext.configure(connection).get_current_heads()
+                heads = set(MigrationContext.configure(connection).get_current_heads())
+        if not heads:
+            return ()
+        # Alembic drops a branch's head from the version table once another branch that
+        # ``depends_on`` it is applied; report it anyway, so there is one revision per domain.
+        from alembic.script import ScriptDirectory
+
+        script = ScriptDirectory.from_config(self._alembic_config(None))
+        branch_heads = set(script.get_heads())
+        for head in list(heads):
+            heads |= {
+                rev.revision
+                for rev in script.revision_map.iterate_revisions(head, "base")
+                if rev.revision in branch_heads
+            }
         return tuple(sorted(heads))
 
     def head_revisions(self) -> tuple[str, ...]:
@@ -203,10 +217,10 @@ class Database:
             with translate_errors(f"probing {self.display_url}"):
                 with self._engine.connect() as connection:
                     connection.execute(text("SELECT 1"))
-                    heads = MigrationContext.configure(connection).get_current_heads()
+            revisions = self.current_revisions()
         except StorageError as e:
             return DatabaseHealth(ok=False, revisions=(), detail=str(e))
-        return DatabaseHealth(ok=True, revisions=tuple(sorted(heads)), detail="ok")
+        return DatabaseHealth(ok=True, revisions=revisions, detail="ok")
 
     def dispose(self) -> None:
         """Close every pooled connection. The object stays usable (connections reopen)."""

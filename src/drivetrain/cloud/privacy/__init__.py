@@ -1,0 +1,30 @@
+"""Privacy: pseudonymisation of vehicle ids in analytical data, and per-vehicle consent.
+
+Public surface: :class:`Pseudonymiser`, :func:`pseudonymiser`, :func:`vehicle_pseudonym`,
+:class:`Consent`, :func:`set_consent`, :func:`get_consent`, :func:`consent_map`,
+:func:`parse_categories`, :data:`DEFAULT_CONSENT`. Regions are :mod:`drivetrain.core.regions`.
+"""
+
+from drivetrain.cloud.privacy.service import (
+    DEFAULT_CONSENT,
+    Consent,
+    Pseudonymiser,
+    consent_map,
+    get_consent,
+    parse_categories,
+    pseudonymiser,
+    set_consent,
+    vehicle_pseudonym,
+)
+
+__all__ = [
+    "DEFAULT_CONSENT",
+    "Consent",
+    "Pseudonymiser",
+    "consent_map",
+    "get_consent",
+    "parse_categories",
+    "pseudonymiser",
+    "set_consent",
+    "vehicle_pseudonym",
+]
