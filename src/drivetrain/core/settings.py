@@ -60,6 +60,17 @@ class Settings(BaseSettings):
         description="MQTT 5 broker of the vehicle link, e.g. mqtt://127.0.0.1:1883; default: "
         "the in-process transport (embedded).",
     )
+    lake_roots: dict[str, Path] = Field(
+        default_factory=dict,
+        description="Storage root of the telemetry lake per region, e.g. {\"EU\": "
+        "\"/srv/lake-eu\"}; a region not named here uses data_dir/lake/<region>.",
+    )
+    lake_retention_days: dict[str, int] = Field(
+        default_factory=dict,
+        description="Days telemetry is kept, per 'REGION:category' ('*' matches any region "
+        "or category, the most specific key wins), e.g. {\"EU:location\": 30}; "
+        "unnamed data is kept until deleted.",
+    )
 
     @classmethod
     def settings_customise_sources(
