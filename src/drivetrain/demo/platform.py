@@ -49,6 +49,8 @@ def demo_settings(data_dir: Path) -> Settings:
         auth_secret=None,
         api_host="127.0.0.1",
         api_port=0,
+        lake_roots={},
+        lake_retention_days={},
     )
 
 
