@@ -30,12 +30,14 @@ CLOCK_SKEW_S = 60
 
 
 class Scope(StrEnum):
-    """The closed set of OAuth2 scopes: ``<domain>:<read|write>``, plus ``audit:read``, ``admin``."""
+    """The closed set of OAuth2 scopes: ``<domain>:<read|write>``, plus ``telemetry:sql``,
+    ``audit:read``, ``admin``."""
 
     FLEET_READ = "fleet:read"
     FLEET_WRITE = "fleet:write"
     TELEMETRY_READ = "telemetry:read"
     TELEMETRY_WRITE = "telemetry:write"
+    TELEMETRY_SQL = "telemetry:sql"
     SECURITY_READ = "security:read"
     SECURITY_WRITE = "security:write"
     OTA_READ = "ota:read"
@@ -53,6 +55,7 @@ SCOPE_DESCRIPTIONS: Mapping[Scope, str] = {
     Scope.FLEET_WRITE: "Change vehicles, desired state and commands",
     Scope.TELEMETRY_READ: "Query telemetry",
     Scope.TELEMETRY_WRITE: "Ingest telemetry",
+    Scope.TELEMETRY_SQL: "Run raw SQL over the tenant's telemetry (power users)",
     Scope.SECURITY_READ: "Read security events and incidents",
     Scope.SECURITY_WRITE: "Triage incidents and run response playbooks",
     Scope.OTA_READ: "Read images, campaigns and update records",
@@ -98,6 +101,7 @@ ROLE_SCOPES: Mapping[Role, frozenset[Scope]] = {
             Scope.SECURITY_WRITE,
             Scope.FLEET_READ,
             Scope.TELEMETRY_READ,
+            Scope.TELEMETRY_SQL,
             Scope.OTA_READ,
             Scope.AUDIT_READ,
         }
