@@ -62,6 +62,14 @@ class KeyFormatError(BadInputError):
     """A key (PEM, raw or base64) that cannot be read as the expected key type."""
 
 
+class TelemetrySchemaError(BadInputError):
+    """A telemetry table whose columns or values break the lake's row schema; names the column."""
+
+
+class QueryError(BadInputError):
+    """A telemetry query (parameters or SQL) that cannot run; names the cause."""
+
+
 # --- verification: something failed a cryptographic or integrity check -----------------------
 class VerificationError(DrivetrainError):
     """A signature, digest or metadata check failed."""
