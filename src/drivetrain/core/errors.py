@@ -62,6 +62,15 @@ class KeyFormatError(BadInputError):
     """A key (PEM, raw or base64) that cannot be read as the expected key type."""
 
 
+class DriveCycleFormatError(BadInputError):
+    """A drive-cycle speed table (CSV) that cannot be read; names the file, line and column."""
+
+
+class SimulationConfigError(BadInputError):
+    """Virtual-fleet settings that cannot be simulated (unknown model or region, a parameter
+    outside its physical range); names the setting and what was expected."""
+
+
 class TelemetrySchemaError(BadInputError):
     """A telemetry table whose columns or values break the lake's row schema; names the column."""
 
