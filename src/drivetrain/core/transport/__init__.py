@@ -16,6 +16,8 @@ from drivetrain.core.transport.base import (
 )
 from drivetrain.core.transport.inprocess import InProcessTransport
 from drivetrain.core.transport.topics import (
+    ACK,
+    CAMPAIGNS,
     COMMANDS,
     EVENTS,
     STATE_DESIRED,
@@ -35,6 +37,8 @@ from drivetrain.core.transport.topics import (
 )
 
 __all__ = [
+    "ACK",
+    "CAMPAIGNS",
     "COMMANDS",
     "EVENTS",
     "STATE_DESIRED",

@@ -33,6 +33,8 @@ EVENTS = "events"
 STATE_REPORTED = "state/reported"
 STATE_DESIRED = "state/desired"
 COMMANDS = "commands"
+ACK = "ack"
+CAMPAIGNS = "campaigns"
 
 SHARE_PREFIX = "$share/"
 _MAX_TOPIC_BYTES = 65_535
