@@ -58,6 +58,10 @@ class WireFormatError(BadInputError):
     """A vehicle-link message (envelope or body) that cannot be parsed; names the bad field."""
 
 
+class CampaignFormatError(WireFormatError):
+    """A collection campaign (JSON) that is malformed or names unknown signals; names the field."""
+
+
 class KeyFormatError(BadInputError):
     """A key (PEM, raw or base64) that cannot be read as the expected key type."""
 
