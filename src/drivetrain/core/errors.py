@@ -50,6 +50,18 @@ class ExpressionSyntaxError(BadInputError):
     """A filter or trigger expression that does not parse; names the bad token."""
 
 
+class QuerySyntaxError(ExpressionSyntaxError):
+    """A fleet query that does not parse or names something unknown.
+
+    ``token`` is the offending token as written and ``column`` its 1-based position.
+    """
+
+    def __init__(self, message: str, *, token: str, column: int) -> None:
+        super().__init__(message)
+        self.token = token
+        self.column = column
+
+
 class InvalidTopicError(BadInputError):
     """A message topic or topic filter that breaks the MQTT rules or the ``dt/v1`` scheme."""
 
@@ -115,7 +127,16 @@ class ConflictError(DrivetrainError):
 
 
 class VersionConflictError(ConflictError):
-    """An optimistic-concurrency write against a version that is no longer current."""
+    """An optimistic-concurrency write against a version that is no longer current.
+
+    ``current`` and ``given`` (when the raiser knows them) are the resource's version and the
+    one the writer based its change on.
+    """
+
+    def __init__(self, message: str, *, current: int | None = None, given: int | None = None) -> None:
+        super().__init__(message)
+        self.current = current
+        self.given = given
 
 
 # --- infrastructure ------------------------------------------------------------------------------
