@@ -72,6 +72,25 @@ class Settings(BaseSettings):
         "unnamed data is kept until deleted.",
     )
 
+    ingest_max_sample_age_s: float = Field(
+        30 * 86_400.0,
+        gt=0,
+        description="Ingestion refuses samples measured longer ago than this at receipt "
+        "(timestamp_too_old; samples before 2000-01-01 always are), seconds.",
+    )
+    ingest_max_clock_ahead_s: float = Field(
+        300.0,
+        ge=0,
+        description="Ingestion refuses samples measured more than this ahead of the "
+        "receiver's clock (timestamp_in_future), seconds.",
+    )
+    ingest_vehicle_cache_ttl_s: float = Field(
+        5.0,
+        ge=0,
+        description="How long an ingest worker reuses a fleet-registry answer (a retirement "
+        "or key rotation takes at most this long to apply), seconds; 0 asks every time.",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
