@@ -1,0 +1,52 @@
+"""The fleet data lake: telemetry as hive-partitioned Parquet, queried with DuckDB.
+
+Public surface (everything else in this package is internal):
+
+- :class:`Lake` — ``append`` (exactly-once per batch id), ``signals``, ``fleet_aggregate``,
+  ``counts``, ``sql``, ``compact``, ``apply_retention``, ``export_bundle``.
+- :data:`LAKE_SCHEMA` and :data:`LAKE_COLUMNS` — the row schema ingestion hands to ``append``.
+- :class:`AppendResult`, :class:`CompactionResult`, :class:`RetentionReport`,
+  :class:`RetentionAction`, :class:`LakeFile` — results.
+- :class:`RetentionPolicy` — days per region and privacy category.
+- :class:`BundleManifest`, :func:`read_manifest`, :func:`verify_bundle` — export bundles.
+
+See docs/lake.md and docs/lake-schema.md.
+"""
+
+from drivetrain.cloud.lake.export import BundleManifest, read_manifest, verify_bundle
+from drivetrain.cloud.lake.models import (
+    AGGREGATIONS,
+    GROUP_BYS,
+    LAKE_COLUMNS,
+    LAKE_FORMAT_VERSION,
+    LAKE_SCHEMA,
+    VSS_VERSION,
+    AppendResult,
+    CompactionResult,
+    LakeFile,
+    RetentionAction,
+    RetentionReport,
+    parse_every,
+)
+from drivetrain.cloud.lake.retention import RetentionPolicy
+from drivetrain.cloud.lake.service import Lake
+
+__all__ = [
+    "AGGREGATIONS",
+    "GROUP_BYS",
+    "LAKE_COLUMNS",
+    "LAKE_FORMAT_VERSION",
+    "LAKE_SCHEMA",
+    "VSS_VERSION",
+    "AppendResult",
+    "BundleManifest",
+    "CompactionResult",
+    "Lake",
+    "LakeFile",
+    "RetentionAction",
+    "RetentionPolicy",
+    "RetentionReport",
+    "parse_every",
+    "read_manifest",
+    "verify_bundle",
+]

@@ -1,0 +1,310 @@
+"""Queries over the lake's Parquet files with DuckDB.
+
+Every query is handed the exact list of committed files to read (the index has already pruned
+by tenant, date and time range), so DuckDB never globs the lake directory and never sees a
+staged or retired file. Parameters always travel as bound values, never as SQL text.
+
+Raw SQL (:func:`run_sql`) runs in a throw-away DuckDB connection locked down before the
+caller's statement is parsed: the only files it may open are the tenant's own
+(``allowed_paths``), external access is off (no other files, no network, no extensions, no
+COPY/ATTACH/EXPORT), Python replacement scans are off (no reaching the server's variables),
+and the configuration is locked so the statement cannot undo any of it. It must be a single
+SELECT, runs under a time limit, and returns at most ``max_rows`` rows.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Final
+
+import duckdb
+import pyarrow as pa
+
+from drivetrain.cloud.lake.models import Aggregation, GroupBy
+from drivetrain.core.errors import QueryError, StorageError
+
+#: How often a query re-reads the file list when a file vanished under it (a compaction or
+#: retention run swapped it out between listing and reading).
+_ATTEMPTS: Final = 3
+
+_HIVE: Final = "hive_partitioning = true, hive_types = {'region': VARCHAR, 'tenant': VARCHAR, " \
+               "'date': DATE}"
+
+#: Result schemas, also for empty results.
+RAW_SCHEMA: Final = pa.schema([
+    pa.field("vehicle", pa.utf8()), pa.field("path", pa.utf8()),
+    pa.field("ts", pa.timestamp("ns", tz="UTC")), pa.field("value", pa.float64()),
+    pa.field("text", pa.utf8()),
+])
+SAMPLED_SCHEMA: Final = pa.schema([
+    pa.field("vehicle", pa.utf8()), pa.field("path", pa.utf8()),
+    pa.field("ts", pa.timestamp("ns", tz="UTC")), pa.field("value", pa.float64()),
+    pa.field("samples", pa.int64()),
+])
+_KEY_TYPES: Final = {"region": pa.utf8(), "vehicle": pa.utf8(), "day": pa.date32()}
+
+
+def aggregate_schema(group_by: GroupBy) -> pa.Schema:
+    """Schema of :func:`fleet_aggregate`'s result for ``group_by``."""
+    return pa.schema([
+        pa.field(group_by, _KEY_TYPES[group_by]), pa.field("value", pa.float64()),
+        pa.field("samples", pa.int64()), pa.field("vehicles", pa.int64()),
+    ])
+
+
+def _aggregate_sql(agg: Aggregation) -> str:
+    # "last" is the latest sample that has a value (NULL values are not samples of it).
+    return {
+        "mean": "avg(value)",
+        "min": "min(value)",
+        "max": "max(value)",
+        "last": "arg_max(value, ts) FILTER (WHERE value IS NOT NULL)",
+    }[agg]
+
+
+def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with UTC as its time zone."""
+    config: dict[str, str | int | bool] = {}
+    if threads is not None:
+        config["threads"] = threads
+    con = duckdb.connect(":memory:", config=config)
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def _to_arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
+    table = relation.to_arrow_table()
+    assert isinstance(table, pa.Table)
+    return table
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _list_literal(items: Sequence[str]) -> str:
+    return "[" + ", ".join(_literal(i) for i in items) + "]"
+
+
+def _in_list(column: str, values: Sequence[str], prefix: str, params: dict[str, object]) -> str:
+    names = []
+    for i, value in enumerate(values):
+        params[f"{prefix}{i}"] = value
+        names.append(f"${prefix}{i}")
+    return f"{column} IN ({', '.join(names)})"
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    return table.rename_columns(schema.names).cast(schema)
+
+
+def _run(
+    files: Callable[[], list[str]],
+    build: Callable[[list[str]], tuple[str, dict[str, object]]],
+    schema: pa.Schema,
+    *,
+    max_rows: int | None,
+    threads: int | None,
+) -> pa.Table:
+    """Run the query ``build`` makes for the current file list; re-list and retry when a
+    file vanished under it (a compaction or retention swap)."""
+    last_error: Exception | None = None
+    for _ in range(_ATTEMPTS):
+        paths = files()
+        if not paths:
+            return schema.empty_table()
+        sql, params = build(paths)
+        con = connect(threads)
+        try:
+            relation = con.sql(sql, params=params)
+            if max_rows is not None:
+                relation = relation.limit(max_rows + 1)
+            table = _conform(_to_arrow(relation), schema)
+        except duckdb.IOException as e:
+            last_error = e
+            continue
+        except duckdb.Error as e:
+            raise StorageError(f"lake query failed: {e}") from e
+        finally:
+            con.close()
+        if max_rows is not None and table.num_rows > max_rows:
+            raise QueryError(
+                f"the result has more than max_rows={max_rows} rows; narrow the time range, "
+                "name vehicles and paths, or down-sample with every="
+            )
+        return table
+    raise StorageError(f"lake files kept changing under the query: {last_error}")
+
+
+def _where(
+    tenant: str, start_ns: int, end_ns: int, vehicles: Sequence[str], paths: Sequence[str],
+) -> tuple[list[str], dict[str, object]]:
+    params: dict[str, object] = {"tenant": tenant, "start": start_ns, "end": end_ns}
+    clauses = [
+        "tenant = $tenant",
+        "ts >= make_timestamp_ns($start)::TIMESTAMPTZ_NS",
+        "ts < make_timestamp_ns($end)::TIMESTAMPTZ_NS",
+    ]
+    if vehicles:
+        clauses.append(_in_list("vehicle", vehicles, "v", params))
+    if paths:
+        clauses.append(_in_list("path", paths, "p", params))
+    return clauses, params
+
+
+def signals(
+    files: Callable[[], list[str]],
+    tenant: str,
+    vehicles: Sequence[str],
+    paths: Sequence[str],
+    start_ns: int,
+    end_ns: int,
+    step_ns: int | None,
+    agg: Aggregation,
+    *,
+    max_rows: int | None = None,
+    threads: int | None = None,
+) -> pa.Table:
+    """Samples of ``vehicles`` × ``paths`` in [start_ns, end_ns), raw or down-sampled.
+
+    Raw: vehicle, path, ts, value, text — ordered by vehicle, path, ts. Down-sampled
+    (``step_ns``): one row per vehicle, path and bucket of ``step_ns`` aligned to the epoch,
+    with ``ts`` the bucket start, ``value`` the aggregate of the bucket's values and
+    ``samples`` how many values it had. Empty ``vehicles``/``paths`` mean all.
+
+    Raises:
+        QueryError: the result would exceed ``max_rows``.
+        StorageError: the files cannot be read.
+    """
+
+    def build(paths_: list[str]) -> tuple[str, dict[str, object]]:
+        clauses, params = _where(tenant, start_ns, end_ns, vehicles, paths)
+        params["files"] = paths_
+        scan = f"read_parquet($files, {_HIVE})"
+        where = " AND ".join(clauses)
+        if step_ns is None:
+            return (f"SELECT vehicle, path, ts, value, text FROM {scan} WHERE {where} "
+                    "ORDER BY vehicle, path, ts"), params
+        params["step"] = step_ns
+        return (
+            f"SELECT vehicle, path, make_timestamp_ns((epoch_ns(ts) // $step) * $step)"
+            f"::TIMESTAMPTZ_NS AS bucket, {_aggregate_sql(agg)} AS value, "
+            f"count(value) AS samples FROM {scan} WHERE {where} "
+            "GROUP BY vehicle, path, bucket ORDER BY vehicle, path, bucket"
+        ), params
+
+    schema = RAW_SCHEMA if step_ns is None else SAMPLED_SCHEMA
+    return _run(files, build, schema, max_rows=max_rows, threads=threads)
+
+
+def fleet_aggregate(
+    files: Callable[[], list[str]],
+    tenant: str,
+    path: str,
+    start_ns: int,
+    end_ns: int,
+    group_by: GroupBy,
+    agg: Aggregation,
+    *,
+    threads: int | None = None,
+) -> pa.Table:
+    """One aggregate of ``path`` over the fleet in [start_ns, end_ns), per ``group_by``.
+
+    Columns: the group key (``region``, ``vehicle`` or ``day``), ``value`` (the aggregate),
+    ``samples`` (values aggregated), ``vehicles`` (distinct vehicles). Ordered by the key.
+    """
+    key = {"region": "region", "vehicle": "vehicle", "day": "date"}[group_by]
+
+    def build(paths_: list[str]) -> tuple[str, dict[str, object]]:
+        clauses, params = _where(tenant, start_ns, end_ns, (), (path,))
+        params["files"] = paths_
+        return (
+            f"SELECT {key} AS key, {_aggregate_sql(agg)} AS value, count(value) AS samples, "
+            f"count(DISTINCT vehicle) AS vehicles FROM read_parquet($files, {_HIVE}) "
+            f"WHERE {' AND '.join(clauses)} GROUP BY key ORDER BY key"
+        ), params
+
+    return _run(files, build, aggregate_schema(group_by), max_rows=None, threads=threads)
+
+
+def run_sql(
+    files: Callable[[], list[str]],
+    tenant: str,
+    query: str,
+    *,
+    max_rows: int,
+    timeout_s: float,
+    memory_limit: str = "2GB",
+    threads: int | None = None,
+) -> pa.Table:
+    """Run one SELECT over the view ``telemetry`` (the tenant's rows: vehicle, path, ts,
+    value, text, category, batch_id, region, date) in a locked-down connection.
+
+    Raises:
+        QueryError: not exactly one SELECT statement, a SQL error (including any attempt to
+            reach a file outside the tenant's data), more than ``max_rows`` rows, or a run
+            longer than ``timeout_s``.
+        StorageError: the tenant's files kept changing under the query.
+    """
+    if not isinstance(query, str) or not query.strip():
+        raise QueryError("query is empty; expected one SELECT statement over 'telemetry'")
+    last_error: Exception | None = None
+    for _ in range(_ATTEMPTS):
+        paths = files()
+        con = connect(threads)
+        try:
+            _confine(con, tenant, paths, memory_limit)
+            try:
+                statements = con.extract_statements(query)
+            except duckdb.Error as e:
+                raise QueryError(f"SQL does not parse: {e}") from e
+            if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+                kinds = ", ".join(s.type.name for s in statements) or "none"
+                raise QueryError(
+                    f"expected exactly one SELECT statement, got {len(statements)} ({kinds})"
+                )
+            timer = threading.Timer(timeout_s, con.interrupt)
+            timer.start()
+            try:
+                table = _to_arrow(con.sql(query).limit(max_rows + 1))
+            finally:
+                timer.cancel()
+        except duckdb.InterruptException as e:
+            raise QueryError(f"query ran longer than {timeout_s:g} s and was stopped") from e
+        except duckdb.IOException as e:
+            last_error = e
+            continue
+        except duckdb.Error as e:
+            raise QueryError(f"SQL failed: {e}") from e
+        finally:
+            con.close()
+        if table.num_rows > max_rows:
+            raise QueryError(f"the result has more than max_rows={max_rows} rows; add a LIMIT "
+                             "or aggregate")
+        return table
+    raise StorageError(f"lake files kept changing under the query: {last_error}")
+
+
+def _confine(
+    con: duckdb.DuckDBPyConnection, tenant: str, paths: Sequence[str], memory_limit: str
+) -> None:
+    """Create the ``telemetry`` view over ``paths`` and lock the connection down."""
+    if paths:
+        con.execute(f"SET allowed_paths = {_list_literal(paths)}")
+        con.execute(
+            "CREATE VIEW telemetry AS SELECT vehicle, path, ts, value, text, category, "
+            f"batch_id, region, date FROM read_parquet({_list_literal(paths)}, {_HIVE}) "
+            f"WHERE tenant = {_literal(tenant)}"
+        )
+    else:
+        con.execute(
+            "CREATE VIEW telemetry AS SELECT NULL::VARCHAR AS vehicle, NULL::VARCHAR AS path, "
+            "NULL::TIMESTAMPTZ_NS AS ts, NULL::DOUBLE AS value, NULL::VARCHAR AS text, "
+            "NULL::VARCHAR AS category, NULL::VARCHAR AS batch_id, NULL::VARCHAR AS region, "
+            "NULL::DATE AS date WHERE false"
+        )
+    con.execute(f"SET memory_limit = {_literal(memory_limit)}")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET python_enable_replacements = false")
+    con.execute("SET lock_configuration = true")

@@ -1,0 +1,413 @@
+"""The lake's public face: :class:`Lake` — append, query, compact, expire, export.
+
+One ``Lake`` serves every region; each region has its own storage root (``lake_roots`` in the
+settings, default ``<data_dir>/lake/<region>``) with its own index, and nothing of one region
+is ever written under another's root. Tenants are a partition level, so every query names its
+tenant and reads only that tenant's files.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Final
+
+import pyarrow as pa
+
+from drivetrain.cloud.lake import query
+from drivetrain.cloud.lake.compaction import TARGET_FILE_ROWS, compact_region
+from drivetrain.cloud.lake.export import BundleManifest, write_bundle
+from drivetrain.cloud.lake.index import INDEX_FILE
+from drivetrain.cloud.lake.models import (
+    AppendResult,
+    CompactionResult,
+    LakeFile,
+    RetentionReport,
+    day_of_ns,
+    parse_aggregation,
+    parse_every,
+    parse_group_by,
+    parse_lake_region,
+    parse_tenant,
+    time_range_ns,
+)
+from drivetrain.cloud.lake.retention import RetentionPolicy, apply_retention
+from drivetrain.cloud.lake.rows import normalize_rows, split_for_append
+from drivetrain.cloud.lake.store import Checkpoint, RegionStore
+from drivetrain.core.errors import BadInputError, ConfigurationError, QueryError, StorageError
+from drivetrain.core.regions import REGIONS
+from drivetrain.core.settings import Settings
+
+#: How often an append re-plans when another writer committed one of its batch ids first.
+_APPEND_ATTEMPTS: Final = 5
+#: Most rows a raw SQL query may return.
+SQL_MAX_ROWS: Final = 1_000_000
+#: Longest a raw SQL query may run, seconds.
+SQL_TIMEOUT_S: Final = 60.0
+
+COUNTS_SCHEMA: Final = pa.schema([
+    pa.field("region", pa.utf8()), pa.field("category", pa.utf8()),
+    pa.field("rows", pa.int64()), pa.field("files", pa.int64()),
+])
+
+
+def _check_roots(roots: Mapping[str, Path]) -> dict[str, Path]:
+    checked: dict[str, Path] = {}
+    for region, root in roots.items():
+        try:
+            parse_lake_region(region)
+        except BadInputError as e:
+            raise ConfigurationError(f"lake_roots: {e}") from None
+        checked[region] = Path(root).expanduser().resolve()
+    items = sorted(checked.items())
+    for i, (region_a, a) in enumerate(items):
+        for region_b, b in items[i + 1:]:
+            if a == b or a.is_relative_to(b) or b.is_relative_to(a):
+                raise ConfigurationError(
+                    f"lake_roots: the roots of {region_a} ({a}) and {region_b} ({b}) overlap; "
+                    "each region needs a root of its own so its data never lands under "
+                    "another's"
+                )
+    return checked
+
+
+class Lake:
+    """The telemetry lake over every region's storage root.
+
+    Args:
+        data_dir: where default roots live (``<data_dir>/lake/<region>``).
+        roots: storage root per region, overriding the default.
+        retention: the retention policy (default: keep everything).
+        checkpoint: optional hook told each step of a write (crash tests).
+        query_threads: DuckDB threads per query (default: all cores).
+
+    Raises:
+        ConfigurationError: an unknown region in ``roots``, or two regions whose roots overlap.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        roots: Mapping[str, Path] | None = None,
+        retention: RetentionPolicy | None = None,
+        *,
+        checkpoint: Checkpoint | None = None,
+        query_threads: int | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir).expanduser().resolve()
+        configured = _check_roots(roots or {})
+        self._roots = {r: configured.get(r, self.data_dir / "lake" / r) for r in REGIONS}
+        _check_roots(self._roots)
+        self.retention = retention or RetentionPolicy()
+        self._checkpoint = checkpoint
+        self._threads = query_threads
+        self._stores: dict[str, RegionStore] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, settings: Settings, **kwargs: object) -> Lake:
+        """The lake configured by ``settings`` (``lake_roots``, ``lake_retention_days``).
+
+        Raises:
+            ConfigurationError: unusable roots or retention keys.
+        """
+        try:
+            policy = RetentionPolicy.from_mapping(settings.lake_retention_days)
+        except BadInputError as e:
+            raise ConfigurationError(f"lake_retention_days: {e}") from None
+        return cls(settings.data_dir, settings.lake_roots, policy, **kwargs)  # type: ignore[arg-type]
+
+    # --- roots and stores -------------------------------------------------------------------------
+    def root_of(self, region: str) -> Path:
+        """The storage root of ``region``; raises :class:`BadInputError` for an unknown one."""
+        return self._roots[parse_lake_region(region)]
+
+    def regions(self) -> list[str]:
+        """Regions that hold data (their root has an index)."""
+        return [r for r in REGIONS if (self._roots[r] / INDEX_FILE).is_file()]
+
+    def _store(self, region: str, *, create: bool) -> RegionStore | None:
+        region = parse_lake_region(region)
+        with self._lock:
+            store = self._stores.get(region)
+            if store is None:
+                root = self._roots[region]
+                if not create and not (root / INDEX_FILE).is_file():
+                    return None
+                store = RegionStore(region, root, checkpoint=self._checkpoint, create=True)
+                self._stores[region] = store
+            return store
+
+    def _writable(self, region: str) -> RegionStore:
+        store = self._store(region, create=True)
+        assert store is not None
+        return store
+
+    def _readable(self, regions: Iterable[str] | None) -> list[RegionStore]:
+        wanted = list(REGIONS) if regions is None else [parse_lake_region(r) for r in regions]
+        return [s for r in wanted if (s := self._store(r, create=False)) is not None]
+
+    def close(self) -> None:
+        """Release writer locks and close every index."""
+        with self._lock:
+            stores, self._stores = list(self._stores.values()), {}
+        for store in stores:
+            store.close()
+
+    def __enter__(self) -> Lake:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- writing ----------------------------------------------------------------------------------
+    def append(self, region: str, tenant: str, table: pa.Table) -> AppendResult:
+        """Store the samples of ``table`` (the lake's row columns) for ``tenant`` in ``region``.
+
+        Idempotent per batch id: rows of a batch id already committed for the tenant are
+        skipped and reported, also after compaction and after a crash at any point of an
+        earlier append. A batch id's rows must all come in one call. Rows may span many batch
+        ids, vehicles and dates (one file per date is written).
+
+        Raises:
+            BadInputError: unknown region or bad tenant id.
+            TelemetrySchemaError: the table breaks the row schema (nothing is stored).
+            StorageError: the files or the index cannot be written.
+        """
+        region = parse_lake_region(region)
+        tenant = parse_tenant(tenant)
+        rows = normalize_rows(table)
+        store = self._writable(region)
+        batch_ids = rows.column("batch_id").chunk(0).dictionary.to_pylist() if rows.num_rows \
+            else []
+        for _ in range(_APPEND_ATTEMPTS):
+            committed = store.index.committed_batches(tenant, batch_ids)
+            plan = split_for_append(rows, committed)
+            files = store.append(tenant, plan) if plan.slices else []
+            if files is not None:
+                return AppendResult(
+                    region=region, tenant=tenant,
+                    rows_written=sum(f.rows for f in files),
+                    rows_skipped=plan.skipped_rows,
+                    batches_written=tuple(sorted(b.batch_id for b in plan.batches)),
+                    batches_skipped=plan.skipped_batches,
+                    files=tuple(f.name for f in files),
+                    bytes_written=sum(f.bytes for f in files),
+                )
+        raise StorageError(f"append to {region}/{tenant} kept colliding with concurrent writers "
+                           f"of the same batch ids ({_APPEND_ATTEMPTS} attempts)")
+
+    def compact(
+        self,
+        region: str | None = None,
+        *,
+        tenant: str | None = None,
+        target_rows: int = TARGET_FILE_ROWS,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> list[CompactionResult]:
+        """Merge small files into sorted files of up to ``target_rows`` rows, in ``region``
+        (default: every region with data), optionally of one ``tenant``.
+
+        ``progress(region, done, total)`` is called after each merged group.
+        """
+        tenant = None if tenant is None else parse_tenant(tenant)
+        results = []
+        for store in self._readable(None if region is None else [region]):
+            def report(done: int, total: int, _region: str = store.region) -> None:
+                if progress is not None:
+                    progress(_region, done, total)
+            results.append(compact_region(store, tenant=tenant, target_rows=target_rows,
+                                          progress=report))
+        return results
+
+    def apply_retention(
+        self,
+        *,
+        today: date | None = None,
+        dry_run: bool = False,
+        policy: RetentionPolicy | None = None,
+        regions: Sequence[str] | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> RetentionReport:
+        """Delete (or, with ``dry_run``, list) what the retention policy has expired.
+
+        ``policy`` defaults to the lake's; ``today`` to the current UTC date.
+        """
+        policy = policy or self.retention
+        today = today or datetime.now(UTC).date()
+        actions = []
+        for store in self._readable(regions):
+            def report(done: int, total: int, _region: str = store.region) -> None:
+                if progress is not None:
+                    progress(_region, done, total)
+            actions.extend(apply_retention(store, policy, today, dry_run=dry_run,
+                                           progress=report).actions)
+        return RetentionReport(dry_run, tuple(actions))
+
+    # --- reading ----------------------------------------------------------------------------------
+    def files(
+        self,
+        tenant: str,
+        *,
+        regions: Iterable[str] | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+    ) -> list[LakeFile]:
+        """``tenant``'s committed files, optionally only those overlapping [start_ns, end_ns)."""
+        tenant = parse_tenant(tenant)
+        first = None if start_ns is None else day_of_ns(start_ns)
+        last = None if end_ns is None else day_of_ns(end_ns - 1)
+        found = []
+        for store in self._readable(regions):
+            found.extend(store.index.live_files(store.region, tenant=tenant, first_day=first,
+                                                last_day=last, start_ns=start_ns, end_ns=end_ns))
+        return found
+
+    def _file_lister(
+        self, tenant: str, regions: Iterable[str] | None, start_ns: int | None,
+        end_ns: int | None,
+    ) -> Callable[[], list[str]]:
+        stores = {s.region: s for s in self._readable(regions)}
+
+        def paths() -> list[str]:
+            return [str(stores[f.region].path_of(f.name)) for f in
+                    self.files(tenant, regions=list(stores), start_ns=start_ns, end_ns=end_ns)]
+
+        return paths
+
+    def signals(
+        self,
+        tenant: str,
+        vehicles: Sequence[str] | None,
+        paths: Sequence[str] | None,
+        start: datetime,
+        end: datetime,
+        every: str | None = None,
+        agg: str = "mean",
+        *,
+        regions: Sequence[str] | None = None,
+        max_rows: int | None = None,
+    ) -> pa.Table:
+        """Samples of ``vehicles`` (pseudonyms) × ``paths`` in [start, end), as Arrow.
+
+        Raw (``every=None``): vehicle, path, ts, value, text. Down-sampled (``every="1m"``
+        etc.): vehicle, path, ts (bucket start), value (``agg`` of the bucket: mean, min,
+        max or last), samples. Empty or None ``vehicles``/``paths`` mean all.
+
+        Raises:
+            QueryError: bad interval, aggregation or time range; more than ``max_rows`` rows.
+            BadInputError: bad tenant id or region.
+            StorageError: the files cannot be read.
+        """
+        tenant = parse_tenant(tenant)
+        start_ns, end_ns = time_range_ns(start, end)
+        step_ns = parse_every(every)
+        aggregation = parse_aggregation(agg)
+        return query.signals(
+            self._file_lister(tenant, regions, start_ns, end_ns), tenant,
+            _strings("vehicles", vehicles), _strings("paths", paths), start_ns, end_ns,
+            step_ns, aggregation, max_rows=max_rows, threads=self._threads,
+        )
+
+    def fleet_aggregate(
+        self,
+        tenant: str,
+        path: str,
+        start: datetime,
+        end: datetime,
+        group_by: str = "region",
+        agg: str = "mean",
+        *,
+        regions: Sequence[str] | None = None,
+    ) -> pa.Table:
+        """``agg`` of ``path`` over the tenant's fleet in [start, end), per region, vehicle
+        or day: key column, value, samples, vehicles.
+
+        Raises:
+            QueryError: bad group_by, aggregation, path or time range.
+        """
+        tenant = parse_tenant(tenant)
+        start_ns, end_ns = time_range_ns(start, end)
+        key = parse_group_by(group_by)
+        aggregation = parse_aggregation(agg)
+        if not isinstance(path, str) or not path:
+            raise QueryError(f"path={path!r}; expected a VSS path such as 'Vehicle.Speed'")
+        return query.fleet_aggregate(
+            self._file_lister(tenant, regions, start_ns, end_ns), tenant, path, start_ns,
+            end_ns, key, aggregation, threads=self._threads,
+        )
+
+    def counts(self, tenant: str, *, regions: Sequence[str] | None = None) -> pa.Table:
+        """Stored samples of ``tenant`` per region and privacy category (from the index, no
+        scan): region, category, rows, files."""
+        tenant = parse_tenant(tenant)
+        rows: dict[str, list[object]] = {name: [] for name in COUNTS_SCHEMA.names}
+        for store in self._readable(regions):
+            for category, n, files in store.index.category_counts(tenant):
+                for name, value in zip(COUNTS_SCHEMA.names, (store.region, category, n, files)):
+                    rows[name].append(value)
+        return pa.table(rows, schema=COUNTS_SCHEMA)
+
+    def sql(
+        self,
+        tenant: str,
+        sql: str,
+        *,
+        max_rows: int = SQL_MAX_ROWS,
+        timeout_s: float = SQL_TIMEOUT_S,
+    ) -> pa.Table:
+        """Run one SELECT over the view ``telemetry`` — ``tenant``'s rows in every region
+        (vehicle, path, ts, value, text, category, batch_id, region, date) — in DuckDB
+        confined to the tenant's files.
+
+        Raises:
+            QueryError: not a single SELECT, a SQL error (including any attempt to read
+                another file), too many rows, or longer than ``timeout_s``.
+        """
+        tenant = parse_tenant(tenant)
+        return query.run_sql(self._file_lister(tenant, None, None, None), tenant, sql,
+                             max_rows=max_rows, timeout_s=timeout_s, threads=self._threads)
+
+    def export_bundle(
+        self,
+        tenant: str,
+        region: str,
+        out_dir: Path,
+        vehicle: str | None = None,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> BundleManifest:
+        """Export ``tenant``'s data in ``region`` (only ``vehicle``'s, if given) as a bundle:
+        Parquet per date plus ``manifest.json`` (schema, VSS version, rows, time range,
+        SHA-256 of each file).
+
+        Raises:
+            BadInputError: bad tenant or region, or ``out_dir`` not empty.
+            StorageError: files cannot be read or written.
+        """
+        tenant = parse_tenant(tenant)
+        region = parse_lake_region(region)
+        stores = self._readable([region])
+        files = self.files(tenant, regions=[region]) if stores else []
+        return write_bundle(
+            files, lambda f: stores[0].path_of(f.name), tenant=tenant, region=region,
+            vehicle=vehicle, out_dir=Path(out_dir), progress=progress,
+        )
+
+
+def _strings(name: str, values: Sequence[str] | None) -> list[str]:
+    if values is None:
+        return []
+    if isinstance(values, str):
+        raise QueryError(f"{name} must be a list of strings, got the string {values!r}")
+    out = list(values)
+    for v in out:
+        if not isinstance(v, str) or not v:
+            raise QueryError(f"{name} holds {v!r}; expected non-empty strings")
+    return out
