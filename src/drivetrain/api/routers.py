@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from drivetrain.api import audit_routes, auth_routes, health, tenant_routes
+from drivetrain.cloud.lake import api as lake_api
 
 # (prefix, router) per domain, mounted in this order. Later domains append theirs, e.g.
 # ("/v1/tenants/{tenant}/vehicles", twins_api.router): a "{tenant}" in the path makes
@@ -14,6 +15,7 @@ ROUTERS: list[tuple[str, APIRouter]] = [
     ("/v1/auth", auth_routes.router),
     ("/v1/tenants", tenant_routes.router),
     ("/v1/audit", audit_routes.router),
+    ("/v1/telemetry", lake_api.router),
 ]
 
 
