@@ -206,9 +206,18 @@ class InProcessTransport(Transport):
     # --- subscribing -----------------------------------------------------------------------
 
     def subscribe(
-        self, topic_filter: str, handler: MessageHandler, *, qos: QoS = 1
+        self,
+        topic_filter: str,
+        handler: MessageHandler,
+        *,
+        qos: QoS = 1,
+        manual_ack: bool = False,
     ) -> Subscription:
         """See ``Transport.subscribe``.
+
+        ``manual_ack`` is accepted for interface compatibility: delivery is within one process
+        with nothing to resend after a crash, so ``Message.ack()`` does nothing here and a
+        message counts as handled when its handler returns.
 
         Raises:
             InvalidTopicError: ``topic_filter`` is not a valid filter.
@@ -220,7 +229,13 @@ class InProcessTransport(Transport):
             raise TypeError(f"handler must be callable, got {type(handler).__name__}")
         group_name, plain = split_shared_filter(topic_filter)
         subscription = Subscription(
-            topic_filter, handler, qos, group_name, plain, on_unsubscribe=self._remove
+            topic_filter,
+            handler,
+            qos,
+            group_name,
+            plain,
+            on_unsubscribe=self._remove,
+            manual_ack=manual_ack,
         )
         with self._lock:
             self._raise_if_closed(f"subscribe to {topic_filter!r}")
