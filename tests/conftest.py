@@ -24,8 +24,9 @@ from drivetrain.cloud.infra.testing import (
     postgres_test_database,
     temporary_postgres_schema,
 )
-from drivetrain.core.errors import ConfigurationError, StorageError
+from drivetrain.core.errors import ConfigurationError, StorageError, TransportError
 from drivetrain.core.settings import Settings, load_settings
+from drivetrain.core.transport.testing import PrivateBroker, shared_broker_url
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
@@ -154,3 +155,32 @@ def database(empty_database: Database) -> Database:
     """A migrated :class:`Database` on each engine."""
     empty_database.upgrade()
     return empty_database
+
+
+# --- the MQTT broker: the shared one, and private ones to stop and kill ---------------------
+@pytest.fixture(scope="session")
+def mqtt_url() -> str:
+    """URL of the shared test broker (``$DRIVETRAIN_TEST_MQTT_URL``, started by scripts/test).
+
+    Unset or unreachable: the test fails saying so (never a skip). Tests share this broker
+    with other runs: use ``unique_name`` topic prefixes and client ids.
+    """
+    try:
+        return shared_broker_url()
+    except (ConfigurationError, TransportError) as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
+    """A running Mosquitto of this test alone (``.url``, ``.stop()``, ``.start()``,
+    ``.restart()``, ``.kill()``, ``.pause()``/``.resume()``); killed afterwards."""
+    try:
+        broker = PrivateBroker(tmp_path / "broker")
+        broker.start()
+    except (ConfigurationError, TransportError) as e:
+        pytest.fail(str(e), pytrace=False)
+    try:
+        yield broker
+    finally:
+        broker.kill()
