@@ -134,7 +134,9 @@ def _sha256(path: Path) -> str:
 
 
 def _iso(ns: int) -> str:
-    return pa.scalar(ns, pa.timestamp("ns", tz="UTC")).as_py().isoformat()
+    """ISO 8601 UTC with all nine fractional digits (datetime would round to microseconds)."""
+    stamp = pa.array([ns], pa.timestamp("ns", tz="UTC"))
+    return str(pc.strftime(stamp, format="%Y-%m-%dT%H:%M:%SZ")[0].as_py())
 
 
 def write_bundle(

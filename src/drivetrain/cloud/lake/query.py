@@ -262,7 +262,8 @@ def run_sql(
             if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
                 kinds = ", ".join(s.type.name for s in statements) or "none"
                 raise QueryError(
-                    f"expected exactly one SELECT statement, got {len(statements)} ({kinds})"
+                    f"expected exactly one SELECT statement over 'telemetry', got "
+                    f"{len(statements)} statement(s): {kinds}"
                 )
             timer = threading.Timer(timeout_s, con.interrupt)
             timer.start()

@@ -1,0 +1,349 @@
+"""`drivetrain lake` commands: query, raw SQL, counts, compaction, retention and export."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from drivetrain.cloud.lake import Lake
+
+app = typer.Typer(
+    help="The fleet data lake: query telemetry, run SQL, compact, expire and export.",
+    no_args_is_help=True,
+)
+
+_out = Console(highlight=False)
+_err = Console(stderr=True, highlight=False)
+
+
+class Agg(str, Enum):
+    """Aggregations, as a command-line choice."""
+
+    mean = "mean"
+    min = "min"
+    max = "max"
+    last = "last"
+
+
+class GroupBy(str, Enum):
+    """Fleet aggregate groupings, as a command-line choice."""
+
+    region = "region"
+    vehicle = "vehicle"
+    day = "day"
+
+
+TenantOption = Annotated[str, typer.Option("--tenant", "-t", help="The tenant whose data to read.")]
+CsvOption = Annotated[
+    Path | None, typer.Option("--csv", dir_okay=False, help="Write all rows to this CSV file.")
+]
+ParquetOption = Annotated[
+    Path | None,
+    typer.Option("--parquet", dir_okay=False, help="Write all rows to this Parquet file."),
+]
+ShowOption = Annotated[
+    int, typer.Option("--show", min=0, help="Rows to print in the table (the files get all).")
+]
+
+
+@contextmanager
+def _lake() -> Iterator[Lake]:
+    from drivetrain.cloud.lake import Lake
+    from drivetrain.core.errors import DrivetrainError
+
+    settings = load_settings_or_exit()
+    try:
+        lake = Lake.open(settings)
+    except DrivetrainError as e:
+        fail(e, code=2)
+    try:
+        yield lake
+    except DrivetrainError as e:
+        fail(e)
+    finally:
+        lake.close()
+
+
+def parse_when(text: str, name: str) -> datetime:
+    """An ISO 8601 date or date-time; without a timezone it is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"{name} {text!r} is not an ISO 8601 date or date-time, e.g. 2024-05-01T08:00Z",
+             code=2)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    console=_err, transient=True)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return str(value)
+
+
+def print_table(table: pa.Table, title: str, show: int) -> None:
+    """Print the first ``show`` rows of ``table`` as a Rich table, then the row count."""
+    view = Table(title=title, title_justify="left")
+    for name in table.column_names:
+        view.add_column(name, overflow="fold")
+    head = table.slice(0, show).to_pylist() if show else []
+    for row in head:
+        view.add_row(*(_cell(row[name]) for name in table.column_names))
+    if show:
+        _out.print(view)
+    more = f" (showing {len(head)})" if table.num_rows > len(head) else ""
+    _out.print(f"{table.num_rows:,} row{'' if table.num_rows == 1 else 's'}{more}")
+
+
+def write_outputs(table: pa.Table, csv: Path | None, parquet: Path | None) -> None:
+    """Write ``table`` to the CSV and/or Parquet file asked for."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    try:
+        if csv is not None:
+            pacsv.write_csv(table, csv)
+            _out.print(f"wrote {table.num_rows:,} rows to {csv}")
+        if parquet is not None:
+            pq.write_table(table, parquet, compression="zstd")
+            _out.print(f"wrote {table.num_rows:,} rows to {parquet}")
+    except OSError as e:
+        fail(f"cannot write the output: {e}")
+
+
+def _pseudonyms(tenant: str, vins: list[str]) -> list[str]:
+    if not vins:
+        return []
+    from drivetrain.cloud.privacy import vehicle_pseudonym
+    from drivetrain.core.errors import DrivetrainError
+
+    database = open_migrated_database(load_settings_or_exit())
+    try:
+        with database.session() as session:
+            return [vehicle_pseudonym(session, tenant, vin) for vin in vins]
+    except DrivetrainError as e:
+        fail(e)
+    finally:
+        database.dispose()
+
+
+@app.command("query")
+def query_command(
+    tenant: TenantOption,
+    start: Annotated[str, typer.Option("--start", help="From (inclusive), ISO 8601; UTC if no zone.")],
+    end: Annotated[str, typer.Option("--end", help="To (exclusive), ISO 8601; UTC if no zone.")],
+    path: Annotated[list[str] | None, typer.Option("--path", "-p", help="VSS path (repeat); default all.")] = None,
+    vehicle: Annotated[list[str] | None, typer.Option("--vehicle", help="Vehicle pseudonym (repeat).")] = None,
+    vin: Annotated[list[str] | None, typer.Option("--vin", help="VIN, pseudonymised for the tenant (repeat).")] = None,
+    every: Annotated[str | None, typer.Option("--every", help="Down-sample: 1m, 15s, 1h, 1d ...")] = None,
+    agg: Annotated[Agg, typer.Option("--agg", help="Aggregate per bucket or group.")] = Agg.mean,
+    group_by: Annotated[
+        GroupBy | None,
+        typer.Option("--group-by", help="Fleet aggregate of one --path per region, vehicle or day."),
+    ] = None,
+    region: Annotated[list[str] | None, typer.Option("--region", "-r", help="Only this region (repeat).")] = None,
+    csv: CsvOption = None,
+    parquet: ParquetOption = None,
+    show: ShowOption = 20,
+) -> None:
+    """Signals of vehicles over a time range, raw or down-sampled, or a fleet aggregate.
+
+    With --every the samples are down-sampled per bucket (--agg); with --group-by one --path is
+    aggregated per region, vehicle or day. Prints a table; --csv/--parquet write all rows.
+    """
+    begin, finish = parse_when(start, "--start"), parse_when(end, "--end")
+    vehicles = list(vehicle or []) + _pseudonyms(tenant, list(vin or []))
+    with _lake() as lake:
+        if group_by is not None:
+            if not path or len(path) != 1:
+                fail("--group-by needs exactly one --path", code=2)
+            table = lake.fleet_aggregate(tenant, path[0], begin, finish, group_by.value,
+                                         agg.value, regions=region or None)
+            title = f"{agg.value} of {path[0]} per {group_by.value}"
+        else:
+            table = lake.signals(tenant, vehicles, list(path or []), begin, finish, every,
+                                 agg.value, regions=region or None)
+            title = f"signals{f' every {every} ({agg.value})' if every else ''}"
+    print_table(table, title, show)
+    write_outputs(table, csv, parquet)
+
+
+@app.command("sql")
+def sql_command(
+    tenant: TenantOption,
+    statement: Annotated[str, typer.Argument(help="One SELECT over the view 'telemetry'.")],
+    max_rows: Annotated[int, typer.Option("--max-rows", min=1, help="Refuse larger results.")] = 1_000_000,
+    timeout_s: Annotated[float, typer.Option("--timeout", min=0.1, help="Stop after this many seconds.")] = 300.0,
+    csv: CsvOption = None,
+    parquet: ParquetOption = None,
+    show: ShowOption = 20,
+) -> None:
+    """Run one SELECT over the view 'telemetry' in DuckDB, confined to the tenant's files.
+
+    Columns of 'telemetry': vehicle, path, ts, value, text, category, batch_id, region, date.
+    """
+    with _lake() as lake:
+        table = lake.sql(tenant, statement, max_rows=max_rows, timeout_s=timeout_s)
+    print_table(table, "sql", show)
+    write_outputs(table, csv, parquet)
+
+
+@app.command("counts")
+def counts_command(tenant: TenantOption) -> None:
+    """Stored samples per region and privacy category (from the lake index, no scan)."""
+    with _lake() as lake:
+        table = lake.counts(tenant)
+    print_table(table, f"samples of {tenant}", table.num_rows)
+
+
+def _reporter(progress: Progress, verb: str) -> Callable[[str, int, int], None]:
+    tasks: dict[str, object] = {}
+
+    def report(region: str, done: int, total: int) -> None:
+        if region not in tasks:
+            tasks[region] = progress.add_task(f"{verb} {region}", total=total)
+        progress.update(tasks[region], completed=done, total=total)  # type: ignore[arg-type]
+
+    return report
+
+
+@app.command("compact")
+def compact_command(
+    region: Annotated[str | None, typer.Option("--region", "-r", help="Only this region.")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Only this tenant.")] = None,
+    target_rows: Annotated[int, typer.Option("--target-rows", min=1, help="Rows per merged file.")] = 4_000_000,
+) -> None:
+    """Merge small files of each partition into sorted files (atomic swap via the index)."""
+    with _lake() as lake, _progress() as progress:
+        results = lake.compact(region, tenant=tenant, target_rows=target_rows,
+                               progress=_reporter(progress, "compacting"))
+    view = Table(title="compaction", title_justify="left")
+    for name in ("region", "partitions", "files before", "files after", "rows", "MB before",
+                 "MB after"):
+        view.add_column(name, justify="right" if name != "region" else "left")
+    for r in results:
+        view.add_row(r.region, f"{r.partitions:,}", f"{r.files_before:,}", f"{r.files_after:,}",
+                     f"{r.rows:,}", f"{r.bytes_before / 1e6:.1f}", f"{r.bytes_after / 1e6:.1f}")
+    _out.print(view if results else "no region holds data yet")
+
+
+@app.command("retention")
+def retention_command(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be deleted.")] = False,
+    keep: Annotated[
+        list[str] | None,
+        typer.Option("--keep", help="REGION:category=DAYS, overriding the settings (repeat); "
+                     "'*' matches any region or category."),
+    ] = None,
+    today: Annotated[str | None, typer.Option("--today", help="Apply as of this date (YYYY-MM-DD).")] = None,
+    region: Annotated[list[str] | None, typer.Option("--region", "-r", help="Only this region (repeat).")] = None,
+) -> None:
+    """Delete telemetry older than the retention policy per region and privacy category.
+
+    The policy is the settings' lake_retention_days with --keep on top. Files whose every row
+    expired are deleted; files where only some categories expired are rewritten without them.
+    """
+    from drivetrain.cloud.lake import RetentionPolicy
+    from drivetrain.core.errors import DrivetrainError
+
+    overrides: dict[str, int] = {}
+    for item in keep or []:
+        key, sep, days = item.partition("=")
+        if not sep or not days.strip().isdigit():
+            fail(f"--keep {item!r} is not REGION:category=DAYS, e.g. EU:location=30", code=2)
+        overrides[key.strip()] = int(days)
+    try:
+        extra = RetentionPolicy.from_mapping(overrides)
+    except DrivetrainError as e:
+        fail(e, code=2)
+    as_of = None
+    if today is not None:
+        try:
+            as_of = date.fromisoformat(today)
+        except ValueError:
+            fail(f"--today {today!r} is not a date (YYYY-MM-DD)", code=2)
+    with _lake() as lake, _progress() as progress:
+        policy = lake.retention.merged(extra)
+        if not policy.days:
+            _out.print("no retention policy: set lake_retention_days or pass --keep; nothing "
+                       "expires")
+            return
+        report = lake.apply_retention(today=as_of, dry_run=dry_run, policy=policy,
+                                      regions=region or None,
+                                      progress=_reporter(progress, "expiring"))
+    view = Table(title="retention (dry run: nothing deleted)" if dry_run else "retention",
+                 title_justify="left")
+    for name in ("region", "tenant", "date", "action", "expired categories", "rows dropped",
+                 "rows kept"):
+        view.add_column(name)
+    for a in report.actions:
+        view.add_row(a.region, a.tenant, a.day.isoformat(), a.action, ", ".join(a.categories),
+                     f"{a.rows_dropped:,}", f"{a.rows_kept:,}")
+    _out.print(view)
+    verb = "would drop" if dry_run else "dropped"
+    _out.print(f"{verb} {report.rows_dropped:,} rows: {report.files_deleted} files deleted, "
+               f"{report.files_rewritten} rewritten")
+
+
+@app.command("export")
+def export_command(
+    tenant: TenantOption,
+    region: Annotated[str, typer.Option("--region", "-r", help="The region to export.")],
+    out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="New directory for the bundle.")],
+    vehicle: Annotated[str | None, typer.Option("--vehicle", help="Only this vehicle (pseudonym).")] = None,
+    vin: Annotated[str | None, typer.Option("--vin", help="Only this vehicle (VIN).")] = None,
+) -> None:
+    """Export a region's or one vehicle's telemetry as a self-describing bundle.
+
+    The bundle holds one Parquet file per date and manifest.json (schema, VSS version, rows,
+    time range, SHA-256 of each file).
+    """
+    if vehicle and vin:
+        fail("give --vehicle or --vin, not both", code=2)
+    pseudonym = vehicle or (_pseudonyms(tenant, [vin])[0] if vin else None)
+    with _lake() as lake, _progress() as progress:
+        task = progress.add_task(f"exporting {region}", total=None)
+        manifest = lake.export_bundle(
+            tenant, region, out, pseudonym,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    _out.print(f"exported {manifest.rows:,} rows in {len(manifest.files)} files to {out} "
+               f"({manifest.start or '-'} .. {manifest.end or '-'})")
+
+
+@app.command("verify")
+def verify_command(
+    bundle: Annotated[Path, typer.Argument(file_okay=False, help="An export bundle directory.")],
+) -> None:
+    """Check an export bundle's files against its manifest (SHA-256 and row counts)."""
+    from drivetrain.cloud.lake import verify_bundle
+    from drivetrain.core.errors import DrivetrainError
+
+    try:
+        manifest = verify_bundle(bundle)
+    except DrivetrainError as e:
+        fail(e)
+    _out.print(f"ok: {len(manifest.files)} files, {manifest.rows:,} rows, tenant "
+               f"{manifest.tenant}, region {manifest.region}, VSS {manifest.vss_version}")
