@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from drivetrain import __version__
-from drivetrain.commands import auth, can, db, demo, serve, vss
+from drivetrain.commands import auth, can, db, demo, lake, serve, vss
 
 app = typer.Typer(
     name="drivetrain",
@@ -35,6 +35,7 @@ app.add_typer(can.app, name="can")
 app.add_typer(vss.app, name="vss")
 app.add_typer(db.app, name="db")
 app.add_typer(auth.app, name="auth")
+app.add_typer(lake.app, name="lake")
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 
