@@ -27,3 +27,22 @@ ensure_postgres() {
 }
 
 postgres_url() { echo "postgresql+psycopg://drivetrain_test:drivetrain_test@127.0.0.1:5432/postgres"; }
+
+_mqtt_ready() { (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; }
+
+# Mosquitto 2 on 127.0.0.1:1883. Debian's /etc/mosquitto/mosquitto.conf has no listener line,
+# so Mosquitto 2 listens on localhost only and allows anonymous clients there ("local only" mode).
+ensure_mosquitto() {
+  command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || _apt_install mosquitto
+  if ! _mqtt_ready; then
+    local program
+    program=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+    # without systemd nothing creates the pid file's directory
+    _as_root install -d -o mosquitto -g mosquitto /run/mosquitto 2>/dev/null || _as_root mkdir -p /run/mosquitto
+    _as_root "$program" -d -c /etc/mosquitto/mosquitto.conf
+    for _ in $(seq 1 30); do _mqtt_ready && break; sleep 0.5; done
+    _mqtt_ready || { echo "error: Mosquitto did not start on 127.0.0.1:1883" >&2; return 1; }
+  fi
+}
+
+mqtt_url() { echo "mqtt://127.0.0.1:1883"; }
