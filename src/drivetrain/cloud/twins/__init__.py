@@ -1,0 +1,79 @@
+"""Vehicle digital twins that reconcile: reported, desired and metadata state per vehicle.
+
+Public surface (everything else in this package is internal):
+
+- Reading: :func:`get_twin`, :func:`get_delta`, :func:`query_twins`,
+  :func:`reconciliation_summary`, :func:`sync_twins`; types :class:`Twin`,
+  :class:`DesiredItem`, :class:`ReportedValue`, :class:`Ecu`, :class:`TwinSummary`,
+  :class:`TwinPage`, :class:`ReconciliationSummary`.
+- Desired state: :func:`set_desired` (optimistic concurrency), :func:`set_desired_by_query`.
+- What vehicles report (ingestion calls these): :func:`apply_reported`, :func:`record_acks`,
+  :func:`record_ecu_inventory`.
+- ECU inventory: :func:`set_ecu`, :func:`delete_ecu`, :func:`list_ecus`.
+- The fleet query language: :func:`parse_query`.
+- Reconciliation: :class:`Reconciler` (publishes signed, retained desired-state deltas).
+- The change feed: :func:`hub_for`, :class:`ChangeHub`, :class:`TwinChange`.
+"""
+
+from drivetrain.cloud.twins.delivery import DeliveryReport, Reconciler, send_pending
+from drivetrain.cloud.twins.desired import (
+    BulkDesiredResult,
+    expire_due,
+    set_desired,
+    set_desired_by_query,
+)
+from drivetrain.cloud.twins.ecus import delete_ecu, list_ecus, record_ecu_inventory, set_ecu
+from drivetrain.cloud.twins.feed import ChangeHub, TwinChange, hub_for
+from drivetrain.cloud.twins.models import (
+    DesiredItem,
+    Ecu,
+    ReportedValue,
+    Twin,
+    TwinPage,
+    TwinSummary,
+)
+from drivetrain.cloud.twins.query import parse_query
+from drivetrain.cloud.twins.reconcile import DEFAULT_TTL_S, effective_items
+from drivetrain.cloud.twins.registry import sync_twins
+from drivetrain.cloud.twins.reported import apply_reported, record_acks
+from drivetrain.cloud.twins.service import (
+    ReconciliationSummary,
+    get_delta,
+    get_twin,
+    query_twins,
+    reconciliation_summary,
+)
+
+__all__ = [
+    "DEFAULT_TTL_S",
+    "BulkDesiredResult",
+    "ChangeHub",
+    "DeliveryReport",
+    "DesiredItem",
+    "Ecu",
+    "Reconciler",
+    "ReconciliationSummary",
+    "ReportedValue",
+    "Twin",
+    "TwinChange",
+    "TwinPage",
+    "TwinSummary",
+    "apply_reported",
+    "delete_ecu",
+    "effective_items",
+    "expire_due",
+    "get_delta",
+    "get_twin",
+    "hub_for",
+    "list_ecus",
+    "parse_query",
+    "query_twins",
+    "reconciliation_summary",
+    "record_acks",
+    "record_ecu_inventory",
+    "send_pending",
+    "set_desired",
+    "set_desired_by_query",
+    "set_ecu",
+    "sync_twins",
+]

@@ -1,0 +1,448 @@
+"""The fleet query language: a tokenizer and recursive-descent parser into a small AST (pure).
+
+Nothing is evaluated with ``eval``; the AST is compiled to SQL by ``query_sql.py``, so a query
+runs inside the database. The grammar::
+
+    query      := [ or_expr ] EOF
+    or_expr    := and_expr ( "or" and_expr )*
+    and_expr   := unary ( "and" unary )*
+    unary      := "not" unary | atom
+    atom       := "(" or_expr ")" | "exists" "(" field ")" | field comparison
+    comparison := OP literal | [ "not" ] "in" "[" literal ( "," literal )* "]"
+    field      := "vin" | "model" | "region" | "owner"
+                | ( "reported" | "desired" | "software" | "hardware" ) "." STRING
+    literal    := STRING | NUMBER | "true" | "false"
+    OP         := "==" | "!=" | "<" | "<=" | ">" | ">="
+
+Strings are in double or single quotes with ``\\"``, ``\\'`` and ``\\\\`` escapes. Keywords
+are case-insensitive. ``a != v`` is exactly ``not (a == v)`` (so it also holds where ``a`` has
+no value); ordering comparisons hold only where there is a value. ``software."ECU"`` compares
+as versions (``"2.10.0" > "2.9.1"``). Every error is an :class:`QuerySyntaxError` naming the
+bad token and its column (1-based).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final, Literal, NoReturn, get_args
+
+from drivetrain.cloud.twins.values import version_key
+from drivetrain.core.errors import BadInputError, QuerySyntaxError
+from drivetrain.core.vss import Catalog
+
+MetaName = Literal["vin", "model", "region", "owner"]
+META_FIELDS: Final[tuple[MetaName, ...]] = get_args(MetaName)
+Scope = Literal["reported", "desired", "software", "hardware"]
+SCOPES: Final[tuple[Scope, ...]] = get_args(Scope)
+Operator = Literal["==", "!=", "<", "<=", ">", ">="]
+OPERATORS: Final[tuple[Operator, ...]] = get_args(Operator)
+Literal_ = bool | int | float | str
+
+#: Limits that keep a hostile query from costing much (length, nesting, predicates, list size).
+MAX_QUERY_CHARS: Final = 4000
+MAX_DEPTH: Final = 32
+MAX_PREDICATES: Final = 64
+MAX_IN_VALUES: Final = 500
+
+_KEYWORDS: Final = frozenset({"and", "or", "not", "in", "exists", "true", "false"})
+
+
+def _error(message: str, *, token: str, column: int) -> QuerySyntaxError:
+    return QuerySyntaxError(
+        f"query: {message} (at column {column}: {token!r})", token=token, column=column
+    )
+
+
+# --- the AST ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Field:
+    """A metadata column (``scope`` None, ``name`` the column) or a scoped path/ECU name."""
+
+    scope: Scope | None
+    name: str
+    column: int
+
+    def __str__(self) -> str:
+        return self.name if self.scope is None else f'{self.scope}."{self.name}"'
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """``field OP value``; for ``software`` fields ``value`` is the version's sort key."""
+
+    field: Field
+    op: Operator
+    value: Literal_
+
+
+@dataclass(frozen=True, slots=True)
+class In:
+    """``field in [values]`` (``negated``: ``not in``)."""
+
+    field: Field
+    values: tuple[Literal_, ...]
+    negated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Exists:
+    """``exists(field)``: the twin has a value for the field."""
+
+    field: Field
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    operand: Node
+
+
+@dataclass(frozen=True, slots=True)
+class MatchAll:
+    """The empty query: every twin of the tenant."""
+
+
+Node = Compare | In | Exists | And | Or | Not | MatchAll
+
+
+# --- tokens ----------------------------------------------------------------------------------
+TokenKind = Literal["ident", "string", "number", "op", "punct", "eof"]
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    kind: TokenKind
+    text: str  # as written (strings: the unescaped content)
+    column: int
+    value: Literal_ | None = None
+
+
+_SPACE = re.compile(r"\s+")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NUMBER = re.compile(r"-?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?")
+_OPS = ("==", "!=", "<=", ">=", "<", ">")
+_PUNCT = "()[],."
+_ESCAPES = {'"': '"', "'": "'", "\\": "\\"}
+
+
+def tokenize(text: str) -> list[Token]:
+    """The tokens of ``text``, ending with an ``eof`` token.
+
+    Raises:
+        QuerySyntaxError: an unterminated string, a bad escape, or a character that starts no
+            token.
+    """
+    tokens: list[Token] = []
+    i, n = 0, len(text)
+    while i < n:
+        space = _SPACE.match(text, i)
+        if space:
+            i = space.end()
+            continue
+        column = i + 1
+        char = text[i]
+        if char in "\"'":
+            value, i = _string(text, i)
+            tokens.append(Token("string", value, column, value))
+            continue
+        number = _NUMBER.match(text, i)
+        if number and (char != "-" or not tokens or tokens[-1].kind in ("op", "punct")):
+            literal = number.group()
+            is_int = re.fullmatch(r"-?\d+", literal) is not None
+            tokens.append(Token("number", literal, column, int(literal) if is_int else float(literal)))
+            i = number.end()
+            continue
+        ident = _IDENT.match(text, i)
+        if ident:
+            tokens.append(Token("ident", ident.group(), column))
+            i = ident.end()
+            continue
+        op = next((o for o in _OPS if text.startswith(o, i)), None)
+        if op is not None:
+            tokens.append(Token("op", op, column))
+            i += len(op)
+            continue
+        if char in _PUNCT:
+            tokens.append(Token("punct", char, column))
+            i += 1
+            continue
+        hint = " (use '==' to compare)" if char == "=" else ""
+        raise _error(f"unexpected character{hint}", token=char, column=column)
+    tokens.append(Token("eof", "end of query", n + 1))
+    return tokens
+
+
+def _string(text: str, start: int) -> tuple[str, int]:
+    quote, i = text[start], start + 1
+    out: list[str] = []
+    while i < len(text):
+        char = text[i]
+        if char == quote:
+            return "".join(out), i + 1
+        if char == "\\":
+            escaped = text[i + 1 : i + 2]
+            if escaped not in _ESCAPES:
+                raise _error(
+                    "unknown escape in string; only \\\", \\' and \\\\ are allowed",
+                    token="\\" + escaped, column=i + 1,
+                )
+            out.append(_ESCAPES[escaped])
+            i += 2
+            continue
+        out.append(char)
+        i += 1
+    raise _error("unterminated string", token=text[start : start + 20], column=start + 1)
+
+
+# --- the parser ------------------------------------------------------------------------------
+class _Parser:
+    def __init__(self, tokens: list[Token], catalog: Catalog | None) -> None:
+        self.tokens = tokens
+        self.pos = 0
+        self.catalog = catalog
+        self.depth = 0
+        self.predicates = 0
+
+    # helpers
+    def peek(self) -> Token:
+        return self.tokens[self.pos]
+
+    def advance(self) -> Token:
+        token = self.tokens[self.pos]
+        self.pos += 1
+        return token
+
+    def is_keyword(self, word: str) -> bool:
+        token = self.peek()
+        return token.kind == "ident" and token.text.lower() == word
+
+    def is_punct(self, char: str) -> bool:
+        token = self.peek()
+        return token.kind == "punct" and token.text == char
+
+    def expect_punct(self, char: str, what: str) -> Token:
+        if not self.is_punct(char):
+            self.fail(f"expected {what}")
+        return self.advance()
+
+    def fail(self, message: str, token: Token | None = None) -> NoReturn:
+        token = token or self.peek()
+        raise _error(message, token=token.text, column=token.column)
+
+    # grammar
+    def query(self) -> Node:
+        if self.peek().kind == "eof":
+            return MatchAll()
+        node = self.or_expr()
+        if self.peek().kind != "eof":
+            self.fail("expected 'and', 'or' or the end of the query")
+        return node
+
+    def or_expr(self) -> Node:
+        node = self.and_expr()
+        while self.is_keyword("or"):
+            self.advance()
+            node = Or(node, self.and_expr())
+        return node
+
+    def and_expr(self) -> Node:
+        node = self.unary()
+        while self.is_keyword("and"):
+            self.advance()
+            node = And(node, self.unary())
+        return node
+
+    def unary(self) -> Node:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            self.fail(f"nesting deeper than {MAX_DEPTH} levels")
+        try:
+            if self.is_keyword("not"):
+                self.advance()
+                return Not(self.unary())
+            return self.atom()
+        finally:
+            self.depth -= 1
+
+    def atom(self) -> Node:
+        if self.is_punct("("):
+            self.advance()
+            node = self.or_expr()
+            self.expect_punct(")", "')' to close the parenthesis")
+            return node
+        if self.is_keyword("exists"):
+            self.advance()
+            self.expect_punct("(", "'(' after exists")
+            field = self.field()
+            self.expect_punct(")", "')' after the field of exists(...)")
+            self.count_predicate(field)
+            return Exists(field)
+        field = self.field()
+        self.count_predicate(field)
+        token = self.peek()
+        if token.kind == "op":
+            self.advance()
+            op: Operator = token.text  # type: ignore[assignment]  # _OPS are the operators
+            literal_token = self.peek()
+            value = self.literal()
+            return Compare(field, op, self.check_value(field, op, value, literal_token))
+        negated = False
+        if self.is_keyword("not"):
+            self.advance()
+            negated = True
+            if not self.is_keyword("in"):
+                self.fail("expected 'in' after 'not'")
+        if self.is_keyword("in"):
+            self.advance()
+            return In(field, self.literal_list(field), negated)
+        self.fail("expected a comparison operator (== != < <= > >=) or 'in'")
+
+    def count_predicate(self, field: Field) -> None:
+        self.predicates += 1
+        if self.predicates > MAX_PREDICATES:
+            raise _error(
+                f"more than {MAX_PREDICATES} comparisons", token=str(field), column=field.column
+            )
+
+    def field(self) -> Field:
+        token = self.peek()
+        if token.kind != "ident" or token.text.lower() in _KEYWORDS:
+            self.fail(
+                "expected a field: vin, model, region, owner, or reported/desired/software/"
+                'hardware followed by ."name"'
+            )
+        self.advance()
+        name = token.text
+        if name in META_FIELDS:
+            return Field(None, name, token.column)
+        if name not in SCOPES:
+            hint = " (the tenant is implied by the caller)" if name == "tenant" else ""
+            self.fail(
+                f"unknown field{hint}; expected one of {', '.join(META_FIELDS + SCOPES)}", token
+            )
+        self.expect_punct(".", f"'.' after {name}, as in {name}.\"...\"")
+        quoted = self.peek()
+        if quoted.kind != "string":
+            self.fail(f'expected a quoted name after {name}., as in {name}."Vehicle.Speed"')
+        self.advance()
+        scope: Scope = name  # checked against SCOPES above
+        if scope in ("reported", "desired"):
+            self.check_path(quoted)
+        elif not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", quoted.text):
+            self.fail("not an ECU name (letters, digits, '_', '.', '-')", quoted)
+        return Field(scope, quoted.text, token.column)
+
+    def check_path(self, token: Token) -> None:
+        if self.catalog is None:
+            if not re.fullmatch(r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*", token.text):
+                self.fail("not a VSS path", token)
+            return
+        if token.text not in self.catalog:
+            try:
+                self.catalog.get(token.text)
+            except BadInputError as e:
+                self.fail(str(e), token)
+
+    def literal(self) -> Literal_:
+        token = self.peek()
+        if token.kind in ("string", "number"):
+            self.advance()
+            assert token.value is not None
+            return token.value
+        if self.is_keyword("true") or self.is_keyword("false"):
+            self.advance()
+            return token.text.lower() == "true"
+        if token.kind == "ident" and token.text.lower() == "null":
+            self.fail("null is not a value; use exists(...) or not exists(...)")
+        self.fail("expected a value: a quoted string, a number, true or false")
+
+    def literal_list(self, field: Field) -> tuple[Literal_, ...]:
+        self.expect_punct("[", "'[' to start the list")
+        values: list[Literal_] = []
+        while True:
+            token = self.peek()
+            values.append(self.check_value(field, "==", self.literal(), token))
+            if len(values) > MAX_IN_VALUES:
+                self.fail(f"more than {MAX_IN_VALUES} values in a list", token)
+            if self.is_punct(","):
+                self.advance()
+                continue
+            self.expect_punct("]", "',' or ']' in the list")
+            return tuple(values)
+
+    def check_value(self, field: Field, op: Operator, value: Literal_, token: Token) -> Literal_:
+        if field.scope is None or field.scope == "hardware":
+            if not isinstance(value, str):
+                self.fail(f"{field} is text; compare it with a quoted string", token)
+            return value
+        if field.scope == "software":
+            if not isinstance(value, str):
+                self.fail(f'{field} is a version; compare it with a quoted version like "2.4.0"', token)
+            try:
+                return version_key(value)
+            except BadInputError as e:
+                self.fail(str(e), token)
+        if isinstance(value, bool) and op not in ("==", "!="):
+            self.fail(f"true/false can only be compared with == or !=, not {op}", token)
+        return value
+
+
+def parse_query(text: str, catalog: Catalog | None = None) -> Node:
+    """Parse a fleet query into its AST; an empty or blank query matches every twin.
+
+    With ``catalog``, ``reported."..."`` and ``desired."..."`` must name its signals.
+
+    Raises:
+        QuerySyntaxError: the query is too long or too deep, does not follow the grammar,
+            names an unknown field or path, or compares a field with the wrong kind of value;
+            the message names the token and its column.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"query must be a str, got {type(text).__name__}")
+    if len(text) > MAX_QUERY_CHARS:
+        raise _error(
+            f"query is {len(text)} characters; at most {MAX_QUERY_CHARS} are allowed",
+            token=text[MAX_QUERY_CHARS : MAX_QUERY_CHARS + 10], column=MAX_QUERY_CHARS + 1,
+        )
+    return _Parser(tokenize(text), catalog).query()
+
+
+def render_query(node: Node) -> str:
+    """The query text of an AST (canonical form: fully parenthesised, double quotes).
+
+    ``software`` comparisons render their version sort keys, so this is for logs, not for
+    round-tripping those."""
+    if isinstance(node, MatchAll):
+        return ""
+    if isinstance(node, And):
+        return f"({render_query(node.left)} and {render_query(node.right)})"
+    if isinstance(node, Or):
+        return f"({render_query(node.left)} or {render_query(node.right)})"
+    if isinstance(node, Not):
+        return f"not {render_query(node.operand)}"
+    if isinstance(node, Exists):
+        return f"exists({node.field})"
+    if isinstance(node, In):
+        values = ", ".join(_render_literal(v) for v in node.values)
+        return f"{node.field} {'not in' if node.negated else 'in'} [{values}]"
+    return f"{node.field} {node.op} {_render_literal(node.value)}"
+
+
+def _render_literal(value: Literal_) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)

@@ -1,0 +1,132 @@
+"""Compile a parsed fleet query into a SQLAlchemy condition over the ``twins`` table.
+
+Each predicate on reported or desired values, software or hardware becomes
+``twins.vin IN (SELECT vin FROM <table> WHERE <name matches> AND <value condition>)``, so the
+database answers with its indexes (``(path, num)`` on values, ``(ecu, software_key)`` on ECUs)
+on SQLite and PostgreSQL alike. ``a != v`` compiles as ``NOT (a == v)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, false, not_, or_, select, true
+from sqlalchemy.sql.elements import ColumnClause
+
+from drivetrain.cloud.twins.models import DesiredRow, EcuRow, ReportedRow, TwinRow
+from drivetrain.cloud.twins.query import (
+    And,
+    Exists,
+    Field,
+    In,
+    Literal_,
+    MatchAll,
+    Node,
+    Not,
+    Operator,
+    Or,
+)
+
+_META_COLUMNS = {
+    "vin": TwinRow.vin,
+    "model": TwinRow.model,
+    "region": TwinRow.region,
+    "owner": TwinRow.owner,
+}
+
+
+def compile_query(node: Node) -> ColumnElement[bool]:
+    """The WHERE condition (over ``TwinRow``) that selects the twins ``node`` matches."""
+    if isinstance(node, MatchAll):
+        return true()
+    if isinstance(node, And):
+        return and_(compile_query(node.left), compile_query(node.right))
+    if isinstance(node, Or):
+        return or_(compile_query(node.left), compile_query(node.right))
+    if isinstance(node, Not):
+        return not_(compile_query(node.operand))
+    if isinstance(node, Exists):
+        return _exists(node.field)
+    if isinstance(node, In):
+        condition = _any_equal(node.field, node.values)
+        return not_(condition) if node.negated else condition
+    if node.op == "!=":
+        return not_(_compare(node.field, "==", node.value))
+    return _compare(node.field, node.op, node.value)
+
+
+def _apply(column: Any, op: Operator, value: Any) -> ColumnElement[bool]:
+    if op == "==":
+        return column == value  # type: ignore[no-any-return]
+    if op == "<":
+        return column < value  # type: ignore[no-any-return]
+    if op == "<=":
+        return column <= value  # type: ignore[no-any-return]
+    if op == ">":
+        return column > value  # type: ignore[no-any-return]
+    if op == ">=":
+        return column >= value  # type: ignore[no-any-return]
+    raise ValueError(f"operator {op!r} is compiled by its caller")  # pragma: no cover
+
+
+def _value_condition(table: Any, op: Operator, value: Literal_) -> ColumnElement[bool]:
+    if isinstance(value, str):
+        return and_(table.kind == "s", _apply(table.text, op, value))
+    number = float(value)  # booleans are stored as 0/1
+    return and_(table.kind != "s", _apply(table.num, op, number))
+
+
+def _scoped(field: Field, condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    """``twins.vin IN (rows of the field's table that satisfy condition)``."""
+    if field.scope == "reported":
+        rows = select(ReportedRow.vin).where(ReportedRow.path == field.name, condition)
+    elif field.scope == "desired":
+        rows = select(DesiredRow.vin).where(DesiredRow.path == field.name, condition)
+    else:
+        rows = select(EcuRow.vin).where(EcuRow.ecu == field.name, condition)
+    return TwinRow.vin.in_(rows)
+
+
+def _compare(field: Field, op: Operator, value: Literal_) -> ColumnElement[bool]:
+    if field.scope is None:
+        column: ColumnClause[Any] = _META_COLUMNS[field.name]  # type: ignore[assignment]
+        if op == "==":
+            return column.is_not_distinct_from(value) if field.name == "owner" else column == value
+        return _apply(column, op, value)
+    if field.scope == "software":
+        return _scoped(field, _apply(EcuRow.software_key, op, value))
+    if field.scope == "hardware":
+        return _scoped(field, _apply(EcuRow.hardware_id, op, value))
+    table = ReportedRow if field.scope == "reported" else DesiredRow
+    return _scoped(field, _value_condition(table, op, value))
+
+
+def _any_equal(field: Field, values: tuple[Literal_, ...]) -> ColumnElement[bool]:
+    if not values:  # pragma: no cover - the grammar needs one value
+        return false()
+    if field.scope is None:
+        return _META_COLUMNS[field.name].in_(values)
+    if field.scope == "software":
+        return _scoped(field, EcuRow.software_key.in_(values))
+    if field.scope == "hardware":
+        return _scoped(field, EcuRow.hardware_id.in_(values))
+    table = ReportedRow if field.scope == "reported" else DesiredRow
+    texts = [v for v in values if isinstance(v, str)]
+    numbers = [float(v) for v in values if not isinstance(v, str)]
+    parts: list[ColumnElement[bool]] = []
+    if texts:
+        parts.append(and_(table.kind == "s", table.text.in_(texts)))
+    if numbers:
+        parts.append(and_(table.kind != "s", table.num.in_(numbers)))
+    return _scoped(field, or_(*parts))
+
+
+def _exists(field: Field) -> ColumnElement[bool]:
+    if field.scope is None:
+        column = _META_COLUMNS[field.name]
+        return column.is_not(None)
+    if field.scope == "software":
+        return _scoped(field, EcuRow.software_version.is_not(None))
+    if field.scope == "hardware":
+        return _scoped(field, EcuRow.hardware_id.is_not(None))
+    return _scoped(field, true())

@@ -1,0 +1,140 @@
+"""Twin rows and their metadata, copied from the fleet registry through its public functions.
+
+A twin is created the first time anything touches its vehicle (a report, a desired write, a
+read) and for every registered vehicle by :func:`sync_twins`, which fleet queries run first
+whenever the registry and the twins disagree on how many vehicles a tenant has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from drivetrain.cloud import fleet
+from drivetrain.cloud.twins.models import TWINS, TwinRow
+from drivetrain.core.errors import NotFoundError
+
+_PAGE = 1000
+#: VINs per ``IN (...)`` list, well below SQLite's limit on bound parameters.
+IN_CHUNK = 900
+
+
+def dialect_insert(session: Session, table: Any) -> Any:
+    """An ``INSERT`` on ``table`` with the engine's ``ON CONFLICT`` support (SQLite or
+    PostgreSQL: both spell it the same way)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _insert_missing(session: Session, rows: list[dict[str, object]]) -> None:
+    # ON CONFLICT DO NOTHING: a concurrent writer may create the same twin first.
+    statement = dialect_insert(session, TWINS).on_conflict_do_nothing(
+        index_elements=["vin"]
+    )
+    session.connection().execute(statement, rows)
+
+
+def _row_values(vehicle: fleet.Vehicle, now: datetime) -> dict[str, object]:
+    return {
+        "vin": vehicle.vin,
+        "tenant_id": vehicle.tenant,
+        "model": vehicle.model,
+        "region": vehicle.region,
+        "owner": vehicle.owner,
+        "desired_version": 0,
+        "send_pending": False,
+        "sent_seq": 0,
+        "created_at": now,
+    }
+
+
+def _not_found(vin: str) -> NotFoundError:
+    return NotFoundError(f"vehicle {vin} has no twin: it is not registered")
+
+
+def twin_row(session: Session, vin: str, *, tenant: str | None) -> TwinRow:
+    """The twin of ``vin`` (created from the fleet registry if it has none yet).
+
+    With ``tenant``, a twin of another tenant answers exactly as an unknown VIN does.
+
+    Raises:
+        BadInputError: ``vin`` is not a VIN.
+        NotFoundError: the vehicle is not registered, or belongs to another tenant.
+    """
+    fleet.validate_vin(vin)
+    row = session.get(TwinRow, vin)
+    if row is None:
+        try:
+            vehicle = fleet.get_vehicle(session, vin, tenant=tenant)
+        except NotFoundError:
+            raise _not_found(vin) from None
+        _insert_missing(session, [_row_values(vehicle, datetime.now(UTC))])
+        row = session.get(TwinRow, vin)
+        assert row is not None
+    if tenant is not None and row.tenant_id != tenant:
+        raise _not_found(vin)
+    return row
+
+
+def ensure_twins(session: Session, vins: Iterable[str]) -> dict[str, str]:
+    """Tenant of each VIN in ``vins``, creating missing twins from the registry.
+
+    Raises:
+        BadInputError: a malformed VIN.
+        NotFoundError: a VIN that is not registered (nothing is created then).
+    """
+    wanted = sorted({fleet.validate_vin(vin) for vin in vins})
+    tenants: dict[str, str] = {}
+    for start in range(0, len(wanted), IN_CHUNK):
+        chunk = wanted[start : start + IN_CHUNK]
+        query = select(TwinRow.vin, TwinRow.tenant_id).where(TwinRow.vin.in_(chunk))
+        tenants.update({vin: tenant for vin, tenant in session.execute(query)})
+    missing = [vin for vin in wanted if vin not in tenants]
+    if missing:
+        now = datetime.now(UTC)
+        vehicles = []
+        for vin in missing:
+            try:
+                vehicles.append(fleet.get_vehicle(session, vin))
+            except NotFoundError:
+                raise _not_found(vin) from None
+        _insert_missing(session, [_row_values(v, now) for v in vehicles])
+        tenants.update({v.vin: v.tenant for v in vehicles})
+    return tenants
+
+
+def twin_count(session: Session, tenant: str) -> int:
+    """Number of twins of ``tenant``."""
+    query = select(func.count()).select_from(TwinRow).where(TwinRow.tenant_id == tenant)
+    return int(session.scalar(query) or 0)
+
+
+def sync_twins(session: Session, tenant: str, *, force: bool = False) -> int:
+    """Create twins for ``tenant``'s registered vehicles that have none; returns how many.
+
+    Cheap when nothing is missing: it compares the registry's vehicle count with the twin
+    count first and only walks the registry when they differ (or ``force``).
+    """
+    registered = sum(fleet.count_vehicles(session, tenant=tenant).values())
+    if not force and registered == twin_count(session, tenant):
+        return 0
+    now = datetime.now(UTC)
+    created = 0
+    after: str | None = None
+    while True:
+        vehicles = fleet.list_vehicles(session, tenant=tenant, limit=_PAGE, after_vin=after)
+        if not vehicles:
+            return created
+        vins = [v.vin for v in vehicles]
+        have = set(session.scalars(select(TwinRow.vin).where(TwinRow.vin.in_(vins))))
+        new = [_row_values(v, now) for v in vehicles if v.vin not in have]
+        if new:
+            _insert_missing(session, new)
+            created += len(new)
+        after = vins[-1]

@@ -1,0 +1,238 @@
+"""What vehicles report: latest values (bulk, newer measurement wins) and desired-state acks.
+
+:func:`apply_reported` is on the ingestion hot path: it writes a whole batch with one
+``INSERT ... ON CONFLICT (vin, path) DO UPDATE ... WHERE excluded.ts_ns > ts_ns RETURNING``
+statement (executed in multi-row chunks by SQLAlchemy on SQLite and PostgreSQL), then marks
+converged, in one ``UPDATE``, every pending desired item of the batch's vehicles that the
+stored values now satisfy. No ORM objects are built per value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy import and_, case, exists, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from drivetrain.cloud.fleet import validate_vin
+from drivetrain.cloud.twins.feed import TwinChange, queue_changes, wants
+from drivetrain.cloud.twins.models import DESIRED, PATH_LENGTH, REPORTED, DesiredRow, ReportedRow
+from drivetrain.cloud.twins.reconcile import rejected_paths
+from drivetrain.cloud.twins.registry import IN_CHUNK, dialect_insert, ensure_twins, twin_row
+from drivetrain.cloud.twins.rows import load_items
+from drivetrain.cloud.twins.values import FLOAT_TOLERANCE, encode_value, to_ns
+from drivetrain.core.errors import BadInputError
+from drivetrain.core.wire import Ack
+
+_PATH: Final = re.compile(r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*")
+
+#: One reported value: (value, when the vehicle measured it — an aware datetime).
+Report = tuple[Any, datetime]
+
+
+def _rows(reports: Mapping[str, Mapping[str, Report]], now_ns: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for vin, paths in reports.items():
+        validate_vin(vin)
+        if not isinstance(paths, Mapping):
+            raise BadInputError(f"reports of {vin}: expected a mapping of VSS paths")
+        for path, report in paths.items():
+            where = f"reported {vin} {path!r}"
+            if not isinstance(path, str) or len(path) > PATH_LENGTH or not _PATH.fullmatch(path):
+                raise BadInputError(f"{where}: not a VSS path of at most {PATH_LENGTH} characters")
+            if not isinstance(report, tuple) or len(report) != 2:
+                raise BadInputError(f"{where}: expected a (value, measured datetime) pair")
+            value, ts = report
+            encoded = encode_value(value, where=where)
+            rows.append({
+                "vin": vin, "path": path, "kind": encoded.kind, "num": encoded.num,
+                "text": encoded.text, "ts_ns": to_ns(ts, where=where), "updated_ns": now_ns,
+            })
+    return rows
+
+
+def _upsert_statement(session: Session) -> Any:
+    statement = dialect_insert(session, REPORTED)
+    excluded = statement.excluded
+    table = REPORTED.c
+    return statement.on_conflict_do_update(
+        index_elements=["vin", "path"],
+        set_={
+            "kind": excluded.kind, "num": excluded.num, "text": excluded.text,
+            "ts_ns": excluded.ts_ns, "updated_ns": excluded.updated_ns,
+        },
+        where=excluded.ts_ns > table.ts_ns,
+    ).returning(table.vin, table.path)
+
+
+def value_matches(reported: Any, desired: Any) -> Any:
+    """SQL: the reported row's value satisfies the desired row's (numbers within the relative
+    tolerance of ``values.values_equal``, strings exactly)."""
+    scale = case((func.abs(desired.num) > 1.0, func.abs(desired.num)), else_=1.0)
+    return or_(
+        and_(desired.kind == "s", reported.kind == "s", reported.text == desired.text),
+        and_(
+            desired.kind != "s",
+            reported.kind != "s",
+            func.abs(reported.num - desired.num) <= FLOAT_TOLERANCE * scale,
+        ),
+    )
+
+
+def converge_pending(
+    session: Session, vins: Sequence[str], now: datetime, paths: Sequence[str] | None = None
+) -> list[tuple[str, str, datetime]]:
+    """Mark converged every pending, unexpired desired item of ``vins`` (optionally only
+    ``paths``) whose reported value now matches; returns (vin, path, set_at) of each."""
+    desired = DESIRED.c
+    reported = REPORTED.c
+    matched = exists().where(
+        reported.vin == desired.vin, reported.path == desired.path, value_matches(reported, desired)
+    )
+    converged: list[tuple[str, str, datetime]] = []
+    for start in range(0, len(vins), IN_CHUNK):
+        conditions = [
+            desired.status == "pending",
+            desired.vin.in_(vins[start : start + IN_CHUNK]),
+            or_(desired.expires_at.is_(None), desired.expires_at > now),
+            matched,
+        ]
+        if paths is not None:
+            conditions.append(desired.path.in_(paths))
+        statement = (
+            update(DESIRED)
+            .where(*conditions)
+            .values(status="converged", status_at=now)
+            .returning(desired.vin, desired.path, desired.set_at)
+        )
+        converged.extend(tuple(row) for row in session.connection().execute(statement))
+    return converged
+
+
+def apply_reported(
+    session: Session,
+    reports: Mapping[str, Mapping[str, Report]],
+    *,
+    now: datetime | None = None,
+) -> int:
+    """Store the latest reported values: VIN → VSS path → (value, measured at).
+
+    A value replaces the stored one only if it was measured later (newer measurement wins,
+    so a late, buffered batch never overwrites fresher state). Values are bool, int, float or
+    str. Pending desired items that the new values satisfy become converged. Twins are
+    created for registered vehicles seen for the first time.
+
+    Returns:
+        How many stored values changed (values older than the stored ones change nothing).
+
+    Raises:
+        BadInputError: a malformed VIN or path, a value that is not a finite scalar, or a
+            naive timestamp — checked for the whole batch before anything is written.
+        NotFoundError: a VIN that is not registered (nothing is written).
+    """
+    now = now or datetime.now(UTC)
+    rows = _rows(reports, to_ns(now, where="now"))
+    if not rows:
+        return 0
+    tenants = ensure_twins(session, reports.keys())
+    changed = session.connection().execute(_upsert_statement(session), rows).all()
+    if not changed:
+        return 0
+    changed_vins = sorted({vin for vin, _ in changed})
+    converged = converge_pending(session, changed_vins, now)
+    changes: list[TwinChange] = []
+    if wants(session, "reported"):
+        by_vin: dict[str, list[str]] = {}
+        for vin, path in changed:
+            by_vin.setdefault(vin, []).append(path)
+        changes += [
+            TwinChange("reported", vin, tenants[vin], now, tuple(paths))
+            for vin, paths in by_vin.items()
+        ]
+    changes += _status_changes("converged", converged, tenants, now)
+    if changes:
+        queue_changes(session, changes)
+    return len(changed)
+
+
+def _status_changes(
+    kind: Any, items: Iterable[tuple[str, str, datetime]], tenants: Mapping[str, str],
+    now: datetime, detail: Mapping[str, Any] | None = None,
+) -> list[TwinChange]:
+    by_vin: dict[str, list[str]] = {}
+    for vin, path, _set_at in items:
+        by_vin.setdefault(vin, []).append(path)
+    return [
+        TwinChange(kind, vin, tenants[vin], now, tuple(sorted(paths)), detail=detail or {})
+        for vin, paths in by_vin.items()
+    ]
+
+
+def record_acks(
+    session: Session, vin: str, acks: Sequence[Ack], *, now: datetime | None = None
+) -> None:
+    """Record the vehicle's acknowledgements of desired-state messages.
+
+    ``applied`` records the highest version the vehicle applied. ``rejected`` fails every
+    pending item the rejected message carried (set at or before its version), with the
+    vehicle's detail as the reason. Acks of other message kinds are not the twin's business
+    and are refused, as is an ack naming a version the twin never had.
+
+    Raises:
+        BadInputError: an ack whose ``ref_kind`` is not ``desired_state``, without a version,
+            or with a version above the twin's current one (all checked before any change).
+        NotFoundError: the vehicle is not registered.
+    """
+    now = now or datetime.now(UTC)
+    row = twin_row(session, vin, tenant=None)
+    for ack in acks:
+        if ack.ref_kind != "desired_state":
+            raise BadInputError(
+                f"ack {ack.ref} of {vin}: ref_kind is {ack.ref_kind!r}; expected 'desired_state'"
+            )
+        if ack.version is None or not 0 <= ack.version <= row.desired_version:
+            raise BadInputError(
+                f"ack {ack.ref} of {vin}: version {ack.version!r} is not a desired version of "
+                f"this twin (current {row.desired_version})"
+            )
+    changes: list[TwinChange] = []
+    for ack in acks:
+        if ack.status == "applied":
+            if row.acked_version is None or ack.version > row.acked_version:  # type: ignore[operator]
+                row.acked_version, row.acked_at = ack.version, now
+            changes.append(TwinChange("ack", vin, row.tenant_id, now, version=ack.version))
+            continue
+        failed = _reject(session, vin, ack, now)
+        reason = f"rejected by the vehicle: {ack.detail or 'no reason given'}"
+        changes.append(TwinChange(
+            "failed", vin, row.tenant_id, now, failed, version=ack.version,
+            detail={"reason": reason},
+        ))
+    session.flush()
+    queue_changes(session, changes)
+
+
+def _reject(session: Session, vin: str, ack: Ack, now: datetime) -> tuple[str, ...]:
+    assert ack.version is not None
+    paths = rejected_paths(load_items(session, vin), ack.version)
+    if paths:
+        reason = f"rejected by the vehicle: {ack.detail or 'no reason given'}"[:2000]
+        session.execute(
+            update(DesiredRow)
+            .where(DesiredRow.vin == vin, DesiredRow.path.in_(paths), DesiredRow.status == "pending")
+            .values(status="failed", status_at=now, reason=reason)
+        )
+    return paths
+
+
+def reported_values(
+    session: Session, vin: str, paths: Iterable[str] | None = None
+) -> dict[str, ReportedRow]:
+    """Stored reported rows of ``vin`` by path (only ``paths`` when given)."""
+    query = select(ReportedRow).where(ReportedRow.vin == vin)
+    if paths is not None:
+        query = query.where(ReportedRow.path.in_(list(paths)))
+    return {row.path: row for row in session.scalars(query)}

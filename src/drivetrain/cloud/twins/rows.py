@@ -1,0 +1,93 @@
+"""Reading twins out of their tables into domain types (shared by the service's modules)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from drivetrain.cloud.twins.models import (
+    DesiredItem,
+    DesiredRow,
+    Ecu,
+    EcuRow,
+    ItemStatus,
+    ReportedRow,
+    ReportedValue,
+    Twin,
+    TwinRow,
+)
+from drivetrain.cloud.twins.values import decode_value, from_ns, render_reported
+from drivetrain.core.vss import Catalog, builtin_catalog
+
+
+def item_of(row: DesiredRow) -> DesiredItem:
+    """The domain item of a stored desired row."""
+    value = decode_value(row.kind, row.num, row.text)
+    assert value is not None  # desired values are never empty
+    status: ItemStatus = row.status  # type: ignore[assignment]  # written only by this domain
+    return DesiredItem(
+        path=row.path,
+        value=value,
+        set_version=row.set_version,
+        set_at=row.set_at,
+        set_by=row.set_by,
+        expires_at=row.expires_at,
+        status=status,
+        status_at=row.status_at,
+        reason=row.reason,
+    )
+
+
+def load_items(session: Session, vin: str) -> list[DesiredItem]:
+    """Every desired item of ``vin``, by path."""
+    query = select(DesiredRow).where(DesiredRow.vin == vin).order_by(DesiredRow.path)
+    return [item_of(row) for row in session.scalars(query)]
+
+
+def ecu_of(row: EcuRow) -> Ecu:
+    """The domain ECU of a stored ECU row."""
+    return Ecu(
+        name=row.ecu,
+        hardware_id=row.hardware_id,
+        software_version=row.software_version,
+        source=row.source,
+        updated_at=row.updated_at,
+    )
+
+
+def load_ecus(session: Session, vin: str) -> list[Ecu]:
+    """The ECU inventory of ``vin``, by name."""
+    query = select(EcuRow).where(EcuRow.vin == vin).order_by(EcuRow.ecu)
+    return [ecu_of(row) for row in session.scalars(query)]
+
+
+def load_twin(session: Session, row: TwinRow, catalog: Catalog | None = None) -> Twin:
+    """The full twin of a twin row: reported values, desired items and ECUs."""
+    catalog = catalog or builtin_catalog()
+    reported_rows = session.scalars(
+        select(ReportedRow).where(ReportedRow.vin == row.vin).order_by(ReportedRow.path)
+    )
+    reported = {
+        r.path: ReportedValue(
+            value=render_reported(catalog, r.path, r.kind, r.num, r.text),
+            ts=from_ns(r.ts_ns),
+            updated_at=from_ns(r.updated_ns),
+        )
+        for r in reported_rows
+    }
+    return Twin(
+        vin=row.vin,
+        tenant=row.tenant_id,
+        model=row.model,
+        region=row.region,
+        owner=row.owner,
+        version=row.desired_version,
+        desired_updated_at=row.desired_updated_at,
+        reported=reported,
+        items=tuple(load_items(session, row.vin)),
+        ecus=tuple(load_ecus(session, row.vin)),
+        sent_version=row.sent_version,
+        sent_at=row.sent_at,
+        acked_version=row.acked_version,
+        acked_at=row.acked_at,
+    )
