@@ -197,6 +197,7 @@ class MqttTransport(Transport):
         self._first_attempt = threading.Event()
         self._epoch = 0  # changes on every connect and disconnect: acks of older mids are void
         self._last_error: str | None = None
+        self._first_refusal: str | None = None
         self._closed = False
         self._closing = False
 
@@ -309,7 +310,9 @@ class MqttTransport(Transport):
             )
         self._client.loop_start()
         if not self._first_attempt.wait(connect_timeout_s) or not self._connected.is_set():
-            reason = self._last_error or f"no CONNACK within {connect_timeout_s} s"
+            with self._lock:
+                reason = self._first_refusal or self._last_error
+            reason = reason or f"no CONNACK within {connect_timeout_s} s"
             raise TransportError(f"cannot connect to the broker at {where}: {reason}")
 
     def _on_connect(
@@ -321,11 +324,13 @@ class MqttTransport(Transport):
         properties: Properties | None,
     ) -> None:
         if reason.is_failure:
+            refusal = f"the broker refused the connection: {describe_reason(reason)}"
             with self._lock:
-                self._last_error = f"the broker refused the connection: {describe_reason(reason)}"
-            _log.warning("%s: %s", self.address.display, self._last_error)
-            if not self._connected.is_set():
-                self._first_attempt.set()
+                self._last_error = refusal
+                if not self._first_attempt.is_set():
+                    self._first_refusal = refusal  # kept: a later disconnect overwrites _last_error
+                    self._first_attempt.set()
+            _log.warning("%s: %s", self.address.display, refusal)
             return
         # Never exceed the broker's Receive Maximum (MQTT 5 §3.2.2.3.3). paho refuses the
         # setter on an open connection only because of the 0 (unlimited) <-> N switch, which
@@ -525,7 +530,9 @@ class MqttTransport(Transport):
                 entry.qos, entry.confirmed = qos, False  # upgrade the broker's subscription
             entry.members.append(subscription)
             send = not entry.confirmed and self._connected.is_set()
-            claimed = self._claim(entry)
+            # queued now, under the lock, so they stay ahead of later arrivals for the filter
+            for inbound in self._claim(entry):
+                self._dispatch_locked(inbound, [subscription])
         if send:
             waiter = self._send_subscribe(entry)
             error = waiter.error if waiter.done.wait(self._ack_timeout_s) else (
@@ -537,8 +544,6 @@ class MqttTransport(Transport):
                 raise TransportError(
                     f"cannot subscribe to {topic_filter!r} at {self.address.display}: {error}"
                 )
-        for inbound in claimed:
-            self._dispatch(inbound, [subscription])
         return subscription
 
     def _new_filter(self, topic_filter: str, plain: str, shared: bool, qos: QoS) -> _Filter:
@@ -660,19 +665,21 @@ class MqttTransport(Transport):
                     retired = True  # no retained messages on shared subscriptions (§4.8.2)
                     continue
                 targets.extend(entry.targets())
-            if not targets:
-                self._no_subscriber += 1
-                if not retired and len(self._unclaimed) < _MAX_UNCLAIMED:
+            if targets:
+                self._dispatch_locked(inbound, targets)
+                return
+            self._no_subscriber += 1
+            if not retired:
+                if len(self._unclaimed) < _MAX_UNCLAIMED:
                     self._unclaimed.append(inbound)  # its filter is subscribed again later
-                    return
-        if targets:
-            self._dispatch(inbound, targets)
-        else:
-            self._release(inbound)  # unsubscribed meanwhile (or too many waiting): done with it
+                else:  # not acknowledged either: the broker resends it to the next session
+                    _log.warning("no subscription for %r; left unacknowledged", inbound.topic)
+                return
+        self._release(inbound)  # for a filter unsubscribed meanwhile: not wanted, acknowledged
 
-    def _dispatch(self, inbound: _Inbound, targets: list[Subscription]) -> None:
-        with self._lock:
-            inbound.pending += len(targets)
+    def _dispatch_locked(self, inbound: _Inbound, targets: list[Subscription]) -> None:
+        """Queue ``inbound`` for each target (caller holds the lock: keeps arrival order)."""
+        inbound.pending += len(targets)
         for subscription in targets:
             self._deliveries.put((subscription, inbound))
 

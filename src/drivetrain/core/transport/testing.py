@@ -96,14 +96,23 @@ class PrivateBroker:
 
     Args:
         directory: where its configuration, persistence file and log live.
-        extra_config: mosquitto.conf lines for the listener (e.g. TLS settings).
+        extra_config: mosquitto.conf lines for the listener (e.g. TLS settings, an
+            ``acl_file`` or ``password_file``).
+        anonymous: whether clients without credentials are allowed.
         port: the port to listen on; default: a free one.
 
     Raises:
         ConfigurationError: the ``mosquitto`` program is not installed.
     """
 
-    def __init__(self, directory: Path, *, extra_config: str = "", port: int | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        extra_config: str = "",
+        anonymous: bool = True,
+        port: int | None = None,
+    ) -> None:
         program = shutil.which("mosquitto") or (
             "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
         )
@@ -116,6 +125,7 @@ class PrivateBroker:
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.extra_config = extra_config
+        self.anonymous = anonymous
         self.port = port or _free_port()
         self.log_file = directory / "mosquitto.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -135,7 +145,7 @@ class PrivateBroker:
     def _write_config(self) -> Path:
         lines = [
             f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
+            f"allow_anonymous {'true' if self.anonymous else 'false'}",
             "persistence true",
             f"persistence_location {self.directory}/",
             f"log_dest file {self.log_file}",
