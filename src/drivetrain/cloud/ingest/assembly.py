@@ -1,0 +1,238 @@
+"""Whole-column steps of a micro-batch (pure): join the batches' samples, cut the lake's tables,
+find the latest value per (vehicle, signal), count outcomes, group refused samples.
+
+Work per sample is NumPy or Arrow; Python runs per batch, per distinct path, per vehicle, or per
+(vehicle, signal) pair — never per sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from drivetrain.cloud.ingest.envelopes import TelemetryBody
+from drivetrain.cloud.ingest.reasons import ACCEPTED_CODE, CODE_OUTCOMES, NOT_CONSENTED_CODE
+from drivetrain.cloud.ingest.sinks import ReportedValue
+from drivetrain.cloud.ingest.validation import KIND_ARRAY, KIND_STRING, PathTable, SampleColumns
+from drivetrain.core.vss.datatypes import element_type
+from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES
+from drivetrain.core.wire import TELEMETRY_SCHEMA
+
+_CATEGORY_DICTIONARY: Final = pa.array(list(PRIVACY_CATEGORIES), pa.utf8())
+_TS_TYPE: Final = pa.timestamp("ns", tz="UTC")
+#: Schema of refused samples kept in a sample-level dead letter (Arrow IPC stream).
+REFUSED_SAMPLES_SCHEMA: Final = pa.schema(
+    [pa.field("path", pa.utf8()), *list(TELEMETRY_SCHEMA)[1:]]
+)
+N_CODES: Final = len(CODE_OUTCOMES)
+#: Above this many (vehicle, path) cells, the latest-value search sorts instead of using a
+#: dense table.
+_DENSE_CELLS: Final = 8_000_000
+
+
+def join_bodies(
+    bodies: Sequence[TelemetryBody], vehicle_of_body: Sequence[int]
+) -> tuple[SampleColumns, npt.NDArray[np.int32]]:
+    """One set of columns for many batches, plus each sample's batch (body) index."""
+    lengths = np.array([len(b) for b in bodies], np.int64)
+    body_index = np.repeat(np.arange(len(bodies), dtype=np.int32), lengths)
+    vehicle = np.asarray(vehicle_of_body, np.int32)[body_index] if len(bodies) else body_index
+    if len(bodies) == 1:
+        b = bodies[0]
+        columns = SampleColumns(vehicle, b.path_id, b.ts_ns, b.value, b.value_valid, b.text,
+                                b.text_valid)
+        return columns, body_index
+    texts = [b.text for b in bodies]
+    columns = SampleColumns(
+        vehicle=vehicle,
+        path_id=_concat([b.path_id for b in bodies], np.int32),
+        ts_ns=_concat([b.ts_ns for b in bodies], np.int64),
+        value=_concat([b.value for b in bodies], np.float64),
+        value_valid=_concat([b.value_valid for b in bodies], np.bool_),
+        text=pa.concat_arrays(texts) if texts else pa.array([], pa.utf8()),
+        text_valid=_concat([b.text_valid for b in bodies], np.bool_),
+    )
+    return columns, body_index
+
+
+def _concat(parts: list[npt.NDArray[Any]], dtype: type[np.generic]) -> npt.NDArray[Any]:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
+
+def lake_table(
+    columns: SampleColumns,
+    rows: npt.NDArray[np.bool_] | None,
+    body_index: npt.NDArray[np.int32],
+    batch_ids: Sequence[str],
+    pseudonyms: Sequence[str],
+    paths: PathTable,
+) -> pa.Table:
+    """The lake's rows for the samples selected by ``rows`` (None: all).
+
+    Columns: vehicle (pseudonym), path, ts, value, text, category, batch_id — strings as
+    dictionaries over the micro-batch's distinct values.
+    """
+
+    def pick(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return array if rows is None else array[rows]
+
+    path_id = pick(columns.path_id)
+    value_valid = pick(columns.value_valid)
+    value = pa.array(pick(columns.value), mask=None if value_valid.all() else ~value_valid)
+    text = columns.text if rows is None else columns.text.filter(pa.array(rows))
+    if text.null_count == len(text):
+        text = pa.nulls(len(text), pa.utf8())
+    arrays = [
+        pa.DictionaryArray.from_arrays(pick(columns.vehicle), pa.array(pseudonyms, pa.utf8())),
+        pa.DictionaryArray.from_arrays(
+            path_id.astype(np.int16) if len(paths) <= 32767 else path_id,
+            pa.array(list(paths.paths), pa.utf8()),
+        ),
+        pa.array(pick(columns.ts_ns), _TS_TYPE),
+        value,
+        text.cast(pa.utf8()),
+        pa.DictionaryArray.from_arrays(
+            paths.category.take(path_id).astype(np.int8), _CATEGORY_DICTIONARY
+        ),
+        pa.DictionaryArray.from_arrays(pick(body_index), pa.array(batch_ids, pa.utf8())),
+    ]
+    names = ["vehicle", "path", "ts", "value", "text", "category", "batch_id"]
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def latest_reports(
+    columns: SampleColumns,
+    accepted: npt.NDArray[np.bool_],
+    vins: Sequence[str],
+    paths: PathTable,
+) -> dict[str, dict[str, ReportedValue]]:
+    """Per VIN and path, the accepted sample measured last (the latest of equal timestamps
+    is the one later in the micro-batch), as ``(value, ts)`` in the signal's VSS form
+    (bool, int, float or str; array signals are left out: the twin holds scalars)."""
+    rows = np.flatnonzero(accepted)
+    if not len(rows):
+        return {}
+    n_paths = len(paths)
+    key = columns.vehicle[rows].astype(np.int64) * n_paths + columns.path_id[rows]
+    ts = columns.ts_ns[rows]
+    if len(vins) * n_paths <= _DENSE_CELLS:
+        newest = np.full(len(vins) * n_paths, np.iinfo(np.int64).min, np.int64)
+        np.maximum.at(newest, key, ts)
+        candidates = np.flatnonzero(ts == newest[key])
+        last = np.full(len(newest), -1, np.int64)
+        np.maximum.at(last, key[candidates], candidates)
+        chosen = last[last >= 0]
+    else:
+        order = np.lexsort((np.arange(len(rows)), ts, key))
+        ends = np.flatnonzero(np.diff(key[order], append=np.int64(-1)) != 0)
+        chosen = order[ends]
+    picked = rows[chosen]
+    reports: dict[str, dict[str, ReportedValue]] = {}
+    text_values = columns.text.take(pa.array(picked)).to_pylist()
+    for row, text in zip(picked.tolist(), text_values, strict=True):
+        path_id = int(columns.path_id[row])
+        spec = paths.spec(path_id)
+        if spec is None:  # pragma: no cover - accepted samples always have a known path
+            continue
+        kind = paths.kind[path_id]
+        value: Any
+        if kind == KIND_STRING:
+            value = text
+        elif kind == KIND_ARRAY:
+            continue  # the twin holds scalars; array signals live in the lake only
+        else:
+            number = float(columns.value[row])
+            scalar = element_type(spec.datatype)
+            value = bool(number) if scalar == "boolean" else (
+                number if scalar in ("float", "double") else int(number)
+            )
+        ts_ns = int(columns.ts_ns[row])
+        when = datetime.fromtimestamp(ts_ns // 1_000_000_000, UTC).replace(
+            microsecond=(ts_ns % 1_000_000_000) // 1000
+        )
+        reports.setdefault(vins[int(columns.vehicle[row])], {})[spec.path] = (value, when)
+    return reports
+
+
+@dataclass(frozen=True)
+class OutcomeCounts:
+    """Per (vehicle, outcome code): samples, and batches holding at least one such sample."""
+
+    samples: npt.NDArray[np.int64]  # shape (vehicles, N_CODES)
+    messages: npt.NDArray[np.int64]  # shape (vehicles, N_CODES)
+
+
+def count_outcomes(
+    codes: npt.NDArray[np.uint8],
+    vehicle: npt.NDArray[np.int32],
+    body_index: npt.NDArray[np.int32],
+    vehicle_of_body: Sequence[int],
+    n_vehicles: int,
+) -> OutcomeCounts:
+    """Count samples and batches per vehicle and outcome code."""
+    samples = np.bincount(
+        vehicle.astype(np.int64) * N_CODES + codes, minlength=n_vehicles * N_CODES
+    ).reshape(n_vehicles, N_CODES)
+    n_bodies = len(vehicle_of_body)
+    per_body = np.bincount(
+        body_index.astype(np.int64) * N_CODES + codes, minlength=n_bodies * N_CODES
+    ).reshape(n_bodies, N_CODES)
+    messages = np.zeros((n_vehicles, N_CODES), np.int64)
+    np.add.at(messages, np.asarray(vehicle_of_body, np.intp), (per_body > 0).astype(np.int64))
+    return OutcomeCounts(samples.astype(np.int64), messages)
+
+
+def refused_groups(
+    codes: npt.NDArray[np.uint8], body_index: npt.NDArray[np.int32]
+) -> list[tuple[int, int, npt.NDArray[np.intp]]]:
+    """``(body index, reason code, rows)`` for each batch and dead-letter reason that refused
+    samples (not-consented samples are dropped by policy, not dead-lettered)."""
+    refused = np.flatnonzero((codes != ACCEPTED_CODE) & (codes != NOT_CONSENTED_CODE))
+    if not len(refused):
+        return []
+    group = body_index[refused].astype(np.int64) * N_CODES + codes[refused]
+    order = np.argsort(group, kind="stable")
+    sorted_group = group[order]
+    starts = np.flatnonzero(np.diff(sorted_group, prepend=np.int64(-1)) != 0)
+    out = []
+    for start, end in zip(starts, [*starts[1:], len(order)], strict=True):
+        g = int(sorted_group[start])
+        out.append((g // N_CODES, g % N_CODES, refused[order[start:end]]))
+    return out
+
+
+def refused_samples_ipc(
+    columns: SampleColumns, rows: npt.NDArray[np.intp], paths: PathTable
+) -> bytes:
+    """The samples at ``rows`` as an Arrow IPC stream (path as plain text, ts, value, text)."""
+    index = pa.array(rows)
+    path_names = [paths.path(int(p)) for p in columns.path_id[rows]]
+    valid = columns.value_valid[rows]
+    table = pa.Table.from_arrays(
+        [
+            pa.array(path_names, pa.utf8()),
+            pa.array(columns.ts_ns[rows], _TS_TYPE),
+            pa.array(columns.value[rows], mask=~valid),
+            columns.text.take(index).cast(pa.utf8()),
+        ],
+        schema=REFUSED_SAMPLES_SCHEMA,
+    )
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, REFUSED_SAMPLES_SCHEMA) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def read_refused_samples(payload: bytes) -> pa.Table:
+    """Read back what :func:`refused_samples_ipc` wrote.
+
+    Raises:
+        pyarrow.ArrowInvalid: the bytes are not such a stream (a corrupt row: caller's care).
+    """
+    return pa.ipc.open_stream(pa.py_buffer(payload)).read_all()

@@ -1,0 +1,265 @@
+"""Opening one uplink message: parse, match the topic, find the vehicle, verify, decode the body.
+
+Pure given a vehicle lookup: a message becomes either an :class:`OpenedMessage` (authentic,
+readable, with its decoded body) or a :class:`RejectedMessage` carrying one message-level
+reason (``malformed``, ``unknown_vehicle``, ``retired_vehicle``, ``bad_signature``) and the
+exact cause. Order matters for trust: nothing in an envelope is believed before its signature
+verifies with the key the registry holds for the VIN it names, and the body is decoded only
+after that (a garbled body with a bad signature is ``bad_signature``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from drivetrain.cloud.fleet import Vehicle
+from drivetrain.cloud.ingest.reasons import MessageReason
+from drivetrain.cloud.ingest.validation import PathTable
+from drivetrain.core.errors import InvalidTopicError, SignatureError, WireFormatError
+from drivetrain.core.transport import parse_vehicle_topic
+from drivetrain.core.wire import (
+    Ack,
+    Envelope,
+    MessageKind,
+    VehicleEvent,
+    decode_samples,
+    events_from_dict,
+    parse,
+)
+
+#: The uplink channel each message kind travels on (``dt/v1/{vin}/{channel}``).
+CHANNEL_OF_KIND: Final[dict[MessageKind, str]] = {
+    MessageKind.TELEMETRY: "telemetry",
+    MessageKind.EVENTS: "events",
+    MessageKind.ACK: "ack",
+}
+#: The 8 bytes every Arrow IPC stream ends with (continuation marker, zero length).
+ARROW_END_OF_STREAM: Final = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+#: Longest event type name accepted (the events store's column width).
+MAX_EVENT_TYPE: Final = 120
+#: Longest claimed VIN kept in a dead letter of an unparseable or unknown sender.
+MAX_CLAIMED_VIN = 64
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """One payload as it arrived: the topic it was published to and its bytes."""
+
+    topic: str
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class TelemetryBody:
+    """A telemetry batch's samples as flat columns (path ids index the pipeline's PathTable)."""
+
+    path_id: npt.NDArray[np.int32]
+    ts_ns: npt.NDArray[np.int64]
+    value: npt.NDArray[np.float64]
+    value_valid: npt.NDArray[np.bool_]
+    text: pa.Array
+    text_valid: npt.NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return len(self.ts_ns)
+
+
+@dataclass(frozen=True)
+class OpenedMessage:
+    """An authentic uplink message from a registered, active vehicle, with its body decoded."""
+
+    raw: RawMessage
+    envelope: Envelope
+    vehicle: Vehicle
+    telemetry: TelemetryBody | None = None
+    events: tuple[VehicleEvent, ...] = ()
+    ack: Ack | None = None
+
+    @property
+    def batch_id(self) -> str:
+        """The envelope's message id (for telemetry: the batch id)."""
+        return self.envelope.message_id
+
+
+@dataclass(frozen=True)
+class RejectedMessage:
+    """A message refused as a whole; ``vin``/``batch_id``/``kind`` are what it claimed, if
+    anything could be read (never trusted: they only help an operator find the sender)."""
+
+    raw: RawMessage
+    reason: MessageReason
+    detail: str
+    vin: str
+    batch_id: str | None
+    kind: str
+    tenant: str | None = None
+
+
+VehicleLookup = Callable[[str], Vehicle | None]
+
+
+def open_message(raw: RawMessage, lookup: VehicleLookup, paths: PathTable) -> OpenedMessage | RejectedMessage:
+    """Judge one message (see the module docstring). Never raises for bad input.
+
+    ``lookup`` returns the registered vehicle for a VIN, or None when there is none; it may
+    raise ``StorageError`` (the state database failed), which propagates: that is not the
+    message's fault and must not dead-letter it.
+    """
+    try:
+        envelope = parse(raw.payload)
+    except WireFormatError as e:
+        claimed = _claimed_vin_from_topic(raw.topic)
+        return RejectedMessage(raw, "malformed", str(e), claimed, None, "unknown")
+    kind = envelope.kind.name.lower()
+    claimed = envelope.vehicle_id[:MAX_CLAIMED_VIN]
+
+    def reject(reason: MessageReason, detail: str, tenant: str | None = None) -> RejectedMessage:
+        return RejectedMessage(raw, reason, detail, claimed, envelope.message_id, kind, tenant)
+
+    channel = CHANNEL_OF_KIND.get(envelope.kind)
+    if channel is None:
+        return reject("malformed", f"kind {kind!r} is not an uplink message (expected "
+                      f"{', '.join(k.name.lower() for k in CHANNEL_OF_KIND)})")
+    try:
+        topic = parse_vehicle_topic(raw.topic)
+    except InvalidTopicError as e:
+        return reject("malformed", f"topic: {e}")
+    if topic.channel != channel:
+        return reject("malformed", f"a {kind} envelope arrived on channel {topic.channel!r}; "
+                      f"expected 'dt/v1/{{vin}}/{channel}'")
+    if topic.vin != envelope.vehicle_id:
+        return reject("malformed", f"topic names vehicle {topic.vin} but the envelope header "
+                      f"names {claimed!r}")
+    vehicle = lookup(envelope.vehicle_id)
+    incomplete = _incomplete_body(envelope)
+    if incomplete is not None:  # attributed to the claimed vehicle's tenant, never trusted
+        return reject("malformed", incomplete, vehicle.tenant if vehicle else None)
+    if vehicle is None:
+        return reject("unknown_vehicle", f"vehicle {claimed!r} is not registered")
+    if vehicle.status == "retired":
+        return reject("retired_vehicle", f"vehicle {vehicle.vin} is retired", vehicle.tenant)
+    try:
+        envelope.verify(vehicle.verify_key)
+    except (SignatureError, WireFormatError) as e:
+        return reject("bad_signature", f"signature of {vehicle.vin}'s message does not "
+                      f"verify: {e}", vehicle.tenant)
+    try:
+        return _decoded(raw, envelope, vehicle, paths)
+    except WireFormatError as e:
+        return reject("malformed", str(e), vehicle.tenant)
+
+
+def _incomplete_body(envelope: Envelope) -> str | None:
+    """Why the body cannot be whole, from its framing alone (cheap, before verification).
+
+    A cut-off message still parses as an envelope (the signature is its last 64 bytes), so
+    without this a truncation would read as a bad signature. An Arrow IPC stream ends with the
+    end-of-stream marker; a JSON body is one JSON object. Nothing is trusted from this check.
+    """
+    if envelope.body_encoding == "arrow-ipc":
+        if not envelope.body.endswith(ARROW_END_OF_STREAM):
+            return (
+                f"message is truncated or garbled: its {len(envelope.body)}-byte arrow-ipc body "
+                "does not end with the Arrow IPC end-of-stream marker"
+            )
+        return None
+    try:
+        json.loads(envelope.body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        return f"message is truncated or garbled: its json body does not parse ({e})"
+    return None
+
+
+def _claimed_vin_from_topic(topic: str) -> str:
+    try:
+        return parse_vehicle_topic(topic).vin
+    except InvalidTopicError:
+        return ""
+
+
+def _decoded(raw: RawMessage, envelope: Envelope, vehicle: Vehicle, paths: PathTable) -> OpenedMessage:
+    if envelope.kind == MessageKind.TELEMETRY:
+        if envelope.body_encoding != "arrow-ipc":
+            raise WireFormatError(
+                f"telemetry body is {envelope.body_encoding!r}; expected 'arrow-ipc'"
+            )
+        body = telemetry_columns(decode_samples(envelope.body), paths)
+        return OpenedMessage(raw, envelope, vehicle, telemetry=body)
+    document = envelope.json_body()
+    if envelope.kind == MessageKind.EVENTS:
+        events = tuple(events_from_dict(document))
+        for position, event in enumerate(events):
+            if not 0 < len(event.type) <= MAX_EVENT_TYPE:
+                raise WireFormatError(
+                    f"event {position}: field 'type' is {len(event.type)} characters; expected "
+                    f"1 to {MAX_EVENT_TYPE}"
+                )
+        return OpenedMessage(raw, envelope, vehicle, events=events)
+    return OpenedMessage(raw, envelope, vehicle, ack=Ack.from_dict(document))
+
+
+def telemetry_columns(table: pa.Table, paths: PathTable) -> TelemetryBody:
+    """Flatten a decoded telemetry table into NumPy columns, mapping its path dictionary to
+    path ids once per distinct path.
+
+    Raises:
+        WireFormatError: a dictionary index outside its dictionary (a corrupt body).
+    """
+    path_ids: list[npt.NDArray[np.int32]] = []
+    ts: list[npt.NDArray[np.int64]] = []
+    values: list[npt.NDArray[np.float64]] = []
+    value_valid: list[npt.NDArray[np.bool_]] = []
+    texts: list[pa.Array] = []
+    for batch in table.to_batches():
+        path = batch.column(0)
+        lookup = np.append(paths.ids_for(path.dictionary.to_pylist()), paths.ids_for([None]))
+        indices = path.indices
+        index = indices.fill_null(-1).to_numpy() if indices.null_count else indices.to_numpy()
+        if len(index) and (int(index.min()) < -1 or int(index.max()) >= len(path.dictionary)):
+            raise WireFormatError(
+                f"telemetry column 'path' has indices outside its dictionary of "
+                f"{len(path.dictionary)} paths"
+            )
+        path_ids.append(lookup[index.astype(np.intp)])  # -1 selects the appended null path
+        stamps = batch.column(1).view(pa.int64())
+        if stamps.null_count:  # a null time is no time: it fails the window as too old
+            stamps = stamps.fill_null(np.iinfo(np.int64).min)
+        ts.append(stamps.to_numpy())
+        value = batch.column(2)
+        values.append(value.to_numpy(zero_copy_only=False))
+        value_valid.append(
+            np.asarray(value.is_valid()) if value.null_count else np.ones(len(value), np.bool_)
+        )
+        texts.append(batch.column(3))
+    text = pa.concat_arrays(texts) if texts else pa.array([], pa.utf8())
+    return TelemetryBody(
+        path_id=_joined(path_ids, np.int32),
+        ts_ns=_joined(ts, np.int64),
+        value=_joined(values, np.float64),
+        value_valid=_joined(value_valid, np.bool_),
+        text=text,
+        text_valid=_valid_mask(text),
+    )
+
+
+def _joined(parts: list[npt.NDArray[np.generic]], dtype: type[np.generic]) -> npt.NDArray[np.generic]:
+    if len(parts) == 1:
+        return parts[0].astype(dtype, copy=False)
+    if not parts:
+        return np.zeros(0, dtype)
+    return np.concatenate(parts).astype(dtype, copy=False)
+
+
+def _valid_mask(array: pa.Array) -> npt.NDArray[np.bool_]:
+    if array.null_count == len(array):
+        return np.zeros(len(array), np.bool_)
+    if array.null_count == 0:
+        return np.ones(len(array), np.bool_)
+    return np.asarray(array.is_valid())

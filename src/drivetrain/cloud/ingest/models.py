@@ -1,0 +1,111 @@
+"""The ingest domain's tables: dead letters, per-vehicle counters, vehicle events, and the
+ledger of batches already ingested."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from drivetrain.cloud.infra.models import Base, UTCDateTime
+from drivetrain.cloud.ingest.envelopes import MAX_EVENT_TYPE
+
+#: Longest topic kept in a dead letter (a longer one is cut; the payload is kept whole).
+MAX_TOPIC = 255
+
+
+class DeadLetterRow(Base):
+    """Refused data, kept with its exact reason until it is replayed.
+
+    ``level`` is ``message`` (the whole payload refused; ``payload`` holds its raw bytes) or
+    ``samples`` (some samples of an authentic batch refused; ``payload`` holds those samples
+    as an Arrow IPC stream, or the refused events as JSON). ``vin`` is what the message
+    claimed ("" when nothing could be read); ``tenant_id`` is set only once the vehicle is
+    known. ``dedup_key`` makes a re-delivered payload land once.
+    """
+
+    __tablename__ = "ingest_dead_letters"
+    __table_args__ = (Index("ix_ingest_dead_letters_tenant_status", "tenant_id", "status"),)
+
+    dead_letter_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    vin: Mapped[str] = mapped_column(String(64), index=True)
+    tenant_id: Mapped[str | None] = mapped_column(
+        ForeignKey("tenants.tenant_id", ondelete="RESTRICT"), nullable=True
+    )
+    topic: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))
+    batch_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    level: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(32), index=True)
+    detail: Mapped[str] = mapped_column(Text)
+    sample_count: Mapped[int] = mapped_column(Integer)
+    payload_format: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    dedup_key: Mapped[str] = mapped_column(String(64), unique=True)
+    # "open" until replayed; then "replayed" with the outcome in replay_outcome.
+    status: Mapped[str] = mapped_column(String(16))
+    replayed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    replay_outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
+    replay_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    replay_of: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class CounterRow(Base):
+    """How many messages and samples of one vehicle ended in one outcome.
+
+    ``tenant_id`` is "" for senders the registry does not know (no foreign key: the counter
+    must exist before, and regardless of, any registration).
+    """
+
+    __tablename__ = "ingest_counters"
+
+    tenant_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    vin: Mapped[str] = mapped_column(String(64), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(32), primary_key=True)
+    messages: Mapped[int] = mapped_column(BigInteger)
+    samples: Mapped[int] = mapped_column(BigInteger)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class VehicleEventRow(Base):
+    """A security or diagnostic event a vehicle reported (read by security operations)."""
+
+    __tablename__ = "ingest_vehicle_events"
+    __table_args__ = (
+        Index("ix_ingest_vehicle_events_tenant_vin_ts", "tenant_id", "vin", "ts_ns"),
+        UniqueConstraint("batch_id", "position"),
+    )
+
+    event_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.tenant_id", ondelete="RESTRICT"))
+    vin: Mapped[str] = mapped_column(String(17))
+    batch_id: Mapped[str] = mapped_column(String(32))
+    position: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(MAX_EVENT_TYPE))
+    severity: Mapped[str] = mapped_column(String(16), index=True)
+    ts_ns: Mapped[int] = mapped_column(BigInteger)
+    # Canonical JSON (sorted keys) of the event's data object.
+    data: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SeenBatchRow(Base):
+    """A batch (envelope message id) already ingested: a re-delivery of it is a duplicate."""
+
+    __tablename__ = "ingest_seen_batches"
+
+    batch_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    vin: Mapped[str] = mapped_column(String(17))
+    kind: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -1,0 +1,96 @@
+"""Why ingestion refuses data: the closed set of reasons, and the outcomes it counts.
+
+A payload is judged at two levels (see docs/ingest.md):
+
+- **message level** — the envelope as a whole cannot be trusted or read. The whole payload is
+  dead-lettered with its raw bytes: ``malformed``, ``unknown_vehicle``, ``retired_vehicle``,
+  ``bad_signature``.
+- **sample level** — one sample of an authentic batch breaks a rule. Only that sample is
+  dead-lettered; the valid samples of the batch proceed: ``unknown_path``, ``wrong_type``,
+  ``out_of_range``, ``timestamp_too_old``, ``timestamp_in_future``.
+
+``not_consented`` is not a fault: the vehicle's consent does not cover the signal's privacy
+category, so the value is dropped by policy at the door and counted, never written anywhere.
+A sample has exactly one reason: the first that applies in :data:`SAMPLE_REASONS` order.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal, TypeGuard, get_args
+
+MessageReason = Literal["malformed", "unknown_vehicle", "retired_vehicle", "bad_signature"]
+SampleReason = Literal[
+    "unknown_path", "wrong_type", "out_of_range", "timestamp_too_old", "timestamp_in_future"
+]
+DeadLetterReason = Literal[
+    "malformed",
+    "unknown_vehicle",
+    "retired_vehicle",
+    "bad_signature",
+    "unknown_path",
+    "wrong_type",
+    "out_of_range",
+    "timestamp_too_old",
+    "timestamp_in_future",
+]
+#: What the per-vehicle counters count: every dead-letter reason, plus ``not_consented``
+#: (dropped by policy), ``accepted`` (stored) and ``duplicate`` (a re-delivered batch).
+Outcome = Literal[
+    "accepted",
+    "duplicate",
+    "not_consented",
+    "malformed",
+    "unknown_vehicle",
+    "retired_vehicle",
+    "bad_signature",
+    "unknown_path",
+    "wrong_type",
+    "out_of_range",
+    "timestamp_too_old",
+    "timestamp_in_future",
+]
+
+MESSAGE_REASONS: Final[tuple[MessageReason, ...]] = get_args(MessageReason)
+#: Sample reasons in precedence order: a sample gets the first one that applies.
+SAMPLE_REASONS: Final[tuple[SampleReason, ...]] = get_args(SampleReason)
+DEAD_LETTER_REASONS: Final[tuple[DeadLetterReason, ...]] = get_args(DeadLetterReason)
+OUTCOMES: Final[tuple[Outcome, ...]] = get_args(Outcome)
+
+REASON_DESCRIPTIONS: Final[dict[Outcome, str]] = {
+    "accepted": "stored in the lake (and the twin's reported state)",
+    "duplicate": "a batch id already ingested (re-delivery); skipped, never stored twice",
+    "not_consented": "the vehicle's consent does not cover the signal's privacy category; "
+    "dropped at ingest, never written",
+    "malformed": "the envelope or its body cannot be parsed (truncated, garbled, wrong kind "
+    "for the topic); the detail quotes the parser",
+    "unknown_vehicle": "the envelope names a VIN the fleet registry does not know",
+    "retired_vehicle": "the vehicle is retired; its messages are refused",
+    "bad_signature": "the signature does not verify with the vehicle's registered key",
+    "unknown_path": "the sample's VSS path is not in the signal catalog",
+    "wrong_type": "the value does not fit the signal's VSS datatype (a string for a number, "
+    "a fraction for an integer, 2 for a boolean, NaN, both or neither of value/text)",
+    "out_of_range": "the value is outside the signal's min/max or not one of its allowed values",
+    "timestamp_too_old": "measured before the sanity window: before 2000-01-01 or older than "
+    "the maximum sample age (ingest_max_sample_age_s) at receipt",
+    "timestamp_in_future": "measured later than the receiver's clock plus the allowed skew "
+    "(ingest_max_clock_ahead_s)",
+}
+
+#: Small integer codes for the vectorised validator: 0 is "accepted".
+ACCEPTED_CODE: Final = 0
+SAMPLE_REASON_CODES: Final[dict[SampleReason, int]] = {
+    reason: i + 1 for i, reason in enumerate(SAMPLE_REASONS)
+}
+NOT_CONSENTED_CODE: Final = len(SAMPLE_REASONS) + 1
+#: Code → outcome name, indexable by the codes above.
+CODE_OUTCOMES: Final[tuple[Outcome, ...]] = ("accepted", *SAMPLE_REASONS, "not_consented")
+
+
+def is_dead_letter_reason(value: object) -> TypeGuard[DeadLetterReason]:
+    """True for one of the nine dead-letter reasons."""
+    return isinstance(value, str) and value in DEAD_LETTER_REASONS
+
+
+def is_outcome(value: object) -> TypeGuard[Outcome]:
+    """True for a counted outcome (a dead-letter reason, accepted, duplicate, not_consented)."""
+    return isinstance(value, str) and value in OUTCOMES

@@ -1,0 +1,186 @@
+"""The ingest domain's writes to the state database: dead letters, counters, events, ledger.
+
+Internal to ``drivetrain.cloud.ingest``: the pipeline calls these inside its one transaction per
+micro-batch. Re-deliveries are harmless: dead letters are keyed by ``dedup_key``, events by
+(batch id, position), ledger rows by batch id, and counters are only bumped for work that was
+new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from drivetrain.cloud.ingest.models import (
+    MAX_TOPIC,
+    CounterRow,
+    DeadLetterRow,
+    SeenBatchRow,
+    VehicleEventRow,
+)
+from drivetrain.core.wire import VehicleEvent
+
+_CHUNK = 500  # parameters per IN (...) query, well under every engine's limit
+
+
+@dataclass(frozen=True)
+class DeadLetterDraft:
+    """A dead letter about to be written (see ``DeadLetterRow`` for the fields)."""
+
+    received_at: datetime
+    vin: str
+    tenant: str | None
+    topic: str
+    kind: str
+    batch_id: str | None
+    level: str
+    reason: str
+    detail: str
+    sample_count: int
+    payload_format: str
+    payload: bytes
+    replay_of: int | None = None
+
+    @property
+    def dedup_key(self) -> str:
+        """Same refused data, same key: a message by its bytes, samples by (batch, reason)."""
+        if self.level == "message":
+            digest = hashlib.sha256(self.payload).hexdigest()
+            return hashlib.sha256(f"message:{self.reason}:{digest}".encode()).hexdigest()
+        return hashlib.sha256(f"samples:{self.reason}:{self.batch_id}".encode()).hexdigest()
+
+
+def seen_batches(session: Session, batch_ids: Collection[str]) -> set[str]:
+    """The batch ids among ``batch_ids`` already in the ledger."""
+    wanted = list(batch_ids)
+    found: set[str] = set()
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        found.update(
+            session.scalars(select(SeenBatchRow.batch_id).where(SeenBatchRow.batch_id.in_(chunk)))
+        )
+    return found
+
+
+def mark_seen(session: Session, batches: Iterable[tuple[str, str, str]], now: datetime) -> None:
+    """Add ``(batch_id, vin, kind)`` rows to the ledger."""
+    rows = [
+        {"batch_id": b, "vin": vin, "kind": kind, "received_at": now} for b, vin, kind in batches
+    ]
+    if rows:
+        session.execute(SeenBatchRow.__table__.insert(), rows)
+
+
+def forget_seen_before(session: Session, before: datetime) -> int:
+    """Delete ledger rows received before ``before``; returns how many."""
+    result = session.execute(delete(SeenBatchRow).where(SeenBatchRow.received_at < before))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def add_dead_letters(session: Session, drafts: Sequence[DeadLetterDraft]) -> list[DeadLetterDraft]:
+    """Insert the drafts whose dedup key is new; returns those inserted."""
+    if not drafts:
+        return []
+    keyed = {d.dedup_key: d for d in drafts}
+    existing: set[str] = set()
+    keys = list(keyed)
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        existing.update(
+            session.scalars(select(DeadLetterRow.dedup_key).where(DeadLetterRow.dedup_key.in_(chunk)))
+        )
+    fresh = [d for k, d in keyed.items() if k not in existing]
+    session.add_all(
+        DeadLetterRow(
+            received_at=d.received_at,
+            vin=d.vin,
+            tenant_id=d.tenant,
+            topic=d.topic[:MAX_TOPIC],
+            kind=d.kind,
+            batch_id=d.batch_id,
+            level=d.level,
+            reason=d.reason,
+            detail=d.detail,
+            sample_count=d.sample_count,
+            payload_format=d.payload_format,
+            payload=d.payload,
+            dedup_key=d.dedup_key,
+            status="open",
+            replay_attempts=0,
+            replay_of=d.replay_of,
+        )
+        for d in fresh
+    )
+    session.flush()
+    return fresh
+
+
+def bump_counters(
+    session: Session, increments: Mapping[tuple[str, str, str], tuple[int, int]], now: datetime
+) -> None:
+    """Add ``(messages, samples)`` to the counter of each ``(tenant, vin, outcome)``.
+
+    One upsert per counter (``INSERT … ON CONFLICT DO UPDATE``), atomic on both engines, so
+    concurrent workers never lose an increment.
+    """
+    rows = [
+        {"tenant_id": t, "vin": v, "outcome": o, "messages": m, "samples": s, "last_at": now}
+        for (t, v, o), (m, s) in sorted(increments.items())
+        if m or s
+    ]
+    if not rows:
+        return
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(CounterRow)
+    statement = statement.on_conflict_do_update(
+        index_elements=["tenant_id", "vin", "outcome"],
+        set_={
+            "messages": CounterRow.messages + statement.excluded.messages,
+            "samples": CounterRow.samples + statement.excluded.samples,
+            "last_at": statement.excluded.last_at,
+        },
+    )
+    session.execute(statement, rows)
+
+
+def add_events(
+    session: Session,
+    *,
+    tenant: str,
+    vin: str,
+    batch_id: str,
+    events: Sequence[tuple[int, VehicleEvent]],
+    now: datetime,
+) -> None:
+    """Store a batch's events, each with its position in the batch."""
+    session.add_all(
+        VehicleEventRow(
+            tenant_id=tenant,
+            vin=vin,
+            batch_id=batch_id,
+            position=position,
+            type=event.type,
+            severity=event.severity,
+            ts_ns=event.ts_ns,
+            data=json.dumps(dict(event.data), sort_keys=True, separators=(",", ":")),
+            received_at=now,
+        )
+        for position, event in events
+    )
+
+
+def events_json(events: Sequence[tuple[int, VehicleEvent]]) -> bytes:
+    """Refused events as kept in a dead letter: ``{"events": [{position, ...event}]}``."""
+    body: dict[str, Any] = {
+        "events": [{"position": p, **e.to_dict()} for p, e in events],
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()

@@ -1,0 +1,261 @@
+"""``IngestWorker``: consumes the vehicles' uplink from a transport in micro-batches.
+
+The worker joins the shared subscriptions ``$share/{group}/dt/v1/+/telemetry`` (and
+``events``, ``ack``) with manual acknowledgement, so N stateless workers split the stream.
+Messages accumulate until ``max_batch_messages`` are waiting or the oldest has waited
+``max_delay_ms``; the micro-batch then goes through the pipeline, and **each message is
+acknowledged only after the lake append, the dead letters and the counters are committed**.
+A worker killed at any point leaves its unacknowledged messages with the broker, which
+redelivers them when the session resumes (same client id); the pipeline's batch-id ledger and
+the lake's idempotent append turn that at-least-once delivery into exactly-once storage.
+
+When the pipeline fails (database or lake unavailable), the micro-batch is retried with
+back-off until it succeeds or the worker is stopped — never acknowledged, never dropped.
+``stop()`` finishes the micro-batch in hand, acknowledges it, and returns; messages the
+transport still holds stay unacknowledged for the next session.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Final
+
+from drivetrain.cloud.ingest.envelopes import RawMessage
+from drivetrain.cloud.ingest.pipeline import IngestPipeline, IngestReport
+from drivetrain.core.transport import Message, Subscription, Transport, shared_filter, vehicle_filter
+
+_log = logging.getLogger("drivetrain.ingest")
+
+#: The uplink channels a worker consumes.
+UPLINK_CHANNELS: Final = ("telemetry", "events", "ack")
+DEFAULT_GROUP: Final = "ingest"
+_RETRY_MIN_S: Final = 0.2
+_RETRY_MAX_S: Final = 10.0
+
+
+@dataclass(frozen=True)
+class WorkerStats:
+    """Counters since the worker started (a snapshot).
+
+    Attributes:
+        received: messages handed to the worker by the transport.
+        acknowledged: messages processed, committed and acknowledged.
+        micro_batches: micro-batches committed.
+        samples_accepted, samples_refused, samples_not_consented: sample outcomes.
+        messages_refused: messages dead-lettered as a whole.
+        duplicates: re-delivered batches skipped.
+        failures: micro-batch attempts that failed (and were retried).
+        last_error: the last failure, or "".
+        last_batch_ms: wall time of the last committed micro-batch.
+        pending: messages received and not yet acknowledged.
+    """
+
+    received: int = 0
+    acknowledged: int = 0
+    micro_batches: int = 0
+    samples_accepted: int = 0
+    samples_refused: int = 0
+    samples_not_consented: int = 0
+    messages_refused: int = 0
+    duplicates: int = 0
+    failures: int = 0
+    last_error: str = ""
+    last_batch_ms: float = 0.0
+    pending: int = 0
+
+
+class IngestWorker:
+    """Micro-batching consumer of the uplink (see the module docstring).
+
+    Args:
+        transport: where messages come from (``MqttTransport`` or the in-process bus).
+        pipeline: what processes them.
+        max_batch_messages: most messages per micro-batch (keep it at or below the MQTT
+            client's receive maximum, the unacknowledged messages a broker will send).
+        max_delay_ms: longest a message waits for its micro-batch to fill, milliseconds.
+        group: the shared-subscription group the workers of one deployment share.
+        on_batch: called after each committed micro-batch with its report (status lines).
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        pipeline: IngestPipeline,
+        max_batch_messages: int = 500,
+        max_delay_ms: float = 200.0,
+        *,
+        group: str = DEFAULT_GROUP,
+        on_batch: Callable[[IngestReport], None] | None = None,
+    ) -> None:
+        if max_batch_messages < 1:
+            raise ValueError(f"max_batch_messages must be >= 1, got {max_batch_messages}")
+        if max_delay_ms < 0:
+            raise ValueError(f"max_delay_ms must be >= 0, got {max_delay_ms}")
+        self.transport = transport
+        self.pipeline = pipeline
+        self.max_batch_messages = max_batch_messages
+        self.max_delay_s = max_delay_ms / 1000.0
+        self.group = group
+        self._on_batch = on_batch
+        # Bounded: a full queue blocks the transport's delivery thread, which is the
+        # back-pressure to publishers (in-process) or to the broker's receive window (MQTT).
+        self._inbox: queue.Queue[Message] = queue.Queue(maxsize=4 * max_batch_messages)
+        self._subscriptions: list[Subscription] = []
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._stats = WorkerStats()
+        self._idle = threading.Condition(self._lock)
+        self._unacked = 0  # received and not yet acknowledged
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> IngestWorker:
+        """Subscribe and start the processing thread; returns self.
+
+        Raises:
+            TransportError: the subscriptions could not be made.
+        """
+        if self._thread is not None:
+            return self
+        self._thread = threading.Thread(target=self._run, name="drivetrain-ingest", daemon=True)
+        self._thread.start()
+        for channel in UPLINK_CHANNELS:
+            topic_filter = shared_filter(self.group, vehicle_filter(channel))
+            self._subscriptions.append(
+                self.transport.subscribe(topic_filter, self._receive, qos=1, manual_ack=True)
+            )
+        return self
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Finish the micro-batch in hand and whatever is already queued, acknowledge it, and
+        stop the thread (the subscriptions stay with the transport's session). Idempotent."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                _log.error("ingest worker did not finish its micro-batch within %.0f s", timeout_s)
+
+    def __enter__(self) -> IngestWorker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        """True while the processing thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def stats(self) -> WorkerStats:
+        """A snapshot of the counters."""
+        with self._lock:
+            return replace(self._stats, pending=self._unacked)
+
+    def wait_idle(self, timeout_s: float = 30.0) -> bool:
+        """Wait until every received message is acknowledged; False on timeout (tests, demo)."""
+        deadline = time.monotonic() + timeout_s
+        with self._idle:
+            while self._unacked:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(min(remaining, 0.05))
+        return True
+
+    # --- receiving and processing ---------------------------------------------------------------
+    def _receive(self, message: Message) -> None:
+        if self._stopping.is_set():
+            return  # not acknowledged: the broker redelivers it to the next session
+        with self._lock:
+            self._stats = replace(self._stats, received=self._stats.received + 1)
+            self._unacked += 1
+        while not self._stopping.is_set():
+            try:
+                self._inbox.put(message, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        self._done(1)  # stopping: left unacknowledged for the next session
+
+    def _done(self, messages: int) -> None:
+        with self._lock:
+            self._unacked -= messages
+            self._idle.notify_all()
+
+    def _collect(self) -> list[Message]:
+        try:
+            first = self._inbox.get(timeout=0.05)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.max_delay_s
+        while len(batch) < self.max_batch_messages:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(self._inbox.get(timeout=remaining) if remaining > 0
+                             else self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _run(self) -> None:
+        while True:
+            if self._stopping.is_set() and self._inbox.empty():
+                return
+            batch = self._collect()
+            if not batch:
+                continue
+            report = self._process_until_done(batch)
+            if report is None:
+                self._done(len(batch))
+                return  # stopped while the pipeline kept failing: nothing acknowledged
+            for message in batch:
+                message.ack()
+            self._count(report, len(batch))
+            self._done(len(batch))
+
+    def _process_until_done(self, batch: list[Message]) -> IngestReport | None:
+        raw = [RawMessage(m.topic, m.payload) for m in batch]
+        delay = _RETRY_MIN_S
+        while True:
+            started = time.perf_counter()
+            try:
+                report = self.pipeline.process(raw)
+            except Exception as e:  # noqa: BLE001 - any failure: keep the batch, retry, report
+                _log.error("ingest micro-batch of %d messages failed (will retry in %.1f s): %s",
+                           len(raw), delay, e, exc_info=e)
+                with self._lock:
+                    self._stats = replace(self._stats, failures=self._stats.failures + 1,
+                                          last_error=f"{type(e).__name__}: {e}")
+                if self._stopping.wait(delay):
+                    return None
+                delay = min(_RETRY_MAX_S, delay * 2)
+                continue
+            with self._lock:
+                self._stats = replace(self._stats,
+                                      last_batch_ms=(time.perf_counter() - started) * 1000)
+            return report
+
+    def _count(self, report: IngestReport, messages: int) -> None:
+        with self._lock:
+            s = self._stats
+            self._stats = replace(
+                s,
+                acknowledged=s.acknowledged + messages,
+                micro_batches=s.micro_batches + 1,
+                samples_accepted=s.samples_accepted + report.samples_accepted,
+                samples_refused=s.samples_refused + report.samples_refused,
+                samples_not_consented=s.samples_not_consented + report.samples_not_consented,
+                messages_refused=s.messages_refused + report.count("refused"),
+                duplicates=s.duplicates + report.count("duplicate"),
+            )
+        if self._on_batch is not None:
+            try:
+                self._on_batch(report)
+            except Exception:  # noqa: BLE001 - a status callback must not stop ingestion
+                _log.exception("on_batch callback raised")
