@@ -306,6 +306,8 @@ def _confine(
             "NULL::DATE AS date WHERE false"
         )
     con.execute(f"SET memory_limit = {_literal(memory_limit)}")
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
     con.execute("SET enable_external_access = false")
     con.execute("SET python_enable_replacements = false")
     con.execute("SET lock_configuration = true")
