@@ -79,6 +79,9 @@ class FleetPhysics:
         self.state = PhysicsState.initial(
             n, ambient, np.asarray(soc, dtype=np.float64), fade_calendar, fade_cycle, odometer_m
         )
+        self.state.battery_ocv_v = bat.ocv_cell(self.state.soc) * self.params.cells_series
+        self.state.battery_voltage_v = self.state.battery_ocv_v.copy()
+        self.start_odometer_m = self.state.odometer_m.copy()
         self.ledger = EnergyLedger.zeros(n)
         self.time_s = 0.0
         self._healthy = Condition.healthy(n)
