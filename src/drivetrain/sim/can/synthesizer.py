@@ -188,8 +188,10 @@ class FrameSynthesizer:
     # --- public surface -----------------------------------------------------------------------
     @property
     def mapped_paths(self) -> tuple[str, ...]:
-        """The VSS paths whose values reach a DBC signal (the map's paths)."""
-        return tuple(dict.fromkeys(s.vss_path for s in self._sources if s is not None))
+        """The VSS paths the bus carries (the map's paths). Where one CAN signal feeds several
+        paths (one brake-fluid reservoir for four wheels), the value of its first map entry's
+        path is the one encoded."""
+        return self.signal_map.paths
 
     def field_sources(self) -> dict[tuple[str, str], tuple[str, float, float]]:
         """``(message, signal) → (vss_path, factor, offset)`` for every DBC signal a VSS value
@@ -405,7 +407,7 @@ def _as_values(value: ArrayLike, name: str, n: int) -> npt.NDArray[np.float64]:
     bad = ~np.isfinite(array)
     if bad.any():
         i = int(np.argmax(bad))
-        raise ValueError(f"values of {name!r} must be finite; vehicle {i} has {array[i]!r}")
+        raise ValueError(f"values of {name!r} must be finite; vehicle {i} has {float(array[i])!r}")
     return array
 
 
