@@ -1,0 +1,176 @@
+"""Reported state: bulk newer-wins upserts, all-or-nothing validation, convergence, acks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from twins_support import CABIN_TEMP, CHARGE_LIMIT, SOH, Fleet
+
+from drivetrain.cloud.infra import Database
+from drivetrain.cloud.twins import (
+    apply_reported,
+    get_twin,
+    record_acks,
+    record_ecu_inventory,
+    set_desired,
+)
+from drivetrain.core.errors import BadInputError, NotFoundError
+from drivetrain.core.wire import Ack
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def _report(database: Database, reports: dict[str, dict[str, tuple[object, datetime]]]) -> int:
+    with database.session() as session:
+        return apply_reported(session, reports)
+
+
+def test_first_report_creates_the_twin_with_the_registry_metadata(
+    database: Database, fleet: Fleet
+) -> None:
+    vin = fleet.acme_vins[3]
+    assert _report(database, {vin: {"Vehicle.Speed": (42.5, T0)}}) == 1
+    with database.session() as session:
+        twin = get_twin(session, vin, tenant="acme")
+    assert (twin.tenant, twin.model, twin.region, twin.version) == ("acme", "compact-bev", "US", 0)
+    assert twin.reported["Vehicle.Speed"].value == 42.5
+    assert twin.reported["Vehicle.Speed"].ts == T0
+
+
+def test_newer_measurement_wins_and_a_late_older_one_changes_nothing(
+    database: Database, fleet: Fleet
+) -> None:
+    vin = fleet.acme_vins[0]
+    assert _report(database, {vin: {SOH: (91.0, T0), "Vehicle.Speed": (10.0, T0)}}) == 2
+    late = {vin: {SOH: (99.0, T0 - timedelta(seconds=5)), "Vehicle.Speed": (20.0, T0 + timedelta(seconds=1))}}
+    assert _report(database, late) == 1
+    assert _report(database, {vin: {SOH: (98.0, T0)}}) == 0  # same timestamp: not newer
+    with database.session() as session:
+        reported = get_twin(session, vin, tenant="acme").reported
+    assert reported[SOH].value == 91.0 and reported["Vehicle.Speed"].value == 20.0
+
+
+def test_values_keep_their_vss_types(database: Database, fleet: Fleet) -> None:
+    vin = fleet.acme_vins[0]
+    report = {
+        "Vehicle.Cabin.Light.IsDomeOn": (1.0, T0),  # booleans travel as 0/1 in telemetry
+        CHARGE_LIMIT: (80.0, T0),  # uint8 scaled from CAN
+        "Vehicle.Powertrain.Transmission.PerformanceMode": ("SPORT", T0),
+    }
+    _report(database, {vin: report})
+    with database.session() as session:
+        reported = get_twin(session, vin, tenant="acme").reported
+    assert reported["Vehicle.Cabin.Light.IsDomeOn"].value is True
+    assert reported[CHARGE_LIMIT].value == 80 and isinstance(reported[CHARGE_LIMIT].value, int)
+    assert reported["Vehicle.Powertrain.Transmission.PerformanceMode"].value == "SPORT"
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"Vehicle.Speed": (float("nan"), T0)}, "not finite"),
+        ({"Vehicle.Speed": (None, T0)}, "not a scalar"),
+        ({"Vehicle.Speed": (1.0, datetime(2026, 1, 1))}, "timezone-aware"),
+        ({"Vehicle..Speed": (1.0, T0)}, "not a VSS path"),
+        ({"Vehicle.Speed": 1.0}, "pair"),
+    ],
+)
+def test_one_bad_value_refuses_the_whole_batch_and_names_it(
+    database: Database, fleet: Fleet, bad: dict[str, object], message: str
+) -> None:
+    good, other = fleet.acme_vins[:2]
+    with pytest.raises(BadInputError, match=message):
+        _report(database, {good: {SOH: (90.0, T0)}, other: bad})  # type: ignore[dict-item]
+    with database.session() as session:
+        assert get_twin(session, good, tenant="acme").reported == {}
+
+
+def test_unregistered_vehicles_are_refused_and_nothing_is_written(
+    database: Database, fleet: Fleet
+) -> None:
+    with pytest.raises(NotFoundError, match="DTVAAAAAA1AAAAAAA|not registered"):
+        _report(database, {fleet.acme_vins[0]: {SOH: (90.0, T0)}, "DTVAAAAAA1AAAAAAA": {SOH: (1.0, T0)}})
+    with pytest.raises(BadInputError, match="not a VIN"):
+        _report(database, {"nope": {SOH: (1.0, T0)}})
+    with database.session() as session:
+        assert get_twin(session, fleet.acme_vins[0], tenant="acme").reported == {}
+
+
+def test_a_matching_report_converges_the_pending_item(database: Database, fleet: Fleet) -> None:
+    vin = fleet.acme_vins[0]
+    with database.session() as session:
+        set_desired(session, vin, {CHARGE_LIMIT: 80, CABIN_TEMP: 21.5}, tenant="acme",
+                    if_match=0, actor="op")
+    _report(database, {vin: {CHARGE_LIMIT: (79.0, datetime.now(UTC))}})
+    _report(database, {vin: {CABIN_TEMP: (21.4999999, datetime.now(UTC))}})
+    with database.session() as session:
+        items = {i.path: i for i in get_twin(session, vin, tenant="acme").items}
+    assert items[CHARGE_LIMIT].status == "pending"
+    assert items[CABIN_TEMP].status == "converged"
+    assert items[CABIN_TEMP].time_to_converge_s is not None
+
+
+def test_rejecting_ack_fails_the_items_it_carried_with_the_vehicles_reason(
+    database: Database, fleet: Fleet
+) -> None:
+    vin = fleet.acme_vins[0]
+    with database.session() as session:
+        set_desired(session, vin, {CHARGE_LIMIT: 80}, tenant="acme", if_match=0, actor="op")
+    with database.session() as session:
+        record_acks(session, vin, [Ack("a" * 32, "desired_state", "rejected", "limit locked", 1)])
+    with database.session() as session:
+        twin = get_twin(session, vin, tenant="acme")
+    assert twin.items[0].status == "failed"
+    assert twin.items[0].reason == "rejected by the vehicle: limit locked"
+
+
+@pytest.mark.parametrize(
+    ("ack", "message"),
+    [
+        (Ack("a" * 32, "desired_state", "applied", "", 9), "version 9 is not a desired version"),
+        (Ack("a" * 32, "desired_state", "applied", "", None), "version None"),
+        (Ack("a" * 32, "campaign", "applied", "", 1), "ref_kind is 'campaign'"),
+    ],
+)
+def test_acks_for_versions_the_twin_never_had_are_refused(
+    database: Database, fleet: Fleet, ack: Ack, message: str
+) -> None:
+    vin = fleet.acme_vins[0]
+    with database.session() as session:
+        set_desired(session, vin, {CHARGE_LIMIT: 80}, tenant="acme", if_match=0, actor="op")
+    with database.session() as session, pytest.raises(BadInputError, match=message):
+        record_acks(session, vin, [ack])
+    with database.session() as session:
+        twin = get_twin(session, vin, tenant="acme")
+    assert twin.acked_version is None and twin.items[0].status == "pending"
+
+
+def test_applied_ack_records_the_highest_applied_version(database: Database, fleet: Fleet) -> None:
+    vin = fleet.acme_vins[0]
+    with database.session() as session:
+        set_desired(session, vin, {CHARGE_LIMIT: 80}, tenant="acme", if_match=0, actor="op")
+        set_desired(session, vin, {CHARGE_LIMIT: 70}, tenant="acme", if_match=1, actor="op")
+    with database.session() as session:
+        record_acks(session, vin, [
+            Ack("b" * 32, "desired_state", "applied", "", 2),
+            Ack("a" * 32, "desired_state", "applied", "", 1),
+        ])
+    with database.session() as session:
+        assert get_twin(session, vin, tenant="acme").acked_version == 2
+
+
+def test_reported_software_versions_update_the_ecu_inventory(
+    database: Database, fleet: Fleet
+) -> None:
+    vin = fleet.acme_vins[0]
+    with database.session() as session:
+        record_ecu_inventory(session, vin, {"BMS": ("HW-7", "2.3.1"), "VCU": (None, "1.0")})
+    with database.session() as session:
+        record_ecu_inventory(session, vin, {"BMS": (None, "2.4.0")})
+    with database.session() as session:
+        ecus = {e.name: e for e in get_twin(session, vin, tenant="acme").ecus}
+    assert (ecus["BMS"].hardware_id, ecus["BMS"].software_version) == ("HW-7", "2.4.0")
+    assert ecus["VCU"].source == "reported"
+    with database.session() as session, pytest.raises(BadInputError, match="not a version"):
+        record_ecu_inventory(session, vin, {"BMS": (None, "soon")})
