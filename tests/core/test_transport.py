@@ -414,3 +414,40 @@ def test_publish_rejects_bad_arguments(transport: InProcessTransport) -> None:
         transport.publish("t", b"x", qos=2)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="bytes"):
         transport.publish("t", "text")  # type: ignore[arg-type]
+
+
+def test_exact_and_wildcard_subscribers_are_called_in_subscription_order(
+    transport: InProcessTransport,
+) -> None:
+    calls: list[str] = []
+    topic = vehicle_topic(VIN, TELEMETRY)
+    transport.subscribe(vehicle_filter(TELEMETRY), lambda m: calls.append("wildcard-1"))
+    transport.subscribe(topic, lambda m: calls.append("exact-1"))
+    transport.subscribe("dt/#", lambda m: calls.append("wildcard-2"))
+    transport.subscribe(topic, lambda m: calls.append("exact-2"))
+    transport.publish(topic, b"x")
+    transport.drain(timeout_s=5)
+    assert calls == ["wildcard-1", "exact-1", "wildcard-2", "exact-2"]
+
+
+def test_thousands_of_vehicle_subscriptions_each_receive_only_their_own_topic(
+    transport: InProcessTransport,
+) -> None:
+    vins = [f"1DTBEV2A0PX{i:06d}" for i in range(3000)]
+    received: Counter[str] = Counter()
+    subscriptions = [
+        transport.subscribe(vehicle_topic(v, "state", "desired"), lambda m: received.update([m.topic]))
+        for v in vins
+    ]
+    for v in vins[::7]:
+        transport.publish(vehicle_topic(v, "state", "desired"), b"delta")
+    transport.drain(timeout_s=10)
+    assert received == Counter(vehicle_topic(v, "state", "desired") for v in vins[::7])
+    for subscription in subscriptions[::7]:
+        subscription.unsubscribe()
+    transport.publish(vehicle_topic(vins[0], "state", "desired"), b"again")
+    transport.publish(vehicle_topic(vins[1], "state", "desired"), b"again")
+    transport.drain(timeout_s=10)
+    assert received[vehicle_topic(vins[0], "state", "desired")] == 1
+    assert received[vehicle_topic(vins[1], "state", "desired")] == 1
+    assert transport.stats().no_subscriber == 1

@@ -131,6 +131,13 @@ class InProcessTransport(Transport):
         self._closed = False
 
         self._subscriptions: list[Subscription] = []
+        # Routing index: filters without wildcards by topic, the others scanned; each
+        # subscription's sequence number keeps handlers called in subscription order. A fleet
+        # host with thousands of vehicles subscribes thousands of exact topics.
+        self._exact: dict[str, list[Subscription]] = {}
+        self._wildcard: list[Subscription] = []
+        self._sequence: dict[Subscription, int] = {}
+        self._next_sequence = 0
         self._groups: dict[tuple[str, str], _SharedGroup] = {}
         self._retained: dict[str, Message] = {}
 
@@ -175,9 +182,10 @@ class InProcessTransport(Transport):
             self._published += 1
 
     def _route(self, topic: str) -> list[Subscription | _SharedGroup]:
-        targets: list[Subscription | _SharedGroup] = [
-            s for s in self._subscriptions if topic_matches(s.plain_filter, topic)
-        ]
+        exact = self._exact.get(topic, ())
+        wild = [s for s in self._wildcard if topic_matches(s.plain_filter, topic)]
+        plain = sorted([*exact, *wild], key=self._sequence.__getitem__) if exact and wild else [*exact, *wild]
+        targets: list[Subscription | _SharedGroup] = list(plain)
         targets.extend(g for g in self._groups.values() if topic_matches(g.plain_filter, topic))
         return targets
 
@@ -241,6 +249,12 @@ class InProcessTransport(Transport):
             self._raise_if_closed(f"subscribe to {topic_filter!r}")
             if group_name is None:
                 self._subscriptions.append(subscription)
+                self._sequence[subscription] = self._next_sequence
+                self._next_sequence += 1
+                if "+" in plain or "#" in plain:
+                    self._wildcard.append(subscription)
+                else:
+                    self._exact.setdefault(plain, []).append(subscription)
                 for topic, retained in sorted(self._retained.items()):
                     if topic_matches(plain, topic):
                         self._put(_Queued(retained, [subscription]))
@@ -255,8 +269,15 @@ class InProcessTransport(Transport):
     def _remove(self, subscription: Subscription) -> None:
         with self._lock:
             if subscription.share_group is None:
-                if subscription in self._subscriptions:
+                if self._sequence.pop(subscription, None) is not None:
                     self._subscriptions.remove(subscription)
+                    exact = self._exact.get(subscription.plain_filter)
+                    if exact is not None and subscription in exact:
+                        exact.remove(subscription)
+                        if not exact:
+                            del self._exact[subscription.plain_filter]
+                    else:
+                        self._wildcard.remove(subscription)
                 return
             key = (subscription.share_group, subscription.plain_filter)
             group = self._groups.get(key)
