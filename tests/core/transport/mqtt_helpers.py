@@ -66,7 +66,9 @@ class Clients:
         options.setdefault("reconnect_min_delay_s", 0.1)
         options.setdefault("reconnect_max_delay_s", 0.5)
         transport = MqttTransport(
-            self.url, client_id=client_id or unique_name("client"), **options  # type: ignore[arg-type]
+            self.url,
+            client_id=client_id or unique_name("client"),
+            **options,  # type: ignore[arg-type]
         )
         self.made.append(transport)
         return transport

@@ -196,9 +196,12 @@ def test_credentials_in_the_url_are_used_and_never_shown(tmp_path: Path) -> None
 
 
 def test_a_vehicle_cannot_publish_as_another_vehicle(tmp_path: Path) -> None:
-    with _authenticated_broker(tmp_path) as broker, MqttTransport(
-        broker.url, client_id=unique_name("c"), username="vehicle1", password="s3cret"
-    ) as vehicle:
+    with (
+        _authenticated_broker(tmp_path) as broker,
+        MqttTransport(
+            broker.url, client_id=unique_name("c"), username="vehicle1", password="s3cret"
+        ) as vehicle,
+    ):
         with pytest.raises(TransportError, match=r"refused the message .*Not authorized \(0x87\)"):
             vehicle.publish("dt/v1/vehicle2/telemetry", b"spoofed")
         assert vehicle.connected  # refused, not disconnected: its own topics still work

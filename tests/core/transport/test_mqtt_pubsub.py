@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 from mqtt_helpers import Clients, Inbox, settle, wait_until
 
 from drivetrain.core.errors import InvalidTopicError, TransportClosedError
-from drivetrain.core.transport import HandlerFailure, Message, Transport
+from drivetrain.core.transport import HandlerFailure, Message, PublishTicket, Transport
 
 
 @pytest.mark.parametrize("qos", [0, 1])
@@ -46,14 +47,18 @@ def test_many_qos1_messages_in_flight_are_each_acknowledged_and_arrive_in_order(
     acknowledged: list[int] = []
     lock = threading.Lock()
 
-    def mark(index: int) -> None:
-        with lock:
-            acknowledged.append(index)
+    def marker(index: int) -> Callable[[PublishTicket], None]:
+        def mark(ticket: PublishTicket) -> None:
+            assert ticket.acknowledged
+            with lock:
+                acknowledged.append(index)
+
+        return mark
 
     tickets = []
     for i in range(2000):
         ticket = pub.publish_async(f"{prefix}/seq", i.to_bytes(4, "big"))
-        ticket.add_done_callback(lambda t, i=i: mark(i))
+        ticket.add_done_callback(marker(i))
         tickets.append(ticket)
     for ticket in tickets:
         ticket.wait(30)
@@ -116,9 +121,7 @@ def test_shared_subscription_gives_each_message_to_exactly_one_member(
     assert inbox_a.messages and inbox_b.messages, "the group did not split the stream"
 
 
-def test_shared_subscription_members_in_one_client_take_turns(
-    shared: Clients, prefix: str
-) -> None:
+def test_shared_subscription_members_in_one_client_take_turns(shared: Clients, prefix: str) -> None:
     worker, pub = shared.new(), shared.new()
     first, second = Inbox(), Inbox()
     worker.subscribe(f"$share/g/{prefix}/x", first)
@@ -203,9 +206,7 @@ def test_handler_that_raises_gets_the_message_again_and_is_reported(
     assert (stats.delivered, stats.handler_errors, stats.redelivered) == (1, 2, 2)
 
 
-def test_handler_may_publish_and_wait_for_the_acknowledgement(
-    shared: Clients, prefix: str
-) -> None:
+def test_handler_may_publish_and_wait_for_the_acknowledgement(shared: Clients, prefix: str) -> None:
     relay, pub = shared.new(), shared.new()
     out = Inbox()
     shared.new().subscribe(f"{prefix}/out", out)

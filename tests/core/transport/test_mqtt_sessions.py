@@ -34,9 +34,7 @@ def test_qos1_messages_sent_while_a_persistent_subscriber_is_away_arrive_when_it
     assert len(inbox.messages) == 5
 
 
-def test_a_clean_session_gets_nothing_from_while_it_was_away(
-    shared: Clients, prefix: str
-) -> None:
+def test_a_clean_session_gets_nothing_from_while_it_was_away(shared: Clients, prefix: str) -> None:
     client_id = unique_name("vehicle")
     first = shared.new(client_id, session_expiry_s=0)
     first.subscribe(f"{prefix}/commands", Inbox())

@@ -15,7 +15,11 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from paho.mqtt.client import MQTTErrorCode, error_string
+import paho.mqtt.client as paho
+from paho.mqtt.client import error_string
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from drivetrain.core.errors import ConfigurationError
@@ -159,6 +163,110 @@ class TlsFiles:
                     f"readable PEM certificate and its matching private key ({e})"
                 ) from e
         return context
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """How an ``MqttTransport`` talks to its broker (see ``MqttTransport`` for each field).
+
+    Raises:
+        ValueError: a value outside its range (named, with the range).
+    """
+
+    client_id: str
+    session_expiry_s: int = 0
+    keepalive_s: int = 30
+    connect_timeout_s: float = 10.0
+    ack_timeout_s: float = 30.0
+    reconnect_min_delay_s: float = 0.5
+    reconnect_max_delay_s: float = 30.0
+    max_inflight: int = 100
+    receive_maximum: int = 1000
+    max_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        cid = self.client_id
+        if not isinstance(cid, str) or not cid or len(cid.encode()) > 65535 or "\x00" in cid:
+            raise ValueError(
+                f"client_id must be a non-empty str of <= 65535 bytes without NUL, got {cid!r}"
+            )
+        _in_range("session_expiry_s", self.session_expiry_s, 0, 0xFFFFFFFF)  # §3.1.2.11.2
+        _in_range("keepalive_s", self.keepalive_s, 0, 65535)
+        _in_range("max_inflight", self.max_inflight, 1, 65535)
+        _in_range("receive_maximum", self.receive_maximum, 1, 65535)  # §3.1.2.11.3
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        for name in ("connect_timeout_s", "ack_timeout_s", "reconnect_min_delay_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.reconnect_max_delay_s < self.reconnect_min_delay_s:
+            raise ValueError(
+                f"reconnect_max_delay_s ({self.reconnect_max_delay_s}) must be >= "
+                f"reconnect_min_delay_s ({self.reconnect_min_delay_s})"
+            )
+
+
+def _in_range(name: str, value: int, low: int, high: int) -> None:
+    if not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be an int from {low} to {high}, got {value!r}")
+
+
+def new_client(
+    address: BrokerAddress,
+    options: ClientOptions,
+    username: str | None,
+    password: str | None,
+    tls: TlsFiles,
+) -> paho.Client:
+    """A paho MQTT 5 client set up from ``options`` (callbacks are the caller's).
+
+    Credentials given here win over those in the URL. Messages are acknowledged manually:
+    the transport sends each PUBACK once the message is handled.
+
+    Raises:
+        ConfigurationError: a password without a username, TLS files for ``mqtt://``, or
+            unreadable TLS files.
+    """
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=options.client_id,
+        protocol=paho.MQTTv5,
+        manual_ack=True,
+    )
+    client.suppress_exceptions = True  # a bug in a callback must not kill the network thread
+    client.connect_timeout = options.connect_timeout_s
+    client.max_inflight_messages_set(options.max_inflight)
+    client.max_queued_messages_set(0)  # unbounded: publish_async callers bound themselves
+    # paho types the delays as int; fractions work and keep tests short
+    client.reconnect_delay_set(
+        options.reconnect_min_delay_s,  # type: ignore[arg-type]
+        options.reconnect_max_delay_s,  # type: ignore[arg-type]
+    )
+    user = username if username is not None else address.username
+    secret = password if password is not None else address.password
+    if user is not None:
+        client.username_pw_set(user, secret)
+    elif secret is not None:
+        raise ConfigurationError(
+            f"broker {address.display}: a password was given without a username"
+        )
+    if address.tls:
+        client.tls_set_context(tls.context())
+    elif tls != TlsFiles():
+        raise ConfigurationError(
+            f"broker {address.display}: TLS files were given for a plain mqtt:// URL; use mqtts://"
+        )
+    return client
+
+
+def connect_properties(options: ClientOptions) -> Properties:
+    """CONNECT properties: Session Expiry Interval (§3.1.2.11.2, persistent when > 0) and
+    Receive Maximum (§3.1.2.11.3)."""
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    if options.session_expiry_s:
+        properties.SessionExpiryInterval = options.session_expiry_s
+    properties.ReceiveMaximum = options.receive_maximum
+    return properties
 
 
 def describe_reason(reason: ReasonCode) -> str:

@@ -70,7 +70,6 @@ def shared_broker_url() -> str:
         ) from e
 
 
-
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -182,8 +181,7 @@ class PrivateBroker:
         tail = self.log_tail()
         self.kill()
         raise TransportError(
-            f"private mosquitto on port {self.port} did not start within {timeout_s} s; "
-            f"log: {tail}"
+            f"private mosquitto on port {self.port} did not start within {timeout_s} s; log: {tail}"
         )
 
     def stop(self, *, timeout_s: float = 10.0) -> None:
