@@ -19,10 +19,17 @@ def main() -> None:
     while True:
         message_id = new_message_id()
         seq = buffer.next_seq(MessageKind.TELEMETRY)
-        buffer.append(OutgoingMessage(
-            message_id, MessageKind.TELEMETRY, seq, "dt/v1/DTVJETH88T571PG8B/telemetry", 1,
-            time.time_ns(), payload,
-        ))
+        buffer.append(
+            OutgoingMessage(
+                message_id,
+                MessageKind.TELEMETRY,
+                seq,
+                "dt/v1/DTVJETH88T571PG8B/telemetry",
+                1,
+                time.time_ns(),
+                payload,
+            )
+        )
         os.write(log, f"{message_id} {seq}\n".encode())
         os.fsync(log)
 

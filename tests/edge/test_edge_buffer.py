@@ -22,8 +22,12 @@ TOPIC = "dt/v1/DTVJETH88T571PG8B/telemetry"
 WRITER = Path(__file__).with_name("_buffer_writer.py")
 
 
-def message(priority: int = 1, size: int = 100, kind: MessageKind = MessageKind.TELEMETRY, seq: int = 0) -> OutgoingMessage:
-    return OutgoingMessage(new_message_id(), kind, seq, TOPIC, priority, time.time_ns(), os.urandom(size))
+def message(
+    priority: int = 1, size: int = 100, kind: MessageKind = MessageKind.TELEMETRY, seq: int = 0
+) -> OutgoingMessage:
+    return OutgoingMessage(
+        new_message_id(), kind, seq, TOPIC, priority, time.time_ns(), os.urandom(size)
+    )
 
 
 @pytest.fixture(params=["sqlite", "memory"])
@@ -36,7 +40,9 @@ def make_buffer(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[int
     return make
 
 
-def test_messages_come_back_in_append_order_until_removed(make_buffer: Callable[[int], Buffer]) -> None:
+def test_messages_come_back_in_append_order_until_removed(
+    make_buffer: Callable[[int], Buffer],
+) -> None:
     buffer = make_buffer(10_000)
     sent = [message() for _ in range(5)]
     positions = [buffer.append(m).position for m in sent]
@@ -45,16 +51,27 @@ def test_messages_come_back_in_append_order_until_removed(make_buffer: Callable[
     assert [m.message_id for m in pending] == [m.message_id for m in sent]
     assert pending[0].payload == sent[0].payload and pending[0].topic == TOPIC
     assert [m.message_id for m in buffer.pending(after_position=pending[1].position, limit=2)] == [
-        sent[2].message_id, sent[3].message_id,
+        sent[2].message_id,
+        sent[3].message_id,
     ]
     assert buffer.remove([pending[0].position, pending[2].position, 999]) == 2
-    assert [m.message_id for m in buffer.pending()] == [sent[1].message_id, sent[3].message_id, sent[4].message_id]
+    assert [m.message_id for m in buffer.pending()] == [
+        sent[1].message_id,
+        sent[3].message_id,
+        sent[4].message_id,
+    ]
     assert buffer.stats().messages == 3 and buffer.stats().bytes == 300
 
 
-def test_eviction_drops_lowest_priority_then_oldest_and_counts_it(make_buffer: Callable[[int], Buffer]) -> None:
+def test_eviction_drops_lowest_priority_then_oldest_and_counts_it(
+    make_buffer: Callable[[int], Buffer],
+) -> None:
     buffer = make_buffer(1000)
-    low_old, high, low_new = message(priority=1, size=400), message(priority=5, size=400), message(priority=1, size=150)
+    low_old, high, low_new = (
+        message(priority=1, size=400),
+        message(priority=5, size=400),
+        message(priority=1, size=150),
+    )
     for m in (low_old, high, low_new):
         assert buffer.append(m).evicted == ()
     result = buffer.append(message(priority=3, size=300))

@@ -98,7 +98,10 @@ def _trigger(**changes: Any) -> dict[str, Any]:
         (_with(signals=["Vehicle.Nothing.*"]), "'Vehicle.Nothing.*' selects no signal"),
         (_with(period_ms=1), "field 'period_ms' is 1; expected an integer from 10"),
         (_with(period_ms=None, triggers=[], signal_period_ms={}), "collects nothing"),
-        (_with(signal_period_ms={"Vehicle.Cabin.HVAC.AmbientAirTemperature": 100}), "'signals' does not collect"),
+        (
+            _with(signal_period_ms={"Vehicle.Cabin.HVAC.AmbientAirTemperature": 100}),
+            "'signals' does not collect",
+        ),
         (_with(min_interval_ms={SPEED: "fast"}), "'Vehicle.Speed' is 'fast'"),
         (_with(triggers={"a": 1}), "field 'triggers' is {'a': 1}; expected a list"),
         (_trigger(expression=f"{SPEED} >> 120"), "unexpected token '>>' at column 15"),

@@ -81,7 +81,9 @@ def test_default_campaign_sends_every_signal_at_one_hertz_when_none_is_installed
 def test_trigger_captures_pre_and_post_windows_and_reports_the_rising_edge() -> None:
     hot = campaign(
         period_ms=None,
-        triggers=[{"name": "hot", "expression": f"{SPEED} > 120 and {TEMP} > 45", "pre_s": 2, "post_s": 3}],
+        triggers=[
+            {"name": "hot", "expression": f"{SPEED} > 120 and {TEMP} > 45", "pre_s": 2, "post_s": 3}
+        ],
     )
     results = run(CollectionEngine([hot]), drive(), tick_s=0.25)
     got = collected(results)
@@ -95,7 +97,8 @@ def test_trigger_captures_pre_and_post_windows_and_reports_the_rising_edge() -> 
 
 def test_minimum_interval_thins_a_signal_within_a_window() -> None:
     hot = campaign(
-        period_ms=None, min_interval_ms={SPEED: 250},
+        period_ms=None,
+        min_interval_ms={SPEED: 250},
         triggers=[{"name": "hot", "expression": f"{SPEED} > 120", "pre_s": 1, "post_s": 1}],
     )
     got = collected(run(CollectionEngine([hot]), drive(), tick_s=0.7))
@@ -107,7 +110,9 @@ def test_minimum_interval_thins_a_signal_within_a_window() -> None:
 def test_trigger_never_fires_while_a_signal_it_names_has_no_value() -> None:
     waiting = campaign(
         period_ms=None,
-        triggers=[{"name": "w", "expression": f"{SPEED} > 120 or {SOC} < 200", "pre_s": 0, "post_s": 0}],
+        triggers=[
+            {"name": "w", "expression": f"{SPEED} > 120 or {SOC} < 200", "pre_s": 0, "post_s": 0}
+        ],
     )
     only_speed = drive().take(np.flatnonzero(drive().path_index == 0))
     results = run(CollectionEngine([waiting]), only_speed)
@@ -133,7 +138,9 @@ def test_older_or_equal_versions_never_replace_a_newer_campaign() -> None:
     engine = CollectionEngine()
     assert engine.install(campaign(version=3)) == "installed"
     for version in (2, 3):
-        with pytest.raises(VersionConflictError, match=f"version {version} is not newer than version 3"):
+        with pytest.raises(
+            VersionConflictError, match=f"version {version} is not newer than version 3"
+        ):
             engine.install(campaign(version=version))
     assert engine.install(campaign(version=4, period_ms=500)) == "replaced"
     assert engine.campaigns[0].period_ms == 500
@@ -154,7 +161,8 @@ def test_expired_campaigns_are_removed_and_the_default_resumes() -> None:
 
 def test_history_is_bounded_by_the_longest_pre_window() -> None:
     hot = campaign(
-        period_ms=None, triggers=[{"name": "h", "expression": f"{SPEED} > 500", "pre_s": 2, "post_s": 0}]
+        period_ms=None,
+        triggers=[{"name": "h", "expression": f"{SPEED} > 500", "pre_s": 2, "post_s": 0}],
     )
     engine = CollectionEngine([hot])
     run(engine, drive(duration_s=30), tick_s=0.5)
@@ -174,13 +182,24 @@ def test_output_does_not_depend_on_how_samples_are_split_into_ticks(
     tick_s: float, pre_s: float, post_s: float, min_interval: int, hot: tuple[float, float]
 ) -> None:
     def make() -> CollectionEngine:
-        return CollectionEngine([
-            campaign(
-                id="a", period_ms=700, min_interval_ms={SPEED: min_interval},
-                triggers=[{"name": "t", "expression": f"{SPEED} > 120", "pre_s": pre_s, "post_s": post_s}],
-            ),
-            campaign(id="b", priority=4, signals=[SOC], period_ms=300),
-        ])
+        return CollectionEngine(
+            [
+                campaign(
+                    id="a",
+                    period_ms=700,
+                    min_interval_ms={SPEED: min_interval},
+                    triggers=[
+                        {
+                            "name": "t",
+                            "expression": f"{SPEED} > 120",
+                            "pre_s": pre_s,
+                            "post_s": post_s,
+                        }
+                    ],
+                ),
+                campaign(id="b", priority=4, signals=[SOC], period_ms=300),
+            ]
+        )
 
     samples = drive(hot=(hot[0], hot[0] + hot[1]))
     whole = collected(run(make(), samples, tick_s=100.0))

@@ -49,7 +49,10 @@ def test_issue_example_parses_and_evaluates() -> None:
         (f"{SPEED} = 120", "unexpected token '=' at column 15 (use '==' to compare)"),
         (f"{SPEED} > 1 && true", "unexpected token '&&' at column 19 (use 'and')"),
         (f"{SPEED} > 120 and", "a value is missing at the end of the expression"),
-        (f"({SPEED} > 120", "missing ')' at the end of the expression (to close the '(' at column 1)"),
+        (
+            f"({SPEED} > 120",
+            "missing ')' at the end of the expression (to close the '(' at column 1)",
+        ),
         (f"{SPEED} > 120)", "unexpected token ')' at column 20"),
         (f"{SPEED} > 120 120", "unexpected token '120' at column 21"),
         ("1 < 2 < 3", "unexpected token '<' at column 7: comparisons do not chain"),
@@ -74,7 +77,9 @@ def test_syntax_errors_name_the_token_and_its_column(text: str, message: str) ->
 
 
 def test_unknown_signal_is_refused_with_a_suggestion() -> None:
-    with pytest.raises(UnknownSignalError, match=r"'Vehicle\.Sped'; did you mean 'Vehicle\.Speed'.*column 1"):
+    with pytest.raises(
+        UnknownSignalError, match=r"'Vehicle\.Sped'; did you mean 'Vehicle\.Speed'.*column 1"
+    ):
         parse_expression("Vehicle.Sped > 120", CATALOG)
 
 
@@ -139,12 +144,24 @@ def _reference(node: Node, values: dict[str, float]) -> object:
     a, b = _reference(node.left, values), _reference(node.right, values)
     if node.op == "/":
         if b == 0:
-            return math.nan if a == 0 or math.isnan(a) else math.copysign(math.inf, a) * math.copysign(1, b)
+            return (
+                math.nan
+                if a == 0 or math.isnan(a)
+                else math.copysign(math.inf, a) * math.copysign(1, b)
+            )
         return a / b
     ops = {
-        "+": operator.add, "-": operator.sub, "*": operator.mul, "<": operator.lt,
-        "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq,
-        "!=": operator.ne, "and": lambda x, y: bool(x) and bool(y), "or": lambda x, y: bool(x) or bool(y),
+        "+": operator.add,
+        "-": operator.sub,
+        "*": operator.mul,
+        "<": operator.lt,
+        "<=": operator.le,
+        ">": operator.gt,
+        ">=": operator.ge,
+        "==": operator.eq,
+        "!=": operator.ne,
+        "and": lambda x, y: bool(x) and bool(y),
+        "or": lambda x, y: bool(x) or bool(y),
     }
     return ops[node.op](a, b)
 
@@ -195,7 +212,12 @@ def test_vectorised_evaluation_agrees_with_the_scalar_reference(
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("Vehicle.Speed ><=!&|()+-*/'\"0123456789.eandortu_$")), max_size=60))
+@given(
+    st.text(
+        alphabet=st.sampled_from(list("Vehicle.Speed ><=!&|()+-*/'\"0123456789.eandortu_$")),
+        max_size=60,
+    )
+)
 @example("Vehicle.Speed >>> 1")
 @example("((((")
 @example("1e999 > 1")

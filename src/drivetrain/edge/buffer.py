@@ -112,7 +112,9 @@ class Buffer(Protocol):
         """The sequence number the next appended message of ``kind`` must carry."""
         ...
 
-    def append(self, message: OutgoingMessage, *, state: Mapping[str, str] | None = None) -> AppendResult:
+    def append(
+        self, message: OutgoingMessage, *, state: Mapping[str, str] | None = None
+    ) -> AppendResult:
         """Store ``message`` (and ``state`` entries, atomically); durable on return."""
         ...
 
@@ -152,7 +154,13 @@ class SqliteBuffer:
         StorageError: the file cannot be opened or is not a buffer of this version.
     """
 
-    def __init__(self, path: str | Path, *, max_bytes: int = 256 * 1024 * 1024, synchronous: Synchronous = "FULL") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_bytes: int = 256 * 1024 * 1024,
+        synchronous: Synchronous = "FULL",
+    ) -> None:
         if max_bytes < 1:
             raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
         if synchronous not in ("FULL", "NORMAL"):
@@ -183,7 +191,8 @@ class SqliteBuffer:
             return
         if version != 0:
             raise StorageError(
-                f"{self.path} is a buffer of schema version {version}; this agent reads {SCHEMA_VERSION}"
+                f"{self.path} is a buffer of schema version {version}; "
+                f"this agent reads {SCHEMA_VERSION}"
             )
         self._db.executescript(
             """
@@ -214,7 +223,9 @@ class SqliteBuffer:
         with self._lock:
             return self._seq.get(int(kind), 0)
 
-    def append(self, message: OutgoingMessage, *, state: Mapping[str, str] | None = None) -> AppendResult:
+    def append(
+        self, message: OutgoingMessage, *, state: Mapping[str, str] | None = None
+    ) -> AppendResult:
         """Store ``message``; on return it is on disk (see the module docstring).
 
         Raises:
@@ -228,20 +239,31 @@ class SqliteBuffer:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     cursor = self._db.execute(
-                        "INSERT INTO messages(message_id, kind, seq, topic, priority, created_ns, size, payload)"
+                        "INSERT INTO messages(message_id, kind, seq, topic, priority, created_ns,"
+                        " size, payload)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (message.message_id, int(message.kind), message.seq, message.topic,
-                         message.priority, message.created_ns, size, message.payload),
+                        (
+                            message.message_id,
+                            int(message.kind),
+                            message.seq,
+                            message.topic,
+                            message.priority,
+                            message.created_ns,
+                            size,
+                            message.payload,
+                        ),
                     )
                     position = int(cursor.lastrowid or 0)
                     seq_key = int(message.kind)
                     next_seq = max(self._seq.get(seq_key, 0), message.seq + 1)
                     self._db.execute(
-                        "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (f"seq:{seq_key}", str(next_seq))
+                        "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                        (f"seq:{seq_key}", str(next_seq)),
                     )
                     if state:
                         self._db.executemany(
-                            "INSERT OR REPLACE INTO state(key, value) VALUES (?, ?)", list(state.items())
+                            "INSERT OR REPLACE INTO state(key, value) VALUES (?, ?)",
+                            list(state.items()),
                         )
                     evicted, freed = self._evict(self._bytes + size - self.max_bytes)
                     self._db.execute("COMMIT")
@@ -249,7 +271,9 @@ class SqliteBuffer:
                     self._db.execute("ROLLBACK")
                     raise
             except sqlite3.Error as e:
-                raise StorageError(f"buffer {self.path}: cannot store message {message.message_id}: {e}") from e
+                raise StorageError(
+                    f"buffer {self.path}: cannot store message {message.message_id}: {e}"
+                ) from e
             self._seq[seq_key] = next_seq
             self._bytes += size - freed
             self._count += 1 - len(evicted)
@@ -262,7 +286,8 @@ class SqliteBuffer:
         victims: list[tuple[int, Eviction]] = []
         freed = 0
         rows = self._db.execute(
-            "SELECT position, message_id, kind, priority, size FROM messages ORDER BY priority, position"
+            "SELECT position, message_id, kind, priority, size FROM messages"
+            " ORDER BY priority, position"
         )
         for position, message_id, kind, priority, size in rows:
             victims.append((position, Eviction(message_id, MessageKind(kind), priority, size)))
@@ -295,7 +320,9 @@ class SqliteBuffer:
                     sizes = [
                         row[0]
                         for (p,) in keys
-                        for row in self._db.execute("SELECT size FROM messages WHERE position = ?", (p,))
+                        for row in self._db.execute(
+                            "SELECT size FROM messages WHERE position = ?", (p,)
+                        )
                     ]
                     self._db.executemany("DELETE FROM messages WHERE position = ?", keys)
                     self._db.execute("COMMIT")
@@ -340,7 +367,8 @@ class SqliteBuffer:
             except sqlite3.Error as e:
                 raise StorageError(f"buffer {self.path}: cannot read messages: {e}") from e
         return [
-            BufferedMessage(p, m, MessageKind(k), s, t, pr, c, bytes(b)) for p, m, k, s, t, pr, c, b in rows
+            BufferedMessage(p, m, MessageKind(k), s, t, pr, c, bytes(b))
+            for p, m, k, s, t, pr, c, b in rows
         ]
 
     def get_state(self, key: str) -> str | None:
@@ -356,7 +384,9 @@ class SqliteBuffer:
                 ).fetchall()
             )
             return BufferStats(
-                messages=self._count, bytes=self._bytes, max_bytes=self.max_bytes,
+                messages=self._count,
+                bytes=self._bytes,
+                max_bytes=self.max_bytes,
                 evicted_messages=int(meta.get("evicted_messages", 0)),
                 evicted_bytes=int(meta.get("evicted_bytes", 0)),
             )
@@ -391,7 +421,9 @@ class MemoryBuffer:
         with self._lock:
             return self._seq.get(int(kind), 0)
 
-    def append(self, message: OutgoingMessage, *, state: Mapping[str, str] | None = None) -> AppendResult:
+    def append(
+        self, message: OutgoingMessage, *, state: Mapping[str, str] | None = None
+    ) -> AppendResult:
         """See ``SqliteBuffer.append``.
 
         Raises:
@@ -404,8 +436,14 @@ class MemoryBuffer:
             position = self._next_position
             self._next_position += 1
             self._messages[position] = BufferedMessage(
-                position, message.message_id, message.kind, message.seq, message.topic,
-                message.priority, message.created_ns, message.payload,
+                position,
+                message.message_id,
+                message.kind,
+                message.seq,
+                message.topic,
+                message.priority,
+                message.created_ns,
+                message.payload,
             )
             self._ids.add(message.message_id)
             self._bytes += len(message.payload)
@@ -429,7 +467,9 @@ class MemoryBuffer:
     def pending(self, after_position: int = 0, limit: int = 100) -> list[BufferedMessage]:
         with self._lock:  # dicts keep insertion order, which is position order
             return list(
-                itertools.islice((m for p, m in self._messages.items() if p > after_position), limit)
+                itertools.islice(
+                    (m for p, m in self._messages.items() if p > after_position), limit
+                )
             )
 
     def remove(self, positions: Iterable[int]) -> int:
@@ -454,8 +494,11 @@ class MemoryBuffer:
     def stats(self) -> BufferStats:
         with self._lock:
             return BufferStats(
-                len(self._messages), self._bytes, self.max_bytes,
-                self._evicted_messages, self._evicted_bytes,
+                len(self._messages),
+                self._bytes,
+                self.max_bytes,
+                self._evicted_messages,
+                self._evicted_bytes,
             )
 
     def close(self) -> None:

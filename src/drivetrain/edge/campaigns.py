@@ -40,8 +40,19 @@ MAX_TRIGGERS: Final = 16
 MAX_SELECTORS: Final = 1024
 CampaignStatus = Literal["active", "cancelled"]
 _KNOWN: Final = frozenset(
-    {"format", "id", "version", "priority", "status", "expires_ns", "signals", "period_ms",
-     "signal_period_ms", "min_interval_ms", "triggers"}
+    {
+        "format",
+        "id",
+        "version",
+        "priority",
+        "status",
+        "expires_ns",
+        "signals",
+        "period_ms",
+        "signal_period_ms",
+        "min_interval_ms",
+        "triggers",
+    }
 )
 _TRIGGER_KEYS: Final = frozenset({"name", "expression", "pre_s", "post_s", "signals"})
 
@@ -84,8 +95,10 @@ class Trigger:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "name": self.name, "expression": self.expression.text,
-            "pre_s": self.pre_s, "post_s": self.post_s,
+            "name": self.name,
+            "expression": self.expression.text,
+            "pre_s": self.pre_s,
+            "post_s": self.post_s,
         }
         if self.signals is not None:
             out["signals"] = list(self.signals)
@@ -154,9 +167,14 @@ class Campaign:
         out: dict[str, Any] = dict(self.extra)
         out.update(
             {
-                "format": CAMPAIGN_FORMAT, "id": self.id, "version": self.version,
-                "priority": self.priority, "status": self.status, "expires_ns": self.expires_ns,
-                "signals": list(self.signals), "period_ms": self.period_ms,
+                "format": CAMPAIGN_FORMAT,
+                "id": self.id,
+                "version": self.version,
+                "priority": self.priority,
+                "status": self.status,
+                "expires_ns": self.expires_ns,
+                "signals": list(self.signals),
+                "period_ms": self.period_ms,
                 "signal_period_ms": dict(self.signal_period_ms),
                 "min_interval_ms": dict(self.min_interval_ms),
                 "triggers": [t.to_dict() for t in self.triggers],
@@ -174,10 +192,14 @@ class Campaign:
                 or names an unknown signal. The message names the field.
         """
         if not isinstance(data, Mapping):
-            raise CampaignFormatError(f"campaign: expected a JSON object, got {type(data).__name__}")
+            raise CampaignFormatError(
+                f"campaign: expected a JSON object, got {type(data).__name__}"
+            )
         fmt = data.get("format", CAMPAIGN_FORMAT)
         if fmt != CAMPAIGN_FORMAT:
-            raise CampaignFormatError(f"campaign: field 'format' is {fmt!r}; this vehicle reads {CAMPAIGN_FORMAT}")
+            raise CampaignFormatError(
+                f"campaign: field 'format' is {fmt!r}; this vehicle reads {CAMPAIGN_FORMAT}"
+            )
         campaign_id = data.get("id")
         if not isinstance(campaign_id, str) or not _ID.fullmatch(campaign_id):
             raise CampaignFormatError(
@@ -189,9 +211,13 @@ class Campaign:
         priority = _integer(data, "priority", where, low=MIN_PRIORITY, high=MAX_PRIORITY)
         status = data.get("status", "active")
         if status not in ("active", "cancelled"):
-            raise CampaignFormatError(f"{where}: field 'status' is {status!r}; expected 'active' or 'cancelled'")
+            raise CampaignFormatError(
+                f"{where}: field 'status' is {status!r}; expected 'active' or 'cancelled'"
+            )
         expires_ns = _integer(data, "expires_ns", where, low=0)
-        signals = _selectors(data.get("signals"), f"{where}: field 'signals'", catalog, required=True)
+        signals = _selectors(
+            data.get("signals"), f"{where}: field 'signals'", catalog, required=True
+        )
         period_ms = (
             DEFAULT_PERIOD_MS
             if "period_ms" not in data
@@ -206,10 +232,14 @@ class Campaign:
                     f"{where}: field 'signal_period_ms' names {selector!r}, which 'signals' does "
                     "not collect"
                 )
-        min_interval = _selector_map(data, "min_interval_ms", where, catalog, low=0, high=MAX_PERIOD_MS)
+        min_interval = _selector_map(
+            data, "min_interval_ms", where, catalog, low=0, high=MAX_PERIOD_MS
+        )
         raw_triggers = data.get("triggers", [])
         if not isinstance(raw_triggers, list):
-            raise CampaignFormatError(f"{where}: field 'triggers' is {raw_triggers!r}; expected a list")
+            raise CampaignFormatError(
+                f"{where}: field 'triggers' is {raw_triggers!r}; expected a list"
+            )
         if len(raw_triggers) > MAX_TRIGGERS:
             raise CampaignFormatError(
                 f"{where}: field 'triggers' has {len(raw_triggers)} entries; at most {MAX_TRIGGERS}"
@@ -243,7 +273,10 @@ class Campaign:
 def default_campaign() -> Campaign:
     """The campaign in force while none is installed: every mapped signal at 1 Hz."""
     return Campaign(
-        id="default", version=0, signals=("*",), period_ms=DEFAULT_PERIOD_MS,
+        id="default",
+        version=0,
+        signals=("*",),
+        period_ms=DEFAULT_PERIOD_MS,
         priority=DEFAULT_PRIORITY,
     )
 
@@ -264,8 +297,11 @@ def _integer(
 
 
 def _checked_int(value: Any, label: str, low: int, high: int | None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (
-        high is not None and value > high
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
     ):
         bound = f">= {low}" if high is None else f"from {low} to {high}"
         raise CampaignFormatError(f"{label} is {value!r}; expected an integer {bound}")
@@ -320,13 +356,19 @@ def _trigger(data: Any, where: str, catalog: Catalog) -> Trigger:
         raise CampaignFormatError(f"{where}: expected an object, got {data!r}")
     unknown = sorted(set(data) - _TRIGGER_KEYS)
     if unknown:
-        raise CampaignFormatError(f"{where}: unknown fields {unknown}; expected {sorted(_TRIGGER_KEYS)}")
+        raise CampaignFormatError(
+            f"{where}: unknown fields {unknown}; expected {sorted(_TRIGGER_KEYS)}"
+        )
     name = data.get("name")
     if not isinstance(name, str) or not _ID.fullmatch(name):
-        raise CampaignFormatError(f"{where}: field 'name' is {name!r}; expected an id like 'hot-battery'")
+        raise CampaignFormatError(
+            f"{where}: field 'name' is {name!r}; expected an id like 'hot-battery'"
+        )
     text = data.get("expression")
     if not isinstance(text, str):
-        raise CampaignFormatError(f"{where} ({name}): field 'expression' is {text!r}; expected a string")
+        raise CampaignFormatError(
+            f"{where} ({name}): field 'expression' is {text!r}; expected a string"
+        )
     try:
         expression = parse_expression(text, catalog)
     except (ExpressionSyntaxError, UnknownSignalError) as e:
@@ -334,14 +376,19 @@ def _trigger(data: Any, where: str, catalog: Catalog) -> Trigger:
     windows = []
     for key, limit in (("pre_s", MAX_PRE_S), ("post_s", MAX_POST_S)):
         seconds = data.get(key, 0)
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not (
-            math.isfinite(seconds) and 0 <= seconds <= limit
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not (math.isfinite(seconds) and 0 <= seconds <= limit)
         ):
             raise CampaignFormatError(
-                f"{where} ({name}): field {key!r} is {seconds!r}; expected seconds from 0 to {limit:g}"
+                f"{where} ({name}): field {key!r} is {seconds!r}; "
+                f"expected seconds from 0 to {limit:g}"
             )
         windows.append(float(seconds))
     signals = None
     if "signals" in data and data["signals"] is not None:
-        signals = _selectors(data["signals"], f"{where} ({name}): field 'signals'", catalog, required=True)
+        signals = _selectors(
+            data["signals"], f"{where} ({name}): field 'signals'", catalog, required=True
+        )
     return Trigger(name, expression, windows[0], windows[1], signals)

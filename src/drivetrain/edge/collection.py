@@ -32,6 +32,7 @@ Rules (docs/edge-agent.md states them for campaign authors):
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -81,8 +82,11 @@ class CollectionResult:
 
 
 def _thin(
-    ts: IntArray, pid: npt.NDArray[np.int32], rows: npt.NDArray[np.intp],
-    min_ns: IntArray, last_kept: IntArray,
+    ts: IntArray,
+    pid: npt.NDArray[np.int32],
+    rows: npt.NDArray[np.intp],
+    min_ns: IntArray,
+    last_kept: IntArray,
 ) -> npt.NDArray[np.intp]:
     """``rows`` less those closer than ``min_ns[path]`` to the previous kept sample of their
     path (greedy in time order, continuing from ``last_kept``); updates ``last_kept``."""
@@ -102,7 +106,7 @@ def _thin(
         # Greedy per path that breaks the spacing; a search per kept sample, not per row.
         keep = ok.copy()
         bounds = np.flatnonzero(np.r_[first, True])
-        for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+        for start, end in itertools.pairwise(bounds.tolist()):
             if ok[start:end].all():
                 continue
             times = tt[start:end].tolist()
@@ -147,10 +151,16 @@ class _TriggerState:
             return
         new = paths[known:]
         self.capture = np.concatenate(
-            [self.capture, np.array([self.campaign.captures(self.trigger, p) for p in new], np.bool_)]
+            [
+                self.capture,
+                np.array([self.campaign.captures(self.trigger, p) for p in new], np.bool_),
+            ]
         )
         self.slot = np.concatenate(
-            [self.slot, np.array([self.paths.index(p) if p in self.paths else -1 for p in new], np.int64)]
+            [
+                self.slot,
+                np.array([self.paths.index(p) if p in self.paths else -1 for p in new], np.int64),
+            ]
         )
         self.min_ns = np.concatenate(
             [self.min_ns, np.array([self.campaign.min_interval_ns(p) for p in new], np.int64)]
@@ -262,7 +272,9 @@ class CollectionEngine:
         self._states: dict[str, _CampaignState] = {}
         self._versions: dict[str, int] = {}
         self._default = _CampaignState(default_campaign())
-        self._history: list[tuple[IntArray, npt.NDArray[np.int32], npt.NDArray[np.float64], npt.NDArray[np.bool_]]] = []
+        self._history: list[
+            tuple[IntArray, npt.NDArray[np.int32], npt.NDArray[np.float64], npt.NDArray[np.bool_]]
+        ] = []
         for campaign in campaigns:
             self.install(campaign)
 
@@ -348,7 +360,9 @@ class CollectionEngine:
             len(holds[id(t)][0]) and t.pre_ns > 0 for s in states for t in s.triggers
         )
         if needs_history and self._history:
-            h_ts, h_pid, h_val, h_emitted = (np.concatenate(c) for c in zip(*self._history, strict=True))
+            h_ts, h_pid, h_val, h_emitted = (
+                np.concatenate(c) for c in zip(*self._history, strict=True)
+            )
             h = len(h_ts)
             ts = np.concatenate([h_ts, ts_new])
             pid = np.concatenate([h_pid, pid_new])
@@ -381,14 +395,24 @@ class CollectionEngine:
                 emitted[rows] = True
                 rows = rows[np.argsort(ts[rows], kind="stable")]
                 collected.append(
-                    Collected(campaign.id, campaign.priority, Samples(paths, pid[rows], ts[rows], val[rows]))
+                    Collected(
+                        campaign.id,
+                        campaign.priority,
+                        Samples(paths, pid[rows], ts[rows], val[rows]),
+                    )
                 )
         self._keep_history(states, ts, pid, val, emitted, h, newest)
         return CollectionResult(tuple(collected), tuple(fired), expired)
 
     def _keep_history(
-        self, states: list[_CampaignState], ts: IntArray, pid: npt.NDArray[np.int32],
-        val: npt.NDArray[np.float64], emitted: npt.NDArray[np.bool_], h: int, newest: int,
+        self,
+        states: list[_CampaignState],
+        ts: IntArray,
+        pid: npt.NDArray[np.int32],
+        val: npt.NDArray[np.float64],
+        emitted: npt.NDArray[np.bool_],
+        h: int,
+        newest: int,
     ) -> None:
         triggers = [t for s in states for t in s.triggers if t.pre_ns > 0]
         if not triggers:

@@ -124,7 +124,7 @@ def tokenize(text: str) -> list[Token]:
             end = match.end()
             if end < n and text[end] == ".":
                 raise ExpressionSyntaxError(
-                    f"unexpected token {text[i:end + 1]!r} at column {column}: a path level "
+                    f"unexpected token {text[i : end + 1]!r} at column {column}: a path level "
                     "is missing after '.'"
                 )
             tokens.append(Token("name", match.group(), column))
@@ -231,7 +231,9 @@ def to_text(node: Node) -> str:
 
 def _text(node: Node, parent: int) -> str:
     if isinstance(node, Number):
-        return repr(float(node.value)) if not float(node.value).is_integer() else str(int(node.value))
+        return (
+            repr(float(node.value)) if not float(node.value).is_integer() else str(int(node.value))
+        )
     if isinstance(node, String):
         escaped = node.value.replace("\\", "\\\\").replace("'", "\\'")
         return f"'{escaped}'"
@@ -417,7 +419,9 @@ class _Parser:
 
     def expect_rparen(self, opened: Token) -> None:
         if self.token.kind == "end":
-            raise _error("missing ')'", self.token, f" (to close the '(' at column {opened.column})")
+            raise _error(
+                "missing ')'", self.token, f" (to close the '(' at column {opened.column})"
+            )
         if self.token.kind != "rparen":
             raise _error(
                 f"unexpected token {self.token.text!r}",
@@ -535,7 +539,9 @@ class Expression:
     def __str__(self) -> str:
         return to_text(self.root)
 
-    def evaluate_columns(self, columns: Mapping[str, npt.ArrayLike], size: int) -> npt.NDArray[np.bool_]:
+    def evaluate_columns(
+        self, columns: Mapping[str, npt.ArrayLike], size: int
+    ) -> npt.NDArray[np.bool_]:
         """The condition at ``size`` instants.
 
         Args:
@@ -550,7 +556,9 @@ class Expression:
         known = np.ones(size, np.bool_)
         arrays: dict[str, Column] = {}
         for path, kind in self.signals.items():
-            column = np.asarray(columns[path], dtype=object if kind is ValueType.STRING else np.float64)
+            column = np.asarray(
+                columns[path], dtype=object if kind is ValueType.STRING else np.float64
+            )
             if column.shape != (size,):
                 raise ValueError(f"column {path!r} has shape {column.shape}; expected ({size},)")
             known &= _present(column, kind)
@@ -573,7 +581,9 @@ class Expression:
                     raise TypeError(f"value of {path!r} is {value!r}; expected a string")
                 columns[path] = np.array([value], dtype=object)
             else:
-                if value is not None and (isinstance(value, str) or not isinstance(value, int | float)):
+                if value is not None and (
+                    isinstance(value, str) or not isinstance(value, int | float)
+                ):
                     raise TypeError(f"value of {path!r} is {value!r}; expected {kind}")
                 columns[path] = np.array([np.nan if value is None else float(value)])
         return bool(self.evaluate_columns(columns, 1)[0])
@@ -617,8 +627,12 @@ def _evaluate(node: Node, columns: Mapping[str, Column], size: int) -> npt.NDArr
             equal = np.array([x == y for x, y in zip(left, right, strict=True)], np.bool_)
             return equal if op == "==" else ~equal
         compare = {
-            "<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
-            "==": np.equal, "!=": np.not_equal,
+            "<": np.less,
+            "<=": np.less_equal,
+            ">": np.greater,
+            ">=": np.greater_equal,
+            "==": np.equal,
+            "!=": np.not_equal,
         }[op]
         return np.asarray(compare(left, right), np.bool_)
     raise TypeError(f"not an expression node: {node!r}")
@@ -636,10 +650,13 @@ def parse_expression(text: str, catalog: Catalog) -> Expression:
         raise TypeError(f"expression must be a str, got {type(text).__name__}")
     if len(text) > MAX_EXPRESSION_CHARS:
         raise ExpressionSyntaxError(
-            f"expression is {len(text)} characters long; at most {MAX_EXPRESSION_CHARS} are accepted"
+            f"expression is {len(text)} characters long; "
+            f"at most {MAX_EXPRESSION_CHARS} are accepted"
         )
     if not text.strip():
-        raise ExpressionSyntaxError("expression is empty; expected a condition such as 'Vehicle.Speed > 120'")
+        raise ExpressionSyntaxError(
+            "expression is empty; expected a condition such as 'Vehicle.Speed > 120'"
+        )
     root = _Parser(text, catalog).parse()
     if (depth := _tree_depth(root)) > MAX_DEPTH:
         raise ExpressionSyntaxError(

@@ -110,7 +110,11 @@ class Samples:
 
     def path_of_rows(self) -> npt.NDArray[np.object_]:
         """The path string of each row (for tests and reports; not for hot paths)."""
-        return np.array(self.paths, dtype=object)[self.path_index] if len(self) else np.empty(0, object)
+        return (
+            np.array(self.paths, dtype=object)[self.path_index]
+            if len(self)
+            else np.empty(0, object)
+        )
 
     def to_table(self) -> pa.Table:
         """The wire format's telemetry table (``TELEMETRY_SCHEMA``), rows sorted by time."""
