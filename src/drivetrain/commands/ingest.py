@@ -1,0 +1,211 @@
+"""`drivetrain ingest`: inspect and replay dead letters, show ingestion counters.
+
+These commands act with the operator's authority over the configured state database (every
+tenant, plus senders the registry does not know); ``--tenant`` narrows the view.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from drivetrain.cloud.ingest.service import DeadLetter
+
+app = typer.Typer(
+    help="Telemetry ingestion: dead letters (list, show, replay) and per-vehicle counters.",
+    no_args_is_help=True,
+)
+dead_letters_app = typer.Typer(
+    help="Refused data kept with its exact reason: list, show, replay.", no_args_is_help=True
+)
+app.add_typer(dead_letters_app, name="dead-letters")
+
+_out = Console(highlight=False)
+
+
+def _time(text: str | None, option: str) -> datetime | None:
+    from drivetrain.commands.db import fail
+
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"{option} {text!r} is not an ISO 8601 time (e.g. 2026-11-23T10:00:00Z)", code=2)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _letters_table(letters: list[DeadLetter]) -> Table:
+    table = Table(title=f"{len(letters)} dead letter(s)")
+    for column in ("id", "received (UTC)", "vin", "tenant", "kind", "reason", "items", "status",
+                   "detail"):
+        table.add_column(column, overflow="fold")
+    for d in letters:
+        table.add_row(
+            str(d.dead_letter_id), d.received_at.strftime("%Y-%m-%d %H:%M:%S"), d.vin or "?",
+            d.tenant or "-", d.kind, d.reason, str(d.sample_count or ""), d.status,
+            d.detail[:160],
+        )
+    return table
+
+
+@dead_letters_app.command("list")
+def list_command(
+    tenant: str | None = typer.Option(None, "--tenant", help="Only this tenant's vehicles."),
+    vin: str | None = typer.Option(None, "--vin", help="Only what this VIN sent (or claimed)."),
+    reason: str | None = typer.Option(None, "--reason", help="Only this reason, e.g. out_of_range."),
+    status: str = typer.Option("open", "--status", help="open, replayed or all."),
+    since: str | None = typer.Option(None, "--since", help="Received at or after (ISO 8601)."),
+    until: str | None = typer.Option(None, "--until", help="Received before (ISO 8601)."),
+    after_id: int = typer.Option(0, "--after-id", min=0, help="Page: ids after this one."),
+    limit: int = typer.Option(50, "--limit", min=1, max=1000, help="Most dead letters shown."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    """List dead letters, oldest first, with their reason and detail."""
+    from drivetrain.cloud.ingest.service import list_dead_letters
+    from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
+    from drivetrain.core.errors import DrivetrainError
+
+    database = open_migrated_database(load_settings_or_exit())
+    try:
+        with database.session() as session:
+            letters = list_dead_letters(
+                session, tenant=tenant, vin=vin, reason=reason,
+                status=None if status == "all" else status,
+                since=_time(since, "--since"), until=_time(until, "--until"),
+                after_id=after_id, limit=limit,
+            )
+    except DrivetrainError as e:
+        fail(e, code=2)
+    finally:
+        database.dispose()
+    if as_json:
+        for letter in letters:
+            typer.echo(json.dumps(letter.to_dict()))
+        return
+    _out.print(_letters_table(letters))
+    if len(letters) == limit:
+        _out.print(f"more: --after-id {letters[-1].dead_letter_id}")
+
+
+@dead_letters_app.command("show")
+def show_command(
+    dead_letter_id: int = typer.Argument(..., help="The dead letter's id."),
+    limit: int = typer.Option(20, "--limit", min=1, max=1000, help="Most refused items shown."),
+) -> None:
+    """Show one dead letter and the samples or events it holds."""
+    from drivetrain.cloud.ingest.service import get_dead_letter, refused_items
+    from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
+    from drivetrain.core.errors import DrivetrainError
+
+    database = open_migrated_database(load_settings_or_exit())
+    try:
+        with database.session() as session:
+            letter = get_dead_letter(session, dead_letter_id, tenant=None)
+            items = refused_items(session, dead_letter_id, tenant=None, limit=limit)
+    except DrivetrainError as e:
+        fail(e)
+    finally:
+        database.dispose()
+    for key, value in letter.to_dict().items():
+        _out.print(f"[bold]{key}[/]: {value}", markup=True)
+    if items:
+        table = Table(title=f"refused items (first {len(items)})")
+        for column in items[0]:
+            table.add_column(column, overflow="fold")
+        for item in items:
+            table.add_row(*(json.dumps(v) if isinstance(v, dict | list) else str(v)
+                            for v in item.values()))
+        _out.print(table)
+
+
+@dead_letters_app.command("replay")
+def replay_command(
+    ids: list[int] = typer.Argument(None, help="Dead letter ids; none: select by the filters."),
+    tenant: str | None = typer.Option(None, "--tenant", help="Only this tenant's vehicles."),
+    vin: str | None = typer.Option(None, "--vin", help="Only this VIN's dead letters."),
+    reason: str | None = typer.Option(None, "--reason", help="Only this reason."),
+    since: str | None = typer.Option(None, "--since", help="Received at or after (ISO 8601)."),
+    until: str | None = typer.Option(None, "--until", help="Received before (ISO 8601)."),
+    limit: int = typer.Option(100, "--limit", min=1, max=1000, help="Most replayed at once."),
+) -> None:
+    """Run the pipeline again over open dead letters (after a late registration, a catalog
+    update, a consent change); print what became of each."""
+    from drivetrain.cloud.ingest import IngestPipeline
+    from drivetrain.cloud.ingest.replay import replay_dead_letters, select_for_replay
+    from drivetrain.cloud.ingest.sinks import TwinsReportedState
+    from drivetrain.cloud.lake import Lake
+    from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
+    from drivetrain.core.errors import DrivetrainError
+
+    settings = load_settings_or_exit()
+    database = open_migrated_database(settings)
+    results = []
+    try:
+        with database.session() as session:
+            chosen = select_for_replay(
+                session, tenant=tenant, ids=ids or None, vin=vin, reason=reason,
+                since=_time(since, "--since"), until=_time(until, "--until"), limit=limit,
+            )
+        with Lake.open(settings) as lake:
+            pipeline = IngestPipeline.from_settings(settings, database, lake, TwinsReportedState())
+            with Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(),
+                          console=Console(stderr=True)) as progress:
+                task = progress.add_task("replay", total=len(chosen))
+                for dead_letter_id in chosen:
+                    results.extend(replay_dead_letters(pipeline, [dead_letter_id]))
+                    progress.advance(task)
+    except DrivetrainError as e:
+        fail(e)
+    finally:
+        database.dispose()
+    table = Table(title=f"replayed {len(results)} dead letter(s)")
+    for column in ("id", "outcome", "accepted", "refused", "not consented", "new dead letters",
+                   "detail"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        table.add_row(str(r.dead_letter_id), r.outcome, str(r.accepted), str(r.refused),
+                      str(r.not_consented), str(r.new_dead_letters), r.detail[:160])
+    _out.print(table)
+
+
+@app.command("stats")
+def stats_command(
+    tenant: str | None = typer.Option(None, "--tenant", help="Only this tenant's vehicles."),
+    vin: str | None = typer.Option(None, "--vin", help="Only this VIN."),
+    vehicles: int = typer.Option(20, "--vehicles", min=1, max=1000,
+                                 help="Busiest vehicles listed."),
+) -> None:
+    """What ingestion did with each vehicle's data: messages and samples per outcome."""
+    from drivetrain.cloud.ingest.service import ingest_stats
+    from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
+    from drivetrain.core.errors import DrivetrainError
+
+    database = open_migrated_database(load_settings_or_exit())
+    try:
+        with database.session() as session:
+            stats = ingest_stats(session, tenant=tenant, vin=vin, vehicles_limit=vehicles)
+    except DrivetrainError as e:
+        fail(e)
+    finally:
+        database.dispose()
+    totals = Table(title="totals")
+    for column in ("outcome", "messages", "samples"):
+        totals.add_column(column)
+    for count in stats.totals:
+        totals.add_row(count.outcome, f"{count.messages:,}", f"{count.samples:,}")
+    _out.print(totals)
+    per_vehicle = Table(title=f"busiest {len(stats.vehicles)} vehicle(s)")
+    for column in ("vin", "tenant", "outcomes (messages/samples)", "last (UTC)"):
+        per_vehicle.add_column(column, overflow="fold")
+    for v in stats.vehicles:
+        outcomes = ", ".join(f"{o.outcome} {o.messages}/{o.samples}" for o in v.outcomes)
+        per_vehicle.add_row(v.vin, v.tenant or "-", outcomes, v.last_at.strftime("%Y-%m-%d %H:%M:%S"))
+    _out.print(per_vehicle)

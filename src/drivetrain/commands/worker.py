@@ -1,0 +1,167 @@
+"""`drivetrain worker`: the long-running workers of the fleet-scale deployment."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from drivetrain.cloud.ingest.worker import IngestWorker, WorkerStats
+
+app = typer.Typer(
+    help="Long-running workers of the fleet-scale deployment (run N of each behind a broker).",
+    no_args_is_help=True,
+)
+
+_err = Console(stderr=True, highlight=False)
+#: The broker's receive window our MQTT client asks for (MqttTransport's receive maximum):
+#: a micro-batch larger than this could never fill.
+MAX_BATCH_MESSAGES = 1000
+
+
+def _default_client_id() -> str:
+    return f"ingest-{socket.gethostname()}".lower()[:64]
+
+
+@app.command("ingest")
+def ingest(
+    broker: str | None = typer.Option(
+        None, "--broker",
+        help="MQTT 5 broker URL, e.g. mqtt://127.0.0.1:1883 (default: settings.broker_url).",
+    ),
+    group: str = typer.Option(
+        "ingest", "--workers-group", "--group",
+        help="Shared-subscription group: the workers of one deployment share the stream.",
+    ),
+    client_id: str | None = typer.Option(
+        None, "--client-id",
+        help="MQTT client id; stable across restarts and unique per worker (the broker keeps "
+        "this worker's unacknowledged messages for it). Default: ingest-<hostname>.",
+    ),
+    max_batch_messages: int = typer.Option(
+        500, "--max-batch-messages", min=1, max=MAX_BATCH_MESSAGES,
+        help="Most messages per micro-batch.",
+    ),
+    max_delay_ms: float = typer.Option(
+        200.0, "--max-delay-ms", min=0, help="Longest a message waits for its micro-batch, ms.",
+    ),
+    session_expiry_s: int = typer.Option(
+        86_400, "--session-expiry-s", min=1,
+        help="How long the broker keeps this worker's session (and its unacknowledged "
+        "messages) while it is away, seconds.",
+    ),
+    username: str | None = typer.Option(None, "--username", help="Broker user name."),
+    ca_file: str | None = typer.Option(None, "--ca-file", help="CA bundle for mqtts://."),
+    cert_file: str | None = typer.Option(None, "--cert-file", help="Client certificate (mTLS)."),
+    key_file: str | None = typer.Option(None, "--key-file", help="Client key (mTLS)."),
+    status_interval_s: float = typer.Option(
+        5.0, "--status-interval-s", min=0.1,
+        help="How often a status line is logged when stderr is not a terminal, seconds.",
+    ),
+) -> None:
+    """Consume vehicle telemetry, events and acks from an MQTT 5 broker.
+
+    Joins $share/<group>/dt/v1/+/telemetry (and events, ack), validates and routes each
+    micro-batch to the lake, the twins and the dead-letter store, and acknowledges messages
+    only once that is committed. SIGTERM or Ctrl-C: finish the micro-batch, acknowledge,
+    disconnect. The broker password is read from $DRIVETRAIN_BROKER_PASSWORD.
+    """
+    from drivetrain.cloud.ingest import IngestPipeline
+    from drivetrain.cloud.ingest.sinks import TwinsReportedState
+    from drivetrain.cloud.ingest.worker import IngestWorker
+    from drivetrain.cloud.lake import Lake
+    from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
+    from drivetrain.core.errors import DrivetrainError
+    from drivetrain.core.transport.factory import open_transport
+
+    settings = load_settings_or_exit()
+    url = broker or settings.broker_url
+    if not url:
+        fail("no broker: pass --broker mqtt://host:port or set DRIVETRAIN_BROKER_URL", code=2)
+    name = client_id or _default_client_id()
+    database = open_migrated_database(settings)
+    try:
+        lake = Lake.open(settings)
+    except DrivetrainError as e:
+        database.dispose()
+        fail(e)
+    try:
+        transport = open_transport(
+            url, client_id=name, username=username,
+            password=os.environ.get("DRIVETRAIN_BROKER_PASSWORD"),
+            ca_file=ca_file, cert_file=cert_file, key_file=key_file,
+            session_expiry_s=session_expiry_s,
+        )
+    except DrivetrainError as e:
+        lake.close()
+        database.dispose()
+        fail(e)
+    pipeline = IngestPipeline.from_settings(settings, database, lake, TwinsReportedState())
+    worker = IngestWorker(transport, pipeline, max_batch_messages, max_delay_ms, group=group)
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        worker.start()
+        _err.print(
+            f"ingest worker {name!r} consuming $share/{group}/dt/v1/+/{{telemetry,events,ack}} "
+            f"from {url} (state: {database.display_url})"
+        )
+        _report_until(stop, worker, status_interval_s)
+    except DrivetrainError as e:
+        fail(e)
+    finally:
+        worker.stop()
+        transport.close()
+        lake.close()
+        database.dispose()
+    final = worker.stats()
+    _err.print(f"ingest worker {name!r} stopped: {_status(final)}")
+
+
+def _status(stats: WorkerStats, rate: float | None = None) -> str:
+    text = (
+        f"{stats.acknowledged:,} messages acked, {stats.samples_accepted:,} samples stored, "
+        f"{stats.samples_refused:,} samples and {stats.messages_refused:,} messages "
+        f"dead-lettered, {stats.samples_not_consented:,} not consented, "
+        f"{stats.duplicates:,} duplicates, {stats.pending:,} pending"
+    )
+    if rate is not None:
+        text += f", {rate:,.0f} samples/s"
+    if stats.failures:
+        text += f", {stats.failures} failed attempts (last: {stats.last_error})"
+    return text
+
+
+def _report_until(stop: threading.Event, worker: IngestWorker, interval_s: float) -> None:
+    """Show a status line until ``stop``: a live Rich status on a terminal, else log lines."""
+    last_samples, last_at = 0, time.monotonic()
+
+    def line() -> str:
+        nonlocal last_samples, last_at
+        stats = worker.stats()
+        now = time.monotonic()
+        rate = (stats.samples_accepted - last_samples) / max(now - last_at, 1e-9)
+        last_samples, last_at = stats.samples_accepted, now
+        return _status(stats, rate)
+
+    if _err.is_terminal:
+        with _err.status(line()) as status:
+            while not stop.wait(1.0):
+                status.update(line())
+        return
+    while not stop.wait(interval_s):
+        _err.print(line())
+        sys.stderr.flush()
