@@ -191,6 +191,8 @@ class MqttTransport(Transport):
 
     def _start(self, wait: bool) -> None:
         options, where = self.options, self.address.display
+        if self.address.tls:  # a broker refuses a client certificate by closing the connection
+            where += " (over TLS; if the connection was lost, check the client certificate)"
         arguments = (self.address.host, self.address.port, options.keepalive_s)
         clean_start = options.session_expiry_s == 0
         properties = connect_properties(options)

@@ -142,6 +142,7 @@ class TlsFiles:
             )
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.sslsocket_class = _ClosingSSLSocket
         if self.ca_file is not None:
             try:
                 context.load_verify_locations(cafile=str(self.ca_file))
@@ -209,6 +210,18 @@ class ClientOptions:
 def _in_range(name: str, value: int, low: int, high: int) -> None:
     if not isinstance(value, int) or not low <= value <= high:
         raise ValueError(f"{name} must be an int from {low} to {high}, got {value!r}")
+
+
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """Closes itself when the TLS handshake fails (paho drops such a socket without closing
+    it, which would leak the file descriptor until garbage collection)."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
 
 
 def new_client(
