@@ -12,28 +12,33 @@ from drivetrain.core.errors import TransportError
 from drivetrain.sim.can import FrameSynthesizer, open_virtual_bus, send_frames
 
 
-def test_frames_sent_on_a_virtual_bus_arrive_in_order_unchanged(suv_synthesizer: FrameSynthesizer) -> None:
+def test_frames_sent_on_a_virtual_bus_arrive_in_order_unchanged(
+    suv_synthesizer: FrameSynthesizer,
+) -> None:
     frames = suv_synthesizer.synthesize(0.0, 0.5, {"Vehicle.Speed": [72.0]}).for_vehicle(0)
     channel = f"vehicle-{uuid.uuid4()}"
     reader = open_virtual_bus(channel)
     writer = open_virtual_bus(channel)
     try:
         assert send_frames(writer, frames) == len(frames)
-        received = [reader.recv(timeout=1.0) for _ in range(len(frames))]
+        arrived = [reader.recv(timeout=1.0) for _ in range(len(frames))]
         assert reader.recv(timeout=0.01) is None
     finally:
         reader.shutdown()
         writer.shutdown()
-    assert all(m is not None for m in received)
-    assert [m.arbitration_id for m in received] == frames.frame_id.tolist()  # type: ignore[union-attr]
-    assert [m.is_extended_id for m in received] == frames.is_extended.tolist()  # type: ignore[union-attr]
-    assert [bytes(m.data) for m in received] == [  # type: ignore[union-attr]
+    received = [m for m in arrived if m is not None]
+    assert len(received) == len(frames)
+    assert [m.arbitration_id for m in received] == frames.frame_id.tolist()
+    assert [m.is_extended_id for m in received] == frames.is_extended.tolist()
+    assert [bytes(m.data) for m in received] == [
         bytes(frames.data[i, : frames.length[i]]) for i in range(len(frames))
     ]
-    assert any(m.is_extended_id for m in received)  # type: ignore[union-attr]
+    assert any(m.is_extended_id for m in received)
 
 
-def test_realtime_sending_paces_frames_to_their_timestamps(suv_synthesizer: FrameSynthesizer) -> None:
+def test_realtime_sending_paces_frames_to_their_timestamps(
+    suv_synthesizer: FrameSynthesizer,
+) -> None:
     frames = suv_synthesizer.synthesize(0.0, 0.2, {}, vehicle_ids=[0]).for_vehicle(0)
     now = [0.0]
     waits: list[float] = []
@@ -56,7 +61,7 @@ def test_a_bus_that_refuses_frames_raises_a_transport_error_naming_the_frame(
 ) -> None:
     frames = suv_synthesizer.synthesize(0.0, 0.1, {}, vehicle_ids=[0]).for_vehicle(0)
 
-    class BrokenBus(can.BusABC):  # type: ignore[misc]
+    class BrokenBus(can.BusABC):
         def __init__(self) -> None:
             super().__init__(channel="broken")
             self.sent = 0
@@ -70,7 +75,9 @@ def test_a_bus_that_refuses_frames_raises_a_transport_error_naming_the_frame(
             return None, False
 
     bus = BrokenBus()
-    with pytest.raises(TransportError, match=r"refused frame 3 \(id 0x[0-9A-F]+\) after 3 sent: bus off"):
+    with pytest.raises(
+        TransportError, match=r"refused frame 3 \(id 0x[0-9A-F]+\) after 3 sent: bus off"
+    ):
         send_frames(bus, frames)
     bus.shutdown()
     assert np.all(frames.length <= 8)

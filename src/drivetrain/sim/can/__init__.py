@@ -13,7 +13,13 @@
 
 from drivetrain.sim.can.attacks import FuzzIds, flood, fuzz, replay, suspend
 from drivetrain.sim.can.bus import frame_messages, open_virtual_bus, send_frames
-from drivetrain.sim.can.e2e import CHECKSUM_ALGORITHMS, CRC8_AUTOSAR_H2F, CRC8_SAE_J1850, Crc8, E2EProtection
+from drivetrain.sim.can.e2e import (
+    CHECKSUM_ALGORITHMS,
+    CRC8_AUTOSAR_H2F,
+    CRC8_SAE_J1850,
+    Crc8,
+    E2EProtection,
+)
 from drivetrain.sim.can.forgery import dbc_values, masquerade, spoof
 from drivetrain.sim.can.ground_truth import (
     ATTACK_KINDS,

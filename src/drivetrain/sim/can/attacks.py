@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from drivetrain.core.can.frames import CLASSIC_CAN_MAX_BYTES, FrameBatch
-from drivetrain.sim.can.ground_truth import AttackRecord, LabelledFrames
+from drivetrain.sim.can.ground_truth import AttackKind, AttackRecord, LabelledFrames
 
 FuzzIds = Literal["random", "known"]
 _MAX_STANDARD_ID = 0x7FF
@@ -59,10 +59,23 @@ def flood(
     times = _arrivals(rng, start_s, end_s, low, high)
     data = np.zeros((len(times), CLASSIC_CAN_MAX_BYTES), np.uint8)
     data[:, : len(payload)] = np.frombuffer(payload, np.uint8)
-    injected = _batch(traffic, times, np.full(len(times), can_id, np.uint32),
-                      np.full(len(times), is_extended), np.full(len(times), len(payload), np.uint8), data)
-    record = _record(traffic, "flooding", times, (can_id,), len(times), 0,
-                     f"id 0x{can_id:X} every {low * 1e3:g}-{high * 1e3:g} ms, payload {payload.hex()}")
+    injected = _batch(
+        traffic,
+        times,
+        np.full(len(times), can_id, np.uint32),
+        np.full(len(times), is_extended),
+        np.full(len(times), len(payload), np.uint8),
+        data,
+    )
+    record = _record(
+        traffic,
+        "flooding",
+        times,
+        (can_id,),
+        len(times),
+        0,
+        f"id 0x{can_id:X} every {low * 1e3:g}-{high * 1e3:g} ms, payload {payload.hex()}",
+    )
     return traffic.with_injected(injected, record)
 
 
@@ -100,7 +113,9 @@ def fuzz(
     elif ids == "known":
         genuine = traffic.frames.take(~traffic.is_attack)
         if not len(genuine):
-            raise ValueError("ids='known' needs genuine frames to take ids from; the traffic has none")
+            raise ValueError(
+                "ids='known' needs genuine frames to take ids from; the traffic has none"
+            )
         keys = genuine.frame_id.astype(np.int64) | (genuine.is_extended.astype(np.int64) << 32)
         known, first = np.unique(keys, return_index=True)
         pick = rng.integers(0, len(known), n)
@@ -136,13 +151,18 @@ def replay(
         ValueError: a capture window that is empty or ends after ``start_s``, or no frame to
             replay in it.
     """
-    if not (math.isfinite(capture_start_s) and math.isfinite(capture_end_s)) or capture_end_s <= capture_start_s:
+    if (
+        not (math.isfinite(capture_start_s) and math.isfinite(capture_end_s))
+        or capture_end_s <= capture_start_s
+    ):
         raise ValueError(
             f"capture window [{capture_start_s}, {capture_end_s}) must be finite and non-empty"
         )
     _window(start_s, 1.0)
     if start_s < capture_end_s:
-        raise ValueError(f"start_s {start_s} must not precede capture_end_s {capture_end_s} (replay sends what was recorded)")
+        raise ValueError(
+            f"start_s {start_s} must not precede capture_end_s {capture_end_s} (replay sends what was recorded)"
+        )
     if latency_s < 0:
         raise ValueError(f"latency_s must be >= 0, got {latency_s}")
     f = traffic.frames
@@ -150,16 +170,30 @@ def replay(
     if can_ids is not None:
         rows &= np.isin(f.frame_id, np.asarray(list(can_ids), np.uint32))
     if not rows.any():
-        raise ValueError(f"no frames{' of the given ids' if can_ids is not None else ''} in "
-                         f"[{capture_start_s}, {capture_end_s}) to replay")
+        raise ValueError(
+            f"no frames{' of the given ids' if can_ids is not None else ''} in "
+            f"[{capture_start_s}, {capture_end_s}) to replay"
+        )
     recorded = f.take(rows)
-    times = start_s + (recorded.timestamp_s - capture_start_s) + rng.uniform(0.0, latency_s, len(recorded))
+    times = (
+        start_s
+        + (recorded.timestamp_s - capture_start_s)
+        + rng.uniform(0.0, latency_s, len(recorded))
+    )
     times = np.maximum.accumulate(times)  # one sender: frames leave in recorded order
-    injected = FrameBatch(times, recorded.frame_id, recorded.is_extended, recorded.bus,
-                          recorded.length, recorded.data)
+    injected = FrameBatch(
+        times, recorded.frame_id, recorded.is_extended, recorded.bus, recorded.length, recorded.data
+    )
     detail = f"recorded [{capture_start_s:g}, {capture_end_s:g}) s, replayed from {start_s:g} s"
-    record = _record(traffic, "replay", times, tuple(np.unique(recorded.frame_id).tolist()),
-                     len(times), 0, detail)
+    record = _record(
+        traffic,
+        "replay",
+        times,
+        tuple(np.unique(recorded.frame_id).tolist()),
+        len(times),
+        0,
+        detail,
+    )
     return traffic.with_injected(injected, record)
 
 
@@ -179,21 +213,32 @@ def suspend(
         ValueError: a bad window, or no genuine frame of ``can_id`` in it.
     """
     end_s = _window(start_s, duration_s)
-    rows = _genuine_rows(traffic, can_id, is_extended) & (traffic.frames.timestamp_s >= start_s) & (
-        traffic.frames.timestamp_s < end_s
+    rows = (
+        _genuine_rows(traffic, can_id, is_extended)
+        & (traffic.frames.timestamp_s >= start_s)
+        & (traffic.frames.timestamp_s < end_s)
     )
     if not rows.any():
         raise ValueError(f"no genuine frame of id 0x{can_id:X} in [{start_s}, {end_s}) to suspend")
     times = traffic.frames.timestamp_s[rows]
-    record = _record(traffic, "suspension", times, (can_id,), 0, int(rows.sum()),
-                     f"id 0x{can_id:X} silent from {start_s:g} s for {duration_s:g} s")
+    record = _record(
+        traffic,
+        "suspension",
+        times,
+        (can_id,),
+        0,
+        int(rows.sum()),
+        f"id 0x{can_id:X} silent from {start_s:g} s for {duration_s:g} s",
+    )
     return traffic.without(rows, record)
 
 
 # --- shared helpers (also used by forgery) ---------------------------------------------------------
 def _window(start_s: float, duration_s: float) -> float:
     if not (math.isfinite(start_s) and math.isfinite(duration_s)) or start_s < 0 or duration_s <= 0:
-        raise ValueError(f"attack window needs start_s >= 0 and duration_s > 0, got {start_s}, {duration_s}")
+        raise ValueError(
+            f"attack window needs start_s >= 0 and duration_s > 0, got {start_s}, {duration_s}"
+        )
     return start_s + duration_s
 
 
@@ -211,9 +256,11 @@ def _check_id(can_id: int, is_extended: bool, name: str) -> None:
         raise ValueError(f"{name} 0x{can_id:X} is outside the {kind} id range 0..0x{limit:X}")
 
 
-def _arrivals(rng: np.random.Generator, start_s: float, end_s: float, low: float, high: float) -> npt.NDArray[np.float64]:
+def _arrivals(
+    rng: np.random.Generator, start_s: float, end_s: float, low: float, high: float
+) -> npt.NDArray[np.float64]:
     """Send times from ``start_s``, gaps uniform in ``[low, high]``, before ``end_s``."""
-    most = int(math.ceil((end_s - start_s) / low)) + 1
+    most = math.ceil((end_s - start_s) / low) + 1
     gaps = rng.uniform(low, high, most)
     times = start_s + np.concatenate([[0.0], np.cumsum(gaps[:-1])])
     return times[times < end_s]
@@ -228,13 +275,21 @@ def _batch(
     data: npt.NDArray[np.uint8],
 ) -> FrameBatch:
     bus = int(traffic.frames.bus[0]) if len(traffic.frames) else 0
-    return FrameBatch(times.astype(np.float64), frame_id.astype(np.uint32), extended.astype(np.bool_),
-                      np.full(len(times), bus, np.uint16), length.astype(np.uint8), data)
+    return FrameBatch(
+        times.astype(np.float64),
+        frame_id.astype(np.uint32),
+        extended.astype(np.bool_),
+        np.full(len(times), bus, np.uint16),
+        length.astype(np.uint8),
+        data,
+    )
 
 
-def _genuine_rows(traffic: LabelledFrames, can_id: int, is_extended: bool | None) -> npt.NDArray[np.bool_]:
+def _genuine_rows(
+    traffic: LabelledFrames, can_id: int, is_extended: bool | None
+) -> npt.NDArray[np.bool_]:
     f = traffic.frames
-    rows = (f.frame_id == can_id) & ~traffic.is_attack
+    rows: npt.NDArray[np.bool_] = (f.frame_id == can_id) & ~traffic.is_attack
     if is_extended is not None:
         rows &= f.is_extended == is_extended
     return rows
@@ -242,7 +297,7 @@ def _genuine_rows(traffic: LabelledFrames, can_id: int, is_extended: bool | None
 
 def _record(
     traffic: LabelledFrames,
-    kind: str,
+    kind: AttackKind,
     times: npt.NDArray[np.float64],
     can_ids: tuple[int, ...],
     injected: int,
@@ -251,6 +306,13 @@ def _record(
 ) -> AttackRecord:
     if not len(times):
         raise ValueError(f"the {kind} attack window is too short to hold a single frame")
-    return AttackRecord(kind=kind, start_s=float(times.min()), end_s=float(times.max()),  # type: ignore[arg-type]
-                        can_ids=tuple(sorted(int(i) for i in can_ids)), vehicle=traffic.vehicle,
-                        injected=injected, removed=removed, detail=detail)
+    return AttackRecord(
+        kind=kind,
+        start_s=float(times.min()),
+        end_s=float(times.max()),
+        can_ids=tuple(sorted(int(i) for i in can_ids)),
+        vehicle=traffic.vehicle,
+        injected=injected,
+        removed=removed,
+        detail=detail,
+    )

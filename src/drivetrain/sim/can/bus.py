@@ -26,7 +26,9 @@ def open_virtual_bus(channel: str, *, receive_own_messages: bool = False) -> can
         TransportError: python-can cannot open it.
     """
     try:
-        return can.Bus(interface="virtual", channel=channel, receive_own_messages=receive_own_messages)
+        return can.Bus(
+            interface="virtual", channel=channel, receive_own_messages=receive_own_messages
+        )
     except (can.CanError, OSError, ValueError) as e:
         raise TransportError(f"cannot open virtual CAN bus {channel!r}: {e}") from e
 
@@ -40,8 +42,13 @@ def frame_messages(frames: FrameBatch, *, channel: str | None = None) -> Iterato
     ):
         length = lengths[i]
         yield can.Message(
-            timestamp=t, arbitration_id=frame_id, is_extended_id=extended, dlc=length,
-            data=data[i, :length].tobytes(), channel=channel, check=False,
+            timestamp=t,
+            arbitration_id=frame_id,
+            is_extended_id=extended,
+            dlc=length,
+            data=data[i, :length].tobytes(),
+            channel=channel,
+            check=False,
         )
 
 

@@ -134,7 +134,8 @@ class E2EProtection:
 
     def checksum_ok(self, payload: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
         """Per frame, whether the checksum byte matches (as a receiving ECU checks it)."""
-        return self.checksums(payload) == payload[:, self.checksum_byte]
+        ok: npt.NDArray[np.bool_] = self.checksums(payload) == payload[:, self.checksum_byte]
+        return ok
 
 
 def e2e_protection(message: Message) -> E2EProtection | None:
@@ -152,7 +153,9 @@ def e2e_protection(message: Message) -> E2EProtection | None:
         return str(attribute.value).strip() if attribute is not None else ""
 
     counter, checksum, algorithm = (
-        text(COUNTER_ATTRIBUTE), text(CHECKSUM_ATTRIBUTE), text(ALGORITHM_ATTRIBUTE)
+        text(COUNTER_ATTRIBUTE),
+        text(CHECKSUM_ATTRIBUTE),
+        text(ALGORITHM_ATTRIBUTE),
     )
     if not counter and not checksum:
         return None
@@ -172,7 +175,9 @@ def e2e_protection(message: Message) -> E2EProtection | None:
         return E2EProtection(message.name, counter, length=message.length)
     signal = names.get(checksum)
     if signal is None:
-        raise DbcFormatError(f"{where}: {CHECKSUM_ATTRIBUTE} names {checksum!r}, not a signal of it")
+        raise DbcFormatError(
+            f"{where}: {CHECKSUM_ATTRIBUTE} names {checksum!r}, not a signal of it"
+        )
     crc = CHECKSUM_ALGORITHMS.get(algorithm)
     if crc is None:
         raise DbcFormatError(
@@ -189,7 +194,9 @@ def e2e_protection(message: Message) -> E2EProtection | None:
     if not 0 <= data_id <= 0xFFFF:
         raise DbcFormatError(f"{where}: {DATA_ID_ATTRIBUTE} {data_id} is outside 0..65535")
     covered = tuple(i for i in range(message.length) if i != byte)
-    return E2EProtection(message.name, counter, checksum, crc, data_id, byte, message.length, covered)
+    return E2EProtection(
+        message.name, counter, checksum, crc, data_id, byte, message.length, covered
+    )
 
 
 def _whole_byte(start: int, length: int, big_endian: bool) -> int | None:

@@ -37,7 +37,9 @@ from drivetrain.sim.can.layout import (
 )
 
 
-def dbc_values(signal_map: SignalMap, vss_values: Mapping[str, float]) -> tuple[str, dict[str, float]]:
+def dbc_values(
+    signal_map: SignalMap, vss_values: Mapping[str, float]
+) -> tuple[str, dict[str, float]]:
     """The message and physical DBC values that carry ``vss_values`` (VSS path → value in the
     VSS unit), through the inverse of each path's first map entry.
 
@@ -51,9 +53,13 @@ def dbc_values(signal_map: SignalMap, vss_values: Mapping[str, float]) -> tuple[
     for path, value in vss_values.items():
         entry = next((e for e in signal_map.mappings if e.vss_path == path), None)
         if entry is None:
-            raise NotFoundError(f"VSS path {path!r} is not carried by this vehicle's map ({signal_map.source})")
+            raise NotFoundError(
+                f"VSS path {path!r} is not carried by this vehicle's map ({signal_map.source})"
+            )
         if message is not None and entry.message != message:
-            raise ValueError(f"{path!r} is in message {entry.message}, not {message}; forge one message at a time")
+            raise ValueError(
+                f"{path!r} is in message {entry.message}, not {message}; forge one message at a time"
+            )
         message = entry.message
         conversion = entry.conversion()
         if conversion.factor == 0.0:
@@ -142,8 +148,10 @@ def masquerade(
             f"{layout.period_s / 2:g}), got {clock_drift_ppm}, {jitter_s}"
         )
     f = traffic.frames
-    silenced = _genuine_rows(traffic, layout.frame_id, layout.is_extended) & (f.timestamp_s >= start_s) & (
-        f.timestamp_s < end_s
+    silenced = (
+        _genuine_rows(traffic, layout.frame_id, layout.is_extended)
+        & (f.timestamp_s >= start_s)
+        & (f.timestamp_s < end_s)
     )
     if not silenced.any():
         raise ValueError(f"no genuine frame of {message} in [{start_s}, {end_s}) to masquerade as")
@@ -164,7 +172,9 @@ def masquerade(
     injected = _forged_batch(traffic, layout, times, words)
     span = np.concatenate([f.timestamp_s[silenced], times])
     detail = f"{message}: {_describe(targets)}, genuine sender silenced"
-    record = _record(traffic, "masquerade", span, (layout.frame_id,), len(times), int(silenced.sum()), detail)
+    record = _record(
+        traffic, "masquerade", span, (layout.frame_id,), len(times), int(silenced.sum()), detail
+    )
     keep = ~silenced
     quiet = LabelledFrames(f.take(keep), traffic.attack[keep], traffic.records, traffic.vehicle)
     return quiet.with_injected(injected, record)
@@ -178,10 +188,14 @@ def _targets(layout: MessageLayout, values: Mapping[str, float]) -> dict[str, fl
     for name, value in values.items():
         field = layout.field(name)  # NotFoundError for an unknown signal
         if name not in data:
-            raise ValueError(f"{layout.name}.{name} is the E2E counter, checksum or multiplexer switch; "
-                             "the forger sets those itself")
+            raise ValueError(
+                f"{layout.name}.{name} is the E2E counter, checksum or multiplexer switch; "
+                "the forger sets those itself"
+            )
         if field.pages is not None:
-            raise ValueError(f"{layout.name}.{name} is multiplexed; forge a signal outside multiplexer branches")
+            raise ValueError(
+                f"{layout.name}.{name} is multiplexed; forge a signal outside multiplexer branches"
+            )
         if not np.isfinite(value):
             raise ValueError(f"value of {layout.name}.{name} must be finite, got {value}")
         out[name] = float(value)
@@ -201,14 +215,22 @@ def _genuine(
 
 
 def _forged_batch(
-    traffic: LabelledFrames, layout: MessageLayout, times: npt.NDArray[np.float64],
+    traffic: LabelledFrames,
+    layout: MessageLayout,
+    times: npt.NDArray[np.float64],
     words: npt.NDArray[np.uint64],
 ) -> FrameBatch:
     n = len(times)
     data = word_payload(words)
-    data[:, layout.length:] = 0
-    return _batch(traffic, times, np.full(n, layout.frame_id, np.uint32), np.full(n, layout.is_extended),
-                  np.full(n, layout.length, np.uint8), data)
+    data[:, layout.length :] = 0
+    return _batch(
+        traffic,
+        times,
+        np.full(n, layout.frame_id, np.uint32),
+        np.full(n, layout.is_extended),
+        np.full(n, layout.length, np.uint8),
+        data,
+    )
 
 
 def _describe(values: Mapping[str, float]) -> str:

@@ -73,9 +73,14 @@ class AttackRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "kind": self.kind, "start_s": self.start_s, "end_s": self.end_s,
-            "can_ids": list(self.can_ids), "vehicle": self.vehicle, "injected": self.injected,
-            "removed": self.removed, "detail": self.detail,
+            "kind": self.kind,
+            "start_s": self.start_s,
+            "end_s": self.end_s,
+            "can_ids": list(self.can_ids),
+            "vehicle": self.vehicle,
+            "injected": self.injected,
+            "removed": self.removed,
+            "detail": self.detail,
         }
 
     @classmethod
@@ -90,9 +95,13 @@ class AttackRecord:
             if kind not in ATTACK_KINDS:
                 raise BadInputError(f"attack record: kind {kind!r} is not one of {ATTACK_KINDS}")
             return cls(
-                kind=kind, start_s=float(data["start_s"]), end_s=float(data["end_s"]),
-                can_ids=tuple(int(i) for i in data["can_ids"]), vehicle=str(data["vehicle"]),
-                injected=int(data.get("injected", 0)), removed=int(data.get("removed", 0)),
+                kind=kind,
+                start_s=float(data["start_s"]),
+                end_s=float(data["end_s"]),
+                can_ids=tuple(int(i) for i in data["can_ids"]),
+                vehicle=str(data["vehicle"]),
+                injected=int(data.get("injected", 0)),
+                removed=int(data.get("removed", 0)),
                 detail=str(data.get("detail", "")),
             )
         except KeyError as e:
@@ -145,12 +154,16 @@ class LabelledFrames:
         frames = FrameBatch.concat([self.frames, injected])
         attack = np.concatenate([self.attack, np.full(len(injected), index, np.int32)])
         order = np.argsort(frames.timestamp_s, kind="stable")
-        return LabelledFrames(frames.take(order), attack[order], (*self.records, record), self.vehicle)
+        return LabelledFrames(
+            frames.take(order), attack[order], (*self.records, record), self.vehicle
+        )
 
     def without(self, rows: npt.NDArray[np.bool_], record: AttackRecord) -> LabelledFrames:
         """These frames less the ``rows`` selected, with ``record`` appended."""
         keep = ~rows
-        return LabelledFrames(self.frames.take(keep), self.attack[keep], (*self.records, record), self.vehicle)
+        return LabelledFrames(
+            self.frames.take(keep), self.attack[keep], (*self.records, record), self.vehicle
+        )
 
     # --- export -------------------------------------------------------------------------------
     def to_table(self) -> pa.Table:
@@ -161,22 +174,28 @@ class LabelledFrames:
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
         present = np.arange(f.data.shape[1])[None, :] < lengths[:, None]
         data = pa.BinaryArray.from_buffers(
-            pa.binary(), len(f), [None, pa.py_buffer(offsets), pa.py_buffer(f.data[present].tobytes())]
+            pa.binary(),
+            len(f),
+            [None, pa.py_buffer(offsets), pa.py_buffer(f.data[present].tobytes())],
         )
         labels = self.labels
-        return pa.table({
-            "timestamp_s": pa.array(f.timestamp_s, pa.float64()),
-            "vehicle": pa.DictionaryArray.from_arrays(
-                pa.array(np.zeros(len(f), np.int32)), pa.array([self.vehicle])
-            ),
-            "bus": pa.array(f.bus, pa.uint16()),
-            "frame_id": pa.array(f.frame_id, pa.uint32()),
-            "is_extended": pa.array(f.is_extended, pa.bool_()),
-            "dlc": pa.array(f.length, pa.uint8()),
-            "data": data,
-            "label": pa.DictionaryArray.from_arrays(pa.array(labels.codes), pa.array(LABEL_NAMES)),
-            "attack_id": pa.array(self.attack, pa.int32()),
-        })
+        return pa.table(
+            {
+                "timestamp_s": pa.array(f.timestamp_s, pa.float64()),
+                "vehicle": pa.DictionaryArray.from_arrays(
+                    pa.array(np.zeros(len(f), np.int32)), pa.array([self.vehicle])
+                ),
+                "bus": pa.array(f.bus, pa.uint16()),
+                "frame_id": pa.array(f.frame_id, pa.uint32()),
+                "is_extended": pa.array(f.is_extended, pa.bool_()),
+                "dlc": pa.array(f.length, pa.uint8()),
+                "data": data,
+                "label": pa.DictionaryArray.from_arrays(
+                    pa.array(labels.codes), pa.array(LABEL_NAMES)
+                ),
+                "attack_id": pa.array(self.attack, pa.int32()),
+            }
+        )
 
     def write(self, path: str | Path) -> None:
         """Write the frames: ``.parquet`` (every column, see ``to_table``), ``.csv`` (ROAD layout
@@ -207,17 +226,19 @@ class LabelledFrames:
 
 def records_table(records: Sequence[AttackRecord]) -> pa.Table:
     """The records as an Arrow table (one row per attack)."""
-    return pa.table({
-        "kind": pa.array([r.kind for r in records], pa.string()),
-        "label": pa.array([r.label for r in records], pa.string()),
-        "start_s": pa.array([r.start_s for r in records], pa.float64()),
-        "end_s": pa.array([r.end_s for r in records], pa.float64()),
-        "can_ids": pa.array([list(r.can_ids) for r in records], pa.list_(pa.uint32())),
-        "vehicle": pa.array([r.vehicle for r in records], pa.string()),
-        "injected": pa.array([r.injected for r in records], pa.int64()),
-        "removed": pa.array([r.removed for r in records], pa.int64()),
-        "detail": pa.array([r.detail for r in records], pa.string()),
-    })
+    return pa.table(
+        {
+            "kind": pa.array([r.kind for r in records], pa.string()),
+            "label": pa.array([r.label for r in records], pa.string()),
+            "start_s": pa.array([r.start_s for r in records], pa.float64()),
+            "end_s": pa.array([r.end_s for r in records], pa.float64()),
+            "can_ids": pa.array([list(r.can_ids) for r in records], pa.list_(pa.uint32())),
+            "vehicle": pa.array([r.vehicle for r in records], pa.string()),
+            "injected": pa.array([r.injected for r in records], pa.int64()),
+            "removed": pa.array([r.removed for r in records], pa.int64()),
+            "detail": pa.array([r.detail for r in records], pa.string()),
+        }
+    )
 
 
 def write_records(path: str | Path, records: Sequence[AttackRecord]) -> None:

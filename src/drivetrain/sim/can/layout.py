@@ -79,10 +79,6 @@ class FieldLayout:
             out = np.where(out > self.raw_max, out - (1 << self.bits), out)
         return out
 
-    def physical(self, raw: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-        """Physical values of raw integers (``raw * scale + offset``)."""
-        return raw * self.scale + self.offset
-
 
 @dataclass(frozen=True)
 class MessageLayout:
@@ -178,7 +174,9 @@ def layout_message(message: Message, default_period_s: float = 1.0) -> MessageLa
 
 def _layout_signal(message: Message, signal: Signal, where: str) -> FieldLayout:
     if signal.is_float:
-        raise DbcFormatError(f"{where}: signal {signal.name} is an IEEE float; only integer signals are encoded")
+        raise DbcFormatError(
+            f"{where}: signal {signal.name} is an IEEE float; only integer signals are encoded"
+        )
     big = signal.byte_order == "big_endian"
     bits = int(signal.length)
     if big:
@@ -189,7 +187,9 @@ def _layout_signal(message: Message, signal: Signal, where: str) -> FieldLayout:
         shift = int(signal.start)
         fits = shift + bits <= 8 * message.length
     if not fits:
-        raise DbcFormatError(f"{where}: signal {signal.name} reaches past the {message.length}-byte payload")
+        raise DbcFormatError(
+            f"{where}: signal {signal.name} reaches past the {message.length}-byte payload"
+        )
     signed = bool(signal.is_signed)
     raw_min = -(1 << (bits - 1)) if signed else 0
     raw_max = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
@@ -201,9 +201,19 @@ def _layout_signal(message: Message, signal: Signal, where: str) -> FieldLayout:
     initial = min(max(float(raw_initial) * scale + offset, minimum), maximum)
     pages = tuple(int(p) for p in signal.multiplexer_ids) if signal.multiplexer_ids else None
     return FieldLayout(
-        name=signal.name, big_endian=big, shift=shift, bits=bits, signed=signed, scale=scale,
-        offset=offset, minimum=minimum, maximum=maximum, raw_min=raw_min, raw_max=raw_max,
-        initial=initial, pages=pages,
+        name=signal.name,
+        big_endian=big,
+        shift=shift,
+        bits=bits,
+        signed=signed,
+        scale=scale,
+        offset=offset,
+        minimum=minimum,
+        maximum=maximum,
+        raw_min=raw_min,
+        raw_max=raw_max,
+        initial=initial,
+        pages=pages,
     )
 
 
@@ -217,7 +227,9 @@ def payload_words(data: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64]:
 
 def word_payload(words: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint8]:
     """``(n, 8)`` payload bytes of payload words."""
-    return np.ascontiguousarray(words, "<u8").view(np.uint8).reshape(-1, CLASSIC_CAN_MAX_BYTES).copy()
+    return (
+        np.ascontiguousarray(words, "<u8").view(np.uint8).reshape(-1, CLASSIC_CAN_MAX_BYTES).copy()
+    )
 
 
 class BusLayout:
@@ -229,7 +241,9 @@ class BusLayout:
 
     def __init__(self, database: Database) -> None:
         self.database = database
-        self.messages: tuple[MessageLayout, ...] = tuple(layout_message(m) for m in database.messages)
+        self.messages: tuple[MessageLayout, ...] = tuple(
+            layout_message(m) for m in database.messages
+        )
         self._by_name = {lay.name: lay for lay in self.messages}
         self._by_frame = {(lay.frame_id, lay.is_extended): lay for lay in self.messages}
 
@@ -258,9 +272,11 @@ class BusLayout:
             protection = layout.protection
             if protection is None or not protection.has_checksum:
                 continue
-            rows = np.flatnonzero((frames.frame_id == layout.frame_id)
-                                  & (frames.is_extended == layout.is_extended)
-                                  & (frames.length >= layout.length))
+            rows = np.flatnonzero(
+                (frames.frame_id == layout.frame_id)
+                & (frames.is_extended == layout.is_extended)
+                & (frames.length >= layout.length)
+            )
             if len(rows):
                 ok[rows] = protection.checksum_ok(frames.data[rows])
         return ok

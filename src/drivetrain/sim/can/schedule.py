@@ -88,7 +88,9 @@ def uniform(keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.float64]:
         return (splitmix64(keys) >> _U64(11)).astype(np.float64) * (1.0 / (1 << 53))
 
 
-def frame_uniform(keys: npt.NDArray[np.uint64], k: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+def frame_uniform(
+    keys: npt.NDArray[np.uint64], k: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
     """A uniform number in [0, 1) per frame: ``keys`` is the frame's stream key, ``k`` its
     index in the stream."""
     with np.errstate(over="ignore"):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -72,8 +73,14 @@ class FleetFrames:
             raise IndexError(f"vehicle index {index} is outside 0..{self.n_vehicles - 1}")
         rows = slice(int(self.offsets[index]), int(self.offsets[index + 1]))
         f = self.frames
-        return FrameBatch(f.timestamp_s[rows], f.frame_id[rows], f.is_extended[rows],
-                          f.bus[rows], f.length[rows], f.data[rows])
+        return FrameBatch(
+            f.timestamp_s[rows],
+            f.frame_id[rows],
+            f.is_extended[rows],
+            f.bus[rows],
+            f.length[rows],
+            f.data[rows],
+        )
 
 
 @dataclass(frozen=True)
@@ -137,7 +144,7 @@ class FrameSynthesizer:
         self._field_index = {(self.layouts[mi].name, f.name): i for i, (mi, f) in enumerate(fields)}
         self._sources = [sources.get((self.layouts[mi].name, f.name)) for mi, f in fields]
 
-        def column(values: list[float], dtype: type[np.generic] = np.float64) -> npt.NDArray:
+        def column(values: list[float], dtype: type[np.generic] = np.float64) -> npt.NDArray[Any]:
             return np.array(values, dtype)[:, None] if values else np.empty((0, 1), dtype)
 
         self._minimum = column([f.minimum for _, f in fields])
@@ -161,7 +168,8 @@ class FrameSynthesizer:
             for page in lay.pages or (None,):
                 slot_starts.append(len(slot_rows))
                 slot_rows.extend(
-                    i for i, (fm, f) in enumerate(fields)
+                    i
+                    for i, (fm, f) in enumerate(fields)
                     if fm == mi and (f.pages is None or (page is not None and page in f.pages))
                 )
                 slot_rows.append(dummy)
@@ -225,7 +233,9 @@ class FrameSynthesizer:
             ValueError: see :meth:`synthesize`.
             NotFoundError: a ``can_signals`` key names no signal of the DBC.
         """
-        n = self._vehicle_count(vss, can_signals, None if n_vehicles is None else np.arange(n_vehicles))
+        n = self._vehicle_count(
+            vss, can_signals, None if n_vehicles is None else np.arange(n_vehicles)
+        )
         matrix = self._physical(vss, can_signals, n)
         out: dict[str, dict[str, npt.NDArray[np.float64]]] = {}
         for i, (mi, f) in enumerate(self._fields):
@@ -269,7 +279,9 @@ class FrameSynthesizer:
         seed, timing = self.seed, self.timing
         phase = schedule.uniform(schedule.stream_keys(seed, ids, messages, schedule.PHASE))
         drift_draw = schedule.uniform(
-            schedule.stream_keys(seed, ids, np.arange(self._n_senders, dtype=np.int64), schedule.DRIFT)
+            schedule.stream_keys(
+                seed, ids, np.arange(self._n_senders, dtype=np.int64), schedule.DRIFT
+            )
         )
         drift = (2.0 * drift_draw - 1.0) * (timing.clock_drift_ppm * 1e-6)
         period = self._period[:, None] * (1.0 + drift[self._sender])
@@ -299,7 +311,9 @@ class FrameSynthesizer:
         order = _vehicle_time_order(vehicle, timestamp, start_s)
         v_sorted = vehicle[order].astype(np.int32)
         m_sorted = message[order]
-        payload = word[order].astype("<u8", copy=False).view(np.uint8).reshape(-1, CLASSIC_CAN_MAX_BYTES)
+        payload = (
+            word[order].astype("<u8", copy=False).view(np.uint8).reshape(-1, CLASSIC_CAN_MAX_BYTES)
+        )
         frames = FrameBatch(
             timestamp_s=timestamp[order],
             frame_id=self._frame_id[m_sorted],
@@ -333,7 +347,9 @@ class FrameSynthesizer:
             out |= counter.pack(k + first)
         protection = self.layouts[mi].protection
         if protection is not None and protection.has_checksum:
-            payload = out.astype("<u8", copy=False).view(np.uint8).reshape(-1, CLASSIC_CAN_MAX_BYTES)
+            payload = (
+                out.astype("<u8", copy=False).view(np.uint8).reshape(-1, CLASSIC_CAN_MAX_BYTES)
+            )
             payload[:, protection.checksum_byte] = protection.checksums(payload)
         return out
 
@@ -348,7 +364,9 @@ class FrameSynthesizer:
         for name, value in [*vss.items(), *(can_signals or {}).items()]:
             shape = np.shape(value)
             if len(shape) > 1:
-                raise ValueError(f"values of {name!r} must be one per vehicle (1-D), got shape {shape}")
+                raise ValueError(
+                    f"values of {name!r} must be one per vehicle (1-D), got shape {shape}"
+                )
             if shape:
                 sizes.setdefault(shape[0], name)
         if ids is not None:
@@ -357,7 +375,9 @@ class FrameSynthesizer:
             detail = ", ".join(f"{name!r} has {size}" for size, name in sizes.items())
             raise ValueError(f"every array must hold one value per vehicle; {detail}")
         if not sizes:
-            raise ValueError("give vehicle_ids (or at least one array of values) to set the number of vehicles")
+            raise ValueError(
+                "give vehicle_ids (or at least one array of values) to set the number of vehicles"
+            )
         return next(iter(sizes))
 
     def _physical(

@@ -69,7 +69,9 @@ def measure_synthesis(
         ValueError: non-positive sizes.
     """
     if vehicles < 1 or windows < 1 or window_s <= 0:
-        raise ValueError(f"vehicles, windows and window_s must be positive, got {vehicles}, {windows}, {window_s}")
+        raise ValueError(
+            f"vehicles, windows and window_s must be positive, got {vehicles}, {windows}, {window_s}"
+        )
     can_model = load_vehicle_can(model)
     synthesizer = FrameSynthesizer(can_model.database, can_model.signal_map, seed=seed)
     values = random_vss_values(synthesizer, vehicles, np.random.default_rng(seed))
@@ -82,7 +84,9 @@ def measure_synthesis(
     return SynthesisThroughput(model, frames, seconds, frames / (vehicles * windows * window_s))
 
 
-def measure_cantools(model: str = "compact_bev", *, frames: int = 20_000, seed: int = 0) -> SynthesisThroughput:
+def measure_cantools(
+    model: str = "compact_bev", *, frames: int = 20_000, seed: int = 0
+) -> SynthesisThroughput:
     """Encode ``frames`` frames one by one with cantools' ``Message.encode`` (the baseline):
     the same messages and values as a synthesized window of a small fleet.
 
@@ -100,10 +104,20 @@ def measure_cantools(model: str = "compact_bev", *, frames: int = 20_000, seed: 
     for i in range(len(batch)):
         message = messages[int(batch.frames.frame_id[i])]
         vehicle = int(batch.vehicle[i])
-        decoded = message.decode(bytes(batch.frames.data[i, : message.length]), decode_choices=False)
+        decoded = message.decode(
+            bytes(batch.frames.data[i, : message.length]), decode_choices=False
+        )
+        assert isinstance(decoded, dict)
         given = per_signal.get(message.name, {})
-        jobs.append((message, {name: float(given[name][vehicle]) if name in given else value
-                               for name, value in decoded.items()}))
+        jobs.append(
+            (
+                message,
+                {
+                    name: float(given[name][vehicle]) if name in given else value
+                    for name, value in decoded.items()
+                },
+            )
+        )
     count = 0
     started = time.perf_counter()
     while count < frames:

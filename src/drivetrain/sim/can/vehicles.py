@@ -84,7 +84,9 @@ def load_vehicle_can(model: str, catalog: Catalog | None = None) -> VehicleCan:
     checked = _check(model)
     database = load_dbc(dbc_path(checked)).database
     signal_map = load_signal_map(
-        map_path(checked), database, catalog if catalog is not None else builtin_catalog(),
+        map_path(checked),
+        database,
+        catalog if catalog is not None else builtin_catalog(),
         dbc_name=dbc_path(checked).name,
     )
     name: VehicleModelName = "compact_bev" if checked == "compact_bev" else "suv_bev"
