@@ -1,0 +1,345 @@
+"""``/v1/twins``: twins, desired state (ETag / If-Match), fleet queries, change stream, history.
+
+A thin shell over the twins service. Every route acts for the caller's own tenant (from the
+token): another tenant's twin answers 404, exactly like a VIN that does not exist. Reads need
+``fleet:read``, writes ``fleet:write``. A desired-state write must send ``If-Match`` with the
+version it is based on (``428`` without it); a stale one gets ``409`` with both versions.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Final, Literal
+
+import anyio
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi.responses import JSONResponse, StreamingResponse
+
+# The router exists before drivetrain.api is imported (drivetrain.api assembles the routers
+# and imports this module); routes are added below.
+router = APIRouter(tags=["twins"])
+
+from drivetrain.api.context import ApiContext, api_context
+from drivetrain.api.errors import problem_response, request_id_of
+from drivetrain.api.security import require_scopes
+from drivetrain.cloud.infra import Principal, Scope
+from drivetrain.cloud.lake import Lake
+from drivetrain.cloud.lake.api import lake_of
+from drivetrain.cloud.twins.api_schemas import (
+    BulkDesiredOut,
+    DeltaOut,
+    DesiredByQuery,
+    DesiredWrite,
+    EcuOut,
+    EcuWrite,
+    HistoryOut,
+    HistoryPointOut,
+    ReconciliationOut,
+    TwinOut,
+    TwinPageOut,
+)
+from drivetrain.cloud.twins.desired import set_desired, set_desired_by_query
+from drivetrain.cloud.twins.ecus import delete_ecu, list_ecus, set_ecu
+from drivetrain.cloud.twins.feed import CHANGE_KINDS, ChangeKind, hub_for
+from drivetrain.cloud.twins.history import property_history
+from drivetrain.cloud.twins.models import Twin
+from drivetrain.cloud.twins.query import MatchAll, parse_query
+from drivetrain.cloud.twins.service import (
+    MAX_PAGE,
+    get_delta,
+    get_twin,
+    matching_vins,
+    query_twins,
+    reconciliation_summary,
+)
+from drivetrain.cloud.twins.values import from_ns
+from drivetrain.core.errors import BadInputError, VersionConflictError
+from drivetrain.core.vss import builtin_catalog
+
+Reader = Annotated[Principal, require_scopes(Scope.FLEET_READ)]
+Writer = Annotated[Principal, require_scopes(Scope.FLEET_WRITE)]
+Context = Annotated[ApiContext, Depends(api_context)]
+LakeDep = Annotated[Lake, Depends(lake_of)]
+QueryText = Annotated[
+    str, Query(max_length=4000, description='Fleet query, e.g. region == "EU"; empty: all.')
+]
+IfMatch = Annotated[
+    str | None,
+    Header(description='The desired version the write is based on: "N" (from the ETag), '
+           "or * for whatever is current."),
+]
+#: Seconds between keep-alive comments on an idle change stream.
+KEEPALIVE_S: Final = 15.0
+
+
+def _etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def _twin_response(twin: Twin, status_code: int = 200) -> JSONResponse:
+    body = TwinOut.of(twin, datetime.now(UTC)).model_dump(mode="json")
+    return JSONResponse(body, status_code=status_code, headers={"ETag": _etag(twin.version)})
+
+
+def parse_if_match(value: str) -> int | None:
+    """The version an ``If-Match`` header names (None for ``*``).
+
+    Raises:
+        BadInputError: not ``*`` and not one strong entity tag holding a version.
+    """
+    text = value.strip()
+    if text == "*":
+        return None
+    if text.startswith('"') and text.endswith('"') and len(text) >= 2:
+        text = text[1:-1]
+    if not text.isdigit() or len(text) > 9:
+        raise BadInputError(
+            f"If-Match {value!r} is not an entity tag of this API; expected the twin's ETag, "
+            'e.g. "3", or *'
+        )
+    return int(text)
+
+
+def _precondition_required(request: Request) -> JSONResponse:
+    return problem_response(
+        request, status=428, title="Precondition required",
+        detail="a desired-state write needs an If-Match header with the version it is based "
+        'on (the ETag of GET /v1/twins/{vin}, e.g. If-Match: "3"), or If-Match: * to '
+        "overwrite whatever is current",
+        type_name="PreconditionRequired",
+    )
+
+
+def _conflict(request: Request, error: VersionConflictError) -> JSONResponse:
+    headers = {"ETag": _etag(error.current)} if error.current is not None else None
+    return problem_response(
+        request, status=409, title="Conflict", detail=str(error),
+        type_name="VersionConflictError",
+        extra={"current_version": error.current, "given_version": error.given}, headers=headers,
+    )
+
+
+# --- fleet-wide routes (before /{vin}) ------------------------------------------------------
+@router.get("", response_model=TwinPageOut)
+def list_twins(
+    principal: Reader, context: Context, query: QueryText = "",
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    cursor: Annotated[str | None, Query(max_length=17)] = None,
+) -> TwinPageOut:
+    """The caller's twins that the query selects, by VIN, with the total match count."""
+    with context.database.session() as session:
+        page = query_twins(session, principal.tenant, query, limit=limit, cursor=cursor)
+    return TwinPageOut.of(page)
+
+
+@router.get("/reconciliation", response_model=ReconciliationOut)
+def get_reconciliation(
+    principal: Reader, context: Context, query: QueryText = "",
+    path: Annotated[str | None, Query(max_length=200, description="Only this VSS path.")] = None,
+) -> ReconciliationOut:
+    """Desired items of the selected twins by status, with time-to-converge p50 and max."""
+    with context.database.session() as session:
+        summary = reconciliation_summary(session, principal.tenant, query, path=path)
+    return ReconciliationOut.of(summary)
+
+
+@router.post("/desired", response_model=BulkDesiredOut)
+def post_desired_by_query(
+    body: DesiredByQuery, principal: Writer, context: Context, request: Request
+) -> BulkDesiredOut:
+    """Set values on every twin the query selects (each twin gets a new version)."""
+    with context.database.session() as session:
+        result = set_desired_by_query(
+            session, body.query, body.values, tenant=principal.tenant,
+            actor=principal.client_id, ttl_s=body.ttl_s, request_id=request_id_of(request),
+        )
+    return BulkDesiredOut.of(result)
+
+
+@router.get(
+    "/changes",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
+)
+def stream_changes(
+    request: Request, principal: Reader, context: Context, query: QueryText = "",
+    kind: Annotated[list[ChangeKind] | None, Query(description="Only these kinds (repeat).")] = None,
+    max_events: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+    timeout_s: Annotated[float | None, Query(gt=0, le=86_400)] = None,
+) -> StreamingResponse:
+    """Server-sent events of changes to the caller's twins that the query selects.
+
+    Each event is ``event: <kind>`` (reported, desired, converged, failed, ack, ecu) with a
+    JSON ``data`` line; ``event: overflow`` says how many changes this stream lost by
+    falling behind. The stream ends after ``max_events`` events or ``timeout_s`` seconds.
+    """
+    node = parse_query(query, builtin_catalog())  # a bad query is refused before streaming
+    kinds = tuple(kind) if kind else CHANGE_KINDS
+    subscription = hub_for(context.database.engine).subscribe(tenant=principal.tenant, kinds=kinds)
+    tenant = principal.tenant
+    deadline = time.monotonic() + timeout_s if timeout_s is not None else None
+
+    def selected(vins: set[str]) -> set[str]:
+        if isinstance(node, MatchAll):
+            return vins
+        with context.database.session() as session:
+            return matching_vins(session, tenant, node, vins)
+
+    async def events() -> AsyncIterator[str]:
+        sent, lost, idle_since = 0, 0, time.monotonic()
+        try:
+            yield ": connected\n\n"
+            while deadline is None or time.monotonic() < deadline:
+                if await request.is_disconnected():
+                    return
+                wait = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
+                batch = await anyio.to_thread.run_sync(subscription.get_batch, wait)
+                if subscription.overflowed > lost:
+                    yield _sse("overflow", {"lost": subscription.overflowed - lost})
+                    lost = subscription.overflowed
+                if not batch:
+                    if time.monotonic() - idle_since > KEEPALIVE_S:
+                        idle_since = time.monotonic()
+                        yield ": keep-alive\n\n"
+                    continue
+                keep = await anyio.to_thread.run_sync(selected, {c.vin for c in batch})
+                for change in batch:
+                    if change.vin not in keep:
+                        continue
+                    sent += 1
+                    idle_since = time.monotonic()
+                    yield _sse(change.kind, change.to_dict(), event_id=sent)
+                    if max_events is not None and sent >= max_events:
+                        return
+        finally:
+            subscription.close()
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _sse(event: str, data: object, event_id: int | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+# --- one twin ----------------------------------------------------------------------------------
+@router.get("/{vin}", response_model=TwinOut, responses={200: {"headers": {"ETag": {}}}})
+def get_one_twin(vin: str, principal: Reader, context: Context) -> JSONResponse:
+    """The twin: metadata, ECUs, reported, desired, items, delta; ETag = desired version."""
+    with context.database.session() as session:
+        twin = get_twin(session, vin, tenant=principal.tenant)
+    return _twin_response(twin)
+
+
+def _write_desired(
+    vin: str, body: DesiredWrite, principal: Principal, context: ApiContext, request: Request,
+    if_match: str | None, *, replace: bool,
+) -> JSONResponse:
+    if if_match is None:
+        return _precondition_required(request)
+    version = parse_if_match(if_match)
+    try:
+        with context.database.session() as session:
+            twin = set_desired(
+                session, vin, body.values, tenant=principal.tenant, if_match=version,
+                actor=principal.client_id, replace=replace, ttl_s=body.ttl_s,
+                request_id=request_id_of(request),
+            )
+    except VersionConflictError as e:
+        return _conflict(request, e)
+    return _twin_response(twin)
+
+
+_WRITE_RESPONSES: Final[dict[int | str, dict[str, str]]] = {
+    409: {"description": "If-Match is stale; the body names current_version and given_version"},
+    428: {"description": "If-Match is missing"},
+}
+
+
+@router.patch("/{vin}/desired", response_model=TwinOut, responses=_WRITE_RESPONSES)
+def patch_desired(
+    vin: str, body: DesiredWrite, principal: Writer, context: Context, request: Request,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    """Merge values into the desired state (null removes a path); needs If-Match."""
+    return _write_desired(vin, body, principal, context, request, if_match, replace=False)
+
+
+@router.put("/{vin}/desired", response_model=TwinOut, responses=_WRITE_RESPONSES)
+def put_desired(
+    vin: str, body: DesiredWrite, principal: Writer, context: Context, request: Request,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    """Replace the whole desired state with these values; needs If-Match."""
+    return _write_desired(vin, body, principal, context, request, if_match, replace=True)
+
+
+@router.get("/{vin}/delta", response_model=DeltaOut)
+def get_one_delta(vin: str, principal: Reader, context: Context) -> DeltaOut:
+    """What the vehicle still has to apply (exactly what the desired-state message carries)."""
+    with context.database.session() as session:
+        delta = get_delta(session, vin, tenant=principal.tenant)
+    expires = from_ns(delta.expires_ns) if delta.expires_ns is not None else None
+    values = {p: v for p, v in delta.values.items() if v is not None}
+    return DeltaOut(version=delta.version, values=values, expires_at=expires)
+
+
+@router.get("/{vin}/history", response_model=HistoryOut)
+def get_history(
+    vin: str, principal: Reader, context: Context, lake: LakeDep,
+    path: Annotated[str, Query(max_length=200, description="VSS path.")],
+    start: Annotated[datetime | None, Query(description="Default: 24 h before end.")] = None,
+    end: Annotated[datetime | None, Query(description="Default: now.")] = None,
+    every: Annotated[str | None, Query(max_length=16, examples=["1m"])] = None,
+    agg: Literal["mean", "min", "max", "last"] = "mean",
+) -> HistoryOut:
+    """Values of one path over [start, end), raw or down-sampled, from the telemetry lake."""
+    end = end or datetime.now(UTC)
+    start = start or end - timedelta(days=1)
+    with context.database.session() as session:
+        points = property_history(
+            session, lake, vin, path, tenant=principal.tenant, start=start, end=end,
+            every=every, agg=agg,
+        )
+    return HistoryOut(
+        vin=vin, path=path, start=start, end=end, every=every,
+        agg=agg if every is not None else None, points=[HistoryPointOut.of(p) for p in points],
+    )
+
+
+@router.get("/{vin}/ecus", response_model=list[EcuOut])
+def get_ecus(vin: str, principal: Reader, context: Context) -> list[EcuOut]:
+    """The vehicle's ECU inventory."""
+    with context.database.session() as session:
+        return [EcuOut.of(e) for e in list_ecus(session, vin, tenant=principal.tenant)]
+
+
+@router.put("/{vin}/ecus/{ecu}", response_model=EcuOut)
+def put_ecu(
+    vin: str, ecu: str, body: EcuWrite, principal: Writer, context: Context, request: Request
+) -> EcuOut:
+    """Create or replace one ECU entry (hardware id and/or software version)."""
+    with context.database.session() as session:
+        stored = set_ecu(
+            session, vin, ecu, tenant=principal.tenant, hardware_id=body.hardware_id,
+            software_version=body.software_version, actor=principal.client_id,
+            request_id=request_id_of(request),
+        )
+    return EcuOut.of(stored)
+
+
+@router.delete("/{vin}/ecus/{ecu}", status_code=status.HTTP_204_NO_CONTENT)
+def remove_ecu(
+    vin: str, ecu: str, principal: Writer, context: Context, request: Request
+) -> Response:
+    """Remove one ECU entry."""
+    with context.database.session() as session:
+        delete_ecu(session, vin, ecu, tenant=principal.tenant, actor=principal.client_id,
+                   request_id=request_id_of(request))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
