@@ -6,6 +6,7 @@ from fastapi import APIRouter, FastAPI
 
 from drivetrain.api import audit_routes, auth_routes, health, tenant_routes
 from drivetrain.cloud.lake import api as lake_api
+from drivetrain.cloud.twins import api as twins_api
 
 # (prefix, router) per domain, mounted in this order. Later domains append theirs, e.g.
 # ("/v1/tenants/{tenant}/vehicles", twins_api.router): a "{tenant}" in the path makes
@@ -16,6 +17,7 @@ ROUTERS: list[tuple[str, APIRouter]] = [
     ("/v1/tenants", tenant_routes.router),
     ("/v1/audit", audit_routes.router),
     ("/v1/telemetry", lake_api.router),
+    ("/v1/twins", twins_api.router),
 ]
 
 
