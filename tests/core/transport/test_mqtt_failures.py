@@ -206,3 +206,29 @@ def test_a_vehicle_cannot_publish_as_another_vehicle(tmp_path: Path) -> None:
             vehicle.publish("dt/v1/vehicle2/telemetry", b"spoofed")
         assert vehicle.connected  # refused, not disconnected: its own topics still work
         vehicle.publish("dt/v1/vehicle1/telemetry", b"mine")
+
+
+def test_a_subscription_made_while_disconnected_is_made_on_the_next_connection(
+    tmp_path: Path,
+) -> None:
+    broker = PrivateBroker(tmp_path / "late")
+    late = MqttTransport(
+        broker.url, client_id=unique_name("c"), wait_for_connection=False,
+        reconnect_min_delay_s=0.1, reconnect_max_delay_s=0.2,
+    )  # fmt: skip
+    try:
+        inbox = Inbox()
+        late.subscribe("fleet/+/commands", inbox)  # returns at once: recorded for later
+        broker.start()
+        assert late.wait_connected(10)
+        with MqttTransport(broker.url, client_id=unique_name("c")) as pub:
+            wait_until(lambda: _delivered(pub, inbox, b"hello"), what="the late subscription")
+    finally:
+        late.close()
+        broker.kill()
+
+
+def _delivered(pub: MqttTransport, inbox: Inbox, payload: bytes) -> bool:
+    pub.publish("fleet/v1/commands", payload)
+    settle(0.1)
+    return payload in inbox.payloads

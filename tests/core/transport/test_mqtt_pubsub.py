@@ -240,3 +240,13 @@ def test_closed_transport_refuses_publish_and_subscribe(shared: Clients, prefix:
         transport.publish(f"{prefix}/x", b"")
     with pytest.raises(TransportClosedError):
         transport.subscribe(f"{prefix}/x", Inbox())
+
+
+def test_close_lets_messages_in_flight_be_acknowledged_first(shared: Clients, prefix: str) -> None:
+    sub, pub = shared.new(), shared.new()
+    inbox = Inbox()
+    sub.subscribe(f"{prefix}/last", inbox)
+    tickets = [pub.publish_async(f"{prefix}/last", str(i).encode()) for i in range(300)]
+    pub.close()
+    assert all(t.acknowledged for t in tickets)
+    assert len(inbox.wait_for(300)) == 300
