@@ -269,6 +269,7 @@ class CollectionEngine:
     def __init__(self, campaigns: Iterable[Campaign] = ()) -> None:
         self._paths: list[str] = []
         self._path_ids: dict[str, int] = {}
+        self._remap_cache: tuple[tuple[str, ...], npt.NDArray[np.int32]] | None = None
         self._states: dict[str, _CampaignState] = {}
         self._versions: dict[str, int] = {}
         self._default = _CampaignState(default_campaign())
@@ -327,6 +328,11 @@ class CollectionEngine:
     # --- samples -----------------------------------------------------------------------------
 
     def _global_ids(self, samples: Samples) -> npt.NDArray[np.int32]:
+        # A source usually sends the same path dictionary every tick (a decoder's map, a fleet
+        # runner's model): reuse the last remap instead of a dict lookup per path per tick.
+        cached = self._remap_cache
+        if cached is not None and (cached[0] is samples.paths or cached[0] == samples.paths):
+            return cached[1][samples.path_index]
         remap = np.empty(len(samples.paths), np.int32)
         for i, path in enumerate(samples.paths):
             gid = self._path_ids.get(path)
@@ -334,6 +340,7 @@ class CollectionEngine:
                 gid = self._path_ids[path] = len(self._paths)
                 self._paths.append(path)
             remap[i] = gid
+        self._remap_cache = (samples.paths, remap)
         return remap[samples.path_index]
 
     def process(self, samples: Samples, now_ns: int) -> CollectionResult:

@@ -92,6 +92,14 @@ class Samples:
             return cls.empty()
         if len(parts) == 1:
             return parts[0]
+        first = parts[0].paths
+        if all(p.paths is first or p.paths == first for p in parts):  # one dictionary: no remap
+            return cls(
+                first,
+                np.concatenate([p.path_index for p in parts]),
+                np.concatenate([p.ts_ns for p in parts]),
+                np.concatenate([p.value for p in parts]),
+            )
         names: dict[str, int] = {}
         indices = []
         for part in parts:
