@@ -14,6 +14,7 @@ from drivetrain.core.vss import builtin_catalog
 from drivetrain.sim.can import MAPPED_VSS_PATHS, VEHICLE_MODELS, VehicleCan, load_vehicle_can
 from drivetrain.sim.can.e2e import e2e_protection
 from drivetrain.sim.can.vehicles import dbc_path, map_path
+from drivetrain.sim.physics.vehicle_models import VEHICLE_MODELS as VEHICLE_PHYSICS
 
 CHARGE_LIMIT = "Vehicle.Powertrain.TractionBattery.Charging.ChargeLimit"
 # what the vehicle physics produces, by the list (each model carries them all)
@@ -34,10 +35,6 @@ PHYSICS_PATHS = [
     "Vehicle.Powertrain.TractionBattery.Charging.IsCharging",
     "Vehicle.Powertrain.TractionBattery.Charging.ChargeLimit",
     "Vehicle.Powertrain.TractionBattery.Charging.MaxPower",
-    "Vehicle.Powertrain.ElectricMotor.Rear.Speed",
-    "Vehicle.Powertrain.ElectricMotor.Rear.Torque",
-    "Vehicle.Powertrain.ElectricMotor.Rear.Power",
-    "Vehicle.Powertrain.ElectricMotor.Rear.Temperature",
     "Vehicle.Powertrain.Transmission.CurrentGear",
     "Vehicle.Powertrain.Transmission.SelectedGear",
     "Vehicle.Chassis.Brake.PedalPosition",
@@ -53,7 +50,6 @@ PHYSICS_PATHS = [
     "Vehicle.Cabin.HVAC.IsAirConditioningActive",
     "Vehicle.LowVoltageBattery.CurrentVoltage",
     "Vehicle.LowVoltageBattery.CurrentCurrent",
-    "Vehicle.Powertrain.ElectricMotor.Rear.EngineCoolant.Temperature",
     "Vehicle.CurrentLocation.Latitude",
     "Vehicle.CurrentLocation.Longitude",
     "Vehicle.CurrentLocation.Heading",
@@ -145,12 +141,18 @@ def test_safety_relevant_messages_carry_a_crc8_and_a_4_bit_rolling_counter(
     for path in (
         "Vehicle.Speed",
         "Vehicle.Powertrain.Transmission.SelectedGear",
-        "Vehicle.Powertrain.ElectricMotor.Rear.Speed",
         "Vehicle.Chassis.SteeringWheel.Angle",
         "Vehicle.Powertrain.TractionBattery.CurrentCurrent",
     ):
         carrier = next(e.message for e in m.mappings if e.vss_path == path)
         assert carrier in protected, f"{path} travels in {carrier}, which has no CRC"
+    motor = next(
+        e.message
+        for e in m.mappings
+        if e.vss_path.endswith("ElectricMotor.Front.Speed")
+        or e.vss_path.endswith("ElectricMotor.Rear.Speed")
+    )
+    assert motor in protected
     assert len(set(protected.values())) == 1
 
 
@@ -173,8 +175,20 @@ def test_mapped_vss_paths_match_the_packaged_map_files() -> None:
         database = load_dbc(dbc_path(model)).database
         signal_map = load_signal_map(map_path(model), database, catalog)
         assert MAPPED_VSS_PATHS[model] == frozenset(signal_map.paths)
-    assert "Vehicle.Powertrain.ElectricMotor.Front.Speed" in MAPPED_VSS_PATHS["suv_bev"]
-    assert "Vehicle.Powertrain.ElectricMotor.Front.Speed" not in MAPPED_VSS_PATHS["compact_bev"]
+
+
+@pytest.mark.parametrize(
+    ("physics_model", "model"), [("compact-hatch-50", "compact_bev"), ("midsize-suv-77", "suv_bev")]
+)
+def test_each_bus_carries_the_traction_motor_where_the_physics_model_has_it(
+    physics_model: str, model: str
+) -> None:
+    axle = VEHICLE_PHYSICS[physics_model].motor.axle.capitalize()
+    other = "Rear" if axle == "Front" else "Front"
+    leaves = ("Speed", "Torque", "Power", "Temperature", "EngineCoolant.Temperature", "TimeInUse")
+    carried = MAPPED_VSS_PATHS[model]
+    assert {f"Vehicle.Powertrain.ElectricMotor.{axle}.{leaf}" for leaf in leaves} <= carried
+    assert not any(p.startswith(f"Vehicle.Powertrain.ElectricMotor.{other}.") for p in carried)
 
 
 def test_the_two_models_differ_as_two_manufacturers_would() -> None:

@@ -103,7 +103,7 @@ def test_gear_and_motor_speed_spoofing_on_the_compact_hatch() -> None:
         duration_s=1.0,
     )
     rpm_message, rpm = dbc_values(
-        compact.signal_map, {"Vehicle.Powertrain.ElectricMotor.Rear.Speed": 12000}
+        compact.signal_map, {"Vehicle.Powertrain.ElectricMotor.Front.Speed": 12000}
     )
     traffic = spoof(
         traffic,

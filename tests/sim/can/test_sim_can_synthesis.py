@@ -349,6 +349,24 @@ def test_bad_input_is_refused_with_the_field_and_what_was_expected(
         TimingModel(jitter_fraction=0.6)
 
 
+def test_masked_vehicles_send_the_start_value_and_the_others_their_own(
+    suv: VehicleCan, suv_synthesizer: FrameSynthesizer
+) -> None:
+    speed = np.ma.MaskedArray([3000.0, 5000.0, 7000.0], mask=[False, True, False])
+    batch = suv_synthesizer.synthesize(
+        0.0, 0.1, {"Vehicle.Powertrain.ElectricMotor.Rear.Speed": speed}
+    )
+    message = suv.database.get_message_by_name("MCU_R_Status")
+    sent = []
+    for vehicle in range(3):
+        frames = batch.for_vehicle(vehicle)
+        row = int(np.flatnonzero(frames.frame_id == message.frame_id)[0])
+        sent.append(decode(message, bytes(frames.data[row]))["MotRSpd"])
+    assert sent == [3000.0, 0.0, 7000.0]
+    hidden_nan = np.ma.MaskedArray([1.0, float("nan")], mask=[False, True])
+    suv_synthesizer.synthesize(0.0, 0.1, {"Vehicle.Speed": hidden_nan})  # masked: not a value
+
+
 def test_unknown_vss_paths_are_not_carried_and_change_nothing(
     suv_synthesizer: FrameSynthesizer,
 ) -> None:

@@ -257,7 +257,9 @@ class FrameSynthesizer:
             start_s, end_s: the window, in seconds since the simulation start (time 0, when
                 every ECU starts sending).
             vss: per VSS path, one value per vehicle (or one scalar for all), in the VSS unit;
-                booleans as 0/1. Paths the map does not carry are ignored.
+                booleans as 0/1. Paths the map does not carry are ignored. In a NumPy masked
+                array, masked vehicles (and every vehicle, for an absent path) send the DBC
+                signal's start value.
             can_signals: per ``"MESSAGE.SIGNAL"``, DBC physical values for signals the map does
                 not feed (for example a charge-state code); they override the map.
             vehicle_ids: stable numbers of the vehicles (default ``0..n-1``): a vehicle's phases,
@@ -390,8 +392,9 @@ class FrameSynthesizer:
         matrix = np.repeat(self._initial[:, None], n, axis=1)
         for i, source in enumerate(self._sources):
             if source is not None and source.vss_path in vss:
-                values = _as_values(vss[source.vss_path], source.vss_path, n)
-                matrix[i] = (values - source.offset) / source.factor
+                values, given = _as_values(vss[source.vss_path], source.vss_path, n)
+                converted = (values - source.offset) / source.factor
+                matrix[i] = converted if given is None else np.where(given, converted, matrix[i])
         for name, value in (can_signals or {}).items():
             message, _, signal = name.partition(".")
             index = self._field_index.get((message, signal))
@@ -401,7 +404,8 @@ class FrameSynthesizer:
                     f"{name!r} is an E2E counter/checksum or multiplexer switch; "
                     "the synthesizer sets those itself"
                 )
-            matrix[index] = _as_values(value, name, n)
+            values, given = _as_values(value, name, n)
+            matrix[index] = values if given is None else np.where(given, values, matrix[index])
         return np.clip(matrix, self._minimum, self._maximum, out=matrix)
 
     def _static_words(self, physical: npt.NDArray[np.float64]) -> npt.NDArray[np.uint64]:
@@ -417,18 +421,28 @@ class FrameSynthesizer:
         return words
 
 
-def _as_values(value: ArrayLike, name: str, n: int) -> npt.NDArray[np.float64]:
+def _as_values(
+    value: ArrayLike, name: str, n: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_] | None]:
+    """The values as float64, one per vehicle, and which are given (None: all); a masked
+    array's masked entries are not given (the vehicle lacks that part)."""
+    given: npt.NDArray[np.bool_] | None = None
+    if isinstance(value, np.ma.MaskedArray):
+        mask = np.ma.getmaskarray(value)
+        if mask.any():
+            given = ~mask.reshape(-1) if mask.ndim else np.full(n, not bool(mask))
+        value = np.ma.getdata(value)
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as e:
         raise ValueError(f"values of {name!r} must be numbers (booleans as 0/1): {e}") from e
     if array.ndim == 0:
         array = np.full(n, float(array))
-    bad = ~np.isfinite(array)
+    bad = ~np.isfinite(array) if given is None else ~np.isfinite(array) & given
     if bad.any():
         i = int(np.argmax(bad))
         raise ValueError(f"values of {name!r} must be finite; vehicle {i} has {float(array[i])!r}")
-    return array
+    return array, given
 
 
 def _vehicle_time_order(

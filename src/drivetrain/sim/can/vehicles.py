@@ -2,16 +2,18 @@
 
 Two models, authored as two different manufacturers would (files in ``drivetrain/sim/data``):
 
-- ``compact_bev`` — a compact battery-electric hatch, rear motor, 58 kWh / 400 V pack
+- ``compact_bev`` — a compact battery-electric hatch, front motor, 50 kWh / 400 V pack
   (``drivetrain_compact_bev.dbc``): Intel byte order, 11-bit ids with the GNSS and telematics
   messages on 29-bit ids, an E2E header (CRC-8/SAE-J1850 in byte 0, 4-bit counter in byte 1) on
   the safety-relevant messages, speeds in km/h, temperatures in °C.
-- ``suv_bev`` — a mid-size battery-electric SUV, dual motor, 100 kWh / 800 V pack
+- ``suv_bev`` — a mid-size battery-electric SUV, rear motor, 82 kWh / 352 V pack
   (``drivetrain_suv_bev.dbc``): Motorola byte order, body and telematics on 29-bit ids, an E2E
   trailer (4-bit alive counter in byte 6, CRC-8/AUTOSAR in byte 7), vehicle speed in m/s, yaw
   rate in rad/s, cabin temperatures in kelvin and set points in °F, tyre pressures in psi.
 
-Each map (``*_vss.toml``, the foundation's signal-map format) converts to VSS units.
+They are the buses of the physics models ``compact-hatch-50`` and ``midsize-suv-77``
+(``drivetrain.sim.physics``). Each map (``*_vss.toml``, the foundation's signal-map format)
+converts to VSS units.
 ``MAPPED_VSS_PATHS[model]`` lists the VSS paths a model's bus carries, for producers of VSS values
 (vehicle physics) to check their coverage against.
 """
