@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from drivetrain import __version__
-from drivetrain.commands import auth, can, db, demo, ingest, lake, serve, vss, worker
+from drivetrain.commands import auth, can, db, demo, edge, fleet, ingest, lake, serve, vss, worker
 
 app = typer.Typer(
     name="drivetrain",
@@ -38,6 +38,8 @@ app.add_typer(auth.app, name="auth")
 app.add_typer(lake.app, name="lake")
 app.add_typer(ingest.app, name="ingest")
 app.add_typer(worker.app, name="worker")
+app.add_typer(fleet.app, name="fleet")
+app.add_typer(edge.app, name="edge")
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 

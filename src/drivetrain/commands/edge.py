@@ -1,0 +1,326 @@
+"""`drivetrain edge` commands: run the vehicle agent, replay a capture through it, inspect its
+store-and-forward buffer, check a collection campaign before sending it to vehicles."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import threading
+import time
+from importlib.resources import files
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from drivetrain.commands.db import fail, load_settings_or_exit
+
+if TYPE_CHECKING:
+    from drivetrain.core.transport import Transport
+    from drivetrain.edge.agent import AgentStats, EdgeAgent
+    from drivetrain.edge.sources import FrameSource
+
+app = typer.Typer(
+    help="The edge agent: run it on a CAN bus, replay a capture through it, inspect its "
+    "buffer, check campaigns.",
+    no_args_is_help=True,
+)
+
+_DATA = files("drivetrain.sim.data")
+DEFAULT_DBC = Path(str(_DATA / "drivetrain_bev.dbc"))
+DEFAULT_MAP = Path(str(_DATA / "drivetrain_bev_vss.toml"))
+#: How long the broker keeps the vehicle's session while it is offline, seconds (7 days).
+SESSION_EXPIRY_S = 7 * 86_400
+
+
+def _status_line(stats: AgentStats, transport: Transport, started: float) -> Text:
+    elapsed = max(time.monotonic() - started, 1e-9)
+    link = "connected" if getattr(transport, "connected", True) else "offline"
+    if stats.uplink.backing_off and link == "connected":
+        link = "backing off"
+    refused = sum(stats.downlink_refused.values())
+    text = Text()
+    text.append(f"{elapsed:6.0f} s ", style="dim")
+    text.append(f"in {stats.samples_in:,} samples ({stats.samples_in / elapsed:,.0f}/s)  ")
+    text.append(f"collected {stats.samples_collected:,}  ")
+    text.append(f"sealed {stats.batches_sealed:,} batches ({stats.bytes_sealed / 1024:,.0f} KiB)  ")
+    text.append(f"buffer {stats.buffered_messages:,}  ")
+    text.append(f"sent {stats.uplink.confirmed:,}  ")
+    text.append(f"link {link}  ", style="green" if link == "connected" else "yellow")
+    text.append(f"downlink {sum(stats.downlink_accepted.values())} ok/{refused} refused",
+                style="red" if refused else "")
+    return text
+
+
+def _open_agent(
+    credentials: Path, dbc: Path, signal_map: Path, broker: str | None, buffer: Path | None,
+    max_buffer_mb: float, batch_s: float,
+) -> tuple[EdgeAgent, Transport]:
+    from drivetrain.core.errors import DrivetrainError
+    from drivetrain.core.transport import MqttTransport
+    from drivetrain.core.vss import builtin_catalog
+    from drivetrain.edge.agent import AgentConfig, EdgeAgent
+    from drivetrain.edge.buffer import SqliteBuffer
+    from drivetrain.edge.can_input import CanDecoding
+    from drivetrain.edge.identity import VehicleIdentity
+
+    settings = load_settings_or_exit()
+    url = broker or settings.broker_url
+    if not url:
+        fail("the agent needs a broker: give --broker mqtt://HOST:1883 or set DRIVETRAIN_BROKER_URL")
+    try:
+        identity = VehicleIdentity.read(credentials)
+        catalog = builtin_catalog()
+        can = CanDecoding.load(dbc, signal_map, catalog)
+        store = SqliteBuffer(
+            buffer or settings.data_dir / "edge" / f"{identity.vin}.db",
+            max_bytes=int(max_buffer_mb * 1024 * 1024),
+        )
+        # Start even when the broker is unreachable: the buffer holds the data meanwhile.
+        transport = MqttTransport(
+            url, client_id=identity.vin, session_expiry_s=SESSION_EXPIRY_S,
+            wait_for_connection=False,
+        )  # fmt: skip
+    except DrivetrainError as e:
+        fail(e)
+    agent = EdgeAgent(
+        identity, transport, store, catalog=catalog, can=can,
+        config=AgentConfig(batch_interval_s=batch_s),
+    )  # fmt: skip
+    return agent, transport
+
+
+def _run(agent: EdgeAgent, transport: Transport, source: FrameSource, *, tick_ms: int,
+         duration: float | None, headless: bool) -> AgentStats:
+    from drivetrain.core.errors import DrivetrainError
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    started = time.monotonic()
+    live = Live(console=console, refresh_per_second=4, transient=False, auto_refresh=False)
+    last_print = [0.0]
+
+    def on_status(stats: AgentStats) -> None:
+        line = _status_line(stats, transport, started)
+        if headless:
+            if time.monotonic() - last_print[0] >= 5:
+                console.print(line)
+                last_print[0] = time.monotonic()
+        else:
+            live.update(line, refresh=True)
+
+    console.print(f"edge agent {agent.vin}: press Ctrl-C to stop")
+    try:
+        with live if not headless else contextlib.nullcontext():
+            return agent.run(
+                source, tick_s=tick_ms / 1000, stop=stop, duration_s=duration, on_status=on_status
+            )
+    except DrivetrainError as e:
+        fail(e)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        source.close()
+        agent.stop()
+        transport.close()
+        agent.buffer.close()
+
+
+def _summary(stats: AgentStats) -> Table:
+    table = Table(title="edge agent summary", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    rows = [
+        ("samples in", f"{stats.samples_in:,}"),
+        ("samples collected", f"{stats.samples_collected:,}"),
+        ("batches sealed", f"{stats.batches_sealed:,} ({stats.bytes_sealed / 1024:,.1f} KiB)"),
+        ("messages confirmed by the broker", f"{stats.uplink.confirmed:,}"),
+        ("still buffered", f"{stats.buffered_messages:,} ({stats.buffered_bytes / 1024:,.1f} KiB)"),
+        ("evicted (buffer full)", f"{stats.evicted_messages:,}"),
+        ("triggers fired", f"{stats.triggers_fired:,}"),
+        ("campaigns", ", ".join(stats.campaigns) or "default (every signal at 1 Hz)"),
+        ("downlink accepted", json.dumps(dict(stats.downlink_accepted)) or "{}"),
+        ("downlink refused", json.dumps(dict(stats.downlink_refused)) or "{}"),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+_CREDENTIALS = typer.Option(
+    ..., "--credentials", help="Vehicle credential file from `drivetrain fleet provision`."
+)
+_DBC = typer.Option(DEFAULT_DBC, "--dbc", help="DBC of the vehicle's bus (default: reference BEV).")
+_MAP = typer.Option(DEFAULT_MAP, "--map", help="DBC->VSS signal map (default: reference BEV's).")
+_BROKER = typer.Option(
+    None, "--broker", help="MQTT 5 broker, mqtt://HOST:PORT or mqtts://...; default: settings."
+)
+_BUFFER = typer.Option(
+    None, "--buffer", help="Store-and-forward buffer (SQLite); default: DATA_DIR/edge/VIN.db."
+)
+_BUFFER_MB = typer.Option(256.0, "--max-buffer-mb", min=0.01, help="Bound of the buffer, MiB.")
+_BATCH = typer.Option(1.0, "--batch-s", min=0.05, help="Seconds between sealed batches.")
+_TICK = typer.Option(100, "--tick-ms", min=5, max=10_000, help="Milliseconds between ticks.")
+_HEADLESS = typer.Option(False, "--headless", help="Plain status lines instead of a live line.")
+
+
+@app.command("run")
+def run(
+    credentials: Path = _CREDENTIALS,
+    bus: str = typer.Option(
+        ..., "--bus", help="virtual:CHANNEL, socketcan:INTERFACE or log:CAPTURE_FILE."
+    ),
+    dbc: Path = _DBC,
+    signal_map: Path = _MAP,
+    broker: str | None = _BROKER,
+    buffer: Path | None = _BUFFER,
+    max_buffer_mb: float = _BUFFER_MB,
+    batch_s: float = _BATCH,
+    tick_ms: int = _TICK,
+    speed: float = typer.Option(1.0, "--speed", min=0.01, help="Replay speed for log: buses."),
+    duration: float | None = typer.Option(None, "--duration", min=0.1, help="Stop after S seconds."),
+    headless: bool = _HEADLESS,
+) -> None:
+    """Run the edge agent: read the bus, run the campaigns, buffer and send over MQTT, obey
+    signed cloud messages. Ctrl-C stops it after sending what it can within 10 s."""
+    from drivetrain.core.errors import DrivetrainError
+    from drivetrain.edge.sources import open_frame_source
+
+    agent, transport = _open_agent(credentials, dbc, signal_map, broker, buffer, max_buffer_mb, batch_s)
+    try:
+        source = open_frame_source(bus, speed=speed)
+    except DrivetrainError as e:
+        transport.close()
+        fail(e)
+    stats = _run(agent, transport, source, tick_ms=tick_ms, duration=duration, headless=headless)
+    Console(highlight=False).print(_summary(stats))
+
+
+@app.command("replay")
+def replay(
+    capture: Path = typer.Argument(..., help="Capture file: candump .log, .asc, .blf or CSV."),
+    credentials: Path = _CREDENTIALS,
+    dbc: Path = _DBC,
+    signal_map: Path = _MAP,
+    broker: str | None = _BROKER,
+    buffer: Path | None = _BUFFER,
+    max_buffer_mb: float = _BUFFER_MB,
+    batch_s: float = _BATCH,
+    tick_ms: int = _TICK,
+    speed: float = typer.Option(
+        10.0, "--speed", min=0.01, max=10_000.0,
+        help="Times faster than recorded (timestamps are compressed alike).",
+    ),
+    headless: bool = _HEADLESS,
+) -> None:
+    """Replay a CAN capture through the agent to the broker, then print a summary."""
+    from drivetrain.core.errors import DrivetrainError
+    from drivetrain.edge.sources import CaptureReplaySource
+
+    agent, transport = _open_agent(credentials, dbc, signal_map, broker, buffer, max_buffer_mb, batch_s)
+    try:
+        source = CaptureReplaySource(capture, speed=speed)
+    except DrivetrainError as e:
+        transport.close()
+        fail(e)
+    stats = _run(agent, transport, source, tick_ms=tick_ms, duration=None, headless=headless)
+    console = Console(highlight=False)
+    console.print(_summary(stats))
+    if agent.can is not None and agent.can.counters.unknown_frames:
+        top = sorted(agent.can.counters.unknown_ids.items(), key=lambda kv: -kv[1])[:5]
+        console.print(
+            f"{agent.can.counters.unknown_frames:,} frames with ids not in {dbc.name} (not "
+            f"decoded); most frequent: {', '.join(f'{k} ({n:,})' for k, n in top)}"
+        )
+
+
+@app.command("buffer")
+def buffer_info(
+    path: Path = typer.Argument(..., help="The agent's buffer file (SQLite)."),
+) -> None:
+    """Show what an agent's store-and-forward buffer holds and the state kept with it."""
+    from drivetrain.core.errors import DrivetrainError
+    from drivetrain.edge.buffer import SqliteBuffer
+
+    if not path.is_file():
+        fail(f"buffer {path} does not exist")
+    try:
+        store = SqliteBuffer(path)
+        stats, kinds = store.stats(), store.by_kind()
+        campaigns = json.loads(store.get_state("campaigns") or "[]")
+        desired = store.get_state("desired_version")
+        downlink = json.loads(store.get_state("downlink") or "{}")
+        store.close()
+    except (DrivetrainError, ValueError) as e:
+        fail(e)
+    console = Console(highlight=False, soft_wrap=True)
+    table = Table(title=f"{path}: {stats.messages:,} messages, {stats.bytes / 1024:,.1f} KiB of "
+                        f"{stats.max_bytes / 1024 / 1024:,.0f} MiB")
+    for column in ("kind", "messages", "KiB", "oldest", "newest"):
+        table.add_column(column, justify="left" if column == "kind" else "right")
+    for k in kinds:
+        table.add_row(
+            k.kind.name.lower(), f"{k.messages:,}", f"{k.bytes / 1024:,.1f}",
+            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(k.oldest_ns / 1e9)),
+            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(k.newest_ns / 1e9)),
+        )  # fmt: skip
+    console.print(table)
+    console.print(
+        f"evicted since created: {stats.evicted_messages:,} messages "
+        f"({stats.evicted_bytes / 1024:,.1f} KiB)"
+    )
+    console.print(f"desired-state version applied: {desired or 'none'}")
+    console.print(f"downlink message ids remembered: {len(downlink.get('seen_ids', []))}")
+    if campaigns:
+        ctable = Table(title="installed campaigns")
+        for column in ("id", "version", "priority", "signals", "period ms", "triggers"):
+            ctable.add_column(column)
+        for c in campaigns:
+            ctable.add_row(
+                c["id"], str(c["version"]), str(c["priority"]), ", ".join(c["signals"]),
+                str(c["period_ms"]), ", ".join(t["name"] for t in c["triggers"]) or "-",
+            )  # fmt: skip
+        console.print(ctable)
+    else:
+        console.print("installed campaigns: none (the default campaign applies)")
+
+
+@app.command("check-campaign")
+def check_campaign(
+    file: Path = typer.Argument(..., help="A collection campaign as JSON."),
+) -> None:
+    """Check a campaign against the VSS catalog as a vehicle would; exit 1 naming the problem."""
+    from drivetrain.core.errors import DrivetrainError
+    from drivetrain.core.vss import builtin_catalog
+    from drivetrain.edge.campaigns import Campaign
+
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        fail(f"cannot read campaign {file}: {e}")
+    try:
+        campaign = Campaign.from_dict(data, builtin_catalog())
+    except DrivetrainError as e:
+        fail(e)
+    console = Console(highlight=False, soft_wrap=True)
+    console.print(
+        f"campaign {campaign.id!r} version {campaign.version}: valid; priority "
+        f"{campaign.priority}, signals {', '.join(campaign.signals)}, sampling "
+        f"{'every ' + str(campaign.period_ms) + ' ms' if campaign.period_ms else 'off'}"
+    )
+    for trigger in campaign.triggers:
+        console.print(
+            f"  trigger {trigger.name!r}: {trigger.expression} "
+            f"(pre {trigger.pre_s:g} s, post {trigger.post_s:g} s)"
+        )
