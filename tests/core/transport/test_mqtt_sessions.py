@@ -187,3 +187,37 @@ def test_in_process_ack_is_accepted_and_changes_nothing() -> None:
         [message] = inbox.messages
         message.ack()
         assert bus.stats().delivered == 1
+
+
+def test_a_shared_subscription_worker_that_dies_gets_its_unacknowledged_share_back_on_restart(
+    shared: Clients, prefix: str
+) -> None:
+    # Mosquitto 2.0 keeps a member's unacknowledged (and later) share in its session instead of
+    # handing it to the other members, so an ingest worker restarts under the same client id
+    group = f"$share/{unique_name('g')}/{prefix}/telemetry"
+    worker_a, worker_b = unique_name("worker-a"), unique_name("worker-b")
+    dying = shared.new(worker_a, session_expiry_s=SESSION_S)
+    held = Inbox()
+    dying.subscribe(group, held, manual_ack=True)  # never acknowledges: a write that never ends
+    survivor_inbox = Inbox()
+    survivor = shared.new(worker_b, session_expiry_s=SESSION_S)
+    survivor.subscribe(group, survivor_inbox)
+    pub = shared.new()
+    for i in range(10):
+        pub.publish(f"{prefix}/telemetry", str(i).encode())
+    wait_until(lambda: len(held.messages) + len(survivor_inbox.messages) == 10, what="10")
+    lost_with_the_worker = set(held.payloads)
+    assert lost_with_the_worker
+    dying.close()
+
+    restarted_inbox = Inbox()
+    restarted = shared.new(worker_a, session_expiry_s=SESSION_S)
+    restarted.subscribe(group, restarted_inbox, manual_ack=True)
+    redelivered = restarted_inbox.wait_for(len(lost_with_the_worker))
+    assert {m.payload for m in redelivered} == lost_with_the_worker
+    assert all(m.duplicate for m in redelivered)
+    for message in redelivered:
+        message.ack()
+    assert set(survivor_inbox.payloads) | lost_with_the_worker == {
+        str(i).encode() for i in range(10)
+    }
