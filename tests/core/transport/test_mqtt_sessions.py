@@ -221,3 +221,17 @@ def test_a_shared_subscription_worker_that_dies_gets_its_unacknowledged_share_ba
     assert set(survivor_inbox.payloads) | lost_with_the_worker == {
         str(i).encode() for i in range(10)
     }
+
+
+def test_closing_with_end_session_makes_the_broker_forget_the_session(
+    shared: Clients, prefix: str
+) -> None:
+    client_id = unique_name("retired")
+    worker = shared.new(client_id, session_expiry_s=SESSION_S)
+    worker.subscribe(f"{prefix}/telemetry", Inbox())
+    worker.close(end_session=True)
+    shared.new().publish(f"{prefix}/telemetry", b"for nobody")
+    inbox = Inbox()
+    shared.new(client_id, session_expiry_s=SESSION_S).subscribe(f"{prefix}/telemetry", inbox)
+    settle()
+    assert inbox.messages == []

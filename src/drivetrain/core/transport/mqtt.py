@@ -540,13 +540,15 @@ class MqttTransport(Transport):
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    def close(self) -> None:
+    def close(self, *, end_session: bool = False) -> None:
         """Finish in-flight work, disconnect cleanly, stop the threads; idempotent.
 
         In-flight publishes get up to ``ack_timeout_s`` in all for their PUBACKs (while
         connected); tickets still pending then fail with ``TransportClosedError``. Messages
         already received are delivered first. Subscriptions end here but stay in a
-        persistent session, so the broker keeps queueing for the client id.
+        persistent session, so the broker keeps queueing for the client id — unless
+        ``end_session``: the DISCONNECT then sets the Session Expiry Interval to 0 and the
+        broker discards the session (MQTT 5 §3.14.2.2.2), e.g. for a worker retired for good.
         """
         with self._lock:
             if self._closed:
@@ -568,7 +570,7 @@ class MqttTransport(Transport):
             members = self._routes.members()
         for member in members:
             member.unsubscribe()  # local only while closing: no UNSUBSCRIBE reaches the broker
-        self._shutdown_network()
+        self._shutdown_network(end_session)
         with self._lock:
             tickets = self._tickets.take()
         for ticket in tickets:
@@ -577,9 +579,14 @@ class MqttTransport(Transport):
                 f"{ticket.topic!r}"
             ))  # fmt: skip
 
-    def _shutdown_network(self) -> None:
+    def _shutdown_network(self, end_session: bool = False) -> None:
         self._closing = True
-        self._client.disconnect()  # queued after pending PUBACKs, so those go out first
+        properties = None
+        if end_session and self.options.session_expiry_s:  # 0 already ends it (§3.14.2.2.2)
+            properties = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = 0
+        # queued after pending PUBACKs, so those go out first
+        self._client.disconnect(properties=properties)
         self._client.loop_stop()  # joins paho's network thread (unless called on it)
         self._connected.clear()
 
