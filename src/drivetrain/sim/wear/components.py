@@ -151,7 +151,11 @@ class FleetWear:
     def rul(self) -> dict[str, F64]:
         """Ground-truth remaining useful life per vehicle, keyed ``<component>_rul_<unit>``.
 
-        ``inf`` where no failure will happen (a healthy cell never drifts); 0 once failed.
+        Brake pads: per pad, the friction energy (MJ) that pad can still absorb — exact, since
+        wear is proportional to it — and ``brake_pads_rul_mj``, the least of the four;
+        ``brake_pads_rul_km_est`` converts that at the vehicle's mean friction energy per km so
+        far (a forecast, not ground truth). ``inf`` where no failure will happen (a balanced
+        cell never drifts); 0 once failed.
         """
         t = self.time_s
         # tyres: solve ratio(t_f) = threshold on the piecewise exponential
@@ -207,10 +211,16 @@ class FleetWear:
             )
         cell_rul = np.where(np.isfinite(c_on), cell_rul, np.inf)
 
-        pads_mj = ((self.pad_mm - PAD_MIN_MM) / self.pad_wear_mm_per_mj).min(axis=1)
+        per_pad_mj = (self.pad_mm - PAD_MIN_MM) / self.pad_wear_mm_per_mj
+        pads_mj = per_pad_mj.min(axis=1)
         per_km = np.where(self.friction_km > 1.0, self.friction_mj / np.maximum(self.friction_km, 1.0), np.nan)
-        pads_km = np.where(np.isfinite(per_km) & (per_km > 0), pads_mj / per_km, np.inf)
+        known = np.isfinite(per_km) & (per_km > 0)
+        pads_km = np.where(known, pads_mj / np.where(known, per_km, 1.0), np.inf)
         out = {
+            "brake_pad_fl_rul_mj": per_pad_mj[:, 0],
+            "brake_pad_fr_rul_mj": per_pad_mj[:, 1],
+            "brake_pad_rl_rul_mj": per_pad_mj[:, 2],
+            "brake_pad_rr_rul_mj": per_pad_mj[:, 3],
             "brake_pads_rul_mj": pads_mj,
             "brake_pads_rul_km_est": pads_km,
             "tires_rul_s": tire_rul,
@@ -218,8 +228,9 @@ class FleetWear:
             "coolant_pump_rul_op_s": pump_rul,
             "hv_cell_rul_s": cell_rul,
         }
-        for key, component in zip(out, ("brake_pads", "brake_pads", "tires", "lv_battery", "coolant_pump", "hv_cell")):
-            out[key] = np.where(self.failed[component], 0.0, np.maximum(out[key], 0.0))
+        for key in out:
+            component = "brake_pads" if key.startswith("brake_pad") else key.split("_rul_")[0]
+            out[key] = np.where(self.failed[component], 0.0, np.maximum(out[key], 0.0))  # type: ignore[index]
         return out
 
     def tire_ratio_at(self, t_s: F64) -> F64:
