@@ -53,14 +53,21 @@ def _status_line(stats: AgentStats, transport: Transport, started: float) -> Tex
     text.append(f"buffer {stats.buffered_messages:,}  ")
     text.append(f"sent {stats.uplink.confirmed:,}  ")
     text.append(f"link {link}  ", style="green" if link == "connected" else "yellow")
-    text.append(f"downlink {sum(stats.downlink_accepted.values())} ok/{refused} refused",
-                style="red" if refused else "")
+    text.append(
+        f"downlink {sum(stats.downlink_accepted.values())} ok/{refused} refused",
+        style="red" if refused else "",
+    )
     return text
 
 
 def _open_agent(
-    credentials: Path, dbc: Path, signal_map: Path, broker: str | None, buffer: Path | None,
-    max_buffer_mb: float, batch_s: float,
+    credentials: Path,
+    dbc: Path,
+    signal_map: Path,
+    broker: str | None,
+    buffer: Path | None,
+    max_buffer_mb: float,
+    batch_s: float,
 ) -> tuple[EdgeAgent, Transport]:
     from drivetrain.core.errors import DrivetrainError
     from drivetrain.core.transport import MqttTransport
@@ -73,7 +80,9 @@ def _open_agent(
     settings = load_settings_or_exit()
     url = broker or settings.broker_url
     if not url:
-        fail("the agent needs a broker: give --broker mqtt://HOST:1883 or set DRIVETRAIN_BROKER_URL")
+        fail(
+            "the agent needs a broker: give --broker mqtt://HOST:1883 or set DRIVETRAIN_BROKER_URL"
+        )
     try:
         identity = VehicleIdentity.read(credentials)
         catalog = builtin_catalog()
@@ -96,8 +105,15 @@ def _open_agent(
     return agent, transport
 
 
-def _run(agent: EdgeAgent, transport: Transport, source: FrameSource, *, tick_ms: int,
-         duration: float | None, headless: bool) -> AgentStats:
+def _run(
+    agent: EdgeAgent,
+    transport: Transport,
+    source: FrameSource,
+    *,
+    tick_ms: int,
+    duration: float | None,
+    headless: bool,
+) -> AgentStats:
     from drivetrain.core.errors import DrivetrainError
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -189,7 +205,9 @@ def run(
     batch_s: float = _BATCH,
     tick_ms: int = _TICK,
     speed: float = typer.Option(1.0, "--speed", min=0.01, help="Replay speed for log: buses."),
-    duration: float | None = typer.Option(None, "--duration", min=0.1, help="Stop after S seconds."),
+    duration: float | None = typer.Option(
+        None, "--duration", min=0.1, help="Stop after S seconds."
+    ),
     headless: bool = _HEADLESS,
 ) -> None:
     """Run the edge agent: read the bus, run the campaigns, buffer and send over MQTT, obey
@@ -197,7 +215,9 @@ def run(
     from drivetrain.core.errors import DrivetrainError
     from drivetrain.edge.sources import open_frame_source
 
-    agent, transport = _open_agent(credentials, dbc, signal_map, broker, buffer, max_buffer_mb, batch_s)
+    agent, transport = _open_agent(
+        credentials, dbc, signal_map, broker, buffer, max_buffer_mb, batch_s
+    )
     try:
         source = open_frame_source(bus, speed=speed)
     except DrivetrainError as e:
@@ -219,7 +239,10 @@ def replay(
     batch_s: float = _BATCH,
     tick_ms: int = _TICK,
     speed: float = typer.Option(
-        10.0, "--speed", min=0.01, max=10_000.0,
+        10.0,
+        "--speed",
+        min=0.01,
+        max=10_000.0,
         help="Times faster than recorded (timestamps are compressed alike).",
     ),
     headless: bool = _HEADLESS,
@@ -228,7 +251,9 @@ def replay(
     from drivetrain.core.errors import DrivetrainError
     from drivetrain.edge.sources import CaptureReplaySource
 
-    agent, transport = _open_agent(credentials, dbc, signal_map, broker, buffer, max_buffer_mb, batch_s)
+    agent, transport = _open_agent(
+        credentials, dbc, signal_map, broker, buffer, max_buffer_mb, batch_s
+    )
     try:
         source = CaptureReplaySource(capture, speed=speed)
     except DrivetrainError as e:
@@ -265,8 +290,10 @@ def buffer_info(
     except (DrivetrainError, ValueError) as e:
         fail(e)
     console = Console(highlight=False, soft_wrap=True)
-    table = Table(title=f"{path}: {stats.messages:,} messages, {stats.bytes / 1024:,.1f} KiB of "
-                        f"{stats.max_bytes / 1024 / 1024:,.0f} MiB")
+    table = Table(
+        title=f"{path}: {stats.messages:,} messages, {stats.bytes / 1024:,.1f} KiB of "
+        f"{stats.max_bytes / 1024 / 1024:,.0f} MiB"
+    )
     for column in ("kind", "messages", "KiB", "oldest", "newest"):
         table.add_column(column, justify="left" if column == "kind" else "right")
     for k in kinds:

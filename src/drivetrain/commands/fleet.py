@@ -94,7 +94,7 @@ def provision(
         database.dispose()
     table = Table(title=f"{count} vehicle(s) provisioned for tenant {tenant!r}, model {model!r}")
     for column in ("VIN", "region", "key id", "credentials (0600)"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column != "credentials (0600)")
     shown = rows if len(rows) <= 50 else rows[:25] + rows[-25:]
     for i, row in enumerate(shown):
         if len(rows) > 50 and i == 25:
@@ -128,12 +128,12 @@ def list_command(
         database.dispose()
     total = sum(counts.values()) if region is None else counts.get(region.upper(), 0)
     table = Table(title=f"{len(vehicles)} of {total} vehicle(s)")
-    for column in ("VIN", "tenant", "model", "region", "key id", "status", "registered"):
-        table.add_column(column)
+    for column in ("VIN", "tenant", "model", "region", "key id", "status", "registered (UTC)"):
+        table.add_column(column, no_wrap=column in ("VIN", "key id"))
     for v in vehicles:
         table.add_row(
             v.vin, v.tenant, v.model, v.region, v.key_id, v.status,
-            v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            v.created_at.strftime("%Y-%m-%d %H:%M"),
         )  # fmt: skip
     console = Console(highlight=False, soft_wrap=True)
     console.print(table)

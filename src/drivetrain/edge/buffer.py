@@ -95,6 +95,17 @@ class AppendResult:
 
 
 @dataclass(frozen=True)
+class KindSummary:
+    """Messages of one kind waiting in a buffer."""
+
+    kind: MessageKind
+    messages: int
+    bytes: int
+    oldest_ns: int
+    newest_ns: int
+
+
+@dataclass(frozen=True)
 class BufferStats:
     """Counters of a buffer (the eviction counters survive restarts)."""
 
@@ -370,6 +381,15 @@ class SqliteBuffer:
             BufferedMessage(p, m, MessageKind(k), s, t, pr, c, bytes(b))
             for p, m, k, s, t, pr, c, b in rows
         ]
+
+    def by_kind(self) -> list[KindSummary]:
+        """What is waiting, per message kind (for `drivetrain edge buffer`)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT kind, COUNT(*), SUM(size), MIN(created_ns), MAX(created_ns)"
+                " FROM messages GROUP BY kind ORDER BY kind"
+            ).fetchall()
+        return [KindSummary(MessageKind(k), n, b, lo, hi) for k, n, b, lo, hi in rows]
 
     def get_state(self, key: str) -> str | None:
         with self._lock:

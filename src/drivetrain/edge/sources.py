@@ -110,7 +110,8 @@ class CaptureReplaySource:
 
     Args:
         path: the capture (any format ``iter_capture`` reads).
-        speed: 1.0 = real time, 10.0 = ten times faster; ``0`` releases everything at once.
+        speed: 1.0 = real time, 10.0 = ten times faster. Timestamps are compressed by the
+            same factor, so a replayed sample is never dated after the moment it is released.
         clock: wall clock, Unix seconds (injectable for tests).
 
     Raises:
@@ -120,8 +121,8 @@ class CaptureReplaySource:
     def __init__(
         self, path: str | Path, *, speed: float = 1.0, clock: Callable[[], float] = time.time
     ) -> None:
-        if speed < 0:
-            raise ValueError(f"speed must be >= 0, got {speed}")
+        if not speed > 0:
+            raise ValueError(f"speed must be > 0, got {speed}")
         self.path = Path(path)
         self.speed = speed
         self._clock = clock
@@ -150,19 +151,13 @@ class CaptureReplaySource:
             frames = self._current
             if self._t0 is None:
                 self._t0 = float(frames.timestamp_s[self._next])
-            capture_s = frames.timestamp_s[self._next :] - self._t0
-            if self.speed == 0:
-                ready = len(capture_s)
-            else:
-                ready = int(
-                    np.searchsorted(capture_s / self.speed, now - self._start, side="right")
-                )
+            replay_s = (frames.timestamp_s[self._next :] - self._t0) / self.speed
+            ready = int(np.searchsorted(replay_s, now - self._start, side="right"))
             take = min(ready, wanted)
             if take == 0:
                 break
             part = frames.take(np.arange(self._next, self._next + take))
-            # Capture time -> Unix time of the replay (as fast as possible keeps the spacing).
-            shifted = self._start + (part.timestamp_s - self._t0) / (self.speed or 1.0)
+            shifted = self._start + (part.timestamp_s - self._t0) / self.speed  # Unix time
             parts.append(
                 FrameBatch(
                     shifted, part.frame_id, part.is_extended, part.bus, part.length, part.data
