@@ -265,20 +265,24 @@ class BusLayout:
         return self._by_frame.get((frame_id, is_extended))
 
     def checksum_ok(self, frames: FrameBatch) -> npt.NDArray[np.bool_]:
-        """Per frame, False where a protected message's checksum byte is wrong (True for frames
-        of unprotected or unknown messages) — the check a receiving ECU makes."""
+        """Per frame, False where a protected message's checksum byte is wrong or the frame is
+        too short to hold it (True for frames of unprotected or unknown messages) — the check a
+        receiving ECU makes."""
         ok = np.ones(len(frames), np.bool_)
         for layout in self.messages:
             protection = layout.protection
             if protection is None or not protection.has_checksum:
                 continue
             rows = np.flatnonzero(
-                (frames.frame_id == layout.frame_id)
-                & (frames.is_extended == layout.is_extended)
-                & (frames.length >= layout.length)
+                (frames.frame_id == layout.frame_id) & (frames.is_extended == layout.is_extended)
             )
-            if len(rows):
-                ok[rows] = protection.checksum_ok(frames.data[rows])
+            if not len(rows):
+                continue
+            whole = frames.length[rows] >= layout.length
+            ok[rows[~whole]] = False
+            full = rows[whole]
+            if len(full):
+                ok[full] = protection.checksum_ok(frames.data[full])
         return ok
 
 
