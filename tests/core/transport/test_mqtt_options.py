@@ -8,6 +8,9 @@ import threading
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 
 from drivetrain.core.errors import ConfigurationError, TransportClosedError, TransportError
 from drivetrain.core.transport import (
@@ -20,7 +23,7 @@ from drivetrain.core.transport import (
     open_transport,
     parse_broker_url,
 )
-from drivetrain.core.transport.mqtt_options import ClientOptions
+from drivetrain.core.transport.mqtt_options import ClientOptions, describe_error, describe_reason
 from drivetrain.core.transport.mqtt_routing import (
     AckWaiters,
     Inbound,
@@ -284,3 +287,18 @@ def test_the_factory_connects_to_a_broker_url(mqtt_url: str) -> None:
     with open_transport(mqtt_url, client_id=unique_name("factory")) as transport:
         assert isinstance(transport, MqttTransport) and transport.connected
         transport.publish(f"test/{unique_name('factory')}", b"x")
+
+
+@pytest.mark.parametrize("code", list(MQTTErrorCode))
+def test_every_paho_error_code_has_words_and_its_name(code: MQTTErrorCode) -> None:
+    text = describe_error(code)
+    assert code.name in text and len(text) > len(code.name) + 5
+
+
+def test_a_reason_code_reads_as_its_name_and_number() -> None:
+    assert describe_reason(ReasonCode(PacketTypes.PUBACK, identifier=0x87)) == (
+        "Not authorized (0x87)"
+    )
+    assert describe_reason(ReasonCode(PacketTypes.CONNACK, identifier=0x86)) == (
+        "Bad user name or password (0x86)"
+    )
