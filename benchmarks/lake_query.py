@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -153,18 +154,17 @@ def generate(data_dir: Path, rows: int) -> float:
                 n = region_rows // chunks + (1 if k < region_rows % chunks else 0)
                 plan.append((region, n, start + k * day_ns // chunks, day_ns // chunks))
     written, seconds = 0, 0.0
-    with Lake(data_dir) as lake:
-        with err.status("") as status:
-            for i, (region, n, start, span) in enumerate(plan):
-                status.update(f"generating: {written:,} of {rows:,} values appended")
-                table = _chunk(rng, n, start, span, i * 1_000, vehicles, paths, categories,
-                               category_of_path, means, spreads)
-                began = time.perf_counter()
-                lake.append(region, TENANT, table)
-                seconds += time.perf_counter() - began
-                written += n
-            status.update("compacting")
-            lake.compact()
+    with Lake(data_dir) as lake, err.status("") as status:
+        for i, (region, n, start, span) in enumerate(plan):
+            status.update(f"generating: {written:,} of {rows:,} values appended")
+            table = _chunk(rng, n, start, span, i * 1_000, vehicles, paths, categories,
+                           category_of_path, means, spreads)
+            began = time.perf_counter()
+            lake.append(region, TENANT, table)
+            seconds += time.perf_counter() - began
+            written += n
+        status.update("compacting")
+        lake.compact()
     return written / seconds
 
 
@@ -189,7 +189,7 @@ def _paired(ours: Callable[[], object], baseline: Callable[[], object], repeats:
             ours_result, base_result)
 
 
-def _same(ours: dict[object, tuple[int, float]], theirs: dict[object, tuple[int, float]],
+def _same(ours: dict[Any, tuple[int, float]], theirs: dict[Any, tuple[int, float]],
           what: str) -> None:
     if ours.keys() != theirs.keys():
         raise SystemExit(f"{what}: groups differ: {sorted(ours)[:3]} vs {sorted(theirs)[:3]}")

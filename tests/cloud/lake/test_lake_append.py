@@ -10,12 +10,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from lake_rows import NS_DAY, T0, T0_NS, batch_id, make_rows, sorted_rows
 
 from drivetrain.cloud.lake import LAKE_SCHEMA, VSS_VERSION, Lake
 from drivetrain.core.errors import BadInputError, ConfigurationError, TelemetrySchemaError
 from drivetrain.core.settings import load_settings
-
-from lake_rows import NS_DAY, T0, T0_NS, batch_id, make_rows, sorted_rows
 
 START, END = datetime(2024, 4, 1, tzinfo=UTC), datetime(2024, 6, 1, tzinfo=UTC)
 
@@ -205,7 +204,7 @@ def test_a_table_with_unused_and_duplicate_dictionary_entries_is_stored_by_value
 
 
 def test_vss_version_names_the_release_of_the_builtin_catalog() -> None:
-    import drivetrain.core.vss as vss
+    from drivetrain.core import vss
 
     header = (Path(vss.__file__).parent / "builtin_signals.yaml").read_text().splitlines()[:8]
     assert any(f"(VSS {VSS_VERSION})" in line for line in header)

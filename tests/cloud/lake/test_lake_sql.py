@@ -101,7 +101,7 @@ def test_anything_but_one_select_is_refused(
 def test_a_select_that_tries_to_reconfigure_the_connection_cannot(
     two_tenants: tuple[Lake, Path],
 ) -> None:
-    lake, data = two_tenants
+    lake, _ = two_tenants
     with pytest.raises(QueryError):
         lake.sql("acme", "SELECT set_config('enable_external_access', 'true')")
     setting = lake.sql("acme", "SELECT current_setting('enable_external_access') AS v")

@@ -28,11 +28,11 @@ from pydantic import BaseModel, ConfigDict, Field
 # imported first. Routes are added below; the app copies them when it is created.
 router = APIRouter(tags=["telemetry"])
 
-from drivetrain.api.context import ApiContext, api_context  # noqa: E402
-from drivetrain.api.security import require_scopes  # noqa: E402
-from drivetrain.cloud.infra import Principal, Scope, authorize  # noqa: E402
-from drivetrain.cloud.lake.service import SQL_MAX_ROWS, Lake  # noqa: E402
-from drivetrain.cloud.privacy import vehicle_pseudonym  # noqa: E402
+from drivetrain.api.context import ApiContext, api_context
+from drivetrain.api.security import require_scopes
+from drivetrain.cloud.infra import Principal, Scope, authorize
+from drivetrain.cloud.lake.service import SQL_MAX_ROWS, Lake
+from drivetrain.cloud.privacy import vehicle_pseudonym
 
 ARROW_STREAM: Final = "application/vnd.apache.arrow.stream"
 #: Most rows one JSON response carries; Arrow responses may carry up to SQL_MAX_ROWS.
@@ -105,14 +105,17 @@ def _json_value(value: Any) -> Any:
 def _column_values(column: pa.ChunkedArray) -> list[Any]:
     if pa.types.is_timestamp(column.type):
         if column.type.tz is None:
-            return pc.strftime(column, format="%Y-%m-%dT%H:%M:%S").to_pylist()
+            naive: list[Any] = pc.strftime(column, format="%Y-%m-%dT%H:%M:%S").to_pylist()
+            return naive
         utc = column.cast(pa.timestamp(column.type.unit, tz="UTC"))
-        return pc.strftime(utc, format="%Y-%m-%dT%H:%M:%SZ").to_pylist()
+        stamps: list[Any] = pc.strftime(utc, format="%Y-%m-%dT%H:%M:%SZ").to_pylist()
+        return stamps
     if pa.types.is_floating(column.type):
         return [v if v is None or math.isfinite(v) else None for v in column.to_pylist()]
     if pa.types.is_string(column.type) or pa.types.is_integer(column.type) or \
             pa.types.is_boolean(column.type):
-        return column.to_pylist()
+        plain: list[Any] = column.to_pylist()
+        return plain
     return [_json_value(v) for v in column.to_pylist()]
 
 

@@ -78,9 +78,10 @@ def _ranks(column: pa.Array) -> npt.NDArray[np.int64]:
     """Per row, the rank of its dictionary value in sorted order (so codes sort as strings)."""
     values = np.array(column.dictionary.to_pylist(), dtype=object)
     order = np.argsort(values, kind="stable")
-    rank = np.empty(len(order), dtype=np.int64)
+    rank: npt.NDArray[np.int64] = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order), dtype=np.int64)
-    return rank[column.indices.to_numpy(zero_copy_only=False)]
+    codes: npt.NDArray[np.int64] = rank[column.indices.to_numpy(zero_copy_only=False)]
+    return codes
 
 
 def merge_sorted(tables: Sequence[pa.Table]) -> pa.Table:

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from drivetrain.cloud.lake.models import LAKE_FORMAT_VERSION, LakeFile
 from drivetrain.core.errors import ConflictError, StorageError
@@ -193,7 +193,7 @@ class LakeIndex:
                 self._db.execute("ROLLBACK")
                 raise StorageError(f"lake index {self.path}: commit failed: {e}") from e
 
-    def _read(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
+    def _read(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             try:
                 return self._db.execute(sql, params).fetchall()
@@ -369,7 +369,8 @@ class LakeIndex:
     ) -> list[LakeFile]:
         """Live files, optionally of one tenant, within [first_day, last_day] and overlapping
         the time range [start_ns, end_ns)."""
-        where, params = ["f.state = 'live'"], []  # type: ignore[var-annotated]
+        where: list[str] = ["f.state = 'live'"]
+        params: list[object] = []
         if tenant is not None:
             where.append("f.tenant = ?")
             params.append(tenant)
@@ -400,8 +401,8 @@ class LakeIndex:
                     cat, _, n = item.partition("=")
                     categories[cat] = int(n)
             files.append(LakeFile(
-                int(fid), region, str(ten), date.fromisoformat(str(day)), str(name),  # type: ignore[call-overload]
-                int(rows_), int(size), int(lo), int(hi), bool(srt), categories,  # type: ignore[call-overload]
+                int(fid), region, str(ten), date.fromisoformat(str(day)), str(name),
+                int(rows_), int(size), int(lo), int(hi), bool(srt), categories,
             ))
         return files
 
@@ -413,7 +414,7 @@ class LakeIndex:
             "WHERE f.tenant = ? AND f.state = 'live' GROUP BY c.category ORDER BY c.category",
             (tenant,),
         )
-        return [(str(c), int(n), int(k)) for c, n, k in rows]  # type: ignore[call-overload]
+        return [(str(c), int(n), int(k)) for c, n, k in rows]
 
     def tenants(self) -> list[str]:
         """Tenants with live files in this root."""

@@ -113,7 +113,7 @@ def parse_aggregation(agg: str) -> Aggregation:
     """``agg`` as one of mean/min/max/last; raises :class:`QueryError` otherwise."""
     if agg not in AGGREGATIONS:
         raise QueryError(f"agg={agg!r} is not known; expected one of {', '.join(AGGREGATIONS)}")
-    return agg  # type: ignore[return-value]
+    return agg
 
 
 def parse_group_by(group_by: str) -> GroupBy:
@@ -122,7 +122,7 @@ def parse_group_by(group_by: str) -> GroupBy:
         raise QueryError(
             f"group_by={group_by!r} is not known; expected one of {', '.join(GROUP_BYS)}"
         )
-    return group_by  # type: ignore[return-value]
+    return group_by
 
 
 def to_ns(moment: datetime, name: str) -> int:

@@ -65,7 +65,7 @@ def _aggregate_sql(agg: Aggregation) -> str:
 
 def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with UTC as its time zone."""
-    config: dict[str, str | int | bool] = {}
+    config: dict[str, str | bool | int | float | list[str]] = {}
     if threads is not None:
         config["threads"] = threads
     con = duckdb.connect(":memory:", config=config)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Final
+from typing import Final, Self
 
 import pyarrow as pa
 
@@ -25,6 +25,7 @@ from drivetrain.cloud.lake.models import (
     AppendResult,
     CompactionResult,
     LakeFile,
+    RetentionAction,
     RetentionReport,
     day_of_ns,
     parse_aggregation,
@@ -99,7 +100,9 @@ class Lake:
     ) -> None:
         self.data_dir = Path(data_dir).expanduser().resolve()
         configured = _check_roots(roots or {})
-        self._roots = {r: configured.get(r, self.data_dir / "lake" / r) for r in REGIONS}
+        self._roots: dict[str, Path] = {
+            r: configured.get(r, self.data_dir / "lake" / r) for r in REGIONS
+        }
         _check_roots(self._roots)
         self.retention = retention or RetentionPolicy()
         self._checkpoint = checkpoint
@@ -157,7 +160,7 @@ class Lake:
         for store in stores:
             store.close()
 
-    def __enter__(self) -> Lake:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -241,7 +244,7 @@ class Lake:
         """
         policy = policy or self.retention
         today = today or datetime.now(UTC).date()
-        actions = []
+        actions: list[RetentionAction] = []
         for store in self._readable(regions):
             def report(done: int, total: int, _region: str = store.region) -> None:
                 if progress is not None:

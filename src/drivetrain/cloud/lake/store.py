@@ -173,9 +173,9 @@ class RegionStore:
             for entry in sorted(base.iterdir()):
                 if entry.suffix == ".lock":
                     self._take_over(entry.stem)
-                elif entry.is_dir() and not (base / f"{entry.name}.lock").exists():
-                    if entry.name != self._writer:
-                        self._recover_writer(entry.name)
+                elif entry.is_dir() and entry.name != self._writer and \
+                        not (base / f"{entry.name}.lock").exists():
+                    self._recover_writer(entry.name)
         # Writers whose staging directory vanished but whose operations are unfinished.
         for writer in self.index.writers_with_pending_ops():
             if writer != self._writer and not (base / f"{writer}.lock").exists():
