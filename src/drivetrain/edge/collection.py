@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -46,6 +47,8 @@ from drivetrain.edge.samples import Samples
 
 _NEVER: Final = np.iinfo(np.int64).min // 4  # far past, without overflow when subtracted from
 IntArray = npt.NDArray[np.int64]
+#: One tick's samples kept for pre-trigger windows: ts, path id, value, sent, newest ts.
+_Chunk = tuple[IntArray, npt.NDArray[np.int32], npt.NDArray[np.float64], npt.NDArray[np.bool_], int]
 InstallOutcome = Literal["installed", "replaced", "cancelled"]
 
 
@@ -273,9 +276,9 @@ class CollectionEngine:
         self._states: dict[str, _CampaignState] = {}
         self._versions: dict[str, int] = {}
         self._default = _CampaignState(default_campaign())
-        self._history: list[
-            tuple[IntArray, npt.NDArray[np.int32], npt.NDArray[np.float64], npt.NDArray[np.bool_]]
-        ] = []
+        # Samples kept for pre-trigger windows: one chunk per tick, oldest first, each with its
+        # newest timestamp so pruning never scans the chunks' rows.
+        self._history: deque[_Chunk] = deque()
         for campaign in campaigns:
             self.install(campaign)
 
@@ -368,7 +371,7 @@ class CollectionEngine:
         )
         if needs_history and self._history:
             h_ts, h_pid, h_val, h_emitted = (
-                np.concatenate(c) for c in zip(*self._history, strict=True)
+                np.concatenate(c) for c in zip(*(c[:4] for c in self._history), strict=True)
             )
             h = len(h_ts)
             ts = np.concatenate([h_ts, ts_new])
@@ -423,19 +426,21 @@ class CollectionEngine:
     ) -> None:
         triggers = [t for s in states for t in s.triggers if t.pre_ns > 0]
         if not triggers:
-            self._history = []
+            self._history.clear()
             return
         horizon = newest - max(t.pre_ns for t in triggers)
-        capture = np.zeros(len(self._paths), np.bool_)
-        for t in triggers:
-            capture |= t.capture
+        capture = triggers[0].capture
+        for t in triggers[1:]:
+            capture = capture | t.capture
         if h:  # the history was merged into this tick's table (flags updated): one chunk
-            self._history = []
-        else:
-            self._history = [c for c in self._history if len(c[0]) and int(c[0].max()) >= horizon]
+            self._history.clear()
+        history = self._history
+        while history and history[0][4] < horizon:
+            history.popleft()
         keep = np.flatnonzero(capture[pid] & (ts >= horizon))
         if len(keep):
-            self._history.append((ts[keep], pid[keep], val[keep], emitted[keep]))
+            kept_ts = ts[keep]
+            history.append((kept_ts, pid[keep], val[keep], emitted[keep], int(kept_ts.max())))
 
     @property
     def history_rows(self) -> int:

@@ -126,10 +126,17 @@ class Samples:
 
     def to_table(self) -> pa.Table:
         """The wire format's telemetry table (``TELEMETRY_SCHEMA``), rows sorted by time."""
-        order = np.argsort(self.ts_ns, kind="stable")
-        used, compact = np.unique(self.path_index[order], return_inverse=True)
-        paths = [self.paths[i] for i in used]
-        return samples_table(paths, compact, self.ts_ns[order], self.value[order])
+        ts = self.ts_ns
+        if len(ts) > 1 and bool((ts[1:] < ts[:-1]).any()):
+            order = np.argsort(ts, kind="stable")
+            index, ts, value = self.path_index[order], ts[order], self.value[order]
+        else:
+            index, value = self.path_index, self.value
+        # Only the paths present go in the dictionary (a bincount, not a sort).
+        used = np.flatnonzero(np.bincount(index, minlength=len(self.paths)))
+        lookup = np.zeros(len(self.paths), np.int16)
+        lookup[used] = np.arange(len(used), dtype=np.int16)
+        return samples_table([self.paths[i] for i in used], lookup[index], ts, value)
 
     @classmethod
     def from_table(cls, table: pa.Table) -> Samples:
