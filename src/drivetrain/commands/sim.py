@@ -1,0 +1,285 @@
+"""`drivetrain sim fleet`: many simulated vehicles with real edge agents, in one process.
+
+Also holds ``provision_fleet``, which registers a planned fleet in the state database (the
+simulator itself never imports the cloud) — the demo acts use it too.
+"""
+
+from __future__ import annotations
+
+import getpass
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from drivetrain.cloud.infra import Database
+    from drivetrain.core.crypto import SigningKey
+    from drivetrain.edge.identity import VehicleIdentity
+    from drivetrain.sim.fleet import SimVehicle
+
+app = typer.Typer(
+    help="Simulation: run a fleet of virtual vehicles, each with its own edge agent.",
+    no_args_is_help=True,
+)
+
+#: Largest fleet one command runs (the runner's model groups carry 65,536 vehicles at most).
+MAX_VEHICLES = 50_000
+
+
+def _actor() -> str:
+    try:
+        return f"sim:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "sim"
+
+
+def provision_fleet(
+    database: Database,
+    vehicles: Sequence[SimVehicle],
+    *,
+    tenant: str,
+    cloud_key: SigningKey,
+    actor: str,
+    consent: Mapping[str, Iterable[str]] | None = None,
+) -> dict[str, VehicleIdentity]:
+    """Register the planned vehicles (a new key pair each) and return their identities.
+
+    A VIN already registered to ``tenant`` (a fleet run again with the same plan) is re-keyed
+    (``rotate_vehicle_key``, audited), so messages signed by its previous run's key are
+    refused from now on. ``consent`` maps a VIN to the privacy categories its data may be
+    stored for (``set_consent``); vehicles not named keep the privacy default.
+
+    Raises:
+        ConflictError: a VIN registered to another tenant.
+        NotFoundError: the tenant does not exist.
+        BadInputError: a bad model, region or consent category.
+    """
+    from drivetrain.cloud.fleet import get_vehicle, provision_vehicle, rotate_vehicle_key
+    from drivetrain.cloud.privacy import set_consent
+    from drivetrain.core.crypto import SigningKey
+    from drivetrain.core.errors import ConflictError, NotFoundError
+    from drivetrain.edge.identity import VehicleIdentity
+
+    identities: dict[str, VehicleIdentity] = {}
+    with database.session() as session:
+        for vehicle in vehicles:
+            key = SigningKey.generate()
+            try:
+                existing = get_vehicle(session, vehicle.vin)
+            except NotFoundError:
+                existing = None
+            if existing is None:
+                provision_vehicle(
+                    session, tenant=tenant, model=vehicle.model, region=vehicle.region,
+                    cloud_key=cloud_key.verify_key, actor=actor, vin=vehicle.vin, signing_key=key,
+                )  # fmt: skip
+            elif existing.tenant != tenant:
+                raise ConflictError(
+                    f"vehicle {vehicle.vin} is registered to another tenant; pick another --seed "
+                    "or fleet size, or another state database"
+                )
+            else:
+                rotate_vehicle_key(session, vehicle.vin, key.verify_key, actor=actor)
+            if consent is not None and vehicle.vin in consent:
+                set_consent(
+                    session, vin=vehicle.vin, tenant=tenant, categories=consent[vehicle.vin],
+                    source="simulation", actor=actor,
+                )  # fmt: skip
+            identities[vehicle.vin] = VehicleIdentity(
+                vin=vehicle.vin, signing_key=key, cloud_key=cloud_key.verify_key,
+                region=vehicle.region, model=vehicle.model, tenant=tenant,
+            )  # fmt: skip
+    return identities
+
+
+def _plain(console: Console) -> Callable[[str], None]:
+    def emit(line: str) -> None:
+        console.print(line, markup=False)
+
+    return emit
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+@app.command("fleet")
+def fleet(
+    vehicles: int = typer.Option(
+        50, "--vehicles", "-n", min=1, max=MAX_VEHICLES, help="Vehicles to simulate."
+    ),
+    duration: float | None = typer.Option(
+        60.0,
+        "--duration",
+        min=0.0,
+        help="Simulated seconds to run (0: until Ctrl-C, only with --speedup 1).",
+    ),
+    speedup: float = typer.Option(
+        1.0,
+        "--speedup",
+        min=0.0,
+        help="Simulated seconds per wall second: 1 real time, 10 ten times faster, 0 as fast as possible.",
+    ),
+    seed: int = typer.Option(0, "--seed", min=0, help="Same seed, same fleet and same drives."),
+    regions: str = typer.Option("EU,US,CN", "--regions", help="Regions, spread over the vehicles."),
+    models: str = typer.Option(
+        "compact-hatch-50,midsize-suv-77", "--models", help="Vehicle models, in equal shares."
+    ),
+    out: Path = typer.Option(  # noqa: B008 - Typer reads options from defaults
+        "fleet-run", "--out", help="Where the ground truth and the buffers go."
+    ),
+    broker: str | None = typer.Option(
+        None, "--broker", help="mqtt://host:port of a real broker (default: the in-process bus)."
+    ),
+    attacks: str | None = typer.Option(
+        None, "--attacks", help="Inject bus attacks: the preset 'mixed' or a scenario .json file."
+    ),
+    tenant: str = typer.Option("default", "--tenant", help="Tenant that owns the vehicles."),
+    ingest: bool = typer.Option(
+        True,
+        "--ingest/--no-ingest",
+        help="With the in-process bus, run an ingest worker here so the telemetry lands in the "
+        "configured lake and twins (a real broker has its own workers).",
+    ),
+    start_parked: bool = typer.Option(
+        False,
+        "--start-parked",
+        help="Vehicles wait for their drivers' schedules instead of setting off at once.",
+    ),
+    batch_interval: float = typer.Option(
+        10.0,
+        "--batch-interval",
+        min=0.1,
+        help="Simulated seconds between an agent's telemetry batches.",
+    ),
+    headless: bool = typer.Option(
+        False, "--headless", help="Periodic log lines instead of the live view."
+    ),
+) -> None:
+    """Run N virtual vehicles — physics, wear, CAN buses, real edge agents — in this process.
+
+    Each vehicle is registered in the state database (re-keyed when its VIN exists), drives
+    its routes, and its agent publishes signed telemetry through the in-process bus (with an
+    ingest worker, so the data lands in the lake) or a real MQTT broker. The ground truth —
+    component RUL over time, faults, trips, charging sessions, attacks — and a manifest.json
+    are written under --out.
+    """
+    from drivetrain.cloud.fleet import cloud_signing_key
+    from drivetrain.cloud.infra import ensure_embedded_bootstrap, open_database
+    from drivetrain.commands.db import fail, load_settings_or_exit
+    from drivetrain.core.errors import DrivetrainError
+    from drivetrain.core.transport.factory import open_transport
+    from drivetrain.sim.fleet import FleetRunner, FleetSpec, RunnerOptions, plan_fleet
+    from drivetrain.sim.fleet.attacks import AttackInjector, AttackScenario
+    from drivetrain.sim.fleet.groundtruth import write_ground_truth
+    from drivetrain.sim.fleet.runner import BUFFER_FILE
+    from drivetrain.sim.fleet.view import HeadlessFleetLog, LiveFleetView
+
+    console = Console(highlight=False, soft_wrap=True)
+    run_forever = duration == 0
+    if run_forever and speedup != 1:
+        fail(
+            "--duration 0 (until Ctrl-C) needs --speedup 1: a faster clock would run into the future",
+            2,
+        )
+    sim_s = None if run_forever else duration
+    settings = load_settings_or_exit()
+    now = math.floor(time.time())
+    # The simulated clock ends by now, so no sample is dated in the future.
+    start = now if speedup == 1 or sim_s is None else now - math.ceil(sim_s)
+    try:
+        spec = FleetSpec(
+            vehicles=vehicles, seed=seed, regions=_split(regions),
+            model_mix=dict.fromkeys(_split(models), 1.0), start_utc=float(start),
+            start_driving=not start_parked,
+        )  # fmt: skip
+        options = RunnerOptions(batch_interval_s=batch_interval, buffer="sqlite", buffer_dir=out)
+        out.mkdir(parents=True, exist_ok=True)
+        for suffix in ("", "-wal", "-shm"):  # every run starts with empty buffers
+            (out / f"{BUFFER_FILE}{suffix}").unlink(missing_ok=True)
+        plan = plan_fleet(spec)
+        scenario = None
+        if attacks:
+            path = Path(attacks)
+            scenario = (
+                AttackScenario.from_file(path, plan.vehicles)
+                if path.suffix == ".json"
+                else AttackScenario.preset(attacks, plan.vehicles, sim_s or 600.0, seed)
+            )
+    except (DrivetrainError, OSError) as e:
+        fail(e, 2)
+    database = open_database(settings)
+    lake = transport = worker = runner = None
+    try:
+        if settings.deployment == "embedded":
+            database.upgrade()
+            if tenant == "default":
+                ensure_embedded_bootstrap(settings, database)
+        cloud_key = cloud_signing_key(settings)
+        console.print(f"provisioning {vehicles:,} vehicles for tenant {tenant!r} …")
+        identities = provision_fleet(
+            database, plan.vehicles, tenant=tenant, cloud_key=cloud_key, actor=_actor()
+        )
+        transport = open_transport(broker, client_id=f"drivetrain-sim-{seed}")
+        if ingest and broker is None:
+            from drivetrain.cloud.ingest import IngestPipeline
+            from drivetrain.cloud.ingest.sinks import TwinsReportedState
+            from drivetrain.cloud.ingest.worker import IngestWorker
+            from drivetrain.cloud.lake import Lake
+
+            lake = Lake.open(settings)
+            pipeline = IngestPipeline.from_settings(settings, database, lake, TwinsReportedState())
+            worker = IngestWorker(transport, pipeline).start()
+        tamper = AttackInjector(scenario, plan.vehicles, seed) if scenario is not None else None
+        runner = FleetRunner(plan, transport, identities, options, tamper=tamper)
+        stop = threading.Event()
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+        try:
+            if headless:
+                status = runner.run(
+                    sim_s,
+                    speedup=speedup,
+                    stop=stop,
+                    on_progress=HeadlessFleetLog(_plain(console), sim_s),
+                )
+            else:
+                with LiveFleetView(console, sim_s) as view:
+                    status = runner.run(sim_s, speedup=speedup, stop=stop, on_progress=view)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        if worker is not None:
+            worker.stop()  # finishes the micro-batch in hand
+            worker = None
+        manifest = write_ground_truth(
+            out,
+            plan,
+            options,
+            status,
+            tamper.records if tamper is not None else (),
+            extra={"tenant": tenant, "transport": broker or "inprocess://"},
+        )
+    except DrivetrainError as e:
+        fail(e)
+    finally:
+        if runner is not None:
+            runner.close()
+        if worker is not None:
+            worker.stop()
+        if transport is not None:
+            transport.close()
+        if lake is not None:
+            lake.close()
+        database.dispose()
+    console.print(
+        f"{status.vehicles:,} vehicles drove {status.km_driven:,.1f} km in {status.sim_time_s:,.0f} "
+        f"simulated s ({status.wall_s:,.1f} s wall, x{status.speedup:.1f}): "
+        f"{status.signals:,} signals collected, {status.frames:,} CAN frames, "
+        f"{status.batches_published:,} messages published; ground truth in {manifest}"
+    )

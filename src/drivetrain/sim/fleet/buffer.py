@@ -1,0 +1,346 @@
+"""``FleetBufferStore``: every simulated vehicle's store-and-forward buffer in one SQLite file.
+
+A car has its own buffer file; a process hosting thousands of simulated cars would otherwise
+open thousands of databases (three file handles each, a schema and a checkpoint per file, a
+long start-up). Here one database holds them all, each message tagged with its vehicle, and
+``store.buffer(vin)`` gives each agent a view with the edge ``Buffer`` behaviour per vehicle:
+
+* **durable on return** — every append and removal is its own transaction; WAL with
+  ``synchronous=NORMAL`` survives a crash of the process (not a power cut, which simulated
+  vehicles do not have);
+* **bounded per vehicle by bytes**, eviction by priority then age, counted and returned;
+* **ordered** — positions come from one ``AUTOINCREMENT`` column, so each vehicle's messages
+  keep their append order and a position is never reused;
+* per-vehicle agent state (``get_state``/``put_state``) and sequence numbers.
+
+All views share one connection under one lock, so they are safe to use from the runner's
+thread and the transport's delivery thread alike.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Final
+
+from drivetrain.core.errors import StorageError
+from drivetrain.core.wire import MessageKind
+from drivetrain.edge.buffer import (
+    AppendResult,
+    BufferedMessage,
+    BufferStats,
+    Eviction,
+    OutgoingMessage,
+)
+
+SCHEMA_VERSION: Final = 1
+_SCHEMA: Final = """
+BEGIN;
+CREATE TABLE messages(
+    position INTEGER PRIMARY KEY AUTOINCREMENT,
+    vehicle TEXT NOT NULL,
+    message_id TEXT NOT NULL UNIQUE,
+    kind INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    created_ns INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE INDEX messages_vehicle ON messages(vehicle, position);
+CREATE INDEX messages_eviction ON messages(vehicle, priority, position);
+CREATE TABLE counters(vehicle TEXT NOT NULL, key TEXT NOT NULL, value INTEGER NOT NULL,
+                      PRIMARY KEY(vehicle, key));
+CREATE TABLE state(vehicle TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+                   PRIMARY KEY(vehicle, key));
+PRAGMA user_version = 1;
+COMMIT;
+"""
+
+
+class FleetBufferStore:
+    """The shared database (see the module docstring).
+
+    Args:
+        path: the SQLite file (created with its directory when missing).
+        max_bytes_per_vehicle: each vehicle's bound on buffered payload bytes (>= 1).
+
+    Raises:
+        StorageError: the file cannot be opened or is not a fleet buffer of this version.
+    """
+
+    def __init__(self, path: str | Path, *, max_bytes_per_vehicle: int = 16 * 1024 * 1024) -> None:
+        if max_bytes_per_vehicle < 1:
+            raise ValueError(f"max_bytes_per_vehicle must be >= 1, got {max_bytes_per_vehicle}")
+        self.path = Path(path)
+        self.max_bytes = max_bytes_per_vehicle
+        self.lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL").fetchone()
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA busy_timeout=5000")
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                self.db.executescript(_SCHEMA)
+            elif version != SCHEMA_VERSION:
+                raise StorageError(
+                    f"{self.path} is a fleet buffer of schema version {version}; "
+                    f"this runner reads {SCHEMA_VERSION}"
+                )
+            self._totals = {
+                vin: (int(size), int(count))
+                for vin, size, count in self.db.execute(
+                    "SELECT vehicle, SUM(size), COUNT(*) FROM messages GROUP BY vehicle"
+                )
+            }
+            self._counters: dict[tuple[str, str], int] = {
+                (vin, key): int(value)
+                for vin, key, value in self.db.execute("SELECT vehicle, key, value FROM counters")
+            }
+        except (sqlite3.Error, OSError) as e:
+            raise StorageError(f"cannot open the fleet buffer {self.path}: {e}") from e
+
+    def buffer(self, vin: str) -> VehicleBuffer:
+        """The buffer of vehicle ``vin`` (a view on this store)."""
+        return VehicleBuffer(self, vin)
+
+    def totals(self, vin: str) -> tuple[int, int]:
+        """(bytes, messages) buffered for ``vin``."""
+        return self._totals.get(vin, (0, 0))
+
+    def set_totals(self, vin: str, size: int, count: int) -> None:
+        self._totals[vin] = (size, count)
+
+    def counter(self, vin: str, key: str) -> int:
+        return self._counters.get((vin, key), 0)
+
+    def write_counter(self, vin: str, key: str, value: int) -> None:
+        """Write a persistent counter (caller holds the lock, inside a transaction; call
+        ``set_counter`` after the commit)."""
+        self.db.execute(
+            "INSERT INTO counters(vehicle, key, value) VALUES (?, ?, ?) "
+            "ON CONFLICT(vehicle, key) DO UPDATE SET value = excluded.value",
+            (vin, key, value),
+        )
+
+    def set_counter(self, vin: str, key: str, value: int) -> None:
+        self._counters[(vin, key)] = value
+
+    def close(self) -> None:
+        """Close the database (idempotent)."""
+        with self.lock:
+            self.db.close()
+
+
+class VehicleBuffer:
+    """One vehicle's store-and-forward buffer inside a ``FleetBufferStore`` (edge ``Buffer``)."""
+
+    def __init__(self, store: FleetBufferStore, vin: str) -> None:
+        self._store = store
+        self.vin = vin
+
+    def next_seq(self, kind: MessageKind) -> int:
+        """The sequence number for the next message of ``kind``."""
+        with self._store.lock:
+            return self._store.counter(self.vin, f"seq:{int(kind)}")
+
+    def append(
+        self, message: OutgoingMessage, *, state: Mapping[str, str] | None = None
+    ) -> AppendResult:
+        """Store ``message`` (and ``state``) in one transaction; evict to stay in bounds.
+
+        Raises:
+            StorageError: the database failed or the message id is already stored (nothing
+                was stored).
+            ValueError: a negative ``seq`` or an empty payload.
+        """
+        if message.seq < 0:
+            raise ValueError(f"seq {message.seq} is negative")
+        if not message.payload:
+            raise ValueError(f"message {message.message_id} has an empty payload")
+        store, vin, size = self._store, self.vin, len(message.payload)
+        with store.lock:
+            db = store.db
+            counters: dict[str, int] = {}
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    cursor = db.execute(
+                        "INSERT INTO messages(vehicle, message_id, kind, seq, topic, priority,"
+                        " created_ns, size, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            vin,
+                            message.message_id,
+                            int(message.kind),
+                            message.seq,
+                            message.topic,
+                            message.priority,
+                            message.created_ns,
+                            size,
+                            message.payload,
+                        ),
+                    )
+                    position = int(cursor.lastrowid or 0)
+                    seq_key = f"seq:{int(message.kind)}"
+                    counters[seq_key] = max(store.counter(vin, seq_key), message.seq + 1)
+                    if state:
+                        db.executemany(
+                            "INSERT OR REPLACE INTO state(vehicle, key, value) VALUES (?, ?, ?)",
+                            [(vin, k, v) for k, v in state.items()],
+                        )
+                    total, count = store.totals(vin)
+                    evicted, freed = self._evict(total + size - store.max_bytes)
+                    if evicted:
+                        counters["evicted_messages"] = store.counter(vin, "evicted_messages") + len(
+                            evicted
+                        )
+                        counters["evicted_bytes"] = store.counter(vin, "evicted_bytes") + freed
+                    for key, value in counters.items():
+                        store.write_counter(vin, key, value)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as e:
+                raise StorageError(
+                    f"fleet buffer {store.path}: cannot store message {message.message_id} of {vin}: {e}"
+                ) from e
+            for key, value in counters.items():
+                store.set_counter(vin, key, value)
+            store.set_totals(vin, total + size - freed, count + 1 - len(evicted))
+        stored = all(e.message_id != message.message_id for e in evicted)
+        return AppendResult(position if stored else None, tuple(evicted))
+
+    def _evict(self, excess: int) -> tuple[list[Eviction], int]:
+        if excess <= 0:
+            return [], 0
+        store = self._store
+        victims: list[tuple[int, Eviction]] = []
+        freed = 0
+        rows = store.db.execute(
+            "SELECT position, message_id, kind, priority, size FROM messages WHERE vehicle = ?"
+            " ORDER BY priority, position",
+            (self.vin,),
+        )
+        for position, message_id, kind, priority, size in rows:
+            victims.append((position, Eviction(message_id, MessageKind(kind), priority, size)))
+            freed += size
+            if freed >= excess:
+                break
+        rows.close()
+        store.db.executemany("DELETE FROM messages WHERE position = ?", [(p,) for p, _ in victims])
+        return [v for _, v in victims], freed
+
+    def pending(self, after_position: int = 0, limit: int = 100) -> list[BufferedMessage]:
+        """Up to ``limit`` of this vehicle's messages after ``after_position``, in order.
+
+        Raises:
+            StorageError: the database failed.
+        """
+        store = self._store
+        with store.lock:
+            if store.totals(self.vin)[1] == 0:
+                return []
+            try:
+                rows = store.db.execute(
+                    "SELECT position, message_id, kind, seq, topic, priority, created_ns, payload"
+                    " FROM messages WHERE vehicle = ? AND position > ? ORDER BY position LIMIT ?",
+                    (self.vin, after_position, limit),
+                ).fetchall()
+            except sqlite3.Error as e:
+                raise StorageError(f"fleet buffer {store.path}: cannot read messages: {e}") from e
+        return [
+            BufferedMessage(p, m, MessageKind(k), s, t, pr, c, bytes(b))
+            for p, m, k, s, t, pr, c, b in rows
+        ]
+
+    def remove(self, positions: Iterable[int]) -> int:
+        """Delete this vehicle's confirmed messages; unknown positions are ignored.
+
+        Raises:
+            StorageError: the database failed.
+        """
+        keys = [(int(p), self.vin) for p in positions]
+        if not keys:
+            return 0
+        store = self._store
+        with store.lock:
+            try:
+                store.db.execute("BEGIN IMMEDIATE")
+                try:
+                    sizes = [
+                        row[0]
+                        for key in keys
+                        for row in store.db.execute(
+                            "SELECT size FROM messages WHERE position = ? AND vehicle = ?", key
+                        )
+                    ]
+                    store.db.executemany(
+                        "DELETE FROM messages WHERE position = ? AND vehicle = ?", keys
+                    )
+                    store.db.execute("COMMIT")
+                except BaseException:
+                    store.db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as e:
+                raise StorageError(
+                    f"fleet buffer {store.path}: cannot remove sent messages: {e}"
+                ) from e
+            total, count = store.totals(self.vin)
+            store.set_totals(self.vin, total - sum(sizes), count - len(sizes))
+        return len(sizes)
+
+    def get_state(self, key: str) -> str | None:
+        """A piece of this vehicle's agent state, or None."""
+        with self._store.lock:
+            row = self._store.db.execute(
+                "SELECT value FROM state WHERE vehicle = ? AND key = ?", (self.vin, key)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def put_state(self, entries: Mapping[str, str]) -> None:
+        """Store agent state entries (committed on return).
+
+        Raises:
+            StorageError: the database failed.
+        """
+        store = self._store
+        with store.lock:
+            try:
+                store.db.execute("BEGIN IMMEDIATE")
+                store.db.executemany(
+                    "INSERT OR REPLACE INTO state(vehicle, key, value) VALUES (?, ?, ?)",
+                    [(self.vin, k, v) for k, v in entries.items()],
+                )
+                store.db.execute("COMMIT")
+            except sqlite3.Error as e:
+                if store.db.in_transaction:
+                    store.db.execute("ROLLBACK")
+                raise StorageError(
+                    f"fleet buffer {store.path}: cannot store agent state: {e}"
+                ) from e
+
+    def stats(self) -> BufferStats:
+        """Counters of this vehicle's buffer (from memory: no query)."""
+        store = self._store
+        with store.lock:
+            size, count = store.totals(self.vin)
+            return BufferStats(
+                messages=count,
+                bytes=size,
+                max_bytes=store.max_bytes,
+                evicted_messages=store.counter(self.vin, "evicted_messages"),
+                evicted_bytes=store.counter(self.vin, "evicted_bytes"),
+            )
+
+    def close(self) -> None:
+        """Nothing to release: the store owns the connection."""
+
+    def __repr__(self) -> str:
+        size, count = self._store.totals(self.vin)
+        return f"VehicleBuffer({self.vin}, {count} messages, {size} bytes)"
