@@ -5,7 +5,20 @@ from __future__ import annotations
 import typer
 
 from drivetrain import __version__
-from drivetrain.commands import auth, can, db, demo, edge, fleet, ingest, lake, serve, vss, worker
+from drivetrain.commands import (
+    auth,
+    can,
+    db,
+    demo,
+    edge,
+    fleet,
+    ingest,
+    lake,
+    serve,
+    sim,
+    vss,
+    worker,
+)
 
 app = typer.Typer(
     name="drivetrain",
@@ -40,6 +53,7 @@ app.add_typer(ingest.app, name="ingest")
 app.add_typer(worker.app, name="worker")
 app.add_typer(fleet.app, name="fleet")
 app.add_typer(edge.app, name="edge")
+app.add_typer(sim.app, name="sim")
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 
