@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from drivetrain.api import audit_routes, auth_routes, health, tenant_routes
+from drivetrain.cloud.ingest import api as ingest_api
 from drivetrain.cloud.lake import api as lake_api
 from drivetrain.cloud.twins import api as twins_api
 
@@ -18,6 +19,7 @@ ROUTERS: list[tuple[str, APIRouter]] = [
     ("/v1/audit", audit_routes.router),
     ("/v1/telemetry", lake_api.router),
     ("/v1/twins", twins_api.router),
+    ("/v1/ingest", ingest_api.router),
 ]
 
 
