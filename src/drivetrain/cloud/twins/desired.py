@@ -221,7 +221,7 @@ def set_desired_by_query(
         raise BadInputError("desired values: none given; expected at least one path")
     ttl = check_ttl(ttl_s)
     condition = compile_query(parse_query(query, catalog))
-    sync_twins(session, tenant)
+    sync_twins(session, tenant, force=True)  # a write must reach every registered vehicle
     twins = TWINS
     selected = [
         vin for (vin,) in session.execute(

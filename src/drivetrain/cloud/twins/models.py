@@ -41,10 +41,16 @@ class TwinRow(Base):
     """A vehicle's twin: copied metadata, the desired-state version and its delivery record."""
 
     __tablename__ = "twins"
-    __table_args__ = (Index("ix_twins_tenant_id_region", "tenant_id", "region"),)
+    # Both indexes end in vin: a tenant's twins (of a region) come in VIN order, so a query
+    # page (ORDER BY vin LIMIT n) stops after n matches, and the correlated value lookups of
+    # the query language read vin from the index alone.
+    __table_args__ = (
+        Index("ix_twins_tenant_id_vin", "tenant_id", "vin"),
+        Index("ix_twins_tenant_id_region_vin", "tenant_id", "region", "vin"),
+    )
 
     vin: Mapped[str] = mapped_column(String(17), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(String(63), index=True)
+    tenant_id: Mapped[str] = mapped_column(String(63))
     model: Mapped[str] = mapped_column(String(80))
     region: Mapped[str] = mapped_column(String(8))
     owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -67,7 +73,12 @@ class ReportedRow(Base):
     """The latest reported value of one VSS path of one vehicle (newer measurement wins)."""
 
     __tablename__ = "twin_reported"
-    __table_args__ = (Index("ix_twin_reported_path_num", "path", "num"),)
+    __table_args__ = (
+        Index("ix_twin_reported_path_num", "path", "num"),
+        # SQLite: the rows live in the primary-key b-tree, so a (vin, path) lookup of the
+        # query language or an upsert touches one b-tree, not an index and then the table.
+        {"sqlite_with_rowid": False},
+    )
 
     vin: Mapped[str] = mapped_column(
         String(17), ForeignKey("twins.vin", ondelete="CASCADE"), primary_key=True
@@ -88,6 +99,7 @@ class DesiredRow(Base):
     __table_args__ = (
         Index("ix_twin_desired_path_num", "path", "num"),
         Index("ix_twin_desired_status", "status"),
+        {"sqlite_with_rowid": False},
     )
 
     vin: Mapped[str] = mapped_column(
@@ -112,7 +124,10 @@ class EcuRow(Base):
     """One ECU of a twin: hardware id and installed software version."""
 
     __tablename__ = "twin_ecus"
-    __table_args__ = (Index("ix_twin_ecus_ecu_software_key", "ecu", "software_key"),)
+    __table_args__ = (
+        Index("ix_twin_ecus_ecu_software_key", "ecu", "software_key"),
+        {"sqlite_with_rowid": False},
+    )
 
     vin: Mapped[str] = mapped_column(
         String(17), ForeignKey("twins.vin", ondelete="CASCADE"), primary_key=True

@@ -18,6 +18,11 @@ branch_labels: str | Sequence[str] | None = ("twins",)
 depends_on: str | Sequence[str] | None = "infra_0001"
 
 
+# The value tables are WITHOUT ROWID on SQLite (rows live in the primary-key b-tree; see
+# models.py). A later batch migration of them must pass
+# table_kwargs={"sqlite_with_rowid": False} to keep that.
+
+
 def _vin_fk(table: str) -> sa.ForeignKeyConstraint:
     return sa.ForeignKeyConstraint(
         ["vin"], ["twins.vin"], name=op.f(f"fk_{table}_vin_twins"), ondelete="CASCADE"
@@ -44,8 +49,8 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("vin", name=op.f("pk_twins")),
     )
-    op.create_index(op.f("ix_twins_tenant_id"), "twins", ["tenant_id"])
-    op.create_index("ix_twins_tenant_id_region", "twins", ["tenant_id", "region"])
+    op.create_index("ix_twins_tenant_id_vin", "twins", ["tenant_id", "vin"])
+    op.create_index("ix_twins_tenant_id_region_vin", "twins", ["tenant_id", "region", "vin"])
     op.create_index(op.f("ix_twins_send_pending"), "twins", ["send_pending"])
 
     op.create_table(
@@ -59,6 +64,7 @@ def upgrade() -> None:
         sa.Column("updated_ns", sa.BigInteger(), nullable=False),
         _vin_fk("twin_reported"),
         sa.PrimaryKeyConstraint("vin", "path", name=op.f("pk_twin_reported")),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_twin_reported_path_num", "twin_reported", ["path", "num"])
 
@@ -78,6 +84,7 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=True),
         _vin_fk("twin_desired"),
         sa.PrimaryKeyConstraint("vin", "path", name=op.f("pk_twin_desired")),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_twin_desired_path_num", "twin_desired", ["path", "num"])
     op.create_index("ix_twin_desired_status", "twin_desired", ["status"])
@@ -93,6 +100,7 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         _vin_fk("twin_ecus"),
         sa.PrimaryKeyConstraint("vin", "ecu", name=op.f("pk_twin_ecus")),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_twin_ecus_ecu_software_key", "twin_ecus", ["ecu", "software_key"])
 
