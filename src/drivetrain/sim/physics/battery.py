@@ -18,6 +18,7 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+from drivetrain.sim.physics.arrays import clip
 
 F64 = npt.NDArray[np.float64]
 
@@ -64,7 +65,7 @@ def resistance_factor(temp_c: F64, soc: F64, fade: F64) -> F64:
     """Multiplier on the 25 °C / 50 % SoC / new resistances (dimensionless)."""
     t_k = np.maximum(temp_c, -40.0) + 273.15
     thermal = np.exp(_R_ACTIVATION_K * (1.0 / t_k - 1.0 / T_REF_K))
-    low_soc = 1.0 + 0.6 * np.clip(0.2 - soc, 0.0, 0.2) / 0.2
+    low_soc = 1.0 + 0.6 * clip(0.2 - soc, 0.0, 0.2) / 0.2
     return thermal * low_soc * (1.0 + RESISTANCE_GROWTH_PER_FADE * fade)
 
 

@@ -31,6 +31,7 @@ from drivetrain.sim.physics.parameters import FleetParameters
 from drivetrain.sim.physics.state import Condition, Controls, EnergyLedger, PhysicsState
 from drivetrain.sim.physics.thermal import air_density, hvac_step, relax
 from drivetrain.sim.physics.vehicle_models import VehicleModel
+from drivetrain.sim.physics.arrays import clip
 
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
@@ -123,30 +124,30 @@ class FleetPhysics:
         emf = bat.ocv_cell(s.soc) * p.cells_series - s.polarisation_v
         rf = bat.resistance_factor(s.pack_temp_c, s.soc, fade)
         r0 = p.r0_ohm * rf
-        cold = np.clip((s.pack_temp_c + 20.0) / 30.0, 0.15, 1.0)  # BMS current derate < 10 °C
-        i_dis_lim = np.clip(np.minimum(p.max_discharge_a * cold, (emf - p.pack_v_min) / r0), 0, None)
+        cold = clip((s.pack_temp_c + 20.0) / 30.0, 0.15, 1.0)  # BMS current derate < 10 °C
+        i_dis_lim = clip(np.minimum(p.max_discharge_a * cold, (emf - p.pack_v_min) / r0), 0, None)
         p_batt_max = np.where(s.soc > 0.0, (emf - i_dis_lim * r0) * i_dis_lim, 0.0)
-        i_chg_lim = np.clip(np.minimum(p.max_regen_a * cold, (p.pack_v_max - emf) / r0), 0, None)
-        i_chg_lim = i_chg_lim * np.clip((1.0 - s.soc) / 0.05, 0.0, 1.0)
+        i_chg_lim = clip(np.minimum(p.max_regen_a * cold, (p.pack_v_max - emf) / r0), 0, None)
+        i_chg_lim = i_chg_lim * clip((1.0 - s.soc) / 0.05, 0.0, 1.0)
         p_chg_max = (emf + i_chg_lim * r0) * i_chg_lim
 
-        thermal_derate = np.clip(1.0 - 0.7 * (s.motor_temp_c - 140.0) / 30.0, 0.3, 1.0)
+        thermal_derate = clip(1.0 - 0.7 * (s.motor_temp_c - 140.0) / 30.0, 0.3, 1.0)
         thermal_derate = np.minimum(
-            thermal_derate, np.clip(1.0 - 0.7 * (s.inverter_temp_c - 90.0) / 20.0, 0.3, 1.0)
+            thermal_derate, clip(1.0 - 0.7 * (s.inverter_temp_c - 90.0) / 20.0, 0.3, 1.0)
         )
 
         # --- longitudinal dynamics -------------------------------------------------------
         v0 = s.speed_mps
-        target = np.where(active, np.clip(c.target_speed_mps, 0.0, p.max_speed_mps), 0.0)
-        a_req = np.clip((target - v0) / dt, -c.decel_limit_mps2, c.accel_limit_mps2)
+        target = np.where(active, clip(c.target_speed_mps, 0.0, p.max_speed_mps), 0.0)
+        a_req = clip((target - v0) / dt, -c.decel_limit_mps2, c.accel_limit_mps2)
         a_req = np.maximum(a_req, -v0 / dt)  # stop at zero, never reverse
         cos_t = 1.0 / np.sqrt(1.0 + c.grade * c.grade)
         sin_t = c.grade * cos_t
         rho = air_density(amb, c.altitude_m)
         crr_wheel = (
             (p.crr * self.tire_rolling_factor)[:, None]
-            * (1.0 + 0.008 * np.clip(25.0 - s.tire_temp_c, 0.0, 45.0))
-            * np.sqrt(1.0 / np.clip(cond.tire_pressure_ratio, 0.2, None))
+            * (1.0 + 0.008 * clip(25.0 - s.tire_temp_c, 0.0, 45.0))
+            * np.sqrt(1.0 / clip(cond.tire_pressure_ratio, 0.2, None))
         )
         wheel_load_n = p.mass_kg * GRAVITY * cos_t / 4.0
         roll_base = wheel_load_n * crr_wheel.sum(axis=1)
@@ -160,7 +161,7 @@ class FleetPhysics:
             + grade_force
         )
         need = p.inertial_mass_kg * a_req + resist_est
-        p_motor_avail = np.clip(
+        p_motor_avail = clip(
             p_batt_max - self._last_loads_w, 0.0, p.motor_max_power_w * thermal_derate
         )
         wheel_torque_lim = p.motor_max_torque_nm * p.gear_ratio * p.gear_efficiency / p.tire_radius_m
@@ -186,7 +187,7 @@ class FleetPhysics:
 
         # --- regen and friction brakes -----------------------------------------------------
         braking = f_wheel < 0.0
-        regen_fade = np.clip((vm * 3.6 - 2.0) / 6.0, 0.0, 1.0)
+        regen_fade = clip((vm * 3.6 - 2.0) / 6.0, 0.0, 1.0)
         p_regen_elec = np.minimum(p.motor_max_regen_w, (p_chg_max + self._last_loads_w) / 0.85)
         f_regen_max = np.minimum(
             p.motor_max_torque_nm * p.gear_ratio / (p.tire_radius_m * p.gear_efficiency),
@@ -236,15 +237,15 @@ class FleetPhysics:
         conditioning = (cool_thermal > 0.0) | (heat_thermal > 0.0)
 
         # --- 12 V system through the DC/DC converter -----------------------------------------
-        lv_capacity_ah = p.lv_battery_ah * np.clip(cond.lv_capacity, 0.02, None)
-        lv_charge_a = np.where(pump_running, np.clip(40.0 * (1.0 - s.lv_soc) + 0.2, 0.0, 25.0), 0.0)
+        lv_capacity_ah = p.lv_battery_ah * clip(cond.lv_capacity, 0.02, None)
+        lv_charge_a = np.where(pump_running, clip(40.0 * (1.0 - s.lv_soc) + 0.2, 0.0, 25.0), 0.0)
         lv_drain_a = np.where(pump_running, 0.0, 0.03 + cond.lv_parasitic_a)
         lv_current = lv_charge_a - lv_drain_a
-        lv_soc = np.clip(s.lv_soc + lv_current * dt / 3600.0 / lv_capacity_ah, 0.0, 1.0)
+        lv_soc = clip(s.lv_soc + lv_current * dt / 3600.0 / lv_capacity_ah, 0.0, 1.0)
         lv_voltage = np.where(
             pump_running,
             13.9 + 0.3 * lv_charge_a / 25.0,
-            11.6 + 1.1 * lv_soc - 0.03 * lv_drain_a - 0.4 * (1.0 - np.clip(cond.lv_capacity, 0, 1)),
+            11.6 + 1.1 * lv_soc - 0.03 * lv_drain_a - 0.4 * (1.0 - clip(cond.lv_capacity, 0, 1)),
         )
         dcdc_out = np.where(pump_running, np.where(active, p.aux_load_w, 60.0) + lv_charge_a * 14.1, 0.0)
         dcdc_in = dcdc_out / DCDC_EFFICIENCY
@@ -256,16 +257,16 @@ class FleetPhysics:
         offer_w = np.where(dc, np.minimum(c.charger_w, p.dc_max_w), np.minimum(c.charger_w, p.ac_max_w))
         efficiency = np.where(dc, p.dc_efficiency, p.ac_efficiency)
         out_max = np.where(plugged, offer_w * efficiency, 0.0)
-        taper = np.clip((1.0 - s.soc) / (1.0 - p.dc_taper_start), 0.0, 1.0)
+        taper = clip((1.0 - s.soc) / (1.0 - p.dc_taper_start), 0.0, 1.0)
         c_peak = p.dc_max_w / (p.cells_series * 3.7 * capacity_ah)
         c_dc = p.dc_end_c + (c_peak - p.dc_end_c) * taper
         c_dc = np.where(
             s.pack_temp_c < 10.0,
-            np.minimum(c_dc, p.dc_cold_c * np.clip((s.pack_temp_c + 10.0) / 20.0, 0.2, 1.0)),
+            np.minimum(c_dc, p.dc_cold_c * clip((s.pack_temp_c + 10.0) / 20.0, 0.2, 1.0)),
             c_dc,
         )
         c_limit = np.where(dc, c_dc, 1.0)
-        i_cv = np.clip((p.pack_v_max - emf) / r0, 0.0, None)
+        i_cv = clip((p.pack_v_max - emf) / r0, 0.0, None)
         wants = plugged & (s.soc < c.charge_limit)
         i_target = np.where(wants, np.minimum(c_limit * capacity_ah, i_cv), 0.0)
         charger_out = np.where(
@@ -282,12 +283,12 @@ class FleetPhysics:
         decay = np.exp(-dt / p.tau1_s)
         internal_loss = current * current * r0 + s.polarisation_v * current
         polarisation = s.polarisation_v * decay + current * r1 * (1.0 - decay)
-        soc = np.clip(s.soc - current * dt / 3600.0 / capacity_ah, 0.0, 1.0)
+        soc = clip(s.soc - current * dt / 3600.0 / capacity_ah, 0.0, 1.0)
         fade_cal = s.fade_calendar + bat.calendar_fade_increment(s.fade_calendar, s.pack_temp_c, s.soc, dt)
         fade_cyc = s.fade_cycle + bat.cycle_fade_increment(current, capacity_ah, s.pack_temp_c, dt)
 
         # --- temperatures ------------------------------------------------------------------------
-        flow = np.where(pump_running, np.clip(cond.coolant_flow, 0.0, 1.0), 0.0)
+        flow = np.where(pump_running, clip(cond.coolant_flow, 0.0, 1.0), 0.0)
         pack_heat = np.maximum(internal_loss, 0.0) + heat_thermal - cool_thermal
         ua_pack = p.pack_ua_parked + flow * (p.pack_ua_active - p.pack_ua_parked)
         pack_temp = relax(s.pack_temp_c, amb + pack_heat / ua_pack, ua_pack, p.pack_heat_capacity, dt)
@@ -366,10 +367,10 @@ class FleetPhysics:
             charging, np.where(dc, charger_out / np.maximum(charge_v, 1.0), grid / 230.0 / 3.0), 0.0
         )
         s.accel_pedal_pct = np.where(
-            f_traction > 0, 100.0 * np.clip(f_traction / np.maximum(wheel_torque_lim, 1.0), 0, 1), 0.0
+            f_traction > 0, 100.0 * clip(f_traction / np.maximum(wheel_torque_lim, 1.0), 0, 1), 0.0
         )
         s.brake_pedal_pct = np.where(
-            braking, np.clip(100.0 * -f_wheel / (p.mass_kg * GRAVITY * 0.9), 0.0, 100.0), 0.0
+            braking, clip(100.0 * -f_wheel / (p.mass_kg * GRAVITY * 0.9), 0.0, 100.0), 0.0
         )
         s.friction_brake_w = friction_w.sum(axis=1)
         out_j = np.maximum(current, 0.0) * voltage * dt

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+from drivetrain.sim.physics.arrays import clip
 
 F64 = npt.NDArray[np.float64]
 
@@ -37,12 +38,12 @@ def heat_pump_cop(ambient_c: F64) -> F64:
     ~2.9 at +10 °C, ~2.0 at −5 °C, 1.4 at −15 °C: a linear fit to published R1234yf/R744
     vehicle heat pump bench results; below −20 °C the PTC heater does the work (COP 1).
     """
-    return np.clip(2.3 + 0.06 * ambient_c, 1.0, 3.2)
+    return clip(2.3 + 0.06 * ambient_c, 1.0, 3.2)
 
 
 def cooling_cop(ambient_c: F64) -> F64:
     """Air-conditioning coefficient of performance vs ambient (°C): ~3 at 25 °C, ~2 at 40 °C."""
-    return np.clip(3.0 - 0.065 * (ambient_c - 25.0), 1.8, 4.0)
+    return clip(3.0 - 0.065 * (ambient_c - 25.0), 1.8, 4.0)
 
 
 def hvac_step(
@@ -72,7 +73,7 @@ def hvac_step(
     # A dead band of ±0.5 K keeps the compressor from chattering around the set point.
     idle = np.abs(setpoint_c - cabin_c) < 0.5
     demand = np.where(idle & (np.abs(demand) < 150.0), 0.0, demand)
-    thermal = np.where(on, np.clip(demand, -cooler_max_w, heater_max_w), 0.0)
+    thermal = np.where(on, clip(demand, -cooler_max_w, heater_max_w), 0.0)
     heating = np.maximum(thermal, 0.0)
     cooling = np.maximum(-thermal, 0.0)
     # Heat pump covers up to 3 kW of heat; anything above comes from the PTC heater.

@@ -25,6 +25,7 @@ from drivetrain.sim.physics.battery import soc_for_ocv_drop
 from drivetrain.sim.physics.fleet import StepOutput
 from drivetrain.sim.physics.state import Condition
 from drivetrain.sim.wear.faults import COMPONENTS, DAY_S, HOUR_S, Component, FaultPlan, WearConfig
+from drivetrain.sim.physics.arrays import clip
 
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
@@ -83,7 +84,7 @@ class FleetWear:
         self.cells_series = cells
         self.time_s = 0.0
         # brake pads: part-worn according to age; per-wheel wear rate spread ±10 %
-        used = np.clip(age / (6 * 365 * DAY_S), 0.0, 0.6)
+        used = clip(age / (6 * 365 * DAY_S), 0.0, 0.6)
         self.pad_mm = PAD_NEW_MM[None, :] - (PAD_NEW_MM - PAD_MIN_MM)[None, :] * used[:, None] * rng.uniform(0.7, 1.0, (n, 4))
         self.pad_wear_mm_per_mj = PAD_WEAR_MM_PER_MJ * accel * rng.uniform(0.9, 1.1, (n, 4))
         self.friction_mj = np.zeros(n)
@@ -97,7 +98,7 @@ class FleetWear:
         self.leak_tau_s = np.full((n, 4), np.inf)
         self.leak_tau_s[np.arange(n), self.plan.leak_tire] = self.plan.leak_tau_s
         # 12 V battery: capacity at the reference time, linear calendar fade
-        self.lv_ref_capacity = np.clip(1.0 - LV_CALENDAR_FADE_PER_S * age * rng.uniform(0.7, 1.3, n), 0.6, 1.0)
+        self.lv_ref_capacity = clip(1.0 - LV_CALENDAR_FADE_PER_S * age * rng.uniform(0.7, 1.3, n), 0.6, 1.0)
         self.lv_ref_s = np.zeros(n)
         self.lv_fade_per_s = LV_CALENDAR_FADE_PER_S * accel * rng.uniform(0.7, 1.3, n)
         # coolant pump: operating seconds
@@ -256,8 +257,8 @@ class FleetWear:
         return Condition(
             tire_pressure_ratio=self.tire_ratio(),
             brake_drag_n=drag,
-            coolant_flow=np.clip(self.pump_health(), 0.05, 1.0),
-            lv_capacity=np.clip(self.lv_capacity(), 0.02, 1.0),
+            coolant_flow=clip(self.pump_health(), 0.05, 1.0),
+            lv_capacity=clip(self.lv_capacity(), 0.02, 1.0),
             lv_parasitic_a=np.zeros(self.n),
             weak_cell_deficit=self.cell_deficit(),
         )

@@ -31,6 +31,7 @@ from drivetrain.sim.world.route_table import RouteTable
 from drivetrain.sim.world.routes import plan_route
 from drivetrain.sim.world.signals import Navigation, extra_values, vss_values
 from drivetrain.sim.world.vin import make_vin
+from drivetrain.sim.physics.arrays import clip
 
 F64 = npt.NDArray[np.float64]
 
@@ -207,7 +208,7 @@ class VirtualFleet:
             target_speed_mps=target,
             ambient_c=ambient,
             grade=np.where(on_road, pos.grade, 0.0),
-            drive_active=on_road,
+            drive_active=driving | ((self.mode == DC_STOP) & (self.charger_w == 0.0)),
             accel_limit_mps2=self.accel_limit,
             decel_limit_mps2=np.where(self.mode == DC_STOP, 2.0, self.decel_limit),
             cabin_setpoint_c=self.setpoint_c,
@@ -230,7 +231,7 @@ class VirtualFleet:
 
         # move along the routes
         self.routes.progress_m = np.where(on_road, self.routes.progress_m + out.distance_m, self.routes.progress_m)
-        self.cursor = np.where(driving & (s.speed_mps > 0.0) | (driving & (target > 0)), self.cursor + dt_s, self.cursor)
+        self.cursor = np.where(driving, self.cursor + dt_s, self.cursor)  # traffic runs in real time
         pos = self.routes.position(self.routes.progress_m)
         new_heading = np.where(on_road, pos.bearing, self.heading_deg)
         turn = (new_heading - self.heading_deg + 180.0) % 360.0 - 180.0
@@ -282,6 +283,7 @@ class VirtualFleet:
             "to_lon": dest.longitude, "start_soc_pct": 100.0 * float(s.soc[i]),
             "route_km": route.length_m / 1000.0, "start_kwh_out": float(s.discharged_kwh[i]),
             "start_kwh_in": float(s.charged_kwh[i]), "start_odometer_m": float(s.odometer_m[i]),
+            "charge_stops": 0,
         }
 
     def _arrive(self, i: int) -> None:
@@ -311,6 +313,9 @@ class VirtualFleet:
         self.depart_at[i], self.destination[i] = next_departure(self._rng, profile, self.time_utc, dest.kind)
 
     def _plug(self, i: int, kind: ChargerKind, rated_w: float) -> None:
+        trip = self.trip_start[i]
+        if trip is not None:
+            trip["charge_stops"] = int(trip["charge_stops"]) + 1  # type: ignore[call-overload]
         self.charger_w[i] = rated_w
         self.charger_dc[i] = kind == "public_dc"
         self.sessions[i] = ChargingSession(
@@ -347,7 +352,7 @@ class VirtualFleet:
         accuracy = np.where(self._road_class == 0, 4.5, 2.5) + 0.5 * self._noise_rng.random(self.n)
         noise = self._noise_rng.normal(0.0, 1.0, (2, self.n)) * accuracy / 2.0 / 111_320.0
         return Navigation(
-            latitude=np.clip(self.latitude + noise[0], -90.0, 90.0),
+            latitude=clip(self.latitude + noise[0], -90.0, 90.0),
             longitude=self.longitude + noise[1] / np.cos(np.radians(self.latitude)),
             altitude_m=self.altitude_m.copy(),
             heading_deg=self.heading_deg.copy(),

@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from drivetrain.sim.world.routes import Route
+from drivetrain.sim.physics.arrays import clip
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -113,7 +114,7 @@ class RouteTable:
         i = self._start + seg
         j = self._start + np.minimum(seg + 1, self._count - 1)
         span = np.maximum(self._cum[j] - self._cum[i], 1e-9)
-        f = np.clip((progress_m - self._cum[i]) / span, 0.0, 1.0)
+        f = clip((progress_m - self._cum[i]) / span, 0.0, 1.0)
         return RoutePosition(
             latitude=self._lat[i] + f * (self._lat[j] - self._lat[i]),
             longitude=self._lon[i] + f * (self._lon[j] - self._lon[i]),
