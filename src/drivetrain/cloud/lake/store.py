@@ -73,6 +73,16 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _still_linked(fd: int, path: Path) -> bool:
+    """True when ``path`` still names the file open as ``fd`` (not unlinked or replaced)."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+
 def write_parquet(table: pa.Table, path: Path) -> int:
     """Write ``table`` as a lake Parquet file at ``path`` and fsync it; returns its size.
 
@@ -139,6 +149,13 @@ class RegionStore:
                     # file always belongs to a writer that is gone.
                     fd = os.open(base / f"{writer}.lock", os.O_RDWR | os.O_CREAT, 0o600)
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    while not _still_linked(fd, base / f"{writer}.lock"):
+                        # A recovering store took the lock file over (and unlinked it) between
+                        # its creation and our lock: ours is gone, so start with a fresh id.
+                        os.close(fd)
+                        writer = uuid.uuid4().hex
+                        fd = os.open(base / f"{writer}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     (base / writer).mkdir()
                     _fsync_dir(base)
                 except OSError as e:
