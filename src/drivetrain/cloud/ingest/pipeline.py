@@ -60,7 +60,7 @@ from drivetrain.cloud.ingest.validation import (
     judge_samples,
 )
 from drivetrain.cloud.privacy import Pseudonymiser, consent_map, pseudonymiser
-from drivetrain.core.errors import BadInputError, NotFoundError
+from drivetrain.core.errors import BadInputError, ConflictError, NotFoundError
 from drivetrain.core.settings import Settings
 from drivetrain.core.vss import Catalog, builtin_catalog
 from drivetrain.core.wire import Ack, VehicleEvent
@@ -273,14 +273,22 @@ class IngestPipeline:
                 keep = on_routed(session, run.report(0), len(run.drafts))
             return run.finish(write=keep)
 
-    def _pseudonyms(self, session: Session, vehicles: Sequence[Vehicle]) -> list[str]:
-        out = []
-        for vehicle in vehicles:
-            make = self._pseudonymisers.get(vehicle.tenant)
-            if make is None:
-                make = self._pseudonymisers[vehicle.tenant] = pseudonymiser(session, vehicle.tenant)
-            out.append(make(vehicle.vin))
-        return out
+    def _pseudonyms(self, vehicles: Sequence[Vehicle]) -> list[str]:
+        return [self._pseudonymiser(v.tenant)(v.vin) for v in vehicles]
+
+    def _pseudonymiser(self, tenant: str) -> Pseudonymiser:
+        """The tenant's pseudonymiser, cached; its key is created in a transaction of its own
+        (two workers creating it at once: the loser reads the winner's)."""
+        make = self._pseudonymisers.get(tenant)
+        if make is None:
+            try:
+                with self.database.session() as session:
+                    make = pseudonymiser(session, tenant)
+            except ConflictError:
+                with self.database.session() as session:
+                    make = pseudonymiser(session, tenant)
+            self._pseudonymisers[tenant] = make
+        return make
 
 
 def _unit(source: int, opened: OpenedMessage) -> _Unit:
@@ -413,7 +421,7 @@ class _Run:
     ) -> None:
         if not accepted.any():
             return
-        pseudonyms = self.p._pseudonyms(self.session, vehicles)
+        pseudonyms = self.p._pseudonyms(vehicles)
         batch_ids = [u.batch_id for u in units]
         groups: dict[tuple[str, str], list[int]] = {}
         for v, vehicle in enumerate(vehicles):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import pyarrow as pa
@@ -174,11 +174,24 @@ def refused_items(
     if row.payload_format != "arrow-ipc":
         return []
     table = read_refused_samples(bytes(row.payload)).slice(0, limit)
+    stamps = table.column("ts").cast(pa.int64()).to_pylist()
     items = []
-    for item in table.to_pylist():
-        stamp = item["ts"]
-        items.append({**item, "ts": stamp.isoformat() if stamp is not None else None})
+    for item, ns in zip(table.drop_columns(["ts"]).to_pylist(), stamps, strict=True):
+        items.append({"path": item["path"], "ts": iso_ns(ns), "value": item["value"],
+                      "text": item["text"]})
     return items
+
+
+def iso_ns(ns: int | None) -> str | None:
+    """ns since the epoch as ISO 8601 UTC with all nine fraction digits (None stays None)."""
+    if ns is None:
+        return None
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    try:
+        whole = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return f"{ns} ns"
+    return f"{whole}.{fraction:09d}Z"
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,15 @@ class MemoryLake:
                 if (region is None or r == region) and (tenant is None or te == tenant)
                 for t in tables
             ]
-        return pa.concat_tables(parts, promote_options="permissive") if parts else None
+        return pa.concat_tables([_plain(t) for t in parts]) if parts else None
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """``table`` with dictionary columns decoded (tables of many appends concatenate)."""
+    columns = [
+        c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns
+    ]
+    return pa.Table.from_arrays(columns, names=table.column_names)
 
 
 @dataclass

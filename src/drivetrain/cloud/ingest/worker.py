@@ -197,10 +197,12 @@ class IngestWorker:
         while len(batch) < self.max_batch_messages:
             remaining = deadline - time.monotonic()
             try:
-                batch.append(self._inbox.get(timeout=remaining) if remaining > 0
+                # short waits, so a stop request cuts the wait for a fuller batch short
+                batch.append(self._inbox.get(timeout=min(remaining, 0.05)) if remaining > 0
                              else self._inbox.get_nowait())
             except queue.Empty:
-                break
+                if remaining <= 0 or self._stopping.is_set():
+                    break
         return batch
 
     def _run(self) -> None:
