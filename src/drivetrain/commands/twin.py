@@ -1,0 +1,288 @@
+"""`drivetrain twin` commands: read and change vehicle twins through a running API.
+
+Every command talks to the HTTP API (``drivetrain serve``, or the URL given with ``--url``)
+with a bearer token (``--token`` or ``DRIVETRAIN_TOKEN``; get one with ``drivetrain auth
+token``), so the token's tenant and scopes apply exactly as for any other client.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Column, Table
+
+from drivetrain.commands.db import fail, load_settings_or_exit
+
+app = typer.Typer(
+    help="Vehicle twins: reported and desired state, fleet queries, the change stream.",
+    no_args_is_help=True,
+)
+
+_out = Console(highlight=False)
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option("--url", help="API base URL; default: http://<api_host>:<api_port> from the settings."),
+]
+TokenOption = Annotated[
+    str,
+    typer.Option("--token", envvar="DRIVETRAIN_TOKEN", help="Bearer token (or DRIVETRAIN_TOKEN; "
+                 "`drivetrain auth token` makes one).", show_default=False),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of tables.")]
+HTTP_TIMEOUT_S = 30.0
+
+
+def _base_url(url: str | None) -> str:
+    if url:
+        return url.rstrip("/")
+    settings = load_settings_or_exit()
+    return f"http://{settings.api_host}:{settings.api_port}"
+
+
+def _client(url: str | None, token: str) -> Any:
+    import httpx
+
+    return httpx.Client(
+        base_url=_base_url(url), headers={"Authorization": f"Bearer {token}"},
+        timeout=HTTP_TIMEOUT_S,
+    )
+
+
+def _call(client: Any, method: str, path: str, **kwargs: Any) -> Any:
+    """The response of one API call; exits with the problem's detail on an error status."""
+    import httpx
+
+    try:
+        response = client.request(method, path, **kwargs)
+    except httpx.HTTPError as e:
+        fail(f"cannot reach the API at {client.base_url}: {e} (is `drivetrain serve` running?)")
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        fail(f"{method} {path} answered {response.status_code}: {detail}")
+    return response
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``PATH=VALUE``: the value as JSON (80, 21.5, true, null, "text") or else as a string.
+
+    Raises:
+        typer.BadParameter: no ``=`` or an empty path.
+    """
+    path, sep, raw = text.partition("=")
+    if not sep or not path.strip():
+        raise typer.BadParameter(f"{text!r} is not PATH=VALUE (e.g. Vehicle.Cabin.Light.IsDomeOn=true)")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    if isinstance(value, (list, dict)):
+        raise typer.BadParameter(f"{text!r}: a desired value is a number, true/false, null or text")
+    return path.strip(), value
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return json.dumps(value) if isinstance(value, (bool, str)) else str(value)
+
+
+@app.command("get")
+def get_command(
+    vin: Annotated[str, typer.Argument(help="The vehicle's VIN.")],
+    token: TokenOption,
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a twin: metadata, ECUs, reported values, desired items and the delta."""
+    with _client(url, token) as client:
+        twin = _call(client, "GET", f"/v1/twins/{vin}").json()
+    if as_json:
+        typer.echo(json.dumps(twin, indent=2))
+        return
+    _out.print(f"[bold]{twin['vin']}[/]  {twin['model']}  region {twin['region']}  "
+               f"tenant {twin['tenant']}  owner {twin['owner'] or '-'}")
+    _out.print(f"desired version {twin['version']} (ETag \"{twin['version']}\"), sent "
+               f"{_fmt(twin['delivery']['sent_version'])}, acked "
+               f"{_fmt(twin['delivery']['acked_version'])}")
+    if twin["ecus"]:
+        ecus = Table("ECU", "hardware id", "software", "source", title="ECUs")
+        for e in twin["ecus"]:
+            ecus.add_row(e["name"], _fmt(e["hardware_id"]), _fmt(e["software_version"]), e["source"])
+        _out.print(ecus)
+    items = Table(Column("path", overflow="fold"), "desired", "reported", "status", "converged in",
+                  Column("reason", overflow="fold"), title="Desired state")
+    for i in twin["items"]:
+        took = f"{i['time_to_converge_s']:.2f} s" if i["time_to_converge_s"] is not None else "-"
+        items.add_row(i["path"], _fmt(i["value"]), _fmt(i["reported"]), i["status"], took,
+                      i["reason"] or "")
+    _out.print(items)
+    reported = Table(Column("path", overflow="fold"), "value", "measured", title="Reported state")
+    for path, r in sorted(twin["reported"].items()):
+        reported.add_row(path, _fmt(r["value"]), r["ts"])
+    _out.print(reported)
+    _out.print(f"delta (still to apply): {json.dumps(twin['delta']['values'])}")
+
+
+@app.command("set")
+def set_command(
+    assignments: Annotated[list[str], typer.Argument(help="PATH=VALUE pairs; VALUE null removes.")],
+    token: TokenOption,
+    vin: Annotated[str | None, typer.Option("--vin", help="The twin to change.")] = None,
+    query: Annotated[str | None, typer.Option(
+        "--query", help='Instead of --vin: change every twin this fleet query selects.')] = None,
+    if_match: Annotated[int | None, typer.Option(
+        "--if-match", help="Version the change is based on; default: the current one, read first.",
+    )] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Make the desired state exactly these values.")] = False,
+    ttl_s: Annotated[int | None, typer.Option("--ttl", help="Seconds the values are wanted (default 7 days).")] = None,
+    url: UrlOption = None,
+) -> None:
+    """Set desired values on one twin (--vin) or on every twin a query selects (--query)."""
+    if (vin is None) == (query is None):
+        fail("give exactly one of --vin and --query", code=2)
+    values = dict(parse_assignment(a) for a in assignments)
+    with _client(url, token) as client:
+        if query is not None:
+            if replace or if_match is not None:
+                fail("--replace and --if-match apply to one twin (--vin), not to --query", code=2)
+            body: dict[str, Any] = {"query": query, "values": values, "ttl_s": ttl_s}
+            result = _call(client, "POST", "/v1/twins/desired", json=body).json()
+            _out.print(f"set {json.dumps(result['values'])} on {result['matched']} twin(s)")
+            return
+        if if_match is None:
+            if_match = _call(client, "GET", f"/v1/twins/{vin}").json()["version"]
+        method = "PUT" if replace else "PATCH"
+        response = _call(client, method, f"/v1/twins/{vin}/desired",
+                         json={"values": values, "ttl_s": ttl_s},
+                         headers={"If-Match": f'"{if_match}"'})
+        twin = response.json()
+    _out.print(f"{vin}: desired version {twin['version']}; still to apply: "
+               f"{json.dumps(twin['delta']['values'])}")
+
+
+@app.command("query")
+def query_command(
+    token: TokenOption,
+    query: Annotated[str, typer.Argument(help='Fleet query, e.g. \'region == "EU"\'; empty: all.')] = "",
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Twins per page.")] = 100,
+    all_pages: Annotated[bool, typer.Option("--all", help="Follow the cursor through every page.")] = False,
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the twins a fleet query selects, with their reconciliation counts."""
+    from rich.progress import Progress
+
+    twins: list[dict[str, Any]] = []
+    with _client(url, token) as client, Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("querying", total=None)
+        cursor = None
+        while True:
+            params: dict[str, Any] = {"query": query, "limit": limit}
+            if cursor:
+                params["cursor"] = cursor
+            page = _call(client, "GET", "/v1/twins", params=params).json()
+            twins += page["twins"]
+            bar.update(task, total=page["total"], completed=len(twins))
+            cursor = page["next_cursor"]
+            if not all_pages or cursor is None:
+                break
+    if as_json:
+        typer.echo(json.dumps({"total": page["total"], "next_cursor": cursor, "twins": twins}, indent=2))
+        return
+    table = Table("model", "region", "version", "pending", "converged", "failed")
+    table.columns.insert(0, Column("VIN", no_wrap=True))
+    for t in twins:
+        c = t["counts"]
+        table.add_row(t["vin"], t["model"], t["region"], str(t["version"]), str(c["pending"]),
+                      str(c["converged"]), str(c["failed"]))
+    _out.print(table)
+    more = f"; next page: --cursor {cursor}" if cursor else ""
+    _out.print(f"{len(twins)} shown of {page['total']} matching{more}")
+
+
+@app.command("status")
+def status_command(
+    token: TokenOption,
+    query: Annotated[str, typer.Argument(help="Fleet query; empty: all twins.")] = "",
+    path: Annotated[str | None, typer.Option("--path", help="Only this VSS path.")] = None,
+    url: UrlOption = None,
+) -> None:
+    """How the desired items of the selected twins stand: pending, converged, failed."""
+    params: dict[str, Any] = {"query": query}
+    if path:
+        params["path"] = path
+    with _client(url, token) as client:
+        s = _call(client, "GET", "/v1/twins/reconciliation", params=params).json()
+    p50, worst = s["time_to_converge_p50_s"], s["time_to_converge_max_s"]
+    took = f"; time to converge p50 {p50:.2f} s, max {worst:.2f} s" if p50 is not None else ""
+    _out.print(f"{s['twins']} twins, {s['items']} desired items: {s['pending']} pending, "
+               f"{s['converged']} converged, {s['failed']} failed{took}")
+    for reason, count in s["failure_reasons"].items():
+        _out.print(f"  failed {count}x: {reason}")
+
+
+def _events(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    kind, data = "message", ""
+    for line in lines:
+        if line.startswith("event:"):
+            kind = line.split(":", 1)[1].strip()
+        elif line.startswith("data:"):
+            data += line.split(":", 1)[1].strip()
+        elif not line and data:
+            yield kind, json.loads(data)
+            kind, data = "message", ""
+
+
+@app.command("watch")
+def watch_command(
+    token: TokenOption,
+    query: Annotated[str, typer.Option("--query", help="Only twins this fleet query selects.")] = "",
+    kind: Annotated[list[str] | None, typer.Option(
+        "--kind", help="Only these kinds (repeat): reported, desired, converged, failed, ack, ecu.",
+    )] = None,
+    count: Annotated[int | None, typer.Option("--count", min=1, help="Stop after this many events.")] = None,
+    timeout_s: Annotated[float | None, typer.Option("--timeout", help="Stop after this many seconds.")] = None,
+    url: UrlOption = None,
+) -> None:
+    """Print twin changes as they happen (the server-sent change stream)."""
+    import httpx
+
+    params: dict[str, Any] = {"query": query}
+    if kind:
+        params["kind"] = kind
+    if count is not None:
+        params["max_events"] = count
+    if timeout_s is not None:
+        params["timeout_s"] = timeout_s
+    seen = 0
+    with _client(url, token) as client:
+        try:
+            with client.stream("GET", "/v1/twins/changes", params=params,
+                               timeout=httpx.Timeout(HTTP_TIMEOUT_S, read=None)) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    fail(f"the change stream answered {response.status_code}: "
+                         f"{response.json().get('detail', response.text)}")
+                for event, data in _events(response.iter_lines()):
+                    seen += 1
+                    if event == "overflow":
+                        _out.print(f"[yellow]{data['lost']} change(s) lost: this watcher fell behind[/]")
+                        continue
+                    paths = ", ".join(data["paths"])
+                    version = f" v{data['version']}" if data.get("version") is not None else ""
+                    _out.print(f"{data['at']}  {data['vin']}  {event}{version}  {paths}")
+        except httpx.HTTPError as e:
+            fail(f"change stream from {client.base_url} failed: {e}")
+        except KeyboardInterrupt:
+            pass
+    _out.print(f"{seen} event(s)", style="dim")
