@@ -16,6 +16,7 @@ from drivetrain.commands import (
     lake,
     serve,
     sim,
+    twin,
     vss,
     worker,
 )
@@ -54,6 +55,7 @@ app.add_typer(worker.app, name="worker")
 app.add_typer(fleet.app, name="fleet")
 app.add_typer(edge.app, name="edge")
 app.add_typer(sim.app, name="sim")
+app.add_typer(twin.app, name="twin")
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 
