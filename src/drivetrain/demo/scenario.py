@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from drivetrain.demo.act_api_secured import API_SECURED
 from drivetrain.demo.act_can_roundtrip import CAN_ROUNDTRIP
+from drivetrain.demo.act_lake import LAKE
 from drivetrain.demo.acts import Act
 
 SCENARIO: tuple[Act, ...] = (
     CAN_ROUNDTRIP,
     API_SECURED,
+    LAKE,
 )
