@@ -41,3 +41,16 @@ def test_lake_act_passes_and_reports_values_per_region(platform: PlatformHandles
 def test_lake_act_passes_again_on_the_same_data_dir(platform: PlatformHandles) -> None:
     result = LAKE.run(_context(platform, vehicles=1))
     assert result.passed, result.check
+
+
+def test_lake_act_fails_naming_the_query_that_disagrees_with_numpy(
+    platform: PlatformHandles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from drivetrain.cloud.lake import query
+
+    real = query._aggregate_sql
+    monkeypatch.setattr(query, "_aggregate_sql",
+                        lambda agg: "max(value)" if agg == "mean" else real(agg))
+    result = LAKE.run(_context(platform, vehicles=2))
+    assert not result.passed
+    assert "differ from NumPy" in result.check or "vs NumPy" in result.check
