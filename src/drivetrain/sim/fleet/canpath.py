@@ -2,7 +2,8 @@
 
 Per vehicle model, one ``FrameSynthesizer`` encodes the whole group's buses for a time window
 (vectorised across vehicles), optional attack injectors alter the frames of the vehicles under
-attack, and one ``BatchDecoder`` pass decodes every frame of the group. The decoder has no
+attack, and one ``BatchDecoder`` pass decodes every frame of the group — the signals the
+DBC→VSS map reads, as a vehicle's feeder does (``mapped_signals_only``). The decoder has no
 vehicle column, so each vehicle's frames carry the vehicle's position in its group as their
 *bus number* (``FrameBatch.bus``, 16 bits): the decoded values keep it, and one counting sort
 afterwards groups them by vehicle. The DBC→VSS map is compiled into dense lookup tables
@@ -15,11 +16,13 @@ vehicle's edge agent would have decoded from its own bus.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from cantools.database.can import Database
 
 from drivetrain.core.can.decoder import BatchDecoder
 from drivetrain.core.can.frames import DecodedSignals, FrameBatch
@@ -183,7 +186,7 @@ class ModelBus:
         self.can = can
         self.vehicle_ids = np.asarray(vehicle_ids, np.int64)
         self.synthesizer = FrameSynthesizer(can.database, can.signal_map, seed=seed)
-        self.decoder = BatchDecoder(can.database)
+        self.decoder = BatchDecoder(mapped_signals_only(can.database, can.signal_map))
         self.compiled = CompiledSignalMap(can.signal_map, paths, catalog)
 
     @property
@@ -252,6 +255,22 @@ class ModelBus:
             signal_values=len(decoded),
             vss_samples=len(samples),
         )
+
+
+def mapped_signals_only(database: Database, signal_map: SignalMap) -> Database:
+    """A copy of ``database`` whose messages keep only the signals ``signal_map`` reads (and
+    multiplexer switches): what a vehicle's feeder decodes. Every message stays, so every frame
+    is still recognised and decoded; the E2E counters and checksums, which the map does not
+    carry to VSS, are left to the ECUs that check them."""
+    needed = {(m.message, m.signal) for m in signal_map.mappings}
+    reduced = copy.deepcopy(database)
+    for message in reduced.messages:
+        message.signals[:] = [
+            s for s in message.signals if (message.name, s.name) in needed or s.is_multiplexer
+        ]
+        message.refresh()
+    reduced.refresh()
+    return reduced
 
 
 def _take_decoded(decoded: DecodedSignals, rows: npt.NDArray[np.intp]) -> DecodedSignals:

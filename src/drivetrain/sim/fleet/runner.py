@@ -460,6 +460,11 @@ class FleetRunner:
 
     # --- observing ----------------------------------------------------------------------------
 
+    @property
+    def signals_collected(self) -> int:
+        """VSS samples the agents' campaigns collected so far (cheap: a counter)."""
+        return self._signals
+
     def status(self) -> FleetStatus:
         """Counts of the run so far (sums over the agents: meant for a view, not every step)."""
         world = self.world
