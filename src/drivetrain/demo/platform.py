@@ -1,8 +1,9 @@
 """The embedded platform: state database, message bus and HTTP API in this one process.
 
 ``EmbeddedPlatform`` starts, in order: the SQLite state database in the demo's data directory
-(migrated), the bootstrap admin and an access token for it, the in-process transport, and the
-API served by uvicorn on a background thread at a free localhost port. ``stop()`` undoes it all
+(migrated), the bootstrap admin and an access token for it, the in-process transport, the
+twins reconciler (publishes signed desired-state deltas on the transport), and the API served
+by uvicorn on a background thread at a free localhost port. ``stop()`` undoes it all
 in reverse and leaves no thread running. Nothing outside the process is contacted.
 """
 
@@ -18,6 +19,7 @@ from types import TracebackType
 import uvicorn
 
 from drivetrain.api import create_app
+from drivetrain.cloud.fleet import cloud_signing_key
 from drivetrain.cloud.infra import (
     BootstrapCredentials,
     Database,
@@ -25,6 +27,7 @@ from drivetrain.cloud.infra import (
     open_database,
     resolve_token_key,
 )
+from drivetrain.cloud.twins import Reconciler
 from drivetrain.core.errors import ConfigurationError
 from drivetrain.core.settings import Settings, load_settings
 from drivetrain.core.transport import InProcessTransport
@@ -65,6 +68,7 @@ class PlatformHandles:
         api_url: base URL of the HTTP API, e.g. ``http://127.0.0.1:41234``.
         admin_token: a bearer token of the bootstrap admin (never printed).
         admin_credentials: the bootstrap admin's client id and where its secret is stored.
+        reconciler: the twins reconciler, publishing desired-state deltas on ``transport``.
     """
 
     settings: Settings
@@ -73,6 +77,7 @@ class PlatformHandles:
     api_url: str
     admin_token: str = field(repr=False)
     admin_credentials: BootstrapCredentials
+    reconciler: Reconciler
 
 
 class _QuietServer(uvicorn.Server):
@@ -97,6 +102,7 @@ class EmbeddedPlatform:
         self._settings = settings
         self._database: Database | None = None
         self._transport: InProcessTransport | None = None
+        self._reconciler: Reconciler | None = None
         self._server: _QuietServer | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -145,6 +151,8 @@ class EmbeddedPlatform:
                 ttl_s=settings.token_ttl_s,
             )
         self._transport = InProcessTransport()
+        self._reconciler = Reconciler(database, self._transport, cloud_signing_key(settings))
+        self._reconciler.start()
 
         self._socket = sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -173,12 +181,13 @@ class EmbeddedPlatform:
             api_url=f"http://{host}:{port}",
             admin_token=token.access_token,
             admin_credentials=bootstrap,
+            reconciler=self._reconciler,
         )
         return self._handles
 
     def stop(self) -> None:
-        """Stop the API, close the bus, release the database; idempotent, never raises for a
-        part that was not started."""
+        """Stop the API and the reconciler, close the bus, release the database; idempotent,
+        never raises for a part that was not started."""
         self._handles = None
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
@@ -187,6 +196,9 @@ class EmbeddedPlatform:
         if self._socket is not None:
             self._socket.close()
             self._socket = None
+        if self._reconciler is not None:
+            self._reconciler.stop()
+            self._reconciler = None
         if self._transport is not None:
             self._transport.close()
             self._transport = None
