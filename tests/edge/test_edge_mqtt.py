@@ -239,3 +239,39 @@ def test_signed_desired_state_over_the_broker_is_applied_and_acknowledged(
         )
     finally:
         cloud.publish(topic, b"", qos=1, retain=True)  # clear the retained message
+
+
+def test_a_command_received_just_before_a_crash_is_delivered_again_and_run_once(
+    mqtt_url: str, tmp_path: Path, closing: Callable[[MqttTransport], MqttTransport]
+) -> None:
+    identity = make_identity("DTVW4P8N2TXK7R3M5")
+    receiver = CloudReceiver({identity.vin: identity.signing_key.verify_key})
+    cloud = closing(_client(mqtt_url, unique_name("cloud")))
+    cloud.subscribe(vehicle_filter("#", vin=identity.vin), receiver.handle)
+    client_id = unique_name("vehicle")
+    actuator = InMemoryActuator(CATALOG, commands={"honk": lambda args: "honked"})
+
+    def vehicle() -> EdgeAgent:
+        agent = EdgeAgent(
+            identity, _client(mqtt_url, client_id), SqliteBuffer(tmp_path / "b.db"),
+            catalog=CATALOG, actuator=actuator,
+        )  # fmt: skip
+        agent.start()
+        return agent
+
+    crashed = vehicle()
+    cloud.publish(*CloudSigner().seal(
+        MessageKind.COMMAND, identity.vin, {"name": "honk", "args": {}}, sent_ns=time.time_ns()
+    ), qos=1)  # fmt: skip
+    wait_for(lambda: len(crashed._inbox) == 1, what="the command in the agent's inbox")
+    crashed.transport.close()  # gone before handling it: never acknowledged to the broker
+    restarted = vehicle()
+    closing(restarted.transport)  # type: ignore[arg-type]
+
+    def acknowledged() -> bool:
+        restarted.tick()
+        return bool(receiver.acks())
+
+    wait_for(acknowledged, timeout_s=15, what="the command's ack after the restart")
+    assert actuator.executed == [("honk", {})]
+    assert receiver.acks()[0].status == "applied"

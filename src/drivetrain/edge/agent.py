@@ -201,7 +201,7 @@ class EdgeAgent:
         self._restore_campaigns()
         desired = buffer.get_state(_STATE_DESIRED)
         self.desired_version = int(desired) if desired and desired.isdigit() else -1
-        self._inbox: deque[tuple[str, bytes]] = deque()
+        self._inbox: deque[Message] = deque()
         self._subscriptions: list[Subscription] = []
         self._pending: dict[int, list[Samples]] = {}
         self._pending_rows = 0
@@ -237,13 +237,17 @@ class EdgeAgent:
         if self._subscriptions:
             return
         for channel in DOWNLINK_CHANNELS.values():
+            # Acknowledged to the broker only once handled and its outcome is on disk (tick):
+            # a message received just before a crash is delivered again in the next session.
             self._subscriptions.append(
-                self.transport.subscribe(vehicle_topic(self.vin, channel), self._receive, qos=1)
+                self.transport.subscribe(
+                    vehicle_topic(self.vin, channel), self._receive, qos=1, manual_ack=True
+                )
             )
 
     def _receive(self, message: Message) -> None:
         # Runs on the transport's delivery thread: queue only; tick() decides.
-        self._inbox.append((message.topic, message.payload))
+        self._inbox.append(message)
 
     def stop(self) -> None:
         """Unsubscribe; the buffer and transport stay open (their owner closes them)."""
@@ -276,8 +280,10 @@ class EdgeAgent:
         now_ns = self._clock_ns() if now_ns is None else now_ns
         self._ticks += 1
         while self._inbox:
-            topic, payload = self._inbox.popleft()
-            self._handle_downlink(topic, payload, now_ns)
+            message = self._inbox[0]
+            self._handle_downlink(message.topic, message.payload, now_ns)  # StorageError: kept
+            self._inbox.popleft()
+            message.ack()
         parts = []
         if frames is not None and len(frames):
             if self.can is None:
