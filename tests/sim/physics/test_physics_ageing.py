@@ -50,7 +50,9 @@ def test_dc_fast_charging_fades_capacity_more_than_ac_charging() -> None:
     ac, dc = fleet.state.fade_cycle
     assert dc > 1.3 * ac
     assert fleet.state.dc_charged_kwh[1] > 30.0 and fleet.state.dc_charged_kwh[0] == 0.0
-    assert fleet.state.equivalent_full_cycles[1] == pytest.approx(fleet.state.equivalent_full_cycles[0], rel=0.1)
+    assert fleet.state.equivalent_full_cycles[1] == pytest.approx(
+        fleet.state.equivalent_full_cycles[0], rel=0.1
+    )
 
 
 def test_calendar_fade_follows_the_square_root_of_time_and_reaches_two_percent_a_year() -> None:

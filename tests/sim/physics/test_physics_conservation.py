@@ -9,7 +9,9 @@ import pytest
 from drivetrain.sim.physics import COMPACT_HATCH, MIDSIZE_SUV, Controls, FleetPhysics, load_cycle
 
 
-def _drive(fleet: FleetPhysics, speeds: np.ndarray, ambient_c: float = 10.0, grade: float = 0.0) -> None:
+def _drive(
+    fleet: FleetPhysics, speeds: np.ndarray, ambient_c: float = 10.0, grade: float = 0.0
+) -> None:
     controls = Controls.idle(fleet.n, ambient_c)
     controls.drive_active[:] = True
     controls.hvac_on[:] = True

@@ -73,7 +73,9 @@ def test_unknown_cycle_name_is_refused_with_the_known_names() -> None:
         ("time_s,speed_kmh\n0,0\n", "1 rows; expected at least 2"),
     ],
 )
-def test_malformed_cycle_file_is_refused_naming_file_and_line(tmp_path: Path, text: str, message: str) -> None:
+def test_malformed_cycle_file_is_refused_naming_file_and_line(
+    tmp_path: Path, text: str, message: str
+) -> None:
     path = tmp_path / "cycle.csv"
     path.write_text(text)
     with pytest.raises(DriveCycleFormatError, match=message) as info:

@@ -6,7 +6,14 @@ from collections.abc import Callable
 
 import pytest
 
-from drivetrain.sim.physics import CYCLE_NAMES, VEHICLE_MODELS, TraceResult, TraceRun, drive_traces, load_cycle
+from drivetrain.sim.physics import (
+    CYCLE_NAMES,
+    VEHICLE_MODELS,
+    TraceResult,
+    TraceRun,
+    drive_traces,
+    load_cycle,
+)
 
 AMBIENTS_C = (23.0, -5.0)
 
@@ -14,7 +21,12 @@ AMBIENTS_C = (23.0, -5.0)
 @pytest.fixture(scope="module")
 def cycle_table() -> dict[tuple[str, str, float], TraceResult]:
     runs = [
-        TraceRun(model, load_cycle(cycle).speed_mps, ambient_c=ambient, label=f"{model.name}|{cycle}|{ambient}")
+        TraceRun(
+            model,
+            load_cycle(cycle).speed_mps,
+            ambient_c=ambient,
+            label=f"{model.name}|{cycle}|{ambient}",
+        )
         for model in VEHICLE_MODELS.values()
         for cycle in CYCLE_NAMES
         for ambient in AMBIENTS_C
@@ -23,7 +35,9 @@ def cycle_table() -> dict[tuple[str, str, float], TraceResult]:
     return {(r.model_name, r.label.split("|")[1], float(r.label.split("|")[2])): r for r in results}
 
 
-def test_every_model_follows_every_cycle_within_half_a_km_per_hour(cycle_table: dict[tuple[str, str, float], TraceResult]) -> None:
+def test_every_model_follows_every_cycle_within_half_a_km_per_hour(
+    cycle_table: dict[tuple[str, str, float], TraceResult],
+) -> None:
     for key, result in cycle_table.items():
         assert result.max_speed_error_kmh < 0.5, key
         assert result.distance_km == pytest.approx(result.target_distance_km, rel=1e-3), key
@@ -59,7 +73,9 @@ def test_udds_and_hwfet_energy_per_km_lie_in_the_dynamometer_to_winter_range(
             assert 130.0 <= cold.wh_per_km <= 250.0, (model, cycle, cold.wh_per_km)
 
 
-def test_cold_weather_with_heating_costs_more_energy_per_km(cycle_table: dict[tuple[str, str, float], TraceResult]) -> None:
+def test_cold_weather_with_heating_costs_more_energy_per_km(
+    cycle_table: dict[tuple[str, str, float], TraceResult],
+) -> None:
     for model in VEHICLE_MODELS:
         for cycle in CYCLE_NAMES:
             warm, cold = cycle_table[(model, cycle, 23.0)], cycle_table[(model, cycle, -5.0)]

@@ -44,7 +44,12 @@ def read_trip(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     out = {}
     for name in table.column_names[1:]:
         column = table.column(name)
-        if not name or column.null_count == len(column) or not pa.types.is_floating(column.type) and not pa.types.is_integer(column.type):
+        if (
+            not name
+            or column.null_count == len(column)
+            or not pa.types.is_floating(column.type)
+            and not pa.types.is_integer(column.type)
+        ):
             continue
         values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
         present = ~np.isnan(values)
@@ -114,5 +119,8 @@ def test_compact_model_on_real_e208_trips_uses_the_measured_energy(
     # The energy ranking of the trips is largely right: fast trips cost more per km than slow.
     measured_per_km = measured_arr / distance
     simulated_per_km = simulated / distance
-    order = np.corrcoef(np.argsort(np.argsort(measured_per_km[flat])), np.argsort(np.argsort(simulated_per_km[flat])))[0, 1]
+    order = np.corrcoef(
+        np.argsort(np.argsort(measured_per_km[flat])),
+        np.argsort(np.argsort(simulated_per_km[flat])),
+    )[0, 1]
     assert order > 0.4

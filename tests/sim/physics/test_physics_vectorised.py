@@ -9,21 +9,41 @@ import numpy as np
 import pytest
 
 from drivetrain.core.errors import SimulationConfigError
-from drivetrain.sim.physics import COMPACT_HATCH, MIDSIZE_SUV, VEHICLE_MODELS, Condition, Controls, FleetPhysics, get_vehicle_model, load_cycle
+from drivetrain.sim.physics import (
+    COMPACT_HATCH,
+    MIDSIZE_SUV,
+    VEHICLE_MODELS,
+    Condition,
+    Controls,
+    FleetPhysics,
+    get_vehicle_model,
+    load_cycle,
+)
 
 
 def _inputs(n: int, steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(7)
     wltc = load_cycle("wltc_class3").speed_mps
     offsets = rng.integers(0, 1500, n)
-    speeds = np.stack([wltc[o : o + steps] * f for o, f in zip(offsets, rng.uniform(0.8, 1.1, n))], axis=1)
+    speeds = np.stack(
+        [wltc[o : o + steps] * f for o, f in zip(offsets, rng.uniform(0.8, 1.1, n))], axis=1
+    )
     ambient = rng.uniform(-10.0, 35.0, n)
     grade = rng.uniform(-0.05, 0.05, n)
     charger = np.where(rng.random(n) < 0.3, 11000.0, 0.0)
     return speeds, ambient, grade, charger
 
 
-def _run(models: list, speeds: np.ndarray, ambient: np.ndarray, grade: np.ndarray, charger: np.ndarray, soc: np.ndarray, tire: np.ndarray, drag: np.ndarray) -> FleetPhysics:
+def _run(
+    models: list,
+    speeds: np.ndarray,
+    ambient: np.ndarray,
+    grade: np.ndarray,
+    charger: np.ndarray,
+    soc: np.ndarray,
+    tire: np.ndarray,
+    drag: np.ndarray,
+) -> FleetPhysics:
     n = len(models)
     fleet = FleetPhysics(models, ambient_c=ambient, soc=soc)
     controls = Controls.idle(n)
@@ -43,7 +63,7 @@ def _run(models: list, speeds: np.ndarray, ambient: np.ndarray, grade: np.ndarra
 
 
 def test_vectorised_fleet_step_equals_a_loop_over_single_vehicles() -> None:
-    n, steps = 6, 240
+    n, steps = 6, 150
     models = [COMPACT_HATCH, MIDSIZE_SUV] * 3
     speeds, ambient, grade, charger = _inputs(n, steps)
     soc = np.linspace(0.2, 0.9, n)
@@ -51,13 +71,29 @@ def test_vectorised_fleet_step_equals_a_loop_over_single_vehicles() -> None:
     fleet = _run(models, speeds, ambient, grade, charger, soc, tire, drag)
     for i in range(n):
         one = i + np.arange(1)
-        alone_fleet = _run([models[i]], speeds[:, one], ambient[one], grade[one], charger[one], soc[one], tire[one], drag[one])
+        alone_fleet = _run(
+            [models[i]],
+            speeds[:, one],
+            ambient[one],
+            grade[one],
+            charger[one],
+            soc[one],
+            tire[one],
+            drag[one],
+        )
         for f in fields(fleet.state):
             together = getattr(fleet.state, f.name)[i]
             alone = getattr(alone_fleet.state, f.name)[0]
-            np.testing.assert_allclose(together, alone, rtol=1e-12, atol=1e-12, err_msg=f"{f.name} of vehicle {i}")
+            np.testing.assert_allclose(
+                together, alone, rtol=1e-12, atol=1e-12, err_msg=f"{f.name} of vehicle {i}"
+            )
         for f in fields(fleet.ledger):
-            np.testing.assert_allclose(getattr(fleet.ledger, f.name)[i], getattr(alone_fleet.ledger, f.name)[0], rtol=1e-12, atol=1e-9)
+            np.testing.assert_allclose(
+                getattr(fleet.ledger, f.name)[i],
+                getattr(alone_fleet.ledger, f.name)[0],
+                rtol=1e-12,
+                atol=1e-9,
+            )
 
 
 def test_same_inputs_give_identical_states() -> None:
@@ -74,7 +110,10 @@ def test_the_two_models_differ_in_mass_pack_motor_and_drag() -> None:
     a, b = COMPACT_HATCH, MIDSIZE_SUV
     assert b.curb_mass_kg > 1.3 * a.curb_mass_kg
     assert b.battery.usable_kwh > 1.5 * a.battery.usable_kwh
-    assert (a.battery.cells_series, a.battery.cells_parallel) != (b.battery.cells_series, b.battery.cells_parallel)
+    assert (a.battery.cells_series, a.battery.cells_parallel) != (
+        b.battery.cells_series,
+        b.battery.cells_parallel,
+    )
     assert b.motor.max_power_kw > 1.4 * a.motor.max_power_kw
     assert a.motor.axle != b.motor.axle
     assert b.drag_coefficient * b.frontal_area_m2 > a.drag_coefficient * a.frontal_area_m2

@@ -13,7 +13,9 @@ from drivetrain.sim.wear.faults import DAY_S
 ALL_FAULTS = {c: 1.0 for c in COMPONENTS}
 
 
-def _output(n: int, dt: float, friction_j: np.ndarray | None = None, pump: np.ndarray | None = None) -> StepOutput:
+def _output(
+    n: int, dt: float, friction_j: np.ndarray | None = None, pump: np.ndarray | None = None
+) -> StepOutput:
     return StepOutput(
         dt_s=dt,
         distance_m=np.full(n, 10.0 * dt),
@@ -25,7 +27,12 @@ def _output(n: int, dt: float, friction_j: np.ndarray | None = None, pump: np.nd
 
 def test_time_driven_components_fail_when_their_earlier_rul_said() -> None:
     n, dt = 120, 3600.0
-    wear = FleetWear(n, np.random.default_rng(11), WearConfig(horizon_s=20 * DAY_S, fault_probability=ALL_FAULTS), cells_series=108)
+    wear = FleetWear(
+        n,
+        np.random.default_rng(11),
+        WearConfig(horizon_s=20 * DAY_S, fault_probability=ALL_FAULTS),
+        cells_series=108,
+    )
     checkpoints = {0: wear.rul(), 240: None}
     odometer = np.zeros(n)
     step = 0
@@ -39,7 +46,11 @@ def test_time_driven_components_fail_when_their_earlier_rul_said() -> None:
     for at_step, rul in checkpoints.items():
         assert rul is not None
         t0 = at_step * dt
-        for component, key in (("tires", "tires_rul_s"), ("lv_battery", "lv_battery_rul_s"), ("hv_cell", "hv_cell_rul_s")):
+        for component, key in (
+            ("tires", "tires_rul_s"),
+            ("lv_battery", "lv_battery_rul_s"),
+            ("hv_cell", "hv_cell_rul_s"),
+        ):
             for i in range(n):
                 predicted = t0 + rul[key][i]
                 if failures.get((i, component), np.inf) <= t0:
@@ -48,26 +59,46 @@ def test_time_driven_components_fail_when_their_earlier_rul_said() -> None:
                 if predicted <= wear.time_s - dt:
                     assert (i, component) in failures, (component, i, predicted)
                     actual = failures[(i, component)]
-                    assert actual - dt <= predicted <= actual + 1e-6, (component, i, predicted, actual)
+                    assert actual - dt <= predicted <= actual + 1e-6, (
+                        component,
+                        i,
+                        predicted,
+                        actual,
+                    )
                     checked += 1
     assert checked > 400  # most vehicles' faults ran to failure within the window
 
 
 def test_rul_before_a_fault_starts_already_counts_the_coming_fault() -> None:
     n = 50
-    wear = FleetWear(n, np.random.default_rng(3), WearConfig(horizon_s=30 * DAY_S, fault_probability=ALL_FAULTS), cells_series=96)
+    wear = FleetWear(
+        n,
+        np.random.default_rng(3),
+        WearConfig(horizon_s=30 * DAY_S, fault_probability=ALL_FAULTS),
+        cells_series=96,
+    )
     rul = wear.rul()
     onset = wear.plan.cell_onset_s
     assert (rul["hv_cell_rul_s"] > onset).all()  # fails after its onset
     assert (rul["hv_cell_rul_s"] < onset + 91 * DAY_S).all()  # and within its drawn drift time
-    healthy = FleetWear(n, np.random.default_rng(3), WearConfig(fault_probability={c: 0.0 for c in COMPONENTS}), cells_series=96)
+    healthy = FleetWear(
+        n,
+        np.random.default_rng(3),
+        WearConfig(fault_probability={c: 0.0 for c in COMPONENTS}),
+        cells_series=96,
+    )
     assert np.isinf(healthy.rul()["hv_cell_rul_s"]).all()  # a balanced cell never fails
     assert (healthy.rul()["tires_rul_s"] > rul["tires_rul_s"]).all()
 
 
 def test_coolant_pump_fails_after_the_predicted_operating_time() -> None:
     n, dt = 40, 600.0
-    wear = FleetWear(n, np.random.default_rng(5), WearConfig(horizon_s=100 * 3600.0, fault_probability={"coolant_pump": 1.0}), cells_series=108)
+    wear = FleetWear(
+        n,
+        np.random.default_rng(5),
+        WearConfig(horizon_s=100 * 3600.0, fault_probability={"coolant_pump": 1.0}),
+        cells_series=108,
+    )
     pattern = np.random.default_rng(9).random((6000, n)) < 0.3  # pump runs ~30 % of the time
     rul0 = wear.rul()["coolant_pump_rul_op_s"].copy()
     op_at_failure: dict[int, float] = {}
@@ -115,7 +146,12 @@ def test_brake_pads_fail_after_the_predicted_friction_energy() -> None:
 
 def test_a_dragging_caliper_appears_as_a_brake_force_after_its_onset() -> None:
     n = 20
-    wear = FleetWear(n, np.random.default_rng(4), WearConfig(horizon_s=DAY_S, fault_probability={"brake_pads": 1.0}), cells_series=96)
+    wear = FleetWear(
+        n,
+        np.random.default_rng(4),
+        WearConfig(horizon_s=DAY_S, fault_probability={"brake_pads": 1.0}),
+        cells_series=96,
+    )
     assert wear.condition().brake_drag_n.sum() == 0.0
     while wear.time_s < DAY_S + 1:
         wear.step(_output(n, 600.0), np.zeros(n))
@@ -128,7 +164,12 @@ def test_a_dragging_caliper_appears_as_a_brake_force_after_its_onset() -> None:
 
 def test_repair_restores_health_and_clears_the_failure() -> None:
     n = 10
-    wear = FleetWear(n, np.random.default_rng(6), WearConfig(horizon_s=DAY_S, fault_probability={"tires": 1.0}), cells_series=96)
+    wear = FleetWear(
+        n,
+        np.random.default_rng(6),
+        WearConfig(horizon_s=DAY_S, fault_probability={"tires": 1.0}),
+        cells_series=96,
+    )
     while not wear.failed["tires"].all():
         wear.step(_output(n, 3600.0), np.zeros(n))
     assert (wear.rul()["tires_rul_s"] == 0.0).all()

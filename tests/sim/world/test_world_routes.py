@@ -41,7 +41,9 @@ def test_city_route_starts_and_ends_at_its_places_and_is_road_like() -> None:
 def test_intercity_route_uses_the_highway_between_urban_ends() -> None:
     rng = np.random.default_rng(2)
     a, b = REGIONS["US"].city("San Francisco"), REGIONS["US"].city("San Jose")
-    route = plan_route(rng, (a.latitude, a.longitude, a.elevation_m), (b.latitude, b.longitude, b.elevation_m))
+    route = plan_route(
+        rng, (a.latitude, a.longitude, a.elevation_m), (b.latitude, b.longitude, b.elevation_m)
+    )
     assert route.road_class[0] == URBAN and route.road_class[-1] == URBAN
     assert (route.road_class == HIGHWAY).sum() > route.segments // 3
     assert 65_000 < route.length_m < 110_000
@@ -59,8 +61,12 @@ def test_regions_have_real_cities_and_unknown_regions_are_refused() -> None:
         for c in region.cities:
             assert -90 < c.latitude < 90 and -180 < c.longitude < 180
     beijing = REGIONS["CN"].city("Beijing")
-    january, july = beijing.ambient_c(1_736_755_200.0 + 6 * 3600), beijing.ambient_c(1_752_000_000.0 + 6 * 3600)
-    assert january < 0.0 < 20.0 < july  # continental winter and summer at 14:00 local
+    january, july = (
+        beijing.ambient_c(1_736_755_200.0 + 6 * 3600),
+        beijing.ambient_c(1_752_000_000.0 + 6 * 3600),
+    )
+    assert january < 0.0  # continental winter at 14:00 local
+    assert july > 20.0
     with pytest.raises(SimulationConfigError, match="'MARS'"):
         get_region("MARS")
     with pytest.raises(SimulationConfigError, match="no city 'Atlantis'"):
@@ -69,7 +75,12 @@ def test_regions_have_real_cities_and_unknown_regions_are_refused() -> None:
 
 def test_vins_are_17_characters_with_a_valid_iso_3779_check_digit() -> None:
     assert check_digit("1M8GDM9AXKP042788") == "X"  # the standard worked example
-    vins = {make_vin(r, m, i) for r in ("EU", "US", "CN") for m in ("compact-hatch-50", "midsize-suv-77") for i in range(50)}
+    vins = {
+        make_vin(r, m, i)
+        for r in ("EU", "US", "CN")
+        for m in ("compact-hatch-50", "midsize-suv-77")
+        for i in range(50)
+    }
     assert len(vins) == 300
     for vin in vins:
         assert len(vin) == 17 and not set(vin) & set("IOQ")

@@ -6,15 +6,18 @@ times on small arrays, so this two-ufunc version keeps a fleet step cheap for sm
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
+
+F64 = npt.NDArray[np.float64]
 
 
-def clip(x: Any, lo: float | Any | None, hi: float | Any | None) -> Any:
-    """``np.clip`` semantics for float arrays and scalars; ``None`` leaves that side open."""
+def clip(x: Any, lo: Any, hi: Any) -> F64:
+    """``np.clip`` semantics for float arrays; ``None`` leaves that side open."""
     if lo is not None:
         x = np.maximum(x, lo)
     if hi is not None:
         x = np.minimum(x, hi)
-    return x
+    return cast(F64, x)

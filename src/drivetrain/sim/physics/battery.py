@@ -18,6 +18,7 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+
 from drivetrain.sim.physics.arrays import clip
 
 F64 = npt.NDArray[np.float64]
@@ -26,12 +27,50 @@ F64 = npt.NDArray[np.float64]
 # from 17.5 % to 92.5 % are the medians of the e-208 trips' cell voltages at rest (|I| < 3 A)
 # in 5 % SoC bins; the ends follow the usual NMC shape.
 _OCV_SOC: Final = np.array(
-    [0.0, 0.05, 0.10, 0.175, 0.275, 0.325, 0.375, 0.425, 0.475, 0.525, 0.575, 0.625, 0.675,
-     0.725, 0.775, 0.825, 0.875, 0.925, 1.0]
+    [
+        0.0,
+        0.05,
+        0.10,
+        0.175,
+        0.275,
+        0.325,
+        0.375,
+        0.425,
+        0.475,
+        0.525,
+        0.575,
+        0.625,
+        0.675,
+        0.725,
+        0.775,
+        0.825,
+        0.875,
+        0.925,
+        1.0,
+    ]
 )
 _OCV_V: Final = np.array(
-    [3.30, 3.42, 3.47, 3.524, 3.570, 3.596, 3.619, 3.645, 3.670, 3.722, 3.760, 3.803, 3.844,
-     3.900, 3.929, 3.977, 4.014, 4.057, 4.12]
+    [
+        3.30,
+        3.42,
+        3.47,
+        3.524,
+        3.570,
+        3.596,
+        3.619,
+        3.645,
+        3.670,
+        3.722,
+        3.760,
+        3.803,
+        3.844,
+        3.900,
+        3.929,
+        3.977,
+        4.014,
+        4.057,
+        4.12,
+    ]
 )
 
 T_REF_K: Final = 298.15
@@ -52,7 +91,7 @@ RESISTANCE_GROWTH_PER_FADE: Final = 3.0
 
 def ocv_cell(soc: F64) -> F64:
     """Open-circuit cell voltage (V) at state of charge ``soc`` (fraction 0..1, clipped)."""
-    return np.interp(soc, _OCV_SOC, _OCV_V)
+    return np.asarray(np.interp(soc, _OCV_SOC, _OCV_V), dtype=np.float64)
 
 
 def soc_for_ocv_drop(soc_ref: float, drop_v: float) -> float:
@@ -91,9 +130,7 @@ def arrhenius(temp_c: F64, activation_k: float) -> F64:
     return np.exp(-activation_k * (1.0 / t_k - 1.0 / T_REF_K))
 
 
-def calendar_fade_increment(
-    fade_cal: F64, temp_c: F64, soc: F64, dt_s: float | F64
-) -> F64:
+def calendar_fade_increment(fade_cal: F64, temp_c: F64, soc: F64, dt_s: float | F64) -> F64:
     """Increase of calendar capacity fade (fraction) over ``dt_s``.
 
     Square-root-of-time law in incremental form (``dQ/dt = k²/(2Q)``) so a changing
@@ -101,12 +138,13 @@ def calendar_fade_increment(
     """
     k = CALENDAR_FADE_PER_SQRT_S * arrhenius(temp_c, _CAL_ACTIVATION_K) * (0.6 + 0.8 * soc)
     q = np.maximum(fade_cal, 1e-6)
-    return np.minimum(k * k * dt_s / (2.0 * q), k * np.sqrt(np.asarray(dt_s, dtype=float)))
+    increment: F64 = np.minimum(
+        k * k * dt_s / (2.0 * q), k * np.sqrt(np.asarray(dt_s, dtype=float))
+    )
+    return increment
 
 
-def cycle_fade_increment(
-    current_a: F64, capacity_ah: F64, temp_c: F64, dt_s: float | F64
-) -> F64:
+def cycle_fade_increment(current_a: F64, capacity_ah: F64, temp_c: F64, dt_s: float | F64) -> F64:
     """Increase of cycle capacity fade (fraction) from ``current_a`` flowing for ``dt_s``.
 
     Per equivalent full cycle (``|I|·dt / 2Q``): ``CYCLE_FADE_PER_EFC`` at 25 °C and ≤ 1C,

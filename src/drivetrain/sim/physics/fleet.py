@@ -27,11 +27,11 @@ import numpy as np
 import numpy.typing as npt
 
 from drivetrain.sim.physics import battery as bat
+from drivetrain.sim.physics.arrays import clip
 from drivetrain.sim.physics.parameters import FleetParameters
 from drivetrain.sim.physics.state import Condition, Controls, EnergyLedger, PhysicsState
 from drivetrain.sim.physics.thermal import air_density, hvac_step, relax
 from drivetrain.sim.physics.vehicle_models import VehicleModel
-from drivetrain.sim.physics.arrays import clip
 
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
@@ -164,7 +164,9 @@ class FleetPhysics:
         p_motor_avail = clip(
             p_batt_max - self._last_loads_w, 0.0, p.motor_max_power_w * thermal_derate
         )
-        wheel_torque_lim = p.motor_max_torque_nm * p.gear_ratio * p.gear_efficiency / p.tire_radius_m
+        wheel_torque_lim = (
+            p.motor_max_torque_nm * p.gear_ratio * p.gear_efficiency / p.tire_radius_m
+        )
         f_trac_max = np.minimum(
             wheel_torque_lim, 0.9 * p_motor_avail * p.gear_efficiency / np.maximum(vm_est, 1.0)
         )
@@ -205,7 +207,9 @@ class FleetPhysics:
             f_regen * p.tire_radius_m * eta / p.gear_ratio,
             f_traction * p.tire_radius_m / (p.gear_ratio * eta),
         )
-        gear_loss = np.where(braking, -f_regen * vm * (1.0 - eta), f_traction * vm * (1.0 / eta - 1.0))
+        gear_loss = np.where(
+            braking, -f_regen * vm * (1.0 - eta), f_traction * vm * (1.0 / eta - 1.0)
+        )
         motor_loss = np.where(
             active,
             p.motor_constant_loss_w + p.motor_iron_loss * omega + p.motor_copper_loss * torque**2,
@@ -215,9 +219,17 @@ class FleetPhysics:
 
         # --- cabin climate -----------------------------------------------------------------
         cabin, hvac_thermal, hvac_elec = hvac_step(
-            s.cabin_temp_c, amb, c.cabin_setpoint_c, c.hvac_on, p.cabin_ua,
-            p.cabin_heat_capacity, p.cabin_heater_max_w, p.cabin_cooler_max_w, p.heat_pump,
-            p.blower_w, dt,
+            s.cabin_temp_c,
+            amb,
+            c.cabin_setpoint_c,
+            c.hvac_on,
+            p.cabin_ua,
+            p.cabin_heat_capacity,
+            p.cabin_heater_max_w,
+            p.cabin_cooler_max_w,
+            p.heat_pump,
+            p.blower_w,
+            dt,
         )
 
         # --- charger offer ---------------------------------------------------------------------
@@ -247,14 +259,18 @@ class FleetPhysics:
             13.9 + 0.3 * lv_charge_a / 25.0,
             11.6 + 1.1 * lv_soc - 0.03 * lv_drain_a - 0.4 * (1.0 - clip(cond.lv_capacity, 0, 1)),
         )
-        dcdc_out = np.where(pump_running, np.where(active, p.aux_load_w, 60.0) + lv_charge_a * 14.1, 0.0)
+        dcdc_out = np.where(
+            pump_running, np.where(active, p.aux_load_w, 60.0) + lv_charge_a * 14.1, 0.0
+        )
         dcdc_in = dcdc_out / DCDC_EFFICIENCY
         dcdc_loss = dcdc_in - dcdc_out
 
         loads = hvac_elec + dcdc_in + conditioning_elec + p_motor
 
         # --- charger: BMS current target, CC-CV -------------------------------------------------
-        offer_w = np.where(dc, np.minimum(c.charger_w, p.dc_max_w), np.minimum(c.charger_w, p.ac_max_w))
+        offer_w = np.where(
+            dc, np.minimum(c.charger_w, p.dc_max_w), np.minimum(c.charger_w, p.ac_max_w)
+        )
         efficiency = np.where(dc, p.dc_efficiency, p.ac_efficiency)
         out_max = np.where(plugged, offer_w * efficiency, 0.0)
         taper = clip((1.0 - s.soc) / (1.0 - p.dc_taper_start), 0.0, 1.0)
@@ -284,14 +300,18 @@ class FleetPhysics:
         internal_loss = current * current * r0 + s.polarisation_v * current
         polarisation = s.polarisation_v * decay + current * r1 * (1.0 - decay)
         soc = clip(s.soc - current * dt / 3600.0 / capacity_ah, 0.0, 1.0)
-        fade_cal = s.fade_calendar + bat.calendar_fade_increment(s.fade_calendar, s.pack_temp_c, s.soc, dt)
+        fade_cal = s.fade_calendar + bat.calendar_fade_increment(
+            s.fade_calendar, s.pack_temp_c, s.soc, dt
+        )
         fade_cyc = s.fade_cycle + bat.cycle_fade_increment(current, capacity_ah, s.pack_temp_c, dt)
 
         # --- temperatures ------------------------------------------------------------------------
         flow = np.where(pump_running, clip(cond.coolant_flow, 0.0, 1.0), 0.0)
         pack_heat = np.maximum(internal_loss, 0.0) + heat_thermal - cool_thermal
         ua_pack = p.pack_ua_parked + flow * (p.pack_ua_active - p.pack_ua_parked)
-        pack_temp = relax(s.pack_temp_c, amb + pack_heat / ua_pack, ua_pack, p.pack_heat_capacity, dt)
+        pack_temp = relax(
+            s.pack_temp_c, amb + pack_heat / ua_pack, ua_pack, p.pack_heat_capacity, dt
+        )
 
         ua_mc = p.motor_ua_coolant * flow + 4.0
         motor_heat = 0.65 * motor_loss
@@ -301,7 +321,11 @@ class FleetPhysics:
         coolant_heat = ua_mc * (motor_temp - s.coolant_temp_c) + 0.35 * motor_loss + dcdc_loss
         ua_radiator = 10.0 + flow * (120.0 + 6.0 * vm)
         coolant_temp = relax(
-            s.coolant_temp_c, amb + coolant_heat / ua_radiator, ua_radiator, _COOLANT_HEAT_CAPACITY, dt
+            s.coolant_temp_c,
+            amb + coolant_heat / ua_radiator,
+            ua_radiator,
+            _COOLANT_HEAT_CAPACITY,
+            dt,
         )
         inverter_temp = coolant_temp + 0.35 * motor_loss * 0.012 / (0.2 + 0.8 * flow)
         transmission_temp = relax(
@@ -314,11 +338,15 @@ class FleetPhysics:
 
         roll_wheel_w = np.where(moving, wheel_load_n, 0.0)[:, None] * crr_wheel * vm[:, None]
         h_tire = (8.0 + 1.2 * vm)[:, None]
-        tire_temp = relax(s.tire_temp_c, amb[:, None] + roll_wheel_w / h_tire, h_tire, _TIRE_HEAT_CAPACITY, dt)
+        tire_temp = relax(
+            s.tire_temp_c, amb[:, None] + roll_wheel_w / h_tire, h_tire, _TIRE_HEAT_CAPACITY, dt
+        )
 
         front = p.front_brake_share[:, None] * np.array([[0.5, 0.5, 0.0, 0.0]])
         rear = (1.0 - p.front_brake_share)[:, None] * np.array([[0.0, 0.0, 0.5, 0.5]])
-        friction_w = (-f_friction * vm)[:, None] * (front + rear) + cond.brake_drag_n * vm[:, None] * moving[:, None]
+        friction_w = (-f_friction * vm)[:, None] * (front + rear) + cond.brake_drag_n * vm[
+            :, None
+        ] * moving[:, None]
         h_brake = (10.0 + 1.5 * vm)[:, None]
         brake_temp = relax(
             s.brake_temp_c, amb[:, None] + friction_w / h_brake, h_brake, _BRAKE_HEAT_CAPACITY, dt

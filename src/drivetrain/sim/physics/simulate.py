@@ -65,7 +65,9 @@ class TraceResult:
     @property
     def wh_per_km(self) -> float:
         """Net battery energy per distance driven, Wh/km."""
-        return 1000.0 * self.battery_kwh / self.distance_km if self.distance_km > 0 else float("nan")
+        return (
+            1000.0 * self.battery_kwh / self.distance_km if self.distance_km > 0 else float("nan")
+        )
 
 
 def _per_sample(value: float | F64, length: int) -> F64:
@@ -131,7 +133,9 @@ def drive_traces(runs: Sequence[TraceRun]) -> list[TraceResult]:
         controls.hvac_on = hvac & running
         fleet.step(dt, controls)
         hvac_j += fleet.state.hvac_electric_w * dt
-        worst_error = np.maximum(worst_error, np.where(running, np.abs(fleet.state.speed_mps - speed[k]), 0.0))
+        worst_error = np.maximum(
+            worst_error, np.where(running, np.abs(fleet.state.speed_mps - speed[k]), 0.0)
+        )
     ledger = fleet.ledger
     results = []
     for i, r in enumerate(runs):

@@ -178,7 +178,9 @@ class PhysicsState:
             lv_voltage_v=np.full(n, 12.6),
             battery_conditioning=np.zeros(n, dtype=bool),
             charging=np.zeros(n, dtype=bool),
-            fade_calendar=zeros.copy() if fade_calendar is None else np.asarray(fade_calendar, float).copy(),
+            fade_calendar=zeros.copy()
+            if fade_calendar is None
+            else np.asarray(fade_calendar, float).copy(),
             fade_cycle=zeros.copy() if fade_cycle is None else np.asarray(fade_cycle, float).copy(),
             odometer_m=zeros.copy() if odometer_m is None else np.asarray(odometer_m, float).copy(),
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+
 from drivetrain.sim.physics.arrays import clip
 
 F64 = npt.NDArray[np.float64]
@@ -24,8 +25,13 @@ def air_density(ambient_c: F64, altitude_m: F64 | float = 0.0) -> F64:
     return pressure / (_R_AIR * (ambient_c + 273.15))
 
 
-def relax(temp_c: F64, equilibrium_c: F64, conductance_w_per_k: F64, capacity_j_per_k: F64,
-          dt_s: float) -> F64:
+def relax(
+    temp_c: F64,
+    equilibrium_c: F64,
+    conductance_w_per_k: F64,
+    capacity_j_per_k: F64 | float,
+    dt_s: float,
+) -> F64:
     """Temperature after ``dt_s`` of a node relaxing toward ``equilibrium_c`` (exact solution of
     ``C·dT/dt = G·(T_eq − T)``)."""
     decay = np.exp(-dt_s * conductance_w_per_k / capacity_j_per_k)
@@ -68,7 +74,9 @@ def hvac_step(
     draws from the high-voltage bus.
     """
     occupants = np.where(on, 100.0, 0.0)
-    demand = ua_w_per_k * (setpoint_c - ambient_c) + capacity_j_per_k * (setpoint_c - cabin_c) / 300.0
+    demand = (
+        ua_w_per_k * (setpoint_c - ambient_c) + capacity_j_per_k * (setpoint_c - cabin_c) / 300.0
+    )
     demand = demand - occupants
     # A dead band of ±0.5 K keeps the compressor from chattering around the set point.
     idle = np.abs(setpoint_c - cabin_c) < 0.5

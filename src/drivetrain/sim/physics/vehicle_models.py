@@ -315,9 +315,7 @@ MIDSIZE_SUV: Final = VehicleModel(
 )
 
 #: Every built-in model, by name.
-VEHICLE_MODELS: Final[dict[str, VehicleModel]] = {
-    m.name: m for m in (COMPACT_HATCH, MIDSIZE_SUV)
-}
+VEHICLE_MODELS: Final[dict[str, VehicleModel]] = {m.name: m for m in (COMPACT_HATCH, MIDSIZE_SUV)}
 
 
 def get_vehicle_model(name: str) -> VehicleModel:

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from drivetrain.sim.physics.arrays import clip
 from drivetrain.sim.physics.battery import soc_for_ocv_drop
 from drivetrain.sim.physics.fleet import StepOutput
 from drivetrain.sim.physics.state import Condition
 from drivetrain.sim.wear.faults import COMPONENTS, DAY_S, HOUR_S, Component, FaultPlan, WearConfig
-from drivetrain.sim.physics.arrays import clip
 
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
@@ -85,7 +85,9 @@ class FleetWear:
         self.time_s = 0.0
         # brake pads: part-worn according to age; per-wheel wear rate spread ±10 %
         used = clip(age / (6 * 365 * DAY_S), 0.0, 0.6)
-        self.pad_mm = PAD_NEW_MM[None, :] - (PAD_NEW_MM - PAD_MIN_MM)[None, :] * used[:, None] * rng.uniform(0.7, 1.0, (n, 4))
+        self.pad_mm = PAD_NEW_MM[None, :] - (PAD_NEW_MM - PAD_MIN_MM)[None, :] * used[
+            :, None
+        ] * rng.uniform(0.7, 1.0, (n, 4))
         self.pad_wear_mm_per_mj = PAD_WEAR_MM_PER_MJ * accel * rng.uniform(0.9, 1.1, (n, 4))
         self.friction_mj = np.zeros(n)
         self.friction_km = np.zeros(n)  # distance over which friction_mj accrued
@@ -98,7 +100,9 @@ class FleetWear:
         self.leak_tau_s = np.full((n, 4), np.inf)
         self.leak_tau_s[np.arange(n), self.plan.leak_tire] = self.plan.leak_tau_s
         # 12 V battery: capacity at the reference time, linear calendar fade
-        self.lv_ref_capacity = clip(1.0 - LV_CALENDAR_FADE_PER_S * age * rng.uniform(0.7, 1.3, n), 0.6, 1.0)
+        self.lv_ref_capacity = clip(
+            1.0 - LV_CALENDAR_FADE_PER_S * age * rng.uniform(0.7, 1.3, n), 0.6, 1.0
+        )
         self.lv_ref_s = np.zeros(n)
         self.lv_fade_per_s = LV_CALENDAR_FADE_PER_S * accel * rng.uniform(0.7, 1.3, n)
         # coolant pump: operating seconds
@@ -120,19 +124,28 @@ class FleetWear:
         on = np.maximum(self.leak_onset_s, self.tire_ref_s)
         before = np.minimum(t, on) - self.tire_ref_s
         after = np.maximum(t - on, 0.0)
-        return self.tire_ref_ratio * np.exp(-before / self.tire_tau_s - after * (1.0 / self.tire_tau_s + 1.0 / self.leak_tau_s))
+        ratio: F64 = self.tire_ref_ratio * np.exp(
+            -before / self.tire_tau_s - after * (1.0 / self.tire_tau_s + 1.0 / self.leak_tau_s)
+        )
+        return ratio
 
     def lv_capacity(self, t_s: float | None = None) -> F64:
         """12 V battery capacity fraction at ``t_s`` (default: now)."""
         t = self.time_s if t_s is None else t_s
         on = np.maximum(self.plan.lv_onset_s, self.lv_ref_s)
-        return self.lv_ref_capacity - self.lv_fade_per_s * (t - self.lv_ref_s) - self.plan.lv_fade_per_s * np.maximum(t - on, 0.0)
+        return (
+            self.lv_ref_capacity
+            - self.lv_fade_per_s * (t - self.lv_ref_s)
+            - self.plan.lv_fade_per_s * np.maximum(t - on, 0.0)
+        )
 
     def pump_health(self) -> F64:
         """Coolant pump health (0..1) at the current operating time."""
         u = self.pump_op_s
         on = np.maximum(self.plan.pump_onset_op_s, self.pump_ref_op_s)
-        linear = self.pump_ref_health - (np.minimum(u, on) - self.pump_ref_op_s) / PUMP_NOMINAL_LIFE_OP_S
+        linear = (
+            self.pump_ref_health - (np.minimum(u, on) - self.pump_ref_op_s) / PUMP_NOMINAL_LIFE_OP_S
+        )
         h_on = self.pump_ref_health - (on - self.pump_ref_op_s) / PUMP_NOMINAL_LIFE_OP_S
         rate = self._pump_rate(h_on)
         wear_out = _PUMP_A * np.expm1(rate * np.maximum(u - on, 0.0))
@@ -140,7 +153,9 @@ class FleetWear:
 
     def _pump_rate(self, h_on: F64) -> F64:
         # Exponential rate such that health reaches the failure level pump_life after onset.
-        return np.log1p(np.maximum(h_on - PUMP_FAIL_HEALTH, 1e-9) / _PUMP_A) / self.plan.pump_life_op_s
+        return (
+            np.log1p(np.maximum(h_on - PUMP_FAIL_HEALTH, 1e-9) / _PUMP_A) / self.plan.pump_life_op_s
+        )
 
     def cell_deficit(self, t_s: float | None = None) -> F64:
         """SoC shortfall (fraction) of each vehicle's weakest cell at ``t_s`` (default: now)."""
@@ -196,8 +211,12 @@ class FleetWear:
         u = self.pump_op_s
         p_on = np.maximum(self.plan.pump_onset_op_s, self.pump_ref_op_s)
         h_on = self.pump_ref_health - (p_on - self.pump_ref_op_s) / PUMP_NOMINAL_LIFE_OP_S
-        u_fail_fault = p_on + np.log1p(np.maximum(h_on - PUMP_FAIL_HEALTH, 0.0) / _PUMP_A) / self._pump_rate(h_on)
-        u_fail_linear = self.pump_ref_op_s + (self.pump_ref_health - PUMP_FAIL_HEALTH) * PUMP_NOMINAL_LIFE_OP_S
+        u_fail_fault = p_on + np.log1p(
+            np.maximum(h_on - PUMP_FAIL_HEALTH, 0.0) / _PUMP_A
+        ) / self._pump_rate(h_on)
+        u_fail_linear = (
+            self.pump_ref_op_s + (self.pump_ref_health - PUMP_FAIL_HEALTH) * PUMP_NOMINAL_LIFE_OP_S
+        )
         u_fail = np.where(u_fail_linear < p_on, u_fail_linear, u_fail_fault)
         pump_rul = u_fail - u
 
@@ -207,14 +226,17 @@ class FleetWear:
         drift = self.plan.cell_drift_per_s
         with np.errstate(divide="ignore", invalid="ignore"):
             cell_rul = np.where(
-                t < c_on, (c_on - t) + (CELL_FAIL_DEFICIT - self.cell_ref_deficit) / drift,
+                t < c_on,
+                (c_on - t) + (CELL_FAIL_DEFICIT - self.cell_ref_deficit) / drift,
                 (CELL_FAIL_DEFICIT - d) / drift,
             )
         cell_rul = np.where(np.isfinite(c_on), cell_rul, np.inf)
 
         per_pad_mj = (self.pad_mm - PAD_MIN_MM) / self.pad_wear_mm_per_mj
         pads_mj = per_pad_mj.min(axis=1)
-        per_km = np.where(self.friction_km > 1.0, self.friction_mj / np.maximum(self.friction_km, 1.0), np.nan)
+        per_km = np.where(
+            self.friction_km > 1.0, self.friction_mj / np.maximum(self.friction_km, 1.0), np.nan
+        )
         known = np.isfinite(per_km) & (per_km > 0)
         pads_km = np.where(known, pads_mj / np.where(known, per_km, 1.0), np.inf)
         out = {
@@ -229,9 +251,9 @@ class FleetWear:
             "coolant_pump_rul_op_s": pump_rul,
             "hv_cell_rul_s": cell_rul,
         }
-        for key in out:
+        for key, value in list(out.items()):
             component = "brake_pads" if key.startswith("brake_pad") else key.split("_rul_")[0]
-            out[key] = np.where(self.failed[component], 0.0, np.maximum(out[key], 0.0))  # type: ignore[index]
+            out[key] = np.where(self.failed[component], 0.0, np.maximum(value, 0.0))  # type: ignore[index]
         return out
 
     def tire_ratio_at(self, t_s: F64) -> F64:
@@ -240,20 +262,30 @@ class FleetWear:
         t = np.where(np.isfinite(t_s), t_s, self.tire_ref_s)
         before = np.minimum(t, on) - self.tire_ref_s
         after = np.maximum(t - on, 0.0)
-        return self.tire_ref_ratio * np.exp(-before / self.tire_tau_s - after * (1.0 / self.tire_tau_s + 1.0 / self.leak_tau_s))
+        ratio: F64 = self.tire_ref_ratio * np.exp(
+            -before / self.tire_tau_s - after * (1.0 / self.tire_tau_s + 1.0 / self.leak_tau_s)
+        )
+        return ratio
 
     def lv_capacity_at(self, t_s: F64) -> F64:
         """12 V capacity at per-vehicle times ``t_s``."""
         t = np.where(np.isfinite(t_s), t_s, self.lv_ref_s)
         on = np.maximum(self.plan.lv_onset_s, self.lv_ref_s)
-        return self.lv_ref_capacity - self.lv_fade_per_s * (t - self.lv_ref_s) - self.plan.lv_fade_per_s * np.maximum(t - on, 0.0)
+        capacity: F64 = (
+            self.lv_ref_capacity
+            - self.lv_fade_per_s * (t - self.lv_ref_s)
+            - self.plan.lv_fade_per_s * np.maximum(t - on, 0.0)
+        )
+        return capacity
 
     # --- the step -------------------------------------------------------------------------
     def condition(self) -> Condition:
         """What the current wear imposes on the physics."""
         drag = np.zeros((self.n, 4))
         dragging = self.time_s >= self.plan.caliper_onset_s
-        drag[np.arange(self.n), self.plan.caliper_wheel] = np.where(dragging, self.plan.caliper_drag_n, 0.0)
+        drag[np.arange(self.n), self.plan.caliper_wheel] = np.where(
+            dragging, self.plan.caliper_drag_n, 0.0
+        )
         return Condition(
             tire_pressure_ratio=self.tire_ratio(),
             brake_drag_n=drag,
@@ -274,8 +306,8 @@ class FleetWear:
         self.pump_op_s = self.pump_op_s + np.where(out.pump_running, out.dt_s, 0.0)
 
         health_failed: dict[Component, B] = {
-            "brake_pads": (self.pad_mm < PAD_MIN_MM).any(axis=1),
-            "tires": (self.tire_ratio() < TIRE_FAIL_RATIO).any(axis=1),
+            "brake_pads": np.asarray((self.pad_mm < PAD_MIN_MM).any(axis=1)),
+            "tires": np.asarray((self.tire_ratio() < TIRE_FAIL_RATIO).any(axis=1)),
             "lv_battery": self.lv_capacity() < LV_FAIL_CAPACITY,
             "coolant_pump": self.pump_health() < PUMP_FAIL_HEALTH,
             "hv_cell": self.cell_deficit() >= CELL_FAIL_DEFICIT,
@@ -284,7 +316,8 @@ class FleetWear:
             "brake_pads": (self.plan.caliper_onset_s > t0) & (self.plan.caliper_onset_s <= t1),
             "tires": (self.plan.leak_onset_s > t0) & (self.plan.leak_onset_s <= t1),
             "lv_battery": (self.plan.lv_onset_s > t0) & (self.plan.lv_onset_s <= t1),
-            "coolant_pump": (self.plan.pump_onset_op_s <= self.pump_op_s) & ~self.fault_started["coolant_pump"],
+            "coolant_pump": (self.plan.pump_onset_op_s <= self.pump_op_s)
+            & ~self.fault_started["coolant_pump"],
             "hv_cell": (self.plan.cell_onset_s > t0) & (self.plan.cell_onset_s <= t1),
         }
         events: list[FailureEvent] = []

@@ -5,12 +5,12 @@ Public surface: ``VirtualFleet``/``FleetConfig`` (the fleet runner's entry point
 ``plan_route``/``Route``, ``STYLES``, ``GroundTruthLog``, ``Navigation``.
 """
 
+from drivetrain.sim.world.drivers import STYLES, DriverStyle
 from drivetrain.sim.world.fleet import DEFAULT_START_UTC, FleetConfig, VirtualFleet
 from drivetrain.sim.world.groundtruth import GroundTruthLog
 from drivetrain.sim.world.places import REGION_CODES, REGIONS, City, Region, get_region
 from drivetrain.sim.world.routes import Route, plan_route
 from drivetrain.sim.world.signals import Navigation
-from drivetrain.sim.world.drivers import STYLES, DriverStyle
 
 __all__ = [
     "DEFAULT_START_UTC",

@@ -115,14 +115,23 @@ def _place_near(rng: np.random.Generator, city: City, kind: PlaceKind, radius_km
     return Place(kind, lat, lon, elevation, city.name)
 
 
-def draw_profile(rng: np.random.Generator, city: City, neighbours: tuple[City, ...]) -> DriverProfile:
+def draw_profile(
+    rng: np.random.Generator, city: City, neighbours: tuple[City, ...]
+) -> DriverProfile:
     """A driver living in ``city``; a fifth commute to a neighbouring city within 60 km."""
     from drivetrain.sim.world.routes import haversine_m
 
     style_names = list(STYLES)
-    style = STYLES[style_names[int(rng.choice(len(style_names), p=[STYLES[s].share for s in style_names]))]]
+    style = STYLES[
+        style_names[int(rng.choice(len(style_names), p=[STYLES[s].share for s in style_names]))]
+    ]
     home = _place_near(rng, city, "home", city.radius_km)
-    near = [c for c in neighbours if c.name != city.name and haversine_m(c.latitude, c.longitude, city.latitude, city.longitude) < 60_000]
+    near = [
+        c
+        for c in neighbours
+        if c.name != city.name
+        and haversine_m(c.latitude, c.longitude, city.latitude, city.longitude) < 60_000
+    ]
     work_city = near[int(rng.integers(len(near)))] if near and rng.random() < 0.2 else city
     work = _place_near(rng, work_city, "work", work_city.radius_km)
     errands = tuple(_place_near(rng, city, "errand", 8.0) for _ in range(3))

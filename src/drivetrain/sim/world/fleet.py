@@ -18,20 +18,27 @@ import numpy as np
 import numpy.typing as npt
 
 from drivetrain.core.errors import SimulationConfigError
+from drivetrain.sim.physics.arrays import clip
 from drivetrain.sim.physics.fleet import FleetPhysics
 from drivetrain.sim.physics.state import Controls
 from drivetrain.sim.physics.vehicle_models import VEHICLE_MODELS, VehicleModel
 from drivetrain.sim.wear.components import FailureEvent, FleetWear
 from drivetrain.sim.wear.faults import WearConfig
 from drivetrain.sim.world.charging import ChargerKind, ChargingSession, draw_dc_rating_w
-from drivetrain.sim.world.drivers import DriverProfile, Place, PlaceKind, SpeedLibrary, draw_profile, next_departure
+from drivetrain.sim.world.drivers import (
+    DriverProfile,
+    Place,
+    PlaceKind,
+    SpeedLibrary,
+    draw_profile,
+    next_departure,
+)
 from drivetrain.sim.world.groundtruth import GroundTruthLog
 from drivetrain.sim.world.places import REGION_CODES, REGIONS, RegionCode
 from drivetrain.sim.world.route_table import RouteTable
 from drivetrain.sim.world.routes import plan_route
 from drivetrain.sim.world.signals import Navigation, extra_values, vss_values
 from drivetrain.sim.world.vin import make_vin
-from drivetrain.sim.physics.arrays import clip
 
 F64 = npt.NDArray[np.float64]
 
@@ -70,7 +77,9 @@ class FleetConfig:
                     f"model_mix names {name!r}; expected built-in models {sorted(VEHICLE_MODELS)}"
                 )
             if not share >= 0:
-                raise SimulationConfigError(f"model_mix[{name!r}] = {share!r}; expected a share >= 0")
+                raise SimulationConfigError(
+                    f"model_mix[{name!r}] = {share!r}; expected a share >= 0"
+                )
         if sum(self.model_mix.values()) <= 0:
             raise SimulationConfigError("model_mix shares sum to 0; expected a positive total")
         if not 0 <= self.max_vehicle_age_years <= 30:
@@ -91,13 +100,18 @@ class VirtualFleet:
         shares = np.array([config.model_mix[m] for m in names], dtype=float)
         model_index = setup_rng.choice(len(names), size=n, p=shares / shares.sum())
         self.models: tuple[VehicleModel, ...] = tuple(VEHICLE_MODELS[names[i]] for i in model_index)
-        self.region_codes: tuple[RegionCode, ...] = tuple(config.regions[i % len(config.regions)] for i in range(n))
+        self.region_codes: tuple[RegionCode, ...] = tuple(
+            config.regions[i % len(config.regions)] for i in range(n)
+        )
         self.profiles: list[DriverProfile] = []
         for code in self.region_codes:
             region = REGIONS[code]
             city = region.cities[int(setup_rng.integers(len(region.cities)))]
             self.profiles.append(draw_profile(setup_rng, city, region.cities))
-        self.vins = [make_vin(code, m.name, i) for i, (code, m) in enumerate(zip(self.region_codes, self.models))]
+        self.vins = [
+            make_vin(code, m.name, i)
+            for i, (code, m) in enumerate(zip(self.region_codes, self.models))
+        ]
         self.time_utc = float(config.start_utc)
 
         age_s = setup_rng.uniform(0.0, config.max_vehicle_age_years, n) * 365.25 * 86400.0
@@ -106,17 +120,25 @@ class VirtualFleet:
         fade_cal = 0.02 * np.sqrt(age_s / (365.25 * 86400.0))
         fade_cyc = 1.2e-4 * km * 0.17 / usable
         self._cities = sorted({p.home_city.name for p in self.profiles})
-        self._city_objs = [next(p.home_city for p in self.profiles if p.home_city.name == c) for c in self._cities]
+        self._city_objs = [
+            next(p.home_city for p in self.profiles if p.home_city.name == c) for c in self._cities
+        ]
         self._city_index = np.array([self._cities.index(p.home_city.name) for p in self.profiles])
         ambient = self._ambient()
         self.physics = FleetPhysics(
-            self.models, ambient_c=ambient, soc=setup_rng.uniform(0.45, 0.9, n),
-            fade_calendar=fade_cal, fade_cycle=fade_cyc, odometer_m=km * 1000.0,
+            self.models,
+            ambient_c=ambient,
+            soc=setup_rng.uniform(0.45, 0.9, n),
+            fade_calendar=fade_cal,
+            fade_cycle=fade_cyc,
+            odometer_m=km * 1000.0,
         )
         # Winter tyres where the season's mean is below 7 °C (EU practice, also used elsewhere).
         self.physics.tire_rolling_factor = np.where(ambient < 7.0, 1.15, 1.0)
         self.wear = FleetWear(
-            n, wear_rng, config.wear,
+            n,
+            wear_rng,
+            config.wear,
             cells_series=np.array([m.battery.cells_series for m in self.models]),
             vehicle_age_s=age_s,
         )
@@ -129,14 +151,18 @@ class VirtualFleet:
         self.destination: list[Place] = [p.home for p in self.profiles]
         self.depart_at = np.zeros(n)
         for i, p in enumerate(self.profiles):
-            self.depart_at[i], self.destination[i] = next_departure(self._rng, p, self.time_utc, "home")
+            self.depart_at[i], self.destination[i] = next_departure(
+                self._rng, p, self.time_utc, "home"
+            )
         self.latitude = np.array([p.home.latitude for p in self.profiles])
         self.longitude = np.array([p.home.longitude for p in self.profiles])
         self.altitude_m = np.array([p.home.elevation_m for p in self.profiles])
         self.heading_deg = self._rng.uniform(0.0, 360.0, n)
         self.yaw_rate_dps = np.zeros(n)
         self.routes = RouteTable(n)
-        self.speed_library = [SpeedLibrary.standard(REGIONS[c].highway_speed_scale) for c in REGION_CODES]
+        self.speed_library = [
+            SpeedLibrary.standard(REGIONS[c].highway_speed_scale) for c in REGION_CODES
+        ]
         packed = [lib.packed() for lib in self.speed_library]
         self._lib_values = np.concatenate([pk[0] for pk in packed])
         base = np.cumsum([0] + [len(pk[0]) for pk in packed[:-1]])
@@ -178,7 +204,9 @@ class VirtualFleet:
         if not 0 < dt_s <= 10.0:
             raise ValueError(f"dt_s must be in (0, 10] seconds, got {dt_s!r}")
         now = self.time_utc
-        for i in np.flatnonzero((self.mode == PARKED) & (now >= self.depart_at) & ~self.immobilised):
+        for i in np.flatnonzero(
+            (self.mode == PARKED) & (now >= self.depart_at) & ~self.immobilised
+        ):
             self._depart(int(i))
         driving = self.mode == DRIVING
         s = self.physics.state
@@ -190,7 +218,10 @@ class VirtualFleet:
         pos = self.routes.position(self.routes.progress_m)
         seg_class = np.where(on_road, pos.road_class, 0)
         changed = on_road & (seg_class != self._road_class)
-        self.cursor[changed] = self._rng.uniform(0.0, 1.0, int(changed.sum())) * self._lib_length[self._region_index[changed], seg_class[changed]]
+        self.cursor[changed] = (
+            self._rng.uniform(0.0, 1.0, int(changed.sum()))
+            * self._lib_length[self._region_index[changed], seg_class[changed]]
+        )
         self._road_class = seg_class
         length = self._lib_length[self._region_index, seg_class]
         offset = self._lib_offset[self._region_index, seg_class]
@@ -222,22 +253,33 @@ class VirtualFleet:
         events = self.wear.step(out, s.odometer_m)
         for e in events:
             self.ground_truth.events.append(
-                {"vin": self.vins[e.vehicle], "component": e.component, "kind": e.kind,
-                 "time_s": self.time_utc + dt_s, "odometer_m": e.odometer_m}
+                {
+                    "vin": self.vins[e.vehicle],
+                    "component": e.component,
+                    "kind": e.kind,
+                    "time_s": self.time_utc + dt_s,
+                    "odometer_m": e.odometer_m,
+                }
             )
             if e.kind == "failure" and e.component == "lv_battery":
                 self.immobilised[e.vehicle] = True  # a dead 12 V battery cannot wake the car
         self._condition = self.wear.condition()
 
         # move along the routes
-        self.routes.progress_m = np.where(on_road, self.routes.progress_m + out.distance_m, self.routes.progress_m)
-        self.cursor = np.where(driving, self.cursor + dt_s, self.cursor)  # traffic runs in real time
+        self.routes.progress_m = np.where(
+            on_road, self.routes.progress_m + out.distance_m, self.routes.progress_m
+        )
+        self.cursor = np.where(
+            driving, self.cursor + dt_s, self.cursor
+        )  # traffic runs in real time
         pos = self.routes.position(self.routes.progress_m)
         new_heading = np.where(on_road, pos.bearing, self.heading_deg)
         turn = (new_heading - self.heading_deg + 180.0) % 360.0 - 180.0
         step_turn = turn * (1.0 - np.exp(-dt_s / 3.0))  # drivers round corners over ~3 s
         self.yaw_rate_dps = np.where(on_road & (s.speed_mps > 0.1), step_turn / dt_s, 0.0)
-        self.heading_deg = np.where(on_road & (s.speed_mps > 0.1), (self.heading_deg + step_turn) % 360.0, self.heading_deg)
+        self.heading_deg = np.where(
+            on_road & (s.speed_mps > 0.1), (self.heading_deg + step_turn) % 360.0, self.heading_deg
+        )
         self.latitude = np.where(on_road, pos.latitude, self.latitude)
         self.longitude = np.where(on_road, pos.longitude, self.longitude)
         self.altitude_m = np.where(on_road, pos.altitude_m, self.altitude_m)
@@ -262,13 +304,16 @@ class VirtualFleet:
         self._unplug(i)
         try:
             route = plan_route(
-                self._rng, (origin.latitude, origin.longitude, origin.elevation_m),
+                self._rng,
+                (origin.latitude, origin.longitude, origin.elevation_m),
                 (dest.latitude, dest.longitude, dest.elevation_m),
                 hilliness_m=REGIONS[self.region_codes[i]].hilliness_m,
             )
         except ValueError:
             # origin and destination coincide: skip this trip, plan the next one
-            self.depart_at[i], self.destination[i] = next_departure(self._rng, self.profiles[i], self.time_utc, dest.kind)
+            self.depart_at[i], self.destination[i] = next_departure(
+                self._rng, self.profiles[i], self.time_utc, dest.kind
+            )
             return
         self.routes.assign(i, route)
         self.mode[i] = DRIVING
@@ -278,11 +323,19 @@ class VirtualFleet:
         self.physics.start_trip(mask)
         s = self.physics.state
         self.trip_start[i] = {
-            "vin": self.vins[i], "start_s": self.time_utc, "from_kind": origin.kind, "to_kind": dest.kind,
-            "from_lat": origin.latitude, "from_lon": origin.longitude, "to_lat": dest.latitude,
-            "to_lon": dest.longitude, "start_soc_pct": 100.0 * float(s.soc[i]),
-            "route_km": route.length_m / 1000.0, "start_kwh_out": float(s.discharged_kwh[i]),
-            "start_kwh_in": float(s.charged_kwh[i]), "start_odometer_m": float(s.odometer_m[i]),
+            "vin": self.vins[i],
+            "start_s": self.time_utc,
+            "from_kind": origin.kind,
+            "to_kind": dest.kind,
+            "from_lat": origin.latitude,
+            "from_lon": origin.longitude,
+            "to_lat": dest.latitude,
+            "to_lon": dest.longitude,
+            "start_soc_pct": 100.0 * float(s.soc[i]),
+            "route_km": route.length_m / 1000.0,
+            "start_kwh_out": float(s.discharged_kwh[i]),
+            "start_kwh_in": float(s.charged_kwh[i]),
+            "start_odometer_m": float(s.odometer_m[i]),
             "charge_stops": 0,
         }
 
@@ -292,7 +345,11 @@ class VirtualFleet:
         self.mode[i] = PARKED
         self.place[i] = dest
         self.at_kind[i] = dest.kind
-        self.latitude[i], self.longitude[i], self.altitude_m[i] = dest.latitude, dest.longitude, dest.elevation_m
+        self.latitude[i], self.longitude[i], self.altitude_m[i] = (
+            dest.latitude,
+            dest.longitude,
+            dest.elevation_m,
+        )
         start = self.trip_start[i]
         if start is not None:
             row = dict(start)
@@ -306,11 +363,17 @@ class VirtualFleet:
             self.ground_truth.trips.append(row)
             self.trip_start[i] = None
         profile = self.profiles[i]
-        if dest.kind == "home" and profile.has_home_charger and s.soc[i] < profile.plug_in_below_soc:
+        if (
+            dest.kind == "home"
+            and profile.has_home_charger
+            and s.soc[i] < profile.plug_in_below_soc
+        ):
             self._plug(i, "home_ac", profile.home_charger_w)
         elif dest.kind == "work" and profile.work_charger_w > 0 and s.soc[i] < 0.8:
             self._plug(i, "work_ac", profile.work_charger_w)
-        self.depart_at[i], self.destination[i] = next_departure(self._rng, profile, self.time_utc, dest.kind)
+        self.depart_at[i], self.destination[i] = next_departure(
+            self._rng, profile, self.time_utc, dest.kind
+        )
 
     def _plug(self, i: int, kind: ChargerKind, rated_w: float) -> None:
         trip = self.trip_start[i]
@@ -319,8 +382,13 @@ class VirtualFleet:
         self.charger_w[i] = rated_w
         self.charger_dc[i] = kind == "public_dc"
         self.sessions[i] = ChargingSession(
-            self.vins[i], kind, rated_w / 1000.0, self.time_utc, float(self.physics.state.soc[i]),
-            float(self.latitude[i]), float(self.longitude[i]),
+            self.vins[i],
+            kind,
+            rated_w / 1000.0,
+            self.time_utc,
+            float(self.physics.state.soc[i]),
+            float(self.latitude[i]),
+            float(self.longitude[i]),
         )
 
     def _unplug(self, i: int) -> None:
@@ -342,8 +410,9 @@ class VirtualFleet:
                 session.max_power_kw = max(session.max_power_kw, float(power[i]) / 1000.0)
 
     def _ambient(self) -> F64:
-        temps = np.array([c.ambient_c(self.time_utc) for c in self._city_objs])
-        return temps[self._city_index]
+        temps = np.array([c.ambient_c(self.time_utc) for c in self._city_objs], dtype=np.float64)
+        ambient: F64 = temps[self._city_index]
+        return ambient
 
     # --- outputs ---------------------------------------------------------------------------
     def navigation(self) -> Navigation:
@@ -363,7 +432,8 @@ class VirtualFleet:
             charger_dc=self.charger_dc.copy(),
             charge_limit=np.where(self.charger_dc, 0.8, self.charge_limit),
             driving=self.mode != PARKED,
-            broken_down=self.immobilised | ((self.mode != PARKED) & (self.physics.state.soc <= 0.0)),
+            broken_down=self.immobilised
+            | ((self.mode != PARKED) & (self.physics.state.soc <= 0.0)),
         )
 
     def vss_values(self) -> dict[str, npt.NDArray[np.generic]]:

@@ -58,7 +58,9 @@ class GroundTruthLog:
     def health_table(self) -> pa.Table:
         """All samples as one table (empty table when nothing was sampled)."""
         if not self._health:
-            return pa.table({"time_s": pa.array([], pa.float64()), "vin": pa.array([], pa.string())})
+            return pa.table(
+                {"time_s": pa.array([], pa.float64()), "vin": pa.array([], pa.string())}
+            )
         names = list(self._health[0])
         return pa.table({name: np.concatenate([c[name] for c in self._health]) for name in names})
 
@@ -71,9 +73,13 @@ class GroundTruthLog:
         out = Path(directory)
         tables = {
             HEALTH_FILE: self.health_table(),
-            EVENTS_FILE: _rows_table(self.events, ("vin", "component", "kind", "time_s", "odometer_m")),
+            EVENTS_FILE: _rows_table(
+                self.events, ("vin", "component", "kind", "time_s", "odometer_m")
+            ),
             TRIPS_FILE: _rows_table(self.trips, ("vin", "start_s", "end_s", "distance_km")),
-            SESSIONS_FILE: _rows_table(self.sessions, ("vin", "kind", "start_s", "end_s", "energy_kwh")),
+            SESSIONS_FILE: _rows_table(
+                self.sessions, ("vin", "kind", "start_s", "end_s", "energy_kwh")
+            ),
         }
         paths: dict[str, Path] = {}
         try:
@@ -89,5 +95,10 @@ class GroundTruthLog:
 
 def _rows_table(rows: list[dict[str, object]], empty_columns: tuple[str, ...]) -> pa.Table:
     if not rows:
-        return pa.table({c: pa.array([], pa.string() if c in ("vin", "component", "kind") else pa.float64()) for c in empty_columns})
+        return pa.table(
+            {
+                c: pa.array([], pa.string() if c in ("vin", "component", "kind") else pa.float64())
+                for c in empty_columns
+            }
+        )
     return pa.Table.from_pylist(rows)

@@ -36,7 +36,9 @@ class City:
         plus a diurnal sine (warmest at 15:00 local time)."""
         day_of_year = (utc_s / 86400.0) % 365.25
         local_hour = ((utc_s / 3600.0) + self.utc_offset_h) % 24.0
-        seasonal = -self.seasonal_amplitude_c * math.cos(2 * math.pi * (day_of_year - 15.0) / 365.25)
+        seasonal = -self.seasonal_amplitude_c * math.cos(
+            2 * math.pi * (day_of_year - 15.0) / 365.25
+        )
         diurnal = -self.diurnal_amplitude_c * math.cos(2 * math.pi * (local_hour - 15.0) / 24.0)
         return self.mean_temp_c + seasonal + diurnal
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from drivetrain.sim.world.routes import Route
 from drivetrain.sim.physics.arrays import clip
+from drivetrain.sim.world.routes import Route
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -56,7 +56,12 @@ class RouteTable:
         if self._used + k > len(self._cum):
             self._grow(k)
         a, b = self._used, self._used + k
-        self._lat[a:b], self._lon[a:b], self._alt[a:b], self._cum[a:b] = route.lat, route.lon, route.alt_m, route.cum_m
+        self._lat[a:b], self._lon[a:b], self._alt[a:b], self._cum[a:b] = (
+            route.lat,
+            route.lon,
+            route.alt_m,
+            route.cum_m,
+        )
         self._class[a : b - 1] = route.road_class
         self._class[b - 1] = route.road_class[-1]
         self._bearing[a : b - 1] = route.bearing

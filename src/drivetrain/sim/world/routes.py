@@ -41,7 +41,9 @@ def bearing_deg(lat1: F64 | float, lon1: F64 | float, lat2: F64 | float, lon2: F
     return np.asarray(np.degrees(np.arctan2(y, x)) % 360.0)
 
 
-def offset_point(lat: float, lon: float, distance_m: float, heading_deg: float) -> tuple[float, float]:
+def offset_point(
+    lat: float, lon: float, distance_m: float, heading_deg: float
+) -> tuple[float, float]:
     """The point ``distance_m`` from (lat, lon) along ``heading_deg`` (spherical earth)."""
     d = distance_m / EARTH_RADIUS_M
     h = np.radians(heading_deg)
@@ -108,12 +110,16 @@ def plan_route(
     amplitude = min(0.12 * straight, 4000.0)
     meander = np.zeros_like(s)
     for harmonic in (1, 2, 3, 5):
-        meander += rng.normal(0.0, 1.0) / harmonic * np.sin(np.pi * harmonic * s + rng.uniform(0, 0.3))
+        meander += (
+            rng.normal(0.0, 1.0) / harmonic * np.sin(np.pi * harmonic * s + rng.uniform(0, 0.3))
+        )
     meander *= amplitude / max(np.abs(meander).max(), 1e-9) * np.sin(np.pi * s)
     # Small-scale wiggle that real street grids have, also pinned at the ends.
     wiggle = rng.normal(0.0, 1.0, k + 1).cumsum()
     wiggle -= np.linspace(wiggle[0], wiggle[-1], k + 1)
-    meander += 25.0 * wiggle / max(np.abs(wiggle).max(), 1e-9) * np.minimum(1.0, 10 * np.sin(np.pi * s))
+    meander += (
+        25.0 * wiggle / max(np.abs(wiggle).max(), 1e-9) * np.minimum(1.0, 10 * np.sin(np.pi * s))
+    )
     normal = (bearing_deg(lat0, lon0, lat1, lon1) + 90.0) % 360.0
     m_per_deg_lat = np.pi * EARTH_RADIUS_M / 180.0
     lat = lat + meander * np.cos(np.radians(normal)) / m_per_deg_lat
@@ -130,7 +136,9 @@ def plan_route(
     # Altitude: linear between the ends plus undulation; grades clipped to ±6 %.
     undulation = np.zeros_like(cum)
     for wavelength in (1500.0, 4000.0, 11000.0):
-        undulation += rng.uniform(0.3, 1.0) * np.sin(2 * np.pi * cum / wavelength + rng.uniform(0, 2 * np.pi))
+        undulation += rng.uniform(0.3, 1.0) * np.sin(
+            2 * np.pi * cum / wavelength + rng.uniform(0, 2 * np.pi)
+        )
     undulation *= hilliness_m / 2.0 * np.sin(np.pi * cum / length)
     alt = alt0 + (alt1 - alt0) * cum / length + undulation
     grade = np.clip(np.diff(alt) / np.maximum(seg, 1.0), -0.06, 0.06)

@@ -19,7 +19,13 @@ import numpy.typing as npt
 from drivetrain.sim.physics.battery import ocv_cell
 from drivetrain.sim.physics.fleet import FleetPhysics
 from drivetrain.sim.physics.state import Condition
-from drivetrain.sim.wear.components import PAD_MIN_MM, PAD_NEW_MM, PAD_WARN_MM, TIRE_FAIL_RATIO, FleetWear
+from drivetrain.sim.wear.components import (
+    PAD_MIN_MM,
+    PAD_NEW_MM,
+    PAD_WARN_MM,
+    TIRE_FAIL_RATIO,
+    FleetWear,
+)
 
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
@@ -206,7 +212,9 @@ def vss_values(
     out["Vehicle.TraveledDistance"] = _u32(s.odometer_m)
     out["Vehicle.TraveledDistanceSinceStart"] = _u32(s.trip_distance_m)
     out["Vehicle.TripDuration"] = s.trip_time_s.copy()
-    out["Vehicle.AverageSpeed"] = np.where(s.trip_time_s > 0, s.trip_distance_m / np.maximum(s.trip_time_s, 1.0) * 3.6, 0.0)
+    out["Vehicle.AverageSpeed"] = np.where(
+        s.trip_time_s > 0, s.trip_distance_m / np.maximum(s.trip_time_s, 1.0) * 3.6, 0.0
+    )
     out["Vehicle.IsBrokenDown"] = nav.broken_down.copy()
     out["Vehicle.Acceleration.Longitudinal"] = s.accel_mps2.copy()
     out["Vehicle.Acceleration.Lateral"] = s.speed_mps * np.radians(nav.yaw_rate_dps)
@@ -224,7 +232,9 @@ def vss_values(
     out["Vehicle.Exterior.AirPressure"] = 1013.25 * np.exp(-nav.altitude_m / 8434.0)
 
     # steering: bicycle model, steering-wheel angle = ratio x road-wheel angle
-    road_wheel = np.degrees(np.arctan(p.wheelbase_m * np.radians(nav.yaw_rate_dps) / np.maximum(s.speed_mps, 1.0)))
+    road_wheel = np.degrees(
+        np.arctan(p.wheelbase_m * np.radians(nav.yaw_rate_dps) / np.maximum(s.speed_mps, 1.0))
+    )
     out["Vehicle.Chassis.SteeringWheel.Angle"] = _i16(p.steering_ratio * road_wheel)
     out["Vehicle.Chassis.Accelerator.PedalPosition"] = _u8(s.accel_pedal_pct)
     out["Vehicle.Chassis.Brake.PedalPosition"] = _u8(s.brake_pedal_pct)
@@ -279,7 +289,10 @@ def vss_values(
     # Cells in series share the pack voltage; the weak cell sits lower by its SoC deficit and,
     # with ~30 % more resistance, sags more under load.
     cell_mean = s.battery_voltage_v / p.cells_series
-    weak = ocv_cell(np.clip(s.soc - condition.weak_cell_deficit, 0.0, 1.0)) - (ocv_cell(s.soc) - cell_mean) * 1.3
+    weak = (
+        ocv_cell(np.clip(s.soc - condition.weak_cell_deficit, 0.0, 1.0))
+        - (ocv_cell(s.soc) - cell_mean) * 1.3
+    )
     out[f"{tb}.CellVoltage.Max"] = cell_mean + 0.004
     out[f"{tb}.CellVoltage.Min"] = np.minimum(weak, cell_mean - 0.002)
     out[f"{tb}.CellVoltage.IdMin"] = _u16(wear.plan.weak_cell_index.astype(float) + 1.0)
@@ -310,28 +323,46 @@ def vss_values(
     out[f"{ch}.PowerLoss"] = s.charger_loss_w.copy()
     battery_in_w = np.maximum(-s.battery_current_a * s.battery_voltage_v, 0.0)
     remaining_kwh = np.maximum(nav.charge_limit - s.soc, 0.0) * p.usable_kwh * soh
-    out[f"{ch}.TimeToComplete"] = _u32(np.where(s.charging & (battery_in_w > 100.0), remaining_kwh * 3.6e6 / np.maximum(battery_in_w, 1.0), 0.0))
-    out[f"{ch}.ChargeRate"] = np.where(s.charging, battery_in_w / 1000.0 / np.maximum(p.mass_kg / 1555.0 * 0.16, 0.05), 0.0)
+    out[f"{ch}.TimeToComplete"] = _u32(
+        np.where(
+            s.charging & (battery_in_w > 100.0),
+            remaining_kwh * 3.6e6 / np.maximum(battery_in_w, 1.0),
+            0.0,
+        )
+    )
+    out[f"{ch}.ChargeRate"] = np.where(
+        s.charging, battery_in_w / 1000.0 / np.maximum(p.mass_kg / 1555.0 * 0.16, 0.05), 0.0
+    )
 
     out["Vehicle.Powertrain.Transmission.TravelledDistance"] = s.odometer_m / 1000.0
     out["Vehicle.Powertrain.Transmission.Temperature"] = s.transmission_temp_c.copy()
     out["Vehicle.Powertrain.Transmission.IsParkLockEngaged"] = ~nav.driving
     # VSS SelectedGear: 126 = park, 127 = drive
-    out["Vehicle.Powertrain.Transmission.SelectedGear"] = np.where(nav.driving, 127, 126).astype(np.int8)
+    out["Vehicle.Powertrain.Transmission.SelectedGear"] = np.where(nav.driving, 127, 126).astype(
+        np.int8
+    )
 
     out["Vehicle.LowVoltageBattery.CurrentVoltage"] = s.lv_voltage_v.copy()
     out["Vehicle.LowVoltageBattery.CurrentCurrent"] = s.lv_current_a.copy()
     out["Vehicle.Cabin.HVAC.AmbientAirTemperature"] = s.cabin_temp_c.copy()
     out["Vehicle.Cabin.HVAC.IsAirConditioningActive"] = s.hvac_thermal_w < -50.0
     out["Vehicle.Cabin.HVAC.Station.Row1.Driver.FanSpeed"] = _u8(
-        np.where(np.abs(s.hvac_thermal_w) > 0, 20.0 + 80.0 * np.minimum(np.abs(s.hvac_thermal_w) / p.cabin_heater_max_w, 1.0), 0.0)
+        np.where(
+            np.abs(s.hvac_thermal_w) > 0,
+            20.0 + 80.0 * np.minimum(np.abs(s.hvac_thermal_w) / p.cabin_heater_max_w, 1.0),
+            0.0,
+        )
     )
-    out["Vehicle.Diagnostics.DTCCount"] = _u8(sum(f.astype(float) for f in wear.failed.values()))
+    out["Vehicle.Diagnostics.DTCCount"] = _u8(
+        np.sum([f.astype(float) for f in wear.failed.values()], axis=0)
+    )
     out["Vehicle.Service.IsServiceDue"] = np.logical_or.reduce([f for f in wear.failed.values()])
     return out
 
 
-def extra_values(physics: FleetPhysics, wear: FleetWear, nav: Navigation) -> dict[str, npt.NDArray[np.generic]]:
+def extra_values(
+    physics: FleetPhysics, wear: FleetWear, nav: Navigation
+) -> dict[str, npt.NDArray[np.generic]]:
     """Quantities the reference CAN database carries that the VSS catalog has no leaf for."""
     s = physics.state
     state_code = np.where(
