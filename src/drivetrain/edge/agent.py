@@ -241,12 +241,17 @@ class EdgeAgent:
             # a message received just before a crash is delivered again in the next session.
             self._subscriptions.append(
                 self.transport.subscribe(
-                    vehicle_topic(self.vin, channel), self._receive, qos=1, manual_ack=True
+                    vehicle_topic(self.vin, channel), self.receive, qos=1, manual_ack=True
                 )
             )
 
-    def _receive(self, message: Message) -> None:
-        # Runs on the transport's delivery thread: queue only; tick() decides.
+    def receive(self, message: Message) -> None:
+        """Queue a downlink message for the next tick (thread-safe; decides nothing).
+
+        ``start()`` subscribes this to the vehicle's three downlink topics. A runner hosting
+        many agents on one transport may instead subscribe once with a wildcard filter
+        (``vehicle_filter(STATE_DESIRED)``, ...) and hand each message to its VIN's agent.
+        """
         self._inbox.append(message)
 
     def stop(self) -> None:
