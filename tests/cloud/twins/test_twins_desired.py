@@ -218,3 +218,20 @@ def test_write_by_query_refuses_bad_queries_and_values_before_changing_anything(
         set_desired_by_query(session, 'region == "EU"', {}, tenant="acme", actor="op")
     with database.session() as session:
         assert all(get_twin(session, v, tenant="acme").version == 0 for v in fleet.acme_vins)
+
+
+def test_write_by_query_reasserts_values_the_vehicle_drifted_from(
+    database: Database, fleet: Fleet
+) -> None:
+    vin = fleet.acme_vins[0]
+    with database.session() as session:
+        apply_reported(session, {vin: {CHARGE_LIMIT: (80.0, datetime.now(UTC))}})
+    _set(database, vin, {CHARGE_LIMIT: 80}, 0)  # converged at once
+    with database.session() as session:
+        apply_reported(session, {vin: {CHARGE_LIMIT: (90.0, datetime.now(UTC))}})  # drifts
+        set_desired_by_query(session, f'vin == "{vin}"', {CHARGE_LIMIT: 80}, tenant="acme", actor="op")
+    with database.session() as session:
+        twin = get_twin(session, vin, tenant="acme")
+        delta = get_delta(session, vin, tenant="acme")
+    assert twin.items[0].status == "pending" and twin.items[0].set_version == 2
+    assert delta.values == {CHARGE_LIMIT: 80}

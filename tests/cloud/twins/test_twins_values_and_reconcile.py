@@ -194,3 +194,13 @@ def test_counts_use_status_at_the_given_time_with_time_to_converge() -> None:
     counts = count_items(items, T0 + timedelta(seconds=30))
     assert (counts.pending, counts.converged, counts.failed) == (0, 2, 1)
     assert counts.time_to_converge_p50_s == 7.0 and counts.time_to_converge_max_s == 10.0
+
+
+def test_rewriting_a_converged_value_the_vehicle_drifted_from_sends_it_again() -> None:
+    converged = _item(status="converged", status_at=T0)
+    kept = plan_desired({LIMIT: converged}, {LIMIT: 80}, replace_all=False, reported={LIMIT: 80},
+                        version=2, now=T0, actor="op", ttl_s=60)
+    assert not kept.changes
+    drifted = plan_desired({LIMIT: converged}, {LIMIT: 80}, replace_all=False,
+                           reported={LIMIT: 90}, version=2, now=T0, actor="op", ttl_s=60)
+    assert [(i.status, i.set_version) for i in drifted.upserts] == [("pending", 2)]

@@ -11,7 +11,7 @@ from drivetrain.cloud.twins.history import HistoryPoint
 from drivetrain.cloud.twins.models import DesiredItem, Ecu, ItemStatus, Twin, TwinPage
 from drivetrain.cloud.twins.reconcile import MAX_TTL_S, build_delta, effective_items
 from drivetrain.cloud.twins.service import ReconciliationSummary
-from drivetrain.cloud.twins.values import from_ns
+from drivetrain.cloud.twins.values import from_ns, values_equal
 
 Scalar = bool | int | float | str
 
@@ -89,10 +89,12 @@ class ItemOut(BaseModel):
     time_to_converge_s: float | None
     reason: str | None
     reported: Scalar | None = Field(description="The vehicle's latest value for the path.")
+    in_sync: bool = Field(description="The reported value equals the desired one (a converged "
+                          "item out of sync has drifted; writing it again re-sends it).")
 
     @classmethod
     def of(cls, item: DesiredItem, reported: Scalar | None) -> ItemOut:
-        return cls(
+        return cls(in_sync=values_equal(reported, item.value),
             path=item.path, value=item.value, status=item.status, set_version=item.set_version,
             set_at=item.set_at, set_by=item.set_by, expires_at=item.expires_at,
             status_at=item.status_at, time_to_converge_s=item.time_to_converge_s,

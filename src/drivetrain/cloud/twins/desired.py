@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, literal, or_, select, update
+from sqlalchemy import and_, delete, exists, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from drivetrain.cloud.infra import record_audit
 from drivetrain.cloud.twins.feed import TwinChange, queue_changes
 from drivetrain.cloud.twins.models import (
     DESIRED,
+    REPORTED,
     TWINS,
     DesiredItem,
     DesiredRow,
@@ -32,7 +33,7 @@ from drivetrain.cloud.twins.query import parse_query
 from drivetrain.cloud.twins.query_sql import compile_query
 from drivetrain.cloud.twins.reconcile import EXPIRED_REASON, check_ttl, plan_desired
 from drivetrain.cloud.twins.registry import IN_CHUNK, dialect_insert, sync_twins, twin_row
-from drivetrain.cloud.twins.reported import converge_pending, reported_values
+from drivetrain.cloud.twins.reported import converge_pending, reported_values, value_matches
 from drivetrain.cloud.twins.rows import load_items, load_twin
 from drivetrain.cloud.twins.values import (
     as_mapping,
@@ -204,9 +205,9 @@ def set_desired_by_query(
 ) -> BulkDesiredResult:
     """Set ``values`` on every twin of ``tenant`` that ``query`` selects (set-based SQL).
 
-    Each selected twin gets a new desired version and the values as new items (a twin whose
-    item already holds the same value keeps it unchanged, as a single write does); items the
-    vehicle already reports are converged at once. One ``twins.desired.set_by_query`` audit
+    Each selected twin gets a new desired version and the values as new items (an item that
+    already holds the same value is kept as a single write keeps it, see ``reconcile``); items
+    the vehicle already reports are converged at once. One ``twins.desired.set_by_query`` audit
     entry records the query, the values and how many twins matched.
 
     Raises:
@@ -283,11 +284,17 @@ def _insert_selected(
     )
     existing = DESIRED.c
     excluded = statement.excluded
+    reported = REPORTED.c
+    still_reported = exists().where(
+        reported.vin == existing.vin, reported.path == existing.path,
+        value_matches(reported, existing),
+    )
     changed_value = or_(
         existing.status == "failed",
         existing.kind != excluded.kind,
         existing.num.is_distinct_from(excluded.num),
         existing.text.is_distinct_from(excluded.text),
+        and_(existing.status == "converged", ~still_reported),  # drifted: re-assert it
     )
     statement = statement.on_conflict_do_update(
         index_elements=["vin", "path"],

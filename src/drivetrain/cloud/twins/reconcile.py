@@ -7,9 +7,12 @@ expired (``expires_at``, by default :data:`DEFAULT_TTL_S` after it was set). The
 the pending items that have not expired: what the vehicle still has to apply, and exactly what
 the desired-state message carries.
 
-Writing a value equal to an item that is not failed leaves the item as it is (its time to
-converge keeps counting from the first write); writing any other value, or re-writing a failed
-one, starts a new item — converged at once if the vehicle already reports that value.
+Writing a value equal to a pending item, or to a converged item the vehicle still reports,
+leaves the item as it is (its time to converge counts from the first write). Writing any other
+value, re-writing a failed item, or re-writing a converged item whose reported value has
+drifted away since starts a new item — converged at once if the vehicle already reports that
+value, else pending and sent again. A converged item is not re-sent on its own when the
+vehicle's value drifts (the twin shows it as out of sync); writing it again re-asserts it.
 """
 
 from __future__ import annotations
@@ -123,11 +126,11 @@ def plan_desired(
             if existing is not None:
                 deletes.append(path)
             continue
-        if existing is not None and existing.status != "failed" and _same_value(
-            existing.value, value
+        converged = values_equal(reported.get(path), value)
+        if existing is not None and _same_value(existing.value, value) and (
+            existing.status == "pending" or (existing.status == "converged" and converged)
         ):
             continue
-        converged = values_equal(reported.get(path), value)
         upserts.append(
             DesiredItem(
                 path=path,
