@@ -115,3 +115,15 @@ def test_a_live_writers_staging_is_left_alone_by_another_process_opening_the_lak
             other.counts("acme")
         assert probe.exists()
         probe.unlink()
+
+
+def test_two_processes_appending_the_same_batches_at_once_store_each_sample_once(
+    tmp_path: Path,
+) -> None:
+    args = [sys.executable, str(WRITER), str(tmp_path), "append"]
+    writers = [subprocess.Popen(args, cwd=PROJECT_ROOT, stderr=subprocess.PIPE, text=True)
+               for _ in range(3)]
+    for writer in writers:
+        _, stderr = writer.communicate(timeout=120)
+        assert writer.returncode == 0, stderr
+    _assert_exactly_once_after_redelivery(tmp_path)
