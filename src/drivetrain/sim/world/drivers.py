@@ -104,6 +104,7 @@ class DriverProfile:
     cabin_setpoint_c: float
     leave_home_h: float  # local time, weekdays
     leave_work_h: float
+    away: tuple[Place, ...] = ()  # other cities of the region for day trips (highway driving)
 
 
 def _place_near(rng: np.random.Generator, city: City, kind: PlaceKind, radius_km: float) -> Place:
@@ -118,7 +119,8 @@ def _place_near(rng: np.random.Generator, city: City, kind: PlaceKind, radius_km
 def draw_profile(
     rng: np.random.Generator, city: City, neighbours: tuple[City, ...]
 ) -> DriverProfile:
-    """A driver living in ``city``; a fifth commute to a neighbouring city within 60 km."""
+    """A driver living in ``city``; a fifth commute to a neighbouring city within 60 km, and
+    day trips go to the region's other cities within 350 km."""
     from drivetrain.sim.world.routes import haversine_m
 
     style_names = list(STYLES)
@@ -136,6 +138,13 @@ def draw_profile(
     work = _place_near(rng, work_city, "work", work_city.radius_km)
     errands = tuple(_place_near(rng, city, "errand", 8.0) for _ in range(3))
     has_home = bool(rng.random() < 0.7)
+    reachable = [
+        c
+        for c in neighbours
+        if c.name != city.name
+        and haversine_m(c.latitude, c.longitude, city.latitude, city.longitude) < 350_000
+    ]
+    away = tuple(_place_near(rng, c, "away", 5.0) for c in reachable)
     return DriverProfile(
         style=style,
         commuter=bool(rng.random() < 0.75),
@@ -152,6 +161,7 @@ def draw_profile(
         cabin_setpoint_c=float(np.clip(rng.normal(21.0, 1.2), 17.0, 25.0)),
         leave_home_h=float(np.clip(rng.normal(7.6, 0.6), 5.5, 10.0)),
         leave_work_h=float(np.clip(rng.normal(17.0, 0.8), 14.5, 20.0)),
+        away=away,
     )
 
 
@@ -161,7 +171,8 @@ def next_departure(
     """When the driver next leaves, and for where, given they are parked at ``at`` now.
 
     Weekday commuters go to work in the morning and home in the late afternoon, sometimes via
-    an errand; everyone runs errands in the daytime and on weekends.
+    an errand; everyone runs errands in the daytime and on weekends, and now and then drives
+    to another city for the day (stays 2-6 h).
     """
     offset = profile.home_city.utc_offset_h * 3600.0
     local = now_utc + offset
@@ -175,7 +186,9 @@ def next_departure(
         leave = at_local(day_start, profile.leave_work_h + rng.normal(0.0, 0.3))
         destination = profile.home if rng.random() < 0.75 else profile.errands[int(rng.integers(3))]
         return max(leave, now_utc + 600.0), destination
-    if at in ("errand", "away"):
+    if at == "away":
+        return now_utc + rng.uniform(2.0, 6.0) * 3600.0, profile.home
+    if at == "errand":
         return now_utc + rng.uniform(20.0, 90.0) * 60.0, profile.home
     # at home: find the next departure, day by day
     for day_index in range(8):
@@ -189,6 +202,10 @@ def next_departure(
             if rng.random() < 0.25 and evening > now_utc + 1800.0:
                 return evening, profile.errands[int(rng.integers(3))]
         else:
+            if profile.away and rng.random() < 0.1:
+                leave = at_local(day, rng.uniform(8.5, 11.0))
+                if leave > now_utc + 1800.0:
+                    return leave, profile.away[int(rng.integers(len(profile.away)))]
             if rng.random() < 0.7:
                 leave = at_local(day, rng.uniform(9.0, 18.0))
                 if leave > now_utc + 1800.0:
