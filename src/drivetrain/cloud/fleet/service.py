@@ -135,7 +135,7 @@ def rotate_vehicle_key(
     row.public_key, row.key_id = verify_key.to_base64(), verify_key.key_id
     session.flush()
     record_audit(
-        session, tenant=row.tenant_id, actor=actor, action="fleet.vehicle.rotate-key",
+        session, tenant=row.tenant_id, actor=actor, action="fleet.vehicle.rotate_key",
         target=f"vehicle:{vin}", details={"old_key_id": old, "key_id": verify_key.key_id},
         now=now,
     )
