@@ -159,6 +159,7 @@ class FleetStatus:
     parked: int
     regions: Mapping[str, RegionCounts]
     frames: int
+    decoded_frames: int
     unknown_frames: int
     decoded_values: int
     vss_samples: int
@@ -261,6 +262,7 @@ class FleetRunner:
         self._steps_per_tick = round(self.options.agent_tick_s / self.options.step_s)
         self._next_ground_truth_s = 0.0
         self._frames = self._unknown = self._decoded = self._vss = self._signals = 0
+        self._decoded_frames = 0
         self._failures = 0
         self._wall_s = 0.0
         self._closed = False
@@ -344,6 +346,7 @@ class FleetRunner:
             group.pending.append((samples, ts_ns))
             t3 = time.perf_counter()
             self._frames += report.frames
+            self._decoded_frames += report.decoded_frames
             self._unknown += report.unknown_frames
             self._decoded += report.signal_values
             self._vss += report.vss_samples
@@ -497,6 +500,7 @@ class FleetRunner:
             parked=int((~driving & ~charging).sum()),
             regions=regions,
             frames=self._frames,
+            decoded_frames=self._decoded_frames,
             unknown_frames=self._unknown,
             decoded_values=self._decoded,
             vss_samples=self._vss,
