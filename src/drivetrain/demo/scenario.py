@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from drivetrain.demo.act_api_secured import API_SECURED
 from drivetrain.demo.act_can_roundtrip import CAN_ROUNDTRIP
+from drivetrain.demo.act_fleet_drives import FLEET_DRIVES
 from drivetrain.demo.act_lake import LAKE
+from drivetrain.demo.act_telemetry_lands import TELEMETRY_LANDS
 from drivetrain.demo.acts import Act
 
 SCENARIO: tuple[Act, ...] = (
     CAN_ROUNDTRIP,
     API_SECURED,
     LAKE,
+    FLEET_DRIVES,
+    TELEMETRY_LANDS,
 )
