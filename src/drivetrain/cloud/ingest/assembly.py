@@ -115,12 +115,17 @@ def latest_reports(
     """Per VIN and path, the accepted sample measured last (the latest of equal timestamps
     is the one later in the micro-batch), as ``(value, ts)`` in the signal's VSS form
     (bool, int, float or str; array signals are left out: the twin holds scalars)."""
-    rows = np.flatnonzero(accepted)
+    every = bool(accepted.all())
+    rows = np.arange(len(accepted)) if every else np.flatnonzero(accepted)
     if not len(rows):
         return {}
     n_paths = len(paths)
-    key = columns.vehicle[rows].astype(np.int64) * n_paths + columns.path_id[rows]
-    ts = columns.ts_ns[rows]
+    if every:  # no selection: work on the columns themselves
+        key = columns.vehicle.astype(np.int64) * n_paths + columns.path_id
+        ts = columns.ts_ns
+    else:
+        key = columns.vehicle[rows].astype(np.int64) * n_paths + columns.path_id[rows]
+        ts = columns.ts_ns[rows]
     if len(vins) * n_paths <= _DENSE_CELLS:
         newest = np.full(len(vins) * n_paths, np.iinfo(np.int64).min, np.int64)
         np.maximum.at(newest, key, ts)
@@ -162,30 +167,36 @@ def latest_reports(
 
 @dataclass(frozen=True)
 class OutcomeCounts:
-    """Per (vehicle, outcome code): samples, and batches holding at least one such sample."""
+    """Samples per (batch, outcome code), and per vehicle: samples, and batches holding at
+    least one such sample."""
 
+    per_body: npt.NDArray[np.int64]  # shape (batches, N_CODES)
     samples: npt.NDArray[np.int64]  # shape (vehicles, N_CODES)
     messages: npt.NDArray[np.int64]  # shape (vehicles, N_CODES)
 
 
 def count_outcomes(
     codes: npt.NDArray[np.uint8],
-    vehicle: npt.NDArray[np.int32],
     body_index: npt.NDArray[np.int32],
+    body_lengths: Sequence[int],
     vehicle_of_body: Sequence[int],
     n_vehicles: int,
 ) -> OutcomeCounts:
-    """Count samples and batches per vehicle and outcome code."""
-    samples = np.bincount(
-        vehicle.astype(np.int64) * N_CODES + codes, minlength=n_vehicles * N_CODES
-    ).reshape(n_vehicles, N_CODES)
+    """Count samples per batch and outcome code, then per vehicle."""
     n_bodies = len(vehicle_of_body)
-    per_body = np.bincount(
-        body_index.astype(np.int64) * N_CODES + codes, minlength=n_bodies * N_CODES
-    ).reshape(n_bodies, N_CODES)
+    if not codes.any():  # everything accepted: no pass over the samples needed
+        per_body = np.zeros((n_bodies, N_CODES), np.int64)
+        per_body[:, ACCEPTED_CODE] = np.asarray(body_lengths, np.int64)
+    else:
+        per_body = np.bincount(
+            body_index.astype(np.int64) * N_CODES + codes, minlength=n_bodies * N_CODES
+        ).reshape(n_bodies, N_CODES).astype(np.int64)
+    owner = np.asarray(vehicle_of_body, np.intp)
+    samples = np.zeros((n_vehicles, N_CODES), np.int64)
+    np.add.at(samples, owner, per_body)
     messages = np.zeros((n_vehicles, N_CODES), np.int64)
-    np.add.at(messages, np.asarray(vehicle_of_body, np.intp), (per_body > 0).astype(np.int64))
-    return OutcomeCounts(samples.astype(np.int64), messages)
+    np.add.at(messages, owner, (per_body > 0).astype(np.int64))
+    return OutcomeCounts(per_body, samples, messages)
 
 
 def refused_groups(

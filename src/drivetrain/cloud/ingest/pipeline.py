@@ -396,17 +396,14 @@ class _Run:
         if reports:
             self.p.reported.apply_reported(self.session, reports)
         self._refused_samples(units, columns, body_index, codes)
-        counts = assembly.count_outcomes(codes, columns.vehicle, body_index, vehicle_of_body,
-                                         len(vehicles))
+        counts = assembly.count_outcomes(codes, body_index, [len(b) for b in bodies],
+                                         vehicle_of_body, len(vehicles))
         for v, vehicle in enumerate(vehicles):
             for code in np.flatnonzero(counts.samples[v]):
                 self.count(vehicle.tenant, vehicle.vin, CODE_OUTCOMES[code],
                            int(counts.messages[v, code]), int(counts.samples[v, code]))
-        per_body = np.bincount(body_index.astype(np.int64) * assembly.N_CODES + codes,
-                               minlength=len(units) * assembly.N_CODES
-                               ).reshape(len(units), assembly.N_CODES)
         for b, unit in enumerate(units):
-            row = per_body[b]
+            row = counts.per_body[b]
             self.results[unit.source] = MessageResult(
                 "stored", unit.vehicle.vin, unit.batch_id,
                 accepted=int(row[ACCEPTED_CODE]),

@@ -129,6 +129,10 @@ class PathTable:
         self.high = np.zeros(0, np.float64)
         self.category = np.zeros(0, np.uint8)
         self.has_allowed = np.zeros(0, np.bool_)
+        # The fast pass: datatype and min/max bounds in one; empty (+inf, -inf) for paths
+        # whose samples always take the rule-by-rule path (unknown, strings, arrays, allowed).
+        self.fast_low = np.zeros(0, np.float64)
+        self.fast_high = np.zeros(0, np.float64)
 
     def __len__(self) -> int:
         return len(self._paths)
@@ -183,9 +187,12 @@ class PathTable:
         self.high = grown(self.high)  # type: ignore[assignment]
         self.category = grown(self.category)  # type: ignore[assignment]
         self.has_allowed = grown(self.has_allowed)  # type: ignore[assignment]
+        self.fast_low = grown(self.fast_low)  # type: ignore[assignment]
+        self.fast_high = grown(self.fast_high)  # type: ignore[assignment]
         self._capacity = capacity
 
     def _fill(self, i: int, spec: SignalSpec | None) -> None:
+        self.fast_low[i], self.fast_high[i] = math.inf, -math.inf
         if spec is None:
             self.kind[i] = KIND_UNKNOWN
             return
@@ -213,6 +220,9 @@ class PathTable:
             limit = FLOAT_LIMITS[scalar]
             self.kind[i] = KIND_NUMBER
             self.type_low[i], self.type_high[i] = -limit, limit
+        if self.kind[i] == KIND_NUMBER and spec.allowed is None:
+            self.fast_low[i] = max(self.type_low[i], self.low[i])
+            self.fast_high[i] = min(self.type_high[i], self.high[i])
 
 
 @dataclass(frozen=True)
@@ -240,6 +250,14 @@ class SampleColumns:
     def __len__(self) -> int:
         return len(self.ts_ns)
 
+    def subset(self, rows: npt.NDArray[np.intp]) -> SampleColumns:
+        """The samples at ``rows``, in that order."""
+        return SampleColumns(
+            vehicle=self.vehicle[rows], path_id=self.path_id[rows], ts_ns=self.ts_ns[rows],
+            value=self.value[rows], value_valid=self.value_valid[rows],
+            text=self.text.take(pa.array(rows)), text_valid=self.text_valid[rows],
+        )
+
 
 def judge_samples(
     columns: SampleColumns,
@@ -250,12 +268,44 @@ def judge_samples(
     """One reason code per sample: 0 accepted, else a ``SAMPLE_REASON_CODES`` value or
     ``NOT_CONSENTED_CODE``.
 
+    One pass with each path's combined bounds (its datatype's and its min/max) finds the
+    samples that are certainly valid numbers with plausible times; only the others — strings,
+    arrays, allowed-value sets, and whatever breaks a rule — are judged reason by reason.
+
     Args:
         columns: the samples.
         table: the path table the ``path_id`` values index.
         vehicle_consent: per vehicle index, its consent bit set (see :func:`consent_bits`).
         ts_bounds: inclusive ``(earliest, latest)`` timestamps in ns (``TimestampWindow.bounds``).
     """
+    pid = columns.path_id
+    v = columns.value
+    earliest, latest = ts_bounds
+    with np.errstate(invalid="ignore"):  # NaN (and null) values fail the bounds: judged below
+        ok = (v >= table.fast_low.take(pid)) & (v <= table.fast_high.take(pid))
+        ok &= (v == np.floor(v)) | ~table.integral.take(pid)
+    if columns.text_valid.any():
+        ok &= ~columns.text_valid
+    ts = columns.ts_ns
+    ok &= (ts >= earliest) & (ts <= latest)
+    code = np.zeros(len(pid), np.uint8)
+    rest = np.flatnonzero(~ok)
+    if len(rest):
+        code[rest] = _judge_each_rule(columns.subset(rest), table, ts_bounds)
+    distinct = np.unique(vehicle_consent)
+    if len(distinct) == 1:  # one consent for every vehicle: one gather by path
+        allowed_paths = (int(distinct[0]) >> table.category[: len(table)]) & 1
+        refused = allowed_paths.take(pid) == 0
+    else:
+        refused = ((vehicle_consent.take(columns.vehicle) >> table.category.take(pid)) & 1) == 0
+    code[refused & (code == ACCEPTED_CODE)] = NOT_CONSENTED_CODE
+    return code
+
+
+def _judge_each_rule(
+    columns: SampleColumns, table: PathTable, ts_bounds: tuple[int, int]
+) -> npt.NDArray[np.uint8]:
+    """Reason codes (without consent) for samples the fast pass could not accept."""
     pid = columns.path_id
     v = columns.value
     kind = table.kind.take(pid)
@@ -280,9 +330,6 @@ def judge_samples(
     code[~type_ok] = _WRONG_TYPE
     _judge_allowed_and_arrays(columns, table, kind, is_array_row, code)
     code[kind == KIND_UNKNOWN] = _UNKNOWN
-    valid = code == ACCEPTED_CODE
-    consented = (vehicle_consent.take(columns.vehicle) >> table.category.take(pid)) & 1
-    code[valid & (consented == 0)] = NOT_CONSENTED_CODE
     return code
 
 

@@ -1,0 +1,32 @@
+"""benchmarks/ingest.py runs at a tiny size and ends with the JSON line the convention asks for
+(a correctness check of the script, not a timing)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_ingest_benchmark_quick_mode_ends_with_its_json_figures() -> None:
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "benchmarks" / "ingest.py"), "--quick",
+         "--vehicles", "3", "--batches", "6", "--micro-batch", "4", "--baseline-batches", "2",
+         "--repeats", "1"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["mode"] == "embedded" and figures["cores"] == 1
+    assert figures["samples"] == 6 * figures["samples_per_envelope"] == 30_000
+    for key in ("signals_per_s", "signals_per_cpu_s", "baseline_signals_per_s", "ratio"):
+        assert isinstance(figures[key], int | float) and figures[key] > 0, key
+    assert [k for k in figures if "ratio" in k] == ["ratio"]
+    assert figures["ratio"] == pytest.approx(
+        figures["signals_per_s"] / figures["baseline_signals_per_s"], rel=0.02
+    )
