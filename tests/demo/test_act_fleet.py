@@ -76,9 +76,9 @@ def test_telemetry_lands_fails_when_the_refusing_vehicle_has_location_rows() -> 
     vehicles = [{"vin": "A", "region": "EU"}, {"vin": "B", "region": "US"}]
     counts = [{"region": "EU", "rows": 10}, {"region": "US", "rows": 10}]
     rows = [
-        {"vehicle": "pa", "category": "location", "n": 5},
-        {"vehicle": "pb", "category": "location", "n": 3},
-        {"vehicle": "pb", "category": "technical", "n": 7},
+        {"region": "EU", "vehicle": "pa", "category": "location", "n": 5},
+        {"region": "US", "vehicle": "pb", "category": "location", "n": 3},
+        {"region": "US", "vehicle": "pb", "category": "technical", "n": 7},
     ]
     result = _verdict(vehicles, "B", {"pa": "A", "pb": "B"}, counts, rows)
     assert not result.passed
@@ -87,17 +87,20 @@ def test_telemetry_lands_fails_when_the_refusing_vehicle_has_location_rows() -> 
 
 def test_telemetry_lands_fails_for_a_region_without_rows() -> None:
     vehicles = [{"vin": "A", "region": "EU"}, {"vin": "B", "region": "CN"}]
-    result = _verdict(
-        vehicles,
-        "B",
-        {"pa": "A", "pb": "B"},
-        [{"region": "EU", "rows": 4}],
-        [
-            {"vehicle": "pa", "category": "location", "n": 2},
-            {"vehicle": "pb", "category": "technical", "n": 2},
-        ],
-    )
+    rows = [{"region": "EU", "vehicle": "pa", "category": "location", "n": 2}]
+    result = _verdict(vehicles, "B", {"pa": "A", "pb": "B"}, [{"region": "EU", "rows": 2}], rows)
     assert not result.passed and "no rows stored for region(s) CN" in result.check
+
+
+def test_telemetry_lands_fails_for_rows_outside_the_vehicles_region() -> None:
+    vehicles = [{"vin": "A", "region": "EU"}, {"vin": "B", "region": "US"}]
+    rows = [
+        {"region": "EU", "vehicle": "pa", "category": "location", "n": 2},
+        {"region": "EU", "vehicle": "pb", "category": "technical", "n": 2},
+        {"region": "US", "vehicle": "pb", "category": "technical", "n": 2},
+    ]
+    result = _verdict(vehicles, "B", {"pa": "A", "pb": "B"}, [{"region": "EU", "rows": 6}], rows)
+    assert not result.passed and "B (US) has 2 rows under EU" in result.check
 
 
 def test_telemetry_lands_fails_without_a_fleet_run(

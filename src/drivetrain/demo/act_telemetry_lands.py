@@ -4,11 +4,11 @@ not consented.
 After "fleet drives", the act reads that run's manifest (vehicles, regions, the vehicle that
 withheld location consent) and asks the lake (``drivetrain.cloud.lake``):
 
-- stored samples per region (``Lake.counts``): every region the fleet drove in has rows, under
-  that region's own storage root;
-- location rows per vehicle (``Lake.sql`` over the tenant's confined view, vehicles by their
-  tenant pseudonym): the vehicle without location consent has none, every other vehicle has
-  some;
+- rows per region, vehicle and privacy category (``Lake.sql`` over the tenant's confined view,
+  vehicles by their tenant pseudonym; ``Lake.counts`` for the tenant's totals): every region
+  the fleet drove in has rows, and each vehicle's rows lie in its own region;
+- location rows per vehicle: the vehicle without location consent has none, every other
+  vehicle has some;
 - every vehicle has stored telemetry at all.
 
 Figures: rows per region, location rows.
@@ -52,7 +52,8 @@ def run(context: DemoContext) -> ActResult:
         context.report("location rows per vehicle", fraction=0.5)
         rows = lake.sql(
             tenant,
-            "SELECT vehicle, category, count(*) AS n FROM telemetry GROUP BY vehicle, category",
+            "SELECT region, vehicle, category, count(*) AS n FROM telemetry "
+            "GROUP BY region, vehicle, category",
         ).to_pylist()
     finally:
         if shared is None:
@@ -67,21 +68,32 @@ def _verdict(
     counts: list[dict[str, Any]],
     rows: list[dict[str, Any]],
 ) -> ActResult:
+    """``counts``: the tenant's rows per region and category (``Lake.counts``); ``rows``:
+    rows per region, vehicle pseudonym and category (``Lake.sql``)."""
+    tenant_rows = sum(int(row["rows"]) for row in counts)
     per_region: dict[str, int] = {}
-    for row in counts:
-        per_region[row["region"]] = per_region.get(row["region"], 0) + int(row["rows"])
     location: dict[str, int] = {}
     stored: dict[str, int] = {}
+    misplaced: list[str] = []
+    region_of = {v["vin"]: v["region"] for v in vehicles}
     for row in rows:
         vin = vin_of.get(row["vehicle"])
         if vin is None:
             continue  # another run's vehicle in the same tenant
-        stored[vin] = stored.get(vin, 0) + int(row["n"])
+        n = int(row["n"])
+        if row["region"] != region_of[vin]:
+            misplaced.append(f"{vin} ({region_of[vin]}) has {n} rows under {row['region']}")
+        per_region[row["region"]] = per_region.get(row["region"], 0) + n
+        stored[vin] = stored.get(vin, 0) + n
         if row["category"] == LOCATION:
-            location[vin] = location.get(vin, 0) + int(row["n"])
+            location[vin] = location.get(vin, 0) + n
     figures: dict[str, Figure] = {f"rows_{r}": n for r, n in sorted(per_region.items())}
     figures["location_rows"] = sum(location.values())
-    problems: list[str] = []
+    problems: list[str] = list(misplaced[:3])
+    if sum(stored.values()) > tenant_rows:
+        problems.append(
+            f"SQL sees {sum(stored.values()):,} rows, the lake index counts {tenant_rows:,}"
+        )
     regions = sorted({v["region"] for v in vehicles})
     empty = [r for r in regions if not per_region.get(r)]
     if empty:
