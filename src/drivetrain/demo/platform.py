@@ -2,10 +2,11 @@
 
 ``EmbeddedPlatform`` starts, in order: the SQLite state database in the demo's data directory
 (migrated), the bootstrap admin and an access token for it, the in-process transport, the
-twins reconciler (publishes signed desired-state deltas on the transport), and the API served
-by uvicorn on a background thread at a free localhost port. ``stop()`` undoes it all
-in reverse and leaves no thread running. Nothing outside the process is contacted.
-"""
+twins reconciler (publishes signed desired-state deltas on the transport), the ingest worker
+(consumes the vehicles' telemetry, events and acks from the transport into the lake and the
+twins), and the API served by uvicorn on a background thread at a free localhost port.
+``stop()`` undoes it all in reverse and leaves no thread running. Nothing outside the process
+is contacted."""
 
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ from drivetrain.cloud.infra import (
     open_database,
     resolve_token_key,
 )
+from drivetrain.cloud.ingest import IngestPipeline
+from drivetrain.cloud.ingest.sinks import TwinsReportedState
+from drivetrain.cloud.ingest.worker import IngestWorker
+from drivetrain.cloud.lake import Lake
 from drivetrain.cloud.twins import Reconciler
 from drivetrain.core.errors import ConfigurationError
 from drivetrain.core.settings import Settings, load_settings
@@ -69,6 +74,9 @@ class PlatformHandles:
         admin_token: a bearer token of the bootstrap admin (never printed).
         admin_credentials: the bootstrap admin's client id and where its secret is stored.
         reconciler: the twins reconciler, publishing desired-state deltas on ``transport``.
+        ingest: the ingest worker consuming ``dt/v1/+/{telemetry,events,ack}`` from
+            ``transport`` (``wait_idle()`` waits until everything received is stored).
+        lake: the lake the ingest worker writes (under the demo's data directory).
     """
 
     settings: Settings
@@ -78,6 +86,8 @@ class PlatformHandles:
     admin_token: str = field(repr=False)
     admin_credentials: BootstrapCredentials
     reconciler: Reconciler
+    ingest: IngestWorker
+    lake: Lake
 
 
 class _QuietServer(uvicorn.Server):
@@ -103,6 +113,8 @@ class EmbeddedPlatform:
         self._database: Database | None = None
         self._transport: InProcessTransport | None = None
         self._reconciler: Reconciler | None = None
+        self._lake: Lake | None = None
+        self._ingest: IngestWorker | None = None
         self._server: _QuietServer | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -153,6 +165,11 @@ class EmbeddedPlatform:
         self._transport = InProcessTransport()
         self._reconciler = Reconciler(database, self._transport, cloud_signing_key(settings))
         self._reconciler.start()
+        self._lake = Lake.open(settings)
+        pipeline = IngestPipeline.from_settings(
+            settings, database, self._lake, TwinsReportedState()
+        )
+        self._ingest = IngestWorker(self._transport, pipeline).start()
 
         self._socket = sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -182,11 +199,14 @@ class EmbeddedPlatform:
             admin_token=token.access_token,
             admin_credentials=bootstrap,
             reconciler=self._reconciler,
+            ingest=self._ingest,
+            lake=self._lake,
         )
         return self._handles
 
     def stop(self) -> None:
-        """Stop the API and the reconciler, close the bus, release the database; idempotent,
+        """Stop the API, the reconciler and the ingest worker, close the bus and the lake,
+        release the database; idempotent,
         never raises for a part that was not started."""
         self._handles = None
         if self._server is not None and self._thread is not None:
@@ -199,6 +219,12 @@ class EmbeddedPlatform:
         if self._reconciler is not None:
             self._reconciler.stop()
             self._reconciler = None
+        if self._ingest is not None:
+            self._ingest.stop()  # finishes the micro-batch in hand before the bus closes
+            self._ingest = None
+        if self._lake is not None:
+            self._lake.close()
+            self._lake = None
         if self._transport is not None:
             self._transport.close()
             self._transport = None
