@@ -140,6 +140,16 @@ class IngestWorker:
             if self._thread.is_alive():
                 _log.error("ingest worker did not finish its micro-batch within %.0f s", timeout_s)
 
+    def close(self, timeout_s: float = 30.0) -> None:
+        """``stop``, then end the subscriptions too — for a worker that shares a long-lived
+        in-process transport with later consumers (no broker session keeps them, and a
+        stopped member of the shared group would otherwise still be handed its share of the
+        messages). Idempotent."""
+        self.stop(timeout_s)
+        for subscription in self._subscriptions:
+            subscription.unsubscribe()
+        self._subscriptions.clear()
+
     def __enter__(self) -> IngestWorker:
         return self.start()
 
