@@ -27,7 +27,11 @@ dead_letters_app = typer.Typer(
 )
 app.add_typer(dead_letters_app, name="dead-letters")
 
-_out = Console(highlight=False)
+
+
+def _console() -> Console:
+    """Standard output, sized when the command runs (not at import)."""
+    return Console(highlight=False)
 
 
 def _time(text: str | None, option: str) -> datetime | None:
@@ -90,9 +94,9 @@ def list_command(
         for letter in letters:
             typer.echo(json.dumps(letter.to_dict()))
         return
-    _out.print(_letters_table(letters))
+    _console().print(_letters_table(letters))
     if len(letters) == limit:
-        _out.print(f"more: --after-id {letters[-1].dead_letter_id}")
+        _console().print(f"more: --after-id {letters[-1].dead_letter_id}")
 
 
 @dead_letters_app.command("show")
@@ -115,7 +119,7 @@ def show_command(
     finally:
         database.dispose()
     for key, value in letter.to_dict().items():
-        _out.print(f"[bold]{key}[/]: {value}", markup=True)
+        _console().print(f"[bold]{key}[/]: {value}", markup=True)
     if items:
         table = Table(title=f"refused items (first {len(items)})")
         for column in items[0]:
@@ -123,7 +127,7 @@ def show_command(
         for item in items:
             table.add_row(*(json.dumps(v) if isinstance(v, dict | list) else str(v)
                             for v in item.values()))
-        _out.print(table)
+        _console().print(table)
 
 
 @dead_letters_app.command("replay")
@@ -173,7 +177,7 @@ def replay_command(
     for r in results:
         table.add_row(str(r.dead_letter_id), r.outcome, str(r.accepted), str(r.refused),
                       str(r.not_consented), str(r.new_dead_letters), r.detail[:160])
-    _out.print(table)
+    _console().print(table)
 
 
 @app.command("stats")
@@ -201,11 +205,11 @@ def stats_command(
         totals.add_column(column)
     for count in stats.totals:
         totals.add_row(count.outcome, f"{count.messages:,}", f"{count.samples:,}")
-    _out.print(totals)
+    _console().print(totals)
     per_vehicle = Table(title=f"busiest {len(stats.vehicles)} vehicle(s)")
     for column in ("vin", "tenant", "outcomes (messages/samples)", "last (UTC)"):
         per_vehicle.add_column(column, overflow="fold")
     for v in stats.vehicles:
         outcomes = ", ".join(f"{o.outcome} {o.messages}/{o.samples}" for o in v.outcomes)
         per_vehicle.add_row(v.vin, v.tenant or "-", outcomes, v.last_at.strftime("%Y-%m-%d %H:%M:%S"))
-    _out.print(per_vehicle)
+    _console().print(per_vehicle)
