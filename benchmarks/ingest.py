@@ -65,7 +65,7 @@ TICK_NS = 100_000_000  # 10 Hz
 
 def _pin_to_one_core() -> int:
     """Pin this process to one CPU and Arrow to one thread; returns the CPU."""
-    cpu = sorted(os.sched_getaffinity(0))[-1]
+    cpu = max(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cpu})
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
@@ -77,17 +77,20 @@ def _signals() -> list[Any]:
     from drivetrain.core.vss import builtin_catalog
 
     chosen = [
-        s for s in builtin_catalog()
+        s
+        for s in builtin_catalog()
         if s.datatype in ("float", "double", "uint8", "uint16", "int16", "boolean")
-        and s.allowed is None and s.node_type == "sensor"
+        and s.allowed is None
+        and s.node_type == "sensor"
     ]
     rng = random.Random(5)
     rng.shuffle(chosen)
     return sorted(chosen[:SIGNALS], key=lambda s: s.path)
 
 
-def _tables(signals: Sequence[Any], vehicles: int, batches: int, per_batch: int,
-            start_ns: int) -> list[tuple[int, pa.Table]]:
+def _tables(
+    signals: Sequence[Any], vehicles: int, batches: int, per_batch: int, start_ns: int
+) -> list[tuple[int, pa.Table]]:
     """``(vehicle index, telemetry table)`` per batch: a random walk per signal, in range."""
     from drivetrain.core.wire import samples_table
 
@@ -133,8 +136,10 @@ def _seal(tables: Sequence[tuple[int, pa.Table]], creds: Sequence[Any]) -> list[
     from drivetrain.core.wire import seal_telemetry
 
     return [
-        RawMessage(vehicle_topic(creds[v].vin, "telemetry"),
-                   seal_telemetry(creds[v].vin, table, key=creds[v].signing_key, seq=i))
+        RawMessage(
+            vehicle_topic(creds[v].vin, "telemetry"),
+            seal_telemetry(creds[v].vin, table, key=creds[v].signing_key, seq=i),
+        )
         for i, (v, table) in enumerate(tables)
     ]
 
@@ -152,11 +157,23 @@ def _fleet(database: Any, vehicles: int) -> list[Any]:
     with database.session() as session:
         create_tenant(session, "bench", actor="benchmark")
         for _ in range(vehicles):
-            vehicle, cred = provision_vehicle(session, tenant="bench", model="compact-bev",
-                                              region="EU", cloud_key=cloud, actor="benchmark",
-                                              rng=rng)
-            set_consent(session, vin=vehicle.vin, tenant="bench", categories=PRIVACY_CATEGORIES,
-                        source="benchmark", actor="benchmark")
+            vehicle, cred = provision_vehicle(
+                session,
+                tenant="bench",
+                model="compact-bev",
+                region="EU",
+                cloud_key=cloud,
+                actor="benchmark",
+                rng=rng,
+            )
+            set_consent(
+                session,
+                vin=vehicle.vin,
+                tenant="bench",
+                categories=PRIVACY_CATEGORIES,
+                source="benchmark",
+                actor="benchmark",
+            )
             creds.append(cred)
     return creds
 
@@ -169,8 +186,14 @@ def _ours(pipeline: Any, messages: Sequence[Any], micro_batch: int) -> int:
     return accepted
 
 
-def _baseline(messages: Sequence[Any], keys: dict[str, Any], tenant_key: bytes,
-              consent: dict[str, frozenset[str]], out: Path, now_ns: int) -> int:
+def _baseline(
+    messages: Sequence[Any],
+    keys: dict[str, Any],
+    tenant_key: bytes,
+    consent: dict[str, frozenset[str]],
+    out: Path,
+    now_ns: int,
+) -> int:
     """The straightforward way: per-row Python checks, lists, one pyarrow table and write."""
     from drivetrain.core.errors import BadInputError
     from drivetrain.core.vss import builtin_catalog
@@ -178,9 +201,9 @@ def _baseline(messages: Sequence[Any], keys: dict[str, Any], tenant_key: bytes,
 
     catalog = builtin_catalog()
     earliest, latest = now_ns - 30 * 86_400 * 10**9, now_ns + 300 * 10**9
-    columns: dict[str, list[Any]] = {k: [] for k in
-                                     ("vehicle", "path", "ts", "value", "text", "category",
-                                      "batch_id")}
+    columns: dict[str, list[Any]] = {
+        k: [] for k in ("vehicle", "path", "ts", "value", "text", "category", "batch_id")
+    }
     for message in messages:
         envelope = parse(message.payload)
         envelope.verify(keys[envelope.vehicle_id])
@@ -210,15 +233,17 @@ def _baseline(messages: Sequence[Any], keys: dict[str, Any], tenant_key: bytes,
             columns["text"].append(row["text"])
             columns["category"].append(spec.privacy_category)
             columns["batch_id"].append(envelope.message_id)
-    table = pa.table({
-        "vehicle": pa.array(columns["vehicle"], pa.utf8()),
-        "path": pa.array(columns["path"], pa.utf8()),
-        "ts": pa.array(columns["ts"], pa.timestamp("ns", tz="UTC")),
-        "value": pa.array(columns["value"], pa.float64()),
-        "text": pa.array(columns["text"], pa.utf8()),
-        "category": pa.array(columns["category"], pa.utf8()),
-        "batch_id": pa.array(columns["batch_id"], pa.utf8()),
-    })
+    table = pa.table(
+        {
+            "vehicle": pa.array(columns["vehicle"], pa.utf8()),
+            "path": pa.array(columns["path"], pa.utf8()),
+            "ts": pa.array(columns["ts"], pa.timestamp("ns", tz="UTC")),
+            "value": pa.array(columns["value"], pa.float64()),
+            "text": pa.array(columns["text"], pa.utf8()),
+            "category": pa.array(columns["category"], pa.utf8()),
+            "batch_id": pa.array(columns["batch_id"], pa.utf8()),
+        }
+    )
     pq.write_table(table, out)
     return table.num_rows
 
@@ -251,13 +276,17 @@ def embedded(args: argparse.Namespace) -> dict[str, Any]:
         with err.status(f"generating {batches} batches of {per_batch:,} samples"):
             tables = _tables(signals, args.vehicles, batches, per_batch, start_ns)
         keys = {c.vin: c.signing_key.verify_key for c in creds}
-        consent = {c.vin: frozenset({"location", "driving_behaviour", "cabin", "diagnostics",
-                                     "technical"}) for c in creds}
+        consent = {
+            c.vin: frozenset({"location", "driving_behaviour", "cabin", "diagnostics", "technical"})
+            for c in creds
+        }
         with database.session() as session:
             tenant_key = pseudonymiser(session, "bench")._key
-        err.print(f"{samples:,} samples in {batches} envelopes from {args.vehicles} vehicles, "
-                  f"micro-batches of {args.micro_batch}; pinned to CPU {cpu}; "
-                  f"{args.repeats} repeats")
+        err.print(
+            f"{samples:,} samples in {batches} envelopes from {args.vehicles} vehicles, "
+            f"micro-batches of {args.micro_batch}; pinned to CPU {cpu}; "
+            f"{args.repeats} repeats"
+        )
         ours_rates, ours_cpu_rates, base_rates, ratios, batch_ms = [], [], [], [], []
         payload_bytes = 0
         for repeat in range(args.repeats + 1):  # the first pair is an untimed warm-up
@@ -267,15 +296,20 @@ def embedded(args: argparse.Namespace) -> dict[str, Any]:
             lake = Lake(root / f"lake{repeat}")
             pipeline = IngestPipeline(database, lake, TwinsReportedState())
             with err.status(f"ours: {samples:,} samples"):
-                accepted, wall, cpu_s = _timed(lambda: _ours(pipeline, messages, args.micro_batch))
+                accepted, wall, cpu_s = _timed(
+                    lambda p=pipeline, m=messages: _ours(p, m, args.micro_batch)
+                )
             lake.close()
             if accepted != samples:
                 raise SystemExit(f"ingestion accepted {accepted:,} of {samples:,} samples")
             sample = messages[: args.baseline_batches]
             with err.status(f"baseline: {len(sample) * per_batch:,} samples, per row"):
-                stored, base_wall, _ = _timed(lambda: _baseline(
-                    sample, keys, tenant_key, consent, root / f"baseline{repeat}.parquet",
-                    time.time_ns()))
+                out = root / f"baseline{repeat}.parquet"
+                stored, base_wall, _ = _timed(
+                    lambda s=sample, o=out: _baseline(
+                        s, keys, tenant_key, consent, o, time.time_ns()
+                    )
+                )
             if stored != len(sample) * per_batch:
                 raise SystemExit(f"baseline stored {stored:,} of {len(sample) * per_batch:,}")
             if repeat == 0:
@@ -285,8 +319,10 @@ def embedded(args: argparse.Namespace) -> dict[str, Any]:
             base_rates.append(stored / base_wall)
             ratios.append((samples / wall) / (stored / base_wall))
             batch_ms.append(wall / -(-batches // args.micro_batch) * 1000)
-            err.print(f"repeat {repeat}: ours {samples / wall:,.0f} samples/s "
-                      f"({samples / cpu_s:,.0f} per CPU s), baseline {stored / base_wall:,.0f}")
+            err.print(
+                f"repeat {repeat}: ours {samples / wall:,.0f} samples/s "
+                f"({samples / cpu_s:,.0f} per CPU s), baseline {stored / base_wall:,.0f}"
+            )
         database.dispose()
     return {
         "mode": "embedded",
@@ -324,24 +360,48 @@ def broker(args: argparse.Namespace) -> dict[str, Any]:
         creds = _fleet(database, args.vehicles)
         tables = _tables(signals, args.vehicles, batches, per_batch, time.time_ns() - 600 * 10**9)
         messages = _seal(tables, creds)
-        env = {**os.environ, "DRIVETRAIN_DATA_DIR": str(root / "data"),
-               "DRIVETRAIN_DATABASE_URL": url, "DRIVETRAIN_CONFIG": str(root / "none.toml")}
+        env = {
+            **os.environ,
+            "DRIVETRAIN_DATA_DIR": str(root / "data"),
+            "DRIVETRAIN_DATABASE_URL": url,
+            "DRIVETRAIN_CONFIG": str(root / "none.toml"),
+        }
         group = f"bench{os.getpid()}"
         workers = []
         for i in range(args.workers):
             log = (root / f"worker{i}.log").open("wb")
-            workers.append(subprocess.Popen(
-                [sys.executable, "-m", "drivetrain", "worker", "ingest", "--broker", args.broker,
-                 "--group", group, "--client-id", f"{group}-w{i}", "--session-expiry-s", "60"],
-                env=env, stdout=log, stderr=log))
+            workers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "drivetrain",
+                        "worker",
+                        "ingest",
+                        "--broker",
+                        args.broker,
+                        "--group",
+                        group,
+                        "--client-id",
+                        f"{group}-w{i}",
+                        "--session-expiry-s",
+                        "60",
+                    ],
+                    env=env,
+                    stdout=log,
+                    stderr=log,
+                )
+            )
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and not all(
                 "consuming" in (root / f"worker{i}.log").read_text() for i in range(args.workers)
             ):
                 time.sleep(0.1)
-            err.print(f"{args.workers} workers up; publishing {samples:,} samples in {batches} "
-                      f"envelopes from {args.vehicles} vehicles")
+            err.print(
+                f"{args.workers} workers up; publishing {samples:,} samples in {batches} "
+                f"envelopes from {args.vehicles} vehicles"
+            )
             started = time.perf_counter()
             with MqttTransport(args.broker, client_id=f"{group}-vehicles") as publisher:
                 tickets = [publisher.publish_async(m.topic, m.payload, qos=1) for m in messages]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -28,7 +28,6 @@ dead_letters_app = typer.Typer(
 app.add_typer(dead_letters_app, name="dead-letters")
 
 
-
 def _console() -> Console:
     """Standard output, sized when the command runs (not at import)."""
     return Console(highlight=False)
@@ -40,7 +39,7 @@ def _time(text: str | None, option: str) -> datetime | None:
     if text is None:
         return None
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        value = datetime.fromisoformat(text)
     except ValueError:
         fail(f"{option} {text!r} is not an ISO 8601 time (e.g. 2026-11-23T10:00:00Z)", code=2)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -48,13 +47,28 @@ def _time(text: str | None, option: str) -> datetime | None:
 
 def _letters_table(letters: list[DeadLetter]) -> Table:
     table = Table(title=f"{len(letters)} dead letter(s)")
-    for column in ("id", "received (UTC)", "vin", "tenant", "kind", "reason", "items", "status",
-                   "detail"):
+    for column in (
+        "id",
+        "received (UTC)",
+        "vin",
+        "tenant",
+        "kind",
+        "reason",
+        "items",
+        "status",
+        "detail",
+    ):
         table.add_column(column, overflow="fold")
     for d in letters:
         table.add_row(
-            str(d.dead_letter_id), d.received_at.strftime("%Y-%m-%d %H:%M:%S"), d.vin or "?",
-            d.tenant or "-", d.kind, d.reason, str(d.sample_count or ""), d.status,
+            str(d.dead_letter_id),
+            d.received_at.strftime("%Y-%m-%d %H:%M:%S"),
+            d.vin or "?",
+            d.tenant or "-",
+            d.kind,
+            d.reason,
+            str(d.sample_count or ""),
+            d.status,
             d.detail[:160],
         )
     return table
@@ -64,7 +78,9 @@ def _letters_table(letters: list[DeadLetter]) -> Table:
 def list_command(
     tenant: str | None = typer.Option(None, "--tenant", help="Only this tenant's vehicles."),
     vin: str | None = typer.Option(None, "--vin", help="Only what this VIN sent (or claimed)."),
-    reason: str | None = typer.Option(None, "--reason", help="Only this reason, e.g. out_of_range."),
+    reason: str | None = typer.Option(
+        None, "--reason", help="Only this reason, e.g. out_of_range."
+    ),
     status: str = typer.Option("open", "--status", help="open, replayed or all."),
     since: str | None = typer.Option(None, "--since", help="Received at or after (ISO 8601)."),
     until: str | None = typer.Option(None, "--until", help="Received before (ISO 8601)."),
@@ -81,10 +97,15 @@ def list_command(
     try:
         with database.session() as session:
             letters = list_dead_letters(
-                session, tenant=tenant, vin=vin, reason=reason,
+                session,
+                tenant=tenant,
+                vin=vin,
+                reason=reason,
                 status=None if status == "all" else status,
-                since=_time(since, "--since"), until=_time(until, "--until"),
-                after_id=after_id, limit=limit,
+                since=_time(since, "--since"),
+                until=_time(until, "--until"),
+                after_id=after_id,
+                limit=limit,
             )
     except DrivetrainError as e:
         fail(e, code=2)
@@ -125,14 +146,17 @@ def show_command(
         for column in items[0]:
             table.add_column(column, overflow="fold")
         for item in items:
-            table.add_row(*(json.dumps(v) if isinstance(v, dict | list) else str(v)
-                            for v in item.values()))
+            table.add_row(
+                *(json.dumps(v) if isinstance(v, dict | list) else str(v) for v in item.values())
+            )
         _console().print(table)
 
 
 @dead_letters_app.command("replay")
 def replay_command(
-    ids: list[int] = typer.Argument(None, help="Dead letter ids; none: select by the filters."),
+    ids: Annotated[
+        list[int] | None, typer.Argument(help="Dead letter ids; none: select by the filters.")
+    ] = None,
     tenant: str | None = typer.Option(None, "--tenant", help="Only this tenant's vehicles."),
     vin: str | None = typer.Option(None, "--vin", help="Only this VIN's dead letters."),
     reason: str | None = typer.Option(None, "--reason", help="Only this reason."),
@@ -155,13 +179,23 @@ def replay_command(
     try:
         with database.session() as session:
             chosen = select_for_replay(
-                session, tenant=tenant, ids=ids or None, vin=vin, reason=reason,
-                since=_time(since, "--since"), until=_time(until, "--until"), limit=limit,
+                session,
+                tenant=tenant,
+                ids=ids or None,
+                vin=vin,
+                reason=reason,
+                since=_time(since, "--since"),
+                until=_time(until, "--until"),
+                limit=limit,
             )
         with Lake.open(settings) as lake:
             pipeline = IngestPipeline.from_settings(settings, database, lake, TwinsReportedState())
-            with Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(),
-                          console=Console(stderr=True)) as progress:
+            with Progress(
+                TextColumn("replaying"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                console=Console(stderr=True),
+            ) as progress:
                 task = progress.add_task("replay", total=len(chosen))
                 for dead_letter_id in chosen:
                     results.extend(replay_dead_letters(pipeline, [dead_letter_id]))
@@ -171,12 +205,26 @@ def replay_command(
     finally:
         database.dispose()
     table = Table(title=f"replayed {len(results)} dead letter(s)")
-    for column in ("id", "outcome", "accepted", "refused", "not consented", "new dead letters",
-                   "detail"):
+    for column in (
+        "id",
+        "outcome",
+        "accepted",
+        "refused",
+        "not consented",
+        "new dead letters",
+        "detail",
+    ):
         table.add_column(column, overflow="fold")
     for r in results:
-        table.add_row(str(r.dead_letter_id), r.outcome, str(r.accepted), str(r.refused),
-                      str(r.not_consented), str(r.new_dead_letters), r.detail[:160])
+        table.add_row(
+            str(r.dead_letter_id),
+            r.outcome,
+            str(r.accepted),
+            str(r.refused),
+            str(r.not_consented),
+            str(r.new_dead_letters),
+            r.detail[:160],
+        )
     _console().print(table)
 
 
@@ -184,8 +232,9 @@ def replay_command(
 def stats_command(
     tenant: str | None = typer.Option(None, "--tenant", help="Only this tenant's vehicles."),
     vin: str | None = typer.Option(None, "--vin", help="Only this VIN."),
-    vehicles: int = typer.Option(20, "--vehicles", min=1, max=1000,
-                                 help="Busiest vehicles listed."),
+    vehicles: int = typer.Option(
+        20, "--vehicles", min=1, max=1000, help="Busiest vehicles listed."
+    ),
 ) -> None:
     """What ingestion did with each vehicle's data: messages and samples per outcome."""
     from drivetrain.cloud.ingest.service import ingest_stats
@@ -211,5 +260,7 @@ def stats_command(
         per_vehicle.add_column(column, overflow="fold")
     for v in stats.vehicles:
         outcomes = ", ".join(f"{o.outcome} {o.messages}/{o.samples}" for o in v.outcomes)
-        per_vehicle.add_row(v.vin, v.tenant or "-", outcomes, v.last_at.strftime("%Y-%m-%d %H:%M:%S"))
+        per_vehicle.add_row(
+            v.vin, v.tenant or "-", outcomes, v.last_at.strftime("%Y-%m-%d %H:%M:%S")
+        )
     _console().print(per_vehicle)

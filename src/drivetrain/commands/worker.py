@@ -21,7 +21,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-_err = Console(stderr=True, highlight=False)
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
 #: The broker's receive window our MQTT client asks for (MqttTransport's receive maximum):
 #: a micro-batch larger than this could never fill.
 MAX_BATCH_MESSAGES = 1000
@@ -34,27 +34,39 @@ def _default_client_id() -> str:
 @app.command("ingest")
 def ingest(
     broker: str | None = typer.Option(
-        None, "--broker",
+        None,
+        "--broker",
         help="MQTT 5 broker URL, e.g. mqtt://127.0.0.1:1883 (default: settings.broker_url).",
     ),
     group: str = typer.Option(
-        "ingest", "--workers-group", "--group",
+        "ingest",
+        "--workers-group",
+        "--group",
         help="Shared-subscription group: the workers of one deployment share the stream.",
     ),
     client_id: str | None = typer.Option(
-        None, "--client-id",
+        None,
+        "--client-id",
         help="MQTT client id; stable across restarts and unique per worker (the broker keeps "
         "this worker's unacknowledged messages for it). Default: ingest-<hostname>.",
     ),
     max_batch_messages: int = typer.Option(
-        500, "--max-batch-messages", min=1, max=MAX_BATCH_MESSAGES,
+        500,
+        "--max-batch-messages",
+        min=1,
+        max=MAX_BATCH_MESSAGES,
         help="Most messages per micro-batch.",
     ),
     max_delay_ms: float = typer.Option(
-        200.0, "--max-delay-ms", min=0, help="Longest a message waits for its micro-batch, ms.",
+        200.0,
+        "--max-delay-ms",
+        min=0,
+        help="Longest a message waits for its micro-batch, ms.",
     ),
     session_expiry_s: int = typer.Option(
-        86_400, "--session-expiry-s", min=1,
+        86_400,
+        "--session-expiry-s",
+        min=1,
         help="How long the broker keeps this worker's session (and its unacknowledged "
         "messages) while it is away, seconds.",
     ),
@@ -63,7 +75,9 @@ def ingest(
     cert_file: str | None = typer.Option(None, "--cert-file", help="Client certificate (mTLS)."),
     key_file: str | None = typer.Option(None, "--key-file", help="Client key (mTLS)."),
     status_interval_s: float = typer.Option(
-        5.0, "--status-interval-s", min=0.1,
+        5.0,
+        "--status-interval-s",
+        min=0.1,
         help="How often a status line is logged when stderr is not a terminal, seconds.",
     ),
 ) -> None:
@@ -95,9 +109,13 @@ def ingest(
         fail(e)
     try:
         transport = open_transport(
-            url, client_id=name, username=username,
+            url,
+            client_id=name,
+            username=username,
             password=os.environ.get("DRIVETRAIN_BROKER_PASSWORD"),
-            ca_file=ca_file, cert_file=cert_file, key_file=key_file,
+            ca_file=ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
             session_expiry_s=session_expiry_s,
         )
     except DrivetrainError as e:

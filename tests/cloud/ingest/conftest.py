@@ -29,12 +29,19 @@ def fleet(database: Database) -> Fleet:
         create_tenant(session, "acme", actor="test")
         create_tenant(session, "globex", actor="test")
         for name, tenant, region in (
-            ("eu1", "acme", "EU"), ("eu2", "acme", "EU"), ("us1", "acme", "US"),
+            ("eu1", "acme", "EU"),
+            ("eu2", "acme", "EU"),
+            ("us1", "acme", "US"),
             ("gx1", "globex", "EU"),
         ):
             _, cred = provision_vehicle(
-                session, tenant=tenant, model="compact-bev", region=region,
-                cloud_key=CLOUD_KEY.verify_key, actor="test", rng=rng,
+                session,
+                tenant=tenant,
+                model="compact-bev",
+                region=region,
+                cloud_key=CLOUD_KEY.verify_key,
+                actor="test",
+                rng=rng,
             )
             creds[name] = cred
     return Fleet(creds)

@@ -49,11 +49,11 @@ def telemetry(
     values = [float("nan") if s[2] is None else s[2] for s in samples]
     texts = [s[3] if len(s) > 3 else None for s in samples]  # type: ignore[misc]
     any_text = any(t is not None for t in texts) or any(s[2] is None for s in samples)
-    table = samples_table(paths, index, [s[1] for s in samples], values,
-                          texts if any_text else None)
+    table = samples_table(
+        paths, index, [s[1] for s in samples], values, texts if any_text else None
+    )
     payload = seal_telemetry(vin, table, key=key, seq=seq, message_id=batch_id)
     return RawMessage(vehicle_topic(vin, "telemetry"), payload)
-
 
 
 def wall_clock_ns() -> int:

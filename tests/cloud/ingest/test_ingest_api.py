@@ -55,8 +55,12 @@ def token(
             client_id, secret = new.client.client_id, new.client_secret
         with database.session() as session:
             issued = issue_access_token(
-                session, client_id=client_id, client_secret=secret, requested_scopes=None,
-                key=resolve_token_key(settings), ttl_s=600,
+                session,
+                client_id=client_id,
+                client_secret=secret,
+                requested_scopes=None,
+                key=resolve_token_key(settings),
+                ttl_s=600,
             )
         return {"Authorization": f"Bearer {issued.access_token}"}
 
@@ -68,11 +72,13 @@ def refused(database: Database, fleet: Fleet) -> SigningKey:
     """One dead letter per tenant and one of an unknown sender; returns the stranger's key."""
     now = wall_clock_ns()
     stranger_key = SigningKey.generate()
-    IngestPipeline(database, MemoryLake(), MemoryReportedState()).process([
-        telemetry(fleet.vin("eu1"), fleet.key("eu1"), [(SOC, now, 300.0)]),
-        telemetry(fleet.vin("gx1"), fleet.key("gx1"), [("Vehicle.Nope", now, 1.0)]),
-        telemetry(STRANGER, stranger_key, [(SOC, now, 10.0)]),
-    ])
+    IngestPipeline(database, MemoryLake(), MemoryReportedState()).process(
+        [
+            telemetry(fleet.vin("eu1"), fleet.key("eu1"), [(SOC, now, 300.0)]),
+            telemetry(fleet.vin("gx1"), fleet.key("gx1"), [("Vehicle.Nope", now, 1.0)]),
+            telemetry(STRANGER, stranger_key, [(SOC, now, 10.0)]),
+        ]
+    )
     return stranger_key
 
 
@@ -117,9 +123,11 @@ def test_one_dead_letter_shows_its_samples_and_hides_other_tenants(
     assert detail.status_code == 200
     assert detail.json()["items"][0]["path"] == SOC and detail.json()["items"][0]["value"] == 300.0
     operator = token("default", Role.ADMIN)
-    others = [d["dead_letter_id"] for d in
-              client.get("/v1/ingest/dead-letters", headers=operator).json()["dead_letters"]
-              if d["tenant"] != "acme"]
+    others = [
+        d["dead_letter_id"]
+        for d in client.get("/v1/ingest/dead-letters", headers=operator).json()["dead_letters"]
+        if d["tenant"] != "acme"
+    ]
     for dead_letter_id in others:
         response = client.get(f"/v1/ingest/dead-letters/{dead_letter_id}", headers=acme)
         assert response.status_code == 404
@@ -133,30 +141,47 @@ def test_replay_needs_write_scope_and_only_reaches_own_dead_letters(
     assert response.status_code == 403
     writer = token("acme", Role.SERVICE)
     operator = token("default", Role.ADMIN)
-    foreign = [d["dead_letter_id"] for d in
-               client.get("/v1/ingest/dead-letters", headers=operator).json()["dead_letters"]
-               if d["tenant"] != "acme"]
-    response = client.post("/v1/ingest/dead-letters/replay", json={"ids": foreign[:1]},
-                           headers=writer)
+    foreign = [
+        d["dead_letter_id"]
+        for d in client.get("/v1/ingest/dead-letters", headers=operator).json()["dead_letters"]
+        if d["tenant"] != "acme"
+    ]
+    response = client.post(
+        "/v1/ingest/dead-letters/replay", json={"ids": foreign[:1]}, headers=writer
+    )
     assert response.status_code == 404
-    response = client.post("/v1/ingest/dead-letters/replay", json={"reason": "out_of_range"},
-                           headers=writer)
+    response = client.post(
+        "/v1/ingest/dead-letters/replay", json={"reason": "out_of_range"}, headers=writer
+    )
     assert response.status_code == 200, response.text
     assert [r["outcome"] for r in response.json()] == ["still_refused"]
-    assert client.post("/v1/ingest/dead-letters/replay", json={"bogus": 1},
-                       headers=writer).status_code == 422
+    assert (
+        client.post("/v1/ingest/dead-letters/replay", json={"bogus": 1}, headers=writer).status_code
+        == 422
+    )
 
 
 def test_operator_replays_a_late_registered_vehicles_data_into_the_lake(
-    client: TestClient, token: Callable[..., dict[str, str]], refused: SigningKey,
-    database: Database, settings: Settings,
+    client: TestClient,
+    token: Callable[..., dict[str, str]],
+    refused: SigningKey,
+    database: Database,
+    settings: Settings,
 ) -> None:
     with database.session() as session:
-        register_vehicle(session, vin=STRANGER, tenant="acme", model="compact-bev",
-                         region="US", verify_key=refused.verify_key, actor="test")
+        register_vehicle(
+            session,
+            vin=STRANGER,
+            tenant="acme",
+            model="compact-bev",
+            region="US",
+            verify_key=refused.verify_key,
+            actor="test",
+        )
     operator = token("default", Role.ADMIN)
-    response = client.post("/v1/ingest/dead-letters/replay", json={"reason": "unknown_vehicle"},
-                           headers=operator)
+    response = client.post(
+        "/v1/ingest/dead-letters/replay", json={"reason": "unknown_vehicle"}, headers=operator
+    )
     assert response.status_code == 200, response.text
     assert [(r["outcome"], r["accepted"]) for r in response.json()] == [("replayed", 1)]
     with Lake.open(settings) as lake:

@@ -35,9 +35,7 @@ def _ipc(table: pa.Table) -> bytes:
 
 def _bad_index_body() -> bytes:
     """A telemetry table whose path index points past its one-entry dictionary."""
-    path = pa.DictionaryArray.from_arrays(
-        pa.array([0, 7], pa.int16()), pa.array([SOC]), safe=False
-    )
+    path = pa.DictionaryArray.from_arrays(pa.array([0, 7], pa.int16()), pa.array([SOC]), safe=False)
     ts = pa.array(np.array([NOW_NS, NOW_NS]), pa.timestamp("ns", tz="UTC"))
     table = pa.Table.from_arrays(
         [path, ts, pa.array([1.0, 2.0]), pa.nulls(2, pa.utf8())], schema=TELEMETRY_SCHEMA
@@ -69,8 +67,9 @@ def _case(name: str, fleet: Fleet) -> tuple[RawMessage, str]:
         forged = signed.replace(attacker.key_id.encode(), key.key_id.encode())
         return RawMessage(topic, forged), "bad_signature"
     if name == "unknown_vehicle":
-        return telemetry("DTV00000000000000", SigningKey.generate(), [(SOC, NOW_NS, 1.0)]), \
-            "unknown_vehicle"
+        return telemetry(
+            "DTV00000000000000", SigningKey.generate(), [(SOC, NOW_NS, 1.0)]
+        ), "unknown_vehicle"
     if name == "on_another_vehicles_topic":
         return RawMessage(vehicle_topic(fleet.vin("eu2"), "telemetry"), good.payload), "malformed"
     if name == "telemetry_on_events_channel":
@@ -79,8 +78,9 @@ def _case(name: str, fleet: Fleet) -> tuple[RawMessage, str]:
         payload = seal_json(MessageKind.COMMAND, vin, {"name": "unlock"}, key=key, seq=1)
         return RawMessage(vehicle_topic(vin, "telemetry"), payload), "malformed"
     if name == "dictionary_index_out_of_range":
-        payload = seal(MessageKind.TELEMETRY, vin, _bad_index_body(), body_encoding="arrow-ipc",
-                       key=key, seq=1)
+        payload = seal(
+            MessageKind.TELEMETRY, vin, _bad_index_body(), body_encoding="arrow-ipc", key=key, seq=1
+        )
         return RawMessage(topic, payload), "malformed"
     if name == "json_body_for_telemetry":
         payload = seal(MessageKind.TELEMETRY, vin, b"{}", body_encoding="json", key=key, seq=1)
@@ -98,17 +98,29 @@ def _case(name: str, fleet: Fleet) -> tuple[RawMessage, str]:
     if name == "timestamp_from_1970":
         return telemetry(vin, key, [(SOC, 12 * SECOND, 50.0)]), "timestamp_too_old"
     if name == "timestamp_in_the_future":
-        return telemetry(vin, key, [(SOC, NOW_NS + 86_400 * SECOND, 50.0)]), \
-            "timestamp_in_future"
+        return telemetry(vin, key, [(SOC, NOW_NS + 86_400 * SECOND, 50.0)]), "timestamp_in_future"
     raise AssertionError(name)
 
 
 CASES = [
-    "truncated", "garbled", "empty", "signed_by_another_vehicle", "tampered_value",
-    "forged_key_id", "unknown_vehicle", "on_another_vehicles_topic",
-    "telemetry_on_events_channel", "downlink_kind_sent_up", "dictionary_index_out_of_range",
-    "json_body_for_telemetry", "event_type_too_long", "unknown_path", "wrong_type",
-    "out_of_range", "timestamp_from_1970", "timestamp_in_the_future",
+    "truncated",
+    "garbled",
+    "empty",
+    "signed_by_another_vehicle",
+    "tampered_value",
+    "forged_key_id",
+    "unknown_vehicle",
+    "on_another_vehicles_topic",
+    "telemetry_on_events_channel",
+    "downlink_kind_sent_up",
+    "dictionary_index_out_of_range",
+    "json_body_for_telemetry",
+    "event_type_too_long",
+    "unknown_path",
+    "wrong_type",
+    "out_of_range",
+    "timestamp_from_1970",
+    "timestamp_in_the_future",
 ]
 
 
@@ -124,7 +136,9 @@ def test_bad_payload_gets_its_specific_dead_letter_reason_and_nothing_is_stored(
         assert [d.reason for d in letters] == [reason], [d.detail for d in letters]
         letter = letters[0]
         if letter.level == "message":  # the whole payload is kept, byte for byte
-            assert dead_letter_payload(session, letter.dead_letter_id, tenant=None) == message.payload
+            assert (
+                dead_letter_payload(session, letter.dead_letter_id, tenant=None) == message.payload
+            )
             assert report.results[0].status == "refused"
         else:
             assert letter.sample_count == 1
@@ -140,7 +154,8 @@ def test_the_same_bad_payload_sent_again_is_dead_lettered_once(
         pipeline.process([message])
     with database.session() as session:
         assert sorted(d.reason for d in list_dead_letters(session, tenant=None)) == [
-            "malformed", "out_of_range"
+            "malformed",
+            "out_of_range",
         ]
 
 

@@ -15,10 +15,26 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 def test_ingest_benchmark_quick_mode_ends_with_its_json_figures() -> None:
     result = subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "benchmarks" / "ingest.py"), "--quick",
-         "--vehicles", "3", "--batches", "6", "--micro-batch", "4", "--baseline-batches", "2",
-         "--repeats", "1"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "benchmarks" / "ingest.py"),
+            "--quick",
+            "--vehicles",
+            "3",
+            "--batches",
+            "6",
+            "--micro-batch",
+            "4",
+            "--baseline-batches",
+            "2",
+            "--repeats",
+            "1",
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout.strip().splitlines()[-1])

@@ -17,24 +17,37 @@ from drivetrain.cloud.ingest import IngestPipeline, MemoryLake, MemoryReportedSt
 
 @pytest.fixture
 def runner(database_url: str, database: Database, tmp_path: Path) -> CliRunner:
-    return CliRunner(env={
-        "COLUMNS": "200", "NO_COLOR": "1", "DRIVETRAIN_DATA_DIR": str(tmp_path / "data"),
-        "DRIVETRAIN_DATABASE_URL": database_url, "DRIVETRAIN_CONFIG": str(tmp_path / "none.toml"),
-        "DRIVETRAIN_BROKER_URL": "",
-    })
+    return CliRunner(
+        env={
+            "COLUMNS": "200",
+            "NO_COLOR": "1",
+            "DRIVETRAIN_DATA_DIR": str(tmp_path / "data"),
+            "DRIVETRAIN_DATABASE_URL": database_url,
+            "DRIVETRAIN_CONFIG": str(tmp_path / "none.toml"),
+            "DRIVETRAIN_BROKER_URL": "",
+        }
+    )
 
 
 @pytest.fixture
 def refused(database: Database, fleet: Fleet) -> None:
-    IngestPipeline(database, MemoryLake(), MemoryReportedState()).process([
-        telemetry(fleet.vin("eu1"), fleet.key("eu1"), [(SOC, wall_clock_ns(), 300.0)]),
-    ])
+    IngestPipeline(database, MemoryLake(), MemoryReportedState()).process(
+        [
+            telemetry(fleet.vin("eu1"), fleet.key("eu1"), [(SOC, wall_clock_ns(), 300.0)]),
+        ]
+    )
 
 
 @pytest.mark.parametrize(
     "command",
-    [["ingest"], ["ingest", "dead-letters", "list"], ["ingest", "dead-letters", "show"],
-     ["ingest", "dead-letters", "replay"], ["ingest", "stats"], ["worker", "ingest"]],
+    [
+        ["ingest"],
+        ["ingest", "dead-letters", "list"],
+        ["ingest", "dead-letters", "show"],
+        ["ingest", "dead-letters", "replay"],
+        ["ingest", "stats"],
+        ["worker", "ingest"],
+    ],
 )
 def test_every_ingest_command_has_help(runner: CliRunner, command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])

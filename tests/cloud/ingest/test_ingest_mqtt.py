@@ -29,16 +29,33 @@ READY = "consuming $share/"
 class WorkerProcess:
     """One `drivetrain worker ingest` subprocess."""
 
-    def __init__(self, client_id: str, broker: str, env: dict[str, str], log: Path,
-                 max_delay_ms: int = 30) -> None:
+    def __init__(
+        self, client_id: str, broker: str, env: dict[str, str], log: Path, max_delay_ms: int = 30
+    ) -> None:
         self.client_id = client_id
         self.log = log
         self._out = log.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "drivetrain", "worker", "ingest", "--broker", broker,
-             "--client-id", client_id, "--max-batch-messages", "64",
-             "--max-delay-ms", str(max_delay_ms), "--status-interval-s", "0.5"],
-            env=env, stdout=self._out, stderr=self._out,
+            [
+                sys.executable,
+                "-m",
+                "drivetrain",
+                "worker",
+                "ingest",
+                "--broker",
+                broker,
+                "--client-id",
+                client_id,
+                "--max-batch-messages",
+                "64",
+                "--max-delay-ms",
+                str(max_delay_ms),
+                "--status-interval-s",
+                "0.5",
+            ],
+            env=env,
+            stdout=self._out,
+            stderr=self._out,
         )
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
@@ -77,13 +94,18 @@ def _stored(data_dir: Path) -> dict[str, int]:
         if not lake.regions():
             return {}
         table = lake.sql("acme", "SELECT batch_id, count(*) AS n FROM telemetry GROUP BY batch_id")
-    return dict(zip(table.column("batch_id").to_pylist(), table.column("n").to_pylist(), strict=True))
+    return dict(
+        zip(table.column("batch_id").to_pylist(), table.column("n").to_pylist(), strict=True)
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_killing_a_worker_mid_stream_loses_and_duplicates_nothing(
-    fleet: Fleet, private_broker: PrivateBroker, worker_env: dict[str, str], tmp_path: Path,
+    fleet: Fleet,
+    private_broker: PrivateBroker,
+    worker_env: dict[str, str],
+    tmp_path: Path,
     report_figure,  # type: ignore[no-untyped-def]
 ) -> None:
     data_dir = Path(worker_env["DRIVETRAIN_DATA_DIR"])
@@ -91,23 +113,29 @@ def test_killing_a_worker_mid_stream_loses_and_duplicates_nothing(
     logs.mkdir()
     # The victim waits up to 400 ms to fill a micro-batch, so when it is killed it holds
     # received, unacknowledged messages: the broker must redeliver them after the restart.
-    victim = dict(max_delay_ms=400)
+    victim = {"max_delay_ms": 400}
     workers = {
-        "ingest-a": WorkerProcess("ingest-a", private_broker.url, worker_env,
-                                  logs / "ingest-a.log", **victim),
-        "ingest-b": WorkerProcess("ingest-b", private_broker.url, worker_env,
-                                  logs / "ingest-b.log"),
+        "ingest-a": WorkerProcess(
+            "ingest-a", private_broker.url, worker_env, logs / "ingest-a.log", **victim
+        ),
+        "ingest-b": WorkerProcess(
+            "ingest-b", private_broker.url, worker_env, logs / "ingest-b.log"
+        ),
     }
     for worker in workers.values():
         worker.wait_ready()
     now = wall_clock_ns()
     names = ("eu1", "eu2", "us1")
     messages = [
-        telemetry(fleet.vin(names[i % 3]), fleet.key(names[i % 3]),
-                  [(SOC, now + i * 1000 + j, float(j)) for j in range(SAMPLES)], seq=i)
+        telemetry(
+            fleet.vin(names[i % 3]),
+            fleet.key(names[i % 3]),
+            [(SOC, now + i * 1000 + j, float(j)) for j in range(SAMPLES)],
+            seq=i,
+        )
         for i in range(BATCHES)
     ]
-    errors: list[BaseException] = []
+    errors: list[Exception] = []
 
     def publish_steadily() -> None:
         try:
@@ -115,7 +143,7 @@ def test_killing_a_worker_mid_stream_loses_and_duplicates_nothing(
                 for message in messages:
                     publisher.publish(message.topic, message.payload, qos=1)
                     time.sleep(0.01)
-        except BaseException as e:  # reported by the main thread
+        except Exception as e:  # noqa: BLE001 - reported by the main thread
             errors.append(e)
 
     vehicles = threading.Thread(target=publish_steadily)
@@ -126,8 +154,9 @@ def test_killing_a_worker_mid_stream_loses_and_duplicates_nothing(
     assert vehicles.is_alive(), "the stream ended before the kill; publish more batches"
     workers["ingest-a"].stop(signal.SIGKILL)
     time.sleep(0.3)
-    workers["ingest-a"] = WorkerProcess("ingest-a", private_broker.url, worker_env,
-                                        logs / "ingest-a.log", **victim)
+    workers["ingest-a"] = WorkerProcess(
+        "ingest-a", private_broker.url, worker_env, logs / "ingest-a.log", **victim
+    )
     workers["ingest-a"].wait_ready()
     vehicles.join(60)
     assert not errors, errors
@@ -146,5 +175,7 @@ def test_killing_a_worker_mid_stream_loses_and_duplicates_nothing(
     broker_log = private_broker.log_file.read_text(errors="replace")
     redelivered = broker_log.count("Sending PUBLISH to ingest-a (d1")
     assert redelivered > 0, "the killed worker held no unacknowledged message"
-    report_figure(f"{BATCHES} batches / {BATCHES * SAMPLES} samples stored exactly once "
-                  f"across a SIGKILLed worker ({redelivered} messages redelivered)")
+    report_figure(
+        f"{BATCHES} batches / {BATCHES * SAMPLES} samples stored exactly once "
+        f"across a SIGKILLed worker ({redelivered} messages redelivered)"
+    )

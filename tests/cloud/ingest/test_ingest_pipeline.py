@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pyarrow as pa
 import pytest
+from ingest_helpers import LATITUDE, NOW_NS, SECOND, SOC, SPEED, Fleet, telemetry
 from sqlalchemy import func, select
 
 from drivetrain.cloud.fleet import get_vehicle
@@ -19,10 +20,10 @@ from drivetrain.core.errors import StorageError
 from drivetrain.core.transport import vehicle_topic
 from drivetrain.core.wire import Ack, MessageKind, VehicleEvent, events_to_dict, seal_json
 
-from ingest_helpers import LATITUDE, NOW_NS, SECOND, SOC, SPEED, Fleet, telemetry
 
-
-def _counts(database: Database, tenant: str | None = "acme") -> dict[tuple[str, str], tuple[int, int]]:
+def _counts(
+    database: Database, tenant: str | None = "acme"
+) -> dict[tuple[str, str], tuple[int, int]]:
     with database.session() as session:
         stats = ingest_stats(session, tenant=tenant)
     return {(v.vin, o.outcome): (o.messages, o.samples) for v in stats.vehicles for o in v.outcomes}
@@ -31,8 +32,9 @@ def _counts(database: Database, tenant: str | None = "acme") -> dict[tuple[str, 
 def test_valid_batch_lands_in_its_regions_lake_under_a_pseudonym(
     pipeline: IngestPipeline, fleet: Fleet, lake: MemoryLake, database: Database
 ) -> None:
-    message = telemetry(fleet.vin("eu1"), fleet.key("eu1"),
-                        [(SOC, NOW_NS, 80.0), (SOC, NOW_NS + SECOND, 79.5)])
+    message = telemetry(
+        fleet.vin("eu1"), fleet.key("eu1"), [(SOC, NOW_NS, 80.0), (SOC, NOW_NS + SECOND, 79.5)]
+    )
     report = pipeline.process([message])
     assert report.samples_accepted == 2 and report.rows_written == 2
     rows = lake.rows("EU", "acme")
@@ -64,10 +66,12 @@ def test_one_micro_batch_is_split_by_region_and_tenant(
 def test_pseudonyms_differ_between_tenants_and_never_equal_the_vin(
     pipeline: IngestPipeline, fleet: Fleet, lake: MemoryLake
 ) -> None:
-    pipeline.process([
-        telemetry(fleet.vin("eu1"), fleet.key("eu1"), [(SOC, NOW_NS, 1.0)]),
-        telemetry(fleet.vin("gx1"), fleet.key("gx1"), [(SOC, NOW_NS, 2.0)]),
-    ])
+    pipeline.process(
+        [
+            telemetry(fleet.vin("eu1"), fleet.key("eu1"), [(SOC, NOW_NS, 1.0)]),
+            telemetry(fleet.vin("gx1"), fleet.key("gx1"), [(SOC, NOW_NS, 2.0)]),
+        ]
+    )
     acme, globex = lake.rows("EU", "acme"), lake.rows("EU", "globex")
     assert acme is not None and globex is not None
     ids = {acme.column("vehicle")[0].as_py(), globex.column("vehicle")[0].as_py()}
@@ -101,12 +105,20 @@ def test_consent_decides_which_categories_are_stored(
     rows = lake.rows()
     assert rows is not None and rows.column("path").to_pylist() == [SOC]
     with database.session() as session:
-        set_consent(session, vin=fleet.vin("eu1"), tenant="acme",
-                    categories=["technical", "location"], source="driver-app", actor="test")
+        set_consent(
+            session,
+            vin=fleet.vin("eu1"),
+            tenant="acme",
+            categories=["technical", "location"],
+            source="driver-app",
+            actor="test",
+        )
     pipeline.process([telemetry(fleet.vin("eu1"), fleet.key("eu1"), samples, seq=2)])
     rows = lake.rows()
     assert rows is not None and sorted(rows.column("category").to_pylist()) == [
-        "location", "technical", "technical"
+        "location",
+        "technical",
+        "technical",
     ]
     assert _counts(database)[(fleet.vin("eu1"), "not_consented")] == (2, 3)
     with database.session() as session:  # dropped by policy: never a dead letter
@@ -116,20 +128,34 @@ def test_consent_decides_which_categories_are_stored(
 def test_invalid_samples_are_dead_lettered_while_the_rest_of_the_batch_proceeds(
     pipeline: IngestPipeline, fleet: Fleet, lake: MemoryLake, database: Database
 ) -> None:
-    message = telemetry(fleet.vin("eu1"), fleet.key("eu1"), [
-        (SOC, NOW_NS, 50.0), (SOC, NOW_NS, 150.0), ("Vehicle.Warp", NOW_NS, 1.0),
-        (SOC, 0, 40.0), (SOC, NOW_NS + 3600 * SECOND, 40.0), (SOC, NOW_NS, 51.0),
-    ])
+    message = telemetry(
+        fleet.vin("eu1"),
+        fleet.key("eu1"),
+        [
+            (SOC, NOW_NS, 50.0),
+            (SOC, NOW_NS, 150.0),
+            ("Vehicle.Warp", NOW_NS, 1.0),
+            (SOC, 0, 40.0),
+            (SOC, NOW_NS + 3600 * SECOND, 40.0),
+            (SOC, NOW_NS, 51.0),
+        ],
+    )
     report = pipeline.process([message])
     assert report.results[0].refused == {
-        "out_of_range": 1, "unknown_path": 1, "timestamp_too_old": 1, "timestamp_in_future": 1,
+        "out_of_range": 1,
+        "unknown_path": 1,
+        "timestamp_too_old": 1,
+        "timestamp_in_future": 1,
     }
     rows = lake.rows()
     assert rows is not None and rows.column("value").to_pylist() == [50.0, 51.0]
     with database.session() as session:
         letters = list_dead_letters(session, tenant="acme")
     assert {d.reason: d.sample_count for d in letters} == {
-        "out_of_range": 1, "unknown_path": 1, "timestamp_too_old": 1, "timestamp_in_future": 1,
+        "out_of_range": 1,
+        "unknown_path": 1,
+        "timestamp_too_old": 1,
+        "timestamp_in_future": 1,
     }
     assert all(d.level == "samples" and d.batch_id == report.results[0].batch_id for d in letters)
     out_of_range = next(d for d in letters if d.reason == "out_of_range")
@@ -143,11 +169,19 @@ def test_latest_value_per_signal_goes_to_the_reported_state(
     pipeline: IngestPipeline, fleet: Fleet, reported: MemoryReportedState
 ) -> None:
     vin = fleet.vin("eu1")
-    pipeline.process([
-        telemetry(vin, fleet.key("eu1"), [(SOC, NOW_NS + 2 * SECOND, 70.0), (SOC, NOW_NS, 90.0)]),
-        telemetry(vin, fleet.key("eu1"), [(SOC, NOW_NS + SECOND, 80.0),
-                                          ("Vehicle.Body.Hood.IsOpen", NOW_NS, 1.0)], seq=2),
-    ])
+    pipeline.process(
+        [
+            telemetry(
+                vin, fleet.key("eu1"), [(SOC, NOW_NS + 2 * SECOND, 70.0), (SOC, NOW_NS, 90.0)]
+            ),
+            telemetry(
+                vin,
+                fleet.key("eu1"),
+                [(SOC, NOW_NS + SECOND, 80.0), ("Vehicle.Body.Hood.IsOpen", NOW_NS, 1.0)],
+                seq=2,
+            ),
+        ]
+    )
     values = reported.values[vin]
     assert values[SOC][0] == 70.0
     assert values["Vehicle.Body.Hood.IsOpen"][0] is True
@@ -164,12 +198,18 @@ def test_events_are_stored_for_security_operations_and_acks_reach_the_twin(
         VehicleEvent("ids.spoofing", 5, "critical"),  # an unset clock
     ]
     ack = Ack(ref="a" * 32, ref_kind="desired_state", status="applied", version=0)
-    report = pipeline.process([
-        RawMessage(vehicle_topic(vin, "events"),
-                   seal_json(MessageKind.EVENTS, vin, events_to_dict(events), key=key, seq=1)),
-        RawMessage(vehicle_topic(vin, "ack"),
-                   seal_json(MessageKind.ACK, vin, ack.to_dict(), key=key, seq=1)),
-    ])
+    report = pipeline.process(
+        [
+            RawMessage(
+                vehicle_topic(vin, "events"),
+                seal_json(MessageKind.EVENTS, vin, events_to_dict(events), key=key, seq=1),
+            ),
+            RawMessage(
+                vehicle_topic(vin, "ack"),
+                seal_json(MessageKind.ACK, vin, ack.to_dict(), key=key, seq=1),
+            ),
+        ]
+    )
     assert [r.status for r in report.results] == ["stored", "stored"]
     with database.session() as session:
         stored = list_vehicle_events(session, tenant="acme", vin=vin)
@@ -177,7 +217,8 @@ def test_events_are_stored_for_security_operations_and_acks_reach_the_twin(
         others = list_vehicle_events(session, tenant="globex")
         letters = list_dead_letters(session, tenant="acme")
     assert [(e.type, e.data) for e in stored] == [
-        ("ids.flooding", {"can_id": 0x123}), ("dtc.set", {"code": "P0A80"})
+        ("ids.flooding", {"can_id": 0x123}),
+        ("dtc.set", {"code": "P0A80"}),
     ]
     assert [e.type for e in high] == ["ids.flooding"] and others == []
     assert [(d.reason, d.sample_count, d.payload_format) for d in letters] == [
@@ -199,8 +240,9 @@ def test_a_failure_after_the_lake_append_leaves_no_trace_and_redelivery_stores_o
             super().apply_reported(session, reports)
 
     pipeline = IngestPipeline(database, lake, FailingOnce(), clock=lambda: NOW_NS)
-    message = telemetry(fleet.vin("eu1"), fleet.key("eu1"),
-                        [(SOC, NOW_NS, 1.0), (SOC, NOW_NS, 500.0)])
+    message = telemetry(
+        fleet.vin("eu1"), fleet.key("eu1"), [(SOC, NOW_NS, 1.0), (SOC, NOW_NS, 500.0)]
+    )
     with pytest.raises(StorageError):
         pipeline.process([message])
     rows = lake.rows()
@@ -221,8 +263,12 @@ def test_a_lake_failure_raises_and_commits_nothing(database: Database, fleet: Fl
         def append(self, region: str, tenant: str, table: pa.Table) -> object:
             raise StorageError("disk full")
 
-    pipeline = IngestPipeline(database, BrokenLake(), MemoryReportedState(),  # type: ignore[arg-type]
-                              clock=lambda: NOW_NS)
+    pipeline = IngestPipeline(
+        database,
+        BrokenLake(),
+        MemoryReportedState(),  # type: ignore[arg-type]
+        clock=lambda: NOW_NS,
+    )
     with pytest.raises(StorageError, match="disk full"):
         pipeline.process([telemetry(fleet.vin("eu1"), fleet.key("eu1"), [(SOC, NOW_NS, 1.0)])])
     assert _counts(database) == {}
@@ -247,11 +293,13 @@ def test_stats_are_per_tenant_and_the_operator_sees_unknown_senders(
     stranger = "DTV00000000000000"
     from drivetrain.core.crypto import SigningKey
 
-    pipeline.process([
-        telemetry(fleet.vin("eu1"), fleet.key("eu1"), [(SOC, NOW_NS, 1.0)]),
-        telemetry(fleet.vin("gx1"), fleet.key("gx1"), [(SOC, NOW_NS, 1.0)]),
-        telemetry(stranger, SigningKey.generate(), [(SOC, NOW_NS, 1.0)]),
-    ])
+    pipeline.process(
+        [
+            telemetry(fleet.vin("eu1"), fleet.key("eu1"), [(SOC, NOW_NS, 1.0)]),
+            telemetry(fleet.vin("gx1"), fleet.key("gx1"), [(SOC, NOW_NS, 1.0)]),
+            telemetry(stranger, SigningKey.generate(), [(SOC, NOW_NS, 1.0)]),
+        ]
+    )
     assert set(_counts(database, "acme")) == {(fleet.vin("eu1"), "accepted")}
     assert set(_counts(database, "globex")) == {(fleet.vin("gx1"), "accepted")}
     everything = _counts(database, None)

@@ -37,8 +37,15 @@ def test_a_vehicle_registered_late_gets_its_refused_batches_stored_on_replay(
     assert result.outcome == "still_refused" and "unknown_vehicle" in result.detail
     with database.session() as session:
         assert get_dead_letter(session, dead, tenant=None).status == "open"
-        register_vehicle(session, vin=LATE_VIN, tenant="acme", model="compact-bev",
-                         region="EU", verify_key=key.verify_key, actor="test")
+        register_vehicle(
+            session,
+            vin=LATE_VIN,
+            tenant="acme",
+            model="compact-bev",
+            region="EU",
+            verify_key=key.verify_key,
+            actor="test",
+        )
     (result,) = replay_dead_letters(pipeline, [dead])
     assert result.outcome == "replayed" and result.accepted == 1
     rows = lake.rows("EU", "acme")
@@ -55,21 +62,34 @@ def test_a_vehicle_registered_late_gets_its_refused_batches_stored_on_replay(
 
 
 def test_samples_of_a_signal_added_to_the_catalog_later_are_stored_on_replay(
-    make_pipeline: Callable[..., IngestPipeline], fleet: Fleet, lake: MemoryLake,
+    make_pipeline: Callable[..., IngestPipeline],
+    fleet: Fleet,
+    lake: MemoryLake,
     database: Database,
 ) -> None:
     before = make_pipeline()
-    message = telemetry(fleet.vin("eu1"), fleet.key("eu1"),
-                        [(SOC, NOW_NS, 50.0), (NEW_SIGNAL, NOW_NS, 1.5)])
+    message = telemetry(
+        fleet.vin("eu1"), fleet.key("eu1"), [(SOC, NOW_NS, 50.0), (NEW_SIGNAL, NOW_NS, 1.5)]
+    )
     before.process([message])
     (dead,) = _open(database, "acme")
     with database.session() as session:
         assert refused_items(session, dead, tenant="acme")[0]["path"] == NEW_SIGNAL
-    updated = Catalog([
-        *builtin_catalog(),
-        SignalSpec(NEW_SIGNAL, "sensor", "float", "Heater power.", "technical", unit="kW",
-                   minimum=0, maximum=10),
-    ])
+    updated = Catalog(
+        [
+            *builtin_catalog(),
+            SignalSpec(
+                NEW_SIGNAL,
+                "sensor",
+                "float",
+                "Heater power.",
+                "technical",
+                unit="kW",
+                minimum=0,
+                maximum=10,
+            ),
+        ]
+    )
     after = make_pipeline(catalog=updated)
     (result,) = replay_dead_letters(after, [dead])
     assert result.outcome == "replayed" and result.accepted == 1
@@ -107,11 +127,14 @@ def test_a_tenant_cannot_replay_or_see_another_tenants_dead_letters(
 
 
 def test_a_replay_that_fails_half_way_and_runs_again_stores_each_sample_once(
-    database: Database, fleet: Fleet, lake: MemoryLake,
+    database: Database,
+    fleet: Fleet,
+    lake: MemoryLake,
     make_pipeline: Callable[..., IngestPipeline],
 ) -> None:
-    make_pipeline().process([telemetry(fleet.vin("eu1"), fleet.key("eu1"),
-                                       [(NEW_SIGNAL, NOW_NS, 2.0)])])
+    make_pipeline().process(
+        [telemetry(fleet.vin("eu1"), fleet.key("eu1"), [(NEW_SIGNAL, NOW_NS, 2.0)])]
+    )
     (dead,) = _open(database)
 
     class FailingOnce(MemoryReportedState):
@@ -123,8 +146,9 @@ def test_a_replay_that_fails_half_way_and_runs_again_stores_each_sample_once(
                 raise StorageError("connection reset")
             super().apply_reported(session, reports)
 
-    catalog = Catalog([*builtin_catalog(), SignalSpec(NEW_SIGNAL, "sensor", "float", "x.",
-                                                      "technical")])
+    catalog = Catalog(
+        [*builtin_catalog(), SignalSpec(NEW_SIGNAL, "sensor", "float", "x.", "technical")]
+    )
     flaky = IngestPipeline(database, lake, FailingOnce(), catalog=catalog, clock=lambda: NOW_NS)
     with pytest.raises(StorageError):
         replay_dead_letters(flaky, [dead])
@@ -139,9 +163,11 @@ def test_replay_by_filter_selects_open_dead_letters_oldest_first(
     pipeline: IngestPipeline, fleet: Fleet, database: Database
 ) -> None:
     for i in range(3):
-        pipeline.process([telemetry(fleet.vin("eu1"), fleet.key("eu1"),
-                                    [(SOC, NOW_NS, 200.0 + i)], seq=i + 1)])
+        pipeline.process(
+            [telemetry(fleet.vin("eu1"), fleet.key("eu1"), [(SOC, NOW_NS, 200.0 + i)], seq=i + 1)]
+        )
     with database.session() as session:
-        chosen = select_for_replay(session, tenant="acme", vin=fleet.vin("eu1"),
-                                   reason="out_of_range", limit=2)
+        chosen = select_for_replay(
+            session, tenant="acme", vin=fleet.vin("eu1"), reason="out_of_range", limit=2
+        )
     assert chosen == _open(database)[:2]

@@ -66,13 +66,18 @@ def judge(
 
 
 def test_valid_samples_of_every_kind_are_accepted() -> None:
-    assert judge([
-        (SOC, NOW, 55.5, None),
-        (WASHER, NOW, 100.0, None),
-        (HOOD, NOW, 1.0, None),
-        (LIGHTS, NOW, None, "AUTO"),
-        (CELLS, NOW, None, "[3.7, 3.71]"),
-    ]) == ["accepted"] * 5
+    assert (
+        judge(
+            [
+                (SOC, NOW, 55.5, None),
+                (WASHER, NOW, 100.0, None),
+                (HOOD, NOW, 1.0, None),
+                (LIGHTS, NOW, None, "AUTO"),
+                (CELLS, NOW, None, "[3.7, 3.71]"),
+            ]
+        )
+        == ["accepted"] * 5
+    )
 
 
 @pytest.mark.parametrize(
@@ -116,13 +121,15 @@ def test_window_edges_are_inclusive() -> None:
 
 
 def test_the_first_reason_in_precedence_order_wins() -> None:
-    assert judge([
-        ("Vehicle.Nope", 0, math.nan, None),  # unknown path beats everything
-        (SOC, 0, math.nan, None),  # wrong type beats a bad timestamp
-        (SOC, 0, 500.0, None),  # out of range beats a bad timestamp
-        (CELLS, 0, None, "[1, 2]"),  # a valid array with an old timestamp
-        (CELLS, 0, None, "nope"),  # an invalid array beats the timestamp
-    ]) == ["unknown_path", "wrong_type", "out_of_range", "timestamp_too_old", "wrong_type"]
+    assert judge(
+        [
+            ("Vehicle.Nope", 0, math.nan, None),  # unknown path beats everything
+            (SOC, 0, math.nan, None),  # wrong type beats a bad timestamp
+            (SOC, 0, 500.0, None),  # out of range beats a bad timestamp
+            (CELLS, 0, None, "[1, 2]"),  # a valid array with an old timestamp
+            (CELLS, 0, None, "nope"),  # an invalid array beats the timestamp
+        ]
+    ) == ["unknown_path", "wrong_type", "out_of_range", "timestamp_too_old", "wrong_type"]
 
 
 def test_consent_drops_only_valid_samples_of_unconsented_categories() -> None:
@@ -150,14 +157,17 @@ def test_path_table_looks_each_path_up_once_and_grows() -> None:
 
 def test_explanations_quote_the_value_and_the_rule() -> None:
     spec = CATALOG.get(SOC)
-    text = explain_sample(spec, SOC, "out_of_range", ts_ns=NOW, value=120.0, text=None,
-                          ts_bounds=BOUNDS)
+    text = explain_sample(
+        spec, SOC, "out_of_range", ts_ns=NOW, value=120.0, text=None, ts_bounds=BOUNDS
+    )
     assert "120.0" in text and "100" in text
-    old = explain_sample(spec, SOC, "timestamp_too_old", ts_ns=0, value=1.0, text=None,
-                         ts_bounds=BOUNDS)
+    old = explain_sample(
+        spec, SOC, "timestamp_too_old", ts_ns=0, value=1.0, text=None, ts_bounds=BOUNDS
+    )
     assert "1970-01-01" in old and "before the accepted window" in old
-    assert "unknown VSS path" in explain_sample(None, "Vehicle.X", "unknown_path", ts_ns=NOW,
-                                                value=1.0, text=None, ts_bounds=BOUNDS)
+    assert "unknown VSS path" in explain_sample(
+        None, "Vehicle.X", "unknown_path", ts_ns=NOW, value=1.0, text=None, ts_bounds=BOUNDS
+    )
 
 
 def test_window_refuses_nonsense_settings() -> None:
@@ -167,9 +177,11 @@ def test_window_refuses_nonsense_settings() -> None:
 
 # --- agreement with the reference check -------------------------------------------------
 NUMERIC_PATHS = [
-    s.path for s in CATALOG
-    if s.datatype in ("float", "double", "uint8", "int8", "int16", "uint16", "uint32", "int32",
-                      "boolean") and s.allowed is None
+    s.path
+    for s in CATALOG
+    if s.datatype
+    in ("float", "double", "uint8", "int8", "int16", "uint16", "uint32", "int32", "boolean")
+    and s.allowed is None
 ]
 
 
@@ -207,11 +219,13 @@ def test_vectorised_judge_agrees_with_the_reference_check(samples: list[tuple[st
 
 
 def test_array_samples_are_checked_element_by_element() -> None:
-    assert judge([
-        (CELLS, NOW, None, json.dumps([3.6, 3.7])),
-        (CELLS, NOW, None, json.dumps({"a": 1})),
-        (CELLS, NOW, 3.7, None),
-    ]) == ["accepted", "wrong_type", "wrong_type"]
+    assert judge(
+        [
+            (CELLS, NOW, None, json.dumps([3.6, 3.7])),
+            (CELLS, NOW, None, json.dumps({"a": 1})),
+            (CELLS, NOW, 3.7, None),
+        ]
+    ) == ["accepted", "wrong_type", "wrong_type"]
 
 
 def test_codes_cover_every_sample_reason_once() -> None:

@@ -23,8 +23,12 @@ def _publish_batches(bus: InProcessTransport, fleet: Fleet, count: int) -> list[
     now = wall_clock_ns()
     for i in range(count):
         name = ("eu1", "eu2", "us1")[i % 3]
-        message = telemetry(fleet.vin(name), fleet.key(name),
-                            [(SOC, now + j, float(i % 100)) for j in range(10)], seq=i)
+        message = telemetry(
+            fleet.vin(name),
+            fleet.key(name),
+            [(SOC, now + j, float(i % 100)) for j in range(10)],
+            seq=i,
+        )
         bus.publish(message.topic, message.payload)
         ids.append(message.topic)
     return ids
@@ -35,8 +39,12 @@ def test_two_workers_share_the_stream_and_store_every_batch_once(
 ) -> None:
     with InProcessTransport() as bus:
         workers = [
-            IngestWorker(bus, IngestPipeline(database, lake, MemoryReportedState()),
-                         max_batch_messages=8, max_delay_ms=20).start()
+            IngestWorker(
+                bus,
+                IngestPipeline(database, lake, MemoryReportedState()),
+                max_batch_messages=8,
+                max_delay_ms=20,
+            ).start()
             for _ in range(2)
         ]
         _publish_batches(bus, fleet, 60)
@@ -62,8 +70,10 @@ def test_events_and_acks_are_consumed_from_their_own_channels(
     ack = Ack(ref="b" * 32, ref_kind="desired_state", status="rejected", detail="no", version=0)
     with InProcessTransport() as bus:
         worker = IngestWorker(bus, IngestPipeline(database, lake, reported)).start()
-        bus.publish(vehicle_topic(vin, "ack"),
-                    seal_json(MessageKind.ACK, vin, ack.to_dict(), key=key, seq=1))
+        bus.publish(
+            vehicle_topic(vin, "ack"),
+            seal_json(MessageKind.ACK, vin, ack.to_dict(), key=key, seq=1),
+        )
         bus.drain(10)
         assert worker.wait_idle(30)
         worker.stop()
@@ -87,9 +97,10 @@ def test_a_failing_pipeline_is_retried_and_nothing_is_acknowledged_before_it_com
 
     flaky = FlakyLake()
     worker = IngestWorker(
-        transport=InProcessTransport(), pipeline=IngestPipeline(database, flaky,
-                                                               MemoryReportedState()),
-        max_batch_messages=5, max_delay_ms=10,
+        transport=InProcessTransport(),
+        pipeline=IngestPipeline(database, flaky, MemoryReportedState()),
+        max_batch_messages=5,
+        max_delay_ms=10,
     )
     message = telemetry(fleet.vin("eu1"), fleet.key("eu1"), [(SOC, wall_clock_ns(), 5.0)])
     worker._receive(Message(message.topic, message.payload, _ack=lambda: acked.append("x")))
@@ -105,10 +116,16 @@ def test_a_failing_pipeline_is_retried_and_nothing_is_acknowledged_before_it_com
     assert rows is not None and rows.num_rows == 1
 
 
-def test_stop_finishes_the_messages_in_hand(database: Database, fleet: Fleet, lake: MemoryLake) -> None:
+def test_stop_finishes_the_messages_in_hand(
+    database: Database, fleet: Fleet, lake: MemoryLake
+) -> None:
     with InProcessTransport() as bus:
-        worker = IngestWorker(bus, IngestPipeline(database, lake, MemoryReportedState()),
-                              max_batch_messages=1000, max_delay_ms=60_000).start()
+        worker = IngestWorker(
+            bus,
+            IngestPipeline(database, lake, MemoryReportedState()),
+            max_batch_messages=1000,
+            max_delay_ms=60_000,
+        ).start()
         _publish_batches(bus, fleet, 12)
         bus.drain(10)
         worker.stop()

@@ -178,9 +178,15 @@ def get_dead_letters(
     scope = visible_tenant(principal, tenant)
     with context.database.session() as session:
         letters = list_dead_letters(
-            session, tenant=scope, vin=vin, reason=reason,
-            status=None if status == "all" else status, since=since, until=until,
-            after_id=after_id, limit=limit,
+            session,
+            tenant=scope,
+            vin=vin,
+            reason=reason,
+            status=None if status == "all" else status,
+            since=since,
+            until=until,
+            after_id=after_id,
+            limit=limit,
         )
     return DeadLetterPage(
         dead_letters=[DeadLetterOut(**d.to_dict()) for d in letters],
@@ -208,8 +214,14 @@ def post_replay(
     scope = visible_tenant(principal, body.tenant)
     with context.database.session() as session:
         chosen = select_for_replay(
-            session, tenant=scope, ids=body.ids, vin=body.vin, reason=body.reason,
-            since=body.since, until=body.until, limit=body.limit,
+            session,
+            tenant=scope,
+            ids=body.ids,
+            vin=body.vin,
+            reason=body.reason,
+            since=body.since,
+            until=body.until,
+            limit=body.limit,
         )
     results = replay_dead_letters(pipeline_of(request), chosen)
     return [ReplayOut(**r.__dict__) for r in results]
@@ -221,20 +233,28 @@ def get_stats(
     context: Context,
     tenant: TenantParam = None,
     vin: Annotated[str | None, Query(description="Only this VIN.")] = None,
-    vehicles: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Busiest vehicles listed.")] = 100,
+    vehicles: Annotated[
+        int, Query(ge=1, le=MAX_PAGE, description="Busiest vehicles listed.")
+    ] = 100,
 ) -> StatsOut:
     """Messages and samples per outcome: totals, and per vehicle (busiest first)."""
     scope = visible_tenant(principal, tenant)
     with context.database.session() as session:
         stats = ingest_stats(session, tenant=scope, vin=vin, vehicles_limit=vehicles)
     return StatsOut(
-        totals=[OutcomeOut(outcome=o.outcome, messages=o.messages, samples=o.samples)
-                for o in stats.totals],
+        totals=[
+            OutcomeOut(outcome=o.outcome, messages=o.messages, samples=o.samples)
+            for o in stats.totals
+        ],
         vehicles=[
             VehicleStatsOut(
-                vin=v.vin, tenant=v.tenant, last_at=v.last_at,
-                outcomes=[OutcomeOut(outcome=o.outcome, messages=o.messages, samples=o.samples)
-                          for o in v.outcomes],
+                vin=v.vin,
+                tenant=v.tenant,
+                last_at=v.last_at,
+                outcomes=[
+                    OutcomeOut(outcome=o.outcome, messages=o.messages, samples=o.samples)
+                    for o in v.outcomes
+                ],
             )
             for v in stats.vehicles
         ],

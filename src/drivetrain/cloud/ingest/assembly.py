@@ -45,8 +45,9 @@ def join_bodies(
     vehicle = np.asarray(vehicle_of_body, np.int32)[body_index] if len(bodies) else body_index
     if len(bodies) == 1:
         b = bodies[0]
-        columns = SampleColumns(vehicle, b.path_id, b.ts_ns, b.value, b.value_valid, b.text,
-                                b.text_valid)
+        columns = SampleColumns(
+            vehicle, b.path_id, b.ts_ns, b.value, b.value_valid, b.text, b.text_valid
+        )
         return columns, body_index
     texts = [b.text for b in bodies]
     columns = SampleColumns(
@@ -154,8 +155,10 @@ def latest_reports(
         else:
             number = float(columns.value[row])
             scalar = element_type(spec.datatype)
-            value = bool(number) if scalar == "boolean" else (
-                number if scalar in ("float", "double") else int(number)
+            value = (
+                bool(number)
+                if scalar == "boolean"
+                else (number if scalar in ("float", "double") else int(number))
             )
         ts_ns = int(columns.ts_ns[row])
         when = datetime.fromtimestamp(ts_ns // 1_000_000_000, UTC).replace(
@@ -188,9 +191,11 @@ def count_outcomes(
         per_body = np.zeros((n_bodies, N_CODES), np.int64)
         per_body[:, ACCEPTED_CODE] = np.asarray(body_lengths, np.int64)
     else:
-        per_body = np.bincount(
-            body_index.astype(np.int64) * N_CODES + codes, minlength=n_bodies * N_CODES
-        ).reshape(n_bodies, N_CODES).astype(np.int64)
+        per_body = (
+            np.bincount(body_index.astype(np.int64) * N_CODES + codes, minlength=n_bodies * N_CODES)
+            .reshape(n_bodies, N_CODES)
+            .astype(np.int64)
+        )
     owner = np.asarray(vehicle_of_body, np.intp)
     samples = np.zeros((n_vehicles, N_CODES), np.int64)
     np.add.at(samples, owner, per_body)

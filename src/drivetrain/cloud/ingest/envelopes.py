@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -105,7 +105,9 @@ class RejectedMessage:
 VehicleLookup = Callable[[str], Vehicle | None]
 
 
-def open_message(raw: RawMessage, lookup: VehicleLookup, paths: PathTable) -> OpenedMessage | RejectedMessage:
+def open_message(
+    raw: RawMessage, lookup: VehicleLookup, paths: PathTable
+) -> OpenedMessage | RejectedMessage:
     """Judge one message (see the module docstring). Never raises for bad input.
 
     ``lookup`` returns the registered vehicle for a VIN, or None when there is none; it may
@@ -125,18 +127,26 @@ def open_message(raw: RawMessage, lookup: VehicleLookup, paths: PathTable) -> Op
 
     channel = CHANNEL_OF_KIND.get(envelope.kind)
     if channel is None:
-        return reject("malformed", f"kind {kind!r} is not an uplink message (expected "
-                      f"{', '.join(k.name.lower() for k in CHANNEL_OF_KIND)})")
+        return reject(
+            "malformed",
+            f"kind {kind!r} is not an uplink message (expected "
+            f"{', '.join(k.name.lower() for k in CHANNEL_OF_KIND)})",
+        )
     try:
         topic = parse_vehicle_topic(raw.topic)
     except InvalidTopicError as e:
         return reject("malformed", f"topic: {e}")
     if topic.channel != channel:
-        return reject("malformed", f"a {kind} envelope arrived on channel {topic.channel!r}; "
-                      f"expected 'dt/v1/{{vin}}/{channel}'")
+        return reject(
+            "malformed",
+            f"a {kind} envelope arrived on channel {topic.channel!r}; "
+            f"expected 'dt/v1/{{vin}}/{channel}'",
+        )
     if topic.vin != envelope.vehicle_id:
-        return reject("malformed", f"topic names vehicle {topic.vin} but the envelope header "
-                      f"names {claimed!r}")
+        return reject(
+            "malformed",
+            f"topic names vehicle {topic.vin} but the envelope header names {claimed!r}",
+        )
     vehicle = lookup(envelope.vehicle_id)
     incomplete = _incomplete_body(envelope)
     if incomplete is not None:  # attributed to the claimed vehicle's tenant, never trusted
@@ -148,8 +158,11 @@ def open_message(raw: RawMessage, lookup: VehicleLookup, paths: PathTable) -> Op
     try:
         envelope.verify(vehicle.verify_key)
     except (SignatureError, WireFormatError) as e:
-        return reject("bad_signature", f"signature of {vehicle.vin}'s message does not "
-                      f"verify: {e}", vehicle.tenant)
+        return reject(
+            "bad_signature",
+            f"signature of {vehicle.vin}'s message does not verify: {e}",
+            vehicle.tenant,
+        )
     try:
         return _decoded(raw, envelope, vehicle, paths)
     except WireFormatError as e:
@@ -184,7 +197,9 @@ def _claimed_vin_from_topic(topic: str) -> str:
         return ""
 
 
-def _decoded(raw: RawMessage, envelope: Envelope, vehicle: Vehicle, paths: PathTable) -> OpenedMessage:
+def _decoded(
+    raw: RawMessage, envelope: Envelope, vehicle: Vehicle, paths: PathTable
+) -> OpenedMessage:
     if envelope.kind == MessageKind.TELEMETRY:
         if envelope.body_encoding != "arrow-ipc":
             raise WireFormatError(
@@ -249,7 +264,7 @@ def telemetry_columns(table: pa.Table, paths: PathTable) -> TelemetryBody:
     )
 
 
-def _joined(parts: list[npt.NDArray[np.generic]], dtype: type[np.generic]) -> npt.NDArray[np.generic]:
+def _joined(parts: list[npt.NDArray[Any]], dtype: type[np.generic]) -> npt.NDArray[Any]:
     if len(parts) == 1:
         return parts[0].astype(dtype, copy=False)
     if not parts:

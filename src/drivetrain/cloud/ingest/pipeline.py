@@ -145,8 +145,13 @@ class VehicleDirectory:
     messages from few vehicles costs few queries. ``ttl_s`` bounds how long a retirement,
     key rotation or late registration takes to be seen (0: always ask)."""
 
-    def __init__(self, ttl_s: float, *, clock: Callable[[], float] = time.monotonic,
-                 max_entries: int = 100_000) -> None:
+    def __init__(
+        self,
+        ttl_s: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_entries: int = 100_000,
+    ) -> None:
         self._ttl_s = ttl_s
         self._clock = clock
         self._max_entries = max_entries
@@ -212,15 +217,28 @@ class IngestPipeline:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, database: Database, lake: LakeWriter,
-        reported: ReportedStateSink, **kwargs: object,
+        cls,
+        settings: Settings,
+        database: Database,
+        lake: LakeWriter,
+        reported: ReportedStateSink,
+        *,
+        catalog: Catalog | None = None,
+        clock: Callable[[], int] = time.time_ns,
     ) -> IngestPipeline:
-        """A pipeline with the timestamp window and cache from ``settings``."""
+        """A pipeline with the timestamp window and registry cache from ``settings``."""
         window = TimestampWindow.of_seconds(
             settings.ingest_max_sample_age_s, settings.ingest_max_clock_ahead_s
         )
-        return cls(database, lake, reported, window=window,  # type: ignore[arg-type]
-                   vehicle_cache_ttl_s=settings.ingest_vehicle_cache_ttl_s, **kwargs)
+        return cls(
+            database,
+            lake,
+            reported,
+            catalog=catalog,
+            window=window,
+            clock=clock,
+            vehicle_cache_ttl_s=settings.ingest_vehicle_cache_ttl_s,
+        )
 
     @property
     def paths(self) -> PathTable:
@@ -260,7 +278,9 @@ class IngestPipeline:
             units: list[_Unit] = list(extra_units)
             refused: list[tuple[int, RejectedMessage]] = []
             for i, raw in enumerate(messages):
-                opened = open_message(raw, lambda vin: self.vehicles.lookup(session, vin), self._paths)
+                opened = open_message(
+                    raw, lambda vin: self.vehicles.lookup(session, vin), self._paths
+                )
                 if isinstance(opened, RejectedMessage):
                     refused.append((i, opened))
                 else:
@@ -294,9 +314,16 @@ class IngestPipeline:
 def _unit(source: int, opened: OpenedMessage) -> _Unit:
     kind = opened.envelope.kind.name.lower()
     return _Unit(
-        source=source, vehicle=opened.vehicle, batch_id=opened.batch_id, kind=kind,
-        topic=opened.raw.topic, telemetry=opened.telemetry, events=opened.events, ack=opened.ack,
-        raw=bytes(opened.raw.payload), sent_ns=opened.envelope.sent_ns,
+        source=source,
+        vehicle=opened.vehicle,
+        batch_id=opened.batch_id,
+        kind=kind,
+        topic=opened.raw.topic,
+        telemetry=opened.telemetry,
+        events=opened.events,
+        ack=opened.ack,
+        raw=bytes(opened.raw.payload),
+        sent_ns=opened.envelope.sent_ns,
     )
 
 
@@ -315,8 +342,13 @@ class _Run:
     """One micro-batch inside its transaction (state that lives for one ``_process`` call)."""
 
     def __init__(
-        self, pipeline: IngestPipeline, session: Session, now_ns: int, received_at: datetime,
-        replay_of: int | None, results: list[MessageResult | None],
+        self,
+        pipeline: IngestPipeline,
+        session: Session,
+        now_ns: int,
+        received_at: datetime,
+        replay_of: int | None,
+        results: list[MessageResult | None],
     ) -> None:
         self.p = pipeline
         self.session = session
@@ -332,7 +364,9 @@ class _Run:
         self.rows_skipped = 0
         self.seen: list[tuple[str, str, str]] = []
 
-    def count(self, tenant: str | None, vin: str, outcome: str, messages: int, samples: int) -> None:
+    def count(
+        self, tenant: str | None, vin: str, outcome: str, messages: int, samples: int
+    ) -> None:
         key = (tenant or "", vin, outcome)
         self.counters[key] += messages
         self.counter_samples[key] += samples
@@ -345,12 +379,22 @@ class _Run:
             )
             if self.replay_of is not None:
                 continue  # a replay reports; the dead letter being replayed stays as it is
-            self.drafts.append(DeadLetterDraft(
-                received_at=self.received_at, vin=message.vin, tenant=message.tenant,
-                topic=message.raw.topic, kind=message.kind, batch_id=message.batch_id,
-                level="message", reason=message.reason, detail=message.detail, sample_count=0,
-                payload_format="envelope", payload=bytes(message.raw.payload),
-            ))
+            self.drafts.append(
+                DeadLetterDraft(
+                    received_at=self.received_at,
+                    vin=message.vin,
+                    tenant=message.tenant,
+                    topic=message.raw.topic,
+                    kind=message.kind,
+                    batch_id=message.batch_id,
+                    level="message",
+                    reason=message.reason,
+                    detail=message.detail,
+                    sample_count=0,
+                    payload_format="envelope",
+                    payload=bytes(message.raw.payload),
+                )
+            )
             self.count(message.tenant, message.vin, message.reason, 1, 0)
 
     # --- batches --------------------------------------------------------------------------------
@@ -359,7 +403,9 @@ class _Run:
         fresh: list[_Unit] = []
         for unit in units:
             if unit.batch_id in known:
-                self.results[unit.source] = MessageResult("duplicate", unit.vehicle.vin, unit.batch_id)
+                self.results[unit.source] = MessageResult(
+                    "duplicate", unit.vehicle.vin, unit.batch_id
+                )
                 self.count(unit.vehicle.tenant, unit.vehicle.vin, "duplicate", 1, 0)
                 continue
             known.add(unit.batch_id)
@@ -396,25 +442,41 @@ class _Run:
         if reports:
             self.p.reported.apply_reported(self.session, reports)
         self._refused_samples(units, columns, body_index, codes)
-        counts = assembly.count_outcomes(codes, body_index, [len(b) for b in bodies],
-                                         vehicle_of_body, len(vehicles))
+        counts = assembly.count_outcomes(
+            codes, body_index, [len(b) for b in bodies], vehicle_of_body, len(vehicles)
+        )
         for v, vehicle in enumerate(vehicles):
             for code in np.flatnonzero(counts.samples[v]):
-                self.count(vehicle.tenant, vehicle.vin, CODE_OUTCOMES[code],
-                           int(counts.messages[v, code]), int(counts.samples[v, code]))
+                self.count(
+                    vehicle.tenant,
+                    vehicle.vin,
+                    CODE_OUTCOMES[code],
+                    int(counts.messages[v, code]),
+                    int(counts.samples[v, code]),
+                )
         for b, unit in enumerate(units):
             row = counts.per_body[b]
             self.results[unit.source] = MessageResult(
-                "stored", unit.vehicle.vin, unit.batch_id,
+                "stored",
+                unit.vehicle.vin,
+                unit.batch_id,
                 accepted=int(row[ACCEPTED_CODE]),
-                refused={CODE_OUTCOMES[c]: int(row[c]) for c in np.flatnonzero(row)
-                         if c not in (ACCEPTED_CODE, NOT_CONSENTED_CODE)},
+                refused={
+                    CODE_OUTCOMES[c]: int(row[c])
+                    for c in np.flatnonzero(row)
+                    if c not in (ACCEPTED_CODE, NOT_CONSENTED_CODE)
+                },
                 not_consented=int(row[NOT_CONSENTED_CODE]),
             )
 
     def _append_to_lake(
-        self, units: Sequence[_Unit], vehicles: Sequence[Vehicle], vehicle_of_body: Sequence[int],
-        columns: SampleColumns, body_index: np.ndarray, accepted: np.ndarray,
+        self,
+        units: Sequence[_Unit],
+        vehicles: Sequence[Vehicle],
+        vehicle_of_body: Sequence[int],
+        columns: SampleColumns,
+        body_index: np.ndarray,
+        accepted: np.ndarray,
     ) -> None:
         if not accepted.any():
             return
@@ -432,14 +494,18 @@ class _Run:
                 rows = accepted & in_group[columns.vehicle]
                 if not rows.any():
                     continue
-            table = assembly.lake_table(columns, rows, body_index, batch_ids, pseudonyms,
-                                        self.p.paths)
+            table = assembly.lake_table(
+                columns, rows, body_index, batch_ids, pseudonyms, self.p.paths
+            )
             outcome = self.p.lake.append(region, tenant, table)
             self.rows_written += outcome.rows_written
             self.rows_skipped += outcome.rows_skipped
 
     def _refused_samples(
-        self, units: Sequence[_Unit], columns: SampleColumns, body_index: np.ndarray,
+        self,
+        units: Sequence[_Unit],
+        columns: SampleColumns,
+        body_index: np.ndarray,
         codes: np.ndarray,
     ) -> None:
         paths = self.p.paths
@@ -451,19 +517,35 @@ class _Run:
             for row, text in zip(rows[:DETAIL_EXAMPLES].tolist(), texts, strict=True):
                 path_id = int(columns.path_id[row])
                 value = float(columns.value[row]) if columns.value_valid[row] else None
-                examples.append(explain_sample(
-                    paths.spec(path_id), paths.path(path_id), reason,
-                    ts_ns=int(columns.ts_ns[row]), value=value, text=text, ts_bounds=self.bounds,
-                ))
+                examples.append(
+                    explain_sample(
+                        paths.spec(path_id),
+                        paths.path(path_id),
+                        reason,
+                        ts_ns=int(columns.ts_ns[row]),
+                        value=value,
+                        text=text,
+                        ts_bounds=self.bounds,
+                    )
+                )
             more = f" (and {len(rows) - len(examples)} more)" if len(rows) > len(examples) else ""
-            self.drafts.append(DeadLetterDraft(
-                received_at=self.received_at, vin=unit.vehicle.vin, tenant=unit.vehicle.tenant,
-                topic=unit.topic, kind=unit.kind, batch_id=unit.batch_id, level="samples",
-                reason=reason, detail=f"{len(rows)} {reason} sample(s): " + "; ".join(examples) + more,
-                sample_count=len(rows), payload_format="arrow-ipc",
-                payload=assembly.refused_samples_ipc(columns, rows, paths),
-                replay_of=self.replay_of,
-            ))
+            self.drafts.append(
+                DeadLetterDraft(
+                    received_at=self.received_at,
+                    vin=unit.vehicle.vin,
+                    tenant=unit.vehicle.tenant,
+                    topic=unit.topic,
+                    kind=unit.kind,
+                    batch_id=unit.batch_id,
+                    level="samples",
+                    reason=reason,
+                    detail=f"{len(rows)} {reason} sample(s): " + "; ".join(examples) + more,
+                    sample_count=len(rows),
+                    payload_format="arrow-ipc",
+                    payload=assembly.refused_samples_ipc(columns, rows, paths),
+                    replay_of=self.replay_of,
+                )
+            )
 
     def _ack(self, unit: _Unit, ack: Ack) -> None:
         """Desired-state acks go to the twins; acks of campaigns and commands are kept as
@@ -471,8 +553,14 @@ class _Run:
         vehicle = unit.vehicle
         if ack.ref_kind != "desired_state":
             event = VehicleEvent(type=f"ack.{ack.ref_kind}", ts_ns=unit.sent_ns, data=ack.to_dict())
-            records.add_events(self.session, tenant=vehicle.tenant, vin=vehicle.vin,
-                               batch_id=unit.batch_id, events=[(0, event)], now=self.received_at)
+            records.add_events(
+                self.session,
+                tenant=vehicle.tenant,
+                vin=vehicle.vin,
+                batch_id=unit.batch_id,
+                events=[(0, event)],
+                now=self.received_at,
+            )
         else:
             try:
                 self.p.reported.record_acks(self.session, vehicle.vin, [ack])
@@ -486,16 +574,27 @@ class _Run:
         """Refuse an authentic message whose content the receiving domain refused."""
         vehicle = unit.vehicle
         self.seen = [s for s in self.seen if s[0] != unit.batch_id]
-        self.results[unit.source] = MessageResult("refused", vehicle.vin, unit.batch_id,
-                                                  "malformed", detail)
+        self.results[unit.source] = MessageResult(
+            "refused", vehicle.vin, unit.batch_id, "malformed", detail
+        )
         if self.replay_of is not None:
             return
-        self.drafts.append(DeadLetterDraft(
-            received_at=self.received_at, vin=vehicle.vin, tenant=vehicle.tenant,
-            topic=unit.topic, kind=unit.kind, batch_id=unit.batch_id, level="message",
-            reason="malformed", detail=detail, sample_count=0, payload_format="envelope",
-            payload=unit.raw,
-        ))
+        self.drafts.append(
+            DeadLetterDraft(
+                received_at=self.received_at,
+                vin=vehicle.vin,
+                tenant=vehicle.tenant,
+                topic=unit.topic,
+                kind=unit.kind,
+                batch_id=unit.batch_id,
+                level="message",
+                reason="malformed",
+                detail=detail,
+                sample_count=0,
+                payload_format="envelope",
+                payload=unit.raw,
+            )
+        )
         self.count(vehicle.tenant, vehicle.vin, "malformed", 1, 0)
 
     def _events(self, unit: _Unit) -> None:
@@ -510,8 +609,14 @@ class _Run:
             else:
                 good.append((position, event))
         vehicle = unit.vehicle
-        records.add_events(self.session, tenant=vehicle.tenant, vin=vehicle.vin,
-                           batch_id=unit.batch_id, events=good, now=self.received_at)
+        records.add_events(
+            self.session,
+            tenant=vehicle.tenant,
+            vin=vehicle.vin,
+            batch_id=unit.batch_id,
+            events=good,
+            now=self.received_at,
+        )
         for reason, events in bad.items():
             position, first = events[0]
             window = f"[{_iso_ns(earliest)}, {_iso_ns(latest)}]"
@@ -519,23 +624,39 @@ class _Run:
                 f"{len(events)} event(s) with {reason}: event {position} ({first.type!r}) at "
                 f"{_iso_ns(first.ts_ns)} is outside the accepted window {window}"
             )
-            self.drafts.append(DeadLetterDraft(
-                received_at=self.received_at, vin=vehicle.vin, tenant=vehicle.tenant,
-                topic=unit.topic, kind=unit.kind, batch_id=unit.batch_id, level="samples",
-                reason=reason, detail=detail, sample_count=len(events), payload_format="json",
-                payload=records.events_json(events), replay_of=self.replay_of,
-            ))
+            self.drafts.append(
+                DeadLetterDraft(
+                    received_at=self.received_at,
+                    vin=vehicle.vin,
+                    tenant=vehicle.tenant,
+                    topic=unit.topic,
+                    kind=unit.kind,
+                    batch_id=unit.batch_id,
+                    level="samples",
+                    reason=reason,
+                    detail=detail,
+                    sample_count=len(events),
+                    payload_format="json",
+                    payload=records.events_json(events),
+                    replay_of=self.replay_of,
+                )
+            )
             self.count(vehicle.tenant, vehicle.vin, reason, 1, len(events))
         if good:
             self.count(vehicle.tenant, vehicle.vin, "accepted", 1, len(good))
         self.results[unit.source] = MessageResult(
-            "stored", vehicle.vin, unit.batch_id, accepted=len(good),
+            "stored",
+            vehicle.vin,
+            unit.batch_id,
+            accepted=len(good),
             refused={r: len(e) for r, e in bad.items()},
         )
 
     # --- commit ---------------------------------------------------------------------------------
     def report(self, dead_letters: int) -> IngestReport:
-        results = tuple(r if r is not None else MessageResult("refused", "", None) for r in self.results)
+        results = tuple(
+            r if r is not None else MessageResult("refused", "", None) for r in self.results
+        )
         return IngestReport(results, self.rows_written, self.rows_skipped, dead_letters)
 
     def finish(self, *, write: bool = True) -> IngestReport:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -77,7 +77,7 @@ def mark_seen(session: Session, batches: Iterable[tuple[str, str, str]], now: da
         {"batch_id": b, "vin": vin, "kind": kind, "received_at": now} for b, vin, kind in batches
     ]
     if rows:
-        session.execute(SeenBatchRow.__table__.insert(), rows)
+        session.execute(insert(SeenBatchRow), rows)
 
 
 def forget_seen_before(session: Session, before: datetime) -> int:
@@ -96,7 +96,9 @@ def add_dead_letters(session: Session, drafts: Sequence[DeadLetterDraft]) -> lis
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
         existing.update(
-            session.scalars(select(DeadLetterRow.dedup_key).where(DeadLetterRow.dedup_key.in_(chunk)))
+            session.scalars(
+                select(DeadLetterRow.dedup_key).where(DeadLetterRow.dedup_key.in_(chunk))
+            )
         )
     fresh = [d for k, d in keyed.items() if k not in existing]
     session.add_all(

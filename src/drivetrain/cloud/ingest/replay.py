@@ -100,8 +100,9 @@ def select_for_replay(
             if row is None or (tenant is not None and row.tenant_id != tenant):
                 raise NotFoundError(f"dead letter {dead_letter_id} does not exist")
         return list(dict.fromkeys(ids))
-    query = dead_letter_query(tenant=tenant, vin=vin, reason=reason, status="open",
-                              since=since, until=until).limit(limit)
+    query = dead_letter_query(
+        tenant=tenant, vin=vin, reason=reason, status="open", since=since, until=until
+    ).limit(limit)
     return [row.dead_letter_id for row in session.scalars(query)]
 
 
@@ -123,10 +124,17 @@ def _load(pipeline: IngestPipeline, dead_letter_id: int) -> _Target | None:
         if row.status != "open":
             return None
         return _Target(
-            dead_letter_id=row.dead_letter_id, level=row.level,
-            payload_format=row.payload_format, payload=bytes(row.payload), topic=row.topic,
-            vin=row.vin, kind=row.kind, batch_id=row.batch_id, reason=row.reason,
-            received_ns=int(row.received_at.timestamp() * 1e9), attempts=row.replay_attempts,
+            dead_letter_id=row.dead_letter_id,
+            level=row.level,
+            payload_format=row.payload_format,
+            payload=bytes(row.payload),
+            topic=row.topic,
+            vin=row.vin,
+            kind=row.kind,
+            batch_id=row.batch_id,
+            reason=row.reason,
+            received_ns=int(row.received_at.timestamp() * 1e9),
+            attempts=row.replay_attempts,
         )
 
 
@@ -144,8 +152,12 @@ def _replay_one(pipeline: IngestPipeline, dead_letter_id: int) -> ReplayResult:
         return decided.outcome == "replayed"
 
     if target.level == "message":
-        pipeline._process([RawMessage(target.topic, target.payload)], now_ns=target.received_ns,
-                          replay_of=target.dead_letter_id, on_routed=settle)
+        pipeline._process(
+            [RawMessage(target.topic, target.payload)],
+            now_ns=target.received_ns,
+            replay_of=target.dead_letter_id,
+            on_routed=settle,
+        )
     else:
         unit = _sample_unit(pipeline, target)
         if isinstance(unit, str):
@@ -153,32 +165,53 @@ def _replay_one(pipeline: IngestPipeline, dead_letter_id: int) -> ReplayResult:
                 decided = ReplayResult(dead_letter_id, "still_refused", unit)
                 _mark(session, target, decided)
             return decided
-        pipeline._process([], now_ns=target.received_ns, replay_of=target.dead_letter_id,
-                          extra_units=[unit], on_routed=settle)
+        pipeline._process(
+            [],
+            now_ns=target.received_ns,
+            replay_of=target.dead_letter_id,
+            extra_units=[unit],
+            on_routed=settle,
+        )
     return outcome[0]
 
 
 def _decide(target: _Target, result: MessageResult, pending: int) -> ReplayResult:
     refused = sum(result.refused.values())
     if result.status == "refused":
-        return ReplayResult(target.dead_letter_id, "still_refused",
-                            f"{result.reason}: {result.detail}")
+        return ReplayResult(
+            target.dead_letter_id, "still_refused", f"{result.reason}: {result.detail}"
+        )
     if result.status == "duplicate":
-        return ReplayResult(target.dead_letter_id, "duplicate",
-                            f"batch {result.batch_id} was ingested meanwhile")
+        return ReplayResult(
+            target.dead_letter_id, "duplicate", f"batch {result.batch_id} was ingested meanwhile"
+        )
     unchanged = (
-        target.level == "samples" and result.accepted == 0 and result.not_consented == 0
+        target.level == "samples"
+        and result.accepted == 0
+        and result.not_consented == 0
         and set(result.refused) == {target.reason}
     )
     if unchanged:
-        return ReplayResult(target.dead_letter_id, "still_refused",
-                            f"{target.reason}: all {refused} item(s) still refused",
-                            refused=refused)
-    detail = (f"accepted {result.accepted}, refused {refused}"
-              f"{' ' + json.dumps(result.refused, sort_keys=True) if refused else ''}, "
-              f"not consented {result.not_consented}")
-    return ReplayResult(target.dead_letter_id, "replayed", detail, result.accepted, refused,
-                        result.not_consented, pending)
+        return ReplayResult(
+            target.dead_letter_id,
+            "still_refused",
+            f"{target.reason}: all {refused} item(s) still refused",
+            refused=refused,
+        )
+    detail = (
+        f"accepted {result.accepted}, refused {refused}"
+        f"{' ' + json.dumps(result.refused, sort_keys=True) if refused else ''}, "
+        f"not consented {result.not_consented}"
+    )
+    return ReplayResult(
+        target.dead_letter_id,
+        "replayed",
+        detail,
+        result.accepted,
+        refused,
+        result.not_consented,
+        pending,
+    )
 
 
 def _mark(session: Session, target: _Target, result: ReplayResult) -> None:
@@ -217,8 +250,7 @@ def _sample_unit(pipeline: IngestPipeline, target: _Target) -> _Unit | str:
         table = read_refused_samples(target.payload)
     except (pa.ArrowInvalid, WireFormatError) as e:
         return f"stored samples cannot be read: {e}"
-    return _Unit(0, vehicle, batch_id, "telemetry", target.topic,
-                 telemetry=_body(table, pipeline))
+    return _Unit(0, vehicle, batch_id, "telemetry", target.topic, telemetry=_body(table, pipeline))
 
 
 def _body(table: pa.Table, pipeline: IngestPipeline) -> TelemetryBody:

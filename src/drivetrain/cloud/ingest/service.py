@@ -66,11 +66,23 @@ class DeadLetter:
 
 def _dead_letter(row: DeadLetterRow) -> DeadLetter:
     return DeadLetter(
-        dead_letter_id=row.dead_letter_id, received_at=row.received_at, vin=row.vin,
-        tenant=row.tenant_id, topic=row.topic, kind=row.kind, batch_id=row.batch_id,
-        level=row.level, reason=row.reason, detail=row.detail, sample_count=row.sample_count,
-        payload_format=row.payload_format, payload_bytes=len(row.payload), status=row.status,
-        replayed_at=row.replayed_at, replay_outcome=row.replay_outcome, replay_of=row.replay_of,
+        dead_letter_id=row.dead_letter_id,
+        received_at=row.received_at,
+        vin=row.vin,
+        tenant=row.tenant_id,
+        topic=row.topic,
+        kind=row.kind,
+        batch_id=row.batch_id,
+        level=row.level,
+        reason=row.reason,
+        detail=row.detail,
+        sample_count=row.sample_count,
+        payload_format=row.payload_format,
+        payload_bytes=len(row.payload),
+        status=row.status,
+        replayed_at=row.replayed_at,
+        replay_outcome=row.replay_outcome,
+        replay_of=row.replay_of,
     )
 
 
@@ -91,7 +103,7 @@ def dead_letter_query(
     status: str | None = "open",
     since: datetime | None = None,
     until: datetime | None = None,
-) -> Select[tuple[DeadLetterRow]]:
+) -> Select[Any]:
     """The filtered dead-letter query shared by listing and replay-by-filter.
 
     Raises:
@@ -133,8 +145,9 @@ def list_dead_letters(
     status, or a limit outside 1..1000.
     """
     _check_limit(limit)
-    query = dead_letter_query(tenant=tenant, vin=vin, reason=reason, status=status,
-                              since=since, until=until)
+    query = dead_letter_query(
+        tenant=tenant, vin=vin, reason=reason, status=status, since=since, until=until
+    )
     query = query.where(DeadLetterRow.dead_letter_id > after_id).limit(limit)
     return [_dead_letter(r) for r in session.scalars(query)]
 
@@ -177,8 +190,9 @@ def refused_items(
     stamps = table.column("ts").cast(pa.int64()).to_pylist()
     items = []
     for item, ns in zip(table.drop_columns(["ts"]).to_pylist(), stamps, strict=True):
-        items.append({"path": item["path"], "ts": iso_ns(ns), "value": item["value"],
-                      "text": item["text"]})
+        items.append(
+            {"path": item["path"], "ts": iso_ns(ns), "value": item["value"], "text": item["text"]}
+        )
     return items
 
 
@@ -258,10 +272,11 @@ def ingest_stats(
         totals=tuple(OutcomeCount(o, *totals[o]) for o in OUTCOMES if o in totals),
         vehicles=tuple(
             VehicleStats(
-                tenant=t, vin=v,
+                tenant=t,
+                vin=v,
                 outcomes=tuple(
                     OutcomeCount(r.outcome, r.messages, r.samples)  # type: ignore[arg-type]
-                    for r in sorted(rows, key=lambda r: OUTCOMES.index(r.outcome))  # type: ignore[arg-type]
+                    for r in sorted(rows, key=lambda r: OUTCOMES.index(r.outcome))
                 ),
                 last_at=max(r.last_at for r in rows),
             )
@@ -325,16 +340,23 @@ def list_vehicle_events(
                 f"severity {min_severity!r} is not known; expected one of {SEVERITIES}"
             )
         query = query.where(
-            VehicleEventRow.severity.in_(SEVERITIES[SEVERITIES.index(min_severity):])
+            VehicleEventRow.severity.in_(SEVERITIES[SEVERITIES.index(min_severity) :])
         )
     if types:
         query = query.where(VehicleEventRow.type.in_(list(types)))
     query = query.order_by(VehicleEventRow.event_id).limit(limit)
     return [
         VehicleEventRecord(
-            event_id=r.event_id, tenant=r.tenant_id, vin=r.vin, batch_id=r.batch_id,
-            position=r.position, type=r.type, severity=r.severity, ts_ns=r.ts_ns,
-            data=json.loads(r.data), received_at=r.received_at,
+            event_id=r.event_id,
+            tenant=r.tenant_id,
+            vin=r.vin,
+            batch_id=r.batch_id,
+            position=r.position,
+            type=r.type,
+            severity=r.severity,
+            ts_ns=r.ts_ns,
+            data=json.loads(r.data),
+            received_at=r.received_at,
         )
         for r in session.scalars(query)
     ]

@@ -66,7 +66,9 @@ class LakeWriter(Protocol):
 class ReportedStateSink(Protocol):
     """The digital twins' reported state, as ingestion feeds it."""
 
-    def apply_reported(self, session: Session, reports: Mapping[str, Mapping[str, ReportedValue]]) -> None:
+    def apply_reported(
+        self, session: Session, reports: Mapping[str, Mapping[str, ReportedValue]]
+    ) -> None:
         """Record, per VIN and VSS path, the latest value just ingested (with its time)."""
         ...
 
@@ -136,7 +138,9 @@ class MemoryReportedState:
     acks: dict[str, list[Ack]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def apply_reported(self, session: Session, reports: Mapping[str, Mapping[str, ReportedValue]]) -> None:
+    def apply_reported(
+        self, session: Session, reports: Mapping[str, Mapping[str, ReportedValue]]
+    ) -> None:
         with self._lock:
             for vin, signals in reports.items():
                 held = self.values.setdefault(vin, {})
@@ -152,7 +156,9 @@ class MemoryReportedState:
 class TwinsReportedState:
     """The digital twins domain (``drivetrain.cloud.twins``) as the reported-state sink."""
 
-    def apply_reported(self, session: Session, reports: Mapping[str, Mapping[str, ReportedValue]]) -> None:
+    def apply_reported(
+        self, session: Session, reports: Mapping[str, Mapping[str, ReportedValue]]
+    ) -> None:
         from drivetrain.cloud.twins import apply_reported
 
         apply_reported(session, reports)

@@ -253,9 +253,13 @@ class SampleColumns:
     def subset(self, rows: npt.NDArray[np.intp]) -> SampleColumns:
         """The samples at ``rows``, in that order."""
         return SampleColumns(
-            vehicle=self.vehicle[rows], path_id=self.path_id[rows], ts_ns=self.ts_ns[rows],
-            value=self.value[rows], value_valid=self.value_valid[rows],
-            text=self.text.take(pa.array(rows)), text_valid=self.text_valid[rows],
+            vehicle=self.vehicle[rows],
+            path_id=self.path_id[rows],
+            ts_ns=self.ts_ns[rows],
+            value=self.value[rows],
+            value_valid=self.value_valid[rows],
+            text=self.text.take(pa.array(rows)),
+            text_valid=self.text_valid[rows],
         )
 
 
@@ -380,9 +384,7 @@ def _judge_array_rows(
             code[row] = SAMPLE_REASON_CODES[reason]
 
 
-def array_sample_reason(
-    spec: SignalSpec, text: str | None, value_set: bool
-) -> SampleReason | None:
+def array_sample_reason(spec: SignalSpec, text: str | None, value_set: bool) -> SampleReason | None:
     """The type/range reason of one array-signal sample (JSON array in ``text``), or None."""
     if text is None or value_set:
         return "wrong_type"

@@ -23,11 +23,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Final
+from typing import Final, Self
 
 from drivetrain.cloud.ingest.envelopes import RawMessage
 from drivetrain.cloud.ingest.pipeline import IngestPipeline, IngestReport
-from drivetrain.core.transport import Message, Subscription, Transport, shared_filter, vehicle_filter
+from drivetrain.core.transport import (
+    Message,
+    Subscription,
+    Transport,
+    shared_filter,
+    vehicle_filter,
+)
 
 _log = logging.getLogger("drivetrain.ingest")
 
@@ -150,8 +156,9 @@ class IngestWorker:
             subscription.unsubscribe()
         self._subscriptions.clear()
 
-    def __enter__(self) -> IngestWorker:
-        return self.start()
+    def __enter__(self) -> Self:
+        self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -208,8 +215,11 @@ class IngestWorker:
             remaining = deadline - time.monotonic()
             try:
                 # short waits, so a stop request cuts the wait for a fuller batch short
-                batch.append(self._inbox.get(timeout=min(remaining, 0.05)) if remaining > 0
-                             else self._inbox.get_nowait())
+                batch.append(
+                    self._inbox.get(timeout=min(remaining, 0.05))
+                    if remaining > 0
+                    else self._inbox.get_nowait()
+                )
             except queue.Empty:
                 if remaining <= 0 or self._stopping.is_set():
                     break
@@ -239,18 +249,27 @@ class IngestWorker:
             try:
                 report = self.pipeline.process(raw)
             except Exception as e:  # noqa: BLE001 - any failure: keep the batch, retry, report
-                _log.error("ingest micro-batch of %d messages failed (will retry in %.1f s): %s",
-                           len(raw), delay, e, exc_info=e)
+                _log.error(
+                    "ingest micro-batch of %d messages failed (will retry in %.1f s): %s",
+                    len(raw),
+                    delay,
+                    e,
+                    exc_info=e,
+                )
                 with self._lock:
-                    self._stats = replace(self._stats, failures=self._stats.failures + 1,
-                                          last_error=f"{type(e).__name__}: {e}")
+                    self._stats = replace(
+                        self._stats,
+                        failures=self._stats.failures + 1,
+                        last_error=f"{type(e).__name__}: {e}",
+                    )
                 if self._stopping.wait(delay):
                     return None
                 delay = min(_RETRY_MAX_S, delay * 2)
                 continue
             with self._lock:
-                self._stats = replace(self._stats,
-                                      last_batch_ms=(time.perf_counter() - started) * 1000)
+                self._stats = replace(
+                    self._stats, last_batch_ms=(time.perf_counter() - started) * 1000
+                )
             return report
 
     def _count(self, report: IngestReport, messages: int) -> None:

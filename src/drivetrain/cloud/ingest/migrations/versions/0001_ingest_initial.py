@@ -43,8 +43,10 @@ def upgrade() -> None:
         sa.Column("replay_attempts", sa.Integer(), nullable=False),
         sa.Column("replay_of", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
-            ["tenant_id"], ["tenants.tenant_id"],
-            name=op.f("fk_ingest_dead_letters_tenant_id_tenants"), ondelete="RESTRICT",
+            ["tenant_id"],
+            ["tenants.tenant_id"],
+            name=op.f("fk_ingest_dead_letters_tenant_id_tenants"),
+            ondelete="RESTRICT",
         ),
         sa.PrimaryKeyConstraint("dead_letter_id", name=op.f("pk_ingest_dead_letters")),
         sa.UniqueConstraint("dedup_key", name=op.f("uq_ingest_dead_letters_dedup_key")),
@@ -80,8 +82,10 @@ def upgrade() -> None:
         sa.Column("data", sa.Text(), nullable=False),
         sa.Column("received_at", _TS, nullable=False),
         sa.ForeignKeyConstraint(
-            ["tenant_id"], ["tenants.tenant_id"],
-            name=op.f("fk_ingest_vehicle_events_tenant_id_tenants"), ondelete="RESTRICT",
+            ["tenant_id"],
+            ["tenants.tenant_id"],
+            name=op.f("fk_ingest_vehicle_events_tenant_id_tenants"),
+            ondelete="RESTRICT",
         ),
         sa.PrimaryKeyConstraint("event_id", name=op.f("pk_ingest_vehicle_events")),
         sa.UniqueConstraint(
