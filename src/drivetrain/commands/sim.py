@@ -29,6 +29,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+#: Longest wait for the in-process ingest worker to store what the fleet sent, seconds.
+INGEST_WAIT_S = 120.0
 #: Largest fleet one command runs (the runner's model groups carry 65,536 vehicles at most).
 MAX_VEHICLES = 50_000
 
@@ -175,6 +177,7 @@ def fleet(
     from drivetrain.cloud.infra import ensure_embedded_bootstrap, open_database
     from drivetrain.commands.db import fail, load_settings_or_exit
     from drivetrain.core.errors import DrivetrainError
+    from drivetrain.core.transport import InProcessTransport
     from drivetrain.core.transport.factory import open_transport
     from drivetrain.sim.fleet import FleetRunner, FleetSpec, RunnerOptions, plan_fleet
     from drivetrain.sim.fleet.attacks import AttackInjector, AttackScenario
@@ -255,6 +258,12 @@ def fleet(
         finally:
             signal.signal(signal.SIGINT, previous)
         if worker is not None:
+            if isinstance(transport, InProcessTransport):
+                transport.drain(timeout_s=INGEST_WAIT_S)  # every batch handed to the worker
+            if not worker.wait_idle(timeout_s=INGEST_WAIT_S):
+                console.print(
+                    f"ingest still busy after {INGEST_WAIT_S:.0f} s; stopping it", markup=False
+                )
             worker.stop()  # finishes the micro-batch in hand
             worker = None
         manifest = write_ground_truth(

@@ -67,8 +67,8 @@ class RunnerOptions:
             sealing wait up to one tick.
         batch_interval_s: how often each agent seals its telemetry batch, simulated seconds.
         ground_truth_every_s: how often component health and RUL are sampled.
-        buffer: ``sqlite`` (every vehicle's store-and-forward buffer in one SQLite file under
-            ``buffer_dir``, see ``buffer.FleetBufferStore``) or ``memory``.
+        buffer: ``memory`` (the default) or ``sqlite`` (every vehicle's store-and-forward buffer in one SQLite file under
+            ``buffer_dir``, see ``buffer.FleetBufferStore``).
         buffer_dir: where the SQLite buffer goes (required for ``sqlite``).
         buffer_max_bytes: each vehicle's buffer bound.
 
@@ -81,7 +81,7 @@ class RunnerOptions:
     agent_tick_s: float = 5.0
     batch_interval_s: float = 10.0
     ground_truth_every_s: float = 60.0
-    buffer: BufferKind = "sqlite"
+    buffer: BufferKind = "memory"
     buffer_dir: Path | None = None
     buffer_max_bytes: int = 16 * 1024 * 1024
 
@@ -227,7 +227,7 @@ class FleetRunner:
         self.world = plan.world
         self.vehicles: tuple[SimVehicle, ...] = plan.vehicles
         self.transport = transport
-        self.options = options or RunnerOptions(buffer="memory")
+        self.options = options or RunnerOptions()
         self.tamper = tamper
         self.catalog = catalog or builtin_catalog()
         self.feeder = CanFeeder(self.options.feeder_interval_s, clock_offset_s=plan.start_utc)
