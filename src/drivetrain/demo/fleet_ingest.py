@@ -45,6 +45,8 @@ def ingest_running(context: DemoContext) -> Iterator[IdleWaiter]:
         try:
             yield worker
         finally:
-            worker.stop()
+            # close, not stop: a stopped member left in the shared group would still be
+            # handed its share of later acts' messages on this long-lived bus.
+            worker.close()
     finally:
         lake.close()
