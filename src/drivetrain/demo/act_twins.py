@@ -2,8 +2,8 @@
 
 The closed loop, with every piece real: simulated vehicles (``drivetrain.sim.fleet``, half
 registered in the EU, half in the US) each run the edge agent, which sends signed telemetry on
-the in-process bus; an ingest worker verifies it and feeds the twins' reported state (and the
-lake). The act then, through the live HTTP API as an operator would:
+the in-process bus; the ingest worker (the platform's, or one for the act, see
+``fleet_ingest``) verifies it and feeds the twins' reported state (and the lake). The act then, through the live HTTP API as an operator would:
 
 1. waits until every vehicle's twin reports its charge limit;
 2. opens the change stream (server-sent events) for ``converged`` changes of the group;
@@ -37,13 +37,10 @@ from drivetrain.cloud.fleet import (
     provision_vehicle,
     rotate_vehicle_key,
 )
-from drivetrain.cloud.ingest import IngestPipeline
-from drivetrain.cloud.ingest.sinks import TwinsReportedState
-from drivetrain.cloud.ingest.worker import IngestWorker
-from drivetrain.cloud.lake import Lake
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.errors import NotFoundError
 from drivetrain.demo.acts import Act, ActResult, DemoContext, Figure
+from drivetrain.demo.fleet_ingest import ingest_running
 from drivetrain.edge.identity import VehicleIdentity
 from drivetrain.sim.fleet import (
     CHARGE_LIMIT,
@@ -92,18 +89,14 @@ def _identities(context: DemoContext, plan: FleetPlan) -> dict[str, VehicleIdent
 
 @contextmanager
 def _running_fleet(context: DemoContext, plan: FleetPlan) -> Iterator[FleetRunner]:
-    """The fleet driving in real time with an ingest worker feeding the twins, until exit."""
+    """The fleet driving in real time, its telemetry and acks ingested, until exit."""
     platform = context.platform
     identities = _identities(context, plan)
     with ExitStack() as stack:
-        lake = stack.enter_context(Lake.open(context.settings))
-        pipeline = IngestPipeline.from_settings(
-            context.settings, platform.database, lake, TwinsReportedState()
-        )
-        worker = IngestWorker(platform.transport, pipeline, max_delay_ms=100).start()
-        stack.callback(worker.close)
-        # Runs between the runner's last sends and the worker's close: what the cars sent
-        # last is delivered to the worker before it unsubscribes.
+        ingest = stack.enter_context(ingest_running(context))
+        # Run in reverse order at exit: stop the cars (their last batches are sent), deliver
+        # what is on the bus, and let the worker store it before it goes.
+        stack.callback(lambda: ingest.wait_idle(timeout_s=10.0))
         stack.callback(platform.transport.drain, 10.0)
         runner = FleetRunner(
             plan, platform.transport, identities,
