@@ -12,6 +12,7 @@ from drivetrain.demo.act_can_roundtrip import CAN_ROUNDTRIP
 from drivetrain.demo.act_fleet_drives import FLEET_DRIVES
 from drivetrain.demo.act_lake import LAKE
 from drivetrain.demo.act_telemetry_lands import TELEMETRY_LANDS
+from drivetrain.demo.act_twins import TWINS_CONVERGE
 from drivetrain.demo.acts import Act
 
 SCENARIO: tuple[Act, ...] = (
@@ -20,4 +21,5 @@ SCENARIO: tuple[Act, ...] = (
     LAKE,
     FLEET_DRIVES,
     TELEMETRY_LANDS,
+    TWINS_CONVERGE,
 )
