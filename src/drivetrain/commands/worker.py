@@ -74,6 +74,13 @@ def ingest(
     ca_file: str | None = typer.Option(None, "--ca-file", help="CA bundle for mqtts://."),
     cert_file: str | None = typer.Option(None, "--cert-file", help="Client certificate (mTLS)."),
     key_file: str | None = typer.Option(None, "--key-file", help="Client key (mTLS)."),
+    ledger_retention_h: float = typer.Option(
+        48.0,
+        "--ledger-retention-h",
+        min=0.01,
+        help="How long ingested batch ids are remembered to skip re-deliveries, hours "
+        "(keep it above --session-expiry-s).",
+    ),
     status_interval_s: float = typer.Option(
         5.0,
         "--status-interval-s",
@@ -123,7 +130,14 @@ def ingest(
         database.dispose()
         fail(e)
     pipeline = IngestPipeline.from_settings(settings, database, lake, TwinsReportedState())
-    worker = IngestWorker(transport, pipeline, max_batch_messages, max_delay_ms, group=group)
+    worker = IngestWorker(
+        transport,
+        pipeline,
+        max_batch_messages,
+        max_delay_ms,
+        group=group,
+        ledger_retention_s=ledger_retention_h * 3600,
+    )
     stop = threading.Event()
 
     def request_stop(signum: int, frame: object) -> None:

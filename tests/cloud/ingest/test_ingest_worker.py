@@ -139,3 +139,36 @@ def test_worker_refuses_nonsense_batch_settings(database: Database, lake: Memory
     pipeline = IngestPipeline(database, lake, MemoryReportedState())
     with pytest.raises(ValueError, match="max_batch_messages"):
         IngestWorker(InProcessTransport(), pipeline, max_batch_messages=0)
+
+
+def test_the_worker_forgets_ingested_batch_ids_older_than_the_retention(
+    database: Database, fleet: Fleet, lake: MemoryLake
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select
+
+    from drivetrain.cloud.ingest.models import SeenBatchRow
+    from drivetrain.cloud.ingest.records import mark_seen
+
+    with database.session() as session:
+        mark_seen(
+            session,
+            [("a" * 32, fleet.vin("eu1"), "telemetry")],
+            datetime.now(UTC) - timedelta(days=3),
+        )
+        mark_seen(session, [("b" * 32, fleet.vin("eu1"), "telemetry")], datetime.now(UTC))
+    pipeline = IngestPipeline(database, lake, MemoryReportedState())
+    with InProcessTransport() as bus:
+        worker = IngestWorker(bus, pipeline, ledger_retention_s=86_400, prune_interval_s=0)
+        worker.start()
+        deadline = time.monotonic() + 10
+        remaining: list[str] = []
+        while time.monotonic() < deadline:
+            with database.session() as session:
+                remaining = list(session.scalars(select(SeenBatchRow.batch_id)))
+            if remaining == ["b" * 32]:
+                break
+            time.sleep(0.05)
+        worker.stop()
+    assert remaining == ["b" * 32]

@@ -23,10 +23,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Final, Self
 
 from drivetrain.cloud.ingest.envelopes import RawMessage
 from drivetrain.cloud.ingest.pipeline import IngestPipeline, IngestReport
+from drivetrain.cloud.ingest.service import prune_ingest_ledger
+from drivetrain.core.errors import DrivetrainError
 from drivetrain.core.transport import (
     Message,
     Subscription,
@@ -40,6 +43,9 @@ _log = logging.getLogger("drivetrain.ingest")
 #: The uplink channels a worker consumes.
 UPLINK_CHANNELS: Final = ("telemetry", "events", "ack")
 DEFAULT_GROUP: Final = "ingest"
+#: How long ingested batch ids are remembered: longer than any redelivery (a worker's broker
+#: session expires after a day by default), seconds.
+DEFAULT_LEDGER_RETENTION_S: Final = 2 * 86_400.0
 _RETRY_MIN_S: Final = 0.2
 _RETRY_MAX_S: Final = 10.0
 
@@ -86,6 +92,9 @@ class IngestWorker:
         max_delay_ms: longest a message waits for its micro-batch to fill, milliseconds.
         group: the shared-subscription group the workers of one deployment share.
         on_batch: called after each committed micro-batch with its report (status lines).
+        ledger_retention_s: how long ingested batch ids are remembered (re-deliveries older
+            than this would still be skipped by the lake, but counted again), seconds.
+        prune_interval_s: how often the worker forgets older ones, seconds.
     """
 
     def __init__(
@@ -97,6 +106,8 @@ class IngestWorker:
         *,
         group: str = DEFAULT_GROUP,
         on_batch: Callable[[IngestReport], None] | None = None,
+        ledger_retention_s: float = DEFAULT_LEDGER_RETENTION_S,
+        prune_interval_s: float = 600.0,
     ) -> None:
         if max_batch_messages < 1:
             raise ValueError(f"max_batch_messages must be >= 1, got {max_batch_messages}")
@@ -118,6 +129,9 @@ class IngestWorker:
         self._stats = WorkerStats()
         self._idle = threading.Condition(self._lock)
         self._unacked = 0  # received and not yet acknowledged
+        self.ledger_retention_s = ledger_retention_s
+        self.prune_interval_s = prune_interval_s
+        self._pruned_at = time.monotonic()
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> IngestWorker:
@@ -229,6 +243,7 @@ class IngestWorker:
         while True:
             if self._stopping.is_set() and self._inbox.empty():
                 return
+            self._prune_when_due()
             batch = self._collect()
             if not batch:
                 continue
@@ -240,6 +255,26 @@ class IngestWorker:
                 message.ack()
             self._count(report, len(batch))
             self._done(len(batch))
+
+    def _prune_when_due(self) -> None:
+        """Forget ingested batch ids older than the retention, every ``prune_interval_s``."""
+        if time.monotonic() - self._pruned_at < self.prune_interval_s:
+            return
+        self._pruned_at = time.monotonic()
+        try:
+            with self.pipeline.database.session() as session:
+                forgotten = prune_ingest_ledger(
+                    session,
+                    older_than=timedelta(seconds=self.ledger_retention_s),
+                    now=datetime.now(UTC),
+                )
+        except DrivetrainError as e:  # pruning is housekeeping: ingestion goes on
+            _log.warning("pruning the ingest ledger failed (will try again): %s", e)
+            return
+        if forgotten:
+            _log.info(
+                "forgot %d ingested batch ids older than %.0f s", forgotten, self.ledger_retention_s
+            )
 
     def _process_until_done(self, batch: list[Message]) -> IngestReport | None:
         raw = [RawMessage(m.topic, m.payload) for m in batch]
