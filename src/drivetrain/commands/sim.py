@@ -255,6 +255,7 @@ def fleet(
             else:
                 with LiveFleetView(console, sim_s) as view:
                     status = runner.run(sim_s, speedup=speedup, stop=stop, on_progress=view)
+                console.line()
         finally:
             signal.signal(signal.SIGINT, previous)
         if worker is not None:
