@@ -184,7 +184,11 @@ class InProcessTransport(Transport):
     def _route(self, topic: str) -> list[Subscription | _SharedGroup]:
         exact = self._exact.get(topic, ())
         wild = [s for s in self._wildcard if topic_matches(s.plain_filter, topic)]
-        plain = sorted([*exact, *wild], key=self._sequence.__getitem__) if exact and wild else [*exact, *wild]
+        plain = (
+            sorted([*exact, *wild], key=self._sequence.__getitem__)
+            if exact and wild
+            else [*exact, *wild]
+        )
         targets: list[Subscription | _SharedGroup] = list(plain)
         targets.extend(g for g in self._groups.values() if topic_matches(g.plain_filter, topic))
         return targets
