@@ -5,17 +5,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ingest_helpers import NOW_NS, SECOND, SOC, Fleet, telemetry
 
+from drivetrain.cloud.fleet import Vehicle
 from drivetrain.cloud.infra import Database
-from drivetrain.cloud.ingest import IngestPipeline, MemoryLake, RawMessage
+from drivetrain.cloud.ingest import MESSAGE_REASONS, IngestPipeline, MemoryLake, RawMessage
+from drivetrain.cloud.ingest.envelopes import RejectedMessage, open_message
 from drivetrain.cloud.ingest.service import dead_letter_payload, list_dead_letters
+from drivetrain.cloud.ingest.validation import PathTable
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.transport import vehicle_topic
+from drivetrain.core.vss import builtin_catalog
 from drivetrain.core.wire import (
     TELEMETRY_SCHEMA,
     MessageKind,
@@ -193,3 +200,55 @@ def test_a_forged_message_is_attributed_to_the_claimed_tenant_but_not_trusted(
         (letter,) = list_dead_letters(session, tenant="acme")
     assert letter.reason == "bad_signature" and letter.vin == fleet.vin("eu1")
     assert lake.rows() is None
+
+
+# --- property: no altered byte is ever accepted, and opening never raises ------------------
+def _opened_or_refused(payload: bytes, topic: str, vehicle: Vehicle) -> str:
+    paths = PathTable(builtin_catalog())
+    opened = open_message(RawMessage(topic, payload), {vehicle.vin: vehicle}.get, paths)
+    return opened.reason if isinstance(opened, RejectedMessage) else "opened"
+
+
+_KEY = SigningKey.from_seed(b"p" * 32)
+_VIN = "DTVPR0PERTY000001"
+_VEHICLE = Vehicle(
+    _VIN,
+    "acme",
+    "compact-bev",
+    "EU",
+    None,
+    _KEY.verify_key,
+    "active",
+    datetime(2026, 1, 1, tzinfo=UTC),
+)
+_GOOD = telemetry(_VIN, _KEY, [(SOC, NOW_NS, 50.0), (SOC, NOW_NS + 1, 51.0)])
+
+
+def test_the_unaltered_payload_opens() -> None:
+    assert _opened_or_refused(_GOOD.payload, _GOOD.topic, _VEHICLE) == "opened"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_any_altered_byte_is_refused_at_message_level(data: st.DataObject) -> None:
+    payload = bytearray(_GOOD.payload)
+    position = data.draw(st.integers(0, len(payload) - 1), label="position")
+    flip = data.draw(st.integers(1, 255), label="xor")
+    payload[position] ^= flip
+    reason = _opened_or_refused(bytes(payload), _GOOD.topic, _VEHICLE)
+    assert reason in MESSAGE_REASONS
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=2000))
+def test_arbitrary_bytes_never_raise_and_are_malformed(payload: bytes) -> None:
+    assert _opened_or_refused(payload, _GOOD.topic, _VEHICLE) == "malformed"
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, len(_GOOD.payload) - 1))
+def test_every_truncation_is_refused(length: int) -> None:
+    assert _opened_or_refused(_GOOD.payload[:length], _GOOD.topic, _VEHICLE) in (
+        "malformed",
+        "bad_signature",
+    )
