@@ -174,3 +174,20 @@ def test_reported_software_versions_update_the_ecu_inventory(
     assert ecus["VCU"].source == "reported"
     with database.session() as session, pytest.raises(BadInputError, match="not a version"):
         record_ecu_inventory(session, vin, {"BMS": (None, "soon")})
+
+
+def test_a_batch_larger_than_one_statement_is_written_whole_and_counted(
+    database: Database, fleet: Fleet
+) -> None:
+    from drivetrain.cloud.twins.reported import UPSERT_CHUNK
+
+    paths = [f"Vehicle.Private.Test.Value{i}" for i in range(UPSERT_CHUNK + 37)]
+    reports = {vin: {p: (float(i), T0) for i, p in enumerate(paths)} for vin in fleet.acme_vins[:2]}
+    assert _report(database, reports) == 2 * len(paths)
+    newer = {vin: {p: (v + 1, T0 + timedelta(seconds=1)) for p, (v, _) in values.items()}
+             for vin, values in reports.items()}
+    newer[fleet.acme_vins[0]][paths[0]] = (0.0, T0 - timedelta(seconds=1))  # older: ignored
+    assert _report(database, newer) == 2 * len(paths) - 1
+    with database.session() as session:
+        reported = get_twin(session, fleet.acme_vins[0], tenant="acme").reported
+    assert reported[paths[0]].value == 0.0 and reported[paths[-1]].value == float(len(paths))
