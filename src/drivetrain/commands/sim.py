@@ -182,7 +182,7 @@ def fleet(
     from drivetrain.sim.fleet import FleetRunner, FleetSpec, RunnerOptions, plan_fleet
     from drivetrain.sim.fleet.attacks import AttackInjector, AttackScenario
     from drivetrain.sim.fleet.groundtruth import write_ground_truth
-    from drivetrain.sim.fleet.runner import BUFFER_FILE
+    from drivetrain.sim.fleet.options import BUFFER_FILE
     from drivetrain.sim.fleet.view import HeadlessFleetLog, LiveFleetView
 
     console = Console(highlight=False, soft_wrap=True)

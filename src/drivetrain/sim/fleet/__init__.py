@@ -9,6 +9,7 @@ and ``ModelBus`` (the vectorised CAN path). See docs/simulation.md, "Fleet runne
 from drivetrain.sim.fleet.actuator import CHARGE_LIMIT, SimActuator
 from drivetrain.sim.fleet.canpath import CompiledSignalMap, FleetSamples, ModelBus
 from drivetrain.sim.fleet.feeder import CanFeeder
+from drivetrain.sim.fleet.options import RunnerOptions
 from drivetrain.sim.fleet.plan import (
     CAN_MODEL,
     FleetPlan,
@@ -17,7 +18,8 @@ from drivetrain.sim.fleet.plan import (
     local_identities,
     plan_fleet,
 )
-from drivetrain.sim.fleet.runner import FleetRunner, FleetStatus, RegionCounts, RunnerOptions
+from drivetrain.sim.fleet.runner import FleetRunner
+from drivetrain.sim.fleet.status import FleetStatus, RegionCounts
 
 __all__ = [
     "CAN_MODEL",

@@ -28,8 +28,9 @@ import pyarrow.parquet as pq
 from drivetrain import __version__
 from drivetrain.core.errors import StorageError
 from drivetrain.sim.can.ground_truth import AttackRecord, write_records
+from drivetrain.sim.fleet.options import RunnerOptions
 from drivetrain.sim.fleet.plan import FleetPlan
-from drivetrain.sim.fleet.runner import FleetStatus, RunnerOptions
+from drivetrain.sim.fleet.status import FleetStatus
 from drivetrain.sim.world.fleet import VirtualFleet
 
 MANIFEST_FILE: Final = "manifest.json"

@@ -26,8 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Final, Literal, Protocol, Self
+from typing import Final, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -45,146 +44,12 @@ from drivetrain.sim.fleet.actuator import SimActuator
 from drivetrain.sim.fleet.buffer import FleetBufferStore
 from drivetrain.sim.fleet.canpath import FleetSamples, ModelBus
 from drivetrain.sim.fleet.feeder import CanFeeder
+from drivetrain.sim.fleet.options import BUFFER_FILE, FrameTamper, RunnerOptions
 from drivetrain.sim.fleet.plan import FleetPlan, SimVehicle, check_identities
+from drivetrain.sim.fleet.status import FleetStatus, RegionCounts, StageTimes
 from drivetrain.sim.world.fleet import DRIVING, PARKED
 
 _NS: Final = 1_000_000_000
-#: The fleet's store-and-forward database under ``RunnerOptions.buffer_dir``.
-BUFFER_FILE: Final = "fleet-buffer.sqlite"
-BufferKind = Literal["sqlite", "memory"]
-
-
-@dataclass(frozen=True)
-class RunnerOptions:
-    """How the runner drives the fleet.
-
-    Attributes:
-        step_s: simulated seconds per step (the physics step and the CAN window).
-        feeder_interval_s: the CAN feeder's heartbeat (0 forwards every decoded value).
-        agent_tick_s: how often each agent ticks, simulated seconds (a multiple of ``step_s``):
-            it then gets every sample decoded since its last tick, so campaign sampling and
-            triggers see the same samples whatever the tick; only downlink handling and
-            sealing wait up to one tick.
-        batch_interval_s: how often each agent seals its telemetry batch, simulated seconds.
-        ground_truth_every_s: how often component health and RUL are sampled.
-        buffer: ``memory`` (the default) or ``sqlite`` (every vehicle's store-and-forward buffer in one SQLite file under
-            ``buffer_dir``, see ``buffer.FleetBufferStore``).
-        buffer_dir: where the SQLite buffer goes (required for ``sqlite``).
-        buffer_max_bytes: each vehicle's buffer bound.
-
-    Raises:
-        SimulationConfigError: a value out of range (named).
-    """
-
-    step_s: float = 1.0
-    feeder_interval_s: float = 1.0
-    agent_tick_s: float = 5.0
-    batch_interval_s: float = 10.0
-    ground_truth_every_s: float = 60.0
-    buffer: BufferKind = "memory"
-    buffer_dir: Path | None = None
-    buffer_max_bytes: int = 16 * 1024 * 1024
-
-    def __post_init__(self) -> None:
-        if not 0 < self.step_s <= 10:
-            raise SimulationConfigError(f"step_s {self.step_s!r}; expected (0, 10] seconds")
-        for name in ("feeder_interval_s", "batch_interval_s", "ground_truth_every_s"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise SimulationConfigError(f"{name} {value!r}; expected seconds >= 0")
-        ratio = self.agent_tick_s / self.step_s
-        if not (ratio >= 1 and abs(ratio - round(ratio)) < 1e-9):
-            raise SimulationConfigError(
-                f"agent_tick_s {self.agent_tick_s!r}; expected a whole multiple of step_s {self.step_s!r}"
-            )
-        if self.buffer not in ("sqlite", "memory"):
-            raise SimulationConfigError(f"buffer {self.buffer!r}; expected 'sqlite' or 'memory'")
-        if self.buffer == "sqlite" and self.buffer_dir is None:
-            raise SimulationConfigError("buffer 'sqlite' needs buffer_dir (where the files go)")
-
-
-class FrameTamper(Protocol):
-    """Alters the frames of vehicles on their buses (attack injection, see ``attacks``)."""
-
-    def vehicles_in(self, start_s: float, end_s: float) -> frozenset[int]:
-        """Fleet indices of the vehicles whose frames change in ``[start_s, end_s)``."""
-        ...
-
-    def apply(self, vehicle: int, frames: FrameBatch, start_s: float, end_s: float) -> FrameBatch:
-        """Vehicle ``vehicle``'s frames of the window, altered."""
-        ...
-
-    def active(self, start_s: float, end_s: float) -> int:
-        """How many attacks are under way in ``[start_s, end_s)``."""
-        ...
-
-
-@dataclass
-class StageTimes:
-    """Wall seconds spent per stage since the runner started."""
-
-    world_s: float = 0.0
-    synthesis_s: float = 0.0
-    decode_s: float = 0.0
-    agents_s: float = 0.0
-
-    def to_dict(self) -> dict[str, float]:
-        return {
-            "world_s": self.world_s,
-            "synthesis_s": self.synthesis_s,
-            "decode_s": self.decode_s,
-            "agents_s": self.agents_s,
-        }
-
-
-@dataclass(frozen=True)
-class RegionCounts:
-    """Vehicles of one region and what they are doing."""
-
-    vehicles: int
-    driving: int
-    charging: int
-    parked: int
-
-
-@dataclass(frozen=True)
-class FleetStatus:
-    """A snapshot of the run (see ``FleetRunner.status``)."""
-
-    sim_time_s: float
-    wall_s: float
-    vehicles: int
-    driving: int
-    charging: int
-    parked: int
-    regions: Mapping[str, RegionCounts]
-    frames: int
-    decoded_frames: int
-    unknown_frames: int
-    decoded_values: int
-    vss_samples: int
-    signals: int
-    batches_sealed: int
-    batches_published: int
-    buffer_backlog: int
-    attacks_active: int
-    failures: int
-    km_driven: float
-
-    @property
-    def speedup(self) -> float:
-        """Simulated seconds per wall second so far."""
-        return self.sim_time_s / self.wall_s if self.wall_s > 0 else 0.0
-
-    @property
-    def signals_per_s(self) -> float:
-        """Signals collected by the agents per wall second."""
-        return self.signals / self.wall_s if self.wall_s > 0 else 0.0
-
-    @property
-    def frames_per_s(self) -> float:
-        """CAN frames synthesized and decoded per wall second."""
-        return self.frames / self.wall_s if self.wall_s > 0 else 0.0
 
 
 @dataclass

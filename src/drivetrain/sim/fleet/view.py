@@ -18,7 +18,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from drivetrain.sim.fleet.runner import FleetStatus
+from drivetrain.sim.fleet.status import FleetStatus
 
 
 def _n(value: float) -> str:
