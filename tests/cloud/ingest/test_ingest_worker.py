@@ -172,3 +172,28 @@ def test_the_worker_forgets_ingested_batch_ids_older_than_the_retention(
             time.sleep(0.05)
         worker.stop()
     assert remaining == ["b" * 32]
+
+
+def test_a_stopping_member_of_the_group_leaves_its_share_to_the_others(
+    database: Database, fleet: Fleet, lake: MemoryLake
+) -> None:
+    failures: list[object] = []
+    with InProcessTransport(on_handler_error=failures.append) as bus:
+        stopped, running = (
+            IngestWorker(
+                bus,
+                IngestPipeline(database, lake, MemoryReportedState()),
+                max_batch_messages=4,
+                max_delay_ms=10,
+            ).start()
+            for _ in range(2)
+        )
+        stopped.stop()  # still subscribed: the bus keeps handing it every other message
+        _publish_batches(bus, fleet, 20)
+        bus.drain(10)
+        assert running.wait_idle(30)
+        running.stop()
+        assert bus.stats().undelivered == 0
+    rows = lake.rows()
+    assert rows is not None and rows.num_rows == 200  # every batch stored, none swallowed
+    assert failures  # the refusals were reported, not hidden

@@ -29,7 +29,7 @@ from typing import Final, Self
 from drivetrain.cloud.ingest.envelopes import RawMessage
 from drivetrain.cloud.ingest.pipeline import IngestPipeline, IngestReport
 from drivetrain.cloud.ingest.service import prune_ingest_ledger
-from drivetrain.core.errors import DrivetrainError
+from drivetrain.core.errors import DrivetrainError, TransportError
 from drivetrain.core.transport import (
     Message,
     Subscription,
@@ -200,8 +200,16 @@ class IngestWorker:
 
     # --- receiving and processing ---------------------------------------------------------------
     def _receive(self, message: Message) -> None:
+        """Queue ``message`` for the next micro-batch.
+
+        Raises:
+            TransportError: the worker is stopping. The message is not handled: MQTT leaves
+                it unacknowledged for the next session; the in-process bus hands it to
+                another member of the shared group (or reports it undelivered) — a stopping
+                worker never swallows a message.
+        """
         if self._stopping.is_set():
-            return  # not acknowledged: the broker redelivers it to the next session
+            raise TransportError(f"ingest worker stopping: message on {message.topic!r} not taken")
         with self._lock:
             self._stats = replace(self._stats, received=self._stats.received + 1)
             self._unacked += 1
@@ -211,7 +219,8 @@ class IngestWorker:
                 return
             except queue.Full:
                 continue
-        self._done(1)  # stopping: left unacknowledged for the next session
+        self._done(1)
+        raise TransportError(f"ingest worker stopping: message on {message.topic!r} not taken")
 
     def _done(self, messages: int) -> None:
         with self._lock:
