@@ -48,8 +48,9 @@ START_UTC = float(int(time.time()) - 86_400)
 
 @dataclass
 class Receiver:
-    """Counts the telemetry messages and bytes the transport delivers."""
+    """Counts the telemetry messages and bytes the transport delivers from ``vins``."""
 
+    vins: frozenset[str] = frozenset()
     messages: int = 0
     payload_bytes: int = 0
 
@@ -57,6 +58,10 @@ class Receiver:
         self._lock = threading.Lock()
 
     def __call__(self, message: Any) -> None:
+        from drivetrain.core.transport import parse_vehicle_topic
+
+        if parse_vehicle_topic(message.topic).vin not in self.vins:
+            return
         with self._lock:
             self.messages += 1
             self.payload_bytes += len(message.payload)
@@ -216,10 +221,18 @@ def main(argv: list[str] | None = None) -> int:
         "--warmup", type=int, help="simulated seconds before measuring (default 10; quick 5)"
     )
     args = parser.parse_args(argv)
+    from drivetrain.sim.fleet import RunnerOptions
+
     seconds = args.seconds or (10 if args.quick else 30)
     repeats = max(1, args.repeats or (2 if args.quick else 3))
     sample = max(1, args.baseline_vehicles or (2 if args.quick else 4))
     warmup = args.warmup if args.warmup is not None else (5 if args.quick else 10)
+    tick = int(RunnerOptions().agent_tick_s)
+    if seconds % tick or warmup % tick:
+        err.print(
+            f"[red]error:[/] --seconds and --warmup must be multiples of the agents' tick ({tick} s)"
+        )
+        return 2
 
     from drivetrain.core.transport import TELEMETRY, InProcessTransport, vehicle_filter
     from drivetrain.sim.fleet import (
@@ -231,12 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     transport = InProcessTransport(max_queue=100_000)
-    receiver = Receiver()
-    transport.subscribe(vehicle_filter(TELEMETRY), receiver)
     with tempfile.TemporaryDirectory(prefix="fleet_sim_bench_") as tmp:
         with err.status(f"building a fleet of {args.vehicles:,} vehicles and their agents"):
             started = time.perf_counter()
             plan = plan_fleet(FleetSpec(vehicles=args.vehicles, seed=1, start_utc=START_UTC))
+            receiver = Receiver(frozenset(v.vin for v in plan.vehicles))
+            transport.subscribe(vehicle_filter(TELEMETRY), receiver)
             options = RunnerOptions(
                 batch_interval_s=BATCH_INTERVAL_S, buffer="sqlite", buffer_dir=Path(tmp)
             )
@@ -270,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
             for k, v in runner.stage_times.to_dict().items()
         }
         status = runner.status()
-        transport.drain(timeout_s=60)
+        with err.status("sealing and delivering what the agents hold"):
+            runner.finish()
+            transport.drain(timeout_s=60)
         runner.close()
     transport.close()
     signals_per_vehicle = status.signals / args.vehicles / status.sim_time_s
