@@ -56,7 +56,7 @@ class QuerySyntaxError(ExpressionSyntaxError):
     ``token`` is the offending token as written and ``column`` its 1-based position.
     """
 
-    def __init__(self, message: str, *, token: str, column: int) -> None:
+    def __init__(self, message: str, *, token: str = "", column: int = 0) -> None:
         super().__init__(message)
         self.token = token
         self.column = column
