@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from cantools.database.can import Database
 
 from drivetrain.core.can.dbc import load_dbc
@@ -17,6 +18,7 @@ from drivetrain.core.can.decoder import BatchDecoder
 from drivetrain.core.can.frames import FrameBatch
 from drivetrain.core.can.signal_map import SignalMap, load_signal_map
 from drivetrain.core.vss import Catalog
+from drivetrain.core.vss.datatypes import is_integer
 from drivetrain.edge.samples import Samples
 
 
@@ -40,10 +42,19 @@ class CanDecoding:
         signal_map: a validated DBC→VSS map of that DBC.
     """
 
-    def __init__(self, database: Database, signal_map: SignalMap) -> None:
+    def __init__(
+        self, database: Database, signal_map: SignalMap, catalog: Catalog | None = None
+    ) -> None:
         self.decoder = BatchDecoder(database)
         self.signal_map = signal_map
         self.counters = DecodeCounters()
+        # A scaled CAN value mapped to an integer VSS type (e.g. a tyre pressure of 247.5 kPa
+        # on a uint16 path) is rounded, as a vehicle's feeder would; the cloud refuses
+        # fractional values of integer signals.
+        self._integral_paths = frozenset(
+            p for p in signal_map.paths
+            if catalog is not None and p in catalog and is_integer(catalog.get(p).datatype)
+        )
 
     @classmethod
     def load(cls, dbc: str | Path, signal_map: str | Path, catalog: Catalog) -> CanDecoding:
@@ -55,7 +66,7 @@ class CanDecoding:
         """
         loaded = load_dbc(dbc)
         mapping = load_signal_map(signal_map, loaded.database, catalog, dbc_name=Path(dbc).name)
-        return cls(loaded.database, mapping)
+        return cls(loaded.database, mapping, catalog)
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -75,5 +86,9 @@ class CanDecoding:
         for key, count in report.unknown_frames.items():
             c.unknown_ids[str(key)] = c.unknown_ids.get(str(key), 0) + count
         samples = Samples.from_vss(self.signal_map.apply(decoded), time_offset_ns)
+        if self._integral_paths:
+            integral = np.array([p in self._integral_paths for p in samples.paths], dtype=bool)
+            whole = integral[samples.path_index]
+            samples.value[whole] = np.rint(samples.value[whole])
         c.values += len(samples)
         return samples
