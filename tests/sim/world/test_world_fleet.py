@@ -229,3 +229,13 @@ def test_step_refuses_time_steps_outside_0_to_10_seconds() -> None:
     for bad in (0.0, -1.0, 11.0):
         with pytest.raises(ValueError, match=r"dt_s must be in \(0, 10\]"):
             fleet.step(bad)
+
+
+def test_fleets_of_different_seeds_get_different_vins() -> None:
+    from drivetrain.sim.world import FleetConfig, VirtualFleet
+
+    first = VirtualFleet(FleetConfig(vehicles=20, seed=1)).vins
+    second = VirtualFleet(FleetConfig(vehicles=20, seed=2)).vins
+    assert len(set(first)) == 20
+    assert not set(first) & set(second)
+    assert VirtualFleet(FleetConfig(vehicles=20, seed=1)).vins == first

@@ -21,26 +21,12 @@ from sqlalchemy.orm import Session
 from drivetrain.cloud.fleet.service import Vehicle, register_vehicle
 from drivetrain.core.crypto import SigningKey, VerifyKey
 from drivetrain.core.errors import BadInputError, ConfigurationError
+from drivetrain.core.vin import vin_check_digit
 
-# ISO 3779 / 49 CFR 565: transliteration and weights of the check digit at position 9.
-_TRANSLITERATION = {
-    **{str(d): d for d in range(10)},
-    **dict(zip("ABCDEFGH", range(1, 9), strict=True)),
-    **dict(zip("JKLMN", range(1, 6), strict=True)), "P": 7, "R": 9,
-    **dict(zip("STUVWXYZ", range(2, 10), strict=True)),
-}
-_WEIGHTS = (8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2)
 _VIN_CHARS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
 #: World manufacturer identifier used for simulated vehicles ("DT" + a free third character).
 SIMULATED_WMI = "DTV"
 CREDENTIAL_VERSION = 1
-
-
-def vin_check_digit(vin: str) -> str:
-    """The check digit (position 9) of a 17-character VIN, as 49 CFR 565.15 computes it."""
-    total = sum(_TRANSLITERATION[c] * w for c, w in zip(vin, _WEIGHTS, strict=True))
-    remainder = total % 11
-    return "X" if remainder == 10 else str(remainder)
 
 
 def generate_vin(rng: random.Random, wmi: str = SIMULATED_WMI) -> str:

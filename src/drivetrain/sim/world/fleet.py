@@ -108,8 +108,11 @@ class VirtualFleet:
             region = REGIONS[code]
             city = region.cities[int(setup_rng.integers(len(region.cities)))]
             self.profiles.append(draw_profile(setup_rng, city, region.cities))
+        # Serials start at an offset drawn from the seed, so fleets of different seeds get
+        # different VINs and can share one registry.
+        first_serial = int(np.random.default_rng([config.seed, 3779]).integers(1_000_000))
         self.vins = [
-            make_vin(code, m.name, i)
+            make_vin(code, m.name, first_serial + i)
             for i, (code, m) in enumerate(zip(self.region_codes, self.models))
         ]
         self.time_utc = float(config.start_utc)
