@@ -32,13 +32,14 @@ from typing import Any
 import httpx
 
 from drivetrain.cloud.fleet import (
+    VehicleCredentials,
     cloud_signing_key,
     get_vehicle,
     provision_vehicle,
     rotate_vehicle_key,
 )
 from drivetrain.core.crypto import SigningKey
-from drivetrain.core.errors import NotFoundError
+from drivetrain.core.errors import BadInputError, NotFoundError
 from drivetrain.demo.acts import Act, ActResult, DemoContext, Figure
 from drivetrain.demo.fleet_ingest import ingest_running
 from drivetrain.edge.identity import VehicleIdentity
@@ -57,21 +58,36 @@ TENANT = "default"  # the bootstrap admin's tenant, so the demo's token may act 
 OWNER = "desired-state demo"  # recorded on this act's cars in the registry
 HTTP_TIMEOUT_S = 10.0
 POLL_S = 0.2
+#: Where the cars' credential files go, under the demo's data dir.
+CREDENTIALS_DIR = "twins-demo-cars"
 #: Charge limits to choose from: the first that no car of the group reports already.
 TARGETS = (80, 85, 75, 70)
 
 
 def _identities(context: DemoContext, plan: FleetPlan) -> dict[str, VehicleIdentity]:
-    """Register the planned cars (a kept data dir re-keys the ones already there)."""
+    """The planned cars' identities: registered on first use with their credential files
+    (0600) under the data dir, which later runs on a kept data dir read back — the registry
+    holds only public keys. A car registered without a usable file is re-keyed."""
     cloud = cloud_signing_key(context.settings)
+    folder = context.data_dir / CREDENTIALS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
     identities: dict[str, VehicleIdentity] = {}
     with context.platform.database.session() as session:
         for vehicle in plan.vehicles:
-            key = SigningKey.generate()
+            path = folder / f"{vehicle.vin}.json"
             try:
                 known = get_vehicle(session, vehicle.vin, tenant=TENANT)
             except NotFoundError:
                 known = None
+            if known is not None and path.is_file():
+                try:
+                    kept = VehicleCredentials.read(path)
+                except BadInputError:
+                    kept = None
+                if kept is not None and kept.signing_key.verify_key == known.verify_key:
+                    identities[vehicle.vin] = VehicleIdentity.from_dict(kept.to_dict())
+                    continue
+            key = SigningKey.generate()
             if known is None:
                 provision_vehicle(
                     session, tenant=TENANT, model=vehicle.model, region=vehicle.region,
@@ -80,10 +96,12 @@ def _identities(context: DemoContext, plan: FleetPlan) -> dict[str, VehicleIdent
                 )
             else:
                 rotate_vehicle_key(session, vehicle.vin, key.verify_key, actor=f"demo:{NAME}")
-            identities[vehicle.vin] = VehicleIdentity(
-                vin=vehicle.vin, signing_key=key, cloud_key=cloud.verify_key,
-                region=vehicle.region, model=vehicle.model, tenant=TENANT,
+            credentials = VehicleCredentials(
+                vin=vehicle.vin, model=vehicle.model, region=vehicle.region, tenant=TENANT,
+                signing_key=key, cloud_key=cloud.verify_key,
             )
+            credentials.write(path)
+            identities[vehicle.vin] = VehicleIdentity.from_dict(credentials.to_dict())
     return identities
 
 
@@ -100,7 +118,7 @@ def _running_fleet(context: DemoContext, plan: FleetPlan) -> Iterator[FleetRunne
         stack.callback(platform.transport.drain, 10.0)
         runner = FleetRunner(
             plan, platform.transport, identities,
-            RunnerOptions(buffer="memory", agent_tick_s=1.0, batch_interval_s=2.0),
+            RunnerOptions(buffer="memory", step_s=0.5, agent_tick_s=0.5, batch_interval_s=1.0),
         )
         stack.callback(runner.close)
         stop = threading.Event()
