@@ -286,3 +286,77 @@ def watch_command(
         except KeyboardInterrupt:
             pass
     _out.print(f"{seen} event(s)", style="dim")
+
+
+@app.command("reconcile")
+def reconcile_command(
+    broker: Annotated[str | None, typer.Option(
+        "--broker", help="MQTT 5 broker of the vehicle link, e.g. mqtt://127.0.0.1:1883 "
+        "(default: the broker_url setting).")] = None,
+    client_id: Annotated[str, typer.Option("--client-id", help="MQTT client id.")] = "twins-reconciler",
+    poll_interval_s: Annotated[float, typer.Option(
+        "--poll-interval", min=0.1, help="Longest wait between rounds, seconds.")] = 2.0,
+    username: Annotated[str | None, typer.Option("--username", help="Broker user name.")] = None,
+    ca_file: Annotated[str | None, typer.Option("--ca-file", help="CA bundle for mqtts://.")] = None,
+    cert_file: Annotated[str | None, typer.Option("--cert-file", help="Client certificate (mTLS).")] = None,
+    key_file: Annotated[str | None, typer.Option("--key-file", help="Client key (mTLS).")] = None,
+    once: Annotated[bool, typer.Option("--once", help="Run one round and exit.")] = False,
+) -> None:
+    """Publish desired-state deltas to the vehicles: signed with the cloud key, retained, QoS 1.
+
+    The reconciler of a deployment where the API and the vehicle link run apart (the embedded
+    platform runs its own). It works from the state database: every twin whose desired version
+    changed or whose items expired is published on dt/v1/{VIN}/state/desired. SIGTERM or
+    Ctrl-C stops it after its round. The broker password is read from
+    $DRIVETRAIN_BROKER_PASSWORD.
+    """
+    import os
+    import signal
+    import threading
+
+    from drivetrain.cloud.fleet import cloud_signing_key
+    from drivetrain.cloud.twins import Reconciler
+    from drivetrain.commands.db import open_migrated_database
+    from drivetrain.core.errors import DrivetrainError
+    from drivetrain.core.transport.factory import open_transport
+
+    settings = load_settings_or_exit()
+    url = broker or settings.broker_url
+    if not url:
+        fail("no broker: pass --broker mqtt://host:port or set DRIVETRAIN_BROKER_URL", code=2)
+    try:
+        key = cloud_signing_key(settings)
+    except DrivetrainError as e:
+        fail(e)
+    database = open_migrated_database(settings)
+    try:
+        transport = open_transport(
+            url, client_id=client_id, username=username,
+            password=os.environ.get("DRIVETRAIN_BROKER_PASSWORD"), ca_file=ca_file,
+            cert_file=cert_file, key_file=key_file,
+        )
+    except DrivetrainError as e:
+        database.dispose()
+        fail(e)
+    reconciler = Reconciler(database, transport, key, poll_interval_s=poll_interval_s)
+    err = Console(stderr=True, highlight=False)
+    try:
+        if once:
+            report = reconciler.run_once()
+            err.print(f"published {report.sent} delta(s), expired {report.expired} item(s)")
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+        signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+        reconciler.start()
+        err.print(f"reconciling desired state to {url} (state: {database.display_url})")
+        while not stop.wait(10.0):
+            err.print(f"{reconciler.rounds} rounds, {reconciler.sent} deltas published, "
+                      f"{reconciler.errors} failed rounds")
+    except DrivetrainError as e:
+        fail(e)
+    finally:
+        reconciler.stop()
+        transport.close()
+        database.dispose()
+    err.print(f"stopped: {reconciler.sent} deltas published in {reconciler.rounds} rounds")
