@@ -2,9 +2,12 @@
 
 Public surface: :class:`Pseudonymiser`, :func:`pseudonymiser`, :func:`vehicle_pseudonym`,
 :class:`Consent`, :func:`set_consent`, :func:`get_consent`, :func:`consent_map`,
-:func:`parse_categories`, :data:`DEFAULT_CONSENT`. Regions are :mod:`drivetrain.core.regions`.
+:func:`parse_categories`, :data:`DEFAULT_CONSENT`; :class:`CategoryInfo` and
+:func:`describe_categories` (what each category means, with example paths). Regions are
+:mod:`drivetrain.core.regions`.
 """
 
+from drivetrain.cloud.privacy.categories import CategoryInfo, describe_categories
 from drivetrain.cloud.privacy.service import (
     DEFAULT_CONSENT,
     Consent,
@@ -19,9 +22,11 @@ from drivetrain.cloud.privacy.service import (
 
 __all__ = [
     "DEFAULT_CONSENT",
+    "CategoryInfo",
     "Consent",
     "Pseudonymiser",
     "consent_map",
+    "describe_categories",
     "get_consent",
     "parse_categories",
     "pseudonymiser",

@@ -111,8 +111,10 @@ def set_consent(
     source: str,
     actor: str,
     now: datetime | None = None,
+    request_id: str | None = None,
 ) -> Consent:
-    """Record the categories ``vin``'s data may be stored for; records ``privacy.consent.set``.
+    """Record the categories ``vin``'s data may be stored for; records ``privacy.consent.set``
+    (with ``request_id``, the API request that made the change, when given).
 
     Raises:
         BadInputError: an unknown category.
@@ -135,7 +137,7 @@ def set_consent(
     record_audit(
         session, tenant=tenant, actor=actor, action="privacy.consent.set",
         target=f"vehicle:{vin}", details={"categories": sorted(allowed), "source": source},
-        now=now,
+        request_id=request_id, now=now,
     )
     return Consent(vin, tenant, allowed, source, now)
 
