@@ -7,6 +7,7 @@ from fastapi import APIRouter, FastAPI
 from drivetrain.api import audit_routes, auth_routes, health, tenant_routes
 from drivetrain.cloud.ingest import api as ingest_api
 from drivetrain.cloud.lake import api as lake_api
+from drivetrain.cloud.privacy import api as privacy_api
 from drivetrain.cloud.twins import api as twins_api
 
 # (prefix, router) per domain, mounted in this order. Later domains append theirs, e.g.
@@ -20,6 +21,7 @@ ROUTERS: list[tuple[str, APIRouter]] = [
     ("/v1/telemetry", lake_api.router),
     ("/v1/twins", twins_api.router),
     ("/v1/ingest", ingest_api.router),
+    ("/v1/privacy", privacy_api.router),
 ]
 
 
