@@ -9,7 +9,6 @@ the tenant's audit log as ``privacy.consent.set``. The category list needs only 
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Final
 
@@ -26,7 +25,13 @@ from drivetrain.api.security import require_scopes
 from drivetrain.cloud.fleet import get_vehicle
 from drivetrain.cloud.infra import Principal, Scope
 from drivetrain.cloud.privacy.categories import CategoryInfo, describe_categories
-from drivetrain.cloud.privacy.service import Consent, get_consent, set_consent
+from drivetrain.cloud.privacy.service import (
+    Consent,
+    get_consent,
+    parse_source,
+    set_consent,
+)
+from drivetrain.core.errors import BadInputError
 from drivetrain.core.vss import PRIVACY_CATEGORIES, builtin_catalog
 
 Reader = Annotated[Principal, require_scopes(Scope.PRIVACY_READ)]
@@ -37,10 +42,6 @@ Vin = Annotated[str, Path(min_length=1, max_length=17, description="The vehicle'
 
 #: Most category names one request may list (the five, with room for repeats).
 MAX_CATEGORIES: Final = 16
-#: What a consent ``source`` may look like: a short token such as ``driver-app``.
-SOURCE_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,79}")
-#: The source reported for a vehicle without a consent record; never accepted as input.
-DEFAULT_SOURCE: Final = "default"
 
 
 class ConsentWrite(BaseModel):
@@ -63,16 +64,10 @@ class ConsentWrite(BaseModel):
     @field_validator("source")
     @classmethod
     def _source_is_a_token(cls, value: str) -> str:
-        if not SOURCE_PATTERN.fullmatch(value):
-            raise ValueError(
-                "source must be 1-80 letters, digits, '.', '_', ':' or '-', starting with a "
-                "letter or digit"
-            )
-        if value == DEFAULT_SOURCE:
-            raise ValueError(
-                f"source {DEFAULT_SOURCE!r} is reserved for vehicles without a consent record"
-            )
-        return value
+        try:
+            return parse_source(value)
+        except BadInputError as e:
+            raise ValueError(str(e)) from None
 
 
 class ConsentOut(BaseModel):

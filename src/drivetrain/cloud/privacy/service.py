@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,6 +34,10 @@ from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES, PrivacyCategory, is_
 
 DEFAULT_CONSENT: Final[frozenset[PrivacyCategory]] = frozenset({"technical", "diagnostics"})
 PSEUDONYM_HEX_DIGITS: Final = 24
+#: The source reported for a vehicle without a consent record; never recorded as a source.
+DEFAULT_SOURCE: Final = "default"
+#: What a consent source may look like: a short token such as ``driver-app`` or ``contract``.
+CONSENT_SOURCE_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,79}")
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,26 @@ def parse_categories(names: Iterable[str]) -> frozenset[PrivacyCategory]:
     return frozenset(result)
 
 
+def parse_source(source: str) -> str:
+    """Validate where a consent came from (``driver-app``, ``contract``, ``operator``...).
+
+    Raises:
+        BadInputError: not 1-80 of letters, digits, ``.``, ``_``, ``:``, ``-`` starting with a
+            letter or digit, or the reserved ``default``.
+    """
+    if not CONSENT_SOURCE_PATTERN.fullmatch(source):
+        raise BadInputError(
+            f"consent source {source!r} is malformed; expected 1-80 letters, digits, '.', '_', "
+            "':' or '-', starting with a letter or digit (e.g. driver-app)"
+        )
+    if source == DEFAULT_SOURCE:
+        raise BadInputError(
+            f"consent source {DEFAULT_SOURCE!r} is reserved for vehicles without a consent "
+            "record; name where the consent came from (e.g. driver-app, contract, operator)"
+        )
+    return source
+
+
 def set_consent(
     session: Session,
     *,
@@ -117,10 +142,11 @@ def set_consent(
     (with ``request_id``, the API request that made the change, when given).
 
     Raises:
-        BadInputError: an unknown category.
+        BadInputError: an unknown category, or a malformed source (see :func:`parse_source`).
         NotFoundError: the tenant does not exist.
     """
     allowed = parse_categories(categories)
+    parse_source(source)
     if session.get(TenantRow, tenant) is None:
         raise NotFoundError(f"tenant {tenant!r} does not exist")
     now = now or datetime.now(UTC)
@@ -146,7 +172,7 @@ def get_consent(session: Session, vin: str, tenant: str) -> Consent:
     """The vehicle's consent, or ``DEFAULT_CONSENT`` when none was recorded."""
     row = session.get(ConsentRow, vin)
     if row is None or row.tenant_id != tenant:
-        return Consent(vin, tenant, DEFAULT_CONSENT, "default", None)
+        return Consent(vin, tenant, DEFAULT_CONSENT, DEFAULT_SOURCE, None)
     return Consent(
         vin, tenant, parse_categories(row.categories.split()), row.source, row.updated_at
     )

@@ -1,0 +1,183 @@
+"""`drivetrain privacy` commands: show and set a vehicle's consent, list the privacy categories.
+
+The consent commands work on the configured state database directly (like `drivetrain fleet
+list`), as an operator with access to it: the vehicle must be in the fleet registry, and
+``--tenant``, when given, must own it. Every change is audited as ``privacy.consent.set`` with
+the actor ``cli:<user>``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
+
+if TYPE_CHECKING:
+    from drivetrain.cloud.privacy import Consent
+
+app = typer.Typer(
+    help="Privacy: per-vehicle consent (which data categories may be stored), the categories.",
+    no_args_is_help=True,
+)
+consent_app = typer.Typer(
+    help="A vehicle's consent: show it, or set the categories its data may be stored for.",
+    no_args_is_help=True,
+)
+app.add_typer(consent_app, name="consent")
+
+#: The ``--allow`` value that allows no category at all.
+ALLOW_NONE = "none"
+
+TenantOption = Annotated[
+    str | None,
+    typer.Option("--tenant", help="Tenant that must own the vehicle (default: its owner)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def parse_allow(text: str) -> list[str]:
+    """``--allow``: comma-separated category names, or ``none`` for no category.
+
+    Names are checked by the privacy service (an unknown one is refused there, by name).
+
+    Raises:
+        typer.BadParameter: an empty value or an empty name between commas.
+    """
+    if text.strip().lower() == ALLOW_NONE:
+        return []
+    names = [name.strip() for name in text.split(",")]
+    if not text.strip() or any(not name for name in names):
+        raise typer.BadParameter(
+            f"{text!r} is not a list of categories; expected names separated by commas, e.g. "
+            f"technical,location (or {ALLOW_NONE!r} for no category)"
+        )
+    return names
+
+
+def _print_consent(consent: Consent, pseudonym: str, as_json: bool) -> None:
+    from drivetrain.cloud.privacy import describe_categories
+    from drivetrain.core.vss import builtin_catalog
+
+    updated = consent.updated_at.isoformat() if consent.updated_at else None
+    console = Console(highlight=False, soft_wrap=True)
+    if as_json:
+        console.print_json(json.dumps({
+            "vin": consent.vin, "tenant": consent.tenant, "categories": sorted(consent.categories),
+            "source": consent.source, "updated_at": updated, "pseudonym": pseudonym,
+        }))  # fmt: skip
+        return
+    when = consent.updated_at.strftime("%Y-%m-%d %H:%M:%S UTC") if consent.updated_at else "never set"
+    table = Table(
+        title=f"consent of {consent.vin} (tenant {consent.tenant!r}; source {consent.source}, {when})"
+    )
+    for column in ("category", "stored", "meaning"):
+        table.add_column(column, no_wrap=column != "meaning")
+    for info in describe_categories(builtin_catalog(), examples=0):
+        allowed = info.name in consent.categories
+        table.add_row(info.name, "yes" if allowed else "no (dropped at ingestion)", info.meaning)
+    console.print(table)
+    console.print(f"pseudonym in the lake: {pseudonym}")
+
+
+def _with_vehicle(
+    vin: str, tenant: str | None, change: list[str] | None, source: str
+) -> tuple[Consent, str]:
+    """Show (``change`` None) or set the consent of ``vin`` in one transaction, then print it."""
+    from drivetrain.cloud.fleet import get_vehicle
+    from drivetrain.cloud.privacy import get_consent, set_consent, vehicle_pseudonym
+    from drivetrain.core.errors import DrivetrainError
+
+    database = open_migrated_database(load_settings_or_exit())
+    try:
+        with database.session() as session:
+            owner = get_vehicle(session, vin, tenant=tenant).tenant
+            if change is None:
+                consent = get_consent(session, vin, owner)
+            else:
+                consent = set_consent(
+                    session, vin=vin, tenant=owner, categories=change, source=source,
+                    actor=_actor(),
+                )  # fmt: skip
+            pseudonym = vehicle_pseudonym(session, owner, vin)
+    except DrivetrainError as e:
+        fail(e)
+    finally:
+        database.dispose()
+    return consent, pseudonym
+
+
+@consent_app.command("show")
+def show(
+    vin: Annotated[str, typer.Argument(help="The vehicle's VIN.", show_default=False)],
+    tenant: TenantOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show which privacy categories of the vehicle's data may be stored, and since when.
+
+    A vehicle without a consent record has the default: technical and diagnostics.
+    """
+    consent, pseudonym = _with_vehicle(vin, tenant, None, "")
+    _print_consent(consent, pseudonym, as_json)
+
+
+@consent_app.command("set")
+def set_command(
+    vin: Annotated[str, typer.Argument(help="The vehicle's VIN.", show_default=False)],
+    allow: Annotated[
+        str,
+        typer.Option("--allow", help="Categories to allow, comma-separated (e.g. "
+                     "technical,location), or 'none'. Replaces the current consent.",
+                     show_default=False),
+    ],
+    source: Annotated[
+        str, typer.Option("--source", help="Where the consent came from, e.g. operator, contract.")
+    ] = "operator",
+    tenant: TenantOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Replace the vehicle's consent; ingestion applies it from its next micro-batch on.
+
+    Data already stored is not touched. An unknown category is refused and nothing changes.
+    """
+    consent, pseudonym = _with_vehicle(vin, tenant, parse_allow(allow), source)
+    _print_consent(consent, pseudonym, as_json)
+
+
+@app.command("categories")
+def categories(
+    as_json: JsonOption = False,
+    examples: Annotated[
+        int, typer.Option("--examples", min=0, max=50, help="Example VSS paths per category.")
+    ] = 3,
+) -> None:
+    """List the five privacy categories: meaning, default consent, signal count, examples."""
+    from drivetrain.cloud.privacy import describe_categories
+    from drivetrain.core.vss import builtin_catalog
+
+    infos = describe_categories(builtin_catalog(), examples=examples)
+    console = Console(highlight=False, soft_wrap=True)
+    if as_json:
+        console.print_json(json.dumps([info.to_dict() for info in infos]))
+        return
+    table = Table(title="privacy categories (a signal's category: `drivetrain vss show PATH`)")
+    for column in ("category", "default", "signals", "meaning", "examples"):
+        table.add_column(column, no_wrap=column in ("category", "default", "signals"))
+    for info in infos:
+        table.add_row(
+            info.name, "allowed" if info.default_consent else "needs consent",
+            str(info.signal_count), info.meaning, "\n".join(info.examples),
+        )  # fmt: skip
+    console.print(table)
