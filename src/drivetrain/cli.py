@@ -14,6 +14,7 @@ from drivetrain.commands import (
     fleet,
     ingest,
     lake,
+    privacy,
     serve,
     sim,
     twin,
@@ -56,6 +57,7 @@ app.add_typer(fleet.app, name="fleet")
 app.add_typer(edge.app, name="edge")
 app.add_typer(sim.app, name="sim")
 app.add_typer(twin.app, name="twin")
+app.add_typer(privacy.app, name="privacy")
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 
