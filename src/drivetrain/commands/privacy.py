@@ -62,7 +62,8 @@ def parse_allow(text: str) -> list[str]:
     if not text.strip() or any(not name for name in names):
         raise typer.BadParameter(
             f"{text!r} is not a list of categories; expected names separated by commas, e.g. "
-            f"technical,location (or {ALLOW_NONE!r} for no category)"
+            f"technical,location (or {ALLOW_NONE!r} for no category)",
+            param_hint="--allow",
         )
     return names
 
@@ -173,8 +174,9 @@ def categories(
         console.print_json(json.dumps([info.to_dict() for info in infos]))
         return
     table = Table(title="privacy categories (a signal's category: `drivetrain vss show PATH`)")
-    for column in ("category", "default", "signals", "meaning", "examples"):
-        table.add_column(column, no_wrap=column in ("category", "default", "signals"))
+    for column in ("category", "default", "signals", "meaning"):
+        table.add_column(column, no_wrap=column != "meaning")
+    table.add_column("examples", overflow="fold")  # paths are folded, never cut short
     for info in infos:
         table.add_row(
             info.name, "allowed" if info.default_consent else "needs consent",

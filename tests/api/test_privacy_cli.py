@@ -1,0 +1,128 @@
+"""``drivetrain privacy``: consent shown and set on the state database, the category list."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from drivetrain.cli import app as cli_app
+from drivetrain.cloud.fleet import generate_vin, provision_vehicle
+from drivetrain.cloud.infra import Database, create_tenant, list_audit
+from drivetrain.cloud.privacy import get_consent, vehicle_pseudonym
+from drivetrain.core.crypto import SigningKey
+
+
+@pytest.fixture
+def vin(database: Database) -> str:
+    """One EU car of tenant acme (tenant globex exists too, without cars)."""
+    with database.session() as session:
+        create_tenant(session, "acme", actor="test")
+        create_tenant(session, "globex", actor="test")
+        vehicle, _ = provision_vehicle(
+            session, tenant="acme", model="compact-bev", region="EU",
+            cloud_key=SigningKey.generate().verify_key, actor="test", rng=random.Random(5),
+        )  # fmt: skip
+    return vehicle.vin
+
+
+@pytest.fixture
+def cli(
+    tmp_path: Path, database_url: str, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., str]:
+    """Run ``drivetrain`` in-process on ``database`` (each engine); checks the exit code."""
+    monkeypatch.setenv("DRIVETRAIN_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DRIVETRAIN_DATABASE_URL", database_url)
+    runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
+
+    def run(*args: str, code: int = 0) -> str:
+        result = runner.invoke(cli_app, list(args))
+        assert result.exit_code == code, result.output
+        return result.output
+
+    return run
+
+
+def test_show_gives_the_default_then_set_replaces_it_and_is_audited(
+    cli: Callable[..., str], vin: str, database: Database
+) -> None:
+    shown = json.loads(cli("privacy", "consent", "show", vin, "--json"))
+    assert (shown["categories"], shown["source"], shown["updated_at"]) == (
+        ["diagnostics", "technical"], "default", None,
+    )  # fmt: skip
+    table = cli("privacy", "consent", "set", vin, "--allow", "technical, location", "--source",
+                "contract")  # fmt: skip
+    assert "source contract" in table and "no (dropped at ingestion)" in table
+    with database.session() as session:
+        consent = get_consent(session, vin, "acme")
+        assert consent.categories == {"technical", "location"} and consent.source == "contract"
+        [entry] = list_audit(session, "acme", action="privacy.consent.set")
+        assert entry.actor.startswith("cli") and entry.details["source"] == "contract"
+        assert shown["pseudonym"] == vehicle_pseudonym(session, "acme", vin)
+    assert json.loads(cli("privacy", "consent", "show", vin, "--json"))["categories"] == [
+        "location", "technical",
+    ]  # fmt: skip
+
+
+def test_allow_none_withdraws_every_category(
+    cli: Callable[..., str], vin: str, database: Database
+) -> None:
+    cli("privacy", "consent", "set", vin, "--allow", "none")
+    with database.session() as session:
+        consent = get_consent(session, vin, "acme")
+    assert consent.categories == frozenset() and consent.source == "operator"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--allow", "technical,gps"], 1, "'gps' is not known"),
+        (["--allow", "technical,,cabin"], 2, "not a list of categories"),
+        (["--allow", "technical", "--source", "default"], 1, "reserved"),
+        (["--allow", "technical", "--source", "two words"], 1, "malformed"),
+    ],
+)
+def test_bad_categories_or_source_are_refused_and_change_nothing(
+    cli: Callable[..., str], vin: str, database: Database, args: list[str], code: int,
+    message: str,
+) -> None:
+    assert message in cli("privacy", "consent", "set", vin, *args, code=code)
+    with database.session() as session:
+        assert get_consent(session, vin, "acme").source == "default"
+        assert list_audit(session, "acme", action="privacy.consent.set") == []
+
+
+def test_a_vehicle_outside_the_named_tenant_or_registry_is_not_found(
+    cli: Callable[..., str], vin: str, database: Database
+) -> None:
+    assert "not registered" in cli("privacy", "consent", "show", vin, "--tenant", "globex", code=1)
+    assert "not registered" in cli(
+        "privacy", "consent", "set", vin, "--tenant", "globex", "--allow", "location", code=1
+    )
+    stranger = generate_vin(random.Random(77))
+    assert "not registered" in cli("privacy", "consent", "show", stranger, code=1)
+    with database.session() as session:
+        assert get_consent(session, vin, "acme").source == "default"
+
+
+def test_categories_lists_all_five_with_the_default_marked(cli: Callable[..., str]) -> None:
+    listed = json.loads(cli("privacy", "categories", "--json", "--examples", "1"))
+    assert [c["name"] for c in listed] == [
+        "location", "driving_behaviour", "cabin", "diagnostics", "technical",
+    ]  # fmt: skip
+    assert all(len(c["examples"]) == 1 for c in listed)
+    table = cli("privacy", "categories")
+    assert "needs consent" in table and "Vehicle.CurrentLocation.Latitude" in table
+
+
+@pytest.mark.parametrize(
+    "command", [["privacy"], ["privacy", "consent"], ["privacy", "consent", "show"],
+                ["privacy", "consent", "set"], ["privacy", "categories"]],
+)
+def test_every_privacy_command_has_help(command: list[str]) -> None:
+    result = CliRunner().invoke(cli_app, [*command, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output
