@@ -138,7 +138,10 @@ def fleet(
         "fleet-run", "--out", help="Where the ground truth and the buffers go."
     ),
     broker: str | None = typer.Option(
-        None, "--broker", help="mqtt://host:port of a real broker (default: the in-process bus)."
+        None,
+        "--broker",
+        help="mqtt://host:port of a real broker (default: the broker_url setting; without "
+        "one, the in-process bus).",
     ),
     attacks: str | None = typer.Option(
         None, "--attacks", help="Inject bus attacks: the preset 'mixed' or a scenario .json file."
@@ -230,6 +233,7 @@ def fleet(
         identities = provision_fleet(
             database, plan.vehicles, tenant=tenant, cloud_key=cloud_key, actor=_actor()
         )
+        broker = broker or settings.broker_url
         transport = open_transport(broker, client_id=f"drivetrain-sim-{seed}")
         if ingest and broker is None:
             from drivetrain.cloud.ingest import IngestPipeline
