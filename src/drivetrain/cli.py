@@ -27,7 +27,7 @@ app = typer.Typer(
     help="Drivetrain: an open, self-hostable cloud for software-defined vehicles.",
     no_args_is_help=True,
     add_completion=False,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
 )
 
 
