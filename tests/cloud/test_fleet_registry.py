@@ -10,10 +10,10 @@ import pytest
 
 from drivetrain.cloud.fleet import (
     VehicleCredentials,
+    count_vehicles,
     generate_vin,
     get_vehicle,
     list_vehicles,
-    count_vehicles,
     load_or_create_cloud_key,
     provision_vehicle,
     retire_vehicle,

@@ -177,7 +177,7 @@ def test_garbage_lines_are_skipped_and_reported_with_file_and_line(tmp_path: Pat
 
 def test_strict_mode_raises_naming_the_file_and_first_bad_line(tmp_path: Path) -> None:
     path = _write(tmp_path, "bad.csv", _BAD_COMMA)
-    with pytest.raises(CaptureFormatError, match=rf"bad\.csv:4: expected 4 comma-separated fields"):
+    with pytest.raises(CaptureFormatError, match=r"bad\.csv:4: expected 4 comma-separated fields"):
         read_capture(path, strict=True)
 
 

@@ -417,7 +417,7 @@ def _road_chunk(
     blank = ~t_ok & (id_len == 0) & (length == 0)
     if not native:
         blank &= _to_numpy(pc.binary_length(_as_array(table.column("Time"))), np.int64) == 0
-    fields = lambda r: lines.text(int(lines.row_line[r])).split(",")  # noqa: E731
+    fields = lambda r: lines.text(int(lines.row_line[r])).split(",")
     issues.flag(~blank & ~t_ok, lambda r: f"Time {fields(r)[0]!r} is not a number of seconds")
     issues.flag(~blank & t_ok & ~np.isfinite(t_s), lambda r: f"Time {t_s[r]} is not finite")
     issues.flag(
