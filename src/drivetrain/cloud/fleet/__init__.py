@@ -14,7 +14,6 @@ from drivetrain.cloud.fleet.provisioning import (
     generate_vin,
     load_or_create_cloud_key,
     provision_vehicle,
-    vin_check_digit,
 )
 from drivetrain.cloud.fleet.service import (
     Vehicle,
@@ -27,6 +26,7 @@ from drivetrain.cloud.fleet.service import (
     validate_vin,
 )
 from drivetrain.core.crypto import SigningKey
+from drivetrain.core.vin import vin_check_digit
 from drivetrain.core.settings import Settings
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -152,7 +152,7 @@ def _parse_block(
         return read(strings), wrong_count, False
 
 
-def _line_spans(text: bytes) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+def _line_spans(text: bytes | memoryview) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Start and end (exclusive, before the newline) byte offsets of every line of ``text``."""
     arr = np.frombuffer(text, np.uint8)
     newlines = np.flatnonzero(arr == 10)
@@ -208,7 +208,9 @@ def _as_array(column: pa.ChunkedArray) -> pa.Array:
     return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
 
 
-def _to_numpy(column: pa.ChunkedArray | pa.Array, dtype: type[np.generic]) -> npt.NDArray:
+def _to_numpy(
+    column: pa.ChunkedArray | pa.Array, dtype: type[np.generic]
+) -> npt.NDArray[Any]:
     arr = _as_array(column) if isinstance(column, pa.ChunkedArray) else column
     if arr.null_count:
         arr = pc.fill_null(arr, 0)
@@ -417,7 +419,10 @@ def _road_chunk(
     blank = ~t_ok & (id_len == 0) & (length == 0)
     if not native:
         blank &= _to_numpy(pc.binary_length(_as_array(table.column("Time"))), np.int64) == 0
-    fields = lambda r: lines.text(int(lines.row_line[r])).split(",")
+
+    def fields(r: int) -> list[str]:
+        return lines.text(int(lines.row_line[r])).split(",")
+
     issues.flag(~blank & ~t_ok, lambda r: f"Time {fields(r)[0]!r} is not a number of seconds")
     issues.flag(~blank & t_ok & ~np.isfinite(t_s), lambda r: f"Time {t_s[r]} is not finite")
     issues.flag(

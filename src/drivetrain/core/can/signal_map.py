@@ -363,5 +363,6 @@ def dumps_signal_map(signal_map: SignalMap, syntax: str) -> str:
     """The file text of ``signal_map`` in ``syntax`` (``toml`` or ``yaml``)."""
     data = signal_map.to_dict()
     if syntax == "yaml":
-        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        text: str = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        return text
     return "# DBC -> VSS signal map\n" + tomli_w.dumps(data)

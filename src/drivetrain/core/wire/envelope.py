@@ -224,7 +224,7 @@ def parse(data: bytes | bytearray | memoryview) -> Envelope:
         seq=seq,
         sent_ns=sent_ns,
         key_id=key_id,
-        body_encoding=body_encoding,  # type: ignore[arg-type]  # checked just above
+        body_encoding=body_encoding,  # checked against _BODY_ENCODINGS above
         body=data[body_start:body_end],
         signature=data[body_end:],
         signed=data[:body_end],

@@ -92,8 +92,8 @@ class Ack:
             raise WireFormatError(f"{where}: field 'ref_kind' is {ref_kind!r}")
         return cls(
             ref=_require(data, "ref", str, where),
-            ref_kind=ref_kind,  # type: ignore[arg-type]  # checked above
-            status=status,  # type: ignore[arg-type]
+            ref_kind=ref_kind,
+            status=status,
             detail=str(data.get("detail", "")),
             version=_optional_int(data, "version", where),
         )

@@ -86,7 +86,8 @@ def encode_samples(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, TELEMETRY_SCHEMA, options=_IPC_OPTIONS) as writer:
         writer.write_table(table)
-    return sink.getvalue().to_pybytes()
+    data: bytes = sink.getvalue().to_pybytes()
+    return data
 
 
 def decode_samples(body: bytes) -> pa.Table:
