@@ -12,6 +12,13 @@ from drivetrain.core.wire.envelope import (
     seal,
     seal_json,
 )
+from drivetrain.core.wire.inventory import (
+    INVENTORY_EVENT,
+    MAX_INVENTORY_ECUS,
+    EcuInfo,
+    inventory_event,
+    inventory_from_event,
+)
 from drivetrain.core.wire.messages import (
     Ack,
     Command,
@@ -30,10 +37,13 @@ from drivetrain.core.wire.telemetry import (
 
 __all__ = [
     "FORMAT_VERSION",
+    "INVENTORY_EVENT",
+    "MAX_INVENTORY_ECUS",
     "TELEMETRY_SCHEMA",
     "Ack",
     "Command",
     "DesiredStateDelta",
+    "EcuInfo",
     "Envelope",
     "MessageKind",
     "VehicleEvent",
@@ -41,6 +51,8 @@ __all__ = [
     "encode_samples",
     "events_from_dict",
     "events_to_dict",
+    "inventory_event",
+    "inventory_from_event",
     "new_message_id",
     "parse",
     "samples_table",
