@@ -17,6 +17,10 @@ Each ``tick(now_ns, frames=..., samples=...)``:
 Nothing blocks and no thread is started per agent, so a fleet runner can host thousands of
 agents in one process, share one transport between them and drive them deterministically;
 ``run()`` is the loop the CLI uses for one agent.
+
+An agent given its ECU inventory (``EcuInfo`` entries) reports it as a ``vehicle.inventory``
+event when it starts and whenever ``set_inventory`` changes it (after a software update), so
+the cloud's twin knows which software each ECU runs.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import logging
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -37,6 +41,7 @@ from drivetrain.core.errors import (
     BadInputError,
     CampaignFormatError,
     ConflictError,
+    StorageError,
     WireFormatError,
 )
 from drivetrain.core.transport import (
@@ -53,13 +58,16 @@ from drivetrain.core.wire import (
     Ack,
     Command,
     DesiredStateDelta,
+    EcuInfo,
     MessageKind,
     VehicleEvent,
     events_to_dict,
+    inventory_event,
     new_message_id,
     seal_json,
     seal_telemetry,
 )
+from drivetrain.core.wire.inventory import check_inventory
 from drivetrain.edge.actuator import VehicleActuator
 from drivetrain.edge.buffer import AppendResult, Buffer, OutgoingMessage
 from drivetrain.edge.campaigns import Campaign
@@ -156,9 +164,12 @@ class EdgeAgent:
         can: decodes frames passed to ``tick``; None when samples are injected directly.
         config: tuning.
         clock_ns: the vehicle clock (Unix ns) when ``tick`` is called without ``now_ns``.
+        inventory: the vehicle's ECUs (name, hardware id, software version), reported on
+            ``start()``; None or empty reports nothing.
 
     Raises:
         StorageError: the buffer cannot be read.
+        WireFormatError: ``inventory`` lists more than 200 ECUs or a name twice.
     """
 
     def __init__(
@@ -172,7 +183,9 @@ class EdgeAgent:
         can: CanDecoding | None = None,
         config: AgentConfig | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
+        inventory: Sequence[EcuInfo] | None = None,
     ) -> None:
+        self._inventory = check_inventory(inventory or ())
         self.identity = identity
         self.vin = identity.vin
         self.transport = transport
@@ -219,6 +232,8 @@ class EdgeAgent:
         self._evicted = 0
         self._acks: Counter[str] = Counter()
         self.stale_desired = 0
+        #: Inventory events sealed so far (on start and on each change).
+        self.inventory_reports = 0
 
     def _restore_campaigns(self) -> None:
         versions = json.loads(self.buffer.get_state(_STATE_VERSIONS) or "{}")
@@ -233,9 +248,12 @@ class EdgeAgent:
     # --- life cycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Subscribe to this vehicle's downlink topics (idempotent)."""
+        """Subscribe to this vehicle's downlink topics and report the ECU inventory (if the
+        agent has one) into the buffer; idempotent until ``stop()``."""
         if self._subscriptions:
             return
+        if self._inventory:
+            self._report_inventory(self._clock_ns())
         for channel in DOWNLINK_CHANNELS.values():
             # Acknowledged to the broker only once handled and its outcome is on disk (tick):
             # a message received just before a crash is delivered again in the next session.
@@ -253,6 +271,41 @@ class EdgeAgent:
         (``vehicle_filter(STATE_DESIRED)``, ...) and hand each message to its VIN's agent.
         """
         self._inbox.append(message)
+
+    @property
+    def inventory(self) -> tuple[EcuInfo, ...]:
+        """The ECU inventory this agent reports, sorted by ECU name."""
+        return self._inventory
+
+    def set_inventory(self, ecus: Sequence[EcuInfo], now_ns: int | None = None) -> bool:
+        """Replace the ECU inventory (after a software update, say) and, if it changed,
+        report it at once (``now_ns``: the vehicle clock, Unix ns; default ``clock_ns()``).
+        Returns whether it changed.
+
+        Raises:
+            WireFormatError: more than 200 ECUs or a name listed twice (nothing changes).
+        """
+        new = check_inventory(ecus)
+        if new == self._inventory:
+            return False
+        self._inventory = new
+        self._report_inventory(self._clock_ns() if now_ns is None else now_ns)
+        return True
+
+    def _report_inventory(self, now_ns: int) -> None:
+        """Seal a ``vehicle.inventory`` event into the buffer now; if the buffer fails, keep
+        it with the pending events (sealed at the next flush)."""
+        event = inventory_event(self._inventory, now_ns)
+        try:
+            self._append_json(
+                MessageKind.EVENTS, EVENTS, events_to_dict([event]), EVENT_PRIORITY, now_ns
+            )
+        except StorageError as e:
+            log.warning("%s: inventory kept for the next flush: %s", self.vin, e)
+            self._events.append(event)
+            return
+        self._events_sent += 1
+        self.inventory_reports += 1
 
     def stop(self) -> None:
         """Unsubscribe; the buffer and transport stay open (their owner closes them)."""
