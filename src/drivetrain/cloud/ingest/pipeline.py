@@ -11,7 +11,8 @@ Steps (docs/ingest.md):
    vehicles' consent fetched once per micro-batch.
 4. **Route** accepted samples: one ``Lake.append`` per (region, tenant), vehicle ids
    pseudonymised per distinct VIN; the latest value per (VIN, path) to the twins' reported
-   state; events to the vehicle-events store; acks to the twins.
+   state; events to the vehicle-events store; acks and ECU inventories (``vehicle.inventory``
+   events) to the twins.
 5. **Record** refused samples as sample-level dead letters (one per batch and reason), bump
    the per-vehicle counters, add the batch ids to the ledger, and commit.
 
@@ -63,7 +64,7 @@ from drivetrain.cloud.privacy import Pseudonymiser, consent_map, pseudonymiser
 from drivetrain.core.errors import BadInputError, ConflictError, NotFoundError
 from drivetrain.core.settings import Settings
 from drivetrain.core.vss import Catalog, builtin_catalog
-from drivetrain.core.wire import Ack, VehicleEvent
+from drivetrain.core.wire import INVENTORY_EVENT, Ack, VehicleEvent, inventory_from_event
 
 #: Unknown paths remembered before the path table starts afresh (a vehicle sending random
 #: paths must not grow the receiver's memory without bound).
@@ -598,17 +599,26 @@ class _Run:
         self.count(vehicle.tenant, vehicle.vin, "malformed", 1, 0)
 
     def _events(self, unit: _Unit) -> None:
+        """Store the events in the window; ``vehicle.inventory`` events also go to the twins
+        (in this transaction). Events outside the window, and inventories the twins refuse,
+        are dead-lettered per reason; the message's other events are stored."""
         earliest, latest = self.bounds
         good: list[tuple[int, VehicleEvent]] = []
         bad: dict[str, list[tuple[int, VehicleEvent]]] = {}
+        details: dict[str, str] = {}
+        vehicle = unit.vehicle
         for position, event in enumerate(unit.events):
             if event.ts_ns < earliest:
                 bad.setdefault("timestamp_too_old", []).append((position, event))
             elif event.ts_ns > latest:
                 bad.setdefault("timestamp_in_future", []).append((position, event))
+            elif event.type != INVENTORY_EVENT:
+                good.append((position, event))
+            elif problem := self._inventory(vehicle.vin, event):
+                bad.setdefault("bad_inventory", []).append((position, event))
+                details.setdefault("bad_inventory", f"event {position} ({event.type!r}): {problem}")
             else:
                 good.append((position, event))
-        vehicle = unit.vehicle
         records.add_events(
             self.session,
             tenant=vehicle.tenant,
@@ -620,10 +630,11 @@ class _Run:
         for reason, events in bad.items():
             position, first = events[0]
             window = f"[{_iso_ns(earliest)}, {_iso_ns(latest)}]"
-            detail = (
-                f"{len(events)} event(s) with {reason}: event {position} ({first.type!r}) at "
-                f"{_iso_ns(first.ts_ns)} is outside the accepted window {window}"
+            cause = details.get(reason) or (
+                f"event {position} ({first.type!r}) at {_iso_ns(first.ts_ns)} is outside the "
+                f"accepted window {window}"
             )
+            detail = f"{len(events)} event(s) with {reason}: {cause}"
             self.drafts.append(
                 DeadLetterDraft(
                     received_at=self.received_at,
@@ -651,6 +662,16 @@ class _Run:
             accepted=len(good),
             refused={r: len(e) for r, e in bad.items()},
         )
+
+    def _inventory(self, vin: str, event: VehicleEvent) -> str:
+        """Route one inventory event to the twins; returns why it was refused ('' if it was
+        recorded). A refused inventory changes nothing."""
+        try:
+            ecus = inventory_from_event(event)
+            self.p.reported.record_inventory(self.session, vin, ecus)
+        except (BadInputError, NotFoundError) as e:  # WireFormatError included
+            return str(e)
+        return ""
 
     # --- commit ---------------------------------------------------------------------------------
     def report(self, dead_letters: int) -> IngestReport:

@@ -7,7 +7,8 @@ A payload is judged at two levels (see docs/ingest.md):
   ``bad_signature``.
 - **sample level** — one sample of an authentic batch breaks a rule. Only that sample is
   dead-lettered; the valid samples of the batch proceed: ``unknown_path``, ``wrong_type``,
-  ``out_of_range``, ``timestamp_too_old``, ``timestamp_in_future``.
+  ``out_of_range``, ``timestamp_too_old``, ``timestamp_in_future``; for events also
+  ``bad_inventory`` (a ``vehicle.inventory`` event the twins cannot take).
 
 ``not_consented`` is not a fault: the vehicle's consent does not cover the signal's privacy
 category, so the value is dropped by policy at the door and counted, never written anywhere.
@@ -22,6 +23,8 @@ MessageReason = Literal["malformed", "unknown_vehicle", "retired_vehicle", "bad_
 SampleReason = Literal[
     "unknown_path", "wrong_type", "out_of_range", "timestamp_too_old", "timestamp_in_future"
 ]
+#: Reasons only events have (the timestamp reasons apply to events too).
+EventReason = Literal["bad_inventory"]
 DeadLetterReason = Literal[
     "malformed",
     "unknown_vehicle",
@@ -32,6 +35,7 @@ DeadLetterReason = Literal[
     "out_of_range",
     "timestamp_too_old",
     "timestamp_in_future",
+    "bad_inventory",
 ]
 #: What the per-vehicle counters count: every dead-letter reason, plus ``not_consented``
 #: (dropped by policy), ``accepted`` (stored) and ``duplicate`` (a re-delivered batch).
@@ -48,11 +52,13 @@ Outcome = Literal[
     "out_of_range",
     "timestamp_too_old",
     "timestamp_in_future",
+    "bad_inventory",
 ]
 
 MESSAGE_REASONS: Final[tuple[MessageReason, ...]] = get_args(MessageReason)
 #: Sample reasons in precedence order: a sample gets the first one that applies.
 SAMPLE_REASONS: Final[tuple[SampleReason, ...]] = get_args(SampleReason)
+EVENT_REASONS: Final[tuple[EventReason, ...]] = get_args(EventReason)
 DEAD_LETTER_REASONS: Final[tuple[DeadLetterReason, ...]] = get_args(DeadLetterReason)
 OUTCOMES: Final[tuple[Outcome, ...]] = get_args(Outcome)
 
@@ -74,6 +80,9 @@ REASON_DESCRIPTIONS: Final[dict[Outcome, str]] = {
     "the maximum sample age (ingest_max_sample_age_s) at receipt",
     "timestamp_in_future": "measured later than the receiver's clock plus the allowed skew "
     "(ingest_max_clock_ahead_s)",
+    "bad_inventory": "a vehicle.inventory event that is malformed (not a list of ECUs, too many "
+    "ECUs, a name twice) or that the twin refuses (a bad ECU name, hardware id or software "
+    "version); the other events of the message are stored",
 }
 
 #: Small integer codes for the vectorised validator: 0 is "accepted".
@@ -87,7 +96,7 @@ CODE_OUTCOMES: Final[tuple[Outcome, ...]] = ("accepted", *SAMPLE_REASONS, "not_c
 
 
 def is_dead_letter_reason(value: object) -> TypeGuard[DeadLetterReason]:
-    """True for one of the nine dead-letter reasons."""
+    """True for one of the dead-letter reasons (:data:`DEAD_LETTER_REASONS`)."""
     return isinstance(value, str) and value in DEAD_LETTER_REASONS
 
 

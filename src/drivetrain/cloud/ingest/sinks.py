@@ -1,8 +1,9 @@
 """Where accepted data goes: the lake and the twins' reported state, behind small protocols.
 
 The pipeline writes samples through :class:`LakeWriter` (the telemetry lake's ``append``:
-idempotent per batch id) and reports the latest value per (vehicle, signal) and the vehicles'
-acknowledgements through :class:`ReportedStateSink` (the twins domain). Each protocol has an
+idempotent per batch id) and reports the latest value per (vehicle, signal), the vehicles'
+acknowledgements and their ECU inventories through :class:`ReportedStateSink` (the twins
+domain). Each protocol has an
 in-memory implementation here, used by tests and by anything that runs without the real
 domain, and an adapter to the real one.
 """
@@ -19,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 from sqlalchemy.orm import Session
 
-from drivetrain.core.wire import Ack
+from drivetrain.core.wire import Ack, EcuInfo
 
 #: Columns of the rows handed to the lake (see docs/ingest.md, "What lands in the lake").
 LAKE_COLUMNS: Final = ("vehicle", "path", "ts", "value", "text", "category", "batch_id")
@@ -76,6 +77,15 @@ class ReportedStateSink(Protocol):
         """Record what became of downlink messages, as the vehicle acknowledged them."""
         ...
 
+    def record_inventory(self, session: Session, vin: str, ecus: Sequence[EcuInfo]) -> None:
+        """Record the ECUs a vehicle reported (a ``vehicle.inventory`` event).
+
+        Raises ``BadInputError`` for an entry the twins refuse (a malformed name, hardware id
+        or software version; nothing is recorded then) and ``NotFoundError`` for a vehicle
+        the twins do not know.
+        """
+        ...
+
 
 @dataclass
 class MemoryLake:
@@ -128,7 +138,8 @@ def _plain(table: pa.Table) -> pa.Table:
 
 @dataclass
 class MemoryReportedState:
-    """In-memory reported state: the latest value per (VIN, path), and every ack, by VIN.
+    """In-memory reported state: the latest value per (VIN, path), every ack, and the ECU
+    inventory (name → latest report), by VIN.
 
     Keeps a value only when it is newer than the one held (re-delivery and out-of-order
     batches never move a signal back in time). Thread-safe.
@@ -136,6 +147,7 @@ class MemoryReportedState:
 
     values: dict[str, dict[str, ReportedValue]] = field(default_factory=dict)
     acks: dict[str, list[Ack]] = field(default_factory=dict)
+    inventories: dict[str, dict[str, EcuInfo]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def apply_reported(
@@ -152,6 +164,19 @@ class MemoryReportedState:
         with self._lock:
             self.acks.setdefault(vin, []).extend(acks)
 
+    def record_inventory(self, session: Session, vin: str, ecus: Sequence[EcuInfo]) -> None:
+        with self._lock:
+            held = self.inventories.setdefault(vin, {})
+            for ecu in ecus:
+                known = held.get(ecu.name)
+                if known is not None:  # a None field keeps what is held
+                    ecu = EcuInfo(
+                        ecu.name,
+                        ecu.hardware_id or known.hardware_id,
+                        ecu.software_version or known.software_version,
+                    )
+                held[ecu.name] = ecu
+
 
 class TwinsReportedState:
     """The digital twins domain (``drivetrain.cloud.twins``) as the reported-state sink."""
@@ -167,3 +192,10 @@ class TwinsReportedState:
         from drivetrain.cloud.twins import record_acks
 
         record_acks(session, vin, acks)
+
+    def record_inventory(self, session: Session, vin: str, ecus: Sequence[EcuInfo]) -> None:
+        from drivetrain.cloud.twins import record_ecu_inventory
+
+        record_ecu_inventory(
+            session, vin, {e.name: (e.hardware_id, e.software_version) for e in ecus}
+        )
