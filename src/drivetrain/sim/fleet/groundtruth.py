@@ -9,7 +9,7 @@ Files (Parquet; times are Unix seconds of the simulated clock):
 | ``trips.parquet`` | trips; ``in_progress`` is true for a trip still under way when the run ended |
 | ``charging_sessions.parquet`` | plug-ins; ``in_progress`` likewise |
 | ``attacks.parquet`` | injected bus attacks (kind, time span in simulated seconds since the start, CAN ids, VIN, frames injected and removed) |
-| ``manifest.json`` | what the run was: seed, models, vehicles (VIN, model, CAN model, region), simulated time span, options, counts, and each file with its rows and SHA-256 |
+| ``manifest.json`` | what the run was: seed, models, vehicles (VIN, model, CAN model, region, ECU inventory), simulated time span, options, counts, and each file with its rows and SHA-256 |
 """
 
 from __future__ import annotations
@@ -106,7 +106,13 @@ def write_ground_truth(
         "model_mix": dict(spec.model_mix),
         "regions": list(spec.regions),
         "vehicles": [
-            {"vin": v.vin, "model": v.model, "can_model": v.can_model, "region": v.region}
+            {
+                "vin": v.vin,
+                "model": v.model,
+                "can_model": v.can_model,
+                "region": v.region,
+                "ecus": [e.to_dict() for e in v.inventory],
+            }
             for v in plan.vehicles
         ],
         "sim_time": {

@@ -1,4 +1,5 @@
-"""What fleet to run: the vehicles (VIN, model, region), their world, and their identities.
+"""What fleet to run: the vehicles (VIN, model, region, ECU inventory), their world, and their
+identities.
 
 ``plan_fleet(FleetSpec)`` builds the seeded ``VirtualFleet`` (physics, wear, drivers, routes)
 and lists its vehicles. Identities — each vehicle's signing key and the cloud key it obeys —
@@ -18,8 +19,10 @@ from typing import Final
 
 from drivetrain.core.crypto import SigningKey, VerifyKey
 from drivetrain.core.errors import SimulationConfigError
+from drivetrain.core.wire import EcuInfo
 from drivetrain.edge.identity import VehicleIdentity
 from drivetrain.sim.can.vehicles import VehicleModelName
+from drivetrain.sim.fleet.inventory import draw_inventories
 from drivetrain.sim.world import FleetConfig, VirtualFleet
 from drivetrain.sim.world.places import REGION_CODES
 
@@ -80,13 +83,15 @@ class FleetSpec:
 
 @dataclass(frozen=True)
 class SimVehicle:
-    """One planned vehicle: its position in the fleet arrays, VIN, models and region."""
+    """One planned vehicle: its position in the fleet arrays, VIN, models, region, and its ECU
+    inventory (what its edge agent reports; see ``inventory.draw_inventories``)."""
 
     index: int
     vin: str
     model: str  # physics model name, also the registry's model id
     can_model: VehicleModelName
     region: str
+    inventory: tuple[EcuInfo, ...] = ()
 
 
 @dataclass
@@ -116,10 +121,12 @@ def plan_fleet(spec: FleetSpec) -> FleetPlan:
     world = VirtualFleet(config)
     if spec.start_driving:
         world.depart_at[:] = world.time_utc
+    can_models = [CAN_MODEL[model.name] for model in world.models]
+    inventories = draw_inventories(can_models, spec.seed)
     vehicles = tuple(
-        SimVehicle(i, vin, model.name, CAN_MODEL[model.name], region)
-        for i, (vin, model, region) in enumerate(
-            zip(world.vins, world.models, world.region_codes, strict=True)
+        SimVehicle(i, vin, model.name, can_model, region, inventory)
+        for i, (vin, model, can_model, region, inventory) in enumerate(
+            zip(world.vins, world.models, can_models, world.region_codes, inventories, strict=True)
         )
     )
     return FleetPlan(spec, world, vehicles, start)

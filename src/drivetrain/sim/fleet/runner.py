@@ -12,7 +12,8 @@ Each step of ``step_s`` simulated seconds (1 s by default):
 3. **Edge agents** — each vehicle's ``EdgeAgent.tick`` gets its own samples: the agent runs its
    collection campaigns, seals signed telemetry batches every ``batch_interval_s`` into its
    store-and-forward buffer and publishes them through the shared transport; it applies
-   signed desired state from the cloud through ``SimActuator`` (the charge limit).
+   signed desired state from the cloud through ``SimActuator`` (the charge limit). Each agent
+   reports its vehicle's ECU inventory when it starts (``SimVehicle.inventory``).
 
 ``run(duration_s, speedup)`` paces the steps against the wall clock: ``speedup=1`` is real
 time, ``speedup=X`` X times faster, ``speedup=0`` as fast as the machine goes. The simulated
@@ -116,6 +117,7 @@ class FleetRunner:
                     actuator=SimActuator(self.world, vehicle.index, self.catalog),
                     config=config,
                     clock_ns=self.clock_ns,
+                    inventory=vehicle.inventory,
                 )
                 agent.start()
                 self.agents.append(agent)
