@@ -24,6 +24,29 @@ _log = logging.getLogger("drivetrain.transport")
 QoS = Literal[0, 1]
 
 
+def as_payload_bytes(payload: bytes) -> bytes:
+    """``payload`` as ``bytes`` (a ``bytearray`` or ``memoryview`` is copied).
+
+    Raises:
+        TypeError: ``payload`` is not bytes-like.
+    """
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, (bytearray, memoryview)):
+        return bytes(payload)
+    raise TypeError(f"payload must be bytes, got {type(payload).__name__}")
+
+
+def check_qos(qos: int) -> None:
+    """Refuse a quality of service other than 0 or 1.
+
+    Raises:
+        ValueError: ``qos`` is not 0 or 1.
+    """
+    if qos not in (0, 1):
+        raise ValueError(f"qos must be 0 (at most once) or 1 (at least once), got {qos!r}")
+
+
 @dataclass(frozen=True)
 class Message:
     """One message as a subscriber receives it.

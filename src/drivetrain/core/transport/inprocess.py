@@ -41,6 +41,8 @@ from drivetrain.core.transport.base import (
     Subscription,
     Transport,
     TransportStats,
+    as_payload_bytes,
+    check_qos,
 )
 from drivetrain.core.transport.topics import (
     split_shared_filter,
@@ -164,8 +166,8 @@ class InProcessTransport(Transport):
             BackpressureTimeoutError: the queue stayed full for ``publish_timeout_s`` seconds.
         """
         validate_topic_name(topic)
-        body = _as_bytes(payload)
-        _check_qos(qos)
+        body = as_payload_bytes(payload)
+        check_qos(qos)
         message = Message(topic=topic, payload=body, qos=qos)
         with self._lock:
             self._raise_if_closed(f"publish to {topic!r}")
@@ -236,7 +238,7 @@ class InProcessTransport(Transport):
             TransportClosedError: the transport is closed.
         """
         validate_topic_filter(topic_filter)
-        _check_qos(qos)
+        check_qos(qos)
         if not callable(handler):
             raise TypeError(f"handler must be callable, got {type(handler).__name__}")
         group_name, plain = split_shared_filter(topic_filter)
@@ -418,16 +420,3 @@ class InProcessTransport(Transport):
     def _raise_if_closed(self, action: str) -> None:
         if self._closed:
             raise TransportClosedError(f"cannot {action}: the transport is closed")
-
-
-def _as_bytes(payload: bytes) -> bytes:
-    if isinstance(payload, bytes):
-        return payload
-    if isinstance(payload, (bytearray, memoryview)):
-        return bytes(payload)
-    raise TypeError(f"payload must be bytes, got {type(payload).__name__}")
-
-
-def _check_qos(qos: int) -> None:
-    if qos not in (0, 1):
-        raise ValueError(f"qos must be 0 (at most once) or 1 (at least once), got {qos!r}")

@@ -45,6 +45,8 @@ from drivetrain.core.transport.base import (
     Subscription,
     Transport,
     TransportStats,
+    as_payload_bytes,
+    check_qos,
 )
 from drivetrain.core.transport.mqtt_delivery import Deliverer, log_handler_failure
 from drivetrain.core.transport.mqtt_options import (
@@ -333,8 +335,8 @@ class MqttTransport(Transport):
                 at all (over 256 MiB).
         """
         validate_topic_name(topic)
-        body = _as_bytes(payload)
-        _check_qos(qos)
+        body = as_payload_bytes(payload)
+        check_qos(qos)
         with self._lock:
             self._raise_if_closed(f"publish to {topic!r}")
             if not self._connected.is_set():
@@ -407,7 +409,7 @@ class MqttTransport(Transport):
                 did not answer within ``ack_timeout_s``; nothing stays subscribed then.
         """
         validate_topic_filter(topic_filter)
-        _check_qos(qos)
+        check_qos(qos)
         if not callable(handler):
             raise TypeError(f"handler must be callable, got {type(handler).__name__}")
         group, plain = split_shared_filter(topic_filter)
@@ -622,16 +624,3 @@ class MqttTransport(Transport):
 def _os_text(error: BaseException) -> str:
     text = getattr(error, "strerror", None) or str(error) or type(error).__name__
     return f"{type(error).__name__}: {text}"
-
-
-def _as_bytes(payload: bytes) -> bytes:
-    if isinstance(payload, bytes):
-        return payload
-    if isinstance(payload, (bytearray, memoryview)):
-        return bytes(payload)
-    raise TypeError(f"payload must be bytes, got {type(payload).__name__}")
-
-
-def _check_qos(qos: int) -> None:
-    if qos not in (0, 1):
-        raise ValueError(f"qos must be 0 (at most once) or 1 (at least once), got {qos!r}")
