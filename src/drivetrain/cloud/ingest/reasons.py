@@ -25,35 +25,10 @@ SampleReason = Literal[
 ]
 #: Reasons only events have (the timestamp reasons apply to events too).
 EventReason = Literal["bad_inventory"]
-DeadLetterReason = Literal[
-    "malformed",
-    "unknown_vehicle",
-    "retired_vehicle",
-    "bad_signature",
-    "unknown_path",
-    "wrong_type",
-    "out_of_range",
-    "timestamp_too_old",
-    "timestamp_in_future",
-    "bad_inventory",
-]
+DeadLetterReason = Literal[MessageReason, SampleReason, EventReason]
 #: What the per-vehicle counters count: every dead-letter reason, plus ``not_consented``
 #: (dropped by policy), ``accepted`` (stored) and ``duplicate`` (a re-delivered batch).
-Outcome = Literal[
-    "accepted",
-    "duplicate",
-    "not_consented",
-    "malformed",
-    "unknown_vehicle",
-    "retired_vehicle",
-    "bad_signature",
-    "unknown_path",
-    "wrong_type",
-    "out_of_range",
-    "timestamp_too_old",
-    "timestamp_in_future",
-    "bad_inventory",
-]
+Outcome = Literal["accepted", "duplicate", "not_consented", DeadLetterReason]
 
 MESSAGE_REASONS: Final[tuple[MessageReason, ...]] = get_args(MessageReason)
 #: Sample reasons in precedence order: a sample gets the first one that applies.
