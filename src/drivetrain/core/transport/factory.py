@@ -15,7 +15,6 @@ from pathlib import Path
 from drivetrain.core.errors import ConfigurationError, TransportClosedError
 from drivetrain.core.transport.base import (
     MessageHandler,
-    PublishTicket,
     QoS,
     Subscription,
     Transport,
@@ -50,13 +49,6 @@ class BusClient(Transport):
         """
         self._raise_if_closed(f"publish to {topic!r}")
         self.bus.publish(topic, payload, qos=qos, retain=retain)
-
-    def publish_async(
-        self, topic: str, payload: bytes, *, qos: QoS = 1, retain: bool = False
-    ) -> PublishTicket:
-        """Publish on the bus; the ticket is complete at once (delivery is in-process)."""
-        self.publish(topic, payload, qos=qos, retain=retain)
-        return PublishTicket.completed(topic, qos)
 
     def subscribe(
         self,
