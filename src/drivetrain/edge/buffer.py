@@ -58,17 +58,11 @@ class OutgoingMessage:
 
 
 @dataclass(frozen=True)
-class BufferedMessage:
-    """A message in the buffer; ``position`` orders uploads."""
+class BufferedMessage(OutgoingMessage):
+    """A message in the buffer: the appended message and its ``position``, which orders
+    uploads."""
 
     position: int
-    message_id: str
-    kind: MessageKind
-    seq: int
-    topic: str
-    priority: int
-    created_ns: int
-    payload: bytes = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -146,11 +140,49 @@ class Buffer(Protocol):
     def close(self) -> None: ...
 
 
-def _check_message(message: OutgoingMessage) -> None:
+def check_message(message: OutgoingMessage) -> None:
+    """Refuse a message no buffer may store.
+
+    Raises:
+        ValueError: a negative ``seq`` or an empty payload.
+    """
     if message.seq < 0:
         raise ValueError(f"seq {message.seq} is negative")
     if not message.payload:
         raise ValueError(f"message {message.message_id} has an empty payload")
+
+
+# The columns ``message_from_row`` reads, in its order (SQLite buffers select them for pending).
+MESSAGE_COLUMNS: Final = "position, message_id, kind, seq, topic, priority, created_ns, payload"
+
+
+def message_from_row(row: tuple[int, str, int, int, str, int, int, bytes]) -> BufferedMessage:
+    """A ``BufferedMessage`` from a row of ``MESSAGE_COLUMNS``."""
+    position, message_id, kind, seq, topic, priority, created_ns, payload = row
+    return BufferedMessage(
+        message_id, MessageKind(kind), seq, topic, priority, created_ns, bytes(payload), position
+    )
+
+
+def select_evictions(
+    rows: Iterable[tuple[int, str, int, int, int]], excess: int
+) -> tuple[list[tuple[int, Eviction]], int]:
+    """The first rows of (position, message_id, kind, priority, size), taken in eviction order
+    (priority, then position), whose sizes add up to at least ``excess`` bytes.
+
+    Returns:
+        ``[(position, Eviction)]`` and the bytes they free (both empty/0 when ``excess <= 0``).
+    """
+    victims: list[tuple[int, Eviction]] = []
+    freed = 0
+    if excess <= 0:
+        return victims, freed
+    for position, message_id, kind, priority, size in rows:
+        victims.append((position, Eviction(message_id, MessageKind(kind), priority, size)))
+        freed += size
+        if freed >= excess:
+            break
+    return victims, freed
 
 
 class SqliteBuffer:
@@ -243,7 +275,7 @@ class SqliteBuffer:
             StorageError: the database failed (disk full, I/O error) or the message id is
                 already stored — nothing was stored.
         """
-        _check_message(message)
+        check_message(message)
         size = len(message.payload)
         with self._lock:
             try:
@@ -294,17 +326,11 @@ class SqliteBuffer:
     def _evict(self, excess: int) -> tuple[list[Eviction], int]:
         if excess <= 0:
             return [], 0
-        victims: list[tuple[int, Eviction]] = []
-        freed = 0
         rows = self._db.execute(
             "SELECT position, message_id, kind, priority, size FROM messages"
             " ORDER BY priority, position"
         )
-        for position, message_id, kind, priority, size in rows:
-            victims.append((position, Eviction(message_id, MessageKind(kind), priority, size)))
-            freed += size
-            if freed >= excess:
-                break
+        victims, freed = select_evictions(rows, excess)
         rows.close()
         self._db.executemany("DELETE FROM messages WHERE position = ?", [(p,) for p, _ in victims])
         for key, amount in (("evicted_messages", len(victims)), ("evicted_bytes", freed)):
@@ -371,16 +397,13 @@ class SqliteBuffer:
         with self._lock:
             try:
                 rows = self._db.execute(
-                    "SELECT position, message_id, kind, seq, topic, priority, created_ns, payload"
+                    f"SELECT {MESSAGE_COLUMNS}"
                     " FROM messages WHERE position > ? ORDER BY position LIMIT ?",
                     (after_position, limit),
                 ).fetchall()
             except sqlite3.Error as e:
                 raise StorageError(f"buffer {self.path}: cannot read messages: {e}") from e
-        return [
-            BufferedMessage(p, m, MessageKind(k), s, t, pr, c, bytes(b))
-            for p, m, k, s, t, pr, c, b in rows
-        ]
+        return [message_from_row(row) for row in rows]
 
     def by_kind(self) -> list[KindSummary]:
         """What is waiting, per message kind (for `drivetrain edge buffer`)."""
@@ -449,14 +472,13 @@ class MemoryBuffer:
         Raises:
             StorageError: the message id is already in the buffer.
         """
-        _check_message(message)
+        check_message(message)
         with self._lock:
             if message.message_id in self._ids:
                 raise StorageError(f"message {message.message_id} is already in the buffer")
             position = self._next_position
             self._next_position += 1
             self._messages[position] = BufferedMessage(
-                position,
                 message.message_id,
                 message.kind,
                 message.seq,
@@ -464,6 +486,7 @@ class MemoryBuffer:
                 message.priority,
                 message.created_ns,
                 message.payload,
+                position,
             )
             self._ids.add(message.message_id)
             self._bytes += len(message.payload)

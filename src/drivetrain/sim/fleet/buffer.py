@@ -28,11 +28,15 @@ from typing import Final
 from drivetrain.core.errors import StorageError
 from drivetrain.core.wire import MessageKind
 from drivetrain.edge.buffer import (
+    MESSAGE_COLUMNS,
     AppendResult,
     BufferedMessage,
     BufferStats,
     Eviction,
     OutgoingMessage,
+    check_message,
+    message_from_row,
+    select_evictions,
 )
 
 SCHEMA_VERSION: Final = 1
@@ -159,10 +163,7 @@ class VehicleBuffer:
                 was stored).
             ValueError: a negative ``seq`` or an empty payload.
         """
-        if message.seq < 0:
-            raise ValueError(f"seq {message.seq} is negative")
-        if not message.payload:
-            raise ValueError(f"message {message.message_id} has an empty payload")
+        check_message(message)
         store, vin, size = self._store, self.vin, len(message.payload)
         with store.lock:
             db = store.db
@@ -220,18 +221,12 @@ class VehicleBuffer:
         if excess <= 0:
             return [], 0
         store = self._store
-        victims: list[tuple[int, Eviction]] = []
-        freed = 0
         rows = store.db.execute(
             "SELECT position, message_id, kind, priority, size FROM messages WHERE vehicle = ?"
             " ORDER BY priority, position",
             (self.vin,),
         )
-        for position, message_id, kind, priority, size in rows:
-            victims.append((position, Eviction(message_id, MessageKind(kind), priority, size)))
-            freed += size
-            if freed >= excess:
-                break
+        victims, freed = select_evictions(rows, excess)
         rows.close()
         store.db.executemany("DELETE FROM messages WHERE position = ?", [(p,) for p, _ in victims])
         return [v for _, v in victims], freed
@@ -248,16 +243,13 @@ class VehicleBuffer:
                 return []
             try:
                 rows = store.db.execute(
-                    "SELECT position, message_id, kind, seq, topic, priority, created_ns, payload"
+                    f"SELECT {MESSAGE_COLUMNS}"
                     " FROM messages WHERE vehicle = ? AND position > ? ORDER BY position LIMIT ?",
                     (self.vin, after_position, limit),
                 ).fetchall()
             except sqlite3.Error as e:
                 raise StorageError(f"fleet buffer {store.path}: cannot read messages: {e}") from e
-        return [
-            BufferedMessage(p, m, MessageKind(k), s, t, pr, c, bytes(b))
-            for p, m, k, s, t, pr, c, b in rows
-        ]
+        return [message_from_row(row) for row in rows]
 
     def remove(self, positions: Iterable[int]) -> int:
         """Delete this vehicle's confirmed messages; unknown positions are ignored.
