@@ -14,7 +14,9 @@ untimed warm-up), medians over the pairs, the ratio the median of the per-pair r
   index, the Parquet write, fsyncs, both index transactions and the renames;
 - ``write_rows_per_s``: the Parquet write alone with the lake's settings (``write_parquet``);
 - ``baseline_rows_per_s``: ``pyarrow.parquet.write_table`` with pyarrow's defaults, no checks,
-  no index, no fsync — the straightforward way to put the same table on disk.
+  no index, no fsync — the straightforward way to put the same table on disk;
+- ``file_bytes`` / ``baseline_file_bytes``: the size on disk of the last repeat's tables
+  written with the lake's Parquet settings / with pyarrow's defaults.
 
 ``ratio`` = append / baseline (higher is better; below 1 means the guarantees cost time).
 On a shared machine wall-clock rates fall with the neighbours' load, so the CPU time of this
@@ -134,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
                 write_rates.append(w)
                 base_rates.append(b)
                 ratios.append(a / b)
+        # Bytes on disk of the last repeat's tables: the lake's Parquet settings vs the defaults.
+        file_bytes = sum((root / f"w{i}.parquet").stat().st_size for i in range(appends))
+        baseline_file_bytes = sum((root / f"b{i}.parquet").stat().st_size for i in range(appends))
         stored = lake.sql("bench", "SELECT count(*) AS n FROM telemetry").column("n")[0].as_py()
         lake.close()
     expected = args.rows + repeats * total
@@ -148,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         "baseline_rows_per_s": round(statistics.median(base_rates)),
         "append_rows_per_cpu_s": round(total / statistics.median(cpu["append"][1:])),
         "write_rows_per_cpu_s": round(total / statistics.median(cpu["write"][1:])),
+        "file_bytes": file_bytes,
+        "baseline_file_bytes": baseline_file_bytes,
         "ratio": round(statistics.median(ratios), 2),
     }
     err.print(f"append {result['append_rows_per_s']:,} rows/s, lake Parquet write "

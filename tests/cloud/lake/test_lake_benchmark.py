@@ -36,6 +36,7 @@ def test_lake_append_benchmark_quick_mode_ends_with_its_json_figures() -> None:
     figures = _run("lake_append.py", "--rows", "20000", "--appends", "2", "--repeats", "1")
     assert (figures["rows_per_append"], figures["appends"]) == (20_000, 2)
     for key in ("append_rows_per_s", "write_rows_per_s", "baseline_rows_per_s",
-                "append_rows_per_cpu_s", "write_rows_per_cpu_s", "ratio"):
+                "append_rows_per_cpu_s", "write_rows_per_cpu_s", "file_bytes",
+                "baseline_file_bytes", "ratio"):
         assert isinstance(figures[key], int | float) and figures[key] > 0, key
     assert [k for k in figures if "ratio" in k] == ["ratio"]
