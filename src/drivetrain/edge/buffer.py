@@ -356,12 +356,11 @@ class SqliteBuffer:
                 try:
                     sizes = [
                         row[0]
-                        for (p,) in keys
+                        for key in keys
                         for row in self._db.execute(
-                            "SELECT size FROM messages WHERE position = ?", (p,)
-                        )
+                            "DELETE FROM messages WHERE position = ? RETURNING size", key
+                        ).fetchall()
                     ]
-                    self._db.executemany("DELETE FROM messages WHERE position = ?", keys)
                     self._db.execute("COMMIT")
                 except BaseException:
                     self._db.execute("ROLLBACK")

@@ -269,12 +269,11 @@ class VehicleBuffer:
                         row[0]
                         for key in keys
                         for row in store.db.execute(
-                            "SELECT size FROM messages WHERE position = ? AND vehicle = ?", key
-                        )
+                            "DELETE FROM messages WHERE position = ? AND vehicle = ?"
+                            " RETURNING size",
+                            key,
+                        ).fetchall()
                     ]
-                    store.db.executemany(
-                        "DELETE FROM messages WHERE position = ? AND vehicle = ?", keys
-                    )
                     store.db.execute("COMMIT")
                 except BaseException:
                     store.db.execute("ROLLBACK")
