@@ -21,9 +21,8 @@ from sqlalchemy.orm import Session
 from drivetrain.cloud.fleet.service import Vehicle, register_vehicle
 from drivetrain.core.crypto import SigningKey, VerifyKey
 from drivetrain.core.errors import BadInputError, ConfigurationError
-from drivetrain.core.vin import vin_check_digit
+from drivetrain.core.vin import VIN_CHARACTERS, vin_check_digit
 
-_VIN_CHARS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
 #: World manufacturer identifier used for simulated vehicles ("DT" + a free third character).
 SIMULATED_WMI = "DTV"
 CREDENTIAL_VERSION = 1
@@ -31,8 +30,8 @@ CREDENTIAL_VERSION = 1
 
 def generate_vin(rng: random.Random, wmi: str = SIMULATED_WMI) -> str:
     """A well-formed random VIN with a valid check digit (model year 2026 = 'T')."""
-    body = wmi + "".join(rng.choice(_VIN_CHARS) for _ in range(5))
-    rest = "T" + "".join(rng.choice(_VIN_CHARS) for _ in range(7))
+    body = wmi + "".join(rng.choice(VIN_CHARACTERS) for _ in range(5))
+    rest = "T" + "".join(rng.choice(VIN_CHARACTERS) for _ in range(7))
     draft = body + "0" + rest
     return body + vin_check_digit(draft) + rest
 

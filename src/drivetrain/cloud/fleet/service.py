@@ -22,9 +22,8 @@ from drivetrain.cloud.infra.models import TenantRow
 from drivetrain.core.crypto import VerifyKey
 from drivetrain.core.errors import BadInputError, ConflictError, NotFoundError
 from drivetrain.core.regions import Region, parse_region
+from drivetrain.core.vin import is_vin
 
-# ISO 3779: 17 characters, digits and capitals except I, O, Q.
-_VIN = re.compile(r"[A-HJ-NPR-Z0-9]{17}")
 _MODEL = re.compile(r"[a-z0-9][a-z0-9_.-]{0,79}")
 VehicleStatus = Literal["active", "retired"]
 
@@ -53,7 +52,7 @@ def validate_vin(vin: str) -> str:
     Raises:
         BadInputError: not 17 characters of digits and capitals without I, O and Q.
     """
-    if not isinstance(vin, str) or not _VIN.fullmatch(vin):
+    if not is_vin(vin):
         raise BadInputError(
             f"vin {vin!r} is not a VIN; expected 17 digits/capital letters without I, O, Q"
         )

@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 
 from drivetrain.core.errors import InvalidTopicError
+from drivetrain.core.vin import is_vin
 
 #: Root of every Drivetrain topic; the second level is the topic-scheme version.
 TOPIC_ROOT = "dt/v1"
@@ -39,8 +40,6 @@ CAMPAIGNS = "campaigns"
 SHARE_PREFIX = "$share/"
 _MAX_TOPIC_BYTES = 65_535
 
-# ISO 3779: 17 characters, digits and capital letters except I, O and Q (confusable with 1/0).
-_VIN_RE = re.compile(r"[A-HJ-NPR-Z0-9]{17}")
 # A channel level of the dt/v1 scheme: lower-case words, digits, '-' and '_'.
 _LEVEL_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
@@ -157,7 +156,7 @@ def validate_vin(vin: str) -> str:
     """
     if not isinstance(vin, str):
         raise TypeError(f"vin must be a str, got {type(vin).__name__}")
-    if not _VIN_RE.fullmatch(vin):
+    if not is_vin(vin):
         raise InvalidTopicError(
             f"VIN {vin!r} is not valid: expected 17 characters from 0-9 and A-Z without I, O, Q "
             "(ISO 3779)"
