@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pytest
+from act_support import act_context
 
 from drivetrain.core.can.frames import FrameBatch
 from drivetrain.core.can.signal_map import VssSignals
 from drivetrain.core.transport import InProcessTransport, Message, validate_vin
 from drivetrain.core.vss import builtin_catalog
-from drivetrain.demo import DemoContext, EmbeddedPlatform, PlatformHandles, demo_settings
+from drivetrain.demo import PlatformHandles
 from drivetrain.demo.act_can_roundtrip import (
     CAN_ROUNDTRIP,
     TelemetryCounter,
@@ -30,34 +27,10 @@ VCU_DRIVE_ID = 0x0C0
 VIN = "1DTBEV00007000001"
 
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformHandles]:
-    embedded = EmbeddedPlatform(demo_settings(tmp_path_factory.mktemp("demo")))
-    try:
-        yield embedded.start()
-    finally:
-        embedded.stop()
-
-
-def _context(
-    platform: PlatformHandles, *, vehicles: int = 1, seed: int = 7, budget_s: float = 30.0
-) -> DemoContext:
-    return DemoContext(
-        settings=platform.settings,
-        platform=platform,
-        seed=seed,
-        vehicles=vehicles,
-        budget_s=budget_s,
-        deadline=time.monotonic() + budget_s,
-        progress_sink=lambda fraction, message, figures: None,
-        cancelled=threading.Event(),
-    )
-
-
 def test_clean_capture_passes_with_every_frame_and_value_accounted_for(
     platform: PlatformHandles,
 ) -> None:
-    result = CAN_ROUNDTRIP.run(_context(platform, vehicles=2))
+    result = CAN_ROUNDTRIP.run(act_context(platform, vehicles=2))
     assert result.passed, result.check
     figures = {k: int(v) for k, v in result.figures.items()}
     assert figures["vehicles"] == 2
@@ -68,8 +41,8 @@ def test_clean_capture_passes_with_every_frame_and_value_accounted_for(
 
 
 def test_same_seed_gives_the_same_figures(platform: PlatformHandles) -> None:
-    first = CAN_ROUNDTRIP.run(_context(platform, seed=42)).figures
-    second = CAN_ROUNDTRIP.run(_context(platform, seed=42)).figures
+    first = CAN_ROUNDTRIP.run(act_context(platform, seed=42)).figures
+    second = CAN_ROUNDTRIP.run(act_context(platform, seed=42)).figures
     rate = "frames/s"
     assert {k: v for k, v in first.items() if k != rate} == {
         k: v for k, v in second.items() if k != rate
@@ -83,7 +56,7 @@ def test_corrupted_frame_fails_the_check_naming_the_signal(platform: PlatformHan
         data[row, 1] ^= 0x10  # VehicleSpeed's high byte: +40.96 km/h
         return replace(frames, data=data)
 
-    result = make_can_roundtrip_act(tamper=flip_one_speed_bit).run(_context(platform))
+    result = make_can_roundtrip_act(tamper=flip_one_speed_bit).run(act_context(platform))
     assert not result.passed
     assert "1 decoded values differ" in result.check
     assert "VehicleSpeed" in result.check
@@ -94,13 +67,13 @@ def test_dropped_frame_fails_the_check(platform: PlatformHandles) -> None:
     def drop_last(frames: FrameBatch) -> FrameBatch:
         return frames.take(np.arange(len(frames) - 1))
 
-    result = make_can_roundtrip_act(tamper=drop_last).run(_context(platform))
+    result = make_can_roundtrip_act(tamper=drop_last).run(act_context(platform))
     assert not result.passed
     assert "signal values, expected" in result.check
 
 
 def test_act_stops_adding_vehicles_when_its_budget_runs_short(platform: PlatformHandles) -> None:
-    result = CAN_ROUNDTRIP.run(_context(platform, vehicles=50, budget_s=1.5))
+    result = CAN_ROUNDTRIP.run(act_context(platform, vehicles=50, budget_s=1.5))
     assert result.passed, result.check
     assert 1 <= int(result.figures["vehicles"]) < 50
     assert "of 50 vehicles (time budget)" in result.check

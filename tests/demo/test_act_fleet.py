@@ -3,44 +3,20 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from act_support import act_context
 
-from drivetrain.demo import DemoContext, EmbeddedPlatform, PlatformHandles, demo_settings
+from drivetrain.demo import EmbeddedPlatform, PlatformHandles, demo_settings
 from drivetrain.demo.act_fleet_drives import FLEET_DRIVES, NO_LOCATION_KEY, fleet_dir
 from drivetrain.demo.act_telemetry_lands import TELEMETRY_LANDS, _verdict
 from drivetrain.sim.fleet.groundtruth import MANIFEST_FILE
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformHandles]:
-    embedded = EmbeddedPlatform(demo_settings(tmp_path_factory.mktemp("demo")))
-    try:
-        yield embedded.start()
-    finally:
-        embedded.stop()
-
-
-def _context(platform: PlatformHandles, *, vehicles: int, budget_s: float) -> DemoContext:
-    return DemoContext(
-        settings=platform.settings,
-        platform=platform,
-        seed=11,
-        vehicles=vehicles,
-        budget_s=budget_s,
-        deadline=time.monotonic() + budget_s,
-        progress_sink=lambda fraction, message, figures: None,
-        cancelled=threading.Event(),
-    )
-
-
-@pytest.fixture(scope="module")
 def fleet_drove(platform: PlatformHandles) -> Any:
-    return FLEET_DRIVES.run(_context(platform, vehicles=4, budget_s=40.0))
+    return FLEET_DRIVES.run(act_context(platform, seed=11, vehicles=4, budget_s=40.0))
 
 
 def test_fleet_drives_every_vehicle_publishes_and_every_frame_decodes(fleet_drove: Any) -> None:
@@ -55,7 +31,7 @@ def test_fleet_drives_writes_a_manifest_naming_the_vehicle_without_location_cons
     platform: PlatformHandles, fleet_drove: Any
 ) -> None:
     manifest = json.loads(
-        (fleet_dir(_context(platform, vehicles=4, budget_s=1)) / MANIFEST_FILE).read_text()
+        (fleet_dir(act_context(platform, seed=11, vehicles=4, budget_s=1)) / MANIFEST_FILE).read_text()
     )
     vins = [v["vin"] for v in manifest["vehicles"]]
     assert len(vins) == 4 and manifest[NO_LOCATION_KEY] == vins[-1]
@@ -65,7 +41,7 @@ def test_fleet_drives_writes_a_manifest_naming_the_vehicle_without_location_cons
 def test_telemetry_lands_with_rows_per_region_and_no_location_for_the_refusing_vehicle(
     platform: PlatformHandles, fleet_drove: Any
 ) -> None:
-    result = TELEMETRY_LANDS.run(_context(platform, vehicles=4, budget_s=30.0))
+    result = TELEMETRY_LANDS.run(act_context(platform, seed=11, vehicles=4, budget_s=30.0))
     assert result.passed, result.check
     assert result.figures["location_rows"] > 0
     assert {k for k in result.figures if k.startswith("rows_")} >= {"rows_EU", "rows_US"}
@@ -108,7 +84,7 @@ def test_telemetry_lands_fails_without_a_fleet_run(
 ) -> None:
     embedded = EmbeddedPlatform(demo_settings(tmp_path_factory.mktemp("empty")))
     try:
-        result = TELEMETRY_LANDS.run(_context(embedded.start(), vehicles=2, budget_s=10.0))
+        result = TELEMETRY_LANDS.run(act_context(embedded.start(), seed=11, vehicles=2, budget_s=10.0))
     finally:
         embedded.stop()
     assert not result.passed and "no fleet run to check" in result.check

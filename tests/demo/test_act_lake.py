@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator
-
 import pytest
+from act_support import act_context
 
-from drivetrain.demo import DemoContext, EmbeddedPlatform, PlatformHandles, demo_settings
+from drivetrain.demo import PlatformHandles
 from drivetrain.demo.act_lake import DRIVE_S, LAKE, SIGNALS
 
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformHandles]:
-    embedded = EmbeddedPlatform(demo_settings(tmp_path_factory.mktemp("demo")))
-    try:
-        yield embedded.start()
-    finally:
-        embedded.stop()
-
-
-def _context(platform: PlatformHandles, vehicles: int) -> DemoContext:
-    return DemoContext(
-        settings=platform.settings, platform=platform, seed=7, vehicles=vehicles, budget_s=60.0,
-        deadline=time.monotonic() + 60.0, progress_sink=lambda fraction, message, figures: None,
-        cancelled=threading.Event(),
-    )
-
-
 def test_lake_act_passes_and_reports_values_per_region(platform: PlatformHandles) -> None:
-    result = LAKE.run(_context(platform, vehicles=3))
+    result = LAKE.run(act_context(platform, vehicles=3, budget_s=60.0))
     assert result.passed, result.check
     assert result.figures["values"] == 3 * DRIVE_S * len(SIGNALS)
     assert result.figures["redelivered_skipped"] == 2 * DRIVE_S * len(SIGNALS)
@@ -39,7 +19,7 @@ def test_lake_act_passes_and_reports_values_per_region(platform: PlatformHandles
 
 
 def test_lake_act_passes_again_on_the_same_data_dir(platform: PlatformHandles) -> None:
-    result = LAKE.run(_context(platform, vehicles=1))
+    result = LAKE.run(act_context(platform, vehicles=1, budget_s=60.0))
     assert result.passed, result.check
 
 
@@ -51,6 +31,6 @@ def test_lake_act_fails_naming_the_query_that_disagrees_with_numpy(
     real = query._aggregate_sql
     monkeypatch.setattr(query, "_aggregate_sql",
                         lambda agg: "max(value)" if agg == "mean" else real(agg))
-    result = LAKE.run(_context(platform, vehicles=2))
+    result = LAKE.run(act_context(platform, vehicles=2, budget_s=60.0))
     assert not result.passed
     assert "differ from NumPy" in result.check or "vs NumPy" in result.check

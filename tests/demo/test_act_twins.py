@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator
-
 import pytest
+from act_support import act_context
 
-from drivetrain.demo import DemoContext, EmbeddedPlatform, PlatformHandles, demo_settings
+from drivetrain.demo import PlatformHandles
 from drivetrain.demo.act_twins import TWINS_CONVERGE
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformHandles]:
-    embedded = EmbeddedPlatform(demo_settings(tmp_path_factory.mktemp("demo")))
-    try:
-        yield embedded.start()
-    finally:
-        embedded.stop()
-
-
-def _context(platform: PlatformHandles, vehicles: int, budget_s: float = 60.0) -> DemoContext:
-    return DemoContext(
-        settings=platform.settings, platform=platform, seed=7, vehicles=vehicles,
-        budget_s=budget_s, deadline=time.monotonic() + budget_s,
-        progress_sink=lambda fraction, message, figures: None, cancelled=threading.Event(),
-    )
 
 
 def test_charge_limit_set_by_query_converges_on_every_selected_car(
     platform: PlatformHandles,
 ) -> None:
-    result = TWINS_CONVERGE.run(_context(platform, vehicles=4))
+    result = TWINS_CONVERGE.run(act_context(platform, vehicles=4, budget_s=60.0))
     assert result.passed, result.check
     assert result.figures["selected"] == result.figures["converged"] == 2
     assert result.figures["events"] == 2 and result.figures["failed"] == 0
@@ -41,7 +21,7 @@ def test_charge_limit_set_by_query_converges_on_every_selected_car(
 
 
 def test_the_act_passes_again_on_the_same_data_dir(platform: PlatformHandles) -> None:
-    result = TWINS_CONVERGE.run(_context(platform, vehicles=4))
+    result = TWINS_CONVERGE.run(act_context(platform, vehicles=4, budget_s=60.0))
     assert result.passed, result.check
 
 
@@ -55,6 +35,6 @@ def test_cars_that_refuse_the_limit_make_the_act_fail_with_their_reason(
         raise BadInputError("charge limit locked by the owner")
 
     monkeypatch.setattr(SimActuator, "apply_desired", refuse)
-    result = TWINS_CONVERGE.run(_context(platform, vehicles=2, budget_s=30.0))
+    result = TWINS_CONVERGE.run(act_context(platform, vehicles=2))
     assert not result.passed
     assert "charge limit locked by the owner" in result.check
