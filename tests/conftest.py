@@ -184,3 +184,27 @@ def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
         yield broker
     finally:
         broker.kill()
+
+
+# --- the command line, in-process --------------------------------------------------------------
+@pytest.fixture
+def cli(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
+    """Run ``drivetrain`` in-process against a fresh database on each engine, in ``tmp_path``
+    with its data directory there and no broker configured: ``cli(*args, code=0)`` returns the
+    output and fails the test when the exit code is not ``code``."""
+    from typer.testing import CliRunner
+
+    from drivetrain.cli import app
+
+    monkeypatch.setenv("DRIVETRAIN_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DRIVETRAIN_DATABASE_URL", database_url)
+    monkeypatch.delenv("DRIVETRAIN_BROKER_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0) -> str:
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == code, result.output
+        return result.output
+
+    return run
