@@ -30,23 +30,6 @@ from drivetrain.edge.identity import VehicleIdentity
 REFERENCE_DBC = Path(__file__).parents[2] / "src/drivetrain/sim/data/drivetrain_bev.dbc"
 
 
-@pytest.fixture
-def cli(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
-    """Run the CLI in-process against a fresh database on each engine."""
-    monkeypatch.setenv("DRIVETRAIN_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("DRIVETRAIN_DATABASE_URL", database_url)
-    monkeypatch.delenv("DRIVETRAIN_BROKER_URL", raising=False)
-    monkeypatch.chdir(tmp_path)
-    runner = CliRunner()
-
-    def run(*args: str, code: int = 0) -> str:
-        result = runner.invoke(cli_app, list(args))
-        assert result.exit_code == code, result.output
-        return result.output
-
-    return run
-
-
 @pytest.fixture(scope="session")
 def capture_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """60 s of the reference vehicle's CAN traffic as a candump log."""

@@ -17,22 +17,6 @@ from drivetrain.core.settings import load_settings
 from drivetrain.sim.fleet.groundtruth import read_manifest
 
 
-@pytest.fixture
-def cli(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
-    monkeypatch.setenv("DRIVETRAIN_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("DRIVETRAIN_DATABASE_URL", database_url)
-    monkeypatch.delenv("DRIVETRAIN_BROKER_URL", raising=False)
-    monkeypatch.chdir(tmp_path)
-    runner = CliRunner()
-
-    def run(*args: str, code: int = 0) -> str:
-        result = runner.invoke(cli_app, list(args))
-        assert result.exit_code == code, result.output
-        return result.output
-
-    return run
-
-
 def test_sim_fleet_help_names_every_option() -> None:
     result = CliRunner().invoke(cli_app, ["sim", "fleet", "--help"])
     assert result.exit_code == 0
