@@ -7,7 +7,7 @@ tenant, plus senders the registry does not know); ``--tenant`` narrows the view.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -34,15 +34,10 @@ def _console() -> Console:
 
 
 def _time(text: str | None, option: str) -> datetime | None:
-    from drivetrain.commands.db import fail
+    """``--since``/``--until``: None when not given, else as ``drivetrain lake query`` reads it."""
+    from drivetrain.commands.lake import parse_when
 
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        fail(f"{option} {text!r} is not an ISO 8601 time (e.g. 2026-11-23T10:00:00Z)", code=2)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return None if text is None else parse_when(text, option)
 
 
 def _letters_table(letters: list[DeadLetter]) -> Table:
