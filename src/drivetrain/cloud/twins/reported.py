@@ -243,8 +243,8 @@ def record_acks(
                 row.acked_version, row.acked_at = ack.version, now
             changes.append(TwinChange("ack", vin, row.tenant_id, now, version=ack.version))
             continue
-        failed = _reject(session, vin, ack, now)
         reason = f"rejected by the vehicle: {ack.detail or 'no reason given'}"
+        failed = _reject(session, vin, ack, now, reason)
         changes.append(TwinChange(
             "failed", vin, row.tenant_id, now, failed, version=ack.version,
             detail={"reason": reason},
@@ -253,15 +253,18 @@ def record_acks(
     queue_changes(session, changes)
 
 
-def _reject(session: Session, vin: str, ack: Ack, now: datetime) -> tuple[str, ...]:
+def _reject(
+    session: Session, vin: str, ack: Ack, now: datetime, reason: str
+) -> tuple[str, ...]:
+    """Fail the pending items the rejected message carried, with ``reason`` (stored up to
+    2,000 characters); returns their paths."""
     assert ack.version is not None
     paths = rejected_paths(load_items(session, vin), ack.version)
     if paths:
-        reason = f"rejected by the vehicle: {ack.detail or 'no reason given'}"[:2000]
         session.execute(
             update(DesiredRow)
             .where(DesiredRow.vin == vin, DesiredRow.path.in_(paths), DesiredRow.status == "pending")
-            .values(status="failed", status_at=now, reason=reason)
+            .values(status="failed", status_at=now, reason=reason[:2000])
         )
     return paths
 
