@@ -25,6 +25,17 @@ def fail(message: object, code: int = 1) -> NoReturn:
     raise typer.Exit(code=code)
 
 
+def cli_actor(prefix: str = "cli") -> str:
+    """The audit actor for a command run by this OS user: ``{prefix}:{user}``, or ``prefix``
+    when the user name cannot be found."""
+    import getpass
+
+    try:
+        return f"{prefix}:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return prefix
+
+
 def load_settings_or_exit(**overrides: object) -> Settings:
     """The configured settings; exits with code 2 and the reason when they are invalid."""
     from pydantic import ValidationError

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import random
 from pathlib import Path
 
@@ -11,7 +10,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
+from drivetrain.commands.db import (
+    cli_actor,
+    fail,
+    load_settings_or_exit,
+    open_migrated_database,
+)
 
 app = typer.Typer(
     help="Fleet registry: provision vehicle identities (VIN + key pair), list vehicles.",
@@ -20,13 +24,6 @@ app = typer.Typer(
 
 #: Most vehicles one `provision` call creates.
 MAX_COUNT = 100_000
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 @app.command("provision")
@@ -75,7 +72,7 @@ def provision(
             for _ in range(count):
                 vehicle, credentials = provision_vehicle(
                     session, tenant=tenant, model=model, region=region,
-                    cloud_key=cloud_key.verify_key, actor=_actor(), owner=owner, rng=rng,
+                    cloud_key=cloud_key.verify_key, actor=cli_actor(), owner=owner, rng=rng,
                 )  # fmt: skip
                 path = out / f"{vehicle.vin}.json"
                 if path.exists():

@@ -8,7 +8,6 @@ the actor ``cli:<user>``.
 
 from __future__ import annotations
 
-import getpass
 import json
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,7 +15,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
+from drivetrain.commands.db import (
+    cli_actor,
+    fail,
+    load_settings_or_exit,
+    open_migrated_database,
+)
 
 if TYPE_CHECKING:
     from drivetrain.cloud.privacy import Consent
@@ -39,13 +43,6 @@ TenantOption = Annotated[
     typer.Option("--tenant", help="Tenant that must own the vehicle (default: its owner)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 def parse_allow(text: str) -> list[str]:
@@ -110,7 +107,7 @@ def _with_vehicle(
             else:
                 consent = set_consent(
                     session, vin=vin, tenant=owner, categories=change, source=source,
-                    actor=_actor(),
+                    actor=cli_actor(),
                 )  # fmt: skip
             pseudonym = vehicle_pseudonym(session, owner, vin)
     except DrivetrainError as e:
