@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -28,17 +29,30 @@ MAX_COUNT = 100_000
 
 @app.command("provision")
 def provision(
-    count: int = typer.Option(1, "--count", "-n", min=1, max=MAX_COUNT, help="Vehicles to create."),
-    tenant: str = typer.Option(..., "--tenant", help="Tenant that owns the vehicles (must exist)."),
-    model: str = typer.Option(..., "--model", help="Model id, e.g. compact-bev."),
-    region: str = typer.Option(..., "--region", help="Data-residency region, e.g. EU, US, CN."),
-    out: Path = typer.Option(
-        ..., "--out", help="Directory for the credential files (VIN.json, mode 0600)."
-    ),
-    owner: str | None = typer.Option(None, "--owner", help="Owner recorded for every vehicle."),
-    seed: int | None = typer.Option(
-        None, "--seed", help="Seed of the VIN generator (reproducible VINs; keys stay random)."
-    ),
+    tenant: Annotated[
+        str, typer.Option("--tenant", help="Tenant that owns the vehicles (must exist).")
+    ],
+    model: Annotated[str, typer.Option("--model", help="Model id, e.g. compact-bev.")],
+    region: Annotated[
+        str, typer.Option("--region", help="Data-residency region, e.g. EU, US, CN.")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Directory for the credential files (VIN.json, mode 0600)."),
+    ],
+    count: Annotated[
+        int,
+        typer.Option("--count", "-n", min=1, max=MAX_COUNT, help="Vehicles to create."),
+    ] = 1,
+    owner: Annotated[
+        str | None, typer.Option("--owner", help="Owner recorded for every vehicle.")
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed", help="Seed of the VIN generator (reproducible VINs; keys stay random)."
+        ),
+    ] = None,
 ) -> None:
     """Create vehicle identities: a VIN and an Ed25519 key pair each, registered in the state
     database; each vehicle's private key and the cloud's public key go to a credential file.

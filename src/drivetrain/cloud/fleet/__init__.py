@@ -26,8 +26,8 @@ from drivetrain.cloud.fleet.service import (
     validate_vin,
 )
 from drivetrain.core.crypto import SigningKey
-from drivetrain.core.vin import vin_check_digit
 from drivetrain.core.settings import Settings
+from drivetrain.core.vin import vin_check_digit
 
 
 def cloud_signing_key(settings: Settings) -> SigningKey:
