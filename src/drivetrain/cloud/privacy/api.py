@@ -97,10 +97,7 @@ class CategoryOut(BaseModel):
 
     @classmethod
     def of(cls, info: CategoryInfo) -> CategoryOut:
-        return cls(
-            name=info.name, meaning=info.meaning, default_consent=info.default_consent,
-            signal_count=info.signal_count, examples=list(info.examples),
-        )  # fmt: skip
+        return cls.model_validate(info.to_dict())
 
 
 @router.get("/categories", response_model=list[CategoryOut])
