@@ -6,8 +6,8 @@ import pytest
 from fastapi import APIRouter, FastAPI, Query
 from fastapi.testclient import TestClient
 
-from drivetrain.api.context import RequestIdMiddleware
-from drivetrain.api.errors import install_error_handlers
+from drivetrain.cloud.infra.http.context import RequestIdMiddleware
+from drivetrain.cloud.infra.http.problems import install_error_handlers
 from drivetrain.core import errors
 
 CASES: list[tuple[type[errors.DrivetrainError], int]] = [
@@ -70,7 +70,7 @@ def test_each_error_maps_to_its_status_with_its_own_message(
 
 
 def test_every_error_class_in_the_tree_has_a_non_generic_status() -> None:
-    from drivetrain.api.errors import status_for
+    from drivetrain.cloud.infra.http.problems import status_for
 
     def subclasses(cls: type) -> list[type]:
         return [cls] + [s for c in cls.__subclasses__() for s in subclasses(c)]

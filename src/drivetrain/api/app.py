@@ -8,8 +8,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from drivetrain import __version__
-from drivetrain.api.context import ApiContext, RequestIdMiddleware
-from drivetrain.api.errors import install_error_handlers
 from drivetrain.api.routers import include_routers
 from drivetrain.cloud.infra import (
     Database,
@@ -17,6 +15,8 @@ from drivetrain.cloud.infra import (
     open_database,
     resolve_token_key,
 )
+from drivetrain.cloud.infra.http.context import ApiContext, RequestIdMiddleware
+from drivetrain.cloud.infra.http.problems import install_error_handlers
 from drivetrain.core.settings import Settings
 
 OPENAPI_URL = "/openapi.json"

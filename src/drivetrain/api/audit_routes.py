@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from drivetrain.api.context import ApiContext, api_context
 from drivetrain.api.schemas import AuditEntryOut, AuditPage, ChainReport
-from drivetrain.api.security import require_scopes
 from drivetrain.cloud.infra import Principal, Scope, list_audit, verify_chain
 from drivetrain.cloud.infra.audit import MAX_LIST_LIMIT
+from drivetrain.cloud.infra.http import Context, require_scopes
 
 router = APIRouter(tags=["audit"])
 
 Auditor = Annotated[Principal, require_scopes(Scope.AUDIT_READ)]
-Context = Annotated[ApiContext, Depends(api_context)]
 
 
 @router.get("", response_model=AuditPage)

@@ -9,11 +9,11 @@ from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 
-from drivetrain.api.context import ApiContext, api_context
 from drivetrain.api.schemas import TokenResponse, WhoAmI
-from drivetrain.api.security import require_scopes
 from drivetrain.cloud.infra import Principal, issue_access_token
 from drivetrain.cloud.infra.auth import format_scopes
+from drivetrain.cloud.infra.http.context import ApiContext, api_context
+from drivetrain.cloud.infra.http.security import require_scopes
 from drivetrain.core.errors import AuthenticationError, BadInputError
 
 router = APIRouter(tags=["auth"])
@@ -38,7 +38,10 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
     "/token",
     response_model=TokenResponse,
     summary="OAuth2 client-credentials grant",
-    responses={401: {"description": "Bad client credentials"}, 403: {"description": "Scope refused"}},
+    responses={
+        401: {"description": "Bad client credentials"},
+        403: {"description": "Scope refused"},
+    },
 )
 def token(
     request: Request,
@@ -54,9 +57,7 @@ def token(
     Asking for a scope the client may not have is refused (403), never silently trimmed.
     """
     if grant_type != "client_credentials":
-        raise BadInputError(
-            f"unsupported grant_type {grant_type!r}; expected 'client_credentials'"
-        )
+        raise BadInputError(f"unsupported grant_type {grant_type!r}; expected 'client_credentials'")
     basic = _basic_credentials(request)
     if basic is not None:
         client_id, client_secret = basic

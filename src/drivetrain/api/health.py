@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 
 from drivetrain import __version__
-from drivetrain.api.context import ApiContext, api_context
+from drivetrain.cloud.infra.http.context import ApiContext, api_context
 
 router = APIRouter(tags=["health"])
 
@@ -40,6 +40,9 @@ def healthz(
         version=__version__,
         deployment=context.settings.deployment,
         database=DatabaseStatus(
-            ok=db.ok, dialect=context.database.dialect, revisions=list(db.revisions), detail=db.detail
+            ok=db.ok,
+            dialect=context.database.dialect,
+            revisions=list(db.revisions),
+            detail=db.detail,
         ),
     )

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Request, status
 
-from drivetrain.api.context import ApiContext, api_context
-from drivetrain.api.errors import request_id_of
 from drivetrain.api.schemas import (
     ClientCreate,
     ClientOut,
@@ -21,7 +19,6 @@ from drivetrain.api.schemas import (
     TenantCreated,
     TenantOut,
 )
-from drivetrain.api.security import require_scopes
 from drivetrain.cloud.infra import (
     OPERATOR_TENANT,
     Principal,
@@ -34,12 +31,12 @@ from drivetrain.cloud.infra import (
     list_clients,
     list_tenants,
 )
+from drivetrain.cloud.infra.http import Context, request_id_of, require_scopes
 from drivetrain.core.errors import PermissionDeniedError
 
 router = APIRouter(tags=["tenants"])
 
 Admin = Annotated[Principal, require_scopes(Scope.ADMIN)]
-Context = Annotated[ApiContext, Depends(api_context)]
 
 
 def _require_operator(principal: Principal) -> None:

@@ -2,7 +2,7 @@
 
 Nothing here touches the network, the disk or the database: tokens are issued and verified
 from values (claims, a key, the current time) and decisions raise typed errors. The HTTP layer
-(``drivetrain.api.security``) is a thin shell around :func:`verify_token` and :func:`authorize`.
+(``drivetrain.cloud.infra.http.security``) is a thin shell around :func:`verify_token` and :func:`authorize`.
 
 Access tokens are JWTs (RFC 7519) signed with HMAC-SHA256 under the platform's auth secret,
 with ``iss``/``aud`` pinned to this platform, and carry the OAuth2 ``scope`` claim (RFC 8693

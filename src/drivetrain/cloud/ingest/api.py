@@ -12,15 +12,11 @@ import threading
 from datetime import datetime
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-# Defined before drivetrain.api is imported (drivetrain.api.routers imports this module).
-router = APIRouter(tags=["ingest"])
-
-from drivetrain.api.context import ApiContext, api_context
-from drivetrain.api.security import require_scopes
 from drivetrain.cloud.infra import OPERATOR_TENANT, Principal, Scope
+from drivetrain.cloud.infra.http import Context, api_context, require_scopes
 from drivetrain.cloud.ingest.pipeline import IngestPipeline
 from drivetrain.cloud.ingest.reasons import DEAD_LETTER_REASONS
 from drivetrain.cloud.ingest.replay import MAX_REPLAY, replay_dead_letters, select_for_replay
@@ -35,9 +31,10 @@ from drivetrain.cloud.ingest.sinks import TwinsReportedState
 from drivetrain.cloud.lake.api import lake_of
 from drivetrain.core.errors import PermissionDeniedError
 
+router = APIRouter(tags=["ingest"])
+
 Reader = Annotated[Principal, require_scopes(Scope.TELEMETRY_READ)]
 Writer = Annotated[Principal, require_scopes(Scope.TELEMETRY_WRITE)]
-Context = Annotated[ApiContext, Depends(api_context)]
 TenantParam = Annotated[
     str | None,
     Query(description="Narrow to this tenant (operator admins); others: only their own."),

@@ -23,16 +23,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-# The router exists before drivetrain.api is imported: drivetrain.api assembles its routers
-# (api/routers.py imports this module) and needs ``router`` even when this module is the one
-# imported first. Routes are added below; the app copies them when it is created.
-router = APIRouter(tags=["telemetry"])
-
-from drivetrain.api.context import ApiContext, api_context
-from drivetrain.api.security import require_scopes
 from drivetrain.cloud.infra import Principal, Scope, authorize
+from drivetrain.cloud.infra.http import Context, api_context, require_scopes
 from drivetrain.cloud.lake.service import SQL_MAX_ROWS, Lake
 from drivetrain.cloud.privacy import vehicle_pseudonym
+
+router = APIRouter(tags=["telemetry"])
 
 ARROW_STREAM: Final = "application/vnd.apache.arrow.stream"
 #: Most rows one JSON response carries; Arrow responses may carry up to SQL_MAX_ROWS.
@@ -42,7 +38,6 @@ API_SQL_TIMEOUT_S: Final = 30.0
 
 Reader = Annotated[Principal, require_scopes(Scope.TELEMETRY_READ)]
 SqlUser = Annotated[Principal, require_scopes(Scope.TELEMETRY_READ, Scope.TELEMETRY_SQL)]
-Context = Annotated[ApiContext, Depends(api_context)]
 TenantParam = Annotated[
     str | None,
     Query(description="The tenant to read; default and only allowed value: the caller's."),
@@ -54,8 +49,7 @@ _lake_guard = threading.Lock()
 
 _RESULT_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     200: {
-        "description": "JSON, or an Arrow IPC stream when the request accepts "
-        f"{ARROW_STREAM}.",
+        "description": f"JSON, or an Arrow IPC stream when the request accepts {ARROW_STREAM}.",
         "content": {ARROW_STREAM: {"schema": {"type": "string", "format": "binary"}}},
     }
 }
@@ -112,8 +106,11 @@ def _column_values(column: pa.ChunkedArray) -> list[Any]:
         return stamps
     if pa.types.is_floating(column.type):
         return [v if v is None or math.isfinite(v) else None for v in column.to_pylist()]
-    if pa.types.is_string(column.type) or pa.types.is_integer(column.type) or \
-            pa.types.is_boolean(column.type):
+    if (
+        pa.types.is_string(column.type)
+        or pa.types.is_integer(column.type)
+        or pa.types.is_boolean(column.type)
+    ):
         plain: list[Any] = column.to_pylist()
         return plain
     return [_json_value(v) for v in column.to_pylist()]
@@ -129,12 +126,14 @@ def table_response(request: Request, tenant: str, table: pa.Table) -> Response:
     columns = [_column_values(table.column(i)) for i in range(table.num_columns)]
     names = table.column_names
     data = [dict(zip(names, row)) for row in zip(*columns)] if columns else []
-    return JSONResponse({
-        "tenant": tenant,
-        "rows": table.num_rows,
-        "columns": [{"name": f.name, "type": str(f.type)} for f in table.schema],
-        "data": data,
-    })
+    return JSONResponse(
+        {
+            "tenant": tenant,
+            "rows": table.num_rows,
+            "columns": [{"name": f.name, "type": str(f.type)} for f in table.schema],
+            "data": data,
+        }
+    )
 
 
 def _row_limit(request: Request, limit: int) -> int:
@@ -157,8 +156,9 @@ def get_signals(
     agg: Annotated[Agg, Query(description="Aggregate per bucket when down-sampling.")] = "mean",
     region: Regions = [],  # noqa: B006
     tenant: TenantParam = None,
-    limit: Annotated[int, Query(ge=1, le=SQL_MAX_ROWS, description="Most rows to return.")]
-    = JSON_MAX_ROWS,
+    limit: Annotated[
+        int, Query(ge=1, le=SQL_MAX_ROWS, description="Most rows to return.")
+    ] = JSON_MAX_ROWS,
 ) -> Response:
     """Samples of vehicles and paths in [start, end), raw or down-sampled (``every``)."""
     tenant = _tenant(principal, (Scope.TELEMETRY_READ,), tenant)
@@ -166,8 +166,17 @@ def get_signals(
     if vin:
         with context.database.session() as session:
             vehicles.extend(vehicle_pseudonym(session, tenant, v) for v in vin)
-    table = lake.signals(tenant, vehicles, path, start, end, every, agg,
-                         regions=region or None, max_rows=_row_limit(request, limit))
+    table = lake.signals(
+        tenant,
+        vehicles,
+        path,
+        start,
+        end,
+        every,
+        agg,
+        regions=region or None,
+        max_rows=_row_limit(request, limit),
+    )
     return table_response(request, tenant, table)
 
 
@@ -186,8 +195,7 @@ def get_aggregate(
 ) -> Response:
     """One aggregate of a signal over the fleet, per region, vehicle or day."""
     tenant = _tenant(principal, (Scope.TELEMETRY_READ,), tenant)
-    table = lake.fleet_aggregate(tenant, path, start, end, group_by, agg,
-                                 regions=region or None)
+    table = lake.fleet_aggregate(tenant, path, start, end, group_by, agg, regions=region or None)
     return table_response(request, tenant, table)
 
 
@@ -205,8 +213,11 @@ class SqlRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1, max_length=20_000,
-                       examples=["SELECT path, avg(value) FROM telemetry GROUP BY path"])
+    query: str = Field(
+        min_length=1,
+        max_length=20_000,
+        examples=["SELECT path, avg(value) FROM telemetry GROUP BY path"],
+    )
     max_rows: int = Field(JSON_MAX_ROWS, ge=1, le=SQL_MAX_ROWS)
 
 
@@ -221,6 +232,7 @@ def post_sql(
     """Run one SELECT over ``telemetry`` (the caller's tenant's rows only: vehicle, path, ts,
     value, text, category, batch_id, region, date). Needs ``telemetry:sql``."""
     tenant = _tenant(principal, (Scope.TELEMETRY_READ, Scope.TELEMETRY_SQL), tenant)
-    table = lake.sql(tenant, body.query, max_rows=_row_limit(request, body.max_rows),
-                     timeout_s=API_SQL_TIMEOUT_S)
+    table = lake.sql(
+        tenant, body.query, max_rows=_row_limit(request, body.max_rows), timeout_s=API_SQL_TIMEOUT_S
+    )
     return table_response(request, tenant, table)

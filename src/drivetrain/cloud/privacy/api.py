@@ -12,18 +12,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# The router exists before drivetrain.api is imported (drivetrain.api assembles the routers
-# and imports this module); routes are added below.
-router = APIRouter(tags=["privacy"])
-
-from drivetrain.api.context import ApiContext, api_context
-from drivetrain.api.errors import request_id_of
-from drivetrain.api.security import require_scopes
 from drivetrain.cloud.fleet import get_vehicle
 from drivetrain.cloud.infra import Principal, Scope
+from drivetrain.cloud.infra.http import Context, request_id_of, require_scopes
 from drivetrain.cloud.privacy.categories import CategoryInfo, describe_categories
 from drivetrain.cloud.privacy.service import (
     Consent,
@@ -34,10 +28,11 @@ from drivetrain.cloud.privacy.service import (
 from drivetrain.core.errors import BadInputError
 from drivetrain.core.vss import PRIVACY_CATEGORIES, builtin_catalog
 
+router = APIRouter(tags=["privacy"])
+
 Reader = Annotated[Principal, require_scopes(Scope.PRIVACY_READ)]
 Writer = Annotated[Principal, require_scopes(Scope.PRIVACY_WRITE)]
 AnyCaller = Annotated[Principal, require_scopes()]
-Context = Annotated[ApiContext, Depends(api_context)]
 Vin = Annotated[str, Path(min_length=1, max_length=17, description="The vehicle's VIN.")]
 
 #: Most category names one request may list (the five, with room for repeats).

@@ -18,14 +18,14 @@ import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse, StreamingResponse
 
-# The router exists before drivetrain.api is imported (drivetrain.api assembles the routers
-# and imports this module); routes are added below.
-router = APIRouter(tags=["twins"])
-
-from drivetrain.api.context import ApiContext, api_context
-from drivetrain.api.errors import problem_response, request_id_of
-from drivetrain.api.security import require_scopes
 from drivetrain.cloud.infra import Principal, Scope
+from drivetrain.cloud.infra.http import (
+    ApiContext,
+    Context,
+    problem_response,
+    request_id_of,
+    require_scopes,
+)
 from drivetrain.cloud.lake import Lake
 from drivetrain.cloud.lake.api import lake_of
 from drivetrain.cloud.twins.api_schemas import (
@@ -59,17 +59,20 @@ from drivetrain.cloud.twins.values import from_ns
 from drivetrain.core.errors import BadInputError, VersionConflictError
 from drivetrain.core.vss import builtin_catalog
 
+router = APIRouter(tags=["twins"])
+
 Reader = Annotated[Principal, require_scopes(Scope.FLEET_READ)]
 Writer = Annotated[Principal, require_scopes(Scope.FLEET_WRITE)]
-Context = Annotated[ApiContext, Depends(api_context)]
 LakeDep = Annotated[Lake, Depends(lake_of)]
 QueryText = Annotated[
     str, Query(max_length=4000, description='Fleet query, e.g. region == "EU"; empty: all.')
 ]
 IfMatch = Annotated[
     str | None,
-    Header(description='The desired version the write is based on: "N" (from the ETag), '
-           "or * for whatever is current."),
+    Header(
+        description='The desired version the write is based on: "N" (from the ETag), '
+        "or * for whatever is current."
+    ),
 ]
 #: Seconds between keep-alive comments on an idle change stream.
 KEEPALIVE_S: Final = 15.0
@@ -105,7 +108,9 @@ def parse_if_match(value: str) -> int | None:
 
 def _precondition_required(request: Request) -> JSONResponse:
     return problem_response(
-        request, status=428, title="Precondition required",
+        request,
+        status=428,
+        title="Precondition required",
         detail="a desired-state write needs an If-Match header with the version it is based "
         'on (the ETag of GET /v1/twins/{vin}, e.g. If-Match: "3"), or If-Match: * to '
         "overwrite whatever is current",
@@ -116,16 +121,22 @@ def _precondition_required(request: Request) -> JSONResponse:
 def _conflict(request: Request, error: VersionConflictError) -> JSONResponse:
     headers = {"ETag": _etag(error.current)} if error.current is not None else None
     return problem_response(
-        request, status=409, title="Conflict", detail=str(error),
+        request,
+        status=409,
+        title="Conflict",
+        detail=str(error),
         type_name="VersionConflictError",
-        extra={"current_version": error.current, "given_version": error.given}, headers=headers,
+        extra={"current_version": error.current, "given_version": error.given},
+        headers=headers,
     )
 
 
 # --- fleet-wide routes (before /{vin}) ------------------------------------------------------
 @router.get("", response_model=TwinPageOut)
 def list_twins(
-    principal: Reader, context: Context, query: QueryText = "",
+    principal: Reader,
+    context: Context,
+    query: QueryText = "",
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     cursor: Annotated[str | None, Query(max_length=17)] = None,
 ) -> TwinPageOut:
@@ -137,7 +148,9 @@ def list_twins(
 
 @router.get("/reconciliation", response_model=ReconciliationOut)
 def get_reconciliation(
-    principal: Reader, context: Context, query: QueryText = "",
+    principal: Reader,
+    context: Context,
+    query: QueryText = "",
     path: Annotated[str | None, Query(max_length=200, description="Only this VSS path.")] = None,
 ) -> ReconciliationOut:
     """Desired items of the selected twins by status, with time-to-converge p50 and max."""
@@ -153,8 +166,13 @@ def post_desired_by_query(
     """Set values on every twin the query selects (each twin gets a new version)."""
     with context.database.session() as session:
         result = set_desired_by_query(
-            session, body.query, body.values, tenant=principal.tenant,
-            actor=principal.client_id, ttl_s=body.ttl_s, request_id=request_id_of(request),
+            session,
+            body.query,
+            body.values,
+            tenant=principal.tenant,
+            actor=principal.client_id,
+            ttl_s=body.ttl_s,
+            request_id=request_id_of(request),
         )
     return BulkDesiredOut.of(result)
 
@@ -165,8 +183,13 @@ def post_desired_by_query(
     responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
 )
 def stream_changes(
-    request: Request, principal: Reader, context: Context, query: QueryText = "",
-    kind: Annotated[list[ChangeKind] | None, Query(description="Only these kinds (repeat).")] = None,
+    request: Request,
+    principal: Reader,
+    context: Context,
+    query: QueryText = "",
+    kind: Annotated[
+        list[ChangeKind] | None, Query(description="Only these kinds (repeat).")
+    ] = None,
     max_events: Annotated[int | None, Query(ge=1, le=100_000)] = None,
     timeout_s: Annotated[float | None, Query(gt=0, le=86_400)] = None,
 ) -> StreamingResponse:
@@ -218,7 +241,8 @@ def stream_changes(
             subscription.close()
 
     return StreamingResponse(
-        events(), media_type="text/event-stream",
+        events(),
+        media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
@@ -238,8 +262,14 @@ def get_one_twin(vin: str, principal: Reader, context: Context) -> JSONResponse:
 
 
 def _write_desired(
-    vin: str, body: DesiredWrite, principal: Principal, context: ApiContext, request: Request,
-    if_match: str | None, *, replace: bool,
+    vin: str,
+    body: DesiredWrite,
+    principal: Principal,
+    context: ApiContext,
+    request: Request,
+    if_match: str | None,
+    *,
+    replace: bool,
 ) -> JSONResponse:
     if if_match is None:
         return _precondition_required(request)
@@ -247,8 +277,14 @@ def _write_desired(
     try:
         with context.database.session() as session:
             twin = set_desired(
-                session, vin, body.values, tenant=principal.tenant, if_match=version,
-                actor=principal.client_id, replace=replace, ttl_s=body.ttl_s,
+                session,
+                vin,
+                body.values,
+                tenant=principal.tenant,
+                if_match=version,
+                actor=principal.client_id,
+                replace=replace,
+                ttl_s=body.ttl_s,
                 request_id=request_id_of(request),
             )
     except VersionConflictError as e:
@@ -264,7 +300,11 @@ _WRITE_RESPONSES: Final[dict[int | str, dict[str, str]]] = {
 
 @router.patch("/{vin}/desired", response_model=TwinOut, responses=_WRITE_RESPONSES)
 def patch_desired(
-    vin: str, body: DesiredWrite, principal: Writer, context: Context, request: Request,
+    vin: str,
+    body: DesiredWrite,
+    principal: Writer,
+    context: Context,
+    request: Request,
     if_match: IfMatch = None,
 ) -> JSONResponse:
     """Merge values into the desired state (null removes a path); needs If-Match."""
@@ -273,7 +313,11 @@ def patch_desired(
 
 @router.put("/{vin}/desired", response_model=TwinOut, responses=_WRITE_RESPONSES)
 def put_desired(
-    vin: str, body: DesiredWrite, principal: Writer, context: Context, request: Request,
+    vin: str,
+    body: DesiredWrite,
+    principal: Writer,
+    context: Context,
+    request: Request,
     if_match: IfMatch = None,
 ) -> JSONResponse:
     """Replace the whole desired state with these values; needs If-Match."""
@@ -292,7 +336,10 @@ def get_one_delta(vin: str, principal: Reader, context: Context) -> DeltaOut:
 
 @router.get("/{vin}/history", response_model=HistoryOut)
 def get_history(
-    vin: str, principal: Reader, context: Context, lake: LakeDep,
+    vin: str,
+    principal: Reader,
+    context: Context,
+    lake: LakeDep,
     path: Annotated[str, Query(max_length=200, description="VSS path.")],
     start: Annotated[datetime | None, Query(description="Default: 24 h before end.")] = None,
     end: Annotated[datetime | None, Query(description="Default: now.")] = None,
@@ -304,12 +351,24 @@ def get_history(
     start = start or end - timedelta(days=1)
     with context.database.session() as session:
         points = property_history(
-            session, lake, vin, path, tenant=principal.tenant, start=start, end=end,
-            every=every, agg=agg,
+            session,
+            lake,
+            vin,
+            path,
+            tenant=principal.tenant,
+            start=start,
+            end=end,
+            every=every,
+            agg=agg,
         )
     return HistoryOut(
-        vin=vin, path=path, start=start, end=end, every=every,
-        agg=agg if every is not None else None, points=[HistoryPointOut.of(p) for p in points],
+        vin=vin,
+        path=path,
+        start=start,
+        end=end,
+        every=every,
+        agg=agg if every is not None else None,
+        points=[HistoryPointOut.of(p) for p in points],
     )
 
 
@@ -327,8 +386,13 @@ def put_ecu(
     """Create or replace one ECU entry (hardware id and/or software version)."""
     with context.database.session() as session:
         stored = set_ecu(
-            session, vin, ecu, tenant=principal.tenant, hardware_id=body.hardware_id,
-            software_version=body.software_version, actor=principal.client_id,
+            session,
+            vin,
+            ecu,
+            tenant=principal.tenant,
+            hardware_id=body.hardware_id,
+            software_version=body.software_version,
+            actor=principal.client_id,
             request_id=request_id_of(request),
         )
     return EcuOut.of(stored)
@@ -340,6 +404,12 @@ def remove_ecu(
 ) -> Response:
     """Remove one ECU entry."""
     with context.database.session() as session:
-        delete_ecu(session, vin, ecu, tenant=principal.tenant, actor=principal.client_id,
-                   request_id=request_id_of(request))
+        delete_ecu(
+            session,
+            vin,
+            ecu,
+            tenant=principal.tenant,
+            actor=principal.client_id,
+            request_id=request_id_of(request),
+        )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -22,7 +22,6 @@ from fastapi.security import OAuth2, SecurityScopes
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.requests import HTTPConnection
 
-from drivetrain.api.context import api_context
 from drivetrain.cloud.infra import (
     Principal,
     Scope,
@@ -32,6 +31,7 @@ from drivetrain.cloud.infra import (
     verify_token,
 )
 from drivetrain.cloud.infra.auth import SCOPE_DESCRIPTIONS
+from drivetrain.cloud.infra.http.context import api_context
 from drivetrain.core.errors import AuthenticationError
 
 TOKEN_URL = "/v1/auth/token"

@@ -98,9 +98,7 @@ def drivetrain_error_response(request: Request, error: DrivetrainError) -> JSONR
     if isinstance(error, AuthenticationError):
         # RFC 6750 §3: a 401 names the scheme; error="invalid_token" when one was presented.
         presented = request.headers.get("authorization", "").lower().startswith("bearer ")
-        headers = {
-            "WWW-Authenticate": 'Bearer error="invalid_token"' if presented else "Bearer"
-        }
+        headers = {"WWW-Authenticate": 'Bearer error="invalid_token"' if presented else "Bearer"}
     if status >= 500:
         log.error("request %s failed: %s", request_id_of(request), error, exc_info=error)
     return problem_response(
