@@ -139,6 +139,11 @@ class VersionConflictError(ConflictError):
         self.given = given
 
 
+class StateTransitionError(ConflictError):
+    """A lifecycle change that the current state does not allow (approve a running campaign,
+    cancel a finished job); names the current state and what it allows."""
+
+
 # --- infrastructure ------------------------------------------------------------------------------
 class TransportError(DrivetrainError):
     """A message could not be delivered or received over the vehicle link or bus."""

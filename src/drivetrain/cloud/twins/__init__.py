@@ -3,7 +3,7 @@
 Public surface (everything else in this package is internal):
 
 - Reading: :func:`get_twin`, :func:`get_delta`, :func:`query_twins`,
-  :func:`reconciliation_summary`, :func:`sync_twins`; types :class:`Twin`,
+  :func:`reconciliation_summary`, :func:`sync_twins`, :func:`select_twins`; types :class:`Twin`,
   :class:`DesiredItem`, :class:`ReportedValue`, :class:`Ecu`, :class:`TwinSummary`,
   :class:`TwinPage`, :class:`ReconciliationSummary`.
 - Desired state: :func:`set_desired` (optimistic concurrency), :func:`set_desired_by_query`.
@@ -42,6 +42,7 @@ from drivetrain.cloud.twins.service import (
     get_twin,
     query_twins,
     reconciliation_summary,
+    select_twins,
 )
 
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
     "reconciliation_summary",
     "record_acks",
     "record_ecu_inventory",
+    "select_twins",
     "send_pending",
     "set_desired",
     "set_desired_by_query",

@@ -164,6 +164,44 @@ def matching_vins(
     return found
 
 
+def select_twins(
+    session: Session,
+    tenant: str,
+    query: str = "",
+    *,
+    among: Iterable[str] | None = None,
+    limit: int | None = None,
+    catalog: Catalog | None = None,
+) -> list[str]:
+    """The VINs of ``tenant``'s twins that ``query`` selects, in VIN order (every twin of a
+    registered vehicle, synced from the registry first): what a job or a campaign targets.
+
+    ``among`` restricts the answer to those VINs (another tenant's VIN is simply not in it);
+    ``limit`` keeps the first ``limit`` VINs.
+
+    Raises:
+        QuerySyntaxError: the query does not parse (names the token and column).
+        BadInputError: ``limit`` below 1.
+    """
+    if limit is not None and (isinstance(limit, bool) or limit < 1):
+        raise BadInputError(f"limit {limit!r} is not valid; expected a whole number >= 1")
+    node = parse_query(query, catalog or builtin_catalog())
+    sync_twins(session, tenant, force=True)
+    condition = _selected(tenant, node)
+    vin = TWINS.c.vin
+    if among is None:
+        statement = select(vin).where(condition).order_by(vin)
+        if limit is not None:
+            statement = statement.limit(limit)
+        return list(session.scalars(statement))
+    wanted = sorted(set(among))
+    found: list[str] = []
+    for start in range(0, len(wanted), IN_CHUNK):
+        chunk = wanted[start : start + IN_CHUNK]
+        found.extend(session.scalars(select(vin).where(condition, vin.in_(chunk)).order_by(vin)))
+    return found[:limit] if limit is not None else found
+
+
 @dataclass(frozen=True, slots=True)
 class ReconciliationSummary:
     """How the desired items of the twins a query selects stand.
