@@ -96,6 +96,7 @@ class Dispatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._acks_seen: set[int] = set()
 
     def run_once(self, now: datetime | None = None) -> RoundReport:
         """One round (see the module docstring); rounds never overlap.
@@ -109,10 +110,12 @@ class Dispatcher:
 
     def _round(self, now: datetime) -> RoundReport:
         began = time.perf_counter()
+        seen = set(self._acks_seen)  # kept only if the transaction commits
         with self.database.session() as session:
             started = start_due_jobs(session, now)
-            acks = apply_acks(session, now)
+            acks = apply_acks(session, now, seen)
             touched = set(acks.jobs) | expire_deliveries(session, now) | set(started)
+        self._acks_seen = seen
         for refusal in acks.refused:
             log.warning("acknowledgement refused (%s): %s", refusal.reason, refusal.detail)
         sent = unsent = 0

@@ -128,7 +128,7 @@ def _ack_fields(data: Mapping[str, Any]) -> tuple[str, str, str, str, int | None
     return cast(str, ref), cast(str, kind), cast(str, status), str(detail)[:2000], version
 
 
-def apply_acks(session: Session, now: datetime) -> AckReport:
+def apply_acks(session: Session, now: datetime, seen: set[int] | None = None) -> AckReport:
     """Apply the acknowledgements stored since the last round (see the module docstring).
 
     An acknowledgement settles the delivered message it names: ``applied`` → succeeded,
@@ -136,7 +136,11 @@ def apply_acks(session: Session, now: datetime) -> AckReport:
     retries). One that names no delivery of that message to that vehicle, a delivery not
     awaiting an ack, or another payload version is refused (``machine.judge_ack``): nothing
     changes, and the refusal is returned (and logged by the dispatcher).
+
+    ``seen`` holds the ids of events this caller processed beyond the cursor (the unsettled
+    tail it re-reads); they are skipped, and ids the cursor passed are dropped from it.
     """
+    seen = set() if seen is None else seen
     report = AckReport()
     cursor = _cursor(session, now)
     settled_before = now - timedelta(seconds=CURSOR_LAG_S)
@@ -157,12 +161,16 @@ def apply_acks(session: Session, now: datetime) -> AckReport:
             settled = settled and event.received_at <= settled_before
             if settled:
                 position = event.event_id
+            if event.event_id in seen:
+                continue
+            seen.add(event.event_id)
             _apply_one(session, event, deliveries, policies, report, now)
         if len(events) < ACK_PAGE:
             break
     # Advance only over the settled prefix (see CURSOR_LAG_S).
     if position != cursor.position:
         cursor.position, cursor.updated_at = position, now
+    seen.difference_update([i for i in seen if i <= position])
     session.flush()
     return report
 
