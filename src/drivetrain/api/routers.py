@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from drivetrain.api import audit_routes, auth_routes, health, tenant_routes
+from drivetrain.cloud.commands import api as commands_api
 from drivetrain.cloud.ingest import api as ingest_api
 from drivetrain.cloud.lake import api as lake_api
 from drivetrain.cloud.privacy import api as privacy_api
@@ -22,6 +23,8 @@ ROUTERS: list[tuple[str, APIRouter]] = [
     ("/v1/twins", twins_api.router),
     ("/v1/ingest", ingest_api.router),
     ("/v1/privacy", privacy_api.router),
+    ("/v1/commands", commands_api.commands_router),
+    ("/v1/jobs", commands_api.jobs_router),
 ]
 
 

@@ -121,7 +121,7 @@ class Dispatcher:
         sent = unsent = 0
         if self.link is None:
             with self.database.session() as session:
-                mark_no_link(session)
+                touched |= mark_no_link(session)
         else:
             while True:
                 with self.database.session() as session:

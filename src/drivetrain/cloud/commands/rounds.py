@@ -299,16 +299,16 @@ def _busy_slot() -> Any:
     )
 
 
-def mark_no_link(session: Session) -> int:
-    """Say on every waiting delivery that there is no vehicle link (returns how many)."""
+def mark_no_link(session: Session) -> set[str]:
+    """Say on every waiting delivery of a running job that there is no vehicle link; returns
+    the jobs whose deliveries were not told yet."""
     d = DELIVERIES.c
-    result = session.execute(
-        update(DELIVERIES)
-        .where(d.state == "queued", d.reason.is_(None),
-               d.job_id.in_(select(JOBS.c.job_id).where(JOBS.c.status == "running")))
-        .values(reason=NO_LINK_REASON)
-    )
-    return int(result.rowcount or 0)
+    waiting = and_(d.state == "queued", d.reason.is_(None),
+                   d.job_id.in_(select(JOBS.c.job_id).where(JOBS.c.status == "running")))
+    jobs = set(session.scalars(select(d.job_id).where(waiting).distinct()))
+    if jobs:
+        session.execute(update(DELIVERIES).where(waiting).values(reason=NO_LINK_REASON))
+    return jobs
 
 
 def claim_deliveries(

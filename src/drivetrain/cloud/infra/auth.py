@@ -47,6 +47,8 @@ class Scope(StrEnum):
     PRIVACY_READ = "privacy:read"
     PRIVACY_WRITE = "privacy:write"
     AUDIT_READ = "audit:read"
+    CAMPAIGNS_READ = "campaigns:read"
+    CAMPAIGNS_WRITE = "campaigns:write"
     ADMIN = "admin"
 
 
@@ -65,6 +67,10 @@ SCOPE_DESCRIPTIONS: Mapping[Scope, str] = {
     Scope.PRIVACY_READ: "Read consent and data-subject requests",
     Scope.PRIVACY_WRITE: "Change consent and handle data-subject requests",
     Scope.AUDIT_READ: "Read the tenant's audit log",
+    Scope.CAMPAIGNS_READ: "Read data-collection campaigns, vehicle models, decoder manifests "
+    "and signal catalogs",
+    Scope.CAMPAIGNS_WRITE: "Write, approve and run data-collection campaigns; manage vehicle "
+    "models, decoder manifests and signal catalogs",
     Scope.ADMIN: "Manage the tenant's clients (and, in the operator tenant, tenants)",
 }
 
@@ -93,6 +99,8 @@ ROLE_SCOPES: Mapping[Role, frozenset[Scope]] = {
             Scope.OTA_WRITE,
             Scope.COMMERCE_READ,
             Scope.SECURITY_READ,
+            Scope.CAMPAIGNS_READ,
+            Scope.CAMPAIGNS_WRITE,
         }
     ),
     Role.SECURITY_ANALYST: frozenset(
@@ -104,6 +112,7 @@ ROLE_SCOPES: Mapping[Role, frozenset[Scope]] = {
             Scope.TELEMETRY_SQL,
             Scope.OTA_READ,
             Scope.AUDIT_READ,
+            Scope.CAMPAIGNS_READ,
         }
     ),
     Role.SERVICE: frozenset(
