@@ -13,6 +13,7 @@ from drivetrain.commands import (
     edge,
     fleet,
     ingest,
+    jobs,
     lake,
     privacy,
     serve,
@@ -58,6 +59,8 @@ app.add_typer(edge.app, name="edge")
 app.add_typer(sim.app, name="sim")
 app.add_typer(twin.app, name="twin")
 app.add_typer(privacy.app, name="privacy")
+app.add_typer(jobs.command_app, name="command")
+app.add_typer(jobs.job_app, name="job")
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 

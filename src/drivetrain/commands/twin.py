@@ -15,6 +15,9 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
+from drivetrain.commands.api_client import HTTP_TIMEOUT_S, JsonOption, TokenOption, UrlOption
+from drivetrain.commands.api_client import api_call as _call
+from drivetrain.commands.api_client import api_client as _client
 from drivetrain.commands.db import fail, load_settings_or_exit
 
 app = typer.Typer(
@@ -23,52 +26,6 @@ app = typer.Typer(
 )
 
 _out = Console(highlight=False)
-
-UrlOption = Annotated[
-    str | None,
-    typer.Option("--url", help="API base URL; default: http://<api_host>:<api_port> from the settings."),
-]
-TokenOption = Annotated[
-    str,
-    typer.Option("--token", envvar="DRIVETRAIN_TOKEN", help="Bearer token (or DRIVETRAIN_TOKEN; "
-                 "`drivetrain auth token` makes one).", show_default=False),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of tables.")]
-HTTP_TIMEOUT_S = 30.0
-
-
-def _base_url(url: str | None) -> str:
-    if url:
-        return url.rstrip("/")
-    settings = load_settings_or_exit()
-    return f"http://{settings.api_host}:{settings.api_port}"
-
-
-def _client(url: str | None, token: str) -> Any:
-    import httpx
-
-    return httpx.Client(
-        base_url=_base_url(url), headers={"Authorization": f"Bearer {token}"},
-        timeout=HTTP_TIMEOUT_S,
-    )
-
-
-def _call(client: Any, method: str, path: str, **kwargs: Any) -> Any:
-    """The response of one API call; exits with the problem's detail on an error status."""
-    import httpx
-
-    try:
-        response = client.request(method, path, **kwargs)
-    except httpx.HTTPError as e:
-        fail(f"cannot reach the API at {client.base_url}: {e} (is `drivetrain serve` running?)")
-    if response.status_code >= 400:
-        try:
-            detail = response.json().get("detail", response.text)
-        except ValueError:
-            detail = response.text
-        fail(f"{method} {path} answered {response.status_code}: {detail}")
-    return response
-
 
 def parse_assignment(text: str) -> tuple[str, Any]:
     """``PATH=VALUE``: the value as JSON (80, 21.5, true, null, "text") or else as a string.

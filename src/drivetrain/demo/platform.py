@@ -2,7 +2,8 @@
 
 ``EmbeddedPlatform`` starts, in order: the SQLite state database in the demo's data directory
 (migrated), the bootstrap admin and an access token for it, the in-process transport, the
-twins reconciler (publishes signed desired-state deltas on the transport), the ingest worker
+twins reconciler (publishes signed desired-state deltas on the transport), the commands
+dispatcher (delivers jobs' and campaigns' signed messages on it), the ingest worker
 (consumes the vehicles' telemetry, events and acks from the transport into the lake and the
 twins), and the API served by uvicorn on a background thread at a free localhost port.
 ``stop()`` undoes it all in reverse and leaves no thread running. Nothing outside the process
@@ -20,6 +21,7 @@ from types import TracebackType
 import uvicorn
 
 from drivetrain.api import create_app
+from drivetrain.cloud.commands import Dispatcher
 from drivetrain.cloud.fleet import cloud_signing_key
 from drivetrain.cloud.infra import (
     BootstrapCredentials,
@@ -74,6 +76,7 @@ class PlatformHandles:
         admin_token: a bearer token of the bootstrap admin (never printed).
         admin_credentials: the bootstrap admin's client id and where its secret is stored.
         reconciler: the twins reconciler, publishing desired-state deltas on ``transport``.
+        dispatcher: the commands dispatcher, delivering jobs' signed messages on ``transport``.
         ingest: the ingest worker consuming ``dt/v1/+/{telemetry,events,ack}`` from
             ``transport`` (``wait_idle()`` waits until everything received is stored).
         lake: the lake the ingest worker writes (under the demo's data directory).
@@ -87,6 +90,7 @@ class PlatformHandles:
     admin_credentials: BootstrapCredentials
     reconciler: Reconciler
     ingest: IngestWorker
+    dispatcher: Dispatcher
     lake: Lake
 
 
@@ -113,6 +117,7 @@ class EmbeddedPlatform:
         self._database: Database | None = None
         self._transport: InProcessTransport | None = None
         self._reconciler: Reconciler | None = None
+        self._dispatcher: Dispatcher | None = None
         self._lake: Lake | None = None
         self._ingest: IngestWorker | None = None
         self._server: _QuietServer | None = None
@@ -165,6 +170,8 @@ class EmbeddedPlatform:
         self._transport = InProcessTransport()
         self._reconciler = Reconciler(database, self._transport, cloud_signing_key(settings))
         self._reconciler.start()
+        self._dispatcher = Dispatcher(database, self._transport, cloud_signing_key(settings))
+        self._dispatcher.start()
         self._lake = Lake.open(settings)
         pipeline = IngestPipeline.from_settings(
             settings, database, self._lake, TwinsReportedState()
@@ -200,6 +207,7 @@ class EmbeddedPlatform:
             admin_credentials=bootstrap,
             reconciler=self._reconciler,
             ingest=self._ingest,
+            dispatcher=self._dispatcher,
             lake=self._lake,
         )
         return self._handles
@@ -219,6 +227,9 @@ class EmbeddedPlatform:
         if self._reconciler is not None:
             self._reconciler.stop()
             self._reconciler = None
+        if self._dispatcher is not None:
+            self._dispatcher.stop()
+            self._dispatcher = None
         if self._ingest is not None:
             self._ingest.stop()  # finishes the micro-batch in hand before the bus closes
             self._ingest = None

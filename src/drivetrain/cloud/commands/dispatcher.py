@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from drivetrain.cloud.commands.payloads import Sealer
 from drivetrain.cloud.commands.rounds import (
     AckReport,
     Claimed,
@@ -37,7 +38,6 @@ from drivetrain.cloud.commands.rounds import (
     start_due_jobs,
     unclaim,
 )
-from drivetrain.cloud.commands.payloads import Sealer
 from drivetrain.cloud.infra import Database
 from drivetrain.cloud.infra.bus import status_bus
 from drivetrain.core.crypto import SigningKey

@@ -337,11 +337,12 @@ def _cancel_open(
     """Cancel the queued and delivered deliveries matching ``condition``; a delivered one's
     vehicle slot is cleared by the dispatcher. Returns how many."""
     d = DELIVERIES.c
-    queued = session.execute(
+    connection = session.connection()
+    queued = connection.execute(
         update(DELIVERIES).where(condition, d.state == "queued")
         .values(state="cancelled", finished_at=now, reason=reason)
     ).rowcount
-    delivered = session.execute(
+    delivered = connection.execute(
         update(DELIVERIES).where(condition, d.state == "delivered")
         .values(state="cancelled", finished_at=now, reason=reason, clear_pending=True)
     ).rowcount

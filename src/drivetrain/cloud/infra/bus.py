@@ -76,18 +76,18 @@ class StatusEvent:
 
     @classmethod
     def from_dict(cls, data: Any) -> StatusEvent:
-        """Raises ValueError for anything that is not a status event."""
+        """Raises ValueError or TypeError for anything that is not a status event."""
         if not isinstance(data, dict):
-            raise ValueError("a status event is a JSON object")
+            raise TypeError("a status event is a JSON object")
         for name in ("domain", "kind", "tenant", "subject", "at", "origin"):
             if not isinstance(data.get(name), str):
-                raise ValueError(f"status event field {name!r} is missing or not a string")
+                raise TypeError(f"status event field {name!r} is missing or not a string")
         at = datetime.fromisoformat(data["at"])
         if at.tzinfo is None:
             raise ValueError("status event field 'at' has no timezone")
         details = data.get("data", {})
         if not isinstance(details, dict):
-            raise ValueError("status event field 'data' is not an object")
+            raise TypeError("status event field 'data' is not an object")
         return cls(data["domain"], data["kind"], data["tenant"], data["subject"], at,
                    details, data["origin"])
 
@@ -322,7 +322,7 @@ class BusBridge:
             document = json.loads(message.payload)
             items = document["events"] if isinstance(document, dict) else None
             if not isinstance(items, list):
-                raise ValueError("no 'events' list")
+                raise TypeError("no 'events' list")
             events = [StatusEvent.from_dict(item) for item in items]
         except (ValueError, KeyError, TypeError, RecursionError) as e:
             self.dropped += 1

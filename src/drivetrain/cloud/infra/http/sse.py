@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Final
+from typing import Any, Final
 
 import anyio
 from fastapi import Request
@@ -22,7 +22,7 @@ from drivetrain.cloud.infra.bus import StatusEvent, StatusSubscription
 
 #: Seconds between keep-alive comments on an idle stream.
 KEEPALIVE_S: Final = 15.0
-SSE_RESPONSES: Final = {
+SSE_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}
 }
 
