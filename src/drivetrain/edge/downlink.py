@@ -15,7 +15,8 @@ envelope is believed before its signature verifies):
 
 Everything else is refused with a reason, counted, and changes nothing. A retained message
 delivered again after a reconnect (the same id as the last one accepted on that topic) is a
-``duplicate``, counted apart from attacks.
+``duplicate``, and an empty message (the cloud clearing a channel's retained message) is
+``cleared``: both are counted apart from attacks.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from drivetrain.core.transport import CAMPAIGNS, COMMANDS, STATE_DESIRED, parse_
 from drivetrain.core.wire import Envelope, MessageKind, parse
 
 RefusalReason = Literal[
+    "cleared",
     "malformed",
     "wrong_topic",
     "unknown_key",
@@ -43,8 +45,9 @@ RefusalReason = Literal[
     "expired",
     "duplicate",
 ]
-#: Reasons that are not an attack (a retained message delivered again).
-BENIGN_REASONS: Final = frozenset({"duplicate"})
+#: Reasons that are not an attack: a retained message delivered again, or the cloud clearing
+#: a channel's retained message (an empty payload, MQTT 5 §3.3.1.3) once it was settled.
+BENIGN_REASONS: Final = frozenset({"duplicate", "cleared"})
 DOWNLINK_CHANNELS: Final[Mapping[MessageKind, str]] = {
     MessageKind.DESIRED_STATE: STATE_DESIRED,
     MessageKind.CAMPAIGN: CAMPAIGNS,
@@ -159,6 +162,8 @@ class DownlinkGuard:
         return outcome
 
     def _check(self, topic: str, payload: bytes, now_ns: int) -> Accepted | Refused:
+        if not payload:
+            return Refused("cleared", f"{topic}: the retained message was cleared")
         try:
             envelope = parse(payload)
         except WireFormatError as e:

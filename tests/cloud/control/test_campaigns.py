@@ -226,3 +226,15 @@ def test_a_field_the_vehicle_would_refuse_is_a_campaign_format_error(fleet: Rig)
     with fleet.database.session() as session, pytest.raises(CampaignFormatError):
         create_campaign(session, definition(campaign={"priority": 12}), tenant="acme",
                         actor="alice")
+
+
+def test_clearing_a_settled_message_from_a_vehicles_slot_is_not_taken_for_an_attack(
+    fleet: Rig,
+) -> None:
+    _create_and_approve(fleet)
+    run_round(fleet)
+    run_round(fleet)  # the settled installs are cleared from the retained slots
+    stats = fleet.agents[fleet.vins[0]].stats()
+    assert set(stats.downlink_refused) <= {"cleared", "duplicate"}
+    assert stats.downlink_refused.get("cleared", 0) >= 1
+    assert fleet.agents[fleet.vins[0]]._refusals_unreported == {}
