@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from drivetrain.api import audit_routes, auth_routes, health, tenant_routes
+from drivetrain.cloud.campaigns import api as campaigns_api
 from drivetrain.cloud.commands import api as commands_api
 from drivetrain.cloud.ingest import api as ingest_api
 from drivetrain.cloud.lake import api as lake_api
@@ -25,6 +26,8 @@ ROUTERS: list[tuple[str, APIRouter]] = [
     ("/v1/privacy", privacy_api.router),
     ("/v1/commands", commands_api.commands_router),
     ("/v1/jobs", commands_api.jobs_router),
+    ("/v1/campaigns", campaigns_api.router),
+    ("/v1/catalogs", campaigns_api.catalogs_router),
 ]
 
 
