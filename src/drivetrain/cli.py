@@ -7,6 +7,7 @@ import typer
 from drivetrain import __version__
 from drivetrain.commands import (
     auth,
+    campaign,
     can,
     db,
     demo,
@@ -61,6 +62,7 @@ app.add_typer(twin.app, name="twin")
 app.add_typer(privacy.app, name="privacy")
 app.add_typer(jobs.command_app, name="command")
 app.add_typer(jobs.job_app, name="job")
+app.add_typer(campaign.app, name="campaign")
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 

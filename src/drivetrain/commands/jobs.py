@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Column, Table
 
 from drivetrain.commands.api_client import (
@@ -86,7 +87,8 @@ def _counts_line(job: dict[str, Any]) -> str:
 
 
 def _show_job(job: dict[str, Any]) -> None:
-    _out.print(f"[bold]{job['job_id']}[/]  {job['name']}  [{job['status']}]  "
+    _out.print(f"[bold]{job['job_id']}[/]  {escape(job['name'])}  "
+               f"{escape('[' + job['status'] + ']')}  "
                f"{job['origin']}  created {job['created_at']} by {job['created_by']}")
     if job["query"] is not None:
         _out.print(f"query: {job['query']}")

@@ -3,7 +3,8 @@
 ``EmbeddedPlatform`` starts, in order: the SQLite state database in the demo's data directory
 (migrated), the bootstrap admin and an access token for it, the in-process transport, the
 twins reconciler (publishes signed desired-state deltas on the transport), the commands
-dispatcher (delivers jobs' and campaigns' signed messages on it), the ingest worker
+dispatcher (delivers jobs' and campaigns' signed messages on it), the campaign runner, the
+ingest worker
 (consumes the vehicles' telemetry, events and acks from the transport into the lake and the
 twins), and the API served by uvicorn on a background thread at a free localhost port.
 ``stop()`` undoes it all in reverse and leaves no thread running. Nothing outside the process
@@ -21,6 +22,7 @@ from types import TracebackType
 import uvicorn
 
 from drivetrain.api import create_app
+from drivetrain.cloud.campaigns import CampaignRunner
 from drivetrain.cloud.commands import Dispatcher
 from drivetrain.cloud.fleet import cloud_signing_key
 from drivetrain.cloud.infra import (
@@ -77,6 +79,7 @@ class PlatformHandles:
         admin_credentials: the bootstrap admin's client id and where its secret is stored.
         reconciler: the twins reconciler, publishing desired-state deltas on ``transport``.
         dispatcher: the commands dispatcher, delivering jobs' signed messages on ``transport``.
+        campaigns: the campaign runner (start, finish, continuous targeting).
         ingest: the ingest worker consuming ``dt/v1/+/{telemetry,events,ack}`` from
             ``transport`` (``wait_idle()`` waits until everything received is stored).
         lake: the lake the ingest worker writes (under the demo's data directory).
@@ -91,6 +94,7 @@ class PlatformHandles:
     reconciler: Reconciler
     ingest: IngestWorker
     dispatcher: Dispatcher
+    campaigns: CampaignRunner
     lake: Lake
 
 
@@ -118,6 +122,7 @@ class EmbeddedPlatform:
         self._transport: InProcessTransport | None = None
         self._reconciler: Reconciler | None = None
         self._dispatcher: Dispatcher | None = None
+        self._campaigns: CampaignRunner | None = None
         self._lake: Lake | None = None
         self._ingest: IngestWorker | None = None
         self._server: _QuietServer | None = None
@@ -172,6 +177,7 @@ class EmbeddedPlatform:
         self._reconciler.start()
         self._dispatcher = Dispatcher(database, self._transport, cloud_signing_key(settings))
         self._dispatcher.start()
+        self._campaigns = CampaignRunner(database).start()
         self._lake = Lake.open(settings)
         pipeline = IngestPipeline.from_settings(
             settings, database, self._lake, TwinsReportedState()
@@ -208,6 +214,7 @@ class EmbeddedPlatform:
             reconciler=self._reconciler,
             ingest=self._ingest,
             dispatcher=self._dispatcher,
+            campaigns=self._campaigns,
             lake=self._lake,
         )
         return self._handles
@@ -227,6 +234,9 @@ class EmbeddedPlatform:
         if self._reconciler is not None:
             self._reconciler.stop()
             self._reconciler = None
+        if self._campaigns is not None:
+            self._campaigns.stop()
+            self._campaigns = None
         if self._dispatcher is not None:
             self._dispatcher.stop()
             self._dispatcher = None
