@@ -15,6 +15,7 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -64,9 +65,10 @@ class VerifyKey:
             raise KeyFormatError(f"public key {text[:24]!r}... is not valid base64") from e
         return cls.from_raw(raw)
 
-    @property
+    @cached_property
     def key_id(self) -> str:
-        """16 hex digits naming this key (see ``key_id_of``)."""
+        """16 hex digits naming this key (see ``key_id_of``); computed once per key, as every
+        sealed envelope names it."""
         return key_id_of(self.raw)
 
     def to_base64(self) -> str:

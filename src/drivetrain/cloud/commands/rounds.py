@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
-from sqlalchemy import and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from drivetrain.cloud.commands.bulk import executemany, table_name
 from drivetrain.cloud.commands.machine import (
     NO_LINK_REASON,
     AckRefusal,
@@ -56,7 +57,7 @@ ACK_PAGE: Final = 1000
 #: (harmlessly: a delivery remembers the event that settled it).
 CURSOR_LAG_S: Final = 10.0
 #: Most deliveries one claim hands out (one transaction).
-CLAIM_LIMIT: Final = 20_000
+CLAIM_LIMIT: Final = 50_000
 _IN_CHUNK: Final = 900
 
 
@@ -324,22 +325,24 @@ def claim_deliveries(
         select(JobRow).where(JobRow.status == "running").order_by(JobRow.created_at)
     ).all()
     claimed: list[Claimed] = []
-    counts = job_counts(session, [j.job_id for j in jobs]) if jobs else {}
+    policies = {j.job_id: _policy(j) for j in jobs}
+    # Counts only where a rate depends on them (growth with successes, the queued share).
+    counts = job_counts(session, [j for j, p in policies.items() if p.rate_per_min is not None])
     slots: set[tuple[str, str]] = set()
     for job in jobs:
         if len(claimed) >= limit:
             break
-        policy = _policy(job)
-        job_counted = counts[job.job_id]
-        if not job_counted.queued:
-            continue
+        policy = policies[job.job_id]
+        job_counted = counts.get(job.job_id)
         elapsed = (now - job.tokens_at).total_seconds() if job.tokens_at else 0.0
-        tokens = refill_tokens(policy, job.tokens, elapsed, job_counted.succeeded)
+        tokens = refill_tokens(policy, job.tokens, elapsed,
+                               job_counted.succeeded if job_counted else 0)
         job.tokens_at = now
         if not policy.window_open(now):
             job.tokens = 0.0 if math.isinf(tokens) else tokens
             continue
-        budget = min(release_budget(tokens, job_counted.queued), limit - len(claimed))
+        queued = job_counted.queued if job_counted else limit
+        budget = min(release_budget(tokens, queued), limit - len(claimed))
         if budget <= 0:
             job.tokens = tokens
             continue
@@ -356,44 +359,44 @@ def _claim_job(
 ) -> list[Claimed]:
     d = DELIVERIES.c
     candidates = session.execute(
-        select(d.delivery_id, d.vin).where(
+        select(d.delivery_id, d.vin, d.attempts, d.body).where(
             d.job_id == job.job_id, d.state == "queued",
             or_(d.not_before.is_(None), d.not_before <= now), ~_busy_slot(),
         ).order_by(d.delivery_id).limit(budget * 2 + 10)
     ).all()
-    chosen: list[int] = []
-    for delivery_id, vin in candidates:  # one per vehicle slot, this round included
-        if (vin, job.channel) in slots:
+    chosen = []
+    for row in candidates:  # one per vehicle slot, this round included
+        if (row.vin, job.channel) in slots:
             continue
-        slots.add((vin, job.channel))
-        chosen.append(delivery_id)
+        slots.add((row.vin, job.channel))
+        chosen.append(row)
         if len(chosen) >= budget:
             break
+    if not chosen:
+        return []
     deadline = None if policy.timeout_s is None else now + timedelta(seconds=policy.timeout_s)
-    kind = MessageKind(job.message_kind)
-    out: list[Claimed] = []
-    for start in range(0, len(chosen), _IN_CHUNK):
-        chunk = chosen[start : start + _IN_CHUNK]
-        rows = session.execute(
+    connection = session.connection()
+    claimed: list[tuple[int, int]] = []
+    ids = [r.delivery_id for r in chosen]
+    for start in range(0, len(ids), _IN_CHUNK):
+        # Compare-and-set: a delivery another dispatcher claimed meanwhile is not queued.
+        claimed.extend(tuple(r) for r in connection.execute(
             update(DELIVERIES)
-            .where(d.delivery_id.in_(chunk), d.state == "queued")
+            .where(d.delivery_id.in_(ids[start : start + _IN_CHUNK]), d.state == "queued")
             .values(state="delivered", attempts=d.attempts + 1, sent_at=now,
                     deadline_at=deadline, reason=None, not_before=None, clear_pending=False)
-            .returning(d.delivery_id, d.vin, d.attempts, d.body)
-        ).all()
-        ids = [(r.delivery_id, message_id_for(nonce, r.delivery_id, r.attempts)) for r in rows]
-        if ids:
-            session.connection().execute(
-                update(DELIVERIES).where(d.delivery_id == bindparam("id")).values(
-                    message_id=bindparam("mid")
-                ),
-                [{"id": i, "mid": m} for i, m in ids],
-            )
-        for row, (_, message_id) in zip(rows, ids, strict=True):
-            out.append(Claimed(row.delivery_id, job.job_id, row.vin, kind, job.channel,
-                               row.body if row.body is not None else job.body,
-                               policy.freshness_s, message_id))
-    return out
+            .returning(d.delivery_id, d.attempts)
+        ))
+    message_ids = {i: message_id_for(nonce, i, attempt) for i, attempt in claimed}
+    executemany(connection, f"UPDATE {table_name(connection)} SET message_id = ? "
+                "WHERE delivery_id = ?", [(m, i) for i, m in message_ids.items()])
+    kind = MessageKind(job.message_kind)
+    return [
+        Claimed(r.delivery_id, job.job_id, r.vin, kind, job.channel,
+                r.body if r.body is not None else job.body, policy.freshness_s,
+                message_ids[r.delivery_id])
+        for r in chosen if r.delivery_id in message_ids
+    ]
 
 
 def unclaim(session: Session, claimed: Sequence[Claimed], reason: str) -> None:

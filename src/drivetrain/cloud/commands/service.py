@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from drivetrain.cloud.commands.bulk import bound, executemany, table_name
 from drivetrain.cloud.commands.machine import (
     DELIVERY_STATES,
     JOB_STATUSES,
@@ -50,8 +51,6 @@ DOMAIN: Final = "jobs"
 MAX_PAGE: Final = 1000
 #: Most VINs a job may name explicitly (a larger group is selected by query).
 MAX_EXPLICIT_VINS: Final = 10_000
-#: Deliveries inserted per statement.
-INSERT_CHUNK: Final = 5000
 _IN_CHUNK: Final = 900
 
 
@@ -117,18 +116,22 @@ def _targets(
 def _insert_deliveries(
     session: Session, job: JobRow, drafts: Iterable[DeliveryDraft], now: datetime
 ) -> int:
+    connection = session.connection()
+    c = DELIVERIES.c
+    queued_at = bound(connection, c.queued_at, now)
+    no = bound(connection, c.clear_pending, False)
     rows = [
-        {
-            "job_id": job.job_id, "tenant_id": job.tenant_id, "vin": d.vin,
-            "channel": job.channel, "label": d.label,
-            "body": None if d.body is None else body_json(d.body), "version": d.version,
-            "state": "queued", "attempts": 0, "queued_at": now, "clear_pending": False,
-        }
+        (job.job_id, job.tenant_id, d.vin, job.channel, d.label,
+         None if d.body is None else body_json(d.body), d.version, "queued", 0, queued_at, no)
         for d in drafts
     ]
-    connection = session.connection()
-    for start in range(0, len(rows), INSERT_CHUNK):
-        connection.execute(insert(DELIVERIES), rows[start : start + INSERT_CHUNK])
+    executemany(
+        connection,
+        f"INSERT INTO {table_name(connection)} (job_id, tenant_id, vin, channel, label, body, "
+        "version, state, attempts, queued_at, clear_pending) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "?, ?)",
+        rows,
+    )
     return len(rows)
 
 
