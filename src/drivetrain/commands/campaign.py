@@ -155,7 +155,8 @@ def list_command(
         _out.print("no campaigns" + (f" with status {status}" if status else
                                      " yet: write one with `drivetrain campaign create`"))
         return
-    table = Table("campaign", "status", "version", "vehicles", "created")
+    table = Table(Column("campaign", no_wrap=True), "status", "version",
+                  Column("vehicles", overflow="fold"), Column("created", no_wrap=True))
     for c in campaigns:
         vehicles = ", ".join(f"{n} {s}" for s, n in sorted(c["vehicles"].items())) or "-"
         table.add_row(c["campaign_id"], c["status"], str(c["version"] or "-"), vehicles,

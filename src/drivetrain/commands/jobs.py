@@ -248,7 +248,8 @@ def list_command(
         _out.print("no jobs" + (f" with status {state}" if state else " yet: create one with "
                                 "`drivetrain job create` or `drivetrain command send`"))
         return
-    table = Table("job", "name", "origin", "status", "vehicles", "created")
+    table = Table(Column("job", no_wrap=True), "name", "origin", "status",
+                  Column("vehicles", overflow="fold"), Column("created", no_wrap=True))
     for j in jobs:
         table.add_row(j["job_id"], j["name"], j["origin"], j["status"], _counts_line(j),
                       j["created_at"])

@@ -22,6 +22,7 @@ from drivetrain.cloud.campaigns import (
 )
 from drivetrain.cloud.commands import get_job
 from drivetrain.cloud.infra import Database, list_audit
+from drivetrain.cloud.ingest.service import list_vehicle_events
 from drivetrain.cloud.twins import set_ecu
 from drivetrain.core.errors import (
     BadInputError,
@@ -237,4 +238,9 @@ def test_clearing_a_settled_message_from_a_vehicles_slot_is_not_taken_for_an_att
     stats = fleet.agents[fleet.vins[0]].stats()
     assert set(stats.downlink_refused) <= {"cleared", "duplicate"}
     assert stats.downlink_refused.get("cleared", 0) >= 1
-    assert fleet.agents[fleet.vins[0]]._refusals_unreported == {}
+    for agent in fleet.agents.values():
+        agent.flush()
+    fleet.vehicles_act()
+    with fleet.database.session() as session:
+        refused = list_vehicle_events(session, tenant="acme", types=["edge.downlink.refused"])
+    assert refused == []
