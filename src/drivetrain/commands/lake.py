@@ -202,7 +202,8 @@ def sql_command(
 ) -> None:
     """Run one SELECT over the view 'telemetry' in DuckDB, confined to the tenant's files.
 
-    Columns of 'telemetry': vehicle, path, ts, value, text, category, batch_id, region, date.
+    Columns of 'telemetry': vehicle, path, ts, value, text, category, batch_id, campaign,
+    region, date.
     """
     with _lake() as lake:
         table = lake.sql(tenant, statement, max_rows=max_rows, timeout_s=timeout_s)

@@ -18,11 +18,12 @@ from drivetrain.cloud.fleet import provision_vehicle
 from drivetrain.cloud.infra import Database, create_tenant
 from drivetrain.cloud.ingest import IngestPipeline, MemoryLake, RawMessage
 from drivetrain.cloud.ingest.sinks import TwinsReportedState
+from drivetrain.cloud.privacy import set_consent
 from drivetrain.cloud.twins import set_ecu
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.errors import BadInputError
 from drivetrain.core.transport import InProcessTransport, Message
-from drivetrain.core.vss import builtin_catalog
+from drivetrain.core.vss import PRIVACY_CATEGORIES, builtin_catalog
 from drivetrain.edge.actuator import InMemoryActuator
 from drivetrain.edge.agent import EdgeAgent
 from drivetrain.edge.buffer import MemoryBuffer
@@ -57,6 +58,9 @@ class Rig:
             create_tenant(session, "globex", actor="test")
             self.vins = self._provision(session, "acme", regions, rng)
             self.other_vins = self._provision(session, "globex", ["EU"], rng)
+            for vin in self.vins + self.other_vins:  # their drivers agree to every category
+                set_consent(session, vin=vin, tenant="acme" if vin in self.vins else "globex",
+                            categories=PRIVACY_CATEGORIES, source="contract", actor="test")
             for i, vin in enumerate(self.vins):
                 if bms is not None:
                     set_ecu(session, vin, "BMS", tenant="acme", hardware_id=None, software_version=bms[i],
@@ -64,6 +68,7 @@ class Rig:
         self.uplink: list[Message] = []
         self.bus.subscribe("dt/v1/+/ack", self.uplink.append)
         self.bus.subscribe("dt/v1/+/events", self.uplink.append)
+        self.bus.subscribe("dt/v1/+/telemetry", self.uplink.append)
         self.pipeline = IngestPipeline(database, MemoryLake(), TwinsReportedState())
         self.dispatcher = Dispatcher(database, self.bus if link else None, CLOUD_KEY)
         self.online = {vin: True for vin in self.agents}

@@ -23,7 +23,7 @@ from drivetrain.core.transport import COMMANDS, vehicle_topic
 from drivetrain.core.wire import MessageKind, parse
 
 
-def _job(rig: Rig, job_id: str):  # noqa: ANN202 - test helper
+def _job(rig: Rig, job_id: str):
     with rig.database.session() as session:
         return get_job(session, job_id, tenant="acme")
 

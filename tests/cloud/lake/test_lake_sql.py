@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from lake_rows import make_rows
 
 from drivetrain.cloud.lake import Lake
 from drivetrain.core.errors import QueryError
+from drivetrain.core.settings import load_settings
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,7 @@ def test_the_view_has_the_documented_columns(two_tenants: tuple[Lake, Path]) -> 
     lake, _ = two_tenants
     table = lake.sql("acme", "SELECT * FROM telemetry LIMIT 1")
     assert table.column_names == ["vehicle", "path", "ts", "value", "text", "category",
-                                  "batch_id", "region", "date"]
+                                  "batch_id", "campaign", "region", "date"]
 
 
 def test_a_tenant_without_data_gets_an_empty_view(two_tenants: tuple[Lake, Path]) -> None:
@@ -135,3 +137,26 @@ def test_malformed_sql_is_a_query_error_quoting_duckdb(
     lake, _ = two_tenants
     with pytest.raises(QueryError):
         lake.sql("acme", query)
+
+
+def test_a_query_selects_one_campaigns_samples_and_older_files_read_as_null(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(data_dir=tmp_path / "data")
+    lake = Lake.open(settings)
+    try:
+        ts = pa.array([1_800_000_000_000_000_000 + i for i in range(4)], pa.timestamp("ns", "UTC"))
+        common = {"vehicle": ["v1"] * 4, "path": ["Vehicle.Speed"] * 4, "ts": ts,
+                  "value": [1.0, 2.0, 3.0, 4.0], "text": pa.nulls(4, pa.utf8()),
+                  "category": ["driving_behaviour"] * 4}
+        old = pa.table({**common, "batch_id": ["a" * 32] * 4})  # a writer without campaigns
+        lake.append("EU", "acme", old)
+        new = pa.table({**common, "batch_id": ["b" * 32] * 4,
+                        "campaign": ["harsh-brake", "harsh-brake", "default", None]})
+        lake.append("EU", "acme", new)
+        counts = lake.sql("acme", "SELECT campaign, count(*) AS n FROM telemetry "
+                                  "GROUP BY campaign ORDER BY campaign NULLS FIRST").to_pylist()
+        assert counts == [{"campaign": None, "n": 5}, {"campaign": "default", "n": 1},
+                          {"campaign": "harsh-brake", "n": 2}]
+    finally:
+        lake.close()

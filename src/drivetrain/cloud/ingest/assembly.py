@@ -73,11 +73,13 @@ def lake_table(
     batch_ids: Sequence[str],
     pseudonyms: Sequence[str],
     paths: PathTable,
+    campaigns: Sequence[str | None] | None = None,
 ) -> pa.Table:
     """The lake's rows for the samples selected by ``rows`` (None: all).
 
-    Columns: vehicle (pseudonym), path, ts, value, text, category, batch_id — strings as
-    dictionaries over the micro-batch's distinct values.
+    Columns: vehicle (pseudonym), path, ts, value, text, category, batch_id, campaign (per
+    batch, from ``campaigns``; null where a batch names none) — strings as dictionaries over
+    the micro-batch's distinct values.
     """
 
     def pick(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -102,9 +104,24 @@ def lake_table(
             paths.category.take(path_id).astype(np.int8), _CATEGORY_DICTIONARY
         ),
         pa.DictionaryArray.from_arrays(pick(body_index), pa.array(batch_ids, pa.utf8())),
+        _campaign_column(pick(body_index), campaigns),
     ]
-    names = ["vehicle", "path", "ts", "value", "text", "category", "batch_id"]
+    names = ["vehicle", "path", "ts", "value", "text", "category", "batch_id", "campaign"]
     return pa.Table.from_arrays(arrays, names=names)
+
+
+def _campaign_column(
+    body_index: npt.NDArray[np.int32], campaigns: Sequence[str | None] | None
+) -> pa.Array:
+    """Each sample's campaign (its batch's), as a dictionary over the distinct ids."""
+    if not campaigns or all(c is None for c in campaigns):
+        return pa.nulls(len(body_index), pa.dictionary(pa.int16(), pa.utf8()))
+    ids = sorted({c for c in campaigns if c is not None})
+    code = {c: i for i, c in enumerate(ids)}
+    per_body = np.array([code.get(c, -1) if c is not None else -1 for c in campaigns], np.int16)
+    codes = per_body[body_index]
+    return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0),
+                                          pa.array(ids, pa.utf8()))
 
 
 def latest_reports(

@@ -29,6 +29,7 @@ from drivetrain.core.wire import (
     Envelope,
     MessageKind,
     VehicleEvent,
+    batch_campaign,
     decode_samples,
     events_from_dict,
     parse,
@@ -81,6 +82,8 @@ class OpenedMessage:
     telemetry: TelemetryBody | None = None
     events: tuple[VehicleEvent, ...] = ()
     ack: Ack | None = None
+    #: The collection campaign a telemetry batch names (its signed header), if any.
+    campaign: str | None = None
 
     @property
     def batch_id(self) -> str:
@@ -209,8 +212,9 @@ def _decoded(
             raise WireFormatError(
                 f"telemetry body is {envelope.body_encoding!r}; expected 'arrow-ipc'"
             )
+        campaign = batch_campaign(envelope)
         body = telemetry_columns(decode_samples(envelope.body), paths)
-        return OpenedMessage(raw, envelope, vehicle, telemetry=body)
+        return OpenedMessage(raw, envelope, vehicle, telemetry=body, campaign=campaign)
     document = envelope.json_body()
     if envelope.kind == MessageKind.EVENTS:
         events = tuple(events_from_dict(document))

@@ -86,6 +86,8 @@ class AuthenticBatch:
     ack: Ack | None = None
     raw: bytes = b""
     sent_ns: int = 0
+    #: The collection campaign a telemetry batch names (a column of its lake rows).
+    campaign: str | None = None
 
     @classmethod
     def of(cls, source: int, opened: OpenedMessage) -> AuthenticBatch:
@@ -101,4 +103,5 @@ class AuthenticBatch:
             ack=opened.ack,
             raw=bytes(opened.raw.payload),
             sent_ns=opened.envelope.sent_ns,
+            campaign=opened.campaign,
         )

@@ -23,7 +23,9 @@ from sqlalchemy.orm import Session
 from drivetrain.core.wire import Ack, EcuInfo
 
 #: Columns of the rows handed to the lake (see docs/ingest.md, "What lands in the lake").
-LAKE_COLUMNS: Final = ("vehicle", "path", "ts", "value", "text", "category", "batch_id")
+LAKE_COLUMNS: Final = (
+    "vehicle", "path", "ts", "value", "text", "category", "batch_id", "campaign",
+)
 
 #: A reported value: the signal's value in its VSS form and when it was measured (UTC).
 ReportedValue = tuple[bool | int | float | str | list[Any], datetime]

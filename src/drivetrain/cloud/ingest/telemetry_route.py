@@ -112,7 +112,8 @@ def _append_to_lake(
             rows = accepted & in_group[columns.vehicle]
             if not rows.any():
                 continue
-        table = assembly.lake_table(columns, rows, body_index, batch_ids, pseudonyms, mb.paths)
+        table = assembly.lake_table(columns, rows, body_index, batch_ids, pseudonyms, mb.paths,
+                                    campaigns=[b.campaign for b in batches])
         outcome = mb.lake.append(region, tenant, table)
         mb.tally.rows_written += outcome.rows_written
         mb.tally.rows_skipped += outcome.rows_skipped

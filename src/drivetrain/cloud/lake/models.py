@@ -53,6 +53,10 @@ LAKE_SCHEMA: Final = pa.schema(
                "privacy category of the path (drivetrain.core.vss.privacy)"),
         _field("batch_id", pa.dictionary(pa.int32(), pa.utf8()), False,
                "id of the vehicle batch the sample came in (32 hex digits)"),
+        _field("campaign", pa.dictionary(pa.int16(), pa.utf8()), True,
+               "id of the collection campaign that collected the sample ('default' for the "
+               "default collection; null: not collected by a campaign, or written before "
+               "campaigns were recorded)"),
     ]
 )
 LAKE_COLUMNS: Final[tuple[str, ...]] = tuple(LAKE_SCHEMA.names)

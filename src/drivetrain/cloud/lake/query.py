@@ -28,8 +28,9 @@ from drivetrain.core.errors import QueryError, StorageError
 #: retention run swapped it out between listing and reading).
 _ATTEMPTS: Final = 3
 
+# union_by_name: files written before the campaign column existed read it as NULL.
 _HIVE: Final = "hive_partitioning = true, hive_types = {'region': VARCHAR, 'tenant': VARCHAR, " \
-               "'date': DATE}"
+               "'date': DATE}, union_by_name = true"
 
 #: Result schemas, also for empty results.
 RAW_SCHEMA: Final = pa.schema([
@@ -239,7 +240,7 @@ def run_sql(
     threads: int | None = None,
 ) -> pa.Table:
     """Run one SELECT over the view ``telemetry`` (the tenant's rows: vehicle, path, ts,
-    value, text, category, batch_id, region, date) in a locked-down connection.
+    value, text, category, batch_id, campaign, region, date) in a locked-down connection.
 
     Raises:
         QueryError: not exactly one SELECT statement, a SQL error (including any attempt to
@@ -295,14 +296,16 @@ def _confine(
         con.execute(f"SET allowed_paths = {_list_literal(paths)}")
         con.execute(
             "CREATE VIEW telemetry AS SELECT vehicle, path, ts, value, text, category, "
-            f"batch_id, region, date FROM read_parquet({_list_literal(paths)}, {_HIVE}) "
+            f"batch_id, campaign, region, date FROM read_parquet({_list_literal(paths)}, "
+            f"{_HIVE}) "
             f"WHERE tenant = {_literal(tenant)}"
         )
     else:
         con.execute(
             "CREATE VIEW telemetry AS SELECT NULL::VARCHAR AS vehicle, NULL::VARCHAR AS path, "
             "NULL::TIMESTAMPTZ_NS AS ts, NULL::DOUBLE AS value, NULL::VARCHAR AS text, "
-            "NULL::VARCHAR AS category, NULL::VARCHAR AS batch_id, NULL::VARCHAR AS region, "
+            "NULL::VARCHAR AS category, NULL::VARCHAR AS batch_id, NULL::VARCHAR AS campaign, "
+            "NULL::VARCHAR AS region, "
             "NULL::DATE AS date WHERE false"
         )
     con.execute(f"SET memory_limit = {_literal(memory_limit)}")

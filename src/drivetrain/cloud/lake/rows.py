@@ -33,6 +33,8 @@ from drivetrain.core.errors import TelemetrySchemaError
 from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES, privacy_category_for
 
 _BATCH_ID: Final = re.compile(r"^[0-9a-f]{32}$")
+#: A collection campaign's id (``drivetrain.edge.campaigns``).
+_CAMPAIGN: Final = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _VEHICLE: Final = re.compile(r"^[0-9A-Za-z._:-]{1,128}$")
 _PATH: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 _MAX_PATH_CHARS: Final = 512
@@ -152,7 +154,8 @@ def _plain(column: str, array: pa.Array, type_: pa.DataType) -> pa.Array:
 def normalize_rows(table: pa.Table) -> pa.Table:
     """``table`` checked and converted to exactly ``LAKE_SCHEMA``.
 
-    Checks: the columns are exactly the lake's; no nulls in vehicle, path, ts, category,
+    Checks: the columns are exactly the lake's (a table without ``campaign`` gets it, all
+    null); no nulls in vehicle, path, ts, category,
     batch_id; vehicle a pseudonym (1-128 of ``[0-9A-Za-z._:-]``), path a VSS path, category
     the privacy category the rule assigns to the path, batch_id 32 lower-case hex digits;
     ts a UTC timestamp in [1990, 2100); at most one of value/text per row.
@@ -162,6 +165,8 @@ def normalize_rows(table: pa.Table) -> pa.Table:
     """
     if not isinstance(table, pa.Table):
         raise TypeError(f"expected a pyarrow.Table, got {type(table).__name__}")
+    if "campaign" not in table.column_names:  # a writer that records no campaigns
+        table = table.append_column("campaign", pa.nulls(table.num_rows, pa.utf8()))
     names = set(table.column_names)
     missing = [c for c in LAKE_COLUMNS if c not in names]
     extra = sorted(names - set(LAKE_COLUMNS))
@@ -188,6 +193,7 @@ def normalize_rows(table: pa.Table) -> pa.Table:
     ts = _timestamps(column("ts"))
     value = _plain("value", column("value"), pa.float64())
     text = _plain("text", column("text"), pa.utf8())
+    campaign = _campaigns(column("campaign"))
 
     _check_values("vehicle", vehicle.dictionary, _VEHICLE,
                   "a vehicle pseudonym (1-128 of letters, digits, '.', '_', ':', '-')")
@@ -227,8 +233,24 @@ def normalize_rows(table: pa.Table) -> pa.Table:
                 raise _bad("text", f"{both} rows have both a value and a text; expected at most "
                                    "one of value/text per row")
     return pa.Table.from_arrays(
-        [vehicle, path, ts, value, text, category, batch_id], schema=LAKE_SCHEMA
+        [vehicle, path, ts, value, text, category, batch_id, campaign], schema=LAKE_SCHEMA
     )
+
+
+def _campaigns(array: pa.Array) -> pa.Array:
+    """The nullable campaign column as ``dictionary<int16, utf8>`` of campaign ids."""
+    if pa.types.is_dictionary(array.type):
+        array = array.cast(array.type.value_type)
+    if pa.types.is_null(array.type):
+        array = array.cast(pa.utf8())
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        raise _bad("campaign", f"type {array.type}; expected utf8 campaign ids")
+    encoded = pc.dictionary_encode(array.cast(pa.utf8()))
+    _check_values("campaign", encoded.dictionary, _CAMPAIGN,
+                  "a campaign id (1-64 of a-z, 0-9, '_', '.', '-')")
+    if len(encoded.dictionary) > np.iinfo(np.int16).max:
+        raise _bad("campaign", f"{len(encoded.dictionary)} distinct campaigns in one table")
+    return pa.DictionaryArray.from_arrays(encoded.indices.cast(pa.int16()), encoded.dictionary)
 
 
 def split_for_append(table: pa.Table, committed: Collection[str]) -> AppendPlan:

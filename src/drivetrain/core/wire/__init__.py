@@ -28,7 +28,9 @@ from drivetrain.core.wire.messages import (
     events_to_dict,
 )
 from drivetrain.core.wire.telemetry import (
+    CAMPAIGN_HEADER,
     TELEMETRY_SCHEMA,
+    batch_campaign,
     decode_samples,
     encode_samples,
     samples_table,
@@ -36,6 +38,7 @@ from drivetrain.core.wire.telemetry import (
 )
 
 __all__ = [
+    "CAMPAIGN_HEADER",
     "FORMAT_VERSION",
     "INVENTORY_EVENT",
     "MAX_INVENTORY_ECUS",
@@ -47,6 +50,7 @@ __all__ = [
     "Envelope",
     "MessageKind",
     "VehicleEvent",
+    "batch_campaign",
     "decode_samples",
     "encode_samples",
     "events_from_dict",

@@ -125,11 +125,14 @@ def seal(
     seq: int,
     message_id: str | None = None,
     sent_ns: int | None = None,
+    extra_header: Mapping[str, Any] | None = None,
 ) -> bytes:
-    """Build and sign an envelope; returns its bytes.
+    """Build and sign an envelope; returns its bytes. ``extra_header`` adds header fields a
+    message kind defines beyond the common ones (e.g. a telemetry batch's ``campaign``).
 
     Raises:
-        ValueError: a malformed message id or a negative sequence number (programming errors).
+        ValueError: a malformed message id, a negative sequence number, or an extra header
+            field that shadows a common one (programming errors).
     """
     message_id = message_id or new_message_id()
     if not _MESSAGE_ID.fullmatch(message_id):
@@ -144,6 +147,11 @@ def seal(
         "key": key.key_id,
         "body": body_encoding,
     }
+    if extra_header:
+        clash = sorted(set(extra_header) & set(_KNOWN_HEADER_FIELDS))
+        if clash:
+            raise ValueError(f"extra header fields {clash} shadow the common ones")
+        header.update(extra_header)
     header_bytes = json.dumps(header, separators=(",", ":")).encode()
     signed = (
         _PREFIX.pack(MAGIC, FORMAT_VERSION, int(kind), 0, len(header_bytes)) + header_bytes + body

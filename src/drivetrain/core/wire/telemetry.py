@@ -12,10 +12,16 @@ Schema (``TELEMETRY_SCHEMA``), one row per sample:
     text   utf8, nullable            string values; exactly one of value/text is non-null
 
 Receivers must accept extra columns (ignored) so that later versions can add some.
+
+The envelope header of a telemetry batch may carry ``campaign``: the id of the collection
+campaign that collected every sample of the batch (``default`` for the default collection;
+absent for samples no campaign collected, such as a desired-state report). It is signed with
+the rest of the header, so the cloud can file each sample under its campaign.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Final
 
@@ -25,7 +31,7 @@ import pyarrow as pa
 
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.errors import WireFormatError
-from drivetrain.core.wire.envelope import MessageKind, seal
+from drivetrain.core.wire.envelope import Envelope, MessageKind, seal
 
 TELEMETRY_SCHEMA: Final = pa.schema(
     [
@@ -36,6 +42,9 @@ TELEMETRY_SCHEMA: Final = pa.schema(
     ]
 )
 _IPC_OPTIONS: Final = pa.ipc.IpcWriteOptions(compression="zstd")
+#: Header field naming the campaign that collected a telemetry batch.
+CAMPAIGN_HEADER: Final = "campaign"
+_CAMPAIGN_ID: Final = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 
 
 def samples_table(
@@ -120,8 +129,16 @@ def seal_telemetry(
     seq: int,
     message_id: str | None = None,
     sent_ns: int | None = None,
+    campaign: str | None = None,
 ) -> bytes:
-    """A signed TELEMETRY envelope carrying ``table`` (its message id is the batch id)."""
+    """A signed TELEMETRY envelope carrying ``table`` (its message id is the batch id), with
+    the id of the ``campaign`` that collected it in the header when given.
+
+    Raises:
+        ValueError: ``campaign`` is not a campaign id (a programming error).
+    """
+    if campaign is not None and not _CAMPAIGN_ID.fullmatch(campaign):
+        raise ValueError(f"campaign {campaign!r} is not a campaign id")
     return seal(
         MessageKind.TELEMETRY,
         vehicle_id,
@@ -131,4 +148,22 @@ def seal_telemetry(
         seq=seq,
         message_id=message_id,
         sent_ns=sent_ns,
+        extra_header=None if campaign is None else {CAMPAIGN_HEADER: campaign},
     )
+
+
+def batch_campaign(envelope: Envelope) -> str | None:
+    """The campaign a telemetry batch names in its header (None: none).
+
+    Raises:
+        WireFormatError: the field is there but not a campaign id.
+    """
+    value = envelope.extra_header.get(CAMPAIGN_HEADER)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _CAMPAIGN_ID.fullmatch(value):
+        raise WireFormatError(
+            f"header field {CAMPAIGN_HEADER!r} is {str(value)[:80]!r}; expected a campaign id "
+            "(1-64 of a-z, 0-9, '_', '.', '-')"
+        )
+    return value

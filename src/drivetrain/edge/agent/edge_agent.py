@@ -8,9 +8,9 @@ Each ``tick(now_ns, frames=..., samples=...)``:
    replayed; the ``DownlinkHandler`` (``handler.py``) applies and acknowledges the rest;
 2. decodes the CAN frames (if a ``CanDecoding`` is given) and adds injected VSS samples;
 3. runs the collection engine and keeps what it selected;
-4. every ``batch_interval_s`` seals what was collected — one telemetry batch per campaign
-   priority, plus one events message — into the store-and-forward buffer (``Outbox``,
-   ``outbox.py``);
+4. every ``batch_interval_s`` seals what was collected — one telemetry batch per campaign,
+   its id in the signed header so the cloud files each sample under its campaign, plus one
+   events message — into the store-and-forward buffer (``Outbox``, ``outbox.py``);
 5. pumps the uplink (sends in order, removes what the transport confirmed).
 
 Nothing blocks and no thread is started per agent, so a fleet runner can host thousands of
@@ -140,7 +140,8 @@ class EdgeAgent:
         )
         self._inbox: deque[Message] = deque()
         self._subscriptions: list[Subscription] = []
-        self._pending: dict[int, list[Samples]] = {}
+        # Collected samples by (priority, campaign id) until the next flush.
+        self._pending: dict[tuple[int, str], list[Samples]] = {}
         self._pending_rows = 0
         self._last_flush_ns: int | None = None
         self._ticks = 0
@@ -268,7 +269,8 @@ class EdgeAgent:
         self._samples_in += len(incoming)
         result = self.engine.process(incoming, now_ns)
         for collected in result.collected:
-            self._pending.setdefault(collected.priority, []).append(collected.samples)
+            key = (collected.priority, collected.campaign_id)
+            self._pending.setdefault(key, []).append(collected.samples)
             self._pending_rows += len(collected.samples)
         self._samples_collected += result.sample_count
         for fired in result.fired:
@@ -299,11 +301,12 @@ class EdgeAgent:
         """
         now_ns = self._clock_ns() if now_ns is None else now_ns
         self._last_flush_ns = now_ns
-        for priority in sorted(self._pending, reverse=True):
-            batch = Samples.concat(self._pending[priority])
+        for key in sorted(self._pending, key=lambda k: (-k[0], k[1])):
+            priority, campaign_id = key
+            batch = Samples.concat(self._pending[key])
             if len(batch):
-                self.outbox.seal_telemetry(batch, priority, now_ns)
-            del self._pending[priority]
+                self.outbox.seal_telemetry(batch, priority, now_ns, campaign=campaign_id)
+            del self._pending[key]
             self._pending_rows -= len(batch)
         self.outbox.seal_events(now_ns)
 

@@ -51,8 +51,11 @@ class Outbox:
         self.events_sent = 0
         self.evicted = 0
 
-    def seal_telemetry(self, samples: Samples, priority: int, now_ns: int) -> AppendResult:
-        """Seal ``samples`` as one telemetry batch (Unix ns ``now_ns`` as its send time).
+    def seal_telemetry(
+        self, samples: Samples, priority: int, now_ns: int, *, campaign: str | None = None
+    ) -> AppendResult:
+        """Seal ``samples`` as one telemetry batch (Unix ns ``now_ns`` as its send time),
+        naming the ``campaign`` that collected them in its header.
 
         Raises:
             StorageError: the buffer failed (nothing was stored).
@@ -66,6 +69,7 @@ class Outbox:
             seq=seq,
             message_id=message_id,
             sent_ns=now_ns,
+            campaign=campaign,
         )
         result = self._append(OutgoingMessage(
             message_id, MessageKind.TELEMETRY, seq, vehicle_topic(self.vin, TELEMETRY), priority,
