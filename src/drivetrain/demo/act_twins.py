@@ -24,33 +24,15 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
-from drivetrain.cloud.fleet import (
-    VehicleCredentials,
-    cloud_signing_key,
-    get_vehicle,
-    provision_vehicle,
-    rotate_vehicle_key,
-)
-from drivetrain.core.crypto import SigningKey
-from drivetrain.core.errors import BadInputError, NotFoundError
 from drivetrain.demo.acts import Act, ActResult, DemoContext, Figure
-from drivetrain.demo.fleet_ingest import ingest_running
-from drivetrain.edge.identity import VehicleIdentity
-from drivetrain.sim.fleet import (
-    CHARGE_LIMIT,
-    FleetPlan,
-    FleetRunner,
-    FleetSpec,
-    RunnerOptions,
-    plan_fleet,
-)
+from drivetrain.demo.fleet_session import fleet_identities, running_fleet
+from drivetrain.sim.fleet import CHARGE_LIMIT, FleetPlan, FleetRunner, FleetSpec, plan_fleet
 
 NAME = "twins-converge"
 TITLE = "Desired state converges: a charge limit on a query-selected group"
@@ -64,72 +46,11 @@ CREDENTIALS_DIR = "twins-demo-cars"
 TARGETS = (80, 85, 75, 70)
 
 
-def _identities(context: DemoContext, plan: FleetPlan) -> dict[str, VehicleIdentity]:
-    """The planned cars' identities: registered on first use with their credential files
-    (0600) under the data dir, which later runs on a kept data dir read back — the registry
-    holds only public keys. A car registered without a usable file is re-keyed."""
-    cloud = cloud_signing_key(context.settings)
-    folder = context.data_dir / CREDENTIALS_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    identities: dict[str, VehicleIdentity] = {}
-    with context.platform.database.session() as session:
-        for vehicle in plan.vehicles:
-            path = folder / f"{vehicle.vin}.json"
-            try:
-                known = get_vehicle(session, vehicle.vin, tenant=TENANT)
-            except NotFoundError:
-                known = None
-            if known is not None and path.is_file():
-                try:
-                    kept = VehicleCredentials.read(path)
-                except BadInputError:
-                    kept = None
-                if kept is not None and kept.signing_key.verify_key == known.verify_key:
-                    identities[vehicle.vin] = VehicleIdentity.from_dict(kept.to_dict())
-                    continue
-            key = SigningKey.generate()
-            if known is None:
-                provision_vehicle(
-                    session, tenant=TENANT, model=vehicle.model, region=vehicle.region,
-                    cloud_key=cloud.verify_key, actor=f"demo:{NAME}", vin=vehicle.vin,
-                    owner=OWNER, signing_key=key,
-                )
-            else:
-                rotate_vehicle_key(session, vehicle.vin, key.verify_key, actor=f"demo:{NAME}")
-            credentials = VehicleCredentials(
-                vin=vehicle.vin, model=vehicle.model, region=vehicle.region, tenant=TENANT,
-                signing_key=key, cloud_key=cloud.verify_key,
-            )
-            credentials.write(path)
-            identities[vehicle.vin] = VehicleIdentity.from_dict(credentials.to_dict())
-    return identities
-
-
-@contextmanager
-def _running_fleet(context: DemoContext, plan: FleetPlan) -> Iterator[FleetRunner]:
+def _running_fleet(context: DemoContext, plan: FleetPlan) -> AbstractContextManager[FleetRunner]:
     """The fleet driving in real time, its telemetry and acks ingested, until exit."""
-    platform = context.platform
-    identities = _identities(context, plan)
-    with ExitStack() as stack:
-        ingest = stack.enter_context(ingest_running(context))
-        # Run in reverse order at exit: stop the cars (their last batches are sent), deliver
-        # what is on the bus, and let the worker store it before it goes.
-        stack.callback(lambda: ingest.wait_idle(timeout_s=10.0))
-        stack.callback(platform.transport.drain, 10.0)
-        runner = FleetRunner(
-            plan, platform.transport, identities,
-            RunnerOptions(buffer="memory", step_s=0.5, agent_tick_s=0.5, batch_interval_s=1.0),
-        )
-        stack.callback(runner.close)
-        stop = threading.Event()
-        thread = threading.Thread(
-            target=runner.run, args=(None,), kwargs={"speedup": 1.0, "stop": stop},
-            name="drivetrain-demo-fleet", daemon=True,
-        )
-        thread.start()
-        stack.callback(thread.join, 30)
-        stack.callback(stop.set)
-        yield runner
+    identities = fleet_identities(context, plan, tenant=TENANT, owner=OWNER,
+                                  actor=f"demo:{NAME}", folder=context.data_dir / CREDENTIALS_DIR)
+    return running_fleet(context, plan, identities)
 
 
 def _stream_converged(

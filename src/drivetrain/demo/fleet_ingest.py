@@ -30,9 +30,7 @@ def ingest_running(context: DemoContext) -> Iterator[IdleWaiter]:
     if existing is not None:
         yield existing
         return
-    from drivetrain.cloud.ingest import IngestPipeline
-    from drivetrain.cloud.ingest import TwinsReportedState
-    from drivetrain.cloud.ingest import IngestWorker
+    from drivetrain.cloud.ingest import IngestPipeline, IngestWorker, TwinsReportedState
     from drivetrain.cloud.lake import Lake
 
     platform = context.platform

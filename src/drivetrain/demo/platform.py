@@ -32,9 +32,7 @@ from drivetrain.cloud.infra import (
     open_database,
     resolve_token_key,
 )
-from drivetrain.cloud.ingest import IngestPipeline
-from drivetrain.cloud.ingest import TwinsReportedState
-from drivetrain.cloud.ingest import IngestWorker
+from drivetrain.cloud.ingest import IngestPipeline, IngestWorker, TwinsReportedState
 from drivetrain.cloud.lake import Lake
 from drivetrain.cloud.twins import Reconciler
 from drivetrain.core.errors import ConfigurationError

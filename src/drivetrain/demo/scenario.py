@@ -8,6 +8,7 @@ command never change for a new act. See docs/demo.md.
 from __future__ import annotations
 
 from drivetrain.demo.act_api_secured import API_SECURED
+from drivetrain.demo.act_campaigns import CAMPAIGN_COLLECTS
 from drivetrain.demo.act_can_roundtrip import CAN_ROUNDTRIP
 from drivetrain.demo.act_fleet_drives import FLEET_DRIVES
 from drivetrain.demo.act_lake import LAKE
@@ -22,4 +23,5 @@ SCENARIO: tuple[Act, ...] = (
     FLEET_DRIVES,
     TELEMETRY_LANDS,
     TWINS_CONVERGE,
+    CAMPAIGN_COLLECTS,
 )

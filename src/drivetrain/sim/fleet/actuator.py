@@ -5,7 +5,8 @@ agent calls ``apply_desired`` and this actuator sets the limit in the fleet's wo
 physics stops charging at it and the vehicle's bus reports it
 (``OBC_Status.ChargeLimit`` → ``Vehicle.Powertrain.TractionBattery.Charging.ChargeLimit``).
 Like a real charger controller it accepts limits from 50 to 100 % only; anything else is
-refused (``BadInputError``) and nothing changes. The simulated vehicles run no commands.
+refused (``BadInputError``) and nothing changes. The one command a simulated vehicle runs is
+``flash_lights`` (``times``: 1-10), which it counts (``lights_flashed``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class SimActuator:
         self._world = world
         self._index = index
         self._catalog = catalog
+        #: How many times the hazard lights flashed on command.
+        self.lights_flashed = 0
 
     @property
     def charge_limit_pct(self) -> float:
@@ -65,9 +68,20 @@ class SimActuator:
         return {CHARGE_LIMIT: value}
 
     def execute(self, name: str, args: Mapping[str, Any]) -> str:
-        """Refuse: simulated vehicles run no commands.
+        """Run ``flash_lights`` (``times``: 1-10, default 1); refuse anything else.
 
         Raises:
-            BadInputError: always, naming the command.
+            BadInputError: another command, an unknown argument or a bad ``times``.
         """
-        raise BadInputError(f"unknown command {name!r}; the simulated vehicle runs no commands")
+        if name != "flash_lights":
+            raise BadInputError(
+                f"unknown command {name!r}; the simulated vehicle runs 'flash_lights'"
+            )
+        unknown = sorted(set(args) - {"times"})
+        if unknown:
+            raise BadInputError(f"flash_lights: unknown arguments {unknown}; expected 'times'")
+        times = args.get("times", 1)
+        if isinstance(times, bool) or not isinstance(times, int) or not 1 <= times <= 10:
+            raise BadInputError(f"flash_lights: times is {times!r}; expected 1 to 10")
+        self.lights_flashed += times
+        return f"hazard lights flashed {times} time(s)"
