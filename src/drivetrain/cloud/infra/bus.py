@@ -276,14 +276,18 @@ class BusBridge:
     Args:
         bus: this process's status bus (``status_bus(database.engine)``).
         transport: a broker connection (``MqttTransport``); the bridge does not close it.
+        root: the topic root (one per deployment sharing a broker).
 
     ``start()`` subscribes to every domain's topic and adds the outbound relay; ``stop()``
     undoes both. An event from the broker that does not parse is logged and dropped.
     """
 
-    def __init__(self, bus: StatusBus, transport: Transport) -> None:
+    def __init__(
+        self, bus: StatusBus, transport: Transport, *, root: str = STATUS_TOPIC_ROOT
+    ) -> None:
         self.bus = bus
         self.transport = transport
+        self.root = root
         self._subscription: Subscription | None = None
         self._remove_relay: Callable[[], None] | None = None
         self.sent = 0
@@ -293,7 +297,7 @@ class BusBridge:
     def start(self) -> BusBridge:
         if self._subscription is None:
             self._subscription = self.transport.subscribe(
-                f"{STATUS_TOPIC_ROOT}/#", self._receive, qos=1
+                f"{self.root}/#", self._receive, qos=1
             )
             self._remove_relay = self.bus.add_relay(self._send)
         return self
@@ -312,7 +316,7 @@ class BusBridge:
             by_domain.setdefault(status.domain, []).append(status.to_dict())
         for domain, items in by_domain.items():
             payload = json.dumps({"events": items}, separators=(",", ":")).encode()
-            self.transport.publish(f"{STATUS_TOPIC_ROOT}/{domain}", payload, qos=1)
+            self.transport.publish(f"{self.root}/{domain}", payload, qos=1)
             self.sent += len(items)
 
     def _receive(self, message: Message) -> None:

@@ -7,8 +7,10 @@ changes go to the :class:`ChangeHub` of that database engine (:func:`hub_for`). 
 behind loses the oldest changes and is told how many (``Subscription.overflowed``), never
 silently.
 
-The hub lives in the process: a change made in another process (another ingest worker) is
-seen by that process's subscribers only.
+The hub lives in the process. Where processes share a broker (a fleet deployment with a
+``BusBridge`` on the platform status bus, ``drivetrain.cloud.infra.bus``), each committed change
+also travels as a ``twins`` status event, and changes committed by other processes (another
+ingest worker) reach this hub's subscribers too.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any, Final, Literal
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
+from drivetrain.cloud.infra.bus import StatusEvent, status_bus
+
 ChangeKind = Literal["reported", "desired", "converged", "failed", "ack", "ecu"]
 CHANGE_KINDS: Final[tuple[ChangeKind, ...]] = (
     "reported", "desired", "converged", "failed", "ack", "ecu",
@@ -31,6 +35,8 @@ CHANGE_KINDS: Final[tuple[ChangeKind, ...]] = (
 #: Changes a subscriber may have waiting before the oldest are dropped (and counted).
 DEFAULT_QUEUE = 10_000
 _SESSION_KEY: Final = "drivetrain.twins.changes"
+#: The twins' domain on the platform status bus.
+STATUS_DOMAIN: Final = "twins"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +71,25 @@ class TwinChange:
             "version": self.version,
             "detail": dict(self.detail),
         }
+
+    def to_status(self) -> StatusEvent:
+        """This change as a platform status event (to other processes)."""
+        return StatusEvent(STATUS_DOMAIN, self.kind, self.tenant, self.vin, self.at,
+                           {"paths": list(self.paths), "version": self.version,
+                            "detail": dict(self.detail)})
+
+    @classmethod
+    def from_status(cls, status: StatusEvent) -> TwinChange | None:
+        """The change a ``twins`` status event carries (None: not one)."""
+        data = status.data
+        paths, version = data.get("paths", []), data.get("version")
+        if (status.domain != STATUS_DOMAIN or status.kind not in CHANGE_KINDS
+                or not isinstance(paths, list) or not all(isinstance(p, str) for p in paths)
+                or not (version is None or isinstance(version, int))):
+            return None
+        detail = data.get("detail")
+        return cls(status.kind, status.subject, status.tenant, status.at,
+                   tuple(paths), version, detail if isinstance(detail, dict) else {})
 
 
 class Subscription:
@@ -167,12 +192,23 @@ _HUBS_LOCK = threading.Lock()
 
 
 def hub_for(engine: Engine) -> ChangeHub:
-    """The change hub of ``engine`` (created on first use)."""
+    """The change hub of ``engine`` (created on first use; it also receives the twin changes
+    other processes commit, when a bus bridge carries them here)."""
     with _HUBS_LOCK:
         hub = _HUBS.get(engine)
         if hub is None:
             hub = _HUBS[engine] = ChangeHub()
-        return hub
+            created = hub
+        else:
+            return hub
+
+    def from_elsewhere(events: list[StatusEvent]) -> None:
+        changes = [c for c in (TwinChange.from_status(e) for e in events) if c is not None]
+        if changes:
+            created.publish(changes)
+
+    status_bus(engine).on_remote(from_elsewhere)
+    return created
 
 
 def session_hub(session: Session) -> ChangeHub | None:
@@ -184,9 +220,15 @@ def session_hub(session: Session) -> ChangeHub | None:
 
 
 def wants(session: Session, kind: ChangeKind) -> bool:
-    """True when a subscriber of the session's engine receives ``kind`` changes."""
+    """True when a subscriber of the session's engine receives ``kind`` changes, or changes
+    travel to other processes."""
     hub = session_hub(session)
-    return hub is not None and hub.wants(kind)
+    return hub is not None and (hub.wants(kind) or status_bus(_engine(session)).relaying)
+
+
+def _engine(session: Session) -> Engine:
+    bind = session.get_bind()
+    return bind if isinstance(bind, Engine) else bind.engine
 
 
 def queue_changes(session: Session, changes: Iterable[TwinChange]) -> None:
@@ -198,10 +240,14 @@ def queue_changes(session: Session, changes: Iterable[TwinChange]) -> None:
     if pending is None:
         pending = session.info[_SESSION_KEY] = []
 
+        bus = status_bus(_engine(session))
+
         def after_commit(committed: Session) -> None:
             batch = list(pending)
             pending.clear()
             hub.publish(batch)
+            if bus.relaying:
+                bus.publish([c.to_status() for c in batch])
 
         def after_rollback(_session: Session) -> None:
             pending.clear()
