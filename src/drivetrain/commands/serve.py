@@ -15,11 +15,17 @@ def serve(
     """Run the HTTP API: migrate the state database, then serve with uvicorn.
 
     Embedded deployment: creates the bootstrap admin on first start and prints the path of
-    its credentials file (never the secret).
+    its credentials file (never the secret), and runs the loops that reach vehicles in this
+    process — the commands dispatcher and campaign runner, and with a vehicle link
+    (broker_url) the twins reconciler and an ingest worker. Without a link, jobs and campaigns
+    say "not delivered: no vehicle link". Production deployment: the API only (run
+    `drivetrain worker dispatch` and `drivetrain worker ingest` beside it); with broker_url
+    its change streams also see the status changes of those workers.
     """
     import uvicorn
 
     from drivetrain.api import create_app
+    from drivetrain.api.background import ControlPlane
     from drivetrain.cloud.infra import open_database
     from drivetrain.commands.db import fail, load_settings_or_exit
     from drivetrain.core.errors import DrivetrainError
@@ -33,6 +39,9 @@ def serve(
     try:
         database = open_database(settings)
         app = create_app(settings, database)
+        embedded = settings.deployment == "embedded"
+        plane = ControlPlane(settings, database, workers=embedded, dispatching=embedded)
+        plane.start()
     except DrivetrainError as e:
         fail(e)
     base = f"http://{settings.api_host}:{settings.api_port}"
@@ -42,7 +51,11 @@ def serve(
     if bootstrap is not None:
         typer.echo(f"  bootstrap admin credentials: {bootstrap.path}")
     typer.echo(f"  OpenAPI: {base}/openapi.json   docs: {base}/docs")
+    typer.echo(f"  vehicle link: {plane.link_description}")
+    if not embedded:
+        typer.echo("  dispatching: run `drivetrain worker dispatch` (and `worker ingest`)")
     try:
         uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level=log_level)
     finally:
+        plane.stop()
         database.dispose()

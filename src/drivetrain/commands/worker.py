@@ -8,7 +8,7 @@ import socket
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -95,9 +95,7 @@ def ingest(
     only once that is committed. SIGTERM or Ctrl-C: finish the micro-batch, acknowledge,
     disconnect. The broker password is read from $DRIVETRAIN_BROKER_PASSWORD.
     """
-    from drivetrain.cloud.ingest import IngestPipeline
-    from drivetrain.cloud.ingest import TwinsReportedState
-    from drivetrain.cloud.ingest import IngestWorker
+    from drivetrain.cloud.ingest import IngestPipeline, IngestWorker, TwinsReportedState
     from drivetrain.cloud.lake import Lake
     from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
     from drivetrain.core.errors import DrivetrainError
@@ -161,6 +159,63 @@ def ingest(
         database.dispose()
     final = worker.stats()
     _err.print(f"ingest worker {name!r} stopped: {_status(final)}")
+
+
+@app.command("dispatch")
+def dispatch(
+    broker: str | None = typer.Option(
+        None, "--broker",
+        help="MQTT 5 broker of the vehicle link (default: settings.broker_url).",
+    ),
+    client_id: str = typer.Option(
+        "dispatcher", "--client-id", help="MQTT client id (stable across restarts)."
+    ),
+    status_interval_s: float = typer.Option(
+        10.0, "--status-interval-s", min=0.1, help="How often a status line is logged, seconds."
+    ),
+) -> None:
+    """Deliver jobs and campaigns to the vehicles: the commands dispatcher and the campaign
+    runner, signing with the cloud key, on an MQTT 5 broker.
+
+    Acknowledgements come back through `drivetrain worker ingest`; status changes are bridged
+    to the API processes through the broker. SIGTERM or Ctrl-C stops it after its round.
+    """
+    from drivetrain.api.background import ControlPlane
+    from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
+    from drivetrain.core.errors import DrivetrainError
+
+    overrides: dict[str, object] = {"broker_url": broker} if broker else {}
+    settings = load_settings_or_exit(**overrides)
+    if not settings.broker_url:
+        fail("no broker: pass --broker mqtt://host:port or set DRIVETRAIN_BROKER_URL", code=2)
+    database = open_migrated_database(settings)
+    plane = ControlPlane(settings, database, workers=False, client_id=client_id)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    started: list[Any] = []
+
+    def line() -> str:
+        stats = started[0].stats if started else None
+        if stats is None:
+            return "not dispatching"
+        return (f"{stats.rounds:,} rounds, {stats.sent:,} messages sent, {stats.succeeded:,} "
+                f"succeeded, {stats.failed:,} failed, {stats.refused_acks:,} acks refused, "
+                f"{stats.errors} errors")
+
+    try:
+        plane.start()
+        started.append(plane.dispatcher)
+        _err.print(f"dispatcher {client_id!r} on {settings.broker_url} "
+                   f"(state: {database.display_url})")
+        while not stop.wait(status_interval_s):
+            _err.print(line())
+    except DrivetrainError as e:
+        fail(e)
+    finally:
+        plane.stop()
+        database.dispose()
+    _err.print(f"dispatcher {client_id!r} stopped: {line()}")
 
 
 def _status(stats: WorkerStats, rate: float | None = None) -> str:

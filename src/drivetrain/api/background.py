@@ -1,0 +1,117 @@
+"""What runs beside the API in one process: the loops that move decisions to vehicles.
+
+``ControlPlane`` starts, for a state database and the settings' vehicle link:
+
+* the commands **dispatcher** and the **campaign runner** — always: without a vehicle link
+  (``broker_url`` unset) they still run, and deliveries say ``not delivered: no vehicle
+  link`` instead of staying silently queued;
+* with a link: the twins **reconciler** (desired-state deltas), an **ingest worker** (the
+  vehicles' telemetry, events and acknowledgements come back through it; it joins the shared
+  subscription group of any other ingest workers) — unless ``workers`` is False — and a
+  **bus bridge**, so the change streams of this process see status changes made by other
+  processes and theirs see this one's.
+
+``drivetrain serve`` runs it in the embedded deployment (one process, no extra workers);
+``drivetrain worker dispatch`` runs the dispatcher part alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass, field
+
+from drivetrain.cloud.campaigns import CampaignRunner
+from drivetrain.cloud.commands import Dispatcher
+from drivetrain.cloud.fleet import cloud_signing_key
+from drivetrain.cloud.infra import Database
+from drivetrain.cloud.infra.bus import BusBridge, status_bus
+from drivetrain.cloud.twins import Reconciler, hub_for
+from drivetrain.core.settings import Settings
+from drivetrain.core.transport import Transport, open_transport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ControlPlane:
+    """The background loops of one process (see the module docstring).
+
+    Args:
+        settings: the process's settings (``broker_url``: the vehicle link, or None).
+        database: the state database.
+        workers: run the reconciler and an ingest worker on the link too (the embedded
+            deployment); False: not in this process.
+        dispatching: run the dispatcher and the campaign runner; False: only the bus bridge
+            (an API replica beside ``drivetrain worker dispatch``).
+        client_id: the MQTT client id of this process's link.
+    """
+
+    settings: Settings
+    database: Database
+    workers: bool = True
+    dispatching: bool = True
+    client_id: str = field(default_factory=lambda: f"drivetrain-{socket.gethostname()}"[:64])
+    link: Transport | None = None
+    dispatcher: Dispatcher | None = None
+    campaigns: CampaignRunner | None = None
+    reconciler: Reconciler | None = None
+    bridge: BusBridge | None = None
+    _stoppers: list[object] = field(default_factory=list)
+
+    @property
+    def link_description(self) -> str:
+        """What vehicles are reached through, in words."""
+        if self.settings.broker_url is None:
+            return "none: commands, campaigns and desired state are not delivered (set broker_url)"
+        return f"MQTT broker {self.settings.broker_url}"
+
+    def start(self) -> ControlPlane:
+        """Start every loop (see the module docstring).
+
+        Raises:
+            ConfigurationError: the cloud signing key or the broker URL is unusable.
+            TransportError: the broker cannot be reached.
+        """
+        key = cloud_signing_key(self.settings) if self.dispatching or self.workers else None
+        if self.settings.broker_url is not None:
+            self.link = open_transport(self.settings.broker_url, client_id=self.client_id,
+                                       session_expiry_s=86_400)
+            hub_for(self.database.engine)
+            self.bridge = BusBridge(status_bus(self.database.engine), self.link).start()
+        if self.dispatching and key is not None:
+            self.dispatcher = Dispatcher(self.database, self.link, key).start()
+            self.campaigns = CampaignRunner(self.database).start()
+        if self.link is not None and self.workers and key is not None:
+            self.reconciler = Reconciler(self.database, self.link, key)
+            self.reconciler.start()
+            self._start_ingest(self.link)
+        return self
+
+    def _start_ingest(self, link: Transport) -> None:
+        from drivetrain.cloud.ingest import IngestPipeline
+        from drivetrain.cloud.ingest.sinks import TwinsReportedState
+        from drivetrain.cloud.ingest.worker import IngestWorker
+        from drivetrain.cloud.lake import Lake
+
+        lake = Lake.open(self.settings)
+        pipeline = IngestPipeline.from_settings(self.settings, self.database, lake,
+                                                TwinsReportedState())
+        worker = IngestWorker(link, pipeline).start()
+        self._stoppers += [worker.stop, lake.close]
+
+    def stop(self) -> None:
+        """Stop every loop, newest first, and close the link; idempotent."""
+        for stop in reversed(self._stoppers):
+            stop()  # type: ignore[operator]
+        self._stoppers = []
+        for part in (self.reconciler, self.campaigns, self.dispatcher):
+            if part is not None:
+                part.stop()
+        self.reconciler = self.campaigns = self.dispatcher = None
+        if self.bridge is not None:
+            self.bridge.stop()
+            self.bridge = None
+        if self.link is not None:
+            self.link.close()
+            self.link = None
