@@ -8,7 +8,7 @@ import socket
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -163,16 +163,14 @@ def ingest(
 
 @app.command("dispatch")
 def dispatch(
-    broker: str | None = typer.Option(
-        None, "--broker",
-        help="MQTT 5 broker of the vehicle link (default: settings.broker_url).",
-    ),
-    client_id: str = typer.Option(
-        "dispatcher", "--client-id", help="MQTT client id (stable across restarts)."
-    ),
-    status_interval_s: float = typer.Option(
-        10.0, "--status-interval-s", min=0.1, help="How often a status line is logged, seconds."
-    ),
+    broker: Annotated[str | None, typer.Option(
+        "--broker", help="MQTT 5 broker of the vehicle link (default: settings.broker_url).",
+    )] = None,
+    client_id: Annotated[str, typer.Option(
+        "--client-id", help="MQTT client id (stable across restarts).")] = "dispatcher",
+    status_interval_s: Annotated[float, typer.Option(
+        "--status-interval-s", min=0.1, help="How often a status line is logged, seconds.",
+    )] = 10.0,
 ) -> None:
     """Deliver jobs and campaigns to the vehicles: the commands dispatcher and the campaign
     runner, signing with the cloud key, on an MQTT 5 broker.
