@@ -28,6 +28,7 @@ ROUTERS: list[tuple[str, APIRouter]] = [
     ("/v1/jobs", commands_api.jobs_router),
     ("/v1/campaigns", campaigns_api.router),
     ("/v1/catalogs", campaigns_api.catalogs_router),
+    ("/v1/vehicle-models", campaigns_api.models_router),
 ]
 
 

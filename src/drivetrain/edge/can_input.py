@@ -7,6 +7,7 @@ counted, never silently dropped.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from cantools.database.can import Database
 from drivetrain.core.can.dbc import load_dbc
 from drivetrain.core.can.decoder import BatchDecoder
 from drivetrain.core.can.frames import FrameBatch
+from drivetrain.core.can.manifest import DecoderManifest
 from drivetrain.core.can.signal_map import SignalMap, load_signal_map
 from drivetrain.core.vss import Catalog
 from drivetrain.core.vss.datatypes import is_integer
@@ -67,6 +69,22 @@ class CanDecoding:
         loaded = load_dbc(dbc)
         mapping = load_signal_map(signal_map, loaded.database, catalog, dbc_name=Path(dbc).name)
         return cls(loaded.database, mapping, catalog)
+
+    @classmethod
+    def from_manifest(cls, manifest: DecoderManifest, catalog: Catalog) -> CanDecoding:
+        """The decoding a decoder manifest describes: its DBC files (the main one and what it
+        imports) and its DBC→VSS map, checked against both and ``catalog``.
+
+        Raises:
+            DbcFormatError: a DBC cannot be loaded.
+            SignalMapError: the map is malformed or names unknown signals.
+        """
+        with tempfile.TemporaryDirectory(prefix="drivetrain-manifest-") as folder:
+            for name, text in manifest.dbc.items():
+                (Path(folder) / name).write_text(text, encoding="utf-8")
+            map_file = Path(folder) / "signal_map.toml"
+            map_file.write_text(manifest.signal_map, encoding="utf-8")
+            return cls.load(Path(folder) / manifest.main, map_file, catalog)
 
     @property
     def paths(self) -> tuple[str, ...]:

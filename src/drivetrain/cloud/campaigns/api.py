@@ -22,10 +22,14 @@ from drivetrain.cloud.campaigns.api_schemas import (
     CatalogIn,
     CatalogOut,
     CatalogVersionOut,
+    ManifestIn,
+    ManifestOut,
     PolicyIn,
     PolicyOut,
     SignalOut,
     StatusChange,
+    VehicleModelIn,
+    VehicleModelOut,
     VersionOut,
 )
 from drivetrain.cloud.campaigns.catalogs import (
@@ -34,6 +38,15 @@ from drivetrain.cloud.campaigns.catalogs import (
     tenant_catalog,
 )
 from drivetrain.cloud.campaigns.lifecycle import CampaignStatus, VehicleState
+from drivetrain.cloud.campaigns.manifests import (
+    ManifestInfo,
+    VehicleModel,
+    add_manifest,
+    create_vehicle_model,
+    list_manifests,
+    list_vehicle_models,
+    publish_manifest,
+)
 from drivetrain.cloud.campaigns.service import (
     DOMAIN,
     MAX_PAGE,
@@ -50,6 +63,8 @@ from drivetrain.cloud.campaigns.service import (
     requires_second_approver,
     set_campaign_policy,
 )
+from drivetrain.cloud.commands.api_schemas import JobOut
+from drivetrain.cloud.fleet import cloud_signing_key
 from drivetrain.cloud.infra import Principal, Scope
 from drivetrain.cloud.infra.bus import status_bus
 from drivetrain.cloud.infra.http import Context, request_id_of, require_scopes
@@ -57,6 +72,7 @@ from drivetrain.cloud.infra.http.sse import SSE_RESPONSES, status_stream
 
 router = APIRouter(tags=["campaigns"])
 catalogs_router = APIRouter(tags=["catalogs"])
+models_router = APIRouter(tags=["vehicle models"])
 
 Reader = Annotated[Principal, require_scopes(Scope.CAMPAIGNS_READ)]
 Writer = Annotated[Principal, require_scopes(Scope.CAMPAIGNS_WRITE)]
@@ -264,3 +280,69 @@ def get_current_catalog(
         SignalOut(path=s.path, node_type=s.node_type, datatype=s.datatype, unit=s.unit)
         for s in catalog
     ])
+
+
+# --- /v1/vehicle-models -----------------------------------------------------------------------
+def _model_out(model: VehicleModel) -> VehicleModelOut:
+    return VehicleModelOut(model_id=model.model, name=model.name,
+                           latest_manifest=model.latest_manifest,
+                           published_manifest=model.published_manifest,
+                           created_by=model.created_by, created_at=model.created_at)
+
+
+def _manifest_out(info: ManifestInfo) -> ManifestOut:
+    return ManifestOut(model_id=info.model, version=info.version, digest=info.digest,
+                       signature=info.signature, key_id=info.key_id,
+                       catalog_version=info.manifest.catalog_version,
+                       dbc_files=sorted(info.manifest.dbc), signals=info.signals,
+                       created_by=info.created_by, created_at=info.created_at,
+                       job_id=info.job_id, published_at=info.published_at)
+
+
+@models_router.post("", response_model=VehicleModelOut, status_code=status.HTTP_201_CREATED)
+def post_model(body: VehicleModelIn, principal: Writer, context: Context,
+               request: Request) -> VehicleModelOut:
+    """Register a vehicle model (the twins' ``model`` it covers)."""
+    with context.database.session() as session:
+        model = create_vehicle_model(session, principal.tenant, body.model_id, name=body.name,
+                                     actor=principal.client_id,
+                                     request_id=request_id_of(request))
+    return _model_out(model)
+
+
+@models_router.get("", response_model=list[VehicleModelOut])
+def get_models(principal: Reader, context: Context) -> list[VehicleModelOut]:
+    """The tenant's vehicle models."""
+    with context.database.session() as session:
+        return [_model_out(m) for m in list_vehicle_models(session, principal.tenant)]
+
+
+@models_router.post("/{model_id}/manifests", response_model=ManifestOut,
+                    status_code=status.HTTP_201_CREATED)
+def post_manifest(model_id: str, body: ManifestIn, principal: Writer, context: Context,
+                  request: Request) -> ManifestOut:
+    """Write the model's next decoder manifest, checked and signed with the cloud key."""
+    key = cloud_signing_key(context.settings)
+    with context.database.session() as session:
+        info = add_manifest(session, principal.tenant, model_id, dbc=body.dbc, main=body.main,
+                            signal_map=body.signal_map, catalog_version=body.catalog_version,
+                            key=key, actor=principal.client_id,
+                            request_id=request_id_of(request))
+    return _manifest_out(info)
+
+
+@models_router.get("/{model_id}/manifests", response_model=list[ManifestOut])
+def get_manifests(model_id: str, principal: Reader, context: Context) -> list[ManifestOut]:
+    """The model's manifest versions."""
+    with context.database.session() as session:
+        return [_manifest_out(i) for i in list_manifests(session, principal.tenant, model_id)]
+
+
+@models_router.post("/{model_id}/manifests/{version}/publish", response_model=JobOut)
+def post_publish(model_id: str, version: int, principal: Writer, context: Context,
+                 request: Request) -> JobOut:
+    """Send a manifest to every vehicle of the model; follow it as a job (GET /v1/jobs/{id})."""
+    with context.database.session() as session:
+        job = publish_manifest(session, principal.tenant, model_id, version,
+                               actor=principal.client_id, request_id=request_id_of(request))
+    return JobOut.of(job)

@@ -148,3 +148,41 @@ class SignalOut(BaseModel):
 class CatalogOut(BaseModel):
     version: int | None = Field(description="null: the standard VSS catalog.")
     signals: list[SignalOut]
+
+
+class VehicleModelIn(_Strict):
+    model_id: str = Field(max_length=80, examples=["compact-bev"],
+                          description="The twins' model field of the vehicles it covers.")
+    name: str = Field(max_length=200, examples=["Compact battery-electric hatch"])
+
+
+class VehicleModelOut(BaseModel):
+    model_id: str
+    name: str
+    latest_manifest: int
+    published_manifest: int | None
+    created_by: str
+    created_at: datetime
+
+
+class ManifestIn(_Strict):
+    dbc: dict[str, str] = Field(description="DBC file name -> DBC text (the main one and the "
+                                "files it imports).")
+    main: str = Field(description="The DBC file to load.", examples=["compact_bev.dbc"])
+    signal_map: str = Field(description="The DBC->VSS map (TOML, docs/can-codec.md).")
+    catalog_version: int | None = Field(None, ge=1, description="Default: the newest.")
+
+
+class ManifestOut(BaseModel):
+    model_id: str
+    version: int
+    digest: str = Field(description="SHA-256 of the manifest's canonical JSON.")
+    signature: str = Field(description="Ed25519 over the canonical JSON, base64.")
+    key_id: str
+    catalog_version: int | None
+    dbc_files: list[str]
+    signals: int
+    created_by: str
+    created_at: datetime
+    job_id: str | None
+    published_at: datetime | None

@@ -16,25 +16,31 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from drivetrain.core.can.manifest import MAX_MANIFEST_BYTES, DecoderManifest
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.errors import BadInputError, WireFormatError
-from drivetrain.core.transport import CAMPAIGNS, COMMANDS
+from drivetrain.core.transport import CAMPAIGNS, COMMANDS, DECODER
 from drivetrain.core.wire import Command, MessageKind, seal
 
 #: The downlink kinds a job may carry and the vehicle channel each travels on.
 CHANNELS: Final[Mapping[MessageKind, str]] = {
     MessageKind.COMMAND: COMMANDS,
     MessageKind.CAMPAIGN: CAMPAIGNS,
+    MessageKind.DECODER_MANIFEST: DECODER,
 }
 #: The ``ref_kind`` of the vehicle's acknowledgement of each kind.
 ACK_KINDS: Final[Mapping[MessageKind, str]] = {
     MessageKind.COMMAND: "command",
     MessageKind.CAMPAIGN: "campaign",
+    MessageKind.DECODER_MANIFEST: "decoder_manifest",
 }
 COMMAND_NAME: Final = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 #: Largest JSON body a job may carry, bytes.
 MAX_BODY_BYTES: Final = 256 * 1024
-MAX_COMMAND_BYTES: Final = 16 * 1024
+MAX_BODY_BYTES_BY_KIND: Final[Mapping[MessageKind, int]] = {
+    MessageKind.COMMAND: 16 * 1024,
+    MessageKind.DECODER_MANIFEST: MAX_MANIFEST_BYTES,
+}
 _NS: Final = 1_000_000_000
 
 
@@ -76,7 +82,7 @@ def check_payload(payload: Payload) -> Payload:
         text = body_json(payload.body)
     except (TypeError, ValueError) as e:
         raise BadInputError(f"payload body is not JSON-serialisable: {e}") from e
-    limit = MAX_COMMAND_BYTES if payload.kind == MessageKind.COMMAND else MAX_BODY_BYTES
+    limit = MAX_BODY_BYTES_BY_KIND.get(payload.kind, MAX_BODY_BYTES)
     if len(text.encode()) > limit:
         raise BadInputError(
             f"payload body is {len(text.encode()):,} bytes; at most {limit:,}"
@@ -94,6 +100,11 @@ def check_payload(payload: Payload) -> Payload:
         extra = sorted(set(payload.body) - {"name", "args"})
         if extra:
             raise BadInputError(f"command body: unknown fields {extra}; expected name, args")
+    if payload.kind == MessageKind.DECODER_MANIFEST:
+        try:
+            DecoderManifest.from_dict(payload.body)
+        except WireFormatError as e:
+            raise BadInputError(str(e)) from e
     return payload
 
 

@@ -36,6 +36,7 @@ STATE_DESIRED = "state/desired"
 COMMANDS = "commands"
 ACK = "ack"
 CAMPAIGNS = "campaigns"
+DECODER = "decoder"
 
 SHARE_PREFIX = "$share/"
 _MAX_TOPIC_BYTES = 65_535

@@ -60,6 +60,7 @@ class MessageKind(enum.IntEnum):
     DESIRED_STATE = 4  # cloud -> vehicle: desired-state delta (json)
     CAMPAIGN = 5  # cloud -> vehicle: a collection campaign (json)
     COMMAND = 6  # cloud -> vehicle: a one-off command (json)
+    DECODER_MANIFEST = 7  # cloud -> vehicle: how to decode its CAN traffic (json)
 
 
 def new_message_id() -> str:

@@ -69,7 +69,7 @@ class Ack:
     """Vehicle → cloud: what became of a downlink message (``ref`` is its message id)."""
 
     ref: str
-    ref_kind: Literal["desired_state", "campaign", "command"]
+    ref_kind: Literal["desired_state", "campaign", "command", "decoder_manifest"]
     status: AckStatus
     detail: str = ""
     #: For desired state: the version applied or rejected.
@@ -88,7 +88,7 @@ class Ack:
         if status not in ACK_STATUSES:
             raise WireFormatError(f"{where}: field 'status' is {status!r}; expected {ACK_STATUSES}")
         ref_kind = _require(data, "ref_kind", str, where)
-        if ref_kind not in ("desired_state", "campaign", "command"):
+        if ref_kind not in ("desired_state", "campaign", "command", "decoder_manifest"):
             raise WireFormatError(f"{where}: field 'ref_kind' is {ref_kind!r}")
         return cls(
             ref=_require(data, "ref", str, where),

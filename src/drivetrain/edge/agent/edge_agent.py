@@ -32,8 +32,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from typing import Final
 
 from drivetrain.core.can.frames import FrameBatch
+from drivetrain.core.can.manifest import DecoderManifest
 from drivetrain.core.errors import StorageError
 from drivetrain.core.transport import EVENTS, Message, Subscription, Transport, vehicle_topic
 from drivetrain.core.vss import Catalog, builtin_catalog
@@ -62,6 +64,8 @@ from drivetrain.edge.uplink import Uplink
 log = logging.getLogger("drivetrain.edge")
 
 _NS = 1_000_000_000
+#: The inventory entry naming the decoder manifest in force (model, version).
+MANIFEST_ECU: Final = "DecoderManifest"
 
 
 class EdgeAgent:
@@ -137,6 +141,7 @@ class EdgeAgent:
             self.outbox,
             desired_version=state.desired.version,
             refusal_report_interval_s=self.config.refusal_report_interval_s,
+            on_manifest=self._switch_decoding if can is not None else None,
         )
         self._inbox: deque[Message] = deque()
         self._subscriptions: list[Subscription] = []
@@ -207,6 +212,17 @@ class EdgeAgent:
         self._inventory = new
         self._report_inventory(self._clock_ns() if now_ns is None else now_ns)
         return True
+
+    def _switch_decoding(
+        self, manifest: DecoderManifest, decoding: CanDecoding, now_ns: int
+    ) -> None:
+        """Decode with ``decoding`` from the next tick on, and report the manifest in force in
+        the ECU inventory (an entry ``DecoderManifest``: model and version), so the twin shows
+        it and fleet queries can select by it."""
+        self.can = decoding
+        entry = EcuInfo(MANIFEST_ECU, manifest.model, str(manifest.version))
+        self.set_inventory([e for e in self._inventory if e.name != MANIFEST_ECU] + [entry],
+                           now_ns)
 
     def _report_inventory(self, now_ns: int) -> None:
         """Seal a ``vehicle.inventory`` event into the buffer now; if the buffer fails, keep

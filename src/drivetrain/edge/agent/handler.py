@@ -1,7 +1,8 @@
 """``DownlinkHandler``: what the agent does with the downlink messages the guard lets through.
 
 Accepted desired-state deltas go to the ``VehicleActuator``, campaigns to the collection
-engine, commands to the actuator. Each outcome is acknowledged with a signed ``Ack`` on
+engine, commands to the actuator, decoder manifests to the agent's CAN decoding (switched
+at once, without a restart, through ``on_manifest``). Each outcome is acknowledged with a signed ``Ack`` on
 ``dt/v1/{vin}/ack``, and the acknowledgement is committed in one transaction with the state
 records it changes: always the guard's ``DownlinkMemory`` (so the message is never acted on
 twice), and the ``DesiredStateVersion`` or ``InstalledCampaigns`` it updated. Refused messages
@@ -13,11 +14,12 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import numpy as np
 
+from drivetrain.core.can.manifest import DecoderManifest
 from drivetrain.core.errors import (
     BadInputError,
     CampaignFormatError,
@@ -31,6 +33,7 @@ from drivetrain.edge.actuator import VehicleActuator
 from drivetrain.edge.agent.config import ACK_PRIORITY, REPORT_PRIORITY
 from drivetrain.edge.agent.outbox import Outbox
 from drivetrain.edge.campaigns import Campaign
+from drivetrain.edge.can_input import CanDecoding
 from drivetrain.edge.collection import CollectionEngine
 from drivetrain.edge.downlink import BENIGN_REASONS, Accepted, DownlinkGuard, Refused
 from drivetrain.edge.samples import Samples
@@ -84,6 +87,7 @@ class DownlinkHandler:
         *,
         desired_version: int,
         refusal_report_interval_s: float,
+        on_manifest: Callable[[DecoderManifest, CanDecoding, int], None] | None = None,
     ) -> None:
         self.vin = guard.vin
         self.guard = guard
@@ -99,6 +103,9 @@ class DownlinkHandler:
         self._refusal_interval_ns = refusal_report_interval_s * _NS
         self._refusals_unreported: Counter[str] = Counter()
         self._last_refusal_report_ns = 0
+        self._on_manifest = on_manifest
+        #: The version of the decoder manifest in force (0: the one the agent started with).
+        self.manifest_version = 0
 
     def handle(self, topic: str, payload: bytes, now_ns: int) -> None:
         """Check one downlink message and act on it if the guard accepts it.
@@ -117,6 +124,7 @@ class DownlinkHandler:
             MessageKind.DESIRED_STATE: self._apply_desired,
             MessageKind.CAMPAIGN: self._install_campaign,
             MessageKind.COMMAND: self._run_command,
+            MessageKind.DECODER_MANIFEST: self._install_manifest,
         }[outcome.kind]
         handler(outcome, now_ns)
 
@@ -214,3 +222,29 @@ class DownlinkHandler:
             self._acknowledge(Ack(ref, "command", "rejected", str(e)), now_ns)
             return
         self._acknowledge(Ack(ref, "command", "applied", detail), now_ns)
+
+    def _install_manifest(self, accepted: Accepted, now_ns: int) -> None:
+        """Switch the CAN decoding to a newer decoder manifest (an older or equal version is
+        refused: the newer one is in force)."""
+        ref = accepted.envelope.message_id
+        version = accepted.body.get("version")
+        version = version if isinstance(version, int) and not isinstance(version, bool) else None
+        try:
+            manifest = DecoderManifest.from_dict(accepted.body)
+            if manifest.version <= self.manifest_version:
+                raise ConflictError(f"decoder manifest version {manifest.version} is not newer "
+                                    f"than version {self.manifest_version} in force")
+            if self._on_manifest is None:
+                raise BadInputError("this vehicle decodes no CAN traffic")
+            decoding = CanDecoding.from_manifest(manifest, self.catalog)
+        except (BadInputError, ConflictError) as e:  # DBC, map and format errors included
+            self._acknowledge(Ack(ref, "decoder_manifest", "rejected", str(e), version), now_ns)
+            return
+        self.manifest_version = manifest.version
+        self._on_manifest(manifest, decoding, now_ns)
+        self._acknowledge(
+            Ack(ref, "decoder_manifest", "applied",
+                f"{manifest.model}: decoder manifest {manifest.version} in force "
+                f"({len(decoding.paths)} signals)", manifest.version),
+            now_ns,
+        )
