@@ -155,6 +155,20 @@ class Campaign:
         value = _best_selector(self.min_interval_ms, path)
         return 0 if value is None else value * 1_000_000
 
+    def sample_cap(self, path: str) -> int | None:
+        """The most samples of ``path`` the campaign sends (its ``max_samples_per_signal``: a
+        number for every signal, or per selector); None: no cap. A malformed value caps
+        nothing (the cloud checks it before sending the campaign)."""
+        value = self.extra.get("max_samples_per_signal")
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        if isinstance(value, Mapping):
+            caps = {k: v for k, v in value.items()
+                    if isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+                    and v > 0}
+            return _best_selector(caps, path)
+        return None
+
     def captures(self, trigger: Trigger, path: str) -> bool:
         """True when ``trigger`` captures ``path`` in its windows."""
         selectors = self.signals if trigger.signals is None else trigger.signals

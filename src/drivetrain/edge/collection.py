@@ -22,6 +22,9 @@ Rules (docs/edge-agent.md states them for campaign authors):
   it is that far from the previous kept one (greedy, in time order).
 * **Once only.** A sample selected by several campaigns or triggers is sent once, in the batch
   of the highest-priority campaign that selected it.
+* **Sample cap.** A campaign with ``max_samples_per_signal`` sends at most that many samples of
+  each signal (its earliest), counted from when that version was installed; samples beyond the
+  cap are not sent by it (another campaign selecting them still may).
 * **Default.** While no campaign is installed (or all have expired), the default campaign
   applies: every signal at 1 Hz.
 * **Versions.** ``install`` refuses a version older than, or equal to, one already seen for the
@@ -279,6 +282,8 @@ class CollectionEngine:
         # Samples kept for pre-trigger windows: one chunk per tick, oldest first, each with its
         # newest timestamp so pruning never scans the chunks' rows.
         self._history: deque[_Chunk] = deque()
+        # Per capped campaign: its cap and samples sent so far, per global path id.
+        self._caps: dict[str, tuple[IntArray, IntArray]] = {}
         for campaign in campaigns:
             self.install(campaign)
 
@@ -312,6 +317,7 @@ class CollectionEngine:
             )
         self._versions[campaign.id] = campaign.version
         replaced = self._states.pop(campaign.id, None) is not None
+        self._caps.pop(campaign.id, None)  # a new version counts afresh
         if campaign.status == "cancelled":
             return "cancelled"
         self._states[campaign.id] = _CampaignState(campaign)
@@ -401,6 +407,8 @@ class CollectionEngine:
         paths = tuple(self._paths)
         for _, _, campaign, rows in sorted(selections, key=lambda s: (s[0], s[1])):
             rows = rows[~emitted[rows]]
+            if len(rows) and "max_samples_per_signal" in campaign.extra:
+                rows = self._within_cap(campaign, rows, ts, pid)
             if len(rows):
                 emitted[rows] = True
                 rows = rows[np.argsort(ts[rows], kind="stable")]
@@ -413,6 +421,30 @@ class CollectionEngine:
                 )
         self._keep_history(states, ts, pid, val, emitted, h, newest)
         return CollectionResult(tuple(collected), tuple(fired), expired)
+
+    def _within_cap(
+        self, campaign: Campaign, rows: npt.NDArray[np.intp], ts: IntArray,
+        pid: npt.NDArray[np.int32],
+    ) -> npt.NDArray[np.intp]:
+        """``rows`` less the samples beyond the campaign's cap per signal (earliest kept);
+        counts what it keeps."""
+        caps, sent = self._caps.get(campaign.id, (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+        if len(caps) < len(self._paths):
+            new = [campaign.sample_cap(p) for p in self._paths[len(caps):]]
+            caps = np.concatenate([caps, np.array(
+                [np.iinfo(np.int64).max if c is None else c for c in new], np.int64)])
+            sent = np.concatenate([sent, np.zeros(len(new), np.int64)])
+        rows = rows[np.lexsort((ts[rows], pid[rows]))]
+        p = pid[rows]
+        first = np.ones(len(rows), np.bool_)
+        first[1:] = p[1:] != p[:-1]
+        starts = np.flatnonzero(first)
+        nth = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)]))
+        keep = sent[p] + nth < caps[p]
+        rows = rows[keep]
+        np.add.at(sent, pid[rows], 1)
+        self._caps[campaign.id] = (caps, sent)
+        return rows
 
     def _keep_history(
         self,
