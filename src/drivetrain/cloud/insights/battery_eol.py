@@ -122,9 +122,11 @@ class SimilarityEol:
         level = float(trailing_mean(early)[-1])
         remaining = []
         for curve in self.references.values():
-            smooth = trailing_mean(_extended(curve))
-            at_level = np.flatnonzero(smooth <= level)
-            at_end = np.flatnonzero(smooth < self.threshold_ah)
+            extended = _extended(curve)
+            # The level is matched on the smoothed curve (same lag as ``level``); the end of
+            # life is the data set's own, the first raw capacity below the threshold.
+            at_level = np.flatnonzero(trailing_mean(extended) <= level)
+            at_end = np.flatnonzero(extended < self.threshold_ah)
             if at_level.size and at_end.size:
                 remaining.append(max(0, int(at_end[0] - at_level[0])))
         if not remaining:
