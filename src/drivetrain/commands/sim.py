@@ -237,8 +237,8 @@ def fleet(
         transport = open_transport(broker, client_id=f"drivetrain-sim-{seed}")
         if ingest and broker is None:
             from drivetrain.cloud.ingest import IngestPipeline
-            from drivetrain.cloud.ingest.sinks import TwinsReportedState
-            from drivetrain.cloud.ingest.worker import IngestWorker
+            from drivetrain.cloud.ingest import TwinsReportedState
+            from drivetrain.cloud.ingest import IngestWorker
             from drivetrain.cloud.lake import Lake
 
             lake = Lake.open(settings)
