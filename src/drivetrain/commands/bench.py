@@ -76,7 +76,7 @@ def bench_rul(
                 model = RulModel.fit(
                     data.train,
                     RulConfig(members=members),
-                    progress=lambda done, _total: progress.update(task, completed=done),
+                    progress=lambda done, _total, task=task: progress.update(task, completed=done),
                 )
             except MissingExtraError as e:
                 fail(e)

@@ -28,7 +28,7 @@ def run(context: DemoContext) -> ActResult:
     cars = max(8, min(60, context.vehicles * 3))
     sessions = [
         ChargingSession(f"car-{i:03d}", float(rng.choice([50.0, 77.0])), float(rng.uniform(0.15, 0.45)), 0.9,
-                        int(rng.integers(0, 20)), int(rng.integers(56, 65)), 11.0)  # fmt: skip
+                        int(rng.integers(0, 20)), int(rng.integers(56, 65)), 11.0)
         for i in range(cars)
     ]
     tariff = Tariff.time_of_use(16.0, 64, 0.25, BANDS)

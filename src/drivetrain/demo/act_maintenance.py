@@ -52,12 +52,12 @@ def run(context: DemoContext) -> ActResult:
     rng = context.rng(NAME)
     centres = [
         ServiceCentre(f"centre-{i}", 48.1 + 0.1 * i, 11.5, daily_capacity=2,
-                      stock={p: int(rng.integers(1, 4)) for p in PARTS.values()})  # fmt: skip
+                      stock={p: int(rng.integers(1, 4)) for p in PARTS.values()})
         for i in range(3)
     ]
     requests = [
         ServiceRequest(a.vehicle, a.component, PARTS[a.component], 48.15, 11.5,
-                       latest_day=max(1, int((a.window_start_s - a.issued_s) / span * 14) + 2))  # fmt: skip
+                       latest_day=max(1, int((a.window_start_s - a.issued_s) / span * 14) + 2))
         for a in {a.vehicle: a for a in alerts}.values()
     ]
     context.report(f"booking {len(requests)} vehicles", fraction=0.9)

@@ -39,7 +39,7 @@ def test_frame_has_one_row_per_vehicle_and_sample_in_time_order(history) -> None
 def test_failures_are_caught_ahead_on_held_out_vehicles(history, report_figure: Callable[[str], None]) -> None:  # type: ignore[no-untyped-def]
     frame = observation_frame(history.signals)
     failures = failures_from_events(history.events)
-    train, held = split_vehicles(list(history.vins), 0.3)
+    train, _held = split_vehicles(list(history.vins), 0.3)
     in_train = np.isin(frame.vehicle, sorted(train))
     span = frame.ts_s.max() - frame.ts_s.min()
     models = MaintenanceModels(horizon_s=span / 6).fit(frame.take(in_train), failures)

@@ -374,5 +374,5 @@ def split_vehicles(vehicles: Sequence[str], held_out_share: float, seed: int = 0
     """(training, held-out) vehicle sets."""
     rng = np.random.default_rng(seed)
     order = rng.permutation(sorted(set(vehicles)))
-    cut = int(round(len(order) * (1 - held_out_share)))
+    cut = round(len(order) * (1 - held_out_share))
     return set(order[:cut].tolist()), set(order[cut:].tolist())

@@ -121,7 +121,7 @@ def schedule(
             if d > max_distance_km or c.stock.get(r.part, 0) <= 0:
                 continue
             last = min(days, r.latest_day - lead_days)
-            for day in range(0, max(0, last)):
+            for day in range(max(0, last)):
                 if (c.centre_id, day) in forbidden.get(r.vehicle, set()):
                     continue
                 if r.vehicle in pinned and pinned[r.vehicle] != (c.centre_id, day):
@@ -142,7 +142,7 @@ def schedule(
             uses = [v for (ri, ci, _), v in choice.items() if ci == c_i and requests[ri].part == part]
             if uses:
                 model.Add(sum(uses) <= c.stock.get(part, 0))  # type: ignore[arg-type]
-    objective = [int(round(distance[(ri, ci)] + day_cost_km * d)) * v for (ri, ci, d), v in choice.items()]
+    objective = [round(distance[(ri, ci)] + day_cost_km * d) * v for (ri, ci, d), v in choice.items()]
     objective += [UNBOOKED_COST * (1 - b) for b in booked]  # type: ignore[operator]
     model.Minimize(sum(objective))  # type: ignore[arg-type]
     solver = cp_model.CpSolver()
