@@ -6,6 +6,7 @@ import typer
 
 from drivetrain import __version__
 from drivetrain.commands import (
+    bench,
     auth,
     campaign,
     can,
@@ -63,6 +64,7 @@ app.add_typer(privacy.app, name="privacy")
 app.add_typer(jobs.command_app, name="command")
 app.add_typer(jobs.job_app, name="job")
 app.add_typer(campaign.app, name="campaign")
+app.add_typer(bench.app, name="bench")
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 
