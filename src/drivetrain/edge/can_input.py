@@ -14,8 +14,14 @@ from pathlib import Path
 import numpy as np
 from cantools.database.can import Database
 
-from drivetrain.core.can import BatchDecoder, FrameBatch, SignalMap, load_dbc, load_signal_map
-from drivetrain.core.can.manifest import DecoderManifest
+from drivetrain.core.can import (
+    BatchDecoder,
+    DecoderManifest,
+    FrameBatch,
+    SignalMap,
+    load_dbc,
+    load_signal_map,
+)
 from drivetrain.core.vss import Catalog
 from drivetrain.core.vss.datatypes import is_integer
 from drivetrain.edge.samples import Samples

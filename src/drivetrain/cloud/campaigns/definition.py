@@ -36,8 +36,7 @@ from drivetrain.core.errors import (
 )
 from drivetrain.core.transport import validate_topic_name
 from drivetrain.core.vss import Catalog
-from drivetrain.edge.campaigns import Campaign
-from drivetrain.edge.expressions import parse_expression
+from drivetrain.edge import Campaign, parse_expression
 
 #: Fields of the vehicle document the platform sets itself (ignored when given).
 PLATFORM_FIELDS: Final = frozenset({"version", "status", "expires_ns"})

@@ -28,12 +28,11 @@ from drivetrain.cloud.campaigns.catalogs import tenant_catalog
 from drivetrain.cloud.campaigns.models import DecoderManifestRow, VehicleModelRow
 from drivetrain.cloud.commands import Job, Payload, RolloutPolicy, create_job
 from drivetrain.cloud.infra import record_audit
-from drivetrain.core.can.manifest import DecoderManifest
-from drivetrain.core.can.signal_map import parse_signal_map
+from drivetrain.core.can import DecoderManifest, parse_signal_map
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.errors import BadInputError, ConflictError, NotFoundError, WireFormatError
 from drivetrain.core.wire import MessageKind
-from drivetrain.edge.can_input import CanDecoding
+from drivetrain.edge import CanDecoding
 
 _MODEL: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}")
 #: Manifests wait for each vehicle's acknowledgement as long as it takes.

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from drivetrain.core.can.manifest import MAX_MANIFEST_BYTES, DecoderManifest
+from drivetrain.core.can import MAX_MANIFEST_BYTES, DecoderManifest
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.errors import BadInputError, WireFormatError
 from drivetrain.core.transport import CAMPAIGNS, COMMANDS, DECODER

@@ -10,6 +10,8 @@ Public surface (everything else in this package is internal; import these names 
   :func:`detect_format` over candump, ASC, BLF and two CSV layouts;
 - decoding: :class:`BatchDecoder` (bit-exact with cantools), :func:`decode_capture` (a capture
   to Parquet) and its progress and summary;
+- decoder manifests (a vehicle model's DBCs and map, as the cloud sends them):
+  :class:`DecoderManifest`;
 - the DBC→VSS mapping: :class:`SignalMap`, :func:`load_signal_map`, :func:`parse_signal_map`,
   :func:`dump_signal_map`, :func:`dumps_signal_map`, :class:`VssSignals`.
 """
@@ -35,6 +37,7 @@ from drivetrain.core.can.frames import (
     DecodedSignals,
     FrameBatch,
 )
+from drivetrain.core.can.manifest import MAX_MANIFEST_BYTES, DecoderManifest
 from drivetrain.core.can.pipeline import DecodeProgress, DecodeSummary, decode_capture
 from drivetrain.core.can.signal_map import (
     SignalMap,
@@ -51,6 +54,7 @@ __all__ = [
     "CAPTURE_FORMATS",
     "CLASSIC_CAN_MAX_BYTES",
     "DEFAULT_CHUNK_FRAMES",
+    "MAX_MANIFEST_BYTES",
     "BatchDecoder",
     "Capture",
     "CaptureChunk",
@@ -59,6 +63,7 @@ __all__ = [
     "DecodeReport",
     "DecodeSummary",
     "DecodedSignals",
+    "DecoderManifest",
     "FrameBatch",
     "FrameKey",
     "FrameLabels",

@@ -34,8 +34,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Final
 
-from drivetrain.core.can import FrameBatch
-from drivetrain.core.can.manifest import DecoderManifest
+from drivetrain.core.can import DecoderManifest, FrameBatch
 from drivetrain.core.errors import StorageError
 from drivetrain.core.transport import EVENTS, Message, Subscription, Transport, vehicle_topic
 from drivetrain.core.vss import Catalog, builtin_catalog

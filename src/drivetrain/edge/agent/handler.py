@@ -19,7 +19,7 @@ from typing import Final
 
 import numpy as np
 
-from drivetrain.core.can.manifest import DecoderManifest
+from drivetrain.core.can import DecoderManifest
 from drivetrain.core.errors import (
     BadInputError,
     CampaignFormatError,
