@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from drivetrain.cloud.commands.bulk import executemany, table_name
@@ -468,9 +468,3 @@ def settle_jobs(
         session.flush()
         queue_status(session, events)
     return progress
-
-
-def count_by_state(session: Session) -> dict[str, int]:
-    """Deliveries of every job by state (the dispatcher's gauge)."""
-    d = DELIVERIES.c
-    return {s: int(c) for s, c in session.execute(select(d.state, func.count()).group_by(d.state))}
