@@ -47,9 +47,9 @@ def _number(
     data: Mapping[str, Any], name: str, *, low: float, high: float, default: float | None,
     integer: bool = False, exclusive_low: bool = False,
 ) -> Any:
-    value = data.get(name, default)
-    if value is None:
-        return None
+    value = data.get(name)
+    if value is None:  # absent or null: the default
+        return default
     kind = "an integer" if integer else "a number"
     if (
         isinstance(value, bool)
