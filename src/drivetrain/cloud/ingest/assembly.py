@@ -240,7 +240,8 @@ def refused_samples_ipc(
         schema=REFUSED_SAMPLES_SCHEMA,
     )
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, REFUSED_SAMPLES_SCHEMA) as writer:
+    options = pa.ipc.IpcWriteOptions(compression="zstd")
+    with pa.ipc.new_stream(sink, REFUSED_SAMPLES_SCHEMA, options=options) as writer:
         writer.write_table(table)
     return bytes(sink.getvalue().to_pybytes())
 

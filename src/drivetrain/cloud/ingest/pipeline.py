@@ -32,9 +32,11 @@ from sqlalchemy.orm import Session
 from drivetrain.cloud.fleet import Vehicle
 from drivetrain.cloud.infra import Database
 from drivetrain.cloud.ingest import records
+from drivetrain.cloud.ingest.dead_letter_gate import DeadLetterGate
 from drivetrain.cloud.ingest.directory import VehicleDirectory
 from drivetrain.cloud.ingest.envelopes import RawMessage, RejectedMessage, open_message
 from drivetrain.cloud.ingest.event_route import route_other
+from drivetrain.cloud.ingest.limits import IngestLimits
 from drivetrain.cloud.ingest.microbatch import MicroBatch, utc_datetime
 from drivetrain.cloud.ingest.results import AuthenticBatch, IngestReport, MessageResult
 from drivetrain.cloud.ingest.sinks import LakeWriter, ReportedStateSink
@@ -67,6 +69,7 @@ class IngestPipeline:
         window: plausible sample timestamps relative to the receiver's clock.
         clock: the receiver's clock, ns since the epoch.
         vehicle_cache_ttl_s: how long registry answers are reused.
+        limits: caps on messages, bodies and dead letters (default :class:`IngestLimits`).
 
     ``process`` is thread-safe (calls are serialised).
     """
@@ -81,6 +84,7 @@ class IngestPipeline:
         window: TimestampWindow | None = None,
         clock: Callable[[], int] = time.time_ns,
         vehicle_cache_ttl_s: float = 5.0,
+        limits: IngestLimits | None = None,
     ) -> None:
         self.database = database
         self.lake = lake
@@ -89,6 +93,8 @@ class IngestPipeline:
         self.window = window or TimestampWindow.of_seconds(30 * 86_400, 300)
         self.clock = clock
         self.vehicles = VehicleDirectory(vehicle_cache_ttl_s)
+        self.limits = limits or IngestLimits()
+        self.dead_letter_gate = DeadLetterGate(self.limits.dead_letters_per_minute)
         self._paths = PathTable(self.catalog)
         self._pseudonymisers: dict[str, Pseudonymiser] = {}
         self._lock = threading.Lock()
@@ -104,7 +110,7 @@ class IngestPipeline:
         catalog: Catalog | None = None,
         clock: Callable[[], int] = time.time_ns,
     ) -> IngestPipeline:
-        """A pipeline with the timestamp window and registry cache from ``settings``."""
+        """A pipeline with the timestamp window, registry cache and caps from ``settings``."""
         window = TimestampWindow.of_seconds(
             settings.ingest_max_sample_age_s, settings.ingest_max_clock_ahead_s
         )
@@ -116,6 +122,7 @@ class IngestPipeline:
             window=window,
             clock=clock,
             vehicle_cache_ttl_s=settings.ingest_vehicle_cache_ttl_s,
+            limits=IngestLimits.from_settings(settings),
         )
 
     @property
@@ -153,7 +160,7 @@ class IngestPipeline:
             refused: list[tuple[int, RejectedMessage]] = []
             for i, raw in enumerate(messages):
                 opened = open_message(
-                    raw, lambda vin: self.vehicles.lookup(session, vin), self._paths
+                    raw, lambda vin: self.vehicles.lookup(session, vin), self._paths, self.limits
                 )
                 if isinstance(opened, RejectedMessage):
                     refused.append((i, opened))
@@ -178,7 +185,12 @@ class IngestPipeline:
             keep = True
             if on_routed is not None:
                 keep = on_routed(session, tally.report(0), len(tally.drafts))
-            return tally.finish(session, write=keep)
+            return tally.finish(
+                session,
+                write=keep,
+                gate=self.dead_letter_gate,
+                unverified_max_bytes=self.limits.dead_letter_max_bytes,
+            )
 
     def _pseudonyms(self, vehicles: Sequence[Vehicle]) -> list[str]:
         return [self._pseudonymiser(v.tenant)(v.vin) for v in vehicles]

@@ -31,6 +31,8 @@ from drivetrain.cloud.privacy import consent_map
 
 #: Examples quoted in a sample-level dead letter's detail.
 DETAIL_EXAMPLES: Final = 3
+#: Refused samples kept in one sample-level dead letter (the others are counted).
+MAX_KEPT_SAMPLES: Final = 10_000
 
 
 def route_telemetry(mb: MicroBatch, batches: Sequence[AuthenticBatch]) -> None:
@@ -147,6 +149,8 @@ def _refused_samples(
                 )
             )
         more = f" (and {len(rows) - len(examples)} more)" if len(rows) > len(examples) else ""
+        if len(rows) > MAX_KEPT_SAMPLES:
+            more += f"; the first {MAX_KEPT_SAMPLES} are kept"
         mb.tally.add_dead_letter(
             DeadLetterDraft(
                 received_at=mb.received_at,
@@ -160,7 +164,7 @@ def _refused_samples(
                 detail=f"{len(rows)} {reason} sample(s): " + "; ".join(examples) + more,
                 sample_count=len(rows),
                 payload_format="arrow-ipc",
-                payload=assembly.refused_samples_ipc(columns, rows, paths),
+                payload=assembly.refused_samples_ipc(columns, rows[:MAX_KEPT_SAMPLES], paths),
                 replay_of=mb.replay_of,
                 verified=True,
             )

@@ -26,6 +26,7 @@ import pyarrow as pa
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.errors import WireFormatError
 from drivetrain.core.wire.envelope import MessageKind, seal
+from drivetrain.core.wire.ipc_limits import IpcLimits, check_ipc_stream
 
 TELEMETRY_SCHEMA: Final = pa.schema(
     [
@@ -90,16 +91,26 @@ def encode_samples(table: pa.Table) -> bytes:
     return data
 
 
-def decode_samples(body: bytes) -> pa.Table:
+def decode_samples(body: bytes, limits: IpcLimits | None = None) -> pa.Table:
     """Read a telemetry body back into a table with (at least) the ``TELEMETRY_SCHEMA`` columns.
 
+    The body is untrusted: its declared sizes are checked against ``limits`` (default
+    :class:`IpcLimits`) before anything is decompressed, and every string (the path
+    dictionary, the text column) is checked to be valid UTF-8 before it is returned.
+
     Raises:
-        WireFormatError: not an Arrow IPC stream, or a required column missing or mistyped.
+        PayloadTooLargeError: more rows, dictionary entries or decompressed bytes than
+            ``limits`` allow.
+        WireFormatError: not an Arrow IPC stream, a required column missing or mistyped,
+            invalid UTF-8, a dictionary index outside its dictionary — any failure to read it.
     """
+    check_ipc_stream(body, limits or IpcLimits())
     try:
         table = pa.ipc.open_stream(pa.py_buffer(body)).read_all()
-    except (pa.ArrowInvalid, pa.ArrowException, OSError) as e:
-        raise WireFormatError(f"telemetry body is not a readable Arrow IPC stream: {e}") from e
+    except Exception as e:
+        raise WireFormatError(
+            f"telemetry body is not a readable Arrow IPC stream: {type(e).__name__}: {e}"
+        ) from e
     for expected in TELEMETRY_SCHEMA:
         index = table.schema.get_field_index(expected.name)
         if index < 0:
@@ -109,7 +120,14 @@ def decode_samples(body: bytes) -> pa.Table:
             raise WireFormatError(
                 f"telemetry column {expected.name!r} is {actual}; expected {expected.type}"
             )
-    return table.select([f.name for f in TELEMETRY_SCHEMA])
+    table = table.select([f.name for f in TELEMETRY_SCHEMA])
+    for name in ("path", "text"):
+        column = table.column(name)
+        try:  # full validation: UTF-8 of every string, dictionary indices in range
+            column.validate(full=True)
+        except Exception as e:
+            raise WireFormatError(f"telemetry column {name!r} is invalid: {e}") from e
+    return table
 
 
 def seal_telemetry(
