@@ -34,7 +34,12 @@ from drivetrain.cloud.infra import Database
 from drivetrain.cloud.ingest import records
 from drivetrain.cloud.ingest.dead_letter_gate import DeadLetterGate
 from drivetrain.cloud.ingest.directory import VehicleDirectory
-from drivetrain.cloud.ingest.envelopes import RawMessage, RejectedMessage, open_message
+from drivetrain.cloud.ingest.envelopes import (
+    MAX_CLAIMED_VIN,
+    RawMessage,
+    RejectedMessage,
+    open_message,
+)
 from drivetrain.cloud.ingest.event_route import route_other
 from drivetrain.cloud.ingest.limits import IngestLimits
 from drivetrain.cloud.ingest.microbatch import MicroBatch, utc_datetime
@@ -44,9 +49,10 @@ from drivetrain.cloud.ingest.tally import Tally
 from drivetrain.cloud.ingest.telemetry_route import route_telemetry
 from drivetrain.cloud.ingest.validation import PathTable, TimestampWindow
 from drivetrain.cloud.privacy import Pseudonymiser, pseudonymiser
-from drivetrain.core.errors import ConflictError
+from drivetrain.core.errors import ConflictError, WireFormatError
 from drivetrain.core.settings import Settings
 from drivetrain.core.vss import Catalog, builtin_catalog
+from drivetrain.core.wire import parse
 
 #: Unknown paths remembered before the path table starts afresh (a vehicle sending random
 #: paths must not grow the receiver's memory without bound).
@@ -192,6 +198,34 @@ class IngestPipeline:
                 unverified_max_bytes=self.limits.dead_letter_max_bytes,
             )
 
+    def set_aside(
+        self, raw: RawMessage, error: BaseException, attempts: int, *, attribute: bool = True
+    ) -> IngestReport:
+        """Dead-letter ``raw`` as ``processing_error`` (the pipeline failed on it ``attempts``
+        times with ``error``), in a transaction of its own, with its raw bytes whole.
+
+        ``attribute`` reads the claimed VIN, batch id and kind from the envelope (never
+        trusted) and the tenant from the registry; False stores the bare bytes (the fallback
+        when even that fails). Raises ``StorageError`` when the database fails.
+        """
+        with self._lock:
+            now_ns = self.clock()
+            tally = Tally(1, utc_datetime(now_ns), None)
+            detail = (
+                f"the pipeline failed on this message {attempts} time(s): "
+                f"{type(error).__name__}: {error}"
+            )
+            with self.database.session() as session:
+                vin, batch_id, kind, tenant = "", None, "unknown", None
+                if attribute:
+                    vin, batch_id, kind = _claims(raw)
+                    vehicle = self.vehicles.lookup(session, vin) if vin else None
+                    tenant = vehicle.tenant if vehicle is not None else None
+                tally.set_aside(
+                    raw, vin=vin, batch_id=batch_id, kind=kind, tenant=tenant, detail=detail
+                )
+                return tally.finish(session, gate=self.dead_letter_gate)
+
     def _pseudonyms(self, vehicles: Sequence[Vehicle]) -> list[str]:
         return [self._pseudonymiser(v.tenant)(v.vin) for v in vehicles]
 
@@ -208,6 +242,15 @@ class IngestPipeline:
                     make = pseudonymiser(session, tenant)
             self._pseudonymisers[tenant] = make
         return make
+
+
+def _claims(raw: RawMessage) -> tuple[str, str | None, str]:
+    """The VIN, batch id and kind an envelope claims, or ("", None, "unknown")."""
+    try:
+        envelope = parse(raw.payload)
+    except WireFormatError:
+        return "", None, "unknown"
+    return envelope.vehicle_id[:MAX_CLAIMED_VIN], envelope.message_id, envelope.kind.name.lower()
 
 
 def _skip_duplicates(mb: MicroBatch, batches: Sequence[AuthenticBatch]) -> list[AuthenticBatch]:

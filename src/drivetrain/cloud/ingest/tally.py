@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from drivetrain.cloud.ingest import records
 from drivetrain.cloud.ingest.dead_letter_gate import DeadLetterGate
-from drivetrain.cloud.ingest.envelopes import RejectedMessage
+from drivetrain.cloud.ingest.envelopes import RawMessage, RejectedMessage
 from drivetrain.cloud.ingest.records import DeadLetterDraft
 from drivetrain.cloud.ingest.results import AuthenticBatch, IngestReport, MessageResult
 
@@ -109,6 +109,39 @@ class Tally:
             )
         )
         self.count(vehicle.tenant, vehicle.vin, "malformed", 1, 0)
+
+    def set_aside(
+        self,
+        raw: RawMessage,
+        *,
+        vin: str,
+        batch_id: str | None,
+        kind: str,
+        tenant: str | None,
+        detail: str,
+    ) -> None:
+        """A message the pipeline kept failing on: dead-lettered as ``processing_error`` with
+        its raw bytes whole (at most ``ingest_max_message_bytes``), so it can be replayed
+        once the fault is fixed."""
+        self.results[0] = MessageResult("refused", vin, batch_id, "processing_error", detail)
+        self.drafts.append(
+            DeadLetterDraft(
+                received_at=self.received_at,
+                vin=vin,
+                tenant=tenant,
+                topic=raw.topic,
+                kind=kind,
+                batch_id=batch_id,
+                level="message",
+                reason="processing_error",
+                detail=detail,
+                sample_count=0,
+                payload_format="envelope",
+                payload=bytes(raw.payload),
+                verified=True,  # kept whole: replayable after the fix
+            )
+        )
+        self.count(tenant, vin, "processing_error", 1, 0)
 
     # --- commit ---------------------------------------------------------------------------------
     def report(self, dead_letters: int, not_kept: int = 0) -> IngestReport:

@@ -9,8 +9,12 @@ A worker killed at any point leaves its unacknowledged messages with the broker,
 redelivers them when the session resumes (same client id); the pipeline's batch-id ledger and
 the lake's idempotent append turn that at-least-once delivery into exactly-once storage.
 
-When the pipeline fails (database or lake unavailable), the micro-batch is retried with
-back-off until it succeeds or the worker is stopped — never acknowledged, never dropped.
+When the pipeline fails because the platform is unavailable (database or lake), the
+micro-batch is retried with back-off until it succeeds or the worker is stopped — never
+acknowledged, never dropped. When it fails on something in the batch itself, after
+``max_attempts`` the batch is tried in halves and the message it keeps failing on is set aside
+as a ``processing_error`` dead letter (:mod:`.isolation`): one poison message never stalls
+the worker, and the valid messages behind it are stored.
 ``stop()`` finishes the micro-batch in hand, acknowledges it, and returns; messages the
 transport still holds stay unacknowledged for the next session.
 """
@@ -27,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final, Self
 
 from drivetrain.cloud.ingest.envelopes import RawMessage
+from drivetrain.cloud.ingest.isolation import Failure, is_transient, settle
 from drivetrain.cloud.ingest.pipeline import IngestPipeline
 from drivetrain.cloud.ingest.results import IngestReport
 from drivetrain.cloud.ingest.service import prune_ingest_ledger
@@ -47,8 +52,6 @@ DEFAULT_GROUP: Final = "ingest"
 #: How long ingested batch ids are remembered: longer than any redelivery (a worker's broker
 #: session expires after a day by default), seconds.
 DEFAULT_LEDGER_RETENTION_S: Final = 2 * 86_400.0
-_RETRY_MIN_S: Final = 0.2
-_RETRY_MAX_S: Final = 10.0
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,9 @@ class WorkerStats:
         samples_accepted, samples_refused, samples_not_consented: sample outcomes.
         messages_refused: messages dead-lettered as a whole.
         duplicates: re-delivered batches skipped.
-        failures: micro-batch attempts that failed (and were retried).
+        failures: micro-batch attempts that failed (and were retried or isolated).
+        processing_errors: messages set aside as ``processing_error`` (poison messages).
+        dead_letters_not_kept: dead letters over the rate limit (counted, not stored).
         last_error: the last failure, or "".
         last_batch_ms: wall time of the last committed micro-batch.
         pending: messages received and not yet acknowledged.
@@ -77,6 +82,8 @@ class WorkerStats:
     messages_refused: int = 0
     duplicates: int = 0
     failures: int = 0
+    processing_errors: int = 0
+    dead_letters_not_kept: int = 0
     last_error: str = ""
     last_batch_ms: float = 0.0
     pending: int = 0
@@ -96,6 +103,8 @@ class IngestWorker:
         ledger_retention_s: how long ingested batch ids are remembered (re-deliveries older
             than this would still be skipped by the lake, but counted again), seconds.
         prune_interval_s: how often the worker forgets older ones, seconds.
+        max_attempts: attempts at a micro-batch failing on its own content before its
+            messages are tried apart (default: the pipeline's ``limits.max_attempts``).
     """
 
     def __init__(
@@ -109,6 +118,7 @@ class IngestWorker:
         on_batch: Callable[[IngestReport], None] | None = None,
         ledger_retention_s: float = DEFAULT_LEDGER_RETENTION_S,
         prune_interval_s: float = 600.0,
+        max_attempts: int | None = None,
     ) -> None:
         if max_batch_messages < 1:
             raise ValueError(f"max_batch_messages must be >= 1, got {max_batch_messages}")
@@ -133,6 +143,7 @@ class IngestWorker:
         self.ledger_retention_s = ledger_retention_s
         self.prune_interval_s = prune_interval_s
         self._pruned_at = time.monotonic()
+        self.max_attempts = max_attempts or pipeline.limits.max_attempts
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> IngestWorker:
@@ -257,13 +268,13 @@ class IngestWorker:
             batch = self._collect()
             if not batch:
                 continue
-            report = self._process_until_done(batch)
-            if report is None:
+            reports = self._process_until_done(batch)
+            if reports is None:
                 self._done(len(batch))
                 return  # stopped while the pipeline kept failing: nothing acknowledged
             for message in batch:
                 message.ack()
-            self._count(report, len(batch))
+            self._count(reports, len(batch))
             self._done(len(batch))
 
     def _prune_when_due(self) -> None:
@@ -286,52 +297,75 @@ class IngestWorker:
                 "forgot %d ingested batch ids older than %.0f s", forgotten, self.ledger_retention_s
             )
 
-    def _process_until_done(self, batch: list[Message]) -> IngestReport | None:
+    def _process_until_done(self, batch: list[Message]) -> list[IngestReport] | None:
+        """Settle ``batch`` (see :mod:`.isolation`): its reports, or None when stopped while
+        a failure was being waited out (then nothing may be acknowledged)."""
         raw = [RawMessage(m.topic, m.payload) for m in batch]
-        delay = _RETRY_MIN_S
-        while True:
-            started = time.perf_counter()
-            try:
-                report = self.pipeline.process(raw)
-            except Exception as e:  # noqa: BLE001 - any failure: keep the batch, retry, report
-                _log.error(
-                    "ingest micro-batch of %d messages failed (will retry in %.1f s): %s",
-                    len(raw),
-                    delay,
-                    e,
-                    exc_info=e,
-                )
-                with self._lock:
-                    self._stats = replace(
-                        self._stats,
-                        failures=self._stats.failures + 1,
-                        last_error=f"{type(e).__name__}: {e}",
-                    )
-                if self._stopping.wait(delay):
-                    return None
-                delay = min(_RETRY_MAX_S, delay * 2)
-                continue
+        started = time.perf_counter()
+
+        def failed(e: BaseException) -> None:
             with self._lock:
                 self._stats = replace(
-                    self._stats, last_batch_ms=(time.perf_counter() - started) * 1000
+                    self._stats,
+                    failures=self._stats.failures + 1,
+                    last_error=f"{type(e).__name__}: {e}",
                 )
-            return report
 
-    def _count(self, report: IngestReport, messages: int) -> None:
+        settled = settle(
+            raw,
+            self.pipeline.process,
+            self._set_aside,
+            max_attempts=self.max_attempts,
+            stop=self._stopping,
+            on_failure=failed,
+        )
+        if settled is None:
+            return None
+        with self._lock:
+            self._stats = replace(
+                self._stats,
+                last_batch_ms=(time.perf_counter() - started) * 1000,
+                processing_errors=self._stats.processing_errors + settled.set_aside,
+            )
+        return settled.reports
+
+    def _set_aside(self, message: RawMessage, failure: Failure) -> IngestReport:
+        """Dead-letter a poison message; if even attributing it fails on its content, keep
+        its bare bytes (a transient failure propagates: retried)."""
+        _log.error(
+            "setting aside a message on %r as processing_error after %d failed attempts: %s",
+            message.topic[:200],
+            failure.attempts,
+            failure.error,
+        )
+        try:
+            return self.pipeline.set_aside(message, failure.error, failure.attempts)
+        except Exception as e:  # judged just below: transient or not
+            if is_transient(e):
+                raise
+            return self.pipeline.set_aside(
+                message, failure.error, failure.attempts, attribute=False
+            )
+
+    def _count(self, reports: list[IngestReport], messages: int) -> None:
         with self._lock:
             s = self._stats
             self._stats = replace(
                 s,
                 acknowledged=s.acknowledged + messages,
                 micro_batches=s.micro_batches + 1,
-                samples_accepted=s.samples_accepted + report.samples_accepted,
-                samples_refused=s.samples_refused + report.samples_refused,
-                samples_not_consented=s.samples_not_consented + report.samples_not_consented,
-                messages_refused=s.messages_refused + report.count("refused"),
-                duplicates=s.duplicates + report.count("duplicate"),
+                samples_accepted=s.samples_accepted + sum(r.samples_accepted for r in reports),
+                samples_refused=s.samples_refused + sum(r.samples_refused for r in reports),
+                samples_not_consented=s.samples_not_consented
+                + sum(r.samples_not_consented for r in reports),
+                messages_refused=s.messages_refused + sum(r.count("refused") for r in reports),
+                duplicates=s.duplicates + sum(r.count("duplicate") for r in reports),
+                dead_letters_not_kept=s.dead_letters_not_kept
+                + sum(r.dead_letters_not_kept for r in reports),
             )
         if self._on_batch is not None:
-            try:
-                self._on_batch(report)
-            except Exception:  # noqa: BLE001 - a status callback must not stop ingestion
-                _log.exception("on_batch callback raised")
+            for report in reports:
+                try:
+                    self._on_batch(report)
+                except Exception:  # noqa: BLE001 - a status callback must not stop ingestion
+                    _log.exception("on_batch callback raised")

@@ -37,8 +37,8 @@ def _require(data: Mapping[str, Any], name: str, kind: type | tuple[type, ...], 
     value = data[name]
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
         raise WireFormatError(f"{where}: field {name!r} is {_short(value)} of the wrong type")
-    if kind is int:
-        _check_int64(int(value), name, where)
+    if kind is int and isinstance(value, int):
+        _check_int64(value, name, where)
     return value
 
 

@@ -107,7 +107,7 @@ def decode_samples(body: bytes, limits: IpcLimits | None = None) -> pa.Table:
     check_ipc_stream(body, limits or IpcLimits())
     try:
         table = pa.ipc.open_stream(pa.py_buffer(body)).read_all()
-    except Exception as e:
+    except Exception as e:  # untrusted bytes: every failure is a format error
         raise WireFormatError(
             f"telemetry body is not a readable Arrow IPC stream: {type(e).__name__}: {e}"
         ) from e
@@ -125,7 +125,7 @@ def decode_samples(body: bytes, limits: IpcLimits | None = None) -> pa.Table:
         column = table.column(name)
         try:  # full validation: UTF-8 of every string, dictionary indices in range
             column.validate(full=True)
-        except Exception as e:
+        except Exception as e:  # untrusted bytes: every failure is a format error
             raise WireFormatError(f"telemetry column {name!r} is invalid: {e}") from e
     return table
 
