@@ -51,7 +51,9 @@ class PoisonedTwins(MemoryReportedState):
         super().apply_reported(session, reports)
 
 
-def _run_worker(bus: InProcessTransport, pipeline: IngestPipeline, messages: list[RawMessage]) -> IngestWorker:
+def _run_worker(
+    bus: InProcessTransport, pipeline: IngestPipeline, messages: list[RawMessage]
+) -> IngestWorker:
     worker = IngestWorker(bus, pipeline, max_batch_messages=50, max_delay_ms=50).start()
     for message in messages:
         bus.publish(message.topic, message.payload)
@@ -164,9 +166,9 @@ def test_an_unavailable_platform_is_waited_out_and_nothing_is_set_aside(
 
 
 # --- the isolation loop on its own --------------------------------------------------------------
-def _settle(messages: Sequence[int], poison: set[int], max_attempts: int = 2) -> tuple[
-    list[list[int]], list[int], int
-]:
+def _settle(
+    messages: Sequence[int], poison: set[int], max_attempts: int = 2
+) -> tuple[list[list[int]], list[int], int]:
     committed: list[list[int]] = []
     aside: list[int] = []
 

@@ -272,7 +272,9 @@ def _sample_unit(pipeline: IngestPipeline, target: _Target) -> AuthenticBatch | 
         table = read_refused_samples(target.payload)
     except (pa.ArrowInvalid, WireFormatError) as e:
         return f"stored samples cannot be read: {e}"
-    return AuthenticBatch(0, vehicle, batch_id, "telemetry", target.topic, telemetry=_body(table, pipeline))
+    return AuthenticBatch(
+        0, vehicle, batch_id, "telemetry", target.topic, telemetry=_body(table, pipeline)
+    )
 
 
 def _body(table: pa.Table, pipeline: IngestPipeline) -> TelemetryBody:

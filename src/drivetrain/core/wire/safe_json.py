@@ -54,9 +54,7 @@ def check_document(document: Any, where: str) -> None:
             _check_text(value, where)
         elif isinstance(value, dict | list):
             if depth > MAX_JSON_DEPTH:
-                raise WireFormatError(
-                    f"{where} is nested deeper than {MAX_JSON_DEPTH} levels"
-                )
+                raise WireFormatError(f"{where} is nested deeper than {MAX_JSON_DEPTH} levels")
             if isinstance(value, dict):
                 for key, item in value.items():
                     _check_text(key, where)
