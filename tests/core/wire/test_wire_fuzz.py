@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.errors import PayloadTooLargeError, WireFormatError
 from drivetrain.core.wire import (
+    TELEMETRY_SCHEMA,
     IpcLimits,
     MessageKind,
     check_ipc_stream,
@@ -225,3 +226,40 @@ def _ipc_with_raw_strings(path_bytes: bytes, text_bytes: bytes) -> bytes:
 def test_strings_that_are_not_utf8_are_format_errors(path: bytes, text: bytes) -> None:
     with pytest.raises(WireFormatError, match="invalid"):
         decode_samples(_ipc_with_raw_strings(path, text))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 4),
+            st.integers(0, 2**62),
+            st.one_of(st.none(), st.floats(allow_nan=False)),
+            st.one_of(st.none(), st.text(max_size=20)),
+        ),
+        max_size=300,
+    ),
+    st.sampled_from(["zstd", None]),
+)
+def test_the_buffer_level_decoder_reads_what_pyarrow_reads(
+    rows: list[tuple[int, int, float | None, str | None]], compression: str | None
+) -> None:
+    paths = [f"Vehicle.P{i}" for i in range(5)]
+    table = pa.Table.from_arrays(
+        [
+            pa.DictionaryArray.from_arrays(
+                pa.array([r[0] for r in rows], pa.int16()), pa.array(paths, pa.utf8())
+            ),
+            pa.array([r[1] for r in rows], pa.timestamp("ns", tz="UTC")),
+            pa.array([r[2] for r in rows], pa.float64()),
+            pa.array([r[3] for r in rows], pa.utf8()),
+        ],
+        schema=TELEMETRY_SCHEMA,
+    )
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(compression=compression)
+    with pa.ipc.new_stream(sink, TELEMETRY_SCHEMA, options=options) as writer:
+        writer.write_table(table)
+    body = sink.getvalue().to_pybytes()
+    reference = pa.ipc.open_stream(body).read_all()
+    assert decode_samples(body).equals(reference)

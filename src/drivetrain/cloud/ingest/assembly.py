@@ -240,8 +240,7 @@ def refused_samples_ipc(
         schema=REFUSED_SAMPLES_SCHEMA,
     )
     sink = pa.BufferOutputStream()
-    options = pa.ipc.IpcWriteOptions(compression="zstd")
-    with pa.ipc.new_stream(sink, REFUSED_SAMPLES_SCHEMA, options=options) as writer:
+    with pa.ipc.new_stream(sink, REFUSED_SAMPLES_SCHEMA) as writer:
         writer.write_table(table)
     return bytes(sink.getvalue().to_pybytes())
 

@@ -31,7 +31,8 @@ _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _I32 = struct.Struct("<i")
 _I64 = struct.Struct("<q")
-_BUFFER = struct.Struct("<qq")  # Buffer {offset, length}
+_U8 = struct.Struct("<B")
+_PAIR = struct.Struct("<qq")  # FieldNode {length, null_count}, Buffer {offset, length}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,24 @@ class _Flatbuffer:
         return self._read(_U32, vector)
 
 
+@dataclass(frozen=True, slots=True)
+class IpcMessage:
+    """One message of a checked stream: its kind (1 schema, 2 dictionary batch, 3 record
+    batch), flatbuffer header, body, and for batches the rows, field nodes
+    ``(length, null_count)``, buffers ``(offset, length)`` in the body, the compression
+    codec (None, 0 LZ4 frame, 1 zstd), and for dictionary batches its id and delta flag."""
+
+    kind: int
+    metadata: memoryview
+    body: memoryview
+    rows: int = 0
+    nodes: tuple[tuple[int, int], ...] = ()
+    buffers: tuple[tuple[int, int], ...] = ()
+    codec: int | None = None
+    dictionary_id: int = 0
+    is_delta: bool = False
+
+
 def check_ipc_stream(body: bytes | memoryview, limits: IpcLimits) -> IpcSize:
     """The sizes the Arrow IPC stream ``body`` declares, if they are within ``limits``.
 
@@ -107,8 +126,17 @@ def check_ipc_stream(body: bytes | memoryview, limits: IpcLimits) -> IpcSize:
             than ``limits`` allow (nothing was decompressed).
         WireFormatError: framing that is not an Arrow IPC stream (truncated, bad offsets).
     """
+    return read_ipc_layout(body, limits)[1]
+
+
+def read_ipc_layout(
+    body: bytes | memoryview, limits: IpcLimits
+) -> tuple[list[IpcMessage], IpcSize]:
+    """The messages of the Arrow IPC stream ``body`` and the sizes they declare, checked
+    against ``limits`` as :func:`check_ipc_stream` does."""
     data = memoryview(body)
-    position = rows = entries = decompressed = messages = 0
+    position = rows = entries = decompressed = 0
+    messages: list[IpcMessage] = []
     while True:
         if position + 4 > len(data):
             raise WireFormatError("Arrow IPC stream ends without its end-of-stream marker")
@@ -120,9 +148,8 @@ def check_ipc_stream(body: bytes | memoryview, limits: IpcLimits) -> IpcSize:
             size = _U32.unpack_from(data, position)[0]
             position += 4
         if size == 0:
-            return IpcSize(rows, entries, decompressed, messages)
-        messages += 1
-        if messages > limits.max_messages:
+            return messages, IpcSize(rows, entries, decompressed, len(messages))
+        if len(messages) >= limits.max_messages:
             raise PayloadTooLargeError(
                 f"telemetry body holds more than {limits.max_messages} Arrow IPC messages"
             )
@@ -130,10 +157,11 @@ def check_ipc_stream(body: bytes | memoryview, limits: IpcLimits) -> IpcSize:
             raise WireFormatError(
                 f"Arrow IPC message header of {size} bytes runs past the end of the body"
             )
-        header = _Flatbuffer(data[position : position + size])
+        metadata = data[position : position + size]
+        header = _Flatbuffer(metadata)
         position += size
         message = header.root()
-        kind = header.scalar(message, 1, struct.Struct("<B"))
+        kind = header.scalar(message, 1, _U8)
         body_length = header.scalar(message, 3, _I64)
         if body_length < 0 or body_length > len(data) - position:
             raise WireFormatError(
@@ -143,15 +171,62 @@ def check_ipc_stream(body: bytes | memoryview, limits: IpcLimits) -> IpcSize:
         position += body_length
         if kind == _RECORD_BATCH:
             batch = header.table(message, 2)
-            rows += _batch_rows(header, batch)
-            decompressed += _decompressed_bytes(header, batch, message_body)
+            parsed = _batch(header, batch, kind, metadata, message_body)
+            rows += parsed.rows
         elif kind == _DICTIONARY_BATCH:
-            batch = header.table(header.table(message, 2), 1)
-            entries += _batch_rows(header, batch) if batch else 0
-            decompressed += _decompressed_bytes(header, batch, message_body) if batch else 0
-        elif kind != _SCHEMA:
+            dictionary = header.table(message, 2)
+            if not dictionary:
+                raise WireFormatError("Arrow IPC dictionary batch message without its header")
+            parsed = _batch(
+                header,
+                header.table(dictionary, 1),
+                kind,
+                metadata,
+                message_body,
+                dictionary_id=header.scalar(dictionary, 0, _I64),
+                is_delta=bool(header.scalar(dictionary, 2, _U8)),
+            )
+            entries += parsed.rows
+        elif kind == _SCHEMA:
+            parsed = IpcMessage(kind, metadata, message_body)
+        else:
             raise WireFormatError(f"Arrow IPC message of type {kind} in a telemetry body")
+        decompressed += _decompressed_bytes(parsed)
+        messages.append(parsed)
         _check(rows, entries, decompressed, limits)
+
+
+def _batch(
+    header: _Flatbuffer,
+    batch: int,
+    kind: int,
+    metadata: memoryview,
+    body: memoryview,
+    *,
+    dictionary_id: int = 0,
+    is_delta: bool = False,
+) -> IpcMessage:
+    rows = _batch_rows(header, batch)
+    nodes = _structs(header, header.table(batch, 1))
+    buffers = _structs(header, header.table(batch, 2))
+    for offset, length in buffers:
+        if offset < 0 or length < 0 or offset + length > len(body):
+            raise WireFormatError("Arrow IPC buffer lies outside its message body")
+    compression = header.table(batch, 3)
+    codec = header.scalar(compression, 0, _U8) if compression else None
+    return IpcMessage(
+        kind, metadata, body, rows, nodes, buffers, codec, dictionary_id, is_delta
+    )
+
+
+def _structs(header: _Flatbuffer, vector: int) -> tuple[tuple[int, int], ...]:
+    """A vector of 16-byte structs of two int64 (FieldNode, Buffer)."""
+    if not vector:
+        return ()
+    count = header.vector_length(vector)
+    if vector + 4 + _PAIR.size * count > len(header.data):
+        raise WireFormatError("Arrow IPC message header: a vector runs past its end")
+    return tuple(_PAIR.iter_unpack(header.data[vector + 4 : vector + 4 + _PAIR.size * count]))
 
 
 def _batch_rows(header: _Flatbuffer, batch: int) -> int:
@@ -163,26 +238,16 @@ def _batch_rows(header: _Flatbuffer, batch: int) -> int:
     return length
 
 
-def _decompressed_bytes(header: _Flatbuffer, batch: int, body: memoryview) -> int:
-    """Bytes the batch's buffers take once decompressed, from their length prefixes."""
-    buffers = header.table(batch, 2)
-    compressed = header.field(batch, 3) != 0
-    if not buffers:
-        return 0
+def _decompressed_bytes(message: IpcMessage) -> int:
+    """Bytes the message's buffers take once decompressed, from their length prefixes."""
     total = 0
-    count = header.vector_length(buffers)
-    if buffers + 4 + _BUFFER.size * count > len(header.data):
-        raise WireFormatError("Arrow IPC message header: its buffer list runs past its end")
-    for i in range(count):
-        offset, length = _BUFFER.unpack_from(header.data, buffers + 4 + _BUFFER.size * i)
-        if offset < 0 or length < 0 or offset + length > len(body):
-            raise WireFormatError("Arrow IPC buffer lies outside its message body")
-        if not compressed or length == 0:
+    for offset, length in message.buffers:
+        if message.codec is None or length == 0:
             total += length
             continue
         if length < 8:
             raise WireFormatError("Arrow IPC compressed buffer is shorter than its length prefix")
-        declared = _I64.unpack_from(body, offset)[0]
+        declared = _I64.unpack_from(message.body, offset)[0]
         if declared == -1:  # stored uncompressed
             total += length - 8
         elif declared < 0:
