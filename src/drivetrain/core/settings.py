@@ -121,6 +121,14 @@ class Settings(BaseSettings):
         description="Dead letters one ingest worker stores per claimed VIN (or topic) and "
         "minute; past it they are counted (outcome dead_letter_not_kept), not stored.",
     )
+    ingest_twin_flush_s: float = Field(
+        0.0,
+        ge=0,
+        description="How often ingestion writes the latest values to the twins' reported "
+        "state under load, seconds (also whenever the worker goes idle); 0 (the embedded "
+        "default) writes every micro-batch's. `drivetrain worker ingest` uses 2 s unless "
+        "--twin-flush-s says otherwise. The twin lags the lake by up to this much.",
+    )
     ingest_max_attempts: int = Field(
         3,
         ge=1,

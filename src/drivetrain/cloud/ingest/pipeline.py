@@ -22,6 +22,7 @@ the worker's to isolate (:mod:`.isolation`).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -41,8 +42,10 @@ from drivetrain.cloud.ingest.envelopes import (
     open_message,
 )
 from drivetrain.cloud.ingest.event_route import route_other
+from drivetrain.cloud.ingest.isolation import is_transient
 from drivetrain.cloud.ingest.limits import IngestLimits
 from drivetrain.cloud.ingest.microbatch import MicroBatch, utc_datetime
+from drivetrain.cloud.ingest.pending_reports import PendingReports
 from drivetrain.cloud.ingest.results import AuthenticBatch, IngestReport, MessageResult
 from drivetrain.cloud.ingest.sinks import LakeWriter, ReportedStateSink
 from drivetrain.cloud.ingest.tally import Tally
@@ -53,6 +56,8 @@ from drivetrain.core.errors import ConflictError, WireFormatError
 from drivetrain.core.settings import Settings
 from drivetrain.core.vss import Catalog, builtin_catalog
 from drivetrain.core.wire import parse
+
+_log = logging.getLogger("drivetrain.ingest")
 
 #: Unknown paths remembered before the path table starts afresh (a vehicle sending random
 #: paths must not grow the receiver's memory without bound).
@@ -76,6 +81,9 @@ class IngestPipeline:
         clock: the receiver's clock, ns since the epoch.
         vehicle_cache_ttl_s: how long registry answers are reused.
         limits: caps on messages, bodies and dead letters (default :class:`IngestLimits`).
+        twin_flush_s: 0 writes each micro-batch's latest values to the twins in its own
+            transaction; more keeps them pending (:mod:`.pending_reports`) until
+            :meth:`flush_reported`, which the worker calls at most this often and when idle.
 
     ``process`` is thread-safe (calls are serialised).
     """
@@ -91,6 +99,7 @@ class IngestPipeline:
         clock: Callable[[], int] = time.time_ns,
         vehicle_cache_ttl_s: float = 5.0,
         limits: IngestLimits | None = None,
+        twin_flush_s: float = 0.0,
     ) -> None:
         self.database = database
         self.lake = lake
@@ -101,6 +110,10 @@ class IngestPipeline:
         self.vehicles = VehicleDirectory(vehicle_cache_ttl_s)
         self.limits = limits or IngestLimits()
         self.dead_letter_gate = DeadLetterGate(self.limits.dead_letters_per_minute)
+        if twin_flush_s < 0:
+            raise ValueError(f"twin_flush_s must be >= 0, got {twin_flush_s}")
+        self.twin_flush_s = twin_flush_s
+        self._pending = PendingReports() if twin_flush_s > 0 else None
         self._paths = PathTable(self.catalog)
         self._pseudonymisers: dict[str, Pseudonymiser] = {}
         self._lock = threading.Lock()
@@ -115,8 +128,10 @@ class IngestPipeline:
         *,
         catalog: Catalog | None = None,
         clock: Callable[[], int] = time.time_ns,
+        twin_flush_s: float | None = None,
     ) -> IngestPipeline:
-        """A pipeline with the timestamp window, registry cache and caps from ``settings``."""
+        """A pipeline with the timestamp window, registry cache, caps and twin flush interval
+        from ``settings`` (``twin_flush_s`` overrides the latter)."""
         window = TimestampWindow.of_seconds(
             settings.ingest_max_sample_age_s, settings.ingest_max_clock_ahead_s
         )
@@ -129,6 +144,7 @@ class IngestPipeline:
             clock=clock,
             vehicle_cache_ttl_s=settings.ingest_vehicle_cache_ttl_s,
             limits=IngestLimits.from_settings(settings),
+            twin_flush_s=settings.ingest_twin_flush_s if twin_flush_s is None else twin_flush_s,
         )
 
     @property
@@ -158,7 +174,7 @@ class IngestPipeline:
         """``process`` without the lock, for the replay of dead letters: ``extra_batches``
         are already-authentic batches routed with the messages (see :data:`OnRouted`)."""
         if len(self._paths) > len(self.catalog) + MAX_UNKNOWN_PATHS:
-            self._paths = PathTable(self.catalog)
+            self._paths = self._fresh_path_table()
         now_ns = self.clock() if now_ns is None else now_ns
         tally = Tally(len(messages) + len(extra_batches), utc_datetime(now_ns), replay_of)
         with self.database.session() as session:
@@ -182,6 +198,7 @@ class IngestPipeline:
                 reported=self.reported,
                 pseudonyms=self._pseudonyms,
                 tally=tally,
+                pending=self._pending if replay_of is None else None,
             )
             fresh = _skip_duplicates(mb, batches)
             route_telemetry(mb, [b for b in fresh if b.telemetry is not None])
@@ -197,6 +214,41 @@ class IngestPipeline:
                 gate=self.dead_letter_gate,
                 unverified_max_bytes=self.limits.dead_letter_max_bytes,
             )
+
+    @property
+    def pending_reports(self) -> int:
+        """Latest values waiting for the twins (0 when each micro-batch writes its own)."""
+        return len(self._pending) if self._pending is not None else 0
+
+    def flush_reported(self) -> int:
+        """Write the pending latest values to the twins, in a transaction of their own;
+        returns how many. On a failure they stay pending for the next call (the caller may
+        give up on them with :meth:`drop_pending_reports`).
+
+        Raises ``StorageError`` when the database fails, or what the twins raise.
+        """
+        with self._lock:
+            return self._flush_reported()
+
+    def drop_pending_reports(self) -> int:
+        """Forget the pending latest values (after the twins refused them again and again;
+        every sample is in the lake). Returns how many."""
+        with self._lock:
+            count = len(self._pending) if self._pending is not None else 0
+            if self._pending is not None:
+                self._pending.clear()
+            return count
+
+    def _flush_reported(self) -> int:
+        if self._pending is None or not len(self._pending):
+            return 0
+        count = len(self._pending)
+        reports = self._pending.reports(self._paths)
+        with self.database.session() as session:
+            if reports:
+                self.reported.apply_reported(session, reports)
+        self._pending.clear()
+        return count
 
     def set_aside(
         self, raw: RawMessage, error: BaseException, attempts: int, *, attribute: bool = True
@@ -225,6 +277,21 @@ class IngestPipeline:
                     raw, vin=vin, batch_id=batch_id, kind=kind, tenant=tenant, detail=detail
                 )
                 return tally.finish(session, gate=self.dead_letter_gate)
+
+    def _fresh_path_table(self) -> PathTable:
+        """A new path table; pending latest values name ids of the old one, so they are
+        written first (or, if the twins refuse them, dropped: they are in the lake)."""
+        try:
+            self._flush_reported()
+        except Exception as e:  # judged just below: transient or not
+            if is_transient(e):
+                raise
+            _log.error(
+                "dropping %d latest values the twins refused: %s", len(self._pending or ()), e
+            )
+            if self._pending is not None:
+                self._pending.clear()
+        return PathTable(self.catalog)
 
     def _pseudonyms(self, vehicles: Sequence[Vehicle]) -> list[str]:
         return [self._pseudonymiser(v.tenant)(v.vin) for v in vehicles]

@@ -53,9 +53,13 @@ def route_telemetry(mb: MicroBatch, batches: Sequence[AuthenticBatch]) -> None:
     codes = judge_samples(columns, mb.paths, consent, mb.bounds)
     accepted = codes == ACCEPTED_CODE
     _append_to_lake(mb, batches, vehicles, columns, body_index, accepted)
-    reports = assembly.latest_reports(columns, accepted, vins, mb.paths)
-    if reports:
-        mb.reported.apply_reported(mb.session, reports)
+    newest = assembly.latest_rows(columns, accepted, len(vins), len(mb.paths))
+    if mb.pending is not None:
+        mb.pending.add(columns, newest, vins)
+    elif len(newest):
+        reports = assembly.reports_of(columns, newest, vins, mb.paths)
+        if reports:
+            mb.reported.apply_reported(mb.session, reports)
     _refused_samples(mb, batches, columns, body_index, codes)
     counts = assembly.count_outcomes(
         codes, body_index, [len(b) for b in bodies], vehicle_of_body, len(vehicles)

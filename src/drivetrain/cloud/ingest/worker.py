@@ -32,6 +32,7 @@ from typing import Final, Self
 
 from drivetrain.cloud.ingest.envelopes import RawMessage
 from drivetrain.cloud.ingest.isolation import Failure, is_transient, settle
+from drivetrain.cloud.ingest.membership import WorkerIdentity, record_heartbeat, record_stop
 from drivetrain.cloud.ingest.pipeline import IngestPipeline
 from drivetrain.cloud.ingest.results import IngestReport
 from drivetrain.cloud.ingest.service import prune_ingest_ledger
@@ -105,6 +106,9 @@ class IngestWorker:
         prune_interval_s: how often the worker forgets older ones, seconds.
         max_attempts: attempts at a micro-batch failing on its own content before its
             messages are tried apart (default: the pipeline's ``limits.max_attempts``).
+        identity: when given, the worker records a heartbeat every ``identity.heartbeat_s``
+            and its clean stop in the state database (:mod:`.membership`), so offline
+            members of the shared subscription show in ``drivetrain ingest stats``.
     """
 
     def __init__(
@@ -119,6 +123,7 @@ class IngestWorker:
         ledger_retention_s: float = DEFAULT_LEDGER_RETENTION_S,
         prune_interval_s: float = 600.0,
         max_attempts: int | None = None,
+        identity: WorkerIdentity | None = None,
     ) -> None:
         if max_batch_messages < 1:
             raise ValueError(f"max_batch_messages must be >= 1, got {max_batch_messages}")
@@ -144,6 +149,11 @@ class IngestWorker:
         self.prune_interval_s = prune_interval_s
         self._pruned_at = time.monotonic()
         self.max_attempts = max_attempts or pipeline.limits.max_attempts
+        self._flushed_at = time.monotonic()
+        self.identity = identity
+        self._beat_at = 0.0
+        self._started_at = datetime.now(UTC)
+        self._flush_failures = 0
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> IngestWorker:
@@ -203,7 +213,7 @@ class IngestWorker:
         """Wait until every received message is acknowledged; False on timeout (tests, demo)."""
         deadline = time.monotonic() + timeout_s
         with self._idle:
-            while self._unacked:
+            while self._unacked or self.pipeline.pending_reports:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -263,10 +273,14 @@ class IngestWorker:
     def _run(self) -> None:
         while True:
             if self._stopping.is_set() and self._inbox.empty():
+                self._flush_twins(idle=True)
+                self._membership(stopping=True)
                 return
             self._prune_when_due()
+            self._membership(stopping=False)
             batch = self._collect()
             if not batch:
+                self._flush_twins(idle=True)
                 continue
             reports = self._process_until_done(batch)
             if reports is None:
@@ -276,6 +290,60 @@ class IngestWorker:
                 message.ack()
             self._count(reports, len(batch))
             self._done(len(batch))
+            self._flush_twins(idle=False)
+
+    def _flush_twins(self, *, idle: bool) -> None:
+        """Write the pending latest values to the twins when idle or every
+        ``pipeline.twin_flush_s`` (see :mod:`.pending_reports`). A platform failure leaves
+        them pending; values the twins refuse ``max_attempts`` times are dropped (they are
+        in the lake)."""
+        if not self.pipeline.pending_reports:
+            return
+        if not idle and time.monotonic() - self._flushed_at < self.pipeline.twin_flush_s:
+            return
+        self._flushed_at = time.monotonic()
+        try:
+            self.pipeline.flush_reported()
+            self._flush_failures = 0
+        except Exception as e:  # noqa: BLE001 - judged just below: transient or not
+            transient = is_transient(e)
+            self._flush_failures += 0 if transient else 1
+            _log.error("writing the latest values to the twins failed: %s", e, exc_info=e)
+            if self._flush_failures >= self.max_attempts:
+                dropped = self.pipeline.drop_pending_reports()
+                _log.error("dropped %d latest values the twins refused", dropped)
+                self._flush_failures = 0
+            with self._idle:
+                self._idle.notify_all()
+            return
+        with self._idle:
+            self._idle.notify_all()
+
+    def _membership(self, *, stopping: bool) -> None:
+        """Record a heartbeat when due (or the clean stop); housekeeping: a failure is
+        logged and ingestion goes on."""
+        if self.identity is None:
+            return
+        if not stopping and time.monotonic() - self._beat_at < self.identity.heartbeat_s:
+            return
+        self._beat_at = time.monotonic()
+        stats = self.stats()
+        try:
+            with self.pipeline.database.session() as session:
+                now = datetime.now(UTC)
+                record_heartbeat(
+                    session,
+                    self.identity,
+                    now=now,
+                    started_at=self._started_at,
+                    acknowledged=stats.acknowledged,
+                    pending=stats.pending,
+                    failures=stats.failures,
+                )
+                if stopping:
+                    record_stop(session, self.identity.client_id, now=now)
+        except DrivetrainError as e:
+            _log.warning("recording the worker's heartbeat failed (will try again): %s", e)
 
     def _prune_when_due(self) -> None:
         """Forget ingested batch ids older than the retention, every ``prune_interval_s``."""
