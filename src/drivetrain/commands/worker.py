@@ -104,7 +104,12 @@ def ingest(
     only once that is committed. SIGTERM or Ctrl-C: finish the micro-batch, acknowledge,
     disconnect. The broker password is read from $DRIVETRAIN_BROKER_PASSWORD.
     """
-    from drivetrain.cloud.ingest import IngestPipeline, IngestWorker, TwinsReportedState
+    from drivetrain.cloud.ingest import (
+        IngestPipeline,
+        IngestWorker,
+        TwinsReportedState,
+        WorkerIdentity,
+    )
     from drivetrain.cloud.lake import Lake
     from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
     from drivetrain.core.errors import DrivetrainError
@@ -139,8 +144,6 @@ def ingest(
     pipeline = IngestPipeline.from_settings(
         settings, database, lake, TwinsReportedState(), twin_flush_s=twin_flush_s
     )
-    from drivetrain.cloud.ingest.membership import WorkerIdentity
-
     identity = WorkerIdentity(
         client_id=name,
         group=group,

@@ -4,7 +4,8 @@ Public surface (everything else in this package is internal):
 
 - the micro-batch pipeline: :class:`IngestPipeline` (``process(messages) -> IngestReport``),
   :class:`RawMessage`, :class:`MessageResult`, :class:`IngestReport`, :class:`TimestampWindow`;
-- the consumer: :class:`IngestWorker` (with :class:`WorkerStats`) on a transport;
+- the consumer: :class:`IngestWorker` (with :class:`WorkerStats`, and the
+  :class:`WorkerIdentity` it records heartbeats under) on a transport;
 - where accepted data goes: :class:`LakeWriter`, :class:`ReportedStateSink`, the in-memory
   :class:`MemoryLake` and :class:`MemoryReportedState`, and :class:`TwinsReportedState`;
 - reads: :func:`list_dead_letters`, :func:`get_dead_letter`, :func:`dead_letter_payload`,
@@ -15,7 +16,11 @@ Public surface (everything else in this package is internal):
 """
 
 from drivetrain.cloud.ingest.envelopes import RawMessage
-from drivetrain.cloud.ingest.membership import IngestWorkerStatus, list_ingest_workers
+from drivetrain.cloud.ingest.membership import (
+    IngestWorkerStatus,
+    WorkerIdentity,
+    list_ingest_workers,
+)
 from drivetrain.cloud.ingest.pipeline import IngestPipeline
 from drivetrain.cloud.ingest.reasons import (
     DEAD_LETTER_REASONS,
@@ -74,6 +79,7 @@ __all__ = [
     "TimestampWindow",
     "TwinsReportedState",
     "VehicleEventRecord",
+    "WorkerIdentity",
     "WorkerStats",
     "dead_letter_payload",
     "get_dead_letter",
