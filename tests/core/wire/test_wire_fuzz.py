@@ -221,10 +221,12 @@ def _ipc_with_raw_strings(path_bytes: bytes, text_bytes: bytes) -> bytes:
         (b"Vehicle.\xff", b"ok"),  # invalid UTF-8 in the path dictionary
         (b"Vehicle.Speed", b"\xc3\x28"),  # invalid UTF-8 in a text value
         (b"Vehicle.Speed", b"\xed\xa0\x80"),  # a lone surrogate, UTF-8 style (CESU)
+        (b"Vehicle.Speed", b"a\x00b"),  # NUL: valid UTF-8 that no text column takes
+        (b"Vehicle.\x00", b"ok"),
     ],
 )
-def test_strings_that_are_not_utf8_are_format_errors(path: bytes, text: bytes) -> None:
-    with pytest.raises(WireFormatError, match="invalid"):
+def test_strings_that_are_not_storable_text_are_format_errors(path: bytes, text: bytes) -> None:
+    with pytest.raises(WireFormatError, match="invalid|NUL"):
         decode_samples(_ipc_with_raw_strings(path, text))
 
 
@@ -235,7 +237,7 @@ def test_strings_that_are_not_utf8_are_format_errors(path: bytes, text: bytes) -
             st.integers(0, 4),
             st.integers(0, 2**62),
             st.one_of(st.none(), st.floats(allow_nan=False)),
-            st.one_of(st.none(), st.text(max_size=20)),
+            st.one_of(st.none(), st.text(st.characters(exclude_characters="\x00"), max_size=20)),
         ),
         max_size=300,
     ),

@@ -23,6 +23,7 @@ from typing import Final, cast
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 import zstandard
 
 from drivetrain.core.crypto import SigningKey
@@ -139,6 +140,14 @@ def decode_samples(body: bytes, limits: IpcLimits | None = None) -> pa.Table:
             column.validate(full=True)
         except Exception as e:  # untrusted bytes: every failure is a format error
             raise WireFormatError(f"telemetry column {name!r} is invalid: {e}") from e
+        strings = [c.dictionary if name == "path" else c for c in column.chunks]
+        if any(
+            pc.any(pc.match_substring(s, "\x00")).as_py()
+            for s in strings
+            if s.null_count < len(s)
+        ):
+            # valid UTF-8, but no database text column takes NUL (PostgreSQL refuses it)
+            raise WireFormatError(f"telemetry column {name!r} holds a NUL character")
     return table
 
 
