@@ -51,7 +51,7 @@ _log = logging.getLogger("drivetrain.ingest")
 UPLINK_CHANNELS: Final = ("telemetry", "events", "ack")
 DEFAULT_GROUP: Final = "ingest"
 #: How long ingested batch ids are remembered: longer than any redelivery (a worker's broker
-#: session expires after a day by default), seconds.
+#: session expires after 10 minutes by default, and may be configured up to a day), seconds.
 DEFAULT_LEDGER_RETENTION_S: Final = 2 * 86_400.0
 
 
