@@ -4,9 +4,9 @@ twins say, and a tiny run on each engine ends with consistent JSON figures."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from drivetrain.cloud.twins import get_twin, query_twins
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
 
-import _twins_fleet as fleet  # noqa: E402 - a benchmark helper beside the scripts
+import _twins_fleet as fleet  # a helper beside the benchmark scripts
 
 
 def _run(*args: str) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def _matches_by_hand(database: Database, vins: list[str]) -> set[str]:
         for vin in vins:
             twin = get_twin(session, vin, tenant=fleet.TENANT)
             bms = next(e.software_version for e in twin.ecus if e.name == "BMS")
-            major, minor, patch = (int(part) for part in (bms or "9.9.9").split("."))
+            major, minor, _ = (int(part) for part in (bms or "9.9.9").split("."))
             soh = twin.reported[fleet.SOH].value
             if twin.region == "EU" and isinstance(soh, float) and soh < 80 and (major, minor) < (2, 4):
                 matched.add(vin)
