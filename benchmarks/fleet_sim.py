@@ -29,7 +29,7 @@ figures run without ingest (``"ingest": false``) and unpinned, in wall seconds.
 database as ``drivetrain sim fleet`` does, publishing through MQTT (a private Mosquitto, or
 ``--broker``) to ``drivetrain worker ingest`` in its own process, which stores everything in
 the lake and the twins; the simulator pinned to one CPU, the worker to another. After a
-warm-up of at least 10 simulated seconds (the agents' first batches), ``--repeats`` windows of
+warm-up of ``--warmup`` simulated seconds (at least one agent tick), ``--repeats`` windows of
 ``--seconds``: ``sim_cpu_s_per_simulated_s`` and ``speedup_vs_real_time`` (its inverse: the
 real-time factor on one core), the worker's ``ingest_cpu_s_per_simulated_s`` and whether it
 kept up (``ingest_keeps_up``: under one CPU-second per simulated second, every sample sent
@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         "--baseline-vehicles", type=int, help="vehicles in the baseline sample (default 4; quick 2)"
     )
     parser.add_argument(
-        "--warmup", type=int, help="simulated seconds before measuring (default 10; quick 5; realistic 10)"
+        "--warmup", type=int, help="simulated seconds before measuring (default 10; quick 5)"
     )
     parser.add_argument(
         "--broker", help="MQTT broker for the realistic run (default: a private Mosquitto started for it)"
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     result = _legacy(args)
     try:
         result["realistic"] = realistic.run(
-            args.vehicles, args.seconds, max(args.warmup, 2 * tick), args.repeats, args.broker
+            args.vehicles, args.seconds, max(args.warmup, tick), args.repeats, args.broker
         )
     except ConfigurationError as e:  # no Mosquitto to start
         err.print(f"[red]error:[/] the realistic run needs a broker: {e}; or pass --broker URL")

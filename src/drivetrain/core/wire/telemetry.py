@@ -35,7 +35,9 @@ TELEMETRY_SCHEMA: Final = pa.schema(
         pa.field("text", pa.utf8()),
     ]
 )
-_IPC_OPTIONS: Final = pa.ipc.IpcWriteOptions(compression="zstd")
+# One thread: a batch is a few thousand rows, too small for the pool's hand-offs to pay (they
+# cost a quarter of the encoding), and a vehicle's CPU has other work.
+_IPC_OPTIONS: Final = pa.ipc.IpcWriteOptions(compression="zstd", use_threads=False)
 
 
 def samples_table(
