@@ -275,20 +275,22 @@ def measure_updates(
     sample = list(vins[:baseline_vehicles])
     per_twin = len(REPORTED_SIGNALS)
     base = datetime.now(UTC)
-    ours_rate, ours_cpu_rate, core_rate, ratios = [], [], [], []
+    ours_rate, ours_cpu_rate, core_rate, core_cpu_rate, ratios = [], [], [], [], []
     for repeat in range(repeats):
         ts = base + timedelta(seconds=2 * repeat + 1)
         ours = _batches(vins, batch_vehicles, ts, rng)
         core = _batches(sample, batch_vehicles, ts + timedelta(seconds=1), rng)
         wall, cpu, server_cpu = _timed(partial(_ours, database, ours), server)
-        core_wall = _timed(partial(_core_baseline, database, core), server)[0]
-        values = len(vins) * per_twin
+        core_wall, core_cpu, core_server_cpu = _timed(partial(_core_baseline, database, core), server)
+        values, sample_values = len(vins) * per_twin, len(sample) * per_twin
         ours_rate.append(values / wall)
         ours_cpu_rate.append(values / (cpu + (server_cpu or 0.0)))
-        core_rate.append(len(sample) * per_twin / core_wall)
+        core_rate.append(sample_values / core_wall)
+        core_cpu_rate.append(sample_values / (core_cpu + (core_server_cpu or 0.0)))
         ratios.append(ours_rate[-1] / core_rate[-1])
         say(f"realistic pair {repeat + 1}/{repeats}: ours {ours_rate[-1]:,.0f}/s "
-            f"({ours_cpu_rate[-1]:,.0f}/CPU-s), Core upsert {core_rate[-1]:,.0f}/s")  # fmt: skip
+            f"({ours_cpu_rate[-1]:,.0f}/CPU-s), Core upsert {core_rate[-1]:,.0f}/s "
+            f"({core_cpu_rate[-1]:,.0f}/CPU-s)")  # fmt: skip
     return {
         "updated_twins": len(vins),
         "values_per_pass": len(vins) * per_twin,
@@ -297,6 +299,8 @@ def measure_updates(
         "updates_per_cpu_s": round(statistics.median(ours_cpu_rate)),
         "cpu_counts_server": server.available,
         "core_upsert_baseline_updates_per_s": round(statistics.median(core_rate)),
+        "core_upsert_baseline_updates_per_cpu_s": round(statistics.median(core_cpu_rate)),
+        "cpu_ratio": round(statistics.median(ours_cpu_rate) / statistics.median(core_cpu_rate), 2),
         "baseline_sample_values": len(sample) * per_twin,
         "ratio": round(statistics.median(ratios), 2),
     }

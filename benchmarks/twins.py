@@ -36,7 +36,8 @@ comparison); ``realistic`` holds the ones that reflect a real fleet.
     process's CPU and, on a local PostgreSQL, its server backends'. Baseline, paired per
     pass, committing the same batches: SQLAlchemy Core's upsert
     (``insert().on_conflict_do_update`` with the same newer-measurement-wins condition,
-    executemany) on 500 of the twins — it converges nothing, so it does less. Query: the
+    executemany) on 500 of the twins — it converges nothing, so it does less; ``ratio`` is
+    per wall second, ``cpu_ratio`` per CPU-second (server backends included). Query: the
     same query as (b) over the realistic twins; ``query_p50_client_cpu_ms`` is this
     process's CPU per run (all of it on SQLite).
     The stocked fleet is built once and reused (``_bench_db.py``: a file under

@@ -109,6 +109,11 @@ def test_twins_benchmark_quick_run_ends_with_consistent_figures(tmp_path: Path) 
     assert 0 < realistic["query_matches"] < 2000
     assert figures["peak_rss_mb"] > 0
     assert sorted(k for k in figures if "ratio" in k) == ["ratio"]
+    assert sorted(k for k in realistic if "ratio" in k) == ["cpu_ratio", "ratio"]
+    assert realistic["cpu_ratio"] == pytest.approx(
+        realistic["updates_per_cpu_s"] / realistic["core_upsert_baseline_updates_per_cpu_s"],
+        rel=0.02,
+    )
     again = _run("--cache-dir", str(tmp_path / "cache"))
     assert again["realistic"]["fleet_from_cache"] is True
     assert again["realistic"]["query_matches"] == realistic["query_matches"]
