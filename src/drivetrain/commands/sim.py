@@ -21,7 +21,7 @@ from rich.console import Console
 if TYPE_CHECKING:
     from drivetrain.cloud.infra import Database
     from drivetrain.core.crypto import SigningKey
-    from drivetrain.edge.identity import VehicleIdentity
+    from drivetrain.edge import VehicleIdentity
     from drivetrain.sim.fleet import SimVehicle
 
 app = typer.Typer(
@@ -67,7 +67,7 @@ def provision_fleet(
     from drivetrain.cloud.privacy import set_consent
     from drivetrain.core.crypto import SigningKey
     from drivetrain.core.errors import ConflictError, NotFoundError
-    from drivetrain.edge.identity import VehicleIdentity
+    from drivetrain.edge import VehicleIdentity
 
     identities: dict[str, VehicleIdentity] = {}
     with database.session() as session:
@@ -236,9 +236,7 @@ def fleet(
         broker = broker or settings.broker_url
         transport = open_transport(broker, client_id=f"drivetrain-sim-{seed}")
         if ingest and broker is None:
-            from drivetrain.cloud.ingest import IngestPipeline
-            from drivetrain.cloud.ingest import TwinsReportedState
-            from drivetrain.cloud.ingest import IngestWorker
+            from drivetrain.cloud.ingest import IngestPipeline, IngestWorker, TwinsReportedState
             from drivetrain.cloud.lake import Lake
 
             lake = Lake.open(settings)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import sys
@@ -93,7 +92,8 @@ def ingest(
     Joins $share/<group>/dt/v1/+/telemetry (and events, ack), validates and routes each
     micro-batch to the lake, the twins and the dead-letter store, and acknowledges messages
     only once that is committed. SIGTERM or Ctrl-C: finish the micro-batch, acknowledge,
-    disconnect. The broker password is read from $DRIVETRAIN_BROKER_PASSWORD.
+    disconnect. The broker password is the broker_password setting
+    ($DRIVETRAIN_BROKER_PASSWORD).
     """
     from drivetrain.cloud.ingest import IngestPipeline
     from drivetrain.cloud.ingest import TwinsReportedState
@@ -119,7 +119,7 @@ def ingest(
             url,
             client_id=name,
             username=username,
-            password=os.environ.get("DRIVETRAIN_BROKER_PASSWORD"),
+            password=settings.broker_password,
             ca_file=ca_file,
             cert_file=cert_file,
             key_file=key_file,

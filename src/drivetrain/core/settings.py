@@ -60,6 +60,12 @@ class Settings(BaseSettings):
         description="MQTT 5 broker of the vehicle link, e.g. mqtt://127.0.0.1:1883; default: "
         "the in-process transport (embedded).",
     )
+    broker_password: SecretStr | None = Field(
+        None,
+        description="Password of this process's account on the MQTT broker "
+        "(DRIVETRAIN_BROKER_PASSWORD or broker_password in drivetrain.toml); the user name "
+        "comes from the command line or the broker URL. Never printed.",
+    )
     lake_roots: dict[str, Path] = Field(
         default_factory=dict,
         description="Storage root of the telemetry lake per region, e.g. {\"EU\": "
