@@ -35,15 +35,14 @@ from typing import Any
 from rich.console import Console
 
 from drivetrain.cloud.infra import Database, ensure_embedded_bootstrap
-from drivetrain.cloud.ingest import OUTCOMES, ingest_stats
+from drivetrain.cloud.ingest import MESSAGE_REASONS, OUTCOMES, ingest_stats
 from drivetrain.core.settings import load_settings
 
 #: Longest wait for the worker to store what the fleet sent once the run is over, seconds.
 DRAIN_TIMEOUT_S = 120.0
 TENANT = "default"
 #: Outcomes that count samples (the others count whole messages).
-SAMPLE_OUTCOMES = tuple(o for o in OUTCOMES if o not in (
-    "duplicate", "malformed", "unknown_vehicle", "retired_vehicle", "bad_signature"))  # fmt: skip
+SAMPLE_OUTCOMES = tuple(o for o in OUTCOMES if o != "duplicate" and o not in MESSAGE_REASONS)
 
 err = Console(stderr=True)
 

@@ -7,11 +7,11 @@ that the stored values now satisfy. No ORM objects are built per value. The rows
 database the way each engine takes them fastest:
 
 - SQLite: multi-row ``VALUES`` lists of :data:`UPSERT_CHUNK` rows (sqlite3 binds natively).
-- PostgreSQL: the whole batch as seven arrays in one statement
-  (``INSERT ... SELECT * FROM unnest(...)``), sorted by (vin, path) so that concurrent
-  workers lock rows in the same order and cannot deadlock on each other. A multi-row
-  ``VALUES`` list would cost psycopg more client time parsing 35,000 placeholders than the
-  server spends on the rows.
+- PostgreSQL (psycopg 3): the whole batch in one statement, one array per column as a
+  binary parameter (``INSERT ... SELECT * FROM unnest(...)``), sorted by (vin, path) so that
+  concurrent workers lock rows in the same order and cannot deadlock on each other. A
+  multi-row ``VALUES`` list would cost psycopg more client time parsing 35,000 placeholders
+  than the server spends on the rows. Other drivers take the ``VALUES`` lists.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def _upsert(session: Session, rows: list[Row]) -> list[tuple[str, str]]:
     """Write ``rows`` newer-wins; returns (vin, path) of every row that changed."""
     connection = session.connection()
     dialect = connection.dialect
-    if dialect.name == "postgresql":
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":  # %b: psycopg 3's binary
         return _upsert_postgresql(session, rows)
     changed: list[tuple[str, str]] = []
     for start in range(0, len(rows), UPSERT_CHUNK):
