@@ -50,10 +50,13 @@ def load_settings_or_exit(**overrides: object) -> Settings:
 
 
 def open_migrated_database(settings: Settings) -> Database:
-    """The state database, refusing (exit 1) when its schema is behind the code."""
+    """The state database, refusing (exit 1) when its schema is behind the code, or when it
+    is the default SQLite file and that does not exist (wrong folder, most likely)."""
     from drivetrain.cloud.infra import open_database
+    from drivetrain.commands.data_dir import require_state_database
     from drivetrain.core.errors import DrivetrainError
 
+    require_state_database(settings)
     try:
         database = open_database(settings)
     except DrivetrainError as e:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -14,12 +14,23 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from drivetrain.commands.data_dir import no_platform_data
 from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
+from drivetrain.commands.lake_hints import EmptyQuery, explain_empty
+from drivetrain.commands.output import (
+    JsonOption,
+    arrow_columns,
+    arrow_records,
+    emit_json,
+    print_renderable,
+    stderr_console,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from drivetrain.cloud.lake import Lake
+    from drivetrain.core.settings import Settings
 
 app = typer.Typer(
     help="The fleet data lake: query telemetry, run SQL, compact, expire and export.",
@@ -47,7 +58,14 @@ class GroupBy(str, Enum):
     day = "day"
 
 
-TenantOption = Annotated[str, typer.Option("--tenant", "-t", help="The tenant whose data to read.")]
+#: The tenant `drivetrain sim fleet` and the embedded bootstrap use, as every command defaults.
+DEFAULT_TENANT = "default"
+#: ``lake query`` reads this far back from ``--end`` unless ``--start`` says otherwise.
+DEFAULT_WINDOW = timedelta(hours=24)
+
+TenantOption = Annotated[
+    str, typer.Option("--tenant", "-t", help="The tenant whose data to read.")
+]
 CsvOption = Annotated[
     Path | None, typer.Option("--csv", dir_okay=False, help="Write all rows to this CSV file.")
 ]
@@ -61,15 +79,20 @@ ShowOption = Annotated[
 
 
 @contextmanager
-def _lake() -> Iterator[Lake]:
+def _lake(settings: Settings | None = None, *, reading: bool = False) -> Iterator[Lake]:
+    """The configured lake; with ``reading``, exit 1 saying where it looked when no region
+    of it holds any data (most likely the command runs in another folder)."""
     from drivetrain.cloud.lake import Lake
     from drivetrain.core.errors import DrivetrainError
 
-    settings = load_settings_or_exit()
+    settings = settings or load_settings_or_exit()
     try:
         lake = Lake.open(settings)
     except DrivetrainError as e:
         fail(e, code=2)
+    if reading and not lake.regions():
+        lake.close()
+        no_platform_data(settings, "telemetry lake (lake/<REGION>/ with an index)")
     try:
         yield lake
     except DrivetrainError as e:
@@ -93,28 +116,31 @@ def _progress() -> Progress:
                     console=_err, transient=True)
 
 
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    return str(value)
-
-
 def print_table(table: pa.Table, title: str, show: int) -> None:
-    """Print the first ``show`` rows of ``table`` as a Rich table, then the row count."""
-    view = Table(title=title, title_justify="left")
-    for name in table.column_names:
-        view.add_column(name, overflow="fold")
-    head = table.slice(0, show).to_pylist() if show else []
-    for row in head:
-        view.add_row(*(_cell(row[name]) for name in table.column_names))
-    if show:
-        _out.print(view)
+    """Print the first ``show`` rows of ``table`` as a table, then the row count."""
+    from drivetrain.commands.output import build_table
+
+    head = arrow_records(table.slice(0, show)) if show else []
+    out = _out
+    if head:
+        columns = arrow_columns(table)
+        print_renderable(build_table(title, columns, [list(r.values()) for r in head]), out)
     more = f" (showing {len(head)})" if table.num_rows > len(head) else ""
-    _out.print(f"{table.num_rows:,} row{'' if table.num_rows == 1 else 's'}{more}")
+    out.print(f"{table.num_rows:,} row{'' if table.num_rows == 1 else 's'}{more}")
+
+
+def _report(table: pa.Table, title: str, show: int, as_json: bool) -> None:
+    if as_json:
+        emit_json(arrow_records(table))
+    else:
+        print_table(table, title, show)
+
+
+def _hint_empty(settings: Settings, lake: Lake, asked: EmptyQuery) -> None:
+    console = stderr_console()
+    for hint in explain_empty(settings, lake, asked):
+        console.print("[yellow]why no rows:[/] ", markup=True, end="")
+        console.print(hint, markup=False)
 
 
 def write_outputs(table: pa.Table, csv: Path | None, parquet: Path | None) -> None:
@@ -151,9 +177,16 @@ def _pseudonyms(tenant: str, vins: list[str]) -> list[str]:
 
 @app.command("query")
 def query_command(
-    tenant: TenantOption,
-    start: Annotated[str, typer.Option("--start", help="From (inclusive), ISO 8601; UTC if no zone.")],
-    end: Annotated[str, typer.Option("--end", help="To (exclusive), ISO 8601; UTC if no zone.")],
+    tenant: TenantOption = DEFAULT_TENANT,
+    start: Annotated[
+        str | None,
+        typer.Option("--start", help="From (inclusive), ISO 8601; UTC if no zone. "
+                     "Default: 24 hours before --end."),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option("--end", help="To (exclusive), ISO 8601; UTC if no zone. Default: now."),
+    ] = None,
     path: Annotated[list[str] | None, typer.Option("--path", "-p", help="VSS path (repeat); default all.")] = None,
     vehicle: Annotated[list[str] | None, typer.Option("--vehicle", help="Vehicle pseudonym (repeat).")] = None,
     vin: Annotated[list[str] | None, typer.Option("--vin", help="VIN, pseudonymised for the tenant (repeat).")] = None,
@@ -167,15 +200,20 @@ def query_command(
     csv: CsvOption = None,
     parquet: ParquetOption = None,
     show: ShowOption = 20,
+    as_json: JsonOption = False,
 ) -> None:
-    """Signals of vehicles over a time range, raw or down-sampled, or a fleet aggregate.
+    """Signals of vehicles over a time range (default: the last 24 hours), raw or
+    down-sampled, or a fleet aggregate.
 
     With --every the samples are down-sampled per bucket (--agg); with --group-by one --path is
-    aggregated per region, vehicle or day. Prints a table; --csv/--parquet write all rows.
+    aggregated per region, vehicle or day. Prints a table (--json: every row as a JSON array
+    of objects); --csv/--parquet write all rows. An empty result says why on stderr.
     """
-    begin, finish = parse_when(start, "--start"), parse_when(end, "--end")
+    finish = parse_when(end, "--end") if end is not None else datetime.now(UTC)
+    begin = parse_when(start, "--start") if start is not None else finish - DEFAULT_WINDOW
+    settings = load_settings_or_exit()
     vehicles = list(vehicle or []) + _pseudonyms(tenant, list(vin or []))
-    with _lake() as lake:
+    with _lake(settings, reading=True) as lake:
         if group_by is not None:
             if not path or len(path) != 1:
                 fail("--group-by needs exactly one --path", code=2)
@@ -186,36 +224,48 @@ def query_command(
             table = lake.signals(tenant, vehicles, list(path or []), begin, finish, every,
                                  agg.value, regions=region or None)
             title = f"signals{f' every {every} ({agg.value})' if every else ''}"
-    print_table(table, title, show)
+        if table.num_rows == 0:
+            _hint_empty(settings, lake, EmptyQuery(
+                tenant, list(path or []), list(vehicle or []), list(vin or []), begin, finish,
+                region or None,
+            ))
+    _report(table, title, show, as_json)
     write_outputs(table, csv, parquet)
 
 
 @app.command("sql")
 def sql_command(
-    tenant: TenantOption,
     statement: Annotated[str, typer.Argument(help="One SELECT over the view 'telemetry'.")],
+    tenant: TenantOption = DEFAULT_TENANT,
     max_rows: Annotated[int, typer.Option("--max-rows", min=1, help="Refuse larger results.")] = 1_000_000,
     timeout_s: Annotated[float, typer.Option("--timeout", min=0.1, help="Stop after this many seconds.")] = 300.0,
     csv: CsvOption = None,
     parquet: ParquetOption = None,
     show: ShowOption = 20,
+    as_json: JsonOption = False,
 ) -> None:
     """Run one SELECT over the view 'telemetry' in DuckDB, confined to the tenant's files.
 
     Columns of 'telemetry': vehicle, path, ts, value, text, category, batch_id, region, date.
     """
-    with _lake() as lake:
+    settings = load_settings_or_exit()
+    with _lake(settings, reading=True) as lake:
         table = lake.sql(tenant, statement, max_rows=max_rows, timeout_s=timeout_s)
-    print_table(table, "sql", show)
+        if table.num_rows == 0:
+            _hint_empty(settings, lake, EmptyQuery(tenant))
+    _report(table, "sql", show, as_json)
     write_outputs(table, csv, parquet)
 
 
 @app.command("counts")
-def counts_command(tenant: TenantOption) -> None:
+def counts_command(tenant: TenantOption = DEFAULT_TENANT, as_json: JsonOption = False) -> None:
     """Stored samples per region and privacy category (from the lake index, no scan)."""
-    with _lake() as lake:
+    settings = load_settings_or_exit()
+    with _lake(settings, reading=True) as lake:
         table = lake.counts(tenant)
-    print_table(table, f"samples of {tenant}", table.num_rows)
+        if table.num_rows == 0:
+            _hint_empty(settings, lake, EmptyQuery(tenant))
+    _report(table, f"samples of {tenant}", table.num_rows, as_json)
 
 
 def _reporter(progress: Progress, verb: str) -> Callable[[str, int, int], None]:

@@ -76,7 +76,7 @@ def test_sql_and_counts(runner: CliRunner) -> None:
     result = runner.invoke(app, ["lake", "sql", "-t", "acme",
                                  "SELECT count(*) AS n FROM telemetry"])
     assert result.exit_code == 0, result.output
-    assert "4500" in result.output
+    assert "4,500" in result.output
     result = runner.invoke(app, ["lake", "counts", "-t", "acme"])
     assert result.exit_code == 0, result.output
     assert "location" in result.output and "US" in result.output
