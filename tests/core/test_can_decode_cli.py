@@ -190,6 +190,35 @@ def test_can_info_lists_messages_signals_and_loader_notes() -> None:
     assert "loader notes" in result.output
 
 
+def test_can_info_signals_shows_each_messages_layout_and_signals() -> None:
+    db = cantools.database.load_file(TOYOTA_DBC, strict=False)
+    message = db.get_message_by_name("STEER_TORQUE_SENSOR")
+    result = runner.invoke(app, ["can", "info", str(TOYOTA_DBC), "--signals", "-m",
+                                 "STEER_TORQUE_SENSOR"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "1 messages" in result.output and "+---+---+" in result.output  # the bit layout
+    for signal in message.signals:
+        row = next(line for line in result.output.splitlines() if f"│ {signal.name} " in line)
+        cells = [c.strip() for c in row.split("│")[1:-1]]
+        assert cells[1:3] == [str(signal.start), str(signal.length)]
+
+
+def test_can_info_json_has_every_message_and_signal() -> None:
+    import json
+
+    result = runner.invoke(app, ["can", "info", str(TOYOTA_DBC), "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    db = cantools.database.load_file(TOYOTA_DBC, strict=False)
+    assert len(document["messages"]) == len(db.messages)
+    by_id = {m["id"]: m for m in document["messages"]}
+    for message in db.messages:
+        signals = {s["name"]: s for s in by_id[message.frame_id]["signals"]}
+        for signal in message.signals:
+            assert signals[signal.name]["scale"] == signal.scale
+            assert signals[signal.name]["start_bit"] == signal.start
+
+
 @pytest.mark.parametrize("command", [["can"], ["can", "decode"], ["can", "info"]])
 def test_every_can_command_has_help(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])

@@ -101,7 +101,9 @@ def upgrade(
 
 
 @app.command("current")
-def current() -> None:
+def current(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead."),
+) -> None:
     """Show the applied revision(s) and whether migrations are pending."""
     from drivetrain.cloud.infra import open_database
     from drivetrain.core.errors import DrivetrainError
@@ -117,6 +119,12 @@ def current() -> None:
         fail(e)
     finally:
         database.dispose()
+    if as_json:
+        from drivetrain.commands.output import emit_json
+
+        emit_json({"database": database.display_url, "applied": list(applied),
+                   "heads": list(heads), "pending": set(applied) != set(heads)})
+        return
     pending = "" if set(applied) == set(heads) else f" (pending: upgrade to {list(heads)})"
     typer.echo(f"{database.display_url}: {list(applied) or 'empty (no migrations applied)'}{pending}")
 

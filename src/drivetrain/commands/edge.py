@@ -11,7 +11,7 @@ import time
 from importlib.resources import files
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from drivetrain.commands.db import fail, load_settings_or_exit
+from drivetrain.commands.output import JsonOption, emit_json, iso_from_ns
 
 if TYPE_CHECKING:
     from drivetrain.core.transport import Transport
@@ -272,7 +273,8 @@ def replay(
 
 @app.command("buffer")
 def buffer_info(
-    path: Path = typer.Argument(..., help="The agent's buffer file (SQLite)."),
+    path: Annotated[Path, typer.Argument(help="The agent's buffer file (SQLite).")],
+    as_json: JsonOption = False,
 ) -> None:
     """Show what an agent's store-and-forward buffer holds and the state kept with it."""
     from drivetrain.core.errors import DrivetrainError
@@ -289,6 +291,17 @@ def buffer_info(
         store.close()
     except (DrivetrainError, ValueError) as e:
         fail(e)
+    if as_json:
+        emit_json({
+            "buffer": str(path), "stats": stats, "campaigns": campaigns,
+            "desired_version": desired, "downlink_ids_remembered": len(downlink.get("seen_ids", [])),
+            "by_kind": [
+                {"kind": k.kind.name.lower(), "messages": k.messages, "bytes": k.bytes,
+                 "oldest": iso_from_ns(k.oldest_ns), "newest": iso_from_ns(k.newest_ns)}
+                for k in kinds
+            ],
+        })  # fmt: skip
+        return
     console = Console(highlight=False, soft_wrap=True)
     table = Table(
         title=f"{path}: {stats.messages:,} messages, {stats.bytes / 1024:,.1f} KiB of "

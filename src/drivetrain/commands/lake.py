@@ -12,17 +12,18 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
 
 from drivetrain.commands.data_dir import no_platform_data
 from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
 from drivetrain.commands.lake_hints import EmptyQuery, explain_empty
 from drivetrain.commands.output import (
+    Column,
     JsonOption,
     arrow_columns,
     arrow_records,
     emit_json,
     print_renderable,
+    print_table,
     stderr_console,
 )
 
@@ -116,7 +117,7 @@ def _progress() -> Progress:
                     console=_err, transient=True)
 
 
-def print_table(table: pa.Table, title: str, show: int) -> None:
+def _print_arrow(table: pa.Table, title: str, show: int) -> None:
     """Print the first ``show`` rows of ``table`` as a table, then the row count."""
     from drivetrain.commands.output import build_table
 
@@ -133,7 +134,7 @@ def _report(table: pa.Table, title: str, show: int, as_json: bool) -> None:
     if as_json:
         emit_json(arrow_records(table))
     else:
-        print_table(table, title, show)
+        _print_arrow(table, title, show)
 
 
 def _hint_empty(settings: Settings, lake: Lake, asked: EmptyQuery) -> None:
@@ -289,14 +290,17 @@ def compact_command(
     with _lake() as lake, _progress() as progress:
         results = lake.compact(region, tenant=tenant, target_rows=target_rows,
                                progress=_reporter(progress, "compacting"))
-    view = Table(title="compaction", title_justify="left")
-    for name in ("region", "partitions", "files before", "files after", "rows", "MB before",
-                 "MB after"):
-        view.add_column(name, justify="right" if name != "region" else "left")
-    for r in results:
-        view.add_row(r.region, f"{r.partitions:,}", f"{r.files_before:,}", f"{r.files_after:,}",
-                     f"{r.rows:,}", f"{r.bytes_before / 1e6:.1f}", f"{r.bytes_after / 1e6:.1f}")
-    _out.print(view if results else "no region holds data yet")
+    if not results:
+        _out.print("no region holds data yet")
+        return
+    print_table("compaction", [
+        Column("region"), Column("partitions", "number"), Column("files before", "number"),
+        Column("files after", "number"), Column("rows", "number"),
+        Column("MB before", "number"), Column("MB after", "number"),
+    ], (
+        (r.region, r.partitions, r.files_before, r.files_after, r.rows,
+         round(r.bytes_before / 1e6, 1), round(r.bytes_after / 1e6, 1)) for r in results
+    ))
 
 
 @app.command("retention")
@@ -343,15 +347,14 @@ def retention_command(
         report = lake.apply_retention(today=as_of, dry_run=dry_run, policy=policy,
                                       regions=region or None,
                                       progress=_reporter(progress, "expiring"))
-    view = Table(title="retention (dry run: nothing deleted)" if dry_run else "retention",
-                 title_justify="left")
-    for name in ("region", "tenant", "date", "action", "expired categories", "rows dropped",
-                 "rows kept"):
-        view.add_column(name)
-    for a in report.actions:
-        view.add_row(a.region, a.tenant, a.day.isoformat(), a.action, ", ".join(a.categories),
-                     f"{a.rows_dropped:,}", f"{a.rows_kept:,}")
-    _out.print(view)
+    print_table(
+        "retention (dry run: nothing deleted)" if dry_run else "retention",
+        [Column("region"), Column("tenant"), Column("date", "time"), Column("action"),
+         Column("expired categories"), Column("rows dropped", "number"),
+         Column("rows kept", "number")],
+        ((a.region, a.tenant, a.day, a.action, ", ".join(a.categories), a.rows_dropped,
+          a.rows_kept) for a in report.actions),
+    )
     verb = "would drop" if dry_run else "dropped"
     _out.print(f"{verb} {report.rows_dropped:,} rows: {report.files_deleted} files deleted, "
                f"{report.files_rewritten} rewritten")

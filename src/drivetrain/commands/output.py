@@ -14,6 +14,7 @@ instead, so nothing depends on pandas.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -21,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
@@ -140,7 +142,7 @@ def build_table(
             no_wrap=keep_whole,
             # Identifiers keep their full width; the text columns give way instead.
             min_width=max(longest, len(column.name)) if keep_whole else None,
-            overflow="fold" if keep_whole else "ellipsis",
+            overflow="fold",
         )
     for row in materialised:
         view.add_row(*(Text(cell) for cell in row))
@@ -171,20 +173,6 @@ def print_renderable(renderable: Table, console: Console) -> None:
     title = renderable.title if isinstance(renderable.title, str) else ""
     width = max(wide.measure(renderable).maximum, len(title), 20)
     Console(file=console.file, width=width, highlight=False, color_system=None).print(renderable)
-
-
-def column_kind(name: str, values: Sequence[object] = ()) -> ColumnKind:
-    """A column's kind from its name and values: identifiers by name, else numbers and
-    times by their values."""
-    if name in _ID_NAMES:
-        return "id"
-    present = [v for v in values if v is not None]
-    if present and all(isinstance(v, int | float | Decimal) and not isinstance(v, bool)
-                       for v in present):
-        return "number"
-    if present and all(isinstance(v, datetime) for v in present):
-        return "time"
-    return "text"
 
 
 # --- Arrow tables -----------------------------------------------------------------------------
@@ -255,6 +243,11 @@ def to_json_value(value: object) -> Any:
     to_dict = getattr(value, "to_dict", None)
     if callable(to_dict):
         return to_json_value(to_dict())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json_value(getattr(value, f.name))
+                for f in dataclasses.fields(value)}
+    if isinstance(value, Enum):
+        return to_json_value(value.value)
     return str(value)
 
 
