@@ -102,6 +102,7 @@ def test_consent_decides_which_categories_are_stored(
     samples = [(SOC, NOW_NS, 50.0), (SPEED, NOW_NS, 88.0), (LATITUDE, NOW_NS, 48.1)]
     report = pipeline.process([telemetry(fleet.vin("eu1"), fleet.key("eu1"), samples)])
     assert report.samples_accepted == 1 and report.samples_not_consented == 2
+    assert report.not_consented_by_category == {"driving_behaviour": 1, "location": 1}
     rows = lake.rows()
     assert rows is not None and rows.column("path").to_pylist() == [SOC]
     with database.session() as session:
@@ -113,7 +114,8 @@ def test_consent_decides_which_categories_are_stored(
             source="driver-app",
             actor="test",
         )
-    pipeline.process([telemetry(fleet.vin("eu1"), fleet.key("eu1"), samples, seq=2)])
+    again = pipeline.process([telemetry(fleet.vin("eu1"), fleet.key("eu1"), samples, seq=2)])
+    assert again.not_consented_by_category == {"driving_behaviour": 1}
     rows = lake.rows()
     assert rows is not None and sorted(rows.column("category").to_pylist()) == [
         "location",

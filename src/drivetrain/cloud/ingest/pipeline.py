@@ -26,7 +26,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
@@ -64,6 +64,7 @@ from drivetrain.cloud.privacy import Pseudonymiser, consent_map, pseudonymiser
 from drivetrain.core.errors import BadInputError, ConflictError, NotFoundError
 from drivetrain.core.settings import Settings
 from drivetrain.core.vss import Catalog, builtin_catalog
+from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES
 from drivetrain.core.wire import INVENTORY_EVENT, Ack, VehicleEvent, inventory_from_event
 
 #: Unknown paths remembered before the path table starts afresh (a vehicle sending random
@@ -100,12 +101,17 @@ class MessageResult:
 
 @dataclass(frozen=True)
 class IngestReport:
-    """What one micro-batch did; ``results`` is one entry per input, in order."""
+    """What one micro-batch did; ``results`` is one entry per input, in order.
+
+    ``not_consented_by_category`` splits the samples dropped by consent by privacy category
+    (so that a user can be told that N speed samples were dropped, and why).
+    """
 
     results: tuple[MessageResult, ...]
     rows_written: int
     rows_skipped: int
     dead_letters: int
+    not_consented_by_category: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def samples_accepted(self) -> int:
@@ -364,6 +370,7 @@ class _Run:
         self.rows_written = 0
         self.rows_skipped = 0
         self.seen: list[tuple[str, str, str]] = []
+        self.not_consented_by_category: Counter[str] = Counter()
 
     def count(
         self, tenant: str | None, vin: str, outcome: str, messages: int, samples: int
@@ -438,6 +445,7 @@ class _Run:
         consent = consent_array(vins, consent_map(self.session, vins))
         codes = judge_samples(columns, self.p.paths, consent, self.bounds)
         accepted = codes == ACCEPTED_CODE
+        self._count_not_consented(columns, codes)
         self._append_to_lake(units, vehicles, vehicle_of_body, columns, body_index, accepted)
         reports = assembly.latest_reports(columns, accepted, vins, self.p.paths)
         if reports:
@@ -469,6 +477,15 @@ class _Run:
                 },
                 not_consented=int(row[NOT_CONSENTED_CODE]),
             )
+
+    def _count_not_consented(self, columns: SampleColumns, codes: np.ndarray) -> None:
+        dropped = codes == NOT_CONSENTED_CODE
+        if not dropped.any():
+            return
+        categories = self.p.paths.category.take(columns.path_id[dropped])
+        for index, n in enumerate(np.bincount(categories, minlength=len(PRIVACY_CATEGORIES))):
+            if n:
+                self.not_consented_by_category[PRIVACY_CATEGORIES[index]] += int(n)
 
     def _append_to_lake(
         self,
@@ -678,7 +695,8 @@ class _Run:
         results = tuple(
             r if r is not None else MessageResult("refused", "", None) for r in self.results
         )
-        return IngestReport(results, self.rows_written, self.rows_skipped, dead_letters)
+        return IngestReport(results, self.rows_written, self.rows_skipped, dead_letters,
+                            dict(self.not_consented_by_category))
 
     def finish(self, *, write: bool = True) -> IngestReport:
         if not write:

@@ -21,8 +21,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Final, Self
 
@@ -59,6 +59,7 @@ class WorkerStats:
         acknowledged: messages processed, committed and acknowledged.
         micro_batches: micro-batches committed.
         samples_accepted, samples_refused, samples_not_consented: sample outcomes.
+        not_consented_by_category: the samples dropped by consent, per privacy category.
         messages_refused: messages dead-lettered as a whole.
         duplicates: re-delivered batches skipped.
         failures: micro-batch attempts that failed (and were retried).
@@ -73,6 +74,7 @@ class WorkerStats:
     samples_accepted: int = 0
     samples_refused: int = 0
     samples_not_consented: int = 0
+    not_consented_by_category: Mapping[str, int] = field(default_factory=dict)
     messages_refused: int = 0
     duplicates: int = 0
     failures: int = 0
@@ -326,6 +328,8 @@ class IngestWorker:
                 samples_accepted=s.samples_accepted + report.samples_accepted,
                 samples_refused=s.samples_refused + report.samples_refused,
                 samples_not_consented=s.samples_not_consented + report.samples_not_consented,
+                not_consented_by_category=_added(s.not_consented_by_category,
+                                                 report.not_consented_by_category),
                 messages_refused=s.messages_refused + report.count("refused"),
                 duplicates=s.duplicates + report.count("duplicate"),
             )
@@ -334,3 +338,11 @@ class IngestWorker:
                 self._on_batch(report)
             except Exception:  # noqa: BLE001 - a status callback must not stop ingestion
                 _log.exception("on_batch callback raised")
+
+
+def _added(counts: Mapping[str, int], more: Mapping[str, int]) -> dict[str, int]:
+    """``counts`` plus ``more``, key by key."""
+    total = dict(counts)
+    for key, n in more.items():
+        total[key] = total.get(key, 0) + n
+    return total
