@@ -257,7 +257,7 @@ def _timed(run: Any) -> tuple[Any, float, float]:
 def embedded(args: argparse.Namespace) -> dict[str, Any]:
     from drivetrain.cloud.infra import Database
     from drivetrain.cloud.ingest import IngestPipeline
-    from drivetrain.cloud.ingest.sinks import TwinsReportedState
+    from drivetrain.cloud.ingest import TwinsReportedState
     from drivetrain.cloud.lake import Lake
     from drivetrain.cloud.privacy import pseudonymiser
 
@@ -345,7 +345,7 @@ def embedded(args: argparse.Namespace) -> dict[str, Any]:
 
 def broker(args: argparse.Namespace) -> dict[str, Any]:
     from drivetrain.cloud.infra import Database
-    from drivetrain.cloud.ingest.service import ingest_stats
+    from drivetrain.cloud.ingest import ingest_stats
     from drivetrain.core.transport.mqtt import MqttTransport
 
     batches = args.batches or (200 if args.quick else 1000)

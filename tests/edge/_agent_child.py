@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Sequence
+from pathlib import Path
 
 from edge_testkit import make_identity
 
@@ -22,6 +23,7 @@ from drivetrain.edge.agent import AgentConfig, EdgeAgent
 from drivetrain.edge.buffer import AppendResult, OutgoingMessage, SqliteBuffer
 from drivetrain.edge.campaigns import Campaign
 from drivetrain.edge.samples import Samples
+from drivetrain.edge.state import StateRecord
 
 SPEED = "Vehicle.Speed"
 
@@ -34,7 +36,7 @@ class LoggingBuffer(SqliteBuffer):
         self._log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
     def append(
-        self, message: OutgoingMessage, *, state: Mapping[str, str] | None = None
+        self, message: OutgoingMessage, *, state: Sequence[StateRecord] = ()
     ) -> AppendResult:
         result = super().append(message, state=state)
         if message.kind is MessageKind.TELEMETRY:
@@ -60,13 +62,16 @@ def main() -> None:
         campaign = {"id": "every-sample", "version": 1, "signals": [SPEED], "period_ms": 10}
         agent.install_local([Campaign.from_dict(campaign, agent.catalog)])
     agent.start()
-    counter = int(buffer.get_state("test.counter") or 0)
+    # The sample value counts up across restarts: kept beside the buffer, written atomically.
+    counter_file = Path(buffer_path + ".counter")
+    counter = int(counter_file.read_text()) if counter_file.exists() else 0
     while not drain:
         counter += 1
         now = time.time_ns()
         agent.tick(now, samples=Samples.from_values({SPEED: float(counter)}, now))
         if counter % 25 == 0:
-            buffer.put_state({"test.counter": str(counter)})
+            counter_file.with_suffix(".tmp").write_text(str(counter))
+            counter_file.with_suffix(".tmp").replace(counter_file)
         time.sleep(0.02)
     agent.flush()
     while buffer.stats().messages:  # drain mode: send everything, then exit

@@ -17,6 +17,12 @@ import pytest
 from drivetrain.core.errors import StorageError
 from drivetrain.core.wire import MessageKind, new_message_id
 from drivetrain.edge.buffer import Buffer, MemoryBuffer, OutgoingMessage, SqliteBuffer
+from drivetrain.edge.state import (
+    AgentState,
+    DesiredStateVersion,
+    DownlinkMemory,
+    InstalledCampaigns,
+)
 
 TOPIC = "dt/v1/DTVJETH88T571PG8B/telemetry"
 WRITER = Path(__file__).with_name("_buffer_writer.py")
@@ -100,10 +106,22 @@ def test_sequence_numbers_continue_per_kind(make_buffer: Callable[[int], Buffer]
 
 def test_state_is_stored_with_the_message(make_buffer: Callable[[int], Buffer]) -> None:
     buffer = make_buffer(10_000)
-    buffer.append(message(kind=MessageKind.ACK), state={"downlink": "seen-1"})
-    assert buffer.get_state("downlink") == "seen-1"
-    buffer.put_state({"downlink": "seen-2", "campaigns": "[]"})
-    assert buffer.get_state("downlink") == "seen-2" and buffer.get_state("nothing") is None
+    assert buffer.load_state() == AgentState()
+    buffer.append(message(kind=MessageKind.ACK), state=[DownlinkMemory(("seen-1",))])
+    assert buffer.load_state().downlink.seen_ids == ("seen-1",)
+    buffer.save_state([DownlinkMemory(("seen-2",)), DesiredStateVersion(4)])
+    state = buffer.load_state()
+    assert state.downlink.seen_ids == ("seen-2",) and state.desired.version == 4
+    assert state.campaigns == InstalledCampaigns()
+
+
+def test_something_that_is_not_a_state_record_is_refused(
+    make_buffer: Callable[[int], Buffer],
+) -> None:
+    buffer = make_buffer(10_000)
+    with pytest.raises(TypeError, match="not an agent state record"):
+        buffer.append(message(), state=[{"downlink": "x"}])  # type: ignore[list-item]
+    assert buffer.stats().messages == 0
 
 
 def test_everything_survives_a_reopen_and_positions_are_never_reused(tmp_path: Path) -> None:
@@ -112,11 +130,12 @@ def test_everything_survives_a_reopen_and_positions_are_never_reused(tmp_path: P
         buffer.append(message(seq=seq))
     last = buffer.pending()[-1].position
     buffer.remove([last])
-    buffer.put_state({"k": "v"})
+    buffer.save_state([DesiredStateVersion(7)])
     buffer.close()
     again = SqliteBuffer(tmp_path / "b.db", max_bytes=250)
     assert again.stats().messages == 1 and again.stats().evicted_messages == 1
-    assert again.next_seq(MessageKind.TELEMETRY) == 3 and again.get_state("k") == "v"
+    assert again.next_seq(MessageKind.TELEMETRY) == 3
+    assert again.load_state().desired == DesiredStateVersion(7)
     assert again.append(message(seq=3)).position == last + 1
 
 

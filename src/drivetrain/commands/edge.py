@@ -284,10 +284,7 @@ def buffer_info(
         fail(f"buffer {path} does not exist")
     try:
         store = SqliteBuffer(path)
-        stats, kinds = store.stats(), store.by_kind()
-        campaigns = json.loads(store.get_state("campaigns") or "[]")
-        desired = store.get_state("desired_version")
-        downlink = json.loads(store.get_state("downlink") or "{}")
+        stats, kinds, state = store.stats(), store.by_kind(), store.load_state()
         store.close()
     except (DrivetrainError, ValueError) as e:
         fail(e)
@@ -320,16 +317,18 @@ def buffer_info(
         f"evicted since created: {stats.evicted_messages:,} messages "
         f"({stats.evicted_bytes / 1024:,.1f} KiB)"
     )
-    console.print(f"desired-state version applied: {desired or 'none'}")
-    console.print(f"downlink message ids remembered: {len(downlink.get('seen_ids', []))}")
-    if campaigns:
+    desired = state.desired.version
+    console.print(f"desired-state version applied: {desired if desired >= 0 else 'none'}")
+    console.print(f"downlink message ids remembered: {len(state.downlink.seen_ids)}")
+    if state.campaigns.campaigns:
         ctable = Table(title="installed campaigns")
         for column in ("id", "version", "priority", "signals", "period ms", "triggers"):
             ctable.add_column(column)
-        for c in campaigns:
+        for c in state.campaigns.campaigns:
             ctable.add_row(
-                c["id"], str(c["version"]), str(c["priority"]), ", ".join(c["signals"]),
-                str(c["period_ms"]), ", ".join(t["name"] for t in c["triggers"]) or "-",
+                str(c.get("id")), str(c.get("version")), str(c.get("priority")),
+                ", ".join(map(str, c.get("signals", []))), str(c.get("period_ms")),
+                ", ".join(str(t.get("name")) for t in c.get("triggers", [])) or "-",
             )  # fmt: skip
         console.print(ctable)
     else:

@@ -24,7 +24,7 @@ from drivetrain.commands.output import (
 )
 
 if TYPE_CHECKING:
-    from drivetrain.cloud.ingest.service import DeadLetter
+    from drivetrain.cloud.ingest import DeadLetter
 
 app = typer.Typer(
     help="Telemetry ingestion: dead letters (list, show, replay) and per-vehicle counters.",
@@ -74,7 +74,7 @@ def list_command(
     as_json: JsonOption = False,
 ) -> None:
     """List dead letters, oldest first, with their reason and detail."""
-    from drivetrain.cloud.ingest.service import list_dead_letters
+    from drivetrain.cloud.ingest import list_dead_letters
     from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
     from drivetrain.core.errors import DrivetrainError
 
@@ -111,7 +111,7 @@ def show_command(
     as_json: JsonOption = False,
 ) -> None:
     """Show one dead letter and the samples or events it holds."""
-    from drivetrain.cloud.ingest.service import get_dead_letter, refused_items
+    from drivetrain.cloud.ingest import get_dead_letter, refused_items
     from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
     from drivetrain.core.errors import DrivetrainError
 
@@ -149,8 +149,8 @@ def replay_command(
     """Run the pipeline again over open dead letters (after a late registration, a catalog
     update, a consent change); print what became of each."""
     from drivetrain.cloud.ingest import IngestPipeline
-    from drivetrain.cloud.ingest.replay import replay_dead_letters, select_for_replay
-    from drivetrain.cloud.ingest.sinks import TwinsReportedState
+    from drivetrain.cloud.ingest import replay_dead_letters, select_for_replay
+    from drivetrain.cloud.ingest import TwinsReportedState
     from drivetrain.cloud.lake import Lake
     from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
     from drivetrain.core.errors import DrivetrainError
@@ -205,7 +205,7 @@ def stats_command(
     as_json: JsonOption = False,
 ) -> None:
     """What ingestion did with each vehicle's data: messages and samples per outcome."""
-    from drivetrain.cloud.ingest.service import ingest_stats
+    from drivetrain.cloud.ingest import ingest_stats
     from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
     from drivetrain.core.errors import DrivetrainError
 

@@ -22,7 +22,7 @@ from drivetrain.commands.data_dir import data_dir_line
 
 if TYPE_CHECKING:
     from drivetrain.cloud.infra import Database
-    from drivetrain.cloud.ingest.worker import WorkerStats
+    from drivetrain.cloud.ingest import WorkerStats
     from drivetrain.core.crypto import SigningKey
     from drivetrain.core.settings import Settings
     from drivetrain.edge.identity import VehicleIdentity
@@ -251,8 +251,8 @@ def fleet(
         transport = open_transport(broker, client_id=f"drivetrain-sim-{seed}")
         if ingest and broker is None:
             from drivetrain.cloud.ingest import IngestPipeline
-            from drivetrain.cloud.ingest.sinks import TwinsReportedState
-            from drivetrain.cloud.ingest.worker import IngestWorker
+            from drivetrain.cloud.ingest import TwinsReportedState
+            from drivetrain.cloud.ingest import IngestWorker
             from drivetrain.cloud.lake import Lake
 
             lake = Lake.open(settings)

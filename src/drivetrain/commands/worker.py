@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from drivetrain.cloud.ingest.worker import IngestWorker, WorkerStats
+    from drivetrain.cloud.ingest import IngestWorker, WorkerStats
 
 app = typer.Typer(
     help="Long-running workers of the fleet-scale deployment (run N of each behind a broker).",
@@ -96,8 +96,8 @@ def ingest(
     disconnect. The broker password is read from $DRIVETRAIN_BROKER_PASSWORD.
     """
     from drivetrain.cloud.ingest import IngestPipeline
-    from drivetrain.cloud.ingest.sinks import TwinsReportedState
-    from drivetrain.cloud.ingest.worker import IngestWorker
+    from drivetrain.cloud.ingest import TwinsReportedState
+    from drivetrain.cloud.ingest import IngestWorker
     from drivetrain.cloud.lake import Lake
     from drivetrain.commands.data_dir import data_dir_line
     from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database

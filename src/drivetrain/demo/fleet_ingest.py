@@ -31,8 +31,8 @@ def ingest_running(context: DemoContext) -> Iterator[IdleWaiter]:
         yield existing
         return
     from drivetrain.cloud.ingest import IngestPipeline
-    from drivetrain.cloud.ingest.sinks import TwinsReportedState
-    from drivetrain.cloud.ingest.worker import IngestWorker
+    from drivetrain.cloud.ingest import TwinsReportedState
+    from drivetrain.cloud.ingest import IngestWorker
     from drivetrain.cloud.lake import Lake
 
     platform = context.platform

@@ -29,8 +29,8 @@ from drivetrain.cloud.infra import (
     resolve_token_key,
 )
 from drivetrain.cloud.ingest import IngestPipeline
-from drivetrain.cloud.ingest.sinks import TwinsReportedState
-from drivetrain.cloud.ingest.worker import IngestWorker
+from drivetrain.cloud.ingest import TwinsReportedState
+from drivetrain.cloud.ingest import IngestWorker
 from drivetrain.cloud.lake import Lake
 from drivetrain.cloud.twins import Reconciler
 from drivetrain.core.errors import ConfigurationError

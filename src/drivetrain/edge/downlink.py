@@ -20,7 +20,6 @@ delivered again after a reconnect (the same id as the last one accepted on that 
 
 from __future__ import annotations
 
-import json
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from drivetrain.core.crypto import VerifyKey
 from drivetrain.core.errors import InvalidTopicError, SignatureError, WireFormatError
 from drivetrain.core.transport import CAMPAIGNS, COMMANDS, STATE_DESIRED, parse_vehicle_topic
 from drivetrain.core.wire import Envelope, MessageKind, parse
+from drivetrain.edge.state import DownlinkMemory
 
 RefusalReason = Literal[
     "malformed",
@@ -84,36 +84,21 @@ class Refused:
 
 @dataclass
 class ReplayState:
-    """What the guard remembers between messages (persisted by the agent)."""
+    """What the guard remembers between messages (persisted by the agent as a
+    ``DownlinkMemory`` record)."""
 
     seen_ids: deque[str] = field(default_factory=deque)
     last_sent_ns: dict[int, int] = field(default_factory=dict)
     last_id: dict[int, str] = field(default_factory=dict)
 
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "seen_ids": list(self.seen_ids),
-                "last_sent_ns": self.last_sent_ns,
-                "last_id": self.last_id,
-            }
-        )
+    def to_record(self) -> DownlinkMemory:
+        """A snapshot to persist (the agent stores it with the acknowledgement it goes with)."""
+        return DownlinkMemory(tuple(self.seen_ids), dict(self.last_sent_ns), dict(self.last_id))
 
     @classmethod
-    def from_json(cls, text: str | None) -> ReplayState:
-        """Parse ``to_json`` output; None or unreadable state starts empty (and safe: the
-        freshness window still bounds replays)."""
-        if not text:
-            return cls()
-        try:
-            data = json.loads(text)
-            return cls(
-                deque(str(i) for i in data["seen_ids"]),
-                {int(k): int(v) for k, v in data["last_sent_ns"].items()},
-                {int(k): str(v) for k, v in data.get("last_id", {}).items()},
-            )
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return cls()
+    def from_record(cls, record: DownlinkMemory) -> ReplayState:
+        """The guard's memory restored from a persisted snapshot."""
+        return cls(deque(record.seen_ids), dict(record.last_sent_ns), dict(record.last_id))
 
 
 class DownlinkGuard:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,12 @@ import pytest
 from drivetrain.core.errors import StorageError
 from drivetrain.core.wire import MessageKind
 from drivetrain.edge.buffer import MemoryBuffer, OutgoingMessage
+from drivetrain.edge.state import (
+    AgentState,
+    DesiredStateVersion,
+    DownlinkMemory,
+    InstalledCampaigns,
+)
 from drivetrain.sim.fleet.buffer import FleetBufferStore
 
 A, B = "DTESU77A6SD000000", "DTUCH50A3SD000001"
@@ -53,12 +60,13 @@ def test_sequence_numbers_state_and_messages_survive_reopening(tmp_path: Path) -
     path = tmp_path / "b.sqlite"
     store = FleetBufferStore(path)
     a = store.buffer(A)
-    a.append(_message(7), state={"downlink": "x"})
+    a.append(_message(7), state=[DownlinkMemory(("x",))])
     store.close()
     again = FleetBufferStore(path).buffer(A)
     assert again.next_seq(MessageKind.TELEMETRY) == 8
     assert again.next_seq(MessageKind.ACK) == 0
-    assert again.get_state("downlink") == "x" and again.get_state("other") is None
+    assert again.load_state().downlink.seen_ids == ("x",)
+    assert FleetBufferStore(path).buffer(B).load_state() == AgentState()
     assert [m.seq for m in again.pending()] == [7]
     assert FleetBufferStore(path).buffer(B).pending() == []
 
@@ -97,3 +105,42 @@ def test_a_buffer_file_of_another_schema_is_refused(tmp_path: Path) -> None:
     sqlite3.connect(path).execute("PRAGMA user_version = 9").connection.close()
     with pytest.raises(StorageError, match="schema version 9"):
         FleetBufferStore(path)
+
+
+# The fleet buffer's schema version 1, as the simulator created it before typed state.
+_FLEET_V1 = """
+CREATE TABLE messages(position INTEGER PRIMARY KEY AUTOINCREMENT, vehicle TEXT NOT NULL,
+    message_id TEXT NOT NULL UNIQUE, kind INTEGER NOT NULL, seq INTEGER NOT NULL,
+    topic TEXT NOT NULL, priority INTEGER NOT NULL, created_ns INTEGER NOT NULL,
+    size INTEGER NOT NULL, payload BLOB NOT NULL);
+CREATE INDEX messages_vehicle ON messages(vehicle, position);
+CREATE INDEX messages_eviction ON messages(vehicle, priority, position);
+CREATE TABLE counters(vehicle TEXT NOT NULL, key TEXT NOT NULL, value INTEGER NOT NULL,
+                      PRIMARY KEY(vehicle, key));
+CREATE TABLE state(vehicle TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+                   PRIMARY KEY(vehicle, key));
+PRAGMA user_version = 1;
+"""
+
+
+def test_fleet_buffer_of_the_previous_runner_keeps_each_vehicles_state(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript(_FLEET_V1)
+        db.executemany(
+            "INSERT INTO state VALUES (?, ?, ?)",
+            [
+                ("A", "desired_version", "3"),
+                ("A", "campaign_versions", '{"x": 5}'),
+                ("B", "downlink", '{"seen_ids": ["m1"], "last_sent_ns": {}}'),
+            ],
+        )
+    store = FleetBufferStore(path)
+    try:
+        a, b = store.buffer("A").load_state(), store.buffer("B").load_state()
+    finally:
+        store.close()
+    assert a == AgentState(
+        campaigns=InstalledCampaigns((), {"x": 5}), desired=DesiredStateVersion(3)
+    )
+    assert b == AgentState(downlink=DownlinkMemory(("m1",)))

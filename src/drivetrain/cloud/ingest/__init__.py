@@ -1,16 +1,21 @@
 """Telemetry ingestion: authenticate, validate and route what vehicles send.
 
-Public surface:
+Public surface (everything else in this package is internal):
 
-- :class:`IngestPipeline` (``process(messages) -> IngestReport``), :class:`RawMessage`,
-  :class:`MessageResult`, :class:`IngestReport` — the micro-batch pipeline.
-- :class:`LakeWriter`, :class:`ReportedStateSink` — where accepted data goes, with the
-  in-memory :class:`MemoryLake` and :class:`MemoryReportedState`.
+- the micro-batch pipeline: :class:`IngestPipeline` (``process(messages) -> IngestReport``),
+  :class:`RawMessage`, :class:`MessageResult`, :class:`IngestReport`, :class:`TimestampWindow`;
+- the consumer: :class:`IngestWorker` (with :class:`WorkerStats`) on a transport;
+- where accepted data goes: :class:`LakeWriter`, :class:`ReportedStateSink`, the in-memory
+  :class:`MemoryLake` and :class:`MemoryReportedState`, and :class:`TwinsReportedState`;
+- reads: :func:`list_dead_letters`, :func:`get_dead_letter`, :func:`dead_letter_payload`,
+  :func:`refused_items`, :func:`ingest_stats`, :func:`list_vehicle_events`,
+  :func:`prune_ingest_ledger`;
+- replay: :func:`select_for_replay`, :func:`replay_dead_letters`;
 - the reasons: :data:`DEAD_LETTER_REASONS`, :data:`OUTCOMES`, :data:`REASON_DESCRIPTIONS`.
 """
 
 from drivetrain.cloud.ingest.envelopes import RawMessage
-from drivetrain.cloud.ingest.pipeline import IngestPipeline, IngestReport, MessageResult
+from drivetrain.cloud.ingest.pipeline import IngestPipeline
 from drivetrain.cloud.ingest.reasons import (
     DEAD_LETTER_REASONS,
     MESSAGE_REASONS,
@@ -20,13 +25,29 @@ from drivetrain.cloud.ingest.reasons import (
     DeadLetterReason,
     Outcome,
 )
+from drivetrain.cloud.ingest.replay import ReplayResult, replay_dead_letters, select_for_replay
+from drivetrain.cloud.ingest.results import IngestReport, MessageResult
+from drivetrain.cloud.ingest.service import (
+    DeadLetter,
+    IngestStats,
+    VehicleEventRecord,
+    dead_letter_payload,
+    get_dead_letter,
+    ingest_stats,
+    list_dead_letters,
+    list_vehicle_events,
+    prune_ingest_ledger,
+    refused_items,
+)
 from drivetrain.cloud.ingest.sinks import (
     LakeWriter,
     MemoryLake,
     MemoryReportedState,
     ReportedStateSink,
+    TwinsReportedState,
 )
 from drivetrain.cloud.ingest.validation import TimestampWindow
+from drivetrain.cloud.ingest.worker import IngestWorker, WorkerStats
 
 __all__ = [
     "DEAD_LETTER_REASONS",
@@ -34,15 +55,31 @@ __all__ = [
     "OUTCOMES",
     "REASON_DESCRIPTIONS",
     "SAMPLE_REASONS",
+    "DeadLetter",
     "DeadLetterReason",
     "IngestPipeline",
     "IngestReport",
+    "IngestStats",
+    "IngestWorker",
     "LakeWriter",
     "MemoryLake",
     "MemoryReportedState",
     "MessageResult",
     "Outcome",
     "RawMessage",
+    "ReplayResult",
     "ReportedStateSink",
     "TimestampWindow",
+    "TwinsReportedState",
+    "VehicleEventRecord",
+    "WorkerStats",
+    "dead_letter_payload",
+    "get_dead_letter",
+    "ingest_stats",
+    "list_dead_letters",
+    "list_vehicle_events",
+    "prune_ingest_ledger",
+    "refused_items",
+    "replay_dead_letters",
+    "select_for_replay",
 ]

@@ -100,6 +100,8 @@ class RejectedMessage:
     batch_id: str | None
     kind: str
     tenant: str | None = None
+    #: True when the signature verified (the body was refused after it).
+    verified: bool = False
 
 
 VehicleLookup = Callable[[str], Vehicle | None]
@@ -166,7 +168,9 @@ def open_message(
     try:
         return _decoded(raw, envelope, vehicle, paths)
     except WireFormatError as e:
-        return reject("malformed", str(e), vehicle.tenant)
+        return RejectedMessage(
+            raw, "malformed", str(e), claimed, envelope.message_id, kind, vehicle.tenant, True
+        )
 
 
 def _incomplete_body(envelope: Envelope) -> str | None:

@@ -49,6 +49,8 @@ class DeadLetterDraft:
     payload_format: str
     payload: bytes
     replay_of: int | None = None
+    #: True when the payload came from a message whose signature verified.
+    verified: bool = False
 
     @property
     def dedup_key(self) -> str:

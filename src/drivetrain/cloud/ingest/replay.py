@@ -33,7 +33,8 @@ from drivetrain.cloud.fleet import Vehicle, get_vehicle
 from drivetrain.cloud.ingest.assembly import read_refused_samples
 from drivetrain.cloud.ingest.envelopes import RawMessage, TelemetryBody
 from drivetrain.cloud.ingest.models import DeadLetterRow
-from drivetrain.cloud.ingest.pipeline import IngestPipeline, IngestReport, MessageResult, _Unit
+from drivetrain.cloud.ingest.pipeline import IngestPipeline
+from drivetrain.cloud.ingest.results import AuthenticBatch, IngestReport, MessageResult
 from drivetrain.cloud.ingest.service import dead_letter_query
 from drivetrain.core.errors import BadInputError, NotFoundError, WireFormatError
 from drivetrain.core.wire import VehicleEvent
@@ -152,7 +153,7 @@ def _replay_one(pipeline: IngestPipeline, dead_letter_id: int) -> ReplayResult:
         return decided.outcome == "replayed"
 
     if target.level == "message":
-        pipeline._process(
+        pipeline.run(
             [RawMessage(target.topic, target.payload)],
             now_ns=target.received_ns,
             replay_of=target.dead_letter_id,
@@ -165,11 +166,11 @@ def _replay_one(pipeline: IngestPipeline, dead_letter_id: int) -> ReplayResult:
                 decided = ReplayResult(dead_letter_id, "still_refused", unit)
                 _mark(session, target, decided)
             return decided
-        pipeline._process(
+        pipeline.run(
             [],
             now_ns=target.received_ns,
             replay_of=target.dead_letter_id,
-            extra_units=[unit],
+            extra_batches=[unit],
             on_routed=settle,
         )
     return outcome[0]
@@ -233,7 +234,7 @@ def _derived_batch_id(target: _Target) -> str:
     return uuid.uuid5(_NAMESPACE, name).hex
 
 
-def _sample_unit(pipeline: IngestPipeline, target: _Target) -> _Unit | str:
+def _sample_unit(pipeline: IngestPipeline, target: _Target) -> AuthenticBatch | str:
     """The refused items as a batch of their own, or why they cannot be replayed."""
     with pipeline.database.session() as session:
         try:
@@ -245,12 +246,12 @@ def _sample_unit(pipeline: IngestPipeline, target: _Target) -> _Unit | str:
         events = tuple(
             VehicleEvent.from_dict(e) for e in json.loads(target.payload).get("events", [])
         )
-        return _Unit(0, vehicle, batch_id, "events", target.topic, events=events)
+        return AuthenticBatch(0, vehicle, batch_id, "events", target.topic, events=events)
     try:
         table = read_refused_samples(target.payload)
     except (pa.ArrowInvalid, WireFormatError) as e:
         return f"stored samples cannot be read: {e}"
-    return _Unit(0, vehicle, batch_id, "telemetry", target.topic, telemetry=_body(table, pipeline))
+    return AuthenticBatch(0, vehicle, batch_id, "telemetry", target.topic, telemetry=_body(table, pipeline))
 
 
 def _body(table: pa.Table, pipeline: IngestPipeline) -> TelemetryBody:

@@ -27,7 +27,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Final, Self
 
 from drivetrain.cloud.ingest.envelopes import RawMessage
-from drivetrain.cloud.ingest.pipeline import IngestPipeline, IngestReport
+from drivetrain.cloud.ingest.pipeline import IngestPipeline
+from drivetrain.cloud.ingest.results import IngestReport
 from drivetrain.cloud.ingest.service import prune_ingest_ledger
 from drivetrain.core.errors import DrivetrainError, TransportError
 from drivetrain.core.transport import (

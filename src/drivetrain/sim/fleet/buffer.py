@@ -11,7 +11,10 @@ long start-up). Here one database holds them all, each message tagged with its v
 * **bounded per vehicle by bytes**, eviction by priority then age, counted and returned;
 * **ordered** — positions come from one ``AUTOINCREMENT`` column, so each vehicle's messages
   keep their append order and a position is never reused;
-* per-vehicle agent state (``get_state``/``put_state``) and sequence numbers.
+* per-vehicle agent state (typed records, ``load_state``/``save_state``) and sequence numbers.
+
+Schema version 2 keeps the agent state as one row per typed record (``agent_state``); a
+version 1 file (free key/value strings in ``state``) is migrated when opened.
 
 All views share one connection under one lock, so they are safe to use from the runner's
 thread and the transport's delivery thread alike.
@@ -21,7 +24,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -37,12 +41,17 @@ from drivetrain.edge.buffer import (
     check_message,
     message_from_row,
     select_evictions,
+    upgrade_schema,
 )
+from drivetrain.edge.state import AgentState, StateRecord, encode_records, records_from_legacy
 
-SCHEMA_VERSION: Final = 1
-_SCHEMA: Final = """
-BEGIN;
-CREATE TABLE messages(
+SCHEMA_VERSION: Final = 2
+_AGENT_STATE: Final = """CREATE TABLE agent_state(
+    vehicle TEXT NOT NULL, record TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY(vehicle, record)
+)"""
+_PUT_STATE: Final = "INSERT OR REPLACE INTO agent_state(vehicle, record, body) VALUES (?, ?, ?)"
+_SCHEMA: Final = (
+    """CREATE TABLE messages(
     position INTEGER PRIMARY KEY AUTOINCREMENT,
     vehicle TEXT NOT NULL,
     message_id TEXT NOT NULL UNIQUE,
@@ -53,16 +62,12 @@ CREATE TABLE messages(
     created_ns INTEGER NOT NULL,
     size INTEGER NOT NULL,
     payload BLOB NOT NULL
-);
-CREATE INDEX messages_vehicle ON messages(vehicle, position);
-CREATE INDEX messages_eviction ON messages(vehicle, priority, position);
-CREATE TABLE counters(vehicle TEXT NOT NULL, key TEXT NOT NULL, value INTEGER NOT NULL,
-                      PRIMARY KEY(vehicle, key));
-CREATE TABLE state(vehicle TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
-                   PRIMARY KEY(vehicle, key));
-PRAGMA user_version = 1;
-COMMIT;
-"""
+)""",
+    "CREATE INDEX messages_vehicle ON messages(vehicle, position)",
+    "CREATE INDEX messages_eviction ON messages(vehicle, priority, position)",
+    """CREATE TABLE counters(vehicle TEXT NOT NULL, key TEXT NOT NULL, value INTEGER NOT NULL,
+                      PRIMARY KEY(vehicle, key))""",
+)
 
 
 class FleetBufferStore:
@@ -88,14 +93,7 @@ class FleetBufferStore:
             self.db.execute("PRAGMA journal_mode=WAL").fetchone()
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=5000")
-            version = self.db.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
-                self.db.executescript(_SCHEMA)
-            elif version != SCHEMA_VERSION:
-                raise StorageError(
-                    f"{self.path} is a fleet buffer of schema version {version}; "
-                    f"this runner reads {SCHEMA_VERSION}"
-                )
+            self._migrate()
             self._totals = {
                 vin: (int(size), int(count))
                 for vin, size, count in self.db.execute(
@@ -108,6 +106,34 @@ class FleetBufferStore:
             }
         except (sqlite3.Error, OSError) as e:
             raise StorageError(f"cannot open the fleet buffer {self.path}: {e}") from e
+
+    def _migrate(self) -> None:
+        def create(db: sqlite3.Connection) -> None:
+            for statement in (*_SCHEMA, _AGENT_STATE):
+                db.execute(statement)
+
+        def from_version_1(db: sqlite3.Connection) -> None:
+            legacy: defaultdict[str, dict[str, str]] = defaultdict(dict)
+            for vin, key, value in db.execute("SELECT vehicle, key, value FROM state"):
+                legacy[vin][key] = value
+            db.execute(_AGENT_STATE)
+            db.executemany(
+                _PUT_STATE,
+                [
+                    (vin, record, body)
+                    for vin, entries in legacy.items()
+                    for record, body in encode_records(records_from_legacy(entries))
+                ],
+            )
+            db.execute("DROP TABLE state")
+
+        upgrade_schema(
+            self.db,
+            SCHEMA_VERSION,
+            {0: create, 1: from_version_1},
+            what=f"{self.path} is a fleet buffer",
+            reader="this runner",
+        )
 
     def buffer(self, vin: str) -> VehicleBuffer:
         """The buffer of vehicle ``vin`` (a view on this store)."""
@@ -154,7 +180,7 @@ class VehicleBuffer:
             return self._store.counter(self.vin, f"seq:{int(kind)}")
 
     def append(
-        self, message: OutgoingMessage, *, state: Mapping[str, str] | None = None
+        self, message: OutgoingMessage, *, state: Sequence[StateRecord] = ()
     ) -> AppendResult:
         """Store ``message`` (and ``state``) in one transaction; evict to stay in bounds.
 
@@ -164,6 +190,7 @@ class VehicleBuffer:
             ValueError: a negative ``seq`` or an empty payload.
         """
         check_message(message)
+        state_rows = encode_records(state)
         store, vin, size = self._store, self.vin, len(message.payload)
         with store.lock:
             db = store.db
@@ -189,11 +216,8 @@ class VehicleBuffer:
                     position = int(cursor.lastrowid or 0)
                     seq_key = f"seq:{int(message.kind)}"
                     counters[seq_key] = max(store.counter(vin, seq_key), message.seq + 1)
-                    if state:
-                        db.executemany(
-                            "INSERT OR REPLACE INTO state(vehicle, key, value) VALUES (?, ?, ?)",
-                            [(vin, k, v) for k, v in state.items()],
-                        )
+                    if state_rows:
+                        db.executemany(_PUT_STATE, [(vin, r, b) for r, b in state_rows])
                     total, count = store.totals(vin)
                     evicted, freed = self._evict(total + size - store.max_bytes)
                     if evicted:
@@ -286,16 +310,8 @@ class VehicleBuffer:
             store.set_totals(self.vin, total - sum(sizes), count - len(sizes))
         return len(sizes)
 
-    def get_state(self, key: str) -> str | None:
-        """A piece of this vehicle's agent state, or None."""
-        with self._store.lock:
-            row = self._store.db.execute(
-                "SELECT value FROM state WHERE vehicle = ? AND key = ?", (self.vin, key)
-            ).fetchone()
-        return None if row is None else str(row[0])
-
-    def put_state(self, entries: Mapping[str, str]) -> None:
-        """Store agent state entries (committed on return).
+    def load_state(self) -> AgentState:
+        """This vehicle's agent state.
 
         Raises:
             StorageError: the database failed.
@@ -303,11 +319,27 @@ class VehicleBuffer:
         store = self._store
         with store.lock:
             try:
+                rows = store.db.execute(
+                    "SELECT record, body FROM agent_state WHERE vehicle = ?", (self.vin,)
+                ).fetchall()
+            except sqlite3.Error as e:
+                raise StorageError(
+                    f"fleet buffer {store.path}: cannot read agent state: {e}"
+                ) from e
+        return AgentState.from_stored(rows)
+
+    def save_state(self, records: Sequence[StateRecord]) -> None:
+        """Store agent state records (committed on return).
+
+        Raises:
+            StorageError: the database failed.
+        """
+        rows = [(self.vin, r, b) for r, b in encode_records(records)]
+        store = self._store
+        with store.lock:
+            try:
                 store.db.execute("BEGIN IMMEDIATE")
-                store.db.executemany(
-                    "INSERT OR REPLACE INTO state(vehicle, key, value) VALUES (?, ?, ?)",
-                    [(self.vin, k, v) for k, v in entries.items()],
-                )
+                store.db.executemany(_PUT_STATE, rows)
                 store.db.execute("COMMIT")
             except sqlite3.Error as e:
                 if store.db.in_transaction:

@@ -5,13 +5,12 @@ Each ``tick(now_ns, frames=..., samples=...)``:
 1. handles the downlink messages that arrived since the last tick (the transport's delivery
    thread only queues them, so all agent state changes on the ticking thread): the guard
    (``downlink.DownlinkGuard``) refuses anything not signed by the cloud for this VIN or
-   replayed; accepted desired-state deltas go to the ``VehicleActuator``, campaigns to the
-   collection engine, commands to the actuator; each outcome is acknowledged with a signed
-   ``Ack`` on ``dt/v1/{vin}/ack``, and applied desired values are reported in telemetry at once;
+   replayed; the ``DownlinkHandler`` (``handler.py``) applies and acknowledges the rest;
 2. decodes the CAN frames (if a ``CanDecoding`` is given) and adds injected VSS samples;
 3. runs the collection engine and keeps what it selected;
 4. every ``batch_interval_s`` seals what was collected — one telemetry batch per campaign
-   priority, plus one events message — and appends it to the store-and-forward buffer;
+   priority, plus one events message — into the store-and-forward buffer (``Outbox``,
+   ``outbox.py``);
 5. pumps the uplink (sends in order, removes what the transport confirmed).
 
 Nothing blocks and no thread is started per agent, so a fleet runner can host thousands of
@@ -21,133 +20,48 @@ agents in one process, share one transport between them and drive them determini
 An agent given its ECU inventory (``EcuInfo`` entries) reports it as a ``vehicle.inventory``
 event when it starts and whenever ``set_inventory`` changes it (after a software update), so
 the cloud's twin knows which software each ECU runs.
+
+What the agent keeps across restarts (the guard's memory, installed campaigns, the applied
+desired-state version) is read from the buffer as an ``AgentState`` (``edge.state``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Final
-
-import numpy as np
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 
 from drivetrain.core.can.frames import FrameBatch
-from drivetrain.core.errors import (
-    BadInputError,
-    CampaignFormatError,
-    ConflictError,
-    StorageError,
-    WireFormatError,
-)
-from drivetrain.core.transport import (
-    ACK,
-    EVENTS,
-    TELEMETRY,
-    Message,
-    Subscription,
-    Transport,
-    vehicle_topic,
-)
+from drivetrain.core.errors import StorageError
+from drivetrain.core.transport import EVENTS, Message, Subscription, Transport, vehicle_topic
 from drivetrain.core.vss import Catalog, builtin_catalog
 from drivetrain.core.wire import (
-    Ack,
-    Command,
-    DesiredStateDelta,
     EcuInfo,
     MessageKind,
     VehicleEvent,
     events_to_dict,
     inventory_event,
-    new_message_id,
-    seal_json,
-    seal_telemetry,
 )
 from drivetrain.core.wire.inventory import check_inventory
 from drivetrain.edge.actuator import VehicleActuator
-from drivetrain.edge.buffer import AppendResult, Buffer, OutgoingMessage
+from drivetrain.edge.agent.config import EVENT_PRIORITY, AgentConfig, AgentStats
+from drivetrain.edge.agent.handler import DownlinkHandler, restore_campaigns
+from drivetrain.edge.agent.outbox import Outbox
+from drivetrain.edge.buffer import Buffer
 from drivetrain.edge.campaigns import Campaign
 from drivetrain.edge.can_input import CanDecoding
 from drivetrain.edge.collection import CollectionEngine
-from drivetrain.edge.downlink import (
-    BENIGN_REASONS,
-    DEFAULT_FRESHNESS_S,
-    DOWNLINK_CHANNELS,
-    Accepted,
-    DownlinkGuard,
-    Refused,
-    ReplayState,
-)
+from drivetrain.edge.downlink import DOWNLINK_CHANNELS, DownlinkGuard, ReplayState
 from drivetrain.edge.identity import VehicleIdentity
 from drivetrain.edge.samples import Samples
 from drivetrain.edge.sources import FrameSource
-from drivetrain.edge.uplink import Uplink, UplinkStats
+from drivetrain.edge.uplink import Uplink
 
 log = logging.getLogger("drivetrain.edge")
 
-_NS: Final = 1_000_000_000
-#: Priorities in the buffer (0-9; lower is evicted first). Telemetry takes its campaign's.
-ACK_PRIORITY: Final = 9
-REPORT_PRIORITY: Final = 8
-EVENT_PRIORITY: Final = 8
-#: Keys of the agent state kept in the buffer's database.
-_STATE_DOWNLINK: Final = "downlink"
-_STATE_CAMPAIGNS: Final = "campaigns"
-_STATE_VERSIONS: Final = "campaign_versions"
-_STATE_DESIRED: Final = "desired_version"
-
-
-@dataclass(frozen=True)
-class AgentConfig:
-    """Tuning of one agent.
-
-    Attributes:
-        batch_interval_s: how often collected samples are sealed into a batch, seconds.
-        max_batch_samples: a batch is sealed early once this many samples wait.
-        refusal_report_interval_s: at most one ``edge.downlink.refused`` event per this many
-            seconds (with the counts since the last one), so a flood of forged messages does
-            not flood the uplink.
-        freshness_s: per downlink kind, the oldest message accepted (seconds).
-        max_skew_s: how far a downlink message may be dated ahead of the vehicle clock.
-        max_in_flight, resend_after_s, backoff_initial_s, backoff_max_s: see ``Uplink``.
-    """
-
-    batch_interval_s: float = 1.0
-    max_batch_samples: int = 20_000
-    refusal_report_interval_s: float = 60.0
-    freshness_s: Mapping[MessageKind, float] = field(
-        default_factory=lambda: dict(DEFAULT_FRESHNESS_S)
-    )
-    max_skew_s: float = 60.0
-    max_in_flight: int = 64
-    resend_after_s: float = 120.0
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 30.0
-
-
-@dataclass(frozen=True)
-class AgentStats:
-    """What one agent has done since it started (a snapshot)."""
-
-    ticks: int
-    samples_in: int
-    samples_collected: int
-    batches_sealed: int
-    bytes_sealed: int
-    events_sent: int
-    triggers_fired: int
-    evicted_messages: int
-    buffered_messages: int
-    buffered_bytes: int
-    downlink_accepted: Mapping[str, int]
-    downlink_refused: Mapping[str, int]
-    acks_sent: Mapping[str, int]
-    uplink: UplinkStats
-    campaigns: tuple[str, ...]
+_NS = 1_000_000_000
 
 
 class EdgeAgent:
@@ -156,8 +70,9 @@ class EdgeAgent:
     Args:
         identity: VIN, vehicle signing key, cloud key.
         transport: the vehicle link (may be shared by many agents).
-        buffer: the store-and-forward buffer (``SqliteBuffer`` in a car); agent state
-            (accepted downlink ids, installed campaigns) is kept in it too.
+        buffer: the store-and-forward buffer (``SqliteBuffer`` in a car); the agent's state
+            (``AgentState``: downlink memory, installed campaigns, desired version) is kept in
+            it too.
         catalog: the VSS catalog (default: the built-in one).
         actuator: applies desired state and commands; None refuses them (acknowledged as
             rejected).
@@ -203,47 +118,47 @@ class EdgeAgent:
             backoff_initial_s=self.config.backoff_initial_s,
             backoff_max_s=self.config.backoff_max_s,
         )
+        state = buffer.load_state()
         self.guard = DownlinkGuard(
             self.vin,
             identity.cloud_key,
-            state=ReplayState.from_json(buffer.get_state(_STATE_DOWNLINK)),
+            state=ReplayState.from_record(state.downlink),
             freshness_s=self.config.freshness_s,
             max_skew_s=self.config.max_skew_s,
         )
         self.engine = CollectionEngine()
-        self._restore_campaigns()
-        desired = buffer.get_state(_STATE_DESIRED)
-        self.desired_version = int(desired) if desired and desired.isdigit() else -1
+        restore_campaigns(self.engine, state.campaigns, self.catalog, self.vin)
+        self.outbox = Outbox(identity, buffer)
+        self.downlink = DownlinkHandler(
+            self.guard,
+            self.engine,
+            self.catalog,
+            actuator,
+            self.outbox,
+            desired_version=state.desired.version,
+            refusal_report_interval_s=self.config.refusal_report_interval_s,
+        )
         self._inbox: deque[Message] = deque()
         self._subscriptions: list[Subscription] = []
         self._pending: dict[int, list[Samples]] = {}
         self._pending_rows = 0
-        self._events: list[VehicleEvent] = []
         self._last_flush_ns: int | None = None
-        self._refusals_unreported: Counter[str] = Counter()
-        self._last_refusal_report_ns = 0
         self._ticks = 0
         self._samples_in = 0
         self._samples_collected = 0
-        self._batches = 0
-        self._bytes = 0
-        self._events_sent = 0
         self._fired = 0
-        self._evicted = 0
-        self._acks: Counter[str] = Counter()
-        self.stale_desired = 0
         #: Inventory events sealed so far (on start and on each change).
         self.inventory_reports = 0
 
-    def _restore_campaigns(self) -> None:
-        versions = json.loads(self.buffer.get_state(_STATE_VERSIONS) or "{}")
-        for data in json.loads(self.buffer.get_state(_STATE_CAMPAIGNS) or "[]"):
-            try:
-                self.engine.install(Campaign.from_dict(data, self.catalog))
-            except (CampaignFormatError, ConflictError) as e:  # a catalog change can do this
-                log.warning("%s: stored campaign not reinstalled: %s", self.vin, e)
-        for campaign_id, version in versions.items():
-            self.engine.remember_version(campaign_id, int(version))
+    @property
+    def desired_version(self) -> int:
+        """The newest desired-state version applied (-1: none)."""
+        return self.downlink.desired_version
+
+    @property
+    def stale_desired(self) -> int:
+        """Desired-state deltas ignored as not newer than the version in force."""
+        return self.downlink.stale_desired
 
     # --- life cycle ----------------------------------------------------------------------------
 
@@ -297,14 +212,14 @@ class EdgeAgent:
         it with the pending events (sealed at the next flush)."""
         event = inventory_event(self._inventory, now_ns)
         try:
-            self._append_json(
+            self.outbox.seal_json(
                 MessageKind.EVENTS, EVENTS, events_to_dict([event]), EVENT_PRIORITY, now_ns
             )
         except StorageError as e:
             log.warning("%s: inventory kept for the next flush: %s", self.vin, e)
-            self._events.append(event)
+            self.outbox.events.append(event)
             return
-        self._events_sent += 1
+        self.outbox.events_sent += 1
         self.inventory_reports += 1
 
     def stop(self) -> None:
@@ -339,7 +254,7 @@ class EdgeAgent:
         self._ticks += 1
         while self._inbox:
             message = self._inbox[0]
-            self._handle_downlink(message.topic, message.payload, now_ns)  # StorageError: kept
+            self.downlink.handle(message.topic, message.payload, now_ns)  # StorageError: kept
             self._inbox.popleft()
             message.ack()
         parts = []
@@ -358,16 +273,16 @@ class EdgeAgent:
         self._samples_collected += result.sample_count
         for fired in result.fired:
             self._fired += 1
-            self._events.append(VehicleEvent(
+            self.outbox.events.append(VehicleEvent(
                 "campaign.triggered", fired.ts_ns, "info",
                 {"campaign": fired.campaign_id, "trigger": fired.trigger},
             ))  # fmt: skip
         for campaign_id in result.expired:
-            self._events.append(
+            self.outbox.events.append(
                 VehicleEvent("campaign.expired", now_ns, "info", {"campaign": campaign_id})
             )
-            self._save_campaigns()
-        self._report_refusals(now_ns)
+            self.downlink.save_campaigns()
+        self.downlink.report_refusals(now_ns)
         if self._last_flush_ns is None:
             self._last_flush_ns = now_ns
         due = now_ns - self._last_flush_ns >= self.config.batch_interval_s * _NS
@@ -387,186 +302,10 @@ class EdgeAgent:
         for priority in sorted(self._pending, reverse=True):
             batch = Samples.concat(self._pending[priority])
             if len(batch):
-                self._seal_telemetry(batch, priority, now_ns)
+                self.outbox.seal_telemetry(batch, priority, now_ns)
             del self._pending[priority]
             self._pending_rows -= len(batch)
-        if self._events:
-            events = list(self._events)
-            self._append_json(
-                MessageKind.EVENTS, EVENTS, events_to_dict(events), EVENT_PRIORITY, now_ns
-            )
-            del self._events[: len(events)]  # an eviction event raised by this append stays
-            self._events_sent += len(events)
-
-    def _seal_telemetry(self, samples: Samples, priority: int, now_ns: int) -> AppendResult:
-        seq = self.buffer.next_seq(MessageKind.TELEMETRY)
-        message_id = new_message_id()
-        payload = seal_telemetry(
-            self.vin,
-            samples.to_table(),
-            key=self.identity.signing_key,
-            seq=seq,
-            message_id=message_id,
-            sent_ns=now_ns,
-        )
-        result = self._append(OutgoingMessage(
-            message_id, MessageKind.TELEMETRY, seq, vehicle_topic(self.vin, TELEMETRY), priority,
-            now_ns, payload,
-        ))  # fmt: skip
-        self._batches += 1
-        self._bytes += len(payload)
-        return result
-
-    def _append_json(
-        self,
-        kind: MessageKind,
-        channel: str,
-        body: Mapping[str, Any],
-        priority: int,
-        now_ns: int,
-        state: Mapping[str, str] | None = None,
-    ) -> AppendResult:
-        seq = self.buffer.next_seq(kind)
-        message_id = new_message_id()
-        payload = seal_json(
-            kind,
-            self.vin,
-            body,
-            key=self.identity.signing_key,
-            seq=seq,
-            message_id=message_id,
-            sent_ns=now_ns,
-        )
-        return self._append(
-            OutgoingMessage(
-                message_id, kind, seq, vehicle_topic(self.vin, channel), priority, now_ns, payload
-            ),
-            state,
-        )
-
-    def _append(
-        self, message: OutgoingMessage, state: Mapping[str, str] | None = None
-    ) -> AppendResult:
-        result = self.buffer.append(message, state=state)
-        if result.evicted:
-            self._evicted += len(result.evicted)
-            by_kind = Counter(e.kind.name.lower() for e in result.evicted)
-            self._events.append(VehicleEvent(
-                "edge.buffer.evicted", message.created_ns, "medium",
-                {"messages": len(result.evicted), "bytes": sum(e.size for e in result.evicted),
-                 "by_kind": dict(by_kind),
-                 "lowest_priority": min(e.priority for e in result.evicted)},
-            ))  # fmt: skip
-            log.warning("%s: buffer full, evicted %d messages", self.vin, len(result.evicted))
-        return result
-
-    # --- downlink ------------------------------------------------------------------------------
-
-    def _handle_downlink(self, topic: str, payload: bytes, now_ns: int) -> None:
-        outcome = self.guard.check(topic, payload, now_ns)
-        if isinstance(outcome, Refused):
-            log.info("%s: downlink refused (%s): %s", self.vin, outcome.reason, outcome.detail)
-            if outcome.reason not in BENIGN_REASONS:
-                self._refusals_unreported[outcome.reason] += 1
-            return
-        handler = {
-            MessageKind.DESIRED_STATE: self._apply_desired,
-            MessageKind.CAMPAIGN: self._install_campaign,
-            MessageKind.COMMAND: self._run_command,
-        }[outcome.kind]
-        handler(outcome, now_ns)
-
-    def _acknowledge(self, ack: Ack, now_ns: int, state: Mapping[str, str] | None = None) -> None:
-        full_state = {_STATE_DOWNLINK: self.guard.state.to_json(), **(state or {})}
-        self._append_json(MessageKind.ACK, ACK, ack.to_dict(), ACK_PRIORITY, now_ns, full_state)
-        self._acks[f"{ack.ref_kind}.{ack.status}"] += 1
-
-    def _apply_desired(self, accepted: Accepted, now_ns: int) -> None:
-        ref = accepted.envelope.message_id
-        try:
-            delta = DesiredStateDelta.from_dict(accepted.body)
-        except WireFormatError as e:
-            self._acknowledge(Ack(ref, "desired_state", "rejected", str(e)), now_ns)
-            return
-        if delta.version <= self.desired_version:
-            # A re-delivery or a reordered older delta: the newer one is in force already.
-            self.stale_desired += 1
-            self.buffer.put_state({_STATE_DOWNLINK: self.guard.state.to_json()})
-            return
-        if self.actuator is None:
-            self._acknowledge(
-                Ack(
-                    ref, "desired_state", "rejected", "this vehicle has no actuators", delta.version
-                ),
-                now_ns,
-            )
-            return
-        try:
-            applied = self.actuator.apply_desired(delta.values)
-        except BadInputError as e:
-            self._acknowledge(Ack(ref, "desired_state", "rejected", str(e), delta.version), now_ns)
-            return
-        self.desired_version = delta.version
-        numeric = {
-            p: v
-            for p, v in applied.items()
-            if isinstance(v, bool | int | float) and np.isfinite(float(v))
-        }
-        if numeric:  # report the new values now, not at the next sampling period
-            self._seal_telemetry(Samples.from_values(numeric, now_ns), REPORT_PRIORITY, now_ns)
-        self._acknowledge(
-            Ack(ref, "desired_state", "applied", "", delta.version),
-            now_ns,
-            {_STATE_DESIRED: str(delta.version)},
-        )
-
-    def _install_campaign(self, accepted: Accepted, now_ns: int) -> None:
-        ref = accepted.envelope.message_id
-        version = accepted.body.get("version")
-        version = version if isinstance(version, int) and not isinstance(version, bool) else None
-        try:
-            campaign = Campaign.from_dict(accepted.body, self.catalog)
-            outcome = self.engine.install(campaign)
-        except (CampaignFormatError, ConflictError) as e:
-            self._acknowledge(Ack(ref, "campaign", "rejected", str(e), version), now_ns)
-            return
-        self._acknowledge(
-            Ack(ref, "campaign", "applied", f"{campaign.id}: {outcome}", campaign.version),
-            now_ns,
-            self._campaign_state(),
-        )
-
-    def _campaign_state(self) -> dict[str, str]:
-        return {
-            _STATE_CAMPAIGNS: json.dumps([c.to_dict() for c in self.engine.campaigns]),
-            _STATE_VERSIONS: json.dumps(self.engine.versions),
-        }
-
-    def _save_campaigns(self) -> None:
-        self.buffer.put_state(self._campaign_state())
-
-    def _run_command(self, accepted: Accepted, now_ns: int) -> None:
-        ref = accepted.envelope.message_id
-        try:
-            command = Command.from_dict(accepted.body)
-            if self.actuator is None:
-                raise BadInputError("this vehicle has no actuators")
-            detail = self.actuator.execute(command.name, command.args)
-        except BadInputError as e:  # WireFormatError included
-            self._acknowledge(Ack(ref, "command", "rejected", str(e)), now_ns)
-            return
-        self._acknowledge(Ack(ref, "command", "applied", detail), now_ns)
-
-    def _report_refusals(self, now_ns: int) -> None:
-        if not self._refusals_unreported:
-            return
-        if now_ns - self._last_refusal_report_ns < self.config.refusal_report_interval_s * _NS:
-            return
-        counts, self._refusals_unreported = dict(self._refusals_unreported), Counter()
-        self._last_refusal_report_ns = now_ns
-        self._events.append(
-            VehicleEvent("edge.downlink.refused", now_ns, "high", {"counts": counts})
-        )
+        self.outbox.seal_events(now_ns)
 
     # --- the loop of one agent (the CLI) --------------------------------------------------------
 
@@ -624,7 +363,7 @@ class EdgeAgent:
         """Install campaigns from a trusted local source (bench tests, simulator set-up)."""
         for campaign in campaigns:
             self.engine.install(campaign)
-        self._save_campaigns()
+        self.downlink.save_campaigns()
 
     def stats(self) -> AgentStats:
         buffer = self.buffer.stats()
@@ -632,16 +371,16 @@ class EdgeAgent:
             ticks=self._ticks,
             samples_in=self._samples_in,
             samples_collected=self._samples_collected,
-            batches_sealed=self._batches,
-            bytes_sealed=self._bytes,
-            events_sent=self._events_sent,
+            batches_sealed=self.outbox.batches,
+            bytes_sealed=self.outbox.bytes,
+            events_sent=self.outbox.events_sent,
             triggers_fired=self._fired,
             evicted_messages=buffer.evicted_messages,
             buffered_messages=buffer.messages,
             buffered_bytes=buffer.bytes,
             downlink_accepted=dict(self.guard.accepted),
             downlink_refused=dict(self.guard.refused),
-            acks_sent=dict(self._acks),
+            acks_sent=dict(self.downlink.acks),
             uplink=self.uplink.stats(),
             campaigns=tuple(c.id for c in self.engine.campaigns),
         )

@@ -1,0 +1,126 @@
+"""Routing the non-telemetry batches of a micro-batch: vehicle events (with ECU inventories to
+the twins) and acknowledgements of downlink messages."""
+
+from __future__ import annotations
+
+from drivetrain.cloud.ingest import records
+from drivetrain.cloud.ingest.microbatch import MicroBatch, iso_ns
+from drivetrain.cloud.ingest.records import DeadLetterDraft
+from drivetrain.cloud.ingest.results import AuthenticBatch, MessageResult
+from drivetrain.core.errors import BadInputError, NotFoundError
+from drivetrain.core.wire import INVENTORY_EVENT, Ack, VehicleEvent, inventory_from_event
+
+
+def route_other(mb: MicroBatch, batch: AuthenticBatch) -> None:
+    """Route one events or ack batch (an events message with no events is stored as is)."""
+    if batch.events:
+        route_events(mb, batch)
+    elif batch.ack is not None:
+        route_ack(mb, batch, batch.ack)
+    else:
+        mb.tally.result(batch.source, MessageResult("stored", batch.vehicle.vin, batch.batch_id))
+        mb.tally.count(batch.vehicle.tenant, batch.vehicle.vin, "accepted", 1, 0)
+
+
+def route_ack(mb: MicroBatch, batch: AuthenticBatch, ack: Ack) -> None:
+    """Desired-state acks go to the twins; acks of campaigns and commands are kept as
+    vehicle events (``ack.campaign``, ``ack.command``) for the domains that sent them."""
+    vehicle = batch.vehicle
+    if ack.ref_kind != "desired_state":
+        event = VehicleEvent(type=f"ack.{ack.ref_kind}", ts_ns=batch.sent_ns, data=ack.to_dict())
+        records.add_events(
+            mb.session,
+            tenant=vehicle.tenant,
+            vin=vehicle.vin,
+            batch_id=batch.batch_id,
+            events=[(0, event)],
+            now=mb.received_at,
+        )
+    else:
+        try:
+            mb.reported.record_acks(mb.session, vehicle.vin, [ack])
+        except (BadInputError, NotFoundError) as e:  # checked before any change
+            mb.tally.refuse_batch(batch, f"ack refused by the twin: {e}")
+            return
+    mb.tally.result(batch.source, MessageResult("stored", vehicle.vin, batch.batch_id))
+    mb.tally.count(vehicle.tenant, vehicle.vin, "accepted", 1, 0)
+
+
+def route_events(mb: MicroBatch, batch: AuthenticBatch) -> None:
+    """Store the events in the window; ``vehicle.inventory`` events also go to the twins
+    (in this transaction). Events outside the window, and inventories the twins refuse,
+    are dead-lettered per reason; the message's other events are stored."""
+    earliest, latest = mb.bounds
+    good: list[tuple[int, VehicleEvent]] = []
+    bad: dict[str, list[tuple[int, VehicleEvent]]] = {}
+    details: dict[str, str] = {}
+    vehicle = batch.vehicle
+    for position, event in enumerate(batch.events):
+        if event.ts_ns < earliest:
+            bad.setdefault("timestamp_too_old", []).append((position, event))
+        elif event.ts_ns > latest:
+            bad.setdefault("timestamp_in_future", []).append((position, event))
+        elif event.type != INVENTORY_EVENT:
+            good.append((position, event))
+        elif problem := _inventory(mb, vehicle.vin, event):
+            bad.setdefault("bad_inventory", []).append((position, event))
+            details.setdefault("bad_inventory", f"event {position} ({event.type!r}): {problem}")
+        else:
+            good.append((position, event))
+    records.add_events(
+        mb.session,
+        tenant=vehicle.tenant,
+        vin=vehicle.vin,
+        batch_id=batch.batch_id,
+        events=good,
+        now=mb.received_at,
+    )
+    for reason, events in bad.items():
+        position, first = events[0]
+        window = f"[{iso_ns(earliest)}, {iso_ns(latest)}]"
+        cause = details.get(reason) or (
+            f"event {position} ({first.type!r}) at {iso_ns(first.ts_ns)} is outside the "
+            f"accepted window {window}"
+        )
+        mb.tally.add_dead_letter(
+            DeadLetterDraft(
+                received_at=mb.received_at,
+                vin=vehicle.vin,
+                tenant=vehicle.tenant,
+                topic=batch.topic,
+                kind=batch.kind,
+                batch_id=batch.batch_id,
+                level="samples",
+                reason=reason,
+                detail=f"{len(events)} event(s) with {reason}: {cause}",
+                sample_count=len(events),
+                payload_format="json",
+                payload=records.events_json(events),
+                replay_of=mb.replay_of,
+                verified=True,
+            )
+        )
+        mb.tally.count(vehicle.tenant, vehicle.vin, reason, 1, len(events))
+    if good:
+        mb.tally.count(vehicle.tenant, vehicle.vin, "accepted", 1, len(good))
+    mb.tally.result(
+        batch.source,
+        MessageResult(
+            "stored",
+            vehicle.vin,
+            batch.batch_id,
+            accepted=len(good),
+            refused={r: len(e) for r, e in bad.items()},
+        ),
+    )
+
+
+def _inventory(mb: MicroBatch, vin: str, event: VehicleEvent) -> str:
+    """Route one inventory event to the twins; returns why it was refused ('' if it was
+    recorded). A refused inventory changes nothing."""
+    try:
+        ecus = inventory_from_event(event)
+        mb.reported.record_inventory(mb.session, vin, ecus)
+    except (BadInputError, NotFoundError) as e:  # WireFormatError included
+        return str(e)
+    return ""

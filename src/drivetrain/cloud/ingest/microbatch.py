@@ -1,0 +1,64 @@
+"""The state one micro-batch's routing steps share: its transaction, its clock, where accepted
+data goes, and the :class:`~drivetrain.cloud.ingest.tally.Tally` of outcomes.
+
+Each routing step (:mod:`.telemetry_route`, :mod:`.event_route`) takes a :class:`MicroBatch`
+and records what it decided in ``tally``; a new destination is one more step of this shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from drivetrain.cloud.fleet import Vehicle
+from drivetrain.cloud.ingest.sinks import LakeWriter, ReportedStateSink
+from drivetrain.cloud.ingest.tally import Tally
+from drivetrain.cloud.ingest.validation import PathTable
+
+
+@dataclass(frozen=True)
+class MicroBatch:
+    """One micro-batch inside its transaction.
+
+    Attributes:
+        session: the state-database transaction everything is written in.
+        now_ns: the receiver's clock for this micro-batch (ns since the epoch).
+        bounds: inclusive ``(earliest, latest)`` sample timestamps accepted.
+        paths: the pipeline's path table.
+        lake, reported: where accepted samples and latest values go.
+        pseudonyms: the lake pseudonym of each vehicle.
+        tally: the outcomes recorded so far.
+    """
+
+    session: Session
+    now_ns: int
+    bounds: tuple[int, int]
+    paths: PathTable
+    lake: LakeWriter
+    reported: ReportedStateSink
+    pseudonyms: Callable[[Sequence[Vehicle]], list[str]]
+    tally: Tally
+
+    @property
+    def received_at(self) -> datetime:
+        return self.tally.received_at
+
+    @property
+    def replay_of(self) -> int | None:
+        return self.tally.replay_of
+
+
+def utc_datetime(ns: int) -> datetime:
+    """``ns`` since the epoch as an aware UTC datetime."""
+    return datetime.fromtimestamp(ns / 1e9, UTC)
+
+
+def iso_ns(ns: int) -> str:
+    """``ns`` as ISO 8601 UTC (or ``"<ns> ns"`` outside the datetime range)."""
+    try:
+        return utc_datetime(ns).isoformat().replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        return f"{ns} ns"

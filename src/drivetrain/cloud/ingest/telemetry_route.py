@@ -1,0 +1,182 @@
+"""Routing the telemetry batches of a micro-batch: judge every sample at once, append the
+accepted ones to the lake per (region, tenant), report the latest values to the twins, and
+dead-letter the refused ones per batch and reason."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from drivetrain.cloud.fleet import Vehicle
+from drivetrain.cloud.ingest import assembly
+from drivetrain.cloud.ingest.microbatch import MicroBatch
+from drivetrain.cloud.ingest.reasons import (
+    ACCEPTED_CODE,
+    CODE_OUTCOMES,
+    NOT_CONSENTED_CODE,
+    SampleReason,
+)
+from drivetrain.cloud.ingest.records import DeadLetterDraft
+from drivetrain.cloud.ingest.results import AuthenticBatch, MessageResult
+from drivetrain.cloud.ingest.validation import (
+    SampleColumns,
+    consent_array,
+    explain_sample,
+    judge_samples,
+)
+from drivetrain.cloud.privacy import consent_map
+from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES
+
+#: Examples quoted in a sample-level dead letter's detail.
+DETAIL_EXAMPLES: Final = 3
+
+
+def route_telemetry(mb: MicroBatch, batches: Sequence[AuthenticBatch]) -> None:
+    """Judge, store and count the samples of ``batches`` (all telemetry)."""
+    if not batches:
+        return
+    vehicles: list[Vehicle] = []
+    index_of: dict[str, int] = {}
+    for batch in batches:
+        if batch.vehicle.vin not in index_of:
+            index_of[batch.vehicle.vin] = len(vehicles)
+            vehicles.append(batch.vehicle)
+    vehicle_of_body = [index_of[b.vehicle.vin] for b in batches]
+    bodies = [b.telemetry for b in batches if b.telemetry is not None]
+    columns, body_index = assembly.join_bodies(bodies, vehicle_of_body)
+    vins = [v.vin for v in vehicles]
+    consent = consent_array(vins, consent_map(mb.session, vins))
+    codes = judge_samples(columns, mb.paths, consent, mb.bounds)
+    accepted = codes == ACCEPTED_CODE
+    _count_not_consented(mb, columns, codes)
+    _append_to_lake(mb, batches, vehicles, columns, body_index, accepted)
+    reports = assembly.latest_reports(columns, accepted, vins, mb.paths)
+    if reports:
+        mb.reported.apply_reported(mb.session, reports)
+    _refused_samples(mb, batches, columns, body_index, codes)
+    counts = assembly.count_outcomes(
+        codes, body_index, [len(b) for b in bodies], vehicle_of_body, len(vehicles)
+    )
+    tally = mb.tally
+    for v, vehicle in enumerate(vehicles):
+        for code in np.flatnonzero(counts.samples[v]):
+            tally.count(
+                vehicle.tenant,
+                vehicle.vin,
+                CODE_OUTCOMES[code],
+                int(counts.messages[v, code]),
+                int(counts.samples[v, code]),
+            )
+    for b, batch in enumerate(batches):
+        row = counts.per_body[b]
+        tally.result(
+            batch.source,
+            MessageResult(
+                "stored",
+                batch.vehicle.vin,
+                batch.batch_id,
+                accepted=int(row[ACCEPTED_CODE]),
+                refused={
+                    CODE_OUTCOMES[c]: int(row[c])
+                    for c in np.flatnonzero(row)
+                    if c not in (ACCEPTED_CODE, NOT_CONSENTED_CODE)
+                },
+                not_consented=int(row[NOT_CONSENTED_CODE]),
+            ),
+        )
+
+
+def _count_not_consented(
+    mb: MicroBatch, columns: SampleColumns, codes: npt.NDArray[np.uint8]
+) -> None:
+    """Tally the samples consent dropped, per privacy category (one bincount)."""
+    dropped = codes == NOT_CONSENTED_CODE
+    if not dropped.any():
+        return
+    categories = mb.paths.category.take(columns.path_id[dropped])
+    for index, n in enumerate(np.bincount(categories, minlength=len(PRIVACY_CATEGORIES))):
+        if n:
+            mb.tally.not_consented_by_category[PRIVACY_CATEGORIES[index]] += int(n)
+
+
+def _append_to_lake(
+    mb: MicroBatch,
+    batches: Sequence[AuthenticBatch],
+    vehicles: Sequence[Vehicle],
+    columns: SampleColumns,
+    body_index: npt.NDArray[np.int32],
+    accepted: npt.NDArray[np.bool_],
+) -> None:
+    """One ``Lake.append`` per (region, tenant): each vehicle's rows under its own region."""
+    if not accepted.any():
+        return
+    pseudonyms = mb.pseudonyms(vehicles)
+    batch_ids = [b.batch_id for b in batches]
+    groups: dict[tuple[str, str], list[int]] = {}
+    for v, vehicle in enumerate(vehicles):
+        groups.setdefault((vehicle.region, vehicle.tenant), []).append(v)
+    for (region, tenant), members in groups.items():
+        if len(groups) == 1:
+            rows = None if accepted.all() else accepted
+        else:
+            in_group = np.zeros(len(vehicles), np.bool_)
+            in_group[members] = True
+            rows = accepted & in_group[columns.vehicle]
+            if not rows.any():
+                continue
+        table = assembly.lake_table(columns, rows, body_index, batch_ids, pseudonyms, mb.paths)
+        outcome = mb.lake.append(region, tenant, table)
+        mb.tally.rows_written += outcome.rows_written
+        mb.tally.rows_skipped += outcome.rows_skipped
+
+
+def _refused_samples(
+    mb: MicroBatch,
+    batches: Sequence[AuthenticBatch],
+    columns: SampleColumns,
+    body_index: npt.NDArray[np.int32],
+    codes: npt.NDArray[np.uint8],
+) -> None:
+    """One sample-level dead letter per batch and reason, quoting a few examples."""
+    paths = mb.paths
+    for body, code, rows in assembly.refused_groups(codes, body_index):
+        batch = batches[body]
+        reason: SampleReason = CODE_OUTCOMES[code]  # type: ignore[assignment]
+        examples = []
+        texts = columns.text.take(rows[:DETAIL_EXAMPLES]).to_pylist()
+        for row, text in zip(rows[:DETAIL_EXAMPLES].tolist(), texts, strict=True):
+            path_id = int(columns.path_id[row])
+            value = float(columns.value[row]) if columns.value_valid[row] else None
+            examples.append(
+                explain_sample(
+                    paths.spec(path_id),
+                    paths.path(path_id),
+                    reason,
+                    ts_ns=int(columns.ts_ns[row]),
+                    value=value,
+                    text=text,
+                    ts_bounds=mb.bounds,
+                )
+            )
+        more = f" (and {len(rows) - len(examples)} more)" if len(rows) > len(examples) else ""
+        mb.tally.add_dead_letter(
+            DeadLetterDraft(
+                received_at=mb.received_at,
+                vin=batch.vehicle.vin,
+                tenant=batch.vehicle.tenant,
+                topic=batch.topic,
+                kind=batch.kind,
+                batch_id=batch.batch_id,
+                level="samples",
+                reason=reason,
+                detail=f"{len(rows)} {reason} sample(s): " + "; ".join(examples) + more,
+                sample_count=len(rows),
+                payload_format="arrow-ipc",
+                payload=assembly.refused_samples_ipc(columns, rows, paths),
+                replay_of=mb.replay_of,
+                verified=True,
+            )
+        )

@@ -1,0 +1,216 @@
+"""``DownlinkHandler``: what the agent does with the downlink messages the guard lets through.
+
+Accepted desired-state deltas go to the ``VehicleActuator``, campaigns to the collection
+engine, commands to the actuator. Each outcome is acknowledged with a signed ``Ack`` on
+``dt/v1/{vin}/ack``, and the acknowledgement is committed in one transaction with the state
+records it changes: always the guard's ``DownlinkMemory`` (so the message is never acted on
+twice), and the ``DesiredStateVersion`` or ``InstalledCampaigns`` it updated. Refused messages
+change nothing; attacks among them are counted and reported as one ``edge.downlink.refused``
+event per interval.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from typing import Final
+
+import numpy as np
+
+from drivetrain.core.errors import (
+    BadInputError,
+    CampaignFormatError,
+    ConflictError,
+    WireFormatError,
+)
+from drivetrain.core.transport import ACK
+from drivetrain.core.vss import Catalog
+from drivetrain.core.wire import Ack, Command, DesiredStateDelta, MessageKind, VehicleEvent
+from drivetrain.edge.actuator import VehicleActuator
+from drivetrain.edge.agent.config import ACK_PRIORITY, REPORT_PRIORITY
+from drivetrain.edge.agent.outbox import Outbox
+from drivetrain.edge.campaigns import Campaign
+from drivetrain.edge.collection import CollectionEngine
+from drivetrain.edge.downlink import BENIGN_REASONS, Accepted, DownlinkGuard, Refused
+from drivetrain.edge.samples import Samples
+from drivetrain.edge.state import DesiredStateVersion, InstalledCampaigns, StateRecord
+
+log = logging.getLogger("drivetrain.edge")
+
+_NS: Final = 1_000_000_000
+
+
+def restore_campaigns(
+    engine: CollectionEngine, record: InstalledCampaigns, catalog: Catalog, vin: str
+) -> None:
+    """Reinstall the stored campaigns into ``engine`` and remember the versions seen; a
+    campaign the catalog no longer accepts is logged and left out."""
+    for document in record.campaigns:
+        try:
+            engine.install(Campaign.from_dict(document, catalog))
+        except (CampaignFormatError, ConflictError) as e:  # a catalog change can do this
+            log.warning("%s: stored campaign not reinstalled: %s", vin, e)
+    for campaign_id, version in record.versions.items():
+        engine.remember_version(campaign_id, version)
+
+
+def campaigns_record(engine: CollectionEngine) -> InstalledCampaigns:
+    """The ``InstalledCampaigns`` record of what ``engine`` runs now."""
+    return InstalledCampaigns(tuple(c.to_dict() for c in engine.campaigns), engine.versions)
+
+
+class DownlinkHandler:
+    """Checks, applies and acknowledges one vehicle's downlink messages (see the module
+    docstring).
+
+    Args:
+        guard: the downlink guard (its memory is persisted with every acknowledgement).
+        engine: the collection engine campaigns are installed into.
+        catalog: the VSS catalog campaigns are checked against.
+        actuator: applies desired state and commands; None rejects them.
+        outbox: where acknowledgements and reports are sealed.
+        desired_version: the newest desired-state version applied before (-1: none).
+        refusal_report_interval_s: at most one refusal report per this many seconds.
+    """
+
+    def __init__(
+        self,
+        guard: DownlinkGuard,
+        engine: CollectionEngine,
+        catalog: Catalog,
+        actuator: VehicleActuator | None,
+        outbox: Outbox,
+        *,
+        desired_version: int,
+        refusal_report_interval_s: float,
+    ) -> None:
+        self.vin = guard.vin
+        self.guard = guard
+        self.engine = engine
+        self.catalog = catalog
+        self.actuator = actuator
+        self.outbox = outbox
+        self.desired_version = desired_version
+        #: Deltas not newer than the version in force (re-deliveries, reordering).
+        self.stale_desired = 0
+        #: Acknowledgements sealed, by ``{kind}.{status}``.
+        self.acks: Counter[str] = Counter()
+        self._refusal_interval_ns = refusal_report_interval_s * _NS
+        self._refusals_unreported: Counter[str] = Counter()
+        self._last_refusal_report_ns = 0
+
+    def handle(self, topic: str, payload: bytes, now_ns: int) -> None:
+        """Check one downlink message and act on it if the guard accepts it.
+
+        Raises:
+            StorageError: the buffer failed; the message was not acknowledged and may be
+                handled again (the guard's memory on disk does not hold it yet).
+        """
+        outcome = self.guard.check(topic, payload, now_ns)
+        if isinstance(outcome, Refused):
+            log.info("%s: downlink refused (%s): %s", self.vin, outcome.reason, outcome.detail)
+            if outcome.reason not in BENIGN_REASONS:
+                self._refusals_unreported[outcome.reason] += 1
+            return
+        handler = {
+            MessageKind.DESIRED_STATE: self._apply_desired,
+            MessageKind.CAMPAIGN: self._install_campaign,
+            MessageKind.COMMAND: self._run_command,
+        }[outcome.kind]
+        handler(outcome, now_ns)
+
+    def report_refusals(self, now_ns: int) -> None:
+        """Queue one ``edge.downlink.refused`` event with the counts since the last one, at
+        most once per interval."""
+        if not self._refusals_unreported:
+            return
+        if now_ns - self._last_refusal_report_ns < self._refusal_interval_ns:
+            return
+        counts, self._refusals_unreported = dict(self._refusals_unreported), Counter()
+        self._last_refusal_report_ns = now_ns
+        self.outbox.events.append(
+            VehicleEvent("edge.downlink.refused", now_ns, "high", {"counts": counts})
+        )
+
+    def save_campaigns(self) -> None:
+        """Persist the installed campaigns now (after a local install or an expiry).
+
+        Raises:
+            StorageError: the buffer failed.
+        """
+        self.outbox.buffer.save_state([campaigns_record(self.engine)])
+
+    def _acknowledge(self, ack: Ack, now_ns: int, state: Sequence[StateRecord] = ()) -> None:
+        records = [self.guard.state.to_record(), *state]
+        self.outbox.seal_json(MessageKind.ACK, ACK, ack.to_dict(), ACK_PRIORITY, now_ns, records)
+        self.acks[f"{ack.ref_kind}.{ack.status}"] += 1
+
+    def _apply_desired(self, accepted: Accepted, now_ns: int) -> None:
+        ref = accepted.envelope.message_id
+        try:
+            delta = DesiredStateDelta.from_dict(accepted.body)
+        except WireFormatError as e:
+            self._acknowledge(Ack(ref, "desired_state", "rejected", str(e)), now_ns)
+            return
+        if delta.version <= self.desired_version:
+            # A re-delivery or a reordered older delta: the newer one is in force already.
+            self.stale_desired += 1
+            self.outbox.buffer.save_state([self.guard.state.to_record()])
+            return
+        if self.actuator is None:
+            self._acknowledge(
+                Ack(
+                    ref, "desired_state", "rejected", "this vehicle has no actuators", delta.version
+                ),
+                now_ns,
+            )
+            return
+        try:
+            applied = self.actuator.apply_desired(delta.values)
+        except BadInputError as e:
+            self._acknowledge(Ack(ref, "desired_state", "rejected", str(e), delta.version), now_ns)
+            return
+        self.desired_version = delta.version
+        numeric = {
+            p: v
+            for p, v in applied.items()
+            if isinstance(v, bool | int | float) and np.isfinite(float(v))
+        }
+        if numeric:  # report the new values now, not at the next sampling period
+            self.outbox.seal_telemetry(
+                Samples.from_values(numeric, now_ns), REPORT_PRIORITY, now_ns
+            )
+        self._acknowledge(
+            Ack(ref, "desired_state", "applied", "", delta.version),
+            now_ns,
+            [DesiredStateVersion(delta.version)],
+        )
+
+    def _install_campaign(self, accepted: Accepted, now_ns: int) -> None:
+        ref = accepted.envelope.message_id
+        version = accepted.body.get("version")
+        version = version if isinstance(version, int) and not isinstance(version, bool) else None
+        try:
+            campaign = Campaign.from_dict(accepted.body, self.catalog)
+            outcome = self.engine.install(campaign)
+        except (CampaignFormatError, ConflictError) as e:
+            self._acknowledge(Ack(ref, "campaign", "rejected", str(e), version), now_ns)
+            return
+        self._acknowledge(
+            Ack(ref, "campaign", "applied", f"{campaign.id}: {outcome}", campaign.version),
+            now_ns,
+            [campaigns_record(self.engine)],
+        )
+
+    def _run_command(self, accepted: Accepted, now_ns: int) -> None:
+        ref = accepted.envelope.message_id
+        try:
+            command = Command.from_dict(accepted.body)
+            if self.actuator is None:
+                raise BadInputError("this vehicle has no actuators")
+            detail = self.actuator.execute(command.name, command.args)
+        except BadInputError as e:  # WireFormatError included
+            self._acknowledge(Ack(ref, "command", "rejected", str(e)), now_ns)
+            return
+        self._acknowledge(Ack(ref, "command", "applied", detail), now_ns)

@@ -1,0 +1,136 @@
+"""``Outbox``: seals what the vehicle sends into its store-and-forward buffer.
+
+Every message is a signed envelope (the vehicle's key) whose sequence number comes from the
+buffer, appended before it is sent. Events wait in the outbox until the next flush seals them
+as one events message; a buffer that evicts to make room adds an ``edge.buffer.evicted`` event,
+so no eviction goes unreported.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from drivetrain.core.transport import EVENTS, TELEMETRY, vehicle_topic
+from drivetrain.core.wire import (
+    MessageKind,
+    VehicleEvent,
+    events_to_dict,
+    new_message_id,
+    seal_json,
+    seal_telemetry,
+)
+from drivetrain.edge.agent.config import EVENT_PRIORITY
+from drivetrain.edge.buffer import AppendResult, Buffer, OutgoingMessage
+from drivetrain.edge.identity import VehicleIdentity
+from drivetrain.edge.samples import Samples
+from drivetrain.edge.state import StateRecord
+
+log = logging.getLogger("drivetrain.edge")
+
+
+class Outbox:
+    """Seals telemetry, events and acknowledgements of one vehicle into ``buffer``.
+
+    Attributes:
+        events: events waiting for the next ``seal_events``.
+        batches, bytes: telemetry batches sealed and their payload bytes.
+        events_sent: events sealed.
+        evicted: messages the buffer evicted to make room for these.
+    """
+
+    def __init__(self, identity: VehicleIdentity, buffer: Buffer) -> None:
+        self.vin = identity.vin
+        self.buffer = buffer
+        self._key = identity.signing_key
+        self.events: list[VehicleEvent] = []
+        self.batches = 0
+        self.bytes = 0
+        self.events_sent = 0
+        self.evicted = 0
+
+    def seal_telemetry(self, samples: Samples, priority: int, now_ns: int) -> AppendResult:
+        """Seal ``samples`` as one telemetry batch (Unix ns ``now_ns`` as its send time).
+
+        Raises:
+            StorageError: the buffer failed (nothing was stored).
+        """
+        seq = self.buffer.next_seq(MessageKind.TELEMETRY)
+        message_id = new_message_id()
+        payload = seal_telemetry(
+            self.vin,
+            samples.to_table(),
+            key=self._key,
+            seq=seq,
+            message_id=message_id,
+            sent_ns=now_ns,
+        )
+        result = self._append(OutgoingMessage(
+            message_id, MessageKind.TELEMETRY, seq, vehicle_topic(self.vin, TELEMETRY), priority,
+            now_ns, payload,
+        ))  # fmt: skip
+        self.batches += 1
+        self.bytes += len(payload)
+        return result
+
+    def seal_json(
+        self,
+        kind: MessageKind,
+        channel: str,
+        body: Mapping[str, Any],
+        priority: int,
+        now_ns: int,
+        state: Sequence[StateRecord] = (),
+    ) -> AppendResult:
+        """Seal a JSON body of ``kind`` for ``channel``, with ``state`` records committed in the
+        same transaction.
+
+        Raises:
+            StorageError: the buffer failed (nothing was stored).
+        """
+        seq = self.buffer.next_seq(kind)
+        message_id = new_message_id()
+        payload = seal_json(
+            kind,
+            self.vin,
+            body,
+            key=self._key,
+            seq=seq,
+            message_id=message_id,
+            sent_ns=now_ns,
+        )
+        return self._append(
+            OutgoingMessage(
+                message_id, kind, seq, vehicle_topic(self.vin, channel), priority, now_ns, payload
+            ),
+            state,
+        )
+
+    def seal_events(self, now_ns: int) -> None:
+        """Seal the waiting events as one events message (nothing when none wait).
+
+        Raises:
+            StorageError: the buffer failed (the events keep waiting).
+        """
+        if not self.events:
+            return
+        events = list(self.events)
+        self.seal_json(MessageKind.EVENTS, EVENTS, events_to_dict(events), EVENT_PRIORITY, now_ns)
+        del self.events[: len(events)]  # an eviction event raised by this append stays
+        self.events_sent += len(events)
+
+    def _append(self, message: OutgoingMessage, state: Sequence[StateRecord] = ()) -> AppendResult:
+        result = self.buffer.append(message, state=state)
+        if result.evicted:
+            self.evicted += len(result.evicted)
+            by_kind = Counter(e.kind.name.lower() for e in result.evicted)
+            self.events.append(VehicleEvent(
+                "edge.buffer.evicted", message.created_ns, "medium",
+                {"messages": len(result.evicted), "bytes": sum(e.size for e in result.evicted),
+                 "by_kind": dict(by_kind),
+                 "lowest_priority": min(e.priority for e in result.evicted)},
+            ))  # fmt: skip
+            log.warning("%s: buffer full, evicted %d messages", self.vin, len(result.evicted))
+        return result
