@@ -154,6 +154,8 @@ def test_replay_sends_a_capture_through_the_agent_to_the_broker(
     assert len(receiver.of(MessageKind.TELEMETRY)) >= 1
     inspected = cli("edge", "buffer", "agent.db")
     assert "0 messages" in inspected and "the default campaign applies" in inspected
+    as_json = json.loads(cli("edge", "buffer", "agent.db", "--json"))
+    assert as_json["stats"]["messages"] == 0 and as_json["campaigns"] == []
 
 
 def test_run_without_a_broker_says_how_to_give_one(

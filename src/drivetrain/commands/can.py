@@ -159,7 +159,8 @@ def _print_signals(console: Console, message: Message) -> None:
         f"\n{message.name} ({_frame_id(message)}, {message.length} bytes{cycle}; sent by "
         f"{', '.join(message.senders) or 'nobody named'})", markup=False,
     )
-    console.print(layout_string(message, signal_names=True), markup=False)
+    console.print(layout_string(message, signal_names=True),  # type: ignore[no-untyped-call]
+                  markup=False)
     columns = [Column("signal", "id"), Column("start", "number"), Column("bits", "number"),
                Column("order"), Column("type"), Column("scale", "number"),
                Column("offset", "number"), Column("min", "number"), Column("max", "number"),

@@ -290,8 +290,9 @@ def buffer_info(
         fail(e)
     if as_json:
         emit_json({
-            "buffer": str(path), "stats": stats, "campaigns": campaigns,
-            "desired_version": desired, "downlink_ids_remembered": len(downlink.get("seen_ids", [])),
+            "buffer": str(path), "stats": stats, "campaigns": list(state.campaigns.campaigns),
+            "desired_version": state.desired.version if state.desired.version >= 0 else None,
+            "downlink_ids_remembered": len(state.downlink.seen_ids),
             "by_kind": [
                 {"kind": k.kind.name.lower(), "messages": k.messages, "bytes": k.bytes,
                  "oldest": iso_from_ns(k.oldest_ns), "newest": iso_from_ns(k.newest_ns)}

@@ -148,9 +148,12 @@ def replay_command(
 ) -> None:
     """Run the pipeline again over open dead letters (after a late registration, a catalog
     update, a consent change); print what became of each."""
-    from drivetrain.cloud.ingest import IngestPipeline
-    from drivetrain.cloud.ingest import replay_dead_letters, select_for_replay
-    from drivetrain.cloud.ingest import TwinsReportedState
+    from drivetrain.cloud.ingest import (
+        IngestPipeline,
+        TwinsReportedState,
+        replay_dead_letters,
+        select_for_replay,
+    )
     from drivetrain.cloud.lake import Lake
     from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
     from drivetrain.core.errors import DrivetrainError

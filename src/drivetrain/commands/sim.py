@@ -250,9 +250,7 @@ def fleet(
         broker = broker or settings.broker_url
         transport = open_transport(broker, client_id=f"drivetrain-sim-{seed}")
         if ingest and broker is None:
-            from drivetrain.cloud.ingest import IngestPipeline
-            from drivetrain.cloud.ingest import TwinsReportedState
-            from drivetrain.cloud.ingest import IngestWorker
+            from drivetrain.cloud.ingest import IngestPipeline, IngestWorker, TwinsReportedState
             from drivetrain.cloud.lake import Lake
 
             lake = Lake.open(settings)

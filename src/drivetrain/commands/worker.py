@@ -95,9 +95,7 @@ def ingest(
     only once that is committed. SIGTERM or Ctrl-C: finish the micro-batch, acknowledge,
     disconnect. The broker password is read from $DRIVETRAIN_BROKER_PASSWORD.
     """
-    from drivetrain.cloud.ingest import IngestPipeline
-    from drivetrain.cloud.ingest import TwinsReportedState
-    from drivetrain.cloud.ingest import IngestWorker
+    from drivetrain.cloud.ingest import IngestPipeline, IngestWorker, TwinsReportedState
     from drivetrain.cloud.lake import Lake
     from drivetrain.commands.data_dir import data_dir_line
     from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
