@@ -38,15 +38,15 @@ def cli_actor(prefix: str = "cli") -> str:
 
 def load_settings_or_exit(**overrides: object) -> Settings:
     """The configured settings; exits with code 2 and the reason when they are invalid."""
-    from pydantic import ValidationError
-
     from drivetrain.core.errors import DrivetrainError
     from drivetrain.core.settings import load_settings
 
     try:
         return load_settings(**overrides)
-    except (DrivetrainError, ValidationError) as e:
-        fail(f"invalid settings: {e}", code=2)
+    except DrivetrainError as e:
+        lines = str(e).splitlines()
+        fail("invalid settings: " + (lines[0] if len(lines) == 1 else
+                                      "".join(f"\n  {line}" for line in lines)), code=2)
 
 
 def open_migrated_database(settings: Settings) -> Database:

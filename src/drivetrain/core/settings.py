@@ -8,11 +8,15 @@ defaults. Every setting has a working default for the embedded deployment; data 
 
 from __future__ import annotations
 
+import difflib
 import os
+import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -100,7 +104,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = Path(os.environ.get("DRIVETRAIN_CONFIG", "drivetrain.toml"))
+        toml_path = config_file()
         return (
             init_settings,
             env_settings,
@@ -135,6 +139,55 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'state.db').resolve()}"
 
 
+def config_file() -> Path:
+    """The TOML file settings are read from: ``$DRIVETRAIN_CONFIG`` or ``./drivetrain.toml``."""
+    return Path(os.environ.get("DRIVETRAIN_CONFIG", "drivetrain.toml"))
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Build the settings from all sources; raises ConfigurationError on unsafe values."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    """Build the settings from all sources.
+
+    Raises:
+        ConfigurationError: unsafe values, a TOML file that does not parse, or values of the
+            wrong kind: one line per problem, naming where the value came from (the file, the
+            environment variable or the argument), the setting and what was expected.
+    """
+    toml = config_file()
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigurationError(f"{toml.resolve()}: not valid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigurationError(f"{toml.resolve()}: cannot read it: {e.strerror or e}") from None
+    except ValidationError as e:
+        problems = [_problem(error, toml, overrides) for error in e.errors(include_url=False)]
+        raise ConfigurationError("\n".join(problems)) from None
+
+
+def _problem(error: ErrorDetails, toml: Path, overrides: Mapping[str, object]) -> str:
+    """One line for one invalid value: where it came from, the setting, what was expected."""
+    name = str(error["loc"][0]) if error["loc"] else "?"
+    setting = ".".join(str(part) for part in error["loc"]) or name
+    variable = f"DRIVETRAIN_{name.upper()}"
+    if name in overrides:
+        where = f"argument {name}"
+    elif variable in os.environ:
+        where = f"environment variable {variable}"
+    else:
+        where = str(toml.resolve())
+    if error["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(name, list(Settings.model_fields), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else (
+            f"; the settings are {', '.join(sorted(Settings.model_fields))}")
+        return f"{where}: unknown setting {name!r}{hint}"
+    return f"{where}: {setting} = {error['input']!r}: {_expected(error)}"
+
+
+def _expected(error: ErrorDetails) -> str:
+    message = error["msg"]
+    if error["type"] == "path_type":
+        return "expected a path"
+    for prefix, replacement in (("Input should be ", "expected "), ("Value error, ", "")):
+        if message.startswith(prefix):
+            return replacement + message[len(prefix):]
+    return message[:1].lower() + message[1:]
