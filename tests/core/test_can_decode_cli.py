@@ -181,6 +181,44 @@ def test_pipeline_raises_typed_errors_for_bad_dbc_and_map(tmp_path: Path) -> Non
         decode_capture(COMMA_HEAD, TOYOTA_DBC, tmp_path / "o.parquet", signal_map=bad_map)
 
 
+BEV_DBC = Path(__file__).resolve().parents[2] / "src" / "drivetrain" / "sim" / "data" / \
+    "drivetrain_bev.dbc"
+
+
+@pytest.mark.parametrize("suffix", [".log", ".asc", ".csv", ".blf"])
+def test_random_bytes_as_a_capture_exit_1_naming_the_file_and_write_nothing(
+    tmp_path: Path, suffix: str
+) -> None:
+    junk = tmp_path / f"junk{suffix}"
+    junk.write_bytes(np.random.default_rng(7).integers(0, 256, 4096, np.uint8).tobytes())
+    out = tmp_path / "junk.parquet"
+    result = runner.invoke(app, ["can", "decode", str(junk), "--dbc", str(BEV_DBC), "--out",
+                                 str(out)], env={"COLUMNS": "400"})
+    assert result.exit_code == 1, result.output
+    message = " ".join(result.stderr.split())
+    assert message.startswith("error: ") and junk.name in message
+    for leak in ("Traceback", "unpack", "codec", "Error:"):
+        assert leak not in message
+    assert "expected" in message or "no CAN frame" in message
+    assert not out.exists() and not list(tmp_path.glob(".junk.parquet*"))
+
+
+def test_an_empty_capture_exits_1(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.log"
+    empty.write_text("")
+    with pytest.raises(CaptureFormatError, match="holds no CAN frame"):
+        decode_capture(empty, BEV_DBC, tmp_path / "x.parquet")
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_a_malformed_candump_line_says_what_a_line_looks_like(tmp_path: Path) -> None:
+    capture = tmp_path / "mixed.log"
+    capture.write_text("(1.0) can0 0C0#0000000000000000\nthis is not a frame\n")
+    summary = decode_capture(capture, BEV_DBC, tmp_path / "x.parquet")
+    assert summary.frames_read == 1 and summary.malformed_count == 1
+    assert "expected '(TIME) INTERFACE ID#DATA'" in summary.malformed[0].reason
+
+
 def test_can_info_lists_messages_signals_and_loader_notes() -> None:
     result = runner.invoke(app, ["can", "info", str(TOYOTA_DBC)])
     assert result.exit_code == 0, result.output

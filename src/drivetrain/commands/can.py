@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from drivetrain.commands.output import Column, JsonOption, emit_json, print_table
 from drivetrain.core.errors import DrivetrainError
@@ -25,7 +26,7 @@ SHOWN_MALFORMED = 5
 
 
 def _fail(console: Console, error: DrivetrainError) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {error}", highlight=False, markup=True)
+    console.print(Text.assemble(("error:", "bold red"), f" {error}"), highlight=False)
     return typer.Exit(code=1)
 
 

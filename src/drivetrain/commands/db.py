@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 if TYPE_CHECKING:
     from drivetrain.cloud.infra import Database
@@ -21,7 +22,8 @@ _err = Console(stderr=True, highlight=False)
 
 def fail(message: object, code: int = 1) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code``."""
-    _err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    # the message quotes user input: printed as text, never read as markup
+    _err.print(Text.assemble(("error:", "bold red"), f" {message}"), soft_wrap=True)
     raise typer.Exit(code=code)
 
 

@@ -338,7 +338,7 @@ def buffer_info(
 
 @app.command("check-campaign")
 def check_campaign(
-    file: Path = typer.Argument(..., help="A collection campaign as JSON."),
+    file: Annotated[Path, typer.Argument(help="A collection campaign as JSON.")],
 ) -> None:
     """Check a campaign against the VSS catalog as a vehicle would; exit 1 naming the problem."""
     from drivetrain.core.errors import DrivetrainError
@@ -347,12 +347,18 @@ def check_campaign(
 
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        fail(f"cannot read campaign {file}: {e}")
+    except OSError as e:
+        fail(f"cannot read campaign {file}: {e.strerror or e}")
+    except UnicodeDecodeError as e:
+        fail(f"{file}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+             "expected a campaign as JSON")
+    except json.JSONDecodeError as e:
+        fail(f"{file}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}); expected a campaign as "
+             "a JSON object")
     try:
         campaign = Campaign.from_dict(data, builtin_catalog())
     except DrivetrainError as e:
-        fail(e)
+        fail(f"{file}: {e}")
     console = Console(highlight=False, soft_wrap=True)
     console.print(
         f"campaign {campaign.id!r} version {campaign.version}: valid; priority "

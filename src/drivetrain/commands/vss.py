@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from drivetrain.commands.output import Column, JsonOption, emit_json, print_table, stdout_console
 from drivetrain.core.errors import DrivetrainError
@@ -43,7 +44,7 @@ CatalogOption = Annotated[
 
 def _fail(error: DrivetrainError) -> typer.Exit:
     Console(stderr=True).print(
-        f"[bold red]error:[/] {error}", highlight=False, markup=True, soft_wrap=True
+        Text.assemble(("error:", "bold red"), f" {error}"), highlight=False, soft_wrap=True
     )
     return typer.Exit(code=1)
 
