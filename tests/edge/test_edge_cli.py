@@ -212,10 +212,10 @@ def test_check_campaign_accepts_a_good_one_and_names_the_bad_token(
 @pytest.mark.parametrize(("body", "message"), [
     ('{"version": 1}', "campaign.json: campaign: field 'id' is missing; expected 1-64 characters"),
     ('{"id": null}', "campaign.json: campaign: field 'id' is null; expected"),
-    ('{"id": "hot"}', "campaign.json: campaign 'hot': field 'version' is missing; expected an "
-     "integer >= 0"),
-    ('{"id": "hot", "version": 1}', "campaign.json: campaign 'hot': field 'signals' is missing; "
-     "expected a non-empty list"),
+    ('{"id": "hot"}',
+     "campaign.json: campaign 'hot': field 'version' is missing; expected an integer >= 0"),
+    ('{"id": "hot", "version": 1}',
+     "campaign.json: campaign 'hot': field 'signals' is missing; expected a non-empty list"),
     ('{"id": "hot",', "campaign.json:1:14: not valid JSON"),
 ])
 def test_a_campaign_missing_a_field_is_refused_naming_file_and_field(

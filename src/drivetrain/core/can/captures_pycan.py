@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Literal, TextIO
 
 import can
-from can.io.blf import BLFParseError
 import numpy as np
+from can.io.blf import BLFParseError
 
 from drivetrain.core.can.captures import CaptureChunk, MalformedLine
 from drivetrain.core.can.frames import CLASSIC_CAN_MAX_BYTES, FrameBatch
