@@ -314,10 +314,13 @@ def retention_command(
     today: Annotated[str | None, typer.Option("--today", help="Apply as of this date (YYYY-MM-DD).")] = None,
     region: Annotated[list[str] | None, typer.Option("--region", "-r", help="Only this region (repeat).")] = None,
 ) -> None:
-    """Delete telemetry older than the retention policy per region and privacy category.
+    """Delete telemetry older than the retention policy per region and privacy category, and
+    forget batch ids past the re-delivery window (run it daily).
 
     The policy is the settings' lake_retention_days with --keep on top. Files whose every row
     expired are deleted; files where only some categories expired are rewritten without them.
+    Batch ids are remembered lake_batch_window_days after their last sample, so that a
+    re-delivered batch is not stored twice; this is what keeps the lake index bounded.
     """
     from drivetrain.cloud.lake import RetentionPolicy
     from drivetrain.core.errors import DrivetrainError
@@ -341,23 +344,27 @@ def retention_command(
     with _lake() as lake, _progress() as progress:
         policy = lake.retention.merged(extra)
         if not policy.days:
-            _out.print("no retention policy: set lake_retention_days or pass --keep; nothing "
+            _out.print("no retention policy (lake_retention_days or --keep): no telemetry "
                        "expires")
-            return
         report = lake.apply_retention(today=as_of, dry_run=dry_run, policy=policy,
                                       regions=region or None,
                                       progress=_reporter(progress, "expiring"))
-    print_table(
-        "retention (dry run: nothing deleted)" if dry_run else "retention",
-        [Column("region"), Column("tenant"), Column("date", "time"), Column("action"),
-         Column("expired categories"), Column("rows dropped", "number"),
-         Column("rows kept", "number")],
-        ((a.region, a.tenant, a.day, a.action, ", ".join(a.categories), a.rows_dropped,
-          a.rows_kept) for a in report.actions),
-    )
+        window = lake.batch_window_days
+    if report.actions:
+        print_table(
+            "retention (dry run: nothing deleted)" if dry_run else "retention",
+            [Column("region"), Column("tenant"), Column("date", "time"), Column("action"),
+             Column("expired categories"), Column("rows dropped", "number"),
+             Column("rows kept", "number")],
+            ((a.region, a.tenant, a.day, a.action, ", ".join(a.categories), a.rows_dropped,
+              a.rows_kept) for a in report.actions),
+        )
     verb = "would drop" if dry_run else "dropped"
-    _out.print(f"{verb} {report.rows_dropped:,} rows: {report.files_deleted} files deleted, "
-               f"{report.files_rewritten} rewritten")
+    _out.print(f"{verb} {report.rows_dropped:,} rows: {report.files_deleted:,} files deleted, "
+               f"{report.files_rewritten:,} rewritten")
+    if not dry_run:
+        _out.print(f"forgot {report.batch_ids_forgotten:,} batch ids past the {window}-day "
+                   "re-delivery window")
 
 
 @app.command("export")

@@ -9,6 +9,7 @@ defaults. Every setting has a working default for the embedded deployment; data 
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -76,6 +77,14 @@ class Settings(BaseSettings):
         "unnamed data is kept until deleted.",
     )
 
+    lake_batch_window_days: int = Field(
+        35,
+        ge=1,
+        description="How long the lake remembers a batch id after the day of its last sample, "
+        "days: a re-delivery within the window is skipped, a later one stored again. Must "
+        "exceed ingest_max_sample_age_s, so ingestion refuses what the lake has forgotten.",
+    )
+
     ingest_max_sample_age_s: float = Field(
         30 * 86_400.0,
         gt=0,
@@ -110,6 +119,19 @@ class Settings(BaseSettings):
             env_settings,
             TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
         )
+
+    @model_validator(mode="after")
+    def _batch_window_covers_the_sample_age(self) -> Settings:
+        # A batch whose id the lake forgot must be too old for ingestion to accept, or a
+        # re-delivery of it would be stored twice; one day more covers the UTC-date rounding.
+        if self.lake_batch_window_days * 86_400 < self.ingest_max_sample_age_s + 86_400:
+            raise ConfigurationError(
+                f"lake_batch_window_days = {self.lake_batch_window_days} must cover "
+                f"ingest_max_sample_age_s ({self.ingest_max_sample_age_s:g} s) plus a day, i.e. "
+                f"be at least {math.ceil(self.ingest_max_sample_age_s / 86_400) + 1}: otherwise "
+                "a batch re-delivered after the lake forgot its id would be stored twice"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

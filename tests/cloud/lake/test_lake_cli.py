@@ -120,7 +120,8 @@ def test_compact_then_retention_dry_run_then_retention(runner: CliRunner, data_d
 
 def test_retention_without_a_policy_deletes_nothing(runner: CliRunner) -> None:
     result = runner.invoke(app, ["lake", "retention"])
-    assert result.exit_code == 0 and "nothing expires" in result.output
+    assert result.exit_code == 0 and "no telemetry expires" in result.output
+    assert "dropped 0 rows" in result.output and "re-delivery window" in result.output
 
 
 def test_export_then_verify(runner: CliRunner, tmp_path: Path) -> None:
