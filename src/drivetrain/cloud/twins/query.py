@@ -1,4 +1,5 @@
-"""The fleet query language: a tokenizer and recursive-descent parser into a small AST (pure).
+"""The fleet query language: a recursive-descent parser into a small AST (pure), over the
+tokenizer it shares with the vehicle's trigger expressions (``core.lexer``).
 
 Nothing is evaluated with ``eval``; the AST is compiled to SQL by ``query_sql.py``, so a query
 runs inside the database. The grammar::
@@ -24,11 +25,14 @@ bad token and its column (1-based).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal, NoReturn, get_args
 
 from drivetrain.cloud.twins.values import version_key
 from drivetrain.core.errors import BadInputError, QuerySyntaxError
+from drivetrain.core.lexer import IDENTIFIER, Lexicon, Problem, Token, TokenError
+from drivetrain.core.lexer import tokenize as tokenize_text
 from drivetrain.core.vss import Catalog
 
 MetaName = Literal["vin", "model", "region", "owner"]
@@ -118,92 +122,42 @@ Node = Compare | In | Exists | And | Or | Not | MatchAll
 
 
 # --- tokens ----------------------------------------------------------------------------------
-TokenKind = Literal["ident", "string", "number", "op", "punct", "eof"]
-
-
-@dataclass(frozen=True, slots=True)
-class Token:
-    kind: TokenKind
-    text: str  # as written (strings: the unescaped content)
-    column: int
-    value: Literal_ | None = None
-
-
-_SPACE = re.compile(r"\s+")
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_NUMBER = re.compile(r"-?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?")
-_OPS = ("==", "!=", "<=", ">=", "<", ">")
-_PUNCT = "()[],."
-_ESCAPES = {'"': '"', "'": "'", "\\": "\\"}
+#: The query's tokens (the shared tokenizer of ``core.lexer``): bare identifiers with ``.`` as
+#: punctuation (``reported."Vehicle.Speed"``), signed numbers, strict string escapes.
+QUERY_LEXICON: Final = Lexicon(
+    name=IDENTIFIER,
+    operators=frozenset(OPERATORS),
+    punctuation="()[],.",
+    signed_numbers=True,
+    strict_escapes=True,
+    numbers_end_at_letters=True,
+    hints={"=": "use '==' to compare", "&&": "use 'and'", "||": "use 'or'", "!": "use 'not'"},
+    end_text="end of query",
+)
+_PROBLEMS: Final[Mapping[Problem, str]] = {
+    "unexpected_character": "unexpected character",
+    "unknown_operator": "unknown operator",
+    "malformed_number": "not a number",
+    "incomplete_name": "incomplete name",
+    "unknown_escape": "unknown escape in string; only \\\", \\' and \\\\ are allowed",
+    "unterminated_string": "unterminated string",
+}
 
 
 def tokenize(text: str) -> list[Token]:
     """The tokens of ``text``, ending with an ``eof`` token.
 
     Raises:
-        QuerySyntaxError: an unterminated string, a bad escape, or a character that starts no
-            token.
+        QuerySyntaxError: an unterminated string, a bad escape, an unknown operator, or a
+            character that starts no token.
     """
-    tokens: list[Token] = []
-    i, n = 0, len(text)
-    while i < n:
-        space = _SPACE.match(text, i)
-        if space:
-            i = space.end()
-            continue
-        column = i + 1
-        char = text[i]
-        if char in "\"'":
-            value, i = _string(text, i)
-            tokens.append(Token("string", value, column, value))
-            continue
-        number = _NUMBER.match(text, i)
-        if number and (char != "-" or not tokens or tokens[-1].kind in ("op", "punct")):
-            literal = number.group()
-            is_int = re.fullmatch(r"-?\d+", literal) is not None
-            tokens.append(Token("number", literal, column, int(literal) if is_int else float(literal)))
-            i = number.end()
-            continue
-        ident = _IDENT.match(text, i)
-        if ident:
-            tokens.append(Token("ident", ident.group(), column))
-            i = ident.end()
-            continue
-        op = next((o for o in _OPS if text.startswith(o, i)), None)
-        if op is not None:
-            tokens.append(Token("op", op, column))
-            i += len(op)
-            continue
-        if char in _PUNCT:
-            tokens.append(Token("punct", char, column))
-            i += 1
-            continue
-        hint = " (use '==' to compare)" if char == "=" else ""
-        raise _error(f"unexpected character{hint}", token=char, column=column)
-    tokens.append(Token("eof", "end of query", n + 1))
-    return tokens
-
-
-def _string(text: str, start: int) -> tuple[str, int]:
-    quote, i = text[start], start + 1
-    out: list[str] = []
-    while i < len(text):
-        char = text[i]
-        if char == quote:
-            return "".join(out), i + 1
-        if char == "\\":
-            escaped = text[i + 1 : i + 2]
-            if escaped not in _ESCAPES:
-                raise _error(
-                    "unknown escape in string; only \\\", \\' and \\\\ are allowed",
-                    token="\\" + escaped, column=i + 1,
-                )
-            out.append(_ESCAPES[escaped])
-            i += 2
-            continue
-        out.append(char)
-        i += 1
-    raise _error("unterminated string", token=text[start : start + 20], column=start + 1)
+    try:
+        return tokenize_text(text, QUERY_LEXICON)
+    except TokenError as e:
+        detail = f" ({e.hint})" if e.hint else ""
+        if e.problem == "unknown_operator" and not e.hint:
+            detail = f"; expected one of {' '.join(OPERATORS)}"
+        raise _error(_PROBLEMS[e.problem] + detail, token=e.token, column=e.column) from e
 
 
 # --- the parser ------------------------------------------------------------------------------
