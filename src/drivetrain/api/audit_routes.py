@@ -16,7 +16,7 @@ router = APIRouter(tags=["audit"])
 Auditor = Annotated[Principal, require_scopes(Scope.AUDIT_READ)]
 
 
-@router.get("", response_model=AuditPage)
+@router.get("", response_model=AuditPage, summary="Page through the audit log")
 def get_audit(
     principal: Auditor,
     context: Context,
@@ -33,7 +33,8 @@ def get_audit(
     return AuditPage(entries=[AuditEntryOut.of(e) for e in entries], next_after_seq=last)
 
 
-@router.get("/verify", response_model=ChainReport)
+@router.get("/verify", response_model=ChainReport,
+            summary="Recompute the audit log's hash chains")
 def get_audit_verification(principal: Auditor, context: Context) -> ChainReport:
     """Recompute the caller's tenant's hash chain and report the first broken entry."""
     with context.database.session() as session:

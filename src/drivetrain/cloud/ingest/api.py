@@ -158,7 +158,8 @@ class StatsOut(BaseModel):
     vehicles: list[VehicleStatsOut]
 
 
-@router.get("/dead-letters", response_model=DeadLetterPage)
+@router.get("/dead-letters", response_model=DeadLetterPage,
+            summary="List dead letters with their reasons")
 def get_dead_letters(
     principal: Reader,
     context: Context,
@@ -191,7 +192,8 @@ def get_dead_letters(
     )
 
 
-@router.get("/dead-letters/{dead_letter_id}", response_model=DeadLetterDetail)
+@router.get("/dead-letters/{dead_letter_id}", response_model=DeadLetterDetail,
+            summary="One dead letter and what it refused")
 def get_one_dead_letter(
     dead_letter_id: int, principal: Reader, context: Context
 ) -> DeadLetterDetail:
@@ -203,7 +205,8 @@ def get_one_dead_letter(
     return DeadLetterDetail(**letter.to_dict(), items=items)
 
 
-@router.post("/dead-letters/replay", response_model=list[ReplayOut])
+@router.post("/dead-letters/replay", response_model=list[ReplayOut],
+             summary="Run dead letters through ingestion again")
 def post_replay(
     body: ReplayRequest, principal: Writer, context: Context, request: Request
 ) -> list[ReplayOut]:
@@ -224,7 +227,8 @@ def post_replay(
     return [ReplayOut(**r.__dict__) for r in results]
 
 
-@router.get("/stats", response_model=StatsOut)
+@router.get("/stats", response_model=StatsOut,
+            summary="What ingestion did with each vehicle's data")
 def get_stats(
     principal: Reader,
     context: Context,
