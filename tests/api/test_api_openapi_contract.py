@@ -177,7 +177,7 @@ def test_live_responses_conform_to_the_document(app: FastAPI, token: str) -> Non
 
         try:
             call()
-        except BaseException as e:  # noqa: BLE001 - collected, then reported together
+        except BaseException as e:
             if isinstance(e, KeyboardInterrupt):
                 raise
             failures[f"{operation.method.upper()} {operation.path}"] = str(e)[:2000]
