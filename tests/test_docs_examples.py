@@ -57,8 +57,8 @@ VISIBLE = ("tests", "src", "docs", "benchmarks", "scripts", "README.md", "pyproj
 RUNNABLE = {"bash", "sh", "shell", "console"}
 DOCUMENT_TIMEOUT_S = 300
 
-_FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
-_DIRECTIVE = re.compile(r"<!--\s*doc-test:((?:(?!-->).)*)-->\s*\Z", re.S)
+_FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
+_DIRECTIVE = re.compile(r"<!--\s*doc-test:((?:(?!-->).)*)-->\s*\Z", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -132,8 +132,12 @@ def _console_script(block: Block, index: int) -> tuple[str, list[tuple[str, list
 def _session(blocks: list[Block], port: int) -> tuple[str, dict[int, list[tuple[str,
                                                                                  list[str]]]]]:
     # background jobs (servers, workers) end with the session, however it ends
-    parts = ["set -eo pipefail", "trap 'kill $(jobs -p) 2>/dev/null; wait' EXIT", "__wait() { for _ in $(seq 300); do curl -fsS -o /dev/null "
-             "\"$1\" && return 0; sleep 0.2; done; echo \"not ready: $1\" >&2; return 1; }"]
+    parts = [
+        "set -eo pipefail",
+        "trap '__s=$?; set +e; jobs -p | xargs -r kill 2>/dev/null; wait 2>/dev/null; exit $__s' EXIT",
+        ("__wait() { for _ in $(seq 300); do curl -fsS -o /dev/null \"$1\" && return 0; "
+         "sleep 0.2; done; echo \"not ready: $1\" >&2; return 1; }"),
+    ]
     consoles: dict[int, list[tuple[str, list[str]]]] = {}
     server_started = False
     for index, block in enumerate(blocks):
@@ -190,7 +194,7 @@ def _check_consoles(output: str, consoles: dict[int, list[tuple[str, list[str]]]
             start = output.index(f"@@cmd {index}.{i}@@")
             end = output.index(f"@@rc {index}.{i} ", start)
             shown = output[start:end]
-            code = int(output[end:].split(" ", 3)[2].rstrip("@"))
+            code = int(re.match(r"@@rc \S+ (\d+)@@", output[end:]).group(1))  # type: ignore[union-attr]
             for line in expected:
                 assert line in shown, f"`{command}` should print {line!r}; it printed:\n{shown}"
             if not any("error" in line for line in expected):
@@ -274,17 +278,16 @@ def test_the_install_block_gives_a_working_drivetrain_command(tmp_path: Path) ->
     Path(new_site, "outer-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     install = subprocess.run(
         [str(tmp_path / ".venv" / "bin" / "pip"), "install", "-q", "--no-deps", "-e",
-         str(PROJECT)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+         str(PROJECT)], cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
     assert install.returncode == 0, install.stderr[-3000:]
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     env["PATH"] = "/usr/bin:/bin"
     bare = subprocess.run(["bash", "-c", "drivetrain --version"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     assert bare.returncode == 127  # "command not found": why the README says to activate
-    activated = subprocess.run(
-        ["bash", "-c", "source .venv/bin/activate && command -v drivetrain && "
-         "drivetrain --version"], cwd=tmp_path, env=env, capture_output=True, text=True,
-        timeout=120)
+    activate = "source .venv/bin/activate && command -v drivetrain && drivetrain --version"
+    activated = subprocess.run(["bash", "-c", activate], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, timeout=120, check=False)
     assert activated.returncode == 0, activated.stderr
     from drivetrain import __version__
 

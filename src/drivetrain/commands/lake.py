@@ -369,9 +369,9 @@ def retention_command(
 
 @app.command("export")
 def export_command(
-    tenant: TenantOption,
     region: Annotated[str, typer.Option("--region", "-r", help="The region to export.")],
     out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="New directory for the bundle.")],
+    tenant: TenantOption = DEFAULT_TENANT,
     vehicle: Annotated[str | None, typer.Option("--vehicle", help="Only this vehicle (pseudonym).")] = None,
     vin: Annotated[str | None, typer.Option("--vin", help="Only this vehicle (VIN).")] = None,
 ) -> None:
