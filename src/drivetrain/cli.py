@@ -9,6 +9,7 @@ from typer.core import TyperOption
 
 from drivetrain import __version__
 from drivetrain.commands import (
+    bench,
     auth,
     can,
     db,
@@ -82,6 +83,7 @@ app.add_typer(edge.app, name="edge")
 app.add_typer(sim.app, name="sim")
 app.add_typer(twin.app, name="twin")
 app.add_typer(privacy.app, name="privacy")
+app.add_typer(bench.app, name="bench")
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 

@@ -84,6 +84,17 @@ def test_malformed_registration_is_refused_naming_the_field(
         assert list_vehicles(session) == []
 
 
+def test_a_vehicle_of_a_tenant_that_does_not_exist_is_refused(database: Database) -> None:
+    _tenants(database, "acme")
+    with database.session() as session, pytest.raises(NotFoundError, match="tenant 'nobody'"):
+        provision_vehicle(
+            session, tenant="nobody", model="compact-bev", region="EU",
+            cloud_key=CLOUD.verify_key, actor="t",
+        )
+    with database.session() as session:
+        assert list_vehicles(session) == []
+
+
 def test_another_tenants_vehicle_is_not_found(database: Database) -> None:
     _tenants(database, "acme", "globex")
     with database.session() as session:

@@ -41,6 +41,13 @@ def test_unknown_tenant_has_no_pseudonym_key(tenants: Database) -> None:
         pseudonymiser(session, "nobody")
 
 
+def test_consent_in_a_tenant_that_does_not_exist_is_refused(tenants: Database) -> None:
+    with tenants.session() as session, pytest.raises(NotFoundError, match="tenant 'nobody'"):
+        set_consent(session, vin=VIN, tenant="nobody", categories=["technical"], source="x", actor="t")
+    with tenants.session() as session:
+        assert get_consent(session, VIN, "acme").updated_at is None
+
+
 def test_consent_defaults_to_technical_data_and_can_be_widened(tenants: Database) -> None:
     with tenants.session() as session:
         assert get_consent(session, VIN, "acme").categories == DEFAULT_CONSENT

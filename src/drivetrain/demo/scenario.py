@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from drivetrain.demo.act_api_secured import API_SECURED
 from drivetrain.demo.act_can_roundtrip import CAN_ROUNDTRIP
+from drivetrain.demo.act_charging import CHARGING_PLANNED
 from drivetrain.demo.act_fleet_drives import FLEET_DRIVES
 from drivetrain.demo.act_lake import LAKE
+from drivetrain.demo.act_maintenance import MAINTENANCE_PREDICTED
 from drivetrain.demo.act_telemetry_lands import TELEMETRY_LANDS
 from drivetrain.demo.act_twins import TWINS_CONVERGE
 from drivetrain.demo.acts import Act
@@ -22,4 +24,6 @@ SCENARIO: tuple[Act, ...] = (
     FLEET_DRIVES,
     TELEMETRY_LANDS,
     TWINS_CONVERGE,
+    MAINTENANCE_PREDICTED,
+    CHARGING_PLANNED,
 )

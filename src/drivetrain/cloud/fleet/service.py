@@ -17,8 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from drivetrain.cloud.fleet.models import VehicleRow
-from drivetrain.cloud.infra.audit import record_audit
-from drivetrain.cloud.infra.models import TenantRow
+from drivetrain.cloud.infra import get_tenant, record_audit
 from drivetrain.core.crypto import VerifyKey
 from drivetrain.core.errors import BadInputError, ConflictError, NotFoundError
 from drivetrain.core.regions import Region, parse_region
@@ -95,8 +94,7 @@ def register_vehicle(
     if not _MODEL.fullmatch(model):
         raise BadInputError(f"model {model!r} is not a model id; expected e.g. 'compact-bev'")
     region_code = parse_region(region)
-    if session.get(TenantRow, tenant) is None:
-        raise NotFoundError(f"tenant {tenant!r} does not exist")
+    get_tenant(session, tenant)  # NotFoundError when there is none
     if session.get(VehicleRow, vin) is not None:
         raise ConflictError(f"vehicle {vin} is already registered")
     row = VehicleRow(

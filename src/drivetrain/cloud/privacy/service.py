@@ -26,8 +26,7 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from drivetrain.cloud.infra.audit import record_audit
-from drivetrain.cloud.infra.models import TenantRow
+from drivetrain.cloud.infra import get_tenant, record_audit
 from drivetrain.cloud.privacy.models import ConsentRow, PseudonymKeyRow
 from drivetrain.core.errors import BadInputError, NotFoundError
 from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES, PrivacyCategory, is_privacy_category
@@ -74,8 +73,7 @@ def pseudonymiser(session: Session, tenant: str) -> Pseudonymiser:
     """
     row = session.get(PseudonymKeyRow, tenant)
     if row is None:
-        if session.get(TenantRow, tenant) is None:
-            raise NotFoundError(f"tenant {tenant!r} does not exist")
+        get_tenant(session, tenant)  # NotFoundError when there is none
         row = PseudonymKeyRow(
             tenant_id=tenant,
             key=base64.b64encode(secrets.token_bytes(32)).decode("ascii"),
@@ -147,8 +145,7 @@ def set_consent(
     """
     allowed = parse_categories(categories)
     parse_source(source)
-    if session.get(TenantRow, tenant) is None:
-        raise NotFoundError(f"tenant {tenant!r} does not exist")
+    get_tenant(session, tenant)  # NotFoundError when there is none
     now = now or datetime.now(UTC)
     row = session.get(ConsentRow, vin)
     text = " ".join(sorted(allowed))

@@ -38,7 +38,7 @@ from drivetrain.core.can.bitfields import (
     raw_fields,
     raw_fields_from_words,
 )
-from drivetrain.core.can.dbc_text import MAX_STANDARD_ID
+from drivetrain.core.can.dbc_tokens import MAX_STANDARD_ID
 from drivetrain.core.can.decode_plan import MessagePlan, build_plan
 from drivetrain.core.can.frames import DecodedSignals, FrameBatch
 from drivetrain.core.errors import NotFoundError

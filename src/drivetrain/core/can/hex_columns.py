@@ -1,0 +1,140 @@
+"""Hex and number columns of the CSV capture layouts, converted as whole arrays.
+
+Lookup tables turn two hex characters into a byte (or mark them as not hex) and a byte into
+two upper-case hex characters, so payloads, ids and data bytes are decoded and encoded per
+column with NumPy over pyarrow buffers — no per-row Python. ``numbers`` reads a numeric column
+that pyarrow converted natively, or validates and converts one it had to leave as text.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from drivetrain.core.can.frames import CAN_FD_MAX_BYTES, CLASSIC_CAN_MAX_BYTES, FrameBatch
+
+#: Hex character (ASCII code) -> its value, or 255 if not a hex digit.
+NIBBLE = np.full(256, 255, np.uint8)
+for _i, _c in enumerate(b"0123456789abcdef"):
+    NIBBLE[_c] = _i
+for _i, _c in enumerate(b"ABCDEF"):
+    NIBBLE[_c] = 10 + _i
+HEX_UPPER = np.frombuffer(b"0123456789ABCDEF", np.uint8)
+# Two hex characters read as one little-endian uint16 -> their byte value, or 256 if not hex.
+_PAIRS = np.arange(1 << 16)
+HEX_PAIR = np.where(
+    (NIBBLE[_PAIRS & 255] < 16) & (NIBBLE[_PAIRS >> 8] < 16),
+    NIBBLE[_PAIRS & 255].astype(np.uint16) * 16 + NIBBLE[_PAIRS >> 8],
+    256,
+).astype(np.uint16)
+del _PAIRS
+BYTE_TO_HEX = np.stack([HEX_UPPER[np.arange(256) >> 4], HEX_UPPER[np.arange(256) & 15]], 1)
+
+
+def as_array(column: pa.ChunkedArray) -> pa.Array:
+    """The column as one array (chunks combined when there are several)."""
+    return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+
+
+def to_numpy(column: pa.ChunkedArray | pa.Array, dtype: type[np.generic]) -> npt.NDArray[Any]:
+    """The column as a NumPy array of ``dtype``; nulls become 0."""
+    arr = as_array(column) if isinstance(column, pa.ChunkedArray) else column
+    if arr.null_count:
+        arr = pc.fill_null(arr, 0)
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=dtype)
+
+
+def numbers(
+    column: pa.ChunkedArray, kind: Literal["float", "uint"], native: bool
+) -> tuple[npt.NDArray[np.float64] | npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
+    """Values of a numeric column and a mask of rows where it is present and well-formed."""
+    arr = as_array(column)
+    if native:
+        ok = np.ones(len(arr), np.bool_) if not arr.null_count else arr.is_valid().to_numpy(False)
+        return to_numpy(arr, np.float64 if kind == "float" else np.uint64), ok
+    text = pc.utf8_trim_whitespace(arr)
+    pattern = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$" if kind == "float" else r"^\d{1,19}$"
+    ok_arr = pc.match_substring_regex(text, pattern)
+    cleaned = pc.if_else(ok_arr, text, "0")
+    values = pc.cast(cleaned, pa.float64() if kind == "float" else pa.uint64())
+    return to_numpy(values, np.float64 if kind == "float" else np.uint64), ok_arr.to_numpy(False)
+
+
+def fixed_width_chars(
+    arr: pa.Array, width: int, align: Literal["left", "right"]
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """ASCII strings padded with '0' to ``width`` chars, as an ``(n, width)`` byte matrix.
+
+    Returns the matrix, each string's original byte length, and a mask of strings that fit
+    (at most ``width`` bytes, ASCII only); those that do not are replaced by zeros.
+    """
+    n = len(arr)
+    byte_len = to_numpy(pc.binary_length(arr), np.int64)
+    fits = byte_len <= width
+    if not fits.all():
+        arr = pc.if_else(pa.array(fits), arr, "")
+    pad = pc.utf8_rpad if align == "left" else pc.utf8_lpad
+    padded = pad(arr, width=width, padding="0")
+    padded_len = to_numpy(pc.binary_length(padded), np.int64)
+    if (padded_len != width).any():  # non-ASCII characters pad by code point, not byte
+        fits &= padded_len == width
+        padded = pad(pc.if_else(pa.array(fits), arr, ""), width=width, padding="0")
+    if n == 0 or width == 0:
+        return np.zeros((n, width), np.uint8), byte_len, fits
+    offsets = np.frombuffer(padded.buffers()[1], np.int32, count=n + 1, offset=4 * padded.offset)
+    data = np.frombuffer(padded.buffers()[2], np.uint8)
+    chars = data[offsets[0] : offsets[0] + n * width].reshape(n, width)
+    return chars, byte_len, fits
+
+
+def decode_hex_payload(
+    arr: pa.Array,
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.bool_]]:
+    """Payload hex strings → ``(data (n, width), length, ok)``; width is at least 8 bytes."""
+    byte_len = to_numpy(pc.binary_length(arr), np.int64)
+    max_chars = int(byte_len.max()) if len(byte_len) else 0
+    width_chars = min(
+        max(max_chars + (max_chars & 1), 2 * CLASSIC_CAN_MAX_BYTES), 2 * CAN_FD_MAX_BYTES
+    )
+    chars, byte_len, fits = fixed_width_chars(arr, width_chars, "left")
+    pairs = HEX_PAIR[np.ascontiguousarray(chars).view(np.uint16)]
+    not_hex = pairs.max(axis=1) > 255
+    ok = fits & ((byte_len & 1) == 0) & ~not_hex
+    data = pairs.astype(np.uint8)  # a non-hex pair (256) wraps to 0; its row is refused
+    length = np.where(ok, byte_len // 2, 0).astype(np.uint8)
+    return data, length, ok
+
+
+def payload_reason(text: str) -> str:
+    """Why a payload that ``decode_hex_payload`` refused is not a payload."""
+    text = text.strip()
+    if len(text) > 2 * CAN_FD_MAX_BYTES:
+        return f"payload has {len(text)} hex digits, more than {2 * CAN_FD_MAX_BYTES}"
+    if len(text) % 2:
+        return f"payload {text!r} has an odd number of hex digits"
+    return f"payload {text!r} is not hexadecimal"
+
+
+def strings_from_chars(
+    chars: npt.NDArray[np.uint8], lengths: npt.NDArray[np.integer], align: Literal["left", "right"]
+) -> pa.Array:
+    """A string array from the first (``left``) or last (``right``) ``lengths[i]`` characters
+    of each row of ``chars`` — built straight from buffers."""
+    n, width = chars.shape
+    columns = np.arange(width)
+    lengths = lengths.astype(np.int64)
+    mask = columns < lengths[:, None] if align == "left" else columns >= (width - lengths)[:, None]
+    flat = np.ascontiguousarray(chars[mask])
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(flat))
+
+
+def hex_payload(frames: FrameBatch) -> pa.Array:
+    """Each frame's payload as upper-case hex (two digits per byte of its length)."""
+    chars = BYTE_TO_HEX[frames.data].reshape(len(frames), -1)
+    return strings_from_chars(chars, frames.length.astype(np.int64) * 2, "left")
