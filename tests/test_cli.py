@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from drivetrain import __version__
 from drivetrain.cli import app
 
-#: The top-level commands, as a newcomer meets them in `drivetrain --help`.
+#: Top-level commands a newcomer meets in `drivetrain --help` (others join them over time).
 TOP_LEVEL = {"demo", "serve", "can", "vss", "db", "auth", "lake", "ingest", "worker", "fleet",
              "edge", "sim", "twin", "privacy"}
 
@@ -52,9 +52,10 @@ def test_version_is_printed() -> None:
 def test_help_lists_every_top_level_command_by_name() -> None:
     result = CliRunner(env={"COLUMNS": "120"}).invoke(app, ["--help"])
     assert result.exit_code == 0
-    assert set(ROOT.commands) == TOP_LEVEL
-    listed = set(re.findall(r"^│ (\w+) ", result.output, re.M))
-    assert listed == TOP_LEVEL, TOP_LEVEL ^ listed
+    assert TOP_LEVEL <= set(ROOT.commands)
+    commands_panel = result.output.split("Commands")[1]
+    listed = set(re.findall(r"^│ ([\w-]+) ", commands_panel, re.M))
+    assert listed == set(ROOT.commands), set(ROOT.commands) ^ listed
 
 
 @pytest.mark.parametrize("command", ALL_COMMANDS, ids=" ".join)
