@@ -103,7 +103,12 @@ def explain_empty(settings: Settings, lake: Lake, asked: EmptyQuery) -> list[str
         named = [*asked.vins, *asked.vehicles]
         hints.append(f"no samples of {', '.join(named)} match; `drivetrain fleet list` "
                      "shows the tenant's vehicles")
-    return hints or ["nothing matches these filters"]
+    if hints:
+        return hints
+    if asked.start is None and not asked.paths:
+        return [(f"tenant {asked.tenant!r} has {sum(f.rows for f in files):,} samples stored; "
+                "the query selects none of them")]
+    return ["nothing matches these filters"]
 
 
 def _path_hints(asked: EmptyQuery, files: Sequence[LakeFile]) -> list[str]:

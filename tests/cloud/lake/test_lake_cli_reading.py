@@ -175,3 +175,12 @@ def test_ts_of_the_first_row_is_exact() -> None:
     assert iso_from_ns(T0_NS) == "2024-05-01T00:00:00Z"
     assert iso_from_ns(T0_NS + 1) == "2024-05-01T00:00:00.000000001Z"
     assert iso_from_ns(T0_NS + 250_000_000) == "2024-05-01T00:00:00.250Z"
+
+
+def test_a_select_that_matches_nothing_says_the_tenant_has_data(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["lake", "sql", "-t", "acme",
+                                 "SELECT * FROM telemetry WHERE value > 1e9"])
+    assert result.exit_code == 0, result.output
+    assert "0 rows" in result.stdout
+    assert "tenant 'acme' has 500 samples stored; the query selects none of them" in \
+        " ".join(result.stderr.split())
