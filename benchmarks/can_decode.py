@@ -73,7 +73,7 @@ def _paired_rates(
 
 
 def _replicate(frames, target: int):  # type: ignore[no-untyped-def]
-    from drivetrain.core.can.frames import FrameBatch
+    from drivetrain.core.can import FrameBatch
 
     span = float(frames.timestamp_s.max() - frames.timestamp_s.min()) + 1.0
     copies = -(-target // len(frames))
@@ -155,10 +155,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import cantools
 
-    from drivetrain.core.can.captures import read_capture, write_capture
-    from drivetrain.core.can.dbc import load_dbc
-    from drivetrain.core.can.decoder import BatchDecoder
-    from drivetrain.core.can.pipeline import decode_capture
+    from drivetrain.core.can import (
+        BatchDecoder,
+        decode_capture,
+        load_dbc,
+        read_capture,
+        write_capture,
+    )
 
     base = read_capture(CAPTURE).frames
     target = args.frames or len(base) * (QUICK_COPIES if args.quick else FULL_COPIES)

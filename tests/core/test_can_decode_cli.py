@@ -12,8 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from drivetrain.cli import app
-from drivetrain.core.can.captures import read_capture, write_capture
-from drivetrain.core.can.pipeline import decode_capture
+from drivetrain.core.can import decode_capture, read_capture, write_capture
 from drivetrain.core.errors import CaptureFormatError, DbcFormatError, SignalMapError
 
 CAPTURES = Path(__file__).resolve().parents[1] / "data" / "captures"

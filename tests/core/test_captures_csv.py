@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from test_captures_helpers import assert_same_frames, frame_batches, payloads
 
-from drivetrain.core.can.captures import (
+from drivetrain.core.can import (
     FrameLabels,
     detect_format,
     iter_capture,
@@ -68,7 +68,7 @@ def test_streaming_in_small_chunks_gives_the_same_frames_as_one_read() -> None:
     chunks = list(iter_capture(COMMA_HEAD, chunk_frames=100))
     assert len(chunks) > 10
     assert chunks[-1].bytes_read == COMMA_HEAD.stat().st_size
-    from drivetrain.core.can.frames import FrameBatch
+    from drivetrain.core.can import FrameBatch
 
     assert_same_frames(FrameBatch.concat([c.frames for c in chunks]), whole)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from drivetrain.core.can.frames import FrameBatch
+from drivetrain.core.can import FrameBatch
 
 
 @st.composite

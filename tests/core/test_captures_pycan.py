@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from test_captures_helpers import assert_same_frames, frame_batches, payloads
 
-from drivetrain.core.can.captures import detect_format, iter_capture, read_capture, write_capture
+from drivetrain.core.can import detect_format, iter_capture, read_capture, write_capture
 from drivetrain.core.errors import CaptureFormatError
 
 CAPTURES = Path(__file__).resolve().parents[1] / "data" / "captures"

@@ -7,7 +7,7 @@ from pathlib import Path
 import cantools
 import pytest
 
-from drivetrain.core.can.dbc import LoadedDbc, load_dbc
+from drivetrain.core.can import LoadedDbc, load_dbc
 from drivetrain.core.can.dbc_text import repair, tokenize
 from drivetrain.core.errors import DbcFormatError
 

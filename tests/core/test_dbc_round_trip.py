@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cantools.database.can import Database
 
-from drivetrain.core.can.dbc import dump_dbc, load_dbc
+from drivetrain.core.can import dump_dbc, load_dbc
 from drivetrain.core.errors import DbcFormatError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data"

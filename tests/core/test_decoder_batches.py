@@ -7,8 +7,7 @@ import pytest
 from cantools.database.can import Database, Message, Signal
 from cantools.database.conversion import BaseConversion
 
-from drivetrain.core.can.decoder import BatchDecoder, FrameKey
-from drivetrain.core.can.frames import DecodedSignals, FrameBatch
+from drivetrain.core.can import BatchDecoder, DecodedSignals, FrameBatch, FrameKey
 from drivetrain.core.errors import DbcFormatError, NotFoundError
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 from cantools.database.can import Database, Message, Signal
 
-from drivetrain.core.can.decoder import BatchDecoder
-from drivetrain.core.can.frames import FrameBatch
+from drivetrain.core.can import BatchDecoder, FrameBatch
 
 
 def _batch(ids: list[int], extended: list[bool]) -> FrameBatch:

@@ -18,10 +18,8 @@ import pytest
 from cantools.database.can import Message, Signal
 from cantools.database.errors import DecodeError
 
-from drivetrain.core.can.dbc import load_dbc
+from drivetrain.core.can import BatchDecoder, DecodedSignals, FrameBatch, load_dbc
 from drivetrain.core.can.decode_plan import cantools_layout_problem, network_first_bit
-from drivetrain.core.can.decoder import BatchDecoder
-from drivetrain.core.can.frames import DecodedSignals, FrameBatch
 from drivetrain.core.errors import DbcFormatError
 
 PAYLOADS_PER_MESSAGE = 64

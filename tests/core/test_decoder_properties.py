@@ -10,8 +10,7 @@ from cantools.database.conversion import BaseConversion
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from drivetrain.core.can.decoder import BatchDecoder
-from drivetrain.core.can.frames import FrameBatch
+from drivetrain.core.can import BatchDecoder, FrameBatch
 
 # (start as written in the DBC, length, byte order, signed, float, scale, offset, message length)
 Layout = tuple[int, int, str, bool, bool, float, float, int]

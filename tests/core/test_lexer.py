@@ -10,7 +10,7 @@ from drivetrain.cloud.twins.query import QUERY_LEXICON, parse_query
 from drivetrain.core.errors import ExpressionSyntaxError, QuerySyntaxError
 from drivetrain.core.lexer import DOTTED_PATH, Lexicon, Token, TokenError, tokenize
 from drivetrain.core.vss import builtin_catalog
-from drivetrain.edge.expressions import parse_expression
+from drivetrain.edge import parse_expression
 from drivetrain.edge.expressions.lexer import EXPRESSION_LEXICON
 
 PATHS = Lexicon(name=DOTTED_PATH, operators=frozenset({"<", "<=", "-"}))

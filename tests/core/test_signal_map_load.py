@@ -10,8 +10,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from drivetrain.core.can.frames import DecodedSignals
-from drivetrain.core.can.signal_map import (
+from drivetrain.core.can import (
+    DecodedSignals,
     SignalMap,
     SignalMapping,
     dump_signal_map,
@@ -138,7 +138,7 @@ def test_any_map_round_trips_through_its_text_form(entries: list[SignalMapping],
 
 
 def test_reference_vehicle_map_validates_against_its_dbc() -> None:
-    from drivetrain.core.can.dbc import load_dbc
+    from drivetrain.core.can import load_dbc
 
     data = Path(__file__).resolve().parents[2] / "src" / "drivetrain" / "sim" / "data"
     if not (data / "drivetrain_bev_vss.toml").is_file():

@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 from act_support import act_context
 
-from drivetrain.core.can.frames import FrameBatch
-from drivetrain.core.can.signal_map import VssSignals
+from drivetrain.core.can import FrameBatch, VssSignals
 from drivetrain.core.transport import InProcessTransport, Message, validate_vin
 from drivetrain.core.vss import builtin_catalog
 from drivetrain.demo import PlatformHandles

@@ -19,11 +19,16 @@ from edge_testkit import make_identity
 
 from drivetrain.core.transport import MqttTransport
 from drivetrain.core.wire import MessageKind
-from drivetrain.edge.agent import AgentConfig, EdgeAgent
-from drivetrain.edge.buffer import AppendResult, OutgoingMessage, SqliteBuffer
-from drivetrain.edge.campaigns import Campaign
-from drivetrain.edge.samples import Samples
-from drivetrain.edge.state import StateRecord
+from drivetrain.edge import (
+    AgentConfig,
+    AppendResult,
+    Campaign,
+    EdgeAgent,
+    OutgoingMessage,
+    Samples,
+    SqliteBuffer,
+    StateRecord,
+)
 
 SPEED = "Vehicle.Speed"
 

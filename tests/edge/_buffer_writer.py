@@ -8,7 +8,7 @@ import sys
 import time
 
 from drivetrain.core.wire import MessageKind, new_message_id
-from drivetrain.edge.buffer import OutgoingMessage, SqliteBuffer
+from drivetrain.edge import OutgoingMessage, SqliteBuffer
 
 
 def main() -> None:

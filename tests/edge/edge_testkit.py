@@ -33,8 +33,7 @@ from drivetrain.core.wire import (
     parse,
     seal_json,
 )
-from drivetrain.edge.identity import VehicleIdentity
-from drivetrain.edge.samples import Samples
+from drivetrain.edge import Samples, VehicleIdentity
 
 CLOUD_KEY = SigningKey.from_seed(b"drivetrain-test-cloud-key-000001")
 T0 = 1_800_000_000_000_000_000

@@ -16,10 +16,7 @@ from drivetrain.core.errors import TransportError
 from drivetrain.core.transport import InProcessTransport
 from drivetrain.core.vss import builtin_catalog
 from drivetrain.core.wire import MessageKind, parse, seal, seal_json
-from drivetrain.edge.actuator import InMemoryActuator
-from drivetrain.edge.agent import AgentConfig, EdgeAgent
-from drivetrain.edge.buffer import SqliteBuffer
-from drivetrain.edge.samples import Samples
+from drivetrain.edge import AgentConfig, EdgeAgent, InMemoryActuator, Samples, SqliteBuffer
 
 CATALOG = builtin_catalog()
 SPEED = "Vehicle.Speed"

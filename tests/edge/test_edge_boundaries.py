@@ -14,7 +14,7 @@ import pytest
 from drivetrain.cloud.fleet import VehicleCredentials
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.errors import BadInputError, ConfigurationError, KeyFormatError
-from drivetrain.edge.identity import VehicleIdentity
+from drivetrain.edge import VehicleIdentity
 
 EDGE = Path(__file__).parents[2] / "src/drivetrain/edge"
 

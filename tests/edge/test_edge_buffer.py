@@ -16,12 +16,15 @@ import pytest
 
 from drivetrain.core.errors import StorageError
 from drivetrain.core.wire import MessageKind, new_message_id
-from drivetrain.edge.buffer import Buffer, MemoryBuffer, OutgoingMessage, SqliteBuffer
-from drivetrain.edge.state import (
+from drivetrain.edge import (
     AgentState,
+    Buffer,
     DesiredStateVersion,
     DownlinkMemory,
     InstalledCampaigns,
+    MemoryBuffer,
+    OutgoingMessage,
+    SqliteBuffer,
 )
 
 TOPIC = "dt/v1/DTVJETH88T571PG8B/telemetry"

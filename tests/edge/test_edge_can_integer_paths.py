@@ -6,7 +6,7 @@ import numpy as np
 
 from drivetrain.core.vss import builtin_catalog
 from drivetrain.core.vss.datatypes import is_integer
-from drivetrain.edge.can_input import CanDecoding
+from drivetrain.edge import CanDecoding
 from drivetrain.sim.can import FrameSynthesizer
 from drivetrain.sim.can.vehicles import load_vehicle_can
 

@@ -18,14 +18,13 @@ from typer.testing import CliRunner
 from drivetrain.cli import app as cli_app
 from drivetrain.cloud.fleet import VehicleCredentials, get_vehicle, load_or_create_cloud_key
 from drivetrain.cloud.infra import Database
-from drivetrain.core.can.captures import write_capture
-from drivetrain.core.can.dbc import load_dbc
+from drivetrain.core.can import load_dbc, write_capture
 from drivetrain.core.transport import MqttTransport, vehicle_filter
 from drivetrain.core.transport.testing import unique_name
 from drivetrain.core.wire import MessageKind
 from drivetrain.demo.can_capture import SignalIndex, synthesize_capture
 from drivetrain.demo.drive_profile import drive_profile
-from drivetrain.edge.identity import VehicleIdentity
+from drivetrain.edge import VehicleIdentity
 
 REFERENCE_DBC = Path(__file__).parents[2] / "src/drivetrain/sim/data/drivetrain_bev.dbc"
 

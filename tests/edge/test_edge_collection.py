@@ -11,9 +11,7 @@ from hypothesis import strategies as st
 
 from drivetrain.core.errors import VersionConflictError
 from drivetrain.core.vss import builtin_catalog
-from drivetrain.edge.campaigns import Campaign
-from drivetrain.edge.collection import CollectionEngine, CollectionResult
-from drivetrain.edge.samples import Samples
+from drivetrain.edge import Campaign, CollectionEngine, CollectionResult, Samples
 
 CATALOG = builtin_catalog()
 SPEED = "Vehicle.Speed"

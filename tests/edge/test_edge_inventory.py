@@ -18,8 +18,7 @@ from drivetrain.core.wire import (
     MessageKind,
     inventory_from_event,
 )
-from drivetrain.edge.agent import EVENT_PRIORITY, EdgeAgent
-from drivetrain.edge.buffer import SqliteBuffer
+from drivetrain.edge import EVENT_PRIORITY, EdgeAgent, SqliteBuffer
 
 S = 1_000_000_000
 INVENTORY = (

@@ -22,11 +22,14 @@ from drivetrain.core.transport import MqttTransport, vehicle_filter
 from drivetrain.core.transport.testing import PrivateBroker, unique_name
 from drivetrain.core.vss import builtin_catalog
 from drivetrain.core.wire import MessageKind
-from drivetrain.edge.actuator import InMemoryActuator
-from drivetrain.edge.agent import AgentConfig, EdgeAgent
-from drivetrain.edge.buffer import SqliteBuffer
-from drivetrain.edge.campaigns import Campaign
-from drivetrain.edge.samples import Samples
+from drivetrain.edge import (
+    AgentConfig,
+    Campaign,
+    EdgeAgent,
+    InMemoryActuator,
+    Samples,
+    SqliteBuffer,
+)
 
 SPEED = "Vehicle.Speed"
 CHARGE_LIMIT = "Vehicle.Powertrain.TractionBattery.Charging.ChargeLimit"

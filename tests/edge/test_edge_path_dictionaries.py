@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from drivetrain.edge.collection import CollectionEngine
-from drivetrain.edge.samples import Samples
+from drivetrain.edge import CollectionEngine, Samples
 
 S = 1_000_000_000
 

@@ -12,17 +12,20 @@ import numpy as np
 import pytest
 from edge_testkit import CloudReceiver, make_identity
 
-from drivetrain.core.can.captures import write_capture
-from drivetrain.core.can.frames import FrameBatch
+from drivetrain.core.can import FrameBatch, write_capture
 from drivetrain.core.errors import CaptureFormatError, ConfigurationError, TransportError
 from drivetrain.core.transport import InProcessTransport
 from drivetrain.core.transport.testing import unique_name
 from drivetrain.core.vss import builtin_catalog
-from drivetrain.edge.agent import EdgeAgent
-from drivetrain.edge.buffer import MemoryBuffer
-from drivetrain.edge.campaigns import Campaign
-from drivetrain.edge.can_input import CanDecoding
-from drivetrain.edge.sources import BusSource, CaptureReplaySource, open_frame_source
+from drivetrain.edge import (
+    BusSource,
+    Campaign,
+    CanDecoding,
+    CaptureReplaySource,
+    EdgeAgent,
+    MemoryBuffer,
+    open_frame_source,
+)
 
 DATA = Path(__file__).parents[2] / "src/drivetrain/sim/data"
 DBC, MAP = DATA / "drivetrain_bev.dbc", DATA / "drivetrain_bev_vss.toml"

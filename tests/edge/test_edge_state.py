@@ -17,9 +17,7 @@ from drivetrain.core.errors import StorageError
 from drivetrain.core.transport import InProcessTransport
 from drivetrain.core.vss import builtin_catalog
 from drivetrain.core.wire import MessageKind
-from drivetrain.edge.actuator import InMemoryActuator
-from drivetrain.edge.agent import EdgeAgent
-from drivetrain.edge.buffer import SqliteBuffer
+from drivetrain.edge import EdgeAgent, InMemoryActuator, SqliteBuffer
 from drivetrain.edge.state import (
     AgentState,
     DesiredStateVersion,

@@ -11,8 +11,7 @@ from typing import Any
 from drivetrain.core.errors import TransportError
 from drivetrain.core.transport import InProcessTransport, PublishTicket
 from drivetrain.core.wire import MessageKind, new_message_id
-from drivetrain.edge.buffer import MemoryBuffer, OutgoingMessage
-from drivetrain.edge.uplink import Uplink
+from drivetrain.edge import MemoryBuffer, OutgoingMessage, Uplink
 
 TOPIC = "dt/v1/DTVJETH88T571PG8B/telemetry"
 

@@ -49,7 +49,7 @@ def decode(
     )] = False,
 ) -> None:
     """Decode a CAN capture with a DBC into Parquet, one row per signal value."""
-    from drivetrain.core.can.pipeline import DecodeProgress, decode_capture
+    from drivetrain.core.can import DecodeProgress, decode_capture
 
     console = Console(stderr=True, soft_wrap=True)
     out_console = Console(highlight=False, soft_wrap=True)
@@ -193,7 +193,7 @@ def info(
     as_json: JsonOption = False,
 ) -> None:
     """List a DBC's messages and signals, and what the loader resolved (IMPORTs, repairs)."""
-    from drivetrain.core.can.dbc import load_dbc
+    from drivetrain.core.can import load_dbc
 
     console = Console(highlight=False, soft_wrap=True)
     try:

@@ -24,8 +24,7 @@ from drivetrain.commands.output import JsonOption, emit_json, iso_from_ns
 
 if TYPE_CHECKING:
     from drivetrain.core.transport import Transport
-    from drivetrain.edge.agent import AgentStats, EdgeAgent
-    from drivetrain.edge.sources import FrameSource
+    from drivetrain.edge import AgentStats, EdgeAgent, FrameSource
 
 app = typer.Typer(
     help="The edge agent: run it on a CAN bus, replay a capture through it, inspect its "
@@ -73,10 +72,7 @@ def _open_agent(
     from drivetrain.core.errors import DrivetrainError
     from drivetrain.core.transport import MqttTransport
     from drivetrain.core.vss import builtin_catalog
-    from drivetrain.edge.agent import AgentConfig, EdgeAgent
-    from drivetrain.edge.buffer import SqliteBuffer
-    from drivetrain.edge.can_input import CanDecoding
-    from drivetrain.edge.identity import VehicleIdentity
+    from drivetrain.edge import AgentConfig, CanDecoding, EdgeAgent, SqliteBuffer, VehicleIdentity
 
     settings = load_settings_or_exit()
     url = broker or settings.broker_url
@@ -214,7 +210,7 @@ def run(
     """Run the edge agent: read the bus, run the campaigns, buffer and send over MQTT, obey
     signed cloud messages. Ctrl-C stops it after sending what it can within 10 s."""
     from drivetrain.core.errors import DrivetrainError
-    from drivetrain.edge.sources import open_frame_source
+    from drivetrain.edge import open_frame_source
 
     agent, transport = _open_agent(
         credentials, dbc, signal_map, broker, buffer, max_buffer_mb, batch_s
@@ -250,7 +246,7 @@ def replay(
 ) -> None:
     """Replay a CAN capture through the agent to the broker, then print a summary."""
     from drivetrain.core.errors import DrivetrainError
-    from drivetrain.edge.sources import CaptureReplaySource
+    from drivetrain.edge import CaptureReplaySource
 
     agent, transport = _open_agent(
         credentials, dbc, signal_map, broker, buffer, max_buffer_mb, batch_s
@@ -278,7 +274,7 @@ def buffer_info(
 ) -> None:
     """Show what an agent's store-and-forward buffer holds and the state kept with it."""
     from drivetrain.core.errors import DrivetrainError
-    from drivetrain.edge.buffer import SqliteBuffer
+    from drivetrain.edge import SqliteBuffer
 
     if not path.is_file():
         fail(f"buffer {path} does not exist")
@@ -343,7 +339,7 @@ def check_campaign(
     """Check a campaign against the VSS catalog as a vehicle would; exit 1 naming the problem."""
     from drivetrain.core.errors import DrivetrainError
     from drivetrain.core.vss import builtin_catalog
-    from drivetrain.edge.campaigns import Campaign
+    from drivetrain.edge import Campaign
 
     try:
         data = json.loads(file.read_text(encoding="utf-8"))

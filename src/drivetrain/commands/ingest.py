@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
@@ -24,7 +25,7 @@ from drivetrain.commands.output import (
 )
 
 if TYPE_CHECKING:
-    from drivetrain.cloud.ingest import DeadLetter
+    from drivetrain.cloud.ingest import DeadLetter, IngestWorkerStatus
 
 app = typer.Typer(
     help="Telemetry ingestion: dead letters (list, show, replay) and per-vehicle counters.",
@@ -208,7 +209,9 @@ def stats_command(
     as_json: JsonOption = False,
 ) -> None:
     """What ingestion did with each vehicle's data: messages and samples per outcome."""
-    from drivetrain.cloud.ingest import ingest_stats
+    from datetime import UTC, datetime
+
+    from drivetrain.cloud.ingest import ingest_stats, list_ingest_workers
     from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
     from drivetrain.core.errors import DrivetrainError
 
@@ -216,12 +219,13 @@ def stats_command(
     try:
         with database.session() as session:
             stats = ingest_stats(session, tenant=tenant, vin=vin, vehicles_limit=vehicles)
+            members = list_ingest_workers(session, now=datetime.now(UTC))
     except DrivetrainError as e:
         fail(e)
     finally:
         database.dispose()
     if as_json:
-        emit_json(stats)
+        emit_json({"totals": stats.totals, "vehicles": stats.vehicles, "workers": members})
         return
     print_table("totals", [Column("outcome"), Column("messages", "number"),
                            Column("samples", "number")],
@@ -233,3 +237,30 @@ def stats_command(
          ", ".join(f"{o.outcome} {o.messages:,}/{o.samples:,}" for o in v.outcomes),
          v.last_at.strftime("%Y-%m-%d %H:%M:%S")) for v in stats.vehicles
     ))
+    _print_members(members)
+
+
+def _print_members(members: list[IngestWorkerStatus]) -> None:
+    """The shared subscription's members, and a warning for each away member whose broker
+    session may be holding its share of the messages."""
+    if not members:
+        return
+    table = Table(title="ingest workers (shared subscription members)")
+    for column in ("client id", "group", "host", "state", "last seen (UTC)", "session until"):
+        table.add_column(column, overflow="fold")
+    for m in members:
+        table.add_row(
+            escape(m.client_id), escape(m.group), escape(m.host), m.state,
+            m.last_seen_at.strftime("%Y-%m-%d %H:%M:%S"),
+            m.session_expires_at.strftime("%Y-%m-%d %H:%M:%S") if m.holds_messages else "-",
+        )  # fmt: skip
+    _console().print(table)
+    for m in members:
+        if m.holds_messages:
+            _console().print(
+                f"[yellow]warning:[/] {escape(m.client_id)} is {m.state}: the broker may be "
+                f"routing its share of group {escape(m.group)!r} into its session, where "
+                f"messages wait until it reconnects or are lost when the session expires at "
+                f"{m.session_expires_at:%Y-%m-%d %H:%M:%S} UTC; restart it with the same "
+                "--client-id"
+            )

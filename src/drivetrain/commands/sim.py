@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from drivetrain.cloud.ingest import WorkerStats
     from drivetrain.core.crypto import SigningKey
     from drivetrain.core.settings import Settings
-    from drivetrain.edge.identity import VehicleIdentity
+    from drivetrain.edge import VehicleIdentity
     from drivetrain.sim.fleet import SimVehicle
 
 app = typer.Typer(
@@ -71,7 +71,7 @@ def provision_fleet(
     from drivetrain.cloud.privacy import set_consent
     from drivetrain.core.crypto import SigningKey
     from drivetrain.core.errors import ConflictError, NotFoundError
-    from drivetrain.edge.identity import VehicleIdentity
+    from drivetrain.edge import VehicleIdentity
 
     identities: dict[str, VehicleIdentity] = {}
     with database.session() as session:

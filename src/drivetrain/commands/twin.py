@@ -319,10 +319,9 @@ def reconcile_command(
     The reconciler of a deployment where the API and the vehicle link run apart (the embedded
     platform runs its own). It works from the state database: every twin whose desired version
     changed or whose items expired is published on dt/v1/{VIN}/state/desired. SIGTERM or
-    Ctrl-C stops it after its round. The broker password is read from
-    $DRIVETRAIN_BROKER_PASSWORD.
+    Ctrl-C stops it after its round. The broker password is the
+    broker_password setting ($DRIVETRAIN_BROKER_PASSWORD).
     """
-    import os
     import signal
     import threading
 
@@ -344,7 +343,7 @@ def reconcile_command(
     try:
         transport = open_transport(
             url, client_id=client_id, username=username,
-            password=os.environ.get("DRIVETRAIN_BROKER_PASSWORD"), ca_file=ca_file,
+            password=settings.broker_password, ca_file=ca_file,
             cert_file=cert_file, key_file=key_file,
         )
     except DrivetrainError as e:

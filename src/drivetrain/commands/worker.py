@@ -64,11 +64,13 @@ def ingest(
         help="Longest a message waits for its micro-batch, ms.",
     ),
     session_expiry_s: int = typer.Option(
-        86_400,
+        600,
         "--session-expiry-s",
         min=1,
         help="How long the broker keeps this worker's session (and its unacknowledged "
-        "messages) while it is away, seconds.",
+        "messages) while it is away, seconds. Messages the broker routes to an away member "
+        "of the shared group wait there until it returns, and are lost when the session "
+        "expires (docs/ingest.md, shared subscriptions).",
     ),
     username: str | None = typer.Option(None, "--username", help="Broker user name."),
     ca_file: str | None = typer.Option(None, "--ca-file", help="CA bundle for mqtts://."),
@@ -80,6 +82,13 @@ def ingest(
         min=0.01,
         help="How long ingested batch ids are remembered to skip re-deliveries, hours "
         "(keep it above --session-expiry-s).",
+    ),
+    twin_flush_s: float = typer.Option(
+        2.0,
+        "--twin-flush-s",
+        min=0,
+        help="How often the latest values are written to the twins under load, seconds "
+        "(also whenever the worker is idle); 0 writes every micro-batch's.",
     ),
     status_interval_s: float = typer.Option(
         5.0,
@@ -93,9 +102,15 @@ def ingest(
     Joins $share/<group>/dt/v1/+/telemetry (and events, ack), validates and routes each
     micro-batch to the lake, the twins and the dead-letter store, and acknowledges messages
     only once that is committed. SIGTERM or Ctrl-C: finish the micro-batch, acknowledge,
-    disconnect. The broker password is read from $DRIVETRAIN_BROKER_PASSWORD.
+    disconnect. The broker password is the broker_password setting
+    ($DRIVETRAIN_BROKER_PASSWORD).
     """
-    from drivetrain.cloud.ingest import IngestPipeline, IngestWorker, TwinsReportedState
+    from drivetrain.cloud.ingest import (
+        IngestPipeline,
+        IngestWorker,
+        TwinsReportedState,
+        WorkerIdentity,
+    )
     from drivetrain.cloud.lake import Lake
     from drivetrain.commands.data_dir import data_dir_line
     from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
@@ -119,7 +134,7 @@ def ingest(
             url,
             client_id=name,
             username=username,
-            password=os.environ.get("DRIVETRAIN_BROKER_PASSWORD"),
+            password=settings.broker_password,
             ca_file=ca_file,
             cert_file=cert_file,
             key_file=key_file,
@@ -129,7 +144,17 @@ def ingest(
         lake.close()
         database.dispose()
         fail(e)
-    pipeline = IngestPipeline.from_settings(settings, database, lake, TwinsReportedState())
+    pipeline = IngestPipeline.from_settings(
+        settings, database, lake, TwinsReportedState(), twin_flush_s=twin_flush_s
+    )
+    identity = WorkerIdentity(
+        client_id=name,
+        group=group,
+        broker=url,
+        session_expiry_s=session_expiry_s,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+    )
     worker = IngestWorker(
         transport,
         pipeline,
@@ -137,6 +162,7 @@ def ingest(
         max_delay_ms,
         group=group,
         ledger_retention_s=ledger_retention_h * 3600,
+        identity=identity,
     )
     stop = threading.Event()
 

@@ -118,15 +118,32 @@ class TokenError(ExpressionSyntaxError):
         hint: the lexicon's advice for it, or "".
     """
 
-    def __init__(self, problem: Problem, token: str, column: int, hint: str = "") -> None:
-        super().__init__(
-            f"{problem.replace('_', ' ')} {token!r} at column {column}"
-            + (f" ({hint})" if hint else "")
-        )
+    def __init__(
+        self,
+        message: str,
+        *,
+        problem: Problem = "unexpected_character",
+        token: str = "",
+        column: int = 0,
+        hint: str = "",
+    ) -> None:
+        super().__init__(message)
         self.problem: Problem = problem
         self.token = token
         self.column = column
         self.hint = hint
+
+    @classmethod
+    def at(cls, problem: Problem, token: str, column: int, hint: str = "") -> TokenError:
+        """The error for ``token`` at ``column``, with a plain message."""
+        message = f"{problem.replace('_', ' ')} {token!r} at column {column}"
+        return cls(
+            message + (f" ({hint})" if hint else ""),
+            problem=problem,
+            token=token,
+            column=column,
+            hint=hint,
+        )
 
 
 def tokenize(text: str, lexicon: Lexicon) -> list[Token]:
@@ -150,7 +167,7 @@ def tokenize(text: str, lexicon: Lexicon) -> list[Token]:
         elif (name := lexicon.name.match(text, i)) is not None:
             end = name.end()
             if end < n and text[end] == "." and "." not in lexicon.punctuation:
-                raise TokenError("incomplete_name", text[i : end + 1], i + 1)
+                raise TokenError.at("incomplete_name", text[i : end + 1], i + 1)
             tokens.append(Token("ident", name.group(), i + 1))
             i = end
         elif char in lexicon.operator_chars:
@@ -159,7 +176,7 @@ def tokenize(text: str, lexicon: Lexicon) -> list[Token]:
                 end += 1
             op = text[i:end]
             if op not in lexicon.operators:
-                raise TokenError("unknown_operator", op, i + 1, lexicon.hints.get(op, ""))
+                raise TokenError.at("unknown_operator", op, i + 1, lexicon.hints.get(op, ""))
             tokens.append(Token("op", op, i + 1))
             i = end
         elif char in lexicon.operators:
@@ -169,7 +186,7 @@ def tokenize(text: str, lexicon: Lexicon) -> list[Token]:
             tokens.append(Token("punct", char, i + 1))
             i += 1
         else:
-            raise TokenError("unexpected_character", char, i + 1, lexicon.hints.get(char, ""))
+            raise TokenError.at("unexpected_character", char, i + 1, lexicon.hints.get(char, ""))
     tokens.append(Token("eof", lexicon.end_text, n + 1))
     return tokens
 
@@ -191,10 +208,10 @@ def _number(text: str, match: re.Match[str], lexicon: Lexicon, tokens: list[Toke
         if after.isalpha() or after == "_" or (after == "." and "." not in lexicon.punctuation):
             bad = _WORD.match(text, match.start())
             assert bad is not None  # the number itself matches
-            raise TokenError("malformed_number", bad.group(), match.start() + 1)
+            raise TokenError.at("malformed_number", bad.group(), match.start() + 1)
     literal = match.group()
     if len(literal) > _MAX_NUMBER_CHARS:  # int() refuses more digits; no real value has them
-        raise TokenError("malformed_number", literal[:_QUOTED_CHARS], match.start() + 1)
+        raise TokenError.at("malformed_number", literal[:_QUOTED_CHARS], match.start() + 1)
     value = int(literal) if _INTEGER.fullmatch(literal) else float(literal)
     tokens.append(Token("number", literal, match.start() + 1, value))
     return end
@@ -216,7 +233,7 @@ def _string(text: str, start: int, lexicon: Lexicon, tokens: list[Token]) -> int
                 i += 2
                 continue
             if lexicon.strict_escapes:
-                raise TokenError("unknown_escape", "\\" + escaped, i + 1)
+                raise TokenError.at("unknown_escape", "\\" + escaped, i + 1)
         out.append(char)
         i += 1
-    raise TokenError("unterminated_string", text[start : start + _QUOTED_CHARS], start + 1)
+    raise TokenError.at("unterminated_string", text[start : start + _QUOTED_CHARS], start + 1)

@@ -65,6 +65,12 @@ class Settings(BaseSettings):
         description="MQTT 5 broker of the vehicle link, e.g. mqtt://127.0.0.1:1883; default: "
         "the in-process transport (embedded).",
     )
+    broker_password: SecretStr | None = Field(
+        None,
+        description="Password of this process's account on the MQTT broker "
+        "(DRIVETRAIN_BROKER_PASSWORD or broker_password in drivetrain.toml); the user name "
+        "comes from the command line or the broker URL. Never printed.",
+    )
     lake_roots: dict[str, Path] = Field(
         default_factory=dict,
         description="Storage root of the telemetry lake per region, e.g. {\"EU\": "
@@ -102,6 +108,52 @@ class Settings(BaseSettings):
         ge=0,
         description="How long an ingest worker reuses a fleet-registry answer (a retirement "
         "or key rotation takes at most this long to apply), seconds; 0 asks every time.",
+    )
+    ingest_max_message_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Largest uplink message ingestion reads, bytes; a larger one is refused "
+        "unread as too_large.",
+    )
+    ingest_max_samples_per_message: int = Field(
+        100_000,
+        ge=1,
+        description="Most samples (rows) a telemetry message may declare; more is too_large, "
+        "refused before decompressing.",
+    )
+    ingest_max_decompressed_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=1024,
+        description="Most bytes a telemetry body may decompress to; more is too_large, "
+        "refused before decompressing.",
+    )
+    ingest_dead_letter_max_bytes: int = Field(
+        64 * 1024,
+        ge=0,
+        description="Raw bytes kept in a dead letter of a message whose signature did not "
+        "verify (unknown sender, bad signature, unreadable); the rest is counted, not kept. "
+        "Authentic messages are kept whole (they are at most ingest_max_message_bytes).",
+    )
+    ingest_dead_letters_per_minute: int = Field(
+        60,
+        ge=1,
+        description="Dead letters one ingest worker stores per claimed VIN (or topic) and "
+        "minute; past it they are counted (outcome dead_letter_not_kept), not stored.",
+    )
+    ingest_twin_flush_s: float = Field(
+        0.0,
+        ge=0,
+        description="How often ingestion writes the latest values to the twins' reported "
+        "state under load, seconds (also whenever the worker goes idle); 0 (the embedded "
+        "default) writes every micro-batch's. `drivetrain worker ingest` uses 2 s unless "
+        "--twin-flush-s says otherwise. The twin lags the lake by up to this much.",
+    )
+    ingest_max_attempts: int = Field(
+        3,
+        ge=1,
+        description="Attempts at a micro-batch that fails with an error of its own (not an "
+        "unavailable database or lake) before its messages are tried apart and the failing "
+        "one is dead-lettered as processing_error.",
     )
 
     @classmethod

@@ -22,9 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from drivetrain.core.can.decoder import BatchDecoder
-from drivetrain.core.can.frames import FrameBatch
-from drivetrain.core.can.signal_map import VssSignals
+from drivetrain.core.can import BatchDecoder, FrameBatch, VssSignals
 from drivetrain.core.transport import TELEMETRY, Message, Transport, vehicle_filter, vehicle_topic
 from drivetrain.core.vss import Catalog
 from drivetrain.demo.acts import Act, ActResult, DemoContext

@@ -42,7 +42,7 @@ from drivetrain.core.crypto import SigningKey
 from drivetrain.core.errors import BadInputError, NotFoundError
 from drivetrain.demo.acts import Act, ActResult, DemoContext, Figure
 from drivetrain.demo.fleet_ingest import ingest_running
-from drivetrain.edge.identity import VehicleIdentity
+from drivetrain.edge import VehicleIdentity
 from drivetrain.sim.fleet import (
     CHARGE_LIMIT,
     FleetPlan,

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from cantools.database.can import Database, Message
 
-from drivetrain.core.can.frames import CLASSIC_CAN_MAX_BYTES, DecodedSignals, FrameBatch
+from drivetrain.core.can import CLASSIC_CAN_MAX_BYTES, DecodedSignals, FrameBatch
 from drivetrain.demo.drive_profile import DURATION_S, DriveProfile
 from drivetrain.sim.reference_vehicle import CHECKSUM_BYTE, frame_checksum
 

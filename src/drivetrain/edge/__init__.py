@@ -5,4 +5,119 @@ runs the collection campaigns the cloud installed, keeps what it collects in a s
 buffer on disk, and sends it over the vehicle link; it obeys only downlink messages the cloud
 signed. It ships to cars, so it imports ``drivetrain.core`` and libraries only, never
 ``drivetrain.cloud``. See docs/edge-agent.md.
+
+Public surface (everything else in this package is internal; import these names from
+``drivetrain.edge``):
+
+- the agent: :class:`EdgeAgent`, :class:`AgentConfig`, :class:`AgentStats`, its identity
+  (:class:`VehicleIdentity`) and what it acts through (:class:`VehicleActuator`,
+  :class:`InMemoryActuator`);
+- its inputs: :class:`Samples`, :class:`CanDecoding`, frame sources (:class:`FrameSource`,
+  :class:`BusSource`, :class:`CaptureReplaySource`, :func:`open_frame_source`);
+- collection: :class:`Campaign`, :class:`Trigger`, :func:`default_campaign`,
+  :class:`CollectionEngine`, trigger expressions (:func:`parse_expression`,
+  :class:`Expression`);
+- the store-and-forward buffer: :class:`Buffer` (the protocol), :class:`SqliteBuffer`,
+  :class:`MemoryBuffer`, the message types, and what another buffer implementation shares
+  (:func:`check_message`, :func:`select_evictions`, :func:`message_from_row`,
+  :func:`upgrade_schema`, :func:`encode_records`, :func:`records_from_legacy`);
+- the agent's persisted state: :class:`AgentState` and its records.
 """
+
+from drivetrain.edge.actuator import InMemoryActuator, Scalar, VehicleActuator
+from drivetrain.edge.agent import (
+    ACK_PRIORITY,
+    EVENT_PRIORITY,
+    REPORT_PRIORITY,
+    AgentConfig,
+    AgentStats,
+    EdgeAgent,
+)
+from drivetrain.edge.buffer import (
+    MESSAGE_COLUMNS,
+    AppendResult,
+    Buffer,
+    BufferedMessage,
+    BufferStats,
+    Eviction,
+    KindSummary,
+    MemoryBuffer,
+    OutgoingMessage,
+    SqliteBuffer,
+    check_message,
+    message_from_row,
+    select_evictions,
+    upgrade_schema,
+)
+from drivetrain.edge.campaigns import Campaign, Trigger, default_campaign
+from drivetrain.edge.can_input import CanDecoding, DecodeCounters
+from drivetrain.edge.collection import CollectionEngine, CollectionResult
+from drivetrain.edge.expressions import Expression, parse_expression
+from drivetrain.edge.identity import VehicleIdentity
+from drivetrain.edge.samples import Samples
+from drivetrain.edge.sources import (
+    BusSource,
+    CaptureReplaySource,
+    FrameSource,
+    open_frame_source,
+)
+from drivetrain.edge.state import (
+    AgentState,
+    DesiredStateVersion,
+    DownlinkMemory,
+    InstalledCampaigns,
+    StateRecord,
+    encode_records,
+    records_from_legacy,
+)
+from drivetrain.edge.uplink import Uplink, UplinkStats
+
+__all__ = [
+    "ACK_PRIORITY",
+    "EVENT_PRIORITY",
+    "MESSAGE_COLUMNS",
+    "REPORT_PRIORITY",
+    "AgentConfig",
+    "AgentState",
+    "AgentStats",
+    "AppendResult",
+    "Buffer",
+    "BufferStats",
+    "BufferedMessage",
+    "BusSource",
+    "Campaign",
+    "CanDecoding",
+    "CaptureReplaySource",
+    "CollectionEngine",
+    "CollectionResult",
+    "DecodeCounters",
+    "DesiredStateVersion",
+    "DownlinkMemory",
+    "EdgeAgent",
+    "Eviction",
+    "Expression",
+    "FrameSource",
+    "InMemoryActuator",
+    "InstalledCampaigns",
+    "KindSummary",
+    "MemoryBuffer",
+    "OutgoingMessage",
+    "Samples",
+    "Scalar",
+    "SqliteBuffer",
+    "StateRecord",
+    "Trigger",
+    "Uplink",
+    "UplinkStats",
+    "VehicleActuator",
+    "VehicleIdentity",
+    "check_message",
+    "default_campaign",
+    "encode_records",
+    "message_from_row",
+    "open_frame_source",
+    "parse_expression",
+    "records_from_legacy",
+    "select_evictions",
+    "upgrade_schema",
+]

@@ -13,10 +13,7 @@ from pathlib import Path
 import numpy as np
 from cantools.database.can import Database
 
-from drivetrain.core.can.dbc import load_dbc
-from drivetrain.core.can.decoder import BatchDecoder
-from drivetrain.core.can.frames import FrameBatch
-from drivetrain.core.can.signal_map import SignalMap, load_signal_map
+from drivetrain.core.can import BatchDecoder, FrameBatch, SignalMap, load_dbc, load_signal_map
 from drivetrain.core.vss import Catalog
 from drivetrain.core.vss.datatypes import is_integer
 from drivetrain.edge.samples import Samples

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from drivetrain.core.can.signal_map import VssSignals
+from drivetrain.core.can import VssSignals
 from drivetrain.core.errors import SignalTypeError
 from drivetrain.core.wire import samples_table
 

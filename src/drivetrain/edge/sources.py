@@ -22,8 +22,13 @@ from typing import Protocol
 import can
 import numpy as np
 
-from drivetrain.core.can.captures import CaptureChunk, iter_capture
-from drivetrain.core.can.frames import CAN_FD_MAX_BYTES, CLASSIC_CAN_MAX_BYTES, FrameBatch
+from drivetrain.core.can import (
+    CAN_FD_MAX_BYTES,
+    CLASSIC_CAN_MAX_BYTES,
+    CaptureChunk,
+    FrameBatch,
+    iter_capture,
+)
 from drivetrain.core.errors import ConfigurationError, TransportError
 
 #: Most frames one ``read`` returns (a tick's work stays bounded).

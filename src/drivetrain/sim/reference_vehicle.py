@@ -17,8 +17,7 @@ from pathlib import Path
 
 from cantools.database.can import Database
 
-from drivetrain.core.can.dbc import load_dbc
-from drivetrain.core.can.signal_map import SignalMap, load_signal_map
+from drivetrain.core.can import SignalMap, load_dbc, load_signal_map
 from drivetrain.core.vss import Catalog, builtin_catalog
 
 DATA_DIR = Path(__file__).resolve().parent / "data"

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from drivetrain.core.transport import Message, MqttTransport
-from drivetrain.core.transport.testing import unique_name
+from drivetrain.core.transport.testing import PrivateBroker, unique_name
+
+#: The one account of ``authenticated_broker``.
+BROKER_USER, BROKER_PASSWORD = "vehicle1", "s3cret"
 
 
 class Inbox:
@@ -85,3 +90,18 @@ def clients(url: str) -> Iterator[Clients]:
         yield made
     finally:
         made.close_all()
+
+
+def authenticated_broker(tmp_path: Path) -> PrivateBroker:
+    """A private Mosquitto without anonymous access: one account (``BROKER_USER``,
+    ``BROKER_PASSWORD``) that may use ``dt/v1/vehicle1/#`` only."""
+    passwords, acl = tmp_path / "passwords", tmp_path / "acl"
+    subprocess.run(
+        ["mosquitto_passwd", "-b", "-c", str(passwords), BROKER_USER, BROKER_PASSWORD], check=True
+    )
+    acl.write_text(f"user {BROKER_USER}\ntopic readwrite dt/v1/{BROKER_USER}/#\n")
+    return PrivateBroker(
+        tmp_path / "broker",
+        anonymous=False,
+        extra_config=f"password_file {passwords}\nacl_file {acl}\n",
+    )

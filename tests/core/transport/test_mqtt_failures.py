@@ -4,12 +4,11 @@ private Mosquitto, so stopping or killing it disturbs nobody else."""
 from __future__ import annotations
 
 import socket
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from mqtt_helpers import Clients, Inbox, settle, wait_until
+from mqtt_helpers import Clients, Inbox, authenticated_broker, settle, wait_until
 
 from drivetrain.core.errors import TransportClosedError, TransportError
 from drivetrain.core.transport import MqttTransport
@@ -159,20 +158,8 @@ def test_close_fails_the_tickets_still_waiting_for_the_broker(
     private_broker.resume()
 
 
-def _authenticated_broker(tmp_path: Path) -> PrivateBroker:
-    passwords, acl = tmp_path / "passwords", tmp_path / "acl"
-    subprocess.run(
-        ["mosquitto_passwd", "-b", "-c", str(passwords), "vehicle1", "s3cret"], check=True
-    )
-    acl.write_text("user vehicle1\ntopic readwrite dt/v1/vehicle1/#\n")
-    return PrivateBroker(
-        tmp_path / "broker", anonymous=False,
-        extra_config=f"password_file {passwords}\nacl_file {acl}\n",
-    )  # fmt: skip
-
-
 def test_wrong_credentials_are_refused_with_the_brokers_reason(tmp_path: Path) -> None:
-    with _authenticated_broker(tmp_path) as broker:
+    with authenticated_broker(tmp_path) as broker:
         for username, password in (("vehicle1", "guess"), ("vehicle2", "s3cret"), (None, None)):
             with pytest.raises(TransportError, match=r"refused the connection: Not authorized"):
                 MqttTransport(
@@ -185,7 +172,7 @@ def test_wrong_credentials_are_refused_with_the_brokers_reason(tmp_path: Path) -
 
 
 def test_credentials_in_the_url_are_used_and_never_shown(tmp_path: Path) -> None:
-    with _authenticated_broker(tmp_path) as broker:
+    with authenticated_broker(tmp_path) as broker:
         url = f"mqtt://vehicle1:s3cret@127.0.0.1:{broker.port}"
         with MqttTransport(url, client_id=unique_name("c")) as vehicle:
             vehicle.publish("dt/v1/vehicle1/telemetry", b"ok")
@@ -197,7 +184,7 @@ def test_credentials_in_the_url_are_used_and_never_shown(tmp_path: Path) -> None
 
 def test_a_vehicle_cannot_publish_as_another_vehicle(tmp_path: Path) -> None:
     with (
-        _authenticated_broker(tmp_path) as broker,
+        authenticated_broker(tmp_path) as broker,
         MqttTransport(
             broker.url, client_id=unique_name("c"), username="vehicle1", password="s3cret"
         ) as vehicle,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drivetrain.core.can.frames import FrameBatch
+from drivetrain.core.can import FrameBatch
 from drivetrain.sim.can import LabelledFrames, flood, fuzz, replay, suspend
 
 

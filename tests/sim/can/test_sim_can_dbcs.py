@@ -7,8 +7,7 @@ from pathlib import Path
 import cantools
 import pytest
 
-from drivetrain.core.can.dbc import dump_dbc, load_dbc
-from drivetrain.core.can.signal_map import load_signal_map
+from drivetrain.core.can import dump_dbc, load_dbc, load_signal_map
 from drivetrain.core.errors import NotFoundError
 from drivetrain.core.vss import builtin_catalog
 from drivetrain.sim.can import MAPPED_VSS_PATHS, VEHICLE_MODELS, VehicleCan, load_vehicle_can

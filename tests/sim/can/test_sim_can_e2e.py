@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from drivetrain.core.can.frames import FrameBatch
+from drivetrain.core.can import FrameBatch
 from drivetrain.sim.can import FrameSynthesizer, LabelledFrames, VehicleCan, fuzz, replay
 from drivetrain.sim.can.layout import payload_words
 

@@ -8,8 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from drivetrain.core.can.captures import read_capture
-from drivetrain.core.can.frames import FrameBatch
+from drivetrain.core.can import FrameBatch, read_capture
 from drivetrain.core.errors import BadInputError, CaptureFormatError
 from drivetrain.sim.can import (
     BENIGN_LABEL,

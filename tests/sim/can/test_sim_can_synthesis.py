@@ -15,8 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from drivetrain.core.can.decoder import BatchDecoder
-from drivetrain.core.can.frames import FrameBatch
+from drivetrain.core.can import BatchDecoder, FrameBatch
 from drivetrain.core.errors import NotFoundError
 from drivetrain.sim.can import (
     FleetFrames,

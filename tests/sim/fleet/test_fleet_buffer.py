@@ -9,12 +9,13 @@ import pytest
 
 from drivetrain.core.errors import StorageError
 from drivetrain.core.wire import MessageKind
-from drivetrain.edge.buffer import MemoryBuffer, OutgoingMessage
-from drivetrain.edge.state import (
+from drivetrain.edge import (
     AgentState,
     DesiredStateVersion,
     DownlinkMemory,
     InstalledCampaigns,
+    MemoryBuffer,
+    OutgoingMessage,
 )
 from drivetrain.sim.fleet.buffer import FleetBufferStore
 

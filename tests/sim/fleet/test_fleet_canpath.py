@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drivetrain.core.can.decoder import BatchDecoder
+from drivetrain.core.can import BatchDecoder
 from drivetrain.core.vss import builtin_catalog
 from drivetrain.core.vss.datatypes import is_integer
-from drivetrain.edge.collection import CollectionEngine
-from drivetrain.edge.samples import Samples
+from drivetrain.edge import CollectionEngine, Samples
 from drivetrain.sim.can.vehicles import load_vehicle_can
 from drivetrain.sim.fleet import CanFeeder, CompiledSignalMap, ModelBus
 from drivetrain.sim.fleet.canpath import mapped_signals_only
@@ -109,7 +108,7 @@ def test_feeder_forwards_first_changed_and_new_slot_values_like_a_per_signal_loo
         bus.frames(float(t), float(t + 1), {k: v + (t // 2) for k, v in values.items()})
         for t in range(4)
     ]
-    from drivetrain.core.can.frames import FrameBatch
+    from drivetrain.core.can import FrameBatch
 
     frames = FrameBatch.concat(parts)
     frames = frames.take(np.lexsort((frames.timestamp_s, frames.bus)))  # by vehicle, then time

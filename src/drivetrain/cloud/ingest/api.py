@@ -92,7 +92,11 @@ class DeadLetterOut(BaseModel):
     detail: str
     sample_count: int
     payload_format: str
-    payload_bytes: int
+    payload_bytes: int = Field(description="Bytes of the payload kept.")
+    payload_size: int = Field(
+        description="Bytes of the payload as received; more than payload_bytes when only its "
+        "start was kept (a refused message whose signature did not verify)."
+    )
     status: str = Field(description="'open' or 'replayed'.")
     replayed_at: datetime | None
     replay_outcome: str | None

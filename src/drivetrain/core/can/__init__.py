@@ -1,0 +1,81 @@
+"""The CAN codec: frames, DBC files, captures, the vectorised decoder and the DBC→VSS map.
+
+Public surface (everything else in this package is internal; import these names from
+``drivetrain.core.can``):
+
+- frames: :class:`FrameBatch` (frames as arrays), :class:`DecodedSignals`, the payload limits;
+- DBC: :func:`load_dbc` (with the repairs real-world files need), :func:`dump_dbc`,
+  :class:`LoadedDbc`;
+- captures: :func:`read_capture`, :func:`iter_capture`, :func:`write_capture`,
+  :func:`detect_format` over candump, ASC, BLF and two CSV layouts;
+- decoding: :class:`BatchDecoder` (bit-exact with cantools), :func:`decode_capture` (a capture
+  to Parquet) and its progress and summary;
+- the DBC→VSS mapping: :class:`SignalMap`, :func:`load_signal_map`, :func:`parse_signal_map`,
+  :func:`dump_signal_map`, :func:`dumps_signal_map`, :class:`VssSignals`.
+"""
+
+from drivetrain.core.can.captures import (
+    CAPTURE_FORMATS,
+    DEFAULT_CHUNK_FRAMES,
+    Capture,
+    CaptureChunk,
+    CaptureFormat,
+    FrameLabels,
+    MalformedLine,
+    detect_format,
+    iter_capture,
+    read_capture,
+    write_capture,
+)
+from drivetrain.core.can.dbc import LoadedDbc, dump_dbc, load_dbc
+from drivetrain.core.can.decoder import BatchDecoder, DecodeReport, FrameKey
+from drivetrain.core.can.frames import (
+    CAN_FD_MAX_BYTES,
+    CLASSIC_CAN_MAX_BYTES,
+    DecodedSignals,
+    FrameBatch,
+)
+from drivetrain.core.can.pipeline import DecodeProgress, DecodeSummary, decode_capture
+from drivetrain.core.can.signal_map import (
+    SignalMap,
+    SignalMapping,
+    VssSignals,
+    dump_signal_map,
+    dumps_signal_map,
+    load_signal_map,
+    parse_signal_map,
+)
+
+__all__ = [
+    "CAN_FD_MAX_BYTES",
+    "CAPTURE_FORMATS",
+    "CLASSIC_CAN_MAX_BYTES",
+    "DEFAULT_CHUNK_FRAMES",
+    "BatchDecoder",
+    "Capture",
+    "CaptureChunk",
+    "CaptureFormat",
+    "DecodeProgress",
+    "DecodeReport",
+    "DecodeSummary",
+    "DecodedSignals",
+    "FrameBatch",
+    "FrameKey",
+    "FrameLabels",
+    "LoadedDbc",
+    "MalformedLine",
+    "SignalMap",
+    "SignalMapping",
+    "VssSignals",
+    "decode_capture",
+    "detect_format",
+    "dump_dbc",
+    "dump_signal_map",
+    "dumps_signal_map",
+    "iter_capture",
+    "load_dbc",
+    "load_signal_map",
+    "parse_signal_map",
+    "read_capture",
+    "write_capture",
+]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from drivetrain.core.errors import ConfigurationError, TransportClosedError
 from drivetrain.core.transport.base import (
     MessageHandler,
@@ -102,7 +104,7 @@ def open_transport(
     client_id: str,
     bus: InProcessTransport | None = None,
     username: str | None = None,
-    password: str | None = None,
+    password: str | SecretStr | None = None,
     ca_file: str | Path | None = None,
     cert_file: str | Path | None = None,
     key_file: str | Path | None = None,
@@ -121,6 +123,8 @@ def open_transport(
             in-process bus, the client's name.
         bus: the shared in-process bus to join; None with an in-process URL makes a new
             ``InProcessTransport`` owned by the caller.
+        password: the broker password, best as the ``SecretStr`` of ``Settings.broker_password``
+            (revealed only to the MQTT client).
         username, password, ca_file, cert_file, key_file, session_expiry_s, keepalive_s,
         connect_timeout_s, wait_for_connection, ack_timeout_s: see ``MqttTransport``
             (ignored for the in-process bus, which has no broker to authenticate to).
@@ -144,7 +148,7 @@ def open_transport(
         url,
         client_id=client_id,
         username=username,
-        password=password,
+        password=password.get_secret_value() if isinstance(password, SecretStr) else password,
         ca_file=ca_file,
         cert_file=cert_file,
         key_file=key_file,

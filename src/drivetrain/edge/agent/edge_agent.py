@@ -33,7 +33,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
-from drivetrain.core.can.frames import FrameBatch
+from drivetrain.core.can import FrameBatch
 from drivetrain.core.errors import StorageError
 from drivetrain.core.transport import EVENTS, Message, Subscription, Transport, vehicle_topic
 from drivetrain.core.vss import Catalog, builtin_catalog

@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from drivetrain.core.can.frames import CLASSIC_CAN_MAX_BYTES, FrameBatch
+from drivetrain.core.can import CLASSIC_CAN_MAX_BYTES, FrameBatch
 from drivetrain.sim.can.ground_truth import AttackKind, AttackRecord, LabelledFrames
 
 FuzzIds = Literal["random", "known"]

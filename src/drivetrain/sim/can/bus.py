@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 import can
 
-from drivetrain.core.can.frames import FrameBatch
+from drivetrain.core.can import FrameBatch
 from drivetrain.core.errors import TransportError
 
 

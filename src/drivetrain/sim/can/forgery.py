@@ -21,8 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
-from drivetrain.core.can.frames import FrameBatch
-from drivetrain.core.can.signal_map import SignalMap
+from drivetrain.core.can import FrameBatch, SignalMap
 from drivetrain.core.errors import NotFoundError
 from drivetrain.sim.can.attacks import _batch, _genuine_rows, _record, _window
 from drivetrain.sim.can.ground_truth import LabelledFrames

@@ -27,8 +27,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from drivetrain.core.can.captures import FrameLabels, write_capture
-from drivetrain.core.can.frames import FrameBatch
+from drivetrain.core.can import FrameBatch, FrameLabels, write_capture
 from drivetrain.core.errors import BadInputError, CaptureFormatError
 
 AttackKind = Literal["flooding", "fuzzing", "spoofing", "replay", "suspension", "masquerade"]

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from cantools.database.can import Database, Message, Signal
 
-from drivetrain.core.can.frames import CLASSIC_CAN_MAX_BYTES, FrameBatch
+from drivetrain.core.can import CLASSIC_CAN_MAX_BYTES, FrameBatch
 from drivetrain.core.errors import DbcFormatError, NotFoundError
 from drivetrain.sim.can.e2e import E2EProtection, e2e_protection
 

@@ -34,8 +34,7 @@ import numpy.typing as npt
 from cantools.database.can import Database
 from numpy.typing import ArrayLike
 
-from drivetrain.core.can.frames import CLASSIC_CAN_MAX_BYTES, FrameBatch
-from drivetrain.core.can.signal_map import SignalMap
+from drivetrain.core.can import CLASSIC_CAN_MAX_BYTES, FrameBatch, SignalMap
 from drivetrain.core.errors import NotFoundError, SignalMapError
 from drivetrain.sim.can import schedule
 from drivetrain.sim.can.layout import BusLayout, FieldLayout, MessageLayout

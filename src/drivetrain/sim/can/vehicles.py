@@ -28,8 +28,7 @@ from typing import Literal, get_args
 
 from cantools.database.can import Database
 
-from drivetrain.core.can.dbc import load_dbc
-from drivetrain.core.can.signal_map import SignalMap, load_signal_map, parse_signal_map
+from drivetrain.core.can import SignalMap, load_dbc, load_signal_map, parse_signal_map
 from drivetrain.core.errors import NotFoundError
 from drivetrain.core.vss import Catalog, builtin_catalog
 

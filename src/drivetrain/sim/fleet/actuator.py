@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from drivetrain.core.errors import BadInputError
 from drivetrain.core.vss import Catalog
-from drivetrain.edge.actuator import Scalar
+from drivetrain.edge import Scalar
 from drivetrain.sim.world import VirtualFleet
 
 CHARGE_LIMIT: Final = "Vehicle.Powertrain.TractionBattery.Charging.ChargeLimit"

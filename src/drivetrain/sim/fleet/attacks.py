@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from drivetrain.core.can.frames import FrameBatch
+from drivetrain.core.can import FrameBatch
 from drivetrain.core.errors import BadInputError
 from drivetrain.sim.can import (
     ATTACK_KINDS,

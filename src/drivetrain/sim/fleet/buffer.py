@@ -31,19 +31,22 @@ from typing import Final
 
 from drivetrain.core.errors import StorageError
 from drivetrain.core.wire import MessageKind
-from drivetrain.edge.buffer import (
+from drivetrain.edge import (
     MESSAGE_COLUMNS,
+    AgentState,
     AppendResult,
     BufferedMessage,
     BufferStats,
     Eviction,
     OutgoingMessage,
+    StateRecord,
     check_message,
+    encode_records,
     message_from_row,
+    records_from_legacy,
     select_evictions,
     upgrade_schema,
 )
-from drivetrain.edge.state import AgentState, StateRecord, encode_records, records_from_legacy
 
 SCHEMA_VERSION: Final = 2
 _AGENT_STATE: Final = """CREATE TABLE agent_state(

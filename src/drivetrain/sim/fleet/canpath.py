@@ -24,9 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from cantools.database.can import Database
 
-from drivetrain.core.can.decoder import BatchDecoder
-from drivetrain.core.can.frames import DecodedSignals, FrameBatch
-from drivetrain.core.can.signal_map import SignalMap
+from drivetrain.core.can import BatchDecoder, DecodedSignals, FrameBatch, SignalMap
 from drivetrain.core.vss import Catalog
 from drivetrain.core.vss.datatypes import is_integer
 from drivetrain.sim.can.synthesizer import FleetFrames, FrameSynthesizer

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from drivetrain.core.can.frames import DecodedSignals
+from drivetrain.core.can import DecodedSignals
 
 
 @dataclass(frozen=True)

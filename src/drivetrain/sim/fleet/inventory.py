@@ -17,7 +17,7 @@ from typing import Final
 
 import numpy as np
 
-from drivetrain.core.can.dbc import load_dbc
+from drivetrain.core.can import load_dbc
 from drivetrain.core.wire import EcuInfo
 from drivetrain.sim.can.vehicles import dbc_path
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, Protocol
 
-from drivetrain.core.can.frames import FrameBatch
+from drivetrain.core.can import FrameBatch
 from drivetrain.core.errors import SimulationConfigError
 
 #: The fleet's store-and-forward database under ``RunnerOptions.buffer_dir``.

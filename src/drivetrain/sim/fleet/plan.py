@@ -20,7 +20,7 @@ from typing import Final
 from drivetrain.core.crypto import SigningKey, VerifyKey
 from drivetrain.core.errors import SimulationConfigError
 from drivetrain.core.wire import EcuInfo
-from drivetrain.edge.identity import VehicleIdentity
+from drivetrain.edge import VehicleIdentity
 from drivetrain.sim.can.vehicles import VehicleModelName
 from drivetrain.sim.fleet.inventory import draw_inventories
 from drivetrain.sim.world import FleetConfig, VirtualFleet

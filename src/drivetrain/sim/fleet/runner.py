@@ -32,14 +32,11 @@ from typing import Final, Self
 import numpy as np
 import numpy.typing as npt
 
-from drivetrain.core.can.frames import FrameBatch
+from drivetrain.core.can import FrameBatch
 from drivetrain.core.errors import SimulationConfigError
 from drivetrain.core.transport import Transport
 from drivetrain.core.vss import Catalog, builtin_catalog
-from drivetrain.edge.agent import AgentConfig, EdgeAgent
-from drivetrain.edge.buffer import Buffer, MemoryBuffer
-from drivetrain.edge.identity import VehicleIdentity
-from drivetrain.edge.samples import Samples
+from drivetrain.edge import AgentConfig, Buffer, EdgeAgent, MemoryBuffer, Samples, VehicleIdentity
 from drivetrain.sim.can.vehicles import load_vehicle_can
 from drivetrain.sim.fleet.actuator import SimActuator
 from drivetrain.sim.fleet.buffer import FleetBufferStore
