@@ -5,6 +5,7 @@ the document, operation by operation."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -119,6 +120,20 @@ def test_every_limit_documents_its_maximum(spec: dict[str, Any]) -> None:
     assert unbounded == []
 
 
+def test_every_integer_a_request_carries_documents_its_range(spec: dict[str, Any]) -> None:
+    """An id or offset beyond what the database stores is refused as bad input (422), and the
+    document says where the range ends."""
+    unbounded = [
+        f"{method} {path}: {p['name']}"
+        for method, path, operation in _operations(spec)
+        for p in operation.get("parameters", [])
+        if (p["schema"].get("type") == "integer" or any(
+            s.get("type") == "integer" for s in p["schema"].get("anyOf", [])))
+        and _maximum(p["schema"]) is None
+    ]
+    assert unbounded == []
+
+
 def test_every_422_documents_the_problem_body_with_an_example(spec: dict[str, Any]) -> None:
     schemas = spec["components"]["schemas"]
     assert "HTTPValidationError" not in schemas and "Problem" in schemas
@@ -136,8 +151,10 @@ def test_a_real_422_is_the_documented_body(
 ) -> None:
     documented = spec["paths"]["/v1/audit"]["get"]["responses"]["422"]["content"][
         "application/problem+json"]["example"]
-    with TestClient(app) as client:
-        response = client.get("/v1/audit", params={"limit": 1001},
+    field = documented["errors"][0]["field"]
+    top = int(re.search(r"less than or equal to (\d+)", documented["detail"]).group(1))  # type: ignore[union-attr]
+    with TestClient(app) as client:  # the request the example describes
+        response = client.get("/v1/audit", params={field.removeprefix("query."): top + 1},
                               headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
@@ -146,7 +163,7 @@ def test_a_real_422_is_the_documented_body(
     assert set(body) == set(documented)
     assert {k: body[k] for k in ("type", "title", "status", "instance")} == \
         {k: documented[k] for k in ("type", "title", "status", "instance")}
-    assert body["errors"][0]["field"] == documented["errors"][0]["field"] == "query.limit"
+    assert body["errors"][0]["field"] == field
     assert body["detail"] == documented["detail"]  # the example is the API's own wording
 
 

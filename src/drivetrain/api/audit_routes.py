@@ -20,7 +20,9 @@ Auditor = Annotated[Principal, require_scopes(Scope.AUDIT_READ)]
 def get_audit(
     principal: Auditor,
     context: Context,
-    after_seq: Annotated[int, Query(ge=0, description="Return entries after this one.")] = 0,
+    after_seq: Annotated[
+        int, Query(ge=0, le=2**63 - 1, description="Return entries after this one.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 100,
     action: Annotated[str | None, Query(description="Only this action, e.g. client.create")] = None,
 ) -> AuditPage:
