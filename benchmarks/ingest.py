@@ -63,6 +63,10 @@ SIGNALS = 50
 TICK_NS = 100_000_000  # 10 Hz
 
 
+#: The CPUs this process may use before the embedded measurement pins it to one.
+_ALL_CPUS = frozenset(os.sched_getaffinity(0))
+
+
 def _pin_to_one_core() -> int:
     """Pin this process to one CPU and Arrow to one thread; returns the CPU."""
     cpu = max(os.sched_getaffinity(0))
@@ -256,8 +260,7 @@ def _timed(run: Any) -> tuple[Any, float, float]:
 
 def embedded(args: argparse.Namespace) -> dict[str, Any]:
     from drivetrain.cloud.infra import Database
-    from drivetrain.cloud.ingest import IngestPipeline
-    from drivetrain.cloud.ingest import TwinsReportedState
+    from drivetrain.cloud.ingest import IngestPipeline, TwinsReportedState
     from drivetrain.cloud.lake import Lake
     from drivetrain.cloud.privacy import pseudonymiser
 
@@ -341,6 +344,86 @@ def embedded(args: argparse.Namespace) -> dict[str, Any]:
         "baseline_sample_envelopes": args.baseline_batches,
         "ratio": round(statistics.median(ratios), 2),
     }
+
+
+def realistic(args: argparse.Namespace) -> dict[str, Any]:
+    """The realistic shape (benchmarks/ingest_realistic.py): both envelope sizes through the
+    production worker, against the columnar baseline."""
+    import ingest_realistic as shape
+
+    from drivetrain.cloud.infra import Database
+    from drivetrain.cloud.privacy import pseudonymiser
+    from drivetrain.core.settings import load_settings
+
+    # The worker, the broker and the vehicles' publisher are separate processes here; each
+    # gets the machine's CPUs (the worker's own CPU time is what is measured).
+    os.sched_setaffinity(0, _ALL_CPUS)
+    pa.set_cpu_count(len(_ALL_CPUS))
+    vehicles = args.realistic_vehicles or (300 if args.quick else 1000)
+    small = args.realistic_messages or (3000 if args.quick else 20_000)
+    counts = {"small": small, "large": max(1, small // 10)}
+    private = shape.start_private_broker(Path(tempfile.mkdtemp(prefix="ingest_broker_")))
+    url = private.url if private is not None else None
+    transport = "mqtt" if url else "in-process"
+    paths = shape.sim_paths()
+    out: dict[str, Any] = {"transport": transport, "vehicles": vehicles,
+                           "tenants": len(shape.TENANTS), "regions": len(shape.REGIONS)}  # fmt: skip
+    for name, count in counts.items():
+        with tempfile.TemporaryDirectory(prefix=f"ingest_real_{name}_") as tmp:
+            root = Path(tmp)
+            db_url = f"sqlite:///{root / 'state.db'}"
+            database = Database(db_url)
+            database.upgrade()
+            with err.status(f"realistic {name}: provisioning {vehicles} vehicles"):
+                fleet = shape.provision(database, vehicles)
+                with database.session() as session:
+                    tenant_keys = {t: pseudonymiser(session, t)._key for t in shape.TENANTS}
+            start_ns = time.time_ns() - 3600 * 10**9
+            with err.status(f"realistic {name}: sealing {count} envelopes"):
+                messages, samples = shape.envelopes(fleet, paths, count, name, start_ns)
+            env = {**os.environ, "DRIVETRAIN_DATA_DIR": str(root / "data"),
+                   "DRIVETRAIN_DATABASE_URL": db_url, "DRIVETRAIN_CONFIG": str(root / "none.toml")}  # fmt: skip
+            with err.status(f"realistic {name}: {count} envelopes through the worker ({transport})"):
+                if url is not None:
+                    cpu, wall = shape.run_worker_process(url, env, messages, root / "worker.log")
+                else:
+                    settings = load_settings(data_dir=root / "data", database_url=db_url)
+                    cpu, wall = shape.run_in_process(settings, database, messages)
+            cpu = max(cpu, 1 / os.sysconf("SC_CLK_TCK"))  # /proc counts in clock ticks
+            sample = messages[: max(1, count // 4)]
+            with err.status(f"realistic {name}: columnar baseline on {len(sample)} envelopes"):
+                sample_samples = sum(_rows_in(m) for m in sample)
+                _, base_cpu = shape.columnar_baseline(sample, fleet, tenant_keys, root / "baseline")
+            database.dispose()
+        figures = {
+            "messages": count,
+            "samples": samples,
+            "samples_per_message": round(samples / count),
+            "payload_bytes_per_message": round(sum(len(m.payload) for m in messages) / count),
+            "worker_cpu_s": round(cpu, 2),
+            "wall_s": round(wall, 2),
+            "signals_per_cpu_s": round(samples / cpu),
+            "messages_per_cpu_s": round(count / cpu),
+            "us_per_message": round(cpu / count * 1e6),
+            "baseline_signals_per_cpu_s": round(sample_samples / base_cpu),
+            "baseline_messages_per_cpu_s": round(len(sample) / base_cpu),
+        }
+        err.print(f"realistic {name}: {figures}")
+        out[name] = figures
+    if private is not None:
+        private.kill()
+    out["signals_per_cpu_s"] = out["large"]["signals_per_cpu_s"]
+    out["messages_per_cpu_s"] = out["small"]["messages_per_cpu_s"]
+    out["baseline_signals_per_cpu_s"] = out["large"]["baseline_signals_per_cpu_s"]
+    out["baseline_messages_per_cpu_s"] = out["small"]["baseline_messages_per_cpu_s"]
+    out["ratio"] = round(out["signals_per_cpu_s"] / out["baseline_signals_per_cpu_s"], 2)
+    return out
+
+
+def _rows_in(message: Any) -> int:
+    from drivetrain.core.wire import decode_samples, parse
+
+    return int(decode_samples(parse(message.payload).body).num_rows)
 
 
 def broker(args: argparse.Namespace) -> dict[str, Any]:
@@ -446,10 +529,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--broker", help="mqtt://host:port: measure N workers behind a broker")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--realistic-vehicles", type=int, help="vehicles of the realistic shape (300; full 1000)"
+    )
+    parser.add_argument(
+        "--realistic-messages",
+        type=int,
+        help="100-sample envelopes of the realistic shape (3,000; full 20,000); a tenth as "
+        "many 10 s envelopes",
+    )
+    parser.add_argument("--no-realistic", action="store_true", help="skip the realistic shape")
+    parser.add_argument(
+        "--realistic-only", action="store_true", help="only the realistic shape"
+    )
     args = parser.parse_args(argv)
     if args.baseline_batches < 1 or args.repeats < 1 or args.micro_batch < 1:
         parser.error("--baseline-batches, --repeats and --micro-batch must be >= 1")
-    figures = broker(args) if args.broker else embedded(args)
+    if args.broker and not args.realistic_only:
+        figures = broker(args)
+    elif args.realistic_only:
+        figures = {"mode": "realistic"}
+    else:
+        figures = embedded(args)
+    if not args.no_realistic:
+        figures["realistic"] = realistic(args)
     print(json.dumps(figures))
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sys
@@ -63,11 +64,13 @@ def ingest(
         help="Longest a message waits for its micro-batch, ms.",
     ),
     session_expiry_s: int = typer.Option(
-        86_400,
+        600,
         "--session-expiry-s",
         min=1,
         help="How long the broker keeps this worker's session (and its unacknowledged "
-        "messages) while it is away, seconds.",
+        "messages) while it is away, seconds. Messages the broker routes to an away member "
+        "of the shared group wait there until it returns, and are lost when the session "
+        "expires (docs/ingest.md, shared subscriptions).",
     ),
     username: str | None = typer.Option(None, "--username", help="Broker user name."),
     ca_file: str | None = typer.Option(None, "--ca-file", help="CA bundle for mqtts://."),
@@ -79,6 +82,13 @@ def ingest(
         min=0.01,
         help="How long ingested batch ids are remembered to skip re-deliveries, hours "
         "(keep it above --session-expiry-s).",
+    ),
+    twin_flush_s: float = typer.Option(
+        2.0,
+        "--twin-flush-s",
+        min=0,
+        help="How often the latest values are written to the twins under load, seconds "
+        "(also whenever the worker is idle); 0 writes every micro-batch's.",
     ),
     status_interval_s: float = typer.Option(
         5.0,
@@ -95,15 +105,20 @@ def ingest(
     disconnect. The broker password is the broker_password setting
     ($DRIVETRAIN_BROKER_PASSWORD).
     """
-    from drivetrain.cloud.ingest import IngestPipeline
-    from drivetrain.cloud.ingest import TwinsReportedState
-    from drivetrain.cloud.ingest import IngestWorker
+    from drivetrain.cloud.ingest import (
+        IngestPipeline,
+        IngestWorker,
+        TwinsReportedState,
+        WorkerIdentity,
+    )
     from drivetrain.cloud.lake import Lake
+    from drivetrain.commands.data_dir import data_dir_line
     from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
     from drivetrain.core.errors import DrivetrainError
     from drivetrain.core.transport.factory import open_transport
 
     settings = load_settings_or_exit()
+    _err.print(data_dir_line(settings))
     url = broker or settings.broker_url
     if not url:
         fail("no broker: pass --broker mqtt://host:port or set DRIVETRAIN_BROKER_URL", code=2)
@@ -129,7 +144,17 @@ def ingest(
         lake.close()
         database.dispose()
         fail(e)
-    pipeline = IngestPipeline.from_settings(settings, database, lake, TwinsReportedState())
+    pipeline = IngestPipeline.from_settings(
+        settings, database, lake, TwinsReportedState(), twin_flush_s=twin_flush_s
+    )
+    identity = WorkerIdentity(
+        client_id=name,
+        group=group,
+        broker=url,
+        session_expiry_s=session_expiry_s,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+    )
     worker = IngestWorker(
         transport,
         pipeline,
@@ -137,6 +162,7 @@ def ingest(
         max_delay_ms,
         group=group,
         ledger_retention_s=ledger_retention_h * 3600,
+        identity=identity,
     )
     stop = threading.Event()
 
@@ -167,7 +193,7 @@ def _status(stats: WorkerStats, rate: float | None = None) -> str:
     text = (
         f"{stats.acknowledged:,} messages acked, {stats.samples_accepted:,} samples stored, "
         f"{stats.samples_refused:,} samples and {stats.messages_refused:,} messages "
-        f"dead-lettered, {stats.samples_not_consented:,} not consented, "
+        f"dead-lettered, {stats.samples_not_consented:,} not consented{_by_category(stats)}, "
         f"{stats.duplicates:,} duplicates, {stats.pending:,} pending"
     )
     if rate is not None:
@@ -175,6 +201,13 @@ def _status(stats: WorkerStats, rate: float | None = None) -> str:
     if stats.failures:
         text += f", {stats.failures} failed attempts (last: {stats.last_error})"
     return text
+
+
+def _by_category(stats: WorkerStats) -> str:
+    if not stats.not_consented_by_category:
+        return ""
+    parts = sorted(stats.not_consented_by_category.items())
+    return " (" + ", ".join(f"{category} {n:,}" for category, n in parts) + ")"
 
 
 def _report_until(stop: threading.Event, worker: IngestWorker, interval_s: float) -> None:

@@ -70,6 +70,10 @@ class WireFormatError(BadInputError):
     """A vehicle-link message (envelope or body) that cannot be parsed; names the bad field."""
 
 
+class PayloadTooLargeError(WireFormatError):
+    """A message (or what it declares: rows, decompressed bytes) exceeds a receiver's cap."""
+
+
 class CampaignFormatError(WireFormatError):
     """A collection campaign (JSON) that is malformed or names unknown signals; names the field."""
 

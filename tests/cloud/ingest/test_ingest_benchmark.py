@@ -29,6 +29,10 @@ def test_ingest_benchmark_quick_mode_ends_with_its_json_figures() -> None:
             "2",
             "--repeats",
             "1",
+            "--realistic-vehicles",
+            "12",
+            "--realistic-messages",
+            "60",
         ],
         cwd=PROJECT_ROOT,
         capture_output=True,
@@ -46,3 +50,11 @@ def test_ingest_benchmark_quick_mode_ends_with_its_json_figures() -> None:
     assert figures["ratio"] == pytest.approx(
         figures["signals_per_s"] / figures["baseline_signals_per_s"], rel=0.02
     )
+    realistic = figures["realistic"]  # the shape ../shared/checks/benchmarks reads
+    assert realistic["transport"] == "mqtt" and realistic["tenants"] == 3
+    assert realistic["small"]["samples_per_message"] == 100
+    assert realistic["large"]["samples_per_message"] > 1_000
+    for key in ("signals_per_cpu_s", "messages_per_cpu_s", "baseline_signals_per_cpu_s"):
+        assert isinstance(realistic[key], int) and realistic[key] > 0, key
+    assert realistic["messages_per_cpu_s"] == realistic["small"]["messages_per_cpu_s"]
+    assert realistic["signals_per_cpu_s"] == realistic["large"]["signals_per_cpu_s"]

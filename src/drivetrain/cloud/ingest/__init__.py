@@ -4,17 +4,23 @@ Public surface (everything else in this package is internal):
 
 - the micro-batch pipeline: :class:`IngestPipeline` (``process(messages) -> IngestReport``),
   :class:`RawMessage`, :class:`MessageResult`, :class:`IngestReport`, :class:`TimestampWindow`;
-- the consumer: :class:`IngestWorker` (with :class:`WorkerStats`) on a transport;
+- the consumer: :class:`IngestWorker` (with :class:`WorkerStats`, and the
+  :class:`WorkerIdentity` it records heartbeats under) on a transport;
 - where accepted data goes: :class:`LakeWriter`, :class:`ReportedStateSink`, the in-memory
   :class:`MemoryLake` and :class:`MemoryReportedState`, and :class:`TwinsReportedState`;
 - reads: :func:`list_dead_letters`, :func:`get_dead_letter`, :func:`dead_letter_payload`,
   :func:`refused_items`, :func:`ingest_stats`, :func:`list_vehicle_events`,
-  :func:`prune_ingest_ledger`;
+  :func:`prune_ingest_ledger`, :func:`list_ingest_workers`;
 - replay: :func:`select_for_replay`, :func:`replay_dead_letters`;
 - the reasons: :data:`DEAD_LETTER_REASONS`, :data:`OUTCOMES`, :data:`REASON_DESCRIPTIONS`.
 """
 
 from drivetrain.cloud.ingest.envelopes import RawMessage
+from drivetrain.cloud.ingest.membership import (
+    IngestWorkerStatus,
+    WorkerIdentity,
+    list_ingest_workers,
+)
 from drivetrain.cloud.ingest.pipeline import IngestPipeline
 from drivetrain.cloud.ingest.reasons import (
     DEAD_LETTER_REASONS,
@@ -61,6 +67,7 @@ __all__ = [
     "IngestReport",
     "IngestStats",
     "IngestWorker",
+    "IngestWorkerStatus",
     "LakeWriter",
     "MemoryLake",
     "MemoryReportedState",
@@ -72,11 +79,13 @@ __all__ = [
     "TimestampWindow",
     "TwinsReportedState",
     "VehicleEventRecord",
+    "WorkerIdentity",
     "WorkerStats",
     "dead_letter_payload",
     "get_dead_letter",
     "ingest_stats",
     "list_dead_letters",
+    "list_ingest_workers",
     "list_vehicle_events",
     "prune_ingest_ledger",
     "refused_items",

@@ -116,19 +116,26 @@ def latest_reports(
     """Per VIN and path, the accepted sample measured last (the latest of equal timestamps
     is the one later in the micro-batch), as ``(value, ts)`` in the signal's VSS form
     (bool, int, float or str; array signals are left out: the twin holds scalars)."""
+    return reports_of(columns, latest_rows(columns, accepted, len(vins), len(paths)), vins, paths)
+
+
+def latest_rows(
+    columns: SampleColumns, accepted: npt.NDArray[np.bool_], n_vehicles: int, n_paths: int
+) -> npt.NDArray[np.intp]:
+    """Rows of the accepted sample measured last per (vehicle, path); of equal timestamps,
+    the later row."""
     every = bool(accepted.all())
     rows = np.arange(len(accepted)) if every else np.flatnonzero(accepted)
     if not len(rows):
-        return {}
-    n_paths = len(paths)
+        return rows
     if every:  # no selection: work on the columns themselves
         key = columns.vehicle.astype(np.int64) * n_paths + columns.path_id
         ts = columns.ts_ns
     else:
         key = columns.vehicle[rows].astype(np.int64) * n_paths + columns.path_id[rows]
         ts = columns.ts_ns[rows]
-    if len(vins) * n_paths <= _DENSE_CELLS:
-        newest = np.full(len(vins) * n_paths, np.iinfo(np.int64).min, np.int64)
+    if n_vehicles * n_paths <= _DENSE_CELLS:
+        newest = np.full(n_vehicles * n_paths, np.iinfo(np.int64).min, np.int64)
         np.maximum.at(newest, key, ts)
         candidates = np.flatnonzero(ts == newest[key])
         last = np.full(len(newest), -1, np.int64)
@@ -138,15 +145,30 @@ def latest_reports(
         order = np.lexsort((np.arange(len(rows)), ts, key))
         ends = np.flatnonzero(np.diff(key[order], append=np.int64(-1)) != 0)
         chosen = order[ends]
-    picked = rows[chosen]
+    return rows[chosen]
+
+
+def reports_of(
+    columns: SampleColumns,
+    picked: npt.NDArray[np.intp],
+    vins: Sequence[str],
+    paths: PathTable,
+) -> dict[str, dict[str, ReportedValue]]:
+    """The samples at ``picked`` as reports: VIN → path → ``(value, measured at)`` in the
+    signal's VSS form (array signals left out)."""
     reports: dict[str, dict[str, ReportedValue]] = {}
+    if not len(picked):
+        return reports
     text_values = columns.text.take(pa.array(picked)).to_pylist()
+    kinds = paths.kind
+    scalars = [_scalar_kind(paths.spec(i)) for i in range(len(paths))]
+    stamps: dict[int, datetime] = {}
     for row, text in zip(picked.tolist(), text_values, strict=True):
         path_id = int(columns.path_id[row])
         spec = paths.spec(path_id)
         if spec is None:  # pragma: no cover - accepted samples always have a known path
             continue
-        kind = paths.kind[path_id]
+        kind = kinds[path_id]
         value: Any
         if kind == KIND_STRING:
             value = text
@@ -154,18 +176,24 @@ def latest_reports(
             continue  # the twin holds scalars; array signals live in the lake only
         else:
             number = float(columns.value[row])
-            scalar = element_type(spec.datatype)
-            value = (
-                bool(number)
-                if scalar == "boolean"
-                else (number if scalar in ("float", "double") else int(number))
-            )
+            scalar = scalars[path_id]
+            value = bool(number) if scalar == "boolean" else (
+                number if scalar == "float" else int(number))  # fmt: skip
         ts_ns = int(columns.ts_ns[row])
-        when = datetime.fromtimestamp(ts_ns // 1_000_000_000, UTC).replace(
-            microsecond=(ts_ns % 1_000_000_000) // 1000
-        )
+        when = stamps.get(ts_ns)
+        if when is None:  # a micro-batch shares few timestamps
+            when = stamps[ts_ns] = datetime.fromtimestamp(ts_ns // 1_000_000_000, UTC).replace(
+                microsecond=(ts_ns % 1_000_000_000) // 1000
+            )
         reports.setdefault(vins[int(columns.vehicle[row])], {})[spec.path] = (value, when)
     return reports
+
+
+def _scalar_kind(spec: Any) -> str:
+    if spec is None:
+        return ""
+    scalar = element_type(spec.datatype)
+    return "float" if scalar in ("float", "double") else scalar
 
 
 @dataclass(frozen=True)

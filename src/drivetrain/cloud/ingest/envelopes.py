@@ -2,15 +2,20 @@
 
 Pure given a vehicle lookup: a message becomes either an :class:`OpenedMessage` (authentic,
 readable, with its decoded body) or a :class:`RejectedMessage` carrying one message-level
-reason (``malformed``, ``unknown_vehicle``, ``retired_vehicle``, ``bad_signature``) and the
-exact cause. Order matters for trust: nothing in an envelope is believed before its signature
-verifies with the key the registry holds for the VIN it names, and the body is decoded only
-after that (a garbled body with a bad signature is ``bad_signature``).
+reason (``malformed``, ``too_large``, ``unknown_vehicle``, ``retired_vehicle``,
+``bad_signature``) and the exact cause. Order matters for trust: nothing in an envelope is
+believed before its signature verifies with the key the registry holds for the VIN it names,
+and the body is decoded only after that (a garbled body with a bad signature is
+``bad_signature``).
+
+Every failure to read untrusted bytes is a refusal, never an exception: whatever the parsers
+raise (deep nesting, huge numbers, invalid UTF-8, lone surrogates, a corrupt Arrow stream) is
+``malformed``; a message over the size cap, or a body declaring more rows or decompressed bytes
+than the caps allow, is ``too_large`` — refused before it is decompressed.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -20,9 +25,15 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from drivetrain.cloud.fleet import Vehicle
+from drivetrain.cloud.ingest.limits import IngestLimits
 from drivetrain.cloud.ingest.reasons import MessageReason
 from drivetrain.cloud.ingest.validation import PathTable
-from drivetrain.core.errors import InvalidTopicError, SignatureError, WireFormatError
+from drivetrain.core.errors import (
+    InvalidTopicError,
+    PayloadTooLargeError,
+    SignatureError,
+    WireFormatError,
+)
 from drivetrain.core.transport import parse_vehicle_topic
 from drivetrain.core.wire import (
     Ack,
@@ -31,6 +42,7 @@ from drivetrain.core.wire import (
     VehicleEvent,
     decode_samples,
     events_from_dict,
+    load_json_object,
     parse,
 )
 
@@ -108,7 +120,10 @@ VehicleLookup = Callable[[str], Vehicle | None]
 
 
 def open_message(
-    raw: RawMessage, lookup: VehicleLookup, paths: PathTable
+    raw: RawMessage,
+    lookup: VehicleLookup,
+    paths: PathTable,
+    limits: IngestLimits | None = None,
 ) -> OpenedMessage | RejectedMessage:
     """Judge one message (see the module docstring). Never raises for bad input.
 
@@ -116,11 +131,22 @@ def open_message(
     raise ``StorageError`` (the state database failed), which propagates: that is not the
     message's fault and must not dead-letter it.
     """
+    limits = limits or IngestLimits()
+    if len(raw.payload) > limits.max_message_bytes:
+        claimed = _claimed_vin_from_topic(raw.topic)
+        return RejectedMessage(
+            raw,
+            "too_large",
+            f"message is {len(raw.payload)} bytes; at most {limits.max_message_bytes} are read",
+            claimed,
+            None,
+            "unknown",
+        )
     try:
         envelope = parse(raw.payload)
-    except WireFormatError as e:
+    except Exception as e:  # noqa: BLE001 - untrusted bytes: every failure is a format error
         claimed = _claimed_vin_from_topic(raw.topic)
-        return RejectedMessage(raw, "malformed", str(e), claimed, None, "unknown")
+        return RejectedMessage(raw, "malformed", _cause(e), claimed, None, "unknown")
     kind = envelope.kind.name.lower()
     claimed = envelope.vehicle_id[:MAX_CLAIMED_VIN]
 
@@ -150,7 +176,7 @@ def open_message(
             f"topic names vehicle {topic.vin} but the envelope header names {claimed!r}",
         )
     vehicle = lookup(envelope.vehicle_id)
-    incomplete = _incomplete_body(envelope)
+    incomplete, document = _framing(envelope)
     if incomplete is not None:  # attributed to the claimed vehicle's tenant, never trusted
         return reject("malformed", incomplete, vehicle.tenant if vehicle else None)
     if vehicle is None:
@@ -165,16 +191,30 @@ def open_message(
             f"signature of {vehicle.vin}'s message does not verify: {e}",
             vehicle.tenant,
         )
-    try:
-        return _decoded(raw, envelope, vehicle, paths)
-    except WireFormatError as e:
+
+    def refuse(reason: MessageReason, detail: str) -> RejectedMessage:
         return RejectedMessage(
-            raw, "malformed", str(e), claimed, envelope.message_id, kind, vehicle.tenant, True
+            raw, reason, detail, claimed, envelope.message_id, kind, vehicle.tenant, True
         )
 
+    try:
+        return _decoded(raw, envelope, vehicle, paths, document, limits)
+    except PayloadTooLargeError as e:
+        return refuse("too_large", str(e))
+    except Exception as e:  # noqa: BLE001 - untrusted bytes: every failure is a format error
+        return refuse("malformed", _cause(e))
 
-def _incomplete_body(envelope: Envelope) -> str | None:
-    """Why the body cannot be whole, from its framing alone (cheap, before verification).
+
+def _cause(error: Exception) -> str:
+    """A parser's failure as a dead letter's detail (its own message for format errors)."""
+    if isinstance(error, WireFormatError):
+        return str(error)
+    return f"message cannot be read: {type(error).__name__}: {error}"[:1000]
+
+
+def _framing(envelope: Envelope) -> tuple[str | None, dict[str, object] | None]:
+    """Why the body cannot be whole, from its framing alone (cheap, before verification),
+    and the parsed JSON body when there is one (parsed once, used after verification).
 
     A cut-off message still parses as an envelope (the signature is its last 64 bytes), so
     without this a truncation would read as a bad signature. An Arrow IPC stream ends with the
@@ -185,13 +225,12 @@ def _incomplete_body(envelope: Envelope) -> str | None:
             return (
                 f"message is truncated or garbled: its {len(envelope.body)}-byte arrow-ipc body "
                 "does not end with the Arrow IPC end-of-stream marker"
-            )
-        return None
+            ), None
+        return None, None
     try:
-        json.loads(envelope.body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        return f"message is truncated or garbled: its json body does not parse ({e})"
-    return None
+        return None, load_json_object(envelope.body, "json body")
+    except WireFormatError as e:
+        return f"message is truncated or garbled: {e}", None
 
 
 def _claimed_vin_from_topic(topic: str) -> str:
@@ -202,23 +241,30 @@ def _claimed_vin_from_topic(topic: str) -> str:
 
 
 def _decoded(
-    raw: RawMessage, envelope: Envelope, vehicle: Vehicle, paths: PathTable
+    raw: RawMessage,
+    envelope: Envelope,
+    vehicle: Vehicle,
+    paths: PathTable,
+    document: dict[str, object] | None,
+    limits: IngestLimits,
 ) -> OpenedMessage:
     if envelope.kind == MessageKind.TELEMETRY:
         if envelope.body_encoding != "arrow-ipc":
             raise WireFormatError(
                 f"telemetry body is {envelope.body_encoding!r}; expected 'arrow-ipc'"
             )
-        body = telemetry_columns(decode_samples(envelope.body), paths)
+        body = telemetry_columns(decode_samples(envelope.body, limits.body), paths)
         return OpenedMessage(raw, envelope, vehicle, telemetry=body)
-    document = envelope.json_body()
+    if document is None:
+        document = envelope.json_body()
     if envelope.kind == MessageKind.EVENTS:
         events = tuple(events_from_dict(document))
         for position, event in enumerate(events):
-            if not 0 < len(event.type) <= MAX_EVENT_TYPE:
+            if not 0 < len(event.type) <= MAX_EVENT_TYPE or not event.type.isprintable():
                 raise WireFormatError(
-                    f"event {position}: field 'type' is {len(event.type)} characters; expected "
-                    f"1 to {MAX_EVENT_TYPE}"
+                    f"event {position}: field 'type' is {event.type[:40]!r} "
+                    f"({len(event.type)} characters); expected 1 to {MAX_EVENT_TYPE} "
+                    "printable characters"
                 )
         return OpenedMessage(raw, envelope, vehicle, events=events)
     return OpenedMessage(raw, envelope, vehicle, ack=Ack.from_dict(document))

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 
 from drivetrain.cloud.fleet import Vehicle
+from drivetrain.cloud.ingest.pending_reports import PendingReports
 from drivetrain.cloud.ingest.sinks import LakeWriter, ReportedStateSink
 from drivetrain.cloud.ingest.tally import Tally
 from drivetrain.cloud.ingest.validation import PathTable
@@ -31,6 +32,8 @@ class MicroBatch:
         lake, reported: where accepted samples and latest values go.
         pseudonyms: the lake pseudonym of each vehicle.
         tally: the outcomes recorded so far.
+        pending: where latest values wait for the twins (coalesced); None writes them to the
+            twins in this transaction.
     """
 
     session: Session
@@ -41,6 +44,7 @@ class MicroBatch:
     reported: ReportedStateSink
     pseudonyms: Callable[[Sequence[Vehicle]], list[str]]
     tally: Tally
+    pending: PendingReports | None = None
 
     @property
     def received_at(self) -> datetime:

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -27,7 +28,8 @@ MAX_TOPIC = 255
 class DeadLetterRow(Base):
     """Refused data, kept with its exact reason until it is replayed.
 
-    ``level`` is ``message`` (the whole payload refused; ``payload`` holds its raw bytes) or
+    ``level`` is ``message`` (the whole payload refused; ``payload`` holds its raw bytes, of a
+    message whose signature did not verify only the first ``ingest_dead_letter_max_bytes``) or
     ``samples`` (some samples of an authentic batch refused; ``payload`` holds those samples
     as an Arrow IPC stream, or the refused events as JSON). ``vin`` is what the message
     claimed ("" when nothing could be read); ``tenant_id`` is set only once the vehicle is
@@ -52,6 +54,9 @@ class DeadLetterRow(Base):
     sample_count: Mapped[int] = mapped_column(Integer)
     payload_format: Mapped[str] = mapped_column(String(16))
     payload: Mapped[bytes] = mapped_column(LargeBinary)
+    # The payload's size as received; larger than len(payload) when only its start was kept
+    # (null in rows written before payloads were capped: then len(payload)).
+    payload_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     dedup_key: Mapped[str] = mapped_column(String(64), unique=True)
     # "open" until replayed; then "replayed" with the outcome in replay_outcome.
     status: Mapped[str] = mapped_column(String(16))
@@ -109,3 +114,25 @@ class SeenBatchRow(Base):
     vin: Mapped[str] = mapped_column(String(17))
     kind: Mapped[str] = mapped_column(String(16))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class WorkerRow(Base):
+    """An ingest worker's heartbeat: who consumes the shared subscription, and when it was
+    last alive. A member that stopped beating still holds a broker session for
+    ``session_expiry_s``, into which the broker keeps routing its share of the messages."""
+
+    __tablename__ = "ingest_workers"
+
+    client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    group_name: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    broker: Mapped[str] = mapped_column(String(255))
+    session_expiry_s: Mapped[int] = mapped_column(Integer)
+    heartbeat_s: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    acknowledged: Mapped[int] = mapped_column(BigInteger)
+    pending: Mapped[int] = mapped_column(Integer)
+    failures: Mapped[int] = mapped_column(BigInteger)

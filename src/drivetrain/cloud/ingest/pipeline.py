@@ -22,6 +22,7 @@ the worker's to isolate (:mod:`.isolation`).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -32,19 +33,31 @@ from sqlalchemy.orm import Session
 from drivetrain.cloud.fleet import Vehicle
 from drivetrain.cloud.infra import Database
 from drivetrain.cloud.ingest import records
+from drivetrain.cloud.ingest.dead_letter_gate import DeadLetterGate
 from drivetrain.cloud.ingest.directory import VehicleDirectory
-from drivetrain.cloud.ingest.envelopes import RawMessage, RejectedMessage, open_message
+from drivetrain.cloud.ingest.envelopes import (
+    MAX_CLAIMED_VIN,
+    RawMessage,
+    RejectedMessage,
+    open_message,
+)
 from drivetrain.cloud.ingest.event_route import route_other
+from drivetrain.cloud.ingest.isolation import is_transient
+from drivetrain.cloud.ingest.limits import IngestLimits
 from drivetrain.cloud.ingest.microbatch import MicroBatch, utc_datetime
+from drivetrain.cloud.ingest.pending_reports import PendingReports
 from drivetrain.cloud.ingest.results import AuthenticBatch, IngestReport, MessageResult
 from drivetrain.cloud.ingest.sinks import LakeWriter, ReportedStateSink
 from drivetrain.cloud.ingest.tally import Tally
 from drivetrain.cloud.ingest.telemetry_route import route_telemetry
 from drivetrain.cloud.ingest.validation import PathTable, TimestampWindow
 from drivetrain.cloud.privacy import Pseudonymiser, pseudonymiser
-from drivetrain.core.errors import ConflictError
+from drivetrain.core.errors import ConflictError, WireFormatError
 from drivetrain.core.settings import Settings
 from drivetrain.core.vss import Catalog, builtin_catalog
+from drivetrain.core.wire import parse
+
+_log = logging.getLogger("drivetrain.ingest")
 
 #: Unknown paths remembered before the path table starts afresh (a vehicle sending random
 #: paths must not grow the receiver's memory without bound).
@@ -67,6 +80,10 @@ class IngestPipeline:
         window: plausible sample timestamps relative to the receiver's clock.
         clock: the receiver's clock, ns since the epoch.
         vehicle_cache_ttl_s: how long registry answers are reused.
+        limits: caps on messages, bodies and dead letters (default :class:`IngestLimits`).
+        twin_flush_s: 0 writes each micro-batch's latest values to the twins in its own
+            transaction; more keeps them pending (:mod:`.pending_reports`) until
+            :meth:`flush_reported`, which the worker calls at most this often and when idle.
 
     ``process`` is thread-safe (calls are serialised).
     """
@@ -81,6 +98,8 @@ class IngestPipeline:
         window: TimestampWindow | None = None,
         clock: Callable[[], int] = time.time_ns,
         vehicle_cache_ttl_s: float = 5.0,
+        limits: IngestLimits | None = None,
+        twin_flush_s: float = 0.0,
     ) -> None:
         self.database = database
         self.lake = lake
@@ -89,6 +108,12 @@ class IngestPipeline:
         self.window = window or TimestampWindow.of_seconds(30 * 86_400, 300)
         self.clock = clock
         self.vehicles = VehicleDirectory(vehicle_cache_ttl_s)
+        self.limits = limits or IngestLimits()
+        self.dead_letter_gate = DeadLetterGate(self.limits.dead_letters_per_minute)
+        if twin_flush_s < 0:
+            raise ValueError(f"twin_flush_s must be >= 0, got {twin_flush_s}")
+        self.twin_flush_s = twin_flush_s
+        self._pending = PendingReports() if twin_flush_s > 0 else None
         self._paths = PathTable(self.catalog)
         self._pseudonymisers: dict[str, Pseudonymiser] = {}
         self._lock = threading.Lock()
@@ -103,8 +128,10 @@ class IngestPipeline:
         *,
         catalog: Catalog | None = None,
         clock: Callable[[], int] = time.time_ns,
+        twin_flush_s: float | None = None,
     ) -> IngestPipeline:
-        """A pipeline with the timestamp window and registry cache from ``settings``."""
+        """A pipeline with the timestamp window, registry cache, caps and twin flush interval
+        from ``settings`` (``twin_flush_s`` overrides the latter)."""
         window = TimestampWindow.of_seconds(
             settings.ingest_max_sample_age_s, settings.ingest_max_clock_ahead_s
         )
@@ -116,6 +143,8 @@ class IngestPipeline:
             window=window,
             clock=clock,
             vehicle_cache_ttl_s=settings.ingest_vehicle_cache_ttl_s,
+            limits=IngestLimits.from_settings(settings),
+            twin_flush_s=settings.ingest_twin_flush_s if twin_flush_s is None else twin_flush_s,
         )
 
     @property
@@ -145,7 +174,7 @@ class IngestPipeline:
         """``process`` without the lock, for the replay of dead letters: ``extra_batches``
         are already-authentic batches routed with the messages (see :data:`OnRouted`)."""
         if len(self._paths) > len(self.catalog) + MAX_UNKNOWN_PATHS:
-            self._paths = PathTable(self.catalog)
+            self._paths = self._fresh_path_table()
         now_ns = self.clock() if now_ns is None else now_ns
         tally = Tally(len(messages) + len(extra_batches), utc_datetime(now_ns), replay_of)
         with self.database.session() as session:
@@ -153,7 +182,7 @@ class IngestPipeline:
             refused: list[tuple[int, RejectedMessage]] = []
             for i, raw in enumerate(messages):
                 opened = open_message(
-                    raw, lambda vin: self.vehicles.lookup(session, vin), self._paths
+                    raw, lambda vin: self.vehicles.lookup(session, vin), self._paths, self.limits
                 )
                 if isinstance(opened, RejectedMessage):
                     refused.append((i, opened))
@@ -169,6 +198,7 @@ class IngestPipeline:
                 reported=self.reported,
                 pseudonyms=self._pseudonyms,
                 tally=tally,
+                pending=self._pending if replay_of is None else None,
             )
             fresh = _skip_duplicates(mb, batches)
             route_telemetry(mb, [b for b in fresh if b.telemetry is not None])
@@ -178,7 +208,90 @@ class IngestPipeline:
             keep = True
             if on_routed is not None:
                 keep = on_routed(session, tally.report(0), len(tally.drafts))
-            return tally.finish(session, write=keep)
+            return tally.finish(
+                session,
+                write=keep,
+                gate=self.dead_letter_gate,
+                unverified_max_bytes=self.limits.dead_letter_max_bytes,
+            )
+
+    @property
+    def pending_reports(self) -> int:
+        """Latest values waiting for the twins (0 when each micro-batch writes its own)."""
+        return len(self._pending) if self._pending is not None else 0
+
+    def flush_reported(self) -> int:
+        """Write the pending latest values to the twins, in a transaction of their own;
+        returns how many. On a failure they stay pending for the next call (the caller may
+        give up on them with :meth:`drop_pending_reports`).
+
+        Raises ``StorageError`` when the database fails, or what the twins raise.
+        """
+        with self._lock:
+            return self._flush_reported()
+
+    def drop_pending_reports(self) -> int:
+        """Forget the pending latest values (after the twins refused them again and again;
+        every sample is in the lake). Returns how many."""
+        with self._lock:
+            count = len(self._pending) if self._pending is not None else 0
+            if self._pending is not None:
+                self._pending.clear()
+            return count
+
+    def _flush_reported(self) -> int:
+        if self._pending is None or not len(self._pending):
+            return 0
+        count = len(self._pending)
+        reports = self._pending.reports(self._paths)
+        with self.database.session() as session:
+            if reports:
+                self.reported.apply_reported(session, reports)
+        self._pending.clear()
+        return count
+
+    def set_aside(
+        self, raw: RawMessage, error: BaseException, attempts: int, *, attribute: bool = True
+    ) -> IngestReport:
+        """Dead-letter ``raw`` as ``processing_error`` (the pipeline failed on it ``attempts``
+        times with ``error``), in a transaction of its own, with its raw bytes whole.
+
+        ``attribute`` reads the claimed VIN, batch id and kind from the envelope (never
+        trusted) and the tenant from the registry; False stores the bare bytes (the fallback
+        when even that fails). Raises ``StorageError`` when the database fails.
+        """
+        with self._lock:
+            now_ns = self.clock()
+            tally = Tally(1, utc_datetime(now_ns), None)
+            detail = (
+                f"the pipeline failed on this message {attempts} time(s): "
+                f"{type(error).__name__}: {error}"
+            )
+            with self.database.session() as session:
+                vin, batch_id, kind, tenant = "", None, "unknown", None
+                if attribute:
+                    vin, batch_id, kind = _claims(raw)
+                    vehicle = self.vehicles.lookup(session, vin) if vin else None
+                    tenant = vehicle.tenant if vehicle is not None else None
+                tally.set_aside(
+                    raw, vin=vin, batch_id=batch_id, kind=kind, tenant=tenant, detail=detail
+                )
+                return tally.finish(session, gate=self.dead_letter_gate)
+
+    def _fresh_path_table(self) -> PathTable:
+        """A new path table; pending latest values name ids of the old one, so they are
+        written first (or, if the twins refuse them, dropped: they are in the lake)."""
+        try:
+            self._flush_reported()
+        except Exception as e:  # judged just below: transient or not
+            if is_transient(e):
+                raise
+            _log.error(
+                "dropping %d latest values the twins refused: %s", len(self._pending or ()), e
+            )
+            if self._pending is not None:
+                self._pending.clear()
+        return PathTable(self.catalog)
 
     def _pseudonyms(self, vehicles: Sequence[Vehicle]) -> list[str]:
         return [self._pseudonymiser(v.tenant)(v.vin) for v in vehicles]
@@ -196,6 +309,15 @@ class IngestPipeline:
                     make = pseudonymiser(session, tenant)
             self._pseudonymisers[tenant] = make
         return make
+
+
+def _claims(raw: RawMessage) -> tuple[str, str | None, str]:
+    """The VIN, batch id and kind an envelope claims, or ("", None, "unknown")."""
+    try:
+        envelope = parse(raw.payload)
+    except WireFormatError:
+        return "", None, "unknown"
+    return envelope.vehicle_id[:MAX_CLAIMED_VIN], envelope.message_id, envelope.kind.name.lower()
 
 
 def _skip_duplicates(mb: MicroBatch, batches: Sequence[AuthenticBatch]) -> list[AuthenticBatch]:

@@ -3,8 +3,10 @@
 A payload is judged at two levels (see docs/ingest.md):
 
 - **message level** — the envelope as a whole cannot be trusted or read. The whole payload is
-  dead-lettered with its raw bytes: ``malformed``, ``unknown_vehicle``, ``retired_vehicle``,
-  ``bad_signature``.
+  dead-lettered with its raw bytes (within caps): ``malformed``, ``too_large``,
+  ``unknown_vehicle``, ``retired_vehicle``, ``bad_signature``; and ``processing_error`` for a
+  message the pipeline failed on again and again (a poison message, set aside so the worker
+  moves on; replayable after a fix).
 - **sample level** — one sample of an authentic batch breaks a rule. Only that sample is
   dead-lettered; the valid samples of the batch proceed: ``unknown_path``, ``wrong_type``,
   ``out_of_range``, ``timestamp_too_old``, ``timestamp_in_future``; for events also
@@ -19,7 +21,14 @@ from __future__ import annotations
 
 from typing import Final, Literal, TypeGuard, get_args
 
-MessageReason = Literal["malformed", "unknown_vehicle", "retired_vehicle", "bad_signature"]
+MessageReason = Literal[
+    "malformed",
+    "too_large",
+    "unknown_vehicle",
+    "retired_vehicle",
+    "bad_signature",
+    "processing_error",
+]
 SampleReason = Literal[
     "unknown_path", "wrong_type", "out_of_range", "timestamp_too_old", "timestamp_in_future"
 ]
@@ -27,8 +36,12 @@ SampleReason = Literal[
 EventReason = Literal["bad_inventory"]
 DeadLetterReason = Literal[MessageReason, SampleReason, EventReason]
 #: What the per-vehicle counters count: every dead-letter reason, plus ``not_consented``
-#: (dropped by policy), ``accepted`` (stored) and ``duplicate`` (a re-delivered batch).
-Outcome = Literal["accepted", "duplicate", "not_consented", DeadLetterReason]
+#: (dropped by policy), ``accepted`` (stored), ``duplicate`` (a re-delivered batch) and
+#: ``dead_letter_not_kept`` (a dead letter past the rate limit: counted under its reason too,
+#: not stored).
+Outcome = Literal[
+    "accepted", "duplicate", "not_consented", DeadLetterReason, "dead_letter_not_kept"
+]
 
 MESSAGE_REASONS: Final[tuple[MessageReason, ...]] = get_args(MessageReason)
 #: Sample reasons in precedence order: a sample gets the first one that applies.
@@ -44,9 +57,14 @@ REASON_DESCRIPTIONS: Final[dict[Outcome, str]] = {
     "dropped at ingest, never written",
     "malformed": "the envelope or its body cannot be parsed (truncated, garbled, wrong kind "
     "for the topic); the detail quotes the parser",
+    "too_large": "the message, or what its body declares (samples, dictionary entries, "
+    "decompressed bytes), exceeds the ingest caps; refused before decompressing",
     "unknown_vehicle": "the envelope names a VIN the fleet registry does not know",
     "retired_vehicle": "the vehicle is retired; its messages are refused",
     "bad_signature": "the signature does not verify with the vehicle's registered key",
+    "processing_error": "the pipeline failed on this message on every attempt (a fault on "
+    "our side, not the sender's); set aside with its raw bytes so the others proceed, "
+    "replayable once fixed",
     "unknown_path": "the sample's VSS path is not in the signal catalog",
     "wrong_type": "the value does not fit the signal's VSS datatype (a string for a number, "
     "a fraction for an integer, 2 for a boolean, NaN, both or neither of value/text)",
@@ -55,6 +73,8 @@ REASON_DESCRIPTIONS: Final[dict[Outcome, str]] = {
     "the maximum sample age (ingest_max_sample_age_s) at receipt",
     "timestamp_in_future": "measured later than the receiver's clock plus the allowed skew "
     "(ingest_max_clock_ahead_s)",
+    "dead_letter_not_kept": "a dead letter over the per-sender rate limit "
+    "(ingest_dead_letters_per_minute): counted under its reason, not stored",
     "bad_inventory": "a vehicle.inventory event that is malformed (not a list of ECUs, too many "
     "ECUs, a name twice) or that the twin refuses (a bad ECU name, hardware id or software "
     "version); the other events of the message are stored",

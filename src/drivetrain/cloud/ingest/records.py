@@ -13,7 +13,7 @@ import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -30,6 +30,8 @@ from drivetrain.cloud.ingest.models import (
 from drivetrain.core.wire import VehicleEvent
 
 _CHUNK = 500  # parameters per IN (...) query, well under every engine's limit
+#: Longest detail kept in a dead letter (the cause is in its first sentence).
+MAX_DETAIL: Final = 4000
 
 
 @dataclass(frozen=True)
@@ -88,8 +90,21 @@ def forget_seen_before(session: Session, before: datetime) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def add_dead_letters(session: Session, drafts: Sequence[DeadLetterDraft]) -> list[DeadLetterDraft]:
-    """Insert the drafts whose dedup key is new; returns those inserted."""
+def storable(text: str, limit: int) -> str:
+    """``text`` as a database can hold it: lone surrogates and NUL escaped, cut to ``limit``
+    characters (untrusted senders choose topics and claimed VINs)."""
+    safe = text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+    return safe if len(safe) <= limit else safe[: limit - 3] + "..."
+
+
+def add_dead_letters(
+    session: Session, drafts: Sequence[DeadLetterDraft], *, unverified_max_bytes: int | None = None
+) -> list[DeadLetterDraft]:
+    """Insert the drafts whose dedup key is new; returns those inserted.
+
+    The payload of a draft that is not ``verified`` is cut to ``unverified_max_bytes`` (None:
+    kept whole); ``payload_size`` keeps its size as received.
+    """
     if not drafts:
         return []
     keyed = {d.dedup_key: d for d in drafts}
@@ -106,17 +121,22 @@ def add_dead_letters(session: Session, drafts: Sequence[DeadLetterDraft]) -> lis
     session.add_all(
         DeadLetterRow(
             received_at=d.received_at,
-            vin=d.vin,
+            vin=storable(d.vin, 64),
             tenant_id=d.tenant,
-            topic=d.topic[:MAX_TOPIC],
+            topic=storable(d.topic, MAX_TOPIC),
             kind=d.kind,
             batch_id=d.batch_id,
             level=d.level,
             reason=d.reason,
-            detail=d.detail,
+            detail=storable(d.detail, MAX_DETAIL),
             sample_count=d.sample_count,
             payload_format=d.payload_format,
-            payload=d.payload,
+            payload=(
+                d.payload
+                if d.verified or unverified_max_bytes is None
+                else d.payload[:unverified_max_bytes]
+            ),
+            payload_size=len(d.payload),
             dedup_key=d.dedup_key,
             status="open",
             replay_attempts=0,

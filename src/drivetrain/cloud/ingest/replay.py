@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from drivetrain.cloud.fleet import Vehicle, get_vehicle
 from drivetrain.cloud.ingest.assembly import read_refused_samples
 from drivetrain.cloud.ingest.envelopes import RawMessage, TelemetryBody
+from drivetrain.cloud.ingest.isolation import is_transient
 from drivetrain.cloud.ingest.models import DeadLetterRow
 from drivetrain.cloud.ingest.pipeline import IngestPipeline
 from drivetrain.cloud.ingest.results import AuthenticBatch, IngestReport, MessageResult
@@ -114,7 +115,27 @@ def replay_dead_letters(pipeline: IngestPipeline, ids: Sequence[int]) -> list[Re
     database or the lake fails (the dead letter being replayed stays as it was).
     """
     pipeline.vehicles.forget()  # a late registration must be seen now
-    return [_replay_one(pipeline, dead_letter_id) for dead_letter_id in ids]
+    return [_replay_guarded(pipeline, dead_letter_id) for dead_letter_id in ids]
+
+
+def _replay_guarded(pipeline: IngestPipeline, dead_letter_id: int) -> ReplayResult:
+    """Replay one; a failure of the pipeline on it (a ``processing_error`` not fixed yet)
+    leaves it open with the cause, instead of failing the whole replay. An unavailable
+    database or lake still raises."""
+    try:
+        return _replay_one(pipeline, dead_letter_id)
+    except Exception as e:  # judged just below: transient or not
+        if is_transient(e) or isinstance(e, NotFoundError):
+            raise
+        target = _load(pipeline, dead_letter_id)
+        if target is None:
+            return ReplayResult(dead_letter_id, "not_open", "already replayed")
+        decided = ReplayResult(
+            dead_letter_id, "still_refused", f"processing_error: {type(e).__name__}: {e}"
+        )
+        with pipeline.database.session() as session:
+            _mark(session, target, decided)
+        return decided
 
 
 def _load(pipeline: IngestPipeline, dead_letter_id: int) -> _Target | None:
@@ -251,7 +272,9 @@ def _sample_unit(pipeline: IngestPipeline, target: _Target) -> AuthenticBatch | 
         table = read_refused_samples(target.payload)
     except (pa.ArrowInvalid, WireFormatError) as e:
         return f"stored samples cannot be read: {e}"
-    return AuthenticBatch(0, vehicle, batch_id, "telemetry", target.topic, telemetry=_body(table, pipeline))
+    return AuthenticBatch(
+        0, vehicle, batch_id, "telemetry", target.topic, telemetry=_body(table, pipeline)
+    )
 
 
 def _body(table: pa.Table, pipeline: IngestPipeline) -> TelemetryBody:

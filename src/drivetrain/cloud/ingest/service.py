@@ -51,6 +51,8 @@ class DeadLetter:
     sample_count: int
     payload_format: str
     payload_bytes: int
+    #: The payload's size as received (more than payload_bytes when only its start was kept).
+    payload_size: int
     status: DeadLetterStatus
     replayed_at: datetime | None
     replay_outcome: str | None
@@ -79,6 +81,7 @@ def _dead_letter(row: DeadLetterRow) -> DeadLetter:
         sample_count=row.sample_count,
         payload_format=row.payload_format,
         payload_bytes=len(row.payload),
+        payload_size=len(row.payload) if row.payload_size is None else row.payload_size,
         status=row.status,
         replayed_at=row.replayed_at,
         replay_outcome=row.replay_outcome,

@@ -15,7 +15,8 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from drivetrain.cloud.ingest import records
-from drivetrain.cloud.ingest.envelopes import RejectedMessage
+from drivetrain.cloud.ingest.dead_letter_gate import DeadLetterGate
+from drivetrain.cloud.ingest.envelopes import RawMessage, RejectedMessage
 from drivetrain.cloud.ingest.records import DeadLetterDraft
 from drivetrain.cloud.ingest.results import AuthenticBatch, IngestReport, MessageResult
 
@@ -33,6 +34,7 @@ class Tally:
         self.seen: list[tuple[str, str, str]] = []
         self.rows_written = 0
         self.rows_skipped = 0
+        self.not_consented_by_category: Counter[str] = Counter()
 
     def count(
         self, tenant: str | None, vin: str, outcome: str, messages: int, samples: int
@@ -109,18 +111,76 @@ class Tally:
         )
         self.count(vehicle.tenant, vehicle.vin, "malformed", 1, 0)
 
+    def set_aside(
+        self,
+        raw: RawMessage,
+        *,
+        vin: str,
+        batch_id: str | None,
+        kind: str,
+        tenant: str | None,
+        detail: str,
+    ) -> None:
+        """A message the pipeline kept failing on: dead-lettered as ``processing_error`` with
+        its raw bytes whole (at most ``ingest_max_message_bytes``), so it can be replayed
+        once the fault is fixed."""
+        self.results[0] = MessageResult("refused", vin, batch_id, "processing_error", detail)
+        self.drafts.append(
+            DeadLetterDraft(
+                received_at=self.received_at,
+                vin=vin,
+                tenant=tenant,
+                topic=raw.topic,
+                kind=kind,
+                batch_id=batch_id,
+                level="message",
+                reason="processing_error",
+                detail=detail,
+                sample_count=0,
+                payload_format="envelope",
+                payload=bytes(raw.payload),
+                verified=True,  # kept whole: replayable after the fix
+            )
+        )
+        self.count(tenant, vin, "processing_error", 1, 0)
+
     # --- commit ---------------------------------------------------------------------------------
     def report(self, dead_letters: int, not_kept: int = 0) -> IngestReport:
         results = tuple(
             r if r is not None else MessageResult("refused", "", None) for r in self.results
         )
-        return IngestReport(results, self.rows_written, self.rows_skipped, dead_letters, not_kept)
+        return IngestReport(results, self.rows_written, self.rows_skipped, dead_letters, not_kept,
+                            dict(self.not_consented_by_category))
 
-    def finish(self, session: Session, *, write: bool = True) -> IngestReport:
-        """Write the dead letters, counters and ledger rows in ``session``; the report."""
+    def finish(
+        self,
+        session: Session,
+        *,
+        write: bool = True,
+        gate: DeadLetterGate | None = None,
+        unverified_max_bytes: int | None = None,
+    ) -> IngestReport:
+        """Write the dead letters, counters and ledger rows in ``session``; the report.
+
+        ``gate`` rate-limits the dead letters per claimed VIN (or topic): those it refuses
+        are counted as ``dead_letter_not_kept`` and not stored. ``unverified_max_bytes`` caps
+        the raw bytes kept of messages whose signature did not verify.
+        """
         if not write:
             return self.report(0)
-        written = records.add_dead_letters(session, self.drafts)
+        drafts = self.drafts
+        not_kept = 0
+        if gate is not None and self.replay_of is None:
+            drafts = []
+            for draft in self.drafts:
+                if gate.admit(draft.vin or f"topic:{draft.topic}"):
+                    drafts.append(draft)
+                else:
+                    not_kept += 1
+                    self.count(draft.tenant, draft.vin, "dead_letter_not_kept", 1, 0)
+        written = records.add_dead_letters(
+            session, drafts, unverified_max_bytes=unverified_max_bytes
+        )
         if self.replay_of is None:
             records.bump_counters(
                 session,
@@ -128,4 +188,4 @@ class Tally:
                 self.received_at,
             )
         records.mark_seen(session, self.seen, self.received_at)
-        return self.report(len(written))
+        return self.report(len(written), not_kept)

@@ -28,9 +28,12 @@ from drivetrain.cloud.ingest.validation import (
     judge_samples,
 )
 from drivetrain.cloud.privacy import consent_map
+from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES
 
 #: Examples quoted in a sample-level dead letter's detail.
 DETAIL_EXAMPLES: Final = 3
+#: Refused samples kept in one sample-level dead letter (the others are counted).
+MAX_KEPT_SAMPLES: Final = 10_000
 
 
 def route_telemetry(mb: MicroBatch, batches: Sequence[AuthenticBatch]) -> None:
@@ -50,10 +53,15 @@ def route_telemetry(mb: MicroBatch, batches: Sequence[AuthenticBatch]) -> None:
     consent = consent_array(vins, consent_map(mb.session, vins))
     codes = judge_samples(columns, mb.paths, consent, mb.bounds)
     accepted = codes == ACCEPTED_CODE
+    _count_not_consented(mb, columns, codes)
     _append_to_lake(mb, batches, vehicles, columns, body_index, accepted)
-    reports = assembly.latest_reports(columns, accepted, vins, mb.paths)
-    if reports:
-        mb.reported.apply_reported(mb.session, reports)
+    newest = assembly.latest_rows(columns, accepted, len(vins), len(mb.paths))
+    if mb.pending is not None:
+        mb.pending.add(columns, newest, vins)
+    elif len(newest):
+        reports = assembly.reports_of(columns, newest, vins, mb.paths)
+        if reports:
+            mb.reported.apply_reported(mb.session, reports)
     _refused_samples(mb, batches, columns, body_index, codes)
     counts = assembly.count_outcomes(
         codes, body_index, [len(b) for b in bodies], vehicle_of_body, len(vehicles)
@@ -85,6 +93,19 @@ def route_telemetry(mb: MicroBatch, batches: Sequence[AuthenticBatch]) -> None:
                 not_consented=int(row[NOT_CONSENTED_CODE]),
             ),
         )
+
+
+def _count_not_consented(
+    mb: MicroBatch, columns: SampleColumns, codes: npt.NDArray[np.uint8]
+) -> None:
+    """Tally the samples consent dropped, per privacy category (one bincount)."""
+    dropped = codes == NOT_CONSENTED_CODE
+    if not dropped.any():
+        return
+    categories = mb.paths.category.take(columns.path_id[dropped])
+    for index, n in enumerate(np.bincount(categories, minlength=len(PRIVACY_CATEGORIES))):
+        if n:
+            mb.tally.not_consented_by_category[PRIVACY_CATEGORIES[index]] += int(n)
 
 
 def _append_to_lake(
@@ -147,6 +168,8 @@ def _refused_samples(
                 )
             )
         more = f" (and {len(rows) - len(examples)} more)" if len(rows) > len(examples) else ""
+        if len(rows) > MAX_KEPT_SAMPLES:
+            more += f"; the first {MAX_KEPT_SAMPLES} are kept"
         mb.tally.add_dead_letter(
             DeadLetterDraft(
                 received_at=mb.received_at,
@@ -160,7 +183,7 @@ def _refused_samples(
                 detail=f"{len(rows)} {reason} sample(s): " + "; ".join(examples) + more,
                 sample_count=len(rows),
                 payload_format="arrow-ipc",
-                payload=assembly.refused_samples_ipc(columns, rows, paths),
+                payload=assembly.refused_samples_ipc(columns, rows[:MAX_KEPT_SAMPLES], paths),
                 replay_of=mb.replay_of,
                 verified=True,
             )

@@ -9,8 +9,12 @@ A worker killed at any point leaves its unacknowledged messages with the broker,
 redelivers them when the session resumes (same client id); the pipeline's batch-id ledger and
 the lake's idempotent append turn that at-least-once delivery into exactly-once storage.
 
-When the pipeline fails (database or lake unavailable), the micro-batch is retried with
-back-off until it succeeds or the worker is stopped — never acknowledged, never dropped.
+When the pipeline fails because the platform is unavailable (database or lake), the
+micro-batch is retried with back-off until it succeeds or the worker is stopped — never
+acknowledged, never dropped. When it fails on something in the batch itself, after
+``max_attempts`` the batch is tried in halves and the message it keeps failing on is set aside
+as a ``processing_error`` dead letter (:mod:`.isolation`): one poison message never stalls
+the worker, and the valid messages behind it are stored.
 ``stop()`` finishes the micro-batch in hand, acknowledges it, and returns; messages the
 transport still holds stay unacknowledged for the next session.
 """
@@ -21,12 +25,14 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Final, Self
 
 from drivetrain.cloud.ingest.envelopes import RawMessage
+from drivetrain.cloud.ingest.isolation import Failure, is_transient, settle
+from drivetrain.cloud.ingest.membership import WorkerIdentity, record_heartbeat, record_stop
 from drivetrain.cloud.ingest.pipeline import IngestPipeline
 from drivetrain.cloud.ingest.results import IngestReport
 from drivetrain.cloud.ingest.service import prune_ingest_ledger
@@ -45,10 +51,8 @@ _log = logging.getLogger("drivetrain.ingest")
 UPLINK_CHANNELS: Final = ("telemetry", "events", "ack")
 DEFAULT_GROUP: Final = "ingest"
 #: How long ingested batch ids are remembered: longer than any redelivery (a worker's broker
-#: session expires after a day by default), seconds.
+#: session expires after 10 minutes by default, and may be configured up to a day), seconds.
 DEFAULT_LEDGER_RETENTION_S: Final = 2 * 86_400.0
-_RETRY_MIN_S: Final = 0.2
-_RETRY_MAX_S: Final = 10.0
 
 
 @dataclass(frozen=True)
@@ -60,9 +64,12 @@ class WorkerStats:
         acknowledged: messages processed, committed and acknowledged.
         micro_batches: micro-batches committed.
         samples_accepted, samples_refused, samples_not_consented: sample outcomes.
+        not_consented_by_category: the samples dropped by consent, per privacy category.
         messages_refused: messages dead-lettered as a whole.
         duplicates: re-delivered batches skipped.
-        failures: micro-batch attempts that failed (and were retried).
+        failures: micro-batch attempts that failed (and were retried or isolated).
+        processing_errors: messages set aside as ``processing_error`` (poison messages).
+        dead_letters_not_kept: dead letters over the rate limit (counted, not stored).
         last_error: the last failure, or "".
         last_batch_ms: wall time of the last committed micro-batch.
         pending: messages received and not yet acknowledged.
@@ -74,9 +81,12 @@ class WorkerStats:
     samples_accepted: int = 0
     samples_refused: int = 0
     samples_not_consented: int = 0
+    not_consented_by_category: Mapping[str, int] = field(default_factory=dict)
     messages_refused: int = 0
     duplicates: int = 0
     failures: int = 0
+    processing_errors: int = 0
+    dead_letters_not_kept: int = 0
     last_error: str = ""
     last_batch_ms: float = 0.0
     pending: int = 0
@@ -96,6 +106,11 @@ class IngestWorker:
         ledger_retention_s: how long ingested batch ids are remembered (re-deliveries older
             than this would still be skipped by the lake, but counted again), seconds.
         prune_interval_s: how often the worker forgets older ones, seconds.
+        max_attempts: attempts at a micro-batch failing on its own content before its
+            messages are tried apart (default: the pipeline's ``limits.max_attempts``).
+        identity: when given, the worker records a heartbeat every ``identity.heartbeat_s``
+            and its clean stop in the state database (:mod:`.membership`), so offline
+            members of the shared subscription show in ``drivetrain ingest stats``.
     """
 
     def __init__(
@@ -109,6 +124,8 @@ class IngestWorker:
         on_batch: Callable[[IngestReport], None] | None = None,
         ledger_retention_s: float = DEFAULT_LEDGER_RETENTION_S,
         prune_interval_s: float = 600.0,
+        max_attempts: int | None = None,
+        identity: WorkerIdentity | None = None,
     ) -> None:
         if max_batch_messages < 1:
             raise ValueError(f"max_batch_messages must be >= 1, got {max_batch_messages}")
@@ -133,6 +150,12 @@ class IngestWorker:
         self.ledger_retention_s = ledger_retention_s
         self.prune_interval_s = prune_interval_s
         self._pruned_at = time.monotonic()
+        self.max_attempts = max_attempts or pipeline.limits.max_attempts
+        self._flushed_at = time.monotonic()
+        self.identity = identity
+        self._beat_at = 0.0
+        self._started_at = datetime.now(UTC)
+        self._flush_failures = 0
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> IngestWorker:
@@ -192,7 +215,7 @@ class IngestWorker:
         """Wait until every received message is acknowledged; False on timeout (tests, demo)."""
         deadline = time.monotonic() + timeout_s
         with self._idle:
-            while self._unacked:
+            while self._unacked or self.pipeline.pending_reports:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -252,19 +275,77 @@ class IngestWorker:
     def _run(self) -> None:
         while True:
             if self._stopping.is_set() and self._inbox.empty():
+                self._flush_twins(idle=True)
+                self._membership(stopping=True)
                 return
             self._prune_when_due()
+            self._membership(stopping=False)
             batch = self._collect()
             if not batch:
+                self._flush_twins(idle=True)
                 continue
-            report = self._process_until_done(batch)
-            if report is None:
+            reports = self._process_until_done(batch)
+            if reports is None:
                 self._done(len(batch))
                 return  # stopped while the pipeline kept failing: nothing acknowledged
             for message in batch:
                 message.ack()
-            self._count(report, len(batch))
+            self._count(reports, len(batch))
             self._done(len(batch))
+            self._flush_twins(idle=False)
+
+    def _flush_twins(self, *, idle: bool) -> None:
+        """Write the pending latest values to the twins when idle or every
+        ``pipeline.twin_flush_s`` (see :mod:`.pending_reports`). A platform failure leaves
+        them pending; values the twins refuse ``max_attempts`` times are dropped (they are
+        in the lake)."""
+        if not self.pipeline.pending_reports:
+            return
+        if not idle and time.monotonic() - self._flushed_at < self.pipeline.twin_flush_s:
+            return
+        self._flushed_at = time.monotonic()
+        try:
+            self.pipeline.flush_reported()
+            self._flush_failures = 0
+        except Exception as e:  # noqa: BLE001 - judged just below: transient or not
+            transient = is_transient(e)
+            self._flush_failures += 0 if transient else 1
+            _log.error("writing the latest values to the twins failed: %s", e, exc_info=e)
+            if self._flush_failures >= self.max_attempts:
+                dropped = self.pipeline.drop_pending_reports()
+                _log.error("dropped %d latest values the twins refused", dropped)
+                self._flush_failures = 0
+            with self._idle:
+                self._idle.notify_all()
+            return
+        with self._idle:
+            self._idle.notify_all()
+
+    def _membership(self, *, stopping: bool) -> None:
+        """Record a heartbeat when due (or the clean stop); housekeeping: a failure is
+        logged and ingestion goes on."""
+        if self.identity is None:
+            return
+        if not stopping and time.monotonic() - self._beat_at < self.identity.heartbeat_s:
+            return
+        self._beat_at = time.monotonic()
+        stats = self.stats()
+        try:
+            with self.pipeline.database.session() as session:
+                now = datetime.now(UTC)
+                record_heartbeat(
+                    session,
+                    self.identity,
+                    now=now,
+                    started_at=self._started_at,
+                    acknowledged=stats.acknowledged,
+                    pending=stats.pending,
+                    failures=stats.failures,
+                )
+                if stopping:
+                    record_stop(session, self.identity.client_id, now=now)
+        except DrivetrainError as e:
+            _log.warning("recording the worker's heartbeat failed (will try again): %s", e)
 
     def _prune_when_due(self) -> None:
         """Forget ingested batch ids older than the retention, every ``prune_interval_s``."""
@@ -286,52 +367,88 @@ class IngestWorker:
                 "forgot %d ingested batch ids older than %.0f s", forgotten, self.ledger_retention_s
             )
 
-    def _process_until_done(self, batch: list[Message]) -> IngestReport | None:
+    def _process_until_done(self, batch: list[Message]) -> list[IngestReport] | None:
+        """Settle ``batch`` (see :mod:`.isolation`): its reports, or None when stopped while
+        a failure was being waited out (then nothing may be acknowledged)."""
         raw = [RawMessage(m.topic, m.payload) for m in batch]
-        delay = _RETRY_MIN_S
-        while True:
-            started = time.perf_counter()
-            try:
-                report = self.pipeline.process(raw)
-            except Exception as e:  # noqa: BLE001 - any failure: keep the batch, retry, report
-                _log.error(
-                    "ingest micro-batch of %d messages failed (will retry in %.1f s): %s",
-                    len(raw),
-                    delay,
-                    e,
-                    exc_info=e,
-                )
-                with self._lock:
-                    self._stats = replace(
-                        self._stats,
-                        failures=self._stats.failures + 1,
-                        last_error=f"{type(e).__name__}: {e}",
-                    )
-                if self._stopping.wait(delay):
-                    return None
-                delay = min(_RETRY_MAX_S, delay * 2)
-                continue
+        started = time.perf_counter()
+
+        def failed(e: BaseException) -> None:
             with self._lock:
                 self._stats = replace(
-                    self._stats, last_batch_ms=(time.perf_counter() - started) * 1000
+                    self._stats,
+                    failures=self._stats.failures + 1,
+                    last_error=f"{type(e).__name__}: {e}",
                 )
-            return report
 
-    def _count(self, report: IngestReport, messages: int) -> None:
+        settled = settle(
+            raw,
+            self.pipeline.process,
+            self._set_aside,
+            max_attempts=self.max_attempts,
+            stop=self._stopping,
+            on_failure=failed,
+        )
+        if settled is None:
+            return None
+        with self._lock:
+            self._stats = replace(
+                self._stats,
+                last_batch_ms=(time.perf_counter() - started) * 1000,
+                processing_errors=self._stats.processing_errors + settled.set_aside,
+            )
+        return settled.reports
+
+    def _set_aside(self, message: RawMessage, failure: Failure) -> IngestReport:
+        """Dead-letter a poison message; if even attributing it fails on its content, keep
+        its bare bytes (a transient failure propagates: retried)."""
+        _log.error(
+            "setting aside a message on %r as processing_error after %d failed attempts: %s",
+            message.topic[:200],
+            failure.attempts,
+            failure.error,
+        )
+        try:
+            return self.pipeline.set_aside(message, failure.error, failure.attempts)
+        except Exception as e:  # judged just below: transient or not
+            if is_transient(e):
+                raise
+            return self.pipeline.set_aside(
+                message, failure.error, failure.attempts, attribute=False
+            )
+
+    def _count(self, reports: list[IngestReport], messages: int) -> None:
         with self._lock:
             s = self._stats
             self._stats = replace(
                 s,
                 acknowledged=s.acknowledged + messages,
                 micro_batches=s.micro_batches + 1,
-                samples_accepted=s.samples_accepted + report.samples_accepted,
-                samples_refused=s.samples_refused + report.samples_refused,
-                samples_not_consented=s.samples_not_consented + report.samples_not_consented,
-                messages_refused=s.messages_refused + report.count("refused"),
-                duplicates=s.duplicates + report.count("duplicate"),
+                samples_accepted=s.samples_accepted + sum(r.samples_accepted for r in reports),
+                samples_refused=s.samples_refused + sum(r.samples_refused for r in reports),
+                samples_not_consented=s.samples_not_consented
+                + sum(r.samples_not_consented for r in reports),
+                not_consented_by_category=_added(
+                    s.not_consented_by_category,
+                    *(r.not_consented_by_category for r in reports),
+                ),
+                messages_refused=s.messages_refused + sum(r.count("refused") for r in reports),
+                duplicates=s.duplicates + sum(r.count("duplicate") for r in reports),
+                dead_letters_not_kept=s.dead_letters_not_kept
+                + sum(r.dead_letters_not_kept for r in reports),
             )
         if self._on_batch is not None:
-            try:
-                self._on_batch(report)
-            except Exception:  # noqa: BLE001 - a status callback must not stop ingestion
-                _log.exception("on_batch callback raised")
+            for report in reports:
+                try:
+                    self._on_batch(report)
+                except Exception:  # noqa: BLE001 - a status callback must not stop ingestion
+                    _log.exception("on_batch callback raised")
+
+
+def _added(counts: Mapping[str, int], *more: Mapping[str, int]) -> dict[str, int]:
+    """``counts`` plus each of ``more``, key by key."""
+    total = dict(counts)
+    for other in more:
+        for key, n in other.items():
+            total[key] = total.get(key, 0) + n
+    return total

@@ -47,13 +47,14 @@ from drivetrain.core.can.captures import (
     CaptureChunk,
     CaptureFormat,
     MalformedLine,
+    detect_format,
     iter_capture,
 )
 from drivetrain.core.can.dbc import load_dbc
 from drivetrain.core.can.frames import DecodedSignals
 from drivetrain.core.can.signal_map import SignalMap, load_signal_map
 from drivetrain.core.can.truncated_frames import CompletingDecoder
-from drivetrain.core.errors import StorageError
+from drivetrain.core.errors import CaptureFormatError, DbcFormatError, StorageError
 
 #: Frames per chunk: small enough that reading, decoding and writing overlap on two cores,
 #: large enough that per-chunk costs vanish (measured on comma2k19: 256 k beats 1 M).
@@ -213,6 +214,20 @@ def _read_ahead(chunks: Iterator[CaptureChunk]) -> Iterator[CaptureChunk]:
         worker.join()
 
 
+def _no_frames(capture: Path, malformed: list[MalformedLine], count: int) -> str:
+    """Why a capture gave no frame at all: empty, nothing in it the reader recognised, or
+    every line malformed (the first one's reason, without its bytes, which may be anything)."""
+    size = capture.stat().st_size if capture.is_file() else 0
+    if not count and not size:
+        return f"{capture}: holds no CAN frame (the file is empty); nothing written"
+    if not count:
+        return (f"{capture}: no CAN frame found in its {size:,} bytes: nothing in it reads as "
+                f"the {detect_format(capture)!r} format its name implies; nothing written")
+    first = malformed[0]
+    return (f"{capture}: no CAN frame could be read: all {count:,} lines are malformed "
+            f"(line {first.line}: {first.reason}); nothing written")
+
+
 def decode_capture(
     capture_path: str | Path,
     dbc_path: str | Path,
@@ -243,12 +258,16 @@ def decode_capture(
     Raises:
         DbcFormatError: the DBC cannot be loaded.
         SignalMapError: the map is malformed or does not fit the DBC/catalog.
-        CaptureFormatError: the capture cannot be read (or, with ``strict``, has a bad line).
+        CaptureFormatError: the capture cannot be read, holds no frame at all (empty, or
+            every line malformed), or (with ``strict``) has a bad line.
         StorageError: the output cannot be written.
     """
     started = time.perf_counter()
     capture_path, out_path = Path(capture_path), Path(out_path)
     loaded = load_dbc(dbc_path)
+    if not loaded.database.messages:
+        raise DbcFormatError(f"{dbc_path}: defines no message (BO_), so no frame can be decoded "
+                             "with it; expected a DBC with message definitions")
     if isinstance(signal_map, str | Path):
         from drivetrain.core.vss import builtin_catalog
 
@@ -314,6 +333,8 @@ def decode_capture(
                     progress(DecodeProgress(chunk.bytes_read, bytes_total, frames_read))
             if pending is not None:
                 pending.result()
+        if frames_read == 0 and other_bus == 0:
+            raise CaptureFormatError(_no_frames(capture_path, malformed, malformed_count))
         os.replace(tmp_path, out_path)
     except OSError as e:
         raise StorageError(f"cannot write '{out_path}': {e}") from e

@@ -19,6 +19,7 @@ from drivetrain.core.wire.inventory import (
     inventory_event,
     inventory_from_event,
 )
+from drivetrain.core.wire.ipc_limits import IpcLimits, IpcSize, check_ipc_stream
 from drivetrain.core.wire.messages import (
     Ack,
     Command,
@@ -27,6 +28,7 @@ from drivetrain.core.wire.messages import (
     events_from_dict,
     events_to_dict,
 )
+from drivetrain.core.wire.safe_json import MAX_JSON_DEPTH, check_document, load_json_object
 from drivetrain.core.wire.telemetry import (
     TELEMETRY_SCHEMA,
     decode_samples,
@@ -39,20 +41,26 @@ __all__ = [
     "FORMAT_VERSION",
     "INVENTORY_EVENT",
     "MAX_INVENTORY_ECUS",
+    "MAX_JSON_DEPTH",
     "TELEMETRY_SCHEMA",
     "Ack",
     "Command",
     "DesiredStateDelta",
     "EcuInfo",
     "Envelope",
+    "IpcLimits",
+    "IpcSize",
     "MessageKind",
     "VehicleEvent",
+    "check_document",
+    "check_ipc_stream",
     "decode_samples",
     "encode_samples",
     "events_from_dict",
     "events_to_dict",
     "inventory_event",
     "inventory_from_event",
+    "load_json_object",
     "new_message_id",
     "parse",
     "samples_table",

@@ -37,12 +37,14 @@ from typing import Any, Final, Literal
 
 from drivetrain.core.crypto import SIGNATURE_BYTES, SigningKey, VerifyKey
 from drivetrain.core.errors import WireFormatError
+from drivetrain.core.wire.safe_json import load_json_object
 
 MAGIC: Final = b"DTW"
 FORMAT_VERSION: Final = 1
 _PREFIX = struct.Struct(">3sBBBI")
 #: Upper bound on a header, so a hostile length field cannot make a receiver allocate much.
 MAX_HEADER_BYTES: Final = 16 * 1024
+_INT64_MAX: Final = 2**63 - 1
 _MESSAGE_ID = re.compile(r"[0-9a-f]{32}")
 _KEY_ID = re.compile(r"[0-9a-f]{16}")
 
@@ -106,13 +108,7 @@ class Envelope:
         """
         if self.body_encoding != "json":
             raise WireFormatError(f"body is {self.body_encoding!r}; expected 'json'")
-        try:
-            value = json.loads(self.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise WireFormatError(f"body is not valid JSON: {e}") from e
-        if not isinstance(value, dict):
-            raise WireFormatError(f"body is a JSON {type(value).__name__}; expected an object")
-        return value
+        return load_json_object(self.body, "body")
 
 
 def seal(
@@ -196,18 +192,18 @@ def parse(data: bytes | bytearray | memoryview) -> Envelope:
             f"message is truncated: header length {header_len} runs past the end "
             f"({len(data)} bytes with the signature)"
         )
-    try:
-        header = json.loads(data[_PREFIX.size : body_start])
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise WireFormatError(f"header is not valid JSON: {e}") from e
-    if not isinstance(header, dict):
-        raise WireFormatError(f"header is a JSON {type(header).__name__}; expected an object")
+    header = load_json_object(data[_PREFIX.size : body_start], "header")
     vehicle_id = _field(header, "vehicle", str)
     message_id = _field(header, "id", str)
     if not _MESSAGE_ID.fullmatch(message_id):
         raise WireFormatError(f"header field 'id' is {message_id!r}; expected 32 hex digits")
     seq = _field(header, "seq", int)
     sent_ns = _field(header, "sent_ns", int)
+    for name, number in (("seq", seq), ("sent_ns", sent_ns)):
+        if not 0 <= number <= _INT64_MAX:  # stored in 64-bit columns downstream
+            raise WireFormatError(
+                f"header field {name!r} is {number}; expected 0 to {_INT64_MAX}"
+            )
     key_id = _field(header, "key", str)
     if not _KEY_ID.fullmatch(key_id):
         raise WireFormatError(f"header field 'key' is {key_id!r}; expected 16 hex digits")

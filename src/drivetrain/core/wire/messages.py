@@ -16,6 +16,19 @@ from drivetrain.core.errors import WireFormatError
 JsonScalar = bool | int | float | str | None
 AckStatus = Literal["applied", "rejected"]
 ACK_STATUSES: Final[tuple[AckStatus, ...]] = get_args(AckStatus)
+#: Integers travel into 64-bit columns: anything outside int64 is a format error.
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+#: Longest free-text ``detail`` of an ack.
+MAX_ACK_DETAIL: Final = 2000
+
+
+def _check_int64(value: int, name: str, where: str) -> int:
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise WireFormatError(
+            f"{where}: field {name!r} is {value}; expected a 64-bit integer"
+        )
+    return value
 
 
 def _require(data: Mapping[str, Any], name: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -23,15 +36,25 @@ def _require(data: Mapping[str, Any], name: str, kind: type | tuple[type, ...], 
         raise WireFormatError(f"{where}: field {name!r} is missing")
     value = data[name]
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-        raise WireFormatError(f"{where}: field {name!r} is {value!r} of the wrong type")
+        raise WireFormatError(f"{where}: field {name!r} is {_short(value)} of the wrong type")
+    if kind is int and isinstance(value, int):
+        _check_int64(value, name, where)
     return value
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to a readable length (it may be a hostile sender's megabyte)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _optional_int(data: Mapping[str, Any], name: str, where: str) -> int | None:
     value = data.get(name)
     if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-        raise WireFormatError(f"{where}: field {name!r} is {value!r}; expected an integer or null")
-    return value
+        raise WireFormatError(
+            f"{where}: field {name!r} is {_short(value)}; expected an integer or null"
+        )
+    return None if value is None else _check_int64(value, name, where)
 
 
 @dataclass(frozen=True)
@@ -86,15 +109,23 @@ class Ack:
         where = "ack body"
         status = _require(data, "status", str, where)
         if status not in ACK_STATUSES:
-            raise WireFormatError(f"{where}: field 'status' is {status!r}; expected {ACK_STATUSES}")
+            raise WireFormatError(
+                f"{where}: field 'status' is {_short(status)}; expected {ACK_STATUSES}"
+            )
         ref_kind = _require(data, "ref_kind", str, where)
         if ref_kind not in ("desired_state", "campaign", "command"):
-            raise WireFormatError(f"{where}: field 'ref_kind' is {ref_kind!r}")
+            raise WireFormatError(f"{where}: field 'ref_kind' is {_short(ref_kind)}")
+        detail = data.get("detail", "")
+        if not isinstance(detail, str) or len(detail) > MAX_ACK_DETAIL:
+            raise WireFormatError(
+                f"{where}: field 'detail' is {_short(detail)}; expected a string of at most "
+                f"{MAX_ACK_DETAIL} characters"
+            )
         return cls(
             ref=_require(data, "ref", str, where),
             ref_kind=ref_kind,
             status=status,
-            detail=str(data.get("detail", "")),
+            detail=detail,
             version=_optional_int(data, "version", where),
         )
 
@@ -116,7 +147,7 @@ class VehicleEvent:
         where = "event"
         severity = data.get("severity", "info")
         if severity not in ("info", "low", "medium", "high", "critical"):
-            raise WireFormatError(f"{where}: field 'severity' is {severity!r}")
+            raise WireFormatError(f"{where}: field 'severity' is {_short(severity)}")
         return cls(
             type=_require(data, "type", str, where),
             ts_ns=_require(data, "ts_ns", int, where),

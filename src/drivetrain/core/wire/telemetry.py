@@ -16,16 +16,20 @@ Receivers must accept extra columns (ignored) so that later versions can add som
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, cast
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
+import zstandard
 
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.errors import WireFormatError
 from drivetrain.core.wire.envelope import MessageKind, seal
+from drivetrain.core.wire.ipc_limits import IpcLimits, IpcMessage, read_ipc_layout
 
 TELEMETRY_SCHEMA: Final = pa.schema(
     [
@@ -92,16 +96,36 @@ def encode_samples(table: pa.Table) -> bytes:
     return data
 
 
-def decode_samples(body: bytes) -> pa.Table:
+def decode_samples(body: bytes, limits: IpcLimits | None = None) -> pa.Table:
     """Read a telemetry body back into a table with (at least) the ``TELEMETRY_SCHEMA`` columns.
 
+    The body is untrusted: its declared sizes are checked against ``limits`` (default
+    :class:`IpcLimits`) before anything is decompressed, and every string (the path
+    dictionary, the text column) is checked to be valid UTF-8 before it is returned.
+
+    A body laid out the way :func:`encode_samples` writes it (the telemetry schema, one
+    dictionary, zstd or no compression) is assembled straight from its buffers, with one
+    reused zstd context per thread — pyarrow's IPC reader sets up a codec per buffer, which
+    costs more than the rest of a small message's ingestion. Any other valid stream goes
+    through ``pyarrow.ipc``.
+
     Raises:
-        WireFormatError: not an Arrow IPC stream, or a required column missing or mistyped.
+        PayloadTooLargeError: more rows, dictionary entries or decompressed bytes than
+            ``limits`` allow.
+        WireFormatError: not an Arrow IPC stream, a required column missing or mistyped,
+            invalid UTF-8, a dictionary index outside its dictionary — any failure to read it.
     """
+    messages, _ = read_ipc_layout(body, limits or IpcLimits())
     try:
-        table = pa.ipc.open_stream(pa.py_buffer(body)).read_all()
-    except (pa.ArrowInvalid, pa.ArrowException, OSError) as e:
-        raise WireFormatError(f"telemetry body is not a readable Arrow IPC stream: {e}") from e
+        table = _assembled(messages)
+        if table is None:
+            table = pa.ipc.open_stream(pa.py_buffer(body), options=_READ_OPTIONS).read_all()
+    except WireFormatError:
+        raise
+    except Exception as e:  # untrusted bytes: every failure is a format error
+        raise WireFormatError(
+            f"telemetry body is not a readable Arrow IPC stream: {type(e).__name__}: {e}"
+        ) from e
     for expected in TELEMETRY_SCHEMA:
         index = table.schema.get_field_index(expected.name)
         if index < 0:
@@ -111,7 +135,113 @@ def decode_samples(body: bytes) -> pa.Table:
             raise WireFormatError(
                 f"telemetry column {expected.name!r} is {actual}; expected {expected.type}"
             )
-    return table.select([f.name for f in TELEMETRY_SCHEMA])
+    table = table.select([f.name for f in TELEMETRY_SCHEMA])
+    for name in ("path", "text"):
+        column = table.column(name)
+        try:  # full validation: UTF-8 of every string, dictionary indices in range
+            column.validate(full=True)
+        except Exception as e:  # untrusted bytes: every failure is a format error
+            raise WireFormatError(f"telemetry column {name!r} is invalid: {e}") from e
+        strings = [c.dictionary if name == "path" else c for c in column.chunks]
+        if any(
+            pc.any(pc.match_substring(s, "\x00")).as_py()
+            for s in strings
+            if s.null_count < len(s)
+        ):
+            # valid UTF-8, but no database text column takes NUL (PostgreSQL refuses it)
+            raise WireFormatError(f"telemetry column {name!r} holds a NUL character")
+    return table
+
+
+_READ_OPTIONS: Final = pa.ipc.IpcReadOptions(use_threads=False)
+_ZSTD: Final = 1
+_EMPTY: Final = pa.py_buffer(b"")
+_contexts = threading.local()
+
+
+def _schema_metadata() -> bytes:
+    """The schema message header :func:`encode_samples` writes (the fast path's key)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, TELEMETRY_SCHEMA, options=_IPC_OPTIONS):
+        pass
+    messages, _ = read_ipc_layout(sink.getvalue().to_pybytes(), IpcLimits())
+    return bytes(messages[0].metadata)
+
+
+_SCHEMA_METADATA: Final = _schema_metadata()
+#: Buffers per column of the telemetry schema: validity + data, or + offsets for strings.
+_BUFFERS_PER_COLUMN: Final = (2, 2, 2, 3)
+
+
+def _assembled(messages: list[IpcMessage]) -> pa.Table | None:
+    """The table of a stream laid out as :func:`encode_samples` writes it, built from its
+    buffers; None for any other layout (read by pyarrow instead)."""
+    if not messages or bytes(messages[0].metadata) != _SCHEMA_METADATA:
+        return None
+    dictionary: pa.Array | None = None
+    batches: list[pa.Table] = []
+    for message in messages[1:]:
+        if message.codec not in (None, _ZSTD):
+            return None
+        if message.kind == 2:  # the path dictionary
+            if dictionary is not None or message.is_delta or len(message.buffers) != 3:
+                return None
+            dictionary = _array(pa.utf8(), message, 0, message.buffers)
+        elif message.kind == 3:
+            if dictionary is None or len(message.nodes) != 4 or len(message.buffers) != 9:
+                return None
+            if any(length != message.rows for length, _ in message.nodes):
+                raise WireFormatError("telemetry batch: a column's length differs from the batch's")
+            columns, first = [], 0
+            for column, count in zip(TELEMETRY_SCHEMA, _BUFFERS_PER_COLUMN, strict=True):
+                buffers = message.buffers[first : first + count]
+                first += count
+                kind = column.type.index_type if column.name == "path" else column.type
+                columns.append(_array(kind, message, message.rows, buffers))
+            columns[0] = pa.DictionaryArray.from_arrays(columns[0], dictionary, safe=True)
+            batches.append(pa.Table.from_arrays(columns, schema=TELEMETRY_SCHEMA))
+        else:
+            return None
+    if not batches:
+        return None
+    return batches[0] if len(batches) == 1 else pa.concat_tables(batches)
+
+
+def _array(
+    kind: pa.DataType, message: IpcMessage, rows: int, buffers: Sequence[tuple[int, int]]
+) -> pa.Array:
+    """One column from its (possibly compressed) buffers, fully validated."""
+    if kind == pa.utf8() and message.kind == 2:
+        rows = message.rows
+    parts = [_buffer(message, offset, length) for offset, length in buffers]
+    # Only the validity bitmap may be absent (no nulls); other buffers are empty at most.
+    parts[1:] = [_EMPTY if part is None else part for part in parts[1:]]
+    array = pa.Array.from_buffers(kind, rows, parts, -1)
+    array.validate(full=True)
+    return array
+
+
+def _buffer(message: IpcMessage, offset: int, length: int) -> pa.Buffer | None:
+    if length == 0:
+        return None
+    raw = message.body[offset : offset + length]
+    if message.codec is None:
+        return pa.py_buffer(raw)
+    declared = int.from_bytes(raw[:8], "little", signed=True)
+    if declared == -1:
+        return pa.py_buffer(raw[8:])
+    decompressor = getattr(_contexts, "zstd", None)
+    if decompressor is None:
+        decompressor = _contexts.zstd = zstandard.ZstdDecompressor()
+    try:
+        data = cast(bytes, decompressor.decompress(raw[8:], max_output_size=declared))
+    except zstandard.ZstdError as e:
+        raise WireFormatError(f"telemetry body: a zstd buffer does not decompress: {e}") from e
+    if len(data) != declared:
+        raise WireFormatError(
+            f"telemetry body: a buffer decompressed to {len(data)} bytes; it declared {declared}"
+        )
+    return pa.py_buffer(data)
 
 
 def seal_telemetry(

@@ -1,0 +1,275 @@
+"""Size caps for an untrusted Arrow IPC stream, checked before anything is decompressed.
+
+A zstd-compressed Arrow body of a few kilobytes can declare millions of rows: decoding it with
+``pyarrow.ipc`` allocates all of them. :func:`check_ipc_stream` walks the stream's framing
+instead — each message's flatbuffer header (Arrow ``format/Message.fbs``) and, for compressed
+bodies, the 8-byte uncompressed-length prefix of each buffer — and refuses a stream whose
+rows, dictionary entries, decompressed bytes or message count exceed the caps, with
+:class:`~drivetrain.core.errors.PayloadTooLargeError`. Framing it cannot follow is a
+:class:`~drivetrain.core.errors.WireFormatError`. Pure, no allocation proportional to the
+declared sizes.
+
+Stream layout (Arrow columnar format, "Encapsulated message format")::
+
+    0xFFFFFFFF  int32 metadata_size  metadata (flatbuffer Message)  body (Message.bodyLength)
+    ...
+    0xFFFFFFFF  0x00000000                                       end of stream
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Final
+
+from drivetrain.core.errors import PayloadTooLargeError, WireFormatError
+
+_CONTINUATION: Final = 0xFFFFFFFF
+# MessageHeader union members (Message.fbs).
+_SCHEMA, _DICTIONARY_BATCH, _RECORD_BATCH = 1, 2, 3
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_I32 = struct.Struct("<i")
+_I64 = struct.Struct("<q")
+_U8 = struct.Struct("<B")
+_PAIR = struct.Struct("<qq")  # FieldNode {length, null_count}, Buffer {offset, length}
+
+
+@dataclass(frozen=True, slots=True)
+class IpcLimits:
+    """Most a telemetry body may declare.
+
+    Attributes:
+        max_rows: rows of all record batches together (samples).
+        max_dictionary_entries: entries of all dictionary batches together (distinct paths).
+        max_decompressed_bytes: the buffers' bytes once decompressed.
+        max_messages: IPC messages in the stream (schema, dictionaries, record batches).
+    """
+
+    max_rows: int = 100_000
+    max_dictionary_entries: int = 100_000
+    max_decompressed_bytes: int = 32 * 1024 * 1024
+    max_messages: int = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class IpcSize:
+    """What a stream declares: rows, dictionary entries, decompressed bytes, messages."""
+
+    rows: int
+    dictionary_entries: int
+    decompressed_bytes: int
+    messages: int
+
+
+class _Flatbuffer:
+    """Bounds-checked reads of one flatbuffer (every bad offset is a WireFormatError)."""
+
+    def __init__(self, data: memoryview) -> None:
+        self.data = data
+
+    def _read(self, fmt: struct.Struct, at: int) -> int:
+        if at < 0 or at + fmt.size > len(self.data):
+            raise WireFormatError("Arrow IPC message header: an offset points outside it")
+        value: int = fmt.unpack_from(self.data, at)[0]
+        return value
+
+    def root(self) -> int:
+        return self._read(_U32, 0)
+
+    def field(self, table: int, index: int) -> int:
+        """Absolute position of field ``index`` of the table at ``table``, or 0 if absent."""
+        vtable = table - self._read(_I32, table)
+        vtable_size = self._read(_U16, vtable)
+        slot = 4 + 2 * index
+        if slot + 2 > vtable_size:
+            return 0
+        offset = self._read(_U16, vtable + slot)
+        return table + offset if offset else 0
+
+    def scalar(self, table: int, index: int, fmt: struct.Struct, default: int = 0) -> int:
+        at = self.field(table, index)
+        return self._read(fmt, at) if at else default
+
+    def table(self, table: int, index: int) -> int:
+        """Position of the sub-table (or vector) that field ``index`` points to, or 0."""
+        at = self.field(table, index)
+        return at + self._read(_U32, at) if at else 0
+
+    def vector_length(self, vector: int) -> int:
+        return self._read(_U32, vector)
+
+
+@dataclass(frozen=True, slots=True)
+class IpcMessage:
+    """One message of a checked stream: its kind (1 schema, 2 dictionary batch, 3 record
+    batch), flatbuffer header, body, and for batches the rows, field nodes
+    ``(length, null_count)``, buffers ``(offset, length)`` in the body, the compression
+    codec (None, 0 LZ4 frame, 1 zstd), and for dictionary batches its id and delta flag."""
+
+    kind: int
+    metadata: memoryview
+    body: memoryview
+    rows: int = 0
+    nodes: tuple[tuple[int, int], ...] = ()
+    buffers: tuple[tuple[int, int], ...] = ()
+    codec: int | None = None
+    dictionary_id: int = 0
+    is_delta: bool = False
+
+
+def check_ipc_stream(body: bytes | memoryview, limits: IpcLimits) -> IpcSize:
+    """The sizes the Arrow IPC stream ``body`` declares, if they are within ``limits``.
+
+    Raises:
+        PayloadTooLargeError: more rows, dictionary entries, decompressed bytes or messages
+            than ``limits`` allow (nothing was decompressed).
+        WireFormatError: framing that is not an Arrow IPC stream (truncated, bad offsets).
+    """
+    return read_ipc_layout(body, limits)[1]
+
+
+def read_ipc_layout(
+    body: bytes | memoryview, limits: IpcLimits
+) -> tuple[list[IpcMessage], IpcSize]:
+    """The messages of the Arrow IPC stream ``body`` and the sizes they declare, checked
+    against ``limits`` as :func:`check_ipc_stream` does."""
+    data = memoryview(body)
+    position = rows = entries = decompressed = 0
+    messages: list[IpcMessage] = []
+    while True:
+        if position + 4 > len(data):
+            raise WireFormatError("Arrow IPC stream ends without its end-of-stream marker")
+        size = _U32.unpack_from(data, position)[0]
+        position += 4
+        if size == _CONTINUATION:
+            if position + 4 > len(data):
+                raise WireFormatError("Arrow IPC stream is truncated after a continuation marker")
+            size = _U32.unpack_from(data, position)[0]
+            position += 4
+        if size == 0:
+            return messages, IpcSize(rows, entries, decompressed, len(messages))
+        if len(messages) >= limits.max_messages:
+            raise PayloadTooLargeError(
+                f"telemetry body holds more than {limits.max_messages} Arrow IPC messages"
+            )
+        if size > len(data) - position:
+            raise WireFormatError(
+                f"Arrow IPC message header of {size} bytes runs past the end of the body"
+            )
+        metadata = data[position : position + size]
+        header = _Flatbuffer(metadata)
+        position += size
+        message = header.root()
+        kind = header.scalar(message, 1, _U8)
+        body_length = header.scalar(message, 3, _I64)
+        if body_length < 0 or body_length > len(data) - position:
+            raise WireFormatError(
+                f"Arrow IPC message body of {body_length} bytes runs past the end of the body"
+            )
+        message_body = data[position : position + body_length]
+        position += body_length
+        if kind == _RECORD_BATCH:
+            batch = header.table(message, 2)
+            parsed = _batch(header, batch, kind, metadata, message_body)
+            rows += parsed.rows
+        elif kind == _DICTIONARY_BATCH:
+            dictionary = header.table(message, 2)
+            if not dictionary:
+                raise WireFormatError("Arrow IPC dictionary batch message without its header")
+            parsed = _batch(
+                header,
+                header.table(dictionary, 1),
+                kind,
+                metadata,
+                message_body,
+                dictionary_id=header.scalar(dictionary, 0, _I64),
+                is_delta=bool(header.scalar(dictionary, 2, _U8)),
+            )
+            entries += parsed.rows
+        elif kind == _SCHEMA:
+            parsed = IpcMessage(kind, metadata, message_body)
+        else:
+            raise WireFormatError(f"Arrow IPC message of type {kind} in a telemetry body")
+        decompressed += _decompressed_bytes(parsed)
+        messages.append(parsed)
+        _check(rows, entries, decompressed, limits)
+
+
+def _batch(
+    header: _Flatbuffer,
+    batch: int,
+    kind: int,
+    metadata: memoryview,
+    body: memoryview,
+    *,
+    dictionary_id: int = 0,
+    is_delta: bool = False,
+) -> IpcMessage:
+    rows = _batch_rows(header, batch)
+    nodes = _structs(header, header.table(batch, 1))
+    buffers = _structs(header, header.table(batch, 2))
+    for offset, length in buffers:
+        if offset < 0 or length < 0 or offset + length > len(body):
+            raise WireFormatError("Arrow IPC buffer lies outside its message body")
+    compression = header.table(batch, 3)
+    codec = header.scalar(compression, 0, _U8) if compression else None
+    return IpcMessage(
+        kind, metadata, body, rows, nodes, buffers, codec, dictionary_id, is_delta
+    )
+
+
+def _structs(header: _Flatbuffer, vector: int) -> tuple[tuple[int, int], ...]:
+    """A vector of 16-byte structs of two int64 (FieldNode, Buffer)."""
+    if not vector:
+        return ()
+    count = header.vector_length(vector)
+    if vector + 4 + _PAIR.size * count > len(header.data):
+        raise WireFormatError("Arrow IPC message header: a vector runs past its end")
+    return tuple(_PAIR.iter_unpack(header.data[vector + 4 : vector + 4 + _PAIR.size * count]))
+
+
+def _batch_rows(header: _Flatbuffer, batch: int) -> int:
+    if not batch:
+        raise WireFormatError("Arrow IPC record batch message without its header")
+    length = header.scalar(batch, 0, _I64)
+    if length < 0:
+        raise WireFormatError(f"Arrow IPC record batch declares {length} rows")
+    return length
+
+
+def _decompressed_bytes(message: IpcMessage) -> int:
+    """Bytes the message's buffers take once decompressed, from their length prefixes."""
+    total = 0
+    for offset, length in message.buffers:
+        if message.codec is None or length == 0:
+            total += length
+            continue
+        if length < 8:
+            raise WireFormatError("Arrow IPC compressed buffer is shorter than its length prefix")
+        declared = _I64.unpack_from(message.body, offset)[0]
+        if declared == -1:  # stored uncompressed
+            total += length - 8
+        elif declared < 0:
+            raise WireFormatError(f"Arrow IPC compressed buffer declares {declared} bytes")
+        else:
+            total += declared
+    return total
+
+
+def _check(rows: int, entries: int, decompressed: int, limits: IpcLimits) -> None:
+    if rows > limits.max_rows:
+        raise PayloadTooLargeError(
+            f"telemetry body declares {rows} or more samples; at most {limits.max_rows} "
+            "are accepted per message"
+        )
+    if entries > limits.max_dictionary_entries:
+        raise PayloadTooLargeError(
+            f"telemetry body declares {entries} or more dictionary entries; at most "
+            f"{limits.max_dictionary_entries} are accepted per message"
+        )
+    if decompressed > limits.max_decompressed_bytes:
+        raise PayloadTooLargeError(
+            f"telemetry body decompresses to {decompressed} bytes or more; at most "
+            f"{limits.max_decompressed_bytes} are accepted per message"
+        )
