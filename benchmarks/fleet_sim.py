@@ -1,6 +1,8 @@
-"""Benchmark: the fleet runner's sustained VSS signals per second, against a per-vehicle loop.
+"""Benchmark: the fleet runner's sustained VSS signals per second, against a per-vehicle loop,
+and the realistic run: ``drivetrain sim fleet``'s path with ingest in its own process.
 
     python benchmarks/fleet_sim.py [--quick] [--vehicles N] [--seconds S] [--repeats R]
+                                   [--broker URL]
 
 Ours: ``FleetRunner`` with ``--vehicles`` vehicles (default 2,000, also in ``--quick``), run
 as fast as it goes (``speedup=0``) after a warm-up. The pipeline measured is the whole one:
@@ -20,14 +22,27 @@ with ``decode_message``, mapped to VSS with the same map in Python, sampled at 1
 into the same signed telemetry batches every 10 s and published on the same transport.
 
 Each measurement of ours (``--seconds`` simulated seconds) is paired with one of the baseline
-right after it; figures are medians, the ratio the median of per-pair ratios. Progress goes to
-stderr; the last line on stdout is one JSON object (see benchmarks/README.md).
+right after it; figures are medians, the ratio the median of per-pair ratios. These top-level
+figures run without ingest (``"ingest": false``) and unpinned, in wall seconds.
+
+``realistic`` (``_fleet_ingest.py``): the same number of vehicles provisioned in a state
+database as ``drivetrain sim fleet`` does, publishing through MQTT (a private Mosquitto, or
+``--broker``) to ``drivetrain worker ingest`` in its own process, which stores everything in
+the lake and the twins; the simulator pinned to one CPU, the worker to another. After a
+warm-up of ``--warmup`` simulated seconds (at least one agent tick), ``--repeats`` windows of
+``--seconds``: ``sim_cpu_s_per_simulated_s`` and ``speedup_vs_real_time`` (its inverse: the
+real-time factor on one core), the worker's ``ingest_cpu_s_per_simulated_s`` and whether it
+kept up (``ingest_keeps_up``: under one CPU-second per simulated second, every sample sent
+stored). CPU-seconds, so a busy neighbour changes them little; ``wall_speedup_vs_real_time``
+is there too. Progress goes to stderr; the last line on stdout is one JSON object (see
+benchmarks/README.md) with ``peak_rss_mb``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import sys
 import tempfile
@@ -37,8 +52,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import _fleet_ingest as realistic
 import numpy as np
 from rich.console import Console
+
+from drivetrain.core.errors import ConfigurationError
 
 err = Console(stderr=True)
 
@@ -202,38 +220,10 @@ def _baseline_window(vehicles: list[BaselineVehicle], seconds: int) -> tuple[flo
     return time.perf_counter() - started, sum(v.signals for v in vehicles) - before
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--quick", action="store_true", help="2 pairs of 10 simulated seconds; under a minute"
-    )
-    parser.add_argument(
-        "--vehicles", type=int, default=2000, help="vehicles in the fleet (default 2,000)"
-    )
-    parser.add_argument(
-        "--seconds", type=int, help="simulated seconds per measurement (default 30; quick 10)"
-    )
-    parser.add_argument("--repeats", type=int, help="measurement pairs (default 3; quick 2)")
-    parser.add_argument(
-        "--baseline-vehicles", type=int, help="vehicles in the baseline sample (default 4; quick 2)"
-    )
-    parser.add_argument(
-        "--warmup", type=int, help="simulated seconds before measuring (default 10; quick 5)"
-    )
-    args = parser.parse_args(argv)
-    from drivetrain.sim.fleet import RunnerOptions
-
-    seconds = args.seconds or (10 if args.quick else 30)
-    repeats = max(1, args.repeats or (2 if args.quick else 3))
-    sample = max(1, args.baseline_vehicles or (2 if args.quick else 4))
-    warmup = args.warmup if args.warmup is not None else (5 if args.quick else 10)
-    tick = int(RunnerOptions().agent_tick_s)
-    if seconds % tick or warmup % tick:
-        err.print(
-            f"[red]error:[/] --seconds and --warmup must be multiples of the agents' tick ({tick} s)"
-        )
-        return 2
-
+def _legacy(args: argparse.Namespace) -> dict[str, Any]:
+    """The first measurement: in-process transport to a subscriber, no ingest, unpinned, wall
+    seconds, paired with the per-vehicle baseline."""
+    seconds, repeats, sample, warmup = args.seconds, args.repeats, args.baseline_vehicles, args.warmup
     from drivetrain.core.transport import TELEMETRY, InProcessTransport, vehicle_filter
     from drivetrain.sim.fleet import (
         FleetRunner,
@@ -309,7 +299,54 @@ def main(argv: list[str] | None = None) -> int:
         "baseline_vehicles": sample,
         "baseline_signals_per_s": round(statistics.median(base_rates)),
         "ratio": round(statistics.median(ratios), 2),
+        "ingest": False,
     }
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="1 pair of 10 simulated seconds, 1 realistic window; under a minute"
+    )
+    parser.add_argument(
+        "--vehicles", type=int, default=2000, help="vehicles in the fleet (default 2,000)"
+    )
+    parser.add_argument(
+        "--seconds", type=int, help="simulated seconds per measurement (default 30; quick 10)"
+    )
+    parser.add_argument("--repeats", type=int, help="measurement pairs and realistic windows (default 3; quick 1)")
+    parser.add_argument(
+        "--baseline-vehicles", type=int, help="vehicles in the baseline sample (default 4; quick 2)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, help="simulated seconds before measuring (default 10; quick 5)"
+    )
+    parser.add_argument(
+        "--broker", help="MQTT broker for the realistic run (default: a private Mosquitto started for it)"
+    )
+    args = parser.parse_args(argv)
+    from drivetrain.sim.fleet import RunnerOptions
+
+    args.seconds = args.seconds or (10 if args.quick else 30)
+    args.repeats = max(1, args.repeats or (1 if args.quick else 3))
+    args.baseline_vehicles = max(1, args.baseline_vehicles or (2 if args.quick else 4))
+    args.warmup = args.warmup if args.warmup is not None else (5 if args.quick else 10)
+    tick = int(RunnerOptions().agent_tick_s)
+    if args.seconds % tick or args.warmup % tick:
+        err.print(
+            f"[red]error:[/] --seconds and --warmup must be multiples of the agents' tick ({tick} s)"
+        )
+        return 2
+    result = _legacy(args)
+    try:
+        result["realistic"] = realistic.run(
+            args.vehicles, args.seconds, max(args.warmup, tick), args.repeats, args.broker
+        )
+    except ConfigurationError as e:  # no Mosquitto to start
+        err.print(f"[red]error:[/] the realistic run needs a broker: {e}; or pass --broker URL")
+        return 2
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(result))
     return 0
 

@@ -72,6 +72,27 @@ def report_figure(request: pytest.FixtureRequest) -> Callable[[str], None]:
     return report
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that needs ../shared/data (the ``shared_data`` fixture, directly or through
+    another fixture) must carry the ``shared_data`` mark, so ``-m "not shared_data"`` and the
+    reports tell the full-data tests apart; one without it fails at collection, by name."""
+    unmarked = [
+        item.nodeid for item in items
+        if "shared_data" in getattr(item, "fixturenames", ())
+        and item.get_closest_marker("shared_data") is None
+    ]
+    marked_only = [
+        item.nodeid for item in items
+        if item.get_closest_marker("shared_data") is not None
+        and "shared_data" not in getattr(item, "fixturenames", ())
+    ]
+    problems = [f"{n}: uses ../shared/data but lacks @pytest.mark.shared_data" for n in unmarked]
+    problems += [f"{n}: marked shared_data but does not use the shared_data fixture (which "
+                 "skips or fails it when the data is absent)" for n in marked_only]
+    if problems:
+        raise pytest.UsageError("\n".join(problems))
+
+
 def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

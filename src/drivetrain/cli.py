@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+from typer.core import TyperOption
 
 from drivetrain import __version__
 from drivetrain.commands import (
@@ -25,11 +28,32 @@ from drivetrain.commands import (
     worker,
 )
 
+
+
+def _show_flags_as_flags() -> None:
+    """Print nothing after an option that takes no value (``--dry-run``), as click does.
+
+    Typer's Rich help writes a value type after every option, so flags read ``--dry-run
+    <bool>`` as if they wanted a value. ``tests/test_cli.py`` checks every command's help.
+    """
+    original = TyperOption.display_type_rich
+    if getattr(original, "_flags_as_flags", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else original(self, ctx)
+
+    display_type_rich._flags_as_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_show_flags_as_flags()
+
 app = typer.Typer(
     name="drivetrain",
     help="Drivetrain: an open, self-hostable cloud for software-defined vehicles.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode="markdown",
 )
 

@@ -61,6 +61,7 @@ def test_serve_starts_answers_health_refuses_anonymous_calls_and_stops(tmp_path:
         process.terminate()
         output, _ = process.communicate(timeout=15)
     credentials_file = tmp_path / "data" / "bootstrap-admin.json"
+    assert f"data directory: {tmp_path / 'data'} (from DRIVETRAIN_DATA_DIR)" in output
     assert f"bootstrap admin credentials: {credentials_file}" in output
     assert f"{base}/openapi.json" in output
     secret = json.loads(credentials_file.read_text())["client_secret"]

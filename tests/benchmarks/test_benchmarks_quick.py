@@ -30,3 +30,10 @@ def test_can_decode_benchmark_quick_mode_ends_with_its_json_figures(shared_data:
         figures["batch_frames_per_s"] / figures["cantools_frames_per_s"], rel=0.01
     )
     assert figures["signal_values"] > figures["frames"]
+    realistic = figures["realistic"]
+    assert realistic["cores"] == 1 and realistic["frames"] == 20_000
+    assert realistic["pipeline_ratio"] == pytest.approx(
+        realistic["pipeline_frames_per_cpu_s"] / realistic["cantools_pipeline_frames_per_cpu_s"],
+        rel=0.5,
+    )
+    assert figures["peak_rss_mb"] > 0

@@ -1,8 +1,10 @@
-"""benchmarks/fleet_sim.py runs, at a tiny size, and ends with the JSON line the convention asks for."""
+"""benchmarks/fleet_sim.py runs, at a tiny size, and ends with the JSON line the convention asks
+for; its realistic run has an ingest worker of its own store everything the fleet sent."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -41,3 +43,13 @@ def test_fleet_sim_benchmark_quick_mode_ends_with_its_json_figures() -> None:
     assert figures["ratio"] == pytest.approx(
         figures["signals_per_s"] / figures["baseline_signals_per_s"], rel=0.5
     )
+    assert figures["ingest"] is False
+    realistic = figures["realistic"]
+    assert (realistic["vehicles"], realistic["ingest"]) == (20, True)
+    assert realistic["samples_sent"] > 0 and realistic["ingest_keeps_up"] is True
+    # every sample sent reached an outcome; each vehicle's inventory event counts too
+    assert realistic["samples_sent"] <= realistic["samples_ingested"] <= realistic["samples_sent"] + 20
+    assert realistic["speedup_vs_real_time"] == pytest.approx(
+        1 / realistic["sim_cpu_s_per_simulated_s"], rel=0.01
+    )
+    assert realistic["sim_core"] != realistic["ingest_core"] or len(os.sched_getaffinity(0)) == 1

@@ -180,6 +180,44 @@ def test_pipeline_raises_typed_errors_for_bad_dbc_and_map(tmp_path: Path) -> Non
         decode_capture(COMMA_HEAD, TOYOTA_DBC, tmp_path / "o.parquet", signal_map=bad_map)
 
 
+BEV_DBC = Path(__file__).resolve().parents[2] / "src" / "drivetrain" / "sim" / "data" / \
+    "drivetrain_bev.dbc"
+
+
+@pytest.mark.parametrize("suffix", [".log", ".asc", ".csv", ".blf"])
+def test_random_bytes_as_a_capture_exit_1_naming_the_file_and_write_nothing(
+    tmp_path: Path, suffix: str
+) -> None:
+    junk = tmp_path / f"junk{suffix}"
+    junk.write_bytes(np.random.default_rng(7).integers(0, 256, 4096, np.uint8).tobytes())
+    out = tmp_path / "junk.parquet"
+    result = runner.invoke(app, ["can", "decode", str(junk), "--dbc", str(BEV_DBC), "--out",
+                                 str(out)], env={"COLUMNS": "400"})
+    assert result.exit_code == 1, result.output
+    message = " ".join(result.stderr.split())
+    assert message.startswith("error: ") and junk.name in message
+    for leak in ("Traceback", "unpack", "codec", "Error:"):
+        assert leak not in message
+    assert "expected" in message or "no CAN frame" in message
+    assert not out.exists() and not list(tmp_path.glob(".junk.parquet*"))
+
+
+def test_an_empty_capture_exits_1(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.log"
+    empty.write_text("")
+    with pytest.raises(CaptureFormatError, match="holds no CAN frame"):
+        decode_capture(empty, BEV_DBC, tmp_path / "x.parquet")
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_a_malformed_candump_line_says_what_a_line_looks_like(tmp_path: Path) -> None:
+    capture = tmp_path / "mixed.log"
+    capture.write_text("(1.0) can0 0C0#0000000000000000\nthis is not a frame\n")
+    summary = decode_capture(capture, BEV_DBC, tmp_path / "x.parquet")
+    assert summary.frames_read == 1 and summary.malformed_count == 1
+    assert "expected '(TIME) INTERFACE ID#DATA'" in summary.malformed[0].reason
+
+
 def test_can_info_lists_messages_signals_and_loader_notes() -> None:
     result = runner.invoke(app, ["can", "info", str(TOYOTA_DBC)])
     assert result.exit_code == 0, result.output
@@ -187,6 +225,35 @@ def test_can_info_lists_messages_signals_and_loader_notes() -> None:
     assert f"{len(db.messages)} messages" in result.output
     assert "STEER_TORQUE_SENSOR" in result.output
     assert "loader notes" in result.output
+
+
+def test_can_info_signals_shows_each_messages_layout_and_signals() -> None:
+    db = cantools.database.load_file(TOYOTA_DBC, strict=False)
+    message = db.get_message_by_name("STEER_TORQUE_SENSOR")
+    result = runner.invoke(app, ["can", "info", str(TOYOTA_DBC), "--signals", "-m",
+                                 "STEER_TORQUE_SENSOR"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "1 messages" in result.output and "+---+---+" in result.output  # the bit layout
+    for signal in message.signals:
+        row = next(line for line in result.output.splitlines() if f"│ {signal.name} " in line)
+        cells = [c.strip() for c in row.split("│")[1:-1]]
+        assert cells[1:3] == [str(signal.start), str(signal.length)]
+
+
+def test_can_info_json_has_every_message_and_signal() -> None:
+    import json
+
+    result = runner.invoke(app, ["can", "info", str(TOYOTA_DBC), "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    db = cantools.database.load_file(TOYOTA_DBC, strict=False)
+    assert len(document["messages"]) == len(db.messages)
+    by_id = {m["id"]: m for m in document["messages"]}
+    for message in db.messages:
+        signals = {s["name"]: s for s in by_id[message.frame_id]["signals"]}
+        for signal in message.signals:
+            assert signals[signal.name]["scale"] == signal.scale
+            assert signals[signal.name]["start_bit"] == signal.start
 
 
 @pytest.mark.parametrize("command", [["can"], ["can", "decode"], ["can", "info"]])

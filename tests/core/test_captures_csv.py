@@ -6,8 +6,10 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_captures_helpers import assert_same_frames, frame_batches, payloads
 
 from drivetrain.core.can import (
@@ -17,6 +19,7 @@ from drivetrain.core.can import (
     read_capture,
     write_capture,
 )
+from drivetrain.core.can.hex_columns import decode_hex_payload
 from drivetrain.core.errors import CaptureFormatError
 
 CAPTURES = Path(__file__).resolve().parents[1] / "data" / "captures"
@@ -222,3 +225,34 @@ def test_writer_refuses_a_standard_id_above_eleven_bits(tmp_path: Path) -> None:
     bad = replace(frames, frame_id=np.array([0x800, 1, 2], np.uint32))
     with pytest.raises(ValueError, match="0x800"):
         write_capture(tmp_path / "x.log", bad)
+
+
+_HEX_TEXT = st.text(alphabet="0123456789abcdefABCDEFxz ,é", max_size=140)
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts=st.lists(st.one_of(st.none(), _HEX_TEXT), max_size=30), binary=st.booleans(),
+       offset=st.integers(0, 3))  # fmt: skip
+def test_hex_payload_columns_decode_as_bytes_fromhex_does_row_by_row(
+    texts: list[str | None], binary: bool, offset: int
+) -> None:
+    # A slice (offset) and both array types, as pyarrow hands them over; the reference is
+    # Python's own hex parser, row by row.
+    typ = pa.binary() if binary else pa.string()
+    column = pa.array(
+        [None] * offset + [t.encode() if binary and t is not None else t for t in texts], typ
+    )[offset:]
+    data, length, ok = decode_hex_payload(column)
+    assert data.shape[0] == len(texts) and data.shape[1] >= 8
+    for row, text in enumerate(texts):
+        text = text or ""
+        try:
+            expected = bytes.fromhex(text) if len(text) <= 128 and " " not in text else None
+        except ValueError:
+            expected = None
+        if expected is None or len(text) % 2:
+            assert not ok[row] and length[row] == 0, text
+            continue
+        assert ok[row] and length[row] == len(expected), text
+        assert bytes(data[row, : len(expected)]) == expected
+        assert not data[row, len(expected) :].any()

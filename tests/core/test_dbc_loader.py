@@ -58,7 +58,7 @@ def test_missing_dbc_file_is_reported_with_its_path() -> None:
 
 def test_syntax_error_names_file_and_line() -> None:
     with pytest.raises(
-        DbcFormatError, match=r"syntax_error\.dbc:14: cannot parse DBC: Invalid syntax"
+        DbcFormatError, match=r"syntax_error\.dbc:14:\d+: not valid DBC syntax in '"
     ):
         load_dbc(DBC_DIR / "syntax_error.dbc")
 
@@ -66,7 +66,7 @@ def test_syntax_error_names_file_and_line() -> None:
 def test_syntax_error_inside_an_import_names_the_imported_file() -> None:
     text = (DBC_DIR / "syntax_error.dbc").read_text()
     # the broken fragment follows a 3-line including file: its own line number must come back
-    with pytest.raises(DbcFormatError, match=r"_broken\.dbc:14: cannot parse DBC"):
+    with pytest.raises(DbcFormatError, match=r"_broken\.dbc:14:\d+: not valid DBC syntax"):
         _load_pair("_broken.dbc", text)
 
 
@@ -149,3 +149,33 @@ def test_tokenizer_reads_exponents_as_numbers_and_digit_names_as_words() -> None
 def test_unexpected_character_is_refused_with_its_line() -> None:
     with pytest.raises(DbcFormatError, match=r"<text>:2: unexpected character '\$'"):
         repair('VERSION ""\nBO_ 1 A: 8 XXX $\n')
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "// only a comment\n"])
+def test_an_empty_dbc_is_refused_naming_the_file(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "empty.dbc"
+    path.write_text(text)
+    with pytest.raises(DbcFormatError) as refused:
+        load_dbc(path)
+    assert str(refused.value).startswith(f"{path}: the DBC file is empty; expected")
+
+
+def test_a_syntax_error_names_file_line_column_and_the_text(tmp_path: Path) -> None:
+    path = tmp_path / "bad.dbc"
+    path.write_text('VERSION ""\n\nBO_ 12 Foo: 8 Vector__XXX\n SG_ Oops : x\n')
+    with pytest.raises(DbcFormatError) as refused:
+        load_dbc(path)
+    message = str(refused.value)
+    assert message.startswith(f"{path}:4:13: not valid DBC syntax in 'SG_ Oops : x' at 'x'")
+    assert ">>!<<" not in message and "Invalid syntax" not in message
+
+
+def test_decoding_with_a_dbc_without_messages_is_refused(tmp_path: Path) -> None:
+    from drivetrain.core.can.pipeline import decode_capture
+
+    dbc = tmp_path / "none.dbc"
+    dbc.write_text('VERSION ""\n')
+    capture = tmp_path / "one.log"
+    capture.write_text("(1.0) can0 0C0#00\n")
+    with pytest.raises(DbcFormatError, match="defines no message"):
+        decode_capture(capture, dbc, tmp_path / "out.parquet")

@@ -45,6 +45,7 @@ def test_a_dbc_with_every_repaired_quirk_round_trips(tmp_path: Path) -> None:
 SHARDS = 4
 
 
+@pytest.mark.shared_data
 @pytest.mark.parametrize("shard", range(SHARDS))
 def test_every_loadable_opendbc_file_round_trips(
     shared_data: Path, tmp_path: Path, report_figure: Callable[[str], None], shard: int

@@ -35,6 +35,7 @@ def _dbc_files(shared_data: Path) -> list[Path]:
     return sorted((shared_data / "opendbc").rglob("*.dbc"))
 
 
+@pytest.mark.shared_data
 def test_loader_reads_every_opendbc_file_cantools_can_and_more(
     shared_data: Path, report_figure: Callable[[str], None]
 ) -> None:
@@ -67,6 +68,7 @@ def test_loader_reads_every_opendbc_file_cantools_can_and_more(
     assert (total, cantools_ok, ours_ok) == (119, 97, 117)
 
 
+@pytest.mark.shared_data
 def test_inlined_generator_source_equals_the_generated_dbc(shared_data: Path) -> None:
     ours = load_dbc(shared_data / "opendbc/dbc/generator/toyota/toyota_new_mc_pt.dbc").database
     generated = load_dbc(shared_data / "comma2k19/toyota_new_mc_pt_generated.dbc").database
@@ -201,6 +203,7 @@ def _check_message(
 SHARDS = 4
 
 
+@pytest.mark.shared_data
 @pytest.mark.parametrize("shard", range(SHARDS))
 def test_batch_decoder_agrees_with_cantools_on_every_opendbc_message(
     shared_data: Path, shard: int, report_figure: Callable[[str], None]

@@ -31,6 +31,7 @@ def _tree(**leaf: Any) -> dict[str, Any]:
 
 
 # --- the real export ----------------------------------------------------------------------------
+@pytest.mark.shared_data
 def test_real_export_loads_every_leaf(real_catalog: Catalog, real_export: Path) -> None:
     def count(node: dict[str, Any]) -> int:
         if node["type"] != "branch":
@@ -41,6 +42,7 @@ def test_real_export_loads_every_leaf(real_catalog: Catalog, real_export: Path) 
     assert len(real_catalog) == expected == REAL_EXPORT_LEAVES
 
 
+@pytest.mark.shared_data
 def test_real_export_known_signals_are_read_with_their_attributes(real_catalog: Catalog) -> None:
     speed = real_catalog.get("Vehicle.Speed")
     assert (speed.node_type, speed.datatype, speed.unit, speed.description) == (
@@ -66,23 +68,27 @@ def test_real_export_known_signals_are_read_with_their_attributes(real_catalog: 
     assert real_catalog.get("Vehicle.Cabin.SeatPosCount").default == (2, 3)
 
 
+@pytest.mark.shared_data
 def test_real_export_round_trips_to_the_identical_tree(
     real_catalog: Catalog, real_export: Path
 ) -> None:
     assert vss_tree(real_catalog) == json.loads(real_export.read_text())
 
 
+@pytest.mark.shared_data
 def test_real_export_round_trips_through_a_file(real_catalog: Catalog, tmp_path: Path) -> None:
     out = tmp_path / "vss.json"
     real_catalog.to_vss_json(out)
     assert Catalog.from_vss_json(out) == real_catalog
 
 
+@pytest.mark.shared_data
 def test_real_export_gives_every_signal_a_privacy_category(real_catalog: Catalog) -> None:
     categories = {s.privacy_category for s in real_catalog}
     assert categories == {"location", "driving_behaviour", "cabin", "diagnostics", "technical"}
 
 
+@pytest.mark.shared_data
 def test_every_builtin_signal_is_in_the_real_export_with_the_same_definition(
     real_catalog: Catalog,
 ) -> None:
@@ -102,6 +108,7 @@ def test_every_builtin_signal_is_in_the_real_export_with_the_same_definition(
     assert mismatches == []
 
 
+@pytest.mark.shared_data
 def test_builtin_bounds_equal_the_standard_or_are_marked_ours_and_never_looser(
     real_catalog: Catalog,
 ) -> None:
@@ -117,6 +124,7 @@ def test_builtin_bounds_equal_the_standard_or_are_marked_ours_and_never_looser(
             assert spec.maximum is not None and spec.maximum <= real.maximum, spec.path
 
 
+@pytest.mark.shared_data
 def test_builtin_privacy_categories_follow_the_rule_as_the_export_loader_applies_it(
     real_catalog: Catalog,
 ) -> None:

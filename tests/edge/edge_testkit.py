@@ -55,14 +55,20 @@ class Received:
 
 @dataclass
 class CloudReceiver:
-    """Verifies and de-duplicates uplink messages (subscribe ``handle`` to ``dt/v1/+/#``)."""
+    """Verifies and de-duplicates uplink messages (subscribe ``handle`` to ``dt/v1/+/#``).
+
+    A re-delivered batch id is dropped (``duplicates`` counts them), as ingestion does; one
+    whose bytes differ from the first delivery's is recorded in ``conflicts`` (dropping it
+    would lose data), so a test can tell harmless re-delivery from a batch id reused.
+    """
 
     vehicle_keys: dict[str, VerifyKey]
     deliveries: int = 0
     duplicates: int = 0
     refused: list[str] = field(default_factory=list)
     messages: list[Received] = field(default_factory=list)
-    _seen: set[str] = field(default_factory=set)
+    conflicts: list[str] = field(default_factory=list)
+    _seen: dict[str, bytes] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def handle(self, message: Message) -> None:
@@ -77,10 +83,14 @@ class CloudReceiver:
                 self.refused.append(f"unknown vehicle {envelope.vehicle_id}")
                 return
             envelope.verify(key)
-            if envelope.message_id in self._seen:
+            payload = bytes(message.payload)
+            first = self._seen.get(envelope.message_id)
+            if first is not None:
                 self.duplicates += 1
+                if first != payload:
+                    self.conflicts.append(envelope.message_id)
                 return
-            self._seen.add(envelope.message_id)
+            self._seen[envelope.message_id] = payload
             if envelope.kind is MessageKind.TELEMETRY:
                 body: Any = Samples.from_table(decode_samples(envelope.body))
             elif envelope.kind is MessageKind.EVENTS:

@@ -87,7 +87,7 @@ def _trigger(**changes: Any) -> dict[str, Any]:
     ("data", "message"),
     [
         (_with(id="Bad Id"), "field 'id' is 'Bad Id'"),
-        (_with(version=...), "field 'version' is None"),
+        (_with(version=...), "field 'version' is missing"),
         (_with(version=-1), "field 'version' is -1"),
         (_with(version=True), "field 'version' is True"),
         (_with(priority=10), "field 'priority' is 10; expected an integer from 0 to 9"),

@@ -153,6 +153,8 @@ def test_replay_sends_a_capture_through_the_agent_to_the_broker(
     assert len(receiver.of(MessageKind.TELEMETRY)) >= 1
     inspected = cli("edge", "buffer", "agent.db")
     assert "0 messages" in inspected and "the default campaign applies" in inspected
+    as_json = json.loads(cli("edge", "buffer", "agent.db", "--json"))
+    assert as_json["stats"]["messages"] == 0 and as_json["campaigns"] == []
 
 
 def test_run_without_a_broker_says_how_to_give_one(
@@ -204,6 +206,24 @@ def test_check_campaign_accepts_a_good_one_and_names_the_bad_token(
     path.write_text(json.dumps(good))
     output = cli("edge", "check-campaign", str(path), code=1)
     assert "unexpected token '>>' at column 15" in output
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ('{"version": 1}', "campaign.json: campaign: field 'id' is missing; expected 1-64 characters"),
+    ('{"id": null}', "campaign.json: campaign: field 'id' is null; expected"),
+    ('{"id": "hot"}',
+     "campaign.json: campaign 'hot': field 'version' is missing; expected an integer >= 0"),
+    ('{"id": "hot", "version": 1}',
+     "campaign.json: campaign 'hot': field 'signals' is missing; expected a non-empty list"),
+    ('{"id": "hot",', "campaign.json:1:14: not valid JSON"),
+])
+def test_a_campaign_missing_a_field_is_refused_naming_file_and_field(
+    cli: Callable[..., str], tmp_path: Path, body: str, message: str
+) -> None:
+    path = tmp_path / "campaign.json"
+    path.write_text(body)
+    output = " ".join(cli("edge", "check-campaign", str(path), code=1).split())
+    assert message in output and "None" not in output
 
 
 @pytest.mark.parametrize(

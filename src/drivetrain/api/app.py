@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from drivetrain import __version__
+from drivetrain.api.openapi import install_openapi
 from drivetrain.api.routers import include_routers
 from drivetrain.cloud.infra import (
     Database,
@@ -61,4 +62,5 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
     include_routers(app)
+    install_openapi(app)
     return app

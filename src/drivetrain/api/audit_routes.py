@@ -16,11 +16,13 @@ router = APIRouter(tags=["audit"])
 Auditor = Annotated[Principal, require_scopes(Scope.AUDIT_READ)]
 
 
-@router.get("", response_model=AuditPage)
+@router.get("", response_model=AuditPage, summary="Page through the audit log")
 def get_audit(
     principal: Auditor,
     context: Context,
-    after_seq: Annotated[int, Query(ge=0, description="Return entries after this one.")] = 0,
+    after_seq: Annotated[
+        int, Query(ge=0, le=2**63 - 1, description="Return entries after this one.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 100,
     action: Annotated[str | None, Query(description="Only this action, e.g. client.create")] = None,
 ) -> AuditPage:
@@ -33,7 +35,8 @@ def get_audit(
     return AuditPage(entries=[AuditEntryOut.of(e) for e in entries], next_after_seq=last)
 
 
-@router.get("/verify", response_model=ChainReport)
+@router.get("/verify", response_model=ChainReport,
+            summary="Recompute the audit log's hash chains")
 def get_audit_verification(principal: Auditor, context: Context) -> ChainReport:
     """Recompute the caller's tenant's hash chain and report the first broken entry."""
     with context.database.session() as session:

@@ -47,7 +47,8 @@ def _require_operator(principal: Principal) -> None:
         )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=TenantCreated)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=TenantCreated,
+             summary="Create a tenant with its first admin client")
 def post_tenant(
     body: TenantCreate, principal: Admin, context: Context, request: Request
 ) -> TenantCreated:
@@ -72,7 +73,7 @@ def post_tenant(
     return TenantCreated(tenant=TenantOut.of(tenant), admin_client=NewClientOut.of_new(admin))
 
 
-@router.get("", response_model=list[TenantOut])
+@router.get("", response_model=list[TenantOut], summary="List the tenants")
 def get_tenants(principal: Admin, context: Context) -> list[TenantOut]:
     """Every tenant for operator admins; otherwise only the caller's own."""
     with context.database.session() as session:
@@ -81,7 +82,7 @@ def get_tenants(principal: Admin, context: Context) -> list[TenantOut]:
         return [TenantOut.of(get_tenant(session, principal.tenant))]
 
 
-@router.get("/{tenant}", response_model=TenantOut)
+@router.get("/{tenant}", response_model=TenantOut, summary="One tenant")
 def get_one_tenant(
     tenant: str, principal: Annotated[Principal, require_scopes()], context: Context
 ) -> TenantOut:
@@ -90,7 +91,8 @@ def get_one_tenant(
         return TenantOut.of(get_tenant(session, tenant))
 
 
-@router.post("/{tenant}/clients", status_code=status.HTTP_201_CREATED, response_model=NewClientOut)
+@router.post("/{tenant}/clients", status_code=status.HTTP_201_CREATED, response_model=NewClientOut,
+             summary="Create an API client (its secret is shown once)")
 def post_client(
     tenant: str, body: ClientCreate, principal: Admin, context: Context, request: Request
 ) -> NewClientOut:
@@ -108,14 +110,16 @@ def post_client(
     return NewClientOut.of_new(new)
 
 
-@router.get("/{tenant}/clients", response_model=list[ClientOut])
+@router.get("/{tenant}/clients", response_model=list[ClientOut],
+            summary="List a tenant's API clients")
 def get_clients(tenant: str, principal: Admin, context: Context) -> list[ClientOut]:
     """The caller's tenant's clients (never their secrets)."""
     with context.database.session() as session:
         return [ClientOut.of(c) for c in list_clients(session, tenant)]
 
 
-@router.post("/{tenant}/clients/{client_id}/disable", response_model=ClientOut)
+@router.post("/{tenant}/clients/{client_id}/disable", response_model=ClientOut,
+             summary="Disable an API client and its tokens")
 def post_disable_client(
     tenant: str, client_id: str, principal: Admin, context: Context, request: Request
 ) -> ClientOut:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import getpass
 import json
+from typing import Annotated
 
 import typer
 
 from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
+from drivetrain.commands.output import Column, JsonOption, emit_json, print_table
 
 app = typer.Typer(
     help="Tenants, API clients (principals) and OAuth2 access tokens.",
@@ -97,12 +99,12 @@ def create_client_command(
 
 @app.command("list-clients")
 def list_clients_command(
-    tenant: str = typer.Option(..., "--tenant", help="Tenant whose clients to list."),
+    tenant: Annotated[
+        str, typer.Option("--tenant", help="Tenant whose clients to list.")
+    ] = "default",
+    as_json: JsonOption = False,
 ) -> None:
     """List a tenant's API clients (never their secrets)."""
-    from rich.console import Console
-    from rich.table import Table
-
     from drivetrain.cloud.infra import list_clients
     from drivetrain.cloud.infra.auth import format_scopes
     from drivetrain.core.errors import DrivetrainError
@@ -115,13 +117,22 @@ def list_clients_command(
         fail(e)
     finally:
         database.dispose()
-    table = Table("client_id", "name", "role", "scopes", "disabled", "created")
-    for c in clients:
-        table.add_row(
-            c.client_id, c.name, c.role.value, format_scopes(c.scopes), str(c.disabled),
-            c.created_at.isoformat(timespec="seconds"),
-        )
-    Console().print(table)
+    if as_json:
+        emit_json([
+            {"client_id": c.client_id, "name": c.name, "role": c.role.value,
+             "scopes": sorted(s.value for s in c.scopes),
+             "disabled": c.disabled, "created_at": c.created_at}
+            for c in clients
+        ])
+        return
+    print_table(f"{len(clients):,} client(s) of tenant {tenant!r}", [
+        Column("client_id", "id"), Column("name"), Column("role"), Column("scopes"),
+        Column("disabled"), Column("created (UTC)", "time"),
+    ], (
+        (c.client_id, c.name, c.role.value, format_scopes(c.scopes),
+         "yes" if c.disabled else "", c.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+        for c in clients
+    ))
 
 
 @app.command("disable-client")

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 if TYPE_CHECKING:
     from drivetrain.cloud.infra import Database
@@ -21,7 +22,8 @@ _err = Console(stderr=True, highlight=False)
 
 def fail(message: object, code: int = 1) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code``."""
-    _err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    # the message quotes user input: printed as text, never read as markup
+    _err.print(Text.assemble(("error:", "bold red"), f" {message}"), soft_wrap=True)
     raise typer.Exit(code=code)
 
 
@@ -38,22 +40,25 @@ def cli_actor(prefix: str = "cli") -> str:
 
 def load_settings_or_exit(**overrides: object) -> Settings:
     """The configured settings; exits with code 2 and the reason when they are invalid."""
-    from pydantic import ValidationError
-
     from drivetrain.core.errors import DrivetrainError
     from drivetrain.core.settings import load_settings
 
     try:
         return load_settings(**overrides)
-    except (DrivetrainError, ValidationError) as e:
-        fail(f"invalid settings: {e}", code=2)
+    except DrivetrainError as e:
+        lines = str(e).splitlines()
+        fail("invalid settings: " + (lines[0] if len(lines) == 1 else
+                                      "".join(f"\n  {line}" for line in lines)), code=2)
 
 
 def open_migrated_database(settings: Settings) -> Database:
-    """The state database, refusing (exit 1) when its schema is behind the code."""
+    """The state database, refusing (exit 1) when its schema is behind the code, or when it
+    is the default SQLite file and that does not exist (wrong folder, most likely)."""
     from drivetrain.cloud.infra import open_database
+    from drivetrain.commands.data_dir import require_state_database
     from drivetrain.core.errors import DrivetrainError
 
+    require_state_database(settings)
     try:
         database = open_database(settings)
     except DrivetrainError as e:
@@ -98,7 +103,9 @@ def upgrade(
 
 
 @app.command("current")
-def current() -> None:
+def current(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead."),
+) -> None:
     """Show the applied revision(s) and whether migrations are pending."""
     from drivetrain.cloud.infra import open_database
     from drivetrain.core.errors import DrivetrainError
@@ -114,6 +121,12 @@ def current() -> None:
         fail(e)
     finally:
         database.dispose()
+    if as_json:
+        from drivetrain.commands.output import emit_json
+
+        emit_json({"database": database.display_url, "applied": list(applied),
+                   "heads": list(heads), "pending": set(applied) != set(heads)})
+        return
     pending = "" if set(applied) == set(heads) else f" (pending: upgrade to {list(heads)})"
     typer.echo(f"{database.display_url}: {list(applied) or 'empty (no migrations applied)'}{pending}")
 

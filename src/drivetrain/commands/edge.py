@@ -11,7 +11,7 @@ import time
 from importlib.resources import files
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from drivetrain.commands.db import fail, load_settings_or_exit
+from drivetrain.commands.output import JsonOption, emit_json, iso_from_ns
 
 if TYPE_CHECKING:
     from drivetrain.core.transport import Transport
@@ -268,7 +269,8 @@ def replay(
 
 @app.command("buffer")
 def buffer_info(
-    path: Path = typer.Argument(..., help="The agent's buffer file (SQLite)."),
+    path: Annotated[Path, typer.Argument(help="The agent's buffer file (SQLite).")],
+    as_json: JsonOption = False,
 ) -> None:
     """Show what an agent's store-and-forward buffer holds and the state kept with it."""
     from drivetrain.core.errors import DrivetrainError
@@ -282,6 +284,18 @@ def buffer_info(
         store.close()
     except (DrivetrainError, ValueError) as e:
         fail(e)
+    if as_json:
+        emit_json({
+            "buffer": str(path), "stats": stats, "campaigns": list(state.campaigns.campaigns),
+            "desired_version": state.desired.version if state.desired.version >= 0 else None,
+            "downlink_ids_remembered": len(state.downlink.seen_ids),
+            "by_kind": [
+                {"kind": k.kind.name.lower(), "messages": k.messages, "bytes": k.bytes,
+                 "oldest": iso_from_ns(k.oldest_ns), "newest": iso_from_ns(k.newest_ns)}
+                for k in kinds
+            ],
+        })  # fmt: skip
+        return
     console = Console(highlight=False, soft_wrap=True)
     table = Table(
         title=f"{path}: {stats.messages:,} messages, {stats.bytes / 1024:,.1f} KiB of "
@@ -320,7 +334,7 @@ def buffer_info(
 
 @app.command("check-campaign")
 def check_campaign(
-    file: Path = typer.Argument(..., help="A collection campaign as JSON."),
+    file: Annotated[Path, typer.Argument(help="A collection campaign as JSON.")],
 ) -> None:
     """Check a campaign against the VSS catalog as a vehicle would; exit 1 naming the problem."""
     from drivetrain.core.errors import DrivetrainError
@@ -329,12 +343,18 @@ def check_campaign(
 
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        fail(f"cannot read campaign {file}: {e}")
+    except OSError as e:
+        fail(f"cannot read campaign {file}: {e.strerror or e}")
+    except UnicodeDecodeError as e:
+        fail(f"{file}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+             "expected a campaign as JSON")
+    except json.JSONDecodeError as e:
+        fail(f"{file}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}); expected a campaign as "
+             "a JSON object")
     try:
         campaign = Campaign.from_dict(data, builtin_catalog())
     except DrivetrainError as e:
-        fail(e)
+        fail(f"{file}: {e}")
     console = Console(highlight=False, soft_wrap=True)
     console.print(
         f"campaign {campaign.id!r} version {campaign.version}: valid; priority "

@@ -9,13 +9,19 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
 
 from drivetrain.commands.db import (
     cli_actor,
     fail,
     load_settings_or_exit,
     open_migrated_database,
+)
+from drivetrain.commands.output import (
+    Column,
+    JsonOption,
+    emit_json,
+    print_table,
+    stdout_console,
 )
 
 app = typer.Typer(
@@ -103,15 +109,14 @@ def provision(
         fail(e)
     finally:
         database.dispose()
-    table = Table(title=f"{count} vehicle(s) provisioned for tenant {tenant!r}, model {model!r}")
-    for column in ("VIN", "region", "key id", "credentials (0600)"):
-        table.add_column(column, no_wrap=column != "credentials (0600)")
-    shown = rows if len(rows) <= 50 else rows[:25] + rows[-25:]
-    for i, row in enumerate(shown):
-        if len(rows) > 50 and i == 25:
-            table.add_row("…", "", "", f"{len(rows) - 50} more")
-        table.add_row(*row)
-    console.print(table)
+    shown: list[tuple[str, ...]] = list(rows) if len(rows) <= 50 else [
+        *rows[:25], ("…", "", "", f"{len(rows) - 50:,} more"), *rows[-25:]]
+    print_table(
+        f"{count:,} vehicle(s) provisioned for tenant {tenant!r}, model {model!r}",
+        [Column("VIN", "id"), Column("region"), Column("key id", "id"),
+         Column("credentials (0600)", "id")],
+        shown, console,
+    )
     console.print(
         f"cloud signing key {cloud_key.key_id} ({settings.cloud_key_path}); "
         f"credentials in {out.resolve()}"
@@ -120,9 +125,16 @@ def provision(
 
 @app.command("list")
 def list_command(
-    tenant: str | None = typer.Option(None, "--tenant", help="Only this tenant's vehicles."),
-    region: str | None = typer.Option(None, "--region", help="Only vehicles of this region."),
-    limit: int = typer.Option(100, "--limit", min=1, max=100_000, help="Most vehicles shown."),
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="Only this tenant's vehicles.")
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option("--region", help="Only vehicles of this region.")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=100_000, help="Most vehicles shown.")
+    ] = 100,
+    as_json: JsonOption = False,
 ) -> None:
     """List registered vehicles (VIN order) with their region, key id and status."""
     from drivetrain.cloud.fleet import count_vehicles, list_vehicles
@@ -138,15 +150,26 @@ def list_command(
     finally:
         database.dispose()
     total = sum(counts.values()) if region is None else counts.get(region.upper(), 0)
-    table = Table(title=f"{len(vehicles)} of {total} vehicle(s)")
-    for column in ("VIN", "tenant", "model", "region", "key id", "status", "registered (UTC)"):
-        table.add_column(column, no_wrap=column in ("VIN", "key id"))
-    for v in vehicles:
-        table.add_row(
-            v.vin, v.tenant, v.model, v.region, v.key_id, v.status,
-            v.created_at.strftime("%Y-%m-%d %H:%M"),
-        )  # fmt: skip
-    console = Console(highlight=False, soft_wrap=True)
-    console.print(table)
+    if as_json:
+        emit_json({
+            "total": total,
+            "by_region": dict(sorted(counts.items())),
+            "vehicles": [
+                {"vin": v.vin, "tenant": v.tenant, "model": v.model, "region": v.region,
+                 "owner": v.owner, "key_id": v.key_id, "status": v.status,
+                 "registered_at": v.created_at}
+                for v in vehicles
+            ],
+        })
+        return
+    columns = [Column("VIN", "id"), Column("tenant"), Column("model"), Column("region"),
+               Column("key id", "id"), Column("status"), Column("registered (UTC)", "time")]
+    print_table(f"{len(vehicles):,} of {total:,} vehicle(s)", columns, (
+        (v.vin, v.tenant, v.model, v.region, v.key_id, v.status,
+         v.created_at.strftime("%Y-%m-%d %H:%M")) for v in vehicles
+    ))
     if counts:
-        console.print("by region: " + ", ".join(f"{r} {n}" for r, n in sorted(counts.items())))
+        stdout_console().print(
+            "by region: " + ", ".join(f"{r} {n:,}" for r, n in sorted(counts.items())),
+            markup=False,
+        )

@@ -6,7 +6,6 @@ tenant, plus senders the registry does not know); ``--tenant`` narrows the view.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,6 +14,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
+
+from drivetrain.commands.output import (
+    Column,
+    JsonOption,
+    build_table,
+    emit_json,
+    print_renderable,
+    print_table,
+)
 
 if TYPE_CHECKING:
     from drivetrain.cloud.ingest import DeadLetter, IngestWorkerStatus
@@ -42,32 +50,14 @@ def _time(text: str | None, option: str) -> datetime | None:
 
 
 def _letters_table(letters: list[DeadLetter]) -> Table:
-    table = Table(title=f"{len(letters)} dead letter(s)")
-    for column in (
-        "id",
-        "received (UTC)",
-        "vin",
-        "tenant",
-        "kind",
-        "reason",
-        "items",
-        "status",
-        "detail",
-    ):
-        table.add_column(column, overflow="fold")
-    for d in letters:
-        table.add_row(
-            str(d.dead_letter_id),
-            d.received_at.strftime("%Y-%m-%d %H:%M:%S"),
-            d.vin or "?",
-            d.tenant or "-",
-            d.kind,
-            d.reason,
-            str(d.sample_count or ""),
-            d.status,
-            d.detail[:160],
-        )
-    return table
+    columns = [Column("id", "number"), Column("received (UTC)", "time"), Column("vin", "id"),
+               Column("tenant"), Column("kind"), Column("reason"), Column("items", "number"),
+               Column("status"), Column("detail")]
+    return build_table(f"{len(letters):,} dead letter(s)", columns, (
+        (d.dead_letter_id, d.received_at.strftime("%Y-%m-%d %H:%M:%S"), d.vin or "?",
+         d.tenant or "-", d.kind, d.reason, d.sample_count, d.status, d.detail[:160])
+        for d in letters
+    ))
 
 
 @dead_letters_app.command("list")
@@ -82,7 +72,7 @@ def list_command(
     until: str | None = typer.Option(None, "--until", help="Received before (ISO 8601)."),
     after_id: int = typer.Option(0, "--after-id", min=0, help="Page: ids after this one."),
     limit: int = typer.Option(50, "--limit", min=1, max=1000, help="Most dead letters shown."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    as_json: JsonOption = False,
 ) -> None:
     """List dead letters, oldest first, with their reason and detail."""
     from drivetrain.cloud.ingest import list_dead_letters
@@ -108,10 +98,9 @@ def list_command(
     finally:
         database.dispose()
     if as_json:
-        for letter in letters:
-            typer.echo(json.dumps(letter.to_dict()))
+        emit_json([letter.to_dict() for letter in letters])
         return
-    _console().print(_letters_table(letters))
+    print_renderable(_letters_table(letters), _console())
     if len(letters) == limit:
         _console().print(f"more: --after-id {letters[-1].dead_letter_id}")
 
@@ -120,6 +109,7 @@ def list_command(
 def show_command(
     dead_letter_id: int = typer.Argument(..., help="The dead letter's id."),
     limit: int = typer.Option(20, "--limit", min=1, max=1000, help="Most refused items shown."),
+    as_json: JsonOption = False,
 ) -> None:
     """Show one dead letter and the samples or events it holds."""
     from drivetrain.cloud.ingest import get_dead_letter, refused_items
@@ -135,17 +125,14 @@ def show_command(
         fail(e)
     finally:
         database.dispose()
-    for key, value in letter.to_dict().items():
-        _console().print(f"[bold]{key}[/]: {value}", markup=True)
+    if as_json:
+        emit_json({"dead_letter": letter.to_dict(), "refused_items": items})
+        return
+    print_table(None, [Column("field"), Column("value")], letter.to_dict().items())
     if items:
-        table = Table(title=f"refused items (first {len(items)})")
-        for column in items[0]:
-            table.add_column(column, overflow="fold")
-        for item in items:
-            table.add_row(
-                *(json.dumps(v) if isinstance(v, dict | list) else str(v) for v in item.values())
-            )
-        _console().print(table)
+        columns = [Column(name, "id" if name in ("path", "vin") else "text") for name in items[0]]
+        print_table(f"refused items (first {len(items):,})", columns,
+                    (list(item.values()) for item in items))
 
 
 @dead_letters_app.command("replay")
@@ -203,28 +190,13 @@ def replay_command(
         fail(e)
     finally:
         database.dispose()
-    table = Table(title=f"replayed {len(results)} dead letter(s)")
-    for column in (
-        "id",
-        "outcome",
-        "accepted",
-        "refused",
-        "not consented",
-        "new dead letters",
-        "detail",
-    ):
-        table.add_column(column, overflow="fold")
-    for r in results:
-        table.add_row(
-            str(r.dead_letter_id),
-            r.outcome,
-            str(r.accepted),
-            str(r.refused),
-            str(r.not_consented),
-            str(r.new_dead_letters),
-            r.detail[:160],
-        )
-    _console().print(table)
+    columns = [Column("id", "number"), Column("outcome"), Column("accepted", "number"),
+               Column("refused", "number"), Column("not consented", "number"),
+               Column("new dead letters", "number"), Column("detail")]
+    print_table(f"replayed {len(results):,} dead letter(s)", columns, (
+        (r.dead_letter_id, r.outcome, r.accepted, r.refused, r.not_consented,
+         r.new_dead_letters, r.detail[:160]) for r in results
+    ))
 
 
 @app.command("stats")
@@ -234,6 +206,7 @@ def stats_command(
     vehicles: int = typer.Option(
         20, "--vehicles", min=1, max=1000, help="Busiest vehicles listed."
     ),
+    as_json: JsonOption = False,
 ) -> None:
     """What ingestion did with each vehicle's data: messages and samples per outcome."""
     from datetime import UTC, datetime
@@ -251,21 +224,19 @@ def stats_command(
         fail(e)
     finally:
         database.dispose()
-    totals = Table(title="totals")
-    for column in ("outcome", "messages", "samples"):
-        totals.add_column(column)
-    for count in stats.totals:
-        totals.add_row(count.outcome, f"{count.messages:,}", f"{count.samples:,}")
-    _console().print(totals)
-    per_vehicle = Table(title=f"busiest {len(stats.vehicles)} vehicle(s)")
-    for column in ("vin", "tenant", "outcomes (messages/samples)", "last (UTC)"):
-        per_vehicle.add_column(column, overflow="fold")
-    for v in stats.vehicles:
-        outcomes = ", ".join(f"{o.outcome} {o.messages}/{o.samples}" for o in v.outcomes)
-        per_vehicle.add_row(
-            v.vin, v.tenant or "-", outcomes, v.last_at.strftime("%Y-%m-%d %H:%M:%S")
-        )
-    _console().print(per_vehicle)
+    if as_json:
+        emit_json({"totals": stats.totals, "vehicles": stats.vehicles, "workers": members})
+        return
+    print_table("totals", [Column("outcome"), Column("messages", "number"),
+                           Column("samples", "number")],
+                ((c.outcome, c.messages, c.samples) for c in stats.totals))
+    columns = [Column("vin", "id"), Column("tenant"), Column("outcomes (messages/samples)"),
+               Column("last (UTC)", "time")]
+    print_table(f"busiest {len(stats.vehicles):,} vehicle(s)", columns, (
+        (v.vin, v.tenant or "-",
+         ", ".join(f"{o.outcome} {o.messages:,}/{o.samples:,}" for o in v.outcomes),
+         v.last_at.strftime("%Y-%m-%d %H:%M:%S")) for v in stats.vehicles
+    ))
     _print_members(members)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -12,14 +12,26 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
 
+from drivetrain.commands.data_dir import no_platform_data
 from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
+from drivetrain.commands.lake_hints import EmptyQuery, explain_empty
+from drivetrain.commands.output import (
+    Column,
+    JsonOption,
+    arrow_columns,
+    arrow_records,
+    emit_json,
+    print_renderable,
+    print_table,
+    stderr_console,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from drivetrain.cloud.lake import Lake
+    from drivetrain.core.settings import Settings
 
 app = typer.Typer(
     help="The fleet data lake: query telemetry, run SQL, compact, expire and export.",
@@ -47,7 +59,14 @@ class GroupBy(str, Enum):
     day = "day"
 
 
-TenantOption = Annotated[str, typer.Option("--tenant", "-t", help="The tenant whose data to read.")]
+#: The tenant `drivetrain sim fleet` and the embedded bootstrap use, as every command defaults.
+DEFAULT_TENANT = "default"
+#: ``lake query`` reads this far back from ``--end`` unless ``--start`` says otherwise.
+DEFAULT_WINDOW = timedelta(hours=24)
+
+TenantOption = Annotated[
+    str, typer.Option("--tenant", "-t", help="The tenant whose data to read.")
+]
 CsvOption = Annotated[
     Path | None, typer.Option("--csv", dir_okay=False, help="Write all rows to this CSV file.")
 ]
@@ -61,15 +80,20 @@ ShowOption = Annotated[
 
 
 @contextmanager
-def _lake() -> Iterator[Lake]:
+def _lake(settings: Settings | None = None, *, reading: bool = False) -> Iterator[Lake]:
+    """The configured lake; with ``reading``, exit 1 saying where it looked when no region
+    of it holds any data (most likely the command runs in another folder)."""
     from drivetrain.cloud.lake import Lake
     from drivetrain.core.errors import DrivetrainError
 
-    settings = load_settings_or_exit()
+    settings = settings or load_settings_or_exit()
     try:
         lake = Lake.open(settings)
     except DrivetrainError as e:
         fail(e, code=2)
+    if reading and not lake.regions():
+        lake.close()
+        no_platform_data(settings, "telemetry lake (lake/<REGION>/ with an index)")
     try:
         yield lake
     except DrivetrainError as e:
@@ -93,28 +117,31 @@ def _progress() -> Progress:
                     console=_err, transient=True)
 
 
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    return str(value)
+def _print_arrow(table: pa.Table, title: str, show: int) -> None:
+    """Print the first ``show`` rows of ``table`` as a table, then the row count."""
+    from drivetrain.commands.output import build_table
 
-
-def print_table(table: pa.Table, title: str, show: int) -> None:
-    """Print the first ``show`` rows of ``table`` as a Rich table, then the row count."""
-    view = Table(title=title, title_justify="left")
-    for name in table.column_names:
-        view.add_column(name, overflow="fold")
-    head = table.slice(0, show).to_pylist() if show else []
-    for row in head:
-        view.add_row(*(_cell(row[name]) for name in table.column_names))
-    if show:
-        _out.print(view)
+    head = arrow_records(table.slice(0, show)) if show else []
+    out = _out
+    if head:
+        columns = arrow_columns(table)
+        print_renderable(build_table(title, columns, [list(r.values()) for r in head]), out)
     more = f" (showing {len(head)})" if table.num_rows > len(head) else ""
-    _out.print(f"{table.num_rows:,} row{'' if table.num_rows == 1 else 's'}{more}")
+    out.print(f"{table.num_rows:,} row{'' if table.num_rows == 1 else 's'}{more}")
+
+
+def _report(table: pa.Table, title: str, show: int, as_json: bool) -> None:
+    if as_json:
+        emit_json(arrow_records(table))
+    else:
+        _print_arrow(table, title, show)
+
+
+def _hint_empty(settings: Settings, lake: Lake, asked: EmptyQuery) -> None:
+    console = stderr_console()
+    for hint in explain_empty(settings, lake, asked):
+        console.print("[yellow]why no rows:[/] ", markup=True, end="")
+        console.print(hint, markup=False)
 
 
 def write_outputs(table: pa.Table, csv: Path | None, parquet: Path | None) -> None:
@@ -151,9 +178,16 @@ def _pseudonyms(tenant: str, vins: list[str]) -> list[str]:
 
 @app.command("query")
 def query_command(
-    tenant: TenantOption,
-    start: Annotated[str, typer.Option("--start", help="From (inclusive), ISO 8601; UTC if no zone.")],
-    end: Annotated[str, typer.Option("--end", help="To (exclusive), ISO 8601; UTC if no zone.")],
+    tenant: TenantOption = DEFAULT_TENANT,
+    start: Annotated[
+        str | None,
+        typer.Option("--start", help="From (inclusive), ISO 8601; UTC if no zone. "
+                     "Default: 24 hours before --end."),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option("--end", help="To (exclusive), ISO 8601; UTC if no zone. Default: now."),
+    ] = None,
     path: Annotated[list[str] | None, typer.Option("--path", "-p", help="VSS path (repeat); default all.")] = None,
     vehicle: Annotated[list[str] | None, typer.Option("--vehicle", help="Vehicle pseudonym (repeat).")] = None,
     vin: Annotated[list[str] | None, typer.Option("--vin", help="VIN, pseudonymised for the tenant (repeat).")] = None,
@@ -167,15 +201,20 @@ def query_command(
     csv: CsvOption = None,
     parquet: ParquetOption = None,
     show: ShowOption = 20,
+    as_json: JsonOption = False,
 ) -> None:
-    """Signals of vehicles over a time range, raw or down-sampled, or a fleet aggregate.
+    """Signals of vehicles over a time range (default: the last 24 hours), raw or
+    down-sampled, or a fleet aggregate.
 
     With --every the samples are down-sampled per bucket (--agg); with --group-by one --path is
-    aggregated per region, vehicle or day. Prints a table; --csv/--parquet write all rows.
+    aggregated per region, vehicle or day. Prints a table (--json: every row as a JSON array
+    of objects); --csv/--parquet write all rows. An empty result says why on stderr.
     """
-    begin, finish = parse_when(start, "--start"), parse_when(end, "--end")
+    finish = parse_when(end, "--end") if end is not None else datetime.now(UTC)
+    begin = parse_when(start, "--start") if start is not None else finish - DEFAULT_WINDOW
+    settings = load_settings_or_exit()
     vehicles = list(vehicle or []) + _pseudonyms(tenant, list(vin or []))
-    with _lake() as lake:
+    with _lake(settings, reading=True) as lake:
         if group_by is not None:
             if not path or len(path) != 1:
                 fail("--group-by needs exactly one --path", code=2)
@@ -186,37 +225,49 @@ def query_command(
             table = lake.signals(tenant, vehicles, list(path or []), begin, finish, every,
                                  agg.value, regions=region or None)
             title = f"signals{f' every {every} ({agg.value})' if every else ''}"
-    print_table(table, title, show)
+        if table.num_rows == 0:
+            _hint_empty(settings, lake, EmptyQuery(
+                tenant, list(path or []), list(vehicle or []), list(vin or []), begin, finish,
+                region or None,
+            ))
+    _report(table, title, show, as_json)
     write_outputs(table, csv, parquet)
 
 
 @app.command("sql")
 def sql_command(
-    tenant: TenantOption,
     statement: Annotated[str, typer.Argument(help="One SELECT over the view 'telemetry'.")],
+    tenant: TenantOption = DEFAULT_TENANT,
     max_rows: Annotated[int, typer.Option("--max-rows", min=1, help="Refuse larger results.")] = 1_000_000,
     timeout_s: Annotated[float, typer.Option("--timeout", min=0.1, help="Stop after this many seconds.")] = 300.0,
     csv: CsvOption = None,
     parquet: ParquetOption = None,
     show: ShowOption = 20,
+    as_json: JsonOption = False,
 ) -> None:
     """Run one SELECT over the view 'telemetry' in DuckDB, confined to the tenant's files.
 
     Columns of 'telemetry': vehicle, path, ts, value, text, category, batch_id, campaign,
     region, date.
     """
-    with _lake() as lake:
+    settings = load_settings_or_exit()
+    with _lake(settings, reading=True) as lake:
         table = lake.sql(tenant, statement, max_rows=max_rows, timeout_s=timeout_s)
-    print_table(table, "sql", show)
+        if table.num_rows == 0:
+            _hint_empty(settings, lake, EmptyQuery(tenant))
+    _report(table, "sql", show, as_json)
     write_outputs(table, csv, parquet)
 
 
 @app.command("counts")
-def counts_command(tenant: TenantOption) -> None:
+def counts_command(tenant: TenantOption = DEFAULT_TENANT, as_json: JsonOption = False) -> None:
     """Stored samples per region and privacy category (from the lake index, no scan)."""
-    with _lake() as lake:
+    settings = load_settings_or_exit()
+    with _lake(settings, reading=True) as lake:
         table = lake.counts(tenant)
-    print_table(table, f"samples of {tenant}", table.num_rows)
+        if table.num_rows == 0:
+            _hint_empty(settings, lake, EmptyQuery(tenant))
+    _report(table, f"samples of {tenant}", table.num_rows, as_json)
 
 
 def _reporter(progress: Progress, verb: str) -> Callable[[str, int, int], None]:
@@ -240,14 +291,17 @@ def compact_command(
     with _lake() as lake, _progress() as progress:
         results = lake.compact(region, tenant=tenant, target_rows=target_rows,
                                progress=_reporter(progress, "compacting"))
-    view = Table(title="compaction", title_justify="left")
-    for name in ("region", "partitions", "files before", "files after", "rows", "MB before",
-                 "MB after"):
-        view.add_column(name, justify="right" if name != "region" else "left")
-    for r in results:
-        view.add_row(r.region, f"{r.partitions:,}", f"{r.files_before:,}", f"{r.files_after:,}",
-                     f"{r.rows:,}", f"{r.bytes_before / 1e6:.1f}", f"{r.bytes_after / 1e6:.1f}")
-    _out.print(view if results else "no region holds data yet")
+    if not results:
+        _out.print("no region holds data yet")
+        return
+    print_table("compaction", [
+        Column("region"), Column("partitions", "number"), Column("files before", "number"),
+        Column("files after", "number"), Column("rows", "number"),
+        Column("MB before", "number"), Column("MB after", "number"),
+    ], (
+        (r.region, r.partitions, r.files_before, r.files_after, r.rows,
+         round(r.bytes_before / 1e6, 1), round(r.bytes_after / 1e6, 1)) for r in results
+    ))
 
 
 @app.command("retention")
@@ -261,10 +315,13 @@ def retention_command(
     today: Annotated[str | None, typer.Option("--today", help="Apply as of this date (YYYY-MM-DD).")] = None,
     region: Annotated[list[str] | None, typer.Option("--region", "-r", help="Only this region (repeat).")] = None,
 ) -> None:
-    """Delete telemetry older than the retention policy per region and privacy category.
+    """Delete telemetry older than the retention policy per region and privacy category, and
+    forget batch ids past the re-delivery window (run it daily).
 
     The policy is the settings' lake_retention_days with --keep on top. Files whose every row
     expired are deleted; files where only some categories expired are rewritten without them.
+    Batch ids are remembered lake_batch_window_days after their last sample, so that a
+    re-delivered batch is not stored twice; this is what keeps the lake index bounded.
     """
     from drivetrain.cloud.lake import RetentionPolicy
     from drivetrain.core.errors import DrivetrainError
@@ -288,31 +345,34 @@ def retention_command(
     with _lake() as lake, _progress() as progress:
         policy = lake.retention.merged(extra)
         if not policy.days:
-            _out.print("no retention policy: set lake_retention_days or pass --keep; nothing "
+            _out.print("no retention policy (lake_retention_days or --keep): no telemetry "
                        "expires")
-            return
         report = lake.apply_retention(today=as_of, dry_run=dry_run, policy=policy,
                                       regions=region or None,
                                       progress=_reporter(progress, "expiring"))
-    view = Table(title="retention (dry run: nothing deleted)" if dry_run else "retention",
-                 title_justify="left")
-    for name in ("region", "tenant", "date", "action", "expired categories", "rows dropped",
-                 "rows kept"):
-        view.add_column(name)
-    for a in report.actions:
-        view.add_row(a.region, a.tenant, a.day.isoformat(), a.action, ", ".join(a.categories),
-                     f"{a.rows_dropped:,}", f"{a.rows_kept:,}")
-    _out.print(view)
+        window = lake.batch_window_days
+    if report.actions:
+        print_table(
+            "retention (dry run: nothing deleted)" if dry_run else "retention",
+            [Column("region"), Column("tenant"), Column("date", "time"), Column("action"),
+             Column("expired categories"), Column("rows dropped", "number"),
+             Column("rows kept", "number")],
+            ((a.region, a.tenant, a.day, a.action, ", ".join(a.categories), a.rows_dropped,
+              a.rows_kept) for a in report.actions),
+        )
     verb = "would drop" if dry_run else "dropped"
-    _out.print(f"{verb} {report.rows_dropped:,} rows: {report.files_deleted} files deleted, "
-               f"{report.files_rewritten} rewritten")
+    _out.print(f"{verb} {report.rows_dropped:,} rows: {report.files_deleted:,} files deleted, "
+               f"{report.files_rewritten:,} rewritten")
+    if not dry_run:
+        _out.print(f"forgot {report.batch_ids_forgotten:,} batch ids past the {window}-day "
+                   "re-delivery window")
 
 
 @app.command("export")
 def export_command(
-    tenant: TenantOption,
     region: Annotated[str, typer.Option("--region", "-r", help="The region to export.")],
     out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="New directory for the bundle.")],
+    tenant: TenantOption = DEFAULT_TENANT,
     vehicle: Annotated[str | None, typer.Option("--vehicle", help="Only this vehicle (pseudonym).")] = None,
     vin: Annotated[str | None, typer.Option("--vin", help="Only this vehicle (VIN).")] = None,
 ) -> None:

@@ -8,12 +8,10 @@ the actor ``cli:<user>``.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from drivetrain.commands.db import (
     cli_actor,
@@ -21,6 +19,7 @@ from drivetrain.commands.db import (
     load_settings_or_exit,
     open_migrated_database,
 )
+from drivetrain.commands.output import Column, emit_json, print_table
 
 if TYPE_CHECKING:
     from drivetrain.cloud.privacy import Consent
@@ -72,22 +71,20 @@ def _print_consent(consent: Consent, pseudonym: str, as_json: bool) -> None:
     updated = consent.updated_at.isoformat() if consent.updated_at else None
     console = Console(highlight=False, soft_wrap=True)
     if as_json:
-        console.print_json(json.dumps({
+        emit_json({
             "vin": consent.vin, "tenant": consent.tenant, "categories": sorted(consent.categories),
             "source": consent.source, "updated_at": updated, "pseudonym": pseudonym,
-        }))  # fmt: skip
+        })  # fmt: skip
         return
     when = consent.updated_at.strftime("%Y-%m-%d %H:%M:%S UTC") if consent.updated_at else "never set"
-    table = Table(
-        title=f"consent of {consent.vin} (tenant {consent.tenant!r}; source {consent.source}, {when})"
+    print_table(
+        f"consent of {consent.vin} (tenant {consent.tenant!r}; source {consent.source}, {when})",
+        [Column("category", "id"), Column("stored", "id"), Column("meaning")],
+        ((info.name, "yes" if info.name in consent.categories else "no (dropped at ingestion)",
+          info.meaning) for info in describe_categories(builtin_catalog(), examples=0)),
+        console,
     )
-    for column in ("category", "stored", "meaning"):
-        table.add_column(column, no_wrap=column != "meaning")
-    for info in describe_categories(builtin_catalog(), examples=0):
-        allowed = info.name in consent.categories
-        table.add_row(info.name, "yes" if allowed else "no (dropped at ingestion)", info.meaning)
-    console.print(table)
-    console.print(f"pseudonym in the lake: {pseudonym}")
+    console.print(f"pseudonym in the lake: {pseudonym}", markup=False)
 
 
 def _with_vehicle(
@@ -166,17 +163,13 @@ def categories(
     from drivetrain.core.vss import builtin_catalog
 
     infos = describe_categories(builtin_catalog(), examples=examples)
-    console = Console(highlight=False, soft_wrap=True)
     if as_json:
-        console.print_json(json.dumps([info.to_dict() for info in infos]))
+        emit_json([info.to_dict() for info in infos])
         return
-    table = Table(title="privacy categories (a signal's category: `drivetrain vss show PATH`)")
-    for column in ("category", "default", "signals", "meaning"):
-        table.add_column(column, no_wrap=column != "meaning")
-    table.add_column("examples", overflow="fold")  # paths are folded, never cut short
-    for info in infos:
-        table.add_row(
-            info.name, "allowed" if info.default_consent else "needs consent",
-            str(info.signal_count), info.meaning, "\n".join(info.examples),
-        )  # fmt: skip
-    console.print(table)
+    print_table(
+        "privacy categories (a signal's category: `drivetrain vss show PATH`)",
+        [Column("category", "id"), Column("default", "id"), Column("signals", "number"),
+         Column("meaning"), Column("examples", "id")],
+        ((info.name, "allowed" if info.default_consent else "needs consent",
+          info.signal_count, info.meaning, "\n".join(info.examples)) for info in infos),
+    )

@@ -27,6 +27,7 @@ def serve(
     from drivetrain.api import create_app
     from drivetrain.api.background import ControlPlane
     from drivetrain.cloud.infra import open_database
+    from drivetrain.commands.data_dir import data_dir_line
     from drivetrain.commands.db import fail, load_settings_or_exit
     from drivetrain.core.errors import DrivetrainError
 
@@ -46,6 +47,7 @@ def serve(
         fail(e)
     base = f"http://{settings.api_host}:{settings.api_port}"
     typer.echo(f"Drivetrain API ({settings.deployment}) on {base}")
+    typer.echo(f"  {data_dir_line(settings)}")
     typer.echo(f"  state database: {database.display_url}")
     bootstrap = app.state.drivetrain.bootstrap
     if bootstrap is not None:

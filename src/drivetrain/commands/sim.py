@@ -18,9 +18,13 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
+from drivetrain.commands.data_dir import data_dir_line
+
 if TYPE_CHECKING:
     from drivetrain.cloud.infra import Database
+    from drivetrain.cloud.ingest import WorkerStats
     from drivetrain.core.crypto import SigningKey
+    from drivetrain.core.settings import Settings
     from drivetrain.edge import VehicleIdentity
     from drivetrain.sim.fleet import SimVehicle
 
@@ -167,6 +171,13 @@ def fleet(
     headless: bool = typer.Option(
         False, "--headless", help="Periodic log lines instead of the live view."
     ),
+    consent: str | None = typer.Option(
+        None,
+        "--consent",
+        help="Privacy categories every vehicle consents to, comma-separated, or 'all' "
+        "(default: the privacy default, technical and diagnostics; the rest is dropped at "
+        "ingestion and counted in the summary).",
+    ),
 ) -> None:
     """Run N virtual vehicles — physics, wear, CAN buses, real edge agents — in this process.
 
@@ -197,6 +208,8 @@ def fleet(
         )
     sim_s = None if run_forever else duration
     settings = load_settings_or_exit()
+    consented = _consent_option(consent)
+    console.print(data_dir_line(settings), markup=False)
     now = math.floor(time.time())
     # The simulated clock ends by now, so no sample is dated in the future.
     start = now if speedup == 1 or sim_s is None else now - math.ceil(sim_s)
@@ -222,7 +235,7 @@ def fleet(
     except (DrivetrainError, OSError) as e:
         fail(e, 2)
     database = open_database(settings)
-    lake = transport = worker = runner = None
+    lake = transport = worker = runner = ingested = None
     try:
         if settings.deployment == "embedded":
             database.upgrade()
@@ -231,7 +244,8 @@ def fleet(
         cloud_key = cloud_signing_key(settings)
         console.print(f"provisioning {vehicles:,} vehicles for tenant {tenant!r} …")
         identities = provision_fleet(
-            database, plan.vehicles, tenant=tenant, cloud_key=cloud_key, actor=_actor()
+            database, plan.vehicles, tenant=tenant, cloud_key=cloud_key, actor=_actor(),
+            consent=None if consented is None else {v.vin: consented for v in plan.vehicles},
         )
         broker = broker or settings.broker_url
         transport = open_transport(broker, client_id=f"drivetrain-sim-{seed}")
@@ -268,6 +282,7 @@ def fleet(
                     f"ingest still busy after {INGEST_WAIT_S:.0f} s; stopping it", markup=False
                 )
             worker.stop()  # finishes the micro-batch in hand
+            ingested = worker.stats()
             worker = None
         manifest = write_ground_truth(
             out,
@@ -295,3 +310,50 @@ def fleet(
         f"{status.signals:,} signals collected, {status.frames:,} CAN frames, "
         f"{status.batches_published:,} messages published; ground truth in {manifest}"
     )
+    if ingested is not None:
+        console.print(_ingest_summary(ingested, settings, consented), markup=False)
+    else:
+        console.print(
+            "ingestion runs in the broker's ingest workers: `drivetrain ingest stats` shows "
+            "what they stored and what consent dropped", markup=False,
+        )
+
+
+def _consent_option(text: str | None) -> frozenset[str] | None:
+    """``--consent``: None (the privacy default), every category for 'all', else the names."""
+    from drivetrain.cloud.privacy import parse_categories
+    from drivetrain.commands.db import fail
+    from drivetrain.core.errors import DrivetrainError
+    from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES
+
+    if text is None:
+        return None
+    if text.strip().lower() == "all":
+        return frozenset(PRIVACY_CATEGORIES)
+    try:
+        return frozenset(parse_categories(_split(text)))
+    except DrivetrainError as e:
+        fail(f"--consent: {e}", 2)
+
+
+def _ingest_summary(
+    stats: WorkerStats, settings: Settings, consented: frozenset[str] | None
+) -> str:
+    """What the in-process ingest worker did, with the samples consent dropped per
+    category (they are not in the lake, and a newcomer should not have to guess why)."""
+    from drivetrain.cloud.privacy import DEFAULT_CONSENT
+
+    text = (f"ingested: {stats.samples_accepted:,} samples stored in the lake under "
+            f"{(settings.data_dir / 'lake').resolve()}")
+    if stats.samples_refused:
+        text += (f", {stats.samples_refused:,} refused (`drivetrain ingest dead-letters list` "
+                 "says why)")
+    if stats.samples_not_consented:
+        per_category = ", ".join(
+            f"{category} {n:,}" for category, n in sorted(stats.not_consented_by_category.items())
+        )
+        allowed = ", ".join(sorted(consented if consented is not None else DEFAULT_CONSENT))
+        text += (f"; {stats.samples_not_consented:,} dropped for consent ({per_category}): the "
+                 f"vehicles consent to {allowed or 'nothing'} only; run with --consent all, or "
+                 "grant a vehicle more with `drivetrain privacy consent set VIN --allow ...`")
+    return text

@@ -13,12 +13,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Column, Table
 
 from drivetrain.commands.api_client import HTTP_TIMEOUT_S, JsonOption, TokenOption, UrlOption
 from drivetrain.commands.api_client import api_call as _call
 from drivetrain.commands.api_client import api_client as _client
 from drivetrain.commands.db import fail, load_settings_or_exit
+from drivetrain.commands.output import Column, emit_json, format_number, print_table
 
 app = typer.Typer(
     help="Vehicle twins: reported and desired state, fleet queries, the change stream.",
@@ -53,6 +53,13 @@ def _fmt(value: Any) -> str:
     return json.dumps(value) if isinstance(value, (bool, str)) else str(value)
 
 
+def _value(value: Any) -> Any:
+    """A twin value for a table cell: numbers stay numbers (formatted like every table's)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    return _fmt(value)
+
+
 @app.command("get")
 def get_command(
     vin: Annotated[str, typer.Argument(help="The vehicle's VIN.")],
@@ -64,7 +71,7 @@ def get_command(
     with _client(url, token) as client:
         twin = _call(client, "GET", f"/v1/twins/{vin}").json()
     if as_json:
-        typer.echo(json.dumps(twin, indent=2))
+        emit_json(twin)
         return
     _out.print(f"[bold]{twin['vin']}[/]  {twin['model']}  region {twin['region']}  "
                f"tenant {twin['tenant']}  owner {twin['owner'] or '-'}")
@@ -72,21 +79,23 @@ def get_command(
                f"{_fmt(twin['delivery']['sent_version'])}, acked "
                f"{_fmt(twin['delivery']['acked_version'])}")
     if twin["ecus"]:
-        ecus = Table("ECU", "hardware id", "software", "source", title="ECUs")
-        for e in twin["ecus"]:
-            ecus.add_row(e["name"], _fmt(e["hardware_id"]), _fmt(e["software_version"]), e["source"])
-        _out.print(ecus)
-    items = Table(Column("path", overflow="fold"), "desired", "reported", "status", "converged in",
-                  Column("reason", overflow="fold"), title="Desired state")
-    for i in twin["items"]:
-        took = f"{i['time_to_converge_s']:.2f} s" if i["time_to_converge_s"] is not None else "-"
-        items.add_row(i["path"], _fmt(i["value"]), _fmt(i["reported"]), i["status"], took,
-                      i["reason"] or "")
-    _out.print(items)
-    reported = Table(Column("path", overflow="fold"), "value", "measured", title="Reported state")
-    for path, r in sorted(twin["reported"].items()):
-        reported.add_row(path, _fmt(r["value"]), r["ts"])
-    _out.print(reported)
+        print_table("ECUs", [Column("ECU", "id"), Column("hardware id", "id"),
+                             Column("software"), Column("source")], (
+            (e["name"], _fmt(e["hardware_id"]), _fmt(e["software_version"]), e["source"])
+            for e in twin["ecus"]
+        ), _out)
+    print_table("Desired state", [
+        Column("path", "id"), Column("desired", "number"), Column("reported", "number"),
+        Column("status"), Column("converged in", "number"), Column("reason"),
+    ], (
+        (i["path"], _value(i["value"]), _value(i["reported"]), i["status"],
+         "-" if i["time_to_converge_s"] is None else f"{format_number(i['time_to_converge_s'])} s",
+         i["reason"] or "") for i in twin["items"]
+    ), _out)
+    print_table("Reported state", [Column("path", "id"), Column("value", "number"),
+                                   Column("measured", "time")], (
+        (path, _value(r["value"]), r["ts"]) for path, r in sorted(twin["reported"].items())
+    ), _out)
     _out.print(f"delta (still to apply): {json.dumps(twin['delta']['values'])}")
 
 
@@ -154,17 +163,16 @@ def query_command(
             if not all_pages or cursor is None:
                 break
     if as_json:
-        typer.echo(json.dumps({"total": page["total"], "next_cursor": cursor, "twins": twins}, indent=2))
+        emit_json({"total": page["total"], "next_cursor": cursor, "twins": twins})
         return
-    table = Table("model", "region", "version", "pending", "converged", "failed")
-    table.columns.insert(0, Column("VIN", no_wrap=True))
-    for t in twins:
-        c = t["counts"]
-        table.add_row(t["vin"], t["model"], t["region"], str(t["version"]), str(c["pending"]),
-                      str(c["converged"]), str(c["failed"]))
-    _out.print(table)
+    print_table(None, [Column("VIN", "id"), Column("model"), Column("region"),
+                       Column("version", "number"), Column("pending", "number"),
+                       Column("converged", "number"), Column("failed", "number")], (
+        (t["vin"], t["model"], t["region"], t["version"], t["counts"]["pending"],
+         t["counts"]["converged"], t["counts"]["failed"]) for t in twins
+    ), _out)
     more = f"; next page: --cursor {cursor}" if cursor else ""
-    _out.print(f"{len(twins)} shown of {page['total']} matching{more}")
+    _out.print(f"{len(twins):,} shown of {page['total']:,} matching{more}")
 
 
 @app.command("status")
@@ -173,6 +181,7 @@ def status_command(
     query: Annotated[str, typer.Argument(help="Fleet query; empty: all twins.")] = "",
     path: Annotated[str | None, typer.Option("--path", help="Only this VSS path.")] = None,
     url: UrlOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """How the desired items of the selected twins stand: pending, converged, failed."""
     params: dict[str, Any] = {"query": query}
@@ -180,6 +189,9 @@ def status_command(
         params["path"] = path
     with _client(url, token) as client:
         s = _call(client, "GET", "/v1/twins/reconciliation", params=params).json()
+    if as_json:
+        emit_json(s)
+        return
     p50, worst = s["time_to_converge_p50_s"], s["time_to_converge_max_s"]
     took = f"; time to converge p50 {p50:.2f} s, max {worst:.2f} s" if p50 is not None else ""
     _out.print(f"{s['twins']} twins, {s['items']} desired items: {s['pending']} pending, "

@@ -9,8 +9,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
+from drivetrain.commands.output import Column, JsonOption, emit_json, print_table, stdout_console
 from drivetrain.core.errors import DrivetrainError
 from drivetrain.core.vss import Catalog, SignalSpec, builtin_catalog
 from drivetrain.core.vss.datatypes import element_type, is_array, is_numeric
@@ -43,7 +44,7 @@ CatalogOption = Annotated[
 
 def _fail(error: DrivetrainError) -> typer.Exit:
     Console(stderr=True).print(
-        f"[bold red]error:[/] {error}", highlight=False, markup=True, soft_wrap=True
+        Text.assemble(("error:", "bold red"), f" {error}"), highlight=False, soft_wrap=True
     )
     return typer.Exit(code=1)
 
@@ -55,10 +56,6 @@ def _catalog(catalog_file: Path | None) -> Catalog:
         return Catalog.from_vss_json(catalog_file)
     except DrivetrainError as e:
         raise _fail(e) from e
-
-
-def _bound(value: float | None) -> str:
-    return "" if value is None else f"{value:g}"
 
 
 @app.command("list")
@@ -74,52 +71,45 @@ def list_signals(
         typer.Option("--category", "-c", help="Only signals of this privacy category."),
     ] = None,
     catalog_file: CatalogOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """List signals as a table: path, type, datatype, unit, min, max, privacy category."""
+    """List signals as a table: path, type, datatype, unit, min, max, privacy category
+    (--json: each signal's full definition)."""
     catalog = _catalog(catalog_file)
     if prefix:
         catalog = catalog.with_prefix(prefix)
     if category is not None:
         catalog = catalog.in_category(category.value)
-    table = Table(show_footer=False, title="VSS signals")
-    table.add_column("path", overflow="fold")
-    for column in ("type", "datatype", "unit", "min", "max", "privacy"):
-        table.add_column(
-            column, no_wrap=True, justify="right" if column in ("min", "max") else "left"
-        )
-    for spec in catalog:
-        table.add_row(
-            spec.path,
-            spec.node_type,
-            spec.datatype,
-            spec.unit or "",
-            _bound(spec.minimum),
-            _bound(spec.maximum),
-            spec.privacy_category,
-        )
-    console = Console()
-    console.print(table)
-    console.print(f"{len(catalog)} signals", highlight=False)
+    if as_json:
+        emit_json([spec.to_dict() for spec in catalog])
+        return
+    columns = [Column("path", "id"), Column("type"), Column("datatype"), Column("unit"),
+               Column("min", "number"), Column("max", "number"), Column("privacy")]
+    print_table("VSS signals", columns, (
+        (spec.path, spec.node_type, spec.datatype, spec.unit, spec.minimum, spec.maximum,
+         spec.privacy_category) for spec in catalog
+    ))
+    stdout_console().print(f"{len(catalog):,} signals")
 
 
 @app.command("show")
 def show(
     path: Annotated[str, typer.Argument(help="The VSS path, e.g. Vehicle.Speed.")],
     catalog_file: CatalogOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Show everything the catalog knows about one signal."""
+    """Show everything the catalog knows about one signal (--json: its definition)."""
     catalog = _catalog(catalog_file)
     try:
         spec = catalog.get(path)
     except DrivetrainError as e:
         raise _fail(e) from e
-    table = Table(show_header=False, title=spec.path)
-    table.add_column("field", style="bold")
-    table.add_column("value", overflow="fold")
-    for key, value in spec.to_dict().items():
-        if key != "path":
-            table.add_row(key, value if isinstance(value, str) else json.dumps(value))
-    Console().print(table)
+    if as_json:
+        emit_json(spec.to_dict())
+        return
+    fields = [(key, value if isinstance(value, str) else json.dumps(value))
+              for key, value in spec.to_dict().items() if key != "path"]
+    print_table(spec.path, [Column("field"), Column("value")], fields)
 
 
 @app.command("validate")

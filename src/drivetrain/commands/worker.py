@@ -112,11 +112,13 @@ def ingest(
         WorkerIdentity,
     )
     from drivetrain.cloud.lake import Lake
+    from drivetrain.commands.data_dir import data_dir_line
     from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
     from drivetrain.core.errors import DrivetrainError
     from drivetrain.core.transport.factory import open_transport
 
     settings = load_settings_or_exit()
+    _err.print(data_dir_line(settings))
     url = broker or settings.broker_url
     if not url:
         fail("no broker: pass --broker mqtt://host:port or set DRIVETRAIN_BROKER_URL", code=2)
@@ -246,7 +248,7 @@ def _status(stats: WorkerStats, rate: float | None = None) -> str:
     text = (
         f"{stats.acknowledged:,} messages acked, {stats.samples_accepted:,} samples stored, "
         f"{stats.samples_refused:,} samples and {stats.messages_refused:,} messages "
-        f"dead-lettered, {stats.samples_not_consented:,} not consented, "
+        f"dead-lettered, {stats.samples_not_consented:,} not consented{_by_category(stats)}, "
         f"{stats.duplicates:,} duplicates, {stats.pending:,} pending"
     )
     if rate is not None:
@@ -254,6 +256,13 @@ def _status(stats: WorkerStats, rate: float | None = None) -> str:
     if stats.failures:
         text += f", {stats.failures} failed attempts (last: {stats.last_error})"
     return text
+
+
+def _by_category(stats: WorkerStats) -> str:
+    if not stats.not_consented_by_category:
+        return ""
+    parts = sorted(stats.not_consented_by_category.items())
+    return " (" + ", ".join(f"{category} {n:,}" for category, n in parts) + ")"
 
 
 def _report_until(stop: threading.Event, worker: IngestWorker, interval_s: float) -> None:

@@ -8,11 +8,16 @@ defaults. Every setting has a working default for the embedded deployment; data 
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
+import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -76,6 +81,14 @@ class Settings(BaseSettings):
         description="Days telemetry is kept, per 'REGION:category' ('*' matches any region "
         "or category, the most specific key wins), e.g. {\"EU:location\": 30}; "
         "unnamed data is kept until deleted.",
+    )
+
+    lake_batch_window_days: int = Field(
+        35,
+        ge=1,
+        description="How long the lake remembers a batch id after the day of its last sample, "
+        "days: a re-delivery within the window is skipped, a later one stored again. Must "
+        "exceed ingest_max_sample_age_s, so ingestion refuses what the lake has forgotten.",
     )
 
     ingest_max_sample_age_s: float = Field(
@@ -152,12 +165,25 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = Path(os.environ.get("DRIVETRAIN_CONFIG", "drivetrain.toml"))
+        toml_path = config_file()
         return (
             init_settings,
             env_settings,
             TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
         )
+
+    @model_validator(mode="after")
+    def _batch_window_covers_the_sample_age(self) -> Settings:
+        # A batch whose id the lake forgot must be too old for ingestion to accept, or a
+        # re-delivery of it would be stored twice; one day more covers the UTC-date rounding.
+        if self.lake_batch_window_days * 86_400 < self.ingest_max_sample_age_s + 86_400:
+            raise ConfigurationError(
+                f"lake_batch_window_days = {self.lake_batch_window_days} must cover "
+                f"ingest_max_sample_age_s ({self.ingest_max_sample_age_s:g} s) plus a day, i.e. "
+                f"be at least {math.ceil(self.ingest_max_sample_age_s / 86_400) + 1}: otherwise "
+                "a batch re-delivered after the lake forgot its id would be stored twice"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
@@ -187,6 +213,55 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'state.db').resolve()}"
 
 
+def config_file() -> Path:
+    """The TOML file settings are read from: ``$DRIVETRAIN_CONFIG`` or ``./drivetrain.toml``."""
+    return Path(os.environ.get("DRIVETRAIN_CONFIG", "drivetrain.toml"))
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Build the settings from all sources; raises ConfigurationError on unsafe values."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    """Build the settings from all sources.
+
+    Raises:
+        ConfigurationError: unsafe values, a TOML file that does not parse, or values of the
+            wrong kind: one line per problem, naming where the value came from (the file, the
+            environment variable or the argument), the setting and what was expected.
+    """
+    toml = config_file()
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigurationError(f"{toml.resolve()}: not valid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigurationError(f"{toml.resolve()}: cannot read it: {e.strerror or e}") from None
+    except ValidationError as e:
+        problems = [_problem(error, toml, overrides) for error in e.errors(include_url=False)]
+        raise ConfigurationError("\n".join(problems)) from None
+
+
+def _problem(error: ErrorDetails, toml: Path, overrides: Mapping[str, object]) -> str:
+    """One line for one invalid value: where it came from, the setting, what was expected."""
+    name = str(error["loc"][0]) if error["loc"] else "?"
+    setting = ".".join(str(part) for part in error["loc"]) or name
+    variable = f"DRIVETRAIN_{name.upper()}"
+    if name in overrides:
+        where = f"argument {name}"
+    elif variable in os.environ:
+        where = f"environment variable {variable}"
+    else:
+        where = str(toml.resolve())
+    if error["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(name, list(Settings.model_fields), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else (
+            f"; the settings are {', '.join(sorted(Settings.model_fields))}")
+        return f"{where}: unknown setting {name!r}{hint}"
+    return f"{where}: {setting} = {error['input']!r}: {_expected(error)}"
+
+
+def _expected(error: ErrorDetails) -> str:
+    message = error["msg"]
+    if error["type"] == "path_type":
+        return "expected a path"
+    for prefix, replacement in (("Input should be ", "expected "), ("Value error, ", "")):
+        if message.startswith(prefix):
+            return replacement + message[len(prefix):]
+    return message[:1].lower() + message[1:]

@@ -214,14 +214,15 @@ class Campaign:
             raise CampaignFormatError(
                 f"campaign: field 'format' is {fmt!r}; this vehicle reads {CAMPAIGN_FORMAT}"
             )
-        campaign_id = data.get("id")
+        campaign_id = data.get("id", _MISSING)
         if not isinstance(campaign_id, str) or not _ID.fullmatch(campaign_id):
             raise CampaignFormatError(
-                f"campaign: field 'id' is {campaign_id!r}; expected 1-64 characters of a-z, 0-9, "
-                "'_', '.', '-' starting with a letter or digit"
+                f"campaign: field 'id' {_is(campaign_id)}; expected 1-64 characters of a-z, "
+                "0-9, '_', '.', '-' starting with a letter or digit"
             )
         where = f"campaign {campaign_id!r}"
-        version = _checked_int(data.get("version"), f"{where}: field 'version'", 0, None)
+        version = _checked_int(data.get("version", _MISSING), f"{where}: field 'version'", 0,
+                               None)
         priority = _integer(data, "priority", where, low=MIN_PRIORITY, high=MAX_PRIORITY)
         status = data.get("status", "active")
         if status not in ("active", "cancelled"):
@@ -230,7 +231,7 @@ class Campaign:
             )
         expires_ns = _integer(data, "expires_ns", where, low=0)
         signals = _selectors(
-            data.get("signals"), f"{where}: field 'signals'", catalog, required=True
+            data.get("signals", _MISSING), f"{where}: field 'signals'", catalog, required=True
         )
         period_ms = (
             DEFAULT_PERIOD_MS
@@ -284,6 +285,22 @@ class Campaign:
         )
 
 
+class _Missing:
+    """A field the campaign does not have (told apart from an explicit null)."""
+
+
+_MISSING: Final = _Missing()
+
+
+def _is(value: Any) -> str:
+    """How an error message shows a field's value: missing, null, or the value itself."""
+    if isinstance(value, _Missing):
+        return "is missing"
+    if value is None:
+        return "is null"
+    return f"is {value!r}"
+
+
 def default_campaign() -> Campaign:
     """The campaign in force while none is installed: every mapped signal at 1 Hz."""
     return Campaign(
@@ -318,14 +335,15 @@ def _checked_int(value: Any, label: str, low: int, high: int | None) -> int:
         or (high is not None and value > high)
     ):
         bound = f">= {low}" if high is None else f"from {low} to {high}"
-        raise CampaignFormatError(f"{label} is {value!r}; expected an integer {bound}")
+        raise CampaignFormatError(f"{label} {_is(value)}; expected an integer {bound}")
     return value
 
 
 def _selectors(value: Any, where: str, catalog: Catalog, *, required: bool) -> tuple[str, ...]:
     if not isinstance(value, list) or (required and not value):
         raise CampaignFormatError(
-            f"{where} is {value!r}; expected a non-empty list of VSS paths or 'Branch.*' selectors"
+            f"{where} {_is(value)}; expected a non-empty list of VSS paths or 'Branch.*' "
+            "selectors"
         )
     if len(value) > MAX_SELECTORS:
         raise CampaignFormatError(f"{where} has {len(value)} entries; at most {MAX_SELECTORS}")

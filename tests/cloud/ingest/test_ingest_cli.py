@@ -61,15 +61,22 @@ def test_dead_letters_are_listed_shown_and_replayed(
     assert listed.exit_code == 0, listed.output
     assert "out_of_range" in listed.output and fleet.vin("eu1") in listed.output
     as_json = runner.invoke(app, ["ingest", "dead-letters", "list", "--json"])
-    (letter,) = [json.loads(line) for line in as_json.output.splitlines()]
+    (letter,) = json.loads(as_json.stdout)
     assert letter["reason"] == "out_of_range" and letter["tenant"] == "acme"
     shown = runner.invoke(app, ["ingest", "dead-letters", "show", str(letter["dead_letter_id"])])
-    assert shown.exit_code == 0 and SOC in shown.output and "300.0" in shown.output
+    assert shown.exit_code == 0 and SOC in shown.output and "300" in shown.output
+    shown_json = json.loads(runner.invoke(
+        app, ["ingest", "dead-letters", "show", str(letter["dead_letter_id"]), "--json"]).stdout)
+    assert shown_json["dead_letter"]["reason"] == "out_of_range"
+    assert [item["value"] for item in shown_json["refused_items"]] == [300.0]
     replayed = runner.invoke(app, ["ingest", "dead-letters", "replay", "--reason", "out_of_range"])
     assert replayed.exit_code == 0, replayed.output
     assert "still_refused" in replayed.output
     stats = runner.invoke(app, ["ingest", "stats", "--tenant", "acme"])
     assert stats.exit_code == 0 and "out_of_range" in stats.output
+    stats_json = json.loads(runner.invoke(app, ["ingest", "stats", "--tenant", "acme",
+                                                "--json"]).stdout)
+    assert {"outcome": "out_of_range", "messages": 1, "samples": 1} in stats_json["totals"]
 
 
 def test_bad_filters_and_unknown_ids_exit_with_the_reason(runner: CliRunner, refused: None) -> None:

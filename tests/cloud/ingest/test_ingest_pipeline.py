@@ -102,6 +102,7 @@ def test_consent_decides_which_categories_are_stored(
     samples = [(SOC, NOW_NS, 50.0), (SPEED, NOW_NS, 88.0), (LATITUDE, NOW_NS, 48.1)]
     report = pipeline.process([telemetry(fleet.vin("eu1"), fleet.key("eu1"), samples)])
     assert report.samples_accepted == 1 and report.samples_not_consented == 2
+    assert report.not_consented_by_category == {"driving_behaviour": 1, "location": 1}
     rows = lake.rows()
     assert rows is not None and rows.column("path").to_pylist() == [SOC]
     with database.session() as session:
@@ -113,7 +114,8 @@ def test_consent_decides_which_categories_are_stored(
             source="driver-app",
             actor="test",
         )
-    pipeline.process([telemetry(fleet.vin("eu1"), fleet.key("eu1"), samples, seq=2)])
+    again = pipeline.process([telemetry(fleet.vin("eu1"), fleet.key("eu1"), samples, seq=2)])
+    assert again.not_consented_by_category == {"driving_behaviour": 1}
     rows = lake.rows()
     assert rows is not None and sorted(rows.column("category").to_pylist()) == [
         "location",
@@ -278,12 +280,37 @@ def test_retired_vehicle_is_refused_after_the_registry_cache_expires(
     make_pipeline: Callable[..., IngestPipeline], fleet: Fleet, database: Database
 ) -> None:
     from drivetrain.cloud.fleet import retire_vehicle
+    from drivetrain.cloud.ingest.directory import VehicleDirectory
 
     pipeline = make_pipeline()
+    monotonic = [1000.0]
+    pipeline.vehicles = VehicleDirectory(30.0, clock=lambda: monotonic[0])
+    vin, key = fleet.vin("eu2"), fleet.key("eu2")
+    first = pipeline.process([telemetry(vin, key, [(SOC, NOW_NS, 1.0)], seq=1)])
+    assert first.results[0].status == "stored"  # the registry's answer is cached now
     with database.session() as session:
-        retire_vehicle(session, fleet.vin("eu2"), actor="test")
-        assert get_vehicle(session, fleet.vin("eu2")).status == "retired"
-    report = pipeline.process([telemetry(fleet.vin("eu2"), fleet.key("eu2"), [(SOC, NOW_NS, 1.0)])])
+        retire_vehicle(session, vin, actor="test")
+        assert get_vehicle(session, vin).status == "retired"
+    monotonic[0] += 29.0  # within the TTL: the cached (active) answer still applies
+    cached = pipeline.process([telemetry(vin, key, [(SOC, NOW_NS, 2.0)], seq=2)])
+    assert cached.results[0].status == "stored"
+    monotonic[0] += 2.0  # past the TTL: the registry is asked again and says retired
+    report = pipeline.process([telemetry(vin, key, [(SOC, NOW_NS, 3.0)], seq=3)])
+    assert report.results[0].reason == "retired_vehicle"
+
+
+def test_with_ttl_0_the_registry_is_asked_every_time(
+    make_pipeline: Callable[..., IngestPipeline], fleet: Fleet, database: Database
+) -> None:
+    from drivetrain.cloud.fleet import retire_vehicle
+
+    pipeline = make_pipeline(vehicle_cache_ttl_s=0.0)
+    vin, key = fleet.vin("eu2"), fleet.key("eu2")
+    assert pipeline.process([telemetry(vin, key, [(SOC, NOW_NS, 1.0)], seq=1)]).results[0] \
+        .status == "stored"
+    with database.session() as session:
+        retire_vehicle(session, vin, actor="test")
+    report = pipeline.process([telemetry(vin, key, [(SOC, NOW_NS, 2.0)], seq=2)])
     assert report.results[0].reason == "retired_vehicle"
 
 

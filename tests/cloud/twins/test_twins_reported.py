@@ -191,3 +191,19 @@ def test_a_batch_larger_than_one_statement_is_written_whole_and_counted(
     with database.session() as session:
         reported = get_twin(session, fleet.acme_vins[0], tenant="acme").reported
     assert reported[paths[0]].value == 0.0 and reported[paths[-1]].value == float(len(paths))
+
+
+def test_batches_of_only_strings_or_only_numbers_round_trip_and_switch_kinds(
+    database: Database, fleet: Fleet
+) -> None:
+    # PostgreSQL sends a batch as one array per column: a column that is NULL in every row
+    # (no strings, or no numbers) must still be typed and stored as NULL.
+    vin = fleet.acme_vins[1]
+    mode = "Vehicle.Powertrain.Transmission.PerformanceMode"
+    assert _report(database, {vin: {mode: ("SPORT", T0)}}) == 1
+    assert _report(database, {vin: {mode: (2, T0 + timedelta(seconds=1))}}) == 1
+    with database.session() as session:
+        assert get_twin(session, vin, tenant="acme").reported[mode].value == 2
+    assert _report(database, {vin: {mode: ("ECO", T0 + timedelta(seconds=2))}}) == 1
+    with database.session() as session:
+        assert get_twin(session, vin, tenant="acme").reported[mode].value == "ECO"

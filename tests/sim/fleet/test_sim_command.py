@@ -3,6 +3,7 @@ writes the ground truth, a re-run that re-keys the same vehicles, and refused op
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +42,7 @@ def test_short_run_provisions_drives_lands_in_the_lake_and_writes_the_ground_tru
     )  # fmt: skip
     assert "[fleet] t=12/12 s" in output
     assert "3 vehicles drove" in output and "ground truth in" in output
+    assert f"data directory: {Path('data').resolve()} (from DRIVETRAIN_DATA_DIR)" in output
     manifest = read_manifest(Path("run/manifest.json"))
     vins = [v["vin"] for v in manifest["vehicles"]]
     assert len(vins) == 3 and manifest["files"]["attacks.parquet"]["rows"] >= 1
@@ -80,6 +82,39 @@ def test_short_run_provisions_drives_lands_in_the_lake_and_writes_the_ground_tru
         database.dispose()
 
 
+def _dropped_for_consent(output: str) -> dict[str, int]:
+    """The summary's "N dropped for consent (category n, ...)" as {category: n}."""
+    summary = " ".join(output.split())
+    match = re.search(r"([\d,]+) dropped for consent \(([^)]*)\)", summary)
+    if match is None:
+        return {}
+    counts = {}
+    for item in match.group(2).split(", "):
+        category, n = item.rsplit(" ", 1)
+        counts[category] = int(n.replace(",", ""))
+    assert sum(counts.values()) == int(match.group(1).replace(",", ""))
+    return counts
+
+
+def test_summary_counts_what_consent_dropped_per_category(
+    cli: Callable[..., str], database_url: str
+) -> None:
+    args = ("sim", "fleet", "--vehicles", "2", "--duration", "20", "--speedup", "0",
+            "--headless", "--out", "run")
+    dropped = _dropped_for_consent(cli(*args))
+    assert set(dropped) == {"driving_behaviour", "location", "cabin"}  # the default consent
+    assert all(n > 0 for n in dropped.values())
+    with Lake.open(load_settings()) as lake:
+        stored = {row["category"] for row in lake.counts("default").to_pylist()}
+    assert stored == {"technical", "diagnostics"}
+
+    everything = cli(*args, "--consent", "all")
+    assert _dropped_for_consent(everything) == {} and "dropped for consent" not in everything
+    with Lake.open(load_settings()) as lake:
+        stored = {row["category"] for row in lake.counts("default").to_pylist()}
+    assert {"driving_behaviour", "location", "cabin"} <= stored
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -87,6 +122,7 @@ def test_short_run_provisions_drives_lands_in_the_lake_and_writes_the_ground_tru
         (("--models", "tractor"), "model 'tractor'"),
         (("--duration", "0", "--speedup", "5"), "needs --speedup 1"),
         (("--attacks", "chaos"), "'chaos' is not a preset"),
+        (("--consent", "technical,gossip"), "--consent"),
     ],
 )
 def test_bad_options_are_refused_naming_them(

@@ -72,6 +72,7 @@ def trips(shared_data: Path) -> list[tuple[str, dict[str, tuple[np.ndarray, np.n
     return [(p.stem, read_trip(p)) for p in files]
 
 
+@pytest.mark.shared_data
 def test_compact_model_on_real_e208_trips_uses_the_measured_energy(
     trips: list[tuple[str, dict[str, tuple[np.ndarray, np.ndarray]]]],
     report_figure: Callable[[str], None],

@@ -12,7 +12,7 @@ import threading
 from datetime import datetime
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from drivetrain.cloud.infra import OPERATOR_TENANT, Principal, Scope
@@ -32,6 +32,9 @@ from drivetrain.cloud.lake.api import lake_of
 from drivetrain.core.errors import PermissionDeniedError
 
 router = APIRouter(tags=["ingest"])
+
+#: Largest id the state database stores (a signed 64-bit integer); larger ones are refused (422).
+MAX_ID: Final = 2**63 - 1
 
 Reader = Annotated[Principal, require_scopes(Scope.TELEMETRY_READ)]
 Writer = Annotated[Principal, require_scopes(Scope.TELEMETRY_WRITE)]
@@ -121,7 +124,7 @@ class ReplayRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[int] | None = Field(None, max_length=MAX_REPLAY)
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(None, max_length=MAX_REPLAY)
     vin: str | None = None
     reason: str | None = Field(None, description=f"One of: {_REASONS_TEXT}.")
     since: datetime | None = None
@@ -162,7 +165,8 @@ class StatsOut(BaseModel):
     vehicles: list[VehicleStatsOut]
 
 
-@router.get("/dead-letters", response_model=DeadLetterPage)
+@router.get("/dead-letters", response_model=DeadLetterPage,
+            summary="List dead letters with their reasons")
 def get_dead_letters(
     principal: Reader,
     context: Context,
@@ -172,7 +176,7 @@ def get_dead_letters(
     status: Annotated[str, Query(description="open, replayed or all.")] = "open",
     since: Annotated[datetime | None, Query(description="Received at or after.")] = None,
     until: Annotated[datetime | None, Query(description="Received before.")] = None,
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    after_id: Annotated[int, Query(ge=0, le=MAX_ID, description="Page: ids after this one.")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> DeadLetterPage:
     """Dead letters, oldest first, filtered and paged by id."""
@@ -195,9 +199,10 @@ def get_dead_letters(
     )
 
 
-@router.get("/dead-letters/{dead_letter_id}", response_model=DeadLetterDetail)
+@router.get("/dead-letters/{dead_letter_id}", response_model=DeadLetterDetail,
+            summary="One dead letter and what it refused")
 def get_one_dead_letter(
-    dead_letter_id: int, principal: Reader, context: Context
+    dead_letter_id: Annotated[int, Path(ge=1, le=MAX_ID)], principal: Reader, context: Context
 ) -> DeadLetterDetail:
     """One dead letter and the samples or events it holds (first 100)."""
     scope = visible_tenant(principal, None)
@@ -207,7 +212,8 @@ def get_one_dead_letter(
     return DeadLetterDetail(**letter.to_dict(), items=items)
 
 
-@router.post("/dead-letters/replay", response_model=list[ReplayOut])
+@router.post("/dead-letters/replay", response_model=list[ReplayOut],
+             summary="Run dead letters through ingestion again")
 def post_replay(
     body: ReplayRequest, principal: Writer, context: Context, request: Request
 ) -> list[ReplayOut]:
@@ -228,7 +234,8 @@ def post_replay(
     return [ReplayOut(**r.__dict__) for r in results]
 
 
-@router.get("/stats", response_model=StatsOut)
+@router.get("/stats", response_model=StatsOut,
+            summary="What ingestion did with each vehicle's data")
 def get_stats(
     principal: Reader,
     context: Context,

@@ -3,6 +3,7 @@ batch each readable message becomes on its way through the pipeline (:class:`Aut
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -41,7 +42,9 @@ class IngestReport:
     """What one micro-batch did; ``results`` is one entry per input, in order.
 
     ``dead_letters`` counts dead letters written; ``dead_letters_not_kept`` those the
-    dead-letter rate limit counted but did not store.
+    dead-letter rate limit counted but did not store. ``not_consented_by_category`` splits
+    the samples dropped by consent by privacy category (so that a user can be told that N
+    speed samples were dropped, and why).
     """
 
     results: tuple[MessageResult, ...]
@@ -49,6 +52,7 @@ class IngestReport:
     rows_skipped: int
     dead_letters: int
     dead_letters_not_kept: int = 0
+    not_consented_by_category: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def samples_accepted(self) -> int:

@@ -34,6 +34,7 @@ class Tally:
         self.seen: list[tuple[str, str, str]] = []
         self.rows_written = 0
         self.rows_skipped = 0
+        self.not_consented_by_category: Counter[str] = Counter()
 
     def count(
         self, tenant: str | None, vin: str, outcome: str, messages: int, samples: int
@@ -148,7 +149,8 @@ class Tally:
         results = tuple(
             r if r is not None else MessageResult("refused", "", None) for r in self.results
         )
-        return IngestReport(results, self.rows_written, self.rows_skipped, dead_letters, not_kept)
+        return IngestReport(results, self.rows_written, self.rows_skipped, dead_letters, not_kept,
+                            dict(self.not_consented_by_category))
 
     def finish(
         self,

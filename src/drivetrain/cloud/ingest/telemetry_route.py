@@ -28,6 +28,7 @@ from drivetrain.cloud.ingest.validation import (
     judge_samples,
 )
 from drivetrain.cloud.privacy import consent_map
+from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES
 
 #: Examples quoted in a sample-level dead letter's detail.
 DETAIL_EXAMPLES: Final = 3
@@ -52,6 +53,7 @@ def route_telemetry(mb: MicroBatch, batches: Sequence[AuthenticBatch]) -> None:
     consent = consent_array(vins, consent_map(mb.session, vins))
     codes = judge_samples(columns, mb.paths, consent, mb.bounds)
     accepted = codes == ACCEPTED_CODE
+    _count_not_consented(mb, columns, codes)
     _append_to_lake(mb, batches, vehicles, columns, body_index, accepted)
     newest = assembly.latest_rows(columns, accepted, len(vins), len(mb.paths))
     if mb.pending is not None:
@@ -91,6 +93,19 @@ def route_telemetry(mb: MicroBatch, batches: Sequence[AuthenticBatch]) -> None:
                 not_consented=int(row[NOT_CONSENTED_CODE]),
             ),
         )
+
+
+def _count_not_consented(
+    mb: MicroBatch, columns: SampleColumns, codes: npt.NDArray[np.uint8]
+) -> None:
+    """Tally the samples consent dropped, per privacy category (one bincount)."""
+    dropped = codes == NOT_CONSENTED_CODE
+    if not dropped.any():
+        return
+    categories = mb.paths.category.take(columns.path_id[dropped])
+    for index, n in enumerate(np.bincount(categories, minlength=len(PRIVACY_CATEGORIES))):
+        if n:
+            mb.tally.not_consented_by_category[PRIVACY_CATEGORIES[index]] += int(n)
 
 
 def _append_to_lake(

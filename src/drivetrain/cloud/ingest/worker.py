@@ -25,8 +25,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Final, Self
 
@@ -64,6 +64,7 @@ class WorkerStats:
         acknowledged: messages processed, committed and acknowledged.
         micro_batches: micro-batches committed.
         samples_accepted, samples_refused, samples_not_consented: sample outcomes.
+        not_consented_by_category: the samples dropped by consent, per privacy category.
         messages_refused: messages dead-lettered as a whole.
         duplicates: re-delivered batches skipped.
         failures: micro-batch attempts that failed (and were retried or isolated).
@@ -80,6 +81,7 @@ class WorkerStats:
     samples_accepted: int = 0
     samples_refused: int = 0
     samples_not_consented: int = 0
+    not_consented_by_category: Mapping[str, int] = field(default_factory=dict)
     messages_refused: int = 0
     duplicates: int = 0
     failures: int = 0
@@ -426,6 +428,10 @@ class IngestWorker:
                 samples_refused=s.samples_refused + sum(r.samples_refused for r in reports),
                 samples_not_consented=s.samples_not_consented
                 + sum(r.samples_not_consented for r in reports),
+                not_consented_by_category=_added(
+                    s.not_consented_by_category,
+                    *(r.not_consented_by_category for r in reports),
+                ),
                 messages_refused=s.messages_refused + sum(r.count("refused") for r in reports),
                 duplicates=s.duplicates + sum(r.count("duplicate") for r in reports),
                 dead_letters_not_kept=s.dead_letters_not_kept
@@ -437,3 +443,12 @@ class IngestWorker:
                     self._on_batch(report)
                 except Exception:  # noqa: BLE001 - a status callback must not stop ingestion
                     _log.exception("on_batch callback raised")
+
+
+def _added(counts: Mapping[str, int], *more: Mapping[str, int]) -> dict[str, int]:
+    """``counts`` plus each of ``more``, key by key."""
+    total = dict(counts)
+    for other in more:
+        for key, n in other.items():
+            total[key] = total.get(key, 0) + n
+    return total

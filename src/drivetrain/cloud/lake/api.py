@@ -50,9 +50,32 @@ _lake_guard = threading.Lock()
 _RESULT_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     200: {
         "description": f"JSON, or an Arrow IPC stream when the request accepts {ARROW_STREAM}.",
-        "content": {ARROW_STREAM: {"schema": {"type": "string", "format": "binary"}}},
+        "content": {ARROW_STREAM: {"schema": {
+            "type": "string", "format": "binary", "contentMediaType": ARROW_STREAM,
+            "description": "An Arrow IPC stream of the same table as the JSON form.",
+        }}},
     }
 }
+
+#: A cell of a result table as JSON: timestamps and dates are ISO 8601 text, decimals text,
+#: binary base64 text; lists and structs from SQL stay lists and objects.
+JsonCell = str | int | float | bool | list[Any] | dict[str, Any] | None
+
+
+class ColumnOut(BaseModel):
+    """One column of a result table."""
+
+    name: str
+    type: str = Field(description="Its Arrow type, e.g. timestamp[ns, tz=UTC], double.")
+
+
+class TableOut(BaseModel):
+    """A result table as JSON: one object per row, keyed by column name."""
+
+    tenant: str
+    rows: int = Field(description="Rows in `data`.")
+    columns: list[ColumnOut]
+    data: list[dict[str, JsonCell]]
 
 
 def lake_of(request: Request) -> Lake:
@@ -141,7 +164,8 @@ def _row_limit(request: Request, limit: int) -> int:
     return min(limit, SQL_MAX_ROWS if arrow else JSON_MAX_ROWS)
 
 
-@router.get("/signals", responses=_RESULT_RESPONSES)
+@router.get("/signals", response_model=TableOut, responses=_RESULT_RESPONSES,
+            summary="Samples of vehicles and signals over time")
 def get_signals(
     principal: Reader,
     context: Context,
@@ -157,7 +181,8 @@ def get_signals(
     region: Regions = [],  # noqa: B006
     tenant: TenantParam = None,
     limit: Annotated[
-        int, Query(ge=1, le=SQL_MAX_ROWS, description="Most rows to return.")
+        int, Query(ge=1, le=SQL_MAX_ROWS, description=f"Most rows to return (at most "
+                   f"{JSON_MAX_ROWS:,} as JSON, {SQL_MAX_ROWS:,} as Arrow).")
     ] = JSON_MAX_ROWS,
 ) -> Response:
     """Samples of vehicles and paths in [start, end), raw or down-sampled (``every``)."""
@@ -180,7 +205,8 @@ def get_signals(
     return table_response(request, tenant, table)
 
 
-@router.get("/aggregate", responses=_RESULT_RESPONSES)
+@router.get("/aggregate", response_model=TableOut, responses=_RESULT_RESPONSES,
+            summary="One signal aggregated over the fleet")
 def get_aggregate(
     principal: Reader,
     lake: LakeDep,
@@ -199,7 +225,8 @@ def get_aggregate(
     return table_response(request, tenant, table)
 
 
-@router.get("/counts", responses=_RESULT_RESPONSES)
+@router.get("/counts", response_model=TableOut, responses=_RESULT_RESPONSES,
+            summary="Stored samples per region and category")
 def get_counts(
     principal: Reader, lake: LakeDep, request: Request, tenant: TenantParam = None
 ) -> Response:
@@ -218,10 +245,13 @@ class SqlRequest(BaseModel):
         max_length=20_000,
         examples=["SELECT path, avg(value) FROM telemetry GROUP BY path"],
     )
-    max_rows: int = Field(JSON_MAX_ROWS, ge=1, le=SQL_MAX_ROWS)
+    max_rows: int = Field(JSON_MAX_ROWS, ge=1, le=SQL_MAX_ROWS,
+                          description=f"Refuse a larger result (at most {JSON_MAX_ROWS:,} rows "
+                          f"as JSON, {SQL_MAX_ROWS:,} as Arrow).")
 
 
-@router.post("/sql", responses=_RESULT_RESPONSES)
+@router.post("/sql", response_model=TableOut, responses=_RESULT_RESPONSES,
+             summary="Run one SELECT over the tenant's telemetry")
 def post_sql(
     body: SqlRequest,
     principal: SqlUser,

@@ -264,10 +264,12 @@ class RetentionAction:
 
 @dataclass(frozen=True, slots=True)
 class RetentionReport:
-    """The outcome of a retention run (or, with ``dry_run``, what would go)."""
+    """The outcome of a retention run (or, with ``dry_run``, what would go);
+    ``batch_ids_forgotten`` counts the batch ids that left the re-delivery window."""
 
     dry_run: bool
     actions: tuple[RetentionAction, ...]
+    batch_ids_forgotten: int = 0
 
     @property
     def rows_dropped(self) -> int:

@@ -169,7 +169,4 @@ def apply_retention(
             pass
         if progress is not None:
             progress(len(done), total)
-    horizon = batch_horizon(policy, store.region, today)
-    if horizon is not None:
-        store.index.prune_batches(horizon)
     return RetentionReport(False, tuple(done))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
@@ -35,13 +35,15 @@ from drivetrain.cloud.lake.models import (
     parse_tenant,
     time_range_ns,
 )
-from drivetrain.cloud.lake.retention import RetentionPolicy, apply_retention
+from drivetrain.cloud.lake.retention import RetentionPolicy, apply_retention, batch_horizon
 from drivetrain.cloud.lake.rows import normalize_rows, split_for_append
 from drivetrain.cloud.lake.store import Checkpoint, RegionStore
 from drivetrain.core.errors import BadInputError, ConfigurationError, QueryError, StorageError
 from drivetrain.core.regions import REGIONS
 from drivetrain.core.settings import Settings
 
+#: Days a batch id is remembered after its last sample's day (``lake_batch_window_days``).
+DEFAULT_BATCH_WINDOW_DAYS: Final = 35
 #: How often an append re-plans when another writer committed one of its batch ids first.
 _APPEND_ATTEMPTS: Final = 5
 #: Most rows a raw SQL query may return.
@@ -84,6 +86,8 @@ class Lake:
         retention: the retention policy (default: keep everything).
         checkpoint: optional hook told each step of a write (crash tests).
         query_threads: DuckDB threads per query (default: all cores).
+        batch_window_days: how long a batch id is remembered after the day of its last
+            sample, so that its re-delivery is skipped (see ``apply_retention``).
 
     Raises:
         ConfigurationError: an unknown region in ``roots``, or two regions whose roots overlap.
@@ -97,7 +101,11 @@ class Lake:
         *,
         checkpoint: Checkpoint | None = None,
         query_threads: int | None = None,
+        batch_window_days: int = DEFAULT_BATCH_WINDOW_DAYS,
     ) -> None:
+        if batch_window_days < 1:
+            raise ValueError(f"batch_window_days={batch_window_days}; expected at least 1")
+        self.batch_window_days = batch_window_days
         self.data_dir = Path(data_dir).expanduser().resolve()
         configured = _check_roots(roots or {})
         self._roots: dict[str, Path] = {
@@ -121,6 +129,7 @@ class Lake:
             policy = RetentionPolicy.from_mapping(settings.lake_retention_days)
         except BadInputError as e:
             raise ConfigurationError(f"lake_retention_days: {e}") from None
+        kwargs.setdefault("batch_window_days", settings.lake_batch_window_days)
         return cls(settings.data_dir, settings.lake_roots, policy, **kwargs)  # type: ignore[arg-type]
 
     # --- roots and stores -------------------------------------------------------------------------
@@ -217,7 +226,13 @@ class Lake:
         """Merge small files into sorted files of up to ``target_rows`` rows, in ``region``
         (default: every region with data), optionally of one ``tenant``.
 
-        ``progress(region, done, total)`` is called after each merged group.
+        ``progress(region, done, total)`` is called after each merged group. A retention run
+        or another compaction of the same region, here or in another process, is waited for
+        (the region's maintenance lock).
+
+        Raises:
+            ConflictError: another maintenance run held the region for longer than an hour.
+            StorageError: a file cannot be read or written.
         """
         tenant = None if tenant is None else parse_tenant(tenant)
         results = []
@@ -225,8 +240,9 @@ class Lake:
             def report(done: int, total: int, _region: str = store.region) -> None:
                 if progress is not None:
                     progress(_region, done, total)
-            results.append(compact_region(store, tenant=tenant, target_rows=target_rows,
-                                          progress=report))
+            with store.maintenance():
+                results.append(compact_region(store, tenant=tenant, target_rows=target_rows,
+                                              progress=report))
         return results
 
     def apply_retention(
@@ -238,20 +254,45 @@ class Lake:
         regions: Sequence[str] | None = None,
         progress: Callable[[str, int, int], None] | None = None,
     ) -> RetentionReport:
-        """Delete (or, with ``dry_run``, list) what the retention policy has expired.
+        """Delete (or, with ``dry_run``, list) what the retention policy has expired, then
+        forget the batch ids that left the re-delivery window.
 
-        ``policy`` defaults to the lake's; ``today`` to the current UTC date.
+        ``policy`` defaults to the lake's; ``today`` to the current UTC date. A batch id is
+        remembered (its re-delivery skipped) until ``batch_window_days`` after the day of its
+        last sample, or until every category of its region has expired if that comes first;
+        a batch re-delivered later is stored again. Ingestion refuses samples older than
+        ``ingest_max_sample_age_s``, which the settings keep inside this window, so what comes
+        through ingestion is never stored twice. A compaction of the same region is waited
+        for (the region's maintenance lock).
+
+        Raises:
+            ConflictError: another maintenance run held a region for longer than an hour.
+            StorageError: a file cannot be read, written or deleted.
         """
         policy = policy or self.retention
         today = today or datetime.now(UTC).date()
         actions: list[RetentionAction] = []
+        forgotten = 0
         for store in self._readable(regions):
             def report(done: int, total: int, _region: str = store.region) -> None:
                 if progress is not None:
                     progress(_region, done, total)
-            actions.extend(apply_retention(store, policy, today, dry_run=dry_run,
-                                           progress=report).actions)
-        return RetentionReport(dry_run, tuple(actions))
+            if dry_run:
+                actions.extend(apply_retention(store, policy, today, dry_run=True).actions)
+                continue
+            with store.maintenance():
+                actions.extend(apply_retention(store, policy, today, dry_run=False,
+                                               progress=report).actions)
+                forgotten += store.index.prune_batches(self.batch_cutoff(store.region, policy,
+                                                                         today))
+        return RetentionReport(dry_run, tuple(actions), forgotten)
+
+    def batch_cutoff(self, region: str, policy: RetentionPolicy, today: date) -> date:
+        """Batch ids of ``region`` whose samples are all dated before this day are forgotten:
+        they left the re-delivery window, or every category of them has expired."""
+        window = today - timedelta(days=self.batch_window_days)
+        horizon = batch_horizon(policy, region, today)
+        return window if horizon is None else max(window, horizon)
 
     # --- reading ----------------------------------------------------------------------------------
     def files(

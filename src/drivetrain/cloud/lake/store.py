@@ -4,6 +4,7 @@ Layout under the root (a region's data never leaves its root)::
 
     _lake_index.sqlite                         the index (WAL), see index.py
     _staging/<writer>.lock                     held (flock) by a live writer
+    _maintenance.lock                          held (flock) by a compaction or retention run
     _staging/<writer>/<uuid>.parquet           files being written, not yet committed
     region=EU/tenant=acme/date=2024-05-01/part-<uuid>.parquet    committed files
 
@@ -24,8 +25,10 @@ import fcntl
 import os
 import shutil
 import threading
+import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
@@ -40,9 +43,12 @@ from drivetrain.cloud.lake.index import (
 )
 from drivetrain.cloud.lake.models import LakeFile, partition_path
 from drivetrain.cloud.lake.rows import AppendPlan, DaySlice
-from drivetrain.core.errors import StorageError
+from drivetrain.core.errors import ConflictError, StorageError
 
 STAGING_DIR: Final = "_staging"
+MAINTENANCE_LOCK: Final = "_maintenance.lock"
+#: How long a compaction or retention run waits for another one on the same root, seconds.
+MAINTENANCE_WAIT_S: Final = 3600.0
 
 #: Parquet settings of every lake file: zstd level 1 (fast, still compact); dictionary pages
 #: only for the repeated strings; delta encoding for the (nearly ordered) timestamps and byte
@@ -379,6 +385,37 @@ class RegionStore:
         self._checkpoint(f"{kind}.committed")
         self._publish(op_id, files, kind)
         return files
+
+    @contextmanager
+    def maintenance(self, wait_s: float = MAINTENANCE_WAIT_S) -> Iterator[None]:
+        """Hold the root's maintenance lock: compaction and retention runs, in this process
+        or any other, take turns, so neither reads or rewrites a file the other is retiring.
+
+        Raises:
+            ConflictError: another run still held the lock after ``wait_s`` seconds.
+            StorageError: the lock file cannot be opened.
+        """
+        path = self.root / MAINTENANCE_LOCK
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise StorageError(f"cannot open the maintenance lock {path}: {e}") from e
+        try:
+            deadline = time.monotonic() + wait_s
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise ConflictError(
+                            f"another compaction or retention run of region {self.region} "
+                            f"({self.root}) still holds {MAINTENANCE_LOCK} after {wait_s:.0f} s"
+                        ) from None
+                    time.sleep(0.05)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
 
     def path_of(self, name: str) -> Path:
         """Absolute path of a file named relative to the root."""

@@ -95,13 +95,15 @@ class CategoryOut(BaseModel):
         return cls.model_validate(info.to_dict())
 
 
-@router.get("/categories", response_model=list[CategoryOut])
+@router.get("/categories", response_model=list[CategoryOut],
+            summary="The privacy categories of signals")
 def list_categories(principal: AnyCaller) -> list[CategoryOut]:
     """The five privacy categories, each with a one-line meaning and example VSS paths."""
     return [CategoryOut.of(info) for info in describe_categories(builtin_catalog())]
 
 
-@router.get("/vehicles/{vin}/consent", response_model=ConsentOut)
+@router.get("/vehicles/{vin}/consent", response_model=ConsentOut,
+            summary="A vehicle's consent")
 def read_consent(vin: Vin, principal: Reader, context: Context) -> ConsentOut:
     """The vehicle's consent (the default, technical and diagnostics, when none was set)."""
     with context.database.session() as session:
@@ -110,7 +112,8 @@ def read_consent(vin: Vin, principal: Reader, context: Context) -> ConsentOut:
     return ConsentOut.of(consent)
 
 
-@router.put("/vehicles/{vin}/consent", response_model=ConsentOut)
+@router.put("/vehicles/{vin}/consent", response_model=ConsentOut,
+            summary="Replace a vehicle's consent")
 def write_consent(
     vin: Vin, body: ConsentWrite, principal: Writer, context: Context, request: Request
 ) -> ConsentOut:

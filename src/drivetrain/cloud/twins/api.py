@@ -132,7 +132,7 @@ def _conflict(request: Request, error: VersionConflictError) -> JSONResponse:
 
 
 # --- fleet-wide routes (before /{vin}) ------------------------------------------------------
-@router.get("", response_model=TwinPageOut)
+@router.get("", response_model=TwinPageOut, summary="Twins a fleet query selects")
 def list_twins(
     principal: Reader,
     context: Context,
@@ -146,7 +146,8 @@ def list_twins(
     return TwinPageOut.of(page)
 
 
-@router.get("/reconciliation", response_model=ReconciliationOut)
+@router.get("/reconciliation", response_model=ReconciliationOut,
+            summary="How desired state stands: pending, converged, failed")
 def get_reconciliation(
     principal: Reader,
     context: Context,
@@ -159,7 +160,8 @@ def get_reconciliation(
     return ReconciliationOut.of(summary)
 
 
-@router.post("/desired", response_model=BulkDesiredOut)
+@router.post("/desired", response_model=BulkDesiredOut,
+             summary="Set desired values on every twin a query selects")
 def post_desired_by_query(
     body: DesiredByQuery, principal: Writer, context: Context, request: Request
 ) -> BulkDesiredOut:
@@ -180,7 +182,13 @@ def post_desired_by_query(
 @router.get(
     "/changes",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
+    responses={200: {"description": "Server-sent events", "content": {"text/event-stream": {
+        "schema": {"type": "string", "contentMediaType": "text/event-stream",
+                   "description": "Events `id: N`, `event: KIND`, `data: {JSON of the change: "
+                   "kind, vin, at, paths, version, detail}`; `event: overflow` with "
+                   "`data: {\"lost\": N}`."},
+    }}}},
+    summary="Stream changes to the caller's twins",
 )
 def stream_changes(
     request: Request,
@@ -253,7 +261,8 @@ def _sse(event: str, data: object, event_id: int | None = None) -> str:
 
 
 # --- one twin ----------------------------------------------------------------------------------
-@router.get("/{vin}", response_model=TwinOut, responses={200: {"headers": {"ETag": {}}}})
+@router.get("/{vin}", response_model=TwinOut, responses={200: {"headers": {"ETag": {}}}},
+            summary="One twin: reported, desired, delta, ECUs")
 def get_one_twin(vin: str, principal: Reader, context: Context) -> JSONResponse:
     """The twin: metadata, ECUs, reported, desired, items, delta; ETag = desired version."""
     with context.database.session() as session:
@@ -298,7 +307,8 @@ _WRITE_RESPONSES: Final[dict[int | str, dict[str, str]]] = {
 }
 
 
-@router.patch("/{vin}/desired", response_model=TwinOut, responses=_WRITE_RESPONSES)
+@router.patch("/{vin}/desired", response_model=TwinOut, responses=_WRITE_RESPONSES,
+              summary="Change some desired values (If-Match)")
 def patch_desired(
     vin: str,
     body: DesiredWrite,
@@ -311,7 +321,8 @@ def patch_desired(
     return _write_desired(vin, body, principal, context, request, if_match, replace=False)
 
 
-@router.put("/{vin}/desired", response_model=TwinOut, responses=_WRITE_RESPONSES)
+@router.put("/{vin}/desired", response_model=TwinOut, responses=_WRITE_RESPONSES,
+            summary="Replace the desired state (If-Match)")
 def put_desired(
     vin: str,
     body: DesiredWrite,
@@ -324,7 +335,7 @@ def put_desired(
     return _write_desired(vin, body, principal, context, request, if_match, replace=True)
 
 
-@router.get("/{vin}/delta", response_model=DeltaOut)
+@router.get("/{vin}/delta", response_model=DeltaOut, summary="What is still to apply")
 def get_one_delta(vin: str, principal: Reader, context: Context) -> DeltaOut:
     """What the vehicle still has to apply (exactly what the desired-state message carries)."""
     with context.database.session() as session:
@@ -334,7 +345,8 @@ def get_one_delta(vin: str, principal: Reader, context: Context) -> DeltaOut:
     return DeltaOut(version=delta.version, values=values, expires_at=expires)
 
 
-@router.get("/{vin}/history", response_model=HistoryOut)
+@router.get("/{vin}/history", response_model=HistoryOut,
+            summary="A signal's reported history from the lake")
 def get_history(
     vin: str,
     principal: Reader,
@@ -372,14 +384,14 @@ def get_history(
     )
 
 
-@router.get("/{vin}/ecus", response_model=list[EcuOut])
+@router.get("/{vin}/ecus", response_model=list[EcuOut], summary="The ECU inventory")
 def get_ecus(vin: str, principal: Reader, context: Context) -> list[EcuOut]:
     """The vehicle's ECU inventory."""
     with context.database.session() as session:
         return [EcuOut.of(e) for e in list_ecus(session, vin, tenant=principal.tenant)]
 
 
-@router.put("/{vin}/ecus/{ecu}", response_model=EcuOut)
+@router.put("/{vin}/ecus/{ecu}", response_model=EcuOut, summary="Record one ECU")
 def put_ecu(
     vin: str, ecu: str, body: EcuWrite, principal: Writer, context: Context, request: Request
 ) -> EcuOut:
@@ -398,7 +410,8 @@ def put_ecu(
     return EcuOut.of(stored)
 
 
-@router.delete("/{vin}/ecus/{ecu}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{vin}/ecus/{ecu}", status_code=status.HTTP_204_NO_CONTENT,
+               summary="Remove one ECU entry")
 def remove_ecu(
     vin: str, ecu: str, principal: Writer, context: Context, request: Request
 ) -> Response:

@@ -73,12 +73,11 @@ class ReportedRow(Base):
     """The latest reported value of one VSS path of one vehicle (newer measurement wins)."""
 
     __tablename__ = "twin_reported"
-    __table_args__ = (
-        Index("ix_twin_reported_path_num", "path", "num"),
-        # SQLite: the rows live in the primary-key b-tree, so a (vin, path) lookup of the
-        # query language or an upsert touches one b-tree, not an index and then the table.
-        {"sqlite_with_rowid": False},
-    )
+    # No index beyond the primary key: the query language looks values up by (vin, path),
+    # and every further index would be rewritten by each reported update (migration 0002).
+    # SQLite: the rows live in the primary-key b-tree, so a (vin, path) lookup of the
+    # query language or an upsert touches one b-tree, not an index and then the table.
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     vin: Mapped[str] = mapped_column(
         String(17), ForeignKey("twins.vin", ondelete="CASCADE"), primary_key=True
@@ -125,7 +124,8 @@ class EcuRow(Base):
 
     __tablename__ = "twin_ecus"
     __table_args__ = (
-        Index("ix_twin_ecus_ecu_software_key", "ecu", "software_key"),
+        # PostgreSQL: the VIN rides along, so a software predicate reads the index alone.
+        Index("ix_twin_ecus_ecu_software_key", "ecu", "software_key", postgresql_include=["vin"]),
         {"sqlite_with_rowid": False},
     )
 

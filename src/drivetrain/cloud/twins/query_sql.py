@@ -73,10 +73,12 @@ def _apply(column: Any, op: Operator, value: Any) -> ColumnElement[bool]:
 
 
 def _value_condition(table: Any, op: Operator, value: Literal_) -> ColumnElement[bool]:
+    # A stored value fills exactly one of num (booleans as 0/1, integers, floats) and text
+    # (strings), so the column alone decides the kind: no test of ``kind``, which keeps the
+    # condition answerable from an index on (path, num) or (path, text).
     if isinstance(value, str):
-        return and_(table.kind == "s", _apply(table.text, op, value))
-    number = float(value)  # booleans are stored as 0/1
-    return and_(table.kind != "s", _apply(table.num, op, number))
+        return _apply(table.text, op, value)
+    return _apply(table.num, op, float(value))
 
 
 def _scoped(field: Field, condition: ColumnElement[bool]) -> ColumnElement[bool]:
@@ -122,9 +124,9 @@ def _any_equal(field: Field, values: tuple[Literal_, ...]) -> ColumnElement[bool
     numbers = [float(v) for v in values if not isinstance(v, str)]
     parts: list[ColumnElement[bool]] = []
     if texts:
-        parts.append(and_(table.kind == "s", table.text.in_(texts)))
+        parts.append(table.text.in_(texts))
     if numbers:
-        parts.append(and_(table.kind != "s", table.num.in_(numbers)))
+        parts.append(table.num.in_(numbers))
     return _scoped(field, or_(*parts))
 
 

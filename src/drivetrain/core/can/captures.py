@@ -147,8 +147,13 @@ def detect_format(path: str | Path) -> CaptureFormat:
     try:
         with path.open("r", encoding="utf-8", newline="") as f:
             header = f.readline().strip()
-    except (OSError, UnicodeDecodeError) as e:
-        raise CaptureFormatError(f"capture file '{path}' cannot be read: {e}") from e
+    except UnicodeDecodeError as e:
+        raise CaptureFormatError(
+            f"{path}:1: not a text CSV file (byte {e.object[e.start]:#04x} at offset {e.start} "
+            "is not UTF-8); expected a CSV capture with a header line"
+        ) from e
+    except OSError as e:
+        raise CaptureFormatError(f"capture file '{path}' cannot be read: {e.strerror or e}") from e
     columns = tuple(c.strip() for c in header.split(","))
     if columns == COMMA_CSV_HEADER:
         return "comma-csv"

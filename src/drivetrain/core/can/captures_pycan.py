@@ -26,6 +26,7 @@ from typing import Literal, TextIO
 
 import can
 import numpy as np
+from can.io.blf import BLFParseError
 
 from drivetrain.core.can.captures import CaptureChunk, MalformedLine
 from drivetrain.core.can.frames import CLASSIC_CAN_MAX_BYTES, FrameBatch
@@ -34,6 +35,10 @@ from drivetrain.core.errors import CaptureFormatError
 PyCanFormat = Literal["candump", "asc", "blf"]
 _TRAILING_DIGITS = re.compile(r"(\d+)$")
 _READ_ERRORS = (ValueError, IndexError, TypeError, KeyError, can.CanError)
+#: What a candump line looks like, quoted when one does not.
+CANDUMP_LINE = "expected '(TIME) INTERFACE ID#DATA', e.g. '(1700000000.000000) can0 123#DEADBEEF'"
+#: What an ASC event line looks like, quoted when one does not.
+ASC_LINE = "expected 'TIME CHANNEL ID Rx d LENGTH BYTES...', e.g. '0.001 1 123 Rx d 2 DE AD'"
 
 
 class _CountingLines:
@@ -161,8 +166,9 @@ def _iter_candump(path: Path, strict: bool, chunk_frames: int) -> Iterator[Captu
                     if len(builder) >= chunk_frames:
                         yield builder.emit(feed.tell())
                 break
-            except _READ_ERRORS as e:
-                builder.bad(feed.line, feed.current, f"not a candump frame line ({e})")
+            except _READ_ERRORS:
+                # python-can's own message (an unpacking error) says nothing to the user
+                builder.bad(feed.line, feed.current, f"not a candump frame line; {CANDUMP_LINE}")
         end = feed.tell()
     yield builder.emit(end)
 
@@ -176,8 +182,9 @@ def _iter_asc(path: Path, strict: bool, chunk_frames: int) -> Iterator[CaptureCh
                 builder.add(msg)
                 if len(builder) >= chunk_frames:
                     yield builder.emit(feed.tell())
-        except _READ_ERRORS as e:
-            builder.bad(feed.line, feed.current, f"not an ASC event line ({e}); the rest of the file was not read")
+        except _READ_ERRORS:
+            builder.bad(feed.line, feed.current,
+                        f"not an ASC event line; {ASC_LINE}; the rest of the file was not read")
         end = feed.tell()
     yield builder.emit(end)
 
@@ -186,9 +193,23 @@ def _iter_blf(path: Path, strict: bool, chunk_frames: int) -> Iterator[CaptureCh
     builder = _ChunkBuilder(path, strict)
     index = 0
     try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise CaptureFormatError(f"capture file '{path}' cannot be opened: {e.strerror or e}") \
+            from e
+    if magic != b"LOGG":  # python-can would leave the file open when refusing it
+        raise CaptureFormatError(
+            f"capture file '{path}' is not a BLF log: it starts with {magic!r}; expected a "
+            "Vector BLF file starting with 'LOGG'"
+        )
+    try:
         reader = can.BLFReader(str(path))
-    except (OSError, *_READ_ERRORS) as e:
-        raise CaptureFormatError(f"capture file '{path}' is not a readable BLF log: {e}") from e
+    except (OSError, BLFParseError, *_READ_ERRORS) as e:
+        raise CaptureFormatError(
+            f"capture file '{path}' is not a readable BLF log ({e}); expected a Vector BLF "
+            "file starting with 'LOGG'"
+        ) from e
     size = path.stat().st_size
     try:
         for msg in reader:

@@ -21,6 +21,7 @@ from drivetrain.core.can.dbc_text import LineMap, repair, split_imports
 from drivetrain.core.errors import DbcFormatError
 
 _LINE_RE = re.compile(r"at line (\d+)")
+_SYNTAX_RE = re.compile(r"Invalid syntax at line (\d+), column (\d+)")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,11 @@ def load_dbc(path: str | Path) -> LoadedDbc:
     parts: list[str] = []
     _inline(path.resolve(), (), set(), parts, segments, notes, path.parent.resolve(), path.parent)
     combined = "".join(parts)
+    if not _statements(combined):
+        raise DbcFormatError(
+            f"{path}: the DBC file is empty; expected DBC statements (VERSION, BU_, BO_ with "
+            "its SG_ signals, ...)"
+        )
     where = LineMap(segments)
     repaired = repair(combined, where)
     notes.extend(repaired.notes)
@@ -174,8 +180,24 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
+def _statements(text: str) -> bool:
+    """True when ``text`` holds anything but blank lines and // comments."""
+    return any(line.strip() and not line.strip().startswith("//") for line in text.splitlines())
+
+
 def _describe(error: Exception, path: Path, where: LineMap, text: str) -> str:
     message = str(error).strip().removeprefix("DBC:").strip().strip('"')
+    syntax = _SYNTAX_RE.search(message)
+    if syntax:
+        # textparser marks the spot with ">>!<<" inside its own quoting: say it in words.
+        line_no, column = int(syntax.group(1)), int(syntax.group(2))
+        lines = text.splitlines()
+        source = lines[line_no - 1] if 0 < line_no <= len(lines) else ""
+        rest = source[column - 1:].strip()
+        at = f" at {rest[:40]!r}" if rest else " at the end of the line"
+        return (f"{where(line_no)}:{column}: not valid DBC syntax in {source.strip()[:80]!r}{at}; "
+                "expected a well-formed DBC statement (VERSION, BU_, BO_, SG_, CM_, BA_, "
+                "VAL_, ...)")
     mo = _LINE_RE.search(message)
     if mo:
         return f"{where(int(mo.group(1)))}: cannot parse DBC: {message}"

@@ -137,6 +137,11 @@ class PrivateBroker:
         return f"mqtt://127.0.0.1:{self.port}"
 
     @property
+    def pid(self) -> int | None:
+        """The broker process's id while it runs (for CPU accounting), else None."""
+        return self._process.pid if self.running and self._process is not None else None
+
+    @property
     def running(self) -> bool:
         """True while the process runs (also while paused)."""
         return self._process is not None and self._process.poll() is None

@@ -49,6 +49,8 @@ from drivetrain.edge import (
 )
 
 SCHEMA_VERSION: Final = 2
+#: Positions per ``DELETE ... IN (...)``: well below SQLite's bound-parameter limit.
+_IN_CHUNK: Final = 500
 _AGENT_STATE: Final = """CREATE TABLE agent_state(
     vehicle TEXT NOT NULL, record TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY(vehicle, record)
 )"""
@@ -284,26 +286,33 @@ class VehicleBuffer:
         Raises:
             StorageError: the database failed.
         """
-        keys = [(int(p), self.vin) for p in positions]
-        if not keys:
+        wanted = sorted({int(p) for p in positions})
+        if not wanted:
             return 0
+        chunks = [wanted[i : i + _IN_CHUNK] for i in range(0, len(wanted), _IN_CHUNK)]
         store = self._store
         with store.lock:
+            db = store.db
             try:
-                store.db.execute("BEGIN IMMEDIATE")
+                # Usually one confirmed message: one statement is its own transaction
+                # (autocommit), without BEGIN/COMMIT round trips; more chunks share one.
+                if len(chunks) > 1:
+                    db.execute("BEGIN IMMEDIATE")
                 try:
                     sizes = [
                         row[0]
-                        for key in keys
-                        for row in store.db.execute(
-                            "DELETE FROM messages WHERE position = ? AND vehicle = ?"
-                            " RETURNING size",
-                            key,
+                        for chunk in chunks
+                        for row in db.execute(
+                            "DELETE FROM messages WHERE vehicle = ? AND position IN ("
+                            + ", ".join("?" * len(chunk)) + ") RETURNING size",
+                            (self.vin, *chunk),
                         ).fetchall()
                     ]
-                    store.db.execute("COMMIT")
+                    if len(chunks) > 1:
+                        db.execute("COMMIT")
                 except BaseException:
-                    store.db.execute("ROLLBACK")
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
                     raise
             except sqlite3.Error as e:
                 raise StorageError(
