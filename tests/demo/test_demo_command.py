@@ -23,7 +23,7 @@ def test_headless_demo_passes_every_act_and_exits_zero(tmp_path: Path) -> None:
             "demo",
             "--headless",
             "--duration",
-            "10",
+            "120",
             "--vehicles",
             "2",
             "--data-dir",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from drivetrain.core.errors import DrivetrainError
+from drivetrain.core.errors import ConfigurationError
 
 #: Import name → PyPI distribution of each optional library.
 _DISTRIBUTIONS = {
@@ -23,7 +23,7 @@ _DISTRIBUTIONS = {
 }
 
 
-class MissingExtraError(DrivetrainError):
+class MissingExtraError(ConfigurationError):
     """An insights feature needs a library from the ``insights`` extra that is not installed."""
 
 
