@@ -52,6 +52,20 @@ class Settings(BaseSettings):
         "production; generated once per data_dir in embedded mode.",
     )
     token_ttl_s: int = Field(3600, gt=0, description="Lifetime of an access token, seconds.")
+    token_requests_per_minute: int = Field(
+        30, ge=1, description="Token requests one remote address may make per minute; past "
+        "it the token endpoint answers 429 (each request costs a scrypt hash).",
+    )
+    token_failures_per_minute: int = Field(
+        10, ge=1, description="Failed token requests per client id and minute; past it "
+        "that client id is refused (429) until the minute has passed (secret guessing).",
+    )
+    api_streams_per_client: int = Field(
+        8, ge=1, description="Server-sent-event streams one API client may hold open.",
+    )
+    api_streams_per_tenant: int = Field(
+        64, ge=1, description="Server-sent-event streams one tenant's clients may hold open.",
+    )
     api_host: str = Field("127.0.0.1", description="Address `drivetrain serve` binds.")
     api_port: int = Field(8080, ge=0, le=65535, description="Port `drivetrain serve` binds.")
     cloud_key_file: Path | None = Field(
