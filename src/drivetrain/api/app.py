@@ -17,6 +17,7 @@ from drivetrain.cloud.infra import (
     resolve_token_key,
 )
 from drivetrain.cloud.infra.http.context import ApiContext, RequestIdMiddleware
+from drivetrain.cloud.infra.http.guards import ApiGuards
 from drivetrain.cloud.infra.http.problems import install_error_handlers
 from drivetrain.core.settings import Settings
 
@@ -57,7 +58,8 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.drivetrain = ApiContext(
-        settings=settings, database=db, token_key=token_key, bootstrap=bootstrap
+        settings=settings, database=db, guards=ApiGuards.from_settings(settings),
+        token_key=token_key, bootstrap=bootstrap,
     )
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)

@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     )
     token_ttl_s: int = Field(3600, gt=0, description="Lifetime of an access token, seconds.")
     token_requests_per_minute: int = Field(
-        30, ge=1, description="Token requests one remote address may make per minute; past "
+        60, ge=1, description="Token requests one remote address may make per minute; past "
         "it the token endpoint answers 429 (each request costs a scrypt hash).",
     )
     token_failures_per_minute: int = Field(
