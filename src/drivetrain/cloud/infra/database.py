@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from drivetrain.core.errors import ConfigurationError, ConflictError, StorageError
+from drivetrain.core.private_files import make_private_dir, make_private_file
 from drivetrain.core.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -114,7 +115,14 @@ class Database:
                 kwargs["poolclass"] = StaticPool  # one shared in-memory database
                 kwargs["connect_args"] = {"check_same_thread": False}
             else:
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                # The file holds the per-tenant pseudonym keys: owner-only from its creation
+                # (SQLite gives its -wal and -shm files the database file's mode).
+                try:
+                    make_private_dir(Path(database).parent)
+                    make_private_file(Path(database))
+                except OSError as e:
+                    raise StorageError(f"cannot create the state database {database}: "
+                                       f"{e.strerror}") from e
         else:
             kwargs["pool_pre_ping"] = True
         try:
@@ -231,6 +239,12 @@ def open_database(settings: Settings) -> Database:
     """The state database named by ``settings.state_database_url`` (SQLite in data_dir by default).
 
     Does not migrate: call :meth:`Database.upgrade`. Raises :class:`ConfigurationError` for an
-    unusable URL.
+    unusable URL, :class:`StorageError` when the data directory cannot be created. Creates
+    the data directory 0700 (and narrows an existing one to its owner).
     """
+    try:
+        make_private_dir(settings.data_dir, tighten=True)
+    except OSError as e:
+        raise StorageError(f"cannot create the data directory {settings.data_dir}: "
+                           f"{e.strerror}") from e
     return Database(settings.state_database_url)
