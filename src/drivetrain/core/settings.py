@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         description="Key that signs API access tokens (>= 32 characters). Required in "
         "production; generated once per data_dir in embedded mode.",
     )
+    audit_key: SecretStr | None = Field(
+        None,
+        description="Key that authenticates the audit log's hash chains (HMAC-SHA256, >= 32 "
+        "characters); default: derived from the auth secret. Keep it outside the database.",
+    )
     token_ttl_s: int = Field(3600, gt=0, description="Lifetime of an access token, seconds.")
     token_requests_per_minute: int = Field(
         60, ge=1, description="Token requests one remote address may make per minute; past "

@@ -25,6 +25,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQL
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from drivetrain.cloud.infra.audit import AUDIT_KEY_INFO
 from drivetrain.core.errors import ConfigurationError, ConflictError, StorageError
 from drivetrain.core.private_files import make_private_dir, make_private_file
 from drivetrain.core.settings import Settings
@@ -99,7 +100,9 @@ class Database:
     as :class:`StorageError` on first use.
     """
 
-    def __init__(self, url: str | URL, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str | URL, *, echo: bool = False, audit_key: bytes | None = None
+    ) -> None:
         try:
             parsed = make_url(url)
         except ArgumentError as e:
@@ -108,6 +111,8 @@ class Database:
                 "(expected e.g. sqlite:///path/state.db or postgresql+psycopg://user@host/db)"
             ) from e
         self._url = parsed
+        # Authenticates audit entries (HMAC); kept here, never in the database.
+        self._audit_key = audit_key
         kwargs: dict[str, Any] = {"echo": echo}
         if parsed.get_backend_name() == "sqlite":
             database = parsed.database or ""
@@ -137,6 +142,15 @@ class Database:
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
 
     @property
+    def audit_key(self) -> bytes | None:
+        """The key authenticating this database's audit entries (None: unkeyed)."""
+        return self._audit_key
+
+    def use_audit_key(self, key: bytes | None) -> None:
+        """Authenticate audit entries written and verified from now on with ``key``."""
+        self._audit_key = key
+
+    @property
     def engine(self) -> Engine:
         """The SQLAlchemy engine (for domains that need Core queries)."""
         return self._engine
@@ -159,6 +173,7 @@ class Database:
         block or at commit; other exceptions propagate unchanged after the rollback.
         """
         with translate_errors("state database transaction"), self._sessions() as session:
+            session.info[AUDIT_KEY_INFO] = self._audit_key
             try:
                 yield session
                 session.commit()
@@ -247,4 +262,6 @@ def open_database(settings: Settings) -> Database:
     except OSError as e:
         raise StorageError(f"cannot create the data directory {settings.data_dir}: "
                            f"{e.strerror}") from e
-    return Database(settings.state_database_url)
+    from drivetrain.cloud.infra.bootstrap import resolve_audit_key
+
+    return Database(settings.state_database_url, audit_key=resolve_audit_key(settings))
