@@ -19,6 +19,7 @@ from drivetrain.cloud.infra import Principal, Scope
 from drivetrain.cloud.infra.http import (
     ApiContext,
     Context,
+    Instant,
     problem_response,
     request_id_of,
     require_scopes,
@@ -315,8 +316,8 @@ def get_history(
     context: Context,
     lake: LakeDep,
     path: Annotated[str, Query(max_length=200, description="VSS path.")],
-    start: Annotated[datetime | None, Query(description="Default: 24 h before end.")] = None,
-    end: Annotated[datetime | None, Query(description="Default: now.")] = None,
+    start: Annotated[Instant | None, Query(description="Default: 24 h before end.")] = None,
+    end: Annotated[Instant | None, Query(description="Default: now.")] = None,
     every: Annotated[str | None, Query(max_length=16, examples=["1m"])] = None,
     agg: Literal["mean", "min", "max", "last"] = "mean",
 ) -> HistoryOut:
