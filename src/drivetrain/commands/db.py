@@ -24,8 +24,12 @@ _err = Console(stderr=True, highlight=False)
 
 def fail(message: object, code: int = 1) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code``."""
-    # the message quotes user input: printed as text, never read as markup
-    _err.print(Text.assemble(("error:", "bold red"), f" {message}"), soft_wrap=True)
+    from drivetrain.commands.output import printable
+
+    # the message quotes user input: printed as text, never read as markup, its terminal
+    # control characters escaped
+    _err.print(Text.assemble(("error:", "bold red"), f" {printable(str(message), keep_newlines=True)}"),
+               soft_wrap=True)
     raise typer.Exit(code=code)
 
 
