@@ -4,7 +4,8 @@
 Each event is ``event: <kind>`` with a JSON ``data`` line; ``event: overflow`` says how many
 events this stream lost by falling behind; a comment line keeps an idle connection open. The
 stream ends after ``max_events`` events, after ``timeout_s`` seconds, when the caller's token
-expires, or when the client goes away.
+expires or its client is disabled or loses the rights it had (re-checked every
+``PRINCIPAL_RECHECK_S`` seconds), or when the client goes away.
 
 Streams wait on the event loop (:meth:`WaitQueue.next_batch`), never in a worker thread, so
 open streams do not take the threads ordinary requests run in; each client may hold
@@ -20,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
+import anyio.to_thread
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -27,11 +29,16 @@ from starlette.types import Receive, Scope, Send
 from drivetrain.cloud.infra.auth import Principal
 from drivetrain.cloud.infra.bus import StatusEvent, StatusSubscription
 from drivetrain.cloud.infra.http.context import api_context
+from drivetrain.cloud.infra.service import ensure_principal_active
 from drivetrain.cloud.infra.waitqueue import WaitQueue
+from drivetrain.core.errors import AuthenticationError
 
 T = TypeVar("T")
 #: Seconds between keep-alive comments on an idle stream.
 KEEPALIVE_S: Final = 15.0
+#: Seconds between re-checks of the caller's client (disabled, role or scopes lowered): a
+#: stream outlives no revocation by more than this.
+PRINCIPAL_RECHECK_S = 30.0
 SSE_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"},
     429: {"description": "The client or its tenant already holds its cap of open streams"},
@@ -78,7 +85,8 @@ def event_stream(
         RateLimitedError: the client or its tenant already holds its cap of streams (the
             queue is closed).
     """
-    slots = api_context(request).guards.streams
+    context = api_context(request)
+    slots = context.guards.streams
     try:
         slots.acquire(principal)
     except BaseException:
@@ -97,13 +105,27 @@ def event_stream(
     limit_s = token_left_s if timeout_s is None else min(timeout_s, token_left_s)
     deadline = time.monotonic() + max(0.0, limit_s)
 
+    def still_valid() -> bool:
+        try:
+            with context.database.session() as session:
+                ensure_principal_active(session, principal)
+        except AuthenticationError:
+            return False
+        return True
+
     async def events() -> AsyncIterator[str]:
         sent, lost, idle_since = 0, 0, time.monotonic()
+        checked_at = time.monotonic()
         try:
             yield ": connected\n\n"
             while time.monotonic() < deadline:
                 if await request.is_disconnected():
                     return
+                if time.monotonic() - checked_at >= PRINCIPAL_RECHECK_S:
+                    checked_at = time.monotonic()
+                    if not await anyio.to_thread.run_sync(still_valid):
+                        yield sse_line("revoked", {"detail": "the client's access ended"})
+                        return
                 wait = max(0.0, min(1.0, deadline - time.monotonic()))
                 batch = await queue.next_batch(wait)
                 if queue.overflowed > lost:
