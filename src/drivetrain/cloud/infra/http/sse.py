@@ -40,7 +40,11 @@ KEEPALIVE_S: Final = 15.0
 #: stream outlives no revocation by more than this.
 PRINCIPAL_RECHECK_S = 30.0
 SSE_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
-    200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"},
+    200: {"description": "Server-sent events", "content": {"text/event-stream": {"schema": {
+        "type": "string", "contentMediaType": "text/event-stream",
+        "description": "Events `id: N`, `event: KIND`, `data: {JSON of the status event}`; "
+        "`event: overflow` with `data: {\"lost\": N}`; `event: revoked` when the caller's "
+        "access ended."}}}},
     429: {"description": "The client or its tenant already holds its cap of open streams"},
 }
 #: What a stream sends for a batch of items: ``(event kind, JSON data)`` per kept item.
