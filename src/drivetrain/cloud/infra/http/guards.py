@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from drivetrain.cloud.infra.auth import Principal
@@ -61,15 +59,6 @@ class StreamSlots:
         """Streams open now, every client's."""
         with self._lock:
             return self._clients.total()
-
-    @contextmanager
-    def held(self, principal: Principal) -> Iterator[None]:
-        """A slot for the duration of the block."""
-        self.acquire(principal)
-        try:
-            yield
-        finally:
-            self.release(principal)
 
 
 @dataclass
