@@ -126,6 +126,20 @@ def iso_from_ns(ns: int) -> str:
     return f"{base}.{digits}Z"
 
 
+def safe(value: object) -> str:
+    """``value`` as text to place inside a Rich markup string: its control characters escaped
+    (:func:`printable`) and its square brackets kept from being read as markup."""
+    from rich.markup import escape
+
+    return escape(format_cell(value))
+
+
+def cell(value: object) -> Text:
+    """``value`` as a Rich table cell of plain text (never markup, control characters
+    escaped), for tables built with ``Table.add_row``."""
+    return Text(format_cell(value))
+
+
 def format_cell(value: object) -> str:
     """One table cell's text: numbers as :func:`format_number`, times as ISO 8601 UTC,
     None as empty, text with its control characters escaped (:func:`printable`)."""
