@@ -6,6 +6,7 @@ a tenant's chain. The keyed chain catches the first two; a signed checkpoint the
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,13 +14,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from drivetrain.cloud.fleet.provisioning import load_or_create_cloud_key
 from drivetrain.cloud.infra import Database, record_audit, verify_chain
 from drivetrain.cloud.infra.audit import GENESIS_HASH, audit_key_id, compute_entry_hash
 from drivetrain.cloud.infra.audit_checkpoints import (
     AuditCheckpoint,
     chain_heads,
     check_checkpoint,
+    open_signed_checkpoint,
 )
+from drivetrain.core.errors import SignatureError
 
 KEY = b"k" * 32
 T0 = datetime(2025, 5, 1, 8, 0, tzinfo=UTC)
@@ -183,9 +187,9 @@ def test_cli_checkpoint_is_signed_and_a_tampered_one_is_refused(
 ) -> None:
     cli("db", "upgrade")
     cli("auth", "create-tenant", "acme")
-    out = tmp_path / "checkpoint.json"
-    assert "checkpoint of 1 audit chains signed by key" in cli("db", "audit-checkpoint",
-                                                              "--out", str(out))
+    written = cli("db", "audit-checkpoint", "--out-dir", str(tmp_path / "anchors"))
+    assert "audit checkpoint signed by key" in written
+    out = next((tmp_path / "anchors").glob("audit-checkpoint-*.json"))
     assert "1 checkpointed chain heads in place" in cli("db", "verify-audit",
                                                         "--checkpoint", str(out))
     document = json.loads(out.read_text())
@@ -193,3 +197,31 @@ def test_cli_checkpoint_is_signed_and_a_tampered_one_is_refused(
     out.write_text(json.dumps(document))
     assert "signature does not verify" in cli("db", "verify-audit", "--checkpoint", str(out),
                                              code=1)
+
+
+def test_serve_writes_signed_checkpoints_on_a_schedule(
+    keyed: Database, tmp_path: Path,
+) -> None:
+    from drivetrain.api.background import ControlPlane
+    from drivetrain.core.crypto import SigningKey
+    from drivetrain.core.settings import load_settings
+
+    _record(keyed, 2)
+    anchors = tmp_path / "anchors"
+    settings = load_settings(data_dir=tmp_path / "data", audit_checkpoint_dir=anchors,
+                             audit_checkpoint_interval_s=0.2)
+    plane = ControlPlane(settings, keyed, workers=False).start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(list(anchors.glob("*.json"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        plane.stop()
+    files = sorted(anchors.glob("audit-checkpoint-*.json"))
+    assert len(files) >= 2
+    cloud_key = load_or_create_cloud_key(settings.cloud_key_path, create=False)
+    anchor = open_signed_checkpoint(json.loads(files[-1].read_text()), cloud_key.verify_key)
+    assert [(h.tenant, h.seq) for h in anchor.heads] == [("acme", 2)]
+    with pytest.raises(SignatureError):
+        open_signed_checkpoint(json.loads(files[-1].read_text()),
+                               SigningKey.generate().verify_key)

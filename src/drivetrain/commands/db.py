@@ -176,58 +176,43 @@ def verify_audit(
 
 @app.command("audit-checkpoint")
 def audit_checkpoint(
-    out: Annotated[Path, typer.Option(
-        "--out", help="Write the signed checkpoint here (JSON). Keep it where the database's "
-        "writers cannot change it.",
+    out_dir: Annotated[Path, typer.Option(
+        "--out-dir", help="Write the signed checkpoint into this folder "
+        "(audit-checkpoint-<UTC time>.json). Keep it where the database's writers cannot "
+        "change it.",
     )],
 ) -> None:
     """Sign every audit chain's head with the cloud key and write it out; run it on a
-    schedule (cron, a systemd timer) and keep the files elsewhere."""
-    import base64
-    import json
-    from datetime import UTC, datetime
-
+    schedule (cron, a systemd timer), or set audit_checkpoint_dir for `drivetrain serve`."""
     from drivetrain.cloud.fleet import cloud_signing_key
-    from drivetrain.cloud.infra.audit_checkpoints import AuditCheckpoint, chain_heads
+    from drivetrain.cloud.infra.audit_checkpoints import write_checkpoint
     from drivetrain.core.errors import DrivetrainError
 
     settings = load_settings_or_exit()
     database = open_migrated_database(settings)
     try:
-        with database.session() as session:
-            anchor = AuditCheckpoint(datetime.now(UTC), tuple(chain_heads(session)))
         key = cloud_signing_key(settings)
+        path = write_checkpoint(database, key, out_dir)
     except DrivetrainError as e:
         fail(e)
     finally:
         database.dispose()
-    document = {"checkpoint": anchor.to_dict(), "key_id": key.key_id,
-                "signature": base64.b64encode(key.sign(anchor.payload())).decode("ascii")}
-    try:
-        out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    except OSError as e:
-        fail(f"cannot write {out}: {e.strerror}")
-    typer.echo(f"checkpoint of {len(anchor.heads)} audit chains signed by key {key.key_id}: {out}")
+    typer.echo(f"audit checkpoint signed by key {key.key_id}: {path}")
 
 
 def _read_checkpoint(settings: Settings, path: Path) -> AuditCheckpoint:
-    import base64
-    import binascii
     import json
 
     from drivetrain.cloud.fleet import cloud_signing_key
-    from drivetrain.cloud.infra.audit_checkpoints import AuditCheckpoint
+    from drivetrain.cloud.infra.audit_checkpoints import open_signed_checkpoint
     from drivetrain.core.errors import DrivetrainError
 
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
-        anchor = AuditCheckpoint.from_dict(document["checkpoint"])
-        signature = base64.b64decode(str(document["signature"]), validate=True)
-        cloud_signing_key(settings).verify_key.verify(signature, anchor.payload())
+        return open_signed_checkpoint(document, cloud_signing_key(settings).verify_key)
     except OSError as e:
         fail(f"cannot read checkpoint {path}: {e.strerror}")
-    except (ValueError, KeyError, TypeError, binascii.Error) as e:
-        fail(f"checkpoint {path} is not a signed audit checkpoint: {e}")
+    except ValueError as e:
+        fail(f"checkpoint {path} is not JSON: {e}")
     except DrivetrainError as e:
         fail(f"checkpoint {path} refused: {e}")
-    return anchor

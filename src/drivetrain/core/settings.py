@@ -56,6 +56,15 @@ class Settings(BaseSettings):
         description="Key that authenticates the audit log's hash chains (HMAC-SHA256, >= 32 "
         "characters); default: derived from the auth secret. Keep it outside the database.",
     )
+    audit_checkpoint_dir: Path | None = Field(
+        None,
+        description="Where `drivetrain serve` writes a signed checkpoint of every audit chain "
+        "head every audit_checkpoint_interval_s (keep it off the database's host or on "
+        "write-once storage); unset: none are written.",
+    )
+    audit_checkpoint_interval_s: float = Field(
+        3600.0, gt=0, description="Seconds between audit checkpoints (audit_checkpoint_dir).",
+    )
     token_ttl_s: int = Field(3600, gt=0, description="Lifetime of an access token, seconds.")
     token_requests_per_minute: int = Field(
         60, ge=1, description="Token requests one remote address may make per minute; past "
