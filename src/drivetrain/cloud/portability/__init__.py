@@ -1,0 +1,22 @@
+"""Portability: a tenant's or a data subject's data as an open, self-describing bundle
+(JSON + JSON Schemas + Parquet, a manifest with SHA-256 of every file), and importing a
+tenant bundle into another installation, idempotently.
+
+Public surface: :func:`export_data`, :func:`import_bundle`, :class:`ImportReport`,
+:class:`Subject`, :class:`ExportManifest`, :func:`verify` (check a bundle), :data:`EXCLUDED`
+(tables never exported, with why).
+"""
+
+from drivetrain.cloud.portability.manifest import ExportManifest, verify
+from drivetrain.cloud.portability.service import ImportReport, export_data, import_bundle
+from drivetrain.cloud.portability.tables import EXCLUDED, Subject
+
+__all__ = [
+    "EXCLUDED",
+    "ExportManifest",
+    "ImportReport",
+    "Subject",
+    "export_data",
+    "import_bundle",
+    "verify",
+]
