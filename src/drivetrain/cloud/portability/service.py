@@ -22,7 +22,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from drivetrain.cloud.infra import Database, get_tenant, record_audit
-from drivetrain.cloud.infra.models import TenantRow
 from drivetrain.cloud.infra.service import validate_tenant_id
 from drivetrain.cloud.lake import Lake
 from drivetrain.cloud.lake.export import verify_bundle
@@ -48,7 +47,7 @@ from drivetrain.cloud.portability.tables import (
     to_json_row,
 )
 from drivetrain.cloud.privacy import pseudonymiser
-from drivetrain.core.errors import BadInputError, ConflictError, StorageError
+from drivetrain.core.errors import BadInputError, ConflictError, NotFoundError, StorageError
 
 #: Largest data file an import reads, bytes.
 MAX_SECTION_BYTES: Final = 1 << 30
@@ -227,7 +226,7 @@ def import_bundle(
         parsed[table.name] = rows
     report = ImportReport(target)
     with database.session() as session:
-        if session.get(TenantRow, target) is not None:
+        if _tenant_exists(session, target):
             parsed.pop("tenants", None)  # merging into a tenant that exists: keep its row
         for table in allowed:
             if table.name in parsed:
@@ -247,6 +246,14 @@ def import_bundle(
         if progress is not None:
             progress(f"telemetry {part.path}: {done} rows stored, {kept} already there")
     return ImportReport(target, report.inserted, report.unchanged, written, skipped)
+
+
+def _tenant_exists(session: Session, tenant: str) -> bool:
+    try:
+        get_tenant(session, tenant)
+    except NotFoundError:
+        return False
+    return True
 
 
 def _load_rows(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> tuple[int, int]:
