@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from drivetrain.cloud.lake import query
 from drivetrain.cloud.lake.compaction import TARGET_FILE_ROWS, compact_region
+from drivetrain.cloud.lake.erasure import ErasureResult, erase_vehicles
 from drivetrain.cloud.lake.export import BundleManifest, write_bundle
 from drivetrain.cloud.lake.index import INDEX_FILE
 from drivetrain.cloud.lake.models import (
@@ -286,6 +287,33 @@ class Lake:
                 forgotten += store.index.prune_batches(self.batch_cutoff(store.region, policy,
                                                                          today))
         return RetentionReport(dry_run, tuple(actions), forgotten)
+
+    def erase_vehicles(
+        self,
+        tenant: str,
+        vehicles: Sequence[str],
+        *,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> list[ErasureResult]:
+        """Remove every sample of ``vehicles`` (pseudonyms) of ``tenant`` from every region:
+        files holding any are rewritten without them, or deleted when nothing is left (see
+        ``erasure.py``). Waits for other maintenance runs of a region (its lock).
+
+        Raises:
+            BadInputError: bad tenant id.
+            ConflictError: another maintenance run held a region for longer than an hour.
+            StorageError: a file cannot be read, written or deleted.
+        """
+        tenant = parse_tenant(tenant)
+        wanted = _strings("vehicles", vehicles)
+        results = []
+        for store in self._readable(None):
+            def report(done: int, total: int, _region: str = store.region) -> None:
+                if progress is not None:
+                    progress(_region, done, total)
+            with store.maintenance():
+                results.append(erase_vehicles(store, tenant, wanted, progress=report))
+        return results
 
     def batch_cutoff(self, region: str, policy: RetentionPolicy, today: date) -> date:
         """Batch ids of ``region`` whose samples are all dated before this day are forgotten:

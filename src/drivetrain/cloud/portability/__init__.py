@@ -4,10 +4,12 @@ tenant bundle into another installation, idempotently.
 
 Public surface: :func:`export_data`, :func:`import_bundle`, :class:`ImportReport`,
 :class:`Subject`, :class:`ExportManifest`, :func:`verify` (check a bundle), :data:`EXCLUDED`
-(tables never exported, with why).
+(tables never exported, with why); data subject requests carried out: :func:`serve_access`,
+:func:`serve_erasure`, :func:`reapply_erasures`.
 """
 
 from drivetrain.cloud.portability.manifest import ExportManifest, verify
+from drivetrain.cloud.portability.rights import reapply_erasures, serve_access, serve_erasure
 from drivetrain.cloud.portability.service import ImportReport, export_data, import_bundle
 from drivetrain.cloud.portability.tables import EXCLUDED, Subject
 
@@ -18,5 +20,8 @@ __all__ = [
     "Subject",
     "export_data",
     "import_bundle",
+    "reapply_erasures",
+    "serve_access",
+    "serve_erasure",
     "verify",
 ]

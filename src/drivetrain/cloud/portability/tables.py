@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 # Importing the models registers every domain's tables on the shared metadata.
 import drivetrain.cloud.campaigns.models
@@ -49,6 +50,9 @@ EXCLUDED: Final[Mapping[str, str]] = {
 #: Only in a whole-tenant export: the secret that links VINs to lake pseudonyms (kept so the
 #: telemetry stays linked to its vehicles in the target installation).
 TENANT_ONLY: Final = frozenset({"privacy_pseudonym_keys", "tenants"})
+#: Not exported, but an erasure still deletes their rows naming the vehicle (a VIN is unique
+#: across tenants, so the VIN alone selects them).
+ERASED_BY_VIN: Final = ("ingest_seen_batches",)
 #: Tables keyed by ``vin`` that belong to a twin (they have no tenant column of their own).
 TWIN_CHILDREN: Final = frozenset({"twin_reported", "twin_desired", "twin_ecus"})
 
@@ -84,18 +88,45 @@ def tables_for(subject: Subject) -> list[sa.Table]:
     return [t for t in portable_tables() if "vin" in t.c and t.name not in TENANT_ONLY]
 
 
-def select_rows(table: sa.Table, subject: Subject) -> sa.Select[Any]:
-    """The query for ``subject``'s rows of ``table``, ordered by primary key."""
-    query = sa.select(table)
+def subject_condition(table: sa.Table, subject: Subject) -> sa.ColumnElement[bool]:
+    """The condition that selects ``subject``'s rows of ``table``."""
     if table.name in TWIN_CHILDREN:
         twins = Base.metadata.tables["twins"]
         owned = sa.select(twins.c.vin).where(twins.c.tenant_id == subject.tenant)
-        query = query.where(table.c.vin.in_(owned))
+        condition: sa.ColumnElement[bool] = table.c.vin.in_(owned)
     else:
-        query = query.where(table.c.tenant_id == subject.tenant)
+        condition = table.c.tenant_id == subject.tenant
     if subject.vins is not None:
-        query = query.where(table.c.vin.in_(sorted(subject.vins)))
-    return query.order_by(*table.primary_key.columns)
+        condition = sa.and_(condition, table.c.vin.in_(sorted(subject.vins)))
+    return condition
+
+
+def select_rows(table: sa.Table, subject: Subject) -> sa.Select[Any]:
+    """The query for ``subject``'s rows of ``table``, ordered by primary key."""
+    return sa.select(table).where(subject_condition(table, subject)).order_by(
+        *table.primary_key.columns)
+
+
+def delete_rows(session: Session, subject: Subject) -> dict[str, int]:
+    """Delete every row naming one of ``subject``'s VINs (children before parents); returns
+    rows deleted per table.
+
+    Raises:
+        ValueError: a whole-tenant subject (tenants are not erased this way).
+    """
+    if subject.whole_tenant:
+        raise ValueError("delete_rows erases the rows of named VINs, not a whole tenant")
+    deleted: dict[str, int] = {}
+    for table in reversed(tables_for(subject)):
+        result = session.execute(sa.delete(table).where(subject_condition(table, subject)))
+        deleted[table.name] = int(getattr(result, "rowcount", 0) or 0)
+    for name in ERASED_BY_VIN:  # installation state that still names the vehicle
+        table = Base.metadata.tables[name]
+        result = session.execute(sa.delete(table).where(
+            table.c.vin.in_(sorted(subject.vins or ()))))
+        deleted[name] = int(getattr(result, "rowcount", 0) or 0)
+    session.flush()
+    return deleted
 
 
 def _kind(column: sa.Column[Any]) -> str:

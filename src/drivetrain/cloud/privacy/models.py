@@ -64,3 +64,25 @@ class PurposeGrantRow(Base):
     given_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class DataRequestRow(Base):
+    """A data subject's request (access or erasure), with its legal deadline and outcome."""
+
+    __tablename__ = "privacy_requests"
+
+    request_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.tenant_id", ondelete="RESTRICT"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    # Access: the VINs, space-separated. Erasure: their lake pseudonyms only (the VIN is part
+    # of what is erased; the pseudonym lets a restored backup be erased again).
+    subjects: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(String(128))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16))
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # JSON: what was done (archive location, rows per table, lake rows removed) or the error.
+    outcome: Mapped[str] = mapped_column(Text)
