@@ -22,6 +22,7 @@ from drivetrain.cloud.fleet import get_vehicle
 from drivetrain.cloud.infra import Principal, Scope
 from drivetrain.cloud.infra.http import Context, request_id_of, require_scopes
 from drivetrain.cloud.privacy.categories import CategoryInfo, describe_categories
+from drivetrain.cloud.privacy.flows import change_consent
 from drivetrain.cloud.privacy.ledger import (
     PERSONS,
     Grant,
@@ -34,7 +35,6 @@ from drivetrain.cloud.privacy.service import (
     Consent,
     get_consent,
     parse_source,
-    set_consent,
 )
 from drivetrain.core.errors import BadInputError
 from drivetrain.core.vss import PRIVACY_CATEGORIES, builtin_catalog
@@ -92,6 +92,15 @@ class ConsentOut(BaseModel):
         )  # fmt: skip
 
 
+class ConsentChangeOut(ConsentOut):
+    """The consent recorded, and the job that carries it to the vehicle."""
+
+    job_id: str = Field(description="The command job sending it to the vehicle "
+                        "(GET /v1/jobs/{job_id}).")
+    vehicle_version: int = Field(description="The consent version the vehicle applies "
+                                 "(Unix milliseconds of the change).")
+
+
 class CategoryOut(BaseModel):
     """One privacy category: what it means and example VSS paths of the built-in catalog."""
 
@@ -123,22 +132,25 @@ def read_consent(vin: Vin, principal: Reader, context: Context) -> ConsentOut:
     return ConsentOut.of(consent)
 
 
-@router.put("/vehicles/{vin}/consent", response_model=ConsentOut,
+@router.put("/vehicles/{vin}/consent", response_model=ConsentChangeOut,
             summary="Replace a vehicle's consent")
 def write_consent(
     vin: Vin, body: ConsentWrite, principal: Writer, context: Context, request: Request
-) -> ConsentOut:
+) -> ConsentChangeOut:
     """Replace the vehicle's consent; an unknown category is refused (422) and nothing changes.
 
-    Ingestion applies it from its next micro-batch on; data already stored is not touched.
+    Ingestion applies it from its next micro-batch on, and the vehicle stops collecting what
+    it no longer covers as soon as the signed command reaches it (``job_id``); data already
+    stored is not touched.
     """
     with context.database.session() as session:
         get_vehicle(session, vin, tenant=principal.tenant)
-        consent = set_consent(
+        change = change_consent(
             session, vin=vin, tenant=principal.tenant, categories=body.categories,
             source=body.source, actor=principal.client_id, request_id=request_id_of(request),
         )  # fmt: skip
-    return ConsentOut.of(consent)
+    out = ConsentOut.of(change.consent).model_dump()
+    return ConsentChangeOut(**out, job_id=change.job_id, vehicle_version=change.version)
 
 
 #: Longest a grant may run, days (about ten years).
