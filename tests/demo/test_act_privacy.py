@@ -1,0 +1,23 @@
+"""The demo's privacy act: a withdrawal that stops collection on the car, a repairer's grant,
+an erasure checked on the raw Parquet files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from act_support import act_context
+
+from drivetrain.demo import PlatformHandles
+from drivetrain.demo.act_privacy import PRIVACY, STOP_WITHIN_S
+
+
+def test_withdrawal_grant_and_erasure_play_and_pass(
+    platform: PlatformHandles, report_figure: Callable[[str], None]
+) -> None:
+    result = PRIVACY.run(act_context(platform, vehicles=1, budget_s=60.0))
+    assert result.passed, result.check
+    report_figure(f"privacy act: {result.check}")
+    assert 0 < result.figures["stop_collecting_s"] <= STOP_WITHIN_S
+    assert result.figures["dropped_on_car"] > 0
+    assert result.figures["repairer_rows"] > 0
+    assert result.figures["rows_before_erasure"] > 0 and result.figures["rows_after_erasure"] == 0
