@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from act_support import act_context
 
 from drivetrain.demo import PlatformHandles
@@ -21,3 +22,18 @@ def test_withdrawal_grant_and_erasure_play_and_pass(
     assert result.figures["dropped_on_car"] > 0
     assert result.figures["repairer_rows"] > 0
     assert result.figures["rows_before_erasure"] > 0 and result.figures["rows_after_erasure"] == 0
+
+
+def test_a_car_that_ignores_the_withdrawal_fails_the_act(
+    platform: PlatformHandles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from drivetrain.core.errors import BadInputError
+    from drivetrain.edge.consent import CollectionConsent
+
+    def refuse(self: CollectionConsent, args: object) -> CollectionConsent:
+        raise BadInputError("consent locked")
+
+    monkeypatch.setattr(CollectionConsent, "updated", refuse)
+    result = PRIVACY.run(act_context(platform, vehicles=1, budget_s=12.0))
+    assert not result.passed
+    assert "never applied the withdrawal" in result.check
