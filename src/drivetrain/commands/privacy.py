@@ -20,12 +20,14 @@ from drivetrain.commands.db import (
     open_migrated_database,
 )
 from drivetrain.commands.output import Column, emit_json, print_table
+from drivetrain.commands.privacy_requests import grants_app, request_app
 
 if TYPE_CHECKING:
     from drivetrain.cloud.privacy import Consent
 
 app = typer.Typer(
-    help="Privacy: per-vehicle consent (which data categories may be stored), the categories.",
+    help="Privacy: per-vehicle consent (which data categories may be stored), the categories, "
+    "purpose grants, data subject requests.",
     no_args_is_help=True,
 )
 consent_app = typer.Typer(
@@ -33,6 +35,8 @@ consent_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(consent_app, name="consent")
+app.add_typer(request_app, name="request")
+app.add_typer(grants_app, name="grants")
 
 #: The ``--allow`` value that allows no category at all.
 ALLOW_NONE = "none"
