@@ -23,7 +23,7 @@ READERS = [
     "vss list", "vss show", "can info", "fleet list", "lake query", "lake sql", "lake counts",
     "ingest dead-letters list", "ingest dead-letters show", "ingest stats", "auth list-clients",
     "twin get", "twin query", "twin status", "privacy consent show", "privacy consent set",
-    "privacy categories", "db current", "edge buffer", "campaign list", "campaign show",
+    "privacy categories", "privacy request list", "privacy grants list", "db current", "edge buffer", "campaign list", "campaign show",
     "campaign status", "job list", "job status",
 ]
 #: Command names that read or list: a new command named so must offer --json too.

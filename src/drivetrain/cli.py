@@ -9,8 +9,8 @@ from typer.core import TyperOption
 
 from drivetrain import __version__
 from drivetrain.commands import (
-    bench,
     auth,
+    bench,
     campaign,
     can,
     db,
@@ -20,6 +20,7 @@ from drivetrain.commands import (
     ingest,
     jobs,
     lake,
+    portability,
     privacy,
     serve,
     sim,
@@ -27,7 +28,6 @@ from drivetrain.commands import (
     vss,
     worker,
 )
-
 
 
 def _show_flags_as_flags() -> None:
@@ -91,6 +91,8 @@ app.add_typer(campaign.app, name="campaign")
 app.add_typer(bench.app, name="bench")
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
+app.command("export")(portability.export)
+app.command("import")(portability.import_command)
 
 
 def main() -> None:

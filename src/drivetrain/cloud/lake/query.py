@@ -18,7 +18,7 @@ spills into its own private temporary directory, never a directory another query
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
 import duckdb
@@ -103,6 +103,23 @@ def _in_list(column: str, values: Sequence[str], prefix: str, params: dict[str, 
     return f"{column} IN ({', '.join(names)})"
 
 
+#: Which rows a read may see: per privacy category, ``None`` (every vehicle) or the vehicle
+#: pseudonyms allowed; a category not named is not visible at all (purpose binding).
+RowPermit = Mapping[str, frozenset[str] | None]
+
+
+def permit_clause(permit: RowPermit) -> str:
+    """A SQL condition over ``category`` and ``vehicle`` that admits exactly ``permit``'s rows
+    (``false`` when it admits none). Values are quoted literals, so it also fits a view."""
+    everyone = sorted(c for c, v in permit.items() if v is None)
+    parts = [f"category IN ({', '.join(literal(c) for c in everyone)})"] if everyone else []
+    for category, vehicles in sorted(permit.items()):
+        if vehicles:
+            parts.append(f"(category = {literal(category)} AND vehicle IN "
+                         f"({', '.join(literal(v) for v in sorted(vehicles))}))")
+    return "(" + " OR ".join(parts) + ")" if parts else "false"
+
+
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return table.rename_columns(schema.names).cast(schema)
 
@@ -148,6 +165,7 @@ def _run(
 
 def _where(
     tenant: str, start_ns: int, end_ns: int, vehicles: Sequence[str], paths: Sequence[str],
+    permit: RowPermit | None = None,
 ) -> tuple[list[str], dict[str, object]]:
     params: dict[str, object] = {"tenant": tenant, "start": start_ns, "end": end_ns}
     clauses = [
@@ -159,6 +177,8 @@ def _where(
         clauses.append(_in_list("vehicle", vehicles, "v", params))
     if paths:
         clauses.append(_in_list("path", paths, "p", params))
+    if permit is not None:
+        clauses.append(permit_clause(permit))
     return clauses, params
 
 
@@ -174,13 +194,15 @@ def signals(
     *,
     max_rows: int | None = None,
     threads: int | None = None,
+    permit: RowPermit | None = None,
 ) -> pa.Table:
     """Samples of ``vehicles`` × ``paths`` in [start_ns, end_ns), raw or down-sampled.
 
     Raw: vehicle, path, ts, value, text — ordered by vehicle, path, ts. Down-sampled
     (``step_ns``): one row per vehicle, path and bucket of ``step_ns`` aligned to the epoch,
     with ``ts`` the bucket start, ``value`` the aggregate of the bucket's values and
-    ``samples`` how many values it had. Empty ``vehicles``/``paths`` mean all.
+    ``samples`` how many values it had. Empty ``vehicles``/``paths`` mean all; ``permit``
+    limits the rows to the (category, vehicle) pairs a purpose may read.
 
     Raises:
         QueryError: the result would exceed ``max_rows``.
@@ -188,7 +210,7 @@ def signals(
     """
 
     def build(paths_: list[str]) -> tuple[str, dict[str, object]]:
-        clauses, params = _where(tenant, start_ns, end_ns, vehicles, paths)
+        clauses, params = _where(tenant, start_ns, end_ns, vehicles, paths, permit)
         params["files"] = paths_
         scan = f"read_parquet($files, {_HIVE})"
         where = " AND ".join(clauses)
@@ -217,6 +239,7 @@ def fleet_aggregate(
     agg: Aggregation,
     *,
     threads: int | None = None,
+    permit: RowPermit | None = None,
 ) -> pa.Table:
     """One aggregate of ``path`` over the fleet in [start_ns, end_ns), per ``group_by``.
 
@@ -226,7 +249,7 @@ def fleet_aggregate(
     key = {"region": "region", "vehicle": "vehicle", "day": "date"}[group_by]
 
     def build(paths_: list[str]) -> tuple[str, dict[str, object]]:
-        clauses, params = _where(tenant, start_ns, end_ns, (), (path,))
+        clauses, params = _where(tenant, start_ns, end_ns, (), (path,), permit)
         params["files"] = paths_
         return (
             f"SELECT {key} AS key, {_aggregate_sql(agg)} AS value, count(value) AS samples, "
@@ -246,9 +269,11 @@ def run_sql(
     timeout_s: float,
     memory_limit: str = "2GB",
     threads: int | None = None,
+    permit: RowPermit | None = None,
 ) -> pa.Table:
     """Run one SELECT over the view ``telemetry`` (the tenant's rows: vehicle, path, ts,
     value, text, category, batch_id, campaign, region, date) in a locked-down connection.
+    With ``permit``, the view holds only the (category, vehicle) pairs it admits.
 
     Raises:
         QueryError: not exactly one SELECT statement, a SQL error (including any attempt to
@@ -265,7 +290,8 @@ def run_sql(
             con = connect(threads, temp)
             try:
                 table = _run_confined(con, tenant, paths, query, max_rows=max_rows,
-                                      timeout_s=timeout_s, memory_limit=memory_limit, temp=temp)
+                                      timeout_s=timeout_s, memory_limit=memory_limit, temp=temp,
+                                      permit=permit)
             except duckdb.InterruptException as e:
                 raise QueryError(f"query ran longer than {timeout_s:g} s and was stopped") from e
             except duckdb.IOException as e:
@@ -285,8 +311,9 @@ def run_sql(
 def _run_confined(
     con: duckdb.DuckDBPyConnection, tenant: str, paths: Sequence[str], query: str, *,
     max_rows: int, timeout_s: float, memory_limit: str, temp: str,
+    permit: RowPermit | None = None,
 ) -> pa.Table:
-    _create_view(con, tenant, paths)
+    _create_view(con, tenant, paths, permit)
     try:
         statements = con.extract_statements(query)
     except duckdb.Error as e:
@@ -307,14 +334,19 @@ def _run_confined(
         timer.cancel()
 
 
-def _create_view(con: duckdb.DuckDBPyConnection, tenant: str, paths: Sequence[str]) -> None:
-    """The ``telemetry`` view over ``paths`` (an empty one without files)."""
+def _create_view(
+    con: duckdb.DuckDBPyConnection, tenant: str, paths: Sequence[str],
+    permit: RowPermit | None = None,
+) -> None:
+    """The ``telemetry`` view over ``paths`` (an empty one without files), limited to
+    ``permit``'s rows."""
     if paths:
         con.execute(
             "CREATE VIEW telemetry AS SELECT vehicle, path, ts, value, text, category, "
             f"batch_id, campaign, region, date FROM read_parquet({list_literal(paths)}, "
             f"{_HIVE}) "
             f"WHERE tenant = {literal(tenant)}"
+            + ("" if permit is None else f" AND {permit_clause(permit)}")
         )
     else:
         con.execute(

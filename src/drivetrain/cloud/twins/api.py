@@ -26,7 +26,9 @@ from drivetrain.cloud.infra.http import (
 )
 from drivetrain.cloud.infra.http.sse import SSE_RESPONSES, event_stream
 from drivetrain.cloud.lake import Lake
-from drivetrain.cloud.lake.api import lake_of
+from drivetrain.cloud.lake.api import PurposeParam, lake_of
+from drivetrain.cloud.privacy import vehicle_pseudonym
+from drivetrain.cloud.privacy.binding import bind_read, categories_of
 from drivetrain.cloud.twins.api_schemas import (
     BulkDesiredOut,
     DeltaOut,
@@ -315,15 +317,24 @@ def get_history(
     principal: Reader,
     context: Context,
     lake: LakeDep,
+    request: Request,
     path: Annotated[str, Query(max_length=200, description="VSS path.")],
     start: Annotated[Instant | None, Query(description="Default: 24 h before end.")] = None,
     end: Annotated[Instant | None, Query(description="Default: now.")] = None,
     every: Annotated[str | None, Query(max_length=16, examples=["1m"])] = None,
     agg: Literal["mean", "min", "max", "last"] = "mean",
+    purpose: PurposeParam = None,
 ) -> HistoryOut:
-    """Values of one path over [start, end), raw or down-sampled, from the telemetry lake."""
+    """Values of one path over [start, end), raw or down-sampled, from the telemetry lake,
+    read for a ``purpose`` that covers the path's category for this vehicle (audited)."""
     end = end or datetime.now(UTC)
     start = start or end - timedelta(days=1)
+    with context.database.session() as session:
+        get_twin(session, vin, tenant=principal.tenant)  # another tenant's: 404 first
+        pseudonym = vehicle_pseudonym(session, principal.tenant, vin)
+    bind_read(context.database, principal, purpose, target=f"twins:history:{vin}",
+              request_id=request_id_of(request), categories=categories_of([path]),
+              vehicles={pseudonym: vin})
     with context.database.session() as session:
         points = property_history(
             session,
