@@ -13,33 +13,11 @@ from drivetrain.cloud.commerce import (
     run_commerce,
     set_payment_method,
 )
+from drivetrain.cloud.commerce.catalog import example_catalog
 from drivetrain.cloud.commerce.runner import CommerceRound
 from drivetrain.cloud.infra import Database
 
-CATALOG: dict[str, Any] = {
-    "features": [
-        {"code": "performance_boost", "name": "Performance boost",
-         "requires": 'model == "compact-bev"'},
-        {"code": "heated_seats", "name": "Heated seats"},
-        {"code": "range_assistant", "name": "AI range assistant", "binding": "account",
-         "provider": "routewise", "revenue_share": "0.30"},
-        {"code": "track_mode", "name": "Track mode", "requires": 'model == "roadster"'},
-    ],
-    "offers": [
-        {"id": "boost-monthly", "features": ["performance_boost"], "billing": "monthly",
-         "prices": {"EU": {"amount": "9.99", "currency": "EUR"},
-                    "US": {"amount": "10.99", "currency": "USD"}}, "grace_s": 600},
-        {"id": "seats-yearly", "features": ["heated_seats"], "billing": "yearly",
-         "prices": {"EU": {"amount": "99.00", "currency": "EUR"}}, "trial_days": 14},
-        {"id": "range-monthly", "features": ["range_assistant"], "billing": "monthly",
-         "prices": {"EU": {"amount": "4.99", "currency": "EUR"}}},
-        {"id": "charging-usage", "features": ["heated_seats"], "billing": "usage",
-         "unit": "hour", "prices": {"EU": {"amount": "0.50", "currency": "EUR"}}},
-        {"id": "track-once", "features": ["track_mode"], "billing": "one_off",
-         "prices": {"EU": {"amount": "199.00", "currency": "EUR"}}},
-    ],
-    "tax_rates": {"EU": "0.19", "US": "0.07"},
-}
+CATALOG: dict[str, Any] = example_catalog()
 LEASE_S = 3600.0
 
 

@@ -12,7 +12,8 @@ Public surface (everything else in this package is internal):
 - Billing: :func:`get_invoice`, :func:`list_invoices`, :func:`record_payment_event`,
   :func:`refund`, :func:`revenue_by_region`, :func:`ledger_balances`, :func:`render_invoice_html`,
   :class:`Invoice`, :class:`PaymentDeclinedError`; usage: :func:`record_usage`.
-- Payments: :class:`PaymentProvider`, :class:`TestPaymentProvider`.
+- Payments: :class:`PaymentProvider`, :class:`TestPaymentProvider`, :func:`payment_provider`
+  (the one the settings name).
 - Entitlements: :func:`list_entitlements`, :func:`delivery_states`, :func:`sync_vehicle`,
   :class:`Entitlement`; the runner: :class:`CommerceRunner`, :func:`run_commerce`.
 
@@ -37,7 +38,11 @@ from drivetrain.cloud.commerce.entitlements import (
     sync_vehicle,
 )
 from drivetrain.cloud.commerce.invoice_html import render_invoice_html
-from drivetrain.cloud.commerce.payments import PaymentProvider, TestPaymentProvider
+from drivetrain.cloud.commerce.payments import (
+    PaymentProvider,
+    TestPaymentProvider,
+    payment_provider,
+)
 from drivetrain.cloud.commerce.runner import CommerceRunner, run_commerce
 from drivetrain.cloud.commerce.service import (
     Subscription,
@@ -76,6 +81,7 @@ __all__ = [
     "list_invoices",
     "list_subscriptions",
     "pause_subscription",
+    "payment_provider",
     "purchase",
     "put_catalog",
     "record_payment_event",

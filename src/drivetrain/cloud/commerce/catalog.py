@@ -29,8 +29,10 @@ subscription keeps the offer terms it was bought under)::
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
+from importlib import resources
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final, Literal, get_args
@@ -281,3 +283,12 @@ class FeatureCatalog:
         return {"features": [f.to_dict() for f in self.features.values()],
                 "offers": [o.to_dict() for o in self.offers.values()],
                 "tax_rates": {r: str(t) for r, t in sorted(self.tax_rates.items())}}
+
+
+def example_catalog() -> dict[str, Any]:
+    """The example catalog shipped with the package (docs/commerce.md, the demo): a
+    performance boost by the month, heated seats by the year with a trial or by the hour, an
+    AI range assistant from a partner, a one-off track mode for roadsters."""
+    text = resources.files("drivetrain.cloud.commerce").joinpath("example_catalog.json")
+    document: dict[str, Any] = json.loads(text.read_text(encoding="utf-8"))
+    return document

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from drivetrain.core.errors import BadInputError
+from drivetrain.core.settings import Settings
 
 TEST_METHODS: Final = {"test_card_ok": None, "test_card_declined": "card_declined",
                        "test_card_insufficient": "insufficient_funds"}
@@ -104,3 +105,12 @@ class TestPaymentProvider:
             self.refunds += 1
             self._outcomes[idempotency_key] = outcome
             return outcome
+
+
+def payment_provider(settings: Settings) -> PaymentProvider:
+    """The provider ``settings.payment_provider`` names. Each test provider is stateless
+    across instances where it matters: its references derive from the idempotency key, and
+    the service stores each event id once."""
+    if settings.payment_provider == "test":
+        return TestPaymentProvider()
+    raise ValueError(f"payment provider {settings.payment_provider!r} is not known")
