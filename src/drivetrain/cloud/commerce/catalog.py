@@ -32,9 +32,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from importlib import resources
 from dataclasses import dataclass
 from decimal import Decimal
+from importlib import resources
 from typing import Any, Final, Literal, get_args
 
 from drivetrain.cloud.commerce.money import (
