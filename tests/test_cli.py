@@ -24,6 +24,9 @@ READERS = [
     "ingest dead-letters list", "ingest dead-letters show", "ingest stats", "auth list-clients",
     "twin get", "twin query", "twin status", "privacy consent show", "privacy consent set",
     "privacy categories", "db current", "edge buffer",
+    "commerce catalog show", "commerce subscription list", "commerce subscription show",
+    "commerce invoice list", "commerce invoice show", "commerce entitlement list",
+    "commerce revenue",
 ]
 #: Command names that read or list: a new command named so must offer --json too.
 _READING_NAMES = {"list", "show", "info", "stats", "counts", "query", "sql", "status", "get",
