@@ -234,3 +234,32 @@ def test_usage_is_metered_once_per_event_and_invoiced_at_period_end(shop: Shop) 
     with shop.database.session() as session:
         (invoice,) = list_invoices(session, "acme", subscription_id=sub_id)
         assert (invoice.lines[0].quantity, invoice.net_minor, invoice.status) == (5, 250, "paid")
+
+
+def test_when_dunning_gives_up_the_unpaid_invoice_is_voided_and_no_revenue_remains(
+    shop: Shop,
+) -> None:
+    sub_id = _buy(shop)
+    with shop.database.session() as session:
+        period_end = get_subscription(session, "acme", sub_id).period_end
+        set_payment_method(session, tenant="acme", actor="test", account_id="driver:alice",
+                           payment_method="test_card_insufficient", provider=shop.provider)
+    assert period_end is not None
+    shop.commerce_round(T0)  # the car's grant
+    now = period_end
+    shop.commerce_round(now)
+    for _ in range(3):  # every retry is declined
+        with shop.database.session() as session:
+            retry = get_subscription(session, "acme", sub_id).next_retry_at
+        assert retry is not None
+        now = retry
+        shop.commerce_round(now)
+    with shop.database.session() as session:
+        sub = get_subscription(session, "acme", sub_id)
+        assert sub.status == "expired" and "payment failed" in (sub.end_reason or "")
+        assert [i.status for i in list_invoices(session, "acme", subscription_id=sub_id)] == \
+            ["void", "paid"]
+        assert revenue_by_region(session, "acme")[0]["revenue_minor"] == 999  # the paid month
+        assert ledger_balances(session, "acme", "receivable:") == {
+            ("receivable:driver:alice", "EUR"): 0}
+        assert list_entitlements(session, "acme", shop.rig.vins[0])[0].status == "revoke"

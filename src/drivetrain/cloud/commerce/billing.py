@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from drivetrain.cloud.commerce.ledger import (
     Transaction,
+    credit_note,
     invoice_issued,
     payment_captured,
     refund_paid,
@@ -223,6 +224,18 @@ def _apply_refund(session: Session, invoice: InvoiceRow, provider: str, amount_m
     invoice.refunded_minor += amount_minor
     if invoice.refunded_minor == invoice.total_minor:
         invoice.status = "refunded"
+
+
+def void_invoice(session: Session, invoice: InvoiceRow, now: datetime) -> None:
+    """Void an open invoice never paid (dunning gave up): a credit note takes back its
+    revenue and tax, so the customer owes nothing and nothing is recognised."""
+    if invoice.status != "open" or invoice.paid_minor:
+        return
+    post(session, invoice.tenant_id, credit_note(f"void {invoice.invoice_id}",
+                                                 invoice.account_id, invoice.region,
+                                                 invoice.currency, invoice.net_minor,
+                                                 invoice.tax_minor), now)
+    invoice.status = "void"
 
 
 def collect(session: Session, provider: PaymentProvider, invoice: InvoiceRow,

@@ -6,7 +6,8 @@ Each round, in transactions of its own:
 1. **billing**: every subscription whose period (or trial) ended, or whose dunning retry is
    due, is renewed (``lifecycle.renew``): the next period — or, for pay-per-use, the period's
    metered usage — is invoiced and charged through the payment provider; a declined charge
-   makes it ``past_due`` with a retry scheduled, the last failed retry ends it; one cancelled
+   makes it ``past_due`` with a retry scheduled, the last failed retry ends it (its unpaid
+   invoice is voided by a credit note); one cancelled
    at period end, or a one-off term that ended, expires;
 2. **entitlements**: every vehicle whose subscriptions changed since the last round, and every
    vehicle holding a grant past half its lease, is synced (``entitlements.sync_vehicle``): new
@@ -28,7 +29,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from drivetrain.cloud.commerce import lifecycle
-from drivetrain.cloud.commerce.billing import LineDraft, collect, issue_invoice
+from drivetrain.cloud.commerce.billing import LineDraft, collect, issue_invoice, void_invoice
 from drivetrain.cloud.commerce.entitlements import due_for_renewal, sync_vehicle
 from drivetrain.cloud.commerce.models import (
     AccountRow,
@@ -117,6 +118,10 @@ def renew_subscription(database: Database, provider: PaymentProvider, subscripti
                            now).succeeded
         before = row.status
         store_state(row, lifecycle.renew(state, offer, paid, now), now)
+        if row.status == "expired" and not paid:
+            unpaid = _open_invoice(session, row)
+            if unpaid is not None:
+                void_invoice(session, unpaid, now)
         record_audit(session, tenant=row.tenant_id, actor=ACTOR,
                      action="commerce.subscription.renew",
                      target=f"subscription:{row.subscription_id}",
