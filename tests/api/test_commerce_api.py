@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from drivetrain.cloud.commerce.catalog import example_catalog
 from drivetrain.cloud.fleet import provision_vehicle
 from drivetrain.cloud.infra import Database
+from drivetrain.cloud.twins import set_ecu
 from drivetrain.core.crypto import SigningKey
 
 CATALOG = example_catalog()
@@ -36,6 +37,9 @@ def setup(database: Database, new_tenant: Callable[[str], Any],
                                           region="EU", cloud_key=CLOUD.verify_key,
                                           actor="test", rng=rng)[0].vin
                 for tenant in ("acme", "globex")}
+        for tenant, vin in vins.items():  # the boost needs VCU software 5 or newer
+            set_ecu(session, vin, "VCU", tenant=tenant, hardware_id=None,
+                    software_version="5.2.1", actor="test")
     return {
         "vins": vins,
         "seller": bearer(get_token(new_client(acme_admin, "admin"))),

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from drivetrain.cli import app
 from drivetrain.cloud.fleet import provision_vehicle
+from drivetrain.cloud.twins import set_ecu
 from drivetrain.core.crypto import SigningKey
 from drivetrain.demo import EmbeddedPlatform, PlatformHandles, demo_settings
 
@@ -27,6 +28,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PlatformHan
             vin = provision_vehicle(session, tenant="default", model="compact-bev", region="EU",
                                     cloud_key=SigningKey.generate().verify_key, actor="test",
                                     rng=random.Random(4))[0].vin
+            set_ecu(session, vin, "VCU", tenant="default", hardware_id=None,
+                    software_version="5.2.1", actor="test")
         yield handles, vin
     finally:
         embedded.stop()

@@ -45,7 +45,7 @@ API_START_TIMEOUT_S = 15.0
 #: Longest wait for the API server thread to finish after being asked to exit, seconds.
 API_STOP_TIMEOUT_S = 10.0
 #: The demo's entitlement lease, seconds (a real deployment: days).
-DEMO_ENTITLEMENT_LEASE_S = 6.0
+DEMO_ENTITLEMENT_LEASE_S = 4.0
 
 
 def demo_settings(data_dir: Path) -> Settings:

@@ -16,6 +16,7 @@ from drivetrain.cloud.commerce import (
 from drivetrain.cloud.commerce.catalog import example_catalog
 from drivetrain.cloud.commerce.runner import CommerceRound
 from drivetrain.cloud.infra import Database
+from drivetrain.cloud.twins import set_ecu
 
 CATALOG: dict[str, Any] = example_catalog()
 LEASE_S = 3600.0
@@ -31,6 +32,9 @@ class Shop:
         self.provider = TestPaymentProvider()
         with database.session() as session:
             put_catalog(session, tenant="acme", actor="test", document=CATALOG)
+            for vin in self.rig.vins:  # the boost needs VCU software 5 or newer
+                set_ecu(session, vin, "VCU", tenant="acme", hardware_id=None,
+                        software_version="5.2.1", actor="test")
             for account, method in (("driver:alice", "test_card_ok"),
                                     ("driver:bob", "test_card_declined")):
                 set_payment_method(session, tenant="acme", actor="test", account_id=account,
