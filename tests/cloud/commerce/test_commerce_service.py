@@ -15,6 +15,7 @@ from rig import CLOUD_KEY
 from drivetrain.cloud.commerce import (
     PaymentDeclinedError,
     cancel_subscription,
+    change_offer,
     delivery_states,
     get_subscription,
     ledger_balances,
@@ -263,3 +264,46 @@ def test_when_dunning_gives_up_the_unpaid_invoice_is_voided_and_no_revenue_remai
         assert ledger_balances(session, "acme", "receivable:") == {
             ("receivable:driver:alice", "EUR"): 0}
         assert list_entitlements(session, "acme", shop.rig.vins[0])[0].status == "revoke"
+
+
+def test_an_upgrade_refunds_the_unused_time_exactly_and_moves_the_entitlement(
+    shop: Shop,
+) -> None:
+    vin = shop.rig.vins[0]
+    monthly = _buy(shop)
+    shop.commerce_round(T0)
+    later = T0 + timedelta(days=10, hours=5)
+    with shop.database.session() as session:
+        yearly = change_offer(session, tenant="acme", actor="test", subscription_id=monthly,
+                              offer_id="boost-yearly", provider=shop.provider, now=later)
+        old = get_subscription(session, "acme", monthly)
+        (old_invoice,) = list_invoices(session, "acme", subscription_id=monthly)
+        (new_invoice,) = list_invoices(session, "acme", subscription_id=yearly.subscription_id)
+        assert old.period_end is not None
+        period_s = int((old.period_end - old.period_start).total_seconds())
+        used_s = int((later - old.period_start).total_seconds())
+        kept = old_invoice.paid_minor - old_invoice.refunded_minor
+        assert kept == old_invoice.total_minor * used_s // period_s  # never a cent lost
+        assert (old.status, old.end_reason) == ("expired", "changed to boost-yearly")
+        assert (yearly.status, new_invoice.total_minor) == ("active", 99_00 + 18_81)
+        assert sum(ledger_balances(session, "acme").values()) == 0
+    shop.commerce_round(later + timedelta(seconds=1))
+    shop.deliver(later + timedelta(seconds=1))
+    assert _features(shop, vin) == {"performance_boost"}
+    with shop.database.session() as session:
+        (grant,) = list_entitlements(session, "acme", vin)
+    assert (grant.status, grant.subscription_id, grant.seq) == ("grant", yearly.subscription_id,
+                                                                2)
+
+
+def test_a_declined_upgrade_changes_nothing(shop: Shop) -> None:
+    monthly = _buy(shop)
+    with shop.database.session() as session:
+        set_payment_method(session, tenant="acme", actor="test", account_id="driver:alice",
+                           payment_method="test_card_declined", provider=shop.provider)
+    with pytest.raises(PaymentDeclinedError), shop.database.session() as session:
+        change_offer(session, tenant="acme", actor="test", subscription_id=monthly,
+                     offer_id="boost-yearly", provider=shop.provider)
+    with shop.database.session() as session:
+        assert get_subscription(session, "acme", monthly).status == "active"
+        assert len(list_subscriptions(session, "acme")) == 1

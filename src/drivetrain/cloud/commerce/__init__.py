@@ -6,7 +6,8 @@ Public surface (everything else in this package is internal):
 - Catalog: :func:`put_catalog`, :func:`get_catalog`, :class:`FeatureCatalog`,
   :class:`Feature`, :class:`Offer`.
 - Customers and subscriptions: :func:`set_payment_method`, :func:`purchase`,
-  :func:`cancel_subscription`, :func:`pause_subscription`, :func:`resume_subscription`,
+  :func:`cancel_subscription`, :func:`change_offer` (upgrade, downgrade),
+  :func:`pause_subscription`, :func:`resume_subscription`,
   :func:`transfer_vehicle`, :func:`get_subscription`, :func:`list_subscriptions`,
   :func:`subscription_counts`, :class:`Subscription`.
 - Billing: :func:`get_invoice`, :func:`list_invoices`, :func:`record_payment_event`,
@@ -47,6 +48,7 @@ from drivetrain.cloud.commerce.runner import CommerceRunner, run_commerce
 from drivetrain.cloud.commerce.service import (
     Subscription,
     cancel_subscription,
+    change_offer,
     get_catalog,
     get_subscription,
     list_subscriptions,
@@ -72,6 +74,7 @@ __all__ = [
     "Subscription",
     "TestPaymentProvider",
     "cancel_subscription",
+    "change_offer",
     "delivery_states",
     "get_catalog",
     "get_invoice",

@@ -38,7 +38,12 @@ from drivetrain.cloud.fleet import get_vehicle
 from drivetrain.cloud.infra import record_audit
 from drivetrain.cloud.infra.bus import StatusEvent, queue_status
 from drivetrain.cloud.twins import select_twins
-from drivetrain.core.errors import BadInputError, ConflictError, NotFoundError
+from drivetrain.core.errors import (
+    BadInputError,
+    ConflictError,
+    NotFoundError,
+    StateTransitionError,
+)
 
 DOMAIN: Final = "commerce"
 ACCOUNT_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}")
@@ -213,6 +218,7 @@ def _live_for(session: Session, tenant: str, vin: str) -> list[SubscriptionRow]:
 def purchase(
     session: Session, *, tenant: str, actor: str, vin: str, account_id: str, offer_id: str,
     provider: PaymentProvider, now: datetime | None = None, request_id: str | None = None,
+    replacing: str | None = None,
 ) -> Subscription:
     """Buy ``offer_id`` for ``vin``: a trial starts free; otherwise the first period (or the
     one-off price) is invoiced and charged now. Usage offers are billed monthly in arrears.
@@ -233,6 +239,8 @@ def purchase(
     price = offer.price_in(region)
     method = _payment_method(session, tenant, account_id)
     for live in _live_for(session, tenant, vin):
+        if live.subscription_id == replacing:
+            continue
         overlap = set(offer_of(session, live).features) & set(offer.features)
         if overlap:
             raise ConflictError(f"vehicle {vin} already has {', '.join(sorted(overlap))} "
@@ -328,6 +336,40 @@ def _refund_unused(session: Session, provider: PaymentProvider, row: Subscriptio
     if unused:
         refund(session, provider, row.tenant_id, latest.invoice_id, unused, now)
     return unused
+
+
+def change_offer(
+    session: Session, *, tenant: str, actor: str, subscription_id: str, offer_id: str,
+    provider: PaymentProvider, now: datetime | None = None, request_id: str | None = None,
+) -> Subscription:
+    """Upgrade or downgrade: the vehicle moves to ``offer_id`` now. The new offer is bought
+    (its first period charged in full, from now); then the unused part of the old period is
+    refunded, prorated to the second — what was kept and what is refunded sum exactly to what
+    was paid — and the old subscription ends (``changed to <offer>``). A declined charge
+    changes nothing.
+
+    Raises:
+        NotFoundError: no such subscription of ``tenant``.
+        StateTransitionError: the subscription is not active, or has no vehicle.
+        BadInputError, ConflictError, PaymentDeclinedError: as :func:`purchase`.
+    """
+    now = _now(now)
+    row = _sub_row(session, tenant, subscription_id)
+    if row.status != "active" or row.vin is None:
+        raise StateTransitionError(
+            f"subscription {subscription_id} is {row.status}"
+            + ("" if row.vin else " without a vehicle")
+            + "; only an active subscription of a vehicle changes offer")
+    if offer_id == row.offer_id:
+        raise BadInputError(f"subscription {subscription_id} is already on {offer_id!r}")
+    new = purchase(session, tenant=tenant, actor=actor, vin=row.vin, account_id=row.account_id,
+                   offer_id=offer_id, provider=provider, now=now, request_id=request_id,
+                   replacing=subscription_id)
+    refunded = _refund_unused(session, provider, row, now) if row.period_end else 0
+    _change(session, row, lifecycle.expire(state_of(row), f"changed to {offer_id}",
+                                           subscription_id), actor, "change", now, request_id,
+            to_offer=offer_id, new_subscription=new.subscription_id, refunded_minor=refunded)
+    return new
 
 
 def pause_subscription(session: Session, *, tenant: str, actor: str, subscription_id: str,
