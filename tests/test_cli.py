@@ -26,7 +26,7 @@ READERS = [
     "privacy categories", "db current", "edge buffer",
     "commerce catalog show", "commerce subscription list", "commerce subscription show",
     "commerce invoice list", "commerce invoice show", "commerce entitlement list",
-    "commerce revenue",
+    "commerce revenue", "commerce statement",
 ]
 #: Command names that read or list: a new command named so must offer --json too.
 _READING_NAMES = {"list", "show", "info", "stats", "counts", "query", "sql", "status", "get",

@@ -130,3 +130,28 @@ def test_each_tenant_reaches_only_its_own(client: TestClient, setup: dict[str, A
     assert client.post("/v1/commerce/subscriptions", headers=setup["reader"],
                        json={"vin": setup["vins"]["acme"], "account_id": "driver:alice",
                              "offer_id": "boost-monthly"}).status_code == 403
+
+
+def test_an_upgrade_and_a_partners_statement_over_http(
+    client: TestClient, setup: dict[str, Any],
+) -> None:
+    seller, vin = setup["seller"], setup["vins"]["acme"]
+    client.put("/v1/commerce/catalog", headers=seller, json=CATALOG)
+    client.put("/v1/commerce/accounts/driver:alice/payment-method", headers=seller,
+               json={"payment_method": "test_card_ok"})
+    monthly = client.post("/v1/commerce/subscriptions", headers=seller, json={
+        "vin": vin, "account_id": "driver:alice", "offer_id": "boost-monthly"}).json()
+    client.post("/v1/commerce/subscriptions", headers=seller, json={
+        "vin": vin, "account_id": "driver:alice", "offer_id": "range-monthly"})
+    changed = client.post(f"/v1/commerce/subscriptions/{monthly['subscription_id']}/change",
+                          headers=seller, json={"offer_id": "boost-yearly"})
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["offer_id"], changed.json()["status"]) == ("boost-yearly", "active")
+    old = client.get(f"/v1/commerce/subscriptions/{monthly['subscription_id']}",
+                     headers=seller).json()
+    assert old["end_reason"] == "changed to boost-yearly"
+    statement = client.get("/v1/commerce/partners/routewise/statement", headers=seller,
+                           params={"since": "2000-01-01T00:00:00Z",
+                                   "until": "2100-01-01T00:00:00Z"}).json()
+    assert statement["share_minor"] == {"EUR": 149}  # 30 % of 4.99 EUR, rounded down
+    assert [line["amount_minor"] for line in statement["lines"]] == [499]

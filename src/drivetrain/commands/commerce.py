@@ -196,6 +196,19 @@ def subscription_cancel(
     _out.print(_sub_line(sub))
 
 
+@subscription_app.command("change")
+def subscription_change(
+    subscription_id: SubscriptionArg, offer: Annotated[str, typer.Argument(
+        help="The offer to move to, e.g. boost-yearly.")],
+    token: TokenOption, url: UrlOption = None, as_json: JsonOption = False,
+) -> None:
+    """Upgrade or downgrade: the new offer is charged from now, the unused time refunded."""
+    with api_client(url, token) as client:
+        sub = api_call(client, "POST", f"/v1/commerce/subscriptions/{subscription_id}/change",
+                       json={"offer_id": offer}).json()
+    _emit(sub) if as_json else _out.print(_sub_line(sub))
+
+
 @subscription_app.command("pause")
 def subscription_pause(subscription_id: SubscriptionArg, token: TokenOption,
                        url: UrlOption = None, as_json: JsonOption = False) -> None:
@@ -336,3 +349,33 @@ def revenue(token: TokenOption, url: UrlOption = None, as_json: JsonOption = Fal
         _out.print(table)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(report["subscriptions"].items()))
     _out.print(f"subscriptions: {counts or 'none'}")
+
+
+@app.command("statement")
+def statement(
+    partner: Annotated[str, typer.Argument(help="The partner, e.g. routewise.")],
+    token: TokenOption,
+    since: Annotated[str, typer.Option("--since", help="Start, ISO 8601 with a zone.")],
+    until: Annotated[str, typer.Option("--until", help="End (exclusive), ISO 8601 with a zone.")],
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A partner's revenue-share statement: its features' invoiced lines and its share."""
+    with api_client(url, token) as client:
+        report = api_call(client, "GET", f"/v1/commerce/partners/{partner}/statement",
+                          params={"since": since, "until": until}).json()
+    if as_json:
+        _emit(report)
+        return
+    if not report["lines"]:
+        _out.print(f"no invoiced line of {partner}'s features between {since} and {until}")
+        return
+    table = Table(Column("invoice", no_wrap=True), Column("item", overflow="fold"),
+                  "net (minor)", "share (minor)", "currency")
+    for line in report["lines"]:
+        table.add_row(line["invoice_id"], line["description"], str(line["amount_minor"]),
+                      str(line["share_minor"]) + (" (refunded)" if line["refunded"] else ""),
+                      line["currency"])
+    _out.print(table)
+    _out.print("share due: " + ", ".join(f"{v} {c} minor units"
+                                         for c, v in sorted(report["share_minor"].items())))

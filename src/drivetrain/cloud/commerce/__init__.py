@@ -11,7 +11,7 @@ Public surface (everything else in this package is internal):
   :func:`transfer_vehicle`, :func:`get_subscription`, :func:`list_subscriptions`,
   :func:`subscription_counts`, :class:`Subscription`.
 - Billing: :func:`get_invoice`, :func:`list_invoices`, :func:`record_payment_event`,
-  :func:`refund`, :func:`revenue_by_region`, :func:`ledger_balances`, :func:`render_invoice_html`,
+  :func:`refund`, :func:`revenue_by_region`, :func:`partner_statement` (revenue share), :func:`ledger_balances`, :func:`render_invoice_html`,
   :class:`Invoice`, :class:`PaymentDeclinedError`; usage: :func:`record_usage`.
 - Payments: :class:`PaymentProvider`, :class:`TestPaymentProvider`, :func:`payment_provider`
   (the one the settings name).
@@ -27,6 +27,7 @@ from drivetrain.cloud.commerce.billing import (
     get_invoice,
     ledger_balances,
     list_invoices,
+    partner_statement,
     record_payment_event,
     refund,
     revenue_by_region,
@@ -83,6 +84,7 @@ __all__ = [
     "list_entitlements",
     "list_invoices",
     "list_subscriptions",
+    "partner_statement",
     "pause_subscription",
     "payment_provider",
     "purchase",

@@ -9,6 +9,7 @@ vehicle). Reads need ``commerce:read``, changes ``commerce:write``. Mounted by
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from fastapi.responses import HTMLResponse
 from drivetrain.cloud.commerce.api_schemas import (
     CancelIn,
     CatalogOut,
+    ChangeOfferIn,
     EntitlementListOut,
     EntitlementOut,
     InvoiceListOut,
@@ -29,6 +31,8 @@ from drivetrain.cloud.commerce.api_schemas import (
     PurchaseIn,
     RevenueOut,
     RevenueRow,
+    StatementLineOut,
+    StatementOut,
     SubscriptionListOut,
     SubscriptionOut,
     TransferIn,
@@ -38,6 +42,7 @@ from drivetrain.cloud.commerce.api_schemas import (
 from drivetrain.cloud.commerce.billing import (
     get_invoice,
     list_invoices,
+    partner_statement,
     record_payment_event,
     revenue_by_region,
 )
@@ -48,6 +53,7 @@ from drivetrain.cloud.commerce.payments import payment_provider
 from drivetrain.cloud.commerce.service import (
     MAX_PAGE,
     cancel_subscription,
+    change_offer,
     get_catalog,
     get_subscription,
     list_subscriptions,
@@ -174,6 +180,20 @@ def post_cancel(subscription_id: SubscriptionId, body: CancelIn, principal: Writ
     return SubscriptionOut.of(sub)
 
 
+@router.post("/subscriptions/{subscription_id}/change", response_model=SubscriptionOut,
+             summary="Upgrade or downgrade to another offer")
+def post_change(subscription_id: SubscriptionId, body: ChangeOfferIn, principal: Writer,
+                context: Context, request: Request) -> SubscriptionOut:
+    """The new offer is charged from now; the unused part of the old period is refunded,
+    prorated to the second. Answers the new subscription; a declined card changes nothing."""
+    with context.database.session() as session:
+        sub = change_offer(session, tenant=principal.tenant, actor=principal.client_id,
+                           subscription_id=subscription_id, offer_id=body.offer_id,
+                           provider=payment_provider(context.settings),
+                           request_id=request_id_of(request))
+    return SubscriptionOut.of(sub)
+
+
 @router.post("/subscriptions/{subscription_id}/pause", response_model=SubscriptionOut,
              summary="Pause a subscription")
 def post_pause(subscription_id: SubscriptionId, principal: Writer, context: Context,
@@ -288,6 +308,24 @@ def get_revenue(principal: Reader, context: Context) -> RevenueOut:
         counts = subscription_counts(session, principal.tenant)
     return RevenueOut(regions=[RevenueRow(**r) for r in regions],
                       subscriptions=dict(counts))
+
+
+@router.get("/partners/{partner}/statement", response_model=StatementOut,
+            summary="A partner's revenue-share statement")
+def get_statement(
+    partner: Annotated[str, Path(max_length=64)], principal: Reader, context: Context,
+    since: Annotated[datetime, Query(description="Start of the period (inclusive).")],
+    until: Annotated[datetime, Query(description="End of the period (exclusive).")],
+) -> StatementOut:
+    """Every invoiced line of the partner's features in the period, with its share."""
+    with context.database.session() as session:
+        lines = partner_statement(session, principal.tenant, partner, since, until)
+    totals: dict[str, int] = {}
+    for line in lines:  # a refund does not take back a partner's share yet (flagged)
+        totals[line.currency] = totals.get(line.currency, 0) + line.share_minor
+    return StatementOut(partner=partner, since=since, until=until,
+                        lines=[StatementLineOut(**asdict(line)) for line in lines],
+                        share_minor=totals)
 
 
 def _utcnow() -> datetime:

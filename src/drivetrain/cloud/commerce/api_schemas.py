@@ -223,3 +223,27 @@ class RevenueOut(BaseModel):
 
     regions: list[RevenueRow]
     subscriptions: dict[str, int] = Field(description="Subscriptions by status.")
+
+
+class ChangeOfferIn(_Strict):
+    offer_id: str = Field(min_length=1, max_length=64, examples=["boost-yearly"])
+
+
+class StatementLineOut(BaseModel):
+    invoice_id: str
+    issued_at: datetime
+    description: str
+    currency: str
+    amount_minor: int
+    share_minor: int
+    refunded: bool
+
+
+class StatementOut(BaseModel):
+    """A partner's revenue-share statement for a period: its lines and totals per currency."""
+
+    partner: str
+    since: datetime
+    until: datetime
+    lines: list[StatementLineOut]
+    share_minor: dict[str, int] = Field(description="The partner's share per currency.")

@@ -330,3 +330,40 @@ def revenue_by_region(session: Session, tenant: str) -> list[Mapping[str, Any]]:
             "revenue": format_amount(-total, currency)}
            for (account, currency), total in ledger_balances(session, tenant, "revenue:").items()]
     return sorted(out, key=lambda r: (-int(r["revenue_minor"]), str(r["region"])))
+
+
+@dataclass(frozen=True, slots=True)
+class StatementLine:
+    """One invoiced line of a partner's feature: the net amount and the partner's share."""
+
+    invoice_id: str
+    issued_at: datetime
+    description: str
+    currency: str
+    amount_minor: int
+    share_minor: int
+    refunded: bool
+
+
+def partner_statement(session: Session, tenant: str, partner: str, since: datetime,
+                      until: datetime) -> list[StatementLine]:
+    """The revenue-share statement of ``partner`` for invoices issued in [since, until):
+    every line of its features with the share booked to ``payable:{partner}``. Void
+    invoices are left out; a refunded one is listed and flagged.
+
+    Raises:
+        BadInputError: a naive time or an empty period.
+    """
+    if since.tzinfo is None or until.tzinfo is None or until <= since:
+        raise BadInputError("statement period: give timezone-aware since < until")
+    rows = session.execute(
+        select(InvoiceRow, InvoiceLineRow)
+        .join(InvoiceLineRow, InvoiceLineRow.invoice_id == InvoiceRow.invoice_id)
+        .where(InvoiceRow.tenant_id == tenant, InvoiceLineRow.partner == partner,
+               InvoiceRow.issued_at >= since, InvoiceRow.issued_at < until,
+               InvoiceRow.status != "void")
+        .order_by(InvoiceRow.issued_at, InvoiceRow.invoice_id, InvoiceLineRow.line_no)
+    ).all()
+    return [StatementLine(i.invoice_id, i.issued_at, line.description, i.currency,
+                          line.amount_minor, line.partner_share_minor, i.refunded_minor > 0)
+            for i, line in rows]
