@@ -223,3 +223,42 @@ def test_the_ledger_always_balances_and_receivables_are_invoices_less_payments(
     assert all(v == 0 for v in totals.values())
     for key, value in owed.items():
         assert result.get(key, 0) == value
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+    | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
+                                                               max_size=5),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON)
+def test_any_document_is_a_catalog_or_bad_input_never_a_crash(document: Any) -> None:
+    try:
+        FeatureCatalog.from_dict(document)
+    except BadInputError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["features", "offers", "tax_rates"]), st.integers(0, 5),
+       st.text(max_size=12), _JSON)
+def test_any_field_of_a_real_catalog_replaced_by_anything_is_named_or_accepted(
+    section: str, index: int, key: str, value: Any,
+) -> None:
+    doc = catalog_doc()
+    part = doc[section]
+    if isinstance(part, list):
+        target = part[index % len(part)]
+        target[key if key else next(iter(target))] = value
+    else:
+        part[key or "EU"] = value
+    try:
+        catalog = FeatureCatalog.from_dict(doc)
+    except BadInputError as e:
+        assert str(e)
+    else:
+        assert FeatureCatalog.from_dict(catalog.to_dict()) == catalog
