@@ -30,6 +30,7 @@ from drivetrain.cloud.commerce import (
     set_payment_method,
     transfer_vehicle,
 )
+from drivetrain.cloud.commerce.entitlements import reported_features
 from drivetrain.cloud.commerce.models import InvoiceRow, SubscriptionRow
 from drivetrain.cloud.infra import Database
 from drivetrain.core.errors import ConflictError, NotFoundError
@@ -63,8 +64,11 @@ def test_a_purchase_turns_the_feature_on_in_the_car_and_is_invoiced_exactly(shop
     shop.commerce_round(T0)
     shop.deliver(T0)
     assert _features(shop, vin) == {"performance_boost"}
+    shop.rig.vehicles_act(int((T0 + timedelta(seconds=2)).timestamp() * 1e9))  # events flushed
     with shop.database.session() as session:
         assert delivery_states(session, "acme")[vin][0] == "succeeded"
+        reported = reported_features(session, "acme", vin)  # the car's own word
+        assert reported is not None and reported.enabled == ("performance_boost",)
         (invoice,) = list_invoices(session, "acme", subscription_id=sub_id)
         assert (invoice.net_minor, invoice.tax_minor, invoice.total_minor) == (999, 190, 1189)
         assert invoice.status == "paid"

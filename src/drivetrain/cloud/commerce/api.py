@@ -46,7 +46,11 @@ from drivetrain.cloud.commerce.billing import (
     record_payment_event,
     revenue_by_region,
 )
-from drivetrain.cloud.commerce.entitlements import delivery_states, list_entitlements
+from drivetrain.cloud.commerce.entitlements import (
+    delivery_states,
+    list_entitlements,
+    reported_features,
+)
 from drivetrain.cloud.commerce.invoice_html import render_invoice_html
 from drivetrain.cloud.commerce.lifecycle import SubscriptionStatus
 from drivetrain.cloud.commerce.payments import payment_provider
@@ -232,13 +236,17 @@ def post_transfer(vin: Vin, body: TransferIn, principal: Writer, context: Contex
 @router.get("/vehicles/{vin}/entitlements", response_model=EntitlementListOut,
             summary="The entitlements a vehicle holds")
 def get_entitlements(vin: Vin, principal: Reader, context: Context) -> EntitlementListOut:
-    """Per feature the newest signed token issued, and whether the car acknowledged it."""
+    """Per feature the newest signed token issued and whether the car acknowledged it, and
+    the features the car last reported running."""
     with context.database.session() as session:
         get_vehicle(session, vin, tenant=principal.tenant)
         entitlements = list_entitlements(session, principal.tenant, vin)
         delivery = delivery_states(session, principal.tenant).get(vin)
+        reported = reported_features(session, principal.tenant, vin)
     return EntitlementListOut(entitlements=[EntitlementOut.of(e, delivery)
-                                            for e in entitlements])
+                                            for e in entitlements],
+                              reported=list(reported.enabled) if reported else None,
+                              reported_at_ns=reported.ts_ns if reported else None)
 
 
 @router.get("/invoices", response_model=InvoiceListOut, summary="List invoices")

@@ -209,6 +209,9 @@ class EntitlementOut(BaseModel):
 
 class EntitlementListOut(BaseModel):
     entitlements: list[EntitlementOut]
+    reported: list[str] | None = Field(description="The features the vehicle last reported "
+                                       "running (null: it never reported a change).")
+    reported_at_ns: int | None
 
 
 class RevenueRow(BaseModel):

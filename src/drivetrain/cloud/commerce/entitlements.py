@@ -41,11 +41,14 @@ from drivetrain.cloud.commerce.models import CommerceJobRow, EntitlementRow, Sub
 from drivetrain.cloud.commerce.service import DOMAIN, offer_of, state_of
 from drivetrain.cloud.infra import record_audit
 from drivetrain.cloud.infra.bus import StatusEvent, queue_status
+from drivetrain.cloud.ingest import list_vehicle_events
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.entitlement import EntitlementClaims, issue_token
 from drivetrain.core.wire import MessageKind
 
 ACTOR: Final = "commerce:entitlements"
+#: The event a vehicle sends when its running features change (the edge agent's).
+CHANGED_EVENT: Final = "entitlements.changed"
 ORIGIN: Final = "entitlements"
 #: Entitlement messages wait for the vehicle as long as it takes (parked for weeks).
 DELIVERY_POLICY: Final = RolloutPolicy(timeout_s=None, freshness_s=30 * 86_400.0)
@@ -213,3 +216,30 @@ def due_for_renewal(session: Session, now: datetime, lease_s: float) -> list[tup
     rows = session.execute(select(EntitlementRow.tenant_id, EntitlementRow.vin).where(
         EntitlementRow.status == "grant", EntitlementRow.expires_at <= horizon).distinct()).all()
     return [(t, v) for t, v in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportedFeatures:
+    """What the vehicle itself last reported running (its ``entitlements.changed`` event)."""
+
+    enabled: tuple[str, ...]
+    ts_ns: int
+
+
+def reported_features(session: Session, tenant: str, vin: str) -> ReportedFeatures | None:
+    """The features ``vin`` last reported running, or None when it never reported a change."""
+    last = None
+    after = 0
+    while True:
+        page = list_vehicle_events(session, tenant=tenant, vin=vin, types=[CHANGED_EVENT],
+                                   after_id=after, limit=1000)
+        if not page:
+            break
+        last, after = page[-1], page[-1].event_id
+        if len(page) < 1000:
+            break
+    if last is None:
+        return None
+    enabled = last.data.get("enabled")
+    features = tuple(str(f) for f in enabled) if isinstance(enabled, list) else ()
+    return ReportedFeatures(features, last.ts_ns)
