@@ -6,6 +6,8 @@ sell."""
 from __future__ import annotations
 
 import random
+import re
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +22,17 @@ from drivetrain.core.crypto import SigningKey
 
 CATALOG = example_catalog()
 CLOUD = SigningKey.from_seed(b"commerce-api-cloud-key-000000000")
+
+
+def _pdf_text(document: bytes) -> bytes:
+    """The page content of a PDF, its compressed streams inflated."""
+    out = []
+    for match in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", document, re.DOTALL):
+        try:
+            out.append(zlib.decompress(match.group(1)))
+        except zlib.error:
+            out.append(match.group(1))
+    return b"".join(out)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -71,6 +84,10 @@ def test_a_feature_is_sold_invoiced_and_reported_per_region(
     html = client.get(f"/v1/commerce/invoices/{invoices[0]['invoice_id']}/html",
                       headers=setup["reader"])
     assert html.status_code == 200 and "11.89 EUR" in html.text
+    pdf = client.get(f"/v1/commerce/invoices/{invoices[0]['invoice_id']}/pdf",
+                     headers=setup["reader"])
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF-") and b"11.89 EUR" in _pdf_text(pdf.content)
     revenue = client.get("/v1/commerce/revenue", headers=setup["reader"]).json()
     assert revenue["regions"] == [{"region": "EU", "currency": "EUR", "revenue_minor": 999,
                                    "revenue": "9.99"}]

@@ -312,6 +312,8 @@ def invoice_show(
     token: TokenOption,
     html: Annotated[Path | None, typer.Option("--html", help="Also write the printable "
                                               "page to this file.")] = None,
+    pdf: Annotated[Path | None, typer.Option("--pdf", help="Also write the PDF to this file.")
+                   ] = None,
     url: UrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -321,6 +323,9 @@ def invoice_show(
         if html is not None:
             page = api_call(client, "GET", f"/v1/commerce/invoices/{invoice_id}/html").text
             html.write_text(page, encoding="utf-8")
+        if pdf is not None:
+            pdf.write_bytes(api_call(client, "GET",
+                                     f"/v1/commerce/invoices/{invoice_id}/pdf").content)
     if as_json:
         _emit(invoice)
         return

@@ -262,3 +262,31 @@ def test_any_field_of_a_real_catalog_replaced_by_anything_is_named_or_accepted(
         assert str(e)
     else:
         assert FeatureCatalog.from_dict(catalog.to_dict()) == catalog
+
+
+def _invoice() -> Any:
+    from drivetrain.cloud.commerce.billing import Invoice, InvoiceLine
+
+    line = InvoiceLine("Performance boost – Süd (monthly)", "performance_boost", 1, 999, 999,
+                       None, 0)
+    return Invoice("inv-1", "driver:alice", "sub-1", "DTV14A5UXTRGXBBBA", "EU", "EUR", 999, 190,
+                   1189, 1189, 0, "0.19", "paid", NOW, NOW, (line,))
+
+
+def test_an_invoice_renders_as_pdf_even_with_characters_the_pdf_fonts_lack() -> None:
+    from drivetrain.cloud.commerce.invoice_pdf import render_invoice_pdf
+
+    document = render_invoice_pdf(_invoice(), "Acme Motors")
+    assert document.startswith(b"%PDF-") and document.rstrip().endswith(b"%%EOF")
+
+
+def test_without_the_commerce_extra_a_pdf_is_a_configuration_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    from drivetrain.cloud.commerce.invoice_pdf import MissingPdfExtraError, render_invoice_pdf
+
+    monkeypatch.setitem(sys.modules, "fpdf", None)
+    with pytest.raises(MissingPdfExtraError, match=r"drivetrain\[commerce\]"):
+        render_invoice_pdf(_invoice(), "Acme Motors")

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Request, status
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from drivetrain.cloud.commerce.api_schemas import (
     CancelIn,
@@ -52,6 +52,7 @@ from drivetrain.cloud.commerce.entitlements import (
     reported_features,
 )
 from drivetrain.cloud.commerce.invoice_html import render_invoice_html
+from drivetrain.cloud.commerce.invoice_pdf import render_invoice_pdf
 from drivetrain.cloud.commerce.lifecycle import SubscriptionStatus
 from drivetrain.cloud.commerce.payments import payment_provider
 from drivetrain.cloud.commerce.service import (
@@ -281,6 +282,20 @@ def get_invoice_html(invoice_id: Annotated[str, Path(max_length=40)], principal:
     with context.database.session() as session:
         invoice = get_invoice(session, principal.tenant, invoice_id)
     return HTMLResponse(render_invoice_html(invoice, principal.tenant))
+
+
+@router.get("/invoices/{invoice_id}/pdf", response_class=Response,
+            responses={200: {"content": {"application/pdf": {"schema": {
+                "type": "string", "contentMediaType": "application/pdf"}}}}},
+            summary="One invoice as a PDF document")
+def get_invoice_pdf(invoice_id: Annotated[str, Path(max_length=40)], principal: Reader,
+                    context: Context) -> Response:
+    """The invoice as PDF (needs the ``commerce`` extra: fpdf2)."""
+    with context.database.session() as session:
+        invoice = get_invoice(session, principal.tenant, invoice_id)
+    return Response(render_invoice_pdf(invoice, principal.tenant), media_type="application/pdf",
+                    headers={"Content-Disposition":
+                             f'inline; filename="{invoice.invoice_id}.pdf"'})
 
 
 @router.post("/payment-events", response_model=PaymentEventOut,
