@@ -176,6 +176,19 @@ class Settings(BaseSettings):
         "default) writes every micro-batch's. `drivetrain worker ingest` uses 2 s unless "
         "--twin-flush-s says otherwise. The twin lags the lake by up to this much.",
     )
+    entitlement_lease_s: float = Field(
+        7 * 86_400.0,
+        gt=0,
+        le=366 * 86_400.0,
+        description="How long a feature entitlement token is valid before the cloud renews "
+        "it, seconds (it also ends with the paid period): a car offline longer keeps a "
+        "feature no more than this plus the offer's grace period after it was taken away.",
+    )
+    payment_provider: Literal["test"] = Field(
+        "test",
+        description="The payment provider subscriptions are charged through; 'test' is the "
+        "built-in one (cards test_card_ok, test_card_declined, test_card_insufficient).",
+    )
     ingest_max_attempts: int = Field(
         3,
         ge=1,
