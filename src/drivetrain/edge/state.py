@@ -7,9 +7,11 @@ version it applied):
 
 * ``DownlinkMemory`` — what the downlink guard remembers against replays;
 * ``InstalledCampaigns`` — the campaigns the cloud installed and the newest version seen per id;
-* ``DesiredStateVersion`` — the newest desired-state version applied.
+* ``DesiredStateVersion`` — the newest desired-state version applied;
+* ``ManifestInForce`` — the decoder manifest the cloud switched the vehicle to (so a restart
+  decodes with it, not with the files the agent was started with).
 
-``AgentState`` is all three, as the agent reads them at start-up. Each record is stored under
+``AgentState`` is all four, as the agent reads them at start-up. Each record is stored under
 its ``record`` name as the JSON of its ``to_dict`` (the buffers' ``agent_state`` table);
 ``records_from_legacy`` reads the key/value state written by agents before these records
 existed, so a buffer file kept from then is migrated, not lost.
@@ -150,15 +152,38 @@ class DesiredStateVersion:
         return cls(_int(data.get("version", -1), f"{cls.record}.version"))
 
 
-StateRecord = DownlinkMemory | InstalledCampaigns | DesiredStateVersion
+@dataclass(frozen=True)
+class ManifestInForce:
+    """The decoder manifest in force as its wire document (``DecoderManifest.to_dict``), or
+    None while the vehicle decodes with what it was started with; checked again (parsed and
+    its DBC loaded) when restored at start-up."""
+
+    record: ClassVar[str] = "decoder_manifest"
+
+    manifest: Mapping[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"manifest": None if self.manifest is None else dict(self.manifest)}
+
+    @classmethod
+    def from_dict(cls, data: object) -> ManifestInForce:
+        """Raises ``StateFormatError`` naming the field that does not read."""
+        data = _mapping(data, cls.record)
+        document = data.get("manifest")
+        return cls(None if document is None else _mapping(document, f"{cls.record}.manifest"))
+
+
+StateRecord = DownlinkMemory | InstalledCampaigns | DesiredStateVersion | ManifestInForce
 _RECORD_TYPES: Final[Mapping[str, type[StateRecord]]] = {
-    t.record: t for t in (DownlinkMemory, InstalledCampaigns, DesiredStateVersion)
+    t.record: t
+    for t in (DownlinkMemory, InstalledCampaigns, DesiredStateVersion, ManifestInForce)
 }
 #: The attribute of ``AgentState`` that holds each record type.
 _FIELDS: Final[Mapping[str, str]] = {
     DownlinkMemory.record: "downlink",
     InstalledCampaigns.record: "campaigns",
     DesiredStateVersion.record: "desired",
+    ManifestInForce.record: "manifest",
 }
 
 
@@ -169,6 +194,7 @@ class AgentState:
     downlink: DownlinkMemory = field(default_factory=DownlinkMemory)
     campaigns: InstalledCampaigns = field(default_factory=InstalledCampaigns)
     desired: DesiredStateVersion = field(default_factory=DesiredStateVersion)
+    manifest: ManifestInForce = field(default_factory=ManifestInForce)
 
     def updated(self, records: Iterable[StateRecord]) -> AgentState:
         """This state with ``records`` replacing the records of their types."""

@@ -22,7 +22,9 @@ event when it starts and whenever ``set_inventory`` changes it (after a software
 the cloud's twin knows which software each ECU runs.
 
 What the agent keeps across restarts (the guard's memory, installed campaigns, the applied
-desired-state version) is read from the buffer as an ``AgentState`` (``edge.state``).
+desired-state version, the decoder manifest in force) is read from the buffer as an
+``AgentState`` (``edge.state``). An agent that decodes CAN restarts with the manifest the cloud
+last switched it to, not with the files it was started with, and reports its version again.
 """
 
 from __future__ import annotations
@@ -48,7 +50,11 @@ from drivetrain.core.wire import (
 from drivetrain.core.wire.inventory import check_inventory
 from drivetrain.edge.actuator import VehicleActuator
 from drivetrain.edge.agent.config import EVENT_PRIORITY, AgentConfig, AgentStats
-from drivetrain.edge.agent.handler import DownlinkHandler, restore_campaigns
+from drivetrain.edge.agent.handler import (
+    DownlinkHandler,
+    restore_campaigns,
+    restore_manifest,
+)
 from drivetrain.edge.agent.outbox import Outbox
 from drivetrain.edge.buffer import Buffer
 from drivetrain.edge.campaigns import Campaign
@@ -132,6 +138,10 @@ class EdgeAgent:
         self.engine = CollectionEngine()
         restore_campaigns(self.engine, state.campaigns, self.catalog, self.vin)
         self.outbox = Outbox(identity, buffer)
+        restored = restore_manifest(state.manifest, self.catalog, self.vin) if can else None
+        if restored is not None:
+            self.can = restored[1]
+            self._inventory = self._with_manifest(restored[0])
         self.downlink = DownlinkHandler(
             self.guard,
             self.engine,
@@ -141,6 +151,7 @@ class EdgeAgent:
             desired_version=state.desired.version,
             refusal_report_interval_s=self.config.refusal_report_interval_s,
             on_manifest=self._switch_decoding if can is not None else None,
+            manifest_version=0 if restored is None else restored[0].version,
         )
         self._inbox: deque[Message] = deque()
         self._subscriptions: list[Subscription] = []
@@ -219,9 +230,11 @@ class EdgeAgent:
         the ECU inventory (an entry ``DecoderManifest``: model and version), so the twin shows
         it and fleet queries can select by it."""
         self.can = decoding
+        self.set_inventory(self._with_manifest(manifest), now_ns)
+
+    def _with_manifest(self, manifest: DecoderManifest) -> tuple[EcuInfo, ...]:
         entry = EcuInfo(MANIFEST_ECU, manifest.model, str(manifest.version))
-        self.set_inventory([e for e in self._inventory if e.name != MANIFEST_ECU] + [entry],
-                           now_ns)
+        return check_inventory([e for e in self._inventory if e.name != MANIFEST_ECU] + [entry])
 
     def _report_inventory(self, now_ns: int) -> None:
         """Seal a ``vehicle.inventory`` event into the buffer now; if the buffer fails, keep
