@@ -74,8 +74,12 @@ def lake_table(
     pseudonyms: Sequence[str],
     paths: PathTable,
     campaigns: Sequence[str | None] | None = None,
+    category: npt.NDArray[np.uint8] | None = None,
 ) -> pa.Table:
     """The lake's rows for the samples selected by ``rows`` (None: all).
+
+    ``category`` gives every sample's privacy category index where some are not their path's
+    in ``paths`` (custom signals judged against a vehicle's own catalog).
 
     Columns: vehicle (pseudonym), path, ts, value, text, category, batch_id, campaign (per
     batch, from ``campaigns``; null where a batch names none) — strings as dictionaries over
@@ -101,7 +105,8 @@ def lake_table(
         value,
         text.cast(pa.utf8()),
         pa.DictionaryArray.from_arrays(
-            paths.category.take(path_id).astype(np.int8), _CATEGORY_DICTIONARY
+            (paths.category.take(path_id) if category is None else pick(category))
+            .astype(np.int8), _CATEGORY_DICTIONARY,
         ),
         pa.DictionaryArray.from_arrays(pick(body_index), pa.array(batch_ids, pa.utf8())),
         _campaign_column(pick(body_index), campaigns),
@@ -183,7 +188,7 @@ def reports_of(
     for row, text in zip(picked.tolist(), text_values, strict=True):
         path_id = int(columns.path_id[row])
         spec = paths.spec(path_id)
-        if spec is None:  # pragma: no cover - accepted samples always have a known path
+        if spec is None:  # a custom signal (accepted by its vehicle's catalog): lake only
             continue
         kind = kinds[path_id]
         value: Any

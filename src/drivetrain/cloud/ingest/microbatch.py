@@ -18,6 +18,7 @@ from drivetrain.cloud.ingest.pending_reports import PendingReports
 from drivetrain.cloud.ingest.sinks import LakeWriter, ReportedStateSink
 from drivetrain.cloud.ingest.tally import Tally
 from drivetrain.cloud.ingest.validation import PathTable
+from drivetrain.cloud.ingest.vehicle_catalogs import VehicleCatalogs
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class MicroBatch:
         tally: the outcomes recorded so far.
         pending: where latest values wait for the twins (coalesced); None writes them to the
             twins in this transaction.
+        catalogs: each vehicle's own catalog, for the paths the standard one does not know
+            (custom signals); None judges against the standard catalog only.
     """
 
     session: Session
@@ -45,6 +48,7 @@ class MicroBatch:
     pseudonyms: Callable[[Sequence[Vehicle]], list[str]]
     tally: Tally
     pending: PendingReports | None = None
+    catalogs: VehicleCatalogs | None = None
 
     @property
     def received_at(self) -> datetime:

@@ -51,6 +51,7 @@ from drivetrain.cloud.ingest.sinks import LakeWriter, ReportedStateSink
 from drivetrain.cloud.ingest.tally import Tally
 from drivetrain.cloud.ingest.telemetry_route import route_telemetry
 from drivetrain.cloud.ingest.validation import PathTable, TimestampWindow
+from drivetrain.cloud.ingest.vehicle_catalogs import VehicleCatalogs
 from drivetrain.cloud.privacy import Pseudonymiser, pseudonymiser
 from drivetrain.core.errors import ConflictError, WireFormatError
 from drivetrain.core.settings import Settings
@@ -108,6 +109,8 @@ class IngestPipeline:
         self.window = window or TimestampWindow.of_seconds(30 * 86_400, 300)
         self.clock = clock
         self.vehicles = VehicleDirectory(vehicle_cache_ttl_s)
+        # Custom signals: judged against the catalog each vehicle's decoder manifest names.
+        self.catalogs = VehicleCatalogs(vehicle_cache_ttl_s)
         self.limits = limits or IngestLimits()
         self.dead_letter_gate = DeadLetterGate(self.limits.dead_letters_per_minute)
         if twin_flush_s < 0:
@@ -199,6 +202,7 @@ class IngestPipeline:
                 pseudonyms=self._pseudonyms,
                 tally=tally,
                 pending=self._pending if replay_of is None else None,
+                catalogs=self.catalogs,
             )
             fresh = _skip_duplicates(mb, batches)
             route_telemetry(mb, [b for b in fresh if b.telemetry is not None])

@@ -34,9 +34,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Final
 
-from drivetrain.core.can import DecoderManifest, FrameBatch
+from drivetrain.core.can import MANIFEST_ECU, DecoderManifest, FrameBatch
 from drivetrain.core.errors import StorageError
 from drivetrain.core.transport import EVENTS, Message, Subscription, Transport, vehicle_topic
 from drivetrain.core.vss import Catalog, builtin_catalog
@@ -69,8 +68,6 @@ from drivetrain.edge.uplink import Uplink
 log = logging.getLogger("drivetrain.edge")
 
 _NS = 1_000_000_000
-#: The inventory entry naming the decoder manifest in force (model, version).
-MANIFEST_ECU: Final = "DecoderManifest"
 
 
 class EdgeAgent:
