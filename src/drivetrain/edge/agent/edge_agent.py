@@ -7,7 +7,9 @@ Each ``tick(now_ns, frames=..., samples=...)``:
    (``downlink.DownlinkGuard``) refuses anything not signed by the cloud for this VIN or
    replayed; the ``DownlinkHandler`` (``handler.py``) applies and acknowledges the rest;
 2. decodes the CAN frames (if a ``CanDecoding`` is given) and adds injected VSS samples;
-3. runs the collection engine and keeps what it selected;
+3. runs the collection engine and keeps what it selected — except the samples of upload
+   partitions whose condition does not hold yet (``uploads.HeldUploads``), released in the
+   tick their partition opens;
 4. every ``batch_interval_s`` seals what was collected — one telemetry batch per campaign,
    its id in the signed header so the cloud files each sample under its campaign, plus one
    events message — into the store-and-forward buffer (``Outbox``, ``outbox.py``);
@@ -34,6 +36,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from typing import Final
 
 from drivetrain.core.can import MANIFEST_ECU, DecoderManifest, FrameBatch
 from drivetrain.core.errors import StorageError
@@ -55,6 +58,7 @@ from drivetrain.edge.agent.handler import (
     restore_manifest,
 )
 from drivetrain.edge.agent.outbox import Outbox
+from drivetrain.edge.agent.uploads import HeldUploads, LatestValues
 from drivetrain.edge.buffer import Buffer
 from drivetrain.edge.campaigns import Campaign
 from drivetrain.edge.can_input import CanDecoding
@@ -68,6 +72,10 @@ from drivetrain.edge.uplink import Uplink
 log = logging.getLogger("drivetrain.edge")
 
 _NS = 1_000_000_000
+#: The VSS signal counting active diagnostic trouble codes.
+DTC_COUNT: Final = "Vehicle.Diagnostics.DTCCount"
+#: Most DTCs one trigger event carries.
+MAX_DTCS: Final = 64
 
 
 class EdgeAgent:
@@ -87,6 +95,9 @@ class EdgeAgent:
         clock_ns: the vehicle clock (Unix ns) when ``tick`` is called without ``now_ns``.
         inventory: the vehicle's ECUs (name, hardware id, software version), reported on
             ``start()``; None or empty reports nothing.
+        active_dtcs: reads the vehicle's active diagnostic trouble codes (e.g. ``P0A80``), for
+            the trigger events of campaigns with ``dtcs_on_trigger``; None: only the latest
+            ``Vehicle.Diagnostics.DTCCount`` is reported.
 
     Raises:
         StorageError: the buffer cannot be read.
@@ -105,6 +116,7 @@ class EdgeAgent:
         config: AgentConfig | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
         inventory: Sequence[EcuInfo] | None = None,
+        active_dtcs: Callable[[], Sequence[str]] | None = None,
     ) -> None:
         self._inventory = check_inventory(inventory or ())
         self.identity = identity
@@ -150,6 +162,14 @@ class EdgeAgent:
             on_manifest=self._switch_decoding if can is not None else None,
             manifest_version=0 if restored is None else restored[0].version,
         )
+        self._active_dtcs = active_dtcs
+        #: The latest value of every signal seen (upload conditions and DTC counts read it).
+        self.latest = LatestValues()
+        #: Samples of upload partitions waiting for their condition.
+        self.held = HeldUploads()
+        #: Whether the link is unmetered now (``link: unmetered`` partitions wait for it);
+        #: the vehicle's connectivity manager sets it.
+        self.unmetered_link = self.config.unmetered_link
         self._inbox: deque[Message] = deque()
         self._subscriptions: list[Subscription] = []
         # Collected samples by (priority, campaign id) until the next flush.
@@ -292,18 +312,27 @@ class EdgeAgent:
             parts.append(samples)
         incoming = Samples.concat(parts)
         self._samples_in += len(incoming)
+        self.latest.update(incoming)
         result = self.engine.process(incoming, now_ns)
+        installed = {c.id: c for c in self.engine.campaigns}
         for collected in result.collected:
-            key = (collected.priority, collected.campaign_id)
-            self._pending.setdefault(key, []).append(collected.samples)
-            self._pending_rows += len(collected.samples)
+            campaign = installed.get(collected.campaign_id)
+            now_samples = collected.samples if campaign is None else self.held.split(
+                campaign, collected.priority, collected.samples)
+            self._keep(collected.priority, collected.campaign_id, now_samples)
+        for priority, campaign_id, released in self.held.release(
+            installed, self.latest, self.unmetered_link
+        ):
+            self._keep(priority, campaign_id, released)
         self._samples_collected += result.sample_count
         for fired in result.fired:
             self._fired += 1
-            self.outbox.events.append(VehicleEvent(
-                "campaign.triggered", fired.ts_ns, "info",
-                {"campaign": fired.campaign_id, "trigger": fired.trigger},
-            ))  # fmt: skip
+            data: dict[str, object] = {"campaign": fired.campaign_id, "trigger": fired.trigger}
+            campaign = installed.get(fired.campaign_id)
+            if campaign is not None and campaign.dtcs_on_trigger:
+                data.update(self._dtcs())
+            self.outbox.events.append(VehicleEvent("campaign.triggered", fired.ts_ns, "info",
+                                                   data))
         for campaign_id in result.expired:
             self.outbox.events.append(
                 VehicleEvent("campaign.expired", now_ns, "info", {"campaign": campaign_id})
@@ -317,6 +346,22 @@ class EdgeAgent:
             self.flush(now_ns)
         self.uplink.pump(now_ns / _NS)
         return result.sample_count
+
+    def _keep(self, priority: int, campaign_id: str, samples: Samples) -> None:
+        """Queue ``samples`` for the next flush under their campaign."""
+        if len(samples):
+            self._pending.setdefault((priority, campaign_id), []).append(samples)
+            self._pending_rows += len(samples)
+
+    def _dtcs(self) -> dict[str, object]:
+        """The active DTCs for a trigger event: the codes (when the vehicle can read them) and
+        the latest DTC count."""
+        out: dict[str, object] = {}
+        if self._active_dtcs is not None:
+            out["dtcs"] = [str(code) for code in self._active_dtcs()][:MAX_DTCS]
+        count = self.latest.get(DTC_COUNT)
+        out["dtc_count"] = None if count is None else int(count)
+        return out
 
     def flush(self, now_ns: int | None = None) -> None:
         """Seal everything collected so far into the buffer now (batches and events).
