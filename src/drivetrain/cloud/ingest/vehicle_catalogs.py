@@ -30,6 +30,7 @@ from drivetrain.cloud.ingest.reasons import SAMPLE_REASON_CODES
 from drivetrain.cloud.ingest.validation import PathTable, SampleColumns, judge_samples
 from drivetrain.core.can import MANIFEST_ECU
 from drivetrain.core.errors import NotFoundError
+from drivetrain.core.vss import PRIVACY_CATEGORIES, privacy_category_for
 
 _UNKNOWN: Final = SAMPLE_REASON_CODES["unknown_path"]
 #: Catalog path tables kept (one per tenant catalog version in use).
@@ -129,8 +130,8 @@ class CustomJudgement:
 
     Attributes:
         codes: every sample's reason code, custom signals judged.
-        category: every sample's privacy category index (the custom signal's where one was
-            accepted); None when no sample needed a second look.
+        category: every sample's privacy category index for the lake (a custom signal's by
+            the lake's rule for its path); None when no sample needed a second look.
         catalogs: per vehicle index, what its samples were checked against (None where it
             sent no unknown path).
     """
@@ -172,5 +173,9 @@ def judge_custom(
             resolved.table, consent[v : v + 1], bounds,
         )
         codes[rows] = judged
-        category[rows] = resolved.table.category.take(own)
+        # The lake files a row under the category its rule gives the path (retention keys on
+        # it, and the lake checks it), whatever an overlay says; consent was judged above on
+        # the overlay's own category.
+        rule = {n: PRIVACY_CATEGORIES.index(privacy_category_for(n)) for n in set(names)}
+        category[rows] = np.array([rule[n] for n in names], np.uint8)
     return CustomJudgement(codes, category, found)
