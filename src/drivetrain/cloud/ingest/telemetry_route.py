@@ -12,6 +12,7 @@ import numpy.typing as npt
 
 from drivetrain.cloud.fleet import Vehicle
 from drivetrain.cloud.ingest import assembly
+from drivetrain.cloud.ingest.campaign_outputs import BatchOutputs, batch_outputs, stream_messages
 from drivetrain.cloud.ingest.microbatch import MicroBatch
 from drivetrain.cloud.ingest.reasons import (
     ACCEPTED_CODE,
@@ -61,7 +62,12 @@ def route_telemetry(mb: MicroBatch, batches: Sequence[AuthenticBatch]) -> None:
         codes, category, checked = custom.codes, custom.category, custom.catalogs
     accepted = codes == ACCEPTED_CODE
     _count_not_consented(mb, columns, codes, category)
-    _append_to_lake(mb, batches, vehicles, columns, body_index, accepted, category)
+    outputs = None if mb.outputs is None else batch_outputs(
+        mb.session, mb.outputs, [b.vehicle for b in batches], [b.campaign for b in batches])
+    _append_to_lake(mb, batches, vehicles, columns, body_index, accepted, category,
+                    None if outputs is None else outputs.stamps)
+    if outputs is not None and any(outputs.topics):
+        _stream(mb, batches, columns, body_index, accepted, outputs)
     newest = assembly.latest_rows(columns, accepted, len(vins), len(mb.paths))
     if mb.pending is not None:
         mb.pending.add(columns, newest, vins)
@@ -126,6 +132,7 @@ def _append_to_lake(
     body_index: npt.NDArray[np.int32],
     accepted: npt.NDArray[np.bool_],
     category: npt.NDArray[np.uint8] | None,
+    stamps: Sequence[str | None] | None,
 ) -> None:
     """One ``Lake.append`` per (region, tenant): each vehicle's rows under its own region."""
     if not accepted.any():
@@ -145,10 +152,39 @@ def _append_to_lake(
             if not rows.any():
                 continue
         table = assembly.lake_table(columns, rows, body_index, batch_ids, pseudonyms, mb.paths,
-                                    campaigns=[b.campaign for b in batches], category=category)
+                                    campaigns=[b.campaign for b in batches], category=category,
+                                    dimensions=stamps)
         outcome = mb.lake.append(region, tenant, table)
         mb.tally.rows_written += outcome.rows_written
         mb.tally.rows_skipped += outcome.rows_skipped
+
+
+def _stream(
+    mb: MicroBatch,
+    batches: Sequence[AuthenticBatch],
+    columns: SampleColumns,
+    body_index: npt.NDArray[np.int32],
+    accepted: npt.NDArray[np.bool_],
+    outputs: BatchOutputs,
+) -> None:
+    """Queue each streamed batch's accepted samples for its campaign's MQTT topics."""
+    paths = mb.paths.paths
+    for b, batch in enumerate(batches):
+        topics = outputs.topics[b]
+        if not topics:
+            continue
+        rows = np.flatnonzero(accepted & (body_index == b))
+        if not len(rows):
+            continue
+        assert batch.campaign is not None
+        mb.streams.extend(stream_messages(
+            topics, tenant=batch.vehicle.tenant, campaign=batch.campaign,
+            batch_id=batch.batch_id, pseudonym=mb.pseudonyms([batch.vehicle])[0],
+            dimensions=outputs.stamps[b], paths=paths, path_id=columns.path_id[rows],
+            ts_ns=columns.ts_ns[rows], value=columns.value[rows],
+            value_valid=columns.value_valid[rows],
+            text=columns.text.take(rows).to_pylist(),
+        ))
 
 
 def _refused_samples(

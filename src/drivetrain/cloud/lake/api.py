@@ -260,7 +260,7 @@ def post_sql(
     tenant: TenantParam = None,
 ) -> Response:
     """Run one SELECT over ``telemetry`` (the caller's tenant's rows only: vehicle, path, ts,
-    value, text, category, batch_id, campaign, region, date). Needs ``telemetry:sql``."""
+    value, text, category, batch_id, campaign, dimensions, region, date). Needs ``telemetry:sql``."""
     tenant = _tenant(principal, (Scope.TELEMETRY_READ, Scope.TELEMETRY_SQL), tenant)
     table = lake.sql(
         tenant, body.query, max_rows=_row_limit(request, body.max_rows), timeout_s=API_SQL_TIMEOUT_S

@@ -407,7 +407,7 @@ class Lake:
         timeout_s: float = SQL_TIMEOUT_S,
     ) -> pa.Table:
         """Run one SELECT over the view ``telemetry`` — ``tenant``'s rows in every region
-        (vehicle, path, ts, value, text, category, batch_id, campaign, region, date) — in DuckDB
+        (vehicle, path, ts, value, text, category, batch_id, campaign, dimensions, region, date) — in DuckDB
         confined to the tenant's files.
 
         Raises:

@@ -9,7 +9,8 @@ Public surface (everything else in this package is internal):
 - Desired state: :func:`set_desired` (optimistic concurrency), :func:`set_desired_by_query`.
 - What vehicles report (ingestion calls these): :func:`apply_reported`, :func:`record_acks`,
   :func:`record_ecu_inventory`.
-- ECU inventory: :func:`set_ecu`, :func:`delete_ecu`, :func:`list_ecus`, :func:`find_ecu`.
+- ECU inventory: :func:`set_ecu`, :func:`delete_ecu`, :func:`list_ecus`, :func:`find_ecu`;
+  twin fields of many vehicles by name: :func:`twin_fields`.
 - The fleet query language: :func:`parse_query`.
 - Reconciliation: :class:`Reconciler` (publishes signed, retained desired-state deltas).
 - The change feed: :func:`hub_for`, :class:`ChangeHub`, :class:`TwinChange`.
@@ -22,6 +23,7 @@ from drivetrain.cloud.twins.desired import (
     set_desired,
     set_desired_by_query,
 )
+from drivetrain.cloud.twins.dimensions import twin_fields
 from drivetrain.cloud.twins.ecus import (
     delete_ecu,
     find_ecu,
@@ -85,4 +87,5 @@ __all__ = [
     "set_desired_by_query",
     "set_ecu",
     "sync_twins",
+    "twin_fields",
 ]
