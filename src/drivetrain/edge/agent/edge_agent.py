@@ -78,6 +78,19 @@ DTC_COUNT: Final = "Vehicle.Diagnostics.DTCCount"
 MAX_DTCS: Final = 64
 
 
+def _read_signals(campaigns: Iterable[Campaign]) -> set[str]:
+    """The signals whose latest value the campaigns read: their upload conditions', and the
+    DTC count where they report DTCs on trigger."""
+    out: set[str] = set()
+    for campaign in campaigns:
+        for partition in campaign.partitions:
+            if partition.when is not None:
+                out.update(partition.when.signals)
+        if campaign.dtcs_on_trigger:
+            out.add(DTC_COUNT)
+    return out
+
+
 class EdgeAgent:
     """The agent of one vehicle (see the module docstring).
 
@@ -312,9 +325,9 @@ class EdgeAgent:
             parts.append(samples)
         incoming = Samples.concat(parts)
         self._samples_in += len(incoming)
-        self.latest.update(incoming)
-        result = self.engine.process(incoming, now_ns)
         installed = {c.id: c for c in self.engine.campaigns}
+        self.latest.update(incoming, _read_signals(installed.values()))
+        result = self.engine.process(incoming, now_ns)
         for collected in result.collected:
             campaign = installed.get(collected.campaign_id)
             now_samples = collected.samples if campaign is None else self.held.split(

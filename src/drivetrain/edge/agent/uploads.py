@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -26,16 +27,21 @@ DEFAULT_MAX_HELD: Final = 200_000
 
 
 class LatestValues:
-    """The latest value (by measurement time) of every signal seen, as VSS scalars."""
+    """The latest value (by measurement time) of the signals asked for, as VSS scalars."""
 
     def __init__(self) -> None:
         self._values: dict[str, tuple[int, float]] = {}
 
-    def update(self, samples: Samples) -> None:
-        """Take the newest sample of each path in ``samples``."""
-        if not len(samples):
+    def update(self, samples: Samples, paths: AbstractSet[str]) -> None:
+        """Take the newest sample in ``samples`` of each of ``paths`` (the signals something
+        reads: upload conditions, DTC counts — not every signal, to keep ticks cheap)."""
+        if not len(samples) or not paths:
             return
-        order = np.lexsort((samples.ts_ns, samples.path_index))
+        wanted = np.array([p in paths for p in samples.paths], np.bool_)[samples.path_index]
+        if not wanted.any():
+            return
+        rows = np.flatnonzero(wanted)
+        order = rows[np.lexsort((samples.ts_ns[rows], samples.path_index[rows]))]
         index = samples.path_index[order]
         last = np.flatnonzero(np.r_[index[1:] != index[:-1], True])
         for row in order[last].tolist():
