@@ -122,6 +122,19 @@ def test_without_a_vehicle_link_a_command_says_it_is_not_delivered(served: Serve
                    lambda c: c["waiting_reason"] is not None)
     assert shown["waiting_reason"] == "not delivered: no vehicle link"
     assert shown["delivery"]["state"] == "queued"
+    # A desired value says so too, instead of staying silently pending.
+    limit = "Vehicle.Powertrain.TractionBattery.Charging.ChargeLimit"
+    version = served.http.get(f"/v1/twins/{vin}").json()["version"]
+    written = served.http.patch(f"/v1/twins/{vin}/desired", json={"values": {limit: 80}},
+                                headers={"If-Match": f'"{version}"'})
+    assert written.status_code == 200, written.text
+    summary = _until(served.http, "/v1/twins/reconciliation",
+                     lambda s: s["pending_reasons"] != {})
+    assert summary["pending"] == 1
+    assert summary["pending_reasons"] == {"not delivered: no vehicle link": 1}
+    item = next(i for i in served.http.get(f"/v1/twins/{vin}").json()["items"]
+                if i["path"] == limit)
+    assert item["status"] == "pending" and item["reason"] == "not delivered: no vehicle link"
     served.stop()
     assert "vehicle link: none" in served.output
 

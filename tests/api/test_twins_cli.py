@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from drivetrain.cli import app
 from drivetrain.cloud.fleet import provision_vehicle
-from drivetrain.cloud.twins import apply_reported, hub_for
+from drivetrain.cloud.twins import Reconciler, apply_reported, get_twin, hub_for
 from drivetrain.core.crypto import SigningKey
 from drivetrain.demo import EmbeddedPlatform, PlatformHandles, demo_settings
 
@@ -115,3 +115,23 @@ def test_every_twin_command_has_help() -> None:
     for command in ("get", "set", "query", "status", "watch"):
         result = CliRunner().invoke(app, ["twin", command, "--help"])
         assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_status_says_why_pending_items_wait_where_no_vehicle_link_delivers_them(
+    live: tuple,
+) -> None:
+    handles, vins = live
+    code, out = _twin(live, "set", "--vin", vins[0], f"{LIMIT}=75")
+    assert code == 0, out
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the platform's reconciler (a link) delivers it first
+        with handles.database.session() as session:
+            twin = get_twin(session, vins[0], tenant="default")
+        if twin.sent_version == twin.version:
+            break
+        time.sleep(0.05)
+    # A process without a link reconciles: the item, still pending, says why.
+    Reconciler(handles.database, None, SigningKey.generate()).run_once()
+    code, out = _twin(live, "status", 'region == "EU"', "--path", LIMIT)
+    assert code == 0 and "1 pending" in out, out
+    assert "pending 1x: not delivered: no vehicle link" in out

@@ -8,7 +8,10 @@
   (renewals, dunning, signed entitlements) — always: without a vehicle link
   (``broker_url`` unset) they still run, and deliveries say ``not delivered: no vehicle
   link`` instead of staying silently queued;
-* with a link: the twins **reconciler** (desired-state deltas), an **ingest worker** (the
+* the twins **reconciler** (desired-state deltas) unless ``workers`` is False: without a
+  link it still expires items and marks pending desired items ``not delivered: no vehicle
+  link``;
+* with a link: an **ingest worker** (the
   vehicles' telemetry, events and acknowledgements come back through it; it joins the shared
   subscription group of any other ingest workers) — unless ``workers`` is False — and a
   **bus bridge**, so the change streams of this process see status changes made by other
@@ -95,10 +98,11 @@ class ControlPlane:
             self.commerce = CommerceRunner(
                 self.database, key, payment_provider(self.settings),
                 lease_s=self.settings.entitlement_lease_s).start()
-        if self.link is not None and self.workers and key is not None:
+        if self.workers and key is not None:
             self.reconciler = Reconciler(self.database, self.link, key)
             self.reconciler.start()
-            self._start_ingest(self.link)
+            if self.link is not None:
+                self._start_ingest(self.link)
         return self
 
     def _start_ingest(self, link: Transport) -> None:

@@ -199,6 +199,8 @@ def status_command(
                f"{s['converged']} converged, {s['failed']} failed{took}")
     for reason, count in s["failure_reasons"].items():
         _out.print(f"  failed {count}x: {safe(reason)}")
+    for reason, count in s.get("pending_reasons", {}).items():
+        _out.print(f"  pending {count}x: {safe(reason)}")
 
 
 def _events(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -20,9 +20,10 @@ acks and telemetry come back through ingestion. The act:
 Its check: the campaign went exactly to the old-BMS cars and is active there; every row of the
 campaign in the lake comes from a targeted car, and at least one hard brake was captured; the
 job finished with every online car succeeded and the offline one timed out, saying so. The
-campaign is retired at the end. Its fleet is the first of a few seeded fleets in which a
-targeted car brakes hard early in the drive (the world is deterministic per seed), so the act
-shows a capture within its budget.
+campaign is retired at the end. Its fleet is chosen among a few seeded fleets (the world is
+deterministic per seed, so a copy stepped ahead shows when its cars brake) as the one whose
+targeted cars brake hard most often soon after the campaign is installed, so the act shows a
+capture within its budget.
 """
 
 from __future__ import annotations
@@ -54,12 +55,15 @@ OLD_BMS: Final = 'software."BMS" < "2.4.0"'
 #: Cars the act drives (at least), and how many seeded fleets it considers.
 MIN_CARS: Final = 8
 FLEETS_CONSIDERED: Final = 24
-#: When a targeted car should brake hard: after the campaign is installed, early enough.
-BRAKE_WINDOW_S: Final = (8.0, 25.0)
-COMMAND_FRESHNESS_S: Final = 10.0
-#: Below this budget the act does not look for a fleet that brakes early (it may then end
-#: before any hard brake, and says so).
-SEARCH_BUDGET_S: Final = 30.0
+#: When a targeted car should brake hard, seconds after the fleet starts: once the campaign
+#: is installed (about 4 s: the twins learn the BMS releases, the campaign is written,
+#: approved and delivered), and early enough for the demo's share of time.
+BRAKE_WINDOW_S: Final = (6.0, 14.0)
+SIM_STEP_S: Final = 0.5
+#: Share of the act's budget (at least MIN_SEARCH_S) spent looking for such a fleet.
+SEARCH_SHARE: Final = 0.12
+MIN_SEARCH_S: Final = 1.5
+COMMAND_FRESHNESS_S: Final = 5.0
 HTTP_TIMEOUT_S = 10.0
 POLL_S = 0.3
 
@@ -76,41 +80,49 @@ def _old_bms(plan: FleetPlan) -> tuple[str, ...]:
         e.name == "BMS" and (e.software_version or "") < "2.4.0" for e in v.inventory))
 
 
-def _brakes_early(spec: FleetSpec, targeted: set[int]) -> bool:
-    """True when a targeted car of ``spec``'s world brakes past the threshold in the window
-    (a throwaway copy of the deterministic world, stepped ahead)."""
-    world = plan_fleet(spec).world
+def _brakes_in_window(plan: FleetPlan, targeted: set[int], deadline: float) -> int:
+    """How many times a targeted car of ``plan``'s world starts braking past the threshold in
+    the brake window (steps ``plan``'s own world ahead: re-plan before driving it); 0 also
+    when ``deadline`` (monotonic) passes first."""
+    world = plan.world
     low, high = BRAKE_WINDOW_S
     previous = np.zeros(world.n, np.bool_)
-    for step in range(int(high / 0.5)):
-        world.step(0.5)
-        below = np.asarray(world.vss_values()[BRAKE], float) < THRESHOLD_MS2
+    hits = 0
+    for step in range(int(high / SIM_STEP_S)):
+        if time.monotonic() > deadline:
+            return 0
+        world.step(SIM_STEP_S)
+        # The physics' own acceleration: what the cars report as BRAKE, without computing
+        # every other signal.
+        below = np.asarray(world.physics.state.accel_mps2, float) < THRESHOLD_MS2
         edges = below & ~previous
         previous = below
-        if (step + 1) * 0.5 >= low and any(edges[i] for i in targeted):
-            return True
-    return False
+        if (step + 1) * SIM_STEP_S >= low:
+            hits += sum(1 for i in targeted if edges[i])
+    return hits
 
 
-def _pick_fleet(context: DemoContext, search: bool) -> _Fleet:
-    """The act's fleet: with ``search``, the first seeded fleet in which a targeted car brakes
-    hard early; else the first with both old- and new-BMS cars."""
+def _pick_fleet(context: DemoContext) -> _Fleet:
+    """The act's fleet: of the seeded fleets with both old- and new-BMS cars, the one whose
+    targeted cars brake hard most often in the brake window (the first with two such brakes
+    ends the search), among those the search has time for (``SEARCH_SHARE`` of the budget)."""
     cars = max(MIN_CARS, context.vehicles)
-    chosen: FleetPlan | None = None
+    deadline = time.monotonic() + max(MIN_SEARCH_S, SEARCH_SHARE * context.budget_s)
+    best: tuple[int, FleetSpec] | None = None
     for k in range(FLEETS_CONSIDERED):
         spec = FleetSpec(vehicles=cars, seed=context.seed + 11_001 + k, regions=("EU", "US"))
         plan = plan_fleet(spec)
         old_vins = set(_old_bms(plan))
         if not old_vins or len(old_vins) == cars:
             continue
-        chosen = chosen or plan
         indices = {v.index for v in plan.vehicles if v.vin in old_vins}
-        if not search or _brakes_early(spec, indices):
-            chosen = plan
+        hits = _brakes_in_window(plan, indices, deadline)
+        if best is None or hits > best[0]:
+            best = (hits, spec)
+        if hits >= 2 or time.monotonic() > deadline:
             break
-    if chosen is None:
-        chosen = plan_fleet(FleetSpec(vehicles=cars, seed=context.seed + 11_001,
-                                      regions=("EU", "US")))
+    chosen = plan_fleet(best[1] if best is not None else FleetSpec(
+        vehicles=cars, seed=context.seed + 11_001, regions=("EU", "US")))
     old = _old_bms(chosen)
     return _Fleet(chosen, old, tuple(v.vin for v in chosen.vehicles if v.vin not in old))
 
@@ -167,7 +179,7 @@ def _campaign_rows(http: httpx.Client, campaign_id: str) -> dict[str, int]:
 def run(context: DemoContext) -> ActResult:
     """Play the act (see the module docstring)."""
     platform = context.platform
-    fleet = _pick_fleet(context, search=context.budget_s >= SEARCH_BUDGET_S)
+    fleet = _pick_fleet(context)
     vins = [v.vin for v in fleet.plan.vehicles]
     identities = fleet_identities(context, fleet.plan, tenant=TENANT, owner=OWNER,
                                   actor=f"demo:{NAME}",

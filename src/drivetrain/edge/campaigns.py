@@ -22,6 +22,7 @@ from typing import Any, Final, Literal
 from drivetrain.core.errors import CampaignFormatError, ExpressionSyntaxError, UnknownSignalError
 from drivetrain.core.vss import Catalog
 from drivetrain.edge.expressions import Expression, parse_expression
+from drivetrain.edge.partitions import UploadPartition, parse_partitions
 
 CAMPAIGN_FORMAT: Final = 1
 _ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
@@ -122,7 +123,11 @@ class Campaign:
         triggers: condition-triggered collection windows.
         expires_ns: when the campaign stops (Unix ns); None never.
         status: ``cancelled`` (as a newer version) removes the campaign from the vehicle.
-        extra: top-level fields this version does not interpret, kept for round trips.
+        extra: top-level fields this version does not interpret, kept for round trips (and
+            the FleetWise-style fields it reads from them: ``upload``,
+            ``max_samples_per_signal``, ``dtcs_on_trigger``).
+        partitions: the upload conditions per data partition (``upload``, see
+            ``edge.partitions``); empty: everything is uploaded at once.
     """
 
     id: str
@@ -136,6 +141,19 @@ class Campaign:
     expires_ns: int | None = None
     status: CampaignStatus = "active"
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    partitions: tuple[UploadPartition, ...] = ()
+
+    @property
+    def dtcs_on_trigger(self) -> bool:
+        """Whether each trigger event carries the vehicle's active DTCs."""
+        return self.extra.get("dtcs_on_trigger") is True
+
+    def partition_of(self, path: str) -> UploadPartition | None:
+        """The upload partition ``path`` belongs to (the first naming it), or None: at once."""
+        for partition in self.partitions:
+            if any(selector_matches(s, path) for s in partition.signals):
+                return partition
+        return None
 
     def selects(self, path: str) -> bool:
         """True when time-based sampling collects ``path``."""
@@ -270,6 +288,15 @@ class Campaign:
         if len(set(names)) != len(names):
             raise CampaignFormatError(f"{where}: trigger names repeat: {names}")
         extra = {k: v for k, v in data.items() if k not in _KNOWN}
+        partitions = parse_partitions(
+            extra.get("upload"), where, catalog,
+            lambda value, at: _selectors(value, at, catalog, required=True),
+        )
+        dtcs = extra.get("dtcs_on_trigger", False)
+        if not isinstance(dtcs, bool):
+            raise CampaignFormatError(
+                f"{where}: field 'dtcs_on_trigger' is {dtcs!r}; expected true or false"
+            )
         return cls(
             id=campaign_id,
             version=version,
@@ -282,6 +309,7 @@ class Campaign:
             expires_ns=expires_ns,
             status=status,
             extra=MappingProxyType(extra),
+            partitions=partitions,
         )
 
 

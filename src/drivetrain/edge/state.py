@@ -1,6 +1,6 @@
 """The agent's persisted state, as typed records kept in its store-and-forward buffer.
 
-Four records, each replaced whole when it changes and written in the same transaction as the
+Each record is replaced whole when it changes and written in the same transaction as the
 message that reports the change (the acknowledgement of a downlink message carries the
 downlink memory that remembers its id; the ``applied`` ack of a desired-state delta carries the
 version it applied):
@@ -8,9 +8,12 @@ version it applied):
 * ``DownlinkMemory`` — what the downlink guard remembers against replays;
 * ``InstalledCampaigns`` — the campaigns the cloud installed and the newest version seen per id;
 * ``DesiredStateVersion`` — the newest desired-state version applied;
-* ``HeldEntitlements`` — the entitlement tokens in force and the newest ``seq`` per feature.
+* ``CollectionConsent`` — the privacy categories the vehicle may collect;
+* ``HeldEntitlements`` — the entitlement tokens in force and the newest ``seq`` per feature;
+* ``ManifestInForce`` — the decoder manifest the cloud switched the vehicle to (so a restart
+  decodes with it, not with the files the agent was started with).
 
-``AgentState`` is all four, as the agent reads them at start-up. Each record is stored under
+``AgentState`` is all of them, as the agent reads them at start-up. Each record is stored under
 its ``record`` name as the JSON of its ``to_dict`` (the buffers' ``agent_state`` table);
 ``records_from_legacy`` reads the key/value state written by agents before these records
 existed, so a buffer file kept from then is migrated, not lost.
@@ -184,14 +187,35 @@ class HeldEntitlements:
         )
 
 
+@dataclass(frozen=True)
+class ManifestInForce:
+    """The decoder manifest in force as its wire document (``DecoderManifest.to_dict``), or
+    None while the vehicle decodes with what it was started with; checked again (parsed and
+    its DBC loaded) when restored at start-up."""
+
+    record: ClassVar[str] = "decoder_manifest"
+
+    manifest: Mapping[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"manifest": None if self.manifest is None else dict(self.manifest)}
+
+    @classmethod
+    def from_dict(cls, data: object) -> ManifestInForce:
+        """Raises ``StateFormatError`` naming the field that does not read."""
+        data = _mapping(data, cls.record)
+        document = data.get("manifest")
+        return cls(None if document is None else _mapping(document, f"{cls.record}.manifest"))
+
+
 StateRecord = (
     DownlinkMemory | InstalledCampaigns | DesiredStateVersion | CollectionConsent
-    | HeldEntitlements
+    | HeldEntitlements | ManifestInForce
 )
 _RECORD_TYPES: Final[Mapping[str, type[StateRecord]]] = {
     t.record: t
     for t in (DownlinkMemory, InstalledCampaigns, DesiredStateVersion, CollectionConsent,
-              HeldEntitlements)
+              HeldEntitlements, ManifestInForce)
 }
 #: The attribute of ``AgentState`` that holds each record type.
 _FIELDS: Final[Mapping[str, str]] = {
@@ -200,6 +224,7 @@ _FIELDS: Final[Mapping[str, str]] = {
     DesiredStateVersion.record: "desired",
     CollectionConsent.record: "consent",
     HeldEntitlements.record: "entitlements",
+    ManifestInForce.record: "manifest",
 }
 
 
@@ -212,6 +237,7 @@ class AgentState:
     desired: DesiredStateVersion = field(default_factory=DesiredStateVersion)
     consent: CollectionConsent = field(default_factory=CollectionConsent)
     entitlements: HeldEntitlements = field(default_factory=HeldEntitlements)
+    manifest: ManifestInForce = field(default_factory=ManifestInForce)
 
     def updated(self, records: Iterable[StateRecord]) -> AgentState:
         """This state with ``records`` replacing the records of their types."""

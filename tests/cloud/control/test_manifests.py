@@ -106,3 +106,34 @@ def test_an_older_manifest_is_not_published_over_a_newer_one(fleet: Rig) -> None
         publish_manifest(session, "acme", "compact-bev", 2, actor="alice")
     with fleet.database.session() as session, pytest.raises(ConflictError):
         publish_manifest(session, "acme", "compact-bev", 1, actor="alice")
+
+
+def test_the_manifest_in_force_survives_a_restart_and_the_twin_still_shows_it(
+    fleet: Rig,
+) -> None:
+    with fleet.database.session() as session:
+        create_vehicle_model(session, "acme", "compact-bev", name="Compact hatch", actor="alice")
+    _manifest(fleet, SUV)
+    with fleet.database.session() as session:
+        publish_manifest(session, "acme", "compact-bev", 1, actor="alice")
+    fleet.cycle()
+    vin = fleet.vins[0]
+    suv_signals = {m.source for m in CanDecoding.load(DATA / SUV[0], DATA / SUV[1],
+                                                      fleet.catalog).signal_map.mappings}
+    old = fleet.agents[vin]
+    old.stop()
+    # Restarted with the files it was first started with: the stored manifest wins.
+    restarted = EdgeAgent(old.identity, fleet.bus, old.buffer,
+                          can=CanDecoding.load(DATA / COMPACT[0], DATA / COMPACT[1],
+                                               fleet.catalog))
+    fleet.agents[vin] = restarted
+    restarted.start()
+    assert restarted.downlink.manifest_version == 1
+    assert restarted.can is not None
+    assert {m.source for m in restarted.can.signal_map.mappings} == suv_signals
+    assert {e.name: e.software_version for e in restarted.inventory}["DecoderManifest"] == "1"
+    fleet.vehicles_act()  # the inventory reported at start-up reaches the twin
+    with fleet.database.session() as session:
+        twin = get_twin(session, vin, tenant="acme")
+    assert {e.name: e.software_version for e in twin.ecus}["DecoderManifest"] == "1"
+    assert restarted.stats().acks_sent == {}  # nothing re-applied after the restart

@@ -10,7 +10,7 @@ import pytest
 from lake_rows import make_rows
 
 from drivetrain.cloud.lake import Lake
-from drivetrain.core.errors import QueryError
+from drivetrain.core.errors import QueryError, TelemetrySchemaError
 from drivetrain.core.settings import load_settings
 
 
@@ -41,7 +41,7 @@ def test_the_view_has_the_documented_columns(two_tenants: tuple[Lake, Path]) -> 
     lake, _ = two_tenants
     table = lake.sql("acme", "SELECT * FROM telemetry LIMIT 1")
     assert table.column_names == ["vehicle", "path", "ts", "value", "text", "category",
-                                  "batch_id", "campaign", "region", "date"]
+                                  "batch_id", "campaign", "dimensions", "region", "date"]
 
 
 def test_a_tenant_without_data_gets_an_empty_view(two_tenants: tuple[Lake, Path]) -> None:
@@ -158,5 +158,30 @@ def test_a_query_selects_one_campaigns_samples_and_older_files_read_as_null(
                                   "GROUP BY campaign ORDER BY campaign NULLS FIRST").to_pylist()
         assert counts == [{"campaign": None, "n": 5}, {"campaign": "default", "n": 1},
                           {"campaign": "harsh-brake", "n": 2}]
+    finally:
+        lake.close()
+
+
+def test_a_query_reads_a_campaigns_dimensions_and_malformed_ones_are_refused(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(data_dir=tmp_path / "data")
+    lake = Lake.open(settings)
+    try:
+        ts = pa.array([1_800_000_000_000_000_000 + i for i in range(2)], pa.timestamp("ns", "UTC"))
+        common = {"vehicle": ["v1"] * 2, "path": ["Vehicle.Speed"] * 2, "ts": ts,
+                  "value": [1.0, 2.0], "text": pa.nulls(2, pa.utf8()),
+                  "category": ["driving_behaviour"] * 2, "batch_id": ["c" * 32] * 2,
+                  "campaign": ["harsh-brake", "default"]}
+        stamp = '{"model":"compact-bev","software.BMS":"2.3.1"}'
+        lake.append("EU", "acme", pa.table({**common, "dimensions": [stamp, None]}))
+        got = lake.sql("acme", "SELECT campaign, json_extract_string(dimensions, "
+                               "'$.\"software.BMS\"') AS bms FROM telemetry ORDER BY campaign")
+        assert got.to_pylist() == [{"campaign": "default", "bms": None},
+                                   {"campaign": "harsh-brake", "bms": "2.3.1"}]
+        for bad in ("not json", '["a"]', '{"model": 3}'):
+            with pytest.raises(TelemetrySchemaError, match="dimensions"):
+                lake.append("EU", "acme", pa.table({**common, "batch_id": ["d" * 32] * 2,
+                                                    "dimensions": [bad, None]}))
     finally:
         lake.close()

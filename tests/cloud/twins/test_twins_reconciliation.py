@@ -185,3 +185,37 @@ def test_the_background_reconciler_converges_a_group_selected_by_query(
     assert (summary.converged, summary.pending, summary.failed) == (3, 0, 0)
     assert summary.time_to_converge_max_s is not None and summary.time_to_converge_max_s < 20
     assert [v.state for v in vehicles[3:]] == [{}, {}]  # the US cars were not selected
+
+
+def test_without_a_vehicle_link_pending_items_say_not_delivered_until_a_link_delivers_them(
+    database: Database, fleet: Fleet, bus: InProcessTransport
+) -> None:
+    vin = fleet.acme_vins[0]
+    _set(database, vin, {CHARGE_LIMIT: 80})
+    report = Reconciler(database, None, CLOUD_KEY).run_once()
+    assert (report.sent, report.not_delivered) == (0, 1)
+    assert _items(database, vin)[CHARGE_LIMIT].reason == "not delivered: no vehicle link"  # type: ignore[attr-defined]
+    with database.session() as session:
+        summary = reconciliation_summary(session, "acme", path=CHARGE_LIMIT)
+    assert summary.pending == 1
+    assert summary.pending_reasons == {"not delivered: no vehicle link": 1}
+    # Telling twice changes nothing; a process with a link delivers and clears the reason.
+    assert Reconciler(database, None, CLOUD_KEY).run_once().not_delivered == 0
+    vehicle = FakeVehicle(fleet.acme[0], bus, database)
+    vehicle.connect()
+    _round(Reconciler(database, bus, CLOUD_KEY), bus)
+    item = _items(database, vin)[CHARGE_LIMIT]
+    assert item.status == "converged" and item.reason is None  # type: ignore[attr-defined]
+    with database.session() as session:
+        assert reconciliation_summary(session, "acme", path=CHARGE_LIMIT).pending_reasons == {}
+
+
+def test_a_delivered_but_unconverged_item_no_longer_says_no_link(
+    database: Database, fleet: Fleet, bus: InProcessTransport
+) -> None:
+    vin = fleet.acme_vins[1]  # no vehicle listens: delivered (retained), not yet converged
+    _set(database, vin, {CHARGE_LIMIT: 70})
+    Reconciler(database, None, CLOUD_KEY).run_once()
+    _round(Reconciler(database, bus, CLOUD_KEY), bus)
+    item = _items(database, vin)[CHARGE_LIMIT]
+    assert item.status == "pending" and item.reason is None  # type: ignore[attr-defined]

@@ -12,7 +12,8 @@ Public surface (everything else in this package is internal):
 - Running them: :class:`CampaignRunner` (start and finish on time, continuous targeting;
   delivery is the dispatcher's, ``drivetrain.cloud.commands``).
 - Signal catalogs: :func:`tenant_catalog`, :func:`add_catalog_version`,
-  :func:`list_catalog_versions`, :class:`CatalogVersion`.
+  :func:`list_catalog_versions`, :class:`CatalogVersion`; the catalog version a decoder
+  manifest names: :func:`manifest_catalog_version`.
 
 See docs/campaigns.md.
 """
@@ -25,6 +26,7 @@ from drivetrain.cloud.campaigns.catalogs import (
 )
 from drivetrain.cloud.campaigns.definition import CampaignSpec, Destination, Targeting
 from drivetrain.cloud.campaigns.lifecycle import CAMPAIGN_STATUSES, CampaignStatus, VehicleState
+from drivetrain.cloud.campaigns.manifests import manifest_catalog_version
 from drivetrain.cloud.campaigns.runner import CampaignRound, CampaignRunner, run_campaigns
 from drivetrain.cloud.campaigns.service import (
     CampaignVehicle,
@@ -66,6 +68,7 @@ __all__ = [
     "get_campaign_version",
     "list_campaigns",
     "list_catalog_versions",
+    "manifest_catalog_version",
     "new_campaign_version",
     "requires_second_approver",
     "run_campaigns",

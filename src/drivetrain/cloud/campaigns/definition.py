@@ -30,13 +30,12 @@ from urllib.parse import urlsplit
 from drivetrain.core.errors import (
     BadInputError,
     CampaignFormatError,
-    ExpressionSyntaxError,
     InvalidTopicError,
     UnknownSignalError,
 )
 from drivetrain.core.transport import validate_topic_name
 from drivetrain.core.vss import Catalog
-from drivetrain.edge import Campaign, parse_expression
+from drivetrain.edge import Campaign
 
 #: Fields of the vehicle document the platform sets itself (ignored when given).
 PLATFORM_FIELDS: Final = frozenset({"version", "status", "expires_ns"})
@@ -44,7 +43,6 @@ PLATFORM_FIELDS: Final = frozenset({"version", "status", "expires_ns"})
 DIMENSION = re.compile(r"(vin|model|region|owner|(software|hardware)\.[A-Za-z0-9_.-]{1,64})")
 MAX_DIMENSIONS: Final = 16
 MAX_DESTINATIONS: Final = 8
-MAX_PARTITIONS: Final = 8
 MAX_VEHICLES: Final = 10_000_000
 MAX_EXPLICIT_VINS: Final = 10_000
 DESTINATION_TOPIC_ROOT: Final = "dt/campaigns/"
@@ -165,14 +163,9 @@ def check_document(document: Any, catalog: Catalog) -> dict[str, Any]:
     if not isinstance(document, Mapping):
         raise CampaignFormatError(f"campaign: expected a JSON object, got {document!r}")
     probe = {k: v for k, v in document.items() if k not in PLATFORM_FIELDS}
+    # The edge parser checks ``upload`` (partitions) and ``dtcs_on_trigger`` too.
     Campaign.from_dict({**probe, "version": 1}, catalog)
-    _check_upload(probe.get("upload"), catalog)
     _check_sample_cap(probe.get("max_samples_per_signal"), catalog)
-    if "dtcs_on_trigger" in probe and not isinstance(probe["dtcs_on_trigger"], bool):
-        raise CampaignFormatError(
-            f"campaign: field 'dtcs_on_trigger' is {probe['dtcs_on_trigger']!r}; expected "
-            "true or false"
-        )
     return probe
 
 
@@ -195,52 +188,6 @@ def _selectors(value: Any, where: str, catalog: Catalog) -> list[str]:
         except UnknownSignalError as e:
             raise CampaignFormatError(f"{where}: {e}") from None
     return value
-
-
-def _check_upload(value: Any, catalog: Catalog) -> None:
-    """``upload``: partitions of the collected data, each uploaded only while its condition
-    holds (and, with ``link: unmetered``, only on an unmetered link); data of no partition
-    goes at once."""
-    if value is None:
-        return
-    where = "campaign: field 'upload'"
-    if not isinstance(value, list) or len(value) > MAX_PARTITIONS:
-        raise CampaignFormatError(f"{where} is {value!r}; expected a list of at most "
-                                  f"{MAX_PARTITIONS} partitions")
-    names = set()
-    for i, partition in enumerate(value):
-        at = f"{where}: partition {i + 1}"
-        if not isinstance(partition, Mapping):
-            raise CampaignFormatError(f"{at}: expected an object, got {partition!r}")
-        unknown = sorted(set(partition) - {"name", "signals", "when", "link"})
-        if unknown:
-            raise CampaignFormatError(f"{at}: unknown fields {unknown}; expected name, "
-                                      "signals, when, link")
-        name = partition.get("name")
-        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", name):
-            raise CampaignFormatError(f"{at}: field 'name' is {name!r}; expected an id like "
-                                      "'bulk'")
-        if name in names:
-            raise CampaignFormatError(f"{at}: name {name!r} repeats")
-        names.add(name)
-        _selectors(partition.get("signals"), f"{at} ({name}): field 'signals'", catalog)
-        when = partition.get("when")
-        if when is not None:
-            if not isinstance(when, str):
-                raise CampaignFormatError(f"{at} ({name}): field 'when' is {when!r}; expected "
-                                          "a condition such as 'Vehicle.Powertrain."
-                                          "TractionBattery.Charging.IsCharging == true'")
-            try:
-                parse_expression(when, catalog)
-            except (ExpressionSyntaxError, UnknownSignalError) as e:
-                raise CampaignFormatError(f"{at} ({name}): field 'when' {when!r}: {e}") from e
-        link = partition.get("link", "any")
-        if link not in ("any", "unmetered"):
-            raise CampaignFormatError(f"{at} ({name}): field 'link' is {link!r}; expected "
-                                      "'any' or 'unmetered'")
-        if when is None and link == "any":
-            raise CampaignFormatError(f"{at} ({name}): no 'when' and link 'any' uploads at "
-                                      "once; give a condition or link 'unmetered'")
 
 
 def _check_sample_cap(value: Any, catalog: Catalog) -> None:

@@ -170,6 +170,18 @@ def get_manifest(session: Session, tenant: str, model_id: str, version: int) -> 
     return _info(row)
 
 
+def manifest_catalog_version(
+    session: Session, tenant: str, model_id: str, version: int
+) -> int | None:
+    """The signal-catalog version decoder manifest ``version`` of ``model_id`` names (None:
+    the standard catalog).
+
+    Raises:
+        NotFoundError: no such model or version.
+    """
+    return get_manifest(session, tenant, model_id, version).manifest.catalog_version
+
+
 def list_vehicle_models(session: Session, tenant: str) -> list[VehicleModel]:
     """The tenant's vehicle models, by id."""
     return [_model(r) for r in session.scalars(

@@ -74,12 +74,17 @@ def lake_table(
     pseudonyms: Sequence[str],
     paths: PathTable,
     campaigns: Sequence[str | None] | None = None,
+    category: npt.NDArray[np.uint8] | None = None,
+    dimensions: Sequence[str | None] | None = None,
 ) -> pa.Table:
     """The lake's rows for the samples selected by ``rows`` (None: all).
 
-    Columns: vehicle (pseudonym), path, ts, value, text, category, batch_id, campaign (per
-    batch, from ``campaigns``; null where a batch names none) — strings as dictionaries over
-    the micro-batch's distinct values.
+    ``category`` gives every sample's privacy category index where some are not their path's
+    in ``paths`` (custom signals judged against a vehicle's own catalog).
+
+    Columns: vehicle (pseudonym), path, ts, value, text, category, batch_id, campaign and
+    dimensions (per batch, from ``campaigns`` and ``dimensions``; null where a batch has none)
+    — strings as dictionaries over the micro-batch's distinct values.
     """
 
     def pick(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -101,24 +106,28 @@ def lake_table(
         value,
         text.cast(pa.utf8()),
         pa.DictionaryArray.from_arrays(
-            paths.category.take(path_id).astype(np.int8), _CATEGORY_DICTIONARY
+            (paths.category.take(path_id) if category is None else pick(category))
+            .astype(np.int8), _CATEGORY_DICTIONARY,
         ),
         pa.DictionaryArray.from_arrays(pick(body_index), pa.array(batch_ids, pa.utf8())),
-        _campaign_column(pick(body_index), campaigns),
+        _per_batch_column(pick(body_index), campaigns),
+        _per_batch_column(pick(body_index), dimensions),
     ]
-    names = ["vehicle", "path", "ts", "value", "text", "category", "batch_id", "campaign"]
+    names = ["vehicle", "path", "ts", "value", "text", "category", "batch_id", "campaign",
+             "dimensions"]
     return pa.Table.from_arrays(arrays, names=names)
 
 
-def _campaign_column(
-    body_index: npt.NDArray[np.int32], campaigns: Sequence[str | None] | None
+def _per_batch_column(
+    body_index: npt.NDArray[np.int32], per_batch: Sequence[str | None] | None
 ) -> pa.Array:
-    """Each sample's campaign (its batch's), as a dictionary over the distinct ids."""
-    if not campaigns or all(c is None for c in campaigns):
+    """Each sample's value of a per-batch string (its campaign, its dimensions), as a
+    dictionary over the distinct values."""
+    if not per_batch or all(c is None for c in per_batch):
         return pa.nulls(len(body_index), pa.dictionary(pa.int16(), pa.utf8()))
-    ids = sorted({c for c in campaigns if c is not None})
+    ids = sorted({c for c in per_batch if c is not None})
     code = {c: i for i, c in enumerate(ids)}
-    per_body = np.array([code.get(c, -1) if c is not None else -1 for c in campaigns], np.int16)
+    per_body = np.array([code.get(c, -1) if c is not None else -1 for c in per_batch], np.int16)
     codes = per_body[body_index]
     return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0),
                                           pa.array(ids, pa.utf8()))
@@ -183,7 +192,7 @@ def reports_of(
     for row, text in zip(picked.tolist(), text_values, strict=True):
         path_id = int(columns.path_id[row])
         spec = paths.spec(path_id)
-        if spec is None:  # pragma: no cover - accepted samples always have a known path
+        if spec is None:  # a custom signal (accepted by its vehicle's catalog): lake only
             continue
         kind = kinds[path_id]
         value: Any

@@ -8,16 +8,18 @@ and records what it decided in ``tally``; a new destination is one more step of 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
 from drivetrain.cloud.fleet import Vehicle
+from drivetrain.cloud.ingest.campaign_outputs import CampaignOutputCache
 from drivetrain.cloud.ingest.pending_reports import PendingReports
 from drivetrain.cloud.ingest.sinks import LakeWriter, ReportedStateSink
 from drivetrain.cloud.ingest.tally import Tally
 from drivetrain.cloud.ingest.validation import PathTable
+from drivetrain.cloud.ingest.vehicle_catalogs import VehicleCatalogs
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,10 @@ class MicroBatch:
         tally: the outcomes recorded so far.
         pending: where latest values wait for the twins (coalesced); None writes them to the
             twins in this transaction.
+        catalogs: each vehicle's own catalog, for the paths the standard one does not know
+            (custom signals); None judges against the standard catalog only.
+        outputs: campaigns' dimensions and destinations (None: neither is acted on).
+        streams: (topic, payload) messages to publish once the micro-batch is committed.
     """
 
     session: Session
@@ -45,6 +51,9 @@ class MicroBatch:
     pseudonyms: Callable[[Sequence[Vehicle]], list[str]]
     tally: Tally
     pending: PendingReports | None = None
+    catalogs: VehicleCatalogs | None = None
+    outputs: CampaignOutputCache | None = None
+    streams: list[tuple[str, bytes]] = field(default_factory=list)
 
     @property
     def received_at(self) -> datetime:

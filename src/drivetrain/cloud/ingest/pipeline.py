@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from drivetrain.cloud.fleet import Vehicle
 from drivetrain.cloud.infra import Database
 from drivetrain.cloud.ingest import records
+from drivetrain.cloud.ingest.campaign_outputs import CampaignOutputCache
 from drivetrain.cloud.ingest.dead_letter_gate import DeadLetterGate
 from drivetrain.cloud.ingest.directory import VehicleDirectory
 from drivetrain.cloud.ingest.envelopes import (
@@ -51,9 +52,11 @@ from drivetrain.cloud.ingest.sinks import LakeWriter, ReportedStateSink
 from drivetrain.cloud.ingest.tally import Tally
 from drivetrain.cloud.ingest.telemetry_route import route_telemetry
 from drivetrain.cloud.ingest.validation import PathTable, TimestampWindow
+from drivetrain.cloud.ingest.vehicle_catalogs import VehicleCatalogs
 from drivetrain.cloud.privacy import Pseudonymiser, pseudonymiser
-from drivetrain.core.errors import ConflictError, WireFormatError
+from drivetrain.core.errors import ConflictError, TransportError, WireFormatError
 from drivetrain.core.settings import Settings
+from drivetrain.core.transport import Transport
 from drivetrain.core.vss import Catalog, builtin_catalog
 from drivetrain.core.wire import parse
 
@@ -108,6 +111,15 @@ class IngestPipeline:
         self.window = window or TimestampWindow.of_seconds(30 * 86_400, 300)
         self.clock = clock
         self.vehicles = VehicleDirectory(vehicle_cache_ttl_s)
+        # Custom signals: judged against the catalog each vehicle's decoder manifest names.
+        self.catalogs = VehicleCatalogs(vehicle_cache_ttl_s)
+        # Campaigns' dimensions and destinations; their streams go to ``stream_to`` (the
+        # vehicle link of the worker) once committed — None: not streamed.
+        self.campaign_outputs = CampaignOutputCache(vehicle_cache_ttl_s)
+        self.stream_to: Transport | None = None
+        #: Streamed messages published / refused by the transport (at most once).
+        self.streamed = 0
+        self.stream_failures = 0
         self.limits = limits or IngestLimits()
         self.dead_letter_gate = DeadLetterGate(self.limits.dead_letters_per_minute)
         if twin_flush_s < 0:
@@ -199,6 +211,8 @@ class IngestPipeline:
                 pseudonyms=self._pseudonyms,
                 tally=tally,
                 pending=self._pending if replay_of is None else None,
+                catalogs=self.catalogs,
+                outputs=self.campaign_outputs,
             )
             fresh = _skip_duplicates(mb, batches)
             route_telemetry(mb, [b for b in fresh if b.telemetry is not None])
@@ -208,12 +222,28 @@ class IngestPipeline:
             keep = True
             if on_routed is not None:
                 keep = on_routed(session, tally.report(0), len(tally.drafts))
-            return tally.finish(
+            report = tally.finish(
                 session,
                 write=keep,
                 gate=self.dead_letter_gate,
                 unverified_max_bytes=self.limits.dead_letter_max_bytes,
             )
+        if keep:
+            self._publish_streams(mb.streams)
+        return report
+
+    def _publish_streams(self, streams: Sequence[tuple[str, bytes]]) -> None:
+        """Publish campaigns' streamed messages (after commit; at most once)."""
+        if self.stream_to is None:
+            return
+        for topic, payload in streams:
+            try:
+                self.stream_to.publish(topic, payload, qos=1)
+            except TransportError as e:
+                self.stream_failures += 1
+                _log.warning("campaign stream to %s not published: %s", topic, e)
+            else:
+                self.streamed += 1
 
     @property
     def pending_reports(self) -> int:

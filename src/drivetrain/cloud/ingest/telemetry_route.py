@@ -12,6 +12,7 @@ import numpy.typing as npt
 
 from drivetrain.cloud.fleet import Vehicle
 from drivetrain.cloud.ingest import assembly
+from drivetrain.cloud.ingest.campaign_outputs import BatchOutputs, batch_outputs, stream_messages
 from drivetrain.cloud.ingest.microbatch import MicroBatch
 from drivetrain.cloud.ingest.reasons import (
     ACCEPTED_CODE,
@@ -27,6 +28,7 @@ from drivetrain.cloud.ingest.validation import (
     explain_sample,
     judge_samples,
 )
+from drivetrain.cloud.ingest.vehicle_catalogs import VehicleCatalog, judge_custom
 from drivetrain.cloud.privacy import consent_map
 from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES
 
@@ -52,9 +54,20 @@ def route_telemetry(mb: MicroBatch, batches: Sequence[AuthenticBatch]) -> None:
     vins = [v.vin for v in vehicles]
     consent = consent_array(vins, consent_map(mb.session, vins))
     codes = judge_samples(columns, mb.paths, consent, mb.bounds)
+    category = None
+    checked: Sequence[VehicleCatalog | None] = [None] * len(vehicles)
+    if mb.catalogs is not None:
+        custom = judge_custom(mb.session, columns, codes, mb.paths, vehicles, consent,
+                              mb.bounds, mb.catalogs)
+        codes, category, checked = custom.codes, custom.category, custom.catalogs
     accepted = codes == ACCEPTED_CODE
-    _count_not_consented(mb, columns, codes)
-    _append_to_lake(mb, batches, vehicles, columns, body_index, accepted)
+    _count_not_consented(mb, columns, codes, category)
+    outputs = None if mb.outputs is None else batch_outputs(
+        mb.session, mb.outputs, [b.vehicle for b in batches], [b.campaign for b in batches])
+    _append_to_lake(mb, batches, vehicles, columns, body_index, accepted, category,
+                    None if outputs is None else outputs.stamps)
+    if outputs is not None and any(outputs.topics):
+        _stream(mb, batches, columns, body_index, accepted, outputs)
     newest = assembly.latest_rows(columns, accepted, len(vins), len(mb.paths))
     if mb.pending is not None:
         mb.pending.add(columns, newest, vins)
@@ -62,7 +75,8 @@ def route_telemetry(mb: MicroBatch, batches: Sequence[AuthenticBatch]) -> None:
         reports = assembly.reports_of(columns, newest, vins, mb.paths)
         if reports:
             mb.reported.apply_reported(mb.session, reports)
-    _refused_samples(mb, batches, columns, body_index, codes)
+    _refused_samples(mb, batches, columns, body_index, codes,
+                     [checked[v] for v in vehicle_of_body])
     counts = assembly.count_outcomes(
         codes, body_index, [len(b) for b in bodies], vehicle_of_body, len(vehicles)
     )
@@ -96,13 +110,15 @@ def route_telemetry(mb: MicroBatch, batches: Sequence[AuthenticBatch]) -> None:
 
 
 def _count_not_consented(
-    mb: MicroBatch, columns: SampleColumns, codes: npt.NDArray[np.uint8]
+    mb: MicroBatch, columns: SampleColumns, codes: npt.NDArray[np.uint8],
+    category: npt.NDArray[np.uint8] | None,
 ) -> None:
     """Tally the samples consent dropped, per privacy category (one bincount)."""
     dropped = codes == NOT_CONSENTED_CODE
     if not dropped.any():
         return
-    categories = mb.paths.category.take(columns.path_id[dropped])
+    categories = (mb.paths.category.take(columns.path_id[dropped]) if category is None
+                  else category[dropped])
     for index, n in enumerate(np.bincount(categories, minlength=len(PRIVACY_CATEGORIES))):
         if n:
             mb.tally.not_consented_by_category[PRIVACY_CATEGORIES[index]] += int(n)
@@ -115,6 +131,8 @@ def _append_to_lake(
     columns: SampleColumns,
     body_index: npt.NDArray[np.int32],
     accepted: npt.NDArray[np.bool_],
+    category: npt.NDArray[np.uint8] | None,
+    stamps: Sequence[str | None] | None,
 ) -> None:
     """One ``Lake.append`` per (region, tenant): each vehicle's rows under its own region."""
     if not accepted.any():
@@ -134,10 +152,39 @@ def _append_to_lake(
             if not rows.any():
                 continue
         table = assembly.lake_table(columns, rows, body_index, batch_ids, pseudonyms, mb.paths,
-                                    campaigns=[b.campaign for b in batches])
+                                    campaigns=[b.campaign for b in batches], category=category,
+                                    dimensions=stamps)
         outcome = mb.lake.append(region, tenant, table)
         mb.tally.rows_written += outcome.rows_written
         mb.tally.rows_skipped += outcome.rows_skipped
+
+
+def _stream(
+    mb: MicroBatch,
+    batches: Sequence[AuthenticBatch],
+    columns: SampleColumns,
+    body_index: npt.NDArray[np.int32],
+    accepted: npt.NDArray[np.bool_],
+    outputs: BatchOutputs,
+) -> None:
+    """Queue each streamed batch's accepted samples for its campaign's MQTT topics."""
+    paths = mb.paths.paths
+    for b, batch in enumerate(batches):
+        topics = outputs.topics[b]
+        if not topics:
+            continue
+        rows = np.flatnonzero(accepted & (body_index == b))
+        if not len(rows):
+            continue
+        assert batch.campaign is not None
+        mb.streams.extend(stream_messages(
+            topics, tenant=batch.vehicle.tenant, campaign=batch.campaign,
+            batch_id=batch.batch_id, pseudonym=mb.pseudonyms([batch.vehicle])[0],
+            dimensions=outputs.stamps[b], paths=paths, path_id=columns.path_id[rows],
+            ts_ns=columns.ts_ns[rows], value=columns.value[rows],
+            value_valid=columns.value_valid[rows],
+            text=columns.text.take(rows).to_pylist(),
+        ))
 
 
 def _refused_samples(
@@ -146,8 +193,11 @@ def _refused_samples(
     columns: SampleColumns,
     body_index: npt.NDArray[np.int32],
     codes: npt.NDArray[np.uint8],
+    checked: Sequence[VehicleCatalog | None],
 ) -> None:
-    """One sample-level dead letter per batch and reason, quoting a few examples."""
+    """One sample-level dead letter per batch and reason, quoting a few examples; an unknown
+    path's names the catalog its vehicle's samples were checked against (``checked``, per
+    batch)."""
     paths = mb.paths
     for body, code, rows in assembly.refused_groups(codes, body_index):
         batch = batches[body]
@@ -169,6 +219,9 @@ def _refused_samples(
                 )
             )
         more = f" (and {len(rows) - len(examples)} more)" if len(rows) > len(examples) else ""
+        against = checked[body]
+        if reason == "unknown_path" and against is not None:
+            more += f"; checked against {against.described}"
         if len(rows) > MAX_KEPT_SAMPLES:
             more += f"; the first {MAX_KEPT_SAMPLES} are kept"
         mb.tally.add_dead_letter(

@@ -133,6 +133,8 @@ class IngestWorker:
             raise ValueError(f"max_delay_ms must be >= 0, got {max_delay_ms}")
         self.transport = transport
         self.pipeline = pipeline
+        if pipeline.stream_to is None:  # campaigns' MQTT destinations go out on the same link
+            pipeline.stream_to = transport
         self.max_batch_messages = max_batch_messages
         self.max_delay_s = max_delay_ms / 1000.0
         self.group = group

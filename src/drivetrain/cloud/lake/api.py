@@ -293,8 +293,8 @@ def post_sql(
     purpose: PurposeParam = None,
 ) -> Response:
     """Run one SELECT over ``telemetry`` (the caller's tenant's rows only: vehicle, path, ts,
-    value, text, category, batch_id, campaign, region, date; only those the purpose covers).
-    Needs ``telemetry:sql``."""
+    value, text, category, batch_id, campaign, dimensions, region, date; only those the
+    purpose covers). Needs ``telemetry:sql``."""
     tenant = _tenant(principal, (Scope.TELEMETRY_READ, Scope.TELEMETRY_SQL), tenant)
     permit = bind_read(context.database, principal, purpose, target="telemetry:sql",
                        request_id=request_id_of(request))

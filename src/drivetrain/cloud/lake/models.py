@@ -57,6 +57,10 @@ LAKE_SCHEMA: Final = pa.schema(
                "id of the collection campaign that collected the sample ('default' for the "
                "default collection; null: not collected by a campaign, or written before "
                "campaigns were recorded)"),
+        _field("dimensions", pa.dictionary(pa.int16(), pa.utf8()), True,
+               "the collecting campaign's dimensions: twin fields stamped on its rows, as a "
+               'JSON object (e.g. {"model": "compact-bev", "software.BMS": "2.3.1"}); null '
+               "where the campaign names none"),
     ]
 )
 LAKE_COLUMNS: Final[tuple[str, ...]] = tuple(LAKE_SCHEMA.names)

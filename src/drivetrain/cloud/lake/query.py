@@ -38,7 +38,8 @@ from drivetrain.core.errors import QueryError, StorageError
 #: retention run swapped it out between listing and reading).
 _ATTEMPTS: Final = 3
 
-# union_by_name: files written before the campaign column existed read it as NULL.
+# union_by_name: files written before the campaign or dimensions column existed read it as
+# NULL.
 _HIVE: Final = "hive_partitioning = true, hive_types = {'region': VARCHAR, 'tenant': VARCHAR, " \
                "'date': DATE}, union_by_name = true"
 
@@ -272,8 +273,8 @@ def run_sql(
     permit: RowPermit | None = None,
 ) -> pa.Table:
     """Run one SELECT over the view ``telemetry`` (the tenant's rows: vehicle, path, ts,
-    value, text, category, batch_id, campaign, region, date) in a locked-down connection.
-    With ``permit``, the view holds only the (category, vehicle) pairs it admits.
+    value, text, category, batch_id, campaign, dimensions, region, date) in a locked-down
+    connection. With ``permit``, the view holds only the (category, vehicle) pairs it admits.
 
     Raises:
         QueryError: not exactly one SELECT statement, a SQL error (including any attempt to
@@ -343,8 +344,8 @@ def _create_view(
     if paths:
         con.execute(
             "CREATE VIEW telemetry AS SELECT vehicle, path, ts, value, text, category, "
-            f"batch_id, campaign, region, date FROM read_parquet({list_literal(paths)}, "
-            f"{_HIVE}) "
+            f"batch_id, campaign, dimensions, region, date FROM read_parquet("
+            f"{list_literal(paths)}, {_HIVE}) "
             f"WHERE tenant = {literal(tenant)}"
             + ("" if permit is None else f" AND {permit_clause(permit)}")
         )
@@ -353,6 +354,7 @@ def _create_view(
             "CREATE VIEW telemetry AS SELECT NULL::VARCHAR AS vehicle, NULL::VARCHAR AS path, "
             "NULL::TIMESTAMPTZ_NS AS ts, NULL::DOUBLE AS value, NULL::VARCHAR AS text, "
             "NULL::VARCHAR AS category, NULL::VARCHAR AS batch_id, NULL::VARCHAR AS campaign, "
+            "NULL::VARCHAR AS dimensions, "
             "NULL::VARCHAR AS region, "
             "NULL::DATE AS date WHERE false"
         )

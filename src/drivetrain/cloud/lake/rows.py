@@ -10,6 +10,7 @@ work per distinct value (paths, vehicles, batch ids) may be Python.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ _CAMPAIGN: Final = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _VEHICLE: Final = re.compile(r"^[0-9A-Za-z._:-]{1,128}$")
 _PATH: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 _MAX_PATH_CHARS: Final = 512
+_MAX_DIMENSIONS_CHARS: Final = 4096
 _UTC_NAMES: Final = frozenset({"UTC", "utc", "Etc/UTC", "+00:00", "Z", "GMT"})
 
 
@@ -154,8 +156,9 @@ def _plain(column: str, array: pa.Array, type_: pa.DataType) -> pa.Array:
 def normalize_rows(table: pa.Table) -> pa.Table:
     """``table`` checked and converted to exactly ``LAKE_SCHEMA``.
 
-    Checks: the columns are exactly the lake's (a table without ``campaign`` gets it, all
-    null); no nulls in vehicle, path, ts, category,
+    Checks: the columns are exactly the lake's (a table without ``campaign`` or
+    ``dimensions`` gets it, all null); dimensions JSON objects of strings (at most
+    4,096 characters); no nulls in vehicle, path, ts, category,
     batch_id; vehicle a pseudonym (1-128 of ``[0-9A-Za-z._:-]``), path a VSS path, category
     the privacy category the rule assigns to the path, batch_id 32 lower-case hex digits;
     ts a UTC timestamp in [1990, 2100); at most one of value/text per row.
@@ -165,8 +168,9 @@ def normalize_rows(table: pa.Table) -> pa.Table:
     """
     if not isinstance(table, pa.Table):
         raise TypeError(f"expected a pyarrow.Table, got {type(table).__name__}")
-    if "campaign" not in table.column_names:  # a writer that records no campaigns
-        table = table.append_column("campaign", pa.nulls(table.num_rows, pa.utf8()))
+    for optional in ("campaign", "dimensions"):  # a writer that records no campaigns
+        if optional not in table.column_names:
+            table = table.append_column(optional, pa.nulls(table.num_rows, pa.utf8()))
     names = set(table.column_names)
     missing = [c for c in LAKE_COLUMNS if c not in names]
     extra = sorted(names - set(LAKE_COLUMNS))
@@ -194,6 +198,7 @@ def normalize_rows(table: pa.Table) -> pa.Table:
     value = _plain("value", column("value"), pa.float64())
     text = _plain("text", column("text"), pa.utf8())
     campaign = _campaigns(column("campaign"))
+    dimensions = _dimensions(column("dimensions"))
 
     _check_values("vehicle", vehicle.dictionary, _VEHICLE,
                   "a vehicle pseudonym (1-128 of letters, digits, '.', '_', ':', '-')")
@@ -233,7 +238,8 @@ def normalize_rows(table: pa.Table) -> pa.Table:
                 raise _bad("text", f"{both} rows have both a value and a text; expected at most "
                                    "one of value/text per row")
     return pa.Table.from_arrays(
-        [vehicle, path, ts, value, text, category, batch_id, campaign], schema=LAKE_SCHEMA
+        [vehicle, path, ts, value, text, category, batch_id, campaign, dimensions],
+        schema=LAKE_SCHEMA,
     )
 
 
@@ -250,6 +256,33 @@ def _campaigns(array: pa.Array) -> pa.Array:
                   "a campaign id (1-64 of a-z, 0-9, '_', '.', '-')")
     if len(encoded.dictionary) > np.iinfo(np.int16).max:
         raise _bad("campaign", f"{len(encoded.dictionary)} distinct campaigns in one table")
+    return pa.DictionaryArray.from_arrays(encoded.indices.cast(pa.int16()), encoded.dictionary)
+
+
+def _dimensions(array: pa.Array) -> pa.Array:
+    """The nullable dimensions column as ``dictionary<int16, utf8>`` of JSON objects whose
+    values are strings or null."""
+    if pa.types.is_dictionary(array.type):
+        array = array.cast(array.type.value_type)
+    if pa.types.is_null(array.type):
+        array = array.cast(pa.utf8())
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        raise _bad("dimensions", f"type {array.type}; expected utf8 JSON objects")
+    encoded = pc.dictionary_encode(array.cast(pa.utf8()))
+    for text in encoded.dictionary.to_pylist():
+        if len(text) > _MAX_DIMENSIONS_CHARS:
+            raise _bad("dimensions", f"a value of {len(text)} characters; at most "
+                                     f"{_MAX_DIMENSIONS_CHARS}")
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict) or not all(
+            isinstance(v, str | None) for v in parsed.values()
+        ):
+            raise _bad("dimensions", f"value {text[:80]!r} is not a JSON object of strings")
+    if len(encoded.dictionary) > np.iinfo(np.int16).max:
+        raise _bad("dimensions", f"{len(encoded.dictionary)} distinct values in one table")
     return pa.DictionaryArray.from_arrays(encoded.indices.cast(pa.int16()), encoded.dictionary)
 
 

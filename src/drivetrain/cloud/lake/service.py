@@ -440,8 +440,9 @@ class Lake:
         permit: query.RowPermit | None = None,
     ) -> pa.Table:
         """Run one SELECT over the view ``telemetry`` — ``tenant``'s rows in every region
-        (vehicle, path, ts, value, text, category, batch_id, campaign, region, date) — in DuckDB
-        confined to the tenant's files (and, with ``permit``, to the rows it admits).
+        (vehicle, path, ts, value, text, category, batch_id, campaign, dimensions, region,
+        date) — in DuckDB confined to the tenant's files (and, with ``permit``, to the rows it
+        admits).
 
         Raises:
             QueryError: not a single SELECT, a SQL error (including any attempt to read

@@ -9,7 +9,8 @@ Public surface (everything else in this package is internal):
 - Desired state: :func:`set_desired` (optimistic concurrency), :func:`set_desired_by_query`.
 - What vehicles report (ingestion calls these): :func:`apply_reported`, :func:`record_acks`,
   :func:`record_ecu_inventory`.
-- ECU inventory: :func:`set_ecu`, :func:`delete_ecu`, :func:`list_ecus`.
+- ECU inventory: :func:`set_ecu`, :func:`delete_ecu`, :func:`list_ecus`, :func:`find_ecu`;
+  twin fields of many vehicles by name: :func:`twin_fields`.
 - The fleet query language: :func:`parse_query`.
 - Reconciliation: :class:`Reconciler` (publishes signed, retained desired-state deltas).
 - The change feed: :func:`hub_for`, :class:`ChangeHub`, :class:`TwinChange`.
@@ -22,7 +23,14 @@ from drivetrain.cloud.twins.desired import (
     set_desired,
     set_desired_by_query,
 )
-from drivetrain.cloud.twins.ecus import delete_ecu, list_ecus, record_ecu_inventory, set_ecu
+from drivetrain.cloud.twins.dimensions import twin_fields
+from drivetrain.cloud.twins.ecus import (
+    delete_ecu,
+    find_ecu,
+    list_ecus,
+    record_ecu_inventory,
+    set_ecu,
+)
 from drivetrain.cloud.twins.feed import ChangeHub, TwinChange, hub_for
 from drivetrain.cloud.twins.models import (
     DesiredItem,
@@ -63,6 +71,7 @@ __all__ = [
     "delete_ecu",
     "effective_items",
     "expire_due",
+    "find_ecu",
     "get_delta",
     "get_twin",
     "hub_for",
@@ -78,4 +87,5 @@ __all__ = [
     "set_desired_by_query",
     "set_ecu",
     "sync_twins",
+    "twin_fields",
 ]

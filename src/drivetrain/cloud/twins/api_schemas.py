@@ -212,6 +212,9 @@ class ReconciliationOut(BaseModel):
     time_to_converge_p50_s: float | None
     time_to_converge_max_s: float | None
     failure_reasons: dict[str, int]
+    pending_reasons: dict[str, int] = Field(
+        description="Pending items that say why they wait, by reason (e.g. 'not delivered: "
+                    "no vehicle link').")
 
     @classmethod
     def of(cls, summary: ReconciliationSummary) -> ReconciliationOut:
@@ -221,6 +224,7 @@ class ReconciliationOut(BaseModel):
             time_to_converge_p50_s=summary.time_to_converge_p50_s,
             time_to_converge_max_s=summary.time_to_converge_max_s,
             failure_reasons=summary.failure_reasons,
+            pending_reasons=summary.pending_reasons,
         )
 
 

@@ -12,6 +12,12 @@ re-deliveries and duplicate sends are harmless.
 
 The reconciler wakes on every committed desired change in this process (through the change
 hub) and also polls, so changes made by other processes and expiries are picked up too.
+
+**No vehicle link.** A reconciler given no transport (the embedded deployment without a
+broker) still expires items, and says on every pending item why it waits —
+``not delivered: no vehicle link`` (:data:`~drivetrain.cloud.twins.reconcile.NO_LINK_REASON`)
+— instead of leaving it silently pending. Publishing the twin's delta later (a process with a
+link) clears that reason.
 """
 
 from __future__ import annotations
@@ -28,8 +34,8 @@ from sqlalchemy.orm import Session
 from drivetrain.cloud.infra import Database
 from drivetrain.cloud.twins.desired import expire_due
 from drivetrain.cloud.twins.feed import Subscription, hub_for
-from drivetrain.cloud.twins.models import TWINS, TwinRow
-from drivetrain.cloud.twins.reconcile import build_delta
+from drivetrain.cloud.twins.models import DESIRED, TWINS, TwinRow
+from drivetrain.cloud.twins.reconcile import NO_LINK_REASON, build_delta
 from drivetrain.cloud.twins.rows import load_items
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.errors import DrivetrainError
@@ -48,6 +54,7 @@ class DeliveryReport:
 
     sent: int
     expired: int
+    not_delivered: int = 0
 
 
 def send_pending(
@@ -83,7 +90,26 @@ def send_pending(
                 send_pending=twins.desired_version != version,
             )
         )
+    if rows:
+        desired = DESIRED.c
+        session.connection().execute(
+            update(DESIRED)
+            .where(desired.vin.in_([r.vin for r in rows]), desired.status == "pending",
+                   desired.reason == NO_LINK_REASON)
+            .values(reason=None)
+        )
     return len(rows)
+
+
+def mark_no_link(session: Session) -> int:
+    """Say on every pending desired item that has no reason yet that it is not delivered for
+    want of a vehicle link; returns how many were told."""
+    desired = DESIRED.c
+    return session.connection().execute(
+        update(DESIRED)
+        .where(desired.status == "pending", desired.reason.is_(None))
+        .values(reason=NO_LINK_REASON)
+    ).rowcount
 
 
 class Reconciler:
@@ -91,13 +117,14 @@ class Reconciler:
 
     Args:
         database: the state database.
-        transport: where vehicles listen (in-process or an MQTT client).
+        transport: where vehicles listen (in-process or an MQTT client); None: no vehicle
+            link — pending items are marked ``not delivered: no vehicle link``.
         key: the cloud signing key (``drivetrain.cloud.fleet.cloud_signing_key``).
         poll_interval_s: longest wait between rounds when nothing wakes the reconciler.
     """
 
     def __init__(
-        self, database: Database, transport: Transport, key: SigningKey, *,
+        self, database: Database, transport: Transport | None, key: SigningKey, *,
         poll_interval_s: float = 2.0,
     ) -> None:
         self._database = database
@@ -113,7 +140,8 @@ class Reconciler:
 
     def run_once(self, now: datetime | None = None) -> DeliveryReport:
         """One round, on the caller's thread: expire due items, then publish every flagged
-        twin's delta (in batches of :data:`SEND_BATCH`).
+        twin's delta (in batches of :data:`SEND_BATCH`) — or, with no transport, mark the
+        pending items not delivered.
 
         Raises:
             StorageError: the database failed.
@@ -122,6 +150,11 @@ class Reconciler:
         now = now or datetime.now(UTC)
         with self._database.session() as session:
             expired = len(expire_due(session, now))
+        if self._transport is None:
+            with self._database.session() as session:
+                told = mark_no_link(session)
+            self.rounds += 1
+            return DeliveryReport(sent=0, expired=expired, not_delivered=told)
         sent = 0
         while True:
             with self._database.session() as session:

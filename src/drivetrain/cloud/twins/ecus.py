@@ -128,6 +128,13 @@ def list_ecus(session: Session, vin: str, *, tenant: str) -> list[Ecu]:
     return load_ecus(session, vin)
 
 
+def find_ecu(session: Session, vin: str, ecu: str) -> Ecu | None:
+    """ECU ``ecu`` of ``vin``'s inventory, or None (no such entry, or no twin yet); reads
+    only — for callers such as ingestion that must not create twins."""
+    row = session.get(EcuRow, (vin, ecu))
+    return None if row is None else ecu_of(row)
+
+
 def record_ecu_inventory(
     session: Session,
     vin: str,

@@ -33,6 +33,9 @@ DEFAULT_TTL_S: Final = 7 * 86_400
 #: Longest TTL a writer may ask for: 365 days, seconds.
 MAX_TTL_S: Final = 365 * 86_400
 EXPIRED_REASON: Final = "expired before the vehicle reported the desired value"
+#: Why a pending item waits where the process that reconciles has no vehicle link (the same
+#: words the commands' deliveries use).
+NO_LINK_REASON: Final = "not delivered: no vehicle link"
 
 
 def check_ttl(ttl_s: int | None) -> int:

@@ -175,7 +175,7 @@ def converge_pending(
         statement = (
             update(DESIRED)
             .where(*conditions)
-            .values(status="converged", status_at=now)
+            .values(status="converged", status_at=now, reason=None)
             .returning(desired.vin, desired.path, desired.set_at)
         )
         converged.extend(tuple(row) for row in session.connection().execute(statement))

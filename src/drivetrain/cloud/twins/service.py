@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
 
@@ -207,7 +207,8 @@ class ReconciliationSummary:
     """How the desired items of the twins a query selects stand.
 
     ``time_to_converge_*`` are over the converged items, in seconds; ``failure_reasons``
-    counts failed items by reason.
+    counts failed items by reason, ``pending_reasons`` the pending items that say why they
+    wait (e.g. ``not delivered: no vehicle link``).
     """
 
     twins: int
@@ -217,6 +218,7 @@ class ReconciliationSummary:
     time_to_converge_p50_s: float | None
     time_to_converge_max_s: float | None
     failure_reasons: dict[str, int]
+    pending_reasons: dict[str, int] = field(default_factory=dict)
 
     @property
     def items(self) -> int:
@@ -258,6 +260,7 @@ def reconciliation_summary(
     ).all()
     counts = {"pending": 0, "converged": 0, "failed": 0}
     reasons: dict[str, int] = {}
+    waiting: dict[str, int] = {}
     times: list[float] = []
     for name, reason, set_at, status_at in rows:
         counts[name] += 1
@@ -266,6 +269,8 @@ def reconciliation_summary(
         elif name == "failed":
             key = reason or EXPIRED_REASON
             reasons[key] = reasons.get(key, 0) + 1
+        elif name == "pending" and reason:
+            waiting[reason] = waiting.get(reason, 0) + 1
     return ReconciliationSummary(
         twins=twins,
         pending=counts["pending"],
@@ -274,4 +279,5 @@ def reconciliation_summary(
         time_to_converge_p50_s=statistics.median(times) if times else None,
         time_to_converge_max_s=max(times) if times else None,
         failure_reasons=reasons,
+        pending_reasons=waiting,
     )

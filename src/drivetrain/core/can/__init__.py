@@ -37,7 +37,7 @@ from drivetrain.core.can.frames import (
     DecodedSignals,
     FrameBatch,
 )
-from drivetrain.core.can.manifest import MAX_MANIFEST_BYTES, DecoderManifest
+from drivetrain.core.can.manifest import MANIFEST_ECU, MAX_MANIFEST_BYTES, DecoderManifest
 from drivetrain.core.can.pipeline import DecodeProgress, DecodeSummary, decode_capture
 from drivetrain.core.can.signal_map import (
     SignalMap,
@@ -54,6 +54,7 @@ __all__ = [
     "CAPTURE_FORMATS",
     "CLASSIC_CAN_MAX_BYTES",
     "DEFAULT_CHUNK_FRAMES",
+    "MANIFEST_ECU",
     "MAX_MANIFEST_BYTES",
     "BatchDecoder",
     "Capture",

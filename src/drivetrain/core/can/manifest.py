@@ -21,6 +21,9 @@ from typing import Any, Final
 from drivetrain.core.errors import WireFormatError
 
 MANIFEST_FORMAT: Final = 1
+#: The ECU-inventory entry in which a vehicle reports the manifest in force: hardware id the
+#: model, software version the manifest version (so twins show it and queries select by it).
+MANIFEST_ECU: Final = "DecoderManifest"
 #: Largest manifest, bytes of JSON (every DBC and the map together).
 MAX_MANIFEST_BYTES: Final = 4 * 1024 * 1024
 MAX_DBC_FILES: Final = 16

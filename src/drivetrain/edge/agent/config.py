@@ -29,6 +29,8 @@ class AgentConfig:
         freshness_s: per downlink kind, the oldest message accepted (seconds).
         max_skew_s: how far a downlink message may be dated ahead of the vehicle clock.
         max_in_flight, resend_after_s, backoff_initial_s, backoff_max_s: see ``Uplink``.
+        unmetered_link: whether the link starts unmetered (``link: unmetered`` upload
+            partitions wait for one; ``EdgeAgent.unmetered_link`` changes it at run time).
     """
 
     batch_interval_s: float = 1.0
@@ -42,6 +44,7 @@ class AgentConfig:
     resend_after_s: float = 120.0
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
+    unmetered_link: bool = False
 
 
 @dataclass(frozen=True)

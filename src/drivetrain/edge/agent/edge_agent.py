@@ -7,9 +7,11 @@ Each ``tick(now_ns, frames=..., samples=...)``:
    (``downlink.DownlinkGuard``) refuses anything not signed by the cloud for this VIN or
    replayed; the ``DownlinkHandler`` (``handler.py``) applies and acknowledges the rest;
 2. decodes the CAN frames (if a ``CanDecoding`` is given) and adds injected VSS samples;
-3. runs the collection engine and keeps what it selected; switches the paid features to
-   those the entitlement gate (``entitlements.EntitlementGate``) allows on the vehicle's
-   clock — a lapsed one goes off here, offline — through the actuator's ``set_features``;
+3. runs the collection engine and keeps what it selected — except the samples of upload
+   partitions whose condition does not hold yet (``uploads.HeldUploads``), released in the
+   tick their partition opens; switches the paid features to those the entitlement gate
+   (``entitlements.EntitlementGate``) allows on the vehicle's clock — a lapsed one goes off
+   here, offline — through the actuator's ``set_features``;
 4. every ``batch_interval_s`` seals what was collected — one telemetry batch per campaign,
    its id in the signed header so the cloud files each sample under its campaign, plus one
    events message — into the store-and-forward buffer (``Outbox``, ``outbox.py``);
@@ -24,7 +26,10 @@ event when it starts and whenever ``set_inventory`` changes it (after a software
 the cloud's twin knows which software each ECU runs.
 
 What the agent keeps across restarts (the guard's memory, installed campaigns, the applied
-desired-state version, the entitlement tokens and their seq floors) is read from the buffer as an ``AgentState`` (``edge.state``).
+desired-state version, the collection consent, the entitlement tokens and their seq floors,
+the decoder manifest in force) is read from the buffer as an ``AgentState`` (``edge.state``).
+An agent that decodes CAN restarts with the manifest the cloud
+last switched it to, not with the files it was started with, and reports its version again.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Final
 
-from drivetrain.core.can import DecoderManifest, FrameBatch
+from drivetrain.core.can import MANIFEST_ECU, DecoderManifest, FrameBatch
 from drivetrain.core.errors import StorageError
 from drivetrain.core.transport import EVENTS, Message, Subscription, Transport, vehicle_topic
 from drivetrain.core.vss import Catalog, builtin_catalog
@@ -50,8 +55,13 @@ from drivetrain.core.wire import (
 from drivetrain.core.wire.inventory import check_inventory
 from drivetrain.edge.actuator import FeatureSwitch, VehicleActuator
 from drivetrain.edge.agent.config import EVENT_PRIORITY, AgentConfig, AgentStats
-from drivetrain.edge.agent.handler import DownlinkHandler, restore_campaigns
+from drivetrain.edge.agent.handler import (
+    DownlinkHandler,
+    restore_campaigns,
+    restore_manifest,
+)
 from drivetrain.edge.agent.outbox import Outbox
+from drivetrain.edge.agent.uploads import HeldUploads, LatestValues
 from drivetrain.edge.buffer import Buffer
 from drivetrain.edge.campaigns import Campaign
 from drivetrain.edge.can_input import CanDecoding
@@ -66,8 +76,23 @@ from drivetrain.edge.uplink import Uplink
 log = logging.getLogger("drivetrain.edge")
 
 _NS = 1_000_000_000
-#: The inventory entry naming the decoder manifest in force (model, version).
-MANIFEST_ECU: Final = "DecoderManifest"
+#: The VSS signal counting active diagnostic trouble codes.
+DTC_COUNT: Final = "Vehicle.Diagnostics.DTCCount"
+#: Most DTCs one trigger event carries.
+MAX_DTCS: Final = 64
+
+
+def _read_signals(campaigns: Iterable[Campaign]) -> set[str]:
+    """The signals whose latest value the campaigns read: their upload conditions', and the
+    DTC count where they report DTCs on trigger."""
+    out: set[str] = set()
+    for campaign in campaigns:
+        for partition in campaign.partitions:
+            if partition.when is not None:
+                out.update(partition.when.signals)
+        if campaign.dtcs_on_trigger:
+            out.add(DTC_COUNT)
+    return out
 
 
 class EdgeAgent:
@@ -87,6 +112,9 @@ class EdgeAgent:
         clock_ns: the vehicle clock (Unix ns) when ``tick`` is called without ``now_ns``.
         inventory: the vehicle's ECUs (name, hardware id, software version), reported on
             ``start()``; None or empty reports nothing.
+        active_dtcs: reads the vehicle's active diagnostic trouble codes (e.g. ``P0A80``), for
+            the trigger events of campaigns with ``dtcs_on_trigger``; None: only the latest
+            ``Vehicle.Diagnostics.DTCCount`` is reported.
 
     Raises:
         StorageError: the buffer cannot be read.
@@ -105,6 +133,7 @@ class EdgeAgent:
         config: AgentConfig | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
         inventory: Sequence[EcuInfo] | None = None,
+        active_dtcs: Callable[[], Sequence[str]] | None = None,
     ) -> None:
         self._inventory = check_inventory(inventory or ())
         self.identity = identity
@@ -138,6 +167,10 @@ class EdgeAgent:
         self.entitlements = EntitlementGate(self.vin, identity.cloud_key, state.entitlements)
         #: The paid features switched on now (decided each tick from the entitlements).
         self.features: frozenset[str] = frozenset()
+        restored = restore_manifest(state.manifest, self.catalog, self.vin) if can else None
+        if restored is not None:
+            self.can = restored[1]
+            self._inventory = self._with_manifest(restored[0])
         self.downlink = DownlinkHandler(
             self.guard,
             self.engine,
@@ -149,7 +182,16 @@ class EdgeAgent:
             on_manifest=self._switch_decoding if can is not None else None,
             consent=state.consent,
             entitlements=self.entitlements,
+            manifest_version=0 if restored is None else restored[0].version,
         )
+        self._active_dtcs = active_dtcs
+        #: The latest value of every signal seen (upload conditions and DTC counts read it).
+        self.latest = LatestValues()
+        #: Samples of upload partitions waiting for their condition.
+        self.held = HeldUploads()
+        #: Whether the link is unmetered now (``link: unmetered`` partitions wait for it);
+        #: the vehicle's connectivity manager sets it.
+        self.unmetered_link = self.config.unmetered_link
         self._inbox: deque[Message] = deque()
         self._subscriptions: list[Subscription] = []
         # Collected samples by (priority, campaign id) until the next flush.
@@ -230,9 +272,11 @@ class EdgeAgent:
         the ECU inventory (an entry ``DecoderManifest``: model and version), so the twin shows
         it and fleet queries can select by it."""
         self.can = decoding
+        self.set_inventory(self._with_manifest(manifest), now_ns)
+
+    def _with_manifest(self, manifest: DecoderManifest) -> tuple[EcuInfo, ...]:
         entry = EcuInfo(MANIFEST_ECU, manifest.model, str(manifest.version))
-        self.set_inventory([e for e in self._inventory if e.name != MANIFEST_ECU] + [entry],
-                           now_ns)
+        return check_inventory([e for e in self._inventory if e.name != MANIFEST_ECU] + [entry])
 
     def _report_inventory(self, now_ns: int) -> None:
         """Seal a ``vehicle.inventory`` event into the buffer now; if the buffer fails, keep
@@ -294,18 +338,27 @@ class EdgeAgent:
         incoming = Samples.concat(parts)
         self._samples_in += len(incoming)
         incoming = self._consented(incoming)
+        installed = {c.id: c for c in self.engine.campaigns}
+        self.latest.update(incoming, _read_signals(installed.values()))
         result = self.engine.process(incoming, now_ns)
         for collected in result.collected:
-            key = (collected.priority, collected.campaign_id)
-            self._pending.setdefault(key, []).append(collected.samples)
-            self._pending_rows += len(collected.samples)
+            campaign = installed.get(collected.campaign_id)
+            now_samples = collected.samples if campaign is None else self.held.split(
+                campaign, collected.priority, collected.samples)
+            self._keep(collected.priority, collected.campaign_id, now_samples)
+        for priority, campaign_id, released in self.held.release(
+            installed, self.latest, self.unmetered_link
+        ):
+            self._keep(priority, campaign_id, released)
         self._samples_collected += result.sample_count
         for fired in result.fired:
             self._fired += 1
-            self.outbox.events.append(VehicleEvent(
-                "campaign.triggered", fired.ts_ns, "info",
-                {"campaign": fired.campaign_id, "trigger": fired.trigger},
-            ))  # fmt: skip
+            data: dict[str, object] = {"campaign": fired.campaign_id, "trigger": fired.trigger}
+            campaign = installed.get(fired.campaign_id)
+            if campaign is not None and campaign.dtcs_on_trigger:
+                data.update(self._dtcs())
+            self.outbox.events.append(VehicleEvent("campaign.triggered", fired.ts_ns, "info",
+                                                   data))
         for campaign_id in result.expired:
             self.outbox.events.append(
                 VehicleEvent("campaign.expired", now_ns, "info", {"campaign": campaign_id})
@@ -357,6 +410,21 @@ class EdgeAgent:
             {"enabled": sorted(enabled), "on": sorted(enabled - before),
              "off": sorted(before - enabled)},
         ))  # fmt: skip
+    def _keep(self, priority: int, campaign_id: str, samples: Samples) -> None:
+        """Queue ``samples`` for the next flush under their campaign."""
+        if len(samples):
+            self._pending.setdefault((priority, campaign_id), []).append(samples)
+            self._pending_rows += len(samples)
+
+    def _dtcs(self) -> dict[str, object]:
+        """The active DTCs for a trigger event: the codes (when the vehicle can read them) and
+        the latest DTC count."""
+        out: dict[str, object] = {}
+        if self._active_dtcs is not None:
+            out["dtcs"] = [str(code) for code in self._active_dtcs()][:MAX_DTCS]
+        count = self.latest.get(DTC_COUNT)
+        out["dtc_count"] = None if count is None else int(count)
+        return out
 
     def flush(self, now_ns: int | None = None) -> None:
         """Seal everything collected so far into the buffer now (batches and events).

@@ -7,7 +7,8 @@ applies itself: ``drivetrain.edge.consent``), entitlement tokens to the ``Entitl
 at once, without a restart, through ``on_manifest``). Each outcome is acknowledged with a signed ``Ack`` on
 ``dt/v1/{vin}/ack``, and the acknowledgement is committed in one transaction with the state
 records it changes: always the guard's ``DownlinkMemory`` (so the message is never acted on
-twice), and the ``DesiredStateVersion`` or ``InstalledCampaigns`` it updated. Refused messages
+twice), and the ``DesiredStateVersion``, ``InstalledCampaigns`` or ``ManifestInForce`` it
+updated. Refused messages
 change nothing; attacks among them are counted and reported as one ``edge.downlink.refused``
 event per interval.
 """
@@ -47,7 +48,12 @@ from drivetrain.edge.entitlements import (
     describe,
 )
 from drivetrain.edge.samples import Samples
-from drivetrain.edge.state import DesiredStateVersion, InstalledCampaigns, StateRecord
+from drivetrain.edge.state import (
+    DesiredStateVersion,
+    InstalledCampaigns,
+    ManifestInForce,
+    StateRecord,
+)
 
 log = logging.getLogger("drivetrain.edge")
 
@@ -66,6 +72,22 @@ def restore_campaigns(
             log.warning("%s: stored campaign not reinstalled: %s", vin, e)
     for campaign_id, version in record.versions.items():
         engine.remember_version(campaign_id, version)
+
+
+def restore_manifest(
+    record: ManifestInForce, catalog: Catalog, vin: str
+) -> tuple[DecoderManifest, CanDecoding] | None:
+    """The stored decoder manifest in force and its decoding, or None when none is stored or
+    it no longer loads (logged: the agent then decodes with what it was started with, and the
+    cloud's next manifest replaces it)."""
+    if record.manifest is None:
+        return None
+    try:
+        manifest = DecoderManifest.from_dict(record.manifest)
+        return manifest, CanDecoding.from_manifest(manifest, catalog)
+    except BadInputError as e:  # format, DBC and map errors
+        log.warning("%s: stored decoder manifest not restored: %s", vin, e)
+        return None
 
 
 def campaigns_record(engine: CollectionEngine) -> InstalledCampaigns:
@@ -100,6 +122,7 @@ class DownlinkHandler:
         on_manifest: Callable[[DecoderManifest, CanDecoding, int], None] | None = None,
         consent: CollectionConsent | None = None,
         entitlements: EntitlementGate | None = None,
+        manifest_version: int = 0,
     ) -> None:
         self.vin = guard.vin
         self.guard = guard
@@ -118,10 +141,10 @@ class DownlinkHandler:
         self._on_manifest = on_manifest
         #: The paid features this vehicle may use (None: it takes no entitlements).
         self.entitlements = entitlements
-        #: The version of the decoder manifest in force (0: the one the agent started with).
-        self.manifest_version = 0
         #: The privacy categories the vehicle may collect (set by the cloud's consent command).
         self.consent = consent or CollectionConsent()
+        #: The version of the decoder manifest in force (0: the one the agent started with).
+        self.manifest_version = manifest_version
 
     def handle(self, topic: str, payload: bytes, now_ns: int) -> None:
         """Check one downlink message and act on it if the guard accepts it.
@@ -301,4 +324,5 @@ class DownlinkHandler:
                 f"{manifest.model}: decoder manifest {manifest.version} in force "
                 f"({len(decoding.paths)} signals)", manifest.version),
             now_ns,
+            [ManifestInForce(manifest.to_dict())],
         )
