@@ -45,8 +45,9 @@ API_START_TIMEOUT_S = 15.0
 API_STOP_TIMEOUT_S = 10.0
 
 
-def demo_settings(data_dir: Path) -> Settings:
-    """Embedded-deployment settings confined to ``data_dir``.
+def demo_settings(data_dir: Path, *, port: int = 0) -> Settings:
+    """Embedded-deployment settings confined to ``data_dir``, the API on localhost ``port``
+    (0: a free one).
 
     Every setting that could reach a user's real deployment (database URL, signing secret,
     listen address) is pinned here, so ``DRIVETRAIN_*`` variables or a ``drivetrain.toml`` in
@@ -58,7 +59,7 @@ def demo_settings(data_dir: Path) -> Settings:
         database_url=None,
         auth_secret=None,
         api_host="127.0.0.1",
-        api_port=0,
+        api_port=port,
         lake_roots={},
         lake_retention_days={},
     )
