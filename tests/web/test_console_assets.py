@@ -37,6 +37,7 @@ def test_the_console_page_is_served_at_the_root_with_a_same_origin_policy(
     assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
     assert "connect-src 'self'" in CONTENT_SECURITY_POLICY
     assert "<html" in response.text
+    assert client.head("/").status_code == 200
 
 
 def test_every_asset_and_module_the_console_loads_is_served_from_the_package(

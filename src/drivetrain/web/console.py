@@ -56,7 +56,7 @@ def install_console(app: FastAPI) -> None:
     """Serve the console at ``/`` (and ``/console/`` redirects there)."""
     page_headers = {name.decode(): value.decode() for name, value in _HEADERS}
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def console_page() -> FileResponse:
         # Never cached, so a new version of the console shows at once.
         return FileResponse(
