@@ -170,6 +170,25 @@ def test_operator_sets_a_desired_value_and_sees_it_pending(
     assert api(console, console.operator, "GET", f"/v1/twins/{vin}")["version"] == 1
 
 
+def test_data_page_plots_the_lake_and_says_why_a_vehicle_has_no_samples(
+    page: Any, console: Console, shots: Path
+) -> None:
+    with_data, without = console.vins[0], console.vins[1]
+    sign_in(page, console, console.admin, "#/data")
+    page.get_by_label("Vehicles", exact=True).select_option([with_data, without])
+    page.get_by_label("Signals", exact=True).select_option([SPEED])
+    page.get_by_role("button", name="Plot").click()
+    page.get_by_text("points (mean per").wait_for()
+    assert page.locator("svg.chart path.line").count() == 1  # only the car with samples
+    page.locator(".missing li", has_text=without).get_by_text("its consent allows").wait_for()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download CSV").click()
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert lines[0] == "vin,path,ts,value"
+    assert len(lines) > 10 and all(line.startswith(f"{with_data},{SPEED},") for line in lines[1:])
+    page.screenshot(path=shots / "data.png", full_page=True)
+
+
 def test_operator_approves_then_suspends_a_campaign(page: Any, console: Console,
                                                     shots: Path) -> None:
     sign_in(page, console, console.operator, "#/campaigns")

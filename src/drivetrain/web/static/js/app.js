@@ -5,6 +5,7 @@ import { api, session, signIn } from './api.js';
 import { errorBox, h, replace } from './ui.js';
 import * as fleet from './pages/fleet.js';
 import * as vehicle from './pages/vehicle.js';
+import * as data from './pages/data.js';
 import * as campaigns from './pages/campaigns.js';
 import * as jobs from './pages/jobs.js';
 import * as ingest from './pages/ingest.js';
@@ -13,6 +14,7 @@ import * as ingest from './pages/ingest.js';
 const PAGES = [
   { id: 'fleet', title: 'Fleet', scope: 'fleet:read', module: fleet },
   { id: 'vehicle', title: 'Vehicle', scope: 'fleet:read', module: vehicle },
+  { id: 'data', title: 'Data', scope: 'telemetry:read', module: data },
   { id: 'campaigns', title: 'Campaigns', scope: 'campaigns:read', module: campaigns },
   { id: 'jobs', title: 'Commands & jobs', scope: 'fleet:read', module: jobs },
   { id: 'ingest', title: 'Ingest health', scope: 'telemetry:read', module: ingest },
