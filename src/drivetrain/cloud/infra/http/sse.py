@@ -23,7 +23,11 @@ from drivetrain.cloud.infra.bus import StatusEvent, StatusSubscription
 #: Seconds between keep-alive comments on an idle stream.
 KEEPALIVE_S: Final = 15.0
 SSE_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
-    200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}
+    200: {"content": {"text/event-stream": {"schema": {
+        "type": "string", "contentMediaType": "text/event-stream",
+        "description": "Events `id: N`, `event: KIND`, `data: {JSON of the change}`; "
+                       "`event: overflow` with `data: {\"lost\": N}` when events were dropped.",
+    }}}, "description": "Server-sent events"}
 }
 
 
