@@ -33,6 +33,9 @@ from drivetrain.core.vss.privacy import privacy_category_for
 
 TENANT = "acme"
 SPEED = "Vehicle.Speed"
+#: A string a vehicle might send to attack the operators' browsers (the third car reports it).
+EVSE_ID = "Vehicle.Powertrain.TractionBattery.Charging.EvseId"
+MARKUP = '<img src=x onerror="window.__injected=1"><script>window.__injected=2</script>'
 #: Where the seeded cars are and what they report: (region, lat, lon, speed, charging).
 CARS = (("EU", 48.137, 11.575, 42.0, False), ("EU", 48.20, 11.62, 0.0, True),
         ("US", 37.77, -122.42, 0.0, False))
@@ -113,6 +116,7 @@ def console_server(data_dir: Path) -> Iterator[Console]:
             "Vehicle.Powertrain.TractionBattery.Charging.IsCharging": (charging, now),
             "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current": (64.5, now),
         } for vin, (_region, lat, lon, speed, charging) in zip(vins, CARS, strict=True)})
+        apply_reported(session, {vins[2]: {EVSE_ID: (MARKUP, now)}})
         for vin, version in zip(vins, ("2.3.1", "2.4.0", "2.4.0"), strict=True):
             record_ecu_inventory(session, vin, {"BMS": ("BMS-HW-1", version)})
     with Lake.open(settings) as lake:

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from console_server import SPEED, Client, Console, console_server
+from console_server import EVSE_ID, MARKUP, SPEED, Client, Console, console_server
 
 from drivetrain.cloud.infra import credentials
 from drivetrain.cloud.twins import apply_reported
@@ -229,6 +229,24 @@ def test_ingest_health_page_reads_the_tenants_counters(page: Any, console: Conso
     page.get_by_text("Nothing ingested yet").wait_for()
     page.get_by_text("No open dead letter").wait_for()
     page.screenshot(path=shots / "ingest.png", full_page=True)
+
+
+def test_markup_a_vehicle_reports_is_shown_as_text_never_run(page: Any, console: Console) -> None:
+    sign_in(page, console, console.operator, f"#/vehicle/{console.vins[2]}")
+    page.get_by_label("Filter").fill("EvseId")
+    cell = page.get_by_role("table", name="Reported state").get_by_role("row").nth(1)
+    assert cell.inner_text().split("\t")[:2] == [EVSE_ID, MARKUP]
+    assert page.locator("table img, table script").count() == 0
+    assert page.evaluate("window.__injected") is None
+
+
+def test_the_fleet_page_reflows_on_a_tablet(page: Any, console: Console, shots: Path) -> None:
+    page.set_viewport_size({"width": 820, "height": 1180})
+    sign_in(page, console, console.operator)
+    page.get_by_role("table", name="Vehicles").wait_for()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 820, f"the page is {width} px wide on an 820 px screen"
+    page.screenshot(path=shots / "fleet-tablet.png", full_page=True)
 
 
 def test_read_only_sees_the_pages_but_every_action_is_refused(page: Any, console: Console) -> None:
