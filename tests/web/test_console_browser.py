@@ -127,6 +127,7 @@ def test_fleet_page_maps_every_vehicle_with_its_state_and_counts(
     for vin in console.vins:
         page.get_by_role("link", name=vin).first.wait_for()
     assert page.locator("svg.map g.vehicle").count() == len(console.vins)
+    assert page.locator("svg.map path.land").count() == 1  # the bundled country outlines
     assert page.locator("svg.map g.state-driving").count() == 1
     assert page.locator("svg.map g.state-charging").count() == 1
     breakdown = page.locator(".breakdown.software").inner_text()

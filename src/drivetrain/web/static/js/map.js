@@ -1,6 +1,6 @@
-// The fleet map: vehicles' last positions on an SVG with a graticule. It needs no tile
-// server (nothing is fetched): positions are projected equirectangularly around the
-// fleet's own extent, with degree lines labelled so places can be read off.
+// The fleet map: vehicles' last positions on an SVG over country outlines (basemap.js) and a
+// graticule. It needs no tile server: positions and outlines are projected
+// equirectangularly around the fleet's own extent, with degree lines labelled.
 import { h } from './ui.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
@@ -23,8 +23,11 @@ function niceStep(span) {
   return (m >= 5 ? 5 : m >= 2 ? 2 : 1) * power;
 }
 
-/** vehicles: [{vin, lat, lon, state}]; onSelect(vin) on click or Enter. */
-export function fleetMap(vehicles, { onSelect, width = 720, height = 420 } = {}) {
+/**
+ * vehicles: [{vin, lat, lon, state}]; onSelect(vin) on click or Enter; rings: country
+ * outlines as [lon, lat] arrays (or null).
+ */
+export function fleetMap(vehicles, { onSelect, rings = null, width = 720, height = 420 } = {}) {
   const placed = vehicles.filter((v) => Number.isFinite(v.lat) && Number.isFinite(v.lon));
   if (!placed.length) {
     return h('p', { class: 'muted empty' }, 'No vehicle has reported a position yet (Vehicle.CurrentLocation.Latitude/Longitude).');
@@ -53,6 +56,7 @@ export function fleetMap(vehicles, { onSelect, width = 720, height = 420 } = {})
     grid.push(s('line', { y1: 0, y2: height, x1: x(lon), x2: x(lon), class: 'grid' }));
     grid.push(s('text', { y: height - 4, x: x(lon) + 3, class: 'axis' }, `${lon.toFixed(digits)}°`));
   }
+  const land = rings ? s('path', { class: 'land', d: rings.map((ring) => `M${ring.map(([lon, lat]) => `${x(lon).toFixed(1)},${y(lat).toFixed(1)}`).join('L')}Z`).join('') }) : null;
   const dots = placed.map((v) => {
     const dot = s('g', { class: `vehicle state-${v.state}`, tabindex: 0, role: 'link', 'aria-label': `${v.vin}, ${v.state}` },
       s('title', {}, `${v.vin} · ${v.state} · ${v.lat.toFixed(5)}, ${v.lon.toFixed(5)}`),
@@ -64,7 +68,7 @@ export function fleetMap(vehicles, { onSelect, width = 720, height = 420 } = {})
     return dot;
   });
   return s('svg', { viewBox: `0 0 ${width} ${height}`, class: 'map', role: 'group', 'aria-label': `Map of ${placed.length} vehicles' last positions` },
-    s('rect', { x: 0, y: 0, width, height, class: 'sea' }), ...grid, ...dots);
+    s('rect', { x: 0, y: 0, width, height, class: 'sea' }), land, ...grid, ...dots);
 }
 
 export { s as svg };

@@ -1,6 +1,7 @@
 // Fleet: every vehicle's last position and state on a map, counts by state, model, region
 // and software, the vehicle list, and the twins' change feed live.
 import { api, follow, query } from '../api.js';
+import { countryRings } from '../basemap.js';
 import { fleetMap } from '../map.js';
 import { PATHS, STATES, lastSeen, reported, softwareOf, vehicleState } from '../fleet-state.js';
 import { ago, debounce, errorBox, fmtTime, fmtValue, h, pill, replace, section, table, tiles } from '../ui.js';
@@ -38,6 +39,7 @@ export async function render(root, ctx) {
     section('Vehicles', list));
 
   const openVehicle = (vin) => ctx.go(`#/vehicle/${encodeURIComponent(vin)}`);
+  const rings = await countryRings();
 
   function draw() {
     const all = [...twins.values()];
@@ -55,7 +57,7 @@ export async function render(root, ctx) {
     replace(map, fleetMap(rows.map((r) => ({
       vin: r.twin.vin, state: r.state.replace(' ', '-'),
       lat: reported(r.twin, PATHS.lat), lon: reported(r.twin, PATHS.lon),
-    })), { onSelect: openVehicle }));
+    })), { onSelect: openVehicle, rings }));
     replace(list, table([
       { label: 'VIN', value: (r) => h('a', { href: `#/vehicle/${encodeURIComponent(r.twin.vin)}` }, r.twin.vin) },
       { label: 'State', value: (r) => pill(r.state, r.state.replace(' ', '-')) },
