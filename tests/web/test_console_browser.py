@@ -4,7 +4,8 @@ and cancel a command job, read dead letters) and see the result — through the 
 authorization as any client. Every request the browser makes must stay on this host.
 
 Screenshots of every page are written to ``$DRIVETRAIN_TEST_ARTIFACTS/console`` (default: a
-temp dir, printed). One browser for the module; a fresh context (no shared sign-in) per test.
+temp dir, printed). One browser for the module (its tests run on one xdist worker); a fresh context (no shared
+sign-in) per test.
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ CHROMIUM = os.environ.get("DRIVETRAIN_CHROMIUM", "/usr/bin/chromium")
 #: Flags for a headless Chromium that runs as root and contacts nothing by itself.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-TIMEOUT_MS = 10_000
+# Generous: the whole suite shares two cores with this browser.
+TIMEOUT_MS = 20_000
+# One server and one browser for the module: with pytest-xdist's loadgroup its tests stay on
+# one worker instead of each worker starting its own.
+pytestmark = pytest.mark.xdist_group("console-browser")
 LIMIT = "Vehicle.Powertrain.TractionBattery.Charging.ChargeLimit"
 
 

@@ -173,8 +173,12 @@ export async function render(root, ctx, vin) {
   const refresh = debounce(async () => {
     try { twin = await api(url, { signal: controller.signal }); draw(); } catch { /* next change retries */ }
   }, 1000);
+  // The chart follows too: new samples of the plotted signal redraw it (at most every 5 s).
+  const replot = debounce(() => plot(), 5000);
   follow(`/v1/twins/changes${query({ query: `vin == "${vin}"` })}`, (kind, change) => {
-    if (change.vin === vin) refresh();
+    if (change.vin !== vin) return;
+    refresh();
+    if ((change.paths || []).includes(signalSelect.value)) replot();
   }, { signal: controller.signal });
   return () => controller.abort();
 }
