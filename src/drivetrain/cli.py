@@ -9,9 +9,10 @@ from typer.core import TyperOption
 
 from drivetrain import __version__
 from drivetrain.commands import (
-    bench,
     auth,
+    bench,
     campaign,
+    commerce,
     can,
     db,
     demo,
@@ -20,6 +21,7 @@ from drivetrain.commands import (
     ingest,
     jobs,
     lake,
+    portability,
     privacy,
     serve,
     sim,
@@ -27,7 +29,6 @@ from drivetrain.commands import (
     vss,
     worker,
 )
-
 
 
 def _show_flags_as_flags() -> None:
@@ -88,9 +89,12 @@ app.add_typer(privacy.app, name="privacy")
 app.add_typer(jobs.command_app, name="command")
 app.add_typer(jobs.job_app, name="job")
 app.add_typer(campaign.app, name="campaign")
+app.add_typer(commerce.app, name="commerce")
 app.add_typer(bench.app, name="bench")
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
+app.command("export")(portability.export)
+app.command("import")(portability.import_command)
 
 
 def main() -> None:

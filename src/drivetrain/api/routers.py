@@ -7,8 +7,10 @@ from fastapi import APIRouter, FastAPI
 from drivetrain.api import audit_routes, auth_routes, health, tenant_routes
 from drivetrain.cloud.campaigns import api as campaigns_api
 from drivetrain.cloud.commands import api as commands_api
+from drivetrain.cloud.commerce import api as commerce_api
 from drivetrain.cloud.ingest import api as ingest_api
 from drivetrain.cloud.lake import api as lake_api
+from drivetrain.cloud.portability import api as portability_api
 from drivetrain.cloud.privacy import api as privacy_api
 from drivetrain.cloud.twins import api as twins_api
 
@@ -24,11 +26,13 @@ ROUTERS: list[tuple[str, APIRouter]] = [
     ("/v1/twins", twins_api.router),
     ("/v1/ingest", ingest_api.router),
     ("/v1/privacy", privacy_api.router),
+    ("/v1/privacy/requests", portability_api.router),
     ("/v1/commands", commands_api.commands_router),
     ("/v1/jobs", commands_api.jobs_router),
     ("/v1/campaigns", campaigns_api.router),
     ("/v1/catalogs", campaigns_api.catalogs_router),
     ("/v1/vehicle-models", campaigns_api.models_router),
+    ("/v1/commerce", commerce_api.router),
 ]
 
 

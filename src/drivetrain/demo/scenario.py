@@ -11,9 +11,11 @@ from drivetrain.demo.act_api_secured import API_SECURED
 from drivetrain.demo.act_campaigns import CAMPAIGN_COLLECTS
 from drivetrain.demo.act_can_roundtrip import CAN_ROUNDTRIP
 from drivetrain.demo.act_charging import CHARGING_PLANNED
+from drivetrain.demo.act_commerce import COMMERCE_ACT
 from drivetrain.demo.act_fleet_drives import FLEET_DRIVES
 from drivetrain.demo.act_lake import LAKE
 from drivetrain.demo.act_maintenance import MAINTENANCE_PREDICTED
+from drivetrain.demo.act_privacy import PRIVACY
 from drivetrain.demo.act_telemetry_lands import TELEMETRY_LANDS
 from drivetrain.demo.act_twins import TWINS_CONVERGE
 from drivetrain.demo.acts import Act
@@ -28,4 +30,6 @@ SCENARIO: tuple[Act, ...] = (
     MAINTENANCE_PREDICTED,
     CHARGING_PLANNED,
     CAMPAIGN_COLLECTS,
+    PRIVACY,
+    COMMERCE_ACT,
 )
