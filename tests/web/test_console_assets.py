@@ -71,7 +71,7 @@ def test_every_asset_and_module_the_console_loads_is_served_from_the_package(
                 pending.append("/" + "/".join(resolved))
     pages = {u for u in seen if "/pages/" in u}
     assert {f"/console/js/pages/{name}.js" for name in
-            ("fleet", "vehicle", "campaigns", "jobs", "ingest")} <= pages
+            ("fleet", "vehicle", "data", "campaigns", "jobs", "ingest", "subscriptions")} <= pages
 
 
 def test_no_console_file_names_an_outside_address() -> None:

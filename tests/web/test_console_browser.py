@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from console_server import EVSE_ID, MARKUP, SPEED, Client, Console, console_server
+from console_server import EVSE_ID, MARKUP, SOC, SPEED, Client, Console, console_server
 
 from drivetrain.cloud.infra import credentials
 from drivetrain.cloud.twins import apply_reported
@@ -159,7 +159,7 @@ def test_operator_sets_a_desired_value_and_sees_it_pending(
     vin = console.vins[0]
     sign_in(page, console, console.operator, f"#/vehicle/{vin}")
     page.get_by_role("heading", name=f"Vehicle {vin}").wait_for()
-    page.locator("svg.chart path.line").wait_for()  # the lake's speed history, plotted
+    page.locator("svg.chart path.line").wait_for()  # the lake's charge history, plotted
     page.get_by_label("Actuator path").fill(LIMIT)
     page.get_by_label("Value", exact=True).fill("75")
     page.get_by_role("button", name="Set desired value").click()
@@ -182,7 +182,7 @@ def test_data_page_plots_the_lake_and_says_why_a_vehicle_has_no_samples(
     with_data, without = console.vins[0], console.vins[1]
     sign_in(page, console, console.admin, "#/data")
     page.get_by_label("Vehicles", exact=True).select_option([with_data, without])
-    page.get_by_label("Signals", exact=True).select_option([SPEED])
+    page.get_by_label("Signals", exact=True).select_option([SOC])
     page.get_by_role("button", name="Plot").click()
     page.get_by_text("points (mean per").wait_for()
     assert page.locator("svg.chart path.line").count() == 1  # only the car with samples
@@ -191,7 +191,11 @@ def test_data_page_plots_the_lake_and_says_why_a_vehicle_has_no_samples(
         page.get_by_role("button", name="Download CSV").click()
     lines = Path(download.value.path()).read_text().splitlines()
     assert lines[0] == "vin,path,ts,value"
-    assert len(lines) > 10 and all(line.startswith(f"{with_data},{SPEED},") for line in lines[1:])
+    assert len(lines) > 10 and all(line.startswith(f"{with_data},{SOC},") for line in lines[1:])
+    # speed is driving behaviour: fleet operations may not read it, and the page says so
+    page.get_by_label("Signals", exact=True).select_option([SPEED])
+    page.get_by_role("button", name="Plot").click()
+    page.get_by_role("alert").get_by_text("driving_behaviour").wait_for()
     page.screenshot(path=shots / "data.png", full_page=True)
 
 
@@ -227,6 +231,18 @@ def test_operator_sends_a_command_job_and_cancels_it(page: Any, console: Console
     page.get_by_role("link", name=job_id).click()
     page.get_by_role("table", name="Deliveries").wait_for()
     page.screenshot(path=shots / "jobs.png", full_page=True)
+
+
+def test_admin_pauses_a_subscription(page: Any, console: Console, shots: Path) -> None:
+    sign_in(page, console, console.admin, "#/subscriptions")
+    row = page.get_by_role("table", name="Subscriptions").get_by_role("row", name=console.vins[0])
+    row.get_by_role("button", name="Pause").click()
+    page.get_by_text("pause done.").wait_for()
+    row.get_by_text("paused").wait_for()
+    listed = api(console, console.admin, "GET", "/v1/commerce/subscriptions")["subscriptions"]
+    assert [s["status"] for s in listed] == ["paused"]
+    page.get_by_role("table", name="Offers").get_by_text("boost-monthly").wait_for()
+    page.screenshot(path=shots / "subscriptions.png", full_page=True)
 
 
 def test_ingest_health_page_reads_the_tenants_counters(page: Any, console: Console,

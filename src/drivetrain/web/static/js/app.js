@@ -9,6 +9,7 @@ import * as data from './pages/data.js';
 import * as campaigns from './pages/campaigns.js';
 import * as jobs from './pages/jobs.js';
 import * as ingest from './pages/ingest.js';
+import * as subscriptions from './pages/subscriptions.js';
 
 // Pages in navigation order, with the scope a token needs to see each one.
 const PAGES = [
@@ -18,6 +19,7 @@ const PAGES = [
   { id: 'campaigns', title: 'Campaigns', scope: 'campaigns:read', module: campaigns },
   { id: 'jobs', title: 'Commands & jobs', scope: 'fleet:read', module: jobs },
   { id: 'ingest', title: 'Ingest health', scope: 'telemetry:read', module: ingest },
+  { id: 'subscriptions', title: 'Subscriptions', scope: 'commerce:read', module: subscriptions },
 ];
 
 const main = document.getElementById('main');

@@ -130,3 +130,14 @@ export function download(filename, text, type = 'text/csv') {
   link.remove();
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
+
+/**
+ * A select of the purposes a read of vehicle data may name (GET /v1/privacy/purposes), each
+ * with its legal basis and categories; `fleet_operations` first chosen.
+ */
+export async function purposeSelect(id, api) {
+  const purposes = await api('/v1/privacy/purposes');
+  return h('select', { id }, purposes.map((p) => h('option', {
+    value: p.name, selected: p.name === 'fleet_operations', title: p.meaning,
+  }, `${p.name} (${p.basis.replace('_', ' ')}: ${p.categories.join(', ')})`)));
+}

@@ -4,10 +4,11 @@
 // read them.
 import { api, query } from '../api.js';
 import { lineChart } from '../chart.js';
-import { download, errorBox, h, replace, section, statusLine } from '../ui.js';
+import { download, errorBox, h, purposeSelect, replace, section, statusLine } from '../ui.js';
 
 const ARROW = 'application/vnd.apache.arrow.stream';
-const POINTS = 300; // about this many points per series, whatever the range
+const POINTS = 300;
+const SOC = 'Vehicle.Powertrain.TractionBattery.StateOfCharge.Current'; // about this many points per series, whatever the range
 
 function localInput(date) {
   const pad = (n) => String(n).padStart(2, '0');
@@ -46,7 +47,9 @@ export async function render(root, ctx) {
     for (const [path, r] of Object.entries(twin.reported)) if (typeof r.value === 'number') paths.add(path);
   }
   const pathSelect = h('select', { id: 'data-paths', multiple: true, size: 6 },
-    [...paths].sort().map((p) => h('option', { value: p, selected: p === 'Vehicle.Speed' }, p)));
+    [...paths].sort().map((p) => h('option', { value: p, selected: p === SOC }, p)));
+  // Every read of lake data names its purpose; the API checks it against consent and audits it.
+  const purpose = await purposeSelect('data-purpose', api);
   const now = new Date();
   const startInput = h('input', { id: 'data-start', type: 'datetime-local', value: localInput(new Date(now.getTime() - 3600000)) });
   const endInput = h('input', { id: 'data-end', type: 'datetime-local', value: localInput(new Date(now.getTime() + 60000)) });
@@ -66,7 +69,7 @@ export async function render(root, ctx) {
     if (!(end > start)) { replace(status, errorBox(new Error('The end must be after the start.'))); return; }
     replace(status, h('span', { class: 'muted' }, 'Querying the lake…'));
     const every = everyFor((end - start) / 1000);
-    request = { start: start.toISOString(), end: end.toISOString(), path: chosen, every, agg: aggSelect.value };
+    request = { start: start.toISOString(), end: end.toISOString(), path: chosen, every, agg: aggSelect.value, purpose: purpose.value };
     try {
       // One query per vehicle: the lake answers with the tenant's pseudonyms, the page labels by VIN.
       const tables = await Promise.all(vins.map((vin) => api(`/v1/telemetry/signals${query({ ...request, vin })}`).then((t) => [vin, t])));
@@ -92,6 +95,7 @@ export async function render(root, ctx) {
     h('div', { class: 'inline-form' },
       h('label', { for: 'data-start' }, 'From'), startInput, h('label', { for: 'data-end' }, 'to'), endInput,
       h('label', { for: 'data-agg' }, 'Aggregate'), aggSelect,
+      h('label', { for: 'data-purpose' }, 'Purpose'), purpose,
       h('button', { type: 'submit' }, 'Plot')));
   form.addEventListener('submit', (event) => { event.preventDefault(); plot(); });
   const csv = h('button', { type: 'button' }, 'Download CSV');

@@ -6,8 +6,8 @@ import { api, follow, query } from '../api.js';
 import { lineChart } from '../chart.js';
 import { PATHS, lastSeen, reported, vehicleState } from '../fleet-state.js';
 import {
-  actionButton, ago, debounce, download, errorBox, facts, fmtTime, fmtValue, h, pill, replace,
-  section, statusLine, table,
+  actionButton, ago, debounce, download, errorBox, facts, fmtTime, fmtValue, h, pill,
+  purposeSelect, replace, section, statusLine, table,
 } from '../ui.js';
 
 const RANGES = [['15 min', 900], ['1 h', 3600], ['6 h', 21600], ['24 h', 86400], ['7 d', 604800]];
@@ -81,13 +81,16 @@ export async function render(root, ctx, vin) {
 
   const numeric = () => Object.entries(twin.reported).filter(([, r]) => typeof r.value === 'number').map(([p]) => p).sort();
   const signalSelect = h('select', { id: 'history-path' });
+  // Every read of lake data names its purpose; the API checks it against consent and audits it.
+  const purpose = await purposeSelect('history-purpose', api);
   const rangeSelect = h('select', { id: 'history-range' }, RANGES.map(([label, s]) => h('option', { value: s }, label)));
   const chartStatus = statusLine();
   let lastSeries = null;
   const fillSignals = () => {
     const chosen = signalSelect.value;
     replace(signalSelect, numeric().map((p) => h('option', { value: p, selected: p === chosen }, p)));
-    const preferred = [PATHS.speed, PATHS.soc].find((p) => numeric().includes(p));
+    // State of charge first: a technical signal that the contract purposes may read.
+    const preferred = [PATHS.soc, PATHS.speed].find((p) => numeric().includes(p));
     if (!chosen && preferred) signalSelect.value = preferred;
   };
   async function plot() {
@@ -96,7 +99,7 @@ export async function render(root, ctx, vin) {
     const end = new Date();
     const start = new Date(end.getTime() - seconds * 1000);
     try {
-      const history = await api(`${url}/history${query({ path: signalSelect.value, start: start.toISOString(), end: end.toISOString(), every: everyFor(seconds), agg: 'mean' })}`, { signal: controller.signal });
+      const history = await api(`${url}/history${query({ path: signalSelect.value, start: start.toISOString(), end: end.toISOString(), every: everyFor(seconds), agg: 'mean', purpose: purpose.value })}`, { signal: controller.signal });
       lastSeries = history;
       replace(chartBox, lineChart([{ name: history.path, points: history.points.map((p) => ({ t: new Date(p.ts).getTime(), v: p.value })) }],
         { label: `${history.path} of ${vin}` }),
@@ -108,6 +111,7 @@ export async function render(root, ctx, vin) {
   }
   signalSelect.addEventListener('change', plot);
   rangeSelect.addEventListener('change', plot);
+  purpose.addEventListener('change', plot);
   const csvButton = h('button', { type: 'button' }, 'Download CSV');
   csvButton.addEventListener('click', () => {
     if (!lastSeries) return;
@@ -163,7 +167,8 @@ export async function render(root, ctx, vin) {
     section('Desired state', desiredBox, form),
     section('Signal history', h('div', { class: 'inline-form' },
       h('label', { for: 'history-path' }, 'Signal'), signalSelect,
-      h('label', { for: 'history-range' }, 'Range'), rangeSelect, csvButton,
+      h('label', { for: 'history-range' }, 'Range'), rangeSelect,
+      h('label', { for: 'history-purpose' }, 'Purpose'), purpose, csvButton,
       actionButton('Refresh', async () => { await plot(); return null; })), chartStatus, chartBox),
     h('div', { class: 'columns' }, section('Reported state', h('div', { class: 'inline-form' }, h('label', { for: 'reported-filter' }, 'Filter'), reportedFilter),
       h('div', { class: 'scroll' }, reportedBox)), section('ECUs and software', ecuBox)));
