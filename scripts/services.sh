@@ -46,3 +46,9 @@ ensure_mosquitto() {
 }
 
 mqtt_url() { echo "mqtt://127.0.0.1:1883"; }
+
+# Debian's Chromium for the console's browser tests (Playwright drives it; Playwright's own
+# browser download is never used).
+ensure_chromium() {
+  command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || _apt_install chromium
+}

@@ -21,13 +21,16 @@ from drivetrain.cloud.infra.http.context import ApiContext, RequestIdMiddleware
 from drivetrain.cloud.infra.http.guards import ApiGuards
 from drivetrain.cloud.infra.http.problems import install_error_handlers
 from drivetrain.core.settings import Settings
+from drivetrain.web import install_console, install_offline_docs
 
 OPENAPI_URL = "/openapi.json"
 DOCS_URL = "/docs"
+REDOC_URL = "/redoc"
 
 
 def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
-    """Build the API for ``settings``: migrate, resolve the token key, mount every router.
+    """Build the API for ``settings``: migrate, resolve the token key, mount every router,
+    the offline API docs (``/docs``, ``/redoc``) and the operations console (``/``).
 
     ``database`` defaults to :func:`open_database` (closed when the app shuts down; a given
     one stays the caller's). Migrations run here (idempotent), and in the embedded
@@ -56,7 +59,9 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         version=__version__,
         summary="Open, self-hostable cloud for software-defined vehicles",
         openapi_url=OPENAPI_URL,
-        docs_url=DOCS_URL,
+        # FastAPI's own docs pages load their scripts from a CDN: the offline ones below
+        # replace them.
+        docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -68,4 +73,6 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     include_routers(app)
     install_openapi(app)
+    install_offline_docs(app, openapi_url=OPENAPI_URL, docs_url=DOCS_URL, redoc_url=REDOC_URL)
+    install_console(app)
     return app

@@ -7,8 +7,15 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from drivetrain.core.settings import Settings
+    from drivetrain.demo import PlatformHandles, ScenarioOptions
 
 #: A kept data directory carries this file, so the demo never writes into a real deployment's.
 DEMO_MARKER = ".drivetrain-demo"
@@ -37,6 +44,25 @@ def _prepare_data_dir(data_dir: Path) -> None:
     (data_dir / DEMO_MARKER).write_text("made by `drivetrain demo`; safe to delete\n")
 
 
+def _serve(console: Console, settings: Settings, handles: PlatformHandles,
+           options: ScenarioOptions) -> None:
+    """Keep the platform up with the fleet driving until Ctrl-C."""
+    import threading
+
+    from drivetrain.demo.serve import serve_until, sign_in_lines
+
+    console.print("the platform keeps running; the fleet keeps driving. Ctrl-C stops it.",
+                  markup=False)
+    for line in sign_in_lines(handles):
+        console.print(f"  {line}", markup=False, soft_wrap=True)
+    stop = threading.Event()
+    try:
+        serve_until(stop, settings=settings, handles=handles, options=options)
+    except KeyboardInterrupt:
+        stop.set()
+        console.print("stopping the platform", markup=False)
+
+
 def demo(
     vehicles: int = typer.Option(
         5, "--vehicles", min=1, max=10_000, help="Vehicles the acts simulate."
@@ -56,6 +82,15 @@ def demo(
         "--data-dir",
         help="Keep the demo's state here (default: a temporary directory, removed at the end). "
         "Never a real deployment's data directory.",
+    ),
+    serve: bool = typer.Option(
+        False, "--serve",
+        help="After the acts, keep the platform (API, console, the fleet driving) running "
+        "until Ctrl-C, and print the console's address and how to sign in.",
+    ),
+    port: int = typer.Option(
+        0, "--port", min=0, max=65535, help="Serve the API and console on this localhost "
+        "port (default: a free one).",
     ),
 ) -> None:
     """Start the embedded platform (database, message bus, API) in this process and play every act.
@@ -82,7 +117,7 @@ def demo(
     try:
         try:
             _prepare_data_dir(workdir)
-            settings = demo_settings(workdir)
+            settings = demo_settings(workdir, port=port)
             platform = EmbeddedPlatform(settings)
             handles = platform.start()
         except DrivetrainError as e:
@@ -90,9 +125,9 @@ def demo(
             raise typer.Exit(EXIT_CANNOT_RUN) from e
         try:
             header = (
-                f"API {handles.api_url} (docs {handles.api_url}/docs; admin credentials "
-                f"{handles.admin_credentials.path})  seed={seed} vehicles={vehicles} "
-                f"budget={duration:g} s  data {workdir}"
+                f"API {handles.api_url} (console {handles.api_url}/ docs "
+                f"{handles.api_url}/docs; admin credentials {handles.admin_credentials.path})  "
+                f"seed={seed} vehicles={vehicles} budget={duration:g} s  data {workdir}"
             )
             acts = list(SCENARIO)
             if headless:
@@ -109,9 +144,13 @@ def demo(
                     report = run_scenario(
                         acts, options=options, settings=settings, platform=handles, observer=live
                     )
+            if serve:
+                console.print(summary_table(report))
+                _serve(console, settings, handles, options)
         finally:
             platform.stop()
-        console.print(summary_table(report))
+        if not serve:
+            console.print(summary_table(report))
         for outcome in report.outcomes:
             if outcome.error is not None and outcome.status == "error":
                 errors.print(f"act {outcome.act.name!r} raised:", markup=False)

@@ -12,7 +12,8 @@ def serve(
     ),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
 ) -> None:
-    """Run the HTTP API: migrate the state database, then serve with uvicorn.
+    """Run the HTTP API and the operations console (at /): migrate the state database, then
+    serve with uvicorn.
 
     Embedded deployment: creates the bootstrap admin on first start and prints the path of
     its credentials file (never the secret), and runs the loops that reach vehicles in this
@@ -52,7 +53,7 @@ def serve(
     bootstrap = app.state.drivetrain.bootstrap
     if bootstrap is not None:
         typer.echo(f"  bootstrap admin credentials: {bootstrap.path}")
-    typer.echo(f"  OpenAPI: {base}/openapi.json   docs: {base}/docs")
+    typer.echo(f"  console: {base}/   OpenAPI: {base}/openapi.json   docs: {base}/docs")
     typer.echo(f"  vehicle link: {plane.link_description}")
     if not embedded:
         typer.echo("  dispatching: run `drivetrain worker dispatch` (and `worker ingest`)")

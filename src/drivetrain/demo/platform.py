@@ -48,8 +48,9 @@ API_STOP_TIMEOUT_S = 10.0
 DEMO_ENTITLEMENT_LEASE_S = 4.0
 
 
-def demo_settings(data_dir: Path) -> Settings:
-    """Embedded-deployment settings confined to ``data_dir``.
+def demo_settings(data_dir: Path, *, port: int = 0) -> Settings:
+    """Embedded-deployment settings confined to ``data_dir``, the API on localhost ``port``
+    (0: a free one).
 
     Every setting that could reach a user's real deployment (database URL, signing secret,
     listen address) is pinned here, so ``DRIVETRAIN_*`` variables or a ``drivetrain.toml`` in
@@ -61,7 +62,7 @@ def demo_settings(data_dir: Path) -> Settings:
         database_url=None,
         auth_secret=None,
         api_host="127.0.0.1",
-        api_port=0,
+        api_port=port,
         lake_roots={},
         lake_retention_days={},
         # Entitlements are renewed every few seconds, so a lapsed payment shows within an act.

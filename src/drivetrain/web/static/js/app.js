@@ -1,0 +1,118 @@
+// The console shell: sign-in, navigation, and a hash router (#/page/argument) that renders
+// one page module at a time. Each page's render(main, ctx, arg) may return a cleanup
+// function (to close its change streams) that runs when the page is left.
+import { api, session, signIn } from './api.js';
+import { errorBox, h, replace } from './ui.js';
+import * as fleet from './pages/fleet.js';
+import * as vehicle from './pages/vehicle.js';
+import * as data from './pages/data.js';
+import * as campaigns from './pages/campaigns.js';
+import * as jobs from './pages/jobs.js';
+import * as ingest from './pages/ingest.js';
+import * as subscriptions from './pages/subscriptions.js';
+
+// Pages in navigation order, with the scope a token needs to see each one.
+const PAGES = [
+  { id: 'fleet', title: 'Fleet', scope: 'fleet:read', module: fleet },
+  { id: 'vehicle', title: 'Vehicle', scope: 'fleet:read', module: vehicle },
+  { id: 'data', title: 'Data', scope: 'telemetry:read', module: data },
+  { id: 'campaigns', title: 'Campaigns', scope: 'campaigns:read', module: campaigns },
+  { id: 'jobs', title: 'Commands & jobs', scope: 'fleet:read', module: jobs },
+  { id: 'ingest', title: 'Ingest health', scope: 'telemetry:read', module: ingest },
+  { id: 'subscriptions', title: 'Subscriptions', scope: 'commerce:read', module: subscriptions },
+];
+
+const main = document.getElementById('main');
+const nav = document.getElementById('nav');
+const who = document.getElementById('who');
+let leave = null;
+let principal = null;
+
+function route() {
+  const [, id = '', ...rest] = location.hash.split('/');
+  return { id, arg: rest.map(decodeURIComponent).join('/') };
+}
+
+function go(hash) {
+  if (location.hash === hash) render();
+  else location.hash = hash;
+}
+
+function signInPage(message) {
+  replace(nav);
+  replace(who);
+  const idInput = h('input', { id: 'client-id', name: 'client_id', autocomplete: 'username', required: true, spellcheck: 'false' });
+  const secretInput = h('input', { id: 'client-secret', name: 'client_secret', type: 'password', autocomplete: 'current-password', required: true });
+  const status = h('div', { role: 'alert', class: 'status-line' }, message ? h('p', { class: 'error' }, message) : null);
+  const form = h('form', { class: 'signin', 'aria-label': 'Sign in' },
+    h('h1', {}, 'Sign in to the Drivetrain console'),
+    h('p', { class: 'muted' }, 'Use an API client of your tenant (drivetrain auth create-client). ',
+      'Its role decides what you may see and do: fleet operator, security analyst, read-only, admin.'),
+    h('label', { for: 'client-id' }, 'Client ID'), idInput,
+    h('label', { for: 'client-secret' }, 'Client secret'), secretInput,
+    h('button', { type: 'submit' }, 'Sign in'), status);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    replace(status, h('p', { class: 'muted' }, 'Signing in…'));
+    try {
+      await signIn(idInput.value.trim(), secretInput.value);
+      secretInput.value = '';
+      principal = null;
+      await render();
+    } catch (error) {
+      replace(status, errorBox(error));
+    }
+  });
+  replace(main, form);
+  idInput.focus();
+}
+
+function can(scope) {
+  return Boolean(principal && (principal.scopes.includes(scope) || principal.scopes.includes('admin')));
+}
+
+function drawChrome(current) {
+  replace(nav, h('ul', {}, PAGES.filter((p) => can(p.scope)).map((p) =>
+    h('li', {}, h('a', { href: `#/${p.id}`, 'aria-current': p.id === current ? 'page' : null }, p.title)))));
+  const signOut = h('button', { type: 'button', class: 'link' }, 'Sign out');
+  signOut.addEventListener('click', () => { session.clear(); principal = null; signInPage(); });
+  replace(who, h('span', { title: `scopes: ${principal.scopes.join(' ')}` },
+    `${principal.client_id} · ${principal.tenant} · ${principal.role.replace('_', ' ')}`), ' ', signOut);
+}
+
+async function render() {
+  if (leave) { leave(); leave = null; }
+  if (!session.token) { signInPage(); return; }
+  try {
+    if (!principal) principal = await api('/v1/auth/whoami');
+  } catch (error) {
+    signInPage(error.message);
+    return;
+  }
+  let { id, arg } = route();
+  const visible = PAGES.filter((p) => can(p.scope));
+  let page = visible.find((p) => p.id === id);
+  if (!page) {
+    if (!visible.length) {
+      replace(main, h('p', { class: 'error' }, `The role ${principal.role} may read none of the console's pages.`));
+      return;
+    }
+    page = visible[0];
+    id = page.id;
+    arg = '';
+    history.replaceState(null, '', `#/${id}`);
+  }
+  drawChrome(id);
+  document.title = `${page.title} · Drivetrain console`;
+  const container = h('div', { class: `page page-${id}` });
+  replace(main, container);
+  try {
+    leave = (await page.module.render(container, { can, go, principal }, arg)) || null;
+  } catch (error) {
+    container.append(errorBox(error));
+  }
+}
+
+window.addEventListener('hashchange', render);
+window.addEventListener('drivetrain:signed-out', () => { principal = null; signInPage('Your session ended; sign in again.'); });
+render();

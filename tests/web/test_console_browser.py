@@ -1,0 +1,299 @@
+"""The console end to end in a real headless Chromium (Debian's, driven by Playwright): sign
+in, open every page, act on each (set a desired value, approve and suspend a campaign, send
+and cancel a command job, read dead letters) and see the result — through the same API and
+authorization as any client. Every request the browser makes must stay on this host.
+
+Screenshots of every page are written to ``$DRIVETRAIN_TEST_ARTIFACTS/console`` (default: a
+temp dir, printed). One browser for the module (its tests run on one xdist worker); a fresh context (no shared
+sign-in) per test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from console_server import EVSE_ID, MARKUP, SOC, SPEED, Client, Console, console_server
+
+from drivetrain.cloud.infra import credentials
+from drivetrain.cloud.twins import apply_reported
+
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="the test extra installs playwright"
+)
+
+CHROMIUM = os.environ.get("DRIVETRAIN_CHROMIUM", "/usr/bin/chromium")
+#: Flags for a headless Chromium that runs as root and contacts nothing by itself.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# Generous: the whole suite shares two cores with this browser.
+TIMEOUT_MS = 20_000
+# One server and one browser for the module: with pytest-xdist's loadgroup its tests stay on
+# one worker instead of each worker starting its own.
+pytestmark = pytest.mark.xdist_group("console-browser")
+LIMIT = "Vehicle.Powertrain.TractionBattery.Charging.ChargeLimit"
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(credentials, "SCRYPT_N", 2**10)  # cheaper secret hashing for tests
+        with console_server(tmp_path_factory.mktemp("console") / "data") as served:
+            yield served
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        message = f"no Chromium at {CHROMIUM}: apt-get install chromium (scripts/test does)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    with playwright_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = os.environ.get("DRIVETRAIN_TEST_ARTIFACTS")
+    folder = Path(root) / "console" if root else tmp_path_factory.mktemp("console-screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"console screenshots in {folder}")
+    return folder
+
+
+@pytest.fixture
+def page(browser: Any, console: Console) -> Iterator[Any]:
+    """A fresh tab whose requests may only reach the console's own host."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    outside: list[str] = []
+
+    def guard(route: Any) -> None:
+        url = route.request.url
+        if url.startswith((console.url, "data:", "blob:")):
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    context.route("**/*", guard)
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    yield tab
+    context.close()
+    assert outside == [], f"the console fetched from outside the host: {outside}"
+    assert errors == [], f"script errors: {errors}"
+
+
+def sign_in(page: Any, console: Console, client: Client, hash_: str = "") -> None:
+    page.goto(f"{console.url}/{hash_}")
+    page.get_by_label("Client ID").fill(client.client_id)
+    page.get_by_label("Client secret").fill(client.client_secret)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign out").wait_for()
+
+
+def api(console: Console, client: Client, method: str, path: str, **kw: Any) -> Any:
+    token = httpx.post(f"{console.url}/v1/auth/token", data={
+        "grant_type": "client_credentials", "client_id": client.client_id,
+        "client_secret": client.client_secret}).json()["access_token"]
+    response = httpx.request(method, f"{console.url}{path}",
+                             headers={"Authorization": f"Bearer {token}"}, **kw)
+    response.raise_for_status()
+    return response.json()
+
+
+def test_a_wrong_secret_is_refused_with_the_api_reason(page: Any, console: Console,
+                                                       shots: Path) -> None:
+    sign_in_attempt = Client(console.operator.client_id, "not-the-secret")
+    page.goto(console.url)
+    page.get_by_label("Client ID").fill(sign_in_attempt.client_id)
+    page.get_by_label("Client secret").fill(sign_in_attempt.client_secret)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("alert").get_by_text("invalid client credentials").wait_for()
+    page.screenshot(path=shots / "sign-in-refused.png")
+
+
+def test_fleet_page_maps_every_vehicle_with_its_state_and_counts(
+    page: Any, console: Console, shots: Path
+) -> None:
+    sign_in(page, console, console.operator)
+    page.get_by_role("table", name="Vehicles").wait_for()
+    for vin in console.vins:
+        page.get_by_role("link", name=vin).first.wait_for()
+    assert page.locator("svg.map g.vehicle").count() == len(console.vins)
+    assert page.locator("svg.map path.land").count() == 1  # the bundled country outlines
+    assert page.locator("svg.map g.state-driving").count() == 1
+    assert page.locator("svg.map g.state-charging").count() == 1
+    breakdown = page.locator(".breakdown.software").inner_text()
+    assert "2.3.1 ×1" in breakdown and "2.4.0 ×2" in breakdown
+    page.screenshot(path=shots / "fleet.png", full_page=True)
+    # keyboard: a vehicle on the map opens its page with Enter
+    page.locator("svg.map g.state-charging").focus()
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name=f"Vehicle {console.vins[1]}").wait_for()
+
+
+def test_fleet_page_shows_reported_changes_live(page: Any, console: Console) -> None:
+    sign_in(page, console, console.operator)
+    page.get_by_text("live: changes appear as they happen").wait_for()
+    with console.database.session() as session:
+        apply_reported(session, {console.vins[2]: {SPEED: (77.0, datetime.now(UTC))}})
+    page.locator(".activity li", has_text=console.vins[2]).first.wait_for()
+    page.get_by_role("table", name="Vehicles").get_by_role("cell", name="77").wait_for()
+
+
+def test_operator_sets_a_desired_value_and_sees_it_pending(
+    page: Any, console: Console, shots: Path
+) -> None:
+    vin = console.vins[0]
+    sign_in(page, console, console.operator, f"#/vehicle/{vin}")
+    page.get_by_role("heading", name=f"Vehicle {vin}").wait_for()
+    page.locator("svg.chart path.line").wait_for()  # the lake's charge history, plotted
+    page.get_by_label("Actuator path").fill(LIMIT)
+    page.get_by_label("Value", exact=True).fill("75")
+    page.get_by_role("button", name="Set desired value").click()
+    page.get_by_text("Desired version 1 set").wait_for()
+    row = page.get_by_role("table", name="Desired state").get_by_role("row").nth(1)
+    assert "75" in row.inner_text() and "pending" in row.inner_text()
+    page.screenshot(path=shots / "vehicle.png", full_page=True)
+    twin = api(console, console.operator, "GET", f"/v1/twins/{vin}")
+    assert twin["desired"] == {LIMIT: 75}
+    # a value the actuator refuses: the API's reason, nothing written
+    page.get_by_label("Value", exact=True).fill("250")
+    page.get_by_role("button", name="Set desired value").click()
+    page.get_by_role("alert").wait_for()
+    assert api(console, console.operator, "GET", f"/v1/twins/{vin}")["version"] == 1
+
+
+def test_data_page_plots_the_lake_and_says_why_a_vehicle_has_no_samples(
+    page: Any, console: Console, shots: Path
+) -> None:
+    with_data, without = console.vins[0], console.vins[1]
+    sign_in(page, console, console.admin, "#/data")
+    page.get_by_label("Vehicles", exact=True).select_option([with_data, without])
+    page.get_by_label("Signals", exact=True).select_option([SOC])
+    page.get_by_role("button", name="Plot").click()
+    page.get_by_text("points (mean per").wait_for()
+    assert page.locator("svg.chart path.line").count() == 1  # only the car with samples
+    page.locator(".missing li", has_text=without).get_by_text("its consent allows").wait_for()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download CSV").click()
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert lines[0] == "vin,path,ts,value"
+    assert len(lines) > 10 and all(line.startswith(f"{with_data},{SOC},") for line in lines[1:])
+    # speed is driving behaviour: fleet operations may not read it, and the page says so
+    page.get_by_label("Signals", exact=True).select_option([SPEED])
+    page.get_by_role("button", name="Plot").click()
+    page.get_by_role("alert").get_by_text("driving_behaviour").wait_for()
+    page.screenshot(path=shots / "data.png", full_page=True)
+
+
+def test_operator_approves_then_suspends_a_campaign(page: Any, console: Console,
+                                                    shots: Path) -> None:
+    sign_in(page, console, console.operator, "#/campaigns")
+    listed = page.get_by_role("table", name="Campaigns")
+    listed.get_by_role("row", name="speed-sample").get_by_role("button", name="Approve").click()
+    page.get_by_text("Campaign speed-sample: approve done.").wait_for()
+    # the campaign runner starts it; the change feed brings the page up to date
+    listed.get_by_role("row", name="speed-sample").get_by_text("running").wait_for()
+    listed.get_by_role("row", name="speed-sample").get_by_role("button", name="Suspend").click()
+    page.get_by_text("Campaign speed-sample: suspend done.").wait_for()
+    campaign = api(console, console.operator, "GET", "/v1/campaigns/speed-sample")
+    assert campaign["status"] == "suspended"
+    page.get_by_role("link", name="speed-sample").click()
+    page.get_by_role("heading", name="Campaign speed-sample").wait_for()
+    page.get_by_text("2 vehicles").wait_for()  # the live preview of the draft form's query
+    page.screenshot(path=shots / "campaigns.png", full_page=True)
+
+
+def test_operator_sends_a_command_job_and_cancels_it(page: Any, console: Console,
+                                                     shots: Path) -> None:
+    sign_in(page, console, console.operator, "#/jobs")
+    page.get_by_label("Vehicles (fleet query)").fill('region == "EU"')
+    page.get_by_role("button", name="Send to vehicles").click()
+    page.get_by_text("created for 2 vehicles").wait_for()
+    job_id = page.get_by_role("table", name="Jobs").get_by_role("link").first.inner_text()
+    page.get_by_role("table", name="Jobs").get_by_role("row", name=job_id).get_by_role(
+        "button", name="Cancel").click()
+    page.get_by_text(f"Job {job_id} cancelled.").wait_for()
+    assert api(console, console.operator, "GET", f"/v1/jobs/{job_id}")["status"] == "cancelled"
+    page.get_by_role("link", name=job_id).click()
+    page.get_by_role("table", name="Deliveries").wait_for()
+    page.screenshot(path=shots / "jobs.png", full_page=True)
+
+
+def test_admin_pauses_a_subscription(page: Any, console: Console, shots: Path) -> None:
+    sign_in(page, console, console.admin, "#/subscriptions")
+    row = page.get_by_role("table", name="Subscriptions").get_by_role("row", name=console.vins[0])
+    row.get_by_role("button", name="Pause").click()
+    page.get_by_text("pause done.").wait_for()
+    row.get_by_text("paused").wait_for()
+    listed = api(console, console.admin, "GET", "/v1/commerce/subscriptions")["subscriptions"]
+    assert [s["status"] for s in listed] == ["paused"]
+    page.get_by_role("table", name="Offers").get_by_text("boost-monthly").wait_for()
+    page.screenshot(path=shots / "subscriptions.png", full_page=True)
+
+
+def test_ingest_health_page_reads_the_tenants_counters(page: Any, console: Console,
+                                                       shots: Path) -> None:
+    sign_in(page, console, console.operator, "#/ingest")
+    page.get_by_text("Nothing ingested yet").wait_for()
+    page.get_by_text("No open dead letter").wait_for()
+    page.screenshot(path=shots / "ingest.png", full_page=True)
+
+
+def test_markup_a_vehicle_reports_is_shown_as_text_never_run(page: Any, console: Console) -> None:
+    sign_in(page, console, console.operator, f"#/vehicle/{console.vins[2]}")
+    page.get_by_label("Filter").fill("EvseId")
+    cell = page.get_by_role("table", name="Reported state").get_by_role("row").nth(1)
+    assert cell.inner_text().split("\t")[:2] == [EVSE_ID, MARKUP]
+    assert page.locator("table img, table script").count() == 0
+    assert page.evaluate("window.__injected") is None
+
+
+def test_the_fleet_page_reflows_on_a_tablet(page: Any, console: Console, shots: Path) -> None:
+    page.set_viewport_size({"width": 820, "height": 1180})
+    sign_in(page, console, console.operator)
+    page.get_by_role("table", name="Vehicles").wait_for()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 820, f"the page is {width} px wide on an 820 px screen"
+    page.screenshot(path=shots / "fleet-tablet.png", full_page=True)
+
+
+def test_read_only_sees_the_pages_but_every_action_is_refused(page: Any, console: Console) -> None:
+    vin = console.vins[0]
+    sign_in(page, console, console.reader, f"#/vehicle/{vin}")
+    assert page.get_by_role("button", name="Set desired value").is_disabled()
+    # The disabled button is a courtesy; the API decides. Forcing the call from the page:
+    status = page.evaluate("""async ([vin, path]) => {
+        const saved = JSON.parse(sessionStorage.getItem('drivetrain.console.token'));
+        const response = await fetch(`/v1/twins/${vin}/desired`, {method: 'PATCH',
+          headers: {Authorization: `Bearer ${saved.accessToken}`, 'If-Match': '*',
+                    'Content-Type': 'application/json'},
+          body: JSON.stringify({values: {[path]: 60}})});
+        return response.status; }""", [vin, LIMIT])
+    assert status == 403
+    page.goto(f"{console.url}/#/campaigns")
+    approve = page.get_by_role("table", name="Campaigns").get_by_role("button").first
+    assert approve.is_disabled()
+
+
+@pytest.mark.parametrize(("path", "ready"), [("/docs", ".swagger-ui .info .title"),
+                                             ("/redoc", "h1")])
+def test_api_docs_render_offline(page: Any, console: Console, shots: Path, path: str,
+                                 ready: str) -> None:
+    page.goto(f"{console.url}{path}")
+    page.locator(ready).first.wait_for()
+    assert "Drivetrain API" in page.locator(ready).first.inner_text()
+    page.screenshot(path=shots / f"{path.strip('/')}.png")
