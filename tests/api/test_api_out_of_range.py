@@ -70,8 +70,8 @@ def test_a_since_with_a_plus_14_offset_in_range_is_answered(
 ) -> None:
     for url in ("/v1/ingest/dead-letters?since=2025-01-01T00:00:00%2B14:00",
                 "/v1/ingest/dead-letters?until=2262-04-10T10:00:00-12:00",
-                "/v1/telemetry/signals?start=2025-01-01T00:00:00%2B14:00&end=2262-04-10T00:00:00Z"
-                "&purpose=maintenance"):
+                ("/v1/telemetry/signals?start=2025-01-01T00:00:00%2B14:00&end=2262-04-10T00:00:00Z"
+                 "&purpose=maintenance")):
         assert client.get(url, headers=headers).status_code == 200, url
 
 
