@@ -23,7 +23,8 @@ READERS = [
     "vss list", "vss show", "can info", "fleet list", "lake query", "lake sql", "lake counts",
     "ingest dead-letters list", "ingest dead-letters show", "ingest stats", "auth list-clients",
     "twin get", "twin query", "twin status", "privacy consent show", "privacy consent set",
-    "privacy categories", "db current", "edge buffer",
+    "privacy categories", "db current", "edge buffer", "ota keys show", "ota image list",
+    "ota director show",
 ]
 #: Command names that read or list: a new command named so must offer --json too.
 _READING_NAMES = {"list", "show", "info", "stats", "counts", "query", "sql", "status", "get",

@@ -20,6 +20,7 @@ from drivetrain.commands import (
     ingest,
     jobs,
     lake,
+    ota,
     privacy,
     serve,
     sim,
@@ -89,6 +90,7 @@ app.add_typer(jobs.command_app, name="command")
 app.add_typer(jobs.job_app, name="job")
 app.add_typer(campaign.app, name="campaign")
 app.add_typer(bench.app, name="bench")
+app.add_typer(ota.app, name="ota")
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 

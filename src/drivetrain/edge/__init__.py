@@ -21,7 +21,9 @@ Public surface (everything else in this package is internal; import these names 
   :class:`MemoryBuffer`, the message types, and what another buffer implementation shares
   (:func:`check_message`, :func:`select_evictions`, :func:`message_from_row`,
   :func:`upgrade_schema`, :func:`encode_records`, :func:`records_from_legacy`);
-- the agent's persisted state: :class:`AgentState` and its records.
+- the agent's persisted state: :class:`AgentState` and its records;
+- over-the-air updates: :mod:`tuf_client` (one TUF repository), :class:`UptanePrimary`
+  (Uptane full verification), :class:`AbEcu` (A/B slots with automatic rollback).
 """
 
 from drivetrain.edge.actuator import InMemoryActuator, Scalar, VehicleActuator
@@ -54,6 +56,27 @@ from drivetrain.edge.can_input import CanDecoding, DecodeCounters
 from drivetrain.edge.collection import CollectionEngine, CollectionResult
 from drivetrain.edge.expressions import Expression, parse_expression
 from drivetrain.edge.identity import VehicleIdentity
+from drivetrain.edge.ota import (
+    AbEcu,
+    DirectorImageMismatchError,
+    EcuIdentity,
+    EcuMismatchError,
+    HealthResult,
+    ImageHashError,
+    ImageRollbackError,
+    InstallOutcome,
+    PreconditionError,
+    RepositoryUrls,
+    SlotImage,
+    TufTransportError,
+    TufUpdateError,
+    UptanePrimary,
+    UptaneVerificationError,
+    VehicleConditions,
+    VerifiedInstall,
+    full_verification,
+    tuf_client,
+)
 from drivetrain.edge.samples import Samples
 from drivetrain.edge.sources import (
     BusSource,
@@ -77,6 +100,7 @@ __all__ = [
     "EVENT_PRIORITY",
     "MESSAGE_COLUMNS",
     "REPORT_PRIORITY",
+    "AbEcu",
     "AgentConfig",
     "AgentState",
     "AgentStats",
@@ -92,32 +116,50 @@ __all__ = [
     "CollectionResult",
     "DecodeCounters",
     "DesiredStateVersion",
+    "DirectorImageMismatchError",
     "DownlinkMemory",
+    "EcuIdentity",
+    "EcuMismatchError",
     "EdgeAgent",
     "Eviction",
     "Expression",
     "FrameSource",
+    "HealthResult",
+    "ImageHashError",
+    "ImageRollbackError",
     "InMemoryActuator",
+    "InstallOutcome",
     "InstalledCampaigns",
     "KindSummary",
     "MemoryBuffer",
     "OutgoingMessage",
+    "PreconditionError",
+    "RepositoryUrls",
     "Samples",
     "Scalar",
+    "SlotImage",
     "SqliteBuffer",
     "StateRecord",
     "Trigger",
+    "TufTransportError",
+    "TufUpdateError",
     "Uplink",
     "UplinkStats",
+    "UptanePrimary",
+    "UptaneVerificationError",
     "VehicleActuator",
+    "VehicleConditions",
     "VehicleIdentity",
+    "VerifiedInstall",
     "check_message",
     "default_campaign",
     "encode_records",
+    "full_verification",
     "message_from_row",
     "open_frame_source",
     "parse_expression",
     "records_from_legacy",
     "select_evictions",
+    "tuf_client",
     "upgrade_schema",
 ]
