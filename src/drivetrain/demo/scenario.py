@@ -14,6 +14,7 @@ from drivetrain.demo.act_charging import CHARGING_PLANNED
 from drivetrain.demo.act_fleet_drives import FLEET_DRIVES
 from drivetrain.demo.act_lake import LAKE
 from drivetrain.demo.act_maintenance import MAINTENANCE_PREDICTED
+from drivetrain.demo.act_ota import UPDATE_ROLLS_OUT
 from drivetrain.demo.act_telemetry_lands import TELEMETRY_LANDS
 from drivetrain.demo.act_twins import TWINS_CONVERGE
 from drivetrain.demo.acts import Act
@@ -28,4 +29,5 @@ SCENARIO: tuple[Act, ...] = (
     MAINTENANCE_PREDICTED,
     CHARGING_PLANNED,
     CAMPAIGN_COLLECTS,
+    UPDATE_ROLLS_OUT,
 )
