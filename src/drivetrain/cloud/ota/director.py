@@ -12,7 +12,8 @@ assignments change); each vehicle's repository lives in ``vehicles/<VIN>/``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -86,7 +87,41 @@ class Director:
                 built for other hardware.
             NotFoundError: an image not in the Image repository.
         """
-        self.vehicle(vin)  # checks the VIN before anything else
+        return self.assign_many({vin: assignments}, images, now=now)[vin]
+
+    def assign_many(
+        self, orders: Mapping[str, Sequence[EcuAssignment]], images: ImageRepository, *,
+        now: datetime | None = None,
+    ) -> dict[str, int]:
+        """:meth:`assign` for many vehicles: images are looked up and keys loaded once.
+        Every order is checked before anything is signed. Returns each VIN's new version."""
+        cache: dict[str, TargetFile] = {}
+
+        def image_of(name: str) -> TargetFile:
+            if name not in cache:
+                cache[name] = images.image(name)
+            return cache[name]
+
+        planned = {vin: self._entries(vin, a, image_of) for vin, a in orders.items()}
+        root = self.root_bytes()
+        versions: dict[str, int] = {}
+        for vin, entries in planned.items():
+            repo = self.vehicle(vin)
+            repo.sync_each = False
+            if (repo.metadata_dir / "timestamp.json").exists():
+                versions[vin] = repo.publish(entries, now=now, replace=True)
+            else:  # a first assignment creates the vehicle's repository with it: version 1
+                TufRepository.create(repo.path, self.keys, expiry=self.expiry, root_bytes=root,
+                                     now=now, initial=entries, sync_each=False)
+                versions[vin] = 1
+        # group commit: one sync for the batch. A crash before it can leave a vehicle's files
+        # incomplete, which its client refuses (TUF verification) until the wave is re-signed.
+        os.sync()
+        return versions
+
+    def _entries(self, vin: str, assignments: Sequence[EcuAssignment],
+                 image_of: Callable[[str], TargetFile]) -> dict[str, TargetFile]:
+        self.vehicle(vin)  # checks the VIN
         entries: dict[str, TargetFile] = {}
         seen: set[str] = set()
         for a in assignments:
@@ -99,7 +134,7 @@ class Director:
             if a.ecu_serial in seen:
                 raise BadInputError(f"ECU {a.ecu_serial} is assigned twice")
             seen.add(a.ecu_serial)
-            image = images.image(a.image)
+            image = image_of(a.image)
             info = ImageInfo.of(image)
             if info.hardware_id != a.hardware_id:
                 raise BadInputError(
@@ -114,7 +149,7 @@ class Director:
                                                "ecu_identifiers": {}}})
                 entries[a.image] = entry
             entry.custom["ecu_identifiers"][a.ecu_serial] = {"hardware_id": a.hardware_id}
-        return self.enrol(vin, now=now).publish(entries, now=now, replace=True)
+        return entries
 
     def assignments(self, vin: str) -> list[EcuAssignment]:
         """What the Director currently tells ``vin`` to run.

@@ -57,6 +57,9 @@ class KeyStore:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        # loaded once per store: a Director signs for many vehicles in a row
+        self._roles: dict[str, RoleKeys] | None = None
+        self._signers: dict[str, list[Signer]] = {}
 
     @property
     def exists(self) -> bool:
@@ -95,6 +98,7 @@ class KeyStore:
         tmp = self.path / f".{_INDEX}.tmp"
         tmp.write_text(json.dumps(index, indent=1, sort_keys=True))
         os.replace(tmp, self.path / _INDEX)
+        self._roles, self._signers = None, {}
         return self.roles()
 
     def roles(self) -> dict[str, RoleKeys]:
@@ -104,6 +108,8 @@ class KeyStore:
             NotFoundError: no key set here.
             ConfigurationError: the index is unreadable.
         """
+        if self._roles is not None:
+            return dict(self._roles)
         try:
             index = json.loads((self.path / _INDEX).read_text())
         except FileNotFoundError as e:
@@ -120,7 +126,8 @@ class KeyStore:
                 for k in entry["keys"]
             )
             out[role] = RoleKeys(role, int(entry["threshold"]), keys)
-        return out
+        self._roles = out
+        return dict(out)
 
     def signers(self, role: str) -> list[Signer]:
         """The signers of ``role`` whose private keys are present here (the offline root keys
@@ -129,6 +136,8 @@ class KeyStore:
         Raises:
             ConfigurationError: a private key file readable by others than its owner.
         """
+        if role in self._signers:
+            return list(self._signers[role])
         found: list[Signer] = []
         for key in self.roles()[role].keys:
             pem = self.path / _folder(role) / f"{key.keyid}.pem"
@@ -140,7 +149,8 @@ class KeyStore:
                     f"private key {pem} has mode {mode:o}; expected 600 (chmod 600 it)"
                 )
             found.append(Signer.from_priv_key_uri(f"file2:{pem}", key))
-        return found
+        self._signers[role] = found
+        return list(found)
 
     def public_signers_present(self, role: str) -> list[Key]:
         """The public keys of ``role`` whose private halves are on this host."""

@@ -63,13 +63,14 @@ def _utc(now: datetime | None) -> datetime:
     return (now or datetime.now(UTC)).replace(microsecond=0)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, data: bytes, *, sync: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -102,6 +103,9 @@ class TufRepository:
     path: Path
     keys: KeyStore
     expiry: Expiry = field(default_factory=Expiry)
+    #: fsync every file as it is written; a batch writer (the Director signing a wave) turns
+    #: this off and syncs once at the end of the batch (group commit)
+    sync_each: bool = True
 
     @property
     def metadata_dir(self) -> Path:
@@ -116,6 +120,7 @@ class TufRepository:
     def create(
         cls, path: Path, keys: KeyStore, *, expiry: Expiry | None = None,
         root_bytes: bytes | None = None, now: datetime | None = None,
+        initial: Mapping[str, TargetFile] | None = None, sync_each: bool = True,
     ) -> TufRepository:
         """Create a repository: root v1 (or the given signed root, shared by director
         repositories), empty targets, snapshot and timestamp.
@@ -124,15 +129,16 @@ class TufRepository:
             BadInputError: a repository already exists at ``path``.
             ConfigurationError: too few root keys to sign root.
         """
-        repo = cls(Path(path), keys, expiry or Expiry())
+        repo = cls(Path(path), keys, expiry or Expiry(), sync_each)
         if (repo.metadata_dir / "timestamp.json").exists():
             raise BadInputError(f"a TUF repository already exists in {path}")
         now = _utc(now)
         if root_bytes is None:
             root_bytes = repo._new_root(now)
         root = Metadata[Root].from_bytes(root_bytes)
-        _atomic_write(repo.metadata_dir / f"{root.signed.version}.root.json", root_bytes)
-        repo.publish({}, now=now, replace=True)
+        _atomic_write(repo.metadata_dir / f"{root.signed.version}.root.json", root_bytes,
+                      sync=sync_each)
+        repo.publish(initial or {}, now=now, replace=True)
         return repo
 
     def _new_root(self, now: datetime) -> bytes:
@@ -229,12 +235,18 @@ class TufRepository:
         """
         now = _utc(now)
         roles = self.keys.roles()
-        if replace:
-            old_version = self._version_or_zero("targets")
-            entries: dict[str, TargetFile] = {}
-        else:
-            current = self.targets().signed
-            old_version, entries = current.version, dict(current.targets)
+        try:
+            timestamp = self.timestamp().signed
+            snapshot = self._load(f"{timestamp.snapshot_meta.version}.snapshot.json",
+                                  Snapshot).signed
+            versions = (timestamp.version, snapshot.version,
+                        snapshot.meta["targets.json"].version)
+        except NotFoundError:
+            versions = (0, 0, 0)
+        old_version = versions[2]
+        entries: dict[str, TargetFile] = {}
+        if not replace:
+            entries = dict(self._load(f"{old_version}.targets.json", Targets).signed.targets)
         for name, entry in changes.items():
             if entry is None:
                 entries.pop(name, None)
@@ -244,42 +256,35 @@ class TufRepository:
                                    targets=entries))
         sign_with_threshold(targets, self.keys.signers("targets"), roles["targets"].threshold)
         targets_bytes = targets.to_bytes(_SERIALIZER)
-        snapshot = Metadata(Snapshot(
-            version=self._version_or_zero("snapshot") + 1, expires=now + self.expiry.snapshot,
+        new_snapshot = Metadata(Snapshot(
+            version=versions[1] + 1, expires=now + self.expiry.snapshot,
             meta={"targets.json": _meta_of(targets.signed.version, targets_bytes)},
         ))
-        sign_with_threshold(snapshot, self.keys.signers("snapshot"),
+        sign_with_threshold(new_snapshot, self.keys.signers("snapshot"),
                             roles["snapshot"].threshold)
-        snapshot_bytes = snapshot.to_bytes(_SERIALIZER)
-        _atomic_write(self.metadata_dir / f"{targets.signed.version}.targets.json", targets_bytes)
-        _atomic_write(self.metadata_dir / f"{snapshot.signed.version}.snapshot.json",
-                      snapshot_bytes)
-        self._write_timestamp(_meta_of(snapshot.signed.version, snapshot_bytes), now)
+        snapshot_bytes = new_snapshot.to_bytes(_SERIALIZER)
+        _atomic_write(self.metadata_dir / f"{targets.signed.version}.targets.json", targets_bytes,
+                      sync=self.sync_each)
+        _atomic_write(self.metadata_dir / f"{new_snapshot.signed.version}.snapshot.json",
+                      snapshot_bytes, sync=self.sync_each)
+        self._write_timestamp(_meta_of(new_snapshot.signed.version, snapshot_bytes), now,
+                              versions[0])
         return targets.signed.version
 
     def refresh_timestamp(self, *, now: datetime | None = None) -> int:
         """Re-sign the timestamp (new version and expiry, same snapshot) so clients can tell a
         live repository from a frozen one. Returns the new timestamp version."""
         current = self.timestamp().signed
-        return self._write_timestamp(current.snapshot_meta, _utc(now))
+        return self._write_timestamp(current.snapshot_meta, _utc(now), current.version)
 
-    def _write_timestamp(self, snapshot_meta: MetaFile, now: datetime) -> int:
+    def _write_timestamp(self, snapshot_meta: MetaFile, now: datetime, previous: int) -> int:
         roles = self.keys.roles()
         timestamp = Metadata(Timestamp(
-            version=self._version_or_zero("timestamp") + 1,
+            version=previous + 1,
             expires=now + self.expiry.timestamp, snapshot_meta=snapshot_meta,
         ))
         sign_with_threshold(timestamp, self.keys.signers("timestamp"),
                             roles["timestamp"].threshold)
-        _atomic_write(self.metadata_dir / "timestamp.json", timestamp.to_bytes(_SERIALIZER))
+        _atomic_write(self.metadata_dir / "timestamp.json", timestamp.to_bytes(_SERIALIZER),
+                      sync=self.sync_each)
         return timestamp.signed.version
-
-    def _version_or_zero(self, role: str) -> int:
-        try:
-            if role == "timestamp":
-                return self.timestamp().signed.version
-            if role == "snapshot":
-                return self.snapshot().signed.version
-            return self.targets().signed.version
-        except NotFoundError:
-            return 0
