@@ -78,9 +78,10 @@ def init(metadata_dir: Path, trusted_root: Path) -> None:
 
 def updater(
     metadata_dir: Path, metadata_url: str, target_dir: Path | None = None,
-    target_base_url: str | None = None,
+    target_base_url: str | None = None, *, timeout_s: int = REQUEST_TIMEOUT_S,
 ) -> Updater:
-    """An ngclient Updater over ``metadata_dir`` (which must hold a trusted ``root.json``)."""
+    """An ngclient Updater over ``metadata_dir`` (which must hold a trusted ``root.json``);
+    a connection silent for ``timeout_s`` seconds fails the update (slow retrieval)."""
     if not (metadata_dir / "root.json").is_file():
         raise BadInputError(
             f"no trusted root in {metadata_dir}; run 'init' with the repository's root first"
@@ -89,7 +90,7 @@ def updater(
         str(metadata_dir), metadata_url,
         target_dir=None if target_dir is None else str(target_dir),
         target_base_url=target_base_url, config=config(), bootstrap=None,
-        fetcher=Urllib3Fetcher(socket_timeout=REQUEST_TIMEOUT_S, app_user_agent="drivetrain"),
+        fetcher=Urllib3Fetcher(socket_timeout=timeout_s, app_user_agent="drivetrain"),
     )
 
 
@@ -103,7 +104,7 @@ def translate(e: Exception) -> Exception:
     return TufUpdateError(f"{type(e).__name__}: {e}")
 
 
-def refresh(metadata_dir: Path, metadata_url: str) -> None:
+def refresh(metadata_dir: Path, metadata_url: str, *, timeout_s: int = REQUEST_TIMEOUT_S) -> None:
     """Run the TUF top-level metadata update against ``metadata_url``.
 
     Raises:
@@ -111,7 +112,7 @@ def refresh(metadata_dir: Path, metadata_url: str) -> None:
         TufTransportError: the repository could not be reached.
     """
     try:
-        updater(metadata_dir, metadata_url).refresh()
+        updater(metadata_dir, metadata_url, timeout_s=timeout_s).refresh()
     except (tuf_errors.RepositoryError, tuf_errors.DownloadError, tuf_errors.StorageError) as e:
         raise translate(e) from e
 

@@ -275,3 +275,39 @@ def test_timestamp_refresh_keeps_a_client_current(world: OtaWorld) -> None:
         (world.primary.state_dir / "image" / "timestamp.json").read_bytes())
     assert trusted.signed.version == before + 1
     shutil.rmtree(world.vehicle_dir / "ota" / "image" / ".." / "downloads", ignore_errors=True)
+
+
+def test_slow_retrieval_from_a_silent_server_is_abandoned(tmp_path: Path) -> None:
+    import socket
+    import threading
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    held: list[socket.socket] = []
+
+    def accept_and_say_nothing() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            held.append(conn)  # never answers: the client must give up on its own
+
+    threading.Thread(target=accept_and_say_nothing, daemon=True).start()
+    with ota_world(tmp_path / "w") as world:
+        root = world.layout.images().repo.root_bytes(1)
+    (tmp_path / "root.json").write_bytes(root)
+    tuf_client.init(tmp_path / "md", tmp_path / "root.json")
+    start = time.monotonic()
+    try:
+        with pytest.raises(TufTransportError):
+            tuf_client.refresh(tmp_path / "md",
+                               f"http://127.0.0.1:{listener.getsockname()[1]}/image/metadata",
+                               timeout_s=1)
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()
+    assert time.monotonic() - start < 120  # bounded by the timeout, not by the server

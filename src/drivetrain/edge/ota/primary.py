@@ -14,11 +14,13 @@ repository), each with its own trusted root provisioned at the factory. An updat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
+from securesystemslib.signer import Signer
 from tuf.api import exceptions as tuf_errors
 from tuf.api.metadata import Metadata, Targets
 from tuf.api.serialization import DeserializationError
@@ -26,6 +28,11 @@ from tuf.ngclient import Updater
 
 from drivetrain.core import tuf_client
 from drivetrain.core.errors import StateTransitionError
+from drivetrain.core.uptane_manifest import (
+    EcuVersionReport,
+    sign_ecu_report,
+    sign_vehicle_manifest,
+)
 from drivetrain.edge.ota.slots import AbEcu, InstallOutcome
 from drivetrain.edge.ota.uptane import EcuIdentity, VerifiedInstall, full_verification
 
@@ -92,6 +99,21 @@ class UptanePrimary:
         for folder, root in ((self._director_dir, director_root), (self._image_dir, image_root)):
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "root.json").write_bytes(root)
+
+    def version_manifest(self, primary_serial: str, signer: Signer,
+                         ecu_signers: Mapping[str, Signer], counter: int) -> bytes:
+        """The signed vehicle version manifest (Uptane §5.4.2): each ECU's report of what it
+        runs, signed by that ECU, bundled and signed by the primary. ``counter`` must increase
+        with every manifest (the cloud refuses a replayed one)."""
+        reports: dict[str, dict[str, Any]] = {}
+        for serial, ecu in sorted(self.ecus.items()):
+            running = ecu.running()
+            report = EcuVersionReport(
+                serial, running.target if running else "", running.length if running else 0,
+                running.sha256 if running else "0" * 64, counter)
+            reports[serial] = sign_ecu_report(report, ecu_signers[serial])
+        manifest = sign_vehicle_manifest(self.vin, primary_serial, reports, signer)
+        return json.dumps(manifest, sort_keys=True).encode()
 
     def identities(self) -> dict[str, EcuIdentity]:
         return {serial: ecu.identity() for serial, ecu in self.ecus.items()}
