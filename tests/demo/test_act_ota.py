@@ -19,3 +19,4 @@ def test_update_rolls_out_bad_build_is_gated_and_good_build_completes(
     assert result.figures["good_build_status"] == "completed"
     assert result.figures["good_build_installed"] == result.figures["vehicles"]
     assert 0 < int(result.figures["bad_build_installed"]) < int(result.figures["vehicles"])
+    assert int(result.figures["delta_bytes_saved"]) > 0

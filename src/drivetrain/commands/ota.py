@@ -106,6 +106,20 @@ def image_add(
                            f"{info.sha256[:16]}…)")
 
 
+@image_app.command("delta")
+def image_delta(
+    source: Annotated[str, typer.Argument(help="The image vehicles run now.")],
+    target: Annotated[str, typer.Argument(help="The image they should get.")],
+) -> None:
+    """Publish a bsdiff4 delta from SOURCE to TARGET (the full image stays the fallback)."""
+    try:
+        delta = _layout().images().add_delta(source, target)
+    except DrivetrainError as e:
+        _error(e)
+    stdout_console().print(f"published {delta.name}: {delta.delta_bytes:,} bytes instead of "
+                           f"{delta.full_bytes:,} ({delta.bytes_saved:,} saved per vehicle)")
+
+
 @image_app.command("list")
 def image_list(json_out: JsonOption = False) -> None:
     """Every image the Image repository signs."""

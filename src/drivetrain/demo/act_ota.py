@@ -5,7 +5,8 @@ one that installs cleanly but raises energy use, and a good one. Each rollout ta
 vehicles a twin query selects, takes each BMS's hardware id from the twin's ECU inventory,
 signs Director metadata per vehicle, queues the update notices as a job of the dispatcher,
 and has every targeted vehicle's primary run a real Uptane update cycle (both repositories
-over HTTP, full verification, A/B install with health check). The KPIs of updated vehicles
+over HTTP, full verification, A/B install with health check); cars already running the
+bad build get the good one as a bsdiff4 delta. The KPIs of updated vehicles
 come from the simulator: the running build's behaviour applied to each car's baseline.
 
 Checks: the bad build is paused by the health gate after its first wave with the energy
@@ -114,8 +115,12 @@ def run(context: DemoContext) -> ActResult:
             factor = read_firmware(image).energy_factor if image else 1.0
             return Kpis(car.baseline_kwh_100km * factor, float(rng.uniform(0.0, 0.4)), 0.0)
 
+        saved = 0
         for step, label in enumerate(("bad", "good")):
             version = builds[label][0]
+            if label == "good":  # deltas from the build the first wave now runs
+                for hw in variants:
+                    images.add_delta(by_hw["bad"][hw], by_hw["good"][hw])
             rollout = Rollout(f"bms-{version}", tuple(c.vin for c in cars),
                               WavePolicy(waves=(0.25, 0.6, 1.0), health_margin=0.05))
             with database.session() as session:
@@ -135,6 +140,8 @@ def run(context: DemoContext) -> ActResult:
                     rollout.advance(vin, "downloading")
                     rollout.advance(vin, "installing")
                     [outcome] = primaries[vin].update(parked)
+                    if outcome.via_delta and outcome.after is not None:
+                        saved += outcome.after.length - outcome.downloaded_bytes
                     state: VehicleState = (
                         "installed" if outcome.result in ("installed", "unchanged")
                         else "rolled_back")
@@ -170,7 +177,8 @@ def run(context: DemoContext) -> ActResult:
         f"({bad.counts()['installed']} of {len(cars)} installed; energy "
         f"{energy.get('updated', 0):.1f} vs control {energy.get('control', 0):.1f} kWh/100 km), "
         f"good build {good.status} in {good.wave} waves ({good.counts()['installed']} installed),"
-        f" twins report BMS 2.6.1 on {running.get('2.6.1', 0)} of {len(cars)} vehicles"
+        f" twins report BMS 2.6.1 on {running.get('2.6.1', 0)} of {len(cars)} vehicles;"
+        f" deltas saved {saved:,} bytes"
     )
     figures = {
         "vehicles": len(cars),
@@ -180,6 +188,7 @@ def run(context: DemoContext) -> ActResult:
         "good_build_installed": good.counts()["installed"],
         "good_build_status": good.status,
         "update_records": len(records),
+        "delta_bytes_saved": saved,
     }
     return ActResult(passed, check if passed else f"FAILED: {check}", figures)
 

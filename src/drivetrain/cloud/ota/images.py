@@ -19,10 +19,11 @@ from tuf.api.metadata import TargetFile
 from drivetrain.cloud.ota.keys import KeyStore
 from drivetrain.cloud.ota.repository import Expiry, TufRepository
 from drivetrain.core.errors import BadInputError, NotFoundError
+from drivetrain.core.ota_names import delta_name
 
 HARDWARE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 MAX_RELEASE_COUNTER: Final = 2**31 - 1
-IMAGE_KINDS: Final = ("firmware", "app", "decoder_manifest", "model")
+IMAGE_KINDS: Final = ("firmware", "app", "decoder_manifest", "model", "delta")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,21 @@ class ImageInfo:
         return {"name": self.name, "length": self.length, "sha256": self.sha256,
                 "hardware_id": self.hardware_id, "release_counter": self.release_counter,
                 "version": self.version, "kind": self.kind}
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaInfo:
+    """A published delta: from which image to which, its name and the bytes it saves."""
+
+    source: str
+    target: str
+    name: str
+    delta_bytes: int
+    full_bytes: int
+
+    @property
+    def bytes_saved(self) -> int:
+        return self.full_bytes - self.delta_bytes
 
 
 def check_image_fields(hardware_id: str, release_counter: int, version: str, kind: str) -> None:
@@ -99,6 +115,37 @@ class ImageRepository:
             return ImageInfo.of(existing)
         self.repo.publish({name: target}, now=now)
         return ImageInfo.of(target)
+
+    def add_delta(self, source: str, target: str, *, now: datetime | None = None) -> DeltaInfo:
+        """Publish a bsdiff4 delta that turns image ``source`` into image ``target`` (same
+        hardware id), under :func:`delta_name`. A vehicle running ``source`` downloads the
+        delta instead of the full image, rebuilds ``target`` and checks its hash; the full
+        image stays published as the fallback.
+
+        Raises:
+            NotFoundError: either image is not published.
+            BadInputError: the two images are for different hardware, or the delta would not
+                be smaller than the full image.
+        """
+        import bsdiff4
+
+        old, new = self.image(source), self.image(target)
+        old_info, new_info = ImageInfo.of(old), ImageInfo.of(new)
+        if old_info.hardware_id != new_info.hardware_id:
+            raise BadInputError(f"delta {source} → {target}: hardware {old_info.hardware_id!r} "
+                                f"≠ {new_info.hardware_id!r}")
+        patch = bsdiff4.diff(self.repo.image_bytes(old), self.repo.image_bytes(new))
+        if len(patch) >= new.length:
+            raise BadInputError(f"delta {source} → {target} is {len(patch):,} bytes, not "
+                                f"smaller than the full image ({new.length:,})")
+        name = delta_name(target, old.hashes["sha256"])
+        if self.repo.target(name) is None:
+            entry = self.repo.store_image(name, patch, {
+                "hardware_id": new_info.hardware_id, "release_counter": new_info.release_counter,
+                "version": new_info.version, "kind": "delta", "delta_of": target,
+                "source_sha256": old.hashes["sha256"]})
+            self.repo.publish({name: entry}, now=now)
+        return DeltaInfo(source, target, name, len(patch), new.length)
 
     def images(self) -> list[ImageInfo]:
         """Every published image, by name."""

@@ -14,12 +14,14 @@ repository), each with its own trusted root provisioned at the factory. An updat
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
+import bsdiff4
 from securesystemslib.signer import Signer
 from tuf.api import exceptions as tuf_errors
 from tuf.api.metadata import Metadata, Targets
@@ -28,6 +30,7 @@ from tuf.ngclient import Updater
 
 from drivetrain.core import tuf_client
 from drivetrain.core.errors import StateTransitionError
+from drivetrain.core.ota_names import delta_name
 from drivetrain.core.uptane_manifest import (
     EcuVersionReport,
     sign_ecu_report,
@@ -164,12 +167,33 @@ class UptanePrimary:
                 outcomes.append(InstallOutcome(ecu.serial, "unchanged", "already running",
                                                running, running))
                 continue
-            try:
-                info = image.get_targetinfo(order.target)
-                if info is None:
-                    raise tuf_client.TufUpdateError(f"image {order.target} vanished")
-                path = image.find_cached_target(info) or image.download_target(info)
-            except (tuf_errors.RepositoryError, tuf_errors.DownloadError) as e:
-                raise tuf_client.translate(e) from e
-            outcomes.append(ecu.install(Path(path).read_bytes(), order))
+            data, downloaded, via_delta = self._fetch(image, order, ecu)
+            outcome = ecu.install(data, order)
+            outcomes.append(replace(outcome, downloaded_bytes=downloaded, via_delta=via_delta))
         return outcomes
+
+    def _fetch(self, image: Updater, order: VerifiedInstall,
+               ecu: AbEcu) -> tuple[bytes, int, bool]:
+        """The ordered image's bytes, how many were downloaded, and whether through a delta:
+        the delta from what the ECU runs when the Image repository offers one and the rebuilt
+        image has the ordered length and SHA-256, else the full image."""
+        running, current = ecu.running(), ecu.image_bytes()
+        try:
+            if running is not None and current is not None:
+                info = image.get_targetinfo(delta_name(order.target, running.sha256))
+                if info is not None and info.custom.get("delta_of") == order.target:
+                    path = image.find_cached_target(info) or image.download_target(info)
+                    try:
+                        rebuilt = bsdiff4.patch(current, Path(path).read_bytes())
+                    except (ValueError, OSError):
+                        rebuilt = b""  # a delta that does not apply: the full image instead
+                    if len(rebuilt) == order.length and \
+                            hashlib.sha256(rebuilt).hexdigest() == order.sha256:
+                        return rebuilt, info.length, True
+            info = image.get_targetinfo(order.target)
+            if info is None:
+                raise tuf_client.TufUpdateError(f"image {order.target} vanished")
+            path = image.find_cached_target(info) or image.download_target(info)
+        except (tuf_errors.RepositoryError, tuf_errors.DownloadError) as e:
+            raise tuf_client.translate(e) from e
+        return Path(path).read_bytes(), info.length, False

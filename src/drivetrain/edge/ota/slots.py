@@ -65,6 +65,8 @@ class InstallOutcome:
     detail: str
     before: SlotImage | None
     after: SlotImage | None
+    downloaded_bytes: int = 0
+    via_delta: bool = False
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
