@@ -30,7 +30,7 @@ TITLE = "Update rolls out: Uptane-signed BMS builds in health-gated waves"
 TENANT = "default"
 ECU = "BMS"
 ACTOR = "ota demo"
-MAX_VEHICLES = 24
+MAX_VEHICLES = 16
 MIN_VEHICLES = 8
 
 
@@ -89,7 +89,7 @@ def run(context: DemoContext) -> ActResult:
     for label, (version, counter, energy_factor) in builds.items():
         for hw in variants:
             name = f"bms/{hw}/bms-{version}.bin"
-            data = build_firmware(FirmwareBehaviour(ECU, version, True, energy_factor), 48 * 1024)
+            data = build_firmware(FirmwareBehaviour(ECU, version, True, energy_factor), 16 * 1024)
             images.add_image(name, data, hardware_id=hw, release_counter=counter,
                              version=version)
             by_hw[label][hw] = name
@@ -136,6 +136,7 @@ def run(context: DemoContext) -> ActResult:
                                         images_by_hardware=by_hw[label], vins=wave,
                                         wave=rollout.wave)
                 for vin in wave:
+                    context.check_time()
                     started = datetime.now(UTC)
                     rollout.advance(vin, "downloading")
                     rollout.advance(vin, "installing")
@@ -193,4 +194,4 @@ def run(context: DemoContext) -> ActResult:
     return ActResult(passed, check if passed else f"FAILED: {check}", figures)
 
 
-UPDATE_ROLLS_OUT = Act(name=NAME, title=TITLE, run=run, weight=0.6)
+UPDATE_ROLLS_OUT = Act(name=NAME, title=TITLE, run=run, weight=0.4)
