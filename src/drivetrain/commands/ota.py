@@ -84,6 +84,22 @@ def keys_show(json_out: JsonOption = False) -> None:
     _table("OTA signing keys", rows, ["repository", "role", "threshold", "keys", "on_host"])
 
 
+@keys_app.command("rotate")
+def keys_rotate(
+    role: Annotated[str, typer.Argument(help="targets, snapshot or timestamp.")],
+) -> None:
+    """Revoke an online key of the Image repository, make a new one and sign a new root
+    naming it (needs the offline root keys back on this host)."""
+    layout = _layout()
+    try:
+        repo = layout.images().repo
+        key = layout.image_keys.replace_key(role)
+        version = repo.rotate_keys()
+    except DrivetrainError as e:
+        _error(e)
+    stdout_console().print(f"image {role}: new key {key.keyid[:16]}…, root v{version}")
+
+
 @image_app.command("add")
 def image_add(
     file: Annotated[Path, typer.Argument(help="The image file.", exists=True, dir_okay=False)],

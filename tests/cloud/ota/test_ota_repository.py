@@ -9,6 +9,8 @@ import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tuf.api.metadata import Metadata, Root, Snapshot, Targets, Timestamp
 
 from drivetrain.cloud.ota.director import EcuAssignment
@@ -147,3 +149,22 @@ def test_server_resolves_repository_files(layout: OtaLayout) -> None:
     assert resolve(layout, "/image/metadata/1.root.json") is not None
     layout.director().enrol(VIN)
     assert resolve(layout, f"/director/{VIN}/metadata/timestamp.json") is not None
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(["image", "metadata", "targets", "director", VIN, "..", ".",
+                                 "%2e%2e", "%2f", "keys", "timestamp.json", "1.root.json",
+                                 "", "a\x00b", "~", "offline"]), max_size=7),
+       st.text(max_size=40))
+def test_no_url_resolves_outside_the_repository_folders(
+    layout: OtaLayout, parts: list[str], noise: str,
+) -> None:
+    url = "/" + "/".join([*parts, noise])
+    path = resolve(layout, url)
+    if path is not None:
+        real = path.resolve()
+        allowed = [(layout.image_path / "metadata").resolve(),
+                   (layout.image_path / "targets").resolve(),
+                   (layout.director_path / "vehicles").resolve()]
+        assert any(real.is_relative_to(a) for a in allowed), url
+        assert "keys" not in real.relative_to(layout.root.resolve()).parts

@@ -311,3 +311,16 @@ def test_slow_retrieval_from_a_silent_server_is_abandoned(tmp_path: Path) -> Non
         for conn in held:
             conn.close()
     assert time.monotonic() - start < 120  # bounded by the timeout, not by the server
+
+
+def test_a_revoked_timestamp_key_is_refused_after_key_rotation(world: OtaWorld) -> None:
+    world.primary.check()
+    keys, repo = world.layout.image_keys, world.layout.images().repo
+    [revoked] = keys.signers("timestamp")  # the compromised key, still in the attacker's hands
+    keys.replace_key("timestamp")
+    assert repo.rotate_keys() == 2
+    world.primary.check()  # the vehicle follows the new root and the new timestamp key
+    _resign(repo.metadata_dir / "timestamp.json", [revoked],
+            lambda s: setattr(s, "version", s.version + 1))
+    with pytest.raises(TufUpdateError, match="UnsignedMetadataError|signature"):
+        world.primary.check()

@@ -152,6 +152,34 @@ class KeyStore:
         self._signers[role] = found
         return list(found)
 
+    def replace_key(self, role: str) -> Key:
+        """Revoke ``role``'s keys and generate one new key for it (threshold 1): after a key
+        is lost or compromised. The old private keys move to ``revoked/``. A new root version
+        must then be signed (:meth:`TufRepository.rotate_keys`) for vehicles to trust it.
+
+        Raises:
+            BadInputError: ``role`` is root (its rotation needs the old and new root
+                thresholds together) or unknown.
+        """
+        if role not in ROLES or role == "root":
+            raise BadInputError(f"role {role!r}: only targets, snapshot and timestamp keys are "
+                                "replaced this way")
+        index = json.loads((self.path / _INDEX).read_text())
+        (self.path / "revoked").mkdir(mode=0o700, exist_ok=True)
+        for entry in index[role]["keys"]:
+            pem = self.path / _folder(role) / f"{entry['keyid']}.pem"
+            if pem.is_file():
+                os.replace(pem, self.path / "revoked" / pem.name)
+        signer = CryptoSigner.generate_ed25519()
+        key = signer.public_key
+        _write_private(self.path / _folder(role) / f"{key.keyid}.pem", signer.private_bytes)
+        index[role] = {"threshold": 1, "keys": [key.to_dict() | {"keyid": key.keyid}]}
+        tmp = self.path / f".{_INDEX}.tmp"
+        tmp.write_text(json.dumps(index, indent=1, sort_keys=True))
+        os.replace(tmp, self.path / _INDEX)
+        self._roles, self._signers = None, {}
+        return key
+
     def public_signers_present(self, role: str) -> list[Key]:
         """The public keys of ``role`` whose private halves are on this host."""
         return [k for k in self.roles()[role].keys

@@ -271,6 +271,30 @@ class TufRepository:
                               versions[0])
         return targets.signed.version
 
+    def rotate_keys(self, *, now: datetime | None = None) -> int:
+        """Sign root version N+1 naming the key store's current keys for every online role
+        (root keys unchanged), then re-sign targets, snapshot and timestamp with them. Clients
+        update root first (TUF §5.3), so metadata signed with a revoked key is refused from
+        then on. Returns the new root version.
+
+        Raises:
+            ConfigurationError: fewer root keys present than root's threshold.
+        """
+        now = _utc(now)
+        current = Metadata[Root].from_bytes(self.root_bytes()).signed
+        roles = self.keys.roles()
+        root = Root(version=current.version + 1, expires=now + self.expiry.root,
+                    consistent_snapshot=True)
+        for role in ROLES:
+            for key in roles[role].keys:
+                root.add_key(key, role)
+            root.roles[role].threshold = roles[role].threshold
+        md = Metadata(root)
+        sign_with_threshold(md, self.keys.signers("root"), roles["root"].threshold)
+        _atomic_write(self.metadata_dir / f"{root.version}.root.json", md.to_bytes(_SERIALIZER))
+        self.publish({}, now=now)
+        return root.version
+
     def refresh_timestamp(self, *, now: datetime | None = None) -> int:
         """Re-sign the timestamp (new version and expiry, same snapshot) so clients can tell a
         live repository from a frozen one. Returns the new timestamp version."""
