@@ -122,7 +122,9 @@ def run(context: DemoContext) -> ActResult:
                 for hw in variants:
                     images.add_delta(by_hw["bad"][hw], by_hw["good"][hw])
             rollout = Rollout(f"bms-{version}", tuple(c.vin for c in cars),
-                              WavePolicy(waves=(0.25, 0.6, 1.0), health_margin=0.05))
+                              WavePolicy(waves=(0.25, 0.6, 1.0), health_margin=0.05),
+                              created_by=f"demo:{NAME}:release-engineer")
+            rollout.approve(f"demo:{NAME}:release-manager")
             with database.session() as session:
                 job_id = flows.open_rollout_job(session, tenant=TENANT, actor=ACTOR,
                                                 campaign=rollout.campaign, image=version)

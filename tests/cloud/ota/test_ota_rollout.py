@@ -19,7 +19,8 @@ def _finish(rollout: Rollout, vins: tuple[str, ...], outcome: str = "installed")
 
 
 def test_waves_cover_the_target_set_once_in_order() -> None:
-    rollout = Rollout("c1", VINS, WavePolicy(waves=(0.1, 0.5, 1.0)))
+    rollout = Rollout("c1", VINS, WavePolicy(waves=(0.1, 0.5, 1.0)), created_by="ann")
+    rollout.approve("bob")
     seen: list[str] = []
     while rollout.status == "running":
         wave = rollout.start_next_wave()
@@ -27,12 +28,13 @@ def test_waves_cover_the_target_set_once_in_order() -> None:
         seen += wave
         rollout.judge_wave([OK] * len(seen), [OK] * max(3, 20 - len(seen)))
     assert rollout.status == "completed" and tuple(seen) == VINS
-    assert [len(rollout.targets[slice(*rollout.wave_bounds(i))]) for i in range(3)] == [2, 8, 10]
+    assert [end - start for start, end in rollout.wave_spans] == [2, 8, 10]
     assert rollout.counts()["installed"] == 20
 
 
 def test_a_healthy_looking_install_that_worsens_energy_use_pauses_with_evidence() -> None:
     rollout = Rollout("c1", VINS, WavePolicy(waves=(0.25, 1.0), health_margin=0.05))
+    rollout.approve("bob")
     wave = rollout.start_next_wave()
     _finish(rollout, wave)
     status = rollout.judge_wave([Kpis(18.4, 0.2, 0.0)] * 5, [OK] * 15)
@@ -46,6 +48,7 @@ def test_a_healthy_looking_install_that_worsens_energy_use_pauses_with_evidence(
 
 def test_error_threshold_stops_the_rollout() -> None:
     rollout = Rollout("c1", VINS, WavePolicy(waves=(0.25, 1.0), error_threshold=0.2))
+    rollout.approve("bob")
     wave = rollout.start_next_wave()
     _finish(rollout, wave[:3])
     _finish(rollout, wave[3:], "rolled_back")
@@ -57,7 +60,8 @@ def test_error_threshold_stops_the_rollout() -> None:
 
 def test_success_threshold_pauses_until_an_operator_resumes() -> None:
     rollout = Rollout("c1", VINS, WavePolicy(waves=(0.5, 1.0), success_threshold=0.95,
-                                                error_threshold=0.5))
+                                             error_threshold=0.5))
+    rollout.approve("bob")
     wave = rollout.start_next_wave()
     _finish(rollout, wave[:-1])
     _finish(rollout, wave[-1:], "failed")
@@ -68,6 +72,7 @@ def test_success_threshold_pauses_until_an_operator_resumes() -> None:
 
 def test_per_vehicle_states_only_move_forward() -> None:
     rollout = Rollout("c1", VINS)
+    rollout.approve("bob")
     [vin] = rollout.start_next_wave()[:1]
     with pytest.raises(StateTransitionError, match="pending → installed"):
         rollout.advance(vin, "installed")
@@ -93,3 +98,33 @@ def test_gate_allows_noise_within_the_margin_and_skips_tiny_control_groups() -> 
 def test_bad_policies_are_refused_naming_the_field(kwargs: dict, field: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(BadInputError, match=field):
         WavePolicy(**kwargs)
+
+
+def test_a_draft_needs_another_persons_approval() -> None:
+    rollout = Rollout("c1", VINS, created_by="ann")
+    with pytest.raises(StateTransitionError, match="approved"):
+        rollout.start_next_wave()
+    with pytest.raises(StateTransitionError, match="another person"):
+        rollout.approve("ann")
+    rollout.approve("bob")
+    assert rollout.status == "running" and rollout.approved_by == "bob"
+
+
+def test_vehicles_that_join_later_are_picked_up_by_the_next_waves() -> None:
+    rollout = Rollout("c1", VINS[:10], WavePolicy(waves=(0.5, 1.0)))
+    rollout.approve("bob")
+    first = rollout.start_next_wave()
+    assert rollout.add_targets([*VINS[:3], *VINS[10:14]]) == 4  # known ones are ignored
+    _finish(rollout, first)
+    rollout.judge_wave([OK] * 5, [OK] * 9)
+    second = rollout.start_next_wave()  # the last planned wave: up to VINS[13]
+    assert rollout.add_targets(VINS[14:16]) == 2  # they join while it runs
+    _finish(rollout, second)
+    assert rollout.judge_wave([OK] * 14, [OK] * 3) == "running"  # not done: two are left
+    third = rollout.start_next_wave()
+    assert set(first) | set(second) | set(third) == set(VINS[:16])
+    assert not set(first) & set(second) and not set(second) & set(third)
+    _finish(rollout, third)
+    assert rollout.judge_wave([OK] * 16, [OK] * 3) == "completed"
+    with pytest.raises(StateTransitionError, match="completed"):
+        rollout.add_targets(VINS[16:])

@@ -1,7 +1,8 @@
 """Health-gated rollouts: waves, per-vehicle states, success and error thresholds, and a
 fleet health gate against a control group. Pure: values in, decisions out.
 
-A rollout sends one build to a target set in **waves** (cumulative fractions of the set, e.g.
+A rollout is a **draft** until someone other than its creator approves it; it sends one
+build to a target set in **waves** (cumulative fractions of the set, e.g.
 5 %, 25 %, 100 %). Each vehicle moves ``pending → downloading → installing → installed``, or
 ends ``failed`` (refused by verification, download error) or ``rolled_back`` (the ECU's health
 check failed and it went back to its other slot). A wave is judged once all its vehicles have
@@ -15,7 +16,8 @@ an outcome:
   by more than ``health_margin`` (relative) — else it **pauses, with the evidence**. A build
   that installs cleanly but makes cars worse is stopped here, not by install failures.
 
-Every vehicle's outcome becomes an :class:`UpdateRecord` (UN R156 §7.2: software before and
+Vehicles that join the target set later (:meth:`Rollout.add_targets`) go into the waves not
+yet started. Every vehicle's outcome becomes an :class:`UpdateRecord` (UN R156 §7.2: software before and
 after, RXSWIN, campaign, preconditions checked, result, timestamps), exportable as JSON.
 """
 
@@ -32,7 +34,7 @@ from drivetrain.core.errors import BadInputError, StateTransitionError
 
 VehicleState = Literal["pending", "downloading", "installing", "installed", "failed",
                        "rolled_back"]
-RolloutStatus = Literal["running", "paused", "stopped", "completed"]
+RolloutStatus = Literal["draft", "running", "paused", "stopped", "completed"]
 FINAL: Final[frozenset[str]] = frozenset({"installed", "failed", "rolled_back"})
 _NEXT: Final[Mapping[str, frozenset[str]]] = {
     "pending": frozenset({"downloading", "failed"}),
@@ -149,45 +151,81 @@ class Rollout:
     campaign: str
     targets: tuple[str, ...]
     policy: WavePolicy = field(default_factory=WavePolicy)
-    status: RolloutStatus = "running"
+    status: RolloutStatus = "draft"
+    created_by: str = ""
+    approved_by: str = ""
+    wave_spans: list[tuple[int, int]] = field(default_factory=list)  # [start, end) per wave
     wave: int = 0  # waves started so far
     states: dict[str, VehicleState] = field(default_factory=dict)
     reason: str = ""
     evidence: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     records: list[UpdateRecord] = field(default_factory=list)
 
-    def wave_bounds(self, index: int) -> tuple[int, int]:
-        """Target indices [start, end) of wave ``index`` (0-based)."""
+    def approve(self, actor: str) -> None:
+        """Approve a draft rollout; it then runs. The one who created it may not approve it
+        (two-person rule).
+
+        Raises:
+            StateTransitionError: not a draft, or approved by its creator.
+        """
+        if self.status != "draft":
+            raise StateTransitionError(f"rollout {self.campaign} is {self.status}; only a "
+                                       "draft is approved")
+        if not actor or actor == self.created_by:
+            raise StateTransitionError(f"rollout {self.campaign} was created by {actor!r}; "
+                                       "another person must approve it")
+        self.approved_by, self.status = actor, "running"
+
+    def add_targets(self, vins: Sequence[str]) -> int:
+        """Vehicles that joined the target set (the twin query matches them now): they go
+        into the waves not yet started. Returns how many were new.
+
+        Raises:
+            StateTransitionError: the rollout stopped or completed.
+        """
+        if self.status in ("stopped", "completed"):
+            raise StateTransitionError(f"rollout {self.campaign} is {self.status}")
+        known = set(self.targets)
+        new = tuple(v for v in dict.fromkeys(vins) if v not in known)
+        self.targets += new
+        return len(new)
+
+    def _next_span(self) -> tuple[int, int]:
         n = len(self.targets)
-        end = max(1, math.ceil(self.policy.waves[index] * n)) if n else 0
-        start = 0 if index == 0 else max(1, math.ceil(self.policy.waves[index - 1] * n))
-        return min(start, end), end
+        start = self.wave_spans[-1][1] if self.wave_spans else 0
+        if self.wave >= len(self.policy.waves):  # vehicles that joined after the last wave
+            return start, n
+        end = n if self.wave == len(self.policy.waves) - 1 else \
+            max(1, math.ceil(self.policy.waves[self.wave] * n))
+        return start, max(start, end)
 
     def start_next_wave(self) -> tuple[str, ...]:
-        """Mark the next wave's vehicles pending and return them.
+        """Mark the next wave's vehicles pending and return them (after the planned waves,
+        one more wave takes the vehicles that joined since).
 
         Raises:
             StateTransitionError: the rollout is not running, the current wave is not done,
-                or every wave has started.
+                or no vehicle is left to start.
         """
         if self.status != "running":
-            raise StateTransitionError(f"rollout {self.campaign} is {self.status}; resume it "
-                                       "to start a wave")
+            raise StateTransitionError(f"rollout {self.campaign} is {self.status}; it must be "
+                                       "approved (or resumed) to start a wave")
         if self.wave and not self.wave_done():
             raise StateTransitionError(f"wave {self.wave} of {self.campaign} is still running")
-        if self.wave >= len(self.policy.waves):
+        start, end = self._next_span()
+        if self.wave >= len(self.policy.waves) and start >= end:
             raise StateTransitionError(f"rollout {self.campaign} has started every wave")
-        start, end = self.wave_bounds(self.wave)
         vins = self.targets[start:end]
         for vin in vins:
             self.states[vin] = "pending"
+        self.wave_spans.append((start, end))
         self.wave += 1
         return vins
 
     def current_wave(self) -> tuple[str, ...]:
-        if not self.wave:
+        if not self.wave_spans:
             return ()
-        start, end = self.wave_bounds(self.wave - 1)
+        start, end = self.wave_spans[-1]
         return self.targets[start:end]
 
     def wave_done(self) -> bool:
@@ -246,7 +284,7 @@ class Rollout:
             self.status, self.reason = "paused", f"wave {self.wave}: {gate.reason}"
             return self.status
         self.reason = f"wave {self.wave}: {gate.reason}"
-        if self.wave >= len(self.policy.waves):
+        if self.wave >= len(self.policy.waves) and self.wave_spans[-1][1] >= len(self.targets):
             self.status = "completed"
         return self.status
 
