@@ -28,6 +28,7 @@ READERS = [
     "commerce catalog show", "commerce subscription list", "commerce subscription show",
     "commerce invoice list", "commerce invoice show", "commerce entitlement list",
     "commerce revenue", "commerce statement",
+    "ota keys show", "ota image list", "ota director show",
 ]
 #: Command names that read or list: a new command named so must offer --json too.
 _READING_NAMES = {"list", "show", "info", "stats", "counts", "query", "sql", "status", "get",

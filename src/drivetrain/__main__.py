@@ -1,3 +1,3 @@
-from drivetrain.cli import main
+from drivetrain.launcher import main
 
 main()

@@ -12,8 +12,8 @@ from drivetrain.commands import (
     auth,
     bench,
     campaign,
-    commerce,
     can,
+    commerce,
     db,
     demo,
     edge,
@@ -21,6 +21,7 @@ from drivetrain.commands import (
     ingest,
     jobs,
     lake,
+    ota,
     portability,
     privacy,
     serve,
@@ -91,6 +92,7 @@ app.add_typer(jobs.job_app, name="job")
 app.add_typer(campaign.app, name="campaign")
 app.add_typer(commerce.app, name="commerce")
 app.add_typer(bench.app, name="bench")
+app.add_typer(ota.app, name="ota")
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.command("export")(portability.export)

@@ -10,6 +10,7 @@ from drivetrain.cloud.commands import api as commands_api
 from drivetrain.cloud.commerce import api as commerce_api
 from drivetrain.cloud.ingest import api as ingest_api
 from drivetrain.cloud.lake import api as lake_api
+from drivetrain.cloud.ota import api as ota_api
 from drivetrain.cloud.portability import api as portability_api
 from drivetrain.cloud.privacy import api as privacy_api
 from drivetrain.cloud.twins import api as twins_api
@@ -33,6 +34,7 @@ ROUTERS: list[tuple[str, APIRouter]] = [
     ("/v1/catalogs", campaigns_api.catalogs_router),
     ("/v1/vehicle-models", campaigns_api.models_router),
     ("/v1/commerce", commerce_api.router),
+    ("/v1/ota", ota_api.router),
 ]
 
 

@@ -24,6 +24,8 @@ Public surface (everything else in this package is internal; import these names 
 - the agent's persisted state: :class:`AgentState` and its records;
 - paid features: :class:`EntitlementGate` (offline token checks), :class:`FeatureStatus`,
   :class:`TokenRefused`, and :class:`FeatureSwitch` (an actuator that switches features).
+- over-the-air updates: :mod:`tuf_client` (one TUF repository), :class:`UptanePrimary`
+  (Uptane full verification), :class:`AbEcu` (A/B slots with automatic rollback).
 """
 
 from drivetrain.edge.actuator import FeatureSwitch, InMemoryActuator, Scalar, VehicleActuator
@@ -63,6 +65,27 @@ from drivetrain.edge.entitlements import (
 )
 from drivetrain.edge.expressions import Expression, parse_expression
 from drivetrain.edge.identity import VehicleIdentity
+from drivetrain.edge.ota import (
+    AbEcu,
+    DirectorImageMismatchError,
+    EcuIdentity,
+    EcuMismatchError,
+    HealthResult,
+    ImageHashError,
+    ImageRollbackError,
+    InstallOutcome,
+    PreconditionError,
+    RepositoryUrls,
+    SlotImage,
+    TufTransportError,
+    TufUpdateError,
+    UptanePrimary,
+    UptaneVerificationError,
+    VehicleConditions,
+    VerifiedInstall,
+    full_verification,
+    tuf_client,
+)
 from drivetrain.edge.samples import Samples
 from drivetrain.edge.sources import (
     BusSource,
@@ -88,6 +111,7 @@ __all__ = [
     "EVENT_PRIORITY",
     "MESSAGE_COLUMNS",
     "REPORT_PRIORITY",
+    "AbEcu",
     "AgentConfig",
     "AgentState",
     "AgentStats",
@@ -103,7 +127,10 @@ __all__ = [
     "CollectionResult",
     "DecodeCounters",
     "DesiredStateVersion",
+    "DirectorImageMismatchError",
     "DownlinkMemory",
+    "EcuIdentity",
+    "EcuMismatchError",
     "EdgeAgent",
     "EntitlementGate",
     "EntitlementRefusal",
@@ -114,29 +141,44 @@ __all__ = [
     "FeatureSwitch",
     "FrameSource",
     "HeldEntitlements",
+    "HealthResult",
+    "ImageHashError",
+    "ImageRollbackError",
     "InMemoryActuator",
+    "InstallOutcome",
     "InstalledCampaigns",
     "KindSummary",
     "ManifestInForce",
     "MemoryBuffer",
     "OutgoingMessage",
+    "PreconditionError",
+    "RepositoryUrls",
     "Samples",
     "Scalar",
+    "SlotImage",
     "SqliteBuffer",
     "StateRecord",
     "TokenRefused",
     "Trigger",
+    "TufTransportError",
+    "TufUpdateError",
     "Uplink",
     "UplinkStats",
+    "UptanePrimary",
+    "UptaneVerificationError",
     "VehicleActuator",
+    "VehicleConditions",
     "VehicleIdentity",
+    "VerifiedInstall",
     "check_message",
     "default_campaign",
     "encode_records",
+    "full_verification",
     "message_from_row",
     "open_frame_source",
     "parse_expression",
     "records_from_legacy",
     "select_evictions",
+    "tuf_client",
     "upgrade_schema",
 ]

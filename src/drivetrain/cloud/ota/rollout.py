@@ -1,0 +1,296 @@
+"""Health-gated rollouts: waves, per-vehicle states, success and error thresholds, and a
+fleet health gate against a control group. Pure: values in, decisions out.
+
+A rollout is a **draft** until someone other than its creator approves it; it sends one
+build to a target set in **waves** (cumulative fractions of the set, e.g.
+5 %, 25 %, 100 %). Each vehicle moves ``pending → downloading → installing → installed``, or
+ends ``failed`` (refused by verification, download error) or ``rolled_back`` (the ECU's health
+check failed and it went back to its other slot). A wave is judged once all its vehicles have
+an outcome:
+
+- **error threshold**: (failed + rolled back) / wave ≥ ``error_threshold`` → the rollout
+  **stops**;
+- **success threshold**: installed / wave < ``success_threshold`` → it **pauses**;
+- **health gate**: the updated vehicles' KPIs (energy per 100 km, fault codes and security
+  events per 1000 km) must not be worse than the control group's (vehicles not yet updated)
+  by more than ``health_margin`` (relative) — else it **pauses, with the evidence**. A build
+  that installs cleanly but makes cars worse is stopped here, not by install failures.
+
+Vehicles that join the target set later (:meth:`Rollout.add_targets`) go into the waves not
+yet started. Every vehicle's outcome becomes an :class:`UpdateRecord` (UN R156 §7.2: software before and
+after, RXSWIN, campaign, preconditions checked, result, timestamps), exportable as JSON.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Final, Literal
+
+from drivetrain.core.errors import BadInputError, StateTransitionError
+
+VehicleState = Literal["pending", "downloading", "installing", "installed", "failed",
+                       "rolled_back"]
+RolloutStatus = Literal["draft", "running", "paused", "stopped", "completed"]
+FINAL: Final[frozenset[str]] = frozenset({"installed", "failed", "rolled_back"})
+_NEXT: Final[Mapping[str, frozenset[str]]] = {
+    "pending": frozenset({"downloading", "failed"}),
+    "downloading": frozenset({"installing", "failed"}),
+    "installing": frozenset({"installed", "failed", "rolled_back"}),
+}
+#: The KPIs the gate compares; larger is worse for each.
+KPI_NAMES: Final = ("energy_kwh_per_100km", "dtc_per_1000km", "security_events_per_1000km")
+MAX_WAVES: Final = 20
+
+
+@dataclass(frozen=True, slots=True)
+class WavePolicy:
+    """How a rollout advances (see the module doc)."""
+
+    waves: tuple[float, ...] = (0.1, 0.3, 1.0)
+    success_threshold: float = 0.9
+    error_threshold: float = 0.2
+    health_margin: float = 0.05
+    min_control: int = 3
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.waves) <= MAX_WAVES:
+            raise BadInputError(f"waves: {len(self.waves)} given; expected 1..{MAX_WAVES}")
+        last = 0.0
+        for w in self.waves:
+            if not (isinstance(w, int | float) and math.isfinite(w) and last < w <= 1.0):
+                raise BadInputError(f"waves: {w!r}; expected increasing fractions in (0, 1]")
+            last = w
+        if self.waves[-1] != 1.0:
+            raise BadInputError("waves: the last wave must reach 1.0 (the whole target set)")
+        for name in ("success_threshold", "error_threshold"):
+            value = getattr(self, name)
+            if not 0.0 < value <= 1.0:
+                raise BadInputError(f"{name} {value!r}; expected a fraction in (0, 1]")
+        if not 0.0 <= self.health_margin <= 1.0:
+            raise BadInputError(f"health_margin {self.health_margin!r}; expected 0..1")
+
+
+@dataclass(frozen=True, slots=True)
+class Kpis:
+    """One vehicle's health over the observation window (larger is worse for each)."""
+
+    energy_kwh_per_100km: float
+    dtc_per_1000km: float
+    security_events_per_1000km: float
+
+
+@dataclass(frozen=True, slots=True)
+class GateDecision:
+    """The health gate's verdict and its evidence: per KPI the updated and control means and
+    the limit the updated mean had to stay under."""
+
+    passed: bool
+    evidence: Mapping[str, Mapping[str, float]]
+    reason: str
+
+
+def health_gate(updated: Sequence[Kpis], control: Sequence[Kpis], margin: float,
+                *, min_control: int = 3) -> GateDecision:
+    """Compare the updated group with the control group, KPI by KPI.
+
+    A KPI fails when ``mean(updated) > mean(control) * (1 + margin) + floor``, where the
+    floor (a small absolute allowance) keeps rates that are zero in the control group from
+    failing on a single event. Too small a control group passes with the reason said.
+    """
+    if not updated:
+        return GateDecision(True, {}, "no updated vehicle to judge")
+    if len(control) < min_control:
+        return GateDecision(True, {}, f"control group of {len(control)} is below "
+                                      f"{min_control}: gate not applied")
+    evidence: dict[str, dict[str, float]] = {}
+    worse: list[str] = []
+    for name in KPI_NAMES:
+        u = statistics.fmean(getattr(k, name) for k in updated)
+        c = statistics.fmean(getattr(k, name) for k in control)
+        limit = c * (1 + margin) + (0.0 if name == "energy_kwh_per_100km" else 0.5)
+        evidence[name] = {"updated": round(u, 3), "control": round(c, 3),
+                          "limit": round(limit, 3)}
+        if u > limit:
+            worse.append(f"{name} {u:.2f} > {limit:.2f} (control {c:.2f})")
+    if worse:
+        return GateDecision(False, evidence, "health gate: " + "; ".join(worse))
+    return GateDecision(True, evidence, "health gate passed: updated group within "
+                                        f"{margin:.0%} of control on {', '.join(KPI_NAMES)}")
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateRecord:
+    """One vehicle's update, as UN R156 asks it to be kept."""
+
+    vin: str
+    campaign: str
+    software_before: str
+    software_after: str
+    rxswin: str
+    preconditions: str
+    result: str
+    detail: str
+    started_at: datetime
+    ended_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["started_at"] = self.started_at.isoformat()
+        out["ended_at"] = self.ended_at.isoformat()
+        return out
+
+
+@dataclass
+class Rollout:
+    """The state of one rollout over a fixed, ordered target set."""
+
+    campaign: str
+    targets: tuple[str, ...]
+    policy: WavePolicy = field(default_factory=WavePolicy)
+    status: RolloutStatus = "draft"
+    created_by: str = ""
+    approved_by: str = ""
+    wave_spans: list[tuple[int, int]] = field(default_factory=list)  # [start, end) per wave
+    wave: int = 0  # waves started so far
+    states: dict[str, VehicleState] = field(default_factory=dict)
+    reason: str = ""
+    evidence: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    records: list[UpdateRecord] = field(default_factory=list)
+
+    def approve(self, actor: str) -> None:
+        """Approve a draft rollout; it then runs. The one who created it may not approve it
+        (two-person rule).
+
+        Raises:
+            StateTransitionError: not a draft, or approved by its creator.
+        """
+        if self.status != "draft":
+            raise StateTransitionError(f"rollout {self.campaign} is {self.status}; only a "
+                                       "draft is approved")
+        if not actor or actor == self.created_by:
+            raise StateTransitionError(f"rollout {self.campaign} was created by {actor!r}; "
+                                       "another person must approve it")
+        self.approved_by, self.status = actor, "running"
+
+    def add_targets(self, vins: Sequence[str]) -> int:
+        """Vehicles that joined the target set (the twin query matches them now): they go
+        into the waves not yet started. Returns how many were new.
+
+        Raises:
+            StateTransitionError: the rollout stopped or completed.
+        """
+        if self.status in ("stopped", "completed"):
+            raise StateTransitionError(f"rollout {self.campaign} is {self.status}")
+        known = set(self.targets)
+        new = tuple(v for v in dict.fromkeys(vins) if v not in known)
+        self.targets += new
+        return len(new)
+
+    def _next_span(self) -> tuple[int, int]:
+        n = len(self.targets)
+        start = self.wave_spans[-1][1] if self.wave_spans else 0
+        if self.wave >= len(self.policy.waves):  # vehicles that joined after the last wave
+            return start, n
+        end = n if self.wave == len(self.policy.waves) - 1 else \
+            max(1, math.ceil(self.policy.waves[self.wave] * n))
+        return start, max(start, end)
+
+    def start_next_wave(self) -> tuple[str, ...]:
+        """Mark the next wave's vehicles pending and return them (after the planned waves,
+        one more wave takes the vehicles that joined since).
+
+        Raises:
+            StateTransitionError: the rollout is not running, the current wave is not done,
+                or no vehicle is left to start.
+        """
+        if self.status != "running":
+            raise StateTransitionError(f"rollout {self.campaign} is {self.status}; it must be "
+                                       "approved (or resumed) to start a wave")
+        if self.wave and not self.wave_done():
+            raise StateTransitionError(f"wave {self.wave} of {self.campaign} is still running")
+        start, end = self._next_span()
+        if self.wave >= len(self.policy.waves) and start >= end:
+            raise StateTransitionError(f"rollout {self.campaign} has started every wave")
+        vins = self.targets[start:end]
+        for vin in vins:
+            self.states[vin] = "pending"
+        self.wave_spans.append((start, end))
+        self.wave += 1
+        return vins
+
+    def current_wave(self) -> tuple[str, ...]:
+        if not self.wave_spans:
+            return ()
+        start, end = self.wave_spans[-1]
+        return self.targets[start:end]
+
+    def wave_done(self) -> bool:
+        return all(self.states.get(v) in FINAL for v in self.current_wave())
+
+    def advance(self, vin: str, state: VehicleState) -> None:
+        """Move ``vin`` to ``state``.
+
+        Raises:
+            StateTransitionError: a move the per-vehicle state machine does not allow.
+        """
+        current = self.states.get(vin)
+        if current is None:
+            raise StateTransitionError(f"{vin} is not in a started wave of {self.campaign}")
+        if state not in _NEXT.get(current, frozenset()):
+            raise StateTransitionError(f"{vin}: {current} → {state} is not allowed; from "
+                                       f"{current} expected {sorted(_NEXT.get(current, ()))}")
+        self.states[vin] = state
+
+    def counts(self) -> dict[str, int]:
+        """Vehicles per state (targets not yet in a wave are ``waiting``)."""
+        out = {s: 0 for s in ("waiting", "pending", "downloading", "installing", "installed",
+                               "failed", "rolled_back")}
+        for vin in self.targets:
+            out[self.states.get(vin, "waiting")] += 1
+        return out
+
+    def judge_wave(self, updated: Sequence[Kpis], control: Sequence[Kpis]) -> RolloutStatus:
+        """Judge the finished wave (thresholds, then the health gate) and set the status:
+        ``stopped`` or ``paused`` with the reason and evidence, ``completed`` after the last
+        wave, else ``running``.
+
+        Raises:
+            StateTransitionError: the wave has vehicles without an outcome.
+        """
+        if not self.wave_done():
+            raise StateTransitionError(f"wave {self.wave} of {self.campaign} has vehicles "
+                                       "without an outcome")
+        wave = self.current_wave()
+        bad = sum(self.states[v] in ("failed", "rolled_back") for v in wave)
+        good = sum(self.states[v] == "installed" for v in wave)
+        if wave and bad / len(wave) >= self.policy.error_threshold:
+            self.status = "stopped"
+            self.reason = (f"wave {self.wave}: {bad} of {len(wave)} failed or rolled back "
+                           f"(error threshold {self.policy.error_threshold:.0%})")
+            return self.status
+        if wave and good / len(wave) < self.policy.success_threshold:
+            self.status = "paused"
+            self.reason = (f"wave {self.wave}: {good} of {len(wave)} installed (success "
+                           f"threshold {self.policy.success_threshold:.0%})")
+            return self.status
+        gate = health_gate(updated, control, self.policy.health_margin,
+                           min_control=self.policy.min_control)
+        self.evidence = gate.evidence
+        if not gate.passed:
+            self.status, self.reason = "paused", f"wave {self.wave}: {gate.reason}"
+            return self.status
+        self.reason = f"wave {self.wave}: {gate.reason}"
+        if self.wave >= len(self.policy.waves) and self.wave_spans[-1][1] >= len(self.targets):
+            self.status = "completed"
+        return self.status
+
+    def resume(self) -> None:
+        """An operator resumes a paused rollout (a stopped one stays stopped)."""
+        if self.status != "paused":
+            raise StateTransitionError(f"rollout {self.campaign} is {self.status}; only a "
+                                       "paused rollout resumes")
+        self.status = "running"

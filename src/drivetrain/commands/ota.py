@@ -1,0 +1,231 @@
+"""`drivetrain ota`: the Uptane repositories (keys, images, Director) and the vehicle's TUF
+client (``tuf-client``, the command-line protocol of the TUF conformance suite)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from drivetrain.commands import tuf_client_cli
+from drivetrain.commands.db import fail, load_settings_or_exit
+from drivetrain.commands.output import Column, JsonOption, emit_json, print_table, stdout_console
+from drivetrain.core.errors import DrivetrainError
+
+if TYPE_CHECKING:
+    from drivetrain.cloud.ota.layout import OtaLayout
+
+app = typer.Typer(
+    help="Secure over-the-air updates: Uptane Image and Director repositories on TUF.",
+    no_args_is_help=True,
+)
+image_app = typer.Typer(help="The Image repository: every signed artifact.", no_args_is_help=True)
+director_app = typer.Typer(help="The Director: per-vehicle signed assignments.",
+                           no_args_is_help=True)
+keys_app = typer.Typer(help="Repository signing keys and role thresholds.", no_args_is_help=True)
+app.add_typer(image_app, name="image")
+app.add_typer(director_app, name="director")
+app.add_typer(keys_app, name="keys")
+app.add_typer(tuf_client_cli.app, name="tuf-client")
+
+
+def _layout() -> OtaLayout:
+    from drivetrain.cloud.ota.layout import OtaLayout
+
+    return OtaLayout.under(load_settings_or_exit().data_dir)
+
+
+def _table(title: str, rows: list[dict[str, Any]], names: list[str]) -> None:
+    numeric = {"threshold", "keys", "on_host", "release_counter", "length"}
+    print_table(title, [Column(n, "number" if n in numeric else "text") for n in names],
+                [[r[n] for n in names] for r in rows])
+
+
+def _error(e: DrivetrainError) -> NoReturn:
+    fail(str(e))
+
+
+@app.command("init")
+def init(
+    root_threshold: Annotated[int, typer.Option(
+        "--root-threshold", min=1, max=16, help="Root signatures required.")] = 2,
+    root_keys: Annotated[int, typer.Option(
+        "--root-keys", min=1, max=16, help="Root keys to generate (kept offline).")] = 3,
+) -> None:
+    """Create the Image and Director repositories and their keys (root: threshold of offline
+    keys; targets, snapshot, timestamp: one online key each)."""
+    layout = _layout()
+    try:
+        layout.init({"root": (root_threshold, root_keys)})
+    except DrivetrainError as e:
+        _error(e)
+    stdout_console().print(f"OTA repositories created in {layout.root} (root keys: "
+                           f"{root_threshold} of {root_keys}, in keys/*/offline)")
+
+
+@keys_app.command("show")
+def keys_show(json_out: JsonOption = False) -> None:
+    """Each repository's roles: threshold, key ids, whether the private key is on this host."""
+    layout = _layout()
+    rows = []
+    try:
+        for repo, store in (("image", layout.image_keys), ("director", layout.director_keys)):
+            for role, keys in store.roles().items():
+                present = {k.keyid for k in store.public_signers_present(role)}
+                rows.append({"repository": repo, "role": role, "threshold": keys.threshold,
+                             "keys": len(keys.keys), "on_host": len(present),
+                             "key_ids": [k.keyid[:16] for k in keys.keys]})
+    except DrivetrainError as e:
+        _error(e)
+    if json_out:
+        emit_json(rows)
+        return
+    _table("OTA signing keys", rows, ["repository", "role", "threshold", "keys", "on_host"])
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    role: Annotated[str, typer.Argument(help="targets, snapshot or timestamp.")],
+) -> None:
+    """Revoke an online key of the Image repository, make a new one and sign a new root
+    naming it (needs the offline root keys back on this host)."""
+    layout = _layout()
+    try:
+        repo = layout.images().repo
+        key = layout.image_keys.replace_key(role)
+        version = repo.rotate_keys()
+    except DrivetrainError as e:
+        _error(e)
+    stdout_console().print(f"image {role}: new key {key.keyid[:16]}…, root v{version}")
+
+
+@image_app.command("add")
+def image_add(
+    file: Annotated[Path, typer.Argument(help="The image file.", exists=True, dir_okay=False)],
+    name: Annotated[str, typer.Option("--name", help="Target name, e.g. bms/bms-2.5.0.bin.")],
+    hardware_id: Annotated[str, typer.Option("--hardware-id", help="ECU hardware id.")],
+    release_counter: Annotated[int, typer.Option(
+        "--release-counter", min=0, help="Anti-rollback counter (never lower than installed).")],
+    version: Annotated[str, typer.Option("--version", help="Human version, e.g. 2.5.0.")],
+    kind: Annotated[str, typer.Option(
+        "--kind", help="firmware, app, decoder_manifest or model.")] = "firmware",
+) -> None:
+    """Sign and publish an image in the Image repository."""
+    try:
+        info = _layout().images().add_image(
+            name, file.read_bytes(), hardware_id=hardware_id, release_counter=release_counter,
+            version=version, kind=kind)
+    except DrivetrainError as e:
+        _error(e)
+    stdout_console().print(f"published {info.name} ({info.length:,} bytes, sha256 "
+                           f"{info.sha256[:16]}…)")
+
+
+@image_app.command("delta")
+def image_delta(
+    source: Annotated[str, typer.Argument(help="The image vehicles run now.")],
+    target: Annotated[str, typer.Argument(help="The image they should get.")],
+) -> None:
+    """Publish a bsdiff4 delta from SOURCE to TARGET (the full image stays the fallback)."""
+    try:
+        delta = _layout().images().add_delta(source, target)
+    except DrivetrainError as e:
+        _error(e)
+    stdout_console().print(f"published {delta.name}: {delta.delta_bytes:,} bytes instead of "
+                           f"{delta.full_bytes:,} ({delta.bytes_saved:,} saved per vehicle)")
+
+
+@image_app.command("list")
+def image_list(json_out: JsonOption = False) -> None:
+    """Every image the Image repository signs."""
+    try:
+        images = [i.to_dict() for i in _layout().images().images()]
+    except DrivetrainError as e:
+        _error(e)
+    if json_out:
+        emit_json(images)
+        return
+    if not images:
+        stdout_console().print("no images yet: publish one with 'drivetrain ota image add'")
+        return
+    _table("Image repository", images,
+           ["name", "version", "hardware_id", "release_counter", "length", "kind"])
+
+
+@director_app.command("assign")
+def director_assign(
+    vin: Annotated[str, typer.Argument(help="The vehicle.")],
+    ecu: Annotated[list[str], typer.Option(
+        "--ecu", help="SERIAL=HARDWARE_ID=IMAGE (repeat per ECU).")],
+) -> None:
+    """Sign new Director targets for a vehicle: exactly these ECUs and images."""
+    from drivetrain.cloud.ota.director import EcuAssignment
+
+    assignments = []
+    for spec in ecu:
+        parts = spec.split("=")
+        if len(parts) != 3 or not all(parts):
+            fail(f"--ecu {spec!r}: expected SERIAL=HARDWARE_ID=IMAGE", code=2)
+        assignments.append(EcuAssignment(*parts))
+    layout = _layout()
+    try:
+        version = layout.director().assign(vin, assignments, layout.images())
+    except DrivetrainError as e:
+        _error(e)
+    stdout_console().print(f"{vin}: Director targets v{version} ({len(assignments)} ECU(s))")
+
+
+@director_app.command("show")
+def director_show(
+    vin: Annotated[str, typer.Argument(help="The vehicle.")], json_out: JsonOption = False,
+) -> None:
+    """What the Director currently tells a vehicle to install."""
+    try:
+        rows = [{"ecu_serial": a.ecu_serial, "hardware_id": a.hardware_id, "image": a.image}
+                for a in _layout().director().assignments(vin)]
+    except DrivetrainError as e:
+        _error(e)
+    if json_out:
+        emit_json(rows)
+        return
+    if not rows:
+        stdout_console().print(f"the Director assigns no image to {vin}")
+        return
+    _table(f"Director assignments of {vin}", rows, ["ecu_serial", "hardware_id", "image"])
+
+
+@app.command("refresh-timestamp")
+def refresh_timestamp() -> None:
+    """Re-sign the Image repository's timestamp so vehicles can tell it is not frozen."""
+    try:
+        version = _layout().images().repo.refresh_timestamp()
+    except DrivetrainError as e:
+        _error(e)
+    stdout_console().print(f"timestamp v{version}")
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535,
+                                      help="Port (0: any free port).")] = 8780,
+) -> None:
+    """Serve the Image and Director repositories over HTTP, read-only (metadata is signed)."""
+    from drivetrain.cloud.ota.serve import make_server
+
+    layout = _layout()
+    try:
+        layout.images()
+    except DrivetrainError as e:
+        _error(e)
+    server = make_server(layout, host, port)
+    bound_host, bound_port = server.server_address[:2]
+    stdout_console().print(f"serving OTA repositories of {layout.root} on "
+                           f"http://{bound_host!s}:{bound_port} (image/, director/<VIN>/)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

@@ -1,0 +1,48 @@
+"""The vehicle's OTA client: TUF per repository (python-tuf ngclient), Uptane full
+verification on the primary, A/B-slot ECUs with automatic rollback.
+
+Public surface: :mod:`tuf_client` (one repository; the conformance CLI), :class:`UptanePrimary`,
+:class:`RepositoryUrls`, :class:`VehicleConditions`, :class:`AbEcu`, :class:`HealthResult`,
+:func:`full_verification` and the refusals it raises.
+"""
+
+from drivetrain.core import tuf_client
+from drivetrain.core.tuf_client import TufTransportError, TufUpdateError
+from drivetrain.edge.ota.primary import (
+    PreconditionError,
+    RepositoryUrls,
+    UptanePrimary,
+    VehicleConditions,
+)
+from drivetrain.edge.ota.slots import AbEcu, HealthResult, ImageHashError, InstallOutcome, SlotImage
+from drivetrain.edge.ota.uptane import (
+    DirectorImageMismatchError,
+    EcuIdentity,
+    EcuMismatchError,
+    ImageRollbackError,
+    UptaneVerificationError,
+    VerifiedInstall,
+    full_verification,
+)
+
+__all__ = [
+    "AbEcu",
+    "DirectorImageMismatchError",
+    "EcuIdentity",
+    "EcuMismatchError",
+    "HealthResult",
+    "ImageHashError",
+    "ImageRollbackError",
+    "InstallOutcome",
+    "PreconditionError",
+    "RepositoryUrls",
+    "SlotImage",
+    "TufTransportError",
+    "TufUpdateError",
+    "UptanePrimary",
+    "UptaneVerificationError",
+    "VehicleConditions",
+    "VerifiedInstall",
+    "full_verification",
+    "tuf_client",
+]

@@ -1,0 +1,130 @@
+"""Rollout waves, per-vehicle states, thresholds and the fleet health gate."""
+
+from __future__ import annotations
+
+import pytest
+
+from drivetrain.cloud.ota.rollout import Kpis, Rollout, WavePolicy, health_gate
+from drivetrain.core.errors import BadInputError, StateTransitionError
+
+VINS = tuple(f"VIN{i:014d}" for i in range(20))
+OK = Kpis(16.0, 0.2, 0.0)
+
+
+def _finish(rollout: Rollout, vins: tuple[str, ...], outcome: str = "installed") -> None:
+    for vin in vins:
+        rollout.advance(vin, "downloading")
+        rollout.advance(vin, "installing")
+        rollout.advance(vin, outcome)  # type: ignore[arg-type]
+
+
+def test_waves_cover_the_target_set_once_in_order() -> None:
+    rollout = Rollout("c1", VINS, WavePolicy(waves=(0.1, 0.5, 1.0)), created_by="ann")
+    rollout.approve("bob")
+    seen: list[str] = []
+    while rollout.status == "running":
+        wave = rollout.start_next_wave()
+        _finish(rollout, wave)
+        seen += wave
+        rollout.judge_wave([OK] * len(seen), [OK] * max(3, 20 - len(seen)))
+    assert rollout.status == "completed" and tuple(seen) == VINS
+    assert [end - start for start, end in rollout.wave_spans] == [2, 8, 10]
+    assert rollout.counts()["installed"] == 20
+
+
+def test_a_healthy_looking_install_that_worsens_energy_use_pauses_with_evidence() -> None:
+    rollout = Rollout("c1", VINS, WavePolicy(waves=(0.25, 1.0), health_margin=0.05))
+    rollout.approve("bob")
+    wave = rollout.start_next_wave()
+    _finish(rollout, wave)
+    status = rollout.judge_wave([Kpis(18.4, 0.2, 0.0)] * 5, [OK] * 15)
+    assert status == "paused"
+    assert "energy_kwh_per_100km 18.40 > 16.80" in rollout.reason
+    assert rollout.evidence["energy_kwh_per_100km"] == {"updated": 18.4, "control": 16.0,
+                                                        "limit": 16.8}
+    with pytest.raises(StateTransitionError, match="paused"):
+        rollout.start_next_wave()
+
+
+def test_error_threshold_stops_the_rollout() -> None:
+    rollout = Rollout("c1", VINS, WavePolicy(waves=(0.25, 1.0), error_threshold=0.2))
+    rollout.approve("bob")
+    wave = rollout.start_next_wave()
+    _finish(rollout, wave[:3])
+    _finish(rollout, wave[3:], "rolled_back")
+    assert rollout.judge_wave([OK] * 3, [OK] * 15) == "stopped"
+    assert "2 of 5 failed or rolled back" in rollout.reason
+    with pytest.raises(StateTransitionError):
+        rollout.resume()
+
+
+def test_success_threshold_pauses_until_an_operator_resumes() -> None:
+    rollout = Rollout("c1", VINS, WavePolicy(waves=(0.5, 1.0), success_threshold=0.95,
+                                             error_threshold=0.5))
+    rollout.approve("bob")
+    wave = rollout.start_next_wave()
+    _finish(rollout, wave[:-1])
+    _finish(rollout, wave[-1:], "failed")
+    assert rollout.judge_wave([OK] * 9, [OK] * 10) == "paused"
+    rollout.resume()
+    assert rollout.start_next_wave() == VINS[10:]
+
+
+def test_per_vehicle_states_only_move_forward() -> None:
+    rollout = Rollout("c1", VINS)
+    rollout.approve("bob")
+    [vin] = rollout.start_next_wave()[:1]
+    with pytest.raises(StateTransitionError, match="pending → installed"):
+        rollout.advance(vin, "installed")
+    with pytest.raises(StateTransitionError, match="not in a started wave"):
+        rollout.advance(VINS[-1], "downloading")
+    with pytest.raises(StateTransitionError, match="without an outcome"):
+        rollout.judge_wave([], [])
+
+
+def test_gate_allows_noise_within_the_margin_and_skips_tiny_control_groups() -> None:
+    assert health_gate([Kpis(16.5, 0.3, 0.1)], [OK] * 5, 0.05).passed
+    decision = health_gate([Kpis(30.0, 9.0, 9.0)], [OK] * 2, 0.05)
+    assert decision.passed and "below 3" in decision.reason
+    assert not health_gate([Kpis(16.0, 3.0, 0.0)], [OK] * 5, 0.05).passed  # fault codes
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"waves": ()}, "waves"), ({"waves": (0.5, 0.4, 1.0)}, "waves"),
+    ({"waves": (0.5,)}, "last wave"), ({"waves": (float("nan"), 1.0)}, "waves"),
+    ({"success_threshold": 0.0}, "success_threshold"), ({"error_threshold": 2}, "error_threshold"),
+    ({"health_margin": -0.1}, "health_margin"),
+])
+def test_bad_policies_are_refused_naming_the_field(kwargs: dict, field: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(BadInputError, match=field):
+        WavePolicy(**kwargs)
+
+
+def test_a_draft_needs_another_persons_approval() -> None:
+    rollout = Rollout("c1", VINS, created_by="ann")
+    with pytest.raises(StateTransitionError, match="approved"):
+        rollout.start_next_wave()
+    with pytest.raises(StateTransitionError, match="another person"):
+        rollout.approve("ann")
+    rollout.approve("bob")
+    assert rollout.status == "running" and rollout.approved_by == "bob"
+
+
+def test_vehicles_that_join_later_are_picked_up_by_the_next_waves() -> None:
+    rollout = Rollout("c1", VINS[:10], WavePolicy(waves=(0.5, 1.0)))
+    rollout.approve("bob")
+    first = rollout.start_next_wave()
+    assert rollout.add_targets([*VINS[:3], *VINS[10:14]]) == 4  # known ones are ignored
+    _finish(rollout, first)
+    rollout.judge_wave([OK] * 5, [OK] * 9)
+    second = rollout.start_next_wave()  # the last planned wave: up to VINS[13]
+    assert rollout.add_targets(VINS[14:16]) == 2  # they join while it runs
+    _finish(rollout, second)
+    assert rollout.judge_wave([OK] * 14, [OK] * 3) == "running"  # not done: two are left
+    third = rollout.start_next_wave()
+    assert set(first) | set(second) | set(third) == set(VINS[:16])
+    assert not set(first) & set(second) and not set(second) & set(third)
+    _finish(rollout, third)
+    assert rollout.judge_wave([OK] * 16, [OK] * 3) == "completed"
+    with pytest.raises(StateTransitionError, match="completed"):
+        rollout.add_targets(VINS[16:])
