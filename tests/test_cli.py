@@ -24,7 +24,8 @@ READERS = [
     "ingest dead-letters list", "ingest dead-letters show", "ingest stats", "auth list-clients",
     "twin get", "twin query", "twin status", "privacy consent show", "privacy consent set",
     "privacy categories", "db current", "edge buffer", "campaign list", "campaign show",
-    "campaign status", "job list", "job status",
+    "campaign status", "job list", "job status", "insights models", "insights card",
+    "insights alerts", "insights show", "insights centres", "insights appointments",
 ]
 #: Command names that read or list: a new command named so must offer --json too.
 _READING_NAMES = {"list", "show", "info", "stats", "counts", "query", "sql", "status", "get",
@@ -55,7 +56,7 @@ def test_help_lists_every_top_level_command_by_name() -> None:
     assert result.exit_code == 0
     assert TOP_LEVEL <= set(ROOT.commands)
     commands_panel = result.output.split("Commands")[1]
-    listed = set(re.findall(r"^│ ([\w-]+) ", commands_panel, re.M))
+    listed = set(re.findall(r"^│ ([\w-]+) ", commands_panel, re.MULTILINE))
     assert listed == set(ROOT.commands), set(ROOT.commands) ^ listed
 
 

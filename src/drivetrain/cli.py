@@ -9,8 +9,8 @@ from typer.core import TyperOption
 
 from drivetrain import __version__
 from drivetrain.commands import (
-    bench,
     auth,
+    bench,
     campaign,
     can,
     db,
@@ -18,6 +18,7 @@ from drivetrain.commands import (
     edge,
     fleet,
     ingest,
+    insights,
     jobs,
     lake,
     privacy,
@@ -27,7 +28,6 @@ from drivetrain.commands import (
     vss,
     worker,
 )
-
 
 
 def _show_flags_as_flags() -> None:
@@ -89,6 +89,7 @@ app.add_typer(jobs.command_app, name="command")
 app.add_typer(jobs.job_app, name="job")
 app.add_typer(campaign.app, name="campaign")
 app.add_typer(bench.app, name="bench")
+app.add_typer(insights.app, name="insights")
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 

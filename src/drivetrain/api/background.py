@@ -2,7 +2,9 @@
 
 ``ControlPlane`` starts, for a state database and the settings' vehicle link:
 
-* the commands **dispatcher** and the **campaign runner** — always: without a vehicle link
+* the commands **dispatcher**, the **campaign runner** and, when
+  ``insights_score_every_s`` is above 0, the **insights scoring loop** (each tenant's lake
+  scored with its latest maintenance model) — always: without a vehicle link
   (``broker_url`` unset) they still run, and deliveries say ``not delivered: no vehicle
   link`` instead of staying silently queued;
 * with a link: the twins **reconciler** (desired-state deltas), an **ingest worker** (the
@@ -26,6 +28,7 @@ from drivetrain.cloud.commands import Dispatcher
 from drivetrain.cloud.fleet import cloud_signing_key
 from drivetrain.cloud.infra import Database
 from drivetrain.cloud.infra.bus import BusBridge, status_bus
+from drivetrain.cloud.insights.scheduler import ScoringLoop
 from drivetrain.cloud.twins import Reconciler, hub_for
 from drivetrain.core.settings import Settings
 from drivetrain.core.transport import Transport, open_transport
@@ -55,6 +58,7 @@ class ControlPlane:
     link: Transport | None = None
     dispatcher: Dispatcher | None = None
     campaigns: CampaignRunner | None = None
+    scoring: ScoringLoop | None = None
     reconciler: Reconciler | None = None
     bridge: BusBridge | None = None
     _stoppers: list[object] = field(default_factory=list)
@@ -82,6 +86,9 @@ class ControlPlane:
         if self.dispatching and key is not None:
             self.dispatcher = Dispatcher(self.database, self.link, key).start()
             self.campaigns = CampaignRunner(self.database).start()
+            if self.settings.insights_score_every_s > 0:
+                self.scoring = ScoringLoop(self.settings, self.database,
+                                           self.settings.insights_score_every_s).start()
         if self.link is not None and self.workers and key is not None:
             self.reconciler = Reconciler(self.database, self.link, key)
             self.reconciler.start()
@@ -105,10 +112,10 @@ class ControlPlane:
         for stop in reversed(self._stoppers):
             stop()  # type: ignore[operator]
         self._stoppers = []
-        for part in (self.reconciler, self.campaigns, self.dispatcher):
+        for part in (self.scoring, self.reconciler, self.campaigns, self.dispatcher):
             if part is not None:
                 part.stop()
-        self.reconciler = self.campaigns = self.dispatcher = None
+        self.reconciler = self.campaigns = self.dispatcher = self.scoring = None
         if self.bridge is not None:
             self.bridge.stop()
             self.bridge = None

@@ -8,6 +8,7 @@ from drivetrain.api import audit_routes, auth_routes, health, tenant_routes
 from drivetrain.cloud.campaigns import api as campaigns_api
 from drivetrain.cloud.commands import api as commands_api
 from drivetrain.cloud.ingest import api as ingest_api
+from drivetrain.cloud.insights import api as insights_api
 from drivetrain.cloud.lake import api as lake_api
 from drivetrain.cloud.privacy import api as privacy_api
 from drivetrain.cloud.twins import api as twins_api
@@ -29,6 +30,7 @@ ROUTERS: list[tuple[str, APIRouter]] = [
     ("/v1/campaigns", campaigns_api.router),
     ("/v1/catalogs", campaigns_api.catalogs_router),
     ("/v1/vehicle-models", campaigns_api.models_router),
+    ("/v1/insights", insights_api.router),
 ]
 
 

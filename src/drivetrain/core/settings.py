@@ -148,6 +148,13 @@ class Settings(BaseSettings):
         "default) writes every micro-batch's. `drivetrain worker ingest` uses 2 s unless "
         "--twin-flush-s says otherwise. The twin lags the lake by up to this much.",
     )
+    insights_score_every_s: float = Field(
+        3600.0,
+        ge=0,
+        description="How often the control plane (serve, worker dispatch) scores each "
+        "tenant's lake with its latest maintenance model and stores the predictions, seconds; "
+        "0 turns the scheduled scoring off (drivetrain insights score still runs it).",
+    )
     ingest_max_attempts: int = Field(
         3,
         ge=1,
