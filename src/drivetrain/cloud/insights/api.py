@@ -9,6 +9,7 @@ cars (booking, accepting, moving, charging plans) ``insights:write`` and ``fleet
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, status
@@ -41,6 +42,7 @@ from drivetrain.cloud.insights.api_schemas import (
 from drivetrain.cloud.insights.charging import ChargingSession
 from drivetrain.cloud.insights.registry import ModelRegistry
 from drivetrain.cloud.insights.service import MAX_PAGE
+from drivetrain.core.errors import BadInputError
 
 router = APIRouter(tags=["insights"])
 
@@ -80,12 +82,18 @@ def get_model_version(name: ModelName, version: Version, principal: Reader, cont
 
 @router.post("/score", response_model=ScoreRunOut, status_code=status.HTTP_201_CREATED,
              summary="Score the caller's lake now with the latest maintenance model")  # fmt: skip
-def post_score(principal: Writer, context: Context, request: Request) -> ScoreRunOut:
-    """Run the batch scoring job now (it also runs on the control plane's schedule)."""
+def post_score(
+    principal: Writer, context: Context, request: Request,
+    at: Annotated[datetime | None, Query(description="Score as of this time (a replay); default now.")] = None,
+) -> ScoreRunOut:
+    """Run the batch scoring job now (it also runs on the control plane's schedule): each
+    vehicle's latest health signals before ``at``."""
     from drivetrain.cloud.lake.api import lake_of
 
+    if at is not None and at.tzinfo is None:
+        raise BadInputError(f"at {at.isoformat()!r} has no timezone")
     run = service.score_tenant(context.database, lake_of(request), _registry(context, principal),
-                               principal.tenant, trigger="api", actor=principal.client_id)  # fmt: skip
+                               principal.tenant, trigger="api", actor=principal.client_id, now=at)  # fmt: skip
     return ScoreRunOut.of(run)
 
 

@@ -7,7 +7,8 @@ that have none yet: one request per vehicle, its most probable alert, before its
 window, near its last reported location. Days are counted from today (UTC). A vehicle whose
 location is unknown, or that no centre can take in time, is reported with the reason and not
 booked. The car learns of its appointment through the command dispatcher
-(``service.appointment``: id, centre and its place, date, component, status).
+(``service.appointment``: id, centre and its place, date, component, status); each change
+withdraws the previous update if the car has not answered it yet, so only the latest arrives.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Final, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from drivetrain.cloud.commands import send_command
+from drivetrain.cloud.commands import cancel_job, send_command
 from drivetrain.cloud.infra import record_audit
 from drivetrain.cloud.insights.models import AppointmentRow, PredictionRow, ServiceCentreRow
 from drivetrain.cloud.insights.scheduling import (
@@ -38,7 +39,7 @@ from drivetrain.cloud.insights.scheduling import (
 )
 from drivetrain.cloud.insights.service import latest_run
 from drivetrain.cloud.twins import get_twin
-from drivetrain.core.errors import BadInputError, ConflictError, NotFoundError
+from drivetrain.core.errors import BadInputError, ConflictError, NotFoundError, StateTransitionError
 
 #: The part a failing component needs at the workshop.
 COMPONENT_PARTS: Final[Mapping[str, str]] = {
@@ -198,6 +199,14 @@ def _centres(session: Session, tenant: str) -> list[ServiceCentre]:
 
 def _tell_car(session: Session, row: AppointmentRow, centre: Centre, *, tenant: str, actor: str,
               request_id: str | None, now: datetime) -> None:  # fmt: skip
+    if row.command_id is not None:
+        # The car needs only the latest state: an earlier update still on its way is withdrawn
+        # (commands are not ordered across jobs; a stale one must not overtake the new one).
+        try:
+            cancel_job(session, row.command_id, tenant=tenant, actor=actor,
+                       reason="superseded by a newer appointment update", now=now, request_id=request_id)
+        except StateTransitionError:
+            pass  # already answered by the car: nothing to withdraw
     job = send_command(
         session, row.vin, APPOINTMENT_COMMAND,
         {"appointment_id": row.appointment_id, "status": row.status, "date": row.day.isoformat(),

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from insights_fleet import FleetLake, fill_tenant
 from typer.testing import CliRunner
 
 from drivetrain.cli import app
@@ -27,8 +28,6 @@ from drivetrain.cloud.insights.service import list_alerts, score_tenant, vehicle
 from drivetrain.cloud.lake import Lake
 from drivetrain.core.errors import BadInputError, NotFoundError
 from drivetrain.core.settings import Settings
-
-from .platform_kit import FleetLake, fill_tenant
 
 pytest.importorskip("lightgbm")
 
