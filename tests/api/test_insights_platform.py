@@ -164,3 +164,56 @@ def test_training_input_errors_are_specific(settings: Settings, sqlite_database:
     assert code == 1 and "not a readable component events file" in out
     code, out = _cli(settings, "train", "--ground-truth", str(tmp_path), "--horizon", "soon")
     assert code == 2 and "not a duration" in out
+
+
+def test_the_cli_books_accepts_and_moves_an_appointment_and_plans_charging(
+    settings: Settings, sqlite_database: Database, fleet: FleetLake, tmp_path: Path
+) -> None:
+    from datetime import timedelta
+
+    from drivetrain.cloud.insights.service import store_run
+    from drivetrain.cloud.insights.training import ComponentPrediction
+    from drivetrain.cloud.privacy import pseudonymiser
+
+    vin, now = fleet.vins[2], datetime.now(UTC)
+    with sqlite_database.session() as session:  # a run whose one alert is a week ahead
+        card = ModelCard("maintenance", 1, "maintenance.failure-window", now, "test", (), {}, {})
+        store_run(session, tenant="default", card=card, threshold=0.5, trigger="command", actor="test",
+                  predictions=[ComponentPrediction(pseudonymiser(session, "default")(vin), "hv_cell", 0.7,
+                                                   now + timedelta(days=8), now + timedelta(days=10), now)],
+                  data_window=(now - timedelta(hours=1), now), started_at=now)
+    code, out = _cli(settings, "book")
+    assert code == 1 and "no service centres" in out
+    code, out = _cli(settings, "centre", "west", "--name", "West", "--lat", "48.14", "--lon", "11.4",
+                     "--capacity", "2", "--stock", "hv-module=1")
+    assert code == 0, out
+    code, out = _cli(settings, "centre", "bad", "--name", "B", "--lat", "1", "--lon", "1", "--capacity", "1",
+                     "--stock", "hv-module")
+    assert code == 2 and "PART=UNITS" in out
+    assert [c["centre_id"] for c in json.loads(_cli(settings, "centres", "--json")[1])["centres"]] == ["west"]
+    code, out = _cli(settings, "book", "--json")
+    assert code == 0, out
+    [booked] = json.loads(out)["booked"]
+    assert (booked["vin"], booked["part"], booked["centre_id"]) == (vin, "hv-module", "west")
+    code, out = _cli(settings, "accept", booked["appointment_id"])
+    assert code == 0 and "accepted" in out
+    day = (now + timedelta(days=4)).date().isoformat()
+    code, out = _cli(settings, "move", booked["appointment_id"], "--centre", "west", "--day", day)
+    assert code == 0 and day in out
+    code, out = _cli(settings, "move", booked["appointment_id"], "--day", "tomorrow")
+    assert code == 2 and "not a date" in out
+    [shown] = json.loads(_cli(settings, "appointments", "--json", "--vin", vin)[1])["appointments"]
+    assert (shown["status"], shown["day"]) == ("accepted", day)
+
+    request = {"site": "depot", "start_at": now.isoformat(), "slot_minutes": 60, "prices_per_kwh": [0.3, 0.1, 0.1, 0.3],
+               "sessions": [{"vin": vin, "capacity_kwh": 60, "soc_now": 0.5, "soc_target": 0.7,
+                             "plug_in_slot": 0, "departure_slot": 4}]}
+    (tmp_path / "plan.json").write_text(json.dumps(request))
+    code, out = _cli(settings, "charge", str(tmp_path / "plan.json"), "--json")
+    assert code == 0, out
+    [schedule] = json.loads(out)["schedules"]
+    assert schedule["power_kw"][0] == 0 and schedule["power_kw"][3] == 0 and schedule["command_id"]
+    request["sessions"][0]["soc_target"] = 2  # type: ignore[index]
+    (tmp_path / "plan.json").write_text(json.dumps(request))
+    code, out = _cli(settings, "charge", str(tmp_path / "plan.json"))
+    assert code == 2 and "sessions.0.soc_target" in out

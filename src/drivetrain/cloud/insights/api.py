@@ -157,7 +157,7 @@ def get_centres(principal: Reader, context: Context) -> CentreListOut:
 def post_book(principal: Actor, context: Context, request: Request, body: BookIn | None = None) -> BookingOut:
     """Each alerted vehicle without an appointment gets one before its predicted window, at a
     centre with capacity and the part; each is sent to the car as a signed command."""
-    body = body or BookIn()
+    body = body or BookIn.model_validate({})
     with context.database.session() as session:
         result = booking.book_appointments(
             session, principal.tenant, actor=principal.client_id, days=body.days,
@@ -207,7 +207,7 @@ def post_move(
 ) -> AppointmentOut:
     """Move to ``centre_id`` on ``day`` (checked against capacity, stock and the predicted
     window), or, with neither, to the best other slot; the car is told the new slot."""
-    body = body or MoveIn()
+    body = body or MoveIn.model_validate({})
     with context.database.session() as session:
         return AppointmentOut.of(booking.move_appointment(
             session, principal.tenant, appointment_id, actor=principal.client_id,

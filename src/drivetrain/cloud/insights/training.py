@@ -89,7 +89,7 @@ def load_component_events(ground_truth: Path) -> pa.Table:
 
 def _span(signals: pa.Table) -> tuple[datetime, datetime]:
     ts = signals.column("ts")
-    lo, hi = pa.compute.min_max(ts).values()  # type: ignore[attr-defined]
+    lo, hi = pa.compute.min_max(ts).values()
     return lo.as_py(), hi.as_py()
 
 
