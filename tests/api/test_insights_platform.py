@@ -131,6 +131,35 @@ def test_the_control_planes_scoring_loop_scores_every_tenant_with_a_model(
     assert [(r.tenant, r.trigger, r.vehicles) for r in runs] == [("default", "schedule", 30)]
 
 
+def test_serve_and_the_dispatch_worker_run_the_scoring_loop_on_its_schedule(
+    settings: Settings, sqlite_database: Database, fleet: FleetLake
+) -> None:
+    import time
+
+    from drivetrain.api.background import ControlPlane
+    from drivetrain.cloud.insights.service import list_runs
+
+    _train(settings, fleet)
+    often = settings.model_copy(update={"insights_score_every_s": 0.5})
+    off = ControlPlane(settings.model_copy(update={"insights_score_every_s": 0}), sqlite_database,
+                       workers=False).start()
+    try:
+        assert off.dispatcher is not None and off.scoring is None  # 0 turns the loop off
+    finally:
+        off.stop()
+    plane = ControlPlane(often, sqlite_database, workers=False).start()
+    try:
+        deadline = time.monotonic() + 60
+        runs: list[object] = []
+        while not runs and time.monotonic() < deadline:
+            time.sleep(0.5)
+            with sqlite_database.session() as session:
+                runs = [r for r in list_runs(session, "default") if r.trigger == "schedule"]
+    finally:
+        plane.stop()
+    assert runs, "the control plane's scoring loop did not score within 60 s"
+
+
 def test_score_command_without_a_model_says_how_to_get_one(settings: Settings, sqlite_database: Database) -> None:
     code, out = _cli(settings, "score")
     assert code == 1 and "does not exist" in out and "none trained" in out
