@@ -109,7 +109,7 @@ class ModelCard:
                 training=dict(data["training"]), metrics=dict(data["metrics"]),
                 parameters=dict(data.get("parameters", {})), sha256=str(data["sha256"]),
             )  # fmt: skip
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise ModelArtifactError(f"model card is malformed: {type(e).__name__}: {e}") from e
         return card
 
