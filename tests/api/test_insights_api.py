@@ -111,7 +111,8 @@ def test_reads_need_insights_read_and_acting_on_cars_needs_fleet_write_too(
     assert client.get("/v1/insights/alerts", headers=bearer(fleet_only)).status_code == 403
     insights_only = get_token(new_client(operator, "fleet_operator", ["insights:read", "insights:write"]))
     assert client.get("/v1/insights/alerts", headers=bearer(insights_only)).status_code == 200
-    for path in ("/appointments/book", "/appointments/apt-x/accept", "/appointments/apt-x/move"):
+    for path in ("/appointments/book", "/appointments/apt-x/accept", "/appointments/apt-x/move",
+                 "/appointments/apt-x/cancel"):
         assert client.post(f"/v1/insights{path}", headers=bearer(insights_only)).status_code == 403, path
     reader = get_token(new_client(operator, "read_only"))
     response = client.put("/v1/insights/service-centres/c1", headers=bearer(reader),
@@ -171,6 +172,10 @@ def test_appointments_are_booked_accepted_and_moved_over_http(
     assert refused.status_code == 409 and "cannot move" in refused.json()["detail"]
     assert _get(client, token, f"/appointments/{booked['appointment_id']}") == moved.json()
     assert _get(client, token, "/appointments", vin=vin)["appointments"] == [moved.json()]
+    cancelled = client.post(f"{path}/cancel", headers=bearer(token))
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert client.post(f"{path}/cancel", headers=bearer(token)).status_code == 409
+    assert _get(client, token, "/appointments", status="cancelled")["appointments"] == [cancelled.json()]
     assert client.post("/v1/insights/appointments/apt-unknown/accept", headers=bearer(token)).status_code == 404
 
 

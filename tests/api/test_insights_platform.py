@@ -233,6 +233,10 @@ def test_the_cli_books_accepts_and_moves_an_appointment_and_plans_charging(
     assert code == 2 and "not a date" in out
     [shown] = json.loads(_cli(settings, "appointments", "--json", "--vin", vin)[1])["appointments"]
     assert (shown["status"], shown["day"]) == ("accepted", day)
+    code, out = _cli(settings, "cancel", booked["appointment_id"])
+    assert code == 0 and "cancelled" in out
+    code, out = _cli(settings, "cancel", booked["appointment_id"])
+    assert code == 1 and "already cancelled" in out
 
     request = {"site": "depot", "start_at": now.isoformat(), "slot_minutes": 60, "prices_per_kwh": [0.3, 0.1, 0.1, 0.3],
                "sessions": [{"vin": vin, "capacity_kwh": 60, "soc_now": 0.5, "soc_target": 0.7,

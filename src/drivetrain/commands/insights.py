@@ -396,6 +396,18 @@ def accept(
     _out.print(f"{a.appointment_id} accepted: {a.centre_id} on {a.day.isoformat()} (command {a.command_id})")
 
 
+@app.command("cancel")
+def cancel(
+    appointment_id: Annotated[str, typer.Argument(help="The appointment.")],
+    tenant: TenantOption = "default",
+) -> None:
+    """Cancel an appointment; the car is told and the slot is free again."""
+    from drivetrain.cloud.insights.booking import cancel_appointment
+
+    a = _with_session(tenant, lambda s: cancel_appointment(s, tenant, appointment_id, actor=cli_actor()))
+    _out.print(f"{a.appointment_id} cancelled (command {a.command_id})")
+
+
 @app.command("move")
 def move(
     appointment_id: Annotated[str, typer.Argument(help="The appointment.")],

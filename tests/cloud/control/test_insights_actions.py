@@ -19,6 +19,7 @@ from drivetrain.cloud.insights.booking import (
     LONGITUDE,
     accept_appointment,
     book_appointments,
+    cancel_appointment,
     list_appointments,
     move_appointment,
     put_centre,
@@ -118,6 +119,15 @@ def test_a_booked_appointment_and_the_drivers_accept_and_move_reach_the_car_sign
         assert [a.appointment_id for a in list_appointments(session, "acme")] == [booked.appointment_id]
         # Booking again books nobody twice: the vehicle has its appointment.
         assert book_appointments(session, "acme", actor="test", now=NOW).booked == ()
+        cancelled = cancel_appointment(session, "acme", booked.appointment_id, actor="driver-app", now=NOW)
+        with pytest.raises(ConflictError, match="cancelled; it cannot be moved"):
+            move_appointment(session, "acme", booked.appointment_id, actor="driver-app", now=NOW)
+    assert cancelled.status == "cancelled"
+    rig.cycle()
+    assert _executed(rig, vin, "service.appointment")[-1]["status"] == "cancelled"
+    with rig.database.session() as session:  # the alert stands: booking proposes a slot again
+        [again] = book_appointments(session, "acme", actor="test", now=NOW).booked
+    assert again.vin == vin and again.appointment_id != booked.appointment_id
 
 
 def test_booking_reports_why_a_vehicle_could_not_be_booked(rig: Rig) -> None:

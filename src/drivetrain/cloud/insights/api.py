@@ -199,6 +199,16 @@ def post_accept(appointment_id: AppointmentId, principal: Actor, context: Contex
             request_id=request_id_of(request)))  # fmt: skip
 
 
+@router.post("/appointments/{appointment_id}/cancel", response_model=AppointmentOut,
+             summary="Cancel an appointment; the car is told")  # fmt: skip
+def post_cancel(appointment_id: AppointmentId, principal: Actor, context: Context, request: Request) -> AppointmentOut:
+    """Cancel a proposed or accepted appointment: its slot and part are free again."""
+    with context.database.session() as session:
+        return AppointmentOut.of(booking.cancel_appointment(
+            session, principal.tenant, appointment_id, actor=principal.client_id,
+            request_id=request_id_of(request)))  # fmt: skip
+
+
 @router.post("/appointments/{appointment_id}/move", response_model=AppointmentOut,
              summary="The driver moves the appointment to a chosen or the next best slot")  # fmt: skip
 def post_move(

@@ -338,6 +338,27 @@ def accept_appointment(session: Session, tenant: str, appointment_id: str, *, ac
     return StoredAppointment.of(row)
 
 
+def cancel_appointment(session: Session, tenant: str, appointment_id: str, *, actor: str,
+                       now: datetime | None = None, request_id: str | None = None) -> StoredAppointment:  # fmt: skip
+    """Cancel an appointment (the driver or the workshop calls it off); its slot and part are
+    free again and the car is told. The alert stays: booking again may propose a new slot.
+
+    Raises:
+        NotFoundError: unknown appointment.
+        ConflictError: already cancelled.
+    """
+    now = now or datetime.now(UTC)
+    row = _appointment_row(session, tenant, appointment_id)
+    if row.status not in ACTIVE:
+        raise ConflictError(f"appointment {appointment_id} is already {row.status}")
+    row.status, row.updated_at = "cancelled", now
+    centre = {c.centre_id: c for c in list_centres(session, tenant)}[row.centre_id]
+    _tell_car(session, row, centre, tenant=tenant, actor=actor, request_id=request_id, now=now)
+    record_audit(session, tenant=tenant, actor=actor, action="insights.appointment.cancel",
+                 target=f"appointment:{appointment_id}", request_id=request_id, now=now)
+    return StoredAppointment.of(row)
+
+
 def move_appointment(
     session: Session, tenant: str, appointment_id: str, *, actor: str,
     centre_id: str | None = None, day: date | None = None, now: datetime | None = None,
