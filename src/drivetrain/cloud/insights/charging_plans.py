@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Final
 
 import numpy as np
@@ -140,8 +140,3 @@ def list_plans(session: Session, tenant: str, *, limit: int = 50) -> list[Chargi
     ids = session.scalars(select(ChargingPlanRow.plan_id).where(ChargingPlanRow.tenant_id == tenant)
                           .order_by(ChargingPlanRow.created_at.desc()).limit(limit))  # fmt: skip
     return [get_plan(session, tenant, i) for i in ids]
-
-
-def slot_of(start_at: datetime, when: datetime, slot_minutes: int) -> int:
-    """The slot index of ``when`` in a plan starting at ``start_at`` (rounded down)."""
-    return int((when - start_at) / timedelta(minutes=slot_minutes))
