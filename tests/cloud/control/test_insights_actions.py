@@ -182,3 +182,24 @@ def test_a_charging_plan_naming_another_tenants_car_stores_nothing(rig: Rig) -> 
         get_plan(session, "acme", "chg-unknown")
     rig.cycle()
     assert all(not _executed(rig, v, "charging.schedule") for v in rig.vins + rig.other_vins)
+
+
+def test_a_booked_slot_stays_taken_after_its_vehicle_drove_away(rig: Rig) -> None:
+    _alert(rig, rig.vins[0], "tires", days_ahead=3)
+    with rig.database.session() as session:
+        put_centre(session, "acme", "only", name="Only", lat=48.14, lon=11.58, daily_capacity=1,
+                   stock={"tyre": 5}, actor="test")
+        [first] = book_appointments(session, "acme", actor="test", now=NOW).booked
+        later = NOW + timedelta(minutes=1)  # the first car is now 1,500 km away
+        apply_reported(session, {rig.vins[0]: {LATITUDE: (40.4, later), LONGITUDE: (-3.7, later)}})
+    with rig.database.session() as session:
+        pseudonyms = pseudonymiser(session, "acme")
+        apply_reported(session, {rig.vins[1]: {LATITUDE: (48.14, NOW), LONGITUDE: (11.58, NOW)}})
+        card = ModelCard("maintenance", 2, "maintenance.failure-window", NOW, "test", (), {}, {})
+        start = NOW + timedelta(days=3)
+        store_run(session, tenant="acme", card=card, threshold=0.5, trigger="command", actor="test",
+                  predictions=[ComponentPrediction(pseudonyms(v), "tires", 0.9, start, start + timedelta(days=1), NOW)
+                               for v in rig.vins[:2]],
+                  data_window=(NOW - timedelta(days=1), NOW), started_at=later)
+        [second] = book_appointments(session, "acme", actor="test", now=NOW).booked
+    assert second.vin == rig.vins[1] and second.day != first.day  # one job a day at that centre

@@ -244,11 +244,13 @@ def book_appointments(
     unbooked: list[Unbooked] = []
     requests: list[ServiceRequest] = []
     pinned: dict[str, tuple[str, int]] = {}
+    stored = {c.centre_id: c for c in list_centres(session, tenant)}
     for a in active:
-        where = _location(session, tenant, a.vin)
         offset = (a.day - today).days
-        if where is not None and offset >= 0:
-            requests.append(_request_of(a, where, today))
+        if offset >= 0:
+            # A pinned booking only takes its slot and part: placed at its centre, it stays
+            # feasible wherever the vehicle has gone since.
+            requests.append(_request_of(a, (stored[a.centre_id].lat, stored[a.centre_id].lon), today))
             pinned[a.vin] = (a.centre_id, offset)
     fresh = []
     for vin, p in sorted(best.items()):
@@ -261,7 +263,6 @@ def book_appointments(
         fresh.append(p)
     proposals = _solve(requests, centres, days, max_distance_km, pinned, {}) if fresh else []
     by_vin = {pr.vehicle: pr for pr in proposals}
-    stored = {c.centre_id: c for c in list_centres(session, tenant)}
     booked = []
     for p in fresh:
         proposal = by_vin[p.vin or ""]
@@ -390,9 +391,9 @@ def move_appointment(
     requests: list[ServiceRequest] = []
     pinned: dict[str, tuple[str, int]] = {}
     for a in _active(session, tenant):
-        where = _location(session, tenant, a.vin) or (0.0, 0.0)
+        where = (stored[a.centre_id].lat, stored[a.centre_id].lon)  # pinned: see book_appointments
         if a.appointment_id == row.appointment_id:
-            where = _location(session, tenant, a.vin) or (stored[a.centre_id].lat, stored[a.centre_id].lon)
+            where = _location(session, tenant, a.vin) or where
         offset = (a.day - today).days
         if offset < 0 and a.appointment_id != row.appointment_id:
             continue

@@ -131,7 +131,7 @@ def store_run(
     )
     old = session.scalars(
         select(ScoreRunRow.run_id).where(ScoreRunRow.tenant_id == tenant)
-        .order_by(ScoreRunRow.started_at.desc(), ScoreRunRow.run_id.desc()).offset(KEEP_RUNS)
+        .order_by(ScoreRunRow.started_at.desc(), ScoreRunRow.finished_at.desc(), ScoreRunRow.run_id.desc()).offset(KEEP_RUNS)
     ).all()  # fmt: skip
     if old:
         session.execute(delete(PredictionRow).where(PredictionRow.run_id.in_(old)))
@@ -181,7 +181,7 @@ def score_tenant(
 def latest_run(session: Session, tenant: str) -> ScoreRun | None:
     row = session.scalars(
         select(ScoreRunRow).where(ScoreRunRow.tenant_id == tenant)
-        .order_by(ScoreRunRow.started_at.desc(), ScoreRunRow.run_id.desc()).limit(1)
+        .order_by(ScoreRunRow.started_at.desc(), ScoreRunRow.finished_at.desc(), ScoreRunRow.run_id.desc()).limit(1)
     ).first()  # fmt: skip
     return ScoreRun.of(row) if row is not None else None
 
@@ -191,7 +191,7 @@ def list_runs(session: Session, tenant: str, *, limit: int = 20) -> list[ScoreRu
     _check_limit(limit)
     rows = session.scalars(
         select(ScoreRunRow).where(ScoreRunRow.tenant_id == tenant)
-        .order_by(ScoreRunRow.started_at.desc(), ScoreRunRow.run_id.desc()).limit(limit)
+        .order_by(ScoreRunRow.started_at.desc(), ScoreRunRow.finished_at.desc(), ScoreRunRow.run_id.desc()).limit(limit)
     )  # fmt: skip
     return [ScoreRun.of(r) for r in rows]
 
