@@ -182,6 +182,8 @@ def test_an_altered_model_artifact_is_refused_not_unpickled(tmp_path: Path) -> N
         registry.card("maintenance", 7)
     with pytest.raises(BadInputError, match="model name"):
         registry.versions("../keys")
+    with pytest.raises(BadInputError, match="non-finite"):
+        registry.save(ModelCard("maintenance", 0, "test", datetime.now(UTC), "0", (), {}, {"rmse": float("nan")}), {})
     (tmp_path / "models" / "maintenance" / "1" / CARD_FILE).write_text('{"name": 1')
     with pytest.raises(ModelArtifactError, match="not a readable model card"):
         registry.card("maintenance")

@@ -179,6 +179,10 @@ class ModelRegistry:
         """
         joblib = require("joblib")
         folder = self.root / check_model_name(card.name)
+        try:  # strict JSON (no NaN), so any reader of the card can parse it
+            json.dumps(card.to_dict(), allow_nan=False)
+        except ValueError as e:
+            raise BadInputError(f"model card of {card.name!r} holds a non-finite number: {e}") from e
         try:
             folder.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))

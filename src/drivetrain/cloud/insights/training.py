@@ -88,9 +88,11 @@ def load_component_events(ground_truth: Path) -> pa.Table:
 
 
 def _span(signals: pa.Table) -> tuple[datetime, datetime]:
-    ts = signals.column("ts")
-    lo, hi = pa.compute.min_max(ts).values()
-    return lo.as_py(), hi.as_py()
+    """First and last time of ``signals`` (a timestamp column, or Unix seconds)."""
+    lo, hi = (v.as_py() for v in pa.compute.min_max(signals.column("ts")).values())
+    if not isinstance(lo, datetime):
+        return datetime.fromtimestamp(float(lo), UTC), datetime.fromtimestamp(float(hi), UTC)
+    return lo, hi
 
 
 def train_maintenance(
