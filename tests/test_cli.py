@@ -29,6 +29,8 @@ READERS = [
     "commerce invoice list", "commerce invoice show", "commerce entitlement list",
     "commerce revenue", "commerce statement",
     "ota keys show", "ota image list", "ota director show",
+    "insights models", "insights card",
+    "insights alerts", "insights show", "insights centres", "insights appointments",
 ]
 #: Command names that read or list: a new command named so must offer --json too.
 _READING_NAMES = {"list", "show", "info", "stats", "counts", "query", "sql", "status", "get",
@@ -59,7 +61,7 @@ def test_help_lists_every_top_level_command_by_name() -> None:
     assert result.exit_code == 0
     assert TOP_LEVEL <= set(ROOT.commands)
     commands_panel = result.output.split("Commands")[1]
-    listed = set(re.findall(r"^│ ([\w-]+) ", commands_panel, re.M))
+    listed = set(re.findall(r"^│ ([\w-]+) ", commands_panel, re.MULTILINE))
     assert listed == set(ROOT.commands), set(ROOT.commands) ^ listed
 
 

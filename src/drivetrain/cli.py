@@ -19,6 +19,7 @@ from drivetrain.commands import (
     edge,
     fleet,
     ingest,
+    insights,
     jobs,
     lake,
     ota,
@@ -93,6 +94,7 @@ app.add_typer(campaign.app, name="campaign")
 app.add_typer(commerce.app, name="commerce")
 app.add_typer(bench.app, name="bench")
 app.add_typer(ota.app, name="ota")
+app.add_typer(insights.app, name="insights")
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.command("export")(portability.export)

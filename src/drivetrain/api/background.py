@@ -4,8 +4,10 @@
 
 * with ``audit_checkpoint_dir`` set, the **audit checkpointer**: a signed checkpoint of every
   audit chain's head into that folder every ``audit_checkpoint_interval_s``;
-* the commands **dispatcher**, the **campaign runner** and the **commerce runner**
-  (renewals, dunning, signed entitlements) — always: without a vehicle link
+* the commands **dispatcher**, the **campaign runner**, the **commerce runner** (renewals,
+  dunning, signed entitlements) and, when ``insights_score_every_s`` is above 0, the
+  **insights scoring loop** (each tenant's lake scored with its latest maintenance model) —
+  always: without a vehicle link
   (``broker_url`` unset) they still run, and deliveries say ``not delivered: no vehicle
   link`` instead of staying silently queued;
 * the twins **reconciler** (desired-state deltas) unless ``workers`` is False: without a
@@ -34,6 +36,7 @@ from drivetrain.cloud.fleet import cloud_signing_key
 from drivetrain.cloud.infra import Database
 from drivetrain.cloud.infra.audit_checkpoints import Checkpointer
 from drivetrain.cloud.infra.bus import BusBridge, status_bus
+from drivetrain.cloud.insights.scheduler import ScoringLoop
 from drivetrain.cloud.twins import Reconciler, hub_for
 from drivetrain.core.settings import Settings
 from drivetrain.core.transport import Transport, open_transport
@@ -64,6 +67,7 @@ class ControlPlane:
     dispatcher: Dispatcher | None = None
     campaigns: CampaignRunner | None = None
     commerce: CommerceRunner | None = None
+    scoring: ScoringLoop | None = None
     reconciler: Reconciler | None = None
     bridge: BusBridge | None = None
     _stoppers: list[object] = field(default_factory=list)
@@ -98,6 +102,9 @@ class ControlPlane:
             self.commerce = CommerceRunner(
                 self.database, key, payment_provider(self.settings),
                 lease_s=self.settings.entitlement_lease_s).start()
+            if self.settings.insights_score_every_s > 0:
+                self.scoring = ScoringLoop(self.settings, self.database,
+                                           self.settings.insights_score_every_s).start()
         if self.workers and key is not None:
             self.reconciler = Reconciler(self.database, self.link, key)
             self.reconciler.start()
@@ -122,10 +129,12 @@ class ControlPlane:
         for stop in reversed(self._stoppers):
             stop()  # type: ignore[operator]
         self._stoppers = []
-        for part in (self.reconciler, self.commerce, self.campaigns, self.dispatcher):
+        for part in (self.scoring, self.reconciler, self.commerce, self.campaigns,
+                     self.dispatcher):
             if part is not None:
                 part.stop()
-        self.reconciler = self.campaigns = self.dispatcher = None
+        self.reconciler = self.campaigns = self.dispatcher = self.scoring = None
+        self.commerce = None
         if self.bridge is not None:
             self.bridge.stop()
             self.bridge = None

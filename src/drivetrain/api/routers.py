@@ -9,6 +9,7 @@ from drivetrain.cloud.campaigns import api as campaigns_api
 from drivetrain.cloud.commands import api as commands_api
 from drivetrain.cloud.commerce import api as commerce_api
 from drivetrain.cloud.ingest import api as ingest_api
+from drivetrain.cloud.insights import api as insights_api
 from drivetrain.cloud.lake import api as lake_api
 from drivetrain.cloud.ota import api as ota_api
 from drivetrain.cloud.portability import api as portability_api
@@ -35,6 +36,7 @@ ROUTERS: list[tuple[str, APIRouter]] = [
     ("/v1/vehicle-models", campaigns_api.models_router),
     ("/v1/commerce", commerce_api.router),
     ("/v1/ota", ota_api.router),
+    ("/v1/insights", insights_api.router),
 ]
 
 

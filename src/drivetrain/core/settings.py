@@ -189,6 +189,13 @@ class Settings(BaseSettings):
         description="The payment provider subscriptions are charged through; 'test' is the "
         "built-in one (cards test_card_ok, test_card_declined, test_card_insufficient).",
     )
+    insights_score_every_s: float = Field(
+        3600.0,
+        ge=0,
+        description="How often the control plane (serve, worker dispatch) scores each "
+        "tenant's lake with its latest maintenance model and stores the predictions, seconds; "
+        "0 turns the scheduled scoring off (drivetrain insights score still runs it).",
+    )
     ingest_max_attempts: int = Field(
         3,
         ge=1,

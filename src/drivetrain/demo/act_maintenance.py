@@ -15,11 +15,10 @@ from drivetrain.demo.acts import Act, ActResult, DemoContext
 
 NAME = "maintenance"
 TITLE = "Maintenance predicted: failures forecast on held-out vehicles, service booked"
-PARTS = {"tires": "tyre", "lv_battery": "12v-battery", "hv_cell": "hv-module",
-         "coolant_pump": "coolant-pump", "brake_pads": "brake-pads"}  # fmt: skip
 
 
 def run(context: DemoContext) -> ActResult:
+    from drivetrain.cloud.insights.booking import COMPONENT_PARTS as PARTS
     from drivetrain.cloud.insights.maintenance import (
         MaintenanceModels,
         evaluate_alerts,

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from lake_rows import T0, T0_NS, NS_DAY, make_rows
+from lake_rows import NS_DAY, T0, T0_NS, make_rows
 
 from drivetrain.cloud.lake import Lake, RetentionPolicy
 from drivetrain.core.errors import ConfigurationError

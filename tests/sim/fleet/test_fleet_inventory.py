@@ -8,9 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from drivetrain.cloud.infra import Database, create_tenant
-from drivetrain.cloud.ingest import IngestPipeline, MemoryLake
-from drivetrain.cloud.ingest import TwinsReportedState
-from drivetrain.cloud.ingest import IngestWorker
+from drivetrain.cloud.ingest import IngestPipeline, IngestWorker, MemoryLake, TwinsReportedState
 from drivetrain.cloud.twins import list_ecus, query_twins
 from drivetrain.commands.sim import provision_fleet
 from drivetrain.core.crypto import SigningKey

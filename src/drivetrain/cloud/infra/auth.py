@@ -49,6 +49,8 @@ class Scope(StrEnum):
     AUDIT_READ = "audit:read"
     CAMPAIGNS_READ = "campaigns:read"
     CAMPAIGNS_WRITE = "campaigns:write"
+    INSIGHTS_READ = "insights:read"
+    INSIGHTS_WRITE = "insights:write"
     ADMIN = "admin"
 
 
@@ -71,6 +73,10 @@ SCOPE_DESCRIPTIONS: Mapping[Scope, str] = {
     "and signal catalogs",
     Scope.CAMPAIGNS_WRITE: "Write, approve and run data-collection campaigns; manage vehicle "
     "models, decoder manifests and signal catalogs",
+    Scope.INSIGHTS_READ: "Read trained models, predictions, maintenance alerts, appointments "
+    "and charging plans",
+    Scope.INSIGHTS_WRITE: "Score the fleet, manage service centres, book appointments and plan "
+    "charging (sending to cars also needs fleet:write)",
     Scope.ADMIN: "Manage the tenant's clients (and, in the operator tenant, tenants)",
 }
 
@@ -101,6 +107,8 @@ ROLE_SCOPES: Mapping[Role, frozenset[Scope]] = {
             Scope.SECURITY_READ,
             Scope.CAMPAIGNS_READ,
             Scope.CAMPAIGNS_WRITE,
+            Scope.INSIGHTS_READ,
+            Scope.INSIGHTS_WRITE,
         }
     ),
     Role.SECURITY_ANALYST: frozenset(

@@ -306,7 +306,8 @@ class AlertEvaluation:
         return {
             "component": self.component, "failures": self.failures, "caught": self.caught,
             "missed": self.missed, "mean_lead_time_s": None if math.isnan(self.mean_lead_time_s) else round(self.mean_lead_time_s, 1),
-            "false_alarm_vehicles": self.false_alarm_vehicles, "window_hit_rate": round(self.window_hit_rate, 3),
+            "false_alarm_vehicles": self.false_alarm_vehicles,
+            "window_hit_rate": None if math.isnan(self.window_hit_rate) else round(self.window_hit_rate, 3),
         }  # fmt: skip
 
 

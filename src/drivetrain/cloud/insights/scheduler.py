@@ -1,0 +1,98 @@
+"""The scheduled batch job: every ``interval_s`` score each tenant that has a trained
+maintenance model (``<data_dir>/models/<tenant>/maintenance``) over its lake and store the
+predictions. Run by the control plane (``drivetrain serve``, ``drivetrain worker dispatch``)
+when ``insights_score_every_s`` is above 0.
+
+One tenant's failure (an altered model, an unreadable lake) is logged and counted; the
+others are still scored. Without the ``insights`` extra the loop logs that once and stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from drivetrain.cloud.infra import Database
+from drivetrain.cloud.insights._deps import MissingExtraError
+from drivetrain.cloud.insights.registry import ModelRegistry
+from drivetrain.cloud.insights.service import ScoreRun, score_tenant
+from drivetrain.cloud.insights.training import MAINTENANCE_MODEL
+from drivetrain.core.errors import DrivetrainError
+from drivetrain.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ScoringLoop:
+    """Scores every tenant with a model each ``interval_s`` seconds on a background thread.
+
+    Args:
+        settings: where the models and the lake are.
+        database: the state database the predictions go to.
+        interval_s: seconds between passes (the first pass runs one interval after start).
+    """
+
+    settings: Settings
+    database: Database
+    interval_s: float
+    passes: int = 0
+    errors: int = 0
+    last_runs: list[ScoreRun] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def run_once(self, now: datetime | None = None) -> list[ScoreRun]:
+        """One pass over every tenant with a maintenance model, on the caller's thread.
+
+        Raises:
+            MissingExtraError: the insights extra is not installed.
+        """
+        from drivetrain.cloud.lake import Lake
+
+        runs = []
+        tenants = [t for t in ModelRegistry.tenants(self.settings.data_dir)
+                   if ModelRegistry.for_tenant(self.settings.data_dir, t).versions(MAINTENANCE_MODEL)]  # fmt: skip
+        if tenants:
+            with Lake.open(self.settings) as lake:
+                for tenant in tenants:
+                    registry = ModelRegistry.for_tenant(self.settings.data_dir, tenant)
+                    try:
+                        runs.append(score_tenant(self.database, lake, registry, tenant,
+                                                 trigger="schedule", actor="insights-scheduler", now=now))  # fmt: skip
+                    except MissingExtraError:
+                        raise
+                    except DrivetrainError as e:
+                        self.errors += 1
+                        log.warning("scoring tenant %s failed: %s", tenant, e)
+        self.passes += 1
+        self.last_runs = runs
+        return runs
+
+    def start(self) -> ScoringLoop:
+        """Run passes on a background thread until ``stop()`` (idempotent)."""
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="drivetrain-insights", daemon=True)
+            self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.run_once()
+            except MissingExtraError as e:
+                log.warning("scheduled scoring stopped: %s", e)
+                return
+            except DrivetrainError as e:
+                self.errors += 1
+                log.warning("scheduled scoring pass failed: %s", e)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop after the current pass; idempotent."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout_s)
