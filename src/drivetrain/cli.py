@@ -9,8 +9,8 @@ from typer.core import TyperOption
 
 from drivetrain import __version__
 from drivetrain.commands import (
-    bench,
     auth,
+    bench,
     campaign,
     commerce,
     can,
@@ -21,6 +21,7 @@ from drivetrain.commands import (
     ingest,
     jobs,
     lake,
+    portability,
     privacy,
     serve,
     sim,
@@ -28,7 +29,6 @@ from drivetrain.commands import (
     vss,
     worker,
 )
-
 
 
 def _show_flags_as_flags() -> None:
@@ -93,6 +93,8 @@ app.add_typer(commerce.app, name="commerce")
 app.add_typer(bench.app, name="bench")
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
+app.command("export")(portability.export)
+app.command("import")(portability.import_command)
 
 
 def main() -> None:

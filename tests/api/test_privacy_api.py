@@ -77,7 +77,12 @@ def test_consent_set_through_the_api_is_read_back_and_replaces_the_previous_one(
     assert put.status_code == 200, put.text
     assert put.json()["categories"] == ["location", "technical"]
     assert put.json()["source"] == "driver-app" and put.json()["updated_at"] is not None
-    assert client.get(_url(vin), headers=setup["reader"]).json() == put.json()
+    sent = put.json()
+    job_id, version = sent.pop("job_id"), sent.pop("vehicle_version")
+    assert client.get(_url(vin), headers=setup["reader"]).json() == sent
+    job = client.get(f"/v1/jobs/{job_id}", headers=admin).json()  # on its way to the car
+    assert job["body"]["name"] == "privacy.collection"
+    assert job["body"]["args"] == {"categories": ["location", "technical"], "version": version}
     narrowed = client.put(_url(vin), json={"categories": [], "source": "operator"}, headers=admin)
     assert narrowed.status_code == 200, narrowed.text
     got = client.get(_url(vin), headers=setup["reader"]).json()

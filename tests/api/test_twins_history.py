@@ -68,7 +68,8 @@ def stored(
 
 
 def _history(client: TestClient, stored: dict[str, Any], headers: str = "acme", **params: Any) -> Any:
-    query = {"path": LIMIT, "start": T0.isoformat(), "end": (T0 + timedelta(hours=1)).isoformat()}
+    query = {"path": LIMIT, "start": T0.isoformat(), "end": (T0 + timedelta(hours=1)).isoformat(),
+             "purpose": "fleet_operations"}
     return client.get(f"/v1/twins/{stored['vin']}/history", params={**query, **params},
                       headers=stored[headers])
 
@@ -106,3 +107,16 @@ def test_bad_history_requests_name_the_problem(
 ) -> None:
     response = _history(client, stored, **params)
     assert response.status_code == 422 and needle in response.json()["detail"]
+
+
+def test_history_without_a_purpose_or_outside_it_is_refused(
+    client: TestClient, stored: dict[str, Any]
+) -> None:
+    missing = _history(client, stored, purpose="")
+    assert missing.status_code == 422 and "must name its purpose" in missing.json()["detail"]
+    location = _history(client, stored, path="Vehicle.CurrentLocation.Latitude",
+                        purpose="maintenance")
+    assert location.status_code == 403 and "may not read location" in location.json()["detail"]
+    unconsented = _history(client, stored, path="Vehicle.CurrentLocation.Latitude",
+                           purpose="insurance")
+    assert unconsented.status_code == 403 and "no vehicle has consent" in unconsented.text

@@ -37,3 +37,18 @@ def test_can_decode_benchmark_quick_mode_ends_with_its_json_figures(shared_data:
         rel=0.5,
     )
     assert figures["peak_rss_mb"] > 0
+
+
+def test_privacy_benchmark_ends_with_erasure_and_export_figures() -> None:
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "benchmarks" / "privacy.py"), "--values", "200000",
+         "--vehicles", "200", "--erase", "10", "--repeats", "1"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["values"] == figures["exported_rows"] == figures["imported_rows"] == 200_000
+    assert figures["erase_rows_removed"] > 0 and figures["erase_files_rewritten"] > 0
+    for key in ("erase_seconds", "baseline_erase_seconds", "export_rows_per_s",
+                "import_rows_per_s", "baseline_copy_rows_per_s", "erase_ratio", "export_ratio"):
+        assert isinstance(figures[key], int | float) and figures[key] > 0, key

@@ -2,6 +2,8 @@
 
 ``ControlPlane`` starts, for a state database and the settings' vehicle link:
 
+* with ``audit_checkpoint_dir`` set, the **audit checkpointer**: a signed checkpoint of every
+  audit chain's head into that folder every ``audit_checkpoint_interval_s``;
 * the commands **dispatcher**, the **campaign runner** and the **commerce runner**
   (renewals, dunning, signed entitlements) — always: without a vehicle link
   (``broker_url`` unset) they still run, and deliveries say ``not delivered: no vehicle
@@ -27,6 +29,7 @@ from drivetrain.cloud.commands import Dispatcher
 from drivetrain.cloud.commerce import CommerceRunner, payment_provider
 from drivetrain.cloud.fleet import cloud_signing_key
 from drivetrain.cloud.infra import Database
+from drivetrain.cloud.infra.audit_checkpoints import Checkpointer
 from drivetrain.cloud.infra.bus import BusBridge, status_bus
 from drivetrain.cloud.twins import Reconciler, hub_for
 from drivetrain.core.settings import Settings
@@ -83,6 +86,10 @@ class ControlPlane:
             hub_for(self.database.engine)
             self.bridge = BusBridge(status_bus(self.database.engine), self.link).start()
         if self.dispatching and key is not None:
+            if self.settings.audit_checkpoint_dir is not None:
+                checkpointer = Checkpointer(self.database, key, self.settings.audit_checkpoint_dir,
+                                            self.settings.audit_checkpoint_interval_s).start()
+                self._stoppers.append(checkpointer.stop)
             self.dispatcher = Dispatcher(self.database, self.link, key).start()
             self.campaigns = CampaignRunner(self.database).start()
             self.commerce = CommerceRunner(

@@ -10,6 +10,7 @@ from drivetrain.cloud.commands import api as commands_api
 from drivetrain.cloud.commerce import api as commerce_api
 from drivetrain.cloud.ingest import api as ingest_api
 from drivetrain.cloud.lake import api as lake_api
+from drivetrain.cloud.portability import api as portability_api
 from drivetrain.cloud.privacy import api as privacy_api
 from drivetrain.cloud.twins import api as twins_api
 
@@ -25,6 +26,7 @@ ROUTERS: list[tuple[str, APIRouter]] = [
     ("/v1/twins", twins_api.router),
     ("/v1/ingest", ingest_api.router),
     ("/v1/privacy", privacy_api.router),
+    ("/v1/privacy/requests", portability_api.router),
     ("/v1/commands", commands_api.commands_router),
     ("/v1/jobs", commands_api.jobs_router),
     ("/v1/campaigns", campaigns_api.router),

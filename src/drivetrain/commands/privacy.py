@@ -20,12 +20,14 @@ from drivetrain.commands.db import (
     open_migrated_database,
 )
 from drivetrain.commands.output import Column, emit_json, print_table
+from drivetrain.commands.privacy_requests import grants_app, request_app
 
 if TYPE_CHECKING:
     from drivetrain.cloud.privacy import Consent
 
 app = typer.Typer(
-    help="Privacy: per-vehicle consent (which data categories may be stored), the categories.",
+    help="Privacy: per-vehicle consent (which data categories may be stored), the categories, "
+    "purpose grants, data subject requests.",
     no_args_is_help=True,
 )
 consent_app = typer.Typer(
@@ -33,6 +35,8 @@ consent_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(consent_app, name="consent")
+app.add_typer(request_app, name="request")
+app.add_typer(grants_app, name="grants")
 
 #: The ``--allow`` value that allows no category at all.
 ALLOW_NONE = "none"
@@ -64,7 +68,9 @@ def parse_allow(text: str) -> list[str]:
     return names
 
 
-def _print_consent(consent: Consent, pseudonym: str, as_json: bool) -> None:
+def _print_consent(
+    consent: Consent, pseudonym: str, as_json: bool, job_id: str | None = None
+) -> None:
     from drivetrain.cloud.privacy import describe_categories
     from drivetrain.core.vss import builtin_catalog
 
@@ -74,6 +80,7 @@ def _print_consent(consent: Consent, pseudonym: str, as_json: bool) -> None:
         emit_json({
             "vin": consent.vin, "tenant": consent.tenant, "categories": sorted(consent.categories),
             "source": consent.source, "updated_at": updated, "pseudonym": pseudonym,
+            **({} if job_id is None else {"job_id": job_id}),
         })  # fmt: skip
         return
     when = consent.updated_at.strftime("%Y-%m-%d %H:%M:%S UTC") if consent.updated_at else "never set"
@@ -85,33 +92,40 @@ def _print_consent(consent: Consent, pseudonym: str, as_json: bool) -> None:
         console,
     )
     console.print(f"pseudonym in the lake: {pseudonym}", markup=False)
+    if job_id is not None:
+        console.print(f"sent to the vehicle as job {job_id} (it stops collecting what the "
+                      "consent no longer covers when the job reaches it)", markup=False)
 
 
 def _with_vehicle(
     vin: str, tenant: str | None, change: list[str] | None, source: str
-) -> tuple[Consent, str]:
-    """Show (``change`` None) or set the consent of ``vin`` in one transaction, then print it."""
+) -> tuple[Consent, str, str | None]:
+    """Show (``change`` None) or set the consent of ``vin`` in one transaction (a change is
+    also sent to the vehicle: the job id is returned)."""
     from drivetrain.cloud.fleet import get_vehicle
-    from drivetrain.cloud.privacy import get_consent, set_consent, vehicle_pseudonym
+    from drivetrain.cloud.privacy import get_consent, vehicle_pseudonym
+    from drivetrain.cloud.privacy.flows import change_consent
     from drivetrain.core.errors import DrivetrainError
 
     database = open_migrated_database(load_settings_or_exit())
+    job_id = None
     try:
         with database.session() as session:
             owner = get_vehicle(session, vin, tenant=tenant).tenant
             if change is None:
                 consent = get_consent(session, vin, owner)
             else:
-                consent = set_consent(
+                changed = change_consent(
                     session, vin=vin, tenant=owner, categories=change, source=source,
                     actor=cli_actor(),
                 )  # fmt: skip
+                consent, job_id = changed.consent, changed.job_id
             pseudonym = vehicle_pseudonym(session, owner, vin)
     except DrivetrainError as e:
         fail(e)
     finally:
         database.dispose()
-    return consent, pseudonym
+    return consent, pseudonym, job_id
 
 
 @consent_app.command("show")
@@ -124,7 +138,7 @@ def show(
 
     A vehicle without a consent record has the default: technical and diagnostics.
     """
-    consent, pseudonym = _with_vehicle(vin, tenant, None, "")
+    consent, pseudonym, _ = _with_vehicle(vin, tenant, None, "")
     _print_consent(consent, pseudonym, as_json)
 
 
@@ -143,12 +157,13 @@ def set_command(
     tenant: TenantOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Replace the vehicle's consent; ingestion applies it from its next micro-batch on.
+    """Replace the vehicle's consent; ingestion applies it from its next micro-batch on, and
+    the vehicle stops collecting what it no longer covers when the signed command reaches it.
 
     Data already stored is not touched. An unknown category is refused and nothing changes.
     """
-    consent, pseudonym = _with_vehicle(vin, tenant, parse_allow(allow), source)
-    _print_consent(consent, pseudonym, as_json)
+    consent, pseudonym, job_id = _with_vehicle(vin, tenant, parse_allow(allow), source)
+    _print_consent(consent, pseudonym, as_json, job_id)
 
 
 @app.command("categories")

@@ -35,7 +35,7 @@ from typing import Any, Final
 import httpx
 import numpy as np
 
-from drivetrain.cloud.privacy import set_consent, vehicle_pseudonym
+from drivetrain.cloud.privacy import give_consent, set_consent, vehicle_pseudonym
 from drivetrain.core.vss import PRIVACY_CATEGORIES
 from drivetrain.demo.acts import Act, ActResult, DemoContext, Figure
 from drivetrain.demo.fleet_session import fleet_identities, running_fleet
@@ -47,6 +47,8 @@ TENANT = "default"
 OWNER = "campaign demo"
 CREDENTIALS_DIR = "campaign-demo-cars"
 BRAKE: Final = "Vehicle.Acceleration.Longitudinal"
+#: Why the campaign's rows are read (the drivers consent to it).
+PURPOSE: Final = "product_improvement"
 THRESHOLD_MS2: Final = -0.8
 OLD_BMS: Final = 'software."BMS" < "2.4.0"'
 #: Cars the act drives (at least), and how many seeded fleets it considers.
@@ -114,11 +116,15 @@ def _pick_fleet(context: DemoContext, search: bool) -> _Fleet:
 
 
 def _consent(context: DemoContext, vins: list[str]) -> None:
-    """The act's drivers agree to every data category (the campaign collects driving data)."""
+    """The act's drivers agree to every data category (the campaign collects driving data),
+    and to its use for product improvement (the purpose the campaign's rows are read for)."""
     with context.platform.database.session() as session:
         for vin in vins:
             set_consent(session, vin=vin, tenant=TENANT, categories=PRIVACY_CATEGORIES,
                         source="contract", actor=f"demo:{NAME}")
+            give_consent(session, tenant=TENANT, vin=vin, purpose=PURPOSE,
+                         categories=PRIVACY_CATEGORIES, person="driver", source="driver-app",
+                         actor=f"demo:{NAME}")
 
 
 def _definition(campaign_id: str, vins: list[str]) -> dict[str, Any]:
@@ -153,7 +159,7 @@ def _out_of_time(context: DemoContext) -> bool:
 def _campaign_rows(http: httpx.Client, campaign_id: str) -> dict[str, int]:
     query = (f"SELECT vehicle, count(*) AS n FROM telemetry WHERE campaign = "
              f"'{campaign_id}' GROUP BY vehicle")
-    answer = http.post("/v1/telemetry/sql", json={"query": query})
+    answer = http.post("/v1/telemetry/sql", json={"query": query}, params={"purpose": PURPOSE})
     answer.raise_for_status()
     return {row["vehicle"]: int(row["n"]) for row in answer.json()["data"]}
 

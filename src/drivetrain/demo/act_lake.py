@@ -26,13 +26,15 @@ import numpy as np
 import pyarrow as pa
 
 from drivetrain.cloud.lake import Lake, verify_bundle
-from drivetrain.cloud.privacy import vehicle_pseudonym
+from drivetrain.cloud.privacy import give_consent, vehicle_pseudonym
 from drivetrain.core.vss.privacy import privacy_category_for
 from drivetrain.demo.acts import Act, ActResult, DemoContext, Figure
 
 NAME = "lake"
 TITLE = "Fleet data lake: residency, exactly-once, queries, confined SQL"
 TENANT = "default"  # the bootstrap admin's tenant, so the demo's token may read it
+#: Why the speeds are read; each demo driver consents to it for driving behaviour.
+PURPOSE = "product_improvement"
 HTTP_TIMEOUT_S = 30.0
 DRIVE_S = 3600
 BATCH_S = 60
@@ -100,6 +102,9 @@ def run(context: DemoContext) -> ActResult:
     with platform.database.session() as session:
         for i in range(context.vehicles):
             vin = f"DTDEMO{context.seed:04d}{i:07d}"[-17:]
+            give_consent(session, tenant=TENANT, vin=vin, purpose=PURPOSE,
+                         categories=["driving_behaviour"], person="driver", source="driver-app",
+                         actor=f"demo:{NAME}")
             ts, values = _drive(rng, start_ns)
             fleet["EU" if i % 2 == 0 else "US"].append(
                 (vehicle_pseudonym(session, TENANT, vin), ts, values))
@@ -184,7 +189,7 @@ def _check_queries(
     platform = context.platform
     headers = {"Authorization": f"Bearer {platform.admin_token}"}
     end = start + timedelta(seconds=DRIVE_S)
-    window = {"start": start.isoformat(), "end": end.isoformat()}
+    window = {"start": start.isoformat(), "end": end.isoformat(), "purpose": PURPOSE}
     pseudonym, _, values = fleet["EU"][0]
     with httpx.Client(base_url=platform.api_url, timeout=HTTP_TIMEOUT_S) as http:
         context.report("1-minute mean speed of one vehicle (Arrow)", fraction=0.45)
@@ -217,6 +222,7 @@ def _check_queries(
                                     f"vs NumPy {expected_mean}")
         context.report("raw SQL reaching outside the tenant", fraction=0.75)
         response = http.post("/v1/telemetry/sql", headers=headers,
+                             params={"purpose": PURPOSE},
                              json={"query": "SELECT * FROM read_text('/etc/passwd')"})
         if response.status_code != 422:
             failures.append(f"raw SQL reading /etc/passwd answered {response.status_code}")

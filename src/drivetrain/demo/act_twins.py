@@ -191,7 +191,7 @@ def _history_tail(http: httpx.Client, vin: str) -> Any:
     """The last charge-limit value in the lake for ``vin`` over the last ten minutes."""
     now = datetime.now(UTC)
     params = {"path": CHARGE_LIMIT, "start": (now - timedelta(minutes=10)).isoformat(),
-              "end": (now + timedelta(minutes=10)).isoformat()}
+              "end": (now + timedelta(minutes=10)).isoformat(), "purpose": "fleet_operations"}
     points = http.get(f"/v1/twins/{vin}/history", params=params).json().get("points", [])
     return points[-1]["value"] if points else None
 

@@ -15,6 +15,7 @@ from drivetrain.demo.act_commerce import COMMERCE_ACT
 from drivetrain.demo.act_fleet_drives import FLEET_DRIVES
 from drivetrain.demo.act_lake import LAKE
 from drivetrain.demo.act_maintenance import MAINTENANCE_PREDICTED
+from drivetrain.demo.act_privacy import PRIVACY
 from drivetrain.demo.act_telemetry_lands import TELEMETRY_LANDS
 from drivetrain.demo.act_twins import TWINS_CONVERGE
 from drivetrain.demo.acts import Act
@@ -29,5 +30,6 @@ SCENARIO: tuple[Act, ...] = (
     MAINTENANCE_PREDICTED,
     CHARGING_PLANNED,
     CAMPAIGN_COLLECTS,
+    PRIVACY,
     COMMERCE_ACT,
 )

@@ -24,7 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Final
 
-from drivetrain.core.errors import StorageError
+from drivetrain.core.errors import BadInputError, StorageError
+from drivetrain.edge.consent import CollectionConsent
 
 log = logging.getLogger("drivetrain.edge")
 
@@ -183,16 +184,21 @@ class HeldEntitlements:
         )
 
 
-StateRecord = DownlinkMemory | InstalledCampaigns | DesiredStateVersion | HeldEntitlements
+StateRecord = (
+    DownlinkMemory | InstalledCampaigns | DesiredStateVersion | CollectionConsent
+    | HeldEntitlements
+)
 _RECORD_TYPES: Final[Mapping[str, type[StateRecord]]] = {
     t.record: t
-    for t in (DownlinkMemory, InstalledCampaigns, DesiredStateVersion, HeldEntitlements)
+    for t in (DownlinkMemory, InstalledCampaigns, DesiredStateVersion, CollectionConsent,
+              HeldEntitlements)
 }
 #: The attribute of ``AgentState`` that holds each record type.
 _FIELDS: Final[Mapping[str, str]] = {
     DownlinkMemory.record: "downlink",
     InstalledCampaigns.record: "campaigns",
     DesiredStateVersion.record: "desired",
+    CollectionConsent.record: "consent",
     HeldEntitlements.record: "entitlements",
 }
 
@@ -204,6 +210,7 @@ class AgentState:
     downlink: DownlinkMemory = field(default_factory=DownlinkMemory)
     campaigns: InstalledCampaigns = field(default_factory=InstalledCampaigns)
     desired: DesiredStateVersion = field(default_factory=DesiredStateVersion)
+    consent: CollectionConsent = field(default_factory=CollectionConsent)
     entitlements: HeldEntitlements = field(default_factory=HeldEntitlements)
 
     def updated(self, records: Iterable[StateRecord]) -> AgentState:
@@ -228,7 +235,7 @@ class AgentState:
                 continue
             try:
                 records.append(record_type.from_dict(json.loads(text)))
-            except (ValueError, StateFormatError) as e:  # JSONDecodeError is a ValueError
+            except (ValueError, StateFormatError, BadInputError) as e:  # JSONDecodeError too
                 log.warning("agent state record %r does not read (%s); starting it empty", name, e)
         return cls().updated(records)
 

@@ -1,4 +1,7 @@
-"""``/v1/telemetry`` over HTTP: JSON and Arrow results, scopes, and tenant isolation."""
+"""``/v1/telemetry`` over HTTP: JSON and Arrow results, scopes, and tenant isolation.
+
+Reads name a purpose; ``maintenance`` (contract) covers technical and diagnostics data of
+every vehicle (purpose binding itself is tested in tests/cloud/privacy)."""
 
 from __future__ import annotations
 
@@ -25,11 +28,16 @@ from drivetrain.cloud.infra import (
 from drivetrain.cloud.lake import Lake
 from drivetrain.cloud.lake.api import ARROW_STREAM
 from drivetrain.cloud.privacy import vehicle_pseudonym
+from drivetrain.cloud.privacy.ledger import give_consent
 from drivetrain.core.settings import Settings, load_settings
+from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES
 
 START = (T0 - timedelta(days=1)).isoformat()
 END = (T0 + timedelta(days=2)).isoformat()
 VIN = "WDT00000000000017"
+SOC = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
+SOH = "Vehicle.Powertrain.TractionBattery.StateOfHealth"
+MAINTENANCE = {"purpose": "maintenance"}
 
 
 @dataclass
@@ -80,7 +88,8 @@ def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
 def test_signals_come_back_as_json_records_with_nanosecond_timestamps(api: Api) -> None:
     response = api.http.get(
         "/v1/telemetry/signals",
-        params={"start": START, "end": END, "vehicle": [vehicle_id(1)], "path": "Vehicle.Speed"},
+        params={"start": START, "end": END, "vehicle": [vehicle_id(1)], "path": SOC,
+                **MAINTENANCE},
         headers=api.token(),
     )
     assert response.status_code == 200, response.text
@@ -89,13 +98,13 @@ def test_signals_come_back_as_json_records_with_nanosecond_timestamps(api: Api) 
     assert [c["name"] for c in body["columns"]] == ["vehicle", "path", "ts", "value", "text"]
     assert body["rows"] == len(body["data"]) > 0
     first = body["data"][0]
-    assert first["vehicle"] == vehicle_id(1) and first["path"] == "Vehicle.Speed"
+    assert first["vehicle"] == vehicle_id(1) and first["path"] == SOC
     assert first["ts"].endswith("Z") and len(first["ts"]) == len("2024-05-01T00:00:00.123456789Z")
 
 
 def test_signals_as_an_arrow_stream_equal_the_library_result(api: Api) -> None:
-    params = {"start": START, "end": END, "path": ["Vehicle.Speed", "Vehicle.CurrentLocation.Latitude"],
-              "every": "10m", "agg": "max"}
+    params = {"start": START, "end": END, "path": [SOC, SOH], "every": "10m", "agg": "max",
+              **MAINTENANCE}
     response = api.http.get("/v1/telemetry/signals", params=params,
                             headers={**api.token(), "Accept": ARROW_STREAM})
     assert response.status_code == 200, response.text
@@ -108,8 +117,13 @@ def test_signals_as_an_arrow_stream_equal_the_library_result(api: Api) -> None:
 
 
 def test_a_vin_is_pseudonymised_for_the_callers_tenant(api: Api) -> None:
+    with api.database.session() as session:
+        give_consent(session, tenant="acme", vin=VIN, purpose="product_improvement",
+                     categories=PRIVACY_CATEGORIES, person="owner", source="driver-app",
+                     actor="test")
     response = api.http.get("/v1/telemetry/signals",
-                            params={"start": START, "end": END, "vin": VIN}, headers=api.token())
+                            params={"start": START, "end": END, "vin": VIN,
+                                    "purpose": "product_improvement"}, headers=api.token())
     assert response.status_code == 200, response.text
     assert response.json()["rows"] == 50
     assert VIN not in response.text
@@ -118,8 +132,8 @@ def test_a_vin_is_pseudonymised_for_the_callers_tenant(api: Api) -> None:
 def test_fleet_aggregate_per_region(api: Api) -> None:
     response = api.http.get(
         "/v1/telemetry/aggregate",
-        params={"path": "Vehicle.Speed", "start": START, "end": END, "group_by": "region",
-                "agg": "mean"},
+        params={"path": SOC, "start": START, "end": END, "group_by": "region",
+                "agg": "mean", **MAINTENANCE},
         headers=api.token(),
     )
     assert response.status_code == 200, response.text
@@ -135,13 +149,15 @@ def test_counts_per_region_and_category(api: Api) -> None:
 
 
 def test_sql_runs_for_a_client_with_the_sql_scope(api: Api) -> None:
-    response = api.http.post(
-        "/v1/telemetry/sql",
-        json={"query": "SELECT region, count(*) AS n FROM telemetry GROUP BY region ORDER BY 1"},
-        headers=api.token(),
-    )
+    query = "SELECT region, count(*) AS n FROM telemetry GROUP BY region ORDER BY 1"
+    response = api.http.post("/v1/telemetry/sql", json={"query": query}, params=MAINTENANCE,
+                             headers=api.token())
     assert response.status_code == 200, response.text
-    assert response.json()["data"] == [{"region": "EU", "n": 2_050}, {"region": "US", "n": 500}]
+    with Lake.open(api.settings) as lake:
+        expected = lake.sql("acme", query.replace(
+            "GROUP BY", "WHERE category IN ('technical', 'diagnostics') GROUP BY"))
+    assert response.json()["data"] == expected.to_pylist()
+    assert [row["region"] for row in expected.to_pylist()] == ["EU", "US"]
 
 
 # --- refused ------------------------------------------------------------------------------------
@@ -163,10 +179,10 @@ def test_sql_without_the_sql_scope_is_403(api: Api) -> None:
 
 
 @pytest.mark.parametrize(("method", "url", "extra"), [
-    ("GET", "/v1/telemetry/signals", {"start": START, "end": END}),
-    ("GET", "/v1/telemetry/aggregate", {"start": START, "end": END, "path": "Vehicle.Speed"}),
+    ("GET", "/v1/telemetry/signals", {"start": START, "end": END, **MAINTENANCE}),
+    ("GET", "/v1/telemetry/aggregate", {"start": START, "end": END, "path": SOC, **MAINTENANCE}),
     ("GET", "/v1/telemetry/counts", {}),
-    ("POST", "/v1/telemetry/sql", {}),
+    ("POST", "/v1/telemetry/sql", MAINTENANCE),
 ])
 def test_asking_for_another_tenants_telemetry_is_403(
     api: Api, method: str, url: str, extra: dict[str, str]
@@ -181,20 +197,25 @@ def test_asking_for_another_tenants_telemetry_is_403(
 
 
 def test_each_tenant_sees_only_its_own_rows(api: Api) -> None:
-    globex = api.http.get("/v1/telemetry/signals", params={"start": START, "end": END},
+    globex = api.http.get("/v1/telemetry/signals",
+                          params={"start": START, "end": END, **MAINTENANCE},
                           headers=api.token("globex"))
-    assert globex.status_code == 200 and globex.json()["rows"] == 700
-    stolen = api.http.post("/v1/telemetry/sql", headers=api.token("globex"), json={
+    with Lake.open(api.settings) as lake:
+        expected = lake.signals("globex", None, [SOC, SOH], T0 - timedelta(days=1),
+                                T0 + timedelta(days=2))
+    assert globex.status_code == 200 and globex.json()["rows"] == expected.num_rows > 0
+    stolen = api.http.post("/v1/telemetry/sql", headers=api.token("globex"), params=MAINTENANCE,
+                           json={
         "query": "SELECT count(*) AS n FROM telemetry WHERE tenant = 'acme'"})
     assert stolen.status_code == 422  # the view has no tenant column to steer
 
 
 def test_sql_reading_another_tenants_file_is_refused(api: Api) -> None:
     other = next((api.settings.data_dir / "lake" / "EU").glob("region=EU/tenant=acme/*/*.parquet"))
-    response = api.http.post("/v1/telemetry/sql", headers=api.token("globex"),
+    response = api.http.post("/v1/telemetry/sql", headers=api.token("globex"), params=MAINTENANCE,
                              json={"query": f"SELECT * FROM read_parquet('{other}')"})
     assert response.status_code == 422
-    assert "Permission Error" in response.json()["detail"]
+    assert "read_parquet() is not allowed" in response.json()["detail"]
 
 
 @pytest.mark.parametrize(("params", "field"), [
@@ -204,14 +225,16 @@ def test_sql_reading_another_tenants_file_is_refused(api: Api) -> None:
     ({"start": "yesterday", "end": END}, "start"),
 ])
 def test_bad_parameters_are_422_naming_them(api: Api, params: dict[str, str], field: str) -> None:
-    response = api.http.get("/v1/telemetry/signals", params=params, headers=api.token())
+    response = api.http.get("/v1/telemetry/signals", params={**params, **MAINTENANCE},
+                            headers=api.token())
     assert response.status_code == 422, response.text
     assert field in response.text
 
 
 def test_a_json_result_over_the_limit_is_refused_with_advice(api: Api) -> None:
     response = api.http.get("/v1/telemetry/signals",
-                            params={"start": START, "end": END, "limit": 10}, headers=api.token())
+                            params={"start": START, "end": END, "limit": 10, **MAINTENANCE},
+                            headers=api.token())
     assert response.status_code == 422 and "max_rows=10" in response.json()["detail"]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, status
+from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 
 from drivetrain.cloud.campaigns.api_schemas import (
@@ -67,7 +68,7 @@ from drivetrain.cloud.commands.api_schemas import JobOut
 from drivetrain.cloud.fleet import cloud_signing_key
 from drivetrain.cloud.infra import Principal, Scope
 from drivetrain.cloud.infra.bus import status_bus
-from drivetrain.cloud.infra.http import Context, request_id_of, require_scopes
+from drivetrain.cloud.infra.http import MAX_STORED_INT, Context, request_id_of, require_scopes
 from drivetrain.cloud.infra.http.sse import SSE_RESPONSES, status_stream
 
 router = APIRouter(tags=["campaigns"])
@@ -76,10 +77,11 @@ models_router = APIRouter(tags=["vehicle models"])
 
 Reader = Annotated[Principal, require_scopes(Scope.CAMPAIGNS_READ)]
 Writer = Annotated[Principal, require_scopes(Scope.CAMPAIGNS_WRITE)]
+VersionNumber = Annotated[int, PathParam(ge=1, le=MAX_STORED_INT)]
 Definition = Annotated[dict[str, Any], Body(examples=[DEFINITION_EXAMPLE])]
 
 
-@router.post("", response_model=CampaignOut, status_code=status.HTTP_201_CREATED)
+@router.post("", response_model=CampaignOut, status_code=status.HTTP_201_CREATED, summary="Write a campaign as a draft (version 1), checked against the tenant's catalog")
 def post_campaign(
     body: Definition, principal: Writer, context: Context, request: Request
 ) -> CampaignOut:
@@ -90,7 +92,7 @@ def post_campaign(
     return CampaignOut.of(view)
 
 
-@router.get("", response_model=list[CampaignOut])
+@router.get("", response_model=list[CampaignOut], summary="The tenant's campaigns, newest first, with their vehicles by state")
 def get_campaigns(
     principal: Reader, context: Context,
     status_: Annotated[CampaignStatus | None, Query(alias="status")] = None,
@@ -102,7 +104,7 @@ def get_campaigns(
                                                           status=status_, limit=limit)]
 
 
-@router.get("/changes", response_class=StreamingResponse, responses=SSE_RESPONSES)
+@router.get("/changes", response_class=StreamingResponse, responses=SSE_RESPONSES, summary="Stream changes to the tenant's campaigns")
 def stream_campaign_changes(
     request: Request, principal: Reader, context: Context,
     campaign_id: Annotated[str | None, Query(max_length=64)] = None,
@@ -115,12 +117,12 @@ def stream_campaign_changes(
         tenant=principal.tenant, domains=(DOMAIN,)
     )
     return status_stream(
-        request, subscription, keep=lambda e: campaign_id is None or e.subject == campaign_id,
+        request, principal, subscription, keep=lambda e: campaign_id is None or e.subject == campaign_id,
         max_events=max_events, timeout_s=timeout_s,
     )
 
 
-@router.get("/policy", response_model=PolicyOut)
+@router.get("/policy", response_model=PolicyOut, summary='Whether a campaign version needs a second person to approve it')
 def get_policy(principal: Reader, context: Context) -> PolicyOut:
     """Whether a campaign version needs a second person to approve it."""
     with context.database.session() as session:
@@ -128,7 +130,7 @@ def get_policy(principal: Reader, context: Context) -> PolicyOut:
             session, principal.tenant))
 
 
-@router.put("/policy", response_model=PolicyOut)
+@router.put("/policy", response_model=PolicyOut, summary='Require (or not) a second person to approve campaigns (tenant admins only)')
 def put_policy(
     body: PolicyIn, principal: Annotated[Principal, require_scopes(Scope.ADMIN)],
     context: Context, request: Request,
@@ -142,7 +144,7 @@ def put_policy(
     return PolicyOut(require_second_approver=value)
 
 
-@router.get("/{campaign_id}", response_model=CampaignOut)
+@router.get("/{campaign_id}", response_model=CampaignOut, summary='A campaign, its version in force and its vehicles by state')
 def get_one_campaign(campaign_id: str, principal: Reader, context: Context) -> CampaignOut:
     """A campaign, its version in force and its vehicles by state."""
     with context.database.session() as session:
@@ -150,7 +152,7 @@ def get_one_campaign(campaign_id: str, principal: Reader, context: Context) -> C
 
 
 @router.put("/{campaign_id}", response_model=CampaignOut,
-            responses={409: {"description": "The newest version is approved: write a new one"}})
+            responses={409: {"description": "The newest version is approved: write a new one"}}, summary='Edit the newest version while it is a draft (an approved one is never edited)')
 def put_campaign(
     campaign_id: str, body: Definition, principal: Writer, context: Context,
     request: Request,
@@ -163,7 +165,7 @@ def put_campaign(
 
 
 @router.post("/{campaign_id}/versions", response_model=CampaignOut,
-             status_code=status.HTTP_201_CREATED)
+             status_code=status.HTTP_201_CREATED, summary='Write the next version as a draft')
 def post_version(
     campaign_id: str, body: Definition, principal: Writer, context: Context,
     request: Request,
@@ -176,9 +178,9 @@ def post_version(
     return CampaignOut.of(view)
 
 
-@router.get("/{campaign_id}/versions/{version}", response_model=VersionOut)
+@router.get("/{campaign_id}/versions/{version}", response_model=VersionOut, summary='One version of the definition')
 def get_version(
-    campaign_id: str, version: int, principal: Reader, context: Context
+    campaign_id: str, version: VersionNumber, principal: Reader, context: Context
 ) -> VersionOut:
     """One version of the definition."""
     with context.database.session() as session:
@@ -186,7 +188,7 @@ def get_version(
                                                   tenant=principal.tenant))
 
 
-@router.post("/{campaign_id}/approve", response_model=CampaignOut)
+@router.post("/{campaign_id}/approve", response_model=CampaignOut, summary='Approve a draft version (by a second person where the tenant requires it)')
 def post_approve(
     campaign_id: str, principal: Writer, context: Context, request: Request,
     body: Approve | None = None,
@@ -211,28 +213,28 @@ def _change(
     return CampaignOut.of(view)
 
 
-@router.post("/{campaign_id}/suspend", response_model=CampaignOut)
+@router.post("/{campaign_id}/suspend", response_model=CampaignOut, summary='Suspend a running campaign')
 def post_suspend(campaign_id: str, principal: Writer, context: Context, request: Request,
                  body: StatusChange | None = None) -> CampaignOut:
     """Suspend a running campaign: it is withdrawn from its vehicles until resumed."""
     return _change(campaign_id, "suspend", principal, context, request, body)
 
 
-@router.post("/{campaign_id}/resume", response_model=CampaignOut)
+@router.post("/{campaign_id}/resume", response_model=CampaignOut, summary='Resume a suspended campaign')
 def post_resume(campaign_id: str, principal: Writer, context: Context, request: Request,
                 body: StatusChange | None = None) -> CampaignOut:
     """Resume a suspended campaign: its vehicles get it again."""
     return _change(campaign_id, "resume", principal, context, request, body)
 
 
-@router.post("/{campaign_id}/retire", response_model=CampaignOut)
+@router.post("/{campaign_id}/retire", response_model=CampaignOut, summary='Retire a campaign for good')
 def post_retire(campaign_id: str, principal: Writer, context: Context, request: Request,
                 body: StatusChange | None = None) -> CampaignOut:
     """Retire a campaign for good: withdrawn from every vehicle that has it."""
     return _change(campaign_id, "retire", principal, context, request, body)
 
 
-@router.get("/{campaign_id}/vehicles", response_model=list[CampaignVehicleOut])
+@router.get("/{campaign_id}/vehicles", response_model=list[CampaignVehicleOut], summary="Each vehicle's state in the campaign (the vehicle's reason for a rejection)")
 def get_vehicles(
     campaign_id: str, principal: Reader, context: Context,
     state: VehicleState | None = None,
@@ -244,7 +246,7 @@ def get_vehicles(
 
 
 # --- /v1/catalogs ------------------------------------------------------------------------------
-@catalogs_router.get("", response_model=list[CatalogVersionOut])
+@catalogs_router.get("", response_model=list[CatalogVersionOut], summary="The versions of the tenant's signal catalog")
 def get_catalog_versions(principal: Reader, context: Context) -> list[CatalogVersionOut]:
     """The versions of the tenant's signal catalog (empty: the standard VSS catalog)."""
     with context.database.session() as session:
@@ -252,7 +254,7 @@ def get_catalog_versions(principal: Reader, context: Context) -> list[CatalogVer
                                                                        principal.tenant)]
 
 
-@catalogs_router.post("", response_model=CatalogVersionOut, status_code=status.HTTP_201_CREATED)
+@catalogs_router.post("", response_model=CatalogVersionOut, status_code=status.HTTP_201_CREATED, summary='Write a new catalog version')
 def post_catalog_version(
     body: CatalogIn, principal: Writer, context: Context, request: Request
 ) -> CatalogVersionOut:
@@ -265,10 +267,11 @@ def post_catalog_version(
     return CatalogVersionOut.of(version)
 
 
-@catalogs_router.get("/current", response_model=CatalogOut)
+@catalogs_router.get("/current", response_model=CatalogOut, summary="The signals of the tenant's catalog (at a version, below a branch)")
 def get_current_catalog(
     principal: Reader, context: Context,
-    version: Annotated[int | None, Query(ge=1, description="Default: the newest.")] = None,
+    version: Annotated[int | None, Query(ge=1, le=MAX_STORED_INT,
+                                         description="Default: the newest.")] = None,
     prefix: Annotated[str | None, Query(max_length=200, examples=["Vehicle.Acme"])] = None,
 ) -> CatalogOut:
     """The signals of the tenant's catalog (at a version, below a branch)."""
@@ -299,7 +302,7 @@ def _manifest_out(info: ManifestInfo) -> ManifestOut:
                        job_id=info.job_id, published_at=info.published_at)
 
 
-@models_router.post("", response_model=VehicleModelOut, status_code=status.HTTP_201_CREATED)
+@models_router.post("", response_model=VehicleModelOut, status_code=status.HTTP_201_CREATED, summary="Register a vehicle model (the twins' model it covers)")
 def post_model(body: VehicleModelIn, principal: Writer, context: Context,
                request: Request) -> VehicleModelOut:
     """Register a vehicle model (the twins' ``model`` it covers)."""
@@ -310,7 +313,7 @@ def post_model(body: VehicleModelIn, principal: Writer, context: Context,
     return _model_out(model)
 
 
-@models_router.get("", response_model=list[VehicleModelOut])
+@models_router.get("", response_model=list[VehicleModelOut], summary="The tenant's vehicle models")
 def get_models(principal: Reader, context: Context) -> list[VehicleModelOut]:
     """The tenant's vehicle models."""
     with context.database.session() as session:
@@ -318,7 +321,7 @@ def get_models(principal: Reader, context: Context) -> list[VehicleModelOut]:
 
 
 @models_router.post("/{model_id}/manifests", response_model=ManifestOut,
-                    status_code=status.HTTP_201_CREATED)
+                    status_code=status.HTTP_201_CREATED, summary="Write the model's next decoder manifest, checked and signed with the cloud key")
 def post_manifest(model_id: str, body: ManifestIn, principal: Writer, context: Context,
                   request: Request) -> ManifestOut:
     """Write the model's next decoder manifest, checked and signed with the cloud key."""
@@ -331,15 +334,15 @@ def post_manifest(model_id: str, body: ManifestIn, principal: Writer, context: C
     return _manifest_out(info)
 
 
-@models_router.get("/{model_id}/manifests", response_model=list[ManifestOut])
+@models_router.get("/{model_id}/manifests", response_model=list[ManifestOut], summary="The model's manifest versions")
 def get_manifests(model_id: str, principal: Reader, context: Context) -> list[ManifestOut]:
     """The model's manifest versions."""
     with context.database.session() as session:
         return [_manifest_out(i) for i in list_manifests(session, principal.tenant, model_id)]
 
 
-@models_router.post("/{model_id}/manifests/{version}/publish", response_model=JobOut)
-def post_publish(model_id: str, version: int, principal: Writer, context: Context,
+@models_router.post("/{model_id}/manifests/{version}/publish", response_model=JobOut, summary='Send a manifest to every vehicle of the model')
+def post_publish(model_id: str, version: VersionNumber, principal: Writer, context: Context,
                  request: Request) -> JobOut:
     """Send a manifest to every vehicle of the model; follow it as a job (GET /v1/jobs/{id})."""
     with context.database.session() as session:

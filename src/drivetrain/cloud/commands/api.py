@@ -38,7 +38,7 @@ from drivetrain.cloud.commands.service import (
 )
 from drivetrain.cloud.infra import Principal, Scope
 from drivetrain.cloud.infra.bus import status_bus
-from drivetrain.cloud.infra.http import Context, request_id_of, require_scopes
+from drivetrain.cloud.infra.http import MAX_STORED_INT, Context, request_id_of, require_scopes
 from drivetrain.cloud.infra.http.sse import SSE_RESPONSES, status_stream
 from drivetrain.core.errors import NotFoundError
 
@@ -61,7 +61,7 @@ def _command_out(context: Context, job_id: str, tenant: str) -> CommandOut:
 
 
 # --- /v1/commands ----------------------------------------------------------------------------
-@commands_router.post("", response_model=CommandOut, status_code=status.HTTP_201_CREATED)
+@commands_router.post("", response_model=CommandOut, status_code=status.HTTP_201_CREATED, summary='Send one signed command to one vehicle')
 def post_command(
     body: SendCommand, principal: Writer, context: Context, request: Request
 ) -> CommandOut:
@@ -75,7 +75,7 @@ def post_command(
     return _command_out(context, job.job_id, principal.tenant)
 
 
-@commands_router.get("", response_model=JobListOut)
+@commands_router.get("", response_model=JobListOut, summary="The caller's commands, newest first")
 def get_commands(
     principal: Reader, context: Context, limit: Limit = 100,
     before: Annotated[str | None, Query(max_length=40)] = None,
@@ -89,14 +89,14 @@ def get_commands(
                       next_before=jobs[-1].job_id if len(jobs) == limit else None)
 
 
-@commands_router.get("/{command_id}", response_model=CommandOut)
+@commands_router.get("/{command_id}", response_model=CommandOut, summary='A command and its delivery: queued, delivered, succeeded, failed')
 def get_command(command_id: str, principal: Reader, context: Context) -> CommandOut:
     """A command: queued, delivered, succeeded, failed (with reason), timed out or cancelled."""
     return _command_out(context, command_id, principal.tenant)
 
 
 # --- /v1/jobs --------------------------------------------------------------------------------
-@jobs_router.post("", response_model=JobOut, status_code=status.HTTP_201_CREATED)
+@jobs_router.post("", response_model=JobOut, status_code=status.HTTP_201_CREATED, summary='Create a job: a command to the vehicles a query selects')
 def post_job(body: CreateJob, principal: Writer, context: Context, request: Request) -> JobOut:
     """Create a job: a command to the vehicles a query (or a VIN list) selects, resolved now."""
     policy = RolloutPolicy.from_dict(body.policy) if body.policy is not None else None
@@ -110,7 +110,7 @@ def post_job(body: CreateJob, principal: Writer, context: Context, request: Requ
     return JobOut.of(job)
 
 
-@jobs_router.get("", response_model=JobListOut)
+@jobs_router.get("", response_model=JobListOut, summary="The caller's jobs, newest first, with counts")
 def get_jobs(
     principal: Reader, context: Context, limit: Limit = 100,
     before: Annotated[str | None, Query(max_length=40)] = None,
@@ -126,7 +126,7 @@ def get_jobs(
                       next_before=jobs[-1].job_id if len(jobs) == limit else None)
 
 
-@jobs_router.get("/changes", response_class=StreamingResponse, responses=SSE_RESPONSES)
+@jobs_router.get("/changes", response_class=StreamingResponse, responses=SSE_RESPONSES, summary="Stream changes to the caller's jobs")
 def stream_job_changes(
     request: Request, principal: Reader, context: Context,
     job_id: Annotated[str | None, Query(max_length=40, description="Only this job.")] = None,
@@ -139,22 +139,22 @@ def stream_job_changes(
         tenant=principal.tenant, domains=(DOMAIN,)
     )
     return status_stream(
-        request, subscription, keep=lambda e: job_id is None or e.subject == job_id,
+        request, principal, subscription, keep=lambda e: job_id is None or e.subject == job_id,
         max_events=max_events, timeout_s=timeout_s,
     )
 
 
-@jobs_router.get("/{job_id}", response_model=JobOut)
+@jobs_router.get("/{job_id}", response_model=JobOut, summary='A job with its live counts')
 def get_one_job(job_id: str, principal: Reader, context: Context) -> JobOut:
     """A job with its live counts."""
     with context.database.session() as session:
         return JobOut.of(get_job(session, job_id, tenant=principal.tenant))
 
 
-@jobs_router.get("/{job_id}/vehicles", response_model=DeliveryPageOut)
+@jobs_router.get("/{job_id}/vehicles", response_model=DeliveryPageOut, summary="Each vehicle's delivery: state, attempts, answer or reason")
 def get_job_vehicles(
     job_id: str, principal: Reader, context: Context, limit: Limit = 100,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_STORED_INT)] = 0,
     state: DeliveryState | None = None,
 ) -> DeliveryPageOut:
     """Per vehicle: state, attempts, the vehicle's answer or why it failed."""
@@ -165,7 +165,7 @@ def get_job_vehicles(
                            next_after=page.next_after)
 
 
-@jobs_router.post("/{job_id}/cancel", response_model=JobOut)
+@jobs_router.post("/{job_id}/cancel", response_model=JobOut, summary='Cancel a scheduled or running job (queued and waiting messages are withdrawn)')
 def post_cancel(
     job_id: str, principal: Writer, context: Context, request: Request,
     body: CancelJob | None = None,

@@ -3,16 +3,18 @@
 Public surface (everything else in this package is internal):
 
 - :class:`Lake` — ``append`` (exactly-once per batch id), ``signals``, ``fleet_aggregate``,
-  ``counts``, ``sql``, ``compact``, ``apply_retention``, ``export_bundle``.
+  ``counts``, ``sql``, ``compact``, ``apply_retention``, ``erase_vehicles``,
+  ``export_bundle``.
 - :data:`LAKE_SCHEMA` and :data:`LAKE_COLUMNS` — the row schema ingestion hands to ``append``.
 - :class:`AppendResult`, :class:`CompactionResult`, :class:`RetentionReport`,
-  :class:`RetentionAction`, :class:`LakeFile` — results.
+  :class:`RetentionAction`, :class:`LakeFile`, :class:`ErasureResult` — results.
 - :class:`RetentionPolicy` — days per region and privacy category.
 - :class:`BundleManifest`, :func:`read_manifest`, :func:`verify_bundle` — export bundles.
 
 See docs/lake.md and docs/lake-schema.md.
 """
 
+from drivetrain.cloud.lake.erasure import ErasureResult
 from drivetrain.cloud.lake.export import BundleManifest, read_manifest, verify_bundle
 from drivetrain.cloud.lake.models import (
     AGGREGATIONS,
@@ -41,6 +43,7 @@ __all__ = [
     "AppendResult",
     "BundleManifest",
     "CompactionResult",
+    "ErasureResult",
     "Lake",
     "LakeFile",
     "RetentionAction",

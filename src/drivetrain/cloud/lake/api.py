@@ -2,6 +2,9 @@
 
 Every route reads the caller's own tenant. A ``tenant`` query parameter may name it
 explicitly; naming another tenant is refused (403), as is a token without the route's scope.
+Every route that returns samples names its ``purpose``, checked against the contract basis
+or the consent ledger and audited (``drivetrain.cloud.privacy.binding``): rows the purpose
+does not cover are not read at all, and naming a path or vehicle it does not cover is 403.
 Results are JSON (``{"tenant", "rows", "columns", "data": [records]}``, timestamps as
 ISO 8601 UTC strings with all their digits) or, with ``Accept:
 application/vnd.apache.arrow.stream``, an Arrow IPC stream of the same table.
@@ -24,9 +27,17 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from drivetrain.cloud.infra import Principal, Scope, authorize
-from drivetrain.cloud.infra.http import Context, api_context, require_scopes
+from drivetrain.cloud.infra.http import (
+    Context,
+    Instant,
+    api_context,
+    request_id_of,
+    require_scopes,
+)
 from drivetrain.cloud.lake.service import SQL_MAX_ROWS, Lake
 from drivetrain.cloud.privacy import vehicle_pseudonym
+from drivetrain.cloud.privacy.binding import bind_read, categories_of
+from drivetrain.cloud.privacy.purposes import PURPOSES
 
 router = APIRouter(tags=["telemetry"])
 
@@ -43,6 +54,12 @@ TenantParam = Annotated[
     Query(description="The tenant to read; default and only allowed value: the caller's."),
 ]
 Regions = Annotated[list[str], Query(description="Only these regions (repeat); default: all.")]
+PurposeParam = Annotated[
+    str | None,
+    Query(max_length=32, description="Why the data is read (required): one of "
+          f"{', '.join(PURPOSES)}. Checked against the legal basis and the consent ledger; "
+          "rows it does not cover are not returned."),
+]
 Agg = Literal["mean", "min", "max", "last"]
 
 _lake_guard = threading.Lock()
@@ -171,8 +188,8 @@ def get_signals(
     context: Context,
     lake: LakeDep,
     request: Request,
-    start: Annotated[datetime, Query(description="Inclusive, ISO 8601 with a timezone.")],
-    end: Annotated[datetime, Query(description="Exclusive, ISO 8601 with a timezone.")],
+    start: Annotated[Instant, Query(description="Inclusive, ISO 8601 with a timezone.")],
+    end: Annotated[Instant, Query(description="Exclusive, ISO 8601 with a timezone.")],
     vehicle: Annotated[list[str], Query(description="Vehicle pseudonyms (repeat).")] = [],  # noqa: B006
     vin: Annotated[list[str], Query(description="VINs, pseudonymised for the tenant.")] = [],  # noqa: B006
     path: Annotated[list[str], Query(description="VSS paths (repeat); default: all.")] = [],  # noqa: B006
@@ -180,6 +197,7 @@ def get_signals(
     agg: Annotated[Agg, Query(description="Aggregate per bucket when down-sampling.")] = "mean",
     region: Regions = [],  # noqa: B006
     tenant: TenantParam = None,
+    purpose: PurposeParam = None,
     limit: Annotated[
         int, Query(ge=1, le=SQL_MAX_ROWS, description=f"Most rows to return (at most "
                    f"{JSON_MAX_ROWS:,} as JSON, {SQL_MAX_ROWS:,} as Arrow).")
@@ -187,10 +205,14 @@ def get_signals(
 ) -> Response:
     """Samples of vehicles and paths in [start, end), raw or down-sampled (``every``)."""
     tenant = _tenant(principal, (Scope.TELEMETRY_READ,), tenant)
-    vehicles = list(vehicle)
+    named = {v: v for v in vehicle}
     if vin:
         with context.database.session() as session:
-            vehicles.extend(vehicle_pseudonym(session, tenant, v) for v in vin)
+            named.update({vehicle_pseudonym(session, tenant, v): v for v in vin})
+    vehicles = list(named)
+    permit = bind_read(context.database, principal, purpose, target="telemetry:signals",
+                       request_id=request_id_of(request), categories=categories_of(path),
+                       vehicles=named)
     table = lake.signals(
         tenant,
         vehicles,
@@ -201,6 +223,7 @@ def get_signals(
         agg,
         regions=region or None,
         max_rows=_row_limit(request, limit),
+        permit=permit.allowed,
     )
     return table_response(request, tenant, table)
 
@@ -209,19 +232,25 @@ def get_signals(
             summary="One signal aggregated over the fleet")
 def get_aggregate(
     principal: Reader,
+    context: Context,
     lake: LakeDep,
     request: Request,
     path: Annotated[str, Query(description="The VSS path to aggregate.")],
-    start: Annotated[datetime, Query(description="Inclusive, ISO 8601 with a timezone.")],
-    end: Annotated[datetime, Query(description="Exclusive, ISO 8601 with a timezone.")],
+    start: Annotated[Instant, Query(description="Inclusive, ISO 8601 with a timezone.")],
+    end: Annotated[Instant, Query(description="Exclusive, ISO 8601 with a timezone.")],
     group_by: Annotated[Literal["region", "vehicle", "day"], Query()] = "region",
     agg: Annotated[Agg, Query()] = "mean",
     region: Regions = [],  # noqa: B006
     tenant: TenantParam = None,
+    purpose: PurposeParam = None,
 ) -> Response:
-    """One aggregate of a signal over the fleet, per region, vehicle or day."""
+    """One aggregate of a signal over the fleet, per region, vehicle or day (over the
+    vehicles the purpose covers)."""
     tenant = _tenant(principal, (Scope.TELEMETRY_READ,), tenant)
-    table = lake.fleet_aggregate(tenant, path, start, end, group_by, agg, regions=region or None)
+    permit = bind_read(context.database, principal, purpose, target="telemetry:aggregate",
+                       request_id=request_id_of(request), categories=categories_of([path]))
+    table = lake.fleet_aggregate(tenant, path, start, end, group_by, agg,
+                                 regions=region or None, permit=permit.allowed)
     return table_response(request, tenant, table)
 
 
@@ -230,7 +259,9 @@ def get_aggregate(
 def get_counts(
     principal: Reader, lake: LakeDep, request: Request, tenant: TenantParam = None
 ) -> Response:
-    """Stored samples per region and privacy category (from the lake index, no scan)."""
+    """Stored samples per region and privacy category (from the lake index, no scan).
+
+    Counts carry no vehicle's data, so they need no purpose."""
     tenant = _tenant(principal, (Scope.TELEMETRY_READ,), tenant)
     return table_response(request, tenant, lake.counts(tenant))
 
@@ -255,14 +286,20 @@ class SqlRequest(BaseModel):
 def post_sql(
     body: SqlRequest,
     principal: SqlUser,
+    context: Context,
     lake: LakeDep,
     request: Request,
     tenant: TenantParam = None,
+    purpose: PurposeParam = None,
 ) -> Response:
     """Run one SELECT over ``telemetry`` (the caller's tenant's rows only: vehicle, path, ts,
-    value, text, category, batch_id, campaign, region, date). Needs ``telemetry:sql``."""
+    value, text, category, batch_id, campaign, region, date; only those the purpose covers).
+    Needs ``telemetry:sql``."""
     tenant = _tenant(principal, (Scope.TELEMETRY_READ, Scope.TELEMETRY_SQL), tenant)
+    permit = bind_read(context.database, principal, purpose, target="telemetry:sql",
+                       request_id=request_id_of(request))
     table = lake.sql(
-        tenant, body.query, max_rows=_row_limit(request, body.max_rows), timeout_s=API_SQL_TIMEOUT_S
+        tenant, body.query, max_rows=_row_limit(request, body.max_rows),
+        timeout_s=API_SQL_TIMEOUT_S, permit=permit.allowed,
     )
     return table_response(request, tenant, table)

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from drivetrain.cloud.lake import query
 from drivetrain.cloud.lake.compaction import TARGET_FILE_ROWS, compact_region
+from drivetrain.cloud.lake.erasure import ErasureResult, erase_vehicles
 from drivetrain.cloud.lake.export import BundleManifest, write_bundle
 from drivetrain.cloud.lake.index import INDEX_FILE
 from drivetrain.cloud.lake.models import (
@@ -287,6 +288,33 @@ class Lake:
                                                                          today))
         return RetentionReport(dry_run, tuple(actions), forgotten)
 
+    def erase_vehicles(
+        self,
+        tenant: str,
+        vehicles: Sequence[str],
+        *,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> list[ErasureResult]:
+        """Remove every sample of ``vehicles`` (pseudonyms) of ``tenant`` from every region:
+        files holding any are rewritten without them, or deleted when nothing is left (see
+        ``erasure.py``). Waits for other maintenance runs of a region (its lock).
+
+        Raises:
+            BadInputError: bad tenant id.
+            ConflictError: another maintenance run held a region for longer than an hour.
+            StorageError: a file cannot be read, written or deleted.
+        """
+        tenant = parse_tenant(tenant)
+        wanted = _strings("vehicles", vehicles)
+        results = []
+        for store in self._readable(None):
+            def report(done: int, total: int, _region: str = store.region) -> None:
+                if progress is not None:
+                    progress(_region, done, total)
+            with store.maintenance():
+                results.append(erase_vehicles(store, tenant, wanted, progress=report))
+        return results
+
     def batch_cutoff(self, region: str, policy: RetentionPolicy, today: date) -> date:
         """Batch ids of ``region`` whose samples are all dated before this day are forgotten:
         they left the re-delivery window, or every category of them has expired."""
@@ -337,12 +365,15 @@ class Lake:
         *,
         regions: Sequence[str] | None = None,
         max_rows: int | None = None,
+        permit: query.RowPermit | None = None,
     ) -> pa.Table:
         """Samples of ``vehicles`` (pseudonyms) × ``paths`` in [start, end), as Arrow.
 
         Raw (``every=None``): vehicle, path, ts, value, text. Down-sampled (``every="1m"``
         etc.): vehicle, path, ts (bucket start), value (``agg`` of the bucket: mean, min,
-        max or last), samples. Empty or None ``vehicles``/``paths`` mean all.
+        max or last), samples. Empty or None ``vehicles``/``paths`` mean all. ``permit``
+        (per category: None for every vehicle, or the pseudonyms allowed) limits the rows to
+        what a purpose may read.
 
         Raises:
             QueryError: bad interval, aggregation or time range; more than ``max_rows`` rows.
@@ -356,7 +387,7 @@ class Lake:
         return query.signals(
             self._file_lister(tenant, regions, start_ns, end_ns), tenant,
             _strings("vehicles", vehicles), _strings("paths", paths), start_ns, end_ns,
-            step_ns, aggregation, max_rows=max_rows, threads=self._threads,
+            step_ns, aggregation, max_rows=max_rows, threads=self._threads, permit=permit,
         )
 
     def fleet_aggregate(
@@ -369,9 +400,10 @@ class Lake:
         agg: str = "mean",
         *,
         regions: Sequence[str] | None = None,
+        permit: query.RowPermit | None = None,
     ) -> pa.Table:
         """``agg`` of ``path`` over the tenant's fleet in [start, end), per region, vehicle
-        or day: key column, value, samples, vehicles.
+        or day: key column, value, samples, vehicles (only the rows ``permit`` admits).
 
         Raises:
             QueryError: bad group_by, aggregation, path or time range.
@@ -384,7 +416,7 @@ class Lake:
             raise QueryError(f"path={path!r}; expected a VSS path such as 'Vehicle.Speed'")
         return query.fleet_aggregate(
             self._file_lister(tenant, regions, start_ns, end_ns), tenant, path, start_ns,
-            end_ns, key, aggregation, threads=self._threads,
+            end_ns, key, aggregation, threads=self._threads, permit=permit,
         )
 
     def counts(self, tenant: str, *, regions: Sequence[str] | None = None) -> pa.Table:
@@ -405,10 +437,11 @@ class Lake:
         *,
         max_rows: int = SQL_MAX_ROWS,
         timeout_s: float = SQL_TIMEOUT_S,
+        permit: query.RowPermit | None = None,
     ) -> pa.Table:
         """Run one SELECT over the view ``telemetry`` — ``tenant``'s rows in every region
         (vehicle, path, ts, value, text, category, batch_id, campaign, region, date) — in DuckDB
-        confined to the tenant's files.
+        confined to the tenant's files (and, with ``permit``, to the rows it admits).
 
         Raises:
             QueryError: not a single SELECT, a SQL error (including any attempt to read
@@ -416,7 +449,8 @@ class Lake:
         """
         tenant = parse_tenant(tenant)
         return query.run_sql(self._file_lister(tenant, None, None, None), tenant, sql,
-                             max_rows=max_rows, timeout_s=timeout_s, threads=self._threads)
+                             max_rows=max_rows, timeout_s=timeout_s, threads=self._threads,
+                             permit=permit)
 
     def export_bundle(
         self,

@@ -4,10 +4,29 @@ Public surface: :class:`Pseudonymiser`, :func:`pseudonymiser`, :func:`vehicle_ps
 :class:`Consent`, :func:`set_consent`, :func:`get_consent`, :func:`consent_map`,
 :func:`parse_categories`, :func:`parse_source`, :data:`DEFAULT_CONSENT`,
 :data:`DEFAULT_SOURCE`; :class:`CategoryInfo` and :func:`describe_categories` (what each
-category means, with example paths). Regions are :mod:`drivetrain.core.regions`.
+category means, with example paths); purposes (:data:`PURPOSES`, :data:`PURPOSE_CATALOG`,
+:class:`ReadPermit`) and the consent ledger (:class:`Grant`, :func:`give_consent`,
+:func:`withdraw_consent`, :func:`consent_history`, :func:`purpose_permit`);
+:func:`bind_read` (a read checked against its purpose, audited). Regions are
+:mod:`drivetrain.core.regions`.
 """
 
+from drivetrain.cloud.privacy.binding import bind_read
 from drivetrain.cloud.privacy.categories import CategoryInfo, describe_categories
+from drivetrain.cloud.privacy.ledger import (
+    Grant,
+    consent_history,
+    give_consent,
+    purpose_permit,
+    withdraw_consent,
+)
+from drivetrain.cloud.privacy.purposes import (
+    PURPOSE_CATALOG,
+    PURPOSES,
+    PurposeNotAllowedError,
+    PurposeRequiredError,
+    ReadPermit,
+)
 from drivetrain.cloud.privacy.service import (
     DEFAULT_CONSENT,
     DEFAULT_SOURCE,
@@ -25,15 +44,26 @@ from drivetrain.cloud.privacy.service import (
 __all__ = [
     "DEFAULT_CONSENT",
     "DEFAULT_SOURCE",
+    "PURPOSES",
+    "PURPOSE_CATALOG",
     "CategoryInfo",
     "Consent",
+    "Grant",
     "Pseudonymiser",
+    "PurposeNotAllowedError",
+    "PurposeRequiredError",
+    "ReadPermit",
+    "bind_read",
+    "consent_history",
     "consent_map",
     "describe_categories",
     "get_consent",
+    "give_consent",
     "parse_categories",
     "parse_source",
     "pseudonymiser",
+    "purpose_permit",
     "set_consent",
     "vehicle_pseudonym",
+    "withdraw_consent",
 ]

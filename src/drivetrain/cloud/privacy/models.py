@@ -1,10 +1,10 @@
-"""The privacy domain's tables: per-tenant pseudonym keys and per-vehicle consent."""
+"""The privacy domain's tables: pseudonym keys, per-vehicle consent, the purpose ledger."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from drivetrain.cloud.infra.models import Base, UTCDateTime
@@ -37,3 +37,52 @@ class ConsentRow(Base):
     # Where the consent came from: "driver-app", "contract", "operator"...
     source: Mapped[str] = mapped_column(String(80))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PurposeGrantRow(Base):
+    """One consent a person gave for one purpose over some categories of a vehicle's data.
+
+    The ledger is append-only: a grant is never edited, only stamped ``withdrawn_at`` once;
+    giving consent again adds a new row. ``grant_id`` orders the ledger (its versions).
+    """
+
+    __tablename__ = "privacy_purpose_grants"
+
+    grant_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.tenant_id", ondelete="RESTRICT"), index=True
+    )
+    vin: Mapped[str] = mapped_column(String(17), index=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    # Space-separated, sorted category names.
+    categories: Mapped[str] = mapped_column(Text)
+    # Who consented: owner, driver or fleet.
+    person: Mapped[str] = mapped_column(String(16))
+    # The client a third party reads with; None: the tenant's own clients.
+    recipient: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    source: Mapped[str] = mapped_column(String(80))
+    given_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class DataRequestRow(Base):
+    """A data subject's request (access or erasure), with its legal deadline and outcome."""
+
+    __tablename__ = "privacy_requests"
+
+    request_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.tenant_id", ondelete="RESTRICT"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    # Access: the VINs, space-separated. Erasure: their lake pseudonyms only (the VIN is part
+    # of what is erased; the pseudonym lets a restored backup be erased again).
+    subjects: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(String(128))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16))
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # JSON: what was done (archive location, rows per table, lake rows removed) or the error.
+    outcome: Mapped[str] = mapped_column(Text)

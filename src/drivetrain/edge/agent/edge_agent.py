@@ -147,6 +147,7 @@ class EdgeAgent:
             desired_version=state.desired.version,
             refusal_report_interval_s=self.config.refusal_report_interval_s,
             on_manifest=self._switch_decoding if can is not None else None,
+            consent=state.consent,
             entitlements=self.entitlements,
         )
         self._inbox: deque[Message] = deque()
@@ -154,10 +155,13 @@ class EdgeAgent:
         # Collected samples by (priority, campaign id) until the next flush.
         self._pending: dict[tuple[int, str], list[Samples]] = {}
         self._pending_rows = 0
+        self._consent_version = state.consent.version
         self._last_flush_ns: int | None = None
         self._ticks = 0
         self._samples_in = 0
         self._samples_collected = 0
+        #: Samples dropped on the vehicle because their category is not consented.
+        self._samples_not_consented = 0
         self._fired = 0
         #: Inventory events sealed so far (on start and on each change).
         self.inventory_reports = 0
@@ -289,6 +293,7 @@ class EdgeAgent:
             parts.append(samples)
         incoming = Samples.concat(parts)
         self._samples_in += len(incoming)
+        incoming = self._consented(incoming)
         result = self.engine.process(incoming, now_ns)
         for collected in result.collected:
             key = (collected.priority, collected.campaign_id)
@@ -315,6 +320,27 @@ class EdgeAgent:
             self.flush(now_ns)
         self.uplink.pump(now_ns / _NS)
         return result.sample_count
+
+    def _consented(self, incoming: Samples) -> Samples:
+        """Drop what consent does not cover, before it is collected; under a newer consent,
+        also what was collected and is not sealed yet."""
+        consent = self.downlink.consent
+        if consent.version != self._consent_version:
+            self._consent_version = consent.version
+            for key, parts in self._pending.items():
+                filtered = [consent.filter(p) for p in parts]
+                self._pending[key] = [k for k, _ in filtered]
+                removed = sum(n for _, n in filtered)
+                self._pending_rows -= removed
+                self._samples_not_consented += removed
+        kept, dropped = consent.filter(incoming)
+        self._samples_not_consented += dropped
+        return kept
+
+    @property
+    def samples_not_consented(self) -> int:
+        """Samples dropped on the vehicle because their privacy category is not consented."""
+        return self._samples_not_consented
 
     def _switch_features(self, now_ns: int) -> None:
         """Enforce the entitlements on the vehicle's clock: a feature whose token lapsed

@@ -1,8 +1,9 @@
 """``DownlinkHandler``: what the agent does with the downlink messages the guard lets through.
 
 Accepted desired-state deltas go to the ``VehicleActuator``, campaigns to the collection
-engine, commands to the actuator, entitlement tokens to the ``EntitlementGate`` (each token
-checked on its own: signature, VIN, seq, expiry), decoder manifests to the agent's CAN decoding (switched
+engine, commands to the actuator (except the collection-consent command, which the agent
+applies itself: ``drivetrain.edge.consent``), entitlement tokens to the ``EntitlementGate``
+(each token checked on its own: signature, VIN, seq, expiry), decoder manifests to the agent's CAN decoding (switched
 at once, without a restart, through ``on_manifest``). Each outcome is acknowledged with a signed ``Ack`` on
 ``dt/v1/{vin}/ack``, and the acknowledgement is committed in one transaction with the state
 records it changes: always the guard's ``DownlinkMemory`` (so the message is never acted on
@@ -15,8 +16,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
-from typing import Final
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
 
 import numpy as np
 
@@ -36,6 +37,8 @@ from drivetrain.edge.agent.outbox import Outbox
 from drivetrain.edge.campaigns import Campaign
 from drivetrain.edge.can_input import CanDecoding
 from drivetrain.edge.collection import CollectionEngine
+from drivetrain.edge.consent import CONSENT_COMMAND, CollectionConsent
+from drivetrain.edge.consent import describe as describe_consent
 from drivetrain.edge.downlink import BENIGN_REASONS, Accepted, DownlinkGuard, Refused
 from drivetrain.edge.entitlements import (
     BENIGN_REFUSALS,
@@ -95,6 +98,7 @@ class DownlinkHandler:
         desired_version: int,
         refusal_report_interval_s: float,
         on_manifest: Callable[[DecoderManifest, CanDecoding, int], None] | None = None,
+        consent: CollectionConsent | None = None,
         entitlements: EntitlementGate | None = None,
     ) -> None:
         self.vin = guard.vin
@@ -116,6 +120,8 @@ class DownlinkHandler:
         self.entitlements = entitlements
         #: The version of the decoder manifest in force (0: the one the agent started with).
         self.manifest_version = 0
+        #: The privacy categories the vehicle may collect (set by the cloud's consent command).
+        self.consent = consent or CollectionConsent()
 
     def handle(self, topic: str, payload: bytes, now_ns: int) -> None:
         """Check one downlink message and act on it if the guard accepts it.
@@ -226,6 +232,9 @@ class DownlinkHandler:
         ref = accepted.envelope.message_id
         try:
             command = Command.from_dict(accepted.body)
+            if command.name == CONSENT_COMMAND:
+                self._set_consent(ref, command.args, now_ns)
+                return
             if self.actuator is None:
                 raise BadInputError("this vehicle has no actuators")
             detail = self.actuator.execute(command.name, command.args)
@@ -233,6 +242,15 @@ class DownlinkHandler:
             self._acknowledge(Ack(ref, "command", "rejected", str(e)), now_ns)
             return
         self._acknowledge(Ack(ref, "command", "applied", detail), now_ns)
+
+    def _set_consent(self, ref: str, args: Mapping[str, Any], now_ns: int) -> None:
+        """Apply a newer collection consent at once; acknowledged with the record saved."""
+        new = self.consent.updated(args)  # BadInputError: rejected by the caller
+        stopped = [c for c in self.consent.categories if c not in new.categories]
+        self.consent = new
+        self._acknowledge(
+            Ack(ref, "command", "applied", describe_consent(new, stopped), new.version),
+            now_ns, [new])
 
     def _take_entitlements(self, accepted: Accepted, now_ns: int) -> None:
         """Offer each token of the message to the gate; the tokens taken are in force at

@@ -1,0 +1,274 @@
+"""Which state tables hold a tenant's data, and how their rows become JSON and come back.
+
+Portability works on the state schema as a whole, the way migrations do: a tenant moving to
+another installation takes every row that is its own. The rules, decided here once:
+
+- a table with a ``tenant_id`` column holds tenant data — except the audit log (the
+  installation's own record, whose hash chain cannot move), client credentials (secrets are
+  never exported; the target issues its own) and installation state without a tenant
+  (workers, dispatch cursors, the batch-id memory of ingestion);
+- a table keyed by ``vin`` under ``twins`` (reported, desired, ECUs) follows its twin;
+- a *subject* export (one vehicle, or every vehicle of one owner) keeps only rows that name
+  one of its VINs; it never carries the tenant's pseudonym key.
+
+Rows are JSON objects keyed by column name: timestamps as ISO 8601 UTC text, binary columns
+as base64 text, everything else as JSON scalars. :func:`json_schema` describes each table as
+a JSON Schema (draft 2020-12) that the rows validate against.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+# Importing the models registers every domain's tables on the shared metadata.
+import drivetrain.cloud.campaigns.models
+import drivetrain.cloud.commands.models
+import drivetrain.cloud.fleet.models
+import drivetrain.cloud.ingest.models
+import drivetrain.cloud.privacy.models
+import drivetrain.cloud.twins.models  # noqa: F401
+from drivetrain.cloud.infra.models import Base
+from drivetrain.core.errors import BadInputError
+
+#: Tables never exported, with why (also printed in docs/portability.md).
+EXCLUDED: Final[Mapping[str, str]] = {
+    "audit_log": "the installation's hash-chained record; it cannot move without breaking",
+    "audit_chains": "the head of the audit chain",
+    "clients": "credentials; the target installation issues its own",
+    "ingest_seen_batches": "ingestion's short-lived memory of batch ids",
+    "ingest_workers": "ingest worker heartbeats of this installation",
+    "dispatch_cursors": "this installation's dispatcher position",
+}
+#: Only in a whole-tenant export: the secret that links VINs to lake pseudonyms (kept so the
+#: telemetry stays linked to its vehicles in the target installation).
+TENANT_ONLY: Final = frozenset({"privacy_pseudonym_keys", "tenants"})
+#: Not exported, but an erasure still deletes their rows naming the vehicle (a VIN is unique
+#: across tenants, so the VIN alone selects them).
+ERASED_BY_VIN: Final = ("ingest_seen_batches",)
+#: Tables keyed by ``vin`` that belong to a twin (they have no tenant column of their own).
+TWIN_CHILDREN: Final = frozenset({"twin_reported", "twin_desired", "twin_ecus"})
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """Whose data: a whole tenant (``vins`` None), or only rows naming these VINs."""
+
+    tenant: str
+    vins: frozenset[str] | None = None
+
+    @property
+    def whole_tenant(self) -> bool:
+        """True for a whole-tenant export."""
+        return self.vins is None
+
+
+def portable_tables() -> list[sa.Table]:
+    """The tenant-data tables, parents before children (the order to insert them in)."""
+    tables = []
+    for table in Base.metadata.sorted_tables:
+        if table.name in EXCLUDED:
+            continue
+        if "tenant_id" in table.c or table.name in TWIN_CHILDREN:
+            tables.append(table)
+    return tables
+
+
+def tables_for(subject: Subject) -> list[sa.Table]:
+    """The tables ``subject``'s export holds (a subject export: those naming a VIN)."""
+    if subject.whole_tenant:
+        return portable_tables()
+    return [t for t in portable_tables() if "vin" in t.c and t.name not in TENANT_ONLY]
+
+
+def subject_condition(table: sa.Table, subject: Subject) -> sa.ColumnElement[bool]:
+    """The condition that selects ``subject``'s rows of ``table``."""
+    if table.name in TWIN_CHILDREN:
+        twins = Base.metadata.tables["twins"]
+        owned = sa.select(twins.c.vin).where(twins.c.tenant_id == subject.tenant)
+        condition: sa.ColumnElement[bool] = table.c.vin.in_(owned)
+    else:
+        condition = table.c.tenant_id == subject.tenant
+    if subject.vins is not None:
+        condition = sa.and_(condition, table.c.vin.in_(sorted(subject.vins)))
+    return condition
+
+
+def select_rows(table: sa.Table, subject: Subject) -> sa.Select[Any]:
+    """The query for ``subject``'s rows of ``table``, ordered by primary key."""
+    return sa.select(table).where(subject_condition(table, subject)).order_by(
+        *table.primary_key.columns)
+
+
+def delete_rows(session: Session, subject: Subject) -> dict[str, int]:
+    """Delete every row naming one of ``subject``'s VINs (children before parents); returns
+    rows deleted per table.
+
+    Raises:
+        ValueError: a whole-tenant subject (tenants are not erased this way).
+    """
+    if subject.whole_tenant:
+        raise ValueError("delete_rows erases the rows of named VINs, not a whole tenant")
+    deleted: dict[str, int] = {}
+    for table in reversed(tables_for(subject)):
+        result = session.execute(sa.delete(table).where(subject_condition(table, subject)))
+        deleted[table.name] = int(getattr(result, "rowcount", 0) or 0)
+    for name in ERASED_BY_VIN:  # installation state that still names the vehicle
+        table = Base.metadata.tables[name]
+        result = session.execute(sa.delete(table).where(
+            table.c.vin.in_(sorted(subject.vins or ()))))
+        deleted[name] = int(getattr(result, "rowcount", 0) or 0)
+    session.flush()
+    return deleted
+
+
+def _kind(column: sa.Column[Any]) -> str:
+    type_ = column.type
+    if isinstance(type_, sa.LargeBinary):
+        return "binary"
+    if isinstance(type_, sa.Boolean):
+        return "boolean"
+    if isinstance(type_, sa.Integer):  # BigInteger too
+        return "integer"
+    if isinstance(type_, sa.Float):
+        return "number"
+    if isinstance(type_, sa.String):  # Text too
+        return "string"
+    if getattr(type_, "python_type", None) is datetime or "DateTime" in type(type_).__name__:
+        return "datetime"
+    raise TypeError(f"column {column.table.name}.{column.name} has type {type_!r}, which "
+                    "the portable format does not know")  # a new type needs a rule here
+
+
+def to_json_row(table: sa.Table, row: Mapping[Any, Any]) -> dict[str, Any]:
+    """One database row as a JSON object (see the module docstring)."""
+    out: dict[str, Any] = {}
+    for column in table.columns:
+        value = row[column.name]
+        if value is not None:
+            kind = _kind(column)
+            if kind == "binary":
+                value = base64.b64encode(bytes(value)).decode("ascii")
+            elif kind == "datetime":
+                value = value.astimezone(UTC).isoformat()
+        out[column.name] = value
+    return out
+
+
+def from_json_row(table: sa.Table, data: object, where: str) -> dict[str, Any]:
+    """A JSON object back as a database row.
+
+    Raises:
+        BadInputError: not an object, a missing or unknown column, or a value of the wrong
+            type (``where`` names the file and row).
+    """
+    if not isinstance(data, dict):
+        raise BadInputError(f"{where}: expected an object, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(table.c.keys()))
+    if unknown:
+        raise BadInputError(f"{where}: unknown column(s) {', '.join(unknown)} for table "
+                            f"{table.name}")
+    row: dict[str, Any] = {}
+    for column in table.columns:
+        if column.name not in data:
+            raise BadInputError(f"{where}: column {column.name!r} is missing")
+        row[column.name] = _decode(column, data[column.name], f"{where}.{column.name}")
+    return row
+
+
+_PYTHON_TYPES: Final[Mapping[str, type | tuple[type, ...]]] = {
+    "binary": str, "datetime": str, "string": str, "boolean": bool, "integer": int,
+    "number": (int, float),
+}
+
+
+def _decode(column: sa.Column[Any], value: object, where: str) -> object:
+    if value is None:
+        if not column.nullable:
+            raise BadInputError(f"{where}: null in a column that is not nullable")
+        return None
+    kind = _kind(column)
+    expected = _PYTHON_TYPES[kind]
+    if not isinstance(value, expected) or (kind in ("integer", "number")
+                                           and isinstance(value, bool)):
+        raise BadInputError(f"{where}: {value!r:.60} is not a {kind}")
+    if kind == "integer" and not -(2**63) <= value < 2**63:  # type: ignore[operator]
+        raise BadInputError(f"{where}: {value} is outside the 64-bit range")
+    if kind == "binary":
+        try:
+            return base64.b64decode(str(value), validate=True)
+        except (binascii.Error, ValueError) as e:
+            raise BadInputError(f"{where}: not base64: {e}") from e
+    if kind == "datetime":
+        try:
+            parsed = datetime.fromisoformat(str(value))
+        except ValueError as e:
+            raise BadInputError(f"{where}: {value!r:.60} is not an ISO 8601 time") from e
+        if parsed.tzinfo is None:
+            raise BadInputError(f"{where}: {value!r:.60} has no timezone")
+        return parsed.astimezone(UTC)
+    if kind == "string":
+        length = getattr(column.type, "length", None)
+        if length is not None and len(str(value)) > length:
+            raise BadInputError(f"{where}: longer than {length} characters")
+    return value
+
+
+def json_schema(table: sa.Table) -> dict[str, Any]:
+    """A JSON Schema (draft 2020-12) of ``table``'s rows in the portable format."""
+    properties: dict[str, Any] = {}
+    for column in table.columns:
+        kind = _kind(column)
+        prop: dict[str, Any] = {
+            "binary": {"type": "string", "contentEncoding": "base64"},
+            "datetime": {"type": "string", "format": "date-time"},
+            "string": {"type": "string"},
+            "boolean": {"type": "boolean"},
+            "integer": {"type": "integer"},
+            "number": {"type": "number"},
+        }[kind]
+        length = getattr(column.type, "length", None)
+        if kind == "string" and length is not None:
+            prop["maxLength"] = length
+        if column.nullable:
+            prop = {"anyOf": [prop, {"type": "null"}]}
+        if column.comment:
+            prop["description"] = column.comment
+        properties[column.name] = prop
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"drivetrain:portable:{table.name}",
+        "title": table.name,
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": properties,
+            "required": [c.name for c in table.columns],
+            "additionalProperties": False,
+        },
+    }
+
+
+def primary_key(table: sa.Table, row: Mapping[Any, Any]) -> tuple[Any, ...]:
+    """The primary-key values of ``row``."""
+    return tuple(row[c.name] for c in table.primary_key.columns)
+
+
+def table_named(name: str, allowed: Sequence[sa.Table]) -> sa.Table:
+    """The table ``name`` among ``allowed``.
+
+    Raises:
+        BadInputError: not a portable table.
+    """
+    for table in allowed:
+        if table.name == name:
+            return table
+    raise BadInputError(f"table {name!r} is not part of the portable format; expected one of "
+                        f"{', '.join(t.name for t in allowed)}")

@@ -1,0 +1,107 @@
+"""Collection consent on the vehicle: the privacy categories it may collect at all.
+
+When a driver withdraws consent (in the car or in an app), the cloud sends the vehicle the
+command :data:`CONSENT_COMMAND` — signed, through the same downlink guard as every command —
+with the categories still allowed and a version. From the next tick on, the agent drops
+samples of every other category *before* they are collected, buffered or sent: the car stops
+collecting, not only the cloud storing. Samples already collected but not yet sealed are
+dropped too. An older version than the one in force is refused (re-deliveries, reordering).
+
+Until the cloud has sent a consent (version ``-1``) nothing is filtered: the cloud's own
+ingestion filter still applies to what arrives. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, ClassVar, Final
+
+import numpy as np
+
+from drivetrain.core.errors import BadInputError
+from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES, privacy_category_for
+from drivetrain.edge.samples import Samples
+
+#: The command that sets the categories a vehicle may collect.
+CONSENT_COMMAND: Final = "privacy.collection"
+
+
+@lru_cache(maxsize=4096)
+def _category(path: str) -> str:
+    return privacy_category_for(path)
+
+
+@dataclass(frozen=True)
+class CollectionConsent:
+    """The categories the vehicle may collect, and the version of that consent (``-1``: the
+    cloud has sent none, everything may be collected)."""
+
+    record: ClassVar[str] = "consent"
+
+    categories: frozenset[str] = field(default_factory=lambda: frozenset(PRIVACY_CATEGORIES))
+    version: int = -1
+
+    def allows(self, path: str) -> bool:
+        """Whether samples of ``path`` may be collected."""
+        return self.version < 0 or _category(path) in self.categories
+
+    def filter(self, samples: Samples) -> tuple[Samples, int]:
+        """``samples`` without the rows of categories not allowed, and how many were dropped."""
+        if self.version < 0 or not len(samples):
+            return samples, 0
+        keep_path = np.array([self.allows(p) for p in samples.paths], dtype=bool)
+        if keep_path.all():
+            return samples, 0
+        keep = keep_path[samples.path_index]
+        return samples.take(keep), int(len(samples) - keep.sum())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"categories": sorted(self.categories), "version": self.version}
+
+    @classmethod
+    def from_dict(cls, data: object) -> CollectionConsent:
+        """Read a stored record or the command's ``args``.
+
+        Raises:
+            BadInputError: not an object; ``categories`` not a list of known category names;
+                ``version`` not a whole number >= 0 (stored records may hold -1).
+        """
+        if not isinstance(data, Mapping):
+            raise BadInputError(f"consent is {type(data).__name__}; expected an object")
+        unknown = sorted(set(data) - {"categories", "version"})
+        if unknown:
+            raise BadInputError(f"consent: unknown field(s) {', '.join(map(str, unknown))}; "
+                                "expected categories and version")
+        names = data.get("categories")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise BadInputError("consent.categories must be a list of category names")
+        bad = sorted({n for n in names if n not in PRIVACY_CATEGORIES})
+        if bad:
+            raise BadInputError(f"consent.categories: {', '.join(bad)} not known; expected "
+                                f"any of {', '.join(PRIVACY_CATEGORIES)}")
+        version = data.get("version")
+        if isinstance(version, bool) or not isinstance(version, int) or not -1 <= version < 2**63:
+            raise BadInputError(f"consent.version is {version!r:.40}; expected a whole number")
+        return cls(frozenset(names), version)
+
+    def updated(self, args: Mapping[str, Any]) -> CollectionConsent:
+        """The consent the command ``args`` set, if newer than this one.
+
+        Raises:
+            BadInputError: malformed args, or a version not newer than the one in force.
+        """
+        new = CollectionConsent.from_dict(args)
+        if new.version <= self.version:
+            raise BadInputError(f"consent version {new.version} is not newer than version "
+                                f"{self.version} in force")
+        return new
+
+
+def describe(consent: CollectionConsent, dropped: Iterable[str] = ()) -> str:
+    """One line for the acknowledgement: what is collected now."""
+    allowed = ", ".join(sorted(consent.categories)) or "nothing"
+    stopped = sorted(set(dropped))
+    suffix = f"; stopped: {', '.join(stopped)}" if stopped else ""
+    return f"collecting {allowed} (consent version {consent.version}){suffix}"
