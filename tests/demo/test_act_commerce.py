@@ -27,7 +27,15 @@ def test_a_car_that_keeps_the_feature_past_the_act_fails_it_saying_so(
     platform: PlatformHandles, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(act_commerce, "DEMO_GRACE_S", 600)  # longer than the act lasts
-    result = COMMERCE_ACT.run(act_context(platform, vehicles=2, budget_s=14.0))
+    result = COMMERCE_ACT.run(act_context(platform, vehicles=2, budget_s=20.0))
     assert not result.passed
     assert "the EU car kept the boost after its grace period" in result.check
     assert result.figures["off_after_lapse_s"] == "never"
+
+
+def test_with_a_small_budget_the_act_stops_after_the_purchase_and_says_so(
+    platform: PlatformHandles,
+) -> None:
+    result = COMMERCE_ACT.run(act_context(platform, vehicles=2, budget_s=9.0))
+    assert result.passed, result.check
+    assert result.check.startswith("stopped early (time budget): boost-monthly on in both cars")

@@ -51,6 +51,9 @@ OFFER: Final = "boost-monthly"
 DEMO_GRACE_S: Final = 3
 HTTP_TIMEOUT_S = 10.0
 POLL_S = 0.2
+#: Below this budget the act stops after the purchase (the lapse needs a lease and a grace
+#: period to run out) and says so.
+LAPSE_BUDGET_S: Final = 12.0
 
 
 def _catalog() -> dict[str, Any]:
@@ -134,6 +137,12 @@ def run(context: DemoContext) -> ActResult:
                      "the cars receive their signed entitlements", 0.3, 10.0)
         figures["on_after_s"] = round(on_s, 1) if on_s is not None else "never"
         accel = {v.vin: _accel(runner, v.index) for v in (eu, us)}
+        if on_s is not None and context.remaining_s() < LAPSE_BUDGET_S:
+            ok = all(accel[v] > base_accel[v] for v in accel)
+            return ActResult(ok, (
+                f"stopped early (time budget): {OFFER} on in both cars {on_s:.1f} s after "
+                "purchase" + (" (acceleration limit x1.3)" if ok else
+                              f", but acceleration limits {accel} did not rise")), figures)
         # The EU driver's card fails; the billing clock of that subscription reaches its end.
         eu_sub = subs[eu.vin]
         http.put(f"/v1/commerce/accounts/{eu_sub['account_id']}/payment-method",
@@ -180,4 +189,5 @@ def run(context: DemoContext) -> ActResult:
         f"out; the US car kept it; revenue per region: {regions}"), figures)
 
 
-COMMERCE_ACT = Act(name=NAME, title=TITLE, run=run, weight=1.0)
+# Light: it plays last and takes what the acts before it leave (it needs about 13 s).
+COMMERCE_ACT = Act(name=NAME, title=TITLE, run=run, weight=0.3)
