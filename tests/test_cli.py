@@ -23,8 +23,11 @@ READERS = [
     "vss list", "vss show", "can info", "fleet list", "lake query", "lake sql", "lake counts",
     "ingest dead-letters list", "ingest dead-letters show", "ingest stats", "auth list-clients",
     "twin get", "twin query", "twin status", "privacy consent show", "privacy consent set",
-    "privacy categories", "privacy request list", "privacy grants list", "db current", "edge buffer", "campaign list", "campaign show",
-    "campaign status", "job list", "job status",
+    "privacy categories", "privacy request list", "privacy grants list", "db current",
+    "edge buffer", "campaign list", "campaign show", "campaign status", "job list", "job status",
+    "commerce catalog show", "commerce subscription list", "commerce subscription show",
+    "commerce invoice list", "commerce invoice show", "commerce entitlement list",
+    "commerce revenue", "commerce statement",
 ]
 #: Command names that read or list: a new command named so must offer --json too.
 _READING_NAMES = {"list", "show", "info", "stats", "counts", "query", "sql", "status", "get",

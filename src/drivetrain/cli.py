@@ -12,6 +12,7 @@ from drivetrain.commands import (
     auth,
     bench,
     campaign,
+    commerce,
     can,
     db,
     demo,
@@ -88,6 +89,7 @@ app.add_typer(privacy.app, name="privacy")
 app.add_typer(jobs.command_app, name="command")
 app.add_typer(jobs.job_app, name="job")
 app.add_typer(campaign.app, name="campaign")
+app.add_typer(commerce.app, name="commerce")
 app.add_typer(bench.app, name="bench")
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)

@@ -70,7 +70,8 @@ def test_audit_log_shows_only_the_callers_tenant_and_pages(
     rest = client.get("/v1/audit?after_seq=1", headers=_bearer(get_token(operator))).json()
     assert [e["seq"] for e in rest["entries"]] == [2] and rest["next_after_seq"] is None
     verified = client.get("/v1/audit/verify", headers=_bearer(get_token(operator))).json()
-    assert verified == {"ok": True, "entries_checked": 2, "first_broken_seq": None, "reason": None}
+    assert verified == {"ok": True, "entries_checked": 2, "first_broken_seq": None, "reason": None,
+                        "unkeyed_entries": 0}
 
 
 def test_duplicate_tenant_is_409_and_bad_input_is_422_naming_the_field(

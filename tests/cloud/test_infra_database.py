@@ -27,7 +27,7 @@ def test_upgrade_brings_an_empty_database_to_the_shipped_heads_and_is_idempotent
     assert empty_database.current_revisions() == ()
     empty_database.upgrade()
     assert empty_database.current_revisions() == empty_database.head_revisions()
-    assert "infra_0001" in empty_database.current_revisions()
+    assert any(r.startswith("infra_") for r in empty_database.current_revisions())
     empty_database.upgrade()
     assert empty_database.current_revisions() == empty_database.head_revisions()
 

@@ -19,6 +19,7 @@ from drivetrain.core.crypto import SigningKey, VerifyKey
 from drivetrain.core.transport import (
     CAMPAIGNS,
     COMMANDS,
+    ENTITLEMENTS,
     STATE_DESIRED,
     Message,
     parse_vehicle_topic,
@@ -139,6 +140,7 @@ _CHANNELS = {
     MessageKind.DESIRED_STATE: STATE_DESIRED,
     MessageKind.CAMPAIGN: CAMPAIGNS,
     MessageKind.COMMAND: COMMANDS,
+    MessageKind.ENTITLEMENTS: ENTITLEMENTS,
 }
 
 

@@ -16,7 +16,9 @@ from drivetrain.cloud.infra import (
     open_database,
     resolve_token_key,
 )
+from drivetrain.cloud.infra.bootstrap import resolve_audit_key
 from drivetrain.cloud.infra.http.context import ApiContext, RequestIdMiddleware
+from drivetrain.cloud.infra.http.guards import ApiGuards
 from drivetrain.cloud.infra.http.problems import install_error_handlers
 from drivetrain.core.settings import Settings
 
@@ -37,6 +39,8 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     db = database if database is not None else open_database(settings)
     db.upgrade()
     token_key = resolve_token_key(settings)
+    if db.audit_key is None:  # a database handed in without one: the deployment's key
+        db.use_audit_key(resolve_audit_key(settings))
     bootstrap = (
         ensure_embedded_bootstrap(settings, db) if settings.deployment == "embedded" else None
     )
@@ -57,7 +61,8 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.drivetrain = ApiContext(
-        settings=settings, database=db, token_key=token_key, bootstrap=bootstrap
+        settings=settings, database=db, guards=ApiGuards.from_settings(settings),
+        token_key=token_key, bootstrap=bootstrap,
     )
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)

@@ -47,4 +47,5 @@ def get_audit_verification(principal: Auditor, context: Context) -> ChainReport:
         entries_checked=result.entries_checked,
         first_broken_seq=broken.seq if broken else None,
         reason=broken.reason if broken else None,
+        unkeyed_entries=result.unkeyed_entries,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 from typing import Annotated
 from urllib.parse import unquote
 
@@ -41,6 +42,8 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
     responses={
         401: {"description": "Bad client credentials"},
         403: {"description": "Scope refused"},
+        429: {"description": "Too many token requests from this address, or too many "
+              "failed ones for this client id"},
     },
 )
 def token(
@@ -55,26 +58,47 @@ def token(
     """Exchange client credentials (form fields or HTTP Basic) for a bearer access token.
 
     Asking for a scope the client may not have is refused (403), never silently trimmed.
+    Credentials in HTTP Basic and a different form ``client_id`` (or a form secret as well)
+    are refused (RFC 6749 §2.3: one authentication method per request). Each remote address
+    may ask ``token_requests_per_minute`` times a minute, and a client id failing
+    ``token_failures_per_minute`` times a minute is refused until the minute has passed (429).
     """
+    guards, now = context.guards, time.monotonic()
+    guards.token_requests.hit(request.client.host if request.client else "unknown", now)
     if grant_type != "client_credentials":
         raise BadInputError(f"unsupported grant_type {grant_type!r}; expected 'client_credentials'")
     basic = _basic_credentials(request)
     if basic is not None:
+        if client_id is not None and client_id != basic[0]:
+            raise AuthenticationError(
+                f"form client_id {client_id!r} differs from the HTTP Basic client "
+                f"{basic[0]!r}; send the credentials one way"
+            )
+        if client_secret is not None:
+            raise AuthenticationError(
+                "client credentials sent both as HTTP Basic and as form fields; send them one "
+                "way (RFC 6749 §2.3)"
+            )
         client_id, client_secret = basic
     if not client_id or not client_secret:
         raise AuthenticationError(
             "client credentials missing: send client_id and client_secret as form fields "
             "or HTTP Basic"
         )
-    with context.database.session() as session:
-        issued = issue_access_token(
-            session,
-            client_id=client_id,
-            client_secret=client_secret,
-            requested_scopes=scope,
-            key=context.token_key,
-            ttl_s=context.settings.token_ttl_s,
-        )
+    guards.token_failures.check(client_id, now)
+    try:
+        with context.database.session() as session:
+            issued = issue_access_token(
+                session,
+                client_id=client_id,
+                client_secret=client_secret,
+                requested_scopes=scope,
+                key=context.token_key,
+                ttl_s=context.settings.token_ttl_s,
+            )
+    except AuthenticationError:
+        guards.token_failures.record(client_id, now)
+        raise
     response.headers["Cache-Control"] = "no-store"  # RFC 6749 §5.1
     return TokenResponse(
         access_token=issued.access_token,

@@ -2,7 +2,10 @@
 
 ``ControlPlane`` starts, for a state database and the settings' vehicle link:
 
-* the commands **dispatcher** and the **campaign runner** — always: without a vehicle link
+* with ``audit_checkpoint_dir`` set, the **audit checkpointer**: a signed checkpoint of every
+  audit chain's head into that folder every ``audit_checkpoint_interval_s``;
+* the commands **dispatcher**, the **campaign runner** and the **commerce runner**
+  (renewals, dunning, signed entitlements) — always: without a vehicle link
   (``broker_url`` unset) they still run, and deliveries say ``not delivered: no vehicle
   link`` instead of staying silently queued;
 * with a link: the twins **reconciler** (desired-state deltas), an **ingest worker** (the
@@ -23,8 +26,10 @@ from dataclasses import dataclass, field
 
 from drivetrain.cloud.campaigns import CampaignRunner
 from drivetrain.cloud.commands import Dispatcher
+from drivetrain.cloud.commerce import CommerceRunner, payment_provider
 from drivetrain.cloud.fleet import cloud_signing_key
 from drivetrain.cloud.infra import Database
+from drivetrain.cloud.infra.audit_checkpoints import Checkpointer
 from drivetrain.cloud.infra.bus import BusBridge, status_bus
 from drivetrain.cloud.twins import Reconciler, hub_for
 from drivetrain.core.settings import Settings
@@ -42,7 +47,7 @@ class ControlPlane:
         database: the state database.
         workers: run the reconciler and an ingest worker on the link too (the embedded
             deployment); False: not in this process.
-        dispatching: run the dispatcher and the campaign runner; False: only the bus bridge
+        dispatching: run the dispatcher, the campaign and commerce runners; False: only the bus bridge
             (an API replica beside ``drivetrain worker dispatch``).
         client_id: the MQTT client id of this process's link.
     """
@@ -55,6 +60,7 @@ class ControlPlane:
     link: Transport | None = None
     dispatcher: Dispatcher | None = None
     campaigns: CampaignRunner | None = None
+    commerce: CommerceRunner | None = None
     reconciler: Reconciler | None = None
     bridge: BusBridge | None = None
     _stoppers: list[object] = field(default_factory=list)
@@ -80,8 +86,15 @@ class ControlPlane:
             hub_for(self.database.engine)
             self.bridge = BusBridge(status_bus(self.database.engine), self.link).start()
         if self.dispatching and key is not None:
+            if self.settings.audit_checkpoint_dir is not None:
+                checkpointer = Checkpointer(self.database, key, self.settings.audit_checkpoint_dir,
+                                            self.settings.audit_checkpoint_interval_s).start()
+                self._stoppers.append(checkpointer.stop)
             self.dispatcher = Dispatcher(self.database, self.link, key).start()
             self.campaigns = CampaignRunner(self.database).start()
+            self.commerce = CommerceRunner(
+                self.database, key, payment_provider(self.settings),
+                lease_s=self.settings.entitlement_lease_s).start()
         if self.link is not None and self.workers and key is not None:
             self.reconciler = Reconciler(self.database, self.link, key)
             self.reconciler.start()
@@ -105,7 +118,7 @@ class ControlPlane:
         for stop in reversed(self._stoppers):
             stop()  # type: ignore[operator]
         self._stoppers = []
-        for part in (self.reconciler, self.campaigns, self.dispatcher):
+        for part in (self.reconciler, self.commerce, self.campaigns, self.dispatcher):
             if part is not None:
                 part.stop()
         self.reconciler = self.campaigns = self.dispatcher = None

@@ -7,6 +7,7 @@ from fastapi import APIRouter, FastAPI
 from drivetrain.api import audit_routes, auth_routes, health, tenant_routes
 from drivetrain.cloud.campaigns import api as campaigns_api
 from drivetrain.cloud.commands import api as commands_api
+from drivetrain.cloud.commerce import api as commerce_api
 from drivetrain.cloud.ingest import api as ingest_api
 from drivetrain.cloud.lake import api as lake_api
 from drivetrain.cloud.portability import api as portability_api
@@ -31,6 +32,7 @@ ROUTERS: list[tuple[str, APIRouter]] = [
     ("/v1/campaigns", campaigns_api.router),
     ("/v1/catalogs", campaigns_api.catalogs_router),
     ("/v1/vehicle-models", campaigns_api.models_router),
+    ("/v1/commerce", commerce_api.router),
 ]
 
 

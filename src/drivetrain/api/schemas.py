@@ -148,3 +148,6 @@ class ChainReport(BaseModel):
     entries_checked: int
     first_broken_seq: int | None
     reason: str | None
+    #: Entries hashed without the audit key (written before keying): recomputable by anyone
+    #: who can write the database.
+    unkeyed_entries: int = 0

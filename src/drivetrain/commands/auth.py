@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
-from drivetrain.commands.output import Column, JsonOption, emit_json, print_table
+from drivetrain.commands.output import Column, JsonOption, emit_json, print_table, printable
 
 app = typer.Typer(
     help="Tenants, API clients (principals) and OAuth2 access tokens.",
@@ -41,7 +41,7 @@ def create_tenant_command(
         fail(e)
     finally:
         database.dispose()
-    typer.echo(f"created tenant {tenant.tenant_id!r} ({tenant.display_name})")
+    typer.echo(f"created tenant {tenant.tenant_id!r} ({printable(tenant.display_name)})")
 
 
 @app.command("create-client")

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Column, Table
 
 from drivetrain.commands.api_client import (
@@ -25,6 +24,7 @@ from drivetrain.commands.api_client import (
     api_client,
 )
 from drivetrain.commands.db import fail
+from drivetrain.commands.output import cell, safe
 
 app = typer.Typer(
     help="Collection campaigns: what vehicles collect, from which vehicles, when.",
@@ -74,23 +74,26 @@ def _show(campaign: dict[str, Any]) -> None:
     document = current["definition"]["campaign"]
     targeting = current["definition"]["targeting"]
     in_force = campaign["version"] if campaign["version"] is not None else "none yet"
-    _out.print(f"[bold]{campaign['campaign_id']}[/]  {escape('[' + campaign['status'] + ']')}  version in "
-               f"force {in_force}, newest {campaign['latest_version']} ({current['status']})")
-    _out.print(f"signals: {', '.join(document['signals'])}")
+    # Everything below came over the API from what users (and vehicles) wrote: escaped.
+    _out.print(f"[bold]{safe(campaign['campaign_id'])}[/]  {safe('[' + campaign['status'] + ']')}"
+               f"  version in force {safe(in_force)}, newest {safe(campaign['latest_version'])} "
+               f"({safe(current['status'])})")
+    _out.print(f"signals: {safe(', '.join(document['signals']))}")
     for trigger in document.get("triggers") or []:
-        _out.print(f"trigger {trigger['name']}: {trigger['expression']} "
-                   f"(pre {trigger.get('pre_s', 0)} s, post {trigger.get('post_s', 0)} s)")
-    who = (f"query {targeting['query']!r}" if targeting["query"] is not None
+        _out.print(f"trigger {safe(trigger['name'])}: {safe(trigger['expression'])} "
+                   f"(pre {safe(trigger.get('pre_s', 0))} s, post {safe(trigger.get('post_s', 0))} s)")
+    who = (f"query {safe(repr(targeting['query']))}" if targeting["query"] is not None
            else f"{len(targeting['vins'])} VIN(s)")
-    cap = f", at most {targeting['max_vehicles']}" if targeting["max_vehicles"] else ""
+    cap = f", at most {safe(targeting['max_vehicles'])}" if targeting["max_vehicles"] else ""
     _out.print(f"targets: {who}{cap}")
     window = current["definition"]
-    _out.print(f"from {window['start_at'] or 'approval'} to {window['end_at'] or 'retired'}")
+    _out.print(f"from {safe(window['start_at'] or 'approval')} to "
+               f"{safe(window['end_at'] or 'retired')}")
     vehicles = campaign["vehicles"]
-    _out.print("vehicles: " + (", ".join(f"{n} {s}" for s, n in sorted(vehicles.items()))
-                               or "none yet"))
+    _out.print("vehicles: " + safe(", ".join(f"{n} {s}" for s, n in sorted(vehicles.items()))
+                                   or "none yet"))
     if campaign["reason"]:
-        _out.print(f"reason: {campaign['reason']}")
+        _out.print(f"reason: {safe(campaign['reason'])}")
 
 
 def _print(campaign: dict[str, Any], as_json: bool) -> None:
@@ -159,8 +162,8 @@ def list_command(
                   Column("vehicles", overflow="fold"), Column("created", no_wrap=True))
     for c in campaigns:
         vehicles = ", ".join(f"{n} {s}" for s, n in sorted(c["vehicles"].items())) or "-"
-        table.add_row(c["campaign_id"], c["status"], str(c["version"] or "-"), vehicles,
-                      c["created_at"])
+        table.add_row(cell(c["campaign_id"]), cell(c["status"]), cell(c["version"] or "-"),
+                      cell(vehicles), cell(c["created_at"]))
     _out.print(table)
 
 
@@ -196,8 +199,8 @@ def status_command(
     table = Table("VIN", "state", "version", "updated", Column("reason / answer",
                                                                overflow="fold"))
     for v in vehicles:
-        table.add_row(v["vin"], v["state"], str(v["version"] or "-"), v["updated_at"],
-                      v["reason"] or v["detail"] or "")
+        table.add_row(cell(v["vin"]), cell(v["state"]), cell(v["version"] or "-"),
+                      cell(v["updated_at"]), cell(v["reason"] or v["detail"] or ""))
     _out.print(table)
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -10,6 +11,7 @@ from rich.text import Text
 
 if TYPE_CHECKING:
     from drivetrain.cloud.infra import Database
+    from drivetrain.cloud.infra.audit_checkpoints import AuditCheckpoint
     from drivetrain.core.settings import Settings
 
 app = typer.Typer(
@@ -22,8 +24,12 @@ _err = Console(stderr=True, highlight=False)
 
 def fail(message: object, code: int = 1) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code``."""
-    # the message quotes user input: printed as text, never read as markup
-    _err.print(Text.assemble(("error:", "bold red"), f" {message}"), soft_wrap=True)
+    from drivetrain.commands.output import printable
+
+    # the message quotes user input: printed as text, never read as markup, its terminal
+    # control characters escaped
+    _err.print(Text.assemble(("error:", "bold red"), f" {printable(str(message), keep_newlines=True)}"),
+               soft_wrap=True)
     raise typer.Exit(code=code)
 
 
@@ -134,16 +140,23 @@ def current(
 @app.command("verify-audit")
 def verify_audit(
     tenant: str | None = typer.Option(None, "--tenant", help="Only this tenant's chain."),
+    checkpoint: Annotated[Path | None, typer.Option(
+        "--checkpoint", help="Also check the chains against this signed checkpoint "
+        "(from `drivetrain db audit-checkpoint`): every entry it names must be in place.",
+    )] = None,
 ) -> None:
-    """Recompute the audit log's hash chains; exit 1 naming the first broken entry."""
+    """Recompute the audit log's keyed hash chains; exit 1 naming the first broken entry."""
     from drivetrain.cloud.infra import verify_chain
+    from drivetrain.cloud.infra.audit_checkpoints import check_checkpoint
     from drivetrain.core.errors import DrivetrainError
 
     settings = load_settings_or_exit()
+    anchor = _read_checkpoint(settings, checkpoint) if checkpoint is not None else None
     database = open_migrated_database(settings)
     try:
         with database.session() as session:
             result = verify_chain(session, tenant)
+            problems = check_checkpoint(session, anchor) if anchor is not None else []
     except DrivetrainError as e:
         fail(e)
     finally:
@@ -151,4 +164,55 @@ def verify_audit(
     if result.first_broken is not None:
         broken = result.first_broken
         fail(f"audit chain of tenant {broken.tenant!r} broken at entry {broken.seq}: {broken.reason}")
-    typer.echo(f"audit log intact: {result.entries_checked} entries verified")
+    if problems:
+        fail("audit log does not match the checkpoint:" + "".join(f"\n  {p}" for p in problems))
+    typer.echo(f"audit log intact: {result.entries_checked} entries verified"
+               + (f", {len(anchor.heads)} checkpointed chain heads in place" if anchor else ""))
+    if result.unkeyed_entries:
+        typer.echo(f"note: {result.unkeyed_entries} entries are unkeyed (plain SHA-256, written "
+                   "before the audit key or by a database opened without it); anyone who can "
+                   "write the database could have recomputed them — a checkpoint covers them")
+
+
+@app.command("audit-checkpoint")
+def audit_checkpoint(
+    out_dir: Annotated[Path, typer.Option(
+        "--out-dir", help="Write the signed checkpoint into this folder "
+        "(audit-checkpoint-<UTC time>.json). Keep it where the database's writers cannot "
+        "change it.",
+    )],
+) -> None:
+    """Sign every audit chain's head with the cloud key and write it out; run it on a
+    schedule (cron, a systemd timer), or set audit_checkpoint_dir for `drivetrain serve`."""
+    from drivetrain.cloud.fleet import cloud_signing_key
+    from drivetrain.cloud.infra.audit_checkpoints import write_checkpoint
+    from drivetrain.core.errors import DrivetrainError
+
+    settings = load_settings_or_exit()
+    database = open_migrated_database(settings)
+    try:
+        key = cloud_signing_key(settings)
+        path = write_checkpoint(database, key, out_dir)
+    except DrivetrainError as e:
+        fail(e)
+    finally:
+        database.dispose()
+    typer.echo(f"audit checkpoint signed by key {key.key_id}: {path}")
+
+
+def _read_checkpoint(settings: Settings, path: Path) -> AuditCheckpoint:
+    import json
+
+    from drivetrain.cloud.fleet import cloud_signing_key
+    from drivetrain.cloud.infra.audit_checkpoints import open_signed_checkpoint
+    from drivetrain.core.errors import DrivetrainError
+
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        return open_signed_checkpoint(document, cloud_signing_key(settings).verify_key)
+    except OSError as e:
+        fail(f"cannot read checkpoint {path}: {e.strerror}")
+    except ValueError as e:
+        fail(f"checkpoint {path} is not JSON: {e}")
+    except DrivetrainError as e:
+        fail(f"checkpoint {path} refused: {e}")

@@ -16,7 +16,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Column, Table
 
 from drivetrain.commands.api_client import (
@@ -27,6 +26,7 @@ from drivetrain.commands.api_client import (
     api_client,
 )
 from drivetrain.commands.db import fail
+from drivetrain.commands.output import cell, safe
 
 command_app = typer.Typer(help="Signed commands to one vehicle.", no_args_is_help=True)
 job_app = typer.Typer(
@@ -87,16 +87,18 @@ def _counts_line(job: dict[str, Any]) -> str:
 
 
 def _show_job(job: dict[str, Any]) -> None:
-    _out.print(f"[bold]{job['job_id']}[/]  {escape(job['name'])}  "
-               f"{escape('[' + job['status'] + ']')}  "
-               f"{job['origin']}  created {job['created_at']} by {job['created_by']}")
+    # Everything below came over the API from what users (and vehicles) wrote: escaped.
+    _out.print(f"[bold]{safe(job['job_id'])}[/]  {safe(job['name'])}  "
+               f"{safe('[' + job['status'] + ']')}  "
+               f"{safe(job['origin'])}  created {safe(job['created_at'])} by "
+               f"{safe(job['created_by'])}")
     if job["query"] is not None:
-        _out.print(f"query: {job['query']}")
-    _out.print(_counts_line(job))
+        _out.print(f"query: {safe(job['query'])}")
+    _out.print(safe(_counts_line(job)))
     if job["reason"]:
-        _out.print(f"reason: {job['reason']}")
+        _out.print(f"reason: {safe(job['reason'])}")
     if job["waiting_reason"] and job["counts"]["queued"]:
-        _out.print(f"[yellow]waiting: {job['waiting_reason']}[/]")
+        _out.print(f"[yellow]waiting: {safe(job['waiting_reason'])}[/]")
 
 
 def _await_final(client: Any, path: str, wait_s: float) -> dict[str, Any]:
@@ -139,9 +141,10 @@ def send(
         typer.echo(json.dumps(command, indent=2))
         return
     delivery = command.get("delivery") or {}
-    _out.print(f"[bold]{command['job_id']}[/] {name} → {vin}: {delivery.get('state', '-')}"
-               + (f" ({delivery['detail']})" if delivery.get("detail") else "")
-               + (f" — {delivery['reason']}" if delivery.get("reason") else ""))
+    _out.print(f"[bold]{safe(command['job_id'])}[/] {safe(name)} → {safe(vin)}: "
+               f"{safe(delivery.get('state', '-'))}"
+               + (f" ({safe(delivery['detail'])})" if delivery.get("detail") else "")
+               + (f" — {safe(delivery['reason'])}" if delivery.get("reason") else ""))
 
 
 @job_app.command("create")
@@ -221,8 +224,8 @@ def status(
         table = Table("VIN", "state", "attempts", "sent", Column("answer / reason",
                                                                   overflow="fold"))
         for r in rows:
-            table.add_row(r["vin"], r["state"], str(r["attempts"]), r["sent_at"] or "-",
-                          r["reason"] or r["detail"] or "")
+            table.add_row(cell(r["vin"]), cell(r["state"]), cell(r["attempts"]),
+                          cell(r["sent_at"] or "-"), cell(r["reason"] or r["detail"] or ""))
         _out.print(table)
 
 
@@ -251,8 +254,8 @@ def list_command(
     table = Table(Column("job", no_wrap=True), "name", "origin", "status",
                   Column("vehicles", overflow="fold"), Column("created", no_wrap=True))
     for j in jobs:
-        table.add_row(j["job_id"], j["name"], j["origin"], j["status"], _counts_line(j),
-                      j["created_at"])
+        table.add_row(cell(j["job_id"]), cell(j["name"]), cell(j["origin"]), cell(j["status"]),
+                      cell(_counts_line(j)), cell(j["created_at"]))
     _out.print(table)
 
 

@@ -5,7 +5,9 @@ Tables: integers get thousands separators, other numbers six significant digits 
 thousands separators), both right-aligned; times are ISO 8601 UTC with a ``Z``; VSS paths
 and other identifiers are never wrapped (a path broken mid-word cannot be copied back).
 Every cell is a Rich ``Text``, so text that came from data (a tenant name, a vehicle's
-detail) is printed as it is and never read as Rich markup.
+detail) is never read as Rich markup, and its terminal control characters (ESC sequences
+that recolour, retitle or clear the terminal, carriage returns, bidirectional overrides) are
+shown escaped (``\x1b``) by :func:`printable`, never sent to the terminal.
 
 Arrow tables (lake results) may hold nanosecond timestamps, which pyarrow turns into
 ``datetime`` only with pandas installed; they are converted here from their integer value
@@ -17,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -68,6 +71,26 @@ def stderr_console() -> Console:
 
 
 # --- cells ------------------------------------------------------------------------------------
+# C0 controls but tab and newline, DEL, C1 controls (0x9b is a one-byte CSI), and the Unicode
+# bidirectional overrides and isolates that reorder what a reader sees.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_LINE_BREAKS = re.compile("[\n\t]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return {9: "\\t", 10: "\\n"}.get(code) or (
+        f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def printable(text: str, *, keep_newlines: bool = False) -> str:
+    """``text`` with every terminal control character shown escaped (``\\x1b``), so text from
+    data cannot drive the terminal. Newlines and tabs are escaped too unless
+    ``keep_newlines`` (a multi-line message of our own)."""
+    text = _CONTROL.sub(_escaped, text)
+    return text if keep_newlines else _LINE_BREAKS.sub(_escaped, text)
+
+
 def format_number(value: float) -> str:
     """``value`` as every table shows numbers: integers with thousands separators
     (``12,345``), other numbers to six significant digits (``1,234.57``, ``0.001234``),
@@ -103,9 +126,27 @@ def iso_from_ns(ns: int) -> str:
     return f"{base}.{digits}Z"
 
 
+def safe(value: object) -> str:
+    """``value`` as text to place inside a Rich markup string: its control characters escaped
+    (:func:`printable`) and its square brackets kept from being read as markup."""
+    from rich.markup import escape
+
+    return escape(format_cell(value))
+
+
+def cell(value: object) -> Text:
+    """``value`` as a Rich table cell of plain text (never markup, control characters
+    escaped), for tables built with ``Table.add_row``."""
+    return Text(format_cell(value))
+
+
 def format_cell(value: object) -> str:
     """One table cell's text: numbers as :func:`format_number`, times as ISO 8601 UTC,
-    None as empty."""
+    None as empty, text with its control characters escaped (:func:`printable`)."""
+    return printable(_cell_text(value))
+
+
+def _cell_text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, bool | int | float):
@@ -132,7 +173,8 @@ def build_table(
 ) -> Table:
     """A Rich table of ``rows`` (raw values, formatted by :func:`format_cell`)."""
     materialised = [[format_cell(v) for v in row] for row in rows]
-    view = Table(title=title, title_justify="left")
+    view = Table(title=Text(printable(title)) if title is not None else None,
+                 title_justify="left")
     for i, column in enumerate(columns):
         longest = max((len(row[i]) for row in materialised), default=0)
         keep_whole = column.kind in ("id", "time", "number")
@@ -170,7 +212,8 @@ def print_renderable(renderable: Table, console: Console) -> None:
         console.print(renderable)
         return
     wide = Console(file=console.file, width=100_000, highlight=False, color_system=None)
-    title = renderable.title if isinstance(renderable.title, str) else ""
+    title = renderable.title if isinstance(renderable.title, str) else (
+        renderable.title.plain if isinstance(renderable.title, Text) else "")
     width = max(wide.measure(renderable).maximum, len(title), 20)
     Console(file=console.file, width=width, highlight=False, color_system=None).print(renderable)
 

@@ -18,7 +18,7 @@ from drivetrain.commands.api_client import HTTP_TIMEOUT_S, JsonOption, TokenOpti
 from drivetrain.commands.api_client import api_call as _call
 from drivetrain.commands.api_client import api_client as _client
 from drivetrain.commands.db import fail, load_settings_or_exit
-from drivetrain.commands.output import Column, emit_json, format_number, print_table
+from drivetrain.commands.output import Column, emit_json, format_number, print_table, safe
 
 app = typer.Typer(
     help="Vehicle twins: reported and desired state, fleet queries, the change stream.",
@@ -73,8 +73,9 @@ def get_command(
     if as_json:
         emit_json(twin)
         return
-    _out.print(f"[bold]{twin['vin']}[/]  {twin['model']}  region {twin['region']}  "
-               f"tenant {twin['tenant']}  owner {twin['owner'] or '-'}")
+    _out.print(f"[bold]{safe(twin['vin'])}[/]  {safe(twin['model'])}  region "
+               f"{safe(twin['region'])}  tenant {safe(twin['tenant'])}  owner "
+               f"{safe(twin['owner'] or '-')}")
     _out.print(f"desired version {twin['version']} (ETag \"{twin['version']}\"), sent "
                f"{_fmt(twin['delivery']['sent_version'])}, acked "
                f"{_fmt(twin['delivery']['acked_version'])}")
@@ -96,7 +97,7 @@ def get_command(
                                    Column("measured", "time")], (
         (path, _value(r["value"]), r["ts"]) for path, r in sorted(twin["reported"].items())
     ), _out)
-    _out.print(f"delta (still to apply): {json.dumps(twin['delta']['values'])}")
+    _out.print(f"delta (still to apply): {safe(json.dumps(twin['delta']['values']))}")
 
 
 @app.command("set")
@@ -197,7 +198,7 @@ def status_command(
     _out.print(f"{s['twins']} twins, {s['items']} desired items: {s['pending']} pending, "
                f"{s['converged']} converged, {s['failed']} failed{took}")
     for reason, count in s["failure_reasons"].items():
-        _out.print(f"  failed {count}x: {reason}")
+        _out.print(f"  failed {count}x: {safe(reason)}")
 
 
 def _events(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -249,7 +250,7 @@ def watch_command(
                         continue
                     paths = ", ".join(data["paths"])
                     version = f" v{data['version']}" if data.get("version") is not None else ""
-                    _out.print(f"{data['at']}  {data['vin']}  {event}{version}  {paths}")
+                    _out.print(safe(f"{data['at']}  {data['vin']}  {event}{version}  {paths}"))
         except httpx.HTTPError as e:
             fail(f"change stream from {client.base_url} failed: {e}")
         except KeyboardInterrupt:

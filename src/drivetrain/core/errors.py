@@ -161,6 +161,15 @@ class BackpressureTimeoutError(TransportError):
     """A publisher waited longer than its timeout for room in a full delivery queue."""
 
 
+class RateLimitedError(DrivetrainError):
+    """Too many requests of one kind from one caller; ``retry_after_s`` says when to retry
+    (HTTP 429 with ``Retry-After``)."""
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class StorageError(DrivetrainError):
     """The state database or file store failed (disk full, unreachable server)."""
 

@@ -51,7 +51,35 @@ class Settings(BaseSettings):
         description="Key that signs API access tokens (>= 32 characters). Required in "
         "production; generated once per data_dir in embedded mode.",
     )
+    audit_key: SecretStr | None = Field(
+        None,
+        description="Key that authenticates the audit log's hash chains (HMAC-SHA256, >= 32 "
+        "characters); default: derived from the auth secret. Keep it outside the database.",
+    )
+    audit_checkpoint_dir: Path | None = Field(
+        None,
+        description="Where `drivetrain serve` writes a signed checkpoint of every audit chain "
+        "head every audit_checkpoint_interval_s (keep it off the database's host or on "
+        "write-once storage); unset: none are written.",
+    )
+    audit_checkpoint_interval_s: float = Field(
+        3600.0, gt=0, description="Seconds between audit checkpoints (audit_checkpoint_dir).",
+    )
     token_ttl_s: int = Field(3600, gt=0, description="Lifetime of an access token, seconds.")
+    token_requests_per_minute: int = Field(
+        60, ge=1, description="Token requests one remote address may make per minute; past "
+        "it the token endpoint answers 429 (each request costs a scrypt hash).",
+    )
+    token_failures_per_minute: int = Field(
+        10, ge=1, description="Failed token requests per client id and minute; past it "
+        "that client id is refused (429) until the minute has passed (secret guessing).",
+    )
+    api_streams_per_client: int = Field(
+        8, ge=1, description="Server-sent-event streams one API client may hold open.",
+    )
+    api_streams_per_tenant: int = Field(
+        64, ge=1, description="Server-sent-event streams one tenant's clients may hold open.",
+    )
     api_host: str = Field("127.0.0.1", description="Address `drivetrain serve` binds.")
     api_port: int = Field(8080, ge=0, le=65535, description="Port `drivetrain serve` binds.")
     cloud_key_file: Path | None = Field(
@@ -147,6 +175,19 @@ class Settings(BaseSettings):
         "state under load, seconds (also whenever the worker goes idle); 0 (the embedded "
         "default) writes every micro-batch's. `drivetrain worker ingest` uses 2 s unless "
         "--twin-flush-s says otherwise. The twin lags the lake by up to this much.",
+    )
+    entitlement_lease_s: float = Field(
+        7 * 86_400.0,
+        gt=0,
+        le=366 * 86_400.0,
+        description="How long a feature entitlement token is valid before the cloud renews "
+        "it, seconds (it also ends with the paid period): a car offline longer keeps a "
+        "feature no more than this plus the offer's grace period after it was taken away.",
+    )
+    payment_provider: Literal["test"] = Field(
+        "test",
+        description="The payment provider subscriptions are charged through; 'test' is the "
+        "built-in one (cards test_card_ok, test_card_declined, test_card_insufficient).",
     )
     ingest_max_attempts: int = Field(
         3,

@@ -24,6 +24,7 @@ import uvicorn
 from drivetrain.api import create_app
 from drivetrain.cloud.campaigns import CampaignRunner
 from drivetrain.cloud.commands import Dispatcher
+from drivetrain.cloud.commerce import CommerceRunner, payment_provider
 from drivetrain.cloud.fleet import cloud_signing_key
 from drivetrain.cloud.infra import (
     BootstrapCredentials,
@@ -43,6 +44,8 @@ from drivetrain.core.transport import InProcessTransport
 API_START_TIMEOUT_S = 15.0
 #: Longest wait for the API server thread to finish after being asked to exit, seconds.
 API_STOP_TIMEOUT_S = 10.0
+#: The demo's entitlement lease, seconds (a real deployment: days).
+DEMO_ENTITLEMENT_LEASE_S = 4.0
 
 
 def demo_settings(data_dir: Path) -> Settings:
@@ -61,6 +64,8 @@ def demo_settings(data_dir: Path) -> Settings:
         api_port=0,
         lake_roots={},
         lake_retention_days={},
+        # Entitlements are renewed every few seconds, so a lapsed payment shows within an act.
+        entitlement_lease_s=DEMO_ENTITLEMENT_LEASE_S,
     )
 
 
@@ -78,6 +83,7 @@ class PlatformHandles:
         reconciler: the twins reconciler, publishing desired-state deltas on ``transport``.
         dispatcher: the commands dispatcher, delivering jobs' signed messages on ``transport``.
         campaigns: the campaign runner (start, finish, continuous targeting).
+        commerce: the commerce runner (renewals, dunning, signed entitlements to the cars).
         ingest: the ingest worker consuming ``dt/v1/+/{telemetry,events,ack}`` from
             ``transport`` (``wait_idle()`` waits until everything received is stored).
         lake: the lake the ingest worker writes (under the demo's data directory).
@@ -93,6 +99,7 @@ class PlatformHandles:
     ingest: IngestWorker
     dispatcher: Dispatcher
     campaigns: CampaignRunner
+    commerce: CommerceRunner
     lake: Lake
 
 
@@ -121,6 +128,7 @@ class EmbeddedPlatform:
         self._reconciler: Reconciler | None = None
         self._dispatcher: Dispatcher | None = None
         self._campaigns: CampaignRunner | None = None
+        self._commerce: CommerceRunner | None = None
         self._lake: Lake | None = None
         self._ingest: IngestWorker | None = None
         self._server: _QuietServer | None = None
@@ -176,6 +184,9 @@ class EmbeddedPlatform:
         self._dispatcher = Dispatcher(database, self._transport, cloud_signing_key(settings))
         self._dispatcher.start()
         self._campaigns = CampaignRunner(database).start()
+        self._commerce = CommerceRunner(
+            database, cloud_signing_key(settings), payment_provider(settings),
+            lease_s=settings.entitlement_lease_s, poll_interval_s=0.5).start()
         self._lake = Lake.open(settings)
         pipeline = IngestPipeline.from_settings(
             settings, database, self._lake, TwinsReportedState()
@@ -213,6 +224,7 @@ class EmbeddedPlatform:
             ingest=self._ingest,
             dispatcher=self._dispatcher,
             campaigns=self._campaigns,
+            commerce=self._commerce,
             lake=self._lake,
         )
         return self._handles
@@ -232,6 +244,9 @@ class EmbeddedPlatform:
         if self._reconciler is not None:
             self._reconciler.stop()
             self._reconciler = None
+        if self._commerce is not None:
+            self._commerce.stop()
+            self._commerce = None
         if self._campaigns is not None:
             self._campaigns.stop()
             self._campaigns = None

@@ -11,6 +11,7 @@ from drivetrain.demo.act_api_secured import API_SECURED
 from drivetrain.demo.act_campaigns import CAMPAIGN_COLLECTS
 from drivetrain.demo.act_can_roundtrip import CAN_ROUNDTRIP
 from drivetrain.demo.act_charging import CHARGING_PLANNED
+from drivetrain.demo.act_commerce import COMMERCE_ACT
 from drivetrain.demo.act_fleet_drives import FLEET_DRIVES
 from drivetrain.demo.act_lake import LAKE
 from drivetrain.demo.act_maintenance import MAINTENANCE_PREDICTED
@@ -30,4 +31,5 @@ SCENARIO: tuple[Act, ...] = (
     CHARGING_PLANNED,
     CAMPAIGN_COLLECTS,
     PRIVACY,
+    COMMERCE_ACT,
 )

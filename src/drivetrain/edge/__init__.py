@@ -21,10 +21,12 @@ Public surface (everything else in this package is internal; import these names 
   :class:`MemoryBuffer`, the message types, and what another buffer implementation shares
   (:func:`check_message`, :func:`select_evictions`, :func:`message_from_row`,
   :func:`upgrade_schema`, :func:`encode_records`, :func:`records_from_legacy`);
-- the agent's persisted state: :class:`AgentState` and its records.
+- the agent's persisted state: :class:`AgentState` and its records;
+- paid features: :class:`EntitlementGate` (offline token checks), :class:`FeatureStatus`,
+  :class:`TokenRefused`, and :class:`FeatureSwitch` (an actuator that switches features).
 """
 
-from drivetrain.edge.actuator import InMemoryActuator, Scalar, VehicleActuator
+from drivetrain.edge.actuator import FeatureSwitch, InMemoryActuator, Scalar, VehicleActuator
 from drivetrain.edge.agent import (
     ACK_PRIORITY,
     EVENT_PRIORITY,
@@ -52,6 +54,13 @@ from drivetrain.edge.buffer import (
 from drivetrain.edge.campaigns import Campaign, Trigger, default_campaign
 from drivetrain.edge.can_input import CanDecoding, DecodeCounters
 from drivetrain.edge.collection import CollectionEngine, CollectionResult
+from drivetrain.edge.entitlements import (
+    EntitlementGate,
+    EntitlementRefusal,
+    FeatureState,
+    FeatureStatus,
+    TokenRefused,
+)
 from drivetrain.edge.expressions import Expression, parse_expression
 from drivetrain.edge.identity import VehicleIdentity
 from drivetrain.edge.samples import Samples
@@ -65,6 +74,7 @@ from drivetrain.edge.state import (
     AgentState,
     DesiredStateVersion,
     DownlinkMemory,
+    HeldEntitlements,
     InstalledCampaigns,
     StateRecord,
     encode_records,
@@ -94,9 +104,15 @@ __all__ = [
     "DesiredStateVersion",
     "DownlinkMemory",
     "EdgeAgent",
+    "EntitlementGate",
+    "EntitlementRefusal",
     "Eviction",
     "Expression",
+    "FeatureState",
+    "FeatureStatus",
+    "FeatureSwitch",
     "FrameSource",
+    "HeldEntitlements",
     "InMemoryActuator",
     "InstalledCampaigns",
     "KindSummary",
@@ -106,6 +122,7 @@ __all__ = [
     "Scalar",
     "SqliteBuffer",
     "StateRecord",
+    "TokenRefused",
     "Trigger",
     "Uplink",
     "UplinkStats",

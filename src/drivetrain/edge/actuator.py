@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from drivetrain.core.errors import BadInputError
 from drivetrain.core.vss import Catalog
@@ -39,6 +39,16 @@ class VehicleActuator(Protocol):
         ...
 
 
+@runtime_checkable
+class FeatureSwitch(Protocol):
+    """An actuator that can also switch paid features on and off (the entitlement gate
+    decides which; the vehicle enforces it)."""
+
+    def set_features(self, enabled: frozenset[str]) -> None:
+        """Make exactly ``enabled`` the features in use (others off)."""
+        ...
+
+
 class InMemoryActuator:
     """An actuator over a dict of values (tests; vehicles without actuators).
 
@@ -64,7 +74,13 @@ class InMemoryActuator:
         self.values: dict[str, Scalar] = dict(values or {})
         self._commands = dict(commands or {})
         self.executed: list[tuple[str, dict[str, Any]]] = []
+        #: The paid features switched on (``FeatureSwitch``).
+        self.features: frozenset[str] = frozenset()
         self._lock = threading.Lock()
+
+    def set_features(self, enabled: frozenset[str]) -> None:
+        """See ``FeatureSwitch.set_features``."""
+        self.features = frozenset(enabled)
 
     def apply_desired(self, values: Mapping[str, Scalar]) -> Mapping[str, Scalar]:
         """See ``VehicleActuator.apply_desired``; checks every value before setting any."""

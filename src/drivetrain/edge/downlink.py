@@ -4,7 +4,8 @@ A vehicle obeys a message only when all of these hold, checked in this order (no
 envelope is believed before its signature verifies):
 
 1. it parses as a wire-format v1 envelope, of a downlink kind, on the topic of that kind
-   (``state/desired``, ``campaigns``, ``commands``, ``decoder``) under this vehicle's VIN;
+   (``state/desired``, ``campaigns``, ``commands``, ``decoder``, ``entitlements``) under this
+   vehicle's VIN;
 2. it is signed by the cloud key installed at provisioning (the header's key id and then the
    Ed25519 signature);
 3. the envelope's ``vehicle`` is this VIN (a message signed for another vehicle is not ours);
@@ -32,6 +33,7 @@ from drivetrain.core.transport import (
     CAMPAIGNS,
     COMMANDS,
     DECODER,
+    ENTITLEMENTS,
     STATE_DESIRED,
     parse_vehicle_topic,
 )
@@ -59,6 +61,7 @@ DOWNLINK_CHANNELS: Final[Mapping[MessageKind, str]] = {
     MessageKind.CAMPAIGN: CAMPAIGNS,
     MessageKind.COMMAND: COMMANDS,
     MessageKind.DECODER_MANIFEST: DECODER,
+    MessageKind.ENTITLEMENTS: ENTITLEMENTS,
 }
 _NS = 1_000_000_000
 #: Default freshness windows, seconds: a command is meant for now; desired state and campaigns
@@ -69,6 +72,7 @@ DEFAULT_FRESHNESS_S: Final[Mapping[MessageKind, float]] = {
     MessageKind.DESIRED_STATE: 30 * 86_400.0,
     MessageKind.CAMPAIGN: 30 * 86_400.0,
     MessageKind.DECODER_MANIFEST: 30 * 86_400.0,
+    MessageKind.ENTITLEMENTS: 30 * 86_400.0,
 }
 
 

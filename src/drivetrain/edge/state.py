@@ -1,15 +1,16 @@
 """The agent's persisted state, as typed records kept in its store-and-forward buffer.
 
-Three records, each replaced whole when it changes and written in the same transaction as the
+Four records, each replaced whole when it changes and written in the same transaction as the
 message that reports the change (the acknowledgement of a downlink message carries the
 downlink memory that remembers its id; the ``applied`` ack of a desired-state delta carries the
 version it applied):
 
 * ``DownlinkMemory`` — what the downlink guard remembers against replays;
 * ``InstalledCampaigns`` — the campaigns the cloud installed and the newest version seen per id;
-* ``DesiredStateVersion`` — the newest desired-state version applied.
+* ``DesiredStateVersion`` — the newest desired-state version applied;
+* ``HeldEntitlements`` — the entitlement tokens in force and the newest ``seq`` per feature.
 
-``AgentState`` is all three, as the agent reads them at start-up. Each record is stored under
+``AgentState`` is all four, as the agent reads them at start-up. Each record is stored under
 its ``record`` name as the JSON of its ``to_dict`` (the buffers' ``agent_state`` table);
 ``records_from_legacy`` reads the key/value state written by agents before these records
 existed, so a buffer file kept from then is migrated, not lost.
@@ -151,10 +152,46 @@ class DesiredStateVersion:
         return cls(_int(data.get("version", -1), f"{cls.record}.version"))
 
 
-StateRecord = DownlinkMemory | InstalledCampaigns | DesiredStateVersion | CollectionConsent
+@dataclass(frozen=True)
+class HeldEntitlements:
+    """The entitlement tokens in force and, per feature, the newest ``seq`` taken.
+
+    Attributes:
+        tokens: the newest token taken per feature (compact JWS), verified again on restore.
+        floors: per feature, the newest ``seq`` taken: an older token is refused even after
+            a restart (rollback protection).
+    """
+
+    record: ClassVar[str] = "entitlements"
+
+    tokens: tuple[str, ...] = ()
+    floors: Mapping[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tokens": list(self.tokens), "floors": dict(self.floors)}
+
+    @classmethod
+    def from_dict(cls, data: object) -> HeldEntitlements:
+        """Raises ``StateFormatError`` naming the field that does not read."""
+        data = _mapping(data, cls.record)
+        tokens = _list(data.get("tokens", []), f"{cls.record}.tokens")
+        if not all(isinstance(t, str) for t in tokens):
+            raise StateFormatError(f"{cls.record}.tokens: expected a list of strings")
+        floors = _mapping(data.get("floors", {}), f"{cls.record}.floors")
+        return cls(
+            tuple(tokens),
+            {str(k): _int(v, f"{cls.record}.floors.{k}") for k, v in floors.items()},
+        )
+
+
+StateRecord = (
+    DownlinkMemory | InstalledCampaigns | DesiredStateVersion | CollectionConsent
+    | HeldEntitlements
+)
 _RECORD_TYPES: Final[Mapping[str, type[StateRecord]]] = {
     t.record: t
-    for t in (DownlinkMemory, InstalledCampaigns, DesiredStateVersion, CollectionConsent)
+    for t in (DownlinkMemory, InstalledCampaigns, DesiredStateVersion, CollectionConsent,
+              HeldEntitlements)
 }
 #: The attribute of ``AgentState`` that holds each record type.
 _FIELDS: Final[Mapping[str, str]] = {
@@ -162,6 +199,7 @@ _FIELDS: Final[Mapping[str, str]] = {
     InstalledCampaigns.record: "campaigns",
     DesiredStateVersion.record: "desired",
     CollectionConsent.record: "consent",
+    HeldEntitlements.record: "entitlements",
 }
 
 
@@ -173,6 +211,7 @@ class AgentState:
     campaigns: InstalledCampaigns = field(default_factory=InstalledCampaigns)
     desired: DesiredStateVersion = field(default_factory=DesiredStateVersion)
     consent: CollectionConsent = field(default_factory=CollectionConsent)
+    entitlements: HeldEntitlements = field(default_factory=HeldEntitlements)
 
     def updated(self, records: Iterable[StateRecord]) -> AgentState:
         """This state with ``records`` replacing the records of their types."""

@@ -117,7 +117,7 @@ def stream_campaign_changes(
         tenant=principal.tenant, domains=(DOMAIN,)
     )
     return status_stream(
-        request, subscription, keep=lambda e: campaign_id is None or e.subject == campaign_id,
+        request, principal, subscription, keep=lambda e: campaign_id is None or e.subject == campaign_id,
         max_events=max_events, timeout_s=timeout_s,
     )
 

@@ -1,6 +1,6 @@
 """Commands and jobs: signed messages to one vehicle or a query-selected group, rolled out at a
 controlled rate, followed per vehicle — the one dispatcher every domain that acts on vehicles
-reuses (collection campaigns now; OTA rollouts, security responses, entitlements later).
+reuses (collection campaigns and entitlements now; OTA rollouts and security responses later).
 
 Public surface (everything else in this package is internal):
 

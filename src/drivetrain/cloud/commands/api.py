@@ -139,7 +139,7 @@ def stream_job_changes(
         tenant=principal.tenant, domains=(DOMAIN,)
     )
     return status_stream(
-        request, subscription, keep=lambda e: job_id is None or e.subject == job_id,
+        request, principal, subscription, keep=lambda e: job_id is None or e.subject == job_id,
         max_events=max_events, timeout_s=timeout_s,
     )
 

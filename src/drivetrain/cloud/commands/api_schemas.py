@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from drivetrain.cloud.commands.machine import DeliveryState, JobStatus
 from drivetrain.cloud.commands.models import Delivery, Job
 from drivetrain.cloud.commands.payloads import ACK_KINDS
+from drivetrain.cloud.infra.http.params import Instant
 from drivetrain.core.wire import MessageKind
 
 POLICY_EXAMPLE: dict[str, Any] = {
@@ -56,7 +57,7 @@ class CreateJob(_Strict):
     vins: list[str] | None = Field(None, max_length=10_000,
                                    description="Or: the targets by VIN.")
     policy: dict[str, Any] | None = Field(None, examples=[POLICY_EXAMPLE])
-    start_at: datetime | None = Field(None, description="Scheduled start; default now.")
+    start_at: Instant | None = Field(None, description="Scheduled start; default now.")
     name: str | None = Field(None, max_length=120, description="A name for the job.")
 
 

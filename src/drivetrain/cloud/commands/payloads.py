@@ -19,7 +19,7 @@ from typing import Any, Final
 from drivetrain.core.can import MAX_MANIFEST_BYTES, DecoderManifest
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.errors import BadInputError, WireFormatError
-from drivetrain.core.transport import CAMPAIGNS, COMMANDS, DECODER
+from drivetrain.core.transport import CAMPAIGNS, COMMANDS, DECODER, ENTITLEMENTS
 from drivetrain.core.wire import Command, MessageKind, seal
 
 #: The downlink kinds a job may carry and the vehicle channel each travels on.
@@ -27,12 +27,14 @@ CHANNELS: Final[Mapping[MessageKind, str]] = {
     MessageKind.COMMAND: COMMANDS,
     MessageKind.CAMPAIGN: CAMPAIGNS,
     MessageKind.DECODER_MANIFEST: DECODER,
+    MessageKind.ENTITLEMENTS: ENTITLEMENTS,
 }
 #: The ``ref_kind`` of the vehicle's acknowledgement of each kind.
 ACK_KINDS: Final[Mapping[MessageKind, str]] = {
     MessageKind.COMMAND: "command",
     MessageKind.CAMPAIGN: "campaign",
     MessageKind.DECODER_MANIFEST: "decoder_manifest",
+    MessageKind.ENTITLEMENTS: "entitlements",
 }
 COMMAND_NAME: Final = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 #: Largest JSON body a job may carry, bytes.
@@ -40,6 +42,7 @@ MAX_BODY_BYTES: Final = 256 * 1024
 MAX_BODY_BYTES_BY_KIND: Final[Mapping[MessageKind, int]] = {
     MessageKind.COMMAND: 16 * 1024,
     MessageKind.DECODER_MANIFEST: MAX_MANIFEST_BYTES,
+    MessageKind.ENTITLEMENTS: 64 * 1024,
 }
 _NS: Final = 1_000_000_000
 
@@ -105,6 +108,12 @@ def check_payload(payload: Payload) -> Payload:
             DecoderManifest.from_dict(payload.body)
         except WireFormatError as e:
             raise BadInputError(str(e)) from e
+    if payload.kind == MessageKind.ENTITLEMENTS:
+        tokens = payload.body.get("tokens")
+        version = payload.body.get("version")
+        if (not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens)
+                or isinstance(version, bool) or not isinstance(version, int)):
+            raise BadInputError("entitlements body: expected {'version': int, 'tokens': [str]}")
     return payload
 
 

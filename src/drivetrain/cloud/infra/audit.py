@@ -1,11 +1,24 @@
-"""The audit log: an append-only, hash-chained record of every state-changing action.
+"""The audit log: an append-only, keyed hash chain of every state-changing action.
 
 Each tenant has one chain. Entry ``n`` stores ``prev_hash`` (entry ``n-1``'s hash, or 64 zeros
-for the first) and its own ``entry_hash`` = SHA-256 over a canonical JSON array of its fields,
-so editing, deleting or reordering a row breaks the chain where it happened and
-:func:`verify_chain` names that entry. The database additionally refuses UPDATE/DELETE on the
-table (triggers in the first migration); the chain is what still shows tampering by someone
-who can bypass them.
+for the first) and its own ``entry_hash`` = HMAC-SHA256, under the deployment's audit key,
+over a canonical JSON array of its fields, so editing, deleting or reordering a row breaks the
+chain where it happened and :func:`verify_chain` names that entry. The key lives outside the
+database (``audit_key`` setting, or derived from the auth secret), so someone who can write
+the database but not read the key cannot recompute the hashes of an edited entry or of the
+entries after it. The database additionally refuses UPDATE/DELETE on the table (triggers in
+the first migration).
+
+What the chain alone cannot show: a writer who removes the newest entries *and* moves the
+chain head back, or drops a tenant's whole chain, leaves a shorter chain that verifies. That
+is what checkpoints are for: :func:`chain_heads` lists each chain's last sequence number and
+hash, an operator exports them signed on a schedule (``drivetrain db audit-checkpoint``), and
+:func:`check_checkpoint` finds each checkpointed entry still in place, unchanged.
+
+A :class:`~drivetrain.cloud.infra.Database` opened without an audit key writes plain SHA-256
+entries (``key_id`` None), which anyone who can write the database can recompute; entries from
+before keying are such entries too. Verification counts them (``unkeyed_entries``) and refuses
+an unkeyed entry after a keyed one in the same chain (a downgrade).
 
 The only writers and readers are :func:`record_audit` (call it inside the same session as the
 change it records, so both commit or neither does) and :func:`list_audit`.
@@ -14,12 +27,13 @@ change it records, so both commit or neither does) and :func:`list_audit`.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
@@ -28,6 +42,8 @@ from drivetrain.cloud.infra.models import AuditChainRow, AuditEntryRow
 from drivetrain.core.errors import BadInputError
 
 GENESIS_HASH = "0" * 64
+#: Where a session finds the audit key of its database (set by ``Database.session``).
+AUDIT_KEY_INFO: Final = "drivetrain.audit_key"
 _ACTION = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 MAX_LIST_LIMIT = 1000
 
@@ -46,6 +62,7 @@ class AuditEntry:
     request_id: str | None
     prev_hash: str
     entry_hash: str
+    key_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (timestamps as ISO 8601 UTC)."""
@@ -60,6 +77,7 @@ class AuditEntry:
             "request_id": self.request_id,
             "prev_hash": self.prev_hash,
             "entry_hash": self.entry_hash,
+            "key_id": self.key_id,
         }
 
 
@@ -78,6 +96,8 @@ class ChainVerification:
 
     entries_checked: int
     first_broken: BrokenEntry | None
+    #: Entries hashed without a key (before keying, or by an unkeyed database).
+    unkeyed_entries: int = 0
 
     @property
     def ok(self) -> bool:
@@ -106,8 +126,10 @@ def compute_entry_hash(
     details_json: str,
     request_id: str | None,
     prev_hash: str,
+    key: bytes | None = None,
 ) -> str:
-    """SHA-256 (hex) of an entry's fields and its predecessor's hash, canonically encoded."""
+    """HMAC-SHA256 under ``key`` (plain SHA-256 without one), hex, of an entry's fields and
+    its predecessor's hash, canonically encoded."""
     fields = [
         tenant,
         seq,
@@ -120,7 +142,19 @@ def compute_entry_hash(
         prev_hash,
     ]
     encoded = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    return hashlib.sha256(encoded).hexdigest()
+    if key is None:
+        return hashlib.sha256(encoded).hexdigest()
+    return hmac.new(key, encoded, hashlib.sha256).hexdigest()
+
+
+def audit_key_id(key: bytes) -> str:
+    """A short public id of ``key`` (16 hex digits), stored with each entry it authenticates."""
+    return hashlib.sha256(b"drivetrain-audit-key-id\0" + key).hexdigest()[:16]
+
+
+def _session_key(session: Session) -> bytes | None:
+    key = session.info.get(AUDIT_KEY_INFO)
+    return key if isinstance(key, bytes) else None
 
 
 def _entry(row: AuditEntryRow) -> AuditEntry:
@@ -135,6 +169,7 @@ def _entry(row: AuditEntryRow) -> AuditEntry:
         request_id=row.request_id,
         prev_hash=row.prev_hash,
         entry_hash=row.entry_hash,
+        key_id=row.key_id,
     )
 
 
@@ -180,6 +215,7 @@ def record_audit(
             AuditChainRow.tenant_id == tenant
         )
     ).one()
+    key = _session_key(session)
     entry_hash = compute_entry_hash(
         tenant=tenant,
         seq=seq,
@@ -190,6 +226,7 @@ def record_audit(
         details_json=details_json,
         request_id=request_id,
         prev_hash=prev_hash,
+        key=key,
     )
     row = AuditEntryRow(
         tenant_id=tenant,
@@ -202,6 +239,7 @@ def record_audit(
         request_id=request_id,
         prev_hash=prev_hash,
         entry_hash=entry_hash,
+        key_id=audit_key_id(key) if key is not None else None,
     )
     session.add(row)
     session.execute(
@@ -242,37 +280,28 @@ def list_audit(
     return [_entry(row) for row in session.scalars(query)]
 
 
-def _verify_tenant(session: Session, tenant: str) -> tuple[int, BrokenEntry | None]:
-    checked = 0
-    expected_seq, prev_hash = 1, GENESIS_HASH
+@dataclass
+class _TenantCheck:
+    checked: int = 0
+    unkeyed: int = 0
+    broken: BrokenEntry | None = None
+
+
+def _verify_tenant(session: Session, tenant: str, key: bytes | None) -> _TenantCheck:
+    result = _TenantCheck()
+    expected_seq, prev_hash, keyed_seen = 1, GENESIS_HASH, False
+    key_id = audit_key_id(key) if key is not None else None
     rows = session.scalars(
         select(AuditEntryRow).where(AuditEntryRow.tenant_id == tenant).order_by(AuditEntryRow.seq)
     )
     for row in rows:
-        checked += 1
-        if row.seq != expected_seq:
-            return checked, BrokenEntry(
-                tenant, row.seq, f"sequence gap: expected entry {expected_seq}, found {row.seq}"
-            )
-        if row.prev_hash != prev_hash:
-            return checked, BrokenEntry(
-                tenant, row.seq, "prev_hash does not match the previous entry's hash"
-            )
-        recomputed = compute_entry_hash(
-            tenant=row.tenant_id,
-            seq=row.seq,
-            occurred_at=row.occurred_at,
-            actor=row.actor,
-            action=row.action,
-            target=row.target,
-            details_json=row.details,
-            request_id=row.request_id,
-            prev_hash=row.prev_hash,
-        )
-        if recomputed != row.entry_hash:
-            return checked, BrokenEntry(
-                tenant, row.seq, "contents do not match the entry hash (row was edited)"
-            )
+        result.checked += 1
+        reason = _entry_problem(row, expected_seq, prev_hash, keyed_seen, key, key_id)
+        if reason is not None:
+            result.broken = BrokenEntry(tenant, row.seq, reason)
+            return result
+        keyed_seen = keyed_seen or row.key_id is not None
+        result.unkeyed += row.key_id is None
         expected_seq, prev_hash = row.seq + 1, row.entry_hash
     head = session.execute(
         select(AuditChainRow.last_seq, AuditChainRow.last_hash).where(
@@ -281,27 +310,61 @@ def _verify_tenant(session: Session, tenant: str) -> tuple[int, BrokenEntry | No
     ).one_or_none()
     last_seq = expected_seq - 1
     if head is not None and (head.last_seq != last_seq or head.last_hash != prev_hash):
-        return checked, BrokenEntry(
+        result.broken = BrokenEntry(
             tenant,
             last_seq + 1,
             f"chain head records {head.last_seq} entries but {last_seq} remain "
             "(entries were removed)",
         )
-    return checked, None
+    return result
+
+
+def _entry_problem(
+    row: AuditEntryRow, expected_seq: int, prev_hash: str, keyed_seen: bool,
+    key: bytes | None, key_id: str | None,
+) -> str | None:
+    """Why ``row`` breaks the chain, or None."""
+    if row.seq != expected_seq:
+        return f"sequence gap: expected entry {expected_seq}, found {row.seq}"
+    if row.prev_hash != prev_hash:
+        return "prev_hash does not match the previous entry's hash"
+    if row.key_id is None and keyed_seen:
+        return "unkeyed entry after keyed ones (rewritten without the audit key)"
+    if row.key_id is not None and row.key_id != key_id:
+        held = f"key {key_id}" if key_id else "no audit key"
+        return (f"entry is keyed with audit key {row.key_id} but the verifier holds {held}; "
+                "verify with that deployment's audit key")
+    recomputed = compute_entry_hash(
+        tenant=row.tenant_id,
+        seq=row.seq,
+        occurred_at=row.occurred_at,
+        actor=row.actor,
+        action=row.action,
+        target=row.target,
+        details_json=row.details,
+        request_id=row.request_id,
+        prev_hash=row.prev_hash,
+        key=key if row.key_id is not None else None,
+    )
+    if not hmac.compare_digest(recomputed, row.entry_hash):
+        return "contents do not match the entry hash (row was edited)"
+    return None
 
 
 def verify_chain(session: Session, tenant: str | None = None) -> ChainVerification:
-    """Recompute ``tenant``'s chain (or every tenant's) and report the first broken entry."""
+    """Recompute ``tenant``'s chain (or every tenant's) with the session's audit key and
+    report the first broken entry."""
     if tenant is not None:
         tenants = [tenant]
     else:
         in_log = set(session.scalars(select(AuditEntryRow.tenant_id).distinct()))
         in_heads = set(session.scalars(select(AuditChainRow.tenant_id)))
         tenants = sorted(in_log | in_heads)
-    total = 0
+    key = _session_key(session)
+    total = unkeyed = 0
     for name in tenants:
-        checked, broken = _verify_tenant(session, name)
-        total += checked
-        if broken is not None:
-            return ChainVerification(entries_checked=total, first_broken=broken)
-    return ChainVerification(entries_checked=total, first_broken=None)
+        check = _verify_tenant(session, name, key)
+        total, unkeyed = total + check.checked, unkeyed + check.unkeyed
+        if check.broken is not None:
+            return ChainVerification(total, check.broken, unkeyed)
+    return ChainVerification(total, None, unkeyed)

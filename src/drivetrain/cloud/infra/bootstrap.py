@@ -11,6 +11,8 @@ otherwise) and no admin is created automatically (``drivetrain auth create-clien
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -94,6 +96,27 @@ def resolve_token_key(settings: Settings) -> TokenKey:
         return TokenKey(secret=secret_text.encode("utf-8"))
     except ValueError as e:
         raise ConfigurationError(f"{path} holds an unusable key: {e}") from e
+
+
+def resolve_audit_key(settings: Settings) -> bytes | None:
+    """The key that authenticates audit entries (HMAC-SHA256): ``settings.audit_key`` when
+    set, else one derived from the auth secret (so it lives wherever that secret lives, never
+    in the database). None only where neither is available (a fleet deployment without
+    ``DRIVETRAIN_AUTH_SECRET``, which cannot serve the API either): its entries are unkeyed.
+
+    Raises :class:`ConfigurationError` for an audit key shorter than 32 bytes or an auth
+    secret file readable by others.
+    """
+    if settings.audit_key is not None:
+        key = settings.audit_key.get_secret_value().encode("utf-8")
+        if len(key) < 32:
+            raise ConfigurationError(
+                f"DRIVETRAIN_AUDIT_KEY is {len(key)} bytes; expected at least 32")
+        return key
+    if settings.auth_secret is None and settings.deployment != "embedded":
+        return None
+    token_secret = resolve_token_key(settings).secret
+    return hmac.new(token_secret, b"drivetrain audit chain key v1", hashlib.sha256).digest()
 
 
 def _load_existing(path: Path, database: Database) -> BootstrapCredentials | None:

@@ -23,7 +23,6 @@ import logging
 import threading
 import uuid
 import weakref
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,6 +31,7 @@ from typing import Any, Final
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
+from drivetrain.cloud.infra.waitqueue import WaitQueue
 from drivetrain.core.errors import DrivetrainError
 from drivetrain.core.transport import Message, Subscription, Transport
 
@@ -92,50 +92,27 @@ class StatusEvent:
                    details, data["origin"])
 
 
-class StatusSubscription:
+class StatusSubscription(WaitQueue[StatusEvent]):
     """One subscriber's queue of events; made by :meth:`StatusBus.subscribe`."""
 
     def __init__(
         self, bus: StatusBus, tenant: str | None, domains: frozenset[str] | None, max_queue: int
     ) -> None:
+        super().__init__(max_queue)
         self._bus = bus
         self.tenant = tenant
         self.domains = domains
-        self._queue: deque[StatusEvent] = deque()
-        self._max_queue = max_queue
-        self._ready = threading.Condition()
-        self.overflowed = 0
-        self.active = True
 
     def wants(self, status: StatusEvent) -> bool:
         return (self.domains is None or status.domain in self.domains) and self.tenant in (
             None, status.tenant,
         )
 
-    def _offer(self, status: StatusEvent) -> None:
-        with self._ready:
-            if len(self._queue) >= self._max_queue:
-                self._queue.popleft()
-                self.overflowed += 1
-            self._queue.append(status)
-            self._ready.notify_all()
-
-    def get_batch(self, timeout_s: float, max_items: int = 1000) -> list[StatusEvent]:
-        """Wait up to ``timeout_s`` for events; return those waiting (at most ``max_items``)."""
-        with self._ready:
-            if not self._queue and self.active:
-                self._ready.wait(timeout_s)
-            batch: list[StatusEvent] = []
-            while self._queue and len(batch) < max_items:
-                batch.append(self._queue.popleft())
-            return batch
-
     def close(self) -> None:
         """Stop receiving events and release a waiting ``get_batch``; idempotent."""
         self.active = False
         self._bus._remove(self)
-        with self._ready:
-            self._ready.notify_all()
+        self.wake()
 
 
 Relay = Callable[[list[StatusEvent]], None]

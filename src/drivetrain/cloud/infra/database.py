@@ -25,7 +25,9 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQL
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from drivetrain.cloud.infra.audit import AUDIT_KEY_INFO
 from drivetrain.core.errors import ConfigurationError, ConflictError, StorageError
+from drivetrain.core.private_files import make_private_dir, make_private_file
 from drivetrain.core.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -98,7 +100,9 @@ class Database:
     as :class:`StorageError` on first use.
     """
 
-    def __init__(self, url: str | URL, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str | URL, *, echo: bool = False, audit_key: bytes | None = None
+    ) -> None:
         try:
             parsed = make_url(url)
         except ArgumentError as e:
@@ -107,6 +111,8 @@ class Database:
                 "(expected e.g. sqlite:///path/state.db or postgresql+psycopg://user@host/db)"
             ) from e
         self._url = parsed
+        # Authenticates audit entries (HMAC); kept here, never in the database.
+        self._audit_key = audit_key
         kwargs: dict[str, Any] = {"echo": echo}
         if parsed.get_backend_name() == "sqlite":
             database = parsed.database or ""
@@ -114,7 +120,14 @@ class Database:
                 kwargs["poolclass"] = StaticPool  # one shared in-memory database
                 kwargs["connect_args"] = {"check_same_thread": False}
             else:
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                # The file holds the per-tenant pseudonym keys: owner-only from its creation
+                # (SQLite gives its -wal and -shm files the database file's mode).
+                try:
+                    make_private_dir(Path(database).parent)
+                    make_private_file(Path(database))
+                except OSError as e:
+                    raise StorageError(f"cannot create the state database {database}: "
+                                       f"{e.strerror}") from e
         else:
             kwargs["pool_pre_ping"] = True
         try:
@@ -127,6 +140,15 @@ class Database:
         if self.dialect == "sqlite":
             event.listen(self._engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+
+    @property
+    def audit_key(self) -> bytes | None:
+        """The key authenticating this database's audit entries (None: unkeyed)."""
+        return self._audit_key
+
+    def use_audit_key(self, key: bytes | None) -> None:
+        """Authenticate audit entries written and verified from now on with ``key``."""
+        self._audit_key = key
 
     @property
     def engine(self) -> Engine:
@@ -151,6 +173,7 @@ class Database:
         block or at commit; other exceptions propagate unchanged after the rollback.
         """
         with translate_errors("state database transaction"), self._sessions() as session:
+            session.info[AUDIT_KEY_INFO] = self._audit_key
             try:
                 yield session
                 session.commit()
@@ -231,6 +254,14 @@ def open_database(settings: Settings) -> Database:
     """The state database named by ``settings.state_database_url`` (SQLite in data_dir by default).
 
     Does not migrate: call :meth:`Database.upgrade`. Raises :class:`ConfigurationError` for an
-    unusable URL.
+    unusable URL, :class:`StorageError` when the data directory cannot be created. Creates
+    the data directory 0700 (and narrows an existing one to its owner).
     """
-    return Database(settings.state_database_url)
+    try:
+        make_private_dir(settings.data_dir, tighten=True)
+    except OSError as e:
+        raise StorageError(f"cannot create the data directory {settings.data_dir}: "
+                           f"{e.strerror}") from e
+    from drivetrain.cloud.infra.bootstrap import resolve_audit_key
+
+    return Database(settings.state_database_url, audit_key=resolve_audit_key(settings))

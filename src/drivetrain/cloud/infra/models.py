@@ -132,3 +132,5 @@ class AuditEntryRow(Base):
     request_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
     prev_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64))
+    # Id of the key whose HMAC-SHA256 ``entry_hash`` is; None: a plain SHA-256 (unkeyed).
+    key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)

@@ -315,7 +315,12 @@ def issue_access_token(
 
 
 def ensure_principal_active(session: Session, principal: Principal) -> None:
-    """Refuse a valid token whose client was disabled, removed or moved since it was issued.
+    """Refuse a valid token whose client was disabled, removed or moved since it was issued,
+    or whose role or scopes are not (or no longer) the client's.
+
+    The token's signature only proves the signing secret made it; the client's row is the
+    authority on what it may do now, so a token re-signed with a leaked secret cannot act as
+    more than its client, and lowering a client's role takes effect on its next request.
 
     Raises :class:`AuthenticationError`.
     """
@@ -324,4 +329,15 @@ def ensure_principal_active(session: Session, principal: Principal) -> None:
         raise AuthenticationError(
             f"access token of client {principal.client_id!r} is no longer valid "
             "(client disabled or removed)"
+        )
+    if row.role != principal.role.value:
+        raise AuthenticationError(
+            f"access token of client {principal.client_id!r} claims role "
+            f"{principal.role.value!r}; the client's role is {row.role!r}"
+        )
+    beyond = principal.scopes - parse_scopes(row.scopes)
+    if beyond:
+        raise AuthenticationError(
+            f"access token of client {principal.client_id!r} claims scope(s) "
+            f"{format_scopes(beyond)!r} the client does not have"
         )

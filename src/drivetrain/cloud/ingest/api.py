@@ -16,7 +16,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from drivetrain.cloud.infra import OPERATOR_TENANT, Principal, Scope
-from drivetrain.cloud.infra.http import Context, api_context, require_scopes
+from drivetrain.cloud.infra.http import Context, Instant, api_context, require_scopes
 from drivetrain.cloud.ingest.pipeline import IngestPipeline
 from drivetrain.cloud.ingest.reasons import DEAD_LETTER_REASONS
 from drivetrain.cloud.ingest.replay import MAX_REPLAY, replay_dead_letters, select_for_replay
@@ -127,8 +127,8 @@ class ReplayRequest(BaseModel):
     ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(None, max_length=MAX_REPLAY)
     vin: str | None = None
     reason: str | None = Field(None, description=f"One of: {_REASONS_TEXT}.")
-    since: datetime | None = None
-    until: datetime | None = None
+    since: Instant | None = None
+    until: Instant | None = None
     tenant: str | None = Field(None, description="Narrow to this tenant (operator admins).")
     limit: int = Field(100, ge=1, le=MAX_REPLAY)
 
@@ -174,8 +174,8 @@ def get_dead_letters(
     vin: Annotated[str | None, Query(description="What this VIN sent (or claimed).")] = None,
     reason: Annotated[str | None, Query(description=f"One of: {_REASONS_TEXT}.")] = None,
     status: Annotated[str, Query(description="open, replayed or all.")] = "open",
-    since: Annotated[datetime | None, Query(description="Received at or after.")] = None,
-    until: Annotated[datetime | None, Query(description="Received before.")] = None,
+    since: Annotated[Instant | None, Query(description="Received at or after.")] = None,
+    until: Annotated[Instant | None, Query(description="Received before.")] = None,
     after_id: Annotated[int, Query(ge=0, le=MAX_ID, description="Page: ids after this one.")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> DeadLetterPage:

@@ -27,7 +27,13 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from drivetrain.cloud.infra import Database, Principal, Scope, authorize
-from drivetrain.cloud.infra.http import Context, api_context, request_id_of, require_scopes
+from drivetrain.cloud.infra.http import (
+    Context,
+    Instant,
+    api_context,
+    request_id_of,
+    require_scopes,
+)
 from drivetrain.cloud.lake.service import SQL_MAX_ROWS, Lake
 from drivetrain.cloud.privacy import vehicle_pseudonym
 from drivetrain.cloud.privacy.binding import bind_read, categories_of, record_refusal
@@ -195,8 +201,8 @@ def get_signals(
     context: Context,
     lake: LakeDep,
     request: Request,
-    start: Annotated[datetime, Query(description="Inclusive, ISO 8601 with a timezone.")],
-    end: Annotated[datetime, Query(description="Exclusive, ISO 8601 with a timezone.")],
+    start: Annotated[Instant, Query(description="Inclusive, ISO 8601 with a timezone.")],
+    end: Annotated[Instant, Query(description="Exclusive, ISO 8601 with a timezone.")],
     vehicle: Annotated[list[str], Query(description="Vehicle pseudonyms (repeat).")] = [],  # noqa: B006
     vin: Annotated[list[str], Query(description="VINs, pseudonymised for the tenant.")] = [],  # noqa: B006
     path: Annotated[list[str], Query(description="VSS paths (repeat); default: all.")] = [],  # noqa: B006
@@ -244,8 +250,8 @@ def get_aggregate(
     lake: LakeDep,
     request: Request,
     path: Annotated[str, Query(description="The VSS path to aggregate.")],
-    start: Annotated[datetime, Query(description="Inclusive, ISO 8601 with a timezone.")],
-    end: Annotated[datetime, Query(description="Exclusive, ISO 8601 with a timezone.")],
+    start: Annotated[Instant, Query(description="Inclusive, ISO 8601 with a timezone.")],
+    end: Annotated[Instant, Query(description="Exclusive, ISO 8601 with a timezone.")],
     group_by: Annotated[Literal["region", "vehicle", "day"], Query()] = "region",
     agg: Annotated[Agg, Query()] = "mean",
     region: Regions = [],  # noqa: B006

@@ -5,11 +5,14 @@ by tenant, date and time range), so DuckDB never globs the lake directory and ne
 staged or retired file. Parameters always travel as bound values, never as SQL text.
 
 Raw SQL (:func:`run_sql`) runs in a throw-away DuckDB connection locked down before the
-caller's statement is parsed: the only files it may open are the tenant's own
-(``allowed_paths``), external access is off (no other files, no network, no extensions, no
-COPY/ATTACH/EXPORT), Python replacement scans are off (no reaching the server's variables),
-and the configuration is locked so the statement cannot undo any of it. It must be a single
-SELECT, runs under a time limit, and returns at most ``max_rows`` rows.
+caller's statement is parsed (:mod:`drivetrain.cloud.lake.confinement`): the statement may
+name only the view ``telemetry`` and generator table functions, the only files the connection
+may open are the tenant's own (``allowed_paths``), external access is off (no other files, no
+network, no extensions, no COPY/ATTACH/EXPORT), Python replacement scans are off (no reaching
+the server's variables), it spills into a temporary directory of its own, and the
+configuration is locked so the statement cannot undo any of it. It must be a single SELECT,
+runs under a time limit, and returns at most ``max_rows`` rows. Every query, raw or not,
+spills into its own private temporary directory, never a directory another query shares.
 """
 
 from __future__ import annotations
@@ -21,6 +24,13 @@ from typing import Final
 import duckdb
 import pyarrow as pa
 
+from drivetrain.cloud.lake.confinement import (
+    check_references,
+    list_literal,
+    literal,
+    lock_down,
+    private_temp_directory,
+)
 from drivetrain.cloud.lake.models import Aggregation, GroupBy
 from drivetrain.core.errors import QueryError, StorageError
 
@@ -64,11 +74,16 @@ def _aggregate_sql(agg: Aggregation) -> str:
     }[agg]
 
 
-def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with UTC as its time zone."""
+def connect(
+    threads: int | None = None, temp_directory: str | None = None
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with UTC as its time zone (spilling into
+    ``temp_directory`` when given, else DuckDB's default)."""
     config: dict[str, str | bool | int | float | list[str]] = {}
     if threads is not None:
         config["threads"] = threads
+    if temp_directory is not None:
+        config["temp_directory"] = temp_directory
     con = duckdb.connect(":memory:", config=config)
     con.execute("SET TimeZone = 'UTC'")
     return con
@@ -78,14 +93,6 @@ def _to_arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
     table = relation.to_arrow_table()
     assert isinstance(table, pa.Table)
     return table
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _list_literal(items: Sequence[str]) -> str:
-    return "[" + ", ".join(_literal(i) for i in items) + "]"
 
 
 def _in_list(column: str, values: Sequence[str], prefix: str, params: dict[str, object]) -> str:
@@ -105,11 +112,11 @@ def permit_clause(permit: RowPermit) -> str:
     """A SQL condition over ``category`` and ``vehicle`` that admits exactly ``permit``'s rows
     (``false`` when it admits none). Values are quoted literals, so it also fits a view."""
     everyone = sorted(c for c, v in permit.items() if v is None)
-    parts = [f"category IN ({', '.join(_literal(c) for c in everyone)})"] if everyone else []
+    parts = [f"category IN ({', '.join(literal(c) for c in everyone)})"] if everyone else []
     for category, vehicles in sorted(permit.items()):
         if vehicles:
-            parts.append(f"(category = {_literal(category)} AND vehicle IN "
-                         f"({', '.join(_literal(v) for v in sorted(vehicles))}))")
+            parts.append(f"(category = {literal(category)} AND vehicle IN "
+                         f"({', '.join(literal(v) for v in sorted(vehicles))}))")
     return "(" + " OR ".join(parts) + ")" if parts else "false"
 
 
@@ -133,19 +140,20 @@ def _run(
         if not paths:
             return schema.empty_table()
         sql, params = build(paths)
-        con = connect(threads)
-        try:
-            relation = con.sql(sql, params=params)
-            if max_rows is not None:
-                relation = relation.limit(max_rows + 1)
-            table = _conform(_to_arrow(relation), schema)
-        except duckdb.IOException as e:
-            last_error = e
-            continue
-        except duckdb.Error as e:
-            raise StorageError(f"lake query failed: {e}") from e
-        finally:
-            con.close()
+        with private_temp_directory() as temp:
+            con = connect(threads, temp)
+            try:
+                relation = con.sql(sql, params=params)
+                if max_rows is not None:
+                    relation = relation.limit(max_rows + 1)
+                table = _conform(_to_arrow(relation), schema)
+            except duckdb.IOException as e:
+                last_error = e
+                continue
+            except duckdb.Error as e:
+                raise StorageError(f"lake query failed: {e}") from e
+            finally:
+                con.close()
         if max_rows is not None and table.num_rows > max_rows:
             raise QueryError(
                 f"the result has more than max_rows={max_rows} rows; narrow the time range, "
@@ -278,34 +286,21 @@ def run_sql(
     last_error: Exception | None = None
     for _ in range(_ATTEMPTS):
         paths = files()
-        con = connect(threads)
-        try:
-            _confine(con, tenant, paths, memory_limit, permit)
+        with private_temp_directory() as temp:
+            con = connect(threads, temp)
             try:
-                statements = con.extract_statements(query)
+                table = _run_confined(con, tenant, paths, query, max_rows=max_rows,
+                                      timeout_s=timeout_s, memory_limit=memory_limit, temp=temp,
+                                      permit=permit)
+            except duckdb.InterruptException as e:
+                raise QueryError(f"query ran longer than {timeout_s:g} s and was stopped") from e
+            except duckdb.IOException as e:
+                last_error = e
+                continue
             except duckdb.Error as e:
-                raise QueryError(f"SQL does not parse: {e}") from e
-            if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-                kinds = ", ".join(s.type.name for s in statements) or "none"
-                raise QueryError(
-                    f"expected exactly one SELECT statement over 'telemetry', got "
-                    f"{len(statements)} statement(s): {kinds}"
-                )
-            timer = threading.Timer(timeout_s, con.interrupt)
-            timer.start()
-            try:
-                table = _to_arrow(con.sql(query).limit(max_rows + 1))
+                raise QueryError(f"SQL failed: {e}") from e
             finally:
-                timer.cancel()
-        except duckdb.InterruptException as e:
-            raise QueryError(f"query ran longer than {timeout_s:g} s and was stopped") from e
-        except duckdb.IOException as e:
-            last_error = e
-            continue
-        except duckdb.Error as e:
-            raise QueryError(f"SQL failed: {e}") from e
-        finally:
-            con.close()
+                con.close()
         if table.num_rows > max_rows:
             raise QueryError(f"the result has more than max_rows={max_rows} rows; add a LIMIT "
                              "or aggregate")
@@ -313,18 +308,44 @@ def run_sql(
     raise StorageError(f"lake files kept changing under the query: {last_error}")
 
 
-def _confine(
-    con: duckdb.DuckDBPyConnection, tenant: str, paths: Sequence[str], memory_limit: str,
+def _run_confined(
+    con: duckdb.DuckDBPyConnection, tenant: str, paths: Sequence[str], query: str, *,
+    max_rows: int, timeout_s: float, memory_limit: str, temp: str,
+    permit: RowPermit | None = None,
+) -> pa.Table:
+    _create_view(con, tenant, paths, permit)
+    try:
+        statements = con.extract_statements(query)
+    except duckdb.Error as e:
+        raise QueryError(f"SQL does not parse: {e}") from e
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+        kinds = ", ".join(s.type.name for s in statements) or "none"
+        raise QueryError(
+            f"expected exactly one SELECT statement over 'telemetry', got "
+            f"{len(statements)} statement(s): {kinds}"
+        )
+    check_references(con, query)
+    lock_down(con, paths, memory_limit, temp)
+    timer = threading.Timer(timeout_s, con.interrupt)
+    timer.start()
+    try:
+        return _to_arrow(con.sql(query).limit(max_rows + 1))
+    finally:
+        timer.cancel()
+
+
+def _create_view(
+    con: duckdb.DuckDBPyConnection, tenant: str, paths: Sequence[str],
     permit: RowPermit | None = None,
 ) -> None:
-    """Create the ``telemetry`` view over ``paths`` and lock the connection down."""
+    """The ``telemetry`` view over ``paths`` (an empty one without files), limited to
+    ``permit``'s rows."""
     if paths:
-        con.execute(f"SET allowed_paths = {_list_literal(paths)}")
         con.execute(
             "CREATE VIEW telemetry AS SELECT vehicle, path, ts, value, text, category, "
-            f"batch_id, campaign, region, date FROM read_parquet({_list_literal(paths)}, "
+            f"batch_id, campaign, region, date FROM read_parquet({list_literal(paths)}, "
             f"{_HIVE}) "
-            f"WHERE tenant = {_literal(tenant)}"
+            f"WHERE tenant = {literal(tenant)}"
             + ("" if permit is None else f" AND {permit_clause(permit)}")
         )
     else:
@@ -335,9 +356,3 @@ def _confine(
             "NULL::VARCHAR AS region, "
             "NULL::DATE AS date WHERE false"
         )
-    con.execute(f"SET memory_limit = {_literal(memory_limit)}")
-    con.execute("SET autoinstall_known_extensions = false")
-    con.execute("SET autoload_known_extensions = false")
-    con.execute("SET enable_external_access = false")
-    con.execute("SET python_enable_replacements = false")
-    con.execute("SET lock_configuration = true")

@@ -44,6 +44,7 @@ from drivetrain.cloud.lake.index import (
 from drivetrain.cloud.lake.models import LakeFile, partition_path
 from drivetrain.cloud.lake.rows import AppendPlan, DaySlice
 from drivetrain.core.errors import ConflictError, StorageError
+from drivetrain.core.private_files import make_private_dir
 
 STAGING_DIR: Final = "_staging"
 MAINTENANCE_LOCK: Final = "_maintenance.lock"
@@ -130,7 +131,7 @@ class RegionStore:
         self._checkpoint = checkpoint or (lambda step: None)
         try:
             if create:
-                (self.root / STAGING_DIR).mkdir(parents=True, exist_ok=True)
+                make_private_dir(self.root / STAGING_DIR)
         except OSError as e:
             raise StorageError(f"cannot create the lake root {self.root}: {e}") from e
         self.index = LakeIndex(self.root)

@@ -8,11 +8,8 @@ version it is based on (``428`` without it); a stale one gets ``409`` with both 
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
@@ -22,10 +19,12 @@ from drivetrain.cloud.infra import Principal, Scope
 from drivetrain.cloud.infra.http import (
     ApiContext,
     Context,
+    Instant,
     problem_response,
     request_id_of,
     require_scopes,
 )
+from drivetrain.cloud.infra.http.sse import SSE_RESPONSES, event_stream
 from drivetrain.cloud.lake import Lake
 from drivetrain.cloud.lake.api import PurposeParam, lake_of
 from drivetrain.cloud.privacy import vehicle_pseudonym
@@ -45,7 +44,7 @@ from drivetrain.cloud.twins.api_schemas import (
 )
 from drivetrain.cloud.twins.desired import set_desired, set_desired_by_query
 from drivetrain.cloud.twins.ecus import delete_ecu, list_ecus, set_ecu
-from drivetrain.cloud.twins.feed import CHANGE_KINDS, ChangeKind, hub_for
+from drivetrain.cloud.twins.feed import CHANGE_KINDS, ChangeKind, TwinChange, hub_for
 from drivetrain.cloud.twins.history import property_history
 from drivetrain.cloud.twins.models import Twin
 from drivetrain.cloud.twins.query import MatchAll, parse_query
@@ -76,8 +75,6 @@ IfMatch = Annotated[
         "or * for whatever is current."
     ),
 ]
-#: Seconds between keep-alive comments on an idle change stream.
-KEEPALIVE_S: Final = 15.0
 
 
 def _etag(version: int) -> str:
@@ -189,7 +186,7 @@ def post_desired_by_query(
                    "description": "Events `id: N`, `event: KIND`, `data: {JSON of the change: "
                    "kind, vin, at, paths, version, detail}`; `event: overflow` with "
                    "`data: {\"lost\": N}`."},
-    }}}},
+    }}}, 429: SSE_RESPONSES[429]},
     summary="Stream changes to the caller's twins",
 )
 def stream_changes(
@@ -213,7 +210,6 @@ def stream_changes(
     kinds = tuple(kind) if kind else CHANGE_KINDS
     subscription = hub_for(context.database.engine).subscribe(tenant=principal.tenant, kinds=kinds)
     tenant = principal.tenant
-    deadline = time.monotonic() + timeout_s if timeout_s is not None else None
 
     def selected(vins: set[str]) -> set[str]:
         if isinstance(node, MatchAll):
@@ -221,45 +217,12 @@ def stream_changes(
         with context.database.session() as session:
             return matching_vins(session, tenant, node, vins)
 
-    async def events() -> AsyncIterator[str]:
-        sent, lost, idle_since = 0, 0, time.monotonic()
-        try:
-            yield ": connected\n\n"
-            while deadline is None or time.monotonic() < deadline:
-                if await request.is_disconnected():
-                    return
-                wait = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
-                batch = await anyio.to_thread.run_sync(subscription.get_batch, wait)
-                if subscription.overflowed > lost:
-                    yield _sse("overflow", {"lost": subscription.overflowed - lost})
-                    lost = subscription.overflowed
-                if not batch:
-                    if time.monotonic() - idle_since > KEEPALIVE_S:
-                        idle_since = time.monotonic()
-                        yield ": keep-alive\n\n"
-                    continue
-                keep = await anyio.to_thread.run_sync(selected, {c.vin for c in batch})
-                for change in batch:
-                    if change.vin not in keep:
-                        continue
-                    sent += 1
-                    idle_since = time.monotonic()
-                    yield _sse(change.kind, change.to_dict(), event_id=sent)
-                    if max_events is not None and sent >= max_events:
-                        return
-        finally:
-            subscription.close()
+    async def render(batch: list[TwinChange]) -> list[tuple[str, Any]]:
+        keep = await anyio.to_thread.run_sync(selected, {c.vin for c in batch})
+        return [(c.kind, c.to_dict()) for c in batch if c.vin in keep]
 
-    return StreamingResponse(
-        events(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-
-
-def _sse(event: str, data: object, event_id: int | None = None) -> str:
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+    return event_stream(request, principal, subscription, render, close=subscription.close,
+                        max_events=max_events, timeout_s=timeout_s)
 
 
 # --- one twin ----------------------------------------------------------------------------------
@@ -356,8 +319,8 @@ def get_history(
     lake: LakeDep,
     request: Request,
     path: Annotated[str, Query(max_length=200, description="VSS path.")],
-    start: Annotated[datetime | None, Query(description="Default: 24 h before end.")] = None,
-    end: Annotated[datetime | None, Query(description="Default: now.")] = None,
+    start: Annotated[Instant | None, Query(description="Default: 24 h before end.")] = None,
+    end: Annotated[Instant | None, Query(description="Default: now.")] = None,
     every: Annotated[str | None, Query(max_length=16, examples=["1m"])] = None,
     agg: Literal["mean", "min", "max", "last"] = "mean",
     purpose: PurposeParam = None,

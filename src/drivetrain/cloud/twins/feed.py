@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +26,7 @@ from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
 from drivetrain.cloud.infra.bus import StatusEvent, status_bus
+from drivetrain.cloud.infra.waitqueue import WaitQueue
 
 ChangeKind = Literal["reported", "desired", "converged", "failed", "ack", "ecu"]
 CHANGE_KINDS: Final[tuple[ChangeKind, ...]] = (
@@ -92,43 +92,16 @@ class TwinChange:
                    tuple(paths), version, detail if isinstance(detail, dict) else {})
 
 
-class Subscription:
+class Subscription(WaitQueue[TwinChange]):
     """One subscriber's queue of changes; made by :meth:`ChangeHub.subscribe`."""
 
     def __init__(
         self, hub: ChangeHub, tenant: str | None, kinds: frozenset[ChangeKind], max_queue: int
     ) -> None:
+        super().__init__(max_queue)
         self._hub = hub
         self.tenant = tenant
         self.kinds = kinds
-        self._queue: deque[TwinChange] = deque()
-        self._max_queue = max_queue
-        self._ready = threading.Condition()
-        self.overflowed = 0
-        self.active = True
-
-    def _offer(self, change: TwinChange) -> None:
-        with self._ready:
-            if len(self._queue) >= self._max_queue:
-                self._queue.popleft()
-                self.overflowed += 1
-            self._queue.append(change)
-            self._ready.notify_all()
-
-    def get_batch(self, timeout_s: float, max_items: int = 1000) -> list[TwinChange]:
-        """Wait up to ``timeout_s`` for changes; return those waiting (at most ``max_items``)."""
-        with self._ready:
-            if not self._queue and self.active:
-                self._ready.wait(timeout_s)
-            batch: list[TwinChange] = []
-            while self._queue and len(batch) < max_items:
-                batch.append(self._queue.popleft())
-            return batch
-
-    def wake(self) -> None:
-        """Release a waiting :meth:`get_batch` (used when stopping)."""
-        with self._ready:
-            self._ready.notify_all()
 
     def close(self) -> None:
         """Stop receiving changes; idempotent."""

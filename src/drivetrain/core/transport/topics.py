@@ -37,6 +37,7 @@ COMMANDS = "commands"
 ACK = "ack"
 CAMPAIGNS = "campaigns"
 DECODER = "decoder"
+ENTITLEMENTS = "entitlements"
 
 SHARE_PREFIX = "$share/"
 _MAX_TOPIC_BYTES = 65_535

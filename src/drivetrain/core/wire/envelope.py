@@ -63,6 +63,7 @@ class MessageKind(enum.IntEnum):
     CAMPAIGN = 5  # cloud -> vehicle: a collection campaign (json)
     COMMAND = 6  # cloud -> vehicle: a one-off command (json)
     DECODER_MANIFEST = 7  # cloud -> vehicle: how to decode its CAN traffic (json)
+    ENTITLEMENTS = 8  # cloud -> vehicle: signed feature entitlement tokens (json)
 
 
 def new_message_id() -> str:

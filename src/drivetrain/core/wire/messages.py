@@ -92,7 +92,7 @@ class Ack:
     """Vehicle → cloud: what became of a downlink message (``ref`` is its message id)."""
 
     ref: str
-    ref_kind: Literal["desired_state", "campaign", "command", "decoder_manifest"]
+    ref_kind: Literal["desired_state", "campaign", "command", "decoder_manifest", "entitlements"]
     status: AckStatus
     detail: str = ""
     #: For desired state: the version applied or rejected.
@@ -113,7 +113,8 @@ class Ack:
                 f"{where}: field 'status' is {_short(status)}; expected {ACK_STATUSES}"
             )
         ref_kind = _require(data, "ref_kind", str, where)
-        if ref_kind not in ("desired_state", "campaign", "command", "decoder_manifest"):
+        if ref_kind not in ("desired_state", "campaign", "command", "decoder_manifest",
+                            "entitlements"):
             raise WireFormatError(f"{where}: field 'ref_kind' is {_short(ref_kind)}")
         detail = data.get("detail", "")
         if not isinstance(detail, str) or len(detail) > MAX_ACK_DETAIL:

@@ -7,7 +7,9 @@ Each ``tick(now_ns, frames=..., samples=...)``:
    (``downlink.DownlinkGuard``) refuses anything not signed by the cloud for this VIN or
    replayed; the ``DownlinkHandler`` (``handler.py``) applies and acknowledges the rest;
 2. decodes the CAN frames (if a ``CanDecoding`` is given) and adds injected VSS samples;
-3. runs the collection engine and keeps what it selected;
+3. runs the collection engine and keeps what it selected; switches the paid features to
+   those the entitlement gate (``entitlements.EntitlementGate``) allows on the vehicle's
+   clock — a lapsed one goes off here, offline — through the actuator's ``set_features``;
 4. every ``batch_interval_s`` seals what was collected — one telemetry batch per campaign,
    its id in the signed header so the cloud files each sample under its campaign, plus one
    events message — into the store-and-forward buffer (``Outbox``, ``outbox.py``);
@@ -22,7 +24,7 @@ event when it starts and whenever ``set_inventory`` changes it (after a software
 the cloud's twin knows which software each ECU runs.
 
 What the agent keeps across restarts (the guard's memory, installed campaigns, the applied
-desired-state version) is read from the buffer as an ``AgentState`` (``edge.state``).
+desired-state version, the entitlement tokens and their seq floors) is read from the buffer as an ``AgentState`` (``edge.state``).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from drivetrain.core.wire import (
     inventory_event,
 )
 from drivetrain.core.wire.inventory import check_inventory
-from drivetrain.edge.actuator import VehicleActuator
+from drivetrain.edge.actuator import FeatureSwitch, VehicleActuator
 from drivetrain.edge.agent.config import EVENT_PRIORITY, AgentConfig, AgentStats
 from drivetrain.edge.agent.handler import DownlinkHandler, restore_campaigns
 from drivetrain.edge.agent.outbox import Outbox
@@ -55,6 +57,7 @@ from drivetrain.edge.campaigns import Campaign
 from drivetrain.edge.can_input import CanDecoding
 from drivetrain.edge.collection import CollectionEngine
 from drivetrain.edge.downlink import DOWNLINK_CHANNELS, DownlinkGuard, ReplayState
+from drivetrain.edge.entitlements import EntitlementGate
 from drivetrain.edge.identity import VehicleIdentity
 from drivetrain.edge.samples import Samples
 from drivetrain.edge.sources import FrameSource
@@ -132,6 +135,9 @@ class EdgeAgent:
         self.engine = CollectionEngine()
         restore_campaigns(self.engine, state.campaigns, self.catalog, self.vin)
         self.outbox = Outbox(identity, buffer)
+        self.entitlements = EntitlementGate(self.vin, identity.cloud_key, state.entitlements)
+        #: The paid features switched on now (decided each tick from the entitlements).
+        self.features: frozenset[str] = frozenset()
         self.downlink = DownlinkHandler(
             self.guard,
             self.engine,
@@ -142,6 +148,7 @@ class EdgeAgent:
             refusal_report_interval_s=self.config.refusal_report_interval_s,
             on_manifest=self._switch_decoding if can is not None else None,
             consent=state.consent,
+            entitlements=self.entitlements,
         )
         self._inbox: deque[Message] = deque()
         self._subscriptions: list[Subscription] = []
@@ -304,6 +311,7 @@ class EdgeAgent:
                 VehicleEvent("campaign.expired", now_ns, "info", {"campaign": campaign_id})
             )
             self.downlink.save_campaigns()
+        self._switch_features(now_ns)
         self.downlink.report_refusals(now_ns)
         if self._last_flush_ns is None:
             self._last_flush_ns = now_ns
@@ -333,6 +341,22 @@ class EdgeAgent:
     def samples_not_consented(self) -> int:
         """Samples dropped on the vehicle because their privacy category is not consented."""
         return self._samples_not_consented
+
+    def _switch_features(self, now_ns: int) -> None:
+        """Enforce the entitlements on the vehicle's clock: a feature whose token lapsed
+        (``exp`` plus grace) goes off here even with no link to the cloud; every change is
+        reported as an ``entitlements.changed`` event."""
+        enabled = self.entitlements.enabled(now_ns)
+        if enabled == self.features:
+            return
+        before, self.features = self.features, enabled
+        if isinstance(self.actuator, FeatureSwitch):
+            self.actuator.set_features(enabled)
+        self.outbox.events.append(VehicleEvent(
+            "entitlements.changed", now_ns, "info",
+            {"enabled": sorted(enabled), "on": sorted(enabled - before),
+             "off": sorted(before - enabled)},
+        ))  # fmt: skip
 
     def flush(self, now_ns: int | None = None) -> None:
         """Seal everything collected so far into the buffer now (batches and events).

@@ -2,7 +2,8 @@
 
 Accepted desired-state deltas go to the ``VehicleActuator``, campaigns to the collection
 engine, commands to the actuator (except the collection-consent command, which the agent
-applies itself: ``drivetrain.edge.consent``), decoder manifests to the agent's CAN decoding (switched
+applies itself: ``drivetrain.edge.consent``), entitlement tokens to the ``EntitlementGate``
+(each token checked on its own: signature, VIN, seq, expiry), decoder manifests to the agent's CAN decoding (switched
 at once, without a restart, through ``on_manifest``). Each outcome is acknowledged with a signed ``Ack`` on
 ``dt/v1/{vin}/ack``, and the acknowledgement is committed in one transaction with the state
 records it changes: always the guard's ``DownlinkMemory`` (so the message is never acted on
@@ -36,8 +37,15 @@ from drivetrain.edge.agent.outbox import Outbox
 from drivetrain.edge.campaigns import Campaign
 from drivetrain.edge.can_input import CanDecoding
 from drivetrain.edge.collection import CollectionEngine
-from drivetrain.edge.consent import CONSENT_COMMAND, CollectionConsent, describe
+from drivetrain.edge.consent import CONSENT_COMMAND, CollectionConsent
+from drivetrain.edge.consent import describe as describe_consent
 from drivetrain.edge.downlink import BENIGN_REASONS, Accepted, DownlinkGuard, Refused
+from drivetrain.edge.entitlements import (
+    BENIGN_REFUSALS,
+    EntitlementGate,
+    TokenRefused,
+    describe,
+)
 from drivetrain.edge.samples import Samples
 from drivetrain.edge.state import DesiredStateVersion, InstalledCampaigns, StateRecord
 
@@ -91,6 +99,7 @@ class DownlinkHandler:
         refusal_report_interval_s: float,
         on_manifest: Callable[[DecoderManifest, CanDecoding, int], None] | None = None,
         consent: CollectionConsent | None = None,
+        entitlements: EntitlementGate | None = None,
     ) -> None:
         self.vin = guard.vin
         self.guard = guard
@@ -107,6 +116,8 @@ class DownlinkHandler:
         self._refusals_unreported: Counter[str] = Counter()
         self._last_refusal_report_ns = 0
         self._on_manifest = on_manifest
+        #: The paid features this vehicle may use (None: it takes no entitlements).
+        self.entitlements = entitlements
         #: The version of the decoder manifest in force (0: the one the agent started with).
         self.manifest_version = 0
         #: The privacy categories the vehicle may collect (set by the cloud's consent command).
@@ -130,6 +141,7 @@ class DownlinkHandler:
             MessageKind.CAMPAIGN: self._install_campaign,
             MessageKind.COMMAND: self._run_command,
             MessageKind.DECODER_MANIFEST: self._install_manifest,
+            MessageKind.ENTITLEMENTS: self._take_entitlements,
         }[outcome.kind]
         handler(outcome, now_ns)
 
@@ -236,8 +248,34 @@ class DownlinkHandler:
         new = self.consent.updated(args)  # BadInputError: rejected by the caller
         stopped = [c for c in self.consent.categories if c not in new.categories]
         self.consent = new
-        self._acknowledge(Ack(ref, "command", "applied", describe(new, stopped), new.version),
-                          now_ns, [new])
+        self._acknowledge(
+            Ack(ref, "command", "applied", describe_consent(new, stopped), new.version),
+            now_ns, [new])
+
+    def _take_entitlements(self, accepted: Accepted, now_ns: int) -> None:
+        """Offer each token of the message to the gate; the tokens taken are in force at
+        once (the agent switches the features on its next tick). Any token refused for a
+        reason other than a duplicate makes the acknowledgement ``rejected``, naming it."""
+        ref = accepted.envelope.message_id
+        version = accepted.body.get("version")
+        version = version if isinstance(version, int) and not isinstance(version, bool) else None
+        tokens = accepted.body.get("tokens")
+        if self.entitlements is None or not isinstance(tokens, list) or version is None:
+            why = ("this vehicle takes no entitlements" if self.entitlements is None
+                   else "entitlements body: expected {'version': int, 'tokens': [str]}")
+            self._acknowledge(Ack(ref, "entitlements", "rejected", why, version), now_ns)
+            return
+        outcomes = self.entitlements.offer_all(tokens, now_ns)
+        refused = [o for o in outcomes
+                   if isinstance(o, TokenRefused) and o.reason not in BENIGN_REFUSALS]
+        for o in refused:
+            self._refusals_unreported[f"entitlement.{o.reason}"] += 1
+        detail = describe(outcomes)[:1000]
+        self._acknowledge(
+            Ack(ref, "entitlements", "rejected" if refused else "applied", detail, version),
+            now_ns,
+            [self.entitlements.to_record()],
+        )
 
     def _install_manifest(self, accepted: Accepted, now_ns: int) -> None:
         """Switch the CAN decoding to a newer decoder manifest (an older or equal version is

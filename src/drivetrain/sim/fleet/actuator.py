@@ -7,6 +7,11 @@ physics stops charging at it and the vehicle's bus reports it
 Like a real charger controller it accepts limits from 50 to 100 % only; anything else is
 refused (``BadInputError``) and nothing changes. The one command a simulated vehicle runs is
 ``flash_lights`` (``times``: 1-10), which it counts (``lights_flashed``).
+
+Paid features are switched by the agent's entitlement gate (``set_features``): the simulated
+car honours ``performance_boost`` in its physics — its driver may accelerate
+``BOOST_FACTOR`` times harder — and keeps any other feature it is given in ``features`` (a
+cabin feature such as heated seats has no physics here).
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ CHARGE_LIMIT: Final = "Vehicle.Powertrain.TractionBattery.Charging.ChargeLimit"
 #: The charge limits (percent) a simulated vehicle accepts, as real EV charge controllers do.
 MIN_CHARGE_LIMIT_PCT: Final = 50
 MAX_CHARGE_LIMIT_PCT: Final = 100
+#: The paid feature the simulated physics honours, and how much harder the car may accelerate.
+PERFORMANCE_BOOST: Final = "performance_boost"
+BOOST_FACTOR: Final = 1.3
 
 
 class SimActuator:
@@ -36,6 +44,21 @@ class SimActuator:
         self._catalog = catalog
         #: How many times the hazard lights flashed on command.
         self.lights_flashed = 0
+        #: The paid features switched on.
+        self.features: frozenset[str] = frozenset()
+        self._base_accel_limit = float(world.accel_limit[index])
+
+    def set_features(self, enabled: frozenset[str]) -> None:
+        """Switch the paid features to ``enabled`` (``FeatureSwitch``): with
+        ``performance_boost`` the car's acceleration limit is ``BOOST_FACTOR`` times its own."""
+        self.features = frozenset(enabled)
+        boost = BOOST_FACTOR if PERFORMANCE_BOOST in self.features else 1.0
+        self._world.accel_limit[self._index] = self._base_accel_limit * boost
+
+    @property
+    def accel_limit_mps2(self) -> float:
+        """The acceleration limit in force, m/s²."""
+        return float(self._world.accel_limit[self._index])
 
     @property
     def charge_limit_pct(self) -> float:

@@ -8,6 +8,7 @@ Public surface:
 - :class:`ApiContext`, :func:`api_context`, :data:`Context` — settings, database and token key
   for handlers (``context: Context`` in a route's signature).
 - :func:`require_scopes` — the auth dependency every protected route uses.
+- :data:`Instant` — a datetime parameter within the range every store can hold (else 422).
 - :data:`MAX_STORED_INT` — the largest integer a request may carry as an id, offset or version
   (the 64-bit columns they are compared with), so a larger one is a 422, not a database error.
 - :func:`problem_response`, :func:`request_id_of`, :func:`status_for`,
@@ -24,6 +25,7 @@ from drivetrain.cloud.infra.http.context import (
     RequestIdMiddleware,
     api_context,
 )
+from drivetrain.cloud.infra.http.params import Instant
 from drivetrain.cloud.infra.http.problems import (
     install_error_handlers,
     problem_response,
@@ -42,6 +44,7 @@ __all__ = [
     "REQUEST_ID_HEADER",
     "ApiContext",
     "Context",
+    "Instant",
     "RequestIdMiddleware",
     "api_context",
     "install_error_handlers",

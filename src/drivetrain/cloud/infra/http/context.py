@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from drivetrain.cloud.infra import BootstrapCredentials, Database, TokenKey
+from drivetrain.cloud.infra.http.guards import ApiGuards
 from drivetrain.core.settings import Settings
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -23,6 +24,8 @@ class ApiContext:
     database: Database
     token_key: TokenKey = field(repr=False)
     bootstrap: BootstrapCredentials | None = None
+    #: Rate limits and stream caps; ``create_app`` builds them from the settings.
+    guards: ApiGuards = field(default_factory=ApiGuards.with_defaults)
 
 
 def api_context(request: Request) -> ApiContext:

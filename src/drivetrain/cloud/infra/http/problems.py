@@ -26,6 +26,7 @@ from drivetrain.core.errors import (
     DrivetrainError,
     NotFoundError,
     PermissionDeniedError,
+    RateLimitedError,
     StorageError,
     TransportError,
     VerificationError,
@@ -43,6 +44,7 @@ STATUS_BY_ERROR: dict[type[DrivetrainError], tuple[int, str]] = {
     AuthError: (403, "Access denied"),
     NotFoundError: (404, "Not found"),
     ConflictError: (409, "Conflict"),
+    RateLimitedError: (429, "Too many requests"),
     StorageError: (503, "Storage unavailable"),
     TransportError: (503, "Transport unavailable"),
     ConfigurationError: (500, "Server misconfigured"),
@@ -99,6 +101,8 @@ def drivetrain_error_response(request: Request, error: DrivetrainError) -> JSONR
         # RFC 6750 §3: a 401 names the scheme; error="invalid_token" when one was presented.
         presented = request.headers.get("authorization", "").lower().startswith("bearer ")
         headers = {"WWW-Authenticate": 'Bearer error="invalid_token"' if presented else "Bearer"}
+    elif isinstance(error, RateLimitedError):
+        headers = {"Retry-After": str(error.retry_after_s)}  # RFC 9110 §10.2.3
     if status >= 500:
         log.error("request %s failed: %s", request_id_of(request), error, exc_info=error)
     return problem_response(
