@@ -166,3 +166,38 @@ def test_a_request_naming_no_vehicle_is_refused(world: Any) -> None:
     database, lake, *_ = world
     with pytest.raises(BadInputError, match="1 to 100 vehicles"):
         serve_erasure(database, lake, tenant="acme", vins=[], actor="dpo")
+
+
+def _row(table: sa.Table, **values: object) -> dict[str, object]:
+    """A row of ``table`` with a plain value in every column, then ``values``."""
+    plain: dict[str, object] = {}
+    for column in table.columns:
+        kind = type(column.type).__name__
+        plain[column.name] = (datetime.now(UTC) if "DateTime" in kind else False
+                              if kind == "Boolean" else 1 if "Integer" in kind else "x")
+    return plain | values
+
+
+def test_an_erasure_keeps_invoices_the_law_requires_and_deletes_subscriptions(
+    world: Any,
+) -> None:
+    database, lake, vins, *_ = world
+    subscriptions = Base.metadata.tables["commerce_subscriptions"]
+    invoices = Base.metadata.tables["commerce_invoices"]
+    lines = Base.metadata.tables["commerce_invoice_lines"]
+    with database.session() as session:
+        session.execute(sa.insert(subscriptions).values(_row(
+            subscriptions, subscription_id="sub-1", tenant_id="acme", vin=vins[0])))
+        session.execute(sa.insert(invoices).values(_row(
+            invoices, invoice_id="inv-1", tenant_id="acme", vin=vins[0])))
+        session.execute(sa.insert(lines).values(_row(lines, invoice_id="inv-1", line_no=1)))
+    archive = serve_access(database, lake, tenant="acme", vins=[vins[0]],
+                           archive_root=world[4] / "requests", actor="owner-app")
+    exported = {s.table: s.rows for s in verify(Path(archive.outcome["archive"])).sections}
+    assert exported["commerce_subscriptions"] == exported["commerce_invoices"] == 1
+    assert exported["commerce_invoice_lines"] == 1
+    serve_erasure(database, lake, tenant="acme", vins=[vins[0]], actor="dpo")
+    with database.session() as session:
+        counts = [session.execute(sa.select(sa.func.count()).select_from(t)).scalar()
+                  for t in (subscriptions, invoices, lines)]
+    assert counts == [0, 1, 1]

@@ -192,4 +192,4 @@ def _repairer(context: DemoContext, http: httpx.Client, vin: str,
     return problems
 
 
-PRIVACY = Act(name=NAME, title=TITLE, run=run, weight=0.8)
+PRIVACY = Act(name=NAME, title=TITLE, run=run, weight=0.1)

@@ -208,3 +208,29 @@ def test_a_fleet_aggregate_covers_only_consenting_vehicles(api: Api) -> None:
                             params={**WINDOW, "path": LATITUDE, "purpose": "insurance"})
     assert response.status_code == 200, response.text
     assert [row["vehicles"] for row in response.json()["data"]] == [1]
+
+
+def test_a_malicious_third_party_is_refused_at_every_turn_and_each_refusal_is_audited(
+    api: Api,
+) -> None:
+    repairer, headers = api.token(Role.THIRD_PARTY_APP)
+    grant = api.grant(VIN_A, "repair", ["diagnostics"], recipient=repairer)
+    attempts = [
+        ("no purpose", {}, 422),
+        ("a contract purpose", {"purpose": "maintenance"}, 403),
+        ("a purpose it holds no grant for", {"purpose": "insurance", "vin": VIN_A}, 403),
+        ("outside its categories", {"purpose": "repair", "path": LATITUDE}, 403),
+        ("another vehicle", {"purpose": "repair", "vin": VIN_B, "path": SOH}, 403),
+        ("another tenant", {"purpose": "repair", "tenant": "globex"}, 403),
+    ]
+    for what, params, status in attempts:
+        got, body = _signals(api, headers, **params)
+        assert got == status, (what, body)
+    with api.database.session() as session:
+        withdraw_consent(session, tenant="acme", grant_id=grant, actor="owner-app")
+    got, _ = _signals(api, headers, purpose="repair", vin=VIN_A, path=SOH)
+    assert got == 403  # a revoked grant
+    refused = [e for e in api.audit("privacy.read.refused") if e["actor"] == repairer]
+    assert len(refused) == len(attempts) + 1  # each attempt and the revoked grant
+    assert {e["error"] for e in refused} == {"PurposeRequiredError", "PurposeNotAllowedError",
+                                            "PermissionDeniedError"}

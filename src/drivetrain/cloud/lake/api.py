@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from drivetrain.cloud.infra import Principal, Scope, authorize
+from drivetrain.cloud.infra import Database, Principal, Scope, authorize
 from drivetrain.cloud.infra.http import (
     Context,
     Instant,
@@ -36,8 +36,9 @@ from drivetrain.cloud.infra.http import (
 )
 from drivetrain.cloud.lake.service import SQL_MAX_ROWS, Lake
 from drivetrain.cloud.privacy import vehicle_pseudonym
-from drivetrain.cloud.privacy.binding import bind_read, categories_of
+from drivetrain.cloud.privacy.binding import bind_read, categories_of, record_refusal
 from drivetrain.cloud.privacy.purposes import PURPOSES
+from drivetrain.core.errors import PermissionDeniedError
 
 router = APIRouter(tags=["telemetry"])
 
@@ -112,9 +113,21 @@ def lake_of(request: Request) -> Lake:
 LakeDep = Annotated[Lake, Depends(lake_of)]
 
 
-def _tenant(principal: Principal, scopes: tuple[Scope, ...], tenant: str | None) -> str:
+def _tenant(
+    principal: Principal, scopes: tuple[Scope, ...], tenant: str | None,
+    audit: tuple[Database, str, Request] | None = None,
+) -> str:
+    """The tenant to read: the caller's; naming another is refused (403) and, for a route
+    that reads vehicle data (``audit``: database, target, request), audited."""
     tenant = tenant or principal.tenant
-    authorize(principal, scopes, tenant=tenant)
+    try:
+        authorize(principal, scopes, tenant=tenant)
+    except PermissionDeniedError as refusal:
+        if audit is not None:
+            database, target, request = audit
+            record_refusal(database, principal, target=target, request_id=request_id_of(request),
+                           details={"tenant": tenant}, error=refusal)
+        raise
     return tenant
 
 
@@ -204,7 +217,8 @@ def get_signals(
     ] = JSON_MAX_ROWS,
 ) -> Response:
     """Samples of vehicles and paths in [start, end), raw or down-sampled (``every``)."""
-    tenant = _tenant(principal, (Scope.TELEMETRY_READ,), tenant)
+    tenant = _tenant(principal, (Scope.TELEMETRY_READ,), tenant,
+                     (context.database, "telemetry:signals", request))
     named = {v: v for v in vehicle}
     if vin:
         with context.database.session() as session:
@@ -246,7 +260,8 @@ def get_aggregate(
 ) -> Response:
     """One aggregate of a signal over the fleet, per region, vehicle or day (over the
     vehicles the purpose covers)."""
-    tenant = _tenant(principal, (Scope.TELEMETRY_READ,), tenant)
+    tenant = _tenant(principal, (Scope.TELEMETRY_READ,), tenant,
+                     (context.database, "telemetry:aggregate", request))
     permit = bind_read(context.database, principal, purpose, target="telemetry:aggregate",
                        request_id=request_id_of(request), categories=categories_of([path]))
     table = lake.fleet_aggregate(tenant, path, start, end, group_by, agg,
@@ -295,7 +310,8 @@ def post_sql(
     """Run one SELECT over ``telemetry`` (the caller's tenant's rows only: vehicle, path, ts,
     value, text, category, batch_id, campaign, dimensions, region, date; only those the
     purpose covers). Needs ``telemetry:sql``."""
-    tenant = _tenant(principal, (Scope.TELEMETRY_READ, Scope.TELEMETRY_SQL), tenant)
+    tenant = _tenant(principal, (Scope.TELEMETRY_READ, Scope.TELEMETRY_SQL), tenant,
+                     (context.database, "telemetry:sql", request))
     permit = bind_read(context.database, principal, purpose, target="telemetry:sql",
                        request_id=request_id_of(request))
     table = lake.sql(

@@ -7,7 +7,8 @@ another installation takes every row that is its own. The rules, decided here on
   installation's own record, whose hash chain cannot move), client credentials (secrets are
   never exported; the target issues its own) and installation state without a tenant
   (workers, dispatch cursors, the batch-id memory of ingestion);
-- a table keyed by ``vin`` under ``twins`` (reported, desired, ECUs) follows its twin;
+- a table without a tenant column follows its parent row (:data:`CHILDREN`): a twin's
+  reported and desired values and ECUs, an invoice's lines;
 - a *subject* export (one vehicle, or every vehicle of one owner) keeps only rows that name
   one of its VINs; it never carries the tenant's pseudonym key.
 
@@ -31,6 +32,7 @@ from sqlalchemy.orm import Session
 # Importing the models registers every domain's tables on the shared metadata.
 import drivetrain.cloud.campaigns.models
 import drivetrain.cloud.commands.models
+import drivetrain.cloud.commerce.models
 import drivetrain.cloud.fleet.models
 import drivetrain.cloud.ingest.models
 import drivetrain.cloud.privacy.models
@@ -53,8 +55,20 @@ TENANT_ONLY: Final = frozenset({"privacy_pseudonym_keys", "tenants"})
 #: Not exported, but an erasure still deletes their rows naming the vehicle (a VIN is unique
 #: across tenants, so the VIN alone selects them).
 ERASED_BY_VIN: Final = ("ingest_seen_batches",)
-#: Tables keyed by ``vin`` that belong to a twin (they have no tenant column of their own).
-TWIN_CHILDREN: Final = frozenset({"twin_reported", "twin_desired", "twin_ecus"})
+#: Tables without a tenant column of their own: (their column, the parent table and column).
+CHILDREN: Final[Mapping[str, tuple[str, str, str]]] = {
+    "twin_reported": ("vin", "twins", "vin"),
+    "twin_desired": ("vin", "twins", "vin"),
+    "twin_ecus": ("vin", "twins", "vin"),
+    "commerce_invoice_lines": ("invoice_id", "commerce_invoices", "invoice_id"),
+}
+#: Kept by an erasure, with why: records a law requires to be kept (GDPR Art. 17(3)(b)).
+RETAINED_ON_ERASURE: Final[Mapping[str, str]] = {
+    "commerce_invoices": "invoices: tax and commercial law require them to be kept",
+    "commerce_invoice_lines": "invoice lines: part of the invoices kept by law",
+    "commerce_ledger": "the billing ledger: bookkeeping law requires it to be kept",
+    "commerce_payment_events": "payment records: kept with the invoices they settle",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +90,7 @@ def portable_tables() -> list[sa.Table]:
     for table in Base.metadata.sorted_tables:
         if table.name in EXCLUDED:
             continue
-        if "tenant_id" in table.c or table.name in TWIN_CHILDREN:
+        if "tenant_id" in table.c or table.name in CHILDREN:
             tables.append(table)
     return tables
 
@@ -85,17 +99,24 @@ def tables_for(subject: Subject) -> list[sa.Table]:
     """The tables ``subject``'s export holds (a subject export: those naming a VIN)."""
     if subject.whole_tenant:
         return portable_tables()
-    return [t for t in portable_tables() if "vin" in t.c and t.name not in TENANT_ONLY]
+    return [t for t in portable_tables()
+            if t.name not in TENANT_ONLY and ("vin" in t.c or _parent_has_vin(t))]
+
+
+def _parent_has_vin(table: sa.Table) -> bool:
+    link = CHILDREN.get(table.name)
+    return link is not None and "vin" in Base.metadata.tables[link[1]].c
 
 
 def subject_condition(table: sa.Table, subject: Subject) -> sa.ColumnElement[bool]:
     """The condition that selects ``subject``'s rows of ``table``."""
-    if table.name in TWIN_CHILDREN:
-        twins = Base.metadata.tables["twins"]
-        owned = sa.select(twins.c.vin).where(twins.c.tenant_id == subject.tenant)
-        condition: sa.ColumnElement[bool] = table.c.vin.in_(owned)
-    else:
-        condition = table.c.tenant_id == subject.tenant
+    link = CHILDREN.get(table.name)
+    if link is not None:
+        column, parent_name, key = link
+        parent = Base.metadata.tables[parent_name]
+        owned = sa.select(parent.c[key]).where(subject_condition(parent, subject))
+        return table.c[column].in_(owned)
+    condition: sa.ColumnElement[bool] = table.c.tenant_id == subject.tenant
     if subject.vins is not None:
         condition = sa.and_(condition, table.c.vin.in_(sorted(subject.vins)))
     return condition
@@ -118,6 +139,8 @@ def delete_rows(session: Session, subject: Subject) -> dict[str, int]:
         raise ValueError("delete_rows erases the rows of named VINs, not a whole tenant")
     deleted: dict[str, int] = {}
     for table in reversed(tables_for(subject)):
+        if table.name in RETAINED_ON_ERASURE:
+            continue
         result = session.execute(sa.delete(table).where(subject_condition(table, subject)))
         deleted[table.name] = int(getattr(result, "rowcount", 0) or 0)
     for name in ERASED_BY_VIN:  # installation state that still names the vehicle

@@ -59,9 +59,18 @@ def bind_read(
                          details={**details, "allowed": sorted(permit.categories)})
         return permit
     except DrivetrainError as refusal:
-        with database.session() as session:
-            record_audit(session, tenant=principal.tenant, actor=principal.client_id,
-                         action="privacy.read.refused", target=target, request_id=request_id,
-                         details={**details, "error": type(refusal).__name__,
-                                  "detail": str(refusal)})
+        record_refusal(database, principal, target=target, request_id=request_id,
+                       details=details, error=refusal)
         raise
+
+
+def record_refusal(
+    database: Database, principal: Principal, *, target: str, request_id: str | None,
+    details: Mapping[str, object], error: Exception,
+) -> None:
+    """Record ``privacy.read.refused`` in the caller's audit log, in its own transaction (the
+    request fails, the record stays)."""
+    with database.session() as session:
+        record_audit(session, tenant=principal.tenant, actor=principal.client_id,
+                     action="privacy.read.refused", target=target, request_id=request_id,
+                     details={**details, "error": type(error).__name__, "detail": str(error)})
