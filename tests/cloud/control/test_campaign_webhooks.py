@@ -231,3 +231,14 @@ def test_a_full_queue_drops_and_counts_without_blocking(hook: Hook) -> None:
         assert sender.stats().dropped == results.count(False) >= 17
     finally:
         sender.close(0.1)
+
+
+def test_the_workers_status_line_shows_the_webhook_counters() -> None:
+    from drivetrain.cloud.ingest.webhooks import WebhookStats
+    from drivetrain.cloud.ingest.worker import WorkerStats
+    from drivetrain.commands.worker import _status
+
+    quiet = _status(WorkerStats(webhooks=WebhookStats()))
+    assert "webhooks" not in quiet
+    line = _status(WorkerStats(webhooks=WebhookStats(sent=5, failed=1, refused=2, dropped=3)))
+    assert "webhooks 5 sent / 1 failed / 2 refused / 3 dropped" in line
