@@ -137,3 +137,23 @@ def test_writing_needs_campaigns_write(client: TestClient, setup: dict[str, Any]
                        json=DEFINITION).status_code == 403
     assert client.put("/v1/campaigns/policy", headers=setup["alice"],
                       json={"require_second_approver": False}).status_code == 403
+
+
+def test_writing_a_webhook_destination_returns_its_signing_secret_once(
+    client: TestClient, setup: dict[str, Any], settings: Any
+) -> None:
+    from drivetrain.cloud.infra.bootstrap import resolve_token_key
+    from drivetrain.cloud.ingest.webhooks import webhook_secret
+
+    hooked = {**DEFINITION, "destinations": [{"type": "webhook",
+                                              "url": "https://hooks.example.com/dt"}]}
+    made = client.post("/v1/campaigns", headers=setup["alice"], json=hooked)
+    assert made.status_code == 201, made.text
+    expected = webhook_secret(resolve_token_key(settings).secret, "acme", "speeding")
+    assert made.json()["webhook_secret"] == expected
+    shown = client.get("/v1/campaigns/speeding", headers=setup["reader"])
+    assert shown.status_code == 200 and shown.json()["webhook_secret"] is None
+    plain = client.post("/v1/campaigns", headers=setup["alice"],
+                        json={**DEFINITION, "campaign": {**DEFINITION["campaign"],
+                                                         "id": "plain"}})
+    assert plain.status_code == 201 and plain.json()["webhook_secret"] is None

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from drivetrain.core.errors import UnknownSignalError
-from drivetrain.core.vss import PRIVACY_CATEGORIES, Catalog, SignalSpec, builtin_catalog
+from drivetrain.core.vss import (
+    PRIVACY_CATEGORIES,
+    BranchSpec,
+    Catalog,
+    SignalSpec,
+    builtin_catalog,
+)
 
 
 def _spec(path: str, **kw: object) -> SignalSpec:
@@ -103,3 +109,14 @@ def test_unknown_category_is_a_value_error() -> None:
 def test_duplicate_paths_are_refused() -> None:
     with pytest.raises(ValueError, match="duplicate signal path 'Vehicle.A'"):
         Catalog([_spec("Vehicle.A"), _spec("Vehicle.A")])
+
+
+def test_an_overlaid_catalog_adds_and_replaces_signals_and_refuses_a_clash() -> None:
+    base = Catalog([_spec("Vehicle.A.X"), _spec("Vehicle.B")])
+    wider = _spec("Vehicle.B", maximum=10)
+    both = base.overlaid(Catalog([wider, _spec("Vehicle.A.Y")]))
+    assert both.paths == ("Vehicle.A.X", "Vehicle.A.Y", "Vehicle.B")
+    assert both.get("Vehicle.B") == wider
+    assert base.paths == ("Vehicle.A.X", "Vehicle.B")  # the base is unchanged
+    with pytest.raises(ValueError, match="both a signal and a branch"):
+        base.overlaid(Catalog([_spec("Vehicle.A.X.Z")], [BranchSpec("Vehicle.A.X", "")]))

@@ -115,14 +115,16 @@ class ControlPlane:
     def _start_ingest(self, link: Transport) -> None:
         from drivetrain.cloud.ingest import IngestPipeline
         from drivetrain.cloud.ingest.sinks import TwinsReportedState
+        from drivetrain.cloud.ingest.webhooks import WebhookSender
         from drivetrain.cloud.ingest.worker import IngestWorker
         from drivetrain.cloud.lake import Lake
 
         lake = Lake.open(self.settings)
         pipeline = IngestPipeline.from_settings(self.settings, self.database, lake,
                                                 TwinsReportedState())
+        pipeline.webhooks = WebhookSender.from_settings(self.settings)
         worker = IngestWorker(link, pipeline).start()
-        self._stoppers += [worker.stop, lake.close]
+        self._stoppers += [worker.stop, pipeline.webhooks.close, lake.close]
 
     def stop(self) -> None:
         """Stop every loop, newest first, and close the link; idempotent."""

@@ -94,6 +94,8 @@ def _show(campaign: dict[str, Any]) -> None:
                                    or "none yet"))
     if campaign["reason"]:
         _out.print(f"reason: {safe(campaign['reason'])}")
+    if campaign.get("webhook_secret"):  # only in the answer to writing a version
+        _out.print(f"webhook secret (keep it; shown once): {safe(campaign['webhook_secret'])}")
 
 
 def _print(campaign: dict[str, Any], as_json: bool) -> None:

@@ -111,6 +111,7 @@ def ingest(
         TwinsReportedState,
         WorkerIdentity,
     )
+    from drivetrain.cloud.ingest.webhooks import WebhookSender
     from drivetrain.cloud.lake import Lake
     from drivetrain.commands.data_dir import data_dir_line
     from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
@@ -147,6 +148,14 @@ def ingest(
     pipeline = IngestPipeline.from_settings(
         settings, database, lake, TwinsReportedState(), twin_flush_s=twin_flush_s
     )
+    try:
+        sender = WebhookSender.from_settings(settings)
+    except DrivetrainError as e:
+        transport.close()
+        lake.close()
+        database.dispose()
+        fail(e)
+    pipeline.webhooks = sender
     identity = WorkerIdentity(
         client_id=name,
         group=group,
@@ -182,6 +191,7 @@ def ingest(
         fail(e)
     finally:
         worker.stop()
+        sender.close()
         transport.close()
         lake.close()
         database.dispose()
@@ -255,6 +265,10 @@ def _status(stats: WorkerStats, rate: float | None = None) -> str:
         text += f", {rate:,.0f} samples/s"
     if stats.failures:
         text += f", {stats.failures} failed attempts (last: {stats.last_error})"
+    hooks = stats.webhooks
+    if hooks is not None and (hooks.sent or hooks.failed or hooks.refused or hooks.dropped):
+        text += (f", webhooks {hooks.sent:,} sent / {hooks.failed:,} failed / "
+                 f"{hooks.refused:,} refused / {hooks.dropped:,} dropped")
     return text
 
 

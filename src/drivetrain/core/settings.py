@@ -99,6 +99,12 @@ class Settings(BaseSettings):
         "(DRIVETRAIN_BROKER_PASSWORD or broker_password in drivetrain.toml); the user name "
         "comes from the command line or the broker URL. Never printed.",
     )
+    campaign_webhook_allow_private: bool = Field(
+        False,
+        description="Post campaigns' webhook destinations to loopback, link-local and private "
+        "addresses too (refused by default: a campaign author must not reach internal "
+        "services through the platform).",
+    )
     lake_roots: dict[str, Path] = Field(
         default_factory=dict,
         description="Storage root of the telemetry lake per region, e.g. {\"EU\": "

@@ -70,6 +70,30 @@ def test_a_decoder_manifest_is_read_or_refused_as_bad_input(data: dict[str, Any]
         pass
 
 
+VSS_KEYS = ["Vehicle", "Acme", "Cabin", "Speed", "type", "children", "datatype", "unit",
+            "min", "max", "description", "allowed", "default"]
+vss_nodes = st.recursive(scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(VSS_KEYS), inner, max_size=5)),
+    max_leaves=25)
+
+
+@settings(max_examples=100, deadline=None)
+@given(vss_nodes)
+@example({"Vehicle": {"type": "branch", "description": "", "children": {"Speed": {
+    "type": "branch", "description": "", "children": {}}}}})
+@example({"Vehicle": {"type": "branch", "description": "", "children": {"Acme": {
+    "type": "sensor", "datatype": "float", "description": "x", "min": 10**400}}}})
+def test_the_catalog_a_manifest_carries_is_read_or_refused_as_bad_input(tree: Any) -> None:
+    """What a vehicle does with a manifest's ``catalog`` field: read it, lay it over its own."""
+    try:
+        manifest = DecoderManifest.from_dict({"model": "m", "version": 1, "main": "a.dbc",
+                                              "dbc": {"a.dbc": ""}, "signal_map": "x",
+                                              "catalog": tree})
+        manifest.catalog_over(CATALOG)
+    except BadInputError:
+        pass
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.dictionaries(st.text(max_size=30), json_values, max_size=4))
 @example({"Vehicle.A..B": {"type": "sensor"}})

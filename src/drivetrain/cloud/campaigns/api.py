@@ -70,6 +70,7 @@ from drivetrain.cloud.infra import Principal, Scope
 from drivetrain.cloud.infra.bus import status_bus
 from drivetrain.cloud.infra.http import MAX_STORED_INT, Context, request_id_of, require_scopes
 from drivetrain.cloud.infra.http.sse import SSE_RESPONSES, status_stream
+from drivetrain.cloud.ingest.webhooks import webhook_secret
 
 router = APIRouter(tags=["campaigns"])
 catalogs_router = APIRouter(tags=["catalogs"])
@@ -89,7 +90,7 @@ def post_campaign(
     with context.database.session() as session:
         view = create_campaign(session, body, tenant=principal.tenant,
                                actor=principal.client_id, request_id=request_id_of(request))
-    return CampaignOut.of(view)
+    return _with_secret(CampaignOut.of(view), body, principal, context)
 
 
 @router.get("", response_model=list[CampaignOut], summary="The tenant's campaigns, newest first, with their vehicles by state")
@@ -175,7 +176,17 @@ def post_version(
         view = new_campaign_version(session, campaign_id, body, tenant=principal.tenant,
                                     actor=principal.client_id,
                                     request_id=request_id_of(request))
-    return CampaignOut.of(view)
+    return _with_secret(CampaignOut.of(view), body, principal, context)
+
+
+def _with_secret(out: CampaignOut, body: dict[str, Any], principal: Principal,
+                 context: Context) -> CampaignOut:
+    """``out`` with the campaign's webhook secret when the written version posts to one."""
+    destinations = body.get("destinations") or []
+    if any(isinstance(d, dict) and d.get("type") == "webhook" for d in destinations):
+        out.webhook_secret = webhook_secret(context.token_key.secret, principal.tenant,
+                                            out.campaign_id)
+    return out
 
 
 @router.get("/{campaign_id}/versions/{version}", response_model=VersionOut, summary='One version of the definition')

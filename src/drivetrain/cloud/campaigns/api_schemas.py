@@ -88,6 +88,10 @@ class CampaignOut(BaseModel):
     reason: str | None
     vehicles: dict[str, int] = Field(description="Vehicles by state: pending, delivered, "
                                      "active, rejected, withdrawing, withdrawn, superseded.")
+    webhook_secret: str | None = Field(
+        default=None, description="The secret its webhook posts are signed with (HMAC-SHA256 in "
+        "X-Drivetrain-Signature); only in the answer to writing a version that has a webhook "
+        "destination.")
 
     @classmethod
     def of(cls, view: CampaignView) -> CampaignOut:

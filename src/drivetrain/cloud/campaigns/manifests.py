@@ -3,7 +3,9 @@
 A **vehicle model** (``compact-bev``) is what the twins' ``model`` field names. Each of its
 **decoder manifests** (versioned 1, 2, ...) carries the model's DBC file(s) and DBC→VSS map
 and the tenant signal-catalog version the map decodes into
-(``drivetrain.core.can.manifest``). A manifest is checked before it is stored — its DBCs must
+(``drivetrain.core.can.manifest``), with the catalog entries of the decoded signals the
+standard VSS catalog lacks or defines otherwise (the tenant's custom signals), so the vehicle
+— which knows only the standard catalog — accepts the map and campaigns naming them. A manifest is checked before it is stored — its DBCs must
 load and its map must fit them and the catalog, exactly as a vehicle will check it — and
 signed with the cloud key (an Ed25519 signature over its canonical JSON, kept with it).
 **Publishing** a version sends it, as a signed ``DECODER_MANIFEST`` message, to every vehicle
@@ -17,9 +19,10 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -31,6 +34,7 @@ from drivetrain.cloud.infra import record_audit
 from drivetrain.core.can import DecoderManifest, parse_signal_map
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.errors import BadInputError, ConflictError, NotFoundError, WireFormatError
+from drivetrain.core.vss import Catalog, builtin_catalog, vss_tree
 from drivetrain.core.wire import MessageKind
 from drivetrain.edge import CanDecoding
 
@@ -124,14 +128,19 @@ def add_manifest(
     now = now or datetime.now(UTC)
     row = _model_row(session, tenant, model_id)
     catalog, catalog_version = tenant_catalog(session, tenant, catalog_version)
+    document_in = {
+        "model": model_id, "version": row.latest_manifest + 1, "main": main, "dbc": dbc,
+        "signal_map": signal_map, "catalog_version": catalog_version,
+    }
     try:
-        manifest = DecoderManifest.from_dict({
-            "model": model_id, "version": row.latest_manifest + 1, "main": main, "dbc": dbc,
-            "signal_map": signal_map, "catalog_version": catalog_version,
-        })
+        # Checked against the tenant catalog first (names the unknown path), then carried.
+        checked = CanDecoding.from_manifest(DecoderManifest.from_dict(document_in), catalog)
+        document_in["catalog"] = custom_entries(catalog, checked.paths)
+        manifest = DecoderManifest.from_dict(document_in)
     except WireFormatError as e:
         raise BadInputError(str(e)) from e
-    decoding = CanDecoding.from_manifest(manifest, catalog)
+    # Exactly as the vehicle will check it: the standard catalog plus the carried entries.
+    decoding = CanDecoding.from_manifest(manifest, manifest.catalog_over(builtin_catalog()))
     document = manifest.canonical_json()
     row.latest_manifest = manifest.version
     session.add(DecoderManifestRow(
@@ -147,6 +156,19 @@ def add_manifest(
                           "catalog_version": catalog_version, "signals": len(decoding.paths)},
                  request_id=request_id, now=now)
     return get_manifest(session, tenant, model_id, manifest.version)
+
+
+def custom_entries(catalog: Catalog, paths: Iterable[str]) -> dict[str, Any] | None:
+    """The VSS JSON tree of ``paths``' entries in ``catalog`` that the standard catalog lacks
+    or defines otherwise (None: there are none)."""
+    standard = builtin_catalog()
+    specs = [catalog.get(p) for p in sorted(set(paths)) if p in catalog
+             and (p not in standard or standard.get(p) != catalog.get(p))]
+    if not specs:
+        return None
+    above = {".".join(s.path.split(".")[:i]) for s in specs
+             for i in range(1, s.path.count(".") + 1)}
+    return vss_tree(Catalog(specs, (b for p, b in catalog.branches.items() if p in above)))
 
 
 def _info(row: DecoderManifestRow) -> ManifestInfo:

@@ -13,8 +13,9 @@ version in force says:
   is committed, as one JSON message on ``dt/campaigns/{tenant}/{rest of the topic}``: the
   tenant is inserted after ``dt/campaigns/`` so two tenants naming the same topic never share
   a stream. Only that campaign's samples go there. Streaming is at most once: a message the
-  broker refuses is logged and counted, never retried (the lake has every row). Webhook
-  destinations are not fed yet.
+  broker refuses is logged and counted, never retried (the lake has every row).
+* webhook ``destinations`` — the same document is POSTed to each URL, signed, from a
+  background sender (:mod:`.webhooks`).
 
 Campaign definitions are cached per (tenant, campaign) for a few seconds.
 """
@@ -45,10 +46,12 @@ STREAM_FORMAT: Final = 1
 
 @dataclass(frozen=True, slots=True)
 class CampaignOutputs:
-    """A campaign's dimensions and the MQTT topics its data streams to (tenant-scoped)."""
+    """A campaign's dimensions, the MQTT topics its data streams to (tenant-scoped) and its
+    webhook URLs."""
 
     dimensions: tuple[str, ...] = ()
     topics: tuple[str, ...] = ()
+    webhooks: tuple[str, ...] = ()
 
 
 def tenant_topic(tenant: str, topic: str) -> str:
@@ -89,6 +92,7 @@ class CampaignOutputCache:
                 spec.dimensions,
                 tuple(tenant_topic(tenant, d.target) for d in spec.destinations
                       if d.type == "mqtt"),
+                tuple(d.target for d in spec.destinations if d.type == "webhook"),
             )
         if len(self._cache) > 10_000:
             self._cache.clear()
@@ -98,11 +102,12 @@ class CampaignOutputCache:
 
 @dataclass
 class BatchOutputs:
-    """Per batch of a micro-batch: its dimensions stamp (JSON, or None) and its topics."""
+    """Per batch of a micro-batch: its dimensions stamp (JSON, or None), its topics and its
+    webhook URLs."""
 
     stamps: list[str | None]
     topics: list[tuple[str, ...]]
-    messages: list[tuple[str, bytes]] = field(default_factory=list)
+    webhooks: list[tuple[str, ...]] = field(default_factory=list)
 
 
 def batch_outputs(
@@ -129,16 +134,17 @@ def batch_outputs(
                 found = values.get(vehicles[i].vin, {})
                 stamps[i] = json.dumps({d: found.get(d) for d in dimensions},
                                        separators=(",", ":"))
-    return BatchOutputs(stamps, [o.topics for o in outputs])
+    return BatchOutputs(stamps, [o.topics for o in outputs], [o.webhooks for o in outputs])
 
 
-def stream_messages(
-    topics: Sequence[str], *, tenant: str, campaign: str, batch_id: str, pseudonym: str,
+def stream_documents(
+    *, tenant: str, campaign: str, batch_id: str, pseudonym: str,
     dimensions: str | None, paths: Sequence[str], path_id: npt.NDArray[np.int32],
     ts_ns: npt.NDArray[np.int64], value: npt.NDArray[np.float64],
     value_valid: npt.NDArray[np.bool_], text: Sequence[str | None],
-) -> list[tuple[str, bytes]]:
-    """The JSON messages streaming one batch's accepted samples to each of ``topics``."""
+) -> list[bytes]:
+    """The JSON documents streaming one batch's accepted samples (more than one when the batch
+    has over :data:`MAX_SAMPLES_PER_MESSAGE`)."""
     samples: list[dict[str, Any]] = []
     for i in range(len(ts_ns)):
         number = float(value[i]) if value_valid[i] else None
@@ -147,7 +153,7 @@ def stream_messages(
             "value": None if number is None or not math.isfinite(number) else number,
             "text": text[i],
         })
-    messages: list[tuple[str, bytes]] = []
+    documents: list[bytes] = []
     for start in range(0, len(samples), MAX_SAMPLES_PER_MESSAGE):
         body = json.dumps({
             "format": STREAM_FORMAT, "tenant": tenant, "campaign": campaign,
@@ -155,5 +161,5 @@ def stream_messages(
             "dimensions": None if dimensions is None else json.loads(dimensions),
             "samples": samples[start : start + MAX_SAMPLES_PER_MESSAGE],
         }, separators=(",", ":")).encode()
-        messages.extend((topic, body) for topic in topics)
-    return messages
+        documents.append(body)
+    return documents

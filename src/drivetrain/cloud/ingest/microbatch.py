@@ -20,6 +20,7 @@ from drivetrain.cloud.ingest.sinks import LakeWriter, ReportedStateSink
 from drivetrain.cloud.ingest.tally import Tally
 from drivetrain.cloud.ingest.validation import PathTable
 from drivetrain.cloud.ingest.vehicle_catalogs import VehicleCatalogs
+from drivetrain.cloud.ingest.webhooks import WebhookPost
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class MicroBatch:
             (custom signals); None judges against the standard catalog only.
         outputs: campaigns' dimensions and destinations (None: neither is acted on).
         streams: (topic, payload) messages to publish once the micro-batch is committed.
+        webhooks: webhook posts to hand to the sender once the micro-batch is committed.
     """
 
     session: Session
@@ -54,6 +56,7 @@ class MicroBatch:
     catalogs: VehicleCatalogs | None = None
     outputs: CampaignOutputCache | None = None
     streams: list[tuple[str, bytes]] = field(default_factory=list)
+    webhooks: list[WebhookPost] = field(default_factory=list)
 
     @property
     def received_at(self) -> datetime:

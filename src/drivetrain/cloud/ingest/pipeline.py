@@ -53,6 +53,7 @@ from drivetrain.cloud.ingest.tally import Tally
 from drivetrain.cloud.ingest.telemetry_route import route_telemetry
 from drivetrain.cloud.ingest.validation import PathTable, TimestampWindow
 from drivetrain.cloud.ingest.vehicle_catalogs import VehicleCatalogs
+from drivetrain.cloud.ingest.webhooks import WebhookSender
 from drivetrain.cloud.privacy import Pseudonymiser, pseudonymiser
 from drivetrain.core.errors import ConflictError, TransportError, WireFormatError
 from drivetrain.core.settings import Settings
@@ -120,6 +121,8 @@ class IngestPipeline:
         #: Streamed messages published / refused by the transport (at most once).
         self.streamed = 0
         self.stream_failures = 0
+        #: Where campaigns' webhook posts go once committed (None: webhooks not fed).
+        self.webhooks: WebhookSender | None = None
         self.limits = limits or IngestLimits()
         self.dead_letter_gate = DeadLetterGate(self.limits.dead_letters_per_minute)
         if twin_flush_s < 0:
@@ -230,6 +233,9 @@ class IngestPipeline:
             )
         if keep:
             self._publish_streams(mb.streams)
+            if self.webhooks is not None:
+                for post in mb.webhooks:  # never blocks: a full queue drops (counted)
+                    self.webhooks.submit(post)
         return report
 
     def _publish_streams(self, streams: Sequence[tuple[str, bytes]]) -> None:

@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from drivetrain.cloud.fleet import Vehicle
 from drivetrain.cloud.ingest import assembly
-from drivetrain.cloud.ingest.campaign_outputs import BatchOutputs, batch_outputs, stream_messages
+from drivetrain.cloud.ingest.campaign_outputs import BatchOutputs, batch_outputs, stream_documents
 from drivetrain.cloud.ingest.microbatch import MicroBatch
 from drivetrain.cloud.ingest.reasons import (
     ACCEPTED_CODE,
@@ -29,6 +29,7 @@ from drivetrain.cloud.ingest.validation import (
     judge_samples,
 )
 from drivetrain.cloud.ingest.vehicle_catalogs import VehicleCatalog, judge_custom
+from drivetrain.cloud.ingest.webhooks import WebhookPost
 from drivetrain.cloud.privacy import consent_map
 from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES
 
@@ -66,7 +67,7 @@ def route_telemetry(mb: MicroBatch, batches: Sequence[AuthenticBatch]) -> None:
         mb.session, mb.outputs, [b.vehicle for b in batches], [b.campaign for b in batches])
     _append_to_lake(mb, batches, vehicles, columns, body_index, accepted, category,
                     None if outputs is None else outputs.stamps)
-    if outputs is not None and any(outputs.topics):
+    if outputs is not None and (any(outputs.topics) or any(outputs.webhooks)):
         _stream(mb, batches, columns, body_index, accepted, outputs)
     newest = assembly.latest_rows(columns, accepted, len(vins), len(mb.paths))
     if mb.pending is not None:
@@ -167,24 +168,29 @@ def _stream(
     accepted: npt.NDArray[np.bool_],
     outputs: BatchOutputs,
 ) -> None:
-    """Queue each streamed batch's accepted samples for its campaign's MQTT topics."""
+    """Queue each streamed batch's accepted samples for its campaign's MQTT topics and
+    webhook URLs."""
     paths = mb.paths.paths
     for b, batch in enumerate(batches):
-        topics = outputs.topics[b]
-        if not topics:
+        topics, hooks = outputs.topics[b], outputs.webhooks[b]
+        if not topics and not hooks:
             continue
         rows = np.flatnonzero(accepted & (body_index == b))
         if not len(rows):
             continue
         assert batch.campaign is not None
-        mb.streams.extend(stream_messages(
-            topics, tenant=batch.vehicle.tenant, campaign=batch.campaign,
+        tenant = batch.vehicle.tenant
+        documents = stream_documents(
+            tenant=tenant, campaign=batch.campaign,
             batch_id=batch.batch_id, pseudonym=mb.pseudonyms([batch.vehicle])[0],
             dimensions=outputs.stamps[b], paths=paths, path_id=columns.path_id[rows],
             ts_ns=columns.ts_ns[rows], value=columns.value[rows],
             value_valid=columns.value_valid[rows],
             text=columns.text.take(rows).to_pylist(),
-        ))
+        )
+        mb.streams.extend((topic, body) for body in documents for topic in topics)
+        mb.webhooks.extend(WebhookPost(tenant, batch.campaign, url, body)
+                           for body in documents for url in hooks)
 
 
 def _refused_samples(

@@ -36,6 +36,7 @@ from drivetrain.cloud.ingest.membership import WorkerIdentity, record_heartbeat,
 from drivetrain.cloud.ingest.pipeline import IngestPipeline
 from drivetrain.cloud.ingest.results import IngestReport
 from drivetrain.cloud.ingest.service import prune_ingest_ledger
+from drivetrain.cloud.ingest.webhooks import WebhookStats
 from drivetrain.core.errors import DrivetrainError, TransportError
 from drivetrain.core.transport import (
     Message,
@@ -73,6 +74,7 @@ class WorkerStats:
         last_error: the last failure, or "".
         last_batch_ms: wall time of the last committed micro-batch.
         pending: messages received and not yet acknowledged.
+        webhooks: the campaign webhook sender's counters (None: webhooks not fed).
     """
 
     received: int = 0
@@ -90,6 +92,7 @@ class WorkerStats:
     last_error: str = ""
     last_batch_ms: float = 0.0
     pending: int = 0
+    webhooks: WebhookStats | None = None
 
 
 class IngestWorker:
@@ -211,7 +214,9 @@ class IngestWorker:
     def stats(self) -> WorkerStats:
         """A snapshot of the counters."""
         with self._lock:
-            return replace(self._stats, pending=self._unacked)
+            hooks = self.pipeline.webhooks
+            return replace(self._stats, pending=self._unacked,
+                           webhooks=None if hooks is None else hooks.stats())
 
     def wait_idle(self, timeout_s: float = 30.0) -> bool:
         """Wait until every received message is acknowledged; False on timeout (tests, demo)."""

@@ -2,7 +2,10 @@
 
 A manifest carries a vehicle model's DBC file(s) — the ``main`` one and the files it
 ``IMPORT``s — and its DBC→VSS map (TOML, docs/can-codec.md), with the version of the tenant's
-signal catalog the map decodes into. It is versioned per model; the cloud sends it to the
+signal catalog the map decodes into and, under ``catalog``, the entries of that catalog the
+standard VSS catalog lacks or defines otherwise (a VSS JSON tree of the decoded custom
+signals), so a vehicle checks the map — and campaigns naming those signals — against the same
+definitions the cloud does. It is versioned per model; the cloud sends it to the
 model's vehicles as the JSON body of a signed ``DECODER_MANIFEST`` envelope, and the agent
 switches to it without a restart (``drivetrain.edge.can_input.CanDecoding.from_manifest``).
 Both sides read it with :meth:`DecoderManifest.from_dict`, which names the bad field; its
@@ -18,7 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from drivetrain.core.errors import WireFormatError
+from drivetrain.core.errors import CatalogFormatError, WireFormatError
+from drivetrain.core.vss import Catalog, parse_vss_tree
 
 MANIFEST_FORMAT: Final = 1
 #: The ECU-inventory entry in which a vehicle reports the manifest in force: hardware id the
@@ -30,7 +34,7 @@ MAX_DBC_FILES: Final = 16
 _MODEL: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}")
 _FILE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\.dbc")
 _KNOWN: Final = frozenset({"format", "model", "version", "main", "dbc", "signal_map",
-                           "catalog_version"})
+                           "catalog_version", "catalog"})
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,8 @@ class DecoderManifest:
     signal_map: str
     catalog_version: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: VSS JSON tree of the decoded signals the standard catalog lacks or defines otherwise.
+    catalog: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(self.extra)
@@ -52,7 +58,26 @@ class DecoderManifest:
             "main": self.main, "dbc": dict(self.dbc), "signal_map": self.signal_map,
             "catalog_version": self.catalog_version,
         })
+        if self.catalog is not None:
+            out["catalog"] = dict(self.catalog)
         return out
+
+    def catalog_over(self, base: Catalog) -> Catalog:
+        """``base`` with the manifest's ``catalog`` entries laid over it (``base`` itself when
+        it carries none).
+
+        Raises:
+            CatalogFormatError: the entries are not a VSS JSON tree, or clash with ``base``
+                (a signal where ``base`` has a branch, or the other way round).
+        """
+        if self.catalog is None:
+            return base
+        source = "decoder manifest: field 'catalog'"
+        overlay = parse_vss_tree(dict(self.catalog), source)
+        try:
+            return base.overlaid(overlay)
+        except ValueError as e:
+            raise CatalogFormatError(f"{source}: {e}") from e
 
     def canonical_json(self) -> bytes:
         """The manifest as canonical JSON (sorted keys, no spaces): what is hashed and signed."""
@@ -102,8 +127,13 @@ class DecoderManifest:
                                             or catalog_version < 1):
             raise WireFormatError(f"{where}: field 'catalog_version' is {catalog_version!r}; "
                                   "expected null or an integer >= 1")
+        catalog = data.get("catalog")
+        if catalog is not None and (not isinstance(catalog, Mapping) or not catalog):
+            raise WireFormatError(f"{where}: field 'catalog' must be null or a VSS JSON tree "
+                                  '(e.g. {"Vehicle": {"type": "branch", "children": {...}}})')
         manifest = cls(model, version, str(main), dict(dbc), signal_map, catalog_version,
-                       {k: v for k, v in data.items() if k not in _KNOWN})
+                       {k: v for k, v in data.items() if k not in _KNOWN},
+                       None if catalog is None else dict(catalog))
         size = len(manifest.canonical_json())
         if size > MAX_MANIFEST_BYTES:
             raise WireFormatError(f"{where}: {size:,} bytes; at most {MAX_MANIFEST_BYTES:,}")

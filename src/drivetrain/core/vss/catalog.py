@@ -103,6 +103,19 @@ class Catalog:
             return f"{message}; did you mean {' or '.join(repr(c) for c in close)}?"
         return f"{message}; no similar path among the catalog's {len(self)} signals"
 
+    def overlaid(self, overlay: Catalog) -> Catalog:
+        """This catalog with ``overlay``'s signals added (or replacing those at the same path)
+        and its branches.
+
+        Raises:
+            ValueError: a path would be both a signal and a branch.
+        """
+        signals = dict(self._signals)
+        signals.update({s.path: s for s in overlay})
+        branches = dict(self._branches)
+        branches.update(overlay._branches)
+        return Catalog(signals.values(), branches.values())
+
     def with_prefix(self, prefix: str) -> Catalog:
         """The signals at or below ``prefix`` (``Vehicle.Cabin`` matches ``Vehicle.Cabin.*``,
         not ``Vehicle.CabinX``), with their branches."""

@@ -161,16 +161,19 @@ class EdgeAgent:
             freshness_s=self.config.freshness_s,
             max_skew_s=self.config.max_skew_s,
         )
+        # The manifest first: the custom signals it carries are what campaigns may name.
+        base_catalog = self.catalog
+        restored = restore_manifest(state.manifest, base_catalog, self.vin) if can else None
+        if restored is not None:
+            self.can = restored[1]
+            self.catalog = restored[2]
+            self._inventory = self._with_manifest(restored[0])
         self.engine = CollectionEngine()
         restore_campaigns(self.engine, state.campaigns, self.catalog, self.vin)
         self.outbox = Outbox(identity, buffer)
         self.entitlements = EntitlementGate(self.vin, identity.cloud_key, state.entitlements)
         #: The paid features switched on now (decided each tick from the entitlements).
         self.features: frozenset[str] = frozenset()
-        restored = restore_manifest(state.manifest, self.catalog, self.vin) if can else None
-        if restored is not None:
-            self.can = restored[1]
-            self._inventory = self._with_manifest(restored[0])
         self.downlink = DownlinkHandler(
             self.guard,
             self.engine,
@@ -183,6 +186,7 @@ class EdgeAgent:
             consent=state.consent,
             entitlements=self.entitlements,
             manifest_version=0 if restored is None else restored[0].version,
+            base_catalog=base_catalog,
         )
         self._active_dtcs = active_dtcs
         #: The latest value of every signal seen (upload conditions and DTC counts read it).

@@ -76,15 +76,16 @@ def restore_campaigns(
 
 def restore_manifest(
     record: ManifestInForce, catalog: Catalog, vin: str
-) -> tuple[DecoderManifest, CanDecoding] | None:
-    """The stored decoder manifest in force and its decoding, or None when none is stored or
-    it no longer loads (logged: the agent then decodes with what it was started with, and the
-    cloud's next manifest replaces it)."""
+) -> tuple[DecoderManifest, CanDecoding, Catalog] | None:
+    """The stored decoder manifest in force, its decoding and ``catalog`` with its entries,
+    or None when none is stored or it no longer loads (logged: the agent then decodes with
+    what it was started with, and the cloud's next manifest replaces it)."""
     if record.manifest is None:
         return None
     try:
         manifest = DecoderManifest.from_dict(record.manifest)
-        return manifest, CanDecoding.from_manifest(manifest, catalog)
+        overlaid = manifest.catalog_over(catalog)
+        return manifest, CanDecoding.from_manifest(manifest, overlaid), overlaid
     except BadInputError as e:  # format, DBC and map errors
         log.warning("%s: stored decoder manifest not restored: %s", vin, e)
         return None
@@ -102,7 +103,9 @@ class DownlinkHandler:
     Args:
         guard: the downlink guard (its memory is persisted with every acknowledgement).
         engine: the collection engine campaigns are installed into.
-        catalog: the VSS catalog campaigns are checked against.
+        catalog: the VSS catalog campaigns are checked against (the base one with the
+            entries of the decoder manifest in force; a new manifest replaces it).
+        base_catalog: what each manifest's entries are laid over (default: ``catalog``).
         actuator: applies desired state and commands; None rejects them.
         outbox: where acknowledgements and reports are sealed.
         desired_version: the newest desired-state version applied before (-1: none).
@@ -123,11 +126,13 @@ class DownlinkHandler:
         consent: CollectionConsent | None = None,
         entitlements: EntitlementGate | None = None,
         manifest_version: int = 0,
+        base_catalog: Catalog | None = None,
     ) -> None:
         self.vin = guard.vin
         self.guard = guard
         self.engine = engine
         self.catalog = catalog
+        self.base_catalog = base_catalog or catalog
         self.actuator = actuator
         self.outbox = outbox
         self.desired_version = desired_version
@@ -313,11 +318,14 @@ class DownlinkHandler:
                                     f"than version {self.manifest_version} in force")
             if self._on_manifest is None:
                 raise BadInputError("this vehicle decodes no CAN traffic")
-            decoding = CanDecoding.from_manifest(manifest, self.catalog)
+            # The tenant's custom signals the map decodes into come with the manifest.
+            catalog = manifest.catalog_over(self.base_catalog)
+            decoding = CanDecoding.from_manifest(manifest, catalog)
         except (BadInputError, ConflictError) as e:  # DBC, map and format errors included
             self._acknowledge(Ack(ref, "decoder_manifest", "rejected", str(e), version), now_ns)
             return
         self.manifest_version = manifest.version
+        self.catalog = catalog
         self._on_manifest(manifest, decoding, now_ns)
         self._acknowledge(
             Ack(ref, "decoder_manifest", "applied",
