@@ -9,14 +9,15 @@ from typer.core import TyperOption
 
 from drivetrain import __version__
 from drivetrain.commands import (
-    bench,
     auth,
+    bench,
     campaign,
     can,
     db,
     demo,
     edge,
     fleet,
+    ids,
     ingest,
     jobs,
     lake,
@@ -27,7 +28,6 @@ from drivetrain.commands import (
     vss,
     worker,
 )
-
 
 
 def _show_flags_as_flags() -> None:
@@ -89,6 +89,8 @@ app.add_typer(jobs.command_app, name="command")
 app.add_typer(jobs.job_app, name="job")
 app.add_typer(campaign.app, name="campaign")
 app.add_typer(bench.app, name="bench")
+app.add_typer(ids.app, name="ids")
+bench.app.command("ids", context_settings=ids.BENCH_CONTEXT)(ids.bench_ids)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 

@@ -21,7 +21,10 @@ Public surface (everything else in this package is internal; import these names 
   :class:`MemoryBuffer`, the message types, and what another buffer implementation shares
   (:func:`check_message`, :func:`select_evictions`, :func:`message_from_row`,
   :func:`upgrade_schema`, :func:`encode_records`, :func:`records_from_legacy`);
-- the agent's persisted state: :class:`AgentState` and its records.
+- the agent's persisted state: :class:`AgentState` and its records;
+- intrusion detection (:mod:`drivetrain.edge.ids`): :func:`train_model`, :class:`IdsModel`,
+  :class:`IdsModelError`, :class:`IdsStream`, :class:`SecurityEvent`, :func:`events_from`,
+  :func:`score_capture`, :class:`CaptureScore`.
 """
 
 from drivetrain.edge.actuator import InMemoryActuator, Scalar, VehicleActuator
@@ -54,6 +57,16 @@ from drivetrain.edge.can_input import CanDecoding, DecodeCounters
 from drivetrain.edge.collection import CollectionEngine, CollectionResult
 from drivetrain.edge.expressions import Expression, parse_expression
 from drivetrain.edge.identity import VehicleIdentity
+from drivetrain.edge.ids import (
+    CaptureScore,
+    IdsModel,
+    IdsModelError,
+    IdsStream,
+    SecurityEvent,
+    events_from,
+    score_capture,
+    train_model,
+)
 from drivetrain.edge.samples import Samples
 from drivetrain.edge.sources import (
     BusSource,
@@ -88,6 +101,7 @@ __all__ = [
     "Campaign",
     "CanDecoding",
     "CaptureReplaySource",
+    "CaptureScore",
     "CollectionEngine",
     "CollectionResult",
     "DecodeCounters",
@@ -97,6 +111,9 @@ __all__ = [
     "Eviction",
     "Expression",
     "FrameSource",
+    "IdsModel",
+    "IdsModelError",
+    "IdsStream",
     "InMemoryActuator",
     "InstalledCampaigns",
     "KindSummary",
@@ -104,6 +121,7 @@ __all__ = [
     "OutgoingMessage",
     "Samples",
     "Scalar",
+    "SecurityEvent",
     "SqliteBuffer",
     "StateRecord",
     "Trigger",
@@ -114,10 +132,13 @@ __all__ = [
     "check_message",
     "default_campaign",
     "encode_records",
+    "events_from",
     "message_from_row",
     "open_frame_source",
     "parse_expression",
     "records_from_legacy",
+    "score_capture",
     "select_evictions",
+    "train_model",
     "upgrade_schema",
 ]
