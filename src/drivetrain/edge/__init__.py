@@ -24,7 +24,8 @@ Public surface (everything else in this package is internal; import these names 
 - the agent's persisted state: :class:`AgentState` and its records;
 - intrusion detection (:mod:`drivetrain.edge.ids`): :func:`train_model`, :class:`IdsModel`,
   :class:`IdsModelError`, :class:`IdsStream`, :class:`SecurityEvent`, :func:`events_from`,
-  :func:`score_capture`, :class:`CaptureScore`.
+  :func:`score_capture`, :class:`CaptureScore`; the events' uplink :func:`to_vehicle_event`,
+  :class:`EventLimiter`.
 """
 
 from drivetrain.edge.actuator import InMemoryActuator, Scalar, VehicleActuator
@@ -58,13 +59,16 @@ from drivetrain.edge.collection import CollectionEngine, CollectionResult
 from drivetrain.edge.expressions import Expression, parse_expression
 from drivetrain.edge.identity import VehicleIdentity
 from drivetrain.edge.ids import (
+    SECURITY_EVENT_TYPE,
     CaptureScore,
+    EventLimiter,
     IdsModel,
     IdsModelError,
     IdsStream,
     SecurityEvent,
     events_from,
     score_capture,
+    to_vehicle_event,
     train_model,
 )
 from drivetrain.edge.samples import Samples
@@ -90,6 +94,7 @@ __all__ = [
     "EVENT_PRIORITY",
     "MESSAGE_COLUMNS",
     "REPORT_PRIORITY",
+    "SECURITY_EVENT_TYPE",
     "AgentConfig",
     "AgentState",
     "AgentStats",
@@ -108,6 +113,7 @@ __all__ = [
     "DesiredStateVersion",
     "DownlinkMemory",
     "EdgeAgent",
+    "EventLimiter",
     "Eviction",
     "Expression",
     "FrameSource",
@@ -139,6 +145,7 @@ __all__ = [
     "records_from_legacy",
     "score_capture",
     "select_evictions",
+    "to_vehicle_event",
     "train_model",
     "upgrade_schema",
 ]
