@@ -22,6 +22,7 @@ from drivetrain.commands import (
     jobs,
     lake,
     privacy,
+    security,
     serve,
     sim,
     twin,
@@ -90,6 +91,7 @@ app.add_typer(jobs.job_app, name="job")
 app.add_typer(campaign.app, name="campaign")
 app.add_typer(bench.app, name="bench")
 app.add_typer(ids.app, name="ids")
+app.add_typer(security.app, name="security")
 bench.app.command("ids", context_settings=ids.BENCH_CONTEXT)(ids.bench_ids)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
