@@ -145,3 +145,51 @@ def test_malformed_detector_data_is_counted_as_skipped_not_an_incident(
         report = correlate(session, tenant="acme")
         assert (report.events_read, report.skipped) == (1, 1)
         assert list_incidents(session, tenant="acme") == []
+
+
+def test_a_response_that_needs_approval_is_refused_without_it_and_runs_through_the_dispatcher_with_it(
+    pipeline: IngestPipeline, fleet: Fleet, database: Database
+) -> None:
+    from drivetrain.cloud.commands import get_job, list_deliveries
+    from drivetrain.cloud.security import (
+        approve_response,
+        execute_response,
+        propose_response,
+        refuse_response,
+    )
+    from drivetrain.core.errors import PermissionDeniedError
+
+    for name in ("eu1", "eu2"):
+        _send(pipeline, fleet.vin(name), fleet.key(name), [_event(at_s=1.0)])
+    with database.session() as session:
+        correlate(session, tenant="acme")
+        proposed = propose_response(
+            session, tenant="acme", signature="cross_signal:0x0D0", playbook="disable_function",
+            function="reverse_assist", actor="ana",
+        )
+        assert proposed.status == "proposed" and proposed.job_id is None
+        assert set(proposed.vins) == {fleet.vin("eu1"), fleet.vin("eu2")}
+        with pytest.raises(StateTransitionError, match="requires approval"):
+            execute_response(session, tenant="acme", response_id=proposed.response_id, actor="ana")
+        with pytest.raises(PermissionDeniedError, match="another person"):
+            approve_response(session, tenant="acme", response_id=proposed.response_id, actor="ana")
+        done = approve_response(session, tenant="acme", response_id=proposed.response_id, actor="lead")
+        assert done.status == "executed" and done.decided_by == "lead" and done.job_id
+        job = get_job(session, done.job_id, tenant="acme")
+        assert job.origin == "security" and job.body["name"] == "security.disable_function"
+        assert job.body["args"] == {"function": "reverse_assist", "signature": "cross_signal:0x0D0"}
+        deliveries = list_deliveries(session, done.job_id, tenant="acme")
+        assert {d.vin for d in deliveries.deliveries} == set(proposed.vins)
+        with pytest.raises(StateTransitionError):
+            refuse_response(session, tenant="acme", response_id=done.response_id, actor="lead")
+        audit = [e.action for e in list_audit(session, "acme") if e.action.startswith("security.response")]
+        assert audit == ["security.response.propose", "security.response.execute"]
+        with pytest.raises(BadInputError, match="needs a function name"):
+            propose_response(session, tenant="acme", signature="cross_signal:0x0D0",
+                             playbook="disable_function", actor="ana")
+        with pytest.raises(NotFoundError, match="no unresolved incident"):
+            propose_response(session, tenant="globex", signature="cross_signal:0x0D0",
+                             playbook="collect_evidence", actor="ana")
+        auto = propose_response(session, tenant="acme", signature="cross_signal:0x0D0",
+                                playbook="collect_evidence", actor="ana")
+        assert auto.status == "executed" and auto.decided_by == "playbook:collect_evidence"

@@ -62,3 +62,23 @@ class SecurityCursorRow(Base):
         ForeignKey("tenants.tenant_id", ondelete="RESTRICT"), primary_key=True
     )
     last_event_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class SecurityResponseRow(Base):
+    """A response playbook run against the vehicles of an incident signature."""
+
+    __tablename__ = "security_responses"
+    __table_args__ = (Index("ix_security_responses_tenant_id_status", "tenant_id", "status"),)
+
+    response_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.tenant_id", ondelete="RESTRICT"))
+    signature: Mapped[str] = mapped_column(String(200))
+    playbook: Mapped[str] = mapped_column(String(40))
+    args: Mapped[str] = mapped_column(Text)  # canonical JSON object
+    vins: Mapped[str] = mapped_column(Text)  # JSON list
+    status: Mapped[str] = mapped_column(String(16))  # proposed | executed | refused
+    requested_by: Mapped[str] = mapped_column(String(120))
+    decided_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    job_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

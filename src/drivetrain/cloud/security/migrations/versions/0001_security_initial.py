@@ -1,4 +1,4 @@
-"""security: incidents, analyst actions, the correlation cursor
+"""security: incidents, analyst actions, the correlation cursor, responses
 
 Revision ID: security_0001
 Revises:
@@ -74,7 +74,32 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "security_responses",
+        sa.Column("response_id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("tenant_id", sa.String(63), nullable=False),
+        sa.Column("signature", sa.String(200), nullable=False),
+        sa.Column("playbook", sa.String(40), nullable=False),
+        sa.Column("args", sa.Text(), nullable=False),
+        sa.Column("vins", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("requested_by", sa.String(120), nullable=False),
+        sa.Column("decided_by", sa.String(120), nullable=True),
+        sa.Column("job_id", sa.String(40), nullable=True),
+        sa.Column("created_at", _TS, nullable=False),
+        sa.Column("decided_at", _TS, nullable=True),
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.tenant_id"],
+                                name=op.f("fk_security_responses_tenant_id_tenants"),
+                                ondelete="RESTRICT"),
+        sa.PrimaryKeyConstraint("response_id", name=op.f("pk_security_responses")),
+    )
+    op.create_index("ix_security_responses_tenant_id_status", "security_responses",
+                    ["tenant_id", "status"])
+
+
 def downgrade() -> None:
+    op.drop_index("ix_security_responses_tenant_id_status", table_name="security_responses")
+    op.drop_table("security_responses")
     op.drop_table("security_cursors")
     op.drop_index(op.f("ix_security_incident_actions_incident_id"),
                   table_name="security_incident_actions")
