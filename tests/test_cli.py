@@ -25,6 +25,7 @@ READERS = [
     "twin get", "twin query", "twin status", "privacy consent show", "privacy consent set",
     "privacy categories", "db current", "edge buffer",
     "security events list", "security incidents list", "security incidents show", "security fleet list",
+    "security responses list",
 ]
 #: Command names that read or list: a new command named so must offer --json too.
 _READING_NAMES = {"list", "show", "info", "stats", "counts", "query", "sql", "status", "get",

@@ -74,5 +74,15 @@ def test_events_become_incidents_and_a_fleet_incident_and_the_workflow_runs(
     assert [a["action"] for a in shown["actions"]] == ["open", "acknowledge", "assign", "annotate", "resolve"]
     assert "is resolved" in cli("security", "incidents", "ack", iid, "--tenant", "acme", code=1)
     assert "not found" in cli("security", "incidents", "show", "999", "--tenant", "acme", code=1)
+    assert "no responses" in cli("security", "responses", "list", "--tenant", "acme")
+    other = str(incidents[1]["incident_id"])
+    assert other
+    monkeypatch_user = cli("security", "responses", "propose", "cross_signal:0x0D0", "--tenant", "acme",
+                           "--playbook", "disable_function", "--function", "reverse_assist")
+    assert "proposed" in monkeypatch_user and "1 vehicles" in monkeypatch_user
+    assert "another person" in cli("security", "responses", "approve", "1", "--tenant", "acme", code=1)
+    assert "refused" in cli("security", "responses", "refuse", "1", "--tenant", "acme")
+    listed = json.loads(cli("security", "responses", "list", "--tenant", "acme", "--json"))["responses"]
+    assert [r["status"] for r in listed] == ["refused"]
     assert "no signature on two or more" in cli("security", "fleet", "list", "--tenant", "acme", "--by", "region",
                                                  "--window-s", "1")

@@ -220,3 +220,76 @@ def fleet_list(
          Column("severity"), Column("last event", "time")],
         [[f.signature, f.group, len(f.vehicles), f.events, f.severity, _iso_ns(f.last_ns)] for f in found],
     )
+
+
+responses_app = typer.Typer(help="Response playbooks: propose, approve, refuse, list.", no_args_is_help=True)
+app.add_typer(responses_app, name="responses")
+
+
+def _print_response(response: Any) -> None:
+    stdout_console().print(
+        f"response {response.response_id} ({response.playbook}, {len(response.vins)} vehicles): "
+        f"{response.status}" + (f", job {response.job_id}" if response.job_id else "")
+    )
+
+
+@responses_app.command("propose")
+def responses_propose(
+    signature: Annotated[str, typer.Argument(help="Incident signature, e.g. cross_signal:0x0D0.")],
+    tenant: TenantOption,
+    playbook: Annotated[str, typer.Option("--playbook", help="disable_function, security_channel or collect_evidence.")],
+    function: Annotated[str | None, typer.Option("--function", help="Function to disable (disable_function).")] = None,
+) -> None:
+    """Propose a playbook for every vehicle with an unresolved incident of SIGNATURE (an
+    automatic playbook runs at once; the others wait for a second person's approval)."""
+    from drivetrain.cloud.security import propose_response
+
+    _print_response(_in_session(lambda s: propose_response(
+        s, tenant=tenant, signature=signature, playbook=playbook, function=function, actor=cli_actor())))  # fmt: skip
+
+
+@responses_app.command("approve")
+def responses_approve(
+    response_id: Annotated[int, typer.Argument(help="Response id.", min=1, max=2**63 - 1)], tenant: TenantOption
+) -> None:
+    """Approve a proposed response (not the one who proposed it) and send its commands."""
+    from drivetrain.cloud.security import approve_response
+
+    _print_response(_in_session(lambda s: approve_response(s, tenant=tenant, response_id=response_id,
+                                                           actor=cli_actor())))
+
+
+@responses_app.command("refuse")
+def responses_refuse(
+    response_id: Annotated[int, typer.Argument(help="Response id.", min=1, max=2**63 - 1)], tenant: TenantOption
+) -> None:
+    """Refuse a proposed response: nothing is sent."""
+    from drivetrain.cloud.security import refuse_response
+
+    _print_response(_in_session(lambda s: refuse_response(s, tenant=tenant, response_id=response_id,
+                                                          actor=cli_actor())))
+
+
+@responses_app.command("list")
+def responses_list(
+    tenant: TenantOption,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many.")] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """Responses, newest first."""
+    from drivetrain.cloud.security import list_responses
+
+    found = _in_session(lambda s: list_responses(s, tenant=tenant, limit=limit))
+    if as_json:
+        emit_json({"responses": [r.to_dict() for r in found]})
+        return
+    if not found:
+        stdout_console().print(f"no responses in tenant {tenant!r}")
+        return
+    print_table(
+        f"{len(found)} responses",
+        [Column("id", "number"), Column("signature", "id"), Column("playbook"), Column("vehicles", "number"),
+         Column("status"), Column("requested by", "id"), Column("decided by", "id"), Column("job", "id")],
+        [[r.response_id, r.signature, r.playbook, len(r.vins), r.status, r.requested_by, r.decided_by or "",
+          r.job_id or ""] for r in found],
+    )
