@@ -10,6 +10,7 @@ from drivetrain.cloud.commands import api as commands_api
 from drivetrain.cloud.ingest import api as ingest_api
 from drivetrain.cloud.lake import api as lake_api
 from drivetrain.cloud.privacy import api as privacy_api
+from drivetrain.cloud.security import api as security_api
 from drivetrain.cloud.twins import api as twins_api
 
 # (prefix, router) per domain, mounted in this order. Later domains append theirs, e.g.
@@ -29,6 +30,7 @@ ROUTERS: list[tuple[str, APIRouter]] = [
     ("/v1/campaigns", campaigns_api.router),
     ("/v1/catalogs", campaigns_api.catalogs_router),
     ("/v1/vehicle-models", campaigns_api.models_router),
+    ("/v1/security", security_api.router),
 ]
 
 
