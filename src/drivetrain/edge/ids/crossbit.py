@@ -222,7 +222,7 @@ class CrossBitDetector:
         list[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.bool_]]],
     ]:
         raw = np.zeros(len(view))
-        details = []
+        details: list[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.bool_]]] = []
         if not self._by_x or not len(view):
             return raw, details
         latest, previous, valid = self._partners(view)

@@ -79,7 +79,8 @@ class IdsModel:
 
     def save(self, path: str | Path) -> None:
         arrays: dict[str, npt.NDArray[Any]] = {"ids": self.ids.keys}
-        for d in [*self.detectors, self.timing]:
+        parts: list[Detector | TimingDetector] = [*self.detectors, self.timing]
+        for d in parts:
             for key, value in d.state().items():
                 arrays[f"{d.name}.{key}"] = value
         header = {
@@ -144,7 +145,8 @@ class IdsModel:
         detectors = _new_detectors(names)
         timing = TimingDetector()
         try:
-            for d in [*detectors, timing]:
+            loaded: list[Detector | TimingDetector] = [*detectors, timing]
+            for d in loaded:
                 prefix = f"{d.name}."
                 d.load({k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)})
         except (KeyError, ValueError, TypeError, IndexError) as e:
@@ -296,7 +298,8 @@ def train_model(
         for i in held.tolist():
             _collect_fired(segments[i], fold_ids, fold_detectors, timing, banned)
     fitted, timing, _ = _fit(ids, segments, detectors)
-    for d in [*fitted, timing]:
+    final: list[Detector | TimingDetector] = [*fitted, timing]
+    for d in final:
         d.ban(banned.get(d.name, set()), ids)
     meta = {
         "trained_frames": int(sum(len(s) for s in segments)),
