@@ -111,4 +111,6 @@ def _run(context: DemoContext) -> ActResult:
     })  # fmt: skip
 
 
-ATTACK_ANSWERED = Act(name="attack-answered", title="Attack answered", run=_run)
+# It needs a few seconds; a small weight leaves the earlier acts their share of the budget
+# (the last act gets whatever time is left anyway).
+ATTACK_ANSWERED = Act(name="attack-answered", title="Attack answered", run=_run, weight=0.25)
