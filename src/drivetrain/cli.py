@@ -18,6 +18,7 @@ from drivetrain.commands import (
     demo,
     edge,
     fleet,
+    ids,
     ingest,
     insights,
     jobs,
@@ -25,6 +26,7 @@ from drivetrain.commands import (
     ota,
     portability,
     privacy,
+    security,
     serve,
     sim,
     twin,
@@ -95,6 +97,9 @@ app.add_typer(commerce.app, name="commerce")
 app.add_typer(bench.app, name="bench")
 app.add_typer(ota.app, name="ota")
 app.add_typer(insights.app, name="insights")
+app.add_typer(ids.app, name="ids")
+app.add_typer(security.app, name="security")
+bench.app.command("ids", context_settings=ids.BENCH_CONTEXT)(ids.bench_ids)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.command("export")(portability.export)

@@ -52,3 +52,21 @@ def test_privacy_benchmark_ends_with_erasure_and_export_figures() -> None:
     for key in ("erase_seconds", "baseline_erase_seconds", "export_rows_per_s",
                 "import_rows_per_s", "baseline_copy_rows_per_s", "erase_ratio", "export_ratio"):
         assert isinstance(figures[key], int | float) and figures[key] > 0, key
+@pytest.mark.shared_data
+def test_ids_benchmark_quick_mode_ends_with_its_json_figures(shared_data: Path) -> None:
+    assert (shared_data / "road").is_dir()
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "benchmarks" / "ids.py"), "--quick"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(figures) == {"road", "simulator"}
+    for scope in figures.values():
+        assert set(scope) == {"ours", "baseline"}
+        for captures in scope.values():
+            for c in captures.values():
+                assert {"auroc", "precision", "recall", "f1", "latency_s", "us_per_frame",
+                        "false_alerts_per_h"} <= set(c)
+    assert set(figures["simulator"]["ours"]) == {"flooding", "fuzzing_random_ids", "fuzzing_known_ids",
+                                                 "replay", "spoofing", "masquerade"}

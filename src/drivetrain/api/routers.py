@@ -14,6 +14,7 @@ from drivetrain.cloud.lake import api as lake_api
 from drivetrain.cloud.ota import api as ota_api
 from drivetrain.cloud.portability import api as portability_api
 from drivetrain.cloud.privacy import api as privacy_api
+from drivetrain.cloud.security import api as security_api
 from drivetrain.cloud.twins import api as twins_api
 
 # (prefix, router) per domain, mounted in this order. Later domains append theirs, e.g.
@@ -37,6 +38,7 @@ ROUTERS: list[tuple[str, APIRouter]] = [
     ("/v1/commerce", commerce_api.router),
     ("/v1/ota", ota_api.router),
     ("/v1/insights", insights_api.router),
+    ("/v1/security", security_api.router),
 ]
 
 

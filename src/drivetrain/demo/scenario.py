@@ -8,6 +8,7 @@ command never change for a new act. See docs/demo.md.
 from __future__ import annotations
 
 from drivetrain.demo.act_api_secured import API_SECURED
+from drivetrain.demo.act_attack_answered import ATTACK_ANSWERED
 from drivetrain.demo.act_campaigns import CAMPAIGN_COLLECTS
 from drivetrain.demo.act_can_roundtrip import CAN_ROUNDTRIP
 from drivetrain.demo.act_charging import CHARGING_PLANNED
@@ -34,4 +35,5 @@ SCENARIO: tuple[Act, ...] = (
     PRIVACY,
     COMMERCE_ACT,
     UPDATE_ROLLS_OUT,
+    ATTACK_ANSWERED,
 )

@@ -26,6 +26,10 @@ Public surface (everything else in this package is internal; import these names 
   :class:`TokenRefused`, and :class:`FeatureSwitch` (an actuator that switches features).
 - over-the-air updates: :mod:`tuf_client` (one TUF repository), :class:`UptanePrimary`
   (Uptane full verification), :class:`AbEcu` (A/B slots with automatic rollback).
+- intrusion detection (:mod:`drivetrain.edge.ids`): :func:`train_model`, :class:`IdsModel`,
+  :class:`IdsModelError`, :class:`IdsStream`, :class:`SecurityEvent`, :func:`events_from`,
+  :func:`score_capture`, :class:`CaptureScore`; the events' uplink :func:`to_vehicle_event`,
+  :class:`EventLimiter`.
 """
 
 from drivetrain.edge.actuator import FeatureSwitch, InMemoryActuator, Scalar, VehicleActuator
@@ -85,6 +89,18 @@ from drivetrain.edge.ota import (
     VerifiedInstall,
     full_verification,
     tuf_client,
+from drivetrain.edge.ids import (
+    SECURITY_EVENT_TYPE,
+    CaptureScore,
+    EventLimiter,
+    IdsModel,
+    IdsModelError,
+    IdsStream,
+    SecurityEvent,
+    events_from,
+    score_capture,
+    to_vehicle_event,
+    train_model,
 )
 from drivetrain.edge.samples import Samples
 from drivetrain.edge.sources import (
@@ -112,6 +128,7 @@ __all__ = [
     "MESSAGE_COLUMNS",
     "REPORT_PRIORITY",
     "AbEcu",
+    "SECURITY_EVENT_TYPE",
     "AgentConfig",
     "AgentState",
     "AgentStats",
@@ -123,6 +140,7 @@ __all__ = [
     "Campaign",
     "CanDecoding",
     "CaptureReplaySource",
+    "CaptureScore",
     "CollectionEngine",
     "CollectionResult",
     "DecodeCounters",
@@ -134,6 +152,7 @@ __all__ = [
     "EdgeAgent",
     "EntitlementGate",
     "EntitlementRefusal",
+    "EventLimiter",
     "Eviction",
     "Expression",
     "FeatureState",
@@ -144,6 +163,9 @@ __all__ = [
     "HealthResult",
     "ImageHashError",
     "ImageRollbackError",
+    "IdsModel",
+    "IdsModelError",
+    "IdsStream",
     "InMemoryActuator",
     "InstallOutcome",
     "InstalledCampaigns",
@@ -156,6 +178,7 @@ __all__ = [
     "Samples",
     "Scalar",
     "SlotImage",
+    "SecurityEvent",
     "SqliteBuffer",
     "StateRecord",
     "TokenRefused",
@@ -174,11 +197,15 @@ __all__ = [
     "default_campaign",
     "encode_records",
     "full_verification",
+    "events_from",
     "message_from_row",
     "open_frame_source",
     "parse_expression",
     "records_from_legacy",
+    "score_capture",
     "select_evictions",
     "tuf_client",
+    "to_vehicle_event",
+    "train_model",
     "upgrade_schema",
 ]

@@ -7,11 +7,10 @@ from pathlib import Path
 import cantools
 import pytest
 
-from drivetrain.core.can import dump_dbc, load_dbc, load_signal_map
+from drivetrain.core.can import dump_dbc, e2e_protection, load_dbc, load_signal_map
 from drivetrain.core.errors import NotFoundError
 from drivetrain.core.vss import builtin_catalog
 from drivetrain.sim.can import MAPPED_VSS_PATHS, VEHICLE_MODELS, VehicleCan, load_vehicle_can
-from drivetrain.sim.can.e2e import e2e_protection
 from drivetrain.sim.can.vehicles import dbc_path, map_path
 from drivetrain.sim.physics.vehicle_models import VEHICLE_MODELS as VEHICLE_PHYSICS
 

@@ -12,6 +12,8 @@ Public surface (everything else in this package is internal; import these names 
   to Parquet) and its progress and summary;
 - decoder manifests (a vehicle model's DBCs and map, as the cloud sends them):
   :class:`DecoderManifest`;
+- end-to-end protection (AUTOSAR E2E profile 1 counters and CRC-8 checksums declared in the
+  DBC): :class:`E2EChecker`, :class:`E2EProtection`, :func:`e2e_protection`, :class:`Crc8`;
 - the DBC→VSS mapping: :class:`SignalMap`, :func:`load_signal_map`, :func:`parse_signal_map`,
   :func:`dump_signal_map`, :func:`dumps_signal_map`, :class:`VssSignals`.
 """
@@ -31,6 +33,16 @@ from drivetrain.core.can.captures import (
 )
 from drivetrain.core.can.dbc import LoadedDbc, dump_dbc, load_dbc
 from drivetrain.core.can.decoder import BatchDecoder, DecodeReport, FrameKey
+from drivetrain.core.can.e2e import (
+    CHECKSUM_ALGORITHMS,
+    CRC8_AUTOSAR_H2F,
+    CRC8_SAE_J1850,
+    Crc8,
+    E2EChecker,
+    E2EProtection,
+    E2EVerdict,
+    e2e_protection,
+)
 from drivetrain.core.can.frames import (
     CAN_FD_MAX_BYTES,
     CLASSIC_CAN_MAX_BYTES,
@@ -52,7 +64,10 @@ from drivetrain.core.can.signal_map import (
 __all__ = [
     "CAN_FD_MAX_BYTES",
     "CAPTURE_FORMATS",
+    "CHECKSUM_ALGORITHMS",
     "CLASSIC_CAN_MAX_BYTES",
+    "CRC8_AUTOSAR_H2F",
+    "CRC8_SAE_J1850",
     "DEFAULT_CHUNK_FRAMES",
     "MANIFEST_ECU",
     "MAX_MANIFEST_BYTES",
@@ -60,11 +75,15 @@ __all__ = [
     "Capture",
     "CaptureChunk",
     "CaptureFormat",
+    "Crc8",
     "DecodeProgress",
     "DecodeReport",
     "DecodeSummary",
     "DecodedSignals",
     "DecoderManifest",
+    "E2EChecker",
+    "E2EProtection",
+    "E2EVerdict",
     "FrameBatch",
     "FrameKey",
     "FrameLabels",
@@ -78,6 +97,7 @@ __all__ = [
     "dump_dbc",
     "dump_signal_map",
     "dumps_signal_map",
+    "e2e_protection",
     "iter_capture",
     "load_dbc",
     "load_signal_map",

@@ -5,21 +5,22 @@
   lists the VSS paths each model's bus carries.
 - **Frame synthesis** (:mod:`.synthesizer`): ``FrameSynthesizer`` turns per-vehicle VSS values
   into every frame of every vehicle's bus in a time window, vectorised across the fleet, with
-  seeded phases, clock drift, jitter, rolling counters and CRC-8 checksums (:mod:`.e2e`).
+  seeded phases, clock drift, jitter, rolling counters and CRC-8 checksums
+  (:mod:`drivetrain.core.can.e2e`, the same check the vehicle's receivers run).
 - **Buses and logs** (:mod:`.bus`): send frames to a python-can virtual bus.
 - **Attacks** (:mod:`.attacks`, :mod:`.forgery`): flooding, fuzzing, replay, suspension,
   targeted spoofing and masquerade, each recorded as ground truth (:mod:`.ground_truth`).
 """
 
-from drivetrain.sim.can.attacks import FuzzIds, flood, fuzz, replay, suspend
-from drivetrain.sim.can.bus import frame_messages, open_virtual_bus, send_frames
-from drivetrain.sim.can.e2e import (
+from drivetrain.core.can import (
     CHECKSUM_ALGORITHMS,
     CRC8_AUTOSAR_H2F,
     CRC8_SAE_J1850,
     Crc8,
     E2EProtection,
 )
+from drivetrain.sim.can.attacks import FuzzIds, flood, fuzz, replay, suspend
+from drivetrain.sim.can.bus import frame_messages, open_virtual_bus, send_frames
 from drivetrain.sim.can.forgery import dbc_values, masquerade, spoof
 from drivetrain.sim.can.ground_truth import (
     ATTACK_KINDS,

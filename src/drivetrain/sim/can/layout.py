@@ -23,9 +23,14 @@ import numpy as np
 import numpy.typing as npt
 from cantools.database.can import Database, Message, Signal
 
-from drivetrain.core.can import CLASSIC_CAN_MAX_BYTES, FrameBatch
+from drivetrain.core.can import (
+    CLASSIC_CAN_MAX_BYTES,
+    E2EChecker,
+    E2EProtection,
+    FrameBatch,
+    e2e_protection,
+)
 from drivetrain.core.errors import DbcFormatError, NotFoundError
-from drivetrain.sim.can.e2e import E2EProtection, e2e_protection
 
 _U64 = np.uint64
 
@@ -267,22 +272,17 @@ class BusLayout:
     def checksum_ok(self, frames: FrameBatch) -> npt.NDArray[np.bool_]:
         """Per frame, False where a protected message's checksum byte is wrong or the frame is
         too short to hold it (True for frames of unprotected or unknown messages) — the check a
-        receiving ECU makes."""
-        ok = np.ones(len(frames), np.bool_)
-        for layout in self.messages:
-            protection = layout.protection
-            if protection is None or not protection.has_checksum:
-                continue
-            rows = np.flatnonzero(
-                (frames.frame_id == layout.frame_id) & (frames.is_extended == layout.is_extended)
-            )
-            if not len(rows):
-                continue
-            whole = frames.length[rows] >= layout.length
-            ok[rows[~whole]] = False
-            full = rows[whole]
-            if len(full):
-                ok[full] = protection.checksum_ok(frames.data[full])
+        receiving ECU makes, by the same :class:`~drivetrain.core.can.e2e.E2EChecker` the
+        vehicle's intrusion detector runs."""
+        checker = E2EChecker(
+            {
+                (m.frame_id, m.is_extended): m.protection
+                for m in self.messages
+                if m.protection is not None
+            }
+        )
+        verdict = checker.check(frames.frame_id, frames.is_extended, frames.length, frames.data)
+        ok: npt.NDArray[np.bool_] = ~verdict.bad_checksum
         return ok
 
 

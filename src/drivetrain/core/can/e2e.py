@@ -14,6 +14,10 @@ attributes of the DBC (so any tool that reads the DBC sees them)::
     BA_ "E2EChecksumAlgorithm" BO_ 195 "CRC8_SAE_J1850";
     BA_ "E2EDataId" BO_ 195 259;
 
+A receiver (the gateway, an ECU, the vehicle's intrusion detector) checks both per frame:
+:class:`E2EChecker` holds the protections of a DBC's messages and says, for a batch of frames,
+which fail their checksum and which break their message's counter sequence.
+
 Two algorithms, both standard, parametrised as in the CRC catalogue (no reflection):
 
 =====================  ==========  ====  =======  =============================
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -84,7 +89,9 @@ CHECKSUM_ALGORITHMS: dict[str, Crc8] = {c.name: c for c in (CRC8_SAE_J1850, CRC8
 class E2EProtection:
     """How one message is protected: a rolling counter, a checksum, or both.
 
-    ``checksum_byte`` is the payload byte (0-based) that holds the 8-bit checksum.
+    ``checksum_byte`` is the payload byte (0-based) that holds the 8-bit checksum; the counter
+    lies at ``counter_shift`` (its LSB) in the payload's first 8 bytes read as a little-endian
+    (Intel) or big-endian (Motorola) word, ``counter_bits`` wide.
     """
 
     message: str
@@ -95,10 +102,22 @@ class E2EProtection:
     checksum_byte: int = -1
     length: int = 8
     covered: tuple[int, ...] = field(default=())
+    counter_shift: int = 0
+    counter_bits: int = 0
+    counter_big_endian: bool = False
 
     @property
     def has_checksum(self) -> bool:
         return self.algorithm is not None
+
+    def counters(self, payload: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
+        """The rolling counter of many frames at once (``payload`` is ``(n, >= length)``)."""
+        block = np.zeros((len(payload), 8), np.uint8)
+        width = min(8, payload.shape[1])
+        block[:, :width] = payload[:, :width]
+        word = block.view(">u8" if self.counter_big_endian else "<u8")[:, 0]
+        mask = np.uint64((1 << self.counter_bits) - 1)
+        return ((word >> np.uint64(self.counter_shift)) & mask).astype(np.int64)
 
     def start_register(self) -> int:
         """The CRC register after the data id (low byte, high byte), before the payload."""
@@ -171,8 +190,11 @@ def e2e_protection(message: Message) -> E2EProtection | None:
             f"{where}: counter {counter} must be an unsigned field of at most 8 bits outside "
             f"any multiplexer branch, got {signal.length} bits, signed={signal.is_signed}"
         )
+    geometry = _counter_geometry(signal.start, signal.length, signal.byte_order == "big_endian")
+    if geometry is None:
+        raise DbcFormatError(f"{where}: counter {counter} must lie in the first 8 payload bytes")
     if not checksum:
-        return E2EProtection(message.name, counter, length=message.length)
+        return E2EProtection(message.name, counter, length=message.length, **geometry)
     signal = names.get(checksum)
     if signal is None:
         raise DbcFormatError(
@@ -195,8 +217,24 @@ def e2e_protection(message: Message) -> E2EProtection | None:
         raise DbcFormatError(f"{where}: {DATA_ID_ATTRIBUTE} {data_id} is outside 0..65535")
     covered = tuple(i for i in range(message.length) if i != byte)
     return E2EProtection(
-        message.name, counter, checksum, crc, data_id, byte, message.length, covered
+        message.name, counter, checksum, crc, data_id, byte, message.length, covered, **geometry
     )
+
+
+def _counter_geometry(start: int, length: int, big_endian: bool) -> dict[str, Any] | None:
+    """Where a counter field sits in the 64-bit payload word (None past byte 7)."""
+    if big_endian:
+        # DBC Motorola start bit is the MSB in sawtooth numbering; count from the word's MSB.
+        msb_from_top = (start // 8) * 8 + (7 - start % 8)
+        lsb_from_top = msb_from_top + length - 1
+        if lsb_from_top > 63:
+            return None
+        shift = 63 - lsb_from_top
+    else:
+        if start + length > 64:
+            return None
+        shift = start
+    return {"counter_shift": shift, "counter_bits": length, "counter_big_endian": big_endian}
 
 
 def _whole_byte(start: int, length: int, big_endian: bool) -> int | None:
@@ -206,3 +244,74 @@ def _whole_byte(start: int, length: int, big_endian: bool) -> int | None:
     if big_endian:
         return start // 8 if start % 8 == 7 else None
     return start // 8 if start % 8 == 0 else None
+
+
+@dataclass(frozen=True)
+class E2EVerdict:
+    """Per frame of a batch: whether its checksum is wrong, and whether its counter is not
+    the previous frame's of the same message plus one (modulo the counter's range)."""
+
+    bad_checksum: npt.NDArray[np.bool_]
+    bad_counter: npt.NDArray[np.bool_]
+
+
+class E2EChecker:
+    """The receiver's end-to-end check over a stream of frames, for every protected message
+    of a DBC. Stateful: the last counter of each message carries over between batches, so
+    checking a capture in chunks gives the same verdicts as checking it whole."""
+
+    def __init__(self, protections: dict[tuple[int, bool], E2EProtection]) -> None:
+        self.protections = dict(protections)
+        self._last: dict[tuple[int, bool], int] = {}
+
+    @classmethod
+    def from_messages(cls, messages: list[Message]) -> E2EChecker:
+        """The checker for every message of ``messages`` that declares a protection.
+
+        Raises:
+            DbcFormatError: a message's E2E attributes are invalid (see ``e2e_protection``).
+        """
+        found = {}
+        for message in messages:
+            protection = e2e_protection(message)
+            if protection is not None:
+                found[(int(message.frame_id), bool(message.is_extended_frame))] = protection
+        return cls(found)
+
+    def reset(self) -> None:
+        """Forget the last counters (a new capture or a bus restart)."""
+        self._last.clear()
+
+    def check(
+        self,
+        frame_id: npt.NDArray[np.uint32],
+        is_extended: npt.NDArray[np.bool_],
+        length: npt.NDArray[np.uint8],
+        data: npt.NDArray[np.uint8],
+    ) -> E2EVerdict:
+        """Check a batch of frames in time order. A frame too short for its message's
+        protection fails both checks; frames of unprotected messages pass both."""
+        bad_crc = np.zeros(len(frame_id), np.bool_)
+        bad_counter = np.zeros(len(frame_id), np.bool_)
+        for key, protection in self.protections.items():
+            rows = np.flatnonzero((frame_id == key[0]) & (is_extended == key[1]))
+            if not len(rows):
+                continue
+            short = length[rows] < protection.length
+            bad_crc[rows[short]] = True
+            bad_counter[rows[short]] = True
+            full = rows[~short]
+            if not len(full):
+                continue
+            payload = data[full]
+            if protection.has_checksum:
+                bad_crc[full] = ~protection.checksum_ok(payload)
+            counters = protection.counters(payload)
+            previous = np.empty_like(counters)
+            previous[1:] = counters[:-1]
+            last = self._last.get(key)
+            previous[0] = counters[0] - 1 if last is None else last
+            modulus = 1 << protection.counter_bits
+            bad_counter[full] = (counters - previous - 1) % modulus != 0
+            self._last[key] = int(counters[-1])
+        return E2EVerdict(bad_crc, bad_counter)

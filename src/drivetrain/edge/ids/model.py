@@ -1,0 +1,312 @@
+"""The intrusion-detection model: training from benign captures, a versioned file, scoring.
+
+Training (:func:`train_model`) splits the benign traffic into segments (one per capture; the two
+halves of each when there are fewer than three), fits every detector on all segments but one and
+runs it over the one left out, and stops trusting every cell (an id's byte or bit, a rule, an
+id's timing) that raised a score on that benign segment. The final detectors are fitted on every
+segment with those cells removed, so the operating threshold — a normalised score above 1 — is
+fixed from benign data alone.
+
+The file (``.npz``, arrays only, no pickles) carries ``FORMAT`` and ``VERSION``; loading checks
+both and maps every failure to :class:`IdsModelError`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from drivetrain.core.can import FrameBatch
+from drivetrain.core.errors import BadInputError
+from drivetrain.edge.ids.crossbit import CrossBitDetector
+from drivetrain.edge.ids.detectors import Detector, payload_detectors
+from drivetrain.edge.ids.stream import IdTable, StreamState, advance, index_batch, relink
+from drivetrain.edge.ids.timing import TimingDetector
+
+FORMAT = "drivetrain-ids-model"
+VERSION = 1
+MAX_MODEL_BYTES = 64 * 1024 * 1024
+_MAX_FOLDS = 4
+_CALIBRATION_BATCH = 8192
+
+
+class IdsModelError(BadInputError):
+    """A model file that is not a readable intrusion-detection model of a supported version."""
+
+
+@dataclass(frozen=True)
+class ScoredFrames:
+    """Per frame of a batch: the normalised score (alert above 1) and the detector that gave
+    it (an index into :attr:`IdsModel.detector_names`)."""
+
+    score: npt.NDArray[np.float64]
+    detector: npt.NDArray[np.int8]
+    row: npt.NDArray[np.intp]
+
+    @property
+    def alert(self) -> npt.NDArray[np.bool_]:
+        out: npt.NDArray[np.bool_] = self.score > 1.0
+        return out
+
+
+class IdsModel:
+    """Fitted detectors over one vehicle model's id table."""
+
+    def __init__(
+        self, ids: IdTable, detectors: list[Detector], timing: TimingDetector, meta: dict[str, Any]
+    ) -> None:
+        self.ids = ids
+        self.detectors = detectors
+        self.timing = timing
+        self.meta = meta
+
+    @property
+    def detector_names(self) -> tuple[str, ...]:
+        return (*(d.name for d in self.detectors), self.timing.name)
+
+    def stream(self) -> IdsStream:
+        """A scorer for one bus, with its own state (start one per capture or bus)."""
+        return IdsStream(self)
+
+    # --- file -----------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> None:
+        arrays: dict[str, npt.NDArray[Any]] = {"ids": self.ids.keys}
+        parts: list[Detector | TimingDetector] = [*self.detectors, self.timing]
+        for d in parts:
+            for key, value in d.state().items():
+                arrays[f"{d.name}.{key}"] = value
+        header = {
+            **self.meta,
+            "format": FORMAT,
+            "version": VERSION,
+            "detectors": [d.name for d in self.detectors],
+        }
+        arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]
+        Path(path).write_bytes(buffer.getvalue())
+
+    @classmethod
+    def load(cls, path: str | Path) -> IdsModel:
+        """Read a model file.
+
+        Raises:
+            IdsModelError: missing, too large, not an ``.npz`` of ours, another format or
+                version, or arrays of the wrong shape.
+        """
+        p = Path(path)
+        try:
+            size = p.stat().st_size
+        except OSError as e:
+            raise IdsModelError(f"model file '{p}' cannot be read: {e.strerror or e}") from e
+        if size > MAX_MODEL_BYTES:
+            raise IdsModelError(
+                f"model file '{p}' is {size} bytes; at most {MAX_MODEL_BYTES} expected"
+            )
+        try:
+            data = p.read_bytes()
+        except OSError as e:
+            raise IdsModelError(f"model file '{p}' cannot be read: {e.strerror or e}") from e
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+            header = json.loads(bytes(arrays.pop("header")).decode())
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            zipfile.BadZipFile,
+            UnicodeDecodeError,
+            EOFError,
+        ) as e:
+            raise IdsModelError(
+                f"model file '{p}' is not an intrusion-detection model (.npz): {e}"
+            ) from e
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise IdsModelError(
+                f"model file '{p}' has format {header.get('format') if isinstance(header, dict) else None!r}; expected {FORMAT!r}"
+            )
+        if header.get("version") != VERSION:
+            raise IdsModelError(
+                f"model file '{p}' is version {header.get('version')!r}; this build reads version {VERSION}"
+            )
+        ids = IdTable(arrays.pop("ids"))
+        names = tuple(header.get("detectors", DETECTOR_NAMES))
+        if not set(names) <= {*DETECTOR_NAMES, TimingDetector.name}:
+            raise IdsModelError(f"model file '{p}' names unknown detectors {names}")
+        detectors = _new_detectors(names)
+        timing = TimingDetector()
+        try:
+            loaded: list[Detector | TimingDetector] = [*detectors, timing]
+            for d in loaded:
+                prefix = f"{d.name}."
+                d.load({k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)})
+        except (KeyError, ValueError, TypeError, IndexError) as e:
+            raise IdsModelError(f"model file '{p}' has missing or malformed arrays: {e}") from e
+        meta = {k: v for k, v in header.items() if k not in ("format", "version")}
+        model = cls(ids, detectors, timing, meta)
+        model.check_shapes(str(p))
+        return model
+
+    def check_shapes(self, where: str) -> None:
+        rows = len(self.ids) + 1
+        if len(self.timing.period) != rows:
+            raise IdsModelError(
+                f"model file '{where}': timing arrays have {len(self.timing.period)} rows, expected {rows}"
+            )
+
+
+class IdsStream:
+    """Scores the frames of one bus, batch after batch, in time order."""
+
+    def __init__(self, model: IdsModel) -> None:
+        self.model = model
+        self.state = StreamState(len(model.ids) + 1)
+        model.timing.reset()
+
+    def score(self, frames: FrameBatch) -> ScoredFrames:
+        """Score one batch (frames in time order, after those of the previous batch).
+
+        Order matters: frame-level detectors first; then the cross-signal check, once against
+        every frame and again, for the frames it flagged, against accepted partners only; then
+        the sequence detectors against the previous accepted frame of each id; then timing.
+        """
+        m = self.model
+        view = index_batch(frames, m.ids, self.state)
+        n = len(frames)
+        best = np.zeros(n)
+        which = np.zeros(n, np.int8)
+
+        def take(i: int, raw: npt.NDArray[np.float64], floor: float) -> None:
+            s = raw / floor
+            better = s > best
+            best[better] = s[better]
+            which[better] = i
+
+        for i, d in enumerate(m.detectors):
+            if d.stage == "frame":
+                take(i, d.score(view), d.floor)
+        frame_level = best.copy()
+        for i, d in enumerate(m.detectors):
+            if d.stage == "partners":
+                first = d.score(view)
+                suspect = (first / d.floor > 1.0) & (frame_level <= 1.0)
+                if suspect.any() and isinstance(d, CrossBitDetector):
+                    second = d.rescore(relink(view, (best <= 1.0) & ~suspect), suspect)
+                    first = np.where(suspect, second, first)
+                take(i, first, d.floor)
+        linked = relink(view, best <= 1.0)
+        for i, d in enumerate(m.detectors):
+            if d.stage == "sequence":
+                take(i, d.score(linked), d.floor)
+        take(len(m.detectors), m.timing.score_accepted(view, best <= 1.0), m.timing.floor)
+        advance(self.state, relink(view, best <= 1.0))
+        return ScoredFrames(best, which, view.row)
+
+
+#: Every detector a model can run, by name (timing always runs).
+DETECTOR_NAMES = ("unknown_id", "byte_value", "constant_bit", "bit_flip", "counter", "cross_signal")
+
+
+def _new_detectors(names: tuple[str, ...] = DETECTOR_NAMES) -> list[Detector]:
+    return [d for d in [*payload_detectors(), CrossBitDetector()] if d.name in names]
+
+
+def _segments(captures: list[FrameBatch]) -> list[FrameBatch]:
+    """Calibration segments: each capture, or each half of each when there are fewer than 3."""
+    captures = [c for c in captures if len(c)]
+    if len(captures) >= 3:
+        return captures
+    out = []
+    for c in captures:
+        half = len(c) // 2
+        out += [c.take(np.arange(half)), c.take(np.arange(half, len(c)))]
+    return [s for s in out if len(s)]
+
+
+def _fit(
+    ids: IdTable, segments: list[FrameBatch], names: tuple[str, ...]
+) -> tuple[list[Detector], TimingDetector, list[Any]]:
+    views = [index_batch(s, ids, StreamState(len(ids) + 1)) for s in segments]
+    detectors = _new_detectors(names)
+    for d in detectors:
+        d.fit(ids, views)
+    timing = TimingDetector()
+    timing.fit(ids, views)
+    return detectors, timing, views
+
+
+def _collect_fired(
+    segment: FrameBatch,
+    ids: IdTable,
+    detectors: list[Detector],
+    timing: TimingDetector,
+    banned: dict[str, set[tuple[int, ...]]],
+) -> None:
+    """Run fold-fitted detectors over a held-out benign segment, batch by batch as on the
+    vehicle, and collect every cell that fired."""
+    state = StreamState(len(ids) + 1)
+    timing.reset()
+    for start in range(0, len(segment), _CALIBRATION_BATCH):
+        batch = segment.take(np.arange(start, min(start + _CALIBRATION_BATCH, len(segment))))
+        view = index_batch(batch, ids, state)
+        best = np.zeros(len(view))
+        for d in detectors:
+            banned.setdefault(d.name, set()).update(d.fired(view, ids))
+            best = np.maximum(best, d.score(view) / d.floor)
+        banned.setdefault(timing.name, set()).update(timing.fired(view, ids, best <= 1.0))
+        advance(state, view)
+
+
+def train_model(
+    captures: list[FrameBatch],
+    *,
+    description: str = "",
+    detectors: tuple[str, ...] = DETECTOR_NAMES,
+) -> IdsModel:
+    """Train on benign traffic only (``captures``: benign frames, each in time order).
+    ``detectors`` selects the payload detectors (the benchmark's baseline runs a subset).
+
+    Raises:
+        BadInputError: no frames to learn from, or an unknown detector name.
+    """
+    unknown = set(detectors) - set(DETECTOR_NAMES)
+    if unknown:
+        raise BadInputError(f"unknown detectors {sorted(unknown)}; expected some of {DETECTOR_NAMES}")
+    segments = _segments(captures)
+    if not segments or sum(len(s) for s in segments) < 100:
+        raise BadInputError("training needs at least 100 benign frames; the captures hold fewer")
+    all_keys = np.concatenate([IdTable.keys_of(s.frame_id, s.is_extended) for s in segments])
+    ids = IdTable(all_keys)
+    folds = np.array_split(np.arange(len(segments)), min(_MAX_FOLDS, len(segments)))
+    banned: dict[str, set[tuple[int, ...]]] = {}
+    for held in folds:
+        train = [s for i, s in enumerate(segments) if i not in set(held.tolist())]
+        if not train:
+            continue
+        fold_keys = np.concatenate([IdTable.keys_of(s.frame_id, s.is_extended) for s in train])
+        fold_ids = IdTable(fold_keys)
+        fold_detectors, timing, _ = _fit(fold_ids, train, detectors)
+        for i in held.tolist():
+            _collect_fired(segments[i], fold_ids, fold_detectors, timing, banned)
+    fitted, timing, _ = _fit(ids, segments, detectors)
+    final: list[Detector | TimingDetector] = [*fitted, timing]
+    for d in final:
+        d.ban(banned.get(d.name, set()), ids)
+    meta = {
+        "trained_frames": int(sum(len(s) for s in segments)),
+        "segments": len(segments),
+        "ids": len(ids),
+        "banned_cells": {k: len(v) for k, v in banned.items()},
+        "description": description,
+    }
+    meta["detectors"] = list(detectors)
+    return IdsModel(ids, fitted, timing, meta)
