@@ -338,6 +338,16 @@ def test_insights_page_shows_alerts_and_a_model_card_and_accepts_then_moves_an_a
     moved = api(console, console.operator, "GET",
                 f"/v1/insights/appointments/{booked['appointment_id']}")
     assert moved["status"] == "accepted" and moved["day"] != booked["day"]
+    # to a chosen day; one after the predicted window is refused with the API's reason
+    chosen = (now + timedelta(days=3)).date().isoformat()
+    page.get_by_label("Day", exact=True).fill(chosen)
+    page.get_by_role("button", name="Move to this slot").click()
+    page.get_by_text(f"moved to north on {chosen}").wait_for()
+    page.get_by_label("Day", exact=True).fill((now + timedelta(days=12)).date().isoformat())
+    page.get_by_role("button", name="Move to this slot").click()
+    page.get_by_role("alert").get_by_text("cannot move").wait_for()
+    assert api(console, console.operator, "GET",
+               f"/v1/insights/appointments/{booked['appointment_id']}")["day"] == chosen
     page.screenshot(path=shots / "insights.png", full_page=True)
 
 
@@ -360,7 +370,9 @@ def test_ota_page_lists_signed_images_and_a_vehicles_assignments(
                              layout.images())
     page.reload()
     assigned = page.get_by_role("table", name="Assignments").get_by_role("row", name="BMS")
-    assert assigned.inner_text().split("\t") == ["BMS", "BMS-HW-1", "bms/bms-2.6.1.bin"]
+    # told to install 2.6.1, while the BMS last reported running 2.4.0
+    assert assigned.inner_text().split("\t") == ["BMS", "BMS-HW-1", "bms/bms-2.6.1.bin", "2.6.1",
+                                                  "2.4.0"]
     page.screenshot(path=shots / "ota.png", full_page=True)
 
 

@@ -2,7 +2,7 @@
 // confidence), service appointments with accept and move, and each trained model's card.
 // Empty lists show the API's own reason (no model trained, no scoring run yet).
 import { api, query } from '../api.js';
-import { actionButton, facts, fmtTime, h, pill, replace, section, statusLine, table } from '../ui.js';
+import { actionButton, errorBox, facts, fmtTime, h, pill, replace, section, statusLine, table } from '../ui.js';
 
 const NO_APPOINTMENT = 'No appointment yet: alerted vehicles get one when they are booked into a service centre '
   + '(drivetrain insights book, or POST /v1/insights/appointments/book).';
@@ -92,8 +92,38 @@ export async function render(root, ctx) {
     return h('div', { class: 'actions' }, buttons);
   }
 
+  // Move to a chosen centre and day: the API checks capacity, stock and the predicted window.
+  const moveWhich = h('select', { id: 'move-appointment' });
+  const moveCentre = h('select', { id: 'move-centre' });
+  const moveDay = h('input', { id: 'move-day', type: 'date', required: true });
+  const moveStatus = statusLine();
+  const moveForm = h('form', { class: 'inline-form', 'aria-label': 'Move an appointment' },
+    h('label', { for: 'move-appointment' }, 'Appointment'), moveWhich,
+    h('label', { for: 'move-centre' }, 'Centre'), moveCentre,
+    h('label', { for: 'move-day' }, 'Day'), moveDay,
+    h('button', { type: 'submit', disabled: !actor, title: why }, 'Move to this slot'), moveStatus);
+  moveForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      const path = `/v1/insights/appointments/${encodeURIComponent(moveWhich.value)}/move`;
+      const after = await api(path, { method: 'POST', body: { centre_id: moveCentre.value, day: moveDay.value } });
+      replace(moveStatus, h('span', { class: 'ok' }, `Appointment ${after.appointment_id} moved to ${after.centre_id} on ${after.day}; the car is told.`));
+      await loadAppointments();
+    } catch (error) {
+      replace(moveStatus, errorBox(error));
+    }
+  });
+
   async function loadAppointments() {
-    const answer = await api(`/v1/insights/appointments${query({ limit: 200 })}`);
+    const [answer, centres] = await Promise.all([
+      api(`/v1/insights/appointments${query({ limit: 200 })}`),
+      api('/v1/insights/service-centres'),
+    ]);
+    const chosen = moveWhich.value;
+    replace(moveWhich, answer.appointments.filter((a) => a.status !== 'cancelled').map((a) =>
+      h('option', { value: a.appointment_id, selected: a.appointment_id === chosen }, `${a.appointment_id} (${a.vin}, ${a.day})`)));
+    const centre = moveCentre.value;
+    replace(moveCentre, centres.centres.map((c) => h('option', { value: c.centre_id, selected: c.centre_id === centre }, `${c.name} (${c.centre_id})`)));
     replace(appointmentsBox, table([
       { label: 'Appointment', value: (a) => a.appointment_id },
       { label: 'Vehicle', value: (a) => vehicleLink(a.vin, a.vin) },
@@ -121,7 +151,7 @@ export async function render(root, ctx) {
 
   root.append(h('h1', {}, 'Insights'),
     section('Maintenance alerts', alertsBox),
-    section('Appointments', status, appointmentsBox),
+    section('Appointments', status, appointmentsBox, moveForm),
     section('Models', modelsBox));
   await load();
   const timer = setInterval(() => load().catch(() => {}), 15000);

@@ -39,11 +39,19 @@ export async function render(root, ctx, arg) {
   if (!vin) {
     replace(assignmentsBox, h('p', { class: 'muted empty' }, 'Choose a vehicle to see what the Director tells it to install.'));
   } else {
-    const assignments = await api(`/v1/ota/vehicles/${encodeURIComponent(vin)}/assignments`);
+    const [assignments, twin] = await Promise.all([
+      api(`/v1/ota/vehicles/${encodeURIComponent(vin)}/assignments`),
+      api(`/v1/twins/${encodeURIComponent(vin)}`),
+    ]);
+    // What the ECU last reported running, beside what it is told to install.
+    const running = new Map(twin.ecus.map((e) => [e.name, e.software_version]));
+    const signedVersion = new Map(images.map((i) => [i.name, i.version]));
     replace(assignmentsBox, table([
       { label: 'ECU', value: (a) => a.ecu_serial },
       { label: 'Hardware', value: (a) => a.hardware_id },
       { label: 'Image to install', value: (a) => h('code', {}, a.image) },
+      { label: 'Its version', value: (a) => signedVersion.get(a.image) || '—' },
+      { label: 'Reported running', value: (a) => running.get(a.ecu_serial) || 'nothing reported' },
     ], assignments, {
       label: 'Assignments',
       empty: `The Director has signed no assignment for ${vin} yet (drivetrain ota director assign): it is told to install nothing.`,
