@@ -292,6 +292,8 @@ def test_read_only_sees_the_pages_but_every_action_is_refused(page: Any, console
     page.goto(f"{console.url}/#/campaigns")
     approve = page.get_by_role("table", name="Campaigns").get_by_role("button").first
     assert approve.is_disabled()
+    page.goto(f"{console.url}/#/insights")
+    assert page.get_by_role("button", name="Move to this slot").is_disabled()
 
 
 def test_insights_page_shows_alerts_and_a_model_card_and_accepts_then_moves_an_appointment(

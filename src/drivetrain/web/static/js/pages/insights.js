@@ -104,6 +104,10 @@ export async function render(root, ctx) {
     h('button', { type: 'submit', disabled: !actor, title: why }, 'Move to this slot'), moveStatus);
   moveForm.addEventListener('submit', async (event) => {
     event.preventDefault();
+    if (!moveWhich.value) {
+      replace(moveStatus, h('p', { class: 'error', role: 'alert' }, 'No open appointment to move.'));
+      return;
+    }
     try {
       const path = `/v1/insights/appointments/${encodeURIComponent(moveWhich.value)}/move`;
       const after = await api(path, { method: 'POST', body: { centre_id: moveCentre.value, day: moveDay.value } });
