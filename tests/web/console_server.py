@@ -65,6 +65,7 @@ class Console:
     operator: Client
     reader: Client
     admin: Client
+    data_dir: Path  # the server's: OTA repositories and model registry live here
 
 
 class _ThreadServer(uvicorn.Server):
@@ -170,7 +171,7 @@ def console_server(data_dir: Path) -> Iterator[Console]:
         created.raise_for_status()
         _sell_a_subscription(url, admin, vins[0])
         yield Console(url=url, database=database, vins=vins, operator=operator, reader=reader,
-                      admin=admin)
+                      admin=admin, data_dir=data_dir)
     finally:
         server.should_exit = True
         thread.join(15)

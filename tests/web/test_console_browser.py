@@ -13,15 +13,20 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from console_server import EVSE_ID, MARKUP, SOC, SPEED, Client, Console, console_server
+from console_server import EVSE_ID, MARKUP, SOC, SPEED, TENANT, Client, Console, console_server
 
 from drivetrain.cloud.infra import credentials
+from drivetrain.cloud.insights.registry import ModelCard, ModelRegistry
+from drivetrain.cloud.insights.service import store_run
+from drivetrain.cloud.insights.training import ComponentPrediction
+from drivetrain.cloud.ota import EcuAssignment, OtaLayout
+from drivetrain.cloud.privacy import vehicle_pseudonym
 from drivetrain.cloud.twins import apply_reported
 
 playwright_api = pytest.importorskip(
@@ -287,6 +292,90 @@ def test_read_only_sees_the_pages_but_every_action_is_refused(page: Any, console
     page.goto(f"{console.url}/#/campaigns")
     approve = page.get_by_role("table", name="Campaigns").get_by_role("button").first
     assert approve.is_disabled()
+    page.goto(f"{console.url}/#/insights")
+    assert page.get_by_role("button", name="Move to this slot").is_disabled()
+
+
+def test_insights_page_shows_alerts_and_a_model_card_and_accepts_then_moves_an_appointment(
+    page: Any, console: Console, shots: Path
+) -> None:
+    sign_in(page, console, console.operator, "#/insights")
+    # before any model or scoring run, each list says why it is empty
+    page.get_by_text("no scoring run yet").wait_for()
+    page.get_by_text("no model trained yet").wait_for()
+    page.get_by_text("No appointment yet").wait_for()
+    vin, now = console.vins[0], datetime.now(UTC)
+    held_out = {"component": "brake_pads", "failures": 3, "caught": 2, "missed": 1,
+                "mean_lead_time_s": 5400.0, "false_alarm_vehicles": 0}
+    card = ModelRegistry.for_tenant(console.data_dir, TENANT).save(ModelCard(
+        name="maintenance", version=1, kind="maintenance.failure-window", created_at=now,
+        code_version="test", features=("brake_wear_mean", MARKUP),
+        training={"start": (now - timedelta(days=30)).isoformat(), "end": now.isoformat(),
+                  "vehicles": 3, "rows": 900, "failures": 3},
+        metrics={"held_out": [held_out]}), {"weights": [0.5]})
+    with console.database.session() as session:
+        store_run(session, tenant=TENANT, card=card, threshold=0.5, trigger="api", actor="test",
+                  predictions=[ComponentPrediction(vehicle_pseudonym(session, TENANT, vin),
+                                                   "brake_pads", 0.8, now + timedelta(days=7),
+                                                   now + timedelta(days=9), now)],
+                  data_window=(now - timedelta(hours=1), now), started_at=now)
+    api(console, console.operator, "PUT", "/v1/insights/service-centres/north", json={
+        "name": "North", "lat": 48.2, "lon": 11.5, "daily_capacity": 5, "stock": {"brake-pads": 4}})
+    [booked] = api(console, console.operator, "POST", "/v1/insights/appointments/book",
+                   json={"days": 14})["booked"]
+    page.reload()
+    alert = page.get_by_role("table", name="Maintenance alerts").get_by_role("row", name=vin)
+    assert "brake_pads" in alert.inner_text() and "80 %" in alert.inner_text()
+    page.get_by_role("heading", name="maintenance v1").wait_for()
+    features = page.get_by_role("article", name="Model maintenance").get_by_text("brake_wear_mean")
+    assert MARKUP in features.inner_text()  # a feature name is shown as text, never run
+    assert page.evaluate("window.__injected") is None
+    page.get_by_role("table", name="Held-out metrics of maintenance").get_by_text("5400").wait_for()
+    row = page.get_by_role("table", name="Appointments").get_by_role("row", name=vin)
+    row.get_by_role("button", name="Accept").click()
+    page.get_by_text(f"Appointment {booked['appointment_id']} accepted").wait_for()
+    row.get_by_text("accepted").wait_for()
+    row.get_by_role("button", name="Move").click()
+    page.get_by_text(f"Appointment {booked['appointment_id']} moved to north").wait_for()
+    moved = api(console, console.operator, "GET",
+                f"/v1/insights/appointments/{booked['appointment_id']}")
+    assert moved["status"] == "accepted" and moved["day"] != booked["day"]
+    # to a chosen day; one after the predicted window is refused with the API's reason
+    chosen = (now + timedelta(days=3)).date().isoformat()
+    page.get_by_label("Day", exact=True).fill(chosen)
+    page.get_by_role("button", name="Move to this slot").click()
+    page.get_by_text(f"moved to north on {chosen}").wait_for()
+    page.get_by_label("Day", exact=True).fill((now + timedelta(days=12)).date().isoformat())
+    page.get_by_role("button", name="Move to this slot").click()
+    page.get_by_role("alert").get_by_text("cannot move").wait_for()
+    assert api(console, console.operator, "GET",
+               f"/v1/insights/appointments/{booked['appointment_id']}")["day"] == chosen
+    page.screenshot(path=shots / "insights.png", full_page=True)
+
+
+def test_ota_page_lists_signed_images_and_a_vehicles_assignments(
+    page: Any, console: Console, shots: Path
+) -> None:
+    vin = console.vins[1]
+    sign_in(page, console, console.reader, "#/ota")
+    page.get_by_text("The Image repository signs no image").wait_for()
+    page.get_by_text("Choose a vehicle to see what").wait_for()
+    layout = OtaLayout.under(console.data_dir)
+    layout.init({"root": (1, 1)})
+    layout.images().add_image("bms/bms-2.6.1.bin", b"firmware", hardware_id="BMS-HW-1",
+                              release_counter=7, version="2.6.1")
+    page.get_by_label("Vehicle", exact=True).select_option(vin)
+    page.get_by_text(f"The Director has signed no assignment for {vin} yet").wait_for()
+    images = page.get_by_role("table", name="Images").get_by_role("row", name="bms/bms-2.6.1.bin")
+    assert "2.6.1" in images.inner_text() and "BMS-HW-1" in images.inner_text()
+    layout.director().assign(vin, [EcuAssignment("BMS", "BMS-HW-1", "bms/bms-2.6.1.bin")],
+                             layout.images())
+    page.reload()
+    assigned = page.get_by_role("table", name="Assignments").get_by_role("row", name="BMS")
+    # told to install 2.6.1, while the BMS last reported running 2.4.0
+    assert assigned.inner_text().split("\t") == ["BMS", "BMS-HW-1", "bms/bms-2.6.1.bin", "2.6.1",
+                                                  "2.4.0"]
+    page.screenshot(path=shots / "ota.png", full_page=True)
 
 
 @pytest.mark.parametrize(("path", "ready"), [("/docs", ".swagger-ui .info .title"),

@@ -10,6 +10,8 @@ import * as campaigns from './pages/campaigns.js';
 import * as jobs from './pages/jobs.js';
 import * as ingest from './pages/ingest.js';
 import * as subscriptions from './pages/subscriptions.js';
+import * as insights from './pages/insights.js';
+import * as ota from './pages/ota.js';
 
 // Pages in navigation order, with the scope a token needs to see each one.
 const PAGES = [
@@ -20,6 +22,8 @@ const PAGES = [
   { id: 'jobs', title: 'Commands & jobs', scope: 'fleet:read', module: jobs },
   { id: 'ingest', title: 'Ingest health', scope: 'telemetry:read', module: ingest },
   { id: 'subscriptions', title: 'Subscriptions', scope: 'commerce:read', module: subscriptions },
+  { id: 'insights', title: 'Insights', scope: 'insights:read', module: insights },
+  { id: 'ota', title: 'Updates (OTA)', scope: 'fleet:read', module: ota },
 ];
 
 const main = document.getElementById('main');

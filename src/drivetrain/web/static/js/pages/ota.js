@@ -1,0 +1,65 @@
+// Updates (OTA): the images the Image repository signs, and what the Director's signed
+// metadata tells one vehicle to install (#/ota/VIN). Read-only: publishing images and signing
+// assignments stay with `drivetrain ota`, which holds the signing keys.
+import { api, query } from '../api.js';
+import { h, replace, section, table } from '../ui.js';
+
+const NO_IMAGES = 'The Image repository signs no image: its repositories are created with '
+  + 'drivetrain ota init, and images are published with drivetrain ota image add.';
+
+function bytes(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+}
+
+export async function render(root, ctx, arg) {
+  const vin = arg || '';
+  const imagesBox = h('div');
+  const assignmentsBox = h('div');
+  const [images, twins] = await Promise.all([
+    api('/v1/ota/images'),
+    api(`/v1/twins${query({ limit: 500 })}`),
+  ]);
+  replace(imagesBox, table([
+    { label: 'Image', value: (i) => h('code', {}, i.name) },
+    { label: 'Version', value: (i) => i.version },
+    { label: 'Hardware', value: (i) => i.hardware_id },
+    { label: 'Kind', value: (i) => i.kind },
+    { label: 'Release counter', num: true, value: (i) => i.release_counter },
+    { label: 'Size', num: true, value: (i) => bytes(i.length) },
+    { label: 'SHA-256', value: (i) => h('code', { title: i.sha256 }, `${i.sha256.slice(0, 12)}…`) },
+  ], images, { label: 'Images', empty: NO_IMAGES }));
+
+  const picker = h('select', { id: 'ota-vin' },
+    h('option', { value: '' }, '— choose a vehicle —'),
+    twins.twins.map((t) => h('option', { value: t.vin, selected: t.vin === vin }, t.vin)));
+  picker.addEventListener('change', () => ctx.go(`#/ota/${encodeURIComponent(picker.value)}`));
+
+  if (!vin) {
+    replace(assignmentsBox, h('p', { class: 'muted empty' }, 'Choose a vehicle to see what the Director tells it to install.'));
+  } else {
+    const [assignments, twin] = await Promise.all([
+      api(`/v1/ota/vehicles/${encodeURIComponent(vin)}/assignments`),
+      api(`/v1/twins/${encodeURIComponent(vin)}`),
+    ]);
+    // What the ECU last reported running, beside what it is told to install.
+    const running = new Map(twin.ecus.map((e) => [e.name, e.software_version]));
+    const signedVersion = new Map(images.map((i) => [i.name, i.version]));
+    replace(assignmentsBox, table([
+      { label: 'ECU', value: (a) => a.ecu_serial },
+      { label: 'Hardware', value: (a) => a.hardware_id },
+      { label: 'Image to install', value: (a) => h('code', {}, a.image) },
+      { label: 'Its version', value: (a) => signedVersion.get(a.image) || '—' },
+      { label: 'Reported running', value: (a) => running.get(a.ecu_serial) || 'nothing reported' },
+    ], assignments, {
+      label: 'Assignments',
+      empty: `The Director has signed no assignment for ${vin} yet (drivetrain ota director assign): it is told to install nothing.`,
+    }));
+  }
+
+  root.append(h('h1', {}, 'Updates (OTA)'),
+    section('Images', imagesBox),
+    section('Vehicle assignments', h('form', { class: 'inline-form', 'aria-label': 'Choose a vehicle' },
+      h('label', { for: 'ota-vin' }, 'Vehicle'), picker), assignmentsBox));
+}
