@@ -12,7 +12,8 @@ another installation takes every row that is its own. The rules, decided here on
 - a *subject* export (one vehicle, or every vehicle of one owner) keeps only rows that name
   one of its VINs; it never carries the tenant's pseudonym key.
 
-Rows are JSON objects keyed by column name: timestamps as ISO 8601 UTC text, binary columns
+Rows are JSON objects keyed by column name: timestamps as ISO 8601 UTC text, dates as ISO 8601
+dates, binary columns
 as base64 text, everything else as JSON scalars. :func:`json_schema` describes each table as
 a JSON Schema (draft 2020-12) that the rows validate against.
 """
@@ -23,7 +24,7 @@ import base64
 import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -35,7 +36,9 @@ import drivetrain.cloud.commands.models
 import drivetrain.cloud.commerce.models
 import drivetrain.cloud.fleet.models
 import drivetrain.cloud.ingest.models
+import drivetrain.cloud.insights.models
 import drivetrain.cloud.privacy.models
+import drivetrain.cloud.security.models
 import drivetrain.cloud.twins.models  # noqa: F401
 from drivetrain.cloud.infra.models import Base
 from drivetrain.core.errors import BadInputError
@@ -166,6 +169,8 @@ def _kind(column: sa.Column[Any]) -> str:
         return "string"
     if getattr(type_, "python_type", None) is datetime or "DateTime" in type(type_).__name__:
         return "datetime"
+    if isinstance(type_, sa.Date):
+        return "date"
     raise TypeError(f"column {column.table.name}.{column.name} has type {type_!r}, which "
                     "the portable format does not know")  # a new type needs a rule here
 
@@ -181,6 +186,8 @@ def to_json_row(table: sa.Table, row: Mapping[Any, Any]) -> dict[str, Any]:
                 value = base64.b64encode(bytes(value)).decode("ascii")
             elif kind == "datetime":
                 value = value.astimezone(UTC).isoformat()
+            elif kind == "date":
+                value = value.isoformat()
         out[column.name] = value
     return out
 
@@ -207,7 +214,7 @@ def from_json_row(table: sa.Table, data: object, where: str) -> dict[str, Any]:
 
 
 _PYTHON_TYPES: Final[Mapping[str, type | tuple[type, ...]]] = {
-    "binary": str, "datetime": str, "string": str, "boolean": bool, "integer": int,
+    "binary": str, "datetime": str, "date": str, "string": str, "boolean": bool, "integer": int,
     "number": (int, float),
 }
 
@@ -237,6 +244,11 @@ def _decode(column: sa.Column[Any], value: object, where: str) -> object:
         if parsed.tzinfo is None:
             raise BadInputError(f"{where}: {value!r:.60} has no timezone")
         return parsed.astimezone(UTC)
+    if kind == "date":
+        try:
+            return date.fromisoformat(str(value))
+        except ValueError as e:
+            raise BadInputError(f"{where}: {value!r:.60} is not an ISO 8601 date") from e
     if kind == "string":
         length = getattr(column.type, "length", None)
         if length is not None and len(str(value)) > length:
@@ -252,6 +264,7 @@ def json_schema(table: sa.Table) -> dict[str, Any]:
         prop: dict[str, Any] = {
             "binary": {"type": "string", "contentEncoding": "base64"},
             "datetime": {"type": "string", "format": "date-time"},
+            "date": {"type": "string", "format": "date"},
             "string": {"type": "string"},
             "boolean": {"type": "boolean"},
             "integer": {"type": "integer"},
