@@ -18,6 +18,9 @@ from drivetrain.cloud.twins import Reconciler, apply_reported, get_twin, hub_for
 from drivetrain.core.crypto import SigningKey
 from drivetrain.demo import EmbeddedPlatform, PlatformHandles, demo_settings
 
+#: The tests share one platform and build on each other's state: one worker, in file order.
+pytestmark = pytest.mark.xdist_group("twins-cli")
+
 LIMIT = "Vehicle.Powertrain.TractionBattery.Charging.ChargeLimit"
 
 
@@ -60,6 +63,8 @@ def test_set_by_vin_then_get_shows_the_pending_value_and_its_version(live: tuple
 
 def test_stale_if_match_fails_with_both_versions(live: tuple) -> None:
     vin = live[1][0]
+    code, out = _twin(live, "set", "--vin", vin, f"{LIMIT}=75")  # the version is past 0 now,
+    assert code == 0, out  # whichever tests of this module ran before on this worker
     code, out = _twin(live, "set", "--vin", vin, f"{LIMIT}=70", "--if-match", "0")
     assert code == 1 and "409" in out and "not 0" in out
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from act_support import act_context
 
-from drivetrain.demo import PlatformHandles
+from drivetrain.demo import EmbeddedPlatform, PlatformHandles, demo_settings
 from drivetrain.demo.act_twins import TWINS_CONVERGE
+
+#: The tests share one platform and build on each other's state: one worker, in file order.
+pytestmark = pytest.mark.xdist_group("act-twins")
 
 
 def test_charge_limit_set_by_query_converges_on_every_selected_car(
@@ -26,7 +31,7 @@ def test_the_act_passes_again_on_the_same_data_dir(platform: PlatformHandles) ->
 
 
 def test_cars_that_refuse_the_limit_make_the_act_fail_with_their_reason(
-    platform: PlatformHandles, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from drivetrain.core.errors import BadInputError
     from drivetrain.sim.fleet import SimActuator
@@ -35,6 +40,12 @@ def test_cars_that_refuse_the_limit_make_the_act_fail_with_their_reason(
         raise BadInputError("charge limit locked by the owner")
 
     monkeypatch.setattr(SimActuator, "apply_desired", refuse)
-    result = TWINS_CONVERGE.run(act_context(platform, vehicles=2))
+    # A platform of its own: on the module's, the same seeded cars may already report the
+    # limit from an earlier test, and converge without being asked.
+    embedded = EmbeddedPlatform(demo_settings(tmp_path))
+    try:
+        result = TWINS_CONVERGE.run(act_context(embedded.start(), vehicles=2))
+    finally:
+        embedded.stop()
     assert not result.passed
     assert "charge limit locked by the owner" in result.check

@@ -35,6 +35,7 @@ from drivetrain.cloud.lake import Lake
 from drivetrain.cloud.privacy import set_consent
 from drivetrain.core.transport import InProcessTransport, Transport, vehicle_topic
 from drivetrain.core.transport.mqtt import MqttTransport
+from drivetrain.core.transport.testing import PrivateBroker
 from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES
 from drivetrain.core.wire import (
     IpcLimits,
@@ -286,10 +287,11 @@ def test_a_worker_fed_every_attack_keeps_ingesting_the_valid_messages_behind_the
 
 
 def test_a_worker_fed_every_attack_through_mosquitto_keeps_ingesting(
-    database: Database, fleet: Fleet, lake: MemoryLake, mqtt_url: str
+    database: Database, fleet: Fleet, lake: MemoryLake, private_broker: PrivateBroker
 ) -> None:
     unique_name = f"hostile{uuid.uuid4().hex[:10]}"
-    # The worker and the publisher share one client: the shared test broker is used by others,
-    # and a unique group keeps this test's messages to this worker.
-    with MqttTransport(mqtt_url, client_id=f"{unique_name}-w", session_expiry_s=60) as mqtt:
+    # A broker of this test alone: on the shared one, the worker's wildcard subscription would
+    # also receive what concurrent tests publish, and the counts below would not add up.
+    with MqttTransport(private_broker.url, client_id=f"{unique_name}-w",
+                       session_expiry_s=60) as mqtt:
         _feed_every_attack(mqtt, database, fleet, lake, lambda: None, group=unique_name)
