@@ -162,3 +162,17 @@ def test_headless_lines_and_summary_show_status_check_and_figures(settings: Sett
     assert "items=3  rate/s=12.5" in text
     assert "some acts FAILED" in text
     assert act_line(report.outcomes[0], 2).startswith("[act 1/2] Passing act … ok")
+
+
+
+def test_an_act_gets_at_least_its_minimum_budget_however_short_the_demo(
+    settings: Settings,
+) -> None:
+    acts = [Act("a", "A", _passing, weight=1.0),
+            Act("needy", "Needy", _passing, weight=0.1, min_budget_s=4.0)]
+    observer, report = _play(acts, settings, duration_s=1.0)
+    (_, _, first), (_, _, second) = observer.started
+    assert first < 1.0 and second == pytest.approx(4.0)
+    assert [o.status for o in report.outcomes] == ["passed", "passed"]
+    with pytest.raises(ValueError, match="min_budget_s"):
+        Act("bad", "Bad", _passing, min_budget_s=-1.0)

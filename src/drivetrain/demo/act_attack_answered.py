@@ -113,4 +113,6 @@ def _run(context: DemoContext) -> ActResult:
 
 # It needs a few seconds; a small weight leaves the earlier acts their share of the budget
 # (the last act gets whatever time is left anyway).
-ATTACK_ANSWERED = Act(name="attack-answered", title="Attack answered", run=_run, weight=0.25)
+ATTACK_ANSWERED = Act(
+    name="attack-answered", title="Attack answered", run=_run, weight=0.25, min_budget_s=8.0
+)

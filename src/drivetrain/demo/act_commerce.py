@@ -190,4 +190,4 @@ def run(context: DemoContext) -> ActResult:
 
 
 # Light: it plays last and takes what the acts before it leave (it needs about 13 s).
-COMMERCE_ACT = Act(name=NAME, title=TITLE, run=run, weight=0.3)
+COMMERCE_ACT = Act(name=NAME, title=TITLE, run=run, weight=0.3, min_budget_s=18.0)

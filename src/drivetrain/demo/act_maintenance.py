@@ -85,4 +85,6 @@ def run(context: DemoContext) -> ActResult:
     return ActResult(passed=passed, check=check if passed else f"FAILED: {check}", figures=figures)
 
 
-MAINTENANCE_PREDICTED = Act(name=NAME, title=TITLE, run=run, weight=0.9)
+MAINTENANCE_PREDICTED = Act(
+    name=NAME, title=TITLE, run=run, weight=0.9, min_budget_s=15.0
+)

@@ -196,4 +196,4 @@ def run(context: DemoContext) -> ActResult:
     return ActResult(passed, check if passed else f"FAILED: {check}", figures)
 
 
-UPDATE_ROLLS_OUT = Act(name=NAME, title=TITLE, run=run, weight=0.4)
+UPDATE_ROLLS_OUT = Act(name=NAME, title=TITLE, run=run, weight=0.4, min_budget_s=8.0)

@@ -192,4 +192,4 @@ def _repairer(context: DemoContext, http: httpx.Client, vin: str,
     return problems
 
 
-PRIVACY = Act(name=NAME, title=TITLE, run=run, weight=0.1)
+PRIVACY = Act(name=NAME, title=TITLE, run=run, weight=0.1, min_budget_s=12.0)

@@ -196,4 +196,4 @@ def _history_tail(http: httpx.Client, vin: str) -> Any:
     return points[-1]["value"] if points else None
 
 
-TWINS_CONVERGE = Act(name=NAME, title=TITLE, run=run, weight=1.0)
+TWINS_CONVERGE = Act(name=NAME, title=TITLE, run=run, weight=1.0, min_budget_s=10.0)

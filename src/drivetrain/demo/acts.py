@@ -73,18 +73,25 @@ class Act:
         run: does the work and checks it; gets a ``DemoContext``, returns an ``ActResult``.
             It must finish before ``context.deadline`` (poll ``context.check_time()``).
         weight: share of the demo's time budget relative to the other acts (default 1).
+        min_budget_s: the least time the act needs to show anything real (a car must drive
+            and report, a payment must lapse past its grace); a shorter demo still gives it
+            this much, so a short ``--duration`` runs longer rather than failing the act.
     """
 
     name: str
     title: str
     run: Callable[[DemoContext], ActResult]
     weight: float = 1.0
+    min_budget_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.name or not self.title:
             raise ValueError(f"an act needs a name and a title, got {self.name!r}/{self.title!r}")
         if self.weight <= 0:
             raise ValueError(f"act {self.name!r}: weight must be > 0, got {self.weight}")
+        if self.min_budget_s < 0:
+            raise ValueError(f"act {self.name!r}: min_budget_s must be >= 0, got "
+                             f"{self.min_budget_s}")
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,8 @@ def run_scenario(
 ) -> ScenarioReport:
     """Run ``acts`` in order within ``options.duration_s`` seconds in total.
 
-    Each act gets the remaining budget times its weight over the weights still to run. An act
+    Each act gets the remaining budget times its weight over the weights still to run, and at
+    least its ``min_budget_s`` (so a short demo runs longer instead of failing acts). An act
     that raises is an ``error``; one that has not returned ``max(1 s, 10 %)`` past its deadline
     is cancelled and counted as ``timeout``; if it still does not stop, the acts after it are
     ``skipped`` (the platform's state is then unknown). Never raises for an act's failure.
@@ -132,7 +133,8 @@ def run_scenario(
             outcome = ActOutcome(position, act, "skipped", "not run: an earlier act did not stop")
         else:
             weights_left = sum(a.weight for a in acts[position - 1 :])
-            budget_s = max(0.0, scenario_deadline - time.monotonic()) * act.weight / weights_left
+            share_s = max(0.0, scenario_deadline - time.monotonic()) * act.weight / weights_left
+            budget_s = max(act.min_budget_s, share_s)
             observer.act_started(position, total, act, budget_s)
             outcome, abandoned = _run_act(
                 position, act, budget_s, options, settings, platform, observer
