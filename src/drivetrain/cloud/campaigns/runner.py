@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, cast
@@ -54,7 +53,8 @@ from drivetrain.cloud.commands import (
     latest_deliveries,
 )
 from drivetrain.cloud.infra import Database, record_audit
-from drivetrain.cloud.infra.bus import queue_status, status_bus
+from drivetrain.cloud.infra.bus import queue_status
+from drivetrain.cloud.infra.round_loop import RoundLoop
 from drivetrain.cloud.twins import select_twins
 from drivetrain.core.errors import DrivetrainError
 from drivetrain.core.wire import MessageKind
@@ -217,7 +217,7 @@ def run_campaigns(database: Database, now: datetime | None = None) -> list[Campa
     return rounds
 
 
-class CampaignRunner:
+class CampaignRunner(RoundLoop):
     """Runs campaign rounds on a background thread (see the module docstring).
 
     Args:
@@ -227,43 +227,10 @@ class CampaignRunner:
     """
 
     def __init__(self, database: Database, *, poll_interval_s: float = 2.0) -> None:
-        self.database = database
-        self.poll_interval_s = poll_interval_s
-        self.rounds = 0
-        self.errors = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(database, domain=DOMAIN, thread_name="drivetrain-campaigns",
+                         poll_interval_s=poll_interval_s)
 
     def run_once(self, now: datetime | None = None) -> list[CampaignRound]:
         """One round on the caller's thread."""
         self.rounds += 1
         return run_campaigns(self.database, now)
-
-    def start(self) -> CampaignRunner:
-        """Run rounds on a background thread until ``stop()`` (idempotent)."""
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="drivetrain-campaigns",
-                                            daemon=True)
-            self._thread.start()
-        return self
-
-    def _loop(self) -> None:
-        wake = status_bus(self.database.engine).subscribe(tenant=None, domains=(DOMAIN,))
-        try:
-            while not self._stop.is_set():
-                try:
-                    self.run_once()
-                except DrivetrainError as e:
-                    self.errors += 1
-                    log.warning("campaign round failed: %s", e)
-                wake.get_batch(self.poll_interval_s)
-        finally:
-            wake.close()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop the thread after its current round; idempotent."""
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout_s)

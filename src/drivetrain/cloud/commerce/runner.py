@@ -20,7 +20,6 @@ purchase reaches the car within seconds.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -47,7 +46,8 @@ from drivetrain.cloud.commerce.service import (
 )
 from drivetrain.cloud.commerce.usage import mark_invoiced, uninvoiced_quantity
 from drivetrain.cloud.infra import Database, record_audit
-from drivetrain.cloud.infra.bus import StatusEvent, queue_status, status_bus
+from drivetrain.cloud.infra.bus import StatusEvent, queue_status
+from drivetrain.cloud.infra.round_loop import RoundLoop
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.errors import DrivetrainError
 
@@ -182,7 +182,7 @@ def _detached_holders(session: Session) -> set[tuple[str, str]]:
     return {(t, v) for t, v in rows}
 
 
-class CommerceRunner:
+class CommerceRunner(RoundLoop):
     """Runs commerce rounds on a background thread (see the module docstring).
 
     Args:
@@ -195,16 +195,12 @@ class CommerceRunner:
 
     def __init__(self, database: Database, key: SigningKey, provider: PaymentProvider, *,
                  lease_s: float = DEFAULT_LEASE_S, poll_interval_s: float = 1.0) -> None:
-        self.database = database
+        super().__init__(database, domain=DOMAIN, thread_name="drivetrain-commerce",
+                         poll_interval_s=poll_interval_s)
         self.key = key
         self.provider = provider
         self.lease_s = lease_s
-        self.poll_interval_s = poll_interval_s
-        self.rounds = 0
-        self.errors = 0
         self._since: datetime | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def run_once(self, now: datetime | None = None) -> CommerceRound:
         """One round on the caller's thread."""
@@ -216,32 +212,3 @@ class CommerceRunner:
         self._since = now - timedelta(seconds=30)
         self.rounds += 1
         return result
-
-    def start(self) -> CommerceRunner:
-        """Run rounds on a background thread until ``stop()`` (idempotent)."""
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="drivetrain-commerce",
-                                            daemon=True)
-            self._thread.start()
-        return self
-
-    def _loop(self) -> None:
-        wake = status_bus(self.database.engine).subscribe(tenant=None, domains=(DOMAIN,))
-        try:
-            while not self._stop.is_set():
-                try:
-                    self.run_once()
-                except DrivetrainError as e:
-                    self.errors += 1
-                    log.warning("commerce round failed: %s", e)
-                wake.get_batch(self.poll_interval_s)
-        finally:
-            wake.close()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop the thread after its current round; idempotent."""
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout_s)
