@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Column, Table
 
 from drivetrain.cloud.commerce.catalog import example_catalog
@@ -169,13 +170,19 @@ def subscription_list(
 @subscription_app.command("show")
 def subscription_show(subscription_id: SubscriptionArg, token: TokenOption,
                       url: UrlOption = None, as_json: JsonOption = False) -> None:
-    """One subscription."""
+    """One subscription, and which of its features the car confirmed through its twin."""
     with api_client(url, token) as client:
         sub = api_call(client, "GET", f"/v1/commerce/subscriptions/{subscription_id}").json()
     if as_json:
         _emit(sub)
         return
     _out.print(_sub_line(sub))
+    if sub["vin"]:
+        confirmed = sub.get("confirmed_by_car") or []
+        waiting = [f for f in sub["features"] if f not in confirmed]
+        _out.print("confirmed by the car (twin): "
+                   + (escape(", ".join(confirmed)) if confirmed else "none yet")
+                   + (f"; not confirmed: {escape(', '.join(waiting))}" if waiting else ""))
 
 
 @subscription_app.command("cancel")
@@ -257,7 +264,8 @@ def entitlement_list(
     url: UrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """The signed entitlements a vehicle holds, and whether it acknowledged them."""
+    """The signed entitlements a vehicle holds, whether it acknowledged them, and whether its
+    twin shows them confirmed by the car."""
     with api_client(url, token) as client:
         rows = api_call(client, "GET",
                         f"/v1/commerce/vehicles/{vin}/entitlements").json()["entitlements"]
@@ -268,10 +276,13 @@ def entitlement_list(
         _out.print(f"{vin} holds no entitlement: none was ever bought for it")
         return
     table = Table("feature", "status", "seq", Column("valid until", no_wrap=True), "grace",
-                  "delivery", Column("vehicle's answer", overflow="fold"))
+                  "delivery", "twin", "in the car", Column("vehicle's answer", overflow="fold"))
     for e in rows:
-        table.add_row(e["feature"], e["status"], str(e["seq"]), e["expires_at"],
-                      f"{e['grace_s']} s", e["delivery"] or "-", e["vehicle_detail"] or "")
+        car = (f"{e['car_state']} (seq {e['car_seq']})" if e["car_state"] else "-")
+        twin = {"confirmed": "confirmed by the car"}.get(e["twin"], e["twin"] or "-")
+        table.add_row(escape(e["feature"]), e["status"], str(e["seq"]), e["expires_at"],
+                      f"{e['grace_s']} s", e["delivery"] or "-", twin, car,
+                      escape(e["vehicle_detail"] or ""))
     _out.print(table)
 
 

@@ -16,6 +16,10 @@ A token (``drivetrain.core.entitlement``) is taken only when all of these hold, 
 A feature is **on** while its newest taken token is a grant and the vehicle's clock is before
 ``exp`` + ``grace``: a lapsed payment turns it off once the grace period ends, even with no
 link to the cloud. Everything refused changes nothing and says why.
+
+Tokens also reach the gate through the twin's desired state (``Entitlement.<feature>.Token``,
+see ``drivetrain.core.entitlement_twin``): the same checks apply, and a token placed under
+another feature's path is ``misplaced``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Final, Literal
 
 from drivetrain.core.crypto import VerifyKey
 from drivetrain.core.entitlement import EntitlementClaims, read_token, token_key_id
+from drivetrain.core.entitlement_twin import FeatureReport, TwinFeatureState
 from drivetrain.core.errors import SignatureError, WireFormatError
 from drivetrain.edge.state import HeldEntitlements
 
@@ -39,6 +44,7 @@ EntitlementRefusal = Literal[
     "duplicate",
     "expired",
     "not_yet_valid",
+    "misplaced",
 ]
 FeatureState = Literal["active", "grace", "lapsed", "revoked"]
 #: Refusals that are not an attack: the same token delivered twice.
@@ -119,6 +125,11 @@ class EntitlementGate:
         self._floor[outcome.feature] = outcome.seq
         return outcome
 
+    def check(self, token: str, now_ns: int) -> EntitlementClaims | TokenRefused:
+        """What :meth:`offer` would decide for ``token``, changing nothing (a message that
+        carries several is checked whole before any of it is taken)."""
+        return self._check(token, now_ns)
+
     def _check(self, token: str, now_ns: int) -> EntitlementClaims | TokenRefused:
         try:
             kid = token_key_id(token)
@@ -189,6 +200,18 @@ class EntitlementGate:
                 state = "lapsed"
             out.append(FeatureStatus(feature, state, claims.expires_s, claims.honoured_until_s,
                                      claims.seq))
+        return out
+
+    def twin_reports(self, now_ns: int) -> list[FeatureReport]:
+        """Every feature held, as the vehicle reports it to its twin: the token in force, its
+        seq and expiry, and ``enabled``, ``grace`` or ``disabled`` (lapsed or revoked)."""
+        out = []
+        for status in self.status(now_ns):
+            state: TwinFeatureState = (
+                "enabled" if status.state == "active"
+                else "grace" if status.state == "grace" else "disabled")
+            out.append(FeatureReport(status.feature, self._tokens[status.feature][0],
+                                     status.seq, status.expires_s, state))
         return out
 
     def enabled(self, now_ns: int) -> frozenset[str]:

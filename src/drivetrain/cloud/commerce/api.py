@@ -47,9 +47,11 @@ from drivetrain.cloud.commerce.billing import (
     revenue_by_region,
 )
 from drivetrain.cloud.commerce.entitlements import (
+    confirmed_features,
     delivery_states,
     list_entitlements,
     reported_features,
+    twin_states,
 )
 from drivetrain.cloud.commerce.invoice_html import render_invoice_html
 from drivetrain.cloud.commerce.invoice_pdf import render_invoice_pdf
@@ -167,7 +169,10 @@ def get_subscription_route(subscription_id: SubscriptionId, principal: Reader,
                            context: Context) -> SubscriptionOut:
     """Its status, period, dunning state and why it ended."""
     with context.database.session() as session:
-        return SubscriptionOut.of(get_subscription(session, principal.tenant, subscription_id))
+        sub = get_subscription(session, principal.tenant, subscription_id)
+        confirmed = (confirmed_features(session, principal.tenant, sub.vin, sub.subscription_id)
+                     if sub.vin else [])
+        return SubscriptionOut.of(sub, confirmed)
 
 
 @router.post("/subscriptions/{subscription_id}/cancel", response_model=SubscriptionOut,
@@ -237,14 +242,15 @@ def post_transfer(vin: Vin, body: TransferIn, principal: Writer, context: Contex
 @router.get("/vehicles/{vin}/entitlements", response_model=EntitlementListOut,
             summary="The entitlements a vehicle holds")
 def get_entitlements(vin: Vin, principal: Reader, context: Context) -> EntitlementListOut:
-    """Per feature the newest signed token issued and whether the car acknowledged it, and
-    the features the car last reported running."""
+    """Per feature the newest signed token issued, whether the car acknowledged its message
+    and confirmed it through its twin, and the features the car last reported running."""
     with context.database.session() as session:
         get_vehicle(session, vin, tenant=principal.tenant)
         entitlements = list_entitlements(session, principal.tenant, vin)
         delivery = delivery_states(session, principal.tenant).get(vin)
         reported = reported_features(session, principal.tenant, vin)
-    return EntitlementListOut(entitlements=[EntitlementOut.of(e, delivery)
+        twin = twin_states(session, principal.tenant, vin)
+    return EntitlementListOut(entitlements=[EntitlementOut.of(e, delivery, twin.get(e.feature))
                                             for e in entitlements],
                               reported=list(reported.enabled) if reported else None,
                               reported_at_ns=reported.ts_ns if reported else None)

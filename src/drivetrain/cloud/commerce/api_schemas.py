@@ -15,6 +15,7 @@ from drivetrain.cloud.commerce.entitlements import Entitlement
 from drivetrain.cloud.commerce.money import MAX_MINOR, format_amount
 from drivetrain.cloud.commerce.service import Subscription
 from drivetrain.cloud.commerce.usage import MAX_QUANTITY
+from drivetrain.cloud.twins import TwinEntitlement
 
 VIN_FIELD = Field(min_length=17, max_length=17, examples=["DTV14A5UXTRGXBBBA"])
 ACCOUNT_FIELD = Field(min_length=1, max_length=64, examples=["driver:alice"])
@@ -85,9 +86,13 @@ class SubscriptionOut(BaseModel):
     next_retry_at: datetime | None
     end_reason: str | None
     created_at: datetime
+    confirmed_by_car: list[str] | None = Field(
+        default=None, description="Features of this subscription whose newest grant the car "
+        "confirmed through its twin (it reports holding that very token); given when one "
+        "subscription is read, null in lists.")
 
     @classmethod
-    def of(cls, s: Subscription) -> SubscriptionOut:
+    def of(cls, s: Subscription, confirmed: list[str] | None = None) -> SubscriptionOut:
         return cls(
             subscription_id=s.subscription_id, vin=s.vin, account_id=s.account_id,
             offer_id=s.offer_id, features=list(s.features), billing=s.billing, region=s.region,
@@ -96,7 +101,8 @@ class SubscriptionOut(BaseModel):
             status=s.status,  # type: ignore[arg-type]
             period_start=s.period_start, period_end=s.period_end, trial_end=s.trial_end,
             cancel_at_period_end=s.cancel_at_period_end, dunning_attempts=s.dunning_attempts,
-            next_retry_at=s.next_retry_at, end_reason=s.end_reason, created_at=s.created_at)
+            next_retry_at=s.next_retry_at, end_reason=s.end_reason, created_at=s.created_at,
+            confirmed_by_car=confirmed)
 
 
 class SubscriptionListOut(BaseModel):
@@ -195,22 +201,37 @@ class EntitlementOut(BaseModel):
     delivery: str | None = Field(description="The state of the vehicle's newest entitlements "
                                  "message (succeeded: the car acknowledged it).")
     vehicle_detail: str | None
+    twin: Literal["confirmed", "pending", "failed"] | None = Field(
+        description="This token in the vehicle's twin: confirmed (the car reports holding "
+        "it), pending (desired, not confirmed yet), failed (not confirmed before it expired, "
+        "or the car refused it); null when the twin holds another token.")
+    car_state: Literal["enabled", "grace", "disabled"] | None = Field(
+        description="The feature as the car last reported it to its twin (null: never).")
+    car_seq: int | None = Field(description="The seq of the token the car reports holding.")
     token: str
 
     @classmethod
-    def of(cls, e: Entitlement, delivery: tuple[str, str | None] | None) -> EntitlementOut:
+    def of(cls, e: Entitlement, delivery: tuple[str, str | None] | None,
+           twin: TwinEntitlement | None = None) -> EntitlementOut:
+        status = None
+        if twin is not None and twin.desired_token == e.token and twin.status is not None:
+            status = "confirmed" if twin.status == "converged" else twin.status
         return cls(vin=e.vin, feature=e.feature, seq=e.seq,
                    status=e.status,  # type: ignore[arg-type]
                    subscription_id=e.subscription_id, issued_at=e.issued_at,
                    expires_at=e.expires_at, grace_s=e.grace_s,
                    delivery=delivery[0] if delivery else None,
-                   vehicle_detail=delivery[1] if delivery else None, token=e.token)
+                   vehicle_detail=delivery[1] if delivery else None,
+                   twin=status,  # type: ignore[arg-type]
+                   car_state=twin.reported_state if twin else None,  # type: ignore[arg-type]
+                   car_seq=twin.reported_seq if twin else None, token=e.token)
 
 
 class EntitlementListOut(BaseModel):
     entitlements: list[EntitlementOut]
     reported: list[str] | None = Field(description="The features the vehicle last reported "
-                                       "running (null: it never reported a change).")
+                                       "running to its twin (enabled or in grace; null: it "
+                                       "never reported one).")
     reported_at_ns: int | None
 
 

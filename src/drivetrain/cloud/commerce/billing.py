@@ -239,13 +239,16 @@ def void_invoice(session: Session, invoice: InvoiceRow, now: datetime) -> None:
 
 
 def collect(session: Session, provider: PaymentProvider, invoice: InvoiceRow,
-            payment_method: str, attempt: int, now: datetime) -> PaymentOutcome:
+            payment_method: str, attempt: int, now: datetime,
+            idempotency_key: str | None = None) -> PaymentOutcome:
     """Charge what is due on ``invoice`` (attempt ``attempt``: a retry is a new charge; the
-    same attempt asked twice is one) and record the provider's answer as a payment event."""
+    same attempt asked twice is one) and record the provider's answer as a payment event.
+    ``idempotency_key``: the provider's key (default: the invoice and the attempt)."""
     due = invoice.total_minor - invoice.paid_minor
     if due <= 0:
         return PaymentOutcome(True, invoice.payment_reference or "nothing-due")
     outcome = provider.charge(invoice.account_id, payment_method, due, invoice.currency,
+                              idempotency_key or
                               f"{invoice.tenant_id}:{invoice.invoice_id}:{attempt}")
     record_payment_event(
         session, tenant=invoice.tenant_id, provider=provider.name, event_id=outcome.reference,

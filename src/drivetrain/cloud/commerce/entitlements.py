@@ -13,7 +13,11 @@ A grant is valid until the end of the paid period or the lease (``lease_s`` afte
 whichever is first: the lease bounds how long a car that went offline keeps a feature the
 cloud has since taken away. The vehicle's current tokens travel together, as one signed
 ``ENTITLEMENTS`` message, through the tenant's continuous dispatcher job (origin
-``entitlements``); a newer message supersedes one not yet delivered.
+``entitlements``); a newer message supersedes one not yet delivered. Each token issued also
+becomes the twin's desired state (``twins.set_entitlements``): the reconciler carries it in
+the vehicle's signed, retained desired-state delta — a revocation reaches a car that was
+offline the moment it reconnects — and the twin shows it **confirmed** once the car reports
+holding that very token. The car verifies every token itself, whichever way it came.
 """
 
 from __future__ import annotations
@@ -41,14 +45,17 @@ from drivetrain.cloud.commerce.models import CommerceJobRow, EntitlementRow, Sub
 from drivetrain.cloud.commerce.service import DOMAIN, offer_of, state_of
 from drivetrain.cloud.infra import record_audit
 from drivetrain.cloud.infra.bus import StatusEvent, queue_status
-from drivetrain.cloud.ingest import list_vehicle_events
+from drivetrain.cloud.twins import (
+    DesiredToken,
+    TwinEntitlement,
+    set_entitlements,
+    twin_entitlements,
+)
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.entitlement import EntitlementClaims, issue_token
 from drivetrain.core.wire import MessageKind
 
 ACTOR: Final = "commerce:entitlements"
-#: The event a vehicle sends when its running features change (the edge agent's).
-CHANGED_EVENT: Final = "entitlements.changed"
 ORIGIN: Final = "entitlements"
 #: Entitlement messages wait for the vehicle as long as it takes (parked for weeks).
 DELIVERY_POLICY: Final = RolloutPolicy(timeout_s=None, freshness_s=30 * 86_400.0)
@@ -84,8 +91,11 @@ def _wanted(session: Session, tenant: str, vin: str, now: datetime, lease: timed
     ``past_due`` subscription (left to lapse on the vehicle)."""
     wanted: dict[str, _Want] = {}
     lapsing: set[str] = set()
+    # Locked (PostgreSQL) in one order: two runners syncing the same vehicle take turns, so
+    # a seq is never issued twice.
     rows = session.scalars(select(SubscriptionRow).where(
-        SubscriptionRow.tenant_id == tenant, SubscriptionRow.vin == vin)).all()
+        SubscriptionRow.tenant_id == tenant, SubscriptionRow.vin == vin)
+        .order_by(SubscriptionRow.subscription_id).with_for_update()).all()
     for row in rows:
         state = state_of(row)
         offer = offer_of(session, row)
@@ -132,7 +142,8 @@ def sync_vehicle(session: Session, key: SigningKey, tenant: str, vin: str, now: 
     lease = timedelta(seconds=lease_s)
     wanted, lapsing = _wanted(session, tenant, vin, now, lease)
     held = {r.feature: r for r in session.scalars(select(EntitlementRow).where(
-        EntitlementRow.tenant_id == tenant, EntitlementRow.vin == vin))}
+        EntitlementRow.tenant_id == tenant, EntitlementRow.vin == vin)
+        .order_by(EntitlementRow.feature).with_for_update())}
     issued: list[tuple[str, str]] = []
     for feature, want in sorted(wanted.items()):
         row = held.get(feature)
@@ -154,6 +165,9 @@ def sync_vehicle(session: Session, key: SigningKey, tenant: str, vin: str, now: 
         return 0
     session.flush()
     _send(session, tenant, vin, [r.token for r in held.values()], now)
+    set_entitlements(session, vin, [
+        DesiredToken(f, held[f].token, held[f].expires_at + timedelta(seconds=held[f].grace_s))
+        for f, _ in issued], tenant=tenant, actor=ACTOR, now=now)
     record_audit(session, tenant=tenant, actor=ACTOR, action="commerce.entitlements.issue",
                  target=f"vehicle:{vin}",
                  details={"issued": [f"{f}:{s}" for f, s in issued]}, now=now)
@@ -220,26 +234,38 @@ def due_for_renewal(session: Session, now: datetime, lease_s: float) -> list[tup
 
 @dataclass(frozen=True, slots=True)
 class ReportedFeatures:
-    """What the vehicle itself last reported running (its ``entitlements.changed`` event)."""
+    """What the vehicle itself last reported running, as its twin holds it."""
 
     enabled: tuple[str, ...]
     ts_ns: int
 
 
+def twin_states(session: Session, tenant: str, vin: str, now: datetime | None = None
+                ) -> dict[str, TwinEntitlement]:
+    """Per feature, the twin's view of ``vin``'s entitlement: the desired token and whether
+    the car confirmed it (reports holding it), and the car's own state of the feature."""
+    return {t.feature: t for t in twin_entitlements(session, vin, tenant=tenant, now=now)}
+
+
+def confirmed_features(session: Session, tenant: str, vin: str, subscription_id: str,
+                       now: datetime | None = None) -> list[str]:
+    """The features of ``subscription_id`` whose newest grant ``vin`` confirmed through its
+    twin (it reports holding that very token), by name."""
+    twin = twin_states(session, tenant, vin, now)
+    rows = session.scalars(select(EntitlementRow).where(
+        EntitlementRow.tenant_id == tenant, EntitlementRow.vin == vin,
+        EntitlementRow.subscription_id == subscription_id, EntitlementRow.status == "grant"))
+    return sorted(r.feature for r in rows
+                  if (t := twin.get(r.feature)) is not None and t.confirmed
+                  and t.desired_token == r.token)
+
+
 def reported_features(session: Session, tenant: str, vin: str) -> ReportedFeatures | None:
-    """The features ``vin`` last reported running, or None when it never reported a change."""
-    last = None
-    after = 0
-    while True:
-        page = list_vehicle_events(session, tenant=tenant, vin=vin, types=[CHANGED_EVENT],
-                                   after_id=after, limit=1000)
-        if not page:
-            break
-        last, after = page[-1], page[-1].event_id
-        if len(page) < 1000:
-            break
-    if last is None:
+    """The features ``vin`` last reported running (enabled or in grace) to its twin, or None
+    when it never reported one."""
+    states = [t for t in twin_entitlements(session, vin, tenant=tenant)
+              if t.reported_state is not None]
+    if not states:
         return None
-    enabled = last.data.get("enabled")
-    features = tuple(str(f) for f in enabled) if isinstance(enabled, list) else ()
-    return ReportedFeatures(features, last.ts_ns)
+    enabled = tuple(t.feature for t in states if t.reported_state in ("enabled", "grace"))
+    return ReportedFeatures(enabled, max(t.reported_ts_ns or 0 for t in states))

@@ -15,6 +15,11 @@ Each round, in transactions of its own:
 
 A status event of the ``commerce`` domain (a purchase, a cancellation) wakes it at once, so a
 purchase reaches the car within seconds.
+
+Several runners may run at once (one per API process, say): each renewal is claimed with a
+conditional ``UPDATE`` that matches only while it is still due, so exactly one runner invoices
+and charges a period; the others find it renewed and move on. Entitlement syncs of one vehicle
+lock its subscription and entitlement rows, so a token ``seq`` is issued once.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from drivetrain.cloud.commerce import lifecycle
@@ -75,10 +80,38 @@ def _open_invoice(session: Session, row: SubscriptionRow) -> InvoiceRow | None:
         InvoiceRow.status == "open").order_by(InvoiceRow.issued_at.desc()).limit(1)).first()
 
 
+def _renewal_due(now: datetime) -> ColumnElement[bool]:
+    """SQL: a subscription whose period (or trial) ended, or whose dunning retry is due."""
+    s = SubscriptionRow
+    return or_(
+        s.status.in_(("trialing", "active")) & (s.period_end <= now),
+        (s.status == "past_due") & (s.next_retry_at <= now),
+    )
+
+
+def _claim(session: Session, subscription_id: str, now: datetime) -> bool:
+    """Claim a due renewal for this transaction: a conditional ``UPDATE`` that matches only
+    while the subscription is still due. It locks the row (PostgreSQL; SQLite takes its
+    writer lock), so a second runner deciding the same renewal waits for the first to
+    commit, then finds it no longer due and charges nothing."""
+    claimed = session.execute(
+        update(SubscriptionRow)
+        .where(SubscriptionRow.subscription_id == subscription_id, _renewal_due(now))
+        .values(updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(claimed.rowcount)  # type: ignore[attr-defined]
+
+
 def renew_subscription(database: Database, provider: PaymentProvider, subscription_id: str,
                        now: datetime) -> str:
-    """Decide one due renewal (its own transaction); returns the new status."""
+    """Decide one due renewal (its own transaction); returns the new status. Safe with many
+    runners at once: the renewal is claimed first (:func:`_claim`), so one period is invoiced
+    and charged once, and the charge's idempotency key names the period besides."""
     with database.session() as session:
+        if not _claim(session, subscription_id, now):
+            row = session.get(SubscriptionRow, subscription_id)
+            return "missing" if row is None else row.status
         row = session.get(SubscriptionRow, subscription_id)
         if row is None:
             return "missing"
@@ -114,8 +147,11 @@ def renew_subscription(database: Database, provider: PaymentProvider, subscripti
                                   invoice.invoice_id)
             account = session.get(AccountRow, (row.tenant_id, row.account_id))
             method = account.payment_method if account is not None else ""
-            paid = collect(session, provider, invoice, method, state.dunning_attempts + 1,
-                           now).succeeded
+            attempt = state.dunning_attempts + 1
+            # One charge per (subscription, period, attempt), whichever runner asks.
+            key = (f"{row.tenant_id}:{row.subscription_id}:renewal:"
+                   f"{state.period_end.isoformat() if state.period_end else '-'}:{attempt}")
+            paid = collect(session, provider, invoice, method, attempt, now, key).succeeded
         before = row.status
         store_state(row, lifecycle.renew(state, offer, paid, now), now)
         if row.status == "expired" and not paid:
@@ -140,11 +176,8 @@ def run_commerce(database: Database, key: SigningKey, provider: PaymentProvider,
     now = now or datetime.now(UTC)
     renewed = declined = expired = 0
     with database.session() as session:
-        due = session.scalars(select(SubscriptionRow.subscription_id).where(or_(
-            (SubscriptionRow.status.in_(("trialing", "active")))
-            & (SubscriptionRow.period_end <= now),
-            (SubscriptionRow.status == "past_due") & (SubscriptionRow.next_retry_at <= now),
-        ))).all()
+        due = session.scalars(select(SubscriptionRow.subscription_id).where(
+            _renewal_due(now))).all()
     for subscription_id in due:
         try:
             status = renew_subscription(database, provider, subscription_id, now)

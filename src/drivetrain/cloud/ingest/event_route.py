@@ -1,14 +1,20 @@
-"""Routing the non-telemetry batches of a micro-batch: vehicle events (with ECU inventories to
-the twins) and acknowledgements of downlink messages."""
+"""Routing the non-telemetry batches of a micro-batch: vehicle events (with ECU inventories and
+the vehicle's entitlement reports to the twins) and acknowledgements of downlink messages."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 from drivetrain.cloud.ingest import records
 from drivetrain.cloud.ingest.microbatch import MicroBatch, iso_ns
 from drivetrain.cloud.ingest.records import DeadLetterDraft
 from drivetrain.cloud.ingest.results import AuthenticBatch, MessageResult
+from drivetrain.core.entitlement_twin import CHANGED_EVENT as ENTITLEMENTS_EVENT
+from drivetrain.core.entitlement_twin import reports_from_event, twin_values
 from drivetrain.core.errors import BadInputError, NotFoundError
 from drivetrain.core.wire import INVENTORY_EVENT, Ack, VehicleEvent, inventory_from_event
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def route_other(mb: MicroBatch, batch: AuthenticBatch) -> None:
@@ -60,6 +66,13 @@ def route_events(mb: MicroBatch, batch: AuthenticBatch) -> None:
             bad.setdefault("timestamp_too_old", []).append((position, event))
         elif event.ts_ns > latest:
             bad.setdefault("timestamp_in_future", []).append((position, event))
+        elif event.type == ENTITLEMENTS_EVENT:
+            if problem := _entitlements(mb, vehicle.vin, event):
+                bad.setdefault("bad_entitlements", []).append((position, event))
+                details.setdefault("bad_entitlements",
+                                   f"event {position} ({event.type!r}): {problem}")
+            else:
+                good.append((position, event))
         elif event.type != INVENTORY_EVENT:
             good.append((position, event))
         elif problem := _inventory(mb, vehicle.vin, event):
@@ -121,6 +134,23 @@ def _inventory(mb: MicroBatch, vin: str, event: VehicleEvent) -> str:
     try:
         ecus = inventory_from_event(event)
         mb.reported.record_inventory(mb.session, vin, ecus)
+    except (BadInputError, NotFoundError) as e:  # WireFormatError included
+        return str(e)
+    return ""
+
+
+def _entitlements(mb: MicroBatch, vin: str, event: VehicleEvent) -> str:
+    """Store the features an ``entitlements.changed`` event reports as the twin's reported
+    state (``Entitlement.<feature>.*``, measured at the event's time); returns why it was
+    refused ('' if it was recorded). A refused report changes nothing."""
+    if "features" not in event.data:
+        return ""  # an agent that reports only what it switched: nothing for the twin
+    try:
+        values = twin_values(reports_from_event(event.data))
+        if values:
+            measured = _EPOCH + timedelta(microseconds=event.ts_ns // 1000)
+            mb.reported.apply_reported(
+                mb.session, {vin: {path: (value, measured) for path, value in values.items()}})
     except (BadInputError, NotFoundError) as e:  # WireFormatError included
         return str(e)
     return ""

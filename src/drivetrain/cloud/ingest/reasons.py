@@ -10,7 +10,8 @@ A payload is judged at two levels (see docs/ingest.md):
 - **sample level** — one sample of an authentic batch breaks a rule. Only that sample is
   dead-lettered; the valid samples of the batch proceed: ``unknown_path``, ``wrong_type``,
   ``out_of_range``, ``timestamp_too_old``, ``timestamp_in_future``; for events also
-  ``bad_inventory`` (a ``vehicle.inventory`` event the twins cannot take).
+  ``bad_inventory`` (a ``vehicle.inventory`` event the twins cannot take) and
+  ``bad_entitlements`` (an ``entitlements.changed`` event whose features do not read).
 
 ``not_consented`` is not a fault: the vehicle's consent does not cover the signal's privacy
 category, so the value is dropped by policy at the door and counted, never written anywhere.
@@ -33,7 +34,7 @@ SampleReason = Literal[
     "unknown_path", "wrong_type", "out_of_range", "timestamp_too_old", "timestamp_in_future"
 ]
 #: Reasons only events have (the timestamp reasons apply to events too).
-EventReason = Literal["bad_inventory"]
+EventReason = Literal["bad_inventory", "bad_entitlements"]
 DeadLetterReason = Literal[MessageReason, SampleReason, EventReason]
 #: What the per-vehicle counters count: every dead-letter reason, plus ``not_consented``
 #: (dropped by policy), ``accepted`` (stored), ``duplicate`` (a re-delivered batch) and
@@ -78,6 +79,9 @@ REASON_DESCRIPTIONS: Final[dict[Outcome, str]] = {
     "bad_inventory": "a vehicle.inventory event that is malformed (not a list of ECUs, too many "
     "ECUs, a name twice) or that the twin refuses (a bad ECU name, hardware id or software "
     "version); the other events of the message are stored",
+    "bad_entitlements": "an entitlements.changed event whose features list is malformed "
+    "(not a list, a feature twice, a field of the wrong type or range); the twin's reported "
+    "state is not changed, the other events of the message are stored",
 }
 
 #: Small integer codes for the vectorised validator: 0 is "accepted".

@@ -7,6 +7,9 @@ Public surface (everything else in this package is internal):
   :class:`DesiredItem`, :class:`ReportedValue`, :class:`Ecu`, :class:`TwinSummary`,
   :class:`TwinPage`, :class:`ReconciliationSummary`.
 - Desired state: :func:`set_desired` (optimistic concurrency), :func:`set_desired_by_query`.
+- Entitlements (signed tokens as desired state, the car's features as reported state):
+  :func:`set_entitlements`, :func:`twin_entitlements`; types :class:`DesiredToken`,
+  :class:`TwinEntitlement`.
 - What vehicles report (ingestion calls these): :func:`apply_reported`, :func:`record_acks`,
   :func:`record_ecu_inventory`.
 - ECU inventory: :func:`set_ecu`, :func:`delete_ecu`, :func:`list_ecus`, :func:`find_ecu`;
@@ -30,6 +33,12 @@ from drivetrain.cloud.twins.ecus import (
     list_ecus,
     record_ecu_inventory,
     set_ecu,
+)
+from drivetrain.cloud.twins.entitlements import (
+    DesiredToken,
+    TwinEntitlement,
+    set_entitlements,
+    twin_entitlements,
 )
 from drivetrain.cloud.twins.feed import ChangeHub, TwinChange, hub_for
 from drivetrain.cloud.twins.models import (
@@ -59,12 +68,14 @@ __all__ = [
     "ChangeHub",
     "DeliveryReport",
     "DesiredItem",
+    "DesiredToken",
     "Ecu",
     "Reconciler",
     "ReconciliationSummary",
     "ReportedValue",
     "Twin",
     "TwinChange",
+    "TwinEntitlement",
     "TwinPage",
     "TwinSummary",
     "apply_reported",
@@ -86,6 +97,8 @@ __all__ = [
     "set_desired",
     "set_desired_by_query",
     "set_ecu",
+    "set_entitlements",
     "sync_twins",
+    "twin_entitlements",
     "twin_fields",
 ]

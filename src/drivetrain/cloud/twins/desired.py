@@ -41,6 +41,7 @@ from drivetrain.cloud.twins.values import (
     render_reported,
     validate_desired,
 )
+from drivetrain.core.entitlement_twin import is_entitlement_path
 from drivetrain.core.errors import BadInputError, VersionConflictError
 from drivetrain.core.vss import Catalog, builtin_catalog
 
@@ -132,7 +133,8 @@ def set_desired(
     """Change ``vin``'s desired state and return the twin at its new version.
 
     ``values`` maps VSS actuator paths to values; a None value removes the path. With
-    ``replace`` the document becomes exactly ``values`` (other paths are removed). ``if_match``
+    ``replace`` the document becomes exactly ``values`` (other paths are removed, except the
+    entitlement tokens ``set_entitlements`` keeps there). ``if_match``
     is the version the change is based on (None: whatever is current). ``ttl_s`` is how long
     the new values are wanted (default 7 days). Records ``twins.desired.set`` in the audit log.
 
@@ -148,7 +150,9 @@ def set_desired(
     ttl = check_ttl(ttl_s)
     row = twin_row(session, vin, tenant=tenant)
     version = _bump_version(session, vin, if_match, now)
-    current = {item.path: item for item in load_items(session, vin)}
+    # Entitlement tokens are set by set_entitlements alone: a replace leaves them be.
+    current = {item.path: item for item in load_items(session, vin)
+               if not is_entitlement_path(item.path)}
     reported = {
         path: render_reported(catalog, path, r.kind, r.num, r.text)
         for path, r in reported_values(session, vin, checked).items()

@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Final
 
 from drivetrain.core.can import MANIFEST_ECU, DecoderManifest, FrameBatch
+from drivetrain.core.entitlement_twin import CHANGED_EVENT, FeatureReport
 from drivetrain.core.errors import StorageError
 from drivetrain.core.transport import EVENTS, Message, Subscription, Transport, vehicle_topic
 from drivetrain.core.vss import Catalog, builtin_catalog
@@ -174,6 +175,8 @@ class EdgeAgent:
         self.entitlements = EntitlementGate(self.vin, identity.cloud_key, state.entitlements)
         #: The paid features switched on now (decided each tick from the entitlements).
         self.features: frozenset[str] = frozenset()
+        #: The features as last reported to the twin (a restarted agent reports what it holds).
+        self._reported_features: list[FeatureReport] = []
         self.downlink = DownlinkHandler(
             self.guard,
             self.engine,
@@ -401,19 +404,23 @@ class EdgeAgent:
 
     def _switch_features(self, now_ns: int) -> None:
         """Enforce the entitlements on the vehicle's clock: a feature whose token lapsed
-        (``exp`` plus grace) goes off here even with no link to the cloud; every change is
-        reported as an ``entitlements.changed`` event."""
+        (``exp`` plus grace) goes off here even with no link to the cloud. Every change — a
+        feature on or off, into its grace period, a newer token — is reported to the twin as
+        an ``entitlements.changed`` event: the features switched on and off, and each
+        feature's token in force, seq, expiry and state (``core.entitlement_twin``)."""
         enabled = self.entitlements.enabled(now_ns)
-        if enabled == self.features:
-            return
-        before, self.features = self.features, enabled
-        if isinstance(self.actuator, FeatureSwitch):
+        reports = self.entitlements.twin_reports(now_ns)
+        if enabled != self.features and isinstance(self.actuator, FeatureSwitch):
             self.actuator.set_features(enabled)
+        if enabled == self.features and reports == self._reported_features:
+            return
+        before, self.features, self._reported_features = self.features, enabled, reports
         self.outbox.events.append(VehicleEvent(
-            "entitlements.changed", now_ns, "info",
+            CHANGED_EVENT, now_ns, "info",
             {"enabled": sorted(enabled), "on": sorted(enabled - before),
-             "off": sorted(before - enabled)},
+             "off": sorted(before - enabled), "features": [r.to_dict() for r in reports]},
         ))  # fmt: skip
+
     def _keep(self, priority: int, campaign_id: str, samples: Samples) -> None:
         """Queue ``samples`` for the next flush under their campaign."""
         if len(samples):

@@ -1,6 +1,7 @@
 """``DownlinkHandler``: what the agent does with the downlink messages the guard lets through.
 
-Accepted desired-state deltas go to the ``VehicleActuator``, campaigns to the collection
+Accepted desired-state deltas go to the ``VehicleActuator`` (their ``Entitlement.`` tokens to
+the ``EntitlementGate``), campaigns to the collection
 engine, commands to the actuator (except the collection-consent command, which the agent
 applies itself: ``drivetrain.edge.consent``), entitlement tokens to the ``EntitlementGate``
 (each token checked on its own: signature, VIN, seq, expiry), decoder manifests to the agent's CAN decoding (switched
@@ -23,6 +24,7 @@ from typing import Any, Final
 import numpy as np
 
 from drivetrain.core.can import DecoderManifest
+from drivetrain.core.entitlement_twin import feature_of_token_path, is_entitlement_path
 from drivetrain.core.errors import (
     BadInputError,
     CampaignFormatError,
@@ -200,6 +202,10 @@ class DownlinkHandler:
         self.acks[f"{ack.ref_kind}.{ack.status}"] += 1
 
     def _apply_desired(self, accepted: Accepted, now_ns: int) -> None:
+        """Apply a newer desired-state delta as a whole: its VSS values through the
+        actuator, its ``Entitlement.<feature>.Token`` values through the entitlement gate
+        (each token verified as if it came in an entitlements message). Any value refused —
+        a forged or misplaced token included — rejects the delta and changes nothing."""
         ref = accepted.envelope.message_id
         try:
             delta = DesiredStateDelta.from_dict(accepted.body)
@@ -211,19 +217,27 @@ class DownlinkHandler:
             self.stale_desired += 1
             self.outbox.buffer.save_state([self.guard.state.to_record()])
             return
-        if self.actuator is None:
-            self._acknowledge(
-                Ack(
-                    ref, "desired_state", "rejected", "this vehicle has no actuators", delta.version
-                ),
-                now_ns,
-            )
+        values = {p: v for p, v in delta.values.items() if not is_entitlement_path(p)}
+        tokens, refused, notes = self._desired_tokens(delta.values, now_ns)
+        if refused:
+            for o in refused:
+                self._refusals_unreported[f"entitlement.{o.reason}"] += 1
+            self._reject_desired(ref, describe(refused), delta.version, now_ns)
             return
-        try:
-            applied = self.actuator.apply_desired(delta.values)
-        except BadInputError as e:
-            self._acknowledge(Ack(ref, "desired_state", "rejected", str(e), delta.version), now_ns)
-            return
+        applied: Mapping[str, Any] = {}
+        if values:
+            if self.actuator is None:
+                self._reject_desired(ref, "this vehicle has no actuators", delta.version, now_ns)
+                return
+            try:
+                applied = self.actuator.apply_desired(values)
+            except BadInputError as e:
+                self._reject_desired(ref, str(e), delta.version, now_ns)
+                return
+        records: list[StateRecord] = [DesiredStateVersion(delta.version)]
+        if tokens and self.entitlements is not None:
+            notes += describe(self.entitlements.offer_all(tokens, now_ns)).split("; ")
+            records.append(self.entitlements.to_record())
         self.desired_version = delta.version
         numeric = {
             p: v
@@ -235,10 +249,46 @@ class DownlinkHandler:
                 Samples.from_values(numeric, now_ns), REPORT_PRIORITY, now_ns
             )
         self._acknowledge(
-            Ack(ref, "desired_state", "applied", "", delta.version),
-            now_ns,
-            [DesiredStateVersion(delta.version)],
+            Ack(ref, "desired_state", "applied", "; ".join(notes)[:1000], delta.version),
+            now_ns, records,
         )
+
+    def _reject_desired(self, ref: str, detail: str, version: int, now_ns: int) -> None:
+        self._acknowledge(Ack(ref, "desired_state", "rejected", detail[:1000], version), now_ns)
+
+    def _desired_tokens(
+        self, values: Mapping[str, Any], now_ns: int
+    ) -> tuple[list[str], list[TokenRefused], list[str]]:
+        """The entitlement tokens a delta carries that the gate would take; the refused ones
+        (forged, for another car or feature, expired, not a token at all); and notes on the
+        ones left alone (already in force, or older than the one in force)."""
+        tokens: list[str] = []
+        refused: list[TokenRefused] = []
+        notes: list[str] = []
+        for path, value in sorted(values.items()):
+            if not is_entitlement_path(path):
+                continue
+            feature = feature_of_token_path(path)
+            if feature is None or self.entitlements is None or not isinstance(value, str):
+                why = ("this vehicle takes no entitlements" if self.entitlements is None
+                       else f"{path}: the twin carries entitlements only as signed tokens "
+                       "under Entitlement.<feature>.Token")
+                refused.append(TokenRefused("malformed", why, feature))
+                continue
+            outcome = self.entitlements.check(value, now_ns)
+            if isinstance(outcome, TokenRefused):
+                if outcome.reason in BENIGN_REFUSALS or outcome.reason == "rolled_back":
+                    # A newer token reached the car first (its entitlements message): the
+                    # twin's older copy takes nothing away and brings nothing back.
+                    notes.append(f"{feature}: {outcome.reason} ({outcome.detail})")
+                else:
+                    refused.append(outcome)
+            elif outcome.feature != feature:
+                refused.append(TokenRefused(
+                    "misplaced", f"{path} carries a token for {outcome.feature}", feature))
+            else:
+                tokens.append(value)
+        return tokens, refused, notes
 
     def _install_campaign(self, accepted: Accepted, now_ns: int) -> None:
         ref = accepted.envelope.message_id
