@@ -105,19 +105,31 @@ def _claim(session: Session, subscription_id: str, now: datetime) -> bool:
 
 def renew_subscription(database: Database, provider: PaymentProvider, subscription_id: str,
                        now: datetime) -> str:
-    """Decide one due renewal (its own transaction); returns the new status. Safe with many
-    runners at once: the renewal is claimed first (:func:`_claim`), so one period is invoiced
-    and charged once, and the charge's idempotency key names the period besides."""
+    """Decide one due renewal (its own transaction); returns the new status (the current
+    one when it was not due, or another runner decided it first; ``missing`` when there is
+    no such subscription). Safe with many runners at once: the renewal is claimed first
+    (:func:`_claim`), so one period is invoiced and charged once, and the charge's
+    idempotency key names the period besides."""
+    decided = _renew(database, provider, subscription_id, now)
+    if decided is not None:
+        return decided
+    with database.session() as session:
+        row = session.get(SubscriptionRow, subscription_id)
+        return "missing" if row is None else row.status
+
+
+def _renew(database: Database, provider: PaymentProvider, subscription_id: str,
+           now: datetime) -> str | None:
+    """The new status, or None when this caller did not renew (not due, or not claimed)."""
     with database.session() as session:
         if not _claim(session, subscription_id, now):
-            row = session.get(SubscriptionRow, subscription_id)
-            return "missing" if row is None else row.status
+            return None
         row = session.get(SubscriptionRow, subscription_id)
         if row is None:
-            return "missing"
+            return None
         state = state_of(row)
         if not lifecycle.renewal_due(state, now):
-            return row.status
+            return None
         _, catalog = get_catalog(session, row.tenant_id, row.catalog_version)
         offer = catalog.offer(row.offer_id)
         paid = True
@@ -180,7 +192,7 @@ def run_commerce(database: Database, key: SigningKey, provider: PaymentProvider,
             _renewal_due(now))).all()
     for subscription_id in due:
         try:
-            status = renew_subscription(database, provider, subscription_id, now)
+            status = _renew(database, provider, subscription_id, now)
         except DrivetrainError as e:
             log.warning("subscription %s: renewal failed: %s", subscription_id, e)
             continue
