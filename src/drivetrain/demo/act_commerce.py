@@ -10,7 +10,8 @@ storefront would, the act:
    demo) and gives each of two drivers — one with an EU car, one with a US car — a card;
 2. buys ``boost-monthly`` for both cars (9.99 EUR, 10.99 USD, invoiced with tax and charged
    through the built-in test payment provider) and waits until both cars run the boost: the
-   commerce runner signs each car's entitlement and the dispatcher delivers it;
+   commerce runner signs each car's entitlement, the dispatcher and the twin's desired state
+   deliver it; then until each car's twin confirms it (the car reports holding that token);
 3. the EU driver's card is declined from now on, and the billing clock of that subscription
    jumps to the end of its month: the renewal is declined and the subscription is
    ``past_due``. The cloud stops renewing the car's entitlement (the demo platform's lease is
@@ -18,7 +19,8 @@ storefront would, the act:
    validity and grace period have run out — no revocation is sent;
 4. reads revenue per region.
 
-Its check: both cars turned the boost on (and their acceleration limit rose), the EU car
+Its check: both cars turned the boost on (and their acceleration limit rose) and their twins
+confirmed it, the EU car
 turned it off after the grace period while the US car kept it, the EU car's entitlement was
 never revoked (it lapsed), and the act added 19.98 EUR of revenue in the EU — the paid month
 and the declined renewal, invoiced and owed until it is paid or dunning voids it — and
@@ -87,6 +89,12 @@ def _accel(runner: FleetRunner, index: int) -> float:
     return actuator.accel_limit_mps2
 
 
+def _confirmed(http: httpx.Client, sub: dict[str, Any]) -> bool:
+    """True once the car confirmed the subscription's feature through its twin."""
+    read = http.get(f"/v1/commerce/subscriptions/{sub['subscription_id']}").json()
+    return FEATURE in (read.get("confirmed_by_car") or [])
+
+
 def _revenue(http: httpx.Client) -> dict[str, int]:
     return {r["region"]: r["revenue_minor"]
             for r in http.get("/v1/commerce/revenue").json()["regions"]}
@@ -121,13 +129,16 @@ def run(context: DemoContext) -> ActResult:
                 e["name"] == "VCU" for e in http.get(f"/v1/twins/{v}").json()["ecus"]),
                 "the twins learn each car's VCU release", 0.1, 10.0)
         subs: dict[str, dict[str, Any]] = {}
+        for vehicle in (eu, us):  # an earlier run's boost ends first: the baseline is without
+            _end_live(http, vehicle.vin)
+        _wait(context, lambda: not (_boosted(runner, eu.index) or _boosted(runner, us.index)),
+              "an earlier run's boost is revoked", 0.15, 10.0)
         base_accel = {v.vin: _accel(runner, v.index) for v in (eu, us)}
         revenue_before = _revenue(http)
         for vehicle in (eu, us):
             account = f"driver:{vehicle.vin[-6:].lower()}"
             http.put(f"/v1/commerce/accounts/{account}/payment-method",
                      json={"payment_method": "test_card_ok"}).raise_for_status()
-            _end_live(http, vehicle.vin)
             bought = http.post("/v1/commerce/subscriptions", json={
                 "vin": vehicle.vin, "account_id": account, "offer_id": OFFER})
             bought.raise_for_status()
@@ -136,13 +147,19 @@ def run(context: DemoContext) -> ActResult:
         on_s = _wait(context, lambda: _boosted(runner, eu.index) and _boosted(runner, us.index),
                      "the cars receive their signed entitlements", 0.3, 10.0)
         figures["on_after_s"] = round(on_s, 1) if on_s is not None else "never"
+        confirmed_s = _wait(context, lambda: all(_confirmed(http, subs[v.vin]) for v in (eu, us)),
+                            "each car's twin confirms the entitlement", 0.4, 10.0)
+        figures["twin_confirmed_after_s"] = (round((on_s or 0.0) + confirmed_s, 1)
+                                             if confirmed_s is not None else "never")
         accel = {v.vin: _accel(runner, v.index) for v in (eu, us)}
         if on_s is not None and context.remaining_s() < LAPSE_BUDGET_S:
-            ok = all(accel[v] > base_accel[v] for v in accel)
+            ok = all(accel[v] > base_accel[v] for v in accel) and confirmed_s is not None
             return ActResult(ok, (
                 f"stopped early (time budget): {OFFER} on in both cars {on_s:.1f} s after "
-                "purchase" + (" (acceleration limit x1.3)" if ok else
-                              f", but acceleration limits {accel} did not rise")), figures)
+                "purchase" + (" (acceleration limit x1.3), confirmed by each car's twin"
+                              if ok else f", but acceleration limits {accel} (from "
+                              f"{base_accel}) or the twins' confirmation "
+                              f"({figures['twin_confirmed_after_s']}) fell short")), figures)
         # The EU driver's card fails; the billing clock of that subscription reaches its end.
         eu_sub = subs[eu.vin]
         http.put(f"/v1/commerce/accounts/{eu_sub['account_id']}/payment-method",
@@ -166,6 +183,8 @@ def run(context: DemoContext) -> ActResult:
     problems = []
     if on_s is None:
         problems.append("the boost did not reach both cars within 10 s")
+    if confirmed_s is None:
+        problems.append("the cars' twins did not confirm the boost within 10 s")
     elif any(accel[v] <= base_accel[v] for v in accel):
         problems.append(f"acceleration limits {accel} did not rise from {base_accel}")
     if status != "past_due" or eu_state["status"] != "past_due":
@@ -183,7 +202,8 @@ def run(context: DemoContext) -> ActResult:
     regions = ", ".join(f"{r['region']} {r['revenue']} {r['currency']}"
                         for r in revenue["regions"])
     return ActResult(True, (
-        f"{OFFER} on in both cars {on_s:.1f} s after purchase (acceleration limit x1.3); the "
+        f"{OFFER} on in both cars {on_s:.1f} s after purchase (acceleration limit x1.3), and "
+        f"each car's twin confirmed it (the car reports holding the signed token); the "
         f"EU driver's renewal was declined and the car turned the boost off by itself "
         f"{off_s:.1f} s later, when its last signed token and {DEMO_GRACE_S} s of grace ran "
         f"out; the US car kept it; revenue per region: {regions}"), figures)
