@@ -222,7 +222,7 @@ class EntitlementOut(BaseModel):
                    expires_at=e.expires_at, grace_s=e.grace_s,
                    delivery=delivery[0] if delivery else None,
                    vehicle_detail=delivery[1] if delivery else None,
-                   twin=status,  # type: ignore[arg-type]
+                   twin=status,
                    car_state=twin.reported_state if twin else None,  # type: ignore[arg-type]
                    car_seq=twin.reported_seq if twin else None, token=e.token)
 

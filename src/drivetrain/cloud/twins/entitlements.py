@@ -136,11 +136,11 @@ def twin_entitlements(
     """
     now = now or datetime.now(UTC)
     twin_row(session, vin, tenant=tenant)
-    desired = {}
-    for item in effective_items(load_items(session, vin), now):
-        feature = feature_of_token_path(item.path)
+    desired: dict[str, DesiredItem] = {}
+    for each in effective_items(load_items(session, vin), now):
+        feature = feature_of_token_path(each.path)
         if feature is not None:
-            desired[feature] = item
+            desired[feature] = each
     reported: dict[str, dict[str, str | int | float | bool | None]] = {}
     measured: dict[str, int] = {}
     for r in session.scalars(select(ReportedRow).where(
