@@ -9,16 +9,19 @@ import random
 import re
 import zlib
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from drivetrain.cloud.commerce import TestPaymentProvider, run_commerce
 from drivetrain.cloud.commerce.catalog import example_catalog
 from drivetrain.cloud.fleet import provision_vehicle
 from drivetrain.cloud.infra import Database
-from drivetrain.cloud.twins import set_ecu
+from drivetrain.cloud.twins import apply_reported, set_ecu
 from drivetrain.core.crypto import SigningKey
+from drivetrain.core.entitlement_twin import FeatureReport
 
 CATALOG = example_catalog()
 CLOUD = SigningKey.from_seed(b"commerce-api-cloud-key-000000000")
@@ -172,3 +175,34 @@ def test_an_upgrade_and_a_partners_statement_over_http(
                                    "until": "2100-01-01T00:00:00Z"}).json()
     assert statement["share_minor"] == {"EUR": 149}  # 30 % of 4.99 EUR, rounded down
     assert [line["amount_minor"] for line in statement["lines"]] == [499]
+
+
+def test_a_subscription_shows_the_features_its_car_confirmed_through_the_twin(
+    client: TestClient, setup: dict[str, Any], database: Database,
+) -> None:
+    seller, reader, vin = setup["seller"], setup["reader"], setup["vins"]["acme"]
+    client.put("/v1/commerce/catalog", headers=seller, json=CATALOG)
+    client.put("/v1/commerce/accounts/driver:alice/payment-method", headers=seller,
+               json={"payment_method": "test_card_ok"})
+    sub = client.post("/v1/commerce/subscriptions", headers=seller,
+                      json={"vin": vin, "account_id": "driver:alice",
+                            "offer_id": "boost-monthly"}).json()
+    run_commerce(database, CLOUD, TestPaymentProvider())
+    path = f"/v1/commerce/subscriptions/{sub['subscription_id']}"
+    assert client.get(path, headers=reader).json()["confirmed_by_car"] == []
+    (grant,) = client.get(f"/v1/commerce/vehicles/{vin}/entitlements",
+                          headers=reader).json()["entitlements"]
+    assert (grant["twin"], grant["car_state"]) == ("pending", None)
+    report = FeatureReport("performance_boost", grant["token"], grant["seq"],
+                           int(datetime.fromisoformat(grant["expires_at"]).timestamp()),
+                           "enabled")
+    with database.session() as session:  # the car's report, as ingestion stores it
+        apply_reported(session, {vin: {p: (v, datetime.now(UTC))
+                                       for p, v in report.twin_values().items()}})
+    assert client.get(path, headers=reader).json()["confirmed_by_car"] == ["performance_boost"]
+    listed = client.get("/v1/commerce/subscriptions", headers=reader).json()["subscriptions"]
+    assert [s["confirmed_by_car"] for s in listed] == [["performance_boost"]]
+    entitlements = client.get(f"/v1/commerce/vehicles/{vin}/entitlements", headers=reader).json()
+    (grant,) = entitlements["entitlements"]
+    assert (grant["twin"], grant["car_state"], grant["car_seq"]) == ("confirmed", "enabled", 1)
+    assert entitlements["reported"] == ["performance_boost"]

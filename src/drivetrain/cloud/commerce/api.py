@@ -47,7 +47,7 @@ from drivetrain.cloud.commerce.billing import (
     revenue_by_region,
 )
 from drivetrain.cloud.commerce.entitlements import (
-    confirmed_features,
+    confirmed_by_car,
     delivery_states,
     list_entitlements,
     reported_features,
@@ -160,7 +160,10 @@ def get_subscriptions(
     with context.database.session() as session:
         subs = list_subscriptions(session, principal.tenant, vin=vin, account_id=account_id,
                                   status=status_, limit=limit)
-    return SubscriptionListOut(subscriptions=[SubscriptionOut.of(s) for s in subs])
+        confirmed = confirmed_by_car(session, principal.tenant,
+                                     [(s.subscription_id, s.vin) for s in subs])
+    return SubscriptionListOut(subscriptions=[SubscriptionOut.of(s, confirmed[s.subscription_id])
+                                              for s in subs])
 
 
 @router.get("/subscriptions/{subscription_id}", response_model=SubscriptionOut,
@@ -170,9 +173,9 @@ def get_subscription_route(subscription_id: SubscriptionId, principal: Reader,
     """Its status, period, dunning state and why it ended."""
     with context.database.session() as session:
         sub = get_subscription(session, principal.tenant, subscription_id)
-        confirmed = (confirmed_features(session, principal.tenant, sub.vin, sub.subscription_id)
-                     if sub.vin else [])
-        return SubscriptionOut.of(sub, confirmed)
+        confirmed = confirmed_by_car(session, principal.tenant,
+                                     [(sub.subscription_id, sub.vin)])
+        return SubscriptionOut.of(sub, confirmed[sub.subscription_id])
 
 
 @router.post("/subscriptions/{subscription_id}/cancel", response_model=SubscriptionOut,

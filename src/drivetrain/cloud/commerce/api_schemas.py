@@ -88,8 +88,8 @@ class SubscriptionOut(BaseModel):
     created_at: datetime
     confirmed_by_car: list[str] | None = Field(
         default=None, description="Features of this subscription whose newest grant the car "
-        "confirmed through its twin (it reports holding that very token); given when one "
-        "subscription is read, null in lists.")
+        "confirmed through its twin (it reports holding that very token); null where not "
+        "read (the answers of changes).")
 
     @classmethod
     def of(cls, s: Subscription, confirmed: list[str] | None = None) -> SubscriptionOut:

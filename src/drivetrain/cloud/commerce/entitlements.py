@@ -48,6 +48,7 @@ from drivetrain.cloud.infra.bus import StatusEvent, queue_status
 from drivetrain.cloud.twins import (
     DesiredToken,
     TwinEntitlement,
+    confirmed_tokens,
     set_entitlements,
     twin_entitlements,
 )
@@ -251,13 +252,26 @@ def confirmed_features(session: Session, tenant: str, vin: str, subscription_id:
                        now: datetime | None = None) -> list[str]:
     """The features of ``subscription_id`` whose newest grant ``vin`` confirmed through its
     twin (it reports holding that very token), by name."""
-    twin = twin_states(session, tenant, vin, now)
+    return confirmed_by_car(session, tenant, [(subscription_id, vin)]).get(subscription_id, [])
+
+
+def confirmed_by_car(session: Session, tenant: str,
+                     subscriptions: Sequence[tuple[str, str | None]]) -> dict[str, list[str]]:
+    """Per subscription id (of ``(subscription_id, vin)`` pairs), the features whose newest
+    grant its car confirmed through the twin — in two queries, however many."""
+    wanted = {sid: vin for sid, vin in subscriptions if vin}
+    out: dict[str, list[str]] = {sid: [] for sid, _ in subscriptions}
+    if not wanted:
+        return out
+    confirmed = confirmed_tokens(session, list(set(wanted.values())))
     rows = session.scalars(select(EntitlementRow).where(
-        EntitlementRow.tenant_id == tenant, EntitlementRow.vin == vin,
-        EntitlementRow.subscription_id == subscription_id, EntitlementRow.status == "grant"))
-    return sorted(r.feature for r in rows
-                  if (t := twin.get(r.feature)) is not None and t.confirmed
-                  and t.desired_token == r.token)
+        EntitlementRow.tenant_id == tenant, EntitlementRow.status == "grant",
+        EntitlementRow.subscription_id.in_(list(wanted))))
+    for r in rows:
+        if r.subscription_id is not None and wanted.get(r.subscription_id) == r.vin \
+                and confirmed.get((r.vin, r.feature)) == r.token:
+            out[r.subscription_id].append(r.feature)
+    return {sid: sorted(features) for sid, features in out.items()}
 
 
 def reported_features(session: Session, tenant: str, vin: str) -> ReportedFeatures | None:

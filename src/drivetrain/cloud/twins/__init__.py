@@ -8,7 +8,7 @@ Public surface (everything else in this package is internal):
   :class:`TwinPage`, :class:`ReconciliationSummary`.
 - Desired state: :func:`set_desired` (optimistic concurrency), :func:`set_desired_by_query`.
 - Entitlements (signed tokens as desired state, the car's features as reported state):
-  :func:`set_entitlements`, :func:`twin_entitlements`; types :class:`DesiredToken`,
+  :func:`set_entitlements`, :func:`twin_entitlements`, :func:`confirmed_tokens`; types :class:`DesiredToken`,
   :class:`TwinEntitlement`.
 - What vehicles report (ingestion calls these): :func:`apply_reported`, :func:`record_acks`,
   :func:`record_ecu_inventory`.
@@ -37,6 +37,7 @@ from drivetrain.cloud.twins.ecus import (
 from drivetrain.cloud.twins.entitlements import (
     DesiredToken,
     TwinEntitlement,
+    confirmed_tokens,
     set_entitlements,
     twin_entitlements,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "TwinPage",
     "TwinSummary",
     "apply_reported",
+    "confirmed_tokens",
     "delete_ecu",
     "effective_items",
     "expire_due",

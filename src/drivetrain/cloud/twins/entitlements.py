@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session
 from drivetrain.cloud.infra import record_audit
 from drivetrain.cloud.twins.desired import _bump_version, _upsert_items
 from drivetrain.cloud.twins.feed import TwinChange, queue_changes
-from drivetrain.cloud.twins.models import DesiredItem, ItemStatus, ReportedRow
+from drivetrain.cloud.twins.models import DesiredItem, DesiredRow, ItemStatus, ReportedRow
 from drivetrain.cloud.twins.reconcile import MAX_TTL_S, effective_items, plan_desired
-from drivetrain.cloud.twins.registry import twin_row
+from drivetrain.cloud.twins.registry import IN_CHUNK, twin_row
 from drivetrain.cloud.twins.reported import reported_values
 from drivetrain.cloud.twins.rows import load_items
 from drivetrain.cloud.twins.values import decode_value
@@ -166,6 +166,22 @@ def twin_entitlements(
             reported_expires_s=_integer(facts.get("Expires")),
             reported_ts_ns=measured.get(feature),
         ))
+    return out
+
+
+def confirmed_tokens(session: Session, vins: Sequence[str]) -> dict[tuple[str, str], str]:
+    """(VIN, feature) → the desired token each car confirmed (reports holding), for many
+    vehicles at once (callers check the VINs are their tenant's)."""
+    out: dict[tuple[str, str], str] = {}
+    vins = sorted(set(vins))
+    for start in range(0, len(vins), IN_CHUNK):
+        rows = session.execute(select(DesiredRow.vin, DesiredRow.path, DesiredRow.text).where(
+            DesiredRow.vin.in_(vins[start:start + IN_CHUNK]),
+            DesiredRow.path.like(f"{PREFIX}.%.Token"), DesiredRow.status == "converged"))
+        for vin, path, text in rows:
+            feature = feature_of_token_path(path)
+            if feature is not None and text is not None:
+                out[(vin, feature)] = text
     return out
 
 

@@ -66,6 +66,9 @@ export async function render(root, ctx) {
       { label: 'Status', value: (s) => [pill(s.status), s.cancel_at_period_end ? ' ends at period end' : ''] },
       { label: 'Price', num: true, value: (s) => `${s.price} ${s.currency}` },
       { label: 'Period ends', value: (s) => fmtTime(s.period_end) },
+      { label: 'In the car', value: (s) => (!s.vin ? '—'
+        : (s.confirmed_by_car || []).length ? [pill('confirmed', 'converged'), ` ${s.confirmed_by_car.join(', ')}`]
+          : h('span', { class: 'muted' }, 'not confirmed')) },
       { label: 'Actions', value: actions },
     ], page.subscriptions, { label: 'Subscriptions', empty: 'No subscription yet.' }));
   }
