@@ -28,7 +28,7 @@ from typing import Any, Final, cast
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from drivetrain.cloud.commands import MaintenanceWindow, RolloutPolicy
+from drivetrain.cloud.commands import JobStatus, MaintenanceWindow, RolloutPolicy
 from drivetrain.cloud.infra import record_audit
 from drivetrain.cloud.ota import flows
 from drivetrain.cloud.ota.images import ImageInfo
