@@ -127,8 +127,9 @@ def get_rollouts(principal: OtaReader, context: Context, limit: Limit = 100) -> 
 @router.get("/rollouts/{rollout_id}", response_model=RolloutOut,
             summary="A rollout: status, wave, reason, gate evidence, counts")
 def get_rollout(rollout_id: RolloutId, principal: OtaReader, context: Context) -> RolloutOut:
-    """A rollout with its live per-state counts."""
+    """A rollout with its live per-state counts (the vehicles' latest answers taken in)."""
     with context.database.session() as session:
+        service.sync_rollout(session, rollout_id, tenant=principal.tenant)
         return RolloutOut.of(service.get_rollout(session, rollout_id, tenant=principal.tenant))
 
 
@@ -200,6 +201,7 @@ def get_rollout_vehicles(
     """Per vehicle in target order: wave, state (waiting → pending → downloading →
     installing → installed / failed / rolled_back), detail."""
     with context.database.session() as session:
+        service.sync_rollout(session, rollout_id, tenant=principal.tenant)
         return [RolloutVehicleOut.of(v) for v in service.list_vehicles(
             session, rollout_id, tenant=principal.tenant, state=state, after=after,
             limit=limit)]

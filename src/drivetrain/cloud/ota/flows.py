@@ -27,10 +27,11 @@ from drivetrain.cloud.commands import (
 from drivetrain.cloud.ota.director import Director, EcuAssignment
 from drivetrain.cloud.ota.images import ImageRepository
 from drivetrain.cloud.twins import list_ecus, record_ecu_inventory, select_twins
+from drivetrain.core.ota_report import OTA_NOTICE
 from drivetrain.core.vss import Catalog
 
 ORIGIN: Final = "ota"
-NOTICE: Final = "ota.update"
+NOTICE: Final = OTA_NOTICE
 
 
 def select_targets(session: Session, tenant: str, query: str,

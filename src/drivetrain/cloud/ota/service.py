@@ -28,7 +28,14 @@ from typing import Any, Final, cast
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from drivetrain.cloud.commands import JobStatus, MaintenanceWindow, RolloutPolicy
+from drivetrain.cloud.commands import (
+    MAX_RETRIES,
+    JobStatus,
+    MaintenanceWindow,
+    RolloutPolicy,
+    cancel_deliveries,
+    latest_deliveries,
+)
 from drivetrain.cloud.infra import record_audit
 from drivetrain.cloud.ota import flows
 from drivetrain.cloud.ota.images import ImageInfo
@@ -45,10 +52,13 @@ from drivetrain.cloud.ota.rollout import (
 )
 from drivetrain.cloud.twins import list_ecus
 from drivetrain.core.errors import BadInputError, NotFoundError, StateTransitionError
+from drivetrain.core.ota_report import OtaReport, OtaReportError
 
 MAX_PAGE: Final = 1000
 MAX_IMAGES: Final = 64
 _ENDED: Final = ("stopped", "completed", "cancelled")
+#: How long after a deferred update the notice is sent again, seconds.
+DEFERRED_RETRY_S: Final = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,7 +350,10 @@ def approve_rollout(session: Session, layout: OtaLayout, rollout_id: str, *, ten
     vehicles = _vehicle_rows(session, rollout_id)
     rollout = _core(row, vehicles)
     rollout.approve(actor)
-    policy = RolloutPolicy(maintenance_windows=_windows(row), timeout_s=None)
+    # A deferred update (not parked, low charge, awaiting consent) is answered "rejected":
+    # the dispatcher sends the notice again, up to its retry limit.
+    policy = RolloutPolicy(maintenance_windows=_windows(row), timeout_s=None,
+                           max_retries=MAX_RETRIES, retry_delay_s=DEFERRED_RETRY_S)
     row.job_id = flows.open_rollout_job(
         session, tenant=tenant, actor=actor, campaign=row.name, image=row.version,
         rollout_id=rollout_id, optional=row.optional, policy=policy, now=now)
@@ -432,6 +445,59 @@ def report_vehicle(session: Session, rollout_id: str, vin: str, state: VehicleSt
     return _vehicle(target)
 
 
+def sync_rollout(session: Session, rollout_id: str, *, tenant: str,
+                 now: datetime | None = None) -> int:
+    """Take in what the vehicles answered to the rollout's notices: each signed
+    acknowledgement the dispatcher recorded carries an :class:`OtaReport`. ``installed``,
+    ``rolled_back`` and ``failed`` are final (retries of the notice are withdrawn);
+    ``deferred`` keeps the vehicle pending with the reason (the dispatcher sends the notice
+    again); a notice handed to the vehicle and not yet answered means its update cycle runs
+    (``downloading``); one that timed out with no answer is ``failed``. Returns how many
+    vehicles changed.
+
+    Raises:
+        NotFoundError: no such rollout of ``tenant``.
+    """
+    now = _now(now)
+    row = _row(session, rollout_id, tenant)
+    if row.job_id is None:
+        return 0
+    vehicles = {v.vin: v for v in _vehicle_rows(session, rollout_id)}
+    changed = 0
+    for vin, delivery in latest_deliveries(session, row.job_id, tenant=tenant).items():
+        vehicle = vehicles.get(vin)
+        if vehicle is None or vehicle.state in FINAL or vehicle.state == "waiting":
+            continue
+        report: OtaReport | None = None
+        if delivery.detail:
+            try:
+                report = OtaReport.from_detail(delivery.detail)
+            except OtaReportError:
+                report = None
+        if report is not None and report.state != "deferred":
+            report_vehicle(session, rollout_id, vin, report.state, tenant=tenant,
+                           detail=report.detail, software_after=report.after,
+                           preconditions=report.preconditions, now=now)
+            if report.state != "installed":
+                cancel_deliveries(session, row.job_id, [vin], tenant=tenant,
+                                  reason=f"update {report.state}", now=now)
+            changed += 1
+        elif report is not None:  # deferred: still pending, saying why
+            if vehicle.detail != report.detail:
+                vehicle.detail, vehicle.updated_at = report.detail, now
+                changed += 1
+        elif delivery.state in ("failed", "timed_out"):
+            report_vehicle(session, rollout_id, vin, "failed", tenant=tenant,
+                           detail=delivery.reason or delivery.state, now=now)
+            changed += 1
+        elif delivery.state == "delivered" and vehicle.state == "pending":
+            report_vehicle(session, rollout_id, vin, "downloading", tenant=tenant,
+                           detail="notice delivered: the update cycle runs", now=now)
+            changed += 1
+    session.flush()
+    return changed
+
+
 def _vehicle(v: RolloutVehicleRow) -> RolloutVehicle:
     return RolloutVehicle(v.vin, v.position, v.wave, v.state, v.detail, v.software_before,
                           v.updated_at)
@@ -451,6 +517,7 @@ def advance_rollout(session: Session, layout: OtaLayout, rollout_id: str,
         StateTransitionError: not running, or the wave has vehicles without an outcome.
     """
     now = _now(now)
+    sync_rollout(session, rollout_id, tenant=tenant, now=now)
     row = _row(session, rollout_id, tenant)
     vehicles = _vehicle_rows(session, rollout_id)
     rollout = _core(row, vehicles)

@@ -3,11 +3,13 @@ verification on the primary, A/B-slot ECUs with automatic rollback.
 
 Public surface: :mod:`tuf_client` (one repository; the conformance CLI), :class:`UptanePrimary`,
 :class:`RepositoryUrls`, :class:`VehicleConditions`, :class:`AbEcu`, :class:`HealthResult`,
-:func:`full_verification` and the refusals it raises.
+:func:`full_verification` and the refusals it raises; :class:`OtaUpdater` (the agent's
+answer to an ``ota.update`` notice).
 """
 
 from drivetrain.core import tuf_client
 from drivetrain.core.tuf_client import TufTransportError, TufUpdateError
+from drivetrain.edge.ota.notice import OtaUpdater
 from drivetrain.edge.ota.primary import (
     PreconditionError,
     RepositoryUrls,
@@ -34,6 +36,7 @@ __all__ = [
     "ImageHashError",
     "ImageRollbackError",
     "InstallOutcome",
+    "OtaUpdater",
     "PreconditionError",
     "RepositoryUrls",
     "SlotImage",

@@ -1,0 +1,99 @@
+"""A stored rollout reaching real edge agents: the ``ota.update`` notice travels as a signed
+command of the dispatcher's job, each agent runs its Uptane primary by itself against the
+repositories over HTTP (full verification, A/B install, rollback on a failed health check),
+checks its preconditions, and answers with a signed acknowledgement the platform turns into
+the vehicle's rollout state and UN R156 record."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from rig import Rig
+
+from drivetrain.cloud.commands import list_deliveries
+from drivetrain.cloud.ota import OtaLayout, RolloutSpec, WavePolicy, service
+from drivetrain.cloud.ota.serve import BackgroundServer
+from drivetrain.cloud.twins import list_ecus, record_ecu_inventory
+from drivetrain.core.ota_report import OtaReport
+from drivetrain.edge import AbEcu, OtaUpdater, RepositoryUrls, UptanePrimary, VehicleConditions
+from drivetrain.edge.agent import EdgeAgent
+from drivetrain.edge.buffer import MemoryBuffer
+from drivetrain.sim.firmware import FirmwareBehaviour, build_firmware, simulated_health_check
+
+GOOD_HW, BAD_HW = "BMS-HW3", "BMS-HW4"
+
+
+@pytest.fixture
+def fleet(rig: Rig, tmp_path: Path) -> Iterator[tuple[Rig, OtaLayout, dict[str, bool]]]:
+    """acme's three vehicles with OTA agents: the first two on hardware GOOD_HW, the third
+    on BAD_HW (whose build fails its self-test); ``parked`` says which are parked."""
+    layout = OtaLayout.under(tmp_path / "platform")
+    layout.init({"root": (1, 1)})
+    for hw, passes in ((GOOD_HW, True), (BAD_HW, False)):
+        layout.images().add_image(
+            f"bms/{hw}/bms-2.6.1.bin",
+            build_firmware(FirmwareBehaviour("bms", "2.6.1", passes), 4096), hardware_id=hw,
+            release_counter=7, version="2.6.1")
+    parked = {vin: True for vin in rig.vins}
+    with BackgroundServer(layout) as server:
+        for n, vin in enumerate(rig.vins):
+            hw = BAD_HW if n == 2 else GOOD_HW
+            with rig.database.session() as session:
+                record_ecu_inventory(session, vin, {"BMS": (hw, "2.5.0")})
+            folder = tmp_path / "cars" / vin
+            primary = UptanePrimary(vin, folder / "ota", RepositoryUrls.under(server.url, vin),
+                                    [AbEcu("BMS", hw, folder / "bms", simulated_health_check)])
+            layout.director().enrol(vin)
+            primary.provision(layout.director().root_bytes(), layout.images().repo.root_bytes(1))
+            old = rig.agents[vin]
+            old.stop()
+            rig.agents[vin] = EdgeAgent(
+                old.identity, rig.bus, MemoryBuffer(), actuator=rig.actuators[vin],
+                ota=OtaUpdater(primary, lambda v=vin: VehicleConditions(parked[v], 80.0)))
+            rig.agents[vin].start()
+        yield rig, layout, parked
+
+
+def test_agents_act_on_the_notice_and_their_answers_become_rollout_states(
+    fleet: tuple[Rig, OtaLayout, dict[str, bool]],
+) -> None:
+    rig, layout, parked = fleet
+    good, moving, bad = rig.vins
+    parked[moving] = False
+    spec = RolloutSpec("bms-2.6.1", "BMS", (f"bms/{GOOD_HW}/bms-2.6.1.bin",
+                                            f"bms/{BAD_HW}/bms-2.6.1.bin"),
+                       policy=WavePolicy(waves=(1.0,)))
+    with rig.database.session() as session:
+        rid = service.create_rollout(session, layout, spec, tenant="acme",
+                                     actor="engineer").rollout_id
+        job_id = service.approve_rollout(session, layout, rid, tenant="acme",
+                                         actor="manager").job_id
+    assert job_id is not None
+    rig.cycle()  # notices out, agents update by themselves and answer, answers settled
+    with rig.database.session() as session:
+        service.sync_rollout(session, rid, tenant="acme")
+        states = {v.vin: v for v in service.list_vehicles(session, rid, tenant="acme")}
+        records = {vin: r for _, r in service.update_records(session, tenant="acme",
+                                                             rollout_id=rid)
+                   for vin in [r.vin]}
+        deliveries = {d.vin: d for d in list_deliveries(session, job_id, tenant="acme",
+                                                        limit=10).deliveries}
+        ecus = {vin: list_ecus(session, vin, tenant="acme")[0].software_version
+                for vin in rig.vins}
+    assert states[good].state == "installed"
+    assert records[good].software_after == "BMS 2.6.1"
+    assert records[good].preconditions.startswith("parked yes, charge 80 %")
+    assert states[bad].state == "rolled_back" and "self-test" in states[bad].detail
+    assert records[bad].result == "rolled_back"
+    assert states[moving].state == "pending" and "not parked" in states[moving].detail
+    assert moving not in records
+    assert ecus == {good: "2.6.1", moving: "2.5.0", bad: "2.5.0"}
+    # the deferred vehicle's notice is sent again later; the rolled-back one's is not
+    assert deliveries[moving].state == "queued"
+    assert OtaReport.from_detail(deliveries[moving].detail or "").state == "deferred"
+    assert deliveries[bad].state == "cancelled"  # its retry withdrawn: the outcome is final
+    assert rig.agents[good].downlink.ota is not None
+    running = rig.agents[good].downlink.ota.primary.ecus["BMS"].running()
+    assert running is not None and running.version == "2.6.1"
