@@ -21,6 +21,9 @@ OtaReportState = Literal["installed", "rolled_back", "failed", "deferred"]
 STATES: Final = ("installed", "rolled_back", "failed", "deferred")
 #: The command name of the notice that tells a vehicle to run its update cycle.
 OTA_NOTICE: Final = "ota.update"
+#: The vehicle event carrying a signed vehicle version manifest (Uptane §5.4.2) on the uplink:
+#: ``{"manifest": <the manifest document>}``.
+MANIFEST_EVENT: Final = "ota.manifest"
 _LIMITS: Final = {"before": 64, "after": 64, "preconditions": 400, "detail": 1000}
 
 

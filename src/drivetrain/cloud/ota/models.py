@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from drivetrain.cloud.infra.models import Base, UTCDateTime
@@ -46,6 +46,8 @@ class RolloutRow(Base):
     reason: Mapped[str] = mapped_column(Text)
     evidence: Mapped[str] = mapped_column(Text)  # JSON: the health gate's evidence
     job_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # The last ``ota.manifest`` vehicle event taken in (ingest's event id).
+    manifest_cursor: Mapped[int] = mapped_column(BigInteger)
     created_by: Mapped[str] = mapped_column(String(120))
     approved_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -92,3 +94,19 @@ class UpdateRecordRow(Base):
     detail: Mapped[str] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class VehicleKeyRow(Base):
+    """A public key that signs a vehicle's version reports: its primary's (``primary``) or
+    one ECU's, registered at the factory; ``last_counter`` is the highest report counter
+    accepted (a lower or equal one is a replay)."""
+
+    __tablename__ = "ota_vehicle_keys"
+
+    vin: Mapped[str] = mapped_column(String(17), primary_key=True)
+    ecu_serial: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.tenant_id", ondelete="RESTRICT"))
+    primary: Mapped[bool] = mapped_column(Boolean)
+    key: Mapped[str] = mapped_column(Text)  # securesystemslib Key.to_dict(), JSON
+    last_counter: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

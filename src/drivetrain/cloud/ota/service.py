@@ -37,9 +37,11 @@ from drivetrain.cloud.commands import (
     latest_deliveries,
 )
 from drivetrain.cloud.infra import record_audit
+from drivetrain.cloud.ingest import list_vehicle_events
 from drivetrain.cloud.ota import flows
 from drivetrain.cloud.ota.images import ImageInfo
 from drivetrain.cloud.ota.layout import OtaLayout
+from drivetrain.cloud.ota.manifests import accept_manifest
 from drivetrain.cloud.ota.models import RolloutRow, RolloutVehicleRow, UpdateRecordRow
 from drivetrain.cloud.ota.rollout import (
     FINAL,
@@ -51,8 +53,13 @@ from drivetrain.cloud.ota.rollout import (
     WavePolicy,
 )
 from drivetrain.cloud.twins import list_ecus
-from drivetrain.core.errors import BadInputError, NotFoundError, StateTransitionError
-from drivetrain.core.ota_report import OtaReport, OtaReportError
+from drivetrain.core.errors import (
+    BadInputError,
+    NotFoundError,
+    StateTransitionError,
+    VerificationError,
+)
+from drivetrain.core.ota_report import MANIFEST_EVENT, OtaReport, OtaReportError
 
 MAX_PAGE: Final = 1000
 MAX_IMAGES: Final = 64
@@ -258,7 +265,7 @@ def create_rollout(session: Session, layout: OtaLayout, spec: RolloutSpec, *, te
         min_control=spec.policy.min_control,
         maintenance_windows=json.dumps([w.to_dict() for w in spec.maintenance_windows]),
         optional=spec.optional, status="draft", wave=0, wave_ends="[]", reason="",
-        evidence="{}", job_id=None, created_by=actor, approved_by=None, created_at=now,
+        evidence="{}", job_id=None, manifest_cursor=0, created_by=actor, approved_by=None, created_at=now,
         updated_at=now)
     session.add(row)
     session.flush()
@@ -494,8 +501,49 @@ def sync_rollout(session: Session, rollout_id: str, *, tenant: str,
             report_vehicle(session, rollout_id, vin, "downloading", tenant=tenant,
                            detail="notice delivered: the update cycle runs", now=now)
             changed += 1
+    changed += _take_manifests(session, row, vehicles, now)
     session.flush()
     return changed
+
+
+def _take_manifests(session: Session, row: RolloutRow, vehicles: Mapping[str, RolloutVehicleRow],
+                    now: datetime) -> int:
+    """Verify the version manifests the rollout's vehicles sent since the last call; a
+    verified one showing the ECU running the rollout's image confirms the install (and the
+    twin's version), a refused one (forged, replayed, malformed, unregistered) changes
+    nothing but the vehicle's detail."""
+    images = set(json.loads(row.images))
+    changed = 0
+    while True:
+        events = list_vehicle_events(session, tenant=row.tenant_id, types=[MANIFEST_EVENT],
+                                     after_id=row.manifest_cursor, limit=MAX_PAGE)
+        for event in events:
+            row.manifest_cursor = event.event_id
+            vehicle = vehicles.get(event.vin)
+            if vehicle is None:
+                continue
+            raw = json.dumps(event.data.get("manifest")).encode()
+            try:
+                reports = accept_manifest(session, tenant=row.tenant_id, vin=event.vin, raw=raw,
+                                          now=now)
+            except (VerificationError, BadInputError, NotFoundError) as e:
+                said = f"version manifest refused: {e}"
+                vehicle.detail = (f"{vehicle.detail}; {said}" if vehicle.detail else said)[:2000]
+                vehicle.updated_at = now
+                changed += 1
+                continue
+            running = next((r.image for r in reports if r.ecu_serial == row.ecu), "")
+            if running not in images:
+                continue
+            flows.record_installed(session, event.vin, row.ecu, row.version, now=now)
+            if vehicle.state not in FINAL and vehicle.state != "waiting":
+                report_vehicle(session, row.rollout_id, event.vin, "installed",
+                               tenant=row.tenant_id, software_after=row.version,
+                               detail=f"confirmed by the signed version manifest: {running}",
+                               now=now)
+                changed += 1
+        if len(events) < MAX_PAGE:
+            return changed
 
 
 def _vehicle(v: RolloutVehicleRow) -> RolloutVehicle:

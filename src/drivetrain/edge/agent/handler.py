@@ -30,7 +30,7 @@ from drivetrain.core.errors import (
     ConflictError,
     WireFormatError,
 )
-from drivetrain.core.ota_report import OTA_NOTICE
+from drivetrain.core.ota_report import MANIFEST_EVENT, OTA_NOTICE
 from drivetrain.core.transport import ACK
 from drivetrain.core.vss import Catalog
 from drivetrain.core.wire import Ack, Command, DesiredStateDelta, MessageKind, VehicleEvent
@@ -287,6 +287,11 @@ class DownlinkHandler:
             raise BadInputError("this vehicle takes no OTA updates")
         report = self.ota.run(args)
         log.info("%s: OTA update %s: %s", self.vin, report.state, report.detail)
+        if report.state != "deferred":  # what each ECU runs now, signed (Uptane §5.4.2)
+            manifest = self.ota.manifest(counter=now_ns // 1_000_000)
+            if manifest is not None:
+                self.outbox.events.append(VehicleEvent(MANIFEST_EVENT, now_ns, "info",
+                                                       {"manifest": manifest}))
         self._acknowledge(Ack(ref, "command",
                               "applied" if report.state == "installed" else "rejected",
                               report.to_detail()), now_ns)

@@ -10,12 +10,26 @@ with enough charge, and an optional update needs the driver's consent; otherwise
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
+
+from securesystemslib.signer import Signer
 
 from drivetrain.core.errors import StateTransitionError, TransportError, VerificationError
 from drivetrain.core.ota_report import OtaReport
 from drivetrain.edge.ota.primary import MIN_SOC_PCT, UptanePrimary, VehicleConditions
+
+
+@dataclass(frozen=True)
+class ManifestSigning:
+    """The keys that sign version reports: the primary's and each ECU's (factory-provisioned,
+    their public halves registered with the platform)."""
+
+    primary_serial: str
+    primary: Signer
+    ecus: Mapping[str, Signer]
 
 
 class OtaUpdater:
@@ -26,12 +40,16 @@ class OtaUpdater:
         conditions: reads the vehicle's state now (parked, state of charge).
         driver_consents: asked before an optional update (None: optional updates wait).
         min_soc_pct: least charge an install starts with.
+        signing: signs the vehicle version manifest sent after each update cycle (None:
+            none is sent).
     """
 
     def __init__(self, primary: UptanePrimary, conditions: Callable[[], VehicleConditions], *,
                  driver_consents: Callable[[Mapping[str, Any]], bool] | None = None,
-                 min_soc_pct: float = MIN_SOC_PCT) -> None:
+                 min_soc_pct: float = MIN_SOC_PCT,
+                 signing: ManifestSigning | None = None) -> None:
         self.primary = primary
+        self.signing = signing
         self.conditions = conditions
         self.driver_consents = driver_consents
         self.min_soc_pct = min_soc_pct
@@ -64,6 +82,17 @@ class OtaUpdater:
         rolled_back = any(o.result == "rolled_back" for o in outcomes)
         return OtaReport("rolled_back" if rolled_back else "installed", before, after, checked,
                          detail)
+
+    def manifest(self, counter: int) -> dict[str, Any] | None:
+        """The signed vehicle version manifest of what each ECU runs now (None without
+        signing keys); ``counter`` must grow with every manifest (the platform refuses a
+        replayed one)."""
+        if self.signing is None:
+            return None
+        raw = self.primary.version_manifest(self.signing.primary_serial, self.signing.primary,
+                                            self.signing.ecus, counter)
+        document: dict[str, Any] = json.loads(raw)
+        return document
 
     def _running(self) -> str:
         versions = [f"{serial} {image.version}" for serial, ecu in sorted(self.primary.ecus.items())

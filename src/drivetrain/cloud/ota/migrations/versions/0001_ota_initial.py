@@ -1,4 +1,4 @@
-"""ota: rollouts, their vehicles, UN R156 update records
+"""ota: rollouts, their vehicles, UN R156 update records, version-report keys
 
 Revision ID: ota_0001
 Revises:
@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("evidence", sa.Text(), nullable=False),
         sa.Column("job_id", sa.String(40), nullable=True),
+        sa.Column("manifest_cursor", sa.BigInteger(), nullable=False),
         sa.Column("created_by", sa.String(120), nullable=False),
         sa.Column("approved_by", sa.String(120), nullable=True),
         sa.Column("created_at", _TS, nullable=False),
@@ -97,9 +98,22 @@ def upgrade() -> None:
     op.create_index("ix_ota_update_records_tenant_id_vin", "ota_update_records",
                     ["tenant_id", "vin"])
     op.create_index("ix_ota_update_records_rollout_id", "ota_update_records", ["rollout_id"])
+    op.create_table(
+        "ota_vehicle_keys",
+        sa.Column("vin", sa.String(17), nullable=False),
+        sa.Column("ecu_serial", sa.String(64), nullable=False),
+        sa.Column("tenant_id", sa.String(63), nullable=False),
+        sa.Column("primary", sa.Boolean(), nullable=False),
+        sa.Column("key", sa.Text(), nullable=False),
+        sa.Column("last_counter", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", _TS, nullable=False),
+        _tenant_fk("ota_vehicle_keys"),
+        sa.PrimaryKeyConstraint("vin", "ecu_serial", name=op.f("pk_ota_vehicle_keys")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("ota_vehicle_keys")
     op.drop_table("ota_update_records")
     op.drop_table("ota_rollout_vehicles")
     op.drop_table("ota_rollouts")
