@@ -6,6 +6,7 @@ the vehicle's rollout state and UN R156 record."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -152,7 +153,7 @@ def test_forged_version_manifest_sent_over_the_link_is_refused(
 def test_a_verified_manifest_confirms_an_install_whose_answer_was_lost(
     fleet: tuple[Rig, OtaLayout, dict[str, bool]],
 ) -> None:
-    rig, layout, parked = fleet
+    rig, layout, _ = fleet
     good = rig.vins[0]
     rid = _rollout(rig, layout)
     rig.dispatcher.run_once()
@@ -175,6 +176,4 @@ def _flush(rig: Rig) -> None:
 
 
 def rig_now() -> int:
-    import time
-
     return time.time_ns()
