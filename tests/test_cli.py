@@ -29,6 +29,7 @@ READERS = [
     "commerce invoice list", "commerce invoice show", "commerce entitlement list",
     "commerce revenue", "commerce statement",
     "ota keys show", "ota image list", "ota director show",
+    "ota rollout list", "ota rollout show", "ota rollout vehicles", "ota rollout records",
     "insights models", "insights card",
     "insights alerts", "insights show", "insights centres", "insights appointments",
     "security events list", "security incidents list", "security incidents show",

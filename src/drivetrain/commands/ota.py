@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from drivetrain.commands import tuf_client_cli
+from drivetrain.commands import ota_rollout, tuf_client_cli
 from drivetrain.commands.db import fail, load_settings_or_exit
 from drivetrain.commands.output import Column, JsonOption, emit_json, print_table, stdout_console
 from drivetrain.core.errors import DrivetrainError
@@ -28,6 +28,7 @@ app.add_typer(image_app, name="image")
 app.add_typer(director_app, name="director")
 app.add_typer(keys_app, name="keys")
 app.add_typer(tuf_client_cli.app, name="tuf-client")
+app.add_typer(ota_rollout.app, name="rollout")
 
 
 def _layout() -> OtaLayout:

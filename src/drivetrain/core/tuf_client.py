@@ -21,6 +21,7 @@ from typing import Final
 
 from tuf.api import exceptions as tuf_errors
 from tuf.ngclient import Updater, UpdaterConfig
+from tuf.ngclient.fetcher import FetcherInterface
 from tuf.ngclient.urllib3_fetcher import Urllib3Fetcher
 
 from drivetrain.core.errors import BadInputError, TransportError, VerificationError
@@ -79,9 +80,11 @@ def init(metadata_dir: Path, trusted_root: Path) -> None:
 def updater(
     metadata_dir: Path, metadata_url: str, target_dir: Path | None = None,
     target_base_url: str | None = None, *, timeout_s: int = REQUEST_TIMEOUT_S,
+    fetcher: FetcherInterface | None = None,
 ) -> Updater:
     """An ngclient Updater over ``metadata_dir`` (which must hold a trusted ``root.json``);
-    a connection silent for ``timeout_s`` seconds fails the update (slow retrieval)."""
+    a connection silent for ``timeout_s`` seconds fails the update (slow retrieval).
+    ``fetcher``: another fetcher (e.g. one that resumes downloads) instead of urllib3's."""
     if not (metadata_dir / "root.json").is_file():
         raise BadInputError(
             f"no trusted root in {metadata_dir}; run 'init' with the repository's root first"
@@ -90,7 +93,7 @@ def updater(
         str(metadata_dir), metadata_url,
         target_dir=None if target_dir is None else str(target_dir),
         target_base_url=target_base_url, config=config(), bootstrap=None,
-        fetcher=Urllib3Fetcher(socket_timeout=timeout_s, app_user_agent="drivetrain"),
+        fetcher=fetcher or Urllib3Fetcher(socket_timeout=timeout_s, app_user_agent="drivetrain"),
     )
 
 

@@ -128,3 +128,30 @@ def test_vehicles_that_join_later_are_picked_up_by_the_next_waves() -> None:
     assert rollout.judge_wave([OK] * 16, [OK] * 3) == "completed"
     with pytest.raises(StateTransitionError, match="completed"):
         rollout.add_targets(VINS[16:])
+
+
+def test_a_report_skips_forward_through_the_states_between_but_never_back() -> None:
+    rollout = Rollout("c1", ("A", "B"), WavePolicy(waves=(1.0,)), created_by="ann")
+    rollout.approve("bob")
+    rollout.start_next_wave()
+    assert rollout.advance_to("A", "installed") == ["downloading", "installing", "installed"]
+    assert rollout.advance_to("A", "installed") == []
+    assert rollout.advance_to("B", "failed") == ["failed"]
+    with pytest.raises(StateTransitionError):
+        rollout.advance_to("A", "downloading")
+
+
+def test_pause_stops_new_waves_and_cancel_ends_the_rollout_for_good() -> None:
+    rollout = Rollout("c1", VINS, WavePolicy(waves=(0.5, 1.0)), created_by="ann")
+    with pytest.raises(StateTransitionError, match="only a running"):
+        rollout.pause("freeze")
+    rollout.approve("bob")
+    rollout.pause("freeze")
+    assert rollout.status == "paused" and rollout.reason == "freeze"
+    with pytest.raises(StateTransitionError, match="approved"):
+        rollout.start_next_wave()
+    rollout.cancel("withdrawn")
+    assert rollout.status == "cancelled"
+    for act in (rollout.resume, lambda: rollout.cancel("again"), lambda: rollout.add_targets(["X"])):
+        with pytest.raises(StateTransitionError):
+            act()

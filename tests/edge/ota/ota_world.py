@@ -27,9 +27,10 @@ class OtaWorld:
     vehicle_dir: Path
 
     def publish(self, component: str, version: str, counter: int, *, hardware_id: str,
-                self_test: bool = True, now: datetime | None = None) -> str:
+                self_test: bool = True, now: datetime | None = None,
+                size: int = 8 * 1024) -> str:
         name = f"{component}/{component}-{version}.bin"
-        data = build_firmware(FirmwareBehaviour(component, version, self_test), 8 * 1024)
+        data = build_firmware(FirmwareBehaviour(component, version, self_test), size)
         self.layout.images().add_image(name, data, hardware_id=hardware_id,
                                        release_counter=counter, version=version, now=now)
         return name

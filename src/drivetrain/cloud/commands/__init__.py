@@ -6,7 +6,7 @@ Public surface (everything else in this package is internal):
 
 - Creating: :func:`send_command` (one vehicle), :func:`create_job` (a group, any downlink
   payload, optionally continuous), :class:`Payload`, :class:`RolloutPolicy`,
-  :class:`MaintenanceWindow`.
+  :class:`MaintenanceWindow`, :data:`MAX_RETRIES`.
 - Following: :func:`get_job`, :func:`list_jobs`, :func:`list_deliveries`, :func:`job_counts`;
   types :class:`Job`, :class:`Delivery`, :class:`DeliveryCounts`, :class:`DeliveryPage`;
   the closed sets :data:`DELIVERY_STATES`, :data:`JOB_STATUSES`.
@@ -30,7 +30,7 @@ from drivetrain.cloud.commands.machine import (
 )
 from drivetrain.cloud.commands.models import Delivery, Job
 from drivetrain.cloud.commands.payloads import Payload
-from drivetrain.cloud.commands.policy import MaintenanceWindow, RolloutPolicy
+from drivetrain.cloud.commands.policy import MAX_RETRIES, MaintenanceWindow, RolloutPolicy
 from drivetrain.cloud.commands.rounds import RefusedAck
 from drivetrain.cloud.commands.service import (
     DeliveryDraft,
@@ -49,6 +49,7 @@ from drivetrain.cloud.commands.service import (
 )
 
 __all__ = [
+    "MAX_RETRIES",
     "DELIVERY_STATES",
     "FINAL_STATES",
     "JOB_STATUSES",

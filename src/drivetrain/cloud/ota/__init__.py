@@ -8,11 +8,13 @@ Public surface:
 - Serving: :func:`make_server`, :class:`BackgroundServer`.
 - Rollouts: :class:`Rollout`, :class:`WavePolicy`, :class:`Kpis`, :func:`health_gate`,
   :class:`UpdateRecord`; across domains (twins, jobs) the functions of :mod:`flows`.
+- Stored rollouts: the functions of :mod:`service` (create, approve, change, advance,
+  report_vehicle, update_records) and :class:`RolloutSpec`.
 
 See docs/ota.md.
 """
 
-from drivetrain.cloud.ota import flows
+from drivetrain.cloud.ota import flows, service
 from drivetrain.cloud.ota.director import Director, EcuAssignment
 from drivetrain.cloud.ota.images import ImageInfo, ImageRepository
 from drivetrain.cloud.ota.keys import KeyStore
@@ -27,6 +29,7 @@ from drivetrain.cloud.ota.rollout import (
     health_gate,
 )
 from drivetrain.cloud.ota.serve import BackgroundServer, make_server
+from drivetrain.cloud.ota.service import RolloutSpec
 
 __all__ = [
     "BackgroundServer",
@@ -40,10 +43,12 @@ __all__ = [
     "Kpis",
     "OtaLayout",
     "Rollout",
+    "RolloutSpec",
     "TufRepository",
     "UpdateRecord",
     "WavePolicy",
     "flows",
     "health_gate",
     "make_server",
+    "service",
 ]

@@ -1,26 +1,49 @@
-"""``/v1/ota``: what the Uptane repositories sign, read through the API.
+"""``/v1/ota``: what the Uptane repositories sign, and rollouts with their update records.
 
-Read-only: the images the Image repository signs, and what the Director currently tells one
-of the caller's vehicles to install (another tenant's vehicle answers 404). Publishing images
-and signing assignments stay with the operator's ``drivetrain ota`` commands, which hold the
-signing keys. Reads need ``fleet:read``; the router is mounted by ``drivetrain.api.routers``.
+Reads: the images the Image repository signs and what the Director currently tells one of the
+caller's vehicles to install (``fleet:read``; another tenant's vehicle answers 404).
+Publishing images stays with the operator's ``drivetrain ota`` commands, which hold the
+offline keys.
+
+Rollouts (``ota:read`` to read, ``ota:write`` to change): create a draft, approve it (another
+client than its creator), pause, resume, cancel, advance (judge the finished wave against the
+control group's KPIs and start the next), record a vehicle's progress, and export the UN R156
+update records. Every rollout belongs to the caller's tenant (another tenant's answers 404).
+The router is mounted by ``drivetrain.api.routers``.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path, Query, Request, status
 from pydantic import BaseModel, Field
 
+from drivetrain.cloud.commands import MaintenanceWindow
 from drivetrain.cloud.infra import Principal, Scope
-from drivetrain.cloud.infra.http import Context, require_scopes
+from drivetrain.cloud.infra.http import MAX_STORED_INT, Context, request_id_of, require_scopes
+from drivetrain.cloud.ota import service
+from drivetrain.cloud.ota.api_schemas import (
+    AdvanceRollout,
+    CreateRollout,
+    RolloutAction,
+    RolloutOut,
+    RolloutVehicleOut,
+    UpdateRecordOut,
+    VehicleReport,
+    VehicleStateOrWaiting,
+)
 from drivetrain.cloud.ota.images import ImageInfo
 from drivetrain.cloud.ota.layout import OtaLayout
+from drivetrain.cloud.ota.rollout import Kpis, WavePolicy
 from drivetrain.cloud.twins import get_twin
 
 router = APIRouter(tags=["ota"])
 Reader = Annotated[Principal, require_scopes(Scope.FLEET_READ)]
+OtaReader = Annotated[Principal, require_scopes(Scope.OTA_READ)]
+OtaWriter = Annotated[Principal, require_scopes(Scope.OTA_WRITE)]
+Limit = Annotated[int, Query(ge=1, le=service.MAX_PAGE)]
+RolloutId = Annotated[str, Path(max_length=40)]
 
 
 class ImageOut(BaseModel):
@@ -65,3 +88,152 @@ def vehicle_assignments(vin: str, principal: Reader, context: Context) -> list[A
         return []
     return [AssignmentOut(ecu_serial=a.ecu_serial, hardware_id=a.hardware_id, image=a.image)
             for a in layout.director().assignments(vin)]
+
+
+# --- rollouts --------------------------------------------------------------------------------
+def _layout(context: Context) -> OtaLayout:
+    return OtaLayout.under(context.settings.data_dir)
+
+
+@router.post("/rollouts", response_model=RolloutOut, status_code=status.HTTP_201_CREATED,
+             summary="Create a draft rollout of one ECU build to a twin query's vehicles")
+def post_rollout(body: CreateRollout, principal: OtaWriter, context: Context,
+                 request: Request) -> RolloutOut:
+    """A draft: targets are the vehicles the query selects whose twin lists the ECU with a
+    hardware id one of the images is built for. Another client approves it."""
+    spec = service.RolloutSpec(
+        name=body.name, ecu=body.ecu, images=tuple(body.images), query=body.query,
+        policy=WavePolicy(tuple(body.waves), body.success_threshold, body.error_threshold,
+                          body.health_margin, body.min_control),
+        maintenance_windows=tuple(MaintenanceWindow.from_dict(w, "maintenance_windows")
+                                  for w in body.maintenance_windows),
+        optional=body.optional, rxswin=body.rxswin)
+    with context.database.session() as session:
+        made = service.create_rollout(session, _layout(context), spec,
+                                      tenant=principal.tenant, actor=principal.client_id,
+                                      request_id=request_id_of(request))
+    return RolloutOut.of(made)
+
+
+@router.get("/rollouts", response_model=list[RolloutOut],
+            summary="The caller's rollouts, newest first, with counts")
+def get_rollouts(principal: OtaReader, context: Context, limit: Limit = 100) -> list[RolloutOut]:
+    """The caller's rollouts, newest first, with the vehicles per state."""
+    with context.database.session() as session:
+        return [RolloutOut.of(r) for r in service.list_rollouts(
+            session, tenant=principal.tenant, limit=limit)]
+
+
+@router.get("/rollouts/{rollout_id}", response_model=RolloutOut,
+            summary="A rollout: status, wave, reason, gate evidence, counts")
+def get_rollout(rollout_id: RolloutId, principal: OtaReader, context: Context) -> RolloutOut:
+    """A rollout with its live per-state counts (the vehicles' latest answers taken in)."""
+    with context.database.session() as session:
+        service.sync_rollout(session, rollout_id, tenant=principal.tenant)
+        return RolloutOut.of(service.get_rollout(session, rollout_id, tenant=principal.tenant))
+
+
+@router.post("/rollouts/{rollout_id}/approve", response_model=RolloutOut,
+             summary="Approve a draft rollout (another client than its creator)")
+def post_approve(rollout_id: RolloutId, principal: OtaWriter, context: Context,
+                 request: Request) -> RolloutOut:
+    """Second-person approval: opens the dispatcher job and starts the first wave (Director
+    metadata signed per vehicle, notices queued)."""
+    with context.database.session() as session:
+        return RolloutOut.of(service.approve_rollout(
+            session, _layout(context), rollout_id, tenant=principal.tenant,
+            actor=principal.client_id, request_id=request_id_of(request)))
+
+
+def _change(action: str, rollout_id: str, principal: Principal, context: Context,
+            request: Request, body: RolloutAction | None) -> RolloutOut:
+    with context.database.session() as session:
+        return RolloutOut.of(service.change_rollout(
+            session, rollout_id, action, tenant=principal.tenant, actor=principal.client_id,
+            reason=(body.reason or "") if body else "", request_id=request_id_of(request)))
+
+
+@router.post("/rollouts/{rollout_id}/pause", response_model=RolloutOut,
+             summary="Pause a running rollout (no further wave starts)")
+def post_pause(rollout_id: RolloutId, principal: OtaWriter, context: Context,
+               request: Request, body: RolloutAction | None = None) -> RolloutOut:
+    """Pause: vehicles of the wave under way finish; no further wave starts."""
+    return _change("pause", rollout_id, principal, context, request, body)
+
+
+@router.post("/rollouts/{rollout_id}/resume", response_model=RolloutOut,
+             summary="Resume a paused rollout")
+def post_resume(rollout_id: RolloutId, principal: OtaWriter, context: Context,
+                request: Request, body: RolloutAction | None = None) -> RolloutOut:
+    """Resume a paused rollout (paused by an operator or by a gate)."""
+    return _change("resume", rollout_id, principal, context, request, body)
+
+
+@router.post("/rollouts/{rollout_id}/cancel", response_model=RolloutOut,
+             summary="Cancel a rollout (notices not yet delivered are withdrawn)")
+def post_cancel(rollout_id: RolloutId, principal: OtaWriter, context: Context,
+                request: Request, body: RolloutAction | None = None) -> RolloutOut:
+    """Cancel a rollout that has not ended; its dispatcher job is closed."""
+    return _change("cancel", rollout_id, principal, context, request, body)
+
+
+@router.post("/rollouts/{rollout_id}/advance", response_model=RolloutOut,
+             summary="Judge the finished wave (thresholds, health gate) and start the next")
+def post_advance(rollout_id: RolloutId, body: AdvanceRollout, principal: OtaWriter,
+                 context: Context, request: Request) -> RolloutOut:
+    """The KPIs of updated vehicles against the control group's: the rollout stops, pauses
+    with the evidence, completes, or starts its next wave (picking up vehicles that joined)."""
+    kpis = {vin: Kpis(**k.model_dump()) for vin, k in body.kpis.items()}
+    with context.database.session() as session:
+        return RolloutOut.of(service.advance_rollout(
+            session, _layout(context), rollout_id, kpis, tenant=principal.tenant,
+            actor=principal.client_id, request_id=request_id_of(request)))
+
+
+@router.get("/rollouts/{rollout_id}/vehicles", response_model=list[RolloutVehicleOut],
+            summary="Each targeted vehicle's wave and update state")
+def get_rollout_vehicles(
+    rollout_id: RolloutId, principal: OtaReader, context: Context, limit: Limit = 100,
+    after: Annotated[int, Query(ge=-1, le=MAX_STORED_INT,
+                                description="Only positions after this one.")] = -1,
+    state: VehicleStateOrWaiting | None = None,
+) -> list[RolloutVehicleOut]:
+    """Per vehicle in target order: wave, state (waiting → pending → downloading →
+    installing → installed / failed / rolled_back), detail."""
+    with context.database.session() as session:
+        service.sync_rollout(session, rollout_id, tenant=principal.tenant)
+        return [RolloutVehicleOut.of(v) for v in service.list_vehicles(
+            session, rollout_id, tenant=principal.tenant, state=state, after=after,
+            limit=limit)]
+
+
+@router.post("/rollouts/{rollout_id}/vehicles/{vin}", response_model=RolloutVehicleOut,
+             summary="Record a vehicle's progress in a rollout")
+def post_vehicle_report(
+    rollout_id: RolloutId, vin: Annotated[str, Path(min_length=17, max_length=17)],
+    body: VehicleReport, principal: OtaWriter, context: Context,
+) -> RolloutVehicleOut:
+    """Move the vehicle forward (through the states between); a final state writes its
+    UN R156 update record, ``installed`` also the twin's ECU version."""
+    with context.database.session() as session:
+        return RolloutVehicleOut.of(service.report_vehicle(
+            session, rollout_id, vin, body.state, tenant=principal.tenant,
+            detail=body.detail, software_after=body.software_after,
+            preconditions=body.preconditions))
+
+
+@router.get("/records", response_model=list[UpdateRecordOut],
+            summary="UN R156 update records, oldest first")
+def get_records(
+    principal: OtaReader, context: Context, limit: Limit = 100,
+    rollout_id: Annotated[str | None, Query(max_length=40)] = None,
+    vin: Annotated[str | None, Query(max_length=17)] = None,
+    after: Annotated[int, Query(ge=0, le=MAX_STORED_INT,
+                                description="Only records after this id.")] = 0,
+) -> list[UpdateRecordOut]:
+    """Per vehicle: software before and after, RXSWIN, campaign, preconditions checked,
+    result and timestamps; page with ``after`` (the last record_id)."""
+    with context.database.session() as session:
+        return [UpdateRecordOut.of(i, r) for i, r in service.update_records(
+            session, tenant=principal.tenant, rollout_id=rollout_id, vin=vin, after=after,
+            limit=limit)]

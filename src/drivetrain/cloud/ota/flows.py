@@ -15,14 +15,23 @@ from typing import Final
 
 from sqlalchemy.orm import Session
 
-from drivetrain.cloud.commands import DeliveryDraft, Payload, add_deliveries, close_job, create_job
+from drivetrain.cloud.commands import (
+    DeliveryDraft,
+    JobStatus,
+    Payload,
+    RolloutPolicy,
+    add_deliveries,
+    close_job,
+    create_job,
+)
 from drivetrain.cloud.ota.director import Director, EcuAssignment
 from drivetrain.cloud.ota.images import ImageRepository
 from drivetrain.cloud.twins import list_ecus, record_ecu_inventory, select_twins
+from drivetrain.core.ota_report import OTA_NOTICE
 from drivetrain.core.vss import Catalog
 
 ORIGIN: Final = "ota"
-NOTICE: Final = "ota.update"
+NOTICE: Final = OTA_NOTICE
 
 
 def select_targets(session: Session, tenant: str, query: str,
@@ -45,11 +54,17 @@ def ecu_assignments(session: Session, tenant: str, vin: str, ecu: str,
 
 
 def open_rollout_job(session: Session, *, tenant: str, actor: str, campaign: str,
-                     image: str, now: datetime | None = None) -> str:
-    """The continuous job carrying a rollout's notices; returns its id."""
-    job = create_job(session, tenant=tenant, actor=actor,
-                     payload=Payload.command(NOTICE, {"campaign": campaign, "image": image}),
-                     continuous=True, origin=ORIGIN, name=f"OTA {campaign}", now=now)
+                     image: str, rollout_id: str | None = None, optional: bool = False,
+                     policy: RolloutPolicy | None = None, now: datetime | None = None) -> str:
+    """The continuous job carrying a rollout's notices; returns its id. ``optional`` tells
+    the vehicle to ask the driver's consent first; the policy's maintenance windows gate
+    when the dispatcher hands notices out."""
+    args: dict[str, object] = {"campaign": campaign, "image": image}
+    if rollout_id is not None:
+        args |= {"rollout": rollout_id, "optional": optional}
+    job = create_job(session, tenant=tenant, actor=actor, payload=Payload.command(NOTICE, args),
+                     continuous=True, origin=ORIGIN, name=f"OTA {campaign}", policy=policy,
+                     now=now)
     return job.job_id
 
 
@@ -79,6 +94,8 @@ def record_installed(session: Session, vin: str, ecu: str, version: str,
 
 
 def close_rollout_job(session: Session, *, tenant: str, actor: str, job_id: str,
-                      reason: str) -> None:
+                      reason: str, status: JobStatus = "finished",
+                      now: datetime | None = None) -> None:
     """End the rollout's job; notices still queued are withdrawn with ``reason``."""
-    close_job(session, job_id, tenant=tenant, actor=actor, reason=reason)
+    close_job(session, job_id, tenant=tenant, actor=actor, reason=reason, status=status,
+              now=now)

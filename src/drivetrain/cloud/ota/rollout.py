@@ -34,13 +34,19 @@ from drivetrain.core.errors import BadInputError, StateTransitionError
 
 VehicleState = Literal["pending", "downloading", "installing", "installed", "failed",
                        "rolled_back"]
-RolloutStatus = Literal["draft", "running", "paused", "stopped", "completed"]
+RolloutStatus = Literal["draft", "running", "paused", "stopped", "completed", "cancelled"]
+ROLLOUT_STATUSES: Final = ("draft", "running", "paused", "stopped", "completed", "cancelled")
+VEHICLE_STATES: Final = ("pending", "downloading", "installing", "installed", "failed",
+                         "rolled_back")
 FINAL: Final[frozenset[str]] = frozenset({"installed", "failed", "rolled_back"})
 _NEXT: Final[Mapping[str, frozenset[str]]] = {
     "pending": frozenset({"downloading", "failed"}),
     "downloading": frozenset({"installing", "failed"}),
     "installing": frozenset({"installed", "failed", "rolled_back"}),
 }
+#: The forward path a vehicle's reports may skip along (a report of ``installed`` from
+#: ``pending`` passes ``downloading`` and ``installing``).
+_PATH: Final[tuple[VehicleState, ...]] = ("pending", "downloading", "installing")
 #: The KPIs the gate compares; larger is worse for each.
 KPI_NAMES: Final = ("energy_kwh_per_100km", "dtc_per_1000km", "security_events_per_1000km")
 MAX_WAVES: Final = 20
@@ -183,7 +189,7 @@ class Rollout:
         Raises:
             StateTransitionError: the rollout stopped or completed.
         """
-        if self.status in ("stopped", "completed"):
+        if self.status in ("stopped", "completed", "cancelled"):
             raise StateTransitionError(f"rollout {self.campaign} is {self.status}")
         known = set(self.targets)
         new = tuple(v for v in dict.fromkeys(vins) if v not in known)
@@ -244,6 +250,50 @@ class Rollout:
             raise StateTransitionError(f"{vin}: {current} → {state} is not allowed; from "
                                        f"{current} expected {sorted(_NEXT.get(current, ()))}")
         self.states[vin] = state
+
+    def advance_to(self, vin: str, state: VehicleState) -> list[VehicleState]:
+        """Move ``vin`` forward to ``state``, through the states between (a vehicle that
+        reports ``installed`` while the platform still had it ``pending`` downloaded and
+        installed in between). Returns the states passed, ``state`` last; none when the
+        vehicle already is in ``state``.
+
+        Raises:
+            StateTransitionError: ``state`` is not ahead of the vehicle's current state.
+        """
+        current = self.states.get(vin)
+        if current == state:
+            return []
+        steps: list[VehicleState] = [state]
+        if current in _PATH and state != "failed":
+            ahead = _PATH[_PATH.index(current) + 1:]
+            steps = list(ahead[:ahead.index(state) + 1]) if state in ahead else [*ahead, state]
+        for step in steps:
+            self.advance(vin, step)
+        return steps
+
+    def pause(self, reason: str) -> None:
+        """An operator pauses a running rollout: no further wave starts until it resumes
+        (vehicles of the wave under way finish their update).
+
+        Raises:
+            StateTransitionError: the rollout is not running.
+        """
+        if self.status != "running":
+            raise StateTransitionError(f"rollout {self.campaign} is {self.status}; only a "
+                                       "running rollout pauses")
+        self.status, self.reason = "paused", reason
+
+    def cancel(self, reason: str) -> None:
+        """An operator cancels a rollout that has not ended: no further wave starts and the
+        notices not yet delivered are withdrawn.
+
+        Raises:
+            StateTransitionError: the rollout already ended (stopped, completed, cancelled).
+        """
+        if self.status in ("stopped", "completed", "cancelled"):
+            raise StateTransitionError(f"rollout {self.campaign} is {self.status}; it has "
+                                       "already ended")
+        self.status, self.reason = "cancelled", reason
 
     def counts(self) -> dict[str, int]:
         """Vehicles per state (targets not yet in a wave are ``waiting``)."""

@@ -6,7 +6,9 @@ serves; it only maps URLs to files without ever leaving the repository folders:
 - ``/image/metadata/<file>`` and ``/image/targets/<path>``: the Image repository;
 - ``/director/<VIN>/metadata/<file>``: the Director's repository for that vehicle.
 
-Anything else (listings, ``..``, hidden files, temporary files) answers 404.
+Anything else (listings, ``..``, hidden files, temporary files) answers 404. A single
+``Range: bytes=N-`` or ``bytes=N-M`` is answered 206 with that part (so a vehicle resumes an
+interrupted image download); a range past the end answers 416, any other form the whole file.
 """
 
 from __future__ import annotations
@@ -24,6 +26,21 @@ from drivetrain.cloud.ota.layout import OtaLayout
 _SEGMENT: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+%-]{0,200}")
 _VIN: Final = re.compile(r"[A-HJ-NPR-Z0-9]{17}")
 _CHUNK: Final = 64 * 1024
+_RANGE: Final = re.compile(r"bytes=(\d{1,19})-(\d{0,19})")
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
+    """The ``[start, end)`` a ``Range`` header asks of a ``size``-byte file; None for the
+    whole file (no header, or a form not served: several ranges, suffix ranges); False when
+    it starts at or past the end (416)."""
+    match = _RANGE.fullmatch(header.strip()) if header else None
+    if match is None:
+        return None
+    start = int(match.group(1))
+    end = min(int(match.group(2)) + 1, size) if match.group(2) else size
+    if start >= size or end <= start:
+        return False
+    return start, end
 
 
 def resolve(layout: OtaLayout, url_path: str) -> Path | None:
@@ -63,15 +80,31 @@ def make_server(layout: OtaLayout, host: str = "127.0.0.1", port: int = 0) -> Th
                 return
             try:
                 size = path.stat().st_size
+                wanted = byte_range(self.headers.get("Range"), size)
+                if wanted is False:
+                    self.send_response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
+                    self.send_header("Content-Range", f"bytes */{size}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                start, end = wanted if isinstance(wanted, tuple) else (0, size)
                 with open(path, "rb") as f:
-                    self.send_response(HTTPStatus.OK)
+                    f.seek(start)
+                    if isinstance(wanted, tuple):
+                        self.send_response(HTTPStatus.PARTIAL_CONTENT)
+                        self.send_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
+                    else:
+                        self.send_response(HTTPStatus.OK)
                     kind = "application/json" if path.suffix == ".json" else \
                         "application/octet-stream"
                     self.send_header("Content-Type", kind)
-                    self.send_header("Content-Length", str(size))
+                    self.send_header("Accept-Ranges", "bytes")
+                    self.send_header("Content-Length", str(end - start))
                     self.end_headers()
-                    while chunk := f.read(_CHUNK):
+                    left = end - start
+                    while left and (chunk := f.read(min(_CHUNK, left))):
                         self.wfile.write(chunk)
+                        left -= len(chunk)
             except FileNotFoundError:
                 self.send_error(HTTPStatus.NOT_FOUND)
 

@@ -70,6 +70,7 @@ from drivetrain.edge.collection import CollectionEngine
 from drivetrain.edge.downlink import DOWNLINK_CHANNELS, DownlinkGuard, ReplayState
 from drivetrain.edge.entitlements import EntitlementGate
 from drivetrain.edge.identity import VehicleIdentity
+from drivetrain.edge.ota.notice import OtaUpdater
 from drivetrain.edge.samples import Samples
 from drivetrain.edge.sources import FrameSource
 from drivetrain.edge.uplink import Uplink
@@ -116,6 +117,8 @@ class EdgeAgent:
         active_dtcs: reads the vehicle's active diagnostic trouble codes (e.g. ``P0A80``), for
             the trigger events of campaigns with ``dtcs_on_trigger``; None: only the latest
             ``Vehicle.Diagnostics.DTCCount`` is reported.
+        ota: acts on ``ota.update`` notices (the Uptane primary's update cycle, checked
+            against the vehicle's conditions); None acknowledges them as rejected.
 
     Raises:
         StorageError: the buffer cannot be read.
@@ -135,6 +138,7 @@ class EdgeAgent:
         clock_ns: Callable[[], int] = time.time_ns,
         inventory: Sequence[EcuInfo] | None = None,
         active_dtcs: Callable[[], Sequence[str]] | None = None,
+        ota: OtaUpdater | None = None,
     ) -> None:
         self._inventory = check_inventory(inventory or ())
         self.identity = identity
@@ -190,6 +194,7 @@ class EdgeAgent:
             entitlements=self.entitlements,
             manifest_version=0 if restored is None else restored[0].version,
             base_catalog=base_catalog,
+            ota=ota,
         )
         self._active_dtcs = active_dtcs
         #: The latest value of every signal seen (upload conditions and DTC counts read it).

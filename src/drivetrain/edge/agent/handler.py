@@ -5,7 +5,8 @@ the ``EntitlementGate``), campaigns to the collection
 engine, commands to the actuator (except the collection-consent command, which the agent
 applies itself: ``drivetrain.edge.consent``), entitlement tokens to the ``EntitlementGate``
 (each token checked on its own: signature, VIN, seq, expiry), decoder manifests to the agent's CAN decoding (switched
-at once, without a restart, through ``on_manifest``). Each outcome is acknowledged with a signed ``Ack`` on
+at once, without a restart, through ``on_manifest``), ``ota.update`` notices to the
+``OtaUpdater`` (the primary's update cycle, answered with an ``OtaReport``). Each outcome is acknowledged with a signed ``Ack`` on
 ``dt/v1/{vin}/ack``, and the acknowledgement is committed in one transaction with the state
 records it changes: always the guard's ``DownlinkMemory`` (so the message is never acted on
 twice), and the ``DesiredStateVersion``, ``InstalledCampaigns`` or ``ManifestInForce`` it
@@ -31,6 +32,7 @@ from drivetrain.core.errors import (
     ConflictError,
     WireFormatError,
 )
+from drivetrain.core.ota_report import MANIFEST_EVENT, OTA_NOTICE
 from drivetrain.core.transport import ACK
 from drivetrain.core.vss import Catalog
 from drivetrain.core.wire import Ack, Command, DesiredStateDelta, MessageKind, VehicleEvent
@@ -49,6 +51,7 @@ from drivetrain.edge.entitlements import (
     TokenRefused,
     describe,
 )
+from drivetrain.edge.ota.notice import OtaUpdater
 from drivetrain.edge.samples import Samples
 from drivetrain.edge.state import (
     DesiredStateVersion,
@@ -129,6 +132,7 @@ class DownlinkHandler:
         entitlements: EntitlementGate | None = None,
         manifest_version: int = 0,
         base_catalog: Catalog | None = None,
+        ota: OtaUpdater | None = None,
     ) -> None:
         self.vin = guard.vin
         self.guard = guard
@@ -152,6 +156,8 @@ class DownlinkHandler:
         self.consent = consent or CollectionConsent()
         #: The version of the decoder manifest in force (0: the one the agent started with).
         self.manifest_version = manifest_version
+        #: Runs the update cycle an ``ota.update`` notice asks for (None: no OTA updates).
+        self.ota = ota
 
     def handle(self, topic: str, payload: bytes, now_ns: int) -> None:
         """Check one downlink message and act on it if the guard accepts it.
@@ -313,6 +319,9 @@ class DownlinkHandler:
             if command.name == CONSENT_COMMAND:
                 self._set_consent(ref, command.args, now_ns)
                 return
+            if command.name == OTA_NOTICE:
+                self._update(ref, command.args, now_ns)
+                return
             if self.actuator is None:
                 raise BadInputError("this vehicle has no actuators")
             detail = self.actuator.execute(command.name, command.args)
@@ -320,6 +329,22 @@ class DownlinkHandler:
             self._acknowledge(Ack(ref, "command", "rejected", str(e)), now_ns)
             return
         self._acknowledge(Ack(ref, "command", "applied", detail), now_ns)
+
+    def _update(self, ref: str, args: Mapping[str, Any], now_ns: int) -> None:
+        """Run the update cycle the notice asks for; the acknowledgement carries the
+        :class:`OtaReport` (``applied`` only when the ordered image runs)."""
+        if self.ota is None:
+            raise BadInputError("this vehicle takes no OTA updates")
+        report = self.ota.run(args)
+        log.info("%s: OTA update %s: %s", self.vin, report.state, report.detail)
+        if report.state != "deferred":  # what each ECU runs now, signed (Uptane §5.4.2)
+            manifest = self.ota.manifest(counter=now_ns // 1_000_000)
+            if manifest is not None:
+                self.outbox.events.append(VehicleEvent(MANIFEST_EVENT, now_ns, "info",
+                                                       {"manifest": manifest}))
+        self._acknowledge(Ack(ref, "command",
+                              "applied" if report.state == "installed" else "rejected",
+                              report.to_detail()), now_ns)
 
     def _set_consent(self, ref: str, args: Mapping[str, Any], now_ns: int) -> None:
         """Apply a newer collection consent at once; acknowledged with the record saved."""

@@ -3,17 +3,21 @@ verification on the primary, A/B-slot ECUs with automatic rollback.
 
 Public surface: :mod:`tuf_client` (one repository; the conformance CLI), :class:`UptanePrimary`,
 :class:`RepositoryUrls`, :class:`VehicleConditions`, :class:`AbEcu`, :class:`HealthResult`,
-:func:`full_verification` and the refusals it raises.
+:func:`full_verification` and the refusals it raises; :class:`OtaUpdater` (the agent's
+answer to an ``ota.update`` notice) with :class:`ManifestSigning`;
+:class:`ResumableFetcher` (image downloads that resume).
 """
 
 from drivetrain.core import tuf_client
 from drivetrain.core.tuf_client import TufTransportError, TufUpdateError
+from drivetrain.edge.ota.notice import ManifestSigning, OtaUpdater
 from drivetrain.edge.ota.primary import (
     PreconditionError,
     RepositoryUrls,
     UptanePrimary,
     VehicleConditions,
 )
+from drivetrain.edge.ota.resume import ResumableFetcher
 from drivetrain.edge.ota.slots import AbEcu, HealthResult, ImageHashError, InstallOutcome, SlotImage
 from drivetrain.edge.ota.uptane import (
     DirectorImageMismatchError,
@@ -34,8 +38,11 @@ __all__ = [
     "ImageHashError",
     "ImageRollbackError",
     "InstallOutcome",
+    "ManifestSigning",
+    "OtaUpdater",
     "PreconditionError",
     "RepositoryUrls",
+    "ResumableFetcher",
     "SlotImage",
     "TufTransportError",
     "TufUpdateError",

@@ -8,7 +8,8 @@ repository), each with its own trusted root provisioned at the factory. An updat
 2. refresh the Director, then the Image repository (TUF client workflow each);
 3. full verification of every Director target against the Image repository;
 4. download each image through the Image repository's Updater (length and hashes checked
-   while it streams, so an endless or altered image stops there);
+   while it streams, so an endless or altered image stops there); an interrupted download
+   resumes where it stopped (:class:`ResumableFetcher`, HTTP Range);
 5. install into each ECU's idle slot; the ECU rolls back by itself if the health check fails.
 """
 
@@ -36,6 +37,7 @@ from drivetrain.core.uptane_manifest import (
     sign_ecu_report,
     sign_vehicle_manifest,
 )
+from drivetrain.edge.ota.resume import ResumableFetcher
 from drivetrain.edge.ota.slots import AbEcu, InstallOutcome
 from drivetrain.edge.ota.uptane import EcuIdentity, VerifiedInstall, full_verification
 
@@ -88,6 +90,9 @@ class UptanePrimary:
         self.state_dir = Path(state_dir)
         self.urls = urls
         self.ecus = {e.serial: e for e in ecus}
+        #: Image downloads resume where an interrupted one stopped (HTTP Range).
+        self.fetcher = ResumableFetcher(self.state_dir / "parts", urls.image_targets,
+                                        socket_timeout=tuf_client.REQUEST_TIMEOUT_S)
 
     @property
     def _director_dir(self) -> Path:
@@ -135,7 +140,8 @@ class UptanePrimary:
     def _verified(self) -> tuple[list[VerifiedInstall], Updater]:
         director = tuf_client.updater(self._director_dir, self.urls.director_metadata)
         image = tuf_client.updater(self._image_dir, self.urls.image_metadata,
-                                   self.state_dir / "downloads", self.urls.image_targets)
+                                   self.state_dir / "downloads", self.urls.image_targets,
+                                   fetcher=self.fetcher)
         try:
             director.refresh()
             # ngclient persists only metadata it verified: the Director's top-level targets

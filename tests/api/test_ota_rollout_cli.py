@@ -1,0 +1,96 @@
+"""``drivetrain ota rollout`` against a live API (the embedded platform with its dispatcher):
+a draft created by one client, approved by another, followed, advanced to completion, and its
+UN R156 records exported."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from drivetrain.cli import app
+from drivetrain.cloud.fleet import provision_vehicle
+from drivetrain.cloud.ota import OtaLayout
+from drivetrain.cloud.twins import record_ecu_inventory
+from drivetrain.core.crypto import SigningKey
+from drivetrain.demo import EmbeddedPlatform, PlatformHandles, demo_settings
+
+HW = "BMS-CH50-HW3"
+IMAGE = "bms/bms-2.6.1.bin"
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PlatformHandles, str]]:
+    embedded = EmbeddedPlatform(demo_settings(tmp_path_factory.mktemp("ota-cli")))
+    handles = embedded.start()
+    try:
+        with handles.database.session() as session:
+            for seed in range(3):
+                vin = provision_vehicle(session, tenant="default", model="compact-bev",
+                                        region="EU", cloud_key=SigningKey.generate().verify_key,
+                                        actor="test", rng=random.Random(seed))[0].vin
+                record_ecu_inventory(session, vin, {"BMS": (HW, "2.5.0")})
+        layout = OtaLayout.under(handles.settings.data_dir)
+        layout.init({"root": (1, 1)})
+        layout.images().add_image(IMAGE, b"BMS firmware 2.6.1", hardware_id=HW,
+                                  release_counter=7, version="2.6.1")
+        admin = {"Authorization": f"Bearer {handles.admin_token}"}
+        made = httpx.post(f"{handles.api_url}/v1/tenants/default/clients", headers=admin,
+                          json={"role": "fleet_operator"}).json()
+        token = httpx.post(f"{handles.api_url}/v1/auth/token", data={
+            "grant_type": "client_credentials", "client_id": made["client_id"],
+            "client_secret": made["client_secret"]}).json()["access_token"]
+        yield handles, token
+    finally:
+        embedded.stop()
+
+
+def _run(live: tuple[PlatformHandles, str], *args: str, token: str | None = None
+         ) -> tuple[int, str]:
+    handles, _ = live
+    result = CliRunner().invoke(
+        app, ["ota", "rollout", *args, "--url", handles.api_url],
+        env={"DRIVETRAIN_TOKEN": token or handles.admin_token, "COLUMNS": "200"},
+    )
+    return result.exit_code, result.output
+
+
+def test_a_rollout_is_created_approved_advanced_and_its_records_exported(
+    live: tuple[PlatformHandles, str], tmp_path: Path,
+) -> None:
+    code, out = _run(live, "create", "bms-2.6.1", "--ecu", "BMS", "--image", IMAGE,
+                     "--query", 'software."BMS" < "2.6.1"', "--waves", "0.33,1",
+                     "--window", "sat,sun/01:00-05:00", "--json")
+    assert code == 0, out
+    draft = json.loads(out)
+    rid = draft["rollout_id"]
+    assert draft["status"] == "draft" and draft["counts"]["waiting"] == 3
+    code, out = _run(live, "approve", rid)
+    assert code == 1 and "another person must approve" in out
+    code, out = _run(live, "approve", rid, token=live[1])
+    assert code == 0 and "[running]" in out and "1 pending" in out, out
+    code, out = _run(live, "vehicles", rid, "--json")
+    [first] = [v["vin"] for v in json.loads(out) if v["wave"] == 1]
+    code, out = _run(live, "report", rid, first, "installed", "--preconditions", "parked")
+    assert code == 0 and "installed (wave 1)" in out, out
+    code, out = _run(live, "advance", rid)
+    assert code == 0 and "wave 2 of 2" in out and "2 pending" in out, out
+    for vin in [v["vin"] for v in json.loads(_run(live, "vehicles", rid, "--json")[1])
+                if v["wave"] == 2]:
+        assert _run(live, "report", rid, vin, "rolled_back", "--detail", "health check")[0] == 0
+    code, out = _run(live, "advance", rid)
+    assert code == 0 and "[stopped]" in out and "2 of 2 failed or rolled back" in out, out
+    code, out = _run(live, "records", "--rollout", rid)
+    assert code == 0 and "RXSWIN-BMS-2.6.1" in out and "rolled_back" in out
+    code, out = _run(live, "records", "--rollout", rid, "--json")
+    assert sorted(r["result"] for r in json.loads(out)) == ["installed", "rolled_back",
+                                                            "rolled_back"]
+    code, out = _run(live, "list")
+    assert code == 0 and rid in out and "stopped" in out
+    code, out = _run(live, "show", "ota-nosuch")
+    assert code == 1 and "does not exist" in out
