@@ -40,7 +40,9 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-_DATA = files("drivetrain.sim.data")
+# The reference vehicle's files, found without importing drivetrain.sim (and its CAN stack):
+# every `drivetrain` command imports this module.
+_DATA = files("drivetrain") / "sim" / "data"
 DEFAULT_DBC = Path(str(_DATA / "drivetrain_bev.dbc"))
 DEFAULT_MAP = Path(str(_DATA / "drivetrain_bev_vss.toml"))
 #: How long the broker keeps the vehicle's session while it is offline, seconds (7 days).
