@@ -8,6 +8,7 @@ import io
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -107,3 +108,73 @@ def test_a_campaign_reason_with_markup_is_shown_as_typed(monkeypatch: pytest.Mon
     shown = _plain(buffer.getvalue())
     assert not _ACTIVE.search(shown), repr(shown)
     assert shown.count("[bold]admin[/bold]") >= 3
+
+
+# --- `drivetrain edge`: what the cloud installed and the vehicle reported --------------------
+def _edge(*args: str) -> str:
+    from typer.testing import CliRunner
+
+    from drivetrain.cli import app
+
+    result = CliRunner().invoke(app, ["edge", *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_an_edge_buffer_holding_hostile_campaigns_is_shown_escaped(tmp_path: Path) -> None:
+    from drivetrain.edge import SqliteBuffer
+    from drivetrain.edge.state import InstalledCampaigns
+
+    path = tmp_path / "[bold]admin[/bold].db"
+    store = SqliteBuffer(path)
+    store.save_state([InstalledCampaigns(campaigns=({
+        "id": HOSTILE, "version": HOSTILE, "priority": HOSTILE, "signals": [HOSTILE],
+        "period_ms": HOSTILE, "triggers": [{"name": HOSTILE}],
+    },), versions={})])
+    store.close()
+    shown = _edge("buffer", str(path))
+    assert "installed campaigns" in shown
+    assert not _ACTIVE.search(shown), repr(shown)
+    assert shown.count("[bold]admin[/bold]") >= 7  # the file name and six cells, as typed
+    assert "\\x1b]0;pwned" in shown
+
+
+def test_the_edge_agent_summary_shows_cloud_supplied_names_escaped() -> None:
+    from drivetrain.commands import edge
+    from drivetrain.edge.agent.config import AgentStats
+    from drivetrain.edge.uplink import UplinkStats
+
+    uplink = UplinkStats(published=1, confirmed=1, resent=0, refused_by_transport=0,
+                         in_flight=0, backing_off=False, last_error=HOSTILE)
+    stats = AgentStats(ticks=1, samples_in=1, samples_collected=1, batches_sealed=1,
+                       bytes_sealed=1, events_sent=0, triggers_fired=0, evicted_messages=0,
+                       buffered_messages=0, buffered_bytes=0,
+                       downlink_accepted={HOSTILE: 1}, downlink_refused={HOSTILE: 2},
+                       acks_sent={}, uplink=uplink, campaigns=(HOSTILE,))
+    buffer = io.StringIO()
+    Console(file=buffer, force_terminal=True, width=400, highlight=False).print(
+        edge._summary(stats))
+    shown = _plain(buffer.getvalue())
+    assert not _ACTIVE.search(shown), repr(shown)
+    assert shown.count("[bold]admin[/bold]") == 3
+
+
+def test_commerce_tables_and_lines_show_account_and_vehicle_text_escaped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rich.table import Table
+
+    from drivetrain.commands import commerce
+
+    buffer = _captured(monkeypatch, commerce)
+    table = Table("feature", "vehicle's answer")
+    commerce._row(table, HOSTILE, HOSTILE)
+    commerce._out.print(table)
+    commerce._out.print(commerce._sub_line({
+        "subscription_id": "sub-1", "offer_id": HOSTILE, "vin": HOSTILE,
+        "account_id": HOSTILE, "status": "active", "cancel_at_period_end": False,
+        "end_reason": HOSTILE, "price": "9.99", "currency": "EUR", "billing": "monthly",
+        "period_end": None}))
+    shown = _plain(buffer.getvalue())
+    assert not _ACTIVE.search(shown), repr(shown)
+    assert shown.count("[bold]admin[/bold]") == 6

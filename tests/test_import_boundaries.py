@@ -140,3 +140,22 @@ def test_no_domain_imports_another_domains_tables() -> None:
         if own != theirs and tables:
             offending.append(f"{i.where}: {', '.join(tables)} of {i.module}")
     assert offending == []
+
+
+#: What `drivetrain ...` must not import before a command runs: every invocation (the docs'
+#: examples run hundreds) would pay seconds of CPU for the cloud, the database and CAN stacks.
+CLI_STARTUP_MUST_NOT_IMPORT = ("drivetrain.cloud", "drivetrain.sim", "drivetrain.edge",
+                               "drivetrain.core.can", "sqlalchemy", "cantools", "pandas",
+                               "pyarrow", "duckdb", "fastapi")
+
+
+def test_the_command_line_starts_without_the_cloud_database_or_can_stacks() -> None:
+    import subprocess
+    import sys
+
+    probe = ("import sys, drivetrain.cli; print('\\n'.join(sorted(sys.modules)))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True, timeout=120).stdout.split()
+    heavy = sorted({name for name in loaded for prefix in CLI_STARTUP_MUST_NOT_IMPORT
+                    if name == prefix or name.startswith(prefix + ".")})
+    assert heavy == [], "import these inside the commands that need them: " + ", ".join(heavy)

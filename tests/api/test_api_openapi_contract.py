@@ -18,12 +18,14 @@ from hypothesis import HealthCheck, given, settings
 
 from drivetrain.api import create_app
 from drivetrain.api.openapi import Problem
-from drivetrain.core.settings import Settings
+from drivetrain.core.settings import load_settings
 
 #: Parameters and body fields that cap a result; each must document its maximum.
 LIMIT_NAMES = {"limit", "max_rows", "max_events"}
-#: Schemathesis examples per operation (and per generation mode): bounded to keep this fast.
-EXAMPLES_PER_OPERATION = 5
+#: Schemathesis examples per operation: every operation is called, a few times, to keep this
+#: fast (120-odd operations); the per-domain API tests and the out-of-range fuzz tests
+#: (test_api_out_of_range.py) go deeper on each route.
+EXAMPLES_PER_OPERATION = 2
 #: Operations schemathesis leaves out, each with the reason and the test that covers it.
 NOT_FUZZED = {
     ("GET", "/v1/twins/changes"): "an event stream open until its timeout; covered by "
@@ -31,14 +33,16 @@ NOT_FUZZED = {
 }
 
 
-@pytest.fixture
-def app(settings: Settings) -> Iterator[FastAPI]:
-    """The API on SQLite (the fuzzing needs one engine, not both)."""
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
+    """The API on SQLite (the fuzzing needs one engine, not both), one for the module: the
+    document is the same for every test, and building the app costs seconds."""
+    settings = load_settings(data_dir=tmp_path_factory.mktemp("contract") / "drivetrain")
     application = create_app(settings)
     yield application
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def spec(app: FastAPI) -> dict[str, Any]:
     with TestClient(app) as client:
         document = client.get("/openapi.json").json()
@@ -46,7 +50,7 @@ def spec(app: FastAPI) -> dict[str, Any]:
     return document
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def token(app: FastAPI) -> str:
     bootstrap = app.state.drivetrain.bootstrap
     with TestClient(app) as client:

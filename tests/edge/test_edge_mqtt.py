@@ -115,7 +115,12 @@ def test_broker_down_for_30_s_loses_nothing_duplicates_nothing_and_keeps_order(
     agent.start()
     streamer = Streamer(agent)
     streamer.start()
-    time.sleep(3)
+    def newest_received_ns() -> int:
+        return max((int(m.body.ts_ns.max()) for m in receiver.of(MessageKind.TELEMETRY)
+                    if len(m.body.ts_ns)), default=0)
+
+    wait_for(lambda: len(receiver.of(MessageKind.TELEMETRY)) >= 2, timeout_s=30,
+             what="the first batches delivered")
     before_outage = len(streamer.generated)
     private_broker.stop()
     outage_started = time.monotonic()
@@ -124,7 +129,11 @@ def test_broker_down_for_30_s_loses_nothing_duplicates_nothing_and_keeps_order(
     buffered = agent.buffer.stats().messages
     private_broker.start()
     outage_s = time.monotonic() - outage_started
-    time.sleep(5)
+    restarted_ns = time.time_ns()
+    # Streaming goes on after the restart until a sample generated after it has arrived (the
+    # backlog is sent first, in order).
+    wait_for(lambda: newest_received_ns() > restarted_ns, timeout_s=60,
+             what="a sample generated after the restart at the receiver")
     streamer.finish()
     agent.flush()
     expected = set(streamer.generated)

@@ -11,10 +11,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Column, Table
+from rich.text import Text
 
-from drivetrain.cloud.commerce.catalog import example_catalog
 from drivetrain.commands.api_client import (
     JsonOption,
     TokenOption,
@@ -23,6 +22,7 @@ from drivetrain.commands.api_client import (
     api_client,
 )
 from drivetrain.commands.db import fail
+from drivetrain.commands.output import cell, format_cell, safe
 
 app = typer.Typer(help="Features sold after the sale: catalog, subscriptions, billing, "
                   "entitlements.", no_args_is_help=True)
@@ -57,6 +57,8 @@ def catalog_put(
     """Check a catalog document and store it as the next version."""
     if (file is None) == (not example):
         fail("give a catalog FILE or --example", code=2)
+    from drivetrain.cloud.commerce.catalog import example_catalog  # the cloud: only here
+
     document: Any = example_catalog()
     if file is not None:
         try:
@@ -82,10 +84,10 @@ def catalog_show(token: TokenOption, url: UrlOption = None, as_json: JsonOption 
         return
     names = {f["code"]: f["name"] for f in catalog["features"]}
     table = Table("offer", "features", "billing", Column("prices", overflow="fold"), "trial",
-                  title=f"catalog version {catalog['version']}")
+                  title=Text(f"catalog version {catalog['version']}"))
     for o in catalog["offers"]:
         prices = ", ".join(f"{r} {p['amount']} {p['currency']}" for r, p in o["prices"].items())
-        table.add_row(o["id"], ", ".join(names[c] for c in o["features"]),
+        _row(table, o["id"], ", ".join(names[c] for c in o["features"]),
                       o["billing"] + (f" per {o['unit']}" if o["unit"] else ""), prices,
                       f"{o['trial_days']} d" if o["trial_days"] else "-")
     _out.print(table)
@@ -102,16 +104,23 @@ def pay_with(
     with api_client(url, token) as client:
         api_call(client, "PUT", f"/v1/commerce/accounts/{account}/payment-method",
                  json={"payment_method": method})
-    _out.print(f"{account} pays with {method}")
+    _out.print(f"{safe(account)} pays with {safe(method)}")
+
+
+def _row(table: Table, *values: object) -> None:
+    """One table row of data from the API: every cell plain text, control characters escaped
+    (account ids, descriptions and vehicles' answers are user- or vehicle-supplied)."""
+    table.add_row(*(cell(v) for v in values))
 
 
 def _sub_line(s: dict[str, Any]) -> str:
     end = s["period_end"] or "no end"
     extra = " (cancels at period end)" if s["cancel_at_period_end"] else ""
     reason = f" — {s['end_reason']}" if s["end_reason"] else ""
-    return (f"[bold]{s['subscription_id']}[/] {s['offer_id']} for {s['vin'] or '(no vehicle)'}"
-            f" by {s['account_id']}: {s['status']}{extra}, {s['price']} {s['currency']} "
-            f"{s['billing']}, until {end}{reason}")
+    return (f"[bold]{safe(s['subscription_id'])}[/] {safe(s['offer_id'])} for "
+            f"{safe(s['vin'] or '(no vehicle)')} by {safe(s['account_id'])}: "
+            f"{safe(s['status'])}{extra}, {safe(s['price'])} {safe(s['currency'])} "
+            f"{safe(s['billing'])}, until {safe(end)}{safe(reason)}")
 
 
 @app.command("buy")
@@ -161,7 +170,7 @@ def subscription_list(
     table = Table(Column("subscription", no_wrap=True), "vehicle", "account", "offer",
                   "status", "price", Column("period end", no_wrap=True))
     for s in rows:
-        table.add_row(s["subscription_id"], s["vin"] or "-", s["account_id"], s["offer_id"],
+        _row(table, s["subscription_id"], s["vin"] or "-", s["account_id"], s["offer_id"],
                       s["status"] + (" (cancels)" if s["cancel_at_period_end"] else ""),
                       f"{s['price']} {s['currency']}", s["period_end"] or "-")
     _out.print(table)
@@ -181,8 +190,8 @@ def subscription_show(subscription_id: SubscriptionArg, token: TokenOption,
         confirmed = sub.get("confirmed_by_car") or []
         waiting = [f for f in sub["features"] if f not in confirmed]
         _out.print("confirmed by the car (twin): "
-                   + (escape(", ".join(confirmed)) if confirmed else "none yet")
-                   + (f"; not confirmed: {escape(', '.join(waiting))}" if waiting else ""))
+                   + (safe(", ".join(confirmed)) if confirmed else "none yet")
+                   + (f"; not confirmed: {safe(', '.join(waiting))}" if waiting else ""))
 
 
 @subscription_app.command("cancel")
@@ -252,7 +261,7 @@ def transfer(
         _emit(changed)
         return
     if not changed:
-        _out.print(f"{vin} has no live subscription; nothing to transfer")
+        _out.print(f"{safe(vin)} has no live subscription; nothing to transfer")
     for s in changed:
         _out.print(_sub_line(s))
 
@@ -273,16 +282,15 @@ def entitlement_list(
         _emit(rows)
         return
     if not rows:
-        _out.print(f"{vin} holds no entitlement: none was ever bought for it")
+        _out.print(f"{safe(vin)} holds no entitlement: none was ever bought for it")
         return
     table = Table("feature", "status", "seq", Column("valid until", no_wrap=True), "grace",
                   "delivery", "twin", "in the car", Column("vehicle's answer", overflow="fold"))
     for e in rows:
         car = (f"{e['car_state']} (seq {e['car_seq']})" if e["car_state"] else "-")
         twin = {"confirmed": "confirmed by the car"}.get(e["twin"], e["twin"] or "-")
-        table.add_row(escape(e["feature"]), e["status"], str(e["seq"]), e["expires_at"],
-                      f"{e['grace_s']} s", e["delivery"] or "-", twin, car,
-                      escape(e["vehicle_detail"] or ""))
+        _row(table, e["feature"], e["status"], str(e["seq"]), e["expires_at"],
+             f"{e['grace_s']} s", e["delivery"] or "-", twin, car, e["vehicle_detail"] or "")
     _out.print(table)
 
 
@@ -312,7 +320,7 @@ def invoice_list(
     table = Table(Column("invoice", no_wrap=True), "account", "vehicle", "region", "total",
                   "status", Column("issued", no_wrap=True))
     for i in rows:
-        table.add_row(i["invoice_id"], i["account_id"], i["vin"] or "-", i["region"],
+        _row(table, i["invoice_id"], i["account_id"], i["vin"] or "-", i["region"],
                       f"{i['total']} {i['currency']}", i["status"], i["issued_at"])
     _out.print(table)
 
@@ -341,10 +349,12 @@ def invoice_show(
         _emit(invoice)
         return
     table = Table(Column("item", overflow="fold"), "qty", "amount (minor units)",
-                  title=f"{invoice['invoice_id']} {invoice['status']}: {invoice['total']} "
-                  f"{invoice['currency']} (tax {invoice['tax_minor']} at {invoice['tax_rate']})")
+                  title=Text(format_cell(
+                      f"{invoice['invoice_id']} {invoice['status']}: {invoice['total']} "
+                      f"{invoice['currency']} (tax {invoice['tax_minor']} at "
+                      f"{invoice['tax_rate']})")))
     for line in invoice["lines"]:
-        table.add_row(line["description"], str(line["quantity"]), str(line["amount_minor"]))
+        _row(table, line["description"], str(line["quantity"]), str(line["amount_minor"]))
     _out.print(table)
 
 
@@ -361,7 +371,7 @@ def revenue(token: TokenOption, url: UrlOption = None, as_json: JsonOption = Fal
     else:
         table = Table("region", "revenue", "currency")
         for r in report["regions"]:
-            table.add_row(r["region"], r["revenue"], r["currency"])
+            _row(table, r["region"], r["revenue"], r["currency"])
         _out.print(table)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(report["subscriptions"].items()))
     _out.print(f"subscriptions: {counts or 'none'}")
@@ -384,14 +394,15 @@ def statement(
         _emit(report)
         return
     if not report["lines"]:
-        _out.print(f"no invoiced line of {partner}'s features between {since} and {until}")
+        _out.print(f"no invoiced line of {safe(partner)}'s features between {safe(since)} and "
+                   f"{safe(until)}")
         return
     table = Table(Column("invoice", no_wrap=True), Column("item", overflow="fold"),
                   "net (minor)", "share (minor)", "currency")
     for line in report["lines"]:
-        table.add_row(line["invoice_id"], line["description"], str(line["amount_minor"]),
+        _row(table, line["invoice_id"], line["description"], str(line["amount_minor"]),
                       str(line["share_minor"]) + (" (refunded)" if line["refunded"] else ""),
                       line["currency"])
     _out.print(table)
-    _out.print("share due: " + ", ".join(f"{v} {c} minor units"
+    _out.print("share due: " + ", ".join(f"{safe(v)} {safe(c)} minor units"
                                          for c, v in sorted(report["share_minor"].items())))

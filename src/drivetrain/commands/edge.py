@@ -20,7 +20,15 @@ from rich.table import Table
 from rich.text import Text
 
 from drivetrain.commands.db import fail, load_settings_or_exit
-from drivetrain.commands.output import JsonOption, emit_json, iso_from_ns
+from drivetrain.commands.output import (
+    JsonOption,
+    cell,
+    emit_json,
+    format_cell,
+    iso_from_ns,
+    print_renderable,
+    safe,
+)
 
 if TYPE_CHECKING:
     from drivetrain.core.transport import Transport
@@ -32,7 +40,9 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-_DATA = files("drivetrain.sim.data")
+# The reference vehicle's files, found without importing drivetrain.sim (and its CAN stack):
+# every `drivetrain` command imports this module.
+_DATA = files("drivetrain") / "sim" / "data"
 DEFAULT_DBC = Path(str(_DATA / "drivetrain_bev.dbc"))
 DEFAULT_MAP = Path(str(_DATA / "drivetrain_bev_vss.toml"))
 #: How long the broker keeps the vehicle's session while it is offline, seconds (7 days).
@@ -133,7 +143,7 @@ def _run(
         else:
             live.update(line, refresh=True)
 
-    console.print(f"edge agent {agent.vin}: press Ctrl-C to stop")
+    console.print(f"edge agent {safe(agent.vin)}: press Ctrl-C to stop")
     try:
         with live if not headless else contextlib.nullcontext():
             return agent.run(
@@ -166,8 +176,8 @@ def _summary(stats: AgentStats) -> Table:
         ("downlink accepted", json.dumps(dict(stats.downlink_accepted)) or "{}"),
         ("downlink refused", json.dumps(dict(stats.downlink_refused)) or "{}"),
     ]
-    for row in rows:
-        table.add_row(*row)
+    for what, value in rows:  # campaign ids and downlink reasons come from the cloud
+        table.add_row(what, cell(value))
     return table
 
 
@@ -262,8 +272,8 @@ def replay(
     if agent.can is not None and agent.can.counters.unknown_frames:
         top = sorted(agent.can.counters.unknown_ids.items(), key=lambda kv: -kv[1])[:5]
         console.print(
-            f"{agent.can.counters.unknown_frames:,} frames with ids not in {dbc.name} (not "
-            f"decoded); most frequent: {', '.join(f'{k} ({n:,})' for k, n in top)}"
+            f"{agent.can.counters.unknown_frames:,} frames with ids not in {safe(dbc.name)} "
+            f"(not decoded); most frequent: {safe(', '.join(f'{k} ({n:,})' for k, n in top))}"
         )
 
 
@@ -298,8 +308,8 @@ def buffer_info(
         return
     console = Console(highlight=False, soft_wrap=True)
     table = Table(
-        title=f"{path}: {stats.messages:,} messages, {stats.bytes / 1024:,.1f} KiB of "
-        f"{stats.max_bytes / 1024 / 1024:,.0f} MiB"
+        title=Text(f"{format_cell(str(path))}: {stats.messages:,} messages, "
+                   f"{stats.bytes / 1024:,.1f} KiB of {stats.max_bytes / 1024 / 1024:,.0f} MiB")
     )
     for column in ("kind", "messages", "KiB", "oldest", "newest"):
         table.add_column(column, justify="left" if column == "kind" else "right")
@@ -309,7 +319,7 @@ def buffer_info(
             time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(k.oldest_ns / 1e9)),
             time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(k.newest_ns / 1e9)),
         )  # fmt: skip
-    console.print(table)
+    print_renderable(table, console)
     console.print(
         f"evicted since created: {stats.evicted_messages:,} messages "
         f"({stats.evicted_bytes / 1024:,.1f} KiB)"
@@ -321,13 +331,14 @@ def buffer_info(
         ctable = Table(title="installed campaigns")
         for column in ("id", "version", "priority", "signals", "period ms", "triggers"):
             ctable.add_column(column)
-        for c in state.campaigns.campaigns:
+        for c in state.campaigns.campaigns:  # as the cloud sent them: every cell escaped
             ctable.add_row(
-                str(c.get("id")), str(c.get("version")), str(c.get("priority")),
-                ", ".join(map(str, c.get("signals", []))), str(c.get("period_ms")),
-                ", ".join(str(t.get("name")) for t in c.get("triggers", [])) or "-",
+                cell(str(c.get("id"))), cell(str(c.get("version"))),
+                cell(str(c.get("priority"))), cell(", ".join(map(str, c.get("signals", [])))),
+                cell(str(c.get("period_ms"))),
+                cell(", ".join(str(t.get("name")) for t in c.get("triggers", [])) or "-"),
             )  # fmt: skip
-        console.print(ctable)
+        print_renderable(ctable, console)  # into a pipe: every cell whole
     else:
         console.print("installed campaigns: none (the default campaign applies)")
 
@@ -357,12 +368,12 @@ def check_campaign(
         fail(f"{file}: {e}")
     console = Console(highlight=False, soft_wrap=True)
     console.print(
-        f"campaign {campaign.id!r} version {campaign.version}: valid; priority "
-        f"{campaign.priority}, signals {', '.join(campaign.signals)}, sampling "
+        f"campaign {safe(repr(campaign.id))} version {campaign.version}: valid; priority "
+        f"{campaign.priority}, signals {safe(', '.join(campaign.signals))}, sampling "
         f"{'every ' + str(campaign.period_ms) + ' ms' if campaign.period_ms else 'off'}"
     )
     for trigger in campaign.triggers:
         console.print(
-            f"  trigger {trigger.name!r}: {trigger.expression} "
+            f"  trigger {safe(repr(trigger.name))}: {safe(trigger.expression)} "
             f"(pre {trigger.pre_s:g} s, post {trigger.post_s:g} s)"
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import numpy.typing as npt
@@ -21,8 +21,10 @@ from drivetrain.commands.output import (
     stderr_console,
     stdout_console,
 )
-from drivetrain.core.can import FrameBatch, read_capture
 from drivetrain.core.errors import BadInputError
+
+if TYPE_CHECKING:
+    from drivetrain.core.can import FrameBatch
 
 app = typer.Typer(
     help="In-vehicle intrusion detection: train on benign CAN captures, score captures.",
@@ -34,6 +36,8 @@ BENIGN = "Benign"
 
 def _load(path: Path) -> tuple[FrameBatch, npt.NDArray[np.bool_] | None]:
     """A capture's frames (time order) and, when it is labelled, which frames are attacks."""
+    from drivetrain.core.can import read_capture
+
     try:
         capture = read_capture(path)
     except BadInputError as e:

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
@@ -19,9 +18,11 @@ from drivetrain.commands.output import (
     Column,
     JsonOption,
     build_table,
+    cell,
     emit_json,
     print_renderable,
     print_table,
+    safe,
 )
 
 if TYPE_CHECKING:
@@ -250,7 +251,7 @@ def _print_members(members: list[IngestWorkerStatus]) -> None:
         table.add_column(column, overflow="fold")
     for m in members:
         table.add_row(
-            escape(m.client_id), escape(m.group), escape(m.host), m.state,
+            cell(m.client_id), cell(m.group), cell(m.host), cell(m.state),
             m.last_seen_at.strftime("%Y-%m-%d %H:%M:%S"),
             m.session_expires_at.strftime("%Y-%m-%d %H:%M:%S") if m.holds_messages else "-",
         )  # fmt: skip
@@ -258,8 +259,8 @@ def _print_members(members: list[IngestWorkerStatus]) -> None:
     for m in members:
         if m.holds_messages:
             _console().print(
-                f"[yellow]warning:[/] {escape(m.client_id)} is {m.state}: the broker may be "
-                f"routing its share of group {escape(m.group)!r} into its session, where "
+                f"[yellow]warning:[/] {safe(m.client_id)} is {safe(m.state)}: the broker may be "
+                f"routing its share of group {safe(repr(m.group))} into its session, where "
                 f"messages wait until it reconnects or are lost when the session expires at "
                 f"{m.session_expires_at:%Y-%m-%d %H:%M:%S} UTC; restart it with the same "
                 "--client-id"

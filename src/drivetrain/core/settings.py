@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         10, ge=1, description="Failed token requests per client id and minute; past it "
         "that client id is refused (429) until the minute has passed (secret guessing).",
     )
+    api_requests_per_minute: int = Field(
+        1200, ge=1, description="Requests one API client (by the client id of its token) may "
+        "make per minute to the routes that need a token; past it they answer 429 with "
+        "Retry-After, while other clients are served.",
+    )
     api_streams_per_client: int = Field(
         8, ge=1, description="Server-sent-event streams one API client may hold open.",
     )

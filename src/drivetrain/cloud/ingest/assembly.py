@@ -7,6 +7,7 @@ Work per sample is NumPy or Arrow; Python runs per batch, per distinct path, per
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +25,14 @@ from drivetrain.core.vss.datatypes import element_type
 from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES
 from drivetrain.core.wire import TELEMETRY_SCHEMA
 
-_CATEGORY_DICTIONARY: Final = pa.array(list(PRIVACY_CATEGORIES), pa.utf8())
+_CATEGORIES: Final = tuple(PRIVACY_CATEGORIES)
+
+
+@functools.cache
+def _category_dictionary() -> pa.Array:
+    """The privacy categories as an Arrow dictionary; built on first use, not at import
+    (``pa.array`` imports pandas, and every command that imports the cloud would pay it)."""
+    return pa.array(list(_CATEGORIES), pa.utf8())
 _TS_TYPE: Final = pa.timestamp("ns", tz="UTC")
 #: Schema of refused samples kept in a sample-level dead letter (Arrow IPC stream).
 REFUSED_SAMPLES_SCHEMA: Final = pa.schema(
@@ -107,7 +115,7 @@ def lake_table(
         text.cast(pa.utf8()),
         pa.DictionaryArray.from_arrays(
             (paths.category.take(path_id) if category is None else pick(category))
-            .astype(np.int8), _CATEGORY_DICTIONARY,
+            .astype(np.int8), _category_dictionary(),
         ),
         pa.DictionaryArray.from_arrays(pick(body_index), pa.array(batch_ids, pa.utf8())),
         _per_batch_column(pick(body_index), campaigns),

@@ -1,6 +1,7 @@
 """Per-process guards of the API against exhaustion: how often the token endpoint may be
-asked (per remote address, and failures per client id) and how many server-sent-event streams
-a client and a tenant may hold open. Built once from the settings by ``create_app``."""
+asked (per remote address, and failures per client id), how many requests one client may make
+to the routes that need a token, and how many server-sent-event streams a client and a tenant
+may hold open. Built once from the settings by ``create_app``."""
 
 from __future__ import annotations
 
@@ -68,6 +69,7 @@ class ApiGuards:
     token_requests: SlidingWindowLimit
     token_failures: SlidingWindowLimit
     streams: StreamSlots
+    api_requests: SlidingWindowLimit
 
     @classmethod
     def with_defaults(cls) -> ApiGuards:
@@ -82,4 +84,6 @@ class ApiGuards:
             token_failures=SlidingWindowLimit(settings.token_failures_per_minute, _MINUTE_S,
                                               what="failed token requests for client"),
             streams=StreamSlots(settings.api_streams_per_client, settings.api_streams_per_tenant),
+            api_requests=SlidingWindowLimit(settings.api_requests_per_minute, _MINUTE_S,
+                                            what="API requests"),
         )

@@ -13,6 +13,7 @@ another tenant gets 403.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,7 +73,8 @@ def authenticated_principal(
     """The caller, verified and authorized for the route's scopes and ``{tenant}``.
 
     Raises :class:`AuthenticationError` (401) for a missing, invalid, expired or revoked
-    token and :class:`PermissionDeniedError` (403) for a missing scope or a foreign tenant.
+    token, :class:`RateLimitedError` (429) for a client past ``api_requests_per_minute`` and
+    :class:`PermissionDeniedError` (403) for a missing scope or a foreign tenant.
     """
     if token is None:
         raise AuthenticationError(
@@ -81,6 +83,12 @@ def authenticated_principal(
         )
     context = api_context(request)
     principal = verify_token(token, context.token_key, datetime.now(UTC))
+    # Counted per client id once the signature holds: an invented token costs its sender a 401,
+    # never another client's budget. One request may resolve the principal more than once
+    # (a route and its dependencies); it is counted once.
+    if not getattr(request.state, "rate_counted", False):
+        context.guards.api_requests.hit(principal.client_id, time.monotonic())
+        request.state.rate_counted = True
     with context.database.session() as session:
         ensure_principal_active(session, principal)
     tenant = request.path_params.get(TENANT_PATH_PARAM)
