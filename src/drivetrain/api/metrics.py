@@ -214,10 +214,18 @@ class ObservedRequests:
 
 
 def _route_of(scope: Scope) -> str:
-    """The template of the route that answered (``/v1/twins/{vin}``), or ``unmatched``."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else UNMATCHED
+    """The template of the route that answered (``/v1/twins/{vin}``), or ``unmatched``.
+
+    FastAPI releases that include routers lazily keep the inner route (``/{vin}``) in
+    ``scope["route"]`` and the full template in their effective route context; earlier ones
+    put the prefixed route there. Never the raw path: that would be a series per VIN.
+    """
+    effective = (scope.get("fastapi") or {}).get("effective_route_context")
+    template = getattr(effective, "path_format", None)
+    if isinstance(template, str):
+        return template
+    template = getattr(scope.get("route"), "path_format", None)
+    return template if isinstance(template, str) else UNMATCHED
 
 
 @router.get(

@@ -1,6 +1,7 @@
-"""OpenTelemetry traces across the data path: one telemetry message's spans — the vehicle's
+"""Observability of ingestion. Traces: one telemetry message's spans — the vehicle's
 producer span, the worker's receive, decode, lake write, twin update and commit — linked
-into one picture through the trace context in the signed envelope header."""
+into one picture through the trace context in the signed envelope header. Metrics: what a
+worker's Prometheus instruments count."""
 
 from __future__ import annotations
 
@@ -109,3 +110,39 @@ def test_without_opentelemetry_tracing_is_a_no_op(
     assert worker.stats().samples_accepted == 2
     assert spans.get_finished_spans() == ()
     assert tracing.configure_tracing("drivetrain", {"OTEL_EXPORTER_OTLP_ENDPOINT": "x"}) is False
+
+
+def test_a_workers_metrics_count_outcomes_reasons_and_lag(
+    database: Database, fleet: Fleet
+) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from drivetrain.cloud.ingest.metrics import IngestMetrics
+
+    metrics = IngestMetrics(CollectorRegistry())
+    topic = vehicle_topic(fleet.vin("eu1"), "telemetry")
+    now = wall_clock_ns()
+    table = samples_table([SOC], [0, 0], [now, now + 1], [50.0, 150.0], None)  # 150: out of range
+    good = seal_telemetry(fleet.vin("eu1"), table, key=fleet.key("eu1"), seq=1)
+    with InProcessTransport() as bus:
+        worker = IngestWorker(bus, IngestPipeline(database, MemoryLake(), MemoryReportedState()),
+                              max_batch_messages=4, max_delay_ms=10, metrics=metrics).start()
+        for payload in (good, good, b"garbage"):  # the second is a re-delivery
+            bus.publish(topic, payload)
+        bus.drain(10)
+        assert worker.wait_idle(30)
+        worker.stop()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(
+                   generate_latest(metrics.registry).decode())
+               for s in family.samples}
+    assert samples[("drivetrain_ingest_messages_total", (("status", "stored"),))] == 1
+    assert samples[("drivetrain_ingest_messages_total", (("status", "duplicate"),))] == 1
+    assert samples[("drivetrain_ingest_messages_total", (("status", "refused"),))] == 1
+    assert samples[("drivetrain_ingest_samples_total", (("outcome", "accepted"),))] == 1
+    assert samples[("drivetrain_ingest_messages_refused_total", (("reason", "malformed"),))] == 1
+    assert samples[("drivetrain_ingest_samples_refused_total", (("reason", "out_of_range"),))] == 1
+    assert samples[("drivetrain_ingest_lag_seconds_count", ())] == 3
+    assert 0 < samples[("drivetrain_ingest_lag_seconds_sum", ())] < 30
+    assert samples[("drivetrain_ingest_pending_messages", ())] == 0
