@@ -34,6 +34,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -74,6 +75,7 @@ class ApiMetrics:
         )
         self.fleet = FleetCollector(database, min_interval_s)
         self.registry.register(self.fleet)
+        ProcessCollector(registry=self.registry)  # process_* : memory, CPU, open files
 
     def exposition(self) -> bytes:
         """Every metric in the Prometheus text format."""
