@@ -45,3 +45,20 @@ def test_health_is_503_when_the_database_is_down(client: TestClient, database: D
     assert response.status_code == 503
     assert response.json()["status"] == "degraded"
     broken.dispose()
+
+
+def test_health_of_a_down_database_names_no_host_or_account(
+    client: TestClient, database: Database
+) -> None:
+    broken = Database("postgresql+psycopg://dbuser:dbpass@127.0.0.1:1/secretdb?connect_timeout=1")
+    client.app.state.drivetrain = type(client.app.state.drivetrain)(  # type: ignore[attr-defined]
+        settings=client.app.state.drivetrain.settings,  # type: ignore[attr-defined]
+        database=broken,
+        token_key=client.app.state.drivetrain.token_key,  # type: ignore[attr-defined]
+    )
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["database"]["detail"] == "unavailable"
+    for secret in ("dbuser", "dbpass", "secretdb", "127.0.0.1"):
+        assert secret not in response.text
+    broken.dispose()

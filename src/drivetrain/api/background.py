@@ -89,6 +89,7 @@ class ControlPlane:
         key = cloud_signing_key(self.settings) if self.dispatching or self.workers else None
         if self.settings.broker_url is not None:
             self.link = open_transport(self.settings.broker_url, client_id=self.client_id,
+                                       password=self.settings.broker_password,
                                        session_expiry_s=86_400)
             hub_for(self.database.engine)
             self.bridge = BusBridge(status_bus(self.database.engine), self.link).start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -11,6 +12,7 @@ from drivetrain import __version__
 from drivetrain.cloud.infra.http.context import ApiContext, api_context
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger(__name__)
 
 
 class DatabaseStatus(BaseModel):
@@ -35,6 +37,8 @@ def healthz(
     db = context.database.health()
     if not db.ok:
         response.status_code = 503
+        # unauthenticated: the cause (host, database name, driver text) goes to the log only
+        log.warning("health: the state database is unavailable: %s", db.detail)
     return Health(
         status="ok" if db.ok else "degraded",
         version=__version__,
@@ -43,6 +47,6 @@ def healthz(
             ok=db.ok,
             dialect=context.database.dialect,
             revisions=list(db.revisions),
-            detail=db.detail,
+            detail="ok" if db.ok else "unavailable",
         ),
     )

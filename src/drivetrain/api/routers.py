@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from drivetrain.api import audit_routes, auth_routes, health, tenant_routes
+from drivetrain.api import audit_routes, auth_routes, health, metrics, probes, tenant_routes
 from drivetrain.cloud.campaigns import api as campaigns_api
 from drivetrain.cloud.commands import api as commands_api
 from drivetrain.cloud.commerce import api as commerce_api
@@ -22,6 +22,8 @@ from drivetrain.cloud.twins import api as twins_api
 # require_scopes check the token's tenant.
 ROUTERS: list[tuple[str, APIRouter]] = [
     ("", health.router),
+    ("", probes.router),
+    ("", metrics.router),
     ("/v1/auth", auth_routes.router),
     ("/v1/tenants", tenant_routes.router),
     ("/v1/audit", audit_routes.router),

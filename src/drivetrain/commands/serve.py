@@ -27,10 +27,13 @@ def serve(
 
     from drivetrain.api import create_app
     from drivetrain.api.background import ControlPlane
+    from drivetrain.api.probes import link_check
     from drivetrain.cloud.infra import open_database
     from drivetrain.commands.data_dir import data_dir_line
     from drivetrain.commands.db import fail, load_settings_or_exit
+    from drivetrain.core import tracing
     from drivetrain.core.errors import DrivetrainError
+    from drivetrain.core.transport import MqttTransport
 
     overrides: dict[str, object] = {}
     if host is not None:
@@ -38,6 +41,7 @@ def serve(
     if port is not None:
         overrides["api_port"] = port
     settings = load_settings_or_exit(**overrides)
+    tracing.configure_tracing("drivetrain-api")
     try:
         database = open_database(settings)
         app = create_app(settings, database)
@@ -46,6 +50,9 @@ def serve(
         plane.start()
     except DrivetrainError as e:
         fail(e)
+    link = plane.link
+    if isinstance(link, MqttTransport):  # readiness follows this process's own MQTT session
+        app.state.readiness.add(link_check(lambda: link.connected))
     base = f"http://{settings.api_host}:{settings.api_port}"
     typer.echo(f"Drivetrain API ({settings.deployment}) on {base}")
     typer.echo(f"  {data_dir_line(settings)}")

@@ -14,7 +14,10 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from drivetrain.cloud.infra.metrics_access import MetricsServer
     from drivetrain.cloud.ingest import IngestWorker, WorkerStats
+    from drivetrain.cloud.ingest.metrics import IngestMetrics
+    from drivetrain.core.settings import Settings
 
 app = typer.Typer(
     help="Long-running workers of the fleet-scale deployment (run N of each behind a broker).",
@@ -96,6 +99,19 @@ def ingest(
         min=0.1,
         help="How often a status line is logged when stderr is not a terminal, seconds.",
     ),
+    metrics_port: int | None = typer.Option(
+        None,
+        "--metrics-port",
+        min=0,
+        max=65535,
+        help="Serve Prometheus metrics at http://<metrics-host>:<port>/metrics (0: a free "
+        "port, printed). Scrapes need the metrics_token setting, or come from loopback.",
+    ),
+    metrics_host: str = typer.Option(
+        "127.0.0.1",
+        "--metrics-host",
+        help="Address the metrics port binds (0.0.0.0 in a container; set metrics_token).",
+    ),
 ) -> None:
     """Consume vehicle telemetry, events and acks from an MQTT 5 broker.
 
@@ -115,6 +131,7 @@ def ingest(
     from drivetrain.cloud.lake import Lake
     from drivetrain.commands.data_dir import data_dir_line
     from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
+    from drivetrain.core import tracing
     from drivetrain.core.errors import DrivetrainError
     from drivetrain.core.transport.factory import open_transport
 
@@ -156,6 +173,18 @@ def ingest(
         database.dispose()
         fail(e)
     pipeline.webhooks = sender
+    tracing.configure_tracing("drivetrain-ingest")
+    metrics, server = None, None
+    if metrics_port is not None:
+        try:
+            metrics, server = _metrics_server(settings, metrics_host, metrics_port)
+        except DrivetrainError as e:
+            sender.close()
+            transport.close()
+            lake.close()
+            database.dispose()
+            fail(e)
+        _err.print(f"metrics on http://{metrics_host}:{server.port}/metrics")
     identity = WorkerIdentity(
         client_id=name,
         group=group,
@@ -172,6 +201,7 @@ def ingest(
         group=group,
         ledger_retention_s=ledger_retention_h * 3600,
         identity=identity,
+        metrics=metrics,
     )
     stop = threading.Event()
 
@@ -191,6 +221,8 @@ def ingest(
         fail(e)
     finally:
         worker.stop()
+        if server is not None:
+            server.close()
         sender.close()
         transport.close()
         lake.close()
@@ -252,6 +284,26 @@ def dispatch(
         plane.stop()
         database.dispose()
     _err.print(f"dispatcher {client_id!r} stopped: {line()}")
+
+
+def _metrics_server(
+    settings: Settings, host: str, port: int
+) -> tuple[IngestMetrics, MetricsServer]:
+    """An ingest worker's instruments in a registry of their own, served on ``host:port``
+    under the scrape rule of :mod:`drivetrain.cloud.infra.metrics_access`.
+
+    Raises:
+        ConfigurationError: a metrics_token too short, or an address that cannot be bound.
+    """
+    from prometheus_client import CollectorRegistry
+
+    from drivetrain.cloud.infra.metrics_access import MetricsAccess, MetricsServer
+    from drivetrain.cloud.ingest.metrics import IngestMetrics
+
+    token = settings.metrics_token
+    access = MetricsAccess(token.get_secret_value() if token is not None else None)
+    metrics = IngestMetrics(CollectorRegistry())
+    return metrics, MetricsServer(metrics.registry, host, port, access).start()
 
 
 def _status(stats: WorkerStats, rate: float | None = None) -> str:

@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     )
     api_host: str = Field("127.0.0.1", description="Address `drivetrain serve` binds.")
     api_port: int = Field(8080, ge=0, le=65535, description="Port `drivetrain serve` binds.")
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token a Prometheus scrape of /metrics (API) or a worker's "
+        "--metrics-port must present (>= 32 characters); unset: metrics are served to "
+        "loopback clients only. Never printed.",
+    )
     cloud_key_file: Path | None = Field(
         None,
         description="PEM file of the Ed25519 key that signs what vehicles act on (desired "

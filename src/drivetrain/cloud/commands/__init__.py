@@ -7,8 +7,9 @@ Public surface (everything else in this package is internal):
 - Creating: :func:`send_command` (one vehicle), :func:`create_job` (a group, any downlink
   payload, optionally continuous), :class:`Payload`, :class:`RolloutPolicy`,
   :class:`MaintenanceWindow`, :data:`MAX_RETRIES`.
-- Following: :func:`get_job`, :func:`list_jobs`, :func:`list_deliveries`, :func:`job_counts`;
-  types :class:`Job`, :class:`Delivery`, :class:`DeliveryCounts`, :class:`DeliveryPage`;
+- Following: :func:`get_job`, :func:`list_jobs`, :func:`list_deliveries`, :func:`job_counts`,
+  :func:`open_job_progress` (monitoring, across tenants); types :class:`Job`,
+  :class:`JobProgress`, :class:`Delivery`, :class:`DeliveryCounts`, :class:`DeliveryPage`;
   the closed sets :data:`DELIVERY_STATES`, :data:`JOB_STATUSES`.
 - Changing: :func:`cancel_job`; for owners of continuous jobs :func:`add_deliveries`,
   :func:`cancel_deliveries`, :func:`latest_deliveries`, :func:`close_job`,
@@ -35,6 +36,7 @@ from drivetrain.cloud.commands.rounds import RefusedAck
 from drivetrain.cloud.commands.service import (
     DeliveryDraft,
     DeliveryPage,
+    JobProgress,
     add_deliveries,
     cancel_deliveries,
     cancel_job,
@@ -45,6 +47,7 @@ from drivetrain.cloud.commands.service import (
     latest_deliveries,
     list_deliveries,
     list_jobs,
+    open_job_progress,
     send_command,
 )
 
@@ -62,6 +65,7 @@ __all__ = [
     "Dispatcher",
     "DispatcherStats",
     "Job",
+    "JobProgress",
     "JobStatus",
     "MaintenanceWindow",
     "Payload",
@@ -78,5 +82,6 @@ __all__ = [
     "latest_deliveries",
     "list_deliveries",
     "list_jobs",
+    "open_job_progress",
     "send_command",
 ]

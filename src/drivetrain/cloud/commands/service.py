@@ -27,6 +27,7 @@ from drivetrain.cloud.commands.bulk import bound, executemany, table_name
 from drivetrain.cloud.commands.machine import (
     DELIVERY_STATES,
     JOB_STATUSES,
+    OPEN_JOB_STATUSES,
     DeliveryCounts,
     JobStatus,
     check_cancellable,
@@ -246,6 +247,29 @@ def job_counts(session: Session, job_ids: Sequence[str]) -> dict[str, DeliveryCo
         ):
             counts[job_id][state] = int(count)
     return {j: DeliveryCounts.of(c) for j, c in counts.items()}
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """An open job's live delivery counts (for monitoring: no payload, no targets)."""
+
+    tenant: str
+    job_id: str
+    name: str
+    counts: DeliveryCounts
+
+
+def open_job_progress(session: Session, *, origin: str, limit: int = 1000) -> list[JobProgress]:
+    """The open (scheduled or running) jobs of ``origin`` across every tenant, oldest first
+    (at most ``limit``), with their delivery counts by state."""
+    rows = session.execute(
+        select(JobRow.tenant_id, JobRow.job_id, JobRow.name)
+        .where(JobRow.origin == origin, JobRow.status.in_(sorted(OPEN_JOB_STATUSES)))
+        .order_by(JobRow.created_at, JobRow.job_id)
+        .limit(limit)
+    ).all()
+    counts = job_counts(session, [job_id for _, job_id, _ in rows])
+    return [JobProgress(tenant, job_id, name, counts[job_id]) for tenant, job_id, name in rows]
 
 
 def _waiting_reason(session: Session, job_id: str) -> str | None:

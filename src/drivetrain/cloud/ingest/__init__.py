@@ -10,7 +10,8 @@ Public surface (everything else in this package is internal):
   :class:`MemoryLake` and :class:`MemoryReportedState`, and :class:`TwinsReportedState`;
 - reads: :func:`list_dead_letters`, :func:`get_dead_letter`, :func:`dead_letter_payload`,
   :func:`refused_items`, :func:`ingest_stats`, :func:`list_vehicle_events`,
-  :func:`prune_ingest_ledger`, :func:`list_ingest_workers`;
+  :func:`prune_ingest_ledger`, :func:`list_ingest_workers`; for monitoring
+  :func:`open_dead_letter_counts`, :func:`last_accepted_at`;
 - replay: :func:`select_for_replay`, :func:`replay_dead_letters`;
 - the reasons: :data:`DEAD_LETTER_REASONS`, :data:`OUTCOMES`, :data:`REASON_DESCRIPTIONS`.
 """
@@ -40,8 +41,10 @@ from drivetrain.cloud.ingest.service import (
     dead_letter_payload,
     get_dead_letter,
     ingest_stats,
+    last_accepted_at,
     list_dead_letters,
     list_vehicle_events,
+    open_dead_letter_counts,
     prune_ingest_ledger,
     refused_items,
 )
@@ -84,9 +87,11 @@ __all__ = [
     "dead_letter_payload",
     "get_dead_letter",
     "ingest_stats",
+    "last_accepted_at",
     "list_dead_letters",
     "list_ingest_workers",
     "list_vehicle_events",
+    "open_dead_letter_counts",
     "prune_ingest_ledger",
     "refused_items",
     "replay_dead_letters",

@@ -55,6 +55,7 @@ from drivetrain.cloud.ingest.validation import PathTable, TimestampWindow
 from drivetrain.cloud.ingest.vehicle_catalogs import VehicleCatalogs
 from drivetrain.cloud.ingest.webhooks import WebhookSender
 from drivetrain.cloud.privacy import Pseudonymiser, pseudonymiser
+from drivetrain.core import tracing
 from drivetrain.core.errors import ConflictError, TransportError, WireFormatError
 from drivetrain.core.settings import Settings
 from drivetrain.core.transport import Transport
@@ -192,17 +193,29 @@ class IngestPipeline:
             self._paths = self._fresh_path_table()
         now_ns = self.clock() if now_ns is None else now_ns
         tally = Tally(len(messages) + len(extra_batches), utc_datetime(now_ns), replay_of)
-        with self.database.session() as session:
+        with (
+            tracing.span("ingest.process", {"messaging.batch.message_count": len(messages)})
+            as process_span,
+            self.database.session() as session,
+        ):
             batches: list[AuthenticBatch] = list(extra_batches)
             refused: list[tuple[int, RejectedMessage]] = []
-            for i, raw in enumerate(messages):
-                opened = open_message(
-                    raw, lambda vin: self.vehicles.lookup(session, vin), self._paths, self.limits
-                )
-                if isinstance(opened, RejectedMessage):
-                    refused.append((i, opened))
-                else:
-                    batches.append(AuthenticBatch.of(i, opened))
+            producers: list[str] = []
+            with tracing.span("ingest.decode", {"messaging.batch.message_count": len(messages)}):
+                for i, raw in enumerate(messages):
+                    opened = open_message(
+                        raw, lambda vin: self.vehicles.lookup(session, vin), self._paths,
+                        self.limits,
+                    )
+                    if isinstance(opened, RejectedMessage):
+                        refused.append((i, opened))
+                    else:
+                        batches.append(AuthenticBatch.of(i, opened))
+                        if process_span is not None:
+                            parent = opened.envelope.extra_header.get(tracing.TRACEPARENT)
+                            if isinstance(parent, str):
+                                producers.append(parent)
+            tracing.add_links(process_span, producers)
             tally.refuse_messages(refused)
             mb = MicroBatch(
                 session=session,
@@ -225,12 +238,13 @@ class IngestPipeline:
             keep = True
             if on_routed is not None:
                 keep = on_routed(session, tally.report(0), len(tally.drafts))
-            report = tally.finish(
-                session,
-                write=keep,
-                gate=self.dead_letter_gate,
-                unverified_max_bytes=self.limits.dead_letter_max_bytes,
-            )
+            with tracing.span("ingest.commit"):
+                report = tally.finish(
+                    session,
+                    write=keep,
+                    gate=self.dead_letter_gate,
+                    unverified_max_bytes=self.limits.dead_letter_max_bytes,
+                )
         if keep:
             self._publish_streams(mb.streams)
             if self.webhooks is not None:
@@ -280,7 +294,11 @@ class IngestPipeline:
             return 0
         count = len(self._pending)
         reports = self._pending.reports(self._paths)
-        with self.database.session() as session:
+        with (
+            tracing.span("twins.update", {"drivetrain.twins.vehicles": len(reports),
+                                          "drivetrain.twins.deferred": True}),
+            self.database.session() as session,
+        ):
             if reports:
                 self.reported.apply_reported(session, reports)
         self._pending.clear()

@@ -289,6 +289,26 @@ def ingest_stats(
     )
 
 
+def open_dead_letter_counts(session: Session) -> dict[str, int]:
+    """Dead letters not yet replayed, by reason, across every tenant (for monitoring)."""
+    query = (
+        select(DeadLetterRow.reason, func.count())
+        .where(DeadLetterRow.status == "open")
+        .group_by(DeadLetterRow.reason)
+    )
+    return {reason: int(count) for reason, count in session.execute(query)}
+
+
+def last_accepted_at(session: Session) -> datetime | None:
+    """When ingestion last stored data of any vehicle (None: never) — a fleet that stops
+    arriving shows as this falling behind the clock."""
+    # max() keeps the column's type, so the value comes back as an aware UTC datetime
+    value: datetime | None = session.scalar(
+        select(func.max(CounterRow.last_at)).where(CounterRow.outcome == "accepted")
+    )
+    return value
+
+
 @dataclass(frozen=True)
 class VehicleEventRecord:
     """A security or diagnostic event a vehicle reported, as stored at ingest."""

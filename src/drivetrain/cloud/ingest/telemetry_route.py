@@ -31,6 +31,7 @@ from drivetrain.cloud.ingest.validation import (
 from drivetrain.cloud.ingest.vehicle_catalogs import VehicleCatalog, judge_custom
 from drivetrain.cloud.ingest.webhooks import WebhookPost
 from drivetrain.cloud.privacy import consent_map
+from drivetrain.core import tracing
 from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES
 
 #: Examples quoted in a sample-level dead letter's detail.
@@ -75,7 +76,8 @@ def route_telemetry(mb: MicroBatch, batches: Sequence[AuthenticBatch]) -> None:
     elif len(newest):
         reports = assembly.reports_of(columns, newest, vins, mb.paths)
         if reports:
-            mb.reported.apply_reported(mb.session, reports)
+            with tracing.span("twins.update", {"drivetrain.twins.vehicles": len(reports)}):
+                mb.reported.apply_reported(mb.session, reports)
     _refused_samples(mb, batches, columns, body_index, codes,
                      [checked[v] for v in vehicle_of_body])
     counts = assembly.count_outcomes(
@@ -155,7 +157,9 @@ def _append_to_lake(
         table = assembly.lake_table(columns, rows, body_index, batch_ids, pseudonyms, mb.paths,
                                     campaigns=[b.campaign for b in batches], category=category,
                                     dimensions=stamps)
-        outcome = mb.lake.append(region, tenant, table)
+        with tracing.span("lake.write", {"drivetrain.region": region,
+                                         "drivetrain.lake.rows": table.num_rows}):
+            outcome = mb.lake.append(region, tenant, table)
         mb.tally.rows_written += outcome.rows_written
         mb.tally.rows_skipped += outcome.rows_skipped
 

@@ -33,10 +33,12 @@ from typing import Final, Self
 from drivetrain.cloud.ingest.envelopes import RawMessage
 from drivetrain.cloud.ingest.isolation import Failure, is_transient, settle
 from drivetrain.cloud.ingest.membership import WorkerIdentity, record_heartbeat, record_stop
+from drivetrain.cloud.ingest.metrics import IngestMetrics
 from drivetrain.cloud.ingest.pipeline import IngestPipeline
 from drivetrain.cloud.ingest.results import IngestReport
 from drivetrain.cloud.ingest.service import prune_ingest_ledger
 from drivetrain.cloud.ingest.webhooks import WebhookStats
+from drivetrain.core import tracing
 from drivetrain.core.errors import DrivetrainError, TransportError
 from drivetrain.core.transport import (
     Message,
@@ -114,6 +116,7 @@ class IngestWorker:
         identity: when given, the worker records a heartbeat every ``identity.heartbeat_s``
             and its clean stop in the state database (:mod:`.membership`), so offline
             members of the shared subscription show in ``drivetrain ingest stats``.
+        metrics: when given, the Prometheus instruments it updates (:mod:`.metrics`).
     """
 
     def __init__(
@@ -129,6 +132,7 @@ class IngestWorker:
         prune_interval_s: float = 600.0,
         max_attempts: int | None = None,
         identity: WorkerIdentity | None = None,
+        metrics: IngestMetrics | None = None,
     ) -> None:
         if max_batch_messages < 1:
             raise ValueError(f"max_batch_messages must be >= 1, got {max_batch_messages}")
@@ -144,7 +148,10 @@ class IngestWorker:
         self._on_batch = on_batch
         # Bounded: a full queue blocks the transport's delivery thread, which is the
         # back-pressure to publishers (in-process) or to the broker's receive window (MQTT).
-        self._inbox: queue.Queue[Message] = queue.Queue(maxsize=4 * max_batch_messages)
+        # Each message with the monotonic time it was received (the ingest lag starts there).
+        self._inbox: queue.Queue[tuple[Message, float]] = queue.Queue(
+            maxsize=4 * max_batch_messages
+        )
         self._subscriptions: list[Subscription] = []
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -158,6 +165,9 @@ class IngestWorker:
         self.max_attempts = max_attempts or pipeline.limits.max_attempts
         self._flushed_at = time.monotonic()
         self.identity = identity
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.watch(self)
         self._beat_at = 0.0
         self._started_at = datetime.now(UTC)
         self._flush_failures = 0
@@ -246,7 +256,7 @@ class IngestWorker:
             self._unacked += 1
         while not self._stopping.is_set():
             try:
-                self._inbox.put(message, timeout=0.1)
+                self._inbox.put((message, time.monotonic()), timeout=0.1)
                 return
             except queue.Full:
                 continue
@@ -258,7 +268,7 @@ class IngestWorker:
             self._unacked -= messages
             self._idle.notify_all()
 
-    def _collect(self) -> list[Message]:
+    def _collect(self) -> list[tuple[Message, float]]:
         try:
             first = self._inbox.get(timeout=0.05)
         except queue.Empty:
@@ -287,10 +297,11 @@ class IngestWorker:
                 return
             self._prune_when_due()
             self._membership(stopping=False)
-            batch = self._collect()
-            if not batch:
+            received = self._collect()
+            if not received:
                 self._flush_twins(idle=True)
                 continue
+            batch = [message for message, _ in received]
             reports = self._process_until_done(batch)
             if reports is None:
                 self._done(len(batch))
@@ -298,6 +309,9 @@ class IngestWorker:
             for message in batch:
                 message.ack()
             self._count(reports, len(batch))
+            if self.metrics is not None:
+                acked_at = time.monotonic()
+                self.metrics.committed(reports, [acked_at - at for _, at in received])
             self._done(len(batch))
             self._flush_twins(idle=False)
 
@@ -388,14 +402,21 @@ class IngestWorker:
                     last_error=f"{type(e).__name__}: {e}",
                 )
 
-        settled = settle(
-            raw,
-            self.pipeline.process,
-            self._set_aside,
-            max_attempts=self.max_attempts,
-            stop=self._stopping,
-            on_failure=failed,
-        )
+        # One consumer span per micro-batch (OpenTelemetry messaging, batch receive): the
+        # pipeline links it to each message's producer context.
+        with tracing.span("ingest.receive", {
+            "messaging.system": "mqtt",
+            "messaging.consumer.group.name": self.group,
+            "messaging.batch.message_count": len(batch),
+        }, kind="consumer"):
+            settled = settle(
+                raw,
+                self.pipeline.process,
+                self._set_aside,
+                max_attempts=self.max_attempts,
+                stop=self._stopping,
+                on_failure=failed,
+            )
         if settled is None:
             return None
         with self._lock:

@@ -3,7 +3,8 @@
 Public surface (everything else in this package is internal):
 
 - Reading: :func:`get_twin`, :func:`get_delta`, :func:`query_twins`,
-  :func:`reconciliation_summary`, :func:`sync_twins`, :func:`select_twins`; types :class:`Twin`,
+  :func:`reconciliation_summary`, :func:`sync_twins`, :func:`select_twins`,
+  :func:`desired_status_counts` (monitoring, across tenants); types :class:`Twin`,
   :class:`DesiredItem`, :class:`ReportedValue`, :class:`Ecu`, :class:`TwinSummary`,
   :class:`TwinPage`, :class:`ReconciliationSummary`.
 - Desired state: :func:`set_desired` (optimistic concurrency), :func:`set_desired_by_query`.
@@ -56,6 +57,7 @@ from drivetrain.cloud.twins.registry import sync_twins
 from drivetrain.cloud.twins.reported import apply_reported, record_acks
 from drivetrain.cloud.twins.service import (
     ReconciliationSummary,
+    desired_status_counts,
     get_delta,
     get_twin,
     query_twins,
@@ -82,6 +84,7 @@ __all__ = [
     "apply_reported",
     "confirmed_tokens",
     "delete_ecu",
+    "desired_status_counts",
     "effective_items",
     "expire_due",
     "find_ecu",

@@ -74,6 +74,22 @@ def _status(now: datetime) -> ColumnElement[str]:
     return status
 
 
+def desired_status_counts(
+    session: Session, now: datetime | None = None
+) -> dict[tuple[str, str], int]:
+    """Desired items of every tenant's twins by ``(tenant, status)`` at ``now`` — pending,
+    converged or failed (a pending item past its expiry counts as failed): how far the fleet
+    has converged, for monitoring. One aggregate query; nothing is written."""
+    desired = DESIRED.c
+    status = _status(now or datetime.now(UTC))
+    query = (
+        select(TWINS.c.tenant_id, status, func.count())
+        .select_from(DESIRED.join(TWINS, TWINS.c.vin == desired.vin))
+        .group_by(TWINS.c.tenant_id, status)
+    )
+    return {(tenant, name): int(count) for tenant, name, count in session.execute(query)}
+
+
 def _counts(
     session: Session, vins: list[str], now: datetime
 ) -> dict[str, dict[str, int]]:

@@ -50,6 +50,8 @@ TELEMETRY_SCHEMA: Final = pa.schema(
 _IPC_OPTIONS: Final = pa.ipc.IpcWriteOptions(compression="zstd", use_threads=False)
 #: Header field naming the campaign that collected a telemetry batch.
 CAMPAIGN_HEADER: Final = "campaign"
+#: Header field with the W3C trace context of the span that sealed the batch (optional).
+TRACEPARENT_HEADER: Final = "traceparent"
 _CAMPAIGN_ID: Final = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 
 
@@ -262,15 +264,22 @@ def seal_telemetry(
     message_id: str | None = None,
     sent_ns: int | None = None,
     campaign: str | None = None,
+    traceparent: str | None = None,
 ) -> bytes:
     """A signed TELEMETRY envelope carrying ``table`` (its message id is the batch id), with
-    the id of the ``campaign`` that collected it in the header when given.
+    the id of the ``campaign`` that collected it in the header when given, and the W3C
+    ``traceparent`` of the span that produced it (``drivetrain.core.tracing``) when given.
 
     Raises:
         ValueError: ``campaign`` is not a campaign id (a programming error).
     """
     if campaign is not None and not _CAMPAIGN_ID.fullmatch(campaign):
         raise ValueError(f"campaign {campaign!r} is not a campaign id")
+    extra: dict[str, str] = {}
+    if campaign is not None:
+        extra[CAMPAIGN_HEADER] = campaign
+    if traceparent is not None:
+        extra[TRACEPARENT_HEADER] = traceparent
     return seal(
         MessageKind.TELEMETRY,
         vehicle_id,
@@ -280,7 +289,7 @@ def seal_telemetry(
         seq=seq,
         message_id=message_id,
         sent_ns=sent_ns,
-        extra_header=None if campaign is None else {CAMPAIGN_HEADER: campaign},
+        extra_header=extra or None,
     )
 
 

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from drivetrain.core import tracing
 from drivetrain.core.transport import EVENTS, TELEMETRY, vehicle_topic
 from drivetrain.core.wire import (
     MessageKind,
@@ -62,15 +63,20 @@ class Outbox:
         """
         seq = self.buffer.next_seq(MessageKind.TELEMETRY)
         message_id = new_message_id()
-        payload = seal_telemetry(
-            self.vin,
-            samples.to_table(),
-            key=self._key,
-            seq=seq,
-            message_id=message_id,
-            sent_ns=now_ns,
-            campaign=campaign,
-        )
+        # A producer span: its context travels in the signed header, and the cloud's ingest
+        # spans link to it (a no-op without OpenTelemetry).
+        with tracing.span("telemetry.seal", {"messaging.message.id": message_id},
+                          kind="producer"):
+            payload = seal_telemetry(
+                self.vin,
+                samples.to_table(),
+                key=self._key,
+                seq=seq,
+                message_id=message_id,
+                sent_ns=now_ns,
+                campaign=campaign,
+                traceparent=tracing.current_traceparent(),
+            )
         result = self._append(OutgoingMessage(
             message_id, MessageKind.TELEMETRY, seq, vehicle_topic(self.vin, TELEMETRY), priority,
             now_ns, payload,
