@@ -30,7 +30,7 @@ READERS = [
     "commerce revenue", "commerce statement",
     "ota keys show", "ota image list", "ota director show",
     "insights models", "insights card",
-    "insights alerts", "insights show", "insights centres", "insights appointments",
+    "insights alerts", "insights show", "insights estimates", "insights centres", "insights appointments",
     "security events list", "security incidents list", "security incidents show",
     "security fleet list", "security responses list",
 ]
