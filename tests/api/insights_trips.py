@@ -76,7 +76,7 @@ def simulate(now_s: float) -> Simulated:
     for i, vin in enumerate(world.vins):
         for k in range(TRIPS_PER_VEHICLE):
             start = now_s - 2 * 86_400 + (k * 10 + i * 0.4) * 3600.0
-            speed = _speed_profile(rng, float(rng.uniform(6, 16)))
+            speed = _speed_profile(rng, float(rng.uniform(5, 11)))
             t = start + np.arange(speed.size) * STEP_S
             ambient = np.full(speed.size, float(rng.uniform(-5, 25)))
             climb = float(rng.uniform(-60, 60))
@@ -102,13 +102,10 @@ def simulate(now_s: float) -> Simulated:
                           "charge_stops": 0, "in_progress": False})
     # The "real" energy: the physics with the route's grade and the vehicle's model, plus what
     # it does not model (colder trips cost more) and noise.
-    for name in sorted(set(models)):
-        index = [j for j in range(len(inputs)) if models[j // TRIPS_PER_VEHICLE] == name]
-        kwh = PhysicsEnergy(name, tire_rolling_factor=1.0).predict_kwh([inputs[j] for j in index])
-        for j, e in zip(index, kwh, strict=True):
-            cold = 1.0 + 0.006 * max(10.0 - float(inputs[j].ambient_c[0]), 0.0)
-            trips[j].update(battery_out_kwh=float(e) * cold * float(rng.normal(1.0, 0.03)) + 0.3,
-                            battery_in_kwh=0.3)
+    kwh = PhysicsEnergy(tire_rolling_factor=1.0).predict_kwh(inputs, [models[j // TRIPS_PER_VEHICLE] for j in range(len(inputs))])
+    for trip, e, row in zip(inputs, kwh, trips, strict=True):
+        cold = 1.0 + 0.006 * max(10.0 - float(trip.ambient_c[0]), 0.0)
+        row.update(battery_out_kwh=float(e) * cold * float(rng.normal(1.0, 0.03)) + 0.3, battery_in_kwh=0.3)
     signals = pa.table({k: np.concatenate(v) for k, v in columns.items()})
     return Simulated(tuple(world.vins), models, signals, pa.Table.from_pylist(trips), health)
 

@@ -69,7 +69,7 @@ MIN_TRIP_KM: Final = 0.5
 MAX_GRADE: Final = 0.15
 #: Longest trip trained on, and the most recent driving scored (the physics steps every 2 s).
 MAX_TRIP_S: Final = 3 * 3600.0
-SCORED_DRIVING_S: Final = 20 * 60.0
+SCORED_DRIVING_S: Final = 15 * 60.0
 COVERAGE: Final = 0.8
 
 
