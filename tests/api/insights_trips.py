@@ -104,7 +104,7 @@ def simulate(now_s: float) -> Simulated:
     # it does not model (colder trips cost more) and noise.
     kwh = PhysicsEnergy(tire_rolling_factor=1.0).predict_kwh(inputs, [models[j // TRIPS_PER_VEHICLE] for j in range(len(inputs))])
     for trip, e, row in zip(inputs, kwh, trips, strict=True):
-        cold = 1.0 + 0.006 * max(10.0 - float(trip.ambient_c[0]), 0.0)
+        cold = 1.0 + 0.015 * max(15.0 - float(trip.ambient_c[0]), 0.0)
         row.update(battery_out_kwh=float(e) * cold * float(rng.normal(1.0, 0.03)) + 0.3, battery_in_kwh=0.3)
     signals = pa.table({k: np.concatenate(v) for k, v in columns.items()})
     return Simulated(tuple(world.vins), models, signals, pa.Table.from_pylist(trips), health)

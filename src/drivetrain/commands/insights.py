@@ -95,13 +95,13 @@ def train(
     """Train a model on the tenant's lake and a fleet run's ground truth (failures, trips or
     battery health); store it as the next version under <data_dir>/models/<tenant>/<model>/
     with its model card."""
+    from drivetrain.cloud.insights import fleet_models as fm
     from drivetrain.cloud.insights.api_schemas import ModelCardOut
-    from drivetrain.cloud.insights.service import vins_by_pseudonym
+    from drivetrain.cloud.insights.service import vehicle_models, vins_by_pseudonym
     from drivetrain.cloud.insights.training import (
         MAX_LAKE_ROWS,
         health_paths,
         load_component_events,
-        summary,
         train_maintenance,
     )
     from drivetrain.cloud.lake import Lake
@@ -111,65 +111,27 @@ def train(
     horizon_s = parse_duration_s(horizon)
     end = _time(until, "--until") or datetime.now(UTC)
     start = _time(since, "--since") or end - timedelta(days=30)
-    if model != "maintenance":
-        _train_estimator(model, ground_truth, tenant, start, end, every, held_out, seed, as_json)
-        return
-    every = every or "5m"
+    every = every or {"maintenance": "5m", "energy": "10s", "battery": "1h"}[model]
+    paths = {"maintenance": health_paths(), "energy": list(fm.ENERGY_PATHS), "battery": list(fm.BATTERY_PATHS)}[model]
     settings, registry = _context(tenant)
     database = open_migrated_database(settings)
     try:
-        events = load_component_events(ground_truth)
-        with database.session() as session:
-            vehicle_of = {vin: p for p, vin in vins_by_pseudonym(session, tenant).items()}
-        with Lake.open(settings) as lake:
-            signals = lake.signals(tenant, None, health_paths(), start, end, every=every, max_rows=MAX_LAKE_ROWS)
-        if signals.num_rows == 0:
-            fail(f"no health signals of tenant {tenant!r} in the lake between {start.isoformat()} and "
-                 f"{end.isoformat()}: run a fleet first (drivetrain sim fleet) or widen --since/--until")
-        card, artifact = train_maintenance(signals, events, vehicle_of, every=every, horizon_s=horizon_s,
-                                           threshold=threshold, held_out_share=held_out, seed=seed)
-        stored = registry.save(card, artifact)
-    except DrivetrainError as e:
-        fail(e)
-    finally:
-        database.dispose()
-    if as_json:
-        emit_json(ModelCardOut.of(stored).model_dump(mode="json"))
-        return
-    figures = summary(stored)
-    _out.print(f"stored {stored.name} v{stored.version} under {registry.root / stored.name / str(stored.version)}")
-    _out.print(f"trained on {stored.training['training_vehicles']} vehicles, {stored.training['rows']:,} rows "
-               f"({stored.training['start']} .. {stored.training['end']}); held out "
-               f"{stored.training['held_out_vehicles']}: {figures['caught']} of {figures['failures']} "
-               f"failures alerted ahead, {figures['missed']} missed")
-
-
-def _train_estimator(model: str, ground_truth: Path, tenant: str, start: datetime, end: datetime,
-                     every: str | None, held_out: float, seed: int, as_json: bool) -> None:
-    """``train --model energy|battery``."""
-    from drivetrain.cloud.insights import fleet_models as fm
-    from drivetrain.cloud.insights.api_schemas import ModelCardOut
-    from drivetrain.cloud.insights.service import vehicle_models, vins_by_pseudonym
-    from drivetrain.cloud.insights.training import MAX_LAKE_ROWS
-    from drivetrain.cloud.lake import Lake
-    from drivetrain.core.errors import DrivetrainError
-
-    energy = model == fm.ENERGY_MODEL
-    every = every or ("10s" if energy else "1h")
-    settings, registry = _context(tenant)
-    database = open_migrated_database(settings)
-    try:
-        truth = fm.read_ground_truth(ground_truth, fm.TRIPS_FILE if energy else fm.HEALTH_FILE)
+        if model == "maintenance":
+            truth = load_component_events(ground_truth)
+        else:
+            truth = fm.read_ground_truth(ground_truth, fm.TRIPS_FILE if model == "energy" else fm.HEALTH_FILE)
         with database.session() as session:
             vehicle_of = {vin: p for p, vin in vins_by_pseudonym(session, tenant).items()}
             models_of = vehicle_models(session, tenant)
         with Lake.open(settings) as lake:
-            signals = lake.signals(tenant, None, list(fm.ENERGY_PATHS if energy else fm.BATTERY_PATHS), start, end,
-                                   every=every, max_rows=MAX_LAKE_ROWS)  # fmt: skip
+            signals = lake.signals(tenant, None, paths, start, end, every=every, max_rows=MAX_LAKE_ROWS)
         if signals.num_rows == 0:
-            fail(f"no signals of tenant {tenant!r} in the lake between {start.isoformat()} and "
-                 f"{end.isoformat()}: run a fleet first (drivetrain sim fleet) or widen --since/--until")
-        if energy:
+            fail(f"no signals of tenant {tenant!r} the {model} model reads in the lake between {start.isoformat()} "
+                 f"and {end.isoformat()}: run a fleet first (drivetrain sim fleet) or widen --since/--until")
+        if model == "maintenance":
+            card, artifact = train_maintenance(signals, truth, vehicle_of, every=every, horizon_s=horizon_s,
+                                               threshold=threshold, held_out_share=held_out, seed=seed)  # fmt: skip
+        elif model == "energy":
             card, artifact = fm.train_energy(signals, truth, vehicle_of, model_of=models_of, every=every,
                                              held_out_share=held_out, seed=seed)  # fmt: skip
         else:

@@ -496,5 +496,5 @@ def card_summary(card: ModelCard) -> str:
         return (f"SoH MAE {held.get('soh_mae_pct_points')} pts (fleet median {held.get('baseline_soh_mae_pct_points')}), "
                 f"{held.get('vehicles')} vehicles")
     rows = held if isinstance(held, list) else []
-    failures = sum(int(r["failures"]) for r in rows)
-    return f"{sum(int(r['caught']) for r in rows)}/{failures} failures caught"
+    failures, caught = sum(int(r["failures"]) for r in rows), sum(int(r["caught"]) for r in rows)
+    return f"{caught} of {failures} failures alerted ahead, {failures - caught} missed"
