@@ -53,7 +53,7 @@ def _speed_profile(rng: np.random.Generator, minutes: float) -> np.ndarray:
 @functools.cache
 def simulate(now_s: float) -> Simulated:
     """A seeded virtual fleet (its vehicles' models, ages, SoH and odometers) driving
-    ``TRIPS_PER_VEHICLE`` trips each over the last two days before ``now_s``."""
+    ``TRIPS_PER_VEHICLE`` trips each over the last day before ``now_s``."""
     from drivetrain.sim.world.fleet import FleetConfig, VirtualFleet
 
     world = VirtualFleet(FleetConfig(vehicles=VEHICLES, seed=11))
@@ -75,7 +75,7 @@ def simulate(now_s: float) -> Simulated:
 
     for i, vin in enumerate(world.vins):
         for k in range(TRIPS_PER_VEHICLE):
-            start = now_s - 2 * 86_400 + (k * 10 + i * 0.4) * 3600.0
+            start = now_s - 86_400 + (k * 7 + i * 0.4) * 3600.0
             speed = _speed_profile(rng, float(rng.uniform(5, 11)))
             t = start + np.arange(speed.size) * STEP_S
             ambient = np.full(speed.size, float(rng.uniform(-5, 25)))

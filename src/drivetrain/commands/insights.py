@@ -1,5 +1,6 @@
-"""`drivetrain insights`: train and score the maintenance model over the lake, read its
-models, alerts and per-vehicle predictions, book service appointments and plan charging.
+"""`drivetrain insights`: train and score the maintenance, energy and battery models over the
+lake, read their models, alerts, per-vehicle predictions and estimates, book service
+appointments and plan charging.
 
 These commands work on the configured data directory (state database, lake and
 ``models/<tenant>/``) for one tenant (``--tenant``, default ``default``), like ``drivetrain

@@ -1,5 +1,5 @@
 """``/v1/insights``: models and their cards, scoring runs, maintenance alerts, per-vehicle
-predictions, service centres and appointments, charging plans.
+predictions, energy and battery estimates, service centres and appointments, charging plans.
 
 A thin shell over the insights services; every route acts for the caller's own tenant (its
 models live under its own folder, another tenant's vehicle, appointment or plan answers 404).

@@ -144,6 +144,7 @@ class _Series:
 
     def __init__(self, signals: pa.Table) -> None:
         self.by: dict[tuple[str, str], tuple[F64, F64]] = {}
+        self.last: dict[str, float] = {}  # each vehicle's latest sample time
         if signals.num_rows == 0:
             return
         ts = signals.column("ts")
@@ -162,6 +163,8 @@ class _Series:
             vehicle, path = str(keys[lo]).split("\x1f", 1)
             ok = np.isfinite(values[lo:hi])
             self.by[(vehicle, path)] = (t[lo:hi][ok], values[lo:hi][ok])
+            if ok.any():
+                self.last[vehicle] = max(self.last.get(vehicle, -math.inf), float(t[lo:hi][ok][-1]))
 
     def vehicles(self) -> list[str]:
         return sorted({v for v, _ in self.by})
@@ -250,7 +253,7 @@ def train_energy(
     *,
     model_of: Mapping[str, str] | None = None,
     every: str = "10s",
-    lookback_s: float = 7 * 86_400.0,
+    lookback_s: float = 86_400.0,
     held_out_share: float = 0.3,
     seed: int = 0,
     default_physics_model: str = DEFAULT_PHYSICS_MODEL,
@@ -340,7 +343,7 @@ def score_energy(
             continue
         trips.append(trip)
         owners.append(vehicle)
-        at.append(max(float(t[-1]) for (v, _), (t, _) in series.by.items() if v == vehicle and t.size))
+        at.append(series.last[vehicle])
     if not trips:
         return []
     kinds = [_physics_model_of(o, model_of or {}, artifact.default_physics_model) for o in owners]
