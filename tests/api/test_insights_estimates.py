@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 from insights_trips import VEHICLES, TripsLake, fill_tenant, simulate
@@ -135,13 +136,7 @@ def test_training_and_reading_errors_are_specific(settings: Settings, sqlite_dat
     code, out = _cli(settings, "score", "--model", "battery")
     assert code == 1 and "does not exist" in out
     with pytest.raises(fm.FleetModelError, match="lacks the column 'battery_out_kwh'"):
-        fm.train_energy(simulate_signals(), simulate_signals(), {})
-
-
-def simulate_signals() -> Any:
-    import pyarrow as pa
-
-    return pa.table({"vin": ["X"], "start_s": [0.0], "end_s": [1.0]})
+        fm.train_energy(pa.table({"vehicle": ["x"]}), pa.table({"vin": ["X"], "start_s": [0.0], "end_s": [1.0]}), {})
 
 
 # --- over HTTP ----------------------------------------------------------------------------

@@ -473,9 +473,9 @@ def score_battery(artifact: BatteryArtifact, signals: pa.Table) -> list[VehicleE
         span_days = (ot[-1] - ot[0]) / 86_400.0
         daily = (odo[-1] - odo[0]) / 1000.0 / span_days if span_days >= 1.0 else artifact.daily_km
         daily = max(daily, 1.0)
-        out.append(VehicleEstimate(vehicle, "eol_odometer_km", "km", eol[0], eol[1], eol[2], observed))
-        out.append(VehicleEstimate(vehicle, "eol_days", "days", (eol[0] - km) / daily, (eol[1] - km) / daily,
-                                   (eol[2] - km) / daily, observed))  # fmt: skip
+        daily = float(daily)
+        out.append(VehicleEstimate(vehicle, "eol_odometer_km", "km", *(float(e) for e in eol), observed))
+        out.append(VehicleEstimate(vehicle, "eol_days", "days", *(float(e - km) / daily for e in eol), observed))
     return out
 
 
