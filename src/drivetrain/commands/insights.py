@@ -129,6 +129,7 @@ def train(
         if signals.num_rows == 0:
             fail(f"no signals of tenant {tenant!r} the {model} model reads in the lake between {start.isoformat()} "
                  f"and {end.isoformat()}: run a fleet first (drivetrain sim fleet) or widen --since/--until")
+        artifact: object
         if model == "maintenance":
             card, artifact = train_maintenance(signals, truth, vehicle_of, every=every, horizon_s=horizon_s,
                                                threshold=threshold, held_out_share=held_out, seed=seed)  # fmt: skip

@@ -462,20 +462,20 @@ def score_battery(artifact: BatteryArtifact, signals: pa.Table) -> list[VehicleE
             continue
         km, fade = float(odo[-1]) / 1000.0, 1.0 - float(soh[-1]) / 100.0
         observed = datetime.fromtimestamp(float(max(st[-1], ot[-1])), UTC)
+        exponents = (artifact.exponent, artifact.exponent_high, artifact.exponent_low)
         if fade >= end_fade:
-            eol = (km, km, km)
+            eol = [km, km, km]
         else:
             if fade <= 0:  # reads as new: the fleet curve's own fade at this distance
                 fade = math.exp(artifact.log_scale + artifact.exponent * math.log(km))
             # A steeper curve (larger exponent) reaches the end sooner.
-            eol = tuple(km * (end_fade / fade) ** (1.0 / max(b, 1e-3))
-                        for b in (artifact.exponent, artifact.exponent_high, artifact.exponent_low))  # type: ignore[assignment]
-        span_days = (ot[-1] - ot[0]) / 86_400.0
-        daily = (odo[-1] - odo[0]) / 1000.0 / span_days if span_days >= 1.0 else artifact.daily_km
+            eol = [km * (end_fade / fade) ** (1.0 / max(b, 1e-3)) for b in exponents]
+        span_days = float(ot[-1] - ot[0]) / 86_400.0
+        daily = float(odo[-1] - odo[0]) / 1000.0 / span_days if span_days >= 1.0 else artifact.daily_km
         daily = max(daily, 1.0)
-        daily = float(daily)
-        out.append(VehicleEstimate(vehicle, "eol_odometer_km", "km", *(float(e) for e in eol), observed))
-        out.append(VehicleEstimate(vehicle, "eol_days", "days", *(float(e - km) / daily for e in eol), observed))
+        out.append(VehicleEstimate(vehicle, "eol_odometer_km", "km", eol[0], eol[1], eol[2], observed))
+        days = [(e - km) / daily for e in eol]
+        out.append(VehicleEstimate(vehicle, "eol_days", "days", days[0], days[1], days[2], observed))
     return out
 
 
