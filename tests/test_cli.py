@@ -31,7 +31,7 @@ READERS = [
     "ota keys show", "ota image list", "ota director show",
     "ota rollout list", "ota rollout show", "ota rollout vehicles", "ota rollout records",
     "insights models", "insights card",
-    "insights alerts", "insights show", "insights centres", "insights appointments",
+    "insights alerts", "insights show", "insights estimates", "insights centres", "insights appointments",
     "security events list", "security incidents list", "security incidents show",
     "security fleet list", "security responses list",
 ]

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from drivetrain.api import create_app
-from drivetrain.cloud.infra import Database, credentials
+from drivetrain.cloud.infra import Database, credentials, ensure_embedded_bootstrap
 from drivetrain.core.settings import Settings
 
 
@@ -110,3 +110,15 @@ def new_client(
         return Creds(made["client_id"], made["client_secret"], admin.tenant)
 
     return create
+
+
+@pytest.fixture
+def sqlite_database(settings: Settings) -> Database:
+    """The state database on SQLite alone (for tests of the CLI, which opens the configured
+    one), migrated, with the embedded bootstrap admin."""
+    from drivetrain.cloud.infra import open_database
+
+    database = open_database(settings)
+    database.upgrade()
+    ensure_embedded_bootstrap(settings, database)
+    return database

@@ -14,7 +14,7 @@ from insights_fleet import FleetLake, fill_tenant
 from typer.testing import CliRunner
 
 from drivetrain.cli import app
-from drivetrain.cloud.infra import Database, ensure_embedded_bootstrap
+from drivetrain.cloud.infra import Database
 from drivetrain.cloud.insights.models import PredictionRow
 from drivetrain.cloud.insights.registry import (
     CARD_FILE,
@@ -30,16 +30,6 @@ from drivetrain.core.errors import BadInputError, NotFoundError
 from drivetrain.core.settings import Settings
 
 pytest.importorskip("lightgbm")
-
-
-@pytest.fixture
-def sqlite_database(settings: Settings) -> Database:
-    from drivetrain.cloud.infra import open_database
-
-    database = open_database(settings)
-    database.upgrade()
-    ensure_embedded_bootstrap(settings, database)
-    return database
 
 
 @pytest.fixture

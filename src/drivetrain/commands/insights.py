@@ -1,5 +1,6 @@
-"""`drivetrain insights`: train and score the maintenance model over the lake, read its
-models, alerts and per-vehicle predictions, book service appointments and plan charging.
+"""`drivetrain insights`: train and score the maintenance, energy and battery models over the
+lake, read their models, alerts, per-vehicle predictions and estimates, book service
+appointments and plan charging.
 
 These commands work on the configured data directory (state database, lake and
 ``models/<tenant>/``) for one tenant (``--tenant``, default ``default``), like ``drivetrain
@@ -68,49 +69,75 @@ def _context(tenant: str) -> tuple[Any, Any]:
     return settings, registry
 
 
+ModelOption = Annotated[str, typer.Option("--model", help="maintenance (failure windows), energy (consumption and range) or battery (end of life).")]
+_MODELS = ("maintenance", "energy", "battery")
+
+
+def _check_model(model: str, allowed: tuple[str, ...] = _MODELS) -> str:
+    if model not in allowed:
+        raise typer.BadParameter(f"{model!r}; expected one of {', '.join(allowed)}", param_hint="--model")
+    return model
+
+
 @app.command("train")
 def train(
-    ground_truth: Annotated[Path, typer.Option("--ground-truth", help="A fleet run's folder (drivetrain sim fleet --out DIR) or its component_events.parquet.")],
+    ground_truth: Annotated[Path, typer.Option("--ground-truth", help="A fleet run's folder (drivetrain sim fleet --out DIR): its component_events.parquet (maintenance), trips.parquet (energy) or component_health.parquet (battery).")],
+    model: ModelOption = "maintenance",
     tenant: TenantOption = "default",
     since: Annotated[str | None, typer.Option("--since", help="Start of the training data (ISO 8601); default: 30 days before --until.")] = None,
     until: Annotated[str | None, typer.Option("--until", help="End of the training data (ISO 8601); default: now.")] = None,
-    every: Annotated[str, typer.Option("--every", help="Lake down-sampling of the health signals.")] = "5m",
+    every: Annotated[str | None, typer.Option("--every", help="Lake down-sampling (default: 5m maintenance, 10s energy, 1h battery).")] = None,
     horizon: Annotated[str, typer.Option("--horizon", help="Alert when a failure is predicted within this (e.g. 7d, 2h).")] = "7d",
     threshold: Annotated[float, typer.Option("--threshold", min=0.01, max=0.99, help="Probability that makes an alert.")] = 0.5,
     held_out: Annotated[float, typer.Option("--held-out", min=0.05, max=0.9, help="Share of vehicles held out for the card's metrics.")] = 0.3,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the held-out split and the models.")] = 0,
     as_json: JsonOption = False,
 ) -> None:
-    """Train the maintenance model on the tenant's lake and a fleet run's failures; store it
-    as the next version under <data_dir>/models/<tenant>/maintenance/ with its model card."""
+    """Train a model on the tenant's lake and a fleet run's ground truth (failures, trips or
+    battery health); store it as the next version under <data_dir>/models/<tenant>/<model>/
+    with its model card."""
+    from drivetrain.cloud.insights import fleet_models as fm
     from drivetrain.cloud.insights.api_schemas import ModelCardOut
-    from drivetrain.cloud.insights.service import vins_by_pseudonym
+    from drivetrain.cloud.insights.service import vehicle_models, vins_by_pseudonym
     from drivetrain.cloud.insights.training import (
         MAX_LAKE_ROWS,
         health_paths,
         load_component_events,
-        summary,
         train_maintenance,
     )
     from drivetrain.cloud.lake import Lake
     from drivetrain.core.errors import DrivetrainError
 
+    _check_model(model)
     horizon_s = parse_duration_s(horizon)
     end = _time(until, "--until") or datetime.now(UTC)
     start = _time(since, "--since") or end - timedelta(days=30)
+    every = every or {"maintenance": "5m", "energy": "10s", "battery": "1h"}[model]
+    paths = {"maintenance": health_paths(), "energy": list(fm.ENERGY_PATHS), "battery": list(fm.BATTERY_PATHS)}[model]
     settings, registry = _context(tenant)
     database = open_migrated_database(settings)
     try:
-        events = load_component_events(ground_truth)
+        if model == "maintenance":
+            truth = load_component_events(ground_truth)
+        else:
+            truth = fm.read_ground_truth(ground_truth, fm.TRIPS_FILE if model == "energy" else fm.HEALTH_FILE)
         with database.session() as session:
             vehicle_of = {vin: p for p, vin in vins_by_pseudonym(session, tenant).items()}
+            models_of = vehicle_models(session, tenant)
         with Lake.open(settings) as lake:
-            signals = lake.signals(tenant, None, health_paths(), start, end, every=every, max_rows=MAX_LAKE_ROWS)
+            signals = lake.signals(tenant, None, paths, start, end, every=every, max_rows=MAX_LAKE_ROWS)
         if signals.num_rows == 0:
-            fail(f"no health signals of tenant {tenant!r} in the lake between {start.isoformat()} and "
-                 f"{end.isoformat()}: run a fleet first (drivetrain sim fleet) or widen --since/--until")
-        card, artifact = train_maintenance(signals, events, vehicle_of, every=every, horizon_s=horizon_s,
-                                           threshold=threshold, held_out_share=held_out, seed=seed)
+            fail(f"no signals of tenant {tenant!r} the {model} model reads in the lake between {start.isoformat()} "
+                 f"and {end.isoformat()}: run a fleet first (drivetrain sim fleet) or widen --since/--until")
+        artifact: object
+        if model == "maintenance":
+            card, artifact = train_maintenance(signals, truth, vehicle_of, every=every, horizon_s=horizon_s,
+                                               threshold=threshold, held_out_share=held_out, seed=seed)  # fmt: skip
+        elif model == "energy":
+            card, artifact = fm.train_energy(signals, truth, vehicle_of, model_of=models_of, every=every,
+                                             held_out_share=held_out, seed=seed)  # fmt: skip
+        else:
+            card, artifact = fm.train_battery(signals, truth, vehicle_of, every=every, held_out_share=held_out, seed=seed)
         stored = registry.save(card, artifact)
     except DrivetrainError as e:
         fail(e)
@@ -119,21 +146,19 @@ def train(
     if as_json:
         emit_json(ModelCardOut.of(stored).model_dump(mode="json"))
         return
-    figures = summary(stored)
     _out.print(f"stored {stored.name} v{stored.version} under {registry.root / stored.name / str(stored.version)}")
-    _out.print(f"trained on {stored.training['training_vehicles']} vehicles, {stored.training['rows']:,} rows "
-               f"({stored.training['start']} .. {stored.training['end']}); held out "
-               f"{stored.training['held_out_vehicles']}: {figures['caught']} of {figures['failures']} "
-               f"failures alerted ahead, {figures['missed']} missed")
+    _out.print(f"trained on {stored.training['training_vehicles']} vehicles ({stored.training['start']} .. "
+               f"{stored.training['end']}); held out {stored.training['held_out_vehicles']}: {fm.card_summary(stored)}")
 
 
 @app.command("score")
 def score(
     tenant: TenantOption = "default",
     version: Annotated[int | None, typer.Option("--version", min=1, help="Model version (default: the latest).")] = None,
+    model: ModelOption = "maintenance",
     as_json: JsonOption = False,
 ) -> None:
-    """Score the tenant's lake now with the maintenance model and store the predictions
+    """Score the tenant's lake now with a model and store the predictions or estimates
     (the control plane also runs this on a schedule: insights_score_every_s)."""
     from drivetrain.cloud.insights.api_schemas import ScoreRunOut
     from drivetrain.cloud.insights.service import score_tenant
@@ -144,7 +169,8 @@ def score(
     database = open_migrated_database(settings)
     try:
         with Lake.open(settings) as lake:
-            run = score_tenant(database, lake, registry, tenant, trigger="command", actor=cli_actor(), version=version)
+            run = score_tenant(database, lake, registry, tenant, trigger="command", actor=cli_actor(), version=version,
+                               model=_check_model(model))  # fmt: skip
     except DrivetrainError as e:
         fail(e)
     finally:
@@ -152,15 +178,16 @@ def score(
     if as_json:
         emit_json(ScoreRunOut.of(run).model_dump(mode="json"))
         return
+    outcome = f"{run.alerts} alert(s)" if run.model_name == "maintenance" else f"{run.predictions} estimate(s)"
     _out.print(f"{run.run_id}: {run.model_name} v{run.model_version} scored {run.vehicles} vehicle(s) "
-               f"({run.data_start.isoformat()} .. {run.data_end.isoformat()}): {run.alerts} alert(s)")
+               f"({run.data_start.isoformat()} .. {run.data_end.isoformat()}): {outcome}")
 
 
 @app.command("models")
 def models(tenant: TenantOption = "default", as_json: JsonOption = False) -> None:
     """The tenant's trained models: versions and the latest card's figures."""
     from drivetrain.cloud.insights.api_schemas import ModelCardOut, ModelListOut, ModelOut
-    from drivetrain.cloud.insights.training import summary
+    from drivetrain.cloud.insights.fleet_models import card_summary
     from drivetrain.core.errors import DrivetrainError
 
     _, registry = _context(tenant)
@@ -179,12 +206,11 @@ def models(tenant: TenantOption = "default", as_json: JsonOption = False) -> Non
     rows = []
     for m in found:
         card = m.latest
-        figures = summary(registry.card(m.name))
         rows.append([m.name, card.version, len(m.versions), card.created_at, card.training.get("vehicles"),
-                     f"{figures['caught']}/{figures['failures']}", card.code_version])
+                     card_summary(registry.card(m.name)), card.code_version])
     print_table(None, [Column("model", "id"), Column("latest", "number"), Column("versions", "number"),
                        Column("created", "time"), Column("vehicles", "number"),
-                       Column("held-out caught"), Column("code")], rows)  # fmt: skip
+                       Column("held out"), Column("code")], rows)  # fmt: skip
 
 
 @app.command("card")
@@ -210,6 +236,9 @@ def card(
     _out.print(f"training: {json.dumps(found.training)}")
     _out.print(f"parameters: {json.dumps(found.parameters)}")
     _out.print(f"{len(found.features)} features; sha256 {found.sha256}")
+    if found.name != "maintenance":
+        _out.print(f"held out: {json.dumps(found.metrics.get('held_out', {}))}")
+        return
     rows = [[r["component"], r["failures"], r["caught"], r["missed"], r["mean_lead_time_s"], r["false_alarm_vehicles"]]
             for r in found.metrics.get("held_out", [])]  # fmt: skip
     print_table("held-out vehicles", [Column("component", "id"), Column("failures", "number"),
@@ -288,6 +317,37 @@ def show(
         _out.print(reason)
         return
     print_table(f"{vin} in {run.run_id}", _PREDICTION_COLUMNS, _prediction_rows(found))
+
+
+@app.command("estimates")
+def estimates(
+    model: Annotated[str, typer.Option("--model", help="energy (consumption and range) or battery (end of life).")] = "energy",
+    vin: Annotated[str | None, typer.Option("--vin", help="Only this vehicle.")] = None,
+    tenant: TenantOption = "default",
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """Per-vehicle estimates of the latest energy or battery run, with their 80 % interval."""
+    from drivetrain.cloud.insights.api_schemas import EstimateListOut, EstimateOut, ScoreRunOut
+    from drivetrain.cloud.insights.service import list_estimates
+
+    _check_model(model, ("energy", "battery"))
+    run, found = _with_session(tenant, lambda s: list_estimates(s, tenant, model, vin=vin, limit=limit))
+    reason = (f"no {model} scoring run yet: drivetrain insights train --model {model}, then score --model {model}"
+              if run is None else (None if found else "no vehicle had the signals the model reads in the scored window"))
+    out = EstimateListOut(model=model, run=ScoreRunOut.of(run) if run else None,
+                          estimates=[EstimateOut.of(e) for e in found], reason=reason)  # fmt: skip
+    if as_json:
+        emit_json(out.model_dump(mode="json"))
+        return
+    if reason:
+        _out.print(reason)
+        return
+    print_table(f"{model} estimates of {run.run_id} ({run.model_name} v{run.model_version}, {int(100 * found[0].coverage)} % intervals)",
+                [Column("vehicle", "id"), Column("quantity", "id"), Column("value", "number"), Column("low", "number"),
+                 Column("high", "number"), Column("unit"), Column("date")],
+                [[e.vin or e.vehicle, e.quantity, round(e.value, 1), round(e.low, 1), round(e.high, 1), e.unit,
+                  e.date.date().isoformat() if e.date else None] for e in out.estimates])  # fmt: skip
 
 
 @app.command("centre")

@@ -2,8 +2,9 @@
 charging, predictive maintenance and service scheduling (see docs/insights.md).
 
 The platform around the models: ``registry`` (versioned artifacts with model cards),
-``training`` (train from the lake, score its latest state), ``service`` (score runs and
-predictions in the state database), ``scheduler`` (the control plane's scoring loop),
+``training`` (train the maintenance model from the lake, score its latest state),
+``fleet_models`` (the energy/range and battery end-of-life models as artifacts trained and
+scored the same way), ``service`` (score runs, predictions and estimates in the state database), ``scheduler`` (the control plane's scoring loop),
 ``booking`` (service centres and appointments sent to cars), ``charging_plans`` (schedules
 sent to cars), ``api`` (``/v1/insights``).
 

@@ -1,5 +1,5 @@
 """``/v1/insights``: models and their cards, scoring runs, maintenance alerts, per-vehicle
-predictions, service centres and appointments, charging plans.
+predictions, energy and battery estimates, service centres and appointments, charging plans.
 
 A thin shell over the insights services; every route acts for the caller's own tenant (its
 models live under its own folder, another tenant's vehicle, appointment or plan answers 404).
@@ -29,6 +29,8 @@ from drivetrain.cloud.insights.api_schemas import (
     ChargingPlanIn,
     ChargingPlanListOut,
     ChargingPlanOut,
+    EstimateListOut,
+    EstimateOut,
     ModelCardOut,
     ModelListOut,
     ModelOut,
@@ -52,6 +54,9 @@ Actor = Annotated[Principal, require_scopes(Scope.INSIGHTS_WRITE, Scope.FLEET_WR
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 ModelName = Annotated[str, Path(max_length=48)]
 Version = Annotated[int, Path(ge=1, le=1_000_000)]
+ScoredModel = Annotated[str, Query(pattern="^(maintenance|energy|battery)$",
+                                   description="Which model to score: maintenance, energy or battery.")]
+EstimateModel = Annotated[str, Query(pattern="^(energy|battery)$", description="energy or battery.")]
 NO_RUN = "no scoring run yet: train a model (drivetrain insights train) and score (drivetrain insights score)"
 
 
@@ -81,20 +86,39 @@ def get_model_version(name: ModelName, version: Version, principal: Reader, cont
 
 
 @router.post("/score", response_model=ScoreRunOut, status_code=status.HTTP_201_CREATED,
-             summary="Score the caller's lake now with the latest maintenance model")  # fmt: skip
+             summary="Score the caller's lake now with the latest version of a model")  # fmt: skip
 def post_score(
     principal: Writer, context: Context, request: Request,
     at: Annotated[datetime | None, Query(description="Score as of this time (a replay); default now.")] = None,
+    model: ScoredModel = "maintenance",
 ) -> ScoreRunOut:
     """Run the batch scoring job now (it also runs on the control plane's schedule): each
-    vehicle's latest health signals before ``at``."""
+    vehicle's latest signals before ``at`` — failure windows (maintenance), consumption and
+    range (energy) or end of life (battery)."""
     from drivetrain.cloud.lake.api import lake_of
 
     if at is not None and at.tzinfo is None:
         raise BadInputError(f"at {at.isoformat()!r} has no timezone")
     run = service.score_tenant(context.database, lake_of(request), _registry(context, principal),
-                               principal.tenant, trigger="api", actor=principal.client_id, now=at)  # fmt: skip
+                               principal.tenant, trigger="api", actor=principal.client_id, now=at,
+                               model=model)  # fmt: skip
     return ScoreRunOut.of(run)
+
+
+@router.get("/estimates", response_model=EstimateListOut,
+            summary="Per-vehicle estimates of the latest energy or battery run")  # fmt: skip
+def get_estimates(
+    principal: Reader, context: Context, model: EstimateModel, limit: Limit = 100,
+    vin: Annotated[str | None, Query(max_length=17)] = None,
+) -> EstimateListOut:
+    """Energy: each vehicle's consumption (Wh/km) and range with their 80 % interval; battery:
+    its odometer and date at end of life (SoH 70 %) with their 80 % interval."""
+    with context.database.session() as session:
+        run, found = service.list_estimates(session, principal.tenant, model, vin=vin, limit=limit)
+    reason = (f"no {model} scoring run yet: drivetrain insights train --model {model}, then score --model {model}"
+              if run is None else (None if found else "no vehicle had the signals the model reads in the scored window"))
+    return EstimateListOut(model=model, run=ScoreRunOut.of(run) if run else None,
+                           estimates=[EstimateOut.of(e) for e in found], reason=reason)  # fmt: skip
 
 
 @router.get("/runs", response_model=RunListOut, summary="The caller's scoring runs, newest first")

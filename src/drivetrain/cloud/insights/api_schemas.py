@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from drivetrain.cloud.insights.booking import Centre, StoredAppointment, Unbooked
 from drivetrain.cloud.insights.charging_plans import ChargingPlan
 from drivetrain.cloud.insights.registry import ModelCard
-from drivetrain.cloud.insights.service import Prediction, ScoreRun
+from drivetrain.cloud.insights.service import Estimate, Prediction, ScoreRun
 
 
 class _Strict(BaseModel):
@@ -102,6 +102,43 @@ class VehiclePredictionsOut(BaseModel):
     run: ScoreRunOut | None
     predictions: list[PredictionOut]
     reason: str | None = None
+
+
+class EstimateOut(BaseModel):
+    """One vehicle's estimate of one quantity of the energy or battery model, with its
+    interval: ``consumption_wh_per_km`` and ``range_km`` (energy), ``eol_odometer_km`` and
+    ``eol_days`` (battery end of life at SoH 70 %; ``date`` and its interval are the days
+    added to ``observed_at``)."""
+
+    vin: str | None = Field(description="None when the lake's vehicle is not in the registry.")
+    vehicle: str = Field(description="The vehicle's pseudonym in the lake.")
+    quantity: str
+    unit: str
+    value: float
+    low: float = Field(description="Lower end of the interval.")
+    high: float = Field(description="Upper end of the interval.")
+    coverage: float = Field(description="The interval's nominal coverage (0.8: an 80 % interval).")
+    observed_at: datetime
+    date: datetime | None = Field(None, description="For eol_days: the predicted date of end of life.")
+    date_low: datetime | None = None
+    date_high: datetime | None = None
+
+    @classmethod
+    def of(cls, e: Estimate) -> EstimateOut:
+        dates: dict[str, datetime | None] = {}
+        if e.unit == "days":
+            # capped at a century: further reads as "not in sight" (and stays a valid date)
+            dates = {k: e.observed_at + timedelta(days=min(max(v, 0.0), 36_500.0))
+                     for k, v in (("date", e.value), ("date_low", e.low), ("date_high", e.high))}  # fmt: skip
+        return cls(vin=e.vin, vehicle=e.vehicle, quantity=e.quantity, unit=e.unit, value=e.value, low=e.low,
+                   high=e.high, coverage=e.coverage, observed_at=e.observed_at, **dates)  # fmt: skip
+
+
+class EstimateListOut(BaseModel):
+    model: str
+    run: ScoreRunOut | None
+    estimates: list[EstimateOut]
+    reason: str | None = Field(None, description="Why the list is empty, when it is.")
 
 
 class CentreIn(_Strict):

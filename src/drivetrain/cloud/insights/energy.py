@@ -94,14 +94,15 @@ class PhysicsEnergy:
     # All logged e-208 trips were on winter tyres (~15 % more rolling resistance).
     tire_rolling_factor: float = 1.15
 
-    def predict_kwh(self, trips: Sequence[TripInput]) -> F64:
-        """Net battery energy of each trip, kWh (one vectorised run for all of them)."""
+    def predict_kwh(self, trips: Sequence[TripInput], models: Sequence[str] | None = None) -> F64:
+        """Net battery energy of each trip, kWh (one vectorised run for all of them); each
+        trip on ``models[i]`` when given, else on ``model_name``."""
         from drivetrain.sim.physics import TraceRun, drive_traces, get_vehicle_model
 
-        model = get_vehicle_model(self.model_name)
+        names = list(models) if models is not None else [self.model_name] * len(trips)
         runs = [
             TraceRun(
-                model,
+                get_vehicle_model(name),
                 trip.speed_kmh / 3.6,
                 dt_s=STEP_S,
                 ambient_c=trip.ambient_c,
@@ -114,7 +115,7 @@ class PhysicsEnergy:
                 tire_rolling_factor=self.tire_rolling_factor,
                 label=trip.name,
             )
-            for trip in trips
+            for trip, name in zip(trips, names, strict=True)
         ]
         return np.array([r.battery_kwh for r in drive_traces(runs)])
 

@@ -3,7 +3,8 @@ appointments, and charging plans with one row per vehicle.
 
 A **score run** is one pass of a model over a tenant's lake; its **predictions** are one row
 per (vehicle, component) with the probability of failing within the model's horizon and the
-predicted window; a prediction past the model's threshold is an alert. Vehicles are stored
+predicted window; a prediction past the model's threshold is an alert. The energy and battery
+models' runs store **estimates** instead: per vehicle and quantity a value and its interval. Vehicles are stored
 by their lake pseudonym and, where the tenant's registry knows it, their VIN (commands need
 it). **Appointments** are what the scheduler booked for an alert and what the driver made of
 it; **charging plans** hold the schedule sent to each vehicle (power per slot, JSON list).
@@ -60,6 +61,30 @@ class PredictionRow(Base):
     window_end: Mapped[datetime] = mapped_column(UTCDateTime())
     observed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     alert: Mapped[bool] = mapped_column(Boolean)
+
+
+class EstimateRow(Base):
+    """One vehicle's estimate of one quantity in one run of the energy or battery model
+    (consumption, range, odometer or days at end of life) with its interval."""
+
+    __tablename__ = "insight_estimates"
+    __table_args__ = (
+        Index("ix_insight_estimates_run_id_vin", "run_id", "vin"),
+        Index("ix_insight_estimates_tenant_id_vin", "tenant_id", "vin"),
+    )
+
+    estimate_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("insight_score_runs.run_id", ondelete="CASCADE"))
+    tenant_id: Mapped[str] = mapped_column(String(63))
+    vehicle: Mapped[str] = mapped_column(String(64))  # the lake pseudonym
+    vin: Mapped[str | None] = mapped_column(String(17), nullable=True)
+    quantity: Mapped[str] = mapped_column(String(32))
+    unit: Mapped[str] = mapped_column(String(16))
+    value: Mapped[float] = mapped_column(Float)
+    low: Mapped[float] = mapped_column(Float)
+    high: Mapped[float] = mapped_column(Float)
+    coverage: Mapped[float] = mapped_column(Float)  # the interval's nominal coverage
+    observed_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ServiceCentreRow(Base):

@@ -1,6 +1,6 @@
-"""The scheduled batch job: every ``interval_s`` score each tenant that has a trained
-maintenance model (``<data_dir>/models/<tenant>/maintenance``) over its lake and store the
-predictions. Run by the control plane (``drivetrain serve``, ``drivetrain worker dispatch``)
+"""The scheduled batch job: every ``interval_s`` score each tenant's trained models
+(``<data_dir>/models/<tenant>/{maintenance,energy,battery}``) over its lake and store the
+predictions and estimates. Run by the control plane (``drivetrain serve``, ``drivetrain worker dispatch``)
 when ``insights_score_every_s`` is above 0.
 
 One tenant's failure (an altered model, an unreadable lake) is logged and counted; the
@@ -17,8 +17,7 @@ from datetime import datetime
 from drivetrain.cloud.infra import Database
 from drivetrain.cloud.insights._deps import MissingExtraError
 from drivetrain.cloud.insights.registry import ModelRegistry
-from drivetrain.cloud.insights.service import ScoreRun, score_tenant
-from drivetrain.cloud.insights.training import MAINTENANCE_MODEL
+from drivetrain.cloud.insights.service import SCORED_MODELS, ScoreRun, score_tenant
 from drivetrain.core.errors import DrivetrainError
 from drivetrain.core.settings import Settings
 
@@ -45,7 +44,7 @@ class ScoringLoop:
     _thread: threading.Thread | None = None
 
     def run_once(self, now: datetime | None = None) -> list[ScoreRun]:
-        """One pass over every tenant with a maintenance model, on the caller's thread.
+        """One pass over every tenant's trained models, on the caller's thread.
 
         Raises:
             MissingExtraError: the insights extra is not installed.
@@ -53,20 +52,20 @@ class ScoringLoop:
         from drivetrain.cloud.lake import Lake
 
         runs = []
-        tenants = [t for t in ModelRegistry.tenants(self.settings.data_dir)
-                   if ModelRegistry.for_tenant(self.settings.data_dir, t).versions(MAINTENANCE_MODEL)]  # fmt: skip
-        if tenants:
+        work = [(t, m) for t in ModelRegistry.tenants(self.settings.data_dir) for m in SCORED_MODELS
+                if ModelRegistry.for_tenant(self.settings.data_dir, t).versions(m)]  # fmt: skip
+        if work:
             with Lake.open(self.settings) as lake:
-                for tenant in tenants:
+                for tenant, model in work:
                     registry = ModelRegistry.for_tenant(self.settings.data_dir, tenant)
                     try:
-                        runs.append(score_tenant(self.database, lake, registry, tenant,
+                        runs.append(score_tenant(self.database, lake, registry, tenant, model=model,
                                                  trigger="schedule", actor="insights-scheduler", now=now))  # fmt: skip
                     except MissingExtraError:
                         raise
                     except DrivetrainError as e:
                         self.errors += 1
-                        log.warning("scoring tenant %s failed: %s", tenant, e)
+                        log.warning("scoring tenant %s with %s failed: %s", tenant, model, e)
         self.passes += 1
         self.last_runs = runs
         return runs

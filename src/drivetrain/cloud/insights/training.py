@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 import pyarrow as pa
@@ -199,10 +199,3 @@ def health_paths() -> list[str]:
     """The VSS paths training and scoring read from the lake."""
     return list(HEALTH_PATHS)
 
-
-def summary(card: ModelCard) -> dict[str, Any]:
-    """Held-out failures, caught and missed over every component (for the command's line)."""
-    rows = card.metrics.get("held_out", [])
-    failures = sum(int(r["failures"]) for r in rows)
-    caught = sum(int(r["caught"]) for r in rows)
-    return {"failures": failures, "caught": caught, "missed": failures - caught}
