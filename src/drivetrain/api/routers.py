@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from drivetrain.api import audit_routes, auth_routes, health, tenant_routes
+from drivetrain.api import audit_routes, auth_routes, demo_routes, health, tenant_routes
 from drivetrain.cloud.campaigns import api as campaigns_api
 from drivetrain.cloud.commands import api as commands_api
 from drivetrain.cloud.commerce import api as commerce_api
@@ -39,6 +39,7 @@ ROUTERS: list[tuple[str, APIRouter]] = [
     ("/v1/ota", ota_api.router),
     ("/v1/insights", insights_api.router),
     ("/v1/security", security_api.router),
+    ("/v1/demo", demo_routes.router),
 ]
 
 
