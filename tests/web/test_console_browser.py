@@ -17,13 +17,14 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 from console_server import EVSE_ID, MARKUP, SOC, SPEED, TENANT, Client, Console, console_server
 from rich.console import Console as Console_
 
+from drivetrain.api.demo_routes import DemoBoard
 from drivetrain.cloud.infra import Role, create_client, credentials
 from drivetrain.cloud.ingest.records import add_events
 from drivetrain.cloud.insights.registry import ModelCard, ModelRegistry
@@ -36,9 +37,8 @@ from drivetrain.demo import (
     Act,
     ActResult,
     DemoContext,
-    EmbeddedPlatform,
+    PlatformHandles,
     ScenarioOptions,
-    demo_settings,
     run_scenario,
 )
 from drivetrain.demo.board import BoardObserver
@@ -94,11 +94,7 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def page(browser: Any, console: Console) -> Iterator[Any]:
     """A fresh tab whose requests may only reach the console's own host."""
-    yield from guarded_tab(browser, console.url)
-
-
-def guarded_tab(browser: Any, host_url: str) -> Iterator[Any]:
-    """A tab in a fresh context that may only reach ``host_url``; no script error allowed."""
+    host_url = console.url
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     outside: list[str] = []
 
@@ -121,8 +117,8 @@ def guarded_tab(browser: Any, host_url: str) -> Iterator[Any]:
     assert errors == [], f"script errors: {errors}"
 
 
-def sign_in(page: Any, console: Console | str, client: Client, hash_: str = "") -> None:
-    page.goto(f"{console if isinstance(console, str) else console.url}/{hash_}")
+def sign_in(page: Any, console: Console, client: Client, hash_: str = "") -> None:
+    page.goto(f"{console.url}/{hash_}")
     page.get_by_label("Client ID").fill(client.client_id)
     page.get_by_label("Client secret").fill(client.client_secret)
     page.get_by_role("button", name="Sign in").click()
@@ -490,41 +486,37 @@ def _failing_act(context: DemoContext) -> ActResult:
     return ActResult(False, "the check failed on purpose")
 
 
-def test_demo_page_shows_the_acts_as_they_happen(
-    browser: Any, console: Console, shots: Path, tmp_path: Path
-) -> None:
+def test_demo_page_shows_the_acts_as_they_happen(page: Any, console: Console, shots: Path) -> None:
+    # The board the embedded platform hangs on its app for `drivetrain demo`, fed by the real
+    # harness through the demo's observer (tests/demo/test_demo_serve.py covers the command).
+    board = console.app.state.demo_board = DemoBoard(tenant=TENANT)
     release = threading.Event()
     acts = [_waiting_act(release), Act("fails", "An act that fails", _failing_act)]
-    platform = EmbeddedPlatform(demo_settings(tmp_path / "demo"))
-    handles = platform.start()
     quiet = HeadlessObserver(Console_(file=io.StringIO()))
     player = threading.Thread(target=run_scenario, args=(acts,), kwargs={
-        "options": ScenarioOptions(duration_s=30.0), "settings": handles.settings,
-        "platform": handles, "observer": BoardObserver(handles.board, acts, quiet)})
+        "options": ScenarioOptions(duration_s=30.0),
+        "settings": console.app.state.drivetrain.settings,
+        "platform": cast(PlatformHandles, object()),  # these acts never touch the platform
+        "observer": BoardObserver(board, acts, quiet)})
     try:
-        tabs = guarded_tab(browser, handles.api_url)
-        tab = next(tabs)
-        bootstrap = handles.admin_credentials
-        sign_in(tab, handles.api_url, Client(bootstrap.client_id, bootstrap.client_secret),
-                "#/demo")
-        listed = tab.get_by_role("table", name="Demo acts")
+        sign_in(page, console, console.reader, "#/demo")
+        listed = page.get_by_role("table", name="Demo acts")
         listed.get_by_role("row", name="An act that fails").get_by_text("pending").wait_for()
         player.start()
         waiting = listed.get_by_role("row", name="An act that waits")
         waiting.get_by_text("running").wait_for()
         waiting.get_by_text("waiting for the operator to look").wait_for()
-        tab.screenshot(path=shots / "demo-running.png", full_page=True)
+        page.screenshot(path=shots / "demo-running.png", full_page=True)
         release.set()
         failed = listed.get_by_role("row", name="An act that fails")
         failed.get_by_text("the check failed on purpose").wait_for()
         assert "failed" in failed.inner_text()
         assert "passed" in waiting.inner_text()
         assert "the console followed the act" in waiting.inner_text()
-        tab.get_by_text("The demo has played every act.").wait_for()
-        tab.screenshot(path=shots / "demo.png", full_page=True)
-        next(tabs, None)  # closes the tab and checks it stayed on the host, without errors
+        page.get_by_text("The demo has played every act.").wait_for()
+        page.screenshot(path=shots / "demo.png", full_page=True)
     finally:
         release.set()
         if player.ident is not None:
             player.join(30)
-        platform.stop()
+        del console.app.state.demo_board
