@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from statistics import median
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -83,6 +84,11 @@ class SecurityReport:
     to_resolve: DurationStats
     responses: dict[str, int]
     awaiting_approval: int
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["since"], out["generated_at"] = self.since.isoformat(), self.generated_at.isoformat()
+        return out
 
 
 def _seconds_after(detected_ns: int, at: datetime) -> float:
