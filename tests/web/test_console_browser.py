@@ -462,6 +462,11 @@ def test_security_page_works_incidents_and_a_response_needs_a_second_persons_app
     incidents.get_by_role("link", name=second).click()
     events = page.get_by_role("table", name=f"Security events of {second}")
     assert "cross_signal:0x0D0" in events.get_by_role("row").nth(1).inner_text()
+    # the fleet map marks both cars as under incident while their incidents are unresolved
+    page.get_by_role("link", name="Fleet", exact=True).click()
+    page.get_by_role("table", name="Vehicles").get_by_role("row", name=first).get_by_text(
+        "under incident").wait_for()
+    assert page.locator("svg.map g.state-under-incident").count() == 2
 
 
 def test_read_only_sees_the_security_page_without_actions(page: Any, console: Console) -> None:
