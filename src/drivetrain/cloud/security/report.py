@@ -133,9 +133,9 @@ def security_report(
         if response.status != "executed" or response.decided_at is None:
             continue
         for vin in json.loads(response.vins):
-            key = (response.signature, vin)
-            if key not in sent or response.decided_at < sent[key]:
-                sent[key] = response.decided_at
+            covered = (response.signature, str(vin))
+            if covered not in sent or response.decided_at < sent[covered]:
+                sent[covered] = response.decided_at
 
     by_severity: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(INCIDENT_STATUSES, 0))
     for severity in SEVERITY_ORDER:
