@@ -33,7 +33,7 @@ READERS = [
     "insights models", "insights card",
     "insights alerts", "insights show", "insights estimates", "insights centres", "insights appointments",
     "security events list", "security incidents list", "security incidents show",
-    "security fleet list", "security responses list",
+    "security fleet list", "security responses list", "security report",
 ]
 #: Command names that read or list: a new command named so must offer --json too.
 _READING_NAMES = {"list", "show", "info", "stats", "counts", "query", "sql", "status", "get",

@@ -99,3 +99,36 @@ def test_a_response_needs_a_second_persons_approval_before_anything_is_sent(
     assert job.status_code == 200 and job.json()["origin"] == "security"
     listed = client.get("/v1/security/responses", headers=setup["reader"]).json()
     assert [r["status"] for r in listed] == ["executed"]
+
+
+def test_the_report_counts_incidents_by_severity_and_times_detection_to_response(
+    client: TestClient, setup: dict[str, Any]
+) -> None:
+    admin, reader = setup["admin"], setup["reader"]
+    empty = client.get("/v1/security/report", headers=reader)
+    assert empty.status_code == 200, empty.text
+    assert empty.json()["incidents"] == 0 and empty.json()["to_respond"]["count"] == 0
+    client.post("/v1/security/correlate", headers=admin)
+    incidents = client.get("/v1/security/incidents", headers=reader).json()
+    first = incidents[0]["incident_id"]
+    client.post(f"/v1/security/incidents/{first}/actions", json={"action": "acknowledge"}, headers=admin)
+    body = {"signature": "cross_signal:0x0D0", "playbook": "security_channel"}
+    rid = client.post("/v1/security/responses", json=body, headers=admin).json()["response_id"]
+    waiting = client.get("/v1/security/report", headers=reader).json()
+    assert waiting["awaiting_approval"] == 1 and waiting["to_respond"]["count"] == 0
+    client.post(f"/v1/security/responses/{rid}/approve", headers=setup["second"])
+    client.post(f"/v1/security/incidents/{first}/actions", json={"action": "resolve"}, headers=admin)
+    report = client.get("/v1/security/report", headers=reader).json()
+    assert report["incidents"] == 2 and report["vehicles"] == 2 and report["events"] == 8
+    severity = incidents[0]["severity"]
+    assert report["by_severity"][severity] == {"open": 1, "acknowledged": 0, "resolved": 1}
+    assert report["by_status"] == {"open": 1, "acknowledged": 0, "resolved": 1}
+    assert report["to_acknowledge"]["count"] == 1 and report["to_resolve"]["count"] == 1
+    # the approved response reached both cars: detected about 5 s before it was sent
+    assert report["to_respond"]["count"] == 2
+    assert 3.9 <= report["to_respond"]["median_s"] <= report["to_respond"]["max_s"] < 120
+    assert report["responses"] == {"proposed": 0, "executed": 1, "refused": 0}
+    # another tenant's report holds none of this; the window is bounded
+    assert client.get("/v1/security/report", headers=setup["globex"]).json()["incidents"] == 0
+    assert client.get("/v1/security/report?days=0", headers=reader).status_code == 422
+    assert client.get("/v1/security/report?days=3651", headers=reader).status_code == 422

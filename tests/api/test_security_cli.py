@@ -86,3 +86,20 @@ def test_events_become_incidents_and_a_fleet_incident_and_the_workflow_runs(
     assert [r["status"] for r in listed] == ["refused"]
     assert "no signature on two or more" in cli("security", "fleet", "list", "--tenant", "acme", "--by", "region",
                                                  "--window-s", "1")
+
+
+def test_the_report_counts_incidents_by_severity_and_the_time_to_acknowledge(
+    cli: Callable[..., str], vins: list[str]
+) -> None:
+    empty = json.loads(cli("security", "report", "--tenant", "acme", "--json"))
+    assert empty["incidents"] == 0 and empty["to_acknowledge"]["median_s"] is None
+    cli("security", "correlate", "--tenant", "acme")
+    [first, _] = json.loads(cli("security", "incidents", "list", "--tenant", "acme", "--json"))["incidents"]
+    cli("security", "incidents", "ack", str(first["incident_id"]), "--tenant", "acme")
+    report = json.loads(cli("security", "report", "--tenant", "acme", "--days", "7", "--json"))
+    assert report["incidents"] == 2 and report["vehicles"] == 2 and report["events"] == 14
+    assert report["by_status"] == {"open": 1, "acknowledged": 1, "resolved": 0}
+    assert report["to_acknowledge"]["count"] == 1 and report["to_acknowledge"]["median_s"] >= 9.0
+    text = cli("security", "report", "--tenant", "acme")
+    assert "2 incidents on 2 vehicles (14 events)" in text and "acknowledgement" in text
+    assert "--days" in cli("security", "report", "--tenant", "acme", "--days", "0", code=2)

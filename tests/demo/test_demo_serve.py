@@ -35,6 +35,9 @@ def test_serve_keeps_the_console_up_after_the_acts_until_ctrl_c(
         # What a reader would open while the platform runs; then Ctrl-C.
         page = httpx.get(f"{handles.api_url}/")
         seen["status"], seen["html"] = page.status_code, page.text
+        # the console's Demo page reads the acts the demo just played
+        seen["demo"] = httpx.get(f"{handles.api_url}/v1/demo", headers={
+            "Authorization": f"Bearer {handles.admin_token}"}).json()
         raise KeyboardInterrupt
 
     monkeypatch.setattr("drivetrain.demo.SCENARIO", (Act("quick", "Quick", quick),))
@@ -43,6 +46,9 @@ def test_serve_keeps_the_console_up_after_the_acts_until_ctrl_c(
                                  "--data-dir", str(tmp_path / "d")])
     assert result.exit_code == 0, result.output
     assert seen["status"] == 200 and "<html" in str(seen["html"])
+    demo = seen["demo"]
+    assert isinstance(demo, dict) and demo["state"] == "serving"
+    assert [(a["name"], a["state"], a["line"]) for a in demo["acts"]] == [("quick", "passed", "done")]
     assert re.search(r"console: http://127\.0\.0\.1:\d+/", result.output)
     credentials = tmp_path / "d" / "bootstrap-admin.json"
     assert f"the client_secret in {credentials}" in result.output.replace("\n", "")

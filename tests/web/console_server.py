@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pyarrow as pa
 import uvicorn
+from fastapi import FastAPI
 from sqlalchemy.orm import Session
 
 from drivetrain.api import create_app
@@ -66,6 +67,7 @@ class Console:
     reader: Client
     admin: Client
     data_dir: Path  # the server's: OTA repositories and model registry live here
+    app: FastAPI  # the served app (a test may hang a demo board on it)
 
 
 class _ThreadServer(uvicorn.Server):
@@ -171,7 +173,7 @@ def console_server(data_dir: Path) -> Iterator[Console]:
         created.raise_for_status()
         _sell_a_subscription(url, admin, vins[0])
         yield Console(url=url, database=database, vins=vins, operator=operator, reader=reader,
-                      admin=admin, data_dir=data_dir)
+                      admin=admin, data_dir=data_dir, app=app)
     finally:
         server.should_exit = True
         thread.join(15)

@@ -10,24 +10,40 @@ sign-in) per test.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 from console_server import EVSE_ID, MARKUP, SOC, SPEED, TENANT, Client, Console, console_server
+from rich.console import Console as Console_
 
-from drivetrain.cloud.infra import credentials
+from drivetrain.api.demo_routes import DemoBoard
+from drivetrain.cloud.infra import Role, create_client, credentials
+from drivetrain.cloud.ingest.records import add_events
 from drivetrain.cloud.insights.registry import ModelCard, ModelRegistry
 from drivetrain.cloud.insights.service import store_run
 from drivetrain.cloud.insights.training import ComponentPrediction
 from drivetrain.cloud.ota import EcuAssignment, OtaLayout
 from drivetrain.cloud.privacy import vehicle_pseudonym
 from drivetrain.cloud.twins import apply_reported
+from drivetrain.demo import (
+    Act,
+    ActResult,
+    DemoContext,
+    PlatformHandles,
+    ScenarioOptions,
+    run_scenario,
+)
+from drivetrain.demo.board import BoardObserver
+from drivetrain.demo.view import HeadlessObserver
+from drivetrain.edge import SecurityEvent, to_vehicle_event
 
 playwright_api = pytest.importorskip(
     "playwright.sync_api", reason="the test extra installs playwright"
@@ -78,12 +94,13 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def page(browser: Any, console: Console) -> Iterator[Any]:
     """A fresh tab whose requests may only reach the console's own host."""
+    host_url = console.url
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     outside: list[str] = []
 
     def guard(route: Any) -> None:
         url = route.request.url
-        if url.startswith((console.url, "data:", "blob:")):
+        if url.startswith((host_url, "data:", "blob:")):
             route.continue_()
         else:
             outside.append(url)
@@ -386,3 +403,125 @@ def test_api_docs_render_offline(page: Any, console: Console, shots: Path, path:
     page.locator(ready).first.wait_for()
     assert "Drivetrain API" in page.locator(ready).first.inner_text()
     page.screenshot(path=shots / f"{path.strip('/')}.png")
+
+
+def _report_security_event(console: Console, vin: str, batch: str) -> None:
+    """``vin``'s detector saw forged frames on 0x0D0 five seconds ago (as ingestion stores it)."""
+    now = datetime.now(UTC)
+    event = SecurityEvent(0x1006, "cross_signal", "0x0D0", 4, 1.0, 1.2, 2.0, ("1.0 D0#00",))
+    with console.database.session() as session:
+        add_events(session, tenant=TENANT, vin=vin, batch_id=batch, now=now,
+                   events=[(0, to_vehicle_event(event, epoch_offset_s=now.timestamp() - 5))])
+
+
+def test_security_page_works_incidents_and_a_response_needs_a_second_persons_approval(
+    page: Any, console: Console, shots: Path
+) -> None:
+    with console.database.session() as session:
+        made = create_client(session, tenant=TENANT, role=Role.SECURITY_ANALYST, actor="test")
+    analyst = Client(made.client.client_id, made.client_secret)
+    first, second = console.vins[0], console.vins[1]  # two EU cars of one model: a fleet incident
+    _report_security_event(console, first, "ids-1")
+    _report_security_event(console, second, "ids-2")
+    sign_in(page, console, analyst, "#/security")
+    page.get_by_text("No incident: vehicles reported no security event").wait_for()
+    page.get_by_role("button", name="Correlate new events").click()
+    page.get_by_text("2 events read: 2 incidents opened").wait_for()
+    incidents = page.get_by_role("table", name="Incidents")
+    incidents.get_by_role("row", name=first).get_by_role("button", name="Acknowledge").click()
+    page.get_by_text("acknowledged.").wait_for()
+    incidents.get_by_role("row", name=first).get_by_text("acknowledged").wait_for()
+    fleet = page.get_by_role("table", name="Fleet incidents").get_by_role("row").nth(1)
+    assert "cross_signal:0x0D0" in fleet.inner_text() and "compact-bev" in fleet.inner_text()
+    # the analyst proposes disabling a function: it waits for a second person
+    page.get_by_label("Playbook", exact=True).select_option("disable_function")
+    page.get_by_label("Function", exact=True).fill("reverse_assist")
+    page.get_by_role("button", name="Propose response").click()
+    page.get_by_text("another person must approve it.").wait_for()
+    responses = page.get_by_role("table", name="Responses")
+    responses.get_by_role("button", name="Approve response").click()
+    page.get_by_role("alert").get_by_text("Refused (two-person rule)").wait_for()
+    [waiting] = api(console, analyst, "GET", "/v1/security/responses")
+    assert waiting["status"] == "proposed" and waiting["job_id"] is None
+    page.screenshot(path=shots / "security-refused.png", full_page=True)
+    # a second person approves: one signed command per car, through the dispatcher
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, console, console.admin, "#/security")
+    responses.get_by_role("button", name="Approve response").click()
+    page.get_by_text(f"Response {waiting['response_id']} approved: job").wait_for()
+    responses.get_by_text("executed").wait_for()
+    [done] = api(console, console.admin, "GET", "/v1/security/responses")
+    assert done["decided_by"] == console.admin.client_id
+    assert api(console, console.admin, "GET", f"/v1/jobs/{done['job_id']}")["origin"] == "security"
+    summary = page.get_by_role("table", name="Detection to response")
+    assert "1" in summary.get_by_role("row", name="acknowledgement").inner_text()
+    assert "2" in summary.get_by_role("row", name="response sent to the vehicle").inner_text()
+    page.get_by_role("table", name="Incidents by severity").wait_for()
+    page.screenshot(path=shots / "security.png", full_page=True)
+    # each vehicle's security events, from its incident
+    incidents.get_by_role("link", name=second).click()
+    events = page.get_by_role("table", name=f"Security events of {second}")
+    assert "cross_signal:0x0D0" in events.get_by_role("row").nth(1).inner_text()
+    # the fleet map marks both cars as under incident while their incidents are unresolved
+    page.get_by_role("link", name="Fleet", exact=True).click()
+    page.get_by_role("table", name="Vehicles").get_by_role("row", name=first).get_by_text(
+        "under incident").wait_for()
+    assert page.locator("svg.map g.state-under-incident").count() == 2
+
+
+def test_read_only_sees_the_security_page_without_actions(page: Any, console: Console) -> None:
+    sign_in(page, console, console.reader, "#/security")
+    page.get_by_role("heading", name="Security", exact=True).wait_for()
+    page.get_by_role("table", name="Incidents by severity").wait_for()
+    assert page.get_by_role("button", name="Propose response").is_disabled()
+    assert page.get_by_role("button", name="Correlate new events").is_disabled()
+
+
+def _waiting_act(release: threading.Event) -> Act:
+    def run(context: DemoContext) -> ActResult:
+        while not release.wait(0.1):
+            context.report("waiting for the operator to look", fraction=0.5)
+            context.check_time()
+        return ActResult(True, "the console followed the act")
+
+    return Act("waits", "An act that waits", run, min_budget_s=25.0)
+
+
+def _failing_act(context: DemoContext) -> ActResult:
+    return ActResult(False, "the check failed on purpose")
+
+
+def test_demo_page_shows_the_acts_as_they_happen(page: Any, console: Console, shots: Path) -> None:
+    # The board the embedded platform hangs on its app for `drivetrain demo`, fed by the real
+    # harness through the demo's observer (tests/demo/test_demo_serve.py covers the command).
+    board = console.app.state.demo_board = DemoBoard(tenant=TENANT)
+    release = threading.Event()
+    acts = [_waiting_act(release), Act("fails", "An act that fails", _failing_act)]
+    quiet = HeadlessObserver(Console_(file=io.StringIO()))
+    player = threading.Thread(target=run_scenario, args=(acts,), kwargs={
+        "options": ScenarioOptions(duration_s=30.0),
+        "settings": console.app.state.drivetrain.settings,
+        "platform": cast(PlatformHandles, object()),  # these acts never touch the platform
+        "observer": BoardObserver(board, acts, quiet)})
+    try:
+        sign_in(page, console, console.reader, "#/demo")
+        listed = page.get_by_role("table", name="Demo acts")
+        listed.get_by_role("row", name="An act that fails").get_by_text("pending").wait_for()
+        player.start()
+        waiting = listed.get_by_role("row", name="An act that waits")
+        waiting.get_by_text("running").wait_for()
+        waiting.get_by_text("waiting for the operator to look").wait_for()
+        page.screenshot(path=shots / "demo-running.png", full_page=True)
+        release.set()
+        failed = listed.get_by_role("row", name="An act that fails")
+        failed.get_by_text("the check failed on purpose").wait_for()
+        assert "failed" in failed.inner_text()
+        assert "passed" in waiting.inner_text()
+        assert "the console followed the act" in waiting.inner_text()
+        page.get_by_text("The demo has played every act.").wait_for()
+        page.screenshot(path=shots / "demo.png", full_page=True)
+    finally:
+        release.set()
+        if player.ident is not None:
+            player.join(30)
+        del console.app.state.demo_board

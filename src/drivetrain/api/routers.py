@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from drivetrain.api import audit_routes, auth_routes, health, metrics, probes, tenant_routes
+from drivetrain.api import (
+    audit_routes,
+    auth_routes,
+    demo_routes,
+    health,
+    metrics,
+    probes,
+    tenant_routes,
+)
 from drivetrain.cloud.campaigns import api as campaigns_api
 from drivetrain.cloud.commands import api as commands_api
 from drivetrain.cloud.commerce import api as commerce_api
@@ -41,6 +49,7 @@ ROUTERS: list[tuple[str, APIRouter]] = [
     ("/v1/ota", ota_api.router),
     ("/v1/insights", insights_api.router),
     ("/v1/security", security_api.router),
+    ("/v1/demo", demo_routes.router),
 ]
 
 

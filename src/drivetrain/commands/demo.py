@@ -108,6 +108,7 @@ def demo(
         demo_settings,
         run_scenario,
     )
+    from drivetrain.demo.board import BoardObserver
     from drivetrain.demo.view import HeadlessObserver, LiveObserver, summary_table
 
     console = Console(highlight=False)
@@ -125,11 +126,12 @@ def demo(
             raise typer.Exit(EXIT_CANNOT_RUN) from e
         try:
             header = (
-                f"API {handles.api_url} (console {handles.api_url}/ docs "
+                f"API {handles.api_url} (console {handles.api_url}/#/demo shows the acts; docs "
                 f"{handles.api_url}/docs; admin credentials {handles.admin_credentials.path})  "
                 f"seed={seed} vehicles={vehicles} budget={duration:g} s  data {workdir}"
             )
             acts = list(SCENARIO)
+            # The console shows the acts too, as they happen (its Demo page reads /v1/demo).
             if headless:
                 console.print(f"drivetrain demo: {header}", markup=False, soft_wrap=True)
                 report = run_scenario(
@@ -137,14 +139,16 @@ def demo(
                     options=options,
                     settings=settings,
                     platform=handles,
-                    observer=HeadlessObserver(console),
+                    observer=BoardObserver(handles.board, acts, HeadlessObserver(console)),
                 )
             else:
                 with LiveObserver(console, acts, header) as live:
                     report = run_scenario(
-                        acts, options=options, settings=settings, platform=handles, observer=live
+                        acts, options=options, settings=settings, platform=handles,
+                        observer=BoardObserver(handles.board, acts, live),
                     )
             if serve:
+                handles.board.serving()
                 console.print(summary_table(report))
                 _serve(console, settings, handles, options)
         finally:

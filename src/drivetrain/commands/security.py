@@ -293,3 +293,49 @@ def responses_list(
         [[r.response_id, r.signature, r.playbook, len(r.vins), r.status, r.requested_by, r.decided_by or "",
           r.job_id or ""] for r in found],
     )
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@app.command("report")
+def report_command(
+    tenant: TenantOption,
+    days: Annotated[int, typer.Option("--days", min=1, max=3650, help="Incidents opened in this many last days.")] = 30,
+    as_json: JsonOption = False,
+) -> None:
+    """The security posture (UN R155 monitoring): incidents by severity and status, and the
+    times from the vehicle's detection to acknowledgement, response and resolution."""
+    from drivetrain.cloud.security import security_report
+
+    report = _in_session(lambda s: security_report(s, tenant=tenant, days=days))
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    out = stdout_console()
+    out.print(f"{report.incidents} incidents on {report.vehicles} vehicles ({report.events} events) "
+              f"opened since {report.since.isoformat(timespec='seconds')}; responses: "
+              f"{report.responses['executed']} executed, {report.awaiting_approval} awaiting approval, "
+              f"{report.responses['refused']} refused", markup=False)
+    print_table(
+        "incidents by severity",
+        [Column("severity"), Column("open", "number"), Column("acknowledged", "number"),
+         Column("resolved", "number")],
+        [[severity, counts["open"], counts["acknowledged"], counts["resolved"]]
+         for severity, counts in report.by_severity.items()],
+    )
+    print_table(
+        "from the vehicle's detection to",
+        [Column("step"), Column("incidents", "number"), Column("median", "number"), Column("p90", "number"),
+         Column("longest", "number")],
+        [[step, stats.count, _duration(stats.median_s), _duration(stats.p90_s), _duration(stats.max_s)]
+         for step, stats in (("acknowledgement", report.to_acknowledge), ("response sent", report.to_respond),
+                             ("resolution", report.to_resolve))],
+    )

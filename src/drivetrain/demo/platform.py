@@ -6,7 +6,8 @@ twins reconciler (publishes signed desired-state deltas on the transport), the c
 dispatcher (delivers jobs' and campaigns' signed messages on it), the campaign runner, the
 ingest worker
 (consumes the vehicles' telemetry, events and acks from the transport into the lake and the
-twins), and the API served by uvicorn on a background thread at a free localhost port.
+twins), and the API served by uvicorn on a background thread at a free localhost port, with
+the board of the acts' progress the console reads (``/v1/demo``).
 ``stop()`` undoes it all in reverse and leaves no thread running. Nothing outside the process
 is contacted."""
 
@@ -22,6 +23,7 @@ from types import TracebackType
 import uvicorn
 
 from drivetrain.api import create_app
+from drivetrain.api.demo_routes import DemoBoard
 from drivetrain.cloud.campaigns import CampaignRunner
 from drivetrain.cloud.commands import Dispatcher
 from drivetrain.cloud.commerce import CommerceRunner, payment_provider
@@ -88,6 +90,7 @@ class PlatformHandles:
         ingest: the ingest worker consuming ``dt/v1/+/{telemetry,events,ack}`` from
             ``transport`` (``wait_idle()`` waits until everything received is stored).
         lake: the lake the ingest worker writes (under the demo's data directory).
+        board: the acts' progress the API serves at ``/v1/demo`` (to the admin's tenant).
     """
 
     settings: Settings
@@ -102,6 +105,7 @@ class PlatformHandles:
     campaigns: CampaignRunner
     commerce: CommerceRunner
     lake: Lake
+    board: DemoBoard
 
 
 class _QuietServer(uvicorn.Server):
@@ -170,6 +174,8 @@ class EmbeddedPlatform:
         database.upgrade()
         app = create_app(settings, database)
         bootstrap: BootstrapCredentials = app.state.drivetrain.bootstrap
+        # The console shows the acts as they happen to the tenant that runs the demo.
+        board = app.state.demo_board = DemoBoard(tenant=bootstrap.tenant)
         with database.session() as session:
             token = issue_access_token(
                 session,
@@ -227,6 +233,7 @@ class EmbeddedPlatform:
             campaigns=self._campaigns,
             commerce=self._commerce,
             lake=self._lake,
+            board=board,
         )
         return self._handles
 

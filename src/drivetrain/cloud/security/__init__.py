@@ -5,7 +5,8 @@ Public surface: :func:`correlate`, :func:`list_security_events`, :func:`list_inc
 :class:`Incident`, :class:`FleetIncident`, :class:`CorrelationReport`, and
 :data:`SECURITY_EVENT_TYPE`; response playbooks :data:`PLAYBOOKS`, :func:`propose_response`,
 :func:`approve_response`, :func:`refuse_response`, :func:`execute_response`,
-:func:`list_responses`. See docs/ids.md.
+:func:`list_responses`; the R155 posture :func:`security_report` (:class:`SecurityReport`).
+See docs/ids.md.
 """
 
 from drivetrain.cloud.security.playbooks import (
@@ -18,6 +19,7 @@ from drivetrain.cloud.security.playbooks import (
     propose_response,
     refuse_response,
 )
+from drivetrain.cloud.security.report import DurationStats, SecurityReport, security_report
 from drivetrain.cloud.security.service import (
     INCIDENT_ACTIONS,
     SECURITY_EVENT_TYPE,
@@ -38,10 +40,12 @@ __all__ = [
     "PLAYBOOKS",
     "SECURITY_EVENT_TYPE",
     "CorrelationReport",
+    "DurationStats",
     "FleetIncident",
     "Incident",
     "Playbook",
     "Response",
+    "SecurityReport",
     "act_on_incident",
     "approve_response",
     "correlate",
@@ -54,4 +58,5 @@ __all__ = [
     "list_security_events",
     "propose_response",
     "refuse_response",
+    "security_report",
 ]

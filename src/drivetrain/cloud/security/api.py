@@ -24,6 +24,7 @@ from drivetrain.cloud.security.playbooks import (
     propose_response,
     refuse_response,
 )
+from drivetrain.cloud.security.report import MAX_REPORT_DAYS, DurationStats, security_report
 from drivetrain.cloud.security.service import (
     FleetIncident,
     Incident,
@@ -263,3 +264,54 @@ def refuse(response_id: ResponseId, principal: Writer, context: Context) -> Resp
     with context.database.session() as session:
         return ResponseOut.of(refuse_response(session, tenant=principal.tenant, response_id=response_id,
                                               actor=principal.client_id))
+
+
+class DurationOut(BaseModel):
+    """How long a step took over the incidents that reached it (None when none did)."""
+
+    count: int = Field(description="Incidents that reached the step.")
+    median_s: float | None
+    p90_s: float | None
+    max_s: float | None
+
+    @classmethod
+    def of(cls, stats: DurationStats) -> DurationOut:
+        return cls(count=stats.count, median_s=stats.median_s, p90_s=stats.p90_s, max_s=stats.max_s)
+
+
+class SecurityReportOut(BaseModel):
+    """The security posture over incidents opened in the window (UN R155 monitoring)."""
+
+    since: datetime
+    generated_at: datetime
+    incidents: int
+    vehicles: int = Field(description="Distinct vehicles with an incident in the window.")
+    events: int = Field(description="Security events folded into those incidents.")
+    by_severity: dict[str, dict[str, int]] = Field(description="severity -> status -> incidents.")
+    by_status: dict[str, int]
+    to_acknowledge: DurationOut = Field(description="Vehicle detection -> first acknowledgement.")
+    to_respond: DurationOut = Field(description="Vehicle detection -> a response playbook sent to it.")
+    to_resolve: DurationOut = Field(description="Vehicle detection -> resolution.")
+    responses: dict[str, int] = Field(description="Response status -> responses in the window.")
+    awaiting_approval: int = Field(description="Responses waiting for a second person.")
+
+
+@router.get("/report", response_model=SecurityReportOut,
+            summary="Security posture: incidents by severity and status, detection-to-response times")
+def read_report(
+    principal: Reader,
+    context: Context,
+    days: Annotated[int, Query(ge=1, le=MAX_REPORT_DAYS, description="Incidents opened in this many "
+                               "last days.")] = 30,
+) -> SecurityReportOut:
+    """The R155 monitoring summary of the caller's tenant, computed from its incidents and
+    responses."""
+    with context.database.session() as session:
+        report = security_report(session, tenant=principal.tenant, days=days)
+    return SecurityReportOut(
+        since=report.since, generated_at=report.generated_at, incidents=report.incidents,
+        vehicles=report.vehicles, events=report.events, by_severity=report.by_severity,
+        by_status=report.by_status, to_acknowledge=DurationOut.of(report.to_acknowledge),
+        to_respond=DurationOut.of(report.to_respond), to_resolve=DurationOut.of(report.to_resolve),
+        responses=report.responses, awaiting_approval=report.awaiting_approval,
+    )  # fmt: skip

@@ -12,6 +12,8 @@ import * as ingest from './pages/ingest.js';
 import * as subscriptions from './pages/subscriptions.js';
 import * as insights from './pages/insights.js';
 import * as ota from './pages/ota.js';
+import * as security from './pages/security.js';
+import * as demo from './pages/demo.js';
 
 // Pages in navigation order, with the scope a token needs to see each one.
 const PAGES = [
@@ -24,6 +26,8 @@ const PAGES = [
   { id: 'subscriptions', title: 'Subscriptions', scope: 'commerce:read', module: subscriptions },
   { id: 'insights', title: 'Insights', scope: 'insights:read', module: insights },
   { id: 'ota', title: 'Updates (OTA)', scope: 'fleet:read', module: ota },
+  { id: 'security', title: 'Security', scope: 'security:read', module: security },
+  { id: 'demo', title: 'Demo', scope: 'fleet:read', module: demo },
 ];
 
 const main = document.getElementById('main');

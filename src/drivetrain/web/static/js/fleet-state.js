@@ -1,5 +1,6 @@
 // What a twin's reported state says about a vehicle right now: driving, charging, parked or
-// offline. Shared by the fleet and vehicle pages.
+// offline — or under incident while a security incident of it is not resolved. Shared by the
+// fleet and vehicle pages.
 
 export const PATHS = {
   lat: 'Vehicle.CurrentLocation.Latitude',
@@ -12,7 +13,7 @@ export const PATHS = {
 // A vehicle silent longer than this (by the cloud's clock) counts as offline: a connected
 // vehicle reports every few seconds.
 export const OFFLINE_AFTER_S = 120;
-export const STATES = ['driving', 'charging', 'parked', 'offline', 'no data'];
+export const STATES = ['driving', 'charging', 'parked', 'offline', 'no data', 'under incident'];
 
 /** The latest time the cloud stored a reported value of `twin`, or null. */
 export function lastSeen(twin) {
@@ -25,7 +26,9 @@ export function reported(twin, path) {
   return entry ? entry.value : null;
 }
 
-export function vehicleState(twin, now = Date.now()) {
+/** `incidentVins`: the VINs with an unresolved security incident (they show as under incident). */
+export function vehicleState(twin, now = Date.now(), incidentVins = null) {
+  if (incidentVins && incidentVins.has(twin.vin)) return 'under incident';
   const seen = lastSeen(twin);
   if (!seen) return 'no data';
   if (now - new Date(seen).getTime() > OFFLINE_AFTER_S * 1000) return 'offline';

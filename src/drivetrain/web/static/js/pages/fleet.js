@@ -1,5 +1,6 @@
-// Fleet: every vehicle's last position and state on a map, counts by state, model, region
-// and software, the vehicle list, and the twins' change feed live.
+// Fleet: every vehicle's last position and state on a map (under incident while a security
+// incident of it is unresolved, for a client with security:read), counts by state, model,
+// region and software, the vehicle list, and the twins' change feed live.
 import { api, follow, query } from '../api.js';
 import { countryRings } from '../basemap.js';
 import { fleetMap } from '../map.js';
@@ -27,6 +28,7 @@ export async function render(root, ctx) {
   const twins = new Map();
   const activity = [];
   let total = 0;
+  let incidentVins = new Set();
   const summary = h('div');
   const map = h('div', { class: 'map-wrap' });
   const list = h('div');
@@ -44,7 +46,7 @@ export async function render(root, ctx) {
   function draw() {
     const all = [...twins.values()];
     const now = Date.now();
-    const rows = all.map((twin) => ({ twin, state: vehicleState(twin, now) }));
+    const rows = all.map((twin) => ({ twin, state: vehicleState(twin, now, incidentVins) }));
     const byState = countBy(rows, (r) => r.state);
     replace(summary,
       tiles([[total === 1 ? 'vehicle' : 'vehicles', total, 'total'], ...STATES.map((state) =>
@@ -92,7 +94,14 @@ export async function render(root, ctx) {
   }
 
   const getTwin = (vin) => api(`/v1/twins/${encodeURIComponent(vin)}`, { signal: controller.signal });
-  const page = await api(`/v1/twins${query({ limit: SHOWN })}`, { signal: controller.signal });
+  // Vehicles under incident: the unresolved incidents (most recently updated first).
+  async function loadIncidents() {
+    if (!ctx.can('security:read')) return;
+    const found = await Promise.all(['open', 'acknowledged'].map((status) =>
+      api(`/v1/security/incidents${query({ status, limit: 1000 })}`, { signal: controller.signal })));
+    incidentVins = new Set(found.flat().map((i) => i.vin));
+  }
+  const [page] = await Promise.all([api(`/v1/twins${query({ limit: SHOWN })}`, { signal: controller.signal }), loadIncidents()]);
   total = page.total;
   for (const twin of await inBatches(page.twins.map((t) => t.vin), 8, getTwin)) twins.set(twin.vin, twin);
   draw();
@@ -123,6 +132,7 @@ export async function render(root, ctx) {
       refresh();
     }
   }, { signal: controller.signal, onState: (state) => replace(live, state === 'live' ? 'live: changes appear as they happen' : state) });
-  const ticker = setInterval(draw, 15000); // "last seen" and offline age with the clock
+  // "last seen", offline age and incidents with the clock
+  const ticker = setInterval(() => loadIncidents().catch(() => {}).then(draw), 15000);
   return () => { controller.abort(); clearInterval(ticker); };
 }
