@@ -159,8 +159,8 @@ class FleetCollector(Collector):
         by_state: dict[str, int] = {}
         for worker in workers:
             by_state[worker.state] = by_state.get(worker.state, 0) + 1
-        for state, count in sorted(by_state.items()):
-            members.add_metric([state], count)
+        for member_state, count in sorted(by_state.items()):
+            members.add_metric([member_state], count)
         held = GaugeMetricFamily(
             "drivetrain_ingest_workers_pending_messages",
             "Messages received and not yet acknowledged, summed over the workers' last "
