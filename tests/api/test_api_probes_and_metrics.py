@@ -199,3 +199,21 @@ def test_each_request_is_a_server_span_continuing_the_callers_trace(app: FastAPI
     assert span.context.trace_id == 0x4BF92F3577B34DA6A3CE929D0E0E4736
     assert span.parent is not None and span.parent.span_id == 0x00F067AA0BA902B7
     assert span.attributes is not None and span.attributes["http.response.status_code"] == 401
+
+
+def test_a_dispatchers_counters_are_exposed_before_and_after_it_starts() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from drivetrain.cloud.commands import DispatcherStats
+    from drivetrain.cloud.commands.metrics import DispatcherCollector
+
+    current: list[DispatcherStats] = []
+    registry = CollectorRegistry()
+    registry.register(DispatcherCollector(lambda: current[0] if current else None))
+    before = _samples(generate_latest(registry).decode())
+    assert before[("drivetrain_dispatch_rounds_total", ())] == 0
+    current.append(DispatcherStats(rounds=7, sent=5, succeeded=3, failed=1, refused_acks=2))
+    after = _samples(generate_latest(registry).decode())
+    assert after[("drivetrain_dispatch_rounds_total", ())] == 7
+    assert after[("drivetrain_dispatch_messages_sent_total", ())] == 5
+    assert after[("drivetrain_dispatch_refused_acks_total", ())] == 2
