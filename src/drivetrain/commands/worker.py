@@ -320,7 +320,7 @@ def _metrics_server(
     Raises:
         ConfigurationError: a metrics_token too short, or an address that cannot be bound.
     """
-    from prometheus_client import CollectorRegistry
+    from prometheus_client import CollectorRegistry, ProcessCollector
 
     from drivetrain.cloud.infra.metrics_access import MetricsAccess, MetricsServer
     from drivetrain.cloud.ingest.metrics import IngestMetrics
@@ -328,6 +328,7 @@ def _metrics_server(
     token = settings.metrics_token
     access = MetricsAccess(token.get_secret_value() if token is not None else None)
     metrics = IngestMetrics(CollectorRegistry())
+    ProcessCollector(registry=metrics.registry)  # process_*: memory, CPU, open files
     return metrics, MetricsServer(metrics.registry, host, port, access).start()
 
 
