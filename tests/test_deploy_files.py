@@ -146,7 +146,7 @@ def test_compose_drivetrain_services_use_real_settings_and_options(
         settings = check_environment(service["environment"], f"compose {name}", monkeypatch)
         assert settings.deployment == "production" and settings.metrics_token is not None
         command, params = parse_command(service["command"])
-        if command == "worker ingest":
+        if command in ("worker ingest", "worker dispatch"):
             assert params["metrics_port"] == 9464 and params["metrics_host"] == "0.0.0.0"
             ingest_clients.append(params["client_id"])
     # each worker keeps its own MQTT session across restarts
@@ -249,15 +249,16 @@ def test_kubernetes_probes_and_scrape_annotations_match_what_is_served(
                 assert PROBES <= routes
                 for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
                     assert ports[container[probe]["httpGet"]["port"]] == served
-            if command == "worker ingest":
+            if command.startswith("worker "):
                 assert params["metrics_host"] == "0.0.0.0"
                 for probe in ("livenessProbe", "readinessProbe"):
-                    assert ports[container[probe]["tcpSocket"]["port"]] == served
+                    if probe in container:
+                        assert ports[container[probe]["tcpSocket"]["port"]] == served
             if annotations.get("prometheus.io/scrape") == "true":
                 assert annotations["prometheus.io/path"] == "/metrics"
                 assert int(annotations["prometheus.io/port"]) == served
                 scraped.add(command)
-    assert scraped == {"serve", "worker ingest"}
+    assert scraped == {"serve", "worker ingest", "worker dispatch"}
 
 
 def test_kubernetes_services_select_a_workload_and_name_its_ports(

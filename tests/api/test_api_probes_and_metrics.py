@@ -5,6 +5,7 @@ dependency, and metrics only for the metrics token or loopback scrapers."""
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 
 import httpx
@@ -26,10 +27,12 @@ from drivetrain.cloud.twins import set_desired
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.errors import ConfigurationError
 from drivetrain.core.settings import Settings
+from drivetrain.core.wire import samples_table, seal_telemetry
 
 LOOPBACK = ("127.0.0.1", 40000)
 TOKEN = "m" * 40
 CHARGE_LIMIT = "Vehicle.Powertrain.TractionBattery.Charging.ChargeLimit"
+SOC = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -129,7 +132,7 @@ def test_fleet_metrics_show_dead_letters_convergence_and_ota_progress(
 ) -> None:
     with database.session() as session:
         create_tenant(session, "acme", actor="test")
-        vehicle, _ = provision_vehicle(
+        vehicle, credentials = provision_vehicle(
             session, tenant="acme", model="compact-bev", region="EU",
             cloud_key=SigningKey.from_seed(b"c" * 32).verify_key, actor="test",
             rng=random.Random(3))
@@ -139,8 +142,14 @@ def test_fleet_metrics_show_dead_letters_convergence_and_ota_progress(
         job = open_rollout_job(session, tenant="acme", actor="op", campaign="spring-update",
                                image="bms-2.1")
         add_deliveries(session, job, [DeliveryDraft(vin)], tenant="acme")
+    now = time.time_ns()
+    table = samples_table([SOC], [0, 0], [now, now + 1], [50.0, 51.0], None)
     pipeline = IngestPipeline(database, MemoryLake(), MemoryReportedState())
-    pipeline.process([RawMessage(f"dt/v1/{vin}/telemetry", b"not an envelope")])
+    pipeline.process([
+        RawMessage(f"dt/v1/{vin}/telemetry", b"not an envelope"),
+        RawMessage(f"dt/v1/{vin}/telemetry",
+                   seal_telemetry(vin, table, key=credentials.signing_key, seq=1)),
+    ])
 
     with TestClient(app, client=LOOPBACK) as client:
         samples = _samples(client.get("/metrics").text)
@@ -153,7 +162,11 @@ def test_fleet_metrics_show_dead_letters_convergence_and_ota_progress(
     assert samples[("drivetrain_ota_rollout_deliveries",
                     (("rollout", "OTA spring-update"), ("state", "succeeded"),
                      ("tenant", "acme")))] == 0
-    assert samples[("drivetrain_ingest_last_accepted_timestamp_seconds", ())] == 0
+    assert samples[("drivetrain_ingested_messages_total", (("outcome", "accepted"),))] == 1
+    assert samples[("drivetrain_ingested_samples_total", (("outcome", "accepted"),))] == 2
+    assert samples[("drivetrain_ingested_messages_total", (("outcome", "malformed"),))] == 1
+    last = samples[("drivetrain_ingest_last_accepted_timestamp_seconds", ())]
+    assert abs(last - now / 1e9) < 120
 
 
 def test_a_workers_metrics_server_applies_the_same_rule() -> None:
@@ -199,3 +212,21 @@ def test_each_request_is_a_server_span_continuing_the_callers_trace(app: FastAPI
     assert span.context.trace_id == 0x4BF92F3577B34DA6A3CE929D0E0E4736
     assert span.parent is not None and span.parent.span_id == 0x00F067AA0BA902B7
     assert span.attributes is not None and span.attributes["http.response.status_code"] == 401
+
+
+def test_a_dispatchers_counters_are_exposed_before_and_after_it_starts() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from drivetrain.cloud.commands import DispatcherStats
+    from drivetrain.cloud.commands.metrics import DispatcherCollector
+
+    current: list[DispatcherStats] = []
+    registry = CollectorRegistry()
+    registry.register(DispatcherCollector(lambda: current[0] if current else None))
+    before = _samples(generate_latest(registry).decode())
+    assert before[("drivetrain_dispatch_rounds_total", ())] == 0
+    current.append(DispatcherStats(rounds=7, sent=5, succeeded=3, failed=1, refused_acks=2))
+    after = _samples(generate_latest(registry).decode())
+    assert after[("drivetrain_dispatch_rounds_total", ())] == 7
+    assert after[("drivetrain_dispatch_messages_sent_total", ())] == 5
+    assert after[("drivetrain_dispatch_refused_acks_total", ())] == 2

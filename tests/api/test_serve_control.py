@@ -143,6 +143,15 @@ def test_without_a_vehicle_link_a_command_says_it_is_not_delivered(served: Serve
 def test_with_a_broker_a_command_reaches_the_vehicle_and_its_answer_comes_back(
     served: Served, mqtt_url: str
 ) -> None:
+    # readiness follows the process's own MQTT session (which may be reconnecting a moment)
+    deadline = time.monotonic() + 15
+    while True:
+        ready = served.http.get("/readyz").json()
+        broker = {c["name"]: c["detail"] for c in ready["checks"]}["broker"]
+        if broker == "ok" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert broker == "ok"
     identity = _vehicle(served.data)
     stop = threading.Event()
     actuator = InMemoryActuator(builtin_catalog(),

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import socket
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from drivetrain.cloud.campaigns import CampaignRunner
 from drivetrain.cloud.commands import Dispatcher
@@ -40,6 +41,9 @@ from drivetrain.cloud.insights.scheduler import ScoringLoop
 from drivetrain.cloud.twins import Reconciler, hub_for
 from drivetrain.core.settings import Settings
 from drivetrain.core.transport import Transport, open_transport
+
+if TYPE_CHECKING:
+    from drivetrain.cloud.ingest.metrics import IngestMetrics
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +74,9 @@ class ControlPlane:
     scoring: ScoringLoop | None = None
     reconciler: Reconciler | None = None
     bridge: BusBridge | None = None
+    #: Where the in-process ingest worker's Prometheus instruments go (the API's registry in
+    #: ``drivetrain serve``); None: not measured.
+    ingest_metrics: IngestMetrics | None = None
     _stoppers: list[object] = field(default_factory=list)
 
     @property
@@ -124,7 +131,7 @@ class ControlPlane:
         pipeline = IngestPipeline.from_settings(self.settings, self.database, lake,
                                                 TwinsReportedState())
         pipeline.webhooks = WebhookSender.from_settings(self.settings)
-        worker = IngestWorker(link, pipeline).start()
+        worker = IngestWorker(link, pipeline, metrics=self.ingest_metrics).start()
         self._stoppers += [worker.stop, pipeline.webhooks.close, lake.close]
 
     def stop(self) -> None:

@@ -10,8 +10,8 @@ clients only). What is exposed (docs/deploy.md lists every name):
   bound; a path no route matches counts as ``route="unmatched"``;
 - the fleet, from the database at scrape time (:class:`FleetCollector`): open dead letters by
   reason, the twins' desired items by status (convergence), open OTA rollouts' deliveries by
-  state, ingest workers by state and the messages they hold, and when ingestion last
-  stored data. One aggregate query each, at most once per ``min_interval_s`` however many
+  state, ingest workers by state and the messages they hold, messages and samples ingested
+  by outcome, and when ingestion last stored data. One aggregate query each, at most once per ``min_interval_s`` however many
   scrapers ask: the previous answer is served in between.
 
 Every HTTP request also gets a server span when tracing is on (:mod:`drivetrain.core.tracing`),
@@ -37,7 +37,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -119,6 +119,7 @@ class FleetCollector(Collector):
             last_accepted_at,
             list_ingest_workers,
             open_dead_letter_counts,
+            outcome_totals,
         )
         from drivetrain.cloud.twins import desired_status_counts
 
@@ -129,6 +130,7 @@ class FleetCollector(Collector):
             rollouts = open_job_progress(session, origin=OTA_ORIGIN)
             workers = list_ingest_workers(session, now=now)
             last = last_accepted_at(session)
+            outcomes = outcome_totals(session)
 
         dead_letters = GaugeMetricFamily(
             "drivetrain_dead_letters_open",
@@ -159,20 +161,33 @@ class FleetCollector(Collector):
         by_state: dict[str, int] = {}
         for worker in workers:
             by_state[worker.state] = by_state.get(worker.state, 0) + 1
-        for state, count in sorted(by_state.items()):
-            members.add_metric([state], count)
+        for member_state, count in sorted(by_state.items()):
+            members.add_metric([member_state], count)
         held = GaugeMetricFamily(
             "drivetrain_ingest_workers_pending_messages",
             "Messages received and not yet acknowledged, summed over the workers' last "
             "heartbeats.",
             value=sum(w.pending for w in workers))
 
+        ingested_messages = CounterMetricFamily(
+            "drivetrain_ingested_messages",
+            "Messages of every vehicle by outcome (accepted, duplicate, a refusal reason), "
+            "from the ingest counters of all workers.", labels=["outcome"])
+        ingested_samples = CounterMetricFamily(
+            "drivetrain_ingested_samples",
+            "Samples (signal values) of every vehicle by outcome, from the ingest counters of "
+            "all workers.", labels=["outcome"])
+        for outcome, (messages, samples) in sorted(outcomes.items()):
+            ingested_messages.add_metric([outcome], messages)
+            ingested_samples.add_metric([outcome], samples)
+
         staleness = GaugeMetricFamily(
             "drivetrain_ingest_last_accepted_timestamp_seconds",
             "When ingestion last stored data of any vehicle, Unix seconds (0: never); "
             "alert on time() minus this.",
             value=last.timestamp() if last is not None else 0.0)
-        return [dead_letters, convergence, ota, members, held, staleness]
+        return [dead_letters, convergence, ota, members, held, ingested_messages,
+                ingested_samples, staleness]
 
 
 class ObservedRequests:

@@ -29,6 +29,7 @@ def serve(
     from drivetrain.api.background import ControlPlane
     from drivetrain.api.probes import link_check
     from drivetrain.cloud.infra import open_database
+    from drivetrain.cloud.ingest.metrics import IngestMetrics
     from drivetrain.commands.data_dir import data_dir_line
     from drivetrain.commands.db import fail, load_settings_or_exit
     from drivetrain.core import tracing
@@ -46,7 +47,8 @@ def serve(
         database = open_database(settings)
         app = create_app(settings, database)
         embedded = settings.deployment == "embedded"
-        plane = ControlPlane(settings, database, workers=embedded, dispatching=embedded)
+        plane = ControlPlane(settings, database, workers=embedded, dispatching=embedded,
+                             ingest_metrics=IngestMetrics(app.state.metrics.registry))
         plane.start()
     except DrivetrainError as e:
         fail(e)

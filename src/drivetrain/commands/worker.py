@@ -14,6 +14,9 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from drivetrain.cloud.commands import DispatcherStats
     from drivetrain.cloud.infra.metrics_access import MetricsServer
     from drivetrain.cloud.ingest import IngestWorker, WorkerStats
     from drivetrain.cloud.ingest.metrics import IngestMetrics
@@ -241,6 +244,15 @@ def dispatch(
     status_interval_s: Annotated[float, typer.Option(
         "--status-interval-s", min=0.1, help="How often a status line is logged, seconds.",
     )] = 10.0,
+    metrics_port: Annotated[int | None, typer.Option(
+        "--metrics-port", min=0, max=65535,
+        help="Serve Prometheus metrics at http://<metrics-host>:<port>/metrics (0: a free "
+        "port, printed). Scrapes need the metrics_token setting, or come from loopback.",
+    )] = None,
+    metrics_host: Annotated[str, typer.Option(
+        "--metrics-host",
+        help="Address the metrics port binds (0.0.0.0 in a container; set metrics_token).",
+    )] = "127.0.0.1",
 ) -> None:
     """Deliver jobs and campaigns to the vehicles: the commands dispatcher and the campaign
     runner, signing with the cloud key, on an MQTT 5 broker.
@@ -250,6 +262,7 @@ def dispatch(
     """
     from drivetrain.api.background import ControlPlane
     from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
+    from drivetrain.core import tracing
     from drivetrain.core.errors import DrivetrainError
 
     overrides: dict[str, object] = {"broker_url": broker} if broker else {}
@@ -257,7 +270,17 @@ def dispatch(
     if not settings.broker_url:
         fail("no broker: pass --broker mqtt://host:port or set DRIVETRAIN_BROKER_URL", code=2)
     database = open_migrated_database(settings)
+    tracing.configure_tracing("drivetrain-dispatch")
     plane = ControlPlane(settings, database, workers=False, client_id=client_id)
+    server = None
+    if metrics_port is not None:
+        try:
+            server = _dispatch_metrics(settings, metrics_host, metrics_port,
+                                       lambda: plane.dispatcher.stats if plane.dispatcher else None)
+        except DrivetrainError as e:
+            database.dispose()
+            fail(e)
+        _err.print(f"metrics on http://{metrics_host}:{server.port}/metrics")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
@@ -282,6 +305,8 @@ def dispatch(
         fail(e)
     finally:
         plane.stop()
+        if server is not None:
+            server.close()
         database.dispose()
     _err.print(f"dispatcher {client_id!r} stopped: {line()}")
 
@@ -295,7 +320,7 @@ def _metrics_server(
     Raises:
         ConfigurationError: a metrics_token too short, or an address that cannot be bound.
     """
-    from prometheus_client import CollectorRegistry
+    from prometheus_client import CollectorRegistry, ProcessCollector
 
     from drivetrain.cloud.infra.metrics_access import MetricsAccess, MetricsServer
     from drivetrain.cloud.ingest.metrics import IngestMetrics
@@ -303,7 +328,30 @@ def _metrics_server(
     token = settings.metrics_token
     access = MetricsAccess(token.get_secret_value() if token is not None else None)
     metrics = IngestMetrics(CollectorRegistry())
+    ProcessCollector(registry=metrics.registry)  # process_*: memory, CPU, open files
     return metrics, MetricsServer(metrics.registry, host, port, access).start()
+
+
+def _dispatch_metrics(
+    settings: Settings, host: str, port: int, stats: Callable[[], DispatcherStats | None]
+) -> MetricsServer:
+    """A dispatcher's counters and process metrics served on ``host:port`` (the rule of
+    :mod:`drivetrain.cloud.infra.metrics_access`).
+
+    Raises:
+        ConfigurationError: a metrics_token too short, or an address that cannot be bound.
+    """
+    from prometheus_client import CollectorRegistry, ProcessCollector
+
+    from drivetrain.cloud.commands.metrics import DispatcherCollector
+    from drivetrain.cloud.infra.metrics_access import MetricsAccess, MetricsServer
+
+    token = settings.metrics_token
+    access = MetricsAccess(token.get_secret_value() if token is not None else None)
+    registry = CollectorRegistry()
+    registry.register(DispatcherCollector(stats))
+    ProcessCollector(registry=registry)
+    return MetricsServer(registry, host, port, access).start()
 
 
 def _status(stats: WorkerStats, rate: float | None = None) -> str:

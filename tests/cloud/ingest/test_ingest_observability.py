@@ -146,3 +146,10 @@ def test_a_workers_metrics_count_outcomes_reasons_and_lag(
     assert samples[("drivetrain_ingest_lag_seconds_count", ())] == 3
     assert 0 < samples[("drivetrain_ingest_lag_seconds_sum", ())] < 30
     assert samples[("drivetrain_ingest_pending_messages", ())] == 0
+
+
+def test_traces_are_exported_only_when_an_endpoint_is_configured() -> None:
+    assert tracing.configure_tracing("drivetrain", {}) is False
+    assert tracing.configure_tracing("drivetrain", {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_SDK_DISABLED": "true",
+    }) is False

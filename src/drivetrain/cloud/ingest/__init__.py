@@ -11,7 +11,7 @@ Public surface (everything else in this package is internal):
 - reads: :func:`list_dead_letters`, :func:`get_dead_letter`, :func:`dead_letter_payload`,
   :func:`refused_items`, :func:`ingest_stats`, :func:`list_vehicle_events`,
   :func:`prune_ingest_ledger`, :func:`list_ingest_workers`; for monitoring
-  :func:`open_dead_letter_counts`, :func:`last_accepted_at`;
+  :func:`open_dead_letter_counts`, :func:`outcome_totals`, :func:`last_accepted_at`;
 - replay: :func:`select_for_replay`, :func:`replay_dead_letters`;
 - the reasons: :data:`DEAD_LETTER_REASONS`, :data:`OUTCOMES`, :data:`REASON_DESCRIPTIONS`.
 """
@@ -45,6 +45,7 @@ from drivetrain.cloud.ingest.service import (
     list_dead_letters,
     list_vehicle_events,
     open_dead_letter_counts,
+    outcome_totals,
     prune_ingest_ledger,
     refused_items,
 )
@@ -92,6 +93,7 @@ __all__ = [
     "list_ingest_workers",
     "list_vehicle_events",
     "open_dead_letter_counts",
+    "outcome_totals",
     "prune_ingest_ledger",
     "refused_items",
     "replay_dead_letters",

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Final
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -53,8 +53,6 @@ class IngestMetrics:
             ["reason"], registry=registry,
         )
         self._watched: _WorkerCollector | None = None
-        if registry is not REGISTRY:  # the default registry has its own
-            ProcessCollector(registry=registry)  # process_* : memory, CPU, open files
 
     def watch(self, worker: IngestWorker) -> None:
         """Expose ``worker``'s counters (read at each scrape); one worker per instance."""

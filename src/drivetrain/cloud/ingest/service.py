@@ -299,6 +299,15 @@ def open_dead_letter_counts(session: Session) -> dict[str, int]:
     return {reason: int(count) for reason, count in session.execute(query)}
 
 
+def outcome_totals(session: Session) -> dict[str, tuple[int, int]]:
+    """Messages and samples of every vehicle by outcome since counting began, across every
+    tenant (for monitoring: one aggregate, no per-vehicle rows)."""
+    query = select(
+        CounterRow.outcome, func.sum(CounterRow.messages), func.sum(CounterRow.samples)
+    ).group_by(CounterRow.outcome)
+    return {o: (int(m or 0), int(n or 0)) for o, m, n in session.execute(query)}
+
+
 def last_accepted_at(session: Session) -> datetime | None:
     """When ingestion last stored data of any vehicle (None: never) — a fleet that stops
     arriving shows as this falling behind the clock."""
