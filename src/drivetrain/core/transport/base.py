@@ -69,6 +69,9 @@ class Message:
     attempt: int = 1
     #: Sends the acknowledgement of a manually acknowledged message (set by the transport).
     _ack: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+    #: The publisher's id of the message where the transport carries one (JetStream's
+    #: ``Nats-Msg-Id``), so a consumer can drop a redelivery; "" otherwise.
+    message_id: str = ""
 
     @property
     def duplicate(self) -> bool:
