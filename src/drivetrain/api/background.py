@@ -19,6 +19,13 @@
   **bus bridge**, so the change streams of this process see status changes made by other
   processes and theirs see this one's.
 
+In the fleet profile (``settings.profile == "fleet"``) the bus bridge runs on the
+**JetStream backbone** (``backbone_url``) instead of the vehicle link: each domain's committed
+events land on a durable stream (twins on ``twin-reported``, the others on
+``platform-status``), and the ingest worker announces each committed telemetry batch and
+security report there (``telemetry-validated``, ``security-events``) for the consumers
+downstream. See docs/scale.md.
+
 ``drivetrain serve`` runs it in the embedded deployment (one process, no extra workers);
 ``drivetrain worker dispatch`` runs the dispatcher part alone.
 """
@@ -35,6 +42,7 @@ from drivetrain.cloud.commerce import CommerceRunner, payment_provider
 from drivetrain.cloud.fleet import cloud_signing_key
 from drivetrain.cloud.infra import Database
 from drivetrain.cloud.infra.audit_checkpoints import Checkpointer
+from drivetrain.cloud.infra.backbone import open_backbone_bridge
 from drivetrain.cloud.infra.bus import BusBridge, status_bus
 from drivetrain.cloud.insights.scheduler import ScoringLoop
 from drivetrain.cloud.twins import Reconciler, hub_for
@@ -70,6 +78,7 @@ class ControlPlane:
     scoring: ScoringLoop | None = None
     reconciler: Reconciler | None = None
     bridge: BusBridge | None = None
+    backbone: Transport | None = None
     _stoppers: list[object] = field(default_factory=list)
 
     @property
@@ -77,6 +86,9 @@ class ControlPlane:
         """What vehicles are reached through, in words."""
         if self.settings.broker_url is None:
             return "none: commands, campaigns and desired state are not delivered (set broker_url)"
+        if self.settings.profile == "fleet":
+            return (f"MQTT broker {self.settings.broker_url}; backbone: JetStream "
+                    f"{self.settings.backbone_url}")
         return f"MQTT broker {self.settings.broker_url}"
 
     def start(self) -> ControlPlane:
@@ -91,7 +103,10 @@ class ControlPlane:
             self.link = open_transport(self.settings.broker_url, client_id=self.client_id,
                                        session_expiry_s=86_400)
             hub_for(self.database.engine)
-            self.bridge = BusBridge(status_bus(self.database.engine), self.link).start()
+            if self.settings.profile == "fleet":
+                self.bridge = self._backbone_bridge()
+            else:
+                self.bridge = BusBridge(status_bus(self.database.engine), self.link).start()
         if self.dispatching and key is not None:
             if self.settings.audit_checkpoint_dir is not None:
                 checkpointer = Checkpointer(self.database, key, self.settings.audit_checkpoint_dir,
@@ -112,6 +127,11 @@ class ControlPlane:
                 self._start_ingest(self.link)
         return self
 
+    def _backbone_bridge(self) -> BusBridge:
+        self.backbone, bridge = open_backbone_bridge(self.settings, self.database,
+                                                     self.client_id)
+        return bridge
+
     def _start_ingest(self, link: Transport) -> None:
         from drivetrain.cloud.ingest import IngestPipeline
         from drivetrain.cloud.ingest.sinks import TwinsReportedState
@@ -123,6 +143,7 @@ class ControlPlane:
         pipeline = IngestPipeline.from_settings(self.settings, self.database, lake,
                                                 TwinsReportedState())
         pipeline.webhooks = WebhookSender.from_settings(self.settings)
+        pipeline.announce = self.settings.profile == "fleet"
         worker = IngestWorker(link, pipeline).start()
         self._stoppers += [worker.stop, pipeline.webhooks.close, lake.close]
 
@@ -143,3 +164,6 @@ class ControlPlane:
         if self.link is not None:
             self.link.close()
             self.link = None
+        if self.backbone is not None:
+            self.backbone.close()
+            self.backbone = None

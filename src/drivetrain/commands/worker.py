@@ -156,6 +156,18 @@ def ingest(
         database.dispose()
         fail(e)
     pipeline.webhooks = sender
+    backbone = bridge = None
+    if settings.profile == "fleet":  # announce committed batches on the JetStream backbone
+        from drivetrain.cloud.infra.backbone import open_backbone_bridge
+        try:
+            backbone, bridge = open_backbone_bridge(settings, database, name)
+        except DrivetrainError as e:
+            sender.close()
+            transport.close()
+            lake.close()
+            database.dispose()
+            fail(e)
+        pipeline.announce = True
     identity = WorkerIdentity(
         client_id=name,
         group=group,
@@ -193,6 +205,9 @@ def ingest(
         worker.stop()
         sender.close()
         transport.close()
+        if bridge is not None and backbone is not None:
+            bridge.stop()
+            backbone.close()
         lake.close()
         database.dispose()
     final = worker.stats()
