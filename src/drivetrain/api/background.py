@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import socket
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from drivetrain.cloud.campaigns import CampaignRunner
 from drivetrain.cloud.commands import Dispatcher
@@ -48,6 +49,9 @@ from drivetrain.cloud.insights.scheduler import ScoringLoop
 from drivetrain.cloud.twins import Reconciler, hub_for
 from drivetrain.core.settings import Settings
 from drivetrain.core.transport import Transport, open_transport
+
+if TYPE_CHECKING:
+    from drivetrain.core.transport.jetstream import JetStreamTransport
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +82,7 @@ class ControlPlane:
     scoring: ScoringLoop | None = None
     reconciler: Reconciler | None = None
     bridge: BusBridge | None = None
-    backbone: Transport | None = None
+    backbone: JetStreamTransport | None = None
     _stoppers: list[object] = field(default_factory=list)
 
     @property
@@ -134,6 +138,7 @@ class ControlPlane:
 
     def _start_ingest(self, link: Transport) -> None:
         from drivetrain.cloud.ingest import IngestPipeline
+        from drivetrain.cloud.ingest.announce import Announcer
         from drivetrain.cloud.ingest.sinks import TwinsReportedState
         from drivetrain.cloud.ingest.webhooks import WebhookSender
         from drivetrain.cloud.ingest.worker import IngestWorker
@@ -143,7 +148,8 @@ class ControlPlane:
         pipeline = IngestPipeline.from_settings(self.settings, self.database, lake,
                                                 TwinsReportedState())
         pipeline.webhooks = WebhookSender.from_settings(self.settings)
-        pipeline.announce = self.settings.profile == "fleet"
+        if self.backbone is not None:  # the fleet profile
+            pipeline.announcer = Announcer(self.backbone, self.client_id)
         worker = IngestWorker(link, pipeline).start()
         self._stoppers += [worker.stop, pipeline.webhooks.close, lake.close]
 

@@ -167,7 +167,8 @@ def ingest(
             lake.close()
             database.dispose()
             fail(e)
-        pipeline.announce = True
+        from drivetrain.cloud.ingest.announce import Announcer
+        pipeline.announcer = Announcer(backbone, origin=name)
     identity = WorkerIdentity(
         client_id=name,
         group=group,

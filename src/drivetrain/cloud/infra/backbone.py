@@ -11,13 +11,15 @@ announcements of ingest are not fed back to every process: they are for consumer
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from drivetrain.cloud.infra.bus import BusBridge, status_bus
 from drivetrain.cloud.infra.database import Database
 from drivetrain.core.errors import ConfigurationError
 from drivetrain.core.settings import Settings
-from drivetrain.core.transport import Transport
+
+if TYPE_CHECKING:
+    from drivetrain.core.transport.jetstream import JetStreamTransport
 
 #: What a process receives from the backbone (filters under ``dt/platform/v1``).
 INBOUND: Final = ("twins", "status/#")
@@ -25,7 +27,7 @@ INBOUND: Final = ("twins", "status/#")
 
 def open_backbone_bridge(
     settings: Settings, database: Database, client_id: str
-) -> tuple[Transport, BusBridge]:
+) -> tuple[JetStreamTransport, BusBridge]:
     """Connect to the backbone and bridge ``database``'s status bus over it.
 
     Returns the transport (close it after stopping the bridge) and the started bridge.

@@ -1,54 +1,124 @@
-"""What ingest tells the rest of the platform once a micro-batch is committed.
+"""What ingest tells its consumers once a micro-batch is committed (the fleet profile).
 
 In the fleet profile the consumers of ingest (the twins, security operations, analytics) read
 durable backbone streams rather than calling into the ingest process. Each committed
-telemetry batch becomes a ``telemetry``/``validated`` status event and each committed security
-report (a batch of vehicle events) a ``security``/``reported`` one; the status bus's bridge
-carries them to the ``telemetry-validated`` and ``security-events`` streams
-(``drivetrain.core.transport.jetstream_streams``). They are published after the commit — a
-worker killed in between has its messages redelivered, and the events then go out for the
-re-delivery's own commit only if it stored something new (duplicates are skipped before
-routing), so a consumer sees each batch id once per commit and can key on it.
+telemetry batch becomes a ``telemetry``/``validated`` status event on
+``dt/platform/v1/telemetry`` (stream ``telemetry-validated``) and each committed security
+report (a batch of vehicle events) a ``security``/``reported`` one on
+``dt/platform/v1/security`` (stream ``security-events``), in the status bus's JSON form
+(``{"events": [...]}``), one message per batch, its ``Nats-Msg-Id`` the batch id.
+
+Delivery is at least once and stored once: the :class:`Announcer` publishes after the commit
+and waits until the stream acknowledged every message; one that is not acknowledged within
+``timeout_s`` makes the micro-batch fail as "platform unavailable", so the worker keeps its
+messages unacknowledged and retries. The retry finds the batches already committed
+(duplicates) and announces them again — with the same message ids, which the stream drops
+within its duplicate window, and consumers key on the batch id beyond it. A worker killed
+between commit and announcement is covered the same way: the broker redelivers its messages.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Final
+from typing import Final, Protocol
 
-from sqlalchemy import Engine
-
-from drivetrain.cloud.infra.bus import StatusEvent, status_bus
+from drivetrain.cloud.infra.bus import StatusEvent
 from drivetrain.cloud.ingest.results import AuthenticBatch
+from drivetrain.core.errors import TransportError
+from drivetrain.core.transport import PublishTicket
 
 TELEMETRY_DOMAIN: Final = "telemetry"
 SECURITY_DOMAIN: Final = "security"
+TELEMETRY_TOPIC: Final = "dt/platform/v1/telemetry"
+SECURITY_TOPIC: Final = "dt/platform/v1/security"
 
 
-def announcements(batches: Sequence[AuthenticBatch], at: datetime) -> list[StatusEvent]:
-    """The status events of committed ``batches`` (telemetry and events; acks say nothing)."""
+class IdempotentPublisher(Protocol):
+    """A backbone that stores a message once per id (``JetStreamTransport``)."""
+
+    def publish_async(self, topic: str, payload: bytes, *, msg_id: str | None = None
+                      ) -> PublishTicket: ...
+
+
+def announcements(
+    batches: Sequence[AuthenticBatch], at: datetime, origin: str = ""
+) -> list[tuple[str, StatusEvent]]:
+    """``(topic, event)`` of each batch that says something (telemetry, events; not acks)."""
     out = []
     for batch in batches:
         vehicle = batch.vehicle
         if batch.telemetry is not None:
-            out.append(StatusEvent(
+            out.append((TELEMETRY_TOPIC, StatusEvent(
                 TELEMETRY_DOMAIN, "validated", vehicle.tenant, vehicle.vin, at,
                 {"batch_id": batch.batch_id, "samples": len(batch.telemetry),
-                 "region": vehicle.region, "campaign": batch.campaign}))
+                 "region": vehicle.region, "campaign": batch.campaign}, origin)))
         elif batch.events:
-            out.append(StatusEvent(
+            out.append((SECURITY_TOPIC, StatusEvent(
                 SECURITY_DOMAIN, "reported", vehicle.tenant, vehicle.vin, at,
                 {"batch_id": batch.batch_id,
                  "events": [{"type": e.type, "severity": e.severity, "ts_ns": e.ts_ns}
-                            for e in batch.events]}))
+                            for e in batch.events]}, origin)))
     return out
 
 
-def publish_announcements(
-    engine: Engine, batches: Sequence[AuthenticBatch], at: datetime
-) -> None:
-    """Publish the announcements of ``batches`` on ``engine``'s status bus (after commit)."""
-    events = announcements(batches, at)
-    if events:
-        status_bus(engine).publish(events)
+class Announcer:
+    """Publishes the announcements of committed batches and waits for the backbone.
+
+    Args:
+        backbone: where they go (the fleet profile's ``JetStreamTransport``).
+        origin: the announcing process (the status events' ``origin``).
+        timeout_s: how long unacknowledged announcements are retried before the micro-batch
+            fails as "platform unavailable".
+    """
+
+    def __init__(self, backbone: IdempotentPublisher, origin: str = "",
+                 timeout_s: float = 30.0) -> None:
+        self.backbone = backbone
+        self.origin = origin
+        self.timeout_s = timeout_s
+        self.published = 0
+
+    def announce(self, batches: Sequence[AuthenticBatch], at: datetime) -> int:
+        """Publish one message per batch and wait until each is acknowledged; returns how
+        many.
+
+        Raises:
+            TransportError: some were still not acknowledged after ``timeout_s`` (no cause
+                attached: the ingest worker retries the micro-batch).
+        """
+        pending = [(topic, json.dumps({"events": [event.to_dict()]},
+                                      separators=(",", ":")).encode(), event.data["batch_id"])
+                   for topic, event in announcements(batches, at, self.origin)]
+        total = len(pending)
+        deadline = time.monotonic() + self.timeout_s
+        last = ""
+        while pending:
+            tickets = []
+            for item in pending:
+                try:
+                    tickets.append((item, self.backbone.publish_async(item[0], item[1],
+                                                                      msg_id=item[2])))
+                except TransportError as e:
+                    tickets.append((item, None))
+                    last = str(e)
+            failed = []
+            for item, ticket in tickets:
+                try:
+                    if ticket is None:
+                        raise TransportError(last)
+                    ticket.wait(max(0.1, deadline - time.monotonic()))
+                except TransportError as e:
+                    failed.append(item)
+                    last = str(e)
+            pending = failed
+            if pending and time.monotonic() >= deadline:
+                raise TransportError(
+                    f"{len(pending)} of {total} announcements not acknowledged by the "
+                    f"backbone within {self.timeout_s:g} s ({last})")
+            if pending:
+                time.sleep(0.2)
+        self.published += total
+        return total

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from drivetrain.cloud.fleet import Vehicle
 from drivetrain.cloud.infra import Database
 from drivetrain.cloud.ingest import records
-from drivetrain.cloud.ingest.announce import publish_announcements
+from drivetrain.cloud.ingest.announce import Announcer
 from drivetrain.cloud.ingest.campaign_outputs import CampaignOutputCache
 from drivetrain.cloud.ingest.dead_letter_gate import DeadLetterGate
 from drivetrain.cloud.ingest.directory import VehicleDirectory
@@ -124,10 +124,9 @@ class IngestPipeline:
         self.stream_failures = 0
         #: Where campaigns' webhook posts go once committed (None: webhooks not fed).
         self.webhooks: WebhookSender | None = None
-        #: Announce each committed telemetry batch and security report on the platform
-        #: status bus (domains ``telemetry`` and ``security``), for the fleet profile's
-        #: backbone streams (:mod:`.announce`); off in the embedded deployment.
-        self.announce = False
+        #: Announces each committed telemetry batch and security report on the fleet
+        #: profile's backbone (:mod:`.announce`); None in the embedded deployment.
+        self.announcer: Announcer | None = None
         self.limits = limits or IngestLimits()
         self.dead_letter_gate = DeadLetterGate(self.limits.dead_letters_per_minute)
         if twin_flush_s < 0:
@@ -237,12 +236,12 @@ class IngestPipeline:
                 unverified_max_bytes=self.limits.dead_letter_max_bytes,
             )
         if keep:
-            if self.announce:
-                publish_announcements(self.database.engine, fresh, utc_datetime(now_ns))
             self._publish_streams(mb.streams)
             if self.webhooks is not None:
                 for post in mb.webhooks:  # never blocks: a full queue drops (counted)
                     self.webhooks.submit(post)
+            if self.announcer is not None:  # duplicates too: a retry re-announces them
+                self.announcer.announce(batches, utc_datetime(now_ns))
         return report
 
     def _publish_streams(self, streams: Sequence[tuple[str, bytes]]) -> None:
