@@ -1,7 +1,7 @@
 """Benchmark: ingest throughput of the fleet profile with 1 and 2 worker processes.
 
     python benchmarks/scale.py [--quick] [--messages N] [--vehicles V] [--samples S]
-                               [--database postgresql+psycopg://...]
+                               [--workers 1,2] [--database postgresql+psycopg://...]
 
 The whole scaled-out path on this machine, with the real servers: simulated vehicles publish
 signed telemetry envelopes (``--samples`` samples each, default 20: a vehicle's 1-2 s of
@@ -14,15 +14,18 @@ each batch id once.
 
 Figures per run: ``messages_per_s`` (first publish to last announcement), ``loss`` (messages
 sent and never announced; must be 0), ``duplicates`` (announcements of a batch id already
-seen), ``lag_ms`` p50/p99 (publish → announcement read downstream), ``peak_rss_mb`` (the
-largest worker's peak resident memory) and ``cpu_s`` per worker.
+seen), ``lag_ms`` p50/p99 (publish → announcement read downstream; every message is sent at
+once, so this is the time to drain a burst, not the latency of a paced stream),
+``peak_rss_mb`` (the largest worker's peak resident memory), ``cpu_s`` per worker from ready to
+the end and ``messages_per_cpu_s`` (messages per CPU-second of the workers: the figure a busy
+shared machine moves least, and the one the capacity model uses).
 
 Runs: the **baseline** is the same messages through one worker of the embedded profile on the
 same broker and database — no backbone, nothing announced — measured in the same run; then
 the fleet profile with 1 and with 2 workers (``--workers`` lists them). ``ratio`` is the fleet
 profile's ``messages_per_s_per_worker`` at the largest worker count over the baseline's
 messages/s (the cost of the backbone and of sharing two cores among workers, broker, server
-and database). On this 2-core machine every process competes for the same cores, so the
+and database); ``cpu_ratio`` the same in messages per CPU-second. On this 2-core machine every process competes for the same cores, so the
 2-worker figure shows the contention, not the scaling a host per worker gives; docs/scale.md
 turns the per-worker figure into a capacity model.
 
@@ -44,15 +47,19 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-err = Console(stderr=True)
+err = Console(stderr=True, log_time=False)
+T0 = time.monotonic()
+
+
+def note(text: str) -> None:
+    err.print(f"[{time.monotonic() - T0:5.1f} s] {text}")
 TENANT = "scale"
 
 
@@ -137,28 +144,40 @@ def _proc(pid: int) -> tuple[float, float]:
     return cpu, peak
 
 
-@contextmanager
-def _workers(count: int, env: dict[str, str], root: Path, group: str) -> Iterator[list[Any]]:
-    procs = []
-    for i in range(count):
-        log = (root / f"{group}-w{i}.log").open("wb")
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "drivetrain", "worker", "ingest", "--group", group,
-             "--client-id", f"{group}-w{i}", "--session-expiry-s", "60"],
-            env=env, stdout=log, stderr=log))
-    try:
-        deadline = time.monotonic() + 90
-        while not all("consuming" in (root / f"{group}-w{i}.log").read_text()
-                      for i in range(count)):
-            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                tails = [(root / f"{group}-w{i}.log").read_text()[-800:] for i in range(count)]
+class Workers:
+    """``drivetrain worker ingest`` processes of one group and profile, started in the
+    background (``spawn``) and waited for (``ready``), so startups overlap."""
+
+    def __init__(self, group: str, env: dict[str, str], root: Path) -> None:
+        self.group, self.env, self.root = group, env, root
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def _log(self, i: int) -> Path:
+        return self.root / f"{self.group}-w{i}.log"
+
+    def spawn(self, count: int) -> Workers:
+        for _ in range(count):
+            i = len(self.procs)
+            with self._log(i).open("wb") as log:
+                self.procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "drivetrain", "worker", "ingest", "--group",
+                     self.group, "--client-id", f"{self.group}-w{i}", "--session-expiry-s",
+                     "60"], env=self.env, stdout=log, stderr=log))
+        return self
+
+    def ready(self, timeout_s: float = 120.0) -> list[subprocess.Popen[bytes]]:
+        deadline = time.monotonic() + timeout_s
+        while not all("consuming" in self._log(i).read_text() for i in range(len(self.procs))):
+            if time.monotonic() > deadline or any(p.poll() is not None for p in self.procs):
+                tails = [self._log(i).read_text()[-800:] for i in range(len(self.procs))]
                 raise RuntimeError(f"workers did not start: {tails}")
             time.sleep(0.1)
-        yield procs
-    finally:
-        for proc in procs:
+        return self.procs
+
+    def stop(self) -> None:
+        for proc in self.procs:
             proc.terminate()
-        for proc in procs:
+        for proc in self.procs:
             proc.wait(60)
 
 
@@ -170,85 +189,92 @@ def _stored(database: Any) -> int:
     return sum(o.messages for o in stats.totals if o.outcome == "accepted")
 
 
-def run(label: str, workers: int, fleet: bool, urls: dict[str, str], root: Path,
-        messages: list[tuple[str, str, bytes]], timeout_s: float) -> dict[str, Any]:
-    """One measured run: ``workers`` processes, fleet profile or embedded."""
-    from drivetrain.cloud.infra import Database
-    from drivetrain.core.transport.jetstream import JetStreamTransport
-    from drivetrain.core.transport.mqtt import MqttTransport
-
-    group = f"{label}{os.getpid()}"
+def worker_env(label: str, fleet: bool, urls: dict[str, str], root: Path) -> dict[str, str]:
     env = {**os.environ, "DRIVETRAIN_DATA_DIR": str(root / f"data-{label}"),
            "DRIVETRAIN_DATABASE_URL": urls["database"], "DRIVETRAIN_BROKER_URL": urls["broker"],
            "DRIVETRAIN_CONFIG": str(root / "none.toml"),
            "DRIVETRAIN_PROFILE": "fleet" if fleet else "embedded"}
     if fleet:
         env["DRIVETRAIN_BACKBONE_URL"] = urls["backbone"]
+    return env
+
+
+def run(label: str, workers: Workers, fleet: bool, urls: dict[str, str],
+        messages: list[tuple[str, str, bytes]], timeout_s: float) -> dict[str, Any]:
+    """One measured run through the (started) ``workers``, fleet profile or embedded."""
+    from drivetrain.cloud.infra import Database
+    from drivetrain.core.transport.jetstream import JetStreamTransport
+    from drivetrain.core.transport.mqtt import MqttTransport
+
+    group = f"{label}{os.getpid()}"
     database = Database(urls["database"])
     seen = Announcements(expected={m[0] for m in messages})
     consumer = None
     before = _stored(database)
     try:
-        with _workers(workers, env, root, group) as procs:
-            if fleet:
-                consumer = JetStreamTransport(urls["backbone"], client_id=f"{group}-lake")
-                consumer.subscribe(f"$share/{group}/dt/platform/v1/telemetry", seen)
-            err.print(f"[{label}] {workers} worker(s) up; publishing {len(messages):,} messages")
-            sent_at: dict[str, float] = {}
-            started = time.perf_counter()
-            with MqttTransport(urls["broker"], client_id=f"{group}-vehicles") as publisher:
-                tickets = []
-                for batch_id, topic, payload in messages:
-                    sent_at[batch_id] = time.perf_counter()
-                    tickets.append(publisher.publish_async(topic, payload, qos=1))
-                for ticket in tickets:
-                    ticket.wait(120)
-            deadline = time.monotonic() + timeout_s
-            stored = 0
-            while time.monotonic() < deadline:
-                stored = _stored(database) - before
-                done = len(seen.arrived) if fleet else stored
-                if done >= len(messages):
-                    break
-                time.sleep(0.05 if fleet else 0.1)
-            finished = (max(seen.arrived.values()) if fleet and seen.arrived
-                        else time.perf_counter())
-            elapsed = finished - started
-            usage = [_proc(p.pid) for p in procs]
-            if (len(seen.arrived) if fleet else stored) < len(messages):
-                for i in range(workers):
-                    err.print((root / f"{group}-w{i}.log").read_text()[-3000:])
+        procs = workers.ready()
+        if fleet:
+            consumer = JetStreamTransport(urls["backbone"], client_id=f"{group}-lake")
+            consumer.subscribe(f"$share/{group}/dt/platform/v1/telemetry", seen)
+        note(f"{label}: {len(procs)} worker(s) up; publishing {len(messages):,} messages")
+        cpu_ready = [_proc(p.pid)[0] for p in procs]
+        sent_at: dict[str, float] = {}
+        started = time.perf_counter()
+        with MqttTransport(urls["broker"], client_id=f"{group}-vehicles") as publisher:
+            tickets = []
+            for batch_id, topic, payload in messages:
+                sent_at[batch_id] = time.perf_counter()
+                tickets.append(publisher.publish_async(topic, payload, qos=1))
+            for ticket in tickets:
+                ticket.wait(120)
+        deadline = time.monotonic() + timeout_s
+        stored = 0
+        while time.monotonic() < deadline:
+            stored = _stored(database) - before
+            if (len(seen.arrived) if fleet else stored) >= len(messages):
+                break
+            time.sleep(0.05)
+        finished = (max(seen.arrived.values()) if fleet and seen.arrived
+                    else time.perf_counter())
+        elapsed = finished - started
+        usage = [_proc(p.pid) for p in procs]
     finally:
         if consumer is not None:
             consumer.close()
         database.dispose()
     delivered = len(seen.arrived) if fleet else stored
+    if delivered < len(messages):
+        for proc in procs:
+            err.print(f"worker {proc.pid} log: {workers.root}")
+    count = len(procs)
     lags = sorted((seen.arrived[b] - sent_at[b]) * 1000 for b in seen.arrived if b in sent_at)
     figures: dict[str, Any] = {
-        "workers": workers,
+        "workers": count,
         "profile": "fleet" if fleet else "embedded",
         "messages": len(messages),
         "messages_per_s": round(delivered / elapsed, 1),
-        "messages_per_s_per_worker": round(delivered / elapsed / workers, 1),
+        "messages_per_s_per_worker": round(delivered / elapsed / count, 1),
         "loss": len(messages) - delivered,
         "stored": stored,
         "seconds": round(elapsed, 2),
-        "cpu_s_per_worker": [round(u[0], 2) for u in usage],
+        "cpu_s_per_worker": [round(u[0] - c, 2) for u, c in zip(usage, cpu_ready, strict=True)],
+        "messages_per_cpu_s": round(delivered / max(0.01, sum(u[0] for u in usage)
+                                                   - sum(cpu_ready)), 1),
         "peak_rss_mb": round(max(u[1] for u in usage), 1),
     }
     if fleet:
         figures["duplicates"] = seen.duplicates
         figures["lag_ms_p50"] = round(statistics.median(lags), 1) if lags else None
         figures["lag_ms_p99"] = round(lags[int(0.99 * (len(lags) - 1))], 1) if lags else None
-    err.print(f"[{label}] {figures}")
+    note(f"{label}: {figures}")
     return figures
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1,500 messages; under a minute")
+    parser.add_argument("--quick", action="store_true", help="500 messages; under a minute")
     parser.add_argument("--messages", type=int, help="messages per run (default 6,000)")
-    parser.add_argument("--vehicles", type=int, default=100)
+    parser.add_argument("--vehicles", type=int, help="vehicles sending (default 50; --quick 20)")
     parser.add_argument("--samples", type=int, default=20, help="samples per message")
     parser.add_argument("--workers", default="1,2", help="worker counts of the fleet runs")
     parser.add_argument("--database", help="PostgreSQL server URL "
@@ -256,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout-s", type=float, default=120.0,
                         help="longest wait for a run's messages to come through, seconds")
     args = parser.parse_args(argv)
-    count = args.messages or (1500 if args.quick else 6000)
+    count = args.messages or (500 if args.quick else 6000)
+    args.vehicles = args.vehicles or (20 if args.quick else 50)
     worker_counts = [int(w) for w in args.workers.split(",")]
 
     from drivetrain.cloud.infra import Database
@@ -290,13 +317,29 @@ def main(argv: list[str] | None = None) -> int:
                 database = Database(url)
                 database.upgrade()
                 creds = _provision(database, args.vehicles)
+                note(f"{args.vehicles} vehicles provisioned")
                 database.dispose()
                 urls = {"database": url, "broker": broker.url, "backbone": backbone.url}
-                runs = [("baseline", 1, False)] + [(f"fleet{w}", w, True) for w in worker_counts]
-                for label, workers, fleet in runs:
-                    messages = _messages(creds, count, args.samples)  # fresh batch ids
-                    results[label] = run(label, workers, fleet, urls, root, messages,
-                                         args.timeout_s)
+                pid = os.getpid()
+                # startups overlap: the embedded worker and the first fleet worker at once,
+                # the second fleet worker (same group) while the first fleet run goes on
+                embedded = Workers(f"embedded{pid}", worker_env("embedded", False, urls, root),
+                                   root).spawn(1)
+                fleet = Workers(f"fleet{pid}", worker_env("fleet", True, urls, root), root)
+                fleet.spawn(1)
+                try:
+                    results["baseline"] = run("baseline", embedded, False, urls,
+                                              _messages(creds, count, args.samples),
+                                              args.timeout_s)
+                    embedded.stop()
+                    for workers in sorted(worker_counts):
+                        fleet.spawn(workers - len(fleet.procs))
+                        results[f"fleet{workers}"] = run(
+                            f"fleet{workers}", fleet, True, urls,
+                            _messages(creds, count, args.samples), args.timeout_s)
+                finally:
+                    embedded.stop()
+                    fleet.stop()
         finally:
             backbone.stop()
             broker.kill()
@@ -309,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         "workers": max(worker_counts),
         "messages_per_s": largest["messages_per_s"],
         "messages_per_s_per_worker": largest["messages_per_s_per_worker"],
+        "messages_per_cpu_s_per_worker": largest["messages_per_cpu_s"],
         "loss": sum(r["loss"] for k, r in results.items() if k != "baseline"),
         "duplicates": sum(r.get("duplicates", 0) for r in results.values()),
         "lag_ms_p50": largest["lag_ms_p50"],
@@ -317,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": {k: v for k, v in results.items() if k != "baseline"},
         "baseline": {"name": "one embedded-profile worker, no backbone", **baseline},
         "ratio": round(largest["messages_per_s_per_worker"] / baseline["messages_per_s"], 3),
+        "cpu_ratio": round(largest["messages_per_cpu_s"] / baseline["messages_per_cpu_s"], 3),
     }
     print(json.dumps(summary))
     return 0
