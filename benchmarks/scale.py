@@ -20,6 +20,11 @@ once, so this is the time to drain a burst, not the latency of a paced stream),
 the end and ``messages_per_cpu_s`` (messages per CPU-second of the workers: the figure a busy
 shared machine moves least, and the one the capacity model uses).
 
+Last, ``backbone_messages_per_s``: announcement-sized messages (300 bytes) the JetStream node
+stores per second from one publisher with up to 1,000 in flight, and
+``backbone_server_cpu_us_per_message``: the nats-server's CPU time per message stored (what
+sizes JetStream nodes; the Python publisher, not the server, limits the rate here).
+
 Runs: the **baseline** is the same messages through one worker of the embedded profile on the
 same broker and database — no backbone, nothing announced — measured in the same run; then
 the fleet profile with 1 and with 2 workers (``--workers`` lists them). ``ratio`` is the fleet
@@ -270,6 +275,27 @@ def run(label: str, workers: Workers, fleet: bool, urls: dict[str, str],
     return figures
 
 
+def backbone_rate(url: str, server_pid: int, count: int) -> tuple[float, float]:
+    """Announcement-sized messages (300 bytes, one id each) stored per second by the backbone
+    node, published with every acknowledgement awaited (up to 1,000 in flight), and the
+    server's CPU microseconds per message stored."""
+    from drivetrain.core.transport.jetstream import JetStreamTransport
+
+    payload = b"x" * 300
+    with JetStreamTransport(url, client_id="rate") as link:
+        cpu_before = _proc(server_pid)[0]
+        started = time.perf_counter()
+        for first in range(0, count, 1000):
+            tickets = [link.publish_async("dt/platform/v1/status/rate", payload,
+                                          msg_id=f"r{i}")
+                       for i in range(first, min(count, first + 1000))]
+            for ticket in tickets:
+                ticket.wait(60)
+        elapsed = time.perf_counter() - started
+        cpu_us = (_proc(server_pid)[0] - cpu_before) * 1e6 / count
+    return count / elapsed, cpu_us
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="500 messages; under a minute")
@@ -340,6 +366,11 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     embedded.stop()
                     fleet.stop()
+                pid = backbone.pid(0)
+                assert pid is not None
+                rate, server_us = backbone_rate(backbone.url, pid, 2000 if args.quick else 20000)
+                note(f"backbone: {rate:,.0f} messages/s stored (one node), "
+                     f"{server_us:.1f} server CPU-us per message")
         finally:
             backbone.stop()
             broker.kill()
@@ -358,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
         "lag_ms_p50": largest["lag_ms_p50"],
         "lag_ms_p99": largest["lag_ms_p99"],
         "peak_rss_mb": max(r["peak_rss_mb"] for r in results.values()),
+        "backbone_messages_per_s": round(rate),
+        "backbone_server_cpu_us_per_message": round(server_us, 1),
         "runs": {k: v for k, v in results.items() if k != "baseline"},
         "baseline": {"name": "one embedded-profile worker, no backbone", **baseline},
         "ratio": round(largest["messages_per_s_per_worker"] / baseline["messages_per_s"], 3),

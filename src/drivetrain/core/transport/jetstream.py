@@ -119,7 +119,8 @@ class JetStreamTransport(Transport):
     Args:
         url: ``nats://host:port`` or a cluster's seed list ``nats://h1:p1,h2:p2``.
         client_id: this process's name on the server (shown in its connection list).
-        streams: the streams to create or update on connect (default: the backbone's).
+        streams: the streams to create on connect where missing (default: the backbone's);
+            an existing stream keeps its settings.
         replicas: copies of each stream (3 in a cluster of three or more, 1 on one node).
         max_age_s: how long the streams keep messages, seconds (replay reaches that far).
         ack_timeout_s: how long ``publish`` waits for the stream's acknowledgement.
@@ -211,8 +212,10 @@ class JetStreamTransport(Transport):
             try:
                 try:
                     await self._js.add_stream(config)
-                except nats.js.errors.BadRequestError:  # exists with other settings
-                    await self._js.update_stream(config)
+                except nats.js.errors.BadRequestError:
+                    # it exists with other settings: those of whoever made it stay (an
+                    # operator changes a stream deliberately, e.g. with the nats CLI)
+                    await self._js.stream_info(spec.name)
                 return
             except (nats.errors.Error, asyncio.TimeoutError) as e:
                 # a cluster that just started has no meta leader for a moment
@@ -253,9 +256,8 @@ class JetStreamTransport(Transport):
             raise TransportClosedError(f"cannot publish to {topic!r}: the transport is closed")
         ticket = PublishTicket(topic, qos)
         headers = {MSG_ID_HEADER: msg_id or content_id(subject, data)}
-        future = asyncio.run_coroutine_threadsafe(
-            self._js.publish(subject, data, headers=headers, timeout=self.ack_timeout_s),
-            self._loop)
+        future = asyncio.run_coroutine_threadsafe(self._store(subject, data, headers),
+                                                  self._loop)
 
         def done(f: concurrent.futures.Future[Any]) -> None:
             error = f.exception() if not f.cancelled() else TransportError("publish cancelled")
@@ -271,6 +273,13 @@ class JetStreamTransport(Transport):
 
         future.add_done_callback(done)
         return ticket
+
+    async def _store(self, subject: str, data: bytes, headers: dict[str, str]) -> Any:
+        """Publish with many acknowledgements outstanding (one reply subscription for all,
+        nats-py's ``publish_async``), then wait for this one's."""
+        pending = await self._js.publish_async(subject, data, headers=headers,
+                                               wait_stall=self.ack_timeout_s)
+        return await asyncio.wait_for(pending, self.ack_timeout_s)
 
     # --- subscribing ------------------------------------------------------------------------
     def subscribe(self, topic_filter: str, handler: MessageHandler, *, qos: QoS = 1,

@@ -82,6 +82,11 @@ class LocalJetStream:
     def node_url(self, index: int) -> str:
         return f"nats://127.0.0.1:{self.client_ports[index]}"
 
+    def pid(self, index: int) -> int | None:
+        """The process id of node ``index`` while it runs."""
+        process = self._processes[index]
+        return process.pid if process is not None and process.poll() is None else None
+
     def server_name(self, index: int) -> str:
         return f"n{index + 1}"
 
