@@ -330,7 +330,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="scale_bench_") as tmp:
         root = Path(tmp)
         try:
-            broker = PrivateBroker(root / "mosquitto")
+            # Mosquitto queues 1,000 QoS 1 messages per session by default and drops the rest
+            # (acknowledged to the publisher): size the queue for the burst (docs/scale.md)
+            broker = PrivateBroker(root / "mosquitto",
+                                   extra_config=f"max_queued_messages {max(10 * count, 1000)}")
             backbone = LocalJetStream(root / "nats", nodes=1)
         except ConfigurationError as e:
             err.print(str(e))
