@@ -280,8 +280,9 @@ class Settings(BaseSettings):
         if not (self.backbone_url or "").strip().lower().startswith("nats://"):
             problems.append(f"backbone_url must be nats://host:port, got {self.backbone_url!r}")
         if not (self.database_url or "").lower().startswith("postgresql"):
-            shown = (self.database_url or "None").split("@")[-1]
-            problems.append(f"database_url must be a PostgreSQL URL, got ...{shown!r}")
+            shown = ("unset (SQLite)" if not self.database_url
+                     else repr("..." + self.database_url.split("@")[-1]))
+            problems.append(f"database_url must be a PostgreSQL URL, got {shown}")
         if not (self.broker_url or "").strip().lower().startswith(("mqtt://", "mqtts://")):
             problems.append(f"broker_url must be mqtt:// or mqtts://, got {self.broker_url!r}")
         if problems:
