@@ -74,10 +74,13 @@ def test_killing_the_stream_leader_mid_stream_loses_and_duplicates_nothing(
                     cluster.kill(victim)  # SIGKILL mid-stream: the leader of the stream
                 _publish_with_retry(producer, index)
                 acknowledged.append(f"batch-{index}")
-            deadline = time.monotonic() + 15.0
+            # a consumer leader on the killed node moves too; what it had delivered and not
+            # heard acknowledged comes again after redeliver_after_s (a busy machine: slower)
+            deadline = time.monotonic() + 20.0
             while len(downstream.stored) < MESSAGES and time.monotonic() < deadline:
                 time.sleep(0.1)
-            assert set(acknowledged) <= set(downstream.stored)  # nothing acknowledged is lost
+            missing = sorted(set(acknowledged) - set(downstream.stored))
+            assert not missing, f"{len(missing)} acknowledged messages never arrived: {missing[:5]}"
             assert len(downstream.stored) == MESSAGES
             assert downstream.stored["batch-7"] == b"sample 7"
             # the stream itself holds each message once: retried publishes were deduplicated
