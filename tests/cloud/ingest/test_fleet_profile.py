@@ -1,7 +1,8 @@
 """`drivetrain serve --profile fleet` against the real services: PostgreSQL state, a Mosquitto
 vehicle link and a NATS JetStream backbone. A vehicle's telemetry comes in over MQTT, is
 committed, and is announced on the durable ``telemetry-validated`` stream; the twin change it
-makes lands on ``twin-reported``; the embedded default is refused nothing and changes nothing."""
+makes lands on ``twin-reported``. Without its services the profile refuses to start; the
+embedded default needs none."""
 
 from __future__ import annotations
 

@@ -282,9 +282,10 @@ class Subscription:
 class Transport(abc.ABC):
     """Publish/subscribe by topic with MQTT 5 semantics.
 
-    Implementations: ``InProcessTransport`` (one process, the embedded default) and
-    ``MqttTransport`` (an MQTT 5 client of a real broker); ``open_transport`` picks one from a
-    URL. Use as a context manager or call ``close()``.
+    Implementations: ``InProcessTransport`` (one process, the embedded default),
+    ``MqttTransport`` (an MQTT 5 client of a real broker; ``open_transport`` picks one of these
+    two from a URL) and ``JetStreamTransport`` (the fleet profile's backbone between ingest and
+    its consumers, ``drivetrain.core.transport.jetstream``). Use as a context manager or call ``close()``.
     """
 
     @abc.abstractmethod

@@ -36,7 +36,12 @@ from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
-from drivetrain.core.errors import ConfigurationError, TransportClosedError, TransportError
+from drivetrain.core.errors import (
+    ConfigurationError,
+    InvalidTopicError,
+    TransportClosedError,
+    TransportError,
+)
 from drivetrain.core.transport.base import (
     Message,
     MessageHandler,
@@ -249,7 +254,6 @@ class JetStreamTransport(Transport):
             raise ValueError("the JetStream backbone has no retained messages (retain=True)")
         data = as_payload_bytes(payload)
         if any(c in topic for c in "+#"):
-            from drivetrain.core.errors import InvalidTopicError
             raise InvalidTopicError(f"topic {topic!r}: a topic name has no wildcards")
         subject = topic_to_subject(topic)
         if self._closed:
