@@ -47,6 +47,25 @@ ensure_mosquitto() {
 
 mqtt_url() { echo "mqtt://127.0.0.1:1883"; }
 
+_nats_ready() { (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; }
+
+# NATS with JetStream on 127.0.0.1:4222: the fleet profile's backbone. The node-kill tests and
+# benchmarks/scale.py start their own nodes from the same program on free ports.
+ensure_nats() {
+  command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || _apt_install nats-server
+  if ! _nats_ready; then
+    local program
+    program=$(command -v nats-server || echo /usr/sbin/nats-server)
+    _as_root mkdir -p /var/lib/nats-server
+    _as_root sh -c "nohup '$program' -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server \
+      -l /var/log/nats-server.log >/dev/null 2>&1 &"
+    for _ in $(seq 1 30); do _nats_ready && break; sleep 0.5; done
+    _nats_ready || { echo "error: nats-server did not start on 127.0.0.1:4222" >&2; return 1; }
+  fi
+}
+
+nats_url() { echo "nats://127.0.0.1:4222"; }
+
 # Debian's Chromium for the console's browser tests (Playwright drives it; Playwright's own
 # browser download is never used).
 ensure_chromium() {

@@ -19,6 +19,13 @@
   **bus bridge**, so the change streams of this process see status changes made by other
   processes and theirs see this one's.
 
+In the fleet profile (``settings.profile == "fleet"``) the bus bridge runs on the
+**JetStream backbone** (``backbone_url``) instead of the vehicle link: each domain's committed
+events land on a durable stream (twins on ``twin-reported``, the others on
+``platform-status``), and the ingest worker announces each committed telemetry batch and
+security report there (``telemetry-validated``, ``security-events``) for the consumers
+downstream. See docs/scale.md.
+
 ``drivetrain serve`` runs it in the embedded deployment (one process, no extra workers);
 ``drivetrain worker dispatch`` runs the dispatcher part alone.
 """
@@ -36,6 +43,7 @@ from drivetrain.cloud.commerce import CommerceRunner, payment_provider
 from drivetrain.cloud.fleet import cloud_signing_key
 from drivetrain.cloud.infra import Database
 from drivetrain.cloud.infra.audit_checkpoints import Checkpointer
+from drivetrain.cloud.infra.backbone import open_backbone_bridge
 from drivetrain.cloud.infra.bus import BusBridge, status_bus
 from drivetrain.cloud.insights.scheduler import ScoringLoop
 from drivetrain.cloud.twins import Reconciler, hub_for
@@ -44,6 +52,7 @@ from drivetrain.core.transport import Transport, open_transport
 
 if TYPE_CHECKING:
     from drivetrain.cloud.ingest.metrics import IngestMetrics
+    from drivetrain.core.transport.jetstream import JetStreamTransport
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +86,7 @@ class ControlPlane:
     #: Where the in-process ingest worker's Prometheus instruments go (the API's registry in
     #: ``drivetrain serve``); None: not measured.
     ingest_metrics: IngestMetrics | None = None
+    backbone: JetStreamTransport | None = None
     _stoppers: list[object] = field(default_factory=list)
 
     @property
@@ -84,6 +94,9 @@ class ControlPlane:
         """What vehicles are reached through, in words."""
         if self.settings.broker_url is None:
             return "none: commands, campaigns and desired state are not delivered (set broker_url)"
+        if self.settings.profile == "fleet":
+            return (f"MQTT broker {self.settings.broker_url}; backbone: JetStream "
+                    f"{self.settings.backbone_url}")
         return f"MQTT broker {self.settings.broker_url}"
 
     def start(self) -> ControlPlane:
@@ -99,7 +112,10 @@ class ControlPlane:
                                        password=self.settings.broker_password,
                                        session_expiry_s=86_400)
             hub_for(self.database.engine)
-            self.bridge = BusBridge(status_bus(self.database.engine), self.link).start()
+            if self.settings.profile == "fleet":
+                self.bridge = self._backbone_bridge()
+            else:
+                self.bridge = BusBridge(status_bus(self.database.engine), self.link).start()
         if self.dispatching and key is not None:
             if self.settings.audit_checkpoint_dir is not None:
                 checkpointer = Checkpointer(self.database, key, self.settings.audit_checkpoint_dir,
@@ -120,8 +136,14 @@ class ControlPlane:
                 self._start_ingest(self.link)
         return self
 
+    def _backbone_bridge(self) -> BusBridge:
+        self.backbone, bridge = open_backbone_bridge(self.settings, self.database,
+                                                     self.client_id)
+        return bridge
+
     def _start_ingest(self, link: Transport) -> None:
         from drivetrain.cloud.ingest import IngestPipeline
+        from drivetrain.cloud.ingest.announce import Announcer
         from drivetrain.cloud.ingest.sinks import TwinsReportedState
         from drivetrain.cloud.ingest.webhooks import WebhookSender
         from drivetrain.cloud.ingest.worker import IngestWorker
@@ -131,6 +153,8 @@ class ControlPlane:
         pipeline = IngestPipeline.from_settings(self.settings, self.database, lake,
                                                 TwinsReportedState())
         pipeline.webhooks = WebhookSender.from_settings(self.settings)
+        if self.backbone is not None:  # the fleet profile
+            pipeline.announcer = Announcer(self.backbone, self.client_id)
         worker = IngestWorker(link, pipeline, metrics=self.ingest_metrics).start()
         self._stoppers += [worker.stop, pipeline.webhooks.close, lake.close]
 
@@ -151,3 +175,6 @@ class ControlPlane:
         if self.link is not None:
             self.link.close()
             self.link = None
+        if self.backbone is not None:
+            self.backbone.close()
+            self.backbone = None

@@ -11,6 +11,12 @@ def serve(
         None, "--port", min=1, max=65535, help="Port (default: settings.api_port)."
     ),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+    profile: str | None = typer.Option(
+        None, "--profile",
+        help="Adapters: 'embedded' (in-process bus) or 'fleet' (JetStream backbone, "
+        "PostgreSQL, MQTT link; needs backbone_url, database_url, broker_url). Default: "
+        "settings.profile.",
+    ),
 ) -> None:
     """Run the HTTP API and the operations console (at /): migrate the state database, then
     serve with uvicorn.
@@ -22,6 +28,9 @@ def serve(
     say "not delivered: no vehicle link". Production deployment: the API only (run
     `drivetrain worker dispatch` and `drivetrain worker ingest` beside it); with broker_url
     its change streams also see the status changes of those workers.
+
+    Fleet profile (--profile fleet): the same loops, with the status bus and ingest's
+    announcements on the NATS JetStream backbone (docs/scale.md).
     """
     import uvicorn
 
@@ -41,6 +50,11 @@ def serve(
         overrides["api_host"] = host
     if port is not None:
         overrides["api_port"] = port
+    if profile is not None:
+        if profile not in ("embedded", "fleet"):
+            raise typer.BadParameter(f"expected 'embedded' or 'fleet', got {profile!r}",
+                                     param_hint="--profile")
+        overrides["profile"] = profile
     settings = load_settings_or_exit(**overrides)
     tracing.configure_tracing("drivetrain-api")
     try:
@@ -56,7 +70,7 @@ def serve(
     if isinstance(link, MqttTransport):  # readiness follows this process's own MQTT session
         app.state.readiness.add(link_check(lambda: link.connected))
     base = f"http://{settings.api_host}:{settings.api_port}"
-    typer.echo(f"Drivetrain API ({settings.deployment}) on {base}")
+    typer.echo(f"Drivetrain API ({settings.deployment}, profile {settings.profile}) on {base}")
     typer.echo(f"  {data_dir_line(settings)}")
     typer.echo(f"  state database: {database.display_url}")
     bootstrap = app.state.drivetrain.bootstrap

@@ -178,16 +178,26 @@ def ingest(
     pipeline.webhooks = sender
     tracing.configure_tracing("drivetrain-ingest")
     metrics, server = None, None
-    if metrics_port is not None:
-        try:
+    backbone = bridge = None
+    try:
+        if metrics_port is not None:
             metrics, server = _metrics_server(settings, metrics_host, metrics_port)
-        except DrivetrainError as e:
-            sender.close()
-            transport.close()
-            lake.close()
-            database.dispose()
-            fail(e)
+        if settings.profile == "fleet":  # announce committed batches on the JetStream backbone
+            from drivetrain.cloud.infra.backbone import open_backbone_bridge
+            backbone, bridge = open_backbone_bridge(settings, database, name)
+    except DrivetrainError as e:
+        if server is not None:
+            server.close()
+        sender.close()
+        transport.close()
+        lake.close()
+        database.dispose()
+        fail(e)
+    if server is not None:
         _err.print(f"metrics on http://{metrics_host}:{server.port}/metrics")
+    if backbone is not None:
+        from drivetrain.cloud.ingest.announce import Announcer
+        pipeline.announcer = Announcer(backbone, origin=name)
     identity = WorkerIdentity(
         client_id=name,
         group=group,
@@ -228,6 +238,9 @@ def ingest(
             server.close()
         sender.close()
         transport.close()
+        if bridge is not None and backbone is not None:
+            bridge.stop()
+            backbone.close()
         lake.close()
         database.dispose()
     final = worker.stats()

@@ -28,6 +28,9 @@ from pydantic_settings import (
 from drivetrain.core.errors import ConfigurationError
 
 Deployment = Literal["embedded", "production"]
+#: Which adapters a process uses: "embedded" (in-process bus, SQLite by default) or "fleet"
+#: (JetStream backbone, PostgreSQL state, MQTT vehicle link; see docs/scale.md).
+Profile = Literal["embedded", "fleet"]
 
 
 class Settings(BaseSettings):
@@ -98,6 +101,21 @@ class Settings(BaseSettings):
         description="PEM file of the Ed25519 key that signs what vehicles act on (desired "
         "state, campaigns, commands); default: data_dir/keys/cloud-signing.pem, created in "
         "embedded mode, required in production.",
+    )
+    profile: Profile = Field(
+        "embedded",
+        description="'embedded' (the in-process bus between ingest and its consumers) or "
+        "'fleet' (a NATS JetStream backbone, PostgreSQL state and an MQTT vehicle link: "
+        "backbone_url, database_url and broker_url are then required).",
+    )
+    backbone_url: str | None = Field(
+        None,
+        description="NATS JetStream of the fleet profile's backbone, e.g. nats://127.0.0.1:4222 "
+        "or a cluster's seed list nats://h1:4222,h2:4222,h3:4222.",
+    )
+    backbone_replicas: int = Field(
+        1, ge=1, le=5,
+        description="Copies of each backbone stream (3 on a JetStream cluster of three nodes).",
     )
     broker_url: str | None = Field(
         None,
@@ -263,6 +281,25 @@ class Settings(BaseSettings):
                     "DRIVETRAIN_AUTH_SECRET must be at least 32 characters, "
                     f"got {len(self.auth_secret.get_secret_value())}"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _fleet_profile_has_its_services(self) -> Settings:
+        if self.profile != "fleet":
+            return self
+        problems = []
+        if not (self.backbone_url or "").strip().lower().startswith("nats://"):
+            problems.append(f"backbone_url must be nats://host:port, got {self.backbone_url!r}")
+        if not (self.database_url or "").lower().startswith("postgresql"):
+            shown = ("unset (SQLite)" if not self.database_url
+                     else repr("..." + self.database_url.split("@")[-1]))
+            problems.append(f"database_url must be a PostgreSQL URL, got {shown}")
+        if not (self.broker_url or "").strip().lower().startswith(("mqtt://", "mqtts://")):
+            problems.append(f"broker_url must be mqtt:// or mqtts://, got {self.broker_url!r}")
+        if problems:
+            raise ConfigurationError(
+                "profile 'fleet' needs its services: " + "; ".join(problems)
+            )
         return self
 
     @property

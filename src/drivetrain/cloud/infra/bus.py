@@ -8,7 +8,8 @@ many (``StatusSubscription.overflowed``).
 
 In the embedded deployment that is all: one process, one bus. In a fleet deployment several
 processes (API replicas, ingest workers, dispatchers) share the state database, and a
-:class:`BusBridge` on the broker carries each process's events to the others: every event a
+:class:`BusBridge` on the broker (or, in the fleet profile, on the JetStream backbone, where
+each domain's events land on a durable stream) carries each process's events to the others: every event a
 process commits is published, as JSON, on ``dt/platform/v1/status/{domain}`` (QoS 1), and
 every event another process published arrives on the local bus as if committed here (events
 carry their origin, so a process never receives its own twice). Domains that keep their own
@@ -254,28 +255,37 @@ class BusBridge:
         bus: this process's status bus (``status_bus(database.engine)``).
         transport: a broker connection (``MqttTransport``); the bridge does not close it.
         root: the topic root (one per deployment sharing a broker).
+        topic_of: the topic of a domain's events (default ``{root}/{domain}``); the fleet
+            profile's JetStream backbone gives the domains with a stream of their own their
+            own topic (``drivetrain.core.transport.jetstream_streams.backbone_topic``).
+        inbound: the filters, under ``root``, of what other processes' events this process
+            receives (default: every domain's).
 
     ``start()`` subscribes to every domain's topic and adds the outbound relay; ``stop()``
     undoes both. An event from the broker that does not parse is logged and dropped.
     """
 
     def __init__(
-        self, bus: StatusBus, transport: Transport, *, root: str = STATUS_TOPIC_ROOT
+        self, bus: StatusBus, transport: Transport, *, root: str = STATUS_TOPIC_ROOT,
+        topic_of: Callable[[str], str] | None = None, inbound: tuple[str, ...] = ("#",),
     ) -> None:
         self.bus = bus
         self.transport = transport
         self.root = root
-        self._subscription: Subscription | None = None
+        self.topic_of = topic_of or (lambda domain: f"{root}/{domain}")
+        self.inbound = inbound
+        self._subscriptions: list[Subscription] = []
         self._remove_relay: Callable[[], None] | None = None
         self.sent = 0
         self.received = 0
         self.dropped = 0
 
     def start(self) -> BusBridge:
-        if self._subscription is None:
-            self._subscription = self.transport.subscribe(
-                f"{self.root}/#", self._receive, qos=1
-            )
+        if not self._subscriptions:
+            self._subscriptions = [
+                self.transport.subscribe(f"{self.root}/{level}", self._receive, qos=1)
+                for level in self.inbound
+            ]
             self._remove_relay = self.bus.add_relay(self._send)
         return self
 
@@ -283,9 +293,9 @@ class BusBridge:
         if self._remove_relay is not None:
             self._remove_relay()
             self._remove_relay = None
-        if self._subscription is not None:
-            self._subscription.unsubscribe()
-            self._subscription = None
+        subscriptions, self._subscriptions = self._subscriptions, []
+        for subscription in subscriptions:
+            subscription.unsubscribe()
 
     def _send(self, events: list[StatusEvent]) -> None:
         by_domain: dict[str, list[dict[str, Any]]] = {}
@@ -293,7 +303,7 @@ class BusBridge:
             by_domain.setdefault(status.domain, []).append(status.to_dict())
         for domain, items in by_domain.items():
             payload = json.dumps({"events": items}, separators=(",", ":")).encode()
-            self.transport.publish(f"{self.root}/{domain}", payload, qos=1)
+            self.transport.publish(self.topic_of(domain), payload, qos=1)
             self.sent += len(items)
 
     def _receive(self, message: Message) -> None:

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from drivetrain.cloud.fleet import Vehicle
 from drivetrain.cloud.infra import Database
 from drivetrain.cloud.ingest import records
+from drivetrain.cloud.ingest.announce import Announcer
 from drivetrain.cloud.ingest.campaign_outputs import CampaignOutputCache
 from drivetrain.cloud.ingest.dead_letter_gate import DeadLetterGate
 from drivetrain.cloud.ingest.directory import VehicleDirectory
@@ -124,6 +125,9 @@ class IngestPipeline:
         self.stream_failures = 0
         #: Where campaigns' webhook posts go once committed (None: webhooks not fed).
         self.webhooks: WebhookSender | None = None
+        #: Announces each committed telemetry batch and security report on the fleet
+        #: profile's backbone (:mod:`.announce`); None in the embedded deployment.
+        self.announcer: Announcer | None = None
         self.limits = limits or IngestLimits()
         self.dead_letter_gate = DeadLetterGate(self.limits.dead_letters_per_minute)
         if twin_flush_s < 0:
@@ -250,6 +254,8 @@ class IngestPipeline:
             if self.webhooks is not None:
                 for post in mb.webhooks:  # never blocks: a full queue drops (counted)
                     self.webhooks.submit(post)
+            if self.announcer is not None:  # duplicates too: a retry re-announces them
+                self.announcer.announce(batches, utc_datetime(now_ns))
         return report
 
     def _publish_streams(self, streams: Sequence[tuple[str, bytes]]) -> None:

@@ -69,6 +69,9 @@ class Message:
     attempt: int = 1
     #: Sends the acknowledgement of a manually acknowledged message (set by the transport).
     _ack: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+    #: The publisher's id of the message where the transport carries one (JetStream's
+    #: ``Nats-Msg-Id``), so a consumer can drop a redelivery; "" otherwise.
+    message_id: str = ""
 
     @property
     def duplicate(self) -> bool:
@@ -279,9 +282,10 @@ class Subscription:
 class Transport(abc.ABC):
     """Publish/subscribe by topic with MQTT 5 semantics.
 
-    Implementations: ``InProcessTransport`` (one process, the embedded default) and
-    ``MqttTransport`` (an MQTT 5 client of a real broker); ``open_transport`` picks one from a
-    URL. Use as a context manager or call ``close()``.
+    Implementations: ``InProcessTransport`` (one process, the embedded default),
+    ``MqttTransport`` (an MQTT 5 client of a real broker; ``open_transport`` picks one of these
+    two from a URL) and ``JetStreamTransport`` (the fleet profile's backbone between ingest and
+    its consumers, ``drivetrain.core.transport.jetstream``). Use as a context manager or call ``close()``.
     """
 
     @abc.abstractmethod
