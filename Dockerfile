@@ -8,7 +8,7 @@ WORKDIR /src
 COPY pyproject.toml README.md LICENSE ./
 COPY src ./src
 RUN python -m venv /opt/drivetrain \
-    && /opt/drivetrain/bin/pip install --no-cache-dir ".[postgres,otel]"
+    && /opt/drivetrain/bin/pip install --no-cache-dir ".[postgres,otel,fleet]"
 
 FROM python:3.11-slim
 COPY --from=build /opt/drivetrain /opt/drivetrain
