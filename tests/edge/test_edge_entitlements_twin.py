@@ -62,6 +62,7 @@ class _Car:
     def step(self, seconds: float = 0.5) -> None:
         self.now += int(seconds * S)
         self.agent.tick(self.now)
+        self.bus.drain()  # the car's acks and events reach the receiver before we look
 
     def last_ack(self) -> Any:
         return self.receiver.acks()[-1]

@@ -182,20 +182,24 @@ def test_operator_sets_a_desired_value_and_sees_it_pending(
     sign_in(page, console, console.operator, f"#/vehicle/{vin}")
     page.get_by_role("heading", name=f"Vehicle {vin}").wait_for()
     page.locator("svg.chart path.line").wait_for()  # the lake's charge history, plotted
+    # the feature bought for this car may already stand in its desired state (commerce writes
+    # its entitlement there), so the operator's value makes the next version
+    version = api(console, console.operator, "GET", f"/v1/twins/{vin}")["version"] + 1
     page.get_by_label("Actuator path").fill(LIMIT)
     page.get_by_label("Value", exact=True).fill("75")
     page.get_by_role("button", name="Set desired value").click()
-    page.get_by_text("Desired version 1 set").wait_for()
-    row = page.get_by_role("table", name="Desired state").get_by_role("row").nth(1)
+    page.get_by_text(f"Desired version {version} set").wait_for()
+    row = page.get_by_role("table", name="Desired state").get_by_role("row").filter(
+        has_text=LIMIT)
     assert "75" in row.inner_text() and "pending" in row.inner_text()
     page.screenshot(path=shots / "vehicle.png", full_page=True)
     twin = api(console, console.operator, "GET", f"/v1/twins/{vin}")
-    assert twin["desired"] == {LIMIT: 75}
+    assert twin["desired"][LIMIT] == 75
     # a value the actuator refuses: the API's reason, nothing written
     page.get_by_label("Value", exact=True).fill("250")
     page.get_by_role("button", name="Set desired value").click()
     page.get_by_role("alert").wait_for()
-    assert api(console, console.operator, "GET", f"/v1/twins/{vin}")["version"] == 1
+    assert api(console, console.operator, "GET", f"/v1/twins/{vin}")["version"] == version
 
 
 def test_data_page_plots_the_lake_and_says_why_a_vehicle_has_no_samples(

@@ -22,7 +22,7 @@ from drivetrain.commands.api_client import (
     api_client,
 )
 from drivetrain.commands.db import fail
-from drivetrain.commands.output import cell, format_cell, safe
+from drivetrain.commands.output import cell, format_cell, print_renderable, safe
 
 app = typer.Typer(help="Features sold after the sale: catalog, subscriptions, billing, "
                   "entitlements.", no_args_is_help=True)
@@ -90,7 +90,7 @@ def catalog_show(token: TokenOption, url: UrlOption = None, as_json: JsonOption 
         _row(table, o["id"], ", ".join(names[c] for c in o["features"]),
                       o["billing"] + (f" per {o['unit']}" if o["unit"] else ""), prices,
                       f"{o['trial_days']} d" if o["trial_days"] else "-")
-    _out.print(table)
+    print_renderable(table, _out)
 
 
 @app.command("pay-with")
@@ -173,7 +173,7 @@ def subscription_list(
         _row(table, s["subscription_id"], s["vin"] or "-", s["account_id"], s["offer_id"],
                       s["status"] + (" (cancels)" if s["cancel_at_period_end"] else ""),
                       f"{s['price']} {s['currency']}", s["period_end"] or "-")
-    _out.print(table)
+    print_renderable(table, _out)
 
 
 @subscription_app.command("show")
@@ -291,7 +291,7 @@ def entitlement_list(
         twin = {"confirmed": "confirmed by the car"}.get(e["twin"], e["twin"] or "-")
         _row(table, e["feature"], e["status"], str(e["seq"]), e["expires_at"],
              f"{e['grace_s']} s", e["delivery"] or "-", twin, car, e["vehicle_detail"] or "")
-    _out.print(table)
+    print_renderable(table, _out)
 
 
 @invoice_app.command("list")
@@ -322,7 +322,7 @@ def invoice_list(
     for i in rows:
         _row(table, i["invoice_id"], i["account_id"], i["vin"] or "-", i["region"],
                       f"{i['total']} {i['currency']}", i["status"], i["issued_at"])
-    _out.print(table)
+    print_renderable(table, _out)
 
 
 @invoice_app.command("show")
@@ -355,7 +355,7 @@ def invoice_show(
                       f"{invoice['tax_rate']})")))
     for line in invoice["lines"]:
         _row(table, line["description"], str(line["quantity"]), str(line["amount_minor"]))
-    _out.print(table)
+    print_renderable(table, _out)
 
 
 @app.command("revenue")
@@ -372,7 +372,7 @@ def revenue(token: TokenOption, url: UrlOption = None, as_json: JsonOption = Fal
         table = Table("region", "revenue", "currency")
         for r in report["regions"]:
             _row(table, r["region"], r["revenue"], r["currency"])
-        _out.print(table)
+        print_renderable(table, _out)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(report["subscriptions"].items()))
     _out.print(f"subscriptions: {counts or 'none'}")
 
@@ -403,6 +403,6 @@ def statement(
         _row(table, line["invoice_id"], line["description"], str(line["amount_minor"]),
                       str(line["share_minor"]) + (" (refunded)" if line["refunded"] else ""),
                       line["currency"])
-    _out.print(table)
+    print_renderable(table, _out)
     _out.print("share due: " + ", ".join(f"{safe(v)} {safe(c)} minor units"
                                          for c, v in sorted(report["share_minor"].items())))

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from drivetrain.commands.api_client import JsonOption, TokenOption, UrlOption, api_call, api_client
 from drivetrain.commands.db import fail
-from drivetrain.commands.output import cell, safe
+from drivetrain.commands.output import cell, print_renderable, safe
 
 app = typer.Typer(help="Health-gated rollouts over the API: create, approve, advance, follow.",
                   no_args_is_help=True)
@@ -119,7 +119,7 @@ def list_rollouts(
         table.add_row(cell(r["rollout_id"]), cell(r["name"]), cell(r["ecu"]),
                       cell(r["version"]), cell(r["status"]), cell(r["wave"]),
                       cell(r["counts"]["installed"]), cell(sum(r["counts"].values())))
-    _out.print(table)
+    print_renderable(table, _out)
 
 
 @app.command("show")
@@ -238,7 +238,7 @@ def vehicles(
     for v in rows:
         table.add_row(cell(v["vin"]), cell(v["wave"]), cell(v["state"]),
                       cell(v["software_before"]), cell(v["detail"]))
-    _out.print(table)
+    print_renderable(table, _out)
 
 
 @app.command("records")
@@ -270,4 +270,4 @@ def records(
         table.add_row(cell(r["vin"]), cell(r["campaign"]), cell(r["software_before"]),
                       cell(r["software_after"]), cell(r["rxswin"]), cell(r["result"]),
                       cell(r["ended_at"]))
-    _out.print(table)
+    print_renderable(table, _out)

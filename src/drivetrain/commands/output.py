@@ -214,6 +214,9 @@ def print_renderable(renderable: Table, console: Console) -> None:
     wide = Console(file=console.file, width=100_000, highlight=False, color_system=None)
     title = renderable.title if isinstance(renderable.title, str) else (
         renderable.title.plain if isinstance(renderable.title, Text) else "")
+    # A title is laid out within the table's width: widen the table so a long one (a file
+    # path) stays on one line.
+    renderable.min_width = max(renderable.min_width or 0, len(title))
     width = max(wide.measure(renderable).maximum, len(title), 20)
     Console(file=console.file, width=width, highlight=False, color_system=None).print(renderable)
 

@@ -134,6 +134,10 @@ class SimilarityEol:
         return len(early) + float(np.median(remaining))
 
 
+#: A fitted fade slower than this (Ah per cycle) is no fade: a real cell loses ~1e-3 a cycle.
+_NO_FADE_AH_PER_CYCLE = 1e-9
+
+
 @dataclass(frozen=True)
 class LinearEol:
     """Straight line through the last ``window`` capacities, extrapolated to the threshold."""
@@ -146,7 +150,7 @@ class LinearEol:
         n = min(self.window, len(early))
         cycles = np.arange(len(early) - n + 1, len(early) + 1, dtype=np.float64)
         slope, intercept = np.polyfit(cycles, early[-n:], 1)
-        if slope >= 0:
+        if slope > -_NO_FADE_AH_PER_CYCLE:  # flat or rising (round-off leaves ~1e-17, not 0)
             return math.inf
         return max(float(len(early)), (self.threshold_ah - intercept) / slope)
 
