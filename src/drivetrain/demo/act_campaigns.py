@@ -273,4 +273,4 @@ def run(context: DemoContext) -> ActResult:
     return ActResult(True, check, figures)
 
 
-CAMPAIGN_COLLECTS = Act(name=NAME, title=TITLE, run=run, weight=1.0)
+CAMPAIGN_COLLECTS = Act(name=NAME, title=TITLE, run=run, weight=1.0, min_budget_s=12.0)

@@ -86,5 +86,5 @@ def run(context: DemoContext) -> ActResult:
 
 
 MAINTENANCE_PREDICTED = Act(
-    name=NAME, title=TITLE, run=run, weight=0.9, min_budget_s=15.0
+    name=NAME, title=TITLE, run=run, weight=0.9, min_budget_s=25.0
 )
