@@ -10,6 +10,15 @@ import {
   purposeSelect, replace, section, statusLine, table,
 } from '../ui.js';
 
+// Long values (an entitlement's signed token) are shortened in tables; the whole value stays
+// in the cell's tooltip and in the API.
+const LONG = 48;
+const shortText = (text) => (text.length > LONG ? `${text.slice(0, 24)}…${text.slice(-8)}` : text);
+const shortValue = (value) => {
+  const text = fmtValue(value);
+  return text.length > LONG ? h('span', { title: text }, shortText(text)) : text;
+};
+
 const RANGES = [['15 min', 900], ['1 h', 3600], ['6 h', 21600], ['24 h', 86400], ['7 d', 604800]];
 
 /** A typed value from the form's text: true/false, a number, or the text itself. */
@@ -135,11 +144,11 @@ export async function render(root, ctx, vin) {
       ]));
     replace(desiredBox,
       h('p', {}, pill(`${twin.counts.pending} pending`, 'pending'), ' ', pill(`${twin.counts.converged} converged`, 'converged'), ' ', pill(`${twin.counts.failed} failed`, 'failed'),
-        Object.keys(twin.delta.values).length ? h('span', { class: 'muted' }, ` delta still to apply: ${Object.entries(twin.delta.values).map(([p, v]) => `${p} = ${v}`).join(', ')}`) : ''),
+        Object.keys(twin.delta.values).length ? h('span', { class: 'muted' }, ` delta still to apply: ${Object.entries(twin.delta.values).map(([p, v]) => `${p} = ${shortText(fmtValue(v))}`).join(', ')}`) : ''),
       table([
         { label: 'Path', value: (i) => h('code', {}, i.path) },
-        { label: 'Desired', num: true, value: (i) => fmtValue(i.value) },
-        { label: 'Reported', num: true, value: (i) => fmtValue(i.reported) },
+        { label: 'Desired', num: true, value: (i) => shortValue(i.value) },
+        { label: 'Reported', num: true, value: (i) => shortValue(i.reported) },
         { label: 'Status', value: (i) => pill(i.status) },
         { label: 'In sync', value: (i) => (i.in_sync ? 'yes' : 'no') },
         { label: 'Converged in', num: true, value: (i) => (i.time_to_converge_s !== null ? `${fmtValue(i.time_to_converge_s)} s` : '—') },
