@@ -10,7 +10,6 @@ installs it).
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from types import TracebackType
 from typing import Self
 
 from drivetrain.core.errors import ConfigurationError, TransportError
+from drivetrain.core.transport.loopback import accepts, free_ports
 
 
 def nats_server_program() -> str:
@@ -34,27 +34,6 @@ def nats_server_program() -> str:
     return found
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
 class LocalJetStream:
     """``nodes`` JetStream servers on loopback under ``root`` (see the module docstring).
 
@@ -68,7 +47,7 @@ class LocalJetStream:
             raise ValueError(f"nodes must be >= 1, got {nodes}")
         self.root = root
         self.nodes = nodes
-        ports = _free_ports(2 * nodes)
+        ports = free_ports(2 * nodes)
         self.client_ports = ports[:nodes]
         self.route_ports = ports[nodes:]
         self.cluster_name = cluster_name
@@ -118,7 +97,7 @@ class LocalJetStream:
             [nats_server_program(), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + 10.0
-        while not _accepts(self.client_ports[index]):
+        while not accepts(self.client_ports[index]):
             if time.monotonic() > deadline or self._processes[index].poll() is not None:
                 raise TransportError(f"nats-server node {index} did not start; see {config.parent}")
             time.sleep(0.05)

@@ -13,7 +13,6 @@ import getpass
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -22,6 +21,7 @@ from types import TracebackType
 from typing import Self
 
 from drivetrain.core.errors import ConfigurationError, TransportError
+from drivetrain.core.transport.loopback import accepts, free_ports
 from drivetrain.core.transport.mqtt import MqttTransport
 
 #: The environment variable naming the shared test broker (scripts/test sets it).
@@ -70,21 +70,6 @@ def shared_broker_url() -> str:
         ) from e
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
 class PrivateBroker:
     """A Mosquitto process of one test, on a free port of 127.0.0.1, anonymous access.
 
@@ -125,7 +110,7 @@ class PrivateBroker:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.extra_config = extra_config
         self.anonymous = anonymous
-        self.port = port or _free_port()
+        self.port = port or free_ports(1)[0]
         self.log_file = directory / "mosquitto.log"
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -180,7 +165,7 @@ class PrivateBroker:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 break
-            if _accepts(self.port):
+            if accepts(self.port):
                 return
             time.sleep(0.05)
         tail = self.log_tail()
