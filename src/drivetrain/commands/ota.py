@@ -24,6 +24,9 @@ image_app = typer.Typer(help="The Image repository: every signed artifact.", no_
 director_app = typer.Typer(help="The Director: per-vehicle signed assignments.",
                            no_args_is_help=True)
 keys_app = typer.Typer(help="Repository signing keys and role thresholds.", no_args_is_help=True)
+supplier_app = typer.Typer(help="Suppliers: delegated targets roles of the Image repository, "
+                           "each with its own keys.", no_args_is_help=True)
+keys_app.add_typer(supplier_app, name="supplier")
 app.add_typer(image_app, name="image")
 app.add_typer(director_app, name="director")
 app.add_typer(keys_app, name="keys")
@@ -77,6 +80,17 @@ def keys_show(json_out: JsonOption = False) -> None:
                 rows.append({"repository": repo, "role": role, "threshold": keys.threshold,
                              "keys": len(keys.keys), "on_host": len(present),
                              "key_ids": [k.keyid[:16] for k in keys.keys]})
+        delegations = {s.name: s for s in layout.images().suppliers()} \
+            if layout.initialised else {}
+        for name in layout.image_keys.suppliers():
+            keys = layout.image_keys.supplier(name)
+            present = {k.keyid for k in keys.keys
+                       if (layout.image_keys.path / "suppliers" / name / f"{k.keyid}.pem"
+                           ).is_file()}
+            rows.append({"repository": "image", "role": f"supplier:{name}",
+                         "threshold": keys.threshold, "keys": len(keys.keys),
+                         "on_host": len(present), "key_ids": [k.keyid[:16] for k in keys.keys],
+                         "paths": list(delegations[name].paths) if name in delegations else []})
     except DrivetrainError as e:
         _error(e)
     if json_out:
@@ -101,6 +115,47 @@ def keys_rotate(
     stdout_console().print(f"image {role}: new key {key.keyid[:16]}…, root v{version}")
 
 
+@supplier_app.command("add")
+def supplier_add(
+    name: Annotated[str, typer.Argument(help="Supplier name, e.g. acme (lower case).")],
+    threshold: Annotated[int, typer.Option("--threshold", min=1, max=16,
+                                           help="Signatures its role needs.")] = 1,
+    keys: Annotated[int, typer.Option("--keys", min=1, max=16, help="Keys to generate.")] = 1,
+    path: Annotated[list[str] | None, typer.Option(
+        "--path", help="Path pattern it may sign, e.g. 'acme/*' (repeat; default NAME/* and "
+        "NAME/*/*, or NAME/HW/* per --hardware-id).")] = None,
+    hardware_id: Annotated[list[str] | None, typer.Option(
+        "--hardware-id", help="Only images built for this hardware id (repeat).")] = None,
+) -> None:
+    """Create a supplier's keys and delegate to it from the Image repository's targets."""
+    layout = _layout()
+    try:
+        images = layout.images()
+        layout.image_keys.generate_supplier(name, threshold, keys)
+        info = images.add_supplier(name, paths=path or (), hardware_ids=hardware_id or ())
+    except DrivetrainError as e:
+        _error(e)
+    stdout_console().print(f"supplier {info.name}: {info.threshold} of {len(info.keyids)} "
+                           f"key(s), paths {', '.join(info.paths)}")
+
+
+@supplier_app.command("rotate")
+def supplier_rotate(
+    name: Annotated[str, typer.Argument(help="The supplier.")],
+    threshold: Annotated[int, typer.Option("--threshold", min=1, max=16,
+                                           help="Signatures its role needs.")] = 1,
+    keys: Annotated[int, typer.Option("--keys", min=1, max=16, help="Keys to generate.")] = 1,
+) -> None:
+    """Revoke a supplier's keys (lost or compromised), make new ones and delegate to them
+    (same paths); its images are re-signed, metadata signed with the old keys is refused."""
+    layout = _layout()
+    try:
+        info = layout.images().rotate_supplier(name, threshold, keys)
+    except DrivetrainError as e:
+        _error(e)
+    stdout_console().print(f"supplier {info.name}: new keys {', '.join(k[:16] for k in info.keyids)}")
+
+
 @image_app.command("add")
 def image_add(
     file: Annotated[Path, typer.Argument(help="The image file.", exists=True, dir_okay=False)],
@@ -111,16 +166,31 @@ def image_add(
     version: Annotated[str, typer.Option("--version", help="Human version, e.g. 2.5.0.")],
     kind: Annotated[str, typer.Option(
         "--kind", help="firmware, app, decoder_manifest or model.")] = "firmware",
+    supplier: Annotated[str | None, typer.Option(
+        "--supplier", help="Sign it into this supplier's delegated role.")] = None,
+    delta_from: Annotated[list[str] | None, typer.Option(
+        "--delta-from", help="A published image vehicles run now: publish a delta from it "
+        "(repeat).")] = None,
 ) -> None:
-    """Sign and publish an image in the Image repository."""
+    """Sign and publish an image in the Image repository (the same checks and signing as
+    POST /v1/ota/images)."""
+    from drivetrain.cloud.ota.publishing import ImageUpload, publish_image
+
     try:
-        info = _layout().images().add_image(
-            name, file.read_bytes(), hardware_id=hardware_id, release_counter=release_counter,
-            version=version, kind=kind)
+        done = publish_image(_layout().images(), ImageUpload(
+            name, file.read_bytes(), hardware_id, release_counter, version, kind, supplier,
+            tuple(delta_from or ())))
     except DrivetrainError as e:
         _error(e)
+    info = done.image
+    by = f", signed by supplier {info.supplier}" if info.supplier else ""
     stdout_console().print(f"published {info.name} ({info.length:,} bytes, sha256 "
-                           f"{info.sha256[:16]}…)")
+                           f"{info.sha256[:16]}…{by})")
+    for delta in done.deltas:
+        stdout_console().print(f"published {delta.name}: {delta.delta_bytes:,} bytes instead "
+                               f"of {delta.full_bytes:,}")
+    for source in done.skipped:
+        stdout_console().print(f"no delta from {source}: not smaller than the full image")
 
 
 @image_app.command("delta")
@@ -151,7 +221,7 @@ def image_list(json_out: JsonOption = False) -> None:
         stdout_console().print("no images yet: publish one with 'drivetrain ota image add'")
         return
     _table("Image repository", images,
-           ["name", "version", "hardware_id", "release_counter", "length", "kind"])
+           ["name", "version", "hardware_id", "release_counter", "length", "kind", "supplier"])
 
 
 @director_app.command("assign")

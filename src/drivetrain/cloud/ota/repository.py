@@ -15,14 +15,16 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from securesystemslib.signer import Signer
+from securesystemslib.signer import Key, Signer
 from tuf.api.metadata import (
+    DelegatedRole,
+    Delegations,
     Metadata,
     MetaFile,
     Root,
@@ -189,9 +191,67 @@ class TufRepository:
         return self._load(f"{self.snapshot().signed.meta['targets.json'].version}.targets.json",
                           Targets)
 
+    def delegation(self, role: str) -> DelegatedRole:
+        """The top-level targets' delegation to ``role``.
+
+        Raises:
+            NotFoundError: the top-level targets delegate to no role of that name.
+        """
+        delegations = self.targets().signed.delegations
+        found = None if delegations is None or delegations.roles is None else \
+            delegations.roles.get(role)
+        if found is None:
+            raise NotFoundError(f"the repository in {self.path} delegates to no role {role!r}")
+        return found
+
+    def delegations(self) -> list[DelegatedRole]:
+        """The roles the top-level targets delegate to, in their order of precedence."""
+        delegations = self.targets().signed.delegations
+        return [] if delegations is None or delegations.roles is None else \
+            list(delegations.roles.values())
+
+    def delegated(self, role: str) -> Metadata[Targets]:
+        """The published metadata of delegated role ``role``.
+
+        Raises:
+            NotFoundError: the snapshot lists no such role.
+        """
+        meta = self.snapshot().signed.meta.get(f"{role}.json")
+        if meta is None:
+            raise NotFoundError(f"the repository in {self.path} has no role {role!r}")
+        return self._load(f"{meta.version}.{role}.json", Targets)
+
+    def find(self, name: str) -> tuple[TargetFile, str] | None:
+        """The published target ``name`` and the role that signs it, or None: the top-level
+        targets first, then each delegated role whose paths cover ``name``, in order, as a
+        TUF client searches (TUF spec §5.6.7, one level of delegation)."""
+        top = self.targets().signed
+        if name in top.targets:
+            return top.targets[name], "targets"
+        for role in self.delegations():
+            if not role.is_delegated_path(name):
+                continue
+            entry = self.delegated(role.name).signed.targets.get(name)
+            if entry is not None:
+                return entry, role.name
+            if role.terminating:
+                break
+        return None
+
     def target(self, name: str) -> TargetFile | None:
-        """The published target ``name``, or None."""
-        return self.targets().signed.targets.get(name)
+        """The published target ``name`` (top-level or delegated), or None."""
+        found = self.find(name)
+        return None if found is None else found[0]
+
+    def all_targets(self) -> dict[str, tuple[TargetFile, str]]:
+        """Every target a client can resolve, by name, with the role that signs it."""
+        out: dict[str, tuple[TargetFile, str]] = {}
+        for role in reversed(self.delegations()):  # earlier roles take precedence
+            for name, entry in self.delegated(role.name).signed.targets.items():
+                if role.is_delegated_path(name):
+                    out[name] = (entry, role.name)
+        out.update((n, (t, "targets")) for n, t in self.targets().signed.targets.items())
+        return out
 
     def image_bytes(self, target: TargetFile) -> bytes:
         """The stored bytes of a published target."""
@@ -225,51 +285,119 @@ class TufRepository:
 
     def publish(
         self, changes: Mapping[str, TargetFile | None], *, now: datetime | None = None,
-        replace: bool = False,
+        replace: bool = False, role: str = "targets",
     ) -> int:
-        """Publish a new targets version with ``changes`` (name → entry, None removes),
-        then snapshot and timestamp. Returns the new targets version.
+        """Publish a new version of ``role`` (the top-level targets, or a delegated role) with
+        ``changes`` (name → entry, None removes), then snapshot and timestamp. Returns the
+        role's new version.
 
-        ``replace`` starts from an empty targets role (the director's per-vehicle targets
-        name exactly the current assignment).
+        ``replace`` starts from an empty role (the director's per-vehicle targets name exactly
+        the current assignment). The top-level targets keep their delegations.
+
+        Raises:
+            NotFoundError: ``role`` is neither ``targets`` nor a delegated role here.
+            ConfigurationError: fewer private keys than the role's threshold.
         """
         now = _utc(now)
-        roles = self.keys.roles()
-        try:
-            timestamp = self.timestamp().signed
-            snapshot = self._load(f"{timestamp.snapshot_meta.version}.snapshot.json",
-                                  Snapshot).signed
-            versions = (timestamp.version, snapshot.version,
-                        snapshot.meta["targets.json"].version)
-        except NotFoundError:
-            versions = (0, 0, 0)
-        old_version = versions[2]
+        state = self._state()
+        delegated = None if role == "targets" else self.delegation(role)
         entries: dict[str, TargetFile] = {}
-        if not replace:
-            entries = dict(self._load(f"{old_version}.targets.json", Targets).signed.targets)
+        delegations: Delegations | None = None
+        if replace:  # only the version is needed (the Director signs many vehicles in a row)
+            meta = state[2].get(f"{role}.json")
+            version = 1 if meta is None else meta.version + 1
+        else:
+            current = self._current(state, role)
+            version = 1 if current is None else current.signed.version + 1
+            if current is not None:
+                entries = dict(current.signed.targets)
+                delegations = current.signed.delegations
         for name, entry in changes.items():
             if entry is None:
                 entries.pop(name, None)
             else:
                 entries[name] = entry
-        targets = Metadata(Targets(version=old_version + 1, expires=now + self.expiry.targets,
-                                   targets=entries))
-        sign_with_threshold(targets, self.keys.signers("targets"), roles["targets"].threshold)
-        targets_bytes = targets.to_bytes(_SERIALIZER)
-        new_snapshot = Metadata(Snapshot(
-            version=versions[1] + 1, expires=now + self.expiry.snapshot,
-            meta={"targets.json": _meta_of(targets.signed.version, targets_bytes)},
-        ))
+        md = Metadata(Targets(version=version, expires=now + self.expiry.targets,
+                              targets=entries, delegations=delegations))
+        threshold = self.keys.roles()["targets"].threshold if delegated is None else \
+            delegated.threshold
+        sign_with_threshold(md, self.keys.signers(role), threshold)
+        self._commit(state, {role: md}, now)
+        return version
+
+    def delegate(self, role: DelegatedRole, keys: Sequence[Key], *,
+                 now: datetime | None = None) -> int:
+        """Make the top-level targets delegate to ``role`` (replacing a delegation of that
+        name: its keys, threshold and paths), and sign ``role``'s metadata with its keys
+        (its targets kept when it existed). Returns the new top-level targets version.
+
+        Raises:
+            ConfigurationError: fewer private keys than the top-level targets' or the
+                delegated role's threshold.
+        """
+        now = _utc(now)
+        state = self._state()
+        top = self._current(state, "targets")
+        if top is None:
+            raise NotFoundError(f"no TUF repository in {self.path}")
+        delegations = top.signed.delegations or Delegations(keys={}, roles={})
+        roles = dict(delegations.roles or {})
+        roles[role.name] = role
+        used = {keyid for r in roles.values() for keyid in r.keyids}
+        all_keys = {k.keyid: k for k in delegations.keys.values()} | {k.keyid: k for k in keys}
+        delegations = Delegations(keys={i: k for i, k in all_keys.items() if i in used},
+                                  roles=roles)
+        new_top = Metadata(Targets(version=top.signed.version + 1,
+                                   expires=now + self.expiry.targets,
+                                   targets=dict(top.signed.targets), delegations=delegations))
+        sign_with_threshold(new_top, self.keys.signers("targets"),
+                            self.keys.roles()["targets"].threshold)
+        old = self._current(state, role.name)
+        delegated = Metadata(Targets(
+            version=1 if old is None else old.signed.version + 1,
+            expires=now + self.expiry.targets,
+            targets={} if old is None else dict(old.signed.targets)))
+        sign_with_threshold(delegated, self.keys.signers(role.name), role.threshold)
+        self._commit(state, {"targets": new_top, role.name: delegated}, now)
+        return new_top.signed.version
+
+    def _state(self) -> tuple[int, int, dict[str, MetaFile]]:
+        """The current timestamp and snapshot versions and the snapshot's meta (zeros and
+        none before the first publication)."""
+        try:
+            timestamp = self.timestamp().signed
+        except NotFoundError:
+            return 0, 0, {}
+        snapshot = self._load(f"{timestamp.snapshot_meta.version}.snapshot.json",
+                              Snapshot).signed
+        return timestamp.version, snapshot.version, dict(snapshot.meta)
+
+    def _current(self, state: tuple[int, int, dict[str, MetaFile]],
+                 role: str) -> Metadata[Targets] | None:
+        meta = state[2].get(f"{role}.json")
+        return None if meta is None else self._load(f"{meta.version}.{role}.json", Targets)
+
+    def _commit(self, state: tuple[int, int, dict[str, MetaFile]],
+                roles: Mapping[str, Metadata[Targets]], now: datetime) -> None:
+        """Write the new versions of ``roles``, then a snapshot naming them (the others
+        unchanged), then the timestamp: the commit point."""
+        meta = dict(state[2])
+        written: list[tuple[Path, bytes]] = []
+        for role, md in roles.items():
+            data = md.to_bytes(_SERIALIZER)
+            meta[f"{role}.json"] = _meta_of(md.signed.version, data)
+            written.append((self.metadata_dir / f"{md.signed.version}.{role}.json", data))
+        new_snapshot = Metadata(Snapshot(version=state[1] + 1,
+                                         expires=now + self.expiry.snapshot, meta=meta))
         sign_with_threshold(new_snapshot, self.keys.signers("snapshot"),
-                            roles["snapshot"].threshold)
+                            self.keys.roles()["snapshot"].threshold)
         snapshot_bytes = new_snapshot.to_bytes(_SERIALIZER)
-        _atomic_write(self.metadata_dir / f"{targets.signed.version}.targets.json", targets_bytes,
-                      sync=self.sync_each)
+        for path, data in written:
+            _atomic_write(path, data, sync=self.sync_each)
         _atomic_write(self.metadata_dir / f"{new_snapshot.signed.version}.snapshot.json",
                       snapshot_bytes, sync=self.sync_each)
         self._write_timestamp(_meta_of(new_snapshot.signed.version, snapshot_bytes), now,
-                              versions[0])
-        return targets.signed.version
+                              state[0])
 
     def rotate_keys(self, *, now: datetime | None = None) -> int:
         """Sign root version N+1 naming the key store's current keys for every online role

@@ -25,6 +25,7 @@ from drivetrain.core.errors import (
     ConflictError,
     DrivetrainError,
     NotFoundError,
+    PayloadTooLargeError,
     PermissionDeniedError,
     RateLimitedError,
     StorageError,
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 # Status and title per failure domain. Looked up along the exception's MRO.
 STATUS_BY_ERROR: dict[type[DrivetrainError], tuple[int, str]] = {
+    PayloadTooLargeError: (413, "Content too large"),
     BadInputError: (422, "Bad input"),
     VerificationError: (422, "Verification failed"),
     AuthenticationError: (401, "Authentication required"),

@@ -1,0 +1,129 @@
+"""Publishing an image: the one function the ``drivetrain ota image add`` command and the
+``POST /v1/ota/images`` route both call, so an image is checked, signed and given its deltas
+the same way whichever door it comes through.
+
+Checks come first and change nothing: the fields, the supplier's delegation (paths and
+hardware ids), the release counter (never below the highest one published for the same
+hardware id and kind — Uptane's anti-rollback counter only protects vehicles if the
+repository never signs a lower one as the newest build), and each delta source (published,
+same hardware id). Then the image is signed (into the supplier's delegated role when one is
+named) and a bsdiff4 delta is published from each source; a delta that would not be smaller
+than the full image is skipped and reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+
+from drivetrain.cloud.ota.images import (
+    DeltaInfo,
+    ImageInfo,
+    ImageRepository,
+    check_image_fields,
+)
+from drivetrain.cloud.ota.repository import MAX_IMAGE_BYTES
+from drivetrain.core.errors import BadInputError, ConflictError, PayloadTooLargeError
+
+MAX_DELTA_SOURCES: Final = 8
+
+
+class ReleaseCounterRollbackError(ConflictError):
+    """An image whose release counter is below one already published for its hardware."""
+
+
+class ImageTooLargeError(PayloadTooLargeError):
+    """An image over the repository's size cap."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImageUpload:
+    """What a publisher sends: the bytes and the image's Uptane attributes."""
+
+    name: str
+    data: bytes
+    hardware_id: str
+    release_counter: int
+    version: str
+    kind: str = "firmware"
+    #: the supplier whose delegated role signs it (None: the top-level targets role)
+    supplier: str | None = None
+    #: published images vehicles run now, to publish a delta from each
+    delta_from: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """The published image, its deltas, and the sources whose delta was not worth it."""
+
+    image: ImageInfo
+    deltas: tuple[DeltaInfo, ...] = ()
+    skipped: tuple[str, ...] = field(default=())
+
+
+def check_upload(images: ImageRepository, upload: ImageUpload) -> None:
+    """Every check :func:`publish_image` makes before it signs anything.
+
+    Raises:
+        ImageTooLargeError: over :data:`MAX_IMAGE_BYTES`.
+        BadInputError: a bad field, an image outside the supplier's delegation, a delta
+            source that is a delta or built for other hardware.
+        NotFoundError: no such supplier, or a delta source not published.
+        ReleaseCounterRollbackError: the release counter is below one published for the
+            same hardware id and kind.
+    """
+    if len(upload.data) > MAX_IMAGE_BYTES:
+        raise ImageTooLargeError(f"image {upload.name} is {len(upload.data):,} bytes; at most "
+                                 f"{MAX_IMAGE_BYTES:,}")
+    if not upload.data:
+        raise BadInputError(f"image {upload.name}: no bytes; expected the image file")
+    check_image_fields(upload.hardware_id, upload.release_counter, upload.version, upload.kind)
+    if upload.kind == "delta":
+        raise BadInputError("kind 'delta': deltas are made by the repository (delta_from), "
+                            "not uploaded")
+    if upload.supplier is not None:
+        images.check_supplier_image(upload.supplier, upload.name, upload.hardware_id)
+    newest = max((i for i in images.images() if i.kind == upload.kind
+                  and i.hardware_id == upload.hardware_id and i.name != upload.name),
+                 key=lambda i: i.release_counter, default=None)
+    if newest is not None and upload.release_counter < newest.release_counter:
+        raise ReleaseCounterRollbackError(
+            f"release_counter {upload.release_counter} is below {newest.release_counter}, "
+            f"that of {newest.name} already published for hardware {upload.hardware_id!r}; "
+            "expected at least that (a lower counter would be a rollback)")
+    if len(upload.delta_from) > MAX_DELTA_SOURCES:
+        raise BadInputError(f"delta_from: {len(upload.delta_from)} sources; at most "
+                            f"{MAX_DELTA_SOURCES}")
+    for source in upload.delta_from:
+        info = images.info(source)
+        if info.kind == "delta" or info.hardware_id != upload.hardware_id:
+            raise BadInputError(f"delta_from {source!r}: a {info.kind} for hardware "
+                                f"{info.hardware_id!r}; expected a full image for "
+                                f"{upload.hardware_id!r}")
+
+
+def publish_image(images: ImageRepository, upload: ImageUpload, *,
+                  now: datetime | None = None) -> Published:
+    """Check (see :func:`check_upload`), sign and publish ``upload``, then a delta from each
+    of its ``delta_from`` sources.
+
+    Raises:
+        the errors of :func:`check_upload`, and BadInputError when ``name`` is already
+        published with other content.
+    """
+    check_upload(images, upload)
+    info = images.add_image(upload.name, upload.data, hardware_id=upload.hardware_id,
+                            release_counter=upload.release_counter, version=upload.version,
+                            kind=upload.kind, supplier=upload.supplier, now=now)
+    deltas: list[DeltaInfo] = []
+    skipped: list[str] = []
+    for source in dict.fromkeys(upload.delta_from):
+        if source == upload.name:
+            continue
+        try:
+            deltas.append(images.add_delta(source, upload.name, now=now))
+        except BadInputError:  # checked above: only "not smaller than the full image" is left
+            skipped.append(source)
+    return Published(info, tuple(deltas), tuple(skipped))
+
