@@ -172,6 +172,13 @@ class Settings(BaseSettings):
         description="How long an ingest worker reuses a fleet-registry answer (a retirement "
         "or key rotation takes at most this long to apply), seconds; 0 asks every time.",
     )
+    ota_max_upload_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        le=512 * 1024 * 1024,
+        description="Largest image POST /v1/ota/images accepts, bytes; a larger one is refused "
+        "(413) as soon as its declared or received length exceeds it.",
+    )
     ingest_max_message_bytes: int = Field(
         1024 * 1024,
         ge=1024,

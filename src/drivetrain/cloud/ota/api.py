@@ -2,8 +2,11 @@
 
 Reads: the images the Image repository signs and what the Director currently tells one of the
 caller's vehicles to install (``fleet:read``; another tenant's vehicle answers 404).
-Publishing images stays with the operator's ``drivetrain ota`` commands, which hold the
-offline keys.
+
+Writes (``ota:write``): publish an image (the bytes as the body, its attributes as query
+parameters; names under the caller's tenant, ``<tenant>/...``) through the same function as
+``drivetrain ota image add``; register the public keys that sign one of the caller's
+vehicles' version reports. Both are audited.
 
 Rollouts (``ota:read`` to read, ``ota:write`` to change): create a draft, approve it (another
 client than its creator), pause, resume, cancel, advance (judge the finished wave against the
@@ -14,50 +17,52 @@ The router is mounted by ``drivetrain.api.routers``.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, status
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from drivetrain.cloud.commands import MaintenanceWindow
-from drivetrain.cloud.infra import Principal, Scope
+from drivetrain.cloud.infra import Principal, Scope, record_audit
 from drivetrain.cloud.infra.http import MAX_STORED_INT, Context, request_id_of, require_scopes
 from drivetrain.cloud.ota import service
 from drivetrain.cloud.ota.api_schemas import (
     AdvanceRollout,
     CreateRollout,
+    ImageOut,
+    PublishedOut,
     RolloutAction,
     RolloutOut,
     RolloutVehicleOut,
     UpdateRecordOut,
+    VehicleKeysIn,
+    VehicleKeysOut,
     VehicleReport,
     VehicleStateOrWaiting,
 )
-from drivetrain.cloud.ota.images import ImageInfo
+from drivetrain.cloud.ota.images import MAX_RELEASE_COUNTER
 from drivetrain.cloud.ota.layout import OtaLayout
+from drivetrain.cloud.ota.manifests import parse_public_key, register_vehicle_keys
+from drivetrain.cloud.ota.publishing import (
+    MAX_DELTA_SOURCES,
+    ImageTooLargeError,
+    ImageUpload,
+    publish_image,
+)
 from drivetrain.cloud.ota.rollout import Kpis, WavePolicy
 from drivetrain.cloud.twins import get_twin
+from drivetrain.core.errors import PermissionDeniedError
 
 router = APIRouter(tags=["ota"])
 Reader = Annotated[Principal, require_scopes(Scope.FLEET_READ)]
 OtaReader = Annotated[Principal, require_scopes(Scope.OTA_READ)]
 OtaWriter = Annotated[Principal, require_scopes(Scope.OTA_WRITE)]
 Limit = Annotated[int, Query(ge=1, le=service.MAX_PAGE)]
+Vin = Annotated[str, Path(min_length=17, max_length=17)]
+#: What a publisher may upload (deltas are made by the repository)
+ImageKind = Literal["firmware", "app", "decoder_manifest", "model"]
 RolloutId = Annotated[str, Path(max_length=40)]
-
-
-class ImageOut(BaseModel):
-    name: str = Field(examples=["bms/BMS-CH50-HW3/bms-2.6.1.bin"])
-    length: int = Field(ge=0, le=2**40, description="Bytes.")
-    sha256: str
-    hardware_id: str = Field(examples=["BMS-CH50-HW3"])
-    release_counter: int = Field(ge=0, le=2**31 - 1)
-    version: str = Field(examples=["2.6.1"])
-    kind: str = Field(examples=["firmware"])
-
-    @classmethod
-    def of(cls, info: ImageInfo) -> ImageOut:
-        return cls(**info.to_dict())
 
 
 class AssignmentOut(BaseModel):
@@ -88,6 +93,101 @@ def vehicle_assignments(vin: str, principal: Reader, context: Context) -> list[A
         return []
     return [AssignmentOut(ecu_serial=a.ecu_serial, hardware_id=a.hardware_id, image=a.image)
             for a in layout.director().assignments(vin)]
+
+
+async def _read_capped(request: Request, cap: int, name: str) -> bytes:
+    """The request body, refused as soon as it is known to exceed ``cap`` bytes (the declared
+    length first, then while it streams), so an oversized upload is never held whole."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise ImageTooLargeError(f"image {name} is {int(declared):,} bytes; at most {cap:,} "
+                                 "over HTTP")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise ImageTooLargeError(f"image {name} is over {cap:,} bytes, the most accepted "
+                                     "over HTTP")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/images", response_model=PublishedOut, status_code=status.HTTP_201_CREATED,
+    summary="Publish an image: sign it into the Image repository (and its deltas)",
+    openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
+        "schema": {"type": "string", "format": "binary"}}}}},
+    responses={413: {"description": "The image is larger than ota_max_upload_bytes."}},
+)
+async def post_image(
+    request: Request, principal: OtaWriter, context: Context,
+    name: Annotated[str, Query(min_length=3, max_length=1024,
+                               description="Target name under the caller's tenant: "
+                               "<tenant>/... (e.g. acme/bms/bms-2.6.1.bin).")],
+    hardware_id: Annotated[str, Query(min_length=1, max_length=64,
+                                      examples=["BMS-CH50-HW3"])],
+    release_counter: Annotated[int, Query(ge=0, le=MAX_RELEASE_COUNTER, description=(
+        "Anti-rollback counter: not below one already published for this hardware id and "
+        "kind under the tenant."))],
+    version: Annotated[str, Query(min_length=1, max_length=64, examples=["2.6.1"])],
+    kind: ImageKind = "firmware",
+    supplier: Annotated[str | None, Query(min_length=1, max_length=32, description=(
+        "Sign it into this supplier's delegated role (its paths must cover the name)."
+    ))] = None,
+    delta_from: Annotated[list[str] | None, Query(max_length=MAX_DELTA_SOURCES, description=(
+        "Published images vehicles run now: a bsdiff4 delta is published from each."))] = None,
+) -> PublishedOut:
+    """The body is the image's bytes (at most ``ota_max_upload_bytes``). Checked before
+    anything is signed: the fields, the tenant's namespace, the supplier's delegation, the
+    release counter (no rollback), the delta sources. Then the same function as ``drivetrain
+    ota image add`` signs it (into the supplier's role when one is named) and its deltas."""
+    if not name.startswith(f"{principal.tenant}/"):
+        raise PermissionDeniedError(f"name {name!r}: tenant {principal.tenant} publishes "
+                                    f"under '{principal.tenant}/' only")
+    data = await _read_capped(request, context.settings.ota_max_upload_bytes, name)
+    upload = ImageUpload(name, data, hardware_id, release_counter, version, kind, supplier,
+                         tuple(delta_from or ()))
+
+    def publish() -> PublishedOut:
+        with context.database.session() as session:
+            done = publish_image(_layout(context).images(), upload,
+                                 namespace=f"{principal.tenant}/")
+            record_audit(session, tenant=principal.tenant, actor=principal.client_id,
+                         action="ota.image.publish", target=f"image:{name}",
+                         details={"sha256": done.image.sha256, "length": done.image.length,
+                                  "hardware_id": hardware_id,
+                                  "release_counter": release_counter, "version": version,
+                                  "kind": kind, "supplier": supplier or "",
+                                  "deltas": [d.name for d in done.deltas]},
+                         request_id=request_id_of(request))
+            return PublishedOut.of(done)
+
+    return await run_in_threadpool(publish)
+
+
+@router.put("/vehicles/{vin}/keys", response_model=VehicleKeysOut,
+            summary="Register the public keys that sign a vehicle's version reports")
+def put_vehicle_keys(vin: Vin, body: VehicleKeysIn, principal: OtaWriter, context: Context,
+                     request: Request) -> VehicleKeysOut:
+    """Replace the vehicle's registered keys: the primary's (it signs the vehicle version
+    manifest) and each ECU's (its ECU version report); counters start afresh. Manifests
+    signed by other keys are refused from then on. Another tenant's vehicle answers 404."""
+    primary = parse_public_key(body.primary_key.model_dump(), "primary_key")
+    ecus = {serial: parse_public_key(k.model_dump(), f"ecu_keys[{serial}]")
+            for serial, k in body.ecu_keys.items()}
+    with context.database.session() as session:
+        register_vehicle_keys(session, tenant=principal.tenant, vin=vin,
+                              primary_serial=body.primary_serial, primary_key=primary,
+                              ecu_keys=ecus)
+        record_audit(session, tenant=principal.tenant, actor=principal.client_id,
+                     action="ota.vehicle_keys.register", target=f"vehicle:{vin}",
+                     details={"primary_serial": body.primary_serial,
+                              "primary_keyid": primary.keyid,
+                              "ecu_keyids": {s: k.keyid for s, k in sorted(ecus.items())}},
+                     request_id=request_id_of(request))
+    return VehicleKeysOut(vin=vin, primary_serial=body.primary_serial,
+                          primary_keyid=primary.keyid,
+                          ecu_keyids={s: k.keyid for s, k in sorted(ecus.items())})
 
 
 # --- rollouts --------------------------------------------------------------------------------

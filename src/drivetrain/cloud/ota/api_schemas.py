@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from drivetrain.cloud.ota.images import DeltaInfo, ImageInfo
+from drivetrain.cloud.ota.publishing import Published
 from drivetrain.cloud.ota.rollout import RolloutStatus, UpdateRecord, VehicleState
 from drivetrain.cloud.ota.service import MAX_IMAGES, RolloutVehicle, RolloutView
 
@@ -142,3 +144,75 @@ class UpdateRecordOut(BaseModel):
     @classmethod
     def of(cls, record_id: int, r: UpdateRecord) -> UpdateRecordOut:
         return cls(record_id=record_id, **r.to_dict())
+
+
+class ImageOut(BaseModel):
+    name: str = Field(examples=["acme/BMS-CH50-HW3/bms-2.6.1.bin"])
+    length: int = Field(ge=0, le=2**40, description="Bytes.")
+    sha256: str
+    hardware_id: str = Field(examples=["BMS-CH50-HW3"])
+    release_counter: int = Field(ge=0, le=2**31 - 1)
+    version: str = Field(examples=["2.6.1"])
+    kind: str = Field(examples=["firmware"])
+    supplier: str = Field("", description="The supplier whose delegated role signs it "
+                          "(empty: the top-level targets role).")
+
+    @classmethod
+    def of(cls, info: ImageInfo) -> ImageOut:
+        return cls(**info.to_dict())
+
+
+class DeltaOut(BaseModel):
+    name: str
+    source: str = Field(description="The image the delta turns into this one.")
+    delta_bytes: int = Field(ge=0, le=2**40)
+    full_bytes: int = Field(ge=0, le=2**40)
+    bytes_saved: int = Field(ge=-(2**40), le=2**40)
+
+    @classmethod
+    def of(cls, d: DeltaInfo) -> DeltaOut:
+        return cls(name=d.name, source=d.source, delta_bytes=d.delta_bytes,
+                   full_bytes=d.full_bytes, bytes_saved=d.bytes_saved)
+
+
+class PublishedOut(BaseModel):
+    """The signed image, the deltas published to it, and the sources whose delta was not
+    smaller than the full image."""
+
+    image: ImageOut
+    deltas: list[DeltaOut]
+    skipped_delta_sources: list[str]
+
+    @classmethod
+    def of(cls, p: Published) -> PublishedOut:
+        return cls(image=ImageOut.of(p.image), deltas=[DeltaOut.of(d) for d in p.deltas],
+                   skipped_delta_sources=list(p.skipped))
+
+
+class KeyVal(_Strict):
+    public: str = Field(min_length=1, max_length=1024,
+                        description="Ed25519: 64 hex digits; ECDSA P-256: PEM.")
+
+
+class PublicKeyIn(_Strict):
+    """A public key in securesystemslib's form (its key id is computed by the platform)."""
+
+    keytype: Literal["ed25519", "ecdsa"] = Field(examples=["ed25519"])
+    scheme: Literal["ed25519", "ecdsa-sha2-nistp256"] = Field(examples=["ed25519"])
+    keyval: KeyVal
+
+
+class VehicleKeysIn(_Strict):
+    """The keys that sign one vehicle's version reports: the primary's (the vehicle version
+    manifest) and each ECU's (its ECU version report), by ECU serial."""
+
+    primary_serial: str = Field(min_length=1, max_length=64, examples=["TCU"])
+    primary_key: PublicKeyIn
+    ecu_keys: dict[str, PublicKeyIn] = Field(min_length=1, max_length=64)
+
+
+class VehicleKeysOut(BaseModel):
+    vin: str
+    primary_serial: str
+    primary_keyid: str
+    ecu_keyids: dict[str, str] = Field(description="Key id per ECU serial.")

@@ -24,7 +24,12 @@ from drivetrain.cloud.ota.images import (
     check_image_fields,
 )
 from drivetrain.cloud.ota.repository import MAX_IMAGE_BYTES
-from drivetrain.core.errors import BadInputError, ConflictError, PayloadTooLargeError
+from drivetrain.core.errors import (
+    BadInputError,
+    ConflictError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+)
 
 MAX_DELTA_SOURCES: Final = 8
 
@@ -62,8 +67,11 @@ class Published:
     skipped: tuple[str, ...] = field(default=())
 
 
-def check_upload(images: ImageRepository, upload: ImageUpload) -> None:
-    """Every check :func:`publish_image` makes before it signs anything.
+def check_upload(images: ImageRepository, upload: ImageUpload, *,
+                 namespace: str = "") -> None:
+    """Every check :func:`publish_image` makes before it signs anything. With ``namespace``
+    (a tenant's ``<tenant>/``) the name must lie under it and the release counter is compared
+    with the images under it only.
 
     Raises:
         ImageTooLargeError: over :data:`MAX_IMAGE_BYTES`.
@@ -73,6 +81,9 @@ def check_upload(images: ImageRepository, upload: ImageUpload) -> None:
         ReleaseCounterRollbackError: the release counter is below one published for the
             same hardware id and kind.
     """
+    if not upload.name.startswith(namespace):
+        raise PermissionDeniedError(f"name {upload.name!r}: expected a name under "
+                                    f"{namespace!r}")
     if len(upload.data) > MAX_IMAGE_BYTES:
         raise ImageTooLargeError(f"image {upload.name} is {len(upload.data):,} bytes; at most "
                                  f"{MAX_IMAGE_BYTES:,}")
@@ -85,7 +96,8 @@ def check_upload(images: ImageRepository, upload: ImageUpload) -> None:
     if upload.supplier is not None:
         images.check_supplier_image(upload.supplier, upload.name, upload.hardware_id)
     newest = max((i for i in images.images() if i.kind == upload.kind
-                  and i.hardware_id == upload.hardware_id and i.name != upload.name),
+                  and i.hardware_id == upload.hardware_id and i.name != upload.name
+                  and i.name.startswith(namespace)),
                  key=lambda i: i.release_counter, default=None)
     if newest is not None and upload.release_counter < newest.release_counter:
         raise ReleaseCounterRollbackError(
@@ -103,7 +115,7 @@ def check_upload(images: ImageRepository, upload: ImageUpload) -> None:
                                 f"{upload.hardware_id!r}")
 
 
-def publish_image(images: ImageRepository, upload: ImageUpload, *,
+def publish_image(images: ImageRepository, upload: ImageUpload, *, namespace: str = "",
                   now: datetime | None = None) -> Published:
     """Check (see :func:`check_upload`), sign and publish ``upload``, then a delta from each
     of its ``delta_from`` sources.
@@ -112,7 +124,7 @@ def publish_image(images: ImageRepository, upload: ImageUpload, *,
         the errors of :func:`check_upload`, and BadInputError when ``name`` is already
         published with other content.
     """
-    check_upload(images, upload)
+    check_upload(images, upload, namespace=namespace)
     info = images.add_image(upload.name, upload.data, hardware_id=upload.hardware_id,
                             release_counter=upload.release_counter, version=upload.version,
                             kind=upload.kind, supplier=upload.supplier, now=now)
