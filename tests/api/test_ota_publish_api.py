@@ -184,10 +184,10 @@ def test_version_report_keys_are_registered_per_tenant_and_checked(
     for change, status in bad:
         response = client.put(url, json=body | change, headers=writer)
         assert response.status_code == status, (change, response.text)
-    with database.session() as session:  # nothing registered by the refused attempts
-        with pytest.raises(NotFoundError, match="no version-report keys"):
-            accept_manifest(session, tenant="acme", vin=vin,
-                            raw=_manifest(vin, primary, ecu, 1))
+    # nothing registered by the refused attempts
+    with database.session() as session, pytest.raises(NotFoundError,
+                                                      match="no version-report keys"):
+        accept_manifest(session, tenant="acme", vin=vin, raw=_manifest(vin, primary, ecu, 1))
     made = client.put(url, json=body, headers=writer)
     assert made.status_code == 200, made.text
     assert made.json() == {"vin": vin, "primary_serial": "TCU",
