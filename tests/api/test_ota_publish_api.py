@@ -43,6 +43,15 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def _callers(new_tenant: Callable[[str], Any], new_client: Callable[..., Any],
+             get_token: Callable[..., str]) -> tuple[dict[str, str], ...]:
+    """Headers of acme's writer (ota:write) and reader, and of globex's writer."""
+    acme, globex = new_tenant("acme"), new_tenant("globex")
+    return (bearer(get_token(new_client(acme, "fleet_operator"))),
+            bearer(get_token(new_client(acme, "read_only"))),
+            bearer(get_token(new_client(globex, "fleet_operator"))))
+
+
 def _publish(client: TestClient, headers: dict[str, str], data: bytes,
              **params: Any) -> Any:
     query = {"hardware_id": "BMS-CH50-HW3", "version": "2.6.1", "release_counter": 7} | params
@@ -99,10 +108,7 @@ def test_bad_image_uploads_are_refused_and_change_nothing(
     client: TestClient, settings: Settings, new_tenant: Callable[[str], Any],
     new_client: Callable[..., Any], get_token: Callable[..., str],
 ) -> None:
-    acme, globex = new_tenant("acme"), new_tenant("globex")
-    writer = bearer(get_token(new_client(acme, "fleet_operator")))
-    reader = bearer(get_token(new_client(acme, "read_only")))
-    other = bearer(get_token(new_client(globex, "fleet_operator")))
+    writer, reader, other = _callers(new_tenant, new_client, get_token)
     layout = OtaLayout.under(settings.data_dir)
     layout.init({"root": (1, 1)})
     layout.image_keys.generate_supplier("bosch")
@@ -162,10 +168,7 @@ def test_version_report_keys_are_registered_per_tenant_and_checked(
     client: TestClient, database: Database, new_tenant: Callable[[str], Any],
     new_client: Callable[..., Any], get_token: Callable[..., str],
 ) -> None:
-    acme, globex = new_tenant("acme"), new_tenant("globex")
-    writer = bearer(get_token(new_client(acme, "fleet_operator")))
-    reader = bearer(get_token(new_client(acme, "read_only")))
-    other = bearer(get_token(new_client(globex, "fleet_operator")))
+    writer, reader, other = _callers(new_tenant, new_client, get_token)
     vin = _vehicle(database, "acme", 1)
     primary, ecu = CryptoSigner.generate_ed25519(), CryptoSigner.generate_ecdsa()
     body = {"primary_serial": "TCU", "primary_key": _key_body(primary),

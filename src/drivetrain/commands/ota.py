@@ -34,6 +34,12 @@ app.add_typer(tuf_client_cli.app, name="tuf-client")
 app.add_typer(ota_rollout.app, name="rollout")
 
 
+SupplierThreshold = Annotated[int, typer.Option("--threshold", min=1, max=16,
+                                               help="Signatures the supplier's role needs.")]
+SupplierKeyCount = Annotated[int, typer.Option("--keys", min=1, max=16,
+                                               help="Supplier keys to generate.")]
+
+
 def _layout() -> OtaLayout:
     from drivetrain.cloud.ota.layout import OtaLayout
 
@@ -118,9 +124,8 @@ def keys_rotate(
 @supplier_app.command("add")
 def supplier_add(
     name: Annotated[str, typer.Argument(help="Supplier name, e.g. acme (lower case).")],
-    threshold: Annotated[int, typer.Option("--threshold", min=1, max=16,
-                                           help="Signatures its role needs.")] = 1,
-    keys: Annotated[int, typer.Option("--keys", min=1, max=16, help="Keys to generate.")] = 1,
+    threshold: SupplierThreshold = 1,
+    keys: SupplierKeyCount = 1,
     path: Annotated[list[str] | None, typer.Option(
         "--path", help="Path pattern it may sign, e.g. 'acme/*' (repeat; default NAME/* and "
         "NAME/*/*, or NAME/HW/* per --hardware-id).")] = None,
@@ -142,9 +147,8 @@ def supplier_add(
 @supplier_app.command("rotate")
 def supplier_rotate(
     name: Annotated[str, typer.Argument(help="The supplier.")],
-    threshold: Annotated[int, typer.Option("--threshold", min=1, max=16,
-                                           help="Signatures its role needs.")] = 1,
-    keys: Annotated[int, typer.Option("--keys", min=1, max=16, help="Keys to generate.")] = 1,
+    threshold: SupplierThreshold = 1,
+    keys: SupplierKeyCount = 1,
 ) -> None:
     """Revoke a supplier's keys (lost or compromised), make new ones and delegate to them
     (same paths); its images are re-signed, metadata signed with the old keys is refused."""

@@ -77,6 +77,17 @@ def _order(world: OtaWorld, target: TargetFile) -> None:
     vehicle.publish({target.path: entry}, replace=True)
 
 
+def _refused(world: OtaWorld, signers: list[Signer]) -> None:
+    """A supplier role naming a backdoor, signed by ``signers`` and ordered by the Director,
+    is refused by the vehicle's TUF client, and nothing is installed."""
+    target = _forge_supplier_role(world, signers, "acme/bms-v2/backdoor.bin",
+                                  _firmware("6.6.6"))
+    _order(world, target)
+    with pytest.raises(TufUpdateError, match="UnsignedMetadataError|signature"):
+        world.primary.update(PARKED)
+    assert world.ecu("BMS-001").running() is None
+
+
 def test_supplier_role_is_delegated_signed_by_its_key_and_listed_by_the_snapshot(
     world: OtaWorld,
 ) -> None:
@@ -142,12 +153,7 @@ def test_supplier_signing_a_target_outside_its_delegated_paths_is_rejected(
 def test_delegated_role_signed_with_an_untrusted_key_is_rejected(world: OtaWorld) -> None:
     _supplier(world)
     _publish_supplier_image(world)
-    target = _forge_supplier_role(world, [CryptoSigner.generate_ed25519()],
-                                  "acme/bms-v2/backdoor.bin", _firmware("6.6.6"))
-    _order(world, target)
-    with pytest.raises(TufUpdateError, match="UnsignedMetadataError|signature"):
-        world.primary.update(PARKED)
-    assert world.ecu("BMS-001").running() is None
+    _refused(world, [CryptoSigner.generate_ed25519()])  # a key the delegation does not name
 
 
 def test_delegated_role_signed_with_a_revoked_supplier_key_is_rejected(world: OtaWorld) -> None:
@@ -160,12 +166,7 @@ def test_delegated_role_signed_with_a_revoked_supplier_key_is_rejected(world: Ot
     assert info.keyids != tuple(s.public_key.keyid for s in revoked)
     assert world.layout.images().info(image).supplier == "acme"  # re-signed with the new key
     world.primary.check()  # the vehicle follows the new delegation
-    target = _forge_supplier_role(world, revoked, "acme/bms-v2/backdoor.bin",
-                                  _firmware("6.6.6"))
-    _order(world, target)
-    with pytest.raises(TufUpdateError, match="UnsignedMetadataError|signature"):
-        world.primary.update(PARKED)
-    assert world.ecu("BMS-001").running() is None
+    _refused(world, revoked)
 
 
 def test_delegated_role_signed_below_its_threshold_is_rejected(world: OtaWorld) -> None:
@@ -174,12 +175,7 @@ def test_delegated_role_signed_below_its_threshold_is_rejected(world: OtaWorld) 
     world.assign(("BMS-001", image))
     world.primary.check()
     one_of_two = world.layout.image_keys.signers("acme")[:1]  # one supplier key stolen
-    target = _forge_supplier_role(world, one_of_two, "acme/bms-v2/backdoor.bin",
-                                  _firmware("6.6.6"))
-    _order(world, target)
-    with pytest.raises(TufUpdateError, match="UnsignedMetadataError|signature"):
-        world.primary.update(PARKED)
-    assert world.ecu("BMS-001").running() is None
+    _refused(world, one_of_two)
 
 
 def test_reference_ngclient_downloads_a_delegated_image_over_http(tmp_path: Path) -> None:

@@ -267,18 +267,18 @@ class ImageRepository:
         Raises:
             NotFoundError: no such image.
         """
-        found = self.repo.find(name)
-        if found is None:
-            raise NotFoundError(f"image {name!r} is not in the Image repository")
-        return ImageInfo.of(*found)
+        return ImageInfo.of(*self._find(name))
 
     def image(self, name: str) -> TargetFile:
-        """The target entry of ``name``.
+        """The target entry of ``name`` (top-level or a supplier's).
 
         Raises:
             NotFoundError: no such image.
         """
-        target = self.repo.target(name)
-        if target is None:
+        return self._find(name)[0]
+
+    def _find(self, name: str) -> tuple[TargetFile, str]:
+        found = self.repo.find(name)
+        if found is None:
             raise NotFoundError(f"image {name!r} is not in the Image repository")
-        return target
+        return found
