@@ -84,6 +84,7 @@ from drivetrain.edge.ids import (
 )
 from drivetrain.edge.ota import (
     AbEcu,
+    DelegationHardwareError,
     DirectorImageMismatchError,
     EcuIdentity,
     EcuMismatchError,
@@ -146,6 +147,7 @@ __all__ = [
     "CollectionEngine",
     "CollectionResult",
     "DecodeCounters",
+    "DelegationHardwareError",
     "DesiredStateVersion",
     "DirectorImageMismatchError",
     "DownlinkMemory",
@@ -174,6 +176,7 @@ __all__ = [
     "KindSummary",
     "ManifestInForce",
     "MemoryBuffer",
+    "OtaUpdater",
     "OutgoingMessage",
     "PreconditionError",
     "RepositoryUrls",
@@ -189,7 +192,6 @@ __all__ = [
     "TufUpdateError",
     "Uplink",
     "UplinkStats",
-    "OtaUpdater",
     "UptanePrimary",
     "UptaneVerificationError",
     "VehicleActuator",

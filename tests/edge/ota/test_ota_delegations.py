@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from ota_world import VIN, OtaWorld, ota_world
+from ota_world import ECUS, VIN, OtaWorld, ota_world
 from securesystemslib.signer import CryptoSigner, Signer
 from tuf.api.metadata import Metadata, Snapshot, TargetFile, Targets
 from tuf.ngclient import Updater
@@ -19,6 +19,7 @@ from drivetrain.cloud.ota.layout import OtaLayout
 from drivetrain.cloud.ota.serve import BackgroundServer
 from drivetrain.core.errors import BadInputError, NotFoundError
 from drivetrain.edge import (
+    DelegationHardwareError,
     DirectorImageMismatchError,
     TufUpdateError,
     VehicleConditions,
@@ -51,12 +52,12 @@ def _publish_supplier_image(world: OtaWorld) -> str:
 
 
 def _forge_supplier_role(world: OtaWorld, signers: list[Signer], name: str,
-                         data: bytes) -> TargetFile:
+                         data: bytes, hardware_id: str = "bms-v2") -> TargetFile:
     """The supplier role's next version naming ``name`` (stored), signed by ``signers`` only,
     listed by a snapshot and timestamp the repository signs as usual (its online keys are not
     the supplier's, so they cannot make a bad supplier signature good)."""
     repo = world.layout.images().repo
-    target = repo.store_image(name, data, {"hardware_id": "bms-v2", "release_counter": 9,
+    target = repo.store_image(name, data, {"hardware_id": hardware_id, "release_counter": 9,
                                            "version": "6.6.6", "kind": "firmware"})
     current = repo.delegated("acme").signed
     md = Metadata(Targets(version=current.version + 1, expires=current.expires,
@@ -67,13 +68,13 @@ def _forge_supplier_role(world: OtaWorld, signers: list[Signer], name: str,
     return target
 
 
-def _order(world: OtaWorld, target: TargetFile) -> None:
-    """A compromised Director orders ``target`` for the BMS (it names what the attacker
+def _order(world: OtaWorld, target: TargetFile, ecu: str = "BMS-001") -> None:
+    """A compromised Director orders ``target`` for ``ecu`` (it names what the attacker
     wants, with the right length and hashes)."""
     vehicle = world.layout.director().vehicle(VIN)
+    ids = {ecu: {"hardware_id": ECUS[ecu]}}
     entry = TargetFile(target.length, dict(target.hashes), target.path,
-                       {"custom": {"ecu_identifiers": {"BMS-001": {"hardware_id": "bms-v2"}},
-                                   "release_counter": 9}})
+                       {"custom": {"ecu_identifiers": ids, "release_counter": 9}})
     vehicle.publish({target.path: entry}, replace=True)
 
 
@@ -148,6 +149,23 @@ def test_supplier_signing_a_target_outside_its_delegated_paths_is_rejected(
     with pytest.raises(DirectorImageMismatchError, match="not signed by the Image repository"):
         world.primary.update(PARKED)
     assert world.ecu("BMS-001").running() is None  # nothing installed
+
+
+def test_supplier_aiming_an_image_at_hardware_outside_its_delegation_is_rejected(
+    world: OtaWorld,
+) -> None:
+    _supplier(world)  # delegated for bms-v2 only
+    _publish_supplier_image(world)
+    # the supplier's own key signs, inside its paths, an image for the ADAS ECU's hardware,
+    # and a Director orders it for the ADAS ECU: TUF and the Uptane name/hash/hardware checks
+    # all pass, the delegation's hardware ids do not
+    target = _forge_supplier_role(world, world.layout.image_keys.signers("acme"),
+                                  "acme/bms-v2/adas-backdoor.bin", _firmware("6.6.6"),
+                                  hardware_id="adas-v1")
+    _order(world, target, ecu="ADAS-001")
+    with pytest.raises(DelegationHardwareError, match="delegated for hardware \\['bms-v2'\\]"):
+        world.primary.update(PARKED)
+    assert world.ecu("ADAS-001").running() is None
 
 
 def test_delegated_role_signed_with_an_untrusted_key_is_rejected(world: OtaWorld) -> None:

@@ -27,14 +27,11 @@ from tuf.api.metadata import DelegatedRole, TargetFile
 from drivetrain.cloud.ota.keys import KeyStore, check_supplier_name
 from drivetrain.cloud.ota.repository import Expiry, TufRepository
 from drivetrain.core.errors import BadInputError, NotFoundError
-from drivetrain.core.ota_names import delta_name
+from drivetrain.core.ota_names import HARDWARE_IDS_FIELD, delta_name
 
 HARDWARE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 MAX_RELEASE_COUNTER: Final = 2**31 - 1
 IMAGE_KINDS: Final = ("firmware", "app", "decoder_manifest", "model", "delta")
-#: The delegation's field listing the hardware ids a supplier may sign images for (empty or
-#: absent: any); signed by the top-level targets role with the rest of the delegation.
-HARDWARE_IDS_FIELD: Final = "x-drivetrain-hardware-ids"
 MAX_PATH_PATTERNS: Final = 16
 PATH_PATTERN: Final = re.compile(r"[A-Za-z0-9_.*+-]{1,128}(/[A-Za-z0-9_.*+-]{1,128}){0,7}")
 

@@ -20,6 +20,7 @@ from drivetrain.edge.ota.primary import (
 from drivetrain.edge.ota.resume import ResumableFetcher
 from drivetrain.edge.ota.slots import AbEcu, HealthResult, ImageHashError, InstallOutcome, SlotImage
 from drivetrain.edge.ota.uptane import (
+    DelegationHardwareError,
     DirectorImageMismatchError,
     EcuIdentity,
     EcuMismatchError,
@@ -31,6 +32,7 @@ from drivetrain.edge.ota.uptane import (
 
 __all__ = [
     "AbEcu",
+    "DelegationHardwareError",
     "DirectorImageMismatchError",
     "EcuIdentity",
     "EcuMismatchError",

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import quote
 
 import bsdiff4
 from securesystemslib.signer import Signer
@@ -39,7 +40,12 @@ from drivetrain.core.uptane_manifest import (
 )
 from drivetrain.edge.ota.resume import ResumableFetcher
 from drivetrain.edge.ota.slots import AbEcu, InstallOutcome
-from drivetrain.edge.ota.uptane import EcuIdentity, VerifiedInstall, full_verification
+from drivetrain.edge.ota.uptane import (
+    EcuIdentity,
+    VerifiedInstall,
+    check_delegated_hardware,
+    full_verification,
+)
 
 #: Least state of charge an install starts with, percent.
 MIN_SOC_PCT: Final = 30.0
@@ -149,10 +155,21 @@ class UptanePrimary:
                 (self._director_dir / "targets.json").read_bytes()).signed
             image.refresh()
             installs = full_verification(targets, image.get_targetinfo, self.identities())
+            check_delegated_hardware(self._verified_image_role("targets"),
+                                     self._verified_image_role, installs)
         except (tuf_errors.RepositoryError, tuf_errors.DownloadError,
                 tuf_errors.StorageError, DeserializationError) as e:
             raise tuf_client.translate(e) from e
         return installs, image
+
+    def _verified_image_role(self, role: str) -> Targets:
+        """A targets role of the Image repository as ngclient kept it: it writes a role's
+        file only after verifying it, and the lookups of this cycle loaded every role that
+        signs an ordered image (so a role absent here signs none of them)."""
+        path = self._image_dir / f"{quote(role, '')}.json"
+        if not path.is_file():
+            return Targets(targets={})
+        return Metadata[Targets].from_bytes(path.read_bytes()).signed
 
     def update(self, conditions: VehicleConditions) -> list[InstallOutcome]:
         """One update cycle (see the module doc); returns each ECU's outcome.

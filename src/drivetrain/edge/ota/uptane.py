@@ -11,18 +11,23 @@ expiry) are done before by python-tuf's ngclient; this adds the Uptane rules on 
 2. the Image repository signs a target of the same name, with the same length and the same
    hashes (every hash the Director gives must match, and at least one must be given);
 3. the image is built for that hardware id and its release counter equals the Director's and
-   is not below the one the ECU runs (rollback).
+   is not below the one the ECU runs (rollback);
+4. an image a supplier's delegated role signs is for hardware the delegation names, when it
+   names any (:func:`check_delegated_hardware`): ngclient enforces the delegation's keys,
+   threshold and paths, this adds its hardware ids, so a supplier cannot aim an image at
+   another supplier's ECUs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tuf.api.metadata import TargetFile, Targets
 
 from drivetrain.core.errors import VerificationError
+from drivetrain.core.ota_names import HARDWARE_IDS_FIELD
 
 
 class UptaneVerificationError(VerificationError):
@@ -35,6 +40,10 @@ class DirectorImageMismatchError(UptaneVerificationError):
 
 class EcuMismatchError(UptaneVerificationError):
     """A Director target names an ECU this vehicle lacks, twice, or with other hardware."""
+
+
+class DelegationHardwareError(UptaneVerificationError):
+    """A supplier's delegated role signs an image for hardware its delegation does not name."""
 
 
 class ImageRollbackError(UptaneVerificationError):
@@ -141,3 +150,41 @@ def full_verification(
                 serial, ecu.hardware_id, name, image.length, image.hashes.get("sha256", ""),
                 image_counter, str(image_custom.get("version", ""))))
     return installs
+
+
+def check_delegated_hardware(
+    top: Targets, load_role: Callable[[str], Targets | None],
+    installs: Sequence[VerifiedInstall],
+) -> None:
+    """Each install a supplier's delegated role signs is for hardware its delegation names.
+
+    The signing role is found as a TUF client searches: the top-level targets first, then
+    each delegated role whose paths cover the name, in order (one level of delegation).
+
+    Args:
+        top: the Image repository's top-level targets (already TUF-verified).
+        load_role: a delegated role's verified targets, or None when the client has none.
+        installs: what :func:`full_verification` returned.
+
+    Raises:
+        DelegationHardwareError: naming the image, the supplier and the hardware.
+    """
+    roles = [] if top.delegations is None or top.delegations.roles is None else \
+        list(top.delegations.roles.values())
+    for order in installs:
+        if order.target in top.targets:
+            continue
+        for role in roles:
+            if not role.is_delegated_path(order.target):
+                continue
+            signed = load_role(role.name)
+            if signed is not None and order.target in signed.targets:
+                allowed = role.unrecognized_fields.get(HARDWARE_IDS_FIELD) or []
+                if allowed and order.hardware_id not in allowed:
+                    raise DelegationHardwareError(
+                        f"image {order.target} is signed by supplier {role.name}, delegated "
+                        f"for hardware {list(allowed)}, not {order.hardware_id!r} (ECU "
+                        f"{order.ecu_serial})")
+                break
+            if role.terminating:
+                break
