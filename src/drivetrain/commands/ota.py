@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from drivetrain.commands import ota_rollout, tuf_client_cli
+from drivetrain.commands.api_client import TokenOption, UrlOption, api_call, api_client
 from drivetrain.commands.db import fail, load_settings_or_exit
 from drivetrain.commands.output import Column, JsonOption, emit_json, print_table, stdout_console
 from drivetrain.core.errors import DrivetrainError
@@ -121,6 +122,18 @@ def keys_rotate(
     stdout_console().print(f"image {role}: new key {key.keyid[:16]}…, root v{version}")
 
 
+def _print_published(image: dict[str, Any], deltas: list[dict[str, Any]],
+                     skipped: list[str]) -> None:
+    by = f", signed by supplier {image['supplier']}" if image["supplier"] else ""
+    stdout_console().print(f"published {image['name']} ({image['length']:,} bytes, sha256 "
+                           f"{image['sha256'][:16]}…{by})")
+    for delta in deltas:
+        stdout_console().print(f"published {delta['name']}: {delta['delta_bytes']:,} bytes "
+                               f"instead of {delta['full_bytes']:,}")
+    for source in skipped:
+        stdout_console().print(f"no delta from {source}: not smaller than the full image")
+
+
 @supplier_app.command("add")
 def supplier_add(
     name: Annotated[str, typer.Argument(help="Supplier name, e.g. acme (lower case).")],
@@ -186,15 +199,48 @@ def image_add(
             tuple(delta_from or ())))
     except DrivetrainError as e:
         _error(e)
-    info = done.image
-    by = f", signed by supplier {info.supplier}" if info.supplier else ""
-    stdout_console().print(f"published {info.name} ({info.length:,} bytes, sha256 "
-                           f"{info.sha256[:16]}…{by})")
-    for delta in done.deltas:
-        stdout_console().print(f"published {delta.name}: {delta.delta_bytes:,} bytes instead "
-                               f"of {delta.full_bytes:,}")
-    for source in done.skipped:
-        stdout_console().print(f"no delta from {source}: not smaller than the full image")
+    _print_published(done.image.to_dict(),
+                     [{"name": d.name, "delta_bytes": d.delta_bytes,
+                       "full_bytes": d.full_bytes} for d in done.deltas], list(done.skipped))
+
+
+@image_app.command("publish")
+def image_publish(
+    file: Annotated[Path, typer.Argument(help="The image file.", exists=True, dir_okay=False)],
+    name: Annotated[str, typer.Option(
+        "--name", help="Target name under the token's tenant, e.g. acme/bms/bms-2.6.1.bin.")],
+    hardware_id: Annotated[str, typer.Option("--hardware-id", help="ECU hardware id.")],
+    release_counter: Annotated[int, typer.Option(
+        "--release-counter", min=0, help="Anti-rollback counter (never lower than installed).")],
+    version: Annotated[str, typer.Option("--version", help="Human version, e.g. 2.5.0.")],
+    token: TokenOption,
+    kind: Annotated[str, typer.Option(
+        "--kind", help="firmware, app, decoder_manifest or model.")] = "firmware",
+    supplier: Annotated[str | None, typer.Option(
+        "--supplier", help="Sign it into this supplier's delegated role.")] = None,
+    delta_from: Annotated[list[str] | None, typer.Option(
+        "--delta-from", help="A published image vehicles run now: publish a delta from it "
+        "(repeat).")] = None,
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Publish an image through the API (POST /v1/ota/images, scope ota:write): the platform
+    signs it with the same checks as 'ota image add'."""
+    params: dict[str, Any] = {"name": name, "hardware_id": hardware_id,
+                              "release_counter": release_counter, "version": version,
+                              "kind": kind}
+    if supplier is not None:
+        params["supplier"] = supplier
+    if delta_from:
+        params["delta_from"] = delta_from
+    with api_client(url, token) as client:
+        done = api_call(client, "POST", "/v1/ota/images", params=params,
+                        content=file.read_bytes(),
+                        headers={"Content-Type": "application/octet-stream"}).json()
+    if as_json:
+        emit_json(done)
+        return
+    _print_published(done["image"], done["deltas"], done["skipped_delta_sources"])
 
 
 @image_app.command("delta")
