@@ -35,6 +35,17 @@ app.add_typer(tuf_client_cli.app, name="tuf-client")
 app.add_typer(ota_rollout.app, name="rollout")
 
 
+HardwareIdOption = Annotated[str, typer.Option("--hardware-id", help="ECU hardware id.")]
+ReleaseCounterOption = Annotated[int, typer.Option(
+    "--release-counter", min=0, help="Anti-rollback counter (never lower than installed).")]
+VersionOption = Annotated[str, typer.Option("--version", help="Human version, e.g. 2.5.0.")]
+KindOption = Annotated[str, typer.Option("--kind",
+                                         help="firmware, app, decoder_manifest or model.")]
+SupplierOption = Annotated[str | None, typer.Option(
+    "--supplier", help="Sign it into this supplier's delegated role.")]
+DeltaFromOption = Annotated[list[str] | None, typer.Option(
+    "--delta-from", help="A published image vehicles run now: publish a delta from it "
+    "(repeat).")]
 SupplierThreshold = Annotated[int, typer.Option("--threshold", min=1, max=16,
                                                help="Signatures the supplier's role needs.")]
 SupplierKeyCount = Annotated[int, typer.Option("--keys", min=1, max=16,
@@ -177,17 +188,12 @@ def supplier_rotate(
 def image_add(
     file: Annotated[Path, typer.Argument(help="The image file.", exists=True, dir_okay=False)],
     name: Annotated[str, typer.Option("--name", help="Target name, e.g. bms/bms-2.5.0.bin.")],
-    hardware_id: Annotated[str, typer.Option("--hardware-id", help="ECU hardware id.")],
-    release_counter: Annotated[int, typer.Option(
-        "--release-counter", min=0, help="Anti-rollback counter (never lower than installed).")],
-    version: Annotated[str, typer.Option("--version", help="Human version, e.g. 2.5.0.")],
-    kind: Annotated[str, typer.Option(
-        "--kind", help="firmware, app, decoder_manifest or model.")] = "firmware",
-    supplier: Annotated[str | None, typer.Option(
-        "--supplier", help="Sign it into this supplier's delegated role.")] = None,
-    delta_from: Annotated[list[str] | None, typer.Option(
-        "--delta-from", help="A published image vehicles run now: publish a delta from it "
-        "(repeat).")] = None,
+    hardware_id: HardwareIdOption,
+    release_counter: ReleaseCounterOption,
+    version: VersionOption,
+    kind: KindOption = "firmware",
+    supplier: SupplierOption = None,
+    delta_from: DeltaFromOption = None,
 ) -> None:
     """Sign and publish an image in the Image repository (the same checks and signing as
     POST /v1/ota/images)."""
@@ -209,18 +215,13 @@ def image_publish(
     file: Annotated[Path, typer.Argument(help="The image file.", exists=True, dir_okay=False)],
     name: Annotated[str, typer.Option(
         "--name", help="Target name under the token's tenant, e.g. acme/bms/bms-2.6.1.bin.")],
-    hardware_id: Annotated[str, typer.Option("--hardware-id", help="ECU hardware id.")],
-    release_counter: Annotated[int, typer.Option(
-        "--release-counter", min=0, help="Anti-rollback counter (never lower than installed).")],
-    version: Annotated[str, typer.Option("--version", help="Human version, e.g. 2.5.0.")],
+    hardware_id: HardwareIdOption,
+    release_counter: ReleaseCounterOption,
+    version: VersionOption,
     token: TokenOption,
-    kind: Annotated[str, typer.Option(
-        "--kind", help="firmware, app, decoder_manifest or model.")] = "firmware",
-    supplier: Annotated[str | None, typer.Option(
-        "--supplier", help="Sign it into this supplier's delegated role.")] = None,
-    delta_from: Annotated[list[str] | None, typer.Option(
-        "--delta-from", help="A published image vehicles run now: publish a delta from it "
-        "(repeat).")] = None,
+    kind: KindOption = "firmware",
+    supplier: SupplierOption = None,
+    delta_from: DeltaFromOption = None,
     url: UrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
