@@ -4,8 +4,9 @@ The file list comes from :meth:`Lake.live_paths` — the same call behind every 
 the lake — so Spark never reads a staged, pending or retired file, and a file another writer
 commits after the listing is not half-read. Files are read with hive partition discovery
 relative to their region root (``region=R/tenant=T/date=D/`` become columns, as in DuckDB),
-with schema merging (files written before a column existed read it as null, like DuckDB's
-``union_by_name``), and filtered on tenant and time again, as the DuckDB queries do.
+with the lake's schema given rather than inferred (no job that opens every footer first; files
+written before a column existed read it as null, like DuckDB's ``union_by_name``), and
+filtered on tenant and time again, as the DuckDB queries do.
 
 Columns: vehicle, path, ts (int64 ns since the epoch, UTC), value, text, category, batch_id,
 region, tenant, date (DATE).
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
-from drivetrain.cloud.batch.session import quiet_pandas_check
 from drivetrain.core.errors import BadInputError, QueryError
 
 if TYPE_CHECKING:
@@ -31,6 +31,13 @@ FRAME_COLUMNS: Final = ("vehicle", "path", "ts", "value", "text", "category", "b
                         "region", "tenant", "date")
 _FILE_COLUMNS: Final = FRAME_COLUMNS[:7]
 _MARKER: Final = "/region="
+# The columns read from each file (LAKE_SCHEMA's, ts as int64 ns: see SESSION_CONF) and the
+# hive partition columns, with their Spark types.
+_READ_COLUMNS: Final = (("vehicle", "string"), ("path", "string"), ("ts", "bigint"),
+                        ("value", "double"), ("text", "string"), ("category", "string"),
+                        ("batch_id", "string"), ("region", "string"), ("tenant", "string"),
+                        ("date", "string"))
+_READ_SCHEMA: Final = ", ".join(f"{name} {type_}" for name, type_ in _READ_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +91,7 @@ def read_files(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
         by_base.setdefault(partition_base(path), []).append(path)
     frame: DataFrame | None = None
     for base, group in sorted(by_base.items()):
-        part = (spark.read.option("basePath", base).option("mergeSchema", "true")
-                .parquet(*group))
+        part = spark.read.schema(_READ_SCHEMA).option("basePath", base).parquet(*group)
         part = part.select(*_FILE_COLUMNS, "region", "tenant",
                            F.col("date").cast("date").alias("date"))
         frame = part if frame is None else frame.unionByName(part)
@@ -96,10 +102,12 @@ def read_files(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
 
 def empty_frame(spark: SparkSession) -> DataFrame:
     """A frame with :data:`FRAME_COLUMNS` and no rows."""
-    schema = ("vehicle string, path string, ts bigint, value double, text string, "
-              "category string, batch_id string, region string, tenant string, date date")
-    with quiet_pandas_check():
-        return spark.createDataFrame([], schema)
+    from pyspark.sql import functions as F
+
+    # built in the JVM (no Python rows to ship): typed nulls over an empty range
+    return spark.range(0).select(*(
+        F.lit(None).cast("date" if name == "date" else type_).alias(name)
+        for name, type_ in _READ_COLUMNS))
 
 
 def lake_frame(

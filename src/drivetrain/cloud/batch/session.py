@@ -15,7 +15,7 @@ import re
 import shutil
 import subprocess
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -109,8 +109,11 @@ def check_runtime() -> None:
         )
 
 
-def spark_session(master: str, *, app_name: str = "drivetrain-batch") -> SparkSession:
-    """A Spark session on ``master`` configured for the lake (see :data:`SESSION_CONF`).
+def spark_session(
+    master: str, *, app_name: str = "drivetrain-batch", conf: Mapping[str, str] | None = None
+) -> SparkSession:
+    """A Spark session on ``master`` configured for the lake (see :data:`SESSION_CONF`),
+    plus ``conf`` (any Spark setting, e.g. ``spark.executor.memory``).
 
     Spark keeps one session per process: a second call returns the running one (with this
     module's settings applied again), so stop it (``session.stop()``) to change the master.
@@ -123,7 +126,7 @@ def spark_session(master: str, *, app_name: str = "drivetrain-batch") -> SparkSe
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.master(master).appName(app_name)
-    for key, value in SESSION_CONF.items():
+    for key, value in {**SESSION_CONF, **(conf or {})}.items():
         builder = builder.config(key, value)
     try:
         session = builder.getOrCreate()
