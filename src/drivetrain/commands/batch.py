@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -18,10 +19,12 @@ from drivetrain.commands.lake import (
     GroupBy,
     ShowOption,
     TenantOption,
+    _hint_empty,
     _lake,
     _report,
     parse_when,
 )
+from drivetrain.commands.lake_hints import EmptyQuery
 from drivetrain.commands.output import JsonOption
 
 if TYPE_CHECKING:
@@ -99,6 +102,7 @@ def _run(
     job: Callable[[DataFrame], DataFrame],
     out: Path | None,
     what: str,
+    paths_asked: Sequence[str] = (),
 ) -> pa.Table | None:
     """Start Spark, read the tenant's live files, run ``job``; collect the result, or write
     it under ``out`` (then None)."""
@@ -130,10 +134,20 @@ def _run(
                 return None
             table = to_arrow(result)
             step("collected")
+            if table.num_rows == 0:
+                _hint_empty(settings, lake, EmptyQuery(
+                    tenant, paths_asked, (), (), *_bounds(time_range), regions))
             return table
         finally:
             if running is None:  # a session this command started; one it joined lives on
                 spark.stop()
+
+
+def _bounds(time_range: TimeRange | None) -> tuple[datetime | None, datetime | None]:
+    if time_range is None:
+        return None, None
+    return (datetime.fromtimestamp(time_range.start_ns / 1e9, UTC),
+            datetime.fromtimestamp(time_range.end_ns / 1e9, UTC))
 
 
 def _running_session() -> SparkSession | None:
@@ -194,7 +208,7 @@ def aggregate_command(
         def job(frame: DataFrame) -> DataFrame:
             return vehicle_day_stats(frame, paths)
 
-    table = _run(master, tenant, time_range, region or None, job, out, title)
+    table = _run(master, tenant, time_range, region or None, job, out, title, paths)
     if table is not None:
         _report(table, title, show, as_json)
 

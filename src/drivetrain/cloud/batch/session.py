@@ -41,6 +41,9 @@ SESSION_CONF: Final = {
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
 }
+_DRIVER_OPTIONS: Final = "spark.driver.extraJavaOptions"
+#: The driver's logging: errors only (see the file).
+_LOG_CONFIG: Final = Path(__file__).with_name("log4j2.properties")
 _MASTER: Final = re.compile(r"local(\[(\d+|\*)\])?|(spark|mesos|k8s)://\S+|yarn")
 _JAVA_VERSION: Final = re.compile(r'version "(\d+)(?:\.(\d+))?')
 
@@ -125,11 +128,16 @@ def spark_session(
     check_runtime()
     from pyspark.sql import SparkSession
 
+    settings = {**SESSION_CONF, **(conf or {})}
+    options = settings.get(_DRIVER_OPTIONS, "")
+    if "log4j2.configurationFile" not in options:
+        settings[_DRIVER_OPTIONS] = f"-Dlog4j2.configurationFile={_LOG_CONFIG} {options}".strip()
     builder = SparkSession.builder.master(master).appName(app_name)
-    for key, value in {**SESSION_CONF, **(conf or {})}.items():
+    for key, value in settings.items():
         builder = builder.config(key, value)
     try:
-        session = builder.getOrCreate()
+        with quiet_pandas_check():
+            session = builder.getOrCreate()
     except Exception as e:  # pyspark raises its own and Py4J errors at start-up
         raise SparkUnavailableError(f"Spark did not start on {master}: {e}") from e
     session.sparkContext.setLogLevel("ERROR")
