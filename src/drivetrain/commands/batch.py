@@ -106,13 +106,24 @@ def _run(
 ) -> pa.Table | None:
     """Start Spark, read the tenant's live files, run ``job``; collect the result, or write
     it under ``out`` (then None)."""
-    from drivetrain.cloud.batch import lake_frame, spark_session, to_arrow
+    from drivetrain.cloud.batch import (
+        check_master,
+        check_runtime,
+        lake_frame,
+        spark_session,
+        to_arrow,
+    )
     from drivetrain.core.errors import DrivetrainError
 
     if out is not None and out.exists():
         fail(f"--out {out} exists; name a new directory", code=2)
     settings = load_settings_or_exit()
     chosen = master or settings.spark_master
+    try:  # a bad master or a missing runtime is reported before anything is read
+        check_master(chosen)
+        check_runtime()
+    except DrivetrainError as e:
+        fail(e, code=2)
     with _lake(settings, reading=True) as lake, _steps(4) as step:
         step(f"starting Spark on {chosen}")
         running = _running_session()

@@ -23,6 +23,7 @@ from drivetrain.cli import app
 from drivetrain.cloud.batch import (
     SparkUnavailableError,
     TimeRange,
+    check_master,
     fleet_aggregate,
     lake_frame,
     spark_session,
@@ -30,7 +31,7 @@ from drivetrain.cloud.batch import (
     training_features,
     vehicle_day_stats,
 )
-from drivetrain.cloud.batch.session import check_master, java_major
+from drivetrain.cloud.batch.session import java_major
 from drivetrain.cloud.insights.maintenance import HEALTH_PATHS, observation_frame
 from drivetrain.cloud.lake import AGGREGATIONS, GROUP_BYS, Lake
 

@@ -7,7 +7,7 @@ model's training features. See docs/scale.md.
 
 Public surface:
 
-- :func:`spark_session`, :func:`check_runtime`, :class:`SparkUnavailableError` — the session.
+- :func:`spark_session`, :func:`check_master`, :func:`check_runtime`, :class:`SparkUnavailableError` — the session.
 - :func:`lake_frame`, :class:`TimeRange`, :data:`FRAME_COLUMNS` — the lake as a DataFrame.
 - :func:`vehicle_day_stats`, :func:`fleet_aggregate`, :func:`downsample`,
   :func:`training_features`, :func:`to_arrow` — the jobs.
@@ -24,13 +24,19 @@ from drivetrain.cloud.batch.jobs import (
     training_features,
     vehicle_day_stats,
 )
-from drivetrain.cloud.batch.session import SparkUnavailableError, check_runtime, spark_session
+from drivetrain.cloud.batch.session import (
+    SparkUnavailableError,
+    check_master,
+    check_runtime,
+    spark_session,
+)
 
 __all__ = [
     "FRAME_COLUMNS",
     "STATS_COLUMNS",
     "SparkUnavailableError",
     "TimeRange",
+    "check_master",
     "check_runtime",
     "downsample",
     "fleet_aggregate",
