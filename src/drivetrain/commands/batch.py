@@ -109,7 +109,7 @@ def _run(
     from drivetrain.cloud.batch import (
         check_master,
         check_runtime,
-        lake_frame,
+        run_on_live_files,
         spark_session,
         to_arrow,
     )
@@ -125,6 +125,11 @@ def _run(
     except DrivetrainError as e:
         fail(e, code=2)
     with _lake(settings, reading=True) as lake, _steps(4) as step:
+        step("listing the lake's live files")
+        start_ns, end_ns = (None, None) if time_range is None else (time_range.start_ns,
+                                                                    time_range.end_ns)
+        # also refuses a bad tenant or region before a JVM starts
+        listed = len(lake.live_paths(tenant, regions=regions, start_ns=start_ns, end_ns=end_ns))
         step(f"starting Spark on {chosen}")
         running = _running_session()
         try:
@@ -132,19 +137,22 @@ def _run(
         except DrivetrainError as e:
             fail(e, code=2)
         try:
-            step("listing the lake's live files")
-            frame, paths = lake_frame(spark, lake, tenant, time_range=time_range,
-                                      regions=regions)
-            step(f"{what} over {len(paths):,} file{'' if len(paths) == 1 else 's'}")
-            result = job(frame)
+            step(f"{what} over {listed:,} file{'' if listed == 1 else 's'}")
             if out is not None:
-                result.write.parquet(str(out))
-                step(f"wrote {out}")
-                rows = spark.read.parquet(str(out)).count()
+                target = str(out)
+
+                def write(frame: DataFrame) -> None:
+                    # overwrite: a run retried after a file vanished replaces its partial
+                    # output (the directory did not exist before this command)
+                    job(frame).write.mode("overwrite").parquet(target)
+
+                run_on_live_files(spark, lake, tenant, write, time_range=time_range,
+                                  regions=regions)
+                rows = spark.read.parquet(target).count()
                 _out.print(f"wrote {rows:,} rows of {what} as Parquet to {out}")
                 return None
-            table = to_arrow(result)
-            step("collected")
+            table, _ = run_on_live_files(spark, lake, tenant, lambda f: to_arrow(job(f)),
+                                         time_range=time_range, regions=regions)
             if table.num_rows == 0:
                 _hint_empty(settings, lake, EmptyQuery(
                     tenant, paths_asked, (), (), *_bounds(time_range), regions))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import shutil
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from drivetrain.cloud.batch import (
     check_master,
     fleet_aggregate,
     lake_frame,
+    run_on_live_files,
     spark_session,
     to_arrow,
     training_features,
@@ -68,6 +70,8 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "--out", str(root / "run"), "--consent", "all",
     ])
     assert result.exit_code == 0, result.output
+    # as ingestion left it, before any test compacts it
+    shutil.copytree(root / "data", root / "uncompacted")
     return root / "data"
 
 
@@ -120,7 +124,13 @@ def test_the_fleet_landed_in_several_regions_and_files(lake: Lake) -> None:
 def test_spark_reads_exactly_the_files_duckdb_reads(spark: Any, lake: Lake) -> None:
     from pyspark.sql import functions as F
 
+    # a Parquet file in a partition folder that the index does not name (a stray copy, as a
+    # crashed tool or a half-finished swap could leave): a directory glob would read it twice
+    live = lake.live_paths(TENANT)
+    stray = Path(live[0]).with_name("part-stray-copy.parquet")
+    shutil.copyfile(live[0], stray)
     frame, paths = lake_frame(spark, lake, TENANT)
+    assert str(stray) not in paths
     assert paths == lake.live_paths(TENANT)
     read = {_local(r[0]) for r in frame.select(F.input_file_name()).distinct().collect()}
     assert read == set(paths)
@@ -208,6 +218,26 @@ def test_after_compaction_spark_follows_the_new_file_list(
                      ("vehicle", "path", "day"))
 
 
+def test_a_job_whose_files_a_compaction_swapped_away_reruns_on_the_new_list(
+    spark: Any, data_dir: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "data"
+    shutil.copytree(data_dir.with_name("uncompacted"), copy)
+    calls: list[list[str]] = []
+    with Lake(copy) as lake:
+        expected = lake.sql(TENANT, "SELECT count(value) AS n FROM telemetry").to_pylist()
+
+        def job(frame: Any) -> int:
+            calls.append(lake.live_paths(TENANT))
+            if len(calls) == 1:  # the files this frame lists are retired and deleted now
+                lake.compact(tenant=TENANT)
+            return int(frame.where("value IS NOT NULL").count())
+
+        counted, paths = run_on_live_files(spark, lake, TENANT, job)
+    assert len(calls) == 2 and paths == calls[1] != calls[0]
+    assert [{"n": counted}] == expected
+
+
 def test_the_batch_command_prints_the_aggregate_duckdb_computes(
     spark: Any, data_dir: Path, tmp_path: Path
 ) -> None:
@@ -254,6 +284,14 @@ def test_a_bad_master_on_the_command_line_exits_2(data_dir: Path, tmp_path: Path
                             "DRIVETRAIN_CONFIG": str(tmp_path / "none.toml")})
     result = runner.invoke(app, ["batch", "aggregate", "--master", "nowhere"])
     assert result.exit_code == 2 and "spark_master 'nowhere'" in result.output
+
+
+def test_a_bad_tenant_is_refused_before_spark_starts(data_dir: Path, tmp_path: Path) -> None:
+    runner = CliRunner(env={"DRIVETRAIN_DATA_DIR": str(data_dir),
+                            "DRIVETRAIN_CONFIG": str(tmp_path / "none.toml")})
+    result = runner.invoke(app, ["batch", "features", "-t", "../other"])
+    assert result.exit_code == 1 and "'../other'" in result.output
+    assert "starting Spark" not in result.output
 
 
 def test_a_missing_java_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,14 +8,15 @@ model's training features. See docs/scale.md.
 Public surface:
 
 - :func:`spark_session`, :func:`check_master`, :func:`check_runtime`, :class:`SparkUnavailableError` — the session.
-- :func:`lake_frame`, :class:`TimeRange`, :data:`FRAME_COLUMNS` — the lake as a DataFrame.
+- :func:`lake_frame`, :func:`run_on_live_files` (re-lists when a compaction swapped a file
+  away mid-job), :class:`TimeRange`, :data:`FRAME_COLUMNS` — the lake as a DataFrame.
 - :func:`vehicle_day_stats`, :func:`fleet_aggregate`, :func:`downsample`,
   :func:`training_features`, :func:`to_arrow` — the jobs.
 
 Importing this package does not import pyspark; each function that needs it does.
 """
 
-from drivetrain.cloud.batch.frames import FRAME_COLUMNS, TimeRange, lake_frame
+from drivetrain.cloud.batch.frames import FRAME_COLUMNS, TimeRange, lake_frame, run_on_live_files
 from drivetrain.cloud.batch.jobs import (
     STATS_COLUMNS,
     downsample,
@@ -41,6 +42,7 @@ __all__ = [
     "downsample",
     "fleet_aggregate",
     "lake_frame",
+    "run_on_live_files",
     "spark_session",
     "to_arrow",
     "training_features",

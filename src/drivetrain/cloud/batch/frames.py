@@ -14,17 +14,19 @@ region, tenant, date (DATE).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
-from drivetrain.core.errors import BadInputError, QueryError
+from drivetrain.core.errors import BadInputError, QueryError, StorageError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from drivetrain.cloud.lake import Lake
+
+T = TypeVar("T")
 
 #: Columns of :func:`lake_frame`'s DataFrame, in order.
 FRAME_COLUMNS: Final = ("vehicle", "path", "ts", "value", "text", "category", "batch_id",
@@ -134,3 +136,50 @@ def lake_frame(
         frame = frame.where((F.col("ts") >= F.lit(time_range.start_ns))
                             & (F.col("ts") < F.lit(time_range.end_ns)))
     return frame, paths
+
+
+#: How often a job re-lists the files when one vanished under it (a compaction or retention
+#: run swapped it out between listing and reading) — as the DuckDB queries do.
+ATTEMPTS: Final = 3
+
+
+def _vanished(error: Exception) -> bool:
+    text = str(error)
+    return "FileNotFoundException" in text or "FILE_NOT_EXIST" in text
+
+
+def run_on_live_files(
+    spark: SparkSession,
+    lake: Lake,
+    tenant: str,
+    job: Callable[[DataFrame], T],
+    *,
+    time_range: TimeRange | None = None,
+    regions: Sequence[str] | None = None,
+) -> tuple[T, list[str]]:
+    """``job`` (which must run its Spark action, e.g. collect or write) over
+    :func:`lake_frame`, and the files it read; when a file vanished under it (a compaction or
+    retention swap committed meanwhile), the files are listed again and the job rerun.
+
+    Raises:
+        BadInputError: bad tenant id or region.
+        StorageError: the files kept changing, or Spark failed (its message quoted).
+    """
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    last: Exception | None = None
+    for _ in range(ATTEMPTS):
+        frame, paths = lake_frame(spark, lake, tenant, time_range=time_range, regions=regions)
+        try:
+            return job(frame), paths
+        except (PySparkException, Py4JJavaError) as e:
+            if not _vanished(e):
+                raise StorageError(f"the Spark job failed: {_first_line(e)}") from e
+            last = e
+    raise StorageError(f"lake files kept changing under the Spark job: {_first_line(last)}")
+
+
+def _first_line(error: Exception | None) -> str:
+    return str(error).strip().splitlines()[0] if error is not None and str(error).strip() \
+        else repr(error)
