@@ -42,9 +42,11 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.xdist_group("spar
 TENANT = "default"
 #: Floats summed in another order differ in the last bits, never more.
 REL = 1e-9
-#: A JVM tuned for short runs of small data: no optimising JIT, one GC thread, few partitions.
+#: A JVM tuned for short runs of small data: no optimising JIT, one GC thread, few
+#: partitions, no generated code to compile per query.
 TEST_CONF = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
-             "spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"}
+             "spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2",
+             "spark.sql.codegen.wholeStage": "false"}
 
 
 @pytest.fixture(scope="module")
