@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import shutil
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -322,3 +323,29 @@ def test_the_spark_schema_of_an_empty_lake_is_the_frames(spark: Any, tmp_path: P
         assert paths == [] and frame.count() == 0
         assert tuple(frame.columns) == FRAME_COLUMNS
         assert vehicle_day_stats(frame).columns == list(STATS_COLUMNS)
+
+
+@pytest.mark.parametrize(("group_by", "agg", "path", "message"), [
+    ("vin", "mean", "Vehicle.Speed", "group_by='vin'"),
+    ("day", "median", "Vehicle.Speed", "agg='median'"),
+    ("day", "mean", "", "path=''"),
+])
+def test_a_fleet_aggregate_with_bad_arguments_is_refused_naming_them(
+    spark: Any, tmp_path: Path, group_by: str, agg: str, path: str, message: str
+) -> None:
+    from drivetrain.core.errors import QueryError
+
+    with Lake(tmp_path / "empty") as lake:
+        frame, _ = lake_frame(spark, lake, TENANT)
+    with pytest.raises(QueryError, match=re.escape(message)):
+        fleet_aggregate(frame, path, group_by, agg)
+
+
+def test_a_path_outside_a_region_layout_is_not_read() -> None:
+    from drivetrain.cloud.batch.frames import partition_base
+    from drivetrain.core.errors import BadInputError
+
+    assert partition_base("/srv/lake-eu/region=EU/tenant=a/date=2024-05-01/p.parquet") == \
+        "/srv/lake-eu"
+    with pytest.raises(BadInputError, match="not a lake file"):
+        partition_base("/srv/lake-eu/tenant=a/p.parquet")

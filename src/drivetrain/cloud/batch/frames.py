@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final, TypeVar
 
 from drivetrain.core.errors import BadInputError, QueryError, StorageError
@@ -33,6 +33,7 @@ FRAME_COLUMNS: Final = ("vehicle", "path", "ts", "value", "text", "category", "b
                         "region", "tenant", "date")
 _FILE_COLUMNS: Final = FRAME_COLUMNS[:7]
 _MARKER: Final = "/region="
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 # The columns read from each file (LAKE_SCHEMA's, ts as int64 ns: see SESSION_CONF) and the
 # hive partition columns, with their Spark types.
 _READ_COLUMNS: Final = (("vehicle", "string"), ("path", "string"), ("ts", "bigint"),
@@ -65,10 +66,8 @@ class TimeRange:
 
 
 def _ns(moment: datetime) -> int:
-    # Whole seconds and microseconds apart, so no float rounding moves a bound.
-    epoch = moment.timestamp()
-    seconds = int(epoch // 1)
-    return seconds * 1_000_000_000 + moment.microsecond * 1_000
+    # integer arithmetic on the timedelta, so no float rounding moves a bound
+    return (moment - _EPOCH) // timedelta(microseconds=1) * 1_000
 
 
 def partition_base(path: str) -> str:
