@@ -349,3 +349,14 @@ def test_a_path_outside_a_region_layout_is_not_read() -> None:
         "/srv/lake-eu"
     with pytest.raises(BadInputError, match="not a lake file"):
         partition_base("/srv/lake-eu/tenant=a/p.parquet")
+
+
+def test_a_lake_path_spark_would_read_as_a_glob_is_refused() -> None:
+    from drivetrain.cloud.batch.frames import spark_path
+    from drivetrain.core.errors import BadInputError
+
+    assert spark_path("/srv/lake/region=EU/x.parquet") == "file:///srv/lake/region=EU/x.parquet"
+    assert spark_path("s3a://bucket/region=EU/x.parquet") == "s3a://bucket/region=EU/x.parquet"
+    for bad in ("/srv/lake[1]/region=EU/x.parquet", "/srv/*/region=EU/x.parquet"):
+        with pytest.raises(BadInputError, match="glob pattern"):
+            spark_path(bad)

@@ -83,13 +83,31 @@ def partition_base(path: str) -> str:
     return base
 
 
+def spark_path(path: str) -> str:
+    """``path`` as Spark must be given it: a local path as a ``file://`` URI (on a cluster
+    whose default filesystem is HDFS a bare path would name an HDFS file), a URL as it is.
+
+    Raises:
+        BadInputError: the path holds a glob character, which Spark would expand (and so
+            read other files than the lake listed).
+    """
+    glob = sorted(set(path) & set("*?[]{}\\"))
+    if glob:
+        raise BadInputError(
+            f"lake file {path!r} holds {''.join(glob)!r}, which Spark reads as a glob pattern; "
+            "move the lake root (lake_roots) to a path without *?[]{}\\"
+        )
+    return path if "://" in path else "file://" + path
+
+
 def read_files(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
     """The lake rows of ``paths`` (lake files, any regions), with the partition columns."""
     from pyspark.sql import functions as F
 
     by_base: dict[str, list[str]] = {}
     for path in paths:
-        by_base.setdefault(partition_base(path), []).append(path)
+        located = spark_path(path)
+        by_base.setdefault(partition_base(located), []).append(located)
     frame: DataFrame | None = None
     for base, group in sorted(by_base.items()):
         part = spark.read.schema(_READ_SCHEMA).option("basePath", base).parquet(*group)
