@@ -71,3 +71,11 @@ nats_url() { echo "nats://127.0.0.1:4222"; }
 ensure_chromium() {
   command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || _apt_install chromium
 }
+
+# Java 17+ for the Spark batch jobs (pyspark 4 starts a JVM); JAVA_HOME wins when set.
+ensure_java() {
+  [ -n "${JAVA_HOME:-}" ] && [ -x "$JAVA_HOME/bin/java" ] && return 0
+  local major
+  major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1)
+  [ -n "$major" ] && [ "$major" -ge 17 ] || _apt_install openjdk-17-jre-headless
+}

@@ -10,6 +10,7 @@ from typer.core import TyperOption
 from drivetrain import __version__
 from drivetrain.commands import (
     auth,
+    batch,
     bench,
     campaign,
     can,
@@ -83,6 +84,7 @@ app.add_typer(vss.app, name="vss")
 app.add_typer(db.app, name="db")
 app.add_typer(auth.app, name="auth")
 app.add_typer(lake.app, name="lake")
+app.add_typer(batch.app, name="batch")
 app.add_typer(ingest.app, name="ingest")
 app.add_typer(worker.app, name="worker")
 app.add_typer(fleet.app, name="fleet")

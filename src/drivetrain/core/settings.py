@@ -146,6 +146,14 @@ class Settings(BaseSettings):
         "unnamed data is kept until deleted.",
     )
 
+    spark_master: str = Field(
+        "local[2]",
+        min_length=1,
+        description="Apache Spark master the lake's batch jobs run on: 'local[N]' (N worker "
+        "threads in this process's JVM) or a cluster URL such as spark://host:7077, "
+        "yarn or k8s://https://host:6443.",
+    )
+
     lake_batch_window_days: int = Field(
         35,
         ge=1,

@@ -3,6 +3,7 @@
 Public surface (everything else in this package is internal):
 
 - :class:`Lake` — ``append`` (exactly-once per batch id), ``signals``, ``fleet_aggregate``,
+  ``live_paths`` (the files every reader must read),
   ``counts``, ``sql``, ``compact``, ``apply_retention``, ``erase_vehicles``,
   ``export_bundle``.
 - :data:`LAKE_SCHEMA` and :data:`LAKE_COLUMNS` — the row schema ingestion hands to ``append``.

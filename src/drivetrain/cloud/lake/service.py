@@ -341,15 +341,35 @@ class Lake:
                                                 last_day=last, start_ns=start_ns, end_ns=end_ns))
         return found
 
+    def live_paths(
+        self,
+        tenant: str,
+        *,
+        regions: Iterable[str] | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+    ) -> list[str]:
+        """Where ``tenant``'s committed files overlapping [start_ns, end_ns) are, as the
+        paths a reader opens: exactly the list every DuckDB query of the lake reads, and what
+        an outside engine (Spark, Trino) must read to see the same data. Each path ends in
+        ``region=R/tenant=T/date=D/<file>.parquet``, so hive partition discovery finds the
+        partition columns.
+
+        Raises:
+            BadInputError: bad tenant id or region.
+        """
+        stores = {s.region: s for s in self._readable(regions)}
+        return [str(stores[f.region].path_of(f.name)) for f in
+                self.files(tenant, regions=list(stores), start_ns=start_ns, end_ns=end_ns)]
+
     def _file_lister(
         self, tenant: str, regions: Iterable[str] | None, start_ns: int | None,
         end_ns: int | None,
     ) -> Callable[[], list[str]]:
-        stores = {s.region: s for s in self._readable(regions)}
+        listed = None if regions is None else list(regions)
 
         def paths() -> list[str]:
-            return [str(stores[f.region].path_of(f.name)) for f in
-                    self.files(tenant, regions=list(stores), start_ns=start_ns, end_ns=end_ns)]
+            return self.live_paths(tenant, regions=listed, start_ns=start_ns, end_ns=end_ns)
 
         return paths
 
