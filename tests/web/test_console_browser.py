@@ -21,7 +21,17 @@ from typing import Any, cast
 
 import httpx
 import pytest
-from console_server import EVSE_ID, MARKUP, SOC, SPEED, TENANT, Client, Console, console_server
+from console_server import (
+    EVSE_ID,
+    FLEET_CONSENT,
+    MARKUP,
+    SOC,
+    SPEED,
+    TENANT,
+    Client,
+    Console,
+    console_server,
+)
 from rich.console import Console as Console_
 
 from drivetrain.api.demo_routes import DemoBoard
@@ -164,6 +174,23 @@ def test_fleet_page_maps_every_vehicle_with_its_state_and_counts(
     page.locator("svg.map g.state-charging").focus()
     page.keyboard.press("Enter")
     page.get_by_role("heading", name=f"Vehicle {console.vins[1]}").wait_for()
+
+
+def test_fleet_map_withholds_a_position_once_its_consent_is_withdrawn(
+    page: Any, console: Console
+) -> None:
+    vin = console.vins[2]
+    grants = api(console, console.admin, "GET", f"/v1/privacy/vehicles/{vin}/grants")
+    [active] = [g for g in grants if g["status"] == "active"]
+    api(console, console.admin, "POST", f"/v1/privacy/grants/{active['grant_id']}/withdraw")
+    try:
+        sign_in(page, console, console.operator)
+        page.get_by_text("1 of 3 vehicles' location withheld").wait_for()
+        assert page.locator("svg.map g.vehicle").count() == len(console.vins) - 1
+    finally:
+        api(console, console.admin, "POST", f"/v1/privacy/vehicles/{vin}/grants", json={
+            "purpose": "fleet_operations", "categories": list(FLEET_CONSENT),
+            "person": "fleet", "source": "fleet-contract"})
 
 
 def test_fleet_page_shows_reported_changes_live(page: Any, console: Console) -> None:
