@@ -142,7 +142,7 @@ def _cells(samples: LocationSamples, cell_deg: float) -> tuple[
 
 
 def _name(row: int, col: int, cell_deg: float) -> str:
-    digits = max(0, -math.floor(math.log10(cell_deg)) + 1)
+    digits = max(0, -math.floor(math.log10(cell_deg)))
     return f"{row * cell_deg:.{digits}f},{col * cell_deg:.{digits}f}"
 
 
@@ -267,7 +267,7 @@ def _laplace(
     scale = sensitivity / epsilon
     measurement = dp.m.make_laplace(
         dp.vector_domain(dp.atom_domain(T=dp.i64)), dp.l1_distance(T=dp.i64), scale)
-    spent = measurement.map(sensitivity)
+    spent = float(measurement.map(sensitivity))  # type: ignore[no-untyped-call]
     if spent > epsilon * (1 + 1e-9):  # the library's own accounting must agree with ours
         raise ValueError(f"OpenDP charges epsilon {spent} for scale {scale}; expected {epsilon}")
     noisy = np.asarray(measurement(counts.tolist()), dtype=np.int64)
