@@ -5,14 +5,13 @@ charged to the tenant's budget and refused once it is spent, and tenants never m
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
+from location_samples import BERLIN, MUNICH, T0, bearer, positions
 
 from drivetrain.cloud.fleet import provision_vehicle
 from drivetrain.cloud.infra import Database, list_audit
@@ -21,38 +20,7 @@ from drivetrain.cloud.privacy import give_consent, vehicle_pseudonym
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.settings import Settings
 
-LAT, LON = "Vehicle.CurrentLocation.Latitude", "Vehicle.CurrentLocation.Longitude"
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-MUNICH, BERLIN = (48.1351, 11.5821), (52.5201, 13.4051)
 WINDOW = {"start": T0.isoformat(), "end": (T0 + timedelta(hours=1)).isoformat()}
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _positions(cars: dict[str, tuple[float, float]]) -> pa.Table:
-    """Ten minutes of positions (one a minute) per car (pseudonym -> lat, lon)."""
-    rows = [(p, path, T0 + timedelta(minutes=m), value)
-            for p, (lat, lon) in cars.items() for m in range(10)
-            for path, value in ((LAT, lat), (LON, lon))]
-    n = len(rows)
-
-    def dictionary(values: list[str], index: pa.DataType) -> pa.DictionaryArray:
-        names = sorted(set(values))
-        return pa.DictionaryArray.from_arrays(pa.array([names.index(v) for v in values], index),
-                                              pa.array(names))
-
-    return pa.table({
-        "vehicle": dictionary([r[0] for r in rows], pa.int32()),
-        "path": dictionary([r[1] for r in rows], pa.int16()),
-        "ts": pa.array([int(r[2].timestamp()) * 10**9 for r in rows],
-                       pa.timestamp("ns", tz="UTC")),
-        "value": pa.array([r[3] for r in rows], pa.float64()),
-        "text": pa.nulls(n, pa.utf8()),
-        "category": dictionary(["location"] * n, pa.int8()),
-        "batch_id": dictionary([uuid.uuid4().hex] * n, pa.int32()),
-    })
 
 
 @pytest.fixture
@@ -76,9 +44,9 @@ def fleet(
                                  categories=["location"], person="fleet", source="contract",
                                  actor="test")
     with Lake.open(settings) as lake:
-        lake.append("EU", "acme", _positions(cars))
-    return {"acme": _bearer(get_token(new_client(acme, "read_only"))),
-            "globex": _bearer(get_token(new_client(globex, "read_only")))}
+        lake.append("EU", "acme", positions(cars))
+    return {"acme": bearer(get_token(new_client(acme, "read_only"))),
+            "globex": bearer(get_token(new_client(globex, "read_only")))}
 
 
 def _aggregate(client: TestClient, headers: dict, **params: Any) -> Any:

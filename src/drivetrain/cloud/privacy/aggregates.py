@@ -34,7 +34,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from drivetrain.core.errors import BadInputError, DrivetrainError
+from drivetrain.core.errors import BadInputError, ConfigurationError
 
 NS_PER_HOUR: Final = 3_600_000_000_000
 #: Most groups (cells × hours) one differentially private release may noise.
@@ -46,7 +46,7 @@ MIN_CELL_DEG: Final = 0.001
 MAX_CELL_DEG: Final = 10.0
 
 
-class DifferentialPrivacyUnavailableError(DrivetrainError):
+class DifferentialPrivacyUnavailableError(ConfigurationError):
     """The OpenDP library is not installed (``pip install 'drivetrain[privacy-dp]'``)."""
 
 
