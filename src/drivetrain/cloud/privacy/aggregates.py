@@ -267,7 +267,7 @@ def _laplace(
     scale = sensitivity / epsilon
     measurement = dp.m.make_laplace(
         dp.vector_domain(dp.atom_domain(T=dp.i64)), dp.l1_distance(T=dp.i64), scale)
-    spent = float(measurement.map(sensitivity))  # type: ignore[no-untyped-call]
+    spent = float(measurement.map(sensitivity))  # type: ignore[no-untyped-call,unused-ignore]
     if spent > epsilon * (1 + 1e-9):  # the library's own accounting must agree with ours
         raise ValueError(f"OpenDP charges epsilon {spent} for scale {scale}; expected {epsilon}")
     noisy = np.asarray(measurement(counts.tolist()), dtype=np.int64)
