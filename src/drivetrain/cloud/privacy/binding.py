@@ -63,12 +63,7 @@ def bind_read_as(
 ) -> ReadPermit:
     """:func:`bind_read` for a caller named by tenant and actor (the CLI, with direct access
     to the state database, reads as ``cli:<user>``); ``third_party`` is a third-party app's
-    client id, None for the tenant's own clients.
-
-    Raises:
-        PurposeRequiredError: no purpose, or an unknown one.
-        PurposeNotAllowedError: the purpose does not cover a named category or vehicle.
-    """
+    client id, None for the tenant's own clients. Raises what :func:`bind_read` raises."""
     wanted = sorted(set(categories))
     details: dict[str, object] = {"purpose": purpose, "categories": wanted,
                                   "vehicles": sorted((vehicles or {}).values())}
