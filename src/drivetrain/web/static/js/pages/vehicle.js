@@ -80,11 +80,13 @@ export async function render(root, ctx, vin) {
     event.preventDefault();
     try {
       // If-Match: the version this page shows, so a concurrent change is a conflict, not lost.
-      twin = await api(`${url}/desired`, {
+      const written = await api(`${url}/desired`, {
         method: 'PATCH', headers: { 'If-Match': `"${twin.version}"` },
         body: { values: { [pathInput.value.trim()]: parseValue(valueInput.value) } },
       });
-      replace(formStatus, h('span', { class: 'ok' }, `Desired version ${twin.version} set; waiting for the vehicle to converge.`));
+      // the write's answer withholds personal values; read the state again for the purpose
+      twin = await api(stateUrl(), { signal: controller.signal }).catch(() => written);
+      replace(formStatus, h('span', { class: 'ok' }, `Desired version ${written.version} set; waiting for the vehicle to converge.`));
       draw();
     } catch (error) {
       replace(formStatus, errorBox(error));
