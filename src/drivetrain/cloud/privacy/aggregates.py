@@ -33,6 +33,7 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 
 from drivetrain.core.errors import BadInputError, ConfigurationError
 
@@ -146,6 +147,12 @@ def _name(row: int, col: int, cell_deg: float) -> str:
     return f"{row * cell_deg:.{digits}f},{col * cell_deg:.{digits}f}"
 
 
+def _vehicle_codes(samples: LocationSamples) -> npt.NDArray[np.int64]:
+    """A dense int code per distinct vehicle id (Arrow's dictionary encoding, fast on text)."""
+    encoded = pa.array(samples.vehicle).dictionary_encode()
+    return np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
 def _hour(samples: LocationSamples, per_hour: bool) -> npt.NDArray[np.int64]:
     if not per_hour:
         return np.zeros(len(samples.ts_ns), dtype=np.int64)
@@ -171,20 +178,24 @@ def k_anonymous(
         return Release("k_anonymity", k, (), 0)
     row, col = _cells(samples, cell_deg)
     hour = _hour(samples, per_hour)
-    _, vehicle = np.unique(samples.vehicle, return_inverse=True)
-    keys = np.stack([row, col, hour], axis=1)
-    groups, group_of, sample_counts = np.unique(keys, axis=0, return_inverse=True,
-                                                return_counts=True)
-    pairs = np.unique(np.stack([group_of.ravel(), vehicle.ravel()], axis=1), axis=0)
-    vehicle_counts = np.bincount(pairs[:, 0], minlength=len(groups))
+    vehicle = _vehicle_codes(samples)
+    # one int64 key per (row, col, hour): np.unique on 1-D ints is what keeps this fast
+    r0, c0, h0 = row.min(), col.min(), hour.min()
+    cols, hours = int(col.max() - c0 + 1), int(hour.max() - h0 + 1)
+    key = ((row - r0) * cols + (col - c0)) * hours + (hour - h0)
+    keys, group_of, sample_counts = np.unique(key, return_inverse=True, return_counts=True)
+    pairs = np.unique(group_of.astype(np.int64) * (int(vehicle.max()) + 1) + vehicle)
+    vehicle_counts = np.bincount(pairs // (int(vehicle.max()) + 1), minlength=len(keys))
     kept = np.flatnonzero(vehicle_counts >= k)
+    cell, hour_of = np.divmod(keys, hours)
+    cell_row, cell_col = np.divmod(cell, cols)
     released = tuple(
-        Group(_name(int(groups[i, 0]), int(groups[i, 1]), cell_deg),
-              _hour_of(int(groups[i, 2]), per_hour), int(vehicle_counts[i]),
+        Group(_name(int(cell_row[i] + r0), int(cell_col[i] + c0), cell_deg),
+              _hour_of(int(hour_of[i] + h0), per_hour), int(vehicle_counts[i]),
               int(sample_counts[i]))
         for i in kept
     )
-    return Release("k_anonymity", k, released, int(len(groups) - len(kept)))
+    return Release("k_anonymity", k, released, int(len(keys) - len(kept)))
 
 
 def dp_counts(
@@ -226,21 +237,29 @@ def dp_counts(
     if len(samples.vehicle):
         row, col = _cells(samples, cell_deg)
         hour = _hour(samples, per_hour)
-        slot = {h: i for i, h in enumerate(hour_list)}
-        hour_slot = np.array([slot.get(int(h), -1) for h in hour], dtype=np.int64)
+        known = np.array(hour_list, dtype=np.int64)
+        order_of = np.argsort(known)
+        at = np.clip(np.searchsorted(known[order_of], hour), 0, len(known) - 1)
+        hour_slot = np.where(known[order_of][at] == hour, order_of[at], -1)
         inside = ((row >= row0) & (row < row0 + rows) & (col >= col0) & (col < col0 + cols)
                   & (hour_slot >= 0))
         flat = ((hour_slot * rows + (row - row0)) * cols + (col - col0))[inside]
-        vehicles = np.asarray(samples.vehicle)[inside]
-        order = np.argsort(samples.ts_ns[inside], kind="stable")
-        # per vehicle, its first max_groups_per_vehicle distinct groups in time (the bound)
-        seen: dict[object, list[int]] = {}
-        for v, g in zip(vehicles[order].tolist(), flat[order].tolist(), strict=True):
-            mine = seen.setdefault(v, [])
-            if g not in mine and len(mine) < max_groups_per_vehicle:
-                mine.append(g)
-        for groups in seen.values():
-            counts[groups] += 1
+        vehicles = _vehicle_codes(samples)[inside]
+        times = samples.ts_ns[inside]
+        # per vehicle, its first max_groups_per_vehicle distinct groups in time (the bound):
+        # each (vehicle, group) pair at its first sample, ranked in time within the vehicle
+        pair = vehicles * np.int64(size) + flat
+        order = np.argsort(times, kind="stable")
+        unique_pairs, first = np.unique(pair[order], return_index=True)
+        pair_vehicle, pair_group = np.divmod(unique_pairs, np.int64(size))
+        pair_time = times[order][first]
+        by_vehicle = np.lexsort((pair_time, pair_vehicle))
+        ranked_vehicle = pair_vehicle[by_vehicle]
+        starts = np.flatnonzero(np.r_[True, ranked_vehicle[1:] != ranked_vehicle[:-1]])
+        rank = np.arange(len(ranked_vehicle)) - np.repeat(starts, np.diff(np.r_[starts,
+                                                                             len(ranked_vehicle)]))
+        chosen = pair_group[by_vehicle][rank < max_groups_per_vehicle]
+        counts += np.bincount(chosen, minlength=size).astype(np.int64)
     noisy, scale = _laplace(counts, sensitivity=max_groups_per_vehicle, epsilon=epsilon)
     released = []
     for index in np.flatnonzero(noisy >= k):
