@@ -95,4 +95,8 @@ def test_the_purposes_name_their_basis(client: TestClient, setup: dict) -> None:
     assert purposes["maintenance"]["basis"] == "contract"
     assert purposes["repair"] == {"name": "repair", "basis": "consent",
                                   "categories": ["diagnostics", "technical"],
-                                  "meaning": purposes["repair"]["meaning"]}
+                                  "meaning": purposes["repair"]["meaning"],
+                                  "by_consent": ["diagnostics", "technical"]}
+    # fleet operations: contract for the machine, consent for where the cars are and how driven
+    assert purposes["fleet_operations"]["by_consent"] == ["driving_behaviour", "location"]
+    assert purposes["maintenance"]["by_consent"] == []

@@ -7,6 +7,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 
 from drivetrain.cli import app
 from drivetrain.cloud.fleet import provision_vehicle
+from drivetrain.cloud.privacy import give_consent
 from drivetrain.cloud.twins import Reconciler, apply_reported, get_twin, hub_for
 from drivetrain.core.crypto import SigningKey
 from drivetrain.demo import EmbeddedPlatform, PlatformHandles, demo_settings
@@ -140,3 +142,29 @@ def test_status_says_why_pending_items_wait_where_no_vehicle_link_delivers_them(
     code, out = _twin(live, "status", 'region == "EU"', "--path", LIMIT)
     assert code == 0 and "1 pending" in out, out
     assert "pending 1x: not delivered: no vehicle link" in out
+
+
+def test_get_withholds_location_without_a_covering_purpose_and_shows_it_with_one(
+    live: tuple,
+) -> None:
+    handles, vins = live
+    vin, lat = vins[1], "Vehicle.CurrentLocation.Latitude"
+    with handles.database.session() as session:
+        apply_reported(session, {vin: {lat: (37.77, datetime.now(UTC))}})
+    code, out = _twin(live, "get", vin)
+    assert code == 0, out
+    assert "withheld location" in out and "37.77" not in out
+    code, out = _twin(live, "get", vin, "--purpose", "maintenance", "--json")
+    assert json.loads(out)["withheld"]["location"].endswith("may not use location")
+    with handles.database.session() as session:
+        give_consent(session, tenant="default", vin=vin, purpose="fleet_operations",
+                     categories=["location"], person="fleet", source="fleet-contract",
+                     actor="test")
+    code, out = _twin(live, "get", vin, "--purpose", "fleet_operations", "--json")
+    twin = json.loads(out)
+    assert twin["reported"][lat]["value"] == 37.77 and "location" not in twin["withheld"]
+    code, out = _twin(live, "query", f'reported."{lat}" > 30', "--json")
+    assert code != 0 and "must name its purpose" in out
+    code, out = _twin(live, "query", f'reported."{lat}" > 30', "--purpose", "fleet_operations",
+                      "--json")
+    assert [t["vin"] for t in json.loads(out)["twins"]] == [vin]

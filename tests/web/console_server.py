@@ -28,7 +28,7 @@ from drivetrain.api.background import ControlPlane
 from drivetrain.cloud.fleet import provision_vehicle
 from drivetrain.cloud.infra import Database, Role, create_client, create_tenant, open_database
 from drivetrain.cloud.lake import Lake
-from drivetrain.cloud.privacy import vehicle_pseudonym
+from drivetrain.cloud.privacy import give_consent, vehicle_pseudonym
 from drivetrain.cloud.twins import apply_reported, record_ecu_inventory
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.settings import load_settings
@@ -45,6 +45,8 @@ MARKUP = '<img src=x onerror="window.__injected=1"><script>window.__injected=2</
 CARS = (("EU", 48.137, 11.575, 42.0, False), ("EU", 48.20, 11.62, 0.0, True),
         ("US", 37.77, -122.42, 0.0, False))
 ACCOUNT = "driver:alice"
+#: What the seeded fleet account consents to for fleet operations.
+FLEET_CONSENT = ("location", "driving_behaviour")
 CAMPAIGN = {
     "campaign": {"id": "speed-sample", "signals": [SPEED], "period_ms": 1000},
     "targeting": {"query": 'region == "EU"'},
@@ -143,6 +145,12 @@ def console_server(data_dir: Path) -> Iterator[Console]:
             SOC: (64.5, now),
         } for vin, (_region, lat, lon, speed, charging) in zip(vins, CARS, strict=True)})
         apply_reported(session, {vins[2]: {EVSE_ID: (MARKUP, now)}})
+        # The fleet account lets its operators see where its cars are and whether they drive
+        # (the fleet map reads twins for fleet_operations; without this, both are withheld).
+        for vin in vins:
+            give_consent(session, tenant=TENANT, vin=vin, purpose="fleet_operations",
+                         categories=FLEET_CONSENT, person="fleet", source="fleet-contract",
+                         actor="test")
         for vin, version in zip(vins, ("2.3.1", "2.4.0", "2.4.0"), strict=True):
             record_ecu_inventory(session, vin, {"BMS": ("BMS-HW-1", version),
                                                 "VCU": ("VCU-HW-1", "5.1.0")})

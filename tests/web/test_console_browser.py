@@ -21,7 +21,17 @@ from typing import Any, cast
 
 import httpx
 import pytest
-from console_server import EVSE_ID, MARKUP, SOC, SPEED, TENANT, Client, Console, console_server
+from console_server import (
+    EVSE_ID,
+    FLEET_CONSENT,
+    MARKUP,
+    SOC,
+    SPEED,
+    TENANT,
+    Client,
+    Console,
+    console_server,
+)
 from rich.console import Console as Console_
 
 from drivetrain.api.demo_routes import DemoBoard
@@ -166,6 +176,23 @@ def test_fleet_page_maps_every_vehicle_with_its_state_and_counts(
     page.get_by_role("heading", name=f"Vehicle {console.vins[1]}").wait_for()
 
 
+def test_fleet_map_withholds_a_position_once_its_consent_is_withdrawn(
+    page: Any, console: Console
+) -> None:
+    vin = console.vins[2]
+    grants = api(console, console.admin, "GET", f"/v1/privacy/vehicles/{vin}/grants")
+    [active] = [g for g in grants if g["status"] == "active"]
+    api(console, console.admin, "POST", f"/v1/privacy/grants/{active['grant_id']}/withdraw")
+    try:
+        sign_in(page, console, console.operator)
+        page.get_by_text("1 of 3 vehicles' location withheld").wait_for()
+        assert page.locator("svg.map g.vehicle").count() == len(console.vins) - 1
+    finally:
+        api(console, console.admin, "POST", f"/v1/privacy/vehicles/{vin}/grants", json={
+            "purpose": "fleet_operations", "categories": list(FLEET_CONSENT),
+            "person": "fleet", "source": "fleet-contract"})
+
+
 def test_fleet_page_shows_reported_changes_live(page: Any, console: Console) -> None:
     sign_in(page, console, console.operator)
     page.get_by_text("live: changes appear as they happen").wait_for()
@@ -218,7 +245,9 @@ def test_data_page_plots_the_lake_and_says_why_a_vehicle_has_no_samples(
     lines = Path(download.value.path()).read_text().splitlines()
     assert lines[0] == "vin,path,ts,value"
     assert len(lines) > 10 and all(line.startswith(f"{with_data},{SOC},") for line in lines[1:])
-    # speed is driving behaviour: fleet operations may not read it, and the page says so
+    # speed is driving behaviour: maintenance may not read it, and the page says so (fleet
+    # operations may, where the fleet account consented, as it did for these cars)
+    page.get_by_label("Purpose", exact=True).select_option("maintenance")
     page.get_by_label("Signals", exact=True).select_option([SPEED])
     page.get_by_role("button", name="Plot").click()
     page.get_by_role("alert").get_by_text("driving_behaviour").wait_for()

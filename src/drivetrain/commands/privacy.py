@@ -20,6 +20,7 @@ from drivetrain.commands.db import (
     open_migrated_database,
 )
 from drivetrain.commands.output import Column, emit_json, print_table
+from drivetrain.commands.privacy_aggregates import aggregate_command, budget_command
 from drivetrain.commands.privacy_requests import grants_app, request_app
 
 if TYPE_CHECKING:
@@ -37,6 +38,8 @@ consent_app = typer.Typer(
 app.add_typer(consent_app, name="consent")
 app.add_typer(request_app, name="request")
 app.add_typer(grants_app, name="grants")
+app.command("aggregate")(aggregate_command)
+app.command("budget")(budget_command)
 
 #: The ``--allow`` value that allows no category at all.
 ALLOW_NONE = "none"

@@ -27,6 +27,10 @@ app = typer.Typer(
 
 _out = Console(highlight=False)
 
+PurposeOption = Annotated[str | None, typer.Option(
+    "--purpose", help="Why the state is read (e.g. fleet_operations): checked against the "
+    "vehicle's consent; personal values it does not cover are withheld.")]
+
 def parse_assignment(text: str) -> tuple[str, Any]:
     """``PATH=VALUE``: the value as JSON (80, 21.5, true, null, "text") or else as a string.
 
@@ -64,12 +68,15 @@ def _value(value: Any) -> Any:
 def get_command(
     vin: Annotated[str, typer.Argument(help="The vehicle's VIN.")],
     token: TokenOption,
+    purpose: PurposeOption = None,
     url: UrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show a twin: metadata, ECUs, reported values, desired items and the delta."""
+    """Show a twin: metadata, ECUs, reported values, desired items and the delta (personal
+    values only for a --purpose that covers them)."""
+    params = {"purpose": purpose} if purpose else None
     with _client(url, token) as client:
-        twin = _call(client, "GET", f"/v1/twins/{vin}").json()
+        twin = _call(client, "GET", f"/v1/twins/{vin}", params=params).json()
     if as_json:
         emit_json(twin)
         return
@@ -97,6 +104,8 @@ def get_command(
                                    Column("measured", "time")], (
         (path, _value(r["value"]), r["ts"]) for path, r in sorted(twin["reported"].items())
     ), _out)
+    for category, why in twin.get("withheld", {}).items():
+        _out.print(f"[yellow]withheld {safe(category)}[/]: {safe(why)}")
     _out.print(f"delta (still to apply): {safe(json.dumps(twin['delta']['values']))}")
 
 
@@ -143,6 +152,7 @@ def query_command(
     query: Annotated[str, typer.Argument(help='Fleet query, e.g. \'region == "EU"\'; empty: all.')] = "",
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Twins per page.")] = 100,
     all_pages: Annotated[bool, typer.Option("--all", help="Follow the cursor through every page.")] = False,
+    purpose: PurposeOption = None,
     url: UrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -155,6 +165,8 @@ def query_command(
         cursor = None
         while True:
             params: dict[str, Any] = {"query": query, "limit": limit}
+            if purpose:
+                params["purpose"] = purpose
             if cursor:
                 params["cursor"] = cursor
             page = _call(client, "GET", "/v1/twins", params=params).json()
@@ -181,11 +193,14 @@ def status_command(
     token: TokenOption,
     query: Annotated[str, typer.Argument(help="Fleet query; empty: all twins.")] = "",
     path: Annotated[str | None, typer.Option("--path", help="Only this VSS path.")] = None,
+    purpose: PurposeOption = None,
     url: UrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """How the desired items of the selected twins stand: pending, converged, failed."""
     params: dict[str, Any] = {"query": query}
+    if purpose:
+        params["purpose"] = purpose
     if path:
         params["path"] = path
     with _client(url, token) as client:
@@ -224,12 +239,16 @@ def watch_command(
     )] = None,
     count: Annotated[int | None, typer.Option("--count", min=1, help="Stop after this many events.")] = None,
     timeout_s: Annotated[float | None, typer.Option("--timeout", help="Stop after this many seconds.")] = None,
+    purpose: PurposeOption = None,
     url: UrlOption = None,
 ) -> None:
-    """Print twin changes as they happen (the server-sent change stream)."""
+    """Print twin changes as they happen (the server-sent change stream; personal signals
+    only for a --purpose that covers them)."""
     import httpx
 
     params: dict[str, Any] = {"query": query}
+    if purpose:
+        params["purpose"] = purpose
     if kind:
         params["kind"] = kind
     if count is not None:

@@ -88,6 +88,16 @@ class Settings(BaseSettings):
     api_streams_per_tenant: int = Field(
         64, ge=1, description="Server-sent-event streams one tenant's clients may hold open.",
     )
+    privacy_min_group_vehicles: int = Field(
+        5, ge=2, le=1000,
+        description="Safe aggregates: the fewest distinct vehicles a released group (map cell "
+        "x hour) may hold; a caller may ask for more, never fewer.",
+    )
+    privacy_epsilon_budget: float = Field(
+        10.0, gt=0, le=1000,
+        description="Safe aggregates: the total epsilon a tenant's differentially private "
+        "releases may spend (a lifetime total; releases do not refill it).",
+    )
     api_host: str = Field("127.0.0.1", description="Address `drivetrain serve` binds.")
     api_port: int = Field(8080, ge=0, le=65535, description="Port `drivetrain serve` binds.")
     metrics_token: SecretStr | None = Field(

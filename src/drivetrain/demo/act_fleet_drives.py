@@ -31,6 +31,7 @@ from drivetrain.core.transport import TELEMETRY, Message, parse_vehicle_topic, v
 from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES
 from drivetrain.demo.acts import Act, ActResult, DemoContext, Figure
 from drivetrain.demo.fleet_ingest import ingest_running
+from drivetrain.demo.fleet_session import FLEET_CONSENT, give_fleet_consent
 from drivetrain.sim.fleet import (
     FleetRunner,
     FleetSpec,
@@ -78,6 +79,11 @@ def run(context: DemoContext) -> ActResult:
         platform.database, plan.vehicles, tenant=TENANT,
         cloud_key=cloud_signing_key(context.settings), actor="demo", consent=consent,
     )  # fmt: skip
+    with platform.database.session() as session:  # the fleet map shows where they drive
+        for vehicle in plan.vehicles:
+            allowed = tuple(c for c in FLEET_CONSENT if c in consent[vehicle.vin])
+            give_fleet_consent(session, tenant=TENANT, vin=vehicle.vin, actor="demo",
+                               categories=allowed)
     received: Counter[str] = Counter()
     lock = threading.Lock()
 

@@ -179,6 +179,12 @@ def _repairer(context: DemoContext, http: httpx.Client, vin: str,
                         params={**window, "path": "Vehicle.CurrentLocation.Latitude"})
     if location.status_code != 403:
         problems.append(f"the repairer's location read answered {location.status_code}")
+    # the twin's current state: the repairer sees the diagnostics granted, the rest withheld
+    state = http.get(f"/v1/twins/{vin}", params={"purpose": "repair"}, headers=as_repairer)
+    withheld = state.json().get("withheld", {}) if state.status_code == 200 else {}
+    if "location" not in withheld or "diagnostics" in withheld:
+        problems.append(f"the repairer's twin read answered {state.status_code} withholding "
+                        f"{sorted(withheld) or 'nothing'}")
     after_seven_days = datetime.fromisoformat(grant["expires_at"]) + timedelta(seconds=1)
     with context.platform.database.session() as session:
         later = purpose_permit(session, TENANT, "repair", third_party=repairer["client_id"],
@@ -189,6 +195,11 @@ def _repairer(context: DemoContext, http: httpx.Client, vin: str,
     revoked = http.get("/v1/telemetry/signals", params=window, headers=as_repairer)
     if revoked.status_code != 403:
         problems.append(f"after revocation the repairer's read answered {revoked.status_code}")
+    revoked_state = http.get(f"/v1/twins/{vin}", params={"purpose": "repair"},
+                             headers=as_repairer)
+    if revoked_state.status_code != 403:
+        problems.append("after revocation the repairer's twin read answered "
+                        f"{revoked_state.status_code}")
     return problems
 
 

@@ -8,6 +8,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 from drivetrain.cloud.fleet import (
     VehicleCredentials,
     cloud_signing_key,
@@ -15,6 +17,7 @@ from drivetrain.cloud.fleet import (
     provision_vehicle,
     rotate_vehicle_key,
 )
+from drivetrain.cloud.privacy import give_consent
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.errors import BadInputError, NotFoundError
 from drivetrain.demo.acts import DemoContext
@@ -54,6 +57,7 @@ def fleet_identities(
                     cloud_key=cloud.verify_key, actor=actor, vin=vehicle.vin,
                     owner=owner, signing_key=key,
                 )
+                give_fleet_consent(session, tenant=tenant, vin=vehicle.vin, actor=actor)
             else:
                 rotate_vehicle_key(session, vehicle.vin, key.verify_key, actor=actor)
             credentials = VehicleCredentials(
@@ -63,6 +67,20 @@ def fleet_identities(
             credentials.write(path)
             identities[vehicle.vin] = VehicleIdentity.from_dict(credentials.to_dict())
     return identities
+
+
+#: What the demo's fleet account consents to for fleet operations: the console's fleet map
+#: reads twins for ``fleet_operations`` and shows positions and speeds only under this grant.
+FLEET_CONSENT: tuple[str, ...] = ("location", "driving_behaviour")
+
+
+def give_fleet_consent(
+    session: Session, *, tenant: str, vin: str, actor: str,
+    categories: tuple[str, ...] = FLEET_CONSENT,
+) -> None:
+    """The fleet account's grant of ``categories`` of ``vin`` for ``fleet_operations``."""
+    give_consent(session, tenant=tenant, vin=vin, purpose="fleet_operations",
+                 categories=categories, person="fleet", source="fleet-contract", actor=actor)
 
 
 @contextmanager

@@ -165,6 +165,10 @@ class PurposeOut(BaseModel):
     basis: Literal["contract", "legal_obligation", "consent"]
     categories: list[str]
     meaning: str
+    by_consent: list[str] = Field(
+        default_factory=list,
+        description="Of the categories, those read only where a grant for the purpose covers "
+        "the vehicle (all of them for a consent purpose).")
 
     @classmethod
     def of(cls, info: PurposeInfo) -> PurposeOut:

@@ -43,24 +43,47 @@ def bind_read(
         PurposeRequiredError: no purpose, or an unknown one.
         PurposeNotAllowedError: the purpose does not cover a named category or vehicle.
     """
+    third_party = principal.client_id if principal.role is Role.THIRD_PARTY_APP else None
+    return bind_read_as(database, tenant=principal.tenant, actor=principal.client_id,
+                        third_party=third_party, purpose=purpose, target=target,
+                        request_id=request_id, categories=categories, vehicles=vehicles)
+
+
+def bind_read_as(
+    database: Database,
+    *,
+    tenant: str,
+    actor: str,
+    third_party: str | None,
+    purpose: str | None,
+    target: str,
+    request_id: str | None,
+    categories: Iterable[str] = (),
+    vehicles: Mapping[str, str] | None = None,
+) -> ReadPermit:
+    """:func:`bind_read` for a caller named by tenant and actor (the CLI, with direct access
+    to the state database, reads as ``cli:<user>``); ``third_party`` is a third-party app's
+    client id, None for the tenant's own clients. Raises what :func:`bind_read` raises."""
     wanted = sorted(set(categories))
     details: dict[str, object] = {"purpose": purpose, "categories": wanted,
                                   "vehicles": sorted((vehicles or {}).values())}
-    third_party = principal.client_id if principal.role is Role.THIRD_PARTY_APP else None
     try:
         with database.session() as session:
             chosen = parse_purpose(purpose)
-            permit = purpose_permit(session, principal.tenant, chosen, third_party=third_party)
+            permit = purpose_permit(session, tenant, chosen, third_party=third_party)
             permit.require_categories(wanted)
             if vehicles:
                 permit.require_vehicles(vehicles, wanted or sorted(permit.categories))
-            record_audit(session, tenant=principal.tenant, actor=principal.client_id,
+            record_audit(session, tenant=tenant, actor=actor,
                          action="privacy.read", target=target, request_id=request_id,
                          details={**details, "allowed": sorted(permit.categories)})
         return permit
     except DrivetrainError as refusal:
-        record_refusal(database, principal, target=target, request_id=request_id,
-                       details=details, error=refusal)
+        with database.session() as session:
+            record_audit(session, tenant=tenant, actor=actor, action="privacy.read.refused",
+                         target=target, request_id=request_id,
+                         details={**details, "error": type(refusal).__name__,
+                                  "detail": str(refusal)})
         raise
 
 

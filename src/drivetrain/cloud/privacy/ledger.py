@@ -140,17 +140,18 @@ def give_consent(
     """
     chosen = parse_purpose(purpose)
     info = PURPOSE_CATALOG[chosen]
-    if info.basis != "consent":
+    if not info.consent_categories:
         raise BadInputError(f"purpose {chosen!r} rests on {info.basis.replace('_', ' ')}, not "
-                            "consent; consent-based purposes: " + ", ".join(
-                                p for p, i in PURPOSE_CATALOG.items() if i.basis == "consent"))
+                            "consent; purposes that take consent: " + ", ".join(
+                                p for p, i in PURPOSE_CATALOG.items() if i.consent_categories))
     allowed = parse_categories(categories)
     if not allowed:
         raise BadInputError("categories is empty; a consent names at least one category")
-    outside = sorted(allowed - info.categories)
+    outside = sorted(allowed - info.consent_categories)
     if outside:
-        raise BadInputError(f"purpose {chosen!r} may not use {', '.join(outside)}; it may use "
-                            f"{', '.join(sorted(info.categories))}")
+        raise BadInputError(f"purpose {chosen!r} may not use {', '.join(outside)} by "
+                            "consent; consent may cover "
+                            f"{', '.join(sorted(info.consent_categories))}")
     who = parse_person(person)
     parse_source(source)
     recipient = parse_recipient(recipient)

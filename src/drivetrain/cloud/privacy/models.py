@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from drivetrain.cloud.infra.models import Base, UTCDateTime
@@ -86,3 +86,19 @@ class DataRequestRow(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # JSON: what was done (archive location, rows per table, lake rows removed) or the error.
     outcome: Mapped[str] = mapped_column(Text)
+
+
+class PrivacyBudgetSpendRow(Base):
+    """One differentially private release charged to a tenant's privacy budget (append-only)."""
+
+    __tablename__ = "privacy_budget_spends"
+
+    spend_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.tenant_id", ondelete="RESTRICT"), index=True
+    )
+    epsilon: Mapped[float] = mapped_column(Float)
+    spent_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(128))
+    # What was released (the statistic and its parameters), for the tenant's own review.
+    query: Mapped[str] = mapped_column(Text)

@@ -4,7 +4,10 @@ Every read of a vehicle's data through the API names a **purpose**. Each purpose
 basis (GDPR Art. 6(1)) and the privacy categories it may ever use:
 
 - ``contract`` and ``legal_obligation`` purposes read their categories of every vehicle
-  (the service contract, or a law such as UN R155 security monitoring, covers them);
+  (the service contract, or a law such as UN R155 security monitoring, covers them) — except
+  the categories the purpose lists as ``by_consent``: those it reads only where consent for
+  that purpose is given (``fleet_operations`` sees where a fleet's cars are, and whether they
+  drive, only where the fleet account consented);
 - ``consent`` purposes read a category of a vehicle only while a person (owner, driver or
   fleet) has given consent for *that purpose and that category* and has not withdrawn it and
   it has not expired. Data consented for insurance is therefore refused for product
@@ -48,11 +51,19 @@ class PurposeInfo:
     basis: LegalBasis
     categories: frozenset[PrivacyCategory]
     meaning: str
+    #: Of ``categories``, those a contract or legal purpose reads only under consent.
+    by_consent: frozenset[PrivacyCategory] = frozenset()
+
+    @property
+    def consent_categories(self) -> frozenset[PrivacyCategory]:
+        """The categories read only where a grant for this purpose covers the vehicle."""
+        return self.categories if self.basis == "consent" else self.by_consent
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form (categories sorted)."""
         return {"name": self.name, "basis": self.basis,
-                "categories": sorted(self.categories), "meaning": self.meaning}
+                "categories": sorted(self.categories), "meaning": self.meaning,
+                "by_consent": sorted(self.consent_categories)}
 
 
 _ALL: Final = frozenset(PRIVACY_CATEGORIES)
@@ -64,8 +75,11 @@ PURPOSE_CATALOG: Final[Mapping[Purpose, PurposeInfo]] = {
         "maintenance", "contract", frozenset({"technical", "diagnostics"}),
         "Keep the vehicle working: faults, wear, service planning."),
     "fleet_operations": PurposeInfo(
-        "fleet_operations", "contract", frozenset({"technical", "diagnostics"}),
-        "Run the fleet: battery and charging state, availability, software state."),
+        "fleet_operations", "contract",
+        frozenset({"technical", "diagnostics", "location", "driving_behaviour"}),
+        "Run the fleet: battery and charging state, availability, software state; where the "
+        "fleet account consents, where its vehicles are and whether they drive.",
+        by_consent=frozenset({"location", "driving_behaviour"})),
     "security": PurposeInfo(
         "security", "legal_obligation", frozenset({"technical", "diagnostics"}),
         "Detect and answer cyber attacks (UN R155 7.2.2.2 monitoring)."),
@@ -159,17 +173,18 @@ def read_permit(
     purpose: Purpose,
     grants: Mapping[str, Iterable[str]] = {},
 ) -> ReadPermit:
-    """What ``purpose`` may read, given ``grants``: per vehicle (pseudonym), the categories
-    consented for this purpose (active ones only; see the ledger).
+    """What ``purpose`` may read, given ``grants``: per vehicle (pseudonym or VIN, as the
+    caller keys them), the categories consented for this purpose (active ones only; see the
+    ledger).
 
-    A contract or legal-obligation purpose reads its categories of every vehicle; a consent
-    purpose reads a category of exactly the vehicles granted it.
+    A contract or legal-obligation purpose reads its categories of every vehicle, except its
+    ``by_consent`` ones; a consent purpose — and a contract one for its ``by_consent``
+    categories — reads a category of exactly the vehicles granted it.
     """
     info = PURPOSE_CATALOG[purpose]
-    allowed: dict[str, frozenset[str] | None] = {}
-    if info.basis != "consent":
-        return ReadPermit(purpose, dict.fromkeys(info.categories))
-    per_category: dict[str, set[str]] = {c: set() for c in info.categories}
+    allowed: dict[str, frozenset[str] | None] = dict.fromkeys(
+        info.categories - info.consent_categories)
+    per_category: dict[str, set[str]] = {c: set() for c in info.consent_categories}
     for vehicle, granted in grants.items():
         for name in granted:
             if name in per_category:

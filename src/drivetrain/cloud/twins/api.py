@@ -4,6 +4,12 @@ A thin shell over the twins service. Every route acts for the caller's own tenan
 token): another tenant's twin answers 404, exactly like a VIN that does not exist. Reads need
 ``fleet:read``, writes ``fleet:write``. A desired-state write must send ``If-Match`` with the
 version it is based on (``428`` without it); a stale one gets ``409`` with both versions.
+
+Reads of current state are purpose-bound (``drivetrain.cloud.privacy.state_reads``): reported
+values of personal categories (location, driving behaviour, cabin) are shown only for a
+``purpose`` query parameter that covers them for the vehicle, and listed under ``withheld``
+otherwise; a query that filters on them needs such a purpose and matches only the vehicles
+it covers; a third-party app sees only what a grant to it covers.
 """
 
 from __future__ import annotations
@@ -29,6 +35,12 @@ from drivetrain.cloud.lake import Lake
 from drivetrain.cloud.lake.api import PurposeParam, lake_of
 from drivetrain.cloud.privacy import vehicle_pseudonym
 from drivetrain.cloud.privacy.binding import bind_read, categories_of
+from drivetrain.cloud.privacy.state_reads import (
+    PERSONAL_CATEGORIES,
+    StateView,
+    bind_state_read,
+    query_categories,
+)
 from drivetrain.cloud.twins.api_schemas import (
     BulkDesiredOut,
     DeltaOut,
@@ -47,7 +59,7 @@ from drivetrain.cloud.twins.ecus import delete_ecu, list_ecus, set_ecu
 from drivetrain.cloud.twins.feed import CHANGE_KINDS, ChangeKind, TwinChange, hub_for
 from drivetrain.cloud.twins.history import property_history
 from drivetrain.cloud.twins.models import Twin
-from drivetrain.cloud.twins.query import MatchAll, parse_query
+from drivetrain.cloud.twins.query import MatchAll, Node, parse_query, reported_paths
 from drivetrain.cloud.twins.service import (
     MAX_PAGE,
     get_delta,
@@ -59,6 +71,7 @@ from drivetrain.cloud.twins.service import (
 from drivetrain.cloud.twins.values import from_ns
 from drivetrain.core.errors import BadInputError, VersionConflictError
 from drivetrain.core.vss import builtin_catalog
+from drivetrain.core.vss.privacy import privacy_category_for
 
 router = APIRouter(tags=["twins"])
 
@@ -81,8 +94,18 @@ def _etag(version: int) -> str:
     return f'"{version}"'
 
 
-def _twin_response(twin: Twin, status_code: int = 200) -> JSONResponse:
-    body = TwinOut.of(twin, datetime.now(UTC)).model_dump(mode="json")
+def _twin_response(
+    twin: Twin, status_code: int = 200, *, view: StateView | None = None
+) -> JSONResponse:
+    """The twin's body with its ETag; without ``view`` (an answer to a write) personal
+    categories are withheld as for a read that names no purpose."""
+    if view is None:
+        view = StateView(None, None, PERSONAL_CATEGORIES)
+    body = TwinOut.of(
+        twin, datetime.now(UTC),
+        shown=lambda path: view.shows(twin.vin, privacy_category_for(path)),
+        purpose=view.purpose, withheld=view.withheld(twin.vin),
+    ).model_dump(mode="json")
     return JSONResponse(body, status_code=status_code, headers={"ETag": _etag(twin.version)})
 
 
@@ -135,14 +158,40 @@ def _conflict(request: Request, error: VersionConflictError) -> JSONResponse:
 def list_twins(
     principal: Reader,
     context: Context,
+    request: Request,
     query: QueryText = "",
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     cursor: Annotated[str | None, Query(max_length=17)] = None,
+    purpose: PurposeParam = None,
 ) -> TwinPageOut:
-    """The caller's twins that the query selects, by VIN, with the total match count."""
+    """The caller's twins that the query selects, by VIN, with the total match count. A
+    query over personal signals needs a ``purpose`` covering them, and matches only the
+    vehicles it covers."""
+    node = parse_query(query, builtin_catalog())
+    among = _bind_query(node, principal, context, request, purpose, target="twins:query")
     with context.database.session() as session:
-        page = query_twins(session, principal.tenant, query, limit=limit, cursor=cursor)
+        page = query_twins(session, principal.tenant, query, limit=limit, cursor=cursor,
+                           among=among)
     return TwinPageOut.of(page)
+
+
+def _bind_query(
+    node: Node, principal: Principal, context: ApiContext, request: Request,
+    purpose: str | None, *, target: str,
+) -> frozenset[str] | None:
+    """The VINs a fleet query may match under ``purpose`` (None: any); refuses a query over
+    personal signals that the purpose does not cover (audited)."""
+    filtered = query_categories(reported_paths(node))
+    view = bind_state_read(context.database, principal, purpose, target=target,
+                           request_id=request_id_of(request), filtered=filtered)
+    return _restrict(view, filtered)
+
+
+def _restrict(view: StateView, filtered: frozenset[str]) -> frozenset[str] | None:
+    by_query, by_grant = view.vehicles_for(filtered), view.vehicles()
+    if by_query is None or by_grant is None:
+        return by_grant if by_query is None else by_query
+    return by_query & by_grant
 
 
 @router.get("/reconciliation", response_model=ReconciliationOut,
@@ -150,12 +199,19 @@ def list_twins(
 def get_reconciliation(
     principal: Reader,
     context: Context,
+    request: Request,
     query: QueryText = "",
     path: Annotated[str | None, Query(max_length=200, description="Only this VSS path.")] = None,
+    purpose: PurposeParam = None,
 ) -> ReconciliationOut:
-    """Desired items of the selected twins by status, with time-to-converge p50 and max."""
+    """Desired items of the selected twins by status, with time-to-converge p50 and max (a
+    query over personal signals: as for the twin list)."""
+    node = parse_query(query, builtin_catalog())
+    among = _bind_query(node, principal, context, request, purpose,
+                        target="twins:reconciliation")
     with context.database.session() as session:
-        summary = reconciliation_summary(session, principal.tenant, query, path=path)
+        summary = reconciliation_summary(session, principal.tenant, query, path=path,
+                                         among=among)
     return ReconciliationOut.of(summary)
 
 
@@ -199,40 +255,74 @@ def stream_changes(
     ] = None,
     max_events: Annotated[int | None, Query(ge=1, le=100_000)] = None,
     timeout_s: Annotated[float | None, Query(gt=0, le=86_400)] = None,
+    purpose: PurposeParam = None,
 ) -> StreamingResponse:
     """Server-sent events of changes to the caller's twins that the query selects.
 
     Each event is ``event: <kind>`` (reported, desired, converged, failed, ack, ecu) with a
     JSON ``data`` line; ``event: overflow`` says how many changes this stream lost by
     falling behind. The stream ends after ``max_events`` events or ``timeout_s`` seconds.
+    Reported paths of personal categories the ``purpose`` does not cover for a vehicle are
+    left out of its ``reported`` events (``withheld`` says which and why); one left with no
+    path is not sent.
     """
     node = parse_query(query, builtin_catalog())  # a bad query is refused before streaming
+    view = bind_state_read(context.database, principal, purpose, target="twins:changes",
+                           request_id=request_id_of(request),
+                           filtered=query_categories(reported_paths(node)))
+    among = _restrict(view, query_categories(reported_paths(node)))
     kinds = tuple(kind) if kind else CHANGE_KINDS
     subscription = hub_for(context.database.engine).subscribe(tenant=principal.tenant, kinds=kinds)
     tenant = principal.tenant
 
     def selected(vins: set[str]) -> set[str]:
-        if isinstance(node, MatchAll):
+        if among is not None:
+            vins &= among
+        if isinstance(node, MatchAll) or not vins:
             return vins
         with context.database.session() as session:
             return matching_vins(session, tenant, node, vins)
 
     async def render(batch: list[TwinChange]) -> list[tuple[str, Any]]:
         keep = await anyio.to_thread.run_sync(selected, {c.vin for c in batch})
-        return [(c.kind, c.to_dict()) for c in batch if c.vin in keep]
+        events = (_change_event(c, view) for c in batch if c.vin in keep)
+        return [e for e in events if e is not None]
 
     return event_stream(request, principal, subscription, render, close=subscription.close,
                         max_events=max_events, timeout_s=timeout_s)
 
 
+def _change_event(change: TwinChange, view: StateView) -> tuple[str, Any] | None:
+    """The event of ``change`` as ``view`` may show it; None when nothing of it may be."""
+    body = change.to_dict()
+    if change.kind != "reported":  # the operator's desired paths and ECU names, not readings
+        return change.kind, body
+    hidden = {p for p in change.paths if not view.shows(change.vin, privacy_category_for(p))}
+    if not hidden:
+        return change.kind, body
+    body["paths"] = [p for p in change.paths if p not in hidden]
+    if not body["paths"]:
+        return None
+    withheld = view.withheld(change.vin)
+    body["withheld"] = {c: withheld[c] for c in sorted({privacy_category_for(p) for p in hidden})}
+    return change.kind, body
+
+
 # --- one twin ----------------------------------------------------------------------------------
 @router.get("/{vin}", response_model=TwinOut, responses={200: {"headers": {"ETag": {}}}},
             summary="One twin: reported, desired, delta, ECUs")
-def get_one_twin(vin: str, principal: Reader, context: Context) -> JSONResponse:
-    """The twin: metadata, ECUs, reported, desired, items, delta; ETag = desired version."""
+def get_one_twin(
+    vin: str, principal: Reader, context: Context, request: Request,
+    purpose: PurposeParam = None,
+) -> JSONResponse:
+    """The twin: metadata, ECUs, reported, desired, items, delta; ETag = desired version.
+    Reported values of personal categories only for a ``purpose`` that covers them for this
+    vehicle (audited); the others are listed under ``withheld`` with the reason."""
     with context.database.session() as session:
-        twin = get_twin(session, vin, tenant=principal.tenant)
-    return _twin_response(twin)
+        twin = get_twin(session, vin, tenant=principal.tenant)  # another tenant's: 404 first
+    view = bind_state_read(context.database, principal, purpose, target=f"twins:state:{vin}",
+                           request_id=request_id_of(request), vins=[twin.vin])
+    return _twin_response(twin, view=view)
 
 
 def _write_desired(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -138,14 +139,31 @@ class TwinOut(BaseModel):
     counts: CountsOut
     delta: DeltaOut
     delivery: DeliveryOut
+    purpose: str | None = Field(
+        None, description="The purpose the read named (query parameter 'purpose'), if any.")
+    withheld: dict[str, str] = Field(
+        default_factory=dict,
+        description="Privacy categories whose reported values are not shown, each with why "
+        "(no purpose named, the purpose may not use it, or no consent covers it).")
 
     @classmethod
-    def of(cls, twin: Twin, now: datetime) -> TwinOut:
+    def of(
+        cls,
+        twin: Twin,
+        now: datetime,
+        *,
+        shown: Callable[[str], bool] | None = None,
+        purpose: str | None = None,
+        withheld: Mapping[str, str] | None = None,
+    ) -> TwinOut:
+        """The body of ``twin`` at ``now``; reported values of paths ``shown`` refuses are
+        left out (and so is the reported value beside a desired item)."""
         items = effective_items(twin.items, now)
         delta = build_delta(twin.version, twin.items, now)
+        visible = {p: r for p, r in twin.reported.items() if shown is None or shown(p)}
         reported = {
             p: ReportedOut(value=r.value, ts=r.ts, updated_at=r.updated_at)
-            for p, r in twin.reported.items()
+            for p, r in visible.items()
         }
         return cls(
             vin=twin.vin, tenant=twin.tenant, model=twin.model, region=twin.region,
@@ -154,7 +172,7 @@ class TwinOut(BaseModel):
             reported=reported,
             desired=twin.desired,
             items=[
-                ItemOut.of(i, twin.reported[i.path].value if i.path in twin.reported else None)
+                ItemOut.of(i, visible[i.path].value if i.path in visible else None)
                 for i in items
             ],
             counts=CountsOut(
@@ -171,6 +189,8 @@ class TwinOut(BaseModel):
                 sent_version=twin.sent_version, sent_at=twin.sent_at,
                 acked_version=twin.acked_version, acked_at=twin.acked_at,
             ),
+            purpose=purpose,
+            withheld=dict(withheld or {}),
         )
 
 

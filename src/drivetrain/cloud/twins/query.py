@@ -373,6 +373,18 @@ def parse_query(text: str, catalog: Catalog | None = None) -> Node:
     return _Parser(tokenize(text), catalog).query()
 
 
+def reported_paths(node: Node) -> frozenset[str]:
+    """The VSS paths whose *reported* values the query filters on (what it reads of the
+    vehicles' data; ``desired`` values are the operator's own)."""
+    if isinstance(node, And | Or):
+        return reported_paths(node.left) | reported_paths(node.right)
+    if isinstance(node, Not):
+        return reported_paths(node.operand)
+    if isinstance(node, Compare | In | Exists):
+        return frozenset({node.field.name}) if node.field.scope == "reported" else frozenset()
+    return frozenset()
+
+
 def render_query(node: Node) -> str:
     """The query text of an AST (canonical form: fully parenthesised, double quotes).
 

@@ -107,8 +107,13 @@ def _counts(
     return out
 
 
-def _selected(tenant: str, node: Node) -> ColumnElement[bool]:
-    return and_(TWINS.c.tenant_id == tenant, compile_query(node))
+def _selected(
+    tenant: str, node: Node, among: Iterable[str] | None = None
+) -> ColumnElement[bool]:
+    condition = and_(TWINS.c.tenant_id == tenant, compile_query(node))
+    if among is not None:
+        condition = and_(condition, TWINS.c.vin.in_(sorted(among)))
+    return condition
 
 
 def query_twins(
@@ -118,13 +123,15 @@ def query_twins(
     *,
     limit: int = 100,
     cursor: str | None = None,
+    among: Iterable[str] | None = None,
     now: datetime | None = None,
     catalog: Catalog | None = None,
 ) -> TwinPage:
     """The twins of ``tenant`` that ``query`` selects, by VIN, ``limit`` at a time.
 
     ``cursor`` is the ``next_cursor`` of the previous page (None for the first). ``total``
-    counts every match, not only this page.
+    counts every match, not only this page. ``among`` restricts the matches to those VINs
+    (the vehicles a purpose covers, when the query filters on personal data).
 
     Raises:
         QuerySyntaxError: the query does not parse (names the token and column).
@@ -143,7 +150,7 @@ def query_twins(
     now = now or datetime.now(UTC)
     sync_twins(session, tenant)
     twins = TWINS.c
-    condition = _selected(tenant, node)
+    condition = _selected(tenant, node, among)
     total = int(session.scalar(select(func.count()).select_from(TwinRow).where(condition)) or 0)
     page = select(twins.vin, twins.model, twins.region, twins.owner, twins.desired_version).where(
         condition
@@ -247,11 +254,12 @@ def reconciliation_summary(
     query: str = "",
     *,
     path: str | None = None,
+    among: Iterable[str] | None = None,
     now: datetime | None = None,
     catalog: Catalog | None = None,
 ) -> ReconciliationSummary:
     """Count the desired items (of ``path`` only, when given) of the twins ``query`` selects
-    by status, with time-to-converge p50 and max.
+    (among ``among`` only, when given) by status, with time-to-converge p50 and max.
 
     Raises:
         QuerySyntaxError: the query does not parse.
@@ -263,7 +271,7 @@ def reconciliation_summary(
     node = parse_query(query, catalog)
     now = now or datetime.now(UTC)
     sync_twins(session, tenant)
-    condition = _selected(tenant, node)
+    condition = _selected(tenant, node, among)
     twins = int(session.scalar(select(func.count()).select_from(TwinRow).where(condition)) or 0)
     desired = DESIRED.c
     status = _status(now)

@@ -141,3 +141,14 @@ export async function purposeSelect(id, api) {
     value: p.name, selected: p.name === 'fleet_operations', title: p.meaning,
   }, `${p.name} (${p.basis.replace('_', ' ')}: ${p.categories.join(', ')})`)));
 }
+
+/**
+ * What a twin read left out: one line per withheld privacy category with the API's reason
+ * (GET /v1/twins/{vin} lists them under `withheld` when the purpose does not cover them).
+ */
+export function withheldNote(twin) {
+  const entries = Object.entries(twin.withheld || {});
+  if (!entries.length) return null;
+  return h('ul', { class: 'withheld muted', 'aria-label': 'Withheld' },
+    entries.map(([category, why]) => h('li', {}, h('strong', {}, category), `: ${why}`)));
+}

@@ -41,15 +41,16 @@ export async function render(root, ctx) {
   const twins = (await api(`/v1/twins${query({ limit: 500 })}`)).twins;
   const vinSelect = h('select', { id: 'data-vins', multiple: true, size: 6 },
     twins.map((t, i) => h('option', { value: t.vin, selected: i === 0 }, `${t.vin} (${t.model}, ${t.region})`)));
-  // Signals: the numeric ones the first vehicles report (the lake holds what they sent).
+  // Every read of vehicle data names its purpose; the API checks it against consent and audits it.
+  const purpose = await purposeSelect('data-purpose', api);
+  // Signals: the numeric ones the first vehicles report (the lake holds what they sent) and
+  // that the chosen purpose may see.
   const paths = new Set();
-  for (const twin of await Promise.all(twins.slice(0, 5).map((t) => api(`/v1/twins/${encodeURIComponent(t.vin)}`)))) {
+  for (const twin of await Promise.all(twins.slice(0, 5).map((t) => api(`/v1/twins/${encodeURIComponent(t.vin)}${query({ purpose: purpose.value })}`)))) {
     for (const [path, r] of Object.entries(twin.reported)) if (typeof r.value === 'number') paths.add(path);
   }
   const pathSelect = h('select', { id: 'data-paths', multiple: true, size: 6 },
     [...paths].sort().map((p) => h('option', { value: p, selected: p === SOC }, p)));
-  // Every read of lake data names its purpose; the API checks it against consent and audits it.
-  const purpose = await purposeSelect('data-purpose', api);
   const now = new Date();
   const startInput = h('input', { id: 'data-start', type: 'datetime-local', value: localInput(new Date(now.getTime() - 3600000)) });
   const endInput = h('input', { id: 'data-end', type: 'datetime-local', value: localInput(new Date(now.getTime() + 60000)) });

@@ -9,6 +9,9 @@ import { ago, debounce, errorBox, fmtTime, fmtValue, h, pill, replace, section, 
 
 // The map and list show at most this many twins (one GET per twin for its state).
 const SHOWN = 200;
+// Every read of twin state names its purpose: running the fleet. Positions and speeds show
+// where the fleet account consented to it; the API withholds them elsewhere and says so.
+const PURPOSE = 'fleet_operations';
 const ACTIVITY = 25;
 
 function countBy(items, key) {
@@ -31,12 +34,13 @@ export async function render(root, ctx) {
   let incidentVins = new Set();
   const summary = h('div');
   const map = h('div', { class: 'map-wrap' });
+  const withheld = h('p', { class: 'muted withheld' });
   const list = h('div');
   const feed = h('ol', { class: 'activity', 'aria-live': 'polite' });
   const live = h('span', { class: 'live muted' }, 'connecting…');
   root.append(h('h1', {}, 'Fleet'), summary,
     h('div', { class: 'columns' },
-      section('Map', map, h('p', { class: 'legend-states' }, STATES.map((state) => [pill(state, state.replace(' ', '-')), ' ']))),
+      section('Map', map, withheld, h('p', { class: 'legend-states' }, STATES.map((state) => [pill(state, state.replace(' ', '-')), ' ']))),
       section('Activity', live, feed)),
     section('Vehicles', list));
 
@@ -56,6 +60,8 @@ export async function render(root, ctx) {
         breakdown('By region', countBy(all, (t) => t.region)),
         softwareBreakdown(all)),
       total > all.length ? h('p', { class: 'muted' }, `Showing the first ${all.length} of ${total} vehicles.`) : null);
+    const hidden = all.filter((t) => t.withheld && t.withheld.location).length;
+    replace(withheld, hidden ? `${hidden} of ${all.length} vehicles' location withheld: no consent covers purpose ${PURPOSE} for them.` : '');
     replace(map, fleetMap(rows.map((r) => ({
       vin: r.twin.vin, state: r.state.replace(' ', '-'),
       lat: reported(r.twin, PATHS.lat), lon: reported(r.twin, PATHS.lon),
@@ -93,7 +99,7 @@ export async function render(root, ctx) {
         countBy(versions, (v) => v).map(([v, n]) => `${v} ×${n}`).join(', ')))) : h('p', { class: 'muted' }, 'No ECU inventory reported.'));
   }
 
-  const getTwin = (vin) => api(`/v1/twins/${encodeURIComponent(vin)}`, { signal: controller.signal });
+  const getTwin = (vin) => api(`/v1/twins/${encodeURIComponent(vin)}${query({ purpose: PURPOSE })}`, { signal: controller.signal });
   // Vehicles under incident: the unresolved incidents (most recently updated first).
   async function loadIncidents() {
     if (!ctx.can('security:read')) return;
@@ -119,7 +125,7 @@ export async function render(root, ctx) {
       if (!controller.signal.aborted) replace(live, errorBox(error));
     }
   }, 1000);
-  follow('/v1/twins/changes', (kind, change) => {
+  follow(`/v1/twins/changes${query({ purpose: PURPOSE })}`, (kind, change) => {
     if (kind === 'overflow') return;
     activity.unshift({ kind, change });
     activity.length = Math.min(activity.length, ACTIVITY);

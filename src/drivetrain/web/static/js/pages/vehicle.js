@@ -7,7 +7,7 @@ import { lineChart } from '../chart.js';
 import { PATHS, lastSeen, reported, vehicleState } from '../fleet-state.js';
 import {
   actionButton, ago, debounce, download, errorBox, facts, fmtTime, fmtValue, h, pill,
-  purposeSelect, replace, section, statusLine, table,
+  purposeSelect, replace, section, statusLine, table, withheldNote,
 } from '../ui.js';
 
 // Long values (an entitlement's signed token) are shortened in tables; the whole value stays
@@ -55,7 +55,11 @@ export async function render(root, ctx, vin) {
   const ecuBox = h('div');
   const chartBox = h('div', { class: 'chart-box' });
   const formStatus = statusLine();
-  let twin = await api(url, { signal: controller.signal });
+  // Every read of vehicle data names its purpose; the API checks it against consent, withholds
+  // what it does not cover (listed under the reported values) and audits it.
+  const purpose = await purposeSelect('history-purpose', api);
+  const stateUrl = () => `${url}${query({ purpose: purpose.value })}`;
+  let twin = await api(stateUrl(), { signal: controller.signal });
   let actuators = [];
   if (ctx.can('campaigns:read')) {
     try {
@@ -76,22 +80,22 @@ export async function render(root, ctx, vin) {
     event.preventDefault();
     try {
       // If-Match: the version this page shows, so a concurrent change is a conflict, not lost.
-      twin = await api(`${url}/desired`, {
+      const written = await api(`${url}/desired`, {
         method: 'PATCH', headers: { 'If-Match': `"${twin.version}"` },
         body: { values: { [pathInput.value.trim()]: parseValue(valueInput.value) } },
       });
-      replace(formStatus, h('span', { class: 'ok' }, `Desired version ${twin.version} set; waiting for the vehicle to converge.`));
+      // the write's answer withholds personal values; read the state again for the purpose
+      twin = await api(stateUrl(), { signal: controller.signal }).catch(() => written);
+      replace(formStatus, h('span', { class: 'ok' }, `Desired version ${written.version} set; waiting for the vehicle to converge.`));
       draw();
     } catch (error) {
       replace(formStatus, errorBox(error));
-      if (error.status === 409) { twin = await api(url); draw(); }
+      if (error.status === 409) { twin = await api(stateUrl()); draw(); }
     }
   });
 
   const numeric = () => Object.entries(twin.reported).filter(([, r]) => typeof r.value === 'number').map(([p]) => p).sort();
   const signalSelect = h('select', { id: 'history-path' });
-  // Every read of lake data names its purpose; the API checks it against consent and audits it.
-  const purpose = await purposeSelect('history-purpose', api);
   const rangeSelect = h('select', { id: 'history-range' }, RANGES.map(([label, s]) => h('option', { value: s }, label)));
   const chartStatus = statusLine();
   let lastSeries = null;
@@ -120,7 +124,10 @@ export async function render(root, ctx, vin) {
   }
   signalSelect.addEventListener('change', plot);
   rangeSelect.addEventListener('change', plot);
-  purpose.addEventListener('change', plot);
+  purpose.addEventListener('change', async () => {
+    try { twin = await api(stateUrl(), { signal: controller.signal }); draw(); } catch (error) { replace(chartStatus, errorBox(error)); }
+    plot();
+  });
   const csvButton = h('button', { type: 'button' }, 'Download CSV');
   csvButton.addEventListener('click', () => {
     if (!lastSeries) return;
@@ -161,7 +168,8 @@ export async function render(root, ctx, vin) {
       { label: 'Value', num: true, value: ([, r]) => fmtValue(r.value) },
       { label: 'Measured', value: ([, r]) => fmtTime(r.ts) },
     ], Object.entries(twin.reported).filter(([p]) => p.toLowerCase().includes(filter)).sort(([a], [b]) => a.localeCompare(b)),
-    { label: 'Reported state', empty: filter ? `No reported signal matches '${filter}'.` : 'This vehicle has reported nothing yet.' }));
+    { label: 'Reported state', empty: filter ? `No reported signal matches '${filter}'.` : 'This vehicle has reported nothing yet.' }),
+    withheldNote(twin));
     replace(ecuBox, table([
       { label: 'ECU', value: (e) => e.name },
       { label: 'Software', value: (e) => e.software_version || '—' },
@@ -185,11 +193,11 @@ export async function render(root, ctx, vin) {
   await plot();
 
   const refresh = debounce(async () => {
-    try { twin = await api(url, { signal: controller.signal }); draw(); } catch { /* next change retries */ }
+    try { twin = await api(stateUrl(), { signal: controller.signal }); draw(); } catch { /* next change retries */ }
   }, 1000);
   // The chart follows too: new samples of the plotted signal redraw it (at most every 5 s).
   const replot = debounce(() => plot(), 5000);
-  follow(`/v1/twins/changes${query({ query: `vin == "${vin}"` })}`, (kind, change) => {
+  follow(`/v1/twins/changes${query({ query: `vin == "${vin}"`, purpose: purpose.value })}`, (kind, change) => {
     if (change.vin !== vin) return;
     refresh();
     if ((change.paths || []).includes(signalSelect.value)) replot();
