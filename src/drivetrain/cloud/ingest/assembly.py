@@ -39,6 +39,9 @@ REFUSED_SAMPLES_SCHEMA: Final = pa.schema(
     [pa.field("path", pa.utf8()), *list(TELEMETRY_SCHEMA)[1:]]
 )
 N_CODES: Final = len(CODE_OUTCOMES)
+# An Arrow IPC stream is its schema message, its record batch messages and this marker.
+_REFUSED_SCHEMA_MESSAGE: Final = REFUSED_SAMPLES_SCHEMA.serialize().to_pybytes()
+_END_OF_STREAM: Final = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 #: Above this many (vehicle, path) cells, the latest-value search sorts instead of using a
 #: dense table.
 _DENSE_CELLS: Final = 8_000_000
@@ -322,25 +325,32 @@ def refused_groups(
 
 
 def refused_samples_ipc(
-    columns: SampleColumns, rows: npt.NDArray[np.intp], paths: PathTable
-) -> bytes:
-    """The samples at ``rows`` as an Arrow IPC stream (path as plain text, ts, value, text)."""
-    index = pa.array(rows)
-    path_names = [paths.path(int(p)) for p in columns.path_id[rows]]
+    columns: SampleColumns, groups: Sequence[npt.NDArray[np.intp]], paths: PathTable
+) -> list[bytes]:
+    """The samples at each of ``groups`` (rows) as an Arrow IPC stream of its own (path as
+    plain text, ts, value, text). The micro-batch's refused samples are gathered into one
+    record batch, and each stream is the schema message, its slice of that batch and the
+    end-of-stream marker: one gather and one stream writer, not one per dead letter."""
+    if not groups:
+        return []
+    rows = np.concatenate(groups)
     valid = columns.value_valid[rows]
-    table = pa.Table.from_arrays(
+    names = pa.array(paths.paths, pa.utf8())
+    batch = pa.RecordBatch.from_arrays(
         [
-            pa.array(path_names, pa.utf8()),
+            names.take(pa.array(columns.path_id[rows])),
             pa.array(columns.ts_ns[rows], _TS_TYPE),
             pa.array(columns.value[rows], mask=~valid),
-            columns.text.take(index).cast(pa.utf8()),
+            columns.text.take(pa.array(rows)).cast(pa.utf8()),
         ],
         schema=REFUSED_SAMPLES_SCHEMA,
     )
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, REFUSED_SAMPLES_SCHEMA) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue().to_pybytes())
+    streams, start = [], 0
+    for group in groups:
+        part = batch.slice(start, len(group))
+        start += len(group)
+        streams.append(_REFUSED_SCHEMA_MESSAGE + part.serialize().to_pybytes() + _END_OF_STREAM)
+    return streams
 
 
 def read_refused_samples(payload: bytes) -> pa.Table:
