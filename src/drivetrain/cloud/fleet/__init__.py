@@ -3,8 +3,8 @@
 Public surface:
 
 - :class:`Vehicle` and the functions :func:`register_vehicle`, :func:`get_vehicle`,
-  :func:`list_vehicles`, :func:`count_vehicles`, :func:`rotate_vehicle_key`,
-  :func:`retire_vehicle`, :func:`validate_vin`.
+  :func:`get_vehicles`, :func:`list_vehicles`, :func:`count_vehicles`,
+  :func:`rotate_vehicle_key`, :func:`retire_vehicle`, :func:`validate_vin`.
 - :func:`provision_vehicle`, :class:`VehicleCredentials`, :func:`generate_vin`,
   :func:`load_or_create_cloud_key`, :func:`cloud_signing_key` — identities and keys.
 """
@@ -19,6 +19,7 @@ from drivetrain.cloud.fleet.service import (
     Vehicle,
     count_vehicles,
     get_vehicle,
+    get_vehicles,
     list_vehicles,
     register_vehicle,
     retire_vehicle,
@@ -44,6 +45,7 @@ __all__ = [
     "count_vehicles",
     "generate_vin",
     "get_vehicle",
+    "get_vehicles",
     "list_vehicles",
     "load_or_create_cloud_key",
     "provision_vehicle",

@@ -39,6 +39,9 @@ REFUSED_SAMPLES_SCHEMA: Final = pa.schema(
     [pa.field("path", pa.utf8()), *list(TELEMETRY_SCHEMA)[1:]]
 )
 N_CODES: Final = len(CODE_OUTCOMES)
+# An Arrow IPC stream is its schema message, its record batch messages and this marker.
+_REFUSED_SCHEMA_MESSAGE: Final = REFUSED_SAMPLES_SCHEMA.serialize().to_pybytes()
+_END_OF_STREAM: Final = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 #: Above this many (vehicle, path) cells, the latest-value search sorts instead of using a
 #: dense table.
 _DENSE_CELLS: Final = 8_000_000
@@ -189,38 +192,74 @@ def reports_of(
     paths: PathTable,
 ) -> dict[str, dict[str, ReportedValue]]:
     """The samples at ``picked`` as reports: VIN → path → ``(value, measured at)`` in the
-    signal's VSS form (array signals left out)."""
+    signal's VSS form (array signals left out). Converted column by column (a few thousand
+    values per micro-batch), then gathered into the mapping in one pass."""
     reports: dict[str, dict[str, ReportedValue]] = {}
     if not len(picked):
         return reports
-    text_values = columns.text.take(pa.array(picked)).to_pylist()
-    kinds = paths.kind
-    scalars = [_scalar_kind(paths.spec(i)) for i in range(len(paths))]
-    stamps: dict[int, datetime] = {}
-    for row, text in zip(picked.tolist(), text_values, strict=True):
-        path_id = int(columns.path_id[row])
-        spec = paths.spec(path_id)
-        if spec is None:  # a custom signal (accepted by its vehicle's catalog): lake only
-            continue
-        kind = kinds[path_id]
-        value: Any
-        if kind == KIND_STRING:
-            value = text
-        elif kind == KIND_ARRAY:
-            continue  # the twin holds scalars; array signals live in the lake only
-        else:
-            number = float(columns.value[row])
-            scalar = scalars[path_id]
-            value = bool(number) if scalar == "boolean" else (
-                number if scalar == "float" else int(number))  # fmt: skip
-        ts_ns = int(columns.ts_ns[row])
-        when = stamps.get(ts_ns)
-        if when is None:  # a micro-batch shares few timestamps
-            when = stamps[ts_ns] = datetime.fromtimestamp(ts_ns // 1_000_000_000, UTC).replace(
-                microsecond=(ts_ns % 1_000_000_000) // 1000
-            )
-        reports.setdefault(vins[int(columns.vehicle[row])], {})[spec.path] = (value, when)
+    modes = np.array([_report_mode(paths.spec(i), paths.kind[i]) for i in range(len(paths))],
+                     np.int8)  # fmt: skip
+    path_id = columns.path_id[picked]
+    mode = modes[path_id]
+    kept = mode != _SKIP
+    picked, path_id, mode = picked[kept], path_id[kept], mode[kept]
+    if not len(picked):
+        return reports
+    values: list[Any] = [None] * len(picked)
+    for code, convert in _CONVERTERS.items():
+        at = np.flatnonzero(mode == code)
+        if len(at):
+            converted = convert(columns, picked[at])
+            for position, value in zip(at.tolist(), converted, strict=True):
+                values[position] = value
+    ts_ns = columns.ts_ns[picked]
+    distinct, which = np.unique(ts_ns, return_inverse=True)  # a micro-batch shares few times
+    stamps = [
+        datetime.fromtimestamp(t // 1_000_000_000, UTC).replace(
+            microsecond=(t % 1_000_000_000) // 1000)
+        for t in distinct.tolist()
+    ]  # fmt: skip
+    names = [spec.path if spec is not None else "" for spec in map(paths.spec, range(len(paths)))]
+    for v, p, value, w in zip(columns.vehicle[picked].tolist(), path_id.tolist(), values,
+                              which.reshape(-1).tolist(), strict=True):  # fmt: skip
+        reports.setdefault(vins[v], {})[names[p]] = (value, stamps[w])
     return reports
+
+
+# How reports_of converts a path's samples: not at all (custom signals: lake only; arrays:
+# the twin holds scalars), its text, or its number as bool, float or int.
+_SKIP, _TEXT, _BOOL, _FLOAT, _INT = 0, 1, 2, 3, 4
+
+
+def _report_mode(spec: Any, kind: int) -> int:
+    if spec is None or kind == KIND_ARRAY:
+        return _SKIP
+    if kind == KIND_STRING:
+        return _TEXT
+    scalar = _scalar_kind(spec)
+    return _BOOL if scalar == "boolean" else _FLOAT if scalar == "float" else _INT
+
+
+def _texts(columns: SampleColumns, rows: npt.NDArray[np.intp]) -> list[Any]:
+    return list(columns.text.take(pa.array(rows)).to_pylist())
+
+
+def _bools(columns: SampleColumns, rows: npt.NDArray[np.intp]) -> list[Any]:
+    return list((columns.value[rows] != 0).tolist())
+
+
+def _floats(columns: SampleColumns, rows: npt.NDArray[np.intp]) -> list[Any]:
+    return list(columns.value[rows].astype(np.float64).tolist())
+
+
+def _ints(columns: SampleColumns, rows: npt.NDArray[np.intp]) -> list[Any]:
+    numbers = columns.value[rows].astype(np.float64)
+    if len(numbers) and np.isfinite(numbers).all() and np.abs(numbers).max() < 2.0**62:
+        return list(np.trunc(numbers).astype(np.int64).tolist())
+    return [int(n) for n in numbers.tolist()]  # beyond int64 (or not finite: int() says so)
+
+
+_CONVERTERS: Final = {_TEXT: _texts, _BOOL: _bools, _FLOAT: _floats, _INT: _ints}
 
 
 def _scalar_kind(spec: Any) -> str:
@@ -286,25 +325,32 @@ def refused_groups(
 
 
 def refused_samples_ipc(
-    columns: SampleColumns, rows: npt.NDArray[np.intp], paths: PathTable
-) -> bytes:
-    """The samples at ``rows`` as an Arrow IPC stream (path as plain text, ts, value, text)."""
-    index = pa.array(rows)
-    path_names = [paths.path(int(p)) for p in columns.path_id[rows]]
+    columns: SampleColumns, groups: Sequence[npt.NDArray[np.intp]], paths: PathTable
+) -> list[bytes]:
+    """The samples at each of ``groups`` (rows) as an Arrow IPC stream of its own (path as
+    plain text, ts, value, text). The micro-batch's refused samples are gathered into one
+    record batch, and each stream is the schema message, its slice of that batch and the
+    end-of-stream marker: one gather and one stream writer, not one per dead letter."""
+    if not groups:
+        return []
+    rows = np.concatenate(groups)
     valid = columns.value_valid[rows]
-    table = pa.Table.from_arrays(
+    names = pa.array(paths.paths, pa.utf8())
+    batch = pa.RecordBatch.from_arrays(
         [
-            pa.array(path_names, pa.utf8()),
+            names.take(pa.array(columns.path_id[rows])),
             pa.array(columns.ts_ns[rows], _TS_TYPE),
             pa.array(columns.value[rows], mask=~valid),
-            columns.text.take(index).cast(pa.utf8()),
+            columns.text.take(pa.array(rows)).cast(pa.utf8()),
         ],
         schema=REFUSED_SAMPLES_SCHEMA,
     )
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, REFUSED_SAMPLES_SCHEMA) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue().to_pybytes())
+    streams, start = [], 0
+    for group in groups:
+        part = batch.slice(start, len(group))
+        start += len(group)
+        streams.append(_REFUSED_SCHEMA_MESSAGE + part.serialize().to_pybytes() + _END_OF_STREAM)
+    return streams
 
 
 def read_refused_samples(payload: bytes) -> pa.Table:

@@ -288,7 +288,7 @@ def telemetry_columns(table: pa.Table, paths: PathTable) -> TelemetryBody:
     texts: list[pa.Array] = []
     for batch in table.to_batches():
         path = batch.column(0)
-        lookup = np.append(paths.ids_for(path.dictionary.to_pylist()), paths.ids_for([None]))
+        lookup = paths.dictionary_ids(path.dictionary)  # -1 (null) selects its last entry
         indices = path.indices
         index = indices.fill_null(-1).to_numpy() if indices.null_count else indices.to_numpy()
         if len(index) and (int(index.min()) < -1 or int(index.max()) >= len(path.dictionary)):

@@ -59,7 +59,7 @@ from drivetrain.cloud.privacy import Pseudonymiser, pseudonymiser
 from drivetrain.core import tracing
 from drivetrain.core.errors import ConflictError, TransportError, WireFormatError
 from drivetrain.core.settings import Settings
-from drivetrain.core.transport import Transport
+from drivetrain.core.transport import TOPIC_ROOT, Transport
 from drivetrain.core.vss import Catalog, builtin_catalog
 from drivetrain.core.wire import parse
 
@@ -68,6 +68,7 @@ _log = logging.getLogger("drivetrain.ingest")
 #: Unknown paths remembered before the path table starts afresh (a vehicle sending random
 #: paths must not grow the receiver's memory without bound).
 MAX_UNKNOWN_PATHS: Final = 10_000
+_VEHICLE_TOPIC_PREFIX: Final = TOPIC_ROOT + "/"
 
 #: Called inside the transaction after routing with the report so far and the number of
 #: pending dead letters; returning False drops them and the ledger rows (a replay that
@@ -206,11 +207,15 @@ class IngestPipeline:
             refused: list[tuple[int, RejectedMessage]] = []
             producers: list[str] = []
             with tracing.span("ingest.decode", {"messaging.batch.message_count": len(messages)}):
+                # One registry query for the micro-batch (the VINs the topics name: a message
+                # is looked up only once its topic and envelope name the same VIN).
+                known = self.vehicles.prefetch(session, {_topic_vin(m.topic) for m in messages})
+
+                def lookup(vin: str) -> Vehicle | None:
+                    return known[vin] if vin in known else self.vehicles.lookup(session, vin)
+
                 for i, raw in enumerate(messages):
-                    opened = open_message(
-                        raw, lambda vin: self.vehicles.lookup(session, vin), self._paths,
-                        self.limits,
-                    )
+                    opened = open_message(raw, lookup, self._paths, self.limits)
                     if isinstance(opened, RejectedMessage):
                         refused.append((i, opened))
                     else:
@@ -369,6 +374,13 @@ class IngestPipeline:
                     make = pseudonymiser(session, tenant)
             self._pseudonymisers[tenant] = make
         return make
+
+
+def _topic_vin(topic: str) -> str:
+    """The VIN level of a ``dt/v1/{vin}/...`` topic, unchecked ("" for another topic)."""
+    if not topic.startswith(_VEHICLE_TOPIC_PREFIX):
+        return ""
+    return topic[len(_VEHICLE_TOPIC_PREFIX) :].partition("/")[0]
 
 
 def _claims(raw: RawMessage) -> tuple[str, str | None, str]:

@@ -209,7 +209,11 @@ def _refused_samples(
     path's names the catalog its vehicle's samples were checked against (``checked``, per
     batch)."""
     paths = mb.paths
-    for body, code, rows in assembly.refused_groups(codes, body_index):
+    groups = assembly.refused_groups(codes, body_index)
+    payloads = assembly.refused_samples_ipc(
+        columns, [rows[:MAX_KEPT_SAMPLES] for _, _, rows in groups], paths
+    )
+    for (body, code, rows), payload in zip(groups, payloads, strict=True):
         batch = batches[body]
         reason: SampleReason = CODE_OUTCOMES[code]  # type: ignore[assignment]
         examples = []
@@ -247,7 +251,7 @@ def _refused_samples(
                 detail=f"{len(rows)} {reason} sample(s): " + "; ".join(examples) + more,
                 sample_count=len(rows),
                 payload_format="arrow-ipc",
-                payload=assembly.refused_samples_ipc(columns, rows[:MAX_KEPT_SAMPLES], paths),
+                payload=payload,
                 replay_of=mb.replay_of,
                 verified=True,
             )

@@ -49,6 +49,8 @@ from drivetrain.core.vss.datatypes import FLOAT_LIMITS, INTEGER_BOUNDS, element_
 from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES, PrivacyCategory
 from drivetrain.core.vss.validation import normalise_value
 
+#: Path dictionaries whose ids a :class:`PathTable` keeps (see ``dictionary_ids``).
+MAX_CACHED_DICTIONARIES: Final = 2048
 #: No vehicle measured anything before this instant (2000-01-01T00:00:00Z), whatever the
 #: configured sample age: a timestamp from 1970 is an unset clock, not old data.
 EARLIEST_TS_NS: Final = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000_000
@@ -118,6 +120,7 @@ class PathTable:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self._ids: dict[str, int] = {}
+        self._dictionary_ids: dict[tuple[int, ...], tuple[pa.Array, npt.NDArray[np.int32]]] = {}
         self._paths: list[str] = []
         self._specs: list[SignalSpec | None] = []
         self._capacity = 0
@@ -149,6 +152,23 @@ class PathTable:
     def spec(self, path_id: int) -> SignalSpec | None:
         """The catalog entry of ``path_id``, or None for a path the catalog does not know."""
         return self._specs[path_id]
+
+    def dictionary_ids(self, dictionary: pa.Array) -> npt.NDArray[np.int32]:
+        """The ids of a path dictionary's entries, then the id of the null path ``""`` (for
+        null indices). Answers are kept per dictionary in memory (its buffers' addresses,
+        held with the answer so that no other array can take them meanwhile): the wire
+        decoder hands out the same array for the same dictionary bytes, so a dictionary a
+        vehicle repeats costs a lookup, not a string per path."""
+        key = (dictionary.offset, len(dictionary),
+               *(b.address if b is not None else 0 for b in dictionary.buffers()))  # fmt: skip
+        cached = self._dictionary_ids.get(key)
+        if cached is not None:
+            return cached[1]
+        ids = self.ids_for([*dictionary.to_pylist(), None])
+        if len(self._dictionary_ids) >= MAX_CACHED_DICTIONARIES:
+            self._dictionary_ids.clear()
+        self._dictionary_ids[key] = (dictionary, ids)
+        return ids
 
     def ids_for(self, paths: Sequence[str | None]) -> npt.NDArray[np.int32]:
         """The ids of ``paths`` (a dictionary's values), registering new ones.

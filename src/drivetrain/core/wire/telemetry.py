@@ -129,8 +129,10 @@ def decode_samples(body: bytes, limits: IpcLimits | None = None) -> pa.Table:
     messages, _ = read_ipc_layout(body, limits or IpcLimits())
     try:
         table = _assembled(messages)
-        if table is None:
-            table = pa.ipc.open_stream(pa.py_buffer(body), options=_READ_OPTIONS).read_all()
+        if table is not None:  # each column was validated in full as it was assembled
+            _refuse_nul(table)
+            return table
+        table = pa.ipc.open_stream(pa.py_buffer(body), options=_READ_OPTIONS).read_all()
     except WireFormatError:
         raise
     except Exception as e:  # untrusted bytes: every failure is a format error
@@ -153,21 +155,42 @@ def decode_samples(body: bytes, limits: IpcLimits | None = None) -> pa.Table:
             column.validate(full=True)
         except Exception as e:  # untrusted bytes: every failure is a format error
             raise WireFormatError(f"telemetry column {name!r} is invalid: {e}") from e
-        strings = [c.dictionary if name == "path" else c for c in column.chunks]
-        if any(
-            pc.any(pc.match_substring(s, "\x00")).as_py()
-            for s in strings
-            if s.null_count < len(s)
-        ):
-            # valid UTF-8, but no database text column takes NUL (PostgreSQL refuses it)
-            raise WireFormatError(f"telemetry column {name!r} holds a NUL character")
+    _refuse_nul(table)
     return table
+
+
+def _refuse_nul(table: pa.Table) -> None:
+    """Refuse a NUL character in the path or text column (valid UTF-8, but no database text
+    column takes it: PostgreSQL refuses it)."""
+    for name in ("path", "text"):
+        column = table.column(name)
+        strings = [c.dictionary if name == "path" else c for c in column.chunks]
+        if any(_holds_nul(s) for s in strings if s.null_count < len(s)):
+            raise WireFormatError(f"telemetry column {name!r} holds a NUL character")
+
+
+def _holds_nul(strings: pa.Array) -> bool:
+    """True if a (non-null) string of the valid UTF-8 array ``strings`` holds a NUL. In UTF-8
+    a NUL character is the byte 0 and no other character contains that byte, so the strings'
+    bytes are searched at once; only when a 0 byte is there (perhaps under a null slot) are
+    the strings matched one by one."""
+    offsets, data = strings.buffers()[1:3]
+    if data is None or offsets is None:
+        return False
+    first = int(np.frombuffer(offsets, np.int32, 1, strings.offset * 4)[0])
+    last = int(np.frombuffer(offsets, np.int32, 1, (strings.offset + len(strings)) * 4)[0])
+    if memoryview(data)[first:last].tobytes().find(b"\x00") < 0:
+        return False
+    return bool(pc.any(pc.match_substring(strings, "\x00")).as_py())
 
 
 _READ_OPTIONS: Final = pa.ipc.IpcReadOptions(use_threads=False)
 _ZSTD: Final = 1
 _EMPTY: Final = pa.py_buffer(b"")
 _contexts = threading.local()
+#: Decoded path dictionaries kept by :func:`_dictionary` (a few MB at most).
+MAX_CACHED_DICTIONARIES: Final = 2048
+_dictionaries: dict[bytes, pa.Array] = {}
 
 
 def _schema_metadata() -> bytes:
@@ -197,7 +220,7 @@ def _assembled(messages: list[IpcMessage]) -> pa.Table | None:
         if message.kind == 2:  # the path dictionary
             if dictionary is not None or message.is_delta or len(message.buffers) != 3:
                 return None
-            dictionary = _array(pa.utf8(), message, 0, message.buffers)
+            dictionary = _dictionary(message)
         elif message.kind == 3:
             if dictionary is None or len(message.nodes) != 4 or len(message.buffers) != 9:
                 return None
@@ -216,6 +239,20 @@ def _assembled(messages: list[IpcMessage]) -> pa.Table | None:
     if not batches:
         return None
     return batches[0] if len(batches) == 1 else pa.concat_tables(batches)
+
+
+def _dictionary(message: IpcMessage) -> pa.Array:
+    """The path dictionary of a dictionary batch message. A vehicle sends the same dictionary
+    batch (byte for byte) message after message, so its decoded, validated array is kept,
+    keyed by the message's exact bytes (header and body): the same bytes decode the same."""
+    key = bytes(message.metadata) + bytes(message.body)
+    dictionary = _dictionaries.get(key)
+    if dictionary is None:
+        dictionary = _array(pa.utf8(), message, 0, message.buffers)
+        if len(_dictionaries) >= MAX_CACHED_DICTIONARIES:
+            _dictionaries.clear()
+        _dictionaries[key] = dictionary
+    return dictionary
 
 
 def _array(
