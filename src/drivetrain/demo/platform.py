@@ -37,6 +37,7 @@ from drivetrain.cloud.infra import (
 )
 from drivetrain.cloud.ingest import IngestPipeline, IngestWorker, TwinsReportedState
 from drivetrain.cloud.lake import Lake
+from drivetrain.cloud.ota import OtaLayout, RolloutDriver
 from drivetrain.cloud.twins import Reconciler
 from drivetrain.core.errors import ConfigurationError
 from drivetrain.core.settings import Settings, load_settings
@@ -188,13 +189,16 @@ class EmbeddedPlatform:
         self._transport = InProcessTransport()
         self._reconciler = Reconciler(database, self._transport, cloud_signing_key(settings))
         self._reconciler.start()
-        self._dispatcher = Dispatcher(database, self._transport, cloud_signing_key(settings))
+        self._lake = Lake.open(settings)
+        # Each round also steps the stored OTA rollouts (answers in, health gate).
+        self._dispatcher = Dispatcher(
+            database, self._transport, cloud_signing_key(settings),
+            after_round=[RolloutDriver(database, OtaLayout.under(settings.data_dir), self._lake)])
         self._dispatcher.start()
         self._campaigns = CampaignRunner(database).start()
         self._commerce = CommerceRunner(
             database, cloud_signing_key(settings), payment_provider(settings),
             lease_s=settings.entitlement_lease_s, poll_interval_s=0.5).start()
-        self._lake = Lake.open(settings)
         pipeline = IngestPipeline.from_settings(
             settings, database, self._lake, TwinsReportedState()
         )

@@ -6,9 +6,10 @@ Publishing images stays with the operator's ``drivetrain ota`` commands, which h
 offline keys.
 
 Rollouts (``ota:read`` to read, ``ota:write`` to change): create a draft, approve it (another
-client than its creator), pause, resume, cancel, advance (judge the finished wave against the
-control group's KPIs and start the next), record a vehicle's progress, and export the UN R156
-update records. Every rollout belongs to the caller's tenant (another tenant's answers 404).
+client than its creator), pause, resume, cancel, advance (judge the finished wave now on the
+health the platform measures, and start the next), record a vehicle's progress, and export the
+UN R156 update records. Reads change nothing: the vehicles' answers are taken in by the
+dispatcher's round (:class:`drivetrain.cloud.ota.RolloutDriver`). Every rollout belongs to the caller's tenant (another tenant's answers 404).
 The router is mounted by ``drivetrain.api.routers``.
 """
 
@@ -23,8 +24,8 @@ from drivetrain.cloud.commands import MaintenanceWindow
 from drivetrain.cloud.infra import Principal, Scope
 from drivetrain.cloud.infra.http import MAX_STORED_INT, Context, request_id_of, require_scopes
 from drivetrain.cloud.ota import service
+from drivetrain.cloud.lake.api import lake_of
 from drivetrain.cloud.ota.api_schemas import (
-    AdvanceRollout,
     CreateRollout,
     RolloutAction,
     RolloutOut,
@@ -35,7 +36,7 @@ from drivetrain.cloud.ota.api_schemas import (
 )
 from drivetrain.cloud.ota.images import ImageInfo
 from drivetrain.cloud.ota.layout import OtaLayout
-from drivetrain.cloud.ota.rollout import Kpis, WavePolicy
+from drivetrain.cloud.ota.rollout import WavePolicy
 from drivetrain.cloud.twins import get_twin
 
 router = APIRouter(tags=["ota"])
@@ -104,7 +105,7 @@ def post_rollout(body: CreateRollout, principal: OtaWriter, context: Context,
     spec = service.RolloutSpec(
         name=body.name, ecu=body.ecu, images=tuple(body.images), query=body.query,
         policy=WavePolicy(tuple(body.waves), body.success_threshold, body.error_threshold,
-                          body.health_margin, body.min_control),
+                          body.health_margin, body.min_control, body.observe_s),
         maintenance_windows=tuple(MaintenanceWindow.from_dict(w, "maintenance_windows")
                                   for w in body.maintenance_windows),
         optional=body.optional, rxswin=body.rxswin)
@@ -127,9 +128,9 @@ def get_rollouts(principal: OtaReader, context: Context, limit: Limit = 100) -> 
 @router.get("/rollouts/{rollout_id}", response_model=RolloutOut,
             summary="A rollout: status, wave, reason, gate evidence, counts")
 def get_rollout(rollout_id: RolloutId, principal: OtaReader, context: Context) -> RolloutOut:
-    """A rollout with its live per-state counts (the vehicles' latest answers taken in)."""
+    """A rollout with its per-state counts, reason and the gate's evidence, as the
+    dispatcher's last round left them (reading changes nothing)."""
     with context.database.session() as session:
-        service.sync_rollout(session, rollout_id, tenant=principal.tenant)
         return RolloutOut.of(service.get_rollout(session, rollout_id, tenant=principal.tenant))
 
 
@@ -178,15 +179,16 @@ def post_cancel(rollout_id: RolloutId, principal: OtaWriter, context: Context,
 
 
 @router.post("/rollouts/{rollout_id}/advance", response_model=RolloutOut,
-             summary="Judge the finished wave (thresholds, health gate) and start the next")
-def post_advance(rollout_id: RolloutId, body: AdvanceRollout, principal: OtaWriter,
-                 context: Context, request: Request) -> RolloutOut:
-    """The KPIs of updated vehicles against the control group's: the rollout stops, pauses
-    with the evidence, completes, or starts its next wave (picking up vehicles that joined)."""
-    kpis = {vin: Kpis(**k.model_dump()) for vin, k in body.kpis.items()}
+             summary="Judge the finished wave now (thresholds, measured health) and start the next")
+def post_advance(rollout_id: RolloutId, principal: OtaWriter, context: Context,
+                 request: Request) -> RolloutOut:
+    """Judge the finished wave without waiting out its observation time: the health of the
+    updated vehicles against the control group's, measured by the platform from the lake and
+    the security events. The rollout stops, pauses with the evidence, holds (too little
+    data), completes, or starts its next wave (picking up vehicles that joined)."""
     with context.database.session() as session:
         return RolloutOut.of(service.advance_rollout(
-            session, _layout(context), rollout_id, kpis, tenant=principal.tenant,
+            session, _layout(context), lake_of(request), rollout_id, tenant=principal.tenant,
             actor=principal.client_id, request_id=request_id_of(request)))
 
 
@@ -201,7 +203,6 @@ def get_rollout_vehicles(
     """Per vehicle in target order: wave, state (waiting → pending → downloading →
     installing → installed / failed / rolled_back), detail."""
     with context.database.session() as session:
-        service.sync_rollout(session, rollout_id, tenant=principal.tenant)
         return [RolloutVehicleOut.of(v) for v in service.list_vehicles(
             session, rollout_id, tenant=principal.tenant, state=state, after=after,
             limit=limit)]

@@ -8,12 +8,15 @@ dispatcher per rollout (:mod:`drivetrain.cloud.ota.flows`); signing happens in t
 
 Life cycle: ``create`` (a draft: targets resolved from the twin query, keeping only vehicles
 whose twin lists the ECU with a hardware id one of the images is built for) → ``approve`` by
-another person (opens the job, signs and notifies the first wave) → vehicles report
-``downloading`` / ``installing`` / ``installed`` / ``failed`` / ``rolled_back`` → ``advance``
-judges the finished wave (thresholds, health gate against the control group) and, while
-running, picks up vehicles that joined the query since and starts the next wave. A final state
-writes the vehicle's UN R156 update record; ``installed`` also writes the new version into the
-twin.
+another person (opens the job, signs and notifies the first wave) → vehicles answer the notice
+(``downloading`` / ``installing`` / ``installed`` / ``failed`` / ``rolled_back``) →
+:func:`step_rollout`, run by the dispatcher's round (:class:`RolloutDriver`), takes the answers
+in and, once the wave has every outcome and the updated cars were observed for
+``observe_s``, judges it (thresholds, then the health gate on health the platform measures:
+:mod:`drivetrain.cloud.ota.health`) and, while running, picks up vehicles that joined the
+query since and starts the next wave. ``advance`` judges at once, without waiting out the
+observation. A final state writes the vehicle's UN R156 update record; ``installed`` also
+writes the new version into the twin. Reading a rollout changes nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, cast
+from typing import Final, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -38,14 +41,15 @@ from drivetrain.cloud.commands import (
 )
 from drivetrain.cloud.infra import record_audit
 from drivetrain.cloud.ingest import list_vehicle_events
+from drivetrain.cloud.lake import Lake
 from drivetrain.cloud.ota import flows
+from drivetrain.cloud.ota.health import measure_health
 from drivetrain.cloud.ota.images import ImageInfo
 from drivetrain.cloud.ota.layout import OtaLayout
 from drivetrain.cloud.ota.manifests import accept_manifest
 from drivetrain.cloud.ota.models import RolloutRow, RolloutVehicleRow, UpdateRecordRow
 from drivetrain.cloud.ota.rollout import (
     FINAL,
-    Kpis,
     Rollout,
     RolloutStatus,
     UpdateRecord,
@@ -184,7 +188,7 @@ def _vehicle_rows(session: Session, rollout_id: str) -> list[RolloutVehicleRow]:
 
 def _policy(row: RolloutRow) -> WavePolicy:
     return WavePolicy(tuple(json.loads(row.waves)), row.success_threshold, row.error_threshold,
-                      row.health_margin, row.min_control)
+                      row.health_margin, row.min_control, row.observe_s)
 
 
 def _windows(row: RolloutRow) -> tuple[MaintenanceWindow, ...]:
@@ -262,7 +266,7 @@ def create_rollout(session: Session, layout: OtaLayout, spec: RolloutSpec, *, te
         waves=json.dumps(list(spec.policy.waves)),
         success_threshold=spec.policy.success_threshold,
         error_threshold=spec.policy.error_threshold, health_margin=spec.policy.health_margin,
-        min_control=spec.policy.min_control,
+        min_control=spec.policy.min_control, observe_s=spec.policy.observe_s,
         maintenance_windows=json.dumps([w.to_dict() for w in spec.maintenance_windows]),
         optional=spec.optional, status="draft", wave=0, wave_ends="[]", reason="",
         evidence="{}", job_id=None, manifest_cursor=0, created_by=actor, approved_by=None, created_at=now,
@@ -551,14 +555,54 @@ def _vehicle(v: RolloutVehicleRow) -> RolloutVehicle:
                           v.updated_at)
 
 
-def advance_rollout(session: Session, layout: OtaLayout, rollout_id: str,
-                    kpis: Mapping[str, Kpis], *, tenant: str, actor: str,
-                    now: datetime | None = None, request_id: str | None = None) -> RolloutView:
-    """Judge the finished wave and, while the rollout runs, start the next one.
+def _window_start(session: Session, row: RolloutRow, rollout: Rollout) -> datetime:
+    """When the current wave's last vehicle installed (every updated car has run the build
+    since); the rollout's last change when none of the wave installed."""
+    wave = rollout.current_wave()
+    ends = [r.ended_at for r in session.scalars(
+        select(UpdateRecordRow).where(UpdateRecordRow.rollout_id == row.rollout_id,
+                                      UpdateRecordRow.result == "installed"))
+        if r.vin in wave]
+    return max(ends) if ends else row.updated_at
 
-    ``kpis`` are the vehicles' health over the observation window (from telemetry); those of
-    vehicles that installed this build are the updated group, the rest of the targets the
-    control group. A stopped or completed rollout closes its job; a paused one keeps it open.
+
+def _judge(session: Session, layout: OtaLayout, lake: Lake, row: RolloutRow,
+           rollout: Rollout, vehicles: list[RolloutVehicleRow], *, actor: str,
+           now: datetime, request_id: str | None) -> None:
+    """Measure both groups over the window since the wave's last install, judge the wave,
+    start the next one while running, store; audit every change of course (a hold that
+    says the same again is not re-audited)."""
+    start = _window_start(session, row, rollout)
+    installed = {v for v, s in rollout.states.items() if s == "installed"}
+    health = measure_health(session, lake, tenant=row.tenant_id, vins=rollout.targets,
+                            start=start, end=max(now, start))
+    before = (rollout.status, rollout.reason)
+    status = rollout.judge_wave([h for vin, h in health.items() if vin in installed],
+                                [h for vin, h in health.items() if vin not in installed])
+    if (rollout.status, rollout.reason) == before and rollout.holding:
+        return  # still holding for the same reason
+    if status == "running" and not rollout.holding:
+        _start_wave(session, layout, row, rollout, vehicles, now)
+    _store(session, row, rollout, vehicles, now)
+    if rollout.status in _ENDED:
+        _close(session, row, actor, now)
+    record_audit(session, tenant=row.tenant_id, actor=actor, action="ota.rollout.advance",
+                 target=f"rollout:{row.rollout_id}",
+                 details={"status": rollout.status, "wave": rollout.wave,
+                          "reason": rollout.reason, "holding": rollout.holding,
+                          "window_start": start.isoformat()},
+                 request_id=request_id, now=now)
+
+
+def advance_rollout(session: Session, layout: OtaLayout, lake: Lake, rollout_id: str, *,
+                    tenant: str, actor: str, now: datetime | None = None,
+                    request_id: str | None = None) -> RolloutView:
+    """Judge the finished wave now, without waiting out the observation time, and while the
+    rollout runs start the next one. The health is measured by the platform
+    (:func:`drivetrain.cloud.ota.health.measure_health`): the vehicles that installed this
+    build are the updated group, the targets not updated the control group, over the window
+    since the wave's last install. A stopped or completed rollout closes its job; a paused
+    one keeps it open; with too little data the wave holds (the reason says why).
 
     Raises:
         NotFoundError: no such rollout of ``tenant``.
@@ -572,22 +616,46 @@ def advance_rollout(session: Session, layout: OtaLayout, rollout_id: str,
     if rollout.status != "running":
         raise StateTransitionError(f"rollout {rollout_id} is {rollout.status}; only a running "
                                    "rollout's wave is judged (resume a paused one first)")
-    installed = {v for v, s in rollout.states.items() if s == "installed"}
-    updated = [k for vin, k in kpis.items() if vin in installed]
-    control = [k for vin, k in kpis.items() if vin not in installed
-               and vin in set(rollout.targets)]
-    status = rollout.judge_wave(updated, control)
-    if status == "running":
-        _start_wave(session, layout, row, rollout, vehicles, now)
-    _store(session, row, rollout, vehicles, now)
-    if rollout.status in _ENDED:
-        _close(session, row, actor, now)
-    record_audit(session, tenant=tenant, actor=actor, action="ota.rollout.advance",
-                 target=f"rollout:{rollout_id}",
-                 details={"status": rollout.status, "wave": rollout.wave,
-                          "reason": rollout.reason},
-                 request_id=request_id, now=now)
+    if not rollout.wave_done():
+        raise StateTransitionError(f"wave {rollout.wave} of {rollout_id} has vehicles "
+                                   "without an outcome")
+    _judge(session, layout, lake, row, rollout, vehicles, actor=actor, now=now,
+           request_id=request_id)
     return view(session, row)
+
+
+def step_rollout(session: Session, layout: OtaLayout, lake: Lake, rollout_id: str, *,
+                 tenant: str, now: datetime | None = None) -> str:
+    """One step of a stored rollout, as the dispatcher's round runs it: take in the
+    vehicles' answers (:func:`sync_rollout`); then, when the rollout runs, its wave has every
+    outcome and ``observe_s`` has passed since the wave's last install, judge the wave
+    (:func:`advance_rollout` without waiting). Returns the rollout's status after the step.
+
+    Raises:
+        NotFoundError: no such rollout of ``tenant``.
+    """
+    now = _now(now)
+    sync_rollout(session, rollout_id, tenant=tenant, now=now)
+    row = _row(session, rollout_id, tenant)
+    vehicles = _vehicle_rows(session, rollout_id)
+    rollout = _core(row, vehicles)
+    if rollout.status != "running" or not rollout.wave or not rollout.wave_done():
+        return rollout.status
+    if (now - _window_start(session, row, rollout)).total_seconds() < row.observe_s:
+        return rollout.status
+    _judge(session, layout, lake, row, rollout, vehicles, actor="ota-gate", now=now,
+           request_id=None)
+    return row.status
+
+
+def rollouts_in_progress(session: Session) -> list[tuple[str, str]]:
+    """(rollout id, tenant) of every rollout, of any tenant, that a dispatcher round steps:
+    running or paused (a paused one's wave still finishes) with its job open."""
+    rows = session.execute(select(RolloutRow.rollout_id, RolloutRow.tenant_id)
+                           .where(RolloutRow.status.in_(("running", "paused")),
+                                  RolloutRow.job_id.is_not(None))
+                           .order_by(RolloutRow.created_at))
+    return [(r, t) for r, t in rows]
 
 
 def update_records(session: Session, *, tenant: str, rollout_id: str | None = None,
@@ -612,19 +680,3 @@ def update_records(session: Session, *, tenant: str, rollout_id: str | None = No
                                        r.rxswin, r.preconditions, r.result, r.detail,
                                        r.started_at, r.ended_at))
             for r in session.scalars(query)]
-
-
-def kpis_from_dict(vin: str, data: Mapping[str, Any]) -> Kpis:
-    """A vehicle's KPIs from their JSON form (the three names of ``KPI_NAMES``).
-
-    Raises:
-        BadInputError: a KPI missing, not a number, or negative.
-    """
-    values = {}
-    for name in ("energy_kwh_per_100km", "dtc_per_1000km", "security_events_per_1000km"):
-        value = data.get(name)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not \
-                0 <= value < 1e9:
-            raise BadInputError(f"kpis[{vin}].{name}: {value!r}; expected a number >= 0")
-        values[name] = float(value)
-    return Kpis(**values)
