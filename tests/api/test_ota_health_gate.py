@@ -62,7 +62,7 @@ def _first_wave_installed(database: Database, layout: OtaLayout, tenant: str) ->
     """A rollout to 8 cars in waves of 25 % and 100 %, approved at T0; its first wave
     installed a minute later. Returns the id, the updated and the control VINs."""
     spec = RolloutSpec("bms-2.6.1", "BMS", (IMAGE,),
-                       policy=WavePolicy(waves=(0.25, 1.0), min_control=3, observe_s=3600))
+                       policy=WavePolicy(waves=(0.25, 1.0), min_control=3, observe_s=1800))
     with database.session() as session:
         rid = service.create_rollout(session, layout, spec, tenant=tenant, actor="engineer",
                                      now=T0).rollout_id
@@ -103,10 +103,11 @@ def test_a_bad_build_pauses_the_rollout_with_the_evidence(
     for vin in control:
         drive(database, lake, tenant="acme", vin=vin, start=start, minutes=50,
               kwh_per_100km=16.0)
-    with database.session() as session:  # observed for less than observe_s: no verdict yet
+    with database.session() as session:  # under observe_s of telemetry: no verdict yet
         assert service.step_rollout(session, layout, lake, rid, tenant="acme",
                                     now=T0 + timedelta(minutes=30)) == "running"
-        assert service.get_rollout(session, rid, tenant="acme").evidence == {}
+        waiting = service.get_rollout(session, rid, tenant="acme")
+        assert waiting.evidence == {} and "observing the updated vehicles" in waiting.reason
     with database.session() as session:
         status = service.step_rollout(session, layout, lake, rid, tenant="acme",
                                       now=T0 + timedelta(minutes=62))
@@ -142,6 +143,10 @@ def test_a_good_build_advances_and_the_last_wave_completes(
         for vin in control:
             service.report_vehicle(session, rid, vin, "installed", tenant="acme",
                                    now=T0 + timedelta(minutes=70))
+    for vin in updated + control:  # every car on the build now: no control group is left
+        drive(database, lake, tenant="acme", vin=vin, start=T0 + timedelta(minutes=72),
+              minutes=40, kwh_per_100km=16.0)
+    with database.session() as session:
         status = service.step_rollout(session, layout, lake, rid, tenant="acme",
                                       now=T0 + timedelta(minutes=131))
         view = service.get_rollout(session, rid, tenant="acme")

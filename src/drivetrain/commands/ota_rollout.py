@@ -10,7 +10,6 @@ talks to the HTTP API with a bearer token (see ``drivetrain.commands.api_client`
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer

@@ -10,7 +10,7 @@ from drivetrain.core.errors import BadInputError, StateTransitionError
 VINS = tuple(f"VIN{i:014d}" for i in range(20))
 
 
-def Kpis(kwh_100km: float, dtcs: int, events: int, *, km: float = 100.0,  # noqa: N802
+def Kpis(kwh_100km: float, dtcs: int, events: int, *, km: float = 100.0,
          hours: float = 10.0) -> VehicleHealth:
     """A vehicle that drove ``km`` in ``hours`` using ``kwh_100km`` and raised ``dtcs`` error
     DTCs and ``events`` security events."""

@@ -23,8 +23,8 @@ from pydantic import BaseModel, Field
 from drivetrain.cloud.commands import MaintenanceWindow
 from drivetrain.cloud.infra import Principal, Scope
 from drivetrain.cloud.infra.http import MAX_STORED_INT, Context, request_id_of, require_scopes
-from drivetrain.cloud.ota import service
 from drivetrain.cloud.lake.api import lake_of
+from drivetrain.cloud.ota import service
 from drivetrain.cloud.ota.api_schemas import (
     CreateRollout,
     RolloutAction,

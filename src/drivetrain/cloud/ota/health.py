@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection
+from itertools import pairwise
 from datetime import datetime
 from typing import Final
 
@@ -45,11 +46,11 @@ CHUNK: Final = 500
 
 
 def _rises(values: list[float]) -> float:
-    return sum(max(0.0, b - a) for a, b in zip(values, values[1:], strict=False))
+    return sum(max(0.0, b - a) for a, b in pairwise(values))
 
 
 def _drops(values: list[float]) -> float:
-    return sum(max(0.0, a - b) for a, b in zip(values, values[1:], strict=False))
+    return sum(max(0.0, a - b) for a, b in pairwise(values))
 
 
 def measure_health(session: Session, lake: Lake, *, tenant: str, vins: Collection[str],

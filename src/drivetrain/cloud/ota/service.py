@@ -25,7 +25,7 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final, cast
 
 from sqlalchemy import select
@@ -70,6 +70,9 @@ MAX_IMAGES: Final = 64
 _ENDED: Final = ("stopped", "completed", "cancelled")
 #: How long after a deferred update the notice is sent again, seconds.
 DEFERRED_RETRY_S: Final = 600.0
+#: How far a vehicle's reported time of an outcome may be from the platform's clock.
+MAX_CLOCK_AHEAD: Final = timedelta(minutes=5)
+MAX_CLOCK_BEHIND: Final = timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,9 +425,11 @@ def change_rollout(session: Session, rollout_id: str, action: str, *, tenant: st
 
 def report_vehicle(session: Session, rollout_id: str, vin: str, state: VehicleState, *,
                    tenant: str, detail: str = "", software_after: str = "",
-                   preconditions: str = "", now: datetime | None = None) -> RolloutVehicle:
+                   preconditions: str = "", now: datetime | None = None,
+                   ended_at: datetime | None = None) -> RolloutVehicle:
     """A vehicle's progress: move it to ``state`` (through the states between). A final
-    state writes its UN R156 update record; ``installed`` also writes the rollout's version
+    state writes its UN R156 update record (ended ``ended_at``, the vehicle's own time of the
+    outcome when it said one, else ``now``); ``installed`` also writes the rollout's version
     into the twin's ECU inventory.
 
     Raises:
@@ -449,7 +454,8 @@ def report_vehicle(session: Session, rollout_id: str, vin: str, state: VehicleSt
             tenant_id=tenant, rollout_id=rollout_id, vin=vin, campaign=row.name,
             software_before=target.software_before, software_after=after[:64],
             rxswin=row.rxswin, preconditions=preconditions[:2000], result=state,
-            detail=detail[:2000], started_at=target.started_at or now, ended_at=now))
+            detail=detail[:2000], started_at=target.started_at or now,
+            ended_at=ended_at or now))
         if state == "installed":
             flows.record_installed(session, vin, row.ecu, row.version, now=now)
         session.flush()
@@ -488,7 +494,8 @@ def sync_rollout(session: Session, rollout_id: str, *, tenant: str,
         if report is not None and report.state != "deferred":
             report_vehicle(session, rollout_id, vin, report.state, tenant=tenant,
                            detail=report.detail, software_after=report.after,
-                           preconditions=report.preconditions, now=now)
+                           preconditions=report.preconditions, now=now,
+                           ended_at=_vehicle_time(report.at_ns, now))
             if report.state != "installed":
                 cancel_deliveries(session, row.job_id, [vin], tenant=tenant,
                                   reason=f"update {report.state}", now=now)
@@ -508,6 +515,16 @@ def sync_rollout(session: Session, rollout_id: str, *, tenant: str,
     changed += _take_manifests(session, row, vehicles, now)
     session.flush()
     return changed
+
+
+def _vehicle_time(at_ns: int, now: datetime) -> datetime | None:
+    """The vehicle's time of an outcome, when it said one that is plausible (not ahead of the
+    platform's clock by more than ``MAX_CLOCK_AHEAD``, not older than ``MAX_CLOCK_BEHIND``):
+    the health gate's window starts there, on the clock its telemetry is stamped with."""
+    if not at_ns:
+        return None
+    at = datetime.fromtimestamp(at_ns / 1e9, UTC)
+    return at if now - MAX_CLOCK_BEHIND <= at <= now + MAX_CLOCK_AHEAD else None
 
 
 def _take_manifests(session: Session, row: RolloutRow, vehicles: Mapping[str, RolloutVehicleRow],
@@ -624,24 +641,37 @@ def advance_rollout(session: Session, layout: OtaLayout, lake: Lake, rollout_id:
     return view(session, row)
 
 
-def step_rollout(session: Session, layout: OtaLayout, lake: Lake, rollout_id: str, *,
+def step_rollout(session: Session, layout: OtaLayout, lake: Lake | None, rollout_id: str, *,
                  tenant: str, now: datetime | None = None) -> str:
     """One step of a stored rollout, as the dispatcher's round runs it: take in the
-    vehicles' answers (:func:`sync_rollout`); then, when the rollout runs, its wave has every
-    outcome and ``observe_s`` has passed since the wave's last install, judge the wave
-    (:func:`advance_rollout` without waiting). Returns the rollout's status after the step.
+    vehicles' answers (:func:`sync_rollout`); then, when ``lake`` is given, the rollout runs
+    and its wave has every outcome, observe the updated cars: once some updated car's
+    telemetry covers ``observe_s`` since the wave's last install (the vehicles' own clock),
+    judge the wave as :func:`advance_rollout` does. Returns the rollout's status after.
 
     Raises:
         NotFoundError: no such rollout of ``tenant``.
+        StorageError: the lake cannot be read.
     """
     now = _now(now)
     sync_rollout(session, rollout_id, tenant=tenant, now=now)
     row = _row(session, rollout_id, tenant)
     vehicles = _vehicle_rows(session, rollout_id)
     rollout = _core(row, vehicles)
-    if rollout.status != "running" or not rollout.wave or not rollout.wave_done():
+    if lake is None or rollout.status != "running" or not rollout.wave or \
+            not rollout.wave_done():
         return rollout.status
-    if (now - _window_start(session, row, rollout)).total_seconds() < row.observe_s:
+    start = _window_start(session, row, rollout)
+    installed = [v for v, s in rollout.states.items() if s == "installed"]
+    seen = measure_health(session, lake, tenant=row.tenant_id, vins=installed, start=start,
+                          end=max(now, start))
+    observed_s = max((h.hours * 3600.0 for h in seen.values()), default=0.0)
+    if observed_s < row.observe_s:
+        said = f"wave {rollout.wave}: observing the updated vehicles"
+        if not row.reason.startswith(said):
+            row.reason = (f"{said} for {row.observe_s:.0f} s of telemetry since "
+                          f"{start.isoformat()} before the health gate")
+            row.updated_at = now
         return rollout.status
     _judge(session, layout, lake, row, rollout, vehicles, actor="ota-gate", now=now,
            request_id=None)
