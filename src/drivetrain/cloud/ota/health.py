@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection
-from itertools import pairwise
 from datetime import datetime
+from itertools import pairwise
 from typing import Final
 
 from sqlalchemy.orm import Session
