@@ -47,6 +47,9 @@ from drivetrain.core.transport import InProcessTransport
 API_START_TIMEOUT_S = 15.0
 #: Longest wait for the API server thread to finish after being asked to exit, seconds.
 API_STOP_TIMEOUT_S = 10.0
+#: How often the dispatcher's round reads the lake for a rollout whose wave is done, seconds
+#: (the demo's simulated days pass in seconds).
+DEMO_JUDGE_EVERY_S = 0.5
 #: The demo's entitlement lease, seconds (a real deployment: days).
 DEMO_ENTITLEMENT_LEASE_S = 4.0
 
@@ -193,7 +196,8 @@ class EmbeddedPlatform:
         # Each round also steps the stored OTA rollouts (answers in, health gate).
         self._dispatcher = Dispatcher(
             database, self._transport, cloud_signing_key(settings),
-            after_round=[RolloutDriver(database, OtaLayout.under(settings.data_dir), self._lake)])
+            after_round=[RolloutDriver(database, OtaLayout.under(settings.data_dir), self._lake,
+                                       judge_every_s=DEMO_JUDGE_EVERY_S)])
         self._dispatcher.start()
         self._campaigns = CampaignRunner(database).start()
         self._commerce = CommerceRunner(

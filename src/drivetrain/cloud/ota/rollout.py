@@ -361,6 +361,17 @@ class Rollout:
             out[self.states.get(vin, "waiting")] += 1
         return out
 
+    def thresholds_decide(self) -> bool:
+        """Whether the finished wave's outcomes alone decide it (error threshold reached or
+        success threshold missed): no health needs measuring then."""
+        wave = self.current_wave()
+        if not wave or not self.wave_done():
+            return False
+        bad = sum(self.states[v] in ("failed", "rolled_back") for v in wave)
+        good = sum(self.states[v] == "installed" for v in wave)
+        return (bad / len(wave) >= self.policy.error_threshold
+                or good / len(wave) < self.policy.success_threshold)
+
     def judge_wave(self, updated: Sequence[VehicleHealth],
                    control: Sequence[VehicleHealth]) -> RolloutStatus:
         """Judge the finished wave (thresholds, then the health gate) and set the status:

@@ -450,12 +450,13 @@ def report_vehicle(session: Session, rollout_id: str, vin: str, state: VehicleSt
     if state in FINAL:
         after = (software_after or row.version) if state == "installed" else \
             target.software_before
+        ended = ended_at or now
         session.add(UpdateRecordRow(
             tenant_id=tenant, rollout_id=rollout_id, vin=vin, campaign=row.name,
             software_before=target.software_before, software_after=after[:64],
             rxswin=row.rxswin, preconditions=preconditions[:2000], result=state,
-            detail=detail[:2000], started_at=target.started_at or now,
-            ended_at=ended_at or now))
+            detail=detail[:2000], started_at=min(target.started_at or now, ended),
+            ended_at=ended))
         if state == "installed":
             flows.record_installed(session, vin, row.ecu, row.version, now=now)
         session.flush()
@@ -561,7 +562,7 @@ def _take_manifests(session: Session, row: RolloutRow, vehicles: Mapping[str, Ro
                 report_vehicle(session, row.rollout_id, event.vin, "installed",
                                tenant=row.tenant_id, software_after=row.version,
                                detail=f"confirmed by the signed version manifest: {running}",
-                               now=now)
+                               now=now, ended_at=_vehicle_time(event.ts_ns, now))
                 changed += 1
         if len(events) < MAX_PAGE:
             return changed
@@ -661,6 +662,10 @@ def step_rollout(session: Session, layout: OtaLayout, lake: Lake | None, rollout
     if lake is None or rollout.status != "running" or not rollout.wave or \
             not rollout.wave_done():
         return rollout.status
+    if rollout.thresholds_decide():  # failures stop or pause it at once
+        _judge(session, layout, lake, row, rollout, vehicles, actor="ota-gate", now=now,
+               request_id=None)
+        return row.status
     start = _window_start(session, row, rollout)
     installed = [v for v, s in rollout.states.items() if s == "installed"]
     seen = measure_health(session, lake, tenant=row.tenant_id, vins=installed, start=start,
