@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from drivetrain.edge import HealthResult
-from drivetrain.sim.world import VirtualFleet  # noqa: TC001
+from drivetrain.sim.world import VirtualFleet
 
 MAX_HEADER_BYTES: Final = 4096
 MAGIC: Final = "drivetrain-sim-firmware/1"
