@@ -145,9 +145,13 @@ def test_a_rollout_is_approved_by_a_second_client_and_completes_wave_by_wave(
     held = client.post(f"/v1/ota/rollouts/{rid}/advance", headers=engineer).json()
     assert held["status"] == "running" and held["wave"] == 1
     assert "holding" in held["reason"] and "no updated vehicle has telemetry" in held["reason"]
-    # a caller cannot hand the gate KPIs of its own any more
-    assert client.post(f"/v1/ota/rollouts/{rid}/advance", headers=engineer,
-                       json={"kpis": {}}).status_code in (200, 409, 422)
+    # figures a caller hands in are not taken: the gate still has no telemetry
+    claimed = {vin: {"energy_kwh_per_100km": 1.0, "dtc_per_vehicle_hour": 0.0,
+                     "security_events_per_vehicle_hour": 0.0} for vin in world["vins"]}
+    ignored = client.post(f"/v1/ota/rollouts/{rid}/advance", headers=engineer,
+                          json={"kpis": claimed})
+    assert ignored.status_code == 200 and ignored.json()["reason"] == held["reason"]
+    assert ignored.json()["wave"] == 1 and ignored.json()["evidence"] == held["evidence"]
     assert client.post(f"/v1/ota/rollouts/{rid}/cancel", headers=engineer).status_code == 200
 
 

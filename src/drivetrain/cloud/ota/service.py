@@ -176,8 +176,11 @@ def _eligible(session: Session, tenant: str, query: str, ecu: str,
     return out
 
 
-def _row(session: Session, rollout_id: str, tenant: str) -> RolloutRow:
-    row = session.get(RolloutRow, rollout_id)
+def _row(session: Session, rollout_id: str, tenant: str, *, lock: bool = False) -> RolloutRow:
+    """The rollout's row; ``lock``: held against other writers until the transaction ends
+    (a row lock on PostgreSQL), so the dispatcher's round and an operator never judge the
+    same wave twice."""
+    row = session.get(RolloutRow, rollout_id, with_for_update=lock or None)
     if row is None or row.tenant_id != tenant:  # another tenant's rollout does not exist
         raise NotFoundError(f"rollout {rollout_id!r} does not exist")
     return row
@@ -360,7 +363,7 @@ def approve_rollout(session: Session, layout: OtaLayout, rollout_id: str, *, ten
         StateTransitionError: not a draft, or approved by its creator.
     """
     now = _now(now)
-    row = _row(session, rollout_id, tenant)
+    row = _row(session, rollout_id, tenant, lock=True)
     vehicles = _vehicle_rows(session, rollout_id)
     rollout = _core(row, vehicles)
     rollout.approve(actor)
@@ -401,7 +404,7 @@ def change_rollout(session: Session, rollout_id: str, action: str, *, tenant: st
         ValueError: an unknown action.
     """
     now = _now(now)
-    row = _row(session, rollout_id, tenant)
+    row = _row(session, rollout_id, tenant, lock=True)
     vehicles = _vehicle_rows(session, rollout_id)
     rollout = _core(row, vehicles)
     said = reason or f"{action} by {actor}"
@@ -437,7 +440,7 @@ def report_vehicle(session: Session, rollout_id: str, vin: str, state: VehicleSt
         StateTransitionError: the vehicle is not in a started wave, or the move goes back.
     """
     now = _now(now)
-    row = _row(session, rollout_id, tenant)
+    row = _row(session, rollout_id, tenant, lock=True)
     vehicles = _vehicle_rows(session, rollout_id)
     target = next((v for v in vehicles if v.vin == vin), None)
     if target is None:
@@ -477,7 +480,7 @@ def sync_rollout(session: Session, rollout_id: str, *, tenant: str,
         NotFoundError: no such rollout of ``tenant``.
     """
     now = _now(now)
-    row = _row(session, rollout_id, tenant)
+    row = _row(session, rollout_id, tenant, lock=True)
     if row.job_id is None:
         return 0
     vehicles = {v.vin: v for v in _vehicle_rows(session, rollout_id)}
@@ -628,7 +631,7 @@ def advance_rollout(session: Session, layout: OtaLayout, lake: Lake, rollout_id:
     """
     now = _now(now)
     sync_rollout(session, rollout_id, tenant=tenant, now=now)
-    row = _row(session, rollout_id, tenant)
+    row = _row(session, rollout_id, tenant, lock=True)
     vehicles = _vehicle_rows(session, rollout_id)
     rollout = _core(row, vehicles)
     if rollout.status != "running":
@@ -656,7 +659,7 @@ def step_rollout(session: Session, layout: OtaLayout, lake: Lake | None, rollout
     """
     now = _now(now)
     sync_rollout(session, rollout_id, tenant=tenant, now=now)
-    row = _row(session, rollout_id, tenant)
+    row = _row(session, rollout_id, tenant, lock=True)
     vehicles = _vehicle_rows(session, rollout_id)
     rollout = _core(row, vehicles)
     if lake is None or rollout.status != "running" or not rollout.wave or \
