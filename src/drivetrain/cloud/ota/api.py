@@ -140,7 +140,7 @@ def post_approve(rollout_id: RolloutId, principal: OtaWriter, context: Context,
                  request: Request) -> RolloutOut:
     """Second-person approval: opens the dispatcher job and starts the first wave (Director
     metadata signed per vehicle, notices queued)."""
-    with context.database.session() as session:
+    with service.WRITING, context.database.session() as session:
         return RolloutOut.of(service.approve_rollout(
             session, _layout(context), rollout_id, tenant=principal.tenant,
             actor=principal.client_id, request_id=request_id_of(request)))
@@ -148,7 +148,7 @@ def post_approve(rollout_id: RolloutId, principal: OtaWriter, context: Context,
 
 def _change(action: str, rollout_id: str, principal: Principal, context: Context,
             request: Request, body: RolloutAction | None) -> RolloutOut:
-    with context.database.session() as session:
+    with service.WRITING, context.database.session() as session:
         return RolloutOut.of(service.change_rollout(
             session, rollout_id, action, tenant=principal.tenant, actor=principal.client_id,
             reason=(body.reason or "") if body else "", request_id=request_id_of(request)))
@@ -186,7 +186,7 @@ def post_advance(rollout_id: RolloutId, principal: OtaWriter, context: Context,
     updated vehicles against the control group's, measured by the platform from the lake and
     the security events. The rollout stops, pauses with the evidence, holds (too little
     data), completes, or starts its next wave (picking up vehicles that joined)."""
-    with context.database.session() as session:
+    with service.WRITING, context.database.session() as session:
         return RolloutOut.of(service.advance_rollout(
             session, _layout(context), lake_of(request), rollout_id, tenant=principal.tenant,
             actor=principal.client_id, request_id=request_id_of(request)))
@@ -216,7 +216,7 @@ def post_vehicle_report(
 ) -> RolloutVehicleOut:
     """Move the vehicle forward (through the states between); a final state writes its
     UN R156 update record, ``installed`` also the twin's ECU version."""
-    with context.database.session() as session:
+    with service.WRITING, context.database.session() as session:
         return RolloutVehicleOut.of(service.report_vehicle(
             session, rollout_id, vin, body.state, tenant=principal.tenant,
             detail=body.detail, software_after=body.software_after,

@@ -57,7 +57,7 @@ class RolloutDriver:
             if measure:
                 self._measured[rollout_id] = clock
             try:
-                with self.database.session() as session:
+                with service.WRITING, self.database.session() as session:
                     service.step_rollout(session, self.layout, self.lake if measure else None,
                                          rollout_id, tenant=tenant, now=now)
             except DrivetrainError as e:

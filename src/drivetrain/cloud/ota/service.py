@@ -22,6 +22,7 @@ writes the new version into the twin. Reading a rollout changes nothing.
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -68,6 +69,10 @@ from drivetrain.core.ota_report import MANIFEST_EVENT, OtaReport, OtaReportError
 MAX_PAGE: Final = 1000
 MAX_IMAGES: Final = 64
 _ENDED: Final = ("stopped", "completed", "cancelled")
+#: Held by a rollout's writers in this process around their transaction (the API's writing
+#: routes, the dispatcher's round): with SQLite, which has no row locks, the embedded
+#: deployment's round and an operator never judge one wave twice.
+WRITING: Final = threading.RLock()
 #: How long after a deferred update the notice is sent again, seconds.
 DEFERRED_RETRY_S: Final = 600.0
 #: How far a vehicle's reported time of an outcome may be from the platform's clock.
