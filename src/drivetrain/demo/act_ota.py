@@ -244,13 +244,13 @@ def run(context: DemoContext) -> ActResult:
         AbEcu,
         AgentConfig,
         EdgeAgent,
+        ManifestSigning,
         MemoryBuffer,
         OtaUpdater,
         RepositoryUrls,
         UptanePrimary,
         VehicleConditions,
     )
-    from drivetrain.edge.ota.notice import ManifestSigning
     from drivetrain.sim.firmware import simulated_health_check
     from drivetrain.sim.fleet import FleetSpec, plan_fleet
     from drivetrain.sim.world.fleet import PARKED
