@@ -212,3 +212,15 @@ def test_reading_a_rollout_over_the_api_changes_nothing(
         detail = {v.vin: v.detail for v in service.list_vehicles(session, rid, tenant="acme")}
     assert "version manifest refused" in detail[control[0]]
     assert _tables(database) != before
+
+
+def test_a_vehicle_time_far_off_the_platform_clock_does_not_move_the_window() -> None:
+    now = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
+
+    def at(offset: timedelta) -> int:
+        return int((now + offset).timestamp()) * 10**9
+
+    assert service._vehicle_time(at(-timedelta(hours=2)), now) == now - timedelta(hours=2)
+    assert service._vehicle_time(at(timedelta(minutes=4)), now) == now + timedelta(minutes=4)
+    for claimed in (at(timedelta(hours=1)), at(-timedelta(days=8)), 0):  # the platform's time
+        assert service._vehicle_time(claimed, now) is None
