@@ -1,11 +1,12 @@
 """``drivetrain ota rollout`` against a live API (the embedded platform with its dispatcher):
-a draft created by one client, approved by another, followed, advanced to completion, and its
-UN R156 records exported."""
+a draft created by one client, approved by another, followed, judged by the platform's health
+gate (holding without telemetry, stopped by a rollback), and its UN R156 records exported."""
 
 from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,11 +66,13 @@ def test_a_rollout_is_created_approved_advanced_and_its_records_exported(
 ) -> None:
     code, out = _run(live, "create", "bms-2.6.1", "--ecu", "BMS", "--image", IMAGE,
                      "--query", 'software."BMS" < "2.6.1"', "--waves", "0.33,1",
-                     "--window", "sat,sun/01:00-05:00", "--json")
+                     "--window", "sat,sun/01:00-05:00", "--min-control", "1", "--observe",
+                     "600", "--json")
     assert code == 0, out
     draft = json.loads(out)
     rid = draft["rollout_id"]
     assert draft["status"] == "draft" and draft["counts"]["waiting"] == 3
+    assert draft["observe_s"] == 600 and draft["min_control"] == 1
     code, out = _run(live, "approve", rid)
     assert code == 1 and "another person must approve" in out
     code, out = _run(live, "approve", rid, token=live[1])
@@ -78,19 +81,35 @@ def test_a_rollout_is_created_approved_advanced_and_its_records_exported(
     [first] = [v["vin"] for v in json.loads(out) if v["wave"] == 1]
     code, out = _run(live, "report", rid, first, "installed", "--preconditions", "parked")
     assert code == 0 and "installed (wave 1)" in out, out
+    # no telemetry since the install: the platform's gate holds the wave, saying why
     code, out = _run(live, "advance", rid)
-    assert code == 0 and "wave 2 of 2" in out and "2 pending" in out, out
-    for vin in [v["vin"] for v in json.loads(_run(live, "vehicles", rid, "--json")[1])
-                if v["wave"] == 2]:
-        assert _run(live, "report", rid, vin, "rolled_back", "--detail", "health check")[0] == 0
-    code, out = _run(live, "advance", rid)
-    assert code == 0 and "[stopped]" in out and "2 of 2 failed or rolled back" in out, out
-    code, out = _run(live, "records", "--rollout", rid)
+    assert code == 0 and "wave 1 of 2" in out and "holding" in out, out
+    assert "no updated vehicle has telemetry" in out and "health gate evidence" in out, out
+    code, out = _run(live, "cancel", rid, "--reason", "no data yet")
+    assert code == 0 and "[cancelled]" in out
+    # the two cars still on 2.5.0 in one wave: one installs, one rolls back
+    code, out = _run(live, "create", "bms-2.6.1b", "--ecu", "BMS", "--image", IMAGE,
+                     "--query", 'software."BMS" < "2.6.1"', "--waves", "1", "--json")
+    second = json.loads(out)["rollout_id"]
+    assert _run(live, "approve", second, token=live[1])[0] == 0
+    vins = [v["vin"] for v in json.loads(_run(live, "vehicles", second, "--json")[1])]
+    assert len(vins) == 2 and first not in vins
+    assert _run(live, "report", second, vins[0], "installed")[0] == 0
+    assert _run(live, "report", second, vins[1], "rolled_back", "--detail", "health check")[
+        0] == 0
+    # the dispatcher's round judges the wave by itself: a rollback at once stops it
+    deadline = time.monotonic() + 10
+    while "[stopped]" not in (out := _run(live, "show", second)[1]):
+        assert time.monotonic() < deadline, out
+        time.sleep(0.2)
+    assert "1 of 2 failed or rolled back" in out, out
+    code, out = _run(live, "advance", second)
+    assert code == 1 and "is stopped" in out, out
+    code, out = _run(live, "records", "--rollout", second)
     assert code == 0 and "RXSWIN-BMS-2.6.1" in out and "rolled_back" in out
-    code, out = _run(live, "records", "--rollout", rid, "--json")
-    assert sorted(r["result"] for r in json.loads(out)) == ["installed", "rolled_back",
-                                                            "rolled_back"]
+    code, out = _run(live, "records", "--rollout", second, "--json")
+    assert sorted(r["result"] for r in json.loads(out)) == ["installed", "rolled_back"]
     code, out = _run(live, "list")
-    assert code == 0 and rid in out and "stopped" in out
+    assert code == 0 and second in out and "stopped" in out and "cancelled" in out
     code, out = _run(live, "show", "ota-nosuch")
     assert code == 1 and "does not exist" in out

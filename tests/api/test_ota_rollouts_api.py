@@ -1,20 +1,24 @@
 """``/v1/ota/rollouts`` and ``/v1/ota/records``: rollouts stored and driven over HTTP — a
 draft approved by a second client, waves signed and queued on the dispatcher's job, vehicles'
-states, pause/resume/cancel, the health gate's pause with evidence, late joiners picked up,
+states, pause/resume/cancel, the platform's health gate (telemetry in the lake) holding,
+passing and pausing with evidence, late joiners picked up,
 UN R156 records exported, all per tenant and scope."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from ota_fleet_health import drive
 
 from drivetrain.cloud.fleet import provision_vehicle
 from drivetrain.cloud.infra import Database
-from drivetrain.cloud.ota import OtaLayout
+from drivetrain.cloud.lake import Lake
+from drivetrain.cloud.ota import OtaLayout, service
 from drivetrain.cloud.twins import list_ecus, record_ecu_inventory
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.settings import Settings
@@ -22,8 +26,7 @@ from drivetrain.core.settings import Settings
 CLOUD = SigningKey.generate()
 HW = "BMS-CH50-HW3"
 IMAGE = f"bms/{HW}/bms-2.6.1.bin"
-OK = {"energy_kwh_per_100km": 16.0, "dtc_per_1000km": 0.1, "security_events_per_1000km": 0.0}
-WORSE = {**OK, "energy_kwh_per_100km": 19.0}
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -83,8 +86,32 @@ def _wave(client: TestClient, headers: dict[str, str], rollout: str, wave: int) 
     return [v["vin"] for v in vehicles if v["wave"] == wave]
 
 
+def _backdated_first_wave(client: TestClient, database: Database, settings: Settings,
+                          world: dict[str, Any], rid: str, *, kwh_updated: float) -> list[str]:
+    """Approve ``rid`` as of T0 (another person than its creator), the first wave installed
+    a minute later, then every target drives 50 minutes (the first wave at ``kwh_updated``
+    per 100 km, the others at 16): telemetry in the API's lake, as ingestion writes it."""
+    with database.session() as session:
+        service.approve_rollout(session, world["layout"], rid, tenant="acme",
+                                actor="release-manager", now=T0)
+    first = _wave(client, world["engineer"], rid, 1)
+    with database.session() as session:
+        for vin in first:
+            service.report_vehicle(session, rid, vin, "installed", tenant="acme",
+                                   software_after="2.6.1", preconditions="parked, charge 80 %",
+                                   now=T0 + timedelta(minutes=1))
+    lake = Lake.open(settings)
+    try:
+        for vin in world["vins"]:
+            drive(database, lake, tenant="acme", vin=vin, start=T0 + timedelta(minutes=2),
+                  minutes=50, kwh_per_100km=kwh_updated if vin in first else 16.0)
+    finally:
+        lake.close()
+    return first
+
+
 def test_a_rollout_is_approved_by_a_second_client_and_completes_wave_by_wave(
-    client: TestClient, database: Database, world: dict[str, Any],
+    client: TestClient, database: Database, settings: Settings, world: dict[str, Any],
 ) -> None:
     engineer, manager = world["engineer"], world["manager"]
     draft = _create(client, engineer, maintenance_windows=[
@@ -108,34 +135,57 @@ def test_a_rollout_is_approved_by_a_second_client_and_completes_wave_by_wave(
 
     _report(client, engineer, rid, first[0], "downloading")
     _report(client, engineer, rid, first[0], "installed")  # passes installing on the way
-    early = client.post(f"/v1/ota/rollouts/{rid}/advance", headers=engineer, json={"kpis": {}})
+    early = client.post(f"/v1/ota/rollouts/{rid}/advance", headers=engineer)
     assert early.status_code == 409 and "without an outcome" in early.json()["detail"]
     back = client.post(f"/v1/ota/rollouts/{rid}/vehicles/{first[0]}", headers=engineer,
                        json={"state": "downloading"})
     assert back.status_code == 409
     _report(client, engineer, rid, first[1], "installed")
+    # installed this moment: no telemetry since, so the gate holds the wave and says why
+    held = client.post(f"/v1/ota/rollouts/{rid}/advance", headers=engineer).json()
+    assert held["status"] == "running" and held["wave"] == 1
+    assert "holding" in held["reason"] and "no updated vehicle has telemetry" in held["reason"]
+    # figures a caller hands in are not taken: the gate still has no telemetry
+    claimed = {vin: {"energy_kwh_per_100km": 1.0, "dtc_per_vehicle_hour": 0.0,
+                     "security_events_per_vehicle_hour": 0.0} for vin in world["vins"]}
+    ignored = client.post(f"/v1/ota/rollouts/{rid}/advance", headers=engineer,
+                          json={"kpis": claimed})
+    assert ignored.status_code == 200 and ignored.json()["reason"] == held["reason"]
+    assert ignored.json()["wave"] == 1 and ignored.json()["evidence"] == held["evidence"]
+    assert client.post(f"/v1/ota/rollouts/{rid}/cancel", headers=engineer).status_code == 200
+
+
+def test_a_healthy_wave_advances_picks_up_joiners_and_completes(
+    client: TestClient, database: Database, settings: Settings, world: dict[str, Any],
+) -> None:
+    engineer = world["engineer"]
+    rid = _create(client, engineer)["rollout_id"]
+    _backdated_first_wave(client, database, settings, world, rid, kwh_updated=16.3)
     joiner = _vehicles(database, "acme", 1, 900)[0]  # joins the query before the next wave
-    kpis = {vin: OK for vin in world["vins"]}
-    second = client.post(f"/v1/ota/rollouts/{rid}/advance", headers=engineer,
-                         json={"kpis": kpis}).json()
-    assert second["status"] == "running" and second["wave"] == 2
+    answer = client.post(f"/v1/ota/rollouts/{rid}/advance", headers=engineer)
+    assert answer.status_code == 200, answer.text
+    second = answer.json()
+    assert second["status"] == "running" and second["wave"] == 2, second["reason"]
     assert "health gate passed" in second["reason"]
+    energy = second["evidence"]["energy_kwh_per_100km"]
+    assert energy["updated"] == pytest.approx(16.3, abs=0.05)
+    assert energy["control"] == pytest.approx(16.0, abs=0.05)
+    assert energy["updated_vehicles"] == 2 and energy["control_vehicles"] == 2
     assert sum(second["counts"].values()) == 5 and second["counts"]["pending"] == 3
     assert joiner in _wave(client, engineer, rid, 2)
 
     paused = client.post(f"/v1/ota/rollouts/{rid}/pause", headers=engineer,
                          json={"reason": "weekend freeze"}).json()
     assert paused["status"] == "paused" and paused["reason"] == "weekend freeze"
-    assert client.post(f"/v1/ota/rollouts/{rid}/advance", headers=engineer,
-                       json={"kpis": {}}).status_code == 409
+    assert client.post(f"/v1/ota/rollouts/{rid}/advance", headers=engineer).status_code == 409
     assert client.post(f"/v1/ota/rollouts/{rid}/resume", headers=engineer).json()[
         "status"] == "running"
     for vin in _wave(client, engineer, rid, 2):
         _report(client, engineer, rid, vin, "installed")
-    done = client.post(f"/v1/ota/rollouts/{rid}/advance", headers=engineer,
-                       json={"kpis": kpis}).json()
+    done = client.post(f"/v1/ota/rollouts/{rid}/advance", headers=engineer).json()
     assert done["status"] == "completed" and done["counts"]["installed"] == 5
-    assert client.get(f"/v1/jobs/{running['job_id']}", headers=engineer).json()[
+    assert "health gate not applied" in done["reason"]
+    assert client.get(f"/v1/jobs/{done['job_id']}", headers=engineer).json()[
         "status"] == "finished"
     records = client.get("/v1/ota/records", params={"rollout_id": rid},
                          headers=world["reader"]).json()
@@ -149,24 +199,22 @@ def test_a_rollout_is_approved_by_a_second_client_and_completes_wave_by_wave(
 
 
 def test_the_health_gate_pauses_with_evidence_and_cancel_closes_the_job(
-    client: TestClient, world: dict[str, Any],
+    client: TestClient, database: Database, settings: Settings, world: dict[str, Any],
 ) -> None:
     engineer = world["engineer"]
     rid = _create(client, engineer)["rollout_id"]
-    job_id = client.post(f"/v1/ota/rollouts/{rid}/approve", headers=world["manager"]).json()[
-        "job_id"]
-    first = _wave(client, engineer, rid, 1)
-    _report(client, engineer, rid, first[0], "installed")
-    _report(client, engineer, rid, first[1], "installed")
-    kpis = {vin: WORSE if vin in first else OK for vin in world["vins"]}
-    gated = client.post(f"/v1/ota/rollouts/{rid}/advance", headers=engineer,
-                        json={"kpis": kpis}).json()
+    _backdated_first_wave(client, database, settings, world, rid, kwh_updated=19.0)
+    gated = client.post(f"/v1/ota/rollouts/{rid}/advance", headers=engineer).json()
     assert gated["status"] == "paused" and "energy_kwh_per_100km" in gated["reason"]
-    assert gated["evidence"]["energy_kwh_per_100km"]["updated"] == 19.0
-    assert gated["evidence"]["energy_kwh_per_100km"]["control"] == 16.0
+    evidence = gated["evidence"]["energy_kwh_per_100km"]
+    assert evidence["updated"] == pytest.approx(19.0, abs=0.05) and evidence["failed"] == 1
+    assert evidence["control"] == pytest.approx(16.0, abs=0.05)
+    shown = client.get(f"/v1/ota/rollouts/{rid}", headers=world["reader"]).json()
+    assert shown["evidence"] == gated["evidence"] and shown["reason"] == gated["reason"]
     cancelled = client.post(f"/v1/ota/rollouts/{rid}/cancel", headers=engineer).json()
     assert cancelled["status"] == "cancelled"
-    assert client.get(f"/v1/jobs/{job_id}", headers=engineer).json()["status"] == "cancelled"
+    assert client.get(f"/v1/jobs/{gated['job_id']}", headers=engineer).json()[
+        "status"] == "cancelled"
     again = client.post(f"/v1/ota/rollouts/{rid}/resume", headers=engineer)
     assert again.status_code == 409
 

@@ -4,7 +4,8 @@
 
 * with ``audit_checkpoint_dir`` set, the **audit checkpointer**: a signed checkpoint of every
   audit chain's head into that folder every ``audit_checkpoint_interval_s``;
-* the commands **dispatcher**, the **campaign runner**, the **commerce runner** (renewals,
+* the commands **dispatcher** (each round also steps the stored OTA rollouts: their vehicles'
+  answers and the health gate, ``cloud.ota.RolloutDriver``), the **campaign runner**, the **commerce runner** (renewals,
   dunning, signed entitlements) and, when ``insights_score_every_s`` is above 0, the
   **insights scoring loop** (each tenant's lake scored with its latest maintenance model) —
   always: without a vehicle link
@@ -46,6 +47,8 @@ from drivetrain.cloud.infra.audit_checkpoints import Checkpointer
 from drivetrain.cloud.infra.backbone import open_backbone_bridge
 from drivetrain.cloud.infra.bus import BusBridge, status_bus
 from drivetrain.cloud.insights.scheduler import ScoringLoop
+from drivetrain.cloud.lake import Lake
+from drivetrain.cloud.ota import OtaLayout, RolloutDriver
 from drivetrain.cloud.twins import Reconciler, hub_for
 from drivetrain.core.settings import Settings
 from drivetrain.core.transport import Transport, open_transport
@@ -87,6 +90,7 @@ class ControlPlane:
     #: ``drivetrain serve``); None: not measured.
     ingest_metrics: IngestMetrics | None = None
     backbone: JetStreamTransport | None = None
+    rollout_lake: Lake | None = None
     _stoppers: list[object] = field(default_factory=list)
 
     @property
@@ -121,7 +125,8 @@ class ControlPlane:
                 checkpointer = Checkpointer(self.database, key, self.settings.audit_checkpoint_dir,
                                             self.settings.audit_checkpoint_interval_s).start()
                 self._stoppers.append(checkpointer.stop)
-            self.dispatcher = Dispatcher(self.database, self.link, key).start()
+            self.dispatcher = Dispatcher(self.database, self.link, key,
+                                         after_round=[self._rollout_driver()]).start()
             self.campaigns = CampaignRunner(self.database).start()
             self.commerce = CommerceRunner(
                 self.database, key, payment_provider(self.settings),
@@ -135,6 +140,12 @@ class ControlPlane:
             if self.link is not None:
                 self._start_ingest(self.link)
         return self
+
+    def _rollout_driver(self) -> RolloutDriver:
+        """The dispatcher's step that drives stored OTA rollouts (answers, health gate)."""
+        self.rollout_lake = Lake.open(self.settings)  # closed once the dispatcher stopped
+        return RolloutDriver(self.database, OtaLayout.under(self.settings.data_dir),
+                             self.rollout_lake)
 
     def _backbone_bridge(self) -> BusBridge:
         self.backbone, bridge = open_backbone_bridge(self.settings, self.database,
@@ -168,6 +179,9 @@ class ControlPlane:
             if part is not None:
                 part.stop()
         self.reconciler = self.campaigns = self.dispatcher = self.scoring = None
+        if self.rollout_lake is not None:
+            self.rollout_lake.close()
+            self.rollout_lake = None
         self.commerce = None
         if self.bridge is not None:
             self.bridge.stop()

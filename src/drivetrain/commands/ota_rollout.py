@@ -1,8 +1,8 @@
 """`drivetrain ota rollout`: health-gated rollouts and their UN R156 records, through the API.
 
 ``create`` stores a draft (one ECU's build to the vehicles a twin query selects, in waves);
-``approve`` (another client) starts it; ``advance`` judges the finished wave with the vehicles'
-KPIs and starts the next; ``pause`` / ``resume`` / ``cancel``; ``show`` / ``vehicles`` follow it;
+``approve`` (another client) starts it; the platform judges each finished wave by itself on
+the health it measures (``advance`` judges at once, without waiting out the observation); ``pause`` / ``resume`` / ``cancel``; ``show`` / ``vehicles`` follow it;
 ``report`` records a vehicle's progress; ``records`` exports the update records. Every command
 talks to the HTTP API with a bearer token (see ``drivetrain.commands.api_client``).
 """
@@ -10,7 +10,6 @@ talks to the HTTP API with a bearer token (see ``drivetrain.commands.api_client`
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -40,9 +39,16 @@ def _show(r: dict[str, Any]) -> None:
     _out.print(f"vehicles: {safe(counts or 'none')}")
     if r["reason"]:
         _out.print(f"reason: {safe(r['reason'])}")
-    for kpi, e in r["evidence"].items():
-        _out.print(f"  {safe(kpi)}: updated {e['updated']} vs control {e['control']} "
-                   f"(limit {e['limit']})")
+    if r["evidence"]:
+        table = Table("KPI", "updated", "control", "limit", "margin", "vehicles (u/c)",
+                      "verdict", title="health gate evidence")
+        for kpi, e in r["evidence"].items():
+            table.add_row(cell(kpi), cell(f"{e['updated']:.4g}"), cell(f"{e['control']:.4g}"),
+                          cell(f"{e['limit']:.4g}"), cell(f"{e.get('margin', 0):.0%}"),
+                          cell(f"{e.get('updated_vehicles', 0):.0f}/"
+                               f"{e.get('control_vehicles', 0):.0f}"),
+                          cell("WORSE" if e.get("failed") else "ok"))
+        print_renderable(table, _out)
 
 
 def _emit(data: Any, as_json: bool) -> bool:
@@ -69,6 +75,12 @@ def create(
     margin: Annotated[float, typer.Option("--margin", min=0.0, max=1.0,
                                           help="Health-gate margin vs the control group.")
                       ] = 0.05,
+    observe: Annotated[float, typer.Option(
+        "--observe", min=0.0, max=30 * 86_400.0,
+        help="Seconds the updated cars are observed after a wave before the gate.")] = 3600.0,
+    min_control: Annotated[int, typer.Option(
+        "--min-control", min=1, max=1_000_000,
+        help="Least control vehicles with telemetry (fewer: the wave holds).")] = 3,
     window: Annotated[list[str] | None, typer.Option(
         "--window", help="Maintenance window DAYS/START-END in UTC, e.g. sat,sun/01:00-05:00 "
         "(repeat for more).")] = None,
@@ -91,7 +103,7 @@ def create(
         windows.append({"days": days.split(","), "start": start, "end": end})
     body = {"name": name, "ecu": ecu, "images": image, "query": query, "waves": fractions,
             "success_threshold": success, "error_threshold": errors, "health_margin": margin,
-            "maintenance_windows": windows, "optional": optional}
+            "observe_s": observe, "min_control": min_control, "maintenance_windows": windows, "optional": optional}
     with api_client(url, token) as client:
         made = api_call(client, "POST", "/v1/ota/rollouts", json=body).json()
     if not _emit(made, as_json):
@@ -170,24 +182,11 @@ def cancel(rollout_id: RolloutArg, token: TokenOption, reason: ReasonOption = No
 
 
 @app.command("advance")
-def advance(
-    rollout_id: RolloutArg, token: TokenOption,
-    kpis: Annotated[Path | None, typer.Option(
-        "--kpis", exists=True, dir_okay=False,
-        help="JSON object VIN -> {energy_kwh_per_100km, dtc_per_1000km, "
-             "security_events_per_1000km}.")] = None,
-    url: UrlOption = None, as_json: JsonOption = False,
-) -> None:
-    """Judge the finished wave (thresholds, health gate) and start the next one."""
-    data: Any = {}
-    if kpis is not None:
-        try:
-            data = json.loads(kpis.read_text())
-        except (OSError, ValueError) as e:
-            fail(f"cannot read --kpis {kpis}: {e}", code=2)
-        if not isinstance(data, dict):
-            fail(f"--kpis {kpis}: expected a JSON object VIN -> KPIs", code=2)
-    _action("advance", rollout_id, token, url, as_json, {"kpis": data})
+def advance(rollout_id: RolloutArg, token: TokenOption, url: UrlOption = None,
+            as_json: JsonOption = False) -> None:
+    """Judge the finished wave now on the health the platform measures (no waiting out the
+    observation time) and start the next one."""
+    _action("advance", rollout_id, token, url, as_json)
 
 
 @app.command("report")

@@ -2,7 +2,8 @@
 ``detail`` on the uplink: what the update cycle did, in a form both sides read.
 
 The detail is a JSON object ``{"ota": 1, "state": ..., "before": ..., "after": ...,
-"preconditions": ..., "detail": ...}``. ``state`` is ``installed`` (the ordered image runs,
+"preconditions": ..., "detail": ..., "at_ns": ...}`` (``at_ns``: when the cycle ended on the
+vehicle's clock, the clock its telemetry is stamped with; absent or 0 when unknown). ``state`` is ``installed`` (the ordered image runs,
 or already ran), ``rolled_back`` (it failed its health check and the ECU went back to its other
 slot), ``failed`` (refused by verification, or a download error) or ``deferred`` (a
 precondition is not met, or an optional update awaits the driver's consent; the notice is sent
@@ -40,10 +41,14 @@ class OtaReport:
     after: str = ""
     preconditions: str = ""
     detail: str = ""
+    at_ns: int = 0
 
     def to_detail(self) -> str:
         """The acknowledgement detail (fields cut to their limits: at most ~1.7 KB)."""
-        fields = {name: getattr(self, name)[:limit] for name, limit in _LIMITS.items()}
+        fields: dict[str, object] = {name: getattr(self, name)[:limit]
+                                     for name, limit in _LIMITS.items()}
+        if self.at_ns:
+            fields["at_ns"] = self.at_ns
         return json.dumps({"ota": 1, "state": self.state, **fields}, sort_keys=True)
 
     @classmethod
@@ -70,4 +75,7 @@ class OtaReport:
                 raise OtaReportError(f"OTA report: field {name!r} must be a string of at most "
                                      f"{limit} characters")
             values[name] = value
-        return cls(cast(OtaReportState, state), **values)
+        at_ns = data.get("at_ns", 0)
+        if isinstance(at_ns, bool) or not isinstance(at_ns, int) or not 0 <= at_ns < 2**63:
+            raise OtaReportError(f"OTA report: at_ns {at_ns!r}; expected Unix nanoseconds >= 0")
+        return cls(cast(OtaReportState, state), **values, at_ns=at_ns)

@@ -37,6 +37,7 @@ from drivetrain.cloud.infra import (
 )
 from drivetrain.cloud.ingest import IngestPipeline, IngestWorker, TwinsReportedState
 from drivetrain.cloud.lake import Lake
+from drivetrain.cloud.ota import OtaLayout, RolloutDriver
 from drivetrain.cloud.twins import Reconciler
 from drivetrain.core.errors import ConfigurationError
 from drivetrain.core.settings import Settings, load_settings
@@ -46,6 +47,9 @@ from drivetrain.core.transport import InProcessTransport
 API_START_TIMEOUT_S = 15.0
 #: Longest wait for the API server thread to finish after being asked to exit, seconds.
 API_STOP_TIMEOUT_S = 10.0
+#: How often the dispatcher's round reads the lake for a rollout whose wave is done, seconds
+#: (the demo's simulated days pass in seconds).
+DEMO_JUDGE_EVERY_S = 0.5
 #: The demo's entitlement lease, seconds (a real deployment: days).
 DEMO_ENTITLEMENT_LEASE_S = 4.0
 
@@ -188,13 +192,17 @@ class EmbeddedPlatform:
         self._transport = InProcessTransport()
         self._reconciler = Reconciler(database, self._transport, cloud_signing_key(settings))
         self._reconciler.start()
-        self._dispatcher = Dispatcher(database, self._transport, cloud_signing_key(settings))
+        self._lake = Lake.open(settings)
+        # Each round also steps the stored OTA rollouts (answers in, health gate).
+        self._dispatcher = Dispatcher(
+            database, self._transport, cloud_signing_key(settings),
+            after_round=[RolloutDriver(database, OtaLayout.under(settings.data_dir), self._lake,
+                                       judge_every_s=DEMO_JUDGE_EVERY_S)])
         self._dispatcher.start()
         self._campaigns = CampaignRunner(database).start()
         self._commerce = CommerceRunner(
             database, cloud_signing_key(settings), payment_provider(settings),
             lease_s=settings.entitlement_lease_s, poll_interval_s=0.5).start()
-        self._lake = Lake.open(settings)
         pipeline = IngestPipeline.from_settings(
             settings, database, self._lake, TwinsReportedState()
         )

@@ -25,7 +25,9 @@ Public surface (everything else in this package is internal; import these names 
 - paid features: :class:`EntitlementGate` (offline token checks), :class:`FeatureStatus`,
   :class:`TokenRefused`, and :class:`FeatureSwitch` (an actuator that switches features).
 - over-the-air updates: :mod:`tuf_client` (one TUF repository), :class:`UptanePrimary`
-  (Uptane full verification), :class:`AbEcu` (A/B slots with automatic rollback).
+  (Uptane full verification), :class:`AbEcu` (A/B slots with automatic rollback),
+  :class:`OtaUpdater` (the agent's answer to an ``ota.update`` notice) with
+  :class:`ManifestSigning` (the keys that sign its version reports).
 - intrusion detection (:mod:`drivetrain.edge.ids`): :func:`train_model`, :class:`IdsModel`,
   :class:`IdsModelError`, :class:`IdsStream`, :class:`SecurityEvent`, :func:`events_from`,
   :func:`score_capture`, :class:`CaptureScore`; the events' uplink :func:`to_vehicle_event`,
@@ -92,6 +94,7 @@ from drivetrain.edge.ota import (
     ImageHashError,
     ImageRollbackError,
     InstallOutcome,
+    ManifestSigning,
     OtaUpdater,
     PreconditionError,
     RepositoryUrls,
@@ -175,6 +178,7 @@ __all__ = [
     "InstalledCampaigns",
     "KindSummary",
     "ManifestInForce",
+    "ManifestSigning",
     "MemoryBuffer",
     "OtaUpdater",
     "OutgoingMessage",

@@ -5,6 +5,8 @@ sizes and deltas between builds are meaningful). The header tells the simulator 
 does once booted: whether its power-on self-test passes (a failing one triggers the ECU's
 automatic rollback) and how it shifts the vehicle's behaviour (energy use, fault codes) — the
 regressions a fleet health gate must catch even though the install itself succeeded.
+:func:`apply_firmware` puts a build's extra electrical load into a simulated car's physics
+(the world's ``aux_load_w``), so a car running it really uses more energy.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from drivetrain.edge import HealthResult
+from drivetrain.sim.world import VirtualFleet
 
 MAX_HEADER_BYTES: Final = 4096
 MAGIC: Final = "drivetrain-sim-firmware/1"
@@ -29,6 +32,8 @@ class FirmwareBehaviour:
     self_test_passes: bool = True
     energy_factor: float = 1.0
     dtc_per_hour: float = 0.0
+    #: Electrical load the build adds while the car is on (e.g. a pack heater left on), W.
+    extra_load_w: float = 0.0
 
 
 def build_firmware(behaviour: FirmwareBehaviour, size_bytes: int = 64 * 1024) -> bytes:
@@ -37,7 +42,8 @@ def build_firmware(behaviour: FirmwareBehaviour, size_bytes: int = 64 * 1024) ->
                          "version": behaviour.version,
                          "self_test": "pass" if behaviour.self_test_passes else "fail",
                          "energy_factor": behaviour.energy_factor,
-                         "dtc_per_hour": behaviour.dtc_per_hour}, sort_keys=True).encode() + b"\n"
+                         "dtc_per_hour": behaviour.dtc_per_hour,
+                         "extra_load_w": behaviour.extra_load_w}, sort_keys=True).encode() + b"\n"
     seed = hashlib.sha256(f"{behaviour.component}".encode()).digest()
     # filler shared by every build of a component, with a version-specific tail: like real
     # firmware, most bytes survive a release
@@ -64,7 +70,8 @@ def read_firmware(image: bytes) -> FirmwareBehaviour:
     try:
         return FirmwareBehaviour(
             str(header["component"]), str(header["version"]), header["self_test"] == "pass",
-            float(header["energy_factor"]), float(header["dtc_per_hour"]))
+            float(header["energy_factor"]), float(header["dtc_per_hour"]),
+            float(header.get("extra_load_w", 0.0)))
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"firmware header field missing or bad: {e}") from e
 
@@ -80,3 +87,20 @@ def simulated_health_check(serial: str, image: bytes) -> HealthResult:
                                    "failed its power-on self-test")
     return HealthResult(True, f"ECU {serial}: {behaviour.component} {behaviour.version} "
                               "booted, self-test passed")
+
+
+def apply_firmware(world: VirtualFleet, index: int, image: bytes | None,
+                   base_load_w: float) -> FirmwareBehaviour | None:
+    """Vehicle ``index`` of ``world`` now runs ``image`` (None: its factory build): its
+    electrical load while on becomes ``base_load_w`` plus the build's ``extra_load_w``.
+    Returns the build's behaviour (None for the factory build or an image that is not a
+    simulated build, which adds nothing)."""
+    behaviour: FirmwareBehaviour | None = None
+    if image is not None:
+        try:
+            behaviour = read_firmware(image)
+        except ValueError:
+            behaviour = None
+    extra = behaviour.extra_load_w if behaviour is not None else 0.0
+    world.physics.params.aux_load_w[index] = base_load_w + extra
+    return behaviour

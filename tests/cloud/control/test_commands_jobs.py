@@ -10,6 +10,7 @@ from rig import CLOUD_KEY, Rig, utc
 
 from drivetrain.cloud.commands import (
     NO_LINK_REASON,
+    Dispatcher,
     Payload,
     RolloutPolicy,
     cancel_job,
@@ -272,3 +273,20 @@ def test_a_query_that_selects_nothing_finishes_at_once_saying_so(rig: Rig) -> No
         job = create_job(session, tenant="acme", actor="op",
                          payload=Payload.command("flash_lights"), query='region == "JP"')
     assert job.status == "finished" and job.reason == "no vehicle matched the query"
+
+
+def test_the_after_round_steps_run_each_round_and_a_failing_one_is_counted(
+    rig: Rig,
+) -> None:
+    seen: list[object] = []
+
+    def broken(now: object) -> None:
+        raise StateTransitionError("step refused")
+
+    dispatcher = Dispatcher(rig.database, rig.bus, CLOUD_KEY,
+                            after_round=[broken, seen.append])
+    at = utc()
+    dispatcher.run_once(at)
+    dispatcher.run_once(at + timedelta(seconds=1))
+    assert seen == [at, at + timedelta(seconds=1)]  # the round went on past the failure
+    assert dispatcher.stats.errors == 2 and dispatcher.stats.last_error == "step refused"

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from drivetrain.cloud.ota.rollout import Kpis, Rollout, WavePolicy, health_gate
+from drivetrain.cloud.ota.rollout import Rollout, VehicleHealth, WavePolicy, health_gate
 from drivetrain.core.errors import BadInputError, StateTransitionError
 
 VINS = tuple(f"VIN{i:014d}" for i in range(20))
-OK = Kpis(16.0, 0.2, 0.0)
+
+
+def Kpis(kwh_100km: float, dtcs: int, events: int, *, km: float = 100.0,
+         hours: float = 10.0) -> VehicleHealth:
+    """A vehicle that drove ``km`` in ``hours`` using ``kwh_100km`` and raised ``dtcs`` error
+    DTCs and ``events`` security events."""
+    return VehicleHealth("V", km, kwh_100km * km / 100.0, hours, dtcs, events)
+
+
+OK = Kpis(16.0, 0, 0)
 
 
 def _finish(rollout: Rollout, vins: tuple[str, ...], outcome: str = "installed") -> None:
@@ -37,11 +46,13 @@ def test_a_healthy_looking_install_that_worsens_energy_use_pauses_with_evidence(
     rollout.approve("bob")
     wave = rollout.start_next_wave()
     _finish(rollout, wave)
-    status = rollout.judge_wave([Kpis(18.4, 0.2, 0.0)] * 5, [OK] * 15)
+    status = rollout.judge_wave([Kpis(18.4, 0, 0)] * 5, [OK] * 15)
     assert status == "paused"
-    assert "energy_kwh_per_100km 18.40 > 16.80" in rollout.reason
-    assert rollout.evidence["energy_kwh_per_100km"] == {"updated": 18.4, "control": 16.0,
-                                                        "limit": 16.8}
+    assert "energy_kwh_per_100km 18.4 > limit 16.8" in rollout.reason
+    assert rollout.evidence["energy_kwh_per_100km"] == {
+        "updated": 18.4, "control": 16.0, "limit": 16.8, "margin": 0.05,
+        "updated_vehicles": 5.0, "control_vehicles": 15.0, "failed": 1.0}
+    assert rollout.evidence["dtc_per_vehicle_hour"]["failed"] == 0.0
     with pytest.raises(StateTransitionError, match="paused"):
         rollout.start_next_wave()
 
@@ -82,18 +93,43 @@ def test_per_vehicle_states_only_move_forward() -> None:
         rollout.judge_wave([], [])
 
 
-def test_gate_allows_noise_within_the_margin_and_skips_tiny_control_groups() -> None:
-    assert health_gate([Kpis(16.5, 0.3, 0.1)], [OK] * 5, 0.05).passed
-    decision = health_gate([Kpis(30.0, 9.0, 9.0)], [OK] * 2, 0.05)
-    assert decision.passed and "below 3" in decision.reason
-    assert not health_gate([Kpis(16.0, 3.0, 0.0)], [OK] * 5, 0.05).passed  # fault codes
+def test_gate_allows_noise_within_the_margin_and_holds_on_too_little_data() -> None:
+    # one stray DTC in 10 vehicle-hours is within the one-event allowance
+    assert health_gate([Kpis(16.5, 1, 0)], [OK] * 5, 0.05).passed
+    decision = health_gate([Kpis(30.0, 9, 9)], [OK] * 2, 0.05)
+    assert not decision.passed and decision.held
+    assert "2 control vehicle(s) with telemetry" in decision.reason
+    no_data = health_gate([Kpis(30.0, 9, 9, hours=0.0)], [OK] * 5, 0.05)
+    assert no_data.held and "no updated vehicle has telemetry" in no_data.reason
+    parked = health_gate([Kpis(16.0, 0, 0, km=0.2)], [OK] * 5, 0.05)
+    assert parked.held and "updated group drove 0.20 km" in parked.reason
+    dtcs = health_gate([Kpis(16.0, 3, 0)], [OK] * 5, 0.05)  # fault codes
+    assert not dtcs.passed and not dtcs.held and "dtc_per_vehicle_hour" in dtcs.reason
+    events = health_gate([Kpis(16.0, 0, 4)], [OK] * 5, 0.05)  # security events
+    assert not events.passed and "security_events_per_vehicle_hour" in events.reason
+
+
+def test_a_wave_with_too_little_data_holds_and_the_last_wave_is_not_held() -> None:
+    rollout = Rollout("c1", VINS[:10], WavePolicy(waves=(0.5, 1.0)))
+    rollout.approve("bob")
+    first = rollout.start_next_wave()
+    _finish(rollout, first)
+    assert rollout.judge_wave([OK] * 5, [OK] * 2) == "running" and rollout.holding
+    assert "holding" in rollout.reason
+    with pytest.raises(StateTransitionError, match="holding"):
+        rollout.start_next_wave()
+    assert rollout.judge_wave([OK] * 5, [OK] * 5) == "running" and not rollout.holding
+    _finish(rollout, rollout.start_next_wave())
+    assert rollout.judge_wave([OK] * 10, []) == "completed"
+    assert "health gate not applied" in rollout.reason
 
 
 @pytest.mark.parametrize(("kwargs", "field"), [
     ({"waves": ()}, "waves"), ({"waves": (0.5, 0.4, 1.0)}, "waves"),
     ({"waves": (0.5,)}, "last wave"), ({"waves": (float("nan"), 1.0)}, "waves"),
     ({"success_threshold": 0.0}, "success_threshold"), ({"error_threshold": 2}, "error_threshold"),
-    ({"health_margin": -0.1}, "health_margin"),
+    ({"health_margin": -0.1}, "health_margin"), ({"observe_s": -1.0}, "observe_s"),
+    ({"min_control": 0}, "min_control"),
 ])
 def test_bad_policies_are_refused_naming_the_field(kwargs: dict, field: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(BadInputError, match=field):

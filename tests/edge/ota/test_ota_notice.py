@@ -67,3 +67,13 @@ def test_a_report_names_what_is_wrong() -> None:
         OtaReport.from_detail('{"ota": 1, "state": "done"}')
     with pytest.raises(OtaReportError, match="'detail'"):
         OtaReport.from_detail('{"ota": 1, "state": "failed", "detail": "' + "x" * 1001 + '"}')
+    for bad in ('"soon"', "-1", "true", "1.5", str(2**63)):
+        with pytest.raises(OtaReportError, match="at_ns"):
+            OtaReport.from_detail('{"ota": 1, "state": "installed", "at_ns": ' + bad + "}")
+
+
+def test_a_report_carries_the_vehicle_clock_of_its_outcome() -> None:
+    report = OtaReport("installed", "BMS 2.5.0", "BMS 2.6.1", "parked", "ok",
+                       at_ns=1_796_000_000_000_000_000)
+    assert OtaReport.from_detail(report.to_detail()) == report
+    assert OtaReport.from_detail('{"ota": 1, "state": "installed"}').at_ns == 0

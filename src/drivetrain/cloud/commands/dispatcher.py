@@ -4,7 +4,9 @@ Each round (``run_once``), in its own transactions: start scheduled jobs that ar
 the vehicles' acknowledgements; time out deliveries past their deadline; claim what each
 running job's rollout allows, seal each message for its vehicle with the cloud key and publish
 it **retained, QoS 1** on ``dt/v1/{vin}/{channel}``; clear the retained slots of settled
-messages; settle jobs (counts, aborts, finished). Decisions are in ``machine`` and ``rounds``.
+messages; settle jobs (counts, aborts, finished); then run the ``after_round`` steps of the
+domains whose jobs need more than delivery (an OTA rollout takes its vehicles' answers in and
+judges its waves there). Decisions are in ``machine`` and ``rounds``.
 
 A vehicle offline when its message is published gets it from the broker's retained store when
 it subscribes again, and acts on it if it is still fresh (a command's ``expires_ns``); if no
@@ -82,12 +84,17 @@ class Dispatcher:
         link: the vehicle link (an MQTT client or the in-process bus); None: no link.
         key: the cloud signing key (``drivetrain.cloud.fleet.cloud_signing_key``).
         poll_interval_s: longest wait between rounds when nothing wakes the dispatcher.
+        after_round: steps run at the end of each round with the round's time, each in its
+            own transactions (an owner of continuous jobs acting on their answers); a step
+            that raises is logged and counted in ``stats.errors``, and the round goes on.
     """
 
     def __init__(
         self, database: Database, link: Transport | None, key: SigningKey, *,
         poll_interval_s: float = 0.5,
+        after_round: Sequence[Callable[[datetime], object]] = (),
     ) -> None:
+        self.after_round = list(after_round)
         self.database = database
         self.link = link
         self.key = key
@@ -141,6 +148,13 @@ class Dispatcher:
         with self.database.session() as session:
             progress = settle_jobs(session, now, touched)
         stats = self.stats
+        for step in self.after_round:
+            try:
+                step(now)
+            except DrivetrainError as e:
+                stats.errors += 1
+                stats.last_error = str(e)
+                log.warning("after-round step %r failed: %s", step, e)
         stats.rounds += 1
         stats.sent += sent
         stats.succeeded += acks.succeeded

@@ -6,25 +6,28 @@ Public surface:
   directory), :class:`ImageRepository`, :class:`ImageInfo`, :class:`Director`,
   :class:`EcuAssignment`, :class:`KeyStore`, :class:`TufRepository`, :class:`Expiry`.
 - Serving: :func:`make_server`, :class:`BackgroundServer`.
-- Rollouts: :class:`Rollout`, :class:`WavePolicy`, :class:`Kpis`, :func:`health_gate`,
+- Rollouts: :class:`Rollout`, :class:`WavePolicy`, :class:`VehicleHealth`, :func:`health_gate`,
   :class:`UpdateRecord`; across domains (twins, jobs) the functions of :mod:`flows`.
 - Stored rollouts: the functions of :mod:`service` (create, approve, change, advance,
-  report_vehicle, update_records) and :class:`RolloutSpec`.
+  report_vehicle, step_rollout, update_records) and :class:`RolloutSpec`; the health the
+  gate judges, measured from the lake and the security domain: :mod:`health`; the
+  dispatcher's round step that drives every stored rollout: :class:`RolloutDriver`.
 
 See docs/ota.md.
 """
 
 from drivetrain.cloud.ota import flows, service
 from drivetrain.cloud.ota.director import Director, EcuAssignment
+from drivetrain.cloud.ota.driver import RolloutDriver
 from drivetrain.cloud.ota.images import ImageInfo, ImageRepository
 from drivetrain.cloud.ota.keys import KeyStore
 from drivetrain.cloud.ota.layout import OtaLayout
 from drivetrain.cloud.ota.repository import Expiry, TufRepository
 from drivetrain.cloud.ota.rollout import (
     GateDecision,
-    Kpis,
     Rollout,
     UpdateRecord,
+    VehicleHealth,
     WavePolicy,
     health_gate,
 )
@@ -40,12 +43,13 @@ __all__ = [
     "ImageInfo",
     "ImageRepository",
     "KeyStore",
-    "Kpis",
     "OtaLayout",
     "Rollout",
+    "RolloutDriver",
     "RolloutSpec",
     "TufRepository",
     "UpdateRecord",
+    "VehicleHealth",
     "WavePolicy",
     "flows",
     "health_gate",

@@ -9,9 +9,10 @@ parameters; names under the caller's tenant, ``<tenant>/...``) through the same 
 vehicles' version reports. Both are audited.
 
 Rollouts (``ota:read`` to read, ``ota:write`` to change): create a draft, approve it (another
-client than its creator), pause, resume, cancel, advance (judge the finished wave against the
-control group's KPIs and start the next), record a vehicle's progress, and export the UN R156
-update records. Every rollout belongs to the caller's tenant (another tenant's answers 404).
+client than its creator), pause, resume, cancel, advance (judge the finished wave now on the
+health the platform measures, and start the next), record a vehicle's progress, and export the
+UN R156 update records. Reads change nothing: the vehicles' answers are taken in by the
+dispatcher's round (:class:`drivetrain.cloud.ota.RolloutDriver`). Every rollout belongs to the caller's tenant (another tenant's answers 404).
 The router is mounted by ``drivetrain.api.routers``.
 """
 
@@ -26,9 +27,9 @@ from starlette.concurrency import run_in_threadpool
 from drivetrain.cloud.commands import MaintenanceWindow
 from drivetrain.cloud.infra import Principal, Scope, record_audit
 from drivetrain.cloud.infra.http import MAX_STORED_INT, Context, request_id_of, require_scopes
+from drivetrain.cloud.lake.api import lake_of
 from drivetrain.cloud.ota import service
 from drivetrain.cloud.ota.api_schemas import (
-    AdvanceRollout,
     CreateRollout,
     ImageOut,
     PublishedOut,
@@ -50,7 +51,7 @@ from drivetrain.cloud.ota.publishing import (
     ImageUpload,
     publish_image,
 )
-from drivetrain.cloud.ota.rollout import Kpis, WavePolicy
+from drivetrain.cloud.ota.rollout import WavePolicy
 from drivetrain.cloud.twins import get_twin
 from drivetrain.core.errors import PermissionDeniedError
 
@@ -204,7 +205,7 @@ def post_rollout(body: CreateRollout, principal: OtaWriter, context: Context,
     spec = service.RolloutSpec(
         name=body.name, ecu=body.ecu, images=tuple(body.images), query=body.query,
         policy=WavePolicy(tuple(body.waves), body.success_threshold, body.error_threshold,
-                          body.health_margin, body.min_control),
+                          body.health_margin, body.min_control, body.observe_s),
         maintenance_windows=tuple(MaintenanceWindow.from_dict(w, "maintenance_windows")
                                   for w in body.maintenance_windows),
         optional=body.optional, rxswin=body.rxswin)
@@ -227,9 +228,9 @@ def get_rollouts(principal: OtaReader, context: Context, limit: Limit = 100) -> 
 @router.get("/rollouts/{rollout_id}", response_model=RolloutOut,
             summary="A rollout: status, wave, reason, gate evidence, counts")
 def get_rollout(rollout_id: RolloutId, principal: OtaReader, context: Context) -> RolloutOut:
-    """A rollout with its live per-state counts (the vehicles' latest answers taken in)."""
+    """A rollout with its per-state counts, reason and the gate's evidence, as the
+    dispatcher's last round left them (reading changes nothing)."""
     with context.database.session() as session:
-        service.sync_rollout(session, rollout_id, tenant=principal.tenant)
         return RolloutOut.of(service.get_rollout(session, rollout_id, tenant=principal.tenant))
 
 
@@ -239,7 +240,7 @@ def post_approve(rollout_id: RolloutId, principal: OtaWriter, context: Context,
                  request: Request) -> RolloutOut:
     """Second-person approval: opens the dispatcher job and starts the first wave (Director
     metadata signed per vehicle, notices queued)."""
-    with context.database.session() as session:
+    with service.WRITING, context.database.session() as session:
         return RolloutOut.of(service.approve_rollout(
             session, _layout(context), rollout_id, tenant=principal.tenant,
             actor=principal.client_id, request_id=request_id_of(request)))
@@ -247,7 +248,7 @@ def post_approve(rollout_id: RolloutId, principal: OtaWriter, context: Context,
 
 def _change(action: str, rollout_id: str, principal: Principal, context: Context,
             request: Request, body: RolloutAction | None) -> RolloutOut:
-    with context.database.session() as session:
+    with service.WRITING, context.database.session() as session:
         return RolloutOut.of(service.change_rollout(
             session, rollout_id, action, tenant=principal.tenant, actor=principal.client_id,
             reason=(body.reason or "") if body else "", request_id=request_id_of(request)))
@@ -278,15 +279,16 @@ def post_cancel(rollout_id: RolloutId, principal: OtaWriter, context: Context,
 
 
 @router.post("/rollouts/{rollout_id}/advance", response_model=RolloutOut,
-             summary="Judge the finished wave (thresholds, health gate) and start the next")
-def post_advance(rollout_id: RolloutId, body: AdvanceRollout, principal: OtaWriter,
-                 context: Context, request: Request) -> RolloutOut:
-    """The KPIs of updated vehicles against the control group's: the rollout stops, pauses
-    with the evidence, completes, or starts its next wave (picking up vehicles that joined)."""
-    kpis = {vin: Kpis(**k.model_dump()) for vin, k in body.kpis.items()}
-    with context.database.session() as session:
+             summary="Judge the finished wave now (thresholds, measured health) and start the next")
+def post_advance(rollout_id: RolloutId, principal: OtaWriter, context: Context,
+                 request: Request) -> RolloutOut:
+    """Judge the finished wave without waiting out its observation time: the health of the
+    updated vehicles against the control group's, measured by the platform from the lake and
+    the security events. The rollout stops, pauses with the evidence, holds (too little
+    data), completes, or starts its next wave (picking up vehicles that joined)."""
+    with service.WRITING, context.database.session() as session:
         return RolloutOut.of(service.advance_rollout(
-            session, _layout(context), rollout_id, kpis, tenant=principal.tenant,
+            session, _layout(context), lake_of(request), rollout_id, tenant=principal.tenant,
             actor=principal.client_id, request_id=request_id_of(request)))
 
 
@@ -301,7 +303,6 @@ def get_rollout_vehicles(
     """Per vehicle in target order: wave, state (waiting → pending → downloading →
     installing → installed / failed / rolled_back), detail."""
     with context.database.session() as session:
-        service.sync_rollout(session, rollout_id, tenant=principal.tenant)
         return [RolloutVehicleOut.of(v) for v in service.list_vehicles(
             session, rollout_id, tenant=principal.tenant, state=state, after=after,
             limit=limit)]
@@ -315,7 +316,7 @@ def post_vehicle_report(
 ) -> RolloutVehicleOut:
     """Move the vehicle forward (through the states between); a final state writes its
     UN R156 update record, ``installed`` also the twin's ECU version."""
-    with context.database.session() as session:
+    with service.WRITING, context.database.session() as session:
         return RolloutVehicleOut.of(service.report_vehicle(
             session, rollout_id, vin, body.state, tenant=principal.tenant,
             detail=body.detail, software_after=body.software_after,

@@ -36,7 +36,10 @@ class CreateRollout(_Strict):
     error_threshold: float = Field(0.2, gt=0, le=1)
     health_margin: float = Field(0.05, ge=0, le=1, description="Relative margin the updated "
                                  "group's KPIs may exceed the control group's by.")
-    min_control: int = Field(3, ge=0, le=1_000_000)
+    min_control: int = Field(3, ge=1, le=1_000_000, description="Least control vehicles "
+                             "with telemetry the gate needs (fewer: the wave holds).")
+    observe_s: float = Field(3600.0, ge=0, le=30 * 86_400, description="Seconds the updated "
+                             "cars are observed after a wave's last install before the gate.")
     maintenance_windows: list[dict[str, Any]] = Field(
         [], max_length=28,
         examples=[[{"days": ["sat", "sun"], "start": "01:00", "end": "05:00"}]],
@@ -47,18 +50,6 @@ class CreateRollout(_Strict):
 
 class RolloutAction(_Strict):
     reason: str | None = Field(None, max_length=500)
-
-
-class KpisIn(_Strict):
-    energy_kwh_per_100km: float = Field(ge=0, le=1e6)
-    dtc_per_1000km: float = Field(ge=0, le=1e6)
-    security_events_per_1000km: float = Field(ge=0, le=1e6)
-
-
-class AdvanceRollout(_Strict):
-    """The vehicles' health over the observation window, by VIN (from telemetry)."""
-
-    kpis: dict[str, KpisIn] = Field(default_factory=dict, max_length=100_000)
 
 
 class VehicleReport(_Strict):
@@ -82,13 +73,16 @@ class RolloutOut(BaseModel):
     success_threshold: float
     error_threshold: float
     health_margin: float
+    min_control: int
+    observe_s: float
     maintenance_windows: list[dict[str, Any]]
     optional: bool
     status: RolloutStatus
     wave: int = Field(description="Waves started so far.")
     reason: str
     evidence: dict[str, dict[str, float]] = Field(
-        description="The health gate's per-KPI updated and control means and limit.")
+        description="The health gate's evidence per KPI: updated and control figures, the "
+                    "limit, the margin, each group's vehicles with telemetry, failed (1/0).")
     counts: dict[str, int] = Field(description="Targets per state (waiting: no wave yet).")
     job_id: str | None = Field(description="The dispatcher job carrying the notices.")
     created_by: str
@@ -103,6 +97,7 @@ class RolloutOut(BaseModel):
             version=r.version, rxswin=r.rxswin, query=r.query, waves=list(r.policy.waves),
             success_threshold=r.policy.success_threshold,
             error_threshold=r.policy.error_threshold, health_margin=r.policy.health_margin,
+            min_control=r.policy.min_control, observe_s=r.policy.observe_s,
             maintenance_windows=[w.to_dict() for w in r.maintenance_windows],
             optional=r.optional, status=r.status, wave=r.wave, reason=r.reason,
             evidence={k: dict(v) for k, v in r.evidence.items()}, counts=dict(r.counts),

@@ -37,6 +37,8 @@ class RolloutRow(Base):
     error_threshold: Mapped[float] = mapped_column(Float)
     health_margin: Mapped[float] = mapped_column(Float)
     min_control: Mapped[int] = mapped_column(Integer)
+    # Seconds the updated cars are observed after a wave's last install before the gate.
+    observe_s: Mapped[float] = mapped_column(Float, server_default="3600")
     # JSON list in the dispatcher's MaintenanceWindow form (RolloutPolicy.to_dict)
     maintenance_windows: Mapped[str] = mapped_column(Text)
     optional: Mapped[bool] = mapped_column(Boolean)

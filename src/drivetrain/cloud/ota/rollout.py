@@ -11,10 +11,11 @@ an outcome:
 - **error threshold**: (failed + rolled back) / wave ≥ ``error_threshold`` → the rollout
   **stops**;
 - **success threshold**: installed / wave < ``success_threshold`` → it **pauses**;
-- **health gate**: the updated vehicles' KPIs (energy per 100 km, fault codes and security
-  events per 1000 km) must not be worse than the control group's (vehicles not yet updated)
-  by more than ``health_margin`` (relative) — else it **pauses, with the evidence**. A build
-  that installs cleanly but makes cars worse is stopped here, not by install failures.
+- **health gate**: the updated vehicles' KPIs, measured by the platform (energy per 100 km,
+  error DTCs and security events per vehicle-hour, see :class:`VehicleHealth`) must not be
+  worse than the control group's (targets not yet updated) by more than ``health_margin``
+  (relative) — else it **pauses, with the evidence**; with too little data it **holds**. A
+  build that installs cleanly but makes cars worse is stopped here, not by install failures.
 
 Vehicles that join the target set later (:meth:`Rollout.add_targets`) go into the waves not
 yet started. Every vehicle's outcome becomes an :class:`UpdateRecord` (UN R156 §7.2: software before and
@@ -24,7 +25,6 @@ after, RXSWIN, campaign, preconditions checked, result, timestamps), exportable 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -47,8 +47,11 @@ _NEXT: Final[Mapping[str, frozenset[str]]] = {
 #: The forward path a vehicle's reports may skip along (a report of ``installed`` from
 #: ``pending`` passes ``downloading`` and ``installing``).
 _PATH: Final[tuple[VehicleState, ...]] = ("pending", "downloading", "installing")
-#: The KPIs the gate compares; larger is worse for each.
-KPI_NAMES: Final = ("energy_kwh_per_100km", "dtc_per_1000km", "security_events_per_1000km")
+#: The KPIs the gate compares, pooled over each group; larger is worse for each.
+KPI_NAMES: Final = ("energy_kwh_per_100km", "dtc_per_vehicle_hour",
+                    "security_events_per_vehicle_hour")
+#: Least distance a group must have driven in the window for its energy use to be judged.
+MIN_GROUP_KM: Final = 1.0
 MAX_WAVES: Final = 20
 
 
@@ -61,6 +64,9 @@ class WavePolicy:
     error_threshold: float = 0.2
     health_margin: float = 0.05
     min_control: int = 3
+    #: How long the updated group is observed after a wave's last install before the gate
+    #: judges it, seconds.
+    observe_s: float = 3600.0
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.waves) <= MAX_WAVES:
@@ -78,50 +84,97 @@ class WavePolicy:
                 raise BadInputError(f"{name} {value!r}; expected a fraction in (0, 1]")
         if not 0.0 <= self.health_margin <= 1.0:
             raise BadInputError(f"health_margin {self.health_margin!r}; expected 0..1")
+        if not (math.isfinite(self.observe_s) and 0.0 <= self.observe_s <= 30 * 86_400):
+            raise BadInputError(f"observe_s {self.observe_s!r}; expected 0..2592000 seconds")
+        if self.min_control < 1:
+            raise BadInputError(f"min_control {self.min_control!r}; expected at least 1")
 
 
 @dataclass(frozen=True, slots=True)
-class Kpis:
-    """One vehicle's health over the observation window (larger is worse for each)."""
+class VehicleHealth:
+    """One vehicle's measured health over the gate's window: distance and net energy from its
+    telemetry, the error DTCs it raised, the security events it reported, and the hours its
+    telemetry covers (0: no telemetry in the window)."""
 
-    energy_kwh_per_100km: float
-    dtc_per_1000km: float
-    security_events_per_1000km: float
+    vin: str
+    distance_km: float
+    energy_kwh: float
+    hours: float
+    dtcs: int
+    security_events: int
+
+    @property
+    def has_data(self) -> bool:
+        return self.hours > 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class GateDecision:
-    """The health gate's verdict and its evidence: per KPI the updated and control means and
-    the limit the updated mean had to stay under."""
+    """The health gate's verdict and its evidence: per KPI the updated and control figures,
+    the limit the updated figure had to stay under, the margin, each group's size and whether
+    the KPI failed. ``held``: too little data to judge (the wave waits)."""
 
     passed: bool
     evidence: Mapping[str, Mapping[str, float]]
     reason: str
+    held: bool = False
 
 
-def health_gate(updated: Sequence[Kpis], control: Sequence[Kpis], margin: float,
-                *, min_control: int = 3) -> GateDecision:
-    """Compare the updated group with the control group, KPI by KPI.
+def _pooled(group: Sequence[VehicleHealth]) -> dict[str, float]:
+    km = sum(v.distance_km for v in group)
+    hours = sum(v.hours for v in group)
+    return {
+        "energy_kwh_per_100km": 100.0 * sum(v.energy_kwh for v in group) / km if km else 0.0,
+        "dtc_per_vehicle_hour": sum(v.dtcs for v in group) / hours if hours else 0.0,
+        "security_events_per_vehicle_hour":
+            sum(v.security_events for v in group) / hours if hours else 0.0,
+    }
 
-    A KPI fails when ``mean(updated) > mean(control) * (1 + margin) + floor``, where the
-    floor (a small absolute allowance) keeps rates that are zero in the control group from
-    failing on a single event. Too small a control group passes with the reason said.
+
+def health_gate(updated: Sequence[VehicleHealth], control: Sequence[VehicleHealth],
+                margin: float, *, min_control: int = 3) -> GateDecision:
+    """Compare the updated group with the control group, KPI by KPI, each pooled over its
+    group (energy: total kWh over total km; DTCs and security events: total over vehicle-hours
+    of telemetry). Only vehicles with telemetry in the window count.
+
+    A KPI fails when ``updated > control * (1 + margin) + allowance``: energy has no
+    allowance; a count rate is allowed one event more than the control rate predicts over the
+    updated group's hours (so one stray event in a small group is not a regression). Too
+    little data — no updated vehicle with telemetry, fewer than ``min_control`` control
+    vehicles with telemetry, or a group that drove under ``MIN_GROUP_KM`` — holds the wave.
     """
-    if not updated:
-        return GateDecision(True, {}, "no updated vehicle to judge")
-    if len(control) < min_control:
-        return GateDecision(True, {}, f"control group of {len(control)} is below "
-                                      f"{min_control}: gate not applied")
+    seen_u = [v for v in updated if v.has_data]
+    seen_c = [v for v in control if v.has_data]
+    u, c = _pooled(seen_u), _pooled(seen_c)
+    hours_u = sum(v.hours for v in seen_u)
+    km_u, km_c = sum(v.distance_km for v in seen_u), sum(v.distance_km for v in seen_c)
     evidence: dict[str, dict[str, float]] = {}
     worse: list[str] = []
     for name in KPI_NAMES:
-        u = statistics.fmean(getattr(k, name) for k in updated)
-        c = statistics.fmean(getattr(k, name) for k in control)
-        limit = c * (1 + margin) + (0.0 if name == "energy_kwh_per_100km" else 0.5)
-        evidence[name] = {"updated": round(u, 3), "control": round(c, 3),
-                          "limit": round(limit, 3)}
-        if u > limit:
-            worse.append(f"{name} {u:.2f} > {limit:.2f} (control {c:.2f})")
+        allowance = 0.0 if name == "energy_kwh_per_100km" else \
+            (1.0 / hours_u if hours_u else 0.0)
+        limit = c[name] * (1 + margin) + allowance
+        failed = u[name] > limit
+        evidence[name] = {"updated": round(u[name], 4), "control": round(c[name], 4),
+                          "limit": round(limit, 4), "margin": margin,
+                          "updated_vehicles": float(len(seen_u)),
+                          "control_vehicles": float(len(seen_c)), "failed": float(failed)}
+        if failed:
+            worse.append(f"{name} {u[name]:.3g} > limit {limit:.3g} (control {c[name]:.3g})")
+    short: list[str] = []
+    if not seen_u:
+        short.append(f"no updated vehicle has telemetry in the window (of {len(updated)})")
+    if len(seen_c) < min_control:
+        short.append(f"{len(seen_c)} control vehicle(s) with telemetry (of {len(control)}); "
+                     f"the gate needs {min_control}")
+    if seen_u and km_u < MIN_GROUP_KM:
+        short.append(f"the updated group drove {km_u:.2f} km; the gate needs {MIN_GROUP_KM}")
+    if len(seen_c) >= min_control and km_c < MIN_GROUP_KM:
+        short.append(f"the control group drove {km_c:.2f} km; the gate needs {MIN_GROUP_KM}")
+    if short:
+        for kpi in evidence.values():
+            kpi["failed"] = 0.0
+        return GateDecision(False, evidence, "too little data: " + "; ".join(short), held=True)
     if worse:
         return GateDecision(False, evidence, "health gate: " + "; ".join(worse))
     return GateDecision(True, evidence, "health gate passed: updated group within "
@@ -166,6 +219,8 @@ class Rollout:
     reason: str = ""
     evidence: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     records: list[UpdateRecord] = field(default_factory=list)
+    #: Set by :meth:`judge_wave`: the gate had too little data and the wave waits.
+    holding: bool = False
 
     def approve(self, actor: str) -> None:
         """Approve a draft rollout; it then runs. The one who created it may not approve it
@@ -210,14 +265,17 @@ class Rollout:
         one more wave takes the vehicles that joined since).
 
         Raises:
-            StateTransitionError: the rollout is not running, the current wave is not done,
-                or no vehicle is left to start.
+            StateTransitionError: the rollout is not running, the current wave is not done
+                or holding, or no vehicle is left to start.
         """
         if self.status != "running":
             raise StateTransitionError(f"rollout {self.campaign} is {self.status}; it must be "
                                        "approved (or resumed) to start a wave")
         if self.wave and not self.wave_done():
             raise StateTransitionError(f"wave {self.wave} of {self.campaign} is still running")
+        if self.holding:
+            raise StateTransitionError(f"wave {self.wave} of {self.campaign} is holding: "
+                                       f"{self.reason}")
         start, end = self._next_span()
         if self.wave >= len(self.policy.waves) and start >= end:
             raise StateTransitionError(f"rollout {self.campaign} has started every wave")
@@ -303,14 +361,30 @@ class Rollout:
             out[self.states.get(vin, "waiting")] += 1
         return out
 
-    def judge_wave(self, updated: Sequence[Kpis], control: Sequence[Kpis]) -> RolloutStatus:
+    def thresholds_decide(self) -> bool:
+        """Whether the finished wave's outcomes alone decide it (error threshold reached or
+        success threshold missed): no health needs measuring then."""
+        wave = self.current_wave()
+        if not wave or not self.wave_done():
+            return False
+        bad = sum(self.states[v] in ("failed", "rolled_back") for v in wave)
+        good = sum(self.states[v] == "installed" for v in wave)
+        return (bad / len(wave) >= self.policy.error_threshold
+                or good / len(wave) < self.policy.success_threshold)
+
+    def judge_wave(self, updated: Sequence[VehicleHealth],
+                   control: Sequence[VehicleHealth]) -> RolloutStatus:
         """Judge the finished wave (thresholds, then the health gate) and set the status:
         ``stopped`` or ``paused`` with the reason and evidence, ``completed`` after the last
-        wave, else ``running``.
+        wave, else ``running``. With too little data the wave **holds** (``holding``; the
+        status stays ``running``, the reason says what is missing) — except in the last
+        wave, when the control group has run out (every target has had the build): then the
+        gate is not applied (earlier waves were gated) and the reason says so.
 
         Raises:
             StateTransitionError: the wave has vehicles without an outcome.
         """
+        self.holding = False
         if not self.wave_done():
             raise StateTransitionError(f"wave {self.wave} of {self.campaign} has vehicles "
                                        "without an outcome")
@@ -330,11 +404,22 @@ class Rollout:
         gate = health_gate(updated, control, self.policy.health_margin,
                            min_control=self.policy.min_control)
         self.evidence = gate.evidence
-        if not gate.passed:
+        last = self.wave >= len(self.policy.waves) and \
+            self.wave_spans[-1][1] >= len(self.targets)
+        if gate.held and last:
+            self.reason = (f"wave {self.wave} (the last): health gate not applied, "
+                           f"{gate.reason} (every target has had the build; earlier waves "
+                           "were gated)")
+        elif gate.held:
+            self.holding = True
+            self.reason = f"wave {self.wave}: holding, {gate.reason}"
+            return self.status
+        elif not gate.passed:
             self.status, self.reason = "paused", f"wave {self.wave}: {gate.reason}"
             return self.status
-        self.reason = f"wave {self.wave}: {gate.reason}"
-        if self.wave >= len(self.policy.waves) and self.wave_spans[-1][1] >= len(self.targets):
+        else:
+            self.reason = f"wave {self.wave}: {gate.reason}"
+        if last:
             self.status = "completed"
         return self.status
 

@@ -8,22 +8,26 @@ dispatcher per rollout (:mod:`drivetrain.cloud.ota.flows`); signing happens in t
 
 Life cycle: ``create`` (a draft: targets resolved from the twin query, keeping only vehicles
 whose twin lists the ECU with a hardware id one of the images is built for) → ``approve`` by
-another person (opens the job, signs and notifies the first wave) → vehicles report
-``downloading`` / ``installing`` / ``installed`` / ``failed`` / ``rolled_back`` → ``advance``
-judges the finished wave (thresholds, health gate against the control group) and, while
-running, picks up vehicles that joined the query since and starts the next wave. A final state
-writes the vehicle's UN R156 update record; ``installed`` also writes the new version into the
-twin.
+another person (opens the job, signs and notifies the first wave) → vehicles answer the notice
+(``downloading`` / ``installing`` / ``installed`` / ``failed`` / ``rolled_back``) →
+:func:`step_rollout`, run by the dispatcher's round (:class:`RolloutDriver`), takes the answers
+in and, once the wave has every outcome and the updated cars were observed for
+``observe_s``, judges it (thresholds, then the health gate on health the platform measures:
+:mod:`drivetrain.cloud.ota.health`) and, while running, picks up vehicles that joined the
+query since and starts the next wave. ``advance`` judges at once, without waiting out the
+observation. A final state writes the vehicle's UN R156 update record; ``installed`` also
+writes the new version into the twin. Reading a rollout changes nothing.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Final, cast
+from datetime import UTC, datetime, timedelta
+from typing import Final, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -38,14 +42,15 @@ from drivetrain.cloud.commands import (
 )
 from drivetrain.cloud.infra import record_audit
 from drivetrain.cloud.ingest import list_vehicle_events
+from drivetrain.cloud.lake import Lake
 from drivetrain.cloud.ota import flows
+from drivetrain.cloud.ota.health import measure_health
 from drivetrain.cloud.ota.images import ImageInfo
 from drivetrain.cloud.ota.layout import OtaLayout
 from drivetrain.cloud.ota.manifests import accept_manifest
 from drivetrain.cloud.ota.models import RolloutRow, RolloutVehicleRow, UpdateRecordRow
 from drivetrain.cloud.ota.rollout import (
     FINAL,
-    Kpis,
     Rollout,
     RolloutStatus,
     UpdateRecord,
@@ -64,8 +69,15 @@ from drivetrain.core.ota_report import MANIFEST_EVENT, OtaReport, OtaReportError
 MAX_PAGE: Final = 1000
 MAX_IMAGES: Final = 64
 _ENDED: Final = ("stopped", "completed", "cancelled")
+#: Held by a rollout's writers in this process around their transaction (the API's writing
+#: routes, the dispatcher's round): with SQLite, which has no row locks, the embedded
+#: deployment's round and an operator never judge one wave twice.
+WRITING: Final = threading.RLock()
 #: How long after a deferred update the notice is sent again, seconds.
 DEFERRED_RETRY_S: Final = 600.0
+#: How far a vehicle's reported time of an outcome may be from the platform's clock.
+MAX_CLOCK_AHEAD: Final = timedelta(minutes=5)
+MAX_CLOCK_BEHIND: Final = timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,8 +181,11 @@ def _eligible(session: Session, tenant: str, query: str, ecu: str,
     return out
 
 
-def _row(session: Session, rollout_id: str, tenant: str) -> RolloutRow:
-    row = session.get(RolloutRow, rollout_id)
+def _row(session: Session, rollout_id: str, tenant: str, *, lock: bool = False) -> RolloutRow:
+    """The rollout's row; ``lock``: held against other writers until the transaction ends
+    (a row lock on PostgreSQL), so the dispatcher's round and an operator never judge the
+    same wave twice."""
+    row = session.get(RolloutRow, rollout_id, with_for_update=lock or None)
     if row is None or row.tenant_id != tenant:  # another tenant's rollout does not exist
         raise NotFoundError(f"rollout {rollout_id!r} does not exist")
     return row
@@ -184,7 +199,7 @@ def _vehicle_rows(session: Session, rollout_id: str) -> list[RolloutVehicleRow]:
 
 def _policy(row: RolloutRow) -> WavePolicy:
     return WavePolicy(tuple(json.loads(row.waves)), row.success_threshold, row.error_threshold,
-                      row.health_margin, row.min_control)
+                      row.health_margin, row.min_control, row.observe_s)
 
 
 def _windows(row: RolloutRow) -> tuple[MaintenanceWindow, ...]:
@@ -262,7 +277,7 @@ def create_rollout(session: Session, layout: OtaLayout, spec: RolloutSpec, *, te
         waves=json.dumps(list(spec.policy.waves)),
         success_threshold=spec.policy.success_threshold,
         error_threshold=spec.policy.error_threshold, health_margin=spec.policy.health_margin,
-        min_control=spec.policy.min_control,
+        min_control=spec.policy.min_control, observe_s=spec.policy.observe_s,
         maintenance_windows=json.dumps([w.to_dict() for w in spec.maintenance_windows]),
         optional=spec.optional, status="draft", wave=0, wave_ends="[]", reason="",
         evidence="{}", job_id=None, manifest_cursor=0, created_by=actor, approved_by=None, created_at=now,
@@ -353,7 +368,7 @@ def approve_rollout(session: Session, layout: OtaLayout, rollout_id: str, *, ten
         StateTransitionError: not a draft, or approved by its creator.
     """
     now = _now(now)
-    row = _row(session, rollout_id, tenant)
+    row = _row(session, rollout_id, tenant, lock=True)
     vehicles = _vehicle_rows(session, rollout_id)
     rollout = _core(row, vehicles)
     rollout.approve(actor)
@@ -394,7 +409,7 @@ def change_rollout(session: Session, rollout_id: str, action: str, *, tenant: st
         ValueError: an unknown action.
     """
     now = _now(now)
-    row = _row(session, rollout_id, tenant)
+    row = _row(session, rollout_id, tenant, lock=True)
     vehicles = _vehicle_rows(session, rollout_id)
     rollout = _core(row, vehicles)
     said = reason or f"{action} by {actor}"
@@ -418,9 +433,11 @@ def change_rollout(session: Session, rollout_id: str, action: str, *, tenant: st
 
 def report_vehicle(session: Session, rollout_id: str, vin: str, state: VehicleState, *,
                    tenant: str, detail: str = "", software_after: str = "",
-                   preconditions: str = "", now: datetime | None = None) -> RolloutVehicle:
+                   preconditions: str = "", now: datetime | None = None,
+                   ended_at: datetime | None = None) -> RolloutVehicle:
     """A vehicle's progress: move it to ``state`` (through the states between). A final
-    state writes its UN R156 update record; ``installed`` also writes the rollout's version
+    state writes its UN R156 update record (ended ``ended_at``, the vehicle's own time of the
+    outcome when it said one, else ``now``); ``installed`` also writes the rollout's version
     into the twin's ECU inventory.
 
     Raises:
@@ -428,7 +445,7 @@ def report_vehicle(session: Session, rollout_id: str, vin: str, state: VehicleSt
         StateTransitionError: the vehicle is not in a started wave, or the move goes back.
     """
     now = _now(now)
-    row = _row(session, rollout_id, tenant)
+    row = _row(session, rollout_id, tenant, lock=True)
     vehicles = _vehicle_rows(session, rollout_id)
     target = next((v for v in vehicles if v.vin == vin), None)
     if target is None:
@@ -441,11 +458,13 @@ def report_vehicle(session: Session, rollout_id: str, vin: str, state: VehicleSt
     if state in FINAL:
         after = (software_after or row.version) if state == "installed" else \
             target.software_before
+        ended = ended_at or now
         session.add(UpdateRecordRow(
             tenant_id=tenant, rollout_id=rollout_id, vin=vin, campaign=row.name,
             software_before=target.software_before, software_after=after[:64],
             rxswin=row.rxswin, preconditions=preconditions[:2000], result=state,
-            detail=detail[:2000], started_at=target.started_at or now, ended_at=now))
+            detail=detail[:2000], started_at=min(target.started_at or now, ended),
+            ended_at=ended))
         if state == "installed":
             flows.record_installed(session, vin, row.ecu, row.version, now=now)
         session.flush()
@@ -466,7 +485,7 @@ def sync_rollout(session: Session, rollout_id: str, *, tenant: str,
         NotFoundError: no such rollout of ``tenant``.
     """
     now = _now(now)
-    row = _row(session, rollout_id, tenant)
+    row = _row(session, rollout_id, tenant, lock=True)
     if row.job_id is None:
         return 0
     vehicles = {v.vin: v for v in _vehicle_rows(session, rollout_id)}
@@ -484,7 +503,8 @@ def sync_rollout(session: Session, rollout_id: str, *, tenant: str,
         if report is not None and report.state != "deferred":
             report_vehicle(session, rollout_id, vin, report.state, tenant=tenant,
                            detail=report.detail, software_after=report.after,
-                           preconditions=report.preconditions, now=now)
+                           preconditions=report.preconditions, now=now,
+                           ended_at=_vehicle_time(report.at_ns, now))
             if report.state != "installed":
                 cancel_deliveries(session, row.job_id, [vin], tenant=tenant,
                                   reason=f"update {report.state}", now=now)
@@ -504,6 +524,16 @@ def sync_rollout(session: Session, rollout_id: str, *, tenant: str,
     changed += _take_manifests(session, row, vehicles, now)
     session.flush()
     return changed
+
+
+def _vehicle_time(at_ns: int, now: datetime) -> datetime | None:
+    """The vehicle's time of an outcome, when it said one that is plausible (not ahead of the
+    platform's clock by more than ``MAX_CLOCK_AHEAD``, not older than ``MAX_CLOCK_BEHIND``):
+    the health gate's window starts there, on the clock its telemetry is stamped with."""
+    if not at_ns:
+        return None
+    at = datetime.fromtimestamp(at_ns / 1e9, UTC)
+    return at if now - MAX_CLOCK_BEHIND <= at <= now + MAX_CLOCK_AHEAD else None
 
 
 def _take_manifests(session: Session, row: RolloutRow, vehicles: Mapping[str, RolloutVehicleRow],
@@ -540,7 +570,7 @@ def _take_manifests(session: Session, row: RolloutRow, vehicles: Mapping[str, Ro
                 report_vehicle(session, row.rollout_id, event.vin, "installed",
                                tenant=row.tenant_id, software_after=row.version,
                                detail=f"confirmed by the signed version manifest: {running}",
-                               now=now)
+                               now=now, ended_at=_vehicle_time(event.ts_ns, now))
                 changed += 1
         if len(events) < MAX_PAGE:
             return changed
@@ -551,14 +581,54 @@ def _vehicle(v: RolloutVehicleRow) -> RolloutVehicle:
                           v.updated_at)
 
 
-def advance_rollout(session: Session, layout: OtaLayout, rollout_id: str,
-                    kpis: Mapping[str, Kpis], *, tenant: str, actor: str,
-                    now: datetime | None = None, request_id: str | None = None) -> RolloutView:
-    """Judge the finished wave and, while the rollout runs, start the next one.
+def _window_start(session: Session, row: RolloutRow, rollout: Rollout) -> datetime:
+    """When the current wave's last vehicle installed (every updated car has run the build
+    since); the rollout's last change when none of the wave installed."""
+    wave = rollout.current_wave()
+    ends = [r.ended_at for r in session.scalars(
+        select(UpdateRecordRow).where(UpdateRecordRow.rollout_id == row.rollout_id,
+                                      UpdateRecordRow.result == "installed"))
+        if r.vin in wave]
+    return max(ends) if ends else row.updated_at
 
-    ``kpis`` are the vehicles' health over the observation window (from telemetry); those of
-    vehicles that installed this build are the updated group, the rest of the targets the
-    control group. A stopped or completed rollout closes its job; a paused one keeps it open.
+
+def _judge(session: Session, layout: OtaLayout, lake: Lake, row: RolloutRow,
+           rollout: Rollout, vehicles: list[RolloutVehicleRow], *, actor: str,
+           now: datetime, request_id: str | None) -> None:
+    """Measure both groups over the window since the wave's last install, judge the wave,
+    start the next one while running, store; audit every change of course (a hold that
+    says the same again is not re-audited)."""
+    start = _window_start(session, row, rollout)
+    installed = {v for v, s in rollout.states.items() if s == "installed"}
+    health = measure_health(session, lake, tenant=row.tenant_id, vins=rollout.targets,
+                            start=start, end=max(now, start))
+    before = (rollout.status, rollout.reason)
+    status = rollout.judge_wave([h for vin, h in health.items() if vin in installed],
+                                [h for vin, h in health.items() if vin not in installed])
+    if (rollout.status, rollout.reason) == before and rollout.holding:
+        return  # still holding for the same reason
+    if status == "running" and not rollout.holding:
+        _start_wave(session, layout, row, rollout, vehicles, now)
+    _store(session, row, rollout, vehicles, now)
+    if rollout.status in _ENDED:
+        _close(session, row, actor, now)
+    record_audit(session, tenant=row.tenant_id, actor=actor, action="ota.rollout.advance",
+                 target=f"rollout:{row.rollout_id}",
+                 details={"status": rollout.status, "wave": rollout.wave,
+                          "reason": rollout.reason, "holding": rollout.holding,
+                          "window_start": start.isoformat()},
+                 request_id=request_id, now=now)
+
+
+def advance_rollout(session: Session, layout: OtaLayout, lake: Lake, rollout_id: str, *,
+                    tenant: str, actor: str, now: datetime | None = None,
+                    request_id: str | None = None) -> RolloutView:
+    """Judge the finished wave now, without waiting out the observation time, and while the
+    rollout runs start the next one. The health is measured by the platform
+    (:func:`drivetrain.cloud.ota.health.measure_health`): the vehicles that installed this
+    build are the updated group, the targets not updated the control group, over the window
+    since the wave's last install. A stopped or completed rollout closes its job; a paused
+    one keeps it open; with too little data the wave holds (the reason says why).
 
     Raises:
         NotFoundError: no such rollout of ``tenant``.
@@ -566,28 +636,69 @@ def advance_rollout(session: Session, layout: OtaLayout, rollout_id: str,
     """
     now = _now(now)
     sync_rollout(session, rollout_id, tenant=tenant, now=now)
-    row = _row(session, rollout_id, tenant)
+    row = _row(session, rollout_id, tenant, lock=True)
     vehicles = _vehicle_rows(session, rollout_id)
     rollout = _core(row, vehicles)
     if rollout.status != "running":
         raise StateTransitionError(f"rollout {rollout_id} is {rollout.status}; only a running "
                                    "rollout's wave is judged (resume a paused one first)")
-    installed = {v for v, s in rollout.states.items() if s == "installed"}
-    updated = [k for vin, k in kpis.items() if vin in installed]
-    control = [k for vin, k in kpis.items() if vin not in installed
-               and vin in set(rollout.targets)]
-    status = rollout.judge_wave(updated, control)
-    if status == "running":
-        _start_wave(session, layout, row, rollout, vehicles, now)
-    _store(session, row, rollout, vehicles, now)
-    if rollout.status in _ENDED:
-        _close(session, row, actor, now)
-    record_audit(session, tenant=tenant, actor=actor, action="ota.rollout.advance",
-                 target=f"rollout:{rollout_id}",
-                 details={"status": rollout.status, "wave": rollout.wave,
-                          "reason": rollout.reason},
-                 request_id=request_id, now=now)
+    if not rollout.wave_done():
+        raise StateTransitionError(f"wave {rollout.wave} of {rollout_id} has vehicles "
+                                   "without an outcome")
+    _judge(session, layout, lake, row, rollout, vehicles, actor=actor, now=now,
+           request_id=request_id)
     return view(session, row)
+
+
+def step_rollout(session: Session, layout: OtaLayout, lake: Lake | None, rollout_id: str, *,
+                 tenant: str, now: datetime | None = None) -> str:
+    """One step of a stored rollout, as the dispatcher's round runs it: take in the
+    vehicles' answers (:func:`sync_rollout`); then, when ``lake`` is given, the rollout runs
+    and its wave has every outcome, observe the updated cars: once some updated car's
+    telemetry covers ``observe_s`` since the wave's last install (the vehicles' own clock),
+    judge the wave as :func:`advance_rollout` does. Returns the rollout's status after.
+
+    Raises:
+        NotFoundError: no such rollout of ``tenant``.
+        StorageError: the lake cannot be read.
+    """
+    now = _now(now)
+    sync_rollout(session, rollout_id, tenant=tenant, now=now)
+    row = _row(session, rollout_id, tenant, lock=True)
+    vehicles = _vehicle_rows(session, rollout_id)
+    rollout = _core(row, vehicles)
+    if lake is None or rollout.status != "running" or not rollout.wave or \
+            not rollout.wave_done():
+        return rollout.status
+    if rollout.thresholds_decide():  # failures stop or pause it at once
+        _judge(session, layout, lake, row, rollout, vehicles, actor="ota-gate", now=now,
+               request_id=None)
+        return row.status
+    start = _window_start(session, row, rollout)
+    installed = [v for v, s in rollout.states.items() if s == "installed"]
+    seen = measure_health(session, lake, tenant=row.tenant_id, vins=installed, start=start,
+                          end=max(now, start))
+    observed_s = max((h.hours * 3600.0 for h in seen.values()), default=0.0)
+    if observed_s < row.observe_s:
+        said = f"wave {rollout.wave}: observing the updated vehicles"
+        if not row.reason.startswith(said):
+            row.reason = (f"{said} for {row.observe_s:.0f} s of telemetry since "
+                          f"{start.isoformat()} before the health gate")
+            row.updated_at = now
+        return rollout.status
+    _judge(session, layout, lake, row, rollout, vehicles, actor="ota-gate", now=now,
+           request_id=None)
+    return row.status
+
+
+def rollouts_in_progress(session: Session) -> list[tuple[str, str]]:
+    """(rollout id, tenant) of every rollout, of any tenant, that a dispatcher round steps:
+    running or paused (a paused one's wave still finishes) with its job open."""
+    rows = session.execute(select(RolloutRow.rollout_id, RolloutRow.tenant_id)
+                           .where(RolloutRow.status.in_(("running", "paused")),
+                                  RolloutRow.job_id.is_not(None))
+                           .order_by(RolloutRow.created_at))
+    return [(r, t) for r, t in rows]
 
 
 def update_records(session: Session, *, tenant: str, rollout_id: str | None = None,
@@ -612,19 +723,3 @@ def update_records(session: Session, *, tenant: str, rollout_id: str | None = No
                                        r.rxswin, r.preconditions, r.result, r.detail,
                                        r.started_at, r.ended_at))
             for r in session.scalars(query)]
-
-
-def kpis_from_dict(vin: str, data: Mapping[str, Any]) -> Kpis:
-    """A vehicle's KPIs from their JSON form (the three names of ``KPI_NAMES``).
-
-    Raises:
-        BadInputError: a KPI missing, not a number, or negative.
-    """
-    values = {}
-    for name in ("energy_kwh_per_100km", "dtc_per_1000km", "security_events_per_1000km"):
-        value = data.get(name)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not \
-                0 <= value < 1e9:
-            raise BadInputError(f"kpis[{vin}].{name}: {value!r}; expected a number >= 0")
-        values[name] = float(value)
-    return Kpis(**values)

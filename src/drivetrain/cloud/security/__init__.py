@@ -1,7 +1,7 @@
 """Fleet security operations: security events, incidents, fleet correlation, analyst workflow.
 
 Public surface: :func:`correlate`, :func:`list_security_events`, :func:`list_incidents`,
-:func:`get_incident`, :func:`act_on_incident`, :func:`fleet_incidents`, the types
+:func:`get_incident`, :func:`act_on_incident`, :func:`count_security_events`, :func:`fleet_incidents`, the types
 :class:`Incident`, :class:`FleetIncident`, :class:`CorrelationReport`, and
 :data:`SECURITY_EVENT_TYPE`; response playbooks :data:`PLAYBOOKS`, :func:`propose_response`,
 :func:`approve_response`, :func:`refuse_response`, :func:`execute_response`,
@@ -28,6 +28,7 @@ from drivetrain.cloud.security.service import (
     Incident,
     act_on_incident,
     correlate,
+    count_security_events,
     fleet_incidents,
     fleet_severity,
     get_incident,
@@ -49,6 +50,7 @@ __all__ = [
     "act_on_incident",
     "approve_response",
     "correlate",
+    "count_security_events",
     "execute_response",
     "fleet_incidents",
     "fleet_severity",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -132,6 +133,32 @@ def list_security_events(
     return list_vehicle_events(
         session, tenant=tenant, vin=vin, types=[SECURITY_EVENT_TYPE], after_id=after_id, limit=limit
     )
+
+
+def count_security_events(
+    session: Session,
+    *,
+    tenant: str,
+    vins: Collection[str],
+    since_ns: int,
+    until_ns: int,
+) -> dict[str, int]:
+    """How many security events each of ``vins`` (of ``tenant``) reported with a measurement
+    time in [``since_ns``, ``until_ns``); a vehicle with none is 0."""
+    wanted = set(vins)
+    counts = dict.fromkeys(wanted, 0)
+    after = 0
+    while True:
+        page = list_vehicle_events(
+            session, tenant=tenant, types=[SECURITY_EVENT_TYPE], since_ns=since_ns,
+            until_ns=until_ns, after_id=after, limit=1000,
+        )
+        for event in page:
+            if event.vin in wanted:
+                counts[event.vin] += 1
+        if len(page) < 1000:
+            return counts
+        after = page[-1].event_id
 
 
 def _signature(event: VehicleEventRecord) -> tuple[str, str, int, float] | None:

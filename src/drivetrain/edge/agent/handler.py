@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Final
 
 import numpy as np
@@ -335,7 +336,7 @@ class DownlinkHandler:
         :class:`OtaReport` (``applied`` only when the ordered image runs)."""
         if self.ota is None:
             raise BadInputError("this vehicle takes no OTA updates")
-        report = self.ota.run(args)
+        report = replace(self.ota.run(args), at_ns=now_ns)  # on the vehicle's clock
         log.info("%s: OTA update %s: %s", self.vin, report.state, report.detail)
         if report.state != "deferred":  # what each ECU runs now, signed (Uptane §5.4.2)
             manifest = self.ota.manifest(counter=now_ns // 1_000_000)
