@@ -52,6 +52,29 @@ def migration_version_locations() -> list[Path]:
     return [infra, *others]
 
 
+def schema_comparison_options(connection: Any) -> dict[str, Any]:
+    """Alembic ``include_name``/``include_object`` hooks that leave out the partitions of
+    partitioned tables (PostgreSQL: ``twin_reported_p00`` ...) and the foreign keys that
+    PostgreSQL derives for each of them: the models declare only the parent tables. For
+    ``compare_metadata`` and ``alembic revision --autogenerate``."""
+    partitions: set[str] = set()
+    if connection.dialect.name == "postgresql":
+        partitions = set(connection.exec_driver_sql(
+            "SELECT relname FROM pg_class WHERE relispartition "
+            "AND relnamespace = current_schema()::regnamespace"
+        ).scalars())  # fmt: skip
+
+    def include_name(name: str | None, type_: str, _parent: Any) -> bool:
+        return not (type_ == "table" and name in partitions)
+
+    def include_object(item: Any, _name: Any, type_: str, reflected: bool, _other: Any) -> bool:
+        if type_ == "foreign_key_constraint" and reflected:
+            return str(item.referred_table.name) not in partitions
+        return True
+
+    return {"include_name": include_name, "include_object": include_object}
+
+
 def _first_line(error: BaseException) -> str:
     orig = getattr(error, "orig", None) or error
     return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
