@@ -4,7 +4,7 @@ from a database that already holds twins; SQLite unchanged."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,7 +13,7 @@ from sqlalchemy import text
 from twins_support import CHARGE_LIMIT, SOH, Fleet, provision
 
 from drivetrain.cloud.infra import Database, create_tenant
-from drivetrain.cloud.twins import apply_reported, get_twin, query_twins, set_desired
+from drivetrain.cloud.twins import apply_reported, get_twin, query_twins, set_desired, sync_twins
 from drivetrain.cloud.twins import partitions as parts
 from drivetrain.core.errors import DrivetrainError, StorageError
 
@@ -196,3 +196,29 @@ def test_downgrade_returns_plain_tables_with_every_row(database: Database, fleet
     assert _state(database) == "copying"
     parts.copy_online(database)
     assert _state(database) == "partitioned"
+
+
+def test_partition_twins_command_reports_what_it_did(
+    cli: Callable[..., str], backend: str, database_url: str
+) -> None:
+    cli("db", "upgrade")
+    if backend == "sqlite":
+        assert "twins are partitioned on PostgreSQL only" in cli("db", "partition-twins", code=1)
+        return
+    assert "already partitioned (16 partitions)" in cli("db", "partition-twins")
+    # a database that held twins when it was migrated: the command copies and swaps
+    database = Database(database_url)
+    try:
+        _downgrade_twins(database)
+        with database.session() as session:
+            create_tenant(session, "acme", actor="test")
+        provision(database, "acme", ["EU"] * 3, seed=5)
+        with database.session() as session:
+            sync_twins(session, "acme", force=True)
+        database.upgrade()
+        assert _state(database) == "copying"
+    finally:
+        database.dispose()
+    out = cli("db", "partition-twins", "--batch-rows", "2")
+    assert "copied twins 3, twin_reported 0, twin_desired 0, twin_ecus 0 rows" in out
+    assert "twins now in 16 hash partitions" in out
