@@ -16,7 +16,13 @@ import pytest
 from sqlalchemy import text
 
 from drivetrain.cloud.fleet import provision_vehicle
-from drivetrain.cloud.infra import READ_ONLY_INFO, Database, PoolOptions, create_tenant, open_database
+from drivetrain.cloud.infra import (
+    READ_ONLY_INFO,
+    Database,
+    PoolOptions,
+    create_tenant,
+    open_database,
+)
 from drivetrain.cloud.infra.testing import copy_rows, temporary_postgres_schema
 from drivetrain.cloud.twins import apply_reported, get_twin, query_twins
 from drivetrain.core.crypto import SigningKey

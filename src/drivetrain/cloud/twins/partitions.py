@@ -78,7 +78,7 @@ def is_partition_name(name: str) -> bool:
 
 def _check_count(partitions: object) -> int:
     if isinstance(partitions, bool) or not isinstance(partitions, int | str):
-        raise ValueError(f"twin partitions {partitions!r}: expected 1 to {MAX_PARTITIONS}")
+        raise TypeError(f"twin partitions {partitions!r}: expected an integer, 1 to {MAX_PARTITIONS}")
     try:
         count = int(partitions)
     except ValueError:
