@@ -9,7 +9,7 @@ of the two databases holds.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -80,74 +80,77 @@ def primary_with_twins(database: Database, replica_urls: list[str]) -> tuple[Dat
     return database, vins
 
 
+@pytest.fixture
+def routed(primary_with_twins: tuple[Database, list[str]], replica_urls: list[str]
+           ) -> Iterator[Callable[[int], Database]]:
+    """``routed(n)``: the primary with its first ``n`` replicas configured (disposed after)."""
+    made: list[Database] = []
+
+    def make(replicas: int) -> Database:
+        made.append(Database(primary_with_twins[0].engine.url, replica_urls=replica_urls[:replicas]))
+        return made[-1]
+
+    yield make
+    for database in made:
+        database.dispose()
+
+
 @pg_only
 def test_reads_are_served_by_the_replica_and_writes_by_the_primary(
-    primary_with_twins: tuple[Database, list[str]], replica_urls: list[str]
+    primary_with_twins: tuple[Database, list[str]], routed: Callable[[int], Database]
 ) -> None:
-    primary, vins = primary_with_twins
-    routed = Database(primary.engine.url, replica_urls=replica_urls[:1])
-    try:
-        with routed.read_session() as session:
-            assert session.get_bind() is routed.replica_engines[0]
-            assert session.info[READ_ONLY_INFO] is True
-            assert get_twin(session, vins[0], tenant="acme").reported[SOH].value == 90.0
-            assert query_twins(session, "acme", f'reported."{SOH}" < 80').total == 0
-        with routed.session() as session:  # the primary holds the newer value
-            assert session.get_bind() is routed.engine
-            assert get_twin(session, vins[0], tenant="acme").reported[SOH].value == 70.0
-            assert query_twins(session, "acme", f'reported."{SOH}" < 80').total == 5
-    finally:
-        routed.dispose()
+    vins = primary_with_twins[1]
+    database = routed(1)
+    with database.read_session() as session:
+        assert session.get_bind() is database.replica_engines[0]
+        assert session.info[READ_ONLY_INFO] is True
+        assert get_twin(session, vins[0], tenant="acme").reported[SOH].value == 90.0
+        assert query_twins(session, "acme", f'reported."{SOH}" < 80').total == 0
+    with database.session() as session:  # the primary holds the newer value
+        assert session.get_bind() is database.engine
+        assert get_twin(session, vins[0], tenant="acme").reported[SOH].value == 70.0
+        assert query_twins(session, "acme", f'reported."{SOH}" < 80').total == 5
 
 
 @pg_only
 def test_replicas_take_reads_in_turn(
-    primary_with_twins: tuple[Database, list[str]], replica_urls: list[str]
+    routed: Callable[[int], Database], replica_urls: list[str]
 ) -> None:
-    primary, _ = primary_with_twins
-    routed = Database(primary.engine.url, replica_urls=replica_urls)
-    try:
-        served = []
-        for _ in range(4):
-            with routed.read_session() as session:
-                served.append(session.get_bind())
-                schema = session.execute(text("SELECT current_schema()")).scalar()
-                assert schema in "".join(replica_urls)
-        first, second = routed.replica_engines
-        assert served == [first, second, first, second]
-    finally:
-        routed.dispose()
+    database = routed(2)
+    served = []
+    for _ in range(4):
+        with database.read_session() as session:
+            served.append(session.get_bind())
+            schema = session.execute(text("SELECT current_schema()")).scalar()
+            assert schema in "".join(replica_urls)
+    first, second = database.replica_engines
+    assert served == [first, second, first, second]
 
 
 @pg_only
 def test_a_write_on_a_replica_session_is_refused_and_changes_nothing(
-    primary_with_twins: tuple[Database, list[str]], replica_urls: list[str]
+    primary_with_twins: tuple[Database, list[str]], routed: Callable[[int], Database]
 ) -> None:
-    primary, vins = primary_with_twins
-    routed = Database(primary.engine.url, replica_urls=replica_urls[:1])
-    try:
-        with pytest.raises(StorageError, match="read-only transaction"), routed.read_session() as session:
-            apply_reported(session, {vins[0]: {SOH: (10.0, datetime.now(UTC) + timedelta(hours=1))}})
-        with routed.read_session() as session:
-            assert get_twin(session, vins[0], tenant="acme").reported[SOH].value == 90.0
-    finally:
-        routed.dispose()
+    vins = primary_with_twins[1]
+    database = routed(1)
+    with pytest.raises(StorageError, match="read-only transaction"), database.read_session() as session:
+        apply_reported(session, {vins[0]: {SOH: (10.0, datetime.now(UTC) + timedelta(hours=1))}})
+    with database.read_session() as session:
+        assert get_twin(session, vins[0], tenant="acme").reported[SOH].value == 90.0
 
 
 @pg_only
 def test_a_twin_missing_on_the_replica_is_not_created_there(
-    primary_with_twins: tuple[Database, list[str]], replica_urls: list[str]
+    primary_with_twins: tuple[Database, list[str]], routed: Callable[[int], Database]
 ) -> None:
-    primary, _ = primary_with_twins
-    late = provision(primary, 1, seed=9)[0]  # registered after the snapshot
-    routed = Database(primary.engine.url, replica_urls=replica_urls[:1])
-    try:
-        with pytest.raises(NotFoundError, match="has no twin"), routed.read_session() as session:
-            get_twin(session, late, tenant="acme")
-        with routed.session() as session:  # the primary creates it from the registry
-            assert get_twin(session, late, tenant="acme").vin == late
-    finally:
-        routed.dispose()
+    late = provision(primary_with_twins[0], 1, seed=9)[0]  # registered after the snapshot
+    database = routed(1)
+    with pytest.raises(NotFoundError, match="has no twin"), database.read_session() as session:
+        get_twin(session, late, tenant="acme")
+    with database.read_session() as session:  # and the replica was not changed by trying
+        assert session.execute(text("SELECT count(*) FROM twins WHERE vin = :v"), {"v": late}).scalar() == 0
+    with database.session() as session:  # the primary creates it from the registry
+        assert get_twin(session, late, tenant="acme").vin == late
 
 
 @pg_only
