@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 from drivetrain.cloud.infra import Base, Database, open_database
-from drivetrain.cloud.infra.database import migration_version_locations
+from drivetrain.cloud.infra.database import migration_version_locations, schema_comparison_options
 from drivetrain.cloud.infra.models import TenantRow
 from drivetrain.core.errors import ConfigurationError, ConflictError, StorageError
 from drivetrain.core.settings import Settings
@@ -34,7 +34,8 @@ def test_upgrade_brings_an_empty_database_to_the_shipped_heads_and_is_idempotent
 
 def test_migrated_schema_matches_the_declared_tables(database: Database) -> None:
     with database.engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        context = MigrationContext.configure(connection, opts=schema_comparison_options(connection))
+        diff = compare_metadata(context, Base.metadata)
     assert diff == []
 
 

@@ -137,6 +137,37 @@ def current(
     typer.echo(f"{database.display_url}: {list(applied) or 'empty (no migrations applied)'}{pending}")
 
 
+@app.command("partition-twins")
+def partition_twins(
+    batch_rows: int = typer.Option(
+        5000, "--batch-rows", min=1, max=100_000,
+        help="Rows copied per transaction (each batch holds its rows' locks that long).",
+    ),
+) -> None:
+    """PostgreSQL: finish partitioning the twins by VIN hash after `drivetrain db upgrade` on
+    a database that already held twins — copy the rows in short batches while the platform
+    runs, then swap the tables in one brief lock (see docs/scale.md)."""
+    from drivetrain.cloud.twins import partitions
+    from drivetrain.core.errors import DrivetrainError
+
+    settings = load_settings_or_exit()
+    database = open_migrated_database(settings)
+    try:
+        report = partitions.copy_online(database, batch_rows=batch_rows)
+        with database.engine.connect() as connection:
+            count = partitions.partition_count(connection)
+    except DrivetrainError as e:
+        fail(e)
+    finally:
+        database.dispose()
+    if not report.copied:
+        typer.echo(f"{database.display_url}: the twins are already partitioned ({count} partitions)")
+        return
+    copied = ", ".join(f"{table} {rows:,}" for table, rows in report.copied.items())
+    typer.echo(f"{database.display_url}: copied {copied} rows; swapped in after "
+               f"{report.swap_attempts} attempt(s); twins now in {count} hash partitions")
+
+
 @app.command("verify-audit")
 def verify_audit(
     tenant: str | None = typer.Option(None, "--tenant", help="Only this tenant's chain."),

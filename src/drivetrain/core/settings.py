@@ -49,6 +49,43 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the state database; default: SQLite in data_dir. "
         "PostgreSQL: postgresql+psycopg://user@host/db",
     )
+    state_pool_size: int = Field(
+        5, ge=1, le=1000,
+        description="PostgreSQL: connections each process keeps open to the state database "
+        "(per engine: the primary and each replica).",
+    )
+    state_max_overflow: int = Field(
+        10, ge=0, le=1000,
+        description="PostgreSQL: connections opened beyond state_pool_size under load, closed "
+        "when returned.",
+    )
+    state_pool_timeout_s: float = Field(
+        30.0, gt=0, description="PostgreSQL: seconds to wait for a free pooled connection.",
+    )
+    state_pool_recycle_s: int = Field(
+        1800, ge=-1,
+        description="PostgreSQL: reopen a pooled connection older than this many seconds "
+        "(-1: never); keep it below the server's or a proxy's idle timeout.",
+    )
+    state_pool_pre_ping: bool = Field(
+        True, description="PostgreSQL: test a pooled connection before lending it (a "
+        "restarted server or a dropped proxy connection is then replaced, not reported).",
+    )
+    state_pgbouncer: bool = Field(
+        False,
+        description="PostgreSQL: the URLs point at PgBouncer in transaction mode: no "
+        "server-side prepared statements and no session state (see docs/scale.md).",
+    )
+    state_replica_urls: list[str] = Field(
+        default_factory=list,
+        description="PostgreSQL read replicas (SQLAlchemy URLs): fleet queries, twin reads "
+        "and listings are served by them in turn; writes always go to database_url.",
+    )
+    state_twin_partitions: int = Field(
+        16, ge=1, le=1024,
+        description="PostgreSQL: hash partitions of the twins tables by VIN, applied when "
+        "the twins are partitioned (migration twins_0003); later changes have no effect.",
+    )
     auth_secret: SecretStr | None = Field(
         None,
         description="Key that signs API access tokens (>= 32 characters). Required in "
@@ -305,6 +342,24 @@ class Settings(BaseSettings):
                 raise ConfigurationError(
                     "DRIVETRAIN_AUTH_SECRET must be at least 32 characters, "
                     f"got {len(self.auth_secret.get_secret_value())}"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _replicas_are_postgresql(self) -> Settings:
+        if not self.state_replica_urls:
+            return self
+        if not (self.database_url or "").lower().startswith("postgresql"):
+            raise ConfigurationError(
+                "state_replica_urls needs a PostgreSQL primary: database_url must be a "
+                "postgresql+psycopg:// URL (SQLite has no replicas)"
+            )
+        for index, url in enumerate(self.state_replica_urls):
+            if not url.lower().startswith("postgresql"):
+                shown = url.split("@")[-1]
+                raise ConfigurationError(
+                    f"state_replica_urls[{index}] = {shown!r}: expected a PostgreSQL URL "
+                    "(postgresql+psycopg://user@host/db)"
                 )
         return self
 

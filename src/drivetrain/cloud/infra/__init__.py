@@ -2,7 +2,9 @@
 
 Public surface (everything else in this package is internal):
 
-- :class:`Database`, :func:`open_database` — engine, transactional sessions, migrations.
+- :class:`Database`, :func:`open_database` — engine, transactional sessions, migrations;
+  :class:`PoolOptions` (connection pools, PgBouncer), :data:`READ_ONLY_INFO` (marks a
+  read-replica session: see ``Database.read_session``).
 - :class:`Base`, :class:`UTCDateTime` — declarative base and timestamp type for every domain's
   tables (one metadata, one constraint naming convention).
 - :func:`record_audit`, :func:`list_audit`, :func:`verify_chain`, :class:`AuditEntry` — the
@@ -47,6 +49,7 @@ from drivetrain.cloud.infra.database import (
     open_database,
     translate_errors,
 )
+from drivetrain.cloud.infra.database_pool import READ_ONLY_INFO, PoolOptions
 from drivetrain.cloud.infra.models import Base, UTCDateTime
 from drivetrain.cloud.infra.service import (
     Client,
@@ -66,6 +69,7 @@ from drivetrain.cloud.infra.service import (
 
 __all__ = [
     "OPERATOR_TENANT",
+    "READ_ONLY_INFO",
     "ROLE_SCOPES",
     "AuditEntry",
     "Base",
@@ -77,6 +81,7 @@ __all__ = [
     "DatabaseHealth",
     "IssuedToken",
     "NewClient",
+    "PoolOptions",
     "Principal",
     "Role",
     "Scope",

@@ -9,8 +9,10 @@ the database → :class:`StorageError`), chaining the original with ``raise ... 
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from drivetrain.cloud.infra.audit import AUDIT_KEY_INFO
+from drivetrain.cloud.infra.database_pool import READ_ONLY_INFO, PoolOptions
 from drivetrain.core.errors import ConfigurationError, ConflictError, StorageError
 from drivetrain.core.private_files import make_private_dir, make_private_file
 from drivetrain.core.settings import Settings
@@ -47,6 +50,29 @@ def migration_version_locations() -> list[Path]:
         p for p in _CLOUD_DIR.glob("*/migrations/versions") if p.is_dir() and p != infra
     )
     return [infra, *others]
+
+
+def schema_comparison_options(connection: Any) -> dict[str, Any]:
+    """Alembic ``include_name``/``include_object`` hooks that leave out the partitions of
+    partitioned tables (PostgreSQL: ``twin_reported_p00`` ...) and the foreign keys that
+    PostgreSQL derives for each of them: the models declare only the parent tables. For
+    ``compare_metadata`` and ``alembic revision --autogenerate``."""
+    partitions: set[str] = set()
+    if connection.dialect.name == "postgresql":
+        partitions = set(connection.exec_driver_sql(
+            "SELECT relname FROM pg_class WHERE relispartition "
+            "AND relnamespace = current_schema()::regnamespace"
+        ).scalars())  # fmt: skip
+
+    def include_name(name: str | None, type_: str, _parent: Any) -> bool:
+        return not (type_ == "table" and name in partitions)
+
+    def include_object(item: Any, _name: Any, type_: str, reflected: bool, _other: Any) -> bool:
+        if type_ == "foreign_key_constraint" and reflected:
+            return str(item.referred_table.name) not in partitions
+        return True
+
+    return {"include_name": include_name, "include_object": include_object}
 
 
 def _first_line(error: BaseException) -> str:
@@ -95,22 +121,28 @@ class Database:
     """One state database: an engine plus transactional sessions and migrations.
 
     ``url`` is a SQLAlchemy URL (``sqlite:///path/state.db`` or
-    ``postgresql+psycopg://...``). Raises :class:`ConfigurationError` when the URL cannot be
-    parsed or its driver is not installed. Connecting is lazy: an unreachable server shows up
-    as :class:`StorageError` on first use.
+    ``postgresql+psycopg://...``). On PostgreSQL, ``pool`` sizes each engine's connection
+    pool, ``replica_urls`` name read replicas that :meth:`read_session` lends sessions on, and
+    ``migration_options`` reach the Alembic revisions (``twin_partitions``; see
+    ``docs/scale.md``). Raises :class:`ConfigurationError` when a URL cannot be parsed, its
+    driver is not installed, or replicas are given for a SQLite primary. Connecting is lazy:
+    an unreachable server shows up as :class:`StorageError` on first use.
     """
 
     def __init__(
-        self, url: str | URL, *, echo: bool = False, audit_key: bytes | None = None
+        self,
+        url: str | URL,
+        *,
+        echo: bool = False,
+        audit_key: bytes | None = None,
+        pool: PoolOptions | None = None,
+        replica_urls: Sequence[str | URL] = (),
+        migration_options: Mapping[str, object] | None = None,
     ) -> None:
-        try:
-            parsed = make_url(url)
-        except ArgumentError as e:
-            raise ConfigurationError(
-                f"state database URL {str(url)!r} is not a SQLAlchemy URL "
-                "(expected e.g. sqlite:///path/state.db or postgresql+psycopg://user@host/db)"
-            ) from e
+        parsed = _parse_url(url)
         self._url = parsed
+        self._pool = pool or PoolOptions()
+        self._migration_options = dict(migration_options or {})
         # Authenticates audit entries (HMAC); kept here, never in the database.
         self._audit_key = audit_key
         kwargs: dict[str, Any] = {"echo": echo}
@@ -129,17 +161,28 @@ class Database:
                     raise StorageError(f"cannot create the state database {database}: "
                                        f"{e.strerror}") from e
         else:
-            kwargs["pool_pre_ping"] = True
-        try:
-            self._engine = create_engine(parsed, **kwargs)
-        except (NoSuchModuleError, ModuleNotFoundError, ArgumentError) as e:
-            raise ConfigurationError(
-                f"cannot open state database {self.display_url!r}: {e} "
-                "(PostgreSQL needs the 'postgres' extra: pip install 'drivetrain[postgres]')"
-            ) from e
+            kwargs.update(self._pool.engine_kwargs())
+        self._engine = _engine(parsed, kwargs)
         if self.dialect == "sqlite":
             event.listen(self._engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        replicas = [_parse_url(u) for u in replica_urls]
+        if replicas and self.dialect != "postgresql":
+            raise ConfigurationError(
+                "read replicas need a PostgreSQL primary; the state database is "
+                f"{self.display_url!r}"
+            )
+        # Replica sessions run in read-only transactions (psycopg: BEGIN READ ONLY), so a
+        # write that strays onto a replica session fails at once, even on a writable server.
+        self._replicas = [
+            _engine(r, {"echo": echo, **self._pool.engine_kwargs()}).execution_options(
+                postgresql_readonly=True
+            )
+            for r in replicas
+        ]
+        self._replica_sessions = [sessionmaker(e, expire_on_commit=False) for e in self._replicas]
+        self._next_replica = itertools.cycle(range(len(self._replicas)))
+        self._replica_lock = threading.Lock()
 
     @property
     def audit_key(self) -> bytes | None:
@@ -181,6 +224,36 @@ class Database:
                 session.rollback()
                 raise
 
+    @property
+    def replica_engines(self) -> tuple[Engine, ...]:
+        """The read replicas' engines, in configuration order (empty: none configured)."""
+        return tuple(self._replicas)
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session for reads that tolerate replication lag (fleet queries, twin reads,
+        listings): on the next read replica in turn, in a read-only transaction, or on the
+        primary when no replica is configured. Never write in it; code that reads in order to
+        write uses :meth:`session`. ``session.info[READ_ONLY_INFO]`` is True on a replica.
+
+        Raises :class:`ConflictError`/:class:`StorageError` as :meth:`session` does (a write
+        attempted on a replica is a :class:`StorageError`).
+        """
+        if not self._replica_sessions:
+            with self.session() as session:
+                yield session
+            return
+        with self._replica_lock:
+            index = next(self._next_replica)
+        with translate_errors("state database read (replica)"), \
+                self._replica_sessions[index]() as session:
+            session.info[AUDIT_KEY_INFO] = self._audit_key
+            session.info[READ_ONLY_INFO] = True
+            try:
+                yield session
+            finally:
+                session.rollback()  # nothing to keep: end the read-only transaction
+
     def _alembic_config(self, connection: Any) -> Config:
         config = Config()
         # configparser interpolation: a literal '%' in a path must be doubled.
@@ -191,6 +264,7 @@ class Database:
             os.pathsep.join(str(p) for p in migration_version_locations()).replace("%", "%%"),
         )
         config.attributes["connection"] = connection
+        config.attributes.update(self._migration_options)
         return config
 
     def upgrade(self, revision: str = "heads") -> None:
@@ -246,8 +320,31 @@ class Database:
         return DatabaseHealth(ok=True, revisions=revisions, detail="ok")
 
     def dispose(self) -> None:
-        """Close every pooled connection. The object stays usable (connections reopen)."""
+        """Close every pooled connection (the primary's and the replicas'). The object stays
+        usable (connections reopen)."""
         self._engine.dispose()
+        for replica in self._replicas:
+            replica.dispose()
+
+
+def _parse_url(url: str | URL) -> URL:
+    try:
+        return make_url(url)
+    except ArgumentError as e:
+        raise ConfigurationError(
+            f"state database URL {str(url)!r} is not a SQLAlchemy URL "
+            "(expected e.g. sqlite:///path/state.db or postgresql+psycopg://user@host/db)"
+        ) from e
+
+
+def _engine(url: URL, kwargs: dict[str, Any]) -> Engine:
+    try:
+        return create_engine(url, **kwargs)
+    except (NoSuchModuleError, ModuleNotFoundError, ArgumentError) as e:
+        raise ConfigurationError(
+            f"cannot open state database {url.render_as_string(hide_password=True)!r}: {e} "
+            "(PostgreSQL needs the 'postgres' extra: pip install 'drivetrain[postgres]')"
+        ) from e
 
 
 def open_database(settings: Settings) -> Database:
@@ -264,4 +361,10 @@ def open_database(settings: Settings) -> Database:
                            f"{e.strerror}") from e
     from drivetrain.cloud.infra.bootstrap import resolve_audit_key
 
-    return Database(settings.state_database_url, audit_key=resolve_audit_key(settings))
+    return Database(
+        settings.state_database_url,
+        audit_key=resolve_audit_key(settings),
+        pool=PoolOptions.from_settings(settings),
+        replica_urls=settings.state_replica_urls,
+        migration_options={"twin_partitions": settings.state_twin_partitions},
+    )

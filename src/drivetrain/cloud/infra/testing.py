@@ -142,3 +142,26 @@ def temporary_postgres_schema(database_url: str, prefix: str = "t") -> Iterator[
     ):
         scoped = url.update_query_dict({"options": f"-csearch_path={name}"})
         yield scoped.render_as_string(hide_password=False)
+
+
+def schema_of(url: str) -> str:
+    """The schema a :func:`temporary_postgres_schema` URL puts first on the search path."""
+    options = str(make_url(url).query.get("options", ""))
+    found = re.search(r"search_path=(\w+)", options)
+    if found is None:
+        raise ValueError(f"{url!r} names no schema (expected options=-csearch_path=<schema>)")
+    return found.group(1)
+
+
+def copy_rows(source_url: str, target_url: str, tables: list[str]) -> None:
+    """Copy every row of ``tables`` (in order: parents first) from the schema of
+    ``source_url`` into the same tables in the schema of ``target_url`` (same database, both
+    migrated): a snapshot standing in for a read replica in tests — not replication."""
+    source, target = schema_of(source_url), schema_of(target_url)
+    engine = create_engine(make_url(source_url))
+    try:
+        with engine.begin() as connection:
+            for table in tables:
+                connection.execute(text(f'INSERT INTO "{target}".{table} SELECT * FROM "{source}".{table}'))
+    finally:
+        engine.dispose()

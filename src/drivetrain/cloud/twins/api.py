@@ -14,12 +14,14 @@ it covers; a third-party app sees only what a grant to it covers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy.orm import Session
 
 from drivetrain.cloud.infra import Principal, Scope
 from drivetrain.cloud.infra.http import (
@@ -60,6 +62,7 @@ from drivetrain.cloud.twins.feed import CHANGE_KINDS, ChangeKind, TwinChange, hu
 from drivetrain.cloud.twins.history import property_history
 from drivetrain.cloud.twins.models import Twin
 from drivetrain.cloud.twins.query import MatchAll, Node, parse_query, reported_paths
+from drivetrain.cloud.twins.registry import sync_twins
 from drivetrain.cloud.twins.service import (
     MAX_PAGE,
     get_delta,
@@ -69,11 +72,12 @@ from drivetrain.cloud.twins.service import (
     reconciliation_summary,
 )
 from drivetrain.cloud.twins.values import from_ns
-from drivetrain.core.errors import BadInputError, VersionConflictError
+from drivetrain.core.errors import BadInputError, NotFoundError, VersionConflictError
 from drivetrain.core.vss import builtin_catalog
 from drivetrain.core.vss.privacy import privacy_category_for
 
 router = APIRouter(tags=["twins"])
+_T = TypeVar("_T")
 
 Reader = Annotated[Principal, require_scopes(Scope.FLEET_READ)]
 Writer = Annotated[Principal, require_scopes(Scope.FLEET_WRITE)]
@@ -88,6 +92,20 @@ IfMatch = Annotated[
         "or * for whatever is current."
     ),
 ]
+
+
+def _read(context: Any, read: Callable[[Session], _T]) -> _T:
+    """``read`` on a read replica when one is configured; a twin the replica does not have
+    yet (never touched, or replication lag) is read — and created — on the primary. A stale
+    ETag read here is safe: conditional writes check it on the primary."""
+    try:
+        with context.database.read_session() as session:
+            return read(session)
+    except NotFoundError:
+        if not context.database.replica_engines:
+            raise
+    with context.database.session() as session:
+        return read(session)
 
 
 def _etag(version: int) -> str:
@@ -169,7 +187,10 @@ def list_twins(
     vehicles it covers."""
     node = parse_query(query, builtin_catalog())
     among = _bind_query(node, principal, context, request, purpose, target="twins:query")
-    with context.database.session() as session:
+    if context.database.replica_engines:  # twins of newly registered vehicles: on the primary
+        with context.database.session() as session:
+            sync_twins(session, principal.tenant)
+    with context.database.read_session() as session:
         page = query_twins(session, principal.tenant, query, limit=limit, cursor=cursor,
                            among=among)
     return TwinPageOut.of(page)
@@ -318,8 +339,8 @@ def get_one_twin(
     """The twin: metadata, ECUs, reported, desired, items, delta; ETag = desired version.
     Reported values of personal categories only for a ``purpose`` that covers them for this
     vehicle (audited); the others are listed under ``withheld`` with the reason."""
-    with context.database.session() as session:
-        twin = get_twin(session, vin, tenant=principal.tenant)  # another tenant's: 404 first
+    # another tenant's: 404 first
+    twin = _read(context, lambda session: get_twin(session, vin, tenant=principal.tenant))
     view = bind_state_read(context.database, principal, purpose, target=f"twins:state:{vin}",
                            request_id=request_id_of(request), vins=[twin.vin])
     return _twin_response(twin, view=view)
@@ -451,8 +472,8 @@ def get_history(
 @router.get("/{vin}/ecus", response_model=list[EcuOut], summary="The ECU inventory")
 def get_ecus(vin: str, principal: Reader, context: Context) -> list[EcuOut]:
     """The vehicle's ECU inventory."""
-    with context.database.session() as session:
-        return [EcuOut.of(e) for e in list_ecus(session, vin, tenant=principal.tenant)]
+    ecus = _read(context, lambda session: list_ecus(session, vin, tenant=principal.tenant))
+    return [EcuOut.of(e) for e in ecus]
 
 
 @router.put("/{vin}/ecus/{ecu}", response_model=EcuOut, summary="Record one ECU")

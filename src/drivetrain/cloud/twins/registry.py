@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from drivetrain.cloud import fleet
+from drivetrain.cloud.infra import READ_ONLY_INFO
 from drivetrain.cloud.twins.models import TWINS, TwinRow
 from drivetrain.core.errors import NotFoundError
 
@@ -68,7 +69,9 @@ def _not_found(vin: str) -> NotFoundError:
 def twin_row(session: Session, vin: str, *, tenant: str | None) -> TwinRow:
     """The twin of ``vin`` (created from the fleet registry if it has none yet).
 
-    With ``tenant``, a twin of another tenant answers exactly as an unknown VIN does.
+    With ``tenant``, a twin of another tenant answers exactly as an unknown VIN does. On a
+    read-replica session nothing is created: a vehicle without a twin there answers as not
+    found (the caller retries on the primary).
 
     Raises:
         BadInputError: ``vin`` is not a VIN.
@@ -77,6 +80,8 @@ def twin_row(session: Session, vin: str, *, tenant: str | None) -> TwinRow:
     fleet.validate_vin(vin)
     row = session.get(TwinRow, vin)
     if row is None:
+        if session.info.get(READ_ONLY_INFO):
+            raise _not_found(vin)
         try:
             vehicle = fleet.get_vehicle(session, vin, tenant=tenant)
         except NotFoundError:

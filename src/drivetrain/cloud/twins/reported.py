@@ -159,22 +159,28 @@ def converge_pending(
     ``paths``) whose reported value now matches; returns (vin, path, set_at) of each."""
     desired = DESIRED.c
     reported = REPORTED.c
-    matched = exists().where(
-        reported.vin == desired.vin, reported.path == desired.path, value_matches(reported, desired)
-    )
+    unexpired = or_(desired.expires_at.is_(None), desired.expires_at > now)
     converged: list[tuple[str, str, datetime]] = []
     for start in range(0, len(vins), IN_CHUNK):
-        conditions = [
-            desired.status == "pending",
-            desired.vin.in_(vins[start : start + IN_CHUNK]),
-            or_(desired.expires_at.is_(None), desired.expires_at > now),
-            matched,
-        ]
+        # First which of the VINs have a pending item at all (few, mostly none: one cheap
+        # query), then the update for those only. The VIN list is repeated inside EXISTS so
+        # that PostgreSQL prunes twin_reported's hash partitions there too: without it the
+        # planner hashed every partition of twin_reported (seconds per batch at 100,000 twins).
+        conditions = [desired.status == "pending", desired.vin.in_(vins[start : start + IN_CHUNK]),
+                      unexpired]  # fmt: skip
         if paths is not None:
             conditions.append(desired.path.in_(paths))
+        pending = sorted(set(session.connection().execute(select(desired.vin).where(*conditions)).scalars()))
+        if not pending:
+            continue
+        matched = exists().where(
+            reported.vin == desired.vin, reported.vin.in_(pending), reported.path == desired.path,
+            value_matches(reported, desired),
+        )  # fmt: skip
+        conditions[1] = desired.vin.in_(pending)
         statement = (
             update(DESIRED)
-            .where(*conditions)
+            .where(*conditions, matched)
             .values(status="converged", status_at=now, reason=None)
             .returning(desired.vin, desired.path, desired.set_at)
         )

@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from drivetrain.cloud.fleet import validate_vin
+from drivetrain.cloud.infra import READ_ONLY_INFO
 from drivetrain.cloud.twins.models import (
     DESIRED,
     TWINS,
@@ -131,7 +132,9 @@ def query_twins(
 
     ``cursor`` is the ``next_cursor`` of the previous page (None for the first). ``total``
     counts every match, not only this page. ``among`` restricts the matches to those VINs
-    (the vehicles a purpose covers, when the query filters on personal data).
+    (the vehicles a purpose covers, when the query filters on personal data). Twins of
+    vehicles registered meanwhile are created first (:func:`sync_twins`), except on a
+    read-replica session: there the caller syncs on the primary beforehand.
 
     Raises:
         QuerySyntaxError: the query does not parse (names the token and column).
@@ -148,7 +151,8 @@ def query_twins(
             ) from None
     node = parse_query(query, catalog or builtin_catalog())
     now = now or datetime.now(UTC)
-    sync_twins(session, tenant)
+    if not session.info.get(READ_ONLY_INFO):
+        sync_twins(session, tenant)
     twins = TWINS.c
     condition = _selected(tenant, node, among)
     total = int(session.scalar(select(func.count()).select_from(TwinRow).where(condition)) or 0)

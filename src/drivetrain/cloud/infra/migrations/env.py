@@ -14,6 +14,7 @@ from pathlib import Path
 from alembic import context
 from sqlalchemy import create_engine
 
+from drivetrain.cloud.infra.database import schema_comparison_options
 from drivetrain.cloud.infra.models import Base
 
 _CLOUD_DIR = Path(__file__).resolve().parents[2]
@@ -32,6 +33,7 @@ def _configure_and_run(connection: object) -> None:
         # SQLite cannot ALTER most things in place: batch mode recreates the table.
         render_as_batch=connection.dialect.name == "sqlite",  # type: ignore[attr-defined]
         compare_type=True,
+        **schema_comparison_options(connection),
     )
     with context.begin_transaction():
         context.run_migrations()
