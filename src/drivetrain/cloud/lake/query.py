@@ -82,7 +82,9 @@ class TableScan:
         parts = []
         for i, (region, dataset) in enumerate(sorted(self.datasets.items())):
             con.register(f"_lake_table_{i}", dataset)
-            parts.append(f"SELECT *, {literal(region)} AS region FROM _lake_table_{i}")
+            # the table stores microseconds; readers see the lake's nanosecond type
+            parts.append(f"SELECT * REPLACE (ts::TIMESTAMPTZ_NS AS ts), {literal(region)} "
+                         f"AS region FROM _lake_table_{i}")
         return "(" + " UNION ALL BY NAME ".join(parts) + ")"
 
 
