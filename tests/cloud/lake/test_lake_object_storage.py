@@ -62,9 +62,7 @@ def s3_endpoint() -> Iterator[str]:
 
 
 def _s3(endpoint: str):  # type: ignore[no-untyped-def]
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **{
-        "aws_access_key_id": CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": CREDENTIALS["AWS_SECRET_ACCESS_KEY"]})
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"], aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
 
 
 def _options(endpoint: str) -> dict[str, str]:
@@ -253,3 +251,22 @@ def test_samples_keep_microseconds_on_the_table_backend(s3_lake: Lake) -> None:
     back = s3_lake.signals("acme", None, None, T0, datetime(2024, 5, 2, tzinfo=UTC))
     # Delta's timestamp is microseconds: the sub-microsecond digits are not stored
     assert sorted(back.column("ts").cast(pa.int64()).to_pylist()) == sorted(ts.to_pylist())
+
+
+def test_committed_batch_ids_are_found_after_a_checkpoint_by_a_fresh_process(
+    s3_endpoint: str, prefix: str,
+) -> None:
+    from deltalake import DeltaTable
+
+    url = f"s3://{BUCKET}/{prefix}/region=EU"
+    first = DeltaRegionTable("EU", url, _options(s3_endpoint), batch_window_days=35)
+    rows = normalize_rows(micro_rows(13))  # type: ignore[arg-type]
+    assert first.append("acme", rows) is not None
+    first.append("acme", normalize_rows(micro_rows(14)))  # type: ignore[arg-type]
+    DeltaTable(url, storage_options=_options(s3_endpoint)).create_checkpoint()
+    first.append("acme", normalize_rows(micro_rows(15)))  # type: ignore[arg-type]
+    fresh = DeltaRegionTable("EU", url, _options(s3_endpoint), batch_window_days=35)
+    ids = [f"{seed:08x}{i:024x}" for seed in (13, 14, 15, 16) for i in range(5)]
+    assert fresh.committed_batches("acme", ids) == set(ids[:15])
+    again = fresh.append("acme", rows)
+    assert again is not None and not again.plan.slices and again.plan.skipped_rows == 1500
