@@ -276,6 +276,18 @@ class Settings(BaseSettings):
         )
 
     @model_validator(mode="after")
+    def _no_credentials_in_lake_storage_options(self) -> Settings:
+        # settings are printed and stored; object-store credentials live in the environment
+        for key in self.lake_storage_options:
+            if any(word in key.upper() for word in
+                   ("SECRET", "PASSWORD", "TOKEN", "ACCOUNT_KEY", "ACCESS_KEY", "SAS")):
+                raise ConfigurationError(
+                    f"lake_storage_options names {key!r}, a credential; give it in the "
+                    "environment (where the object-store library reads it), not in the settings"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _batch_window_covers_the_sample_age(self) -> Settings:
         # A batch whose id the lake forgot must be too old for ingestion to accept, or a
         # re-delivery of it would be stored twice; one day more covers the UTC-date rounding.

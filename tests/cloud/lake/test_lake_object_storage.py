@@ -270,3 +270,10 @@ def test_committed_batch_ids_are_found_after_a_checkpoint_by_a_fresh_process(
     assert fresh.committed_batches("acme", ids) == set(ids[:15])
     again = fresh.append("acme", rows)
     assert again is not None and not again.plan.slices and again.plan.skipped_rows == 1500
+
+
+@pytest.mark.parametrize("key", ["AWS_SECRET_ACCESS_KEY", "aws_access_key_id",
+                                 "AZURE_STORAGE_ACCOUNT_KEY", "AWS_SESSION_TOKEN"])
+def test_credentials_in_lake_storage_options_are_refused(key: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="credential"):
+        load_settings(data_dir=tmp_path, lake_url="s3://b/p", lake_storage_options={key: "x"})
