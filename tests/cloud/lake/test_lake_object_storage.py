@@ -9,7 +9,6 @@ with DuckDB; writers in other processes show exactly-once across hosts.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -25,40 +24,16 @@ import pyarrow.parquet as pq
 import pytest
 from lake_rows import T0, sorted_rows
 from lake_s3_writer import micro_rows
-from moto.server import ThreadedMotoServer
 
 from drivetrain.cloud.lake import Lake
 from drivetrain.cloud.lake.delta import DeltaRegionTable
 from drivetrain.cloud.lake.rows import normalize_rows
 from drivetrain.core.errors import ConfigurationError, QueryError
 from drivetrain.core.settings import load_settings
+from tests.conftest import MOTO_BUCKET as BUCKET
+from tests.conftest import MOTO_CREDENTIALS as CREDENTIALS
 
-BUCKET = "lake"
 HERE = Path(__file__).parent
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "moto-test", "AWS_SECRET_ACCESS_KEY": "moto-test"}
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """A moto S3 server on loopback with the bucket ``lake``; credentials in the environment
-    (where the object-store library reads them, as in production)."""
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    saved = {k: os.environ.get(k) for k in CREDENTIALS}
-    os.environ.update(CREDENTIALS)
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        _s3(endpoint).create_bucket(Bucket=BUCKET)
-        yield endpoint
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        server.stop()
 
 
 def _s3(endpoint: str):  # type: ignore[no-untyped-def]
