@@ -229,3 +229,40 @@ def cli(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> C
         return result.output
 
     return run
+
+
+#: The bucket and credentials of :func:`s3_endpoint`.
+MOTO_BUCKET = "lake"
+MOTO_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "moto-test", "AWS_SECRET_ACCESS_KEY": "moto-test"}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3-compatible server for the lake on object storage: moto's server mode
+    (``ThreadedMotoServer``) on loopback with the bucket ``lake``, its credentials in the
+    environment (where the object-store library reads them, as in production)."""
+    import logging
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    saved = {k: os.environ.get(k) for k in MOTO_CREDENTIALS}
+    os.environ.update(MOTO_CREDENTIALS)
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                     aws_access_key_id=MOTO_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                     aws_secret_access_key=MOTO_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                     ).create_bucket(Bucket=MOTO_BUCKET)
+        yield endpoint
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()

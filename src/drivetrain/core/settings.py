@@ -186,6 +186,26 @@ class Settings(BaseSettings):
         description="Storage root of the telemetry lake per region, e.g. {\"EU\": "
         "\"/srv/lake-eu\"}; a region not named here uses data_dir/lake/<region>.",
     )
+    lake_url: str | None = Field(
+        None,
+        description="Keep the telemetry lake as tables of an open table format on object "
+        "storage instead of local files: a URL such as 's3://bucket/prefix', "
+        "'abfss://container@account.dfs.core.windows.net/prefix', 'gs://bucket/prefix' or "
+        "'file:///srv/lake'; each region's table is '<lake_url>/region=<R>'. Unset: the "
+        "embedded lake under lake_roots.",
+    )
+    lake_table_format: Literal["delta"] = Field(
+        "delta",
+        description="Open table format of the lake at lake_url (Delta Lake; see docs/scale.md "
+        "for the measurement behind the choice).",
+    )
+    lake_storage_options: dict[str, str] = Field(
+        default_factory=dict,
+        description="Object-store settings for lake_url, e.g. {\"AWS_ENDPOINT_URL\": "
+        "\"http://minio:9000\", \"AWS_REGION\": \"eu-central-1\"}. Credentials belong in the "
+        "environment (AWS_ACCESS_KEY_ID, AZURE_STORAGE_ACCOUNT_KEY, GOOGLE_APPLICATION_"
+        "CREDENTIALS...), where the object-store library reads them, never here.",
+    )
     lake_retention_days: dict[str, int] = Field(
         default_factory=dict,
         description="Days telemetry is kept, per 'REGION:category' ('*' matches any region "
@@ -316,6 +336,18 @@ class Settings(BaseSettings):
             env_settings,
             TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
         )
+
+    @model_validator(mode="after")
+    def _no_credentials_in_lake_storage_options(self) -> Settings:
+        # settings are printed and stored; object-store credentials live in the environment
+        for key in self.lake_storage_options:
+            if any(word in key.upper() for word in
+                   ("SECRET", "PASSWORD", "TOKEN", "ACCOUNT_KEY", "ACCESS_KEY", "SAS")):
+                raise ConfigurationError(
+                    f"lake_storage_options names {key!r}, a credential; give it in the "
+                    "environment (where the object-store library reads it), not in the settings"
+                )
+        return self
 
     @model_validator(mode="after")
     def _batch_window_covers_the_sample_age(self) -> Settings:

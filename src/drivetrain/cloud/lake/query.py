@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as ds
 
 from drivetrain.cloud.lake.confinement import (
     check_references,
@@ -63,6 +65,31 @@ def aggregate_schema(group_by: GroupBy) -> pa.Schema:
         pa.field(group_by, _KEY_TYPES[group_by]), pa.field("value", pa.float64()),
         pa.field("samples", pa.int64()), pa.field("vehicles", pa.int64()),
     ])
+
+
+@dataclass(frozen=True, slots=True)
+class TableScan:
+    """What a query reads on the table-format backend: per region, the tenant's rows of that
+    region's table (a pyarrow dataset listing exactly the table version's files), instead of
+    a list of local Parquet paths. DuckDB's own delta/iceberg readers are extensions it would
+    download, so the table library lists the files and DuckDB scans them through Arrow."""
+
+    datasets: Mapping[str, ds.Dataset]
+
+    def register(self, con: duckdb.DuckDBPyConnection) -> str:
+        """Register the datasets on ``con``; returns the SQL of their union (with a
+        ``region`` column, like the hive column of the embedded layout)."""
+        parts = []
+        for i, (region, dataset) in enumerate(sorted(self.datasets.items())):
+            con.register(f"_lake_table_{i}", dataset)
+            # the table stores microseconds; readers see the lake's nanosecond type
+            parts.append(f"SELECT * REPLACE (ts::TIMESTAMPTZ_NS AS ts), {literal(region)} "
+                         f"AS region FROM _lake_table_{i}")
+        return "(" + " UNION ALL BY NAME ".join(parts) + ")"
+
+
+#: What a query is handed to read: the committed files, or the region tables' datasets.
+Source = list[str] | TableScan
 
 
 def _aggregate_sql(agg: Aggregation) -> str:
@@ -126,8 +153,8 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def _run(
-    files: Callable[[], list[str]],
-    build: Callable[[list[str]], tuple[str, dict[str, object]]],
+    files: Callable[[], Source],
+    build: Callable[[str], tuple[str, dict[str, object]]],
     schema: pa.Schema,
     *,
     max_rows: int | None,
@@ -137,13 +164,17 @@ def _run(
     file vanished under it (a compaction or retention swap)."""
     last_error: Exception | None = None
     for _ in range(_ATTEMPTS):
-        paths = files()
-        if not paths:
+        source = files()
+        if not (source.datasets if isinstance(source, TableScan) else source):
             return schema.empty_table()
-        sql, params = build(paths)
         with private_temp_directory() as temp:
             con = connect(threads, temp)
             try:
+                if isinstance(source, TableScan):
+                    sql, params = build(source.register(con))
+                else:
+                    sql, params = build(f"read_parquet($files, {_HIVE})")
+                    params["files"] = source
                 relation = con.sql(sql, params=params)
                 if max_rows is not None:
                     relation = relation.limit(max_rows + 1)
@@ -184,7 +215,7 @@ def _where(
 
 
 def signals(
-    files: Callable[[], list[str]],
+    files: Callable[[], Source],
     tenant: str,
     vehicles: Sequence[str],
     paths: Sequence[str],
@@ -210,10 +241,8 @@ def signals(
         StorageError: the files cannot be read.
     """
 
-    def build(paths_: list[str]) -> tuple[str, dict[str, object]]:
+    def build(scan: str) -> tuple[str, dict[str, object]]:
         clauses, params = _where(tenant, start_ns, end_ns, vehicles, paths, permit)
-        params["files"] = paths_
-        scan = f"read_parquet($files, {_HIVE})"
         where = " AND ".join(clauses)
         if step_ns is None:
             return (f"SELECT vehicle, path, ts, value, text FROM {scan} WHERE {where} "
@@ -231,7 +260,7 @@ def signals(
 
 
 def fleet_aggregate(
-    files: Callable[[], list[str]],
+    files: Callable[[], Source],
     tenant: str,
     path: str,
     start_ns: int,
@@ -249,12 +278,11 @@ def fleet_aggregate(
     """
     key = {"region": "region", "vehicle": "vehicle", "day": "date"}[group_by]
 
-    def build(paths_: list[str]) -> tuple[str, dict[str, object]]:
+    def build(scan: str) -> tuple[str, dict[str, object]]:
         clauses, params = _where(tenant, start_ns, end_ns, (), (path,), permit)
-        params["files"] = paths_
         return (
             f"SELECT {key} AS key, {_aggregate_sql(agg)} AS value, count(value) AS samples, "
-            f"count(DISTINCT vehicle) AS vehicles FROM read_parquet($files, {_HIVE}) "
+            f"count(DISTINCT vehicle) AS vehicles FROM {scan} "
             f"WHERE {' AND '.join(clauses)} GROUP BY key ORDER BY key"
         ), params
 
@@ -262,7 +290,7 @@ def fleet_aggregate(
 
 
 def run_sql(
-    files: Callable[[], list[str]],
+    files: Callable[[], Source],
     tenant: str,
     query: str,
     *,
@@ -286,11 +314,11 @@ def run_sql(
         raise QueryError("query is empty; expected one SELECT statement over 'telemetry'")
     last_error: Exception | None = None
     for _ in range(_ATTEMPTS):
-        paths = files()
+        source = files()
         with private_temp_directory() as temp:
             con = connect(threads, temp)
             try:
-                table = _run_confined(con, tenant, paths, query, max_rows=max_rows,
+                table = _run_confined(con, tenant, source, query, max_rows=max_rows,
                                       timeout_s=timeout_s, memory_limit=memory_limit, temp=temp,
                                       permit=permit)
             except duckdb.InterruptException as e:
@@ -310,11 +338,14 @@ def run_sql(
 
 
 def _run_confined(
-    con: duckdb.DuckDBPyConnection, tenant: str, paths: Sequence[str], query: str, *,
+    con: duckdb.DuckDBPyConnection, tenant: str, source: Source, query: str, *,
     max_rows: int, timeout_s: float, memory_limit: str, temp: str,
     permit: RowPermit | None = None,
 ) -> pa.Table:
-    _create_view(con, tenant, paths, permit)
+    # on the table backend the connection opens no file at all: the datasets are read
+    # through Arrow, so allowed_paths stays empty
+    paths: Sequence[str] = [] if isinstance(source, TableScan) else source
+    _create_view(con, tenant, source, permit)
     try:
         statements = con.extract_statements(query)
     except duckdb.Error as e:
@@ -336,16 +367,17 @@ def _run_confined(
 
 
 def _create_view(
-    con: duckdb.DuckDBPyConnection, tenant: str, paths: Sequence[str],
+    con: duckdb.DuckDBPyConnection, tenant: str, source: Source,
     permit: RowPermit | None = None,
 ) -> None:
-    """The ``telemetry`` view over ``paths`` (an empty one without files), limited to
-    ``permit``'s rows."""
-    if paths:
+    """The ``telemetry`` view over ``source``'s files or tables (an empty one without any),
+    limited to ``permit``'s rows."""
+    if source.datasets if isinstance(source, TableScan) else source:
+        scan = source.register(con) if isinstance(source, TableScan) else \
+            f"read_parquet({list_literal(source)}, {_HIVE})"
         con.execute(
             "CREATE VIEW telemetry AS SELECT vehicle, path, ts, value, text, category, "
-            f"batch_id, campaign, dimensions, region, date FROM read_parquet("
-            f"{list_literal(paths)}, {_HIVE}) "
+            f"batch_id, campaign, dimensions, region, date FROM {scan} "
             f"WHERE tenant = {literal(tenant)}"
             + ("" if permit is None else f" AND {permit_clause(permit)}")
         )

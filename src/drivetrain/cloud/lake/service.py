@@ -4,6 +4,11 @@ One ``Lake`` serves every region; each region has its own storage root (``lake_r
 settings, default ``<data_dir>/lake/<region>``) with its own index, and nothing of one region
 is ever written under another's root. Tenants are a partition level, so every query names its
 tenant and reads only that tenant's files.
+
+With ``lake_url`` set, each region is instead one table of an open table format on object
+storage (``tables.py``, ``delta.py``): appends, queries, erasure and time travel go through the
+region's table, whose commits are atomic across hosts; compaction is the table's own
+``optimize``, and retention and export bundles stay with the embedded lake for now.
 """
 
 from __future__ import annotations
@@ -16,9 +21,12 @@ from types import TracebackType
 from typing import Final, Self
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from drivetrain.cloud.lake import query
 from drivetrain.cloud.lake.compaction import TARGET_FILE_ROWS, compact_region
+from drivetrain.cloud.lake.confinement import literal
 from drivetrain.cloud.lake.erasure import ErasureResult, erase_vehicles
 from drivetrain.cloud.lake.export import BundleManifest, write_bundle
 from drivetrain.cloud.lake.index import INDEX_FILE
@@ -39,6 +47,7 @@ from drivetrain.cloud.lake.models import (
 from drivetrain.cloud.lake.retention import RetentionPolicy, apply_retention, batch_horizon
 from drivetrain.cloud.lake.rows import normalize_rows, split_for_append
 from drivetrain.cloud.lake.store import Checkpoint, RegionStore
+from drivetrain.cloud.lake.tables import RegionTable, open_region_table
 from drivetrain.core.errors import BadInputError, ConfigurationError, QueryError, StorageError
 from drivetrain.core.regions import REGIONS
 from drivetrain.core.settings import Settings
@@ -89,6 +98,8 @@ class Lake:
         query_threads: DuckDB threads per query (default: all cores).
         batch_window_days: how long a batch id is remembered after the day of its last
             sample, so that its re-delivery is skipped (see ``apply_retention``).
+        tables: the table-format backend: the table of a region (``Lake.open`` passes one
+            when ``lake_url`` is set); None keeps the embedded Parquet lake under the roots.
 
     Raises:
         ConfigurationError: an unknown region in ``roots``, or two regions whose roots overlap.
@@ -103,6 +114,7 @@ class Lake:
         checkpoint: Checkpoint | None = None,
         query_threads: int | None = None,
         batch_window_days: int = DEFAULT_BATCH_WINDOW_DAYS,
+        tables: Callable[[str], RegionTable] | None = None,
     ) -> None:
         if batch_window_days < 1:
             raise ValueError(f"batch_window_days={batch_window_days}; expected at least 1")
@@ -117,6 +129,8 @@ class Lake:
         self._checkpoint = checkpoint
         self._threads = query_threads
         self._stores: dict[str, RegionStore] = {}
+        self._table_of = tables
+        self._tables: dict[str, RegionTable] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -131,7 +145,78 @@ class Lake:
         except BadInputError as e:
             raise ConfigurationError(f"lake_retention_days: {e}") from None
         kwargs.setdefault("batch_window_days", settings.lake_batch_window_days)
+        if settings.lake_url is not None and "tables" not in kwargs:
+            url, table_format = settings.lake_url, settings.lake_table_format
+            options, window = dict(settings.lake_storage_options), settings.lake_batch_window_days
+
+            def tables(region: str) -> RegionTable:
+                return open_region_table(table_format, url, region, options,
+                                         batch_window_days=window)
+
+            tables("EU")  # a bad URL or a missing library fails at start-up, not mid-ingest
+            kwargs["tables"] = tables
         return cls(settings.data_dir, settings.lake_roots, policy, **kwargs)  # type: ignore[arg-type]
+
+    # --- the table-format backend -----------------------------------------------------------------
+    @property
+    def table_format(self) -> bool:
+        """True when the lake is the table-format backend (``lake_url``)."""
+        return self._table_of is not None
+
+    def table(self, region: str) -> RegionTable:
+        """The table of ``region`` on the table-format backend.
+
+        Raises:
+            ConfigurationError: the lake is the embedded one (no ``lake_url``).
+        """
+        region = parse_lake_region(region)
+        if self._table_of is None:
+            raise ConfigurationError(
+                "the lake has no tables: set lake_url (and lake_table_format) to keep it on "
+                "object storage; the embedded lake is files under lake_roots"
+            )
+        with self._lock:
+            table = self._tables.get(region)
+            if table is None:
+                table = self._tables[region] = self._table_of(region)
+            return table
+
+    def table_version(self, region: str) -> int | None:
+        """The latest version of ``region``'s table (None before its first append)."""
+        return self.table(region).version()
+
+    def _not_on_tables(self, what: str) -> None:
+        if self._table_of is not None:
+            raise ConfigurationError(
+                f"{what} is not available on the table-format lake (lake_url) yet; "
+                "see docs/scale.md"
+            )
+
+    def _table_scan(
+        self, tenant: str, regions: Iterable[str] | None, start_ns: int | None,
+        end_ns: int | None, as_of: Mapping[str, int] | None = None,
+    ) -> Callable[[], query.TableScan]:
+        wanted = list(REGIONS) if regions is None else [parse_lake_region(r) for r in regions]
+        if as_of is not None:
+            unknown = sorted(set(as_of) - set(wanted))
+            if unknown:
+                raise QueryError(f"as_of names regions {unknown} the query does not read")
+        condition = pc.field("tenant") == tenant
+        if start_ns is not None:
+            condition &= pc.field("date") >= pa.scalar(day_of_ns(start_ns), pa.date32())
+        if end_ns is not None:
+            condition &= pc.field("date") <= pa.scalar(day_of_ns(end_ns - 1), pa.date32())
+
+        def scan() -> query.TableScan:
+            datasets: dict[str, ds.Dataset] = {}
+            for region in wanted:
+                version = None if as_of is None else as_of.get(region)
+                dataset = self.table(region).dataset(version)
+                if dataset is not None:
+                    datasets[region] = dataset.filter(condition)
+            return query.TableScan(datasets)
+
+        return scan
 
     # --- roots and stores -------------------------------------------------------------------------
     def root_of(self, region: str) -> Path:
@@ -139,7 +224,9 @@ class Lake:
         return self._roots[parse_lake_region(region)]
 
     def regions(self) -> list[str]:
-        """Regions that hold data (their root has an index)."""
+        """Regions that hold data (their root has an index, or their table exists)."""
+        if self._table_of is not None:
+            return [r for r in REGIONS if self.table(r).version() is not None]
         return [r for r in REGIONS if (self._roots[r] / INDEX_FILE).is_file()]
 
     def _store(self, region: str, *, create: bool) -> RegionStore | None:
@@ -196,6 +283,8 @@ class Lake:
         region = parse_lake_region(region)
         tenant = parse_tenant(tenant)
         rows = normalize_rows(table)
+        if self._table_of is not None:
+            return self._append_to_table(region, tenant, rows)
         store = self._writable(region)
         batch_ids = rows.column("batch_id").chunk(0).dictionary.to_pylist() if rows.num_rows \
             else []
@@ -216,6 +305,25 @@ class Lake:
         raise StorageError(f"append to {region}/{tenant} kept colliding with concurrent writers "
                            f"of the same batch ids ({_APPEND_ATTEMPTS} attempts)")
 
+    def _append_to_table(self, region: str, tenant: str, rows: pa.Table) -> AppendResult:
+        table = self.table(region)
+        for _ in range(_APPEND_ATTEMPTS):
+            done = table.append(tenant, rows)
+            if done is not None:
+                plan = done.plan
+                return AppendResult(
+                    region=region, tenant=tenant,
+                    rows_written=sum(s.table.num_rows for s in plan.slices),
+                    rows_skipped=plan.skipped_rows,
+                    batches_written=tuple(sorted(b.batch_id for b in plan.batches)),
+                    batches_skipped=plan.skipped_batches,
+                    # the table names its files in the commit; the result names the table
+                    files=(f"{table.url}@v{done.version}",) if plan.slices else (),
+                    bytes_written=sum(s.table.nbytes for s in plan.slices),
+                )
+        raise StorageError(f"append to {table.url} ({tenant}) kept colliding with concurrent "
+                           f"writers of the same batch ids ({_APPEND_ATTEMPTS} attempts)")
+
     def compact(
         self,
         region: str | None = None,
@@ -235,6 +343,7 @@ class Lake:
             ConflictError: another maintenance run held the region for longer than an hour.
             StorageError: a file cannot be read or written.
         """
+        self._not_on_tables("compaction (the table's own OPTIMIZE: delta.py compact)")
         tenant = None if tenant is None else parse_tenant(tenant)
         results = []
         for store in self._readable(None if region is None else [region]):
@@ -270,6 +379,7 @@ class Lake:
             ConflictError: another maintenance run held a region for longer than an hour.
             StorageError: a file cannot be read, written or deleted.
         """
+        self._not_on_tables("retention")
         policy = policy or self.retention
         today = today or datetime.now(UTC).date()
         actions: list[RetentionAction] = []
@@ -306,6 +416,8 @@ class Lake:
         """
         tenant = parse_tenant(tenant)
         wanted = _strings("vehicles", vehicles)
+        if self._table_of is not None:
+            return self._erase_from_tables(tenant, wanted)
         results = []
         for store in self._readable(None):
             def report(done: int, total: int, _region: str = store.region) -> None:
@@ -313,6 +425,20 @@ class Lake:
                     progress(_region, done, total)
             with store.maintenance():
                 results.append(erase_vehicles(store, tenant, wanted, progress=report))
+        return results
+
+    def _erase_from_tables(self, tenant: str, vehicles: Sequence[str]) -> list[ErasureResult]:
+        """Erasure on the table backend: one delete per region's table, whose replaced files
+        are purged from storage at once (``RegionTable.delete_rows``)."""
+        if not vehicles:
+            return []
+        predicate = (f"tenant = {literal(tenant)} AND vehicle IN "
+                     f"({', '.join(literal(v) for v in sorted(set(vehicles)))})")
+        results = []
+        for region in self.regions():
+            removed = self.table(region).delete_rows(predicate)
+            results.append(ErasureResult(region, files_scanned=0, files_rewritten=0,
+                                         files_deleted=0, rows_removed=removed, files_busy=0))
         return results
 
     def batch_cutoff(self, region: str, policy: RetentionPolicy, today: date) -> date:
@@ -333,6 +459,7 @@ class Lake:
     ) -> list[LakeFile]:
         """``tenant``'s committed files, optionally only those overlapping [start_ns, end_ns)."""
         tenant = parse_tenant(tenant)
+        self._not_on_tables("listing files (the table lists its own: Lake.table(region))")
         first = None if start_ns is None else day_of_ns(start_ns)
         last = None if end_ns is None else day_of_ns(end_ns - 1)
         found = []
@@ -365,10 +492,12 @@ class Lake:
     def _file_lister(
         self, tenant: str, regions: Iterable[str] | None, start_ns: int | None,
         end_ns: int | None,
-    ) -> Callable[[], list[str]]:
+    ) -> Callable[[], query.Source]:
+        if self._table_of is not None:
+            return self._table_scan(tenant, regions, start_ns, end_ns)
         listed = None if regions is None else list(regions)
 
-        def paths() -> list[str]:
+        def paths() -> query.Source:
             return self.live_paths(tenant, regions=listed, start_ns=start_ns, end_ns=end_ns)
 
         return paths
@@ -444,6 +573,13 @@ class Lake:
         scan): region, category, rows, files."""
         tenant = parse_tenant(tenant)
         rows: dict[str, list[object]] = {name: [] for name in COUNTS_SCHEMA.names}
+        if self._table_of is not None:
+            for region, dataset in sorted(self._table_scan(tenant, regions, None, None)()
+                                          .datasets.items()):
+                for category, n, files in _category_counts(dataset):
+                    for name, value in zip(COUNTS_SCHEMA.names, (region, category, n, files)):
+                        rows[name].append(value)
+            return pa.table(rows, schema=COUNTS_SCHEMA)
         for store in self._readable(regions):
             for category, n, files in store.index.category_counts(tenant):
                 for name, value in zip(COUNTS_SCHEMA.names, (store.region, category, n, files)):
@@ -458,18 +594,26 @@ class Lake:
         max_rows: int = SQL_MAX_ROWS,
         timeout_s: float = SQL_TIMEOUT_S,
         permit: query.RowPermit | None = None,
+        as_of: Mapping[str, int] | None = None,
     ) -> pa.Table:
         """Run one SELECT over the view ``telemetry`` — ``tenant``'s rows in every region
         (vehicle, path, ts, value, text, category, batch_id, campaign, dimensions, region,
         date) — in DuckDB confined to the tenant's files (and, with ``permit``, to the rows it
-        admits).
+        admits). ``as_of`` (table-format lake only) reads the named regions' tables as they
+        were at those versions (time travel), and only those regions.
 
         Raises:
             QueryError: not a single SELECT, a SQL error (including any attempt to read
                 another file), too many rows, or longer than ``timeout_s``.
+            ConfigurationError: ``as_of`` on the embedded lake.
         """
         tenant = parse_tenant(tenant)
-        return query.run_sql(self._file_lister(tenant, None, None, None), tenant, sql,
+        if as_of is not None:  # time travel: the tables as they were at these versions
+            files: Callable[[], query.Source] = self._table_scan(tenant, list(as_of), None,
+                                                                   None, as_of)
+        else:
+            files = self._file_lister(tenant, None, None, None)
+        return query.run_sql(files, tenant, sql,
                              max_rows=max_rows, timeout_s=timeout_s, threads=self._threads,
                              permit=permit)
 
@@ -492,12 +636,25 @@ class Lake:
         """
         tenant = parse_tenant(tenant)
         region = parse_lake_region(region)
+        self._not_on_tables("export bundles")
         stores = self._readable([region])
         files = self.files(tenant, regions=[region]) if stores else []
         return write_bundle(
             files, lambda f: stores[0].path_of(f.name), tenant=tenant, region=region,
             vehicle=vehicle, out_dir=Path(out_dir), progress=progress,
         )
+
+
+def _category_counts(dataset: ds.Dataset) -> list[tuple[str, int, int]]:
+    """(category, rows, files) of a tenant's dataset, from its ``category`` column."""
+    rows: dict[str, int] = {}
+    files: dict[str, int] = {}
+    for fragment in dataset.get_fragments():
+        counts = fragment.to_table(columns=["category"]).column("category").value_counts()
+        for entry in counts.to_pylist():
+            rows[entry["values"]] = rows.get(entry["values"], 0) + entry["counts"]
+            files[entry["values"]] = files.get(entry["values"], 0) + 1
+    return [(c, rows[c], files[c]) for c in sorted(rows)]
 
 
 def _strings(name: str, values: Sequence[str] | None) -> list[str]:

@@ -1,0 +1,116 @@
+"""The lake on object storage: a region's telemetry as one table of an open table format.
+
+The embedded lake (store.py, index.py) keeps exactly-once with a SQLite index and file locks on
+one host. A fleet deployment shares the lake between ingest workers on many hosts, so the
+commit itself must be atomic in the storage: :class:`RegionTable` is that strategy's small
+surface, :func:`open_region_table` its factory. The one implementation is Delta Lake
+(:mod:`drivetrain.cloud.lake.delta`); docs/scale.md says why it was chosen over Iceberg.
+
+Layout: with ``lake_url = "s3://bucket/prefix"`` the table of region EU lives at
+``s3://bucket/prefix/region=EU``, partitioned by ``tenant`` and ``date``, so its data files sit
+at ``region=EU/tenant=<t>/date=<YYYY-MM-DD>/part-….parquet`` under the prefix — the embedded
+lake's hive layout, readable by any Parquet tool (and by Spark, from the same file list).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final, Literal, Protocol
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from drivetrain.cloud.lake.rows import AppendPlan
+from drivetrain.core.errors import ConfigurationError
+
+TableFormat = Literal["delta"]
+TABLE_FORMATS: Final[tuple[TableFormat, ...]] = ("delta",)
+#: URL schemes the table backend accepts (object stores by URL, through the table library's
+#: object-store layer; ``file://`` for one host and for tests).
+URL_SCHEMES: Final = ("file", "s3", "s3a", "az", "abfs", "abfss", "gs")
+
+
+@dataclass(frozen=True, slots=True)
+class TableAppend:
+    """What one append did: the plan it committed (slices written, batches skipped) and the
+    table version after it (None: still no table)."""
+
+    plan: AppendPlan
+    version: int | None
+
+
+class RegionTable(Protocol):
+    """One region's telemetry table (exactly-once appends, deletes, time travel)."""
+
+    region: str
+    url: str
+
+    def committed_batches(self, tenant: str, batch_ids: Sequence[str]) -> set[str]:
+        """The ``batch_ids`` of ``tenant`` already committed to the table (within the
+        re-delivery window)."""
+        ...
+
+    def append(self, tenant: str, rows: pa.Table) -> TableAppend | None:
+        """Commit the normalised ``rows`` of batch ids not yet committed for ``tenant``, with
+        those batch ids, in one atomic commit; None when another writer committed one of them
+        after this append looked (nothing stored; the caller tries again)."""
+        ...
+
+    def dataset(self, version: int | None = None) -> ds.Dataset | None:
+        """The table's rows (with ``tenant`` and ``date`` columns) at ``version`` (default:
+        the latest) as a pyarrow dataset; None before the first append."""
+        ...
+
+    def version(self) -> int | None:
+        """The latest table version, None before the first append."""
+        ...
+
+    def delete_rows(self, predicate: str) -> int:
+        """Delete the rows matching the SQL ``predicate`` and purge the files they were in
+        from storage; returns the rows deleted."""
+        ...
+
+    def compact(self) -> tuple[int, int]:
+        """Merge small files; returns (files removed, files added)."""
+        ...
+
+
+def region_table_url(lake_url: str, region: str) -> str:
+    """The table URL of ``region`` under ``lake_url`` (``<lake_url>/region=<R>``).
+
+    Raises:
+        ConfigurationError: ``lake_url`` is not a URL of a supported scheme.
+    """
+    scheme, sep, rest = lake_url.partition("://")
+    if not sep or scheme not in URL_SCHEMES or not rest.strip("/"):
+        raise ConfigurationError(
+            f"lake_url={lake_url!r}; expected a URL such as 's3://bucket/prefix' or "
+            f"'file:///srv/lake' (schemes: {', '.join(URL_SCHEMES)})"
+        )
+    return f"{lake_url.rstrip('/')}/region={region}"
+
+
+def open_region_table(
+    table_format: str, lake_url: str, region: str, storage_options: Mapping[str, str],
+    *, batch_window_days: int,
+) -> RegionTable:
+    """The table of ``region`` under ``lake_url`` in ``table_format``.
+
+    Raises:
+        ConfigurationError: an unknown format or URL, or the format's library is missing
+            (install the ``lake-s3`` extra).
+    """
+    url = region_table_url(lake_url, region)
+    if table_format == "delta":
+        try:
+            from drivetrain.cloud.lake.delta import DeltaRegionTable
+        except ImportError as e:
+            raise ConfigurationError(
+                f"lake_table_format = 'delta' needs the deltalake package ({e}); install "
+                "drivetrain[lake-s3]"
+            ) from e
+        return DeltaRegionTable(region, url, dict(storage_options), batch_window_days)
+    raise ConfigurationError(
+        f"lake_table_format={table_format!r}; expected one of {', '.join(TABLE_FORMATS)}"
+    )
