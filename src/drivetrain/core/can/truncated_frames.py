@@ -125,7 +125,7 @@ class CompletingDecoder:
             if k == 0 or hi - lo != k * n or rows_message[lo] != m or rows_message[hi - 1] != m:
                 return None
             blocks = signals.signal_index[lo:hi].reshape(k, n)
-            if not (blocks == blocks[:, :1]).all() or not np.array_equal(
+            if not np.array_equal(blocks[:, 0], blocks[:, -1]) or not np.array_equal(
                 signals.timestamp_s[lo : lo + n], frames.timestamp_s[own]
             ):
                 return None
