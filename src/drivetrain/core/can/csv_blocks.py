@@ -9,6 +9,7 @@ block's findings into a ``CaptureChunk`` (or, when strict, the error of the firs
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,12 @@ class BlockIssues:
 
 
 def iter_blocks(f: BinaryIO, block_bytes: int) -> Iterator[tuple[memoryview, int]]:
-    """Runs of whole lines of ``f`` (about ``block_bytes`` each) and the file offset after each."""
+    """Runs of whole lines of ``f`` (about ``block_bytes`` each) and the file offset after each.
+
+    The partial line at the end of a read is read again with the next block (a seek back, where
+    ``f`` can seek) rather than copied in front of it: no block is copied once read.
+    """
+    seekable = f.seekable()
     carry = b""
     while True:
         buf = f.read(block_bytes)
@@ -60,11 +66,16 @@ def iter_blocks(f: BinaryIO, block_bytes: int) -> Iterator[tuple[memoryview, int
             return
         if carry:
             buf = carry + buf
+            carry = b""
         cut = buf.rfind(b"\n")
-        if cut < 0:
+        if cut < 0:  # one line longer than a block so far
             carry = buf
             continue
-        carry = buf[cut + 1 :]
+        tail = len(buf) - cut - 1
+        if tail and seekable:
+            f.seek(-tail, os.SEEK_CUR)
+        elif tail:
+            carry = buf[cut + 1 :]
         yield memoryview(buf)[: cut + 1], f.tell() - len(carry)
 
 
@@ -110,13 +121,16 @@ def parse_block(
         wrong_count.clear()
         return pacsv.read_csv(
             pa.py_buffer(block.text),
-            read_options=pacsv.ReadOptions(column_names=names, block_size=4 << 20),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=parse_block_size),
             parse_options=pacsv.ParseOptions(
                 quote_char=False, ignore_empty_lines=False, invalid_row_handler=skip_row
             ),
             convert_options=pacsv.ConvertOptions(column_types=types),
         )
 
+    # With several threads, pyarrow parses 4 MiB parts of the block in parallel (and the columns
+    # are then concatenated); with one, a single part spares the concatenation.
+    parse_block_size = 4 << 20 if pa.cpu_count() > 1 else len(block.text) + 1
     strings = {n: pa.string() for n in names}
     try:
         return read({**strings, **numeric}), wrong_count, True

@@ -100,45 +100,85 @@ def decode_hex_payload(
     width is at least 8 bytes.
 
     Each row's characters are read straight from the array's buffers: one gather of ``width``
-    characters per row over a sliding window (a shorter row picks up its successors'
-    characters, which a mask of its own length then drops), then one lookup per character pair.
+    characters per row (a shorter row picks up its successors' characters, which a mask of its
+    own length then drops), then one lookup per character pair.
     """
     n = len(arr)
     if arr.null_count:
         arr = pc.fill_null(arr, pa.scalar(b"" if pa.types.is_binary(arr.type) else "", arr.type))
     offsets = np.frombuffer(arr.buffers()[1], np.int32, count=n + 1, offset=4 * arr.offset)
     values = arr.buffers()[2]
-    text = np.frombuffer(values, np.uint8) if values is not None else np.zeros(0, np.uint8)
+    end = int(offsets[-1]) if n else 0
+    text = (np.frombuffer(values, np.uint8) if values is not None else np.zeros(0, np.uint8))[:end]
     byte_len = np.diff(offsets)
     max_chars = int(byte_len.max()) if n else 0
     width_chars = min(
         max(max_chars + (max_chars & 1), 2 * CLASSIC_CAN_MAX_BYTES), 2 * CAN_FD_MAX_BYTES
     )
     fits = byte_len <= width_chars
-    start, end = (int(offsets[0]), int(offsets[-1])) if n else (0, 0)
-    padded = np.empty(end - start + width_chars, np.uint8)
-    padded[: end - start] = text[start:end]
-    padded[end - start :] = ord("0")
-    chars = sliding_window_view(padded, width_chars)[offsets[:-1] - start]
+    chars = _rows_of_chars(text, offsets[:-1], width_chars)
     pairs = HEX_PAIR[chars.view(np.uint16)]
     width = width_chars // 2
-    keep = _leading(width)[np.where(fits, byte_len >> 1, 0)]
+    kept = np.where(fits, byte_len >> 1, 0)
     # Only a row's own pairs count (a non-hex pair reads 256): the whole-matrix maximum is
     # enough when everything is hex, which is nearly always.
     not_hex = (
-        ((pairs > 255) & keep).any(axis=1) if pairs.max(initial=0) > 255 else np.zeros(n, np.bool_)
+        ((pairs > 255) & _leading(width)[kept]).any(axis=1)
+        if pairs.max(initial=0) > 255
+        else np.zeros(n, np.bool_)
     )
     ok = fits & ((byte_len & 1) == 0) & ~not_hex
     data = pairs.astype(np.uint8)  # a non-hex pair (256) wraps to 0; its row is refused
-    data *= keep
+    _keep_leading(data, kept)
     length = np.where(ok, byte_len >> 1, 0).astype(np.uint8)
     return data, length, ok
+
+
+def _rows_of_chars(
+    text: npt.NDArray[np.uint8], starts: npt.NDArray[np.int32], width: int
+) -> npt.NDArray[np.uint8]:
+    """``(len(starts), width)``: the ``width`` characters of ``text`` from each (ascending)
+    start, read as '0' past the end of ``text``.
+
+    Each row is one ``width``-byte item of an overlapping view of ``text`` (one gather of whole
+    rows); only the last few rows, which would read past the end, go through a padded copy.
+    """
+    n = len(starts)
+    out = np.empty((n, width), np.uint8)
+    whole = int(np.searchsorted(starts, len(text) - width, side="right")) if len(text) >= width else 0
+    if whole:
+        rows = np.ndarray(
+            buffer=text, dtype=np.dtype((np.void, width)), shape=(len(text) - width + 1,),
+            offset=0, strides=(1,),
+        )
+        out[:whole] = rows[starts[:whole]].view(np.uint8).reshape(whole, width)
+    if whole < n:
+        first = int(starts[whole])
+        padded = np.full(len(text) - first + width, ord("0"), np.uint8)
+        padded[: len(text) - first] = text[first:]
+        out[whole:] = sliding_window_view(padded, width)[starts[whole:] - first]
+    return out
 
 
 @cache
 def _leading(width: int) -> npt.NDArray[np.bool_]:
     """Row ``k`` keeps the first ``k`` of ``width`` bytes (``k`` = 0 .. width)."""
     return np.arange(width)[None, :] < np.arange(width + 1)[:, None]
+
+
+#: Little-endian 64-bit masks keeping the first ``k`` bytes (``k`` = 0 .. 8).
+_LEADING_BYTES = np.array([(1 << (8 * k)) - 1 for k in range(9)], np.uint64)
+
+
+def _keep_leading(data: npt.NDArray[np.uint8], kept: npt.NDArray[np.integer]) -> None:
+    """Zero the bytes of each row of ``data`` (C-contiguous) past its first ``kept[i]``."""
+    width = data.shape[1]
+    if width % 8:
+        data *= _leading(width)[kept]
+        return
+    words = data.view(np.uint64)  # 8 bytes per word, one mask read per row and word
+    for j in range(width // 8):
+        words[:, j] &= _LEADING_BYTES[np.clip(kept - 8 * j, 0, 8)]
 
 
 def payload_reason(payload: str | bytes) -> str:

@@ -59,6 +59,8 @@ from drivetrain.core.errors import CaptureFormatError, DbcFormatError, StorageEr
 #: Frames per chunk: small enough that reading, decoding and writing overlap on two cores,
 #: large enough that per-chunk costs vanish (measured on comma2k19: 256 k beats 1 M).
 PIPELINE_CHUNK_FRAMES = 262_144
+#: Values per Parquet encoder step (``write_batch_size``).
+PARQUET_WRITE_BATCH = 65_536
 #: Malformed-line reports kept in a summary (the count covers them all).
 MAX_MALFORMED_KEPT = 1000
 #: Unknown ids listed in a summary, most frequent first.
@@ -291,6 +293,9 @@ def decode_capture(
             # min/max of time per row group is what range queries prune on; statistics on the
             # other columns cost a third of the write time and buy little
             write_statistics=["timestamp_s"],
+            # values handed to the encoders per step (pyarrow's default: 1,024): a chunk's
+            # columns go in larger steps, a tenth less write time, the same file format
+            write_batch_size=PARQUET_WRITE_BATCH,
         )
     except OSError as e:
         raise StorageError(f"cannot write '{out_path}': {e}") from e

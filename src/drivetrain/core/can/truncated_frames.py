@@ -9,8 +9,10 @@ that were received are exactly those cantools decodes.
 
 How: such frames are decoded with their length raised to the DBC length (the bytes past a
 frame's length are zero by the ``FrameBatch`` contract, and the values read from them are then
-discarded). To know which frame each value row came from, the batch is decoded with the frame
-index in place of the timestamp and the real timestamps are put back afterwards.
+discarded). Which rows came from a short frame follows from the decoder's layout (a message's
+rows are one block per signal, each holding its frames in capture order); where a message is
+not laid out so, the batch is decoded again with the frame index in place of the timestamp, so
+that each row can be traced to its frame.
 
 Multiplexed messages are left as the decoder reads them (only the signals of the branch that
 fits), since which branch a truncated frame carries may itself be unknown.
@@ -56,15 +58,16 @@ class CompletingDecoder:
         # DBC length per message index (0 for multiplexed messages); the last entry, read for
         # index -1, is 0 for ids the DBC does not define
         self._lengths = np.array(
-            [0 if m.is_multiplexed() else m.length for m in database.messages] + [0], np.int64
+            [0 if m.is_multiplexed() else m.length for m in database.messages] + [0], np.uint8
         )
         plain = [m for m in database.messages if not m.is_multiplexed()]
         self._end_bit = {(m.name, s.name): signal_end_bit(s) for m in plain for s in m.signals}
 
     def decode(self, frames: FrameBatch) -> DecodedChunk:
         """Decode ``frames`` (see the module docstring)."""
-        dbc_length = self._dbc_length(frames)
-        short = frames.length.astype(np.int64) < dbc_length
+        message_of = self.decoder.message_indices(frames)
+        dbc_length = np.take(self._lengths, message_of)
+        short = frames.length < dbc_length
         if not short.any():
             signals, report = self.decoder.decode_with_report(frames)
             return DecodedChunk(signals, report, None, 0)
@@ -73,26 +76,68 @@ class CompletingDecoder:
         if width > data.shape[1]:
             data = np.pad(data, ((0, 0), (0, width - data.shape[1])))
         completed = replace(
-            frames,
-            timestamp_s=np.arange(len(frames), dtype=np.float64),
-            length=np.where(short, dbc_length, frames.length).astype(np.uint8),
-            data=data,
+            frames, length=np.where(short, dbc_length, frames.length).astype(np.uint8), data=data
         )
         signals, report = self.decoder.decode_with_report(completed)
-        row_frame = signals.timestamp_s.astype(np.int64)
-        missing = np.zeros(len(signals), np.bool_)
-        from_short = np.flatnonzero(short[row_frame])
-        if len(from_short):
-            needed = self._end_bits(signals, from_short)
-            received = 8 * frames.length[row_frame[from_short]].astype(np.int64)
-            missing[from_short] = needed > received
-        signals = replace(signals, timestamp_s=frames.timestamp_s[row_frame])
+        missing = self._missing_by_layout(frames, message_of, short, signals)
+        if missing is None:  # rows not laid out as expected: trace each row to its frame
+            signals, report = self.decoder.decode_with_report(
+                replace(completed, timestamp_s=np.arange(len(frames), dtype=np.float64))
+            )
+            row_frame = signals.timestamp_s.astype(np.int64)
+            missing = np.zeros(len(signals), np.bool_)
+            from_short = np.flatnonzero(short[row_frame])
+            if len(from_short):
+                needed = self._end_bits(signals, from_short)
+                received = 8 * frames.length[row_frame[from_short]].astype(np.int64)
+                missing[from_short] = needed > received
+            signals = replace(signals, timestamp_s=frames.timestamp_s[row_frame])
         report = replace(report, truncated_frames={})
         return DecodedChunk(signals, report, missing if missing.any() else None, int(short.sum()))
 
-    def _dbc_length(self, frames: FrameBatch) -> npt.NDArray[np.int64]:
-        """The DBC length of each frame's (non-multiplexed) message; 0 for the others."""
-        return np.take(self._lengths, self.decoder.message_indices(frames))
+    def _missing_by_layout(
+        self,
+        frames: FrameBatch,
+        message_of: npt.NDArray[np.signedinteger],
+        short: npt.NDArray[np.bool_],
+        signals: DecodedSignals,
+    ) -> npt.NDArray[np.bool_] | None:
+        """Which rows of ``signals`` (the decoded completed ``frames``) were not received, found
+        from the decoder's layout: a message's rows are contiguous, one block per signal, each
+        holding the message's frames in capture order. Only messages with a short frame are
+        looked at; ``None`` if one of them is not laid out so (then rows must be traced)."""
+        missing = np.zeros(len(signals), np.bool_)
+        rows_message = signals.message_index
+        n_messages = len(signals.message_names)
+        # each message's frames in capture order (a stable sort of small integers: a radix sort)
+        by_message = np.argsort(message_of, kind="stable")
+        frame_bounds = np.searchsorted(
+            message_of[by_message], np.arange(n_messages + 1, dtype=message_of.dtype)
+        ).tolist()
+        row_bounds = np.searchsorted(
+            rows_message, np.arange(n_messages + 1, dtype=rows_message.dtype)
+        ).tolist()
+        for m in np.unique(message_of[short]).tolist():
+            own = by_message[frame_bounds[m] : frame_bounds[m + 1]]
+            n = len(own)
+            lo, hi = row_bounds[m], row_bounds[m + 1]
+            k = (hi - lo) // n
+            if k == 0 or hi - lo != k * n or rows_message[lo] != m or rows_message[hi - 1] != m:
+                return None
+            blocks = signals.signal_index[lo:hi].reshape(k, n)
+            if not np.array_equal(blocks[:, 0], blocks[:, -1]) or not np.array_equal(
+                signals.timestamp_s[lo : lo + n], frames.timestamp_s[own]
+            ):
+                return None
+            cut = np.flatnonzero(short[own])
+            received = 8 * frames.length[own[cut]].astype(np.int64)
+            message = signals.message_names[m]
+            needed = np.array(
+                [self._end_bit.get((message, signals.signal_names[s]), 0) for s in blocks[:, 0].tolist()],
+                np.int64,
+            )
+            missing[lo:hi].reshape(k, n)[:, cut] = needed[:, None] > received[None, :]
+        return missing
 
     def _end_bits(self, signals: DecodedSignals, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.int64]:
         width = len(signals.signal_names) + 1
