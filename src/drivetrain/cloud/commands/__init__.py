@@ -52,10 +52,10 @@ from drivetrain.cloud.commands.service import (
 )
 
 __all__ = [
-    "MAX_RETRIES",
     "DELIVERY_STATES",
     "FINAL_STATES",
     "JOB_STATUSES",
+    "MAX_RETRIES",
     "NO_LINK_REASON",
     "Delivery",
     "DeliveryCounts",

@@ -197,7 +197,7 @@ class JetStreamTransport(Transport):
                 max_reconnect_attempts=-1, reconnect_time_wait=0.2, allow_reconnect=True,
                 error_cb=self._on_error,
             )
-        except (OSError, nats.errors.Error, asyncio.TimeoutError) as e:
+        except (TimeoutError, OSError, nats.errors.Error) as e:
             raise TransportError(f"cannot connect to JetStream at {self.url}: {e}") from e
         self._js = self._nc.jetstream(timeout=self.ack_timeout_s)
         for spec in self.streams:
@@ -222,7 +222,7 @@ class JetStreamTransport(Transport):
                     # operator changes a stream deliberately, e.g. with the nats CLI)
                     await self._js.stream_info(spec.name)
                 return
-            except (nats.errors.Error, asyncio.TimeoutError) as e:
+            except (TimeoutError, nats.errors.Error) as e:
                 # a cluster that just started has no meta leader for a moment
                 if asyncio.get_running_loop().time() > deadline:
                     raise TransportError(f"cannot create stream {spec.name!r}: {e}") from e
@@ -360,7 +360,7 @@ class JetStreamTransport(Transport):
                                             self._js.add_consumer(t.stream, c))
                 pulls.append(await self._js.pull_subscribe_bind(
                     durable=info.name, stream=target.stream))
-            except (nats.errors.Error, asyncio.TimeoutError) as e:
+            except (TimeoutError, nats.errors.Error) as e:
                 raise TransportError(
                     f"cannot subscribe to {subscription.topic_filter!r} on stream "
                     f"{target.stream!r}: {e}") from e
