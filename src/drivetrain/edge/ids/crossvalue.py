@@ -25,7 +25,7 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from drivetrain.edge.ids.crossbit import CrossBitDetector
+from drivetrain.edge.ids.crossbit import CrossBitDetector, Details, PartnerRules, majority
 from drivetrain.edge.ids.detectors import Arrays, Cell, Stage
 from drivetrain.edge.ids.stream import BatchView, IdTable
 
@@ -40,7 +40,7 @@ _SAMPLE = 1500
 _UNKNOWN = 2  # table entry: the value implies nothing
 
 
-class CrossValueDetector:
+class CrossValueDetector(PartnerRules):
     """State bits that contradict what the values of their learned partner bytes imply."""
 
     name: ClassVar[str] = "cross_value"
@@ -228,9 +228,9 @@ class CrossValueDetector:
 
     def _disagreements(
         self, view: BatchView, only: npt.NDArray[np.bool_] | None = None
-    ) -> tuple[npt.NDArray[np.float64], list[tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]]]:
+    ) -> tuple[npt.NDArray[np.float64], Details]:
         raw = np.zeros(len(view))
-        details: list[tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]] = []
+        details: Details = []
         if not self._by_x or not len(view):
             return raw, details
         latest, previous, valid = self._partners(view)
@@ -252,29 +252,11 @@ class CrossValueDetector:
                 # differs from its id's previous frame is a transition, not yet a contradiction
                 before = np.unpackbits(view.prev_payload[xs, :8], axis=1)[:, xbits].T
                 against &= (own == before) | np.isnan(view.prev_time[xs])[None, :]
-            disagree = against.T @ onehot
-            total = spoke.T @ onehot
-            majority = np.where(2 * disagree > total, disagree, 0.0)
-            raw[xs] = majority.max(axis=1)
-            details.append((rule_rows, against.T & (majority @ onehot.T > 0)))
+            raw[xs], counted = majority(against.T, spoke.T, onehot)
+            details.append((xs, rule_rows, counted))
         return raw, details
 
-    def score(self, view: BatchView) -> npt.NDArray[np.float64]:
-        return self._disagreements(view)[0]
-
-    def rescore(self, view: BatchView, only: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
-        """Scores of the frames in ``only`` (others 0), partners taken from accepted frames."""
-        return self._disagreements(view, only)[0]
-
-    def fired(self, view: BatchView, ids: IdTable) -> set[Cell]:
-        cells: set[Cell] = set()
-        for rule_rows, against in self._disagreements(view)[1]:
-            for i in np.flatnonzero(against.any(axis=0)).tolist():
-                cells.add(self._cell(self.rules[rule_rows[i]], ids))
-        return cells
-
-    @staticmethod
-    def _cell(rule: npt.NDArray[np.int64], ids: IdTable) -> Cell:
+    def _cell(self, rule: npt.NDArray[np.int64], ids: IdTable) -> Cell:
         x, xb, y, c = (int(a) for a in rule)
         return (int(ids.keys[x]), xb, int(ids.keys[y]), c)
 
