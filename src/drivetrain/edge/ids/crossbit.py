@@ -34,7 +34,52 @@ _SAMPLE = 1500
 _SLACK = 0.002
 
 
-class CrossBitDetector:
+Details = list[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.bool_]]]
+
+
+def majority(
+    against: npt.NDArray[np.bool_], spoke: npt.NDArray[np.bool_], onehot: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """Per frame (rows of ``against``/``spoke``, one column per rule; ``onehot`` maps rules to
+    the id's state bits): the number of disagreeing partners of its worst bit when they are the
+    majority of those that spoke, and which rules' disagreements counted."""
+    disagree = against @ onehot
+    total = spoke @ onehot
+    votes = np.where(2 * disagree > total, disagree, 0.0)
+    counted: npt.NDArray[np.bool_] = against & (votes @ onehot.T > 0)
+    return votes.max(axis=1), counted
+
+
+class PartnerRules:
+    """Scoring shared by the cross-id consistency detectors: a frame's score is its majority
+    of disagreeing partners; ``rescore`` judges suspects against accepted partners only."""
+
+    rules: npt.NDArray[np.int64]
+
+    def _disagreements(
+        self, view: BatchView, only: npt.NDArray[np.bool_] | None = None
+    ) -> tuple[npt.NDArray[np.float64], Details]:
+        raise NotImplementedError
+
+    def _cell(self, rule: npt.NDArray[np.int64], ids: IdTable) -> Cell:
+        raise NotImplementedError
+
+    def score(self, view: BatchView) -> npt.NDArray[np.float64]:
+        return self._disagreements(view)[0]
+
+    def rescore(self, view: BatchView, only: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
+        """Scores of the frames in ``only`` (others 0), partners taken from accepted frames."""
+        return self._disagreements(view, only)[0]
+
+    def fired(self, view: BatchView, ids: IdTable) -> set[Cell]:
+        cells: set[Cell] = set()
+        for _, rule_rows, against in self._disagreements(view)[1]:
+            for i in np.flatnonzero(against.any(axis=0)).tolist():
+                cells.add(self._cell(self.rules[rule_rows[i]], ids))
+        return cells
+
+
+class CrossBitDetector(PartnerRules):
     """State bits that contradict the majority of their learned partners on other ids."""
 
     name: ClassVar[str] = "cross_signal"
@@ -222,7 +267,7 @@ class CrossBitDetector:
         list[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.bool_]]],
     ]:
         raw = np.zeros(len(view))
-        details: list[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.bool_]]] = []
+        details: Details = []
         if not self._by_x or not len(view):
             return raw, details
         latest, previous, valid = self._partners(view)
@@ -239,26 +284,9 @@ class CrossBitDetector:
             lat = (latest[slot][:, xs] >> shift) & np.uint8(1)
             prev = (previous[slot][:, xs] >> shift) & np.uint8(1)
             against = ((lat != expected) & (prev != expected) & ok).T  # (frames, rules)
-            disagree = against @ onehot
-            total = ok.T @ onehot
-            majority = np.where(2 * disagree > total, disagree, 0.0)
-            raw[xs] = majority.max(axis=1)
-            details.append((xs, rule_rows, against & (majority @ onehot.T > 0)))
+            raw[xs], counted = majority(against, ok.T, onehot)
+            details.append((xs, rule_rows, counted))
         return raw, details
-
-    def score(self, view: BatchView) -> npt.NDArray[np.float64]:
-        return self._disagreements(view)[0]
-
-    def rescore(self, view: BatchView, only: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
-        """Scores of the frames in ``only`` (others 0), partners taken from accepted frames."""
-        return self._disagreements(view, only)[0]
-
-    def fired(self, view: BatchView, ids: IdTable) -> set[Cell]:
-        cells: set[Cell] = set()
-        for _, rule_rows, against in self._disagreements(view)[1]:
-            for i in np.flatnonzero(against.any(axis=0)).tolist():
-                cells.add(self._cell(self.rules[rule_rows[i]], ids))
-        return cells
 
     def _cell(self, rule: npt.NDArray[np.int64], ids: IdTable) -> Cell:
         x, xb, col, inv = (int(a) for a in rule)

@@ -24,6 +24,7 @@ EVENT_IDS = {
     "counter": 0x1005,
     "cross_signal": 0x1006,
     "timing": 0x1007,
+    "cross_value": 0x1008,
 }
 MAX_EVIDENCE_FRAMES = 4
 
