@@ -32,8 +32,7 @@ function counts(r) {
 function evidence(r) {
   const rows = Object.entries(r.evidence).map(([kpi, e]) => ({ kpi, ...e }));
   return h('div', { class: 'gate-evidence' },
-    h('h3', {}, `Health gate evidence: ${r.name}`),
-    h('p', {}, r.reason),
+    h('h3', {}, `Health gate evidence: ${r.name} (paused after wave ${r.wave})`),
     table([
       { label: 'KPI', value: (e) => KPI_LABELS[e.kpi] || e.kpi },
       { label: 'Updated', num: true, value: (e) => fmtValue(e.updated) },
@@ -63,7 +62,7 @@ export async function render(root, ctx, arg) {
     { label: 'Wave', num: true, value: (r) => `${r.wave} of ${r.waves.length}` },
     { label: 'Vehicles', value: counts },
     { label: 'Reason', value: (r) => r.reason || '—' },
-    { label: 'Updated', value: (r) => fmtTime(r.updated_at) },
+    { label: 'Last change', value: (r) => fmtTime(r.updated_at) },
   ], rollouts, { label: 'Rollouts', empty: NO_ROLLOUTS }),
   rollouts.filter((r) => r.status === 'paused' && Object.keys(r.evidence).length).map(evidence));
   replace(imagesBox, table([
