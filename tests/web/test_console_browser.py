@@ -21,7 +21,6 @@ from typing import Any, cast
 
 import httpx
 import pytest
-from ota_fleet_health import drive
 from console_server import (
     EVSE_ID,
     FLEET_CONSENT,
@@ -33,6 +32,7 @@ from console_server import (
     Console,
     console_server,
 )
+from ota_fleet_health import drive
 from rich.console import Console as Console_
 
 from drivetrain.api.demo_routes import DemoBoard
@@ -46,9 +46,9 @@ from drivetrain.cloud.ota import EcuAssignment, OtaLayout
 from drivetrain.cloud.ota import service as ota_service
 from drivetrain.cloud.ota.rollout import WavePolicy
 from drivetrain.cloud.ota.service import RolloutSpec
-from drivetrain.core.settings import load_settings
 from drivetrain.cloud.privacy import vehicle_pseudonym
 from drivetrain.cloud.twins import apply_reported
+from drivetrain.core.settings import load_settings
 from drivetrain.demo import (
     Act,
     ActResult,
