@@ -19,6 +19,7 @@ from drivetrain.cloud.fleet import provision_vehicle
 from drivetrain.cloud.infra import Database, list_audit
 from drivetrain.cloud.ota import OtaLayout
 from drivetrain.cloud.ota.manifests import accept_manifest
+from drivetrain.cloud.twins import record_ecu_inventory
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.errors import NotFoundError
 from drivetrain.core.settings import Settings, load_settings
@@ -212,3 +213,70 @@ def test_version_report_keys_are_registered_per_tenant_and_checked(
         with pytest.raises(NotFoundError, match="no version-report keys"):  # not globex's
             accept_manifest(session, tenant="globex", vin=vin,
                             raw=_manifest(vin, primary, ecu, 2))
+
+
+def test_deltas_are_published_from_the_versions_the_tenants_fleet_runs_most(
+    client: TestClient, settings: Settings, database: Database,
+    new_tenant: Callable[[str], Any], new_client: Callable[..., Any],
+    get_token: Callable[..., str],
+) -> None:
+    """No delta_from: the three versions most installed on BMS-CH50-HW3 across acme's twins
+    (not globex's, not another hardware's, not the upload's own version) become the sources,
+    each one whose image acme published; the result says the ECU counts and bytes saved."""
+    writer, _, _ = _callers(new_tenant, new_client, get_token)
+    layout = OtaLayout.under(settings.data_dir)
+    layout.init({"root": (1, 1)})
+    hw = "BMS-CH50-HW3"
+    fleet = [("acme", hw, "2.6.0")] * 3 + [("acme", hw, "2.5.0")] * 2 + [
+        ("acme", hw, "2.4.0"), ("acme", hw, "2.7.0"), ("acme", hw, "2.7.0"),
+        ("acme", "BMS-OTHER-HW", "2.5.0"), ("acme", "BMS-OTHER-HW", "2.5.0"),
+        ("acme", "BMS-OTHER-HW", "2.5.0")] + [("globex", hw, "2.3.0")] * 4
+    with database.session() as session:
+        for n, (tenant, hardware, version) in enumerate(fleet):
+            vin = provision_vehicle(session, tenant=tenant, model="compact-bev", region="EU",
+                                    cloud_key=CLOUD.verify_key, actor="test",
+                                    rng=random.Random(500 + n))[0].vin
+            record_ecu_inventory(session, vin, {"BMS": (hardware, version)})
+    for version, counter in (("2.3.0", 3), ("2.5.0", 5), ("2.6.0", 6)):
+        done = _publish(client, writer, _firmware(version), name=f"acme/bms-{version}.bin",
+                        version=version, release_counter=counter, common_sources=0)
+        assert done.status_code == 201 and done.json()["deltas"] == [], done.text
+
+    published = _publish(client, writer, _firmware("2.7.0"), name="acme/bms-2.7.0.bin",
+                         version="2.7.0", release_counter=7)
+    assert published.status_code == 201, published.text
+    body = published.json()
+    assert body["common_sources"] == [
+        {"version": "2.6.0", "ecus": 3, "image": "acme/bms-2.6.0.bin"},
+        {"version": "2.5.0", "ecus": 2, "image": "acme/bms-2.5.0.bin"},
+        {"version": "2.4.0", "ecus": 1, "image": None}]  # no image of 2.4.0: no delta
+    by_source = {d["source"]: d for d in body["deltas"]}
+    assert set(by_source) == {"acme/bms-2.6.0.bin", "acme/bms-2.5.0.bin"}
+    assert all(0 < d["delta_bytes"] < d["full_bytes"] == len(_firmware("2.7.0"))
+               for d in by_source.values())
+    saved = {s: d["full_bytes"] - d["delta_bytes"] for s, d in by_source.items()}
+    assert body["bytes_saved"] == sum(saved.values())
+    assert body["fleet_bytes_saved"] == (3 * saved["acme/bms-2.6.0.bin"]
+                                         + 2 * saved["acme/bms-2.5.0.bin"])
+    targets = layout.images().repo.targets().signed.targets
+    assert {d["name"] for d in by_source.values()} <= set(targets)
+    with database.session() as session:
+        entry = list_audit(session, "acme", action="ota.image.publish")[-1]
+    assert entry.target == "image:acme/bms-2.7.0.bin"
+    assert entry.details["bytes_saved"] == body["bytes_saved"]
+
+    # one source asked for: only that one, the fleet is not asked
+    named = _publish(client, writer, _firmware("2.8.0"), name="acme/bms-2.8.0.bin",
+                     version="2.8.0", release_counter=8, delta_from=["acme/bms-2.3.0.bin"])
+    assert named.status_code == 201, named.text
+    assert [d["source"] for d in named.json()["deltas"]] == ["acme/bms-2.3.0.bin"]
+    assert named.json()["common_sources"] == []
+    # N = 1: the most installed only
+    one = _publish(client, writer, _firmware("2.9.0"), name="acme/bms-2.9.0.bin",
+                   version="2.9.0", release_counter=9, common_sources=1)
+    assert [d["source"] for d in one.json()["deltas"]] == ["acme/bms-2.6.0.bin"], one.text
+    before = layout.images().repo.timestamp().signed.version
+    too_many = _publish(client, writer, _firmware("3.0.0"), name="acme/bms-3.0.0.bin",
+                        version="3.0.0", release_counter=10, common_sources=9)
+    assert too_many.status_code == 422 and "common_sources" in too_many.text, too_many.text
+    assert layout.images().repo.timestamp().signed.version == before

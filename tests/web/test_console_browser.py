@@ -32,6 +32,7 @@ from console_server import (
     Console,
     console_server,
 )
+from ota_fleet_health import drive
 from rich.console import Console as Console_
 
 from drivetrain.api.demo_routes import DemoBoard
@@ -40,9 +41,14 @@ from drivetrain.cloud.ingest.records import add_events
 from drivetrain.cloud.insights.registry import ModelCard, ModelRegistry
 from drivetrain.cloud.insights.service import store_run
 from drivetrain.cloud.insights.training import ComponentPrediction
+from drivetrain.cloud.lake import Lake
 from drivetrain.cloud.ota import EcuAssignment, OtaLayout
+from drivetrain.cloud.ota import service as ota_service
+from drivetrain.cloud.ota.rollout import WavePolicy
+from drivetrain.cloud.ota.service import RolloutSpec
 from drivetrain.cloud.privacy import vehicle_pseudonym
 from drivetrain.cloud.twins import apply_reported
+from drivetrain.core.settings import load_settings
 from drivetrain.demo import (
     Act,
     ActResult,
@@ -425,6 +431,47 @@ def test_ota_page_lists_signed_images_and_a_vehicles_assignments(
     # told to install 2.6.1, while the BMS last reported running 2.4.0
     assert assigned.inner_text().split("\t") == ["BMS", "BMS-HW-1", "bms/bms-2.6.1.bin", "2.6.1",
                                                   "2.4.0"]
+    page.get_by_text("No rollout yet").wait_for()
+    # A rollout of that build whose first wave then uses more energy than the two cars left
+    # on the old build: the platform's gate pauses it, and the page shows its evidence.
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+    with console.database.session() as session:
+        rid = ota_service.create_rollout(
+            session, layout, RolloutSpec("bms-2.6.1", "BMS", ("bms/bms-2.6.1.bin",),
+                                         policy=WavePolicy(waves=(0.3, 1.0), min_control=2)),
+            tenant=TENANT, actor="release-engineer", now=t0).rollout_id
+        ota_service.approve_rollout(session, layout, rid, tenant=TENANT,
+                                    actor="release-manager", now=t0)
+    vehicles = api(console, console.reader, "GET", f"/v1/ota/rollouts/{rid}/vehicles")
+    [updated] = [v["vin"] for v in vehicles if v["wave"] == 1]
+    with console.database.session() as session:
+        ota_service.report_vehicle(session, rid, updated, "installed", tenant=TENANT,
+                                   software_after="2.6.1", now=t0 + timedelta(minutes=1))
+    with Lake.open(load_settings(deployment="embedded", data_dir=console.data_dir)) as lake:
+        for car in console.vins:
+            drive(console.database, lake, tenant=TENANT, vin=car,
+                  start=t0 + timedelta(minutes=2), minutes=50,
+                  kwh_per_100km=21.0 if car == updated else 16.0)
+    token = httpx.post(f"{console.url}/v1/auth/token", data={
+        "grant_type": "client_credentials", "client_id": console.operator.client_id,
+        "client_secret": console.operator.client_secret}).json()["access_token"]
+    # the dispatcher's round may judge the wave first (then advancing a paused one is a 409)
+    httpx.post(f"{console.url}/v1/ota/rollouts/{rid}/advance",
+               headers={"Authorization": f"Bearer {token}"})
+    shown = api(console, console.reader, "GET", f"/v1/ota/rollouts/{rid}")
+    assert shown["status"] == "paused", shown["reason"]
+    page.reload()
+    row = page.get_by_role("table", name="Rollouts").get_by_role("row", name="bms-2.6.1")
+    assert row.inner_text().split("\t")[:5] == ["bms-2.6.1", "BMS", "2.6.1", "paused", "1 of 2"]
+    assert "energy_kwh_per_100km" in row.inner_text()  # the reason
+    gate = page.get_by_role("table", name="Health gate evidence of bms-2.6.1")
+    energy = gate.get_by_role("row", name="Energy, kWh/100 km").inner_text().split("\t")
+    figures = shown["evidence"]["energy_kwh_per_100km"]
+    assert abs(float(energy[1]) - 21.0) < 0.05 and abs(float(energy[2]) - 16.0) < 0.05
+    assert float(energy[3]) == pytest.approx(figures["limit"], abs=1e-3)
+    assert energy[4:] == ["5 %", "1 / 2", "worse than control"]
+    dtcs = gate.get_by_role("row", name="Error DTCs per vehicle-hour").inner_text().split("\t")
+    assert dtcs[-1] == "within margin"
     page.screenshot(path=shots / "ota.png", full_page=True)
 
 

@@ -10,7 +10,7 @@ import typer
 
 from drivetrain.commands import ota_rollout, tuf_client_cli
 from drivetrain.commands.api_client import TokenOption, UrlOption, api_call, api_client
-from drivetrain.commands.db import fail, load_settings_or_exit
+from drivetrain.commands.db import fail, load_settings_or_exit, open_migrated_database
 from drivetrain.commands.output import Column, JsonOption, emit_json, print_table, stdout_console
 from drivetrain.core.errors import DrivetrainError
 
@@ -133,16 +133,33 @@ def keys_rotate(
     stdout_console().print(f"image {role}: new key {key.keyid[:16]}…, root v{version}")
 
 
+CommonSourcesOption = Annotated[int | None, typer.Option(
+    "--common-sources", min=0, max=8, help="With no --delta-from: publish deltas from this "
+    "many of the versions most installed on the hardware id across the twins (default: the "
+    "ota_delta_common_sources setting, 3).")]
+
+
 def _print_published(image: dict[str, Any], deltas: list[dict[str, Any]],
-                     skipped: list[str]) -> None:
+                     skipped: list[str], common: list[dict[str, Any]] | None = None,
+                     fleet_bytes_saved: int = 0) -> None:
     by = f", signed by supplier {image['supplier']}" if image["supplier"] else ""
     stdout_console().print(f"published {image['name']} ({image['length']:,} bytes, sha256 "
                            f"{image['sha256'][:16]}…{by})")
+    for installed in common or ():
+        held = (f"delta source {installed['image']}" if installed["image"]
+                else "no published image, no delta")
+        stdout_console().print(f"installed {installed['version']} on {installed['ecus']:,} "
+                               f"ECU(s): {held}")
     for delta in deltas:
         stdout_console().print(f"published {delta['name']}: {delta['delta_bytes']:,} bytes "
                                f"instead of {delta['full_bytes']:,}")
     for source in skipped:
         stdout_console().print(f"no delta from {source}: not smaller than the full image")
+    if deltas:
+        saved = sum(d["full_bytes"] - d["delta_bytes"] for d in deltas)
+        fleet = (f"; {fleet_bytes_saved:,} across the ECUs running the sources"
+                 if fleet_bytes_saved else "")
+        stdout_console().print(f"bytes saved: {saved:,} per download of each delta{fleet}")
 
 
 @supplier_app.command("add")
@@ -194,20 +211,38 @@ def image_add(
     kind: KindOption = "firmware",
     supplier: SupplierOption = None,
     delta_from: DeltaFromOption = None,
+    common_sources: CommonSourcesOption = None,
 ) -> None:
     """Sign and publish an image in the Image repository (the same checks and signing as
-    POST /v1/ota/images)."""
-    from drivetrain.cloud.ota.publishing import ImageUpload, publish_image
+    POST /v1/ota/images). With no --delta-from, deltas come from the versions most
+    installed on the hardware id across every tenant's twins (when there is a state
+    database)."""
+    from drivetrain.cloud.ota.layout import OtaLayout
+    from drivetrain.cloud.ota.publishing import ImageUpload, Published, publish_image
 
+    settings = load_settings_or_exit()
+    common = settings.ota_delta_common_sources if common_sources is None else common_sources
+    upload = ImageUpload(name, file.read_bytes(), hardware_id, release_counter, version, kind,
+                         supplier, tuple(delta_from or ()))
+    images = OtaLayout.under(settings.data_dir).images()
+    done: Published
     try:
-        done = publish_image(_layout().images(), ImageUpload(
-            name, file.read_bytes(), hardware_id, release_counter, version, kind, supplier,
-            tuple(delta_from or ())))
+        if delta_from or not common or not (settings.database_url
+                                            or (settings.data_dir / "state.db").is_file()):
+            done = publish_image(images, upload, common=common)
+        else:
+            database = open_migrated_database(settings)
+            try:
+                with database.session() as session:
+                    done = publish_image(images, upload, session=session, common=common)
+            finally:
+                database.dispose()
     except DrivetrainError as e:
         _error(e)
     _print_published(done.image.to_dict(),
                      [{"name": d.name, "delta_bytes": d.delta_bytes,
-                       "full_bytes": d.full_bytes} for d in done.deltas], list(done.skipped))
+                       "full_bytes": d.full_bytes} for d in done.deltas], list(done.skipped),
+                     [c.to_dict() for c in done.common], done.fleet_bytes_saved)
 
 
 @image_app.command("publish")
@@ -222,6 +257,7 @@ def image_publish(
     kind: KindOption = "firmware",
     supplier: SupplierOption = None,
     delta_from: DeltaFromOption = None,
+    common_sources: CommonSourcesOption = None,
     url: UrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -234,6 +270,8 @@ def image_publish(
         params["supplier"] = supplier
     if delta_from:
         params["delta_from"] = delta_from
+    if common_sources is not None:
+        params["common_sources"] = common_sources
     with api_client(url, token) as client:
         done = api_call(client, "POST", "/v1/ota/images", params=params,
                         content=file.read_bytes(),
@@ -241,7 +279,8 @@ def image_publish(
     if as_json:
         emit_json(done)
         return
-    _print_published(done["image"], done["deltas"], done["skipped_delta_sources"])
+    _print_published(done["image"], done["deltas"], done["skipped_delta_sources"],
+                     done["common_sources"], done["fleet_bytes_saved"])
 
 
 @image_app.command("delta")

@@ -247,6 +247,14 @@ class Settings(BaseSettings):
         description="How long an ingest worker reuses a fleet-registry answer (a retirement "
         "or key rotation takes at most this long to apply), seconds; 0 asks every time.",
     )
+    ota_delta_common_sources: int = Field(
+        3,
+        ge=0,
+        le=8,
+        description="Publishing an image with no delta source named: deltas are published "
+        "from this many of the software versions most installed on its hardware id across "
+        "the tenant's twins (those whose image is published); 0 publishes none.",
+    )
     ota_max_upload_bytes: int = Field(
         64 * 1024 * 1024,
         ge=1024,

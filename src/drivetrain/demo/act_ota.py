@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any, Final
 from drivetrain.demo.acts import Act, ActResult, DemoContext
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from drivetrain.cloud.ota import OtaLayout
     from drivetrain.edge import EdgeAgent, UptanePrimary
     from drivetrain.sim.fleet import FleetPlan
@@ -142,22 +144,29 @@ class _Fleet:
             car.agent.tick(now_ns)  # the uplink sends what was sealed
 
 
-def _publish(layout: OtaLayout, variants: list[str]) -> dict[str, dict[str, str]]:
+_BUILDS: Final = {"bad": ("2.6.0", 6, BAD_EXTRA_LOAD_W), "good": ("2.6.1", 7, 0.0)}
+
+
+def _publish(layout: OtaLayout, variants: list[str], label: str,
+             session: Session | None = None) -> dict[str, str]:
+    """Publish build ``label`` for each hardware variant (hardware id → image name) through
+    the platform's publishing function; with ``session``, its deltas come from the versions
+    the tenant's twins run most (see :func:`drivetrain.cloud.ota.publishing.publish_image`)."""
+    from drivetrain.cloud.ota.publishing import ImageUpload, publish_image
     from drivetrain.sim.firmware import FirmwareBehaviour, build_firmware
 
     images = layout.images()
     known = {i.name for i in images.images()}
-    builds = {"bad": ("2.6.0", 6, BAD_EXTRA_LOAD_W), "good": ("2.6.1", 7, 0.0)}
-    names: dict[str, dict[str, str]] = {"bad": {}, "good": {}}
-    for label, (version, counter, load) in builds.items():
-        for hw in variants:
-            name = f"bms/{hw}/bms-{version}.bin"
-            if name not in known:
-                data = build_firmware(FirmwareBehaviour(ECU, version, True,
-                                                        extra_load_w=load), 16 * 1024)
-                images.add_image(name, data, hardware_id=hw, release_counter=counter,
-                                 version=version)
-            names[label][hw] = name
+    version, counter, load = _BUILDS[label]
+    names: dict[str, str] = {}
+    for hw in variants:
+        name = f"bms/{hw}/bms-{version}.bin"
+        if name not in known:
+            data = build_firmware(FirmwareBehaviour(ECU, version, True, extra_load_w=load),
+                                  16 * 1024)
+            publish_image(images, ImageUpload(name, data, hw, counter, version),
+                          session=session, tenant=TENANT)
+        names[hw] = name
     return names
 
 
@@ -268,9 +277,9 @@ def run(context: DemoContext) -> ActResult:
         layout.init({"root": (2, 3)})
     variants = sorted({e.hardware_id for v in plan.vehicles for e in v.inventory
                        if e.name == ECU and e.hardware_id})
-    builds = _publish(layout, variants)
-    context.report(f"{len(variants)} BMS variants, {2 * len(variants)} signed images",
-                   fraction=0.1)
+    builds = {"bad": _publish(layout, variants, "bad")}
+    context.report(f"{len(variants)} BMS variants, {len(variants)} signed images of the "
+                   "first build", fraction=0.1)
     fleet = _Fleet(context, plan, seed)
     fleet.start_utc = fleet_start
     root = context.data_dir / "ota-demo-cars"
@@ -323,8 +332,10 @@ def run(context: DemoContext) -> ActResult:
                 if bad.status in ("running", "paused"):
                     service.change_rollout(session, bad.rollout_id, "cancel", tenant=TENANT,
                                            actor=MANAGER, reason="superseded by bms-2.6.1")
-            for hw in variants:  # deltas from the build the bad wave now runs
-                layout.images().add_delta(builds["bad"][hw], builds["good"][hw])
+            with context.platform.database.session() as session:
+                # the fix, with deltas from the versions the fleet's BMSs run most: the bad
+                # build the first wave now runs among them
+                builds["good"] = _publish(layout, variants, "good", session)
             fleet.new_day()
             good = _play(context, layout, fleet, "bms-2.6.1", sorted(builds["good"].values()),
                          1)

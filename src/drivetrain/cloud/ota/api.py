@@ -137,6 +137,10 @@ async def post_image(
     ))] = None,
     delta_from: Annotated[list[str] | None, Query(max_length=MAX_DELTA_SOURCES, description=(
         "Published images vehicles run now: a bsdiff4 delta is published from each."))] = None,
+    common_sources: Annotated[int | None, Query(ge=0, le=MAX_DELTA_SOURCES, description=(
+        "With no delta_from: publish deltas from this many of the versions most installed on "
+        "the hardware id across the tenant's twins (default ota_delta_common_sources)."))
+    ] = None,
 ) -> PublishedOut:
     """The body is the image's bytes (at most ``ota_max_upload_bytes``). Checked before
     anything is signed: the fields, the tenant's namespace, the supplier's delegation, the
@@ -149,17 +153,22 @@ async def post_image(
     upload = ImageUpload(name, data, hardware_id, release_counter, version, kind, supplier,
                          tuple(delta_from or ()))
 
+    common = (context.settings.ota_delta_common_sources if common_sources is None
+              else common_sources)
+
     def publish() -> PublishedOut:
         with context.database.session() as session:
             done = publish_image(_layout(context).images(), upload,
-                                 namespace=f"{principal.tenant}/")
+                                 namespace=f"{principal.tenant}/", session=session,
+                                 tenant=principal.tenant, common=common)
             record_audit(session, tenant=principal.tenant, actor=principal.client_id,
                          action="ota.image.publish", target=f"image:{name}",
                          details={"sha256": done.image.sha256, "length": done.image.length,
                                   "hardware_id": hardware_id,
                                   "release_counter": release_counter, "version": version,
                                   "kind": kind, "supplier": supplier or "",
-                                  "deltas": [d.name for d in done.deltas]},
+                                  "deltas": [d.name for d in done.deltas],
+                                  "bytes_saved": done.bytes_saved},
                          request_id=request_id_of(request))
             return PublishedOut.of(done)
 

@@ -170,18 +170,35 @@ class DeltaOut(BaseModel):
                    full_bytes=d.full_bytes, bytes_saved=d.bytes_saved)
 
 
+class CommonSourceOut(BaseModel):
+    version: str = Field(examples=["2.6.0"])
+    ecus: int = Field(ge=0, le=2**40, description="ECUs of the hardware id running it.")
+    image: str | None = Field(description="Its published image (the delta source), or null "
+                                          "when the repository holds none.")
+
+
 class PublishedOut(BaseModel):
-    """The signed image, the deltas published to it, and the sources whose delta was not
-    smaller than the full image."""
+    """The signed image, the deltas published to it, the sources whose delta was not
+    smaller than the full image, and the bytes the deltas save."""
 
     image: ImageOut
     deltas: list[DeltaOut]
     skipped_delta_sources: list[str]
+    common_sources: list[CommonSourceOut] = Field(description=(
+        "With no delta_from: the versions most installed on the hardware id across the "
+        "tenant's twins, from which the deltas were chosen."))
+    bytes_saved: int = Field(ge=-(2**50), le=2**50, description=(
+        "Bytes one download of each delta saves against the full image, summed."))
+    fleet_bytes_saved: int = Field(ge=-(2**50), le=2**50, description=(
+        "Bytes saved if every ECU counted on a chosen source downloads its delta."))
 
     @classmethod
     def of(cls, p: Published) -> PublishedOut:
         return cls(image=ImageOut.of(p.image), deltas=[DeltaOut.of(d) for d in p.deltas],
-                   skipped_delta_sources=list(p.skipped))
+                   skipped_delta_sources=list(p.skipped),
+                   common_sources=[CommonSourceOut(version=c.version, ecus=c.ecus,
+                                                   image=c.image) for c in p.common],
+                   bytes_saved=p.bytes_saved, fleet_bytes_saved=p.fleet_bytes_saved)
 
 
 class KeyVal(_Strict):

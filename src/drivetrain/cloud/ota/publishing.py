@@ -9,6 +9,12 @@ repository never signs a lower one as the newest build), and each delta source (
 same hardware id). Then the image is signed (into the supplier's delegated role when one is
 named) and a bsdiff4 delta is published from each source; a delta that would not be smaller
 than the full image is skipped and reported.
+
+Without explicit sources, the sources are chosen from the fleet: the ``common_sources`` software
+versions most often installed on ECUs of the image's hardware id across the tenant's twins
+(:func:`drivetrain.cloud.twins.software_version_counts`), each one whose image the repository
+holds (same hardware id and kind, under the tenant's namespace) becomes a delta source. The
+result says how many ECUs run each source and the bytes the deltas save.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
+from sqlalchemy.orm import Session
+
 from drivetrain.cloud.ota.images import (
     DeltaInfo,
     ImageInfo,
@@ -24,6 +32,7 @@ from drivetrain.cloud.ota.images import (
     check_image_fields,
 )
 from drivetrain.cloud.ota.repository import MAX_IMAGE_BYTES
+from drivetrain.cloud.twins import software_version_counts
 from drivetrain.core.errors import (
     BadInputError,
     ConflictError,
@@ -32,6 +41,8 @@ from drivetrain.core.errors import (
 )
 
 MAX_DELTA_SOURCES: Final = 8
+#: How many of the most installed versions get a delta when no source is named
+DEFAULT_COMMON_SOURCES: Final = 3
 
 
 class ReleaseCounterRollbackError(ConflictError):
@@ -59,12 +70,61 @@ class ImageUpload:
 
 
 @dataclass(frozen=True, slots=True)
+class CommonSource:
+    """A software version installed on ECUs of the image's hardware id: how many run it, and
+    the published image of that version (None: the repository holds none, so no delta)."""
+
+    version: str
+    ecus: int
+    image: str | None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"version": self.version, "ecus": self.ecus, "image": self.image}
+
+
+@dataclass(frozen=True, slots=True)
 class Published:
     """The published image, its deltas, and the sources whose delta was not worth it."""
 
     image: ImageInfo
     deltas: tuple[DeltaInfo, ...] = ()
     skipped: tuple[str, ...] = field(default=())
+    #: the fleet's most installed versions, when the delta sources were chosen from them
+    common: tuple[CommonSource, ...] = ()
+
+    @property
+    def bytes_saved(self) -> int:
+        """Bytes one download of each delta saves against the full image, summed."""
+        return sum(d.bytes_saved for d in self.deltas)
+
+    @property
+    def fleet_bytes_saved(self) -> int:
+        """Bytes saved if every ECU counted on a chosen source downloads its delta."""
+        ecus = {c.image: c.ecus for c in self.common if c.image is not None}
+        return sum(ecus.get(d.source, 0) * d.bytes_saved for d in self.deltas)
+
+
+def common_sources(session: Session, images: ImageRepository, upload: ImageUpload, *,
+                   tenant: str | None, namespace: str = "", limit: int) -> list[CommonSource]:
+    """The ``limit`` versions most installed on ECUs built for ``upload.hardware_id`` across
+    ``tenant``'s twins (every tenant's when None), other than the upload's own version, each
+    with the published full image of that version (same hardware id and kind, under
+    ``namespace``; the highest release counter when several), or None."""
+    if limit <= 0:
+        return []
+    held: dict[str, ImageInfo] = {}
+    for info in images.images():
+        if (info.kind == upload.kind and info.hardware_id == upload.hardware_id
+                and info.name.startswith(namespace) and info.name != upload.name):
+            best = held.get(info.version)
+            if best is None or info.release_counter > best.release_counter:
+                held[info.version] = info
+    # one more than asked: the upload's own version, if counted, is left out
+    counts = software_version_counts(session, upload.hardware_id, tenant=tenant,
+                                     limit=limit + 1)
+    chosen = [CommonSource(version, ecus, held[version].name if version in held else None)
+              for version, ecus in counts if version != upload.version]
+    return chosen[:limit]
 
 
 def check_upload(images: ImageRepository, upload: ImageUpload, *,
@@ -116,26 +176,39 @@ def check_upload(images: ImageRepository, upload: ImageUpload, *,
 
 
 def publish_image(images: ImageRepository, upload: ImageUpload, *, namespace: str = "",
-                  now: datetime | None = None) -> Published:
+                  now: datetime | None = None, session: Session | None = None,
+                  tenant: str | None = None,
+                  common: int = DEFAULT_COMMON_SOURCES) -> Published:
     """Check (see :func:`check_upload`), sign and publish ``upload``, then a delta from each
-    of its ``delta_from`` sources.
+    of its ``delta_from`` sources. With no ``delta_from`` and a ``session`` on the twins,
+    the sources are the ``common`` versions most installed on the hardware id across
+    ``tenant``'s fleet whose image is published (see :func:`common_sources`).
 
     Raises:
         the errors of :func:`check_upload`, and BadInputError when ``name`` is already
-        published with other content.
+        published with other content, or ``common`` outside 0..MAX_DELTA_SOURCES.
     """
+    if not 0 <= common <= MAX_DELTA_SOURCES:
+        raise BadInputError(f"common delta sources {common}; expected 0..{MAX_DELTA_SOURCES}")
     check_upload(images, upload, namespace=namespace)
+    chosen: list[CommonSource] = []
+    if not upload.delta_from and session is not None:
+        chosen = common_sources(session, images, upload, tenant=tenant, namespace=namespace,
+                                limit=common)
+        sources = tuple(c.image for c in chosen if c.image is not None)
+    else:
+        sources = upload.delta_from
     info = images.add_image(upload.name, upload.data, hardware_id=upload.hardware_id,
                             release_counter=upload.release_counter, version=upload.version,
                             kind=upload.kind, supplier=upload.supplier, now=now)
     deltas: list[DeltaInfo] = []
     skipped: list[str] = []
-    for source in dict.fromkeys(upload.delta_from):
+    for source in dict.fromkeys(sources):
         if source == upload.name:
             continue
         try:
             deltas.append(images.add_delta(source, upload.name, now=now))
         except BadInputError:  # checked above: only "not smaller than the full image" is left
             skipped.append(source)
-    return Published(info, tuple(deltas), tuple(skipped))
+    return Published(info, tuple(deltas), tuple(skipped), tuple(chosen))
 

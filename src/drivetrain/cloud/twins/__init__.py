@@ -14,7 +14,8 @@ Public surface (everything else in this package is internal):
 - What vehicles report (ingestion calls these): :func:`apply_reported`, :func:`record_acks`,
   :func:`record_ecu_inventory`.
 - ECU inventory: :func:`set_ecu`, :func:`delete_ecu`, :func:`list_ecus`, :func:`find_ecu`;
-  twin fields of many vehicles by name: :func:`twin_fields`.
+  twin fields of many vehicles by name: :func:`twin_fields`; the versions most installed
+  on a hardware id across a tenant's fleet: :func:`software_version_counts`.
 - The fleet query language: :func:`parse_query`.
 - Reconciliation: :class:`Reconciler` (publishes signed, retained desired-state deltas).
 - The change feed: :func:`hub_for`, :class:`ChangeHub`, :class:`TwinChange`.
@@ -34,6 +35,7 @@ from drivetrain.cloud.twins.ecus import (
     list_ecus,
     record_ecu_inventory,
     set_ecu,
+    software_version_counts,
 )
 from drivetrain.cloud.twins.entitlements import (
     DesiredToken,
@@ -103,6 +105,7 @@ __all__ = [
     "set_desired_by_query",
     "set_ecu",
     "set_entitlements",
+    "software_version_counts",
     "sync_twins",
     "twin_entitlements",
     "twin_fields",

@@ -12,12 +12,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Literal
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from drivetrain.cloud.infra import record_audit
 from drivetrain.cloud.twins.feed import TwinChange, queue_changes
-from drivetrain.cloud.twins.models import ECUS, Ecu, EcuRow
+from drivetrain.cloud.twins.models import ECUS, Ecu, EcuRow, TwinRow
 from drivetrain.cloud.twins.registry import dialect_insert, twin_row
 from drivetrain.cloud.twins.rows import ecu_of, load_ecus
 from drivetrain.cloud.twins.values import (
@@ -173,3 +173,27 @@ def record_ecu_inventory(
             session, [TwinChange("ecu", vin, row.tenant_id, now, tuple(sorted(ecus)))]
         )
     return len(rows)
+
+
+def software_version_counts(
+    session: Session, hardware_id: str, *, tenant: str | None, limit: int,
+) -> list[tuple[str, int]]:
+    """The ``limit`` software versions most often installed on ECUs built for
+    ``hardware_id`` across ``tenant``'s twins (every tenant's when None), each with how many
+    ECUs run it: most ECUs first, then by version name. ECUs with no reported version are
+    not counted."""
+    if limit <= 0:
+        return []
+    counted = func.count().label("ecus")
+    statement = (
+        select(EcuRow.software_version, counted)
+        .where(EcuRow.hardware_id == hardware_id, EcuRow.software_version.is_not(None))
+        .group_by(EcuRow.software_version)
+        .order_by(counted.desc(), EcuRow.software_version)
+        .limit(limit)
+    )
+    if tenant is not None:
+        statement = statement.join(TwinRow, TwinRow.vin == EcuRow.vin).where(
+            TwinRow.tenant_id == tenant
+        )
+    return [(str(version), int(n)) for version, n in session.execute(statement)]
