@@ -25,6 +25,7 @@ EVENT_IDS = {
     "cross_signal": 0x1006,
     "timing": 0x1007,
     "cross_value": 0x1008,
+    "signal_range": 0x1009,
 }
 MAX_EVIDENCE_FRAMES = 4
 

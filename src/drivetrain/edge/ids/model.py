@@ -23,11 +23,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from cantools.database import Database
+
 from drivetrain.core.can import FrameBatch
-from drivetrain.core.errors import BadInputError
+from drivetrain.core.errors import BadInputError, DbcFormatError
 from drivetrain.edge.ids.crossbit import CrossBitDetector
 from drivetrain.edge.ids.crossvalue import CrossValueDetector
 from drivetrain.edge.ids.detectors import Detector, payload_detectors
+from drivetrain.edge.ids.signals import SignalRangeRateDetector
 from drivetrain.edge.ids.stream import IdTable, StreamState, advance, index_batch, relink
 from drivetrain.edge.ids.timing import TimingDetector
 
@@ -143,14 +146,14 @@ class IdsModel:
         names = tuple(header.get("detectors", DETECTOR_NAMES))
         if not set(names) <= {*DETECTOR_NAMES, TimingDetector.name}:
             raise IdsModelError(f"model file '{p}' names unknown detectors {names}")
-        detectors = _new_detectors(names)
+        detectors = _new_detectors(names, loading=True)
         timing = TimingDetector()
         try:
             loaded: list[Detector | TimingDetector] = [*detectors, timing]
             for d in loaded:
                 prefix = f"{d.name}."
                 d.load({k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)})
-        except (KeyError, ValueError, TypeError, IndexError) as e:
+        except (KeyError, ValueError, TypeError, IndexError, DbcFormatError) as e:
             raise IdsModelError(f"model file '{p}' has missing or malformed arrays: {e}") from e
         meta = {k: v for k, v in header.items() if k not in ("format", "version")}
         model = cls(ids, detectors, timing, meta)
@@ -222,16 +225,28 @@ DETECTOR_NAMES = (
     "counter",
     "cross_signal",
     "cross_value",
+    "signal_range",
 )
 #: What :func:`train_model` runs unless told otherwise: every detector. ``cross_value`` takes the
 #: ROAD reverse-light masquerade (leave one out) from AUROC 0.715 / F1 0.003 to 1.000 / 0.998,
 #: at the cost of more false alerts on correlated_signal_attack_2_masquerade (14 to 29, F1
 #: 0.983 to 0.979, still above 0.90); see docs/benchmarks.md.
+#: ``signal_range`` runs only when the model is trained with the vehicle's DBC (ROAD captures come
+#: without one, so their figures are those of the other detectors).
 DEFAULT_DETECTORS = DETECTOR_NAMES
 
 
-def _new_detectors(names: tuple[str, ...] = DETECTOR_NAMES) -> list[Detector]:
+def _new_detectors(
+    names: tuple[str, ...] = DETECTOR_NAMES,
+    dbc: Database | None = None,
+    *,
+    loading: bool = False,
+) -> list[Detector]:
+    """The named detectors; ``signal_range`` only with a DBC (or, ``loading``, to be filled
+    from a model file)."""
     detectors: list[Detector] = [*payload_detectors(), CrossBitDetector(), CrossValueDetector()]
+    if dbc is not None or loading:
+        detectors.append(SignalRangeRateDetector(dbc))
     return [d for d in detectors if d.name in names]
 
 
@@ -248,10 +263,10 @@ def _segments(captures: list[FrameBatch]) -> list[FrameBatch]:
 
 
 def _fit(
-    ids: IdTable, segments: list[FrameBatch], names: tuple[str, ...]
+    ids: IdTable, segments: list[FrameBatch], names: tuple[str, ...], dbc: Database | None
 ) -> tuple[list[Detector], TimingDetector, list[Any]]:
     views = [index_batch(s, ids, StreamState(len(ids) + 1)) for s in segments]
-    detectors = _new_detectors(names)
+    detectors = _new_detectors(names, dbc)
     for d in detectors:
         d.fit(ids, views)
     timing = TimingDetector()
@@ -286,10 +301,12 @@ def train_model(
     *,
     description: str = "",
     detectors: tuple[str, ...] = DEFAULT_DETECTORS,
+    dbc: Database | None = None,
 ) -> IdsModel:
     """Train on benign traffic only (``captures``: benign frames, each in time order).
     ``detectors`` selects the payload detectors (the benchmark's baseline runs a subset;
-    ``DETECTOR_NAMES`` runs every one, ``cross_value`` included).
+    ``DETECTOR_NAMES`` runs every one, ``cross_value`` included). ``dbc``, the vehicle's DBC
+    when it is known, adds the range and rate checks on decoded signals (``signal_range``).
 
     Raises:
         BadInputError: no frames to learn from, or an unknown detector name.
@@ -310,10 +327,10 @@ def train_model(
             continue
         fold_keys = np.concatenate([IdTable.keys_of(s.frame_id, s.is_extended) for s in train])
         fold_ids = IdTable(fold_keys)
-        fold_detectors, timing, _ = _fit(fold_ids, train, detectors)
+        fold_detectors, timing, _ = _fit(fold_ids, train, detectors, dbc)
         for i in held.tolist():
             _collect_fired(segments[i], fold_ids, fold_detectors, timing, banned)
-    fitted, timing, _ = _fit(ids, segments, detectors)
+    fitted, timing, _ = _fit(ids, segments, detectors, dbc)
     final: list[Detector | TimingDetector] = [*fitted, timing]
     for d in final:
         d.ban(banned.get(d.name, set()), ids)
@@ -324,5 +341,5 @@ def train_model(
         "banned_cells": {k: len(v) for k, v in banned.items()},
         "description": description,
     }
-    meta["detectors"] = list(detectors)
+    meta["detectors"] = [d.name for d in fitted]
     return IdsModel(ids, fitted, timing, meta)
