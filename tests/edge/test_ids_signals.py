@@ -88,3 +88,28 @@ def test_the_model_file_round_trips_with_its_dbc(frames, dbc, tmp_path: Path) ->
     b = loaded.stream().score(forged)
     np.testing.assert_allclose(a.score, b.score)
     assert b.alert[attack].all()
+
+
+def test_bench_ids_passes_the_dbc_through(frames, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from typer.testing import CliRunner
+
+    from drivetrain.cli import app
+    from drivetrain.core.can import FrameLabels, write_capture
+
+    forged, attack = _forge_speed(frames, 120.0)
+    train, test = tmp_path / "benign.csv", tmp_path / "forged.csv"
+    benign_labels = FrameLabels(np.zeros(len(frames), np.int32), ("Benign",))
+    write_capture(train, frames, capture_format="road-csv", labels=benign_labels)
+    write_capture(test, forged, capture_format="road-csv",
+                  labels=FrameLabels(attack.astype(np.int32), ("Benign", "Speed")))
+    out = tmp_path / "bench.json"
+    args = ["bench", "ids", "--train", str(train), "--test", str(test), "--json", str(out)]
+    result = CliRunner().invoke(app, [*args, "--dbc", str(DATA / "toyota_new_mc_pt_generated.dbc")])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(out.read_text())["captures"]["forged"]
+    assert figures["recall"] == 1.0 and figures["precision"] == 1.0
+    assert figures["us_per_frame"] < 10.0
+    missing = CliRunner().invoke(app, [*args, "--dbc", str(tmp_path / "none.dbc")])
+    assert missing.exit_code != 0 and "no such file" in missing.output

@@ -24,6 +24,8 @@ from drivetrain.commands.output import (
 from drivetrain.core.errors import BadInputError
 
 if TYPE_CHECKING:
+    from cantools.database import Database
+
     from drivetrain.core.can import FrameBatch
 
 app = typer.Typer(
@@ -53,6 +55,18 @@ def _load(path: Path) -> tuple[FrameBatch, npt.NDArray[np.bool_] | None]:
     return frames, codes != benign
 
 
+def _dbc(path: Path | None) -> Database | None:
+    """The vehicle's DBC for the signal checks (None: no DBC given)."""
+    if path is None:
+        return None
+    from drivetrain.core.can import load_dbc
+
+    try:
+        return load_dbc(path).database
+    except BadInputError as e:
+        fail(e)
+
+
 def _benign(paths: list[Path]) -> list[FrameBatch]:
     out = []
     for p in paths:
@@ -69,14 +83,23 @@ def train(
     out: Annotated[Path, typer.Option("--out", "-o", help="Model file to write (.npz).")] = Path(
         "ids-model.npz"
     ),
+    dbc: Annotated[
+        Path | None,
+        typer.Option(
+            "--dbc", help="The vehicle's DBC: adds range and rate checks on decoded signals."
+        ),
+    ] = None,
     json_out: JsonOption = False,
 ) -> None:
     """Learn a detector from benign traffic only and write a versioned model file."""
     from drivetrain.edge import train_model
 
+    database = _dbc(dbc)
     start = time.perf_counter()
     try:
-        model = train_model(_benign(captures), description=", ".join(p.name for p in captures))
+        model = train_model(
+            _benign(captures), description=", ".join(p.name for p in captures), dbc=database
+        )
     except BadInputError as e:
         fail(e)
     model.save(out)
@@ -138,16 +161,21 @@ def detect(
 BENCH_CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
-def _bench_arguments(args: list[str]) -> tuple[list[Path], list[Path], Path | None]:
-    """``--train FILE… --test FILE… [--json OUT]`` (each option takes every file up to the next
-    option, as a shell glob expands)."""
-    lists: dict[str, list[str]] = {"--train": [], "--test": [], "--json": []}
+def _bench_arguments(
+    args: list[str],
+) -> tuple[list[Path], list[Path], Path | None, Path | None]:
+    """``--train FILE… --test FILE… [--json OUT] [--dbc FILE]`` (each option takes every file up
+    to the next option, as a shell glob expands)."""
+    lists: dict[str, list[str]] = {"--train": [], "--test": [], "--json": [], "--dbc": []}
     current: str | None = None
     for token in args:
         if token.startswith("--"):
             name, _, value = token.partition("=")
             if name not in lists:
-                fail(f"unknown option {name!r}; expected --train FILE… --test FILE… [--json OUT]")
+                fail(
+                    f"unknown option {name!r}; expected --train FILE… --test FILE… "
+                    "[--json OUT] [--dbc FILE]"
+                )
             current = name
             if value:
                 lists[name].append(value)
@@ -157,32 +185,35 @@ def _bench_arguments(args: list[str]) -> tuple[list[Path], list[Path], Path | No
             lists[current].append(token)
     if not lists["--train"] or not lists["--test"]:
         fail("give at least one --train capture and one --test capture")
-    if len(lists["--json"]) > 1:
-        fail(f"--json takes one file, got {len(lists['--json'])}")
-    for name in ("--train", "--test"):
+    for single in ("--json", "--dbc"):
+        if len(lists[single]) > 1:
+            fail(f"{single} takes one file, got {len(lists[single])}")
+    for name in ("--train", "--test", "--dbc"):
         for f in lists[name]:
             if not Path(f).is_file():
                 fail(f"{name} {f}: no such file")
     out = Path(lists["--json"][0]) if lists["--json"] else None
-    return [Path(f) for f in lists["--train"]], [Path(f) for f in lists["--test"]], out
+    dbc = Path(lists["--dbc"][0]) if lists["--dbc"] else None
+    return [Path(f) for f in lists["--train"]], [Path(f) for f in lists["--test"]], out, dbc
 
 
 def bench_ids(ctx: typer.Context) -> None:
-    """drivetrain bench ids --train FILE… --test FILE… [--json OUT]
+    """drivetrain bench ids --train FILE… --test FILE… [--json OUT] [--dbc FILE]
 
     Train on the benign rows of the --train captures only, then score each --test capture
     (labelled, e.g. ROAD CSV `Time,Id,Byte1..Byte8,Label`): AUROC, precision, recall and F1 at
     the threshold fixed from benign data, time from attack start to first alert, false alerts
     per hour (flagged frames of one id within 1 s are one alert) and microseconds per frame.
-    --json OUT writes {"captures": {stem: {...}}, "mean_auroc": ...}.
+    --json OUT writes {"captures": {stem: {...}}, "mean_auroc": ...}. --dbc FILE (the
+    vehicle's DBC) adds range and rate checks on decoded signals.
     """
-    train_paths, test_paths, json_path = _bench_arguments(list(ctx.args))
+    train_paths, test_paths, json_path, dbc_path = _bench_arguments(list(ctx.args))
     from drivetrain.edge import score_capture, train_model
 
     err = stderr_console()
     start = time.perf_counter()
     try:
-        model = train_model(_benign(train_paths))
+        model = train_model(_benign(train_paths), dbc=_dbc(dbc_path))
     except BadInputError as e:
         fail(e)
     err.print(
