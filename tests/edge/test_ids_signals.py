@@ -113,3 +113,16 @@ def test_bench_ids_passes_the_dbc_through(frames, tmp_path: Path) -> None:  # ty
     assert figures["us_per_frame"] < 10.0
     missing = CliRunner().invoke(app, [*args, "--dbc", str(tmp_path / "none.dbc")])
     assert missing.exit_code != 0 and "no such file" in missing.output
+
+
+def test_a_speed_the_ecu_sent_earlier_is_caught_only_with_the_dbc(frames, dbc) -> None:  # type: ignore[no-untyped-def]
+    # 29.41 km/h: a value (and bytes) of this drive's first frames, forged while the car is at
+    # ~37 km/h; no byte or bit is new, only the jump gives it away
+    forged, attack = _forge_speed(frames, 29.41)
+    without = score_capture(train_model([frames]), forged, attack)
+    with_dbc = score_capture(train_model([frames], dbc=dbc), forged, attack)
+    assert without.recall == 0.0 and without.auroc < 0.8
+    # the first frames of the forgery jump; the last one lies 0.1 s after the last genuine
+    # frame, close enough in rate to pass
+    assert with_dbc.recall >= 0.8 and with_dbc.auroc > 0.99
+    assert with_dbc.us_per_frame < 10.0
