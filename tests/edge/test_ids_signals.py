@@ -35,8 +35,9 @@ def _forge_speed(frames: FrameBatch, kmh: float) -> tuple[FrameBatch, np.ndarray
     target = target[target > 2 * len(frames) // 3][:5]
     raw = round(kmh / 0.01)
     data[target, 5], data[target, 6] = raw >> 8, raw & 0xFF
-    forged = FrameBatch(frames.timestamp_s, frames.frame_id, frames.is_extended, frames.bus,
-                        frames.length, data)
+    forged = FrameBatch(
+        frames.timestamp_s, frames.frame_id, frames.is_extended, frames.bus, frames.length, data
+    )
     attack = np.zeros(len(frames), np.bool_)
     attack[target] = True
     return forged, attack
@@ -102,8 +103,12 @@ def test_bench_ids_passes_the_dbc_through(frames, tmp_path: Path) -> None:  # ty
     train, test = tmp_path / "benign.csv", tmp_path / "forged.csv"
     benign_labels = FrameLabels(np.zeros(len(frames), np.int32), ("Benign",))
     write_capture(train, frames, capture_format="road-csv", labels=benign_labels)
-    write_capture(test, forged, capture_format="road-csv",
-                  labels=FrameLabels(attack.astype(np.int32), ("Benign", "Speed")))
+    write_capture(
+        test,
+        forged,
+        capture_format="road-csv",
+        labels=FrameLabels(attack.astype(np.int32), ("Benign", "Speed")),
+    )
     out = tmp_path / "bench.json"
     args = ["bench", "ids", "--train", str(train), "--test", str(test), "--json", str(out)]
     result = CliRunner().invoke(app, [*args, "--dbc", str(DATA / "toyota_new_mc_pt_generated.dbc")])

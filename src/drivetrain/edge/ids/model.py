@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
 from cantools.database import Database
 
 from drivetrain.core.can import FrameBatch

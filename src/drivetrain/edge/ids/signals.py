@@ -98,8 +98,10 @@ class SignalRangeRateDetector:
         self.use_declared = np.zeros(n, np.bool_)
         self.range_on = np.zeros(n, np.bool_)
         self.rate_on = np.zeros(n, np.bool_)
-        known = np.array(sorted(int(k.frame_id) | (int(k.is_extended) << 32)
-                                for k in decoder.known_frame_ids), np.int64)
+        known = np.array(
+            sorted(int(k.frame_id) | (int(k.is_extended) << 32) for k in decoder.known_frame_ids),
+            np.int64,
+        )
         self._known = known
 
     @property
@@ -108,9 +110,7 @@ class SignalRangeRateDetector:
 
     # --- decoding ---------------------------------------------------------------------------
 
-    def _frames(
-        self, view: BatchView, pick: npt.NDArray[np.intp], previous: bool
-    ) -> FrameBatch:
+    def _frames(self, view: BatchView, pick: npt.NDArray[np.intp], previous: bool) -> FrameBatch:
         """The picked frames of the batch (or their previous accepted frames) as a batch whose
         timestamps are the positions in ``pick``, so decoded rows map back to frames."""
         key = self.keys[view.row[pick]]
@@ -142,7 +142,8 @@ class SignalRangeRateDetector:
             return pos[:0]
         key = self.keys[view.row[pos]]
         at = np.minimum(np.searchsorted(self._known, key), len(self._known) - 1)
-        return pos[self._known[at] == key]
+        out: npt.NDArray[np.intp] = pos[self._known[at] == key]
+        return out
 
     def _values(
         self, view: BatchView, only: npt.NDArray[np.intp] | None = None
