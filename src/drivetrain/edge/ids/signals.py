@@ -42,6 +42,10 @@ _RATE_HEADROOM = 2.0
 _MIN_DT_S = 1e-3
 _MAX_PASSES = 32  # re-linking passes per batch after forged frames  # two frames of one id closer than this are compared as 1 ms apart
 _RANGE, _RATE, _DECLARED = 0, 1, 2
+_Positions = npt.NDArray[np.intp]
+_Floats = npt.NDArray[np.float64]
+#: per decoded value: frame position, slot, value, rate of change per second
+_PerValue = tuple[_Positions, _Positions, _Floats, _Floats]
 
 
 class SignalRangeRateDetector:
@@ -145,14 +149,7 @@ class SignalRangeRateDetector:
         out: npt.NDArray[np.intp] = pos[self._known[at] == key]
         return out
 
-    def _values(
-        self, view: BatchView, only: npt.NDArray[np.intp] | None = None
-    ) -> tuple[
-        npt.NDArray[np.intp],
-        npt.NDArray[np.intp],
-        npt.NDArray[np.float64],
-        npt.NDArray[np.float64],
-    ]:
+    def _values(self, view: BatchView, only: _Positions | None = None) -> _PerValue:
         """Per decoded value: frame position, slot, value, and rate of change per second from
         the previous frame of its id (NaN where there is none or it decodes differently)."""
         pick = self._checked(view) if only is None else only
@@ -217,14 +214,8 @@ class SignalRangeRateDetector:
     # --- scoring ----------------------------------------------------------------------------
 
     def _raw(
-        self, view: BatchView, only: npt.NDArray[np.intp] | None = None
-    ) -> tuple[
-        npt.NDArray[np.intp],
-        npt.NDArray[np.intp],
-        npt.NDArray[np.float64],
-        npt.NDArray[np.float64],
-        npt.NDArray[np.float64],
-    ]:
+        self, view: BatchView, only: _Positions | None = None
+    ) -> tuple[_Positions, _Positions, _Floats, _Floats, _Floats]:
         """Per decoded value: frame position, slot, and the scores of the learned range, the
         rate and the declared range."""
         where, slot, value, rate = self._values(view, only)
@@ -245,12 +236,18 @@ class SignalRangeRateDetector:
         by_rate = np.nan_to_num(by_rate, nan=0.0, posinf=0.0)
         return where, slot, in_range, by_rate, declared
 
+    def _per_frame(self, view: BatchView, only: _Positions | None = None) -> _Floats:
+        """Each frame's worst check (0 for frames not decoded)."""
+        out = np.zeros(len(view))
+        where, _, in_range, by_rate, declared = self._raw(view, only)
+        np.maximum.at(out, where, np.maximum(np.maximum(in_range, by_rate), declared))
+        return out
+
     def score(self, view: BatchView) -> npt.NDArray[np.float64]:
         out = np.zeros(len(view))
         if not self.active or not len(view):
             return out
-        where, _, in_range, by_rate, declared = self._raw(view)
-        np.maximum.at(out, where, np.maximum(np.maximum(in_range, by_rate), declared))
+        out = self._per_frame(view)
         # a forged frame must not become the reference of the next one (a forged value held
         # for several frames changes fast only once): compare the frames that followed a
         # flagged frame with the last frame not flagged, until nothing new is flagged
@@ -266,9 +263,7 @@ class SignalRangeRateDetector:
             ]
             if not len(moved):
                 break
-            again = np.zeros(len(view))
-            where, _, in_range, by_rate, declared = self._raw(relinked, moved)
-            np.maximum.at(again, where, np.maximum(np.maximum(in_range, by_rate), declared))
+            again = self._per_frame(relinked, moved)
             out[moved] = again[moved]
             view = relinked
             flagged = out > self.floor
