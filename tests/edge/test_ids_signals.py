@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from drivetrain.core.can import FrameBatch, load_dbc, read_capture
-from drivetrain.edge import IdsModel, score_capture, train_model
+from drivetrain.edge import IdsModel, IdsModelError, score_capture, train_model
 from drivetrain.edge.ids.signals import SignalRangeRateDetector
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "captures"
@@ -131,3 +131,26 @@ def test_a_speed_the_ecu_sent_earlier_is_caught_only_with_the_dbc(frames, dbc) -
     # frame, close enough in rate to pass
     assert with_dbc.recall >= 0.8 and with_dbc.auroc > 0.99
     assert with_dbc.us_per_frame < 10.0
+
+
+def test_a_model_file_with_a_broken_dbc_is_refused(frames, dbc, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    model = train_model([frames], detectors=("signal_range",), dbc=dbc)
+    good = tmp_path / "ids.npz"
+    model.save(good)
+    with np.load(good) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["signal_range.dbc"] = np.frombuffer(b"BO_ 180 SPEED: 8 XXX\n SG_ broken", np.uint8)
+    bad = tmp_path / "bad.npz"
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    bad.write_bytes(buffer.getvalue())
+    with pytest.raises(IdsModelError, match="malformed"):
+        IdsModel.load(bad)
+    arrays = {k: v for k, v in arrays.items() if k != "signal_range.dbc"}
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    bad.write_bytes(buffer.getvalue())
+    with pytest.raises(IdsModelError, match="malformed"):
+        IdsModel.load(bad)
