@@ -142,7 +142,8 @@ class IdsModel:
                 f"model file '{p}' is version {header.get('version')!r}; this build reads version {VERSION}"
             )
         ids = IdTable(arrays.pop("ids"))
-        names = tuple(header.get("detectors", DETECTOR_NAMES))
+        # a header without the list: the detectors every model ran before ``signal_range``
+        names = tuple(header.get("detectors", DETECTOR_NAMES[:-1]))
         if not set(names) <= {*DETECTOR_NAMES, TimingDetector.name}:
             raise IdsModelError(f"model file '{p}' names unknown detectors {names}")
         detectors = _new_detectors(names, loading=True)
