@@ -210,6 +210,37 @@ def image_add(
                        "full_bytes": d.full_bytes} for d in done.deltas], list(done.skipped))
 
 
+@image_app.command("add-model")
+def image_add_model(
+    file: Annotated[Path, typer.Argument(
+        help="An intrusion-detection model file (from 'drivetrain ids train').", exists=True,
+        dir_okay=False)],
+    hardware_id: Annotated[str, typer.Option(
+        "--hardware-id", help="Hardware id of the vehicle component that runs the model.")],
+    release_counter: ReleaseCounterOption,
+    version: Annotated[str, typer.Option("--version", help="The model's version, e.g. 3.")],
+    name: Annotated[str | None, typer.Option(
+        "--name", help="Target name (default models/HARDWARE_ID/ids-model-VERSION.img).")] = None,
+    supplier: SupplierOption = None,
+    delta_from: DeltaFromOption = None,
+) -> None:
+    """Publish a trained IDS model as an image of kind model: the model file and its card,
+    packed and hashed, signed like any image (the same checks as 'ota image add')."""
+    from drivetrain.cloud.ota.model_images import model_upload
+    from drivetrain.cloud.ota.publishing import publish_image
+
+    try:
+        upload = model_upload(file.read_bytes(), hardware_id=hardware_id,
+                              release_counter=release_counter, version=version, name=name,
+                              supplier=supplier, delta_from=tuple(delta_from or ()))
+        done = publish_image(_layout().images(), upload)
+    except DrivetrainError as e:
+        _error(e)
+    _print_published(done.image.to_dict(),
+                     [{"name": d.name, "delta_bytes": d.delta_bytes,
+                       "full_bytes": d.full_bytes} for d in done.deltas], list(done.skipped))
+
+
 @image_app.command("publish")
 def image_publish(
     file: Annotated[Path, typer.Argument(help="The image file.", exists=True, dir_okay=False)],
