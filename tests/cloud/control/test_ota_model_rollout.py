@@ -11,6 +11,7 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +29,12 @@ from drivetrain.cloud.ota.serve import BackgroundServer
 from drivetrain.cloud.twins import list_ecus, record_ecu_inventory
 from drivetrain.core.can import FrameBatch, read_capture
 from drivetrain.core.errors import BadInputError
+from drivetrain.core.vss import builtin_catalog
+from drivetrain.core.wire import VehicleEvent
 from drivetrain.edge import (
+    SECURITY_EVENT_TYPE,
     AbEcu,
+    CanDecoding,
     IdsModel,
     IdsModelError,
     OnboardIds,
@@ -45,7 +50,8 @@ from drivetrain.edge.agent import EdgeAgent
 from drivetrain.edge.buffer import MemoryBuffer
 from drivetrain.edge.ota.notice import ManifestSigning
 
-CAPTURE = Path(__file__).parents[2] / "data" / "captures" / "comma2k19_head3000.csv"
+DATA = Path(__file__).parents[2] / "data" / "captures"
+CAPTURE = DATA / "comma2k19_head3000.csv"
 GOOD_HW, BAD_HW = "IDS-HW1", "IDS-HW2"
 VERSION = "2026.12.1"
 
@@ -113,8 +119,11 @@ def fleet(rig: Rig, tmp_path: Path, model_file: Path,
             old.stop()
             rig.agents[vin] = EdgeAgent(
                 old.identity, rig.bus, MemoryBuffer(), actuator=rig.actuators[vin],
+                can=CanDecoding.load(DATA / "toyota_new_mc_pt_generated.dbc",
+                                     DATA / "toyota_vss.toml", builtin_catalog()),
                 ota=OtaUpdater(primary, lambda: VehicleConditions(True, 80.0),
-                               signing=ManifestSigning("TCU", primary_key, {"IDS": ecu_key})))
+                               signing=ManifestSigning("TCU", primary_key, {"IDS": ecu_key})),
+                ids=onboard[vin])
             rig.agents[vin].start()
         yield rig, layout, onboard
 
@@ -125,6 +134,8 @@ def test_a_trained_ids_model_reaches_cars_as_an_image_and_the_twin_shows_its_ver
 ) -> None:
     rig, layout, onboard = fleet
     good, bad, other = rig.vins
+    attack = _injected(frames)
+    assert _security_events(rig.agents[good], attack) == []  # no model on board yet
     [published] = [i for i in layout.images().images() if i.hardware_id == GOOD_HW]
     assert (published.kind, published.version, published.release_counter) == (
         "model", VERSION, 3)
@@ -161,6 +172,10 @@ def test_a_trained_ids_model_reaches_cars_as_an_image_and_the_twin_shows_its_ver
         np.testing.assert_allclose(running.stream().score(frames).score,
                                    trained.stream().score(frames).score)
     assert onboard[bad].model is None and onboard[bad].version is None
+    # the agents' detectors now run over the bus: the injected id is raised by the good car
+    raised = _security_events(rig.agents[good], attack)
+    assert raised and {e.data["sensor"] for e in raised} == {"unknown_id"}
+    assert _security_events(rig.agents[bad], attack) == []
     # after a restart the car's IDS starts from the model its active slot holds
     ota = rig.agents[good].downlink.ota
     assert ota is not None
@@ -169,6 +184,21 @@ def test_a_trained_ids_model_reaches_cars_as_an_image_and_the_twin_shows_its_ver
     bad_ota = rig.agents[bad].downlink.ota
     assert bad_ota is not None
     assert bad_ota.primary.ecus["IDS"].running() is None  # rolled back to the factory slot
+
+
+def _injected(frames: FrameBatch) -> FrameBatch:
+    """The capture with an id it never carries injected into every tenth frame of a stretch."""
+    frame_id = frames.frame_id.copy()
+    assert 0x7E5 not in set(frame_id.tolist())
+    frame_id[1000:1300:10] = 0x7E5
+    return replace(frames, frame_id=frame_id)
+
+
+def _security_events(agent: EdgeAgent, frames: FrameBatch) -> list[VehicleEvent]:
+    agent.outbox.events.clear()
+    offset = time.time_ns() - int(frames.timestamp_s[-1] * 1e9)
+    agent.tick(time.time_ns(), frames=frames, frames_offset_ns=offset)
+    return [e for e in agent.outbox.events if e.type == SECURITY_EVENT_TYPE]
 
 
 def test_a_model_image_carries_its_card_and_refuses_tampering(model_file: Path) -> None:

@@ -19,7 +19,11 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from drivetrain.edge.ids.model import MAX_MODEL_BYTES, IdsModel, IdsModelError
+from drivetrain.core.can import FrameBatch
+from drivetrain.core.wire import VehicleEvent
+from drivetrain.edge.ids.events import events_from
+from drivetrain.edge.ids.model import MAX_MODEL_BYTES, IdsModel, IdsModelError, IdsStream
+from drivetrain.edge.ids.uplink import EventLimiter, to_vehicle_event
 from drivetrain.edge.ota.slots import HealthResult
 
 MAGIC: Final = b"drivetrain-ids-model-image/1\n"
@@ -104,6 +108,8 @@ class OnboardIds:
     def __init__(self, model: IdsModel | None = None, card: ModelCard | None = None) -> None:
         self.model = model
         self.card = card
+        self.limiter = EventLimiter()
+        self._stream: IdsStream | None = None
 
     @classmethod
     def from_slots(cls, ecu: _Slots) -> OnboardIds:
@@ -130,6 +136,18 @@ class OnboardIds:
             card, model = unpack_model_image(image)
         except IdsModelError as e:
             return HealthResult(False, f"{serial}: model does not load: {e}")
-        self.model, self.card = model, card
+        self.model, self.card, self._stream = model, card, None
         return HealthResult(True, f"{serial}: IDS model {card.name} {card.version} loaded "
                                   f"({len(model.ids)} CAN ids)")
+
+    def scan(self, frames: FrameBatch, *, epoch_offset_s: float = 0.0) -> list[VehicleEvent]:
+        """Score the bus's next ``frames`` (time order) with the running model; the security
+        events to send now (rate-limited per signature). A new model starts a fresh stream;
+        without a model nothing is scored."""
+        if self.model is None or not len(frames):
+            return []
+        if self._stream is None or self._stream.model is not self.model:
+            self._stream = self.model.stream()
+        raised = events_from(self.model, frames, self._stream.score(frames))
+        sent = self.limiter.offer(raised, float(frames.timestamp_s[-1]))
+        return [to_vehicle_event(e, epoch_offset_s=epoch_offset_s) for e in sent]
