@@ -16,6 +16,7 @@ from drivetrain.core.errors import DrivetrainError
 
 if TYPE_CHECKING:
     from drivetrain.cloud.ota.layout import OtaLayout
+    from drivetrain.cloud.ota.publishing import ImageUpload
 
 app = typer.Typer(
     help="Secure over-the-air updates: Uptane Image and Director repositories on TUF.",
@@ -197,12 +198,19 @@ def image_add(
 ) -> None:
     """Sign and publish an image in the Image repository (the same checks and signing as
     POST /v1/ota/images)."""
-    from drivetrain.cloud.ota.publishing import ImageUpload, publish_image
+    from drivetrain.cloud.ota.publishing import ImageUpload
+
+    _publish(ImageUpload(name, file.read_bytes(), hardware_id, release_counter, version, kind,
+                         supplier, tuple(delta_from or ())))
+
+
+def _publish(upload: ImageUpload) -> None:
+    """Publish ``upload`` with :func:`publish_image` into the local Image repository and print
+    what was published."""
+    from drivetrain.cloud.ota.publishing import publish_image
 
     try:
-        done = publish_image(_layout().images(), ImageUpload(
-            name, file.read_bytes(), hardware_id, release_counter, version, kind, supplier,
-            tuple(delta_from or ())))
+        done = publish_image(_layout().images(), upload)
     except DrivetrainError as e:
         _error(e)
     _print_published(done.image.to_dict(),
@@ -227,18 +235,14 @@ def image_add_model(
     """Publish a trained IDS model as an image of kind model: the model file and its card,
     packed and hashed, signed like any image (the same checks as 'ota image add')."""
     from drivetrain.cloud.ota.model_images import model_upload
-    from drivetrain.cloud.ota.publishing import publish_image
 
     try:
         upload = model_upload(file.read_bytes(), hardware_id=hardware_id,
                               release_counter=release_counter, version=version, name=name,
                               supplier=supplier, delta_from=tuple(delta_from or ()))
-        done = publish_image(_layout().images(), upload)
     except DrivetrainError as e:
         _error(e)
-    _print_published(done.image.to_dict(),
-                     [{"name": d.name, "delta_bytes": d.delta_bytes,
-                       "full_bytes": d.full_bytes} for d in done.deltas], list(done.skipped))
+    _publish(upload)
 
 
 @image_app.command("publish")

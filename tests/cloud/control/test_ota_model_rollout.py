@@ -16,17 +16,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ota_kit import ota_car
 from rig import Rig
-from securesystemslib.signer import CryptoSigner
 from typer.testing import CliRunner
 
 from drivetrain.cli import app
 from drivetrain.cloud.ota import OtaLayout, RolloutSpec, WavePolicy, service
-from drivetrain.cloud.ota.manifests import register_vehicle_keys
 from drivetrain.cloud.ota.model_images import model_upload
 from drivetrain.cloud.ota.publishing import ImageUpload, publish_image
 from drivetrain.cloud.ota.serve import BackgroundServer
-from drivetrain.cloud.twins import list_ecus, record_ecu_inventory
+from drivetrain.cloud.twins import list_ecus
 from drivetrain.core.can import FrameBatch, read_capture
 from drivetrain.core.errors import BadInputError
 from drivetrain.core.vss import builtin_catalog
@@ -38,17 +37,12 @@ from drivetrain.edge import (
     IdsModel,
     IdsModelError,
     OnboardIds,
-    OtaUpdater,
-    RepositoryUrls,
-    UptanePrimary,
     VehicleConditions,
     pack_model_image,
     train_model,
     unpack_model_image,
 )
 from drivetrain.edge.agent import EdgeAgent
-from drivetrain.edge.buffer import MemoryBuffer
-from drivetrain.edge.ota.notice import ManifestSigning
 
 DATA = Path(__file__).parents[2] / "data" / "captures"
 CAPTURE = DATA / "comma2k19_head3000.csv"
@@ -102,29 +96,14 @@ def fleet(rig: Rig, tmp_path: Path, model_file: Path,
     with BackgroundServer(layout) as server:
         for n, vin in enumerate(rig.vins):
             hw = BAD_HW if n == 1 else GOOD_HW
-            primary_key, ecu_key = CryptoSigner.generate_ed25519(), CryptoSigner.generate_ed25519()
-            with rig.database.session() as session:
-                record_ecu_inventory(session, vin, {"IDS": (hw, "0")})
-                register_vehicle_keys(session, tenant="acme", vin=vin, primary_serial="TCU",
-                                      primary_key=primary_key.public_key,
-                                      ecu_keys={"IDS": ecu_key.public_key})
-            folder = tmp_path / "cars" / vin
             onboard[vin] = OnboardIds()
-            ecu = AbEcu("IDS", hw, folder / "ids", onboard[vin].health_check)
-            primary = UptanePrimary(vin, folder / "ota", RepositoryUrls.under(server.url, vin),
-                                    [ecu])
-            layout.director().enrol(vin)
-            primary.provision(layout.director().root_bytes(), layout.images().repo.root_bytes(1))
-            old = rig.agents[vin]
-            old.stop()
-            rig.agents[vin] = EdgeAgent(
-                old.identity, rig.bus, MemoryBuffer(), actuator=rig.actuators[vin],
-                can=CanDecoding.load(DATA / "toyota_new_mc_pt_generated.dbc",
-                                     DATA / "toyota_vss.toml", builtin_catalog()),
-                ota=OtaUpdater(primary, lambda: VehicleConditions(True, 80.0),
-                               signing=ManifestSigning("TCU", primary_key, {"IDS": ecu_key})),
-                ids=onboard[vin])
-            rig.agents[vin].start()
+            ota_car(rig, layout, server.url, vin, tmp_path / "cars" / vin,
+                    ecu=AbEcu("IDS", hw, tmp_path / "cars" / vin / "ids",
+                              onboard[vin].health_check),
+                    running="0", conditions=lambda: VehicleConditions(True, 80.0),
+                    can=CanDecoding.load(DATA / "toyota_new_mc_pt_generated.dbc",
+                                         DATA / "toyota_vss.toml", builtin_catalog()),
+                    ids=onboard[vin])
         yield rig, layout, onboard
 
 
