@@ -16,6 +16,7 @@ from drivetrain.core.errors import DrivetrainError
 
 if TYPE_CHECKING:
     from drivetrain.cloud.ota.layout import OtaLayout
+    from drivetrain.cloud.ota.publishing import ImageUpload
 
 app = typer.Typer(
     help="Secure over-the-air updates: Uptane Image and Director repositories on TUF.",
@@ -217,18 +218,25 @@ def image_add(
     POST /v1/ota/images). With no --delta-from, deltas come from the versions most
     installed on the hardware id across every tenant's twins (when there is a state
     database)."""
-    from drivetrain.cloud.ota.layout import OtaLayout
-    from drivetrain.cloud.ota.publishing import ImageUpload, Published, publish_image
+    from drivetrain.cloud.ota.publishing import ImageUpload
+
+    _publish(ImageUpload(name, file.read_bytes(), hardware_id, release_counter, version, kind,
+                         supplier, tuple(delta_from or ())), common_sources)
+
+
+def _publish(upload: ImageUpload, common_sources: int | None) -> None:
+    """Publish ``upload`` with :func:`publish_image` into the local Image repository and print
+    what was published; without named delta sources, deltas come from the versions most
+    installed on its hardware id (``common_sources``, default the setting)."""
+    from drivetrain.cloud.ota.publishing import Published, publish_image
 
     settings = load_settings_or_exit()
     common = settings.ota_delta_common_sources if common_sources is None else common_sources
-    upload = ImageUpload(name, file.read_bytes(), hardware_id, release_counter, version, kind,
-                         supplier, tuple(delta_from or ()))
-    images = OtaLayout.under(settings.data_dir).images()
+    images = _layout().images()
     done: Published
     try:
-        if delta_from or not common or not (settings.database_url
-                                            or (settings.data_dir / "state.db").is_file()):
+        if upload.delta_from or not common or not (settings.database_url
+                                                   or (settings.data_dir / "state.db").is_file()):
             done = publish_image(images, upload, common=common)
         else:
             database = open_migrated_database(settings)
@@ -243,6 +251,33 @@ def image_add(
                      [{"name": d.name, "delta_bytes": d.delta_bytes,
                        "full_bytes": d.full_bytes} for d in done.deltas], list(done.skipped),
                      [c.to_dict() for c in done.common], done.fleet_bytes_saved)
+
+
+@image_app.command("add-model")
+def image_add_model(
+    file: Annotated[Path, typer.Argument(
+        help="An intrusion-detection model file (from 'drivetrain ids train').", exists=True,
+        dir_okay=False)],
+    hardware_id: Annotated[str, typer.Option(
+        "--hardware-id", help="Hardware id of the vehicle component that runs the model.")],
+    release_counter: ReleaseCounterOption,
+    version: Annotated[str, typer.Option("--version", help="The model's version, e.g. 3.")],
+    name: Annotated[str | None, typer.Option(
+        "--name", help="Target name (default models/HARDWARE_ID/ids-model-VERSION.img).")] = None,
+    supplier: SupplierOption = None,
+    delta_from: DeltaFromOption = None,
+) -> None:
+    """Publish a trained IDS model as an image of kind model: the model file and its card,
+    packed and hashed, signed like any image (the same checks as 'ota image add')."""
+    from drivetrain.cloud.ota.model_images import model_upload
+
+    try:
+        upload = model_upload(file.read_bytes(), hardware_id=hardware_id,
+                              release_counter=release_counter, version=version, name=name,
+                              supplier=supplier, delta_from=tuple(delta_from or ()))
+    except DrivetrainError as e:
+        _error(e)
+    _publish(upload, None)
 
 
 @image_app.command("publish")

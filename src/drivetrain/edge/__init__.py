@@ -31,7 +31,8 @@ Public surface (everything else in this package is internal; import these names 
 - intrusion detection (:mod:`drivetrain.edge.ids`): :func:`train_model`, :class:`IdsModel`,
   :class:`IdsModelError`, :class:`IdsStream`, :class:`SecurityEvent`, :func:`events_from`,
   :func:`score_capture`, :class:`CaptureScore`; the events' uplink :func:`to_vehicle_event`,
-  :class:`EventLimiter`.
+  :class:`EventLimiter`; trained models as OTA images: :func:`pack_model_image`,
+  :func:`unpack_model_image`, :class:`ModelCard`, :class:`OnboardIds`.
 """
 
 from drivetrain.edge.actuator import FeatureSwitch, InMemoryActuator, Scalar, VehicleActuator
@@ -78,11 +79,15 @@ from drivetrain.edge.ids import (
     IdsModel,
     IdsModelError,
     IdsStream,
+    ModelCard,
+    OnboardIds,
     SecurityEvent,
     events_from,
+    pack_model_image,
     score_capture,
     to_vehicle_event,
     train_model,
+    unpack_model_image,
 )
 from drivetrain.edge.ota import (
     AbEcu,
@@ -180,6 +185,8 @@ __all__ = [
     "ManifestInForce",
     "ManifestSigning",
     "MemoryBuffer",
+    "ModelCard",
+    "OnboardIds",
     "OtaUpdater",
     "OutgoingMessage",
     "PreconditionError",
@@ -209,6 +216,7 @@ __all__ = [
     "full_verification",
     "message_from_row",
     "open_frame_source",
+    "pack_model_image",
     "parse_expression",
     "records_from_legacy",
     "score_capture",
@@ -216,5 +224,6 @@ __all__ = [
     "to_vehicle_event",
     "train_model",
     "tuf_client",
+    "unpack_model_image",
     "upgrade_schema",
 ]

@@ -11,20 +11,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ota_kit import ota_car
 from rig import Rig
-from securesystemslib.signer import CryptoSigner
 
 from drivetrain.cloud.commands import list_deliveries
 from drivetrain.cloud.ota import OtaLayout, RolloutSpec, WavePolicy, service
-from drivetrain.cloud.ota.manifests import register_vehicle_keys
 from drivetrain.cloud.ota.serve import BackgroundServer
-from drivetrain.cloud.twins import list_ecus, record_ecu_inventory
+from drivetrain.cloud.twins import list_ecus
 from drivetrain.core.ota_report import MANIFEST_EVENT, OtaReport
 from drivetrain.core.wire import VehicleEvent
-from drivetrain.edge import AbEcu, OtaUpdater, RepositoryUrls, UptanePrimary, VehicleConditions
-from drivetrain.edge.agent import EdgeAgent
-from drivetrain.edge.buffer import MemoryBuffer
-from drivetrain.edge.ota.notice import ManifestSigning
+from drivetrain.edge import AbEcu, VehicleConditions
 from drivetrain.sim.firmware import FirmwareBehaviour, build_firmware, simulated_health_check
 
 GOOD_HW, BAD_HW = "BMS-HW3", "BMS-HW4"
@@ -45,26 +41,12 @@ def fleet(rig: Rig, tmp_path: Path) -> Iterator[tuple[Rig, OtaLayout, dict[str, 
     with BackgroundServer(layout) as server:
         for n, vin in enumerate(rig.vins):
             hw = BAD_HW if n == 2 else GOOD_HW
-            primary_key, ecu_key = CryptoSigner.generate_ed25519(), CryptoSigner.generate_ed25519()
-            with rig.database.session() as session:
-                record_ecu_inventory(session, vin, {"BMS": (hw, "2.5.0")})
-                register_vehicle_keys(session, tenant="acme", vin=vin, primary_serial="TCU",
-                                      primary_key=primary_key.public_key,
-                                      ecu_keys={"BMS": ecu_key.public_key})
-            if n == 2:  # this car's BMS reports are signed with a key nobody registered
-                ecu_key = CryptoSigner.generate_ed25519()
-            folder = tmp_path / "cars" / vin
-            primary = UptanePrimary(vin, folder / "ota", RepositoryUrls.under(server.url, vin),
-                                    [AbEcu("BMS", hw, folder / "bms", simulated_health_check)])
-            layout.director().enrol(vin)
-            primary.provision(layout.director().root_bytes(), layout.images().repo.root_bytes(1))
-            old = rig.agents[vin]
-            old.stop()
-            rig.agents[vin] = EdgeAgent(
-                old.identity, rig.bus, MemoryBuffer(), actuator=rig.actuators[vin],
-                ota=OtaUpdater(primary, lambda v=vin: VehicleConditions(parked[v], 80.0),
-                               signing=ManifestSigning("TCU", primary_key, {"BMS": ecu_key})))
-            rig.agents[vin].start()
+            ota_car(rig, layout, server.url, vin, tmp_path / "cars" / vin,
+                    ecu=AbEcu("BMS", hw, tmp_path / "cars" / vin / "bms",
+                              simulated_health_check),
+                    running="2.5.0", conditions=lambda v=vin: VehicleConditions(parked[v], 80.0),
+                    # the third car's BMS reports are signed with a key nobody registered
+                    unregistered_ecu_key=n == 2)
         yield rig, layout, parked
 
 

@@ -39,7 +39,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from drivetrain.core.can import MANIFEST_ECU, DecoderManifest, FrameBatch
 from drivetrain.core.entitlement_twin import CHANGED_EVENT, FeatureReport
@@ -74,6 +74,9 @@ from drivetrain.edge.ota.notice import OtaUpdater
 from drivetrain.edge.samples import Samples
 from drivetrain.edge.sources import FrameSource
 from drivetrain.edge.uplink import Uplink
+
+if TYPE_CHECKING:
+    from drivetrain.edge.ids.image import OnboardIds
 
 log = logging.getLogger("drivetrain.edge")
 
@@ -119,6 +122,9 @@ class EdgeAgent:
             ``Vehicle.Diagnostics.DTCCount`` is reported.
         ota: acts on ``ota.update`` notices (the Uptane primary's update cycle, checked
             against the vehicle's conditions); None acknowledges them as rejected.
+        ids: the intrusion detector, run over the frames passed to ``tick`` (its security
+            events go up with the agent's events); its model arrives as an OTA image (see
+            :class:`~drivetrain.edge.ids.OnboardIds`). None: no detection.
 
     Raises:
         StorageError: the buffer cannot be read.
@@ -139,6 +145,7 @@ class EdgeAgent:
         inventory: Sequence[EcuInfo] | None = None,
         active_dtcs: Callable[[], Sequence[str]] | None = None,
         ota: OtaUpdater | None = None,
+        ids: OnboardIds | None = None,
     ) -> None:
         self._inventory = check_inventory(inventory or ())
         self.identity = identity
@@ -148,6 +155,7 @@ class EdgeAgent:
         self.catalog = catalog or builtin_catalog()
         self.actuator = actuator
         self.can = can
+        self.ids = ids
         self.config = config or AgentConfig()
         self._clock_ns = clock_ns
         self.uplink = Uplink(
@@ -345,6 +353,9 @@ class EdgeAgent:
             if self.can is None:
                 raise ValueError("frames were given but the agent has no CAN decoding")
             parts.append(self.can.samples(frames, frames_offset_ns))
+            if self.ids is not None:
+                self.outbox.events.extend(self.ids.scan(frames,
+                                                        epoch_offset_s=frames_offset_ns / 1e9))
         if samples is not None:
             parts.append(samples)
         incoming = Samples.concat(parts)

@@ -81,21 +81,7 @@ class IdsModel:
     # --- file -----------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> None:
-        arrays: dict[str, npt.NDArray[Any]] = {"ids": self.ids.keys}
-        parts: list[Detector | TimingDetector] = [*self.detectors, self.timing]
-        for d in parts:
-            for key, value in d.state().items():
-                arrays[f"{d.name}.{key}"] = value
-        header = {
-            **self.meta,
-            "format": FORMAT,
-            "version": VERSION,
-            "detectors": [d.name for d in self.detectors],
-        }
-        arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]
-        Path(path).write_bytes(buffer.getvalue())
+        Path(path).write_bytes(self.to_bytes())
 
     @classmethod
     def load(cls, path: str | Path) -> IdsModel:
@@ -118,6 +104,38 @@ class IdsModel:
             data = p.read_bytes()
         except OSError as e:
             raise IdsModelError(f"model file '{p}' cannot be read: {e.strerror or e}") from e
+        return cls.from_bytes(data, str(p))
+
+    def to_bytes(self) -> bytes:
+        """The model file's bytes (what :meth:`save` writes)."""
+        arrays: dict[str, npt.NDArray[Any]] = {"ids": self.ids.keys}
+        parts: list[Detector | TimingDetector] = [*self.detectors, self.timing]
+        for d in parts:
+            for key, value in d.state().items():
+                arrays[f"{d.name}.{key}"] = value
+        header = {
+            **self.meta,
+            "format": FORMAT,
+            "version": VERSION,
+            "detectors": [d.name for d in self.detectors],
+        }
+        arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, where: str = "<bytes>") -> IdsModel:
+        """A model from the bytes of a model file (``where`` names it in errors).
+
+        Raises:
+            IdsModelError: as :meth:`load`.
+        """
+        p = where
+        if len(data) > MAX_MODEL_BYTES:
+            raise IdsModelError(
+                f"model file '{p}' is {len(data)} bytes; at most {MAX_MODEL_BYTES} expected"
+            )
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
@@ -157,7 +175,7 @@ class IdsModel:
             raise IdsModelError(f"model file '{p}' has missing or malformed arrays: {e}") from e
         meta = {k: v for k, v in header.items() if k not in ("format", "version")}
         model = cls(ids, detectors, timing, meta)
-        model.check_shapes(str(p))
+        model.check_shapes(p)
         return model
 
     def check_shapes(self, where: str) -> None:
