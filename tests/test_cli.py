@@ -25,7 +25,7 @@ READERS = [
     "ingest dead-letters list", "ingest dead-letters show", "ingest stats", "auth list-clients",
     "twin get", "twin query", "twin status", "privacy consent show", "privacy consent set",
     "privacy categories", "privacy request list", "privacy grants list",
-    "privacy aggregate", "privacy budget", "db current",
+    "privacy aggregate", "privacy budget", "privacy rotate-pseudonym-key", "db current",
     "edge buffer", "campaign list", "campaign show", "campaign status", "job list", "job status",
     "commerce catalog show", "commerce subscription list", "commerce subscription show",
     "commerce invoice list", "commerce invoice show", "commerce entitlement list",

@@ -191,3 +191,42 @@ def categories(
         ((info.name, "allowed" if info.default_consent else "needs consent",
           info.signal_count, info.meaning, "\n".join(info.examples)) for info in infos),
     )
+
+
+@app.command("rotate-pseudonym-key")
+def rotate_pseudonym_key_command(
+    tenant: Annotated[str, typer.Option("--tenant", help="The tenant whose key to rotate.")] = (
+        "default"
+    ),
+    as_json: JsonOption = False,
+) -> None:
+    """Make a new pseudonym key the tenant's current one; new lake data is pseudonymised
+    under it from then on (a running ingest worker picks it up within seconds).
+
+    Earlier keys are kept and the lake is not rewritten: a vehicle's older rows keep their
+    older pseudonym, and access and erasure requests still find them. Audited as
+    ``privacy.pseudonym_key.rotate``.
+    """
+    from drivetrain.cloud.privacy import pseudonym_keys, rotate_pseudonym_key
+    from drivetrain.core.errors import DrivetrainError
+
+    database = open_migrated_database(load_settings_or_exit())
+    try:
+        with database.session() as session:
+            rotate_pseudonym_key(session, tenant, actor=cli_actor())
+            keys = pseudonym_keys(session, tenant)
+    except DrivetrainError as e:
+        fail(e)
+    finally:
+        database.dispose()
+    if as_json:
+        emit_json({"tenant": tenant, "current": keys[0].version,
+                   "keys": [k.to_dict() for k in keys]})
+        return
+    print_table(
+        f"pseudonym keys of {tenant} (version {keys[0].version} is current; the earlier ones "
+        "are kept so that older data is still found)",
+        [Column("version", "number"), Column("created", "time"), Column("current", "id")],
+        ((k.version, k.created_at.strftime("%Y-%m-%d %H:%M:%S"), "yes" if k.current else "no")
+         for k in keys),
+    )

@@ -136,7 +136,10 @@ class IngestPipeline:
         self.twin_flush_s = twin_flush_s
         self._pending = PendingReports() if twin_flush_s > 0 else None
         self._paths = PathTable(self.catalog)
-        self._pseudonymisers: dict[str, Pseudonymiser] = {}
+        # Per tenant: its pseudonymiser and when it was read (monotonic s); re-read after
+        # ``vehicle_cache_ttl_s`` so that a rotated key reaches a running worker.
+        self._pseudonymisers: dict[str, tuple[Pseudonymiser, float]] = {}
+        self._pseudonym_ttl_s = vehicle_cache_ttl_s
         self._lock = threading.Lock()
 
     @classmethod
@@ -362,17 +365,20 @@ class IngestPipeline:
         return [self._pseudonymiser(v.tenant)(v.vin) for v in vehicles]
 
     def _pseudonymiser(self, tenant: str) -> Pseudonymiser:
-        """The tenant's pseudonymiser, cached; its key is created in a transaction of its own
+        """The tenant's pseudonymiser, cached for ``vehicle_cache_ttl_s`` (a rotated key is
+        used from the next read on); its first key is created in a transaction of its own
         (two workers creating it at once: the loser reads the winner's)."""
-        make = self._pseudonymisers.get(tenant)
-        if make is None:
-            try:
-                with self.database.session() as session:
-                    make = pseudonymiser(session, tenant)
-            except ConflictError:
-                with self.database.session() as session:
-                    make = pseudonymiser(session, tenant)
-            self._pseudonymisers[tenant] = make
+        now = time.monotonic()
+        cached = self._pseudonymisers.get(tenant)
+        if cached is not None and now - cached[1] < self._pseudonym_ttl_s:
+            return cached[0]
+        try:
+            with self.database.session() as session:
+                make = pseudonymiser(session, tenant)
+        except ConflictError:
+            with self.database.session() as session:
+                make = pseudonymiser(session, tenant)
+        self._pseudonymisers[tenant] = (make, now)
         return make
 
 

@@ -99,7 +99,8 @@ def reapply_erasures(database: Database, lake: Lake, *, tenant: str, actor: str)
     with database.session() as session:
         erased = erased_pseudonyms(session, tenant)
         pseudonym = pseudonymiser(session, tenant)
-        vins = {vin for vin in _vins_in_state(session, tenant) if pseudonym(vin) in erased}
+        vins = {vin for vin in _vins_in_state(session, tenant)
+                if not erased.isdisjoint(pseudonym.every(vin))}
         deleted = delete_rows(session, Subject(tenant, frozenset(vins))) if vins else {}
     results = _erase_lake(lake, tenant, sorted(erased)) if erased else []
     summary = {"vehicles": len(vins), "state_rows": sum(deleted.values()),

@@ -122,7 +122,7 @@ def export_data(
                 if progress is not None:
                     progress(f"{table.name}: {len(rows)} rows")
             pseudonym = pseudonymiser(session, subject.tenant)
-        telemetry = _export_telemetry(lake, subject, out_dir, pseudonym, progress)
+        telemetry = _export_telemetry(lake, subject, out_dir, pseudonym.every, progress)
         manifest = ExportManifest(
             tenant=subject.tenant, subject="tenant" if subject.whole_tenant else "vehicles",
             vins=tuple(sorted(subject.vins or ())), created_at=datetime.now(UTC).isoformat(),
@@ -143,17 +143,20 @@ def export_data(
 
 
 def _export_telemetry(
-    lake: Lake, subject: Subject, out_dir: Path, pseudonym: Callable[[str], str],
+    lake: Lake, subject: Subject, out_dir: Path, pseudonyms: Callable[[str], tuple[str, ...]],
     progress: Progress | None,
 ) -> list[TelemetryPart]:
+    """The telemetry of ``subject``; a vehicle's under each of its pseudonyms (one per
+    pseudonym key version): ``telemetry/REGION/VIN`` under the current key,
+    ``telemetry/REGION/VIN-PSEUDONYM`` under an earlier one."""
     parts = []
     regions = [r for r in lake.regions() if lake.files(subject.tenant, regions=[r])]
     for region in regions:
         if subject.vins is None:
             targets: list[tuple[str, str | None]] = [(f"telemetry/{region}", None)]
         else:
-            targets = [(f"telemetry/{region}/{vin}", pseudonym(vin))
-                       for vin in sorted(subject.vins)]
+            targets = [(f"telemetry/{region}/{vin}" + (f"-{p}" if i else ""), p)
+                       for vin in sorted(subject.vins) for i, p in enumerate(pseudonyms(vin))]
         for relative, vehicle in targets:
             bundle = lake.export_bundle(subject.tenant, region, out_dir / relative, vehicle)
             if vehicle is not None and bundle.rows == 0:  # not this vehicle's region

@@ -1,6 +1,7 @@
 """Privacy: pseudonymisation of vehicle ids in analytical data, and per-vehicle consent.
 
 Public surface: :class:`Pseudonymiser`, :func:`pseudonymiser`, :func:`vehicle_pseudonym`,
+:func:`vehicle_pseudonyms`, :func:`rotate_pseudonym_key`, :func:`pseudonym_keys`,
 :class:`Consent`, :func:`set_consent`, :func:`get_consent`, :func:`consent_map`,
 :func:`parse_categories`, :func:`parse_source`, :data:`DEFAULT_CONSENT`,
 :data:`DEFAULT_SOURCE`; :class:`CategoryInfo` and :func:`describe_categories` (what each
@@ -31,14 +32,18 @@ from drivetrain.cloud.privacy.service import (
     DEFAULT_CONSENT,
     DEFAULT_SOURCE,
     Consent,
+    PseudonymKey,
     Pseudonymiser,
     consent_map,
     get_consent,
     parse_categories,
     parse_source,
+    pseudonym_keys,
     pseudonymiser,
+    rotate_pseudonym_key,
     set_consent,
     vehicle_pseudonym,
+    vehicle_pseudonyms,
 )
 
 __all__ = [
@@ -49,6 +54,7 @@ __all__ = [
     "CategoryInfo",
     "Consent",
     "Grant",
+    "PseudonymKey",
     "Pseudonymiser",
     "PurposeNotAllowedError",
     "PurposeRequiredError",
@@ -61,9 +67,12 @@ __all__ = [
     "give_consent",
     "parse_categories",
     "parse_source",
+    "pseudonym_keys",
     "pseudonymiser",
     "purpose_permit",
+    "rotate_pseudonym_key",
     "set_consent",
     "vehicle_pseudonym",
+    "vehicle_pseudonyms",
     "withdraw_consent",
 ]

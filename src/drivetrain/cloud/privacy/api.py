@@ -7,7 +7,8 @@ VIN answers 404 exactly like a VIN that is not registered, so nobody can probe f
 Reading consent needs ``privacy:read``, setting it ``privacy:write``; every change lands in
 the tenant's audit log as ``privacy.consent.set`` (``privacy.consent.give`` and
 ``privacy.consent.withdraw`` for the ledger). The category and purpose lists need only a valid
-token. A grant of another tenant answers 404 like one that does not exist.
+token. A grant of another tenant answers 404 like one that does not exist. Rotating the
+tenant's pseudonym key needs ``admin`` and is audited as ``privacy.pseudonym_key.rotate``.
 """
 
 from __future__ import annotations
@@ -33,8 +34,11 @@ from drivetrain.cloud.privacy.ledger import (
 from drivetrain.cloud.privacy.purposes import PURPOSE_CATALOG, PURPOSES, PurposeInfo
 from drivetrain.cloud.privacy.service import (
     Consent,
+    PseudonymKey,
     get_consent,
     parse_source,
+    pseudonym_keys,
+    rotate_pseudonym_key,
 )
 from drivetrain.core.errors import BadInputError
 from drivetrain.core.vss import PRIVACY_CATEGORIES, builtin_catalog
@@ -44,6 +48,7 @@ router = APIRouter(tags=["privacy"])
 Reader = Annotated[Principal, require_scopes(Scope.PRIVACY_READ)]
 Writer = Annotated[Principal, require_scopes(Scope.PRIVACY_WRITE)]
 AnyCaller = Annotated[Principal, require_scopes()]
+Admin = Annotated[Principal, require_scopes(Scope.ADMIN)]
 Vin = Annotated[str, Path(min_length=1, max_length=17, description="The vehicle's VIN.")]
 
 #: Most category names one request may list (the five, with room for repeats).
@@ -260,3 +265,30 @@ def post_withdraw(
         grant = withdraw_consent(session, tenant=principal.tenant, grant_id=grant_id,
                                  actor=principal.client_id, request_id=request_id_of(request))
     return GrantOut.of(grant)
+
+
+class PseudonymKeyOut(BaseModel):
+    """One version of the tenant's pseudonym key (never the secret)."""
+
+    version: int = Field(description="Key version; the highest is current.")
+    created_at: datetime
+    current: bool = Field(description="New data is pseudonymised under this key.")
+
+    @classmethod
+    def of(cls, key: PseudonymKey) -> PseudonymKeyOut:
+        return cls(version=key.version, created_at=key.created_at, current=key.current)
+
+
+@router.post("/pseudonym-key/rotate", response_model=list[PseudonymKeyOut],
+             summary="Rotate the tenant's pseudonym key")
+def post_rotate_pseudonym_key(
+    principal: Admin, context: Context, request: Request
+) -> list[PseudonymKeyOut]:
+    """Make a new pseudonym key current for the caller's tenant; returns every key version,
+    newest first. Earlier keys are kept and lake data is not rewritten: access and erasure
+    requests still find a vehicle under every pseudonym it had."""
+    with context.database.session() as session:
+        rotate_pseudonym_key(session, principal.tenant, actor=principal.client_id,
+                             request_id=request_id_of(request))
+        keys = pseudonym_keys(session, principal.tenant)
+    return [PseudonymKeyOut.of(k) for k in keys]

@@ -268,4 +268,5 @@ def purpose_permit(
     if not grants:
         return read_permit(purpose, {})
     pseudonym = pseudonymiser(session, tenant)
-    return read_permit(purpose, {pseudonym(vin): cats for vin, cats in grants.items()})
+    return read_permit(purpose, {p: cats for vin, cats in grants.items()
+                                 for p in pseudonym.every(vin)})

@@ -11,13 +11,17 @@ from drivetrain.cloud.infra.models import Base, UTCDateTime
 
 
 class PseudonymKeyRow(Base):
-    """The secret key a tenant's vehicle ids are pseudonymised with in analytical data."""
+    """One version of the secret key a tenant's vehicle ids are pseudonymised with in
+    analytical data. The highest version is current (new data); earlier ones are kept so
+    that data written under them is still found (access, erasure). Never deleted by rotation.
+    """
 
     __tablename__ = "privacy_pseudonym_keys"
 
     tenant_id: Mapped[str] = mapped_column(
         ForeignKey("tenants.tenant_id", ondelete="RESTRICT"), primary_key=True
     )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, server_default="1")
     # 32 random bytes, base64; never leaves the privacy domain.
     key: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

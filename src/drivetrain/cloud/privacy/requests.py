@@ -111,8 +111,8 @@ def open_request(
     now = now or datetime.now(UTC)
     subjects = wanted
     if chosen == "erasure":
-        pseudonym = pseudonymiser(session, tenant)
-        subjects = sorted(pseudonym(v) for v in wanted)
+        pseudonym = pseudonymiser(session, tenant)  # every key version: rows under each
+        subjects = sorted({p for v in wanted for p in pseudonym.every(v)})
     row = DataRequestRow(
         request_id=uuid.uuid4().hex, tenant_id=tenant, kind=chosen, subjects=" ".join(subjects),
         requested_by=requested_by, received_at=now, due_at=now + timedelta(days=RESPONSE_DAYS),

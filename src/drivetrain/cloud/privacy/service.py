@@ -5,6 +5,13 @@
 secret, so pseudonyms cannot be reversed by hashing candidate VINs, and one tenant's
 pseudonyms cannot be linked to another's. The operational twin keeps the real VIN.
 
+**Key rotation.** A tenant's key is versioned: :func:`rotate_pseudonym_key` makes a new key
+current, and new data is pseudonymised under it from then on. Earlier keys are kept (rotation
+never deletes one) and the lake is not rewritten, so a vehicle has one pseudonym per key
+version it had data under: rotation limits how far new data can be linked to old by anyone
+holding only the lake, while :meth:`Pseudonymiser.every` still finds every row of the vehicle
+for access and erasure requests.
+
 **Consent.** Each vehicle has a set of privacy categories its data may be stored for
 (see ``drivetrain.core.vss.privacy``). A vehicle with no consent record gets
 ``DEFAULT_CONSENT``: technical and diagnostic data only, which the service contract covers;
@@ -39,19 +46,47 @@ DEFAULT_SOURCE: Final = "default"
 CONSENT_SOURCE_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,79}")
 
 
+def _pseudonym(key: bytes, vin: str) -> str:
+    return hmac.new(key, vin.encode("ascii"), hashlib.sha256).hexdigest()[:PSEUDONYM_HEX_DIGITS]
+
+
 @dataclass(frozen=True)
 class Pseudonymiser:
-    """Maps a tenant's VINs to their pseudonyms (keyed hash); holds the key, never prints it."""
+    """Maps a tenant's VINs to their pseudonyms (keyed hash); holds the keys, never prints them.
+
+    Calling it gives the pseudonym under the current key (``version``), the one new data is
+    written under; :meth:`every` gives the pseudonyms under every key the tenant ever had.
+    """
 
     tenant: str
     _key: bytes
+    version: int = 1
+    #: Keys of the earlier versions, newest first.
+    _earlier: tuple[bytes, ...] = ()
 
     def __repr__(self) -> str:
-        return f"Pseudonymiser(tenant={self.tenant!r})"
+        return f"Pseudonymiser(tenant={self.tenant!r}, version={self.version})"
 
     def __call__(self, vin: str) -> str:
-        digest = hmac.new(self._key, vin.encode("ascii"), hashlib.sha256).hexdigest()
-        return digest[:PSEUDONYM_HEX_DIGITS]
+        return _pseudonym(self._key, vin)
+
+    def every(self, vin: str) -> tuple[str, ...]:
+        """``vin``'s pseudonyms under every key version, the current one first."""
+        return tuple(_pseudonym(key, vin) for key in (self._key, *self._earlier))
+
+
+@dataclass(frozen=True)
+class PseudonymKey:
+    """One version of a tenant's pseudonym key, without the secret."""
+
+    tenant: str
+    version: int
+    created_at: datetime
+    current: bool
+
+    def to_dict(self) -> dict[str, object]:
+        return {"tenant": self.tenant, "version": self.version,
+                "created_at": self.created_at.isoformat(), "current": self.current}
 
 
 @dataclass(frozen=True)
@@ -65,28 +100,78 @@ class Consent:
     updated_at: datetime | None  # None for the default (no record)
 
 
+def _key_rows(session: Session, tenant: str) -> list[PseudonymKeyRow]:
+    """The tenant's key versions, newest first."""
+    return list(session.scalars(select(PseudonymKeyRow).where(
+        PseudonymKeyRow.tenant_id == tenant).order_by(PseudonymKeyRow.version.desc())))
+
+
+def _new_key(session: Session, tenant: str, version: int, now: datetime) -> PseudonymKeyRow:
+    row = PseudonymKeyRow(
+        tenant_id=tenant, version=version,
+        key=base64.b64encode(secrets.token_bytes(32)).decode("ascii"), created_at=now,
+    )
+    session.add(row)
+    session.flush()  # two creators of one version at once: ConflictError for the loser
+    return row
+
+
 def pseudonymiser(session: Session, tenant: str) -> Pseudonymiser:
-    """The tenant's pseudonymiser; creates the tenant's key on first use.
+    """The tenant's pseudonymiser (current key, and every earlier one); creates the tenant's
+    first key on first use.
 
     Raises:
         NotFoundError: the tenant does not exist.
     """
-    row = session.get(PseudonymKeyRow, tenant)
-    if row is None:
+    rows = _key_rows(session, tenant)
+    if not rows:
         get_tenant(session, tenant)  # NotFoundError when there is none
-        row = PseudonymKeyRow(
-            tenant_id=tenant,
-            key=base64.b64encode(secrets.token_bytes(32)).decode("ascii"),
-            created_at=datetime.now(UTC),
-        )
-        session.add(row)
-        session.flush()
-    return Pseudonymiser(tenant, base64.b64decode(row.key))
+        rows = [_new_key(session, tenant, 1, datetime.now(UTC))]
+    keys = [base64.b64decode(r.key) for r in rows]
+    return Pseudonymiser(tenant, keys[0], rows[0].version, tuple(keys[1:]))
 
 
 def vehicle_pseudonym(session: Session, tenant: str, vin: str) -> str:
-    """The pseudonym of ``vin`` in ``tenant``'s analytical data."""
+    """The pseudonym of ``vin`` in ``tenant``'s analytical data (under the current key)."""
     return pseudonymiser(session, tenant)(vin)
+
+
+def vehicle_pseudonyms(session: Session, tenant: str, vin: str) -> tuple[str, ...]:
+    """Every pseudonym ``vin`` has had in ``tenant``'s analytical data, the current first."""
+    return pseudonymiser(session, tenant).every(vin)
+
+
+def pseudonym_keys(session: Session, tenant: str) -> list[PseudonymKey]:
+    """The tenant's key versions (no secrets), newest first; empty before the first use."""
+    rows = _key_rows(session, tenant)
+    return [PseudonymKey(tenant, r.version, r.created_at, i == 0) for i, r in enumerate(rows)]
+
+
+def rotate_pseudonym_key(
+    session: Session, tenant: str, *, actor: str, now: datetime | None = None,
+    request_id: str | None = None,
+) -> PseudonymKey:
+    """Make a new key ``tenant``'s current one; records ``privacy.pseudonym_key.rotate``.
+
+    New data is pseudonymised under it from then on (a running ingest process picks it up
+    within its refresh interval). Earlier keys are kept, and data already in the lake is not
+    rewritten: access and erasure requests find a vehicle under every pseudonym it had.
+
+    Raises:
+        NotFoundError: the tenant does not exist.
+        ConflictError: another rotation of the tenant committed first (retry).
+    """
+    get_tenant(session, tenant)  # NotFoundError when there is none
+    now = now or datetime.now(UTC)
+    rows = _key_rows(session, tenant)
+    previous = rows[0].version if rows else None
+    row = _new_key(session, tenant, (previous or 0) + 1, now)
+    record_audit(
+        session, tenant=tenant, actor=actor, action="privacy.pseudonym_key.rotate",
+        target=f"tenant:{tenant}", details={"version": row.version, "previous": previous},
+        request_id=request_id, now=now,
+    )
+    return PseudonymKey(tenant, row.version, now, True)
 
 
 def parse_categories(names: Iterable[str]) -> frozenset[PrivacyCategory]:
