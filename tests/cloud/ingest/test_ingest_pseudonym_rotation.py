@@ -67,7 +67,7 @@ def rotated(database: Database, fleet: Fleet, tmp_path: Path) -> Any:
 def test_after_pseudonym_rotation_a_vehicle_has_rows_under_both_pseudonyms(
     rotated: Any, database: Database, fleet: Fleet
 ) -> None:
-    lake, old, new, globex_before, tmp_path = rotated
+    _, old, new, globex_before, tmp_path = rotated
     assert old != new
     rows = _rows_by_vehicle(tmp_path / "data")
     assert rows[old] == 1 and rows[new] == 2  # older rows are not rewritten
