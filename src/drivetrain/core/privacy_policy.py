@@ -67,7 +67,9 @@ class PrecisionRule:
     def apply(self, values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """``values`` at this rule's precision (NaN stays NaN)."""
         if self.step is not None:
-            return np.round(values / self.step) * self.step
+            # rounded again so that a grid point reads as written (0.05 * 625 = 31.25, not
+            # 31.250000000000004)
+            return np.round(np.round(values / self.step) * self.step, MAX_DECIMALS)
         return np.round(values, self.decimals or 0)
 
     def describe(self) -> str:

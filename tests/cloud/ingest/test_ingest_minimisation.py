@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 from ingest_helpers import LATITUDE, NOW_NS, SOC, SPEED, Fleet, telemetry, wall_clock_ns
 
@@ -59,22 +60,22 @@ def test_location_lands_in_each_regions_lake_at_its_precision_and_never_raw(
     finally:
         lake.close()
     assert report.samples_accepted == 6
-    # EU: latitude to 2 decimals, speed to multiples of 5; US: 3 decimals, whole km/h.
-    assert report.coarsened_by_region == {"EU": 2, "US": 2}
+    # EU: latitude to 2 decimals, speed to whole km/h; US: latitude to 3 decimals only.
+    assert report.coarsened_by_region == {"EU": 2, "US": 1}
     with database.session() as session:
         eu = vehicle_pseudonym(session, "acme", fleet.vin("eu1"))
         us = vehicle_pseudonym(session, "acme", fleet.vin("us1"))
     eu_root, us_root = tmp_path / "data" / "lake" / "EU", tmp_path / "data" / "lake" / "US"
     query = "SELECT path, value FROM FILES WHERE vehicle = ? ORDER BY path"
     assert _parquet(eu_root, query, [eu]) == [
-        (LATITUDE, 48.14), (SOC, 80.25), (SPEED, 55.0)]
+        (LATITUDE, 48.14), (SOC, 80.25), (SPEED, 53.0)]
     assert _parquet(us_root, query, [us]) == [
-        (LATITUDE, 48.137), (SOC, 80.25), (SPEED, 53.0)]
+        (LATITUDE, 48.137), (SOC, 80.25), (SPEED, RAW_SPEED)]
     # The raw values are nowhere in either region's files, and neither region holds the other's.
     for root in (eu_root, us_root):
-        raw = _parquet(root, "SELECT count(*) FROM FILES WHERE value IN (?, ?)",
-                       [RAW_LATITUDE, RAW_SPEED])
+        raw = _parquet(root, "SELECT count(*) FROM FILES WHERE value = ?", [RAW_LATITUDE])
         assert raw == [(0,)]
+    assert _parquet(eu_root, "SELECT count(*) FROM FILES WHERE value = ?", [RAW_SPEED]) == [(0,)]
     assert _parquet(eu_root, "SELECT count(*) FROM FILES WHERE vehicle = ?", [us]) == [(0,)]
     assert _parquet(us_root, "SELECT count(*) FROM FILES WHERE vehicle = ?", [eu]) == [(0,)]
 
@@ -96,7 +97,7 @@ def test_a_default_off_category_is_dropped_without_consent(
     assert eu_rows is not None and us_rows is not None
     assert eu_rows.column("path").to_pylist() == [SOC]
     assert sorted(us_rows.column("path").to_pylist()) == sorted([SPEED, SOC])
-    assert 53.0 in us_rows.column("value").to_pylist()  # and coarsened to the US precision
+    assert RAW_SPEED in us_rows.column("value").to_pylist()  # no US rule for speed
 
 
 @pytest.mark.parametrize(
@@ -108,8 +109,8 @@ def test_a_default_off_category_is_dropped_without_consent(
          "regions.EU.default_off: 'gps' is not a privacy category"),
         (lambda p: p["regions"]["EU"]["precision"][0].update(decimals=12),
          "regions.EU.precision[0].decimals is 12; expected a whole number from 0 to 9"),
-        (lambda p: p["regions"]["US"]["precision"][1].update(decimals=1),
-         "regions.US.precision[1]: expected exactly one of 'decimals' or 'step'"),
+        (lambda p: p["regions"]["US"]["precision"][0].update(step=1),
+         "regions.US.precision[0]: expected exactly one of 'decimals' or 'step'"),
         (lambda p: p["regions"]["CN"]["precision"][0].update(step=-1),
          "regions.CN.precision[0].step is -1; expected a positive number"),
         (lambda p: p["regions"]["JP"].update(retention=3),
@@ -145,3 +146,15 @@ def test_an_operator_policy_replaces_the_shipped_one(tmp_path: Path) -> None:
     assert rule is not None and rule.decimals == 1
     shipped = active_policy({}).for_region("EU").rule_for(LATITUDE)
     assert shipped is not None and shipped.decimals == 2
+
+
+def test_a_grid_rule_snaps_location_and_coarsening_twice_changes_nothing() -> None:
+    cn = active_policy({}).for_region("CN")
+    paths = (LATITUDE, SOC)
+    index = np.array([0, 0, 1], np.int32)
+    values = np.array([31.2304, float("nan"), 80.123])
+    coarse, changed = cn.coarsen(paths, index, values)
+    assert coarse[0] == 31.25 and np.isnan(coarse[1]) and coarse[2] == 80.123
+    assert changed == 1
+    again, changed_again = cn.coarsen(paths, index, coarse)
+    assert changed_again == 0 and np.array_equal(again, coarse, equal_nan=True)
