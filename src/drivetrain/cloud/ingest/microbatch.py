@@ -21,6 +21,7 @@ from drivetrain.cloud.ingest.tally import Tally
 from drivetrain.cloud.ingest.validation import PathTable
 from drivetrain.cloud.ingest.vehicle_catalogs import VehicleCatalogs
 from drivetrain.cloud.ingest.webhooks import WebhookPost
+from drivetrain.core.privacy_policy import MinimisationPolicy
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class MicroBatch:
         catalogs: each vehicle's own catalog, for the paths the standard one does not know
             (custom signals); None judges against the standard catalog only.
         outputs: campaigns' dimensions and destinations (None: neither is acted on).
+        policy: the per-region minimisation policy values are coarsened to (None: kept as
+            they arrived).
         streams: (topic, payload) messages to publish once the micro-batch is committed.
         webhooks: webhook posts to hand to the sender once the micro-batch is committed.
     """
@@ -55,6 +58,7 @@ class MicroBatch:
     pending: PendingReports | None = None
     catalogs: VehicleCatalogs | None = None
     outputs: CampaignOutputCache | None = None
+    policy: MinimisationPolicy | None = None
     streams: list[tuple[str, bytes]] = field(default_factory=list)
     webhooks: list[WebhookPost] = field(default_factory=list)
 

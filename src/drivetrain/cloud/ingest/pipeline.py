@@ -58,6 +58,7 @@ from drivetrain.cloud.ingest.webhooks import WebhookSender
 from drivetrain.cloud.privacy import Pseudonymiser, pseudonymiser
 from drivetrain.core import tracing
 from drivetrain.core.errors import ConflictError, TransportError, WireFormatError
+from drivetrain.core.privacy_policy import MinimisationPolicy, active_policy
 from drivetrain.core.settings import Settings
 from drivetrain.core.transport import TOPIC_ROOT, Transport
 from drivetrain.core.vss import Catalog, builtin_catalog
@@ -91,6 +92,9 @@ class IngestPipeline:
         twin_flush_s: 0 writes each micro-batch's latest values to the twins in its own
             transaction; more keeps them pending (:mod:`.pending_reports`) until
             :meth:`flush_reported`, which the worker calls at most this often and when idle.
+        policy: the per-region minimisation policy (default: :func:`active_policy`, the
+            shipped one or ``$DRIVETRAIN_PRIVACY_POLICY``): values are stored no more precise
+            than the vehicle's region allows, and its default-off categories need consent.
 
     ``process`` is thread-safe (calls are serialised).
     """
@@ -107,6 +111,7 @@ class IngestPipeline:
         vehicle_cache_ttl_s: float = 5.0,
         limits: IngestLimits | None = None,
         twin_flush_s: float = 0.0,
+        policy: MinimisationPolicy | None = None,
     ) -> None:
         self.database = database
         self.lake = lake
@@ -130,6 +135,7 @@ class IngestPipeline:
         #: profile's backbone (:mod:`.announce`); None in the embedded deployment.
         self.announcer: Announcer | None = None
         self.limits = limits or IngestLimits()
+        self.policy = policy or active_policy()
         self.dead_letter_gate = DeadLetterGate(self.limits.dead_letters_per_minute)
         if twin_flush_s < 0:
             raise ValueError(f"twin_flush_s must be >= 0, got {twin_flush_s}")
@@ -241,6 +247,7 @@ class IngestPipeline:
                 pending=self._pending if replay_of is None else None,
                 catalogs=self.catalogs,
                 outputs=self.campaign_outputs,
+                policy=self.policy,
             )
             fresh = _skip_duplicates(mb, batches)
             route_telemetry(mb, [b for b in fresh if b.telemetry is not None])

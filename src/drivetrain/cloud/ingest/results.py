@@ -44,7 +44,8 @@ class IngestReport:
     ``dead_letters`` counts dead letters written; ``dead_letters_not_kept`` those the
     dead-letter rate limit counted but did not store. ``not_consented_by_category`` splits
     the samples dropped by consent by privacy category (so that a user can be told that N
-    speed samples were dropped, and why).
+    speed samples were dropped, and why). ``coarsened_by_region`` counts the accepted values
+    the region's minimisation policy stored less precisely than they arrived.
     """
 
     results: tuple[MessageResult, ...]
@@ -53,6 +54,7 @@ class IngestReport:
     dead_letters: int
     dead_letters_not_kept: int = 0
     not_consented_by_category: Mapping[str, int] = field(default_factory=dict)
+    coarsened_by_region: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def samples_accepted(self) -> int:

@@ -35,6 +35,8 @@ class Tally:
         self.rows_written = 0
         self.rows_skipped = 0
         self.not_consented_by_category: Counter[str] = Counter()
+        #: Accepted values the region's minimisation policy coarsened, per region.
+        self.coarsened_by_region: Counter[str] = Counter()
 
     def count(
         self, tenant: str | None, vin: str, outcome: str, messages: int, samples: int
@@ -150,7 +152,8 @@ class Tally:
             r if r is not None else MessageResult("refused", "", None) for r in self.results
         )
         return IngestReport(results, self.rows_written, self.rows_skipped, dead_letters, not_kept,
-                            dict(self.not_consented_by_category))
+                            dict(self.not_consented_by_category),
+                            dict(self.coarsened_by_region))
 
     def finish(
         self,

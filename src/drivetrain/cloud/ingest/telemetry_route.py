@@ -5,6 +5,7 @@ dead-letter the refused ones per batch and reason."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Final
 
 import numpy as np
@@ -54,7 +55,11 @@ def route_telemetry(mb: MicroBatch, batches: Sequence[AuthenticBatch]) -> None:
     bodies = [b.telemetry for b in batches if b.telemetry is not None]
     columns, body_index = assembly.join_bodies(bodies, vehicle_of_body)
     vins = [v.vin for v in vehicles]
-    consent = consent_array(vins, consent_map(mb.session, vins))
+    defaults = None if mb.policy is None else {
+        v.vin: mb.policy.regions[v.region].default_consent
+        for v in vehicles if v.region in mb.policy.regions
+    }
+    consent = consent_array(vins, consent_map(mb.session, vins, defaults))
     codes = judge_samples(columns, mb.paths, consent, mb.bounds)
     category = None
     checked: Sequence[VehicleCatalog | None] = [None] * len(vehicles)
@@ -64,6 +69,7 @@ def route_telemetry(mb: MicroBatch, batches: Sequence[AuthenticBatch]) -> None:
         codes, category, checked = custom.codes, custom.category, custom.catalogs
     accepted = codes == ACCEPTED_CODE
     _count_not_consented(mb, columns, codes, category)
+    columns = _minimise(mb, vehicles, columns, accepted)
     outputs = None if mb.outputs is None else batch_outputs(
         mb.session, mb.outputs, [b.vehicle for b in batches], [b.campaign for b in batches])
     _append_to_lake(mb, batches, vehicles, columns, body_index, accepted, category,
@@ -110,6 +116,34 @@ def route_telemetry(mb: MicroBatch, batches: Sequence[AuthenticBatch]) -> None:
                 not_consented=int(row[NOT_CONSENTED_CODE]),
             ),
         )
+
+
+def _minimise(
+    mb: MicroBatch, vehicles: Sequence[Vehicle], columns: SampleColumns,
+    accepted: npt.NDArray[np.bool_],
+) -> SampleColumns:
+    """``columns`` with every accepted value at its vehicle's region precision (the
+    minimisation policy); values more precise than allowed are counted per region, and only
+    the coarsened ones go on to the lake, the twins and the streams."""
+    if mb.policy is None or not accepted.any():
+        return columns
+    value = columns.value
+    paths = mb.paths.paths
+    for region in sorted({v.region for v in vehicles}):
+        policy = mb.policy.for_region(region)
+        if not policy.precision:
+            continue
+        in_region = np.array([v.region == region for v in vehicles], np.bool_)
+        rows = np.flatnonzero(accepted & in_region[columns.vehicle] & columns.value_valid)
+        if not len(rows):
+            continue
+        coarse, changed = policy.coarsen(paths, columns.path_id[rows], value[rows])
+        if changed:
+            if value is columns.value:
+                value = value.copy()
+            value[rows] = coarse
+            mb.tally.coarsened_by_region[region] += changed
+    return columns if value is columns.value else replace(columns, value=value)
 
 
 def _count_not_consented(

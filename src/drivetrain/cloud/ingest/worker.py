@@ -68,6 +68,7 @@ class WorkerStats:
         micro_batches: micro-batches committed.
         samples_accepted, samples_refused, samples_not_consented: sample outcomes.
         not_consented_by_category: the samples dropped by consent, per privacy category.
+        coarsened_by_region: accepted values the region's minimisation policy coarsened.
         messages_refused: messages dead-lettered as a whole.
         duplicates: re-delivered batches skipped.
         failures: micro-batch attempts that failed (and were retried or isolated).
@@ -86,6 +87,7 @@ class WorkerStats:
     samples_refused: int = 0
     samples_not_consented: int = 0
     not_consented_by_category: Mapping[str, int] = field(default_factory=dict)
+    coarsened_by_region: Mapping[str, int] = field(default_factory=dict)
     messages_refused: int = 0
     duplicates: int = 0
     failures: int = 0
@@ -459,6 +461,9 @@ class IngestWorker:
                 not_consented_by_category=_added(
                     s.not_consented_by_category,
                     *(r.not_consented_by_category for r in reports),
+                ),
+                coarsened_by_region=_added(
+                    s.coarsened_by_region, *(r.coarsened_by_region for r in reports)
                 ),
                 messages_refused=s.messages_refused + sum(r.count("refused") for r in reports),
                 duplicates=s.duplicates + sum(r.count("duplicate") for r in reports),

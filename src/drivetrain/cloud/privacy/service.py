@@ -25,7 +25,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -260,10 +260,15 @@ def get_consent(session: Session, vin: str, tenant: str) -> Consent:
     )
 
 
-def consent_map(session: Session, vins: Iterable[str]) -> dict[str, frozenset[PrivacyCategory]]:
-    """Consent categories for many vehicles at once (default for those without a record)."""
+def consent_map(
+    session: Session, vins: Iterable[str],
+    defaults: Mapping[str, frozenset[PrivacyCategory]] | None = None,
+) -> dict[str, frozenset[PrivacyCategory]]:
+    """Consent categories for many vehicles at once; a vehicle without a record gets its entry
+    in ``defaults`` (its region's policy), else ``DEFAULT_CONSENT``."""
     wanted = list(vins)
-    result = dict.fromkeys(wanted, DEFAULT_CONSENT)
+    given = defaults or {}
+    result = {vin: given.get(vin, DEFAULT_CONSENT) for vin in wanted}
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
         for row in session.scalars(select(ConsentRow).where(ConsentRow.vin.in_(chunk))):

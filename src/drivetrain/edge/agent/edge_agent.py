@@ -39,11 +39,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Final
 
 from drivetrain.core.can import MANIFEST_ECU, DecoderManifest, FrameBatch
 from drivetrain.core.entitlement_twin import CHANGED_EVENT, FeatureReport
 from drivetrain.core.errors import StorageError
+from drivetrain.core.privacy_policy import MinimisationPolicy, active_policy
 from drivetrain.core.transport import EVENTS, Message, Subscription, Transport, vehicle_topic
 from drivetrain.core.vss import Catalog, builtin_catalog
 from drivetrain.core.wire import (
@@ -125,6 +127,8 @@ class EdgeAgent:
         ids: the intrusion detector, run over the frames passed to ``tick`` (its security
             events go up with the agent's events); its model arrives as an OTA image (see
             :class:`~drivetrain.edge.ids.OnboardIds`). None: no detection.
+        policy: the minimisation policy (default: :func:`active_policy`); the rules of the
+            region the vehicle was provisioned in coarsen values before they are collected.
 
     Raises:
         StorageError: the buffer cannot be read.
@@ -146,8 +150,11 @@ class EdgeAgent:
         active_dtcs: Callable[[], Sequence[str]] | None = None,
         ota: OtaUpdater | None = None,
         ids: OnboardIds | None = None,
+        policy: MinimisationPolicy | None = None,
     ) -> None:
         self._inventory = check_inventory(inventory or ())
+        #: The precision rules of the vehicle's region (minimisation at the source).
+        self.minimisation = (policy or active_policy()).for_region(identity.region)
         self.identity = identity
         self.vin = identity.vin
         self.transport = transport
@@ -224,6 +231,7 @@ class EdgeAgent:
         self._samples_collected = 0
         #: Samples dropped on the vehicle because their category is not consented.
         self._samples_not_consented = 0
+        self._samples_coarsened = 0
         self._fired = 0
         #: Inventory events sealed so far (on start and on each change).
         self.inventory_reports = 0
@@ -361,6 +369,7 @@ class EdgeAgent:
         incoming = Samples.concat(parts)
         self._samples_in += len(incoming)
         incoming = self._consented(incoming)
+        incoming = self._minimised(incoming)
         installed = {c.id: c for c in self.engine.campaigns}
         self.latest.update(incoming, _read_signals(installed.values()))
         result = self.engine.process(incoming, now_ns)
@@ -412,6 +421,21 @@ class EdgeAgent:
         kept, dropped = consent.filter(incoming)
         self._samples_not_consented += dropped
         return kept
+
+    def _minimised(self, incoming: Samples) -> Samples:
+        """``incoming`` at the precision the vehicle's region allows (before it is collected,
+        buffered or sent, and before conditions read it)."""
+        value, changed = self.minimisation.coarsen(incoming.paths, incoming.path_index,
+                                                   incoming.value)
+        if not changed:
+            return incoming
+        self._samples_coarsened += changed
+        return replace(incoming, value=value)
+
+    @property
+    def samples_coarsened(self) -> int:
+        """Values the region's minimisation policy coarsened on the vehicle."""
+        return self._samples_coarsened
 
     @property
     def samples_not_consented(self) -> int:

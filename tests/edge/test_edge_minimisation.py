@@ -1,0 +1,52 @@
+"""Minimisation at the source: the vehicle coarsens values to its region's precision before
+they are collected, buffered or sent (``drivetrain.core.privacy_policy``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from test_edge_agent import SPEED, TEMP, Rig
+
+from drivetrain.core.privacy_policy import active_policy
+
+LATITUDE = "Vehicle.CurrentLocation.Latitude"
+RAW_LATITUDE = 48.137154
+
+
+@pytest.fixture
+def eu_rig(tmp_path: Path) -> Iterator[Rig]:
+    rig = Rig(tmp_path / "unprovisioned")
+    rig.tmp_path = tmp_path
+    rig.identity = replace(rig.identity, region="EU")
+    rig.agent = rig.new_agent()
+    yield rig
+    rig.bus.close()
+
+
+def test_an_eu_vehicle_sends_location_at_the_eu_precision_only(eu_rig: Rig) -> None:
+    decimals = active_policy().for_region("EU").rule_for(LATITUDE)
+    assert decimals is not None and decimals.decimals == 2
+    eu_rig.drive(2, {LATITUDE: RAW_LATITUDE, TEMP: 21.37})
+    eu_rig.agent.flush(eu_rig.now)
+    eu_rig.step(0)
+    sent = [(p, v) for p, _, v in eu_rig.receiver.samples()]
+    latitudes = {v for p, v in sent if p == LATITUDE}
+    assert latitudes == {48.14}
+    assert {v for p, v in sent if p == TEMP} == {21.37}  # no rule: kept as measured
+    # every incoming latitude is coarsened, collected or not (the campaign keeps changes)
+    assert eu_rig.agent.samples_coarsened >= len([p for p, _ in sent if p == LATITUDE]) > 0
+
+
+def test_a_vehicle_without_a_region_keeps_its_values(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    try:
+        rig.drive(1, {LATITUDE: RAW_LATITUDE, SPEED: 51.3})
+        rig.agent.flush(rig.now)
+        rig.step(0)
+        assert {v for p, _, v in rig.receiver.samples() if p == LATITUDE} == {RAW_LATITUDE}
+        assert rig.agent.samples_coarsened == 0
+    finally:
+        rig.bus.close()
