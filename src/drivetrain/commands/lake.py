@@ -160,15 +160,19 @@ def write_outputs(table: pa.Table, csv: Path | None, parquet: Path | None) -> No
         fail(f"cannot write the output: {e}")
 
 
-def _pseudonyms(tenant: str, vins: list[str]) -> list[str]:
+def _pseudonyms(tenant: str, vins: list[str], *, every_key: bool = False) -> list[str]:
+    """The vehicles' pseudonyms under the current key (``every_key``: under every key version
+    the tenant has had, so rows written before a key rotation are found too)."""
     if not vins:
         return []
-    from drivetrain.cloud.privacy import vehicle_pseudonym
+    from drivetrain.cloud.privacy import vehicle_pseudonym, vehicle_pseudonyms
     from drivetrain.core.errors import DrivetrainError
 
     database = open_migrated_database(load_settings_or_exit())
     try:
         with database.session() as session:
+            if every_key:
+                return [p for vin in vins for p in vehicle_pseudonyms(session, tenant, vin)]
             return [vehicle_pseudonym(session, tenant, vin) for vin in vins]
     except DrivetrainError as e:
         fail(e)
@@ -213,7 +217,7 @@ def query_command(
     finish = parse_when(end, "--end") if end is not None else datetime.now(UTC)
     begin = parse_when(start, "--start") if start is not None else finish - DEFAULT_WINDOW
     settings = load_settings_or_exit()
-    vehicles = list(vehicle or []) + _pseudonyms(tenant, list(vin or []))
+    vehicles = list(vehicle or []) + _pseudonyms(tenant, list(vin or []), every_key=True)
     with _lake(settings, reading=True) as lake:
         if group_by is not None:
             if not path or len(path) != 1:

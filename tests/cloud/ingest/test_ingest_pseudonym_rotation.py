@@ -6,6 +6,7 @@ with DuckDB. Another tenant's key is untouched."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from drivetrain.cloud.privacy import (
     vehicle_pseudonym,
     vehicle_pseudonyms,
 )
+from drivetrain.cloud.twins import sync_twins
+from drivetrain.cloud.twins.history import property_history
 from drivetrain.core.errors import NotFoundError
 
 
@@ -115,3 +118,16 @@ def test_rotating_the_pseudonym_key_of_an_unknown_tenant_is_refused(database: Da
         rotate_pseudonym_key(session, "nobody", actor="dpo")
     with database.session() as session:
         assert pseudonym_keys(session, "nobody") == []
+
+
+def test_a_twins_history_after_rotation_reads_the_rows_under_every_pseudonym_in_time_order(
+    rotated: Any, database: Database, fleet: Fleet
+) -> None:
+    lake, _, _, _, _ = rotated
+    start = datetime.fromtimestamp((NOW_NS - SECOND) / 1e9, UTC)
+    end = datetime.fromtimestamp((NOW_NS + 3 * SECOND) / 1e9, UTC)
+    with database.session() as session:
+        sync_twins(session, "acme", force=True)
+        points = property_history(session, lake, fleet.vin("eu1"), SOC, tenant="acme",
+                                  start=start, end=end)
+    assert [p.value for p in points] == [80.0, 79.0, 78.0]  # the old key's row, then the new

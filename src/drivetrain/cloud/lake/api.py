@@ -35,7 +35,7 @@ from drivetrain.cloud.infra.http import (
     require_scopes,
 )
 from drivetrain.cloud.lake.service import SQL_MAX_ROWS, Lake
-from drivetrain.cloud.privacy import vehicle_pseudonym
+from drivetrain.cloud.privacy import vehicle_pseudonyms
 from drivetrain.cloud.privacy.binding import bind_read, categories_of, record_refusal
 from drivetrain.cloud.privacy.purposes import PURPOSES
 from drivetrain.core.errors import PermissionDeniedError
@@ -222,7 +222,8 @@ def get_signals(
     named = {v: v for v in vehicle}
     if vin:
         with context.database.session() as session:
-            named.update({vehicle_pseudonym(session, tenant, v): v for v in vin})
+            # every key version: rows written before a pseudonym-key rotation too
+            named.update({p: v for v in vin for p in vehicle_pseudonyms(session, tenant, v)})
     vehicles = list(named)
     permit = bind_read(context.database, principal, purpose, target="telemetry:signals",
                        request_id=request_id_of(request), categories=categories_of(path),

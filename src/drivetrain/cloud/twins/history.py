@@ -16,7 +16,7 @@ import pyarrow as pa
 from sqlalchemy.orm import Session
 
 from drivetrain.cloud.lake import Lake
-from drivetrain.cloud.privacy import vehicle_pseudonym
+from drivetrain.cloud.privacy import vehicle_pseudonyms
 from drivetrain.cloud.twins.registry import twin_row
 from drivetrain.cloud.twins.values import from_ns, render_reported
 from drivetrain.core.errors import BadInputError
@@ -64,11 +64,13 @@ def property_history(
     if start.tzinfo is None or end.tzinfo is None:
         raise BadInputError("history start and end must be timezone-aware")
     row = twin_row(session, vin, tenant=tenant)
-    pseudonym = vehicle_pseudonym(session, tenant, vin)
+    pseudonyms = list(vehicle_pseudonyms(session, tenant, vin))  # before a key rotation too
     table = lake.signals(
-        tenant, [pseudonym], [path], start, end, every, agg, regions=[row.region],
+        tenant, pseudonyms, [path], start, end, every, agg, regions=[row.region],
         max_rows=MAX_POINTS,
     )
+    if len(pseudonyms) > 1:  # the lake orders by vehicle first; a history reads by time
+        table = table.sort_by([("ts", "ascending")])
     return _points(table, path, catalog)
 
 
