@@ -12,8 +12,8 @@ than the full image is skipped and reported.
 
 Without explicit sources, the sources are chosen from the fleet: the ``common_sources`` software
 versions most often installed on ECUs of the image's hardware id across the tenant's twins
-(:func:`drivetrain.cloud.twins.software_version_counts`), each one whose image the repository
-holds (same hardware id and kind, under the tenant's namespace) becomes a delta source. The
+(:func:`drivetrain.cloud.twins.software_version_counts`) among those whose image the repository
+holds (same hardware id and kind, under the tenant's namespace) become the delta sources. The
 result says how many ECUs run each source and the bytes the deltas save.
 """
 
@@ -104,12 +104,16 @@ class Published:
         return sum(ecus.get(d.source, 0) * d.bytes_saved for d in self.deltas)
 
 
+#: Most distinct software versions of one hardware id counted when choosing delta sources.
+_VERSIONS_COUNTED = 1024
+
+
 def common_sources(session: Session, images: ImageRepository, upload: ImageUpload, *,
                    tenant: str | None, namespace: str = "", limit: int) -> list[CommonSource]:
     """The ``limit`` versions most installed on ECUs built for ``upload.hardware_id`` across
-    ``tenant``'s twins (every tenant's when None), other than the upload's own version, each
-    with the published full image of that version (same hardware id and kind, under
-    ``namespace``; the highest release counter when several), or None."""
+    ``tenant``'s twins (every tenant's when None) among those whose full image is published
+    (same hardware id and kind, under ``namespace``; the highest release counter when
+    several), other than the upload's own version, each with that image."""
     if limit <= 0:
         return []
     held: dict[str, ImageInfo] = {}
@@ -119,11 +123,12 @@ def common_sources(session: Session, images: ImageRepository, upload: ImageUploa
             best = held.get(info.version)
             if best is None or info.release_counter > best.release_counter:
                 held[info.version] = info
-    # one more than asked: the upload's own version, if counted, is left out
+    # versions whose image is not held cannot be a delta source, so they take no place among
+    # the ``limit``: count every version the fleet runs (a few hundred at most per hardware id)
     counts = software_version_counts(session, upload.hardware_id, tenant=tenant,
-                                     limit=limit + 1)
-    chosen = [CommonSource(version, ecus, held[version].name if version in held else None)
-              for version, ecus in counts if version != upload.version]
+                                     limit=_VERSIONS_COUNTED)
+    chosen = [CommonSource(version, ecus, held[version].name)
+              for version, ecus in counts if version != upload.version and version in held]
     return chosen[:limit]
 
 
