@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from drivetrain.cli import app
-from drivetrain.core.can import decode_capture, read_capture, write_capture
+from drivetrain.core.can import decode_capture, load_dbc, read_capture, write_capture
 from drivetrain.core.errors import CaptureFormatError, DbcFormatError, SignalMapError
 
 CAPTURES = Path(__file__).resolve().parents[1] / "data" / "captures"
@@ -43,6 +43,16 @@ def test_decode_writes_one_row_per_signal_of_every_known_frame(tmp_path: Path) -
     assert summary.frames_read == 3000
     assert summary.frames_decoded + summary.frames_unknown_id == 3000
     assert summary.top_unknown_ids[0][1] >= summary.top_unknown_ids[-1][1]
+
+
+def test_a_dbc_loaded_once_decodes_captures_like_its_file(tmp_path: Path) -> None:
+    loaded = load_dbc(TOYOTA_DBC)
+    by_file = decode_capture(COMMA_HEAD, TOYOTA_DBC, tmp_path / "file.parquet")
+    by_loaded = decode_capture(COMMA_HEAD, loaded, tmp_path / "loaded.parquet")
+    assert by_loaded.signal_values == by_file.signal_values > 0
+    assert pq.read_table(tmp_path / "loaded.parquet").equals(pq.read_table(tmp_path / "file.parquet"))
+    metadata = pq.read_schema(tmp_path / "loaded.parquet").metadata
+    assert metadata[b"drivetrain.dbc"] == TOYOTA_DBC.name.encode()
 
 
 @pytest.mark.shared_data

@@ -50,7 +50,7 @@ from drivetrain.core.can.captures import (
     detect_format,
     iter_capture,
 )
-from drivetrain.core.can.dbc import load_dbc
+from drivetrain.core.can.dbc import LoadedDbc, load_dbc
 from drivetrain.core.can.frames import DecodedSignals
 from drivetrain.core.can.signal_map import SignalMap, load_signal_map
 from drivetrain.core.can.truncated_frames import CompletingDecoder
@@ -232,7 +232,7 @@ def _no_frames(capture: Path, malformed: list[MalformedLine], count: int) -> str
 
 def decode_capture(
     capture_path: str | Path,
-    dbc_path: str | Path,
+    dbc_path: str | Path | LoadedDbc,
     out_path: str | Path,
     *,
     signal_map: SignalMap | str | Path | None = None,
@@ -247,7 +247,8 @@ def decode_capture(
     Args:
         capture_path: the capture (any format ``captures.detect_format`` knows).
         dbc_path: the DBC (loaded with ``dbc.load_dbc``: IMPORTs and unflagged extended ids
-            resolved).
+            resolved), or a DBC already loaded that way (a service decoding many captures
+            with one DBC loads it once).
         out_path: the Parquet file to write (replaced only on success).
         signal_map: a map (or its TOML/YAML file, validated against the DBC and the built-in
             VSS catalog) to write VSS values instead of raw CAN signals.
@@ -266,7 +267,8 @@ def decode_capture(
     """
     started = time.perf_counter()
     capture_path, out_path = Path(capture_path), Path(out_path)
-    loaded = load_dbc(dbc_path)
+    loaded = dbc_path if isinstance(dbc_path, LoadedDbc) else load_dbc(dbc_path)
+    dbc_path = loaded.path
     if not loaded.database.messages:
         raise DbcFormatError(f"{dbc_path}: defines no message (BO_), so no frame can be decoded "
                              "with it; expected a DBC with message definitions")
