@@ -21,6 +21,8 @@ from drivetrain.cloud.infra import Database
 from drivetrain.cloud.infra.testing import (
     BACKENDS,
     Backend,
+    copy_sqlite_template,
+    migrate_sqlite_template,
     postgres_test_database,
     temporary_postgres_schema,
 )
@@ -147,17 +149,27 @@ def postgres_worker_database() -> Iterator[str]:
     yield from _entered_or_failed(postgres_test_database())
 
 
-@pytest.fixture
-def database_url(
-    backend: Backend, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[str]:
-    """URL of a fresh, empty state database on ``backend``.
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite state database that tests wanting one get a copy of."""
+    return migrate_sqlite_template(tmp_path_factory.mktemp("template") / "state.db")
 
-    SQLite: a file in the test's temp dir. PostgreSQL: a new schema (search_path) in this
-    worker's database, dropped after the test.
+
+@pytest.fixture
+def database_url(backend: Backend, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """URL of a fresh state database on ``backend``.
+
+    SQLite: a file in the test's temp dir — empty, or, when the test asks for the migrated
+    ``database``, a copy of a migrated template (the same file the migrations make).
+    PostgreSQL: a new, empty schema (search_path) in this worker's database, dropped after
+    the test.
     """
     if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state.db'}"
+        path = tmp_path / "state.db"
+        if "database" in request.fixturenames:
+            yield copy_sqlite_template(request.getfixturevalue("sqlite_template"), path)
+        else:
+            yield f"sqlite:///{path}"
         return
     worker_database = request.getfixturevalue("postgres_worker_database")
     yield from _entered_or_failed(temporary_postgres_schema(worker_database))
@@ -173,7 +185,8 @@ def empty_database(database_url: str) -> Iterator[Database]:
 
 @pytest.fixture
 def database(empty_database: Database) -> Database:
-    """A migrated :class:`Database` on each engine."""
+    """A migrated :class:`Database` on each engine (on SQLite a copy of the migrated template,
+    where upgrade finds nothing to do)."""
     empty_database.upgrade()
     return empty_database
 
