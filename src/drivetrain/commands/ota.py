@@ -147,10 +147,8 @@ def _print_published(image: dict[str, Any], deltas: list[dict[str, Any]],
     stdout_console().print(f"published {image['name']} ({image['length']:,} bytes, sha256 "
                            f"{image['sha256'][:16]}…{by})")
     for installed in common or ():
-        held = (f"delta source {installed['image']}" if installed["image"]
-                else "no published image, no delta")
         stdout_console().print(f"installed {installed['version']} on {installed['ecus']:,} "
-                               f"ECU(s): {held}")
+                               f"ECU(s): delta source {installed['image']}")
     for delta in deltas:
         stdout_console().print(f"published {delta['name']}: {delta['delta_bytes']:,} bytes "
                                f"instead of {delta['full_bytes']:,}")

@@ -96,7 +96,7 @@ class Announcer:
         deadline = time.monotonic() + self.timeout_s
         last = ""
         while pending:
-            tickets = []
+            tickets: list[tuple[tuple[str, bytes, str], PublishTicket | None]] = []
             for item in pending:
                 try:
                     tickets.append((item, self.backbone.publish_async(item[0], item[1],

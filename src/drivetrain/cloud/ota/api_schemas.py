@@ -173,8 +173,8 @@ class DeltaOut(BaseModel):
 class CommonSourceOut(BaseModel):
     version: str = Field(examples=["2.6.0"])
     ecus: int = Field(ge=0, le=2**40, description="ECUs of the hardware id running it.")
-    image: str | None = Field(description="Its published image (the delta source), or null "
-                                          "when the repository holds none.")
+    image: str = Field(description="Its published image, the delta's source (only versions "
+                                   "whose image is published are chosen).")
 
 
 class PublishedOut(BaseModel):

@@ -72,11 +72,12 @@ class ImageUpload:
 @dataclass(frozen=True, slots=True)
 class CommonSource:
     """A software version installed on ECUs of the image's hardware id: how many run it, and
-    the published image of that version (None: the repository holds none, so no delta)."""
+    the published image of that version (the delta's source; only versions whose image is
+    published are chosen)."""
 
     version: str
     ecus: int
-    image: str | None
+    image: str
 
     def to_dict(self) -> dict[str, object]:
         return {"version": self.version, "ecus": self.ecus, "image": self.image}
