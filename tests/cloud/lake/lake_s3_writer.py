@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 from lake_rows import make_rows
 
@@ -18,12 +19,12 @@ from drivetrain.cloud.lake import Lake
 from drivetrain.core.settings import load_settings
 
 
-def micro_rows(seed: int, n: int = 1500, batches: int = 5) -> object:
+def micro_rows(seed: int, n: int = 1500, batches: int = 5, **kwargs: Any) -> Any:  # noqa: ANN401
     """``make_rows`` with timestamps cut to whole microseconds (what a Delta table keeps)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    table = make_rows(n, seed=seed, batches=batches)
+    table = make_rows(n, seed=seed, batches=batches, **kwargs)
     ts = pc.multiply(pc.divide(table.column("ts").cast(pa.int64()), 1000), 1000)
     return table.set_column(table.column_names.index("ts"), "ts",
                             ts.cast(pa.timestamp("ns", tz="UTC")))

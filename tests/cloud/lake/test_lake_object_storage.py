@@ -12,18 +12,16 @@ import json
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import boto3
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from lake_rows import T0, sorted_rows
 from lake_s3_writer import micro_rows
+from s3_helpers import s3_client, s3_keys, s3_options
 
 from drivetrain.cloud.lake import Lake
 from drivetrain.cloud.lake.delta import DeltaRegionTable
@@ -34,34 +32,6 @@ from tests.conftest import MOTO_BUCKET as BUCKET
 from tests.conftest import MOTO_CREDENTIALS as CREDENTIALS
 
 HERE = Path(__file__).parent
-
-
-def _s3(endpoint: str):  # type: ignore[no-untyped-def]
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"], aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
-
-
-def _options(endpoint: str) -> dict[str, str]:
-    return {"AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1"}
-
-
-@pytest.fixture
-def prefix() -> str:
-    """A fresh key prefix in the bucket per test."""
-    return f"t-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def s3_lake(s3_endpoint: str, prefix: str, tmp_path: Path) -> Iterator[Lake]:
-    """A lake whose regions are Delta tables under ``s3://lake/<prefix>``."""
-    settings = load_settings(data_dir=tmp_path / "data", lake_url=f"s3://{BUCKET}/{prefix}",
-                             lake_storage_options=_options(s3_endpoint))
-    with Lake.open(settings) as lake:
-        yield lake
-
-
-def _keys(endpoint: str, prefix: str) -> list[str]:
-    pages = _s3(endpoint).get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
-    return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 
 
 def _count(lake: Lake, **kwargs: object) -> int:
@@ -85,7 +55,7 @@ def test_batches_appended_to_s3_are_read_back_by_duckdb_in_the_lake_layout(
     assert _count(s3_lake) == 2000
     assert s3_lake.regions() == ["EU"]
 
-    keys = _keys(s3_endpoint, prefix)
+    keys = s3_keys(s3_endpoint, prefix)
     data = [k for k in keys if k.endswith(".parquet")]
     assert data and all(k.startswith(f"{prefix}/region=EU/tenant=acme/date=2024-05-01/part-")
                         for k in data)
@@ -166,7 +136,7 @@ def test_time_travel_reads_the_table_as_it_was_at_an_earlier_version(s3_lake: La
 def test_a_new_column_is_merged_into_the_schema_and_old_rows_read_it_as_null(
     s3_endpoint: str, prefix: str,
 ) -> None:
-    table = DeltaRegionTable("EU", f"s3://{BUCKET}/{prefix}/region=EU", _options(s3_endpoint),
+    table = DeltaRegionTable("EU", f"s3://{BUCKET}/{prefix}/region=EU", s3_options(s3_endpoint),
                              batch_window_days=35)
     old = normalize_rows(micro_rows(5))  # type: ignore[arg-type]
     assert table.append("acme", old) is not None
@@ -194,19 +164,12 @@ def test_erasing_a_vehicle_deletes_its_rows_and_purges_every_file_that_held_them
     after = s3_lake.sql("acme", "SELECT count(DISTINCT vehicle) AS v, count(*) AS n, "
                                 f"count(*) FILTER (WHERE vehicle = '{gone}') AS g FROM telemetry")
     assert after.column("g")[0].as_py() == 0 and after.column("v")[0].as_py() == 4
-    s3 = _s3(s3_endpoint)
-    for key in _keys(s3_endpoint, prefix):
+    s3 = s3_client(s3_endpoint)
+    for key in s3_keys(s3_endpoint, prefix):
         if key.endswith(".parquet"):
             body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
             vehicles = pq.read_table(pa.BufferReader(body), columns=["vehicle"])
             assert gone not in vehicles.column("vehicle").to_pylist(), key
-
-
-def test_maintenance_the_table_backend_lacks_is_refused_by_name(s3_lake: Lake) -> None:
-    with pytest.raises(ConfigurationError, match="retention is not available"):
-        s3_lake.apply_retention()
-    with pytest.raises(ConfigurationError, match="export bundles"):
-        s3_lake.export_bundle("acme", "EU", Path("/nonexistent"))
 
 
 @pytest.mark.parametrize("url", ["bucket/prefix", "ftp://host/x", "s3://", "http://x/y"])
@@ -234,13 +197,13 @@ def test_committed_batch_ids_are_found_after_a_checkpoint_by_a_fresh_process(
     from deltalake import DeltaTable
 
     url = f"s3://{BUCKET}/{prefix}/region=EU"
-    first = DeltaRegionTable("EU", url, _options(s3_endpoint), batch_window_days=35)
+    first = DeltaRegionTable("EU", url, s3_options(s3_endpoint), batch_window_days=35)
     rows = normalize_rows(micro_rows(13))  # type: ignore[arg-type]
     assert first.append("acme", rows) is not None
     first.append("acme", normalize_rows(micro_rows(14)))  # type: ignore[arg-type]
-    DeltaTable(url, storage_options=_options(s3_endpoint)).create_checkpoint()
+    DeltaTable(url, storage_options=s3_options(s3_endpoint)).create_checkpoint()
     first.append("acme", normalize_rows(micro_rows(15)))  # type: ignore[arg-type]
-    fresh = DeltaRegionTable("EU", url, _options(s3_endpoint), batch_window_days=35)
+    fresh = DeltaRegionTable("EU", url, s3_options(s3_endpoint), batch_window_days=35)
     ids = [f"{seed:08x}{i:024x}" for seed in (13, 14, 15, 16) for i in range(5)]
     assert fresh.committed_batches("acme", ids) == set(ids[:15])
     again = fresh.append("acme", rows)

@@ -23,16 +23,19 @@ stored. Strings are stored plain (Parquet dictionary pages still encode them).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import Final
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+from collections.abc import Collection, Sequence
+from typing import Any, Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from drivetrain.cloud.lake.rows import split_for_append
-from drivetrain.cloud.lake.tables import TableAppend
+from drivetrain.cloud.lake.tables import Compacted, TableAppend, TableFile
 from drivetrain.core.errors import StorageError
 
 #: Partition columns of a region's table, in path order under ``region=<R>/``.
@@ -40,6 +43,8 @@ PARTITION_BY: Final = ["tenant", "date"]
 _WRITER: Final = WriterProperties(compression="ZSTD", compression_level=1)
 #: delta-rs' message when a winning commit carries one of our app ids.
 _TXN_CONFLICT: Final = "Concurrent transaction"
+#: How often maintenance (optimize, delete) retries a commit a concurrent writer beat.
+_MAINTENANCE_ATTEMPTS: Final = 5
 
 
 def app_id(tenant: str, batch_id: str) -> str:
@@ -175,27 +180,132 @@ class DeltaRegionTable:
             raise StorageError(f"cannot read the lake table {self.url}: {e}") from e
 
     def delete_rows(self, predicate: str) -> int:
-        table = self._load()
-        if table is None:
-            return 0
-        try:
-            metrics = table.delete(predicate)
-            # Erasure must leave no copy: purge the files the delete replaced now, not after
-            # the default week. A "lite" vacuum only considers files removed in the log, never
-            # a concurrent writer's not-yet-committed files. Time travel to a version before
-            # the delete then fails for those files (see docs/lake.md, crypto-shredding).
-            table.vacuum(retention_hours=0, dry_run=False, enforce_retention_duration=False,
-                         full=False)
-        except (DeltaError, OSError) as e:
-            raise StorageError(f"cannot delete from the lake table {self.url}: {e}") from e
-        return int(metrics.get("num_deleted_rows", 0))
+        def delete(table: DeltaTable) -> int:
+            return int(table.delete(predicate).get("num_deleted_rows", 0))
 
-    def compact(self) -> tuple[int, int]:
+        deleted = int(self._retrying("delete from", delete) or 0)
+        # Erasure and retention must leave no copy: purge the files the delete replaced now,
+        # not after the default week (time travel to a version before the delete then fails
+        # for those files; docs/lake.md).
+        self._purge_replaced(0)
+        return deleted
+
+    def _purge_replaced(self, hours: int) -> int:
+        """Delete from storage the files the log removed more than ``hours`` ago: a "lite"
+        vacuum, which never considers a concurrent writer's not-yet-committed files."""
+        purged = self._retrying("vacuum", lambda table: table.vacuum(
+            retention_hours=hours, dry_run=False, enforce_retention_duration=False, full=False))
+        return len(purged or [])
+
+    def files(self, tenant: str | None = None) -> list[TableFile]:
+        """The data files of the latest version (of ``tenant`` only, if given)."""
         table = self._load()
-        if table is None:
-            return 0, 0
-        try:
-            metrics = table.optimize.compact(writer_properties=_WRITER)
-        except (DeltaError, OSError) as e:
-            raise StorageError(f"cannot compact the lake table {self.url}: {e}") from e
-        return int(metrics.get("numFilesRemoved", 0)), int(metrics.get("numFilesAdded", 0))
+        return [] if table is None else _files_of(table, tenant)
+
+    def dataset_of(self, names: Collection[str]) -> ds.Dataset | None:
+        """A dataset of exactly the files ``names`` (as :meth:`files` names them) of the
+        latest version, with ``tenant`` and ``date`` columns; None before the first append."""
+        dataset = self.dataset()
+        if dataset is None:
+            return None
+        wanted = set(names)
+        assert isinstance(dataset, ds.FileSystemDataset)
+        fragments = [f for f in dataset.get_fragments() if f.path in wanted]
+        return ds.FileSystemDataset(fragments, dataset.schema, dataset.format,
+                                    dataset.filesystem)
+
+    def _retrying(self, what: str, operation: Any) -> Any:  # noqa: ANN401 - the op's result
+        """``operation(table)`` on a freshly loaded table, again when a concurrent commit
+        conflicted with it (a delete or optimize touching the files it rewrote)."""
+        last: Exception | None = None
+        for _ in range(_MAINTENANCE_ATTEMPTS):
+            table = self._load()
+            if table is None:
+                return None
+            try:
+                return operation(table)
+            except CommitFailedError as e:
+                last = e
+            except (DeltaError, OSError) as e:
+                raise StorageError(f"cannot {what} the lake table {self.url}: {e}") from e
+        raise StorageError(f"cannot {what} the lake table {self.url}: concurrent commits kept "
+                           f"conflicting ({last})")
+
+    def compact(self, tenant: str | None = None, *, target_bytes: int | None = None,
+                keep_replaced_hours: int = 168) -> Compacted:
+        """Merge small files (of ``tenant``'s partitions only, if given) into files of about
+        ``target_bytes`` (delta-rs' default, 100 MiB, without one), then delete from storage
+        the files compactions replaced more than ``keep_replaced_hours`` ago (a "lite"
+        vacuum: only files the log removed, never a writer's uncommitted ones).
+
+        Replaced files stay that long because a reader that listed them before the commit
+        (a running query or Spark job) and time travel to older versions still open them.
+        App transactions are table state, not files: batch ids stay committed.
+        """
+        before = {f.name: f for f in self.files(tenant)}
+
+        def optimize(table: DeltaTable) -> dict[str, Any]:
+            filters = None if tenant is None else [("tenant", "=", tenant)]
+            return table.optimize.compact(partition_filters=filters, target_size=target_bytes,
+                                          writer_properties=_WRITER)
+
+        metrics = self._retrying("compact", optimize) or {}
+        after = {f.name for f in self.files(tenant)}
+        gone = [f for name, f in before.items() if name not in after]
+
+        purged = self._purge_replaced(keep_replaced_hours)
+        return Compacted(
+            files_removed=int(metrics.get("numFilesRemoved", 0)),
+            files_added=int(metrics.get("numFilesAdded", 0)),
+            bytes_removed=_total_size(metrics.get("filesRemoved")),
+            bytes_added=_total_size(metrics.get("filesAdded")),
+            rows=sum(f.rows for f in gone),
+            partitions=int(metrics.get("partitionsOptimized", 0)),
+            files_purged=purged,
+        )
+
+    def checkpoint(self) -> None:
+        """Write a checkpoint of the latest version: delta-rs leaves out the app ids older
+        than ``delta.setTransactionRetentionDuration`` (the re-delivery window), so they are
+        forgotten, and later look-ups replay less of the log."""
+        self._retrying("checkpoint", lambda table: table.create_checkpoint())
+
+
+def _total_size(stats: object) -> int:
+    """``totalSize`` of an optimize metric (delta-rs gives it as a JSON string)."""
+    if isinstance(stats, str):
+        import json
+
+        stats = json.loads(stats)
+    return int(stats.get("totalSize", 0)) if isinstance(stats, dict) else 0
+
+
+def _files_of(table: DeltaTable, tenant: str | None) -> list[TableFile]:
+    actions = pa.table(table.get_add_actions(flatten=True))
+    if tenant is not None:
+        actions = actions.filter(pc.field("partition.tenant") == tenant)
+    root = table.table_uri.rstrip("/")
+    if root.startswith("file://"):  # a local table: readers open plain paths, as file_uris()
+        root = url2pathname(urlsplit(root).path)
+    columns = {name: actions.column(name).to_pylist() if name in actions.column_names
+               else [None] * actions.num_rows
+               for name in ("path", "size_bytes", "num_records", "partition.tenant",
+                            "partition.date", "min.ts", "max.ts")}
+    files = []
+    for i, name in enumerate(columns["path"]):
+        low, high = columns["min.ts"][i], columns["max.ts"][i]
+        files.append(TableFile(
+            name=name, uri=f"{root}/{name}", tenant=columns["partition.tenant"][i],
+            day=columns["partition.date"][i], rows=int(columns["num_records"][i] or 0),
+            bytes=int(columns["size_bytes"][i] or 0),
+            # Delta statistics keep timestamps to the millisecond: widen the maximum to the
+            # end of its millisecond, so a time filter never drops a file it needs
+            min_ts_ns=0 if low is None else _ns(low),
+            max_ts_ns=(1 << 63) - 1 if high is None else _ns(high) + 999_999,
+        ))
+    return files
+
+
+def _ns(moment: Any) -> int:  # noqa: ANN401 - a datetime from the statistics
+    """Nanoseconds since the epoch of a statistics timestamp (a microsecond datetime)."""
+    return int(pa.scalar(moment, pa.timestamp("us", tz="UTC")).cast(pa.int64()).as_py()) * 1000

@@ -14,8 +14,9 @@ lake's hive layout, readable by any Parquet tool (and by Spark, from the same fi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Final, Literal, Protocol
 
 import pyarrow as pa
@@ -38,6 +39,42 @@ class TableAppend:
 
     plan: AppendPlan
     version: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TableFile:
+    """One data file of the table's current version (an ``add`` action).
+
+    Attributes:
+        name: path relative to the table (``tenant=T/date=D/part-….parquet``).
+        uri: where a reader opens it (a local path, or ``s3://…``).
+        tenant, day: its partition.
+        rows, bytes: its size (rows from the file statistics the writer recorded).
+        min_ts_ns, max_ts_ns: the time span of its samples (microsecond precision).
+    """
+
+    name: str
+    uri: str
+    tenant: str
+    day: date
+    rows: int
+    bytes: int
+    min_ts_ns: int
+    max_ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Compacted:
+    """What one optimize run did: files and bytes it replaced and wrote, rows rewritten,
+    partitions touched, and files the vacuum after it deleted from storage."""
+
+    files_removed: int
+    files_added: int
+    bytes_removed: int
+    bytes_added: int
+    rows: int
+    partitions: int
+    files_purged: int
 
 
 class RegionTable(Protocol):
@@ -71,8 +108,22 @@ class RegionTable(Protocol):
         from storage; returns the rows deleted."""
         ...
 
-    def compact(self) -> tuple[int, int]:
-        """Merge small files; returns (files removed, files added)."""
+    def compact(self, tenant: str | None = None, *, target_bytes: int | None = None,
+                keep_replaced_hours: int = 168) -> Compacted:
+        """Merge small files (of ``tenant`` only, if given), then delete from storage the
+        files compactions replaced more than ``keep_replaced_hours`` ago."""
+        ...
+
+    def files(self, tenant: str | None = None) -> list[TableFile]:
+        """The data files of the latest version (of ``tenant`` only, if given)."""
+        ...
+
+    def dataset_of(self, names: Collection[str]) -> ds.Dataset | None:
+        """A dataset of exactly the files ``names`` of the latest version."""
+        ...
+
+    def checkpoint(self) -> None:
+        """Checkpoint the latest version, dropping app ids past the re-delivery window."""
         ...
 
 
