@@ -382,8 +382,8 @@ def retention_command(
     _out.print(f"{verb} {report.rows_dropped:,} rows: {report.files_deleted:,} files deleted, "
                f"{report.files_rewritten:,} rewritten")
     if not dry_run and table_format:
-        _out.print(f"checkpointed: the tables drop batch ids older than the {window}-day "
-                   "re-delivery window")
+        _out.print(f"checkpointed; the tables expire batch ids older than the {window}-day "
+                   "re-delivery window themselves")
     elif not dry_run:
         _out.print(f"forgot {report.batch_ids_forgotten:,} batch ids past the {window}-day "
                    "re-delivery window")

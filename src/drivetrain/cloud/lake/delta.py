@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, Final
 
 import pyarrow as pa
@@ -82,11 +82,14 @@ class DeltaRegionTable:
     """
 
     def __init__(self, region: str, url: str, storage_options: dict[str, str],
-                 batch_window_days: int) -> None:
+                 batch_window_days: int, *, checkpoint: Callable[[str], None] | None = None
+                 ) -> None:
         self.region = region
         self.url = url
         self._options = storage_options
         self._window_days = batch_window_days
+        # told each step of an append (crash tests kill the process at one)
+        self._checkpoint = checkpoint or (lambda step: None)
 
     def _load(self, version: int | None = None) -> DeltaTable | None:
         try:
@@ -151,9 +154,16 @@ class DeltaRegionTable:
                          .append_column("date", pa.array([s.day] * n, pa.date32())))
         data = pa.concat_tables(parts, promote_options="permissive")
         now_ms = int(time.time() * 1000)
+        self._checkpoint("append.planned")
+
+        def handed_over() -> Iterator[pa.RecordBatch]:
+            yield from data.to_batches()
+            self._checkpoint("append.writing")  # all rows in delta-rs, nothing committed
+
         try:
             write_deltalake(
-                snapshot, data, mode="append", partition_by=PARTITION_BY, schema_mode="merge",
+                snapshot, pa.RecordBatchReader.from_batches(data.schema, handed_over()),
+                mode="append", partition_by=PARTITION_BY, schema_mode="merge",
                 writer_properties=_WRITER,
                 commit_properties=CommitProperties(
                     # lastUpdated lets the retention duration expire the id after the window
@@ -167,6 +177,7 @@ class DeltaRegionTable:
             raise StorageError(f"cannot commit to the lake table {self.url}: {e}") from e
         except (DeltaError, OSError) as e:
             raise StorageError(f"cannot append to the lake table {self.url}: {e}") from e
+        self._checkpoint("append.committed")
         after = self._load()
         return TableAppend(plan, None if after is None else after.version())
 
@@ -265,9 +276,9 @@ class DeltaRegionTable:
         )
 
     def checkpoint(self) -> None:
-        """Write a checkpoint of the latest version: delta-rs leaves out the app ids older
-        than ``delta.setTransactionRetentionDuration`` (the re-delivery window), so they are
-        forgotten, and later look-ups replay less of the log."""
+        """Write a checkpoint of the latest version, so later look-ups replay less of the log.
+        App ids older than ``delta.setTransactionRetentionDuration`` (the re-delivery window)
+        are already ignored when delta-rs reads the log; the checkpoint leaves them out."""
         self._retrying("checkpoint", lambda table: table.create_checkpoint())
 
 

@@ -155,10 +155,12 @@ class Lake:
         if settings.lake_url is not None and "tables" not in kwargs:
             url, table_format = settings.lake_url, settings.lake_table_format
             options, window = dict(settings.lake_storage_options), settings.lake_batch_window_days
+            hook = kwargs.get("checkpoint")
 
             def tables(region: str) -> RegionTable:
                 return open_region_table(table_format, url, region, options,
-                                         batch_window_days=window)
+                                         batch_window_days=window,
+                                         checkpoint=hook)  # type: ignore[arg-type]
 
             tables("EU")  # a bad URL or a missing library fails at start-up, not mid-ingest
             kwargs["tables"] = tables

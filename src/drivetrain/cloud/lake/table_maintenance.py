@@ -12,8 +12,10 @@ transactions) untouched:
   files, with the rows per category read from the files whose date could have expired),
   then deletes the expired rows with one ``DELETE`` per region — ``category = c AND date <
   cutoff`` per expired category — purging the replaced files at once (expired data, like
-  erased data, leaves no copy), and checkpoints the table so app ids past the re-delivery
-  window are dropped.
+  erased data, leaves no copy), and checkpoints the table. App ids older than the re-delivery
+  window (``delta.setTransactionRetentionDuration``) are ignored by delta-rs when it reads
+  the log; the checkpoint leaves them out of the state it writes and shortens the log
+  replays of later look-ups.
 - **export** writes the embedded lake's bundle from the table's current files.
 """
 
@@ -131,8 +133,8 @@ def expiry_predicate(actions: Sequence[RetentionAction], policy: RetentionPolicy
 def apply_table_retention(table: RegionTable, region: str, policy: RetentionPolicy,
                           today: date, *, dry_run: bool) -> list[RetentionAction]:
     """Enforce ``policy`` on ``table`` as of ``today`` (or, with ``dry_run``, only plan):
-    one delete of the expired rows, the replaced files purged, then a checkpoint that drops
-    app ids past the re-delivery window. Returns the planned actions; rows of an expired
+    one delete of the expired rows, the replaced files purged, then a checkpoint (without
+    the app ids past the re-delivery window). Returns the planned actions; rows of an expired
     category a writer committed after the plan go too (the delete is by predicate).
 
     Raises:

@@ -14,7 +14,7 @@ lake's hive layout, readable by any Parquet tool (and by Spark, from the same fi
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Final, Literal, Protocol
@@ -144,9 +144,10 @@ def region_table_url(lake_url: str, region: str) -> str:
 
 def open_region_table(
     table_format: str, lake_url: str, region: str, storage_options: Mapping[str, str],
-    *, batch_window_days: int,
+    *, batch_window_days: int, checkpoint: Callable[[str], None] | None = None,
 ) -> RegionTable:
-    """The table of ``region`` under ``lake_url`` in ``table_format``.
+    """The table of ``region`` under ``lake_url`` in ``table_format`` (``checkpoint`` is told
+    each step of an append: crash tests).
 
     Raises:
         ConfigurationError: an unknown format or URL, or the format's library is missing
@@ -161,7 +162,8 @@ def open_region_table(
                 f"lake_table_format = 'delta' needs the deltalake package ({e}); install "
                 "drivetrain[lake-s3]"
             ) from e
-        return DeltaRegionTable(region, url, dict(storage_options), batch_window_days)
+        return DeltaRegionTable(region, url, dict(storage_options), batch_window_days,
+                                checkpoint=checkpoint)
     raise ConfigurationError(
         f"lake_table_format={table_format!r}; expected one of {', '.join(TABLE_FORMATS)}"
     )
