@@ -318,7 +318,8 @@ def compact_command(
     ))
     if table_format:
         _out.print(f"deleted {sum(r.files_purged for r in results):,} files replaced more "
-                   f"than {keep_replaced_hours} h ago")
+                   f"than {keep_replaced_hours} h ago and "
+                   f"{sum(r.orphans_purged for r in results):,} never committed")
 
 
 @app.command("retention")

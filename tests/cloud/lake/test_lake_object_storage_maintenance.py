@@ -5,6 +5,9 @@ outcome, the same export bundle, and batch ids still skipped after a compaction.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import time
 from datetime import date
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from typer.testing import CliRunner
 from drivetrain.cli import app
 from drivetrain.cloud.lake import Lake, RetentionPolicy
 from drivetrain.cloud.lake.export import verify_bundle
+from drivetrain.core.settings import load_settings
 from tests.conftest import MOTO_BUCKET
 
 ALL = "SELECT vehicle, path, ts, value, category, batch_id FROM telemetry"
@@ -152,7 +156,8 @@ def test_the_lake_commands_compact_expire_and_export_with_lake_url_set(
 
     compacted = runner.invoke(app, ["lake", "compact", "-r", "EU", "--keep-replaced-hours", "0"])
     assert compacted.exit_code == 0, compacted.output
-    assert "deleted 4 files replaced more than 0 h ago" in compacted.output
+    assert "deleted 4 files replaced more than 0 h ago and 0 never committed" in \
+        compacted.output
     assert len(s3_lake.files("acme")) == 2  # one per date
 
     expired = runner.invoke(app, ["lake", "retention", "--keep", "EU:*=1", "--today",
@@ -167,6 +172,24 @@ def test_the_lake_commands_compact_expire_and_export_with_lake_url_set(
     rows = len(_rows(s3_lake))
     assert f"exported {rows:,} rows in 1 files" in exported.output
     assert verify_bundle(out).rows == rows
+
+
+def test_compaction_deletes_a_killed_writers_uploads_once_a_day_old(tmp_path: Path) -> None:
+    # on a Delta lake on the local filesystem, where a file's age can be set
+    settings = load_settings(data_dir=tmp_path / "data", lake_url=f"file://{tmp_path}/lake")
+    with Lake.open(settings) as delta:
+        delta.append("EU", "acme", micro_rows(52, n=300))
+        [live] = delta.live_paths("acme")
+        # what a writer killed between its upload and its commit leaves: files in no version
+        old, young = (Path(live).with_name(f"part-orphan-{n}.parquet") for n in ("old", "new"))
+        for orphan in (old, young):
+            shutil.copyfile(live, orphan)
+        two_days_ago = time.time() - 2 * 86_400
+        os.utime(old, (two_days_ago, two_days_ago))
+        [result] = delta.compact("EU", keep_replaced_hours=0)
+        assert result.orphans_purged == 1 and result.files_purged == 0
+        assert not old.exists() and young.exists()  # a young one may be a running append's
+        assert delta.live_paths("acme") == [live] and len(_rows(delta)) == 300
 
 
 @pytest.mark.parametrize("hours", [-1])

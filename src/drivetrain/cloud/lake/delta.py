@@ -45,6 +45,9 @@ PARTITION_BY: Final = ["tenant", "date"]
 _WRITER: Final = WriterProperties(compression="ZSTD", compression_level=1)
 #: delta-rs' message when a winning commit carries one of our app ids.
 _TXN_CONFLICT: Final = "Concurrent transaction"
+#: Hours after which compaction deletes a data file no table version names (an upload of a
+#: writer killed before its commit).
+ORPHAN_HOURS: Final = 24
 #: How often maintenance (optimize, delete) retries a commit a concurrent writer beat.
 _MAINTENANCE_ATTEMPTS: Final = 5
 
@@ -254,7 +257,9 @@ class DeltaRegionTable:
         """Merge small files (of ``tenant``'s partitions only, if given) into files of about
         ``target_bytes`` (delta-rs' default, 100 MiB, without one), then delete from storage
         the files compactions replaced more than ``keep_replaced_hours`` ago (a "lite"
-        vacuum: only files the log removed, never a writer's uncommitted ones).
+        vacuum: only files the log removed, never a writer's uncommitted ones), and data
+        files no version names that are older than ``ORPHAN_HOURS`` (and than
+        ``keep_replaced_hours``).
 
         Replaced files stay that long because a reader that listed them before the commit
         (a running query or Spark job) and time travel to older versions still open them.
@@ -272,6 +277,12 @@ class DeltaRegionTable:
         gone = [f for name, f in before.items() if name not in after]
 
         purged = self._purge_replaced(keep_replaced_hours)
+        # A data file no version names was uploaded by a writer killed before its commit:
+        # a full vacuum (one listing of the whole table) deletes it once it is older than any
+        # append runs; a younger one may be a running append's, about to be committed.
+        orphans = self._retrying("vacuum", lambda table: table.vacuum(
+            retention_hours=max(keep_replaced_hours, ORPHAN_HOURS), dry_run=False,
+            enforce_retention_duration=False, full=True))
         return Compacted(
             files_removed=int(metrics.get("numFilesRemoved", 0)),
             files_added=int(metrics.get("numFilesAdded", 0)),
@@ -280,6 +291,7 @@ class DeltaRegionTable:
             rows=sum(f.rows for f in gone),
             partitions=int(metrics.get("partitionsOptimized", 0)),
             files_purged=purged,
+            orphans_purged=len(orphans or []),
         )
 
     def checkpoint(self) -> None:

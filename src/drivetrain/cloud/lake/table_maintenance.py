@@ -79,7 +79,8 @@ def compact_table(
     done = table.compact(tenant, target_bytes=target, keep_replaced_hours=keep_replaced_hours)
     return CompactionResult(region, done.partitions, done.files_removed, done.files_added,
                             done.rows, done.bytes_removed, done.bytes_added,
-                            files_purged=done.files_purged)
+                            files_purged=done.files_purged,
+                            orphans_purged=done.orphans_purged)
 
 
 def _latest_cutoff(policy: RetentionPolicy, region: str, today: date) -> date | None:

@@ -66,7 +66,8 @@ class TableFile:
 @dataclass(frozen=True, slots=True)
 class Compacted:
     """What one optimize run did: files and bytes it replaced and wrote, rows rewritten,
-    partitions touched, and files the vacuum after it deleted from storage."""
+    partitions touched, files the vacuum after it deleted from storage, and files no version
+    named (a killed writer's uploads) it deleted."""
 
     files_removed: int
     files_added: int
@@ -75,6 +76,7 @@ class Compacted:
     rows: int
     partitions: int
     files_purged: int
+    orphans_purged: int = 0
 
 
 class RegionTable(Protocol):
