@@ -61,7 +61,7 @@ def _s3_options(endpoint: str) -> dict[str, str]:
 _TXN_LOGS: dict[str, Any] = {}
 
 
-def _committed(target: Any, uri: str, endpoint: str, ids: list[str]) -> set[str]:  # noqa: ANN401
+def _committed(target: Any, uri: str, endpoint: str, ids: list[str]) -> set[str]:
     """The ``ids`` committed in ``target`` (a DeltaTable): through the lake's one-pass read of
     the log, or delta-rs' per-id look-up where that cannot read it."""
     from drivetrain.cloud.lake.delta_txns import TxnLog

@@ -20,8 +20,8 @@ from ingest_helpers import SOC, Fleet, telemetry, wall_clock_ns
 
 from drivetrain.cloud.infra import Database
 from drivetrain.cloud.lake import Lake
-from drivetrain.core.transport.mqtt import MqttTransport
 from drivetrain.core.settings import load_settings
+from drivetrain.core.transport.mqtt import MqttTransport
 from drivetrain.core.transport.testing import PrivateBroker
 
 BATCHES = 240

@@ -19,7 +19,7 @@ from drivetrain.cloud.lake import Lake
 from drivetrain.core.settings import load_settings
 
 
-def micro_rows(seed: int, n: int = 1500, batches: int = 5, **kwargs: Any) -> Any:  # noqa: ANN401
+def micro_rows(seed: int, n: int = 1500, batches: int = 5, **kwargs: Any) -> Any:
     """``make_rows`` with timestamps cut to whole microseconds (what a Delta table keeps)."""
     import pyarrow as pa
     import pyarrow.compute as pc

@@ -11,9 +11,13 @@ def s3_client(endpoint: str):  # type: ignore[no-untyped-def]
     """A boto3 S3 client of the moto server at ``endpoint``."""
     import boto3
 
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
 
 
 def s3_options(endpoint: str) -> dict[str, str]:
@@ -23,6 +27,7 @@ def s3_options(endpoint: str) -> dict[str, str]:
 
 def s3_keys(endpoint: str, prefix: str) -> list[str]:
     """Every key under ``prefix`` in the lake bucket, sorted."""
-    pages = s3_client(endpoint).get_paginator("list_objects_v2").paginate(Bucket=BUCKET,
-                                                                         Prefix=prefix)
+    pages = (
+        s3_client(endpoint).get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+    )
     return sorted(o["Key"] for page in pages for o in page.get("Contents", []))

@@ -26,7 +26,8 @@ def _per_id(table: DeltaTable, apps: list[str]) -> set[str]:
 
 
 def test_the_log_read_in_one_pass_answers_what_delta_rs_answers_id_by_id_on_s3(
-    s3_endpoint: str, prefix: str,
+    s3_endpoint: str,
+    prefix: str,
 ) -> None:
     url = f"s3://{MOTO_BUCKET}/{prefix}/region=EU"
     options = s3_options(s3_endpoint)
@@ -51,17 +52,23 @@ def test_ids_older_than_the_tables_retention_are_left_out_as_delta_rs_does(
 ) -> None:
     url = f"file://{tmp_path}/t"
     rows = pa.table({"v": [1]})
-    DeltaTable.create(url, rows.schema, configuration={
-        "delta.setTransactionRetentionDuration": "interval 1 days"})
+    DeltaTable.create(
+        url, rows.schema, configuration={"delta.setTransactionRetentionDuration": "interval 1 days"}
+    )
     now = int(time.time() * 1000)
     for app, updated in (("old", now - 3 * DAY_MS), ("new", now), ("undated", None)):
-        write_deltalake(url, rows, mode="append", commit_properties=CommitProperties(
-            app_transactions=[Transaction(app, 1, updated)]))
+        write_deltalake(
+            url,
+            rows,
+            mode="append",
+            commit_properties=CommitProperties(app_transactions=[Transaction(app, 1, updated)]),
+        )
     table = DeltaTable(url)
     assert _retention_ms(table) == DAY_MS
     apps = ["old", "new", "undated", "never"]
-    assert TxnLog(url, {}).committed(table.version(), apps, _retention_ms(table)) == \
-        _per_id(table, apps)
+    assert TxnLog(url, {}).committed(table.version(), apps, _retention_ms(table)) == _per_id(
+        table, apps
+    )
 
 
 def test_a_log_it_cannot_read_makes_it_answer_none(tmp_path: Path) -> None:

@@ -42,7 +42,9 @@ def _both(s3_lake: Lake, local: Lake, region: str, table: pa.Table) -> None:
 
 
 def test_compaction_merges_a_partitions_files_and_keeps_rows_and_batch_ids(
-    s3_lake: Lake, s3_endpoint: str, prefix: str,
+    s3_lake: Lake,
+    s3_endpoint: str,
+    prefix: str,
 ) -> None:
     seeds = (21, 22, 23, 24)
     for seed in seeds:
@@ -53,8 +55,12 @@ def test_compaction_merges_a_partitions_files_and_keeps_rows_and_batch_ids(
     assert len(files_before) == 5
 
     [result] = s3_lake.compact("EU", tenant="acme")
-    assert (result.region, result.partitions, result.files_before, result.files_after) == \
-        ("EU", 1, 4, 1)
+    assert (result.region, result.partitions, result.files_before, result.files_after) == (
+        "EU",
+        1,
+        4,
+        1,
+    )
     assert result.rows == 2000 and result.bytes_before > 0 and result.bytes_after > 0
     assert result.files_purged == 0  # replaced files stay for readers (a week by default)
     assert _rows(s3_lake) == before
@@ -79,12 +85,17 @@ def _three_days(s3_lake: Lake, local: Lake) -> pa.Table:
 
 
 def _plan(report: object) -> list[tuple[object, ...]]:
-    return sorted((a.tenant, a.day, a.action, a.rows_dropped, a.rows_kept, a.categories)
-                  for a in report.actions)  # type: ignore[attr-defined]
+    return sorted(
+        (a.tenant, a.day, a.action, a.rows_dropped, a.rows_kept, a.categories)
+        for a in report.actions
+    )  # type: ignore[attr-defined]
 
 
 def test_retention_plans_and_deletes_what_the_embedded_lake_does(
-    s3_lake: Lake, lake: Lake, s3_endpoint: str, prefix: str,
+    s3_lake: Lake,
+    lake: Lake,
+    s3_endpoint: str,
+    prefix: str,
 ) -> None:
     table = _three_days(s3_lake, lake)
     today = date(2024, 5, 4)
@@ -124,7 +135,9 @@ def _bundle(out: Path) -> tuple[dict[str, object], list[tuple[object, ...]]]:
 
 
 def test_an_export_from_the_table_is_the_bundle_the_embedded_lake_writes(
-    s3_lake: Lake, lake: Lake, tmp_path: Path,
+    s3_lake: Lake,
+    lake: Lake,
+    tmp_path: Path,
 ) -> None:
     _three_days(s3_lake, lake)
     s3_lake.append("EU", "acme", micro_rows(33, n=500))  # a second file in a partition
@@ -134,34 +147,40 @@ def test_an_export_from_the_table_is_the_bundle_the_embedded_lake_writes(
         from_s3 = s3_lake.export_bundle("acme", "EU", tmp_path / f"s3-{name}", vehicle)
         local = lake.export_bundle("acme", "EU", tmp_path / f"local-{name}", vehicle)
         assert from_s3.rows == local.rows > 0
-        assert [(f.path, f.rows) for f in from_s3.files] == \
-            [(f.path, f.rows) for f in local.files]
+        assert [(f.path, f.rows) for f in from_s3.files] == [(f.path, f.rows) for f in local.files]
         assert _bundle(tmp_path / f"s3-{name}") == _bundle(tmp_path / f"local-{name}")
     empty = s3_lake.export_bundle("acme", "JP", tmp_path / "empty")
     assert empty.rows == 0 and empty.files == ()
 
 
 def test_the_lake_commands_compact_expire_and_export_with_lake_url_set(
-    s3_lake: Lake, s3_endpoint: str, prefix: str, tmp_path: Path,
+    s3_lake: Lake,
+    s3_endpoint: str,
+    prefix: str,
+    tmp_path: Path,
 ) -> None:
     for seed in (41, 42):
         s3_lake.append("EU", "acme", micro_rows(seed, n=300, span_s=2 * 86400))
     config = tmp_path / "drivetrain.toml"
     options = "\n".join(f"{k} = {json.dumps(v)}" for k, v in s3_options(s3_endpoint).items())
-    config.write_text(f'lake_url = "s3://{MOTO_BUCKET}/{prefix}"\n\n'
-                      f"[lake_storage_options]\n{options}\n")
-    runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1",
-                            "DRIVETRAIN_DATA_DIR": str(tmp_path / "data"),
-                            "DRIVETRAIN_CONFIG": str(config)})
+    config.write_text(
+        f'lake_url = "s3://{MOTO_BUCKET}/{prefix}"\n\n[lake_storage_options]\n{options}\n'
+    )
+    runner = CliRunner(
+        env={
+            "COLUMNS": "200",
+            "NO_COLOR": "1",
+            "DRIVETRAIN_DATA_DIR": str(tmp_path / "data"),
+            "DRIVETRAIN_CONFIG": str(config),
+        }
+    )
 
     compacted = runner.invoke(app, ["lake", "compact", "-r", "EU", "--keep-replaced-hours", "0"])
     assert compacted.exit_code == 0, compacted.output
-    assert "deleted 4 files replaced more than 0 h ago and 0 never committed" in \
-        compacted.output
+    assert "deleted 4 files replaced more than 0 h ago and 0 never committed" in compacted.output
     assert len(s3_lake.files("acme")) == 2  # one per date
 
-    expired = runner.invoke(app, ["lake", "retention", "--keep", "EU:*=1", "--today",
-                                  "2024-05-03"])
+    expired = runner.invoke(app, ["lake", "retention", "--keep", "EU:*=1", "--today", "2024-05-03"])
     assert expired.exit_code == 0, expired.output
     assert "1 files deleted" in expired.output and "checkpointed" in expired.output
     assert [f.day for f in s3_lake.files("acme")] == [date(2024, 5, 2)]

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable, Collection, Iterator, Sequence
+from datetime import date
+from typing import Any, Final
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
-from collections.abc import Callable, Collection, Iterator, Sequence
-from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -235,7 +236,7 @@ class DeltaRegionTable:
         return ds.FileSystemDataset(fragments, dataset.schema, dataset.format,
                                     dataset.filesystem)
 
-    def _retrying(self, what: str, operation: Any) -> Any:  # noqa: ANN401 - the op's result
+    def _retrying(self, what: str, operation: Any) -> Any:
         """``operation(table)`` on a freshly loaded table, again when a concurrent commit
         conflicted with it (a delete or optimize touching the files it rewrote)."""
         last: Exception | None = None
@@ -320,6 +321,8 @@ def _total_size(stats: object) -> int:
 
 def _files_of(table: DeltaTable, tenant: str | None) -> list[TableFile]:
     actions = pa.table(table.get_add_actions(flatten=True))
+    if actions.num_rows == 0 or "partition.tenant" not in actions.column_names:
+        return []  # no file yet (the table as created before its first append)
     if tenant is not None:
         actions = actions.filter(pc.field("partition.tenant") == tenant)
     root = table.table_uri.rstrip("/")
@@ -333,8 +336,8 @@ def _files_of(table: DeltaTable, tenant: str | None) -> list[TableFile]:
     for i, name in enumerate(columns["path"]):
         low, high = columns["min.ts"][i], columns["max.ts"][i]
         files.append(TableFile(
-            name=name, uri=f"{root}/{name}", tenant=columns["partition.tenant"][i],
-            day=columns["partition.date"][i], rows=int(columns["num_records"][i] or 0),
+            name=name, uri=f"{root}/{name}", tenant=str(columns["partition.tenant"][i]),
+            day=_day(columns["partition.date"][i]), rows=int(columns["num_records"][i] or 0),
             bytes=int(columns["size_bytes"][i] or 0),
             # Delta statistics keep timestamps to the millisecond: widen the maximum to the
             # end of its millisecond, so a time filter never drops a file it needs
@@ -344,6 +347,12 @@ def _files_of(table: DeltaTable, tenant: str | None) -> list[TableFile]:
     return files
 
 
-def _ns(moment: Any) -> int:  # noqa: ANN401 - a datetime from the statistics
+def _day(value: object) -> date:
+    if not isinstance(value, date):
+        raise StorageError(f"a lake table file has the date partition {value!r}; expected a date")
+    return value
+
+
+def _ns(moment: Any) -> int:
     """Nanoseconds since the epoch of a statistics timestamp (a microsecond datetime)."""
     return int(pa.scalar(moment, pa.timestamp("us", tz="UTC")).cast(pa.int64()).as_py()) * 1000

@@ -29,8 +29,9 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 #: Storage options the S3 reader understands; any other makes the look-up fall back.
-_S3_OPTIONS: Final = frozenset({"aws_endpoint_url", "aws_region", "aws_default_region",
-                                "aws_allow_http"})
+_S3_OPTIONS: Final = frozenset(
+    {"aws_endpoint_url", "aws_region", "aws_default_region", "aws_allow_http"}
+)
 
 
 def log_filesystem(url: str, options: Mapping[str, str]) -> tuple[pafs.FileSystem, str] | None:
@@ -47,8 +48,12 @@ def log_filesystem(url: str, options: Mapping[str, str]) -> tuple[pafs.FileSyste
     endpoint = urlsplit(lowered.get("aws_endpoint_url", ""))
     region = lowered.get("aws_region") or lowered.get("aws_default_region") or "us-east-1"
     fs = pafs.S3FileSystem(
-        region=region, endpoint_override=endpoint.netloc or None,
-        scheme=endpoint.scheme or "https", connect_timeout=10, request_timeout=30)
+        region=region,
+        endpoint_override=endpoint.netloc or None,
+        scheme=endpoint.scheme or "https",
+        connect_timeout=10,
+        request_timeout=30,
+    )
     return fs, f"{parts.netloc}{parts.path}".rstrip("/") + "/_delta_log"
 
 
@@ -61,8 +66,9 @@ class TxnLog:
         self._seen: dict[str, int | None] = {}
         self._lock = threading.Lock()  # the lake's writer threads share a region's table
 
-    def committed(self, version: int, app_ids: Sequence[str], retention_ms: int | None
-                  ) -> set[str] | None:
+    def committed(
+        self, version: int, app_ids: Sequence[str], retention_ms: int | None
+    ) -> set[str] | None:
         """The ``app_ids`` committed up to (at least) ``version`` and not older than
         ``retention_ms`` (None: none expire); None when the log cannot be read here (use
         delta-rs' look-up)."""
@@ -105,8 +111,9 @@ class TxnLog:
         if last.get("parts") not in (None, 1) or "v2Checkpoint" in last:
             raise ValueError("a multi-part or V2 checkpoint")
         version = int(last["version"])
-        table = pq.read_table(f"{log}/{version:020d}.checkpoint.parquet", columns=["txn"],
-                              filesystem=fs)
+        table = pq.read_table(
+            f"{log}/{version:020d}.checkpoint.parquet", columns=["txn"], filesystem=fs
+        )
         for txn in table.column("txn").drop_null().to_pylist():
             self._note(txn)
         return version

@@ -45,12 +45,23 @@ _MIN_TARGET_BYTES: Final = 1 << 20
 _OTHER_CATEGORY: Final = "\x00other"
 
 
-def lake_file(region: str, f: TableFile, file_id: int,
-              categories: dict[str, int] | None = None) -> LakeFile:
+def lake_file(
+    region: str, f: TableFile, file_id: int, categories: dict[str, int] | None = None
+) -> LakeFile:
     """``f`` as the lake describes a file (its name relative to the table)."""
-    return LakeFile(file_id=file_id, region=region, tenant=f.tenant, day=f.day, name=f.name,
-                    rows=f.rows, bytes=f.bytes, min_ts_ns=f.min_ts_ns, max_ts_ns=f.max_ts_ns,
-                    sorted=False, categories=categories or {})
+    return LakeFile(
+        file_id=file_id,
+        region=region,
+        tenant=f.tenant,
+        day=f.day,
+        name=f.name,
+        rows=f.rows,
+        bytes=f.bytes,
+        min_ts_ns=f.min_ts_ns,
+        max_ts_ns=f.max_ts_ns,
+        sorted=False,
+        categories=categories or {},
+    )
 
 
 def compact_table(
@@ -77,10 +88,17 @@ def compact_table(
     per_row = sum(f.bytes for f in files) / rows if rows else 0.0
     target = max(_MIN_TARGET_BYTES, int(target_rows * per_row))
     done = table.compact(tenant, target_bytes=target, keep_replaced_hours=keep_replaced_hours)
-    return CompactionResult(region, done.partitions, done.files_removed, done.files_added,
-                            done.rows, done.bytes_removed, done.bytes_added,
-                            files_purged=done.files_purged,
-                            orphans_purged=done.orphans_purged)
+    return CompactionResult(
+        region,
+        done.partitions,
+        done.files_removed,
+        done.files_added,
+        done.rows,
+        done.bytes_removed,
+        done.bytes_added,
+        files_purged=done.files_purged,
+        orphans_purged=done.orphans_purged,
+    )
 
 
 def _latest_cutoff(policy: RetentionPolicy, region: str, today: date) -> date | None:
@@ -99,8 +117,9 @@ def _category_counts(dataset: ds.Dataset) -> dict[str, dict[str, int]]:
     return counts
 
 
-def plan_table_retention(table: RegionTable, region: str, policy: RetentionPolicy,
-                         today: date) -> list[RetentionAction]:
+def plan_table_retention(
+    table: RegionTable, region: str, policy: RetentionPolicy, today: date
+) -> list[RetentionAction]:
     """What retention deletes or rewrites in ``table`` on ``today`` (``plan_retention`` over
     the table's files; only files dated before the latest cutoff are opened)."""
     latest = _latest_cutoff(policy, region, today)
@@ -118,21 +137,24 @@ def plan_table_retention(table: RegionTable, region: str, policy: RetentionPolic
     return plan_retention(files, policy, today)
 
 
-def expiry_predicate(actions: Sequence[RetentionAction], policy: RetentionPolicy,
-                     region: str, today: date) -> str | None:
+def expiry_predicate(
+    actions: Sequence[RetentionAction], policy: RetentionPolicy, region: str, today: date
+) -> str | None:
     """The SQL predicate deleting the rows of the categories ``actions`` expire: per
     category, ``category = c AND date < cutoff`` (None: nothing expires)."""
     clauses = []
     for category in sorted({c for a in actions for c in a.categories}):
         cutoff = policy.cutoff(region, category, today)
         if cutoff is not None:
-            clauses.append(f"(category = {literal(category)} AND "
-                           f"date < {literal(cutoff.isoformat())})")
+            clauses.append(
+                f"(category = {literal(category)} AND date < {literal(cutoff.isoformat())})"
+            )
     return " OR ".join(clauses) or None
 
 
-def apply_table_retention(table: RegionTable, region: str, policy: RetentionPolicy,
-                          today: date, *, dry_run: bool) -> list[RetentionAction]:
+def apply_table_retention(
+    table: RegionTable, region: str, policy: RetentionPolicy, today: date, *, dry_run: bool
+) -> list[RetentionAction]:
     """Enforce ``policy`` on ``table`` as of ``today`` (or, with ``dry_run``, only plan):
     one delete of the expired rows, the replaced files purged, then a checkpoint (without
     the app ids past the re-delivery window). Returns the planned actions; rows of an expired
@@ -155,12 +177,15 @@ def apply_table_retention(table: RegionTable, region: str, policy: RetentionPoli
 def table_files_opener(table: RegionTable) -> Callable[[Sequence[LakeFile]], ds.Dataset]:
     """``open_files`` for the bundle writer: exactly the named files of the table's latest
     version."""
+
     def open_files(files: Sequence[LakeFile]) -> ds.Dataset:
         dataset = table.dataset_of([f.name for f in files])
         found = 0 if dataset is None else len(dataset.files)
         if found != len(files):  # a compaction or retention replaced one since the listing
-            raise StorageError(f"files of the lake table {table.url} changed during the "
-                               "export; run it again")
+            raise StorageError(
+                f"files of the lake table {table.url} changed during the export; run it again"
+            )
         assert dataset is not None
         return dataset
+
     return open_files
