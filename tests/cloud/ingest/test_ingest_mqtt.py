@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -135,7 +135,7 @@ def test_killing_a_worker_mid_stream_loses_and_duplicates_nothing(
     worker_env: dict[str, str],
     started: list[WorkerProcess],
     tmp_path: Path,
-    report_figure,  # type: ignore[no-untyped-def]
+    report_figure: Callable[[str], None],
 ) -> None:
     logs = tmp_path / "logs"
     logs.mkdir()

@@ -43,13 +43,13 @@ def test_batches_appended_to_s3_are_read_back_by_duckdb_in_the_lake_layout(
     s3_lake: Lake, s3_endpoint: str, prefix: str,
 ) -> None:
     rows = micro_rows(1, n=2000)
-    result = s3_lake.append("EU", "acme", rows)  # type: ignore[arg-type]
+    result = s3_lake.append("EU", "acme", rows)
     assert result.rows_written == 2000 and result.rows_skipped == 0
     assert len(result.batches_written) == 5
 
     back = s3_lake.signals("acme", None, None, T0, T0 + timedelta(days=1))
     assert sorted_rows(back, ("vehicle", "path", "ts", "value")) == \
-        sorted_rows(rows, ("vehicle", "path", "ts", "value"))  # type: ignore[arg-type]
+        sorted_rows(rows, ("vehicle", "path", "ts", "value"))
     per_region = s3_lake.fleet_aggregate("acme", "Vehicle.Speed", T0, T0 + timedelta(days=1))
     assert per_region.column("region").to_pylist() == ["EU"]
     assert _count(s3_lake) == 2000
@@ -64,13 +64,13 @@ def test_batches_appended_to_s3_are_read_back_by_duckdb_in_the_lake_layout(
 
 def test_the_same_batch_ids_appended_twice_are_stored_once(s3_lake: Lake) -> None:
     rows = micro_rows(2)
-    first = s3_lake.append("EU", "acme", rows)  # type: ignore[arg-type]
-    again = s3_lake.append("EU", "acme", rows)  # type: ignore[arg-type]
+    first = s3_lake.append("EU", "acme", rows)
+    again = s3_lake.append("EU", "acme", rows)
     assert again.rows_written == 0 and again.rows_skipped == first.rows_written == 1500
     assert again.batches_skipped == first.batches_written
     assert _count(s3_lake) == 1500
     # another tenant's identical batch ids are its own
-    assert s3_lake.append("EU", "other", rows).rows_written == 1500  # type: ignore[arg-type]
+    assert s3_lake.append("EU", "other", rows).rows_written == 1500
 
 
 def _writers(s3_endpoint: str, prefix: str, tmp_path: Path,
@@ -98,10 +98,10 @@ def test_two_writer_processes_append_concurrently_without_loss_or_duplicates(
                                                        [20, 100, 21, 101, 22]])
     expected = micro_rows(10)
     for seed in (11, 12, 20, 21, 22, 100, 101):
-        expected = pa.concat_tables([expected, micro_rows(seed)])  # type: ignore[list-item]
+        expected = pa.concat_tables([expected, micro_rows(seed)])
     stored = s3_lake.sql("acme", "SELECT vehicle, path, ts, value FROM telemetry")
     assert sorted_rows(stored, ("vehicle", "path", "ts", "value")) == \
-        sorted_rows(expected, ("vehicle", "path", "ts", "value"))  # type: ignore[arg-type]
+        sorted_rows(expected, ("vehicle", "path", "ts", "value"))
     per_batch = s3_lake.sql("acme", "SELECT batch_id, count(*) AS n FROM telemetry "
                                     "GROUP BY batch_id")
     assert per_batch.num_rows == 8 * 5 and set(per_batch.column("n").to_pylist()) == {300}
@@ -118,10 +118,10 @@ def test_a_batch_id_delivered_to_two_processes_at_once_is_stored_once(
 
 
 def test_time_travel_reads_the_table_as_it_was_at_an_earlier_version(s3_lake: Lake) -> None:
-    s3_lake.append("EU", "acme", micro_rows(3))  # type: ignore[arg-type]
+    s3_lake.append("EU", "acme", micro_rows(3))
     first = s3_lake.table_version("EU")
     assert first is not None
-    s3_lake.append("EU", "acme", micro_rows(4))  # type: ignore[arg-type]
+    s3_lake.append("EU", "acme", micro_rows(4))
     assert _count(s3_lake, as_of={"EU": first}) == 1500
     assert _count(s3_lake) == 3000
     # an erasure purges the files it replaced: the versions before it no longer read them
@@ -138,9 +138,9 @@ def test_a_new_column_is_merged_into_the_schema_and_old_rows_read_it_as_null(
 ) -> None:
     table = DeltaRegionTable("EU", f"s3://{BUCKET}/{prefix}/region=EU", s3_options(s3_endpoint),
                              batch_window_days=35)
-    old = normalize_rows(micro_rows(5))  # type: ignore[arg-type]
+    old = normalize_rows(micro_rows(5))
     assert table.append("acme", old) is not None
-    new = normalize_rows(micro_rows(6))  # type: ignore[arg-type]
+    new = normalize_rows(micro_rows(6))
     new = new.append_column("quality", pa.array([0.5] * new.num_rows))
     assert table.append("acme", new) is not None
     dataset = table.dataset()
@@ -153,8 +153,8 @@ def test_a_new_column_is_merged_into_the_schema_and_old_rows_read_it_as_null(
 def test_erasing_a_vehicle_deletes_its_rows_and_purges_every_file_that_held_them(
     s3_lake: Lake, s3_endpoint: str, prefix: str,
 ) -> None:
-    s3_lake.append("EU", "acme", micro_rows(8))  # type: ignore[arg-type]
-    s3_lake.append("EU", "acme", micro_rows(9))  # type: ignore[arg-type]
+    s3_lake.append("EU", "acme", micro_rows(8))
+    s3_lake.append("EU", "acme", micro_rows(9))
     gone = f"{1:024x}"
     before = s3_lake.sql("acme", "SELECT count(*) AS n FROM telemetry WHERE vehicle = "
                                  f"'{gone}'").column("n")[0].as_py()
@@ -182,8 +182,8 @@ def test_a_lake_url_that_is_not_an_object_store_url_is_refused_at_start(
 
 def test_samples_keep_microseconds_on_the_table_backend(s3_lake: Lake) -> None:
     rows = micro_rows(12, n=10, batches=1)
-    ts = rows.column("ts").cast(pa.int64())  # type: ignore[attr-defined]
-    rows = rows.set_column(rows.column_names.index("ts"), "ts",  # type: ignore[attr-defined]
+    ts = rows.column("ts").cast(pa.int64())
+    rows = rows.set_column(rows.column_names.index("ts"), "ts",
                            pc.add(ts, 999).cast(pa.timestamp("ns", tz="UTC")))
     s3_lake.append("EU", "acme", rows)
     back = s3_lake.signals("acme", None, None, T0, datetime(2024, 5, 2, tzinfo=UTC))
@@ -198,11 +198,11 @@ def test_committed_batch_ids_are_found_after_a_checkpoint_by_a_fresh_process(
 
     url = f"s3://{BUCKET}/{prefix}/region=EU"
     first = DeltaRegionTable("EU", url, s3_options(s3_endpoint), batch_window_days=35)
-    rows = normalize_rows(micro_rows(13))  # type: ignore[arg-type]
+    rows = normalize_rows(micro_rows(13))
     assert first.append("acme", rows) is not None
-    first.append("acme", normalize_rows(micro_rows(14)))  # type: ignore[arg-type]
+    first.append("acme", normalize_rows(micro_rows(14)))
     DeltaTable(url, storage_options=s3_options(s3_endpoint)).create_checkpoint()
-    first.append("acme", normalize_rows(micro_rows(15)))  # type: ignore[arg-type]
+    first.append("acme", normalize_rows(micro_rows(15)))
     fresh = DeltaRegionTable("EU", url, s3_options(s3_endpoint), batch_window_days=35)
     ids = [f"{seed:08x}{i:024x}" for seed in (13, 14, 15, 16) for i in range(5)]
     assert fresh.committed_batches("acme", ids) == set(ids[:15])

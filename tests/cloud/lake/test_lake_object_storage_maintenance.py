@@ -20,7 +20,7 @@ from s3_helpers import s3_keys, s3_options
 from typer.testing import CliRunner
 
 from drivetrain.cli import app
-from drivetrain.cloud.lake import Lake, RetentionPolicy
+from drivetrain.cloud.lake import Lake, RetentionPolicy, RetentionReport
 from drivetrain.cloud.lake.export import verify_bundle
 from drivetrain.core.settings import load_settings
 from tests.conftest import MOTO_BUCKET
@@ -84,11 +84,10 @@ def _three_days(s3_lake: Lake, local: Lake) -> pa.Table:
     return plain(table)
 
 
-def _plan(report: object) -> list[tuple[object, ...]]:
+def _plan(report: RetentionReport) -> list[tuple[object, ...]]:
     return sorted(
-        (a.tenant, a.day, a.action, a.rows_dropped, a.rows_kept, a.categories)
-        for a in report.actions
-    )  # type: ignore[attr-defined]
+        (a.tenant, a.day, a.action, a.rows_dropped, a.rows_kept, a.categories) for a in report.actions
+    )
 
 
 def test_retention_plans_and_deletes_what_the_embedded_lake_does(
