@@ -21,7 +21,7 @@ from drivetrain.cloud.lake import Lake
 from drivetrain.core.settings import load_settings
 
 
-def micro_rows(seed: int, n: int = 1500, batches: int = 5, **kwargs: Any) -> pa.Table:  # noqa: ANN401
+def micro_rows(seed: int, n: int = 1500, batches: int = 5, **kwargs: Any) -> pa.Table:
     """``make_rows`` with timestamps cut to whole microseconds (what a Delta table keeps)."""
 
     table = make_rows(n, seed=seed, batches=batches, **kwargs)
