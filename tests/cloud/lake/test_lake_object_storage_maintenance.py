@@ -86,7 +86,8 @@ def _three_days(s3_lake: Lake, local: Lake) -> pa.Table:
 
 def _plan(report: RetentionReport) -> list[tuple[object, ...]]:
     return sorted(
-        (a.tenant, a.day, a.action, a.rows_dropped, a.rows_kept, a.categories) for a in report.actions
+        (a.tenant, a.day, a.action, a.rows_dropped, a.rows_kept, a.categories)
+        for a in report.actions
     )
 
 
