@@ -46,7 +46,8 @@ def log_filesystem(url: str, options: Mapping[str, str]) -> tuple[pafs.FileSyste
     if set(lowered) - _S3_OPTIONS:
         return None
     endpoint = urlsplit(lowered.get("aws_endpoint_url", ""))
-    region = lowered.get("aws_region") or lowered.get("aws_default_region") or "us-east-1"
+    # no region: pyarrow's S3 client finds it (environment, profile, the bucket's own)
+    region = lowered.get("aws_region") or lowered.get("aws_default_region") or None
     fs = pafs.S3FileSystem(
         region=region,
         endpoint_override=endpoint.netloc or None,
