@@ -56,6 +56,24 @@ def _s3_options(endpoint: str) -> dict[str, str]:
 
 
 # --- Delta Lake --------------------------------------------------------------------------------
+#: The lake's batch look-up of app transactions per table URL, kept across a process's appends
+#: as a writer keeps it (drivetrain.cloud.lake.delta_txns).
+_TXN_LOGS: dict[str, Any] = {}
+
+
+def _committed(target: Any, uri: str, endpoint: str, ids: list[str]) -> set[str]:
+    """The ``ids`` committed in ``target`` (a DeltaTable): through the lake's one-pass read of
+    the log, or delta-rs' per-id look-up where that cannot read it."""
+    from drivetrain.cloud.lake.delta_txns import TxnLog
+
+    log = _TXN_LOGS.setdefault(uri, TxnLog(uri, {
+        k: v for k, v in _s3_options(endpoint).items() if not k.endswith(("_ID", "_KEY"))}))
+    found = log.committed(target.version(), [f"acme/{b}" for b in ids], None)
+    if found is not None:
+        return {a.removeprefix("acme/") for a in found}
+    return {b for b in ids if target.transaction_version(f"acme/{b}") is not None}
+
+
 def delta_append(uri: str, endpoint: str, table: pa.Table, ids: list[str]) -> int:
     """Append with one app transaction per batch id; returns commit retries needed."""
     from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
@@ -69,7 +87,7 @@ def delta_append(uri: str, endpoint: str, table: pa.Table, ids: list[str]) -> in
             # the commit below is made against this snapshot, so a batch id committed by
             # another writer after it conflicts (delta-rs' app-transaction conflict check)
             target = DeltaTable(uri, storage_options=opts)
-            done = {b for b in ids if target.transaction_version(f"acme/{b}") is not None}
+            done = _committed(target, uri, endpoint, ids)
         except TableNotFoundError:
             done = set()
         todo = [b for b in ids if b not in done]
@@ -219,6 +237,8 @@ def main() -> int:
     if args.quick:
         args.repeats, args.rounds = 3, 4
     os.environ["PYICEBERG_DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE"] = "true"
+    # the local test server's keys, where pyarrow's S3 client (the lake's look-up) reads them
+    os.environ.update({"AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": KEY})
     import boto3
     from moto.server import ThreadedMotoServer
 

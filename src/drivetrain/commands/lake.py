@@ -290,11 +290,21 @@ def compact_command(
     region: Annotated[str | None, typer.Option("--region", "-r", help="Only this region.")] = None,
     tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Only this tenant.")] = None,
     target_rows: Annotated[int, typer.Option("--target-rows", min=1, help="Rows per merged file.")] = 4_000_000,
+    keep_replaced_hours: Annotated[int, typer.Option(
+        "--keep-replaced-hours", min=0,
+        help="Lake on object storage (lake_url): hours a replaced file stays for running "
+             "readers and time travel before it is deleted (Delta's default: a week).")] = 168,
 ) -> None:
-    """Merge small files of each partition into sorted files (atomic swap via the index)."""
+    """Merge small files of each partition into sorted files (atomic swap via the index).
+
+    With lake_url set, each region's Delta table is optimized (one commit) and files that
+    compactions replaced more than --keep-replaced-hours ago are deleted from storage.
+    """
     with _lake() as lake, _progress() as progress:
         results = lake.compact(region, tenant=tenant, target_rows=target_rows,
-                               progress=_reporter(progress, "compacting"))
+                               progress=_reporter(progress, "compacting"),
+                               keep_replaced_hours=keep_replaced_hours)
+        table_format = lake.table_format
     if not results:
         _out.print("no region holds data yet")
         return
@@ -306,6 +316,10 @@ def compact_command(
         (r.region, r.partitions, r.files_before, r.files_after, r.rows,
          round(r.bytes_before / 1e6, 1), round(r.bytes_after / 1e6, 1)) for r in results
     ))
+    if table_format:
+        _out.print(f"deleted {sum(r.files_purged for r in results):,} files replaced more "
+                   f"than {keep_replaced_hours} h ago and "
+                   f"{sum(r.orphans_purged for r in results):,} never committed")
 
 
 @app.command("retention")
@@ -355,6 +369,7 @@ def retention_command(
                                       regions=region or None,
                                       progress=_reporter(progress, "expiring"))
         window = lake.batch_window_days
+        table_format = lake.table_format
     if report.actions:
         print_table(
             "retention (dry run: nothing deleted)" if dry_run else "retention",
@@ -367,7 +382,10 @@ def retention_command(
     verb = "would drop" if dry_run else "dropped"
     _out.print(f"{verb} {report.rows_dropped:,} rows: {report.files_deleted:,} files deleted, "
                f"{report.files_rewritten:,} rewritten")
-    if not dry_run:
+    if not dry_run and table_format:
+        _out.print(f"checkpointed; the tables expire batch ids older than the {window}-day "
+                   "re-delivery window themselves")
+    elif not dry_run:
         _out.print(f"forgot {report.batch_ids_forgotten:,} batch ids past the {window}-day "
                    "re-delivery window")
 

@@ -14,10 +14,13 @@ import math
 import re
 import shutil
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from typer.testing import CliRunner
 
@@ -37,6 +40,7 @@ from drivetrain.cloud.batch import (
 from drivetrain.cloud.batch.session import java_major
 from drivetrain.cloud.insights.maintenance import HEALTH_PATHS, observation_frame
 from drivetrain.cloud.lake import AGGREGATIONS, GROUP_BYS, Lake
+from drivetrain.core.settings import load_settings
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.xdist_group("spark")]
 
@@ -144,17 +148,16 @@ def test_spark_reads_exactly_the_files_duckdb_reads(spark: Any, lake: Lake) -> N
 def test_the_daily_digest_per_vehicle_and_path_agrees_with_duckdb(
     spark: Any, lake: Lake
 ) -> None:
-    frame, _ = lake_frame(spark, lake, TENANT)
-    ours = to_arrow(vehicle_day_stats(frame)).to_pylist()
-    theirs = lake.sql(TENANT, (
-        "SELECT vehicle, path, date AS day, count(value) AS samples, min(value) AS min, "
-        "max(value) AS max, avg(value) AS mean FROM telemetry GROUP BY ALL"
-    )).to_pylist()
-    assert len(ours) >= 20
-    _assert_same(ours, theirs, ("vehicle", "path", "day"))
+    _assert_digest_agrees(spark, lake)
 
 
 def test_fleet_aggregates_agree_with_the_lakes_duckdb_query(spark: Any, lake: Lake) -> None:
+    _assert_fleet_aggregates_agree(spark, lake)
+
+
+def _assert_fleet_aggregates_agree(spark: Any, lake: Lake) -> None:
+    """Every grouping × aggregation of Vehicle.Speed over the middle half of the data: Spark
+    equals the lake's DuckDB query."""
     from pyspark.sql import functions as F
 
     start, end = _span(lake)
@@ -176,6 +179,65 @@ def test_fleet_aggregates_agree_with_the_lakes_duckdb_query(spark: Any, lake: La
                                        agg).to_pylist()]
         assert len(ours) >= 1, (group_by, agg)
         _assert_same(ours, theirs, (group_by,))
+
+
+def _assert_digest_agrees(spark: Any, lake: Lake) -> list[str]:
+    """Spark's daily digest equals DuckDB's; returns the files Spark read (all of
+    ``Lake.live_paths``, nothing else)."""
+    from pyspark.sql import functions as F
+
+    frame, paths = lake_frame(spark, lake, TENANT)
+    assert paths == lake.live_paths(TENANT)
+    read = {_local(r[0]) for r in frame.select(F.input_file_name()).distinct().collect()}
+    assert read == set(paths)
+    ours = to_arrow(vehicle_day_stats(frame)).to_pylist()
+    theirs = lake.sql(TENANT, (
+        "SELECT vehicle, path, date AS day, count(value) AS samples, min(value) AS min, "
+        "max(value) AS max, avg(value) AS mean FROM telemetry GROUP BY ALL"
+    )).to_pylist()
+    assert len(ours) >= 20
+    _assert_same(ours, theirs, ("vehicle", "path", "day"))
+    return paths
+
+
+@contextmanager
+def _delta_lake(url: str) -> Iterator[Lake]:
+    settings = load_settings(data_dir=Path(url.removeprefix("file://")).parent / "data",
+                             lake_url=url)
+    with Lake.open(settings) as lake:
+        yield lake
+
+
+@pytest.fixture(scope="module")
+def delta_url(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A Delta lake on the local filesystem holding the fleet's rows (the embedded lake as
+    ingestion left it), two commits per region so partitions hold several files."""
+    url = f"file://{tmp_path_factory.mktemp('delta')}/lake"
+    with Lake(data_dir.with_name("uncompacted")) as source, _delta_lake(url) as target:
+        rows = source.sql(TENANT, "SELECT vehicle, path, ts, value, text, category, batch_id, "
+                                  "campaign, dimensions, region FROM telemetry")
+        for region in sorted(set(rows.column("region").to_pylist())):
+            part = rows.filter(pc.equal(rows.column("region"), region)).drop_columns(["region"])
+            ids = sorted(set(part.column("batch_id").to_pylist()))
+            for half in (ids[:len(ids) // 2], ids[len(ids) // 2:]):
+                chosen = pc.is_in(part.column("batch_id").cast(pa.utf8()), pa.array(half))
+                target.append(region, TENANT, part.filter(chosen))
+    return url
+
+
+def test_spark_over_the_delta_lake_reads_its_current_files_and_agrees_with_duckdb(
+    spark: Any, delta_url: str,
+) -> None:
+    with _delta_lake(delta_url) as lake:
+        assert len(lake.regions()) >= 2
+        paths = _assert_digest_agrees(spark, lake)
+        assert all("/_delta_log/" not in p and "/region=" in p for p in paths)
+        _assert_fleet_aggregates_agree(spark, lake)
+        # an optimize commits new files; the replaced ones stay on disk for running readers
+        # (a week by default) but are no longer the table's, and Spark reads none of them
+        lake.compact(tenant=TENANT)
+        after = _assert_digest_agrees(spark, lake)
+        assert len(after) < len(paths) and all(Path(p).is_file() for p in paths)
 
 
 def test_a_fleet_aggregate_keeps_the_lakes_columns(spark: Any, lake: Lake) -> None:
@@ -357,6 +419,8 @@ def test_a_lake_path_spark_would_read_as_a_glob_is_refused() -> None:
 
     assert spark_path("/srv/lake/region=EU/x.parquet") == "file:///srv/lake/region=EU/x.parquet"
     assert spark_path("s3a://bucket/region=EU/x.parquet") == "s3a://bucket/region=EU/x.parquet"
+    # the lake on S3 lists s3:// URLs; Hadoop's S3 connector (hadoop-aws) reads s3a://
+    assert spark_path("s3://bucket/region=EU/x.parquet") == "s3a://bucket/region=EU/x.parquet"
     for bad in ("/srv/lake[1]/region=EU/x.parquet", "/srv/*/region=EU/x.parquet"):
         with pytest.raises(BadInputError, match="glob pattern"):
             spark_path(bad)

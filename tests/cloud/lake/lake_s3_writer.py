@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from lake_rows import make_rows
 
 from drivetrain.cloud.lake import Lake
 from drivetrain.core.settings import load_settings
 
 
-def micro_rows(seed: int, n: int = 1500, batches: int = 5) -> object:
+def micro_rows(seed: int, n: int = 1500, batches: int = 5, **kwargs: Any) -> pa.Table:
     """``make_rows`` with timestamps cut to whole microseconds (what a Delta table keeps)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
-    table = make_rows(n, seed=seed, batches=batches)
+    table = make_rows(n, seed=seed, batches=batches, **kwargs)
     ts = pc.multiply(pc.divide(table.column("ts").cast(pa.int64()), 1000), 1000)
     return table.set_column(table.column_names.index("ts"), "ts",
                             ts.cast(pa.timestamp("ns", tz="UTC")))
@@ -35,7 +36,7 @@ def main(argv: list[str]) -> None:
         "AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1"})
     with Lake.open(settings) as lake:
         for seed in seeds:
-            result = lake.append("EU", "acme", micro_rows(seed))  # type: ignore[arg-type]
+            result = lake.append("EU", "acme", micro_rows(seed))
             print(json.dumps({"seed": seed, "written": result.rows_written,
                               "skipped": result.rows_skipped}), flush=True)
 

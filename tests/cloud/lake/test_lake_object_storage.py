@@ -12,18 +12,16 @@ import json
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import boto3
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from lake_rows import T0, sorted_rows
 from lake_s3_writer import micro_rows
+from s3_helpers import s3_client, s3_keys, s3_options
 
 from drivetrain.cloud.lake import Lake
 from drivetrain.cloud.lake.delta import DeltaRegionTable
@@ -36,34 +34,6 @@ from tests.conftest import MOTO_CREDENTIALS as CREDENTIALS
 HERE = Path(__file__).parent
 
 
-def _s3(endpoint: str):  # type: ignore[no-untyped-def]
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"], aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
-
-
-def _options(endpoint: str) -> dict[str, str]:
-    return {"AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1"}
-
-
-@pytest.fixture
-def prefix() -> str:
-    """A fresh key prefix in the bucket per test."""
-    return f"t-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def s3_lake(s3_endpoint: str, prefix: str, tmp_path: Path) -> Iterator[Lake]:
-    """A lake whose regions are Delta tables under ``s3://lake/<prefix>``."""
-    settings = load_settings(data_dir=tmp_path / "data", lake_url=f"s3://{BUCKET}/{prefix}",
-                             lake_storage_options=_options(s3_endpoint))
-    with Lake.open(settings) as lake:
-        yield lake
-
-
-def _keys(endpoint: str, prefix: str) -> list[str]:
-    pages = _s3(endpoint).get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
-    return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
-
-
 def _count(lake: Lake, **kwargs: object) -> int:
     table = lake.sql("acme", "SELECT count(*) AS n FROM telemetry", **kwargs)  # type: ignore[arg-type]
     return int(table.column("n")[0].as_py())
@@ -73,19 +43,19 @@ def test_batches_appended_to_s3_are_read_back_by_duckdb_in_the_lake_layout(
     s3_lake: Lake, s3_endpoint: str, prefix: str,
 ) -> None:
     rows = micro_rows(1, n=2000)
-    result = s3_lake.append("EU", "acme", rows)  # type: ignore[arg-type]
+    result = s3_lake.append("EU", "acme", rows)
     assert result.rows_written == 2000 and result.rows_skipped == 0
     assert len(result.batches_written) == 5
 
     back = s3_lake.signals("acme", None, None, T0, T0 + timedelta(days=1))
     assert sorted_rows(back, ("vehicle", "path", "ts", "value")) == \
-        sorted_rows(rows, ("vehicle", "path", "ts", "value"))  # type: ignore[arg-type]
+        sorted_rows(rows, ("vehicle", "path", "ts", "value"))
     per_region = s3_lake.fleet_aggregate("acme", "Vehicle.Speed", T0, T0 + timedelta(days=1))
     assert per_region.column("region").to_pylist() == ["EU"]
     assert _count(s3_lake) == 2000
     assert s3_lake.regions() == ["EU"]
 
-    keys = _keys(s3_endpoint, prefix)
+    keys = s3_keys(s3_endpoint, prefix)
     data = [k for k in keys if k.endswith(".parquet")]
     assert data and all(k.startswith(f"{prefix}/region=EU/tenant=acme/date=2024-05-01/part-")
                         for k in data)
@@ -94,13 +64,13 @@ def test_batches_appended_to_s3_are_read_back_by_duckdb_in_the_lake_layout(
 
 def test_the_same_batch_ids_appended_twice_are_stored_once(s3_lake: Lake) -> None:
     rows = micro_rows(2)
-    first = s3_lake.append("EU", "acme", rows)  # type: ignore[arg-type]
-    again = s3_lake.append("EU", "acme", rows)  # type: ignore[arg-type]
+    first = s3_lake.append("EU", "acme", rows)
+    again = s3_lake.append("EU", "acme", rows)
     assert again.rows_written == 0 and again.rows_skipped == first.rows_written == 1500
     assert again.batches_skipped == first.batches_written
     assert _count(s3_lake) == 1500
     # another tenant's identical batch ids are its own
-    assert s3_lake.append("EU", "other", rows).rows_written == 1500  # type: ignore[arg-type]
+    assert s3_lake.append("EU", "other", rows).rows_written == 1500
 
 
 def _writers(s3_endpoint: str, prefix: str, tmp_path: Path,
@@ -128,10 +98,10 @@ def test_two_writer_processes_append_concurrently_without_loss_or_duplicates(
                                                        [20, 100, 21, 101, 22]])
     expected = micro_rows(10)
     for seed in (11, 12, 20, 21, 22, 100, 101):
-        expected = pa.concat_tables([expected, micro_rows(seed)])  # type: ignore[list-item]
+        expected = pa.concat_tables([expected, micro_rows(seed)])
     stored = s3_lake.sql("acme", "SELECT vehicle, path, ts, value FROM telemetry")
     assert sorted_rows(stored, ("vehicle", "path", "ts", "value")) == \
-        sorted_rows(expected, ("vehicle", "path", "ts", "value"))  # type: ignore[arg-type]
+        sorted_rows(expected, ("vehicle", "path", "ts", "value"))
     per_batch = s3_lake.sql("acme", "SELECT batch_id, count(*) AS n FROM telemetry "
                                     "GROUP BY batch_id")
     assert per_batch.num_rows == 8 * 5 and set(per_batch.column("n").to_pylist()) == {300}
@@ -148,10 +118,10 @@ def test_a_batch_id_delivered_to_two_processes_at_once_is_stored_once(
 
 
 def test_time_travel_reads_the_table_as_it_was_at_an_earlier_version(s3_lake: Lake) -> None:
-    s3_lake.append("EU", "acme", micro_rows(3))  # type: ignore[arg-type]
+    s3_lake.append("EU", "acme", micro_rows(3))
     first = s3_lake.table_version("EU")
     assert first is not None
-    s3_lake.append("EU", "acme", micro_rows(4))  # type: ignore[arg-type]
+    s3_lake.append("EU", "acme", micro_rows(4))
     assert _count(s3_lake, as_of={"EU": first}) == 1500
     assert _count(s3_lake) == 3000
     # an erasure purges the files it replaced: the versions before it no longer read them
@@ -166,11 +136,11 @@ def test_time_travel_reads_the_table_as_it_was_at_an_earlier_version(s3_lake: La
 def test_a_new_column_is_merged_into_the_schema_and_old_rows_read_it_as_null(
     s3_endpoint: str, prefix: str,
 ) -> None:
-    table = DeltaRegionTable("EU", f"s3://{BUCKET}/{prefix}/region=EU", _options(s3_endpoint),
+    table = DeltaRegionTable("EU", f"s3://{BUCKET}/{prefix}/region=EU", s3_options(s3_endpoint),
                              batch_window_days=35)
-    old = normalize_rows(micro_rows(5))  # type: ignore[arg-type]
+    old = normalize_rows(micro_rows(5))
     assert table.append("acme", old) is not None
-    new = normalize_rows(micro_rows(6))  # type: ignore[arg-type]
+    new = normalize_rows(micro_rows(6))
     new = new.append_column("quality", pa.array([0.5] * new.num_rows))
     assert table.append("acme", new) is not None
     dataset = table.dataset()
@@ -183,8 +153,8 @@ def test_a_new_column_is_merged_into_the_schema_and_old_rows_read_it_as_null(
 def test_erasing_a_vehicle_deletes_its_rows_and_purges_every_file_that_held_them(
     s3_lake: Lake, s3_endpoint: str, prefix: str,
 ) -> None:
-    s3_lake.append("EU", "acme", micro_rows(8))  # type: ignore[arg-type]
-    s3_lake.append("EU", "acme", micro_rows(9))  # type: ignore[arg-type]
+    s3_lake.append("EU", "acme", micro_rows(8))
+    s3_lake.append("EU", "acme", micro_rows(9))
     gone = f"{1:024x}"
     before = s3_lake.sql("acme", "SELECT count(*) AS n FROM telemetry WHERE vehicle = "
                                  f"'{gone}'").column("n")[0].as_py()
@@ -194,19 +164,12 @@ def test_erasing_a_vehicle_deletes_its_rows_and_purges_every_file_that_held_them
     after = s3_lake.sql("acme", "SELECT count(DISTINCT vehicle) AS v, count(*) AS n, "
                                 f"count(*) FILTER (WHERE vehicle = '{gone}') AS g FROM telemetry")
     assert after.column("g")[0].as_py() == 0 and after.column("v")[0].as_py() == 4
-    s3 = _s3(s3_endpoint)
-    for key in _keys(s3_endpoint, prefix):
+    s3 = s3_client(s3_endpoint)
+    for key in s3_keys(s3_endpoint, prefix):
         if key.endswith(".parquet"):
             body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
             vehicles = pq.read_table(pa.BufferReader(body), columns=["vehicle"])
             assert gone not in vehicles.column("vehicle").to_pylist(), key
-
-
-def test_maintenance_the_table_backend_lacks_is_refused_by_name(s3_lake: Lake) -> None:
-    with pytest.raises(ConfigurationError, match="retention is not available"):
-        s3_lake.apply_retention()
-    with pytest.raises(ConfigurationError, match="export bundles"):
-        s3_lake.export_bundle("acme", "EU", Path("/nonexistent"))
 
 
 @pytest.mark.parametrize("url", ["bucket/prefix", "ftp://host/x", "s3://", "http://x/y"])
@@ -219,8 +182,8 @@ def test_a_lake_url_that_is_not_an_object_store_url_is_refused_at_start(
 
 def test_samples_keep_microseconds_on_the_table_backend(s3_lake: Lake) -> None:
     rows = micro_rows(12, n=10, batches=1)
-    ts = rows.column("ts").cast(pa.int64())  # type: ignore[attr-defined]
-    rows = rows.set_column(rows.column_names.index("ts"), "ts",  # type: ignore[attr-defined]
+    ts = rows.column("ts").cast(pa.int64())
+    rows = rows.set_column(rows.column_names.index("ts"), "ts",
                            pc.add(ts, 999).cast(pa.timestamp("ns", tz="UTC")))
     s3_lake.append("EU", "acme", rows)
     back = s3_lake.signals("acme", None, None, T0, datetime(2024, 5, 2, tzinfo=UTC))
@@ -234,13 +197,13 @@ def test_committed_batch_ids_are_found_after_a_checkpoint_by_a_fresh_process(
     from deltalake import DeltaTable
 
     url = f"s3://{BUCKET}/{prefix}/region=EU"
-    first = DeltaRegionTable("EU", url, _options(s3_endpoint), batch_window_days=35)
-    rows = normalize_rows(micro_rows(13))  # type: ignore[arg-type]
+    first = DeltaRegionTable("EU", url, s3_options(s3_endpoint), batch_window_days=35)
+    rows = normalize_rows(micro_rows(13))
     assert first.append("acme", rows) is not None
-    first.append("acme", normalize_rows(micro_rows(14)))  # type: ignore[arg-type]
-    DeltaTable(url, storage_options=_options(s3_endpoint)).create_checkpoint()
-    first.append("acme", normalize_rows(micro_rows(15)))  # type: ignore[arg-type]
-    fresh = DeltaRegionTable("EU", url, _options(s3_endpoint), batch_window_days=35)
+    first.append("acme", normalize_rows(micro_rows(14)))
+    DeltaTable(url, storage_options=s3_options(s3_endpoint)).create_checkpoint()
+    first.append("acme", normalize_rows(micro_rows(15)))
+    fresh = DeltaRegionTable("EU", url, s3_options(s3_endpoint), batch_window_days=35)
     ids = [f"{seed:08x}{i:024x}" for seed in (13, 14, 15, 16) for i in range(5)]
     assert fresh.committed_batches("acme", ids) == set(ids[:15])
     again = fresh.append("acme", rows)

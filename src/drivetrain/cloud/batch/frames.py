@@ -8,6 +8,11 @@ with the lake's schema given rather than inferred (no job that opens every foote
 written before a column existed read it as null, like DuckDB's ``union_by_name``), and
 filtered on tenant and time again, as the DuckDB queries do.
 
+On the lake on object storage (``lake_url``) the list is the region tables' current files
+(each Delta table's ``add`` actions, the files DuckDB scans through the table's dataset):
+Spark needs no Delta reader of its own. Their ``ts`` is a microsecond timestamp (Delta's
+``timestamp``), read as such and turned into nanoseconds.
+
 Columns: vehicle, path, ts (int64 ns since the epoch, UTC), value, text, category, batch_id,
 region, tenant, date (DATE).
 """
@@ -41,6 +46,10 @@ _READ_COLUMNS: Final = (("vehicle", "string"), ("path", "string"), ("ts", "bigin
                         ("batch_id", "string"), ("region", "string"), ("tenant", "string"),
                         ("date", "string"))
 _READ_SCHEMA: Final = ", ".join(f"{name} {type_}" for name, type_ in _READ_COLUMNS)
+# The table-format lake's files: ts is a microsecond TIMESTAMP (Delta's timestamp type).
+_TABLE_READ_SCHEMA: Final = _READ_SCHEMA.replace("ts bigint", "ts timestamp")
+#: Object-store URL schemes as Hadoop's connectors name them (S3 is ``s3a`` in hadoop-aws).
+_HADOOP_SCHEMES: Final = {"s3": "s3a"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +94,8 @@ def partition_base(path: str) -> str:
 
 def spark_path(path: str) -> str:
     """``path`` as Spark must be given it: a local path as a ``file://`` URI (on a cluster
-    whose default filesystem is HDFS a bare path would name an HDFS file), a URL as it is.
+    whose default filesystem is HDFS a bare path would name an HDFS file), an ``s3://`` URL
+    as ``s3a://`` (hadoop-aws' scheme), any other URL as it is.
 
     Raises:
         BadInputError: the path holds a glob character, which Spark would expand (and so
@@ -97,11 +107,15 @@ def spark_path(path: str) -> str:
             f"lake file {path!r} holds {''.join(glob)!r}, which Spark reads as a glob pattern; "
             "move the lake root (lake_roots) to a path without *?[]{}\\"
         )
-    return path if "://" in path else "file://" + path
+    scheme, sep, rest = path.partition("://")
+    if not sep:
+        return "file://" + path
+    return f"{_HADOOP_SCHEMES.get(scheme, scheme)}://{rest}"
 
 
-def read_files(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
-    """The lake rows of ``paths`` (lake files, any regions), with the partition columns."""
+def read_files(spark: SparkSession, paths: Sequence[str], *, micros: bool = False) -> DataFrame:
+    """The lake rows of ``paths`` (lake files, any regions), with the partition columns;
+    ``micros``: the files are a table-format lake's, with ``ts`` in microseconds."""
     from pyspark.sql import functions as F
 
     by_base: dict[str, list[str]] = {}
@@ -110,8 +124,10 @@ def read_files(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
         by_base.setdefault(partition_base(located), []).append(located)
     frame: DataFrame | None = None
     for base, group in sorted(by_base.items()):
-        part = spark.read.schema(_READ_SCHEMA).option("basePath", base).parquet(*group)
-        part = part.select(*_FILE_COLUMNS, "region", "tenant",
+        schema = _TABLE_READ_SCHEMA if micros else _READ_SCHEMA
+        part = spark.read.schema(schema).option("basePath", base).parquet(*group)
+        ts = (F.unix_micros("ts") * 1000).alias("ts") if micros else F.col("ts")
+        part = part.select(*(ts if c == "ts" else c for c in _FILE_COLUMNS), "region", "tenant",
                            F.col("date").cast("date").alias("date"))
         frame = part if frame is None else frame.unionByName(part)
     if frame is None:
@@ -148,7 +164,8 @@ def lake_frame(
     start_ns = None if time_range is None else time_range.start_ns
     end_ns = None if time_range is None else time_range.end_ns
     paths = lake.live_paths(tenant, regions=regions, start_ns=start_ns, end_ns=end_ns)
-    frame = read_files(spark, paths).where(F.col("tenant") == F.lit(tenant))
+    frame = read_files(spark, paths, micros=lake.table_format) \
+        .where(F.col("tenant") == F.lit(tenant))
     if time_range is not None:
         frame = frame.where((F.col("ts") >= F.lit(time_range.start_ns))
                             & (F.col("ts") < F.lit(time_range.end_ns)))

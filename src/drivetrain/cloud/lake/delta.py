@@ -22,17 +22,23 @@ stored. Strings are stored plain (Parquet dictionary pages still encode them).
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Callable, Collection, Iterator, Sequence
+from datetime import date
+from typing import Any, Final
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
+from drivetrain.cloud.lake.delta_txns import TxnLog
 from drivetrain.cloud.lake.rows import split_for_append
-from drivetrain.cloud.lake.tables import TableAppend
+from drivetrain.cloud.lake.tables import Compacted, TableAppend, TableFile
 from drivetrain.core.errors import StorageError
 
 #: Partition columns of a region's table, in path order under ``region=<R>/``.
@@ -40,6 +46,11 @@ PARTITION_BY: Final = ["tenant", "date"]
 _WRITER: Final = WriterProperties(compression="ZSTD", compression_level=1)
 #: delta-rs' message when a winning commit carries one of our app ids.
 _TXN_CONFLICT: Final = "Concurrent transaction"
+#: Hours after which compaction deletes a data file no table version names (an upload of a
+#: writer killed before its commit).
+ORPHAN_HOURS: Final = 24
+#: How often maintenance (optimize, delete) retries a commit a concurrent writer beat.
+_MAINTENANCE_ATTEMPTS: Final = 5
 
 
 def app_id(tenant: str, batch_id: str) -> str:
@@ -77,11 +88,15 @@ class DeltaRegionTable:
     """
 
     def __init__(self, region: str, url: str, storage_options: dict[str, str],
-                 batch_window_days: int) -> None:
+                 batch_window_days: int, *, checkpoint: Callable[[str], None] | None = None
+                 ) -> None:
         self.region = region
         self.url = url
         self._options = storage_options
         self._window_days = batch_window_days
+        # told each step of an append (crash tests kill the process at one)
+        self._checkpoint = checkpoint or (lambda step: None)
+        self._txns = TxnLog(url, storage_options)
 
     def _load(self, version: int | None = None) -> DeltaTable | None:
         try:
@@ -99,11 +114,15 @@ class DeltaRegionTable:
         table = self._load()
         return set() if table is None else self._committed(table, tenant, batch_ids)
 
-    @staticmethod
-    def _committed(table: DeltaTable, tenant: str, batch_ids: Sequence[str]) -> set[str]:
+    def _committed(self, table: DeltaTable, tenant: str, batch_ids: Sequence[str]) -> set[str]:
+        """The ``batch_ids`` committed in ``table``'s version (or later). Must not miss one:
+        the commit's conflict check only covers the commits made after this snapshot."""
+        apps = {app_id(tenant, b): b for b in batch_ids}
+        found = self._txns.committed(table.version(), list(apps), _retention_ms(table))
+        if found is not None:
+            return {apps[a] for a in found}
         # delta-rs answers one app id at a time by replaying the log: ~8-28 ms per id on the
-        # test S3 server, growing with the ids the table holds (docs/scale.md). This only
-        # decides what to skip; the commit's conflict check is the guarantee.
+        # test S3 server, growing with the ids the table holds (docs/scale.md)
         return {b for b in batch_ids if table.transaction_version(app_id(tenant, b)) is not None}
 
     def _create(self, schema: pa.Schema) -> DeltaTable:
@@ -146,9 +165,16 @@ class DeltaRegionTable:
                          .append_column("date", pa.array([s.day] * n, pa.date32())))
         data = pa.concat_tables(parts, promote_options="permissive")
         now_ms = int(time.time() * 1000)
+        self._checkpoint("append.planned")
+
+        def handed_over() -> Iterator[pa.RecordBatch]:
+            yield from data.to_batches()
+            self._checkpoint("append.writing")  # all rows in delta-rs, nothing committed
+
         try:
             write_deltalake(
-                snapshot, data, mode="append", partition_by=PARTITION_BY, schema_mode="merge",
+                snapshot, pa.RecordBatchReader.from_batches(data.schema, handed_over()),
+                mode="append", partition_by=PARTITION_BY, schema_mode="merge",
                 writer_properties=_WRITER,
                 commit_properties=CommitProperties(
                     # lastUpdated lets the retention duration expire the id after the window
@@ -162,6 +188,7 @@ class DeltaRegionTable:
             raise StorageError(f"cannot commit to the lake table {self.url}: {e}") from e
         except (DeltaError, OSError) as e:
             raise StorageError(f"cannot append to the lake table {self.url}: {e}") from e
+        self._checkpoint("append.committed")
         after = self._load()
         return TableAppend(plan, None if after is None else after.version())
 
@@ -175,27 +202,157 @@ class DeltaRegionTable:
             raise StorageError(f"cannot read the lake table {self.url}: {e}") from e
 
     def delete_rows(self, predicate: str) -> int:
-        table = self._load()
-        if table is None:
-            return 0
-        try:
-            metrics = table.delete(predicate)
-            # Erasure must leave no copy: purge the files the delete replaced now, not after
-            # the default week. A "lite" vacuum only considers files removed in the log, never
-            # a concurrent writer's not-yet-committed files. Time travel to a version before
-            # the delete then fails for those files (see docs/lake.md, crypto-shredding).
-            table.vacuum(retention_hours=0, dry_run=False, enforce_retention_duration=False,
-                         full=False)
-        except (DeltaError, OSError) as e:
-            raise StorageError(f"cannot delete from the lake table {self.url}: {e}") from e
-        return int(metrics.get("num_deleted_rows", 0))
+        def delete(table: DeltaTable) -> int:
+            return int(table.delete(predicate).get("num_deleted_rows", 0))
 
-    def compact(self) -> tuple[int, int]:
+        deleted = int(self._retrying("delete from", delete) or 0)
+        # Erasure and retention must leave no copy: purge the files the delete replaced now,
+        # not after the default week (time travel to a version before the delete then fails
+        # for those files; docs/lake.md).
+        self._purge_replaced(0)
+        return deleted
+
+    def _purge_replaced(self, hours: int) -> int:
+        """Delete from storage the files the log removed more than ``hours`` ago: a "lite"
+        vacuum, which never considers a concurrent writer's not-yet-committed files."""
+        purged = self._retrying("vacuum", lambda table: table.vacuum(
+            retention_hours=hours, dry_run=False, enforce_retention_duration=False, full=False))
+        return len(purged or [])
+
+    def files(self, tenant: str | None = None) -> list[TableFile]:
+        """The data files of the latest version (of ``tenant`` only, if given)."""
         table = self._load()
-        if table is None:
-            return 0, 0
-        try:
-            metrics = table.optimize.compact(writer_properties=_WRITER)
-        except (DeltaError, OSError) as e:
-            raise StorageError(f"cannot compact the lake table {self.url}: {e}") from e
-        return int(metrics.get("numFilesRemoved", 0)), int(metrics.get("numFilesAdded", 0))
+        return [] if table is None else _files_of(table, tenant)
+
+    def dataset_of(self, names: Collection[str]) -> ds.Dataset | None:
+        """A dataset of exactly the files ``names`` (as :meth:`files` names them) of the
+        latest version, with ``tenant`` and ``date`` columns; None before the first append."""
+        dataset = self.dataset()
+        if dataset is None:
+            return None
+        wanted = set(names)
+        assert isinstance(dataset, ds.FileSystemDataset)
+        fragments = [f for f in dataset.get_fragments() if f.path in wanted]
+        return ds.FileSystemDataset(fragments, dataset.schema, dataset.format,
+                                    dataset.filesystem)
+
+    def _retrying(self, what: str, operation: Any) -> Any:
+        """``operation(table)`` on a freshly loaded table, again when a concurrent commit
+        conflicted with it (a delete or optimize touching the files it rewrote)."""
+        last: Exception | None = None
+        for _ in range(_MAINTENANCE_ATTEMPTS):
+            table = self._load()
+            if table is None:
+                return None
+            try:
+                return operation(table)
+            except CommitFailedError as e:
+                last = e
+            except (DeltaError, OSError) as e:
+                raise StorageError(f"cannot {what} the lake table {self.url}: {e}") from e
+        raise StorageError(f"cannot {what} the lake table {self.url}: concurrent commits kept "
+                           f"conflicting ({last})")
+
+    def compact(self, tenant: str | None = None, *, target_bytes: int | None = None,
+                keep_replaced_hours: int = 168) -> Compacted:
+        """Merge small files (of ``tenant``'s partitions only, if given) into files of about
+        ``target_bytes`` (delta-rs' default, 100 MiB, without one), then delete from storage
+        the files compactions replaced more than ``keep_replaced_hours`` ago (a "lite"
+        vacuum: only files the log removed, never a writer's uncommitted ones), and data
+        files no version names that are older than ``ORPHAN_HOURS`` (and than
+        ``keep_replaced_hours``).
+
+        Replaced files stay that long because a reader that listed them before the commit
+        (a running query or Spark job) and time travel to older versions still open them.
+        App transactions are table state, not files: batch ids stay committed.
+        """
+        before = {f.name: f for f in self.files(tenant)}
+
+        def optimize(table: DeltaTable) -> dict[str, Any]:
+            filters = None if tenant is None else [("tenant", "=", tenant)]
+            return table.optimize.compact(partition_filters=filters, target_size=target_bytes,
+                                          writer_properties=_WRITER)
+
+        metrics = self._retrying("compact", optimize) or {}
+        after = {f.name for f in self.files(tenant)}
+        gone = [f for name, f in before.items() if name not in after]
+
+        purged = self._purge_replaced(keep_replaced_hours)
+        # A data file no version names was uploaded by a writer killed before its commit:
+        # a full vacuum (one listing of the whole table) deletes it once it is older than any
+        # append runs; a younger one may be a running append's, about to be committed.
+        orphans = self._retrying("vacuum", lambda table: table.vacuum(
+            retention_hours=max(keep_replaced_hours, ORPHAN_HOURS), dry_run=False,
+            enforce_retention_duration=False, full=True))
+        return Compacted(
+            files_removed=int(metrics.get("numFilesRemoved", 0)),
+            files_added=int(metrics.get("numFilesAdded", 0)),
+            bytes_removed=_total_size(metrics.get("filesRemoved")),
+            bytes_added=_total_size(metrics.get("filesAdded")),
+            rows=sum(f.rows for f in gone),
+            partitions=int(metrics.get("partitionsOptimized", 0)),
+            files_purged=purged,
+            orphans_purged=len(orphans or []),
+        )
+
+    def checkpoint(self) -> None:
+        """Write a checkpoint of the latest version, so later look-ups replay less of the log.
+        App ids older than ``delta.setTransactionRetentionDuration`` (the re-delivery window)
+        are already ignored when delta-rs reads the log; the checkpoint leaves them out."""
+        self._retrying("checkpoint", lambda table: table.create_checkpoint())
+
+
+def _retention_ms(table: DeltaTable) -> int | None:
+    """The table's ``delta.setTransactionRetentionDuration`` in ms (as the lake sets it,
+    ``interval N days``); None (never expire) for a value in another form."""
+    value = table.metadata().configuration.get("delta.setTransactionRetentionDuration") or ""
+    match = re.fullmatch(r"\s*interval\s+(\d+)\s+days?\s*", value)
+    return None if match is None else int(match.group(1)) * 86_400_000
+
+
+def _total_size(stats: object) -> int:
+    """``totalSize`` of an optimize metric (delta-rs gives it as a JSON string)."""
+    if isinstance(stats, str):
+        import json
+
+        stats = json.loads(stats)
+    return int(stats.get("totalSize", 0)) if isinstance(stats, dict) else 0
+
+
+def _files_of(table: DeltaTable, tenant: str | None) -> list[TableFile]:
+    actions = pa.table(table.get_add_actions(flatten=True))
+    if actions.num_rows == 0 or "partition.tenant" not in actions.column_names:
+        return []  # no file yet (the table as created before its first append)
+    if tenant is not None:
+        actions = actions.filter(pc.field("partition.tenant") == tenant)
+    root = table.table_uri.rstrip("/")
+    if root.startswith("file://"):  # a local table: readers open plain paths, as file_uris()
+        root = url2pathname(urlsplit(root).path)
+    columns = {name: actions.column(name).to_pylist() if name in actions.column_names
+               else [None] * actions.num_rows
+               for name in ("path", "size_bytes", "num_records", "partition.tenant",
+                            "partition.date", "min.ts", "max.ts")}
+    files = []
+    for i, name in enumerate(columns["path"]):
+        low, high = columns["min.ts"][i], columns["max.ts"][i]
+        files.append(TableFile(
+            name=name, uri=f"{root}/{name}", tenant=str(columns["partition.tenant"][i]),
+            day=_day(columns["partition.date"][i]), rows=int(columns["num_records"][i] or 0),
+            bytes=int(columns["size_bytes"][i] or 0),
+            # Delta statistics keep timestamps to the millisecond: widen the maximum to the
+            # end of its millisecond, so a time filter never drops a file it needs
+            min_ts_ns=0 if low is None else _ns(low),
+            max_ts_ns=(1 << 63) - 1 if high is None else _ns(high) + 999_999,
+        ))
+    return files
+
+
+def _day(value: object) -> date:
+    if not isinstance(value, date):
+        raise StorageError(f"a lake table file has the date partition {value!r}; expected a date")
+    return value
+
+
+def _ns(moment: Any) -> int:
+    """Nanoseconds since the epoch of a statistics timestamp (a microsecond datetime)."""
+    return int(pa.scalar(moment, pa.timestamp("us", tz="UTC")).cast(pa.int64()).as_py()) * 1000

@@ -139,9 +139,29 @@ def _iso(ns: int) -> str:
     return str(pc.strftime(stamp, format="%Y-%m-%dT%H:%M:%SZ")[0].as_py())
 
 
+def local_files(path_of: Callable[[LakeFile], Path]) -> Callable[[Sequence[LakeFile]],
+                                                                 ds.Dataset]:
+    """``open_files`` for :func:`write_bundle` over local Parquet files at ``path_of``."""
+    def open_files(files: Sequence[LakeFile]) -> ds.Dataset:
+        return ds.dataset([str(path_of(f)) for f in files], schema=LAKE_SCHEMA, format="parquet")
+    return open_files
+
+
+def in_lake_schema(batch: pa.RecordBatch) -> pa.Table:
+    """``batch`` with exactly the lake schema's columns and types (a table-format lake
+    stores plain strings and microseconds, and has partition and merged columns besides);
+    a column it lacks is null."""
+    columns = [
+        batch.column(f.name).cast(f.type) if f.name in batch.schema.names
+        else pa.nulls(batch.num_rows, f.type)
+        for f in LAKE_SCHEMA
+    ]
+    return pa.Table.from_arrays(columns, schema=LAKE_SCHEMA)
+
+
 def write_bundle(
     files: Sequence[LakeFile],
-    path_of: Callable[[LakeFile], Path],
+    open_files: Callable[[Sequence[LakeFile]], ds.Dataset],
     *,
     tenant: str,
     region: str,
@@ -150,6 +170,10 @@ def write_bundle(
     progress: Callable[[int, int], None] | None = None,
 ) -> BundleManifest:
     """Write the rows of ``files`` (of ``vehicle`` only, if given) as a bundle in ``out_dir``.
+
+    ``open_files`` gives the dataset of some of ``files`` (one date's): local Parquet files
+    on the embedded lake, exactly those files of the table's version on the table-format
+    lake. Its rows are written in the lake schema, whatever the stored types.
 
     Raises:
         BadInputError: ``out_dir`` exists and is not empty (a bundle never overwrites).
@@ -167,8 +191,7 @@ def write_bundle(
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         for done, (day, day_files) in enumerate(sorted(by_day.items()), start=1):
-            dataset = ds.dataset([str(path_of(f)) for f in day_files], schema=LAKE_SCHEMA,
-                                 format="parquet")
+            dataset = open_files(day_files)
             condition = None if vehicle is None else ds.field("vehicle") == vehicle
             relative = f"data/date={day}/telemetry.parquet"
             target = out_dir / relative
@@ -181,14 +204,14 @@ def write_bundle(
                     if writer is None:
                         target.parent.mkdir(parents=True, exist_ok=True)
                         writer = pq.ParquetWriter(target, LAKE_SCHEMA, **PARQUET_OPTIONS)
-                    table = pa.Table.from_batches([batch], schema=LAKE_SCHEMA)
+                    table = in_lake_schema(batch)
                     writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
                     rows += batch.num_rows
-                    ts = batch.column("ts").cast(pa.int64())
+                    ts = table.column("ts").cast(pa.int64())
                     lo, hi = pc.min(ts).as_py(), pc.max(ts).as_py()
                     low = lo if low is None else min(low, lo)
                     high = hi if high is None else max(high, hi)
-                    cats = pc.value_counts(batch.column("category").cast(pa.utf8()))
+                    cats = pc.value_counts(table.column("category").cast(pa.utf8()))
                     for item in cats.to_pylist():
                         categories[item["values"]] = categories.get(item["values"], 0) + \
                             item["counts"]

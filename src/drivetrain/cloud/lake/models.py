@@ -231,6 +231,11 @@ class CompactionResult:
         files_after: files written in their place.
         rows: samples rewritten (equal before and after).
         bytes_before, bytes_after: sizes of the files replaced and written.
+        files_purged: files deleted from storage by the vacuum after the compaction (the
+            table-format lake keeps replaced files a while for running readers; the
+            embedded lake deletes them in the swap and leaves this 0).
+        orphans_purged: data files no table version named — uploads of a writer killed
+            before its commit — deleted once a day old (table-format lake only).
     """
 
     region: str
@@ -240,6 +245,8 @@ class CompactionResult:
     rows: int
     bytes_before: int
     bytes_after: int
+    files_purged: int = 0
+    orphans_purged: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,9 +6,9 @@ is ever written under another's root. Tenants are a partition level, so every qu
 tenant and reads only that tenant's files.
 
 With ``lake_url`` set, each region is instead one table of an open table format on object
-storage (``tables.py``, ``delta.py``): appends, queries, erasure and time travel go through the
-region's table, whose commits are atomic across hosts; compaction is the table's own
-``optimize``, and retention and export bundles stay with the embedded lake for now.
+storage (``tables.py``, ``delta.py``): appends, queries, erasure, time travel, compaction,
+retention and export go through the region's table, whose commits are atomic across hosts
+(``table_maintenance.py``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from drivetrain.cloud.lake import query
 from drivetrain.cloud.lake.compaction import TARGET_FILE_ROWS, compact_region
 from drivetrain.cloud.lake.confinement import literal
 from drivetrain.cloud.lake.erasure import ErasureResult, erase_vehicles
-from drivetrain.cloud.lake.export import BundleManifest, write_bundle
+from drivetrain.cloud.lake.export import BundleManifest, local_files, write_bundle
 from drivetrain.cloud.lake.index import INDEX_FILE
 from drivetrain.cloud.lake.models import (
     AppendResult,
@@ -47,7 +47,14 @@ from drivetrain.cloud.lake.models import (
 from drivetrain.cloud.lake.retention import RetentionPolicy, apply_retention, batch_horizon
 from drivetrain.cloud.lake.rows import normalize_rows, split_for_append
 from drivetrain.cloud.lake.store import Checkpoint, RegionStore
-from drivetrain.cloud.lake.tables import RegionTable, open_region_table
+from drivetrain.cloud.lake.table_maintenance import (
+    KEEP_REPLACED_HOURS,
+    apply_table_retention,
+    compact_table,
+    lake_file,
+    table_files_opener,
+)
+from drivetrain.cloud.lake.tables import RegionTable, TableFile, open_region_table
 from drivetrain.core.errors import BadInputError, ConfigurationError, QueryError, StorageError
 from drivetrain.core.regions import REGIONS
 from drivetrain.core.settings import Settings
@@ -148,10 +155,12 @@ class Lake:
         if settings.lake_url is not None and "tables" not in kwargs:
             url, table_format = settings.lake_url, settings.lake_table_format
             options, window = dict(settings.lake_storage_options), settings.lake_batch_window_days
+            hook = kwargs.get("checkpoint")
 
             def tables(region: str) -> RegionTable:
                 return open_region_table(table_format, url, region, options,
-                                         batch_window_days=window)
+                                         batch_window_days=window,
+                                         checkpoint=hook)  # type: ignore[arg-type]
 
             tables("EU")  # a bad URL or a missing library fails at start-up, not mid-ingest
             kwargs["tables"] = tables
@@ -184,13 +193,6 @@ class Lake:
     def table_version(self, region: str) -> int | None:
         """The latest version of ``region``'s table (None before its first append)."""
         return self.table(region).version()
-
-    def _not_on_tables(self, what: str) -> None:
-        if self._table_of is not None:
-            raise ConfigurationError(
-                f"{what} is not available on the table-format lake (lake_url) yet; "
-                "see docs/scale.md"
-            )
 
     def _table_scan(
         self, tenant: str, regions: Iterable[str] | None, start_ns: int | None,
@@ -331,20 +333,32 @@ class Lake:
         tenant: str | None = None,
         target_rows: int = TARGET_FILE_ROWS,
         progress: Callable[[str, int, int], None] | None = None,
+        keep_replaced_hours: int = KEEP_REPLACED_HOURS,
     ) -> list[CompactionResult]:
         """Merge small files into sorted files of up to ``target_rows`` rows, in ``region``
         (default: every region with data), optionally of one ``tenant``.
 
         ``progress(region, done, total)`` is called after each merged group. A retention run
         or another compaction of the same region, here or in another process, is waited for
-        (the region's maintenance lock).
+        (the region's maintenance lock). On the table-format lake it is the table's optimize
+        (files about ``target_rows`` rows, kept in arrival order), and files compactions
+        replaced more than ``keep_replaced_hours`` ago are deleted from storage.
 
         Raises:
             ConflictError: another maintenance run held the region for longer than an hour.
             StorageError: a file cannot be read or written.
         """
-        self._not_on_tables("compaction (the table's own OPTIMIZE: delta.py compact)")
         tenant = None if tenant is None else parse_tenant(tenant)
+        if self._table_of is not None:
+            wanted = self.regions() if region is None else [parse_lake_region(region)]
+            done = []
+            for i, name in enumerate(wanted, start=1):
+                done.append(compact_table(self.table(name), name, tenant=tenant,
+                                          target_rows=target_rows,
+                                          keep_replaced_hours=keep_replaced_hours))
+                if progress is not None:
+                    progress(name, i, len(wanted))
+            return done
         results = []
         for store in self._readable(None if region is None else [region]):
             def report(done: int, total: int, _region: str = store.region) -> None:
@@ -379,11 +393,19 @@ class Lake:
             ConflictError: another maintenance run held a region for longer than an hour.
             StorageError: a file cannot be read, written or deleted.
         """
-        self._not_on_tables("retention")
         policy = policy or self.retention
         today = today or datetime.now(UTC).date()
         actions: list[RetentionAction] = []
         forgotten = 0
+        if self._table_of is not None:  # batch ids expire in the checkpoint retention writes
+            wanted = self.regions() if regions is None else \
+                [r for r in map(parse_lake_region, regions) if r in self.regions()]
+            for i, region in enumerate(wanted, start=1):
+                actions.extend(apply_table_retention(self.table(region), region, policy,
+                                                     today, dry_run=dry_run))
+                if progress is not None:
+                    progress(region, i, len(wanted))
+            return RetentionReport(dry_run, tuple(actions))
         for store in self._readable(regions):
             def report(done: int, total: int, _region: str = store.region) -> None:
                 if progress is not None:
@@ -459,10 +481,12 @@ class Lake:
     ) -> list[LakeFile]:
         """``tenant``'s committed files, optionally only those overlapping [start_ns, end_ns)."""
         tenant = parse_tenant(tenant)
-        self._not_on_tables("listing files (the table lists its own: Lake.table(region))")
         first = None if start_ns is None else day_of_ns(start_ns)
         last = None if end_ns is None else day_of_ns(end_ns - 1)
         found = []
+        if self._table_of is not None:
+            return [lake_file(region, f, i) for i, (region, f) in
+                    enumerate(self._table_files(tenant, regions, start_ns, end_ns))]
         for store in self._readable(regions):
             found.extend(store.index.live_files(store.region, tenant=tenant, first_day=first,
                                                 last_day=last, start_ns=start_ns, end_ns=end_ns))
@@ -485,9 +509,26 @@ class Lake:
         Raises:
             BadInputError: bad tenant id or region.
         """
+        if self._table_of is not None:  # the latest version's files, where readers open them
+            return [f.uri for _, f in self._table_files(parse_tenant(tenant), regions,
+                                                        start_ns, end_ns)]
         stores = {s.region: s for s in self._readable(regions)}
         return [str(stores[f.region].path_of(f.name)) for f in
                 self.files(tenant, regions=list(stores), start_ns=start_ns, end_ns=end_ns)]
+
+    def _table_files(
+        self, tenant: str, regions: Iterable[str] | None, start_ns: int | None,
+        end_ns: int | None,
+    ) -> list[tuple[str, TableFile]]:
+        """(region, file) of ``tenant``'s files in the tables' latest versions overlapping
+        [start_ns, end_ns)."""
+        wanted = self.regions() if regions is None else [parse_lake_region(r) for r in regions]
+        first = None if start_ns is None else day_of_ns(start_ns)
+        last = None if end_ns is None else day_of_ns(end_ns - 1)
+        return [(region, f) for region in wanted for f in self.table(region).files(tenant)
+                if (first is None or f.day >= first) and (last is None or f.day <= last)
+                and (start_ns is None or f.max_ts_ns >= start_ns)
+                and (end_ns is None or f.min_ts_ns < end_ns)]
 
     def _file_lister(
         self, tenant: str, regions: Iterable[str] | None, start_ns: int | None,
@@ -636,12 +677,18 @@ class Lake:
         """
         tenant = parse_tenant(tenant)
         region = parse_lake_region(region)
-        self._not_on_tables("export bundles")
+        if self._table_of is not None:
+            table = self.table(region)
+            return write_bundle(
+                self.files(tenant, regions=[region]), table_files_opener(table),
+                tenant=tenant, region=region, vehicle=vehicle, out_dir=Path(out_dir),
+                progress=progress,
+            )
         stores = self._readable([region])
         files = self.files(tenant, regions=[region]) if stores else []
         return write_bundle(
-            files, lambda f: stores[0].path_of(f.name), tenant=tenant, region=region,
-            vehicle=vehicle, out_dir=Path(out_dir), progress=progress,
+            files, local_files(lambda f: stores[0].path_of(f.name)), tenant=tenant,
+            region=region, vehicle=vehicle, out_dir=Path(out_dir), progress=progress,
         )
 
 

@@ -14,8 +14,9 @@ lake's hive layout, readable by any Parquet tool (and by Spark, from the same fi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Final, Literal, Protocol
 
 import pyarrow as pa
@@ -38,6 +39,44 @@ class TableAppend:
 
     plan: AppendPlan
     version: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TableFile:
+    """One data file of the table's current version (an ``add`` action).
+
+    Attributes:
+        name: path relative to the table (``tenant=T/date=D/part-….parquet``).
+        uri: where a reader opens it (a local path, or ``s3://…``).
+        tenant, day: its partition.
+        rows, bytes: its size (rows from the file statistics the writer recorded).
+        min_ts_ns, max_ts_ns: the time span of its samples (microsecond precision).
+    """
+
+    name: str
+    uri: str
+    tenant: str
+    day: date
+    rows: int
+    bytes: int
+    min_ts_ns: int
+    max_ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Compacted:
+    """What one optimize run did: files and bytes it replaced and wrote, rows rewritten,
+    partitions touched, files the vacuum after it deleted from storage, and files no version
+    named (a killed writer's uploads) it deleted."""
+
+    files_removed: int
+    files_added: int
+    bytes_removed: int
+    bytes_added: int
+    rows: int
+    partitions: int
+    files_purged: int
+    orphans_purged: int = 0
 
 
 class RegionTable(Protocol):
@@ -71,8 +110,22 @@ class RegionTable(Protocol):
         from storage; returns the rows deleted."""
         ...
 
-    def compact(self) -> tuple[int, int]:
-        """Merge small files; returns (files removed, files added)."""
+    def compact(self, tenant: str | None = None, *, target_bytes: int | None = None,
+                keep_replaced_hours: int = 168) -> Compacted:
+        """Merge small files (of ``tenant`` only, if given), then delete from storage the
+        files compactions replaced more than ``keep_replaced_hours`` ago."""
+        ...
+
+    def files(self, tenant: str | None = None) -> list[TableFile]:
+        """The data files of the latest version (of ``tenant`` only, if given)."""
+        ...
+
+    def dataset_of(self, names: Collection[str]) -> ds.Dataset | None:
+        """A dataset of exactly the files ``names`` of the latest version."""
+        ...
+
+    def checkpoint(self) -> None:
+        """Checkpoint the latest version, dropping app ids past the re-delivery window."""
         ...
 
 
@@ -93,9 +146,10 @@ def region_table_url(lake_url: str, region: str) -> str:
 
 def open_region_table(
     table_format: str, lake_url: str, region: str, storage_options: Mapping[str, str],
-    *, batch_window_days: int,
+    *, batch_window_days: int, checkpoint: Callable[[str], None] | None = None,
 ) -> RegionTable:
-    """The table of ``region`` under ``lake_url`` in ``table_format``.
+    """The table of ``region`` under ``lake_url`` in ``table_format`` (``checkpoint`` is told
+    each step of an append: crash tests).
 
     Raises:
         ConfigurationError: an unknown format or URL, or the format's library is missing
@@ -110,7 +164,8 @@ def open_region_table(
                 f"lake_table_format = 'delta' needs the deltalake package ({e}); install "
                 "drivetrain[lake-s3]"
             ) from e
-        return DeltaRegionTable(region, url, dict(storage_options), batch_window_days)
+        return DeltaRegionTable(region, url, dict(storage_options), batch_window_days,
+                                checkpoint=checkpoint)
     raise ConfigurationError(
         f"lake_table_format={table_format!r}; expected one of {', '.join(TABLE_FORMATS)}"
     )
