@@ -167,7 +167,7 @@ class PurposeOut(BaseModel):
     """One purpose a read may name: its legal basis and the categories it may use."""
 
     name: str
-    basis: Literal["contract", "legal_obligation", "consent"]
+    basis: Literal["contract", "legal_obligation", "consent", "data_act"]
     categories: list[str]
     meaning: str
     by_consent: list[str] = Field(
