@@ -8,13 +8,19 @@ with the actor ``cli:<user>``. Owners and third parties use the API (``/v1/data-
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from drivetrain.commands.db import cli_actor, fail, load_settings_or_exit, open_migrated_database
 from drivetrain.commands.output import Column, emit_json, print_table
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from drivetrain.core.settings import Settings
 
 app = typer.Typer(
     help="EU Data Act: containers of signals, owner accounts of vehicles, container grants "
@@ -33,6 +39,22 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 VinArg = Annotated[str, typer.Argument(help="The vehicle's VIN.", show_default=False)]
 ClientOption = Annotated[str, typer.Option("--client", help="The owner account's client id.",
                                            show_default=False)]
+T = TypeVar("T")
+
+
+def _on_database(action: Callable[[Session], T], settings: Settings | None = None) -> T:
+    """Run ``action`` in one transaction of the migrated state database; a refusal exits 1
+    with ``error: …``."""
+    from drivetrain.core.errors import DrivetrainError
+
+    database = open_migrated_database(settings or load_settings_or_exit())
+    try:
+        with database.session() as session:
+            return action(session)
+    except DrivetrainError as e:
+        fail(e)
+    finally:
+        database.dispose()
 
 
 @app.command("containers")
@@ -72,17 +94,9 @@ def owner_add(
 ) -> None:
     """Bind an owner account (a client of role owner) to a vehicle of the tenant."""
     from drivetrain.cloud.privacy.owners import add_owner
-    from drivetrain.core.errors import DrivetrainError
 
-    database = open_migrated_database(load_settings_or_exit())
-    try:
-        with database.session() as session:
-            binding = add_owner(session, tenant=tenant, vin=vin, client_id=client,
-                                relation=relation, actor=cli_actor())
-    except DrivetrainError as e:
-        fail(e)
-    finally:
-        database.dispose()
+    binding = _on_database(lambda s: add_owner(s, tenant=tenant, vin=vin, client_id=client,
+                                               relation=relation, actor=cli_actor()))
     if as_json:
         emit_json(binding.to_dict())
         return
@@ -94,17 +108,9 @@ def owner_remove(vin: VinArg, client: ClientOption, tenant: Tenant = "default",
                  as_json: JsonOption = False) -> None:
     """Unbind an owner account from a vehicle (its grants stay until revoked or expired)."""
     from drivetrain.cloud.privacy.owners import remove_owner
-    from drivetrain.core.errors import DrivetrainError
 
-    database = open_migrated_database(load_settings_or_exit())
-    try:
-        with database.session() as session:
-            binding = remove_owner(session, tenant=tenant, vin=vin, client_id=client,
-                                   actor=cli_actor())
-    except DrivetrainError as e:
-        fail(e)
-    finally:
-        database.dispose()
+    binding = _on_database(lambda s: remove_owner(s, tenant=tenant, vin=vin, client_id=client,
+                                                  actor=cli_actor()))
     if as_json:
         emit_json(binding.to_dict())
         return
@@ -119,12 +125,7 @@ def owner_list(
     """The tenant's owner bindings."""
     from drivetrain.cloud.privacy.owners import list_owners
 
-    database = open_migrated_database(load_settings_or_exit())
-    try:
-        with database.session() as session:
-            bindings = list_owners(session, tenant, vin)
-    finally:
-        database.dispose()
+    bindings = _on_database(lambda s: list_owners(s, tenant, vin))
     if as_json:
         emit_json([b.to_dict() for b in bindings])
         return
@@ -138,18 +139,13 @@ def owner_list(
 def grants_command(vin: VinArg, tenant: Tenant = "default", as_json: JsonOption = False) -> None:
     """A vehicle's container grants, oldest first, with their status now."""
     from drivetrain.cloud.fleet import get_vehicle
-    from drivetrain.cloud.privacy.data_act import data_act_grants
-    from drivetrain.core.errors import DrivetrainError
+    from drivetrain.cloud.privacy.data_act import DataActGrant, data_act_grants
 
-    database = open_migrated_database(load_settings_or_exit())
-    try:
-        with database.session() as session:
-            get_vehicle(session, vin, tenant=tenant)
-            grants = data_act_grants(session, tenant, vin)
-    except DrivetrainError as e:
-        fail(e)
-    finally:
-        database.dispose()
+    def read(session: Session) -> list[DataActGrant]:
+        get_vehicle(session, vin, tenant=tenant)
+        return data_act_grants(session, tenant, vin)
+
+    grants = _on_database(read)
     now = datetime.now(UTC)
     if as_json:
         emit_json([g.to_dict(now) for g in grants])
@@ -171,17 +167,12 @@ def access_log_command(
     """Every Data Act read of the vehicle, newest first (what its owner sees)."""
     from drivetrain.cloud.fleet import get_vehicle
     from drivetrain.cloud.privacy.data_act_log import access_log
-    from drivetrain.core.errors import DrivetrainError
 
-    database = open_migrated_database(load_settings_or_exit())
-    try:
-        with database.session() as session:
-            get_vehicle(session, vin, tenant=tenant)
-            entries = access_log(session, tenant, vin, limit)
-    except DrivetrainError as e:
-        fail(e)
-    finally:
-        database.dispose()
+    def read(session: Session) -> list[dict[str, object]]:
+        get_vehicle(session, vin, tenant=tenant)
+        return access_log(session, tenant, vin, limit)
+
+    entries = _on_database(read)
     if as_json:
         emit_json(entries)
         return
@@ -201,19 +192,12 @@ def metering_command(
 ) -> None:
     """What each recipient read per month, and its charge under the tariff in the settings."""
     from drivetrain.cloud.privacy.data_act_log import Tariff, metering, parse_month
-    from drivetrain.core.errors import DrivetrainError
 
     settings = load_settings_or_exit()
     tariff = Tariff(settings.data_act_cost_per_request_eur, settings.data_act_cost_per_mb_eur,
                     settings.data_act_margin)
-    database = open_migrated_database(settings)
-    try:
-        with database.session() as session:
-            rows = metering(session, tenant, tariff, month=parse_month(month))
-    except DrivetrainError as e:
-        fail(e)
-    finally:
-        database.dispose()
+    rows = _on_database(lambda s: metering(s, tenant, tariff, month=parse_month(month)),
+                        settings)
     if as_json:
         emit_json(rows)
         return
@@ -234,16 +218,9 @@ def recipient_set(
 ) -> None:
     """Mark a recipient (a third-party app) a small or medium enterprise, or not."""
     from drivetrain.cloud.privacy.data_act_log import set_sme
-    from drivetrain.core.errors import DrivetrainError
 
-    database = open_migrated_database(load_settings_or_exit())
-    try:
-        with database.session() as session:
-            set_sme(session, tenant=tenant, client_id=client, sme=sme, actor=cli_actor())
-    except DrivetrainError as e:
-        fail(e)
-    finally:
-        database.dispose()
+    _on_database(lambda s: set_sme(s, tenant=tenant, client_id=client, sme=sme,
+                                   actor=cli_actor()))
     if as_json:
         emit_json({"client_id": client, "sme": sme})
         return
