@@ -299,3 +299,26 @@ def test_the_stream_sends_new_values_of_granted_containers_only(
         text = "".join(response.iter_text())
     event = json.loads(text.split("data: ", 1)[1].splitlines()[0])
     assert event["values"] == {DTC: {"value": 3, "at": event["values"][DTC]["at"]}}
+
+
+def test_a_revoked_grant_ends_the_stream_and_an_admin_reads_nothing(
+    client: TestClient, world: dict, database: Database
+) -> None:
+    grant = _grant(client, world, ["diagnostics"])
+    url = f"/v1/data-act/vehicles/{world['car']}/stream"
+    import threading
+    import time
+
+    def revoke_then_report() -> None:
+        time.sleep(2.5)  # past the stream's re-check interval
+        client.post(f"/v1/data-act/grants/{grant['grant_id']}/revoke", headers=world["alice"])
+        with database.session() as session:
+            apply_reported(session, {world["car"]: {DTC: (4, datetime.now(UTC))}})
+
+    threading.Thread(target=revoke_then_report, daemon=True).start()
+    with client.stream("GET", url, headers=_repairer(world),
+                       params={"max_events": 5, "timeout_s": 15}) as response:
+        text = "".join(response.iter_text())
+    assert "event: revoked" in text and "event: values" not in text
+    admin = client.get(f"/v1/data-act/vehicles/{world['car']}", headers=world["admin"])
+    assert admin.status_code == 403 and admin.json()["type"].endswith("PermissionDeniedError")
