@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
@@ -93,15 +94,13 @@ def latest_values(session: Session, access: Access) -> dict[str, dict[str, Any]]
     return out
 
 
-def _json_rows(table: pa.Table) -> list[dict[str, Any]]:
-    rows = []
-    for vin, path, ts, value, text in zip(*(table[c].to_pylist() for c in table.column_names),
-                                          strict=True):
-        if isinstance(value, float) and not math.isfinite(value):
-            value = None
-        rows.append({"vin": vin, "path": path, "ts": ts.isoformat(), "value": value,
-                     "text": text})
-    return rows
+def _columns(table: pa.Table) -> tuple[list[Any], ...]:
+    """The download's columns as Python lists, times as ISO 8601 UTC text (Arrow formats
+    them: far faster than a datetime per value), non-finite numbers as None."""
+    stamps = pc.strftime(table["ts"], format="%Y-%m-%dT%H:%M:%SZ").to_pylist()
+    values = [v if v is None or math.isfinite(v) else None for v in table["value"].to_pylist()]
+    return (table["vin"].to_pylist(), table["path"].to_pylist(), stamps, values,
+            table["text"].to_pylist())
 
 
 def render(
@@ -115,17 +114,18 @@ def render(
              start.isoformat(), "end": end.isoformat(), "withheld": access.withheld,
              "rows": table.num_rows}
     if fmt == "json":
-        body = {**about, "signals": {p: m for p, m in metadata.items()},
-                "data": _json_rows(table)}
+        names = ("vin", "path", "ts", "value", "text")
+        body = {**about, "signals": metadata,
+                "data": [dict(zip(names, row, strict=True)) for row in zip(*_columns(table))]}
         return json.dumps(body, separators=(",", ":")).encode()
     if fmt == "csv":
+        vins, paths, stamps, values, texts = _columns(table)
+        units = {p: m["unit"] or "" for p, m in metadata.items()}
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["vin", "path", "ts", "value", "text", "unit"])
-        for row in _json_rows(table):
-            writer.writerow([row["vin"], row["path"], row["ts"],
-                             "" if row["value"] is None else repr(row["value"]),
-                             row["text"] or "", metadata[row["path"]]["unit"] or ""])
+        writer.writerows(zip(vins, paths, stamps, ("" if v is None else repr(v) for v in values),
+                             (x or "" for x in texts), (units[p] for p in paths), strict=True))
         return out.getvalue().encode()
     if fmt != "parquet":
         raise BadInputError(f"format {fmt!r} is not known; expected one of {', '.join(FORMATS)}")
