@@ -322,3 +322,29 @@ def test_a_revoked_grant_ends_the_stream_and_an_admin_reads_nothing(
     assert "event: revoked" in text and "event: values" not in text
     admin = client.get(f"/v1/data-act/vehicles/{world['car']}", headers=world["admin"])
     assert admin.status_code == 403 and admin.json()["type"].endswith("PermissionDeniedError")
+
+
+def test_an_erasure_removes_the_owner_grants_and_log_and_keeps_the_metering(
+    client: TestClient, world: dict, database: Database
+) -> None:
+    from sqlalchemy import func, select
+
+    from drivetrain.cloud.privacy.models import (
+        DataActAccessRow,
+        DataActGrantRow,
+        DataActMeterRow,
+        VehicleOwnerRow,
+    )
+
+    _grant(client, world, ["diagnostics"])
+    client.get(f"/v1/data-act/vehicles/{world['car']}/data", headers=_repairer(world),
+               params=WINDOW)
+    erased = client.post("/v1/privacy/requests", headers=world["admin"],
+                         json={"kind": "erasure", "vins": [world["car"]]})
+    assert erased.status_code == 201, erased.text
+    with database.session() as session:
+        for row in (VehicleOwnerRow, DataActGrantRow, DataActAccessRow):
+            left = session.scalar(select(func.count()).select_from(row).where(
+                row.vin == world["car"]))
+            assert left == 0, row.__tablename__
+        assert session.scalar(select(func.sum(DataActMeterRow.requests))) == 1
