@@ -299,6 +299,15 @@ def test_the_stream_sends_new_values_of_granted_containers_only(
         text = "".join(response.iter_text())
     event = json.loads(text.split("data: ", 1)[1].splitlines()[0])
     assert event["values"] == {DTC: {"value": 3, "at": event["values"][DTC]["at"]}}
+    for _ in range(50):  # the stream's end is logged and metered in the background
+        log = client.get(f"/v1/data-act/vehicles/{world['car']}/access-log",
+                         headers=world["alice"]).json()
+        if log[0]["action"] == "streamed":
+            break
+        time.sleep(0.1)
+    assert (log[0]["action"], log[0]["values"], log[1]["action"]) == ("streamed", 1, "stream")
+    metered = client.get("/v1/data-act/metering", headers=world["admin"]).json()[0]
+    assert (metered["requests"], metered["values"]) == (1, 1)
 
 
 def test_a_revoked_grant_ends_the_stream_and_an_admin_reads_nothing(

@@ -13,6 +13,8 @@ The operator's routes (owners, recipients, metering) are in
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -242,17 +244,31 @@ def stream(
         if not paths:
             return []
         values = await anyio.to_thread.run_sync(values_of, paths)
-        return [("values", {"vin": vin, "at": mine[-1].at.isoformat(), "values": values})]
+        data = {"vin": vin, "at": mine[-1].at.isoformat(), "values": values}
+        state.values += len(values)
+        state.bytes += len(json.dumps(data))
+        return [("values", data)]
+
+    def close() -> None:
+        subscription.close()
+        if state.values:  # what the stream sent, logged and metered off the event loop
+            threading.Thread(target=log_access, daemon=True, args=(
+                context.database, principal, vin), kwargs={
+                "action": "streamed", "access": state.access, "value_count": state.values,
+                "byte_count": state.bytes, "request_id": request_id_of(request),
+                "new_request": False}).start()
 
     return event_stream(request, principal, subscription, render_batch,
-                        close=subscription.close, max_events=max_events, timeout_s=timeout_s)
+                        close=close, max_events=max_events, timeout_s=timeout_s)
 
 
 class _StreamState:
-    """A stream's last access decision and when it was taken (monotonic seconds)."""
+    """A stream's last access decision, when it was taken (monotonic seconds), and what the
+    stream has sent."""
 
     def __init__(self, access: Access) -> None:
         self.access, self.checked = access, time.monotonic()
+        self.values = self.bytes = 0  # what it sent
 
 
 @router.post("/vehicles/{vin}/grants", response_model=DataActGrantOut,

@@ -50,9 +50,12 @@ def log_access(
     database: Database, principal: Principal, vin: str, *, action: str,
     access: Access | None = None, containers: list[str] | None = None,
     value_count: int = 0, byte_count: int = 0, error: Exception | None = None,
-    request_id: str | None = None, now: datetime | None = None,
+    request_id: str | None = None, now: datetime | None = None, new_request: bool = True,
 ) -> None:
-    """Record one Data Act read of ``vin`` (allowed with ``access``, refused with ``error``)."""
+    """Record one Data Act read of ``vin`` (allowed with ``access``, refused with ``error``).
+
+    ``new_request`` False: what an earlier request went on to send (a stream's values at its
+    end) — metered as values and bytes, not as another request."""
     now = now or datetime.now(UTC)
     party = "owner" if principal.role is Role.OWNER else "third_party"
     names = list(access.containers) if access else sorted(containers or [])
@@ -78,23 +81,25 @@ def log_access(
                      now=now, details={**details, "allowed": sorted(access.categories)
                                        if access else [], "values": value_count})
         if party == "third_party":
-            _meter(session, principal.tenant, principal.client_id, now, value_count, byte_count)
+            _meter(session, principal.tenant, principal.client_id, now, value_count, byte_count,
+                   requests=1 if new_request else 0)
 
 
 def _meter(session: Session, tenant: str, recipient: str, now: datetime, values: int,
-           byte_count: int) -> None:
+           byte_count: int, *, requests: int) -> None:
     month = now.strftime("%Y-%m")
     # One UPDATE adds atomically; only the month's first read inserts.
     changed = session.execute(
         update(DataActMeterRow)
         .where(DataActMeterRow.tenant_id == tenant, DataActMeterRow.recipient == recipient,
                DataActMeterRow.month == month)
-        .values(requests=DataActMeterRow.requests + 1,
+        .values(requests=DataActMeterRow.requests + requests,
                 value_count=DataActMeterRow.value_count + values,
                 byte_count=DataActMeterRow.byte_count + byte_count))
     if getattr(changed, "rowcount", 0) == 0:
         session.add(DataActMeterRow(tenant_id=tenant, recipient=recipient, month=month,
-                                    requests=1, value_count=values, byte_count=byte_count))
+                                    requests=requests, value_count=values,
+                                    byte_count=byte_count))
 
 
 def access_log(session: Session, tenant: str, vin: str, limit: int = MAX_LOG_ENTRIES

@@ -128,7 +128,8 @@ class AccessOut(BaseModel):
     client_id: str
     party: Literal["owner", "third_party"]
     grant_id: int | None
-    action: str = Field(description="overview, latest, download or stream.")
+    action: str = Field(description="latest, download, stream (opened) or streamed (what a "
+                        "stream sent, at its end).")
     containers: list[str]
     values: int
     bytes: int

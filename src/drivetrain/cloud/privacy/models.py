@@ -155,7 +155,7 @@ class DataActAccessRow(Base):
     # owner or third_party
     party: Mapped[str] = mapped_column(String(16))
     grant_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    # What was read: overview, download, latest, stream.
+    # What was read: latest, download, stream (opened), streamed (what it sent, at its end).
     action: Mapped[str] = mapped_column(String(16))
     containers: Mapped[str] = mapped_column(Text)
     value_count: Mapped[int] = mapped_column(Integer)
