@@ -36,6 +36,8 @@ READERS = [
     "insights alerts", "insights show", "insights estimates", "insights centres", "insights appointments",
     "security events list", "security incidents list", "security incidents show",
     "security fleet list", "security responses list", "security report",
+    "data-act containers", "data-act owner list", "data-act grants", "data-act access-log",
+    "data-act metering",
 ]
 #: Command names that read or list: a new command named so must offer --json too.
 _READING_NAMES = {"list", "show", "info", "stats", "counts", "query", "sql", "status", "get",

@@ -15,6 +15,7 @@ from drivetrain.commands import (
     campaign,
     can,
     commerce,
+    data_act,
     db,
     demo,
     edge,
@@ -92,6 +93,7 @@ app.add_typer(edge.app, name="edge")
 app.add_typer(sim.app, name="sim")
 app.add_typer(twin.app, name="twin")
 app.add_typer(privacy.app, name="privacy")
+app.add_typer(data_act.app, name="data-act")
 app.add_typer(jobs.command_app, name="command")
 app.add_typer(jobs.job_app, name="job")
 app.add_typer(campaign.app, name="campaign")

@@ -66,6 +66,7 @@ def test_a_grant_is_given_listed_and_withdrawn(client: TestClient, setup: dict,
     ({"categories": ["location"]}, "may not use location"),
     ({"person": "neighbour"}, "person 'neighbour'"),
     ({"recipient": "bad id!"}, "recipient 'bad id!'"),
+    ({"purpose": "owner_access"}, "granted by the vehicle's owner"),
 ])
 def test_a_bad_grant_is_422_and_records_nothing(
     client: TestClient, setup: dict, database: Database, change: dict, detail: str

@@ -605,3 +605,32 @@ def test_demo_page_shows_the_acts_as_they_happen(page: Any, console: Console, sh
         if player.ident is not None:
             player.join(30)
         del console.app.state.demo_board
+
+
+def test_an_owner_sees_its_vehicle_grants_a_repairer_and_revokes(
+    page: Any, console: Console, shots: Path
+) -> None:
+    from drivetrain.cloud.privacy.owners import add_owner
+
+    with console.database.session() as session:
+        made = {role: create_client(session, tenant=TENANT, role=role, actor="test")
+                for role in (Role.OWNER, Role.THIRD_PARTY_APP)}
+        add_owner(session, tenant=TENANT, vin=console.vins[0],
+                  client_id=made[Role.OWNER].client.client_id, actor="test")
+    owner = Client(made[Role.OWNER].client.client_id, made[Role.OWNER].client_secret)
+    repairer = made[Role.THIRD_PARTY_APP].client.client_id
+    sign_in(page, console, owner, "#/data-act")
+    page.get_by_role("heading", name="My vehicle data").wait_for()
+    page.get_by_role("link", name="Fleet").wait_for(state="detached")  # an owner sees no fleet
+    battery = page.get_by_role("article", name="container battery")
+    battery.get_by_role("table").get_by_text(SOC).wait_for()
+    battery.get_by_text("withheld: per-cell voltage curves").wait_for()
+    page.get_by_label("Recipient client").fill(repairer)
+    page.get_by_role("checkbox", name="diagnostics").check()
+    page.get_by_role("button", name="Grant", exact=True).click()
+    page.get_by_text(f"Granted diagnostics to {repairer}").wait_for()
+    grants = page.get_by_role("table", name="Grants")
+    grants.get_by_role("button", name="Revoke").click()
+    grants.get_by_text("withdrawn").wait_for()
+    page.get_by_role("table", name="Access log").get_by_text("latest").first.wait_for()
+    page.screenshot(path=shots / "data-act.png", full_page=True)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 
 from drivetrain.api.schemas import TokenResponse, WhoAmI
 from drivetrain.cloud.infra import Principal, issue_access_token
-from drivetrain.cloud.infra.auth import format_scopes
+from drivetrain.cloud.infra.auth import format_containers, format_scopes
 from drivetrain.cloud.infra.http.context import ApiContext, api_context
 from drivetrain.cloud.infra.http.security import require_scopes
 from drivetrain.core.errors import AuthenticationError, BadInputError
@@ -103,7 +103,8 @@ def token(
     return TokenResponse(
         access_token=issued.access_token,
         expires_in=issued.expires_in_s,
-        scope=format_scopes(issued.scopes),
+        scope=" ".join(s for s in (format_scopes(issued.scopes),
+                                   format_containers(issued.containers)) if s),
     )
 
 

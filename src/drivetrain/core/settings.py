@@ -135,6 +135,22 @@ class Settings(BaseSettings):
         description="Safe aggregates: the total epsilon a tenant's differentially private "
         "releases may spend (a lifetime total; releases do not refill it).",
     )
+    data_act_containers_file: str | None = Field(
+        None, description="EU Data Act: a containers definition (JSON) replacing the shipped "
+        "one (containers of signals, trade secrets with their reasons).",
+    )
+    data_act_cost_per_request_eur: float = Field(
+        0.001, ge=0, le=1000, description="EU Data Act metering: the cost of one request by a "
+        "third party (what a small or medium enterprise pays).",
+    )
+    data_act_cost_per_mb_eur: float = Field(
+        0.02, ge=0, le=1000, description="EU Data Act metering: the cost of one megabyte "
+        "served to a third party.",
+    )
+    data_act_margin: float = Field(
+        0.25, ge=0, le=10, description="EU Data Act metering: the margin over cost a recipient "
+        "that is not a small or medium enterprise pays (0.25: cost + 25 %).",
+    )
     api_host: str = Field("127.0.0.1", description="Address `drivetrain serve` binds.")
     api_port: int = Field(8080, ge=0, le=65535, description="Port `drivetrain serve` binds.")
     metrics_token: SecretStr | None = Field(

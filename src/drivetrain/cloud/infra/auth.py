@@ -12,6 +12,7 @@ algorithm swap is refused before any claim is read.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ class Scope(StrEnum):
     CAMPAIGNS_WRITE = "campaigns:write"
     INSIGHTS_READ = "insights:read"
     INSIGHTS_WRITE = "insights:write"
+    DATA_ACT = "data_act"
     ADMIN = "admin"
 
 
@@ -77,6 +79,8 @@ SCOPE_DESCRIPTIONS: Mapping[Scope, str] = {
     "and charging plans",
     Scope.INSIGHTS_WRITE: "Score the fleet, manage service centres, book appointments and plan "
     "charging (sending to cars also needs fleet:write)",
+    Scope.DATA_ACT: "EU Data Act access: an owner's own vehicles, or what an owner granted a "
+    "third party (with container:<name> scopes)",
     Scope.ADMIN: "Manage the tenant's clients (and, in the operator tenant, tenants)",
 }
 
@@ -90,6 +94,7 @@ class Role(StrEnum):
     SERVICE = "service"
     THIRD_PARTY_APP = "third_party_app"
     READ_ONLY = "read_only"
+    OWNER = "owner"
 
 
 _READS = frozenset(s for s in Scope if s.value.endswith(":read") and s is not Scope.AUDIT_READ)
@@ -134,9 +139,45 @@ ROLE_SCOPES: Mapping[Role, frozenset[Scope]] = {
             Scope.COMMERCE_READ,
         }
     ),
-    Role.THIRD_PARTY_APP: frozenset({Scope.FLEET_READ, Scope.TELEMETRY_READ, Scope.COMMERCE_READ}),
+    Role.THIRD_PARTY_APP: frozenset(
+        {Scope.FLEET_READ, Scope.TELEMETRY_READ, Scope.COMMERCE_READ, Scope.DATA_ACT}
+    ),
     Role.READ_ONLY: _READS,
+    # A vehicle's owner (or lessee, or fleet account): only the Data Act routes, only the
+    # vehicles bound to it (see drivetrain.cloud.privacy.owners).
+    Role.OWNER: frozenset({Scope.DATA_ACT}),
 }
+
+#: A scope naming one Data Act container (``container:diagnostics``): a third party's token
+#: carries one per container it reads; the owner's grant must cover it too.
+CONTAINER_SCOPE = re.compile(r"container:([a-z][a-z0-9_-]{0,31})")
+#: Most container scopes one token may carry.
+MAX_CONTAINER_SCOPES = 64
+
+
+def split_container_scopes(text: str | None) -> tuple[str, frozenset[str]]:
+    """``text`` (an OAuth2 scope string) without its ``container:<name>`` scopes, and the
+    container names. Raises :class:`BadInputError` for a malformed ``container:`` scope or
+    more than :data:`MAX_CONTAINER_SCOPES` of them."""
+    rest, containers = [], set()
+    for name in (text or "").split():
+        if name.startswith("container:"):
+            match = CONTAINER_SCOPE.fullmatch(name)
+            if match is None:
+                raise BadInputError(f"scope {name!r} is malformed; expected container:<name> "
+                                    "(1-32 lowercase letters, digits, '_' or '-')")
+            containers.add(match.group(1))
+        else:
+            rest.append(name)
+    if len(containers) > MAX_CONTAINER_SCOPES:
+        raise BadInputError(f"{len(containers)} container scopes; at most "
+                            f"{MAX_CONTAINER_SCOPES}")
+    return " ".join(rest), frozenset(containers)
+
+
+def format_containers(containers: Iterable[str]) -> str:
+    """Container names as scopes: ``container:<name>``, sorted, space-separated."""
+    return " ".join(f"container:{c}" for c in sorted(containers))
 
 # The tenant whose admins run the platform itself: only they may create tenants.
 OPERATOR_TENANT = "default"
@@ -223,6 +264,8 @@ class Principal:
     scopes: frozenset[Scope]
     token_id: str
     expires_at: datetime
+    #: Data Act containers the token is bound to (``container:<name>`` scopes).
+    containers: frozenset[str] = frozenset()
 
     def has_scope(self, scope: Scope) -> bool:
         """True when the token grants ``scope``."""
@@ -237,6 +280,7 @@ class IssuedToken:
     expires_in_s: int
     scopes: frozenset[Scope]
     token_type: str = "Bearer"
+    containers: frozenset[str] = frozenset()
 
 
 def issue_token(
@@ -248,6 +292,7 @@ def issue_token(
     key: TokenKey,
     now: datetime,
     ttl_s: int,
+    containers: frozenset[str] = frozenset(),
 ) -> IssuedToken:
     """Sign an access token for ``client_id`` valid ``ttl_s`` seconds from ``now`` (aware).
 
@@ -264,13 +309,14 @@ def issue_token(
         "sub": client_id,
         "tenant": tenant,
         "role": role.value,
-        "scope": format_scopes(scopes),
+        "scope": " ".join(s for s in (format_scopes(scopes), format_containers(containers)) if s),
         "iat": issued_at,
         "exp": issued_at + ttl_s,
         "jti": uuid.uuid4().hex,
     }
     token = jwt.encode(claims, key.secret, algorithm=TOKEN_ALGORITHM)
-    return IssuedToken(access_token=token, expires_in_s=ttl_s, scopes=scopes)
+    return IssuedToken(access_token=token, expires_in_s=ttl_s, scopes=scopes,
+                       containers=containers)
 
 
 _REQUIRED_CLAIMS = ["iss", "aud", "sub", "tenant", "role", "scope", "iat", "exp", "jti"]
@@ -312,9 +358,14 @@ def verify_token(token: str, key: TokenKey, now: datetime) -> Principal:
         raise AuthenticationError(f"access token issued in the future ({issued_at.isoformat()})")
     try:
         role = parse_role(str(claims["role"]))
-        scopes = parse_scopes(str(claims["scope"]))
+        plain, containers = split_container_scopes(str(claims["scope"]))
+        scopes = parse_scopes(plain)
     except BadInputError as e:
         raise AuthenticationError(f"invalid access token: {e}") from e
+    if containers and role is not Role.THIRD_PARTY_APP:
+        raise AuthenticationError(
+            f"invalid access token: container scopes on role {role.value!r}; only "
+            "third-party apps carry them")
     beyond = scopes - ROLE_SCOPES[role]
     if beyond:
         raise AuthenticationError(
@@ -330,6 +381,7 @@ def verify_token(token: str, key: TokenKey, now: datetime) -> Principal:
         scopes=scopes,
         token_id=str(claims["jti"]),
         expires_at=expires_at,
+        containers=containers,
     )
 
 

@@ -29,6 +29,7 @@ from drivetrain.cloud.infra.auth import (
     grant_scopes,
     issue_token,
     parse_scopes,
+    split_container_scopes,
 )
 from drivetrain.cloud.infra.credentials import (
     DUMMY_HASH,
@@ -37,7 +38,13 @@ from drivetrain.cloud.infra.credentials import (
     verify_secret,
 )
 from drivetrain.cloud.infra.models import ClientRow, TenantRow
-from drivetrain.core.errors import AuthenticationError, BadInputError, ConflictError, NotFoundError
+from drivetrain.core.errors import (
+    AuthenticationError,
+    BadInputError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 
 _TENANT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 MAX_NAME_CHARS = 200
@@ -302,7 +309,12 @@ def issue_access_token(
     scopes beyond the client's.
     """
     client = authenticate_client(session, client_id, client_secret)
-    granted = grant_scopes(parse_scopes(requested_scopes), client.scopes, client.client_id)
+    plain, containers = split_container_scopes(requested_scopes)
+    if containers and client.role is not Role.THIRD_PARTY_APP:
+        raise PermissionDeniedError(
+            f"client {client.client_id!r} (role {client.role.value!r}) may not request "
+            f"container scopes; only third-party apps read Data Act containers")
+    granted = grant_scopes(parse_scopes(plain), client.scopes, client.client_id)
     return issue_token(
         client_id=client.client_id,
         tenant=client.tenant,
@@ -311,6 +323,7 @@ def issue_access_token(
         key=key,
         now=now or datetime.now(UTC),
         ttl_s=ttl_s,
+        containers=containers,
     )
 
 

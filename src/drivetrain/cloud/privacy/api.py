@@ -31,7 +31,12 @@ from drivetrain.cloud.privacy.ledger import (
     give_consent,
     withdraw_consent,
 )
-from drivetrain.cloud.privacy.purposes import PURPOSE_CATALOG, PURPOSES, PurposeInfo
+from drivetrain.cloud.privacy.purposes import (
+    DATA_ACT_PURPOSE,
+    PURPOSE_CATALOG,
+    PURPOSES,
+    PurposeInfo,
+)
 from drivetrain.cloud.privacy.service import (
     Consent,
     PseudonymKey,
@@ -167,7 +172,7 @@ class PurposeOut(BaseModel):
     """One purpose a read may name: its legal basis and the categories it may use."""
 
     name: str
-    basis: Literal["contract", "legal_obligation", "consent"]
+    basis: Literal["contract", "legal_obligation", "consent", "data_act"]
     categories: list[str]
     meaning: str
     by_consent: list[str] = Field(
@@ -231,7 +236,11 @@ def list_purposes(principal: AnyCaller) -> list[PurposeOut]:
 def post_grant(
     vin: Vin, body: GrantWrite, principal: Writer, context: Context, request: Request
 ) -> GrantOut:
-    """Add a grant to the vehicle's ledger; reads for its purpose see the data at once."""
+    """Add a grant to the vehicle's ledger; reads for its purpose see the data at once.
+    Grants for ``owner_access`` are the owner's to give, through ``/v1/data-act`` (422 here)."""
+    if body.purpose == DATA_ACT_PURPOSE:
+        raise BadInputError(f"purpose {DATA_ACT_PURPOSE!r} is granted by the vehicle's owner "
+                            "through POST /v1/data-act/vehicles/{vin}/grants, with containers")
     now = datetime.now(UTC)
     expires = None if body.valid_days is None else now + timedelta(days=body.valid_days)
     with context.database.session() as session:

@@ -29,6 +29,7 @@ from drivetrain.cloud.privacy.purposes import (
     ReadPermit,
     parse_purpose,
     read_permit,
+    refuse_data_act_purpose,
 )
 from drivetrain.cloud.privacy.service import parse_categories, parse_source, pseudonymiser
 from drivetrain.core.errors import BadInputError, NotFoundError
@@ -259,6 +260,7 @@ def purpose_permit(
     Raises:
         PurposeNotAllowedError: a third party reading for a purpose that is not consent-based.
     """
+    refuse_data_act_purpose(purpose)
     info = PURPOSE_CATALOG[purpose]
     if third_party is not None and info.basis != "consent":
         raise PurposeNotAllowedError(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from drivetrain.cloud.infra.models import Base, UTCDateTime
@@ -106,3 +106,92 @@ class PrivacyBudgetSpendRow(Base):
     actor: Mapped[str] = mapped_column(String(128))
     # What was released (the statistic and its parameters), for the tenant's own review.
     query: Mapped[str] = mapped_column(Text)
+
+
+class VehicleOwnerRow(Base):
+    """An owner's account (an OAuth2 client of role ``owner``) bound to one vehicle: the
+    owner, a lessee or the fleet account that holds the EU Data Act rights to its data."""
+
+    __tablename__ = "privacy_vehicle_owners"
+
+    vin: Mapped[str] = mapped_column(String(17), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.tenant_id", ondelete="RESTRICT"), index=True
+    )
+    # owner, lessee or fleet
+    relation: Mapped[str] = mapped_column(String(16))
+    since: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DataActGrantRow(Base):
+    """The Data Act side of one ledger grant: which containers an owner shared with the
+    grant's recipient (the ledger row holds the purpose, categories, period and withdrawal)."""
+
+    __tablename__ = "privacy_data_act_grants"
+
+    grant_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.tenant_id", ondelete="RESTRICT"), index=True
+    )
+    vin: Mapped[str] = mapped_column(String(17), index=True)
+    # Space-separated, sorted container names.
+    containers: Mapped[str] = mapped_column(Text)
+    # The owner's client that gave it.
+    granted_by: Mapped[str] = mapped_column(String(128))
+
+
+class DataActAccessRow(Base):
+    """One Data Act read of a vehicle's data, allowed or refused: the owner's access log."""
+
+    __tablename__ = "privacy_data_act_access"
+
+    access_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.tenant_id", ondelete="RESTRICT"), index=True
+    )
+    vin: Mapped[str] = mapped_column(String(17), index=True)
+    client_id: Mapped[str] = mapped_column(String(128))
+    # owner or third_party
+    party: Mapped[str] = mapped_column(String(16))
+    grant_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # What was read: latest, download, stream (opened), streamed (what it sent, at its end).
+    action: Mapped[str] = mapped_column(String(16))
+    containers: Mapped[str] = mapped_column(Text)
+    value_count: Mapped[int] = mapped_column(Integer)
+    byte_count: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # allowed or refused; a refusal names its error.
+    outcome: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class DataActMeterRow(Base):
+    """What one recipient read of a tenant's vehicles in one month (compensation metering;
+    names no vehicle, so it is kept as a billing record when a vehicle is erased)."""
+
+    __tablename__ = "privacy_data_act_metering"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.tenant_id", ondelete="RESTRICT"), primary_key=True
+    )
+    recipient: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # YYYY-MM (UTC)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer)
+    value_count: Mapped[int] = mapped_column(Integer)
+    byte_count: Mapped[int] = mapped_column(Integer)
+
+
+class DataActRecipientRow(Base):
+    """A business recipient's standing for compensation: a small or medium enterprise pays
+    cost only (EU Data Act Art. 9(4))."""
+
+    __tablename__ = "privacy_data_act_recipients"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.tenant_id", ondelete="RESTRICT"), primary_key=True
+    )
+    client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    sme: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

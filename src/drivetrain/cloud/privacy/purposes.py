@@ -29,10 +29,12 @@ from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES, PrivacyCategory
 
 Purpose = Literal[
     "maintenance", "fleet_operations", "security", "product_improvement", "insurance",
-    "repair",
+    "repair", "owner_access",
 ]
 PURPOSES: Final[tuple[Purpose, ...]] = get_args(Purpose)
-LegalBasis = Literal["contract", "legal_obligation", "consent"]
+LegalBasis = Literal["contract", "legal_obligation", "consent", "data_act"]
+#: The purpose of EU Data Act reads: the owner's own, and what the owner shares.
+DATA_ACT_PURPOSE: Final = "owner_access"
 
 
 class PurposeRequiredError(BadInputError):
@@ -92,6 +94,13 @@ PURPOSE_CATALOG: Final[Mapping[Purpose, PurposeInfo]] = {
     "repair": PurposeInfo(
         "repair", "consent", frozenset({"diagnostics", "technical"}),
         "A repairer of the owner's choice reads the vehicle's data (EU Data Act Art. 5)."),
+    # Read only through /v1/data-act: by the vehicle's bound owner, or by a third party under
+    # the owner's container grant (the ledger holds those grants, with recipient and period).
+    "owner_access": PurposeInfo(
+        "owner_access", "data_act", _ALL,
+        "The owner (or lessee, or fleet account) reads the vehicle's data and shares chosen "
+        "containers with a third party (EU Data Act Art. 4-5); only through /v1/data-act.",
+        by_consent=_ALL),
 }
 
 
@@ -192,3 +201,15 @@ def read_permit(
     for name, vehicles in per_category.items():
         allowed[name] = frozenset(vehicles)
     return ReadPermit(purpose, allowed)
+
+
+def refuse_data_act_purpose(purpose: Purpose) -> None:
+    """Refuse ``owner_access`` outside the Data Act routes, which check owner and containers.
+
+    Raises:
+        PurposeNotAllowedError: ``purpose`` is ``owner_access``.
+    """
+    if purpose == DATA_ACT_PURPOSE:
+        raise PurposeNotAllowedError(
+            f"purpose {DATA_ACT_PURPOSE!r} is read only through /v1/data-act, by the "
+            "vehicle's owner or a third party under the owner's container grant")

@@ -43,6 +43,7 @@ from drivetrain.cloud.privacy.purposes import (
     ReadPermit,
     parse_purpose,
     read_permit,
+    refuse_data_act_purpose,
 )
 from drivetrain.core.errors import DrivetrainError
 from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES, privacy_category_for
@@ -187,6 +188,7 @@ def _vin_permit(
     session: Session, tenant: str, purpose: Purpose, third_party: str | None
 ) -> ReadPermit:
     """The permit of ``purpose`` over VINs (twins hold VINs, the lake pseudonyms)."""
+    refuse_data_act_purpose(purpose)
     info = PURPOSE_CATALOG[purpose]
     if third_party is not None and info.basis != "consent":
         raise PurposeNotAllowedError(

@@ -144,6 +144,8 @@ def event_stream(
                     sent += 1
                     idle_since = time.monotonic()
                     yield sse_line(kind, data, event_id=sent)
+                    if kind == "revoked":  # the renderer found the caller's access ended
+                        return
                     if max_events is not None and sent >= max_events:
                         return
         finally:

@@ -14,6 +14,7 @@ import * as insights from './pages/insights.js';
 import * as ota from './pages/ota.js';
 import * as security from './pages/security.js';
 import * as demo from './pages/demo.js';
+import * as dataAct from './pages/data-act.js';
 
 // Pages in navigation order, with the scope a token needs to see each one.
 const PAGES = [
@@ -28,6 +29,8 @@ const PAGES = [
   { id: 'ota', title: 'Updates (OTA)', scope: 'fleet:read', module: ota },
   { id: 'security', title: 'Security', scope: 'security:read', module: security },
   { id: 'demo', title: 'Demo', scope: 'fleet:read', module: demo },
+  // The EU Data Act: an owner's own vehicles, or what owners shared with a third party.
+  { id: 'data-act', title: 'My vehicle data', scope: 'data_act', roles: ['owner', 'third_party_app'], module: dataAct },
 ];
 
 const main = document.getElementById('main');
@@ -75,12 +78,16 @@ function signInPage(message) {
   idInput.focus();
 }
 
+function shows(page) {
+  return can(page.scope) && (!page.roles || page.roles.includes(principal.role));
+}
+
 function can(scope) {
   return Boolean(principal && (principal.scopes.includes(scope) || principal.scopes.includes('admin')));
 }
 
 function drawChrome(current) {
-  replace(nav, h('ul', {}, PAGES.filter((p) => can(p.scope)).map((p) =>
+  replace(nav, h('ul', {}, PAGES.filter(shows).map((p) =>
     h('li', {}, h('a', { href: `#/${p.id}`, 'aria-current': p.id === current ? 'page' : null }, p.title)))));
   const signOut = h('button', { type: 'button', class: 'link' }, 'Sign out');
   signOut.addEventListener('click', () => { session.clear(); principal = null; signInPage(); });
@@ -98,7 +105,7 @@ async function render() {
     return;
   }
   let { id, arg } = route();
-  const visible = PAGES.filter((p) => can(p.scope));
+  const visible = PAGES.filter(shows);
   let page = visible.find((p) => p.id === id);
   if (!page) {
     if (!visible.length) {
