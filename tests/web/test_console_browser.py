@@ -616,7 +616,7 @@ def test_an_owner_sees_its_vehicle_grants_a_repairer_and_revokes(
         made = {role: create_client(session, tenant=TENANT, role=role, actor="test")
                 for role in (Role.OWNER, Role.THIRD_PARTY_APP)}
         add_owner(session, tenant=TENANT, vin=console.vins[0],
-                  client_id=made[Role.OWNER].client.client_id, actor="test")
+                  client_id=made[Role.OWNER].client.client_id, relation="owner", actor="test")
     owner = Client(made[Role.OWNER].client.client_id, made[Role.OWNER].client_secret)
     repairer = made[Role.THIRD_PARTY_APP].client.client_id
     sign_in(page, console, owner, "#/data-act")
