@@ -24,10 +24,11 @@ from drivetrain.cloud.lake import Lake
 from drivetrain.cloud.portability.rights import serve_access, serve_erasure
 from drivetrain.cloud.privacy import set_consent
 from drivetrain.cloud.twins import get_twin, query_twins, set_desired
+from drivetrain.cloud.twins.models import REPORTED
 from drivetrain.cloud.twins.personal import write_region_rows
 from drivetrain.core.crypto import SigningKey
-from drivetrain.core.settings import Settings
 from drivetrain.core.errors import ConfigurationError
+from drivetrain.core.settings import Settings
 from drivetrain.core.transport import vehicle_topic
 from drivetrain.core.vss import PRIVACY_CATEGORIES
 from drivetrain.core.wire import samples_table, seal_telemetry
@@ -65,28 +66,51 @@ def cars(regional: Database) -> dict[str, VehicleCredentials]:
         create_tenant(session, "acme", actor="test")
         for name, region in (("eu1", "EU"), ("us1", "US")):
             _, creds[name] = provision_vehicle(
-                session, tenant="acme", model="compact-bev", region=region,
-                cloud_key=CLOUD_KEY.verify_key, actor="test", rng=random.Random(name))
-            set_consent(session, vin=creds[name].vin, tenant="acme",
-                        categories=PRIVACY_CATEGORIES, source="test", actor="test")
+                session,
+                tenant="acme",
+                model="compact-bev",
+                region=region,
+                cloud_key=CLOUD_KEY.verify_key,
+                actor="test",
+                rng=random.Random(name),
+            )
+            set_consent(
+                session,
+                vin=creds[name].vin,
+                tenant="acme",
+                categories=PRIVACY_CATEGORIES,
+                source="test",
+                actor="test",
+            )
     return creds
 
 
 def _telemetry(car: VehicleCredentials, values: dict[str, float]) -> RawMessage:
     paths = sorted(values)
     now = datetime.now(UTC).timestamp()
-    table = samples_table(paths, list(range(len(paths))), [int(now * 1e9)] * len(paths),
-                          [values[p] for p in paths], None)
+    table = samples_table(
+        paths,
+        list(range(len(paths))),
+        [int(now * 1e9)] * len(paths),
+        [values[p] for p in paths],
+        None,
+    )
     payload = seal_telemetry(car.vin, table, key=car.signing_key, seq=1)
     return RawMessage(vehicle_topic(car.vin, "telemetry"), payload)
 
 
 def _ingest(database: Database, cars: dict[str, VehicleCredentials]) -> None:
     pipeline = IngestPipeline(database, MemoryLake(), TwinsReportedState(), vehicle_cache_ttl_s=0)
-    report = pipeline.process([
-        _telemetry(cars["eu1"], {LATITUDE: EU_POSITION[0], LONGITUDE: EU_POSITION[1], SOC: 80.5}),
-        _telemetry(cars["us1"], {LATITUDE: US_POSITION[0], LONGITUDE: US_POSITION[1], SOC: 61.5}),
-    ])
+    report = pipeline.process(
+        [
+            _telemetry(
+                cars["eu1"], {LATITUDE: EU_POSITION[0], LONGITUDE: EU_POSITION[1], SOC: 80.5}
+            ),
+            _telemetry(
+                cars["us1"], {LATITUDE: US_POSITION[0], LONGITUDE: US_POSITION[1], SOC: 61.5}
+            ),
+        ]
+    )
     assert report.samples_accepted == 6
 
 
@@ -133,7 +157,8 @@ def test_an_eu_vehicles_location_lands_only_in_the_eu_store(
     us_numbers = US_STORED + US_POSITION
     # The EU store holds the EU car's position; the US store and the state database nothing of it.
     assert sorted(set(_traces(stores["EU"], eu_numbers, eu_texts))) == [
-        "twin_reported_personal.num"]
+        "twin_reported_personal.num"
+    ]
     assert _traces(stores["US"], eu_numbers, eu_texts) == []
     main_url = _main_url(regional)
     assert _traces(main_url, eu_numbers, eu_texts) == []
@@ -157,8 +182,9 @@ def test_a_desired_cabin_value_converges_on_the_value_in_the_region_store(
 ) -> None:
     vin = cars["eu1"].vin
     with regional.session() as session:
-        set_desired(session, vin, {CABIN_TEMPERATURE: 21}, tenant="acme", if_match=None,
-                    actor="test")
+        set_desired(
+            session, vin, {CABIN_TEMPERATURE: 21}, tenant="acme", if_match=None, actor="test"
+        )
     pipeline = IngestPipeline(regional, MemoryLake(), TwinsReportedState(), vehicle_cache_ttl_s=0)
     pipeline.process([_telemetry(cars["eu1"], {CABIN_TEMPERATURE: 21.0})])
     with regional.session() as session:
@@ -167,23 +193,34 @@ def test_a_desired_cabin_value_converges_on_the_value_in_the_region_store(
         assert twin.reported[CABIN_TEMPERATURE].value == pytest.approx(21.0)
     # The state database holds the desired value only, not the reported one.
     assert {t.split(".")[0].split("_p")[0] for t in _traces(_main_url(regional), (21.0,), ())} == {
-        "twin_desired"}
+        "twin_desired"
+    }
 
 
 def test_access_and_erasure_reach_the_region_stores(
-    regional: Database, cars: dict[str, VehicleCredentials], stores: dict[str, str],
+    regional: Database,
+    cars: dict[str, VehicleCredentials],
+    stores: dict[str, str],
     tmp_path: Path,
 ) -> None:
     _ingest(regional, cars)
     vin = cars["eu1"].vin
     lake = Lake(tmp_path / "data")
     try:
-        access = serve_access(regional, lake, tenant="acme", vins=[vin],
-                              archive_root=tmp_path / "archives", actor="test")
+        access = serve_access(
+            regional,
+            lake,
+            tenant="acme",
+            vins=[vin],
+            archive_root=tmp_path / "archives",
+            actor="test",
+        )
         archive = tmp_path / "archives" / access.request_id / "data"
         personal = json.loads((archive / "twin_reported_personal.json").read_text())
         assert {(r["path"], r["num"]) for r in personal} == {
-            (LATITUDE, EU_STORED[0]), (LONGITUDE, EU_STORED[1])}
+            (LATITUDE, EU_STORED[0]),
+            (LONGITUDE, EU_STORED[1]),
+        }
         serve_erasure(regional, lake, tenant="acme", vins=[vin], actor="test")
     finally:
         lake.close()
@@ -194,21 +231,27 @@ def test_access_and_erasure_reach_the_region_stores(
 
 
 def test_a_store_of_another_region_is_never_written(
-    regional: Database, cars: dict[str, VehicleCredentials], stores: dict[str, str],
+    regional: Database,
+    cars: dict[str, VehicleCredentials],
+    stores: dict[str, str],
     database_url: str,
 ) -> None:
     us_vin = cars["us1"].vin
     row = (us_vin, LATITUDE, "f", US_STORED[0], None, 1, 1)
-    with pytest.raises(ResidencyError, match="region US to the EU store"):
-        with regional.session() as session:
-            write_region_rows(region_session(session, "EU"), [row], {us_vin: "US"})
+    with (
+        pytest.raises(ResidencyError, match="region US to the EU store"),
+        regional.session() as session,
+    ):
+        write_region_rows(region_session(session, "EU"), [row], {us_vin: "US"})
     assert _traces(stores["EU"], US_STORED, ()) == []
     # A store that served EU refuses to serve the US (a swapped or copied URL).
     swapped = Database(database_url, region_urls={"US": stores["EU"], "EU": stores["US"]})
     try:
-        with pytest.raises(ResidencyError, match="serves region EU; refusing to use it for US"):
-            with swapped.session() as session:
-                write_region_rows(region_session(session, "US"), [row], {us_vin: "US"})
+        with (
+            pytest.raises(ResidencyError, match="serves region EU; refusing to use it for US"),
+            swapped.session() as session,
+        ):
+            write_region_rows(region_session(session, "US"), [row], {us_vin: "US"})
     finally:
         swapped.dispose()
     assert _traces(stores["EU"], US_STORED, ()) == []
@@ -228,12 +271,25 @@ def test_an_embedded_state_database_keeps_each_region_in_its_own_file(
         with database.session() as session:
             create_tenant(session, "acme", actor="test")
             _, car = provision_vehicle(
-                session, tenant="acme", model="compact-bev", region="EU",
-                cloud_key=CLOUD_KEY.verify_key, actor="test", rng=random.Random(1))
-            set_consent(session, vin=car.vin, tenant="acme", categories=PRIVACY_CATEGORIES,
-                        source="test", actor="test")
-        pipeline = IngestPipeline(database, MemoryLake(), TwinsReportedState(),
-                                  vehicle_cache_ttl_s=0)
+                session,
+                tenant="acme",
+                model="compact-bev",
+                region="EU",
+                cloud_key=CLOUD_KEY.verify_key,
+                actor="test",
+                rng=random.Random(1),
+            )
+            set_consent(
+                session,
+                vin=car.vin,
+                tenant="acme",
+                categories=PRIVACY_CATEGORIES,
+                source="test",
+                actor="test",
+            )
+        pipeline = IngestPipeline(
+            database, MemoryLake(), TwinsReportedState(), vehicle_cache_ttl_s=0
+        )
         pipeline.process([_telemetry(car, {LATITUDE: EU_POSITION[0]})])
     finally:
         database.dispose()
@@ -241,3 +297,21 @@ def test_an_embedded_state_database_keeps_each_region_in_its_own_file(
     assert _traces(f"sqlite:///{eu_file}", EU_STORED, ()) == ["twin_reported_personal.num"]
     assert _traces(f"sqlite:///{tmp_path / 'state.db'}", EU_STORED + EU_POSITION, ()) == []
     assert eu_file.stat().st_mode & 0o077 == 0  # owner-only, like the state database
+
+
+def test_an_upgrade_moves_personal_values_stored_before_to_their_region_store(
+    regional: Database, cars: dict[str, VehicleCredentials], stores: dict[str, str]
+) -> None:
+    vin = cars["eu1"].vin
+    with regional.session() as session:  # as written before values were kept per region
+        get_twin(session, vin, tenant="acme")
+        session.execute(
+            sa.insert(REPORTED).values(
+                vin=vin, path=LATITUDE, kind="f", num=EU_STORED[0], text=None, ts_ns=1, updated_ns=1
+            )
+        )
+    regional.upgrade()
+    assert _traces(_main_url(regional), EU_STORED, ()) == []
+    assert _traces(stores["EU"], EU_STORED, ()) == ["twin_reported_personal.num"]
+    with regional.session() as session:
+        assert get_twin(session, vin, tenant="acme").reported[LATITUDE].value == EU_STORED[0]

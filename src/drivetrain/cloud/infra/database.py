@@ -34,6 +34,7 @@ from drivetrain.cloud.infra.region_stores import (
     RegionSessions,
     RegionStores,
     default_store_dir,
+    relocate,
 )
 from drivetrain.core.errors import ConfigurationError, ConflictError, StorageError
 from drivetrain.core.private_files import make_private_dir, make_private_file
@@ -301,8 +302,10 @@ class Database:
         with translate_errors(f"migrating {self.display_url} to {revision!r}"):
             with self._engine.begin() as connection:
                 command.upgrade(self._alembic_config(connection), revision)
-        if self._regions is not None:
+        if self._regions is not None and revision == "heads":
             self._regions.upgrade()
+            with self.session() as session:  # personal rows written before: to their stores
+                relocate(session)
 
     def current_revisions(self) -> tuple[str, ...]:
         """The applied Alembic revisions (one per domain branch); empty for a new database.

@@ -55,6 +55,9 @@ STORE_REGIONS = Table(
 )
 
 _REGIONAL_TABLES: list[Table] = []
+#: "module:function" of each domain's mover of personal rows written to the state database
+#: before they were kept per region; run by ``Database.upgrade``.
+_RELOCATIONS: list[str] = []
 
 
 class ResidencyError(ConfigurationError):
@@ -67,6 +70,24 @@ def register_regional_table(table: Table) -> Table:
     if table not in _REGIONAL_TABLES:
         _REGIONAL_TABLES.append(table)
     return table
+
+
+def register_relocation(target: str) -> None:
+    """Run the function ``target`` ("module:function", taking a state-database session and
+    returning how many rows it moved) on every upgrade, after the region stores are ready."""
+    if target not in _RELOCATIONS:
+        _RELOCATIONS.append(target)
+
+
+def relocate(session: Session) -> int:
+    """Run every registered relocation in ``session``; how many rows moved."""
+    import importlib
+
+    moved = 0
+    for target in _RELOCATIONS:
+        module, _, function = target.partition(":")
+        moved += int(getattr(importlib.import_module(module), function)(session))
+    return moved
 
 
 def regional_tables() -> tuple[Table, ...]:
@@ -95,16 +116,19 @@ class RegionStore:
         where = f"preparing the {self.region} store {self.database.display_url}"
         with self._lock, translate_errors(where), self.database.engine.begin() as connection:
             Base.metadata.create_all(
-                connection, tables=[STORE_REGIONS, *regional_tables()], checkfirst=True)
+                connection, tables=[STORE_REGIONS, *regional_tables()], checkfirst=True
+            )
             claimed = set(connection.execute(select(STORE_REGIONS.c.region)).scalars())
             if claimed - {self.region}:
                 raise ResidencyError(
                     f"store {self.database.display_url} serves region "
                     f"{', '.join(sorted(claimed))}; refusing to use it for {self.region} "
-                    "(give each region its own state_region_urls entry)")
+                    "(give each region its own state_region_urls entry)"
+                )
             if not claimed:
-                connection.execute(STORE_REGIONS.insert().values(
-                    region=self.region, claimed_at=datetime.now(UTC)))
+                connection.execute(
+                    STORE_REGIONS.insert().values(region=self.region, claimed_at=datetime.now(UTC))
+                )
             self._ready = True
 
     def open_session(self) -> Session:
@@ -128,8 +152,10 @@ class RegionStores:
         for region, url in self._urls.items():
             key = make_url(url).render_as_string(hide_password=False)
             if key in seen:
-                raise ResidencyError(f"state_region_urls: {region} and {seen[key]} name the "
-                                     "same database; each region needs its own store")
+                raise ResidencyError(
+                    f"state_region_urls: {region} and {seen[key]} name the "
+                    "same database; each region needs its own store"
+                )
             seen[key] = region
 
     def url_of(self, region: str) -> str | None:
@@ -159,9 +185,17 @@ class RegionStores:
         """Regions with a dedicated store configured, opened, or (embedded) on disk."""
         regions = set(self._urls) | set(self._stores)
         if self._default_dir is not None and self._default_dir.is_dir():
-            regions |= {p.stem.removeprefix("state-") for p in
-                        self._default_dir.glob("state-*.db")}
+            regions |= {p.stem.removeprefix("state-") for p in self._default_dir.glob("state-*.db")}
         return sorted(regions)
+
+    def describe(self) -> list[tuple[str, str]]:
+        """(region, store URL with any password masked) of each known dedicated store."""
+        found = []
+        for region in self.known_regions():
+            url = self.url_of(region)
+            if url is not None:
+                found.append((region, make_url(url).render_as_string(hide_password=True)))
+        return found
 
     def upgrade(self) -> None:
         """Prepare every known dedicated store (``drivetrain db upgrade``)."""
@@ -225,8 +259,10 @@ def check_residency(store_session: Session, regions: Iterable[str]) -> None:
         return
     strangers = sorted({r.upper() for r in regions} - {store_region})
     if strangers:
-        raise ResidencyError(f"refusing to write vehicles of region {', '.join(strangers)} "
-                             f"to the {store_region} store")
+        raise ResidencyError(
+            f"refusing to write vehicles of region {', '.join(strangers)} "
+            f"to the {store_region} store"
+        )
 
 
 def iter_region_sessions(session: Session, regions: Iterable[str]) -> Iterator[Session]:

@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from drivetrain.cloud.infra.models import Base, UTCDateTime
-from drivetrain.cloud.infra.region_stores import register_regional_table
+from drivetrain.cloud.infra.region_stores import register_regional_table, register_relocation
 
 #: Longest VSS path stored (the standard's deepest paths are well below this).
 PATH_LENGTH = 200
@@ -272,5 +272,6 @@ class TwinPage:
 TWINS = cast(Table, TwinRow.__table__)
 REPORTED = cast(Table, ReportedRow.__table__)
 PERSONAL_REPORTED = register_regional_table(cast(Table, PersonalReportedRow.__table__))
+register_relocation("drivetrain.cloud.twins.personal:relocate_personal")
 DESIRED = cast(Table, DesiredRow.__table__)
 ECUS = cast(Table, EcuRow.__table__)

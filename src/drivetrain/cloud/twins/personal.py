@@ -18,7 +18,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, literal, or_, select, update
+from sqlalchemy import ColumnElement, delete, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from drivetrain.cloud.infra.region_stores import (
@@ -26,7 +26,13 @@ from drivetrain.cloud.infra.region_stores import (
     iter_region_sessions,
     region_session,
 )
-from drivetrain.cloud.twins.models import DESIRED, PERSONAL_REPORTED, PersonalReportedRow, TwinRow
+from drivetrain.cloud.twins.models import (
+    DESIRED,
+    PERSONAL_REPORTED,
+    REPORTED,
+    PersonalReportedRow,
+    TwinRow,
+)
 from drivetrain.cloud.twins.registry import IN_CHUNK
 from drivetrain.cloud.twins.upsert import Row, upsert_rows
 from drivetrain.cloud.twins.values import decode_value, values_equal
@@ -54,8 +60,9 @@ def vehicle_regions(session: Session, vins: Iterable[str]) -> dict[str, str]:
     regions: dict[str, str] = {}
     for start in range(0, len(wanted), IN_CHUNK):
         chunk = wanted[start : start + IN_CHUNK]
-        regions.update(session.execute(
-            select(TwinRow.vin, TwinRow.region).where(TwinRow.vin.in_(chunk))).all())
+        regions.update(
+            session.execute(select(TwinRow.vin, TwinRow.region).where(TwinRow.vin.in_(chunk))).all()
+        )
     return regions
 
 
@@ -103,30 +110,55 @@ def converge_personal(
     unexpired = or_(desired.expires_at.is_(None), desired.expires_at > now)
     pending: list[Any] = []
     for start in range(0, len(vins), IN_CHUNK):
-        conditions = [desired.status == "pending", unexpired,
-                      desired.vin.in_(vins[start : start + IN_CHUNK])]
+        conditions = [
+            desired.status == "pending",
+            unexpired,
+            desired.vin.in_(vins[start : start + IN_CHUNK]),
+        ]
         if paths is not None:
             conditions.append(desired.path.in_(sorted(paths)))
-        pending += [row for row in session.execute(select(
-            desired.vin, desired.path, desired.kind, desired.num, desired.text, desired.set_at,
-        ).where(*conditions)) if is_personal_path(row.path)]
+        pending += [
+            row
+            for row in session.execute(
+                select(
+                    desired.vin,
+                    desired.path,
+                    desired.kind,
+                    desired.num,
+                    desired.text,
+                    desired.set_at,
+                ).where(*conditions)
+            )
+            if is_personal_path(row.path)
+        ]
     if not pending:
         return []
     regions = vehicle_regions(session, {row.vin for row in pending})
     stored: dict[tuple[str, str], Any] = {}
     for vin in sorted({row.vin for row in pending}):
         wanted = {row.path for row in pending if row.vin == vin}
-        stored.update({(vin, r.path): decode_value(r.kind, r.num, r.text)
-                       for r in personal_values(session, vin, regions[vin], wanted)})
+        stored.update(
+            {
+                (vin, r.path): decode_value(r.kind, r.num, r.text)
+                for r in personal_values(session, vin, regions[vin], wanted)
+            }
+        )
     converged = [
-        (row.vin, row.path, row.set_at) for row in pending
+        (row.vin, row.path, row.set_at)
+        for row in pending
         if (row.vin, row.path) in stored
         and values_equal(stored[(row.vin, row.path)], decode_value(row.kind, row.num, row.text))
     ]
     for vin, path, _set_at in converged:
-        session.execute(update(DESIRED).where(
-            desired.vin == vin, desired.path == path, desired.status == "pending",
-        ).values(status="converged", status_at=now, reason=None))
+        session.execute(
+            update(DESIRED)
+            .where(
+                desired.vin == vin,
+                desired.path == path,
+                desired.status == "pending",
+            )
+            .values(status="converged", status_at=now, reason=None)
+        )
     return converged
 
 
@@ -146,21 +178,56 @@ def personal_predicate(session: Session, tenant: str) -> PersonalPredicate:
     def condition(path: str, value_condition: ColumnElement[bool]) -> ColumnElement[bool]:
         if not stores:
             regions = session.scalars(
-                select(TwinRow.region).where(TwinRow.tenant_id == tenant).distinct())
+                select(TwinRow.region).where(TwinRow.tenant_id == tenant).distinct()
+            )
             stores.extend(iter_region_sessions(session, regions))
         if all(store is session for store in stores):
-            return select(literal(1)).where(
-                PersonalReportedRow.vin == TwinRow.vin, PersonalReportedRow.path == path,
-                value_condition,
-            ).exists()
+            return (
+                select(literal(1))
+                .where(
+                    PersonalReportedRow.vin == TwinRow.vin,
+                    PersonalReportedRow.path == path,
+                    value_condition,
+                )
+                .exists()
+            )
         query = select(PersonalReportedRow.vin).where(
-            PersonalReportedRow.path == path, value_condition)
+            PersonalReportedRow.path == path, value_condition
+        )
         vins: set[str] = set()
         for store in stores:
             vins.update(store.scalars(query))
         return TwinRow.vin.in_(sorted(vins))
 
     return condition
+
+
+def relocate_personal(session: Session) -> int:
+    """Move personal values still in ``twin_reported`` (stored before they were kept per
+    region) to their region stores, newer value winning; how many rows moved. Run by every
+    ``drivetrain db upgrade``: one scan of the distinct paths when nothing is left to move."""
+    reported = REPORTED.c
+    paths = [p for p in session.scalars(select(reported.path).distinct()) if is_personal_path(p)]
+    moved = 0
+    for path in sorted(paths):
+        rows: list[Row] = [
+            tuple(r)
+            for r in session.execute(
+                select(  # type: ignore[misc]
+                    reported.vin,
+                    reported.path,
+                    reported.kind,
+                    reported.num,
+                    reported.text,
+                    reported.ts_ns,
+                    reported.updated_ns,
+                ).where(reported.path == path)
+            )
+        ]
+        write_personal(session, rows)
+        session.execute(delete(REPORTED).where(reported.path == path))
+        moved += len(rows)
+    return moved
 
 
 def personal_rows_of(session: Session, vins: Iterable[str]) -> list[dict[str, Any]]:
@@ -171,9 +238,11 @@ def personal_rows_of(session: Session, vins: Iterable[str]) -> list[dict[str, An
         chosen = sorted(v for v, r in regions.items() if r == region)
         store = region_session(session, region)
         for start in range(0, len(chosen), IN_CHUNK):
-            query = select(PERSONAL_REPORTED).where(
-                PERSONAL_REPORTED.c.vin.in_(chosen[start : start + IN_CHUNK])
-            ).order_by(PERSONAL_REPORTED.c.vin, PERSONAL_REPORTED.c.path)
+            query = (
+                select(PERSONAL_REPORTED)
+                .where(PERSONAL_REPORTED.c.vin.in_(chosen[start : start + IN_CHUNK]))
+                .order_by(PERSONAL_REPORTED.c.vin, PERSONAL_REPORTED.c.path)
+            )
             rows += [dict(r._mapping) for r in store.execute(query)]
     return rows
 
@@ -186,7 +255,10 @@ def erase_personal(session: Session, vins: Iterable[str]) -> int:
         chosen = sorted(v for v, r in regions.items() if r == region)
         store = region_session(session, region)
         for start in range(0, len(chosen), IN_CHUNK):
-            result = store.execute(PERSONAL_REPORTED.delete().where(
-                PERSONAL_REPORTED.c.vin.in_(chosen[start : start + IN_CHUNK])))
+            result = store.execute(
+                PERSONAL_REPORTED.delete().where(
+                    PERSONAL_REPORTED.c.vin.in_(chosen[start : start + IN_CHUNK])
+                )
+            )
             deleted += int(getattr(result, "rowcount", 0) or 0)
     return deleted

@@ -56,13 +56,23 @@ def _upsert_postgresql(session: Session, rows: list[Row], target: Table) -> list
     rows.sort(key=lambda row: (row[0], row[1]))  # one lock order for every worker
     vins, paths, kinds, nums, texts, ts_ns, updated = zip(*rows, strict=True)
     # The stored-at time is one value for the batch: its parameter comes first in the text.
-    params = (updated[0], list(vins), list(paths), list(kinds), list(nums), list(texts), list(ts_ns))
+    params = (
+        updated[0],
+        list(vins),
+        list(paths),
+        list(kinds),
+        list(nums),
+        list(texts),
+        list(ts_ns),
+    )
     connection = session.connection()
     result = connection.exec_driver_sql(_upsert_unnest_sql(connection.dialect, target), params)
     return [tuple(row) for row in result.all()]
 
 
-def upsert_rows(session: Session, rows: list[Row], target: Table = REPORTED) -> list[tuple[str, str]]:
+def upsert_rows(
+    session: Session, rows: list[Row], target: Table = REPORTED
+) -> list[tuple[str, str]]:
     """Write ``rows`` newer-wins into ``target`` (``twin_reported`` or its personal twin);
     returns (vin, path) of every row that changed."""
     connection = session.connection()
