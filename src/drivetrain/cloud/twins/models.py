@@ -70,7 +70,20 @@ class TwinRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class ReportedRow(Base):
+class StoredValue:
+    """The columns of a stored reported value after its VIN (each table declares ``vin``
+    first, so the primary key is (vin, path))."""
+
+    path: Mapped[str] = mapped_column(String(PATH_LENGTH), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(1))
+    num: Mapped[float | None] = mapped_column(Float, nullable=True)
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # When the vehicle measured the value / when the cloud stored it: ns since the epoch, UTC.
+    ts_ns: Mapped[int] = mapped_column(BigInteger)
+    updated_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReportedRow(StoredValue, Base):
     """The latest reported value of one VSS path of one vehicle (newer measurement wins)."""
 
     __tablename__ = "twin_reported"
@@ -83,16 +96,9 @@ class ReportedRow(Base):
     vin: Mapped[str] = mapped_column(
         String(17), ForeignKey("twins.vin", ondelete="CASCADE"), primary_key=True
     )
-    path: Mapped[str] = mapped_column(String(PATH_LENGTH), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(1))
-    num: Mapped[float | None] = mapped_column(Float, nullable=True)
-    text: Mapped[str | None] = mapped_column(Text, nullable=True)
-    # When the vehicle measured the value / when the cloud stored it: ns since the epoch, UTC.
-    ts_ns: Mapped[int] = mapped_column(BigInteger)
-    updated_ns: Mapped[int] = mapped_column(BigInteger)
 
 
-class PersonalReportedRow(Base):
+class PersonalReportedRow(StoredValue, Base):
     """The latest reported value of a personal path (location, driving behaviour, cabin).
 
     Kept in the vehicle's region store (``drivetrain.cloud.infra.region_stores``), never in
@@ -104,12 +110,6 @@ class PersonalReportedRow(Base):
     __table_args__ = ({"sqlite_with_rowid": False},)
 
     vin: Mapped[str] = mapped_column(String(17), primary_key=True)
-    path: Mapped[str] = mapped_column(String(PATH_LENGTH), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(1))
-    num: Mapped[float | None] = mapped_column(Float, nullable=True)
-    text: Mapped[str | None] = mapped_column(Text, nullable=True)
-    ts_ns: Mapped[int] = mapped_column(BigInteger)
-    updated_ns: Mapped[int] = mapped_column(BigInteger)
 
 
 class DesiredRow(Base):
