@@ -131,7 +131,9 @@ class Database:
     ``postgresql+psycopg://...``). On PostgreSQL, ``pool`` sizes each engine's connection
     pool, ``replica_urls`` name read replicas that :meth:`read_session` lends sessions on, and
     ``migration_options`` reach the Alembic revisions (``twin_partitions``; see
-    ``docs/scale.md``). Raises :class:`ConfigurationError` when a URL cannot be parsed, its
+    ``docs/scale.md``). ``region_urls`` name the stores of regions' personal state
+    (``region_stores.py``; ``region_stores=False`` for a store itself, which has none). Raises
+    :class:`ConfigurationError` when a URL cannot be parsed, its
     driver is not installed, or replicas are given for a SQLite primary. Connecting is lazy:
     an unreachable server shows up as :class:`StorageError` on first use.
     """

@@ -143,12 +143,15 @@ def converge_personal(
                 for r in personal_values(session, vin, regions[vin], wanted)
             }
         )
-    converged = [
-        (row.vin, row.path, row.set_at)
-        for row in pending
-        if (row.vin, row.path) in stored
-        and values_equal(stored[(row.vin, row.path)], decode_value(row.kind, row.num, row.text))
-    ]
+    converged = []
+    for row in pending:
+        wanted_value = decode_value(row.kind, row.num, row.text)
+        if (
+            (row.vin, row.path) in stored
+            and wanted_value is not None  # desired values are never empty
+            and values_equal(stored[(row.vin, row.path)], wanted_value)
+        ):
+            converged.append((row.vin, row.path, row.set_at))
     for vin, path, _set_at in converged:
         session.execute(
             update(DESIRED)
@@ -213,7 +216,7 @@ def relocate_personal(session: Session) -> int:
         rows: list[Row] = [
             tuple(r)
             for r in session.execute(
-                select(  # type: ignore[misc]
+                select(
                     reported.vin,
                     reported.path,
                     reported.kind,
