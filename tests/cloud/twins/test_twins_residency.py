@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from drivetrain.cloud.fleet import VehicleCredentials, provision_vehicle
 from drivetrain.cloud.infra import Database, create_tenant
 from drivetrain.cloud.infra.region_stores import ResidencyError, region_session
+from drivetrain.cloud.infra.testing import temporary_postgres_schema
 from drivetrain.cloud.ingest import IngestPipeline, MemoryLake, RawMessage
 from drivetrain.cloud.ingest.sinks import TwinsReportedState
 from drivetrain.cloud.lake import Lake
@@ -46,8 +47,17 @@ US_STORED = (40.713, -74.006)
 
 
 @pytest.fixture
-def stores(tmp_path: Path) -> dict[str, str]:
-    return {"EU": f"sqlite:///{tmp_path / 'eu.db'}", "US": f"sqlite:///{tmp_path / 'us.db'}"}
+def stores(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[dict[str, str]]:
+    """The EU and US stores: SQLite files; on PostgreSQL the EU store is a PostgreSQL database
+    of its own (a schema of the test server) and the US store a SQLite file."""
+    urls = {"EU": f"sqlite:///{tmp_path / 'eu.db'}", "US": f"sqlite:///{tmp_path / 'us.db'}"}
+    if backend == "sqlite":
+        yield urls
+        return
+    with temporary_postgres_schema(request.getfixturevalue("postgres_worker_database")) as eu:
+        yield {**urls, "EU": eu}
 
 
 @pytest.fixture

@@ -197,7 +197,9 @@ class Database:
         # Where each region's personal state lives (region_stores.py); a region store is a
         # Database of its own without stores of its own.
         self._regions = (
-            RegionStores(region_urls or {}, default_store_dir(parsed)) if region_stores else None
+            RegionStores(region_urls or {}, default_store_dir(parsed), self._pool)
+            if region_stores
+            else None
         )
 
     @property

@@ -35,6 +35,7 @@ from sqlalchemy import Column, String, Table, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from drivetrain.cloud.infra.database_pool import PoolOptions
 from drivetrain.cloud.infra.models import Base, UTCDateTime
 from drivetrain.core.errors import ConfigurationError
 
@@ -143,8 +144,11 @@ class RegionStore:
 class RegionStores:
     """Region → store of one state database (see the module docstring)."""
 
-    def __init__(self, urls: Mapping[str, str], default_dir: Path | None) -> None:
+    def __init__(
+        self, urls: Mapping[str, str], default_dir: Path | None, pool: PoolOptions | None = None
+    ) -> None:
         self._urls = {region.upper(): url for region, url in urls.items()}
+        self._pool = pool  # a PostgreSQL store's pool: sized like the state database's
         self._default_dir = default_dir
         self._stores: dict[str, RegionStore] = {}
         self._lock = threading.Lock()
@@ -178,7 +182,8 @@ class RegionStores:
                 return None
             from drivetrain.cloud.infra.database import Database
 
-            self._stores[region] = RegionStore(region, Database(url, region_stores=False))
+            store = Database(url, pool=self._pool, region_stores=False)
+            self._stores[region] = RegionStore(region, store)
             return self._stores[region]
 
     def known_regions(self) -> list[str]:
