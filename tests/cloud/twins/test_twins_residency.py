@@ -25,7 +25,7 @@ from drivetrain.cloud.lake import Lake
 from drivetrain.cloud.portability.rights import serve_access, serve_erasure
 from drivetrain.cloud.privacy import set_consent
 from drivetrain.cloud.twins import get_twin, query_twins, set_desired
-from drivetrain.cloud.twins.models import REPORTED
+from drivetrain.cloud.twins.models import PERSONAL_REPORTED, REPORTED
 from drivetrain.cloud.twins.personal import write_region_rows
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.errors import ConfigurationError
@@ -320,8 +320,20 @@ def test_an_upgrade_moves_personal_values_stored_before_to_their_region_store(
                 vin=vin, path=LATITUDE, kind="f", num=EU_STORED[0], text=None, ts_ns=1, updated_ns=1
             )
         )
+        # and as kept while the EU had no store of its own (the state database's table)
+        session.execute(
+            sa.insert(PERSONAL_REPORTED).values(
+                vin=vin,
+                path=LONGITUDE,
+                kind="f",
+                num=EU_STORED[1],
+                text=None,
+                ts_ns=1,
+                updated_ns=1,
+            )
+        )
     regional.upgrade()
     assert _traces(_main_url(regional), EU_STORED, ()) == []
-    assert _traces(stores["EU"], EU_STORED, ()) == ["twin_reported_personal.num"]
+    assert _traces(stores["EU"], EU_STORED, ()) == ["twin_reported_personal.num"] * 2
     with regional.session() as session:
         assert get_twin(session, vin, tenant="acme").reported[LATITUDE].value == EU_STORED[0]

@@ -206,30 +206,41 @@ def personal_predicate(session: Session, tenant: str) -> PersonalPredicate:
 
 
 def relocate_personal(session: Session) -> int:
-    """Move personal values still in ``twin_reported`` (stored before they were kept per
-    region) to their region stores, newer value winning; how many rows moved. Run by every
-    ``drivetrain db upgrade``: one scan of the distinct paths when nothing is left to move."""
+    """Move personal values kept in the state database to the region stores, newer value
+    winning; how many rows moved. Run by every ``drivetrain db upgrade``:
+
+    - values in ``twin_reported`` (stored before personal values were kept per region): one
+      scan of its distinct paths when nothing is left to move;
+    - values in the state database's own ``twin_reported_personal`` of a region that has a
+      store of its own now (a URL named in ``state_region_urls`` since).
+    """
+    moved = 0
     reported = REPORTED.c
     paths = [p for p in session.scalars(select(reported.path).distinct()) if is_personal_path(p)]
-    moved = 0
     for path in sorted(paths):
         rows: list[Row] = [
-            tuple(r)
-            for r in session.execute(
-                select(
-                    reported.vin,
-                    reported.path,
-                    reported.kind,
-                    reported.num,
-                    reported.text,
-                    reported.ts_ns,
-                    reported.updated_ns,
-                ).where(reported.path == path)
-            )
+            tuple(r) for r in session.execute(select(REPORTED).where(reported.path == path))
         ]
         write_personal(session, rows)
         session.execute(delete(REPORTED).where(reported.path == path))
         moved += len(rows)
+    personal = PERSONAL_REPORTED.c
+    for region in sorted(set(session.scalars(select(TwinRow.region).distinct()))):
+        if region_session(session, region) is session:
+            continue  # the region's store is the state database itself
+        vins = list(
+            session.scalars(
+                select(personal.vin)
+                .distinct()
+                .where(personal.vin.in_(select(TwinRow.vin).where(TwinRow.region == region)))
+            )
+        )
+        for start in range(0, len(vins), IN_CHUNK):
+            chunk = personal.vin.in_(vins[start : start + IN_CHUNK])
+            rows = [tuple(r) for r in session.execute(select(PERSONAL_REPORTED).where(chunk))]
+            write_personal(session, rows)
+            session.execute(delete(PERSONAL_REPORTED).where(chunk))
+            moved += len(rows)
     return moved
 
 
