@@ -106,6 +106,8 @@ def upgrade(
         database.dispose()
     state = "already up to date" if before == after else f"upgraded from {list(before) or 'empty'}"
     typer.echo(f"{database.display_url}: {state}; now at {list(after)}")
+    for region, url in database.region_stores.describe() if database.region_stores else []:
+        typer.echo(f"{region} personal state: {url}")
 
 
 @app.command("current")

@@ -81,6 +81,13 @@ class Settings(BaseSettings):
         description="PostgreSQL read replicas (SQLAlchemy URLs): fleet queries, twin reads "
         "and listings are served by them in turn; writes always go to database_url.",
     )
+    state_region_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="Database of each region's personal state (twins' reported location, "
+        "driving behaviour and cabin values), e.g. {\"EU\": \"postgresql+psycopg://db-eu/"
+        "state\"}. A region not named here: a SQLite file next to an embedded state "
+        "database, else the state database itself (see docs/privacy.md).",
+    )
     state_twin_partitions: int = Field(
         16, ge=1, le=1024,
         description="PostgreSQL: hash partitions of the twins tables by VIN, applied when "
@@ -417,6 +424,17 @@ class Settings(BaseSettings):
                     f"state_replica_urls[{index}] = {shown!r}: expected a PostgreSQL URL "
                     "(postgresql+psycopg://user@host/db)"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _region_urls_name_regions(self) -> Settings:
+        from drivetrain.core.regions import REGIONS
+
+        for region in self.state_region_urls:
+            if region not in REGIONS:
+                raise ConfigurationError(
+                    f"state_region_urls: {region!r} is not a region; expected one of "
+                    f"{', '.join(REGIONS)}")
         return self
 
     @model_validator(mode="after")

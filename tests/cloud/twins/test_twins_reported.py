@@ -179,7 +179,7 @@ def test_reported_software_versions_update_the_ecu_inventory(
 def test_a_batch_larger_than_one_statement_is_written_whole_and_counted(
     database: Database, fleet: Fleet
 ) -> None:
-    from drivetrain.cloud.twins.reported import UPSERT_CHUNK
+    from drivetrain.cloud.twins.upsert import UPSERT_CHUNK
 
     paths = [f"Vehicle.Private.Test.Value{i}" for i in range(UPSERT_CHUNK + 37)]
     reports = {vin: {p: (float(i), T0) for i, p in enumerate(paths)} for vin in fleet.acme_vins[:2]}

@@ -29,6 +29,13 @@ from sqlalchemy.pool import StaticPool
 
 from drivetrain.cloud.infra.audit import AUDIT_KEY_INFO
 from drivetrain.cloud.infra.database_pool import READ_ONLY_INFO, PoolOptions
+from drivetrain.cloud.infra.region_stores import (
+    REGIONAL_INFO,
+    RegionSessions,
+    RegionStores,
+    default_store_dir,
+    relocate,
+)
 from drivetrain.core.errors import ConfigurationError, ConflictError, StorageError
 from drivetrain.core.private_files import make_private_dir, make_private_file
 from drivetrain.core.settings import Settings
@@ -124,7 +131,9 @@ class Database:
     ``postgresql+psycopg://...``). On PostgreSQL, ``pool`` sizes each engine's connection
     pool, ``replica_urls`` name read replicas that :meth:`read_session` lends sessions on, and
     ``migration_options`` reach the Alembic revisions (``twin_partitions``; see
-    ``docs/scale.md``). Raises :class:`ConfigurationError` when a URL cannot be parsed, its
+    ``docs/scale.md``). ``region_urls`` name the stores of regions' personal state
+    (``region_stores.py``; ``region_stores=False`` for a store itself, which has none). Raises
+    :class:`ConfigurationError` when a URL cannot be parsed, its
     driver is not installed, or replicas are given for a SQLite primary. Connecting is lazy:
     an unreachable server shows up as :class:`StorageError` on first use.
     """
@@ -138,6 +147,8 @@ class Database:
         pool: PoolOptions | None = None,
         replica_urls: Sequence[str | URL] = (),
         migration_options: Mapping[str, object] | None = None,
+        region_urls: Mapping[str, str] | None = None,
+        region_stores: bool = True,
     ) -> None:
         parsed = _parse_url(url)
         self._url = parsed
@@ -183,6 +194,18 @@ class Database:
         self._replica_sessions = [sessionmaker(e, expire_on_commit=False) for e in self._replicas]
         self._next_replica = itertools.cycle(range(len(self._replicas)))
         self._replica_lock = threading.Lock()
+        # Where each region's personal state lives (region_stores.py); a region store is a
+        # Database of its own without stores of its own.
+        self._regions = (
+            RegionStores(region_urls or {}, default_store_dir(parsed), self._pool)
+            if region_stores
+            else None
+        )
+
+    @property
+    def region_stores(self) -> RegionStores | None:
+        """Region → store of the personal state (None: this is a region store itself)."""
+        return self._regions
 
     @property
     def audit_key(self) -> bytes | None:
@@ -217,12 +240,17 @@ class Database:
         """
         with translate_errors("state database transaction"), self._sessions() as session:
             session.info[AUDIT_KEY_INFO] = self._audit_key
+            regional = session.info[REGIONAL_INFO] = RegionSessions(self._regions, session)
             try:
                 yield session
+                regional.commit()
                 session.commit()
             except BaseException:
+                regional.close(rollback=True)
                 session.rollback()
                 raise
+            finally:
+                regional.close(rollback=False)
 
     @property
     def replica_engines(self) -> tuple[Engine, ...]:
@@ -249,9 +277,11 @@ class Database:
                 self._replica_sessions[index]() as session:
             session.info[AUDIT_KEY_INFO] = self._audit_key
             session.info[READ_ONLY_INFO] = True
+            regional = session.info[REGIONAL_INFO] = RegionSessions(self._regions, session)
             try:
                 yield session
             finally:
+                regional.close(rollback=True)
                 session.rollback()  # nothing to keep: end the read-only transaction
 
     def _alembic_config(self, connection: Any) -> Config:
@@ -276,6 +306,10 @@ class Database:
         with translate_errors(f"migrating {self.display_url} to {revision!r}"):
             with self._engine.begin() as connection:
                 command.upgrade(self._alembic_config(connection), revision)
+        if self._regions is not None and revision == "heads":
+            self._regions.upgrade()
+            with self.session() as session:  # personal rows written before: to their stores
+                relocate(session)
 
     def current_revisions(self) -> tuple[str, ...]:
         """The applied Alembic revisions (one per domain branch); empty for a new database.
@@ -325,6 +359,8 @@ class Database:
         self._engine.dispose()
         for replica in self._replicas:
             replica.dispose()
+        if self._regions is not None:
+            self._regions.dispose()
 
 
 def _parse_url(url: str | URL) -> URL:
@@ -367,4 +403,5 @@ def open_database(settings: Settings) -> Database:
         pool=PoolOptions.from_settings(settings),
         replica_urls=settings.state_replica_urls,
         migration_options={"twin_partitions": settings.state_twin_partitions},
+        region_urls=settings.state_region_urls,
     )

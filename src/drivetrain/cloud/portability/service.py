@@ -36,17 +36,19 @@ from drivetrain.cloud.portability.manifest import (
     write_manifest,
 )
 from drivetrain.cloud.portability.tables import (
+    REGIONAL,
     Subject,
     from_json_row,
     json_schema,
     portable_tables,
     primary_key,
-    select_rows,
+    subject_rows,
     table_named,
     tables_for,
     to_json_row,
 )
 from drivetrain.cloud.privacy import pseudonymiser
+from drivetrain.cloud.twins.personal import write_personal
 from drivetrain.core.errors import BadInputError, ConflictError, NotFoundError, StorageError
 
 #: Largest data file an import reads, bytes.
@@ -111,8 +113,7 @@ def export_data(
         with database.session() as session:
             get_tenant(session, subject.tenant)  # NotFoundError when there is none
             for table in tables_for(subject):
-                rows = [to_json_row(table, r._mapping)
-                        for r in session.execute(select_rows(table, subject))]
+                rows = [to_json_row(table, r) for r in subject_rows(session, table, subject)]
                 data, schema = f"data/{table.name}.json", f"schemas/{table.name}.schema.json"
                 (out_dir / data).write_text(_dump_rows(rows), encoding="utf-8")
                 (out_dir / schema).write_text(
@@ -260,6 +261,11 @@ def _tenant_exists(session: Session, tenant: str) -> bool:
 
 
 def _load_rows(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> tuple[int, int]:
+    if table.name in REGIONAL:  # into each vehicle's region store, newer value wins
+        changed = write_personal(session, [
+            (r["vin"], r["path"], r["kind"], r["num"], r["text"], r["ts_ns"], r["updated_ns"])
+            for r in rows])
+        return len(changed), len(rows) - len(changed)
     keys = list(table.primary_key.columns)
     inserted = same = 0
     for start in range(0, len(rows), _CHUNK):

@@ -41,6 +41,7 @@ import drivetrain.cloud.privacy.models
 import drivetrain.cloud.security.models
 import drivetrain.cloud.twins.models  # noqa: F401
 from drivetrain.cloud.infra.models import Base
+from drivetrain.cloud.twins.personal import erase_personal, personal_rows_of
 from drivetrain.core.errors import BadInputError
 
 #: Tables never exported, with why (also printed in docs/portability.md).
@@ -61,10 +62,14 @@ ERASED_BY_VIN: Final = ("ingest_seen_batches",)
 #: Tables without a tenant column of their own: (their column, the parent table and column).
 CHILDREN: Final[Mapping[str, tuple[str, str, str]]] = {
     "twin_reported": ("vin", "twins", "vin"),
+    "twin_reported_personal": ("vin", "twins", "vin"),
     "twin_desired": ("vin", "twins", "vin"),
     "twin_ecus": ("vin", "twins", "vin"),
     "commerce_invoice_lines": ("invoice_id", "commerce_invoices", "invoice_id"),
 }
+#: Kept in each vehicle's region store (``drivetrain.cloud.infra.region_stores``), not in the
+#: state database: exported, imported and erased through ``drivetrain.cloud.twins.personal``.
+REGIONAL: Final = frozenset({"twin_reported_personal"})
 #: Kept by an erasure, with why: records a law requires to be kept (GDPR Art. 17(3)(b)).
 RETAINED_ON_ERASURE: Final[Mapping[str, str]] = {
     "commerce_invoices": "invoices: tax and commercial law require them to be kept",
@@ -95,7 +100,8 @@ def portable_tables() -> list[sa.Table]:
             continue
         if "tenant_id" in table.c or table.name in CHILDREN:
             tables.append(table)
-    return tables
+    # Regional rows go last: their store is found through the vehicle's twin.
+    return sorted(tables, key=lambda t: t.name in REGIONAL)
 
 
 def tables_for(subject: Subject) -> list[sa.Table]:
@@ -131,6 +137,21 @@ def select_rows(table: sa.Table, subject: Subject) -> sa.Select[Any]:
         *table.primary_key.columns)
 
 
+def subject_vins(session: Session, subject: Subject) -> list[str]:
+    """The VINs of ``subject``'s twins (whose personal state the region stores hold)."""
+    twins = Base.metadata.tables["twins"]
+    return list(session.scalars(
+        sa.select(twins.c.vin).where(subject_condition(twins, subject)).order_by(twins.c.vin)))
+
+
+def subject_rows(session: Session, table: sa.Table, subject: Subject) -> list[Any]:
+    """``subject``'s rows of ``table`` (as mappings), from the region stores for a
+    :data:`REGIONAL` table."""
+    if table.name in REGIONAL:
+        return personal_rows_of(session, subject_vins(session, subject))
+    return [r._mapping for r in session.execute(select_rows(table, subject))]
+
+
 def delete_rows(session: Session, subject: Subject) -> dict[str, int]:
     """Delete every row naming one of ``subject``'s VINs (children before parents); returns
     rows deleted per table.
@@ -141,8 +162,10 @@ def delete_rows(session: Session, subject: Subject) -> dict[str, int]:
     if subject.whole_tenant:
         raise ValueError("delete_rows erases the rows of named VINs, not a whole tenant")
     deleted: dict[str, int] = {}
+    # First the region stores: which store holds a vehicle is read from its twin.
+    deleted["twin_reported_personal"] = erase_personal(session, subject_vins(session, subject))
     for table in reversed(tables_for(subject)):
-        if table.name in RETAINED_ON_ERASURE:
+        if table.name in RETAINED_ON_ERASURE or table.name in REGIONAL:
             continue
         result = session.execute(sa.delete(table).where(subject_condition(table, subject)))
         deleted[table.name] = int(getattr(result, "rowcount", 0) or 0)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final
 
 from sqlalchemy.orm import Session
 
@@ -46,10 +45,11 @@ from drivetrain.cloud.privacy.purposes import (
     refuse_data_act_purpose,
 )
 from drivetrain.core.errors import DrivetrainError
-from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES, privacy_category_for
-
-#: Categories about people: withheld from state reads unless a purpose covers them.
-PERSONAL_CATEGORIES: Final[frozenset[str]] = frozenset({"location", "driving_behaviour", "cabin"})
+from drivetrain.core.vss.privacy import (
+    PERSONAL_CATEGORIES,
+    PRIVACY_CATEGORIES,
+    privacy_category_for,
+)
 
 
 @dataclass(frozen=True, slots=True)

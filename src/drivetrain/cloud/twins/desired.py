@@ -29,6 +29,7 @@ from drivetrain.cloud.twins.models import (
     Twin,
     TwinRow,
 )
+from drivetrain.cloud.twins.personal import personal_predicate
 from drivetrain.cloud.twins.query import parse_query
 from drivetrain.cloud.twins.query_sql import compile_query
 from drivetrain.cloud.twins.reconcile import EXPIRED_REASON, check_ttl, plan_desired
@@ -225,7 +226,7 @@ def set_desired_by_query(
     if not checked:
         raise BadInputError("desired values: none given; expected at least one path")
     ttl = check_ttl(ttl_s)
-    condition = compile_query(parse_query(query, catalog))
+    condition = compile_query(parse_query(query, catalog), personal_predicate(session, tenant))
     sync_twins(session, tenant, force=True)  # a write must reach every registered vehicle
     twins = TWINS
     selected = [

@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from drivetrain.cloud.infra.models import Base, UTCDateTime
+from drivetrain.cloud.infra.region_stores import register_regional_table, register_relocation
 
 #: Longest VSS path stored (the standard's deepest paths are well below this).
 PATH_LENGTH = 200
@@ -69,7 +70,20 @@ class TwinRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class ReportedRow(Base):
+class StoredValue:
+    """The columns of a stored reported value after its VIN (each table declares ``vin``
+    first, so the primary key is (vin, path))."""
+
+    path: Mapped[str] = mapped_column(String(PATH_LENGTH), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(1))
+    num: Mapped[float | None] = mapped_column(Float, nullable=True)
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # When the vehicle measured the value / when the cloud stored it: ns since the epoch, UTC.
+    ts_ns: Mapped[int] = mapped_column(BigInteger)
+    updated_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReportedRow(StoredValue, Base):
     """The latest reported value of one VSS path of one vehicle (newer measurement wins)."""
 
     __tablename__ = "twin_reported"
@@ -82,13 +96,20 @@ class ReportedRow(Base):
     vin: Mapped[str] = mapped_column(
         String(17), ForeignKey("twins.vin", ondelete="CASCADE"), primary_key=True
     )
-    path: Mapped[str] = mapped_column(String(PATH_LENGTH), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(1))
-    num: Mapped[float | None] = mapped_column(Float, nullable=True)
-    text: Mapped[str | None] = mapped_column(Text, nullable=True)
-    # When the vehicle measured the value / when the cloud stored it: ns since the epoch, UTC.
-    ts_ns: Mapped[int] = mapped_column(BigInteger)
-    updated_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+class PersonalReportedRow(StoredValue, Base):
+    """The latest reported value of a personal path (location, driving behaviour, cabin).
+
+    Kept in the vehicle's region store (``drivetrain.cloud.infra.region_stores``), never in
+    the state database of another region: hence no foreign key to ``twins`` (a dedicated
+    store has no ``twins`` table); an erasure deletes these rows by VIN in every store.
+    """
+
+    __tablename__ = "twin_reported_personal"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    vin: Mapped[str] = mapped_column(String(17), primary_key=True)
 
 
 class DesiredRow(Base):
@@ -250,5 +271,7 @@ class TwinPage:
 # Core-level handles on the tables, for the bulk statements of the hot paths.
 TWINS = cast(Table, TwinRow.__table__)
 REPORTED = cast(Table, ReportedRow.__table__)
+PERSONAL_REPORTED = register_regional_table(cast(Table, PersonalReportedRow.__table__))
+register_relocation("drivetrain.cloud.twins.personal:relocate_personal")
 DESIRED = cast(Table, DesiredRow.__table__)
 ECUS = cast(Table, EcuRow.__table__)

@@ -16,7 +16,14 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, false, literal, not_, or_, select, true
 from sqlalchemy.sql.elements import ColumnClause
 
-from drivetrain.cloud.twins.models import DesiredRow, EcuRow, ReportedRow, TwinRow
+from drivetrain.cloud.twins.models import (
+    DesiredRow,
+    EcuRow,
+    PersonalReportedRow,
+    ReportedRow,
+    TwinRow,
+)
+from drivetrain.cloud.twins.personal import PersonalPredicate, is_personal_path
 from drivetrain.cloud.twins.query import (
     And,
     Exists,
@@ -38,24 +45,29 @@ _META_COLUMNS = {
 }
 
 
-def compile_query(node: Node) -> ColumnElement[bool]:
-    """The WHERE condition (over ``TwinRow``) that selects the twins ``node`` matches."""
+def compile_query(node: Node, personal: PersonalPredicate | None = None) -> ColumnElement[bool]:
+    """The WHERE condition (over ``TwinRow``) that selects the twins ``node`` matches.
+
+    ``personal`` turns a condition on a personal reported path into one over ``TwinRow``
+    (those values are in the region stores: ``personal.personal_predicate``); without it,
+    they are looked up in the state database's ``twin_reported_personal``.
+    """
     if isinstance(node, MatchAll):
         return true()
     if isinstance(node, And):
-        return and_(compile_query(node.left), compile_query(node.right))
+        return and_(compile_query(node.left, personal), compile_query(node.right, personal))
     if isinstance(node, Or):
-        return or_(compile_query(node.left), compile_query(node.right))
+        return or_(compile_query(node.left, personal), compile_query(node.right, personal))
     if isinstance(node, Not):
-        return not_(compile_query(node.operand))
+        return not_(compile_query(node.operand, personal))
     if isinstance(node, Exists):
-        return _exists(node.field)
+        return _exists(node.field, personal)
     if isinstance(node, In):
-        condition = _any_equal(node.field, node.values)
+        condition = _any_equal(node.field, node.values, personal)
         return not_(condition) if node.negated else condition
     if node.op == "!=":
-        return not_(_compare(node.field, "==", node.value))
-    return _compare(node.field, node.op, node.value)
+        return not_(_compare(node.field, "==", node.value, personal))
+    return _compare(node.field, node.op, node.value, personal)
 
 
 def _apply(column: Any, op: Operator, value: Any) -> ColumnElement[bool]:
@@ -81,9 +93,23 @@ def _value_condition(table: Any, op: Operator, value: Literal_) -> ColumnElement
     return _apply(table.num, op, float(value))
 
 
-def _scoped(field: Field, condition: ColumnElement[bool]) -> ColumnElement[bool]:
+def _reported_table(field: Field) -> Any:
+    """The table of a reported field's values: personal paths have their own."""
+    return PersonalReportedRow if is_personal_path(field.name) else ReportedRow
+
+
+def _scoped(
+    field: Field, condition: ColumnElement[bool], personal: PersonalPredicate | None = None
+) -> ColumnElement[bool]:
     """``EXISTS`` a row of the field's table for this twin that satisfies ``condition``."""
-    if field.scope == "reported":
+    if field.scope == "reported" and is_personal_path(field.name):
+        if personal is not None:
+            return personal(field.name, condition)
+        rows = select(literal(1)).where(
+            PersonalReportedRow.vin == TwinRow.vin, PersonalReportedRow.path == field.name,
+            condition,
+        )
+    elif field.scope == "reported":
         rows = select(literal(1)).where(
             ReportedRow.vin == TwinRow.vin, ReportedRow.path == field.name, condition
         )
@@ -96,7 +122,9 @@ def _scoped(field: Field, condition: ColumnElement[bool]) -> ColumnElement[bool]
     return rows.exists()
 
 
-def _compare(field: Field, op: Operator, value: Literal_) -> ColumnElement[bool]:
+def _compare(
+    field: Field, op: Operator, value: Literal_, personal: PersonalPredicate | None
+) -> ColumnElement[bool]:
     if field.scope is None:
         column: ColumnClause[Any] = _META_COLUMNS[field.name]  # type: ignore[assignment]
         if op == "==":
@@ -106,11 +134,13 @@ def _compare(field: Field, op: Operator, value: Literal_) -> ColumnElement[bool]
         return _scoped(field, _apply(EcuRow.software_key, op, value))
     if field.scope == "hardware":
         return _scoped(field, _apply(EcuRow.hardware_id, op, value))
-    table = ReportedRow if field.scope == "reported" else DesiredRow
-    return _scoped(field, _value_condition(table, op, value))
+    table = _reported_table(field) if field.scope == "reported" else DesiredRow
+    return _scoped(field, _value_condition(table, op, value), personal)
 
 
-def _any_equal(field: Field, values: tuple[Literal_, ...]) -> ColumnElement[bool]:
+def _any_equal(
+    field: Field, values: tuple[Literal_, ...], personal: PersonalPredicate | None
+) -> ColumnElement[bool]:
     if not values:  # pragma: no cover - the grammar needs one value
         return false()
     if field.scope is None:
@@ -119,7 +149,7 @@ def _any_equal(field: Field, values: tuple[Literal_, ...]) -> ColumnElement[bool
         return _scoped(field, EcuRow.software_key.in_(values))
     if field.scope == "hardware":
         return _scoped(field, EcuRow.hardware_id.in_(values))
-    table = ReportedRow if field.scope == "reported" else DesiredRow
+    table = _reported_table(field) if field.scope == "reported" else DesiredRow
     texts = [v for v in values if isinstance(v, str)]
     numbers = [float(v) for v in values if not isinstance(v, str)]
     parts: list[ColumnElement[bool]] = []
@@ -127,10 +157,10 @@ def _any_equal(field: Field, values: tuple[Literal_, ...]) -> ColumnElement[bool
         parts.append(table.text.in_(texts))
     if numbers:
         parts.append(table.num.in_(numbers))
-    return _scoped(field, or_(*parts))
+    return _scoped(field, or_(*parts), personal)
 
 
-def _exists(field: Field) -> ColumnElement[bool]:
+def _exists(field: Field, personal: PersonalPredicate | None) -> ColumnElement[bool]:
     if field.scope is None:
         column = _META_COLUMNS[field.name]
         return column.is_not(None)
@@ -138,4 +168,4 @@ def _exists(field: Field) -> ColumnElement[bool]:
         return _scoped(field, EcuRow.software_version.is_not(None))
     if field.scope == "hardware":
         return _scoped(field, EcuRow.hardware_id.is_not(None))
-    return _scoped(field, true())
+    return _scoped(field, true(), personal)

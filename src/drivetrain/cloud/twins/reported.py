@@ -20,7 +20,6 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from itertools import chain
 from typing import Any, Final
 
 from sqlalchemy import and_, case, exists, func, or_, select, update
@@ -28,10 +27,26 @@ from sqlalchemy.orm import Session
 
 from drivetrain.cloud.fleet import validate_vin
 from drivetrain.cloud.twins.feed import TwinChange, queue_changes, wants
-from drivetrain.cloud.twins.models import DESIRED, PATH_LENGTH, REPORTED, DesiredRow, ReportedRow
+from drivetrain.cloud.twins.models import (
+    DESIRED,
+    PATH_LENGTH,
+    REPORTED,
+    DesiredRow,
+    PersonalReportedRow,
+    ReportedRow,
+)
+from drivetrain.cloud.twins.personal import (
+    converge_personal,
+    is_personal_path,
+    personal_values,
+    split_personal,
+    vehicle_regions,
+    write_personal,
+)
 from drivetrain.cloud.twins.reconcile import rejected_paths
 from drivetrain.cloud.twins.registry import IN_CHUNK, ensure_twins, twin_row
 from drivetrain.cloud.twins.rows import load_items
+from drivetrain.cloud.twins.upsert import Row, upsert_rows
 from drivetrain.cloud.twins.values import FLOAT_TOLERANCE, encode_value, to_ns
 from drivetrain.core.errors import BadInputError
 from drivetrain.core.wire import Ack
@@ -40,12 +55,6 @@ _PATH: Final = re.compile(r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*")
 
 #: One reported value: (value, when the vehicle measured it — an aware datetime).
 Report = tuple[Any, datetime]
-
-
-Row = tuple[str, str, str, float | None, str | None, int, int]
-#: Rows per multi-row INSERT: 7 parameters each stays far below SQLite's 32,766.
-UPSERT_CHUNK: Final = 500
-_COLUMNS: Final = ("vin", "path", "kind", "num", "text", "ts_ns", "updated_ns")
 
 
 def _rows(reports: Mapping[str, Mapping[str, Report]], now_ns: int) -> list[Row]:
@@ -85,59 +94,6 @@ def _rows(reports: Mapping[str, Mapping[str, Report]], now_ns: int) -> list[Row]
     return rows
 
 
-def _upsert_sql(dialect: Any, count: int) -> str:
-    """``INSERT ... VALUES (...) x count ON CONFLICT ... RETURNING vin, path`` in the
-    driver's parameter style. Built by hand: at tens of thousands of rows a second, the
-    per-row parameter processing of a Core statement costs more than SQLite's own work."""
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    row = "(" + ", ".join([mark] * len(_COLUMNS)) + ")"
-    table = dialect.identifier_preparer.format_table(REPORTED)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[2:])
-    return (
-        f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES {', '.join([row] * count)} "
-        f"ON CONFLICT (vin, path) DO UPDATE SET {updates} "
-        f"WHERE excluded.ts_ns > {table}.ts_ns RETURNING vin, path"
-    )
-
-
-def _upsert_unnest_sql(dialect: Any) -> str:
-    """PostgreSQL: the batch as one array per column (see the module docstring)."""
-    table = dialect.identifier_preparer.format_table(REPORTED)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[2:])
-    arrays = "%b::varchar[], %b::varchar[], %b::varchar[], %b::float8[], %b::text[], %b::int8[]"
-    return (
-        f"INSERT INTO {table} ({', '.join(_COLUMNS)}) "
-        f"SELECT v.*, %b::int8 FROM unnest({arrays}) AS v "
-        f"ON CONFLICT (vin, path) DO UPDATE SET {updates} "
-        f"WHERE excluded.ts_ns > {table}.ts_ns RETURNING vin, path"
-    )
-
-
-def _upsert_postgresql(session: Session, rows: list[Row]) -> list[tuple[str, str]]:
-    rows.sort(key=lambda row: (row[0], row[1]))  # one lock order for every worker
-    vins, paths, kinds, nums, texts, ts_ns, updated = zip(*rows, strict=True)
-    # The stored-at time is one value for the batch: its parameter comes first in the text.
-    params = (updated[0], list(vins), list(paths), list(kinds), list(nums), list(texts), list(ts_ns))
-    connection = session.connection()
-    result = connection.exec_driver_sql(_upsert_unnest_sql(connection.dialect), params)
-    return [tuple(row) for row in result.all()]
-
-
-def _upsert(session: Session, rows: list[Row]) -> list[tuple[str, str]]:
-    """Write ``rows`` newer-wins; returns (vin, path) of every row that changed."""
-    connection = session.connection()
-    dialect = connection.dialect
-    if dialect.name == "postgresql" and dialect.driver == "psycopg":  # %b: psycopg 3's binary
-        return _upsert_postgresql(session, rows)
-    changed: list[tuple[str, str]] = []
-    for start in range(0, len(rows), UPSERT_CHUNK):
-        chunk = rows[start : start + UPSERT_CHUNK]
-        params = tuple(chain.from_iterable(chunk))
-        result = connection.exec_driver_sql(_upsert_sql(dialect, len(chunk)), params)
-        changed.extend(tuple(row) for row in result.all())
-    return changed
-
-
 def value_matches(reported: Any, desired: Any) -> Any:
     """SQL: the reported row's value satisfies the desired row's (numbers within the relative
     tolerance of ``values.values_equal``, strings exactly)."""
@@ -173,6 +129,8 @@ def converge_pending(
         pending = sorted(set(session.connection().execute(select(desired.vin).where(*conditions)).scalars()))
         if not pending:
             continue
+        # Items on personal paths: their values are in the region stores (personal.py).
+        converged += converge_personal(session, pending, now, paths)
         matched = exists().where(
             reported.vin == desired.vin, reported.vin.in_(pending), reported.path == desired.path,
             value_matches(reported, desired),
@@ -214,11 +172,13 @@ def apply_reported(
     if not rows:
         return 0
     tenants = ensure_twins(session, reports.keys())
-    changed = _upsert(session, rows)
-    if not changed:
+    shared, personal = split_personal(rows)
+    changed = upsert_rows(session, shared) if shared else []
+    changed_personal = write_personal(session, personal) if personal else []
+    if not changed and not changed_personal:
         return 0
-    changed_vins = sorted({vin for vin, _ in changed})
-    converged = converge_pending(session, changed_vins, now)
+    changed += changed_personal
+    converged = converge_pending(session, sorted({vin for vin, _ in changed}), now)
     changes: list[TwinChange] = []
     if wants(session, "reported"):
         by_vin: dict[str, list[str]] = {}
@@ -309,9 +269,18 @@ def _reject(
 
 def reported_values(
     session: Session, vin: str, paths: Iterable[str] | None = None
-) -> dict[str, ReportedRow]:
-    """Stored reported rows of ``vin`` by path (only ``paths`` when given)."""
+) -> dict[str, ReportedRow | PersonalReportedRow]:
+    """Stored reported rows of ``vin`` by path (only ``paths`` when given), the personal ones
+    from the vehicle's region store."""
+    wanted = None if paths is None else list(paths)
     query = select(ReportedRow).where(ReportedRow.vin == vin)
-    if paths is not None:
-        query = query.where(ReportedRow.path.in_(list(paths)))
-    return {row.path: row for row in session.scalars(query)}
+    if wanted is not None:
+        query = query.where(ReportedRow.path.in_(wanted))
+    found: dict[str, ReportedRow | PersonalReportedRow] = {
+        row.path: row for row in session.scalars(query)}
+    personal = None if wanted is None else [p for p in wanted if is_personal_path(p)]
+    if personal is None or personal:
+        region = vehicle_regions(session, [vin]).get(vin)
+        if region is not None:
+            found.update({row.path: row for row in personal_values(session, vin, region, personal)})
+    return found

@@ -11,11 +11,13 @@ from drivetrain.cloud.twins.models import (
     Ecu,
     EcuRow,
     ItemStatus,
+    PersonalReportedRow,
     ReportedRow,
     ReportedValue,
     Twin,
     TwinRow,
 )
+from drivetrain.cloud.twins.personal import personal_values
 from drivetrain.cloud.twins.values import decode_value, from_ns, render_reported
 from drivetrain.core.vss import Catalog, builtin_catalog
 
@@ -64,9 +66,12 @@ def load_ecus(session: Session, vin: str) -> list[Ecu]:
 def load_twin(session: Session, row: TwinRow, catalog: Catalog | None = None) -> Twin:
     """The full twin of a twin row: reported values, desired items and ECUs."""
     catalog = catalog or builtin_catalog()
-    reported_rows = session.scalars(
+    reported_rows: list[ReportedRow | PersonalReportedRow] = list(session.scalars(
         select(ReportedRow).where(ReportedRow.vin == row.vin).order_by(ReportedRow.path)
-    )
+    ))
+    # The personal values from the vehicle's region store (personal.py), merged by path.
+    reported_rows += personal_values(session, row.vin, row.region)
+    reported_rows.sort(key=lambda r: r.path)
     reported = {
         r.path: ReportedValue(
             value=render_reported(catalog, r.path, r.kind, r.num, r.text),

@@ -27,6 +27,7 @@ from drivetrain.cloud.twins.models import (
     TwinRow,
     TwinSummary,
 )
+from drivetrain.cloud.twins.personal import personal_predicate
 from drivetrain.cloud.twins.query import Node, parse_query
 from drivetrain.cloud.twins.query_sql import compile_query
 from drivetrain.cloud.twins.reconcile import EXPIRED_REASON, build_delta
@@ -109,9 +110,10 @@ def _counts(
 
 
 def _selected(
-    tenant: str, node: Node, among: Iterable[str] | None = None
+    session: Session, tenant: str, node: Node, among: Iterable[str] | None = None
 ) -> ColumnElement[bool]:
-    condition = and_(TWINS.c.tenant_id == tenant, compile_query(node))
+    condition = and_(TWINS.c.tenant_id == tenant,
+                     compile_query(node, personal_predicate(session, tenant)))
     if among is not None:
         condition = and_(condition, TWINS.c.vin.in_(sorted(among)))
     return condition
@@ -154,7 +156,7 @@ def query_twins(
     if not session.info.get(READ_ONLY_INFO):
         sync_twins(session, tenant)
     twins = TWINS.c
-    condition = _selected(tenant, node, among)
+    condition = _selected(session, tenant, node, among)
     total = int(session.scalar(select(func.count()).select_from(TwinRow).where(condition)) or 0)
     page = select(twins.vin, twins.model, twins.region, twins.owner, twins.desired_version).where(
         condition
@@ -183,7 +185,7 @@ def matching_vins(
     """Which of ``vins`` (twins of ``tenant``) the parsed query ``node`` selects."""
     wanted = sorted(set(vins))
     twins = TWINS.c
-    condition = _selected(tenant, node)
+    condition = _selected(session, tenant, node)
     found: set[str] = set()
     for start in range(0, len(wanted), IN_CHUNK):
         query = select(twins.vin).where(condition, twins.vin.in_(wanted[start : start + IN_CHUNK]))
@@ -214,7 +216,7 @@ def select_twins(
         raise BadInputError(f"limit {limit!r} is not valid; expected a whole number >= 1")
     node = parse_query(query, catalog or builtin_catalog())
     sync_twins(session, tenant, force=True)
-    condition = _selected(tenant, node)
+    condition = _selected(session, tenant, node)
     vin = TWINS.c.vin
     if among is None:
         statement = select(vin).where(condition).order_by(vin)
@@ -275,7 +277,7 @@ def reconciliation_summary(
     node = parse_query(query, catalog)
     now = now or datetime.now(UTC)
     sync_twins(session, tenant)
-    condition = _selected(tenant, node, among)
+    condition = _selected(session, tenant, node, among)
     twins = int(session.scalar(select(func.count()).select_from(TwinRow).where(condition)) or 0)
     desired = DESIRED.c
     status = _status(now)

@@ -104,6 +104,11 @@ def is_privacy_category(value: object) -> TypeGuard[PrivacyCategory]:
     return isinstance(value, str) and value in PRIVACY_CATEGORIES
 
 
+#: Categories about people: withheld from state reads unless a purpose covers them, and kept
+#: in the vehicle's region store (``drivetrain.cloud.infra.region_stores``).
+PERSONAL_CATEGORIES: Final[frozenset[str]] = frozenset({"location", "driving_behaviour", "cabin"})
+
+
 def privacy_category_for(path: str) -> PrivacyCategory:
     """The privacy category the rule assigns to the VSS ``path`` (first match wins)."""
     for category, pattern in _COMPILED:

@@ -1,0 +1,339 @@
+"""Residency of state: the personal reported values of a twin (location, driving behaviour,
+cabin) live only in the store of the vehicle's region; reads, convergence, access archives and
+erasure reach them there; a store of another region is never written by mistake."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from drivetrain.cloud.fleet import VehicleCredentials, provision_vehicle
+from drivetrain.cloud.infra import Database, create_tenant
+from drivetrain.cloud.infra.region_stores import ResidencyError, region_session
+from drivetrain.cloud.infra.testing import temporary_postgres_schema
+from drivetrain.cloud.ingest import IngestPipeline, MemoryLake, RawMessage
+from drivetrain.cloud.ingest.sinks import TwinsReportedState
+from drivetrain.cloud.lake import Lake
+from drivetrain.cloud.portability.rights import serve_access, serve_erasure
+from drivetrain.cloud.privacy import set_consent
+from drivetrain.cloud.twins import get_twin, query_twins, set_desired
+from drivetrain.cloud.twins.models import PERSONAL_REPORTED, REPORTED
+from drivetrain.cloud.twins.personal import write_region_rows
+from drivetrain.core.crypto import SigningKey
+from drivetrain.core.errors import ConfigurationError
+from drivetrain.core.settings import Settings
+from drivetrain.core.transport import vehicle_topic
+from drivetrain.core.vss import PRIVACY_CATEGORIES
+from drivetrain.core.wire import samples_table, seal_telemetry
+
+CLOUD_KEY = SigningKey.from_seed(b"r" * 32)
+LATITUDE = "Vehicle.CurrentLocation.Latitude"
+LONGITUDE = "Vehicle.CurrentLocation.Longitude"
+SOC = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
+CABIN_TEMPERATURE = "Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature"
+# Munich and New York; as stored after the regions' minimisation (EU 2, US 3 decimals).
+EU_POSITION = (48.137154, 11.575382)
+EU_STORED = (48.14, 11.58)
+US_POSITION = (40.712776, -74.005974)
+US_STORED = (40.713, -74.006)
+
+
+@pytest.fixture
+def stores(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[dict[str, str]]:
+    """The EU and US stores: SQLite files; on PostgreSQL the EU store is a PostgreSQL database
+    of its own (a schema of the test server) and the US store a SQLite file."""
+    urls = {"EU": f"sqlite:///{tmp_path / 'eu.db'}", "US": f"sqlite:///{tmp_path / 'us.db'}"}
+    if backend == "sqlite":
+        yield urls
+        return
+    with temporary_postgres_schema(request.getfixturevalue("postgres_worker_database")) as eu:
+        yield {**urls, "EU": eu}
+
+
+@pytest.fixture
+def regional(database_url: str, stores: dict[str, str]) -> Iterator[Database]:
+    """A migrated state database whose EU and US personal state have stores of their own."""
+    database = Database(database_url, region_urls=stores)
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def cars(regional: Database) -> dict[str, VehicleCredentials]:
+    creds = {}
+    with regional.session() as session:
+        create_tenant(session, "acme", actor="test")
+        for name, region in (("eu1", "EU"), ("us1", "US")):
+            _, creds[name] = provision_vehicle(
+                session,
+                tenant="acme",
+                model="compact-bev",
+                region=region,
+                cloud_key=CLOUD_KEY.verify_key,
+                actor="test",
+                rng=random.Random(name),
+            )
+            set_consent(
+                session,
+                vin=creds[name].vin,
+                tenant="acme",
+                categories=PRIVACY_CATEGORIES,
+                source="test",
+                actor="test",
+            )
+    return creds
+
+
+def _telemetry(car: VehicleCredentials, values: dict[str, float]) -> RawMessage:
+    paths = sorted(values)
+    now = datetime.now(UTC).timestamp()
+    table = samples_table(
+        paths,
+        list(range(len(paths))),
+        [int(now * 1e9)] * len(paths),
+        [values[p] for p in paths],
+        None,
+    )
+    payload = seal_telemetry(car.vin, table, key=car.signing_key, seq=1)
+    return RawMessage(vehicle_topic(car.vin, "telemetry"), payload)
+
+
+def _ingest(database: Database, cars: dict[str, VehicleCredentials]) -> None:
+    pipeline = IngestPipeline(database, MemoryLake(), TwinsReportedState(), vehicle_cache_ttl_s=0)
+    report = pipeline.process(
+        [
+            _telemetry(
+                cars["eu1"], {LATITUDE: EU_POSITION[0], LONGITUDE: EU_POSITION[1], SOC: 80.5}
+            ),
+            _telemetry(
+                cars["us1"], {LATITUDE: US_POSITION[0], LONGITUDE: US_POSITION[1], SOC: 61.5}
+            ),
+        ]
+    )
+    assert report.samples_accepted == 6
+
+
+def _traces(url: str, numbers: tuple[float, ...], texts: tuple[str, ...]) -> list[str]:
+    """Every cell of every table of the database at ``url`` (every text and number column)
+    holding one of ``numbers`` or containing one of ``texts``: 'table.column'."""
+    found = []
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            metadata = sa.MetaData()
+            metadata.reflect(connection)
+            for table in metadata.sorted_tables:
+                for row in connection.execute(sa.select(table)):
+                    for column, value in row._mapping.items():
+                        if _matches(value, numbers, texts):
+                            found.append(f"{table.name}.{column}")
+    finally:
+        engine.dispose()
+    return found
+
+
+def _matches(value: Any, numbers: tuple[float, ...], texts: tuple[str, ...]) -> bool:
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, (int, float, Decimal)):
+        return any(abs(float(value) - n) < 1e-9 for n in numbers)
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value)
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    return isinstance(value, str) and any(t in value for t in texts)
+
+
+def _main_url(database: Database) -> str:
+    return database.engine.url.render_as_string(hide_password=False)
+
+
+def test_an_eu_vehicles_location_lands_only_in_the_eu_store(
+    regional: Database, cars: dict[str, VehicleCredentials], stores: dict[str, str]
+) -> None:
+    _ingest(regional, cars)
+    eu_numbers, eu_texts = EU_STORED + EU_POSITION, ("48.14", "11.58", "48.137", "11.575")
+    us_numbers = US_STORED + US_POSITION
+    # The EU store holds the EU car's position; the US store and the state database nothing of it.
+    assert sorted(set(_traces(stores["EU"], eu_numbers, eu_texts))) == [
+        "twin_reported_personal.num"
+    ]
+    assert _traces(stores["US"], eu_numbers, eu_texts) == []
+    main_url = _main_url(regional)
+    assert _traces(main_url, eu_numbers, eu_texts) == []
+    assert _traces(main_url, us_numbers, ("40.713", "74.006")) == []
+    assert sorted(set(_traces(stores["US"], us_numbers, ()))) == ["twin_reported_personal.num"]
+    # The non-personal value stays in the state database.
+    assert "twin_reported.num" in _traces(main_url, (80.5,), ())
+    # Reads merge the stores transparently: the twin, and a fleet query on the position.
+    with regional.read_session() as session:
+        twin = get_twin(session, cars["eu1"].vin, tenant="acme")
+        assert twin.reported[LATITUDE].value == pytest.approx(EU_STORED[0])
+        assert twin.reported[SOC].value == pytest.approx(80.5)
+        page = query_twins(session, "acme", f'reported."{LATITUDE}" > 45')
+        assert [t.vin for t in page.twins] == [cars["eu1"].vin]
+        page = query_twins(session, "acme", f'NOT reported."{LATITUDE}" > 45')
+        assert [t.vin for t in page.twins] == [cars["us1"].vin]
+
+
+def test_a_desired_cabin_value_converges_on_the_value_in_the_region_store(
+    regional: Database, cars: dict[str, VehicleCredentials]
+) -> None:
+    vin = cars["eu1"].vin
+    with regional.session() as session:
+        set_desired(
+            session, vin, {CABIN_TEMPERATURE: 21}, tenant="acme", if_match=None, actor="test"
+        )
+    pipeline = IngestPipeline(regional, MemoryLake(), TwinsReportedState(), vehicle_cache_ttl_s=0)
+    pipeline.process([_telemetry(cars["eu1"], {CABIN_TEMPERATURE: 21.0})])
+    with regional.session() as session:
+        twin = get_twin(session, vin, tenant="acme")
+        assert [(i.path, i.status) for i in twin.items] == [(CABIN_TEMPERATURE, "converged")]
+        assert twin.reported[CABIN_TEMPERATURE].value == pytest.approx(21.0)
+    # The state database holds the desired value only, not the reported one.
+    assert {t.split(".")[0].split("_p")[0] for t in _traces(_main_url(regional), (21.0,), ())} == {
+        "twin_desired"
+    }
+
+
+def test_access_and_erasure_reach_the_region_stores(
+    regional: Database,
+    cars: dict[str, VehicleCredentials],
+    stores: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    _ingest(regional, cars)
+    vin = cars["eu1"].vin
+    lake = Lake(tmp_path / "data")
+    try:
+        access = serve_access(
+            regional,
+            lake,
+            tenant="acme",
+            vins=[vin],
+            archive_root=tmp_path / "archives",
+            actor="test",
+        )
+        archive = tmp_path / "archives" / access.request_id / "data"
+        personal = json.loads((archive / "twin_reported_personal.json").read_text())
+        assert {(r["path"], r["num"]) for r in personal} == {
+            (LATITUDE, EU_STORED[0]),
+            (LONGITUDE, EU_STORED[1]),
+        }
+        serve_erasure(regional, lake, tenant="acme", vins=[vin], actor="test")
+    finally:
+        lake.close()
+    assert _traces(stores["EU"], EU_STORED, ()) == []
+    assert _traces(stores["EU"], (), (vin,)) == []
+    # The other vehicle's state is untouched.
+    assert sorted(set(_traces(stores["US"], US_STORED, ()))) == ["twin_reported_personal.num"]
+
+
+def test_a_store_of_another_region_is_never_written(
+    regional: Database,
+    cars: dict[str, VehicleCredentials],
+    stores: dict[str, str],
+    database_url: str,
+) -> None:
+    us_vin = cars["us1"].vin
+    row = (us_vin, LATITUDE, "f", US_STORED[0], None, 1, 1)
+    with (
+        pytest.raises(ResidencyError, match="region US to the EU store"),
+        regional.session() as session,
+    ):
+        write_region_rows(region_session(session, "EU"), [row], {us_vin: "US"})
+    assert _traces(stores["EU"], US_STORED, ()) == []
+    # A store that served EU refuses to serve the US (a swapped or copied URL).
+    swapped = Database(database_url, region_urls={"US": stores["EU"], "EU": stores["US"]})
+    try:
+        with (
+            pytest.raises(ResidencyError, match="serves region EU; refusing to use it for US"),
+            swapped.session() as session,
+        ):
+            write_region_rows(region_session(session, "US"), [row], {us_vin: "US"})
+    finally:
+        swapped.dispose()
+    assert _traces(stores["EU"], US_STORED, ()) == []
+    # Two regions on one database are refused outright, as is a region that does not exist.
+    with pytest.raises(ResidencyError, match="name the same database"):
+        Database(database_url, region_urls={"EU": stores["EU"], "US": stores["EU"]})
+    with pytest.raises(ConfigurationError, match="'MARS' is not a region"):
+        Settings(state_region_urls={"MARS": stores["EU"]})
+
+
+def test_an_embedded_state_database_keeps_each_region_in_its_own_file(
+    tmp_path: Path,
+) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'state.db'}")
+    database.upgrade()
+    try:
+        with database.session() as session:
+            create_tenant(session, "acme", actor="test")
+            _, car = provision_vehicle(
+                session,
+                tenant="acme",
+                model="compact-bev",
+                region="EU",
+                cloud_key=CLOUD_KEY.verify_key,
+                actor="test",
+                rng=random.Random(1),
+            )
+            set_consent(
+                session,
+                vin=car.vin,
+                tenant="acme",
+                categories=PRIVACY_CATEGORIES,
+                source="test",
+                actor="test",
+            )
+        pipeline = IngestPipeline(
+            database, MemoryLake(), TwinsReportedState(), vehicle_cache_ttl_s=0
+        )
+        pipeline.process([_telemetry(car, {LATITUDE: EU_POSITION[0]})])
+    finally:
+        database.dispose()
+    eu_file = tmp_path / "state-EU.db"
+    assert _traces(f"sqlite:///{eu_file}", EU_STORED, ()) == ["twin_reported_personal.num"]
+    assert _traces(f"sqlite:///{tmp_path / 'state.db'}", EU_STORED + EU_POSITION, ()) == []
+    assert eu_file.stat().st_mode & 0o077 == 0  # owner-only, like the state database
+
+
+def test_an_upgrade_moves_personal_values_stored_before_to_their_region_store(
+    regional: Database, cars: dict[str, VehicleCredentials], stores: dict[str, str]
+) -> None:
+    vin = cars["eu1"].vin
+    with regional.session() as session:  # as written before values were kept per region
+        get_twin(session, vin, tenant="acme")
+        session.execute(
+            sa.insert(REPORTED).values(
+                vin=vin, path=LATITUDE, kind="f", num=EU_STORED[0], text=None, ts_ns=1, updated_ns=1
+            )
+        )
+        # and as kept while the EU had no store of its own (the state database's table)
+        session.execute(
+            sa.insert(PERSONAL_REPORTED).values(
+                vin=vin,
+                path=LONGITUDE,
+                kind="f",
+                num=EU_STORED[1],
+                text=None,
+                ts_ns=1,
+                updated_ns=1,
+            )
+        )
+    regional.upgrade()
+    assert _traces(_main_url(regional), EU_STORED, ()) == []
+    assert _traces(stores["EU"], EU_STORED, ()) == ["twin_reported_personal.num"] * 2
+    with regional.session() as session:
+        assert get_twin(session, vin, tenant="acme").reported[LATITUDE].value == EU_STORED[0]
