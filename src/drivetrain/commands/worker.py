@@ -412,3 +412,12 @@ def _report_until(stop: threading.Event, worker: IngestWorker, interval_s: float
     while not stop.wait(interval_s):
         _err.print(line())
         sys.stderr.flush()
+
+
+def _register_consume() -> None:
+    from drivetrain.commands.worker_consume import consume
+
+    app.command("consume")(consume)
+
+
+_register_consume()
