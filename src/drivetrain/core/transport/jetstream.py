@@ -393,6 +393,10 @@ class JetStreamTransport(Transport):
                 _log.debug("fetch on %s: %s", subscription.topic_filter, e)
                 await asyncio.sleep(0.2)
                 continue
+            except Exception as e:  # noqa: BLE001 - a dead pump would silently receive nothing
+                _log.warning("fetch on %s: %r; retrying", subscription.topic_filter, e)
+                await asyncio.sleep(0.2)
+                continue
             for msg in batch:
                 if not subscription.active:
                     return  # unacknowledged: the server sends it again
