@@ -98,9 +98,10 @@ class Observer:
 
 
 def message_value(seq: int) -> float:
-    """Every sample's value in message ``seq`` (in range for both signals; a vehicle's
-    consecutive messages differ, so its twin shows whether the last one landed)."""
-    return 20.0 + 0.5 * (seq % 97)
+    """Every sample's value in message ``seq``: whole (the twins keep Vehicle.Speed's
+    integer type), in range for both signals, and different in a vehicle's consecutive
+    messages, so its twin shows whether the last one landed."""
+    return 20.0 + seq % 61
 
 
 def percentile(values: list[float], q: float) -> float | None:
