@@ -385,7 +385,7 @@ class JetStreamTransport(Transport):
         while subscription.active and not self._closed:
             try:
                 batch = await pull.fetch(FETCH_BATCH, timeout=1.0)
-            except nats.errors.TimeoutError:
+            except (nats.errors.TimeoutError, TimeoutError):  # nothing came (a bare one too)
                 continue
             except asyncio.CancelledError:
                 raise
