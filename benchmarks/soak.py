@@ -131,8 +131,15 @@ def slope_mb_per_h(samples: list[tuple[float, float]]) -> float:
     return sum((t - mean_t) * (m - mean_m) for t, m in samples) / var * 3600
 
 
-def publish(creds: list[Any], link: Any, observer: Observer, stop: threading.Event,
-            every_s: float, samples: int, counts: dict[str, int]) -> None:
+def publish(
+    creds: list[Any],
+    link: Any,
+    observer: Observer,
+    stop: threading.Event,
+    every_s: float,
+    samples: int,
+    counts: dict[str, int],
+) -> None:
     """Each vehicle one envelope every ``every_s`` seconds, spread evenly over the period."""
     import numpy as np
 
@@ -146,11 +153,13 @@ def publish(creds: list[Any], link: Any, observer: Observer, stop: threading.Eve
         cred = creds[seq % len(creds)]
         now_ns = time.time_ns()
         ts = now_ns - (samples - np.arange(samples, dtype=np.int64)) * 100_000_000
-        table = samples_table(PATHS, [j % 2 for j in range(samples)], ts,
-                              [message_value(seq)] * samples)
+        table = samples_table(
+            PATHS, [j % 2 for j in range(samples)], ts, [message_value(seq)] * samples
+        )
         batch_id = uuid.uuid4().hex
-        payload = seal_telemetry(cred.vin, table, key=cred.signing_key, seq=seq,
-                                 message_id=batch_id)
+        payload = seal_telemetry(
+            cred.vin, table, key=cred.signing_key, seq=seq, message_id=batch_id
+        )
         observer.sent(batch_id, cred.vin, time.time())
         link.publish_async(vehicle_topic(cred.vin, "telemetry"), payload, qos=1)
         counts["sent"] += 1
@@ -186,8 +195,10 @@ def twins_missing(database: Any, creds: list[Any], last: dict[str, int]) -> list
                 continue
             reported = get_twin(session, cred.vin, tenant=TENANT).reported.get(PATHS[1])
             if reported is None or reported.value != message_value(seq):
-                missing.append(f"{cred.vin}: {message_value(seq)} sent, twin "
-                               f"{reported.value if reported else None}")
+                missing.append(
+                    f"{cred.vin}: {message_value(seq)} sent, twin "
+                    f"{reported.value if reported else None}"
+                )
     return missing
 
 
@@ -206,14 +217,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=30.0, help="how long (default 30)")
     parser.add_argument("--quick", action="store_true", help="2 minutes, 50 vehicles")
     parser.add_argument("--vehicles", type=int, help="vehicles sending (default 200)")
-    parser.add_argument("--every-s", type=float, default=10.0,
-                        help="seconds between a vehicle's messages")
+    parser.add_argument(
+        "--every-s", type=float, default=10.0, help="seconds between a vehicle's messages"
+    )
     parser.add_argument("--samples", type=int, default=20, help="samples per message")
     parser.add_argument("--workers", type=int, default=2, help="ingest worker processes")
     parser.add_argument("--report-s", type=float, help="progress every N s (default 60)")
     parser.add_argument("--sample-s", type=float, help="memory sample every N s (default 15)")
-    parser.add_argument("--database", help="PostgreSQL server URL "
-                        "(default: $DRIVETRAIN_TEST_POSTGRES_URL)")
+    parser.add_argument(
+        "--database", help="PostgreSQL server URL (default: $DRIVETRAIN_TEST_POSTGRES_URL)"
+    )
     args = parser.parse_args(argv)
     minutes = 2.0 if args.quick else args.minutes
     vehicles = args.vehicles or (50 if args.quick else 200)
@@ -233,8 +246,10 @@ def main(argv: list[str] | None = None) -> int:
 
     server = args.database or os.environ.get("DRIVETRAIN_TEST_POSTGRES_URL")
     if not server:
-        note("needs PostgreSQL: --database URL or $DRIVETRAIN_TEST_POSTGRES_URL "
-             "(source scripts/services.sh; ensure_postgres)")
+        note(
+            "needs PostgreSQL: --database URL or $DRIVETRAIN_TEST_POSTGRES_URL "
+            "(source scripts/services.sh; ensure_postgres)"
+        )
         return 2
     observer = Observer()
     counts: dict[str, int] = {"sent": 0}
@@ -251,8 +266,10 @@ def main(argv: list[str] | None = None) -> int:
         backbone.start_all()
         procs: dict[str, int] = {"soak": os.getpid()}
         try:
-            with temporary_postgres_database(server, "dt_soak") as db_url, \
-                    temporary_postgres_schema(db_url) as url:
+            with (
+                temporary_postgres_database(server, "dt_soak") as db_url,
+                temporary_postgres_schema(db_url) as url,
+            ):
                 database = Database(url)
                 database.upgrade()
                 creds = _provision(database, vehicles)
@@ -262,18 +279,44 @@ def main(argv: list[str] | None = None) -> int:
                 workers = Workers(f"soak{os.getpid()}", env, root).spawn(args.workers)
                 consumer_log = (root / "consumer.log").open("wb")
                 consumer = subprocess.Popen(
-                    [sys.executable, "-m", "drivetrain", "worker", "consume", "--client-id",
-                     "soak-consumer", "--status-interval-s", str(report_s)],
-                    env=env, stdout=consumer_log, stderr=consumer_log)
+                    [
+                        sys.executable,
+                        "-m",
+                        "drivetrain",
+                        "worker",
+                        "consume",
+                        "--client-id",
+                        "soak-consumer",
+                        "--status-interval-s",
+                        str(report_s),
+                    ],
+                    env=env,
+                    stdout=consumer_log,
+                    stderr=consumer_log,
+                )
                 try:
                     for i, proc in enumerate(workers.ready()):
                         procs[f"ingest{i}"] = proc.pid
                     procs["consumer"] = consumer.pid
                     procs["mosquitto"] = broker.pid or 0
                     procs["nats"] = backbone.pid(0) or 0
-                    summary = soak(minutes, vehicles, args, creds, urls, database, observer,
-                                   counts, memory, procs, report_s, sample_s, root,
-                                   JetStreamTransport, MqttTransport)
+                    summary = soak(
+                        minutes,
+                        vehicles,
+                        args,
+                        creds,
+                        urls,
+                        database,
+                        observer,
+                        counts,
+                        memory,
+                        procs,
+                        report_s,
+                        sample_s,
+                        root,
+                        JetStreamTransport,
+                        MqttTransport,
+                    )
                 finally:
                     workers.stop()
                     consumer.terminate()
@@ -287,11 +330,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def soak(minutes: float, vehicles: int, args: argparse.Namespace, creds: list[Any],
-         urls: dict[str, str], database: Any, observer: Observer, counts: dict[str, int],
-         memory: dict[str, list[tuple[float, float]]], procs: dict[str, int],
-         report_s: float, sample_s: float, root: Path, jetstream: Any, mqtt: Any
-         ) -> dict[str, Any]:
+def soak(
+    minutes: float,
+    vehicles: int,
+    args: argparse.Namespace,
+    creds: list[Any],
+    urls: dict[str, str],
+    database: Any,
+    observer: Observer,
+    counts: dict[str, int],
+    memory: dict[str, list[tuple[float, float]]],
+    procs: dict[str, int],
+    report_s: float,
+    sample_s: float,
+    root: Path,
+    jetstream: Any,
+    mqtt: Any,
+) -> dict[str, Any]:
     """The run itself, once every process is up; returns the summary."""
     watcher = jetstream(urls["backbone"], client_id="soak-observer")
     watcher.subscribe("dt/platform/v1/telemetry", observer.telemetry)
@@ -299,12 +354,16 @@ def soak(minutes: float, vehicles: int, args: argparse.Namespace, creds: list[An
     stop = threading.Event()
     started = time.monotonic()
     with mqtt(urls["broker"], client_id="soak-vehicles") as link:
-        sender = threading.Thread(target=publish, args=(creds, link, observer, stop,
-                                                        args.every_s, args.samples, counts),
-                                  daemon=True)
+        sender = threading.Thread(
+            target=publish,
+            args=(creds, link, observer, stop, args.every_s, args.samples, counts),
+            daemon=True,
+        )
         sender.start()
-        note(f"{vehicles} vehicles, one message each {args.every_s:g} s, for {minutes:g} min, "
-             f"through {args.workers} ingest workers and a consumer process")
+        note(
+            f"{vehicles} vehicles, one message each {args.every_s:g} s, for {minutes:g} min, "
+            f"through {args.workers} ingest workers and a consumer process"
+        )
         next_sample = next_report = started
         while (elapsed := time.monotonic() - started) < minutes * 60:
             if time.monotonic() >= next_sample:
@@ -336,8 +395,10 @@ def soak(minutes: float, vehicles: int, args: argparse.Namespace, creds: list[An
     sent = set(observer.sent_at)
     twin_loss = twins_missing(database, creds, counts)
     cut = minutes * 60 / 5
-    slopes = {name: round(slope_mb_per_h([s for s in samples if s[0] >= cut]), 1)
-              for name, samples in memory.items()}
+    slopes = {
+        name: round(slope_mb_per_h([s for s in samples if s[0] >= cut]), 1)
+        for name, samples in memory.items()
+    }
     final = {name: round(samples[-1][1], 1) for name, samples in memory.items() if samples}
     _progress(time.monotonic() - started, counts, observer, memory, database)
     summary = {
@@ -366,17 +427,27 @@ def soak(minutes: float, vehicles: int, args: argparse.Namespace, creds: list[An
     return summary
 
 
-def _progress(elapsed: float, counts: dict[str, int], observer: Observer,
-              memory: dict[str, list[tuple[float, float]]], database: Any) -> None:
+def _progress(
+    elapsed: float,
+    counts: dict[str, int],
+    observer: Observer,
+    memory: dict[str, list[tuple[float, float]]],
+    database: Any,
+) -> None:
     counted, _ = consumer_counts(database)
     with observer.lock:
-        lake_ms, twin_ms, in_lake = list(observer.lake_ms), list(observer.twin_ms), len(
-            observer.lake)
+        lake_ms, twin_ms, in_lake = (
+            list(observer.lake_ms),
+            list(observer.twin_ms),
+            len(observer.lake),
+        )
     rss = " ".join(f"{n}={s[-1][1]:.0f}" for n, s in memory.items() if s)
-    note(f"{elapsed / 60:5.1f} min: sent {counts['sent']:,}, in lake {in_lake:,}, counted by "
-         f"consumer {counted:,}; lake p50/p99 {percentile(lake_ms, 0.5)}/"
-         f"{percentile(lake_ms, 0.99)} ms, twin p50/p99 {percentile(twin_ms, 0.5)}/"
-         f"{percentile(twin_ms, 0.99)} ms; RSS MB {rss}")
+    note(
+        f"{elapsed / 60:5.1f} min: sent {counts['sent']:,}, in lake {in_lake:,}, counted by "
+        f"consumer {counted:,}; lake p50/p99 {percentile(lake_ms, 0.5)}/"
+        f"{percentile(lake_ms, 0.99)} ms, twin p50/p99 {percentile(twin_ms, 0.5)}/"
+        f"{percentile(twin_ms, 0.99)} ms; RSS MB {rss}"
+    )
 
 
 if __name__ == "__main__":

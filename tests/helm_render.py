@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-_ACTION = re.compile(r"\{\{(-?)\s*(.*?)\s*(-?)\}\}", re.S)
+_ACTION = re.compile(r"\{\{(-?)\s*(.*?)\s*(-?)\}\}", re.DOTALL)
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
@@ -24,7 +24,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     position = 0
     for match in _ACTION.finditer(text):
-        before = text[position:match.start()]
+        before = text[position : match.start()]
         if match.group(1):
             before = before.rstrip()
         out.append(("text", before))
@@ -97,8 +97,9 @@ class Chart:
                 match = re.fullmatch(r"\$(\w+), \$(\w+) := (.+)", node[1])
                 assert match, f"range form not known: {node[1]}"
                 for key, value in self._pipeline(match.group(3), scope).items():
-                    out.append(self._render(node[2], {**scope, match.group(1): key,
-                                                      match.group(2): value}))
+                    out.append(
+                        self._render(node[2], {**scope, match.group(1): key, match.group(2): value})
+                    )
         return "".join(out)
 
     def _pipeline(self, text: str, scope: dict[str, Any]) -> Any:
@@ -109,8 +110,9 @@ class Chart:
             if name == "quote":
                 value = json.dumps(str(value))
             elif name == "nindent":
-                value = "\n" + "\n".join(" " * int(args[0]) + line if line else line
-                                         for line in str(value).splitlines())
+                value = "\n" + "\n".join(
+                    " " * int(args[0]) + line if line else line for line in str(value).splitlines()
+                )
             else:
                 raise AssertionError(f"filter not known: {item}")
         return value
@@ -125,8 +127,11 @@ class Chart:
         if text.startswith("$"):
             return scope[text[1:]]
         if text.startswith("toYaml "):
-            return yaml.safe_dump(self._term(text.removeprefix("toYaml "), scope),
-                                  sort_keys=False, default_flow_style=False).rstrip()
+            return yaml.safe_dump(
+                self._term(text.removeprefix("toYaml "), scope),
+                sort_keys=False,
+                default_flow_style=False,
+            ).rstrip()
         match = re.fullmatch(r'include "([\w.]+)" \.', text)
         if match:
             return self._render(self.defines[match.group(1)], scope).strip("\n")

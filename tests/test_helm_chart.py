@@ -59,7 +59,8 @@ def test_the_chart_renders_the_objects_of_the_plain_manifests_and_the_consumers(
     plain: dict[tuple[str, str], dict[str, Any]],
 ) -> None:
     assert set(rendered) == (set(plain) - {("Namespace", "drivetrain")}) | {
-        ("Deployment", "drivetrain-consume")}
+        ("Deployment", "drivetrain-consume")
+    }
     for key, expected in plain.items():
         if key[0] in ("Deployment", "StatefulSet", "Job"):
             assert _without_chart_fields(rendered[key]) == expected, key
@@ -68,12 +69,15 @@ def test_the_chart_renders_the_objects_of_the_plain_manifests_and_the_consumers(
     config = rendered[("ConfigMap", "drivetrain-config")]["data"]
     assert plain[("ConfigMap", "drivetrain-config")]["data"].items() <= config.items()
     assert config["DRIVETRAIN_PROFILE"] == "fleet"
-    assert rendered[("Job", "drivetrain-migrate")]["metadata"]["annotations"][
-        "helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert (
+        rendered[("Job", "drivetrain-migrate")]["metadata"]["annotations"]["helm.sh/hook"]
+        == "pre-install,pre-upgrade"
+    )
 
 
 def test_the_rendered_workloads_run_real_commands_with_real_fleet_settings(
-    rendered: dict[tuple[str, str], dict[str, Any]], monkeypatch: pytest.MonkeyPatch,
+    rendered: dict[tuple[str, str], dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     config = rendered[("ConfigMap", "drivetrain-config")]["data"]
     commands = set()
@@ -88,21 +92,31 @@ def test_the_rendered_workloads_run_real_commands_with_real_fleet_settings(
                 if reference is None:
                     environment[variable["name"]] = variable["value"]
                     continue
-                assert reference["name"] == "drivetrain-secrets" and reference["key"] in \
-                    SECRET_KEYS, (name, reference)
+                assert (
+                    reference["name"] == "drivetrain-secrets" and reference["key"] in SECRET_KEYS
+                ), (name, reference)
                 environment[variable["name"]] = (  # the fleet profile needs PostgreSQL
                     "postgresql+psycopg://drivetrain:${password}@postgres/drivetrain"
-                    if reference["key"] == "database-url" else "${" + reference["key"] + "}")
+                    if reference["key"] == "database-url"
+                    else "${" + reference["key"] + "}"
+                )
             settings = check_environment(environment, f"helm {name}", monkeypatch)
             assert settings.profile == "fleet" and settings.backbone_replicas == 3
-    assert commands == {"db upgrade", "serve", "worker ingest", "worker dispatch",
-                        "worker consume"}
+    assert commands == {"db upgrade", "serve", "worker ingest", "worker dispatch", "worker consume"}
 
 
 def test_values_substitute_into_the_objects() -> None:
-    chart = Chart(CHART, {"ingest.replicas": 7, "ingest.group": "ingest-eu",
-                          "consumers.groups": "security-ops", "image": "registry/dt:1.2",
-                          "lake.storage": "2Ti", "settings.DRIVETRAIN_BACKBONE_REPLICAS": "5"})
+    chart = Chart(
+        CHART,
+        {
+            "ingest.replicas": 7,
+            "ingest.group": "ingest-eu",
+            "consumers.groups": "security-ops",
+            "image": "registry/dt:1.2",
+            "lake.storage": "2Ti",
+            "settings.DRIVETRAIN_BACKBONE_REPLICAS": "5",
+        },
+    )
     objects = _objects(chart.documents())
     ingest = objects[("StatefulSet", "drivetrain-ingest")]
     assert ingest["spec"]["replicas"] == 7
@@ -110,12 +124,14 @@ def test_values_substitute_into_the_objects() -> None:
     assert container["image"] == "registry/dt:1.2"
     assert parse_command(container["args"])[1]["group"] == "ingest-eu"
     (consume,) = objects[("Deployment", "drivetrain-consume")]["spec"]["template"]["spec"][
-        "containers"]
+        "containers"
+    ]
     assert parse_command(consume["args"])[1]["groups"] == "security-ops"
     claim = objects[("PersistentVolumeClaim", "drivetrain-lake")]
     assert claim["spec"]["resources"]["requests"]["storage"] == "2Ti"
-    assert objects[("ConfigMap", "drivetrain-config")]["data"][
-        "DRIVETRAIN_BACKBONE_REPLICAS"] == "5"
+    assert (
+        objects[("ConfigMap", "drivetrain-config")]["data"]["DRIVETRAIN_BACKBONE_REPLICAS"] == "5"
+    )
     without = _objects(Chart(CHART, {"consumers.enabled": False}).documents())
     assert ("Deployment", "drivetrain-consume") not in without
 
@@ -131,7 +147,12 @@ def test_a_value_the_chart_does_not_define_fails_the_rendering() -> None:
 def test_helm_renders_what_the_test_renderer_renders(
     rendered: dict[tuple[str, str], dict[str, Any]],
 ) -> None:
-    built = subprocess.run(["helm", "template", "drivetrain", str(CHART)], capture_output=True,
-                           text=True, timeout=60, check=False)
+    built = subprocess.run(
+        ["helm", "template", "drivetrain", str(CHART)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert built.returncode == 0, built.stderr
     assert _objects([d for d in yaml.safe_load_all(built.stdout) if d]) == rendered

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from ingest_helpers import Fleet
+from test_ingest_security_events import _event, _send
 
 from drivetrain.cloud.infra import Database
 from drivetrain.cloud.infra.bus import StatusEvent
@@ -31,7 +32,6 @@ from drivetrain.core.errors import ConfigurationError
 from drivetrain.core.transport.jetstream import JetStreamTransport
 from drivetrain.core.transport.jetstream_local import LocalJetStream
 from drivetrain.core.transport.testing import unique_name
-from test_ingest_security_events import _event, _send
 
 PROJECT = Path(__file__).resolve().parents[3]
 TELEMETRY = CONSUMERS["lake-activity"].topic
@@ -54,17 +54,25 @@ def link(nats_url: str) -> Iterator[JetStreamTransport]:
     transport.close()
 
 
-def _announce(link: JetStreamTransport, tenant: str, vin: str, batch_id: str,
-              samples: int) -> None:
-    event = StatusEvent("telemetry", "validated", tenant, vin, datetime.now(UTC),
-                        {"batch_id": batch_id, "samples": samples}, "test")
+def _announce(link: JetStreamTransport, tenant: str, vin: str, batch_id: str, samples: int) -> None:
+    event = StatusEvent(
+        "telemetry",
+        "validated",
+        tenant,
+        vin,
+        datetime.now(UTC),
+        {"batch_id": batch_id, "samples": samples},
+        "test",
+    )
     link.publish(TELEMETRY, json.dumps({"events": [event.to_dict()]}).encode(), msg_id=batch_id)
 
 
 def _totals(database: Database, tenant: str) -> dict[str, tuple[int, int]]:
     with database.session() as session:
-        return {a.vin: (a.lake_batches, a.lake_samples)
-                for a in vehicle_activity(session, tenant=tenant)}
+        return {
+            a.vin: (a.lake_batches, a.lake_samples)
+            for a in vehicle_activity(session, tenant=tenant)
+        }
 
 
 def _wait(condition: Callable[[], bool], timeout_s: float) -> None:
@@ -74,14 +82,30 @@ def _wait(condition: Callable[[], bool], timeout_s: float) -> None:
         time.sleep(0.2)
 
 
-def _member(tmp_path: Path, name: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes],
-                                                                       Path]:
+def _member(tmp_path: Path, name: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Path]:
     log = tmp_path / f"{name}.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "drivetrain", "worker", "consume", "--groups",
-             "lake-activity", "--group-prefix", env["PREFIX"], "--client-id", name,
-             "--status-interval-s", "1"], env=env, stdout=out, stderr=out, cwd=PROJECT)
+            [
+                sys.executable,
+                "-m",
+                "drivetrain",
+                "worker",
+                "consume",
+                "--groups",
+                "lake-activity",
+                "--group-prefix",
+                env["PREFIX"],
+                "--client-id",
+                name,
+                "--status-interval-s",
+                "1",
+            ],
+            env=env,
+            stdout=out,
+            stderr=out,
+            cwd=PROJECT,
+        )
     _wait(lambda: "consuming" in log.read_text() or proc.poll() is not None, 60)
     assert proc.poll() is None, log.read_text()
     return proc, log
@@ -89,13 +113,21 @@ def _member(tmp_path: Path, name: str, env: dict[str, str]) -> tuple[subprocess.
 
 @pytest.mark.parametrize("backend", ["postgresql"])
 def test_two_members_share_the_stream_and_one_killed_mid_stream_loses_and_repeats_nothing(
-    tmp_path: Path, database_url: str, database: Database, link: JetStreamTransport,
+    tmp_path: Path,
+    database_url: str,
+    database: Database,
+    link: JetStreamTransport,
     nats_url: str,
 ) -> None:
     tenant, prefix = unique_name("t")[:40], unique_name("kill") + "-"
-    env = {**os.environ, "DRIVETRAIN_DATABASE_URL": database_url, "PREFIX": prefix,
-           "DRIVETRAIN_BACKBONE_URL": nats_url, "DRIVETRAIN_DATA_DIR": str(tmp_path / "data"),
-           "DRIVETRAIN_CONFIG": str(tmp_path / "none.toml")}
+    env = {
+        **os.environ,
+        "DRIVETRAIN_DATABASE_URL": database_url,
+        "PREFIX": prefix,
+        "DRIVETRAIN_BACKBONE_URL": nats_url,
+        "DRIVETRAIN_DATA_DIR": str(tmp_path / "data"),
+        "DRIVETRAIN_CONFIG": str(tmp_path / "none.toml"),
+    }
     first, first_log = _member(tmp_path, "member-1", env)
     second, _ = _member(tmp_path, "member-2", env)
     vins = [f"WVWZZZ1JZXW{i:06d}" for i in range(8)]
@@ -132,24 +164,36 @@ def test_two_members_share_the_stream_and_one_killed_mid_stream_loses_and_repeat
 
 @pytest.mark.parametrize("backend", ["postgresql"])
 def test_a_replay_from_a_time_applies_only_what_the_state_lacks(
-    database_url: str, database: Database, link: JetStreamTransport, empty_database: Database,
+    database_url: str,
+    database: Database,
+    link: JetStreamTransport,
+    empty_database: Database,
 ) -> None:
     tenant, prefix = unique_name("t")[:40], unique_name("replay") + "-"
     since = datetime.now(UTC) - timedelta(seconds=1)
-    members = ConsumerGroups(database, link, ["lake-activity", "twin-activity"],
-                             group_prefix=prefix).start()
+    members = ConsumerGroups(
+        database, link, ["lake-activity", "twin-activity"], group_prefix=prefix
+    ).start()
     try:
         for i in range(30):
             _announce(link, tenant, "WVWZZZ1JZXW000001", uuid.uuid4().hex, 2)
-        twin = StatusEvent("twins", "reported", tenant, "WVWZZZ1JZXW000001", datetime.now(UTC),
-                           {"paths": ["Vehicle.Speed"], "version": 3}, "test")
+        twin = StatusEvent(
+            "twins",
+            "reported",
+            tenant,
+            "WVWZZZ1JZXW000001",
+            datetime.now(UTC),
+            {"paths": ["Vehicle.Speed"], "version": 3},
+            "test",
+        )
         link.publish("dt/platform/v1/twins", json.dumps({"events": [twin.to_dict()]}).encode())
         _wait(lambda: _totals(database, tenant).get("WVWZZZ1JZXW000001") == (30, 60), 30)
     finally:
         members.stop()
     # the same state replayed from before the messages: every one is found in the ledger
-    again = ConsumerGroups(database, link, ["lake-activity"], since=since,
-                           group_prefix=prefix).start()
+    again = ConsumerGroups(
+        database, link, ["lake-activity"], since=since, group_prefix=prefix
+    ).start()
     again.stop()
     stats = again.stats["lake-activity"]
     assert stats.replayed >= 30 and stats.duplicates >= 30
@@ -158,27 +202,33 @@ def test_a_replay_from_a_time_applies_only_what_the_state_lacks(
         (activity,) = vehicle_activity(session, tenant=tenant)
         assert activity.twin_changes == 1 and activity.last_twin_at is not None
     # a state restored from before the messages (here: empty) gets each one back, once
-    restored = ConsumerGroups(empty_database, link, ["lake-activity"], since=since,
-                              group_prefix=prefix)
+    restored = ConsumerGroups(
+        empty_database, link, ["lake-activity"], since=since, group_prefix=prefix
+    )
     empty_database.upgrade()
     restored.start().stop()
     assert _totals(empty_database, tenant) == {"WVWZZZ1JZXW000001": (30, 60)}
 
 
 def test_security_events_become_incidents_through_the_security_ops_group(
-    pipeline: IngestPipeline, fleet: Fleet, database: Database, link: JetStreamTransport,
+    pipeline: IngestPipeline,
+    fleet: Fleet,
+    database: Database,
+    link: JetStreamTransport,
 ) -> None:
     pipeline.announcer = Announcer(link, origin="test")
-    members = ConsumerGroups(database, link, ["security-ops"],
-                             group_prefix=unique_name("sec") + "-").start()
+    members = ConsumerGroups(
+        database, link, ["security-ops"], group_prefix=unique_name("sec") + "-"
+    ).start()
     try:
         _send(pipeline, fleet.vin("eu1"), fleet.key("eu1"), [_event(at_s=1.0), _event(at_s=2.0)])
         _send(pipeline, fleet.vin("eu2"), fleet.key("eu2"), [_event(at_s=3.0)], seq=2)
 
         def incidents() -> list[tuple[str, int]]:
             with database.session() as session:
-                return sorted((i.vin, i.event_count)
-                              for i in list_incidents(session, tenant="acme"))
+                return sorted(
+                    (i.vin, i.event_count) for i in list_incidents(session, tenant="acme")
+                )
 
         _wait(lambda: len(incidents()) == 2, 30)
         assert incidents() == sorted([(fleet.vin("eu1"), 10), (fleet.vin("eu2"), 5)])
@@ -186,8 +236,9 @@ def test_security_events_become_incidents_through_the_security_ops_group(
         members.stop()
 
 
-def test_an_unknown_group_or_a_naive_time_is_refused(database: Database,
-                                                     link: JetStreamTransport) -> None:
+def test_an_unknown_group_or_a_naive_time_is_refused(
+    database: Database, link: JetStreamTransport
+) -> None:
     with pytest.raises(ConfigurationError, match="consumer group 'lake'"):
         ConsumerGroups(database, link, ["lake"])
     with pytest.raises(ConfigurationError, match="time zone"):

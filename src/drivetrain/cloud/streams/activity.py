@@ -25,8 +25,14 @@ class VehicleActivity:
 
 def vehicle_activity(session: Session, *, tenant: str) -> list[VehicleActivity]:
     """Every vehicle of ``tenant`` the consumers have seen, by VIN."""
-    rows = session.scalars(select(VehicleActivityRow)
-                           .where(VehicleActivityRow.tenant_id == tenant)
-                           .order_by(VehicleActivityRow.vin))
-    return [VehicleActivity(r.vin, r.lake_batches, r.lake_samples, r.last_lake_at,
-                            r.twin_changes, r.last_twin_at) for r in rows]
+    rows = session.scalars(
+        select(VehicleActivityRow)
+        .where(VehicleActivityRow.tenant_id == tenant)
+        .order_by(VehicleActivityRow.vin)
+    )
+    return [
+        VehicleActivity(
+            r.vin, r.lake_batches, r.lake_samples, r.last_lake_at, r.twin_changes, r.last_twin_at
+        )
+        for r in rows
+    ]

@@ -80,7 +80,8 @@ class ConsumerGroups:
         unknown = [g for g in self.groups if g not in CONSUMERS]
         if unknown:
             raise ConfigurationError(
-                f"consumer group {unknown[0]!r}: expected one of {', '.join(CONSUMERS)}")
+                f"consumer group {unknown[0]!r}: expected one of {', '.join(CONSUMERS)}"
+            )
         if self.since is not None and self.since.tzinfo is None:
             raise ConfigurationError("--from must name a time zone (e.g. 2026-12-07T09:00Z)")
         self._pruned_at = time.monotonic()
@@ -96,8 +97,11 @@ class ConsumerGroups:
             self.stats[name] = GroupStats()
             if self.since is not None:
                 self._replay(consumer, self.since)
-            self._subscriptions.append(self.backbone.subscribe(
-                f"$share/{self.group_prefix}{name}/{consumer.topic}", self._handler(consumer)))
+            self._subscriptions.append(
+                self.backbone.subscribe(
+                    f"$share/{self.group_prefix}{name}/{consumer.topic}", self._handler(consumer)
+                )
+            )
         return self
 
     def stop(self) -> None:
@@ -126,8 +130,12 @@ class ConsumerGroups:
                     break
         finally:
             subscription.unsubscribe()
-        log.info("%s: replayed %d messages from %s", consumer.group,
-                 self.stats[consumer.group].replayed, since.isoformat())
+        log.info(
+            "%s: replayed %d messages from %s",
+            consumer.group,
+            self.stats[consumer.group].replayed,
+            since.isoformat(),
+        )
 
     def _handler(self, consumer: StreamConsumer) -> MessageHandler:
         stats = self.stats[consumer.group]
@@ -144,8 +152,9 @@ class ConsumerGroups:
             now = datetime.now(UTC)
             try:
                 with self.database.session() as session:
-                    fresh = ledger.claim(session, self.group_prefix + consumer.group,
-                                         message_id, now)
+                    fresh = ledger.claim(
+                        session, self.group_prefix + consumer.group, message_id, now
+                    )
                     if fresh:
                         consumer.apply(session, events)
             except Exception:
@@ -177,10 +186,14 @@ def _events(message: Message) -> list[StatusEvent]:
         return []
 
 
-def open_consumer_groups(settings: Settings, database: Database, client_id: str,
-                         groups: Sequence[str] = tuple(CONSUMERS),
-                         since: datetime | None = None, group_prefix: str = ""
-                         ) -> tuple[JetStreamTransport, ConsumerGroups]:
+def open_consumer_groups(
+    settings: Settings,
+    database: Database,
+    client_id: str,
+    groups: Sequence[str] = tuple(CONSUMERS),
+    since: datetime | None = None,
+    group_prefix: str = "",
+) -> tuple[JetStreamTransport, ConsumerGroups]:
     """Connect to ``settings.backbone_url`` and start members of ``groups`` there.
 
     Raises:
@@ -189,11 +202,13 @@ def open_consumer_groups(settings: Settings, database: Database, client_id: str,
     """
     if settings.backbone_url is None:
         raise ConfigurationError("the consumer groups need backbone_url (nats://host:port)")
-    backbone = JetStreamTransport(settings.backbone_url, client_id=client_id,
-                                  replicas=settings.backbone_replicas)
+    backbone = JetStreamTransport(
+        settings.backbone_url, client_id=client_id, replicas=settings.backbone_replicas
+    )
     try:
-        return backbone, ConsumerGroups(database, backbone, groups, since,
-                                        group_prefix=group_prefix).start()
+        return backbone, ConsumerGroups(
+            database, backbone, groups, since, group_prefix=group_prefix
+        ).start()
     except BaseException:
         backbone.close()
         raise

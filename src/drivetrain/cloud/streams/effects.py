@@ -52,8 +52,9 @@ class StreamConsumer:
 def _activity(session: Session, tenant: str, vin: str) -> VehicleActivityRow:
     row = session.get(VehicleActivityRow, (tenant, vin), with_for_update=True)
     if row is None:
-        row = VehicleActivityRow(tenant_id=tenant, vin=vin, lake_batches=0, lake_samples=0,
-                                 twin_changes=0)
+        row = VehicleActivityRow(
+            tenant_id=tenant, vin=vin, lake_batches=0, lake_samples=0, twin_changes=0
+        )
         session.add(row)
     return row
 
@@ -108,12 +109,25 @@ def correlate_security(session: Session, events: Sequence[StatusEvent]) -> int:
 
 #: The platform's consumer groups of the backbone, by name.
 CONSUMERS: Final = {
-    c.group: c for c in (
-        StreamConsumer("lake-activity", TELEMETRY_TOPIC, count_lake_batches,
-                       "telemetry-validated: per-vehicle batches and samples in the lake"),
-        StreamConsumer("twin-activity", TWINS_TOPIC, count_twin_changes,
-                       "twin-reported: per-vehicle twin changes"),
-        StreamConsumer("security-ops", SECURITY_TOPIC, correlate_security,
-                       "security-events: incidents from new security events"),
+    c.group: c
+    for c in (
+        StreamConsumer(
+            "lake-activity",
+            TELEMETRY_TOPIC,
+            count_lake_batches,
+            "telemetry-validated: per-vehicle batches and samples in the lake",
+        ),
+        StreamConsumer(
+            "twin-activity",
+            TWINS_TOPIC,
+            count_twin_changes,
+            "twin-reported: per-vehicle twin changes",
+        ),
+        StreamConsumer(
+            "security-ops",
+            SECURITY_TOPIC,
+            correlate_security,
+            "security-events: incidents from new security events",
+        ),
     )
 }

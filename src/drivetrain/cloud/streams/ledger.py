@@ -41,8 +41,14 @@ def claim(session: Session, group: str, message_id: str, now: datetime) -> bool:
 
 def applied_count(session: Session, group: str) -> int:
     """How many messages ``group`` has applied (and still remembers)."""
-    return int(session.scalar(select(func.count()).select_from(StreamAppliedRow)
-                              .where(StreamAppliedRow.group_name == group)) or 0)
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(StreamAppliedRow)
+            .where(StreamAppliedRow.group_name == group)
+        )
+        or 0
+    )
 
 
 def prune(session: Session, before: datetime) -> int:
