@@ -26,8 +26,9 @@ by the consumers; p50/p99 end-to-end latency so far; the resident memory of ever
   last message.
 - **memory**: VmRSS of each process (ingest workers, consumer, Mosquitto, nats-server, this
   process: publisher and observer) sampled every ``--sample-s``; ``rss_slope_mb_per_h`` is the
-  steepest least-squares slope among them over the samples after the first fifth of the run
-  (start-up allocations excluded); ``peak_rss_mb`` the largest VmHWM.
+  steepest least-squares slope among the Drivetrain processes (the workers and the consumer)
+  over the samples after the first fifth of the run (start-up allocations excluded), every
+  process's in ``rss_slope_mb_per_h_by_process``; ``peak_rss_mb`` the largest VmHWM.
 
 The last line on stdout is one JSON object (benchmarks/README.md).
 """
@@ -52,9 +53,10 @@ from typing import Any
 
 from scale import TENANT, Workers, _proc, _provision, note, worker_env
 
-#: The Drivetrain processes whose memory must stay flat (the servers' grows with what they
-#: store: nats-server keeps the streams' recent messages in memory).
-DRIVETRAIN = ("ingest0", "ingest1", "ingest2", "ingest3", "consumer", "soak")
+#: The Drivetrain processes whose memory must stay flat. Not the servers (nats-server keeps
+#: the streams' recent messages in memory) nor this process, which keeps every message's send
+#: time and latency by design.
+DRIVETRAIN = ("ingest0", "ingest1", "ingest2", "ingest3", "consumer")
 PATHS = ["Vehicle.Powertrain.TractionBattery.StateOfCharge.Current", "Vehicle.Speed"]
 
 
