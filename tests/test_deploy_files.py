@@ -118,7 +118,8 @@ def test_compose_runs_the_fleet_deployment(compose: dict[str, Any]) -> None:
         routes = command[command.index("--routes") + 1].split(",")
         assert {r.split("//")[1].split(":")[0] for r in routes} == set(nats) - {name}
     commands = {parse_command(s["command"])[0] for _, s in _drivetrain_services(compose)}
-    assert commands == {"db upgrade", "serve", "worker ingest", "worker dispatch"}
+    assert commands == {"db upgrade", "serve", "worker ingest", "worker dispatch",
+                        "worker consume"}
 
 
 def test_compose_references_only_what_it_declares(compose: dict[str, Any]) -> None:

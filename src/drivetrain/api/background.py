@@ -18,7 +18,9 @@
   vehicles' telemetry, events and acknowledgements come back through it; it joins the shared
   subscription group of any other ingest workers) — unless ``workers`` is False — and a
   **bus bridge**, so the change streams of this process see status changes made by other
-  processes and theirs see this one's.
+  processes and theirs see this one's; in the fleet profile also a member of each of the
+  platform's **consumer groups** of the backbone (``cloud.streams``), unless ``workers`` is
+  False (``drivetrain worker consume`` runs them apart).
 
 In the fleet profile (``settings.profile == "fleet"``) the bus bridge runs on the
 **JetStream backbone** (``backbone_url``) instead of the vehicle link: each domain's committed
@@ -49,6 +51,7 @@ from drivetrain.cloud.infra.bus import BusBridge, status_bus
 from drivetrain.cloud.insights.scheduler import ScoringLoop
 from drivetrain.cloud.lake import Lake
 from drivetrain.cloud.ota import OtaLayout, RolloutDriver
+from drivetrain.cloud.streams import ConsumerGroups
 from drivetrain.cloud.twins import Reconciler, hub_for
 from drivetrain.core.settings import Settings
 from drivetrain.core.transport import Transport, open_transport
@@ -139,7 +142,14 @@ class ControlPlane:
             self.reconciler.start()
             if self.link is not None:
                 self._start_ingest(self.link)
+            if self.backbone is not None:  # the fleet profile: a member of each group
+                self._start_consumers()
         return self
+
+    def _start_consumers(self) -> None:
+        assert self.backbone is not None
+        groups = ConsumerGroups(self.database, self.backbone).start()
+        self._stoppers.append(groups.stop)
 
     def _rollout_driver(self) -> RolloutDriver:
         """The dispatcher's step that drives stored OTA rollouts (answers, health gate)."""

@@ -184,6 +184,9 @@ def ingest(
             metrics, server = _metrics_server(settings, metrics_host, metrics_port)
         if settings.profile == "fleet":  # announce committed batches on the JetStream backbone
             from drivetrain.cloud.infra.backbone import open_backbone_bridge
+            from drivetrain.cloud.twins import hub_for
+
+            hub_for(database.engine)  # twin changes are queued for the bridge only with a hub
             backbone, bridge = open_backbone_bridge(settings, database, name)
     except DrivetrainError as e:
         if server is not None:
@@ -412,3 +415,12 @@ def _report_until(stop: threading.Event, worker: IngestWorker, interval_s: float
     while not stop.wait(interval_s):
         _err.print(line())
         sys.stderr.flush()
+
+
+def _register_consume() -> None:
+    from drivetrain.commands.worker_consume import consume
+
+    app.command("consume")(consume)
+
+
+_register_consume()

@@ -216,6 +216,24 @@ _BUSES: weakref.WeakKeyDictionary[Engine, StatusBus] = weakref.WeakKeyDictionary
 _BUSES_LOCK = threading.Lock()
 
 
+def decode_events(payload: bytes) -> list[StatusEvent]:
+    """The status events of a message in the bus's JSON form (``{"events": [...]}``).
+
+    Raises:
+        ValueError: larger than :data:`MAX_MESSAGE_BYTES`, not JSON, or not that form.
+    """
+    try:
+        if len(payload) > MAX_MESSAGE_BYTES:
+            raise ValueError(f"{len(payload)} bytes; at most {MAX_MESSAGE_BYTES}")
+        document = json.loads(payload)
+        items = document["events"] if isinstance(document, dict) else None
+        if not isinstance(items, list):
+            raise TypeError("no 'events' list")
+        return [StatusEvent.from_dict(item) for item in items]
+    except (KeyError, TypeError, RecursionError) as e:
+        raise ValueError(str(e)) from e
+
+
 def status_bus(engine: Engine) -> StatusBus:
     """The status bus of ``engine`` (created on first use)."""
     with _BUSES_LOCK:
@@ -308,14 +326,8 @@ class BusBridge:
 
     def _receive(self, message: Message) -> None:
         try:
-            if len(message.payload) > MAX_MESSAGE_BYTES:
-                raise ValueError(f"{len(message.payload)} bytes; at most {MAX_MESSAGE_BYTES}")
-            document = json.loads(message.payload)
-            items = document["events"] if isinstance(document, dict) else None
-            if not isinstance(items, list):
-                raise TypeError("no 'events' list")
-            events = [StatusEvent.from_dict(item) for item in items]
-        except (ValueError, KeyError, TypeError, RecursionError) as e:
+            events = decode_events(message.payload)
+        except ValueError as e:
             self.dropped += 1
             log.warning("status event on %s dropped: %s", message.topic, e)
             return

@@ -184,7 +184,8 @@ def correlate(session: Session, *, tenant: str, now: datetime | None = None) -> 
         NotFoundError: the tenant does not exist (through the fleet lookup of a new incident).
     """
     now = now or datetime.now(UTC)
-    cursor = session.get(SecurityCursorRow, tenant)
+    # locked: correlators running at once (replicas of a consumer group) take turns
+    cursor = session.get(SecurityCursorRow, tenant, with_for_update=True)
     after = cursor.last_event_id if cursor is not None else 0
     read = opened = updated = skipped = 0
     while True:

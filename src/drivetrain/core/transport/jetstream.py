@@ -385,12 +385,16 @@ class JetStreamTransport(Transport):
         while subscription.active and not self._closed:
             try:
                 batch = await pull.fetch(FETCH_BATCH, timeout=1.0)
-            except nats.errors.TimeoutError:
+            except (nats.errors.TimeoutError, TimeoutError):  # nothing came (a bare one too)
                 continue
             except asyncio.CancelledError:
                 raise
             except nats.errors.Error as e:  # server away: the client reconnects; try again
                 _log.debug("fetch on %s: %s", subscription.topic_filter, e)
+                await asyncio.sleep(0.2)
+                continue
+            except Exception as e:  # noqa: BLE001 - a dead pump would silently receive nothing
+                _log.warning("fetch on %s: %r; retrying", subscription.topic_filter, e)
                 await asyncio.sleep(0.2)
                 continue
             for msg in batch:

@@ -1,0 +1,57 @@
+"""The ledger of backbone messages each consumer group has applied.
+
+A consumer applies a message's effect and records its message id (the ``Nats-Msg-Id``: the
+batch id of an ingest announcement, a digest of the content otherwise) in **one**
+transaction. A message delivered again — its acknowledgement lost, its consumer killed after
+the commit, a replay from a point in time — finds its id and changes nothing. Two members
+handed the same message at once both try to insert the id; the loser's transaction fails
+and the message goes back to the stream, where the redelivery finds the id.
+
+Ids older than the streams keep messages (7 days) can never come back and are pruned.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from drivetrain.cloud.streams.models import StreamAppliedRow
+
+#: Longest message id kept (JetStream allows longer ones; ours are 32 hex digits).
+MAX_MESSAGE_ID = 128
+
+
+def claim(session: Session, group: str, message_id: str, now: datetime) -> bool:
+    """Record ``message_id`` as applied by ``group`` in this transaction; False when it
+    already was (the caller then applies nothing).
+
+    Raises:
+        ValueError: an empty or over-long message id.
+    """
+    if not message_id or len(message_id) > MAX_MESSAGE_ID:
+        raise ValueError(f"message id must be 1..{MAX_MESSAGE_ID} characters")
+    if session.get(StreamAppliedRow, (group, message_id)) is not None:
+        return False
+    session.add(StreamAppliedRow(group_name=group, message_id=message_id, applied_at=now))
+    session.flush()  # a concurrent claim of the same id fails here or at commit
+    return True
+
+
+def applied_count(session: Session, group: str) -> int:
+    """How many messages ``group`` has applied (and still remembers)."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(StreamAppliedRow)
+            .where(StreamAppliedRow.group_name == group)
+        )
+        or 0
+    )
+
+
+def prune(session: Session, before: datetime) -> int:
+    """Forget the ids applied before ``before``; returns how many."""
+    result = session.execute(delete(StreamAppliedRow).where(StreamAppliedRow.applied_at < before))
+    return int(getattr(result, "rowcount", 0) or 0)
