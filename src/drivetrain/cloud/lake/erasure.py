@@ -26,7 +26,9 @@ from drivetrain.core.errors import ConflictError, StorageError
 @dataclass(frozen=True, slots=True)
 class ErasureResult:
     """What an erasure did in one region: files scanned, rewritten, deleted; rows removed;
-    files another process was rewriting at the same moment (erase again to finish them)."""
+    files another process was rewriting at the same moment (erase again to finish them);
+    on the encrypted lake, the vehicle keys destroyed (shredding.py; counted once, in the
+    first region's result)."""
 
     region: str
     files_scanned: int
@@ -34,12 +36,14 @@ class ErasureResult:
     files_deleted: int
     rows_removed: int
     files_busy: int
+    keys_destroyed: int = 0
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
         return {"region": self.region, "files_scanned": self.files_scanned,
                 "files_rewritten": self.files_rewritten, "files_deleted": self.files_deleted,
-                "rows_removed": self.rows_removed, "files_busy": self.files_busy}
+                "rows_removed": self.rows_removed, "files_busy": self.files_busy,
+                "keys_destroyed": self.keys_destroyed}
 
 
 def erase_vehicles(

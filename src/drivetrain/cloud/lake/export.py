@@ -148,8 +148,11 @@ def write_bundle(
     vehicle: str | None,
     out_dir: Path,
     progress: Callable[[int, int], None] | None = None,
+    file_format: ds.FileFormat | str = "parquet",
 ) -> BundleManifest:
-    """Write the rows of ``files`` (of ``vehicle`` only, if given) as a bundle in ``out_dir``.
+    """Write the rows of ``files`` (of ``vehicle`` only, if given) as a bundle in ``out_dir``
+    (``file_format`` reads them: the encrypted lake's decrypting format, else plain Parquet;
+    the bundle itself is plain Parquet, for its recipient).
 
     Raises:
         BadInputError: ``out_dir`` exists and is not empty (a bundle never overwrites).
@@ -168,7 +171,7 @@ def write_bundle(
         out_dir.mkdir(parents=True, exist_ok=True)
         for done, (day, day_files) in enumerate(sorted(by_day.items()), start=1):
             dataset = ds.dataset([str(path_of(f)) for f in day_files], schema=LAKE_SCHEMA,
-                                 format="parquet")
+                                 format=file_format)
             condition = None if vehicle is None else ds.field("vehicle") == vehicle
             relative = f"data/date={day}/telemetry.parquet"
             target = out_dir / relative
