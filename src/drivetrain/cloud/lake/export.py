@@ -178,7 +178,11 @@ def write_bundle(
             rows = 0
             writer: pq.ParquetWriter | None = None
             try:
-                for batch in dataset.to_batches(filter=condition):
+                # decrypting calls the key service (Python): read in this thread, which
+                # releases the interpreter lock (shredding.py says why)
+                batches = dataset.to_batches(filter=condition) if file_format == "parquet" \
+                    else dataset.to_table(filter=condition).to_batches()
+                for batch in batches:
                     if batch.num_rows == 0:
                         continue
                     if writer is None:

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 
-import pyarrow.dataset as ds
+import pyarrow as pa
 
 from drivetrain.cloud.lake.crypto import LakeCipher, key_id_of
 from drivetrain.cloud.lake.erasure import ErasureResult
@@ -100,22 +100,28 @@ def encrypted_scan(
     cipher: LakeCipher, stores: Callable[[], Sequence[RegionStore]], tenant: str,
     start_ns: int | None, end_ns: int | None,
 ) -> Callable[[], TableScan]:
-    """The source of a query on the encrypted lake: per region, a decrypting dataset over
-    the tenant's committed files overlapping [start_ns, end_ns) whose key still exists."""
+    """The source of a query on the encrypted lake: per region, the tenant's rows in the
+    committed files overlapping [start_ns, end_ns) whose key still exists, decrypted.
+
+    The rows are read into Arrow here, in the calling thread, rather than handed to DuckDB
+    as a dataset it scans from its own threads: decrypting calls the key service (Python),
+    and pyarrow starts a dataset scan holding the interpreter lock, which a decrypting I/O
+    thread then waits for — a deadlock seen in the tests. So a query on the encrypted lake
+    holds the decrypted rows of the days it reads in memory.
+    """
     first = None if start_ns is None else day_of_ns(start_ns)
     last = None if end_ns is None else day_of_ns(end_ns - 1)
 
     def scan() -> TableScan:
-        datasets: dict[str, ds.Dataset] = {}
+        tables: dict[str, pa.Table] = {}
         for store in stores():
             files = store.index.live_files(store.region, tenant=tenant, first_day=first,
                                            last_day=last, start_ns=start_ns, end_ns=end_ns)
             readable = cipher.readable([f.name for f in files])
             paths = [str(store.path_of(f.name)) for f in files if f.name in readable]
             if paths:
-                datasets[store.region] = cipher.dataset(
-                    paths, store.root / f"region={store.region}")
-        return TableScan(datasets)
+                dataset = cipher.dataset(paths, store.root / f"region={store.region}")
+                tables[store.region] = dataset.to_table()
+        return TableScan(tables)
 
     return scan
-
