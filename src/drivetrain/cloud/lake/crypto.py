@@ -111,7 +111,7 @@ class LakeCipher:
             ends = np.append(starts[1:], len(codes))
             names = runs.dictionary.to_pylist()
             for start, end in zip(starts, ends, strict=True):
-                part = table.slice(int(start), int(end - start))
+                part = _compact_dictionaries(table.slice(int(start), int(end - start)))
                 cut.append((names[codes[start]], _restat(s, part)))
         ids = self.keys.key_ids(tenant, {v for v, _ in cut}) if cut else {}
         return [replace(s, key_id=ids[v]) for v, s in cut]
@@ -158,6 +158,18 @@ class LakeCipher:
 
 
 _DATASET_SCHEMA: Final = pa.schema([*LAKE_SCHEMA, *PARTITIONS])
+
+
+def _compact_dictionaries(table: pa.Table) -> pa.Table:
+    """``table`` with its vehicle and batch id dictionaries cut to the values it uses (the
+    Parquet writer stores a dictionary column's whole dictionary in every file)."""
+    for name in ("vehicle", "batch_id"):
+        i = table.schema.get_field_index(name)
+        column = table.column(i)
+        if pa.types.is_dictionary(column.type):
+            table = table.set_column(i, table.schema.field(i), pc.dictionary_encode(
+                column.cast(column.type.value_type)).cast(column.type))
+    return table
 
 
 def _restat(whole: DaySlice, part: pa.Table) -> DaySlice:
