@@ -132,7 +132,7 @@ def test_a_key_destroyed_by_another_process_is_honoured_at_once(
     other.close()
     seen = lake.sql("acme", "SELECT DISTINCT vehicle FROM telemetry").column("vehicle")
     assert sorted(seen.to_pylist()) == sorted(
-        set(vehicle_id(i) for i in range(VEHICLES)) - set(ERASED))
+        {vehicle_id(i) for i in range(VEHICLES)} - set(ERASED))
     counts = lake.fleet_aggregate("acme", "Vehicle.Speed", T0 - timedelta(days=1),
                                   T0 + timedelta(days=3), group_by="vehicle")
     assert set(counts.column("vehicle").to_pylist()).isdisjoint(ERASED)

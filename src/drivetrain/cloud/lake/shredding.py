@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import pyarrow as pa
 
-from drivetrain.cloud.lake.crypto import LakeCipher, key_id_of
+from drivetrain.cloud.lake.crypto import LakeCipher
 from drivetrain.cloud.lake.erasure import ErasureResult
 from drivetrain.cloud.lake.models import LakeFile, day_of_ns
 from drivetrain.cloud.lake.query import TableScan
