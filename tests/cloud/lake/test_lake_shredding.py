@@ -211,3 +211,28 @@ def test_the_setting_turns_it_on_and_it_is_off_by_default(tmp_path: Path) -> Non
     assert (tmp_path / "enc" / "keys" / MASTER_KEY_FILE).is_file()
     with pytest.raises(ConfigurationError, match="embedded lake only"):
         Lake(tmp_path / "x", keys=LocalKeyService(tmp_path / "k"), tables=lambda r: None)  # type: ignore[arg-type,return-value]
+
+
+def test_turning_it_on_keeps_the_plain_files_readable_and_erasable(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with Lake(data) as plain:
+        plain.append("EU", "acme", make_rows(1000, seed=1, vehicles=VEHICLES))
+    with Lake(data, keys=LocalKeyService(data / "keys")) as lake:
+        lake.append("EU", "acme", make_rows(1000, seed=2, vehicles=VEHICLES))
+        names = [p.name for p in _files(data / "lake")]
+        assert sum(key_id_of(n) is None for n in names) == 1 and len(names) == 1 + VEHICLES
+        before = sorted_rows(lake.sql("acme", ALL))
+        assert len(before) == 2000
+        bundle = lake.export_bundle("acme", "EU", tmp_path / "bundle")
+        assert bundle.rows == 2000
+        results = lake.erase_vehicles("acme", ERASED)
+        # the keys of the encrypted files destroyed, the plain file rewritten without them
+        assert sum(r.keys_destroyed for r in results) == 2
+        assert sum(r.files_rewritten for r in results) == 1
+        assert sorted_rows(lake.sql("acme", ALL)) == [r for r in before if r[0] not in ERASED]
+        for p in _files(data / "lake"):
+            if key_id_of(p.name) is None:
+                with duckdb.connect() as con:
+                    left = con.execute("SELECT DISTINCT vehicle FROM read_parquet(?)",
+                                       [str(p)]).fetchall()
+                assert {v for (v,) in left}.isdisjoint(ERASED)

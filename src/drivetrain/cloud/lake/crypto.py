@@ -149,12 +149,21 @@ class LakeCipher:
         live = self.keys.live({k for k in ids.values() if k is not None})
         return {n for n, k in ids.items() if k is None or k in live}
 
-    def dataset(self, paths: Sequence[str], base_dir: Path) -> ds.Dataset:
-        """A dataset over encrypted ``paths`` under ``base_dir`` (a root's ``region=<R>``),
-        with the ``tenant`` and ``date`` partition columns."""
-        return ds.dataset(list(paths), schema=_DATASET_SCHEMA, format=self.file_format(),
-                          partitioning=ds.partitioning(PARTITIONS, flavor="hive"),
-                          partition_base_dir=str(base_dir))
+    def read_all(self, paths: Sequence[str], base_dir: Path) -> pa.Table:
+        """The rows of ``paths`` under ``base_dir`` (a root's ``region=<R>``), with the
+        ``tenant`` and ``date`` partition columns: encrypted files decrypted, plain ones
+        (written before encryption was turned on) read as they are. Read in the calling
+        thread (shredding.py says why)."""
+        parts = []
+        for encrypted in (True, False):
+            chosen = [p for p in paths if (key_id_of(p) is not None) == encrypted]
+            if chosen:
+                parts.append(ds.dataset(
+                    chosen, schema=_DATASET_SCHEMA,
+                    format=self.file_format() if encrypted else "parquet",
+                    partitioning=ds.partitioning(PARTITIONS, flavor="hive"),
+                    partition_base_dir=str(base_dir)).to_table())
+        return pa.concat_tables(parts) if parts else _DATASET_SCHEMA.empty_table()
 
 
 _DATASET_SCHEMA: Final = pa.schema([*LAKE_SCHEMA, *PARTITIONS])

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from drivetrain.cloud.lake.compaction import read_lake_file, slice_of
+from drivetrain.cloud.lake.crypto import key_id_of
 from drivetrain.cloud.lake.store import RegionStore
 from drivetrain.core.errors import ConflictError, StorageError
 
@@ -61,7 +62,9 @@ def erase_vehicles(
         StorageError: a file cannot be read, written or deleted.
     """
     wanted = pa.array(sorted(set(vehicles)), pa.utf8())
-    files = store.index.live_files(store.region, tenant=tenant)
+    # encrypted files are erased by destroying their key (shredding.py), not rewritten
+    files = [f for f in store.index.live_files(store.region, tenant=tenant)
+             if key_id_of(f.name) is None]
     rewritten = deleted = removed = busy = 0
     for done, f in enumerate(files, start=1):
         try:

@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from drivetrain.cloud.lake.crypto import key_id_of
 from drivetrain.cloud.lake.models import (
     LAKE_FORMAT_VERSION,
     LAKE_SCHEMA,
@@ -170,8 +171,13 @@ def write_bundle(
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         for done, (day, day_files) in enumerate(sorted(by_day.items()), start=1):
-            dataset = ds.dataset([str(path_of(f)) for f in day_files], schema=LAKE_SCHEMA,
-                                 format=file_format)
+            # encrypted files (a key id in the name) through ``file_format``, plain ones as is
+            children = [ds.dataset([str(path_of(f)) for f in day_files
+                                    if (key_id_of(f.name) is not None) == encrypted],
+                                   schema=LAKE_SCHEMA,
+                                   format=file_format if encrypted else "parquet")
+                        for encrypted in (True, False)]
+            dataset = ds.dataset(children)
             condition = None if vehicle is None else ds.field("vehicle") == vehicle
             relative = f"data/date={day}/telemetry.parquet"
             target = out_dir / relative

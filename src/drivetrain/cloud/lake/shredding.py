@@ -120,8 +120,8 @@ def encrypted_scan(
             readable = cipher.readable([f.name for f in files])
             paths = [str(store.path_of(f.name)) for f in files if f.name in readable]
             if paths:
-                dataset = cipher.dataset(paths, store.root / f"region={store.region}")
-                tables[store.region] = dataset.to_table()
+                tables[store.region] = cipher.read_all(paths,
+                                                       store.root / f"region={store.region}")
         return TableScan(tables)
 
     return scan
