@@ -61,7 +61,7 @@ def file_suffix(key_id: str | None) -> str:
     return ".parquet" if key_id is None else f".k{key_id}.parquet"
 
 
-class _VehicleKms(pe.KmsClient):
+class _VehicleKms(pe.KmsClient):  # type: ignore[misc]  # pyarrow ships no stubs
     """pyarrow's KMS client over the key service: the "master key" pyarrow names is the
     vehicle's key id, the keys it wraps are the file's random data-encryption keys."""
 
