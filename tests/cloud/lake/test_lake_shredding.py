@@ -15,10 +15,12 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from lake_rows import NS_DAY, T0, T0_NS, make_rows, sorted_rows, vehicle_id
 
 from drivetrain.cloud.lake import Lake, RetentionPolicy, read_manifest
-from drivetrain.cloud.lake.crypto import LakeCipher, key_id_of
+from drivetrain.cloud.lake.crypto import LakeCipher, file_suffix, key_id_of
 from drivetrain.cloud.lake.keys import (
     KEYSTORE_FILE,
     MASTER_KEY_FILE,
@@ -236,3 +238,10 @@ def test_turning_it_on_keeps_the_plain_files_readable_and_erasable(tmp_path: Pat
                     left = con.execute("SELECT DISTINCT vehicle FROM read_parquet(?)",
                                        [str(p)]).fetchall()
                 assert {v for (v,) in left}.isdisjoint(ERASED)
+
+
+@given(st.text("0123456789abcdefk-", max_size=40),
+       st.one_of(st.none(), st.text("0123456789abcdef", min_size=32, max_size=32)))
+def test_a_file_name_gives_back_exactly_its_key_id(stem: str, key_id: str | None) -> None:
+    assert key_id_of(f"part-{stem}{file_suffix(key_id)}") == key_id
+    assert key_id_of(f"part-{stem}.k{key_id or ''}.parquet.tmp") is None
