@@ -52,6 +52,26 @@ def test_privacy_benchmark_ends_with_erasure_and_export_figures() -> None:
     for key in ("erase_seconds", "baseline_erase_seconds", "export_rows_per_s",
                 "import_rows_per_s", "baseline_copy_rows_per_s", "erase_ratio", "export_ratio"):
         assert isinstance(figures[key], int | float) and figures[key] > 0, key
+
+
+def test_erasure_benchmark_shreds_and_checks_nothing_of_theirs_reads() -> None:
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "benchmarks" / "erasure.py"), "--values", "100000",
+         "--vehicles", "100", "--erase", "40", "--repeats", "1"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["erase_vehicles"] == figures["keys_destroyed"] == 40
+    assert figures["lake_values"] == 100_000 and figures["lake_files"] == 100
+    assert figures["erased_rows_read"] == 0
+    assert figures["kept_rows_read"] == figures["kept_rows_expected"] > 0
+    assert figures["backup_erased_files"] == 40 and figures["backup_files_checked"] == 40
+    assert figures["backup_files_duckdb_read"] == figures["backup_files_key_read"] == 0
+    for key in ("key_work_s", "shred_s", "baseline_s", "ratio", "peak_rss_mb"):
+        assert isinstance(figures[key], int | float) and figures[key] > 0, key
+
+
 @pytest.mark.shared_data
 def test_ids_benchmark_quick_mode_ends_with_its_json_figures(shared_data: Path) -> None:
     assert (shared_data / "road").is_dir()

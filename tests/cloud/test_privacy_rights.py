@@ -19,6 +19,7 @@ from drivetrain.cloud.fleet import provision_vehicle
 from drivetrain.cloud.infra import Database, create_tenant
 from drivetrain.cloud.infra.models import Base
 from drivetrain.cloud.lake import Lake
+from drivetrain.cloud.lake.keys import LocalKeyService
 from drivetrain.cloud.portability import (
     reapply_erasures,
     serve_access,
@@ -50,9 +51,19 @@ def _rows(pseudonym: str, seed: int, n: int = 300) -> pa.Table:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Any:
+    yield from _world(tmp_path, Lake(tmp_path / "data"))
+
+
+@pytest.fixture
+def shredding_world(tmp_path: Path) -> Any:
+    """The same world on the encrypted lake (a data key per vehicle)."""
+    keys = LocalKeyService(tmp_path / "data" / "keys")
+    yield from _world(tmp_path, Lake(tmp_path / "data", keys=keys))
+
+
+def _world(tmp_path: Path, lake: Lake) -> Any:
     database = Database(f"sqlite:///{tmp_path / 'state.db'}")
     database.upgrade()
-    lake = Lake(tmp_path / "data")
     vins = []
     with database.session() as session:
         create_tenant(session, "acme", actor="test")
@@ -142,6 +153,27 @@ def test_an_erasure_is_reapplied_after_a_backup_is_restored(world: Any) -> None:
     assert summary["lake_rows"] == 600
     assert _parquet_rows_of(tmp_path / "data", pseudonyms[0]) == 0
     restored_lake.close()
+
+
+def test_an_erasure_on_the_encrypted_lake_destroys_the_key_and_reaches_backups(
+    shredding_world: Any,
+) -> None:
+    database, lake, vins, pseudonyms, tmp_path = shredding_world
+    lake_root = tmp_path / "data" / "lake"
+    shutil.copytree(lake_root, tmp_path / "backup")
+    assert lake.sql("acme", "SELECT count(*) AS n FROM telemetry").column("n")[0].as_py() == 1200
+    request = serve_erasure(database, lake, tenant="acme", vins=[vins[0]], actor="dpo")
+    assert request.status == "done"
+    assert request.outcome["lake_keys_destroyed"] == 1
+    assert request.outcome["lake_rows"] == 600  # its files, deleted too
+    assert lake.sql("acme", "SELECT vehicle, count(*) AS n FROM telemetry GROUP BY vehicle")\
+        .to_pylist() == [{"vehicle": pseudonyms[1], "n": 600}]
+    files = [*lake_root.rglob("*.parquet"), *(tmp_path / "backup").rglob("*.parquet")]
+    assert len(files) == 2 + 4  # the other car's two files; the backup's four
+    for path in files:  # without the keys DuckDB opens none, and no file holds the pseudonym
+        with duckdb.connect() as con, pytest.raises(duckdb.Error):
+            con.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchall()
+        assert pseudonyms[0].encode() not in path.read_bytes()
 
 
 def test_an_access_request_writes_a_complete_archive_and_tracks_the_deadline(world: Any) -> None:

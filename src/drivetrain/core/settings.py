@@ -229,6 +229,13 @@ class Settings(BaseSettings):
         "environment (AWS_ACCESS_KEY_ID, AZURE_STORAGE_ACCOUNT_KEY, GOOGLE_APPLICATION_"
         "CREDENTIALS...), where the object-store library reads them, never here.",
     )
+    lake_encryption: Literal["off", "per_vehicle"] = Field(
+        "off",
+        description="Crypto-shredding of the embedded lake: 'per_vehicle' encrypts each "
+        "vehicle's rows (Parquet modular encryption) under a data key of its own, kept by the "
+        "key service under data_dir/keys, so erasing a vehicle destroys its key and every copy "
+        "of its files, backups included, becomes unreadable. 'off' writes plain Parquet.",
+    )
     lake_retention_days: dict[str, int] = Field(
         default_factory=dict,
         description="Days telemetry is kept, per 'REGION:category' ('*' matches any region "

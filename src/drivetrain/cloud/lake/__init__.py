@@ -5,7 +5,9 @@ Public surface (everything else in this package is internal):
 - :class:`Lake` — ``append`` (exactly-once per batch id), ``signals``, ``fleet_aggregate``,
   ``live_paths`` (the files every reader must read),
   ``counts``, ``sql``, ``compact``, ``apply_retention``, ``erase_vehicles``,
-  ``export_bundle``.
+  ``shred_vehicles``, ``export_bundle``.
+- :class:`KeyService`, :class:`LocalKeyService`, :class:`KeyDestroyedError` — the per-vehicle
+  data keys of the encrypted lake (``lake_encryption = "per_vehicle"``, crypto-shredding).
 - :data:`LAKE_SCHEMA` and :data:`LAKE_COLUMNS` — the row schema ingestion hands to ``append``.
 - :class:`AppendResult`, :class:`CompactionResult`, :class:`RetentionReport`,
   :class:`RetentionAction`, :class:`LakeFile`, :class:`ErasureResult` — results.
@@ -17,6 +19,7 @@ See docs/lake.md and docs/lake-schema.md.
 
 from drivetrain.cloud.lake.erasure import ErasureResult
 from drivetrain.cloud.lake.export import BundleManifest, read_manifest, verify_bundle
+from drivetrain.cloud.lake.keys import KeyDestroyedError, KeyService, LocalKeyService
 from drivetrain.cloud.lake.models import (
     AGGREGATIONS,
     GROUP_BYS,
@@ -45,8 +48,11 @@ __all__ = [
     "BundleManifest",
     "CompactionResult",
     "ErasureResult",
+    "KeyDestroyedError",
+    "KeyService",
     "Lake",
     "LakeFile",
+    "LocalKeyService",
     "RetentionAction",
     "RetentionPolicy",
     "RetentionReport",

@@ -23,6 +23,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from drivetrain.cloud.lake.crypto import key_id_of
+from drivetrain.cloud.lake.keys import KeyDestroyedError
 from drivetrain.cloud.lake.models import LAKE_SCHEMA, CompactionResult, LakeFile
 from drivetrain.cloud.lake.rows import DaySlice
 from drivetrain.cloud.lake.store import RegionStore
@@ -48,7 +50,8 @@ class CompactionGroup:
 def plan_compaction(
     files: Sequence[LakeFile], target_rows: int = TARGET_FILE_ROWS
 ) -> list[CompactionGroup]:
-    """Groups of files to merge, per (tenant, date) partition.
+    """Groups of files to merge, per (tenant, date) partition — and per vehicle key on the
+    encrypted lake, whose files each hold one vehicle's rows.
 
     A file is a candidate when it is unsorted or smaller than half of ``target_rows``.
     Candidates of a partition are packed, in order, into groups of at most ``target_rows``
@@ -57,12 +60,12 @@ def plan_compaction(
     """
     if target_rows < 1:
         raise ValueError(f"target_rows={target_rows}; expected a positive number")
-    partitions: dict[tuple[str, object], list[LakeFile]] = defaultdict(list)
+    partitions: dict[tuple[str, object, str | None], list[LakeFile]] = defaultdict(list)
     for f in files:
         if not f.sorted or f.rows < target_rows // 2:
-            partitions[(f.tenant, f.day)].append(f)
+            partitions[(f.tenant, f.day, key_id_of(f.name))].append(f)
     groups: list[CompactionGroup] = []
-    for (tenant, _day), candidates in sorted(partitions.items(), key=lambda kv: str(kv[0])):
+    for (tenant, _day, _key), candidates in sorted(partitions.items(), key=lambda kv: str(kv[0])):
         current: list[LakeFile] = []
         for f in candidates:
             if current and sum(c.rows for c in current) + f.rows > target_rows:
@@ -100,12 +103,15 @@ def merge_sorted(tables: Sequence[pa.Table]) -> pa.Table:
 
 
 def read_lake_file(store: RegionStore, f: LakeFile) -> pa.Table:
-    """Read one committed file with the lake schema.
+    """Read one committed file with the lake schema (decrypted on the encrypted lake).
 
     Raises:
+        KeyDestroyedError: the file's vehicle key is destroyed (its vehicle was erased).
         StorageError: the file cannot be read.
     """
     try:
+        if store.cipher is not None and key_id_of(f.name) is not None:
+            return store.cipher.read(store.path_of(f.name))
         return pq.read_table(store.path_of(f.name), schema=LAKE_SCHEMA)
     except (OSError, pa.ArrowInvalid) as e:
         raise StorageError(f"cannot read lake file {store.path_of(f.name)}: {e}") from e
@@ -121,7 +127,7 @@ def slice_of(table: pa.Table, f: LakeFile) -> DaySlice:
     stats: dict[str, int] = {}
     for i in np.flatnonzero(counts):
         stats[names[i]] = stats.get(names[i], 0) + int(counts[i])
-    return DaySlice(f.day, table, int(ts.min()), int(ts.max()), stats)
+    return DaySlice(f.day, table, int(ts.min()), int(ts.max()), stats, key_id_of(f.name))
 
 
 def compact_region(
@@ -142,13 +148,16 @@ def compact_region(
     groups = plan_compaction(store.index.live_files(store.region, tenant=tenant), target_rows)
     partitions, files_before, files_after, rows, bytes_before, bytes_after = set(), 0, 0, 0, 0, 0
     for done, group in enumerate(groups, start=1):
-        merged = merge_sorted([read_lake_file(store, f) for f in group.files])
+        new = merged = None
         try:
+            merged = merge_sorted([read_lake_file(store, f) for f in group.files])
             new = store.replace("compact", group.files, group.tenant,
                                 [slice_of(merged, group.files[0])], sorted_rows=True)
+        except KeyDestroyedError:
+            pass  # the group's vehicle was erased meanwhile: its files go, not merge
         except ConflictError:
-            new = None  # another process took this group
-        if new is not None:
+            pass  # another process took this group
+        if new is not None and merged is not None:
             partitions.add((group.tenant, group.files[0].day))
             files_before += len(group.files)
             files_after += len(new)

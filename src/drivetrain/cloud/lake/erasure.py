@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from drivetrain.cloud.lake.compaction import read_lake_file, slice_of
+from drivetrain.cloud.lake.crypto import key_id_of
 from drivetrain.cloud.lake.store import RegionStore
 from drivetrain.core.errors import ConflictError, StorageError
 
@@ -26,7 +27,9 @@ from drivetrain.core.errors import ConflictError, StorageError
 @dataclass(frozen=True, slots=True)
 class ErasureResult:
     """What an erasure did in one region: files scanned, rewritten, deleted; rows removed;
-    files another process was rewriting at the same moment (erase again to finish them)."""
+    files another process was rewriting at the same moment (erase again to finish them);
+    on the encrypted lake, the vehicle keys destroyed (shredding.py; counted once, in the
+    first region's result)."""
 
     region: str
     files_scanned: int
@@ -34,12 +37,14 @@ class ErasureResult:
     files_deleted: int
     rows_removed: int
     files_busy: int
+    keys_destroyed: int = 0
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
         return {"region": self.region, "files_scanned": self.files_scanned,
                 "files_rewritten": self.files_rewritten, "files_deleted": self.files_deleted,
-                "rows_removed": self.rows_removed, "files_busy": self.files_busy}
+                "rows_removed": self.rows_removed, "files_busy": self.files_busy,
+                "keys_destroyed": self.keys_destroyed}
 
 
 def erase_vehicles(
@@ -57,7 +62,9 @@ def erase_vehicles(
         StorageError: a file cannot be read, written or deleted.
     """
     wanted = pa.array(sorted(set(vehicles)), pa.utf8())
-    files = store.index.live_files(store.region, tenant=tenant)
+    # encrypted files are erased by destroying their key (shredding.py), not rewritten
+    files = [f for f in store.index.live_files(store.region, tenant=tenant)
+             if key_id_of(f.name) is None]
     rewritten = deleted = removed = busy = 0
     for done, f in enumerate(files, start=1):
         try:

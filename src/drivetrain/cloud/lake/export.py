@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from drivetrain.cloud.lake.crypto import key_id_of
 from drivetrain.cloud.lake.models import (
     LAKE_FORMAT_VERSION,
     LAKE_SCHEMA,
@@ -139,11 +140,20 @@ def _iso(ns: int) -> str:
     return str(pc.strftime(stamp, format="%Y-%m-%dT%H:%M:%SZ")[0].as_py())
 
 
-def local_files(path_of: Callable[[LakeFile], Path]) -> Callable[[Sequence[LakeFile]],
-                                                                 ds.Dataset]:
-    """``open_files`` for :func:`write_bundle` over local Parquet files at ``path_of``."""
+def local_files(
+    path_of: Callable[[LakeFile], Path], file_format: ds.FileFormat | str = "parquet"
+) -> Callable[[Sequence[LakeFile]], ds.Dataset]:
+    """``open_files`` for :func:`write_bundle` over local Parquet files at ``path_of``;
+    encrypted files (a key id in the name) are read through ``file_format`` (the encrypted
+    lake's decrypting format), plain ones as plain Parquet."""
     def open_files(files: Sequence[LakeFile]) -> ds.Dataset:
-        return ds.dataset([str(path_of(f)) for f in files], schema=LAKE_SCHEMA, format="parquet")
+        children = [
+            ds.dataset([str(path_of(f)) for f in files
+                        if (key_id_of(f.name) is not None) == encrypted],
+                       schema=LAKE_SCHEMA, format=file_format if encrypted else "parquet")
+            for encrypted in (True, False)
+        ]
+        return ds.dataset(children)
     return open_files
 
 
@@ -169,7 +179,8 @@ def write_bundle(
     out_dir: Path,
     progress: Callable[[int, int], None] | None = None,
 ) -> BundleManifest:
-    """Write the rows of ``files`` (of ``vehicle`` only, if given) as a bundle in ``out_dir``.
+    """Write the rows of ``files`` (of ``vehicle`` only, if given) as a bundle in ``out_dir``
+    (plain Parquet, for its recipient, also from the encrypted lake).
 
     ``open_files`` gives the dataset of some of ``files`` (one date's): local Parquet files
     on the embedded lake, exactly those files of the table's version on the table-format
@@ -198,7 +209,12 @@ def write_bundle(
             rows = 0
             writer: pq.ParquetWriter | None = None
             try:
-                for batch in dataset.to_batches(filter=condition):
+                # decrypting calls the key service (Python): read in this thread, which
+                # releases the interpreter lock (shredding.py says why)
+                encrypted = any(key_id_of(f.name) is not None for f in day_files)
+                batches = dataset.to_table(filter=condition).to_batches() if encrypted \
+                    else dataset.to_batches(filter=condition)
+                for batch in batches:
                     if batch.num_rows == 0:
                         continue
                     if writer is None:

@@ -72,9 +72,10 @@ class TableScan:
     """What a query reads on the table-format backend: per region, the tenant's rows of that
     region's table (a pyarrow dataset listing exactly the table version's files), instead of
     a list of local Parquet paths. DuckDB's own delta/iceberg readers are extensions it would
-    download, so the table library lists the files and DuckDB scans them through Arrow."""
+    download, so the table library lists the files and DuckDB scans them through Arrow.
+    On the encrypted embedded lake, the decrypted rows as Arrow tables (shredding.py)."""
 
-    datasets: Mapping[str, ds.Dataset]
+    datasets: Mapping[str, ds.Dataset | pa.Table]
 
     def register(self, con: duckdb.DuckDBPyConnection) -> str:
         """Register the datasets on ``con``; returns the SQL of their union (with a

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from drivetrain.cloud.lake.compaction import read_lake_file, slice_of
+from drivetrain.cloud.lake.keys import KeyDestroyedError
 from drivetrain.cloud.lake.models import LakeFile, RetentionAction, RetentionReport
 from drivetrain.cloud.lake.store import RegionStore
 from drivetrain.core.errors import BadInputError, ConflictError
@@ -158,7 +159,10 @@ def apply_retention(
         if action.action != "rewrite":
             continue
         f = by_name[action.name]
-        table = read_lake_file(store, f)
+        try:
+            table = read_lake_file(store, f)
+        except KeyDestroyedError:
+            continue  # its vehicle was erased meanwhile; the erasure deletes the file
         keep = pc.invert(pc.is_in(table.column("category").cast(pa.utf8()),
                                   value_set=pa.array(action.categories, pa.utf8())))
         kept = table.filter(keep)

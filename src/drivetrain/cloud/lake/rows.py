@@ -52,6 +52,8 @@ class DaySlice:
     min_ts_ns: int
     max_ts_ns: int
     categories: dict[str, int]
+    #: the vehicle key the slice is encrypted under (encrypted lake only; crypto.py)
+    key_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -27,9 +28,11 @@ import pyarrow.dataset as ds
 from drivetrain.cloud.lake import query
 from drivetrain.cloud.lake.compaction import TARGET_FILE_ROWS, compact_region
 from drivetrain.cloud.lake.confinement import literal
+from drivetrain.cloud.lake.crypto import LakeCipher
 from drivetrain.cloud.lake.erasure import ErasureResult, erase_vehicles
 from drivetrain.cloud.lake.export import BundleManifest, local_files, write_bundle
 from drivetrain.cloud.lake.index import INDEX_FILE
+from drivetrain.cloud.lake.keys import KEYS_DIR, KeyService, LocalKeyService
 from drivetrain.cloud.lake.models import (
     AppendResult,
     CompactionResult,
@@ -46,6 +49,13 @@ from drivetrain.cloud.lake.models import (
 )
 from drivetrain.cloud.lake.retention import RetentionPolicy, apply_retention, batch_horizon
 from drivetrain.cloud.lake.rows import normalize_rows, split_for_append
+from drivetrain.cloud.lake.shredding import (
+    Shredding,
+    drop_shredded,
+    encrypted_scan,
+    shred,
+    shredded_files,
+)
 from drivetrain.cloud.lake.store import Checkpoint, RegionStore
 from drivetrain.cloud.lake.table_maintenance import (
     KEEP_REPLACED_HOURS,
@@ -107,6 +117,8 @@ class Lake:
             sample, so that its re-delivery is skipped (see ``apply_retention``).
         tables: the table-format backend: the table of a region (``Lake.open`` passes one
             when ``lake_url`` is set); None keeps the embedded Parquet lake under the roots.
+        keys: the per-vehicle data keys of the encrypted lake (``Lake.open`` passes the
+            local key service when ``lake_encryption = "per_vehicle"``); None: plain files.
 
     Raises:
         ConfigurationError: an unknown region in ``roots``, or two regions whose roots overlap.
@@ -122,7 +134,14 @@ class Lake:
         query_threads: int | None = None,
         batch_window_days: int = DEFAULT_BATCH_WINDOW_DAYS,
         tables: Callable[[str], RegionTable] | None = None,
+        keys: KeyService | None = None,
     ) -> None:
+        if keys is not None and tables is not None:
+            raise ConfigurationError(
+                "lake_encryption = 'per_vehicle' works on the embedded lake only; the "
+                "table-format lake (lake_url) erases by delete (docs/lake.md, crypto-shredding)")
+        self._keys = keys
+        self._cipher = None if keys is None else LakeCipher(keys)
         if batch_window_days < 1:
             raise ValueError(f"batch_window_days={batch_window_days}; expected at least 1")
         self.batch_window_days = batch_window_days
@@ -164,6 +183,8 @@ class Lake:
 
             tables("EU")  # a bad URL or a missing library fails at start-up, not mid-ingest
             kwargs["tables"] = tables
+        if settings.lake_encryption == "per_vehicle" and "keys" not in kwargs:
+            kwargs["keys"] = LocalKeyService(settings.data_dir / KEYS_DIR)
         return cls(settings.data_dir, settings.lake_roots, policy, **kwargs)  # type: ignore[arg-type]
 
     # --- the table-format backend -----------------------------------------------------------------
@@ -239,7 +260,8 @@ class Lake:
                 root = self._roots[region]
                 if not create and not (root / INDEX_FILE).is_file():
                     return None
-                store = RegionStore(region, root, checkpoint=self._checkpoint, create=True)
+                store = RegionStore(region, root, checkpoint=self._checkpoint, create=True,
+                                    cipher=self._cipher)
                 self._stores[region] = store
             return store
 
@@ -258,6 +280,8 @@ class Lake:
             stores, self._stores = list(self._stores.values()), {}
         for store in stores:
             store.close()
+        if self._keys is not None:
+            self._keys.close()
 
     def __enter__(self) -> Self:
         return self
@@ -293,6 +317,9 @@ class Lake:
         for _ in range(_APPEND_ATTEMPTS):
             committed = store.index.committed_batches(tenant, batch_ids)
             plan = split_for_append(rows, committed)
+            if self._cipher is not None:  # one file per vehicle, under its key
+                plan = replace(plan, slices=tuple(self._cipher.per_vehicle(tenant,
+                                                                           plan.slices)))
             files = store.append(tenant, plan) if plan.slices else []
             if files is not None:
                 return AppendResult(
@@ -365,6 +392,7 @@ class Lake:
                 if progress is not None:
                     progress(_region, done, total)
             with store.maintenance():
+                drop_shredded(store, tenant)
                 results.append(compact_region(store, tenant=tenant, target_rows=target_rows,
                                               progress=report))
         return results
@@ -414,6 +442,7 @@ class Lake:
                 actions.extend(apply_retention(store, policy, today, dry_run=True).actions)
                 continue
             with store.maintenance():
+                drop_shredded(store)
                 actions.extend(apply_retention(store, policy, today, dry_run=False,
                                                progress=report).actions)
                 forgotten += store.index.prune_batches(self.batch_cutoff(store.region, policy,
@@ -440,7 +469,9 @@ class Lake:
         wanted = _strings("vehicles", vehicles)
         if self._table_of is not None:
             return self._erase_from_tables(tenant, wanted)
-        results = []
+        # the encrypted lake destroys the keys; files written before encryption was turned
+        # on are plain and rewritten as on the plain lake (erasure.py skips encrypted ones)
+        results = [] if self._cipher is None else self.shred_vehicles(tenant, wanted).results()
         for store in self._readable(None):
             def report(done: int, total: int, _region: str = store.region) -> None:
                 if progress is not None:
@@ -448,6 +479,20 @@ class Lake:
             with store.maintenance():
                 results.append(erase_vehicles(store, tenant, wanted, progress=report))
         return results
+
+    def shred_vehicles(self, tenant: str, vehicles: Sequence[str]) -> Shredding:
+        """Crypto-shredding (encrypted lake): destroy the data keys of ``vehicles`` of
+        ``tenant`` — every copy of their files becomes unreadable — then delete their files
+        best-effort (shredding.py).
+
+        Raises:
+            ConfigurationError: the lake is not encrypted.
+            StorageError: the key store cannot be written.
+        """
+        if self._cipher is None:
+            raise ConfigurationError("shredding needs lake_encryption = 'per_vehicle'")
+        return shred(self._cipher, self._readable(None), parse_tenant(tenant),
+                     _strings("vehicles", vehicles))
 
     def _erase_from_tables(self, tenant: str, vehicles: Sequence[str]) -> list[ErasureResult]:
         """Erasure on the table backend: one delete per region's table, whose replaced files
@@ -537,6 +582,9 @@ class Lake:
         if self._table_of is not None:
             return self._table_scan(tenant, regions, start_ns, end_ns)
         listed = None if regions is None else list(regions)
+        if self._cipher is not None:
+            return encrypted_scan(self._cipher, lambda: self._readable(listed), tenant,
+                                  start_ns, end_ns)
 
         def paths() -> query.Source:
             return self.live_paths(tenant, regions=listed, start_ns=start_ns, end_ns=end_ns)
@@ -686,9 +734,15 @@ class Lake:
             )
         stores = self._readable([region])
         files = self.files(tenant, regions=[region]) if stores else []
+        if self._cipher is not None:  # skip erased vehicles' files, decrypt the rest
+            gone = {f.name for f in shredded_files(self._cipher, files)}
+            files = [f for f in files if f.name not in gone]
         return write_bundle(
-            files, local_files(lambda f: stores[0].path_of(f.name)), tenant=tenant,
-            region=region, vehicle=vehicle, out_dir=Path(out_dir), progress=progress,
+            files,
+            local_files(lambda f: stores[0].path_of(f.name),
+                        "parquet" if self._cipher is None else self._cipher.file_format()),
+            tenant=tenant, region=region, vehicle=vehicle, out_dir=Path(out_dir),
+            progress=progress,
         )
 
 

@@ -35,6 +35,7 @@ from typing import Final
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from drivetrain.cloud.lake.crypto import LakeCipher, file_suffix
 from drivetrain.cloud.lake.index import (
     BatchConflictError,
     BatchRecord,
@@ -91,14 +92,18 @@ def _still_linked(fd: int, path: Path) -> bool:
     return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
 
-def write_parquet(table: pa.Table, path: Path) -> int:
-    """Write ``table`` as a lake Parquet file at ``path`` and fsync it; returns its size.
+def write_parquet(
+    table: pa.Table, path: Path, encryption: pq.FileEncryptionProperties | None = None
+) -> int:
+    """Write ``table`` as a lake Parquet file at ``path`` (encrypted with ``encryption``,
+    if given) and fsync it; returns its size.
 
     Raises:
         StorageError: the file cannot be written (disk full, permissions).
     """
     try:
-        pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS)
+        pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS,
+                       encryption_properties=encryption, **PARQUET_OPTIONS)
         fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -117,6 +122,7 @@ class RegionStore:
         root: the region's storage root (created when ``create`` is true).
         checkpoint: optional hook told each write step (crash tests).
         create: create the root if it is missing (writers); readers pass False.
+        cipher: the encrypted lake's per-vehicle keys (crypto.py); None writes plain files.
 
     Raises:
         StorageError: the root or its index cannot be opened.
@@ -124,9 +130,10 @@ class RegionStore:
 
     def __init__(
         self, region: str, root: Path, *, checkpoint: Checkpoint | None = None,
-        create: bool = True,
+        create: bool = True, cipher: LakeCipher | None = None,
     ) -> None:
         self.region = region
+        self.cipher = cipher
         self.root = root.resolve()
         self._checkpoint = checkpoint or (lambda step: None)
         try:
@@ -299,9 +306,10 @@ class RegionStore:
             for s in slices:
                 file_uuid = uuid.uuid4().hex
                 staged = staging / f"{file_uuid}.parquet"
-                size = write_parquet(s.table, staged)
+                size = write_parquet(s.table, staged, self._encryption(s))
                 written.append(NewFile(
-                    name=f"{partition_path(self.region, tenant, s.day)}/part-{file_uuid}.parquet",
+                    name=f"{partition_path(self.region, tenant, s.day)}/part-{file_uuid}"
+                         f"{file_suffix(s.key_id)}",
                     staged=str(staged.relative_to(self.root)),
                     tenant=tenant, day=s.day, rows=s.table.num_rows, bytes=size,
                     min_ts_ns=s.min_ts_ns, max_ts_ns=s.max_ts_ns, sorted=sorted_rows,
@@ -312,6 +320,14 @@ class RegionStore:
             self._discard(written)
             raise
         return written
+
+    def _encryption(self, s: DaySlice) -> pq.FileEncryptionProperties | None:
+        if s.key_id is None:
+            return None
+        if self.cipher is None:
+            raise StorageError(f"lake {self.root}: a slice under key {s.key_id} to write, but "
+                               "the lake is not encrypted (lake_encryption = 'off')")
+        return self.cipher.encryption_properties(s.key_id)
 
     def _discard(self, files: Sequence[NewFile]) -> None:
         for f in files:

@@ -86,7 +86,9 @@ def serve_erasure(
     return _close(database, request, ok=True, actor=actor, outcome={
         "state_rows": {t: n for t, n in deleted.items() if n},
         "lake_rows": sum(r.rows_removed for r in lake_results),
-        "lake": [r.to_dict() for r in lake_results if r.rows_removed or r.files_busy]})
+        "lake_keys_destroyed": sum(r.keys_destroyed for r in lake_results),
+        "lake": [r.to_dict() for r in lake_results
+                 if r.rows_removed or r.files_busy or r.keys_destroyed]})
 
 
 def reapply_erasures(database: Database, lake: Lake, *, tenant: str, actor: str) -> dict[str, Any]:
