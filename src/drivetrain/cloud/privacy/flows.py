@@ -51,8 +51,10 @@ def change_consent(
     actor: str,
     now: datetime | None = None,
     request_id: str | None = None,
+    min_version: int = 0,
 ) -> ConsentChange:
-    """Record ``vin``'s new collection consent and send it to the vehicle.
+    """Record ``vin``'s new collection consent and send it to the vehicle (``min_version``:
+    the least version it may carry, above one the car set itself).
 
     Raises:
         BadInputError: an unknown category or a malformed source.
@@ -61,7 +63,7 @@ def change_consent(
     now = now or datetime.now(UTC)
     consent = set_consent(session, vin=vin, tenant=tenant, categories=categories,
                           source=source, actor=actor, now=now, request_id=request_id)
-    version = consent_version(now)
+    version = max(consent_version(now), min_version)
     job = send_command(
         session, vin, CONSENT_COMMAND,
         {"categories": sorted(consent.categories), "version": version},

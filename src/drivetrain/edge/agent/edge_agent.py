@@ -69,6 +69,7 @@ from drivetrain.edge.buffer import Buffer
 from drivetrain.edge.campaigns import Campaign
 from drivetrain.edge.can_input import CanDecoding
 from drivetrain.edge.collection import CollectionEngine
+from drivetrain.edge.consent import CollectionConsent, region_default
 from drivetrain.edge.downlink import DOWNLINK_CHANNELS, DownlinkGuard, ReplayState
 from drivetrain.edge.entitlements import EntitlementGate
 from drivetrain.edge.identity import VehicleIdentity
@@ -205,7 +206,9 @@ class EdgeAgent:
             desired_version=state.desired.version,
             refusal_report_interval_s=self.config.refusal_report_interval_s,
             on_manifest=self._switch_decoding if can is not None else None,
-            consent=state.consent,
+            # before its first consent the car collects its region's default, not everything
+            consent=state.consent if state.consent.version >= 0
+            else region_default(self.minimisation.default_off),
             entitlements=self.entitlements,
             manifest_version=0 if restored is None else restored[0].version,
             base_catalog=base_catalog,
@@ -421,6 +424,22 @@ class EdgeAgent:
         kept, dropped = consent.filter(incoming)
         self._samples_not_consented += dropped
         return kept
+
+    def withdraw_consent(
+        self, categories: Iterable[str], now_ns: int | None = None
+    ) -> CollectionConsent:
+        """The driver withdraws ``categories`` on the car's screen: nothing of them is
+        collected from now on (what was collected and not sealed is dropped at once), and the
+        cloud is told by a signed ``privacy.consent.withdrawn`` event, sealed now.
+
+        Raises:
+            BadInputError: an unknown category, or one not collected now (nothing changes).
+            StorageError: the buffer failed (nothing changes).
+        """
+        now_ns = self._clock_ns() if now_ns is None else now_ns
+        new = self.downlink.withdraw(sorted(set(categories)), now_ns)
+        self._consented(Samples.empty())  # drop the pending samples of those categories
+        return new
 
     def _minimised(self, incoming: Samples) -> Samples:
         """``incoming`` at the precision the vehicle's region allows (before it is collected,

@@ -34,16 +34,23 @@ from drivetrain.core.errors import (
     WireFormatError,
 )
 from drivetrain.core.ota_report import MANIFEST_EVENT, OTA_NOTICE
-from drivetrain.core.transport import ACK
+from drivetrain.core.transport import ACK, EVENTS
 from drivetrain.core.vss import Catalog
-from drivetrain.core.wire import Ack, Command, DesiredStateDelta, MessageKind, VehicleEvent
+from drivetrain.core.wire import (
+    Ack,
+    Command,
+    DesiredStateDelta,
+    MessageKind,
+    VehicleEvent,
+    events_to_dict,
+)
 from drivetrain.edge.actuator import VehicleActuator
-from drivetrain.edge.agent.config import ACK_PRIORITY, REPORT_PRIORITY
+from drivetrain.edge.agent.config import ACK_PRIORITY, EVENT_PRIORITY, REPORT_PRIORITY
 from drivetrain.edge.agent.outbox import Outbox
 from drivetrain.edge.campaigns import Campaign
 from drivetrain.edge.can_input import CanDecoding
 from drivetrain.edge.collection import CollectionEngine
-from drivetrain.edge.consent import CONSENT_COMMAND, CollectionConsent
+from drivetrain.edge.consent import CONSENT_COMMAND, WITHDRAWN_EVENT, CollectionConsent
 from drivetrain.edge.consent import describe as describe_consent
 from drivetrain.edge.downlink import BENIGN_REASONS, Accepted, DownlinkGuard, Refused
 from drivetrain.edge.entitlements import (
@@ -355,6 +362,27 @@ class DownlinkHandler:
         self._acknowledge(
             Ack(ref, "command", "applied", describe_consent(new, stopped), new.version),
             now_ns, [new])
+
+    def withdraw(self, categories: Sequence[str], now_ns: int) -> CollectionConsent:
+        """Withdraw ``categories`` in the car (its own screen): in force at once, kept with
+        the signed ``privacy.consent.withdrawn`` event that tells the cloud (sealed now, in
+        one transaction with the state record, so a crash loses neither without the other).
+
+        Raises:
+            BadInputError: an unknown category, or one not collected now (nothing changes).
+            StorageError: the buffer failed (nothing changes).
+        """
+        new = self.consent.withdrawn(categories, now_ns // 1_000_000)
+        event = VehicleEvent(WITHDRAWN_EVENT, now_ns, "info", {
+            "withdrawn": sorted(set(categories)), "categories": sorted(new.categories),
+            "version": new.version})
+        self.outbox.seal_json(MessageKind.EVENTS, EVENTS, events_to_dict([event]),
+                              EVENT_PRIORITY, now_ns, [new])
+        self.outbox.events_sent += 1
+        self.consent = new
+        log.info("%s: %s withdrawn in the car: %s", self.vin, ", ".join(sorted(categories)),
+                 describe_consent(new))
+        return new
 
     def _take_entitlements(self, accepted: Accepted, now_ns: int) -> None:
         """Offer each token of the message to the gate; the tokens taken are in force at
