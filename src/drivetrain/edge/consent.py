@@ -19,6 +19,7 @@ vehicle event :data:`WITHDRAWN_EVENT`. Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -58,13 +59,22 @@ class CollectionConsent:
 
     def filter(self, samples: Samples) -> tuple[Samples, int]:
         """``samples`` without the rows of categories not allowed, and how many were dropped."""
+        kept, dropped = self.filter_by_category(samples)
+        return kept, sum(dropped.values())
+
+    def filter_by_category(self, samples: Samples) -> tuple[Samples, Counter[str]]:
+        """``samples`` without the rows of categories not allowed, and the rows dropped per
+        category."""
+        dropped: Counter[str] = Counter()
         if not len(samples) or self.categories >= _ALL:
-            return samples, 0
+            return samples, dropped
         keep_path = np.array([self.allows(p) for p in samples.paths], dtype=bool)
         if keep_path.all():
-            return samples, 0
-        keep = keep_path[samples.path_index]
-        return samples.take(keep), int(len(samples) - keep.sum())
+            return samples, dropped
+        rows = np.bincount(samples.path_index, minlength=len(samples.paths))
+        for i in np.flatnonzero(~keep_path & (rows > 0)):
+            dropped[_category(samples.paths[int(i)])] += int(rows[i])
+        return samples.take(keep_path[samples.path_index]), dropped
 
     def to_dict(self) -> dict[str, Any]:
         return {"categories": sorted(self.categories), "version": self.version}

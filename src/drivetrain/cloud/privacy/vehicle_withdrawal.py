@@ -16,11 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from sqlalchemy.orm import Session
 
-from drivetrain.cloud.privacy.flows import ConsentChange, change_consent, consent_version
 from drivetrain.cloud.privacy.service import DEFAULT_SOURCE, get_consent
 from drivetrain.core.errors import BadInputError
 from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES, PrivacyCategory
@@ -29,6 +28,9 @@ from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES, PrivacyCategory
 WITHDRAWN_EVENT: Final = "privacy.consent.withdrawn"
 #: The consent source of a change made in the car.
 VEHICLE_SOURCE: Final = "vehicle-hmi"
+if TYPE_CHECKING:
+    from drivetrain.cloud.privacy.flows import ConsentChange
+
 _FIELDS: Final = frozenset({"withdrawn", "categories", "version"})
 
 
@@ -88,6 +90,9 @@ def withdraw_from_vehicle(
     Raises:
         NotFoundError: ``vin`` is not a vehicle of ``tenant``.
     """
+    # here, not at the top: ingestion imports this module, and the commands domain ingestion
+    from drivetrain.cloud.privacy.flows import change_consent, consent_version
+
     current = get_consent(session, vin, tenant)
     if current.updated_at is not None and consent_version(current.updated_at) >= withdrawal.version:
         return None

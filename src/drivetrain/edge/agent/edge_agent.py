@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Final
@@ -232,8 +232,8 @@ class EdgeAgent:
         self._ticks = 0
         self._samples_in = 0
         self._samples_collected = 0
-        #: Samples dropped on the vehicle because their category is not consented.
-        self._samples_not_consented = 0
+        #: Samples dropped on the vehicle because their category is not consented, by category.
+        self.not_consented_by_category: Counter[str] = Counter()
         self._samples_coarsened = 0
         self._fired = 0
         #: Inventory events sealed so far (on start and on each change).
@@ -416,13 +416,13 @@ class EdgeAgent:
         if consent.version != self._consent_version:
             self._consent_version = consent.version
             for key, parts in self._pending.items():
-                filtered = [consent.filter(p) for p in parts]
+                filtered = [consent.filter_by_category(p) for p in parts]
                 self._pending[key] = [k for k, _ in filtered]
-                removed = sum(n for _, n in filtered)
-                self._pending_rows -= removed
-                self._samples_not_consented += removed
-        kept, dropped = consent.filter(incoming)
-        self._samples_not_consented += dropped
+                for _, dropped in filtered:
+                    self._pending_rows -= sum(dropped.values())
+                    self.not_consented_by_category.update(dropped)
+        kept, dropped = consent.filter_by_category(incoming)
+        self.not_consented_by_category.update(dropped)
         return kept
 
     def withdraw_consent(
@@ -459,7 +459,7 @@ class EdgeAgent:
     @property
     def samples_not_consented(self) -> int:
         """Samples dropped on the vehicle because their privacy category is not consented."""
-        return self._samples_not_consented
+        return sum(self.not_consented_by_category.values())
 
     def _switch_features(self, now_ns: int) -> None:
         """Enforce the entitlements on the vehicle's clock: a feature whose token lapsed
