@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Final
 
 from drivetrain.core.can import MANIFEST_ECU, DecoderManifest, FrameBatch
 from drivetrain.core.entitlement_twin import CHANGED_EVENT, FeatureReport
-from drivetrain.core.errors import StorageError
+from drivetrain.core.errors import BadInputError, StorageError
 from drivetrain.core.privacy_policy import MinimisationPolicy, active_policy
 from drivetrain.core.transport import EVENTS, Message, Subscription, Transport, vehicle_topic
 from drivetrain.core.vss import Catalog, builtin_catalog
@@ -223,6 +223,8 @@ class EdgeAgent:
         #: the vehicle's connectivity manager sets it.
         self.unmetered_link = self.config.unmetered_link
         self._inbox: deque[Message] = deque()
+        #: Withdrawals the driver made on the car's screen, applied on the ticking thread.
+        self._withdrawals: deque[tuple[str, ...]] = deque()
         self._subscriptions: list[Subscription] = []
         # Collected samples by (priority, campaign id) until the next flush.
         self._pending: dict[tuple[int, str], list[Samples]] = {}
@@ -359,6 +361,12 @@ class EdgeAgent:
             self.downlink.handle(message.topic, message.payload, now_ns)  # StorageError: kept
             self._inbox.popleft()
             message.ack()
+        while self._withdrawals:
+            try:
+                self.withdraw_consent(self._withdrawals[0], now_ns)  # StorageError: kept
+            except BadInputError as e:  # already off, or not a category: nothing to stop
+                log.warning("%s: withdrawal in the car not applied: %s", self.vin, e)
+            self._withdrawals.popleft()
         parts = []
         if frames is not None and len(frames):
             if self.can is None:
@@ -425,12 +433,18 @@ class EdgeAgent:
         self.not_consented_by_category.update(dropped)
         return kept
 
+    def request_withdrawal(self, categories: Iterable[str]) -> None:
+        """Thread-safe :meth:`withdraw_consent` for the car's screen: applied at the start of
+        the next tick, before its samples (an unknown category or one already off is logged)."""
+        self._withdrawals.append(tuple(categories))
+
     def withdraw_consent(
         self, categories: Iterable[str], now_ns: int | None = None
     ) -> CollectionConsent:
         """The driver withdraws ``categories`` on the car's screen: nothing of them is
         collected from now on (what was collected and not sealed is dropped at once), and the
-        cloud is told by a signed ``privacy.consent.withdrawn`` event, sealed now.
+        cloud is told by a signed ``privacy.consent.withdrawn`` event, sealed now. Call it on
+        the ticking thread (:meth:`request_withdrawal` from any other).
 
         Raises:
             BadInputError: an unknown category, or one not collected now (nothing changes).
