@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Final
 from drivetrain.core.can import MANIFEST_ECU, DecoderManifest, FrameBatch
 from drivetrain.core.entitlement_twin import CHANGED_EVENT, FeatureReport
 from drivetrain.core.errors import BadInputError, StorageError
-from drivetrain.core.privacy_policy import MinimisationPolicy, active_policy
+from drivetrain.core.privacy_policy import MinimisationPolicy, RegionPolicy, active_policy
 from drivetrain.core.transport import EVENTS, Message, Subscription, Transport, vehicle_topic
 from drivetrain.core.vss import Catalog, builtin_catalog
 from drivetrain.core.wire import (
@@ -62,6 +62,7 @@ from drivetrain.edge.agent.handler import (
     DownlinkHandler,
     restore_campaigns,
     restore_manifest,
+    restore_policy,
 )
 from drivetrain.edge.agent.outbox import Outbox
 from drivetrain.edge.agent.uploads import HeldUploads, LatestValues
@@ -154,8 +155,6 @@ class EdgeAgent:
         policy: MinimisationPolicy | None = None,
     ) -> None:
         self._inventory = check_inventory(inventory or ())
-        #: The precision rules of the vehicle's region (minimisation at the source).
-        self.minimisation = (policy or active_policy()).for_region(identity.region)
         self.identity = identity
         self.vin = identity.vin
         self.transport = transport
@@ -175,6 +174,9 @@ class EdgeAgent:
             backoff_max_s=self.config.backoff_max_s,
         )
         state = buffer.load_state()
+        # the rules of the vehicle's region: the cloud's last push, else the file's
+        minimisation = restore_policy(state.policy, identity.region, self.vin) or (
+            policy or active_policy()).for_region(identity.region)
         self.guard = DownlinkGuard(
             self.vin,
             identity.cloud_key,
@@ -208,11 +210,14 @@ class EdgeAgent:
             on_manifest=self._switch_decoding if can is not None else None,
             # before its first consent the car collects its region's default, not everything
             consent=state.consent if state.consent.version >= 0
-            else region_default(self.minimisation.default_off),
+            else region_default(minimisation.default_off),
             entitlements=self.entitlements,
             manifest_version=0 if restored is None else restored[0].version,
             base_catalog=base_catalog,
             ota=ota,
+            region=identity.region,
+            region_policy=minimisation,
+            policy_record=state.policy if state.policy.region == identity.region else None,
         )
         self._active_dtcs = active_dtcs
         #: The latest value of every signal seen (upload conditions and DTC counts read it).
@@ -229,7 +234,7 @@ class EdgeAgent:
         # Collected samples by (priority, campaign id) until the next flush.
         self._pending: dict[tuple[int, str], list[Samples]] = {}
         self._pending_rows = 0
-        self._consent_version = state.consent.version
+        self._consent_seen = self.downlink.consent
         self._last_flush_ns: int | None = None
         self._ticks = 0
         self._samples_in = 0
@@ -421,8 +426,8 @@ class EdgeAgent:
         """Drop what consent does not cover, before it is collected; under a newer consent,
         also what was collected and is not sealed yet."""
         consent = self.downlink.consent
-        if consent.version != self._consent_version:
-            self._consent_version = consent.version
+        if consent is not self._consent_seen:  # a newer consent, or a new region default
+            self._consent_seen = consent
             for key, parts in self._pending.items():
                 filtered = [consent.filter_by_category(p) for p in parts]
                 self._pending[key] = [k for k, _ in filtered]
@@ -454,6 +459,11 @@ class EdgeAgent:
         new = self.downlink.withdraw(sorted(set(categories)), now_ns)
         self._consented(Samples.empty())  # drop the pending samples of those categories
         return new
+
+    @property
+    def minimisation(self) -> RegionPolicy:
+        """The minimisation rules of the vehicle's region in force (the cloud may push new)."""
+        return self.downlink.region_policy
 
     def _minimised(self, incoming: Samples) -> Samples:
         """``incoming`` at the precision the vehicle's region allows (before it is collected,
