@@ -5,14 +5,13 @@ is acknowledged; an unsigned, older, other-region or malformed one changes nothi
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_edge_agent import SPEED, TEMP, Rig, S
+from test_edge_agent import TEMP, Rig, S, regional_rig
 
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.errors import BadInputError
@@ -24,23 +23,22 @@ LATITUDE = "Vehicle.CurrentLocation.Latitude"
 SEAT = "Vehicle.Cabin.Seat.Row1.DriverSide.IsBelted"
 RAW = 48.137154
 #: An operator's EU rules: location kept to one decimal, only cabin off until consent.
-COARSER = {"law": "operator", "default_off": ["cabin"],
-           "precision": [{"signals": ["Vehicle.CurrentLocation.*"], "decimals": 1}]}
+COARSER = {
+    "law": "operator",
+    "default_off": ["cabin"],
+    "precision": [{"signals": ["Vehicle.CurrentLocation.*"], "decimals": 1}],
+}
 
 
 @pytest.fixture
 def eu_rig(tmp_path: Path) -> Iterator[Rig]:
-    rig = Rig(tmp_path / "unprovisioned")
-    rig.tmp_path = tmp_path
-    rig.identity = replace(rig.identity, region="EU")
-    rig.agent = rig.new_agent()
+    rig = regional_rig(tmp_path, "EU")
     yield rig
     rig.bus.close()
 
 
 def _push(rig: Rig, version: int, rules: dict[str, Any] = COARSER, region: str = "EU") -> None:
-    body = {"name": POLICY_COMMAND, "args": {"region": region, "version": version,
-                                             "rules": rules}}
+    body = {"name": POLICY_COMMAND, "args": {"region": region, "version": version, "rules": rules}}
     rig.deliver(*rig.downlink(MessageKind.COMMAND, body))
     rig.step(0.1)
 
@@ -78,8 +76,10 @@ def test_the_pushed_policy_survives_a_restart(eu_rig: Rig) -> None:
 
 
 def test_a_policy_does_not_override_the_drivers_consent(eu_rig: Rig) -> None:
-    body = {"name": CONSENT_COMMAND,
-            "args": {"categories": ["technical", "diagnostics"], "version": 1}}
+    body = {
+        "name": CONSENT_COMMAND,
+        "args": {"categories": ["technical", "diagnostics"], "version": 1},
+    }
     eu_rig.deliver(*eu_rig.downlink(MessageKind.COMMAND, body))
     eu_rig.step(0.1)
     eu_rig.now += S
@@ -123,30 +123,58 @@ def test_another_regions_policy_is_refused(eu_rig: Rig) -> None:
     assert _rules_in_force(eu_rig) == 2
 
 
-@pytest.mark.parametrize(("args", "error"), [
-    ({"region": "EU", "version": 1, "rules": {"default_off": ["gps"]}}, "not a privacy categ"),
-    ({"region": "EU", "version": 1, "rules": {"precision": [{"signals": ["Vehicle.Speed"],
-                                                            "decimals": 12}]}}, "0 to 9"),
-    ({"region": "EU", "version": -3, "rules": {}}, "whole number"),
-    ({"region": "EU", "version": 1, "rules": [], }, "region's entry"),
-    ({"region": "EU", "version": 1, "rules": {}, "vin": "X"}, "unknown field"),
-    ({"region": "EU", "version": 1, "rules": {"precision": [
-        {"signals": ["Vehicle.Speed"], "decimals": 1}] * 300}}, "more than 256"),
-])
-def test_malformed_policies_are_refused_naming_the_field(
-    args: dict[str, Any], error: str
-) -> None:
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ({"region": "EU", "version": 1, "rules": {"default_off": ["gps"]}}, "not a privacy categ"),
+        (
+            {
+                "region": "EU",
+                "version": 1,
+                "rules": {"precision": [{"signals": ["Vehicle.Speed"], "decimals": 12}]},
+            },
+            "0 to 9",
+        ),
+        ({"region": "EU", "version": -3, "rules": {}}, "whole number"),
+        (
+            {
+                "region": "EU",
+                "version": 1,
+                "rules": [],
+            },
+            "region's entry",
+        ),
+        ({"region": "EU", "version": 1, "rules": {}, "vin": "X"}, "unknown field"),
+        (
+            {
+                "region": "EU",
+                "version": 1,
+                "rules": {"precision": [{"signals": ["Vehicle.Speed"], "decimals": 1}] * 300},
+            },
+            "more than 256",
+        ),
+    ],
+)
+def test_malformed_policies_are_refused_naming_the_field(args: dict[str, Any], error: str) -> None:
     with pytest.raises(BadInputError, match=error):
         PolicyInForce("EU").updated(args, "EU")
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
-@given(st.dictionaries(
-    st.sampled_from(["region", "version", "rules", "x"]),
-    st.one_of(st.none(), st.integers(), st.text(max_size=6),
-              st.dictionaries(st.sampled_from(["law", "default_off", "precision", "y"]),
-                              st.one_of(st.text(max_size=6), st.lists(st.text(max_size=8),
-                                                                      max_size=3))))))
+@given(
+    st.dictionaries(
+        st.sampled_from(["region", "version", "rules", "x"]),
+        st.one_of(
+            st.none(),
+            st.integers(),
+            st.text(max_size=6),
+            st.dictionaries(
+                st.sampled_from(["law", "default_off", "precision", "y"]),
+                st.one_of(st.text(max_size=6), st.lists(st.text(max_size=8), max_size=3)),
+            ),
+        ),
+    )
+)
 def test_any_policy_args_either_apply_or_are_refused_cleanly(args: dict[str, Any]) -> None:
     try:
         record, policy = PolicyInForce("EU").updated(args, "EU")

@@ -5,11 +5,10 @@ opens what the driver agreed to."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from test_edge_agent import SPEED, TEMP, Rig
+from test_edge_agent import SPEED, TEMP, Rig, regional_rig
 
 from drivetrain.core.privacy_policy import MinimisationPolicy, active_policy
 from drivetrain.core.vss import PRIVACY_CATEGORIES
@@ -20,17 +19,9 @@ LATITUDE = "Vehicle.CurrentLocation.Latitude"
 SEAT = "Vehicle.Cabin.Seat.Row1.DriverSide.IsBelted"
 
 
-def _rig(tmp_path: Path, region: str) -> Rig:
-    rig = Rig(tmp_path / "unprovisioned")
-    rig.tmp_path = tmp_path
-    rig.identity = replace(rig.identity, region=region)
-    rig.agent = rig.new_agent()
-    return rig
-
-
 @pytest.fixture
 def eu_rig(tmp_path: Path) -> Iterator[Rig]:
-    rig = _rig(tmp_path, "EU")
+    rig = regional_rig(tmp_path, "EU")
     yield rig
     rig.bus.close()
 
@@ -52,9 +43,15 @@ def test_a_new_eu_car_collects_no_location_before_consent(eu_rig: Rig) -> None:
 
 def test_the_first_consent_opens_what_the_driver_agreed_to(eu_rig: Rig) -> None:
     eu_rig.drive(1, {LATITUDE: 48.1, TEMP: 21.0})
-    eu_rig.deliver(*eu_rig.downlink(MessageKind.COMMAND, {
-        "name": CONSENT_COMMAND,
-        "args": {"categories": ["technical", "diagnostics", "location"], "version": 1}}))
+    eu_rig.deliver(
+        *eu_rig.downlink(
+            MessageKind.COMMAND,
+            {
+                "name": CONSENT_COMMAND,
+                "args": {"categories": ["technical", "diagnostics", "location"], "version": 1},
+            },
+        )
+    )
     after = eu_rig.now
     eu_rig.drive(1, {LATITUDE: 48.1, SPEED: 50.0, TEMP: 21.0})
     assert _sent(eu_rig, after) == {LATITUDE, TEMP}
@@ -84,11 +81,13 @@ def test_each_shipped_region_keeps_location_off_until_consent(region: str) -> No
 
 
 def test_an_operator_policy_decides_the_default(tmp_path: Path) -> None:
-    doc = {"format": "drivetrain.privacy-policy", "version": 1,
-           "regions": {"US": {"default_off": ["cabin"]}}}
+    doc = {
+        "format": "drivetrain.privacy-policy",
+        "version": 1,
+        "regions": {"US": {"default_off": ["cabin"]}},
+    }
     policy = MinimisationPolicy.from_dict(doc)
     consent = region_default(policy.for_region("US").default_off)
     assert consent.allows(LATITUDE) and not consent.allows(SEAT)
-    assert region_default(policy.for_region("EU").default_off).categories == set(
-        PRIVACY_CATEGORIES)
+    assert region_default(policy.for_region("EU").default_off).categories == set(PRIVACY_CATEGORIES)
     assert CollectionConsent().allows(SEAT)  # the record default: everything

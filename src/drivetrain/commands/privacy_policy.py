@@ -23,8 +23,11 @@ policy_app = typer.Typer(
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 Regions = Annotated[
     list[str] | None,
-    typer.Option("--region", help="A region to show or send (repeatable; default: every region "
-                 "the policy names).", show_default=False),
+    typer.Option(
+        "--region",
+        help="A region to show or send (repeatable; default: every region the policy names).",
+        show_default=False,
+    ),
 ]
 
 
@@ -41,10 +44,14 @@ def _policy():  # type: ignore[no-untyped-def]
 def _rules_text(rules: dict[str, object]) -> str:
     precision = rules.get("precision") or []
     assert isinstance(precision, list)
-    return "; ".join(
-        f"{', '.join(r['signals'])}: "
-        + (f"{r['decimals']} decimal(s)" if "decimals" in r else f"step {r['step']:g}")
-        for r in precision) or "as measured"
+    return (
+        "; ".join(
+            f"{', '.join(r['signals'])}: "
+            + (f"{r['decimals']} decimal(s)" if "decimals" in r else f"step {r['step']:g}")
+            for r in precision
+        )
+        or "as measured"
+    )
 
 
 @policy_app.command("show")
@@ -54,23 +61,31 @@ def show(regions: Regions = None, as_json: JsonOption = False) -> None:
     chosen = regions or sorted(policy.regions)
     unknown = [r for r in chosen if r not in policy.regions]
     if unknown:
-        fail(f"--region {unknown[0]!r}: the policy names no rules for it; it names "
-             f"{', '.join(sorted(policy.regions))}", 2)
+        fail(
+            f"--region {unknown[0]!r}: the policy names no rules for it; it names "
+            f"{', '.join(sorted(policy.regions))}",
+            2,
+        )
     entries = {r: policy.regions[r].to_dict() for r in chosen}
     if as_json:
         emit_json({"source": policy.source, "regions": entries})
         return
-    print_table(f"privacy policy ({policy.source})",
-                [Column("region", "id"), Column("off until consent"), Column("precision")],
-                ((r, ", ".join(e["default_off"]) or "nothing", _rules_text(e))  # type: ignore[arg-type]
-                 for r, e in entries.items()))
+    print_table(
+        f"privacy policy ({policy.source})",
+        [Column("region", "id"), Column("off until consent"), Column("precision")],
+        (
+            (r, ", ".join(e["default_off"]) or "nothing", _rules_text(e))  # type: ignore[arg-type]
+            for r, e in entries.items()
+        ),
+    )
 
 
 @policy_app.command("push")
 def push(
     regions: Regions = None,
-    tenant: Annotated[str, typer.Option("--tenant", help="The tenant whose cars get it.")]
-    = "default",
+    tenant: Annotated[
+        str, typer.Option("--tenant", help="The tenant whose cars get it.")
+    ] = "default",
     as_json: JsonOption = False,
 ) -> None:
     """Send each region's rules to the tenant's cars there as the signed command
@@ -84,18 +99,24 @@ def push(
     database = open_migrated_database(load_settings_or_exit())
     try:
         with database.session() as session:
-            pushes = push_policy(session, policy, tenant=tenant, actor=cli_actor(),
-                                 regions=regions)
+            pushes = push_policy(session, policy, tenant=tenant, actor=cli_actor(), regions=regions)
     except DrivetrainError as e:
         fail(e)
     finally:
         database.dispose()
     if as_json:
-        emit_json({"source": policy.source, "tenant": tenant,
-                   "pushes": [p.to_dict() for p in pushes]})
+        emit_json(
+            {"source": policy.source, "tenant": tenant, "pushes": [p.to_dict() for p in pushes]}
+        )
         return
-    print_table(f"privacy policy {policy.source} sent (tenant {tenant!r})",
-                [Column("region", "id"), Column("version", "number"), Column("job", "id"),
-                 Column("vehicles", "number"), Column("precision")],
-                ((p.region, p.version, p.job_id, p.vehicles, _rules_text(p.rules))
-                 for p in pushes))
+    print_table(
+        f"privacy policy {policy.source} sent (tenant {tenant!r})",
+        [
+            Column("region", "id"),
+            Column("version", "number"),
+            Column("job", "id"),
+            Column("vehicles", "number"),
+            Column("precision"),
+        ],
+        ((p.region, p.version, p.job_id, p.vehicles, _rules_text(p.rules)) for p in pushes),
+    )

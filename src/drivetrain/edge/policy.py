@@ -44,8 +44,11 @@ class PolicyInForce:
         return None if self.rules is None else region_from_dict(self.region, self.rules)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"region": self.region, "version": self.version,
-                "rules": None if self.rules is None else dict(self.rules)}
+        return {
+            "region": self.region,
+            "version": self.version,
+            "rules": None if self.rules is None else dict(self.rules),
+        }
 
     @classmethod
     def from_dict(cls, data: object) -> PolicyInForce:
@@ -57,10 +60,16 @@ class PolicyInForce:
         if not isinstance(data, Mapping):
             raise BadInputError(f"policy record is {type(data).__name__}; expected an object")
         region, version, rules = data.get("region", ""), data.get("version", -1), data.get("rules")
-        if (not isinstance(region, str) or isinstance(version, bool)
-                or not isinstance(version, int) or not (rules is None or isinstance(rules, Mapping))):
-            raise BadInputError("policy record: expected region (text), version (whole number) "
-                                "and rules (an object or null)")
+        if (
+            not isinstance(region, str)
+            or isinstance(version, bool)
+            or not isinstance(version, int)
+            or not (rules is None or isinstance(rules, Mapping))
+        ):
+            raise BadInputError(
+                "policy record: expected region (text), version (whole number) "
+                "and rules (an object or null)"
+            )
         return cls(region, version, rules)
 
     def updated(self, args: Mapping[str, Any], region: str) -> tuple[PolicyInForce, RegionPolicy]:
@@ -73,28 +82,38 @@ class PolicyInForce:
         """
         unknown = sorted(set(map(str, args)) - _ARGS)
         if unknown:
-            raise BadInputError(f"policy: unknown field(s) {', '.join(unknown)}; expected "
-                                "region, version and rules")
+            raise BadInputError(
+                f"policy: unknown field(s) {', '.join(unknown)}; expected region, version and rules"
+            )
         version = args.get("version")
         if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version < 2**63:
-            raise BadInputError(f"policy.version is {version!r:.40}; expected a whole number "
-                                ">= 0")
+            raise BadInputError(f"policy.version is {version!r:.40}; expected a whole number >= 0")
         if args.get("region") != region:
-            raise BadInputError(f"policy.region is {args.get('region')!r:.20}; this vehicle "
-                                f"is in region {region or '(none)'!r}")
+            raise BadInputError(
+                f"policy.region is {args.get('region')!r:.20}; this vehicle "
+                f"is in region {region or '(none)'!r}"
+            )
         rules = args.get("rules")
         if not isinstance(rules, Mapping):
             raise BadInputError("policy.rules: expected the region's entry of the policy")
         precision = rules.get("precision", [])
-        if isinstance(precision, list) and (len(precision) > MAX_RULES or any(
-                isinstance(r, Mapping) and isinstance(r.get("signals"), list)
-                and len(r["signals"]) > MAX_RULES for r in precision)):
-            raise BadInputError(f"policy.rules.precision: more than {MAX_RULES} rules or "
-                                "signals in a rule")
+        if isinstance(precision, list) and (
+            len(precision) > MAX_RULES
+            or any(
+                isinstance(r, Mapping)
+                and isinstance(r.get("signals"), list)
+                and len(r["signals"]) > MAX_RULES
+                for r in precision
+            )
+        ):
+            raise BadInputError(
+                f"policy.rules.precision: more than {MAX_RULES} rules or signals in a rule"
+            )
         policy = region_from_dict(region, rules, "policy.rules")
         if version <= self.version:
-            raise BadInputError(f"policy version {version} is not newer than version "
-                                f"{self.version} in force")
+            raise BadInputError(
+                f"policy version {version} is not newer than version {self.version} in force"
+            )
         return PolicyInForce(region, version, dict(rules)), policy
 
 
@@ -102,5 +121,7 @@ def describe(record: PolicyInForce, policy: RegionPolicy) -> str:
     """One line for the acknowledgement: what the vehicle applies now."""
     rules = "; ".join(f"{', '.join(r.signals)}: {r.describe()}" for r in policy.precision)
     off = ", ".join(sorted(policy.default_off)) or "nothing"
-    return (f"policy {record.region} version {record.version} in force: off until consent: "
-            f"{off}; precision: {rules or 'as measured'}")[:1000]
+    return (
+        f"policy {record.region} version {record.version} in force: off until consent: "
+        f"{off}; precision: {rules or 'as measured'}"
+    )[:1000]

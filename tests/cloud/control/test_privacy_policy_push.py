@@ -17,11 +17,21 @@ from drivetrain.core.errors import BadInputError, NotFoundError
 from drivetrain.core.privacy_policy import MinimisationPolicy
 
 LATITUDE = "Vehicle.CurrentLocation.Latitude"
-OPERATOR = MinimisationPolicy.from_dict({
-    "format": "drivetrain.privacy-policy", "version": 1,
-    "regions": {"EU": {"law": "operator", "default_off": ["cabin"],
-                       "precision": [{"signals": ["Vehicle.CurrentLocation.*"], "decimals": 1}]},
-                "US": {"default_off": ["location"]}}}, "operator.json")
+OPERATOR = MinimisationPolicy.from_dict(
+    {
+        "format": "drivetrain.privacy-policy",
+        "version": 1,
+        "regions": {
+            "EU": {
+                "law": "operator",
+                "default_off": ["cabin"],
+                "precision": [{"signals": ["Vehicle.CurrentLocation.*"], "decimals": 1}],
+            },
+            "US": {"default_off": ["location"]},
+        },
+    },
+    "operator.json",
+)
 
 
 @pytest.fixture
@@ -66,14 +76,22 @@ def test_a_later_push_wins_and_a_replayed_older_one_is_refused(
     from rig import utc
 
     with database.session() as session:
-        newer = push_policy(session, OPERATOR, tenant="acme", actor="test", regions=["EU"],
-                            now=utc())
+        newer = push_policy(
+            session, OPERATOR, tenant="acme", actor="test", regions=["EU"], now=utc()
+        )
     rig.cycle()
-    lax = MinimisationPolicy.from_dict({"format": "drivetrain.privacy-policy", "version": 1,
-                                        "regions": {"EU": {}}})
+    lax = MinimisationPolicy.from_dict(
+        {"format": "drivetrain.privacy-policy", "version": 1, "regions": {"EU": {}}}
+    )
     with database.session() as session:  # dated before the one in force
-        older = push_policy(session, lax, tenant="acme", actor="test", regions=["EU"],
-                            now=utc() - timedelta(minutes=1))
+        older = push_policy(
+            session,
+            lax,
+            tenant="acme",
+            actor="test",
+            regions=["EU"],
+            now=utc() - timedelta(minutes=1),
+        )
     rig.cycle()
     vin = rig.vins[0]
     assert rig.agents[vin].downlink.policy_record.version == newer[0].version
@@ -82,10 +100,13 @@ def test_a_later_push_wins_and_a_replayed_older_one_is_refused(
     assert delivery.state in ("failed", "queued") and "not newer" in (delivery.reason or "")
 
 
-@pytest.mark.parametrize(("regions", "error"), [
-    (["XX"], "region 'XX' not known"),
-    (["CN"], "names no rules for it"),
-])
+@pytest.mark.parametrize(
+    ("regions", "error"),
+    [
+        (["XX"], "region 'XX' not known"),
+        (["CN"], "names no rules for it"),
+    ],
+)
 def test_bad_regions_are_refused(
     rig: Rig, database: Database, regions: list[str], error: str
 ) -> None:

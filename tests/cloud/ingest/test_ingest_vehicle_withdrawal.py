@@ -29,20 +29,37 @@ EVERYTHING = list(PRIVACY_CATEGORIES)
 
 @pytest.fixture
 def pipeline(database: Database) -> IngestPipeline:
-    return IngestPipeline(database, MemoryLake(), MemoryReportedState(), clock=lambda: NOW_NS,
-                          vehicle_cache_ttl_s=0)
+    return IngestPipeline(
+        database, MemoryLake(), MemoryReportedState(), clock=lambda: NOW_NS, vehicle_cache_ttl_s=0
+    )
 
 
 def _event(vin: str, key: Any, data: dict[str, Any], seq: int = 1) -> RawMessage:
     event = VehicleEvent(WITHDRAWN_EVENT, NOW_NS, "info", data)
-    return RawMessage(vehicle_topic(vin, "events"),
-                      seal_json(MessageKind.EVENTS, vin, events_to_dict([event]), key=key, seq=seq))
+    return RawMessage(
+        vehicle_topic(vin, "events"),
+        seal_json(MessageKind.EVENTS, vin, events_to_dict([event]), key=key, seq=seq),
+    )
 
 
 def _consent(database: Database, vin: str, tenant: str = "acme") -> tuple[set[str], str]:
     with database.session() as session:
         consent = get_consent(session, vin, tenant)
     return set(consent.categories), consent.source
+
+
+def _everything(database: Database, vin: str, at_s: float) -> None:
+    """The driver consents to every category through the app, at ``at_s``."""
+    with database.session() as session:
+        change_consent(
+            session,
+            vin=vin,
+            tenant="acme",
+            categories=EVERYTHING,
+            source="driver-app",
+            actor="test",
+            now=datetime.fromtimestamp(at_s, UTC),
+        )
 
 
 def _agent(fleet: Fleet, name: str, bus: InProcessTransport) -> EdgeAgent:
@@ -56,21 +73,22 @@ def test_a_withdrawal_in_the_car_stops_collection_and_reaches_the_ledger(
     pipeline: IngestPipeline, fleet: Fleet, database: Database
 ) -> None:
     vin = fleet.vin("eu1")
-    with database.session() as session:
-        change_consent(session, vin=vin, tenant="acme", categories=EVERYTHING,
-                       source="driver-app", actor="test",
-                       now=datetime.fromtimestamp(NOW_NS / SECOND - 60, UTC))
+    _everything(database, vin, NOW_NS / SECOND - 60)
     bus = InProcessTransport()
     sent: list[Message] = []
     bus.subscribe(f"dt/v1/{vin}/#", sent.append)
     agent = _agent(fleet, "eu1", bus)
     now = NOW_NS - 5 * SECOND
     # the consent command, signed by the cloud for this car, gives it everything
-    command = {"name": "privacy.collection", "args": {"categories": EVERYTHING, "version": 1},
-               "expires_ns": now + 60 * SECOND}
-    bus.publish(vehicle_topic(vin, "commands"),
-                seal_json(MessageKind.COMMAND, vin, command, key=CLOUD_KEY, seq=1,
-                          sent_ns=now))
+    command = {
+        "name": "privacy.collection",
+        "args": {"categories": EVERYTHING, "version": 1},
+        "expires_ns": now + 60 * SECOND,
+    }
+    bus.publish(
+        vehicle_topic(vin, "commands"),
+        seal_json(MessageKind.COMMAND, vin, command, key=CLOUD_KEY, seq=1, sent_ns=now),
+    )
     bus.drain()
     agent.tick(now, samples=Samples.from_values({LATITUDE: 48.1, SOC: 80.0}, now))
     pending_before = agent.samples_not_consented
@@ -105,8 +123,13 @@ def test_the_ledger_takes_the_cars_report_and_confirms_it_with_a_newer_command(
 ) -> None:
     vin, key = fleet.vin("eu1"), fleet.key("eu1")
     version = NOW_NS // 1_000_000 + 10_000  # the car's clock runs ahead of the cloud's
-    report = pipeline.process([_event(vin, key, {
-        "withdrawn": ["cabin"], "categories": ["technical"], "version": version})])
+    report = pipeline.process(
+        [
+            _event(
+                vin, key, {"withdrawn": ["cabin"], "categories": ["technical"], "version": version}
+            )
+        ]
+    )
     assert report.dead_letters == 0
     # no record before: the region's default (technical, diagnostics) without cabin
     assert _consent(database, vin) == ({"technical", "diagnostics"}, "vehicle-hmi")
@@ -122,20 +145,26 @@ def test_an_older_report_does_not_undo_a_newer_consent(
     pipeline: IngestPipeline, fleet: Fleet, database: Database
 ) -> None:
     vin, key = fleet.vin("eu1"), fleet.key("eu1")
-    with database.session() as session:
-        change_consent(session, vin=vin, tenant="acme", categories=EVERYTHING,
-                       source="driver-app", actor="test",
-                       now=datetime.fromtimestamp(NOW_NS / SECOND, UTC))
+    _everything(database, vin, NOW_NS / SECOND)
     stale = NOW_NS // 1_000_000 - 1_000
-    report = pipeline.process([_event(vin, key, {
-        "withdrawn": ["location"], "categories": ["technical"], "version": stale})])
+    report = pipeline.process(
+        [
+            _event(
+                vin, key, {"withdrawn": ["location"], "categories": ["technical"], "version": stale}
+            )
+        ]
+    )
     assert report.dead_letters == 0  # kept as an event, but the newer consent stands
     assert _consent(database, vin) == (set(EVERYTHING), "driver-app")
 
 
 FORGED = {
-    "names_another_vin": {"vin": "DTV5G4JN2T8ZL3KC1", "withdrawn": ["location"],
-                          "categories": [], "version": 1},
+    "names_another_vin": {
+        "vin": "DTV5G4JN2T8ZL3KC1",
+        "withdrawn": ["location"],
+        "categories": [],
+        "version": 1,
+    },
     "unknown_category": {"withdrawn": ["gps"], "categories": [], "version": 1},
     "nothing_withdrawn": {"withdrawn": [], "categories": [], "version": 1},
     "version_negative": {"withdrawn": ["location"], "categories": [], "version": -1},
@@ -160,8 +189,9 @@ def test_a_report_for_another_vehicle_signed_with_this_cars_key_is_refused(
     pipeline: IngestPipeline, fleet: Fleet, database: Database
 ) -> None:
     victim, attacker_key = fleet.vin("eu2"), fleet.key("eu1")
-    report = pipeline.process([_event(victim, attacker_key, {
-        "withdrawn": ["technical"], "categories": [], "version": 1})])
+    report = pipeline.process(
+        [_event(victim, attacker_key, {"withdrawn": ["technical"], "categories": [], "version": 1})]
+    )
     assert report.results[0].status != "stored"
     assert _consent(database, victim) == ({"technical", "diagnostics"}, "default")
 
@@ -170,8 +200,9 @@ def test_a_vehicle_of_another_tenant_cannot_touch_this_tenants_car(
     pipeline: IngestPipeline, fleet: Fleet, database: Database
 ) -> None:
     victim, other_key = fleet.vin("eu1"), fleet.key("gx1")
-    pipeline.process([_event(victim, other_key, {
-        "withdrawn": ["technical"], "categories": [], "version": 1})])
+    pipeline.process(
+        [_event(victim, other_key, {"withdrawn": ["technical"], "categories": [], "version": 1})]
+    )
     assert _consent(database, victim) == ({"technical", "diagnostics"}, "default")
 
 

@@ -69,12 +69,13 @@ def change_consent(
     job = send_command(
         session, vin, CONSENT_COMMAND,
         {"categories": sorted(consent.categories), "version": version},
-        tenant=tenant, actor=actor, now=now, request_id=request_id, policy=_POLICY,
+        tenant=tenant, actor=actor, now=now, request_id=request_id, policy=PRIVACY_ROLLOUT,
     )
     return ConsentChange(consent, job.job_id, version)
 
 
-_POLICY: Final = RolloutPolicy(freshness_s=CONSENT_FRESHNESS_S, timeout_s=CONSENT_FRESHNESS_S,
+#: How a privacy command waits for an offline vehicle: up to 30 days, retried.
+PRIVACY_ROLLOUT: Final = RolloutPolicy(freshness_s=CONSENT_FRESHNESS_S, timeout_s=CONSENT_FRESHNESS_S,
                                max_retries=3)
 
 
@@ -103,7 +104,7 @@ def change_consents(
         groups.setdefault(tuple(sorted(consent.categories)), []).append(vin)
     args = {"version": consent_version(now)}
     return [
-        create_job(session, tenant=tenant, actor=actor, vins=vins, policy=_POLICY,
+        create_job(session, tenant=tenant, actor=actor, vins=vins, policy=PRIVACY_ROLLOUT,
                    payload=Payload.command(CONSENT_COMMAND, {**args, "categories": list(names)}),
                    name=CONSENT_COMMAND, origin="privacy", now=now).job_id
         for names, vins in groups.items()

@@ -6,7 +6,7 @@ else the shipped one) as the command ``privacy.policy`` (``drivetrain.edge.polic
 ``{"region", "version", "rules"}``, through the commands dispatcher, one job per region (its
 targets: the query ``region == "R"``). The version is the push time in Unix milliseconds, so a
 later push always wins on the car and an older one re-delivered is refused there. A car
-offline now gets it when it reconnects, within :data:`POLICY_FRESHNESS_S`. Ingestion applies
+offline now gets it when it reconnects, within 30 days. Ingestion applies
 the same file by itself (it re-reads it when it changes).
 """
 
@@ -19,17 +19,15 @@ from typing import Final
 
 from sqlalchemy.orm import Session
 
-from drivetrain.cloud.commands import Payload, RolloutPolicy, create_job
+from drivetrain.cloud.commands import Payload, create_job
 from drivetrain.cloud.infra import get_tenant, record_audit
-from drivetrain.cloud.privacy.flows import consent_version
+from drivetrain.cloud.privacy.flows import PRIVACY_ROLLOUT, consent_version
 from drivetrain.core.errors import BadInputError
 from drivetrain.core.privacy_policy import MinimisationPolicy
 from drivetrain.core.regions import REGIONS
 
 #: The command the edge agent applies itself (``drivetrain.edge.policy.POLICY_COMMAND``).
 POLICY_COMMAND: Final = "privacy.policy"
-#: How long a push waits for an offline vehicle (the commands maximum, 30 days).
-POLICY_FRESHNESS_S: Final = 30 * 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +41,13 @@ class PolicyPush:
     rules: dict[str, object]
 
     def to_dict(self) -> dict[str, object]:
-        return {"region": self.region, "version": self.version, "job_id": self.job_id,
-                "vehicles": self.vehicles, "rules": self.rules}
+        return {
+            "region": self.region,
+            "version": self.version,
+            "job_id": self.job_id,
+            "vehicles": self.vehicles,
+            "rules": self.rules,
+        }
 
 
 def push_policy(
@@ -68,26 +71,43 @@ def push_policy(
     chosen = list(regions) if regions is not None else sorted(policy.regions)
     for region in chosen:
         if region not in REGIONS:
-            raise BadInputError(f"region {region!r} not known; expected one of "
-                                f"{', '.join(REGIONS)}")
+            raise BadInputError(
+                f"region {region!r} not known; expected one of {', '.join(REGIONS)}"
+            )
         if region not in policy.regions:
-            raise BadInputError(f"region {region!r}: the policy {policy.source} names no rules "
-                                f"for it; it names {', '.join(sorted(policy.regions)) or 'none'}")
+            raise BadInputError(
+                f"region {region!r}: the policy {policy.source} names no rules "
+                f"for it; it names {', '.join(sorted(policy.regions)) or 'none'}"
+            )
     version = consent_version(now)
-    rollout = RolloutPolicy(freshness_s=POLICY_FRESHNESS_S, timeout_s=POLICY_FRESHNESS_S,
-                            max_retries=3)
     pushes = []
     for region in chosen:
         rules = policy.regions[region].to_dict()
         job = create_job(
-            session, tenant=tenant, actor=actor, origin="privacy", name=POLICY_COMMAND,
-            payload=Payload.command(POLICY_COMMAND,
-                                    {"region": region, "version": version, "rules": rules}),
-            query=f'region == "{region}"', policy=rollout, now=now,
+            session,
+            tenant=tenant,
+            actor=actor,
+            origin="privacy",
+            name=POLICY_COMMAND,
+            payload=Payload.command(
+                POLICY_COMMAND, {"region": region, "version": version, "rules": rules}
+            ),
+            query=f'region == "{region}"',
+            policy=PRIVACY_ROLLOUT,
+            now=now,
         )
         pushes.append(PolicyPush(region, version, job.job_id, job.counts.queued, rules))
-    record_audit(session, tenant=tenant, actor=actor, action="privacy.policy.push",
-                 target=f"privacy-policy:{version}",
-                 details={"source": policy.source, "version": version,
-                          "regions": {p.region: p.vehicles for p in pushes}}, now=now)
+    record_audit(
+        session,
+        tenant=tenant,
+        actor=actor,
+        action="privacy.policy.push",
+        target=f"privacy-policy:{version}",
+        details={
+            "source": policy.source,
+            "version": version,
+            "regions": {p.region: p.vehicles for p in pushes},
+        },
+        now=now,
+    )
     return pushes

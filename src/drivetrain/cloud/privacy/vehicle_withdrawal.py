@@ -53,20 +53,28 @@ class Withdrawal:
         """
         unknown = sorted(set(map(str, data)) - _FIELDS)
         if unknown:
-            raise BadInputError(f"withdrawal: unknown field(s) {', '.join(unknown)}; expected "
-                                "withdrawn, categories and version")
+            raise BadInputError(
+                f"withdrawal: unknown field(s) {', '.join(unknown)}; expected "
+                "withdrawn, categories and version"
+            )
         lists = {}
         for name in ("withdrawn", "categories"):
             value = data.get(name)
-            if (not isinstance(value, list) or len(value) > len(PRIVACY_CATEGORIES)
-                    or not all(isinstance(v, str) and v in PRIVACY_CATEGORIES for v in value)):
-                raise BadInputError(f"withdrawal.{name}: expected a list of privacy categories "
-                                    f"({', '.join(PRIVACY_CATEGORIES)})")
+            if (
+                not isinstance(value, list)
+                or len(value) > len(PRIVACY_CATEGORIES)
+                or not all(isinstance(v, str) and v in PRIVACY_CATEGORIES for v in value)
+            ):
+                raise BadInputError(
+                    f"withdrawal.{name}: expected a list of privacy categories "
+                    f"({', '.join(PRIVACY_CATEGORIES)})"
+                )
             lists[name] = frozenset(value)
         version = data.get("version")
         if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version < 2**63:
-            raise BadInputError(f"withdrawal.version is {version!r:.40}; expected a whole "
-                                "number >= 0")
+            raise BadInputError(
+                f"withdrawal.version is {version!r:.40}; expected a whole number >= 0"
+            )
         if not lists["withdrawn"]:
             raise BadInputError("withdrawal.withdrawn: expected at least one category")
         return cls(lists["withdrawn"], lists["categories"], version)  # type: ignore[arg-type]
@@ -96,10 +104,18 @@ def withdraw_from_vehicle(
     current = get_consent(session, vin, tenant)
     if current.updated_at is not None and consent_version(current.updated_at) >= withdrawal.version:
         return None
-    base = (region_default if current.source == DEFAULT_SOURCE and region_default is not None
-            else current.categories)
+    base = (
+        region_default
+        if current.source == DEFAULT_SOURCE and region_default is not None
+        else current.categories
+    )
     return change_consent(
-        session, vin=vin, tenant=tenant, categories=base - withdrawal.withdrawn,
-        source=VEHICLE_SOURCE, actor=f"vehicle:{vin}", now=now,
+        session,
+        vin=vin,
+        tenant=tenant,
+        categories=base - withdrawal.withdrawn,
+        source=VEHICLE_SOURCE,
+        actor=f"vehicle:{vin}",
+        now=now,
         min_version=withdrawal.version + 1,
     )

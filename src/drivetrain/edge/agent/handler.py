@@ -34,6 +34,7 @@ from drivetrain.core.errors import (
     WireFormatError,
 )
 from drivetrain.core.ota_report import MANIFEST_EVENT, OTA_NOTICE
+from drivetrain.core.privacy_policy import RegionPolicy
 from drivetrain.core.transport import ACK, EVENTS
 from drivetrain.core.vss import Catalog
 from drivetrain.core.wire import (
@@ -50,7 +51,6 @@ from drivetrain.edge.agent.outbox import Outbox
 from drivetrain.edge.campaigns import Campaign
 from drivetrain.edge.can_input import CanDecoding
 from drivetrain.edge.collection import CollectionEngine
-from drivetrain.core.privacy_policy import RegionPolicy
 from drivetrain.edge.consent import (
     CONSENT_COMMAND,
     WITHDRAWN_EVENT,
