@@ -188,9 +188,10 @@ def fleet(
     consent: str | None = typer.Option(
         None,
         "--consent",
-        help="Privacy categories every vehicle consents to, comma-separated, or 'all' "
-        "(default: the privacy default, technical and diagnostics; the rest is dropped at "
-        "ingestion and counted in the summary).",
+        help="Privacy categories every vehicle consents to, comma-separated, or 'all'; sent "
+        "to each car as a signed command before it starts (default: its region's default, "
+        "technical and diagnostics; the rest is not collected on the car and is counted in "
+        "the summary).",
     ),
 ) -> None:
     """Run N virtual vehicles — physics, wear, CAN buses, real edge agents — in this process.

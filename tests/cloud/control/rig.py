@@ -83,9 +83,14 @@ class Rig:
         self.online = {vin: True for vin in self.agents}
         for agent in self.agents.values():
             agent.start()
-        if link:  # the consents delivered, acknowledged and their slots cleared ...
-            self.cycle()
-            self.vehicles_act()
+        if link:  # the consents delivered, acknowledged and their slots cleared an hour
+            # before any moment a test plays (the cars' clocks and memories start there) ...
+            at = utc(-3600)
+            at_ns = int(at.timestamp() * 1e9)
+            self.dispatcher.run_once(at)
+            self.vehicles_act(at_ns)
+            self.dispatcher.run_once(at)
+            self.vehicles_act(at_ns)
             # ... so the tests count only their own traffic
             self.dispatcher.stats = DispatcherStats()
             for agent in self.agents.values():
