@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from ingest_helpers import CLOUD_KEY, LATITUDE, NOW_NS, SECOND, SOC, Fleet
 
 from drivetrain.cloud.infra import Database
@@ -18,6 +20,8 @@ from drivetrain.cloud.ingest import IngestPipeline, MemoryLake, MemoryReportedSt
 from drivetrain.cloud.ingest.service import list_dead_letters, list_vehicle_events
 from drivetrain.cloud.privacy import get_consent
 from drivetrain.cloud.privacy.flows import change_consent
+from drivetrain.cloud.privacy.vehicle_withdrawal import Withdrawal
+from drivetrain.core.errors import BadInputError
 from drivetrain.core.transport import InProcessTransport, Message, vehicle_topic
 from drivetrain.core.vss import PRIVACY_CATEGORIES
 from drivetrain.core.wire import MessageKind, VehicleEvent, events_to_dict, seal_json
@@ -209,10 +213,30 @@ def test_a_vehicle_of_another_tenant_cannot_touch_this_tenants_car(
 def test_the_car_refuses_a_withdrawal_of_what_it_does_not_collect(fleet: Fleet) -> None:
     bus = InProcessTransport()
     agent = _agent(fleet, "eu1", bus)  # a new EU car: location is off already
-    from drivetrain.core.errors import BadInputError
 
     with pytest.raises(BadInputError, match="location not collected now"):
         agent.withdraw_consent(["location"], NOW_NS)
     with pytest.raises(BadInputError, match="gps"):
         agent.withdraw_consent(["gps"], NOW_NS)
     assert agent.downlink.consent.version == -1
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["withdrawn", "categories", "version", "vin"]),
+        st.one_of(
+            st.none(),
+            st.integers(),
+            st.text(max_size=8),
+            st.lists(st.sampled_from([*PRIVACY_CATEGORIES, "gps", ""]), max_size=7),
+        ),
+    )
+)
+def test_any_report_either_reads_or_is_refused_cleanly(data: dict[str, Any]) -> None:
+    try:
+        withdrawal = Withdrawal.from_event(data)
+    except BadInputError:
+        return
+    assert withdrawal.withdrawn and withdrawal.version >= 0
+    assert withdrawal.withdrawn <= set(PRIVACY_CATEGORIES)
