@@ -126,3 +126,37 @@ def test_categories_lists_all_five_with_the_default_marked(cli: Callable[..., st
 def test_every_privacy_command_has_help(command: list[str]) -> None:
     result = CliRunner().invoke(cli_app, [*command, "--help"])
     assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_policy_show_and_push_send_the_operators_file_to_the_cars_of_a_region(
+    cli: Callable[..., str], vin: str, database: Database, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from drivetrain.cloud.commands import get_job
+
+    shipped = json.loads(cli("privacy", "policy", "show", "--region", "EU", "--json"))
+    assert shipped["regions"]["EU"]["default_off"] == ["cabin", "driving_behaviour", "location"]
+    operator = tmp_path / "policy.json"
+    operator.write_text(json.dumps({
+        "format": "drivetrain.privacy-policy", "version": 1,
+        "regions": {"EU": {"default_off": ["cabin"],
+                           "precision": [{"signals": ["Vehicle.Speed"], "step": 5}]}}}))
+    monkeypatch.setenv("DRIVETRAIN_PRIVACY_POLICY", str(operator))
+    assert "Vehicle.Speed: step 5" in cli("privacy", "policy", "show")
+    pushed = json.loads(cli("privacy", "policy", "push", "--tenant", "acme", "--json"))
+    (push,) = pushed["pushes"]
+    assert (push["region"], push["vehicles"], pushed["source"]) == ("EU", 1, str(operator))
+    with database.session() as session:
+        job = get_job(session, push["job_id"], tenant="acme")
+        audit = list_audit(session, "acme", action="privacy.policy.push")
+    assert job.body["args"]["rules"]["default_off"] == ["cabin"]
+    assert job.body["args"]["version"] == push["version"]
+    assert audit[-1].actor.startswith("cli:")
+    table = cli("privacy", "policy", "push", "--tenant", "acme", "--region", "EU")
+    assert "EU" in table and "step 5" in table
+    assert "names no rules for it" in cli("privacy", "policy", "push", "--tenant", "acme",
+                                          "--region", "US", code=1)
+    assert "does not exist" in cli("privacy", "policy", "push", "--tenant", "nobody", code=1)
+    operator.write_text('{"format": "drivetrain.privacy-policy", "version": 1, '
+                        '"regions": {"EU": {"default_off": ["gps"]}}}')
+    assert "'gps' is not a privacy category" in cli("privacy", "policy", "show", code=2)

@@ -20,6 +20,8 @@ def test_withdrawal_grant_and_erasure_play_and_pass(
     report_figure(f"privacy act: {result.check}")
     assert 0 < result.figures["stop_collecting_s"] <= STOP_WITHIN_S
     assert result.figures["dropped_on_car"] > 0
+    assert 0 < result.figures["hmi_stop_s"] <= STOP_WITHIN_S  # withdrawn on the car's screen
+    assert result.figures["hmi_ledger_s"] >= result.figures["hmi_stop_s"]
     assert result.figures["repairer_rows"] > 0
     assert result.figures["rows_before_erasure"] > 0 and result.figures["rows_after_erasure"] == 0
 
@@ -30,8 +32,12 @@ def test_a_car_that_ignores_the_withdrawal_fails_the_act(
     from drivetrain.core.errors import BadInputError
     from drivetrain.edge.consent import CollectionConsent
 
-    def refuse(self: CollectionConsent, args: object) -> CollectionConsent:
-        raise BadInputError("consent locked")
+    original = CollectionConsent.updated
+
+    def refuse(self: CollectionConsent, args: dict[str, list[str]]) -> CollectionConsent:
+        if "location" not in args["categories"]:  # the first consent, not its withdrawal
+            raise BadInputError("consent locked")
+        return original(self, args)
 
     monkeypatch.setattr(CollectionConsent, "updated", refuse)
     result = PRIVACY.run(act_context(platform, vehicles=1, budget_s=12.0))

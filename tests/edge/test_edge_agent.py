@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,15 @@ class Rig:
     def drive(self, seconds: float, values: dict[str, float], every_s: float = 0.1) -> None:
         for _ in range(round(seconds / every_s)):
             self.step(every_s, values)
+
+
+def regional_rig(tmp_path: Path, region: str) -> Rig:
+    """A rig whose vehicle was provisioned in ``region`` (its policy applies on the car)."""
+    rig = Rig(tmp_path / "unprovisioned")
+    rig.tmp_path = tmp_path
+    rig.identity = replace(rig.identity, region=region)
+    rig.agent = rig.new_agent()
+    return rig
 
 
 @pytest.fixture

@@ -4,13 +4,15 @@ they are collected, buffered or sent (``drivetrain.core.privacy_policy``)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from test_edge_agent import SPEED, TEMP, Rig
+from test_edge_agent import SPEED, TEMP, Rig, regional_rig
 
 from drivetrain.core.privacy_policy import active_policy
+from drivetrain.core.vss import PRIVACY_CATEGORIES
+from drivetrain.core.wire import MessageKind
+from drivetrain.edge.consent import CONSENT_COMMAND
 
 LATITUDE = "Vehicle.CurrentLocation.Latitude"
 RAW_LATITUDE = 48.137154
@@ -18,10 +20,7 @@ RAW_LATITUDE = 48.137154
 
 @pytest.fixture
 def eu_rig(tmp_path: Path) -> Iterator[Rig]:
-    rig = Rig(tmp_path / "unprovisioned")
-    rig.tmp_path = tmp_path
-    rig.identity = replace(rig.identity, region="EU")
-    rig.agent = rig.new_agent()
+    rig = regional_rig(tmp_path, "EU")
     yield rig
     rig.bus.close()
 
@@ -29,6 +28,16 @@ def eu_rig(tmp_path: Path) -> Iterator[Rig]:
 def test_an_eu_vehicle_sends_location_at_the_eu_precision_only(eu_rig: Rig) -> None:
     decimals = active_policy().for_region("EU").rule_for(LATITUDE)
     assert decimals is not None and decimals.decimals == 2
+    # the driver consents to location (an EU car collects none before)
+    eu_rig.deliver(
+        *eu_rig.downlink(
+            MessageKind.COMMAND,
+            {
+                "name": CONSENT_COMMAND,
+                "args": {"categories": list(PRIVACY_CATEGORIES), "version": 1},
+            },
+        )
+    )
     eu_rig.drive(2, {LATITUDE: RAW_LATITUDE, TEMP: 21.37})
     eu_rig.agent.flush(eu_rig.now)
     eu_rig.step(0)

@@ -21,6 +21,7 @@ from drivetrain.commands.db import (
 )
 from drivetrain.commands.output import Column, emit_json, print_table
 from drivetrain.commands.privacy_aggregates import aggregate_command, budget_command
+from drivetrain.commands.privacy_policy import policy_app
 from drivetrain.commands.privacy_requests import grants_app, request_app
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ consent_app = typer.Typer(
 app.add_typer(consent_app, name="consent")
 app.add_typer(request_app, name="request")
 app.add_typer(grants_app, name="grants")
+app.add_typer(policy_app, name="policy")
 app.command("aggregate")(aggregate_command)
 app.command("budget")(budget_command)
 

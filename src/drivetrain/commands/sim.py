@@ -11,6 +11,7 @@ import math
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +36,8 @@ app = typer.Typer(
 
 #: Longest wait for the in-process ingest worker to store what the fleet sent, seconds.
 INGEST_WAIT_S = 120.0
+#: Longest wait for the consents to be handed to the cars before they start, seconds.
+CONSENT_WAIT_S = 30.0
 #: Largest fleet one command runs (the runner's model groups carry 65,536 vehicles at most).
 MAX_VEHICLES = 50_000
 
@@ -53,22 +56,19 @@ def provision_fleet(
     tenant: str,
     cloud_key: SigningKey,
     actor: str,
-    consent: Mapping[str, Iterable[str]] | None = None,
 ) -> dict[str, VehicleIdentity]:
     """Register the planned vehicles (a new key pair each) and return their identities.
 
     A VIN already registered to ``tenant`` (a fleet run again with the same plan) is re-keyed
     (``rotate_vehicle_key``, audited), so messages signed by its previous run's key are
-    refused from now on. ``consent`` maps a VIN to the privacy categories its data may be
-    stored for (``set_consent``); vehicles not named keep the privacy default.
+    refused from now on. Give them consent with :func:`send_consent`.
 
     Raises:
         ConflictError: a VIN registered to another tenant.
         NotFoundError: the tenant does not exist.
-        BadInputError: a bad model, region or consent category.
+        BadInputError: a bad model or region.
     """
     from drivetrain.cloud.fleet import get_vehicle, provision_vehicle, rotate_vehicle_key
-    from drivetrain.cloud.privacy import set_consent
     from drivetrain.core.crypto import SigningKey
     from drivetrain.core.errors import ConflictError, NotFoundError
     from drivetrain.edge import VehicleIdentity
@@ -93,16 +93,30 @@ def provision_fleet(
                 )
             else:
                 rotate_vehicle_key(session, vehicle.vin, key.verify_key, actor=actor)
-            if consent is not None and vehicle.vin in consent:
-                set_consent(
-                    session, vin=vehicle.vin, tenant=tenant, categories=consent[vehicle.vin],
-                    source="simulation", actor=actor,
-                )  # fmt: skip
             identities[vehicle.vin] = VehicleIdentity(
                 vin=vehicle.vin, signing_key=key, cloud_key=cloud_key.verify_key,
                 region=vehicle.region, model=vehicle.model, tenant=tenant,
             )  # fmt: skip
     return identities
+
+
+def send_consent(
+    database: Database, consent: Mapping[str, Iterable[str]], *, tenant: str, actor: str
+) -> list[str]:
+    """Record the privacy categories each VIN's data may be collected and stored for, and
+    send each car its signed ``privacy.collection`` command (vehicles not named keep their
+    region's default, on the car and at ingestion). Returns the jobs carrying them: a
+    dispatcher delivers them, the cars apply them on receipt.
+
+    Raises:
+        BadInputError: an unknown category.
+        NotFoundError: a VIN not registered to ``tenant``.
+    """
+    from drivetrain.cloud.privacy.flows import change_consents
+
+    with database.session() as session:
+        return change_consents(session, consent, tenant=tenant, source="simulation",
+                               actor=actor)
 
 
 def _plain(console: Console) -> Callable[[str], None]:
@@ -174,9 +188,10 @@ def fleet(
     consent: str | None = typer.Option(
         None,
         "--consent",
-        help="Privacy categories every vehicle consents to, comma-separated, or 'all' "
-        "(default: the privacy default, technical and diagnostics; the rest is dropped at "
-        "ingestion and counted in the summary).",
+        help="Privacy categories every vehicle consents to, comma-separated, or 'all'; sent "
+        "to each car as a signed command before it starts (default: its region's default, "
+        "technical and diagnostics; the rest is not collected on the car and is counted in "
+        "the summary).",
     ),
 ) -> None:
     """Run N virtual vehicles — physics, wear, CAN buses, real edge agents — in this process.
@@ -187,8 +202,10 @@ def fleet(
     component RUL over time, faults, trips, charging sessions, attacks — and a manifest.json
     are written under --out.
     """
+    from drivetrain.cloud.commands import Dispatcher
     from drivetrain.cloud.fleet import cloud_signing_key
     from drivetrain.cloud.infra import ensure_embedded_bootstrap, open_database
+    from drivetrain.cloud.privacy.flows import wait_delivered
     from drivetrain.commands.db import fail, load_settings_or_exit
     from drivetrain.core.errors import DrivetrainError
     from drivetrain.core.transport import InProcessTransport
@@ -235,7 +252,8 @@ def fleet(
     except (DrivetrainError, OSError) as e:
         fail(e, 2)
     database = open_database(settings)
-    lake = transport = worker = runner = ingested = None
+    lake = transport = worker = runner = ingested = dispatcher = None
+    dropped_on_cars: Counter[str] = Counter()
     try:
         if settings.deployment == "embedded":
             database.upgrade()
@@ -245,10 +263,17 @@ def fleet(
         console.print(f"provisioning {vehicles:,} vehicles for tenant {tenant!r} …")
         identities = provision_fleet(
             database, plan.vehicles, tenant=tenant, cloud_key=cloud_key, actor=_actor(),
-            consent=None if consented is None else {v.vin: consented for v in plan.vehicles},
         )
+        consent_jobs = [] if consented is None else send_consent(
+            database, {v.vin: consented for v in plan.vehicles}, tenant=tenant, actor=_actor())
         broker = broker or settings.broker_url
         transport = open_transport(broker, client_id=f"drivetrain-sim-{seed}")
+        if consent_jobs and broker is None:
+            # the in-process bus has no dispatcher of its own: the consents go out from here,
+            # before the cars start, so each applies its consent before its first sample
+            dispatcher = Dispatcher(database, transport, cloud_key).start()
+            if not wait_delivered(database, consent_jobs, tenant=tenant, timeout_s=CONSENT_WAIT_S):
+                console.print("the consents were not all handed to the cars", markup=False)
         if ingest and broker is None:
             from drivetrain.cloud.ingest import IngestPipeline, IngestWorker, TwinsReportedState
             from drivetrain.cloud.lake import Lake
@@ -282,7 +307,11 @@ def fleet(
                     f"ingest still busy after {INGEST_WAIT_S:.0f} s; stopping it", markup=False
                 )
             worker.stop()  # finishes the micro-batch in hand
+            if dispatcher is not None:
+                dispatcher.run_once()  # the cars' acknowledgements settle their deliveries
             ingested = worker.stats()
+            for agent in runner.agents:
+                dropped_on_cars.update(agent.not_consented_by_category)
             worker = None
         manifest = write_ground_truth(
             out,
@@ -297,6 +326,8 @@ def fleet(
     finally:
         if runner is not None:
             runner.close()
+        if dispatcher is not None:
+            dispatcher.stop()
         if worker is not None:
             worker.stop()
         if transport is not None:
@@ -311,7 +342,8 @@ def fleet(
         f"{status.batches_published:,} messages published; ground truth in {manifest}"
     )
     if ingested is not None:
-        console.print(_ingest_summary(ingested, settings, consented), markup=False)
+        console.print(_ingest_summary(ingested, settings, consented, dropped_on_cars),
+                      markup=False)
     else:
         console.print(
             "ingestion runs in the broker's ingest workers: `drivetrain ingest stats` shows "
@@ -337,23 +369,24 @@ def _consent_option(text: str | None) -> frozenset[str] | None:
 
 
 def _ingest_summary(
-    stats: WorkerStats, settings: Settings, consented: frozenset[str] | None
+    stats: WorkerStats, settings: Settings, consented: frozenset[str] | None,
+    on_cars: Counter[str],
 ) -> str:
-    """What the in-process ingest worker did, with the samples consent dropped per
-    category (they are not in the lake, and a newcomer should not have to guess why)."""
-    from drivetrain.cloud.privacy import DEFAULT_CONSENT
-
+    """What the in-process ingest worker did, with the samples consent dropped per category,
+    on the cars (before collection) and at ingestion (they are not in the lake, and a
+    newcomer should not have to guess why)."""
     text = (f"ingested: {stats.samples_accepted:,} samples stored in the lake under "
             f"{(settings.data_dir / 'lake').resolve()}")
     if stats.samples_refused:
         text += (f", {stats.samples_refused:,} refused (`drivetrain ingest dead-letters list` "
                  "says why)")
-    if stats.samples_not_consented:
-        per_category = ", ".join(
-            f"{category} {n:,}" for category, n in sorted(stats.not_consented_by_category.items())
-        )
-        allowed = ", ".join(sorted(consented if consented is not None else DEFAULT_CONSENT))
-        text += (f"; {stats.samples_not_consented:,} dropped for consent ({per_category}): the "
-                 f"vehicles consent to {allowed or 'nothing'} only; run with --consent all, or "
-                 "grant a vehicle more with `drivetrain privacy consent set VIN --allow ...`")
+    dropped = Counter(on_cars) + Counter(stats.not_consented_by_category)
+    if dropped:
+        per_category = ", ".join(f"{category} {n:,}" for category, n in sorted(dropped.items()))
+        allowed = ("their region's default" if consented is None
+                   else ", ".join(sorted(consented)) or "nothing")
+        text += (f"; {sum(dropped.values()):,} dropped for consent ({per_category}), "
+                 f"{sum(on_cars.values()):,} of them on the cars: the vehicles consent to "
+                 f"{allowed} only; run with --consent all, or grant a vehicle more with "
+                 "`drivetrain privacy consent set VIN --allow ...`")
     return text

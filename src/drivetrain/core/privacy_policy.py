@@ -76,6 +76,11 @@ class PrecisionRule:
         return (f"{self.decimals} decimal(s)" if self.step is None
                 else f"multiples of {self.step:g}")
 
+    def to_dict(self) -> dict[str, object]:
+        """The rule as the policy format writes it."""
+        precision = {"decimals": self.decimals} if self.step is None else {"step": self.step}
+        return {"signals": list(self.signals), **precision}
+
 
 @dataclass(frozen=True)
 class RegionPolicy:
@@ -89,6 +94,12 @@ class RegionPolicy:
     def rule_for(self, path: str) -> PrecisionRule | None:
         """The first precision rule matching ``path``, or None (kept as measured)."""
         return _rule_for(self, path)
+
+    def to_dict(self) -> dict[str, object]:
+        """The region's entry as the policy format writes it (:func:`region_from_dict` reads
+        it back)."""
+        return {"law": self.law, "default_off": sorted(self.default_off),
+                "precision": [r.to_dict() for r in self.precision]}
 
     @property
     def default_consent(self) -> frozenset[PrivacyCategory]:
@@ -188,6 +199,18 @@ class MinimisationPolicy:
             raise ConfigurationError(f"privacy policy {path}: not JSON: {e.msg} at line "
                                      f"{e.lineno} column {e.colno}") from e
         return cls.from_dict(data, str(path))
+
+
+def region_from_dict(code: str, body: object, where: str = "policy") -> RegionPolicy:
+    """One region's rules (the format of an entry of ``regions``), validated.
+
+    Raises:
+        BadInputError: an unknown region, field or category, a bad rule; names the field.
+    """
+    if code not in REGIONS:
+        raise BadInputError(f"{where}: region {code!r} not known; expected one of "
+                            f"{', '.join(REGIONS)}")
+    return _region(code, body, where)
 
 
 def _fields(data: Mapping[str, object], where: str, allowed: set[str]) -> None:

@@ -36,7 +36,8 @@ from typing import Any, Final
 import httpx
 import numpy as np
 
-from drivetrain.cloud.privacy import give_consent, set_consent, vehicle_pseudonym
+from drivetrain.cloud.privacy import give_consent, vehicle_pseudonym
+from drivetrain.cloud.privacy.flows import change_consents
 from drivetrain.core.vss import PRIVACY_CATEGORIES
 from drivetrain.demo.acts import Act, ActResult, DemoContext, Figure
 from drivetrain.demo.fleet_session import fleet_identities, running_fleet
@@ -128,12 +129,13 @@ def _pick_fleet(context: DemoContext) -> _Fleet:
 
 
 def _consent(context: DemoContext, vins: list[str]) -> None:
-    """The act's drivers agree to every data category (the campaign collects driving data),
+    """The act's drivers agree to every data category (the campaign collects driving data;
+    the consent travels to each car as a signed command, which it applies when it starts),
     and to its use for product improvement (the purpose the campaign's rows are read for)."""
     with context.platform.database.session() as session:
-        for vin in vins:
-            set_consent(session, vin=vin, tenant=TENANT, categories=PRIVACY_CATEGORIES,
+        change_consents(session, dict.fromkeys(vins, PRIVACY_CATEGORIES), tenant=TENANT,
                         source="contract", actor=f"demo:{NAME}")
+        for vin in vins:
             give_consent(session, tenant=TENANT, vin=vin, purpose=PURPOSE,
                          categories=PRIVACY_CATEGORIES, person="driver", source="driver-app",
                          actor=f"demo:{NAME}")

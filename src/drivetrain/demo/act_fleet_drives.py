@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from drivetrain.cloud.fleet import cloud_signing_key
-from drivetrain.commands.sim import provision_fleet
+from drivetrain.cloud.privacy.flows import wait_delivered
+from drivetrain.commands.sim import provision_fleet, send_consent
 from drivetrain.core.transport import TELEMETRY, Message, parse_vehicle_topic, vehicle_filter
 from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES
 from drivetrain.demo.acts import Act, ActResult, DemoContext, Figure
@@ -77,8 +78,14 @@ def run(context: DemoContext) -> ActResult:
     context.report(f"registering {vehicles} vehicles", fraction=0.02)
     identities = provision_fleet(
         platform.database, plan.vehicles, tenant=TENANT,
-        cloud_key=cloud_signing_key(context.settings), actor="demo", consent=consent,
+        cloud_key=cloud_signing_key(context.settings), actor="demo",
     )  # fmt: skip
+    # the drivers' consents travel to the cars as signed commands; the cars start once they
+    # are on the bus, so each applies its consent before its first sample
+    jobs = send_consent(platform.database, consent, tenant=TENANT, actor="demo")
+    if not wait_delivered(platform.database, jobs, tenant=TENANT,
+                          timeout_s=max(1.0, min(30.0, context.remaining_s() / 4))):
+        return ActResult(False, "the consents were not handed to the cars in time", {})
     with platform.database.session() as session:  # the fleet map shows where they drive
         for vehicle in plan.vehicles:
             allowed = tuple(c for c in FLEET_CONSENT if c in consent[vehicle.vin])

@@ -245,7 +245,7 @@ def run(context: DemoContext) -> ActResult:
     from drivetrain.cloud.ota import OtaLayout, service
     from drivetrain.cloud.ota.manifests import register_vehicle_keys
     from drivetrain.cloud.ota.serve import BackgroundServer
-    from drivetrain.cloud.privacy import set_consent
+    from drivetrain.cloud.privacy.flows import change_consents
     from drivetrain.cloud.twins import list_ecus, record_ecu_inventory
     from drivetrain.core.vss import PRIVACY_CATEGORIES
     from drivetrain.demo.fleet_session import fleet_identities
@@ -294,10 +294,10 @@ def run(context: DemoContext) -> ActResult:
                 with context.platform.database.session() as session:
                     record_ecu_inventory(session, vehicle.vin, {
                         e.name: (e.hardware_id, e.software_version) for e in vehicle.inventory})
-                    # the drivers' contracts let the fleet's telemetry be collected
-                    set_consent(session, vin=vehicle.vin, tenant=TENANT,
-                                categories=PRIVACY_CATEGORIES, source="contract",
-                                actor=f"demo:{NAME}")
+                    # the drivers' contracts let the fleet's telemetry be collected (sent
+                    # to each car as a signed command; it applies it on receipt)
+                    change_consents(session, {vehicle.vin: PRIVACY_CATEGORIES},
+                                    tenant=TENANT, source="contract", actor=f"demo:{NAME}")
                     register_vehicle_keys(session, tenant=TENANT, vin=vehicle.vin,
                                           primary_serial="TCU",
                                           primary_key=keys["primary"].public_key,

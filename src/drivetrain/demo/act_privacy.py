@@ -8,6 +8,8 @@ live HTTP API, as a driver app, an owner and a repairer would:
    consent (``PUT /v1/privacy/vehicles/{vin}/consent``), which is sent to the car as a signed
    command: the act measures how long until the car's agent applies it, then checks that no
    location sample measured after that moment reaches the lake while the rest still does;
+   then the driver withdraws cabin data on the car's own screen: the act measures how long
+   until the car stops collecting it and until its signed report is in the consent ledger;
 2. the owner grants a repairer (a third-party client) access to diagnostics for 7 days
    (``POST /v1/privacy/vehicles/{vin}/grants``); the repairer reads them with purpose
    ``repair``, is refused location, and the ledger shows the grant covers nothing 7 days
@@ -43,6 +45,8 @@ POLL_S = 0.1
 #: The issue's promise: collection stops on the vehicle within this many seconds.
 STOP_WITHIN_S: Final = 5.0
 LOCATION = "location"
+CABIN = "cabin"
+SEAT_BELT = "Vehicle.Cabin.Seat.Row1.DriverSide.IsBelted"
 ALL_BUT_LOCATION: Final = ["cabin", "diagnostics", "driving_behaviour", "technical"]
 
 
@@ -120,6 +124,7 @@ def run(context: DemoContext) -> ActResult:
             _wait(context, "the car keeps sending what consent covers", 0.45,
                   lambda: _lake_rows(context, pseudonym, "technical", stopped_at) > 0)
             figures["dropped_on_car"] = agent.samples_not_consented
+            problems += _withdraw_in_the_car(context, http, agent, vin, figures)
         late_location = _lake_rows(context, pseudonym, LOCATION, stopped_at)
         if late_location:
             problems.append(f"{late_location} location samples measured after the withdrawal "
@@ -144,10 +149,35 @@ def run(context: DemoContext) -> ActResult:
     return ActResult(True, (
         f"location withdrawn: the car stopped collecting it {figures['stop_collecting_s']} s "
         f"later ({figures['dropped_on_car']} samples dropped on the car, none reached the "
-        f"lake); the repairer read {figures['repairer_rows']} diagnostics rows under a 7-day "
+        f"lake); cabin withdrawn on the car's screen: stopped in {figures['hmi_stop_s']} s, "
+        f"in the ledger {figures['hmi_ledger_s']} s later; the repairer read {figures['repairer_rows']} diagnostics rows under a 7-day "
         f"grant, was refused location and, after the owner revoked it, everything; erasure: "
         f"{before} rows of the car in {figures['parquet_files_before']} raw Parquet files "
         f"before, 0 in the {figures['parquet_files_after']} left (read with DuckDB)"), figures)
+
+
+def _withdraw_in_the_car(context: DemoContext, http: httpx.Client, agent: Any, vin: str,
+                         figures: dict[str, Figure]) -> list[str]:
+    """The driver withdraws cabin data on the car's own screen: the car stops collecting it
+    at its next tick and reports it; the ledger shows the change (source ``vehicle-hmi``)."""
+    context.report("the driver withdraws cabin data on the car's screen", fraction=0.5)
+    asked = time.monotonic()
+    agent.request_withdrawal([CABIN])
+    stopped = _wait(context, "the car stops collecting cabin data", 0.52,
+                    lambda: not agent.downlink.consent.allows(SEAT_BELT))
+    figures["hmi_stop_s"] = round(time.monotonic() - asked, 2)
+
+    def recorded() -> bool:
+        body = http.get(f"/v1/privacy/vehicles/{vin}/consent").json()
+        return body.get("source") == "vehicle-hmi" and CABIN not in body.get("categories", [])
+
+    in_ledger = _wait(context, "the car's report reaches the consent ledger", 0.55, recorded)
+    figures["hmi_ledger_s"] = round(time.monotonic() - asked, 2)
+    if not stopped or figures["hmi_stop_s"] > STOP_WITHIN_S:
+        return [f"the car stopped collecting cabin data after {figures['hmi_stop_s']} s"]
+    if not in_ledger:
+        return ["the withdrawal made in the car never reached the consent ledger"]
+    return []
 
 
 def _repairer(context: DemoContext, http: httpx.Client, vin: str,

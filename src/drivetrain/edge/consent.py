@@ -7,12 +7,19 @@ samples of every other category *before* they are collected, buffered or sent: t
 collecting, not only the cloud storing. Samples already collected but not yet sealed are
 dropped too. An older version than the one in force is refused (re-deliveries, reordering).
 
-Until the cloud has sent a consent (version ``-1``) nothing is filtered: the cloud's own
-ingestion filter still applies to what arrives. Pure: no I/O, no clock.
+Until the cloud has sent a consent (version ``-1``) the vehicle collects its region's default:
+every category except the region's ``default_off`` ones (``core.privacy_policy``), so a new EU
+car collects no location before its driver consents. A vehicle of a region the policy does not
+name filters nothing; the cloud's ingestion filter still applies to what arrives.
+
+The driver may also withdraw a category on the car's own screen (:meth:`CollectionConsent.
+withdrawn`): it stops at once, and the agent reports the change to the cloud as the signed
+vehicle event :data:`WITHDRAWN_EVENT`. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -26,6 +33,9 @@ from drivetrain.edge.samples import Samples
 
 #: The command that sets the categories a vehicle may collect.
 CONSENT_COMMAND: Final = "privacy.collection"
+#: The vehicle event reporting a withdrawal made in the car:
+#: ``{"withdrawn": [...], "categories": [...], "version": N}``.
+WITHDRAWN_EVENT: Final = "privacy.consent.withdrawn"
 
 
 @lru_cache(maxsize=4096)
@@ -36,7 +46,7 @@ def _category(path: str) -> str:
 @dataclass(frozen=True)
 class CollectionConsent:
     """The categories the vehicle may collect, and the version of that consent (``-1``: the
-    cloud has sent none, everything may be collected)."""
+    cloud has sent none; the categories are then the region's default)."""
 
     record: ClassVar[str] = "consent"
 
@@ -45,17 +55,26 @@ class CollectionConsent:
 
     def allows(self, path: str) -> bool:
         """Whether samples of ``path`` may be collected."""
-        return self.version < 0 or _category(path) in self.categories
+        return _category(path) in self.categories
 
     def filter(self, samples: Samples) -> tuple[Samples, int]:
         """``samples`` without the rows of categories not allowed, and how many were dropped."""
-        if self.version < 0 or not len(samples):
-            return samples, 0
+        kept, dropped = self.filter_by_category(samples)
+        return kept, sum(dropped.values())
+
+    def filter_by_category(self, samples: Samples) -> tuple[Samples, Counter[str]]:
+        """``samples`` without the rows of categories not allowed, and the rows dropped per
+        category."""
+        dropped: Counter[str] = Counter()
+        if not len(samples) or self.categories >= _ALL:
+            return samples, dropped
         keep_path = np.array([self.allows(p) for p in samples.paths], dtype=bool)
         if keep_path.all():
-            return samples, 0
-        keep = keep_path[samples.path_index]
-        return samples.take(keep), int(len(samples) - keep.sum())
+            return samples, dropped
+        rows = np.bincount(samples.path_index, minlength=len(samples.paths))
+        for i in np.flatnonzero(~keep_path & (rows > 0)):
+            dropped[_category(samples.paths[int(i)])] += int(rows[i])
+        return samples.take(keep_path[samples.path_index]), dropped
 
     def to_dict(self) -> dict[str, Any]:
         return {"categories": sorted(self.categories), "version": self.version}
@@ -97,6 +116,33 @@ class CollectionConsent:
             raise BadInputError(f"consent version {new.version} is not newer than version "
                                 f"{self.version} in force")
         return new
+
+
+    def withdrawn(self, categories: Iterable[str], version: int) -> CollectionConsent:
+        """This consent without ``categories`` (withdrawn in the car), as ``version`` or, if
+        the vehicle clock is behind the version in force, the next version after it.
+
+        Raises:
+            BadInputError: an unknown category, none named, or one not collected now.
+        """
+        names = sorted(set(categories))
+        bad = [n for n in names if n not in PRIVACY_CATEGORIES]
+        if bad or not names:
+            raise BadInputError(f"withdraw: {', '.join(bad) or 'no category'} given; expected "
+                                f"one or more of {', '.join(PRIVACY_CATEGORIES)}")
+        idle = [n for n in names if n not in self.categories]
+        if idle:
+            raise BadInputError(f"withdraw: {', '.join(idle)} not collected now (collecting "
+                                f"{', '.join(sorted(self.categories)) or 'nothing'})")
+        return CollectionConsent(self.categories - set(names), max(version, self.version + 1))
+
+
+_ALL: Final = frozenset(PRIVACY_CATEGORIES)
+
+
+def region_default(default_off: Iterable[str]) -> CollectionConsent:
+    """What a vehicle collects before the cloud sent it a consent: all but ``default_off``."""
+    return CollectionConsent(_ALL - frozenset(default_off), -1)
 
 
 def describe(consent: CollectionConsent, dropped: Iterable[str] = ()) -> str:

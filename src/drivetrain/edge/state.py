@@ -11,7 +11,8 @@ version it applied):
 * ``CollectionConsent`` — the privacy categories the vehicle may collect;
 * ``HeldEntitlements`` — the entitlement tokens in force and the newest ``seq`` per feature;
 * ``ManifestInForce`` — the decoder manifest the cloud switched the vehicle to (so a restart
-  decodes with it, not with the files the agent was started with).
+  decodes with it, not with the files the agent was started with);
+* ``PolicyInForce`` — the region's minimisation rules the cloud last sent (``edge.policy``).
 
 ``AgentState`` is all of them, as the agent reads them at start-up. Each record is stored under
 its ``record`` name as the JSON of its ``to_dict`` (the buffers' ``agent_state`` table);
@@ -29,6 +30,7 @@ from typing import Any, ClassVar, Final
 
 from drivetrain.core.errors import BadInputError, StorageError
 from drivetrain.edge.consent import CollectionConsent
+from drivetrain.edge.policy import PolicyInForce
 
 log = logging.getLogger("drivetrain.edge")
 
@@ -210,12 +212,12 @@ class ManifestInForce:
 
 StateRecord = (
     DownlinkMemory | InstalledCampaigns | DesiredStateVersion | CollectionConsent
-    | HeldEntitlements | ManifestInForce
+    | HeldEntitlements | ManifestInForce | PolicyInForce
 )
 _RECORD_TYPES: Final[Mapping[str, type[StateRecord]]] = {
     t.record: t
     for t in (DownlinkMemory, InstalledCampaigns, DesiredStateVersion, CollectionConsent,
-              HeldEntitlements, ManifestInForce)
+              HeldEntitlements, ManifestInForce, PolicyInForce)
 }
 #: The attribute of ``AgentState`` that holds each record type.
 _FIELDS: Final[Mapping[str, str]] = {
@@ -225,6 +227,7 @@ _FIELDS: Final[Mapping[str, str]] = {
     CollectionConsent.record: "consent",
     HeldEntitlements.record: "entitlements",
     ManifestInForce.record: "manifest",
+    PolicyInForce.record: "policy",
 }
 
 
@@ -238,6 +241,7 @@ class AgentState:
     consent: CollectionConsent = field(default_factory=CollectionConsent)
     entitlements: HeldEntitlements = field(default_factory=HeldEntitlements)
     manifest: ManifestInForce = field(default_factory=ManifestInForce)
+    policy: PolicyInForce = field(default_factory=PolicyInForce)
 
     def updated(self, records: Iterable[StateRecord]) -> AgentState:
         """This state with ``records`` replacing the records of their types."""

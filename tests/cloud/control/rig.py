@@ -13,12 +13,13 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from drivetrain.cloud.commands import Dispatcher
+from drivetrain.cloud.commands import Dispatcher, DispatcherStats
 from drivetrain.cloud.fleet import provision_vehicle
 from drivetrain.cloud.infra import Database, create_tenant
 from drivetrain.cloud.ingest import IngestPipeline, MemoryLake, RawMessage
 from drivetrain.cloud.ingest.sinks import TwinsReportedState
 from drivetrain.cloud.privacy import set_consent
+from drivetrain.cloud.privacy.flows import change_consents
 from drivetrain.cloud.twins import set_ecu
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.errors import BadInputError
@@ -58,9 +59,17 @@ class Rig:
             create_tenant(session, "globex", actor="test")
             self.vins = self._provision(session, "acme", regions, rng)
             self.other_vins = self._provision(session, "globex", ["EU"], rng)
-            for vin in self.vins + self.other_vins:  # their drivers agree to every category
-                set_consent(session, vin=vin, tenant="acme" if vin in self.vins else "globex",
-                            categories=PRIVACY_CATEGORIES, source="contract", actor="test")
+            # their drivers agree to every category; with a link the consent travels to the
+            # cars (settled below, before the test starts), else it stays in the cloud
+            for tenant, vins in (("acme", self.vins), ("globex", self.other_vins)):
+                if link:
+                    change_consents(session, dict.fromkeys(vins, PRIVACY_CATEGORIES),
+                                    tenant=tenant, source="contract", actor="test")
+                else:
+                    for vin in vins:
+                        set_consent(session, vin=vin, tenant=tenant,
+                                    categories=PRIVACY_CATEGORIES, source="contract",
+                                    actor="test")
             for i, vin in enumerate(self.vins):
                 if bms is not None:
                     set_ecu(session, vin, "BMS", tenant="acme", hardware_id=None, software_version=bms[i],
@@ -74,6 +83,19 @@ class Rig:
         self.online = {vin: True for vin in self.agents}
         for agent in self.agents.values():
             agent.start()
+        if link:  # the consents delivered, acknowledged and their slots cleared an hour
+            # before any moment a test plays (the cars' clocks and memories start there) ...
+            at = utc(-3600)
+            at_ns = int(at.timestamp() * 1e9)
+            self.dispatcher.run_once(at)
+            self.vehicles_act(at_ns)
+            self.dispatcher.run_once(at)
+            self.vehicles_act(at_ns)
+            # ... so the tests count only their own traffic
+            self.dispatcher.stats = DispatcherStats()
+            for agent in self.agents.values():
+                agent.guard.accepted.clear()
+                agent.guard.refused.clear()
 
     def _provision(
         self, session: Any, tenant: str, regions: Sequence[str], rng: random.Random

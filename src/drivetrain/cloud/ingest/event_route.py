@@ -1,5 +1,6 @@
 """Routing the non-telemetry batches of a micro-batch: vehicle events (with ECU inventories and
-the vehicle's entitlement reports to the twins) and acknowledgements of downlink messages."""
+the vehicle's entitlement reports to the twins, and consent withdrawn in the car to the privacy
+ledger) and acknowledgements of downlink messages."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ from drivetrain.cloud.ingest import records
 from drivetrain.cloud.ingest.microbatch import MicroBatch, iso_ns
 from drivetrain.cloud.ingest.records import DeadLetterDraft
 from drivetrain.cloud.ingest.results import AuthenticBatch, MessageResult
+from drivetrain.cloud.privacy.vehicle_withdrawal import (
+    WITHDRAWN_EVENT,
+    Withdrawal,
+    withdraw_from_vehicle,
+)
 from drivetrain.core.entitlement_twin import CHANGED_EVENT as ENTITLEMENTS_EVENT
 from drivetrain.core.entitlement_twin import reports_from_event, twin_values
 from drivetrain.core.errors import BadInputError, NotFoundError
@@ -71,6 +77,12 @@ def route_events(mb: MicroBatch, batch: AuthenticBatch) -> None:
                 bad.setdefault("bad_entitlements", []).append((position, event))
                 details.setdefault("bad_entitlements",
                                    f"event {position} ({event.type!r}): {problem}")
+            else:
+                good.append((position, event))
+        elif event.type == WITHDRAWN_EVENT:
+            if problem := _withdrawal(mb, batch, event):
+                bad.setdefault("bad_consent", []).append((position, event))
+                details.setdefault("bad_consent", f"event {position} ({event.type!r}): {problem}")
             else:
                 good.append((position, event))
         elif event.type != INVENTORY_EVENT:
@@ -152,5 +164,23 @@ def _entitlements(mb: MicroBatch, vin: str, event: VehicleEvent) -> str:
             mb.reported.apply_reported(
                 mb.session, {vin: {path: (value, measured) for path, value in values.items()}})
     except (BadInputError, NotFoundError) as e:  # WireFormatError included
+        return str(e)
+    return ""
+
+
+def _withdrawal(mb: MicroBatch, batch: AuthenticBatch, event: VehicleEvent) -> str:
+    """Record consent the driver withdrew in the car (the vehicle signed the report; its VIN
+    is the envelope's); returns why it was refused ('' if it was recorded or is older than
+    the consent in force). A refused report changes nothing."""
+    vehicle = batch.vehicle
+    try:
+        withdrawal = Withdrawal.from_event(event.data)
+        default = (mb.policy.regions[vehicle.region].default_consent
+                   if mb.policy is not None and vehicle.region in mb.policy.regions else None)
+        with mb.session.begin_nested():  # a refusal leaves the micro-batch's work intact
+            withdraw_from_vehicle(mb.session, vin=vehicle.vin, tenant=vehicle.tenant,
+                                  withdrawal=withdrawal, region_default=default,
+                                  now=mb.received_at)
+    except (BadInputError, NotFoundError) as e:
         return str(e)
     return ""

@@ -11,7 +11,8 @@ A payload is judged at two levels (see docs/ingest.md):
   dead-lettered; the valid samples of the batch proceed: ``unknown_path``, ``wrong_type``,
   ``out_of_range``, ``timestamp_too_old``, ``timestamp_in_future``; for events also
   ``bad_inventory`` (a ``vehicle.inventory`` event the twins cannot take) and
-  ``bad_entitlements`` (an ``entitlements.changed`` event whose features do not read).
+  ``bad_entitlements`` (an ``entitlements.changed`` event whose features do not read) and
+  ``bad_consent`` (a ``privacy.consent.withdrawn`` event that does not read).
 
 ``not_consented`` is not a fault: the vehicle's consent does not cover the signal's privacy
 category, so the value is dropped by policy at the door and counted, never written anywhere.
@@ -34,7 +35,7 @@ SampleReason = Literal[
     "unknown_path", "wrong_type", "out_of_range", "timestamp_too_old", "timestamp_in_future"
 ]
 #: Reasons only events have (the timestamp reasons apply to events too).
-EventReason = Literal["bad_inventory", "bad_entitlements"]
+EventReason = Literal["bad_inventory", "bad_entitlements", "bad_consent"]
 DeadLetterReason = Literal[MessageReason, SampleReason, EventReason]
 #: What the per-vehicle counters count: every dead-letter reason, plus ``not_consented``
 #: (dropped by policy), ``accepted`` (stored), ``duplicate`` (a re-delivered batch) and
@@ -82,6 +83,9 @@ REASON_DESCRIPTIONS: Final[dict[Outcome, str]] = {
     "bad_entitlements": "an entitlements.changed event whose features list is malformed "
     "(not a list, a feature twice, a field of the wrong type or range); the twin's reported "
     "state is not changed, the other events of the message are stored",
+    "bad_consent": "a privacy.consent.withdrawn event (consent withdrawn in the car) that does "
+    "not read (an unknown category or field, a VIN in its data, a bad version); the consent "
+    "is not changed, the other events of the message are stored",
 }
 
 #: Small integer codes for the vectorised validator: 0 is "accepted".

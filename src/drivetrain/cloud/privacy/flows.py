@@ -11,14 +11,16 @@ back, within :data:`CONSENT_FRESHNESS_S`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
 from sqlalchemy.orm import Session
 
-from drivetrain.cloud.commands import RolloutPolicy, send_command
+from drivetrain.cloud.commands import Payload, RolloutPolicy, create_job, get_job, send_command
+from drivetrain.cloud.infra import Database
 from drivetrain.cloud.privacy.service import Consent, set_consent
 
 #: The command the edge agent applies itself (``drivetrain.edge.consent.CONSENT_COMMAND``).
@@ -51,8 +53,10 @@ def change_consent(
     actor: str,
     now: datetime | None = None,
     request_id: str | None = None,
+    min_version: int = 0,
 ) -> ConsentChange:
-    """Record ``vin``'s new collection consent and send it to the vehicle.
+    """Record ``vin``'s new collection consent and send it to the vehicle (``min_version``:
+    the least version it may carry, above one the car set itself).
 
     Raises:
         BadInputError: an unknown category or a malformed source.
@@ -61,12 +65,62 @@ def change_consent(
     now = now or datetime.now(UTC)
     consent = set_consent(session, vin=vin, tenant=tenant, categories=categories,
                           source=source, actor=actor, now=now, request_id=request_id)
-    version = consent_version(now)
+    version = max(consent_version(now), min_version)
     job = send_command(
         session, vin, CONSENT_COMMAND,
         {"categories": sorted(consent.categories), "version": version},
-        tenant=tenant, actor=actor, now=now, request_id=request_id,
-        policy=RolloutPolicy(freshness_s=CONSENT_FRESHNESS_S, timeout_s=CONSENT_FRESHNESS_S,
-                             max_retries=3),
+        tenant=tenant, actor=actor, now=now, request_id=request_id, policy=PRIVACY_ROLLOUT,
     )
     return ConsentChange(consent, job.job_id, version)
+
+
+#: How a privacy command waits for an offline vehicle: up to 30 days, retried.
+PRIVACY_ROLLOUT: Final = RolloutPolicy(freshness_s=CONSENT_FRESHNESS_S, timeout_s=CONSENT_FRESHNESS_S,
+                               max_retries=3)
+
+
+def change_consents(
+    session: Session,
+    consents: Mapping[str, Iterable[str]],
+    *,
+    tenant: str,
+    source: str,
+    actor: str,
+    now: datetime | None = None,
+) -> list[str]:
+    """:func:`change_consent` for many vehicles at once (a fleet's contracts): each consent is
+    recorded and audited, and the vehicles with the same categories get one job of the
+    ``privacy.collection`` command. Returns the job ids.
+
+    Raises:
+        BadInputError: an unknown category or a malformed source (nothing is stored).
+        NotFoundError: the tenant does not exist, or a VIN is not its vehicle.
+    """
+    now = now or datetime.now(UTC)
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for vin, categories in consents.items():
+        consent = set_consent(session, vin=vin, tenant=tenant, categories=categories,
+                              source=source, actor=actor, now=now)
+        groups.setdefault(tuple(sorted(consent.categories)), []).append(vin)
+    args = {"version": consent_version(now)}
+    return [
+        create_job(session, tenant=tenant, actor=actor, vins=vins, policy=PRIVACY_ROLLOUT,
+                   payload=Payload.command(CONSENT_COMMAND, {**args, "categories": list(names)}),
+                   name=CONSENT_COMMAND, origin="privacy", now=now).job_id
+        for names, vins in groups.items()
+    ]
+
+
+def wait_delivered(
+    database: Database, job_ids: Sequence[str], *, tenant: str, timeout_s: float
+) -> bool:
+    """Wait until every delivery of the jobs was handed to the vehicle link (a car that
+    subscribes then gets its consent before its first sample); False after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with database.session() as session:
+            if all(get_job(session, j, tenant=tenant).counts.queued == 0 for j in job_ids):
+                return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)

@@ -37,15 +37,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Final
 
 from drivetrain.core.can import MANIFEST_ECU, DecoderManifest, FrameBatch
 from drivetrain.core.entitlement_twin import CHANGED_EVENT, FeatureReport
-from drivetrain.core.errors import StorageError
-from drivetrain.core.privacy_policy import MinimisationPolicy, active_policy
+from drivetrain.core.errors import BadInputError, StorageError
+from drivetrain.core.privacy_policy import MinimisationPolicy, RegionPolicy, active_policy
 from drivetrain.core.transport import EVENTS, Message, Subscription, Transport, vehicle_topic
 from drivetrain.core.vss import Catalog, builtin_catalog
 from drivetrain.core.wire import (
@@ -62,6 +62,7 @@ from drivetrain.edge.agent.handler import (
     DownlinkHandler,
     restore_campaigns,
     restore_manifest,
+    restore_policy,
 )
 from drivetrain.edge.agent.outbox import Outbox
 from drivetrain.edge.agent.uploads import HeldUploads, LatestValues
@@ -69,6 +70,7 @@ from drivetrain.edge.buffer import Buffer
 from drivetrain.edge.campaigns import Campaign
 from drivetrain.edge.can_input import CanDecoding
 from drivetrain.edge.collection import CollectionEngine
+from drivetrain.edge.consent import CollectionConsent, region_default
 from drivetrain.edge.downlink import DOWNLINK_CHANNELS, DownlinkGuard, ReplayState
 from drivetrain.edge.entitlements import EntitlementGate
 from drivetrain.edge.identity import VehicleIdentity
@@ -153,8 +155,6 @@ class EdgeAgent:
         policy: MinimisationPolicy | None = None,
     ) -> None:
         self._inventory = check_inventory(inventory or ())
-        #: The precision rules of the vehicle's region (minimisation at the source).
-        self.minimisation = (policy or active_policy()).for_region(identity.region)
         self.identity = identity
         self.vin = identity.vin
         self.transport = transport
@@ -174,6 +174,9 @@ class EdgeAgent:
             backoff_max_s=self.config.backoff_max_s,
         )
         state = buffer.load_state()
+        # the rules of the vehicle's region: the cloud's last push, else the file's
+        minimisation = restore_policy(state.policy, identity.region, self.vin) or (
+            policy or active_policy()).for_region(identity.region)
         self.guard = DownlinkGuard(
             self.vin,
             identity.cloud_key,
@@ -205,11 +208,16 @@ class EdgeAgent:
             desired_version=state.desired.version,
             refusal_report_interval_s=self.config.refusal_report_interval_s,
             on_manifest=self._switch_decoding if can is not None else None,
-            consent=state.consent,
+            # before its first consent the car collects its region's default, not everything
+            consent=state.consent if state.consent.version >= 0
+            else region_default(minimisation.default_off),
             entitlements=self.entitlements,
             manifest_version=0 if restored is None else restored[0].version,
             base_catalog=base_catalog,
             ota=ota,
+            region=identity.region,
+            region_policy=minimisation,
+            policy_record=state.policy if state.policy.region == identity.region else None,
         )
         self._active_dtcs = active_dtcs
         #: The latest value of every signal seen (upload conditions and DTC counts read it).
@@ -220,17 +228,19 @@ class EdgeAgent:
         #: the vehicle's connectivity manager sets it.
         self.unmetered_link = self.config.unmetered_link
         self._inbox: deque[Message] = deque()
+        #: Withdrawals the driver made on the car's screen, applied on the ticking thread.
+        self._withdrawals: deque[tuple[str, ...]] = deque()
         self._subscriptions: list[Subscription] = []
         # Collected samples by (priority, campaign id) until the next flush.
         self._pending: dict[tuple[int, str], list[Samples]] = {}
         self._pending_rows = 0
-        self._consent_version = state.consent.version
+        self._consent_seen = self.downlink.consent
         self._last_flush_ns: int | None = None
         self._ticks = 0
         self._samples_in = 0
         self._samples_collected = 0
-        #: Samples dropped on the vehicle because their category is not consented.
-        self._samples_not_consented = 0
+        #: Samples dropped on the vehicle because their category is not consented, by category.
+        self.not_consented_by_category: Counter[str] = Counter()
         self._samples_coarsened = 0
         self._fired = 0
         #: Inventory events sealed so far (on start and on each change).
@@ -356,6 +366,12 @@ class EdgeAgent:
             self.downlink.handle(message.topic, message.payload, now_ns)  # StorageError: kept
             self._inbox.popleft()
             message.ack()
+        while self._withdrawals:
+            try:
+                self.withdraw_consent(self._withdrawals[0], now_ns)  # StorageError: kept
+            except BadInputError as e:  # already off, or not a category: nothing to stop
+                log.warning("%s: withdrawal in the car not applied: %s", self.vin, e)
+            self._withdrawals.popleft()
         parts = []
         if frames is not None and len(frames):
             if self.can is None:
@@ -410,17 +426,44 @@ class EdgeAgent:
         """Drop what consent does not cover, before it is collected; under a newer consent,
         also what was collected and is not sealed yet."""
         consent = self.downlink.consent
-        if consent.version != self._consent_version:
-            self._consent_version = consent.version
+        if consent is not self._consent_seen:  # a newer consent, or a new region default
+            self._consent_seen = consent
             for key, parts in self._pending.items():
-                filtered = [consent.filter(p) for p in parts]
+                filtered = [consent.filter_by_category(p) for p in parts]
                 self._pending[key] = [k for k, _ in filtered]
-                removed = sum(n for _, n in filtered)
-                self._pending_rows -= removed
-                self._samples_not_consented += removed
-        kept, dropped = consent.filter(incoming)
-        self._samples_not_consented += dropped
+                for _, dropped in filtered:
+                    self._pending_rows -= sum(dropped.values())
+                    self.not_consented_by_category.update(dropped)
+        kept, dropped = consent.filter_by_category(incoming)
+        self.not_consented_by_category.update(dropped)
         return kept
+
+    def request_withdrawal(self, categories: Iterable[str]) -> None:
+        """Thread-safe :meth:`withdraw_consent` for the car's screen: applied at the start of
+        the next tick, before its samples (an unknown category or one already off is logged)."""
+        self._withdrawals.append(tuple(categories))
+
+    def withdraw_consent(
+        self, categories: Iterable[str], now_ns: int | None = None
+    ) -> CollectionConsent:
+        """The driver withdraws ``categories`` on the car's screen: nothing of them is
+        collected from now on (what was collected and not sealed is dropped at once), and the
+        cloud is told by a signed ``privacy.consent.withdrawn`` event, sealed now. Call it on
+        the ticking thread (:meth:`request_withdrawal` from any other).
+
+        Raises:
+            BadInputError: an unknown category, or one not collected now (nothing changes).
+            StorageError: the buffer failed (nothing changes).
+        """
+        now_ns = self._clock_ns() if now_ns is None else now_ns
+        new = self.downlink.withdraw(sorted(set(categories)), now_ns)
+        self._consented(Samples.empty())  # drop the pending samples of those categories
+        return new
+
+    @property
+    def minimisation(self) -> RegionPolicy:
+        """The minimisation rules of the vehicle's region in force (the cloud may push new)."""
+        return self.downlink.region_policy
 
     def _minimised(self, incoming: Samples) -> Samples:
         """``incoming`` at the precision the vehicle's region allows (before it is collected,
@@ -440,7 +483,7 @@ class EdgeAgent:
     @property
     def samples_not_consented(self) -> int:
         """Samples dropped on the vehicle because their privacy category is not consented."""
-        return self._samples_not_consented
+        return sum(self.not_consented_by_category.values())
 
     def _switch_features(self, now_ns: int) -> None:
         """Enforce the entitlements on the vehicle's clock: a feature whose token lapsed

@@ -34,16 +34,29 @@ from drivetrain.core.errors import (
     WireFormatError,
 )
 from drivetrain.core.ota_report import MANIFEST_EVENT, OTA_NOTICE
-from drivetrain.core.transport import ACK
+from drivetrain.core.privacy_policy import RegionPolicy
+from drivetrain.core.transport import ACK, EVENTS
 from drivetrain.core.vss import Catalog
-from drivetrain.core.wire import Ack, Command, DesiredStateDelta, MessageKind, VehicleEvent
+from drivetrain.core.wire import (
+    Ack,
+    Command,
+    DesiredStateDelta,
+    MessageKind,
+    VehicleEvent,
+    events_to_dict,
+)
 from drivetrain.edge.actuator import VehicleActuator
-from drivetrain.edge.agent.config import ACK_PRIORITY, REPORT_PRIORITY
+from drivetrain.edge.agent.config import ACK_PRIORITY, EVENT_PRIORITY, REPORT_PRIORITY
 from drivetrain.edge.agent.outbox import Outbox
 from drivetrain.edge.campaigns import Campaign
 from drivetrain.edge.can_input import CanDecoding
 from drivetrain.edge.collection import CollectionEngine
-from drivetrain.edge.consent import CONSENT_COMMAND, CollectionConsent
+from drivetrain.edge.consent import (
+    CONSENT_COMMAND,
+    WITHDRAWN_EVENT,
+    CollectionConsent,
+    region_default,
+)
 from drivetrain.edge.consent import describe as describe_consent
 from drivetrain.edge.downlink import BENIGN_REASONS, Accepted, DownlinkGuard, Refused
 from drivetrain.edge.entitlements import (
@@ -53,6 +66,8 @@ from drivetrain.edge.entitlements import (
     describe,
 )
 from drivetrain.edge.ota.notice import OtaUpdater
+from drivetrain.edge.policy import POLICY_COMMAND, PolicyInForce
+from drivetrain.edge.policy import describe as describe_policy
 from drivetrain.edge.samples import Samples
 from drivetrain.edge.state import (
     DesiredStateVersion,
@@ -97,6 +112,18 @@ def restore_manifest(
         return None
 
 
+def restore_policy(record: PolicyInForce, region: str, vin: str) -> RegionPolicy | None:
+    """The region's rules the cloud last sent, or None when none are stored (or for another
+    region: the vehicle was re-provisioned) or they no longer load (logged)."""
+    if record.rules is None or record.region != region:
+        return None
+    try:
+        return record.policy()
+    except BadInputError as e:
+        log.warning("%s: stored privacy policy not restored: %s", vin, e)
+        return None
+
+
 def campaigns_record(engine: CollectionEngine) -> InstalledCampaigns:
     """The ``InstalledCampaigns`` record of what ``engine`` runs now."""
     return InstalledCampaigns(tuple(c.to_dict() for c in engine.campaigns), engine.versions)
@@ -134,6 +161,9 @@ class DownlinkHandler:
         manifest_version: int = 0,
         base_catalog: Catalog | None = None,
         ota: OtaUpdater | None = None,
+        region: str = "",
+        region_policy: RegionPolicy | None = None,
+        policy_record: PolicyInForce | None = None,
     ) -> None:
         self.vin = guard.vin
         self.guard = guard
@@ -159,6 +189,11 @@ class DownlinkHandler:
         self.manifest_version = manifest_version
         #: Runs the update cycle an ``ota.update`` notice asks for (None: no OTA updates).
         self.ota = ota
+        #: The vehicle's region, and the minimisation rules applied in it now.
+        self.region = region
+        self.region_policy = region_policy or RegionPolicy(region)
+        #: The rules the cloud last sent (version -1: those of the file the agent started with).
+        self.policy_record = policy_record or PolicyInForce(region)
 
     def handle(self, topic: str, payload: bytes, now_ns: int) -> None:
         """Check one downlink message and act on it if the guard accepts it.
@@ -320,6 +355,9 @@ class DownlinkHandler:
             if command.name == CONSENT_COMMAND:
                 self._set_consent(ref, command.args, now_ns)
                 return
+            if command.name == POLICY_COMMAND:
+                self._set_policy(ref, command.args, now_ns)
+                return
             if command.name == OTA_NOTICE:
                 self._update(ref, command.args, now_ns)
                 return
@@ -355,6 +393,37 @@ class DownlinkHandler:
         self._acknowledge(
             Ack(ref, "command", "applied", describe_consent(new, stopped), new.version),
             now_ns, [new])
+
+    def _set_policy(self, ref: str, args: Mapping[str, Any], now_ns: int) -> None:
+        """Apply a newer minimisation policy of the vehicle's region at once (and, while the
+        cloud has sent no consent, its default); acknowledged with the record saved."""
+        record, policy = self.policy_record.updated(args, self.region)  # BadInputError
+        self.policy_record, self.region_policy = record, policy
+        if self.consent.version < 0:
+            self.consent = region_default(policy.default_off)
+        self._acknowledge(Ack(ref, "command", "applied", describe_policy(record, policy),
+                              record.version), now_ns, [record])
+
+    def withdraw(self, categories: Sequence[str], now_ns: int) -> CollectionConsent:
+        """Withdraw ``categories`` in the car (its own screen): in force at once, kept with
+        the signed ``privacy.consent.withdrawn`` event that tells the cloud (sealed now, in
+        one transaction with the state record, so a crash loses neither without the other).
+
+        Raises:
+            BadInputError: an unknown category, or one not collected now (nothing changes).
+            StorageError: the buffer failed (nothing changes).
+        """
+        new = self.consent.withdrawn(categories, now_ns // 1_000_000)
+        event = VehicleEvent(WITHDRAWN_EVENT, now_ns, "info", {
+            "withdrawn": sorted(set(categories)), "categories": sorted(new.categories),
+            "version": new.version})
+        self.outbox.seal_json(MessageKind.EVENTS, EVENTS, events_to_dict([event]),
+                              EVENT_PRIORITY, now_ns, [new])
+        self.outbox.events_sent += 1
+        self.consent = new
+        log.info("%s: %s withdrawn in the car: %s", self.vin, ", ".join(sorted(categories)),
+                 describe_consent(new))
+        return new
 
     def _take_entitlements(self, accepted: Accepted, now_ns: int) -> None:
         """Offer each token of the message to the gate; the tokens taken are in force at

@@ -101,7 +101,10 @@ class FleetRunner:
         self.buffers: list[Buffer] = []
         self.agents: list[EdgeAgent] = []
         self._store: FleetBufferStore | None = None
-        config = AgentConfig(batch_interval_s=self.options.batch_interval_s)
+        # A simulation that ends by now starts its clock behind the wall clock, which dates
+        # the cloud's messages (a consent, a command): the cars accept them that far ahead.
+        skew = max(AgentConfig.max_skew_s, time.time() - plan.start_utc + AgentConfig.max_skew_s)
+        config = AgentConfig(batch_interval_s=self.options.batch_interval_s, max_skew_s=skew)
         try:
             for vehicle in self.vehicles:
                 buffer = self._open_buffer(vehicle)
