@@ -54,7 +54,10 @@ def _drive(
 
 
 def _training() -> list[FrameBatch]:
-    return [_drive(s, temp, mode)[0] for s, temp, mode in ((1, 0x70, 0x20), (2, 0x78, 0x60), (3, 0x80, 0x20))]
+    return [
+        _drive(s, temp, mode)[0]
+        for s, temp, mode in ((1, 0x70, 0x20), (2, 0x78, 0x60), (3, 0x80, 0x20))
+    ]
 
 
 def test_a_warmer_drive_is_no_alert_and_a_forged_maximum_is() -> None:
@@ -81,7 +84,10 @@ def test_calibration_widens_the_margin_of_a_byte_that_wandered_on_a_held_out_dri
 def test_bits_constant_per_drive_make_no_cross_signal_rule() -> None:
     # the mode byte's bit 0x40 and a bit of the temperature (0x08: 0x70-0x72 vs 0x78-0x7A) are
     # equal in every frame of these drives, but neither changes inside one drive
-    drives = [_drive(s, temp, mode)[0] for s, temp, mode in ((1, 0x71, 0x20), (2, 0x79, 0x60), (3, 0x71, 0x20), (4, 0x79, 0x60))]
+    drives = [
+        _drive(s, temp, mode)[0]
+        for s, temp, mode in ((1, 0x71, 0x20), (2, 0x79, 0x60), (3, 0x71, 0x20), (4, 0x79, 0x60))
+    ]
     ids = IdTable(np.concatenate([IdTable.keys_of(d.frame_id, d.is_extended) for d in drives]))
     views = [index_batch(d, ids, StreamState(len(ids) + 1)) for d in drives]
     detector = CrossBitDetector()

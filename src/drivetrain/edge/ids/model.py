@@ -1,9 +1,11 @@
 """The intrusion-detection model: training from benign captures, a versioned file, scoring.
 
 Training (:func:`train_model`) splits the benign traffic into segments (one per capture; the two
-halves of each when there are fewer than three), fits every detector on all segments but one and
-runs it over the one left out, and stops trusting every cell (an id's byte or bit, a rule, an
-id's timing) that raised a score on that benign segment. The final detectors are fitted on every
+halves of each when there are fewer than three), groups copies of one drive, fits every detector
+on all drives but the held-out ones and runs it over those, and stops trusting every cell (an
+id's byte or bit, a rule, an id's timing) that raised a score on that benign traffic (a measured
+byte's range is widened instead); a cross-id rule no fold found was never tried held out and is
+dropped. The final detectors are fitted on every
 segment with those cells removed, so the operating threshold — a normalised score above 1 — is
 fixed from benign data alone.
 
@@ -384,7 +386,9 @@ def train_model(
     """
     unknown = set(detectors) - set(DETECTOR_NAMES)
     if unknown:
-        raise BadInputError(f"unknown detectors {sorted(unknown)}; expected some of {DETECTOR_NAMES}")
+        raise BadInputError(
+            f"unknown detectors {sorted(unknown)}; expected some of {DETECTOR_NAMES}"
+        )
     segments = _segments(captures)
     if not segments or sum(len(s) for s in segments) < 100:
         raise BadInputError("training needs at least 100 benign frames; the captures hold fewer")
