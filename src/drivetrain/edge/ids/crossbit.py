@@ -7,7 +7,8 @@ away is its relation to the rest of the vehicle (the gear selected, on other ids
 Training finds *state bits* (bits that change rarely and spend a real share of the time at each
 value) and pairs a state bit of one id with state bits of other ids that, in benign traffic,
 always equal it (or always its inverse) — although independence would predict thousands of
-disagreements (``_MIN_EXPECTED``). At run time a frame's state bit is compared with the latest
+disagreements (``_MIN_EXPECTED``) — and where both sides of the relation occur inside one benign
+segment (a bit constant per drive pairs with nothing). At run time a frame's state bit is compared with the latest
 value of each partner; to tolerate two ECUs changing state at slightly different moments, the
 partner's latest *and* previous frames must both disagree. A frame scores, for its worst bit,
 the number of partners that disagree — when they are the majority: a forged bit contradicts all
@@ -32,6 +33,7 @@ _MIN_EXPECTED = 25.0
 _MAX_PARTNERS = 6
 _SAMPLE = 1500
 _SLACK = 0.002
+_MIN_WITHIN = 5  # sampled frames of each side of a relation inside one segment
 
 
 Details = list[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.bool_]]]
@@ -70,6 +72,10 @@ class PartnerRules:
     def rescore(self, view: BatchView, only: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
         """Scores of the frames in ``only`` (others 0), partners taken from accepted frames."""
         return self._disagreements(view, only)[0]
+
+    def cells(self, ids: IdTable) -> set[Cell]:
+        """Every rule held, as the cells :meth:`fired` and ``ban`` name."""
+        return {self._cell(r, ids) for r in self.rules}
 
     def fired(self, view: BatchView, ids: IdTable) -> set[Cell]:
         cells: set[Cell] = set()
@@ -174,12 +180,13 @@ class CrossBitDetector(PartnerRules):
         n_cols = len(self.columns)
         total = sum(len(g) for v in views if (g := v.groups.get(x)) is not None)
         stride = max(1, total // _SAMPLE)
-        own_parts, lat_parts, prev_parts, valid_parts = [], [], [], []
-        for v in views:
+        own_parts, lat_parts, prev_parts, valid_parts, segment_parts = [], [], [], [], []
+        for segment, v in enumerate(views):
             xs = v.groups.get(x)
             if xs is None:
                 continue
             xs = xs[::stride]
+            segment_parts.append(np.full(len(xs), segment, np.intp))
             xt = v.time[xs]
             # unknown partner values read as latest 1, previous 0: in neither "both" class
             lat = np.ones((len(xs), n_cols), np.float32)
@@ -223,6 +230,19 @@ class CrossBitDetector(PartnerRules):
         slack = _SLACK * n  # a slow partner lags a change by up to its period
         equal = (c10 + c01 <= slack) & (np.minimum(e10, e01) >= _MIN_EXPECTED)
         inverse = (c11 + c00 <= slack) & (np.minimum(e11, e00) >= _MIN_EXPECTED)
+        # both sides of the relation inside one segment: two bits that are merely constant per
+        # drive (a gear code and a bit of a temperature) tell drives apart, not one another
+        segments = np.concatenate(segment_parts)
+        within_equal = np.zeros_like(c11, np.bool_)
+        within_inverse = np.zeros_like(c11, np.bool_)
+        for s in np.unique(segments).tolist():
+            m = segments == s
+            s11, s00 = xb[m].T @ both1[m], xn[m].T @ both0[m]
+            s10, s01 = xb[m].T @ both0[m], xn[m].T @ both1[m]
+            within_equal |= np.minimum(s11, s00) >= _MIN_WITHIN
+            within_inverse |= np.minimum(s10, s01) >= _MIN_WITHIN
+        equal &= within_equal
+        inverse &= within_inverse
         out = []
         for i, j in zip(*np.nonzero(equal), strict=True):
             out.append((float(min(e10[i, j], e01[i, j])), x, int(xbits[i]), int(j), 0))

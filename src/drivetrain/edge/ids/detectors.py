@@ -93,6 +93,19 @@ class UnknownIdDetector:
         self.known_rows = int(arrays["known_rows"][0])
 
 
+def _near_range(views: list[BatchView], k: int) -> npt.NDArray[np.bool_]:
+    """Per (id, data byte, value): inside the benign range, widened by its margin, of a byte
+    that moves like a measurement — judged by ``byte_range``, not as a novelty."""
+    from drivetrain.edge.ids.ordinal import base_margin, ordinal_ranges
+
+    ordinal, lo, hi = ordinal_ranges(views, k)
+    margin = base_margin(lo, hi)
+    values = np.arange(256)
+    near = (values >= (lo - margin)[..., None]) & (values <= (hi + margin)[..., None])
+    out: npt.NDArray[np.bool_] = near & ordinal[..., None]
+    return out
+
+
 class ByteValueDetector:
     """A payload byte value (or frame length) an id never sent. Weight per (id, byte): the
     Good-Turing odds against a new value, ``log((n + 1) / (singletons + 1))``; a byte that
@@ -116,6 +129,7 @@ class ByteValueDetector:
         n = counts[:, 0, :].sum(axis=1)
         singletons = (counts == 1).sum(axis=2)
         self.seen = counts > 0
+        self.seen[:, :LENGTH_COLUMN] |= _near_range(views, k)
         self.weight = np.log((n[:, None] + 1.0) / (singletons + 1.0))
         self.weight[k] = 0.0
 

@@ -26,6 +26,7 @@ EVENT_IDS = {
     "timing": 0x1007,
     "cross_value": 0x1008,
     "signal_range": 0x1009,
+    "byte_range": 0x100A,
 }
 MAX_EVIDENCE_FRAMES = 4
 

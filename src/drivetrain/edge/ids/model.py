@@ -1,9 +1,11 @@
 """The intrusion-detection model: training from benign captures, a versioned file, scoring.
 
 Training (:func:`train_model`) splits the benign traffic into segments (one per capture; the two
-halves of each when there are fewer than three), fits every detector on all segments but one and
-runs it over the one left out, and stops trusting every cell (an id's byte or bit, a rule, an
-id's timing) that raised a score on that benign segment. The final detectors are fitted on every
+halves of each when there are fewer than three), groups copies of one drive, fits every detector
+on all drives but the held-out ones and runs it over those, and stops trusting every cell (an
+id's byte or bit, a rule, an id's timing) that raised a score on that benign traffic (a measured
+byte's range is widened instead); a cross-id rule no fold found was never tried held out and is
+dropped. The final detectors are fitted on every
 segment with those cells removed, so the operating threshold — a normalised score above 1 — is
 fixed from benign data alone.
 
@@ -26,9 +28,10 @@ from cantools.database import Database
 
 from drivetrain.core.can import FrameBatch
 from drivetrain.core.errors import BadInputError, DbcFormatError
-from drivetrain.edge.ids.crossbit import CrossBitDetector
+from drivetrain.edge.ids.crossbit import CrossBitDetector, PartnerRules
 from drivetrain.edge.ids.crossvalue import CrossValueDetector
 from drivetrain.edge.ids.detectors import Detector, payload_detectors
+from drivetrain.edge.ids.ordinal import ByteRangeDetector
 from drivetrain.edge.ids.signals import SignalRangeRateDetector
 from drivetrain.edge.ids.stream import IdTable, StreamState, advance, index_batch, relink
 from drivetrain.edge.ids.timing import TimingDetector
@@ -38,6 +41,7 @@ VERSION = 1
 MAX_MODEL_BYTES = 64 * 1024 * 1024
 _MAX_FOLDS = 4
 _CALIBRATION_BATCH = 8192
+_SAME_DRIVE = 0.5  # share of once-seen (id, payload) pairs above which two segments are one drive
 
 
 class IdsModelError(BadInputError):
@@ -161,7 +165,7 @@ class IdsModel:
             )
         ids = IdTable(arrays.pop("ids"))
         # a header without the list: the detectors every model ran before ``signal_range``
-        names = tuple(header.get("detectors", DETECTOR_NAMES[:-1]))
+        names = tuple(header.get("detectors", _LEGACY_DETECTORS))
         if not set(names) <= {*DETECTOR_NAMES, TimingDetector.name}:
             raise IdsModelError(f"model file '{p}' names unknown detectors {names}")
         detectors = _new_detectors(names, loading=True)
@@ -244,7 +248,10 @@ DETECTOR_NAMES = (
     "cross_signal",
     "cross_value",
     "signal_range",
+    "byte_range",
 )
+#: What a model file without a detector list ran (every detector before ``signal_range``).
+_LEGACY_DETECTORS = DETECTOR_NAMES[:7]
 #: What :func:`train_model` runs unless told otherwise: every detector. ``cross_value`` takes the
 #: ROAD reverse-light masquerade (leave one out) from AUROC 0.715 / F1 0.003 to 1.000 / 0.998,
 #: at the cost of more false alerts on correlated_signal_attack_2_masquerade (14 to 29, F1
@@ -262,7 +269,12 @@ def _new_detectors(
 ) -> list[Detector]:
     """The named detectors; ``signal_range`` only with a DBC (or, ``loading``, to be filled
     from a model file)."""
-    detectors: list[Detector] = [*payload_detectors(), CrossBitDetector(), CrossValueDetector()]
+    detectors: list[Detector] = [
+        *payload_detectors(),
+        ByteRangeDetector(),
+        CrossBitDetector(),
+        CrossValueDetector(),
+    ]
     if dbc is not None or loading:
         detectors.append(SignalRangeRateDetector(dbc))
     return [d for d in detectors if d.name in names]
@@ -278,6 +290,49 @@ def _segments(captures: list[FrameBatch]) -> list[FrameBatch]:
         half = len(c) // 2
         out += [c.take(np.arange(half)), c.take(np.arange(half, len(c)))]
     return [s for s in out if len(s)]
+
+
+def _fingerprint(segment: FrameBatch) -> npt.NDArray[np.uint64]:
+    """The (id, payload) pairs a segment carries exactly once, hashed: a varying signal's
+    payloads, which another drive almost never repeats and a copy of the drive always does."""
+    payload = np.zeros((len(segment), 8), np.uint8)
+    width = min(8, segment.data.shape[1])
+    payload[:, :width] = segment.data[:, :width]
+    key = IdTable.keys_of(segment.frame_id, segment.is_extended).astype(np.uint64)
+    hashed = payload.view(np.uint64).ravel() ^ (key * np.uint64(0x9E3779B97F4A7C15))
+    values, counts = np.unique(hashed, return_counts=True)
+    out: npt.NDArray[np.uint64] = values[counts == 1]
+    return out
+
+
+def _drives(segments: list[FrameBatch]) -> list[list[int]]:
+    """Segments grouped by drive: two segments that share most of their once-seen (id,
+    payload) pairs are one recording (a capture and a relabelled or edited copy of it), and a
+    held-out segment whose copy stays in training proves nothing. Different drives of ROAD's
+    vehicle share at most 5 % of those pairs, copies of one drive all of them."""
+    prints = [_fingerprint(s) for s in segments]
+    group = list(range(len(segments)))
+    for i in range(len(segments)):
+        for j in range(i):
+            small = min(len(prints[i]), len(prints[j]))
+            common = len(np.intersect1d(prints[i], prints[j], assume_unique=True))
+            if small and common >= _SAME_DRIVE * small:
+                old, new = group[i], group[j]
+                group = [new if g == old else g for g in group]
+    drives: dict[int, list[int]] = {}
+    for i, g in enumerate(group):
+        drives.setdefault(g, []).append(i)
+    return list(drives.values())
+
+
+def _folds(segments: list[FrameBatch]) -> list[list[int]]:
+    """Held-out sets for calibration: whole drives, at most ``_MAX_FOLDS`` of them (each
+    segment alone when everything is one drive, e.g. the two halves of one capture)."""
+    drives = _drives(segments)
+    if len(drives) < 2:
+        drives = [[i] for i in range(len(segments))]
+    parts = np.array_split(np.arange(len(drives)), min(_MAX_FOLDS, len(drives)))
+    return [[i for d in part.tolist() for i in drives[d]] for part in parts]
 
 
 def _fit(
@@ -331,26 +386,35 @@ def train_model(
     """
     unknown = set(detectors) - set(DETECTOR_NAMES)
     if unknown:
-        raise BadInputError(f"unknown detectors {sorted(unknown)}; expected some of {DETECTOR_NAMES}")
+        raise BadInputError(
+            f"unknown detectors {sorted(unknown)}; expected some of {DETECTOR_NAMES}"
+        )
     segments = _segments(captures)
     if not segments or sum(len(s) for s in segments) < 100:
         raise BadInputError("training needs at least 100 benign frames; the captures hold fewer")
     all_keys = np.concatenate([IdTable.keys_of(s.frame_id, s.is_extended) for s in segments])
     ids = IdTable(all_keys)
-    folds = np.array_split(np.arange(len(segments)), min(_MAX_FOLDS, len(segments)))
     banned: dict[str, set[tuple[int, ...]]] = {}
-    for held in folds:
-        train = [s for i, s in enumerate(segments) if i not in set(held.tolist())]
+    tested: dict[str, set[tuple[int, ...]]] = {}
+    for held in _folds(segments):
+        train = [s for i, s in enumerate(segments) if i not in set(held)]
         if not train:
             continue
         fold_keys = np.concatenate([IdTable.keys_of(s.frame_id, s.is_extended) for s in train])
         fold_ids = IdTable(fold_keys)
         fold_detectors, timing, _ = _fit(fold_ids, train, detectors, dbc)
-        for i in held.tolist():
+        for d in fold_detectors:
+            if isinstance(d, PartnerRules):
+                tested.setdefault(d.name, set()).update(d.cells(fold_ids))
+        for i in held:
             _collect_fired(segments[i], fold_ids, fold_detectors, timing, banned)
     fitted, timing, _ = _fit(ids, segments, detectors, dbc)
     final: list[Detector | TimingDetector] = [*fitted, timing]
     for d in final:
+        if isinstance(d, PartnerRules):
+            # a rule mined only from every drive together was never tried on a held-out drive
+            untested = d.cells(ids) - tested.get(d.name, set())
+            banned.setdefault(d.name, set()).update(untested)
         d.ban(banned.get(d.name, set()), ids)
     meta = {
         "trained_frames": int(sum(len(s) for s in segments)),
