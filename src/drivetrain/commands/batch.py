@@ -25,17 +25,20 @@ from drivetrain.commands.lake import (
     parse_when,
 )
 from drivetrain.commands.lake_hints import EmptyQuery
-from drivetrain.commands.output import JsonOption
+from drivetrain.commands.output import JsonOption, emit_json
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
     from drivetrain.cloud.batch import TimeRange
+    from drivetrain.cloud.batch.maintenance import Discarded
+    from drivetrain.core.settings import Settings
 
 app = typer.Typer(
     help="Batch jobs over the telemetry lake on Apache Spark (local mode or a cluster): "
-    "fleet aggregates and model training features, reading exactly the files DuckDB reads.",
+    "fleet aggregates, model training features, compaction and retention, reading exactly "
+    "the files DuckDB reads.",
     no_args_is_help=True,
 )
 
@@ -106,24 +109,12 @@ def _run(
 ) -> pa.Table | None:
     """Start Spark, read the tenant's live files, run ``job``; collect the result, or write
     it under ``out`` (then None)."""
-    from drivetrain.cloud.batch import (
-        check_master,
-        check_runtime,
-        run_on_live_files,
-        spark_session,
-        to_arrow,
-    )
-    from drivetrain.core.errors import DrivetrainError
+    from drivetrain.cloud.batch import run_on_live_files, to_arrow
 
     if out is not None and out.exists():
         fail(f"--out {out} exists; name a new directory", code=2)
     settings = load_settings_or_exit()
-    chosen = master or settings.spark_master
-    try:  # a bad master or a missing runtime is reported before anything is read
-        check_master(chosen)
-        check_runtime()
-    except DrivetrainError as e:
-        fail(e, code=2)
+    chosen = _checked_master(master, settings)
     with _lake(settings, reading=True) as lake, _steps(4) as step:
         step("listing the lake's live files")
         start_ns, end_ns = (None, None) if time_range is None else (time_range.start_ns,
@@ -131,12 +122,7 @@ def _run(
         # also refuses a bad tenant or region before a JVM starts
         listed = len(lake.live_paths(tenant, regions=regions, start_ns=start_ns, end_ns=end_ns))
         step(f"starting Spark on {chosen}")
-        running = _running_session()
-        try:
-            spark = spark_session(chosen)
-        except DrivetrainError as e:
-            fail(e, code=2)
-        try:
+        with _session(chosen) as spark:
             step(f"{what} over {listed:,} file{'' if listed == 1 else 's'}")
             if out is not None:
                 target = str(out)
@@ -157,9 +143,38 @@ def _run(
                 _hint_empty(settings, lake, EmptyQuery(
                     tenant, paths_asked, (), (), *_bounds(time_range), regions))
             return table
-        finally:
-            if running is None:  # a session this command started; one it joined lives on
-                spark.stop()
+
+
+def _checked_master(master: str | None, settings: Settings) -> str:
+    """``--master`` or the setting, checked with the runtime before anything is read."""
+    from drivetrain.cloud.batch import check_master, check_runtime
+    from drivetrain.core.errors import DrivetrainError
+
+    chosen = master or settings.spark_master
+    try:
+        check_master(chosen)
+        check_runtime()
+    except DrivetrainError as e:
+        fail(e, code=2)
+    return chosen
+
+
+@contextmanager
+def _session(master: str) -> Iterator[SparkSession]:
+    """The Spark session on ``master``; stopped after, unless it was already running."""
+    from drivetrain.cloud.batch import spark_session
+    from drivetrain.core.errors import DrivetrainError
+
+    running = _running_session()
+    try:
+        spark = spark_session(master)
+    except DrivetrainError as e:
+        fail(e, code=2)
+    try:
+        yield spark
+    finally:
+        if running is None:  # a session this command started; one it joined lives on
+            spark.stop()
 
 
 def _bounds(time_range: TimeRange | None) -> tuple[datetime | None, datetime | None]:
@@ -266,3 +281,89 @@ def features_command(
     table = _run(master, tenant, time_range, region or None, job, out, title)
     if table is not None:
         _report(_with_times(table), title, show, as_json)
+
+
+def _print_discarded(discarded: Sequence[Discarded]) -> None:
+    for d in discarded:
+        _err.print(f"discarded {d.region}/{d.tenant}/{d.day} ({len(d.files)} file"
+                   f"{'' if len(d.files) == 1 else 's'}): {d.reason}", markup=False)
+
+
+@app.command("compact")
+def compact_command(
+    region: Annotated[str | None, typer.Option("--region", "-r", help="Only this region.")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Only this tenant.")] = None,
+    target_rows: Annotated[int, typer.Option("--target-rows", min=1, help="Rows per merged file.")] = 4_000_000,
+    master: MasterOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """`lake compact` as a Spark job (embedded lake): Spark reads each group's live files
+    and writes the merged, sorted file into the region's staging area; the lake swaps it in
+    through its index. A group whose files changed meanwhile is discarded and reported."""
+    from drivetrain.cloud.batch.maintenance import compact_on_spark
+    from drivetrain.commands.lake import print_compaction
+
+    settings = load_settings_or_exit()
+    chosen = _checked_master(master, settings)
+    with _lake(settings) as lake:
+        lake.region_stores()  # the table-format or encrypted lake is refused before Spark
+        with _steps(2) as step:
+            step(f"starting Spark on {chosen}")
+            with _session(chosen) as spark:
+                step("compacting on Spark")
+                run = compact_on_spark(spark, lake, region, tenant=tenant,
+                                       target_rows=target_rows)
+    if as_json:
+        emit_json(run)
+        return
+    print_compaction(run.results)
+    _print_discarded(run.discarded)
+
+
+@app.command("retention")
+def retention_command(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be deleted (no Spark).")] = False,
+    keep: Annotated[
+        list[str] | None,
+        typer.Option("--keep", help="REGION:category=DAYS, overriding the settings (repeat); "
+                     "'*' matches any region or category."),
+    ] = None,
+    today: Annotated[str | None, typer.Option("--today", help="Apply as of this date (YYYY-MM-DD).")] = None,
+    region: RegionOption = None,
+    master: MasterOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """`lake retention` as a Spark job (embedded lake): files whose every row expired are
+    deleted, files where some categories expired are rewritten on Spark without them and
+    swapped in through the lake's index; then batch ids past the re-delivery window are
+    forgotten."""
+    from drivetrain.cloud.batch.maintenance import SparkRetention, retention_on_spark
+    from drivetrain.commands.lake import parse_today, print_retention, retention_overrides
+
+    extra = retention_overrides(keep or [])
+    as_of = parse_today(today) or datetime.now(UTC).date()
+    settings = load_settings_or_exit()
+    chosen = _checked_master(master, settings)
+    with _lake(settings) as lake:
+        lake.region_stores()  # the table-format or encrypted lake is refused before Spark
+        policy = lake.retention.merged(extra)
+        if dry_run:
+            run = SparkRetention(lake.apply_retention(today=as_of, dry_run=True, policy=policy,
+                                                      regions=region or None), ())
+        else:
+            with _steps(2) as step:
+                step(f"starting Spark on {chosen}")
+                with _session(chosen) as spark:
+                    step("expiring on Spark")
+                    run = retention_on_spark(spark, lake, policy, as_of, regions=region or None)
+        window = lake.batch_window_days
+    if as_json:
+        emit_json(run)
+        return
+    if not policy.days:
+        _out.print("no retention policy (lake_retention_days or --keep): no telemetry expires")
+    print_retention(run.report)
+    _print_discarded(run.discarded)
+    if not dry_run:
+        _out.print(f"forgot {run.report.batch_ids_forgotten:,} batch ids past the {window}-day "
+                   "re-delivery window")

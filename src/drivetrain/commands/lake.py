@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum
@@ -30,7 +30,7 @@ from drivetrain.commands.output import (
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from drivetrain.cloud.lake import Lake
+    from drivetrain.cloud.lake import CompactionResult, Lake, RetentionPolicy, RetentionReport
     from drivetrain.core.settings import Settings
 
 app = typer.Typer(
@@ -285,6 +285,66 @@ def _reporter(progress: Progress, verb: str) -> Callable[[str, int, int], None]:
     return report
 
 
+def print_compaction(results: Sequence[CompactionResult]) -> bool:
+    """Print a compaction's table per region; False (and says so) when there was none."""
+    if not results:
+        _out.print("no region holds data yet")
+        return False
+    print_table("compaction", [
+        Column("region"), Column("partitions", "number"), Column("files before", "number"),
+        Column("files after", "number"), Column("rows", "number"),
+        Column("MB before", "number"), Column("MB after", "number"),
+    ], (
+        (r.region, r.partitions, r.files_before, r.files_after, r.rows,
+         round(r.bytes_before / 1e6, 1), round(r.bytes_after / 1e6, 1)) for r in results
+    ))
+    return True
+
+
+def retention_overrides(keep: Sequence[str]) -> RetentionPolicy:
+    """The policy of ``--keep REGION:category=DAYS`` options (exit 2 on a bad one)."""
+    from drivetrain.cloud.lake import RetentionPolicy
+    from drivetrain.core.errors import DrivetrainError
+
+    overrides: dict[str, int] = {}
+    for item in keep:
+        key, sep, days = item.partition("=")
+        if not sep or not days.strip().isdigit():
+            fail(f"--keep {item!r} is not REGION:category=DAYS, e.g. EU:location=30", code=2)
+        overrides[key.strip()] = int(days)
+    try:
+        return RetentionPolicy.from_mapping(overrides)
+    except DrivetrainError as e:
+        fail(e, code=2)
+
+
+def parse_today(today: str | None) -> date | None:
+    """``--today`` as a date (exit 2 when it is not YYYY-MM-DD)."""
+    if today is None:
+        return None
+    try:
+        return date.fromisoformat(today)
+    except ValueError:
+        fail(f"--today {today!r} is not a date (YYYY-MM-DD)", code=2)
+
+
+def print_retention(report: RetentionReport) -> None:
+    """Print a retention run's actions and what it dropped."""
+    dry_run = report.dry_run
+    if report.actions:
+        print_table(
+            "retention (dry run: nothing deleted)" if dry_run else "retention",
+            [Column("region"), Column("tenant"), Column("date", "time"), Column("action"),
+             Column("expired categories"), Column("rows dropped", "number"),
+             Column("rows kept", "number")],
+            ((a.region, a.tenant, a.day, a.action, ", ".join(a.categories), a.rows_dropped,
+              a.rows_kept) for a in report.actions),
+        )
+    verb = "would drop" if dry_run else "dropped"
+    _out.print(f"{verb} {report.rows_dropped:,} rows: {report.files_deleted:,} files deleted, "
+               f"{report.files_rewritten:,} rewritten")
+
+
 @app.command("compact")
 def compact_command(
     region: Annotated[str | None, typer.Option("--region", "-r", help="Only this region.")] = None,
@@ -305,17 +365,8 @@ def compact_command(
                                progress=_reporter(progress, "compacting"),
                                keep_replaced_hours=keep_replaced_hours)
         table_format = lake.table_format
-    if not results:
-        _out.print("no region holds data yet")
+    if not print_compaction(results):
         return
-    print_table("compaction", [
-        Column("region"), Column("partitions", "number"), Column("files before", "number"),
-        Column("files after", "number"), Column("rows", "number"),
-        Column("MB before", "number"), Column("MB after", "number"),
-    ], (
-        (r.region, r.partitions, r.files_before, r.files_after, r.rows,
-         round(r.bytes_before / 1e6, 1), round(r.bytes_after / 1e6, 1)) for r in results
-    ))
     if table_format:
         _out.print(f"deleted {sum(r.files_purged for r in results):,} files replaced more "
                    f"than {keep_replaced_hours} h ago and "
@@ -341,25 +392,8 @@ def retention_command(
     Batch ids are remembered lake_batch_window_days after their last sample, so that a
     re-delivered batch is not stored twice; this is what keeps the lake index bounded.
     """
-    from drivetrain.cloud.lake import RetentionPolicy
-    from drivetrain.core.errors import DrivetrainError
-
-    overrides: dict[str, int] = {}
-    for item in keep or []:
-        key, sep, days = item.partition("=")
-        if not sep or not days.strip().isdigit():
-            fail(f"--keep {item!r} is not REGION:category=DAYS, e.g. EU:location=30", code=2)
-        overrides[key.strip()] = int(days)
-    try:
-        extra = RetentionPolicy.from_mapping(overrides)
-    except DrivetrainError as e:
-        fail(e, code=2)
-    as_of = None
-    if today is not None:
-        try:
-            as_of = date.fromisoformat(today)
-        except ValueError:
-            fail(f"--today {today!r} is not a date (YYYY-MM-DD)", code=2)
+    extra = retention_overrides(keep or [])
+    as_of = parse_today(today)
     with _lake() as lake, _progress() as progress:
         policy = lake.retention.merged(extra)
         if not policy.days:
@@ -370,18 +404,7 @@ def retention_command(
                                       progress=_reporter(progress, "expiring"))
         window = lake.batch_window_days
         table_format = lake.table_format
-    if report.actions:
-        print_table(
-            "retention (dry run: nothing deleted)" if dry_run else "retention",
-            [Column("region"), Column("tenant"), Column("date", "time"), Column("action"),
-             Column("expired categories"), Column("rows dropped", "number"),
-             Column("rows kept", "number")],
-            ((a.region, a.tenant, a.day, a.action, ", ".join(a.categories), a.rows_dropped,
-              a.rows_kept) for a in report.actions),
-        )
-    verb = "would drop" if dry_run else "dropped"
-    _out.print(f"{verb} {report.rows_dropped:,} rows: {report.files_deleted:,} files deleted, "
-               f"{report.files_rewritten:,} rewritten")
+    print_retention(report)
     if not dry_run and table_format:
         _out.print(f"checkpointed; the tables expire batch ids older than the {window}-day "
                    "re-delivery window themselves")

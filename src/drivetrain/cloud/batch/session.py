@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -129,6 +130,11 @@ def spark_session(
     from pyspark.sql import SparkSession
 
     settings = {**SESSION_CONF, **(conf or {})}
+    if master.startswith("local"):
+        # Python workers (the maintenance jobs' writers) run this interpreter, with its
+        # packages, not whatever python3 is first on the PATH (pyspark reads only the
+        # environment); a cluster names its executors' Python itself
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     options = settings.get(_DRIVER_OPTIONS, "")
     if "log4j2.configurationFile" not in options:
         settings[_DRIVER_OPTIONS] = f"-Dlog4j2.configurationFile={_LOG_CONFIG} {options}".strip()

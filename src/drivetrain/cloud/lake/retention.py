@@ -120,6 +120,27 @@ def batch_horizon(policy: RetentionPolicy, region: str, today: date) -> date | N
     return min(c for c in cutoffs if c is not None)
 
 
+def delete_expired_files(
+    store: RegionStore, actions: Sequence[RetentionAction], by_name: Mapping[str, LakeFile]
+) -> list[RetentionAction]:
+    """Carry out the ``delete`` actions (files whose every row expired), one swap per tenant
+    through the index; returns those done (a tenant's files another process is rewriting at
+    the same moment are left for the next run)."""
+    done: list[RetentionAction] = []
+    deletions: dict[str, list[RetentionAction]] = defaultdict(list)
+    for action in actions:
+        if action.action == "delete":
+            deletions[action.tenant].append(action)
+    for tenant, group in sorted(deletions.items()):
+        try:
+            store.replace("retention", [by_name[a.name] for a in group], tenant, [],
+                          sorted_rows=False)
+            done.extend(group)
+        except ConflictError:
+            pass
+    return done
+
+
 def apply_retention(
     store: RegionStore,
     policy: RetentionPolicy,
@@ -140,21 +161,10 @@ def apply_retention(
     if dry_run:
         return RetentionReport(True, tuple(actions))
     by_name = {f.name: f for f in files}
-    done: list[RetentionAction] = []
-    deletions: dict[str, list[RetentionAction]] = defaultdict(list)
-    for action in actions:
-        if action.action == "delete":
-            deletions[action.tenant].append(action)
     total = len(actions)
-    for tenant, group in sorted(deletions.items()):
-        try:
-            store.replace("retention", [by_name[a.name] for a in group], tenant, [],
-                          sorted_rows=False)
-            done.extend(group)
-        except ConflictError:
-            pass
-        if progress is not None:
-            progress(len(done), total)
+    done = delete_expired_files(store, actions, by_name)
+    if progress is not None:
+        progress(len(done), total)
     for action in actions:
         if action.action != "rewrite":
             continue

@@ -274,6 +274,20 @@ class Lake:
         wanted = list(REGIONS) if regions is None else [parse_lake_region(r) for r in regions]
         return [s for r in wanted if (s := self._store(r, create=False)) is not None]
 
+    def region_stores(self, regions: Iterable[str] | None = None) -> list[RegionStore]:
+        """The stores of ``regions`` (default: every region) that hold data, on the embedded
+        lake — for maintenance run by an outside engine (the Spark jobs of cloud/batch).
+
+        Raises:
+            ConfigurationError: the lake is the table-format one, or it is encrypted.
+        """
+        if self._table_of is not None or self._cipher is not None:
+            raise ConfigurationError(
+                "this maintenance runs on the plain embedded lake only; the table-format lake "
+                "(lake_url) and the encrypted lake (lake_encryption = 'per_vehicle') are "
+                "maintained by `drivetrain lake compact|retention`")
+        return self._readable(regions)
+
     def close(self) -> None:
         """Release writer locks and close every index."""
         with self._lock:

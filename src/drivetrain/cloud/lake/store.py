@@ -390,7 +390,38 @@ class RegionStore:
         Raises:
             ConflictError: another process is rewriting or has removed one of ``old``.
         """
-        files = self.stage(tenant, slices, sorted_rows=sorted_rows)
+        return self._commit_replace(kind, old, self.stage(tenant, slices,
+                                                          sorted_rows=sorted_rows))
+
+    def commit_staged(
+        self, kind: str, old: Sequence[LakeFile], files: Sequence[NewFile]
+    ) -> list[NewFile]:
+        """Swap ``old`` files for ``files`` another engine (a Spark job) already wrote under
+        this writer's staging directory, exactly as :meth:`replace` swaps its own: the staged
+        files are fsynced with their directories, then committed and renamed.
+
+        Raises:
+            ConflictError: another process is rewriting or has removed one of ``old``
+                (``files`` are deleted, nothing is swapped).
+        """
+        try:
+            for directory in sorted({(self.root / f.staged).parent for f in files}):
+                if not directory.is_relative_to(self.staging):
+                    raise StorageError(f"{directory} is not under this writer's staging "
+                                       f"directory {self.staging}")
+                _fsync_dir(directory)
+        except BaseException:
+            self._discard(files)
+            raise
+        return self._commit_replace(kind, old, files)
+
+    def discard_staged(self, files: Sequence[NewFile]) -> None:
+        """Delete staged ``files`` that will not be committed."""
+        self._discard(files)
+
+    def _commit_replace(
+        self, kind: str, old: Sequence[LakeFile], files: Sequence[NewFile]
+    ) -> list[NewFile]:
         self._checkpoint(f"{kind}.staged")
         op_id = uuid.uuid4().hex
         try:
@@ -401,7 +432,7 @@ class RegionStore:
             raise
         self._checkpoint(f"{kind}.committed")
         self._publish(op_id, files, kind)
-        return files
+        return list(files)
 
     @contextmanager
     def maintenance(self, wait_s: float = MAINTENANCE_WAIT_S) -> Iterator[None]:
