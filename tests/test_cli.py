@@ -21,7 +21,7 @@ TOP_LEVEL = {"demo", "serve", "can", "vss", "db", "auth", "lake", "ingest", "wor
 #: Every command that lists or reads, each of which prints one JSON document with --json.
 READERS = [
     "vss list", "vss show", "can info", "fleet list", "lake query", "lake sql", "lake counts",
-    "batch aggregate", "batch features",
+    "batch aggregate", "batch features", "batch compact", "batch retention",
     "ingest dead-letters list", "ingest dead-letters show", "ingest stats", "auth list-clients",
     "twin get", "twin query", "twin status", "privacy consent show", "privacy consent set",
     "privacy categories", "privacy request list", "privacy grants list",

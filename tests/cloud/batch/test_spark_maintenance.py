@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from drivetrain.cli import app
 from drivetrain.cloud.batch import SparkUnavailableError, spark_session
 from drivetrain.cloud.batch.maintenance import compact_on_spark, retention_on_spark
-from drivetrain.cloud.lake import LAKE_SCHEMA, Lake, RetentionPolicy
+from drivetrain.cloud.lake import LAKE_SCHEMA, Lake, RetentionPolicy, verify_bundle
 from drivetrain.cloud.lake.compaction import compact_region
 from drivetrain.cloud.lake.store import STAGING_DIR
 from tests.cloud.batch.test_spark_agreement import TEST_CONF
@@ -114,14 +114,34 @@ def test_a_spark_compaction_keeps_every_answer_and_a_concurrent_append(
         _assert_same_aggregates(
             lake.sql(TENANT, AGGREGATES.replace("FROM telemetry", others)).to_pylist(),
             aggregates)
-        # the files are the lake's format: schema with dictionaries and ns timestamps, zstd
+        # the files are the lake's format: schema with dictionaries and ns timestamps, and
+        # the in-process compaction's column encodings and compression
+        reference = _in_process_compacted_file(filled, tmp_path)
         for f in new:
             path = lake.root_of(f.region) / f.name
             assert pq.read_schema(path).remove_metadata() == LAKE_SCHEMA.remove_metadata()
+            assert pq.read_schema(path) == reference.schema_arrow
             meta = pq.ParquetFile(path).metadata
-            assert meta.row_group(0).column(0).compression == "ZSTD"
             assert meta.num_rows == f.rows
+            assert _layout(meta) == _layout(reference.metadata)
+        # and an export bundle reads them
+        manifest = lake.export_bundle(TENANT, "US", tmp_path / "bundle")
+        assert manifest.rows == 4 * 600 and verify_bundle(tmp_path / "bundle").rows == 2400
     assert _staged(data) == []
+
+
+def _in_process_compacted_file(filled: Path, tmp_path: Path) -> pq.ParquetFile:
+    with Lake(_copy(filled, tmp_path, "in-process")) as lake:
+        lake.compact()
+        f = lake.files(TENANT)[0]
+        return pq.ParquetFile(lake.root_of(f.region) / f.name)
+
+
+def _layout(meta: pq.FileMetaData) -> list[tuple[object, ...]]:
+    """Per column of the first row group: its physical type, encodings and compression."""
+    group = meta.row_group(0)
+    return [(c.path_in_schema, c.physical_type, c.encodings, c.compression)
+            for c in (group.column(i) for i in range(group.num_columns))]
 
 
 def test_a_group_whose_files_changed_since_the_plan_is_discarded_not_half_swapped(
@@ -141,7 +161,10 @@ def test_a_group_whose_files_changed_since_the_plan_is_discarded_not_half_swappe
         rows, _ = _answers(lake)
         with Lake(data, checkpoint=rewrite_meanwhile) as hooked:
             run = compact_on_spark(spark, hooked)
-        assert len(run.discarded) == 6 and sum(r.files_before for r in run.results) == 0
+        # EU's three groups were planned and written, then refused at the commit; US was
+        # already compacted by the other process when its plan was made
+        assert [(d.region, len(d.files)) for d in run.discarded] == [("EU", 4)] * 3
+        assert sum(r.files_before for r in run.results) == 0
         assert all("no longer live" in d.reason for d in run.discarded)
         assert lake.sql(TENANT, ROWS).to_pylist() == rows  # nothing lost, nothing twice
         assert len(lake.files(TENANT)) == 6
