@@ -17,8 +17,10 @@ from drivetrain.commands.lake import (
     DEFAULT_TENANT,
     Agg,
     GroupBy,
+    KeepOption,
     ShowOption,
     TenantOption,
+    TodayOption,
     _hint_empty,
     _lake,
     _report,
@@ -323,12 +325,8 @@ def compact_command(
 @app.command("retention")
 def retention_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be deleted (no Spark).")] = False,
-    keep: Annotated[
-        list[str] | None,
-        typer.Option("--keep", help="REGION:category=DAYS, overriding the settings (repeat); "
-                     "'*' matches any region or category."),
-    ] = None,
-    today: Annotated[str | None, typer.Option("--today", help="Apply as of this date (YYYY-MM-DD).")] = None,
+    keep: KeepOption = None,
+    today: TodayOption = None,
     region: RegionOption = None,
     master: MasterOption = None,
     as_json: JsonOption = False,

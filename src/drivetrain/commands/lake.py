@@ -285,6 +285,15 @@ def _reporter(progress: Progress, verb: str) -> Callable[[str, int, int], None]:
     return report
 
 
+KeepOption = Annotated[
+    list[str] | None,
+    typer.Option("--keep", help="REGION:category=DAYS, overriding the settings (repeat); "
+                 "'*' matches any region or category."),
+]
+TodayOption = Annotated[
+    str | None, typer.Option("--today", help="Apply as of this date (YYYY-MM-DD).")]
+
+
 def print_compaction(results: Sequence[CompactionResult]) -> bool:
     """Print a compaction's table per region; False (and says so) when there was none."""
     if not results:
@@ -376,12 +385,8 @@ def compact_command(
 @app.command("retention")
 def retention_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be deleted.")] = False,
-    keep: Annotated[
-        list[str] | None,
-        typer.Option("--keep", help="REGION:category=DAYS, overriding the settings (repeat); "
-                     "'*' matches any region or category."),
-    ] = None,
-    today: Annotated[str | None, typer.Option("--today", help="Apply as of this date (YYYY-MM-DD).")] = None,
+    keep: KeepOption = None,
+    today: TodayOption = None,
     region: Annotated[list[str] | None, typer.Option("--region", "-r", help="Only this region (repeat).")] = None,
 ) -> None:
     """Delete telemetry older than the retention policy per region and privacy category, and

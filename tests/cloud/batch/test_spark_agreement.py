@@ -32,7 +32,6 @@ from drivetrain.cloud.batch import (
     fleet_aggregate,
     lake_frame,
     run_on_live_files,
-    spark_session,
     to_arrow,
     training_features,
     vehicle_day_stats,
@@ -47,22 +46,6 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.xdist_group("spar
 TENANT = "default"
 #: Floats summed in another order differ in the last bits, never more.
 REL = 1e-9
-#: A JVM tuned for short runs of small data: no optimising JIT, one GC thread, few
-#: partitions, no generated code to compile per query.
-TEST_CONF = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
-             "spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2",
-             "spark.sql.codegen.wholeStage": "false"}
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    try:
-        session = spark_session("local[2]", app_name="drivetrain-tests", conf=TEST_CONF)
-    except SparkUnavailableError as e:
-        pytest.fail(f"the Spark tests need pyspark and Java 17+: {e}")
-    yield session
-    session.stop()
-
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

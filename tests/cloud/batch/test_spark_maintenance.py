@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,12 +18,10 @@ import pytest
 from typer.testing import CliRunner
 
 from drivetrain.cli import app
-from drivetrain.cloud.batch import SparkUnavailableError, spark_session
-from drivetrain.cloud.batch.maintenance import compact_on_spark, retention_on_spark
+from drivetrain.cloud.batch.maintenance import compact_on_spark
 from drivetrain.cloud.lake import LAKE_SCHEMA, Lake, RetentionPolicy, verify_bundle
 from drivetrain.cloud.lake.compaction import compact_region
 from drivetrain.cloud.lake.store import STAGING_DIR
-from tests.cloud.batch.test_spark_agreement import TEST_CONF
 from tests.cloud.lake.lake_rows import NS_DAY, T0_NS, make_rows
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.xdist_group("spark")]
@@ -35,16 +32,6 @@ ROWS = ("SELECT vehicle, path, ts, value, text, category, batch_id, campaign, re
         "FROM telemetry ORDER BY ALL")
 AGGREGATES = ("SELECT region, date, category, count(*) AS n, count(value) AS v, sum(value) AS s, "
               "min(ts) AS lo, max(ts) AS hi FROM telemetry GROUP BY ALL ORDER BY ALL")
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    try:
-        session = spark_session("local[2]", app_name="drivetrain-tests", conf=TEST_CONF)
-    except SparkUnavailableError as e:
-        pytest.fail(f"the Spark tests need pyspark and Java 17+: {e}")
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")
