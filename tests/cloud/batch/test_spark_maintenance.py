@@ -209,3 +209,15 @@ def test_the_compact_command_reports_the_runs_figures(
     table = runner.invoke(app, ["batch", "compact", "--target-rows", "100000"])
     assert table.exit_code == 0, table.output
     assert "compaction" in table.stdout and "EU" in table.stdout
+
+
+@pytest.mark.parametrize("command", ["compact", "retention"])
+def test_the_encrypted_lake_is_refused_before_spark_starts(
+    filled: Path, tmp_path: Path, command: str
+) -> None:
+    runner = CliRunner(env={"DRIVETRAIN_DATA_DIR": str(_copy(filled, tmp_path)),
+                            "DRIVETRAIN_LAKE_ENCRYPTION": "per_vehicle",
+                            "DRIVETRAIN_CONFIG": str(tmp_path / "none.toml")})
+    result = runner.invoke(app, ["batch", command])
+    assert result.exit_code == 1, result.output
+    assert "plain embedded lake only" in result.output and "starting Spark" not in result.output
