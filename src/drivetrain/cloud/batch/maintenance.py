@@ -214,35 +214,40 @@ def _rewrite(
     committed = []
     try:
         results = _run_job(spark, store, rewrites, job_dir)
-        for i, rewrite in enumerate(rewrites):
-            names = tuple(f.name for f in rewrite.files)
-            row = results.get(i)
-            if row is None:
-                discarded.append(Discarded(store.region, rewrite.tenant, rewrite.day, names,
-                                           "Spark wrote no rows for it"))
-                continue
-            staged = job_dir / str(row["staged"])
-            new = NewFile(
-                name=f"{partition_path(store.region, rewrite.tenant, rewrite.day)}/"
-                     f"part-{staged.stem}.parquet",
-                staged=str(staged.relative_to(store.root)), tenant=rewrite.tenant,
-                day=rewrite.day, rows=int(row["rows"]), bytes=int(row["bytes"]),
-                min_ts_ns=int(row["min_ts"]), max_ts_ns=int(row["max_ts"]), sorted=True,
-                categories=json.loads(str(row["categories"])),
-            )
-            if Counter(new.categories) != rewrite.expected():
-                store.discard_staged([new])
-                discarded.append(Discarded(store.region, rewrite.tenant, rewrite.day, names,
-                                           "the rows Spark wrote differ from the index's"))
-                continue
-            try:
-                store.commit_staged(kind, rewrite.files, [new])
-                committed.append((rewrite, new))
-            except ConflictError as e:  # a file changed since the plan: nothing swapped
-                discarded.append(Discarded(store.region, rewrite.tenant, rewrite.day, names,
-                                           str(e)))
-    finally:
-        shutil.rmtree(job_dir, ignore_errors=True)  # what was not committed
+    except BaseException:
+        shutil.rmtree(job_dir, ignore_errors=True)  # nothing of it was committed
+        raise
+    for i, rewrite in enumerate(rewrites):
+        names = tuple(f.name for f in rewrite.files)
+        row = results.get(i)
+        if row is None:
+            discarded.append(Discarded(store.region, rewrite.tenant, rewrite.day, names,
+                                       "Spark wrote no rows for it"))
+            continue
+        staged = job_dir / str(row["staged"])
+        new = NewFile(
+            name=f"{partition_path(store.region, rewrite.tenant, rewrite.day)}/"
+                 f"part-{staged.stem}.parquet",
+            staged=str(staged.relative_to(store.root)), tenant=rewrite.tenant,
+            day=rewrite.day, rows=int(row["rows"]), bytes=int(row["bytes"]),
+            min_ts_ns=int(row["min_ts"]), max_ts_ns=int(row["max_ts"]), sorted=True,
+            categories=json.loads(str(row["categories"])),
+        )
+        if Counter(new.categories) != rewrite.expected():
+            store.discard_staged([new])
+            discarded.append(Discarded(store.region, rewrite.tenant, rewrite.day, names,
+                                       "the rows Spark wrote differ from the index's"))
+            continue
+        try:
+            store.commit_staged(kind, rewrite.files, [new])
+            committed.append((rewrite, new))
+        except ConflictError as e:  # a file changed since the plan: nothing swapped
+            discarded.append(Discarded(store.region, rewrite.tenant, rewrite.day, names,
+                                       str(e)))
+    # what is left was not committed: groups discarded, files of failed task attempts.
+    # (Should a commit fail otherwise, the files stay for the writer's recovery: a
+    # committed swap's staged files must not go before they are renamed.)
+    shutil.rmtree(job_dir, ignore_errors=True)
     return committed
 
 
