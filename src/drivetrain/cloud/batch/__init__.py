@@ -3,7 +3,9 @@
 Spark reads exactly the files DuckDB reads (``Lake.live_paths``), in local mode on one host
 or on a cluster by URL (``spark_master``), and runs the fleet's batch jobs: the daily digest
 per vehicle and signal, ``Lake.fleet_aggregate``'s aggregates, and the predictive-maintenance
-model's training features. See docs/scale.md.
+model's training features; and, in :mod:`drivetrain.cloud.batch.maintenance`, the embedded
+lake's compaction and retention (``compact_on_spark``, ``retention_on_spark``), committed
+through the lake's index. See docs/scale.md.
 
 Public surface:
 
