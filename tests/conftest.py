@@ -16,7 +16,13 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
-from fleet_profile import FLEET, FleetServices, deselect_embedded_only, fleet_services, report_deselected
+from fleet_profile import (
+    FLEET,
+    FleetServices,
+    deselect_embedded_only,
+    fleet_services,
+    report_deselected,
+)
 
 from drivetrain.cloud.infra import Database
 from drivetrain.cloud.infra.testing import (
@@ -42,9 +48,6 @@ _FIGURES_ENV = "DRIVETRAIN_TEST_FIGURES_DIR"
 def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput") and _FIGURES_ENV not in os.environ:
         os.environ[_FIGURES_ENV] = tempfile.mkdtemp(prefix="drivetrain-test-figures-")
-    config.addinivalue_line(
-        "markers", "embedded_only(reason): embedded by nature (the in-process bus, SQLite "
-        "itself, no vehicle link); deselected, listed and counted in the fleet profile's run")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
@@ -172,6 +175,29 @@ def database_url(
 
 
 @pytest.fixture
+def state_url(request: pytest.FixtureRequest) -> Iterator[Callable[[Path], str]]:
+    """``state_url(root)``: the URL of an installation's state database under ``root``, for
+    tests that set up one or more installations themselves. Embedded: the SQLite file
+    ``root/state.db``; fleet profile: a fresh PostgreSQL schema per root (dropped after)."""
+    made: dict[Path, str] = {}
+    schemas: list[Iterator[str]] = []
+
+    def url(root: Path) -> str:
+        if not FLEET:
+            return f"sqlite:///{root / 'state.db'}"
+        if root not in made:
+            schema = _entered_or_failed(temporary_postgres_schema(
+                request.getfixturevalue("postgres_worker_database")))
+            made[root] = next(schema)
+            schemas.append(schema)
+        return made[root]
+
+    yield url
+    for schema in schemas:
+        schema.close()
+
+
+@pytest.fixture
 def empty_database(database_url: str) -> Iterator[Database]:
     """A :class:`Database` with no migrations applied."""
     database = Database(database_url)
@@ -213,7 +239,8 @@ if FLEET:
         else:
             url = request.getfixturevalue("postgres_worker_database")
         try:
-            broker, backbone = fleet_worker_services.broker_url(), fleet_worker_services.backbone_url()
+            broker = fleet_worker_services.broker_url()
+            backbone = fleet_worker_services.backbone_url()
         except (ConfigurationError, TransportError) as e:
             pytest.fail(f"the fleet profile's services: {e}", pytrace=False)
         monkeypatch.setenv("DRIVETRAIN_PROFILE", "fleet")

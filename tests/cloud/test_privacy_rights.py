@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,8 +50,8 @@ def _rows(pseudonym: str, seed: int, n: int = 300) -> pa.Table:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Any:
-    database = Database(f"sqlite:///{tmp_path / 'state.db'}")
+def world(tmp_path: Path, state_url: Callable[[Path], str]) -> Any:
+    database = Database(state_url(tmp_path))
     database.upgrade()
     lake = Lake(tmp_path / "data")
     vins = []
