@@ -68,6 +68,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     folder.rmdir()
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """pytest-xdist: a worker finished; in the fleet profile, keep what it deselected."""
+    if FLEET:
+        gather_deselected(node.config, getattr(node, "workeroutput", {}))  # type: ignore[attr-defined]
+
+
 @pytest.fixture
 def report_figure(request: pytest.FixtureRequest) -> Callable[[str], None]:
     """Show a line (a count checked, a figure measured) in the suite's closing summary, also

@@ -71,9 +71,20 @@ def deselect_embedded_only(config: pytest.Config, items: list[pytest.Item]) -> N
         config.hook.pytest_deselected(items=[i for i in items if i.nodeid in wanted])
         items[:] = kept
     config.stash[_DESELECTED] = out
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: the controller reports them
+        config.workeroutput[_WORKER_KEY] = out  # type: ignore[attr-defined]
+
+
+def gather_deselected(config: pytest.Config, workeroutput: dict[str, object]) -> None:
+    """On the pytest-xdist controller: keep what a worker deselected (every worker collects
+    the whole run, so the first one that reports is the list)."""
+    out = workeroutput.get(_WORKER_KEY)
+    if out is not None and _DESELECTED not in config.stash:
+        config.stash[_DESELECTED] = [(str(n), str(r)) for n, r in out]  # type: ignore[attr-defined]
 
 
 _DESELECTED = pytest.StashKey[list[tuple[str, str]]]()
+_WORKER_KEY = "fleet_profile_deselected"
 
 
 def report_deselected(reporter: pytest.TerminalReporter, config: pytest.Config) -> None:
