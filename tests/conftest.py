@@ -21,6 +21,7 @@ from fleet_profile import (
     FleetServices,
     deselect_embedded_only,
     fleet_services,
+    gather_deselected,
     report_deselected,
 )
 

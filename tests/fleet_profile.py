@@ -92,8 +92,9 @@ def report_deselected(reporter: pytest.TerminalReporter, config: pytest.Config) 
     reason, and the SQLite parametrizations counted per directory."""
     out = config.stash.get(_DESELECTED, [])
     reporter.write_sep("-", f"fleet profile: {len(out)} tests deselected as embedded-only")
-    by_dir = Counter(nodeid.split("::")[0].rsplit("/", 1)[0]
-                     for nodeid, reason in out if reason == SQLITE_REASON)
+    by_dir = Counter(
+        nodeid.split("::")[0].rsplit("/", 1)[0] for nodeid, reason in out if reason == SQLITE_REASON
+    )
     for folder, count in sorted(by_dir.items()):
         reporter.write_line(f"{count:5d}  {folder}: [sqlite] parametrizations ({SQLITE_REASON})")
     for nodeid, reason in sorted(out):

@@ -170,8 +170,9 @@ def backbone_reachable_check(url: str) -> ReadinessCheck:
         for server in servers:
             host, _, port = server.removeprefix("nats://").rpartition(":")
             try:
-                with socket.create_connection((host.strip("[]"), int(port)),
-                                              timeout=BROKER_CONNECT_TIMEOUT_S):
+                with socket.create_connection(
+                    (host.strip("[]"), int(port)), timeout=BROKER_CONNECT_TIMEOUT_S
+                ):
                     return CheckResult(True, "ok")
             except (OSError, ValueError) as e:
                 log.warning("readiness: backbone server %s is unreachable: %s", server, e)
