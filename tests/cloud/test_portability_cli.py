@@ -37,7 +37,9 @@ def _installation(root: Path, monkeypatch: pytest.MonkeyPatch, state_url: StateU
         assert result.exit_code == code, result.output
         return result.output
 
-    Database(state_url(root)).upgrade()
+    database = Database(state_url(root))
+    database.upgrade()
+    database.dispose()  # its pooled connections closed, not left to the garbage collector
     return run
 
 

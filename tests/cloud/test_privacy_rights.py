@@ -125,6 +125,7 @@ def test_erasure_leaves_no_readable_trace_in_parquet_or_state(world: Any) -> Non
     assert lake.sql("acme", "SELECT count(*) AS n FROM telemetry").column("n")[0].as_py() == 600
 
 
+@pytest.mark.embedded_only(reason="restores a backup by copying the SQLite file")
 def test_an_erasure_is_reapplied_after_a_backup_is_restored(world: Any) -> None:
     database, lake, vins, pseudonyms, tmp_path = world
     lake.close()
