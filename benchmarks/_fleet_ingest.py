@@ -104,6 +104,7 @@ def _worker(data_dir: Path, broker: str, core: int, log: Path) -> subprocess.Pop
     env = dict(os.environ)
     env.update({
         "DRIVETRAIN_DATA_DIR": str(data_dir), "DRIVETRAIN_DEPLOYMENT": "embedded",
+        "DRIVETRAIN_PROFILE": "embedded",
         "DRIVETRAIN_CONFIG": str(data_dir / "none.toml"), "DRIVETRAIN_BROKER_URL": broker,
     })  # fmt: skip
     env.pop("DRIVETRAIN_DATABASE_URL", None)

@@ -381,8 +381,11 @@ def realistic(args: argparse.Namespace) -> dict[str, Any]:
             start_ns = time.time_ns() - 3600 * 10**9
             with err.status(f"realistic {name}: sealing {count} envelopes"):
                 messages, samples = shape.envelopes(fleet, paths, count, name, start_ns)
+            # the embedded worker path on this run's own database, whatever profile the
+            # environment names
             env = {**os.environ, "DRIVETRAIN_DATA_DIR": str(root / "data"),
-                   "DRIVETRAIN_DATABASE_URL": db_url, "DRIVETRAIN_CONFIG": str(root / "none.toml")}  # fmt: skip
+                   "DRIVETRAIN_DATABASE_URL": db_url, "DRIVETRAIN_CONFIG": str(root / "none.toml"),
+                   "DRIVETRAIN_PROFILE": "embedded"}  # fmt: skip
             with err.status(f"realistic {name}: {count} envelopes through the worker ({transport})"):
                 if url is not None:
                     cpu, wall = shape.run_worker_process(url, env, messages, root / "worker.log")
@@ -448,6 +451,7 @@ def broker(args: argparse.Namespace) -> dict[str, Any]:
             "DRIVETRAIN_DATA_DIR": str(root / "data"),
             "DRIVETRAIN_DATABASE_URL": url,
             "DRIVETRAIN_CONFIG": str(root / "none.toml"),
+            "DRIVETRAIN_PROFILE": "embedded",  # whatever profile the environment names
         }
         group = f"bench{os.getpid()}"
         workers = []

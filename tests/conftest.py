@@ -16,6 +16,14 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
+from fleet_profile import (
+    FLEET,
+    FleetServices,
+    deselect_embedded_only,
+    fleet_services,
+    gather_deselected,
+    report_deselected,
+)
 
 from drivetrain.cloud.infra import Database
 from drivetrain.cloud.infra.testing import (
@@ -48,6 +56,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):
         return
+    if FLEET:
+        report_deselected(terminalreporter, config)
     folder = Path(os.environ.get(_FIGURES_ENV, ""))
     if not folder.is_dir():
         return
@@ -59,6 +69,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     for f in folder.glob("*.txt"):
         f.unlink()
     folder.rmdir()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """pytest-xdist: a worker finished; in the fleet profile, keep what it deselected."""
+    if FLEET:
+        gather_deselected(node.config, getattr(node, "workeroutput", {}))  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -93,6 +110,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                  "skips or fails it when the data is absent)" for n in marked_only]
     if problems:
         raise pytest.UsageError("\n".join(problems))
+    if FLEET:
+        deselect_embedded_only(config, items)
 
 
 def _in_ci() -> bool:
@@ -176,6 +195,29 @@ def database_url(backend: Backend, tmp_path: Path, request: pytest.FixtureReques
 
 
 @pytest.fixture
+def state_url(request: pytest.FixtureRequest) -> Iterator[Callable[[Path], str]]:
+    """``state_url(root)``: the URL of an installation's state database under ``root``, for
+    tests that set up one or more installations themselves. Embedded: the SQLite file
+    ``root/state.db``; fleet profile: a fresh PostgreSQL schema per root (dropped after)."""
+    made: dict[Path, str] = {}
+    schemas: list[Iterator[str]] = []
+
+    def url(root: Path) -> str:
+        if not FLEET:
+            return f"sqlite:///{root / 'state.db'}"
+        if root not in made:
+            schema = _entered_or_failed(temporary_postgres_schema(
+                request.getfixturevalue("postgres_worker_database")))
+            made[root] = next(schema)
+            schemas.append(schema)
+        return made[root]
+
+    yield url
+    for schema in schemas:
+        schema.close()
+
+
+@pytest.fixture
 def empty_database(database_url: str) -> Iterator[Database]:
     """A :class:`Database` with no migrations applied."""
     database = Database(database_url)
@@ -189,6 +231,43 @@ def database(empty_database: Database) -> Database:
     where upgrade finds nothing to do)."""
     empty_database.upgrade()
     return empty_database
+
+
+# --- the fleet profile: its configuration in the environment of every test -----------------
+if FLEET:
+
+    @pytest.fixture(scope="session")
+    def fleet_worker_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FleetServices]:
+        """This pytest worker's Mosquitto and JetStream node (see tests/fleet_profile.py)."""
+        yield from fleet_services(tmp_path_factory.mktemp("fleet-services"))
+
+    @pytest.fixture(autouse=True)
+    def _fleet_profile_environment(
+        request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+        fleet_worker_services: FleetServices,
+    ) -> None:
+        """Configure the fleet profile where ``load_settings`` reads it: PostgreSQL state (the
+        test's own schema when it has a database or a temp dir, else this worker's database),
+        this worker's Mosquitto as the vehicle link and its JetStream node as the backbone."""
+        names = request.fixturenames
+        if "database_url" in names:
+            url = request.getfixturevalue("database_url")
+        elif "tmp_path" in names:
+            worker_database = request.getfixturevalue("postgres_worker_database")
+            schema = _entered_or_failed(temporary_postgres_schema(worker_database))
+            url = next(schema)
+            request.addfinalizer(schema.close)  # drops the schema
+        else:
+            url = request.getfixturevalue("postgres_worker_database")
+        try:
+            broker = fleet_worker_services.broker_url()
+            backbone = fleet_worker_services.backbone_url()
+        except (ConfigurationError, TransportError) as e:
+            pytest.fail(f"the fleet profile's services: {e}", pytrace=False)
+        monkeypatch.setenv("DRIVETRAIN_PROFILE", "fleet")
+        monkeypatch.setenv("DRIVETRAIN_DATABASE_URL", url)
+        monkeypatch.setenv("DRIVETRAIN_BROKER_URL", broker)
+        monkeypatch.setenv("DRIVETRAIN_BACKBONE_URL", backbone)
 
 
 # --- the MQTT broker: the shared one, and private ones to stop and kill ---------------------
@@ -224,7 +303,8 @@ def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
 @pytest.fixture
 def cli(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
     """Run ``drivetrain`` in-process against a fresh database on each engine, in ``tmp_path``
-    with its data directory there and no broker configured: ``cli(*args, code=0)`` returns the
+    with its data directory there and no broker configured (in the fleet profile: its worker's
+    broker and backbone): ``cli(*args, code=0)`` returns the
     output and fails the test when the exit code is not ``code``."""
     from typer.testing import CliRunner
 
@@ -232,7 +312,8 @@ def cli(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> C
 
     monkeypatch.setenv("DRIVETRAIN_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("DRIVETRAIN_DATABASE_URL", database_url)
-    monkeypatch.delenv("DRIVETRAIN_BROKER_URL", raising=False)
+    if not FLEET:  # the fleet profile's link stays configured (see _fleet_profile_environment)
+        monkeypatch.delenv("DRIVETRAIN_BROKER_URL", raising=False)
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
 

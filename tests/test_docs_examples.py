@@ -202,6 +202,8 @@ def _check_consoles(output: str, consoles: dict[int, list[tuple[str, list[str]]]
 
 
 # --- the tests ---------------------------------------------------------------------------------
+@pytest.mark.embedded_only(reason="a reader's bare terminal: no DRIVETRAIN_* settings, so the "
+                           "embedded default whatever the suite's profile")
 @pytest.mark.parametrize("doc", DOCS_TO_RUN, ids=lambda d: str(d.relative_to(PROJECT)))
 def test_the_commands_of_the_page_run(
     doc: Path, tmp_path: Path, request: pytest.FixtureRequest

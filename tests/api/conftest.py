@@ -113,12 +113,14 @@ def new_client(
 
 
 @pytest.fixture
-def sqlite_database(settings: Settings) -> Database:
-    """The state database on SQLite alone (for tests of the CLI, which opens the configured
-    one), migrated, with the embedded bootstrap admin."""
+def sqlite_database(settings: Settings) -> Iterator[Database]:
+    """The configured state database (for tests of the CLI, which opens it): SQLite in
+    data_dir, PostgreSQL in the fleet profile; migrated, with the embedded bootstrap admin,
+    disposed afterwards."""
     from drivetrain.cloud.infra import open_database
 
     database = open_database(settings)
     database.upgrade()
     ensure_embedded_bootstrap(settings, database)
-    return database
+    yield database
+    database.dispose()

@@ -49,12 +49,16 @@ def test_liveness_answers_without_touching_any_dependency(app: FastAPI) -> None:
     assert response.status_code == 200 and response.json() == {"status": "ok"}
 
 
-def test_readiness_checks_the_database_and_the_lake(client: TestClient) -> None:
+def test_readiness_checks_the_database_and_the_lake(client: TestClient, settings: Settings) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "ready" and body["failed"] == []
-    assert [(c["name"], c["ok"]) for c in body["checks"]] == [("database", True), ("lake", True)]
+    # the fleet profile's services too, where the settings name them
+    services = [("broker", True)] if settings.broker_url else []
+    services += [("backbone", True)] if settings.profile == "fleet" else []
+    assert [(c["name"], c["ok"]) for c in body["checks"]] == [
+        ("database", True), ("lake", True), *services]
 
 
 def test_readiness_names_each_failed_dependency_and_reveals_nothing(
@@ -62,20 +66,22 @@ def test_readiness_names_each_failed_dependency_and_reveals_nothing(
 ) -> None:
     not_a_dir = tmp_path / "lake-eu-is-a-file"
     not_a_dir.write_text("")
+    unreachable = "postgresql+psycopg://dbuser:dbpass@127.0.0.1:1/none?connect_timeout=1"
     settings = Settings(data_dir=tmp_path / "data", lake_roots={"EU": not_a_dir},
-                        broker_url="mqtt://ops:hunter2-secret@127.0.0.1:1")
+                        broker_url="mqtt://ops:hunter2-secret@127.0.0.1:1", profile="fleet",
+                        database_url=unreachable, backbone_url="nats://js:natspw@127.0.0.1:1")
     app = create_app(settings, database)
-    app.state.readiness = default_readiness(
-        settings, Database("postgresql+psycopg://dbuser:dbpass@127.0.0.1:1/none?connect_timeout=1"))
+    app.state.readiness = default_readiness(settings, Database(unreachable))
     with TestClient(app) as client:
         response = client.get("/readyz")
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "not_ready"
-    assert body["failed"] == ["database", "lake", "broker"]
+    assert body["failed"] == ["database", "lake", "broker", "backbone"]
     assert {c["name"]: c["detail"] for c in body["checks"]} == {
-        "database": "unreachable", "lake": "not writable: EU", "broker": "unreachable"}
-    for secret in ("hunter2", "dbpass", "dbuser", "127.0.0.1", str(tmp_path), "ops"):
+        "database": "unreachable", "lake": "not writable: EU", "broker": "unreachable",
+        "backbone": "unreachable"}
+    for secret in ("hunter2", "dbpass", "dbuser", "127.0.0.1", str(tmp_path), "ops", "natspw"):
         assert secret not in response.text
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fleet_profile import FLEET
 from typer.testing import CliRunner
 
 from drivetrain.cli import app as cli_app
@@ -32,7 +33,8 @@ def _free_port() -> int:
 def test_serve_starts_answers_health_refuses_anonymous_calls_and_stops(tmp_path: Path) -> None:
     port = _free_port()
     env = {**os.environ, "DRIVETRAIN_DATA_DIR": str(tmp_path / "data")}
-    env.pop("DRIVETRAIN_DATABASE_URL", None)
+    if not FLEET:  # the fleet profile's state comes from the environment
+        env.pop("DRIVETRAIN_DATABASE_URL", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "drivetrain", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,

@@ -25,12 +25,12 @@ Run = Callable[..., str]
 
 
 @pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Run]:
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state_url: Callable[[Path], str]) -> Iterator[Run]:
     """acme: 5 consenting cars in Munich and 1 in Berlin, their positions in the lake."""
     monkeypatch.setenv("DRIVETRAIN_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("DRIVETRAIN_DATABASE_URL", f"sqlite:///{tmp_path / 'state.db'}")
+    monkeypatch.setenv("DRIVETRAIN_DATABASE_URL", state_url(tmp_path))
     monkeypatch.setenv("DRIVETRAIN_PRIVACY_EPSILON_BUDGET", "3")
-    database = Database(f"sqlite:///{tmp_path / 'state.db'}")
+    database = Database(state_url(tmp_path))
     database.upgrade()
     cars = {}
     rng = random.Random(9)

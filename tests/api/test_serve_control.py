@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fleet_profile import FLEET
 
 from drivetrain.cloud.fleet import cloud_signing_key, provision_vehicle
 from drivetrain.cloud.infra import Database
@@ -48,7 +49,8 @@ class Served:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "DRIVETRAIN_DATA_DIR": str(data)}
-        env.pop("DRIVETRAIN_DATABASE_URL", None)
+        if not FLEET:  # the fleet profile's state and backbone come from the environment
+            env.pop("DRIVETRAIN_DATABASE_URL", None)
         env.pop("DRIVETRAIN_BROKER_URL", None)
         if broker is not None:
             env["DRIVETRAIN_BROKER_URL"] = broker
@@ -114,6 +116,7 @@ def _until(http: httpx.Client, path: str, done: Any, timeout_s: float = 25.0) ->
         time.sleep(0.2)
 
 
+@pytest.mark.embedded_only(reason="serve without a vehicle link (the fleet profile needs one)")
 @pytest.mark.parametrize("served", [False], indirect=True, ids=["no-link"])
 def test_without_a_vehicle_link_a_command_says_it_is_not_delivered(served: Served) -> None:
     vin = _vehicle(served.data).vin
@@ -200,7 +203,8 @@ def test_the_dispatch_worker_delivers_queued_commands_through_the_broker(
     finally:
         database.dispose()
     env = {**os.environ, "DRIVETRAIN_DATA_DIR": str(data)}
-    env.pop("DRIVETRAIN_DATABASE_URL", None)
+    if not FLEET:  # the fleet profile's state and backbone come from the environment
+        env.pop("DRIVETRAIN_DATABASE_URL", None)
     worker = subprocess.Popen(
         [sys.executable, "-m", "drivetrain", "worker", "dispatch", "--broker", mqtt_url,
          "--client-id", unique_name("dispatch"), "--status-interval-s", "0.5"],

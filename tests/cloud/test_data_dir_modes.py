@@ -32,6 +32,7 @@ def permissive_umask() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("permissive_umask")
+@pytest.mark.embedded_only(reason="the SQLite file's own permissions")
 def test_state_db_holding_pseudonym_keys_is_not_world_readable(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path / "deep" / "data")
     database = open_database(settings)
@@ -51,6 +52,7 @@ def test_state_db_holding_pseudonym_keys_is_not_world_readable(tmp_path: Path) -
 
 
 @pytest.mark.usefixtures("permissive_umask")
+@pytest.mark.embedded_only(reason="the SQLite file's own permissions")
 def test_an_existing_world_readable_data_dir_and_database_are_narrowed(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir(mode=0o755)

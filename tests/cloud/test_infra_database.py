@@ -119,6 +119,7 @@ def test_unusable_database_url_is_a_configuration_error(url: str) -> None:
         Database(url)
 
 
+@pytest.mark.embedded_only(reason="the SQLite default itself (the fleet profile names PostgreSQL)")
 def test_open_database_defaults_to_sqlite_in_the_data_dir(settings: Settings) -> None:
     database = open_database(settings)
     try:

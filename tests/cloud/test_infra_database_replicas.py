@@ -173,7 +173,9 @@ def test_pool_settings_reach_every_engine(database: Database, replica_urls: list
         routed.dispose()
 
 
-def test_replica_settings_are_checked(tmp_path: object) -> None:
+def test_replica_settings_are_checked(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DRIVETRAIN_DATABASE_URL", raising=False)  # the primary is the point
+    monkeypatch.delenv("DRIVETRAIN_PROFILE", raising=False)
     with pytest.raises(ConfigurationError, match="needs a PostgreSQL primary"):
         load_settings(state_replica_urls=["postgresql+psycopg://r@h/db"])
     with pytest.raises(ConfigurationError, match=r"state_replica_urls\[0\] = 'sqlite:///h/db': expected a PostgreSQL URL"):

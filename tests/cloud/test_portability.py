@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,14 +36,16 @@ from drivetrain.core.crypto import SigningKey
 from drivetrain.core.errors import BadInputError, ConflictError, VerificationError
 from drivetrain.core.vss.privacy import privacy_category_for
 
+StateUrl = Callable[[Path], str]
+
 CLOUD = SigningKey.from_seed(b"portability-test-cloud-key-00000")
 PATHS = ("Vehicle.Speed", "Vehicle.CurrentLocation.Latitude",
          "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current")
 T0_NS = int(datetime(2026, 11, 30, 23, 50, tzinfo=UTC).timestamp()) * 10**9
 
 
-def _installation(root: Path) -> tuple[Database, Lake]:
-    database = Database(f"sqlite:///{root / 'state.db'}")
+def _installation(root: Path, state_url: StateUrl) -> tuple[Database, Lake]:
+    database = Database(state_url(root))
     database.upgrade()
     return database, Lake(root / "data")
 
@@ -63,9 +66,9 @@ def _telemetry(pseudonym: str, seed: int, n: int = 400) -> pa.Table:
 
 
 @pytest.fixture
-def source(tmp_path: Path) -> tuple[Database, Lake, list[str]]:
+def source(tmp_path: Path, state_url: StateUrl) -> tuple[Database, Lake, list[str]]:
     """acme with three vehicles: registry, twins, consent, grants, telemetry in EU and US."""
-    database, lake = _installation(tmp_path / "source")
+    database, lake = _installation(tmp_path / "source", state_url)
     vins = []
     with database.session() as session:
         create_tenant(session, "acme", actor="test")
@@ -103,14 +106,16 @@ def _content(bundle: Path) -> dict[str, Any]:
     }
 
 
-def test_export_import_export_gives_identical_content(source: Any, tmp_path: Path) -> None:
+def test_export_import_export_gives_identical_content(
+    source: Any, tmp_path: Path, state_url: StateUrl
+) -> None:
     database, lake, vins = source
     first = export_data(database, lake, Subject("acme"), tmp_path / "one", actor="test")
     assert {s.table for s in first.sections} >= {"fleet_vehicles", "twins", "twin_reported",
                                                    "privacy_consent", "privacy_purpose_grants"}
     assert not {s.table for s in first.sections} & set(EXCLUDED)
     assert sum(t.rows for t in first.telemetry) == 1_200
-    target_db, target_lake = _installation(tmp_path / "target")
+    target_db, target_lake = _installation(tmp_path / "target", state_url)
     report = import_bundle(target_db, target_lake, tmp_path / "one", actor="test")
     assert report.inserted["fleet_vehicles"] == 3 and report.telemetry_written == 1_200
     second = export_data(target_db, target_lake, Subject("acme"), tmp_path / "two", actor="test")
@@ -135,7 +140,9 @@ def test_every_section_validates_against_its_json_schema(source: Any, tmp_path: 
         jsonschema.validate(json.loads((tmp_path / "out" / section.path).read_text()), schema)
 
 
-def test_an_access_archive_holds_only_the_subjects_rows(source: Any, tmp_path: Path) -> None:
+def test_an_access_archive_holds_only_the_subjects_rows(
+    source: Any, tmp_path: Path, state_url: StateUrl
+) -> None:
     database, lake, vins = source
     manifest = export_data(database, lake, Subject("acme", frozenset({vins[0]})),
                            tmp_path / "dsar", actor="test")
@@ -148,29 +155,33 @@ def test_an_access_archive_holds_only_the_subjects_rows(source: Any, tmp_path: P
     assert [(t.region, t.rows) for t in manifest.telemetry] == [("EU", 400)]
     text = "".join(p.read_text() for p in (tmp_path / "dsar" / "data").glob("*.json"))
     assert vins[1] not in text and vins[2] not in text
-    target_db, target_lake = _installation(tmp_path / "target")
+    target_db, target_lake = _installation(tmp_path / "target", state_url)
     with pytest.raises(BadInputError, match="access archive"):
         import_bundle(target_db, target_lake, tmp_path / "dsar", actor="test")
     target_db.dispose()
 
 
-def test_a_tampered_bundle_is_refused_and_nothing_is_imported(source: Any, tmp_path: Path) -> None:
+def test_a_tampered_bundle_is_refused_and_nothing_is_imported(
+    source: Any, tmp_path: Path, state_url: StateUrl
+) -> None:
     database, lake, _ = source
     export_data(database, lake, Subject("acme"), tmp_path / "out", actor="test")
     twins = tmp_path / "out" / "data" / "twins.json"
     twins.write_text(twins.read_text().replace("compact-bev", "compact-bex", 1))
-    target_db, target_lake = _installation(tmp_path / "target")
+    target_db, target_lake = _installation(tmp_path / "target", state_url)
     with pytest.raises(VerificationError, match="twins.json"):
         import_bundle(target_db, target_lake, tmp_path / "out", actor="test")
     assert target_lake.regions() == []
     target_db.dispose()
 
 
-def test_a_vin_registered_to_another_tenant_refuses_the_import(source: Any, tmp_path: Path) -> None:
+def test_a_vin_registered_to_another_tenant_refuses_the_import(
+    source: Any, tmp_path: Path, state_url: StateUrl
+) -> None:
     """The cross-tenant attack: a bundle claiming a vehicle another tenant owns."""
     database, lake, vins = source
     export_data(database, lake, Subject("acme"), tmp_path / "out", actor="test")
-    target_db, target_lake = _installation(tmp_path / "target")
+    target_db, target_lake = _installation(tmp_path / "target", state_url)
     with target_db.session() as session:
         create_tenant(session, "globex", actor="test")
         provision_vehicle(session, tenant="globex", model="compact-bev", region="EU",

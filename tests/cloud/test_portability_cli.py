@@ -22,27 +22,33 @@ from drivetrain.cloud.privacy import vehicle_pseudonym
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.settings import load_settings
 
+StateUrl = Callable[[Path], str]
+
 Run = Callable[..., str]
 
 
-def _installation(root: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
+def _installation(root: Path, monkeypatch: pytest.MonkeyPatch, state_url: StateUrl) -> Run:
     runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
 
     def run(*args: str, code: int = 0) -> str:
         monkeypatch.setenv("DRIVETRAIN_DATA_DIR", str(root / "data"))
-        monkeypatch.setenv("DRIVETRAIN_DATABASE_URL", f"sqlite:///{root / 'state.db'}")
+        monkeypatch.setenv("DRIVETRAIN_DATABASE_URL", state_url(root))
         result = runner.invoke(cli_app, list(args))
         assert result.exit_code == code, result.output
         return result.output
 
-    Database(f"sqlite:///{root / 'state.db'}").upgrade()
+    database = Database(state_url(root))
+    database.upgrade()
+    database.dispose()  # its pooled connections closed, not left to the garbage collector
     return run
 
 
 @pytest.fixture
-def source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Run, list[str]]:
-    run = _installation(tmp_path / "a", monkeypatch)
-    database = Database(f"sqlite:///{tmp_path / 'a' / 'state.db'}")
+def source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state_url: StateUrl
+) -> tuple[Run, list[str]]:
+    run = _installation(tmp_path / "a", monkeypatch, state_url)
+    database = Database(state_url(tmp_path / "a"))
     vins = []
     with database.session() as session:
         create_tenant(session, "acme", actor="test")
@@ -69,12 +75,13 @@ def source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Run, list[s
 
 
 def test_a_tenant_moves_to_another_installation_and_back_out_unchanged(
-    source: tuple[Run, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    source: tuple[Run, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    state_url: StateUrl,
 ) -> None:
     run_a, _ = source
     exported = json.loads(run_a("export", str(tmp_path / "one"), "--tenant", "acme", "--json"))
     assert exported["subject"] == "tenant" and exported["telemetry"][0]["rows"] == 100
-    run_b = _installation(tmp_path / "b", monkeypatch)
+    run_b = _installation(tmp_path / "b", monkeypatch, state_url)
     report = json.loads(run_b("import", str(tmp_path / "one"), "--json"))
     assert report["inserted"]["fleet_vehicles"] == 2 and report["telemetry_written"] == 100
     table = run_b("import", str(tmp_path / "one"))  # idempotent

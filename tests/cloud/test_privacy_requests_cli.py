@@ -21,10 +21,10 @@ Run = Callable[..., str]
 
 
 @pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Run, Database, str]:
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state_url: Callable[[Path], str]) -> tuple[Run, Database, str]:
     monkeypatch.setenv("DRIVETRAIN_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("DRIVETRAIN_DATABASE_URL", f"sqlite:///{tmp_path / 'state.db'}")
-    database = Database(f"sqlite:///{tmp_path / 'state.db'}")
+    monkeypatch.setenv("DRIVETRAIN_DATABASE_URL", state_url(tmp_path))
+    database = Database(state_url(tmp_path))
     database.upgrade()
     with database.session() as session:
         create_tenant(session, "acme", actor="test")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,19 +51,19 @@ def _rows(pseudonym: str, seed: int, n: int = 300) -> pa.Table:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Any:
-    yield from _world(tmp_path, Lake(tmp_path / "data"))
+def world(tmp_path: Path, state_url: Callable[[Path], str]) -> Any:
+    yield from _world(tmp_path, Lake(tmp_path / "data"), state_url)
 
 
 @pytest.fixture
-def shredding_world(tmp_path: Path) -> Any:
+def shredding_world(tmp_path: Path, state_url: Callable[[Path], str]) -> Any:
     """The same world on the encrypted lake (a data key per vehicle)."""
     keys = LocalKeyService(tmp_path / "data" / "keys")
-    yield from _world(tmp_path, Lake(tmp_path / "data", keys=keys))
+    yield from _world(tmp_path, Lake(tmp_path / "data", keys=keys), state_url)
 
 
-def _world(tmp_path: Path, lake: Lake) -> Any:
-    database = Database(f"sqlite:///{tmp_path / 'state.db'}")
+def _world(tmp_path: Path, lake: Lake, state_url: Callable[[Path], str]) -> Any:
+    database = Database(state_url(tmp_path))
     database.upgrade()
     vins = []
     with database.session() as session:
@@ -135,6 +136,7 @@ def test_erasure_leaves_no_readable_trace_in_parquet_or_state(world: Any) -> Non
     assert lake.sql("acme", "SELECT count(*) AS n FROM telemetry").column("n")[0].as_py() == 600
 
 
+@pytest.mark.embedded_only(reason="restores a backup by copying the SQLite file")
 def test_an_erasure_is_reapplied_after_a_backup_is_restored(world: Any) -> None:
     database, lake, vins, pseudonyms, tmp_path = world
     lake.close()

@@ -10,6 +10,7 @@ from drivetrain.core.errors import ConfigurationError
 from drivetrain.core.settings import load_settings
 
 
+@pytest.mark.embedded_only(reason="the embedded defaults themselves (no DRIVETRAIN_* set)")
 def test_defaults_work_for_the_embedded_deployment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     settings = load_settings()
@@ -32,6 +33,7 @@ def test_config_file_can_be_named_by_environment(monkeypatch: pytest.MonkeyPatch
     config = tmp_path / "elsewhere.toml"
     config.write_text('database_url = "postgresql+psycopg://dt@db/dt"\n')
     monkeypatch.setenv("DRIVETRAIN_CONFIG", str(config))
+    monkeypatch.delenv("DRIVETRAIN_DATABASE_URL", raising=False)  # it would win over the file
     assert load_settings().state_database_url == "postgresql+psycopg://dt@db/dt"
 
 

@@ -156,6 +156,31 @@ def broker_reachable_check(url: str) -> ReadinessCheck:
     return ReadinessCheck("broker", run)
 
 
+def backbone_reachable_check(url: str) -> ReadinessCheck:
+    """A TCP connection opens to one of the JetStream servers of ``url`` (the fleet profile's
+    backbone: a process that cannot reach it cannot announce what it commits)."""
+    from drivetrain.core.transport.jetstream import parse_nats_url
+
+    def run() -> CheckResult:
+        try:
+            servers = parse_nats_url(url)
+        except (ValueError, DrivetrainError) as e:
+            log.warning("readiness: the backbone URL is unusable: %s", e)
+            return CheckResult(False, "unreachable")
+        for server in servers:
+            host, _, port = server.removeprefix("nats://").rpartition(":")
+            try:
+                with socket.create_connection(
+                    (host.strip("[]"), int(port)), timeout=BROKER_CONNECT_TIMEOUT_S
+                ):
+                    return CheckResult(True, "ok")
+            except (OSError, ValueError) as e:
+                log.warning("readiness: backbone server %s is unreachable: %s", server, e)
+        return CheckResult(False, "unreachable")
+
+    return ReadinessCheck("backbone", run)
+
+
 def link_check(is_connected: Callable[[], bool]) -> ReadinessCheck:
     """This process's own vehicle link is connected to the broker."""
 
@@ -166,10 +191,12 @@ def link_check(is_connected: Callable[[], bool]) -> ReadinessCheck:
 
 
 def default_readiness(settings: Settings, database: Database) -> Readiness:
-    """Database, lake and (with ``broker_url``) broker reachability."""
+    """Database, lake, (with ``broker_url``) broker and (fleet profile) backbone reachability."""
     checks = [database_check(database), lake_check(settings)]
     if settings.broker_url:
         checks.append(broker_reachable_check(settings.broker_url))
+    if settings.profile == "fleet" and settings.backbone_url:
+        checks.append(backbone_reachable_check(settings.backbone_url))
     return Readiness(checks)
 
 

@@ -64,6 +64,12 @@ def demo_settings(data_dir: Path, *, port: int = 0) -> Settings:
     """
     return load_settings(
         deployment="embedded",
+        # the demo is the embedded platform (in-process bus): a fleet profile, broker or
+        # object-store lake named in the environment is an operator's, never the demo's
+        profile="embedded",
+        broker_url=None,
+        backbone_url=None,
+        lake_url=None,
         data_dir=data_dir,
         database_url=None,
         auth_secret=None,

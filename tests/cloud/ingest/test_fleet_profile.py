@@ -89,7 +89,11 @@ def test_serve_in_the_fleet_profile_announces_committed_telemetry_on_the_backbon
     assert seen["streams"] == {"telemetry-validated": 1, "twin-reported": len(seen["twins"])}
 
 
-def test_the_fleet_profile_refuses_to_start_without_its_services(tmp_path: Path) -> None:
+def test_the_fleet_profile_refuses_to_start_without_its_services(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("PROFILE", "DATABASE_URL", "BROKER_URL", "BACKBONE_URL"):
+        monkeypatch.delenv(f"DRIVETRAIN_{name}", raising=False)  # the suite's fleet profile
     with pytest.raises(ConfigurationError) as refused:
         load_settings(data_dir=tmp_path, profile="fleet", broker_url="mqtt://127.0.0.1:1883")
     message = str(refused.value)

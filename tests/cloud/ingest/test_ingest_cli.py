@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from fleet_profile import FLEET
 from ingest_helpers import SOC, Fleet, telemetry, wall_clock_ns
 from typer.testing import CliRunner
 
@@ -24,7 +25,8 @@ def runner(database_url: str, database: Database, tmp_path: Path) -> CliRunner:
             "DRIVETRAIN_DATA_DIR": str(tmp_path / "data"),
             "DRIVETRAIN_DATABASE_URL": database_url,
             "DRIVETRAIN_CONFIG": str(tmp_path / "none.toml"),
-            "DRIVETRAIN_BROKER_URL": "",
+            # no broker, except in the fleet profile, which needs its own
+            **({} if FLEET else {"DRIVETRAIN_BROKER_URL": ""}),
         }
     )
 
@@ -88,6 +90,8 @@ def test_bad_filters_and_unknown_ids_exit_with_the_reason(runner: CliRunner, ref
     assert result.exit_code == 1 and "999999" in result.output
 
 
+@pytest.mark.embedded_only(reason="a worker with no broker configured (the fleet profile "
+                                  "names one)")
 def test_worker_needs_a_broker(runner: CliRunner) -> None:
     result = runner.invoke(app, ["worker", "ingest"])
     assert result.exit_code == 2 and "--broker" in result.output

@@ -51,10 +51,10 @@ class Api:
 
 
 @pytest.fixture
-def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state_url: Callable[[Path], str]) -> Iterator[Api]:
     monkeypatch.setattr(credentials, "SCRYPT_N", 2**10)
     settings = load_settings(data_dir=tmp_path / "data")
-    database = Database(f"sqlite:///{tmp_path / 'state.db'}")
+    database = Database(state_url(tmp_path))
     database.upgrade()
     app = create_app(settings, database)
     key = app.state.drivetrain.token_key

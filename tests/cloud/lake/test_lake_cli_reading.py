@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from fleet_profile import FLEET
 from lake_rows import T0_NS, make_rows
 from typer.testing import CliRunner
 
@@ -52,7 +53,8 @@ def runner(data_dir: Path, tmp_path: Path) -> CliRunner:
 
 def _without_pandas(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DRIVETRAIN_DATA_DIR": str(data_dir), "COLUMNS": "200"}
-    env.pop("DRIVETRAIN_DATABASE_URL", None)
+    if not FLEET:  # the fleet profile's state comes from the environment
+        env.pop("DRIVETRAIN_DATABASE_URL", None)
     return subprocess.run([sys.executable, "-c", _WITHOUT_PANDAS, *args], env=env,
                           capture_output=True, text=True, timeout=120, check=False)
 
