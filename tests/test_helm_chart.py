@@ -7,8 +7,6 @@ always by tests/helm_render.py (the few template actions the chart uses)."""
 from __future__ import annotations
 
 import copy
-import shutil
-import subprocess
 from typing import Any
 
 import pytest
@@ -141,18 +139,3 @@ def test_a_value_the_chart_does_not_define_fails_the_rendering() -> None:
     del chart.values["ingest"]["replicas"]
     with pytest.raises(AssertionError, match="no value .Values.ingest.replicas"):
         chart.documents()
-
-
-@pytest.mark.skipif(shutil.which("helm") is None, reason="helm is not installed")
-def test_helm_renders_what_the_test_renderer_renders(
-    rendered: dict[tuple[str, str], dict[str, Any]],
-) -> None:
-    built = subprocess.run(
-        ["helm", "template", "drivetrain", str(CHART)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert built.returncode == 0, built.stderr
-    assert _objects([d for d in yaml.safe_load_all(built.stdout) if d]) == rendered
