@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from drivetrain.commands.db import cli_actor, fail, load_settings_or_exit, open_migrated_database
+from drivetrain.commands.db import cli_actor, fail, in_migrated_session, load_settings_or_exit
 from drivetrain.commands.output import Column, emit_json, print_table
 
 if TYPE_CHECKING:
@@ -45,16 +45,7 @@ T = TypeVar("T")
 def _on_database(action: Callable[[Session], T], settings: Settings | None = None) -> T:
     """Run ``action`` in one transaction of the migrated state database; a refusal exits 1
     with ``error: …``."""
-    from drivetrain.core.errors import DrivetrainError
-
-    database = open_migrated_database(settings or load_settings_or_exit())
-    try:
-        with database.session() as session:
-            return action(session)
-    except DrivetrainError as e:
-        fail(e)
-    finally:
-        database.dispose()
+    return in_migrated_session(action, settings)
 
 
 @app.command("containers")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from drivetrain.cloud.infra import Database
     from drivetrain.cloud.infra.audit_checkpoints import AuditCheckpoint
     from drivetrain.core.settings import Settings
@@ -20,6 +23,7 @@ app = typer.Typer(
 )
 
 _err = Console(stderr=True, highlight=False)
+T = TypeVar("T")
 
 
 def fail(message: object, code: int = 1) -> NoReturn:
@@ -81,6 +85,21 @@ def open_migrated_database(settings: Settings) -> Database:
             f"expects {list(heads)}: run `drivetrain db upgrade` first"
         )
     return database
+
+
+def in_migrated_session(action: Callable[[Session], T], settings: Settings | None = None) -> T:
+    """Run ``action`` in one transaction of the migrated state database (the settings of the
+    environment unless given); a refusal exits 1 with ``error: …``."""
+    from drivetrain.core.errors import DrivetrainError
+
+    database = open_migrated_database(settings or load_settings_or_exit())
+    try:
+        with database.session() as session:
+            return action(session)
+    except DrivetrainError as e:
+        fail(e)
+    finally:
+        database.dispose()
 
 
 @app.command("upgrade")

@@ -20,7 +20,13 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from drivetrain.commands.db import cli_actor, fail, load_settings_or_exit, open_migrated_database
+from drivetrain.commands.db import (
+    cli_actor,
+    fail,
+    in_migrated_session,
+    load_settings_or_exit,
+    open_migrated_database,
+)
 from drivetrain.commands.output import Column, emit_json, print_table
 
 app = typer.Typer(
@@ -247,17 +253,7 @@ def card(
 
 
 def _with_session(tenant: str, action: Any) -> Any:
-    from drivetrain.core.errors import DrivetrainError
-
-    settings = load_settings_or_exit()
-    database = open_migrated_database(settings)
-    try:
-        with database.session() as session:
-            return action(session)
-    except DrivetrainError as e:
-        fail(e)
-    finally:
-        database.dispose()
+    return in_migrated_session(action)
 
 
 def _prediction_rows(predictions: list[Any]) -> list[list[object]]:
