@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from drivetrain.cli import app
@@ -31,6 +32,10 @@ def _firmware(version: str) -> bytes:
     return bytes(rng.getrandbits(8) for _ in range(8192)) + f"BMS {version}".encode() * 50
 
 
+@pytest.mark.embedded_only(
+    reason="publishes before any state database exists, which only the embedded SQLite "
+    "default allows (an unmigrated PostgreSQL database is refused: run db upgrade)"
+)
 def test_image_add_publishes_deltas_from_the_most_installed_versions(tmp_path: Path) -> None:
     data = tmp_path / "drivetrain"
     image = tmp_path / "bms.bin"

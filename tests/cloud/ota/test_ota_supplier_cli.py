@@ -23,6 +23,9 @@ def test_a_supplier_is_delegated_and_signs_its_images_from_the_command_line(
     tmp_path: Path,
 ) -> None:
     data = tmp_path / "drivetrain"
+    # a migrated state database, as an installation has (the fleet profile's PostgreSQL too)
+    upgraded = CliRunner().invoke(app, ["db", "upgrade"], env={"DRIVETRAIN_DATA_DIR": str(data)})
+    assert upgraded.exit_code == 0, upgraded.output
     assert _run(data, "init", "--root-threshold", "1", "--root-keys", "1")[0] == 0
     code, out = _run(data, "keys", "supplier", "add", "bosch", "--hardware-id", "BMS-HW3",
                      "--threshold", "2", "--keys", "2")
