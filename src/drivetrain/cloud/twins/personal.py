@@ -40,8 +40,10 @@ from drivetrain.core.vss.privacy import PERSONAL_CATEGORIES, privacy_category_fo
 
 
 @lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def is_personal_path(path: str) -> bool:
-    """Whether ``path``'s values are personal data (kept per region)."""
+    """Whether ``path``'s values are personal data (kept per region); asked for every
+    reported value of every micro-batch, of paths the catalog bounds, so remembered."""
     return privacy_category_for(path) in PERSONAL_CATEGORIES
 
 
