@@ -29,6 +29,7 @@ from drivetrain.cloud.infra import Database
 from drivetrain.cloud.infra.testing import (
     BACKENDS,
     Backend,
+    PostgresSchemaPool,
     copy_sqlite_template,
     migrate_sqlite_template,
     postgres_test_database,
@@ -181,7 +182,7 @@ def database_url(backend: Backend, tmp_path: Path, request: pytest.FixtureReques
     SQLite: a file in the test's temp dir — empty, or, when the test asks for the migrated
     ``database``, a copy of a migrated template (the same file the migrations make).
     PostgreSQL: a new, empty schema (search_path) in this worker's database, dropped after
-    the test.
+    the test — or, for the migrated ``database``, a schema of ``postgres_schema_pool``.
     """
     if backend == "sqlite":
         path = tmp_path / "state.db"
@@ -190,8 +191,27 @@ def database_url(backend: Backend, tmp_path: Path, request: pytest.FixtureReques
         else:
             yield f"sqlite:///{path}"
         return
+    if "database" in request.fixturenames:
+        pool: PostgresSchemaPool = request.getfixturevalue("postgres_schema_pool")
+        try:
+            url = pool.acquire()
+        except (ConfigurationError, StorageError) as e:
+            pytest.fail(str(e), pytrace=False)
+        yield url
+        pool.release(url)
+        return
     worker_database = request.getfixturevalue("postgres_worker_database")
     yield from _entered_or_failed(temporary_postgres_schema(worker_database))
+
+
+@pytest.fixture(scope="session")
+def postgres_schema_pool(postgres_worker_database: str) -> Iterator[PostgresSchemaPool]:
+    """Migrated schemas of this worker's database that tests asking for the migrated
+    ``database`` take in turn: emptied after each test (or dropped when the test changed the
+    schema), so each test still starts from an empty, migrated database."""
+    pool = PostgresSchemaPool(postgres_worker_database)
+    yield pool
+    pool.close()
 
 
 @pytest.fixture
