@@ -65,6 +65,7 @@ from drivetrain.cloud.lake.delta import (
     _table_schema,
     app_id,
 )
+from drivetrain.cloud.lake.delta_txns import log_filesystem
 from drivetrain.cloud.lake.rows import split_for_append
 from drivetrain.cloud.lake.tables import Compacted, TableAppend, TableFile
 from drivetrain.core.errors import StorageError
@@ -93,11 +94,20 @@ class EncryptedDeltaTable(DeltaRegionTable):
         super().__init__(region, url, storage_options, batch_window_days, checkpoint=checkpoint)
         self.cipher = cipher
         self._fs: pafs.FileSystem | None = None
+        self._local = False
 
     def _filesystem(self) -> pafs.FileSystem:
-        """The table's storage as a pyarrow filesystem, paths relative to the table root."""
+        """The table's storage as a pyarrow filesystem, paths relative to the table root:
+        pyarrow's own (local, S3) where the options allow, else delta-rs' object-store layer
+        (whose calls keep the interpreter lock while they wait on the network)."""
         if self._fs is None:
-            self._fs = pafs.PyFileSystem(DeltaStorageHandler(self.url, self._options))
+            native = log_filesystem(self.url, self._options)
+            if native is None:
+                self._fs = pafs.PyFileSystem(DeltaStorageHandler(self.url, self._options))
+            else:
+                fs, log = native
+                self._local = isinstance(fs, pafs.LocalFileSystem)
+                self._fs = pafs.SubTreeFileSystem(log.removesuffix("/_delta_log"), fs)
         return self._fs
 
     # --- writing -----------------------------------------------------------------------------
@@ -143,11 +153,18 @@ class EncryptedDeltaTable(DeltaRegionTable):
                             if f.name not in PARTITION_BY])
         data = _plain(rows).select(schema.names).cast(schema)
         path = f"tenant={tenant}/date={day}/part-{uuid.uuid4().hex}{file_suffix(key_id)}"
-        fs = self._filesystem()
         try:
-            pq.write_table(data, path, filesystem=fs, **_COMPRESSION,  # type: ignore[arg-type]
+            # encrypted in memory, then one upload (a single PUT on an object store)
+            buffer = pa.BufferOutputStream()
+            pq.write_table(data, buffer, **_COMPRESSION,  # type: ignore[arg-type]
                            encryption_properties=self.cipher.encryption_properties(key_id))
-            size = fs.get_file_info(path).size
+            encrypted = buffer.getvalue()
+            fs = self._filesystem()
+            if self._local:  # object stores have no directories to make
+                fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+            with fs.open_output_stream(path) as out:
+                out.write(encrypted)
+            size = encrypted.size
         except (OSError, pa.ArrowException) as e:
             raise StorageError(f"cannot write {path} to the lake table {self.url}: {e}") from e
         return AddAction(path, int(size), _partition(tenant, day), int(time.time() * 1000),
@@ -188,11 +205,11 @@ class EncryptedDeltaTable(DeltaRegionTable):
         listed = list(plain.get_fragments())
         readable = self.cipher.readable([f.path for f in listed])
         wanted = readable if names is None else readable & set(names)
-        decrypting = self.cipher.file_format()
-        fragments = [decrypting.make_fragment(f.path, filesystem=plain.filesystem,
+        decrypting, fs = self.cipher.file_format(), self._filesystem()
+        fragments = [decrypting.make_fragment(f.path, filesystem=fs,
                                               partition_expression=f.partition_expression)
                      for f in listed if f.path in wanted]
-        return ds.FileSystemDataset(fragments, plain.schema, decrypting, plain.filesystem)
+        return ds.FileSystemDataset(fragments, plain.schema, decrypting, fs)
 
     def dataset(self, version: int | None = None) -> ds.Dataset | None:
         """The table's readable rows at ``version`` (default: the latest); files whose key
@@ -344,9 +361,9 @@ def _keep(rows: pa.Table, f: TableFile, predicate: str) -> pa.Table:
     with duckdb.connect(":memory:") as con:
         con.execute("SET TimeZone = 'UTC'")
         con.register("_file_rows", rows)
-        kept = con.execute(
+        kept = con.sql(
             f"SELECT * EXCLUDE (tenant, date) FROM (SELECT *, $tenant AS tenant, "
             f"$day::DATE AS date FROM _file_rows) WHERE NOT coalesce(({predicate}), false)",
-            {"tenant": f.tenant, "day": f.day.isoformat()}).to_arrow_table()
+            params={"tenant": f.tenant, "day": f.day.isoformat()}).to_arrow_table()
     assert isinstance(kept, pa.Table)
     return kept.cast(rows.schema)
