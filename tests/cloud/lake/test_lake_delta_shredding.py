@@ -36,19 +36,28 @@ ERASED = [vehicle_id(1), vehicle_id(4)]
 class Where:
     """A lake URL and the raw objects under it (local files or S3 keys)."""
 
-    def __init__(self, url: str, settings: Callable[..., Settings],
-                 names: Callable[[], list[str]], read: Callable[[str], bytes]) -> None:
+    def __init__(
+        self,
+        url: str,
+        settings: Callable[..., Settings],
+        names: Callable[[], list[str]],
+        read: Callable[[str], bytes],
+    ) -> None:
         self.url, self.settings, self.names, self.read = url, settings, names, read
 
     def data_files(self) -> dict[str, bytes]:
         """Every data file's bytes, by name."""
-        return {n: self.read(n) for n in self.names()
-                if n.endswith(".parquet") and "_delta_log" not in n}
+        return {
+            n: self.read(n)
+            for n in self.names()
+            if n.endswith(".parquet") and "_delta_log" not in n
+        }
 
     def log(self) -> bytes:
         """Every commit of the log, concatenated."""
-        return b"".join(self.read(n) for n in self.names()
-                        if "_delta_log" in n and n.endswith(".json"))
+        return b"".join(
+            self.read(n) for n in self.names() if "_delta_log" in n and n.endswith(".json")
+        )
 
 
 @pytest.fixture(params=["file", "s3"])
@@ -57,17 +66,24 @@ def where(request: pytest.FixtureRequest, tmp_path: Path) -> Where:
     if request.param == "file":
         root = tmp_path / "lake"
         url = f"file://{root}"
-        return Where(url, lambda **kw: load_settings(data_dir=data, lake_url=url, **kw),
-                     lambda: sorted(str(p) for p in root.rglob("*") if p.is_file()),
-                     lambda n: Path(n).read_bytes())
+        return Where(
+            url,
+            lambda **kw: load_settings(data_dir=data, lake_url=url, **kw),
+            lambda: sorted(str(p) for p in root.rglob("*") if p.is_file()),
+            lambda n: Path(n).read_bytes(),
+        )
     endpoint = request.getfixturevalue("s3_endpoint")
     prefix = request.getfixturevalue("prefix")
     url = f"s3://{MOTO_BUCKET}/{prefix}"
     client = s3_client(endpoint)
-    return Where(url, lambda **kw: load_settings(
-        data_dir=data, lake_url=url, lake_storage_options=s3_options(endpoint), **kw),
+    return Where(
+        url,
+        lambda **kw: load_settings(
+            data_dir=data, lake_url=url, lake_storage_options=s3_options(endpoint), **kw
+        ),
         lambda: s3_keys(endpoint, prefix),
-        lambda n: client.get_object(Bucket=MOTO_BUCKET, Key=n)["Body"].read())
+        lambda n: client.get_object(Bucket=MOTO_BUCKET, Key=n)["Body"].read(),
+    )
 
 
 @pytest.fixture
@@ -75,8 +91,7 @@ def enc_lake(where: Where) -> Iterator[Lake]:
     """An encrypted Delta lake holding two days of six vehicles, in two appends."""
     with Lake.open(where.settings(lake_encryption="per_vehicle")) as lake:
         lake.append("EU", "acme", micro_rows(1, n=1200, vehicles=VEHICLES))
-        lake.append("EU", "acme", micro_rows(2, n=1200, vehicles=VEHICLES,
-                                             start_ns=T0_NS + NS_DAY))
+        lake.append("EU", "acme", micro_rows(2, n=1200, vehicles=VEHICLES, start_ns=T0_NS + NS_DAY))
         yield lake
 
 
@@ -97,7 +112,9 @@ def _opens_without_key(raw: bytes, scratch: Path) -> bool:
 
 
 def test_each_vehicle_day_is_one_encrypted_file_and_the_log_holds_no_values(
-    enc_lake: Lake, where: Where, tmp_path: Path,
+    enc_lake: Lake,
+    where: Where,
+    tmp_path: Path,
 ) -> None:
     files = where.data_files()
     assert len(files) == 2 * VEHICLES
@@ -115,14 +132,17 @@ def test_each_vehicle_day_is_one_encrypted_file_and_the_log_holds_no_values(
         assert f'"{vehicle_id(i)}"'.encode() not in log  # no pseudonym as a JSON value
     # through the lake everything reads back
     expected = sorted_rows(micro_rows(1, n=1200, vehicles=VEHICLES)) + sorted_rows(
-        micro_rows(2, n=1200, vehicles=VEHICLES, start_ns=T0_NS + NS_DAY))
+        micro_rows(2, n=1200, vehicles=VEHICLES, start_ns=T0_NS + NS_DAY)
+    )
     assert sorted_rows(enc_lake.sql("acme", ALL)) == sorted(expected)
     counts = enc_lake.counts("acme")
     assert sum(counts.column("rows").to_pylist()) == 2400
 
 
 def test_erasure_destroys_the_keys_and_nothing_reads_from_the_lake_a_copy_or_an_old_version(
-    enc_lake: Lake, where: Where, tmp_path: Path,
+    enc_lake: Lake,
+    where: Where,
+    tmp_path: Path,
 ) -> None:
     lake = enc_lake
     before = sorted_rows(lake.sql("acme", ALL))
@@ -142,8 +162,9 @@ def test_erasure_destroys_the_keys_and_nothing_reads_from_the_lake_a_copy_or_an_
     others = [r for r in before if r[0] not in ERASED]
     assert sorted_rows(lake.sql("acme", ALL)) == others
     assert sorted_rows(lake.sql("acme", ALL, as_of={"EU": version_before})) == others
-    per_vehicle = lake.fleet_aggregate("acme", "Vehicle.Speed", T0, T0 + timedelta(days=3),
-                                       group_by="vehicle")
+    per_vehicle = lake.fleet_aggregate(
+        "acme", "Vehicle.Speed", T0, T0 + timedelta(days=3), group_by="vehicle"
+    )
     assert set(per_vehicle.column("vehicle").to_pylist()).isdisjoint(ERASED)
     assert len(per_vehicle) > 0
     # the copy: nothing opens without the key service; the erased files not even with it
@@ -182,14 +203,18 @@ def test_a_batch_delivered_again_or_by_a_racing_writer_is_stored_once(where: Whe
             assert mine.rows_written == 0 and mine.rows_skipped == 900
             again = lake.append("EU", "acme", rows)
             assert again.rows_written == 0 and again.rows_skipped == 900
-            assert lake.sql("acme", "SELECT count(*) AS n FROM telemetry").column("n")[0] \
-                .as_py() == 1200
+            assert (
+                lake.sql("acme", "SELECT count(*) AS n FROM telemetry").column("n")[0].as_py()
+                == 1200
+            )
     # the losing writer's uploads were deleted: one file per vehicle and append
     assert len(where.data_files()) == 2 * VEHICLES
 
 
 def test_compaction_retention_and_export_keep_every_file_encrypted(
-    enc_lake: Lake, where: Where, tmp_path: Path,
+    enc_lake: Lake,
+    where: Where,
+    tmp_path: Path,
 ) -> None:
     lake = enc_lake
     lake.append("EU", "acme", micro_rows(5, n=1200, vehicles=VEHICLES))
@@ -204,25 +229,33 @@ def test_compaction_retention_and_export_keep_every_file_encrypted(
     assert sorted_rows(lake.sql("acme", ALL)) == before
 
     lake.erase_vehicles("acme", ERASED)
-    lake.apply_retention(policy=RetentionPolicy.from_mapping({"EU:location": 1}),
-                         today=(T0 + timedelta(days=30)).date())
+    lake.apply_retention(
+        policy=RetentionPolicy.from_mapping({"EU:location": 1}),
+        today=(T0 + timedelta(days=30)).date(),
+    )
     left = lake.sql("acme", "SELECT DISTINCT category FROM telemetry").column("category")
     assert "location" not in left.to_pylist() and len(left) == 4
-    assert not any(_opens_without_key(raw, tmp_path / "raw.parquet")
-                   for raw in where.data_files().values())
+    assert not any(
+        _opens_without_key(raw, tmp_path / "raw.parquet") for raw in where.data_files().values()
+    )
     seen = lake.sql("acme", "SELECT DISTINCT vehicle FROM telemetry").column("vehicle")
     assert sorted(seen.to_pylist()) == sorted(
-        {vehicle_id(i) for i in range(VEHICLES)} - set(ERASED))
+        {vehicle_id(i) for i in range(VEHICLES)} - set(ERASED)
+    )
 
     manifest = lake.export_bundle("acme", "EU", tmp_path / "bundle", vehicle_id(0))
-    mine = lake.sql("acme", f"SELECT count(*) AS n FROM telemetry WHERE vehicle = "
-                    f"'{vehicle_id(0)}'").column("n")[0].as_py()
+    mine = (
+        lake.sql("acme", f"SELECT count(*) AS n FROM telemetry WHERE vehicle = '{vehicle_id(0)}'")
+        .column("n")[0]
+        .as_py()
+    )
     assert manifest.rows == mine > 0
     assert read_manifest(tmp_path / "bundle").vehicle == vehicle_id(0)
     with duckdb.connect() as con:  # the bundle is for its recipient: plain Parquet
         for f in manifest.files:
-            con.execute("SELECT count(*) FROM read_parquet(?)",
-                        [str(tmp_path / "bundle" / f.path)]).fetchall()
+            con.execute(
+                "SELECT count(*) FROM read_parquet(?)", [str(tmp_path / "bundle" / f.path)]
+            ).fetchall()
     assert lake.export_bundle("acme", "EU", tmp_path / "gone", ERASED[0]).rows == 0
 
 
@@ -231,19 +264,31 @@ def test_a_table_is_either_plain_or_encrypted(tmp_path: Path) -> None:
     rows = micro_rows(6, n=300)
     with Lake.open(load_settings(data_dir=tmp_path / "d1", lake_url=plain_url)) as lake:
         lake.append("EU", "acme", rows)
-    with Lake.open(load_settings(data_dir=tmp_path / "d2", lake_url=enc_url,
-                                 lake_encryption="per_vehicle")) as lake:
+    with Lake.open(
+        load_settings(data_dir=tmp_path / "d2", lake_url=enc_url, lake_encryption="per_vehicle")
+    ) as lake:
         lake.append("EU", "acme", rows)
-    with Lake.open(load_settings(data_dir=tmp_path / "d1", lake_url=plain_url,
-                                 lake_encryption="per_vehicle")) as lake, \
-            pytest.raises(ConfigurationError, match="created plain"):
+    with (
+        Lake.open(
+            load_settings(
+                data_dir=tmp_path / "d1", lake_url=plain_url, lake_encryption="per_vehicle"
+            )
+        ) as lake,
+        pytest.raises(ConfigurationError, match="created plain"),
+    ):
         lake.append("EU", "acme", micro_rows(7, n=300))
-    with Lake.open(load_settings(data_dir=tmp_path / "d2", lake_url=enc_url)) as lake, \
-            pytest.raises(ConfigurationError, match="encrypted per vehicle"):
+    with (
+        Lake.open(load_settings(data_dir=tmp_path / "d2", lake_url=enc_url)) as lake,
+        pytest.raises(ConfigurationError, match="encrypted per vehicle"),
+    ):
         lake.sql("acme", ALL)
     # a lake handed a plain table while encrypted refuses it before writing anything
-    with Lake(tmp_path / "d3", keys=LocalKeyService(tmp_path / "d3" / "keys"),
-              tables=lambda r: open_region_table("delta", plain_url, r, {},
-                                                 batch_window_days=35)) as lake, \
-            pytest.raises(ConfigurationError, match="not encrypted"):
+    with (
+        Lake(
+            tmp_path / "d3",
+            keys=LocalKeyService(tmp_path / "d3" / "keys"),
+            tables=lambda r: open_region_table("delta", plain_url, r, {}, batch_window_days=35),
+        ) as lake,
+        pytest.raises(ConfigurationError, match="not encrypted"),
+    ):
         lake.append("EU", "acme", rows)

@@ -43,7 +43,6 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
-from typing import Final
 
 import duckdb
 import pyarrow as pa
@@ -70,9 +69,6 @@ from drivetrain.cloud.lake.rows import split_for_append
 from drivetrain.cloud.lake.tables import Compacted, TableAppend, TableFile
 from drivetrain.core.errors import StorageError
 
-#: Compression of the encrypted files (as delta.py's writer properties).
-_COMPRESSION: Final = {"compression": "zstd", "compression_level": 1}
-
 
 def _partition(tenant: str, day: str) -> dict[str, str | None]:
     return {"tenant": tenant, "date": day}
@@ -88,9 +84,16 @@ class EncryptedDeltaTable(DeltaRegionTable):
 
     encrypted = True
 
-    def __init__(self, region: str, url: str, storage_options: dict[str, str],
-                 batch_window_days: int, *, cipher: LakeCipher,
-                 checkpoint: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        region: str,
+        url: str,
+        storage_options: dict[str, str],
+        batch_window_days: int,
+        *,
+        cipher: LakeCipher,
+        checkpoint: Callable[[str], None] | None = None,
+    ) -> None:
         super().__init__(region, url, storage_options, batch_window_days, checkpoint=checkpoint)
         self.cipher = cipher
         self._fs: pafs.FileSystem | None = None
@@ -127,12 +130,18 @@ class EncryptedDeltaTable(DeltaRegionTable):
             assert s.key_id is not None
             adds.append(self._upload(snapshot, tenant, s.day.isoformat(), s.table, s.key_id))
         self._checkpoint("append.writing")  # every file uploaded, nothing committed
-        batches = [Transaction(app_id(tenant, b.batch_id), 1, int(time.time() * 1000))
-                   for b in plan.batches]
+        batches = [
+            Transaction(app_id(tenant, b.batch_id), 1, int(time.time() * 1000))
+            for b in plan.batches
+        ]
         try:
             snapshot.create_write_transaction(
-                adds, "append", snapshot.schema(), PARTITION_BY,
-                commit_properties=CommitProperties(app_transactions=batches))
+                [*adds],
+                "append",
+                snapshot.schema(),
+                PARTITION_BY,
+                commit_properties=CommitProperties(app_transactions=batches),
+            )
         except CommitFailedError as e:
             self._delete_uploads([a.path for a in adds])
             if _TXN_CONFLICT in str(e):
@@ -145,19 +154,26 @@ class EncryptedDeltaTable(DeltaRegionTable):
         after = self._load()
         return TableAppend(plan, None if after is None else after.version())
 
-    def _upload(self, table: DeltaTable, tenant: str, day: str, rows: pa.Table,
-                key_id: str) -> AddAction:
+    def _upload(
+        self, table: DeltaTable, tenant: str, day: str, rows: pa.Table, key_id: str
+    ) -> AddAction:
         """Write ``rows`` (one vehicle's of one day) encrypted under ``key_id`` as a new file
         of ``table``'s storage; its ``add`` action (statistics: the row count only)."""
-        schema = pa.schema([f for f in pa.schema(table.schema().to_arrow())
-                            if f.name not in PARTITION_BY])
+        schema = pa.schema(
+            [f for f in pa.schema(table.schema().to_arrow()) if f.name not in PARTITION_BY]
+        )
         data = _plain(rows).select(schema.names).cast(schema)
         path = f"tenant={tenant}/date={day}/part-{uuid.uuid4().hex}{file_suffix(key_id)}"
         try:
             # encrypted in memory, then one upload (a single PUT on an object store)
             buffer = pa.BufferOutputStream()
-            pq.write_table(data, buffer, **_COMPRESSION,  # type: ignore[arg-type]
-                           encryption_properties=self.cipher.encryption_properties(key_id))
+            pq.write_table(
+                data,
+                buffer,
+                compression="zstd",
+                compression_level=1,
+                encryption_properties=self.cipher.encryption_properties(key_id),
+            )
             encrypted = buffer.getvalue()
             fs = self._filesystem()
             if self._local:  # object stores have no directories to make
@@ -167,8 +183,14 @@ class EncryptedDeltaTable(DeltaRegionTable):
             size = encrypted.size
         except (OSError, pa.ArrowException) as e:
             raise StorageError(f"cannot write {path} to the lake table {self.url}: {e}") from e
-        return AddAction(path, int(size), _partition(tenant, day), int(time.time() * 1000),
-                         True, json.dumps({"numRecords": data.num_rows}))
+        return AddAction(
+            path,
+            int(size),
+            _partition(tenant, day),
+            int(time.time() * 1000),
+            True,
+            json.dumps({"numRecords": data.num_rows}),
+        )
 
     def _delete_uploads(self, paths: Sequence[str]) -> None:
         """Delete files this writer uploaded but did not commit (best-effort: a full vacuum
@@ -206,9 +228,13 @@ class EncryptedDeltaTable(DeltaRegionTable):
         readable = self.cipher.readable([f.path for f in listed])
         wanted = readable if names is None else readable & set(names)
         decrypting, fs = self.cipher.file_format(), self._filesystem()
-        fragments = [decrypting.make_fragment(f.path, filesystem=fs,
-                                              partition_expression=f.partition_expression)
-                     for f in listed if f.path in wanted]
+        fragments = [
+            decrypting.make_fragment(
+                f.path, filesystem=fs, partition_expression=f.partition_expression
+            )
+            for f in listed
+            if f.path in wanted
+        ]
         return ds.FileSystemDataset(fragments, plain.schema, decrypting, fs)
 
     def dataset(self, version: int | None = None) -> ds.Dataset | None:
@@ -223,15 +249,19 @@ class EncryptedDeltaTable(DeltaRegionTable):
         return None if table is None else self._decrypting(table, names)
 
     # --- erasure, retention, compaction ------------------------------------------------------
-    def _commit(self, table: DeltaTable, adds: list[AddAction],
-                removed: Sequence[TableFile]) -> None:
+    def _commit(
+        self, table: DeltaTable, adds: list[AddAction], removed: Sequence[TableFile]
+    ) -> None:
         """Commit ``adds`` and the removal of ``removed`` in one version."""
         now_ms = int(time.time() * 1000)
-        removes = [RemoveAction(f.name, True, now_ms, f.bytes,
-                                _partition(f.tenant, f.day.isoformat())) for f in removed]
+        removes = [
+            RemoveAction(f.name, True, now_ms, f.bytes, _partition(f.tenant, f.day.isoformat()))
+            for f in removed
+        ]
         try:
-            table.create_write_transaction([*adds, *removes], "append", table.schema(),
-                                           PARTITION_BY)
+            table.create_write_transaction(
+                [*adds, *removes], "append", table.schema(), PARTITION_BY
+            )
         except (CommitFailedError, DeltaError, OSError):
             self._delete_uploads([a.path for a in adds])
             raise
@@ -239,6 +269,7 @@ class EncryptedDeltaTable(DeltaRegionTable):
     def drop_shredded(self, tenant: str | None = None) -> tuple[int, int]:
         """Remove from the table, and purge from storage, the files (of ``tenant``, if given)
         whose key is destroyed; returns (files, rows)."""
+
         def drop(table: DeltaTable) -> list[TableFile]:
             files = self._all_files(table, tenant)
             readable = self.cipher.readable([f.name for f in files])
@@ -252,12 +283,15 @@ class EncryptedDeltaTable(DeltaRegionTable):
             self._purge_replaced(0)
         return len(dead), sum(f.rows for f in dead)
 
-    def _rewrite(self, what: str, plan: Callable[[DeltaTable], list[tuple[list[TableFile],
-                                                                             pa.Table | None]]],
-                 ) -> tuple[list[TableFile], list[AddAction]]:
+    def _rewrite(
+        self,
+        what: str,
+        plan: Callable[[DeltaTable], list[tuple[list[TableFile], pa.Table | None]]],
+    ) -> tuple[list[TableFile], list[AddAction]]:
         """One commit replacing groups of files of one key each: ``plan(table)`` gives per
         group its files and the rows to write back encrypted under their key (None or empty:
         nothing). Returns the files removed and the ``add`` actions committed."""
+
         def rewrite(table: DeltaTable) -> tuple[list[TableFile], list[AddAction]]:
             adds: list[AddAction] = []
             removed: list[TableFile] = []
@@ -267,8 +301,11 @@ class EncryptedDeltaTable(DeltaRegionTable):
                     if rows is not None and rows.num_rows:
                         key_id = key_id_of(files[0].name)
                         assert key_id is not None
-                        adds.append(self._upload(table, files[0].tenant,
-                                                 files[0].day.isoformat(), rows, key_id))
+                        adds.append(
+                            self._upload(
+                                table, files[0].tenant, files[0].day.isoformat(), rows, key_id
+                            )
+                        )
             except BaseException:
                 self._delete_uploads([a.path for a in adds])
                 raise
@@ -297,8 +334,13 @@ class EncryptedDeltaTable(DeltaRegionTable):
             raise StorageError(f"cannot read the lake table {self.url}: {e}") from e
         return rows.sort_by("ts")
 
-    def compact(self, tenant: str | None = None, *, target_bytes: int | None = None,
-                keep_replaced_hours: int = 168) -> Compacted:
+    def compact(
+        self,
+        tenant: str | None = None,
+        *,
+        target_bytes: int | None = None,
+        keep_replaced_hours: int = 168,
+    ) -> Compacted:
         """Merge the files of each vehicle and day (one key) into files of about
         ``target_bytes`` (100 MiB without one), each encrypted under that key, in one commit;
         first remove the files of destroyed keys; then vacuum as the plain table does."""
@@ -321,12 +363,15 @@ class EncryptedDeltaTable(DeltaRegionTable):
 
         removed, adds = self._rewrite("compact", plan)
         return Compacted(
-            files_removed=len(removed), files_added=len(adds),
-            bytes_removed=sum(f.bytes for f in removed), bytes_added=sum(a.size for a in adds),
+            files_removed=len(removed),
+            files_added=len(adds),
+            bytes_removed=sum(f.bytes for f in removed),
+            bytes_added=sum(a.size for a in adds),
             rows=sum(f.rows for f in removed),
             partitions=len({(f.tenant, f.day) for f in removed}),
             files_purged=self._purge_replaced(keep_replaced_hours),
-            orphans_purged=self._vacuum_orphans(keep_replaced_hours))
+            orphans_purged=self._vacuum_orphans(keep_replaced_hours),
+        )
 
     def delete_rows(self, predicate: str, *, files: Collection[str] | None = None) -> int:
         """Delete the rows matching the SQL ``predicate`` (over the data columns and
@@ -364,6 +409,7 @@ def _keep(rows: pa.Table, f: TableFile, predicate: str) -> pa.Table:
         kept = con.sql(
             f"SELECT * EXCLUDE (tenant, date) FROM (SELECT *, $tenant AS tenant, "
             f"$day::DATE AS date FROM _file_rows) WHERE NOT coalesce(({predicate}), false)",
-            params={"tenant": f.tenant, "day": f.day.isoformat()}).to_arrow_table()
+            params={"tenant": f.tenant, "day": f.day.isoformat()},
+        ).to_arrow_table()
     assert isinstance(kept, pa.Table)
     return kept.cast(rows.schema)
