@@ -292,3 +292,11 @@ def test_a_table_is_either_plain_or_encrypted(tmp_path: Path) -> None:
         pytest.raises(ConfigurationError, match="not encrypted"),
     ):
         lake.append("EU", "acme", rows)
+
+
+def test_spark_frames_refuse_the_encrypted_lake_naming_the_setting(enc_lake: Lake) -> None:
+    from drivetrain.cloud.batch.frames import lake_frame
+
+    # refused before Spark is touched (the session argument is never used)
+    with pytest.raises(ConfigurationError, match="lake_encryption = 'per_vehicle'"):
+        lake_frame(None, enc_lake, "acme")  # type: ignore[arg-type]

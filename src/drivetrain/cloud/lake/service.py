@@ -193,6 +193,12 @@ class Lake:
 
     # --- the table-format backend -----------------------------------------------------------------
     @property
+    def encrypted(self) -> bool:
+        """True when each vehicle's rows are encrypted under its own key
+        (``lake_encryption = "per_vehicle"``)."""
+        return self._cipher is not None
+
+    @property
     def table_format(self) -> bool:
         """True when the lake is the table-format backend (``lake_url``)."""
         return self._table_of is not None
