@@ -70,6 +70,13 @@ from drivetrain.cloud.lake.tables import Compacted, TableAppend, TableFile
 from drivetrain.core.errors import StorageError
 
 
+def _data_schema(table: DeltaTable) -> pa.Schema:
+    """The columns ``table``'s data files hold (its schema without the partition columns)."""
+    return pa.schema(
+        [f for f in pa.schema(table.schema().to_arrow()) if f.name not in PARTITION_BY]
+    )
+
+
 def _partition(tenant: str, day: str) -> dict[str, str | None]:
     return {"tenant": tenant, "date": day}
 
@@ -125,10 +132,10 @@ class EncryptedDeltaTable(DeltaRegionTable):
         if not plan.slices:
             return TableAppend(plan, snapshot.version())
         self._checkpoint("append.planned")
-        adds = []
+        adds, schema = [], _data_schema(snapshot)
         for s in self.cipher.per_vehicle(tenant, plan.slices):
             assert s.key_id is not None
-            adds.append(self._upload(snapshot, tenant, s.day.isoformat(), s.table, s.key_id))
+            adds.append(self._upload(schema, tenant, s.day.isoformat(), s.table, s.key_id))
         self._checkpoint("append.writing")  # every file uploaded, nothing committed
         batches = [
             Transaction(app_id(tenant, b.batch_id), 1, int(time.time() * 1000))
@@ -155,13 +162,11 @@ class EncryptedDeltaTable(DeltaRegionTable):
         return TableAppend(plan, None if after is None else after.version())
 
     def _upload(
-        self, table: DeltaTable, tenant: str, day: str, rows: pa.Table, key_id: str
+        self, schema: pa.Schema, tenant: str, day: str, rows: pa.Table, key_id: str
     ) -> AddAction:
-        """Write ``rows`` (one vehicle's of one day) encrypted under ``key_id`` as a new file
-        of ``table``'s storage; its ``add`` action (statistics: the row count only)."""
-        schema = pa.schema(
-            [f for f in pa.schema(table.schema().to_arrow()) if f.name not in PARTITION_BY]
-        )
+        """Write ``rows`` (one vehicle's of one day) in the data columns ``schema`` encrypted
+        under ``key_id`` as a new file of the table's storage; its ``add`` action
+        (statistics: the row count only)."""
         data = _plain(rows).select(schema.names).cast(schema)
         path = f"tenant={tenant}/date={day}/part-{uuid.uuid4().hex}{file_suffix(key_id)}"
         try:
@@ -295,6 +300,7 @@ class EncryptedDeltaTable(DeltaRegionTable):
         def rewrite(table: DeltaTable) -> tuple[list[TableFile], list[AddAction]]:
             adds: list[AddAction] = []
             removed: list[TableFile] = []
+            schema = _data_schema(table)
             try:
                 for files, rows in plan(table):
                     removed.extend(files)
@@ -303,7 +309,7 @@ class EncryptedDeltaTable(DeltaRegionTable):
                         assert key_id is not None
                         adds.append(
                             self._upload(
-                                table, files[0].tenant, files[0].day.isoformat(), rows, key_id
+                                schema, files[0].tenant, files[0].day.isoformat(), rows, key_id
                             )
                         )
             except BaseException:
