@@ -208,18 +208,16 @@ class EncryptedDeltaTable(DeltaRegionTable):
                 pass
 
     # --- reading -----------------------------------------------------------------------------
-    def _all_files(self, table: DeltaTable, tenant: str | None = None) -> list[TableFile]:
-        return _files_of(table, tenant)
+    def _readable_files(self, table: DeltaTable, tenant: str | None = None) -> list[TableFile]:
+        files = _files_of(table, tenant)
+        readable = self.cipher.readable([f.name for f in files])
+        return [f for f in files if f.name in readable]
 
     def files(self, tenant: str | None = None) -> list[TableFile]:
         """The readable data files of the latest version (of ``tenant`` only, if given):
         those whose key is destroyed are no data any more, and are left out."""
         table = self._load()
-        if table is None:
-            return []
-        files = self._all_files(table, tenant)
-        readable = self.cipher.readable([f.name for f in files])
-        return [f for f in files if f.name in readable]
+        return [] if table is None else self._readable_files(table, tenant)
 
     def _decrypting(self, table: DeltaTable, names: Collection[str] | None) -> ds.Dataset:
         """``table``'s readable files (only ``names``, if given) as a dataset that decrypts,
@@ -276,7 +274,7 @@ class EncryptedDeltaTable(DeltaRegionTable):
         whose key is destroyed; returns (files, rows)."""
 
         def drop(table: DeltaTable) -> list[TableFile]:
-            files = self._all_files(table, tenant)
+            files = _files_of(table, tenant)
             readable = self.cipher.readable([f.name for f in files])
             dead = [f for f in files if f.name not in readable]
             if dead:
@@ -330,12 +328,17 @@ class EncryptedDeltaTable(DeltaRegionTable):
                 by_key[(f.tenant, f.day.isoformat(), key_id)].append(f)
         return by_key
 
-    def _read(self, table: DeltaTable, files: Sequence[TableFile]) -> pa.Table:
-        """The rows of ``files`` decrypted, in the table's data columns, oldest first."""
-        dataset = self._decrypting(table, [f.name for f in files])
-        data_columns = [n for n in dataset.schema.names if n not in PARTITION_BY]
+    def _read(self, schema: pa.Schema, files: Sequence[TableFile]) -> pa.Table:
+        """The rows of ``files`` (whose keys are live) decrypted, in the data columns
+        ``schema``, oldest first."""
         try:
-            rows = dataset.to_table(columns=data_columns)
+            dataset = ds.FileSystemDataset.from_paths(
+                [f.name for f in files],
+                schema=schema,
+                format=self.cipher.file_format(),
+                filesystem=self._filesystem(),
+            )
+            rows = dataset.to_table()
         except (OSError, pa.ArrowException) as e:
             raise StorageError(f"cannot read the lake table {self.url}: {e}") from e
         return rows.sort_by("ts")
@@ -355,7 +358,8 @@ class EncryptedDeltaTable(DeltaRegionTable):
 
         def plan(table: DeltaTable) -> list[tuple[list[TableFile], pa.Table | None]]:
             groups: list[tuple[list[TableFile], pa.Table | None]] = []
-            for files in self._groups(self.files(tenant)).values():
+            schema = _data_schema(table)
+            for files in self._groups(self._readable_files(table, tenant)).values():
                 small = sorted((f for f in files if f.bytes < target), key=lambda f: f.name)
                 while len(small) > 1:  # bins of about the target size, as optimize packs
                     batch, size = [small.pop(0)], 0
@@ -364,7 +368,7 @@ class EncryptedDeltaTable(DeltaRegionTable):
                         size += small[0].bytes
                         batch.append(small.pop(0))
                     if len(batch) > 1:
-                        groups.append((batch, self._read(table, batch)))
+                        groups.append((batch, self._read(schema, batch)))
             return groups
 
         removed, adds = self._rewrite("compact", plan)
@@ -388,9 +392,10 @@ class EncryptedDeltaTable(DeltaRegionTable):
 
         def plan(table: DeltaTable) -> list[tuple[list[TableFile], pa.Table | None]]:
             groups: list[tuple[list[TableFile], pa.Table | None]] = []
-            listed = [f for f in self.files() if names is None or f.name in names]
+            schema = _data_schema(table)
+            listed = [f for f in self._readable_files(table) if names is None or f.name in names]
             for f in listed:
-                rows = self._read(table, [f])
+                rows = self._read(schema, [f])
                 keep = _keep(rows, f, predicate)
                 if keep.num_rows < rows.num_rows:
                     groups.append(([f], keep))
