@@ -37,7 +37,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, WriterPropertie
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from drivetrain.cloud.lake.delta_txns import TxnLog
-from drivetrain.cloud.lake.rows import split_for_append
+from drivetrain.cloud.lake.rows import AppendPlan, split_for_append
 from drivetrain.cloud.lake.tables import Compacted, TableAppend, TableFile
 from drivetrain.core.errors import ConfigurationError, StorageError
 
@@ -165,16 +165,21 @@ class DeltaRegionTable:
             raise StorageError(f"cannot create the lake table {self.url}")
         return table
 
-    def append(self, tenant: str, rows: pa.Table) -> TableAppend | None:
+    def _plan(self, tenant: str, rows: pa.Table) -> tuple[DeltaTable | None, AppendPlan]:
+        """The snapshot an append commits against (the table created if need be; None for
+        no rows and no table) and the append cut without the batch ids it already holds."""
         ids = rows.column("batch_id").chunk(0).dictionary.to_pylist() if rows.num_rows else []
         snapshot = self._load()
         if snapshot is None:
             if not rows.num_rows:
-                return TableAppend(split_for_append(rows, set()), None)
+                return None, split_for_append(rows, set())
             snapshot = self._create(_table_schema(rows))
-        plan = split_for_append(rows, self._committed(snapshot, tenant, ids))
-        if not plan.slices:
-            return TableAppend(plan, snapshot.version())
+        return snapshot, split_for_append(rows, self._committed(snapshot, tenant, ids))
+
+    def append(self, tenant: str, rows: pa.Table) -> TableAppend | None:
+        snapshot, plan = self._plan(tenant, rows)
+        if snapshot is None or not plan.slices:
+            return TableAppend(plan, None if snapshot is None else snapshot.version())
         ids = [b.batch_id for b in plan.batches]
         parts = []
         for s in plan.slices:

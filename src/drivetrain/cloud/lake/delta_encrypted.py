@@ -61,11 +61,9 @@ from drivetrain.cloud.lake.delta import (
     DeltaRegionTable,
     _files_of,
     _plain,
-    _table_schema,
     app_id,
 )
 from drivetrain.cloud.lake.delta_txns import log_filesystem
-from drivetrain.cloud.lake.rows import split_for_append
 from drivetrain.cloud.lake.tables import Compacted, TableAppend, TableFile
 from drivetrain.core.errors import StorageError
 
@@ -122,15 +120,9 @@ class EncryptedDeltaTable(DeltaRegionTable):
 
     # --- writing -----------------------------------------------------------------------------
     def append(self, tenant: str, rows: pa.Table) -> TableAppend | None:
-        ids = rows.column("batch_id").chunk(0).dictionary.to_pylist() if rows.num_rows else []
-        snapshot = self._load()
-        if snapshot is None:
-            if not rows.num_rows:
-                return TableAppend(split_for_append(rows, set()), None)
-            snapshot = self._create(_table_schema(rows))
-        plan = split_for_append(rows, self._committed(snapshot, tenant, ids))
-        if not plan.slices:
-            return TableAppend(plan, snapshot.version())
+        snapshot, plan = self._plan(tenant, rows)
+        if snapshot is None or not plan.slices:
+            return TableAppend(plan, None if snapshot is None else snapshot.version())
         self._checkpoint("append.planned")
         adds, schema = [], _data_schema(snapshot)
         for s in self.cipher.per_vehicle(tenant, plan.slices):
