@@ -300,3 +300,34 @@ def test_spark_frames_refuse_the_encrypted_lake_naming_the_setting(enc_lake: Lak
     # refused before Spark is touched (the session argument is never used)
     with pytest.raises(ConfigurationError, match="lake_encryption = 'per_vehicle'"):
         lake_frame(None, enc_lake, "acme")  # type: ignore[arg-type]
+
+
+class _Killed(Exception):
+    """Stands for the writer's process dying at a checkpoint."""
+
+
+def test_a_writer_dying_between_upload_and_commit_stores_nothing_and_redelivery_stores_once(
+    where: Where,
+) -> None:
+    rows = micro_rows(8, n=600, vehicles=VEHICLES)
+
+    def die(step: str) -> None:
+        if step == "append.writing":
+            raise _Killed(step)
+
+    with (
+        Lake.open(where.settings(lake_encryption="per_vehicle"), checkpoint=die) as lake,
+        pytest.raises(_Killed),
+    ):
+        lake.append("EU", "acme", rows)
+    uploaded = set(where.data_files())
+    assert len(uploaded) == VEHICLES  # uploaded, never committed
+    with Lake.open(where.settings(lake_encryption="per_vehicle")) as lake:
+        assert lake.sql("acme", "SELECT count(*) AS n FROM telemetry").column("n")[0].as_py() == 0
+        assert lake.append("EU", "acme", rows).rows_written == 600
+        assert lake.append("EU", "acme", rows).rows_skipped == 600
+        assert sorted_rows(lake.sql("acme", ALL)) == sorted_rows(rows)
+        # the orphans stay out of every listing (a full vacuum deletes them after a day)
+        assert {f.name for f in lake.table("EU").files()}.isdisjoint(
+            {n.split("region=EU/", 1)[1] for n in uploaded}
+        )
