@@ -27,7 +27,7 @@ from drivetrain.cloud.lake.keys import (
     KeyDestroyedError,
     LocalKeyService,
 )
-from drivetrain.core.errors import ConfigurationError, StorageError
+from drivetrain.core.errors import StorageError
 from drivetrain.core.settings import Settings
 
 ALL = "SELECT vehicle, path, ts, value, batch_id FROM telemetry"
@@ -211,8 +211,6 @@ def test_the_setting_turns_it_on_and_it_is_off_by_default(tmp_path: Path) -> Non
         lake.append("EU", "acme", make_rows(100))
         assert all(key_id_of(p.name) for p in _files(tmp_path / "enc" / "lake"))
     assert (tmp_path / "enc" / "keys" / MASTER_KEY_FILE).is_file()
-    with pytest.raises(ConfigurationError, match="embedded lake only"):
-        Lake(tmp_path / "x", keys=LocalKeyService(tmp_path / "k"), tables=lambda r: None)  # type: ignore[arg-type,return-value]
 
 
 def test_turning_it_on_keeps_the_plain_files_readable_and_erasable(tmp_path: Path) -> None:

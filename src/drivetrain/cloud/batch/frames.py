@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final, TypeVar
 
-from drivetrain.core.errors import BadInputError, QueryError, StorageError
+from drivetrain.core.errors import BadInputError, ConfigurationError, QueryError, StorageError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -158,7 +158,13 @@ def lake_frame(
 
     Raises:
         BadInputError: bad tenant id or region.
+        ConfigurationError: the lake is encrypted per vehicle (Spark has no key service).
     """
+    if lake.encrypted:
+        raise ConfigurationError(
+            "lake_encryption = 'per_vehicle': Spark reads the lake's files as plain Parquet and "
+            "cannot open files encrypted under the per-vehicle keys; query the lake itself "
+            "(drivetrain lake query|sql)")
     from pyspark.sql import functions as F
 
     start_ns = None if time_range is None else time_range.start_ns

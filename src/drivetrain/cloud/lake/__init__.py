@@ -7,7 +7,8 @@ Public surface (everything else in this package is internal):
   ``counts``, ``sql``, ``compact``, ``apply_retention``, ``erase_vehicles``,
   ``shred_vehicles``, ``export_bundle``.
 - :class:`KeyService`, :class:`LocalKeyService`, :class:`KeyDestroyedError` — the per-vehicle
-  data keys of the encrypted lake (``lake_encryption = "per_vehicle"``, crypto-shredding).
+  data keys of the encrypted lake (``lake_encryption = "per_vehicle"``, crypto-shredding;
+  embedded, or Delta tables with ``lake_url``).
 - :data:`LAKE_SCHEMA` and :data:`LAKE_COLUMNS` — the row schema ingestion hands to ``append``.
 - :class:`AppendResult`, :class:`CompactionResult`, :class:`RetentionReport`,
   :class:`RetentionAction`, :class:`LakeFile`, :class:`ErasureResult` — results.

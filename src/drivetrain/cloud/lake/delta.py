@@ -37,9 +37,9 @@ from deltalake import CommitProperties, DeltaTable, Transaction, WriterPropertie
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from drivetrain.cloud.lake.delta_txns import TxnLog
-from drivetrain.cloud.lake.rows import split_for_append
+from drivetrain.cloud.lake.rows import AppendPlan, split_for_append
 from drivetrain.cloud.lake.tables import Compacted, TableAppend, TableFile
-from drivetrain.core.errors import StorageError
+from drivetrain.core.errors import ConfigurationError, StorageError
 
 #: Partition columns of a region's table, in path order under ``region=<R>/``.
 PARTITION_BY: Final = ["tenant", "date"]
@@ -51,6 +51,11 @@ _TXN_CONFLICT: Final = "Concurrent transaction"
 ORPHAN_HOURS: Final = 24
 #: How often maintenance (optimize, delete) retries a commit a concurrent writer beat.
 _MAINTENANCE_ATTEMPTS: Final = 5
+#: The description of a table whose data files are encrypted per vehicle
+#: (delta_encrypted.py), set when the table is created: the mark readers check (delta-rs
+#: refuses table properties it does not know).
+ENCRYPTED_DESCRIPTION: Final = "drivetrain lake: data files encrypted per vehicle " \
+    "(Parquet modular encryption; lake_encryption = per_vehicle)"
 
 
 def app_id(tenant: str, batch_id: str) -> str:
@@ -85,7 +90,12 @@ class DeltaRegionTable:
 
     Raises (every method):
         StorageError: the table cannot be read or written.
+        ConfigurationError: the table was created encrypted (delta_encrypted.py) and this
+            lake is not, or the other way round.
     """
+
+    #: whether its data files are encrypted per vehicle (delta_encrypted.py)
+    encrypted: bool = False
 
     def __init__(self, region: str, url: str, storage_options: dict[str, str],
                  batch_window_days: int, *, checkpoint: Callable[[str], None] | None = None
@@ -100,11 +110,19 @@ class DeltaRegionTable:
 
     def _load(self, version: int | None = None) -> DeltaTable | None:
         try:
-            return DeltaTable(self.url, version=version, storage_options=self._options)
+            table = DeltaTable(self.url, version=version, storage_options=self._options)
+            encrypted = table.metadata().description == ENCRYPTED_DESCRIPTION
         except TableNotFoundError:
             return None
         except (DeltaError, OSError) as e:
             raise StorageError(f"cannot open the lake table {self.url}: {e}") from e
+        if encrypted != self.encrypted:
+            raise ConfigurationError(
+                f"the lake table {self.url} was created "
+                f"{'encrypted per vehicle' if encrypted else 'plain'}; set lake_encryption = "
+                f"{'per_vehicle' if encrypted else 'off'!r} for it, or use another lake_url "
+                "(a table never mixes plain and encrypted files)")
+        return table
 
     def version(self) -> int | None:
         table = self._load()
@@ -133,12 +151,13 @@ class DeltaRegionTable:
         table the first one just made and commit after it without any conflict, storing a
         batch id both delivered twice.
         """
+        configuration = {"delta.setTransactionRetentionDuration":
+                         f"interval {self._window_days} days"}
         try:
             DeltaTable.create(
                 self.url, schema, mode="ignore", partition_by=PARTITION_BY,
-                storage_options=self._options,
-                configuration={"delta.setTransactionRetentionDuration":
-                               f"interval {self._window_days} days"})
+                storage_options=self._options, configuration=configuration,
+                description=ENCRYPTED_DESCRIPTION if self.encrypted else None)
         except (DeltaError, OSError):
             pass  # another writer created it at the same moment; loading it tells
         table = self._load()
@@ -146,16 +165,21 @@ class DeltaRegionTable:
             raise StorageError(f"cannot create the lake table {self.url}")
         return table
 
-    def append(self, tenant: str, rows: pa.Table) -> TableAppend | None:
+    def _plan(self, tenant: str, rows: pa.Table) -> tuple[DeltaTable | None, AppendPlan]:
+        """The snapshot an append commits against (the table created if need be; None for
+        no rows and no table) and the append cut without the batch ids it already holds."""
         ids = rows.column("batch_id").chunk(0).dictionary.to_pylist() if rows.num_rows else []
         snapshot = self._load()
         if snapshot is None:
             if not rows.num_rows:
-                return TableAppend(split_for_append(rows, set()), None)
+                return None, split_for_append(rows, set())
             snapshot = self._create(_table_schema(rows))
-        plan = split_for_append(rows, self._committed(snapshot, tenant, ids))
-        if not plan.slices:
-            return TableAppend(plan, snapshot.version())
+        return snapshot, split_for_append(rows, self._committed(snapshot, tenant, ids))
+
+    def append(self, tenant: str, rows: pa.Table) -> TableAppend | None:
+        snapshot, plan = self._plan(tenant, rows)
+        if snapshot is None or not plan.slices:
+            return TableAppend(plan, None if snapshot is None else snapshot.version())
         ids = [b.batch_id for b in plan.batches]
         parts = []
         for s in plan.slices:
@@ -201,7 +225,9 @@ class DeltaRegionTable:
         except (DeltaError, OSError) as e:
             raise StorageError(f"cannot read the lake table {self.url}: {e}") from e
 
-    def delete_rows(self, predicate: str) -> int:
+    def delete_rows(self, predicate: str, *, files: Collection[str] | None = None) -> int:
+        """Delete the rows matching ``predicate`` (``files``: a hint of where they can be,
+        unused here: delta-rs prunes by the file statistics itself)."""
         def delete(table: DeltaTable) -> int:
             return int(table.delete(predicate).get("num_deleted_rows", 0))
 
@@ -278,12 +304,7 @@ class DeltaRegionTable:
         gone = [f for name, f in before.items() if name not in after]
 
         purged = self._purge_replaced(keep_replaced_hours)
-        # A data file no version names was uploaded by a writer killed before its commit:
-        # a full vacuum (one listing of the whole table) deletes it once it is older than any
-        # append runs; a younger one may be a running append's, about to be committed.
-        orphans = self._retrying("vacuum", lambda table: table.vacuum(
-            retention_hours=max(keep_replaced_hours, ORPHAN_HOURS), dry_run=False,
-            enforce_retention_duration=False, full=True))
+        orphans = self._vacuum_orphans(keep_replaced_hours)
         return Compacted(
             files_removed=int(metrics.get("numFilesRemoved", 0)),
             files_added=int(metrics.get("numFilesAdded", 0)),
@@ -292,8 +313,17 @@ class DeltaRegionTable:
             rows=sum(f.rows for f in gone),
             partitions=int(metrics.get("partitionsOptimized", 0)),
             files_purged=purged,
-            orphans_purged=len(orphans or []),
+            orphans_purged=orphans,
         )
+
+    def _vacuum_orphans(self, keep_replaced_hours: int) -> int:
+        """Delete data files no version names older than ``ORPHAN_HOURS`` (and than
+        ``keep_replaced_hours``): the uploads of writers killed before their commit. A full
+        vacuum, one listing of the whole table; a younger file may be a running append's."""
+        orphans = self._retrying("vacuum", lambda table: table.vacuum(
+            retention_hours=max(keep_replaced_hours, ORPHAN_HOURS), dry_run=False,
+            enforce_retention_duration=False, full=True))
+        return len(orphans or [])
 
     def checkpoint(self) -> None:
         """Write a checkpoint of the latest version, so later look-ups replay less of the log.

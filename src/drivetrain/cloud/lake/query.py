@@ -73,7 +73,8 @@ class TableScan:
     region's table (a pyarrow dataset listing exactly the table version's files), instead of
     a list of local Parquet paths. DuckDB's own delta/iceberg readers are extensions it would
     download, so the table library lists the files and DuckDB scans them through Arrow.
-    On the encrypted embedded lake, the decrypted rows as Arrow tables (shredding.py)."""
+    On the encrypted lake (embedded or Delta), the decrypted rows as Arrow tables
+    (shredding.py, delta_encrypted.py)."""
 
     datasets: Mapping[str, ds.Dataset | pa.Table]
 

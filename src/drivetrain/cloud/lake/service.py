@@ -14,12 +14,13 @@ retention and export go through the region's table, whose commits are atomic acr
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Self
+from typing import Final, Self, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -64,7 +65,12 @@ from drivetrain.cloud.lake.table_maintenance import (
     lake_file,
     table_files_opener,
 )
-from drivetrain.cloud.lake.tables import RegionTable, TableFile, open_region_table
+from drivetrain.cloud.lake.tables import (
+    EncryptedTable,
+    RegionTable,
+    TableFile,
+    open_region_table,
+)
 from drivetrain.core.errors import BadInputError, ConfigurationError, QueryError, StorageError
 from drivetrain.core.regions import REGIONS
 from drivetrain.core.settings import Settings
@@ -136,10 +142,6 @@ class Lake:
         tables: Callable[[str], RegionTable] | None = None,
         keys: KeyService | None = None,
     ) -> None:
-        if keys is not None and tables is not None:
-            raise ConfigurationError(
-                "lake_encryption = 'per_vehicle' works on the embedded lake only; the "
-                "table-format lake (lake_url) erases by delete (docs/lake.md, crypto-shredding)")
         self._keys = keys
         self._cipher = None if keys is None else LakeCipher(keys)
         if batch_window_days < 1:
@@ -171,23 +173,31 @@ class Lake:
         except BadInputError as e:
             raise ConfigurationError(f"lake_retention_days: {e}") from None
         kwargs.setdefault("batch_window_days", settings.lake_batch_window_days)
+        if settings.lake_encryption == "per_vehicle" and "keys" not in kwargs:
+            kwargs["keys"] = LocalKeyService(settings.data_dir / KEYS_DIR)
         if settings.lake_url is not None and "tables" not in kwargs:
             url, table_format = settings.lake_url, settings.lake_table_format
             options, window = dict(settings.lake_storage_options), settings.lake_batch_window_days
             hook = kwargs.get("checkpoint")
+            keys = kwargs.get("keys")
+            cipher = None if keys is None else LakeCipher(keys)  # type: ignore[arg-type]
 
             def tables(region: str) -> RegionTable:
                 return open_region_table(table_format, url, region, options,
-                                         batch_window_days=window,
+                                         batch_window_days=window, cipher=cipher,
                                          checkpoint=hook)  # type: ignore[arg-type]
 
             tables("EU")  # a bad URL or a missing library fails at start-up, not mid-ingest
             kwargs["tables"] = tables
-        if settings.lake_encryption == "per_vehicle" and "keys" not in kwargs:
-            kwargs["keys"] = LocalKeyService(settings.data_dir / KEYS_DIR)
         return cls(settings.data_dir, settings.lake_roots, policy, **kwargs)  # type: ignore[arg-type]
 
     # --- the table-format backend -----------------------------------------------------------------
+    @property
+    def encrypted(self) -> bool:
+        """True when each vehicle's rows are encrypted under its own key
+        (``lake_encryption = "per_vehicle"``)."""
+        return self._cipher is not None
+
     @property
     def table_format(self) -> bool:
         """True when the lake is the table-format backend (``lake_url``)."""
@@ -208,7 +218,14 @@ class Lake:
         with self._lock:
             table = self._tables.get(region)
             if table is None:
-                table = self._tables[region] = self._table_of(region)
+                table = self._table_of(region)
+                if table.encrypted != (self._cipher is not None):
+                    raise ConfigurationError(
+                        f"the lake table {table.url} is {'' if table.encrypted else 'not '}"
+                        "encrypted per vehicle but lake_encryption is "
+                        f"{'off' if self._cipher is None else 'per_vehicle'}: open the "
+                        "tables with the lake's key service (Lake.open does)")
+                self._tables[region] = table
             return table
 
     def table_version(self, region: str) -> int | None:
@@ -219,6 +236,9 @@ class Lake:
         self, tenant: str, regions: Iterable[str] | None, start_ns: int | None,
         end_ns: int | None, as_of: Mapping[str, int] | None = None,
     ) -> Callable[[], query.TableScan]:
+        """The source of a query on the tables: per region, the tenant's rows of the days
+        [start_ns, end_ns) touches (at the ``as_of`` versions). Encrypted tables are read
+        into Arrow here (shredding.py says why), others scanned lazily."""
         wanted = list(REGIONS) if regions is None else [parse_lake_region(r) for r in regions]
         if as_of is not None:
             unknown = sorted(set(as_of) - set(wanted))
@@ -231,11 +251,20 @@ class Lake:
             condition &= pc.field("date") <= pa.scalar(day_of_ns(end_ns - 1), pa.date32())
 
         def scan() -> query.TableScan:
-            datasets: dict[str, ds.Dataset] = {}
+            datasets: dict[str, ds.Dataset | pa.Table] = {}
             for region in wanted:
                 version = None if as_of is None else as_of.get(region)
-                dataset = self.table(region).dataset(version)
-                if dataset is not None:
+                table = self.table(region)
+                dataset = table.dataset(version)
+                if dataset is None:
+                    continue
+                if table.encrypted:
+                    try:
+                        datasets[region] = dataset.to_table(filter=condition)
+                    except (OSError, pa.ArrowException) as e:
+                        raise StorageError(f"cannot read the lake table {table.url}: {e}") \
+                            from e
+                else:
                     datasets[region] = dataset.filter(condition)
             return query.TableScan(datasets)
 
@@ -505,14 +534,34 @@ class Lake:
         """
         if self._cipher is None:
             raise ConfigurationError("shredding needs lake_encryption = 'per_vehicle'")
+        if self._table_of is not None:
+            return self._shred_tables(parse_tenant(tenant), _strings("vehicles", vehicles))
         return shred(self._cipher, self._readable(None), parse_tenant(tenant),
                      _strings("vehicles", vehicles))
 
+    def _shred_tables(self, tenant: str, vehicles: Sequence[str]) -> Shredding:
+        """Crypto-shredding on the encrypted tables: destroy the keys, then remove the files
+        under them from every region's table and purge them from storage."""
+        assert self._cipher is not None
+        started = time.perf_counter()
+        destroyed = self._cipher.keys.destroy(tenant, vehicles)
+        key_work_s = time.perf_counter() - started
+        results = []
+        for region in self.regions():
+            # table() checked it is encrypted, as the lake is
+            files, rows = cast(EncryptedTable, self.table(region)).drop_shredded(tenant)
+            results.append(ErasureResult(region, files_scanned=0, files_rewritten=0,
+                                         files_deleted=files, rows_removed=rows, files_busy=0))
+        return Shredding(destroyed, key_work_s, tuple(results))
+
     def _erase_from_tables(self, tenant: str, vehicles: Sequence[str]) -> list[ErasureResult]:
         """Erasure on the table backend: one delete per region's table, whose replaced files
-        are purged from storage at once (``RegionTable.delete_rows``)."""
+        are purged from storage at once (``RegionTable.delete_rows``); on encrypted tables,
+        crypto-shredding."""
         if not vehicles:
             return []
+        if self._cipher is not None:
+            return self._shred_tables(tenant, vehicles).results()
         predicate = (f"tenant = {literal(tenant)} AND vehicle IN "
                      f"({', '.join(literal(v) for v in sorted(set(vehicles)))})")
         results = []
@@ -677,8 +726,14 @@ class Lake:
         tenant = parse_tenant(tenant)
         rows: dict[str, list[object]] = {name: [] for name in COUNTS_SCHEMA.names}
         if self._table_of is not None:
-            for region, dataset in sorted(self._table_scan(tenant, regions, None, None)()
-                                          .datasets.items()):
+            wanted = self.regions() if regions is None else \
+                [parse_lake_region(r) for r in regions]
+            for region in wanted:
+                table = self.table(region)
+                names = [f.name for f in table.files(tenant)]
+                dataset = table.dataset_of(names) if names else None
+                if dataset is None:
+                    continue
                 for category, n, files in _category_counts(dataset):
                     for name, value in zip(COUNTS_SCHEMA.names, (region, category, n, files)):
                         rows[name].append(value)

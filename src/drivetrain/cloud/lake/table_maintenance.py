@@ -168,7 +168,7 @@ def apply_table_retention(
         return actions
     predicate = expiry_predicate(actions, policy, region, today)
     if predicate is not None:
-        table.delete_rows(predicate)
+        table.delete_rows(predicate, files={a.name for a in actions})
     if table.version() is not None:
         table.checkpoint()
     return actions

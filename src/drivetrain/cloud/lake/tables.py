@@ -22,6 +22,7 @@ from typing import Final, Literal, Protocol
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from drivetrain.cloud.lake.crypto import LakeCipher
 from drivetrain.cloud.lake.rows import AppendPlan
 from drivetrain.core.errors import ConfigurationError
 
@@ -84,6 +85,8 @@ class RegionTable(Protocol):
 
     region: str
     url: str
+    #: whether the data files are encrypted per vehicle (crypto-shredding)
+    encrypted: bool
 
     def committed_batches(self, tenant: str, batch_ids: Sequence[str]) -> set[str]:
         """The ``batch_ids`` of ``tenant`` already committed to the table (within the
@@ -105,9 +108,11 @@ class RegionTable(Protocol):
         """The latest table version, None before the first append."""
         ...
 
-    def delete_rows(self, predicate: str) -> int:
+    def delete_rows(self, predicate: str, *, files: Collection[str] | None = None) -> int:
         """Delete the rows matching the SQL ``predicate`` and purge the files they were in
-        from storage; returns the rows deleted."""
+        from storage; returns the rows deleted. ``files`` (names as :meth:`files` gives
+        them): where the rows can be, when the caller knows (the encrypted table reads only
+        those)."""
         ...
 
     def compact(self, tenant: str | None = None, *, target_bytes: int | None = None,
@@ -129,6 +134,15 @@ class RegionTable(Protocol):
         ...
 
 
+class EncryptedTable(RegionTable, Protocol):
+    """A region table whose data files are encrypted per vehicle (delta_encrypted.py)."""
+
+    def drop_shredded(self, tenant: str | None = None) -> tuple[int, int]:
+        """Remove the files (of ``tenant``) whose key is destroyed and purge them from
+        storage; returns (files, rows)."""
+        ...
+
+
 def region_table_url(lake_url: str, region: str) -> str:
     """The table URL of ``region`` under ``lake_url`` (``<lake_url>/region=<R>``).
 
@@ -147,9 +161,11 @@ def region_table_url(lake_url: str, region: str) -> str:
 def open_region_table(
     table_format: str, lake_url: str, region: str, storage_options: Mapping[str, str],
     *, batch_window_days: int, checkpoint: Callable[[str], None] | None = None,
+    cipher: LakeCipher | None = None,
 ) -> RegionTable:
     """The table of ``region`` under ``lake_url`` in ``table_format`` (``checkpoint`` is told
-    each step of an append: crash tests).
+    each step of an append: crash tests), its files encrypted per vehicle by ``cipher`` if
+    given (crypto-shredding, delta_encrypted.py).
 
     Raises:
         ConfigurationError: an unknown format or URL, or the format's library is missing
@@ -164,6 +180,11 @@ def open_region_table(
                 f"lake_table_format = 'delta' needs the deltalake package ({e}); install "
                 "drivetrain[lake-s3]"
             ) from e
+        if cipher is not None:
+            from drivetrain.cloud.lake.delta_encrypted import EncryptedDeltaTable
+
+            return EncryptedDeltaTable(region, url, dict(storage_options), batch_window_days,
+                                       cipher=cipher, checkpoint=checkpoint)
         return DeltaRegionTable(region, url, dict(storage_options), batch_window_days,
                                 checkpoint=checkpoint)
     raise ConfigurationError(
