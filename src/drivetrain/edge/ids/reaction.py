@@ -52,19 +52,30 @@ class FuzzingContext:
 
     def __init__(self) -> None:
         self.since = np.inf
-        self._recent: list[tuple[float, int]] = []
+        self._recent: dict[int, float] = {}  # unknown id key -> when it was last seen
 
     def update(self, times: npt.NDArray[np.float64], unknown_keys: npt.NDArray[np.int64]) -> None:
         """Feed the times and id keys of a batch's unknown-id frames (in time order)."""
-        if np.isfinite(self.since):
+        if np.isfinite(self.since) or not len(times):
+            return
+        distinct = np.unique(unknown_keys)
+        if len(distinct) + len(self._recent) < BURST_IDS:
+            # too few ids for a burst (a flood of one id): remember when each was last seen
+            last = len(times) - 1 - np.unique(unknown_keys[::-1], return_index=True)[1]
+            self._recent.update(zip(distinct.tolist(), times[last].tolist(), strict=True))
+            self._forget(float(times[-1]))
             return
         for t, key in zip(times.tolist(), unknown_keys.tolist(), strict=True):
-            self._recent = [(s, k) for s, k in self._recent if t - s < BURST_WINDOW_S]
-            self._recent.append((t, key))
-            if len({k for _, k in self._recent}) >= BURST_IDS:
-                self.since = t
-                self._recent = []
-                return
+            self._recent[key] = t
+            if len(self._recent) >= BURST_IDS:
+                self._forget(t)
+                if len(self._recent) >= BURST_IDS:
+                    self.since = t
+                    self._recent = {}
+                    return
+
+    def _forget(self, now: float) -> None:
+        self._recent = {k: s for k, s in self._recent.items() if now - s < BURST_WINDOW_S}
 
     def covers(self, times: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
         """Which frames come after the fuzzing was confirmed."""
