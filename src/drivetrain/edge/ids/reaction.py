@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from drivetrain.edge.ids.stream import BatchView
+from drivetrain.edge.ids.stream import BatchView, previous_accepted
 
 #: Distinct unknown ids within :data:`BURST_WINDOW_S` that confirm fuzzing.
 BURST_IDS = 3
@@ -122,7 +122,7 @@ class ReactionGuard:
         """Frames in the context whose previous accepted frame of their id was a suspect."""
         if not self.reaction.any():
             return self.reaction
-        prev = previous_accepted(view, accepted)
+        prev = previous_accepted(view.row, view.order, accepted)
         ref = np.where(prev >= 0, self.suspect[np.maximum(prev, 0)], self.last_suspect[view.row])
         out: npt.NDArray[np.bool_] = ref & self.reaction
         return out
@@ -131,23 +131,3 @@ class ReactionGuard:
         """Remember, per id, whether its last accepted frame of the batch was a suspect."""
         kept = np.flatnonzero(accepted)
         self.last_suspect[view.row[kept]] = self.suspect[kept]  # time order: the last one wins
-
-
-def previous_accepted(view: BatchView, accepted: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp]:
-    """Per frame, the position of the previous accepted frame of its id in the batch (-1: none
-    in this batch)."""
-    n = len(view)
-    order = view.order
-    sorted_rows = view.row[order]
-    first = np.ones(n, np.bool_)
-    first[1:] = sorted_rows[1:] != sorted_rows[:-1]
-    starts = np.flatnonzero(first)
-    group_start = np.repeat(starts, np.diff(np.append(starts, n)))
-    marks = np.where(accepted[order], np.arange(n), -1)
-    last_ok = np.maximum.accumulate(marks) if n else marks
-    before = np.full(n, -1)
-    before[1:] = last_ok[:-1]
-    inner = before >= group_start
-    out = np.full(n, -1, np.intp)
-    out[order[inner]] = order[before[inner]]
-    return out
