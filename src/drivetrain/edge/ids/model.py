@@ -32,6 +32,7 @@ from drivetrain.edge.ids.crossbit import CrossBitDetector, PartnerRules
 from drivetrain.edge.ids.crossvalue import CrossValueDetector
 from drivetrain.edge.ids.detectors import Detector, payload_detectors
 from drivetrain.edge.ids.ordinal import ByteRangeDetector
+from drivetrain.edge.ids.reaction import AGAINST_PREVIOUS, ReactionGuard
 from drivetrain.edge.ids.signals import SignalRangeRateDetector
 from drivetrain.edge.ids.stream import IdTable, StreamState, advance, index_batch, relink
 from drivetrain.edge.ids.timing import TimingDetector
@@ -196,6 +197,7 @@ class IdsStream:
     def __init__(self, model: IdsModel) -> None:
         self.model = model
         self.state = StreamState(len(model.ids) + 1)
+        self.reaction = ReactionGuard(len(model.ids) + 1)
         model.timing.reset()
 
     def score(self, frames: FrameBatch) -> ScoredFrames:
@@ -204,15 +206,23 @@ class IdsStream:
         Order matters: frame-level detectors first; then the cross-signal check, once against
         every frame and again, for the frames it flagged, against accepted partners only; then
         the sequence detectors against the previous accepted frame of each id; then timing.
+        Once the bus is known to be fuzzed, payload-only detectors stay below the threshold on
+        known ids (:mod:`drivetrain.edge.ids.reaction`).
         """
         m = self.model
         view = index_batch(frames, m.ids, self.state)
         n = len(frames)
         best = np.zeros(n)
         which = np.zeros(n, np.int8)
+        guard = self.reaction
+        guard.begin(view, len(m.ids), IdTable.keys_of(frames.frame_id, frames.is_extended))
+        names = m.detector_names
+        blamed = np.zeros(n, np.bool_)
 
         def take(i: int, raw: npt.NDArray[np.float64], floor: float) -> None:
-            s = raw / floor
+            s = guard.judge(names[i], raw / floor)
+            if names[i] in AGAINST_PREVIOUS and blamed.any():
+                s = np.where(blamed, 0.0, s)
             better = s > best
             best[better] = s[better]
             which[better] = i
@@ -230,10 +240,12 @@ class IdsStream:
                     first = np.where(suspect, second, first)
                 take(i, first, d.floor)
         linked = relink(view, best <= 1.0)
+        blamed[:] = guard.blamed_on_previous(view, best <= 1.0)
         for i, d in enumerate(m.detectors):
             if d.stage == "sequence":
                 take(i, d.score(linked), d.floor)
         take(len(m.detectors), m.timing.score_accepted(view, best <= 1.0), m.timing.floor)
+        guard.end(view, best <= 1.0)
         advance(self.state, relink(view, best <= 1.0))
         return ScoredFrames(best, which, view.row)
 

@@ -137,15 +137,12 @@ def relink(view: BatchView, accepted: npt.NDArray[np.bool_]) -> BatchView:
     return _link(view.time, view.row, view.payload, view.order, view.before, accepted)
 
 
-def _link(
-    time: npt.NDArray[np.float64],
-    row: npt.NDArray[np.intp],
-    payload: npt.NDArray[np.uint8],
-    order: npt.NDArray[np.intp],
-    state: StreamState,
-    accepted: npt.NDArray[np.bool_],
-) -> BatchView:
-    n = len(time)
+def previous_accepted(
+    row: npt.NDArray[np.intp], order: npt.NDArray[np.intp], accepted: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.intp]:
+    """Per frame, the position of the previous accepted frame of its id in the batch (-1: none
+    in this batch); ``order`` groups the positions by id row, time order within."""
+    n = len(row)
     sorted_rows = row[order]
     first = np.ones(n, np.bool_)
     first[1:] = sorted_rows[1:] != sorted_rows[:-1]
@@ -156,14 +153,31 @@ def _link(
     before_ok = np.full(n, -1)
     before_ok[1:] = last_ok[:-1]
     inner = before_ok >= group_start  # an accepted frame of the same id earlier in the batch
+    out = np.full(n, -1, np.intp)
+    out[order[inner]] = order[before_ok[inner]]
+    return out
+
+
+def _link(
+    time: npt.NDArray[np.float64],
+    row: npt.NDArray[np.intp],
+    payload: npt.NDArray[np.uint8],
+    order: npt.NDArray[np.intp],
+    state: StreamState,
+    accepted: npt.NDArray[np.bool_],
+) -> BatchView:
+    n = len(time)
+    prev = previous_accepted(row, order, accepted)
+    inner = prev >= 0
     prev_payload = np.empty_like(payload)
     prev_time = np.empty(n)
-    src = order[before_ok[inner]]
-    prev_payload[order[inner]] = payload[src]
-    prev_time[order[inner]] = time[src]
-    heads = order[~inner]
+    prev_payload[inner] = payload[prev[inner]]
+    prev_time[inner] = time[prev[inner]]
+    heads = ~inner
     prev_payload[heads] = state.last_payload[row[heads]]
     prev_time[heads] = state.last_time[row[heads]]
+    sorted_rows = row[order]
+    starts = np.flatnonzero(np.diff(sorted_rows, prepend=-1) != 0) if n else np.zeros(0, np.intp)
     ends = np.append(starts[1:], n)
     groups = {int(sorted_rows[s]): order[s:e] for s, e in zip(starts, ends, strict=True)}
     return BatchView(time, row, payload, prev_payload, prev_time, groups, state, order, accepted)
