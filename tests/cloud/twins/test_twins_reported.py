@@ -15,7 +15,7 @@ from drivetrain.cloud.twins import (
     record_ecu_inventory,
     set_desired,
 )
-from drivetrain.core.errors import BadInputError, NotFoundError
+from drivetrain.core.errors import BadInputError, ConflictError, NotFoundError
 from drivetrain.core.wire import Ack
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -191,6 +191,23 @@ def test_a_batch_larger_than_one_statement_is_written_whole_and_counted(
     with database.session() as session:
         reported = get_twin(session, fleet.acme_vins[0], tenant="acme").reported
     assert reported[paths[0]].value == 0.0 and reported[paths[-1]].value == float(len(paths))
+
+
+def test_a_row_the_database_refuses_is_a_conflict_and_the_batch_is_rolled_back(
+    database: Database, fleet: Fleet
+) -> None:
+    # SQLite rows go through the driver's own cursor: its errors must still reach the caller
+    # as the session's ConflictError (here a reported row of a VIN with no twin), not raw.
+    from drivetrain.cloud.twins.upsert import upsert_rows
+
+    vin = fleet.acme_vins[0]
+    _report(database, {vin: {SOH: (90.0, T0)}})
+    ns = int(T0.timestamp()) * 10**9
+    with pytest.raises(ConflictError), database.session() as session:
+        upsert_rows(session, [(vin, SOH, "f", 10.0, None, ns + 1, ns),
+                              ("DTVAAAAAA1AAAAAAA", SOH, "f", 1.0, None, ns, ns)])
+    with database.session() as session:
+        assert get_twin(session, vin, tenant="acme").reported[SOH].value == 90.0
 
 
 def test_batches_of_only_strings_or_only_numbers_round_trip_and_switch_kinds(

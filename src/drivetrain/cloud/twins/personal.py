@@ -51,8 +51,12 @@ def split_personal(rows: Sequence[Row]) -> tuple[list[Row], list[Row]]:
     """(rows for ``twin_reported``, rows of personal paths)."""
     shared: list[Row] = []
     personal: list[Row] = []
+    # Judged once per distinct path of the batch (a batch holds few paths, many rows).
+    personal_paths = {path for path in {row[1] for row in rows} if is_personal_path(path)}
+    if not personal_paths:
+        return list(rows), personal
     for row in rows:
-        (personal if is_personal_path(row[1]) else shared).append(row)
+        (personal if row[1] in personal_paths else shared).append(row)
     return shared, personal
 
 

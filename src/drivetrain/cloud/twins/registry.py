@@ -110,12 +110,13 @@ def ensure_twins(session: Session, vins: Iterable[str]) -> dict[str, str]:
     missing = [vin for vin in wanted if vin not in tenants]
     if missing:
         now = datetime.now(UTC)
-        vehicles = []
-        for vin in missing:
-            try:
-                vehicles.append(fleet.get_vehicle(session, vin))
-            except NotFoundError:
-                raise _not_found(vin) from None
+        # One registry query per chunk (a worker meets a fleet's vehicles for the first time
+        # a micro-batch at a time), not one per vehicle.
+        registered = fleet.get_vehicles(session, missing)
+        unknown = [vin for vin in missing if vin not in registered]
+        if unknown:
+            raise _not_found(unknown[0])
+        vehicles = [registered[vin] for vin in missing]
         _insert_missing(session, [_row_values(v, now) for v in vehicles])
         tenants.update({v.vin: v.tenant for v in vehicles})
     return tenants

@@ -84,6 +84,8 @@ def _rows(reports: Mapping[str, Mapping[str, Report]], now_ns: int) -> list[Row]
                 stored = ("i", float(value), None)
             elif kind is str:
                 stored = ("s", None, value)
+            elif kind is bool:
+                stored = ("b", 1.0 if value else 0.0, None)
             else:
                 encoded = encode_value(value, where=f"reported {vin} {path!r}")
                 stored = (encoded.kind, encoded.num, encoded.text)
