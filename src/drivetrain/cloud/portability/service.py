@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from drivetrain.cloud.infra import Database, get_tenant, record_audit
+from drivetrain.cloud.infra.region_rows import insert_missing
 from drivetrain.cloud.infra.service import validate_tenant_id
 from drivetrain.cloud.lake import Lake
 from drivetrain.cloud.lake.export import verify_bundle
@@ -48,7 +49,7 @@ from drivetrain.cloud.portability.tables import (
     to_json_row,
 )
 from drivetrain.cloud.privacy import pseudonymiser
-from drivetrain.cloud.twins.personal import write_personal
+from drivetrain.cloud.twins.personal import vehicle_regions, write_personal
 from drivetrain.core.errors import BadInputError, ConflictError, NotFoundError, StorageError
 
 #: Largest data file an import reads, bytes.
@@ -261,11 +262,18 @@ def _tenant_exists(session: Session, tenant: str) -> bool:
 
 
 def _load_rows(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> tuple[int, int]:
-    if table.name in REGIONAL:  # into each vehicle's region store, newer value wins
+    if table.name == "twin_reported_personal":  # into each vehicle's store, newer value wins
         changed = write_personal(session, [
             (r["vin"], r["path"], r["kind"], r["num"], r["text"], r["ts_ns"], r["updated_ns"])
             for r in rows])
         return len(changed), len(rows) - len(changed)
+    if table.name in REGIONAL:  # into each vehicle's region store, rows already there kept
+        regions = vehicle_regions(session, {r["vin"] for r in rows})
+        strangers = sorted({r["vin"] for r in rows} - set(regions))
+        if strangers:
+            raise BadInputError(f"{table.name}: rows of vehicle(s) {', '.join(strangers[:5])} "
+                                "that have no twin in the bundle or the installation")
+        return insert_missing(session, table, rows, regions)
     keys = list(table.primary_key.columns)
     inserted = same = 0
     for start in range(0, len(rows), _CHUNK):
