@@ -43,13 +43,14 @@ from drivetrain.cloud.portability.tables import (
     json_schema,
     portable_tables,
     primary_key,
+    registered_regions,
     subject_rows,
     table_named,
     tables_for,
     to_json_row,
 )
 from drivetrain.cloud.privacy import pseudonymiser
-from drivetrain.cloud.twins.personal import vehicle_regions, write_personal
+from drivetrain.cloud.twins.personal import write_personal
 from drivetrain.core.errors import BadInputError, ConflictError, NotFoundError, StorageError
 
 #: Largest data file an import reads, bytes.
@@ -235,7 +236,7 @@ def import_bundle(
             parsed.pop("tenants", None)  # merging into a tenant that exists: keep its row
         for table in allowed:
             if table.name in parsed:
-                inserted, same = _load_rows(session, table, parsed[table.name])
+                inserted, same = _load_rows(session, table, parsed[table.name], target)
                 report.inserted[table.name], report.unchanged[table.name] = inserted, same
                 if progress is not None:
                     progress(f"{table.name}: {inserted} inserted, {same} already there")
@@ -261,18 +262,21 @@ def _tenant_exists(session: Session, tenant: str) -> bool:
     return True
 
 
-def _load_rows(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> tuple[int, int]:
+def _load_rows(
+    session: Session, table: sa.Table, rows: list[dict[str, Any]], tenant: str
+) -> tuple[int, int]:
     if table.name == "twin_reported_personal":  # into each vehicle's store, newer value wins
         changed = write_personal(session, [
             (r["vin"], r["path"], r["kind"], r["num"], r["text"], r["ts_ns"], r["updated_ns"])
             for r in rows])
         return len(changed), len(rows) - len(changed)
     if table.name in REGIONAL:  # into each vehicle's region store, rows already there kept
-        regions = vehicle_regions(session, {r["vin"] for r in rows})
-        strangers = sorted({r["vin"] for r in rows} - set(regions))
+        vins = {r["vin"] for r in rows}
+        regions = registered_regions(session, Subject(tenant, frozenset(vins)))
+        strangers = sorted(vins - set(regions))
         if strangers:
             raise BadInputError(f"{table.name}: rows of vehicle(s) {', '.join(strangers[:5])} "
-                                "that have no twin in the bundle or the installation")
+                                f"that tenant {tenant} has not registered")
         return insert_missing(session, table, rows, regions)
     keys = list(table.primary_key.columns)
     inserted = same = 0

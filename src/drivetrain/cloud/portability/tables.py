@@ -42,7 +42,7 @@ import drivetrain.cloud.security.models
 import drivetrain.cloud.twins.models  # noqa: F401
 from drivetrain.cloud.infra.models import Base
 from drivetrain.cloud.infra.region_rows import erase_everywhere, rows_of
-from drivetrain.cloud.twins.personal import erase_personal, personal_rows_of, vehicle_regions
+from drivetrain.cloud.twins.personal import erase_personal, personal_rows_of
 from drivetrain.core.errors import BadInputError
 
 #: Tables never exported, with why (also printed in docs/portability.md).
@@ -149,13 +149,22 @@ def subject_vins(session: Session, subject: Subject) -> list[str]:
         sa.select(twins.c.vin).where(subject_condition(twins, subject)).order_by(twins.c.vin)))
 
 
+def registered_regions(session: Session, subject: Subject) -> dict[str, str]:
+    """VIN → region of ``subject``'s registered vehicles (a vehicle need not have a twin to
+    have dead letters or events in its region store)."""
+    vehicles = Base.metadata.tables["fleet_vehicles"]
+    query = sa.select(vehicles.c.vin, vehicles.c.region).where(
+        subject_condition(vehicles, subject))
+    return {vin: region for vin, region in session.execute(query)}
+
+
 def subject_rows(session: Session, table: sa.Table, subject: Subject) -> list[Any]:
     """``subject``'s rows of ``table`` (as mappings), from the region stores for a
     :data:`REGIONAL` table."""
     if table.name == "twin_reported_personal":
         return personal_rows_of(session, subject_vins(session, subject))
     if table.name in REGIONAL:
-        return rows_of(session, table, vehicle_regions(session, subject_vins(session, subject)))
+        return rows_of(session, table, registered_regions(session, subject))
     return [r._mapping for r in session.execute(select_rows(table, subject))]
 
 
@@ -173,7 +182,7 @@ def delete_rows(session: Session, subject: Subject) -> dict[str, int]:
     vins = subject_vins(session, subject)
     deleted["twin_reported_personal"] = erase_personal(session, vins)
     for name in sorted(REGIONAL - {"twin_reported_personal"}):
-        deleted[name] = erase_everywhere(session, Base.metadata.tables[name], vins)
+        deleted[name] = erase_everywhere(session, Base.metadata.tables[name], subject.vins or ())
     for table in reversed(tables_for(subject)):
         if table.name in RETAINED_ON_ERASURE or table.name in REGIONAL:
             continue
