@@ -28,6 +28,8 @@ from drivetrain.cloud.ingest import (
     list_dead_letters,
     list_vehicle_events,
     refused_items,
+    replay_dead_letters,
+    select_for_replay,
 )
 from drivetrain.cloud.ingest.models import DeadLetterRow, VehicleEventRow
 from drivetrain.cloud.ingest.sinks import TwinsReportedState
@@ -380,9 +382,7 @@ def _trip(position: tuple[float, float], ts_ns: int) -> VehicleEvent:
     return VehicleEvent(TRIP_EVENT, ts_ns, data={"lat": position[0], "lon": position[1]})
 
 
-def _refused_and_events(
-    database: Database, cars: dict[str, VehicleCredentials]
-) -> tuple[str, str]:
+def _refused_and_events(database: Database, cars: dict[str, VehicleCredentials]) -> tuple[str, str]:
     """Each car sends its raw position in samples from the future (dead-lettered whole), in a
     message whose signature fails (kept raw), in a trip event (stored) and in a trip event
     from the future (dead-lettered); each tampered message's header, as latin-1 text."""
@@ -449,6 +449,18 @@ def test_an_eu_vehicles_dead_letters_and_events_land_only_in_the_eu_store(
         assert [e.data for e in events] == [{"lat": EU_POSITION[0], "lon": EU_POSITION[1]}]
         rows = session.query(DeadLetterRow).filter(DeadLetterRow.vin == vin).all()
         assert {(r.region, r.detail, bytes(r.payload)) for r in rows} == {("EU", "", b"")}
+        ids = select_for_replay(session, tenant="acme", vin=vin)
+    # A replay reads the payloads from the EU store and writes its outcome back there.
+    pipeline = IngestPipeline(regional, MemoryLake(), TwinsReportedState(), vehicle_cache_ttl_s=0)
+    results = replay_dead_letters(pipeline, ids)
+    assert {r.outcome for r in results} == {"still_refused"}
+    with regional.read_session() as session:
+        letters = list_dead_letters(session, tenant="acme", vin=vin)
+        assert all("still_refused" in (d.replay_outcome or "") for d in letters)
+    assert {f for f in _traces(stores["EU"], (), ("still_refused",))} == {
+        "ingest_dead_letter_contents.replay_outcome"
+    }
+    assert _traces(main_url, EU_POSITION, eu_texts + ("still_refused",)) == []
 
 
 def test_access_and_erasure_reach_dead_letters_and_events_in_the_region_store(
