@@ -14,12 +14,12 @@ state database (their bytes are not attributable to a vehicle of any region).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Table, delete, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from drivetrain.cloud.fleet import get_vehicles
 from drivetrain.cloud.infra.region_rows import VIN_CHUNK, insert_missing
@@ -32,6 +32,8 @@ from drivetrain.cloud.ingest.models import (
     EventDataRow,
     VehicleEventRow,
 )
+
+_Listed = TypeVar("_Listed", DeadLetterRow, VehicleEventRow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,75 +165,66 @@ def relocate_ingest(session: Session) -> int:
     return moved
 
 
-def _relocate_dead_letters(session: Session) -> int:
-    moved, after = 0, 0
+def _unplaced(
+    session: Session, model: type[_Listed], key: InstrumentedAttribute[int], *conditions: Any
+) -> Iterator[tuple[list[_Listed], dict[str, str]]]:
+    """Pages of ``model`` rows naming no region yet (by ``key``), each with the regions of
+    those of its vehicles that are registered."""
+    after = 0
     while True:
-        rows = list(
+        page = list(
             session.scalars(
-                select(DeadLetterRow)
-                .where(
-                    DeadLetterRow.region.is_(None),
-                    DeadLetterRow.tenant_id.is_not(None),
-                    DeadLetterRow.dead_letter_id > after,
-                )
-                .order_by(DeadLetterRow.dead_letter_id)
+                select(model)
+                .where(model.region.is_(None), key > after, *conditions)
+                .order_by(key)
                 .limit(VIN_CHUNK)
             )
         )
-        if not rows:
-            return moved
-        after = rows[-1].dead_letter_id
-        regions = vehicle_regions(session, {r.vin for r in rows})
-        known = [r for r in rows if r.vin in regions]
-        write_dead_letter_contents(
-            session,
-            [
-                {
-                    "dedup_key": r.dedup_key,
-                    "vin": r.vin,
-                    "detail": r.detail,
-                    "payload": bytes(r.payload),
-                    "replay_outcome": r.replay_outcome,
-                }
-                for r in known
-            ],
-            regions,
-        )
+        if not page:
+            return
+        after = getattr(page[-1], key.key)
+        yield page, vehicle_regions(session, {r.vin for r in page})
+
+
+def _relocate_dead_letters(session: Session) -> int:
+    moved = 0
+    key = DeadLetterRow.dead_letter_id
+    for page, regions in _unplaced(
+        session, DeadLetterRow, key, DeadLetterRow.tenant_id.is_not(None)
+    ):
+        known = [r for r in page if r.vin in regions]
+        contents = [
+            {
+                "dedup_key": r.dedup_key,
+                "vin": r.vin,
+                "detail": r.detail,
+                "payload": bytes(r.payload),
+                "replay_outcome": r.replay_outcome,
+            }
+            for r in known
+        ]
+        write_dead_letter_contents(session, contents, regions)
         for r in known:
             r.region, r.detail, r.payload, r.replay_outcome = regions[r.vin], "", b"", None
         session.flush()
         moved += len(known)
+    return moved
 
 
 def _relocate_events(session: Session) -> int:
-    moved, after = 0, 0
-    while True:
-        rows = list(
-            session.scalars(
-                select(VehicleEventRow)
-                .where(VehicleEventRow.region.is_(None), VehicleEventRow.event_id > after)
-                .order_by(VehicleEventRow.event_id)
-                .limit(VIN_CHUNK)
-            )
-        )
-        if not rows:
-            return moved
-        after = rows[-1].event_id
-        regions = vehicle_regions(session, {r.vin for r in rows})
-        known = [r for r in rows if r.vin in regions]
-        insert_missing(
-            session,
-            EVENT_DATA,
-            [
-                {"batch_id": r.batch_id, "position": r.position, "vin": r.vin, "data": r.data}
-                for r in known
-            ],
-            regions,
-        )
+    moved = 0
+    for page, regions in _unplaced(session, VehicleEventRow, VehicleEventRow.event_id):
+        known = [r for r in page if r.vin in regions]
+        data = [
+            {"batch_id": r.batch_id, "position": r.position, "vin": r.vin, "data": r.data}
+            for r in known
+        ]
+        insert_missing(session, EVENT_DATA, data, regions)
         for r in known:
             r.region, r.data = regions[r.vin], ""
         session.flush()
         moved += len(known)
+    return moved
 
 
 def _relocate_from_state_database(
