@@ -7,10 +7,11 @@ Which region a VIN belongs to is the caller's to say (the registry lives in anot
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Final
 
 from sqlalchemy import Table, insert, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from drivetrain.cloud.infra.region_stores import (
@@ -93,6 +94,12 @@ def insert_missing(
     return inserted, there
 
 
-def regions_named(rows: Iterable[tuple[str, str | None]]) -> dict[str, str]:
-    """VIN → region of ``(vin, region)`` pairs whose region is known."""
-    return {vin: region for vin, region in rows if region}
+def insert_new(store: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``rows`` into ``store`` in one statement, skipping those whose primary key is
+    there (``INSERT … ON CONFLICT DO NOTHING``): a retried write is harmless. The caller has
+    checked residency.
+    """
+    if not rows:
+        return
+    dialect = postgresql if store.get_bind().dialect.name == "postgresql" else sqlite
+    store.execute(dialect.insert(table).on_conflict_do_nothing(), list(rows))

@@ -22,8 +22,8 @@ from sqlalchemy import Table, delete, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from drivetrain.cloud.fleet import get_vehicles
-from drivetrain.cloud.infra.region_rows import VIN_CHUNK, insert_missing
-from drivetrain.cloud.infra.region_stores import region_session
+from drivetrain.cloud.infra.region_rows import VIN_CHUNK, insert_missing, insert_new
+from drivetrain.cloud.infra.region_stores import check_residency, region_session
 from drivetrain.cloud.ingest.models import (
     DEAD_LETTER_CONTENTS,
     EVENT_DATA,
@@ -59,7 +59,13 @@ def write_dead_letter_contents(
     Raises:
         ResidencyError: a store would receive a row of another region.
     """
-    insert_missing(session, DEAD_LETTER_CONTENTS, contents, regions)
+    by_region: dict[str, list[Mapping[str, Any]]] = {}
+    for row in contents:
+        by_region.setdefault(regions[row["vin"]], []).append(row)
+    for region, rows in sorted(by_region.items()):
+        store = region_session(session, region)
+        check_residency(store, [region])
+        insert_new(store, DEAD_LETTER_CONTENTS, rows)
 
 
 def dead_letter_contents(
@@ -113,14 +119,19 @@ def write_event_data(
     session: Session, region: str, vin: str, batch_id: str, data: Sequence[tuple[int, str]]
 ) -> None:
     """Write the data objects (position, canonical JSON) of one batch's events to the
-    store of ``region`` (the vehicle's)."""
+    store of ``region`` (the vehicle's); a retried batch's are already there.
+
+    Raises:
+        ResidencyError: the store serves another region.
+    """
     if not data:
         return
-    insert_missing(
-        session,
+    store = region_session(session, region)
+    check_residency(store, [region])
+    insert_new(
+        store,
         EVENT_DATA,
         [{"batch_id": batch_id, "position": p, "vin": vin, "data": d} for p, d in data],
-        {vin: region},
     )
 
 
