@@ -10,7 +10,7 @@ from drivetrain.cloud.infra import Base, Database
 
 
 def test_ingest_migration_matches_the_declared_tables(database: Database) -> None:
-    assert "ingest_0002" in database.current_revisions()
+    assert "ingest_0003" in database.current_revisions()
     with database.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert [d for d in diff if "ingest_" in str(d)] == []

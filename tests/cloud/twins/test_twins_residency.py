@@ -1,11 +1,13 @@
 """Residency of state: the personal reported values of a twin (location, driving behaviour,
-cabin) live only in the store of the vehicle's region; reads, convergence, access archives and
-erasure reach them there; a store of another region is never written by mistake."""
+cabin), the contents of a known vehicle's dead letters and the data of its events live only in
+the store of the vehicle's region; reads, convergence, replay, access archives, erasure and
+upgrades reach them there; a store of another region is never written by mistake."""
 
 from __future__ import annotations
 
 import json
 import random
+import struct
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -19,7 +21,17 @@ from drivetrain.cloud.fleet import VehicleCredentials, provision_vehicle
 from drivetrain.cloud.infra import Database, create_tenant
 from drivetrain.cloud.infra.region_stores import ResidencyError, region_session
 from drivetrain.cloud.infra.testing import temporary_postgres_schema
-from drivetrain.cloud.ingest import IngestPipeline, MemoryLake, RawMessage
+from drivetrain.cloud.ingest import (
+    IngestPipeline,
+    MemoryLake,
+    RawMessage,
+    list_dead_letters,
+    list_vehicle_events,
+    refused_items,
+    replay_dead_letters,
+    select_for_replay,
+)
+from drivetrain.cloud.ingest.models import DeadLetterRow, VehicleEventRow
 from drivetrain.cloud.ingest.sinks import TwinsReportedState
 from drivetrain.cloud.lake import Lake
 from drivetrain.cloud.portability.rights import serve_access, serve_erasure
@@ -32,7 +44,14 @@ from drivetrain.core.errors import ConfigurationError
 from drivetrain.core.settings import Settings
 from drivetrain.core.transport import vehicle_topic
 from drivetrain.core.vss import PRIVACY_CATEGORIES
-from drivetrain.core.wire import samples_table, seal_telemetry
+from drivetrain.core.wire import (
+    MessageKind,
+    VehicleEvent,
+    events_to_dict,
+    samples_table,
+    seal_json,
+    seal_telemetry,
+)
 
 CLOUD_KEY = SigningKey.from_seed(b"r" * 32)
 LATITUDE = "Vehicle.CurrentLocation.Latitude"
@@ -95,13 +114,15 @@ def cars(regional: Database) -> dict[str, VehicleCredentials]:
     return creds
 
 
-def _telemetry(car: VehicleCredentials, values: dict[str, float]) -> RawMessage:
+def _telemetry(
+    car: VehicleCredentials, values: dict[str, float], ts_ns: int | None = None
+) -> RawMessage:
     paths = sorted(values)
     now = datetime.now(UTC).timestamp()
     table = samples_table(
         paths,
         list(range(len(paths))),
-        [int(now * 1e9)] * len(paths),
+        [int(now * 1e9) if ts_ns is None else ts_ns] * len(paths),
         [values[p] for p in paths],
         None,
     )
@@ -337,3 +358,169 @@ def test_an_upgrade_moves_personal_values_stored_before_to_their_region_store(
     assert _traces(stores["EU"], EU_STORED, ()) == ["twin_reported_personal.num"] * 2
     with regional.session() as session:
         assert get_twin(session, vin, tenant="acme").reported[LATITUDE].value == EU_STORED[0]
+
+
+# --- dead letters and vehicle events -----------------------------------------------------------
+
+TRIP_EVENT = "trip.ended"
+DAY_NS = 86_400 * 10**9
+
+
+def _events(car: VehicleCredentials, events: list[VehicleEvent], seq: int) -> RawMessage:
+    payload = seal_json(
+        MessageKind.EVENTS, car.vin, events_to_dict(events), key=car.signing_key, seq=seq
+    )
+    return RawMessage(vehicle_topic(car.vin, "events"), payload)
+
+
+def _binary(*numbers: float) -> tuple[str, ...]:
+    """Each number as a float64 in a binary payload (an Arrow IPC stream), as latin-1 text."""
+    return tuple(struct.pack("<d", n).decode("latin-1") for n in numbers)
+
+
+def _trip(position: tuple[float, float], ts_ns: int) -> VehicleEvent:
+    return VehicleEvent(TRIP_EVENT, ts_ns, data={"lat": position[0], "lon": position[1]})
+
+
+def _refused_and_events(database: Database, cars: dict[str, VehicleCredentials]) -> tuple[str, str]:
+    """Each car sends its raw position in samples from the future (dead-lettered whole), in a
+    message whose signature fails (kept raw), in a trip event (stored) and in a trip event
+    from the future (dead-lettered); each tampered message's header, as latin-1 text."""
+    now_ns = int(datetime.now(UTC).timestamp() * 1e9)
+    messages, tampered = [], []
+    for name, position in (("eu1", EU_POSITION), ("us1", US_POSITION)):
+        car = cars[name]
+        where = {LATITUDE: position[0], LONGITUDE: position[1]}
+        bad = bytearray(_telemetry(car, where).payload)
+        bad[-1] ^= 0xFF  # the signature no longer verifies
+        at = bytes(bad).index(car.vin.encode())  # the header, from the claimed VIN on
+        tampered.append(bytes(bad[at : at + 48]).decode("latin-1"))
+        messages += [
+            _telemetry(car, where, ts_ns=now_ns + DAY_NS),
+            RawMessage(vehicle_topic(car.vin, "telemetry"), bytes(bad)),
+            _events(car, [_trip(position, now_ns)], seq=2),
+            _events(car, [_trip(position, now_ns + DAY_NS)], seq=3),
+        ]
+    pipeline = IngestPipeline(database, MemoryLake(), TwinsReportedState(), vehicle_cache_ttl_s=0)
+    report = pipeline.process(messages)
+    assert report.dead_letters == 6
+    return tampered[0], tampered[1]
+
+
+EU_RAW_TEXTS = ("48.137", "11.575")
+US_RAW_TEXTS = ("40.712", "74.005")
+
+
+def test_an_eu_vehicles_dead_letters_and_events_land_only_in_the_eu_store(
+    regional: Database, cars: dict[str, VehicleCredentials], stores: dict[str, str]
+) -> None:
+    eu_raw, us_raw = _refused_and_events(regional, cars)
+    eu_texts = (*EU_RAW_TEXTS, *_binary(*EU_POSITION), eu_raw)
+    us_texts = (*US_RAW_TEXTS, *_binary(*US_POSITION), us_raw)
+    eu_found = set(_traces(stores["EU"], EU_POSITION, eu_texts))
+    assert eu_found >= {
+        "ingest_dead_letter_contents.payload",  # the refused samples and the raw message
+        "ingest_vehicle_event_data.data",  # the trip event's position
+    }
+    assert {f.split(".")[0] for f in eu_found} == {
+        "ingest_dead_letter_contents",
+        "ingest_vehicle_event_data",
+    }
+    assert _traces(stores["US"], EU_POSITION, eu_texts) == []
+    main_url = _main_url(regional)
+    assert _traces(main_url, EU_POSITION, eu_texts) == []
+    assert _traces(main_url, US_POSITION, us_texts) == []
+    assert _traces(stores["EU"], US_POSITION, us_texts) == []
+    # Reads merge the region stores back in.
+    vin = cars["eu1"].vin
+    with regional.read_session() as session:
+        letters = list_dead_letters(session, tenant="acme", vin=vin)
+        assert sorted(d.reason for d in letters) == [
+            "bad_signature",
+            "timestamp_in_future",
+            "timestamp_in_future",
+        ]
+        assert all(d.payload_bytes > 0 for d in letters)
+        samples = next(d for d in letters if d.payload_format == "arrow-ipc")
+        assert LATITUDE in samples.detail  # the detail, also kept in the EU store
+        items = refused_items(session, samples.dead_letter_id, tenant="acme")
+        assert sorted(i["value"] for i in items) == sorted(EU_POSITION)
+        events = list_vehicle_events(session, tenant="acme", vin=vin, types=[TRIP_EVENT])
+        assert [e.data for e in events] == [{"lat": EU_POSITION[0], "lon": EU_POSITION[1]}]
+        rows = session.query(DeadLetterRow).filter(DeadLetterRow.vin == vin).all()
+        assert {(r.region, r.detail, bytes(r.payload)) for r in rows} == {("EU", "", b"")}
+        ids = select_for_replay(session, tenant="acme", vin=vin)
+    # A replay reads the payloads from the EU store and writes its outcome back there.
+    pipeline = IngestPipeline(regional, MemoryLake(), TwinsReportedState(), vehicle_cache_ttl_s=0)
+    results = replay_dead_letters(pipeline, ids)
+    assert {r.outcome for r in results} == {"still_refused"}
+    with regional.read_session() as session:
+        letters = list_dead_letters(session, tenant="acme", vin=vin)
+        assert all("still_refused" in (d.replay_outcome or "") for d in letters)
+    assert {f for f in _traces(stores["EU"], (), ("still_refused",))} == {
+        "ingest_dead_letter_contents.replay_outcome"
+    }
+    assert _traces(main_url, EU_POSITION, eu_texts + ("still_refused",)) == []
+
+
+def test_access_and_erasure_reach_dead_letters_and_events_in_the_region_store(
+    regional: Database,
+    cars: dict[str, VehicleCredentials],
+    stores: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    _refused_and_events(regional, cars)
+    vin = cars["eu1"].vin
+    lake = Lake(tmp_path / "data")
+    try:
+        access = serve_access(
+            regional, lake, tenant="acme", vins=[vin], archive_root=tmp_path / "a", actor="test"
+        )
+        archive = tmp_path / "a" / access.request_id / "data"
+        contents = json.loads((archive / "ingest_dead_letter_contents.json").read_text())
+        assert len(contents) == 3 and {c["vin"] for c in contents} == {vin}
+        data = json.loads((archive / "ingest_vehicle_event_data.json").read_text())
+        assert [json.loads(d["data"]) for d in data] == [
+            {"lat": EU_POSITION[0], "lon": EU_POSITION[1]}
+        ]
+        serve_erasure(regional, lake, tenant="acme", vins=[vin], actor="test")
+    finally:
+        lake.close()
+    assert _traces(stores["EU"], EU_POSITION, (*EU_RAW_TEXTS, vin)) == []
+    # The other vehicle's are untouched.
+    assert "ingest_vehicle_event_data.data" in _traces(stores["US"], (), US_RAW_TEXTS)
+
+
+def test_an_upgrade_moves_dead_letters_and_events_stored_before_to_their_region_store(
+    regional: Database, cars: dict[str, VehicleCredentials], stores: dict[str, str]
+) -> None:
+    vin = cars["eu1"].vin
+    now = datetime.now(UTC)
+    with regional.session() as session:  # as written before they were kept per region
+        session.execute(
+            sa.insert(DeadLetterRow).values(
+                received_at=now, vin=vin, tenant_id="acme", topic=f"dt/v1/{vin}/telemetry",
+                kind="telemetry", batch_id=None, level="message", reason="bad_signature",
+                detail="value 48.137154 refused", sample_count=0, payload_format="envelope",
+                payload=b"lat=48.137154", payload_size=13, dedup_key="d" * 64, status="open",
+                replayed_at=None, replay_outcome=None, replay_attempts=0, replay_of=None,
+            )
+        )  # fmt: skip
+        session.execute(
+            sa.insert(VehicleEventRow).values(
+                tenant_id="acme", vin=vin, batch_id="b" * 32, position=0, type=TRIP_EVENT,
+                severity="info", ts_ns=1, data='{"lat":48.137154}', received_at=now,
+            )
+        )  # fmt: skip
+    regional.upgrade()
+    assert _traces(_main_url(regional), (), EU_RAW_TEXTS) == []
+    assert sorted(_traces(stores["EU"], (), EU_RAW_TEXTS)) == [
+        "ingest_dead_letter_contents.detail",
+        "ingest_dead_letter_contents.payload",
+        "ingest_vehicle_event_data.data",
+    ]
+    with regional.read_session() as session:
+        (letter,) = list_dead_letters(session, tenant="acme", vin=vin)
+        assert letter.detail == "value 48.137154 refused" and letter.payload_bytes == 13
+        (event,) = list_vehicle_events(session, tenant="acme", vin=vin)
+        assert event.data == {"lat": 48.137154}

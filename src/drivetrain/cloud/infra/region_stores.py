@@ -233,6 +233,10 @@ class RegionSessions:
             self._open[region] = store.open_session()
         return self._open[region]
 
+    def known_regions(self) -> list[str]:
+        """The regions with a dedicated store (see :meth:`RegionStores.known_regions`)."""
+        return [] if self._stores is None else self._stores.known_regions()
+
     def commit(self) -> None:
         """Commit every open region session (before the state database commits)."""
         for session in self._open.values():
@@ -278,6 +282,15 @@ def iter_region_sessions(session: Session, regions: Iterable[str]) -> Iterator[S
         if id(store) not in seen:
             seen.add(id(store))
             yield store
+
+
+def every_store_session(session: Session) -> Iterator[Session]:
+    """A session on every store that may hold regional rows: the state database's own
+    (regions without a store) and each known region store's."""
+    regional: RegionSessions | None = session.info.get(REGIONAL_INFO)
+    regions = [] if regional is None else regional.known_regions()
+    yield session
+    yield from (s for s in iter_region_sessions(session, regions) if s is not session)
 
 
 def default_store_dir(url: Any) -> Path | None:

@@ -330,7 +330,8 @@ def refused_samples_ipc(
     """The samples at each of ``groups`` (rows) as an Arrow IPC stream of its own (path as
     plain text, ts, value, text). The micro-batch's refused samples are gathered into one
     record batch, and each stream is the schema message, its slice of that batch and the
-    end-of-stream marker: one gather and one stream writer, not one per dead letter."""
+    end-of-stream marker: one gather and one stream writer, not one per dead letter. Each
+    stream holds its own samples only."""
     if not groups:
         return []
     rows = np.concatenate(groups)
@@ -347,7 +348,10 @@ def refused_samples_ipc(
     )
     streams, start = [], 0
     for group in groups:
-        part = batch.slice(start, len(group))
+        # A copy of the slice, not the slice: serialising a slice writes its columns' whole
+        # buffers, so each stream would carry every other group's values too (other
+        # vehicles' samples, of other tenants and regions).
+        part = batch.take(pa.array(np.arange(start, start + len(group))))
         start += len(group)
         streams.append(_REFUSED_SCHEMA_MESSAGE + part.serialize().to_pybytes() + _END_OF_STREAM)
     return streams

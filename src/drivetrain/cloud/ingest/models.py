@@ -4,6 +4,7 @@ ledger of batches already ingested."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import (
     BigInteger,
@@ -13,12 +14,14 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from drivetrain.cloud.infra.models import Base, UTCDateTime
+from drivetrain.cloud.infra.region_stores import register_regional_table, register_relocation
 from drivetrain.cloud.ingest.envelopes import MAX_EVENT_TYPE
 
 #: Longest topic kept in a dead letter (a longer one is cut; the payload is kept whole).
@@ -34,6 +37,11 @@ class DeadLetterRow(Base):
     as an Arrow IPC stream, or the refused events as JSON). ``vin`` is what the message
     claimed ("" when nothing could be read); ``tenant_id`` is set only once the vehicle is
     known. ``dedup_key`` makes a re-delivered payload land once.
+
+    ``region`` set: the vehicle is known, and what the dead letter holds of it (``detail``,
+    ``payload``, ``replay_outcome``) is in that region's store (:class:`DeadLetterContentRow`);
+    here those columns are empty. Null: a sender the registry does not know (no region to
+    keep it in), or a row written before contents were kept per region.
     """
 
     __tablename__ = "ingest_dead_letters"
@@ -64,6 +72,22 @@ class DeadLetterRow(Base):
     replay_outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
     replay_attempts: Mapped[int] = mapped_column(Integer, default=0)
     replay_of: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    region: Mapped[str | None] = mapped_column(String(8), nullable=True)
+
+
+class DeadLetterContentRow(Base):
+    """What a dead letter of a known vehicle holds of it (the raw payload: telemetry with its
+    location; the detail and replay outcome, which quote refused values), kept in the
+    vehicle's region store (``drivetrain.cloud.infra.region_stores``) under the dead
+    letter's ``dedup_key``. No foreign key: a dedicated store has no other tables."""
+
+    __tablename__ = "ingest_dead_letter_contents"
+
+    dedup_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vin: Mapped[str] = mapped_column(String(64), index=True)
+    detail: Mapped[str] = mapped_column(Text)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    replay_outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class CounterRow(Base):
@@ -84,7 +108,11 @@ class CounterRow(Base):
 
 
 class VehicleEventRow(Base):
-    """A security or diagnostic event a vehicle reported (read by security operations)."""
+    """A security or diagnostic event a vehicle reported (read by security operations).
+
+    ``region`` set: the event's ``data`` is in that region's store (:class:`EventDataRow`)
+    and empty here; null: a row written before event data was kept per region.
+    """
 
     __tablename__ = "ingest_vehicle_events"
     __table_args__ = (
@@ -103,6 +131,19 @@ class VehicleEventRow(Base):
     # Canonical JSON (sorted keys) of the event's data object.
     data: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    region: Mapped[str | None] = mapped_column(String(8), nullable=True)
+
+
+class EventDataRow(Base):
+    """A vehicle event's data object (canonical JSON), kept in the vehicle's region store:
+    events may carry positions, trips or cabin readings."""
+
+    __tablename__ = "ingest_vehicle_event_data"
+
+    batch_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vin: Mapped[str] = mapped_column(String(17), index=True)
+    data: Mapped[str] = mapped_column(Text)
 
 
 class SeenBatchRow(Base):
@@ -136,3 +177,8 @@ class WorkerRow(Base):
     acknowledged: Mapped[int] = mapped_column(BigInteger)
     pending: Mapped[int] = mapped_column(Integer)
     failures: Mapped[int] = mapped_column(BigInteger)
+
+
+DEAD_LETTER_CONTENTS = register_regional_table(cast(Table, DeadLetterContentRow.__table__))
+EVENT_DATA = register_regional_table(cast(Table, EventDataRow.__table__))
+register_relocation("drivetrain.cloud.ingest.regional:relocate_ingest")

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from drivetrain.cloud.ingest import regional
 from drivetrain.cloud.ingest.models import (
     MAX_TOPIC,
     CounterRow,
@@ -120,11 +121,33 @@ def add_dead_letters(
     fresh = [d for k, d in keyed.items() if k not in existing]
     if not fresh:
         return []
-    # One executemany of plain rows: building an ORM object per dead letter cost more than
-    # the database's own work at a few hundred dead letters per micro-batch.
-    session.execute(
-        insert(DeadLetterRow),
-        [
+    # What a dead letter holds of a known vehicle goes to its region store (regional.py);
+    # the row here lists it with those columns empty.
+    regions = regional.vehicle_regions(session, {d.vin for d in fresh if d.tenant is not None})
+    rows: list[dict[str, Any]] = []
+    contents: list[dict[str, Any]] = []
+    for key, d in keyed.items():
+        if key in existing:
+            continue
+        detail = storable(d.detail, MAX_DETAIL)
+        payload = (
+            d.payload
+            if d.verified or unverified_max_bytes is None
+            else d.payload[:unverified_max_bytes]
+        )
+        region = regions.get(d.vin) if d.tenant is not None else None
+        if region is not None:
+            contents.append(
+                {
+                    "dedup_key": key,
+                    "vin": d.vin,
+                    "detail": detail,
+                    "payload": payload,
+                    "replay_outcome": None,
+                }
+            )
+            detail, payload = "", b""
+        rows.append(
             {
                 "received_at": d.received_at,
                 "vin": storable(d.vin, 64),
@@ -134,14 +157,10 @@ def add_dead_letters(
                 "batch_id": d.batch_id,
                 "level": d.level,
                 "reason": d.reason,
-                "detail": storable(d.detail, MAX_DETAIL),
+                "detail": detail,
                 "sample_count": d.sample_count,
                 "payload_format": d.payload_format,
-                "payload": (
-                    d.payload
-                    if d.verified or unverified_max_bytes is None
-                    else d.payload[:unverified_max_bytes]
-                ),
+                "payload": payload,
                 "payload_size": len(d.payload),
                 "dedup_key": key,
                 "status": "open",
@@ -149,11 +168,13 @@ def add_dead_letters(
                 "replay_outcome": None,
                 "replay_attempts": 0,
                 "replay_of": d.replay_of,
+                "region": region,
             }
-            for key, d in keyed.items()
-            if key not in existing
-        ],
-    )
+        )
+    # One executemany of plain rows: building an ORM object per dead letter cost more than
+    # the database's own work at a few hundred dead letters per micro-batch.
+    session.execute(insert(DeadLetterRow), rows)
+    regional.write_dead_letter_contents(session, contents, regions)
     return fresh
 
 
@@ -190,11 +211,17 @@ def add_events(
     *,
     tenant: str,
     vin: str,
+    region: str | None = None,
     batch_id: str,
     events: Sequence[tuple[int, VehicleEvent]],
     now: datetime,
 ) -> None:
-    """Store a batch's events, each with its position in the batch."""
+    """Store a batch's events, each with its position in the batch: the listed row here,
+    its data in the store of the vehicle's ``region`` (regional.py; None: the registry's,
+    and for a vehicle it does not know, in the row itself)."""
+    if region is None:
+        region = regional.vehicle_regions(session, [vin]).get(vin)
+    data = [(p, json.dumps(dict(e.data), sort_keys=True, separators=(",", ":"))) for p, e in events]
     session.add_all(
         VehicleEventRow(
             tenant_id=tenant,
@@ -204,11 +231,14 @@ def add_events(
             type=event.type,
             severity=event.severity,
             ts_ns=event.ts_ns,
-            data=json.dumps(dict(event.data), sort_keys=True, separators=(",", ":")),
+            data="" if region is not None else text,
             received_at=now,
+            region=region,
         )
-        for position, event in events
+        for (position, event), (_, text) in zip(events, data, strict=True)
     )
+    if region is not None:
+        regional.write_event_data(session, region, vin, batch_id, data)
 
 
 def events_json(events: Sequence[tuple[int, VehicleEvent]]) -> bytes:

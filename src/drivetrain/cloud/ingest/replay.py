@@ -30,6 +30,7 @@ import pyarrow as pa
 from sqlalchemy.orm import Session
 
 from drivetrain.cloud.fleet import Vehicle, get_vehicle
+from drivetrain.cloud.ingest import regional
 from drivetrain.cloud.ingest.assembly import read_refused_samples
 from drivetrain.cloud.ingest.envelopes import RawMessage, TelemetryBody
 from drivetrain.cloud.ingest.isolation import is_transient
@@ -149,7 +150,7 @@ def _load(pipeline: IngestPipeline, dead_letter_id: int) -> _Target | None:
             dead_letter_id=row.dead_letter_id,
             level=row.level,
             payload_format=row.payload_format,
-            payload=bytes(row.payload),
+            payload=regional.dead_letter_contents(session, [row])[row.dedup_key].payload,
             topic=row.topic,
             vin=row.vin,
             kind=row.kind,
@@ -242,12 +243,18 @@ def _mark(session: Session, target: _Target, result: ReplayResult) -> None:
         return
     now = datetime.now(UTC)
     row.replay_attempts = target.attempts + 1
-    row.replay_outcome = f"{now.isoformat()} {result.outcome}: {result.detail}"
+    kept_detail: str | None = None
     if result.outcome in ("replayed", "duplicate"):
         row.status, row.replayed_at = "replayed", now
     elif target.level == "message":  # keep the latest exact cause
-        reason, _, detail = result.detail.partition(": ")
-        row.reason, row.detail = reason, detail
+        row.reason, _, kept_detail = result.detail.partition(": ")
+    # The outcome and detail quote refused values: kept with the content (regional.py).
+    regional.record_replay(
+        session,
+        row,
+        detail=kept_detail,
+        replay_outcome=f"{now.isoformat()} {result.outcome}: {result.detail}",
+    )
 
 
 def _derived_batch_id(target: _Target) -> str:

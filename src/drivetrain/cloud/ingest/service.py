@@ -18,7 +18,7 @@ import pyarrow as pa
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from drivetrain.cloud.ingest import records
+from drivetrain.cloud.ingest import records, regional
 from drivetrain.cloud.ingest.assembly import read_refused_samples
 from drivetrain.cloud.ingest.models import CounterRow, DeadLetterRow, VehicleEventRow
 from drivetrain.cloud.ingest.reasons import OUTCOMES, Outcome, is_dead_letter_reason
@@ -66,7 +66,13 @@ class DeadLetter:
         return out
 
 
-def _dead_letter(row: DeadLetterRow) -> DeadLetter:
+def _dead_letters(session: Session, rows: Sequence[DeadLetterRow]) -> list[DeadLetter]:
+    """``rows`` as listed, their contents read from the region stores (regional.py)."""
+    contents = regional.dead_letter_contents(session, rows)
+    return [_dead_letter(row, contents[row.dedup_key]) for row in rows]
+
+
+def _dead_letter(row: DeadLetterRow, content: regional.DeadLetterContent) -> DeadLetter:
     return DeadLetter(
         dead_letter_id=row.dead_letter_id,
         received_at=row.received_at,
@@ -77,14 +83,14 @@ def _dead_letter(row: DeadLetterRow) -> DeadLetter:
         batch_id=row.batch_id,
         level=row.level,
         reason=row.reason,
-        detail=row.detail,
+        detail=content.detail,
         sample_count=row.sample_count,
         payload_format=row.payload_format,
-        payload_bytes=len(row.payload),
-        payload_size=len(row.payload) if row.payload_size is None else row.payload_size,
+        payload_bytes=len(content.payload),
+        payload_size=len(content.payload) if row.payload_size is None else row.payload_size,
         status=row.status,
         replayed_at=row.replayed_at,
-        replay_outcome=row.replay_outcome,
+        replay_outcome=content.replay_outcome,
         replay_of=row.replay_of,
     )
 
@@ -152,7 +158,7 @@ def list_dead_letters(
         tenant=tenant, vin=vin, reason=reason, status=status, since=since, until=until
     )
     query = query.where(DeadLetterRow.dead_letter_id > after_id).limit(limit)
-    return [_dead_letter(r) for r in session.scalars(query)]
+    return _dead_letters(session, list(session.scalars(query)))
 
 
 def _row(session: Session, dead_letter_id: int, tenant: str | None) -> DeadLetterRow:
@@ -164,7 +170,7 @@ def _row(session: Session, dead_letter_id: int, tenant: str | None) -> DeadLette
 
 def get_dead_letter(session: Session, dead_letter_id: int, *, tenant: str | None) -> DeadLetter:
     """One dead letter. Raises ``NotFoundError`` if absent or not visible to ``tenant``."""
-    return _dead_letter(_row(session, dead_letter_id, tenant))
+    return _dead_letters(session, [_row(session, dead_letter_id, tenant)])[0]
 
 
 def dead_letter_payload(session: Session, dead_letter_id: int, *, tenant: str | None) -> bytes:
@@ -172,7 +178,8 @@ def dead_letter_payload(session: Session, dead_letter_id: int, *, tenant: str | 
 
     Raises ``NotFoundError`` if absent or not visible to ``tenant``.
     """
-    return bytes(_row(session, dead_letter_id, tenant).payload)
+    row = _row(session, dead_letter_id, tenant)
+    return regional.dead_letter_contents(session, [row])[row.dedup_key].payload
 
 
 def refused_items(
@@ -185,11 +192,12 @@ def refused_items(
     """
     _check_limit(limit)
     row = _row(session, dead_letter_id, tenant)
-    if row.payload_format == "json":
-        return list(json.loads(row.payload)["events"][:limit])
-    if row.payload_format != "arrow-ipc":
+    if row.payload_format not in ("json", "arrow-ipc"):
         return []
-    table = read_refused_samples(bytes(row.payload)).slice(0, limit)
+    payload = regional.dead_letter_contents(session, [row])[row.dedup_key].payload
+    if row.payload_format == "json":
+        return list(json.loads(payload)["events"][:limit])
+    table = read_refused_samples(payload).slice(0, limit)
     stamps = table.column("ts").cast(pa.int64()).to_pylist()
     items = []
     for item, ns in zip(table.drop_columns(["ts"]).to_pylist(), stamps, strict=True):
@@ -377,6 +385,8 @@ def list_vehicle_events(
     if types:
         query = query.where(VehicleEventRow.type.in_(list(types)))
     query = query.order_by(VehicleEventRow.event_id).limit(limit)
+    rows = list(session.scalars(query))
+    data = regional.event_data(session, rows)
     return [
         VehicleEventRecord(
             event_id=r.event_id,
@@ -387,10 +397,10 @@ def list_vehicle_events(
             type=r.type,
             severity=r.severity,
             ts_ns=r.ts_ns,
-            data=json.loads(r.data),
+            data=json.loads(data[(r.batch_id, r.position)]),
             received_at=r.received_at,
         )
-        for r in session.scalars(query)
+        for r in rows
     ]
 
 

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from drivetrain.cloud.infra import Database, get_tenant, record_audit
+from drivetrain.cloud.infra.region_rows import insert_missing
 from drivetrain.cloud.infra.service import validate_tenant_id
 from drivetrain.cloud.lake import Lake
 from drivetrain.cloud.lake.export import verify_bundle
@@ -42,6 +43,7 @@ from drivetrain.cloud.portability.tables import (
     json_schema,
     portable_tables,
     primary_key,
+    registered_regions,
     subject_rows,
     table_named,
     tables_for,
@@ -234,7 +236,7 @@ def import_bundle(
             parsed.pop("tenants", None)  # merging into a tenant that exists: keep its row
         for table in allowed:
             if table.name in parsed:
-                inserted, same = _load_rows(session, table, parsed[table.name])
+                inserted, same = _load_rows(session, table, parsed[table.name], target)
                 report.inserted[table.name], report.unchanged[table.name] = inserted, same
                 if progress is not None:
                     progress(f"{table.name}: {inserted} inserted, {same} already there")
@@ -260,12 +262,22 @@ def _tenant_exists(session: Session, tenant: str) -> bool:
     return True
 
 
-def _load_rows(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> tuple[int, int]:
-    if table.name in REGIONAL:  # into each vehicle's region store, newer value wins
+def _load_rows(
+    session: Session, table: sa.Table, rows: list[dict[str, Any]], tenant: str
+) -> tuple[int, int]:
+    if table.name == "twin_reported_personal":  # into each vehicle's store, newer value wins
         changed = write_personal(session, [
             (r["vin"], r["path"], r["kind"], r["num"], r["text"], r["ts_ns"], r["updated_ns"])
             for r in rows])
         return len(changed), len(rows) - len(changed)
+    if table.name in REGIONAL:  # into each vehicle's region store, rows already there kept
+        vins = {r["vin"] for r in rows}
+        regions = registered_regions(session, Subject(tenant, frozenset(vins)))
+        strangers = sorted(vins - set(regions))
+        if strangers:
+            raise BadInputError(f"{table.name}: rows of vehicle(s) {', '.join(strangers[:5])} "
+                                f"that tenant {tenant} has not registered")
+        return insert_missing(session, table, rows, regions)
     keys = list(table.primary_key.columns)
     inserted = same = 0
     for start in range(0, len(rows), _CHUNK):

@@ -41,6 +41,7 @@ import drivetrain.cloud.privacy.models
 import drivetrain.cloud.security.models
 import drivetrain.cloud.twins.models  # noqa: F401
 from drivetrain.cloud.infra.models import Base
+from drivetrain.cloud.infra.region_rows import erase_everywhere, rows_of
 from drivetrain.cloud.twins.personal import erase_personal, personal_rows_of
 from drivetrain.core.errors import BadInputError
 
@@ -63,13 +64,17 @@ ERASED_BY_VIN: Final = ("ingest_seen_batches",)
 CHILDREN: Final[Mapping[str, tuple[str, str, str]]] = {
     "twin_reported": ("vin", "twins", "vin"),
     "twin_reported_personal": ("vin", "twins", "vin"),
+    "ingest_dead_letter_contents": ("vin", "twins", "vin"),
+    "ingest_vehicle_event_data": ("vin", "twins", "vin"),
     "twin_desired": ("vin", "twins", "vin"),
     "twin_ecus": ("vin", "twins", "vin"),
     "commerce_invoice_lines": ("invoice_id", "commerce_invoices", "invoice_id"),
 }
 #: Kept in each vehicle's region store (``drivetrain.cloud.infra.region_stores``), not in the
-#: state database: exported, imported and erased through ``drivetrain.cloud.twins.personal``.
-REGIONAL: Final = frozenset({"twin_reported_personal"})
+#: state database: exported, imported and erased there (a twin's personal values through
+#: ``drivetrain.cloud.twins.personal``, the others through ``region_rows``).
+REGIONAL: Final = frozenset(
+    {"twin_reported_personal", "ingest_dead_letter_contents", "ingest_vehicle_event_data"})
 #: Kept by an erasure, with why: records a law requires to be kept (GDPR Art. 17(3)(b)).
 RETAINED_ON_ERASURE: Final[Mapping[str, str]] = {
     "commerce_invoices": "invoices: tax and commercial law require them to be kept",
@@ -144,11 +149,22 @@ def subject_vins(session: Session, subject: Subject) -> list[str]:
         sa.select(twins.c.vin).where(subject_condition(twins, subject)).order_by(twins.c.vin)))
 
 
+def registered_regions(session: Session, subject: Subject) -> dict[str, str]:
+    """VIN → region of ``subject``'s registered vehicles (a vehicle need not have a twin to
+    have dead letters or events in its region store)."""
+    vehicles = Base.metadata.tables["fleet_vehicles"]
+    query = sa.select(vehicles.c.vin, vehicles.c.region).where(
+        subject_condition(vehicles, subject))
+    return {vin: region for vin, region in session.execute(query)}
+
+
 def subject_rows(session: Session, table: sa.Table, subject: Subject) -> list[Any]:
     """``subject``'s rows of ``table`` (as mappings), from the region stores for a
     :data:`REGIONAL` table."""
-    if table.name in REGIONAL:
+    if table.name == "twin_reported_personal":
         return personal_rows_of(session, subject_vins(session, subject))
+    if table.name in REGIONAL:
+        return rows_of(session, table, registered_regions(session, subject))
     return [r._mapping for r in session.execute(select_rows(table, subject))]
 
 
@@ -163,7 +179,10 @@ def delete_rows(session: Session, subject: Subject) -> dict[str, int]:
         raise ValueError("delete_rows erases the rows of named VINs, not a whole tenant")
     deleted: dict[str, int] = {}
     # First the region stores: which store holds a vehicle is read from its twin.
-    deleted["twin_reported_personal"] = erase_personal(session, subject_vins(session, subject))
+    vins = subject_vins(session, subject)
+    deleted["twin_reported_personal"] = erase_personal(session, vins)
+    for name in sorted(REGIONAL - {"twin_reported_personal"}):
+        deleted[name] = erase_everywhere(session, Base.metadata.tables[name], subject.vins or ())
     for table in reversed(tables_for(subject)):
         if table.name in RETAINED_ON_ERASURE or table.name in REGIONAL:
             continue
