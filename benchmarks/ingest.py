@@ -413,7 +413,7 @@ def realistic(args: argparse.Namespace) -> dict[str, Any]:
             # the worker with work waiting (at capacity): its micro-batches are full
             "worker_cpu_s": round(cpu, 2),
             "wall_s": round(backlog.wall_s, 2),
-            "messages_per_micro_batch": round(backlog.messages / max(1, backlog.micro_batches)),
+            "messages_per_micro_batch": _per_micro_batch(backlog),
             "signals_per_cpu_s": round(backlog_samples / cpu),
             "messages_per_cpu_s": round(backlog.messages / cpu),
             "us_per_message": round(cpu / backlog.messages * 1e6),
@@ -422,7 +422,7 @@ def realistic(args: argparse.Namespace) -> dict[str, Any]:
                 "messages": live.messages,
                 "worker_cpu_s": round(live_cpu, 2),
                 "wall_s": round(live.wall_s, 2),
-                "messages_per_micro_batch": round(live.messages / max(1, live.micro_batches)),
+                "messages_per_micro_batch": _per_micro_batch(live),
                 "signals_per_cpu_s": round(live_samples / live_cpu),
                 "messages_per_cpu_s": round(live.messages / live_cpu),
             },
@@ -439,6 +439,11 @@ def realistic(args: argparse.Namespace) -> dict[str, Any]:
     out["baseline_messages_per_cpu_s"] = out["small"]["baseline_messages_per_cpu_s"]
     out["ratio"] = round(out["signals_per_cpu_s"] / out["baseline_signals_per_cpu_s"], 2)
     return out
+
+
+def _per_micro_batch(run: Any) -> int | None:
+    """Messages per micro-batch of a worker run (None: the worker did not say)."""
+    return round(run.messages / run.micro_batches) if run.micro_batches else None
 
 
 def _rows_in(message: Any) -> int:

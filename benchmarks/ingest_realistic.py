@@ -210,10 +210,13 @@ def run_worker_process(
         )  # fmt: skip
 
     def acked() -> tuple[int, int]:
-        found = re.findall(r"([\d,]+) messages acked in ([\d,]+) micro-batches", log.read_text())
+        # (a worker that does not say its micro-batches counts 0 of them)
+        found = re.findall(
+            r"([\d,]+) messages acked(?: in ([\d,]+) micro-batches)?", log.read_text()
+        )
         if not found:
             return 0, 0
-        return int(found[-1][0].replace(",", "")), int(found[-1][1].replace(",", ""))
+        return int(found[-1][0].replace(",", "")), int(found[-1][1].replace(",", "") or 0)
 
     def wait_acked(count: int) -> tuple[int, int]:
         done, deadline = acked(), time.monotonic() + 600
