@@ -11,9 +11,13 @@ What the simulated agents really send, through the path users run:
   messages, 0.5 % of messages signed with another vehicle's key, 0.5 % from unregistered VINs;
 - **the production worker**: one ``drivetrain worker ingest`` process with its default flush
   policy (500 messages or 200 ms), consuming from the broker; its CPU time is read from
-  ``/proc/<pid>/stat`` between its first and last message. Without a reachable broker, the
-  same ``IngestWorker`` runs in this process on the in-process bus (``transport``
-  "in-process") and this process's CPU time is counted.
+  ``/proc/<pid>/stat``. Half the messages are published while it consumes (``live``: its
+  micro-batches hold what arrived in 200 ms, so the publisher's rate decides how full they
+  are); the other half is published while it is paused and timed as it drains them
+  (the headline figures: a worker with work waiting, as one at capacity is, takes full
+  micro-batches — the same 500-message micro-batches the baseline takes). Without a
+  reachable broker, the same ``IngestWorker`` runs in this process on the in-process bus
+  (``transport`` "in-process") and this process's CPU time is counted.
 
 The baseline is a competent columnar implementation (:func:`columnar_baseline`): the same
 parse and signature check per message, then per micro-batch pyarrow compute for validation,
@@ -28,6 +32,7 @@ import hashlib
 import hmac
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -170,11 +175,29 @@ def start_private_broker(directory: Path) -> Any:
     return broker
 
 
+@dataclass(frozen=True)
+class WorkerRun:
+    """CPU and wall seconds of the worker over one phase, and the micro-batches it took."""
+
+    messages: int
+    cpu_s: float
+    wall_s: float
+    micro_batches: int
+
+
 def run_worker_process(
-    broker: str, env: dict[str, str], messages: Sequence[Any], log: Path
-) -> tuple[float, float]:
-    """Publish ``messages`` to a fresh ``drivetrain worker ingest`` with its default flush
-    policy; returns (worker CPU seconds from first to last message, wall seconds)."""
+    broker: str, env: dict[str, str], live: Sequence[Any], backlog: Sequence[Any], log: Path
+) -> tuple[WorkerRun, WorkerRun]:
+    """Feed a fresh ``drivetrain worker ingest`` with its default flush policy in two phases;
+    returns (live, backlog) figures.
+
+    - **live**: ``live`` is published while the worker consumes (its micro-batches hold what
+      arrived in 200 ms: the publisher's rate decides how full they are);
+    - **backlog**: the worker is paused (SIGSTOP) while ``backlog`` is published, then resumed
+      and timed until it has acknowledged all of it: a worker with work waiting, as one at
+      capacity is, so its micro-batches are full. CPU is read while it is paused, so the
+      publishing costs it nothing.
+    """
     from drivetrain.core.transport.mqtt import MqttTransport
 
     group = f"bench{uuid.uuid4().hex[:8]}"
@@ -185,6 +208,25 @@ def run_worker_process(
              "--status-interval-s", "0.2"],
             env=env, stdout=out, stderr=out,
         )  # fmt: skip
+
+    def acked() -> tuple[int, int]:
+        # (a worker that does not say its micro-batches counts 0 of them)
+        found = re.findall(
+            r"([\d,]+) messages acked(?: in ([\d,]+) micro-batches)?", log.read_text()
+        )
+        if not found:
+            return 0, 0
+        return int(found[-1][0].replace(",", "")), int(found[-1][1].replace(",", "") or 0)
+
+    def wait_acked(count: int) -> tuple[int, int]:
+        done, deadline = acked(), time.monotonic() + 600
+        while done[0] < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+            done = acked()
+        if done[0] < count:
+            raise SystemExit(f"worker acknowledged {done[0]} of {count} messages")
+        return done
+
     try:
         deadline = time.monotonic() + 120
         while "consuming" not in log.read_text() and time.monotonic() < deadline:
@@ -192,29 +234,36 @@ def run_worker_process(
                 raise SystemExit(f"worker exited: {log.read_text()[-2000:]}")
             time.sleep(0.1)
         time.sleep(0.5)
-        cpu_before = proc_cpu_s(worker.pid)
-        started = time.perf_counter()
         with MqttTransport(broker, client_id=f"{group}-vehicles") as publisher:
-            tickets = [publisher.publish_async(m.topic, m.payload, qos=1) for m in messages]
+            cpu_before, started = proc_cpu_s(worker.pid), time.perf_counter()
+            tickets = [publisher.publish_async(m.topic, m.payload, qos=1) for m in live]
             for ticket in tickets:
                 ticket.wait(300)
-        acked, deadline = 0, time.monotonic() + 600
-        while acked < len(messages) and time.monotonic() < deadline:
-            time.sleep(0.1)
-            found = re.findall(r"([\d,]+) messages acked", log.read_text())
-            acked = int(found[-1].replace(",", "")) if found else 0
-        cpu = proc_cpu_s(worker.pid) - cpu_before
-        wall = time.perf_counter() - started
-        if acked < len(messages):
-            raise SystemExit(f"worker acknowledged {acked} of {len(messages)} messages")
+            done = wait_acked(len(live))
+            first = WorkerRun(len(live), proc_cpu_s(worker.pid) - cpu_before,
+                              time.perf_counter() - started, done[1])  # fmt: skip
+            time.sleep(0.5)  # the status line of the last micro-batch is out
+            batches_before = acked()[1]
+            worker.send_signal(signal.SIGSTOP)
+            try:
+                tickets = [publisher.publish_async(m.topic, m.payload, qos=1) for m in backlog]
+                for ticket in tickets:
+                    ticket.wait(300)
+                cpu_before = proc_cpu_s(worker.pid)
+            finally:
+                worker.send_signal(signal.SIGCONT)
+            started = time.perf_counter()
+            done = wait_acked(len(live) + len(backlog))
+            second = WorkerRun(len(backlog), proc_cpu_s(worker.pid) - cpu_before,
+                               time.perf_counter() - started, done[1] - batches_before)  # fmt: skip
     finally:
         worker.terminate()
         worker.wait(60)
-    return cpu, wall
+    return first, second
 
 
-def run_in_process(settings: Any, database: Any, messages: Sequence[Any]) -> tuple[float, float]:
-    """The same worker on the in-process bus, in this process; returns (CPU s, wall s)."""
+def run_in_process(settings: Any, database: Any, messages: Sequence[Any]) -> WorkerRun:
+    """The same worker on the in-process bus, in this process (this process's CPU time)."""
     from drivetrain.cloud.ingest import IngestPipeline, IngestWorker, TwinsReportedState
     from drivetrain.cloud.lake import Lake
     from drivetrain.core.transport import InProcessTransport
@@ -229,9 +278,10 @@ def run_in_process(settings: Any, database: Any, messages: Sequence[Any]) -> tup
         bus.drain(600)
         worker.wait_idle(600)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        batches = worker.stats().micro_batches
         worker.stop()
     lake.close()
-    return cpu, wall
+    return WorkerRun(len(messages), cpu, wall, batches)
 
 
 # --- the baseline: columnar, same durable work ----------------------------------------------------

@@ -372,7 +372,8 @@ def _dispatch_metrics(
 
 def _status(stats: WorkerStats, rate: float | None = None) -> str:
     text = (
-        f"{stats.acknowledged:,} messages acked, {stats.samples_accepted:,} samples stored, "
+        f"{stats.acknowledged:,} messages acked in {stats.micro_batches:,} micro-batches, "
+        f"{stats.samples_accepted:,} samples stored, "
         f"{stats.samples_refused:,} samples and {stats.messages_refused:,} messages "
         f"dead-lettered, {stats.samples_not_consented:,} not consented{_by_category(stats)}, "
         f"{stats.duplicates:,} duplicates, {stats.pending:,} pending"

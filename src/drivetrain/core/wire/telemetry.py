@@ -130,7 +130,7 @@ def decode_samples(body: bytes, limits: IpcLimits | None = None) -> pa.Table:
     try:
         table = _assembled(messages)
         if table is not None:  # each column was validated in full as it was assembled
-            _refuse_nul(table)
+            _refuse_nul(table, ("text",))  # the path dictionary was checked when decoded
             return table
         table = pa.ipc.open_stream(pa.py_buffer(body), options=_READ_OPTIONS).read_all()
     except WireFormatError:
@@ -159,10 +159,10 @@ def decode_samples(body: bytes, limits: IpcLimits | None = None) -> pa.Table:
     return table
 
 
-def _refuse_nul(table: pa.Table) -> None:
+def _refuse_nul(table: pa.Table, names: Sequence[str] = ("path", "text")) -> None:
     """Refuse a NUL character in the path or text column (valid UTF-8, but no database text
     column takes it: PostgreSQL refuses it)."""
-    for name in ("path", "text"):
+    for name in names:
         column = table.column(name)
         strings = [c.dictionary if name == "path" else c for c in column.chunks]
         if any(_holds_nul(s) for s in strings if s.null_count < len(s)):
@@ -244,11 +244,17 @@ def _assembled(messages: list[IpcMessage]) -> pa.Table | None:
 def _dictionary(message: IpcMessage) -> pa.Array:
     """The path dictionary of a dictionary batch message. A vehicle sends the same dictionary
     batch (byte for byte) message after message, so its decoded, validated array is kept,
-    keyed by the message's exact bytes (header and body): the same bytes decode the same."""
+    keyed by the message's exact bytes (header and body): the same bytes decode the same.
+
+    Raises:
+        WireFormatError: a path holds a NUL character (checked here, once per dictionary).
+    """
     key = bytes(message.metadata) + bytes(message.body)
     dictionary = _dictionaries.get(key)
     if dictionary is None:
         dictionary = _array(pa.utf8(), message, 0, message.buffers)
+        if dictionary.null_count < len(dictionary) and _holds_nul(dictionary):
+            raise WireFormatError("telemetry column 'path' holds a NUL character")
         if len(_dictionaries) >= MAX_CACHED_DICTIONARIES:
             _dictionaries.clear()
         _dictionaries[key] = dictionary
