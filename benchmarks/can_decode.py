@@ -23,9 +23,10 @@ cantools baselines are measured on a sample of the same frames, as a rate:
 (c) ``realistic``: the pipeline of (b), one core against one core: both sides pinned to one
     CPU (``sched_setaffinity``, pyarrow's thread pools set to one thread) and measured in
     CPU-seconds of the process, so the figure is per core whatever the neighbours do; the
-    baseline writes its Parquet with the same settings as ``decode_capture`` (snappy,
-    dictionary pages for message and signal, statistics for the timestamp only, encoders fed
-    65,536 values per step).
+    baseline writes its Parquet with the same settings as ``decode_capture``
+    (``pipeline.parquet_options``: LZ4, timestamps byte-stream-split, dictionary pages for
+    message and signal, statistics for the timestamp only, encoders fed 65,536 values per
+    step); the two files' compression, statistics and encodings are compared.
 
 Progress goes to stderr; the last line on stdout is one JSON object (see benchmarks/README.md).
 """
@@ -139,21 +140,13 @@ def _cantools_decode(db, sample: list[tuple[int, bytes]]) -> int:  # type: ignor
     return values
 
 
-#: ``decode_capture``'s Parquet settings (core/can/pipeline.py), for the realistic baseline.
-SAME_PARQUET: dict[str, Any] = {
-    "compression": "snappy", "use_dictionary": ["message", "signal"], "write_statistics": ["timestamp_s"],
-    "write_batch_size": 65_536,
-}
-
-
-def _parquet_settings(path: Path) -> dict[str, tuple[str, bool, bool]]:
-    """Per column of the file's first row group: (compression, has statistics, dictionary pages)."""
+def _parquet_settings(path: Path) -> dict[str, tuple[str, bool, tuple[str, ...]]]:
+    """Per column of the file's first row group: (compression, has statistics, encodings)."""
     group = pq.ParquetFile(path).metadata.row_group(0)
     settings = {}
     for i in range(group.num_columns):
         column = group.column(i)
-        dictionary = any("DICTIONARY" in str(e) for e in column.encodings)
-        settings[column.path_in_schema] = (column.compression, column.is_stats_set, dictionary)
+        settings[column.path_in_schema] = (column.compression, column.is_stats_set, tuple(sorted(column.encodings)))
     return settings
 
 
@@ -219,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         read_capture,
         write_capture,
     )
+    from drivetrain.core.can.pipeline import BASE_SCHEMA, parquet_options
 
     base = read_capture(CAPTURE).frames
     target = args.frames or len(base) * (QUICK_COPIES if args.quick else FULL_COPIES)
@@ -271,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         with _one_core() as core, err.status(f"pipeline on CPU {core} alone, CPU-seconds, same Parquet settings"):
             one_core_fps, one_core_base_fps, one_core_ratio = _paired_rates(
                 lambda: decode_capture(big_csv, loaded_dbc, tmp_dir / "out.parquet"), target,
-                lambda: _cantools_pipeline(reference_db, sample_csv, tmp_dir / "ref.parquet", SAME_PARQUET),
+                lambda: _cantools_pipeline(reference_db, sample_csv, tmp_dir / "ref.parquet", parquet_options(BASE_SCHEMA)),
                 sample_size, repeats, clock=_cpu_seconds,
             )
         ours_settings, base_settings = (_parquet_settings(tmp_dir / n) for n in ("out.parquet", "ref.parquet"))
@@ -299,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             "pipeline_frames_per_cpu_s": round(one_core_fps),
             "cantools_pipeline_frames_per_cpu_s": round(one_core_base_fps),
             "pipeline_ratio": round(one_core_ratio, 2),
-            "parquet": "snappy; dictionary pages for message and signal; statistics for timestamp_s",
+            "parquet": "lz4; timestamp_s byte-stream-split; dictionary pages for message and signal; statistics for timestamp_s",
         },
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
