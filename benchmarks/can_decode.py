@@ -26,7 +26,8 @@ cantools baselines are measured on a sample of the same frames, as a rate:
     baseline writes its Parquet with the same settings as ``decode_capture``
     (``pipeline.parquet_options``: LZ4, timestamps byte-stream-split, dictionary pages for
     message and signal, statistics for the timestamp only, encoders fed 65,536 values per
-    step); the two files' compression, statistics and encodings are compared.
+    step) and the same columns declared non-nullable (all but ``value``); the two files'
+    compression, statistics, encodings and definition levels are compared.
 
 Progress goes to stderr; the last line on stdout is one JSON object (see benchmarks/README.md).
 """
@@ -140,19 +141,27 @@ def _cantools_decode(db, sample: list[tuple[int, bytes]]) -> int:  # type: ignor
     return values
 
 
-def _parquet_settings(path: Path) -> dict[str, tuple[str, bool, tuple[str, ...]]]:
-    """Per column of the file's first row group: (compression, has statistics, encodings)."""
-    group = pq.ParquetFile(path).metadata.row_group(0)
+def _parquet_settings(path: Path) -> dict[str, tuple[str, bool, tuple[str, ...], int]]:
+    """Per column of the file's first row group: (compression, has statistics, encodings,
+    definition levels: 0 for a required column)."""
+    metadata = pq.ParquetFile(path).metadata
+    group = metadata.row_group(0)
     settings = {}
     for i in range(group.num_columns):
         column = group.column(i)
-        settings[column.path_in_schema] = (column.compression, column.is_stats_set, tuple(sorted(column.encodings)))
+        settings[column.path_in_schema] = (
+            column.compression, column.is_stats_set, tuple(sorted(column.encodings)),
+            metadata.schema.column(i).max_definition_level,
+        )
     return settings
 
 
-def _cantools_pipeline(db, csv_path: Path, out_path: Path, parquet: dict[str, Any] | None = None) -> int:  # type: ignore[no-untyped-def]
+def _cantools_pipeline(  # type: ignore[no-untyped-def]
+    db, csv_path: Path, out_path: Path, parquet: dict[str, Any] | None = None, schema: pa.Schema | None = None
+) -> int:
     """The straightforward way: csv module, decode_message per frame, one pyarrow write
-    (``parquet``: ``write_table`` options; default its defaults)."""
+    (``parquet``: ``write_table`` options, default its defaults; ``schema``: the columns'
+    nullability, default all nullable)."""
     t_s: list[float] = []
     bus: list[int] = []
     frame_ids: list[int] = []
@@ -187,7 +196,8 @@ def _cantools_pipeline(db, csv_path: Path, out_path: Path, parquet: dict[str, An
             "message": pa.array(messages, pa.string()),
             "signal": pa.array(signals, pa.string()),
             "value": pa.array(values, pa.float64()),
-        }
+        },
+        schema=schema,
     )
     pq.write_table(table, out_path, **(parquet or {}))
     return table.num_rows
@@ -219,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     sample_size = min(target, QUICK_CANTOOLS_SAMPLE if args.quick else CANTOOLS_SAMPLE)
     repeats = max(1, args.repeats)
     frames = _replicate(base, target)
+    # the baseline's columns, nullable as decode_capture's (its names as plain strings)
+    baseline_schema = pa.schema(
+        [f.with_type(pa.string()) if pa.types.is_dictionary(f.type) else f for f in BASE_SCHEMA]
+    )
     loaded_dbc = load_dbc(DBC)
     database = loaded_dbc.database
     reference_db = cantools.database.load_file(DBC, strict=False)
@@ -265,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         with _one_core() as core, err.status(f"pipeline on CPU {core} alone, CPU-seconds, same Parquet settings"):
             one_core_fps, one_core_base_fps, one_core_ratio = _paired_rates(
                 lambda: decode_capture(big_csv, loaded_dbc, tmp_dir / "out.parquet"), target,
-                lambda: _cantools_pipeline(reference_db, sample_csv, tmp_dir / "ref.parquet", parquet_options(BASE_SCHEMA)),
+                lambda: _cantools_pipeline(reference_db, sample_csv, tmp_dir / "ref.parquet",
+                                           parquet_options(BASE_SCHEMA), baseline_schema),
                 sample_size, repeats, clock=_cpu_seconds,
             )
         ours_settings, base_settings = (_parquet_settings(tmp_dir / n) for n in ("out.parquet", "ref.parquet"))
