@@ -126,7 +126,7 @@ def decode_hex_payload(
         kept = np.where(fits, byte_len >> 1, 0)
         # Only a row's own pairs count (a non-hex pair reads 256): the whole-matrix maximum
         # is enough when everything is hex.
-        not_hex = (
+        not_hex = np.asarray(
             ((pairs > 255) & _leading(width_chars // 2)[kept]).any(axis=1)
             if pairs.max(initial=0) > 255
             else np.zeros(n, np.bool_)
