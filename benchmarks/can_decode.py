@@ -11,9 +11,11 @@ Measured in the same run, each measurement paired with its baseline (the two run
 figures are medians over the pairs, and each ratio is the median of the per-pair ratios. The
 cantools baselines are measured on a sample of the same frames, as a rate:
 
-(a) decode: ``BatchDecoder.decode`` over all frames, in chunks of 1,048,576 frames (each result
-    dropped before the next, as in a stream), vs cantools' per-frame
-    ``Database.decode_message`` (``decode_choices=False, allow_truncated=True``);
+(a) decode: ``BatchDecoder.decode`` over all frames, in chunks of 262,144 frames (the chunks
+    ``decode_capture`` hands it; each result dropped before the next, as in a stream), vs
+    cantools' per-frame ``Database.decode_message`` (``decode_choices=False,
+    allow_truncated=True``); both run in this one thread, so both are measured in CPU-seconds
+    of the process (what a loaded machine's neighbours change least);
 (b) pipeline: ``decode_capture`` (CSV read + decode + Parquet write) on a CSV file vs a
     straightforward loop doing the same with the ``csv`` module, ``decode_message`` and a
     pyarrow Parquet write (``write_table`` defaults), each side using the cores it likes
@@ -23,9 +25,11 @@ cantools baselines are measured on a sample of the same frames, as a rate:
 (c) ``realistic``: the pipeline of (b), one core against one core: both sides pinned to one
     CPU (``sched_setaffinity``, pyarrow's thread pools set to one thread) and measured in
     CPU-seconds of the process, so the figure is per core whatever the neighbours do; the
-    baseline writes its Parquet with the same settings as ``decode_capture`` (snappy,
-    dictionary pages for message and signal, statistics for the timestamp only, encoders fed
-    65,536 values per step).
+    baseline writes its Parquet with the same settings as ``decode_capture``
+    (``pipeline.parquet_options``: LZ4, timestamps byte-stream-split, dictionary pages for
+    message and signal, statistics for the timestamp only, encoders fed 65,536 values per
+    step) and the same columns declared non-nullable (all but ``value``); the two files'
+    compression, statistics, encodings and definition levels are compared.
 
 Progress goes to stderr; the last line on stdout is one JSON object (see benchmarks/README.md).
 """
@@ -61,7 +65,7 @@ FULL_COPIES = 74  # 74 x 135,468 = 10,024,632 frames
 QUICK_COPIES = 11  # 1,490,148 frames
 CANTOOLS_SAMPLE = 200_000
 QUICK_CANTOOLS_SAMPLE = 100_000
-DECODE_CHUNK_FRAMES = 1 << 20  # frames per decode call, as a streaming reader delivers them
+DECODE_CHUNK_FRAMES = 1 << 18  # frames per decode call: decode_capture's PIPELINE_CHUNK_FRAMES
 
 err = Console(stderr=True)
 
@@ -139,27 +143,27 @@ def _cantools_decode(db, sample: list[tuple[int, bytes]]) -> int:  # type: ignor
     return values
 
 
-#: ``decode_capture``'s Parquet settings (core/can/pipeline.py), for the realistic baseline.
-SAME_PARQUET: dict[str, Any] = {
-    "compression": "snappy", "use_dictionary": ["message", "signal"], "write_statistics": ["timestamp_s"],
-    "write_batch_size": 65_536,
-}
-
-
-def _parquet_settings(path: Path) -> dict[str, tuple[str, bool, bool]]:
-    """Per column of the file's first row group: (compression, has statistics, dictionary pages)."""
-    group = pq.ParquetFile(path).metadata.row_group(0)
+def _parquet_settings(path: Path) -> dict[str, tuple[str, bool, tuple[str, ...], int]]:
+    """Per column of the file's first row group: (compression, has statistics, encodings,
+    definition levels: 0 for a required column)."""
+    metadata = pq.ParquetFile(path).metadata
+    group = metadata.row_group(0)
     settings = {}
     for i in range(group.num_columns):
         column = group.column(i)
-        dictionary = any("DICTIONARY" in str(e) for e in column.encodings)
-        settings[column.path_in_schema] = (column.compression, column.is_stats_set, dictionary)
+        settings[column.path_in_schema] = (
+            column.compression, column.is_stats_set, tuple(sorted(column.encodings)),
+            metadata.schema.column(i).max_definition_level,
+        )
     return settings
 
 
-def _cantools_pipeline(db, csv_path: Path, out_path: Path, parquet: dict[str, Any] | None = None) -> int:  # type: ignore[no-untyped-def]
+def _cantools_pipeline(  # type: ignore[no-untyped-def]
+    db, csv_path: Path, out_path: Path, parquet: dict[str, Any] | None = None, schema: pa.Schema | None = None
+) -> int:
     """The straightforward way: csv module, decode_message per frame, one pyarrow write
-    (``parquet``: ``write_table`` options; default its defaults)."""
+    (``parquet``: ``write_table`` options, default its defaults; ``schema``: the columns'
+    nullability, default all nullable)."""
     t_s: list[float] = []
     bus: list[int] = []
     frame_ids: list[int] = []
@@ -194,7 +198,8 @@ def _cantools_pipeline(db, csv_path: Path, out_path: Path, parquet: dict[str, An
             "message": pa.array(messages, pa.string()),
             "signal": pa.array(signals, pa.string()),
             "value": pa.array(values, pa.float64()),
-        }
+        },
+        schema=schema,
     )
     pq.write_table(table, out_path, **(parquet or {}))
     return table.num_rows
@@ -219,12 +224,17 @@ def main(argv: list[str] | None = None) -> int:
         read_capture,
         write_capture,
     )
+    from drivetrain.core.can.pipeline import BASE_SCHEMA, parquet_options
 
     base = read_capture(CAPTURE).frames
     target = args.frames or len(base) * (QUICK_COPIES if args.quick else FULL_COPIES)
     sample_size = min(target, QUICK_CANTOOLS_SAMPLE if args.quick else CANTOOLS_SAMPLE)
     repeats = max(1, args.repeats)
     frames = _replicate(base, target)
+    # the baseline's columns, nullable as decode_capture's (its names as plain strings)
+    baseline_schema = pa.schema(
+        [f.with_type(pa.string()) if pa.types.is_dictionary(f.type) else f for f in BASE_SCHEMA]
+    )
     loaded_dbc = load_dbc(DBC)
     database = loaded_dbc.database
     reference_db = cantools.database.load_file(DBC, strict=False)
@@ -249,9 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     with err.status(f"batch decode vs cantools decode_message on {sample_size:,} frames"):
         batch_fps, cantools_fps, decode_ratio = _paired_rates(
             lambda: _decode_chunks(decoder, chunks), target,
-            lambda: _cantools_decode(reference_db, sample), sample_size, repeats,
+            lambda: _cantools_decode(reference_db, sample), sample_size, repeats, clock=_cpu_seconds,
         )
-    err.print(f"decode: batch {batch_fps:,.0f} frames/s, cantools {cantools_fps:,.0f} frames/s")
+    err.print(f"decode: batch {batch_fps:,.0f} frames per CPU-s, cantools {cantools_fps:,.0f} frames per CPU-s")
 
     # (b) whole pipeline: CSV -> decode -> Parquet
     with tempfile.TemporaryDirectory(prefix="can_decode_bench_") as tmp:
@@ -271,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         with _one_core() as core, err.status(f"pipeline on CPU {core} alone, CPU-seconds, same Parquet settings"):
             one_core_fps, one_core_base_fps, one_core_ratio = _paired_rates(
                 lambda: decode_capture(big_csv, loaded_dbc, tmp_dir / "out.parquet"), target,
-                lambda: _cantools_pipeline(reference_db, sample_csv, tmp_dir / "ref.parquet", SAME_PARQUET),
+                lambda: _cantools_pipeline(reference_db, sample_csv, tmp_dir / "ref.parquet",
+                                           parquet_options(BASE_SCHEMA), baseline_schema),
                 sample_size, repeats, clock=_cpu_seconds,
             )
         ours_settings, base_settings = (_parquet_settings(tmp_dir / n) for n in ("out.parquet", "ref.parquet"))
@@ -286,8 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         "signal_values": summaries[-1].signal_values,
         "repeats": repeats,
         "cantools_sample_frames": sample_size,
-        "batch_frames_per_s": round(batch_fps),
-        "cantools_frames_per_s": round(cantools_fps),
+        "batch_frames_per_cpu_s": round(batch_fps),
+        "cantools_frames_per_cpu_s": round(cantools_fps),
         "decode_ratio": round(decode_ratio, 2),
         "pipeline_frames_per_s": round(pipeline_fps),
         "cantools_pipeline_frames_per_s": round(cantools_pipeline_fps),
@@ -299,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
             "pipeline_frames_per_cpu_s": round(one_core_fps),
             "cantools_pipeline_frames_per_cpu_s": round(one_core_base_fps),
             "pipeline_ratio": round(one_core_ratio, 2),
-            "parquet": "snappy; dictionary pages for message and signal; statistics for timestamp_s",
+            "parquet": "lz4; timestamp_s byte-stream-split; dictionary pages for message and signal; statistics for timestamp_s",
         },
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }

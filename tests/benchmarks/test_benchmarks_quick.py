@@ -22,12 +22,12 @@ def test_can_decode_benchmark_quick_mode_ends_with_its_json_figures(shared_data:
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["frames"] == 20_000
-    for key in ("batch_frames_per_s", "cantools_frames_per_s", "pipeline_frames_per_s",
+    for key in ("batch_frames_per_cpu_s", "cantools_frames_per_cpu_s", "pipeline_frames_per_s",
                 "cantools_pipeline_frames_per_s", "decode_ratio", "pipeline_ratio"):
         assert isinstance(figures[key], int | float) and figures[key] > 0, key
     assert sorted(k for k in figures if "ratio" in k) == ["decode_ratio", "pipeline_ratio"]
     assert figures["decode_ratio"] == pytest.approx(
-        figures["batch_frames_per_s"] / figures["cantools_frames_per_s"], rel=0.01
+        figures["batch_frames_per_cpu_s"] / figures["cantools_frames_per_cpu_s"], rel=0.01
     )
     assert figures["signal_values"] > figures["frames"]
     realistic = figures["realistic"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from drivetrain.core.can import (
     read_capture,
     write_capture,
 )
+from drivetrain.core.can.csv_blocks import iter_blocks
 from drivetrain.core.can.hex_columns import decode_hex_payload
 from drivetrain.core.errors import CaptureFormatError
 
@@ -256,3 +258,25 @@ def test_hex_payload_columns_decode_as_bytes_fromhex_does_row_by_row(
         assert ok[row] and length[row] == len(expected), text
         assert bytes(data[row, : len(expected)]) == expected
         assert not data[row, len(expected) :].any()
+
+
+class _Unseekable(io.BufferedReader):
+    def seekable(self) -> bool:
+        return False
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(st.text(alphabet="x,", max_size=80), max_size=30), newline_at_end=st.booleans(),
+       block_bytes=st.sampled_from([1, 2, 7, 16, 64, 1000]), seekable=st.booleans())  # fmt: skip
+def test_blocks_are_whole_lines_that_add_up_to_the_file(
+    lines: list[str], newline_at_end: bool, block_bytes: int, seekable: bool
+) -> None:
+    # Lines longer than a block grow the reused buffer (seekable) or carry over (a pipe).
+    data = ("\n".join(lines) + ("\n" if newline_at_end and lines else "")).encode()
+    f = io.BytesIO(data) if seekable else _Unseekable(io.BytesIO(data))
+    read = b""
+    for block, end_pos in iter_blocks(f, block_bytes):
+        read += bytes(block)  # a block is valid until the next is asked for
+        assert end_pos == len(read)
+        assert read.endswith(b"\n") or len(read) == len(data)
+    assert read == data

@@ -9,6 +9,7 @@ block's findings into a ``CaptureChunk`` (or, when strict, the error of the firs
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -53,10 +54,32 @@ class BlockIssues:
 def iter_blocks(f: BinaryIO, block_bytes: int) -> Iterator[tuple[memoryview, int]]:
     """Runs of whole lines of ``f`` (about ``block_bytes`` each) and the file offset after each.
 
-    The partial line at the end of a read is read again with the next block (a seek back, where
-    ``f`` can seek) rather than copied in front of it: no block is copied once read.
+    Each block is valid until the next one is asked for: where ``f`` can seek, every block is
+    read into the same buffer (no fresh memory, so no page faults, per block) and the partial
+    line at its end is read again with the next block (a seek back) rather than copied.
     """
-    seekable = f.seekable()
+    if not f.seekable() or not isinstance(f, io.BufferedIOBase | io.RawIOBase):
+        yield from _iter_unseekable_blocks(f, block_bytes)
+        return
+    buffer = bytearray(block_bytes)
+    while True:
+        size = f.readinto(buffer) or 0
+        if not size:
+            return
+        cut = buffer.rfind(b"\n", 0, size)
+        if cut < 0 and size == len(buffer):  # one line longer than the buffer: grow it
+            f.seek(-size, os.SEEK_CUR)
+            buffer = bytearray(2 * len(buffer))
+            continue
+        end = size if cut < 0 else cut + 1  # the last line of the file may lack its newline
+        if end < size:
+            f.seek(end - size, os.SEEK_CUR)
+        yield memoryview(buffer)[:end], f.tell()
+
+
+def _iter_unseekable_blocks(f: BinaryIO, block_bytes: int) -> Iterator[tuple[memoryview, int]]:
+    """``iter_blocks`` for a stream that cannot seek: the partial line at the end of a read is
+    copied in front of the next one."""
     carry = b""
     while True:
         buf = f.read(block_bytes)
@@ -71,11 +94,7 @@ def iter_blocks(f: BinaryIO, block_bytes: int) -> Iterator[tuple[memoryview, int
         if cut < 0:  # one line longer than a block so far
             carry = buf
             continue
-        tail = len(buf) - cut - 1
-        if tail and seekable:
-            f.seek(-tail, os.SEEK_CUR)
-        elif tail:
-            carry = buf[cut + 1 :]
+        carry = buf[cut + 1 :]
         yield memoryview(buf)[: cut + 1], f.tell() - len(carry)
 
 
