@@ -6,8 +6,9 @@ them), the 13 ECUs of its CAN model with software versions drawn as in ``drivetr
 fleet`` (``sim.fleet.inventory``: BMS ``2.3.1`` on about 40 % of the fleet), and on every tenth
 twin a desired charge limit (pending: published, not yet reported back). The values of
 personal paths (10 of the 24: driving behaviour, cabin) are stocked where ``apply_reported``
-keeps them for a region without a store of its own: the state database's
-``twin_reported_personal``. Twins are written
+keeps them when the regions have no store of their own (PostgreSQL): the state database's
+``twin_reported_personal``; an embedded database's region files get them from ``db upgrade``.
+Twins are written
 straight into the twins tables (PostgreSQL ``COPY``, SQLite ``executemany``), which is the
 only way to have 100,000 of them in seconds; what is measured then goes through the twins
 domain's public functions.
@@ -33,6 +34,7 @@ from sqlalchemy import Connection, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 
 from drivetrain.cloud.infra import Database, create_tenant
+from drivetrain.cloud.infra.region_stores import region_session
 from drivetrain.cloud.twins import apply_reported, query_twins
 from drivetrain.cloud.twins.models import DESIRED, ECUS, PERSONAL_REPORTED, REPORTED, TWINS
 from drivetrain.cloud.twins.personal import is_personal_path
@@ -132,6 +134,12 @@ def stock_fleet(database: Database, count: int, seed: int = 11) -> list[str]:
     inventories = draw_inventories([MODELS[i % 2][1] for i in range(count)], seed)
     with database.session() as session:
         create_tenant(session, TENANT, actor="benchmark")
+        # Personal values go where apply_reported keeps them when every region's store is the
+        # state database (PostgreSQL without state_region_urls). Elsewhere (an embedded
+        # database keeps each region in a file of its own) they are stocked in twin_reported,
+        # and `db upgrade` moves them to the region stores.
+        state_is_store = all(region_session(session, r) is session for r in REGIONS)
+    personal_table = PERSONAL_REPORTED if state_is_store else REPORTED
     vins = [fleet_vin(i) for i in range(count)]
     for start in range(0, count, STOCK_CHUNK):
         with database.session() as session:
@@ -167,7 +175,7 @@ def stock_fleet(database: Database, count: int, seed: int = 11) -> list[str]:
                         "pending", None, None,
                     ))  # fmt: skip
             for table, rows in ((TWINS, twins), (REPORTED, reported),
-                                (PERSONAL_REPORTED, personal), (ECUS, ecus),
+                                (personal_table, personal), (ECUS, ecus),
                                 (DESIRED, desired)):  # fmt: skip
                 _bulk_insert(connection, table, rows)
     if database.dialect == "postgresql":
