@@ -4,7 +4,11 @@ A realistic twin looks like one the simulated fleet leaves behind: 24 reported v
 kinds a car sends (floats, integers, booleans; the traction battery's state of health among
 them), the 13 ECUs of its CAN model with software versions drawn as in ``drivetrain sim
 fleet`` (``sim.fleet.inventory``: BMS ``2.3.1`` on about 40 % of the fleet), and on every tenth
-twin a desired charge limit (pending: published, not yet reported back). Twins are written
+twin a desired charge limit (pending: published, not yet reported back). The values of
+personal paths (10 of the 24: driving behaviour, cabin) are stocked where ``apply_reported``
+keeps them when the regions have no store of their own (PostgreSQL): the state database's
+``twin_reported_personal``; an embedded database's region files get them from ``db upgrade``.
+Twins are written
 straight into the twins tables (PostgreSQL ``COPY``, SQLite ``executemany``), which is the
 only way to have 100,000 of them in seconds; what is measured then goes through the twins
 domain's public functions.
@@ -30,8 +34,10 @@ from sqlalchemy import Connection, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 
 from drivetrain.cloud.infra import Database, create_tenant
+from drivetrain.cloud.infra.region_stores import region_session
 from drivetrain.cloud.twins import apply_reported, query_twins
-from drivetrain.cloud.twins.models import DESIRED, ECUS, REPORTED, TWINS
+from drivetrain.cloud.twins.models import DESIRED, ECUS, PERSONAL_REPORTED, REPORTED, TWINS
+from drivetrain.cloud.twins.personal import is_personal_path
 from drivetrain.cloud.twins.values import version_key
 from drivetrain.sim.fleet.inventory import draw_inventories, model_ecus
 
@@ -46,7 +52,7 @@ QUERY = f'region == "EU" and reported."{SOH}" < 80 and software."BMS" < "2.4.0"'
 #: Twins per bulk-insert chunk while stocking.
 STOCK_CHUNK = 10_000
 #: Bump when the stocked shape changes (cached fleets are rebuilt).
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 #: The reported paths of a realistic twin, each with a value generator (kinds as in VSS).
 _Gen = Callable[[random.Random], bool | int | float]
@@ -128,6 +134,12 @@ def stock_fleet(database: Database, count: int, seed: int = 11) -> list[str]:
     inventories = draw_inventories([MODELS[i % 2][1] for i in range(count)], seed)
     with database.session() as session:
         create_tenant(session, TENANT, actor="benchmark")
+        # Personal values go where apply_reported keeps them when every region's store is the
+        # state database (PostgreSQL without state_region_urls). Elsewhere (an embedded
+        # database keeps each region in a file of its own) they are stocked in twin_reported,
+        # and `db upgrade` moves them to the region stores.
+        state_is_store = all(region_session(session, r) is session for r in REGIONS)
+    personal_table = PERSONAL_REPORTED if state_is_store else REPORTED
     vins = [fleet_vin(i) for i in range(count)]
     for start in range(0, count, STOCK_CHUNK):
         with database.session() as session:
@@ -137,6 +149,7 @@ def stock_fleet(database: Database, count: int, seed: int = 11) -> list[str]:
             updated = _constant(connection, ECUS, "updated_at", now)
             twins: list[tuple[Any, ...]] = []
             reported: list[tuple[Any, ...]] = []
+            personal: list[tuple[Any, ...]] = []
             ecus: list[tuple[Any, ...]] = []
             desired: list[tuple[Any, ...]] = []
             for i in range(start, min(count, start + STOCK_CHUNK)):
@@ -148,10 +161,9 @@ def stock_fleet(database: Database, count: int, seed: int = 11) -> list[str]:
                     1 if wanted else None, None, 1 if wanted else 0, stamp if wanted else None,
                     None, None, created,
                 ))  # fmt: skip
-                reported.extend(
-                    (vin, path, *_stored(draw(rng)), now_ns, now_ns)
-                    for path, draw in REPORTED_SIGNALS
-                )
+                for path, draw in REPORTED_SIGNALS:
+                    row = (vin, path, *_stored(draw(rng)), now_ns, now_ns)
+                    (personal if is_personal_path(path) else reported).append(row)
                 ecus.extend(
                     (vin, e.name, e.hardware_id, e.software_version,
                      version_key(e.software_version or ""), "reported", updated)
@@ -162,7 +174,8 @@ def stock_fleet(database: Database, count: int, seed: int = 11) -> list[str]:
                         vin, CHARGE_LIMIT, "i", 80.0, None, 1, stamp, "benchmark", None,
                         "pending", None, None,
                     ))  # fmt: skip
-            for table, rows in ((TWINS, twins), (REPORTED, reported), (ECUS, ecus),
+            for table, rows in ((TWINS, twins), (REPORTED, reported),
+                                (personal_table, personal), (ECUS, ecus),
                                 (DESIRED, desired)):  # fmt: skip
                 _bulk_insert(connection, table, rows)
     if database.dialect == "postgresql":

@@ -36,6 +36,10 @@ from drivetrain.cloud.infra.region_stores import register_regional_table, regist
 
 #: Longest VSS path stored (the standard's deepest paths are well below this).
 PATH_LENGTH = 200
+#: PostgreSQL ``fillfactor`` of the reported-value tables (``twin_reported``'s partitions,
+#: ``twin_reported_personal``): room on each page for the next version of its rows, so that
+#: rewriting a value is a heap-only update (no new primary-key entry; ``partitions.py``).
+VALUE_FILLFACTOR = 80
 
 
 class TwinRow(Base):
@@ -107,7 +111,9 @@ class PersonalReportedRow(StoredValue, Base):
     """
 
     __tablename__ = "twin_reported_personal"
-    __table_args__ = ({"sqlite_with_rowid": False},)
+    __table_args__ = (
+        {"sqlite_with_rowid": False, "postgresql_with": {"fillfactor": VALUE_FILLFACTOR}},
+    )
 
     vin: Mapped[str] = mapped_column(String(17), primary_key=True)
 

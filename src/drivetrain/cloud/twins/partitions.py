@@ -44,6 +44,7 @@ from typing import Any, Final, Literal
 from sqlalchemy import Connection
 
 from drivetrain.cloud.infra import Database
+from drivetrain.cloud.twins.models import VALUE_FILLFACTOR
 from drivetrain.core.errors import ConflictError, StorageError
 
 #: The partitioned tables, parent first (copy order; children reference ``twins``).
@@ -58,7 +59,7 @@ DEFAULT_PARTITIONS: Final = 16
 #: entry). Measured on the benchmark's realistic fleet: with full pages (PostgreSQL's default)
 #: almost no update of a stocked twin was HOT; at 80 % about half were, and the server's CPU
 #: per update fell by about a quarter.
-FILLFACTOR: Final = {"twin_reported": 80}
+FILLFACTOR: Final = {"twin_reported": VALUE_FILLFACTOR}
 MAX_PARTITIONS: Final = 1024
 
 PartitionState = Literal["partitioned", "copying", "unpartitioned", "not-postgresql"]

@@ -33,7 +33,7 @@ from drivetrain.cloud.twins.models import (
     PersonalReportedRow,
     TwinRow,
 )
-from drivetrain.cloud.twins.registry import IN_CHUNK
+from drivetrain.cloud.twins.registry import IN_CHUNK, twin_homes
 from drivetrain.cloud.twins.upsert import Row, upsert_rows
 from drivetrain.cloud.twins.values import decode_value, values_equal
 from drivetrain.core.vss.privacy import PERSONAL_CATEGORIES, privacy_category_for
@@ -62,14 +62,7 @@ def split_personal(rows: Sequence[Row]) -> tuple[list[Row], list[Row]]:
 
 def vehicle_regions(session: Session, vins: Iterable[str]) -> dict[str, str]:
     """The region of each twin of ``vins`` (from the state database)."""
-    wanted = sorted(set(vins))
-    regions: dict[str, str] = {}
-    for start in range(0, len(wanted), IN_CHUNK):
-        chunk = wanted[start : start + IN_CHUNK]
-        regions.update(
-            session.execute(select(TwinRow.vin, TwinRow.region).where(TwinRow.vin.in_(chunk))).all()
-        )
-    return regions
+    return {vin: region for vin, (_tenant, region) in twin_homes(session, vins).items()}
 
 
 def write_region_rows(
@@ -84,15 +77,23 @@ def write_region_rows(
     return upsert_rows(store, rows, PERSONAL_REPORTED)
 
 
-def write_personal(session: Session, rows: list[Row]) -> list[tuple[str, str]]:
-    """Write personal ``rows`` (twins existing) each to its vehicle's region store."""
-    regions = vehicle_regions(session, {row[0] for row in rows})
-    by_region: dict[str, list[Row]] = {}
+def write_personal(
+    session: Session, rows: list[Row], regions: Mapping[str, str] | None = None
+) -> list[tuple[str, str]]:
+    """Write personal ``rows`` (twins existing) each to its vehicle's region store, one
+    upsert per store (regions without a store of their own share the state database's);
+    ``regions`` (VIN → region) when the caller knows them already."""
+    if regions is None:
+        regions = vehicle_regions(session, {row[0] for row in rows})
+    stores: dict[int, tuple[Session, list[Row]]] = {}
+    for region in sorted({regions[row[0]] for row in rows}):
+        store = region_session(session, region)
+        stores.setdefault(id(store), (store, []))
     for row in rows:
-        by_region.setdefault(regions[row[0]], []).append(row)
+        stores[id(region_session(session, regions[row[0]]))][1].append(row)
     changed: list[tuple[str, str]] = []
-    for region, group in sorted(by_region.items()):
-        changed += write_region_rows(region_session(session, region), group, regions)
+    for store, group in stores.values():
+        changed += write_region_rows(store, group, regions)
     return changed
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -94,20 +94,42 @@ def twin_row(session: Session, vin: str, *, tenant: str | None) -> TwinRow:
     return row
 
 
-def ensure_twins(session: Session, vins: Iterable[str]) -> dict[str, str]:
-    """Tenant of each VIN in ``vins``, creating missing twins from the registry.
+# PostgreSQL: one primary-key probe per VIN, in the one partition its hash names. A plain
+# ``vin IN (...)`` of a batch's 250 VINs reaches every hash partition, and the planner then
+# scans each of them whole against the list (measured at 100,000 twins: 45-75 ms a batch,
+# twice per reported batch); the LATERAL subquery (kept a subquery by OFFSET 0) is a nested
+# loop of index probes pruned at run time (2-12 ms).
+_HOMES_PG: Final = text(
+    "SELECT t.vin, t.tenant_id, t.region FROM unnest(CAST(:vins AS varchar[])) AS v(vin) "
+    "CROSS JOIN LATERAL (SELECT twins.vin, twins.tenant_id, twins.region FROM twins "
+    "WHERE twins.vin = v.vin OFFSET 0) AS t"
+)
+
+
+def twin_homes(session: Session, vins: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """(tenant, region) of the twins among ``vins`` (VINs without a twin are left out)."""
+    wanted = sorted(set(vins))
+    homes: dict[str, tuple[str, str]] = {}
+    if wanted and session.get_bind().dialect.name == "postgresql":
+        rows = session.execute(_HOMES_PG, {"vins": wanted})
+        return {vin: (tenant, region) for vin, tenant, region in rows}
+    for start in range(0, len(wanted), IN_CHUNK):
+        chunk = wanted[start : start + IN_CHUNK]
+        query = select(TwinRow.vin, TwinRow.tenant_id, TwinRow.region).where(TwinRow.vin.in_(chunk))
+        homes.update({vin: (tenant, region) for vin, tenant, region in session.execute(query)})
+    return homes
+
+
+def ensure_homes(session: Session, vins: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """(tenant, region) of each VIN in ``vins``, creating missing twins from the registry.
 
     Raises:
         BadInputError: a malformed VIN.
         NotFoundError: a VIN that is not registered (nothing is created then).
     """
     wanted = sorted({fleet.validate_vin(vin) for vin in vins})
-    tenants: dict[str, str] = {}
-    for start in range(0, len(wanted), IN_CHUNK):
-        chunk = wanted[start : start + IN_CHUNK]
-        query = select(TwinRow.vin, TwinRow.tenant_id).where(TwinRow.vin.in_(chunk))
-        tenants.update({vin: tenant for vin, tenant in session.execute(query)})
-    missing = [vin for vin in wanted if vin not in tenants]
+    homes = twin_homes(session, wanted)
+    missing = [vin for vin in wanted if vin not in homes]
     if missing:
         now = datetime.now(UTC)
         # One registry query per chunk (a worker meets a fleet's vehicles for the first time
@@ -118,8 +140,18 @@ def ensure_twins(session: Session, vins: Iterable[str]) -> dict[str, str]:
             raise _not_found(unknown[0])
         vehicles = [registered[vin] for vin in missing]
         _insert_missing(session, [_row_values(v, now) for v in vehicles])
-        tenants.update({v.vin: v.tenant for v in vehicles})
-    return tenants
+        homes.update({v.vin: (v.tenant, v.region) for v in vehicles})
+    return homes
+
+
+def ensure_twins(session: Session, vins: Iterable[str]) -> dict[str, str]:
+    """Tenant of each VIN in ``vins``, creating missing twins from the registry.
+
+    Raises:
+        BadInputError: a malformed VIN.
+        NotFoundError: a VIN that is not registered (nothing is created then).
+    """
+    return {vin: tenant for vin, (tenant, _region) in ensure_homes(session, vins).items()}
 
 
 def twin_count(session: Session, tenant: str) -> int:

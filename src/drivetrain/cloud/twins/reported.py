@@ -22,7 +22,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import and_, case, exists, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    bindparam,
+    case,
+    cast,
+    exists,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from drivetrain.cloud.fleet import validate_vin
@@ -44,7 +58,7 @@ from drivetrain.cloud.twins.personal import (
     write_personal,
 )
 from drivetrain.cloud.twins.reconcile import rejected_paths
-from drivetrain.cloud.twins.registry import IN_CHUNK, ensure_twins, twin_row
+from drivetrain.cloud.twins.registry import IN_CHUNK, ensure_homes, twin_row
 from drivetrain.cloud.twins.rows import load_items
 from drivetrain.cloud.twins.upsert import Row, upsert_rows
 from drivetrain.cloud.twins.values import FLOAT_TOLERANCE, encode_value, to_ns
@@ -110,6 +124,27 @@ def value_matches(reported: Any, desired: Any) -> Any:
     )
 
 
+def _with_pending(
+    session: Session, vins: Sequence[str], conditions: list[ColumnElement[bool]]
+) -> list[str]:
+    """Which of ``vins`` have a desired item that meets ``conditions`` (``conditions[1]``
+    is the VIN list), sorted. On PostgreSQL one index probe per VIN into its own hash
+    partition (a LATERAL subquery, as ``registry.twin_homes`` does): ``vin IN (...)`` of a
+    whole batch reaches every partition of ``twin_desired`` with the whole list."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return sorted(set(connection.execute(select(DESIRED.c.vin).where(*conditions)).scalars()))
+    batch = (
+        func.unnest(cast(bindparam("vins", list(vins), type_=ARRAY(String)), ARRAY(String)))
+        .table_valued("vin")
+        .render_derived(name="v")
+    )
+    others = [c for i, c in enumerate(conditions) if i != 1]
+    found = select(DESIRED.c.vin).where(DESIRED.c.vin == batch.c.vin, *others).limit(1).lateral("found")
+    query = select(found.c.vin).select_from(batch).join(found, true())
+    return sorted(set(connection.execute(query).scalars()))
+
+
 def converge_pending(
     session: Session, vins: Sequence[str], now: datetime, paths: Sequence[str] | None = None
 ) -> list[tuple[str, str, datetime]]:
@@ -128,7 +163,7 @@ def converge_pending(
                       unexpired]  # fmt: skip
         if paths is not None:
             conditions.append(desired.path.in_(paths))
-        pending = sorted(set(session.connection().execute(select(desired.vin).where(*conditions)).scalars()))
+        pending = _with_pending(session, vins[start : start + IN_CHUNK], conditions)
         if not pending:
             continue
         # Items on personal paths: their values are in the region stores (personal.py).
@@ -173,10 +208,15 @@ def apply_reported(
     rows = _rows(reports, to_ns(now, where="now"))
     if not rows:
         return 0
-    tenants = ensure_twins(session, reports.keys())
+    homes = ensure_homes(session, reports.keys())
+    tenants = {vin: tenant for vin, (tenant, _region) in homes.items()}
     shared, personal = split_personal(rows)
     changed = upsert_rows(session, shared) if shared else []
-    changed_personal = write_personal(session, personal) if personal else []
+    changed_personal = (
+        write_personal(session, personal, {vin: region for vin, (_t, region) in homes.items()})
+        if personal
+        else []
+    )
     if not changed and not changed_personal:
         return 0
     changed += changed_personal
