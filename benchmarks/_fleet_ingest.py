@@ -145,7 +145,12 @@ def run(
     with tempfile.TemporaryDirectory(prefix="fleet_sim_ingest_") as tmp, \
             _broker(broker_url, Path(tmp)) as (broker, broker_pid):  # fmt: skip
         data_dir = Path(tmp) / "data"
-        settings = load_settings(data_dir=data_dir, deployment="embedded", broker_url=broker)
+        # pinned as for the worker below: a fleet profile or database URL in the environment
+        # would put the vehicles in another state database than the one the worker reads
+        settings = load_settings(
+            data_dir=data_dir, deployment="embedded", profile="embedded", broker_url=broker,
+            database_url=None, backbone_url=None, lake_url=None,
+        )  # fmt: skip
         database = Database(settings.state_database_url)
         database.upgrade()
         ensure_embedded_bootstrap(settings, database)

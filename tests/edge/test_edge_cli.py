@@ -157,6 +157,7 @@ def test_replay_sends_a_capture_through_the_agent_to_the_broker(
     assert as_json["stats"]["messages"] == 0 and as_json["campaigns"] == []
 
 
+@pytest.mark.embedded_only(reason="an agent with no broker configured (the fleet profile names one)")
 def test_run_without_a_broker_says_how_to_give_one(
     cli: Callable[..., str], capture_file: Path
 ) -> None:

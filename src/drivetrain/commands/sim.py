@@ -310,9 +310,9 @@ def fleet(
             if dispatcher is not None:
                 dispatcher.run_once()  # the cars' acknowledgements settle their deliveries
             ingested = worker.stats()
-            for agent in runner.agents:
-                dropped_on_cars.update(agent.not_consented_by_category)
             worker = None
+        for agent in runner.agents:
+            dropped_on_cars.update(agent.not_consented_by_category)
         manifest = write_ground_truth(
             out,
             plan,
@@ -347,7 +347,8 @@ def fleet(
     else:
         console.print(
             "ingestion runs in the broker's ingest workers: `drivetrain ingest stats` shows "
-            "what they stored and what consent dropped", markup=False,
+            "what they stored and what consent dropped at ingestion"
+            + _dropped_on_cars(dropped_on_cars, consented), markup=False,
         )
 
 
@@ -368,6 +369,20 @@ def _consent_option(text: str | None) -> frozenset[str] | None:
         fail(f"--consent: {e}", 2)
 
 
+def _consent_drops(dropped: Counter[str], consented: frozenset[str] | None) -> str:
+    """``N dropped for consent (category n, ...)`` and what the vehicles consent to."""
+    per_category = ", ".join(f"{category} {n:,}" for category, n in sorted(dropped.items()))
+    allowed = "their region's default" if consented is None else ", ".join(sorted(consented))
+    return (f"{sum(dropped.values()):,} dropped for consent ({per_category}); the vehicles "
+            f"consent to {allowed or 'nothing'} only")
+
+
+def _dropped_on_cars(on_cars: Counter[str], consented: frozenset[str] | None) -> str:
+    """With a broker, what the cars (in this process) did not collect for lack of consent;
+    "" when nothing."""
+    return f"; on the cars, {_consent_drops(on_cars, consented)}" if on_cars else ""
+
+
 def _ingest_summary(
     stats: WorkerStats, settings: Settings, consented: frozenset[str] | None,
     on_cars: Counter[str],
@@ -382,11 +397,7 @@ def _ingest_summary(
                  "says why)")
     dropped = Counter(on_cars) + Counter(stats.not_consented_by_category)
     if dropped:
-        per_category = ", ".join(f"{category} {n:,}" for category, n in sorted(dropped.items()))
-        allowed = ("their region's default" if consented is None
-                   else ", ".join(sorted(consented)) or "nothing")
-        text += (f"; {sum(dropped.values()):,} dropped for consent ({per_category}), "
-                 f"{sum(on_cars.values()):,} of them on the cars: the vehicles consent to "
-                 f"{allowed} only; run with --consent all, or grant a vehicle more with "
+        text += (f"; {_consent_drops(dropped, consented)} ({sum(on_cars.values()):,} of them "
+                 "dropped on the cars); run with --consent all, or grant a vehicle more with "
                  "`drivetrain privacy consent set VIN --allow ...`")
     return text

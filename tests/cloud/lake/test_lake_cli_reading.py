@@ -157,6 +157,8 @@ def test_an_unknown_tenant_is_an_error(data_dir: Path, tmp_path: Path) -> None:
         assert "tenant 'acmee' does not exist (tenants: acme)" in result.stderr
 
 
+@pytest.mark.embedded_only(reason="the embedded default's data folder and SQLite file (no "
+                                  "database URL: the fleet profile refuses to start without one)")
 def test_a_read_in_a_folder_without_data_says_where_it_looked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

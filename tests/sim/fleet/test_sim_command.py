@@ -4,7 +4,10 @@ writes the ground truth, a re-run that re-keys the same vehicles, and refused op
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -12,9 +15,11 @@ from typer.testing import CliRunner
 
 from drivetrain.cli import app as cli_app
 from drivetrain.cloud.fleet import get_vehicle, list_vehicles
-from drivetrain.cloud.infra import Database
+from drivetrain.cloud.infra import Database, open_database
+from drivetrain.cloud.ingest import IngestPipeline, IngestWorker, TwinsReportedState
 from drivetrain.cloud.lake import Lake
 from drivetrain.core.settings import load_settings
+from drivetrain.core.transport.factory import open_transport
 from drivetrain.sim.fleet.groundtruth import read_manifest
 
 
@@ -33,13 +38,51 @@ def test_sim_fleet_help_names_every_option() -> None:
         assert option in result.output
 
 
+@contextmanager
+def broker_ingest(published: Callable[[], int]) -> Iterator[None]:
+    """With a broker configured (the fleet profile), `sim fleet` publishes to it and leaves
+    ingestion to the broker's ingest workers: here one such worker runs beside the command,
+    in a shared group of its own, and the block ends once it has received and committed the
+    ``published()`` messages (at most 120 s). Without a broker the command ingests itself."""
+    settings = load_settings()
+    if settings.broker_url is None:
+        yield
+        return
+    database = open_database(settings)
+    lake = Lake.open(settings)
+    transport = open_transport(settings.broker_url, client_id=f"sim-test-{uuid.uuid4().hex[:8]}")
+    pipeline = IngestPipeline.from_settings(settings, database, lake, TwinsReportedState())
+    worker = IngestWorker(transport, pipeline, group=f"sim-test-{uuid.uuid4().hex[:8]}").start()
+    try:
+        yield
+        deadline = time.monotonic() + 120
+        while worker.stats().received < published() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert worker.wait_idle(timeout_s=60), worker.stats()
+        assert worker.stats().received >= published(), worker.stats()
+    finally:
+        worker.stop()
+        transport.close()
+        lake.close()
+        database.dispose()
+
+
+def _published(output: str) -> int:
+    """The summary's "N messages published"."""
+    match = re.search(r"([\d,]+) messages published", " ".join(output.split()))
+    assert match is not None, output
+    return int(match.group(1).replace(",", ""))
+
+
 def test_short_run_provisions_drives_lands_in_the_lake_and_writes_the_ground_truth(
     cli: Callable[..., str], database_url: str
 ) -> None:
-    output = cli(
-        "sim", "fleet", "--vehicles", "3", "--duration", "12", "--speedup", "0", "--headless",
-        "--out", "run", "--attacks", "mixed",
-    )  # fmt: skip
+    output = ""
+    with broker_ingest(lambda: _published(output)):
+        output = cli(
+            "sim", "fleet", "--vehicles", "3", "--duration", "12", "--speedup", "0",
+            "--headless", "--out", "run", "--attacks", "mixed",
+        )  # fmt: skip
     assert "[fleet] t=12/12 s" in output
     assert "3 vehicles drove" in output and "ground truth in" in output
     assert f"data directory: {Path('data').resolve()} (from DRIVETRAIN_DATA_DIR)" in output
@@ -101,13 +144,24 @@ def test_summary_counts_what_consent_dropped_per_category(
 ) -> None:
     args = ("sim", "fleet", "--vehicles", "2", "--duration", "20", "--speedup", "0",
             "--headless", "--out", "run")
-    dropped = _dropped_for_consent(cli(*args))
+    output = ""
+    with broker_ingest(lambda: _published(output)):
+        output = cli(*args)
+    dropped = _dropped_for_consent(output)
     assert set(dropped) == {"driving_behaviour", "location", "cabin"}  # the default consent
     assert all(n > 0 for n in dropped.values())
     with Lake.open(load_settings()) as lake:
         stored = {row["category"] for row in lake.counts("default").to_pylist()}
     assert stored == {"technical", "diagnostics"}
 
+
+@pytest.mark.embedded_only(
+    reason="--consent goes to the cars from this process over the in-process bus before they "
+    "start; with a broker the fleet's dispatcher delivers it, with no delivery-before-start"
+)
+def test_consent_all_collects_every_category(cli: Callable[..., str]) -> None:
+    args = ("sim", "fleet", "--vehicles", "2", "--duration", "20", "--speedup", "0",
+            "--headless", "--out", "run")
     everything = cli(*args, "--consent", "all")
     assert _dropped_for_consent(everything) == {} and "dropped for consent" not in everything
     with Lake.open(load_settings()) as lake:
