@@ -128,9 +128,9 @@ def sync_vehicle(
         args = job.body.get("args") or {}
         if job.name != POLICY_COMMAND or args.get("region") != region:
             continue
-        version = args.get("version")
+        pushed = args.get("version")
         behind = request.policy_region != region or (
-            isinstance(version, int) and request.policy_version < version
+            isinstance(pushed, int) and request.policy_version < pushed
         )
         if behind:
             policy_job = send_command(
