@@ -80,14 +80,9 @@ def route_events(mb: MicroBatch, batch: AuthenticBatch) -> None:
                                    f"event {position} ({event.type!r}): {problem}")
             else:
                 good.append((position, event))
-        elif event.type == WITHDRAWN_EVENT:
-            if problem := _withdrawal(mb, batch, event):
-                bad.setdefault("bad_consent", []).append((position, event))
-                details.setdefault("bad_consent", f"event {position} ({event.type!r}): {problem}")
-            else:
-                good.append((position, event))
-        elif event.type == SYNC_EVENT:
-            if problem := _privacy_sync(mb, batch, event):
+        elif event.type in (WITHDRAWN_EVENT, SYNC_EVENT):
+            privacy = _withdrawal if event.type == WITHDRAWN_EVENT else _privacy_sync
+            if problem := privacy(mb, batch, event):
                 bad.setdefault("bad_consent", []).append((position, event))
                 details.setdefault("bad_consent", f"event {position} ({event.type!r}): {problem}")
             else:
