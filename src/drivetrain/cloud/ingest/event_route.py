@@ -196,7 +196,8 @@ def _privacy_sync(mb: MicroBatch, batch: AuthenticBatch, event: VehicleEvent) ->
         request = SyncRequest.from_event(event.data)
         with mb.session.begin_nested():  # a refusal leaves the micro-batch's work intact
             sync_vehicle(mb.session, vin=vehicle.vin, tenant=vehicle.tenant,
-                         region=vehicle.region, request=request, now=mb.received_at)
+                         region=vehicle.region, request=request, now=mb.received_at,
+                         reported_at=_EPOCH + timedelta(microseconds=event.ts_ns // 1000))
     except (BadInputError, NotFoundError) as e:
         return str(e)
     return ""

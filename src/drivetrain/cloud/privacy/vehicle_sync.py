@@ -18,7 +18,8 @@ starts it reports the vehicle event ``privacy.sync`` (``drivetrain.edge.consent.
 Each goes out as a new command job through the dispatcher, so it takes its turn in the
 vehicle's slot like any other. A car that is up to date gets nothing: reports are
 idempotent, and one repeated before the car applied a resend costs at most a second resend,
-which the car refuses as not newer.
+which the car refuses as not newer. A change made after the report (by the car's clock) is
+not re-sent: its own delivery is on its way, and the report cannot tell if the car missed it.
 """
 
 from __future__ import annotations
@@ -93,10 +94,13 @@ def sync_vehicle(
     tenant: str,
     region: str,
     request: SyncRequest,
+    reported_at: datetime,
     now: datetime,
 ) -> SyncSent:
     """Send ``vin`` (of ``tenant``, registered in ``region``) its consent and its region's
-    latest policy where ``request`` shows the car is behind the cloud.
+    latest policy where ``request``, made at ``reported_at`` (the car's clock), shows the car
+    is behind the cloud. A change made after the report is not re-sent: the report cannot
+    tell whether the car missed it, and its own delivery is on its way.
 
     Raises:
         NotFoundError: ``vin`` is not a vehicle of ``tenant``.
@@ -110,7 +114,7 @@ def sync_vehicle(
     actor = f"privacy-sync:{vin}"
     consent_job = policy_job = None
     consent = get_consent(session, vin, tenant)  # NotFoundError
-    if consent.updated_at is not None:
+    if consent.updated_at is not None and consent.updated_at <= reported_at:
         version = consent_version(consent.updated_at)
         if request.consent_version < version:
             args = {"categories": sorted(consent.categories), "version": version}
@@ -129,8 +133,9 @@ def sync_vehicle(
         if job.name != POLICY_COMMAND or args.get("region") != region:
             continue
         pushed = args.get("version")
-        behind = request.policy_region != region or (
-            isinstance(pushed, int) and request.policy_version < pushed
+        behind = job.created_at <= reported_at and (
+            request.policy_region != region
+            or (isinstance(pushed, int) and request.policy_version < pushed)
         )
         if behind:
             policy_job = send_command(
