@@ -57,14 +57,33 @@ def _jobs(database: Database) -> list[str]:
         return [j.name for j in list_jobs(session, tenant="acme")]
 
 
+class Cloud:
+    """The cloud's side over the broker: the car's uplink, ingestion and the dispatcher."""
+
+    def __init__(self, database: Database, link: MqttTransport, vin: str) -> None:
+        self.uplink: list[Message] = []
+        link.subscribe(vehicle_topic(vin, "ack"), self.uplink.append, qos=1)
+        link.subscribe(vehicle_topic(vin, "events"), self.uplink.append, qos=1)
+        self.dispatcher = Dispatcher(database, link, CLOUD_KEY)
+        self.pipeline = IngestPipeline(database, MemoryLake(), TwinsReportedState())
+
+    def exchange(self, agent: EdgeAgent) -> None:
+        """The car ticks and sends; the cloud ingests what came and runs a dispatcher round."""
+        agent.tick()
+        agent.flush()
+        time.sleep(0.1)
+        messages, self.uplink[:] = list(self.uplink), []
+        if messages:
+            self.pipeline.process([RawMessage(m.topic, m.payload) for m in messages])
+        self.dispatcher.run_once()
+
+
 def test_a_car_that_missed_its_consent_and_policy_gets_both_when_it_reconnects(
     database: Database, mqtt_url: str, car: VehicleIdentity
 ) -> None:
     with MqttTransport(mqtt_url, client_id=unique_name("cloud")) as link:
-        uplink: list[Message] = []
-        link.subscribe(vehicle_topic(car.vin, "ack"), uplink.append, qos=1)
-        link.subscribe(vehicle_topic(car.vin, "events"), uplink.append, qos=1)
-        dispatcher = Dispatcher(database, link, CLOUD_KEY)
+        cloud = Cloud(database, link, car.vin)
+        dispatcher = cloud.dispatcher
         with database.session() as session:  # the car is away
             [push] = push_policy(session, OPERATOR, tenant="acme", actor="op", regions=["EU"])
             change = change_consent(
@@ -84,7 +103,6 @@ def test_a_car_that_missed_its_consent_and_policy_gets_both_when_it_reconnects(
             send_command(session, car.vin, "flash_lights", {"times": 2}, tenant="acme", actor="app")
         assert dispatcher.run_once().sent == 1
 
-        pipeline = IngestPipeline(database, MemoryLake(), TwinsReportedState())
         with MqttTransport(mqtt_url, client_id=unique_name("car")) as car_link:
             agent = EdgeAgent(car, car_link, MemoryBuffer())
             agent.start()  # the retained flash_lights arrives on subscribing
@@ -94,13 +112,7 @@ def test_a_car_that_missed_its_consent_and_policy_gets_both_when_it_reconnects(
                 downlink.consent.version == change.version
                 and downlink.policy_record.version == push.version
             ):
-                agent.tick()
-                agent.flush()
-                time.sleep(0.1)
-                messages, uplink[:] = list(uplink), []
-                if messages:
-                    pipeline.process([RawMessage(m.topic, m.payload) for m in messages])
-                dispatcher.run_once()
+                cloud.exchange(agent)
             agent.stop()
     assert downlink.consent.categories == {"technical", "location"}
     assert downlink.consent.version == change.version
@@ -115,11 +127,8 @@ def test_a_car_that_is_up_to_date_is_sent_nothing(
     database: Database, mqtt_url: str, car: VehicleIdentity
 ) -> None:
     with MqttTransport(mqtt_url, client_id=unique_name("cloud")) as link:
-        uplink: list[Message] = []
-        link.subscribe(vehicle_topic(car.vin, "ack"), uplink.append, qos=1)
-        link.subscribe(vehicle_topic(car.vin, "events"), uplink.append, qos=1)
-        dispatcher = Dispatcher(database, link, CLOUD_KEY)
-        pipeline = IngestPipeline(database, MemoryLake(), TwinsReportedState())
+        cloud = Cloud(database, link, car.vin)
+        dispatcher = cloud.dispatcher
         with MqttTransport(mqtt_url, client_id=unique_name("car")) as car_link:
             agent = EdgeAgent(car, car_link, MemoryBuffer())
             agent.start()
@@ -140,15 +149,9 @@ def test_a_car_that_is_up_to_date_is_sent_nothing(
                 time.sleep(0.1)
             assert agent.downlink.consent.version == change.version
             agent.stop()
-            uplink.clear()  # the first start's report may predate the consent's arrival
+            cloud.uplink.clear()  # the first start's report may predate the consent's arrival
             agent.start()  # a restart: reports again, holding the current consent
             for _ in range(10):
-                agent.tick()
-                agent.flush()
-                time.sleep(0.1)
-                messages, uplink[:] = list(uplink), []
-                if messages:
-                    pipeline.process([RawMessage(m.topic, m.payload) for m in messages])
-                dispatcher.run_once()
+                cloud.exchange(agent)
             agent.stop()
     assert _jobs(database) == ["privacy.collection"]
