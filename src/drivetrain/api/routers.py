@@ -24,6 +24,7 @@ from drivetrain.cloud.portability import api as portability_api
 from drivetrain.cloud.privacy import aggregate_api as privacy_aggregate_api
 from drivetrain.cloud.privacy import api as privacy_api
 from drivetrain.cloud.privacy import data_act_admin_api, data_act_api
+from drivetrain.cloud.privacy import policy_api as privacy_policy_api
 from drivetrain.cloud.security import api as security_api
 from drivetrain.cloud.twins import api as twins_api
 
@@ -43,6 +44,7 @@ ROUTERS: list[tuple[str, APIRouter]] = [
     ("/v1/privacy", privacy_api.router),
     ("/v1/privacy", privacy_aggregate_api.router),
     ("/v1/privacy/requests", portability_api.router),
+    ("/v1/tenants/{tenant}/privacy", privacy_policy_api.router),
     ("/v1/data-act", data_act_api.router),
     ("/v1/data-act", data_act_admin_api.router),
     ("/v1/commands", commands_api.commands_router),

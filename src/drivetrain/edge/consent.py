@@ -36,6 +36,10 @@ CONSENT_COMMAND: Final = "privacy.collection"
 #: The vehicle event reporting a withdrawal made in the car:
 #: ``{"withdrawn": [...], "categories": [...], "version": N}``.
 WITHDRAWN_EVENT: Final = "privacy.consent.withdrawn"
+#: The vehicle event an agent reports once per start, after applying what was waiting for it:
+#: what it holds, so the cloud re-sends what it missed (``cloud.privacy.vehicle_sync``):
+#: ``{"consent_version": N, "policy_region": "EU", "policy_version": M}`` (-1: none yet).
+SYNC_EVENT: Final = "privacy.sync"
 
 
 @lru_cache(maxsize=4096)

@@ -10,6 +10,7 @@ from drivetrain.cloud.ingest import records
 from drivetrain.cloud.ingest.microbatch import MicroBatch, iso_ns
 from drivetrain.cloud.ingest.records import DeadLetterDraft
 from drivetrain.cloud.ingest.results import AuthenticBatch, MessageResult
+from drivetrain.cloud.privacy.vehicle_sync import SYNC_EVENT, SyncRequest, sync_vehicle
 from drivetrain.cloud.privacy.vehicle_withdrawal import (
     WITHDRAWN_EVENT,
     Withdrawal,
@@ -80,8 +81,9 @@ def route_events(mb: MicroBatch, batch: AuthenticBatch) -> None:
                                    f"event {position} ({event.type!r}): {problem}")
             else:
                 good.append((position, event))
-        elif event.type == WITHDRAWN_EVENT:
-            if problem := _withdrawal(mb, batch, event):
+        elif event.type in (WITHDRAWN_EVENT, SYNC_EVENT):
+            privacy = _withdrawal if event.type == WITHDRAWN_EVENT else _privacy_sync
+            if problem := privacy(mb, batch, event):
                 bad.setdefault("bad_consent", []).append((position, event))
                 details.setdefault("bad_consent", f"event {position} ({event.type!r}): {problem}")
             else:
@@ -183,6 +185,21 @@ def _withdrawal(mb: MicroBatch, batch: AuthenticBatch, event: VehicleEvent) -> s
             withdraw_from_vehicle(mb.session, vin=vehicle.vin, tenant=vehicle.tenant,
                                   withdrawal=withdrawal, region_default=default,
                                   now=mb.received_at)
+    except (BadInputError, NotFoundError) as e:
+        return str(e)
+    return ""
+
+
+def _privacy_sync(mb: MicroBatch, batch: AuthenticBatch, event: VehicleEvent) -> str:
+    """Re-send the consent and the region's policy the car reports it is behind on (it
+    reports on each start); returns why the report was refused ('' if it was handled)."""
+    vehicle = batch.vehicle
+    try:
+        request = SyncRequest.from_event(event.data)
+        with mb.session.begin_nested():  # a refusal leaves the micro-batch's work intact
+            sync_vehicle(mb.session, vin=vehicle.vin, tenant=vehicle.tenant,
+                         region=vehicle.region, request=request, now=mb.received_at,
+                         reported_at=_EPOCH + timedelta(microseconds=event.ts_ns // 1000))
     except (BadInputError, NotFoundError) as e:
         return str(e)
     return ""

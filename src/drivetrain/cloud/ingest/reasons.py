@@ -12,7 +12,8 @@ A payload is judged at two levels (see docs/ingest.md):
   ``out_of_range``, ``timestamp_too_old``, ``timestamp_in_future``; for events also
   ``bad_inventory`` (a ``vehicle.inventory`` event the twins cannot take) and
   ``bad_entitlements`` (an ``entitlements.changed`` event whose features do not read) and
-  ``bad_consent`` (a ``privacy.consent.withdrawn`` event that does not read).
+  ``bad_consent`` (a ``privacy.consent.withdrawn`` or ``privacy.sync`` event that does not
+  read).
 
 ``not_consented`` is not a fault: the vehicle's consent does not cover the signal's privacy
 category, so the value is dropped by policy at the door and counted, never written anywhere.
@@ -83,8 +84,8 @@ REASON_DESCRIPTIONS: Final[dict[Outcome, str]] = {
     "bad_entitlements": "an entitlements.changed event whose features list is malformed "
     "(not a list, a feature twice, a field of the wrong type or range); the twin's reported "
     "state is not changed, the other events of the message are stored",
-    "bad_consent": "a privacy.consent.withdrawn event (consent withdrawn in the car) that does "
-    "not read (an unknown category or field, a VIN in its data, a bad version); the consent "
+    "bad_consent": "a privacy.consent.withdrawn event (consent withdrawn in the car) or a "
+    "privacy.sync event (what the car holds) that does not read (an unknown category or field, a VIN in its data, a bad version); the consent "
     "is not changed, the other events of the message are stored",
 }
 

@@ -58,6 +58,7 @@ def push_policy(
     actor: str,
     regions: Sequence[str] | None = None,
     now: datetime | None = None,
+    request_id: str | None = None,
 ) -> list[PolicyPush]:
     """Send ``policy``'s rules of each region (default: every region it names) to the
     tenant's vehicles there; audited as ``privacy.policy.push``.
@@ -95,6 +96,7 @@ def push_policy(
             query=f'region == "{region}"',
             policy=PRIVACY_ROLLOUT,
             now=now,
+            request_id=request_id,
         )
         pushes.append(PolicyPush(region, version, job.job_id, job.counts.queued, rules))
     record_audit(
@@ -109,5 +111,6 @@ def push_policy(
             "regions": {p.region: p.vehicles for p in pushes},
         },
         now=now,
+        request_id=request_id,
     )
     return pushes

@@ -70,7 +70,7 @@ from drivetrain.edge.buffer import Buffer
 from drivetrain.edge.campaigns import Campaign
 from drivetrain.edge.can_input import CanDecoding
 from drivetrain.edge.collection import CollectionEngine
-from drivetrain.edge.consent import CollectionConsent, region_default
+from drivetrain.edge.consent import SYNC_EVENT, CollectionConsent, region_default
 from drivetrain.edge.downlink import DOWNLINK_CHANNELS, DownlinkGuard, ReplayState
 from drivetrain.edge.entitlements import EntitlementGate
 from drivetrain.edge.identity import VehicleIdentity
@@ -245,6 +245,8 @@ class EdgeAgent:
         self._fired = 0
         #: Inventory events sealed so far (on start and on each change).
         self.inventory_reports = 0
+        #: A ``privacy.sync`` report is due (once per start, at its first tick).
+        self._sync_due = False
 
     @property
     def desired_version(self) -> int:
@@ -265,6 +267,7 @@ class EdgeAgent:
             return
         if self._inventory:
             self._report_inventory(self._clock_ns())
+        self._sync_due = True
         for channel in DOWNLINK_CHANNELS.values():
             # Acknowledged to the broker only once handled and its outcome is on disk (tick):
             # a message received just before a crash is delivered again in the next session.
@@ -331,6 +334,18 @@ class EdgeAgent:
         self.outbox.events_sent += 1
         self.inventory_reports += 1
 
+    def _report_privacy_held(self, now_ns: int) -> None:
+        """Report the consent and policy versions held (``SYNC_EVENT``), once per start and
+        after the messages waiting for the car were applied: the cloud re-sends what the car
+        missed (a delivery that ended while it was away, another command in its slot)."""
+        self._sync_due = False
+        policy = self.downlink.policy_record
+        self.outbox.events.append(VehicleEvent(SYNC_EVENT, now_ns, "info", {
+            "consent_version": self.downlink.consent.version,
+            "policy_region": policy.region or self.identity.region,
+            "policy_version": policy.version,
+        }))  # fmt: skip
+
     def stop(self) -> None:
         """Unsubscribe; the buffer and transport stay open (their owner closes them)."""
         for subscription in self._subscriptions:
@@ -372,6 +387,8 @@ class EdgeAgent:
             except BadInputError as e:  # already off, or not a category: nothing to stop
                 log.warning("%s: withdrawal in the car not applied: %s", self.vin, e)
             self._withdrawals.popleft()
+        if self._sync_due:
+            self._report_privacy_held(now_ns)
         parts = []
         if frames is not None and len(frames):
             if self.can is None:
