@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from drivetrain.commands.db import fail
@@ -72,12 +72,13 @@ def bench_rul(
             TimeElapsedColumn(), console=console, transient=True,
         ) as progress:  # fmt: skip
             task = progress.add_task(name, total=members)
+
+            def advance(done: int, _total: int, progress: Progress = progress,
+                        task: TaskID = task) -> None:
+                progress.update(task, completed=done)
+
             try:
-                model = RulModel.fit(
-                    data.train,
-                    RulConfig(members=members),
-                    progress=lambda done, _total, task=task: progress.update(task, completed=done),
-                )
+                model = RulModel.fit(data.train, RulConfig(members=members), progress=advance)
             except MissingExtraError as e:
                 fail(e)
         results.append(evaluate(model, name, data.test, data.test_rul))

@@ -8,12 +8,15 @@ Works on the configured state database directly, as an operator; a push is audit
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from drivetrain.commands.db import cli_actor, fail, load_settings_or_exit, open_migrated_database
 from drivetrain.commands.output import Column, emit_json, print_table
+
+if TYPE_CHECKING:  # imported when a command runs: keeps the CLI's start-up light
+    from drivetrain.core.privacy_policy import MinimisationPolicy, RegionPolicy
 
 policy_app = typer.Typer(
     help="The per-region minimisation policy (precision, categories off until consent): show "
@@ -31,7 +34,7 @@ Regions = Annotated[
 ]
 
 
-def _policy():  # type: ignore[no-untyped-def]
+def _policy() -> MinimisationPolicy:
     from drivetrain.core.errors import DrivetrainError
     from drivetrain.core.privacy_policy import active_policy
 
@@ -41,14 +44,12 @@ def _policy():  # type: ignore[no-untyped-def]
         fail(e, 2)
 
 
-def _rules_text(rules: dict[str, object]) -> str:
-    precision = rules.get("precision") or []
-    assert isinstance(precision, list)
+def _rules_text(region: RegionPolicy) -> str:
     return (
         "; ".join(
-            f"{', '.join(r['signals'])}: "
-            + (f"{r['decimals']} decimal(s)" if "decimals" in r else f"step {r['step']:g}")
-            for r in precision
+            f"{', '.join(r.signals)}: "
+            + (f"{r.decimals} decimal(s)" if r.step is None else f"step {r.step:g}")
+            for r in region.precision
         )
         or "as measured"
     )
@@ -66,16 +67,21 @@ def show(regions: Regions = None, as_json: JsonOption = False) -> None:
             f"{', '.join(sorted(policy.regions))}",
             2,
         )
-    entries = {r: policy.regions[r].to_dict() for r in chosen}
     if as_json:
-        emit_json({"source": policy.source, "regions": entries})
+        emit_json(
+            {"source": policy.source, "regions": {r: policy.regions[r].to_dict() for r in chosen}}
+        )
         return
     print_table(
         f"privacy policy ({policy.source})",
         [Column("region", "id"), Column("off until consent"), Column("precision")],
         (
-            (r, ", ".join(e["default_off"]) or "nothing", _rules_text(e))  # type: ignore[arg-type]
-            for r, e in entries.items()
+            (
+                r,
+                ", ".join(sorted(policy.regions[r].default_off)) or "nothing",
+                _rules_text(policy.regions[r]),
+            )
+            for r in chosen
         ),
     )
 
@@ -118,5 +124,8 @@ def push(
             Column("vehicles", "number"),
             Column("precision"),
         ],
-        ((p.region, p.version, p.job_id, p.vehicles, _rules_text(p.rules)) for p in pushes),
+        (
+            (p.region, p.version, p.job_id, p.vehicles, _rules_text(policy.regions[p.region]))
+            for p in pushes
+        ),
     )

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypedDict
 
 from drivetrain.cloud.batch.frames import spark_path
 from drivetrain.cloud.batch.session import quiet_pandas_check
@@ -63,6 +63,18 @@ _FILE_SCHEMA: Final = ("vehicle string, path string, ts bigint, value double, te
                        "category string, batch_id string, campaign string, dimensions string")
 _RESULT_SCHEMA: Final = ("group int, staged string, rows long, bytes long, min_ts long, "
                          "max_ts long, categories string")
+
+
+class _JobRow(TypedDict):
+    """One result row of the Spark job (``_RESULT_SCHEMA``): the file written for a group."""
+
+    group: int
+    staged: str
+    rows: int
+    bytes: int
+    min_ts: int
+    max_ts: int
+    categories: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +192,7 @@ def _frame(spark: SparkSession, store: RegionStore, rewrites: Sequence[Rewrite])
 
 def _run_job(
     spark: SparkSession, store: RegionStore, rewrites: Sequence[Rewrite], job_dir: Path
-) -> dict[int, dict[str, object]]:
+) -> dict[int, _JobRow]:
     """Run the Spark job writing each group's file under ``job_dir``; returns its result
     row per group number.
 
@@ -268,7 +280,8 @@ def compact_on_spark(
         StorageError: Spark failed, or a file cannot be written.
     """
     tenant = None if tenant is None else parse_tenant(tenant)
-    results, discarded = [], []
+    results: list[CompactionResult] = []
+    discarded: list[Discarded] = []
     for store in lake.region_stores(None if region is None else [region]):
         with store.maintenance():
             groups = plan_compaction(store.index.live_files(store.region, tenant=tenant),

@@ -103,7 +103,10 @@ def _extended(curve: F64) -> F64:
 class EolPredictor(Protocol):
     """Predicts the end-of-life cycle of a cell from its first capacities."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """Short method name reported with each prediction."""
+        ...
 
     def predict(self, early: F64) -> float:
         """End-of-life cycle (1-based, may be fractional or ``inf``) from ``early`` capacities."""
@@ -152,7 +155,7 @@ class LinearEol:
         slope, intercept = np.polyfit(cycles, early[-n:], 1)
         if slope > -_NO_FADE_AH_PER_CYCLE:  # flat or rising (round-off leaves ~1e-17, not 0)
             return math.inf
-        return max(float(len(early)), (self.threshold_ah - intercept) / slope)
+        return max(float(len(early)), float((self.threshold_ah - intercept) / slope))
 
 
 @dataclass(frozen=True)

@@ -222,14 +222,14 @@ def plan_site(
         start_kwh = s.soc_now * s.capacity_kwh
         # h_vt >= start + gain * cumsum(p) - high*cap   <=>   gain*cumsum(p) - h <= high*cap - start
         for t in range(s.plug_in_slot, s.departure_slot):
-            ts = np.arange(s.plug_in_slot, t + 1)
+            ts = range(s.plug_in_slot, t + 1)
             rows += [row] * (len(ts) + 1)
             cols += [p_index(v, u) for u in ts] + [h0 + p_index(v, t)]
             vals += [gain] * len(ts) + [-1.0]
             rhs.append(high_soc * s.capacity_kwh - start_kwh)
             row += 1
         # start + gain * sum(p) + shortfall >= target*cap   <=>   -gain*sum(p) - s <= start - target*cap
-        ts = np.arange(s.plug_in_slot, s.departure_slot)
+        ts = range(s.plug_in_slot, s.departure_slot)
         rows += [row] * (len(ts) + 1)
         cols += [p_index(v, u) for u in ts] + [s0 + v]
         vals += [-gain] * len(ts) + [-1.0]
@@ -241,10 +241,9 @@ def plan_site(
         vals += [gain] * len(ts)
         rhs.append(s.capacity_kwh - start_kwh)
         row += 1
-    finite = np.flatnonzero(np.isfinite(limit))
-    for t in finite:
+    for t in map(int, np.flatnonzero(np.isfinite(limit))):
         rows += [row] * n
-        cols += [p_index(v, int(t)) for v in range(n)]
+        cols += [p_index(v, t) for v in range(n)]
         vals += [1.0] * n
         rhs.append(float(limit[t]))
         row += 1

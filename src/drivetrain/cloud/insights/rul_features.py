@@ -99,7 +99,8 @@ class ConditionNormaliser:
     def condition_of(self, settings: F64) -> I64:
         """Nearest condition of each row of settings."""
         scaled = settings[:, None, :] / SETTING_TOLERANCE - self.centres[None] / SETTING_TOLERANCE
-        return np.argmin(np.linalg.norm(scaled, axis=2), axis=1).astype(np.int64)
+        nearest: I64 = np.argmin(np.linalg.norm(scaled, axis=2), axis=1).astype(np.int64)
+        return nearest
 
     def transform(self, runs: EngineRuns) -> F64:
         """Sensors z-scored within each row's condition, informative sensors only."""
@@ -170,8 +171,8 @@ def trailing_slope(values: F64, x: F64, unit_start: I64, window: int) -> F64:
 def baseline_mean(values: F64, unit_start: I64, first_rows: int) -> F64:
     """Mean of the unit's first ``first_rows`` rows, using only rows up to the current one."""
     idx = np.arange(len(values))
-    end = np.minimum(idx, unit_start + first_rows - 1)
-    cs = np.vstack([np.zeros((1, values.shape[1])), np.cumsum(values, axis=0)])
+    end: I64 = np.minimum(idx, unit_start + first_rows - 1)
+    cs: F64 = np.vstack([np.zeros((1, values.shape[1])), np.cumsum(values, axis=0)])
     return (cs[end + 1] - cs[unit_start]) / (end + 1 - unit_start)[:, None]
 
 

@@ -123,7 +123,7 @@ class RulModel:
     def predict(self, runs: EngineRuns) -> F64:
         """Predicted RUL in cycles at every row of ``runs`` (clipped to [0, cap])."""
         matrix = self.features(runs)
-        preds = np.mean([m.predict(matrix) for m in self.members], axis=0)  # type: ignore[attr-defined]
+        preds: F64 = np.mean([m.predict(matrix) for m in self.members], axis=0)  # type: ignore[attr-defined]
         return np.clip(preds, 0.0, self.config.cap)
 
     def predict_last(self, runs: EngineRuns) -> F64:

@@ -19,9 +19,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from drivetrain.cloud.insights._deps import require
 from drivetrain.core.errors import BadInputError
+
+if TYPE_CHECKING:  # the optional "insights" extra; imported lazily through ``require``
+    from ortools.sat.python.cp_model import IntVar
 
 UNBOOKED_COST = 1_000_000
 MAX_DAYS = 60
@@ -112,7 +116,7 @@ def schedule(
     pinned, forbidden = pinned or {}, forbidden or {}
     cp_model = require("ortools.sat.python.cp_model")
     model = cp_model.CpModel()
-    choice: dict[tuple[int, int, int], object] = {}
+    choice: dict[tuple[int, int, int], IntVar] = {}
     distance: dict[tuple[int, int], float] = {}
     for r_i, r in enumerate(requests):
         for c_i, c in enumerate(centres):
@@ -131,20 +135,20 @@ def schedule(
     for r_i, r in enumerate(requests):
         mine = [v for (ri, _, _), v in choice.items() if ri == r_i]
         b = model.NewBoolVar(f"booked{r_i}")
-        model.Add(sum(mine) == b)  # type: ignore[arg-type]
+        model.Add(sum(mine) == b)
         if r.vehicle in pinned and mine:
             model.Add(b == 1)
         booked.append(b)
     for c_i, c in enumerate(centres):
         for day in range(days):
-            model.Add(sum(v for (_, ci, d), v in choice.items() if ci == c_i and d == day) <= c.daily_capacity)  # type: ignore[arg-type]
+            model.Add(sum(v for (_, ci, d), v in choice.items() if ci == c_i and d == day) <= c.daily_capacity)
         for part in {r.part for r in requests}:
             uses = [v for (ri, ci, _), v in choice.items() if ci == c_i and requests[ri].part == part]
             if uses:
-                model.Add(sum(uses) <= c.stock.get(part, 0))  # type: ignore[arg-type]
+                model.Add(sum(uses) <= c.stock.get(part, 0))
     objective = [round(distance[(ri, ci)] + day_cost_km * d) * v for (ri, ci, d), v in choice.items()]
-    objective += [UNBOOKED_COST * (1 - b) for b in booked]  # type: ignore[operator]
-    model.Minimize(sum(objective))  # type: ignore[arg-type]
+    objective += [UNBOOKED_COST * (1 - b) for b in booked]
+    model.Minimize(sum(objective))
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = time_limit_s
     solver.parameters.num_workers = 1

@@ -57,7 +57,7 @@ class Withdrawal:
                 f"withdrawal: unknown field(s) {', '.join(unknown)}; expected "
                 "withdrawn, categories and version"
             )
-        lists = {}
+        lists: dict[str, frozenset[PrivacyCategory]] = {}
         for name in ("withdrawn", "categories"):
             value = data.get(name)
             if (
@@ -69,7 +69,7 @@ class Withdrawal:
                     f"withdrawal.{name}: expected a list of privacy categories "
                     f"({', '.join(PRIVACY_CATEGORIES)})"
                 )
-            lists[name] = frozenset(value)
+            lists[name] = frozenset(c for c in PRIVACY_CATEGORIES if c in value)
         version = data.get("version")
         if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version < 2**63:
             raise BadInputError(
@@ -77,7 +77,7 @@ class Withdrawal:
             )
         if not lists["withdrawn"]:
             raise BadInputError("withdrawal.withdrawn: expected at least one category")
-        return cls(lists["withdrawn"], lists["categories"], version)  # type: ignore[arg-type]
+        return cls(lists["withdrawn"], lists["categories"], version)
 
 
 def withdraw_from_vehicle(

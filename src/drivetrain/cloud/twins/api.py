@@ -37,12 +37,7 @@ from drivetrain.cloud.lake import Lake
 from drivetrain.cloud.lake.api import PurposeParam, lake_of
 from drivetrain.cloud.privacy import vehicle_pseudonym
 from drivetrain.cloud.privacy.binding import bind_read, categories_of
-from drivetrain.cloud.privacy.state_reads import (
-    PERSONAL_CATEGORIES,
-    StateView,
-    bind_state_read,
-    query_categories,
-)
+from drivetrain.cloud.privacy.state_reads import StateView, bind_state_read, query_categories
 from drivetrain.cloud.twins.api_schemas import (
     BulkDesiredOut,
     DeltaOut,
@@ -74,7 +69,7 @@ from drivetrain.cloud.twins.service import (
 from drivetrain.cloud.twins.values import from_ns
 from drivetrain.core.errors import BadInputError, NotFoundError, VersionConflictError
 from drivetrain.core.vss import builtin_catalog
-from drivetrain.core.vss.privacy import privacy_category_for
+from drivetrain.core.vss.privacy import PERSONAL_CATEGORIES, privacy_category_for
 
 router = APIRouter(tags=["twins"])
 _T = TypeVar("_T")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import hashlib
 import logging
 import re
@@ -73,8 +74,10 @@ try:  # the optional "fleet" extra
         StorageType,
         StreamConfig,
     )
+
+    _HAVE_NATS = True
 except ImportError:  # pragma: no cover - checked when a JetStreamTransport is made
-    nats = None
+    _HAVE_NATS = False
 
 _log = logging.getLogger("drivetrain.transport.jetstream")
 T = TypeVar("T")
@@ -150,7 +153,7 @@ class JetStreamTransport(Transport):
         connect_timeout_s: float = 10.0,
         redeliver_after_s: float = 30.0,
     ) -> None:
-        if nats is None:
+        if not _HAVE_NATS:
             raise ConfigurationError(
                 "the JetStream backbone needs nats-py: pip install 'drivetrain[fleet]'"
             )
@@ -356,8 +359,8 @@ class JetStreamTransport(Transport):
             else:
                 config.inactive_threshold = max(self.redeliver_after_s, 60.0)
             try:
-                info = await self._retrying(lambda c=config, t=target:
-                                            self._js.add_consumer(t.stream, c))
+                info = await self._retrying(
+                    functools.partial(self._js.add_consumer, target.stream, config))
                 pulls.append(await self._js.pull_subscribe_bind(
                     durable=info.name, stream=target.stream))
             except (TimeoutError, nats.errors.Error) as e:

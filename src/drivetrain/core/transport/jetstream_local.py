@@ -75,8 +75,8 @@ class LocalJetStream:
         lines = [
             f"server_name: {self.server_name(index)}",
             f"listen: 127.0.0.1:{self.client_ports[index]}",
-            f'jetstream {{ store_dir: "{folder / "store"}", max_memory_store: 64MB, '
-            "max_file_store: 2GB }",
+            (f'jetstream {{ store_dir: "{folder / "store"}", max_memory_store: 64MB, '
+             "max_file_store: 2GB }"),
         ]
         if self.nodes > 1:
             routes = ", ".join(f"nats-route://127.0.0.1:{p}" for i, p in
@@ -89,16 +89,18 @@ class LocalJetStream:
 
     def start(self, index: int) -> None:
         """Start node ``index`` (again) on its ports and store; waits until it listens."""
-        if self._processes[index] is not None and self._processes[index].poll() is None:
+        running = self._processes[index]
+        if running is not None and running.poll() is None:
             return
         config = self._config(index)
         log = (config.parent / "server.log").open("ab")
-        self._processes[index] = subprocess.Popen(
+        process = subprocess.Popen(
             [nats_server_program(), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT)
+        self._processes[index] = process
         log.close()
         deadline = time.monotonic() + 10.0
         while not accepts(self.client_ports[index]):
-            if time.monotonic() > deadline or self._processes[index].poll() is not None:
+            if time.monotonic() > deadline or process.poll() is not None:
                 raise TransportError(f"nats-server node {index} did not start; see {config.parent}")
             time.sleep(0.05)
 

@@ -422,12 +422,12 @@ def train_model(
             _collect_fired(segments[i], fold_ids, fold_detectors, timing, banned)
     fitted, timing, _ = _fit(ids, segments, detectors, dbc)
     final: list[Detector | TimingDetector] = [*fitted, timing]
-    for d in final:
-        if isinstance(d, PartnerRules):
+    for detector in final:
+        if isinstance(detector, PartnerRules):
             # a rule mined only from every drive together was never tried on a held-out drive
-            untested = d.cells(ids) - tested.get(d.name, set())
-            banned.setdefault(d.name, set()).update(untested)
-        d.ban(banned.get(d.name, set()), ids)
+            untested = detector.cells(ids) - tested.get(detector.name, set())
+            banned.setdefault(detector.name, set()).update(untested)
+        detector.ban(banned.get(detector.name, set()), ids)
     meta = {
         "trained_frames": int(sum(len(s) for s in segments)),
         "segments": len(segments),
