@@ -30,7 +30,7 @@ HUGE_PAGE = 2 << 20
 _SMALL = 1 << 18
 #: At most this many buffers, and bytes, are kept for reuse.
 _MAX_BUFFERS = 24
-_MAX_BYTES = 256 << 20
+_MAX_BYTES = 128 << 20
 #: sys.getrefcount of a pooled buffer nothing else holds: the pool's list and getrefcount's
 #: own argument
 _FREE_REFCOUNT = 2
