@@ -38,6 +38,7 @@ from drivetrain.core.can.bitfields import (
     raw_fields,
     raw_fields_from_words,
 )
+from drivetrain.core.can.buffers import BufferPool
 from drivetrain.core.can.dbc_tokens import MAX_STANDARD_ID
 from drivetrain.core.can.decode_plan import MessagePlan, build_plan
 from drivetrain.core.can.frames import DecodedSignals, FrameBatch
@@ -133,6 +134,9 @@ class BatchDecoder:
 
     def __init__(self, database: Database) -> None:
         self._database = database
+        # memory for the gathered frame columns and the output: reused, chunk after chunk,
+        # once the caller has dropped the previous result
+        self._buffers = BufferPool()
         messages = list(database.messages)
         names: dict[str, int] = {}
         for message in messages:
@@ -242,7 +246,7 @@ class BatchDecoder:
         known_plan = plan_of_frame[known]
         # Gather each column in two steps, the known frames in capture order first: the
         # second, scattered gather (by message) then reads a compact array that stays in cache.
-        length = _take(batch.length, known)
+        length = self._take(batch.length, known)
         key: npt.NDArray[np.signedinteger[Any]] = known_plan.astype(self._key_dtype)
         key <<= 1
         key |= length < np.take(self._split_length, known_plan)
@@ -253,10 +257,10 @@ class BatchDecoder:
         frames = _Frames(
             known,
             within,
-            _take(_take(batch.timestamp_s, known), within),
-            _take(_take(batch.bus, known), within),
-            _take(length, within),
-            None if words is None else _take(_take(words, known), within),
+            self._take(self._take(batch.timestamp_s, known), within),
+            self._take(self._take(batch.bus, known), within),
+            self._take(length, within),
+            None if words is None else self._take(self._take(words, known), within),
         )
         groups: list[_Group] = []
         truncated: dict[FrameKey, int] = {}
@@ -299,7 +303,7 @@ class BatchDecoder:
         """The message index of each frame, or -1 for ids the DBC does not define."""
         frame_id = batch.frame_id
         # Standard ids: one table read per frame; ids above 0x7FF land on the -1 sentinel.
-        out = _empty_aligned(len(frame_id), self._standard_table.dtype.type)
+        out = self._buffers.empty(len(frame_id), self._standard_table.dtype.type)
         for start in range(0, len(frame_id), _CHUNK):  # chunks: no full-size index copy
             part = slice(start, start + _CHUNK)
             np.take(self._standard_table, frame_id[part], mode="clip", out=out[part])
@@ -313,6 +317,11 @@ class BatchDecoder:
                 hit = self._extended_keys[pos] == keys
                 out[extended[hit]] = self._extended_plans[pos[hit]]
         return out
+
+    def _take(self, array: npt.NDArray[Any], indices: npt.NDArray[np.intp]) -> npt.NDArray[Any]:
+        """``array[indices]`` for valid indices, into pooled (large: huge-page aligned) memory."""
+        out = self._buffers.empty(len(indices), array.dtype.type)
+        return np.take(array, indices, out=out, mode="clip")  # "clip": no checked copy of ``out``
 
     def _count_unknown(
         self, batch: FrameBatch, plan_of_frame: npt.NDArray[np.signedinteger], n_unknown: int
@@ -387,14 +396,14 @@ class BatchDecoder:
     def _assemble(self, groups: list[_Group]) -> DecodedSignals:
         sizes = [g.size for g in groups]
         total = sum(sizes)
-        frame_id = _empty_aligned(total, np.uint32)
-        message_index = _empty_aligned(total, np.int32)
-        signal_index = _empty_aligned(total, np.int32)
-        timestamp = _empty_aligned(total, np.float64)
-        bus = _empty_aligned(total, np.uint16)
-        value = _empty_aligned(total, np.float64)
+        frame_id = self._buffers.empty(total, np.uint32)
+        message_index = self._buffers.empty(total, np.int32)
+        signal_index = self._buffers.empty(total, np.int32)
+        timestamp = self._buffers.empty(total, np.float64)
+        bus = self._buffers.empty(total, np.uint16)
+        value = self._buffers.empty(total, np.float64)
         # one scratch block for the word path, reused by every message
-        scratch = np.empty(
+        scratch = self._buffers.empty(
             max(
                 (s for g, s in zip(groups, sizes) if g.raw is None and g.present is None),
                 default=0,
@@ -441,30 +450,6 @@ class BatchDecoder:
 
 #: Frames per step where a step over the whole batch would copy it to a temporary first.
 _CHUNK = 1 << 16
-#: Transparent huge pages on Linux: 2 MiB, and only for ranges aligned to that.
-_HUGE_PAGE = 2 << 20
-
-
-def _empty_aligned(size: int, dtype: type[np.generic]) -> npt.NDArray[Any]:
-    """An uninitialised 1-D array that starts on a 2 MiB boundary when it is large.
-
-    NumPy asks the kernel for huge pages for large arrays, but only whole aligned 2 MiB ranges
-    can get one; an output column written once then costs a handful of page faults instead of
-    one per 4 KiB (a third of the decode time without this). Small arrays are plain.
-    """
-    nbytes = size * np.dtype(dtype).itemsize
-    if nbytes < 2 * _HUGE_PAGE:
-        return np.empty(size, dtype)
-    span = -(-nbytes // _HUGE_PAGE) * _HUGE_PAGE  # whole huge pages, so the last one is too
-    buffer = np.empty(span + _HUGE_PAGE, np.uint8)
-    skip = -buffer.ctypes.data % _HUGE_PAGE
-    return buffer[skip : skip + nbytes].view(dtype)
-
-
-def _take(array: npt.NDArray[Any], indices: npt.NDArray[np.intp]) -> npt.NDArray[Any]:
-    """``array[indices]`` for valid indices, into a fresh (large: huge-page aligned) array."""
-    out = _empty_aligned(len(indices), array.dtype.type)
-    return np.take(array, indices, out=out, mode="clip")  # "clip": no checked copy of ``out``
 
 
 def _payload_words(data: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64] | None:
