@@ -150,9 +150,15 @@ def converge_personal(
                 for r in personal_values(session, vin, regions[vin], wanted)
             }
         )
+    # Their values are in the region stores too (desired_personal).
+    from drivetrain.cloud.twins.desired_personal import desired_values
+
+    wanted_values = desired_values(session, {row.vin for row in pending},
+                                   {row.path for row in pending})
     converged = []
     for row in pending:
-        wanted_value = decode_value(row.kind, row.num, row.text)
+        kept = wanted_values.get((row.vin, row.path))
+        wanted_value = decode_value(*kept) if kept else decode_value(row.kind, row.num, row.text)
         if (
             (row.vin, row.path) in stored
             and wanted_value is not None  # desired values are never empty
@@ -172,12 +178,13 @@ def converge_personal(
     return converged
 
 
-PersonalPredicate = Callable[[str, ColumnElement[bool]], ColumnElement[bool]]
+PersonalPredicate = Callable[[str, ColumnElement[bool], Any], ColumnElement[bool]]
 
 
 def personal_predicate(session: Session, tenant: str) -> PersonalPredicate:
     """For a fleet query over ``tenant``'s twins: turns a value condition on a personal
-    ``path`` (over ``PersonalReportedRow``) into a condition over ``TwinRow``.
+    ``path`` (over ``table``: ``PersonalReportedRow`` or ``PersonalDesiredRow``) into a
+    condition over ``TwinRow``.
 
     Where every region's store is the state database itself, a correlated ``EXISTS`` (as for
     ``twin_reported``); otherwise the VINs each store finds, as ``twins.vin IN (...)``. The
@@ -185,7 +192,9 @@ def personal_predicate(session: Session, tenant: str) -> PersonalPredicate:
     """
     stores: list[Session] = []
 
-    def condition(path: str, value_condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    def condition(
+        path: str, value_condition: ColumnElement[bool], table: Any = PersonalReportedRow
+    ) -> ColumnElement[bool]:
         if not stores:
             regions = session.scalars(
                 select(TwinRow.region).where(TwinRow.tenant_id == tenant).distinct()
@@ -194,16 +203,10 @@ def personal_predicate(session: Session, tenant: str) -> PersonalPredicate:
         if all(store is session for store in stores):
             return (
                 select(literal(1))
-                .where(
-                    PersonalReportedRow.vin == TwinRow.vin,
-                    PersonalReportedRow.path == path,
-                    value_condition,
-                )
+                .where(table.vin == TwinRow.vin, table.path == path, value_condition)
                 .exists()
             )
-        query = select(PersonalReportedRow.vin).where(
-            PersonalReportedRow.path == path, value_condition
-        )
+        query = select(table.vin).where(table.path == path, value_condition)
         vins: set[str] = set()
         for store in stores:
             vins.update(store.scalars(query))
