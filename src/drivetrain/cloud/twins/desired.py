@@ -353,9 +353,9 @@ def _insert_selected_personal(
     (drifted); reported values are compared by ``converge_pending`` afterwards."""
     wanted = decode_value(encoded.kind, encoded.num, encoded.text)
     current = desired_values(session, vins, [path])
-    items = dict(session.execute(
+    items: dict[str, str] = {vin: status for vin, status in session.execute(
         select(DESIRED.c.vin, DESIRED.c.status).where(DESIRED.c.vin.in_(vins), DESIRED.c.path == path)
-    ).tuples().all())
+    )}
     reported = {
         vin: decode_value(r.kind, r.num, r.text)
         for vin in vins if items.get(vin) == "converged"
@@ -376,9 +376,9 @@ def _insert_selected_personal(
     write_desired_values(session, [
         (vin, path, encoded.kind, encoded.num, encoded.text) for vin in changed
     ])
-    versions = dict(session.execute(
+    versions: dict[str, int] = {vin: version for vin, version in session.execute(
         select(TWINS.c.vin, TWINS.c.desired_version).where(TWINS.c.vin.in_(changed))
-    ).tuples().all())
+    )}
     statement = dialect_insert(session, DESIRED)
     statement = statement.on_conflict_do_update(
         index_elements=["vin", "path"],
