@@ -78,5 +78,3 @@ def matches(value: Any, numbers: tuple[float, ...], texts: tuple[str, ...]) -> b
 
 def state_url(database: Database) -> str:
     return database.engine.url.render_as_string(hide_password=False)
-
-

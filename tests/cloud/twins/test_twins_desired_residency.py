@@ -43,7 +43,11 @@ def _texts(value: float) -> tuple[str, ...]:
 def _set(database: Database, car: VehicleCredentials, value: float | None) -> None:
     with database.session() as session:
         set_desired(
-            session, car.vin, {CABIN_TEMPERATURE: value}, tenant="acme", if_match=None,
+            session,
+            car.vin,
+            {CABIN_TEMPERATURE: value},
+            tenant="acme",
+            if_match=None,
             actor="test",
         )
 
@@ -67,14 +71,19 @@ def test_an_eu_vehicles_desired_cabin_value_lands_only_in_the_eu_store(
     with regional.read_session() as session:
         rows = session.execute(
             sa.select(DESIRED.c.path, DESIRED.c.kind, DESIRED.c.num, DESIRED.c.status)
-            .where(DESIRED.c.vin == eu.vin).order_by(DESIRED.c.path)
+            .where(DESIRED.c.vin == eu.vin)
+            .order_by(DESIRED.c.path)
         ).all()
     assert [tuple(r) for r in rows] == [
-        (CABIN_TEMPERATURE, "f", None, "pending"), (CHARGE_LIMIT, "i", 80.0, "pending"),
+        (CABIN_TEMPERATURE, "f", None, "pending"),
+        (CHARGE_LIMIT, "i", 80.0, "pending"),
     ]
     with regional.read_session() as session:
         twin = get_twin(session, eu.vin, tenant="acme")
-        assert {i.path: i.value for i in twin.items} == {CABIN_TEMPERATURE: EU_WANTED, CHARGE_LIMIT: 80}
+        assert {i.path: i.value for i in twin.items} == {
+            CABIN_TEMPERATURE: EU_WANTED,
+            CHARGE_LIMIT: 80,
+        }
         delta = get_delta(session, eu.vin, tenant="acme")  # what the reconciler publishes
         assert delta.to_dict()["values"] == {CABIN_TEMPERATURE: EU_WANTED, CHARGE_LIMIT: 80}
         page = query_twins(session, "acme", f'desired."{CABIN_TEMPERATURE}" == {EU_WANTED}')
@@ -87,7 +96,8 @@ def test_an_eu_vehicles_desired_cabin_value_lands_only_in_the_eu_store(
     with regional.read_session() as session:
         twin = get_twin(session, eu.vin, tenant="acme")
         assert {i.path: i.status for i in twin.items} == {
-            CABIN_TEMPERATURE: "converged", CHARGE_LIMIT: "pending",
+            CABIN_TEMPERATURE: "converged",
+            CHARGE_LIMIT: "pending",
         }
     assert traces(main, *eu_value) == []
     # Removing the item removes its value from the store.
@@ -104,13 +114,17 @@ def test_a_write_by_query_keeps_each_value_in_its_vehicles_store(
     pipeline.process([telemetry(eu, {CABIN_TEMPERATURE: FLEET_WANTED})])
     with regional.session() as session:
         result = set_desired_by_query(
-            session, "region == 'EU' OR region == 'US'", {CABIN_TEMPERATURE: FLEET_WANTED},
-            tenant="acme", actor="test",
+            session,
+            "region == 'EU' OR region == 'US'",
+            {CABIN_TEMPERATURE: FLEET_WANTED},
+            tenant="acme",
+            actor="test",
         )
     assert result.matched == 2
     assert traces(state_url(regional), (FLEET_WANTED,), _texts(FLEET_WANTED)) == []
     assert sorted(traces(stores["EU"], (FLEET_WANTED,), ())) == [
-        "twin_desired_personal.num", "twin_reported_personal.num",
+        "twin_desired_personal.num",
+        "twin_reported_personal.num",
     ]
     assert traces(stores["US"], (FLEET_WANTED,), ()) == ["twin_desired_personal.num"]
     with regional.read_session() as session:
@@ -120,13 +134,17 @@ def test_a_write_by_query_keeps_each_value_in_its_vehicles_store(
         }
     # The EU car reports the value already (converged at once); the US car not yet.
     assert {vin: (i.value, i.status) for vin, i in items.items()} == {
-        eu.vin: (FLEET_WANTED, "converged"), us.vin: (FLEET_WANTED, "pending"),
+        eu.vin: (FLEET_WANTED, "converged"),
+        us.vin: (FLEET_WANTED, "pending"),
     }
     # The same write again leaves items that already ask for the value as they are.
     with regional.session() as session:
         set_desired_by_query(
-            session, "region == 'EU' OR region == 'US'", {CABIN_TEMPERATURE: FLEET_WANTED},
-            tenant="acme", actor="test",
+            session,
+            "region == 'EU' OR region == 'US'",
+            {CABIN_TEMPERATURE: FLEET_WANTED},
+            tenant="acme",
+            actor="test",
         )
     with regional.read_session() as session:
         again = {
@@ -148,7 +166,11 @@ def test_access_and_erasure_reach_desired_values_in_the_region_store(
     lake = Lake(tmp_path / "data")
     try:
         access = serve_access(
-            regional, lake, tenant="acme", vins=[eu.vin], archive_root=tmp_path / "archives",
+            regional,
+            lake,
+            tenant="acme",
+            vins=[eu.vin],
+            archive_root=tmp_path / "archives",
             actor="test",
         )
         archive = tmp_path / "archives" / access.request_id / "data"
@@ -171,9 +193,7 @@ def test_an_upgrade_moves_desired_values_stored_before_to_their_region_store(
     eu = cars["eu1"]
     _set(regional, eu, 20.0)
     with regional.session() as session:  # as written before the values were kept per region
-        session.execute(
-            sa.update(DESIRED).where(DESIRED.c.vin == eu.vin).values(num=EU_WANTED)
-        )
+        session.execute(sa.update(DESIRED).where(DESIRED.c.vin == eu.vin).values(num=EU_WANTED))
     # (On PostgreSQL, twin_desired and its hash partition each show the row.)
     found = {re.sub(r"_p\d+\.", ".", t) for t in traces(state_url(regional), (EU_WANTED,), ())}
     assert found == {"twin_desired.num"}

@@ -82,9 +82,7 @@ def test_an_eu_vehicles_location_lands_only_in_the_eu_store(
     eu_numbers, eu_texts = EU_STORED + EU_POSITION, ("48.14", "11.58", "48.137", "11.575")
     us_numbers = US_STORED + US_POSITION
     # The EU store holds the EU car's position; the US store and the state database nothing of it.
-    assert sorted(set(traces(stores["EU"], eu_numbers, eu_texts))) == [
-        "twin_reported_personal.num"
-    ]
+    assert sorted(set(traces(stores["EU"], eu_numbers, eu_texts))) == ["twin_reported_personal.num"]
     assert traces(stores["US"], eu_numbers, eu_texts) == []
     main_url = state_url(regional)
     assert traces(main_url, eu_numbers, eu_texts) == []

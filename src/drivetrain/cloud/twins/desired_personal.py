@@ -58,10 +58,14 @@ def write_desired_values(session: Session, values: Sequence[DesiredValue]) -> No
             index_elements=[table.vin, table.path],
             set_={name: getattr(statement.excluded, name) for name in ("kind", "num", "text")},
         )
-        store.connection().execute(statement, [
-            {"vin": vin, "path": path, "kind": kind, "num": num, "text": text}
-            for vin, path, kind, num, text in values if vin in chosen
-        ])
+        store.connection().execute(
+            statement,
+            [
+                {"vin": vin, "path": path, "kind": kind, "num": num, "text": text}
+                for vin, path, kind, num, text in values
+                if vin in chosen
+            ],
+        )
 
 
 def delete_desired_values(session: Session, vin: str, paths: Iterable[str]) -> None:
@@ -70,8 +74,11 @@ def delete_desired_values(session: Session, vin: str, paths: Iterable[str]) -> N
     if not personal:
         return
     for store, vins in _by_store(session, [vin]):
-        store.execute(delete(PERSONAL_DESIRED).where(
-            PERSONAL_DESIRED.c.vin.in_(vins), PERSONAL_DESIRED.c.path.in_(personal)))
+        store.execute(
+            delete(PERSONAL_DESIRED).where(
+                PERSONAL_DESIRED.c.vin.in_(vins), PERSONAL_DESIRED.c.path.in_(personal)
+            )
+        )
 
 
 def desired_values(
@@ -85,7 +92,8 @@ def desired_values(
     for store, chosen in _by_store(session, vins):
         for start in range(0, len(chosen), IN_CHUNK):
             query = select(table.vin, table.path, table.kind, table.num, table.text).where(
-                table.vin.in_(chosen[start : start + IN_CHUNK]))
+                table.vin.in_(chosen[start : start + IN_CHUNK])
+            )
             if wanted is not None:
                 query = query.where(table.path.in_(wanted))
             for vin, path, kind, num, text in store.execute(query):
@@ -108,9 +116,12 @@ def relocate_personal_desired(session: Session) -> int:
     for path in sorted(paths):
         kept = desired.path == path, (desired.num.is_not(None) | desired.text.is_not(None))
         values: list[DesiredValue] = [
-            (vin, p, kind, num, text) for vin, p, kind, num, text in session.execute(
-                select(desired.vin, desired.path, desired.kind, desired.num, desired.text)
-                .where(*kept))
+            (vin, p, kind, num, text)
+            for vin, p, kind, num, text in session.execute(
+                select(desired.vin, desired.path, desired.kind, desired.num, desired.text).where(
+                    *kept
+                )
+            )
         ]
         write_desired_values(session, values)
         session.execute(update(DESIRED).where(*kept).values(num=None, text=None))
@@ -119,12 +130,21 @@ def relocate_personal_desired(session: Session) -> int:
     for region in sorted(set(session.scalars(select(TwinRow.region).distinct()))):
         if region_session(session, region) is session:
             continue  # the region's store is the state database itself
-        vins = list(session.scalars(select(table.vin).distinct().where(
-            table.vin.in_(select(TwinRow.vin).where(TwinRow.region == region)))))
+        vins = list(
+            session.scalars(
+                select(table.vin)
+                .distinct()
+                .where(table.vin.in_(select(TwinRow.vin).where(TwinRow.region == region)))
+            )
+        )
         for start in range(0, len(vins), IN_CHUNK):
             chunk = table.vin.in_(vins[start : start + IN_CHUNK])
-            rows: list[DesiredValue] = [tuple(r) for r in session.execute(
-                select(table.vin, table.path, table.kind, table.num, table.text).where(chunk))]
+            rows: list[DesiredValue] = [
+                tuple(r)
+                for r in session.execute(
+                    select(table.vin, table.path, table.kind, table.num, table.text).where(chunk)
+                )
+            ]
             write_desired_values(session, rows)
             session.execute(delete(PERSONAL_DESIRED).where(chunk))
             moved += len(rows)

@@ -153,8 +153,9 @@ def converge_personal(
     # Their values are in the region stores too (desired_personal).
     from drivetrain.cloud.twins.desired_personal import desired_values
 
-    wanted_values = desired_values(session, {row.vin for row in pending},
-                                   {row.path for row in pending})
+    wanted_values = desired_values(
+        session, {row.vin for row in pending}, {row.path for row in pending}
+    )
     converged = []
     for row in pending:
         kept = wanted_values.get((row.vin, row.path))
