@@ -17,8 +17,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from drivetrain.cloud.infra.region_stores import check_residency, region_session
-from drivetrain.cloud.twins.models import DESIRED, PERSONAL_DESIRED, TwinRow
-from drivetrain.cloud.twins.personal import is_personal_path, vehicle_regions
+from drivetrain.cloud.twins.models import DESIRED, PERSONAL_DESIRED
+from drivetrain.cloud.twins.personal import is_personal_path, stranded_chunks, vehicle_regions
 from drivetrain.cloud.twins.registry import IN_CHUNK, dialect_insert
 
 #: (vin, path, kind, num, text) of one value.
@@ -127,25 +127,14 @@ def relocate_personal_desired(session: Session) -> int:
         session.execute(update(DESIRED).where(*kept).values(num=None, text=None))
         moved += len(values)
     table = PERSONAL_DESIRED.c
-    for region in sorted(set(session.scalars(select(TwinRow.region).distinct()))):
-        if region_session(session, region) is session:
-            continue  # the region's store is the state database itself
-        vins = list(
-            session.scalars(
-                select(table.vin)
-                .distinct()
-                .where(table.vin.in_(select(TwinRow.vin).where(TwinRow.region == region)))
+    for chunk in stranded_chunks(session, PERSONAL_DESIRED):
+        rows: list[DesiredValue] = [
+            tuple(r)
+            for r in session.execute(
+                select(table.vin, table.path, table.kind, table.num, table.text).where(chunk)
             )
-        )
-        for start in range(0, len(vins), IN_CHUNK):
-            chunk = table.vin.in_(vins[start : start + IN_CHUNK])
-            rows: list[DesiredValue] = [
-                tuple(r)
-                for r in session.execute(
-                    select(table.vin, table.path, table.kind, table.num, table.text).where(chunk)
-                )
-            ]
-            write_desired_values(session, rows)
-            session.execute(delete(PERSONAL_DESIRED).where(chunk))
-            moved += len(rows)
+        ]
+        write_desired_values(session, rows)
+        session.execute(delete(PERSONAL_DESIRED).where(chunk))
+        moved += len(rows)
     return moved

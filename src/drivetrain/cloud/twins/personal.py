@@ -13,12 +13,12 @@ item pending).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, literal, or_, select, update
+from sqlalchemy import ColumnElement, Table, delete, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from drivetrain.cloud.infra.region_stores import (
@@ -235,24 +235,30 @@ def relocate_personal(session: Session) -> int:
         write_personal(session, rows)
         session.execute(delete(REPORTED).where(reported.path == path))
         moved += len(rows)
-    personal = PERSONAL_REPORTED.c
+    for chunk in stranded_chunks(session, PERSONAL_REPORTED):
+        rows = [tuple(r) for r in session.execute(select(PERSONAL_REPORTED).where(chunk))]
+        write_personal(session, rows)
+        session.execute(delete(PERSONAL_REPORTED).where(chunk))
+        moved += len(rows)
+    return moved
+
+
+def stranded_chunks(session: Session, table: Table) -> Iterator[ColumnElement[bool]]:
+    """Conditions (``vin IN (...)``, at most ``IN_CHUNK`` VINs each) that select the rows of
+    the state database's own copy of the regional ``table`` whose vehicle's region has a
+    store of its own now: the rows a relocation moves there."""
     for region in sorted(set(session.scalars(select(TwinRow.region).distinct()))):
         if region_session(session, region) is session:
             continue  # the region's store is the state database itself
         vins = list(
             session.scalars(
-                select(personal.vin)
+                select(table.c.vin)
                 .distinct()
-                .where(personal.vin.in_(select(TwinRow.vin).where(TwinRow.region == region)))
+                .where(table.c.vin.in_(select(TwinRow.vin).where(TwinRow.region == region)))
             )
         )
         for start in range(0, len(vins), IN_CHUNK):
-            chunk = personal.vin.in_(vins[start : start + IN_CHUNK])
-            rows = [tuple(r) for r in session.execute(select(PERSONAL_REPORTED).where(chunk))]
-            write_personal(session, rows)
-            session.execute(delete(PERSONAL_REPORTED).where(chunk))
-            moved += len(rows)
-    return moved
+            yield table.c.vin.in_(vins[start : start + IN_CHUNK])
 
 
 def personal_rows_of(session: Session, vins: Iterable[str]) -> list[dict[str, Any]]:
