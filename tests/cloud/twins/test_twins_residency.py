@@ -8,19 +8,28 @@ from __future__ import annotations
 import json
 import random
 import struct
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from residency_support import (
+    CLOUD_KEY,
+    EU_POSITION,
+    EU_STORED,
+    LATITUDE,
+    LONGITUDE,
+    SOC,
+    US_POSITION,
+    US_STORED,
+    state_url,
+    telemetry,
+    traces,
+)
 
 from drivetrain.cloud.fleet import VehicleCredentials, provision_vehicle
 from drivetrain.cloud.infra import Database, create_tenant
 from drivetrain.cloud.infra.region_stores import ResidencyError, region_session
-from drivetrain.cloud.infra.testing import temporary_postgres_schema
 from drivetrain.cloud.ingest import (
     IngestPipeline,
     MemoryLake,
@@ -36,10 +45,9 @@ from drivetrain.cloud.ingest.sinks import TwinsReportedState
 from drivetrain.cloud.lake import Lake
 from drivetrain.cloud.portability.rights import serve_access, serve_erasure
 from drivetrain.cloud.privacy import set_consent
-from drivetrain.cloud.twins import get_twin, query_twins, set_desired
+from drivetrain.cloud.twins import get_twin, query_twins
 from drivetrain.cloud.twins.models import PERSONAL_REPORTED, REPORTED
 from drivetrain.cloud.twins.personal import write_region_rows
-from drivetrain.core.crypto import SigningKey
 from drivetrain.core.errors import ConfigurationError
 from drivetrain.core.settings import Settings
 from drivetrain.core.transport import vehicle_topic
@@ -48,136 +56,23 @@ from drivetrain.core.wire import (
     MessageKind,
     VehicleEvent,
     events_to_dict,
-    samples_table,
     seal_json,
-    seal_telemetry,
 )
-
-CLOUD_KEY = SigningKey.from_seed(b"r" * 32)
-LATITUDE = "Vehicle.CurrentLocation.Latitude"
-LONGITUDE = "Vehicle.CurrentLocation.Longitude"
-SOC = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
-CABIN_TEMPERATURE = "Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature"
-# Munich and New York; as stored after the regions' minimisation (EU 2, US 3 decimals).
-EU_POSITION = (48.137154, 11.575382)
-EU_STORED = (48.14, 11.58)
-US_POSITION = (40.712776, -74.005974)
-US_STORED = (40.713, -74.006)
-
-
-@pytest.fixture
-def stores(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[dict[str, str]]:
-    """The EU and US stores: SQLite files; on PostgreSQL the EU store is a PostgreSQL database
-    of its own (a schema of the test server) and the US store a SQLite file."""
-    urls = {"EU": f"sqlite:///{tmp_path / 'eu.db'}", "US": f"sqlite:///{tmp_path / 'us.db'}"}
-    if backend == "sqlite":
-        yield urls
-        return
-    with temporary_postgres_schema(request.getfixturevalue("postgres_worker_database")) as eu:
-        yield {**urls, "EU": eu}
-
-
-@pytest.fixture
-def regional(database_url: str, stores: dict[str, str]) -> Iterator[Database]:
-    """A migrated state database whose EU and US personal state have stores of their own."""
-    database = Database(database_url, region_urls=stores)
-    database.upgrade()
-    yield database
-    database.dispose()
-
-
-@pytest.fixture
-def cars(regional: Database) -> dict[str, VehicleCredentials]:
-    creds = {}
-    with regional.session() as session:
-        create_tenant(session, "acme", actor="test")
-        for name, region in (("eu1", "EU"), ("us1", "US")):
-            _, creds[name] = provision_vehicle(
-                session,
-                tenant="acme",
-                model="compact-bev",
-                region=region,
-                cloud_key=CLOUD_KEY.verify_key,
-                actor="test",
-                rng=random.Random(name),
-            )
-            set_consent(
-                session,
-                vin=creds[name].vin,
-                tenant="acme",
-                categories=PRIVACY_CATEGORIES,
-                source="test",
-                actor="test",
-            )
-    return creds
-
-
-def _telemetry(
-    car: VehicleCredentials, values: dict[str, float], ts_ns: int | None = None
-) -> RawMessage:
-    paths = sorted(values)
-    now = datetime.now(UTC).timestamp()
-    table = samples_table(
-        paths,
-        list(range(len(paths))),
-        [int(now * 1e9) if ts_ns is None else ts_ns] * len(paths),
-        [values[p] for p in paths],
-        None,
-    )
-    payload = seal_telemetry(car.vin, table, key=car.signing_key, seq=1)
-    return RawMessage(vehicle_topic(car.vin, "telemetry"), payload)
 
 
 def _ingest(database: Database, cars: dict[str, VehicleCredentials]) -> None:
     pipeline = IngestPipeline(database, MemoryLake(), TwinsReportedState(), vehicle_cache_ttl_s=0)
     report = pipeline.process(
         [
-            _telemetry(
+            telemetry(
                 cars["eu1"], {LATITUDE: EU_POSITION[0], LONGITUDE: EU_POSITION[1], SOC: 80.5}
             ),
-            _telemetry(
+            telemetry(
                 cars["us1"], {LATITUDE: US_POSITION[0], LONGITUDE: US_POSITION[1], SOC: 61.5}
             ),
         ]
     )
     assert report.samples_accepted == 6
-
-
-def _traces(url: str, numbers: tuple[float, ...], texts: tuple[str, ...]) -> list[str]:
-    """Every cell of every table of the database at ``url`` (every text and number column)
-    holding one of ``numbers`` or containing one of ``texts``: 'table.column'."""
-    found = []
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as connection:
-            metadata = sa.MetaData()
-            metadata.reflect(connection)
-            for table in metadata.sorted_tables:
-                for row in connection.execute(sa.select(table)):
-                    for column, value in row._mapping.items():
-                        if _matches(value, numbers, texts):
-                            found.append(f"{table.name}.{column}")
-    finally:
-        engine.dispose()
-    return found
-
-
-def _matches(value: Any, numbers: tuple[float, ...], texts: tuple[str, ...]) -> bool:
-    if isinstance(value, bool) or value is None:
-        return False
-    if isinstance(value, (int, float, Decimal)):
-        return any(abs(float(value) - n) < 1e-9 for n in numbers)
-    if isinstance(value, (dict, list)):
-        value = json.dumps(value)
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    return isinstance(value, str) and any(t in value for t in texts)
-
-
-def _main_url(database: Database) -> str:
-    return database.engine.url.render_as_string(hide_password=False)
 
 
 def test_an_eu_vehicles_location_lands_only_in_the_eu_store(
@@ -187,16 +82,14 @@ def test_an_eu_vehicles_location_lands_only_in_the_eu_store(
     eu_numbers, eu_texts = EU_STORED + EU_POSITION, ("48.14", "11.58", "48.137", "11.575")
     us_numbers = US_STORED + US_POSITION
     # The EU store holds the EU car's position; the US store and the state database nothing of it.
-    assert sorted(set(_traces(stores["EU"], eu_numbers, eu_texts))) == [
-        "twin_reported_personal.num"
-    ]
-    assert _traces(stores["US"], eu_numbers, eu_texts) == []
-    main_url = _main_url(regional)
-    assert _traces(main_url, eu_numbers, eu_texts) == []
-    assert _traces(main_url, us_numbers, ("40.713", "74.006")) == []
-    assert sorted(set(_traces(stores["US"], us_numbers, ()))) == ["twin_reported_personal.num"]
+    assert sorted(set(traces(stores["EU"], eu_numbers, eu_texts))) == ["twin_reported_personal.num"]
+    assert traces(stores["US"], eu_numbers, eu_texts) == []
+    main_url = state_url(regional)
+    assert traces(main_url, eu_numbers, eu_texts) == []
+    assert traces(main_url, us_numbers, ("40.713", "74.006")) == []
+    assert sorted(set(traces(stores["US"], us_numbers, ()))) == ["twin_reported_personal.num"]
     # The non-personal value stays in the state database.
-    assert "twin_reported.num" in _traces(main_url, (80.5,), ())
+    assert "twin_reported.num" in traces(main_url, (80.5,), ())
     # Reads merge the stores transparently: the twin, and a fleet query on the position.
     with regional.read_session() as session:
         twin = get_twin(session, cars["eu1"].vin, tenant="acme")
@@ -206,26 +99,6 @@ def test_an_eu_vehicles_location_lands_only_in_the_eu_store(
         assert [t.vin for t in page.twins] == [cars["eu1"].vin]
         page = query_twins(session, "acme", f'NOT reported."{LATITUDE}" > 45')
         assert [t.vin for t in page.twins] == [cars["us1"].vin]
-
-
-def test_a_desired_cabin_value_converges_on_the_value_in_the_region_store(
-    regional: Database, cars: dict[str, VehicleCredentials]
-) -> None:
-    vin = cars["eu1"].vin
-    with regional.session() as session:
-        set_desired(
-            session, vin, {CABIN_TEMPERATURE: 21}, tenant="acme", if_match=None, actor="test"
-        )
-    pipeline = IngestPipeline(regional, MemoryLake(), TwinsReportedState(), vehicle_cache_ttl_s=0)
-    pipeline.process([_telemetry(cars["eu1"], {CABIN_TEMPERATURE: 21.0})])
-    with regional.session() as session:
-        twin = get_twin(session, vin, tenant="acme")
-        assert [(i.path, i.status) for i in twin.items] == [(CABIN_TEMPERATURE, "converged")]
-        assert twin.reported[CABIN_TEMPERATURE].value == pytest.approx(21.0)
-    # The state database holds the desired value only, not the reported one.
-    assert {t.split(".")[0].split("_p")[0] for t in _traces(_main_url(regional), (21.0,), ())} == {
-        "twin_desired"
-    }
 
 
 def test_access_and_erasure_reach_the_region_stores(
@@ -255,10 +128,10 @@ def test_access_and_erasure_reach_the_region_stores(
         serve_erasure(regional, lake, tenant="acme", vins=[vin], actor="test")
     finally:
         lake.close()
-    assert _traces(stores["EU"], EU_STORED, ()) == []
-    assert _traces(stores["EU"], (), (vin,)) == []
+    assert traces(stores["EU"], EU_STORED, ()) == []
+    assert traces(stores["EU"], (), (vin,)) == []
     # The other vehicle's state is untouched.
-    assert sorted(set(_traces(stores["US"], US_STORED, ()))) == ["twin_reported_personal.num"]
+    assert sorted(set(traces(stores["US"], US_STORED, ()))) == ["twin_reported_personal.num"]
 
 
 def test_a_store_of_another_region_is_never_written(
@@ -274,7 +147,7 @@ def test_a_store_of_another_region_is_never_written(
         regional.session() as session,
     ):
         write_region_rows(region_session(session, "EU"), [row], {us_vin: "US"})
-    assert _traces(stores["EU"], US_STORED, ()) == []
+    assert traces(stores["EU"], US_STORED, ()) == []
     # A store that served EU refuses to serve the US (a swapped or copied URL).
     swapped = Database(database_url, region_urls={"US": stores["EU"], "EU": stores["US"]})
     try:
@@ -285,7 +158,7 @@ def test_a_store_of_another_region_is_never_written(
             write_region_rows(region_session(session, "US"), [row], {us_vin: "US"})
     finally:
         swapped.dispose()
-    assert _traces(stores["EU"], US_STORED, ()) == []
+    assert traces(stores["EU"], US_STORED, ()) == []
     # Two regions on one database are refused outright, as is a region that does not exist.
     with pytest.raises(ResidencyError, match="name the same database"):
         Database(database_url, region_urls={"EU": stores["EU"], "US": stores["EU"]})
@@ -321,12 +194,12 @@ def test_an_embedded_state_database_keeps_each_region_in_its_own_file(
         pipeline = IngestPipeline(
             database, MemoryLake(), TwinsReportedState(), vehicle_cache_ttl_s=0
         )
-        pipeline.process([_telemetry(car, {LATITUDE: EU_POSITION[0]})])
+        pipeline.process([telemetry(car, {LATITUDE: EU_POSITION[0]})])
     finally:
         database.dispose()
     eu_file = tmp_path / "state-EU.db"
-    assert _traces(f"sqlite:///{eu_file}", EU_STORED, ()) == ["twin_reported_personal.num"]
-    assert _traces(f"sqlite:///{tmp_path / 'state.db'}", EU_STORED + EU_POSITION, ()) == []
+    assert traces(f"sqlite:///{eu_file}", EU_STORED, ()) == ["twin_reported_personal.num"]
+    assert traces(f"sqlite:///{tmp_path / 'state.db'}", EU_STORED + EU_POSITION, ()) == []
     assert eu_file.stat().st_mode & 0o077 == 0  # owner-only, like the state database
 
 
@@ -354,8 +227,8 @@ def test_an_upgrade_moves_personal_values_stored_before_to_their_region_store(
             )
         )
     regional.upgrade()
-    assert _traces(_main_url(regional), EU_STORED, ()) == []
-    assert _traces(stores["EU"], EU_STORED, ()) == ["twin_reported_personal.num"] * 2
+    assert traces(state_url(regional), EU_STORED, ()) == []
+    assert traces(stores["EU"], EU_STORED, ()) == ["twin_reported_personal.num"] * 2
     with regional.session() as session:
         assert get_twin(session, vin, tenant="acme").reported[LATITUDE].value == EU_STORED[0]
 
@@ -391,12 +264,12 @@ def _refused_and_events(database: Database, cars: dict[str, VehicleCredentials])
     for name, position in (("eu1", EU_POSITION), ("us1", US_POSITION)):
         car = cars[name]
         where = {LATITUDE: position[0], LONGITUDE: position[1]}
-        bad = bytearray(_telemetry(car, where).payload)
+        bad = bytearray(telemetry(car, where).payload)
         bad[-1] ^= 0xFF  # the signature no longer verifies
         at = bytes(bad).index(car.vin.encode())  # the header, from the claimed VIN on
         tampered.append(bytes(bad[at : at + 48]).decode("latin-1"))
         messages += [
-            _telemetry(car, where, ts_ns=now_ns + DAY_NS),
+            telemetry(car, where, ts_ns=now_ns + DAY_NS),
             RawMessage(vehicle_topic(car.vin, "telemetry"), bytes(bad)),
             _events(car, [_trip(position, now_ns)], seq=2),
             _events(car, [_trip(position, now_ns + DAY_NS)], seq=3),
@@ -417,7 +290,7 @@ def test_an_eu_vehicles_dead_letters_and_events_land_only_in_the_eu_store(
     eu_raw, us_raw = _refused_and_events(regional, cars)
     eu_texts = (*EU_RAW_TEXTS, *_binary(*EU_POSITION), eu_raw)
     us_texts = (*US_RAW_TEXTS, *_binary(*US_POSITION), us_raw)
-    eu_found = set(_traces(stores["EU"], EU_POSITION, eu_texts))
+    eu_found = set(traces(stores["EU"], EU_POSITION, eu_texts))
     assert eu_found >= {
         "ingest_dead_letter_contents.payload",  # the refused samples and the raw message
         "ingest_vehicle_event_data.data",  # the trip event's position
@@ -426,11 +299,11 @@ def test_an_eu_vehicles_dead_letters_and_events_land_only_in_the_eu_store(
         "ingest_dead_letter_contents",
         "ingest_vehicle_event_data",
     }
-    assert _traces(stores["US"], EU_POSITION, eu_texts) == []
-    main_url = _main_url(regional)
-    assert _traces(main_url, EU_POSITION, eu_texts) == []
-    assert _traces(main_url, US_POSITION, us_texts) == []
-    assert _traces(stores["EU"], US_POSITION, us_texts) == []
+    assert traces(stores["US"], EU_POSITION, eu_texts) == []
+    main_url = state_url(regional)
+    assert traces(main_url, EU_POSITION, eu_texts) == []
+    assert traces(main_url, US_POSITION, us_texts) == []
+    assert traces(stores["EU"], US_POSITION, us_texts) == []
     # Reads merge the region stores back in.
     vin = cars["eu1"].vin
     with regional.read_session() as session:
@@ -457,10 +330,10 @@ def test_an_eu_vehicles_dead_letters_and_events_land_only_in_the_eu_store(
     with regional.read_session() as session:
         letters = list_dead_letters(session, tenant="acme", vin=vin)
         assert all("still_refused" in (d.replay_outcome or "") for d in letters)
-    assert {f for f in _traces(stores["EU"], (), ("still_refused",))} == {
+    assert {f for f in traces(stores["EU"], (), ("still_refused",))} == {
         "ingest_dead_letter_contents.replay_outcome"
     }
-    assert _traces(main_url, EU_POSITION, eu_texts + ("still_refused",)) == []
+    assert traces(main_url, EU_POSITION, eu_texts + ("still_refused",)) == []
 
 
 def test_access_and_erasure_reach_dead_letters_and_events_in_the_region_store(
@@ -486,9 +359,9 @@ def test_access_and_erasure_reach_dead_letters_and_events_in_the_region_store(
         serve_erasure(regional, lake, tenant="acme", vins=[vin], actor="test")
     finally:
         lake.close()
-    assert _traces(stores["EU"], EU_POSITION, (*EU_RAW_TEXTS, vin)) == []
+    assert traces(stores["EU"], EU_POSITION, (*EU_RAW_TEXTS, vin)) == []
     # The other vehicle's are untouched.
-    assert "ingest_vehicle_event_data.data" in _traces(stores["US"], (), US_RAW_TEXTS)
+    assert "ingest_vehicle_event_data.data" in traces(stores["US"], (), US_RAW_TEXTS)
 
 
 def test_an_upgrade_moves_dead_letters_and_events_stored_before_to_their_region_store(
@@ -513,8 +386,8 @@ def test_an_upgrade_moves_dead_letters_and_events_stored_before_to_their_region_
             )
         )  # fmt: skip
     regional.upgrade()
-    assert _traces(_main_url(regional), (), EU_RAW_TEXTS) == []
-    assert sorted(_traces(stores["EU"], (), EU_RAW_TEXTS)) == [
+    assert traces(state_url(regional), (), EU_RAW_TEXTS) == []
+    assert sorted(traces(stores["EU"], (), EU_RAW_TEXTS)) == [
         "ingest_dead_letter_contents.detail",
         "ingest_dead_letter_contents.payload",
         "ingest_vehicle_event_data.data",

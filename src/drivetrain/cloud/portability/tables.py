@@ -67,14 +67,17 @@ CHILDREN: Final[Mapping[str, tuple[str, str, str]]] = {
     "ingest_dead_letter_contents": ("vin", "twins", "vin"),
     "ingest_vehicle_event_data": ("vin", "twins", "vin"),
     "twin_desired": ("vin", "twins", "vin"),
+    "twin_desired_personal": ("vin", "twins", "vin"),
     "twin_ecus": ("vin", "twins", "vin"),
     "commerce_invoice_lines": ("invoice_id", "commerce_invoices", "invoice_id"),
 }
 #: Kept in each vehicle's region store (``drivetrain.cloud.infra.region_stores``), not in the
 #: state database: exported, imported and erased there (a twin's personal values through
 #: ``drivetrain.cloud.twins.personal``, the others through ``region_rows``).
-REGIONAL: Final = frozenset(
-    {"twin_reported_personal", "ingest_dead_letter_contents", "ingest_vehicle_event_data"})
+REGIONAL: Final = frozenset({
+    "twin_reported_personal", "twin_desired_personal", "ingest_dead_letter_contents",
+    "ingest_vehicle_event_data",
+})
 #: Kept by an erasure, with why: records a law requires to be kept (GDPR Art. 17(3)(b)).
 RETAINED_ON_ERASURE: Final[Mapping[str, str]] = {
     "commerce_invoices": "invoices: tax and commercial law require them to be kept",

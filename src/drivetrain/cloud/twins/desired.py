@@ -18,6 +18,12 @@ from sqlalchemy import and_, delete, exists, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from drivetrain.cloud.infra import record_audit
+from drivetrain.cloud.twins.desired_personal import (
+    KEPT_IN_REGION,
+    delete_desired_values,
+    desired_values,
+    write_desired_values,
+)
 from drivetrain.cloud.twins.feed import TwinChange, queue_changes
 from drivetrain.cloud.twins.models import (
     DESIRED,
@@ -29,7 +35,7 @@ from drivetrain.cloud.twins.models import (
     Twin,
     TwinRow,
 )
-from drivetrain.cloud.twins.personal import personal_predicate
+from drivetrain.cloud.twins.personal import is_personal_path, personal_predicate
 from drivetrain.cloud.twins.query import parse_query
 from drivetrain.cloud.twins.query_sql import compile_query
 from drivetrain.cloud.twins.reconcile import EXPIRED_REASON, check_ttl, plan_desired
@@ -37,10 +43,13 @@ from drivetrain.cloud.twins.registry import IN_CHUNK, dialect_insert, sync_twins
 from drivetrain.cloud.twins.reported import converge_pending, reported_values, value_matches
 from drivetrain.cloud.twins.rows import load_items, load_twin
 from drivetrain.cloud.twins.values import (
+    EncodedValue,
     as_mapping,
+    decode_value,
     encode_value,
     render_reported,
     validate_desired,
+    values_equal,
 )
 from drivetrain.core.entitlement_twin import is_entitlement_path
 from drivetrain.core.errors import BadInputError, VersionConflictError
@@ -107,6 +116,15 @@ def _row_values(vin: str, item: DesiredItem) -> dict[str, Any]:
 
 
 def _upsert_items(session: Session, vin: str, items: tuple[DesiredItem, ...]) -> None:
+    rows = [_row_values(vin, item) for item in items]
+    # A personal path's value goes to the region store; its item keeps num and text empty.
+    write_desired_values(session, [
+        (vin, row["path"], row["kind"], row["num"], row["text"])
+        for row in rows if is_personal_path(row["path"])
+    ])
+    for row in rows:
+        if is_personal_path(row["path"]):
+            row.update(num=None, text=None)
     statement = dialect_insert(session, DESIRED)
     columns = ("kind", "num", "text", "set_version", "set_at", "set_by", "expires_at",
                "status", "status_at", "reason")
@@ -114,7 +132,14 @@ def _upsert_items(session: Session, vin: str, items: tuple[DesiredItem, ...]) ->
         index_elements=["vin", "path"],
         set_={name: getattr(statement.excluded, name) for name in columns},
     )
-    session.connection().execute(statement, [_row_values(vin, item) for item in items])
+    session.connection().execute(statement, rows)
+
+
+def audited_values(values: Mapping[str, Scalar | None]) -> dict[str, object]:
+    """``values`` as an audit entry records them: a personal path's value is kept only in
+    the vehicle's region store, so the entry (in the state database) names the path alone."""
+    return {p: KEPT_IN_REGION if is_personal_path(p) and v is not None else v
+            for p, v in values.items()}
 
 
 def set_desired(
@@ -168,12 +193,13 @@ def set_desired(
         session.execute(
             delete(DesiredRow).where(DesiredRow.vin == vin, DesiredRow.path.in_(plan.deletes))
         )
+        delete_desired_values(session, vin, plan.deletes)
     record_audit(
         session, tenant=row.tenant_id, actor=actor, action="twins.desired.set",
         target=f"vehicle:{vin}",
         details={
             "version": version, "replace": replace, "ttl_s": ttl,
-            "values": {p: v for p, v in checked.items()},
+            "values": audited_values(checked),
         },
         request_id=request_id, now=now,
     )
@@ -251,7 +277,8 @@ def set_desired_by_query(
     record_audit(
         session, tenant=tenant, actor=actor, action="twins.desired.set_by_query",
         target=f"query:{query[:200]}",
-        details={"query": query, "matched": len(selected), "ttl_s": ttl, "values": dict(checked)},
+        details={"query": query, "matched": len(selected), "ttl_s": ttl,
+                 "values": audited_values(checked)},
         request_id=request_id, now=now,
     )
     changes = [
@@ -275,6 +302,9 @@ def _insert_selected(
 ) -> None:
     """INSERT ... SELECT one desired item per twin of ``vins`` at the twin's new version."""
     encoded = encode_value(value, where=f"desired {path!r}")
+    personal = is_personal_path(path)
+    if personal:
+        return _insert_selected_personal(session, vins, path, encoded, actor, now, ttl_s)
     twins = TWINS
     source = select(
         twins.c.vin, literal(path), literal(encoded.kind), literal(encoded.num),
@@ -310,6 +340,60 @@ def _insert_selected(
         where=changed_value,
     )
     session.connection().execute(statement)
+
+
+def _insert_selected_personal(
+    session: Session, vins: list[str], path: str, encoded: EncodedValue, actor: str,
+    now: datetime, ttl_s: int,
+) -> None:
+    """As :func:`_insert_selected` for a personal ``path``: the value goes to each vehicle's
+    region store, the item (num and text empty) to ``twin_desired``. Which items keep their
+    state is decided here, as SQL cannot compare with the stores: an item already asking for
+    this value, not failed, is kept unless it converged and the vehicle no longer reports it
+    (drifted); reported values are compared by ``converge_pending`` afterwards."""
+    wanted = decode_value(encoded.kind, encoded.num, encoded.text)
+    current = desired_values(session, vins, [path])
+    items: dict[str, str] = {vin: status for vin, status in session.execute(
+        select(DESIRED.c.vin, DESIRED.c.status).where(DESIRED.c.vin.in_(vins), DESIRED.c.path == path)
+    )}
+    reported = {
+        vin: decode_value(r.kind, r.num, r.text)
+        for vin in vins if items.get(vin) == "converged"
+        for r in reported_values(session, vin, [path]).values()
+    }
+    changed: list[str] = []
+    for vin in vins:
+        stored = current.get((vin, path))
+        same = stored is not None and wanted is not None and values_equal(
+            decode_value(*stored), wanted)
+        status = items.get(vin)
+        drifted = status == "converged" and not (
+            vin in reported and wanted is not None and values_equal(reported[vin], wanted))
+        if status is None or status == "failed" or not same or drifted:
+            changed.append(vin)
+    if not changed:
+        return
+    write_desired_values(session, [
+        (vin, path, encoded.kind, encoded.num, encoded.text) for vin in changed
+    ])
+    versions: dict[str, int] = {vin: version for vin, version in session.execute(
+        select(TWINS.c.vin, TWINS.c.desired_version).where(TWINS.c.vin.in_(changed))
+    )}
+    statement = dialect_insert(session, DESIRED)
+    statement = statement.on_conflict_do_update(
+        index_elements=["vin", "path"],
+        set_={name: getattr(statement.excluded, name) for name in (
+            "kind", "num", "text", "set_version", "set_at", "set_by", "expires_at", "status",
+            "status_at", "reason",
+        )},
+    )
+    session.connection().execute(statement, [
+        {"vin": vin, "path": path, "kind": encoded.kind, "num": None, "text": None,
+         "set_version": versions[vin], "set_at": now, "set_by": actor,
+         "expires_at": now + timedelta(seconds=ttl_s), "status": "pending", "status_at": None,
+         "reason": None}
+        for vin in changed
+    ])
 
 
 def expire_due(session: Session, now: datetime | None = None) -> list[tuple[str, str, str]]:

@@ -146,6 +146,22 @@ class DesiredRow(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+class PersonalDesiredRow(Base):
+    """The value of a desired item on a personal path (e.g. a cabin temperature set from an
+    app), kept in the vehicle's region store. Its item (version, status, expiry) stays in
+    ``twin_desired`` with ``num`` and ``text`` empty: the reconciler needs the item, not the
+    value, except to publish it and to converge it (``desired_personal``)."""
+
+    __tablename__ = "twin_desired_personal"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    vin: Mapped[str] = mapped_column(String(17), primary_key=True)
+    path: Mapped[str] = mapped_column(String(PATH_LENGTH), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(1))
+    num: Mapped[float | None] = mapped_column(Float, nullable=True)
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
 class EcuRow(Base):
     """One ECU of a twin: hardware id and installed software version."""
 
@@ -279,5 +295,7 @@ TWINS = cast(Table, TwinRow.__table__)
 REPORTED = cast(Table, ReportedRow.__table__)
 PERSONAL_REPORTED = register_regional_table(cast(Table, PersonalReportedRow.__table__))
 register_relocation("drivetrain.cloud.twins.personal:relocate_personal")
+PERSONAL_DESIRED = register_regional_table(cast(Table, PersonalDesiredRow.__table__))
+register_relocation("drivetrain.cloud.twins.desired_personal:relocate_personal_desired")
 DESIRED = cast(Table, DesiredRow.__table__)
 ECUS = cast(Table, EcuRow.__table__)

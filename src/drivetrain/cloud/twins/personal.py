@@ -13,12 +13,12 @@ item pending).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, literal, or_, select, update
+from sqlalchemy import ColumnElement, Table, delete, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from drivetrain.cloud.infra.region_stores import (
@@ -150,9 +150,16 @@ def converge_personal(
                 for r in personal_values(session, vin, regions[vin], wanted)
             }
         )
+    # Their values are in the region stores too (desired_personal).
+    from drivetrain.cloud.twins.desired_personal import desired_values
+
+    wanted_values = desired_values(
+        session, {row.vin for row in pending}, {row.path for row in pending}
+    )
     converged = []
     for row in pending:
-        wanted_value = decode_value(row.kind, row.num, row.text)
+        kept = wanted_values.get((row.vin, row.path))
+        wanted_value = decode_value(*kept) if kept else decode_value(row.kind, row.num, row.text)
         if (
             (row.vin, row.path) in stored
             and wanted_value is not None  # desired values are never empty
@@ -172,12 +179,13 @@ def converge_personal(
     return converged
 
 
-PersonalPredicate = Callable[[str, ColumnElement[bool]], ColumnElement[bool]]
+PersonalPredicate = Callable[[str, ColumnElement[bool], Any], ColumnElement[bool]]
 
 
 def personal_predicate(session: Session, tenant: str) -> PersonalPredicate:
     """For a fleet query over ``tenant``'s twins: turns a value condition on a personal
-    ``path`` (over ``PersonalReportedRow``) into a condition over ``TwinRow``.
+    ``path`` (over ``table``: ``PersonalReportedRow`` or ``PersonalDesiredRow``) into a
+    condition over ``TwinRow``.
 
     Where every region's store is the state database itself, a correlated ``EXISTS`` (as for
     ``twin_reported``); otherwise the VINs each store finds, as ``twins.vin IN (...)``. The
@@ -185,7 +193,9 @@ def personal_predicate(session: Session, tenant: str) -> PersonalPredicate:
     """
     stores: list[Session] = []
 
-    def condition(path: str, value_condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    def condition(
+        path: str, value_condition: ColumnElement[bool], table: Any = PersonalReportedRow
+    ) -> ColumnElement[bool]:
         if not stores:
             regions = session.scalars(
                 select(TwinRow.region).where(TwinRow.tenant_id == tenant).distinct()
@@ -194,16 +204,10 @@ def personal_predicate(session: Session, tenant: str) -> PersonalPredicate:
         if all(store is session for store in stores):
             return (
                 select(literal(1))
-                .where(
-                    PersonalReportedRow.vin == TwinRow.vin,
-                    PersonalReportedRow.path == path,
-                    value_condition,
-                )
+                .where(table.vin == TwinRow.vin, table.path == path, value_condition)
                 .exists()
             )
-        query = select(PersonalReportedRow.vin).where(
-            PersonalReportedRow.path == path, value_condition
-        )
+        query = select(table.vin).where(table.path == path, value_condition)
         vins: set[str] = set()
         for store in stores:
             vins.update(store.scalars(query))
@@ -231,24 +235,30 @@ def relocate_personal(session: Session) -> int:
         write_personal(session, rows)
         session.execute(delete(REPORTED).where(reported.path == path))
         moved += len(rows)
-    personal = PERSONAL_REPORTED.c
+    for chunk in stranded_chunks(session, PERSONAL_REPORTED):
+        rows = [tuple(r) for r in session.execute(select(PERSONAL_REPORTED).where(chunk))]
+        write_personal(session, rows)
+        session.execute(delete(PERSONAL_REPORTED).where(chunk))
+        moved += len(rows)
+    return moved
+
+
+def stranded_chunks(session: Session, table: Table) -> Iterator[ColumnElement[bool]]:
+    """Conditions (``vin IN (...)``, at most ``IN_CHUNK`` VINs each) that select the rows of
+    the state database's own copy of the regional ``table`` whose vehicle's region has a
+    store of its own now: the rows a relocation moves there."""
     for region in sorted(set(session.scalars(select(TwinRow.region).distinct()))):
         if region_session(session, region) is session:
             continue  # the region's store is the state database itself
         vins = list(
             session.scalars(
-                select(personal.vin)
+                select(table.c.vin)
                 .distinct()
-                .where(personal.vin.in_(select(TwinRow.vin).where(TwinRow.region == region)))
+                .where(table.c.vin.in_(select(TwinRow.vin).where(TwinRow.region == region)))
             )
         )
         for start in range(0, len(vins), IN_CHUNK):
-            chunk = personal.vin.in_(vins[start : start + IN_CHUNK])
-            rows = [tuple(r) for r in session.execute(select(PERSONAL_REPORTED).where(chunk))]
-            write_personal(session, rows)
-            session.execute(delete(PERSONAL_REPORTED).where(chunk))
-            moved += len(rows)
-    return moved
+            yield table.c.vin.in_(vins[start : start + IN_CHUNK])
 
 
 def personal_rows_of(session: Session, vins: Iterable[str]) -> list[dict[str, Any]]:

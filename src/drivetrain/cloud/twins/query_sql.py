@@ -19,6 +19,7 @@ from sqlalchemy.sql.elements import ColumnClause
 from drivetrain.cloud.twins.models import (
     DesiredRow,
     EcuRow,
+    PersonalDesiredRow,
     PersonalReportedRow,
     ReportedRow,
     TwinRow,
@@ -48,9 +49,10 @@ _META_COLUMNS = {
 def compile_query(node: Node, personal: PersonalPredicate | None = None) -> ColumnElement[bool]:
     """The WHERE condition (over ``TwinRow``) that selects the twins ``node`` matches.
 
-    ``personal`` turns a condition on a personal reported path into one over ``TwinRow``
-    (those values are in the region stores: ``personal.personal_predicate``); without it,
-    they are looked up in the state database's ``twin_reported_personal``.
+    ``personal`` turns a condition on a personal reported or desired path into one over
+    ``TwinRow`` (those values are in the region stores: ``personal.personal_predicate``);
+    without it, they are looked up in the state database's ``twin_reported_personal`` and
+    ``twin_desired_personal``.
     """
     if isinstance(node, MatchAll):
         return true()
@@ -93,8 +95,11 @@ def _value_condition(table: Any, op: Operator, value: Literal_) -> ColumnElement
     return _apply(table.num, op, float(value))
 
 
-def _reported_table(field: Field) -> Any:
-    """The table of a reported field's values: personal paths have their own."""
+def _value_table(field: Field) -> Any:
+    """The table of a reported or desired field's values: personal paths have their own
+    (in the region stores)."""
+    if field.scope == "desired":
+        return PersonalDesiredRow if is_personal_path(field.name) else DesiredRow
     return PersonalReportedRow if is_personal_path(field.name) else ReportedRow
 
 
@@ -102,12 +107,12 @@ def _scoped(
     field: Field, condition: ColumnElement[bool], personal: PersonalPredicate | None = None
 ) -> ColumnElement[bool]:
     """``EXISTS`` a row of the field's table for this twin that satisfies ``condition``."""
-    if field.scope == "reported" and is_personal_path(field.name):
+    if field.scope in ("reported", "desired") and is_personal_path(field.name):
+        table = _value_table(field)
         if personal is not None:
-            return personal(field.name, condition)
+            return personal(field.name, condition, table)
         rows = select(literal(1)).where(
-            PersonalReportedRow.vin == TwinRow.vin, PersonalReportedRow.path == field.name,
-            condition,
+            table.vin == TwinRow.vin, table.path == field.name, condition
         )
     elif field.scope == "reported":
         rows = select(literal(1)).where(
@@ -134,7 +139,7 @@ def _compare(
         return _scoped(field, _apply(EcuRow.software_key, op, value))
     if field.scope == "hardware":
         return _scoped(field, _apply(EcuRow.hardware_id, op, value))
-    table = _reported_table(field) if field.scope == "reported" else DesiredRow
+    table = _value_table(field)
     return _scoped(field, _value_condition(table, op, value), personal)
 
 
@@ -149,7 +154,7 @@ def _any_equal(
         return _scoped(field, EcuRow.software_key.in_(values))
     if field.scope == "hardware":
         return _scoped(field, EcuRow.hardware_id.in_(values))
-    table = _reported_table(field) if field.scope == "reported" else DesiredRow
+    table = _value_table(field)
     texts = [v for v in values if isinstance(v, str)]
     numbers = [float(v) for v in values if not isinstance(v, str)]
     parts: list[ColumnElement[bool]] = []

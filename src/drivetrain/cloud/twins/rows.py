@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from drivetrain.cloud.twins.desired_personal import desired_values
 from drivetrain.cloud.twins.models import (
     DesiredItem,
     DesiredRow,
@@ -17,14 +18,18 @@ from drivetrain.cloud.twins.models import (
     Twin,
     TwinRow,
 )
-from drivetrain.cloud.twins.personal import personal_values
+from drivetrain.cloud.twins.personal import is_personal_path, personal_values
 from drivetrain.cloud.twins.values import decode_value, from_ns, render_reported
 from drivetrain.core.vss import Catalog, builtin_catalog
 
 
-def item_of(row: DesiredRow) -> DesiredItem:
-    """The domain item of a stored desired row."""
-    value = decode_value(row.kind, row.num, row.text)
+def item_of(
+    row: DesiredRow, stored: tuple[str, float | None, str | None] | None = None
+) -> DesiredItem:
+    """The domain item of a stored desired row (``stored``: its value, (kind, num, text),
+    from the region store where the path is personal)."""
+    value = decode_value(*stored) if stored is not None else decode_value(
+        row.kind, row.num, row.text)
     assert value is not None  # desired values are never empty
     status: ItemStatus = row.status  # type: ignore[assignment]  # written only by this domain
     return DesiredItem(
@@ -43,7 +48,10 @@ def item_of(row: DesiredRow) -> DesiredItem:
 def load_items(session: Session, vin: str) -> list[DesiredItem]:
     """Every desired item of ``vin``, by path."""
     query = select(DesiredRow).where(DesiredRow.vin == vin).order_by(DesiredRow.path)
-    return [item_of(row) for row in session.scalars(query)]
+    rows = list(session.scalars(query))
+    personal = [row.path for row in rows if is_personal_path(row.path)]
+    stored = desired_values(session, [vin], personal) if personal else {}
+    return [item_of(row, stored.get((vin, row.path))) for row in rows]
 
 
 def ecu_of(row: EcuRow) -> Ecu:
