@@ -11,7 +11,11 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 from drivetrain.cloud.infra import Base, Database, open_database
-from drivetrain.cloud.infra.database import migration_version_locations, schema_comparison_options
+from drivetrain.cloud.infra.database import (
+    SQLITE_MMAP_BYTES,
+    migration_version_locations,
+    schema_comparison_options,
+)
 from drivetrain.cloud.infra.models import TenantRow
 from drivetrain.core.errors import ConfigurationError, ConflictError, StorageError
 from drivetrain.core.settings import Settings
@@ -94,12 +98,15 @@ def test_health_reports_ok_and_the_applied_revisions(database: Database) -> None
     assert health.revisions == database.head_revisions()
 
 
-def test_sqlite_runs_in_wal_mode_with_foreign_keys_enforced(tmp_path: Path) -> None:
+def test_sqlite_runs_in_wal_mode_with_foreign_keys_enforced_and_memory_mapped(
+    tmp_path: Path,
+) -> None:
     database = Database(f"sqlite:///{tmp_path / 'sub' / 'state.db'}")
     try:
         with database.engine.connect() as connection:
             assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
             assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+            assert connection.execute(text("PRAGMA mmap_size")).scalar() == SQLITE_MMAP_BYTES
     finally:
         database.dispose()
 

@@ -43,6 +43,11 @@ from drivetrain.core.settings import Settings
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _CLOUD_DIR = Path(__file__).resolve().parents[1]
 SQLITE_BUSY_TIMEOUT_MS = 5000
+#: Bytes of a SQLite state database read through a memory map rather than SQLite's own page
+#: cache (2 MB by default): a fleet query over 100,000 twins touches tens of thousands of
+#: pages of a 600 MB file, and each one missing from the page cache was a ``pread`` and a copy
+#: (measured: the realistic query's CPU 85 -> 53 ms). Address space only; the OS pages it.
+SQLITE_MMAP_BYTES = 1 << 30
 
 
 def migration_version_locations() -> list[Path]:
@@ -114,12 +119,13 @@ class DatabaseHealth:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers proceed while one writer commits; SQLite leaves foreign keys off
-    # unless asked, per connection.
+    # unless asked, per connection. The memory map: see SQLITE_MMAP_BYTES.
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
     finally:
         cursor.close()
 
