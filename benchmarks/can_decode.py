@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         read_capture,
         write_capture,
     )
-    from drivetrain.core.can.pipeline import BASE_SCHEMA, parquet_options
+    from drivetrain.core.can import BASE_SCHEMA, parquet_options
 
     base = read_capture(CAPTURE).frames
     target = args.frames or len(base) * (QUICK_COPIES if args.quick else FULL_COPIES)

@@ -50,7 +50,13 @@ from drivetrain.core.can.frames import (
     FrameBatch,
 )
 from drivetrain.core.can.manifest import MANIFEST_ECU, MAX_MANIFEST_BYTES, DecoderManifest
-from drivetrain.core.can.pipeline import DecodeProgress, DecodeSummary, decode_capture
+from drivetrain.core.can.pipeline import (
+    BASE_SCHEMA,
+    DecodeProgress,
+    DecodeSummary,
+    decode_capture,
+    parquet_options,
+)
 from drivetrain.core.can.signal_map import (
     SignalMap,
     SignalMapping,
@@ -62,6 +68,7 @@ from drivetrain.core.can.signal_map import (
 )
 
 __all__ = [
+    "BASE_SCHEMA",
     "CAN_FD_MAX_BYTES",
     "CAPTURE_FORMATS",
     "CHECKSUM_ALGORITHMS",
@@ -101,6 +108,7 @@ __all__ = [
     "iter_capture",
     "load_dbc",
     "load_signal_map",
+    "parquet_options",
     "parse_signal_map",
     "read_capture",
     "write_capture",
