@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Table, event
@@ -185,9 +186,23 @@ def stock_fleet(database: Database, count: int, seed: int = 11) -> list[str]:
 
 
 def cache_key(database: Database, count: int) -> str:
-    """Names a stocked fleet: its size, this module's shape and the schema it was built on."""
-    shape = repr((CACHE_VERSION, count, [p for p, _ in REPORTED_SIGNALS], database.head_revisions()))
+    """Names a stocked fleet: its size, this module's shape and the schema it was built on
+    (the migration heads and the migrations' text: a migration edited under the same revision
+    id never reuses a fleet stocked before the edit)."""
+    shape = repr((CACHE_VERSION, count, [p for p, _ in REPORTED_SIGNALS], database.head_revisions(),
+                  _migrations_digest()))
     return f"{count}_{hashlib.sha256(shape.encode()).hexdigest()[:10]}"
+
+
+def _migrations_digest() -> str:
+    import drivetrain
+
+    digest = hashlib.sha256()
+    root = Path(drivetrain.__file__).parent
+    for script in sorted(root.glob("**/migrations/versions/*.py")):
+        digest.update(script.relative_to(root).as_posix().encode())
+        digest.update(script.read_bytes())
+    return digest.hexdigest()
 
 
 # --- CPU accounting ----------------------------------------------------------------------------
