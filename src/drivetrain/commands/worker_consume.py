@@ -97,7 +97,8 @@ def consume(
 
     _err.print(
         f"consumer {name!r} consuming {', '.join(chosen)} from {settings.backbone_url} "
-        f"(state: {database.display_url})"
+        + (f"namespace {settings.backbone_namespace!r} " if settings.backbone_namespace else "")
+        + f"(state: {database.display_url})"
     )
     try:
         while not stop.wait(status_interval_s):

@@ -187,6 +187,14 @@ class Settings(BaseSettings):
         1, ge=1, le=5,
         description="Copies of each backbone stream (3 on a JetStream cluster of three nodes).",
     )
+    backbone_namespace: str = Field(
+        "",
+        description="Prefix of the backbone's stream names and subjects, so several "
+        "deployments or test runs can share one JetStream without seeing each other's "
+        "messages: in namespace 'eu1' stream telemetry-validated is eu1-telemetry-validated "
+        "on subjects eu1.dt.platform.v1.>. Letters, digits, '-' and '_' (at most 32); "
+        "empty: the plain names.",
+    )
     broker_url: str | None = Field(
         None,
         description="MQTT 5 broker of the vehicle link, e.g. mqtt://127.0.0.1:1883; default: "
@@ -442,6 +450,13 @@ class Settings(BaseSettings):
                 raise ConfigurationError(
                     f"state_region_urls: {region!r} is not a region; expected one of "
                     f"{', '.join(REGIONS)}")
+        return self
+
+    @model_validator(mode="after")
+    def _backbone_namespace_is_a_name(self) -> Settings:
+        from drivetrain.core.transport.jetstream_streams import check_namespace
+
+        check_namespace(self.backbone_namespace)
         return self
 
     @model_validator(mode="after")

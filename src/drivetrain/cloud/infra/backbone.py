@@ -42,7 +42,8 @@ def open_backbone_bridge(
     if settings.backbone_url is None:
         raise ConfigurationError("the fleet profile needs backbone_url (nats://host:port)")
     backbone = JetStreamTransport(settings.backbone_url, client_id=client_id,
-                                  replicas=settings.backbone_replicas)
+                                  replicas=settings.backbone_replicas,
+                                  namespace=settings.backbone_namespace)
     try:
         bridge = BusBridge(status_bus(database.engine), backbone, root=BACKBONE_ROOT,
                            topic_of=backbone_topic, inbound=INBOUND).start()

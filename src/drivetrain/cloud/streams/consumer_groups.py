@@ -203,7 +203,8 @@ def open_consumer_groups(
     if settings.backbone_url is None:
         raise ConfigurationError("the consumer groups need backbone_url (nats://host:port)")
     backbone = JetStreamTransport(
-        settings.backbone_url, client_id=client_id, replicas=settings.backbone_replicas
+        settings.backbone_url, client_id=client_id, replicas=settings.backbone_replicas,
+        namespace=settings.backbone_namespace,
     )
     try:
         return backbone, ConsumerGroups(

@@ -14,6 +14,9 @@ so the code above it is the same:
   restarted member resumes where the group stopped. A plain filter is a fan-out: an ephemeral
   consumer of this process that sees every message published after it subscribed.
 * ``replay(filter, since, handler)`` reads the streams again from a point in time.
+* ``namespace`` (the ``backbone_namespace`` setting) prefixes every stream name and subject
+  on the server, so deployments or test runs sharing one JetStream do not see each other's
+  messages; topics, filters and group names above the transport are the same in every one.
 * A message is acknowledged when the handler returns (or, with ``manual_ack``, when the
   subscriber calls ``Message.ack()``); a handler that raises has it redelivered
   (``attempt`` counts the deliveries). Each delivered ``Message`` carries its
@@ -57,7 +60,9 @@ from drivetrain.core.transport.base import (
 from drivetrain.core.transport.jetstream_streams import (
     BACKBONE_STREAMS,
     StreamSpec,
+    check_namespace,
     consumer_targets,
+    namespaced,
     subject_to_topic,
     topic_to_subject,
 )
@@ -134,9 +139,11 @@ class JetStreamTransport(Transport):
         ack_timeout_s: how long ``publish`` waits for the stream's acknowledgement.
         redeliver_after_s: how long a delivered, unacknowledged message waits before the
             server sends it again (to another member of the group).
+        namespace: prefix of the streams' names and subjects on the server ("" = none).
 
     Raises:
-        ConfigurationError: a bad URL, or nats-py is not installed (the ``fleet`` extra).
+        ConfigurationError: a bad URL or namespace, or nats-py is not installed (the
+            ``fleet`` extra).
         TransportError: no server answers within ``connect_timeout_s``, or the streams cannot
             be created.
     """
@@ -152,6 +159,7 @@ class JetStreamTransport(Transport):
         ack_timeout_s: float = 10.0,
         connect_timeout_s: float = 10.0,
         redeliver_after_s: float = 30.0,
+        namespace: str = "",
     ) -> None:
         if not _HAVE_NATS:
             raise ConfigurationError(
@@ -162,7 +170,10 @@ class JetStreamTransport(Transport):
         self.url = url
         self.servers = parse_nats_url(url)
         self.client_id = client_id
-        self.streams = streams
+        self.namespace = check_namespace(namespace, setting="namespace")
+        self._prefix = f"{namespace}." if namespace else ""
+        #: The streams as they are named on the server (in the namespace).
+        self.streams = tuple(namespaced(spec, namespace) for spec in streams)
         self.replicas = replicas
         self.max_age_s = max_age_s
         self.ack_timeout_s = ack_timeout_s
@@ -258,7 +269,7 @@ class JetStreamTransport(Transport):
         data = as_payload_bytes(payload)
         if any(c in topic for c in "+#"):
             raise InvalidTopicError(f"topic {topic!r}: a topic name has no wildcards")
-        subject = topic_to_subject(topic)
+        subject = self._prefix + topic_to_subject(topic)
         if self._closed:
             raise TransportClosedError(f"cannot publish to {topic!r}: the transport is closed")
         ticket = PublishTicket(topic, qos)
@@ -322,7 +333,7 @@ class JetStreamTransport(Transport):
         group, plain = split_shared_filter(topic_filter)
         if group is not None and since is not None:
             raise ValueError("replay is for one subscriber, not a shared group")
-        subject = topic_to_subject(plain)
+        subject = self._prefix + topic_to_subject(plain)
         targets = consumer_targets(subject, self.streams)
         subscription = Subscription(topic_filter, handler, qos, group, plain,
                                     self._unsubscribe, manual_ack)
@@ -437,7 +448,10 @@ class JetStreamTransport(Transport):
             if subscription.manual_ack and not self._closed:
                 asyncio.run_coroutine_threadsafe(self._settle(msg.ack()), self._loop)
 
-        return Message(subject_to_topic(msg.subject), bytes(msg.data), 1, False, attempt,
+        subject = str(msg.subject)
+        if self._prefix and subject.startswith(self._prefix):
+            subject = subject[len(self._prefix):]
+        return Message(subject_to_topic(subject), bytes(msg.data), 1, False, attempt,
                        ack, message_id=str(headers.get(MSG_ID_HEADER, "")))
 
     def _unsubscribe(self, subscription: Subscription) -> None:
@@ -449,17 +463,60 @@ class JetStreamTransport(Transport):
             self._loop.call_soon_threadsafe(task.cancel)
 
     # --- the rest of the interface ----------------------------------------------------------
+    def stream_name(self, stream: str) -> str:
+        """The server's name of the backbone stream ``stream`` (``telemetry-validated``) in
+        this transport's namespace."""
+        return f"{self.namespace}-{stream}" if self.namespace else stream
+
     def stream_messages(self, stream: str) -> int:
-        """How many messages ``stream`` holds now (its state on the server).
+        """How many messages ``stream`` (its name without the namespace) holds now.
 
         Raises:
             TransportError: the stream does not exist or the server does not answer.
         """
+        return int(self._stream_info(stream).state.messages)
+
+    def stream_leader(self, stream: str) -> str | None:
+        """The server name of the node leading ``stream`` (its name without the namespace)
+        now; None on a single server without a cluster.
+
+        Raises:
+            TransportError: the stream does not exist or the server does not answer.
+        """
+        cluster = self._stream_info(stream).cluster
+        return None if cluster is None else cluster.leader
+
+    def delete_streams(self) -> list[str]:
+        """Delete this namespace's streams and their consumers from the server (a test run's
+        or a retired deployment's); returns the names deleted. Streams already gone are
+        skipped.
+
+        Raises:
+            ValueError: the transport has no namespace (the plain streams are everyone's).
+            TransportError: the server does not answer.
+        """
+        if not self.namespace:
+            raise ValueError("delete_streams needs a namespace: the plain streams are shared")
+        return self._run(self._delete_streams(), self.ack_timeout_s * len(self.streams) + 5)
+
+    async def _delete_streams(self) -> list[str]:
+        deleted = []
+        for spec in self.streams:
+            try:
+                await self._js.delete_stream(spec.name)
+            except nats.js.errors.NotFoundError:
+                continue
+            except nats.errors.Error as e:
+                raise TransportError(f"cannot delete stream {spec.name!r}: {e}") from e
+            deleted.append(spec.name)
+        return deleted
+
+    def _stream_info(self, stream: str) -> Any:
+        name = self.stream_name(stream)
         try:
-            info = self._run(self._js.stream_info(stream), self.ack_timeout_s + 1)
+            return self._run(self._js.stream_info(name), self.ack_timeout_s + 1)
         except nats.errors.Error as e:
-            raise TransportError(f"stream {stream!r}: {e}") from e
-        return int(info.state.messages)
+            raise TransportError(f"stream {name!r}: {e}") from e
 
     def stats(self) -> TransportStats:
         """Counters since the transport was created."""

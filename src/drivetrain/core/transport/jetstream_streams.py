@@ -4,14 +4,21 @@ The backbone between ingest and its consumers is a set of durable JetStream stre
 domain. Topics keep the platform's MQTT form (``dt/platform/v1/twins``); on NATS they are
 subjects (``dt.platform.v1.twins``), and topic filters translate ``+`` to ``*`` and ``#`` to
 ``>``. This module is pure: no connection, no I/O.
+
+A **namespace** (the ``backbone_namespace`` setting) lets several deployments or test runs
+share one JetStream without seeing each other's messages: in namespace ``eu1`` the stream
+``telemetry-validated`` is ``eu1-telemetry-validated`` and stores ``eu1.dt.platform.v1.telemetry``.
+The empty namespace keeps the plain names. The code above the transport never sees it: topics
+stay ``dt/platform/v1/...``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from typing import Final
 
-from drivetrain.core.errors import InvalidTopicError
+from drivetrain.core.errors import ConfigurationError, InvalidTopicError
 
 #: Topic root of the backbone's per-domain streams.
 BACKBONE_ROOT: Final = "dt/platform/v1"
@@ -53,6 +60,45 @@ PLATFORM_STREAM: Final = StreamSpec(
     "committed status changes of the other domains (jobs, campaigns, commerce...)",
 )
 BACKBONE_STREAMS: Final = (*DOMAIN_STREAMS.values(), PLATFORM_STREAM)
+
+#: Longest namespace: it prefixes stream names, which name folders on every JetStream node.
+NAMESPACE_MAX: Final = 32
+_NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+def check_namespace(namespace: str, *, setting: str = "backbone_namespace") -> str:
+    """``namespace`` if it can prefix the backbone's stream names and subjects ("" included).
+
+    It must be one subject token that is also a valid stream name: letters, digits, ``-`` and
+    ``_``, starting with a letter or a digit (so never ``$``-reserved or ``_INBOX``), at most
+    :data:`NAMESPACE_MAX` characters.
+
+    Raises:
+        ConfigurationError: anything else, naming ``setting``.
+    """
+    if namespace == "":
+        return namespace
+    if len(namespace) > NAMESPACE_MAX:
+        raise ConfigurationError(
+            f"{setting} {namespace!r}: at most {NAMESPACE_MAX} characters, got {len(namespace)}")
+    if not _NAMESPACE.fullmatch(namespace):
+        raise ConfigurationError(
+            f"{setting} {namespace!r}: use letters, digits, '-' and '_', starting with a letter "
+            "or a digit (it prefixes NATS stream names and subjects, where '.', '*', '>', "
+            "whitespace and '$' are not allowed)")
+    return namespace
+
+
+def namespaced(spec: StreamSpec, namespace: str) -> StreamSpec:
+    """``spec`` in ``namespace``: name ``{namespace}-{name}``, subject ``{namespace}.{subject}``
+    (``spec`` itself for the empty namespace).
+
+    Raises:
+        ConfigurationError: ``namespace`` is not valid (:func:`check_namespace`).
+    """
+    if not check_namespace(namespace):
+        return spec
+    return replace(spec, name=f"{namespace}-{spec.name}", subject=f"{namespace}.{spec.subject}")
 
 
 def backbone_topic(domain: str) -> str:
