@@ -37,7 +37,7 @@ from drivetrain.cloud.infra.testing import (
 )
 from drivetrain.core.errors import ConfigurationError, StorageError, TransportError
 from drivetrain.core.settings import Settings, load_settings
-from drivetrain.core.transport.testing import PrivateBroker, shared_broker_url
+from drivetrain.core.transport.testing import PrivateBroker, shared_broker_url, unique_name
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
@@ -288,6 +288,9 @@ if FLEET:
         monkeypatch.setenv("DRIVETRAIN_DATABASE_URL", url)
         monkeypatch.setenv("DRIVETRAIN_BROKER_URL", broker)
         monkeypatch.setenv("DRIVETRAIN_BACKBONE_URL", backbone)
+        namespace = unique_name("ns")
+        monkeypatch.setenv("DRIVETRAIN_BACKBONE_NAMESPACE", namespace)
+        request.addfinalizer(lambda: fleet_worker_services.drop_namespace(namespace))
 
 
 # --- the MQTT broker: the shared one, and private ones to stop and kill ---------------------

@@ -9,8 +9,10 @@ in the environment where ``load_settings`` reads it (``DRIVETRAIN_PROFILE=fleet`
   or a database fixture gets a fresh schema of its own, the others this worker's database;
 * vehicle link: a real Mosquitto of this pytest worker (``PrivateBroker``), since ingest's
   shared subscription on the shared broker would take other concurrent runs' messages;
-* backbone: a real one-node NATS JetStream of this worker (``LocalJetStream``): the streams'
-  names are fixed, so the shared server would mix concurrent runs' twin and status events.
+* backbone: a real one-node NATS JetStream of this worker (``LocalJetStream``), and a
+  ``DRIVETRAIN_BACKBONE_NAMESPACE`` of each test's own, so a consumer group a test creates
+  does not read what earlier tests of the worker left on the streams (groups start at a
+  stream's first message); the namespace's streams are deleted after the test.
 
 The lake stays the local Parquet lake (``lake_url`` is a setting of its own, not of the
 profile; its object-storage tests run in both). Tests that are embedded by nature carry
@@ -25,6 +27,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,6 +113,7 @@ class FleetServices:
         self._stack = ExitStack()
         self._broker_url: str | None = None
         self._backbone_url: str | None = None
+        self._janitor: Any = None
 
     def broker_url(self) -> str:
         if self._broker_url is None:
@@ -128,6 +132,19 @@ class FleetServices:
             node = self._stack.enter_context(LocalJetStream(self.root / "nats", nodes=1))
             self._backbone_url = node.url
         return self._backbone_url
+
+    def drop_namespace(self, namespace: str) -> None:
+        """Delete the backbone streams of ``namespace`` (those a test created; none: nothing)."""
+        if self._backbone_url is None:
+            return
+        if self._janitor is None:
+            from drivetrain.core.transport.jetstream import JetStreamTransport
+
+            self._janitor = self._stack.enter_context(
+                JetStreamTransport(self._backbone_url, client_id="fleet-janitor", streams=()))
+        from drivetrain.core.transport.jetstream_streams import BACKBONE_STREAMS, namespaced
+
+        self._janitor.delete_streams([namespaced(s, namespace).name for s in BACKBONE_STREAMS])
 
     def close(self) -> None:
         self._stack.close()

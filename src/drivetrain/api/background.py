@@ -102,8 +102,10 @@ class ControlPlane:
         if self.settings.broker_url is None:
             return "none: commands, campaigns and desired state are not delivered (set broker_url)"
         if self.settings.profile == "fleet":
+            namespace = self.settings.backbone_namespace
             return (f"MQTT broker {self.settings.broker_url}; backbone: JetStream "
-                    f"{self.settings.backbone_url}")
+                    f"{self.settings.backbone_url}"
+                    + (f" namespace {namespace!r}" if namespace else ""))
         return f"MQTT broker {self.settings.broker_url}"
 
     def start(self) -> ControlPlane:

@@ -42,13 +42,15 @@ def test_serve_in_the_fleet_profile_announces_committed_telemetry_on_the_backbon
     monkeypatch.setenv("DRIVETRAIN_DATABASE_URL", database_url)
     monkeypatch.setenv("DRIVETRAIN_BROKER_URL", private_broker.url)
     monkeypatch.setenv("DRIVETRAIN_BACKBONE_URL", jetstream.url)
+    monkeypatch.setenv("DRIVETRAIN_BACKBONE_NAMESPACE", "fleet-a")
     monkeypatch.chdir(tmp_path)
     since = datetime.now(UTC)
     seen: dict[str, object] = {}
 
     def run_while_serving(api: object, **options: object) -> None:
         """Stands in for uvicorn: serve has started every loop of the fleet profile."""
-        consumer = JetStreamTransport(jetstream.url, client_id="lake-consumer")
+        consumer = JetStreamTransport(jetstream.url, client_id="lake-consumer",
+                                      namespace="fleet-a")
         announced: list[Message] = []
         twins: list[Message] = []
         arrived = threading.Event()
@@ -72,6 +74,8 @@ def test_serve_in_the_fleet_profile_announces_committed_telemetry_on_the_backbon
             seen["twins"] = [m.payload for m in twins]
             seen["streams"] = {name: consumer.stream_messages(name) for name in
                                ("telemetry-validated", "twin-reported")}
+            with JetStreamTransport(jetstream.url, client_id="plain", streams=()) as plain:
+                seen["plain"] = plain.delete_streams(["telemetry-validated", "twin-reported"])
         finally:
             vehicle.close()
             consumer.close()
@@ -80,13 +84,14 @@ def test_serve_in_the_fleet_profile_announces_committed_telemetry_on_the_backbon
     result = CliRunner().invoke(app, ["serve", "--profile", "fleet", "--port", "8799"])
     assert result.exit_code == 0, result.output
     assert "profile fleet" in result.output
-    assert f"backbone: JetStream {jetstream.url}" in result.output
+    assert f"backbone: JetStream {jetstream.url} namespace 'fleet-a'" in result.output
     (payload,) = seen["announced"]  # type: ignore[misc]
     assert b'"kind":"validated"' in payload and b"f1ee7f1ee7" in payload
     assert fleet.vin("eu1").encode() in payload
     assert any(fleet.vin("eu1").encode() in p and SOC.encode() in p
                for p in seen["twins"])  # type: ignore[attr-defined]
     assert seen["streams"] == {"telemetry-validated": 1, "twin-reported": len(seen["twins"])}
+    assert seen["plain"] == []  # in a namespace, nothing was made under the plain names
 
 
 def test_the_fleet_profile_refuses_to_start_without_its_services(

@@ -49,8 +49,11 @@ def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def link(nats_url: str) -> Iterator[JetStreamTransport]:
-    transport = JetStreamTransport(nats_url, client_id=unique_name("consumers"))
+    # a namespace of the test's own: the shared server's streams hold other runs' messages
+    transport = JetStreamTransport(nats_url, client_id=unique_name("consumers"),
+                                   namespace=unique_name("ns"))
     yield transport
+    transport.delete_streams()
     transport.close()
 
 
@@ -125,6 +128,7 @@ def test_two_members_share_the_stream_and_one_killed_mid_stream_loses_and_repeat
         "DRIVETRAIN_DATABASE_URL": database_url,
         "PREFIX": prefix,
         "DRIVETRAIN_BACKBONE_URL": nats_url,
+        "DRIVETRAIN_BACKBONE_NAMESPACE": link.namespace,
         "DRIVETRAIN_DATA_DIR": str(tmp_path / "data"),
         "DRIVETRAIN_CONFIG": str(tmp_path / "none.toml"),
     }

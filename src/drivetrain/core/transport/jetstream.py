@@ -35,7 +35,7 @@ import hashlib
 import logging
 import re
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
@@ -486,29 +486,33 @@ class JetStreamTransport(Transport):
         cluster = self._stream_info(stream).cluster
         return None if cluster is None else cluster.leader
 
-    def delete_streams(self) -> list[str]:
-        """Delete this namespace's streams and their consumers from the server (a test run's
-        or a retired deployment's); returns the names deleted. Streams already gone are
-        skipped.
+    def delete_streams(self, names: Iterable[str] | None = None) -> list[str]:
+        """Delete streams and their consumers from the server: ``names`` as the server names
+        them, or by default this namespace's (a test run's or a retired deployment's).
+        Returns the names deleted; streams already gone are skipped.
 
         Raises:
-            ValueError: the transport has no namespace (the plain streams are everyone's).
+            ValueError: no ``names`` and no namespace (the plain streams are everyone's).
             TransportError: the server does not answer.
         """
-        if not self.namespace:
-            raise ValueError("delete_streams needs a namespace: the plain streams are shared")
-        return self._run(self._delete_streams(), self.ack_timeout_s * len(self.streams) + 5)
+        if names is None:
+            if not self.namespace:
+                raise ValueError(
+                    "delete_streams needs a namespace: the plain streams are shared")
+            names = [spec.name for spec in self.streams]
+        chosen = list(names)
+        return self._run(self._delete_streams(chosen), self.ack_timeout_s * len(chosen) + 5)
 
-    async def _delete_streams(self) -> list[str]:
+    async def _delete_streams(self, names: list[str]) -> list[str]:
         deleted = []
-        for spec in self.streams:
+        for name in names:
             try:
-                await self._js.delete_stream(spec.name)
+                await self._js.delete_stream(name)
             except nats.js.errors.NotFoundError:
                 continue
             except nats.errors.Error as e:
-                raise TransportError(f"cannot delete stream {spec.name!r}: {e}") from e
-            deleted.append(spec.name)
+                raise TransportError(f"cannot delete stream {name!r}: {e}") from e
+            deleted.append(name)
         return deleted
 
     def _stream_info(self, stream: str) -> Any:
