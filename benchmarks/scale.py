@@ -160,15 +160,32 @@ class Workers:
     def _log(self, i: int) -> Path:
         return self.root / f"{self.group}-w{i}.log"
 
+    def _popen(self, i: int, mode: str) -> subprocess.Popen[bytes]:
+        with self._log(i).open(mode) as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "drivetrain", "worker", "ingest", "--group",
+                 self.group, "--client-id", f"{self.group}-w{i}", "--session-expiry-s",
+                 "60"], env=self.env, stdout=log, stderr=log)
+
     def spawn(self, count: int) -> Workers:
         for _ in range(count):
-            i = len(self.procs)
-            with self._log(i).open("wb") as log:
-                self.procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "drivetrain", "worker", "ingest", "--group",
-                     self.group, "--client-id", f"{self.group}-w{i}", "--session-expiry-s",
-                     "60"], env=self.env, stdout=log, stderr=log))
+            self.procs.append(self._popen(len(self.procs), "wb"))
         return self
+
+    def crash_and_restart(self, i: int, timeout_s: float = 120.0) -> subprocess.Popen[bytes]:
+        """SIGKILL worker ``i`` (nothing flushed, its micro-batch unacknowledged) and start it
+        again with the same client id (its MQTT session resumes); returns once it consumes."""
+        self.procs[i].kill()
+        self.procs[i].wait(30)
+        mark = self._log(i).stat().st_size
+        self.procs[i] = self._popen(i, "ab")
+        deadline = time.monotonic() + timeout_s
+        while "consuming" not in self._log(i).read_bytes()[mark:].decode(errors="replace"):
+            if time.monotonic() > deadline or self.procs[i].poll() is not None:
+                raise RuntimeError(f"worker {i} did not restart: "
+                                   f"{self._log(i).read_text()[-800:]}")
+            time.sleep(0.1)
+        return self.procs[i]
 
     def ready(self, timeout_s: float = 120.0) -> list[subprocess.Popen[bytes]]:
         deadline = time.monotonic() + timeout_s

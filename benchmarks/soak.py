@@ -2,6 +2,8 @@
 
     python benchmarks/soak.py [--minutes 30] [--quick] [--vehicles 200] [--every-s 10]
                               [--workers 2] [--database postgresql+psycopg://...]
+                              [--cluster] [--kills] [--kill-every-s 120] [--node-down-s 20]
+                              [--namespace soak]
 
 Vehicles (``--vehicles``, each one signed telemetry envelope every ``--every-s`` seconds,
 spread evenly) publish with QoS 1 to a **Mosquitto** broker started for the run;
@@ -28,7 +30,21 @@ by the consumers; p50/p99 end-to-end latency so far; the resident memory of ever
   process: publisher and observer) sampled every ``--sample-s``; ``rss_slope_mb_per_h`` is the
   steepest least-squares slope among the Drivetrain processes (the workers and the consumer)
   over the samples after the first fifth of the run (start-up allocations excluded), every
-  process's in ``rss_slope_mb_per_h_by_process``; ``peak_rss_mb`` the largest VmHWM.
+  process's in ``rss_slope_mb_per_h_by_process``; ``peak_rss_mb`` the largest VmHWM;
+  ``rss_mb_by_minute`` each process's resident memory at every whole minute.
+
+``--cluster`` runs the backbone on a **3-node JetStream cluster** on loopback (streams with 3
+replicas) instead of one node. ``--kills`` then crashes part of the path every
+``--kill-every-s`` seconds, from the first fifth of the run on, in turn: the node leading
+``telemetry-validated`` (SIGKILL, started again on the same store ``--node-down-s`` later) and
+an ingest worker (SIGKILL, started again at once with the same client id); ``kills`` in the
+JSON lists each with its time. After a kill a process's memory slope counts from a minute
+after its restart. Duplicates are counted where they would do harm: batch ids stored in the
+lake more than once (``lake_duplicates``) and batches the ``lake-activity`` consumer counted
+twice (``consumer_duplicates``); ``announcement_redeliveries`` counts announcements this
+process's own consumer received again (at-least-once delivery, which the consumers absorb).
+Every stream and subject lives in the backbone namespace ``--namespace`` (the workers' and the
+consumer's ``DRIVETRAIN_BACKBONE_NAMESPACE``).
 
 The last line on stdout is one JSON object (benchmarks/README.md).
 """
@@ -57,6 +73,8 @@ from scale import TENANT, Workers, _proc, _provision, note, worker_env
 #: the streams' recent messages in memory) nor this process, which keeps every message's send
 #: time and latency by design.
 DRIVETRAIN = ("ingest0", "ingest1", "ingest2", "ingest3", "consumer")
+#: A node's restart, or a worker's, counts for memory slopes only after this many seconds.
+SETTLE_S = 60.0
 PATHS = ["Vehicle.Powertrain.TractionBattery.StateOfCharge.Current", "Vehicle.Speed"]
 
 
@@ -70,6 +88,7 @@ class Observer:
     lake_ms: list[float] = field(default_factory=list)
     pending_twin: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     twin_ms: list[float] = field(default_factory=list)
+    repeats: int = 0
 
     def sent(self, batch_id: str, vin: str, at: float) -> None:
         with self.lock:
@@ -81,7 +100,9 @@ class Observer:
         with self.lock:
             for event in json.loads(message.payload)["events"]:
                 batch_id = event["data"]["batch_id"]
-                if batch_id in self.sent_at and batch_id not in self.lake:
+                if batch_id in self.lake:
+                    self.repeats += 1
+                elif batch_id in self.sent_at:
                     self.lake[batch_id] = now
                     self.lake_ms.append((now - self.sent_at[batch_id]) * 1000)
 
@@ -97,6 +118,79 @@ class Observer:
                 waiting = self.pending_twin.get(event["subject"])
                 while waiting and waiting[0] <= committed:
                     self.twin_ms.append((now - waiting.popleft()) * 1000)
+
+
+class Crashes:
+    """The kills of ``--kills`` (see the module docstring): a JetStream node (with
+    ``--cluster``) and an ingest worker in turn, every ``--kill-every-s`` from the first fifth of
+    the run until 90 s before its end."""
+
+    def __init__(self, args: argparse.Namespace, backbone: Any, workers: Any,
+                 procs: dict[str, int]) -> None:
+        self.enabled = bool(args.kills)
+        self.every_s = float(args.kill_every_s)
+        self.down_s = float(args.node_down_s)
+        self.backbone, self.workers, self.procs = backbone, workers, procs
+        self.events: list[dict[str, Any]] = []
+        #: process name -> the run's second its last restart completed
+        self.restarted: dict[str, float] = {}
+        self.next_at: float | None = None
+        self.turn = 0
+        self.down: tuple[int, float, dict[str, Any]] | None = None
+
+    def tick(self, elapsed: float, run_s: float, watcher: Any) -> None:
+        if not self.enabled:
+            return
+        if self.down is not None and elapsed >= self.down[1]:
+            index, _, event = self.down
+            self.backbone.start(index)
+            self.procs[f"nats{index}"] = self.backbone.pid(index) or 0
+            self.restarted[f"nats{index}"] = event["restarted_at_s"] = round(elapsed, 1)
+            note(f"{elapsed / 60:5.1f} min: JetStream node n{index + 1} started again")
+            self.down = None
+        if self.next_at is None:
+            self.next_at = run_s / 5
+        if elapsed < self.next_at or elapsed > run_s - 90 or self.down is not None:
+            return
+        self.next_at += self.every_s
+        cluster = self.backbone.nodes > 1
+        if cluster and self.turn % 2 == 0:
+            self._kill_node(elapsed, watcher)
+        else:
+            self._kill_worker(elapsed)
+        self.turn += 1
+
+    def _kill_node(self, elapsed: float, watcher: Any) -> None:
+        from drivetrain.core.errors import TransportError
+
+        try:
+            leader = watcher.stream_leader("telemetry-validated")
+        except TransportError:
+            leader = None
+        index = int(leader[1:]) - 1 if leader else (self.turn // 2) % self.backbone.nodes
+        self.backbone.kill(index)
+        self.procs[f"nats{index}"] = 0
+        event: dict[str, Any] = {
+            "at_s": round(elapsed, 1), "killed": f"JetStream node n{index + 1}",
+            "was_leader": leader == f"n{index + 1}",
+        }
+        self.events.append(event)
+        self.down = (index, elapsed + self.down_s, event)
+        note(f"{elapsed / 60:5.1f} min: killed JetStream node n{index + 1} "
+             f"(leader of telemetry-validated: {leader})")
+
+    def _kill_worker(self, elapsed: float) -> None:
+        index = (self.turn // 2 if self.backbone.nodes > 1 else self.turn) % len(
+            self.workers.procs)
+        started = time.monotonic()
+        proc = self.workers.crash_and_restart(index)
+        back = elapsed + time.monotonic() - started
+        self.procs[f"ingest{index}"] = proc.pid
+        self.restarted[f"ingest{index}"] = round(back, 1)
+        self.events.append({"at_s": round(elapsed, 1), "killed": f"ingest worker {index}",
+                            "restarted_at_s": round(back, 1)})
+        note(f"{elapsed / 60:5.1f} min: killed ingest worker {index}; consuming again after "
+             f"{back - elapsed:.1f} s")
 
 
 def message_value(seq: int) -> float:
@@ -171,17 +265,21 @@ def publish(
         stop.wait(max(0.0, next_at - time.monotonic()))
 
 
-def stored_batches(data_dir: Path, database_url: str) -> set[str]:
-    """Batch ids of the tenant's rows in the lake the workers wrote."""
+def stored_batches(data_dir: Path, database_url: str, samples: int) -> tuple[set[str], int]:
+    """Batch ids of the tenant's rows in the lake the workers wrote, and how many of them
+    hold more rows than one message has samples (stored twice)."""
     from drivetrain.cloud.lake import Lake
     from drivetrain.core.settings import load_settings
 
     lake = Lake.open(load_settings(data_dir=data_dir, database_url=database_url))
     try:
-        table = lake.sql(TENANT, "SELECT DISTINCT batch_id FROM telemetry", max_rows=10**7)
+        table = lake.sql(
+            TENANT, "SELECT batch_id, COUNT(*) AS n FROM telemetry GROUP BY batch_id",
+            max_rows=10**7)
     finally:
         lake.close()
-    return set(table.column("batch_id").to_pylist())
+    rows = table.column("n").to_pylist()
+    return set(table.column("batch_id").to_pylist()), sum(1 for n in rows if n > samples)
 
 
 def twins_missing(database: Any, creds: list[Any], last: dict[str, int]) -> list[str]:
@@ -229,7 +327,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--database", help="PostgreSQL server URL (default: $DRIVETRAIN_TEST_POSTGRES_URL)"
     )
+    parser.add_argument(
+        "--cluster", action="store_true", help="a 3-node JetStream cluster, streams R3"
+    )
+    parser.add_argument(
+        "--kills", action="store_true",
+        help="crash a JetStream node (with --cluster) and an ingest worker in turn",
+    )
+    parser.add_argument(
+        "--kill-every-s", type=float, default=120.0, help="seconds between kills (default 120)"
+    )
+    parser.add_argument(
+        "--node-down-s", type=float, default=20.0, help="how long a killed node stays down"
+    )
+    parser.add_argument(
+        "--namespace", default="soak", help="the backbone namespace of the run (default soak)"
+    )
     args = parser.parse_args(argv)
+    if args.kill_every_s <= 0 or args.node_down_s < 0:
+        parser.error("--kill-every-s must be > 0 and --node-down-s >= 0")
     minutes = 2.0 if args.quick else args.minutes
     vehicles = args.vehicles or (50 if args.quick else 200)
     report_s = args.report_s or (20.0 if args.quick else 60.0)
@@ -260,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         try:
             broker = PrivateBroker(root / "mosquitto")
-            backbone = LocalJetStream(root / "nats", nodes=1)
+            backbone = LocalJetStream(root / "nats", nodes=3 if args.cluster else 1)
         except ConfigurationError as e:
             note(str(e))
             return 2
@@ -278,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
                 random.Random(5).shuffle(creds)
                 urls = {"database": url, "broker": broker.url, "backbone": backbone.url}
                 env = worker_env("fleet", True, urls, root)
+                env["DRIVETRAIN_BACKBONE_NAMESPACE"] = args.namespace
+                env["DRIVETRAIN_BACKBONE_REPLICAS"] = str(backbone.nodes)
                 workers = Workers(f"soak{os.getpid()}", env, root).spawn(args.workers)
                 consumer_log = (root / "consumer.log").open("wb")
                 consumer = subprocess.Popen(
@@ -301,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
                         procs[f"ingest{i}"] = proc.pid
                     procs["consumer"] = consumer.pid
                     procs["mosquitto"] = broker.pid or 0
-                    procs["nats"] = backbone.pid(0) or 0
+                    for i in range(backbone.nodes):
+                        procs[f"nats{i}"] = backbone.pid(i) or 0
                     summary = soak(
                         minutes,
                         vehicles,
@@ -318,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
                         root,
                         JetStreamTransport,
                         MqttTransport,
+                        Crashes(args, backbone, workers, procs),
                     )
                 finally:
                     workers.stop()
@@ -348,11 +468,14 @@ def soak(
     root: Path,
     jetstream: Any,
     mqtt: Any,
+    crashes: Crashes,
 ) -> dict[str, Any]:
     """The run itself, once every process is up; returns the summary."""
-    watcher = jetstream(urls["backbone"], client_id="soak-observer")
-    watcher.subscribe("dt/platform/v1/telemetry", observer.telemetry)
-    watcher.subscribe("dt/platform/v1/twins", observer.twins)
+    watcher = jetstream(urls["backbone"], client_id="soak-observer", namespace=args.namespace,
+                        replicas=crashes.backbone.nodes)
+    # durable (replicated) consumers: an ephemeral one would go with a killed node
+    watcher.subscribe("$share/soak-observer/dt/platform/v1/telemetry", observer.telemetry)
+    watcher.subscribe("$share/soak-observer/dt/platform/v1/twins", observer.twins)
     stop = threading.Event()
     started = time.monotonic()
     with mqtt(urls["broker"], client_id="soak-vehicles") as link:
@@ -364,17 +487,21 @@ def soak(
         sender.start()
         note(
             f"{vehicles} vehicles, one message each {args.every_s:g} s, for {minutes:g} min, "
-            f"through {args.workers} ingest workers and a consumer process"
+            f"through {args.workers} ingest workers and a consumer process; backbone: "
+            f"{crashes.backbone.nodes} JetStream node(s), namespace {args.namespace!r}"
+            + ("; with kills" if crashes.enabled else "")
         )
         next_sample = next_report = started
         while (elapsed := time.monotonic() - started) < minutes * 60:
             if time.monotonic() >= next_sample:
                 for name, pid in procs.items():
-                    memory[name].append((elapsed, rss_mb(pid)))
+                    if pid:  # 0: a killed node, down
+                        memory[name].append((elapsed, rss_mb(pid)))
                 next_sample += sample_s
             if time.monotonic() >= next_report and elapsed > 1:
                 _progress(elapsed, counts, observer, memory, database)
                 next_report += report_s
+            crashes.tick(elapsed, minutes * 60, watcher)
             time.sleep(0.5)
         stop.set()
         sender.join(10)
@@ -393,14 +520,23 @@ def soak(
             break
         time.sleep(1)
     watcher.close()
-    lake = stored_batches(root / "data-fleet", urls["database"])
+    lake, lake_duplicates = stored_batches(root / "data-fleet", urls["database"], args.samples)
     sent = set(observer.sent_at)
     twin_loss = twins_missing(database, creds, counts)
     cut = minutes * 60 / 5
     slopes = {
-        name: round(slope_mb_per_h([s for s in samples if s[0] >= cut]), 1)
+        name: round(slope_mb_per_h([
+            s for s in samples
+            if s[0] >= max(cut, crashes.restarted.get(name, -SETTLE_S) + SETTLE_S)
+        ]), 1)
         for name, samples in memory.items()
     }
+    by_minute: dict[str, list[float]] = {}
+    for name, samples in memory.items():
+        firsts: dict[int, float] = {}
+        for t, mb in samples:
+            firsts.setdefault(int(t // 60), round(mb, 1))
+        by_minute[name] = [firsts[m] for m in sorted(firsts)]
     final = {name: round(samples[-1][1], 1) for name, samples in memory.items() if samples}
     _progress(time.monotonic() - started, counts, observer, memory, database)
     summary = {
@@ -409,11 +545,16 @@ def soak(
         "vehicles": vehicles,
         "every_s": args.every_s,
         "workers": args.workers,
+        "jetstream_nodes": crashes.backbone.nodes,
+        "namespace": args.namespace,
+        "kills": crashes.events,
         "messages": counts["sent"],
         "stored_lake": len(sent & lake),
         "loss": max(len(sent - lake), counts["sent"] - counted),
         "consumer_counted": counted,
         "consumer_duplicates": max(0, counted - len(sent & lake)),
+        "lake_duplicates": lake_duplicates,
+        "announcement_redeliveries": observer.repeats,
         "consumer_ledger": ledger,
         "twin_loss": len(twin_loss),
         "twin_loss_examples": twin_loss[:3],
@@ -424,6 +565,7 @@ def soak(
         "rss_slope_mb_per_h": max(v for k, v in slopes.items() if k in DRIVETRAIN),
         "rss_slope_mb_per_h_by_process": slopes,
         "rss_mb_final_by_process": final,
+        "rss_mb_by_minute": by_minute,
         "peak_rss_mb": round(peak, 1),
     }
     return summary
