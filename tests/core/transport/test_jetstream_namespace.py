@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fleet_profile import FLEET, FleetServices
 
 from drivetrain.core.errors import ConfigurationError
 from drivetrain.core.settings import load_settings
@@ -145,3 +146,27 @@ def test_a_namespace_prefixes_stream_names_and_subjects(
     assert namespaced(spec, "") is spec
     moved = namespaced(spec, "eu1")
     assert moved.name == f"eu1-{spec.name}" and moved.subject == f"eu1.{spec.subject}"
+
+
+def test_the_fleet_run_cleans_up_a_test_namespace_and_gives_each_test_its_own(
+    tmp_path: Path,
+) -> None:
+    if FLEET:  # the suite's fleet profile: this test runs in a namespace of its own
+        namespace = os.environ["DRIVETRAIN_BACKBONE_NAMESPACE"]
+        assert namespace.startswith("ns-") and load_settings().backbone_namespace == namespace
+    services = FleetServices(tmp_path)
+    try:
+        url = services.backbone_url()
+        with JetStreamTransport(url, client_id=unique_name("t"), namespace="gone") as used:
+            used.publish(backbone_topic("twins"), b"x")
+        with JetStreamTransport(url, client_id=unique_name("t"), namespace="kept") as kept:
+            kept.publish(backbone_topic("twins"), b"y")
+            services.drop_namespace("gone")
+            services.drop_namespace("never-used")  # nothing to delete: no error
+            assert kept.stream_messages("twin-reported") == 1
+        with JetStreamTransport(url, client_id=unique_name("t"), streams=()) as plain:
+            names = [namespaced(s, "gone").name for s in BACKBONE_STREAMS]
+            assert plain.delete_streams(names) == []  # already deleted
+            assert plain.delete_streams(["kept-twin-reported"]) == ["kept-twin-reported"]
+    finally:
+        services.close()
