@@ -293,6 +293,22 @@ if FLEET:
         request.addfinalizer(lambda: fleet_worker_services.drop_namespace(namespace))
 
 
+# --- the JetStream backbone: the shared server -----------------------------------------------
+@pytest.fixture(scope="module")
+def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of the shared NATS JetStream (``$DRIVETRAIN_TEST_NATS_URL``), else a node of this
+    module started here. Tests share that server with other runs: give each a backbone
+    namespace of its own (``unique_name``) and delete its streams afterwards."""
+    url = os.environ.get("DRIVETRAIN_TEST_NATS_URL")
+    if url:
+        yield url
+        return
+    from drivetrain.core.transport.jetstream_local import LocalJetStream
+
+    with LocalJetStream(tmp_path_factory.mktemp("nats"), nodes=1) as node:
+        yield node.url
+
+
 # --- the MQTT broker: the shared one, and private ones to stop and kill ---------------------
 @pytest.fixture(scope="session")
 def mqtt_url() -> str:

@@ -30,21 +30,10 @@ from drivetrain.cloud.security import list_incidents
 from drivetrain.cloud.streams import CONSUMERS, ConsumerGroups, vehicle_activity
 from drivetrain.core.errors import ConfigurationError
 from drivetrain.core.transport.jetstream import JetStreamTransport
-from drivetrain.core.transport.jetstream_local import LocalJetStream
 from drivetrain.core.transport.testing import unique_name
 
 PROJECT = Path(__file__).resolve().parents[3]
 TELEMETRY = CONSUMERS["lake-activity"].topic
-
-
-@pytest.fixture(scope="module")
-def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = os.environ.get("DRIVETRAIN_TEST_NATS_URL")
-    if url:
-        yield url
-        return
-    with LocalJetStream(tmp_path_factory.mktemp("nats"), nodes=1) as node:
-        yield node.url
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from drivetrain.core.errors import ConfigurationError
 from drivetrain.core.settings import load_settings
 from drivetrain.core.transport import Message
 from drivetrain.core.transport.jetstream import JetStreamTransport
-from drivetrain.core.transport.jetstream_local import LocalJetStream
 from drivetrain.core.transport.jetstream_streams import (
     BACKBONE_STREAMS,
     NAMESPACE_MAX,
@@ -27,16 +26,6 @@ from drivetrain.core.transport.jetstream_streams import (
     namespaced,
 )
 from drivetrain.core.transport.testing import unique_name
-
-
-@pytest.fixture(scope="module")
-def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = os.environ.get("DRIVETRAIN_TEST_NATS_URL")
-    if url:
-        yield url
-        return
-    with LocalJetStream(tmp_path_factory.mktemp("nats"), nodes=1) as node:
-        yield node.url
 
 
 @pytest.fixture
