@@ -66,7 +66,8 @@ def _drive(
     return batch, np.array(attack)
 
 
-def _model() -> IdsModel:
+@pytest.fixture(scope="module")
+def model() -> IdsModel:
     # the configuration byte reads 00, 04, 05, 08 in four drives (bit 0x02 never set)
     return train_model([_drive(s, c)[0] for s, c in ((1, 0x00), (2, 0x04), (3, 0x05), (4, 0x08))])
 
@@ -87,11 +88,14 @@ def test_per_drive_bytes_are_the_bytes_constant_in_each_drive_that_differ_betwee
     found = per_drive_bytes(views, len(ids))
     row = int(ids.rows(np.array([CONFIG]))[0])
     assert found.shape == (len(ids) + 1, 8)
-    assert [tuple(map(int, p)) for p in np.argwhere(found)] == [(row, 6)]  # FIXED's 0x60 never varies
+    assert [tuple(map(int, p)) for p in np.argwhere(found)] == [
+        (row, 6)
+    ]  # FIXED's 0x60 never varies
 
 
-def test_a_drive_that_starts_with_a_new_value_of_a_per_drive_byte_raises_no_alert() -> None:
-    model = _model()
+def test_a_drive_that_starts_with_a_new_value_of_a_per_drive_byte_raises_no_alert(
+    model: IdsModel,
+) -> None:
     drive, attack = _drive(5, 0x06)
     assert score_capture(model, drive, attack).false_alerts == 0
     # the same model without the per-drive bytes (a model file written before them) flags it
@@ -100,8 +104,7 @@ def test_a_drive_that_starts_with_a_new_value_of_a_per_drive_byte_raises_no_aler
     assert score_capture(old, drive, attack).false_alerts > 0
 
 
-def test_a_per_drive_byte_that_changes_within_the_drive_is_flagged() -> None:
-    model = _model()
+def test_a_per_drive_byte_that_changes_within_the_drive_is_flagged(model: IdsModel) -> None:
     # to a value no drive had (0x0A: bit 0x02 only with this drive's 0x06): every frame
     drive, attack = _drive(6, 0x06, changed_at=10.0, changed_to=0x0A)
     score = score_capture(model, drive, attack)
@@ -112,8 +115,9 @@ def test_a_per_drive_byte_that_changes_within_the_drive_is_flagged() -> None:
     assert score.latency_s == 0.0 and score.false_alerts == 0
 
 
-def test_a_byte_every_training_drive_held_at_one_value_is_still_flagged_from_the_start() -> None:
-    model = _model()
+def test_a_byte_every_training_drive_held_at_one_value_is_still_flagged_from_the_start(
+    model: IdsModel,
+) -> None:
     drive, _ = _drive(7, 0x04, fixed=0x62)
     flagged = model.stream().score(drive).alert
     assert flagged[drive.frame_id == FIXED].mean() > 0.99
@@ -137,8 +141,7 @@ def test_the_drive_reference_is_the_first_accepted_frame_and_survives_batches() 
     assert (ref[later.frame_id == CONFIG, :8] == first.data[3]).all()
 
 
-def test_model_files_keep_the_per_drive_bytes() -> None:
-    model = _model()
+def test_model_files_keep_the_per_drive_bytes(model: IdsModel) -> None:
     loaded = IdsModel.from_bytes(model.to_bytes())
     for d in loaded.detectors:
         if isinstance(d, (ByteValueDetector, ConstantBitDetector)):
@@ -147,8 +150,8 @@ def test_model_files_keep_the_per_drive_bytes() -> None:
             assert (d.per_drive == original.per_drive).all() and d.per_drive.sum() == 1
 
 
-def test_a_model_file_with_per_drive_bytes_of_the_wrong_shape_is_refused() -> None:
-    model = _model()
+def test_a_model_file_with_per_drive_bytes_of_the_wrong_shape_is_refused(model: IdsModel) -> None:
+    model = IdsModel.from_bytes(model.to_bytes())
     value = next(d for d in model.detectors if isinstance(d, ByteValueDetector))
     value.per_drive = np.zeros((2, 8), np.bool_)
     with pytest.raises(IdsModelError, match="per_drive"):
