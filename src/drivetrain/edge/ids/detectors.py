@@ -127,7 +127,9 @@ class ByteValueDetector:
     """A payload byte value (or frame length) an id never sent. Weight per (id, byte): the
     Good-Turing odds against a new value, ``log((n + 1) / (singletons + 1))``; a byte that
     showed new values on held-out benign traffic is not trusted. A byte each drive sets once
-    (:func:`per_drive_bytes`) may also hold the value the id's first frame of the stream set."""
+    (:func:`per_drive_bytes`) may also hold the value the id's first accepted frame of the
+    stream set; held-out calibration (``fired``) judges without it, so it distrusts no fewer
+    cells than before."""
 
     name: ClassVar[str] = "byte_value"
     stage: ClassVar[Stage] = "frame"
@@ -199,8 +201,8 @@ class ByteValueDetector:
 class ConstantBitDetector:
     """A payload bit at a value it never had in benign traffic — a constant bit set, or a bit
     of a field pushed past anything the vehicle ever sent (weight ``log(n + 1)``). In a byte
-    each drive sets once (:func:`per_drive_bytes`), the value the id's first frame of the stream
-    set is no novelty."""
+    each drive sets once (:func:`per_drive_bytes`), the value the id's first accepted frame of the
+    stream set is no novelty (calibration's ``fired`` judges without it)."""
 
     name: ClassVar[str] = "constant_bit"
     stage: ClassVar[Stage] = "frame"
