@@ -17,7 +17,14 @@ from typing import ClassVar, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from drivetrain.edge.ids.stream import LENGTH_COLUMN, PAYLOAD_COLUMNS, BatchView, IdTable
+from drivetrain.edge.ids.stream import (
+    LENGTH_COLUMN,
+    PAYLOAD_COLUMNS,
+    BatchView,
+    IdTable,
+    drive_reference,
+    per_drive_bytes,
+)
 
 Cell = tuple[int, ...]
 #: When a detector runs: on each frame alone, against partner ids, or against the previous
@@ -60,6 +67,16 @@ def _stack(
         np.concatenate([~np.isnan(v.prev_time) for v in views]) if views else np.zeros(0, bool)
     )
     return rows, payload, prev, has_prev
+
+
+def _per_drive_or_none(arrays: Arrays, rows: int) -> npt.NDArray[np.bool_]:
+    """A model file's per-drive bytes (none in files written before they were learned)."""
+    if "per_drive" not in arrays:
+        return np.zeros((rows, 8), np.bool_)
+    out: npt.NDArray[np.bool_] = arrays["per_drive"].astype(np.bool_)
+    if out.shape != (rows, 8):
+        raise ValueError(f"per_drive has shape {out.shape}, expected {(rows, 8)}")
+    return out
 
 
 class UnknownIdDetector:
@@ -109,7 +126,10 @@ def _near_range(views: list[BatchView], k: int) -> npt.NDArray[np.bool_]:
 class ByteValueDetector:
     """A payload byte value (or frame length) an id never sent. Weight per (id, byte): the
     Good-Turing odds against a new value, ``log((n + 1) / (singletons + 1))``; a byte that
-    showed new values on held-out benign traffic is not trusted."""
+    showed new values on held-out benign traffic is not trusted. A byte each drive sets once
+    (:func:`per_drive_bytes`) may also hold the value the id's first accepted frame of the
+    stream set; held-out calibration (``fired``) judges without it, so it distrusts no fewer
+    cells than before."""
 
     name: ClassVar[str] = "byte_value"
     stage: ClassVar[Stage] = "frame"
@@ -118,6 +138,7 @@ class ByteValueDetector:
     def __init__(self) -> None:
         self.seen = np.zeros((1, PAYLOAD_COLUMNS, 256), np.bool_)
         self.weight = np.zeros((1, PAYLOAD_COLUMNS))
+        self.per_drive = np.zeros((1, 8), np.bool_)
 
     def fit(self, ids: IdTable, views: list[BatchView]) -> None:
         rows, payload, _, _ = _stack(views)
@@ -132,6 +153,7 @@ class ByteValueDetector:
         self.seen[:, :LENGTH_COLUMN] |= _near_range(views, k)
         self.weight = np.log((n[:, None] + 1.0) / (singletons + 1.0))
         self.weight[k] = 0.0
+        self.per_drive = per_drive_bytes(views, k)
 
     def _novel(self, view: BatchView) -> npt.NDArray[np.bool_]:
         cols = np.arange(PAYLOAD_COLUMNS)
@@ -139,7 +161,12 @@ class ByteValueDetector:
         return novel
 
     def score(self, view: BatchView) -> npt.NDArray[np.float64]:
-        weighted = self._novel(view) * self.weight[view.row]
+        novel = self._novel(view)
+        own = self.per_drive[view.row]
+        if own.any():
+            # the value this drive set for a per-drive byte is no novelty
+            novel[:, :8] &= ~(own & (view.payload[:, :8] == drive_reference(view)[:, :8]))
+        weighted = novel * self.weight[view.row]
         out: npt.NDArray[np.float64] = weighted.max(axis=1) if len(view) else np.zeros(0)
         return out
 
@@ -159,16 +186,23 @@ class ByteValueDetector:
                 self.weight[row, col] = 0.0
 
     def state(self) -> Arrays:
-        return {"seen": np.packbits(self.seen, axis=2), "weight": self.weight}
+        return {
+            "seen": np.packbits(self.seen, axis=2),
+            "weight": self.weight,
+            "per_drive": self.per_drive,
+        }
 
     def load(self, arrays: Arrays) -> None:
         self.seen = np.unpackbits(arrays["seen"].astype(np.uint8), axis=2).astype(np.bool_)
         self.weight = arrays["weight"].astype(np.float64)
+        self.per_drive = _per_drive_or_none(arrays, len(self.weight))
 
 
 class ConstantBitDetector:
     """A payload bit at a value it never had in benign traffic — a constant bit set, or a bit
-    of a field pushed past anything the vehicle ever sent (weight ``log(n + 1)``)."""
+    of a field pushed past anything the vehicle ever sent (weight ``log(n + 1)``). In a byte
+    each drive sets once (:func:`per_drive_bytes`), the value the id's first accepted frame of the
+    stream set is no novelty (calibration's ``fired`` judges without it)."""
 
     name: ClassVar[str] = "constant_bit"
     stage: ClassVar[Stage] = "frame"
@@ -178,6 +212,7 @@ class ConstantBitDetector:
         self.allowed_one = np.zeros((1, 64), np.bool_)
         self.allowed_zero = np.zeros((1, 64), np.bool_)
         self.weight = np.zeros((1, 64))
+        self.per_drive = np.zeros((1, 8), np.bool_)
 
     def fit(self, ids: IdTable, views: list[BatchView]) -> None:
         rows, payload, _, _ = _stack(views)
@@ -191,6 +226,7 @@ class ConstantBitDetector:
         self.weight = np.repeat(np.log(n + 1.0)[:, None], 64, axis=1)
         self.allowed_one[k] = self.allowed_zero[k] = True
         self.weight[k] = 0.0
+        self.per_drive = per_drive_bytes(views, k)
 
     def _hits(self, view: BatchView) -> npt.NDArray[np.bool_]:
         bits = np.unpackbits(view.payload[:, :8], axis=1).astype(np.bool_)
@@ -201,7 +237,14 @@ class ConstantBitDetector:
     def score(self, view: BatchView) -> npt.NDArray[np.float64]:
         if not len(view):
             return np.zeros(0)
-        out: npt.NDArray[np.float64] = (self._hits(view) * self.weight[view.row]).max(axis=1)
+        hits = self._hits(view)
+        own = self.per_drive[view.row]
+        if own.any():
+            # a per-drive byte at the value this drive set is no novelty (another value is
+            # judged bit by bit as before)
+            same = own & (view.payload[:, :8] == drive_reference(view)[:, :8])
+            hits &= ~np.repeat(same, 8, axis=1)
+        out: npt.NDArray[np.float64] = (hits * self.weight[view.row]).max(axis=1)
         return out
 
     def fired(self, view: BatchView, ids: IdTable) -> set[Cell]:
@@ -220,12 +263,18 @@ class ConstantBitDetector:
                 self.weight[row, bit] = 0.0
 
     def state(self) -> Arrays:
-        return {"one": self.allowed_one, "zero": self.allowed_zero, "weight": self.weight}
+        return {
+            "one": self.allowed_one,
+            "zero": self.allowed_zero,
+            "weight": self.weight,
+            "per_drive": self.per_drive,
+        }
 
     def load(self, arrays: Arrays) -> None:
         self.allowed_one = arrays["one"].astype(np.bool_)
         self.allowed_zero = arrays["zero"].astype(np.bool_)
         self.weight = arrays["weight"].astype(np.float64)
+        self.per_drive = _per_drive_or_none(arrays, len(self.weight))
 
 
 class BitFlipDetector:

@@ -68,15 +68,19 @@ def payload_block(frames: FrameBatch) -> npt.NDArray[np.uint8]:
 
 @dataclass
 class StreamState:
-    """Per id row, what the last batches left: the last two payloads and the last time."""
+    """Per id row, what the last batches left: the last two payloads and the last time, and
+    the payload of the id's first accepted frame in the stream (the drive's own values of the
+    bytes that stay put for a whole drive: see :func:`drive_reference`)."""
 
     rows: int
     last_payload: npt.NDArray[np.uint8] = field(init=False)
     prev_payload: npt.NDArray[np.uint8] = field(init=False)
     last_time: npt.NDArray[np.float64] = field(init=False)
     seen: npt.NDArray[np.int8] = field(init=False)  # 0 none, 1 one frame, 2 two or more
+    first_payload: npt.NDArray[np.uint8] = field(init=False)  # valid where ``seen`` > 0
 
     def __post_init__(self) -> None:
+        self.first_payload = np.zeros((self.rows, PAYLOAD_COLUMNS), np.uint8)
         self.last_payload = np.zeros((self.rows, PAYLOAD_COLUMNS), np.uint8)
         self.prev_payload = np.zeros((self.rows, PAYLOAD_COLUMNS), np.uint8)
         self.last_time = np.full(self.rows, np.nan)
@@ -189,10 +193,47 @@ def advance(state: StreamState, view: BatchView) -> None:
         rows = view.accepted_rows(r)
         if rows is None:
             continue
+        if state.seen[r] == 0:
+            state.first_payload[r] = view.payload[rows[0]]
         state.prev_payload[r] = view.payload[rows[-2]] if len(rows) >= 2 else state.last_payload[r]
         state.last_payload[r] = view.payload[rows[-1]]
         state.last_time[r] = view.time[rows[-1]]
         state.seen[r] = min(2, int(state.seen[r]) + len(rows))
+
+
+def drive_reference(view: BatchView) -> npt.NDArray[np.uint8]:
+    """Per frame, the payload this drive set for its id: the id's first accepted frame of the
+    stream, or — while the id has none yet — its first frame in this batch."""
+    n = len(view)
+    ref = view.before.first_payload[view.row]
+    fresh = view.before.seen[view.row] == 0
+    if fresh.any():
+        sorted_rows = view.row[view.order]
+        first = np.ones(n, np.bool_)
+        first[1:] = sorted_rows[1:] != sorted_rows[:-1]
+        head = np.zeros(view.before.rows, np.intp)
+        head[sorted_rows[first]] = view.order[first]
+        ref[fresh] = view.payload[head[view.row[fresh]]]
+    return ref
+
+
+def per_drive_bytes(views: list[BatchView], k: int) -> npt.NDArray[np.bool_]:
+    """Per (id row, data byte): the byte never changes within a benign segment but differs
+    between segments — a value each drive sets (a configuration, a trip's setting), which a new
+    drive may set to a value no training drive had. ``(k + 1, 8)``; row ``k`` (unknown ids)
+    is never one."""
+    lo = np.full((len(views), k + 1, 8), 255, np.int64)
+    hi = np.full((len(views), k + 1, 8), -1, np.int64)
+    for i, v in enumerate(views):
+        np.minimum.at(lo[i], v.row, v.payload[:, :8])
+        np.maximum.at(hi[i], v.row, v.payload[:, :8])
+    present = hi >= 0
+    steady = ((lo == hi) | ~present).all(axis=0)
+    lowest = np.where(present, lo, 255).min(axis=0)
+    highest = hi.max(axis=0)
+    out: npt.NDArray[np.bool_] = steady & (highest > lowest)
+    out[k] = False
+    return out
 
 
 def bit_of(payload: npt.NDArray[np.uint8], bit: int) -> npt.NDArray[np.uint8]:
