@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final, Literal, get_args
+from typing import Any, Final, Literal, get_args
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -33,7 +33,7 @@ from drivetrain.cloud.privacy.purposes import (
     read_permit,
     refuse_data_act_purpose,
 )
-from drivetrain.cloud.privacy.regional import GrantContent, grant_contents, place_grant
+from drivetrain.cloud.privacy.regional import contents, place
 from drivetrain.cloud.privacy.service import parse_categories, parse_source, pseudonymiser
 from drivetrain.core.errors import BadInputError, NotFoundError
 from drivetrain.core.vss.privacy import PrivacyCategory
@@ -83,12 +83,13 @@ class Grant:
         }
 
 
-def _grant(row: PurposeGrantRow, content: GrantContent) -> Grant:
+def _grant(row: PurposeGrantRow, content: dict[str, Any]) -> Grant:
     return Grant(
         grant_id=row.grant_id, tenant=row.tenant_id, vin=row.vin,
         purpose=parse_purpose(row.purpose),
-        categories=parse_categories(content.categories.split()),
-        person=parse_person(content.person), recipient=row.recipient, source=content.source,
+        categories=parse_categories(content["categories"].split()),
+        person=parse_person(content["person"]), recipient=row.recipient,
+        source=content["source"],
         given_at=row.given_at, expires_at=row.expires_at, withdrawn_at=row.withdrawn_at,
     )
 
@@ -100,12 +101,12 @@ def _grants(session: Session, rows: Iterable[PurposeGrantRow]) -> list[Grant]:
         NotFoundError: a grant whose personal part its region store does not have.
     """
     rows = list(rows)
-    contents = grant_contents(session, rows)
-    missing = [r.grant_id for r in rows if r.grant_id not in contents]
+    found = contents(session, rows)
+    missing = [r.grant_id for r in rows if r.grant_id not in found]
     if missing:
         raise NotFoundError(f"consent grant(s) {', '.join(map(str, missing[:5]))}: their "
                             f"content is missing from the region store")
-    return [_grant(r, contents[r.grant_id]) for r in rows]
+    return [_grant(r, found[r.grant_id]) for r in rows]
 
 
 def parse_person(name: str) -> Person:
@@ -186,8 +187,9 @@ def give_consent(
     )
     session.add(row)
     session.flush()  # its grant id
-    content = GrantContent(" ".join(sorted(allowed)), who, source)
-    place_grant(session, row, content)  # in the vehicle's region store
+    content: dict[str, Any] = {"categories": " ".join(sorted(allowed)), "person": who,
+                               "source": source}
+    place(session, row, content)  # in the vehicle's region store
     session.flush()
     record_audit(
         session, tenant=tenant, actor=actor, action="privacy.consent.give",

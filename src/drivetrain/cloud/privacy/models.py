@@ -172,6 +172,20 @@ class DataActGrantRow(Base):
     containers: Mapped[str] = mapped_column(Text)
     # The owner's client that gave it.
     granted_by: Mapped[str] = mapped_column(String(128))
+    # Set: the vehicle is registered and ``containers`` and ``granted_by`` are in that region's
+    # store (:class:`DataActGrantContentRow`), empty here.
+    region: Mapped[str | None] = mapped_column(String(8), nullable=True)
+
+
+class DataActGrantContentRow(Base):
+    """The personal part of one Data Act grant, kept in the vehicle's region store."""
+
+    __tablename__ = "privacy_data_act_grant_contents"
+
+    grant_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    vin: Mapped[str] = mapped_column(String(17), index=True)
+    containers: Mapped[str] = mapped_column(Text)
+    granted_by: Mapped[str] = mapped_column(String(128))
 
 
 class DataActAccessRow(Base):
@@ -196,6 +210,27 @@ class DataActAccessRow(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     # allowed or refused; a refusal names its error.
     outcome: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Set: the vehicle is registered and who read what (client, party, grant, action,
+    # containers, counts, error) is in that region's store (:class:`DataActAccessContentRow`);
+    # here those columns are empty (counts 0). The time and outcome stay here.
+    region: Mapped[str | None] = mapped_column(String(8), nullable=True)
+
+
+class DataActAccessContentRow(Base):
+    """Who read what in one Data Act access, kept in the vehicle's region store."""
+
+    __tablename__ = "privacy_data_act_access_contents"
+
+    access_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    vin: Mapped[str] = mapped_column(String(17), index=True)
+    client_id: Mapped[str] = mapped_column(String(128))
+    party: Mapped[str] = mapped_column(String(16))
+    grant_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    action: Mapped[str] = mapped_column(String(16))
+    containers: Mapped[str] = mapped_column(Text)
+    value_count: Mapped[int] = mapped_column(Integer)
+    byte_count: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
@@ -232,4 +267,8 @@ class DataActRecipientRow(Base):
 
 CONSENT_CONTENTS = register_regional_table(cast(Table, ConsentContentRow.__table__))
 GRANT_CONTENTS = register_regional_table(cast(Table, PurposeGrantContentRow.__table__))
+DATA_ACT_GRANT_CONTENTS = register_regional_table(cast(Table, DataActGrantContentRow.__table__))
+DATA_ACT_ACCESS_CONTENTS = register_regional_table(
+    cast(Table, DataActAccessContentRow.__table__)
+)
 register_relocation("drivetrain.cloud.privacy.regional:relocate_privacy")

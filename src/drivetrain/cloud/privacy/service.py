@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from drivetrain.cloud.infra import get_tenant, record_audit
 from drivetrain.cloud.privacy.models import ConsentRow, PseudonymKeyRow
-from drivetrain.cloud.privacy.regional import consent_contents, place_consent
+from drivetrain.cloud.privacy.regional import contents, place
 from drivetrain.core.errors import BadInputError, NotFoundError
 from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES, PrivacyCategory, is_privacy_category
 
@@ -242,7 +242,8 @@ def set_consent(
     elif row.tenant_id != tenant:
         raise NotFoundError(f"vehicle {vin} has no consent record in tenant {tenant!r}")
     row.updated_at = now
-    place_consent(session, row, text, source)  # in the vehicle's region store
+    session.flush()
+    place(session, row, {"categories": text, "source": source})  # in its region store
     session.flush()
     record_audit(
         session, tenant=tenant, actor=actor, action="privacy.consent.set",
@@ -255,11 +256,11 @@ def set_consent(
 def get_consent(session: Session, vin: str, tenant: str) -> Consent:
     """The vehicle's consent, or ``DEFAULT_CONSENT`` when none was recorded."""
     row = session.get(ConsentRow, vin)
-    content = None if row is None else consent_contents(session, [row]).get(vin)
+    content = None if row is None else contents(session, [row]).get(vin)
     if row is None or row.tenant_id != tenant or content is None:
         return Consent(vin, tenant, DEFAULT_CONSENT, DEFAULT_SOURCE, None)
-    categories, source = content
-    return Consent(vin, tenant, parse_categories(categories.split()), source, row.updated_at)
+    categories = parse_categories(content["categories"].split())
+    return Consent(vin, tenant, categories, content["source"], row.updated_at)
 
 
 def consent_map(
@@ -275,6 +276,6 @@ def consent_map(
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
         rows += session.scalars(select(ConsentRow).where(ConsentRow.vin.in_(chunk)))
-    for vin, (categories, _source) in consent_contents(session, rows).items():
-        result[vin] = parse_categories(categories.split())
+    for vin, content in contents(session, rows).items():
+        result[vin] = parse_categories(content["categories"].split())
     return result
