@@ -124,6 +124,21 @@ def contents(session: Session, rows: Iterable[Any]) -> dict[Any, dict[str, Any]]
     return found
 
 
+def consent_categories(session: Session, vins: Mapping[str, list[str]]) -> dict[str, str]:
+    """The stored categories (space-separated) of the consent of each VIN of ``vins`` (region
+    → VINs whose consent row names it), from the region stores: one query per store and 500
+    VINs."""
+    found: dict[str, str] = {}
+    table = ConsentContentRow
+    for region, chosen in sorted(vins.items()):
+        store = region_session(session, region)
+        for start in range(0, len(chosen), VIN_CHUNK):
+            query = select(table.vin, table.categories).where(
+                table.vin.in_(chosen[start : start + VIN_CHUNK]))
+            found.update({vin: categories for vin, categories in store.execute(query)})
+    return found
+
+
 def relocate_privacy(session: Session) -> int:
     """Move what the state database still holds of registered vehicles' consent, ledger
     grants, Data Act grants and accesses to their region stores; how many rows moved. Run

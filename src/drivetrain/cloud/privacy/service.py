@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from drivetrain.cloud.infra import get_tenant, record_audit
 from drivetrain.cloud.privacy.models import ConsentRow, PseudonymKeyRow
-from drivetrain.cloud.privacy.regional import contents, place
+from drivetrain.cloud.privacy.regional import consent_categories, contents, place
 from drivetrain.core.errors import BadInputError, NotFoundError
 from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES, PrivacyCategory, is_privacy_category
 
@@ -272,10 +272,17 @@ def consent_map(
     wanted = list(vins)
     given = defaults or {}
     result = {vin: given.get(vin, DEFAULT_CONSENT) for vin in wanted}
-    rows: list[ConsentRow] = []
+    # Columns, not entities: ingestion asks this for every micro-batch.
+    by_region: dict[str, list[str]] = {}
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
-        rows += session.scalars(select(ConsentRow).where(ConsentRow.vin.in_(chunk)))
-    for vin, content in contents(session, rows).items():
-        result[vin] = parse_categories(content["categories"].split())
+        query = select(ConsentRow.vin, ConsentRow.region, ConsentRow.categories).where(
+            ConsentRow.vin.in_(chunk))
+        for vin, region, categories in session.execute(query):
+            if region is None:
+                result[vin] = parse_categories(categories.split())
+            else:
+                by_region.setdefault(region, []).append(vin)
+    for vin, categories in consent_categories(session, by_region).items():
+        result[vin] = parse_categories(categories.split())
     return result

@@ -93,7 +93,9 @@ def delete_desired_values(session: Session, vin: str, paths: Iterable[str]) -> N
                 )
 
 
-def keep_reasons(session: Session, vin: str, reasons: Mapping[str, str | None]) -> dict[str, str | None]:
+def keep_reasons(
+    session: Session, vin: str, reasons: Mapping[str, str | None]
+) -> dict[str, str | None]:
     """The reason each item of ``vin`` (by path) keeps in ``twin_desired``: a reason the
     vehicle gave (its words, about the whole message: they may quote a personal value even
     for an item on another path) is written to its region store and the item says
