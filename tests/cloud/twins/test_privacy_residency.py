@@ -89,11 +89,18 @@ def test_ingestion_filters_by_the_consent_in_the_region_store(
     regional: Database, cars: dict[str, VehicleCredentials]
 ) -> None:
     _consent_and_grants(regional, cars)  # technical only: the location is dropped
+    eu = cars["eu1"]
     pipeline = IngestPipeline(regional, MemoryLake(), TwinsReportedState(), vehicle_cache_ttl_s=0)
-    pipeline.process([telemetry(cars["eu1"], {LATITUDE: 48.1, SOC: 55.0})])
+    pipeline.process([telemetry(eu, {LATITUDE: 48.1, SOC: 55.0})])
+    with regional.session() as session:
+        assert sorted(get_twin(session, eu.vin, tenant="acme").reported) == [SOC]
+        set_consent(session, vin=eu.vin, tenant="acme", categories=["technical", "location"],
+                    source=EU_CONSENT, actor="test")
+    # The location is kept once the consent in the EU store allows it (the default would not).
+    pipeline.process([telemetry(eu, {LATITUDE: 48.2, SOC: 56.0})])
     with regional.read_session() as session:
-        twin = get_twin(session, cars["eu1"].vin, tenant="acme")
-    assert sorted(twin.reported) == [SOC]
+        twin = get_twin(session, eu.vin, tenant="acme")
+    assert sorted(twin.reported) == [LATITUDE, SOC]
 
 
 def test_access_erasure_export_and_import_reach_consent_in_the_region_store(

@@ -240,3 +240,20 @@ def test_the_vehicles_reason_for_rejecting_a_personal_item_lands_only_in_its_sto
         set_desired(session, eu.vin, {CHARGE_LIMIT: None}, tenant="acme", if_match=None,
                     actor="test")
     assert traces(stores["EU"], (), texts) == []
+
+
+def test_an_upgrade_moves_rejection_reasons_stored_before_to_their_region_store(
+    regional: Database, cars: dict[str, VehicleCredentials], stores: dict[str, str]
+) -> None:
+    eu = cars["eu1"]
+    _set(regional, eu, EU_WANTED)
+    said = f"rejected by the vehicle: {EU_WANTED} too warm"
+    with regional.session() as session:  # as written before reasons were kept per region
+        session.execute(sa.update(DESIRED).where(DESIRED.c.vin == eu.vin).values(
+            status="failed", reason=said))
+    regional.upgrade()
+    assert traces(state_url(regional), (), ("too warm",)) == []
+    assert traces(stores["EU"], (), ("too warm",)) == ["twin_desired_reasons.reason"]
+    with regional.read_session() as session:
+        [item] = get_twin(session, eu.vin, tenant="acme").items
+    assert item.reason == said
