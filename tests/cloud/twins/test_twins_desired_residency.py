@@ -27,7 +27,10 @@ from drivetrain.cloud.twins import (
     set_desired,
     set_desired_by_query,
 )
+from drivetrain.cloud.twins.desired_personal import REJECTED_IN_REGION
 from drivetrain.cloud.twins.models import DESIRED
+from drivetrain.cloud.twins.reported import record_acks
+from drivetrain.core.wire.messages import Ack
 
 # Distinctive values: the EU and the US driver's cabin temperature, and one set fleet-wide.
 EU_WANTED = 21.75
@@ -203,3 +206,54 @@ def test_an_upgrade_moves_desired_values_stored_before_to_their_region_store(
     with regional.read_session() as session:
         twin = get_twin(session, eu.vin, tenant="acme")
         assert [(i.path, i.value) for i in twin.items] == [(CABIN_TEMPERATURE, EU_WANTED)]
+
+
+def test_the_vehicles_reason_for_rejecting_a_personal_item_lands_only_in_its_store(
+    regional: Database, cars: dict[str, VehicleCredentials], stores: dict[str, str]
+) -> None:
+    eu = cars["eu1"]
+    _set(regional, eu, EU_WANTED)
+    with regional.session() as session:
+        set_desired(session, eu.vin, {CHARGE_LIMIT: 80}, tenant="acme", if_match=None, actor="test")
+        version = get_twin(session, eu.vin, tenant="acme").version
+        said = f"cabin set point {EU_WANTED} refused: child lock"
+        record_acks(session, eu.vin, [Ack("m1", "desired_state", "rejected", said, version)])
+    texts = (f"{EU_WANTED} refused",)
+    assert traces(stores["EU"], (), texts) == ["twin_desired_reasons.reason"] * 2
+    assert traces(stores["US"], (), texts) == []
+    assert traces(state_url(regional), (), texts) == []
+    with regional.read_session() as session:
+        items = {i.path: i for i in get_twin(session, eu.vin, tenant="acme").items}
+        stored = dict(session.execute(
+            sa.select(DESIRED.c.path, DESIRED.c.reason).where(DESIRED.c.vin == eu.vin)).all())
+    assert (items[CABIN_TEMPERATURE].status, items[CABIN_TEMPERATURE].reason) == (
+        "failed", f"rejected by the vehicle: {said}")
+    # The words are about the whole message: the charge limit's item carries them too.
+    assert items[CHARGE_LIMIT].reason == f"rejected by the vehicle: {said}"
+    assert stored == {CABIN_TEMPERATURE: REJECTED_IN_REGION, CHARGE_LIMIT: REJECTED_IN_REGION}
+    # Setting the item again writes its item back without the words; removing the items
+    # removes them.
+    _set(regional, eu, EU_WANTED + 1)
+    assert traces(state_url(regional), (), texts) == []
+    _set(regional, eu, None)
+    with regional.session() as session:
+        set_desired(session, eu.vin, {CHARGE_LIMIT: None}, tenant="acme", if_match=None,
+                    actor="test")
+    assert traces(stores["EU"], (), texts) == []
+
+
+def test_an_upgrade_moves_rejection_reasons_stored_before_to_their_region_store(
+    regional: Database, cars: dict[str, VehicleCredentials], stores: dict[str, str]
+) -> None:
+    eu = cars["eu1"]
+    _set(regional, eu, EU_WANTED)
+    said = f"rejected by the vehicle: {EU_WANTED} too warm"
+    with regional.session() as session:  # as written before reasons were kept per region
+        session.execute(sa.update(DESIRED).where(DESIRED.c.vin == eu.vin).values(
+            status="failed", reason=said))
+    regional.upgrade()
+    assert traces(state_url(regional), (), ("too warm",)) == []
+    assert traces(stores["EU"], (), ("too warm",)) == ["twin_desired_reasons.reason"]
+    with regional.read_session() as session:
+        [item] = get_twin(session, eu.vin, tenant="acme").items
+    assert item.reason == said

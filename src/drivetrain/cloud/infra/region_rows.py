@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Final
 
-from sqlalchemy import Table, insert, select, tuple_
+from sqlalchemy import Table, delete, insert, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -103,3 +103,25 @@ def insert_new(store: Session, table: Table, rows: Sequence[Mapping[str, Any]]) 
         return
     dialect = postgresql if store.get_bind().dialect.name == "postgresql" else sqlite
     store.execute(dialect.insert(table).on_conflict_do_nothing(), list(rows))
+
+
+def move_stranded(session: Session, table: Table, key: str, parent: Any) -> int:
+    """Move the rows of the state database's own copy of regional ``table`` whose listing row
+    (``parent``: a model with a ``region`` column and the column ``key`` that ``table`` shares)
+    names a region that has a store of its own now (a URL named since); how many moved."""
+    moved = 0
+    named = select(parent.region).where(parent.region.is_not(None)).distinct()
+    for region in sorted(r for r in session.scalars(named) if r is not None):
+        if region_session(session, region) is session:
+            continue  # the region's store is the state database itself
+        listed = select(getattr(parent, key)).where(parent.region == region)
+        vins = sorted(
+            session.scalars(select(table.c.vin).distinct().where(table.c[key].in_(listed)))
+        )
+        for start in range(0, len(vins), VIN_CHUNK):
+            chunk = table.c.vin.in_(vins[start : start + VIN_CHUNK])
+            rows = [dict(r._mapping) for r in session.execute(select(table).where(chunk))]
+            insert_missing(session, table, rows, dict.fromkeys(vins, region))
+            session.execute(delete(table).where(chunk))
+            moved += len(rows)
+    return moved

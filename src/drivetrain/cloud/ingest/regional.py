@@ -18,11 +18,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from drivetrain.cloud.fleet import get_vehicles
-from drivetrain.cloud.infra.region_rows import VIN_CHUNK, insert_missing, insert_new
+from drivetrain.cloud.infra.region_rows import VIN_CHUNK, insert_missing, insert_new, move_stranded
 from drivetrain.cloud.infra.region_stores import check_residency, region_session
 from drivetrain.cloud.ingest.models import (
     DEAD_LETTER_CONTENTS,
@@ -172,7 +172,7 @@ def relocate_ingest(session: Session) -> int:
         (DEAD_LETTER_CONTENTS, DeadLetterRow, "dedup_key"),
         (EVENT_DATA, VehicleEventRow, "batch_id"),
     ):
-        moved += _relocate_from_state_database(session, table, parent, key)
+        moved += move_stranded(session, table, key, parent)
     return moved
 
 
@@ -235,30 +235,4 @@ def _relocate_events(session: Session) -> int:
             r.region, r.data = regions[r.vin], ""
         session.flush()
         moved += len(known)
-    return moved
-
-
-def _relocate_from_state_database(
-    session: Session, table: Table, parent: type[DeadLetterRow | VehicleEventRow], key: str
-) -> int:
-    moved = 0
-    named = select(parent.region).where(parent.region.is_not(None)).distinct()
-    for region in sorted(r for r in session.scalars(named) if r is not None):
-        if region_session(session, region) is session:
-            continue  # the region's store is the state database itself
-        vins = sorted(
-            session.scalars(
-                select(table.c.vin)
-                .distinct()
-                .where(
-                    table.c[key].in_(select(getattr(parent, key)).where(parent.region == region))
-                )
-            )
-        )
-        for start in range(0, len(vins), VIN_CHUNK):
-            chunk = table.c.vin.in_(vins[start : start + VIN_CHUNK])
-            rows = [dict(r._mapping) for r in session.execute(select(table).where(chunk))]
-            insert_missing(session, table, rows, dict.fromkeys(vins, region))
-            session.execute(delete(table).where(chunk))
-            moved += len(rows)
     return moved

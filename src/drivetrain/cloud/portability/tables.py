@@ -68,7 +68,12 @@ CHILDREN: Final[Mapping[str, tuple[str, str, str]]] = {
     "ingest_vehicle_event_data": ("vin", "twins", "vin"),
     "twin_desired": ("vin", "twins", "vin"),
     "twin_desired_personal": ("vin", "twins", "vin"),
+    "twin_desired_reasons": ("vin", "twins", "vin"),
     "twin_ecus": ("vin", "twins", "vin"),
+    "privacy_consent_contents": ("vin", "fleet_vehicles", "vin"),
+    "privacy_purpose_grant_contents": ("vin", "fleet_vehicles", "vin"),
+    "privacy_data_act_grant_contents": ("vin", "fleet_vehicles", "vin"),
+    "privacy_data_act_access_contents": ("vin", "fleet_vehicles", "vin"),
     "commerce_invoice_lines": ("invoice_id", "commerce_invoices", "invoice_id"),
 }
 #: Kept in each vehicle's region store (``drivetrain.cloud.infra.region_stores``), not in the
@@ -76,7 +81,9 @@ CHILDREN: Final[Mapping[str, tuple[str, str, str]]] = {
 #: ``drivetrain.cloud.twins.personal``, the others through ``region_rows``).
 REGIONAL: Final = frozenset({
     "twin_reported_personal", "twin_desired_personal", "ingest_dead_letter_contents",
-    "ingest_vehicle_event_data",
+    "ingest_vehicle_event_data", "privacy_consent_contents", "privacy_purpose_grant_contents",
+    "privacy_data_act_grant_contents", "privacy_data_act_access_contents",
+    "twin_desired_reasons",
 })
 #: Kept by an erasure, with why: records a law requires to be kept (GDPR Art. 17(3)(b)).
 RETAINED_ON_ERASURE: Final[Mapping[str, str]] = {

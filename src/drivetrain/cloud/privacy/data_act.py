@@ -29,6 +29,7 @@ from drivetrain.cloud.privacy.ledger import Grant, consent_history, give_consent
 from drivetrain.cloud.privacy.models import DataActGrantRow
 from drivetrain.cloud.privacy.owners import owned_vins, owner_binding
 from drivetrain.cloud.privacy.purposes import DATA_ACT_PURPOSE, PurposeNotAllowedError
+from drivetrain.cloud.privacy.regional import contents, place
 from drivetrain.core.errors import BadInputError, NotFoundError, PermissionDeniedError
 from drivetrain.core.vss import Catalog, privacy_category_for
 
@@ -82,11 +83,11 @@ class Access:
 
 def data_act_grants(session: Session, tenant: str, vin: str) -> list[DataActGrant]:
     """Every Data Act grant of ``vin`` (any status), oldest first."""
-    extra = {r.grant_id: r for r in session.scalars(
+    extra = contents(session, session.scalars(
         select(DataActGrantRow).where(DataActGrantRow.tenant_id == tenant,
-                                      DataActGrantRow.vin == vin))}
-    return [DataActGrant(g, tuple(extra[g.grant_id].containers.split()),
-                         extra[g.grant_id].granted_by)
+                                      DataActGrantRow.vin == vin)))
+    return [DataActGrant(g, tuple(extra[g.grant_id]["containers"].split()),
+                         extra[g.grant_id]["granted_by"])
             for g in consent_history(session, tenant, vin) if g.grant_id in extra]
 
 
@@ -125,9 +126,11 @@ def grant_containers(
         person="fleet" if binding.relation == "fleet" else "owner", source="data-act",
         actor=principal.client_id, recipient=recipient,
         expires_at=now + timedelta(days=valid_days), now=now, request_id=request_id)
-    session.add(DataActGrantRow(grant_id=grant.grant_id, tenant_id=principal.tenant, vin=vin,
-                                containers=" ".join(names), granted_by=principal.client_id))
+    row = DataActGrantRow(grant_id=grant.grant_id, tenant_id=principal.tenant, vin=vin,
+                          containers="", granted_by="")
+    session.add(row)
     session.flush()
+    place(session, row, {"containers": " ".join(names), "granted_by": principal.client_id})
     record_audit(session, tenant=principal.tenant, actor=principal.client_id,
                  action="privacy.data_act.grant", target=f"vehicle:{vin}",
                  request_id=request_id, now=now,
@@ -154,7 +157,11 @@ def revoke_grant(
         raise NotFoundError(f"data act grant {grant_id} does not exist") from None
     grant = withdraw_consent(session, tenant=principal.tenant, grant_id=grant_id,
                              actor=principal.client_id, request_id=request_id)
-    return DataActGrant(grant, tuple(row.containers.split()), row.granted_by)
+    content = contents(session, [row]).get(grant_id)
+    if content is None:
+        raise NotFoundError(f"data act grant {grant_id}: its content is missing from the "
+                            "region store")
+    return DataActGrant(grant, tuple(content["containers"].split()), content["granted_by"])
 
 
 def accessible_vins(session: Session, principal: Principal, now: datetime | None = None

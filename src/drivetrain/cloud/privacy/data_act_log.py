@@ -24,6 +24,7 @@ from drivetrain.cloud.infra import Database, Principal, Role, get_client, record
 from drivetrain.cloud.privacy.data_act import Access
 from drivetrain.cloud.privacy.models import DataActAccessRow, DataActMeterRow, DataActRecipientRow
 from drivetrain.cloud.privacy.purposes import DATA_ACT_PURPOSE
+from drivetrain.cloud.privacy.regional import contents, place
 from drivetrain.core.errors import BadInputError
 
 #: Most access-log entries one answer holds.
@@ -63,12 +64,17 @@ def log_access(
     details: dict[str, object] = {"purpose": DATA_ACT_PURPOSE, "containers": names,
                                   "vehicles": [vin], "party": party, "read": action}
     with database.session() as session:
-        session.add(DataActAccessRow(
-            tenant_id=principal.tenant, vin=vin, client_id=principal.client_id, party=party,
-            grant_id=access.grant_ids[-1] if access and access.grant_ids else None,
-            action=action, containers=" ".join(names), value_count=value_count,
-            byte_count=byte_count, at=now, outcome="refused" if error else "allowed",
-            error=type(error).__name__[:64] if error else None))
+        row = DataActAccessRow(tenant_id=principal.tenant, vin=vin, client_id="", party="",
+                               grant_id=None, action="", containers="", value_count=0,
+                               byte_count=0, at=now, outcome="refused" if error else "allowed",
+                               error=None)
+        session.add(row)
+        session.flush()  # its access id
+        place(session, row, {  # in the vehicle's region store
+            "client_id": principal.client_id, "party": party,
+            "grant_id": access.grant_ids[-1] if access and access.grant_ids else None,
+            "action": action, "containers": " ".join(names), "value_count": value_count,
+            "byte_count": byte_count, "error": type(error).__name__[:64] if error else None})
         if error is not None:
             record_audit(session, tenant=principal.tenant, actor=principal.client_id,
                          action="privacy.read.refused", target=f"data-act:{vin}",
@@ -105,14 +111,16 @@ def _meter(session: Session, tenant: str, recipient: str, now: datetime, values:
 def access_log(session: Session, tenant: str, vin: str, limit: int = MAX_LOG_ENTRIES
                ) -> list[dict[str, object]]:
     """The vehicle's Data Act access log, newest first."""
-    rows = session.scalars(
+    rows = list(session.scalars(
         select(DataActAccessRow)
         .where(DataActAccessRow.tenant_id == tenant, DataActAccessRow.vin == vin)
-        .order_by(DataActAccessRow.access_id.desc()).limit(min(limit, MAX_LOG_ENTRIES)))
-    return [{"access_id": r.access_id, "at": r.at.isoformat(), "client_id": r.client_id,
-             "party": r.party, "grant_id": r.grant_id, "action": r.action,
-             "containers": r.containers.split(), "values": r.value_count,
-             "bytes": r.byte_count, "outcome": r.outcome, "error": r.error} for r in rows]
+        .order_by(DataActAccessRow.access_id.desc()).limit(min(limit, MAX_LOG_ENTRIES))))
+    found = contents(session, rows)
+    return [{"access_id": r.access_id, "at": r.at.isoformat(), "client_id": c["client_id"],
+             "party": c["party"], "grant_id": c["grant_id"], "action": c["action"],
+             "containers": c["containers"].split(), "values": c["value_count"],
+             "bytes": c["byte_count"], "outcome": r.outcome, "error": c["error"]}
+            for r in rows if (c := found.get(r.access_id)) is not None]
 
 
 def set_sme(session: Session, *, tenant: str, client_id: str, sme: bool, actor: str,

@@ -5,7 +5,9 @@ party, named by its client id (``recipient``) — use some privacy categories of
 for one consent-based purpose, optionally until ``expires_at``. The ledger is append-only: a
 grant is never edited; withdrawing it stamps ``withdrawn_at`` (as easy as giving: one call),
 and giving again adds a new grant. Each change is audited (``privacy.consent.give``,
-``privacy.consent.withdraw``). :func:`purpose_permit` turns the active grants into the
+``privacy.consent.withdraw``). A registered vehicle's grants keep their personal part
+(categories, person, source) in its region store (``drivetrain.cloud.privacy.regional``).
+:func:`purpose_permit` turns the active grants into the
 :class:`~drivetrain.cloud.privacy.purposes.ReadPermit` a read is checked against.
 """
 
@@ -15,7 +17,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final, Literal, get_args
+from typing import Any, Final, Literal, get_args
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -31,6 +33,7 @@ from drivetrain.cloud.privacy.purposes import (
     read_permit,
     refuse_data_act_purpose,
 )
+from drivetrain.cloud.privacy.regional import contents, place
 from drivetrain.cloud.privacy.service import parse_categories, parse_source, pseudonymiser
 from drivetrain.core.errors import BadInputError, NotFoundError
 from drivetrain.core.vss.privacy import PrivacyCategory
@@ -80,13 +83,30 @@ class Grant:
         }
 
 
-def _grant(row: PurposeGrantRow) -> Grant:
+def _grant(row: PurposeGrantRow, content: dict[str, Any]) -> Grant:
     return Grant(
         grant_id=row.grant_id, tenant=row.tenant_id, vin=row.vin,
-        purpose=parse_purpose(row.purpose), categories=parse_categories(row.categories.split()),
-        person=parse_person(row.person), recipient=row.recipient, source=row.source,
+        purpose=parse_purpose(row.purpose),
+        categories=parse_categories(content["categories"].split()),
+        person=parse_person(content["person"]), recipient=row.recipient,
+        source=content["source"],
         given_at=row.given_at, expires_at=row.expires_at, withdrawn_at=row.withdrawn_at,
     )
+
+
+def _grants(session: Session, rows: Iterable[PurposeGrantRow]) -> list[Grant]:
+    """``rows`` as grants, their personal part read from the region stores.
+
+    Raises:
+        NotFoundError: a grant whose personal part its region store does not have.
+    """
+    rows = list(rows)
+    found = contents(session, rows)
+    missing = [r.grant_id for r in rows if r.grant_id not in found]
+    if missing:
+        raise NotFoundError(f"consent grant(s) {', '.join(map(str, missing[:5]))}: their "
+                            f"content is missing from the region store")
+    return [_grant(r, found[r.grant_id]) for r in rows]
 
 
 def parse_person(name: str) -> Person:
@@ -162,11 +182,14 @@ def give_consent(
                             f"({now.isoformat()})")
     get_tenant(session, tenant)  # NotFoundError when there is none
     row = PurposeGrantRow(
-        tenant_id=tenant, vin=vin, purpose=chosen, categories=" ".join(sorted(allowed)),
-        person=who, recipient=recipient, source=source, given_at=now, expires_at=expires_at,
-        withdrawn_at=None,
+        tenant_id=tenant, vin=vin, purpose=chosen, categories="", person="",
+        recipient=recipient, source="", given_at=now, expires_at=expires_at, withdrawn_at=None,
     )
     session.add(row)
+    session.flush()  # its grant id
+    content: dict[str, Any] = {"categories": " ".join(sorted(allowed)), "person": who,
+                               "source": source}
+    place(session, row, content)  # in the vehicle's region store
     session.flush()
     record_audit(
         session, tenant=tenant, actor=actor, action="privacy.consent.give",
@@ -175,7 +198,7 @@ def give_consent(
                  "person": who, "recipient": recipient, "source": source,
                  "expires_at": None if expires_at is None else expires_at.isoformat()},
     )
-    return _grant(row)
+    return _grant(row, content)
 
 
 def withdraw_consent(
@@ -197,17 +220,18 @@ def withdraw_consent(
     if row is None or row.tenant_id != tenant:
         raise NotFoundError(f"consent grant {grant_id} does not exist")
     if row.withdrawn_at is not None:
-        return _grant(row)
+        return _grants(session, [row])[0]
     now = now or datetime.now(UTC)
     row.withdrawn_at = now
     session.flush()
+    [grant] = _grants(session, [row])
     record_audit(
         session, tenant=tenant, actor=actor, action="privacy.consent.withdraw",
         target=f"vehicle:{row.vin}", request_id=request_id, now=now,
         details={"grant_id": grant_id, "purpose": row.purpose,
-                 "categories": row.categories.split()},
+                 "categories": sorted(grant.categories)},
     )
-    return _grant(row)
+    return grant
 
 
 def consent_history(session: Session, tenant: str, vin: str) -> list[Grant]:
@@ -217,7 +241,7 @@ def consent_history(session: Session, tenant: str, vin: str) -> list[Grant]:
         .where(PurposeGrantRow.tenant_id == tenant, PurposeGrantRow.vin == vin)
         .order_by(PurposeGrantRow.grant_id)
     )
-    return [_grant(r) for r in rows]
+    return _grants(session, rows)
 
 
 def active_grants(
@@ -239,8 +263,8 @@ def active_grants(
     query = query.where(PurposeGrantRow.recipient.is_(None) if recipient is None
                         else PurposeGrantRow.recipient == recipient)
     result: dict[str, set[PrivacyCategory]] = {}
-    for row in session.scalars(query):
-        result.setdefault(row.vin, set()).update(parse_categories(row.categories.split()))
+    for grant in _grants(session, session.scalars(query)):
+        result.setdefault(grant.vin, set()).update(grant.categories)
     return {vin: frozenset(c) for vin, c in result.items()}
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from drivetrain.cloud.infra.models import Base, UTCDateTime
+from drivetrain.cloud.infra.region_stores import register_regional_table, register_relocation
 
 
 class PseudonymKeyRow(Base):
@@ -28,7 +30,13 @@ class PseudonymKeyRow(Base):
 
 
 class ConsentRow(Base):
-    """Which privacy categories of a vehicle's data may be stored (its current consent)."""
+    """Which privacy categories of a vehicle's data may be stored (its current consent).
+
+    ``region`` set: the vehicle is registered, and its ``categories`` and ``source`` are in
+    that region's store (:class:`ConsentContentRow`); here they are empty. Null: a vehicle
+    the registry does not know (no region to keep it in), or a row written before consent
+    was kept per region (the next ``drivetrain db upgrade`` moves it).
+    """
 
     __tablename__ = "privacy_consent"
 
@@ -41,6 +49,18 @@ class ConsentRow(Base):
     # Where the consent came from: "driver-app", "contract", "operator"...
     source: Mapped[str] = mapped_column(String(80))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    region: Mapped[str | None] = mapped_column(String(8), nullable=True)
+
+
+class ConsentContentRow(Base):
+    """What a registered vehicle's consent says, kept in its region's store
+    (``drivetrain.cloud.infra.region_stores``) under the VIN of its :class:`ConsentRow`."""
+
+    __tablename__ = "privacy_consent_contents"
+
+    vin: Mapped[str] = mapped_column(String(17), primary_key=True)
+    categories: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(80))
 
 
 class PurposeGrantRow(Base):
@@ -68,6 +88,19 @@ class PurposeGrantRow(Base):
     given_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    region: Mapped[str | None] = mapped_column(String(8), nullable=True)
+
+
+class PurposeGrantContentRow(Base):
+    """The personal part of one ledger grant, kept in the vehicle's region store."""
+
+    __tablename__ = "privacy_purpose_grant_contents"
+
+    grant_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    vin: Mapped[str] = mapped_column(String(17), index=True)
+    categories: Mapped[str] = mapped_column(Text)
+    person: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(80))
 
 
 class DataRequestRow(Base):
@@ -139,6 +172,20 @@ class DataActGrantRow(Base):
     containers: Mapped[str] = mapped_column(Text)
     # The owner's client that gave it.
     granted_by: Mapped[str] = mapped_column(String(128))
+    # Set: the vehicle is registered and ``containers`` and ``granted_by`` are in that region's
+    # store (:class:`DataActGrantContentRow`), empty here.
+    region: Mapped[str | None] = mapped_column(String(8), nullable=True)
+
+
+class DataActGrantContentRow(Base):
+    """The personal part of one Data Act grant, kept in the vehicle's region store."""
+
+    __tablename__ = "privacy_data_act_grant_contents"
+
+    grant_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    vin: Mapped[str] = mapped_column(String(17), index=True)
+    containers: Mapped[str] = mapped_column(Text)
+    granted_by: Mapped[str] = mapped_column(String(128))
 
 
 class DataActAccessRow(Base):
@@ -163,6 +210,27 @@ class DataActAccessRow(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     # allowed or refused; a refusal names its error.
     outcome: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Set: the vehicle is registered and who read what (client, party, grant, action,
+    # containers, counts, error) is in that region's store (:class:`DataActAccessContentRow`);
+    # here those columns are empty (counts 0). The time and outcome stay here.
+    region: Mapped[str | None] = mapped_column(String(8), nullable=True)
+
+
+class DataActAccessContentRow(Base):
+    """Who read what in one Data Act access, kept in the vehicle's region store."""
+
+    __tablename__ = "privacy_data_act_access_contents"
+
+    access_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    vin: Mapped[str] = mapped_column(String(17), index=True)
+    client_id: Mapped[str] = mapped_column(String(128))
+    party: Mapped[str] = mapped_column(String(16))
+    grant_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    action: Mapped[str] = mapped_column(String(16))
+    containers: Mapped[str] = mapped_column(Text)
+    value_count: Mapped[int] = mapped_column(Integer)
+    byte_count: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
@@ -195,3 +263,12 @@ class DataActRecipientRow(Base):
     client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     sme: Mapped[bool] = mapped_column(Boolean)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+CONSENT_CONTENTS = register_regional_table(cast(Table, ConsentContentRow.__table__))
+GRANT_CONTENTS = register_regional_table(cast(Table, PurposeGrantContentRow.__table__))
+DATA_ACT_GRANT_CONTENTS = register_regional_table(cast(Table, DataActGrantContentRow.__table__))
+DATA_ACT_ACCESS_CONTENTS = register_regional_table(
+    cast(Table, DataActAccessContentRow.__table__)
+)
+register_relocation("drivetrain.cloud.privacy.regional:relocate_privacy")

@@ -15,7 +15,8 @@ for access and erasure requests.
 **Consent.** Each vehicle has a set of privacy categories its data may be stored for
 (see ``drivetrain.core.vss.privacy``). A vehicle with no consent record gets
 ``DEFAULT_CONSENT``: technical and diagnostic data only, which the service contract covers;
-location, driving behaviour and cabin data need explicit consent.
+location, driving behaviour and cabin data need explicit consent. A registered vehicle's
+consent is kept in its region's store (``drivetrain.cloud.privacy.regional``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from drivetrain.cloud.infra import get_tenant, record_audit
 from drivetrain.cloud.privacy.models import ConsentRow, PseudonymKeyRow
+from drivetrain.cloud.privacy.regional import consent_categories, contents, place
 from drivetrain.core.errors import BadInputError, NotFoundError
 from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES, PrivacyCategory, is_privacy_category
 
@@ -235,12 +237,13 @@ def set_consent(
     row = session.get(ConsentRow, vin)
     text = " ".join(sorted(allowed))
     if row is None:
-        row = ConsentRow(vin=vin, tenant_id=tenant, categories=text, source=source, updated_at=now)
+        row = ConsentRow(vin=vin, tenant_id=tenant, categories="", source="", updated_at=now)
         session.add(row)
-    else:
-        if row.tenant_id != tenant:
-            raise NotFoundError(f"vehicle {vin} has no consent record in tenant {tenant!r}")
-        row.categories, row.source, row.updated_at = text, source, now
+    elif row.tenant_id != tenant:
+        raise NotFoundError(f"vehicle {vin} has no consent record in tenant {tenant!r}")
+    row.updated_at = now
+    session.flush()
+    place(session, row, {"categories": text, "source": source})  # in its region store
     session.flush()
     record_audit(
         session, tenant=tenant, actor=actor, action="privacy.consent.set",
@@ -253,11 +256,11 @@ def set_consent(
 def get_consent(session: Session, vin: str, tenant: str) -> Consent:
     """The vehicle's consent, or ``DEFAULT_CONSENT`` when none was recorded."""
     row = session.get(ConsentRow, vin)
-    if row is None or row.tenant_id != tenant:
+    content = None if row is None else contents(session, [row]).get(vin)
+    if row is None or row.tenant_id != tenant or content is None:
         return Consent(vin, tenant, DEFAULT_CONSENT, DEFAULT_SOURCE, None)
-    return Consent(
-        vin, tenant, parse_categories(row.categories.split()), row.source, row.updated_at
-    )
+    categories = parse_categories(content["categories"].split())
+    return Consent(vin, tenant, categories, content["source"], row.updated_at)
 
 
 def consent_map(
@@ -269,8 +272,17 @@ def consent_map(
     wanted = list(vins)
     given = defaults or {}
     result = {vin: given.get(vin, DEFAULT_CONSENT) for vin in wanted}
+    # Columns, not entities: ingestion asks this for every micro-batch.
+    by_region: dict[str, list[str]] = {}
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
-        for row in session.scalars(select(ConsentRow).where(ConsentRow.vin.in_(chunk))):
-            result[row.vin] = parse_categories(row.categories.split())
+        query = select(ConsentRow.vin, ConsentRow.region, ConsentRow.categories).where(
+            ConsentRow.vin.in_(chunk))
+        for vin, region, categories in session.execute(query):
+            if region is None:
+                result[vin] = parse_categories(categories.split())
+            else:
+                by_region.setdefault(region, []).append(vin)
+    for vin, categories in consent_categories(session, by_region).items():
+        result[vin] = parse_categories(categories.split())
     return result

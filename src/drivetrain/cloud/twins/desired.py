@@ -22,6 +22,7 @@ from drivetrain.cloud.twins.desired_personal import (
     KEPT_IN_REGION,
     delete_desired_values,
     desired_values,
+    keep_reasons,
     write_desired_values,
 )
 from drivetrain.cloud.twins.feed import TwinChange, queue_changes
@@ -122,7 +123,10 @@ def _upsert_items(session: Session, vin: str, items: tuple[DesiredItem, ...]) ->
         (vin, row["path"], row["kind"], row["num"], row["text"])
         for row in rows if is_personal_path(row["path"])
     ])
+    # So does the vehicle's reason for rejecting it; the item says it is kept there.
+    reasons = keep_reasons(session, vin, {row["path"]: row["reason"] for row in rows})
     for row in rows:
+        row["reason"] = reasons[row["path"]]
         if is_personal_path(row["path"]):
             row.update(num=None, text=None)
     statement = dialect_insert(session, DESIRED)

@@ -7,6 +7,11 @@ who set it, the value's kind — with ``num`` and ``text`` empty; the value itse
 the item alone (pending, expired, failed); the value is read back from the store where it is
 needed: a twin's items (and so the delta published to the vehicle), convergence against the
 reported values, a fleet query's predicates on it, access archives, export and erasure.
+
+The same goes for the vehicle's words when it rejects a desired message (``REJECTED_PREFIX``
+and its detail, which may quote a personal value of any item the message carried): on every
+item of the message they are written to ``twin_desired_reasons`` and the item's ``reason``
+says ``REJECTED_IN_REGION``; reads of the items put them back.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from drivetrain.cloud.infra.region_stores import check_residency, region_session
-from drivetrain.cloud.twins.models import DESIRED, PERSONAL_DESIRED
+from drivetrain.cloud.twins.models import DESIRED, DESIRED_REASONS, PERSONAL_DESIRED
 from drivetrain.cloud.twins.personal import is_personal_path, stranded_chunks, vehicle_regions
 from drivetrain.cloud.twins.registry import IN_CHUNK, dialect_insert
 
@@ -25,6 +30,11 @@ from drivetrain.cloud.twins.registry import IN_CHUNK, dialect_insert
 DesiredValue = tuple[str, str, str, float | None, str | None]
 #: What an audit entry or a change notice says in place of a personal desired value.
 KEPT_IN_REGION = "kept in the vehicle's region store"
+#: How a reason the vehicle gave begins (its own words follow, which may quote a value).
+REJECTED_PREFIX = "rejected by the vehicle: "
+#: The reason an item on a personal path keeps in ``twin_desired`` when the vehicle rejected
+#: it: its words are in ``twin_desired_reasons`` of its region store.
+REJECTED_IN_REGION = REJECTED_PREFIX + KEPT_IN_REGION
 
 
 def _by_store(
@@ -69,16 +79,64 @@ def write_desired_values(session: Session, values: Sequence[DesiredValue]) -> No
 
 
 def delete_desired_values(session: Session, vin: str, paths: Iterable[str]) -> None:
-    """Delete ``vin``'s stored values of the personal ``paths`` (items removed)."""
-    personal = sorted(p for p in paths if is_personal_path(p))
-    if not personal:
+    """Delete ``vin``'s stored values of the personal ``paths`` and its rejection reasons of
+    any of ``paths`` (items removed)."""
+    removed = sorted(set(paths))
+    personal = [p for p in removed if is_personal_path(p)]
+    if not removed:
         return
     for store, vins in _by_store(session, [vin]):
-        store.execute(
-            delete(PERSONAL_DESIRED).where(
-                PERSONAL_DESIRED.c.vin.in_(vins), PERSONAL_DESIRED.c.path.in_(personal)
-            )
+        for table, chosen in ((PERSONAL_DESIRED, personal), (DESIRED_REASONS, removed)):
+            if chosen:
+                store.execute(
+                    delete(table).where(table.c.vin.in_(vins), table.c.path.in_(chosen))
+                )
+
+
+def keep_reasons(
+    session: Session, vin: str, reasons: Mapping[str, str | None]
+) -> dict[str, str | None]:
+    """The reason each item of ``vin`` (by path) keeps in ``twin_desired``: a reason the
+    vehicle gave (its words, about the whole message: they may quote a personal value even
+    for an item on another path) is written to its region store and the item says
+    ``REJECTED_IN_REGION``; the platform's own reasons (expired, not delivered) are kept.
+
+    Raises:
+        ResidencyError: a store that serves another region.
+    """
+    kept = dict(reasons)
+    moving = {
+        path: reason for path, reason in reasons.items()
+        if reason is not None and reason.startswith(REJECTED_PREFIX)
+        and reason != REJECTED_IN_REGION
+    }
+    if not moving:
+        return kept
+    table = DESIRED_REASONS.c
+    for store, vins in _by_store(session, [vin]):
+        check_residency(store, vehicle_regions(session, vins).values())
+        statement = dialect_insert(store, DESIRED_REASONS)
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.vin, table.path], set_={"reason": statement.excluded.reason}
         )
+        store.connection().execute(
+            statement, [{"vin": vin, "path": p, "reason": r} for p, r in sorted(moving.items())]
+        )
+    kept.update(dict.fromkeys(moving, REJECTED_IN_REGION))
+    return kept
+
+
+def desired_reasons(session: Session, vin: str, paths: Iterable[str]) -> dict[str, str]:
+    """The reasons ``vin`` gave for rejecting its items on ``paths``, from its region store."""
+    wanted = sorted(set(paths))
+    table = DESIRED_REASONS.c
+    found: dict[str, str] = {}
+    for store, vins in _by_store(session, [vin]):
+        query = select(table.path, table.reason).where(
+            table.vin.in_(vins), table.path.in_(wanted)
+        )
+        found.update({path: reason for path, reason in store.execute(query)})
+    return found
 
 
 def desired_values(
@@ -107,8 +165,11 @@ def relocate_personal_desired(session: Session) -> int:
 
     - values in ``twin_desired`` (written before they were kept per region): the item stays,
       its ``num`` and ``text`` are emptied;
-    - values in the state database's own ``twin_desired_personal`` of a region that has a
-      store of its own now (a URL named in ``state_region_urls`` since).
+    - the vehicle's reasons for rejecting items, in ``twin_desired`` (the item then
+      says ``REJECTED_IN_REGION``);
+    - values and reasons in the state database's own ``twin_desired_personal`` and
+      ``twin_desired_reasons`` of a region that has a store of its own now (a URL
+      named in ``state_region_urls`` since).
     """
     moved = 0
     desired = DESIRED.c
@@ -126,6 +187,7 @@ def relocate_personal_desired(session: Session) -> int:
         write_desired_values(session, values)
         session.execute(update(DESIRED).where(*kept).values(num=None, text=None))
         moved += len(values)
+    moved += _relocate_reasons(session)
     table = PERSONAL_DESIRED.c
     for chunk in stranded_chunks(session, PERSONAL_DESIRED):
         rows: list[DesiredValue] = [
@@ -136,5 +198,35 @@ def relocate_personal_desired(session: Session) -> int:
         ]
         write_desired_values(session, rows)
         session.execute(delete(PERSONAL_DESIRED).where(chunk))
+        moved += len(rows)
+    return moved
+
+
+def _relocate_reasons(session: Session) -> int:
+    moved = 0
+    desired = DESIRED.c
+    rejected = (desired.reason.startswith(REJECTED_PREFIX), desired.reason != REJECTED_IN_REGION)
+    found: dict[str, dict[str, str | None]] = {}
+    for vin, path, reason in session.execute(
+        select(desired.vin, desired.path, desired.reason).where(*rejected)
+    ):
+        found.setdefault(vin, {})[path] = reason
+    for vin, reasons in sorted(found.items()):
+        for path, reason in keep_reasons(session, vin, reasons).items():
+            session.execute(
+                update(DESIRED).where(desired.vin == vin, desired.path == path).values(
+                    reason=reason
+                )
+            )
+        moved += len(reasons)
+    table = DESIRED_REASONS
+    for chunk in stranded_chunks(session, table):
+        rows = [dict(r._mapping) for r in session.execute(select(table).where(chunk))]
+        by_vin: dict[str, dict[str, str | None]] = {}
+        for row in rows:
+            by_vin.setdefault(row["vin"], {})[row["path"]] = row["reason"]
+        session.execute(delete(table).where(chunk))
+        for vin, reasons in sorted(by_vin.items()):
+            keep_reasons(session, vin, reasons)
         moved += len(rows)
     return moved

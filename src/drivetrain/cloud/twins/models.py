@@ -162,6 +162,19 @@ class PersonalDesiredRow(Base):
     text: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+class DesiredReasonRow(Base):
+    """Why the vehicle rejected a desired item, in its own words (which may quote a personal
+    value), kept in the vehicle's region store. The item in ``twin_desired`` says only
+    ``REJECTED_IN_REGION`` (``desired_personal``)."""
+
+    __tablename__ = "twin_desired_reasons"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    vin: Mapped[str] = mapped_column(String(17), primary_key=True)
+    path: Mapped[str] = mapped_column(String(PATH_LENGTH), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+
+
 class EcuRow(Base):
     """One ECU of a twin: hardware id and installed software version."""
 
@@ -296,6 +309,9 @@ REPORTED = cast(Table, ReportedRow.__table__)
 PERSONAL_REPORTED = register_regional_table(cast(Table, PersonalReportedRow.__table__))
 register_relocation("drivetrain.cloud.twins.personal:relocate_personal")
 PERSONAL_DESIRED = register_regional_table(cast(Table, PersonalDesiredRow.__table__))
+DESIRED_REASONS = register_regional_table(
+    cast(Table, DesiredReasonRow.__table__)
+)
 register_relocation("drivetrain.cloud.twins.desired_personal:relocate_personal_desired")
 DESIRED = cast(Table, DesiredRow.__table__)
 ECUS = cast(Table, EcuRow.__table__)

@@ -40,6 +40,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from drivetrain.cloud.fleet import validate_vin
+from drivetrain.cloud.twins.desired_personal import keep_reasons
 from drivetrain.cloud.twins.feed import TwinChange, queue_changes, wants
 from drivetrain.cloud.twins.models import (
     DESIRED,
@@ -300,11 +301,15 @@ def _reject(
     2,000 characters); returns their paths."""
     assert ack.version is not None
     paths = rejected_paths(load_items(session, vin), ack.version)
-    if paths:
+    # On a personal path the vehicle's words go to its region store (keep_reasons).
+    kept = keep_reasons(session, vin, dict.fromkeys(paths, reason[:2000]))
+    for said in sorted({r for r in kept.values() if r is not None}):
+        chosen = [p for p in paths if kept[p] == said]
         session.execute(
             update(DesiredRow)
-            .where(DesiredRow.vin == vin, DesiredRow.path.in_(paths), DesiredRow.status == "pending")
-            .values(status="failed", status_at=now, reason=reason[:2000])
+            .where(DesiredRow.vin == vin, DesiredRow.path.in_(chosen),
+                   DesiredRow.status == "pending")
+            .values(status="failed", status_at=now, reason=said)
         )
     return paths
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from drivetrain.cloud.twins.desired_personal import desired_values
+from drivetrain.cloud.twins.desired_personal import (
+    REJECTED_IN_REGION,
+    desired_reasons,
+    desired_values,
+)
 from drivetrain.cloud.twins.models import (
     DesiredItem,
     DesiredRow,
@@ -24,10 +28,12 @@ from drivetrain.core.vss import Catalog, builtin_catalog
 
 
 def item_of(
-    row: DesiredRow, stored: tuple[str, float | None, str | None] | None = None
+    row: DesiredRow, stored: tuple[str, float | None, str | None] | None = None,
+    reason: str | None = None,
 ) -> DesiredItem:
-    """The domain item of a stored desired row (``stored``: its value, (kind, num, text),
-    from the region store where the path is personal)."""
+    """The domain item of a stored desired row (``stored``: its value, (kind, num, text), and
+    ``reason``: the vehicle's words, both from the region store where the path is
+    personal)."""
     value = decode_value(*stored) if stored is not None else decode_value(
         row.kind, row.num, row.text)
     assert value is not None  # desired values are never empty
@@ -41,7 +47,7 @@ def item_of(
         expires_at=row.expires_at,
         status=status,
         status_at=row.status_at,
-        reason=row.reason,
+        reason=reason if reason is not None else row.reason,
     )
 
 
@@ -51,7 +57,9 @@ def load_items(session: Session, vin: str) -> list[DesiredItem]:
     rows = list(session.scalars(query))
     personal = [row.path for row in rows if is_personal_path(row.path)]
     stored = desired_values(session, [vin], personal) if personal else {}
-    return [item_of(row, stored.get((vin, row.path))) for row in rows]
+    rejected = [row.path for row in rows if row.reason == REJECTED_IN_REGION]
+    reasons = desired_reasons(session, vin, rejected) if rejected else {}
+    return [item_of(row, stored.get((vin, row.path)), reasons.get(row.path)) for row in rows]
 
 
 def ecu_of(row: EcuRow) -> Ecu:
