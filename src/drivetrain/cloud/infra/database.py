@@ -67,10 +67,12 @@ def migration_version_locations() -> list[Path]:
 def schema_comparison_options(connection: Any) -> dict[str, Any]:
     """Alembic ``include_name``/``include_object`` hooks that leave out the partitions of
     partitioned tables (PostgreSQL: ``twin_reported_p00`` ...) and the foreign keys that
-    PostgreSQL derives for each of them: the models declare only the parent tables. For
+    PostgreSQL derives for each of them: the models declare only the parent tables; and the
+    indexes a model declares for another engine only (``Index(...).ddl_if(dialect=...)``). For
     ``compare_metadata`` and ``alembic revision --autogenerate``."""
     partitions: set[str] = set()
-    if connection.dialect.name == "postgresql":
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
         partitions = set(connection.exec_driver_sql(
             "SELECT relname FROM pg_class WHERE relispartition "
             "AND relnamespace = current_schema()::regnamespace"
@@ -82,6 +84,9 @@ def schema_comparison_options(connection: Any) -> dict[str, Any]:
     def include_object(item: Any, _name: Any, type_: str, reflected: bool, _other: Any) -> bool:
         if type_ == "foreign_key_constraint" and reflected:
             return str(item.referred_table.name) not in partitions
+        if type_ == "index" and not reflected:  # declared for one engine only (``ddl_if``)
+            only = getattr(item, "_ddl_if", None)
+            return only is None or only.dialect in (None, dialect)
         return True
 
     return {"include_name": include_name, "include_object": include_object}

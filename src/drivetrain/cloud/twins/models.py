@@ -91,11 +91,17 @@ class ReportedRow(StoredValue, Base):
     """The latest reported value of one VSS path of one vehicle (newer measurement wins)."""
 
     __tablename__ = "twin_reported"
-    # No index beyond the primary key: the query language looks values up by (vin, path),
-    # and every further index would be rewritten by each reported update (migration 0002).
-    # SQLite: the rows live in the primary-key b-tree, so a (vin, path) lookup of the
-    # query language or an upsert touches one b-tree, not an index and then the table.
-    __table_args__ = ({"sqlite_with_rowid": False},)
+    # No index beyond the primary key on PostgreSQL: the query language looks values up by
+    # (vin, path), and every further index would be rewritten by each reported update
+    # (migration 0002). SQLite: the rows live in the primary-key b-tree, so a lookup of the
+    # query language or an upsert touches one b-tree, not an index and then the table; that
+    # key is (path, vin) there (migration 0007: a fleet query's lookups of one path for
+    # twin after twin read neighbouring pages), with an index on vin for a twin's own rows,
+    # which a reported update never rewrites. The mapper's key stays (vin, path).
+    __table_args__ = (
+        Index("ix_twin_reported_vin", "vin").ddl_if(dialect="sqlite"),
+        {"sqlite_with_rowid": False},
+    )
 
     vin: Mapped[str] = mapped_column(
         String(17), ForeignKey("twins.vin", ondelete="CASCADE"), primary_key=True
@@ -182,6 +188,8 @@ class EcuRow(Base):
     __table_args__ = (
         # PostgreSQL: the VIN rides along, so a software predicate reads the index alone.
         Index("ix_twin_ecus_ecu_software_key", "ecu", "software_key", postgresql_include=["vin"]),
+        # SQLite keys the rows (ecu, vin) (migration 0007, as twin_reported's (path, vin)).
+        Index("ix_twin_ecus_vin", "vin").ddl_if(dialect="sqlite"),
         {"sqlite_with_rowid": False},
     )
 
