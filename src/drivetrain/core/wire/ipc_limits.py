@@ -116,21 +116,54 @@ class _Flatbuffer:
 
 
 @dataclass(frozen=True, slots=True)
-class IpcMessage:
-    """One message of a checked stream: its kind (1 schema, 2 dictionary batch, 3 record
-    batch), flatbuffer header, body, and for batches the rows, field nodes
-    ``(length, null_count)``, buffers ``(offset, length)`` in the body, the compression
-    codec (None, 0 LZ4 frame, 1 zstd), and for dictionary batches its id and delta flag."""
+class IpcHeader:
+    """What one message's flatbuffer header declares (a pure function of its bytes): its
+    kind (1 schema, 2 dictionary batch, 3 record batch), body length, and for batches the
+    rows, field nodes ``(length, null_count)``, buffers ``(offset, length)`` in the body, the
+    compression codec (None, 0 LZ4 frame, 1 zstd), and for dictionary batches its id and
+    delta flag."""
 
     kind: int
-    metadata: memoryview
-    body: memoryview
+    body_length: int
     rows: int = 0
     nodes: tuple[tuple[int, int], ...] = ()
     buffers: tuple[tuple[int, int], ...] = ()
     codec: int | None = None
     dictionary_id: int = 0
     is_delta: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IpcMessage:
+    """One message of a checked stream: its header, flatbuffer bytes and body."""
+
+    header: IpcHeader
+    metadata: memoryview
+    body: memoryview
+
+    @property
+    def kind(self) -> int:
+        return self.header.kind
+
+    @property
+    def rows(self) -> int:
+        return self.header.rows
+
+    @property
+    def nodes(self) -> tuple[tuple[int, int], ...]:
+        return self.header.nodes
+
+    @property
+    def buffers(self) -> tuple[tuple[int, int], ...]:
+        return self.header.buffers
+
+    @property
+    def codec(self) -> int | None:
+        return self.header.codec
+
+    @property
+    def is_delta(self) -> bool:
+        return self.header.is_delta
 
 
 def check_ipc_stream(body: bytes | memoryview, limits: IpcLimits) -> IpcSize:
@@ -185,10 +218,7 @@ def read_ipc_layout(
         for offset, length in header.buffers:
             if offset + length > len(message_body):
                 raise WireFormatError("Arrow IPC buffer lies outside its message body")
-        parsed = IpcMessage(
-            header.kind, metadata, message_body, header.rows, header.nodes, header.buffers,
-            header.codec, header.dictionary_id, header.is_delta,
-        )  # fmt: skip
+        parsed = IpcMessage(header, metadata, message_body)
         if header.kind == _RECORD_BATCH:
             rows += header.rows
         elif header.kind == _DICTIONARY_BATCH:
@@ -198,28 +228,14 @@ def read_ipc_layout(
         _check(rows, entries, decompressed, limits)
 
 
-@dataclass(frozen=True, slots=True)
-class _Header:
-    """What one message's flatbuffer header declares (a pure function of its bytes)."""
-
-    kind: int
-    body_length: int
-    rows: int = 0
-    nodes: tuple[tuple[int, int], ...] = ()
-    buffers: tuple[tuple[int, int], ...] = ()
-    codec: int | None = None
-    dictionary_id: int = 0
-    is_delta: bool = False
-
-
 #: Headers of schema and dictionary messages already read, by their bytes: a vehicle sends
 #: the same two, byte for byte, message after message (record batches' headers differ).
-_KNOWN_HEADERS: dict[bytes, _Header] = {}
+_KNOWN_HEADERS: dict[bytes, IpcHeader] = {}
 #: Most headers kept (a few hundred bytes each); past it the cache starts afresh.
 MAX_KNOWN_HEADERS: Final = 4096
 
 
-def _header(metadata: memoryview) -> _Header:
+def _header(metadata: memoryview) -> IpcHeader:
     """The header of one message, checked (offsets inside it, no negative sizes)."""
     key = bytes(metadata)
     known = _KNOWN_HEADERS.get(key)
@@ -248,7 +264,7 @@ def _header(metadata: memoryview) -> _Header:
             is_delta=bool(header.scalar(dictionary, 2, _U8)),
         )
     elif kind == _SCHEMA:
-        parsed = _Header(kind, body_length)
+        parsed = IpcHeader(kind, body_length)
     else:
         raise WireFormatError(f"Arrow IPC message of type {kind} in a telemetry body")
     if len(_KNOWN_HEADERS) >= MAX_KNOWN_HEADERS:
@@ -265,7 +281,7 @@ def _batch(
     *,
     dictionary_id: int = 0,
     is_delta: bool = False,
-) -> _Header:
+) -> IpcHeader:
     rows = _batch_rows(header, batch)
     nodes = _structs(header, header.table(batch, 1))
     buffers = _structs(header, header.table(batch, 2))
@@ -274,7 +290,7 @@ def _batch(
             raise WireFormatError("Arrow IPC buffer lies outside its message body")
     compression = header.table(batch, 3)
     codec = header.scalar(compression, 0, _U8) if compression else None
-    return _Header(kind, body_length, rows, nodes, buffers, codec, dictionary_id, is_delta)
+    return IpcHeader(kind, body_length, rows, nodes, buffers, codec, dictionary_id, is_delta)
 
 
 def _structs(header: _Flatbuffer, vector: int) -> tuple[tuple[int, int], ...]:

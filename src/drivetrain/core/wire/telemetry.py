@@ -166,10 +166,14 @@ def decode_sample_arrays(body: bytes, limits: IpcLimits | None = None) -> Sample
     except WireFormatError:
         raise
     except Exception as e:  # untrusted bytes: every failure is a format error
-        raise WireFormatError(
-            f"telemetry body is not a readable Arrow IPC stream: {type(e).__name__}: {e}"
-        ) from e
+        raise _unreadable(e) from e
     return arrays if arrays is not None else _table(body, messages)
+
+
+def _unreadable(error: Exception) -> WireFormatError:
+    return WireFormatError(
+        f"telemetry body is not a readable Arrow IPC stream: {type(error).__name__}: {error}"
+    )
 
 
 def _table(body: bytes, messages: list[IpcMessage]) -> pa.Table:
@@ -183,9 +187,7 @@ def _table(body: bytes, messages: list[IpcMessage]) -> pa.Table:
     except WireFormatError:
         raise
     except Exception as e:  # untrusted bytes: every failure is a format error
-        raise WireFormatError(
-            f"telemetry body is not a readable Arrow IPC stream: {type(e).__name__}: {e}"
-        ) from e
+        raise _unreadable(e) from e
     for expected in TELEMETRY_SCHEMA:
         index = table.schema.get_field_index(expected.name)
         if index < 0:
