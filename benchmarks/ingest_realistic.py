@@ -10,12 +10,12 @@ What the simulated agents really send, through the path users run:
 - **a mix of bad input**: about 0.5 % of samples out of range, an unknown path in 2 % of the
   messages, 0.5 % of messages signed with another vehicle's key, 0.5 % from unregistered VINs;
 - **the production worker**: one ``drivetrain worker ingest`` process with its default flush
-  policy (500 messages or 200 ms), consuming from the broker; its CPU time is read from
+  policy (2,000 messages or 200 ms), consuming from the broker; its CPU time is read from
   ``/proc/<pid>/stat``. Half the messages are published while it consumes (``live``: its
   micro-batches hold what arrived in 200 ms, so the publisher's rate decides how full they
   are); the other half is published while it is paused and timed as it drains them
   (the headline figures: a worker with work waiting, as one at capacity is, takes full
-  micro-batches — the same 500-message micro-batches the baseline takes). Without a
+  micro-batches — as full as the baseline's, which takes the worker's default size). Without a
   reachable broker, the same ``IngestWorker`` runs in this process on the in-process bus
   (``transport`` "in-process") and this process's CPU time is counted.
 
@@ -48,10 +48,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from drivetrain.commands.worker import DEFAULT_BATCH_MESSAGES
+
 TENANTS = ("fleet-a", "fleet-b", "fleet-c")
 REGIONS = ("EU", "US")
 DEFAULT_CONSENT = ("technical", "diagnostics")
-MICRO_BATCH = 500  # the worker's default --max-batch-messages
+MICRO_BATCH = DEFAULT_BATCH_MESSAGES  # the worker's default --max-batch-messages
 
 
 @dataclass(frozen=True)

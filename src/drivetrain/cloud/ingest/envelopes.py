@@ -39,9 +39,10 @@ from drivetrain.core.wire import (
     Ack,
     Envelope,
     MessageKind,
+    SampleArrays,
     VehicleEvent,
     batch_campaign,
-    decode_samples,
+    decode_sample_arrays,
     events_from_dict,
     load_json_object,
     parse,
@@ -257,7 +258,12 @@ def _decoded(
                 f"telemetry body is {envelope.body_encoding!r}; expected 'arrow-ipc'"
             )
         campaign = batch_campaign(envelope)
-        body = telemetry_columns(decode_samples(envelope.body, limits.body), paths)
+        decoded = decode_sample_arrays(envelope.body, limits.body)
+        body = (
+            telemetry_columns(decoded, paths)
+            if isinstance(decoded, pa.Table)
+            else body_of_arrays(decoded, paths)
+        )
         return OpenedMessage(raw, envelope, vehicle, telemetry=body, campaign=campaign)
     if document is None:
         document = envelope.json_body()
@@ -272,6 +278,20 @@ def _decoded(
                 )
         return OpenedMessage(raw, envelope, vehicle, events=events)
     return OpenedMessage(raw, envelope, vehicle, ack=Ack.from_dict(document))
+
+
+def body_of_arrays(arrays: SampleArrays, paths: PathTable) -> TelemetryBody:
+    """A telemetry body read as NumPy arrays (every path index inside its dictionary, the
+    text checked) with its path dictionary mapped to path ids once per distinct path."""
+    lookup = paths.dictionary_ids(arrays.dictionary)
+    return TelemetryBody(
+        path_id=lookup[arrays.path_index],
+        ts_ns=arrays.ts_ns,
+        value=arrays.value,
+        value_valid=arrays.value_valid,
+        text=arrays.text,
+        text_valid=_valid_mask(arrays.text),
+    )
 
 
 def telemetry_columns(table: pa.Table, paths: PathTable) -> TelemetryBody:

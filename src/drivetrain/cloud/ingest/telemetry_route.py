@@ -251,8 +251,13 @@ def _refused_samples(
         batch = batches[body]
         reason: SampleReason = CODE_OUTCOMES[code]  # type: ignore[assignment]
         examples = []
-        texts = columns.text.take(rows[:DETAIL_EXAMPLES]).to_pylist()
-        for row, text in zip(rows[:DETAIL_EXAMPLES].tolist(), texts, strict=True):
+        quoted = rows[:DETAIL_EXAMPLES]
+        texts = (
+            columns.text.take(quoted).to_pylist()
+            if columns.text_valid[quoted].any()
+            else [None] * len(quoted)
+        )
+        for row, text in zip(quoted.tolist(), texts, strict=True):
             path_id = int(columns.path_id[row])
             value = float(columns.value[row]) if columns.value_valid[row] else None
             examples.append(

@@ -113,6 +113,7 @@ def open_transport(
     connect_timeout_s: float = 10.0,
     wait_for_connection: bool = True,
     ack_timeout_s: float = 30.0,
+    receive_maximum: int = 1000,
 ) -> Transport:
     """The transport for ``url``: in-process for None/``inprocess://``, MQTT 5 otherwise.
 
@@ -126,7 +127,8 @@ def open_transport(
         password: the broker password, best as the ``SecretStr`` of ``Settings.broker_password``
             (revealed only to the MQTT client).
         username, password, ca_file, cert_file, key_file, session_expiry_s, keepalive_s,
-        connect_timeout_s, wait_for_connection, ack_timeout_s: see ``MqttTransport``
+        connect_timeout_s, wait_for_connection, ack_timeout_s, receive_maximum: see
+            ``MqttTransport``
             (ignored for the in-process bus, which has no broker to authenticate to).
 
     Raises:
@@ -157,4 +159,5 @@ def open_transport(
         connect_timeout_s=connect_timeout_s,
         wait_for_connection=wait_for_connection,
         ack_timeout_s=ack_timeout_s,
+        receive_maximum=receive_maximum,
     )

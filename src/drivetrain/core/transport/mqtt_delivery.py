@@ -102,7 +102,8 @@ class Deliverer:
         for attempt in range(attempts):
             if not subscription.active:
                 break
-            delivered = replace(message, attempt=message.attempt + attempt)
+            # (a copy only for a retry: copying a message costs more than delivering it)
+            delivered = message if not attempt else replace(message, attempt=message.attempt + attempt)
             try:
                 subscription.handler(delivered)
             except Exception as error:  # noqa: BLE001 - one failing handler must not stop others

@@ -116,21 +116,54 @@ class _Flatbuffer:
 
 
 @dataclass(frozen=True, slots=True)
-class IpcMessage:
-    """One message of a checked stream: its kind (1 schema, 2 dictionary batch, 3 record
-    batch), flatbuffer header, body, and for batches the rows, field nodes
-    ``(length, null_count)``, buffers ``(offset, length)`` in the body, the compression
-    codec (None, 0 LZ4 frame, 1 zstd), and for dictionary batches its id and delta flag."""
+class IpcHeader:
+    """What one message's flatbuffer header declares (a pure function of its bytes): its
+    kind (1 schema, 2 dictionary batch, 3 record batch), body length, and for batches the
+    rows, field nodes ``(length, null_count)``, buffers ``(offset, length)`` in the body, the
+    compression codec (None, 0 LZ4 frame, 1 zstd), and for dictionary batches its id and
+    delta flag."""
 
     kind: int
-    metadata: memoryview
-    body: memoryview
+    body_length: int
     rows: int = 0
     nodes: tuple[tuple[int, int], ...] = ()
     buffers: tuple[tuple[int, int], ...] = ()
     codec: int | None = None
     dictionary_id: int = 0
     is_delta: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IpcMessage:
+    """One message of a checked stream: its header, flatbuffer bytes and body."""
+
+    header: IpcHeader
+    metadata: memoryview
+    body: memoryview
+
+    @property
+    def kind(self) -> int:
+        return self.header.kind
+
+    @property
+    def rows(self) -> int:
+        return self.header.rows
+
+    @property
+    def nodes(self) -> tuple[tuple[int, int], ...]:
+        return self.header.nodes
+
+    @property
+    def buffers(self) -> tuple[tuple[int, int], ...]:
+        return self.header.buffers
+
+    @property
+    def codec(self) -> int | None:
+        return self.header.codec
+
+    @property
+    def is_delta(self) -> bool:
+        return self.header.is_delta
 
 
 def check_ipc_stream(body: bytes | memoryview, limits: IpcLimits) -> IpcSize:
@@ -173,65 +206,91 @@ def read_ipc_layout(
                 f"Arrow IPC message header of {size} bytes runs past the end of the body"
             )
         metadata = data[position : position + size]
-        header = _Flatbuffer(metadata)
         position += size
-        message = header.root()
-        kind = header.scalar(message, 1, _U8)
-        body_length = header.scalar(message, 3, _I64)
-        if body_length < 0 or body_length > len(data) - position:
+        header = _header(metadata)
+        if header.body_length > len(data) - position:
             raise WireFormatError(
-                f"Arrow IPC message body of {body_length} bytes runs past the end of the body"
+                f"Arrow IPC message body of {header.body_length} bytes runs past the end of "
+                "the body"
             )
-        message_body = data[position : position + body_length]
-        position += body_length
-        if kind == _RECORD_BATCH:
-            batch = header.table(message, 2)
-            parsed = _batch(header, batch, kind, metadata, message_body)
-            rows += parsed.rows
-        elif kind == _DICTIONARY_BATCH:
-            dictionary = header.table(message, 2)
-            if not dictionary:
-                raise WireFormatError("Arrow IPC dictionary batch message without its header")
-            parsed = _batch(
-                header,
-                header.table(dictionary, 1),
-                kind,
-                metadata,
-                message_body,
-                dictionary_id=header.scalar(dictionary, 0, _I64),
-                is_delta=bool(header.scalar(dictionary, 2, _U8)),
-            )
-            entries += parsed.rows
-        elif kind == _SCHEMA:
-            parsed = IpcMessage(kind, metadata, message_body)
-        else:
-            raise WireFormatError(f"Arrow IPC message of type {kind} in a telemetry body")
+        message_body = data[position : position + header.body_length]
+        position += header.body_length
+        for offset, length in header.buffers:
+            if offset + length > len(message_body):
+                raise WireFormatError("Arrow IPC buffer lies outside its message body")
+        parsed = IpcMessage(header, metadata, message_body)
+        if header.kind == _RECORD_BATCH:
+            rows += header.rows
+        elif header.kind == _DICTIONARY_BATCH:
+            entries += header.rows
         decompressed += _decompressed_bytes(parsed)
         messages.append(parsed)
         _check(rows, entries, decompressed, limits)
+
+
+#: Headers of schema and dictionary messages already read, by their bytes: a vehicle sends
+#: the same two, byte for byte, message after message (record batches' headers differ).
+_KNOWN_HEADERS: dict[bytes, IpcHeader] = {}
+#: Most headers kept (a few hundred bytes each); past it the cache starts afresh.
+MAX_KNOWN_HEADERS: Final = 4096
+
+
+def _header(metadata: memoryview) -> IpcHeader:
+    """The header of one message, checked (offsets inside it, no negative sizes)."""
+    key = bytes(metadata)
+    known = _KNOWN_HEADERS.get(key)
+    if known is not None:
+        return known
+    header = _Flatbuffer(metadata)
+    message = header.root()
+    kind = header.scalar(message, 1, _U8)
+    body_length = header.scalar(message, 3, _I64)
+    if body_length < 0:
+        raise WireFormatError(
+            f"Arrow IPC message body of {body_length} bytes runs past the end of the body"
+        )
+    if kind == _RECORD_BATCH:
+        return _batch(header, header.table(message, 2), kind, body_length)
+    if kind == _DICTIONARY_BATCH:
+        dictionary = header.table(message, 2)
+        if not dictionary:
+            raise WireFormatError("Arrow IPC dictionary batch message without its header")
+        parsed = _batch(
+            header,
+            header.table(dictionary, 1),
+            kind,
+            body_length,
+            dictionary_id=header.scalar(dictionary, 0, _I64),
+            is_delta=bool(header.scalar(dictionary, 2, _U8)),
+        )
+    elif kind == _SCHEMA:
+        parsed = IpcHeader(kind, body_length)
+    else:
+        raise WireFormatError(f"Arrow IPC message of type {kind} in a telemetry body")
+    if len(_KNOWN_HEADERS) >= MAX_KNOWN_HEADERS:
+        _KNOWN_HEADERS.clear()
+    _KNOWN_HEADERS[key] = parsed
+    return parsed
 
 
 def _batch(
     header: _Flatbuffer,
     batch: int,
     kind: int,
-    metadata: memoryview,
-    body: memoryview,
+    body_length: int,
     *,
     dictionary_id: int = 0,
     is_delta: bool = False,
-) -> IpcMessage:
+) -> IpcHeader:
     rows = _batch_rows(header, batch)
     nodes = _structs(header, header.table(batch, 1))
     buffers = _structs(header, header.table(batch, 2))
     for offset, length in buffers:
-        if offset < 0 or length < 0 or offset + length > len(body):
+        if offset < 0 or length < 0:
             raise WireFormatError("Arrow IPC buffer lies outside its message body")
     compression = header.table(batch, 3)
     codec = header.scalar(compression, 0, _U8) if compression else None
-    return IpcMessage(
-        kind, metadata, body, rows, nodes, buffers, codec, dictionary_id, is_delta
-    )
+    return IpcHeader(kind, body_length, rows, nodes, buffers, codec, dictionary_id, is_delta)
 
 
 def _structs(header: _Flatbuffer, vector: int) -> tuple[tuple[int, int], ...]:
