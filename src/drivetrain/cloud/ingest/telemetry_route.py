@@ -14,6 +14,7 @@ import numpy.typing as npt
 from drivetrain.cloud.fleet import Vehicle
 from drivetrain.cloud.ingest import assembly
 from drivetrain.cloud.ingest.campaign_outputs import BatchOutputs, batch_outputs, stream_documents
+from drivetrain.cloud.ingest.latest_values import LatestValues
 from drivetrain.cloud.ingest.microbatch import MicroBatch
 from drivetrain.cloud.ingest.reasons import (
     ACCEPTED_CODE,
@@ -80,9 +81,9 @@ def route_telemetry(mb: MicroBatch, batches: Sequence[AuthenticBatch]) -> None:
     if mb.pending is not None:
         mb.pending.add(columns, newest, vins)
     elif len(newest):
-        reports = assembly.reports_of(columns, newest, vins, mb.paths)
-        if reports:
-            with tracing.span("twins.update", {"drivetrain.twins.vehicles": len(reports)}):
+        reports = LatestValues(columns, newest, vins, mb.paths)
+        if reports.values_count:
+            with tracing.span("twins.update", {"drivetrain.twins.vehicles": reports.vehicles}):
                 mb.reported.apply_reported(mb.session, reports)
     _refused_samples(mb, batches, columns, body_index, codes,
                      [checked[v] for v in vehicle_of_body])
