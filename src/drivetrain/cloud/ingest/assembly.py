@@ -73,7 +73,7 @@ def _concat(parts: list[npt.NDArray[Any]], dtype: type[np.generic]) -> npt.NDArr
 
 def lake_table(
     columns: SampleColumns,
-    rows: npt.NDArray[np.bool_] | None,
+    rows: npt.NDArray[np.intp] | None,
     body_index: npt.NDArray[np.int32],
     batch_ids: Sequence[str],
     pseudonyms: Sequence[str],
@@ -82,7 +82,7 @@ def lake_table(
     category: npt.NDArray[np.uint8] | None = None,
     dimensions: Sequence[str | None] | None = None,
 ) -> pa.Table:
-    """The lake's rows for the samples selected by ``rows`` (None: all).
+    """The lake's rows for the samples at ``rows`` (positions, in order; None: all).
 
     ``category`` gives every sample's privacy category index where some are not their path's
     in ``paths`` (custom signals judged against a vehicle's own catalog).
@@ -97,8 +97,8 @@ def lake_table(
 
     path_id = pick(columns.path_id)
     value_valid = pick(columns.value_valid)
-    value = pa.array(pick(columns.value), mask=None if value_valid.all() else ~value_valid)
-    text = columns.text if rows is None else columns.text.filter(pa.array(rows))
+    value = float_array(pick(columns.value), None if value_valid.all() else value_valid)
+    text = columns.text if rows is None else columns.text.take(pa.array(rows))
     if text.null_count == len(text):
         text = pa.nulls(len(text), pa.utf8())
     batch_of = pick(body_index)
@@ -119,6 +119,22 @@ def lake_table(
     names = ["vehicle", "path", "ts", "value", "text", "category", "batch_id", "campaign",
              "dimensions"]
     return pa.Table.from_arrays(arrays, names=names)
+
+
+def float_array(
+    values: npt.NDArray[np.float64], valid: npt.NDArray[np.bool_] | None
+) -> pa.Array:
+    """``values`` as an Arrow float64 array, null where ``valid`` is False (None: none
+    null). Builds the validity bitmap with NumPy: ``pa.array(values, mask=...)`` converts
+    the mask element by element (milliseconds per 10,000 rows)."""
+    values = np.ascontiguousarray(values, np.float64)
+    if valid is None:
+        return pa.array(values, pa.float64())
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(
+        pa.float64(), len(values), [bitmap, pa.py_buffer(values)],
+        null_count=len(values) - int(np.count_nonzero(valid)),
+    )
 
 
 def _used_dictionary(
@@ -362,7 +378,7 @@ def refused_samples_ipc(
         [
             names.take(pa.array(columns.path_id[rows])),
             pa.array(columns.ts_ns[rows], _TS_TYPE),
-            pa.array(columns.value[rows], mask=~valid),
+            float_array(columns.value[rows], valid),
             columns.text.take(pa.array(rows)).cast(pa.utf8()),
         ],
         schema=REFUSED_SAMPLES_SCHEMA,

@@ -177,18 +177,19 @@ def _append_to_lake(
         return
     pseudonyms = mb.pseudonyms(vehicles)
     batch_ids = [b.batch_id for b in batches]
-    groups: dict[tuple[str, str], list[int]] = {}
-    for v, vehicle in enumerate(vehicles):
-        groups.setdefault((vehicle.region, vehicle.tenant), []).append(v)
-    for (region, tenant), members in groups.items():
-        if len(groups) == 1:
-            rows = None if accepted.all() else accepted
-        else:
-            in_group = np.zeros(len(vehicles), np.bool_)
-            in_group[members] = True
-            rows = accepted & in_group[columns.vehicle]
-            if not rows.any():
-                continue
+    groups: dict[tuple[str, str], int] = {}
+    group_of = np.array([groups.setdefault((v.region, v.tenant), len(groups)) for v in vehicles],
+                        np.int64)  # fmt: skip
+    # The accepted rows of each group, in order: one stable sort, not a mask per group.
+    every = len(groups) == 1 and bool(accepted.all())
+    picked = np.flatnonzero(accepted)
+    group_rows = group_of[columns.vehicle[picked]]
+    ordered = picked[np.argsort(group_rows, kind="stable")]
+    ends = np.cumsum(np.bincount(group_rows, minlength=len(groups)))
+    for (region, tenant), g in groups.items():
+        rows = None if every else ordered[(ends[g - 1] if g else 0) : ends[g]]
+        if rows is not None and not len(rows):
+            continue
         table = assembly.lake_table(columns, rows, body_index, batch_ids, pseudonyms, mb.paths,
                                     campaigns=[b.campaign for b in batches], category=category,
                                     dimensions=stamps)
