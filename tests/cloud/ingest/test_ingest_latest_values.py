@@ -57,3 +57,14 @@ def test_a_value_the_twins_would_refuse_is_refused_naming_vehicle_and_path() -> 
     latest = _values([1.0, np.inf], [None, None], paths=[SPEED, CHARGE_LIMIT])
     with pytest.raises(BadInputError, match=f"{VINS[1]} '{CHARGE_LIMIT}'"):
         latest.stored_rows(NOW_NS)
+
+
+def test_float_columns_with_nulls_are_built_from_a_bitmap_equal_to_a_masked_array() -> None:
+    from drivetrain.cloud.ingest.assembly import float_array
+
+    values = np.array([1.5, np.nan, -2.0, 0.0, 7.25, np.nan, 3.0, 9.0, 1.0], np.float64)
+    valid = ~np.isnan(values)
+    built = float_array(values, valid)
+    assert built.equals(pa.array(values, mask=~valid)) and built.null_count == 2
+    assert float_array(values[valid], None).to_pylist() == values[valid].tolist()
+    assert len(float_array(np.zeros(0), np.zeros(0, np.bool_))) == 0
