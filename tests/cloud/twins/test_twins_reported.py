@@ -10,11 +10,13 @@ from twins_support import CABIN_TEMP, CHARGE_LIMIT, SOH, Fleet
 from drivetrain.cloud.infra import Database
 from drivetrain.cloud.twins import (
     apply_reported,
+    apply_stored_rows,
     get_twin,
     record_acks,
     record_ecu_inventory,
     set_desired,
 )
+from drivetrain.cloud.twins.personal import personal_values
 from drivetrain.core.errors import BadInputError, ConflictError, NotFoundError
 from drivetrain.core.wire import Ack
 
@@ -224,3 +226,47 @@ def test_batches_of_only_strings_or_only_numbers_round_trip_and_switch_kinds(
     assert _report(database, {vin: {mode: ("ECO", T0 + timedelta(seconds=2))}}) == 1
     with database.session() as session:
         assert get_twin(session, vin, tenant="acme").reported[mode].value == "ECO"
+
+
+def _stored(vin: str, path: str, kind: str, num: float | None, text: str | None,
+            at: datetime) -> tuple[str, str, str, float | None, str | None, int, int]:
+    ns = int(at.timestamp()) * 1_000_000_000 + at.microsecond * 1000
+    return (vin, path, kind, num, text, ns, ns)
+
+
+def test_rows_in_stored_form_count_changes_newer_wins_and_keep_personal_values_apart(
+    database: Database, fleet: Fleet
+) -> None:
+    vin = fleet.acme_vins[1]
+    location = "Vehicle.CurrentLocation.Latitude"  # personal: kept in the region's store
+    rows = [_stored(vin, SOH, "f", 91.0, None, T0), _stored(vin, CHARGE_LIMIT, "i", 80.0, None, T0),
+            _stored(vin, location, "f", 48.1, None, T0)]
+    with database.session() as session:
+        assert apply_stored_rows(session, rows, now=T0) == 3  # counted, without RETURNING
+    older = [_stored(vin, SOH, "f", 50.0, None, T0 - timedelta(seconds=1)),
+             _stored(vin, location, "f", 10.0, None, T0 + timedelta(seconds=1))]
+    with database.session() as session:
+        assert apply_stored_rows(session, older, now=T0) == 1
+    with database.session() as session:
+        twin = get_twin(session, vin, tenant="acme")
+        personal = personal_values(session, vin, twin.region)
+    assert twin.reported[SOH].value == 91.0 and twin.reported[SOH].ts == T0
+    assert twin.reported[CHARGE_LIMIT].value == 80 and isinstance(twin.reported[CHARGE_LIMIT].value, int)
+    assert [(r.path, r.num) for r in personal] == [(location, 10.0)]
+
+
+def test_rows_in_stored_form_converge_pending_items_and_refuse_a_bad_path(
+    database: Database, fleet: Fleet
+) -> None:
+    vin = fleet.acme_vins[2]
+    with database.session() as session:
+        set_desired(session, vin, {CABIN_TEMP: 21.5}, tenant="acme", if_match=0, actor="op")
+    with database.session() as session:
+        now = datetime.now(UTC)
+        assert apply_stored_rows(session, [_stored(vin, CABIN_TEMP, "f", 21.5, None, now)],
+                                 now=now) == 1
+    with database.session() as session:
+        items = {i.path: i for i in get_twin(session, vin, tenant="acme").items}
+    assert items[CABIN_TEMP].status == "converged"
+    with database.session() as session, pytest.raises(BadInputError, match="not a VSS path"):
+        apply_stored_rows(session, [_stored(vin, "Vehicle..Speed", "f", 1.0, None, T0)], now=T0)

@@ -7,7 +7,6 @@ Work per sample is NumPy or Arrow; Python runs per batch, per distinct path, per
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,11 +27,6 @@ from drivetrain.core.wire import TELEMETRY_SCHEMA
 _CATEGORIES: Final = tuple(PRIVACY_CATEGORIES)
 
 
-@functools.cache
-def _category_dictionary() -> pa.Array:
-    """The privacy categories as an Arrow dictionary; built on first use, not at import
-    (``pa.array`` imports pandas, and every command that imports the cloud would pay it)."""
-    return pa.array(list(_CATEGORIES), pa.utf8())
 _TS_TYPE: Final = pa.timestamp("ns", tz="UTC")
 #: Schema of refused samples kept in a sample-level dead letter (Arrow IPC stream).
 REFUSED_SAMPLES_SCHEMA: Final = pa.schema(
@@ -79,7 +73,7 @@ def _concat(parts: list[npt.NDArray[Any]], dtype: type[np.generic]) -> npt.NDArr
 
 def lake_table(
     columns: SampleColumns,
-    rows: npt.NDArray[np.bool_] | None,
+    rows: npt.NDArray[np.intp] | None,
     body_index: npt.NDArray[np.int32],
     batch_ids: Sequence[str],
     pseudonyms: Sequence[str],
@@ -88,7 +82,7 @@ def lake_table(
     category: npt.NDArray[np.uint8] | None = None,
     dimensions: Sequence[str | None] | None = None,
 ) -> pa.Table:
-    """The lake's rows for the samples selected by ``rows`` (None: all).
+    """The lake's rows for the samples at ``rows`` (positions, in order; None: all).
 
     ``category`` gives every sample's privacy category index where some are not their path's
     in ``paths`` (custom signals judged against a vehicle's own catalog).
@@ -103,30 +97,62 @@ def lake_table(
 
     path_id = pick(columns.path_id)
     value_valid = pick(columns.value_valid)
-    value = pa.array(pick(columns.value), mask=None if value_valid.all() else ~value_valid)
-    text = columns.text if rows is None else columns.text.filter(pa.array(rows))
+    value = float_array(pick(columns.value), None if value_valid.all() else value_valid)
+    text = columns.text if rows is None else columns.text.take(pa.array(rows))
     if text.null_count == len(text):
         text = pa.nulls(len(text), pa.utf8())
+    batch_of = pick(body_index)
     arrays = [
-        pa.DictionaryArray.from_arrays(pick(columns.vehicle), pa.array(pseudonyms, pa.utf8())),
-        pa.DictionaryArray.from_arrays(
-            path_id.astype(np.int16) if len(paths) <= 32767 else path_id,
-            pa.array(list(paths.paths), pa.utf8()),
-        ),
+        _used_dictionary(pick(columns.vehicle), pseudonyms, np.int32),
+        _used_dictionary(path_id, paths.paths, np.int16 if len(paths) <= 32767 else np.int32),
         pa.array(pick(columns.ts_ns), _TS_TYPE),
         value,
         text.cast(pa.utf8()),
-        pa.DictionaryArray.from_arrays(
-            (paths.category.take(path_id) if category is None else pick(category))
-            .astype(np.int8), _category_dictionary(),
+        _used_dictionary(
+            paths.category.take(path_id) if category is None else pick(category),
+            _CATEGORIES, np.int8,
         ),
-        pa.DictionaryArray.from_arrays(pick(body_index), pa.array(batch_ids, pa.utf8())),
-        _per_batch_column(pick(body_index), campaigns),
-        _per_batch_column(pick(body_index), dimensions),
+        _used_dictionary(batch_of, batch_ids, np.int32),
+        _per_batch_column(batch_of, campaigns),
+        _per_batch_column(batch_of, dimensions),
     ]
     names = ["vehicle", "path", "ts", "value", "text", "category", "batch_id", "campaign",
              "dimensions"]
     return pa.Table.from_arrays(arrays, names=names)
+
+
+def float_array(
+    values: npt.NDArray[np.float64], valid: npt.NDArray[np.bool_] | None
+) -> pa.Array:
+    """``values`` as an Arrow float64 array, null where ``valid`` is False (None: none
+    null). Builds the validity bitmap with NumPy: ``pa.array(values, mask=...)`` converts
+    the mask element by element (milliseconds per 10,000 rows)."""
+    values = np.ascontiguousarray(values, np.float64)
+    if valid is None:
+        return pa.array(values, pa.float64())
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(
+        pa.float64(), len(values), [bitmap, pa.py_buffer(values)],
+        null_count=len(values) - int(np.count_nonzero(valid)),
+    )
+
+
+def _used_dictionary(
+    codes: npt.NDArray[Any], names: Sequence[str], index_type: type[np.signedinteger[Any]]
+) -> pa.DictionaryArray:
+    """``names[codes]`` as a dictionary array holding only the names used, in code order
+    (the lake keeps dictionaries so; one it need not compact is not rebuilt there)."""
+    counts = np.bincount(codes, minlength=len(names)) if len(codes) else np.zeros(0, np.int64)
+    used = np.flatnonzero(counts)
+    if len(used) == len(names):
+        remapped = codes
+    else:
+        remap = np.zeros(len(names), index_type)
+        remap[used] = np.arange(len(used), dtype=index_type)
+        remapped = remap[codes]
+    return pa.DictionaryArray.from_arrays(
+        np.asarray(remapped, index_type), pa.array([names[i] for i in used.tolist()], pa.utf8())
+    )
 
 
 def _per_batch_column(
@@ -197,11 +223,10 @@ def reports_of(
     reports: dict[str, dict[str, ReportedValue]] = {}
     if not len(picked):
         return reports
-    modes = np.array([_report_mode(paths.spec(i), paths.kind[i]) for i in range(len(paths))],
-                     np.int8)  # fmt: skip
+    modes = report_modes(paths)
     path_id = columns.path_id[picked]
     mode = modes[path_id]
-    kept = mode != _SKIP
+    kept = mode != SKIP
     picked, path_id, mode = picked[kept], path_id[kept], mode[kept]
     if not len(picked):
         return reports
@@ -219,7 +244,7 @@ def reports_of(
             microsecond=(t % 1_000_000_000) // 1000)
         for t in distinct.tolist()
     ]  # fmt: skip
-    names = [spec.path if spec is not None else "" for spec in map(paths.spec, range(len(paths)))]
+    names = path_names(paths)
     for v, p, value, w in zip(columns.vehicle[picked].tolist(), path_id.tolist(), values,
                               which.reshape(-1).tolist(), strict=True):  # fmt: skip
         reports.setdefault(vins[v], {})[names[p]] = (value, stamps[w])
@@ -228,16 +253,28 @@ def reports_of(
 
 # How reports_of converts a path's samples: not at all (custom signals: lake only; arrays:
 # the twin holds scalars), its text, or its number as bool, float or int.
-_SKIP, _TEXT, _BOOL, _FLOAT, _INT = 0, 1, 2, 3, 4
+SKIP, TEXT, BOOL, FLOAT, INT = 0, 1, 2, 3, 4
+
+
+def report_modes(paths: PathTable) -> npt.NDArray[np.int8]:
+    """How each path of ``paths`` (by id) is reported to the twins: :data:`SKIP`,
+    :data:`TEXT`, :data:`BOOL`, :data:`FLOAT` or :data:`INT`."""
+    return np.array([_report_mode(paths.spec(i), paths.kind[i]) for i in range(len(paths))],
+                    np.int8)  # fmt: skip
+
+
+def path_names(paths: PathTable) -> list[str]:
+    """The VSS path of each id of ``paths`` ("" for an unknown path)."""
+    return [spec.path if spec is not None else "" for spec in map(paths.spec, range(len(paths)))]
 
 
 def _report_mode(spec: Any, kind: int) -> int:
     if spec is None or kind == KIND_ARRAY:
-        return _SKIP
+        return SKIP
     if kind == KIND_STRING:
-        return _TEXT
+        return TEXT
     scalar = _scalar_kind(spec)
-    return _BOOL if scalar == "boolean" else _FLOAT if scalar == "float" else _INT
+    return BOOL if scalar == "boolean" else FLOAT if scalar == "float" else INT
 
 
 def _texts(columns: SampleColumns, rows: npt.NDArray[np.intp]) -> list[Any]:
@@ -259,7 +296,7 @@ def _ints(columns: SampleColumns, rows: npt.NDArray[np.intp]) -> list[Any]:
     return [int(n) for n in numbers.tolist()]  # beyond int64 (or not finite: int() says so)
 
 
-_CONVERTERS: Final = {_TEXT: _texts, _BOOL: _bools, _FLOAT: _floats, _INT: _ints}
+_CONVERTERS: Final = {TEXT: _texts, BOOL: _bools, FLOAT: _floats, INT: _ints}
 
 
 def _scalar_kind(spec: Any) -> str:
@@ -341,7 +378,7 @@ def refused_samples_ipc(
         [
             names.take(pa.array(columns.path_id[rows])),
             pa.array(columns.ts_ns[rows], _TS_TYPE),
-            pa.array(columns.value[rows], mask=~valid),
+            float_array(columns.value[rows], valid),
             columns.text.take(pa.array(rows)).cast(pa.utf8()),
         ],
         schema=REFUSED_SAMPLES_SCHEMA,

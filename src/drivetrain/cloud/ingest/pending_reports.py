@@ -20,8 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from drivetrain.cloud.ingest.assembly import reports_of
-from drivetrain.cloud.ingest.sinks import ReportedValue
+from drivetrain.cloud.ingest.latest_values import LatestValues
 from drivetrain.cloud.ingest.validation import PathTable, SampleColumns
 
 
@@ -74,11 +73,11 @@ class PendingReports:
         ends = np.flatnonzero(np.diff(key[order], append=np.int64(-1)) != 0)
         self._columns = both.subset(order[ends])
 
-    def reports(self, paths: PathTable) -> dict[str, dict[str, ReportedValue]]:
+    def reports(self, paths: PathTable) -> LatestValues:
         """The pending values as twin reports (VIN → path → (value, measured at)); they stay
         pending until :meth:`clear` (after the twins took them)."""
         columns = self._columns
-        return reports_of(columns, np.arange(len(columns)), self._vins, paths)
+        return LatestValues(columns, np.arange(len(columns)), self._vins, paths)
 
     def clear(self) -> None:
         self._vins, self._index, self._columns = [], {}, _empty()

@@ -325,11 +325,11 @@ class IngestPipeline:
         count = len(self._pending)
         reports = self._pending.reports(self._paths)
         with (
-            tracing.span("twins.update", {"drivetrain.twins.vehicles": len(reports),
+            tracing.span("twins.update", {"drivetrain.twins.vehicles": reports.vehicles,
                                           "drivetrain.twins.deferred": True}),
             self.database.session() as session,
         ):
-            if reports:
+            if reports.values_count:
                 self.reported.apply_reported(session, reports)
         self._pending.clear()
         return count

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 import numpy as np
@@ -186,9 +186,15 @@ class TwinsReportedState:
     def apply_reported(
         self, session: Session, reports: Mapping[str, Mapping[str, ReportedValue]]
     ) -> None:
-        from drivetrain.cloud.twins import apply_reported
+        from drivetrain.cloud.ingest.latest_values import LatestValues
+        from drivetrain.cloud.twins import apply_reported, apply_stored_rows
+        from drivetrain.cloud.twins.values import to_ns
 
-        apply_reported(session, reports)
+        if isinstance(reports, LatestValues):  # ingestion's: rows straight from its columns
+            now = datetime.now(UTC)
+            apply_stored_rows(session, reports.stored_rows(to_ns(now, where="now")), now=now)
+        else:
+            apply_reported(session, reports)
 
     def record_acks(self, session: Session, vin: str, acks: Sequence[Ack]) -> None:
         from drivetrain.cloud.twins import record_acks

@@ -14,6 +14,7 @@ import numpy.typing as npt
 from drivetrain.cloud.fleet import Vehicle
 from drivetrain.cloud.ingest import assembly
 from drivetrain.cloud.ingest.campaign_outputs import BatchOutputs, batch_outputs, stream_documents
+from drivetrain.cloud.ingest.latest_values import LatestValues
 from drivetrain.cloud.ingest.microbatch import MicroBatch
 from drivetrain.cloud.ingest.reasons import (
     ACCEPTED_CODE,
@@ -80,9 +81,9 @@ def route_telemetry(mb: MicroBatch, batches: Sequence[AuthenticBatch]) -> None:
     if mb.pending is not None:
         mb.pending.add(columns, newest, vins)
     elif len(newest):
-        reports = assembly.reports_of(columns, newest, vins, mb.paths)
-        if reports:
-            with tracing.span("twins.update", {"drivetrain.twins.vehicles": len(reports)}):
+        reports = LatestValues(columns, newest, vins, mb.paths)
+        if reports.values_count:
+            with tracing.span("twins.update", {"drivetrain.twins.vehicles": reports.vehicles}):
                 mb.reported.apply_reported(mb.session, reports)
     _refused_samples(mb, batches, columns, body_index, codes,
                      [checked[v] for v in vehicle_of_body])
@@ -176,18 +177,19 @@ def _append_to_lake(
         return
     pseudonyms = mb.pseudonyms(vehicles)
     batch_ids = [b.batch_id for b in batches]
-    groups: dict[tuple[str, str], list[int]] = {}
-    for v, vehicle in enumerate(vehicles):
-        groups.setdefault((vehicle.region, vehicle.tenant), []).append(v)
-    for (region, tenant), members in groups.items():
-        if len(groups) == 1:
-            rows = None if accepted.all() else accepted
-        else:
-            in_group = np.zeros(len(vehicles), np.bool_)
-            in_group[members] = True
-            rows = accepted & in_group[columns.vehicle]
-            if not rows.any():
-                continue
+    groups: dict[tuple[str, str], int] = {}
+    group_of = np.array([groups.setdefault((v.region, v.tenant), len(groups)) for v in vehicles],
+                        np.int64)  # fmt: skip
+    # The accepted rows of each group, in order: one stable sort, not a mask per group.
+    every = len(groups) == 1 and bool(accepted.all())
+    picked = np.flatnonzero(accepted)
+    group_rows = group_of[columns.vehicle[picked]]
+    ordered = picked[np.argsort(group_rows, kind="stable")]
+    ends = np.cumsum(np.bincount(group_rows, minlength=len(groups)))
+    for (region, tenant), g in groups.items():
+        rows = None if every else ordered[(ends[g - 1] if g else 0) : ends[g]]
+        if rows is not None and not len(rows):
+            continue
         table = assembly.lake_table(columns, rows, body_index, batch_ids, pseudonyms, mb.paths,
                                     campaigns=[b.campaign for b in batches], category=category,
                                     dimensions=stamps)

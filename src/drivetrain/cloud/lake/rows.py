@@ -10,6 +10,7 @@ work per distinct value (paths, vehicles, batch ids) may be Python.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Collection
@@ -118,6 +119,19 @@ def _compact_dictionary(
     )
 
 
+_CATEGORY_CODE: Final = {c: i for i, c in enumerate(PRIVACY_CATEGORIES)}
+
+
+@functools.lru_cache(maxsize=16_384)
+def _path_category(path: str) -> int | None:
+    """The privacy category (its index) the rule gives ``path``, or None when ``path`` is
+    not a VSS path; asked for every path of every append (a fleet sends the same few
+    hundred), so remembered."""
+    if len(path) > _MAX_PATH_CHARS or not _PATH.match(path):
+        return None
+    return _CATEGORY_CODE[privacy_category_for(path)]
+
+
 def _check_values(column: str, dictionary: pa.Array, pattern: re.Pattern[str], what: str) -> None:
     for value in dictionary.to_pylist():
         if not isinstance(value, str) or not pattern.match(value):
@@ -206,8 +220,9 @@ def normalize_rows(table: pa.Table) -> pa.Table:
                   "a vehicle pseudonym (1-128 of letters, digits, '.', '_', ':', '-')")
     _check_values("batch_id", batch_id.dictionary, _BATCH_ID, "32 lower-case hex digits")
     paths = path.dictionary.to_pylist()
-    for p in paths:
-        if len(p) > _MAX_PATH_CHARS or not _PATH.match(p):
+    path_codes = [_path_category(p) for p in paths]
+    for p, code in zip(paths, path_codes, strict=True):
+        if code is None:
             raise _bad("path", f"value {p!r} is not a VSS path (e.g. 'Vehicle.Speed')")
     given = category.dictionary.to_pylist()
     for c in given:
@@ -216,9 +231,8 @@ def normalize_rows(table: pa.Table) -> pa.Table:
                                    f"{', '.join(PRIVACY_CATEGORIES)}")
     if n:
         # The category must be the one the rule gives the path: retention and consent key on it.
-        code_of = {c: i for i, c in enumerate(PRIVACY_CATEGORIES)}
-        expected = np.array([code_of[privacy_category_for(p)] for p in paths], dtype=np.int8)
-        given_codes = np.array([code_of[c] for c in given], dtype=np.int8)
+        expected = np.array(path_codes, dtype=np.int8)
+        given_codes = np.array([_CATEGORY_CODE[c] for c in given], dtype=np.int8)
         path_idx = path.indices.to_numpy(zero_copy_only=False)
         cat_idx = category.indices.to_numpy(zero_copy_only=False)
         wrong = np.flatnonzero(expected[path_idx] != given_codes[cat_idx])

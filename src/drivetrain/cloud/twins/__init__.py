@@ -11,8 +11,8 @@ Public surface (everything else in this package is internal):
 - Entitlements (signed tokens as desired state, the car's features as reported state):
   :func:`set_entitlements`, :func:`twin_entitlements`, :func:`confirmed_tokens`; types :class:`DesiredToken`,
   :class:`TwinEntitlement`.
-- What vehicles report (ingestion calls these): :func:`apply_reported`, :func:`record_acks`,
-  :func:`record_ecu_inventory`.
+- What vehicles report (ingestion calls these): :func:`apply_reported` (values already in
+  stored form: :func:`apply_stored_rows`), :func:`record_acks`, :func:`record_ecu_inventory`.
 - ECU inventory: :func:`set_ecu`, :func:`delete_ecu`, :func:`list_ecus`, :func:`find_ecu`;
   twin fields of many vehicles by name: :func:`twin_fields`; the versions most installed
   on a hardware id across a tenant's fleet: :func:`software_version_counts`.
@@ -56,7 +56,7 @@ from drivetrain.cloud.twins.models import (
 from drivetrain.cloud.twins.query import parse_query
 from drivetrain.cloud.twins.reconcile import DEFAULT_TTL_S, effective_items
 from drivetrain.cloud.twins.registry import sync_twins
-from drivetrain.cloud.twins.reported import apply_reported, record_acks
+from drivetrain.cloud.twins.reported import apply_reported, apply_stored_rows, record_acks
 from drivetrain.cloud.twins.service import (
     ReconciliationSummary,
     desired_status_counts,
@@ -84,6 +84,7 @@ __all__ = [
     "TwinPage",
     "TwinSummary",
     "apply_reported",
+    "apply_stored_rows",
     "confirmed_tokens",
     "delete_ecu",
     "desired_status_counts",

@@ -34,7 +34,7 @@ from drivetrain.cloud.twins.models import (
     TwinRow,
 )
 from drivetrain.cloud.twins.registry import IN_CHUNK, twin_homes
-from drivetrain.cloud.twins.upsert import Row, upsert_rows
+from drivetrain.cloud.twins.upsert import Row, upsert_count, upsert_rows
 from drivetrain.cloud.twins.values import decode_value, values_equal
 from drivetrain.core.vss.privacy import PERSONAL_CATEGORIES, privacy_category_for
 
@@ -85,16 +85,33 @@ def write_personal(
     ``regions`` (VIN → region) when the caller knows them already."""
     if regions is None:
         regions = vehicle_regions(session, {row[0] for row in rows})
-    stores: dict[int, tuple[Session, list[Row]]] = {}
-    for region in sorted({regions[row[0]] for row in rows}):
-        store = region_session(session, region)
-        stores.setdefault(id(store), (store, []))
-    for row in rows:
-        stores[id(region_session(session, regions[row[0]]))][1].append(row)
     changed: list[tuple[str, str]] = []
-    for store, group in stores.values():
+    for store, group in _by_store(session, rows, regions):
         changed += write_region_rows(store, group, regions)
     return changed
+
+
+def count_personal(session: Session, rows: list[Row], regions: Mapping[str, str]) -> int:
+    """:func:`write_personal` that returns only how many values changed (no ``RETURNING``)."""
+    count = 0
+    for store, group in _by_store(session, rows, regions):
+        check_residency(store, {regions[row[0]] for row in group})
+        count += upsert_count(store, group, PERSONAL_REPORTED)
+    return count
+
+
+def _by_store(
+    session: Session, rows: list[Row], regions: Mapping[str, str]
+) -> list[tuple[Session, list[Row]]]:
+    """``rows`` grouped by the region store each belongs in (``regions``: VIN → region)."""
+    stores: dict[int, tuple[Session, list[Row]]] = {}
+    store_of: dict[str, list[Row]] = {}  # region → its store's rows (one look-up per region)
+    for region in sorted({regions[row[0]] for row in rows}):
+        store = region_session(session, region)
+        store_of[region] = stores.setdefault(id(store), (store, []))[1]
+    for row in rows:
+        store_of[regions[row[0]]].append(row)
+    return list(stores.values())
 
 
 def personal_values(

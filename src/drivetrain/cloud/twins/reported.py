@@ -3,7 +3,10 @@
 :func:`apply_reported` is on the ingestion hot path: it writes a whole batch with
 ``INSERT ... ON CONFLICT (vin, path) DO UPDATE ... WHERE excluded.ts_ns > ts_ns RETURNING``,
 then marks converged, in one ``UPDATE``, every pending desired item of the batch's vehicles
-that the stored values now satisfy. No ORM objects are built per value. The rows reach the
+that the stored values now satisfy. When none of the vehicles has a pending item and no
+subscriber wants reported changes (the usual case), the upsert goes without ``RETURNING``:
+it counts the changed rows instead of naming them. No ORM objects are built per value;
+ingestion hands its values over already encoded (:func:`apply_stored_rows`). The rows reach the
 database the way each engine takes them fastest:
 
 - SQLite: multi-row ``VALUES`` lists of :data:`UPSERT_CHUNK` rows (sqlite3 binds natively).
@@ -52,6 +55,7 @@ from drivetrain.cloud.twins.models import (
 )
 from drivetrain.cloud.twins.personal import (
     converge_personal,
+    count_personal,
     is_personal_path,
     personal_values,
     split_personal,
@@ -61,7 +65,7 @@ from drivetrain.cloud.twins.personal import (
 from drivetrain.cloud.twins.reconcile import rejected_paths
 from drivetrain.cloud.twins.registry import IN_CHUNK, ensure_homes, twin_row
 from drivetrain.cloud.twins.rows import load_items
-from drivetrain.cloud.twins.upsert import Row, upsert_rows
+from drivetrain.cloud.twins.upsert import Row, upsert_count, upsert_rows
 from drivetrain.cloud.twins.values import FLOAT_TOLERANCE, encode_value, to_ns
 from drivetrain.core.errors import BadInputError
 from drivetrain.core.wire import Ack
@@ -146,6 +150,18 @@ def _with_pending(
     return sorted(set(connection.execute(query).scalars()))
 
 
+def _any_pending(session: Session, vins: Sequence[str], now: datetime) -> bool:
+    """Whether one of ``vins`` has a pending, unexpired desired item."""
+    desired = DESIRED.c
+    unexpired = or_(desired.expires_at.is_(None), desired.expires_at > now)
+    for start in range(0, len(vins), IN_CHUNK):
+        chunk = vins[start : start + IN_CHUNK]
+        conditions = [desired.status == "pending", desired.vin.in_(chunk), unexpired]
+        if _with_pending(session, chunk, conditions):
+            return True
+    return False
+
+
 def converge_pending(
     session: Session, vins: Sequence[str], now: datetime, paths: Sequence[str] | None = None
 ) -> list[tuple[str, str, datetime]]:
@@ -207,11 +223,39 @@ def apply_reported(
     """
     now = now or datetime.now(UTC)
     rows = _rows(reports, to_ns(now, where="now"))
+    return _store(session, rows, reports.keys(), now)
+
+
+def apply_stored_rows(session: Session, rows: list[Row], *, now: datetime) -> int:
+    """:func:`apply_reported` for values already in stored form (ingestion builds them from
+    its columns): (vin, path, kind, num, text, measured ns, stored ns) per row, at most one
+    row per (vin, path), ``stored ns`` being ``now``'s. The VINs and the distinct paths are
+    checked; the values are the caller's to have encoded as :func:`encode_value` does.
+
+    Returns how many stored values changed. Raises as :func:`apply_reported`.
+    """
+    for path in {row[1] for row in rows}:
+        if not isinstance(path, str) or len(path) > PATH_LENGTH or not _PATH.fullmatch(path):
+            raise BadInputError(
+                f"reported {path!r}: not a VSS path of at most {PATH_LENGTH} characters"
+            )
+    return _store(session, rows, {row[0] for row in rows}, now)
+
+
+def _store(session: Session, rows: list[Row], vins: Iterable[str], now: datetime) -> int:
+    """Upsert checked ``rows`` of ``vins`` (twins created as needed), converge, queue."""
     if not rows:
         return 0
-    homes = ensure_homes(session, reports.keys())
+    homes = ensure_homes(session, vins)
     tenants = {vin: tenant for vin, (tenant, _region) in homes.items()}
     shared, personal = split_personal(rows)
+    if not wants(session, "reported") and not _any_pending(session, sorted(homes), now):
+        # Nothing to converge, nobody told which values changed: count them, not name them.
+        return (upsert_count(session, shared) if shared else 0) + (
+            count_personal(session, personal, {vin: region for vin, (_t, region) in homes.items()})
+            if personal
+            else 0
+        )
     changed = upsert_rows(session, shared) if shared else []
     changed_personal = (
         write_personal(session, personal, {vin: region for vin, (_t, region) in homes.items()})
