@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -141,3 +143,39 @@ def test_infra_revisions_are_shipped_inside_the_package() -> None:
     assert infra.parts[-3:] == ("infra", "migrations", "versions")
     assert any(p.name.startswith("0001_") for p in infra.glob("*.py"))
     assert (infra.parent / "env.py").is_file() and (infra.parent / "script.py.mako").is_file()
+
+
+def _resource_warnings_on_collection() -> list[str]:
+    """What the garbage collector warns about now (an unclosed driver connection is a
+    ResourceWarning raised from its finalizer)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    return [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def test_a_database_dropped_without_dispose_closes_its_connections(database_url: str) -> None:
+    database = Database(database_url)
+    with database.engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    del database, connection
+    assert _resource_warnings_on_collection() == []
+
+
+def test_a_connection_returned_after_dispose_is_closed_and_the_pool_lives_on(
+    database_url: str,
+) -> None:
+    database = Database(database_url)
+    straggler = database.engine.connect()  # a request or worker thread still finishing
+    straggler.execute(text("SELECT 1"))
+    database.dispose()
+    straggler.close()  # back to the retired pool, which nothing uses again
+    assert straggler.closed
+    # the database reopens connections and keeps them pooled as before
+    for _ in range(2):
+        with database.engine.connect() as connection:
+            assert connection.execute(text("SELECT 1")).scalar() == 1
+    assert database.engine.pool.checkedin() == 1  # type: ignore[attr-defined]
+    database.dispose()
+    del database, straggler, connection
+    assert _resource_warnings_on_collection() == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from drivetrain.cloud.infra.audit import AUDIT_KEY_INFO
 from drivetrain.cloud.infra.database_pool import READ_ONLY_INFO, PoolOptions
@@ -212,6 +213,9 @@ class Database:
             if region_stores
             else None
         )
+        # A Database dropped without dispose() closes its pooled connections when collected
+        # (left to the garbage collector, each one would be dropped unclosed, with a warning).
+        weakref.finalize(self, _dispose_engines, [self._engine, *self._replicas])
 
     @property
     def region_stores(self) -> RegionStores | None:
@@ -367,11 +371,25 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection (the primary's and the replicas'). The object stays
         usable (connections reopen)."""
-        self._engine.dispose()
-        for replica in self._replicas:
-            replica.dispose()
+        _dispose_engines([self._engine, *self._replicas])
         if self._regions is not None:
             self._regions.dispose()
+
+
+def _dispose_engines(engines: Sequence[Engine]) -> None:
+    """Close each engine's pooled connections. One checked out at this moment (a request or
+    worker thread still finishing) goes back to the retired pool later, where nothing would
+    ever close it: it is closed on that return instead."""
+    for engine in engines:
+        retired = engine.pool
+        engine.dispose()
+        if not event.contains(retired, "checkin", _close_on_return):
+            event.listen(retired, "checkin", _close_on_return)
+
+
+def _close_on_return(_dbapi_connection: object, record: ConnectionPoolEntry) -> None:
+    """A connection returned to a retired pool: closed (the pool is never used again)."""
+    record.invalidate()
 
 
 def _parse_url(url: str | URL) -> URL:
