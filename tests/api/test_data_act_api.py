@@ -319,7 +319,7 @@ def test_a_revoked_grant_ends_the_stream_and_an_admin_reads_nothing(
     import time
 
     def revoke_then_report() -> None:
-        time.sleep(2.5)  # past the stream's re-check interval
+        time.sleep(2.5)  # the stream is open by then
         client.post(f"/v1/data-act/grants/{grant['grant_id']}/revoke", headers=world["alice"])
         with database.session() as session:
             apply_reported(session, {world["car"]: {DTC: (4, datetime.now(UTC))}})

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
@@ -74,8 +73,6 @@ ContainerParam = Annotated[list[str], Query(
 PathParam = Annotated[list[str], Query(
     max_length=256, description="Only these VSS paths (repeat), within the containers.")]
 T = TypeVar("T")
-#: Seconds a stream trusts its last access decision (a revoked grant ends it within this).
-STREAM_RECHECK_S: Final = 2.0
 
 
 def containers_of(request: Request) -> ContainerSet:
@@ -233,12 +230,12 @@ def stream(
         mine = [c for c in batch if c.vin == vin]
         if not mine:
             return []
-        now = time.monotonic()
-        if now - state.checked >= STREAM_RECHECK_S:
-            access = await anyio.to_thread.run_sync(recheck)
-            if access is None:
-                return [("revoked", {"detail": f"access to vehicle {vin} ended"})]
-            state.access, state.checked = access, now
+        # Decided again before every event: a value reported after the owner revoked the
+        # grant never leaves (one query per change of this vehicle, at most one per flush).
+        access = await anyio.to_thread.run_sync(recheck)
+        if access is None:
+            return [("revoked", {"detail": f"access to vehicle {vin} ended"})]
+        state.access = access
         allowed = set(state.access.paths)
         paths = {p for c in mine for p in c.paths if p in allowed}
         if not paths:
@@ -263,11 +260,10 @@ def stream(
 
 
 class _StreamState:
-    """A stream's last access decision, when it was taken (monotonic seconds), and what the
-    stream has sent."""
+    """A stream's last access decision and what the stream has sent."""
 
     def __init__(self, access: Access) -> None:
-        self.access, self.checked = access, time.monotonic()
+        self.access = access
         self.values = self.bytes = 0  # what it sent
 
 
