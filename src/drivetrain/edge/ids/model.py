@@ -42,7 +42,7 @@ VERSION = 1
 MAX_MODEL_BYTES = 64 * 1024 * 1024
 _MAX_FOLDS = 4
 _CALIBRATION_BATCH = 8192
-RULE_DRIVES = 1  # drives that must show both sides of a cross-value rule (train_model)
+RULE_DRIVES = 2  # different drives that must show both sides of a cross-value rule
 _SAME_DRIVE = 0.5  # share of once-seen (id, payload) pairs above which two segments are one drive
 
 
