@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 
 from drivetrain.core.can import FrameBatch
+from drivetrain.core.errors import BadInputError
 from drivetrain.edge import IdsModel, score_capture, train_model
 from drivetrain.edge.ids.crossvalue import CrossValueDetector
 
@@ -17,7 +19,11 @@ LIGHT, GEAR_A, GEAR_B, GEAR_C, NOISE = 0x0D0, 0x0C0, 0x295, 0x274, 0x100
 
 
 def _drive(
-    seed: int, seconds: float, *, forged: tuple[float, float] | None = None
+    seed: int,
+    seconds: float,
+    *,
+    forged: tuple[float, float] | None = None,
+    gears: tuple[int, ...] = GEARS,
 ) -> tuple[FrameBatch, npt.NDArray[np.bool_]]:
     """Five ids at 10 ms; the gear changes every few seconds; the light id's byte 2 bit 0x08 is
     on in reverse. ``forged``: in that window the light frames say "off" whatever the gear."""
@@ -27,7 +33,7 @@ def _drive(
     at = 0
     while at < len(ticks):
         span = int(rng.integers(150, 400))
-        gear[at : at + span] = GEARS[int(rng.integers(0, len(GEARS)))]
+        gear[at : at + span] = gears[int(rng.integers(0, len(gears)))]
         at += span
     rows, times, attack = [], [], []
     for i, t in enumerate(ticks):
@@ -58,6 +64,47 @@ def _drive(
         data=np.array([r[1] for r in rows], np.uint8),
     )
     return batch, np.array(attack)
+
+
+def _light_partners(model: IdsModel) -> set[int]:
+    detector = model.detectors[0]
+    assert isinstance(detector, CrossValueDetector)
+    light_row = int(model.ids.rows(np.array([LIGHT]))[0])
+    return {
+        int(model.ids.keys[y])
+        for x, xb, y, _ in detector.rules.tolist()
+        if x == light_row and xb == 20
+    }
+
+
+def test_a_rule_only_one_drive_shows_is_dropped_when_two_drives_are_asked_for() -> None:
+    no_reverse = GEARS[:3]
+    reverse_once = _drive(1, 40.0)[0]
+    others = [_drive(s, 40.0, gears=no_reverse)[0] for s in (2, 3)]
+    assert _light_partners(
+        train_model([reverse_once, *others], detectors=("cross_value",), rule_drives=1)
+    ) >= {GEAR_A, GEAR_B, GEAR_C}
+    assert not _light_partners(
+        train_model([reverse_once, *others], detectors=("cross_value",), rule_drives=2)
+    )
+    # a copy of the one drive that reverses is still one drive
+    assert not _light_partners(
+        train_model(
+            [reverse_once, reverse_once, others[0]], detectors=("cross_value",), rule_drives=2
+        )
+    )
+    # two drives that reverse keep the rule
+    twice = [_drive(s, 40.0)[0] for s in (1, 2)] + [others[1]]
+    assert _light_partners(train_model(twice, detectors=("cross_value",), rule_drives=2)) >= {
+        GEAR_A,
+        GEAR_B,
+        GEAR_C,
+    }
+
+
+def test_rule_drives_below_one_is_refused() -> None:
+    with pytest.raises(BadInputError, match="rule_drives"):
+        train_model([_drive(1, 5.0)[0]] * 3, detectors=("cross_value",), rule_drives=0)
 
 
 def _model(detectors: tuple[str, ...]) -> IdsModel:

@@ -9,7 +9,10 @@ when the byte determines the bit (no benign disagreement beyond a slack) and ind
 would have predicted many disagreements (``_MIN_EXPECTED``), so a constant or unrelated byte
 never makes a rule — and when both sides of the relation occur inside one benign segment, so a
 byte that is merely constant per drive (a coolant temperature) cannot pair with a bit that is
-also constant per drive.
+also constant per drive. With ``min_drives`` above one, a rule is kept only when that many
+different drives (``drive_of`` names each segment's drive; copies of one recording are one
+drive) show both sides of it: a relation one drive shows is not evidence of a vehicle-wide
+invariant, and a state only that drive reached would otherwise be judged by it.
 
 At run time a frame's state bit is compared with what the latest *and* previous accepted values
 of each partner byte imply, and a frame whose bit just changed is not judged (two ECUs change
@@ -48,7 +51,12 @@ class CrossValueDetector(PartnerRules):
     # three disagreeing partner bytes at least: two coincide on benign traffic of another drive
     floor: ClassVar[float] = 2.5
 
-    def __init__(self) -> None:
+    def __init__(self, min_drives: int = 1) -> None:
+        if min_drives < 1:
+            raise ValueError(f"min_drives must be at least 1, got {min_drives}")
+        self.min_drives = min_drives
+        # the drive of each segment :meth:`fit` is given (None: each segment its own drive)
+        self.drive_of: list[int] | None = None
         # rules: x row, x bit, y row, y byte column; tables: per rule, 256 implied bits
         self.rules = np.zeros((0, 4), np.int64)
         self.tables = np.zeros((0, 256), np.uint8)
@@ -155,6 +163,11 @@ class CrossValueDetector(PartnerRules):
         lat = np.concatenate(lat_parts)
         prv = np.concatenate(prev_parts)
         segments = np.concatenate(segment_parts)
+        drives = np.asarray(
+            self.drive_of if self.drive_of is not None else range(len(views)), np.intp
+        )
+        if len(drives) != len(views):
+            raise ValueError(f"drive_of names {len(drives)} segments; fit got {len(views)}")
         out = []
         for j, (y, c) in enumerate(fields):
             partner_steady = lat[:, j] == prv[:, j]
@@ -194,7 +207,8 @@ class CrossValueDetector(PartnerRules):
                 zeros_within = np.bincount(
                     seg, weights=(implied == 0) & (bit == 0), minlength=len(views)
                 )
-                if np.minimum(ones_within, zeros_within).max() < _MIN_WITHIN:
+                exercised = np.minimum(ones_within, zeros_within) >= _MIN_WITHIN
+                if len(np.unique(drives[exercised])) < self.min_drives:
                     continue
                 out.append((float(expected), x, int(xb), int(y), int(c), table))
         return out

@@ -42,6 +42,7 @@ VERSION = 1
 MAX_MODEL_BYTES = 64 * 1024 * 1024
 _MAX_FOLDS = 4
 _CALIBRATION_BATCH = 8192
+RULE_DRIVES = 2  # different drives that must show both sides of a cross-value rule
 _SAME_DRIVE = 0.5  # share of once-seen (id, payload) pairs above which two segments are one drive
 
 
@@ -337,22 +338,28 @@ def _drives(segments: list[FrameBatch]) -> list[list[int]]:
     return list(drives.values())
 
 
-def _folds(segments: list[FrameBatch]) -> list[list[int]]:
+def _folds(drives: list[list[int]], segments: int) -> list[list[int]]:
     """Held-out sets for calibration: whole drives, at most ``_MAX_FOLDS`` of them (each
     segment alone when everything is one drive, e.g. the two halves of one capture)."""
-    drives = _drives(segments)
     if len(drives) < 2:
-        drives = [[i] for i in range(len(segments))]
+        drives = [[i] for i in range(segments)]
     parts = np.array_split(np.arange(len(drives)), min(_MAX_FOLDS, len(drives)))
     return [[i for d in part.tolist() for i in drives[d]] for part in parts]
 
 
 def _fit(
-    ids: IdTable, segments: list[FrameBatch], names: tuple[str, ...], dbc: Database | None
+    ids: IdTable,
+    segments: list[FrameBatch],
+    names: tuple[str, ...],
+    dbc: Database | None,
+    drive_of: list[int],
+    rule_drives: int,
 ) -> tuple[list[Detector], TimingDetector, list[Any]]:
     views = [index_batch(s, ids, StreamState(len(ids) + 1)) for s in segments]
     detectors = _new_detectors(names, dbc)
     for d in detectors:
+        if isinstance(d, CrossValueDetector):
+            d.min_drives, d.drive_of = rule_drives, drive_of
         d.fit(ids, views)
     timing = TimingDetector()
     timing.fit(ids, views)
@@ -387,15 +394,20 @@ def train_model(
     description: str = "",
     detectors: tuple[str, ...] = DEFAULT_DETECTORS,
     dbc: Database | None = None,
+    rule_drives: int = RULE_DRIVES,
 ) -> IdsModel:
     """Train on benign traffic only (``captures``: benign frames, each in time order).
     ``detectors`` selects the payload detectors (the benchmark's baseline runs a subset;
     ``DETECTOR_NAMES`` runs every one, ``cross_value`` included). ``dbc``, the vehicle's DBC
     when it is known, adds the range and rate checks on decoded signals (``signal_range``).
+    ``rule_drives``: how many different benign drives must show both sides of a learned
+    cross-value rule before it is kept (copies of one recording count as one drive).
 
     Raises:
         BadInputError: no frames to learn from, or an unknown detector name.
     """
+    if rule_drives < 1:
+        raise BadInputError(f"rule_drives must be at least 1, got {rule_drives}")
     unknown = set(detectors) - set(DETECTOR_NAMES)
     if unknown:
         raise BadInputError(
@@ -406,21 +418,27 @@ def train_model(
         raise BadInputError("training needs at least 100 benign frames; the captures hold fewer")
     all_keys = np.concatenate([IdTable.keys_of(s.frame_id, s.is_extended) for s in segments])
     ids = IdTable(all_keys)
+    drives = _drives(segments)
+    drive_of = [0] * len(segments)
+    for number, members in enumerate(drives):
+        for i in members:
+            drive_of[i] = number
     banned: dict[str, set[tuple[int, ...]]] = {}
     tested: dict[str, set[tuple[int, ...]]] = {}
-    for held in _folds(segments):
+    for held in _folds(drives, len(segments)):
         train = [s for i, s in enumerate(segments) if i not in set(held)]
         if not train:
             continue
         fold_keys = np.concatenate([IdTable.keys_of(s.frame_id, s.is_extended) for s in train])
         fold_ids = IdTable(fold_keys)
-        fold_detectors, timing, _ = _fit(fold_ids, train, detectors, dbc)
+        fold_drives = [drive_of[i] for i in range(len(segments)) if i not in set(held)]
+        fold_detectors, timing, _ = _fit(fold_ids, train, detectors, dbc, fold_drives, rule_drives)
         for d in fold_detectors:
             if isinstance(d, PartnerRules):
                 tested.setdefault(d.name, set()).update(d.cells(fold_ids))
         for i in held:
             _collect_fired(segments[i], fold_ids, fold_detectors, timing, banned)
-    fitted, timing, _ = _fit(ids, segments, detectors, dbc)
+    fitted, timing, _ = _fit(ids, segments, detectors, dbc, drive_of, rule_drives)
     final: list[Detector | TimingDetector] = [*fitted, timing]
     for detector in final:
         if isinstance(detector, PartnerRules):
