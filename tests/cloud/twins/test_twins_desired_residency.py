@@ -24,6 +24,7 @@ from drivetrain.cloud.twins import (
     get_delta,
     get_twin,
     query_twins,
+    reconciliation_summary,
     set_desired,
     set_desired_by_query,
 )
@@ -231,6 +232,10 @@ def test_the_vehicles_reason_for_rejecting_a_personal_item_lands_only_in_its_sto
     # The words are about the whole message: the charge limit's item carries them too.
     assert items[CHARGE_LIMIT].reason == f"rejected by the vehicle: {said}"
     assert stored == {CABIN_TEMPERATURE: REJECTED_IN_REGION, CHARGE_LIMIT: REJECTED_IN_REGION}
+    # The fleet's reconciliation summary counts the vehicle's own words, read from its store.
+    with regional.read_session() as session:
+        summary = reconciliation_summary(session, "acme", among=[eu.vin])
+    assert summary.failure_reasons == {f"rejected by the vehicle: {said}": 2}
     # Setting the item again writes its item back without the words; removing the items
     # removes them.
     _set(regional, eu, EU_WANTED + 1)

@@ -139,6 +139,24 @@ def desired_reasons(session: Session, vin: str, paths: Iterable[str]) -> dict[st
     return found
 
 
+def rejection_reasons(
+    session: Session, items: Mapping[str, Iterable[str]]
+) -> dict[tuple[str, str], str]:
+    """The reasons vehicles gave for rejecting their items, ``items`` being VIN -> paths:
+    (VIN, path) -> reason, read from each region store once per chunk of its VINs."""
+    wanted = {vin: set(paths) for vin, paths in items.items()}
+    table = DESIRED_REASONS.c
+    found: dict[tuple[str, str], str] = {}
+    for store, vins in _by_store(session, wanted):
+        for start in range(0, len(vins), IN_CHUNK):
+            query = select(table.vin, table.path, table.reason).where(
+                table.vin.in_(vins[start : start + IN_CHUNK])
+            )
+            found.update({(vin, path): reason for vin, path, reason in store.execute(query)
+                          if path in wanted[vin]})
+    return found
+
+
 def desired_values(
     session: Session, vins: Iterable[str], paths: Iterable[str] | None = None
 ) -> dict[tuple[str, str], tuple[str, float | None, str | None]]:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from drivetrain.cloud.fleet import validate_vin
 from drivetrain.cloud.infra import READ_ONLY_INFO
+from drivetrain.cloud.twins.desired_personal import REJECTED_IN_REGION, rejection_reasons
 from drivetrain.cloud.twins.models import (
     DESIRED,
     TWINS,
@@ -286,21 +287,31 @@ def reconciliation_summary(
     if path is not None:
         filters.append(desired.path == path)
     rows = session.execute(
-        select(status, desired.reason, desired.set_at, desired.status_at).where(*filters)
+        select(status, desired.reason, desired.set_at, desired.status_at, desired.vin,
+               desired.path).where(*filters)
     ).all()
     counts = {"pending": 0, "converged": 0, "failed": 0}
     reasons: dict[str, int] = {}
     waiting: dict[str, int] = {}
     times: list[float] = []
-    for name, reason, set_at, status_at in rows:
+    in_region: dict[str, list[str]] = {}  # vin -> paths whose reason is in its region store
+    for name, reason, set_at, status_at, vin, item_path in rows:
         counts[name] += 1
         if name == "converged" and status_at is not None:
             times.append(max(0.0, (status_at - set_at).total_seconds()))
+        elif name == "failed" and reason == REJECTED_IN_REGION:
+            in_region.setdefault(vin, []).append(item_path)
         elif name == "failed":
             key = reason or EXPIRED_REASON
             reasons[key] = reasons.get(key, 0) + 1
         elif name == "pending" and reason:
             waiting[reason] = waiting.get(reason, 0) + 1
+    # The vehicles' own words, counted as they said them (read from each one's region store).
+    said = rejection_reasons(session, in_region) if in_region else {}
+    for vin, item_paths in in_region.items():
+        for item_path in item_paths:
+            key = said.get((vin, item_path), REJECTED_IN_REGION)
+            reasons[key] = reasons.get(key, 0) + 1
     return ReconciliationSummary(
         twins=twins,
         pending=counts["pending"],
