@@ -174,9 +174,13 @@ def _injected(frames: FrameBatch) -> FrameBatch:
 
 
 def _security_events(agent: EdgeAgent, frames: FrameBatch) -> list[VehicleEvent]:
+    now = time.time_ns()
+    # Sealed now, so this tick's own flush is not due (it would seal the events it raises
+    # into the buffer before they could be read here, as on a slow machine).
+    agent.flush(now)
     agent.outbox.events.clear()
-    offset = time.time_ns() - int(frames.timestamp_s[-1] * 1e9)
-    agent.tick(time.time_ns(), frames=frames, frames_offset_ns=offset)
+    offset = now - int(frames.timestamp_s[-1] * 1e9)
+    agent.tick(now, frames=frames, frames_offset_ns=offset)
     return [e for e in agent.outbox.events if e.type == SECURITY_EVENT_TYPE]
 
 
