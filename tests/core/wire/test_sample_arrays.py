@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from wire_strategies import SAMPLE_ROWS
 
 from drivetrain.core.errors import WireFormatError
 from drivetrain.core.wire import (
@@ -56,21 +57,7 @@ def _stream(table: pa.Table, compression: str | None = "zstd", chunk: int | None
 
 
 @settings(max_examples=60, deadline=None)
-@given(
-    st.lists(
-        st.tuples(
-            st.integers(0, 4),
-            st.integers(0, 2**62),
-            st.one_of(st.none(), st.floats(allow_nan=False)),
-            st.one_of(st.none(), st.text(
-                st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
-                max_size=20,
-            )),
-        ),
-        max_size=300,
-    ),
-    st.sampled_from(["zstd", None]),
-)
+@given(SAMPLE_ROWS, st.sampled_from(["zstd", None]))
 def test_the_columns_are_what_pyarrow_reads(
     rows: list[tuple[int, int, float | None, str | None]], compression: str | None
 ) -> None:

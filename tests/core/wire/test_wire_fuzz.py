@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from wire_strategies import SAMPLE_ROWS
 
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.errors import PayloadTooLargeError, WireFormatError
@@ -231,22 +232,7 @@ def test_strings_that_are_not_storable_text_are_format_errors(path: bytes, text:
 
 
 @settings(max_examples=60, deadline=None)
-@given(
-    st.lists(
-        st.tuples(
-            st.integers(0, 4),
-            st.integers(0, 2**62),
-            st.one_of(st.none(), st.floats(allow_nan=False)),
-            st.one_of(st.none(), st.text(
-                    # encodable text (what a sender can put in Arrow), without NUL
-                    st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
-                    max_size=20,
-                )),
-        ),
-        max_size=300,
-    ),
-    st.sampled_from(["zstd", None]),
-)
+@given(SAMPLE_ROWS, st.sampled_from(["zstd", None]))
 def test_the_buffer_level_decoder_reads_what_pyarrow_reads(
     rows: list[tuple[int, int, float | None, str | None]], compression: str | None
 ) -> None:
