@@ -14,9 +14,10 @@ from test_edge_agent import SPEED, TEMP, Rig, S
 
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.errors import BadInputError
+from drivetrain.core.transport import InProcessTransport
 from drivetrain.core.wire import MessageKind
 from drivetrain.edge import Samples
-from drivetrain.edge.consent import CONSENT_COMMAND, CollectionConsent
+from drivetrain.edge.consent import CONSENT_COMMAND, SYNC_EVENT, CollectionConsent
 
 LATITUDE = "Vehicle.CurrentLocation.Latitude"
 NO_LOCATION = ["cabin", "diagnostics", "driving_behaviour", "technical"]
@@ -73,6 +74,33 @@ def test_the_consent_survives_a_restart(rig: Rig) -> None:
     rig.agent.flush(rig.now)
     rig.step(0)
     assert _sent_paths(rig, start) == {SPEED}
+
+
+def _sync_reports(rig: Rig) -> list[int]:
+    """The consent version of each ``privacy.sync`` report the car sent, in order."""
+    rig.agent.flush(rig.now)
+    rig.step(0)
+    return [int(e.data["consent_version"]) for e in rig.receiver.events()
+            if e.type == SYNC_EVENT]
+
+
+def test_the_car_reports_what_it_holds_again_after_each_reconnection(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connections = [1]  # the broker accepted the car's first connection
+    monkeypatch.setattr(InProcessTransport, "connections",
+                        property(lambda self: connections[0]))
+    rig.drive(1, {SPEED: 10.0})
+    assert _sync_reports(rig) == [-1]  # once at the start, nothing from the cloud yet
+    _consent(rig, NO_LOCATION, 9)
+    rig.drive(1, {SPEED: 10.0})
+    assert _sync_reports(rig) == [-1]  # connected all along: no report
+    connections[0] = 2  # the session to the broker was lost and came back
+    rig.drive(1, {SPEED: 10.0})
+    assert _sync_reports(rig) == [-1, 9]  # once per reconnection, with what it holds now
+    connections[0] = 4
+    rig.step(0.1)
+    assert _sync_reports(rig) == [-1, 9, 9]
 
 
 def test_an_older_consent_cannot_roll_a_withdrawal_back(rig: Rig) -> None:

@@ -6,7 +6,8 @@
   audit chain's head into that folder every ``audit_checkpoint_interval_s``;
 * the commands **dispatcher** (each round also steps the stored OTA rollouts: their vehicles'
   answers and the health gate, ``cloud.ota.RolloutDriver``), the **campaign runner**, the **commerce runner** (renewals,
-  dunning, signed entitlements) and, when ``insights_score_every_s`` is above 0, the
+  dunning, signed entitlements), the **privacy policy watcher** (pushes the minimisation
+  policy to the cars when its file changes, ``cloud.privacy.policy_watch``) and, when ``insights_score_every_s`` is above 0, the
   **insights scoring loop** (each tenant's lake scored with its latest maintenance model) —
   always: without a vehicle link
   (``broker_url`` unset) they still run, and deliveries say ``not delivered: no vehicle
@@ -51,6 +52,7 @@ from drivetrain.cloud.infra.bus import BusBridge, status_bus
 from drivetrain.cloud.insights.scheduler import ScoringLoop
 from drivetrain.cloud.lake import Lake
 from drivetrain.cloud.ota import OtaLayout, RolloutDriver
+from drivetrain.cloud.privacy.policy_watch import PolicyWatcher
 from drivetrain.cloud.streams import ConsumerGroups
 from drivetrain.cloud.twins import Reconciler, hub_for
 from drivetrain.core.settings import Settings
@@ -136,6 +138,7 @@ class ControlPlane:
             self.commerce = CommerceRunner(
                 self.database, key, payment_provider(self.settings),
                 lease_s=self.settings.entitlement_lease_s).start()
+            self._stoppers.append(PolicyWatcher(self.database).start().stop)
             if self.settings.insights_score_every_s > 0:
                 self.scoring = ScoringLoop(self.settings, self.database,
                                            self.settings.insights_score_every_s).start()

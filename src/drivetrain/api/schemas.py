@@ -119,6 +119,11 @@ class AuditEntryOut(BaseModel):
     request_id: str | None
     prev_hash: str
     entry_hash: str
+    region: str | None = Field(
+        default=None,
+        description="Region store holding the entry's actor, target and details (an entry "
+        "about one vehicle); the hash chain covers a pointer to them. Null: all in the chain.",
+    )
 
     @classmethod
     def of(cls, entry: AuditEntry) -> AuditEntryOut:
@@ -133,6 +138,7 @@ class AuditEntryOut(BaseModel):
             request_id=entry.request_id,
             prev_hash=entry.prev_hash,
             entry_hash=entry.entry_hash,
+            region=entry.region,
         )
 
 

@@ -26,8 +26,13 @@ from drivetrain.cloud.privacy.containers import load_containers
 from drivetrain.cloud.privacy.data_act import data_act_grants, decide_access, grant_containers
 from drivetrain.cloud.privacy.data_act_log import access_log, log_access
 from drivetrain.cloud.privacy.ledger import active_grants, consent_history, give_consent
-from drivetrain.cloud.privacy.models import ConsentRow, DataActAccessRow, PurposeGrantRow
-from drivetrain.cloud.privacy.owners import add_owner
+from drivetrain.cloud.privacy.models import (
+    OWNERS,
+    ConsentRow,
+    DataActAccessRow,
+    PurposeGrantRow,
+)
+from drivetrain.cloud.privacy.owners import add_owner, list_owners, owned_vins, owner_binding
 from drivetrain.cloud.twins import get_twin
 from drivetrain.core.errors import PermissionDeniedError
 from drivetrain.core.vss import builtin_catalog
@@ -56,13 +61,16 @@ def test_an_eu_vehicles_consent_and_grants_land_only_in_the_eu_store(
 ) -> None:
     _consent_and_grants(regional, cars)
     eu, us = cars["eu1"].vin, cars["us1"].vin
-    assert sorted(traces(stores["EU"], (), EU_TEXTS)) == [
-        "privacy_consent_contents.source", "privacy_purpose_grant_contents.source"]
+    assert sorted(set(traces(stores["EU"], (), EU_TEXTS))) == [  # and the audit entries'
+        "audit_personal.details", "privacy_consent_contents.source",
+        "privacy_purpose_grant_contents.source"]
     assert traces(stores["US"], (), EU_TEXTS) == []
-    # In the state database only the audit log names them (the record of each change).
-    assert set(traces(state_url(regional), (), EU_TEXTS)) == {"audit_log.details"}
-    assert sorted(traces(stores["US"], (), (US_CONSENT, US_GRANT))) == [
-        "privacy_consent_contents.source", "privacy_purpose_grant_contents.source"]
+    # Nothing in the state database names them (the audit log's record of each change
+    # included: its personal part is in the region store too).
+    assert traces(state_url(regional), (), EU_TEXTS) == []
+    assert sorted(set(traces(stores["US"], (), (US_CONSENT, US_GRANT)))) == [
+        "audit_personal.details", "privacy_consent_contents.source",
+        "privacy_purpose_grant_contents.source"]
     with regional.read_session() as session:
         listed = session.execute(
             sa.select(ConsentRow.vin, ConsentRow.categories, ConsentRow.source, ConsentRow.region)
@@ -129,8 +137,9 @@ def test_access_erasure_export_and_import_reach_consent_in_the_region_store(
     finally:
         lake.close()
     assert traces(stores["EU"], (), (eu, *EU_TEXTS)) == []
-    assert sorted(traces(stores["US"], (), (US_CONSENT, US_GRANT))) == [
-        "privacy_consent_contents.source", "privacy_purpose_grant_contents.source"]
+    assert sorted(set(traces(stores["US"], (), (US_CONSENT, US_GRANT)))) == [
+        "audit_personal.details", "privacy_consent_contents.source",
+        "privacy_purpose_grant_contents.source"]
 
 
 def test_an_upgrade_moves_consent_stored_before_to_its_region_store(
@@ -147,9 +156,10 @@ def test_an_upgrade_moves_consent_stored_before_to_its_region_store(
             categories="location", person="owner", source=EU_GRANT, region=None))
     regional.upgrade()
     main = state_url(regional)
-    assert set(traces(main, (), EU_TEXTS)) == {"audit_log.details"}
-    assert sorted(traces(stores["EU"], (), EU_TEXTS)) == [
-        "privacy_consent_contents.source", "privacy_purpose_grant_contents.source"]
+    assert traces(main, (), EU_TEXTS) == []
+    assert sorted(set(traces(stores["EU"], (), EU_TEXTS))) == [  # and the audit entries'
+        "audit_personal.details", "privacy_consent_contents.source",
+        "privacy_purpose_grant_contents.source"]
     with regional.read_session() as session:
         consent = get_consent(session, eu, "acme")
         assert (set(consent.categories), consent.source) == ({"location", "technical"},
@@ -201,16 +211,18 @@ def test_an_eu_vehicles_data_act_grants_and_access_log_land_only_in_the_eu_store
     ids = _data_act(regional, cars)
     who = (ids["owner"], ids["repairer"])
     assert sorted(set(traces(stores["EU"], (777_331,), who))) == [
+        "audit_personal.actor", "audit_personal.details",
         "privacy_data_act_access_contents.byte_count",
         "privacy_data_act_access_contents.client_id",
         "privacy_data_act_grant_contents.granted_by",
+        "privacy_vehicle_owners.client_id",
     ]
     assert traces(stores["US"], (777_331,), who) == []
-    # The state database names the clients as clients (and the audit log its actors; the
-    # repairer as the recipient a ledger grant is selected by), never in the Data Act tables.
+    # The state database names the clients as clients (the audit log as the clients it
+    # created; the repairer as the recipient a ledger grant is selected by and metered),
+    # never in the Data Act tables nor as the vehicle's owner.
     assert {t.split(".")[0] for t in traces(state_url(regional), (777_331,), who)} <= {
-        "clients", "audit_log", "privacy_vehicle_owners", "privacy_purpose_grants",
-        "privacy_data_act_metering"}
+        "clients", "audit_log", "privacy_purpose_grants", "privacy_data_act_metering"}
     with regional.read_session() as session:
         listed = session.execute(sa.select(
             DataActAccessRow.client_id, DataActAccessRow.containers,
@@ -225,6 +237,31 @@ def test_an_eu_vehicles_data_act_grants_and_access_log_land_only_in_the_eu_store
                 for e in log] == [
             (ids["repairer"], ["location"], 0, "refused", "PermissionDeniedError"),
             (ids["repairer"], ["diagnostics"], 777_331, "allowed", None)]
+
+
+def test_owner_bindings_live_in_the_region_store_and_an_upgrade_moves_older_ones(
+    regional: Database, cars: dict[str, VehicleCredentials], stores: dict[str, str]
+) -> None:
+    eu = cars["eu1"].vin
+    owner = _data_act(regional, cars)["owner"]
+    table = OWNERS
+    with regional.read_session() as session:
+        assert session.execute(sa.select(table)).all() == []
+        assert owned_vins(session, "acme", owner) == [eu]
+        assert [(b.vin, b.client_id) for b in list_owners(session, "acme")] == [(eu, owner)]
+    with regional.session() as session:  # as written before bindings were kept per region
+        store = region_session(session, "EU")
+        row = dict(store.execute(sa.select(table)).one()._mapping)
+        store.execute(sa.delete(table))
+        session.execute(sa.insert(table).values(**row))
+    with regional.read_session() as session:  # still found before the upgrade moves it
+        assert owner_binding(session, "acme", owner, eu).relation == "owner"
+    regional.upgrade()
+    with regional.read_session() as session:
+        assert session.execute(sa.select(table)).all() == []
+        assert owned_vins(session, "acme", owner) == [eu]
+    assert "privacy_vehicle_owners.client_id" in traces(stores["EU"], (), (owner,))
+    assert traces(stores["US"], (), (owner,)) == []
 
 
 def test_erasure_reaches_data_act_grants_and_access_logs_in_the_region_store(

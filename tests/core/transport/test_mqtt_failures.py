@@ -144,6 +144,22 @@ def test_a_publish_in_flight_when_the_broker_dies_is_resent_after_the_reconnect(
     assert sub.wait_connected(10)
 
 
+def test_connections_count_the_first_connection_and_each_reconnect(
+    private: Clients, private_broker: PrivateBroker
+) -> None:
+    client = private.new()
+    assert client.connections == 1
+    for expected in (2, 3):
+        private_broker.restart()
+
+        def back(n: int = expected) -> bool:
+            return client.connections == n and client.connected
+
+        wait_until(back, what=f"reconnect {expected - 1}")
+    settle()
+    assert client.connections == 3
+
+
 def test_close_fails_the_tickets_still_waiting_for_the_broker(
     private: Clients, private_broker: PrivateBroker
 ) -> None:

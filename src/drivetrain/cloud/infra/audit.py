@@ -22,6 +22,10 @@ an unkeyed entry after a keyed one in the same chain (a downgrade).
 
 The only writers and readers are :func:`record_audit` (call it inside the same session as the
 change it records, so both commit or neither does) and :func:`list_audit`.
+
+An entry about one registered vehicle is written with its ``region``: its actor, target and
+details (the VIN, who acted, what was read) go to that region's store and the chain here keeps
+a pointer (``drivetrain.cloud.infra.audit_regional``); :func:`list_audit` merges them back.
 """
 
 from __future__ import annotations
@@ -31,13 +35,19 @@ import hmac
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from drivetrain.cloud.infra.audit_regional import (
+    REGIONAL_ACTOR,
+    personal_parts,
+    pointer_region,
+    store_personal,
+)
 from drivetrain.cloud.infra.models import AuditChainRow, AuditEntryRow
 from drivetrain.core.errors import BadInputError
 
@@ -63,6 +73,8 @@ class AuditEntry:
     prev_hash: str
     entry_hash: str
     key_id: str | None = None
+    #: The region store holding the personal part (actor, target, details); None: all here.
+    region: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (timestamps as ISO 8601 UTC)."""
@@ -78,6 +90,7 @@ class AuditEntry:
             "prev_hash": self.prev_hash,
             "entry_hash": self.entry_hash,
             "key_id": self.key_id,
+            "region": self.region,
         }
 
 
@@ -183,13 +196,17 @@ def record_audit(
     details: Mapping[str, Any] | None = None,
     request_id: str | None = None,
     now: datetime | None = None,
+    vehicle: tuple[str, str] | None = None,
 ) -> AuditEntry:
     """Append one entry to ``tenant``'s chain inside ``session``'s transaction.
 
     ``action`` is ``<domain>.<verb>`` (e.g. ``"tenant.create"``, ``"ota.campaign.start"``),
     ``actor`` the principal (client id, or ``cli:<user>``), ``target`` what was acted on.
-    Raises :class:`BadInputError` for a malformed action name; concurrent appenders of one
-    tenant are serialised by the database (row lock / SQLite write lock).
+    ``vehicle``: (VIN, region) of the registered vehicle the entry is about — its actor,
+    target and details are kept in that region's store, the chain holds a pointer (the entry
+    returned is the pointer). Raises :class:`BadInputError` for a malformed action name,
+    ``ResidencyError`` when the region's store serves another region; concurrent appenders of
+    one tenant are serialised by the database (row lock / SQLite write lock).
     """
     if not _ACTION.match(action):
         raise BadInputError(
@@ -216,6 +233,12 @@ def record_audit(
         )
     ).one()
     key = _session_key(session)
+    if vehicle is not None:
+        vin, region = vehicle
+        target, pointer = store_personal(
+            session, region=region, tenant=tenant, seq=seq, vin=vin, actor=actor,
+            target=target, details_json=details_json, key=key)
+        actor, details_json = REGIONAL_ACTOR, canonical_details(pointer)
     entry_hash = compute_entry_hash(
         tenant=tenant,
         seq=seq,
@@ -262,6 +285,9 @@ def list_audit(
 ) -> list[AuditEntry]:
     """``tenant``'s entries with ``seq > after_seq``, oldest first, at most ``limit``.
 
+    An entry whose personal part is kept in a region store comes back with it (and
+    ``region`` set); where an erasure deleted it, or it no longer matches the digest the
+    chain holds (edited), the entry shows the pointer, the latter with ``"mismatch": true``.
     ``action`` filters on an exact action name. Raises :class:`BadInputError` for a limit
     outside 1..1000 or a negative ``after_seq``.
     """
@@ -277,7 +303,37 @@ def list_audit(
     )
     if action is not None:
         query = query.where(AuditEntryRow.action == action)
-    return [_entry(row) for row in session.scalars(query)]
+    return _with_personal_parts(session, tenant, [_entry(row) for row in session.scalars(query)])
+
+
+def _with_personal_parts(session: Session, tenant: str,
+                         entries: list[AuditEntry]) -> list[AuditEntry]:
+    """``entries`` with the personal part of each pointer entry merged from its store."""
+    key = _session_key(session)
+    wanted = []
+    for entry in entries:
+        region = pointer_region(entry.actor, entry.details)
+        if region is not None:
+            wanted.append((entry.seq, region, str(entry.details["personal"]),
+                           key if entry.key_id is not None else None))
+    if not wanted:
+        return entries
+    parts = personal_parts(session, tenant, wanted)
+    merged = []
+    for entry in entries:
+        region = pointer_region(entry.actor, entry.details)
+        if region is None:
+            merged.append(entry)
+        elif entry.seq not in parts:  # erased
+            merged.append(replace(entry, region=region))
+        elif (part := parts[entry.seq]) is None:
+            merged.append(replace(entry, region=region,
+                                  details={**entry.details, "mismatch": True}))
+        else:
+            actor, target, details = part
+            merged.append(replace(entry, actor=actor, target=target, details=details,
+                                  region=region))
+    return merged
 
 
 @dataclass

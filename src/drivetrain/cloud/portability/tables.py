@@ -49,6 +49,8 @@ from drivetrain.core.errors import BadInputError
 EXCLUDED: Final[Mapping[str, str]] = {
     "audit_log": "the installation's hash-chained record; it cannot move without breaking",
     "audit_chains": "the head of the audit chain",
+    "audit_personal": "the personal part of audit entries, kept with the chain that points "
+                      "to it (erased with the vehicle)",
     "clients": "credentials; the target installation issues its own",
     "ingest_seen_batches": "ingestion's short-lived memory of batch ids",
     "ingest_workers": "ingest worker heartbeats of this installation",
@@ -60,6 +62,9 @@ TENANT_ONLY: Final = frozenset({"privacy_pseudonym_keys", "tenants"})
 #: Not exported, but an erasure still deletes their rows naming the vehicle (a VIN is unique
 #: across tenants, so the VIN alone selects them).
 ERASED_BY_VIN: Final = ("ingest_seen_batches",)
+#: Not exported, kept in the region stores; an erasure deletes their rows naming the vehicle
+#: in every store (the audit entries' pointers stay, their digests then link to nothing).
+ERASED_IN_STORES: Final = ("audit_personal",)
 #: Tables without a tenant column of their own: (their column, the parent table and column).
 CHILDREN: Final[Mapping[str, tuple[str, str, str]]] = {
     "twin_reported": ("vin", "twins", "vin"),
@@ -83,7 +88,7 @@ REGIONAL: Final = frozenset({
     "twin_reported_personal", "twin_desired_personal", "ingest_dead_letter_contents",
     "ingest_vehicle_event_data", "privacy_consent_contents", "privacy_purpose_grant_contents",
     "privacy_data_act_grant_contents", "privacy_data_act_access_contents",
-    "twin_desired_reasons",
+    "twin_desired_reasons", "privacy_vehicle_owners",
 })
 #: Kept by an erasure, with why: records a law requires to be kept (GDPR Art. 17(3)(b)).
 RETAINED_ON_ERASURE: Final[Mapping[str, str]] = {
@@ -191,7 +196,7 @@ def delete_rows(session: Session, subject: Subject) -> dict[str, int]:
     # First the region stores: which store holds a vehicle is read from its twin.
     vins = subject_vins(session, subject)
     deleted["twin_reported_personal"] = erase_personal(session, vins)
-    for name in sorted(REGIONAL - {"twin_reported_personal"}):
+    for name in sorted((REGIONAL | set(ERASED_IN_STORES)) - {"twin_reported_personal"}):
         deleted[name] = erase_everywhere(session, Base.metadata.tables[name], subject.vins or ())
     for table in reversed(tables_for(subject)):
         if table.name in RETAINED_ON_ERASURE or table.name in REGIONAL:

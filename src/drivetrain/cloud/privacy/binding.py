@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from drivetrain.cloud.infra import Database, Principal, Role, record_audit
 from drivetrain.cloud.privacy.ledger import purpose_permit
 from drivetrain.cloud.privacy.purposes import ReadPermit, parse_purpose
+from drivetrain.cloud.privacy.regional import audit_vehicle
 from drivetrain.core.errors import DrivetrainError
 from drivetrain.core.vss.privacy import privacy_category_for
 
@@ -89,11 +90,12 @@ def bind_read_as(
 
 def record_refusal(
     database: Database, principal: Principal, *, target: str, request_id: str | None,
-    details: Mapping[str, object], error: Exception,
+    details: Mapping[str, object], error: Exception, vin: str | None = None,
 ) -> None:
     """Record ``privacy.read.refused`` in the caller's audit log, in its own transaction (the
-    request fails, the record stays)."""
+    request fails, the record stays); about ``vin`` alone: kept in its region store."""
     with database.session() as session:
         record_audit(session, tenant=principal.tenant, actor=principal.client_id,
                      action="privacy.read.refused", target=target, request_id=request_id,
-                     details={**details, "error": type(error).__name__, "detail": str(error)})
+                     details={**details, "error": type(error).__name__, "detail": str(error)},
+                     vehicle=None if vin is None else audit_vehicle(session, vin))

@@ -29,7 +29,7 @@ from drivetrain.cloud.privacy.ledger import Grant, consent_history, give_consent
 from drivetrain.cloud.privacy.models import DataActGrantRow
 from drivetrain.cloud.privacy.owners import owned_vins, owner_binding
 from drivetrain.cloud.privacy.purposes import DATA_ACT_PURPOSE, PurposeNotAllowedError
-from drivetrain.cloud.privacy.regional import contents, place
+from drivetrain.cloud.privacy.regional import audit_vehicle, contents, place
 from drivetrain.core.errors import BadInputError, NotFoundError, PermissionDeniedError
 from drivetrain.core.vss import Catalog, privacy_category_for
 
@@ -133,7 +133,7 @@ def grant_containers(
     place(session, row, {"containers": " ".join(names), "granted_by": principal.client_id})
     record_audit(session, tenant=principal.tenant, actor=principal.client_id,
                  action="privacy.data_act.grant", target=f"vehicle:{vin}",
-                 request_id=request_id, now=now,
+                 request_id=request_id, now=now, vehicle=audit_vehicle(session, vin),
                  details={"grant_id": grant.grant_id, "recipient": recipient,
                           "containers": names, "expires_at": grant.expires_at.isoformat()
                           if grant.expires_at else None})

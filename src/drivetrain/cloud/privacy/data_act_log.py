@@ -24,7 +24,7 @@ from drivetrain.cloud.infra import Database, Principal, Role, get_client, record
 from drivetrain.cloud.privacy.data_act import Access
 from drivetrain.cloud.privacy.models import DataActAccessRow, DataActMeterRow, DataActRecipientRow
 from drivetrain.cloud.privacy.purposes import DATA_ACT_PURPOSE
-from drivetrain.cloud.privacy.regional import contents, place
+from drivetrain.cloud.privacy.regional import audit_vehicle, contents, place
 from drivetrain.core.errors import BadInputError
 
 #: Most access-log entries one answer holds.
@@ -78,13 +78,13 @@ def log_access(
         if error is not None:
             record_audit(session, tenant=principal.tenant, actor=principal.client_id,
                          action="privacy.read.refused", target=f"data-act:{vin}",
-                         request_id=request_id, now=now,
+                         request_id=request_id, now=now, vehicle=audit_vehicle(session, vin),
                          details={**details, "error": type(error).__name__,
                                   "detail": str(error)})
             return
         record_audit(session, tenant=principal.tenant, actor=principal.client_id,
                      action="privacy.read", target=f"data-act:{vin}", request_id=request_id,
-                     now=now, details={**details, "allowed": sorted(access.categories)
+                     now=now, vehicle=audit_vehicle(session, vin), details={**details, "allowed": sorted(access.categories)
                                        if access else [], "values": value_count})
         if party == "third_party":
             _meter(session, principal.tenant, principal.client_id, now, value_count, byte_count,

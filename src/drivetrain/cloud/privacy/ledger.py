@@ -33,7 +33,7 @@ from drivetrain.cloud.privacy.purposes import (
     read_permit,
     refuse_data_act_purpose,
 )
-from drivetrain.cloud.privacy.regional import contents, place
+from drivetrain.cloud.privacy.regional import audit_vehicle, contents, place
 from drivetrain.cloud.privacy.service import parse_categories, parse_source, pseudonymiser
 from drivetrain.core.errors import BadInputError, NotFoundError
 from drivetrain.core.vss.privacy import PrivacyCategory
@@ -194,6 +194,7 @@ def give_consent(
     record_audit(
         session, tenant=tenant, actor=actor, action="privacy.consent.give",
         target=f"vehicle:{vin}", request_id=request_id, now=now,
+        vehicle=audit_vehicle(session, vin),
         details={"grant_id": row.grant_id, "purpose": chosen, "categories": sorted(allowed),
                  "person": who, "recipient": recipient, "source": source,
                  "expires_at": None if expires_at is None else expires_at.isoformat()},
@@ -228,6 +229,7 @@ def withdraw_consent(
     record_audit(
         session, tenant=tenant, actor=actor, action="privacy.consent.withdraw",
         target=f"vehicle:{row.vin}", request_id=request_id, now=now,
+        vehicle=audit_vehicle(session, row.vin),
         details={"grant_id": grant_id, "purpose": row.purpose,
                  "categories": sorted(grant.categories)},
     )

@@ -143,15 +143,16 @@ class PrivacyBudgetSpendRow(Base):
 
 class VehicleOwnerRow(Base):
     """An owner's account (an OAuth2 client of role ``owner``) bound to one vehicle: the
-    owner, a lessee or the fleet account that holds the EU Data Act rights to its data."""
+    owner, a lessee or the fleet account that holds the EU Data Act rights to its data.
+
+    Which person holds which vehicle: kept in the vehicle's region store (no foreign key to
+    the state database's tenants, which a dedicated store does not have)."""
 
     __tablename__ = "privacy_vehicle_owners"
 
     vin: Mapped[str] = mapped_column(String(17), primary_key=True)
     client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(
-        ForeignKey("tenants.tenant_id", ondelete="RESTRICT"), index=True
-    )
+    tenant_id: Mapped[str] = mapped_column(String(63), index=True)
     # owner, lessee or fleet
     relation: Mapped[str] = mapped_column(String(16))
     since: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -265,6 +266,7 @@ class DataActRecipientRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+OWNERS = register_regional_table(cast(Table, VehicleOwnerRow.__table__))
 CONSENT_CONTENTS = register_regional_table(cast(Table, ConsentContentRow.__table__))
 GRANT_CONTENTS = register_regional_table(cast(Table, PurposeGrantContentRow.__table__))
 DATA_ACT_GRANT_CONTENTS = register_regional_table(cast(Table, DataActGrantContentRow.__table__))

@@ -5,6 +5,10 @@ binds it to each vehicle it owns (or leases, or runs as a fleet account). An own
 the vehicles bound to it: any other VIN — another owner's, another tenant's, or none — answers
 404 exactly like an unregistered one. Binding and unbinding are audited
 (``privacy.owner.add``, ``privacy.owner.remove``).
+
+A binding says which person holds which vehicle: it is kept in the vehicle's region store
+(``privacy_vehicle_owners`` there). Reads by vehicle ask its store; reads by owner account
+ask every store (a fleet account may hold vehicles of several regions).
 """
 
 from __future__ import annotations
@@ -18,7 +22,13 @@ from sqlalchemy.orm import Session
 
 from drivetrain.cloud.fleet import get_vehicle
 from drivetrain.cloud.infra import Role, get_client, record_audit
+from drivetrain.cloud.infra.region_stores import (
+    check_residency,
+    every_store_session,
+    region_session,
+)
 from drivetrain.cloud.privacy.models import VehicleOwnerRow
+from drivetrain.cloud.privacy.regional import audit_vehicle, vehicle_regions
 from drivetrain.core.errors import BadInputError, ConflictError, NotFoundError
 
 Relation = Literal["owner", "lessee", "fleet"]
@@ -58,6 +68,25 @@ def _binding(row: VehicleOwnerRow) -> OwnerBinding:
     return OwnerBinding(row.vin, row.client_id, parse_relation(row.relation), row.since)
 
 
+def _stores_of(session: Session, vin: str) -> list[Session]:
+    """Where ``vin``'s bindings are: its region store, then the state database (rows written
+    before bindings were kept per region, until ``db upgrade`` moves them); none for a VIN
+    the registry does not know."""
+    region = vehicle_regions(session, [vin]).get(vin)
+    if region is None:
+        return []
+    store = region_session(session, region)
+    return [store] if store is session else [store, session]
+
+
+def _row(session: Session, vin: str, client_id: str) -> tuple[Session, VehicleOwnerRow] | None:
+    for store in _stores_of(session, vin):
+        row = store.get(VehicleOwnerRow, (vin, client_id))
+        if row is not None:
+            return store, row
+    return None
+
+
 def add_owner(
     session: Session, *, tenant: str, vin: str, client_id: str, relation: str, actor: str,
     request_id: str | None = None, now: datetime | None = None,
@@ -75,7 +104,7 @@ def add_owner(
     if client.role is not Role.OWNER:
         raise BadInputError(f"client {client_id!r} has role {client.role.value!r}; an owner "
                             "account is a client of role 'owner'")
-    if session.get(VehicleOwnerRow, (vin, client_id)) is not None:
+    if _row(session, vin, client_id) is not None:
         raise ConflictError(f"vehicle {vin} is already bound to {client_id!r}")
     if len(owned_vins(session, tenant, client_id)) >= MAX_VEHICLES_PER_OWNER:
         raise ConflictError(f"client {client_id!r} holds {MAX_VEHICLES_PER_OWNER} vehicles, "
@@ -83,11 +112,14 @@ def add_owner(
     now = now or datetime.now(UTC)
     row = VehicleOwnerRow(vin=vin, client_id=client_id, tenant_id=tenant, relation=chosen,
                           since=now)
-    session.add(row)
-    session.flush()
+    store = _stores_of(session, vin)[0]  # registered (get_vehicle above): its region store
+    check_residency(store, vehicle_regions(session, [vin]).values())
+    store.add(row)
+    store.flush()
     record_audit(session, tenant=tenant, actor=actor, action="privacy.owner.add",
                  target=f"vehicle:{vin}", request_id=request_id, now=now,
-                 details={"client_id": client_id, "relation": chosen})
+                 details={"client_id": client_id, "relation": chosen},
+                 vehicle=audit_vehicle(session, vin))
     return _binding(row)
 
 
@@ -101,15 +133,17 @@ def remove_owner(
     Raises:
         NotFoundError: no such binding in ``tenant``.
     """
-    row = session.get(VehicleOwnerRow, (vin, client_id))
-    if row is None or row.tenant_id != tenant:
+    found = _row(session, vin, client_id)
+    if found is None or found[1].tenant_id != tenant:
         raise NotFoundError(f"vehicle {vin} is not bound to owner {client_id!r}")
+    store, row = found
     binding = _binding(row)
-    session.delete(row)
-    session.flush()
+    store.delete(row)
+    store.flush()
     record_audit(session, tenant=tenant, actor=actor, action="privacy.owner.remove",
                  target=f"vehicle:{vin}", request_id=request_id,
-                 details={"client_id": client_id, "relation": binding.relation})
+                 details={"client_id": client_id, "relation": binding.relation},
+                 vehicle=audit_vehicle(session, vin))
     return binding
 
 
@@ -118,16 +152,17 @@ def list_owners(session: Session, tenant: str, vin: str | None = None) -> list[O
     query = select(VehicleOwnerRow).where(VehicleOwnerRow.tenant_id == tenant)
     if vin is not None:
         query = query.where(VehicleOwnerRow.vin == vin)
-    query = query.order_by(VehicleOwnerRow.vin, VehicleOwnerRow.client_id)
-    return [_binding(r) for r in session.scalars(query)]
+    stores = every_store_session(session) if vin is None else _stores_of(session, vin)
+    found = {(r.vin, r.client_id): _binding(r) for s in stores for r in s.scalars(query)}
+    return [found[key] for key in sorted(found)]
 
 
 def owned_vins(session: Session, tenant: str, client_id: str) -> list[str]:
-    """The VINs bound to owner account ``client_id``, sorted."""
-    return list(session.scalars(
-        select(VehicleOwnerRow.vin)
-        .where(VehicleOwnerRow.tenant_id == tenant, VehicleOwnerRow.client_id == client_id)
-        .order_by(VehicleOwnerRow.vin)))
+    """The VINs bound to owner account ``client_id`` in every store, sorted."""
+    query = select(VehicleOwnerRow.vin).where(
+        VehicleOwnerRow.tenant_id == tenant, VehicleOwnerRow.client_id == client_id)
+    return sorted({vin for store in every_store_session(session)
+                   for vin in store.scalars(query)})
 
 
 def owner_binding(session: Session, tenant: str, client_id: str, vin: str) -> OwnerBinding:
@@ -137,7 +172,7 @@ def owner_binding(session: Session, tenant: str, client_id: str, vin: str) -> Ow
         NotFoundError: ``vin`` is not bound to this owner — worded like an unregistered
             vehicle, so an owner cannot probe other owners' or tenants' VINs.
     """
-    row = session.get(VehicleOwnerRow, (vin, client_id))
-    if row is None or row.tenant_id != tenant:
+    found = _row(session, vin, client_id)
+    if found is None or found[1].tenant_id != tenant:
         raise NotFoundError(f"vehicle {vin} is not registered")
-    return _binding(row)
+    return _binding(found[1])

@@ -8,7 +8,8 @@ data of the vehicle's region. For a vehicle the registry knows they are written 
 table (:data:`SPLITS`) in its region's store (``drivetrain.cloud.infra.region_stores``); the
 state database keeps the row that lists them (VIN, tenant, times; a ledger grant's purpose and
 recipient, which reads select by; an access's outcome) with those columns empty and the
-region named. Reads merge them back by the row's key.
+region named. Reads merge them back by the row's key. Owner bindings (which owner account
+holds which vehicle) are kept whole in the region store (``drivetrain.cloud.privacy.owners``).
 
 Rows of a VIN the registry does not know have no region: they stay whole in the state
 database (``region`` null), as does a row written before these were kept per region until
@@ -21,13 +22,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from drivetrain.cloud.fleet import get_vehicles
-from drivetrain.cloud.infra.region_rows import VIN_CHUNK, move_stranded
+from drivetrain.cloud.infra.region_rows import VIN_CHUNK, insert_missing, move_stranded
 from drivetrain.cloud.infra.region_stores import check_residency, region_session
 from drivetrain.cloud.privacy.models import (
+    OWNERS,
     ConsentContentRow,
     ConsentRow,
     DataActAccessContentRow,
@@ -70,6 +72,14 @@ def _split_of(model: type[Any]) -> Split:
 def vehicle_regions(session: Session, vins: Iterable[str]) -> dict[str, str]:
     """The region of each registered vehicle among ``vins`` (others are absent)."""
     return {vin: v.region for vin, v in get_vehicles(session, vins).items()}
+
+
+def audit_vehicle(session: Session, vin: str) -> tuple[str, str] | None:
+    """``record_audit``'s ``vehicle`` for an entry about ``vin``: (VIN, region) of a
+    registered vehicle, whose entry keeps its personal part in the region store; None for a
+    VIN the registry does not know (the entry stays whole in the state database)."""
+    region = vehicle_regions(session, [vin]).get(vin)
+    return None if region is None else (vin, region)
 
 
 def place(session: Session, row: Any, content: Mapping[str, object],
@@ -167,4 +177,24 @@ def relocate_privacy(session: Session) -> int:
                 moved += 1
             session.flush()
         moved += move_stranded(session, split.content.__table__, split.key, split.listing)
+    return moved + _relocate_owners(session)
+
+
+def _relocate_owners(session: Session) -> int:
+    """Move the owner bindings the state database holds of vehicles whose region has a
+    store of its own (written before they were kept per region, or before the URL was
+    named) there; how many moved."""
+    table = OWNERS
+    vins = sorted(session.scalars(select(table.c.vin).distinct()))
+    moved = 0
+    for start in range(0, len(vins), VIN_CHUNK):
+        regions = vehicle_regions(session, vins[start : start + VIN_CHUNK])
+        away = {v: r for v, r in regions.items() if region_session(session, r) is not session}
+        if not away:
+            continue
+        chosen = table.c.vin.in_(sorted(away))
+        rows = [dict(r._mapping) for r in session.execute(select(table).where(chosen))]
+        insert_missing(session, table, rows, away)
+        session.execute(delete(table).where(chosen))
+        moved += len(rows)
     return moved

@@ -36,7 +36,12 @@ from sqlalchemy.orm import Session
 
 from drivetrain.cloud.infra import get_tenant, record_audit
 from drivetrain.cloud.privacy.models import ConsentRow, PseudonymKeyRow
-from drivetrain.cloud.privacy.regional import consent_categories, contents, place
+from drivetrain.cloud.privacy.regional import (
+    audit_vehicle,
+    consent_categories,
+    contents,
+    place,
+)
 from drivetrain.core.errors import BadInputError, NotFoundError
 from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES, PrivacyCategory, is_privacy_category
 
@@ -248,7 +253,7 @@ def set_consent(
     record_audit(
         session, tenant=tenant, actor=actor, action="privacy.consent.set",
         target=f"vehicle:{vin}", details={"categories": sorted(allowed), "source": source},
-        request_id=request_id, now=now,
+        request_id=request_id, now=now, vehicle=audit_vehicle(session, vin),
     )
     return Consent(vin, tenant, allowed, source, now)
 

@@ -44,6 +44,7 @@ from drivetrain.cloud.privacy.purposes import (
     read_permit,
     refuse_data_act_purpose,
 )
+from drivetrain.cloud.privacy.regional import audit_vehicle
 from drivetrain.core.errors import DrivetrainError
 from drivetrain.core.vss.privacy import (
     PERSONAL_CATEGORIES,
@@ -176,11 +177,12 @@ def bind_state_read(
                            if vins else permit.categories & governed)
             record_audit(session, tenant=principal.tenant, actor=principal.client_id,
                          action="privacy.read", target=target, request_id=request_id,
-                         details={**details, "allowed": shown})
+                         details={**details, "allowed": shown},
+                         vehicle=audit_vehicle(session, vins[0]) if len(vins) == 1 else None)
         return view
     except DrivetrainError as refusal:
         record_refusal(database, principal, target=target, request_id=request_id,
-                       details=details, error=refusal)
+                       details=details, error=refusal, vin=vins[0] if len(vins) == 1 else None)
         raise
 
 

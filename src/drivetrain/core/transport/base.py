@@ -348,6 +348,13 @@ class Transport(abc.ABC):
     def close(self) -> None:
         """Stop the transport and release its resources; idempotent."""
 
+    @property
+    def connections(self) -> int:
+        """Connections the broker accepted so far: a client that reconnected counts more
+        than one (what it missed while away may need asking for). 0 for a transport with no
+        connection to lose (in-process)."""
+        return 0
+
     def __enter__(self) -> Self:
         return self
 

@@ -197,6 +197,11 @@ class MqttTransport(Transport):
         """True while a connection to the broker is up (CONNACK received, not yet lost)."""
         return self._link.connected.is_set()
 
+    @property
+    def connections(self) -> int:
+        """Connections the broker accepted so far (the first, then each reconnect)."""
+        return self._link.connections
+
     def wait_connected(self, timeout_s: float | None = None) -> bool:
         """Wait until connected (e.g. after a broker restart); False after ``timeout_s``."""
         return self._link.connected.wait(timeout_s)

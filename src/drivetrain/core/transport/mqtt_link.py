@@ -35,6 +35,7 @@ class BrokerLink:
         lock: guards this state and the transport's tables.
         connected: set while a connection is up (CONNACK received, not yet lost).
         epoch: changes on every connect and disconnect.
+        connections: connections the broker accepted (CONNACK without failure) so far.
         last_error: why the last attempt failed or the connection was lost, or None.
         closed: the transport refuses publish and subscribe.
         closing: the network side is shutting down.
@@ -47,6 +48,7 @@ class BrokerLink:
         self.lock = threading.Lock()
         self.connected = threading.Event()
         self.epoch = 0
+        self.connections = 0
         self.last_error: str | None = None
         self.closed = False
         self.closing = False
@@ -110,6 +112,7 @@ class BrokerLink:
         receive_max = int(getattr(properties, "ReceiveMaximum", 65535))
         self.client._max_inflight_messages = min(self.options.max_inflight, receive_max)
         self.epoch += 1
+        self.connections += 1
         self.last_error = None
 
     def first_attempt_done(self) -> None:

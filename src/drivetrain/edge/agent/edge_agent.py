@@ -245,8 +245,10 @@ class EdgeAgent:
         self._fired = 0
         #: Inventory events sealed so far (on start and on each change).
         self.inventory_reports = 0
-        #: A ``privacy.sync`` report is due (once per start, at its first tick).
+        #: A ``privacy.sync`` report is due (at the first tick after a start or a reconnect).
         self._sync_due = False
+        #: The transport's connection count at the last tick (a rise from >= 1: reconnected).
+        self._connections_seen = 0
 
     @property
     def desired_version(self) -> int:
@@ -336,8 +338,9 @@ class EdgeAgent:
 
     def _report_privacy_held(self, now_ns: int) -> None:
         """Report the consent and policy versions held (``SYNC_EVENT``), once per start and
-        after the messages waiting for the car were applied: the cloud re-sends what the car
-        missed (a delivery that ended while it was away, another command in its slot)."""
+        per reconnection of the transport, after the messages waiting for the car were
+        applied: the cloud re-sends what the car missed (a delivery that ended while it was
+        away, another command in its slot)."""
         self._sync_due = False
         policy = self.downlink.policy_record
         self.outbox.events.append(VehicleEvent(SYNC_EVENT, now_ns, "info", {
@@ -387,6 +390,10 @@ class EdgeAgent:
             except BadInputError as e:  # already off, or not a category: nothing to stop
                 log.warning("%s: withdrawal in the car not applied: %s", self.vin, e)
             self._withdrawals.popleft()
+        connections = self.transport.connections
+        if connections > self._connections_seen >= 1:  # the session to the broker came back
+            self._sync_due = True
+        self._connections_seen = connections
         if self._sync_due:
             self._report_privacy_held(now_ns)
         parts = []
