@@ -6,16 +6,15 @@ The audit API's reader gets the whole entry back; an erasure leaves the pointer 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 from residency_support import state_url, traces
+from test_privacy_residency import _data_act, _principal
 
 from drivetrain.cloud.fleet import VehicleCredentials
 from drivetrain.cloud.infra import (
     Database,
-    Principal,
     Role,
     create_client,
     list_audit,
@@ -28,14 +27,8 @@ from drivetrain.cloud.infra.region_stores import region_session
 from drivetrain.cloud.lake import Lake
 from drivetrain.cloud.portability.rights import serve_erasure
 from drivetrain.cloud.privacy import set_consent
-from drivetrain.cloud.privacy.containers import load_containers
-from drivetrain.cloud.privacy.data_act import decide_access, grant_containers
-from drivetrain.cloud.privacy.data_act_log import log_access
 from drivetrain.cloud.privacy.ledger import give_consent, withdraw_consent
-from drivetrain.cloud.privacy.owners import add_owner
 from drivetrain.cloud.privacy.state_reads import bind_state_read
-from drivetrain.core.errors import PermissionDeniedError
-from drivetrain.core.vss import builtin_catalog
 
 EU_SOURCE = "eu-consent-kiosk.42"
 PERSONAL_ACTIONS = ("privacy.consent.set", "privacy.consent.give", "privacy.consent.withdraw",
@@ -43,15 +36,12 @@ PERSONAL_ACTIONS = ("privacy.consent.set", "privacy.consent.give", "privacy.cons
                     "privacy.read.refused")
 
 
-def _principal(client_id: str, role: Role, containers: frozenset[str] = frozenset()
-               ) -> Principal:
-    return Principal(client_id, "acme", role, frozenset(), "t",
-                     datetime.now(UTC) + timedelta(hours=1), containers)
-
-
-def _everything_personal(database: Database, vin: str) -> dict[str, str]:
-    """Consent set, given and withdrawn, an owner bound, a repairer granted diagnostics and
-    reading them (once refused), and a read of the twin by the tenant: the ids involved."""
+def _everything_personal(database: Database, cars: dict[str, VehicleCredentials]
+                         ) -> dict[str, str]:
+    """Consent set, given and withdrawn; then the Data Act flow of the residency tests (an
+    owner bound, a repairer granted diagnostics and reading them, once refused) and a read of
+    the twin by the tenant's operator: the ids involved."""
+    vin = cars["eu1"].vin
     with database.session() as session:
         set_consent(session, vin=vin, tenant="acme", categories=["technical"],
                     source=EU_SOURCE, actor="cli:eu-operator")
@@ -59,34 +49,19 @@ def _everything_personal(database: Database, vin: str) -> dict[str, str]:
                              categories=["location"], person="driver", source=EU_SOURCE,
                              actor="cli:eu-operator")
         withdraw_consent(session, tenant="acme", grant_id=grant.grant_id, actor="cli:eu-driver")
-        owner = create_client(session, tenant="acme", role=Role.OWNER, actor="test"
-                              ).client.client_id
-        repairer = create_client(session, tenant="acme", role=Role.THIRD_PARTY_APP,
-                                 actor="test").client.client_id
         analyst = create_client(session, tenant="acme", role=Role.FLEET_OPERATOR, actor="test"
                                 ).client.client_id
-        add_owner(session, tenant="acme", vin=vin, client_id=owner, relation="owner",
-                  actor="test")
-        grant_containers(session, principal=_principal(owner, Role.OWNER), vin=vin,
-                         recipient=repairer, containers=["diagnostics"], valid_days=7,
-                         container_set=load_containers(), catalog=builtin_catalog())
-    reader = _principal(repairer, Role.THIRD_PARTY_APP, frozenset({"diagnostics"}))
-    with database.session() as session:
-        access = decide_access(session, reader, vin, container_set=load_containers(),
-                               catalog=builtin_catalog(), containers=["diagnostics"])
-    log_access(database, reader, vin, action="latest", access=access, value_count=3)
-    log_access(database, reader, vin, action="latest", containers=["location"],
-               error=PermissionDeniedError("not granted"))
+    ids = _data_act(database, cars)
     bind_state_read(database, _principal(analyst, Role.FLEET_OPERATOR), "maintenance",
                     target=f"twin:{vin}", request_id=None, vins=[vin])
-    return {"owner": owner, "repairer": repairer, "analyst": analyst}
+    return {**ids, "analyst": analyst}
 
 
 def test_the_state_databases_audit_log_holds_nothing_personal_of_an_eu_vehicle(
     regional: Database, cars: dict[str, VehicleCredentials], stores: dict[str, str]
 ) -> None:
     eu = cars["eu1"].vin
-    ids = _everything_personal(regional, eu)
+    ids = _everything_personal(regional, cars)
     wanted = (eu, EU_SOURCE, "cli:eu-operator", "cli:eu-driver", *ids.values())
     # The state database: no audit entry names the vehicle, a person or what was read ...
     central = [t for t in traces(state_url(regional), (), wanted) if t.startswith("audit")]
@@ -116,7 +91,7 @@ def test_the_audit_reader_gets_the_whole_entry_from_the_region_store(
     regional: Database, cars: dict[str, VehicleCredentials]
 ) -> None:
     eu = cars["eu1"].vin
-    ids = _everything_personal(regional, eu)
+    ids = _everything_personal(regional, cars)
     with regional.read_session() as session:
         consent = [e for e in list_audit(session, "acme", action="privacy.consent.set")
                    if e.target == f"vehicle:{eu}"][-1]  # the fixture's, then ours
@@ -156,7 +131,7 @@ def test_an_edited_personal_part_is_flagged_and_an_erased_one_leaves_the_pointer
     tmp_path: Path,
 ) -> None:
     eu = cars["eu1"].vin
-    ids = _everything_personal(regional, eu)
+    ids = _everything_personal(regional, cars)
     with regional.session() as session:
         consent = [e for e in list_audit(session, "acme", action="privacy.consent.set")
                    if e.region == "EU"][-1]
