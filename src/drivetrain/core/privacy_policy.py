@@ -114,7 +114,7 @@ class RegionPolicy:
         how many of them changed. Returns ``values`` itself when no rule applies."""
         if not self.precision or not len(values):
             return values, 0
-        used = np.unique(path_index)
+        used = np.flatnonzero(np.bincount(path_index, minlength=len(paths)))  # no sort
         rules = [(int(p), self.rule_for(paths[int(p)])) for p in used]
         rules = [(p, r) for p, r in rules if r is not None]
         if not rules:

@@ -53,6 +53,16 @@ def test_stored_rows_are_what_the_twins_store_from_the_same_values_in_vin_path_o
     assert all(r[5] % 1000 == 0 and r[6] == NOW_NS for r in rows)  # measured to the µs
 
 
+def test_stored_rows_come_in_path_vin_order_for_a_path_major_table() -> None:
+    paths = [SPEED, CHARGE_LIMIT, DOME, MODE, SPEED, DOME, CHARGE_LIMIT, MODE]
+    value = [42.5, 80.9, 1.0, np.nan, -3.25, 0.0, 7.0, np.nan]
+    text = [None, None, None, "SPORT", None, None, None, "ECO"]
+    latest = _values(value, text, paths=paths)
+    rows = latest.stored_rows(NOW_NS, path_major=True)
+    assert rows == sorted(latest.stored_rows(NOW_NS), key=lambda row: (row[1], row[0]))
+    assert len({row[1] for row in rows}) == 4 and len({row[0] for row in rows}) == 2
+
+
 def test_a_value_the_twins_would_refuse_is_refused_naming_vehicle_and_path() -> None:
     latest = _values([1.0, np.inf], [None, None], paths=[SPEED, CHARGE_LIMIT])
     with pytest.raises(BadInputError, match=f"{VINS[1]} '{CHARGE_LIMIT}'"):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import inspect
 from twins_support import CABIN_TEMP, CHARGE_LIMIT, SOH, Fleet
 
 from drivetrain.cloud.infra import Database
@@ -12,6 +14,7 @@ from drivetrain.cloud.twins import (
     apply_reported,
     apply_stored_rows,
     get_twin,
+    path_major,
     record_acks,
     record_ecu_inventory,
     set_desired,
@@ -23,7 +26,9 @@ from drivetrain.core.wire import Ack
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def _report(database: Database, reports: dict[str, dict[str, tuple[object, datetime]]]) -> int:
+def _report(
+    database: Database, reports: Mapping[str, Mapping[str, tuple[object, datetime]]]
+) -> int:
     with database.session() as session:
         return apply_reported(session, reports)
 
@@ -270,3 +275,11 @@ def test_rows_in_stored_form_converge_pending_items_and_refuse_a_bad_path(
     assert items[CABIN_TEMP].status == "converged"
     with database.session() as session, pytest.raises(BadInputError, match="not a VSS path"):
         apply_stored_rows(session, [_stored(vin, "Vehicle..Speed", "f", 1.0, None, T0)], now=T0)
+
+
+def test_path_major_says_the_key_order_of_the_reported_table(database: Database) -> None:
+    # ingestion hands its rows over in this order, so that the upsert walks the key in order
+    with database.session() as session:
+        key = inspect(session.connection()).get_pk_constraint("twin_reported")
+        assert key["constrained_columns"] == (
+            ["path", "vin"] if path_major(session) else ["vin", "path"])

@@ -98,7 +98,12 @@ def lake_table(
     path_id = pick(columns.path_id)
     value_valid = pick(columns.value_valid)
     value = float_array(pick(columns.value), None if value_valid.all() else value_valid)
-    text = columns.text if rows is None else columns.text.take(pa.array(rows))
+    if rows is None:
+        text = columns.text
+    elif columns.text_valid[rows].any():
+        text = columns.text.take(pa.array(rows))
+    else:  # no string sample among them (the usual case): no gather of the text column
+        text = pa.nulls(len(rows), pa.utf8())
     if text.null_count == len(text):
         text = pa.nulls(len(text), pa.utf8())
     batch_of = pick(body_index)

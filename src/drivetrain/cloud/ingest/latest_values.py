@@ -77,10 +77,11 @@ class LatestValues(Mapping[str, Mapping[str, ReportedValue]]):
         """How many (vehicle, path) values there are."""
         return len(self._picked)
 
-    def stored_rows(self, now_ns: int) -> list[StoredRow]:
+    def stored_rows(self, now_ns: int, *, path_major: bool = False) -> list[StoredRow]:
         """The values as the twins store them (``twins.values.encode_value``'s kinds, the
         measured time to the microsecond as a reported datetime holds it), stored at
-        ``now_ns``.
+        ``now_ns``, in (VIN, path) order — (path, VIN) with ``path_major``, the key order of
+        the twins' table on SQLite (``twins.path_major``).
 
         Raises:
             BadInputError: a number that is not finite, or a string signal without text
@@ -89,13 +90,14 @@ class LatestValues(Mapping[str, Mapping[str, ReportedValue]]):
         picked, columns = self._picked, self._columns
         if not len(picked):
             return []
-        # In (VIN, path) order: each vehicle's rows land next to each other in the twins'
-        # primary-key b-tree (and PostgreSQL locks them in this order).
+        # In the order of the twins' primary key: the upsert then walks its b-tree leaf
+        # after leaf (and PostgreSQL locks the rows in (VIN, path) order).
         names = assembly.path_names(self._paths)
         vin_rank = np.argsort(np.argsort(np.array(self._vins, dtype=object)))
         path_rank = np.argsort(np.argsort(np.array(names, dtype=object)))
-        picked = picked[np.lexsort((path_rank[columns.path_id[picked]],
-                                    vin_rank[columns.vehicle[picked]]))]  # fmt: skip
+        by_vin = vin_rank[columns.vehicle[picked]]
+        by_path = path_rank[columns.path_id[picked]]
+        picked = picked[np.lexsort((by_vin, by_path) if path_major else (by_path, by_vin))]
         path_id = columns.path_id[picked]
         mode = self._modes[path_id]
         number = columns.value[picked].astype(np.float64)

@@ -13,9 +13,9 @@ import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, cast
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -31,6 +31,10 @@ from drivetrain.cloud.ingest.models import (
 from drivetrain.core.wire import VehicleEvent
 
 _CHUNK = 500  # parameters per IN (...) query, well under every engine's limit
+# The tables written a micro-batch at a time, as Core tables (plain executemany).
+DEAD_LETTERS: Final = cast(Table, DeadLetterRow.__table__)
+SEEN_BATCHES: Final = cast(Table, SeenBatchRow.__table__)
+COUNTERS: Final = cast(Table, CounterRow.__table__)
 #: Longest detail kept in a dead letter (the cause is in its first sentence).
 MAX_DETAIL: Final = 4000
 
@@ -54,6 +58,9 @@ class DeadLetterDraft:
     replay_of: int | None = None
     #: True when the payload came from a message whose signature verified.
     verified: bool = False
+    #: The vehicle's region where the caller already has its registry entry (an
+    #: authentic batch's vehicle); None: looked up when the dead letter is written.
+    region: str | None = None
 
     @property
     def dedup_key(self) -> str:
@@ -82,7 +89,7 @@ def mark_seen(session: Session, batches: Iterable[tuple[str, str, str]], now: da
         {"batch_id": b, "vin": vin, "kind": kind, "received_at": now} for b, vin, kind in batches
     ]
     if rows:
-        session.execute(insert(SeenBatchRow), rows)
+        session.connection().execute(insert(SEEN_BATCHES), rows)
 
 
 def forget_seen_before(session: Session, before: datetime) -> int:
@@ -123,7 +130,10 @@ def add_dead_letters(
         return []
     # What a dead letter holds of a known vehicle goes to its region store (regional.py);
     # the row here lists it with those columns empty.
-    regions = regional.vehicle_regions(session, {d.vin for d in fresh if d.tenant is not None})
+    known = {d.vin: d.region for d in fresh if d.tenant is not None and d.region is not None}
+    regions = known | regional.vehicle_regions(
+        session, {d.vin for d in fresh if d.tenant is not None and d.vin not in known}
+    )
     rows: list[dict[str, Any]] = []
     contents: list[dict[str, Any]] = []
     for key, d in keyed.items():
@@ -171,9 +181,10 @@ def add_dead_letters(
                 "region": region,
             }
         )
-    # One executemany of plain rows: building an ORM object per dead letter cost more than
-    # the database's own work at a few hundred dead letters per micro-batch.
-    session.execute(insert(DeadLetterRow), rows)
+    # One executemany of plain rows on the connection: an ORM object per dead letter, or
+    # the ORM's bulk path, cost more than the database's own work at a few hundred dead
+    # letters per micro-batch.
+    session.connection().execute(insert(DEAD_LETTERS), rows)
     regional.write_dead_letter_contents(session, contents, regions)
     return fresh
 
@@ -194,16 +205,16 @@ def bump_counters(
     if not rows:
         return
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(CounterRow)
+    statement = insert(COUNTERS)
     statement = statement.on_conflict_do_update(
         index_elements=["tenant_id", "vin", "outcome"],
         set_={
-            "messages": CounterRow.messages + statement.excluded.messages,
-            "samples": CounterRow.samples + statement.excluded.samples,
+            "messages": COUNTERS.c.messages + statement.excluded.messages,
+            "samples": COUNTERS.c.samples + statement.excluded.samples,
             "last_at": statement.excluded.last_at,
         },
     )
-    session.execute(statement, rows)
+    session.connection().execute(statement, rows)
 
 
 def add_events(

@@ -187,12 +187,13 @@ class TwinsReportedState:
         self, session: Session, reports: Mapping[str, Mapping[str, ReportedValue]]
     ) -> None:
         from drivetrain.cloud.ingest.latest_values import LatestValues
-        from drivetrain.cloud.twins import apply_reported, apply_stored_rows
+        from drivetrain.cloud.twins import apply_reported, apply_stored_rows, path_major
         from drivetrain.cloud.twins.values import to_ns
 
         if isinstance(reports, LatestValues):  # ingestion's: rows straight from its columns
             now = datetime.now(UTC)
-            apply_stored_rows(session, reports.stored_rows(to_ns(now, where="now")), now=now)
+            rows = reports.stored_rows(to_ns(now, where="now"), path_major=path_major(session))
+            apply_stored_rows(session, rows, now=now)
         else:
             apply_reported(session, reports)
 

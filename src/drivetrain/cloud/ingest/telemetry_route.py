@@ -295,5 +295,6 @@ def _refused_samples(
                 payload=payload,
                 replay_of=mb.replay_of,
                 verified=True,
+                region=batch.vehicle.region,
             )
         )

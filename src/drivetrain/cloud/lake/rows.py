@@ -42,6 +42,9 @@ _PATH: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 _MAX_PATH_CHARS: Final = 512
 _MAX_DIMENSIONS_CHARS: Final = 4096
 _UTC_NAMES: Final = frozenset({"UTC", "utc", "Etc/UTC", "+00:00", "Z", "GMT"})
+_TS_TYPE: Final = pa.timestamp("ns", tz="UTC")
+#: The campaign and dimensions columns: nullable strings as dictionaries.
+_PER_BATCH_TYPE: Final = pa.dictionary(pa.int16(), pa.utf8())
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,13 +94,17 @@ def _compact_dictionary(
         if not (pa.types.is_string(array.type.value_type)
                 or pa.types.is_large_string(array.type.value_type)):
             raise _bad(column, f"dictionary of {array.type.value_type}; expected strings")
-        indices = array.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-        values = array.dictionary.cast(pa.utf8())
+        indices = array.indices.to_numpy(zero_copy_only=False)
+        values = _utf8(array.dictionary)
         used = np.bincount(indices, minlength=len(values)) > 0 if len(indices) else np.zeros(
             len(values), dtype=bool)
-        distinct = pc.unique(values)
-        if used.all() and len(distinct) == len(values):
-            dictionary, codes = values, indices
+        distinct = pc.count_distinct(values, mode="all").as_py()
+        if used.all() and distinct == len(values):
+            if array.type.index_type == index_type and len(used) == len(values):
+                # Already compact, with every index inside the dictionary (bincount refuses
+                # a negative one; a larger one would lengthen ``used``): kept as it is.
+                return pa.DictionaryArray.from_arrays(array.indices, values)
+            dictionary, codes = values, indices.astype(np.int64, copy=False)
         else:
             keep = values.filter(pa.array(used))
             dictionary = pc.unique(keep)
@@ -132,6 +139,12 @@ def _path_category(path: str) -> int | None:
     return _CATEGORY_CODE[privacy_category_for(path)]
 
 
+def _utf8(array: pa.Array) -> pa.Array:
+    """``array`` (strings) as utf8, cast only when it is not already (a cast of a short
+    dictionary costs more than its values)."""
+    return array if array.type == pa.utf8() else array.cast(pa.utf8())
+
+
 def _check_values(column: str, dictionary: pa.Array, pattern: re.Pattern[str], what: str) -> None:
     for value in dictionary.to_pylist():
         if not isinstance(value, str) or not pattern.match(value):
@@ -145,8 +158,10 @@ def _timestamps(array: pa.Array) -> pa.Array:
         raise _bad("ts", "timestamps without a timezone; expected timestamp[ns, tz=UTC]")
     if array.type.tz not in _UTC_NAMES:
         raise _bad("ts", f"timezone {array.type.tz!r}; expected UTC")
+    if array.type == _TS_TYPE:
+        return array
     try:
-        return array.cast(pa.timestamp("ns", tz="UTC"))
+        return array.cast(_TS_TYPE)
     except pa.ArrowInvalid as e:
         raise _bad("ts", f"cannot be held in nanoseconds: {e}") from e
 
@@ -259,8 +274,17 @@ def normalize_rows(table: pa.Table) -> pa.Table:
     )
 
 
+def _all_null_strings(array: pa.Array) -> bool:
+    """Whether ``array`` is nulls only, of a type the per-batch columns accept."""
+    return array.null_count == len(array) and (
+        pa.types.is_null(array.type) or array.type in (pa.utf8(), pa.large_utf8())
+        or array.type == _PER_BATCH_TYPE)
+
+
 def _campaigns(array: pa.Array) -> pa.Array:
     """The nullable campaign column as ``dictionary<int16, utf8>`` of campaign ids."""
+    if _all_null_strings(array):  # a batch of no campaign: nothing to check
+        return pa.nulls(len(array), _PER_BATCH_TYPE)
     if pa.types.is_dictionary(array.type):
         array = array.cast(array.type.value_type)
     if pa.types.is_null(array.type):
@@ -278,6 +302,8 @@ def _campaigns(array: pa.Array) -> pa.Array:
 def _dimensions(array: pa.Array) -> pa.Array:
     """The nullable dimensions column as ``dictionary<int16, utf8>`` of JSON objects whose
     values are strings or null."""
+    if _all_null_strings(array):
+        return pa.nulls(len(array), _PER_BATCH_TYPE)
     if pa.types.is_dictionary(array.type):
         array = array.cast(array.type.value_type)
     if pa.types.is_null(array.type):

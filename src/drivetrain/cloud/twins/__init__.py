@@ -12,7 +12,8 @@ Public surface (everything else in this package is internal):
   :func:`set_entitlements`, :func:`twin_entitlements`, :func:`confirmed_tokens`; types :class:`DesiredToken`,
   :class:`TwinEntitlement`.
 - What vehicles report (ingestion calls these): :func:`apply_reported` (values already in
-  stored form: :func:`apply_stored_rows`), :func:`record_acks`, :func:`record_ecu_inventory`.
+  stored form: :func:`apply_stored_rows`, fastest in the order :func:`path_major` says),
+  :func:`record_acks`, :func:`record_ecu_inventory`.
 - ECU inventory: :func:`set_ecu`, :func:`delete_ecu`, :func:`list_ecus`, :func:`find_ecu`;
   twin fields of many vehicles by name: :func:`twin_fields`; the versions most installed
   on a hardware id across a tenant's fleet: :func:`software_version_counts`.
@@ -66,6 +67,7 @@ from drivetrain.cloud.twins.service import (
     reconciliation_summary,
     select_twins,
 )
+from drivetrain.cloud.twins.upsert import path_major
 
 __all__ = [
     "DEFAULT_TTL_S",
@@ -96,6 +98,7 @@ __all__ = [
     "hub_for",
     "list_ecus",
     "parse_query",
+    "path_major",
     "query_twins",
     "reconciliation_summary",
     "record_acks",
