@@ -22,7 +22,9 @@ from sqlalchemy.orm import Session
 
 from drivetrain.cloud.ingest import regional
 from drivetrain.cloud.ingest.models import (
+    DEAD_LETTERS,
     MAX_TOPIC,
+    SEEN_BATCHES,
     CounterRow,
     DeadLetterRow,
     SeenBatchRow,
@@ -82,7 +84,7 @@ def mark_seen(session: Session, batches: Iterable[tuple[str, str, str]], now: da
         {"batch_id": b, "vin": vin, "kind": kind, "received_at": now} for b, vin, kind in batches
     ]
     if rows:
-        session.execute(insert(SeenBatchRow), rows)
+        session.execute(insert(SEEN_BATCHES), rows)
 
 
 def forget_seen_before(session: Session, before: datetime) -> int:
@@ -171,9 +173,10 @@ def add_dead_letters(
                 "region": region,
             }
         )
-    # One executemany of plain rows: building an ORM object per dead letter cost more than
-    # the database's own work at a few hundred dead letters per micro-batch.
-    session.execute(insert(DeadLetterRow), rows)
+    # One executemany of plain rows into the Core table: an ORM object per dead letter, or
+    # the ORM's bulk path, cost more than the database's own work at a thousand dead letters
+    # per micro-batch.
+    session.execute(insert(DEAD_LETTERS), rows)
     regional.write_dead_letter_contents(session, contents, regions)
     return fresh
 
