@@ -66,3 +66,36 @@ def test_ingest_benchmark_quick_mode_ends_with_its_json_figures() -> None:
         assert measured["messages_per_cpu_s"] * measured["us_per_message"] == pytest.approx(
             1e6, rel=0.02
         )
+
+
+def test_worker_stages_time_each_stage_of_the_worker_process() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "benchmarks" / "ingest.py"),
+            "--quick",
+            "--realistic-only",
+            "--worker-stages",
+            "--realistic-vehicles",
+            "12",
+            "--realistic-messages",
+            "60",
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    small = json.loads(result.stdout.strip().splitlines()[-1])["realistic"]["small"]
+    stages = small["worker_stages_us_per_message"]
+    # every stage ran (a stage the worker never reached would be missing) and each part costs
+    # no more than the stage it is part of
+    for stage in ("pipeline/opening/Arrow body", "pipeline/commit/dead letters",
+                  "worker: acknowledging", "thread drivetrain-ingest"):  # fmt: skip
+        assert stages[stage] > 0, stage
+    for stage, cost in stages.items():
+        if "/" in stage:
+            assert cost <= stages[stage.rsplit("/", 1)[0]] * 1.01 + 0.2, stage
+    assert stages["pipeline"] <= stages["thread drivetrain-ingest"] * 1.01 + 0.2
