@@ -454,7 +454,7 @@ def _stage_costs(written: Path, messages: int) -> dict[str, float]:
         stage: round(cpu_s / messages * 1e6, 1) for stage, (cpu_s, _) in found["stages"].items()
     }
     for thread, cpu_s in found["threads"].items():
-        name = re.sub(r"-bench\w+$", "", thread)  # the client id the benchmark chose
+        name = re.sub(r"-bench[0-9a-f]+-w$", "", thread)  # the client id the benchmark chose
         costs[f"thread {name}"] = round(cpu_s / messages * 1e6, 1)
     return costs
 
