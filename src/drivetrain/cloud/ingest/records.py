@@ -173,9 +173,8 @@ def add_dead_letters(
                 "region": region,
             }
         )
-    # One executemany of plain rows into the Core table: an ORM object per dead letter, or
-    # the ORM's bulk path, cost more than the database's own work at a thousand dead letters
-    # per micro-batch.
+    # One executemany of plain rows into the Core table: an ORM object per dead letter cost
+    # more than the database's own work, and the ORM's bulk path adds bookkeeping per row.
     session.execute(insert(DEAD_LETTERS), rows)
     regional.write_dead_letter_contents(session, contents, regions)
     return fresh
