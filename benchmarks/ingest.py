@@ -43,6 +43,7 @@ import hmac
 import json
 import os
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -389,9 +390,10 @@ def realistic(args: argparse.Namespace) -> dict[str, Any]:
             # half published while the worker consumes, half waiting for it (module docstring)
             live_part, backlog_part = messages[: count // 2], messages[count // 2 :]
             with err.status(f"realistic {name}: {count} envelopes through the worker ({transport})"):
+                stages = root / "stages.json" if args.worker_stages and url else None
                 if url is not None:
                     live, backlog = shape.run_worker_process(
-                        url, env, live_part, backlog_part, root / "worker.log"
+                        url, env, live_part, backlog_part, root / "worker.log", stages
                     )
                 else:
                     settings = load_settings(data_dir=root / "data", database_url=db_url)
@@ -405,6 +407,7 @@ def realistic(args: argparse.Namespace) -> dict[str, Any]:
                 sample_samples = sum(_rows_in(m) for m in sample)
                 _, base_cpu = shape.columnar_baseline(sample, fleet, tenant_keys, root / "baseline")
             database.dispose()
+            timed = _stage_costs(stages, count) if stages is not None else None
         figures = {
             "messages": count,
             "samples": samples,
@@ -429,6 +432,8 @@ def realistic(args: argparse.Namespace) -> dict[str, Any]:
             "baseline_signals_per_cpu_s": round(sample_samples / base_cpu),
             "baseline_messages_per_cpu_s": round(len(sample) / base_cpu),
         }
+        if timed is not None:  # both phases (the timers' own cost included)
+            figures["worker_stages_us_per_message"] = timed
         err.print(f"realistic {name}: {figures}")
         out[name] = figures
     if private is not None:
@@ -439,6 +444,19 @@ def realistic(args: argparse.Namespace) -> dict[str, Any]:
     out["baseline_messages_per_cpu_s"] = out["small"]["baseline_messages_per_cpu_s"]
     out["ratio"] = round(out["signals_per_cpu_s"] / out["baseline_signals_per_cpu_s"], 2)
     return out
+
+
+def _stage_costs(written: Path, messages: int) -> dict[str, float]:
+    """The worker's CPU time per message, stage by stage and thread by thread, as
+    ``_worker_stages.py`` wrote it (``--worker-stages``)."""
+    found = json.loads(written.read_text())
+    costs = {
+        stage: round(cpu_s / messages * 1e6, 1) for stage, (cpu_s, _) in found["stages"].items()
+    }
+    for thread, cpu_s in found["threads"].items():
+        name = re.sub(r"-bench[0-9a-f]+-w$", "", thread)  # the client id the benchmark chose
+        costs[f"thread {name}"] = round(cpu_s / messages * 1e6, 1)
+    return costs
 
 
 def _per_micro_batch(run: Any) -> int | None:
@@ -568,6 +586,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-realistic", action="store_true", help="skip the realistic shape")
     parser.add_argument(
         "--realistic-only", action="store_true", help="only the realistic shape"
+    )
+    parser.add_argument(
+        "--worker-stages",
+        action="store_true",
+        help="time each stage of the realistic shape's worker process (CPU microseconds per "
+        "message, in 'worker_stages_us_per_message'; the timers add about 1 us a call)",
     )
     args = parser.parse_args(argv)
     if args.baseline_batches < 1 or args.repeats < 1 or args.micro_batch < 1:

@@ -188,7 +188,12 @@ class WorkerRun:
 
 
 def run_worker_process(
-    broker: str, env: dict[str, str], live: Sequence[Any], backlog: Sequence[Any], log: Path
+    broker: str,
+    env: dict[str, str],
+    live: Sequence[Any],
+    backlog: Sequence[Any],
+    log: Path,
+    stages_to: Path | None = None,
 ) -> tuple[WorkerRun, WorkerRun]:
     """Feed a fresh ``drivetrain worker ingest`` with its default flush policy in two phases;
     returns (live, backlog) figures.
@@ -199,13 +204,20 @@ def run_worker_process(
       and timed until it has acknowledged all of it: a worker with work waiting, as one at
       capacity is, so its micro-batches are full. CPU is read while it is paused, so the
       publishing costs it nothing.
+
+    ``stages_to``: run the worker under ``_worker_stages.py``, which writes the CPU time of
+    each stage of a message's way in (both phases together) there as JSON when it exits.
     """
     from drivetrain.core.transport.mqtt import MqttTransport
 
     group = f"bench{uuid.uuid4().hex[:8]}"
     with log.open("wb") as out:
+        launch = [sys.executable, "-m", "drivetrain"]
+        if stages_to is not None:
+            timer = Path(__file__).with_name("_worker_stages.py")
+            launch = [sys.executable, str(timer), str(stages_to)]
         worker = subprocess.Popen(
-            [sys.executable, "-m", "drivetrain", "worker", "ingest", "--broker", broker,
+            [*launch, "worker", "ingest", "--broker", broker,
              "--group", group, "--client-id", f"{group}-w", "--session-expiry-s", "60",
              "--status-interval-s", "0.2"],
             env=env, stdout=out, stderr=out,

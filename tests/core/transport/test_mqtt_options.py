@@ -3,6 +3,7 @@ transport, and the open_transport factory — the parts that need no broker."""
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import pytest
@@ -23,7 +24,14 @@ from drivetrain.core.transport import (
     open_transport,
     parse_broker_url,
 )
-from drivetrain.core.transport.mqtt_options import ClientOptions, describe_error, describe_reason
+from drivetrain.core.transport.mqtt_link import BrokerLink
+from drivetrain.core.transport.mqtt_options import (
+    ClientOptions,
+    TlsFiles,
+    describe_error,
+    describe_reason,
+    new_client,
+)
 from drivetrain.core.transport.mqtt_routing import (
     AckWaiters,
     Inbound,
@@ -302,3 +310,31 @@ def test_a_reason_code_reads_as_its_name_and_number() -> None:
     assert describe_reason(ReasonCode(PacketTypes.CONNACK, identifier=0x86)) == (
         "Bad user name or password (0x86)"
     )
+
+
+# --- paho's log ----------------------------------------------------------------------------
+
+
+def test_paho_log_passes_errors_and_warnings_and_never_formats_the_rest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    address = parse_broker_url("mqtt://127.0.0.1:1")
+    options = ClientOptions("log-test")
+    link = BrokerLink(address, options, new_client(address, options, None, None, TlsFiles()))
+    paho_log = link.paho_logger()
+
+    class Unprintable:
+        def __str__(self) -> str:
+            raise AssertionError("a debug line's arguments were formatted")
+
+    with caplog.at_level("DEBUG", logger="drivetrain.transport"):
+        paho_log.log(logging.DEBUG, "Received PUBLISH %s", Unprintable())
+        paho_log.log(logging.ERROR, "Caught exception in on_message: %s", "boom")
+        paho_log.log(logging.WARNING, "Client is not connected")
+        link.closing = True  # after our own DISCONNECT paho's complaint is expected
+        paho_log.log(logging.WARNING, "Client is not connected")
+    said = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert said == [
+        (logging.ERROR, "paho (log-test): Caught exception in on_message: boom"),
+        (logging.WARNING, "paho (log-test): Client is not connected"),
+    ]

@@ -22,7 +22,9 @@ from sqlalchemy.orm import Session
 
 from drivetrain.cloud.ingest import regional
 from drivetrain.cloud.ingest.models import (
+    DEAD_LETTERS,
     MAX_TOPIC,
+    SEEN_BATCHES,
     CounterRow,
     DeadLetterRow,
     SeenBatchRow,
@@ -31,9 +33,7 @@ from drivetrain.cloud.ingest.models import (
 from drivetrain.core.wire import VehicleEvent
 
 _CHUNK = 500  # parameters per IN (...) query, well under every engine's limit
-# The tables written a micro-batch at a time, as Core tables (plain executemany).
-DEAD_LETTERS: Final = cast(Table, DeadLetterRow.__table__)
-SEEN_BATCHES: Final = cast(Table, SeenBatchRow.__table__)
+# The counters, written a micro-batch at a time as a Core table (plain executemany).
 COUNTERS: Final = cast(Table, CounterRow.__table__)
 #: Longest detail kept in a dead letter (the cause is in its first sentence).
 MAX_DETAIL: Final = 4000

@@ -136,7 +136,7 @@ class MqttTransport(Transport):
         client.on_message = self._subscriptions.on_message
         client.on_publish = self._publisher.on_publish
         client.on_subscribe = self._subscriptions.on_subscribe
-        client.on_log = self._link.on_log
+        client.enable_logger(self._link.paho_logger())
         self._deliverer = Deliverer(
             f"drivetrain-mqtt-deliver-{client_id}",
             self._subscriptions.release,

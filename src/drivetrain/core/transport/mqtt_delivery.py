@@ -86,11 +86,12 @@ class Deliverer:
     def _deliver(self, subscription: Subscription, inbound: Inbound) -> None:
         qos: QoS = 1 if inbound.qos == 1 and subscription.qos == 1 else 0
         manual = subscription.manual_ack and inbound.qos == 1
-        released = threading.Event()
+        # a one-shot flag that is safe across threads (ack() may be called from any, more than
+        # once): a bare lock taken once, cheaper per message than an Event
+        unreleased = threading.Lock()
 
         def ack() -> None:
-            if not released.is_set():
-                released.set()
+            if unreleased.acquire(blocking=False):
                 self._release(inbound)
 
         message = Message(

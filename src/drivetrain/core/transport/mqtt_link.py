@@ -132,17 +132,20 @@ class BrokerLink:
             self.last_error = f"connection lost: {describe_reason(reason)}"
         return was_connected
 
-    def on_log(self, client: paho.Client, userdata: object, level: int, text: str) -> None:
-        """paho's log callback: its errors and warnings go to the ``drivetrain.transport``
-        logger."""
+    def paho_logger(self) -> logging.Logger:
+        """The logger paho writes to: its errors and warnings go to the ``drivetrain.transport``
+        logger, everything else is dropped before paho's text is formatted (an ``on_log``
+        callback has it formatted for every packet: a PUBLISH's properties as text, per
+        message)."""
+        return _PahoLog(self)
+
+    def paho_said(self, level: int, text: str) -> None:
+        """One error or warning from paho (``logging`` level)."""
         # paho reports caught callback exceptions and socket errors here; its "not connected"
         # complaint after our own DISCONNECT is expected
-        if level not in (paho.MQTT_LOG_ERR, paho.MQTT_LOG_WARNING):
-            return
         if self.closing and text.startswith("Client is not connected"):
             return
-        severity = logging.ERROR if level == paho.MQTT_LOG_ERR else logging.WARNING
-        _log.log(severity, "paho (%s): %s", self.options.client_id, text)
+        _log.log(level, "paho (%s): %s", self.options.client_id, text)
 
     def raise_if_closed(self, action: str) -> None:
         """Raises ``TransportClosedError`` once the transport is closed."""
@@ -167,3 +170,17 @@ def os_text(error: BaseException) -> str:
     """``TypeName: reason`` of an OS-level error (refused, unreachable, TLS)."""
     text = getattr(error, "strerror", None) or str(error) or type(error).__name__
     return f"{type(error).__name__}: {text}"
+
+
+class _PahoLog(logging.Logger):
+    """What paho's ``_easy_log`` calls (``log(level, fmt, *args)``), passing on only errors
+    and warnings; below that the arguments are never formatted."""
+
+    def __init__(self, link: BrokerLink) -> None:
+        super().__init__("drivetrain.transport.paho")
+        self._link = link
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: object) -> None:
+        if level < logging.WARNING:
+            return
+        self._link.paho_said(level, str(msg) % args if args else str(msg))
