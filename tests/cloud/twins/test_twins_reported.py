@@ -283,7 +283,7 @@ def test_a_batch_mixing_twins_with_and_without_pending_items_counts_every_change
         set_desired(session, pending_vin, {CABIN_TEMP: 21.5}, tenant="acme", if_match=0, actor="op")
     _report(database, {pending_vin: {SOH: (90.0, T0)}, quiet_vin: {SOH: (90.0, T0)}})
     later = T0 + timedelta(seconds=1)
-    batch = {
+    batch: dict[str, dict[str, tuple[object, datetime]]] = {
         pending_vin: {CABIN_TEMP: (21.5, later), SOH: (80.0, T0 - timedelta(seconds=1)),
                       location: (48.1, later)},
         quiet_vin: {CABIN_TEMP: (19.0, later), SOH: (70.0, later), location: (52.5, later)},
