@@ -3,9 +3,9 @@
 :func:`apply_reported` is on the ingestion hot path: it writes a whole batch with
 ``INSERT ... ON CONFLICT (vin, path) DO UPDATE ... WHERE excluded.ts_ns > ts_ns RETURNING``,
 then marks converged, in one ``UPDATE``, every pending desired item of the batch's vehicles
-that the stored values now satisfy. When none of the vehicles has a pending item and no
-subscriber wants reported changes (the usual case), the upsert goes without ``RETURNING``:
-it counts the changed rows instead of naming them. No ORM objects are built per value;
+that the stored values now satisfy. When no subscriber wants reported changes (the usual
+case), only the rows of vehicles with a pending item are named (``RETURNING``), for that
+step; the others are upserted apart and counted, not named. No ORM objects are built per value;
 ingestion hands its values over already encoded (:func:`apply_stored_rows`). The rows reach the
 database the way each engine takes them fastest:
 
