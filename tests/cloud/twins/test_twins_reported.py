@@ -283,3 +283,29 @@ def test_path_major_says_the_key_order_of_the_reported_table(database: Database)
         key = inspect(session.connection()).get_pk_constraint("twin_reported")
         assert key["constrained_columns"] == (
             ["path", "vin"] if path_major(session) else ["vin", "path"])
+
+
+def test_a_batch_mixing_twins_with_and_without_pending_items_counts_every_change_once(
+    database: Database, fleet: Fleet
+) -> None:
+    # Rows of twins without a pending item are counted, those of twins with one are named
+    # for the convergence: the count spans both, older values in either change nothing.
+    pending_vin, quiet_vin = fleet.acme_vins[3], fleet.acme_vins[4]
+    location = "Vehicle.CurrentLocation.Latitude"  # personal: kept in the region's store
+    with database.session() as session:
+        set_desired(session, pending_vin, {CABIN_TEMP: 21.5}, tenant="acme", if_match=0, actor="op")
+    _report(database, {pending_vin: {SOH: (90.0, T0)}, quiet_vin: {SOH: (90.0, T0)}})
+    later = T0 + timedelta(seconds=1)
+    batch: dict[str, dict[str, tuple[object, datetime]]] = {
+        pending_vin: {CABIN_TEMP: (21.5, later), SOH: (80.0, T0 - timedelta(seconds=1)),
+                      location: (48.1, later)},
+        quiet_vin: {CABIN_TEMP: (19.0, later), SOH: (70.0, later), location: (52.5, later)},
+    }
+    assert _report(database, batch) == 5
+    assert _report(database, batch) == 0
+    with database.session() as session:
+        pending_twin = get_twin(session, pending_vin, tenant="acme")
+        quiet_twin = get_twin(session, quiet_vin, tenant="acme")
+    assert {i.path: i.status for i in pending_twin.items} == {CABIN_TEMP: "converged"}
+    assert pending_twin.reported[SOH].value == 90.0
+    assert quiet_twin.reported[SOH].value == 70.0 and quiet_twin.reported[CABIN_TEMP].value == 19.0

@@ -3,9 +3,9 @@
 :func:`apply_reported` is on the ingestion hot path: it writes a whole batch with
 ``INSERT ... ON CONFLICT (vin, path) DO UPDATE ... WHERE excluded.ts_ns > ts_ns RETURNING``,
 then marks converged, in one ``UPDATE``, every pending desired item of the batch's vehicles
-that the stored values now satisfy. When none of the vehicles has a pending item and no
-subscriber wants reported changes (the usual case), the upsert goes without ``RETURNING``:
-it counts the changed rows instead of naming them. No ORM objects are built per value;
+that the stored values now satisfy. When no subscriber wants reported changes (the usual
+case), only the rows of vehicles with a pending item are named (``RETURNING``), for that
+step; the others are upserted apart and counted, not named. No ORM objects are built per value;
 ingestion hands its values over already encoded (:func:`apply_stored_rows`). The rows reach the
 database the way each engine takes them fastest:
 
@@ -150,16 +150,16 @@ def _with_pending(
     return sorted(set(connection.execute(query).scalars()))
 
 
-def _any_pending(session: Session, vins: Sequence[str], now: datetime) -> bool:
-    """Whether one of ``vins`` has a pending, unexpired desired item."""
+def _pending_vins(session: Session, vins: Sequence[str], now: datetime) -> set[str]:
+    """Which of ``vins`` have a pending, unexpired desired item."""
     desired = DESIRED.c
     unexpired = or_(desired.expires_at.is_(None), desired.expires_at > now)
+    found: set[str] = set()
     for start in range(0, len(vins), IN_CHUNK):
         chunk = vins[start : start + IN_CHUNK]
         conditions = [desired.status == "pending", desired.vin.in_(chunk), unexpired]
-        if _with_pending(session, chunk, conditions):
-            return True
-    return False
+        found.update(_with_pending(session, chunk, conditions))
+    return found
 
 
 def converge_pending(
@@ -248,22 +248,26 @@ def _store(session: Session, rows: list[Row], vins: Iterable[str], now: datetime
         return 0
     homes = ensure_homes(session, vins)
     tenants = {vin: tenant for vin, (tenant, _region) in homes.items()}
-    shared, personal = split_personal(rows)
-    if not wants(session, "reported") and not _any_pending(session, sorted(homes), now):
-        # Nothing to converge, nobody told which values changed: count them, not name them.
-        return (upsert_count(session, shared) if shared else 0) + (
-            count_personal(session, personal, {vin: region for vin, (_t, region) in homes.items()})
-            if personal
-            else 0
+    regions = {vin: region for vin, (_t, region) in homes.items()}
+    counted = 0
+    if not wants(session, "reported"):
+        # Nobody is told which values changed: only the rows of twins with a pending item
+        # (none in most batches, a tenth of them in a fleet mid-rollout) are named, for the
+        # convergence below; the others are counted (no RETURNING: a result row per value).
+        pending = _pending_vins(session, sorted(homes), now)
+        quiet = [row for row in rows if row[0] not in pending] if pending else rows
+        rows = [row for row in rows if row[0] in pending] if pending else []
+        shared, personal = split_personal(quiet)
+        counted = (upsert_count(session, shared) if shared else 0) + (
+            count_personal(session, personal, regions) if personal else 0
         )
+        if not rows:
+            return counted
+    shared, personal = split_personal(rows)
     changed = upsert_rows(session, shared) if shared else []
-    changed_personal = (
-        write_personal(session, personal, {vin: region for vin, (_t, region) in homes.items()})
-        if personal
-        else []
-    )
+    changed_personal = write_personal(session, personal, regions) if personal else []
     if not changed and not changed_personal:
-        return 0
+        return counted
     changed += changed_personal
     converged = converge_pending(session, sorted({vin for vin, _ in changed}), now)
     changes: list[TwinChange] = []
@@ -278,7 +282,7 @@ def _store(session: Session, rows: list[Row], vins: Iterable[str], now: datetime
     changes += _status_changes("converged", converged, tenants, now)
     if changes:
         queue_changes(session, changes)
-    return len(changed)
+    return counted + len(changed)
 
 
 def _status_changes(

@@ -50,7 +50,7 @@ def _upsert_sql(dialect: Any, count: int, target: Table, returning: bool = True)
     )
 
 
-def _upsert_unnest_sql(dialect: Any, target: Table) -> str:
+def _upsert_unnest_sql(dialect: Any, target: Table, returning: bool) -> str:
     """PostgreSQL: the batch as one array per column (see the module docstring)."""
     table = dialect.identifier_preparer.format_table(target)
     updates = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[2:])
@@ -59,12 +59,18 @@ def _upsert_unnest_sql(dialect: Any, target: Table) -> str:
         f"INSERT INTO {table} ({', '.join(_COLUMNS)}) "
         f"SELECT v.*, %b::int8 FROM unnest({arrays}) AS v "
         f"ON CONFLICT (vin, path) DO UPDATE SET {updates} "
-        f"WHERE excluded.ts_ns > {table}.ts_ns RETURNING vin, path"
+        f"WHERE excluded.ts_ns > {table}.ts_ns" + (" RETURNING vin, path" if returning else "")
     )
 
 
-def _upsert_postgresql(session: Session, rows: list[Row], target: Table) -> list[tuple[str, str]]:
-    rows.sort(key=lambda row: (row[0], row[1]))  # one lock order for every worker
+def _upsert_postgresql(
+    session: Session, rows: list[Row], target: Table, changed: list[tuple[str, str]] | None
+) -> int:
+    """The unnest upsert; appends the changed (vin, path) to ``changed`` (None: only counts
+    them, without ``RETURNING``). Returns how many rows changed."""
+    # One lock order for every worker. (vin, path) is unique in a batch, so the plain tuple
+    # order is that order, without a key function per row.
+    rows.sort()
     vins, paths, kinds, nums, texts, ts_ns, updated = zip(*rows, strict=True)
     # The stored-at time is one value for the batch: its parameter comes first in the text.
     params = (
@@ -77,8 +83,13 @@ def _upsert_postgresql(session: Session, rows: list[Row], target: Table) -> list
         list(ts_ns),
     )
     connection = session.connection()
-    result = connection.exec_driver_sql(_upsert_unnest_sql(connection.dialect, target), params)
-    return [tuple(row) for row in result.all()]
+    sql = _upsert_unnest_sql(connection.dialect, target, returning=changed is not None)
+    result = connection.exec_driver_sql(sql, params)
+    if changed is None:  # rows inserted or updated (a conflict the WHERE skips is not counted)
+        return max(result.rowcount, 0)
+    found = result.all()
+    changed.extend(tuple(row) for row in found)
+    return len(found)
 
 
 def upsert_rows(
@@ -88,21 +99,22 @@ def upsert_rows(
     returns (vin, path) of every row that changed."""
     connection = session.connection()
     dialect = connection.dialect
-    if dialect.name == "postgresql" and dialect.driver == "psycopg":  # %b: psycopg 3's binary
-        return _upsert_postgresql(session, rows, target)
     changed: list[tuple[str, str]] = []
-    _upsert_values(session, rows, target, changed)
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":  # %b: psycopg 3's binary
+        _upsert_postgresql(session, rows, target, changed)
+    else:
+        _upsert_values(session, rows, target, changed)
     return changed
 
 
 def upsert_count(session: Session, rows: list[Row], target: Table = REPORTED) -> int:
     """:func:`upsert_rows` when the caller needs only how many rows changed, not which:
-    without ``RETURNING`` on SQLite (naming every changed row costs SQLite and the driver a
-    third of the upsert)."""
+    without ``RETURNING`` (naming every changed row costs SQLite and the driver a third of
+    the upsert; psycopg and SQLAlchemy a result row per value)."""
     connection = session.connection()
     dialect = connection.dialect
     if dialect.name == "postgresql" and dialect.driver == "psycopg":
-        return len(_upsert_postgresql(session, rows, target))
+        return _upsert_postgresql(session, rows, target, None)
     return _upsert_values(session, rows, target, None)
 
 
