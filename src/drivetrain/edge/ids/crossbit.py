@@ -8,9 +8,11 @@ Training finds *state bits* (bits that change rarely and spend a real share of t
 value) and pairs a state bit of one id with state bits of other ids that, in benign traffic,
 always equal it (or always its inverse) — although independence would predict thousands of
 disagreements (``_MIN_EXPECTED``) — and where both sides of the relation occur inside one benign
-segment (a bit constant per drive pairs with nothing). At run time a frame's state bit is compared with the latest
-value of each partner; to tolerate two ECUs changing state at slightly different moments, the
-partner's latest *and* previous frames must both disagree. A frame scores, for its worst bit,
+segment (a bit constant per drive pairs with nothing) — in ``min_drives`` different drives
+(training asks for two: a relation one drive shows is no vehicle-wide invariant). At run time
+a frame's state bit is compared with the latest value of each partner; to tolerate two ECUs
+changing state at slightly different moments, the partner's latest *and* previous frames must
+both disagree. A frame scores, for its worst bit,
 the number of partners that disagree — when they are the majority: a forged bit contradicts all
 its partners, while a genuine frame merely contradicting the one forged id does not.
 """

@@ -408,7 +408,8 @@ def train_model(
     ``DETECTOR_NAMES`` runs every one, ``cross_value`` included). ``dbc``, the vehicle's DBC
     when it is known, adds the range and rate checks on decoded signals (``signal_range``).
     ``rule_drives``: how many different benign drives must show both sides of a learned
-    cross-value rule before it is kept (copies of one recording count as one drive).
+    cross-id rule (``cross_signal``, ``cross_value``) before it is kept (copies of one recording
+    count as one drive); the model records it (``meta["rule_drives"]``).
 
     Raises:
         BadInputError: no frames to learn from, or an unknown detector name.
