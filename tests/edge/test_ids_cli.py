@@ -89,3 +89,43 @@ def test_ids_detect_with_a_broken_model_file_says_so(captures: dict[str, Path], 
     bad.write_bytes(b"junk")
     result = runner.invoke(app, ["ids", "detect", str(captures["attack"]), "--model", str(bad)])
     assert result.exit_code != 0 and "not an intrusion-detection model" in result.output
+
+
+def test_ids_train_takes_rule_drives_and_the_model_file_records_it(
+    captures: dict[str, Path], tmp_path: Path
+) -> None:
+    from drivetrain.edge import IdsModel
+
+    model = tmp_path / "m.npz"
+    trained = runner.invoke(app, ["ids", "train", str(captures["drive_a"]), str(captures["drive_b"]),
+                                  str(captures["drive_c"]), "--rule-drives", "1", "--out", str(model),
+                                  "--json"])
+    assert trained.exit_code == 0, trained.output
+    assert json.loads(trained.output)["rule_drives"] == 1
+    assert IdsModel.load(model).rule_drives == 1
+    refused = runner.invoke(app, ["ids", "train", str(captures["drive_a"]), "--rule-drives", "0",
+                                  "--out", str(model)])
+    assert refused.exit_code != 0 and "--rule-drives" in refused.output
+
+
+def test_a_model_file_written_before_rule_drives_was_recorded_still_loads(
+    captures: dict[str, Path], tmp_path: Path
+) -> None:
+    import io
+
+    from drivetrain.commands.ids import _benign, _load
+    from drivetrain.edge import IdsModel, train_model
+
+    model = train_model(_benign([captures["drive_a"], captures["drive_b"], captures["drive_c"]]))
+    assert model.rule_drives == 2
+    with np.load(io.BytesIO(model.to_bytes()), allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    header = json.loads(bytes(arrays["header"]).decode())
+    del header["rule_drives"]
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    older = IdsModel.from_bytes(buffer.getvalue())
+    assert older.rule_drives is None
+    frames = _load(captures["attack"])[0]
+    assert np.array_equal(older.stream().score(frames).score, model.stream().score(frames).score)

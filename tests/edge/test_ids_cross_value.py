@@ -12,6 +12,7 @@ import pytest
 from drivetrain.core.can import FrameBatch
 from drivetrain.core.errors import BadInputError
 from drivetrain.edge import IdsModel, score_capture, train_model
+from drivetrain.edge.ids.crossbit import CrossBitDetector
 from drivetrain.edge.ids.crossvalue import CrossValueDetector
 
 GEARS = (0, 64, 96, 32)  # park, neutral, drive, reverse (reverse: 0x20 alone)
@@ -100,6 +101,37 @@ def test_a_rule_only_one_drive_shows_is_dropped_when_two_drives_are_asked_for() 
         GEAR_B,
         GEAR_C,
     }
+
+
+def _light_bit_partners(model: IdsModel) -> set[tuple[int, int, int]]:
+    """The cross-signal rules of the light bit: (partner id, partner bit, inverted)."""
+    detector = model.detectors[0]
+    assert isinstance(detector, CrossBitDetector)
+    light_row = int(model.ids.rows(np.array([LIGHT]))[0])
+    return {
+        (int(model.ids.keys[detector.columns[col][0]]), int(detector.columns[col][1]), inv)
+        for x, xb, col, inv in detector.rules.tolist()
+        if x == light_row and xb == 20
+    }
+
+
+def test_a_cross_signal_rule_only_one_drive_shows_is_dropped_when_two_drives_are_asked_for() -> (
+    None
+):
+    # the light bit equals bit 0x02 of GEAR_C's byte 6 (reverse code 6) and is the inverse of
+    # its bit 0x01: a bit-to-bit relation, which only a drive that reverses shows
+    reverse_bits = {(GEAR_C, 54, 0), (GEAR_C, 55, 1)}
+    reverse_once = _drive(1, 40.0)[0]
+    others = [_drive(s, 40.0, gears=GEARS[:3])[0] for s in (2, 3)]
+    train = [reverse_once, *others]
+    assert _light_bit_partners(
+        train_model(train, detectors=("cross_signal",), rule_drives=1)
+    ) >= reverse_bits
+    assert not _light_bit_partners(train_model(train, detectors=("cross_signal",), rule_drives=2))
+    twice = [_drive(s, 40.0)[0] for s in (1, 2)] + [others[1]]
+    assert _light_bit_partners(
+        train_model(twice, detectors=("cross_signal",), rule_drives=2)
+    ) >= reverse_bits
 
 
 def test_rule_drives_below_one_is_refused() -> None:

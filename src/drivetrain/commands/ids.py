@@ -89,6 +89,15 @@ def train(
             "--dbc", help="The vehicle's DBC: adds range and rate checks on decoded signals."
         ),
     ] = None,
+    rule_drives: Annotated[
+        int,
+        typer.Option(
+            "--rule-drives",
+            min=1,
+            help="Different benign drives that must show both sides of a cross-id rule before "
+            "it is kept (copies of one recording are one drive).",
+        ),
+    ] = 2,
     json_out: JsonOption = False,
 ) -> None:
     """Learn a detector from benign traffic only and write a versioned model file."""
@@ -98,7 +107,10 @@ def train(
     start = time.perf_counter()
     try:
         model = train_model(
-            _benign(captures), description=", ".join(p.name for p in captures), dbc=database
+            _benign(captures),
+            description=", ".join(p.name for p in captures),
+            dbc=database,
+            rule_drives=rule_drives,
         )
     except BadInputError as e:
         fail(e)

@@ -8,9 +8,11 @@ Training finds *state bits* (bits that change rarely and spend a real share of t
 value) and pairs a state bit of one id with state bits of other ids that, in benign traffic,
 always equal it (or always its inverse) — although independence would predict thousands of
 disagreements (``_MIN_EXPECTED``) — and where both sides of the relation occur inside one benign
-segment (a bit constant per drive pairs with nothing). At run time a frame's state bit is compared with the latest
-value of each partner; to tolerate two ECUs changing state at slightly different moments, the
-partner's latest *and* previous frames must both disagree. A frame scores, for its worst bit,
+segment (a bit constant per drive pairs with nothing) — in ``min_drives`` different drives
+(training asks for two: a relation one drive shows is no vehicle-wide invariant). At run time
+a frame's state bit is compared with the latest value of each partner; to tolerate two ECUs
+changing state at slightly different moments, the partner's latest *and* previous frames must
+both disagree. A frame scores, for its worst bit,
 the number of partners that disagree — when they are the majority: a forged bit contradicts all
 its partners, while a genuine frame merely contradicting the one forged id does not.
 """
@@ -92,7 +94,12 @@ class CrossBitDetector(PartnerRules):
     stage: ClassVar[Stage] = "partners"
     floor: ClassVar[float] = 1.5  # two disagreeing partners at least
 
-    def __init__(self) -> None:
+    def __init__(self, min_drives: int = 1) -> None:
+        if min_drives < 1:
+            raise ValueError(f"min_drives must be at least 1, got {min_drives}")
+        self.min_drives = min_drives
+        # the drive of each segment :meth:`fit` is given (None: each segment its own drive)
+        self.drive_of: list[int] | None = None
         # state-bit catalogue: (id row, bit); rules: x row, x bit, partner column, inverted
         self.columns = np.zeros((0, 2), np.int64)
         self.rules = np.zeros((0, 4), np.int64)
@@ -232,17 +239,25 @@ class CrossBitDetector(PartnerRules):
         inverse = (c11 + c00 <= slack) & (np.minimum(e11, e00) >= _MIN_EXPECTED)
         # both sides of the relation inside one segment: two bits that are merely constant per
         # drive (a gear code and a bit of a temperature) tell drives apart, not one another
+        # ... and, with ``min_drives`` above one, inside that many different drives (copies of
+        # one recording are one drive): what one drive shows is no vehicle-wide invariant
         segments = np.concatenate(segment_parts)
-        within_equal = np.zeros_like(c11, np.bool_)
-        within_inverse = np.zeros_like(c11, np.bool_)
+        drive_of = np.asarray(
+            self.drive_of if self.drive_of is not None else range(len(views)), np.intp
+        )
+        if len(drive_of) != len(views):
+            raise ValueError(f"drive_of names {len(drive_of)} segments; fit got {len(views)}")
+        drives_equal = {d: np.zeros_like(c11, np.bool_) for d in np.unique(drive_of).tolist()}
+        drives_inverse = {d: np.zeros_like(c11, np.bool_) for d in drives_equal}
         for s in np.unique(segments).tolist():
             m = segments == s
             s11, s00 = xb[m].T @ both1[m], xn[m].T @ both0[m]
             s10, s01 = xb[m].T @ both0[m], xn[m].T @ both1[m]
-            within_equal |= np.minimum(s11, s00) >= _MIN_WITHIN
-            within_inverse |= np.minimum(s10, s01) >= _MIN_WITHIN
-        equal &= within_equal
-        inverse &= within_inverse
+            drive = int(drive_of[s])
+            drives_equal[drive] |= np.minimum(s11, s00) >= _MIN_WITHIN
+            drives_inverse[drive] |= np.minimum(s10, s01) >= _MIN_WITHIN
+        equal &= sum(m.astype(np.int64) for m in drives_equal.values()) >= self.min_drives
+        inverse &= sum(m.astype(np.int64) for m in drives_inverse.values()) >= self.min_drives
         out = []
         for i, j in zip(*np.nonzero(equal), strict=True):
             out.append((float(min(e10[i, j], e01[i, j])), x, int(xbits[i]), int(j), 0))

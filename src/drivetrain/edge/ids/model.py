@@ -42,7 +42,7 @@ VERSION = 1
 MAX_MODEL_BYTES = 64 * 1024 * 1024
 _MAX_FOLDS = 4
 _CALIBRATION_BATCH = 8192
-RULE_DRIVES = 2  # different drives that must show both sides of a cross-value rule
+RULE_DRIVES = 2  # different drives that must show both sides of a cross-id rule
 _SAME_DRIVE = 0.5  # share of once-seen (id, payload) pairs above which two segments are one drive
 
 
@@ -75,6 +75,13 @@ class IdsModel:
         self.detectors = detectors
         self.timing = timing
         self.meta = meta
+
+    @property
+    def rule_drives(self) -> int | None:
+        """The ``rule_drives`` the model was trained with (None: a file written before it was
+        recorded)."""
+        value = self.meta.get("rule_drives")
+        return int(value) if isinstance(value, int) else None
 
     @property
     def detector_names(self) -> tuple[str, ...]:
@@ -358,7 +365,7 @@ def _fit(
     views = [index_batch(s, ids, StreamState(len(ids) + 1)) for s in segments]
     detectors = _new_detectors(names, dbc)
     for d in detectors:
-        if isinstance(d, CrossValueDetector):
+        if isinstance(d, (CrossBitDetector, CrossValueDetector)):
             d.min_drives, d.drive_of = rule_drives, drive_of
         d.fit(ids, views)
     timing = TimingDetector()
@@ -401,7 +408,8 @@ def train_model(
     ``DETECTOR_NAMES`` runs every one, ``cross_value`` included). ``dbc``, the vehicle's DBC
     when it is known, adds the range and rate checks on decoded signals (``signal_range``).
     ``rule_drives``: how many different benign drives must show both sides of a learned
-    cross-value rule before it is kept (copies of one recording count as one drive).
+    cross-id rule (``cross_signal``, ``cross_value``) before it is kept (copies of one recording
+    count as one drive); the model records it (``meta["rule_drives"]``).
 
     Raises:
         BadInputError: no frames to learn from, or an unknown detector name.
@@ -451,6 +459,7 @@ def train_model(
         "segments": len(segments),
         "ids": len(ids),
         "banned_cells": {k: len(v) for k, v in banned.items()},
+        "rule_drives": rule_drives,
         "description": description,
     }
     meta["detectors"] = [d.name for d in fitted]
