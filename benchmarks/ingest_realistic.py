@@ -223,23 +223,31 @@ def run_worker_process(
             env=env, stdout=out, stderr=out,
         )  # fmt: skip
 
-    def acked() -> tuple[int, int]:
-        # (a worker that does not say its micro-batches counts 0 of them)
-        found = re.findall(
-            r"([\d,]+) messages acked(?: in ([\d,]+) micro-batches)?", log.read_text()
-        )
-        if not found:
-            return 0, 0
-        return int(found[-1][0].replace(",", "")), int(found[-1][1].replace(",", "") or 0)
+    def acked() -> tuple[int, int, int]:
+        """(messages acked, micro-batches, latest values waiting for the twins) from the worker's
+        last status line (a worker that does not say a figure counts 0 of it)."""
+        lines = re.findall(r"^.*messages acked.*$", log.read_text(), flags=re.MULTILINE)
+        if not lines:
+            return 0, 0, 0
+        last = lines[-1]
+
+        def figure(pattern: str) -> int:
+            found = re.search(pattern, last)
+            return int(found.group(1).replace(",", "")) if found else 0
+
+        return (figure(r"([\d,]+) messages acked"), figure(r"in ([\d,]+) micro-batches"),
+                figure(r"([\d,]+) latest values waiting for the twins"))  # fmt: skip
 
     def wait_acked(count: int) -> tuple[int, int]:
+        # done when every message is acknowledged AND the twins hold their latest values: the
+        # worker writes those every 2 s or when idle, and that work is part of ingesting them
         done, deadline = acked(), time.monotonic() + 600
-        while done[0] < count and time.monotonic() < deadline:
-            time.sleep(0.1)
+        while (done[0] < count or done[2]) and time.monotonic() < deadline:
+            time.sleep(0.05)
             done = acked()
         if done[0] < count:
             raise SystemExit(f"worker acknowledged {done[0]} of {count} messages")
-        return done
+        return done[0], done[1]
 
     try:
         deadline = time.monotonic() + 120

@@ -388,7 +388,8 @@ def _status(stats: WorkerStats, rate: float | None = None) -> str:
         f"{stats.samples_accepted:,} samples stored, "
         f"{stats.samples_refused:,} samples and {stats.messages_refused:,} messages "
         f"dead-lettered, {stats.samples_not_consented:,} not consented{_by_category(stats)}, "
-        f"{stats.duplicates:,} duplicates, {stats.pending:,} pending"
+        f"{stats.duplicates:,} duplicates, {stats.pending:,} pending, "
+        f"{stats.twin_values_pending:,} latest values waiting for the twins"
     )
     if rate is not None:
         text += f", {rate:,.0f} samples/s"

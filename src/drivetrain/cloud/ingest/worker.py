@@ -77,6 +77,8 @@ class WorkerStats:
         last_error: the last failure, or "".
         last_batch_ms: wall time of the last committed micro-batch.
         pending: messages received and not yet acknowledged.
+        twin_values_pending: latest values stored in the lake and not yet written to the twins
+            (they are flushed every ``twin_flush_s`` and when the worker is idle).
         webhooks: the campaign webhook sender's counters (None: webhooks not fed).
     """
 
@@ -96,6 +98,7 @@ class WorkerStats:
     last_error: str = ""
     last_batch_ms: float = 0.0
     pending: int = 0
+    twin_values_pending: int = 0
     webhooks: WebhookStats | None = None
 
 
@@ -229,6 +232,7 @@ class IngestWorker:
         with self._lock:
             hooks = self.pipeline.webhooks
             return replace(self._stats, received=self._received, pending=self._unacked,
+                           twin_values_pending=self.pipeline.pending_reports,
                            webhooks=None if hooks is None else hooks.stats())
 
     def wait_idle(self, timeout_s: float = 30.0) -> bool:
