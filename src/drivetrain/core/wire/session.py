@@ -31,7 +31,13 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from drivetrain.core.crypto import SigningKey, VerifyKey
 from drivetrain.core.errors import WireFormatError
-from drivetrain.core.wire.envelope import BodyEncoding, MessageKind, seal_json, seal_with_mac
+from drivetrain.core.wire.envelope import (
+    BodyEncoding,
+    MessageKind,
+    new_message_id,
+    seal_json,
+    seal_with_mac,
+)
 
 SESSION_INFO: Final = b"drivetrain/session/v1"
 #: Envelopes one session MACs before the vehicle opens the next.
@@ -130,12 +136,14 @@ class VehicleSession:
 
     Attributes:
         open_envelope: the signed SESSION_OPEN envelope to send before any MAC'd one.
+        open_message_id: its message id.
         used: envelopes MAC'd so far.
     """
 
     def __init__(
         self, vin: str, key: SigningKey, platform: VerifyKey, *, seq: int, sent_ns: int | None = None
     ) -> None:
+        self.open_message_id = new_message_id()
         ephemeral = X25519PrivateKey.generate()
         self.vin = vin
         self.key_id = key.key_id
@@ -147,8 +155,9 @@ class VehicleSession:
         del ephemeral  # forgotten once the key is derived
         self._mac_key = session_mac_key(shared, self.session_id, vin, platform.key_id)
         self.open_envelope = seal_json(
-            MessageKind.SESSION_OPEN, vin, opened.to_dict(), key=key, seq=seq, sent_ns=sent_ns
-        )
+            MessageKind.SESSION_OPEN, vin, opened.to_dict(), key=key, seq=seq,
+            message_id=self.open_message_id, sent_ns=sent_ns,
+        )  # fmt: skip
         self.used = 0
 
     @property
