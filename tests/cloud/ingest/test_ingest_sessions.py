@@ -3,22 +3,33 @@
 Each attack on a session is refused with its own reason (forged MAC, replayed sequence number,
 a session of one vehicle used for another, an unknown session, a session_open for another
 platform key or signed by another key), and a worker that never saw the session_open verifies
-its envelopes from the key stored in the database."""
+its envelopes from the key stored in the database; an agent's sessions reach a worker
+through a real Mosquitto."""
 
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from collections.abc import Callable
 
 import pytest
 from ingest_helpers import CLOUD_KEY, NOW_NS, SOC, Fleet
 
 from drivetrain.cloud.infra import Database
-from drivetrain.cloud.ingest import IngestPipeline, MemoryLake, RawMessage
+from drivetrain.cloud.ingest import (
+    IngestPipeline,
+    IngestWorker,
+    MemoryLake,
+    MemoryReportedState,
+    RawMessage,
+)
 from drivetrain.cloud.ingest.models import SessionRow
 from drivetrain.cloud.ingest.service import list_dead_letters
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.transport import vehicle_topic
+from drivetrain.core.transport.mqtt import MqttTransport
+from drivetrain.core.transport.testing import PrivateBroker
 from drivetrain.core.wire import (
     REPLAY_WINDOW,
     MessageKind,
@@ -30,6 +41,9 @@ from drivetrain.core.wire import (
     seal_telemetry,
     seal_with_mac,
 )
+from drivetrain.edge import Samples, VehicleIdentity
+from drivetrain.edge.agent import EdgeAgent
+from drivetrain.edge.buffer import MemoryBuffer
 
 
 def _session(fleet: Fleet, name: str = "eu1", platform: SigningKey = CLOUD_KEY) -> VehicleSession:
@@ -219,3 +233,40 @@ def test_events_must_be_signed_not_macd(sessioned: IngestPipeline, fleet: Fleet)
         session.seal(MessageKind.EVENTS, b"{}", body_encoding="json", seq=2)
     withdrawal = _macd(session, session.vin, session.key_id, 2, MessageKind.EVENTS)
     assert _reasons(sessioned, [_opening(session), withdrawal]) == ["stored", "bad_signature"]
+
+
+def test_an_agent_macs_its_telemetry_and_a_worker_ingests_it_through_mosquitto(
+    database: Database, fleet: Fleet, lake: MemoryLake, private_broker: PrivateBroker
+) -> None:
+    identity = VehicleIdentity(fleet.vin("eu1"), fleet.key("eu1"), CLOUD_KEY.verify_key)
+    group = f"sessions{uuid.uuid4().hex[:10]}"
+    pipeline = IngestPipeline(database, lake, MemoryReportedState(), vehicle_cache_ttl_s=0,
+                              platform_key=CLOUD_KEY)  # fmt: skip
+    with MqttTransport(private_broker.url, client_id=f"{group}-w", session_expiry_s=60) as link, \
+            MqttTransport(private_broker.url, client_id=f"{group}-car") as car_link:  # fmt: skip
+        worker = IngestWorker(link, pipeline, max_batch_messages=16, max_delay_ms=30,
+                              group=group).start()  # fmt: skip
+        try:
+            time.sleep(0.3)  # the subscriptions are in place
+            agent = EdgeAgent(identity, car_link, MemoryBuffer())
+            agent.start()
+            now = time.time_ns()
+            for second in range(5):
+                at = now + second * 1_000_000_000
+                agent.tick(at, samples=Samples.from_values({SOC: 50.0 + second}, at))
+                agent.flush(at)
+            sealed = agent.stats().batches_sealed
+            deadline = time.monotonic() + 30
+            while worker.stats().acknowledged < sealed + 1 and time.monotonic() < deadline:
+                agent.tick(time.time_ns())
+                time.sleep(0.05)
+            agent.stop()
+        finally:
+            worker.stop()
+    assert sealed >= 1 and agent.outbox.sessions_opened == 1
+    rows = lake.rows()
+    assert rows is not None and len(set(rows.column("batch_id").to_pylist())) == sealed
+    with database.session() as db:
+        assert list_dead_letters(db, tenant=None, limit=10) == []
+        (row,) = db.query(SessionRow).all()
+    assert row.vin == identity.vin and row.highest_seq >= 0
