@@ -60,8 +60,9 @@ class Received:
 class CloudReceiver:
     """Verifies and de-duplicates uplink messages (subscribe ``handle`` to ``dt/v1/+/#``).
 
-    Vehicle sessions are opened with ``CLOUD_KEY`` as ingestion opens them (``sessions``: the
-    MAC key by session id), and MAC'd telemetry is verified with its session's key.
+    Vehicle sessions are opened with ``platform`` (the cloud key) as ingestion opens them
+    (``sessions``: the VIN and MAC key by session id), and MAC'd telemetry is verified with its
+    session's key.
 
     A re-delivered batch id is dropped (``duplicates`` counts them), as ingestion does; one
     whose bytes differ from the first delivery's is recorded in ``conflicts`` (dropping it
@@ -69,6 +70,7 @@ class CloudReceiver:
     """
 
     vehicle_keys: dict[str, VerifyKey]
+    platform: SigningKey = CLOUD_KEY
     deliveries: int = 0
     duplicates: int = 0
     refused: list[str] = field(default_factory=list)
@@ -99,7 +101,7 @@ class CloudReceiver:
                 opened = SessionOpen.from_dict(envelope.json_body())
                 self.sessions[opened.session_id] = (
                     envelope.vehicle_id,
-                    platform_session_key(CLOUD_KEY, opened, envelope.vehicle_id),
+                    platform_session_key(self.platform, opened, envelope.vehicle_id),
                 )
                 return
             payload = bytes(message.payload)
