@@ -25,6 +25,7 @@ from drivetrain.cloud.ingest import (
     RawMessage,
 )
 from drivetrain.cloud.ingest.models import SessionRow
+from drivetrain.cloud.ingest.replay import replay_dead_letters
 from drivetrain.cloud.ingest.service import list_dead_letters
 from drivetrain.core.crypto import SigningKey
 from drivetrain.core.transport import vehicle_topic
@@ -270,3 +271,19 @@ def test_an_agent_macs_its_telemetry_and_a_worker_ingests_it_through_mosquitto(
         assert list_dead_letters(db, tenant=None, limit=10) == []
         (row,) = db.query(SessionRow).all()
     assert row.vin == identity.vin and row.highest_seq >= 0
+
+
+def test_an_envelope_that_came_before_its_session_is_stored_on_replay(
+    sessioned: IngestPipeline, fleet: Fleet, lake: MemoryLake, database: Database
+) -> None:
+    session = _session(fleet)
+    early = _sample(session, 2)
+    assert _reasons(sessioned, [early]) == ["unknown_session"]  # another worker has the open
+    assert _reasons(sessioned, [_opening(session)]) == ["stored"]
+    with database.session() as db:
+        (letter,) = list_dead_letters(db, tenant="acme", reason="unknown_session")
+    (result,) = replay_dead_letters(sessioned, [letter.dead_letter_id])
+    assert result.outcome == "replayed" and result.accepted == 1
+    assert _reasons(sessioned, [early]) == ["duplicate"]
+    rows = lake.rows()
+    assert rows is not None and rows.num_rows == 1
