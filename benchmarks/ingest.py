@@ -381,14 +381,19 @@ def realistic(args: argparse.Namespace) -> dict[str, Any]:
                     tenant_keys = {t: pseudonymiser(session, t)._key for t in shape.TENANTS}
             start_ns = time.time_ns() - 3600 * 10**9
             with err.status(f"realistic {name}: sealing {count} envelopes"):
-                messages, samples = shape.envelopes(fleet, paths, count, name, start_ns)
+                opened = shape.sessions(fleet)
+                opens = shape.session_opens(opened)
+                messages, samples = shape.envelopes(fleet, paths, count, name, start_ns, opened)
+            shape.write_cloud_key(root / "cloud-key.pem")
             # the embedded worker path on this run's own database, whatever profile the
             # environment names
             env = {**os.environ, "DRIVETRAIN_DATA_DIR": str(root / "data"),
                    "DRIVETRAIN_DATABASE_URL": db_url, "DRIVETRAIN_CONFIG": str(root / "none.toml"),
-                   "DRIVETRAIN_PROFILE": "embedded"}  # fmt: skip
-            # half published while the worker consumes, half waiting for it (module docstring)
-            live_part, backlog_part = messages[: count // 2], messages[count // 2 :]
+                   "DRIVETRAIN_PROFILE": "embedded",
+                   "DRIVETRAIN_CLOUD_KEY_FILE": str(root / "cloud-key.pem")}  # fmt: skip
+            # half published while the worker consumes, half waiting for it (module docstring);
+            # the vehicles' session_opens go first, with the live half
+            live_part, backlog_part = opens + messages[: count // 2], messages[count // 2 :]
             with err.status(f"realistic {name}: {count} envelopes through the worker ({transport})"):
                 stages = root / "stages.json" if args.worker_stages and url else None
                 if url is not None:
@@ -396,20 +401,25 @@ def realistic(args: argparse.Namespace) -> dict[str, Any]:
                         url, env, live_part, backlog_part, root / "worker.log", stages
                     )
                 else:
-                    settings = load_settings(data_dir=root / "data", database_url=db_url)
-                    live = backlog = shape.run_in_process(settings, database, messages)
+                    settings = load_settings(data_dir=root / "data", database_url=db_url,
+                                             cloud_key_file=root / "cloud-key.pem")  # fmt: skip
+                    live = backlog = shape.run_in_process(settings, database, opens + messages)
             tick = 1 / os.sysconf("SC_CLK_TCK")  # /proc counts in clock ticks
             live_cpu, cpu = max(live.cpu_s, tick), max(backlog.cpu_s, tick)
-            live_samples = samples if backlog is live else sum(_rows_in(m) for m in live_part)
+            live_samples = samples if backlog is live else sum(
+                _rows_in(m) for m in messages[: count // 2])
             backlog_samples = samples if backlog is live else samples - live_samples
             sample = messages[: max(1, count // 4)]
             with err.status(f"realistic {name}: columnar baseline on {len(sample)} envelopes"):
                 sample_samples = sum(_rows_in(m) for m in sample)
-                _, base_cpu = shape.columnar_baseline(sample, fleet, tenant_keys, root / "baseline")
+                session_keys = shape.baseline_session_keys(opens, fleet)
+                _, base_cpu = shape.columnar_baseline(sample, fleet, tenant_keys, root / "baseline",
+                                                      session_keys)  # fmt: skip
             database.dispose()
             timed = _stage_costs(stages, count) if stages is not None else None
         figures = {
             "messages": count,
+            "sessions": len(opens),
             "samples": samples,
             "samples_per_message": round(samples / count),
             "payload_bytes_per_message": round(sum(len(m.payload) for m in messages) / count),

@@ -9,6 +9,10 @@ What the simulated agents really send, through the path users run:
   default consent (technical and diagnostics only), the others consent to every category;
 - **a mix of bad input**: about 0.5 % of samples out of range, an unknown path in 2 % of the
   messages, 0.5 % of messages signed with another vehicle's key, 0.5 % from unregistered VINs;
+- **vehicle sessions**, as the agents use them: each vehicle opens one with a signed
+  ``session_open`` (sent at the start of the live phase, so the headline backlog is a
+  session's steady state: one open per 1,024 envelopes), then MACs its telemetry under it
+  (the forged and unregistered senders sign, having no session);
 - **the production worker**: one ``drivetrain worker ingest`` process with its default flush
   policy (2,000 messages or 200 ms), consuming from the broker; its CPU time is read from
   ``/proc/<pid>/stat``. Half the messages are published while it consumes (``live``: its
@@ -20,7 +24,8 @@ What the simulated agents really send, through the path users run:
   (``transport`` "in-process") and this process's CPU time is counted.
 
 The baseline is a competent columnar implementation (:func:`columnar_baseline`): the same
-parse and signature check per message, then per micro-batch pyarrow compute for validation,
+parse and MAC (or signature) check per message — its session keys derived from the same
+session_opens before it is timed, as ours are in the live phase — then per micro-batch pyarrow compute for validation,
 consent and pseudonyms, a Parquet file per (region, tenant) with fsync, and an SQLite index of
 batch ids, latest values and dead letters, committed — the same durable work, no per-row
 Python.
@@ -54,6 +59,8 @@ TENANTS = ("fleet-a", "fleet-b", "fleet-c")
 REGIONS = ("EU", "US")
 DEFAULT_CONSENT = ("technical", "diagnostics")
 MICRO_BATCH = DEFAULT_BATCH_MESSAGES  # the worker's default --max-batch-messages
+#: The platform key the vehicles are provisioned with and the worker opens sessions with.
+CLOUD_SEED = b"c" * 32
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,7 @@ def provision(database: Any, count: int, seed: int = 3) -> list[Vehicle]:
     from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES
 
     rng = random.Random(seed)
-    cloud = SigningKey.from_seed(b"c" * 32).verify_key
+    cloud = SigningKey.from_seed(CLOUD_SEED).verify_key
     vehicles = []
     with database.session() as session:
         for tenant in TENANTS:
@@ -105,11 +112,40 @@ def provision(database: Any, count: int, seed: int = 3) -> list[Vehicle]:
     return vehicles
 
 
+def write_cloud_key(path: Path) -> None:
+    """The platform key at ``path`` (0600), for the worker (``DRIVETRAIN_CLOUD_KEY_FILE``)."""
+    from drivetrain.core.crypto import SigningKey
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(SigningKey.from_seed(CLOUD_SEED).to_pem())
+
+
+def sessions(vehicles: Sequence[Vehicle]) -> dict[str, Any]:
+    """A session per vehicle, opened with the platform key (``VehicleSession`` by VIN)."""
+    from drivetrain.core.crypto import SigningKey
+    from drivetrain.core.wire import VehicleSession
+
+    cloud = SigningKey.from_seed(CLOUD_SEED).verify_key
+    return {v.vin: VehicleSession(v.vin, v.key, cloud, seq=0) for v in vehicles}
+
+
+def session_opens(opened: dict[str, Any]) -> list[Any]:
+    """The session_open messages of ``opened`` (from :func:`sessions`)."""
+    from drivetrain.cloud.ingest import RawMessage
+    from drivetrain.core.transport import vehicle_topic
+
+    return [RawMessage(vehicle_topic(vin, "telemetry"), s.open_envelope) for vin, s in opened.items()]
+
+
 def envelopes(
-    vehicles: Sequence[Vehicle], paths: Sequence[str], messages: int, shape: str, start_ns: int
+    vehicles: Sequence[Vehicle], paths: Sequence[str], messages: int, shape: str, start_ns: int,
+    opened: dict[str, Any],
 ) -> tuple[list[Any], int]:
-    """``messages`` signed envelopes of ``shape`` ("small": 100 samples at 1 Hz; "large":
-    every path at 1 Hz for 10 s); returns them and the samples they hold."""
+    """``messages`` envelopes of ``shape`` ("small": 100 samples at 1 Hz; "large": every path
+    at 1 Hz for 10 s), MAC'd under the vehicles' sessions ``opened`` (the forged and
+    unregistered ones signed); returns them and the samples they hold."""
     from drivetrain.cloud.ingest import RawMessage
     from drivetrain.core.crypto import SigningKey
     from drivetrain.core.transport import vehicle_topic
@@ -146,12 +182,12 @@ def envelopes(
             ts = np.append(ts, ts[-1])
             values = np.append(values, 1.0)
         table = samples_table(names, index, ts, values)
-        vin, key = vehicle.vin, vehicle.key
+        vin, key = vehicle.vin, opened[vehicle.vin]
         roll = rng.random()
         if roll < 0.005:
             key = stranger  # bad_signature
         elif roll < 0.01:
-            vin = "DTVBENCH" + f"{m:09d}"  # unknown_vehicle
+            vin, key = "DTVBENCH" + f"{m:09d}", vehicle.key  # unknown_vehicle
         out.append(RawMessage(vehicle_topic(vin, "telemetry"), seal_telemetry(vin, table, key=key, seq=m)))
         samples += len(index)
     return out, samples
@@ -307,10 +343,29 @@ def run_in_process(settings: Any, database: Any, messages: Sequence[Any]) -> Wor
 
 
 # --- the baseline: columnar, same durable work ----------------------------------------------------
+def baseline_session_keys(opens: Sequence[Any], vehicles: Sequence[Vehicle]) -> dict[str, Any]:
+    """What the baseline knows of the sessions ``opens`` open: (VIN, MAC key) by session id,
+    each session_open's signature checked and its key derived as the platform does."""
+    from drivetrain.core.crypto import SigningKey
+    from drivetrain.core.wire import SessionOpen, parse, platform_session_key
+
+    platform = SigningKey.from_seed(CLOUD_SEED)
+    keys = {v.vin: v.key.verify_key for v in vehicles}
+    known: dict[str, Any] = {}
+    for message in opens:
+        envelope = parse(message.payload).verify(keys[parse(message.payload).vehicle_id])
+        opened = SessionOpen.from_dict(envelope.json_body())
+        known[opened.session_id] = (envelope.vehicle_id,
+                                    platform_session_key(platform, opened, envelope.vehicle_id))  # fmt: skip
+    return known
+
+
 def columnar_baseline(
-    messages: Sequence[Any], vehicles: Sequence[Vehicle], tenant_keys: dict[str, bytes], root: Path
+    messages: Sequence[Any], vehicles: Sequence[Vehicle], tenant_keys: dict[str, bytes], root: Path,
+    session_keys: dict[str, Any],
 ) -> tuple[int, float]:
-    """Ingest ``messages`` the competent columnar way; returns (signals stored, CPU s)."""
+    """Ingest ``messages`` the competent columnar way (``session_keys`` from
+    :func:`baseline_session_keys`); returns (signals stored, CPU s)."""
     from drivetrain.core.errors import DrivetrainError
     from drivetrain.core.vss import builtin_catalog
     from drivetrain.core.wire import decode_samples, parse
@@ -343,7 +398,13 @@ def columnar_baseline(
                 vehicle = registry.get(envelope.vehicle_id)
                 if vehicle is None:
                     raise DrivetrainError("unknown vehicle")
-                envelope.verify(keys[vehicle.vin])
+                if envelope.session_id is None:
+                    envelope.verify(keys[vehicle.vin])
+                else:
+                    owner, mac_key = session_keys.get(envelope.session_id, ("", b""))
+                    if owner != vehicle.vin:
+                        raise DrivetrainError("unknown session")
+                    envelope.verify_mac(mac_key)
                 table = decode_samples(envelope.body)
             except DrivetrainError as e:
                 dead.append(("", str(e), message.payload))

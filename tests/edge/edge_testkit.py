@@ -28,10 +28,12 @@ from drivetrain.core.transport import (
 from drivetrain.core.wire import (
     Ack,
     MessageKind,
+    SessionOpen,
     VehicleEvent,
     decode_samples,
     events_from_dict,
     parse,
+    platform_session_key,
     seal_json,
 )
 from drivetrain.edge import Samples, VehicleIdentity
@@ -58,17 +60,23 @@ class Received:
 class CloudReceiver:
     """Verifies and de-duplicates uplink messages (subscribe ``handle`` to ``dt/v1/+/#``).
 
+    Vehicle sessions are opened with ``platform`` (the cloud key) as ingestion opens them
+    (``sessions``: the VIN and MAC key by session id), and MAC'd telemetry is verified with its
+    session's key.
+
     A re-delivered batch id is dropped (``duplicates`` counts them), as ingestion does; one
     whose bytes differ from the first delivery's is recorded in ``conflicts`` (dropping it
     would lose data), so a test can tell harmless re-delivery from a batch id reused.
     """
 
     vehicle_keys: dict[str, VerifyKey]
+    platform: SigningKey = CLOUD_KEY
     deliveries: int = 0
     duplicates: int = 0
     refused: list[str] = field(default_factory=list)
     messages: list[Received] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    sessions: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     _seen: dict[str, bytes] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -83,7 +91,19 @@ class CloudReceiver:
             if key is None:
                 self.refused.append(f"unknown vehicle {envelope.vehicle_id}")
                 return
-            envelope.verify(key)
+            if envelope.session_id is None:
+                envelope.verify(key)
+            else:
+                vin, mac_key = self.sessions[envelope.session_id]
+                assert vin == envelope.vehicle_id, "a session used for another vehicle"
+                envelope.verify_mac(mac_key)
+            if envelope.kind is MessageKind.SESSION_OPEN:
+                opened = SessionOpen.from_dict(envelope.json_body())
+                self.sessions[opened.session_id] = (
+                    envelope.vehicle_id,
+                    platform_session_key(self.platform, opened, envelope.vehicle_id),
+                )
+                return
             payload = bytes(message.payload)
             first = self._seen.get(envelope.message_id)
             if first is not None:

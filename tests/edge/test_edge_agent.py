@@ -338,7 +338,8 @@ def test_replayed_messages_are_refused(rig: Rig) -> None:
 
 
 def test_full_buffer_evicts_low_priority_telemetry_and_says_so(tmp_path: Path) -> None:
-    rig = Rig(tmp_path, max_bytes=12_000)
+    # room for the telemetry session's session_open (~360 bytes, kept: it outranks all)
+    rig = Rig(tmp_path, max_bytes=12_400)
     down = _Down()
     rig.agent.uplink.transport = down  # the link is down: everything stays in the buffer
     try:
@@ -349,11 +350,12 @@ def test_full_buffer_evicts_low_priority_telemetry_and_says_so(tmp_path: Path) -
         rig.bus.close()
     stats = rig.agent.stats()
     assert stats.evicted_messages > 0
-    assert stats.buffered_bytes <= 12_000
+    assert stats.buffered_bytes <= 12_400
     assert stats.uplink.refused_by_transport > 0 and "not connected" in str(stats.uplink.last_error)
     held = rig.agent.buffer.pending(limit=1000)
     assert MessageKind.EVENTS in [m.kind for m in held]  # the eviction report outranks telemetry
     assert min(m.priority for m in held) == 1
+    assert MessageKind.SESSION_OPEN in [m.kind for m in held]
 
 
 class _Down(InProcessTransport):

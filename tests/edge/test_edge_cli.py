@@ -109,7 +109,8 @@ def receiver_for(mqtt_url: str) -> Iterator[Callable[[VehicleIdentity], CloudRec
     clients: list[MqttTransport] = []
 
     def make(identity: VehicleIdentity) -> CloudReceiver:
-        receiver = CloudReceiver({identity.vin: identity.signing_key.verify_key})
+        cloud = load_or_create_cloud_key(Path("data/keys/cloud-signing.pem"), create=False)
+        receiver = CloudReceiver({identity.vin: identity.signing_key.verify_key}, cloud)
         client = MqttTransport(mqtt_url, client_id=unique_name("cloud"))
         client.subscribe(vehicle_filter("#", vin=identity.vin), receiver.handle)
         clients.append(client)

@@ -7,6 +7,11 @@ signatures (64 bytes), fast verification, no parameters to get wrong.
 
 A key id is the first 16 hex digits of SHA-256 over the raw public key, so a message can name
 its signer without carrying the key.
+
+The cloud's key pair also serves key agreement for vehicle sessions (``drivetrain.core.wire.
+session``): its X25519 form is the birational map of the same key (RFC 7748 §4.1; libsodium's
+``crypto_sign_ed25519_pk_to_curve25519``), so a vehicle that trusts the cloud's Ed25519 key
+already knows the X25519 key to agree with, and nothing new is provisioned.
 """
 
 from __future__ import annotations
@@ -18,13 +23,16 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from drivetrain.core.errors import KeyFormatError, SignatureError
 
 SIGNATURE_BYTES = 64
 PUBLIC_KEY_BYTES = 32
+_P25519 = 2**255 - 19
 
 
 def key_id_of(public_raw: bytes) -> str:
@@ -74,6 +82,20 @@ class VerifyKey:
     def to_base64(self) -> str:
         """Standard base64 of the raw 32 bytes."""
         return base64.b64encode(self.raw).decode("ascii")
+
+    @cached_property
+    def x25519_public(self) -> X25519PublicKey:
+        """This key as an X25519 public key: Montgomery u = (1 + y) / (1 - y) of its
+        Edwards y (RFC 7748 §4.1).
+
+        Raises:
+            KeyFormatError: a degenerate key (y = 1) with no X25519 form.
+        """
+        y = int.from_bytes(self.raw, "little") & ((1 << 255) - 1)
+        if (1 - y) % _P25519 == 0:
+            raise KeyFormatError(f"key {self.key_id} has no X25519 form")
+        u = (1 + y) * pow(1 - y, _P25519 - 2, _P25519) % _P25519
+        return X25519PublicKey.from_public_bytes(u.to_bytes(32, "little"))
 
     def verify(self, signature: bytes, data: bytes | memoryview) -> None:
         """Check that ``signature`` was made over ``data`` by this key's private half.
@@ -142,6 +164,24 @@ class SigningKey:
     def sign(self, data: bytes | memoryview) -> bytes:
         """The 64-byte Ed25519 signature of ``data``."""
         return self._key.sign(bytes(data))
+
+    def x25519_private(self) -> X25519PrivateKey:
+        """This key as an X25519 private key: the clamped scalar Ed25519 signs with (the
+        first half of SHA-512 of the seed; X25519 clamps it), the private half of
+        ``VerifyKey.x25519_public``."""
+        return X25519PrivateKey.from_private_bytes(hashlib.sha512(self._seed()).digest()[:32])
+
+    def derive_secret(self, purpose: bytes) -> bytes:
+        """32 bytes derived from this private key for ``purpose`` (HKDF-SHA256): a key that
+        only the holder of this one has, e.g. to encrypt what it stores."""
+        return HKDF(hashes.SHA256(), 32, salt=None, info=purpose).derive(self._seed())
+
+    def _seed(self) -> bytes:
+        return self._key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
 
     def to_pem(self) -> bytes:
         """Unencrypted PKCS#8 PEM (write it with file mode 0600)."""

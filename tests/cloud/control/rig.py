@@ -78,7 +78,8 @@ class Rig:
         self.bus.subscribe("dt/v1/+/ack", self.uplink.append)
         self.bus.subscribe("dt/v1/+/events", self.uplink.append)
         self.bus.subscribe("dt/v1/+/telemetry", self.uplink.append)
-        self.pipeline = IngestPipeline(database, MemoryLake(), TwinsReportedState())
+        self.pipeline = IngestPipeline(database, MemoryLake(), TwinsReportedState(),
+                                       platform_key=CLOUD_KEY)
         self.dispatcher = Dispatcher(database, self.bus if link else None, CLOUD_KEY)
         self.online = {vin: True for vin in self.agents}
         for agent in self.agents.values():

@@ -78,7 +78,8 @@ def test_a_vehicle_offline_during_delivery_gets_the_campaign_on_reconnect(
             assert [c.id for c in agent.engine.campaigns] == ["harsh-brake"]
             agent.stop()
         assert uplink, "no acknowledgement came over the broker"
-        pipeline = IngestPipeline(database, MemoryLake(), TwinsReportedState())
+        pipeline = IngestPipeline(database, MemoryLake(), TwinsReportedState(),
+                                  platform_key=CLOUD_KEY)
         pipeline.process([RawMessage(m.topic, m.payload) for m in uplink])
         dispatcher.run_once()
     assert _states(database) == {car.vin: "active"}

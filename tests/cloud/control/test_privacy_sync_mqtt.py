@@ -65,7 +65,8 @@ class Cloud:
         link.subscribe(vehicle_topic(vin, "ack"), self.uplink.append, qos=1)
         link.subscribe(vehicle_topic(vin, "events"), self.uplink.append, qos=1)
         self.dispatcher = Dispatcher(database, link, CLOUD_KEY)
-        self.pipeline = IngestPipeline(database, MemoryLake(), TwinsReportedState())
+        self.pipeline = IngestPipeline(database, MemoryLake(), TwinsReportedState(),
+                                       platform_key=CLOUD_KEY)
 
     def exchange(self, agent: EdgeAgent) -> None:
         """The car ticks and sends; the cloud ingests what came and runs a dispatcher round."""

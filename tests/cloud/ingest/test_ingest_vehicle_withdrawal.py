@@ -34,7 +34,8 @@ EVERYTHING = list(PRIVACY_CATEGORIES)
 @pytest.fixture
 def pipeline(database: Database) -> IngestPipeline:
     return IngestPipeline(
-        database, MemoryLake(), MemoryReportedState(), clock=lambda: NOW_NS, vehicle_cache_ttl_s=0
+        database, MemoryLake(), MemoryReportedState(), clock=lambda: NOW_NS, vehicle_cache_ttl_s=0,
+        platform_key=CLOUD_KEY,  # the agent's telemetry travels under a vehicle session
     )
 
 

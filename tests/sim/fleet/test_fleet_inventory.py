@@ -58,7 +58,8 @@ def test_a_simulated_fleet_reports_inventories_that_a_version_query_selects_exac
         database, plan.vehicles, tenant=TENANT, cloud_key=cloud, actor="test"
     )
     bus = InProcessTransport()
-    pipeline = IngestPipeline(database, MemoryLake(), TwinsReportedState(), vehicle_cache_ttl_s=0)
+    pipeline = IngestPipeline(database, MemoryLake(), TwinsReportedState(), vehicle_cache_ttl_s=0,
+                              platform_key=cloud)
     worker = IngestWorker(bus, pipeline).start()
     try:
         options = RunnerOptions(agent_tick_s=1.0, batch_interval_s=2.0)

@@ -3,10 +3,11 @@
 Pure given a vehicle lookup: a message becomes either an :class:`OpenedMessage` (authentic,
 readable, with its decoded body) or a :class:`RejectedMessage` carrying one message-level
 reason (``malformed``, ``too_large``, ``unknown_vehicle``, ``retired_vehicle``,
-``bad_signature``) and the exact cause. Order matters for trust: nothing in an envelope is
-believed before its signature verifies with the key the registry holds for the VIN it names,
-and the body is decoded only after that (a garbled body with a bad signature is
-``bad_signature``).
+``bad_signature``, ``unknown_session``, ``bad_mac``) and the exact cause. Order matters for
+trust: nothing in an envelope is believed before its signature verifies with the key the
+registry holds for the VIN it names — or, for an envelope of a vehicle session, before its
+MAC verifies with the key of a session that vehicle opened with that key — and the body is
+decoded only after that (a garbled body with a bad signature is ``bad_signature``).
 
 Every failure to read untrusted bytes is a refusal, never an exception: whatever the parsers
 raise (deep nesting, huge numbers, invalid UTF-8, lone surrogates, a corrupt Arrow stream) is
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -36,10 +37,12 @@ from drivetrain.core.errors import (
 )
 from drivetrain.core.transport import parse_vehicle_topic
 from drivetrain.core.wire import (
+    MAC_KINDS,
     Ack,
     Envelope,
     MessageKind,
     SampleArrays,
+    SessionOpen,
     VehicleEvent,
     batch_campaign,
     decode_sample_arrays,
@@ -48,11 +51,16 @@ from drivetrain.core.wire import (
     parse,
 )
 
+if TYPE_CHECKING:
+    from drivetrain.cloud.ingest.sessions import SessionBook
+
 #: The uplink channel each message kind travels on (``dt/v1/{vin}/{channel}``).
 CHANNEL_OF_KIND: Final[dict[MessageKind, str]] = {
     MessageKind.TELEMETRY: "telemetry",
     MessageKind.EVENTS: "events",
     MessageKind.ACK: "ack",
+    # A session opens on the channel whose envelopes it MACs (MAC_KINDS).
+    MessageKind.SESSION_OPEN: "telemetry",
 }
 #: The 8 bytes every Arrow IPC stream ends with (continuation marker, zero length).
 ARROW_END_OF_STREAM: Final = b"\xff\xff\xff\xff\x00\x00\x00\x00"
@@ -97,6 +105,8 @@ class OpenedMessage:
     ack: Ack | None = None
     #: The collection campaign a telemetry batch names (its signed header), if any.
     campaign: str | None = None
+    #: The session a SESSION_OPEN envelope opened (its id).
+    opened_session: str | None = None
 
     @property
     def batch_id(self) -> str:
@@ -128,8 +138,12 @@ def open_message(
     lookup: VehicleLookup,
     paths: PathTable,
     limits: IngestLimits | None = None,
+    sessions: SessionBook | None = None,
 ) -> OpenedMessage | RejectedMessage:
     """Judge one message (see the module docstring). Never raises for bad input.
+
+    ``sessions`` knows the vehicle sessions (None: none, so every session envelope is
+    ``unknown_session``) and opens those a SESSION_OPEN envelope asks for.
 
     ``lookup`` returns the registered vehicle for a VIN, or None when there is none; it may
     raise ``StorageError`` (the state database failed), which propagates: that is not the
@@ -187,14 +201,19 @@ def open_message(
         return reject("unknown_vehicle", f"vehicle {claimed!r} is not registered")
     if vehicle.status == "retired":
         return reject("retired_vehicle", f"vehicle {vehicle.vin} is retired", vehicle.tenant)
-    try:
-        envelope.verify(vehicle.verify_key)
-    except (SignatureError, WireFormatError) as e:
-        return reject(
-            "bad_signature",
-            f"signature of {vehicle.vin}'s message does not verify: {e}",
-            vehicle.tenant,
-        )
+    if envelope.session_id is not None:
+        refused = _session_refusal(envelope, vehicle, sessions)
+        if refused is not None:
+            return reject(*refused, vehicle.tenant)
+    else:
+        try:
+            envelope.verify(vehicle.verify_key)
+        except (SignatureError, WireFormatError) as e:
+            return reject(
+                "bad_signature",
+                f"signature of {vehicle.vin}'s message does not verify: {e}",
+                vehicle.tenant,
+            )
 
     def refuse(reason: MessageReason, detail: str) -> RejectedMessage:
         return RejectedMessage(
@@ -202,11 +221,64 @@ def open_message(
         )
 
     try:
+        if envelope.kind == MessageKind.SESSION_OPEN:
+            return _session_opened(raw, envelope, vehicle, document, sessions)
         return _decoded(raw, envelope, vehicle, paths, document, limits)
     except PayloadTooLargeError as e:
         return refuse("too_large", str(e))
     except Exception as e:  # noqa: BLE001 - untrusted bytes: every failure is a format error
         return refuse("malformed", _cause(e))
+
+
+def _session_refusal(
+    envelope: Envelope, vehicle: Vehicle, sessions: SessionBook | None
+) -> tuple[MessageReason, str] | None:
+    """Why a MAC'd envelope is not authentic (None: it is)."""
+    kind = envelope.kind.name.lower()
+    if envelope.kind not in MAC_KINDS:
+        return "bad_signature", f"a {kind} envelope must be signed, not MAC'd under a session"
+    session_id = envelope.session_id or ""
+    entry = sessions.get(session_id) if sessions is not None else None
+    if entry is None:
+        return "unknown_session", (
+            f"session {envelope.session_id} is not open (no session_open of it was ingested)"
+        )
+    if entry.vin != vehicle.vin:
+        return "bad_signature", (
+            f"session {envelope.session_id} was opened by another vehicle, not {vehicle.vin}"
+        )
+    if entry.vehicle_key_id != vehicle.verify_key.key_id or envelope.key_id != entry.vehicle_key_id:
+        return "bad_signature", (
+            f"session {envelope.session_id} was opened with key {entry.vehicle_key_id}; "
+            f"the envelope names {envelope.key_id} and {vehicle.vin}'s key is "
+            f"{vehicle.verify_key.key_id}"
+        )
+    try:
+        envelope.verify_mac(entry.mac_key)
+    except SignatureError as e:
+        return "bad_mac", f"{vehicle.vin}'s message: {e}"
+    return None
+
+
+def _session_opened(
+    raw: RawMessage,
+    envelope: Envelope,
+    vehicle: Vehicle,
+    document: dict[str, object] | None,
+    sessions: SessionBook | None,
+) -> OpenedMessage:
+    """A verified SESSION_OPEN envelope: its session opened.
+
+    Raises:
+        WireFormatError: the body does not read, or the session cannot be opened here.
+    """
+    if document is None:
+        document = envelope.json_body()
+    opened = SessionOpen.from_dict(document)
+    if sessions is None:
+        raise WireFormatError("this receiver opens no sessions")
+    sessions.open(vehicle, opened)
+    return OpenedMessage(raw, envelope, vehicle, opened_session=opened.session_id)
 
 
 def _cause(error: Exception) -> str:

@@ -186,3 +186,20 @@ SEEN_BATCHES = cast(Table, SeenBatchRow.__table__)
 DEAD_LETTER_CONTENTS = register_regional_table(cast(Table, DeadLetterContentRow.__table__))
 EVENT_DATA = register_regional_table(cast(Table, EventDataRow.__table__))
 register_relocation("drivetrain.cloud.ingest.regional:relocate_ingest")
+
+
+class SessionRow(Base):
+    """A vehicle session (:mod:`drivetrain.core.wire.session`): its MAC key, sealed under a
+    key derived from the platform key (AES-256-GCM, the session id and VIN as associated
+    data), so that every worker sharing a subscription verifies its envelopes; and the
+    highest sequence number accepted, written once per session and micro-batch."""
+
+    __tablename__ = "ingest_sessions"
+
+    session_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    vin: Mapped[str] = mapped_column(String(17), index=True)
+    vehicle_key_id: Mapped[str] = mapped_column(String(16))
+    platform_key_id: Mapped[str] = mapped_column(String(16))
+    sealed_key: Mapped[bytes] = mapped_column(LargeBinary)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    highest_seq: Mapped[int] = mapped_column(BigInteger)

@@ -31,7 +31,7 @@ from typing import Final
 
 from sqlalchemy.orm import Session
 
-from drivetrain.cloud.fleet import Vehicle
+from drivetrain.cloud.fleet import Vehicle, cloud_signing_key
 from drivetrain.cloud.infra import Database
 from drivetrain.cloud.ingest import records
 from drivetrain.cloud.ingest.announce import Announcer
@@ -40,6 +40,7 @@ from drivetrain.cloud.ingest.dead_letter_gate import DeadLetterGate
 from drivetrain.cloud.ingest.directory import VehicleDirectory
 from drivetrain.cloud.ingest.envelopes import (
     MAX_CLAIMED_VIN,
+    OpenedMessage,
     RawMessage,
     RejectedMessage,
     open_message,
@@ -50,6 +51,7 @@ from drivetrain.cloud.ingest.limits import IngestLimits
 from drivetrain.cloud.ingest.microbatch import MicroBatch, utc_datetime
 from drivetrain.cloud.ingest.pending_reports import PendingReports
 from drivetrain.cloud.ingest.results import AuthenticBatch, IngestReport, MessageResult
+from drivetrain.cloud.ingest.sessions import SessionBook, SessionKeys
 from drivetrain.cloud.ingest.sinks import LakeWriter, ReportedStateSink
 from drivetrain.cloud.ingest.tally import Tally
 from drivetrain.cloud.ingest.telemetry_route import route_telemetry
@@ -58,7 +60,14 @@ from drivetrain.cloud.ingest.vehicle_catalogs import VehicleCatalogs
 from drivetrain.cloud.ingest.webhooks import WebhookSender
 from drivetrain.cloud.privacy import Pseudonymiser, pseudonymiser
 from drivetrain.core import tracing
-from drivetrain.core.errors import ConflictError, TransportError, WireFormatError
+from drivetrain.core.crypto import SigningKey
+from drivetrain.core.errors import (
+    ConfigurationError,
+    ConflictError,
+    KeyFormatError,
+    TransportError,
+    WireFormatError,
+)
 from drivetrain.core.privacy_policy import MinimisationPolicy, active_policy
 from drivetrain.core.settings import Settings
 from drivetrain.core.transport import TOPIC_ROOT, Transport
@@ -99,6 +108,8 @@ class IngestPipeline:
         policy: the per-region minimisation policy (default: :func:`active_policy`, the
             shipped one or ``$DRIVETRAIN_PRIVACY_POLICY``): values are stored no more precise
             than the vehicle's region allows, and its default-off categories need consent.
+        platform_key: the cloud's key, which vehicle sessions are opened with
+            (:mod:`.sessions`); None: no session opens, their envelopes are refused.
 
     ``process`` is thread-safe (calls are serialised).
     """
@@ -116,8 +127,10 @@ class IngestPipeline:
         limits: IngestLimits | None = None,
         twin_flush_s: float = 0.0,
         policy: MinimisationPolicy | None = None,
+        platform_key: SigningKey | None = None,
     ) -> None:
         self.database = database
+        self.sessions = SessionKeys(platform_key)
         self.lake = lake
         self.reported = reported
         self.catalog = catalog or builtin_catalog()
@@ -184,6 +197,7 @@ class IngestPipeline:
             vehicle_cache_ttl_s=settings.ingest_vehicle_cache_ttl_s,
             limits=IngestLimits.from_settings(settings),
             twin_flush_s=settings.ingest_twin_flush_s if twin_flush_s is None else twin_flush_s,
+            platform_key=_platform_key(settings),
         )
 
     @property
@@ -232,16 +246,33 @@ class IngestPipeline:
                 def lookup(vin: str) -> Vehicle | None:
                     return known[vin] if vin in known else self.vehicles.lookup(session, vin)
 
-                for i, raw in enumerate(messages):
-                    opened = open_message(raw, lookup, self._paths, self.limits)
+                book = self.sessions.book(session)
+                macd: dict[int, OpenedMessage] = {}  # authentic by a session's MAC
+                opens: dict[int, str] = {}  # session_open envelopes: the session each opens
+                later: list[int] = []
+
+                def take(i: int, opened: OpenedMessage | RejectedMessage) -> None:
                     if isinstance(opened, RejectedMessage):
                         refused.append((i, opened))
+                        return
+                    batches.append(AuthenticBatch.of(i, opened))
+                    if opened.envelope.session_id is not None:
+                        macd[i] = opened
+                    if opened.opened_session is not None:
+                        opens[i] = opened.opened_session
+                    if process_span is not None:
+                        parent = opened.envelope.extra_header.get(tracing.TRACEPARENT)
+                        if isinstance(parent, str):
+                            producers.append(parent)
+
+                for i, raw in enumerate(messages):
+                    opened = open_message(raw, lookup, self._paths, self.limits, book)
+                    if isinstance(opened, RejectedMessage) and opened.reason == "unknown_session":
+                        later.append(i)  # its session_open may come later in this micro-batch
                     else:
-                        batches.append(AuthenticBatch.of(i, opened))
-                        if process_span is not None:
-                            parent = opened.envelope.extra_header.get(tracing.TRACEPARENT)
-                            if isinstance(parent, str):
-                                producers.append(parent)
+                        take(i, opened)
+                for i in later:
+                    take(i, open_message(messages[i], lookup, self._paths, self.limits, book))
             tracing.add_links(process_span, producers)
             tally.refuse_messages(refused)
             mb = MicroBatch(
@@ -259,6 +290,9 @@ class IngestPipeline:
                 policy=self.policy,
             )
             fresh = _skip_duplicates(mb, batches)
+            if macd:
+                fresh = _admit_sequences(book, fresh, macd, tally)
+            opened_sessions = [opens[b.source] for b in fresh if b.source in opens]
             route_telemetry(mb, [b for b in fresh if b.telemetry is not None])
             for batch in fresh:
                 if batch.telemetry is None:
@@ -266,6 +300,8 @@ class IngestPipeline:
             keep = True
             if on_routed is not None:
                 keep = on_routed(session, tally.report(0), len(tally.drafts))
+            if keep:
+                book.write(opened_sessions, mb.received_at)
             with tracing.span("ingest.commit"):
                 report = tally.finish(
                     session,
@@ -274,6 +310,7 @@ class IngestPipeline:
                     unverified_max_bytes=self.limits.dead_letter_max_bytes,
                 )
         if keep:
+            book.committed(opened_sessions)
             self._publish_streams(mb.streams)
             if self.webhooks is not None:
                 for post in mb.webhooks:  # never blocks: a full queue drops (counted)
@@ -412,6 +449,39 @@ def _claims(raw: RawMessage) -> tuple[str, str | None, str]:
     except WireFormatError:
         return "", None, "unknown"
     return envelope.vehicle_id[:MAX_CLAIMED_VIN], envelope.message_id, envelope.kind.name.lower()
+
+
+def _admit_sequences(
+    book: SessionBook, fresh: list[AuthenticBatch], macd: dict[int, OpenedMessage], tally: Tally
+) -> list[AuthenticBatch]:
+    """``fresh`` less the MAC'd envelopes whose sequence number is a replay in their session
+    (refused as ``replayed_seq``); checked after duplicates, so a re-delivery stays one."""
+    kept: list[AuthenticBatch] = []
+    replayed: list[tuple[int, RejectedMessage]] = []
+    for batch in fresh:
+        opened = macd.get(batch.source)
+        session_id = opened.envelope.session_id if opened is not None else None
+        why = book.replayed(session_id, opened.envelope.seq) if opened and session_id else None
+        if opened is None or why is None:
+            kept.append(batch)
+            continue
+        replayed.append((batch.source, RejectedMessage(
+            opened.raw, "replayed_seq", why, batch.vehicle.vin, batch.batch_id, batch.kind,
+            batch.vehicle.tenant, True,
+        )))  # fmt: skip
+    if replayed:
+        tally.refuse_messages(replayed)
+    return kept
+
+
+def _platform_key(settings: Settings) -> SigningKey | None:
+    """The cloud's key, for vehicle sessions; None where this process has none (its
+    session envelopes are then ``unknown_session``)."""
+    try:
+        return cloud_signing_key(settings)
+    except (ConfigurationError, KeyFormatError) as e:
+        _log.warning("no platform key, so no vehicle sessions: %s", e)
+        return None
 
 
 def _skip_duplicates(mb: MicroBatch, batches: Sequence[AuthenticBatch]) -> list[AuthenticBatch]:

@@ -4,7 +4,8 @@ A payload is judged at two levels (see docs/ingest.md):
 
 - **message level** — the envelope as a whole cannot be trusted or read. The whole payload is
   dead-lettered with its raw bytes (within caps): ``malformed``, ``too_large``,
-  ``unknown_vehicle``, ``retired_vehicle``, ``bad_signature``; and ``processing_error`` for a
+  ``unknown_vehicle``, ``retired_vehicle``, ``bad_signature``, ``unknown_session``,
+  ``bad_mac``, ``replayed_seq`` (vehicle sessions, docs/ingest.md); and ``processing_error`` for a
   message the pipeline failed on again and again (a poison message, set aside so the worker
   moves on; replayable after a fix).
 - **sample level** — one sample of an authentic batch breaks a rule. Only that sample is
@@ -30,6 +31,9 @@ MessageReason = Literal[
     "unknown_vehicle",
     "retired_vehicle",
     "bad_signature",
+    "unknown_session",
+    "bad_mac",
+    "replayed_seq",
     "processing_error",
 ]
 SampleReason = Literal[
@@ -64,7 +68,14 @@ REASON_DESCRIPTIONS: Final[dict[Outcome, str]] = {
     "decompressed bytes), exceeds the ingest caps; refused before decompressing",
     "unknown_vehicle": "the envelope names a VIN the fleet registry does not know",
     "retired_vehicle": "the vehicle is retired; its messages are refused",
-    "bad_signature": "the signature does not verify with the vehicle's registered key",
+    "bad_signature": "the signature does not verify with the vehicle's registered key (or "
+    "the envelope names a session another vehicle, or another key of it, opened; or it is an "
+    "events or ack envelope MAC'd instead of signed)",
+    "unknown_session": "the envelope is MAC'd under a session no ingested session_open "
+    "opened (raw bytes kept: replayable once its session_open is ingested)",
+    "bad_mac": "the envelope's HMAC does not verify with its session's key",
+    "replayed_seq": "the envelope's MAC verifies but its sequence number was already "
+    "accepted in its session, or is below the session's replay window",
     "processing_error": "the pipeline failed on this message on every attempt (a fault on "
     "our side, not the sender's); set aside with its raw bytes so the others proceed, "
     "replayable once fixed",

@@ -11,6 +11,7 @@ from drivetrain.core.wire.envelope import (
     parse,
     seal,
     seal_json,
+    seal_with_mac,
 )
 from drivetrain.core.wire.inventory import (
     INVENTORY_EVENT,
@@ -29,6 +30,14 @@ from drivetrain.core.wire.messages import (
     events_to_dict,
 )
 from drivetrain.core.wire.safe_json import MAX_JSON_DEPTH, check_document, load_json_object
+from drivetrain.core.wire.session import (
+    MAC_KINDS,
+    REPLAY_WINDOW,
+    SESSION_MAX_MESSAGES,
+    SessionOpen,
+    VehicleSession,
+    platform_session_key,
+)
 from drivetrain.core.wire.telemetry import (
     CAMPAIGN_HEADER,
     TELEMETRY_SCHEMA,
@@ -45,8 +54,11 @@ __all__ = [
     "CAMPAIGN_HEADER",
     "FORMAT_VERSION",
     "INVENTORY_EVENT",
+    "MAC_KINDS",
     "MAX_INVENTORY_ECUS",
     "MAX_JSON_DEPTH",
+    "REPLAY_WINDOW",
+    "SESSION_MAX_MESSAGES",
     "TELEMETRY_SCHEMA",
     "Ack",
     "Command",
@@ -57,7 +69,9 @@ __all__ = [
     "IpcSize",
     "MessageKind",
     "SampleArrays",
+    "SessionOpen",
     "VehicleEvent",
+    "VehicleSession",
     "batch_campaign",
     "check_document",
     "check_ipc_stream",
@@ -71,8 +85,10 @@ __all__ = [
     "load_json_object",
     "new_message_id",
     "parse",
+    "platform_session_key",
     "samples_table",
     "seal",
     "seal_json",
     "seal_telemetry",
+    "seal_with_mac",
 ]

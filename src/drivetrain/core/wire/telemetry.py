@@ -37,6 +37,7 @@ from drivetrain.core.crypto import SigningKey
 from drivetrain.core.errors import WireFormatError
 from drivetrain.core.wire.envelope import Envelope, MessageKind, seal
 from drivetrain.core.wire.ipc_limits import IpcLimits, IpcMessage, read_ipc_layout
+from drivetrain.core.wire.session import VehicleSession
 
 TELEMETRY_SCHEMA: Final = pa.schema(
     [
@@ -427,14 +428,15 @@ def seal_telemetry(
     vehicle_id: str,
     table: pa.Table,
     *,
-    key: SigningKey,
+    key: SigningKey | VehicleSession,
     seq: int,
     message_id: str | None = None,
     sent_ns: int | None = None,
     campaign: str | None = None,
     traceparent: str | None = None,
 ) -> bytes:
-    """A signed TELEMETRY envelope carrying ``table`` (its message id is the batch id), with
+    """A TELEMETRY envelope carrying ``table`` (its message id is the batch id), signed with
+    ``key`` or MAC'd under a vehicle session (``session.VehicleSession``), with
     the id of the ``campaign`` that collected it in the header when given, and the W3C
     ``traceparent`` of the span that produced it (``drivetrain.core.tracing``) when given.
 
@@ -448,6 +450,13 @@ def seal_telemetry(
         extra[CAMPAIGN_HEADER] = campaign
     if traceparent is not None:
         extra[TRACEPARENT_HEADER] = traceparent
+    if isinstance(key, VehicleSession):
+        if key.vin != vehicle_id:
+            raise ValueError(f"the session is {key.vin}'s, not {vehicle_id}'s")
+        return key.seal(
+            MessageKind.TELEMETRY, encode_samples(table), body_encoding="arrow-ipc", seq=seq,
+            message_id=message_id, sent_ns=sent_ns, extra_header=extra or None,
+        )  # fmt: skip
     return seal(
         MessageKind.TELEMETRY,
         vehicle_id,

@@ -14,6 +14,8 @@ from drivetrain.edge.uplink import UplinkStats
 ACK_PRIORITY: Final = 9
 REPORT_PRIORITY: Final = 8
 EVENT_PRIORITY: Final = 8
+#: A session_open: the last to go, as the telemetry MAC'd under it cannot be verified without it.
+SESSION_PRIORITY: Final = 9
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,11 @@
 """``Outbox``: seals what the vehicle sends into its store-and-forward buffer.
 
-Every message is a signed envelope (the vehicle's key) whose sequence number comes from the
-buffer, appended before it is sent. Events wait in the outbox until the next flush seals them
+Every message is an envelope whose sequence number comes from the buffer, appended before it
+is sent. Telemetry is MAC'd under a vehicle session (``drivetrain.core.wire.session``): the
+outbox appends the session's signed ``session_open`` ahead of the first batch it MACs (the
+buffer sends in order, so it reaches the cloud first) and opens the next once a session has
+MAC'd its share, or once the buffer evicted its ``session_open``. Everything else — events
+(security events, consent withdrawals) and acks — is signed with the vehicle's key. Events wait in the outbox until the next flush seals them
 as one events message; a buffer that evicts to make room adds an ``edge.buffer.evicted`` event,
 so no eviction goes unreported.
 """
@@ -18,12 +22,13 @@ from drivetrain.core.transport import EVENTS, TELEMETRY, vehicle_topic
 from drivetrain.core.wire import (
     MessageKind,
     VehicleEvent,
+    VehicleSession,
     events_to_dict,
     new_message_id,
     seal_json,
     seal_telemetry,
 )
-from drivetrain.edge.agent.config import EVENT_PRIORITY
+from drivetrain.edge.agent.config import EVENT_PRIORITY, SESSION_PRIORITY
 from drivetrain.edge.buffer import AppendResult, Buffer, OutgoingMessage
 from drivetrain.edge.identity import VehicleIdentity
 from drivetrain.edge.samples import Samples
@@ -35,17 +40,24 @@ log = logging.getLogger("drivetrain.edge")
 class Outbox:
     """Seals telemetry, events and acknowledgements of one vehicle into ``buffer``.
 
+    ``sessions`` False signs every telemetry batch instead (as agents before sessions did).
+
     Attributes:
         events: events waiting for the next ``seal_events``.
         batches, bytes: telemetry batches sealed and their payload bytes.
         events_sent: events sealed.
         evicted: messages the buffer evicted to make room for these.
+        sessions_opened: vehicle sessions opened.
     """
 
-    def __init__(self, identity: VehicleIdentity, buffer: Buffer) -> None:
+    def __init__(self, identity: VehicleIdentity, buffer: Buffer, *, sessions: bool = True) -> None:
         self.vin = identity.vin
         self.buffer = buffer
         self._key = identity.signing_key
+        self._cloud = identity.cloud_key
+        self.sessions = sessions
+        self._session: VehicleSession | None = None
+        self.sessions_opened = 0
         self.events: list[VehicleEvent] = []
         self.batches = 0
         self.bytes = 0
@@ -61,6 +73,7 @@ class Outbox:
         Raises:
             StorageError: the buffer failed (nothing was stored).
         """
+        key = self._session_for(now_ns) if self.sessions else self._key
         seq = self.buffer.next_seq(MessageKind.TELEMETRY)
         message_id = new_message_id()
         # A producer span: its context travels in the signed header, and the cloud's ingest
@@ -70,7 +83,7 @@ class Outbox:
             payload = seal_telemetry(
                 self.vin,
                 samples.to_table(),
-                key=self._key,
+                key=key,
                 seq=seq,
                 message_id=message_id,
                 sent_ns=now_ns,
@@ -84,6 +97,25 @@ class Outbox:
         self.batches += 1
         self.bytes += len(payload)
         return result
+
+    def _session_for(self, now_ns: int) -> VehicleSession:
+        """The session to MAC the next batch under: the current one, or a new one whose
+        session_open is appended first.
+
+        Raises:
+            StorageError: the buffer failed (no session opened).
+        """
+        if self._session is not None and not self._session.exhausted:
+            return self._session
+        seq = self.buffer.next_seq(MessageKind.SESSION_OPEN)
+        session = VehicleSession(self.vin, self._key, self._cloud, seq=seq, sent_ns=now_ns)
+        self._append(OutgoingMessage(
+            session.open_message_id, MessageKind.SESSION_OPEN, seq,
+            vehicle_topic(self.vin, TELEMETRY), SESSION_PRIORITY, now_ns, session.open_envelope,
+        ))  # fmt: skip
+        self._session = session
+        self.sessions_opened += 1
+        return session
 
     def seal_json(
         self,
@@ -134,6 +166,9 @@ class Outbox:
     def _append(self, message: OutgoingMessage, state: Sequence[StateRecord] = ()) -> AppendResult:
         result = self.buffer.append(message, state=state)
         if result.evicted:
+            opening = self._session.open_message_id if self._session else None
+            if any(e.message_id == opening for e in result.evicted):
+                self._session = None  # its batches still buffered will be refused; not new ones
             self.evicted += len(result.evicted)
             by_kind = Counter(e.kind.name.lower() for e in result.evicted)
             self.events.append(VehicleEvent(
