@@ -323,7 +323,8 @@ class Settings(BaseSettings):
         ge=0,
         description="Raw bytes kept in a dead letter of a message whose signature did not "
         "verify (unknown sender, bad signature, unreadable); the rest is counted, not kept. "
-        "Authentic messages are kept whole (they are at most ingest_max_message_bytes).",
+        "Authentic messages, and unknown_session ones (replayed once their session is "
+        "stored), are kept whole (they are at most ingest_max_message_bytes).",
     )
     ingest_dead_letters_per_minute: int = Field(
         60,

@@ -9,6 +9,7 @@ through a real Mosquitto."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from drivetrain.cloud.ingest import (
     MemoryReportedState,
     RawMessage,
 )
+from drivetrain.cloud.ingest import replay as replay_module
+from drivetrain.cloud.ingest.limits import IngestLimits
 from drivetrain.cloud.ingest.models import SessionRow
 from drivetrain.cloud.ingest.replay import replay_dead_letters
 from drivetrain.cloud.ingest.service import list_dead_letters
@@ -273,17 +276,104 @@ def test_an_agent_macs_its_telemetry_and_a_worker_ingests_it_through_mosquitto(
     assert row.vin == identity.vin and row.highest_seq >= 0
 
 
-def test_an_envelope_that_came_before_its_session_is_stored_on_replay(
-    sessioned: IngestPipeline, fleet: Fleet, lake: MemoryLake, database: Database
+def _open_letters(database: Database, reason: str = "unknown_session") -> list[int]:
+    with database.session() as db:
+        return [d.dead_letter_id for d in list_dead_letters(db, tenant=None, reason=reason)]
+
+
+def _stored_once(lake: MemoryLake, count: int) -> None:
+    rows = lake.rows()
+    assert rows is not None and rows.num_rows == count
+    assert len(set(rows.column("batch_id").to_pylist())) == count
+
+
+def test_envelopes_refused_before_their_session_committed_are_replayed_by_its_opener(
+    make_pipeline: Callable[..., IngestPipeline], fleet: Fleet, lake: MemoryLake,
+    database: Database,
 ) -> None:
+    # B commits the session's first envelope as unknown_session (a dead letter kept whole
+    # even above the cap for unverified bytes), then A commits the session_open
+    a = make_pipeline(platform_key=CLOUD_KEY)
+    b = make_pipeline(platform_key=CLOUD_KEY, limits=IngestLimits(dead_letter_max_bytes=16))
     session = _session(fleet)
     early = _sample(session, 2)
-    assert _reasons(sessioned, [early]) == ["unknown_session"]  # another worker has the open
-    assert _reasons(sessioned, [_opening(session)]) == ["stored"]
+    assert _reasons(b, [early]) == ["unknown_session"]
+    assert len(_open_letters(database)) == 1
+    # A accepts later sequence numbers in the same micro-batch; seq 2 is older, inside the
+    # window, and still stored when A replays it after its commit
+    assert _reasons(a, [_opening(session), _sample(session, 3), _sample(session, 40)]) == [
+        "stored"] * 3  # fmt: skip
+    assert _open_letters(database) == []
+    _stored_once(lake, 3)
+    assert _reasons(b, [early]) == ["duplicate"]
     with database.session() as db:
-        (letter,) = list_dead_letters(db, tenant="acme", reason="unknown_session")
-    (result,) = replay_dead_letters(sessioned, [letter.dead_letter_id])
-    assert result.outcome == "replayed" and result.accepted == 1
-    assert _reasons(sessioned, [early]) == ["duplicate"]
-    rows = lake.rows()
-    assert rows is not None and rows.num_rows == 1
+        (letter,) = list_dead_letters(db, tenant="acme", reason="unknown_session", status=None)
+    assert letter.status == "replayed"
+
+
+def test_envelopes_refused_after_their_session_committed_are_replayed_by_their_refuser(
+    make_pipeline: Callable[..., IngestPipeline], fleet: Fleet, lake: MemoryLake,
+    database: Database, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # B looked the session up before A committed it, A's scan after its commit found no dead
+    # letter yet, then B committed its dead letter: B's check after its commit replays it
+    a, b = make_pipeline(platform_key=CLOUD_KEY), make_pipeline(platform_key=CLOUD_KEY)
+    session = _session(fleet)
+    assert _reasons(a, [_opening(session)]) == ["stored"]
+    stale = {"on": True}
+    looked_up, recover = b.sessions.get, b._recover_sessions
+
+    def get_before_commit(db: object, session_id: str) -> object:
+        return None if stale["on"] else looked_up(db, session_id)  # type: ignore[arg-type]
+
+    def recover_after_commit() -> None:
+        stale["on"] = False
+        recover()
+
+    monkeypatch.setattr(b.sessions, "get", get_before_commit)
+    monkeypatch.setattr(b, "_recover_sessions", recover_after_commit)
+    report = b.process([_sample(session, 2)])
+    assert [r.reason for r in report.results] == ["unknown_session"]  # as B's micro-batch saw it
+    assert _open_letters(database) == []
+    _stored_once(lake, 1)
+
+
+def test_a_dead_letter_replayed_by_two_workers_at_once_is_stored_once(
+    make_pipeline: Callable[..., IngestPipeline], fleet: Fleet, lake: MemoryLake,
+    database: Database, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    a, b = make_pipeline(platform_key=CLOUD_KEY), make_pipeline(platform_key=CLOUD_KEY)
+    session = _session(fleet)
+    assert _reasons(make_pipeline(), [_sample(session, 2)]) == ["unknown_session"]
+    with monkeypatch.context() as patched:  # the session stored, its scan missed the letter
+        patched.setattr(a, "_recover_sessions", lambda: None)
+        assert _reasons(a, [_opening(session)]) == ["stored"]
+    (letter,) = _open_letters(database)
+    loaded = threading.Barrier(2, timeout=30)
+    load = replay_module._load
+    outcomes: list[str] = []
+    waited: set[str] = set()
+
+    def load_together(pipeline: IngestPipeline, dead_letter_id: int) -> object:
+        target = load(pipeline, dead_letter_id)
+        if threading.current_thread().name not in waited:  # once per thread
+            waited.add(threading.current_thread().name)
+            loaded.wait()  # both have read it open before either stores it
+        return target
+
+    monkeypatch.setattr(replay_module, "_load", load_together)
+
+    def replay(pipeline: IngestPipeline) -> None:
+        try:
+            outcomes.extend(r.outcome for r in replay_dead_letters(pipeline, [letter]))
+        except Exception as e:  # noqa: BLE001 - reported below
+            outcomes.append(f"raised {type(e).__name__}: {e}")
+
+    workers = [threading.Thread(target=replay, args=(p,)) for p in (a, b)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert sorted(outcomes) == ["not_open", "replayed"]  # the loser finds it closed
+    _stored_once(lake, 1)
+    assert _open_letters(database) == []

@@ -51,6 +51,7 @@ from drivetrain.cloud.ingest.limits import IngestLimits
 from drivetrain.cloud.ingest.microbatch import MicroBatch, utc_datetime
 from drivetrain.cloud.ingest.pending_reports import PendingReports
 from drivetrain.cloud.ingest.results import AuthenticBatch, IngestReport, MessageResult
+from drivetrain.cloud.ingest.session_recovery import SessionFollowUp, replayable
 from drivetrain.cloud.ingest.sessions import SessionBook, SessionKeys
 from drivetrain.cloud.ingest.sinks import LakeWriter, ReportedStateSink
 from drivetrain.cloud.ingest.tally import Tally
@@ -164,6 +165,7 @@ class IngestPipeline:
         self._pseudonymisers: dict[str, tuple[Pseudonymiser, float]] = {}
         self._pseudonym_ttl_s = vehicle_cache_ttl_s
         self._lock = threading.Lock()
+        self._follow_up = SessionFollowUp({}, ())
         # Loaded now rather than by the first message that needs them: the campaigns domain
         # pulls in the edge and TUF packages, a third of a CPU second a worker would
         # otherwise spend inside its first micro-batch.
@@ -213,7 +215,26 @@ class IngestPipeline:
         micro-batch was committed to the database, and the messages must be redelivered.
         """
         with self._lock:
-            return self.run(messages, now_ns=now_ns, replay_of=None)
+            report = self.run(messages, now_ns=now_ns, replay_of=None)
+            self._recover_sessions()
+            return report
+
+    def _recover_sessions(self) -> None:
+        """Replay the ``unknown_session`` dead letters the micro-batch just committed made
+        replayable (:mod:`.session_recovery`). A failure leaves them open, replayable later
+        by hand: the micro-batch itself is committed and must be acknowledged."""
+        follow_up, self._follow_up = self._follow_up, SessionFollowUp({}, ())
+        if not follow_up:
+            return
+        from drivetrain.cloud.ingest.replay import replay_dead_letters  # imports this module
+
+        try:
+            with self.database.session() as session:
+                ids = replayable(session, follow_up)
+            if ids:
+                replay_dead_letters(self, ids)
+        except Exception as e:  # noqa: BLE001 - what failed stays an open dead letter
+            _log.warning("unknown_session dead letters not replayed now: %s", e)
 
     def run(
         self,
@@ -311,6 +332,8 @@ class IngestPipeline:
                 )
         if keep:
             book.committed(opened_sessions)
+            if replay_of is None:
+                self._follow_up = _follow_up(book, opened_sessions, tally)
             self._publish_streams(mb.streams)
             if self.webhooks is not None:
                 for post in mb.webhooks:  # never blocks: a full queue drops (counted)
@@ -472,6 +495,13 @@ def _admit_sequences(
     if replayed:
         tally.refuse_messages(replayed)
     return kept
+
+
+def _follow_up(book: SessionBook, opened: Sequence[str], tally: Tally) -> SessionFollowUp:
+    """The sessions a committed micro-batch opened and its ``unknown_session`` dead letters."""
+    vins = {s: entry.vin for s in opened if (entry := book.get(s)) is not None}
+    refused = tuple(d.dedup_key for d in tally.drafts if d.reason == "unknown_session")
+    return SessionFollowUp(vins, refused)
 
 
 def _platform_key(settings: Settings) -> SigningKey | None:

@@ -37,6 +37,10 @@ _CHUNK = 500  # parameters per IN (...) query, well under every engine's limit
 COUNTERS: Final = cast(Table, CounterRow.__table__)
 #: Longest detail kept in a dead letter (the cause is in its first sentence).
 MAX_DETAIL: Final = 4000
+#: Refusals of messages whose signature could not be checked yet that are kept whole anyway:
+#: an ``unknown_session`` envelope is replayed once its session is stored (its size is already
+#: capped by ``ingest_max_message_bytes``, its count by the dead-letter rate limit).
+KEPT_WHOLE: Final = frozenset({"unknown_session"})
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,8 @@ def add_dead_letters(
     """Insert the drafts whose dedup key is new; returns those inserted.
 
     The payload of a draft that is not ``verified`` is cut to ``unverified_max_bytes`` (None:
-    kept whole); ``payload_size`` keeps its size as received.
+    kept whole), unless its reason is in :data:`KEPT_WHOLE`; ``payload_size`` keeps its size
+    as received.
     """
     if not drafts:
         return []
@@ -142,7 +147,7 @@ def add_dead_letters(
         detail = storable(d.detail, MAX_DETAIL)
         payload = (
             d.payload
-            if d.verified or unverified_max_bytes is None
+            if d.verified or unverified_max_bytes is None or d.reason in KEPT_WHOLE
             else d.payload[:unverified_max_bytes]
         )
         region = regions.get(d.vin) if d.tenant is not None else None
