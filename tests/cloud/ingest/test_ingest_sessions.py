@@ -311,13 +311,19 @@ def test_envelopes_refused_before_their_session_committed_are_replayed_by_its_op
     assert letter.status == "replayed"
 
 
+@pytest.fixture
+def workers(make_pipeline: Callable[..., IngestPipeline]) -> tuple[IngestPipeline, IngestPipeline]:
+    """Two workers sharing one database (and subscription)."""
+    return make_pipeline(platform_key=CLOUD_KEY), make_pipeline(platform_key=CLOUD_KEY)
+
+
 def test_envelopes_refused_after_their_session_committed_are_replayed_by_their_refuser(
-    make_pipeline: Callable[..., IngestPipeline], fleet: Fleet, lake: MemoryLake,
+    workers: tuple[IngestPipeline, IngestPipeline], fleet: Fleet, lake: MemoryLake,
     database: Database, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # B looked the session up before A committed it, A's scan after its commit found no dead
     # letter yet, then B committed its dead letter: B's check after its commit replays it
-    a, b = make_pipeline(platform_key=CLOUD_KEY), make_pipeline(platform_key=CLOUD_KEY)
+    a, b = workers
     session = _session(fleet)
     assert _reasons(a, [_opening(session)]) == ["stored"]
     stale = {"on": True}
@@ -339,12 +345,14 @@ def test_envelopes_refused_after_their_session_committed_are_replayed_by_their_r
 
 
 def test_a_dead_letter_replayed_by_two_workers_at_once_is_stored_once(
-    make_pipeline: Callable[..., IngestPipeline], fleet: Fleet, lake: MemoryLake,
+    workers: tuple[IngestPipeline, IngestPipeline], fleet: Fleet, lake: MemoryLake,
     database: Database, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    a, b = make_pipeline(platform_key=CLOUD_KEY), make_pipeline(platform_key=CLOUD_KEY)
+    a, b = workers
     session = _session(fleet)
-    assert _reasons(make_pipeline(), [_sample(session, 2)]) == ["unknown_session"]
+    with monkeypatch.context() as patched:  # its check ran before the session committed
+        patched.setattr(b, "_recover_sessions", lambda: None)
+        assert _reasons(b, [_sample(session, 2)]) == ["unknown_session"]
     with monkeypatch.context() as patched:  # the session stored, its scan missed the letter
         patched.setattr(a, "_recover_sessions", lambda: None)
         assert _reasons(a, [_opening(session)]) == ["stored"]
