@@ -377,11 +377,11 @@ def test_a_dead_letter_replayed_by_two_workers_at_once_is_stored_once(
         except Exception as e:  # noqa: BLE001 - reported below
             outcomes.append(f"raised {type(e).__name__}: {e}")
 
-    workers = [threading.Thread(target=replay, args=(p,)) for p in (a, b)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    threads = [threading.Thread(target=replay, args=(p,)) for p in (a, b)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     assert sorted(outcomes) == ["not_open", "replayed"]  # the loser finds it closed
     _stored_once(lake, 1)
     assert _open_letters(database) == []
