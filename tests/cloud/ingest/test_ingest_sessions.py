@@ -26,6 +26,7 @@ from drivetrain.cloud.ingest import (
     RawMessage,
 )
 from drivetrain.cloud.ingest import replay as replay_module
+from drivetrain.cloud.ingest.isolation import is_transient
 from drivetrain.cloud.ingest.limits import IngestLimits
 from drivetrain.cloud.ingest.models import SessionRow
 from drivetrain.cloud.ingest.replay import replay_dead_letters
@@ -374,14 +375,16 @@ def test_a_dead_letter_replayed_by_two_workers_at_once_is_stored_once(
     def replay(pipeline: IngestPipeline) -> None:
         try:
             outcomes.extend(r.outcome for r in replay_dead_letters(pipeline, [letter]))
-        except Exception as e:  # noqa: BLE001 - reported below
-            outcomes.append(f"raised {type(e).__name__}: {e}")
+        except Exception as e:  # noqa: BLE001 - judged below
+            # SQLite may refuse the loser's write outright (its snapshot is stale): the
+            # database was busy, which the worker logs and leaves to the winner
+            outcomes.append("busy" if is_transient(e) else f"raised {type(e).__name__}: {e}")
 
     threads = [threading.Thread(target=replay, args=(p,)) for p in (a, b)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(outcomes) == ["not_open", "replayed"]  # the loser finds it closed
+    assert sorted(outcomes) in (["not_open", "replayed"], ["busy", "replayed"]), outcomes
     _stored_once(lake, 1)
     assert _open_letters(database) == []
