@@ -28,6 +28,10 @@ IMAGE = "drivetrain:latest"
 #: The probes each orchestrator asks, and what they must be.
 PROBES = {"/livez", "/readyz"}
 #: Keys of the secret drivetrain-secrets, which the operator creates (docs/deploy.md).
+#: The fleet profile's backbone settings: each one is set in the fleet deployments (Compose,
+#: the Helm chart), so an operator finds it there rather than in the settings' source.
+BACKBONE_SETTINGS = {f"DRIVETRAIN_{name.upper()}" for name in Settings.model_fields
+                     if name.startswith("backbone_")}
 SECRET_KEYS = {"database-url", "auth-secret", "audit-key", "broker-password", "metrics-token",
                "cloud-signing.pem"}
 
@@ -75,8 +79,9 @@ def _routes() -> frozenset[str]:
 
 def check_environment(environment: Mapping[str, str], where: str,
                       monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Every ``DRIVETRAIN_*`` variable is a setting, and together they validate (Compose
-    interpolations stand for secrets of 40 characters)."""
+    """Every ``DRIVETRAIN_*`` variable is a setting, and together they validate (a Compose
+    interpolation with a default, ``${NAME:-default}``, stands for its default, as Compose
+    gives it where ``.env`` leaves the variable out; the others for secrets of 40 characters)."""
     names = set(Settings.model_fields)
     unknown = [k for k in environment
                if k.startswith("DRIVETRAIN_") and k.removeprefix("DRIVETRAIN_").lower() not in names]
@@ -87,8 +92,17 @@ def check_environment(environment: Mapping[str, str], where: str,
     monkeypatch.setenv("DRIVETRAIN_CONFIG", str(DEPLOY / "no-such-file.toml"))
     for key, value in environment.items():
         if key.startswith("DRIVETRAIN_"):
-            monkeypatch.setenv(key, re.sub(r"\$\{[^}]+\}", "s" * 40, str(value)))
+            monkeypatch.setenv(key, _interpolated(str(value)))
     return load_settings()
+
+
+def _interpolated(value: str) -> str:
+    return re.sub(r"\$\{[^}]+\}", lambda m: _stand_in(m.group(0)), value)
+
+
+def _stand_in(interpolation: str) -> str:
+    default = re.fullmatch(r"\$\{\w+:-([^}]*)\}", interpolation)
+    return default.group(1) if default else "s" * 40
 
 
 # --- Compose ------------------------------------------------------------------------------------
@@ -144,6 +158,7 @@ def test_compose_drivetrain_services_use_real_settings_and_options(
 ) -> None:
     ingest_clients = []
     for name, service in _drivetrain_services(compose):
+        assert BACKBONE_SETTINGS <= set(service["environment"]), name
         settings = check_environment(service["environment"], f"compose {name}", monkeypatch)
         assert settings.deployment == "production" and settings.metrics_token is not None
         command, params = parse_command(service["command"])

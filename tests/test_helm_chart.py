@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 import yaml
 from helm_render import Chart
-from test_deploy_files import KUBERNETES, SECRET_KEYS, check_environment, parse_command
+from test_deploy_files import (
+    BACKBONE_SETTINGS,
+    KUBERNETES,
+    SECRET_KEYS,
+    check_environment,
+    parse_command,
+)
 
 CHART = KUBERNETES.parent / "helm" / "drivetrain"
 #: What the chart adds to a container of the plain manifests.
@@ -78,6 +84,7 @@ def test_the_rendered_workloads_run_real_commands_with_real_fleet_settings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     config = rendered[("ConfigMap", "drivetrain-config")]["data"]
+    assert BACKBONE_SETTINGS <= set(config)
     commands = set()
     for (kind, name), workload in rendered.items():
         if kind not in ("Deployment", "StatefulSet", "Job"):
@@ -113,6 +120,7 @@ def test_values_substitute_into_the_objects() -> None:
             "image": "registry/dt:1.2",
             "lake.storage": "2Ti",
             "settings.DRIVETRAIN_BACKBONE_REPLICAS": "5",
+            "settings.DRIVETRAIN_BACKBONE_NAMESPACE": "staging",
         },
     )
     objects = _objects(chart.documents())
@@ -127,9 +135,9 @@ def test_values_substitute_into_the_objects() -> None:
     assert parse_command(consume["args"])[1]["groups"] == "security-ops"
     claim = objects[("PersistentVolumeClaim", "drivetrain-lake")]
     assert claim["spec"]["resources"]["requests"]["storage"] == "2Ti"
-    assert (
-        objects[("ConfigMap", "drivetrain-config")]["data"]["DRIVETRAIN_BACKBONE_REPLICAS"] == "5"
-    )
+    config = objects[("ConfigMap", "drivetrain-config")]["data"]
+    assert config["DRIVETRAIN_BACKBONE_REPLICAS"] == "5"
+    assert config["DRIVETRAIN_BACKBONE_NAMESPACE"] == "staging"
     without = _objects(Chart(CHART, {"consumers.enabled": False}).documents())
     assert ("Deployment", "drivetrain-consume") not in without
 
