@@ -25,22 +25,6 @@ from drivetrain.cloud.streams.models import StreamAppliedRow
 MAX_MESSAGE_ID = 128
 
 
-def claim(session: Session, group: str, message_id: str, now: datetime) -> bool:
-    """Record ``message_id`` as applied by ``group`` in this transaction; False when it
-    already was (the caller then applies nothing).
-
-    Raises:
-        ValueError: an empty or over-long message id.
-    """
-    if not message_id or len(message_id) > MAX_MESSAGE_ID:
-        raise ValueError(f"message id must be 1..{MAX_MESSAGE_ID} characters")
-    if session.get(StreamAppliedRow, (group, message_id)) is not None:
-        return False
-    session.add(StreamAppliedRow(group_name=group, message_id=message_id, applied_at=now))
-    session.flush()  # a concurrent claim of the same id fails here or at commit
-    return True
-
-
 def claim_new(
     session: Session, group: str, ids: Collection[str], now: datetime
 ) -> set[str]:
