@@ -5,12 +5,14 @@ micro-batch fail as "platform unavailable", and the retry announces the same ids
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from ingest_helpers import NOW_NS, SOC, SPEED, Fleet, telemetry
 
+from drivetrain.cloud.infra.bus import StatusEvent
 from drivetrain.cloud.ingest import IngestPipeline
-from drivetrain.cloud.ingest.announce import Announcer
+from drivetrain.cloud.ingest.announce import TELEMETRY_TOPIC, Announcer, chunk_id, chunks
 from drivetrain.cloud.ingest.isolation import is_transient
 from drivetrain.core.errors import TransportError
 from drivetrain.core.transport import PublishTicket
@@ -38,7 +40,7 @@ class Backbone:
         return ticket
 
 
-def test_each_committed_batch_is_announced_once_under_its_batch_id(
+def test_one_batch_is_announced_under_its_batch_id_and_a_chunk_under_a_digest_of_its_ids(
     pipeline: IngestPipeline, fleet: Fleet
 ) -> None:
     backbone = Backbone(refuse=1)  # the first try is lost: it is published again
@@ -48,14 +50,19 @@ def test_each_committed_batch_is_announced_once_under_its_batch_id(
     second = telemetry(fleet.vin("eu2"), fleet.key("eu2"),
                        [(SPEED, NOW_NS - 10**9, 50.0), (SOC, NOW_NS - 10**9, 60.0)],
                        batch_id="b" * 32)
-    pipeline.process([first, second])
-    assert set(backbone.stored) == {"a" * 32, "b" * 32}
-    (event,) = json.loads(backbone.stored["b" * 32])["events"]
-    assert event["domain"] == "telemetry" and event["kind"] == "validated"
-    assert event["subject"] == fleet.vin("eu2") and event["data"]["samples"] == 2
-    assert event["origin"] == "worker-1" and event["tenant"] == "acme"
-    pipeline.process([first])  # a redelivery: a duplicate, announced again under its id
-    assert len(backbone.stored) == 2 and pipeline.announcer.published == 3
+    pipeline.process([first, second])  # one message carries both
+    chunk = chunk_id(["b" * 32, "a" * 32])
+    assert set(backbone.stored) == {chunk} and chunk == chunk_id(["a" * 32, "b" * 32])
+    one, two = json.loads(backbone.stored[chunk])["events"]
+    assert one["data"]["batch_id"] == "a" * 32
+    assert two["domain"] == "telemetry" and two["kind"] == "validated"
+    assert two["subject"] == fleet.vin("eu2") and two["data"]["samples"] == 2
+    assert two["origin"] == "worker-1" and two["tenant"] == "acme"
+    pipeline.process([second, first])  # the same micro-batch again: the same message id
+    assert set(backbone.stored) == {chunk}
+    pipeline.process([first])  # a redelivery alone: a duplicate, announced under its id
+    assert set(backbone.stored) == {chunk, "a" * 32}
+    assert pipeline.announcer.published == 5 and pipeline.announcer.messages == 3
 
 
 def test_a_backbone_that_never_acknowledges_fails_the_micro_batch_as_unavailable(
@@ -71,3 +78,18 @@ def test_a_backbone_that_never_acknowledges_fails_the_micro_batch_as_unavailable
     backbone.refuse = 0
     pipeline.process([message])  # the retry: already committed, announced now
     assert backbone.stored.keys() == {"c" * 32}
+
+
+def test_chunks_hold_at_most_max_batches_and_max_bytes_and_each_batch_once() -> None:
+    at = datetime(2026, 12, 7, tzinfo=UTC)
+    events = [(TELEMETRY_TOPIC, StatusEvent("telemetry", "validated", "acme", "V" * 17, at,
+                                            {"batch_id": f"{i:032x}", "samples": 1}))
+              for i in range(25)]
+    events.append(events[3])  # delivered twice within the micro-batch
+    by_count = chunks(events, max_batches=10, max_bytes=10**6)
+    assert [len(json.loads(p)["events"]) for _, p, _ in by_count] == [10, 10, 5]
+    carried = [e["data"]["batch_id"] for _, p, _ in by_count for e in json.loads(p)["events"]]
+    assert sorted(carried) == [f"{i:032x}" for i in range(25)]
+    by_size = chunks(events, max_batches=100, max_bytes=1000)
+    assert len(by_size) > 3 and all(len(p) <= 1000 for _, p, _ in by_size)
+    assert len({i for _, _, i in by_size}) == len(by_size)

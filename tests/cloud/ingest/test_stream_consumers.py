@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from ingest_helpers import Fleet
+from ingest_helpers import NOW_NS, SOC, Fleet, telemetry
 from test_ingest_security_events import _event, _send
 
 from drivetrain.cloud.infra import Database
@@ -201,6 +201,47 @@ def test_a_replay_from_a_time_applies_only_what_the_state_lacks(
     empty_database.upgrade()
     restored.start().stop()
     assert _totals(empty_database, tenant) == {"WVWZZZ1JZXW000001": (30, 60)}
+
+
+def test_a_micro_batch_travels_in_a_few_chunks_and_each_batch_counts_once_across_retries(
+    pipeline: IngestPipeline,
+    fleet: Fleet,
+    database: Database,
+    link: JetStreamTransport,
+) -> None:
+    vins = [fleet.vin("eu1"), fleet.vin("eu2")]
+    keys = [fleet.key("eu1"), fleet.key("eu2")]
+    ids = [uuid.uuid4().hex for _ in range(40)]
+    messages = [
+        telemetry(vins[i % 2], keys[i % 2], [(SOC, NOW_NS - 10**9 + i, 50.0)] * (1 + i % 3),
+                  batch_id=ids[i], seq=i // 2 + 1)
+        for i in range(40)
+    ]
+    pipeline.announcer = Announcer(link, origin="test", max_batches=16)
+    members = ConsumerGroups(
+        database, link, ["lake-activity"], group_prefix=unique_name("chunk") + "-"
+    ).start()
+    try:
+        pipeline.process(messages)
+        assert pipeline.announcer.published == 40 and pipeline.announcer.messages == 3
+        # the retry of a micro-batch composed otherwise: its chunks get other message ids,
+        # so the stream keeps them and the consumer must skip the batches it applied
+        pipeline.announcer.max_batches = 7
+        pipeline.process(messages[5:30:2] + messages[::3])
+        assert pipeline.announcer.messages > 3
+        # a worker not yet upgraded announces one batch per message, under its batch id
+        _announce(link, "acme", vins[0], ids[0], 1)
+        expected = {
+            vins[0]: (20, sum(1 + i % 3 for i in range(0, 40, 2))),
+            vins[1]: (20, sum(1 + i % 3 for i in range(1, 40, 2))),
+        }
+        _wait(lambda: _totals(database, "acme") == expected, 30)
+        time.sleep(1.0)  # nothing more arrives and counts twice
+        assert _totals(database, "acme") == expected
+        stats = members.stats["lake-activity"]
+        assert stats.failed == 0 and stats.applied + stats.duplicates >= 3
+    finally:
+        members.stop()
 
 
 def test_security_events_become_incidents_through_the_security_ops_group(

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 #: How long the ledger remembers an id: past the streams' 7-day retention.
 LEDGER_KEEP: Final = timedelta(days=8)
 _PRUNE_EVERY_S: Final = 3600.0
+#: The events ingest announces per batch (:mod:`drivetrain.cloud.ingest.announce`).
+_PER_BATCH: Final = frozenset({("telemetry", "validated"), ("security", "reported")})
 
 
 @dataclass
@@ -149,14 +151,17 @@ class ConsumerGroups:
                 log.warning("%s: message on %s dropped: %s", consumer.group, message.topic, e)
                 return  # acknowledged: a redelivery would not parse either
             message_id = message.message_id or content_id(message.topic, message.payload)
+            keyed = [(claim_key(e, message_id), e) for e in events]
             now = datetime.now(UTC)
             try:
                 with self.database.session() as session:
-                    fresh = ledger.claim(
-                        session, self.group_prefix + consumer.group, message_id, now
+                    new = ledger.claim_new(
+                        session, self.group_prefix + consumer.group,
+                        {k for k, _ in keyed} or {message_id}, now,
                     )
+                    fresh = bool(new)
                     if fresh:
-                        consumer.apply(session, events)
+                        consumer.apply(session, _once(keyed, new, message_id))
             except Exception:
                 with self._lock:
                     stats.failed += 1
@@ -177,6 +182,29 @@ class ConsumerGroups:
             self._pruned_at = time.monotonic()
         with self.database.session() as session:
             ledger.prune(session, now - LEDGER_KEEP)
+
+
+def claim_key(event: StatusEvent, message_id: str) -> str:
+    """What the ledger records ``event`` under: its batch id when it announces an ingest batch
+    (one-batch messages and chunks of many alike), else the id of its message."""
+    batch_id = event.data.get("batch_id")
+    if (event.domain, event.kind) in _PER_BATCH and isinstance(batch_id, str) and batch_id:
+        return batch_id
+    return message_id
+
+
+def _once(
+    keyed: Sequence[tuple[str, StatusEvent]], new: set[str], message_id: str
+) -> list[StatusEvent]:
+    """The events to apply: those claimed just now, each batch once (a message may carry a
+    batch twice when it was redelivered within one micro-batch)."""
+    taken: set[str] = set()
+    out = []
+    for key, event in keyed:
+        if key in new and (key == message_id or key not in taken):
+            out.append(event)
+            taken.add(key)
+    return out
 
 
 def _events(message: Message) -> list[StatusEvent]:

@@ -1,8 +1,9 @@
 """The ledger of backbone messages each consumer group has applied.
 
-A consumer applies a message's effect and records its message id (the ``Nats-Msg-Id``: the
-batch id of an ingest announcement, a digest of the content otherwise) in **one**
-transaction. A message delivered again — its acknowledgement lost, its consumer killed after
+A consumer applies a message's effect and records its id in **one** transaction: the batch
+id of each ingest batch the message announces (a message carries one batch or a chunk of
+many, and a retried chunk may repeat batches under another message id), the message id
+otherwise (the ``Nats-Msg-Id``, or a digest of the content). A message delivered again — its acknowledgement lost, its consumer killed after
 the commit, a replay from a point in time — finds its id and changes nothing. Two members
 handed the same message at once both try to insert the id; the loser's transaction fails
 and the message goes back to the stream, where the redelivery finds the id.
@@ -12,6 +13,7 @@ Ids older than the streams keep messages (7 days) can never come back and are pr
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import delete, func, select
@@ -23,20 +25,34 @@ from drivetrain.cloud.streams.models import StreamAppliedRow
 MAX_MESSAGE_ID = 128
 
 
-def claim(session: Session, group: str, message_id: str, now: datetime) -> bool:
-    """Record ``message_id`` as applied by ``group`` in this transaction; False when it
-    already was (the caller then applies nothing).
+def claim_new(
+    session: Session, group: str, ids: Collection[str], now: datetime
+) -> set[str]:
+    """Record each of ``ids`` not yet applied by ``group`` in this transaction; returns those
+    (the caller applies only their effects).
 
     Raises:
-        ValueError: an empty or over-long message id.
+        ValueError: an empty or over-long id.
     """
-    if not message_id or len(message_id) > MAX_MESSAGE_ID:
-        raise ValueError(f"message id must be 1..{MAX_MESSAGE_ID} characters")
-    if session.get(StreamAppliedRow, (group, message_id)) is not None:
-        return False
-    session.add(StreamAppliedRow(group_name=group, message_id=message_id, applied_at=now))
+    wanted = set(ids)
+    for one in wanted:
+        if not one or len(one) > MAX_MESSAGE_ID:
+            raise ValueError(f"message id must be 1..{MAX_MESSAGE_ID} characters")
+    if not wanted:
+        return set()
+    known = set(
+        session.scalars(
+            select(StreamAppliedRow.message_id).where(
+                StreamAppliedRow.group_name == group, StreamAppliedRow.message_id.in_(wanted)
+            )
+        )
+    )
+    fresh = wanted - known
+    session.add_all(
+        StreamAppliedRow(group_name=group, message_id=one, applied_at=now) for one in fresh
+    )
     session.flush()  # a concurrent claim of the same id fails here or at commit
-    return True
+    return fresh
 
 
 def applied_count(session: Session, group: str) -> int:
