@@ -13,8 +13,10 @@ from typer.testing import CliRunner
 from drivetrain.cli import app as cli_app
 from drivetrain.cloud.fleet import generate_vin, provision_vehicle
 from drivetrain.cloud.infra import Database, create_tenant, list_audit
+from drivetrain.cloud.infra.bootstrap import resolve_audit_key
 from drivetrain.cloud.privacy import get_consent, vehicle_pseudonym
 from drivetrain.core.crypto import SigningKey
+from drivetrain.core.settings import load_settings
 
 
 @pytest.fixture
@@ -57,6 +59,9 @@ def test_show_gives_the_default_then_set_replaces_it_and_is_audited(
     table = cli("privacy", "consent", "set", vin, "--allow", "technical, location", "--source",
                 "contract")  # fmt: skip
     assert "source contract" in table and "no (dropped at ingestion)" in table
+    # the entry's personal part sits in the EU store under a digest keyed with the
+    # installation's audit key, which a reader needs to check it against the central pointer
+    database.use_audit_key(resolve_audit_key(load_settings()))
     with database.session() as session:
         consent = get_consent(session, vin, "acme")
         assert consent.categories == {"technical", "location"} and consent.source == "contract"
