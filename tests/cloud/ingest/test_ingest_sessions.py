@@ -385,6 +385,10 @@ def test_a_dead_letter_replayed_by_two_workers_at_once_is_stored_once(
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(outcomes) in (["not_open", "replayed"], ["busy", "replayed"]), outcomes
+    # the loser finds the letter closed, or (when its run starts after the winner's commit)
+    # the batch already in the ledger
+    assert sorted(outcomes) in (
+        ["not_open", "replayed"], ["busy", "replayed"], ["duplicate", "replayed"]
+    ), outcomes
     _stored_once(lake, 1)
     assert _open_letters(database) == []
