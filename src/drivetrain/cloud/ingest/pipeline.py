@@ -73,7 +73,7 @@ from drivetrain.core.privacy_policy import MinimisationPolicy, active_policy
 from drivetrain.core.settings import Settings
 from drivetrain.core.transport import TOPIC_ROOT, Transport
 from drivetrain.core.vss import Catalog, builtin_catalog
-from drivetrain.core.wire import parse
+from drivetrain.core.wire import REPLAY_WINDOW, parse
 
 _log = logging.getLogger("drivetrain.ingest")
 
@@ -154,7 +154,10 @@ class IngestPipeline:
         self.announcer: Announcer | None = None
         self.limits = limits or IngestLimits()
         self.policy = policy or active_policy()
-        self.dead_letter_gate = DeadLetterGate(self.limits.dead_letters_per_minute)
+        self.dead_letter_gate = DeadLetterGate(
+            self.limits.dead_letters_per_minute,
+            per_minute_by_reason={"unknown_session": REPLAY_WINDOW},
+        )
         if twin_flush_s < 0:
             raise ValueError(f"twin_flush_s must be >= 0, got {twin_flush_s}")
         self.twin_flush_s = twin_flush_s

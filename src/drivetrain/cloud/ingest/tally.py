@@ -176,7 +176,7 @@ class Tally:
         if gate is not None and self.replay_of is None:
             drafts = []
             for draft in self.drafts:
-                if gate.admit(draft.vin or f"topic:{draft.topic}"):
+                if gate.admit(draft.vin or f"topic:{draft.topic}", draft.reason):
                     drafts.append(draft)
                 else:
                     not_kept += 1
