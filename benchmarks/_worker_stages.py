@@ -32,6 +32,7 @@ STAGES = (
     ("drivetrain.cloud.ingest.pipeline", "", "open_message", "pipeline/opening"),
     ("drivetrain.cloud.ingest.envelopes", "", "parse", "pipeline/opening/envelope header"),
     ("drivetrain.core.wire.envelope", "Envelope", "verify", "pipeline/opening/signature"),
+    ("drivetrain.core.wire.envelope", "Envelope", "verify_mac", "pipeline/opening/session MAC"),
     ("drivetrain.cloud.ingest.envelopes", "", "decode_sample_arrays",
      "pipeline/opening/Arrow body"),
     ("drivetrain.cloud.ingest.envelopes", "", "body_of_arrays", "pipeline/opening/to columns"),
