@@ -130,7 +130,7 @@ class CloudReceiver:
 
     def samples(self, vin: str | None = None) -> list[tuple[str, int, float]]:
         """Every (path, ts_ns, value) received, in arrival order."""
-        out = []
+        out: list[tuple[str, int, float]] = []
         for m in self.of(MessageKind.TELEMETRY, vin):
             s = m.body
             out.extend(

@@ -17,7 +17,15 @@ from drivetrain.core.errors import TransportError
 from drivetrain.core.transport import InProcessTransport
 from drivetrain.core.vss import builtin_catalog
 from drivetrain.core.wire import MessageKind, parse, seal, seal_json
-from drivetrain.edge import AgentConfig, EdgeAgent, InMemoryActuator, Samples, SqliteBuffer
+from drivetrain.edge import (
+    AgentConfig,
+    EdgeAgent,
+    InMemoryActuator,
+    MemoryBuffer,
+    Samples,
+    SqliteBuffer,
+    VehicleIdentity,
+)
 
 CATALOG = builtin_catalog()
 SPEED = "Vehicle.Speed"
@@ -363,3 +371,19 @@ class _Down(InProcessTransport):
 
     def publish_async(self, *args: Any, **kwargs: Any) -> Any:
         raise TransportError("cannot publish: not connected to the broker")
+
+
+def test_the_agent_opens_a_new_session_once_the_current_one_is_a_day_old() -> None:
+    from drivetrain.core.crypto import SigningKey
+    from drivetrain.core.wire import SESSION_MAX_AGE_NS
+    from drivetrain.edge.agent.outbox import Outbox
+
+    cloud = SigningKey.from_seed(b"c" * 32).verify_key
+    identity = VehicleIdentity("WDD1234567890ABCD", SigningKey.from_seed(b"v" * 32), cloud)
+    outbox = Outbox(identity, MemoryBuffer())
+    start = 1_700_000_000 * 10**9
+    path = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Displayed"
+    for at in (start, start + 3600 * 10**9, start + SESSION_MAX_AGE_NS):
+        outbox.seal_telemetry(Samples.from_values({path: 50.0}, at), priority=5, now_ns=at)
+    # the first two batches share a session; the third, a day after it opened, opens another
+    assert outbox.sessions_opened == 2

@@ -47,7 +47,7 @@ def telemetry(
     paths = sorted({s[0] for s in samples})
     index = [paths.index(s[0]) for s in samples]
     values = [float("nan") if s[2] is None else s[2] for s in samples]
-    texts = [s[3] if len(s) > 3 else None for s in samples]  # type: ignore[misc]
+    texts = [s[3] if len(s) > 3 else None for s in samples]
     any_text = any(t is not None for t in texts) or any(s[2] is None for s in samples)
     table = samples_table(
         paths, index, [s[1] for s in samples], values, texts if any_text else None

@@ -13,9 +13,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from ingest_helpers import CLOUD_KEY, NOW_NS, SOC, Fleet
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from drivetrain.cloud.infra import Database
 from drivetrain.cloud.ingest import (
@@ -31,8 +34,9 @@ from drivetrain.cloud.ingest.limits import IngestLimits
 from drivetrain.cloud.ingest.models import SessionRow
 from drivetrain.cloud.ingest.replay import replay_dead_letters
 from drivetrain.cloud.ingest.service import list_dead_letters
+from drivetrain.cloud.ingest.sessions import forget_superseded_sessions
 from drivetrain.core.crypto import SigningKey
-from drivetrain.core.transport import vehicle_topic
+from drivetrain.core.transport import InProcessTransport, vehicle_topic
 from drivetrain.core.transport.mqtt import MqttTransport
 from drivetrain.core.transport.testing import PrivateBroker
 from drivetrain.core.wire import (
@@ -392,3 +396,48 @@ def test_a_dead_letter_replayed_by_two_workers_at_once_is_stored_once(
     ), outcomes
     _stored_once(lake, 1)
     assert _open_letters(database) == []
+
+
+def _stored_session(db: Session, session_id: str, vin: str, opened_at: datetime) -> None:
+    db.add(SessionRow(session_id=session_id, vin=vin, vehicle_key_id="k", platform_key_id="p",
+                      sealed_key=b"x" * 60, opened_at=opened_at, highest_seq=0))
+
+
+def test_sessions_replaced_before_the_acceptance_window_are_forgotten(
+    database: Database, fleet: Fleet
+) -> None:
+    now = datetime.now(UTC)
+    window_start = now - timedelta(days=30)
+    one, other = fleet.vin("eu1"), fleet.vin("us1")
+    with database.session() as db:
+        _stored_session(db, "old", one, now - timedelta(days=40))
+        _stored_session(db, "replaced", one, now - timedelta(days=35))  # by "newest", in time
+        _stored_session(db, "newest", one, now - timedelta(days=31))
+        # replaced, but only inside the window: its envelopes may still hold fresh samples
+        _stored_session(db, "alone", other, now - timedelta(days=90))
+        _stored_session(db, "recent", other, now - timedelta(days=2))
+    with database.session() as db:
+        assert forget_superseded_sessions(db, superseded_before=window_start) == 2
+    with database.session() as db:
+        left = sorted(db.scalars(select(SessionRow.session_id)))
+    # a vehicle's newest session stays however old; one replaced within the window stays
+    assert left == ["alone", "newest", "recent"]
+
+
+def test_the_worker_forgets_replaced_sessions_when_it_prunes(
+    sessioned: IngestPipeline, database: Database, fleet: Fleet
+) -> None:
+    now = datetime.now(UTC)
+    vin = fleet.vin("eu1")
+    with database.session() as db:
+        _stored_session(db, "before", vin, now - timedelta(days=60))
+        _stored_session(db, "after", vin, now - timedelta(days=45))
+    with InProcessTransport() as bus:
+        worker = IngestWorker(bus, sessioned, prune_interval_s=0).start()
+        deadline, left = time.monotonic() + 10, ["before", "after"]
+        while time.monotonic() < deadline and left != ["after"]:
+            time.sleep(0.05)
+            with database.session() as db:
+                left = list(db.scalars(select(SessionRow.session_id)))
+        worker.stop()
+    assert left == ["after"]

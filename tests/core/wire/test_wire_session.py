@@ -160,3 +160,12 @@ def test_any_altered_header_field_of_a_macd_envelope_fails_its_mac(data: st.Data
         return
     with pytest.raises(SignatureError):
         envelope.verify_mac(session._mac_key)
+
+
+def test_a_session_expires_a_day_after_it_opened() -> None:
+    opened_at = 1_700_000_000 * 10**9
+    session = wire.VehicleSession(VIN, VEHICLE, CLOUD.verify_key, seq=0, sent_ns=opened_at)
+    assert session.opened_ns == opened_at
+    assert not session.expired(opened_at + wire.SESSION_MAX_AGE_NS - 1)
+    assert session.expired(opened_at + wire.SESSION_MAX_AGE_NS)
+

@@ -26,10 +26,10 @@ from typing import Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import BigInteger, bindparam, case, update
+from sqlalchemy import BigInteger, bindparam, case, delete, exists, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from drivetrain.cloud.fleet import Vehicle
 from drivetrain.cloud.ingest.models import SessionRow
@@ -130,6 +130,28 @@ class SessionKeys:
         if len(self._cache) >= self._max_entries:
             self._cache.clear()  # re-read from the database as needed
         self._cache[entry.session_id] = entry
+
+
+def forget_superseded_sessions(session: Session, *, superseded_before: datetime) -> int:
+    """Delete the sessions a later session of the same vehicle replaced before
+    ``superseded_before``; returns how many.
+
+    Pass the start of the samples' acceptance window (now minus the maximum sample age): a
+    vehicle seals with its newest session only, so every envelope of a session that a later
+    one replaced then holds samples older than the window, which ingestion refuses anyway
+    (``timestamp_too_old``). Keeping the session any longer would only grow the table; the
+    newest session of each vehicle is never deleted, however old.
+    """
+    newer = aliased(SessionRow)
+    replaced = exists(
+        select(newer.session_id).where(
+            newer.vin == SessionRow.vin,
+            newer.opened_at > SessionRow.opened_at,
+            newer.opened_at < superseded_before,
+        )
+    )
+    result = session.execute(delete(SessionRow).where(replaced))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _aad(session_id: str, vin: str) -> bytes:

@@ -37,6 +37,7 @@ from drivetrain.cloud.ingest.metrics import IngestMetrics
 from drivetrain.cloud.ingest.pipeline import IngestPipeline
 from drivetrain.cloud.ingest.results import IngestReport
 from drivetrain.cloud.ingest.service import prune_ingest_ledger
+from drivetrain.cloud.ingest.sessions import forget_superseded_sessions
 from drivetrain.cloud.ingest.webhooks import WebhookStats
 from drivetrain.core import tracing
 from drivetrain.core.errors import DrivetrainError, TransportError
@@ -376,17 +377,20 @@ class IngestWorker:
             _log.warning("recording the worker's heartbeat failed (will try again): %s", e)
 
     def _prune_when_due(self) -> None:
-        """Forget ingested batch ids older than the retention, every ``prune_interval_s``."""
+        """Forget ingested batch ids older than the retention, and vehicle sessions replaced
+        before the samples' acceptance window (:func:`.sessions.forget_superseded_sessions`),
+        every ``prune_interval_s``."""
         if time.monotonic() - self._pruned_at < self.prune_interval_s:
             return
         self._pruned_at = time.monotonic()
+        now = datetime.now(UTC)
+        window_start = now - timedelta(microseconds=self.pipeline.window.max_age_ns // 1000)
         try:
             with self.pipeline.database.session() as session:
                 forgotten = prune_ingest_ledger(
-                    session,
-                    older_than=timedelta(seconds=self.ledger_retention_s),
-                    now=datetime.now(UTC),
+                    session, older_than=timedelta(seconds=self.ledger_retention_s), now=now
                 )
+                replaced = forget_superseded_sessions(session, superseded_before=window_start)
         except DrivetrainError as e:  # pruning is housekeeping: ingestion goes on
             _log.warning("pruning the ingest ledger failed (will try again): %s", e)
             return
@@ -394,6 +398,8 @@ class IngestWorker:
             _log.info(
                 "forgot %d ingested batch ids older than %.0f s", forgotten, self.ledger_retention_s
             )
+        if replaced:
+            _log.info("forgot %d vehicle sessions replaced before %s", replaced, window_start)
 
     def _process_until_done(self, batch: list[Message]) -> list[IngestReport] | None:
         """Settle ``batch`` (see :mod:`.isolation`): its reports, or None when stopped while

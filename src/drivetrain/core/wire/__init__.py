@@ -33,6 +33,7 @@ from drivetrain.core.wire.safe_json import MAX_JSON_DEPTH, check_document, load_
 from drivetrain.core.wire.session import (
     MAC_KINDS,
     REPLAY_WINDOW,
+    SESSION_MAX_AGE_NS,
     SESSION_MAX_MESSAGES,
     SessionOpen,
     VehicleSession,
@@ -58,6 +59,7 @@ __all__ = [
     "MAX_INVENTORY_ECUS",
     "MAX_JSON_DEPTH",
     "REPLAY_WINDOW",
+    "SESSION_MAX_AGE_NS",
     "SESSION_MAX_MESSAGES",
     "TELEMETRY_SCHEMA",
     "Ack",

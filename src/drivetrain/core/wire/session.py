@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -42,6 +43,10 @@ from drivetrain.core.wire.envelope import (
 SESSION_INFO: Final = b"drivetrain/session/v1"
 #: Envelopes one session MACs before the vehicle opens the next.
 SESSION_MAX_MESSAGES: Final = 1024
+#: Longest a vehicle MACs under one session (by its clock), however few envelopes it sent: a
+#: stolen session key is good for a day at most, and the platform can forget a replaced
+#: session once its envelopes are too old to accept.
+SESSION_MAX_AGE_NS: Final = 86_400 * 10**9
 #: Sequence numbers a receiver remembers per session (RFC 4303 §3.4.3): twice a session's
 #: span, so no envelope of a session can fall below it.
 REPLAY_WINDOW: Final = 2 * SESSION_MAX_MESSAGES
@@ -137,6 +142,7 @@ class VehicleSession:
     Attributes:
         open_envelope: the signed SESSION_OPEN envelope to send before any MAC'd one.
         open_message_id: its message id.
+        opened_ns: when it was opened (``sent_ns``, or now), nanoseconds since the epoch.
         used: envelopes MAC'd so far.
     """
 
@@ -158,12 +164,18 @@ class VehicleSession:
             MessageKind.SESSION_OPEN, vin, opened.to_dict(), key=key, seq=seq,
             message_id=self.open_message_id, sent_ns=sent_ns,
         )  # fmt: skip
+        self.opened_ns = time.time_ns() if sent_ns is None else sent_ns
         self.used = 0
 
     @property
     def exhausted(self) -> bool:
         """True once the session has MAC'd all it may; open the next."""
         return self.used >= SESSION_MAX_MESSAGES
+
+    def expired(self, now_ns: int) -> bool:
+        """True once the session is :data:`SESSION_MAX_AGE_NS` old at ``now_ns``; open the
+        next."""
+        return now_ns - self.opened_ns >= SESSION_MAX_AGE_NS
 
     def seal(
         self,

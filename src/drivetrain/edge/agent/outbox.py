@@ -100,13 +100,15 @@ class Outbox:
 
     def _session_for(self, now_ns: int) -> VehicleSession:
         """The session to MAC the next batch under: the current one, or a new one whose
-        session_open is appended first.
+        session_open is appended first (the current one has MAC'd its 1,024 envelopes, or is
+        a day old).
 
         Raises:
             StorageError: the buffer failed (no session opened).
         """
-        if self._session is not None and not self._session.exhausted:
-            return self._session
+        current = self._session
+        if current is not None and not current.exhausted and not current.expired(now_ns):
+            return current
         seq = self.buffer.next_seq(MessageKind.SESSION_OPEN)
         session = VehicleSession(self.vin, self._key, self._cloud, seq=seq, sent_ns=now_ns)
         self._append(OutgoingMessage(
