@@ -29,7 +29,7 @@ client options).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from drivetrain.core.transport.base import (
     HandlerFailure,
+    Message,
     MessageHandler,
     PublishTicket,
     QoS,
@@ -46,7 +47,8 @@ from drivetrain.core.transport.base import (
     Transport,
     TransportStats,
 )
-from drivetrain.core.transport.mqtt_delivery import Deliverer, log_handler_failure
+from drivetrain.core.transport.mqtt_client import ReadAheadClient
+from drivetrain.core.transport.mqtt_delivery import Deliverer, Release, log_handler_failure
 from drivetrain.core.transport.mqtt_link import BrokerLink
 from drivetrain.core.transport.mqtt_options import (
     BrokerAddress,
@@ -144,6 +146,10 @@ class MqttTransport(Transport):
             on_handler_error or log_handler_failure,
         )
         self._subscriptions.attach(self._deliverer)
+        if isinstance(client, ReadAheadClient):  # PUBLISHes decoded without an MQTTMessage
+            client.on_publish_received = self._subscriptions.received
+            client.on_burst_end = self._subscriptions.flush
+            self._deliverer.batching = True
         try:
             self._link.start(wait_for_connection)
         except BaseException:
@@ -264,6 +270,19 @@ class MqttTransport(Transport):
                 did not answer within ``ack_timeout_s``; nothing stays subscribed then.
         """
         return self._subscriptions.subscribe(topic_filter, handler, qos=qos, manual_ack=manual_ack)
+
+    def acknowledge(self, messages: Iterable[Message]) -> None:
+        """``Message.ack()`` for each of ``messages``, with their PUBACKs in one write."""
+        inbounds = []
+        for message in messages:
+            release = message._ack
+            if isinstance(release, Release):
+                if release.claim():
+                    inbounds.append(release.inbound)
+            else:
+                message.ack()
+        if inbounds:
+            self._subscriptions.release_many(inbounds)
 
     # --- lifecycle -------------------------------------------------------------------------
 
