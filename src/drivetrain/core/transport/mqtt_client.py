@@ -24,8 +24,9 @@ import struct
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from paho.mqtt import __version__ as paho_version
 import paho.mqtt.client as paho
+from paho.mqtt import __version__ as paho_version
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.exception import MalformedPacket
 
 _log = logging.getLogger("drivetrain.transport")
@@ -123,7 +124,7 @@ class ReadAheadClient(paho.Client):
         self.on_publish_received: PublishHandler | None = None
         self.on_burst_end: Callable[[], None] | None = None
 
-    def reconnect(self) -> paho.MQTTErrorCode:
+    def reconnect(self) -> MQTTErrorCode:
         """paho's ``reconnect``; bytes read ahead on the previous connection are dropped."""
         self._read_buffer, self._read_pos = b"", 0
         return super().reconnect()
@@ -143,7 +144,7 @@ class ReadAheadClient(paho.Client):
         self._read_pos = pos + len(chunk)
         return chunk
 
-    def loop_read(self, max_packets: int = 1) -> paho.MQTTErrorCode:
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         """Handle the packets that arrived: at least everything read ahead (``select`` does
         not see that buffer), and more while the socket has data, up to ``BURST_PACKETS``."""
         try:
@@ -162,7 +163,7 @@ class ReadAheadClient(paho.Client):
             if self.on_burst_end is not None:
                 self.on_burst_end()
 
-    def _handle_publish(self) -> paho.MQTTErrorCode:
+    def _handle_publish(self) -> MQTTErrorCode:
         handler = self.on_publish_received
         header = self._in_packet["command"]
         qos = (header & 0x06) >> 1

@@ -46,7 +46,7 @@ class Release:
     """A delivery's ``Message._ack``: releases its message once, from any thread, however
     often it is called (``MqttTransport.acknowledge`` claims many at once)."""
 
-    __slots__ = ("inbound", "_release", "_unreleased")
+    __slots__ = ("_release", "_unreleased", "inbound")
 
     def __init__(self, inbound: Inbound, release: Callable[[Inbound], None]) -> None:
         self.inbound = inbound
