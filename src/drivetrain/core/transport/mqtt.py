@@ -5,7 +5,7 @@ Delivery semantics (docs/transport.md, "MQTT 5"):
 This module assembles the transport from its parts: ``mqtt_link`` (the connection and its
 state), ``mqtt_publish`` (publishing and tickets), ``mqtt_subscribe`` (subscriptions and
 routing of what arrives), ``mqtt_delivery`` (the delivery thread), ``mqtt_options`` (URL, TLS,
-client options).
+client options), ``mqtt_client`` (paho's client with a cheaper receive path).
 
 - **Publishing.** ``publish`` returns once the broker acknowledged a QoS 1 message (PUBACK) and
   raises ``TransportError`` after ``ack_timeout_s``, when not connected, or when the broker
@@ -16,7 +16,8 @@ client options).
   never on paho's network thread, one at a time, in arrival order. A handler that raises is
   called again (``attempt`` 2, 3, ...) up to ``max_attempts`` times.
 - **Acknowledgement.** A QoS 1 message is acknowledged (PUBACK) when its handler returned, or,
-  on a ``manual_ack=True`` subscription, when the subscriber calls ``Message.ack()``. One never
+  on a ``manual_ack=True`` subscription, when the subscriber calls ``Message.ack()`` (or
+  ``acknowledge`` for many: their PUBACKs go out in one write). One never
   acknowledged is redelivered by the broker when the session resumes (MQTT 5 §4.4).
 - **Routing** by Subscription Identifier (``mqtt_routing``).
 - **Sessions and reconnects.** ``session_expiry_s > 0`` asks for a persistent session
