@@ -61,6 +61,8 @@ def test_decode_publish_without_properties_or_payload() -> None:
         b"\x00\x03a/b\x00",  # no room for the packet identifier
         b"\x00\x03a/b\x00\x01\x05\x0b",  # properties longer than the packet
         b"\x00\x03a/b\x00\x01\x02\x7f\x00",  # an unknown property
+        b"\x00\x03a/b\x00\x01\x01\x08",  # a response topic cut off
+        b"\x00\x03a/b\x00\x01\x02\x0b\x80",  # a subscription identifier cut off
     ],
 )
 def test_decode_publish_refuses_a_malformed_packet(packet: bytes) -> None:

@@ -303,6 +303,7 @@ class MqttTransport(Transport):
                 return
             link.closed = True
         self._publisher.wait_in_flight(self.options.ack_timeout_s)
+        self._subscriptions.flush()  # a burst read but not yet handed over is delivered too
         self._deliverer.stop()
         with link.lock:
             link.closing = True

@@ -90,19 +90,22 @@ def decode_publish(
     if end > len(packet) or len(topic) + 2 > len(packet):
         raise MalformedPacket("PUBLISH properties overrun the packet")
     ids: list[int] = []
-    while pos < end:
-        prop = packet[pos]
-        pos += 1
-        if prop == 0x0B:
-            value, pos = _varint(packet, pos)
-            ids.append(value)
-        elif prop in _FIXED:
-            pos += _FIXED[prop]
-        elif prop in _PREFIXED:
-            for _ in range(_PREFIXED[prop]):
-                pos += 2 + ((packet[pos] << 8) | packet[pos + 1])
-        else:
-            raise MalformedPacket(f"unknown PUBLISH property 0x{prop:02x}")
+    try:
+        while pos < end:
+            prop = packet[pos]
+            pos += 1
+            if prop == 0x0B:
+                value, pos = _varint(packet, pos)
+                ids.append(value)
+            elif prop in _FIXED:
+                pos += _FIXED[prop]
+            elif prop in _PREFIXED:
+                for _ in range(_PREFIXED[prop]):
+                    pos += 2 + ((packet[pos] << 8) | packet[pos + 1])
+            else:
+                raise MalformedPacket(f"unknown PUBLISH property 0x{prop:02x}")
+    except IndexError:
+        raise MalformedPacket("PUBLISH property truncated") from None
     if pos != end:
         raise MalformedPacket("PUBLISH properties overrun their length")
     return topic, mid, tuple(ids), bytes(packet[end:])
