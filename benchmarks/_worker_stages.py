@@ -22,7 +22,7 @@ from typing import Any
 
 #: (module, object in it or "", function, stage): nested stages are named under their parent.
 STAGES = (
-    ("drivetrain.core.transport.mqtt_subscribe", "Subscriptions", "on_message",
+    ("drivetrain.core.transport.mqtt_subscribe", "Subscriptions", "received",
      "MQTT network thread: routing a received message (after paho parsed it)"),
     ("drivetrain.cloud.ingest.worker", "IngestWorker", "_receive",
      "delivery thread: queueing a message for the worker"),
@@ -45,7 +45,7 @@ STAGES = (
     ("drivetrain.cloud.ingest.records", "", "add_dead_letters", "pipeline/commit/dead letters"),
     ("drivetrain.cloud.ingest.records", "", "mark_seen", "pipeline/commit/batch-id ledger"),
     ("drivetrain.cloud.ingest.records", "", "bump_counters", "pipeline/commit/counters"),
-    ("drivetrain.core.transport.base", "Message", "ack", "worker: acknowledging"),
+    ("drivetrain.core.transport.mqtt", "MqttTransport", "acknowledge", "worker: acknowledging"),
     ("drivetrain.cloud.ingest.pipeline", "IngestPipeline", "flush_reported",
      "worker: twins' reported state (flushed every 2 s)"),
 )  # fmt: skip

@@ -22,7 +22,6 @@ transport still holds stay unacknowledged for the next session.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -31,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final, Self
 
 from drivetrain.cloud.ingest.envelopes import RawMessage
+from drivetrain.cloud.ingest.inbox import Inbox
 from drivetrain.cloud.ingest.isolation import Failure, is_transient, settle
 from drivetrain.cloud.ingest.membership import WorkerIdentity, record_heartbeat, record_stop
 from drivetrain.cloud.ingest.metrics import IngestMetrics
@@ -155,9 +155,7 @@ class IngestWorker:
         # Bounded: a full queue blocks the transport's delivery thread, which is the
         # back-pressure to publishers (in-process) or to the broker's receive window (MQTT).
         # Each message with the monotonic time it was received (the ingest lag starts there).
-        self._inbox: queue.Queue[tuple[Message, float]] = queue.Queue(
-            maxsize=4 * max_batch_messages
-        )
+        self._inbox: Inbox[tuple[Message, float]] = Inbox(4 * max_batch_messages)
         self._subscriptions: list[Subscription] = []
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -262,12 +260,10 @@ class IngestWorker:
         with self._lock:
             self._received += 1  # (a counter of its own: a stats record per message cost more)
             self._unacked += 1
+        item = (message, time.monotonic())
         while not self._stopping.is_set():
-            try:
-                self._inbox.put((message, time.monotonic()), timeout=0.1)
+            if self._inbox.put(item, timeout_s=0.1):
                 return
-            except queue.Full:
-                continue
         self._done(1)
         raise TransportError(f"ingest worker stopping: message on {message.topic!r} not taken")
 
@@ -277,29 +273,24 @@ class IngestWorker:
             self._idle.notify_all()
 
     def _collect(self) -> list[tuple[Message, float]]:
-        try:
-            first = self._inbox.get(timeout=0.05)
-        except queue.Empty:
+        batch = self._inbox.take(self.max_batch_messages, timeout_s=0.05)
+        if not batch:
             return []
-        batch = [first]
         deadline = time.monotonic() + self.max_delay_s
         while len(batch) < self.max_batch_messages:
             remaining = deadline - time.monotonic()
-            try:
-                # short waits, so a stop request cuts the wait for a fuller batch short
-                batch.append(
-                    self._inbox.get(timeout=min(remaining, 0.05))
-                    if remaining > 0
-                    else self._inbox.get_nowait()
-                )
-            except queue.Empty:
-                if remaining <= 0 or self._stopping.is_set():
-                    break
+            # short waits, so a stop request cuts the wait for a fuller batch short
+            more = self._inbox.take(
+                self.max_batch_messages - len(batch), timeout_s=min(remaining, 0.05)
+            )
+            batch.extend(more)
+            if not more and (remaining <= 0 or self._stopping.is_set()):
+                break
         return batch
 
     def _run(self) -> None:
         while True:
-            if self._stopping.is_set() and self._inbox.empty():
+            if self._stopping.is_set() and not self._inbox:
                 self._flush_twins(idle=True)
                 self._membership(stopping=True)
                 return
@@ -314,8 +305,7 @@ class IngestWorker:
             if reports is None:
                 self._done(len(batch))
                 return  # stopped while the pipeline kept failing: nothing acknowledged
-            for message in batch:
-                message.ack()
+            self.transport.acknowledge(batch)  # (MQTT: the PUBACKs in one write)
             self._count(reports, len(batch))
             if self.metrics is not None:
                 acked_at = time.monotonic()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal, Self
@@ -343,6 +343,12 @@ class Transport(abc.ABC):
             InvalidTopicError: ``topic_filter`` is not a valid filter.
             TransportClosedError: the transport is closed.
         """
+
+    def acknowledge(self, messages: Iterable[Message]) -> None:
+        """Acknowledge each of ``messages`` (``Message.ack()``); a transport may send the
+        acknowledgements together (``MqttTransport``: the PUBACKs in one write)."""
+        for message in messages:
+            message.ack()
 
     @abc.abstractmethod
     def close(self) -> None:

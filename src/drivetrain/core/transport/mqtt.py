@@ -5,7 +5,7 @@ Delivery semantics (docs/transport.md, "MQTT 5"):
 This module assembles the transport from its parts: ``mqtt_link`` (the connection and its
 state), ``mqtt_publish`` (publishing and tickets), ``mqtt_subscribe`` (subscriptions and
 routing of what arrives), ``mqtt_delivery`` (the delivery thread), ``mqtt_options`` (URL, TLS,
-client options).
+client options), ``mqtt_client`` (paho's client with a cheaper receive path).
 
 - **Publishing.** ``publish`` returns once the broker acknowledged a QoS 1 message (PUBACK) and
   raises ``TransportError`` after ``ack_timeout_s``, when not connected, or when the broker
@@ -16,7 +16,8 @@ client options).
   never on paho's network thread, one at a time, in arrival order. A handler that raises is
   called again (``attempt`` 2, 3, ...) up to ``max_attempts`` times.
 - **Acknowledgement.** A QoS 1 message is acknowledged (PUBACK) when its handler returned, or,
-  on a ``manual_ack=True`` subscription, when the subscriber calls ``Message.ack()``. One never
+  on a ``manual_ack=True`` subscription, when the subscriber calls ``Message.ack()`` (or
+  ``acknowledge`` for many: their PUBACKs go out in one write). One never
   acknowledged is redelivered by the broker when the session resumes (MQTT 5 §4.4).
 - **Routing** by Subscription Identifier (``mqtt_routing``).
 - **Sessions and reconnects.** ``session_expiry_s > 0`` asks for a persistent session
@@ -29,7 +30,7 @@ client options).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from drivetrain.core.transport.base import (
     HandlerFailure,
+    Message,
     MessageHandler,
     PublishTicket,
     QoS,
@@ -46,7 +48,8 @@ from drivetrain.core.transport.base import (
     Transport,
     TransportStats,
 )
-from drivetrain.core.transport.mqtt_delivery import Deliverer, log_handler_failure
+from drivetrain.core.transport.mqtt_client import ReadAheadClient
+from drivetrain.core.transport.mqtt_delivery import Deliverer, Release, log_handler_failure
 from drivetrain.core.transport.mqtt_link import BrokerLink
 from drivetrain.core.transport.mqtt_options import (
     BrokerAddress,
@@ -144,6 +147,10 @@ class MqttTransport(Transport):
             on_handler_error or log_handler_failure,
         )
         self._subscriptions.attach(self._deliverer)
+        if isinstance(client, ReadAheadClient):  # PUBLISHes decoded without an MQTTMessage
+            client.on_publish_received = self._subscriptions.received
+            client.on_burst_end = self._subscriptions.flush
+            self._deliverer.batching = True
         try:
             self._link.start(wait_for_connection)
         except BaseException:
@@ -265,6 +272,19 @@ class MqttTransport(Transport):
         """
         return self._subscriptions.subscribe(topic_filter, handler, qos=qos, manual_ack=manual_ack)
 
+    def acknowledge(self, messages: Iterable[Message]) -> None:
+        """``Message.ack()`` for each of ``messages``, with their PUBACKs in one write."""
+        inbounds = []
+        for message in messages:
+            release = message._ack
+            if isinstance(release, Release):
+                if release.claim():
+                    inbounds.append(release.inbound)
+            else:
+                message.ack()
+        if inbounds:
+            self._subscriptions.release_many(inbounds)
+
     # --- lifecycle -------------------------------------------------------------------------
 
     def close(self, *, end_session: bool = False) -> None:
@@ -283,6 +303,7 @@ class MqttTransport(Transport):
                 return
             link.closed = True
         self._publisher.wait_in_flight(self.options.ack_timeout_s)
+        self._subscriptions.flush()  # a burst read but not yet handed over is delivered too
         self._deliverer.stop()
         with link.lock:
             link.closing = True

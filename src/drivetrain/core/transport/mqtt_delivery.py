@@ -42,6 +42,27 @@ class DeliveryCounts:
         self.undelivered = 0
 
 
+class Release:
+    """A delivery's ``Message._ack``: releases its message once, from any thread, however
+    often it is called (``MqttTransport.acknowledge`` claims many at once)."""
+
+    __slots__ = ("_release", "_unreleased", "inbound")
+
+    def __init__(self, inbound: Inbound, release: Callable[[Inbound], None]) -> None:
+        self.inbound = inbound
+        self._release = release
+        # a one-shot flag that is safe across threads: a bare lock taken once
+        self._unreleased = threading.Lock()
+
+    def claim(self) -> bool:
+        """True the first time only: the caller then releases ``inbound`` itself."""
+        return self._unreleased.acquire(blocking=False)
+
+    def __call__(self) -> None:
+        if self._unreleased.acquire(blocking=False):
+            self._release(self.inbound)
+
+
 class Deliverer:
     """One thread that delivers queued ``(subscription, inbound)`` pairs.
 
@@ -64,13 +85,29 @@ class Deliverer:
         self._release = release
         self._max_attempts = max_attempts
         self._on_handler_error = on_handler_error
-        self._queue: queue.SimpleQueue[tuple[Subscription, Inbound] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[tuple[Subscription, Inbound]] | None] = (
+            queue.SimpleQueue()
+        )
+        #: deliveries ``put`` while ``batching`` and not yet handed over by ``flush``
+        self._pending: list[tuple[Subscription, Inbound]] = []
+        self.batching = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def put(self, subscription: Subscription, inbound: Inbound) -> None:
-        """Queue one delivery (never blocks)."""
-        self._queue.put((subscription, inbound))
+        """Queue one delivery (never blocks); while ``batching``, only once ``flush``ed: one
+        hand-over (and one wake-up of the delivery thread) for a whole burst of messages.
+        The caller serialises ``put`` and ``flush`` (the transport's lock)."""
+        if self.batching:
+            self._pending.append((subscription, inbound))
+        else:
+            self._queue.put([(subscription, inbound)])
+
+    def flush(self) -> None:
+        """Hand the deliveries ``put`` since the last flush to the delivery thread."""
+        if self._pending:
+            self._queue.put(self._pending)
+            self._pending = []
 
     def stop(self) -> None:
         """Deliver what is queued, then end the thread (without waiting when called from a
@@ -80,20 +117,14 @@ class Deliverer:
             self._thread.join()
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            self._deliver(*item)
+        while (items := self._queue.get()) is not None:
+            for subscription, inbound in items:
+                self._deliver(subscription, inbound)
 
     def _deliver(self, subscription: Subscription, inbound: Inbound) -> None:
         qos: QoS = 1 if inbound.qos == 1 and subscription.qos == 1 else 0
         manual = subscription.manual_ack and inbound.qos == 1
-        # a one-shot flag that is safe across threads (ack() may be called from any, more than
-        # once): a bare lock taken once, cheaper per message than an Event
-        unreleased = threading.Lock()
-
-        def ack() -> None:
-            if unreleased.acquire(blocking=False):
-                self._release(inbound)
-
+        ack = Release(inbound, self._release)
         message = Message(
             inbound.topic, inbound.payload, qos, inbound.retain,
             attempt=2 if inbound.duplicate else 1, _ack=ack if manual else None,

@@ -23,6 +23,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from drivetrain.core.errors import ConfigurationError
+from drivetrain.core.transport.mqtt_client import ReadAheadClient, fast_path_supported
 
 #: Default ports (IANA): 1883 for MQTT over TCP, 8883 for MQTT over TLS.
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
@@ -240,7 +241,9 @@ def new_client(
         ConfigurationError: a password without a username, TLS files for ``mqtt://``, or
             unreadable TLS files.
     """
-    client = paho.Client(
+    # paho's own client where our receive path was not tested with the installed paho
+    client_type = ReadAheadClient if fast_path_supported() else paho.Client
+    client = client_type(
         CallbackAPIVersion.VERSION2,
         client_id=options.client_id,
         protocol=paho.MQTTv5,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -23,6 +24,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from drivetrain.core.errors import TransportError
 from drivetrain.core.transport.base import MessageHandler, QoS, Subscription, check_qos
+from drivetrain.core.transport.mqtt_client import ack_many
 from drivetrain.core.transport.mqtt_delivery import Deliverer
 from drivetrain.core.transport.mqtt_link import BrokerLink
 from drivetrain.core.transport.mqtt_options import describe_error, describe_reason
@@ -81,6 +83,7 @@ class Subscriptions:
             # queued under the lock, so they stay ahead of later arrivals for the filter
             for inbound in self._routes.claim(entry):
                 self._queue_locked(inbound, [subscription])
+            self._flush_locked()
         if send:
             timeout_s = link.options.ack_timeout_s
             waiter = self.send_subscribe(entry)
@@ -169,22 +172,32 @@ class Subscriptions:
     # --- receiving -------------------------------------------------------------------------
 
     def on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
-        """paho's callback: route a received PUBLISH to the delivery thread."""
+        """paho's callback (a client without our own PUBLISH decoding): see ``received``."""
+        ids = getattr(message.properties, "SubscriptionIdentifier", None) or []
+        self.received(
+            message._topic, bytes(message.payload), message.qos, bool(message.retain),
+            bool(message.dup), message.mid, tuple(ids),
+        )  # fmt: skip
+
+    def received(
+        self, topic_bytes: bytes, payload: bytes, qos: int, retain: bool, duplicate: bool,
+        mid: int, subscription_ids: tuple[int, ...],
+    ) -> None:  # fmt: skip
+        """A PUBLISH arrived (on paho's network thread): route it to the delivery thread."""
         link = self._link
         try:
-            topic = message.topic  # MQTT 5 §1.5.4: a topic is UTF-8
+            topic = topic_bytes.decode()  # MQTT 5 §1.5.4: a topic is UTF-8
         except UnicodeDecodeError:
-            _log.error("dropped a message whose topic is not UTF-8: %r", message._topic[:200])
-            if message.qos:
-                client.ack(message.mid, message.qos)
+            _log.error("dropped a message whose topic is not UTF-8: %r", topic_bytes[:200])
+            if qos:
+                link.client.ack(mid, qos)
             return
-        ids = getattr(message.properties, "SubscriptionIdentifier", None) or []
         with link.lock:
             if link.closing:
                 return  # not acknowledged: the broker redelivers it to the next session
             inbound = Inbound(
-                topic, bytes(message.payload), 1 if message.qos else 0, bool(message.retain),
-                bool(message.dup), message.mid, link.epoch, tuple(ids),
+                topic, payload, 1 if qos else 0, retain, duplicate, mid, link.epoch,
+                subscription_ids,
             )  # fmt: skip
             targets, unwanted = self._routes.route(inbound)
             if targets:
@@ -197,6 +210,16 @@ class Subscriptions:
                 return
         self.release(inbound)  # for a filter unsubscribed meanwhile: acknowledged, dropped
 
+    def flush(self) -> None:
+        """Hand what arrived in the last burst of packets to the delivery thread (called by
+        the network thread after each burst)."""
+        with self._link.lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if self._deliverer is not None:
+            self._deliverer.flush()
+
     def _queue_locked(self, inbound: Inbound, targets: list[Subscription]) -> None:
         assert self._deliverer is not None, "attach() the delivery thread first"
         inbound.pending += len(targets)
@@ -205,14 +228,22 @@ class Subscriptions:
 
     def release(self, inbound: Inbound) -> None:
         """One delivery is done with ``inbound``; the last one sends the PUBACK."""
+        self.release_many((inbound,))
+
+    def release_many(self, inbounds: Iterable[Inbound]) -> None:
+        """``release`` each of ``inbounds``; their PUBACKs go out in one write."""
         link = self._link
         with link.lock:
-            inbound.pending = max(0, inbound.pending - 1)
-            if inbound.pending or inbound.acked or inbound.qos == 0:
-                return
-            inbound.acked = True
-            if inbound.epoch != link.epoch or not link.connected.is_set():
-                return  # that connection is gone: the broker redelivers (§4.4)
-            # ack() only queues a packet (it takes no paho lock), so calling it under the lock
+            mids = []
+            for inbound in inbounds:
+                inbound.pending = max(0, inbound.pending - 1)
+                if inbound.pending or inbound.acked or inbound.qos == 0:
+                    continue
+                inbound.acked = True
+                if inbound.epoch != link.epoch or not link.connected.is_set():
+                    continue  # that connection is gone: the broker redelivers (§4.4)
+                mids.append(inbound.mid)
+            # this only queues packets (no paho lock is taken), so calling it under the lock
             # is safe and keeps the epoch from changing between the check and the queueing
-            link.client.ack(inbound.mid, 1)
+            if mids:
+                ack_many(link.client, mids)
