@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import struct
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +25,7 @@ from drivetrain.core.wire import (
     load_json_object,
     samples_table,
 )
+from drivetrain.core.wire.ipc_limits import read_ipc_layout
 
 PATHS = [f"Vehicle.P{i}" for i in range(5)]
 
@@ -148,6 +150,18 @@ def test_an_altered_or_cut_body_raises_only_format_errors(data: st.DataObject) -
     assert _columns(decoded) == _columns(decode_samples(bytes(body), limits))
 
 
+def test_the_buffers_of_an_all_null_text_column_are_checked_too() -> None:
+    # Every text of _GOOD is null; its offsets buffer moved onto the path indices' bytes
+    # (whose zstd frame declares another size) is refused as the table reader refuses it.
+    messages, _ = read_ipc_layout(_GOOD, IpcLimits())
+    offset, length = messages[2].buffers[7]
+    moved = _GOOD.replace(struct.pack("<qq", offset, length), struct.pack("<qq", 0, length), 1)
+    assert moved != _GOOD
+    for decode in (decode_sample_arrays, decode_samples):
+        with pytest.raises(WireFormatError):
+            decode(moved)
+
+
 def test_a_remembered_header_does_not_excuse_a_short_body() -> None:
     assert isinstance(decode_sample_arrays(_GOOD), SampleArrays)  # headers remembered
     for cut in (len(_GOOD) - 9, len(_GOOD) // 2, 200):
@@ -160,6 +174,14 @@ def test_a_remembered_header_does_not_excuse_a_short_body() -> None:
 def test_an_escaped_nul_or_surrogate_is_refused_in_any_encoding(encoding: str, text: str) -> None:
     raw = json.dumps({"vehicle": "V", "note": text}).encode(encoding, "surrogatepass")
     with pytest.raises(WireFormatError, match="U\\+"):
+        load_json_object(raw, "header")
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16-le", "utf-32"])
+def test_an_unescaped_lone_surrogate_is_refused(encoding: str) -> None:
+    # Its bytes (in UTF-8: ED A0 80) carry no backslash, so only strict decoding refuses it.
+    raw = '{"vehicle": "V", "note": "\ud800"}'.encode(encoding, "surrogatepass")
+    with pytest.raises(WireFormatError, match="not valid JSON"):
         load_json_object(raw, "header")
 
 

@@ -35,7 +35,7 @@ from drivetrain.core.errors import (
     SignatureError,
     WireFormatError,
 )
-from drivetrain.core.transport import parse_vehicle_topic
+from drivetrain.core.transport import VehicleTopic, parse_vehicle_topic
 from drivetrain.core.wire import (
     MAC_KINDS,
     Ack,
@@ -68,6 +68,12 @@ ARROW_END_OF_STREAM: Final = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 MAX_EVENT_TYPE: Final = 120
 #: Longest claimed VIN kept in a dead letter of an unparseable or unknown sender.
 MAX_CLAIMED_VIN = 64
+#: Each kind's name as a refusal names it.
+_KIND_NAMES: Final = {kind: kind.name.lower() for kind in MessageKind}
+_DEFAULT_LIMITS: Final = IngestLimits()
+#: Topics already parsed (a vehicle publishes on the same few, message after message).
+MAX_CACHED_TOPICS: Final = 65_536
+_TOPICS: dict[str, VehicleTopic] = {}
 
 
 @dataclass(frozen=True)
@@ -149,7 +155,7 @@ def open_message(
     raise ``StorageError`` (the state database failed), which propagates: that is not the
     message's fault and must not dead-letter it.
     """
-    limits = limits or IngestLimits()
+    limits = limits or _DEFAULT_LIMITS
     if len(raw.payload) > limits.max_message_bytes:
         claimed = _claimed_vin_from_topic(raw.topic)
         return RejectedMessage(
@@ -165,78 +171,94 @@ def open_message(
     except Exception as e:  # noqa: BLE001 - untrusted bytes: every failure is a format error
         claimed = _claimed_vin_from_topic(raw.topic)
         return RejectedMessage(raw, "malformed", _cause(e), claimed, None, "unknown")
-    kind = envelope.kind.name.lower()
+    kind = _KIND_NAMES[envelope.kind]
     claimed = envelope.vehicle_id[:MAX_CLAIMED_VIN]
-
-    def reject(reason: MessageReason, detail: str, tenant: str | None = None) -> RejectedMessage:
-        return RejectedMessage(raw, reason, detail, claimed, envelope.message_id, kind, tenant)
-
     channel = CHANNEL_OF_KIND.get(envelope.kind)
+    vehicle: Vehicle | None = None
+    refused: tuple[MessageReason, str] | None = None
     if channel is None:
-        return reject(
-            "malformed",
-            f"kind {kind!r} is not an uplink message (expected "
-            f"{', '.join(k.name.lower() for k in CHANNEL_OF_KIND)})",
-        )
-    try:
-        topic = parse_vehicle_topic(raw.topic)
-    except InvalidTopicError as e:
-        return reject("malformed", f"topic: {e}")
-    if topic.channel != channel:
-        return reject(
-            "malformed",
-            f"a {kind} envelope arrived on channel {topic.channel!r}; "
-            f"expected 'dt/v1/{{vin}}/{channel}'",
-        )
-    if topic.vin != envelope.vehicle_id:
-        return reject(
-            "malformed",
-            f"topic names vehicle {topic.vin} but the envelope header names {claimed!r}",
-        )
-    vehicle = lookup(envelope.vehicle_id)
-    incomplete, document = _framing(envelope)
-    if incomplete is not None:  # attributed to the claimed vehicle's tenant, never trusted
-        return reject("malformed", incomplete, vehicle.tenant if vehicle else None)
-    if vehicle is None:
-        return reject("unknown_vehicle", f"vehicle {claimed!r} is not registered")
-    if vehicle.status == "retired":
-        return reject("retired_vehicle", f"vehicle {vehicle.vin} is retired", vehicle.tenant)
-    if envelope.session_id is not None:
-        refused = _session_refusal(envelope, vehicle, sessions)
-        if refused is not None:
-            return reject(*refused, vehicle.tenant)
+        uplink = ", ".join(k.name.lower() for k in CHANNEL_OF_KIND)
+        refused = "malformed", f"kind {kind!r} is not an uplink message (expected {uplink})"
     else:
-        try:
-            envelope.verify(vehicle.verify_key)
-        except (SignatureError, WireFormatError) as e:
-            return reject(
-                "bad_signature",
-                f"signature of {vehicle.vin}'s message does not verify: {e}",
-                vehicle.tenant,
-            )
-
-    def refuse(reason: MessageReason, detail: str) -> RejectedMessage:
-        return RejectedMessage(
-            raw, reason, detail, claimed, envelope.message_id, kind, vehicle.tenant, True
-        )
-
+        refused = _topic_refusal(raw.topic, envelope, kind, channel, claimed)
+    if refused is None:
+        vehicle = lookup(envelope.vehicle_id)
+        refused, document = _authenticity_refusal(envelope, vehicle, claimed, sessions)
+    if refused is not None:  # attributed to the claimed vehicle's tenant, never trusted
+        tenant = vehicle.tenant if vehicle is not None else None
+        return RejectedMessage(raw, *refused, claimed, envelope.message_id, kind, tenant)
+    assert vehicle is not None  # authentic: its vehicle is registered
     try:
         if envelope.kind == MessageKind.SESSION_OPEN:
             return _session_opened(raw, envelope, vehicle, document, sessions)
         return _decoded(raw, envelope, vehicle, paths, document, limits)
     except PayloadTooLargeError as e:
-        return refuse("too_large", str(e))
+        reason: MessageReason = "too_large"
+        detail = str(e)
     except Exception as e:  # noqa: BLE001 - untrusted bytes: every failure is a format error
-        return refuse("malformed", _cause(e))
+        reason, detail = "malformed", _cause(e)
+    return RejectedMessage(
+        raw, reason, detail, claimed, envelope.message_id, kind, vehicle.tenant, True
+    )
+
+
+def _topic_refusal(
+    topic_name: str, envelope: Envelope, kind: str, channel: str, claimed: str
+) -> tuple[MessageReason, str] | None:
+    """Why the topic does not match the envelope (None: it does)."""
+    topic = _TOPICS.get(topic_name)
+    if topic is None:
+        try:
+            topic = parse_vehicle_topic(topic_name)
+        except InvalidTopicError as e:
+            return "malformed", f"topic: {e}"
+        if len(_TOPICS) >= MAX_CACHED_TOPICS:
+            _TOPICS.clear()
+        _TOPICS[topic_name] = topic
+    if topic.channel != channel:
+        return "malformed", (
+            f"a {kind} envelope arrived on channel {topic.channel!r}; "
+            f"expected 'dt/v1/{{vin}}/{channel}'"
+        )
+    if topic.vin != envelope.vehicle_id:
+        return "malformed", (
+            f"topic names vehicle {topic.vin} but the envelope header names {claimed!r}"
+        )
+    return None
+
+
+def _authenticity_refusal(
+    envelope: Envelope, vehicle: Vehicle | None, claimed: str, sessions: SessionBook | None
+) -> tuple[tuple[MessageReason, str] | None, dict[str, object] | None]:
+    """Why a message whose topic matches is not whole or not authentic (None: it is), and
+    its parsed JSON body when it has one."""
+    incomplete, document = _framing(envelope)
+    if incomplete is not None:
+        return ("malformed", incomplete), None
+    if vehicle is None:
+        return ("unknown_vehicle", f"vehicle {claimed!r} is not registered"), None
+    if vehicle.status == "retired":
+        return ("retired_vehicle", f"vehicle {vehicle.vin} is retired"), None
+    if envelope.session_id is not None:
+        return _session_refusal(envelope, vehicle, sessions), document
+    try:
+        envelope.verify(vehicle.verify_key)
+    except (SignatureError, WireFormatError) as e:
+        return (
+            "bad_signature",
+            f"signature of {vehicle.vin}'s message does not verify: {e}",
+        ), None
+    return None, document
 
 
 def _session_refusal(
     envelope: Envelope, vehicle: Vehicle, sessions: SessionBook | None
 ) -> tuple[MessageReason, str] | None:
     """Why a MAC'd envelope is not authentic (None: it is)."""
-    kind = envelope.kind.name.lower()
     if envelope.kind not in MAC_KINDS:
-        return "bad_signature", f"a {kind} envelope must be signed, not MAC'd under a session"
+        return "bad_signature", (
+            f"a {_KIND_NAMES[envelope.kind]} envelope must be signed, not MAC'd under a session"
+        )
     session_id = envelope.session_id or ""
     entry = sessions.get(session_id) if sessions is not None else None
     if entry is None:

@@ -33,7 +33,9 @@ def load_json_object(data: bytes | memoryview, where: str) -> dict[str, Any]:
     """
     raw = bytes(data)
     try:
-        value = json.loads(raw)
+        # Decoded strictly here: json.loads would decode bytes with "surrogatepass", letting
+        # the UTF-8 form of a lone surrogate (ED A0 80) through as text.
+        value = json.loads(raw.decode(json.detect_encoding(raw)))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise WireFormatError(f"{where} is not valid JSON: {e}") from e
     except RecursionError:
@@ -51,7 +53,7 @@ def _plainly_storable(raw: bytes) -> bool:
     """True when the bytes of a parsed JSON document show that it passes
     :func:`check_document` (an envelope header's do). A NUL or a lone surrogate in a parsed
     string can only come from an escape (the parser refuses raw control characters; raw
-    surrogates do not decode), and every escape holds the byte of a backslash, in UTF-8,
+    surrogates do not decode strictly), and every escape holds the byte of a backslash, in UTF-8,
     -16 or -32 alike; a document with no more bytes of ``{`` and ``[`` than
     :data:`MAX_JSON_DEPTH` cannot nest deeper."""
     return b"\\" not in raw and raw.count(b"{") + raw.count(b"[") <= MAX_JSON_DEPTH

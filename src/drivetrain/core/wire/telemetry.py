@@ -317,7 +317,8 @@ def _sample_arrays(messages: list[IpcMessage]) -> SampleArrays | None:
         return None  # a null path or time (or a bitmap saying there might be)
     dictionary = _dictionary(paths)
     index = _numbers(batch, buffers[1], np.dtype(np.int16), rows, "path")
-    if rows and (int(index.min()) < 0 or int(index.max()) >= len(dictionary)):
+    # One pass for both bounds: seen unsigned, a negative index is above any dictionary's size.
+    if rows and int(index.view(np.uint16).max()) >= len(dictionary):
         raise WireFormatError(
             f"telemetry column 'path' has indices outside its dictionary of "
             f"{len(dictionary)} paths"
@@ -336,12 +337,12 @@ def _sample_arrays(messages: list[IpcMessage]) -> SampleArrays | None:
         value_valid = np.unpackbits(
             np.frombuffer(bitmap, np.uint8, (rows + 7) // 8), count=rows, bitorder="little"
         ).view(np.bool_)
-    if batch.nodes[3][1] == rows:
-        text = pa.nulls(rows, pa.utf8())
-    else:
-        text = _array(pa.utf8(), batch, rows, buffers[6:9])
-        if text.null_count < len(text) and _holds_nul(text):
-            raise WireFormatError("telemetry column 'text' holds a NUL character")
+    # Read and validated even when its node says every row is null: the buffers are there to
+    # be checked (a bitmap may say otherwise; an offset may point anywhere), as the table
+    # reader checks them.
+    text = _array(pa.utf8(), batch, rows, buffers[6:9])
+    if text.null_count < len(text) and _holds_nul(text):
+        raise WireFormatError("telemetry column 'text' holds a NUL character")
     return SampleArrays(dictionary, index, ts, value, value_valid, text)
 
 
