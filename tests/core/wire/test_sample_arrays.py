@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import math
 import struct
 
 import numpy as np
@@ -30,14 +31,15 @@ from drivetrain.core.wire.ipc_limits import read_ipc_layout
 PATHS = [f"Vehicle.P{i}" for i in range(5)]
 
 
-def _columns(decoded: SampleArrays | pa.Table) -> tuple[list[str], list[int], list[float | None],
+def _columns(decoded: SampleArrays | pa.Table) -> tuple[list[str], list[int], list[object],
                                                         list[str | None]]:  # fmt: skip
-    """(paths, ts, values, texts) of either form, for comparison."""
+    """(paths, ts, values, texts) of either form, for comparison (a NaN value as "NaN": NaN is
+    not equal to itself, and an altered body may well hold one)."""
     if isinstance(decoded, pa.Table):
         return (
             decoded.column("path").cast(pa.utf8()).to_pylist(),
             decoded.column("ts").cast(pa.int64()).to_pylist(),
-            decoded.column("value").to_pylist(),
+            _nan_as_text(decoded.column("value").to_pylist()),
             decoded.column("text").to_pylist(),
         )
     names = decoded.dictionary.to_pylist()
@@ -45,9 +47,13 @@ def _columns(decoded: SampleArrays | pa.Table) -> tuple[list[str], list[int], li
     return (
         [names[i] for i in decoded.path_index.tolist()],
         decoded.ts_ns.tolist(),
-        [v if ok else None for v, ok in pairs],
+        _nan_as_text([v if ok else None for v, ok in pairs]),
         decoded.text.to_pylist(),
     )
+
+
+def _nan_as_text(values: list[float | None]) -> list[object]:
+    return ["NaN" if v is not None and math.isnan(v) else v for v in values]
 
 
 def _stream(table: pa.Table, compression: str | None = "zstd", chunk: int | None = None) -> bytes:
