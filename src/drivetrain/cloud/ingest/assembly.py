@@ -47,7 +47,8 @@ def join_bodies(
     """One set of columns for many batches, plus each sample's batch (body) index."""
     lengths = np.array([len(b) for b in bodies], np.int64)
     body_index = np.repeat(np.arange(len(bodies), dtype=np.int32), lengths)
-    vehicle = np.asarray(vehicle_of_body, np.int32)[body_index] if len(bodies) else body_index
+    vehicle = np.repeat(np.asarray(vehicle_of_body, np.int32), lengths) if len(bodies) \
+        else body_index
     if len(bodies) == 1:
         b = bodies[0]
         columns = SampleColumns(
