@@ -44,6 +44,25 @@ def test_files_have_the_documented_schema_and_open_in_plain_pyarrow(lake: Lake) 
     assert pq.ParquetFile(file).metadata.row_group(0).column(0).compression == "ZSTD"
 
 
+def test_files_carry_min_max_statistics_on_every_column_but_the_random_batch_ids(
+    lake: Lake,
+) -> None:
+    table = make_rows(300)
+    result = lake.append("EU", "acme", table)
+    (file,) = lake.root_of("EU").glob("region=EU/tenant=acme/date=*/*.parquet")
+    assert file.stat().st_size == result.bytes_written
+    metadata = pq.ParquetFile(file).metadata
+    group = metadata.row_group(0)
+    stats = {group.column(i).path_in_schema: group.column(i).statistics
+             for i in range(metadata.num_columns)}
+    assert stats["batch_id"] is None
+    for name in ("vehicle", "path", "ts", "value", "category"):
+        assert stats[name] is not None and stats[name].has_min_max, name
+    ts_ns = table.column("ts").cast(pa.int64()).to_numpy()
+    assert stats["ts"].min.timestamp() * 1e9 == pytest.approx(ts_ns.min(), abs=1e3)
+    assert stats["ts"].max.timestamp() * 1e9 == pytest.approx(ts_ns.max(), abs=1e3)
+
+
 def test_a_batch_appended_twice_is_stored_once_and_the_repeat_is_reported(lake: Lake) -> None:
     table = make_rows(2000, batches=8)
     first = lake.append("EU", "acme", table)

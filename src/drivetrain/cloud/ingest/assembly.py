@@ -47,7 +47,8 @@ def join_bodies(
     """One set of columns for many batches, plus each sample's batch (body) index."""
     lengths = np.array([len(b) for b in bodies], np.int64)
     body_index = np.repeat(np.arange(len(bodies), dtype=np.int32), lengths)
-    vehicle = np.asarray(vehicle_of_body, np.int32)[body_index] if len(bodies) else body_index
+    vehicle = np.repeat(np.asarray(vehicle_of_body, np.int32), lengths) if len(bodies) \
+        else body_index
     if len(bodies) == 1:
         b = bodies[0]
         columns = SampleColumns(
@@ -107,16 +108,19 @@ def lake_table(
     if text.null_count == len(text):
         text = pa.nulls(len(text), pa.utf8())
     batch_of = pick(body_index)
+    path_codes, used_paths = _used(path_id, len(paths),
+                                   np.int16 if len(paths) <= 32767 else np.int32)
+    names = paths.paths
     arrays = [
         _used_dictionary(pick(columns.vehicle), pseudonyms, np.int32),
-        _used_dictionary(path_id, paths.paths, np.int16 if len(paths) <= 32767 else np.int32),
+        pa.DictionaryArray.from_arrays(
+            path_codes, pa.array([names[i] for i in used_paths.tolist()], pa.utf8())
+        ),
         pa.array(pick(columns.ts_ns), _TS_TYPE),
         value,
         text.cast(pa.utf8()),
-        _used_dictionary(
-            paths.category.take(path_id) if category is None else pick(category),
-            _CATEGORIES, np.int8,
-        ),
+        _category_of_paths(path_codes, paths.category.take(used_paths)) if category is None
+        else _used_dictionary(pick(category), _CATEGORIES, np.int8),
         _used_dictionary(batch_of, batch_ids, np.int32),
         _per_batch_column(batch_of, campaigns),
         _per_batch_column(batch_of, dimensions),
@@ -147,16 +151,36 @@ def _used_dictionary(
 ) -> pa.DictionaryArray:
     """``names[codes]`` as a dictionary array holding only the names used, in code order
     (the lake keeps dictionaries so; one it need not compact is not rebuilt there)."""
-    counts = np.bincount(codes, minlength=len(names)) if len(codes) else np.zeros(0, np.int64)
-    used = np.flatnonzero(counts)
-    if len(used) == len(names):
-        remapped = codes
-    else:
-        remap = np.zeros(len(names), index_type)
-        remap[used] = np.arange(len(used), dtype=index_type)
-        remapped = remap[codes]
+    remapped, used = _used(codes, len(names), index_type)
     return pa.DictionaryArray.from_arrays(
-        np.asarray(remapped, index_type), pa.array([names[i] for i in used.tolist()], pa.utf8())
+        remapped, pa.array([names[i] for i in used.tolist()], pa.utf8())
+    )
+
+
+def _used(
+    codes: npt.NDArray[Any], n: int, index_type: type[np.signedinteger[Any]]
+) -> tuple[npt.NDArray[Any], npt.NDArray[np.intp]]:
+    """``codes`` (of ``n`` entries) renumbered over the entries they use, as ``index_type``,
+    and those entries in order."""
+    counts = np.bincount(codes, minlength=n) if len(codes) else np.zeros(0, np.int64)
+    used = np.flatnonzero(counts)
+    if len(used) == n:
+        return np.asarray(codes, index_type), used
+    remap = np.zeros(n, index_type)
+    remap[used] = np.arange(len(used), dtype=index_type)
+    return remap.take(codes), used
+
+
+def _category_of_paths(
+    path_codes: npt.NDArray[Any], of_path: npt.NDArray[np.uint8]
+) -> pa.DictionaryArray:
+    """Each row's privacy category as its path's (``of_path``: the category index of each
+    entry of the rows' path dictionary, which ``path_codes`` index): worked out per distinct
+    path and gathered once, not looked up and counted per row."""
+    used, entry_code = np.unique(of_path, return_inverse=True)
+    codes = entry_code.reshape(-1).astype(np.int8).take(path_codes)
+    return pa.DictionaryArray.from_arrays(
+        codes, pa.array([_CATEGORIES[i] for i in used.tolist()], pa.utf8())
     )
 
 

@@ -90,31 +90,36 @@ def route_telemetry(mb: MicroBatch, batches: Sequence[AuthenticBatch]) -> None:
     counts = assembly.count_outcomes(
         codes, body_index, [len(b) for b in bodies], vehicle_of_body, len(vehicles)
     )
+    _tally_outcomes(mb, batches, vehicles, counts)
+
+
+def _tally_outcomes(
+    mb: MicroBatch, batches: Sequence[AuthenticBatch], vehicles: Sequence[Vehicle],
+    counts: assembly.OutcomeCounts,
+) -> None:
+    """Count each vehicle's outcomes and record each batch's result. The count tables are
+    read as Python lists once: a NumPy call per vehicle or per batch costs more than the
+    few cells it looks at."""
     tally = mb.tally
-    for v, vehicle in enumerate(vehicles):
-        for code in np.flatnonzero(counts.samples[v]):
-            tally.count(
-                vehicle.tenant,
-                vehicle.vin,
-                CODE_OUTCOMES[code],
-                int(counts.messages[v, code]),
-                int(counts.samples[v, code]),
-            )
-    for b, batch in enumerate(batches):
-        row = counts.per_body[b]
+    messages = counts.messages.tolist()
+    for vehicle, samples, sent in zip(vehicles, counts.samples.tolist(), messages, strict=True):
+        for code, n in enumerate(samples):
+            if n:
+                tally.count(vehicle.tenant, vehicle.vin, CODE_OUTCOMES[code], sent[code], n)
+    for batch, row in zip(batches, counts.per_body.tolist(), strict=True):
         tally.result(
             batch.source,
             MessageResult(
                 "stored",
                 batch.vehicle.vin,
                 batch.batch_id,
-                accepted=int(row[ACCEPTED_CODE]),
+                accepted=row[ACCEPTED_CODE],
                 refused={
-                    CODE_OUTCOMES[c]: int(row[c])
-                    for c in np.flatnonzero(row)
-                    if c not in (ACCEPTED_CODE, NOT_CONSENTED_CODE)
+                    CODE_OUTCOMES[c]: n
+                    for c, n in enumerate(row)
+                    if n and c != ACCEPTED_CODE and c != NOT_CONSENTED_CODE
                 },
-                not_consented=int(row[NOT_CONSENTED_CODE]),
+                not_consented=row[NOT_CONSENTED_CODE],
             ),
         )
 
@@ -186,18 +191,27 @@ def _append_to_lake(
     group_rows = group_of[columns.vehicle[picked]]
     ordered = picked[np.argsort(group_rows, kind="stable")]
     ends = np.cumsum(np.bincount(group_rows, minlength=len(groups)))
+    # Looked at once here, not once per group (a micro-batch holds thousands of batches).
+    campaigns = _any_set([b.campaign for b in batches])
+    dimensions = None if stamps is None else _any_set(stamps)
     for (region, tenant), g in groups.items():
         rows = None if every else ordered[(ends[g - 1] if g else 0) : ends[g]]
         if rows is not None and not len(rows):
             continue
         table = assembly.lake_table(columns, rows, body_index, batch_ids, pseudonyms, mb.paths,
-                                    campaigns=[b.campaign for b in batches], category=category,
-                                    dimensions=stamps)
+                                    campaigns=campaigns, category=category,
+                                    dimensions=dimensions)
         with tracing.span("lake.write", {"drivetrain.region": region,
                                          "drivetrain.lake.rows": table.num_rows}):
             outcome = mb.lake.append(region, tenant, table)
         mb.tally.rows_written += outcome.rows_written
         mb.tally.rows_skipped += outcome.rows_skipped
+
+
+def _any_set(per_batch: Sequence[str | None]) -> Sequence[str | None] | None:
+    """``per_batch``, or None where every batch has none (the lake column is then all
+    null)."""
+    return per_batch if any(c is not None for c in per_batch) else None
 
 
 def _stream(

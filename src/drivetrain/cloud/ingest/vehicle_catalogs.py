@@ -159,11 +159,18 @@ def judge_custom(
         return CustomJudgement(codes, None, found)
     codes = codes.copy()
     category = shared.category.take(columns.path_id)
-    for v in np.unique(columns.vehicle[unknown]).tolist():
+    # The unknown rows grouped by vehicle with one stable sort (not a pass over every sample
+    # per vehicle): rows stay in order within a vehicle.
+    candidates = np.flatnonzero(unknown)
+    owner = columns.vehicle[candidates]
+    candidates = candidates[np.argsort(owner, kind="stable")]
+    owners, starts = np.unique(columns.vehicle[candidates], return_index=True)
+    for v, start, end in zip(owners.tolist(), starts.tolist(),
+                             [*starts[1:].tolist(), len(candidates)], strict=True):
         resolved = found[v] = catalogs.of(session, vehicles[v])
         if resolved.table is None:
             continue
-        rows = np.flatnonzero(unknown & (columns.vehicle == v))
+        rows = candidates[start:end]
         sub = columns.subset(rows)
         names = [shared.path(int(i)) for i in sub.path_id]
         own = resolved.table.ids_for(names)
