@@ -309,3 +309,26 @@ def test_a_batch_mixing_twins_with_and_without_pending_items_counts_every_change
     assert {i.path: i.status for i in pending_twin.items} == {CABIN_TEMP: "converged"}
     assert pending_twin.reported[SOH].value == 90.0
     assert quiet_twin.reported[SOH].value == 70.0 and quiet_twin.reported[CABIN_TEMP].value == 19.0
+
+
+def test_personal_rows_handed_over_path_major_are_written_in_their_tables_key_order(
+    database: Database, fleet: Fleet
+) -> None:
+    from drivetrain.cloud.twins.models import PERSONAL_REPORTED, REPORTED
+    from drivetrain.cloud.twins.upsert import _in_key_order
+
+    vins = sorted(fleet.acme_vins[:3])
+    latitude, longitude = "Vehicle.CurrentLocation.Latitude", "Vehicle.CurrentLocation.Longitude"
+    # (path, vin): the order ingestion hands its rows over in on SQLite
+    rows = [_stored(vin, path, "f", 1.0, None, T0) for path in (latitude, longitude) for vin in vins]
+    with database.session() as session:
+        # twin_reported_personal is keyed (vin, path) on both engines
+        assert [r[:2] for r in _in_key_order(session, rows, PERSONAL_REPORTED)] == sorted(
+            r[:2] for r in rows)
+        shared = _in_key_order(session, rows, REPORTED)
+        assert shared == rows if path_major(session) else shared == sorted(rows)
+        assert apply_stored_rows(session, rows, now=T0) == len(rows)
+    with database.session() as session:
+        stored = [(v, r.path) for v in vins for r in personal_values(
+            session, v, get_twin(session, v, tenant="acme").region)]
+    assert stored == sorted(r[:2] for r in rows)
