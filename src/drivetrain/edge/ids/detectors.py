@@ -244,6 +244,11 @@ class ConstantBitDetector:
             # judged bit by bit as before)
             same = own & (view.payload[:, :8] == drive_reference(view)[:, :8])
             hits &= ~np.repeat(same, 8, axis=1)
+        # a bit at a new value is one event: scored on the frame that set it, not on every
+        # frame after it that keeps it (the id's previous frame, accepted or not, had it too)
+        last = np.unpackbits(view.last_any[:, :8], axis=1).astype(np.bool_)
+        kept = last == np.unpackbits(view.payload[:, :8], axis=1).astype(np.bool_)
+        hits &= ~(kept & view.has_last_any[:, None])
         out: npt.NDArray[np.float64] = (hits * self.weight[view.row]).max(axis=1)
         return out
 
