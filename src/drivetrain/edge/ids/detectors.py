@@ -228,8 +228,11 @@ class ConstantBitDetector:
         self.weight[k] = 0.0
         self.per_drive = per_drive_bytes(views, k)
 
-    def _hits(self, view: BatchView) -> npt.NDArray[np.bool_]:
-        bits = np.unpackbits(view.payload[:, :8], axis=1).astype(np.bool_)
+    def _hits(
+        self, view: BatchView, bits: npt.NDArray[np.bool_] | None = None
+    ) -> npt.NDArray[np.bool_]:
+        if bits is None:
+            bits = np.unpackbits(view.payload[:, :8], axis=1).astype(np.bool_)
         r = view.row
         hits: npt.NDArray[np.bool_] = np.where(bits, ~self.allowed_one[r], ~self.allowed_zero[r])
         return hits
@@ -237,13 +240,19 @@ class ConstantBitDetector:
     def score(self, view: BatchView) -> npt.NDArray[np.float64]:
         if not len(view):
             return np.zeros(0)
-        hits = self._hits(view)
+        bits = np.unpackbits(view.payload[:, :8], axis=1).astype(np.bool_)
+        hits = self._hits(view, bits)
         own = self.per_drive[view.row]
         if own.any():
             # a per-drive byte at the value this drive set is no novelty (another value is
             # judged bit by bit as before)
             same = own & (view.payload[:, :8] == drive_reference(view)[:, :8])
             hits &= ~np.repeat(same, 8, axis=1)
+        # a bit at a new value is one event: scored on the frame that set it, not on every
+        # frame after it that keeps it (the id's previous frame, accepted or not, had it too)
+        last = np.unpackbits(view.last_any[:, :8], axis=1).astype(np.bool_)
+        kept = last == bits
+        hits &= ~(kept & view.has_last_any[:, None])
         out: npt.NDArray[np.float64] = (hits * self.weight[view.row]).max(axis=1)
         return out
 

@@ -78,9 +78,14 @@ class StreamState:
     last_time: npt.NDArray[np.float64] = field(init=False)
     seen: npt.NDArray[np.int8] = field(init=False)  # 0 none, 1 one frame, 2 two or more
     first_payload: npt.NDArray[np.uint8] = field(init=False)  # valid where ``seen`` > 0
+    # the id's last frame, accepted or not (see :meth:`BatchView.carried`)
+    last_any: npt.NDArray[np.uint8] = field(init=False)
+    any_seen: npt.NDArray[np.bool_] = field(init=False)
 
     def __post_init__(self) -> None:
         self.first_payload = np.zeros((self.rows, PAYLOAD_COLUMNS), np.uint8)
+        self.last_any = np.zeros((self.rows, PAYLOAD_COLUMNS), np.uint8)
+        self.any_seen = np.zeros(self.rows, np.bool_)
         self.last_payload = np.zeros((self.rows, PAYLOAD_COLUMNS), np.uint8)
         self.prev_payload = np.zeros((self.rows, PAYLOAD_COLUMNS), np.uint8)
         self.last_time = np.full(self.rows, np.nan)
@@ -106,6 +111,16 @@ class BatchView:
     before: StreamState  # what earlier batches left (read only)
     order: npt.NDArray[np.intp]  # frame positions grouped by id row, time order within
     accepted: npt.NDArray[np.bool_]
+    #: Per frame: the payload of the id's previous frame, accepted or not (what the bus last
+    #: carried for it), and whether there is one — a value that merely carries on unchanged.
+    last_any: npt.NDArray[np.uint8]
+    has_last_any: npt.NDArray[np.bool_]
+
+    def carried(self) -> npt.NDArray[np.bool_]:
+        """Per frame and payload column: the byte equals the one the id's previous frame
+        (accepted or not) had."""
+        out: npt.NDArray[np.bool_] = (self.payload == self.last_any) & self.has_last_any[:, None]
+        return out
 
     def __len__(self) -> int:
         return len(self.time)
@@ -133,12 +148,27 @@ def index_batch(
     payload = payload_block(frames)
     order = np.argsort(row, kind="stable")
     ok = np.ones(n, np.bool_) if accepted is None else accepted
-    return _link(frames.timestamp_s, row, payload, order, state, ok)
+    every = np.ones(n, np.bool_)
+    prev = previous_accepted(row, order, every)
+    inner = prev >= 0
+    last = np.empty_like(payload)
+    last[inner] = payload[prev[inner]]
+    last[~inner] = state.last_any[row[~inner]]
+    has_last = inner | state.any_seen[row]
+    return _link(frames.timestamp_s, row, payload, order, state, ok, (last, has_last))
 
 
 def relink(view: BatchView, accepted: npt.NDArray[np.bool_]) -> BatchView:
     """The same batch, linked to the previous *accepted* frame of each id."""
-    return _link(view.time, view.row, view.payload, view.order, view.before, accepted)
+    return _link(
+        view.time,
+        view.row,
+        view.payload,
+        view.order,
+        view.before,
+        accepted,
+        (view.last_any, view.has_last_any),
+    )
 
 
 def previous_accepted(
@@ -169,6 +199,7 @@ def _link(
     order: npt.NDArray[np.intp],
     state: StreamState,
     accepted: npt.NDArray[np.bool_],
+    last_any: tuple[npt.NDArray[np.uint8], npt.NDArray[np.bool_]],
 ) -> BatchView:
     n = len(time)
     prev = previous_accepted(row, order, accepted)
@@ -184,12 +215,17 @@ def _link(
     starts = np.flatnonzero(np.diff(sorted_rows, prepend=-1) != 0) if n else np.zeros(0, np.intp)
     ends = np.append(starts[1:], n)
     groups = {int(sorted_rows[s]): order[s:e] for s, e in zip(starts, ends, strict=True)}
-    return BatchView(time, row, payload, prev_payload, prev_time, groups, state, order, accepted)
+    return BatchView(
+        time, row, payload, prev_payload, prev_time, groups, state, order, accepted, *last_any
+    )
 
 
 def advance(state: StreamState, view: BatchView) -> None:
-    """Carry the batch's last accepted payloads and times into ``state``."""
-    for r in view.groups:
+    """Carry the batch's last accepted payloads and times, and each id's last frame, into
+    ``state``."""
+    for r, every in view.groups.items():
+        state.last_any[r] = view.payload[every[-1]]
+        state.any_seen[r] = True
         rows = view.accepted_rows(r)
         if rows is None:
             continue
