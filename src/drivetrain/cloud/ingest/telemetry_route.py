@@ -47,7 +47,7 @@ MAX_KEPT_SAMPLES: Final = 10_000
 #: value, text, (timestamp, window) where quoted): a fleet's refusals repeat. The entry is
 #: kept with its sentence (its id alone could be a later entry's).
 _SENTENCES: dict[tuple[object, ...], tuple[SignalSpec | None, str]] = {}
-_MAX_SENTENCES: Final = 50_000
+_MAX_SENTENCES: Final = 4_096  # kept small: a sentence quotes a text whole
 #: Reasons whose explanation quotes the sample's timestamp.
 _TIMED_CODES: Final = frozenset(
     SAMPLE_REASON_CODES[r] for r in ("timestamp_too_old", "timestamp_in_future")
