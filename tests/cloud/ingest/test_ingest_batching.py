@@ -128,3 +128,31 @@ def test_each_refused_samples_stream_holds_its_own_rows() -> None:
         ]
         assert table.column("text").to_pylist() == [f"t{r}" if r % 5 == 0 else None for r in group]
     assert assembly.refused_samples_ipc(columns, [], paths) == []
+
+
+def test_a_refused_samples_stream_carries_no_bytes_of_another_group() -> None:
+    # Each stream is built from its own rows: another vehicle's path or text is not in it,
+    # not even in a buffer its rows do not point into.
+    paths = PathTable(builtin_catalog())
+    names = ["Vehicle.Secret.Alpha", "Vehicle.Secret.Bravo", "Vehicle.Secret.Charlie"]
+    ids = paths.ids_for(names)
+    texts = ["text-of-alpha", None, "text-of-charlie", None]
+    columns = SampleColumns(
+        vehicle=np.arange(4, dtype=np.int32),
+        path_id=ids[[0, 1, 2, 1]].astype(np.int32),
+        ts_ns=NOW_NS + np.arange(4, dtype=np.int64),
+        value=np.array([1.5, 2.5, 3.5, 4.5]),
+        value_valid=np.array([True, True, False, True]),
+        text=pa.array(texts, pa.utf8()),
+        text_valid=np.array([t is not None for t in texts]),
+    )
+    groups = [np.array([0]), np.array([1, 3]), np.array([2])]
+    alpha, bravo, charlie = assembly.refused_samples_ipc(columns, groups, paths)
+    assert b"Bravo" not in alpha and b"Charlie" not in alpha and b"charlie" not in alpha
+    assert b"Alpha" not in bravo and b"Charlie" not in bravo and b"text-of" not in bravo
+    assert b"Alpha" not in charlie and b"alpha" not in charlie and b"Bravo" not in charlie
+    table = assembly.read_refused_samples(bravo)
+    assert table.column("path").to_pylist() == [names[1], names[1]]
+    assert table.column("value").to_pylist() == [2.5, 4.5]
+    assert table.column("text").to_pylist() == [None, None]
+    assert assembly.read_refused_samples(charlie).column("value").to_pylist() == [None]

@@ -331,3 +331,30 @@ def test_stats_are_per_tenant_and_the_operator_sees_unknown_senders(
     assert set(_counts(database, "globex")) == {(fleet.vin("gx1"), "accepted")}
     everything = _counts(database, None)
     assert everything[(stranger, "unknown_vehicle")] == (1, 0)
+
+
+def test_each_dead_letter_quotes_its_own_samples_across_micro_batches(
+    pipeline: IngestPipeline, fleet: Fleet, database: Database
+) -> None:
+    # Example sentences are written once and reused: the same refusal reads the same in every
+    # micro-batch, and what differs (a timestamp, the sign of a zero) is quoted as sent.
+    lights = "Vehicle.Body.Lights.LightSwitch"
+    vin, key = fleet.vin("eu1"), fleet.key("eu1")
+
+    def batch(seq: int, old_ts: int, zero: float) -> RawMessage:
+        samples = [(SOC, NOW_NS, 150.0), (SOC, old_ts, 40.0), (lights, NOW_NS, zero, "AUTO")]
+        return telemetry(vin, key, samples, seq=seq)
+
+    pipeline.process([batch(1, 0, 0.0), batch(2, 5 * SECOND, -0.0)])
+    pipeline.process([batch(3, 0, 0.0)])
+    with database.session() as session:
+        letters = list_dead_letters(session, tenant="acme")
+    by_reason: dict[str, list[str]] = {}
+    for letter in letters:
+        by_reason.setdefault(letter.reason, []).append(letter.detail)
+    assert len(set(by_reason["out_of_range"])) == 1 and len(by_reason["out_of_range"]) == 3
+    assert "150.0" in by_reason["out_of_range"][0]
+    assert len(by_reason["timestamp_too_old"]) == 3 and len(set(by_reason["timestamp_too_old"])) == 2
+    assert sum("1970-01-01T00:00:05.000Z" in d for d in by_reason["timestamp_too_old"]) == 1
+    assert sum("-0.0" in d for d in by_reason["wrong_type"]) == 1
+    assert sum("value 0.0" in d for d in by_reason["wrong_type"]) == 2

@@ -394,31 +394,49 @@ def refused_samples_ipc(
     columns: SampleColumns, groups: Sequence[npt.NDArray[np.intp]], paths: PathTable
 ) -> list[bytes]:
     """The samples at each of ``groups`` (rows) as an Arrow IPC stream of its own (path as
-    plain text, ts, value, text). The micro-batch's refused samples are gathered into one
-    record batch, and each stream is the schema message, its slice of that batch and the
-    end-of-stream marker: one gather and one stream writer, not one per dead letter. Each
-    stream holds its own samples only."""
+    plain text, ts, value, text). The micro-batch's refused samples are gathered once, and
+    each stream is the schema message, a record batch built over its own part of those
+    gathered columns (fresh buffers holding its rows only) and the end-of-stream marker: one
+    gather, not one Arrow ``take`` per dead letter. Each stream holds its own samples only
+    (a slice of a shared batch would not: serialising it can write its string columns'
+    whole buffers, other vehicles' samples of other tenants and regions included)."""
     if not groups:
         return []
     rows = np.concatenate(groups)
+    used, inverse = np.unique(columns.path_id[rows], return_inverse=True)
+    encoded = [paths.path(i).encode() for i in used.tolist()]
+    which = inverse.reshape(-1)
+    name_length = np.array([len(n) for n in encoded], np.int32)[which]
+    which_list = which.tolist()
+    ts = columns.ts_ns[rows]
+    value = np.ascontiguousarray(columns.value[rows], np.float64)
     valid = columns.value_valid[rows]
-    names = pa.array(paths.paths, pa.utf8())
-    batch = pa.RecordBatch.from_arrays(
-        [
-            names.take(pa.array(columns.path_id[rows])),
-            pa.array(columns.ts_ns[rows], _TS_TYPE),
-            float_array(columns.value[rows], valid),
-            columns.text.take(pa.array(rows)).cast(pa.utf8()),
-        ],
-        schema=REFUSED_SAMPLES_SCHEMA,
-    )
+    has_text = columns.text_valid[rows]
     streams, start = [], 0
     for group in groups:
-        # A copy of the slice, not the slice: serialising a slice writes its columns' whole
-        # buffers, so each stream would carry every other group's values too (other
-        # vehicles' samples, of other tenants and regions).
-        part = batch.take(pa.array(np.arange(start, start + len(group))))
-        start += len(group)
+        n = len(group)
+        end = start + n
+        offsets = np.zeros(n + 1, np.int32)
+        np.cumsum(name_length[start:end], out=offsets[1:])
+        names = b"".join([encoded[w] for w in which_list[start:end]])
+        kept = valid[start:end]
+        text = (
+            columns.text.take(pa.array(group)).cast(pa.utf8())
+            if has_text[start:end].any()
+            else pa.nulls(n, pa.utf8())
+        )
+        part = pa.RecordBatch.from_arrays(
+            [
+                pa.Array.from_buffers(
+                    pa.utf8(), n, [None, pa.py_buffer(offsets), pa.py_buffer(names)]
+                ),
+                pa.Array.from_buffers(_TS_TYPE, n, [None, pa.py_buffer(ts[start:end])]),
+                float_array(value[start:end], None if kept.all() else kept),
+                text,
+            ],
+            schema=REFUSED_SAMPLES_SCHEMA,
+        )
+        start = end
         streams.append(_REFUSED_SCHEMA_MESSAGE + part.serialize().to_pybytes() + _END_OF_STREAM)
     return streams
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, cast
 
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Table, delete, insert, literal_column, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -37,6 +37,11 @@ _CHUNK = 500  # parameters per IN (...) query, well under every engine's limit
 COUNTERS: Final = cast(Table, CounterRow.__table__)
 #: Longest detail kept in a dead letter (the cause is in its first sentence).
 MAX_DETAIL: Final = 4000
+# A new dead letter is open and not yet replayed: those columns are written by the statement
+# itself (replayed_at and replay_outcome left null), not bound and converted row by row.
+_INSERT_OPEN: Final = insert(DEAD_LETTERS).values(
+    status=literal_column("'open'"), replay_attempts=literal_column("0")
+)
 #: Refusals of messages whose signature could not be checked yet that are kept whole anyway:
 #: an ``unknown_session`` envelope is replayed once its session is stored (its size is already
 #: capped by ``ingest_max_message_bytes``, its count by the dead-letter rate limit).
@@ -105,6 +110,8 @@ def forget_seen_before(session: Session, before: datetime) -> int:
 def storable(text: str, limit: int) -> str:
     """``text`` as a database can hold it: lone surrogates and NUL escaped, cut to ``limit``
     characters (untrusted senders choose topics and claimed VINs)."""
+    if len(text) <= limit and text.isascii() and "\x00" not in text:
+        return text  # the usual case: nothing to escape or cut
     safe = text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
     return safe if len(safe) <= limit else safe[: limit - 3] + "..."
 
@@ -178,10 +185,6 @@ def add_dead_letters(
                 "payload": payload,
                 "payload_size": len(d.payload),
                 "dedup_key": key,
-                "status": "open",
-                "replayed_at": None,
-                "replay_outcome": None,
-                "replay_attempts": 0,
                 "replay_of": d.replay_of,
                 "region": region,
             }
@@ -189,7 +192,7 @@ def add_dead_letters(
     # One executemany of plain rows on the connection: an ORM object per dead letter, or
     # the ORM's bulk path, cost more than the database's own work at a few hundred dead
     # letters per micro-batch.
-    session.connection().execute(insert(DEAD_LETTERS), rows)
+    session.connection().execute(_INSERT_OPEN, rows)
     regional.write_dead_letter_contents(session, contents, regions)
     return fresh
 

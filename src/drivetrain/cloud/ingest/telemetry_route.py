@@ -10,6 +10,7 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 
 from drivetrain.cloud.fleet import Vehicle
 from drivetrain.cloud.ingest import assembly
@@ -20,6 +21,7 @@ from drivetrain.cloud.ingest.reasons import (
     ACCEPTED_CODE,
     CODE_OUTCOMES,
     NOT_CONSENTED_CODE,
+    SAMPLE_REASON_CODES,
     SampleReason,
 )
 from drivetrain.cloud.ingest.records import DeadLetterDraft
@@ -34,12 +36,22 @@ from drivetrain.cloud.ingest.vehicle_catalogs import VehicleCatalog, judge_custo
 from drivetrain.cloud.ingest.webhooks import WebhookPost
 from drivetrain.cloud.privacy import consent_map
 from drivetrain.core import tracing
+from drivetrain.core.vss import SignalSpec
 from drivetrain.core.vss.privacy import PRIVACY_CATEGORIES
 
 #: Examples quoted in a sample-level dead letter's detail.
 DETAIL_EXAMPLES: Final = 3
 #: Refused samples kept in one sample-level dead letter (the others are counted).
 MAX_KEPT_SAMPLES: Final = 10_000
+#: Example sentences already written, by (id of the catalog entry, path, reason code,
+#: value, text, (timestamp, window) where quoted): a fleet's refusals repeat. The entry is
+#: kept with its sentence (its id alone could be a later entry's).
+_SENTENCES: dict[tuple[object, ...], tuple[SignalSpec | None, str]] = {}
+_MAX_SENTENCES: Final = 4_096  # kept small: a sentence quotes a text whole
+#: Reasons whose explanation quotes the sample's timestamp.
+_TIMED_CODES: Final = frozenset(
+    SAMPLE_REASON_CODES[r] for r in ("timestamp_too_old", "timestamp_in_future")
+)
 
 
 def route_telemetry(mb: MicroBatch, batches: Sequence[AuthenticBatch]) -> None:
@@ -260,33 +272,48 @@ def _refused_samples(
     batch)."""
     paths = mb.paths
     groups = assembly.refused_groups(codes, body_index)
+    if not groups:
+        return
     payloads = assembly.refused_samples_ipc(
         columns, [rows[:MAX_KEPT_SAMPLES] for _, _, rows in groups], paths
     )
+    # The quoted examples of every group, read out of the columns at once; a sentence is
+    # written once per distinct (signal, reason, value, text) while it stays in _SENTENCES.
+    quoted_rows = np.concatenate([rows[:DETAIL_EXAMPLES] for _, _, rows in groups])
+    quoted_path = columns.path_id[quoted_rows].tolist()
+    quoted_ts = columns.ts_ns[quoted_rows].tolist()
+    quoted_value = [
+        v if ok else None
+        for v, ok in zip(columns.value[quoted_rows].tolist(),
+                         columns.value_valid[quoted_rows].tolist(), strict=True)
+    ]  # fmt: skip
+    quoted_text: list[str | None] = (
+        columns.text.take(pa.array(quoted_rows)).to_pylist()
+        if columns.text_valid[quoted_rows].any()
+        else [None] * len(quoted_rows)
+    )
+    at = 0
     for (body, code, rows), payload in zip(groups, payloads, strict=True):
         batch = batches[body]
         reason: SampleReason = CODE_OUTCOMES[code]  # type: ignore[assignment]
         examples = []
-        quoted = rows[:DETAIL_EXAMPLES]
-        texts = (
-            columns.text.take(quoted).to_pylist()
-            if columns.text_valid[quoted].any()
-            else [None] * len(quoted)
-        )
-        for row, text in zip(quoted.tolist(), texts, strict=True):
-            path_id = int(columns.path_id[row])
-            value = float(columns.value[row]) if columns.value_valid[row] else None
-            examples.append(
-                explain_sample(
-                    paths.spec(path_id),
-                    paths.path(path_id),
-                    reason,
-                    ts_ns=int(columns.ts_ns[row]),
-                    value=value,
-                    text=text,
-                    ts_bounds=mb.bounds,
-                )
-            )
+        for q in range(at, at + min(len(rows), DETAIL_EXAMPLES)):
+            path_id, value, text = quoted_path[q], quoted_value[q], quoted_text[q]
+            spec, path = paths.spec(path_id), paths.path(path_id)
+            # -0.0 equals 0.0 as a key but is quoted as itself
+            key = (id(spec), path, code, value if value or value is None else str(value), text,
+                   (quoted_ts[q], mb.bounds) if code in _TIMED_CODES else None)  # fmt: skip
+            known = _SENTENCES.get(key)
+            if known is not None and known[0] is spec:
+                sentence = known[1]
+            else:
+                sentence = explain_sample(spec, path, reason, ts_ns=quoted_ts[q], value=value,
+                                          text=text, ts_bounds=mb.bounds)  # fmt: skip
+                if len(_SENTENCES) >= _MAX_SENTENCES:
+                    _SENTENCES.clear()
+                _SENTENCES[key] = (spec, sentence)
+            examples.append(sentence)
+        at += len(examples)
         more = f" (and {len(rows) - len(examples)} more)" if len(rows) > len(examples) else ""
         against = checked[body]
         if reason == "unknown_path" and against is not None:
