@@ -154,7 +154,10 @@ def envelopes(
 
     catalog = builtin_catalog()
     specs = [catalog.get(p) for p in paths]
-    low = np.array([s.minimum if s.minimum is not None else -100.0 for s in specs], float)
+    # unsigned signals without a minimum start at 0, as the vehicles' decoders give them (a
+    # negative one is refused as wrong_type: bad input beyond the mix below)
+    low = np.array([s.minimum if s.minimum is not None else
+                    0.0 if s.datatype.startswith("uint") else -100.0 for s in specs], float)  # fmt: skip
     high = np.array([s.maximum if s.maximum is not None else 100.0 for s in specs], float)
     integral = np.array([s.datatype not in ("float", "double") for s in specs])
     boolean = np.array([s.datatype == "boolean" for s in specs])
