@@ -1,5 +1,6 @@
 """Measured bytes and per-drive coincidences: a temperature byte one unit warmer than every
-training drive raises no alert while a temperature forged to its maximum does (its margin is
+training drive raises no alert while a temperature forged to its maximum does; one drifting
+in small steps from the id's previous frame is no byte novelty while a jump is (its margin is
 widened, not dropped, when a held-out drive went past the range); two bits that are merely
 constant per drive make no cross-signal rule; copies of one drive are held out together."""
 
@@ -7,13 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 
 from drivetrain.core.can import FrameBatch
 from drivetrain.edge import score_capture, train_model
 from drivetrain.edge.ids.crossbit import CrossBitDetector
+from drivetrain.edge.ids.detectors import ByteValueDetector
 from drivetrain.edge.ids.model import _drives
 from drivetrain.edge.ids.ordinal import ByteRangeDetector
-from drivetrain.edge.ids.stream import IdTable, StreamState, index_batch
+from drivetrain.edge.ids.stream import IdTable, StreamState, advance, index_batch
 
 TEMP, MODE, OTHER = 0x4E7, 0x0C0, 0x100
 
@@ -100,3 +103,68 @@ def test_copies_of_one_drive_are_held_out_together() -> None:
     copy = a.take(np.arange(len(a)))
     copy.data[::50, 5] = 0x90  # an edited copy: a few frames changed
     assert _drives([a, b, copy, c]) == [[0, 2], [1], [3]]
+
+
+def _byte_values(drives: list[FrameBatch]) -> tuple[ByteValueDetector, IdTable]:
+    ids = IdTable(np.concatenate([IdTable.keys_of(d.frame_id, d.is_extended) for d in drives]))
+    detector = ByteValueDetector()
+    detector.fit(ids, [index_batch(d, ids, StreamState(len(ids) + 1)) for d in drives])
+    return detector, ids
+
+
+def _temperature_frames(values: list[tuple[int, int]]) -> FrameBatch:
+    """TEMP frames 10 ms apart: (temperature byte, byte 3) each."""
+    n = len(values)
+    data = np.zeros((n, 8), np.uint8)
+    data[:, 4] = 3
+    data[:, 5] = [t for t, _ in values]
+    data[:, 3] = [b for _, b in values]
+    return FrameBatch(
+        timestamp_s=np.arange(n, dtype=np.float64) * 0.01,
+        frame_id=np.full(n, TEMP, np.uint32),
+        is_extended=np.zeros(n, np.bool_),
+        bus=np.zeros(n, np.uint16),
+        length=np.full(n, 8, np.uint8),
+        data=data,
+    )
+
+
+def test_a_measured_byte_drifting_in_small_steps_is_no_novelty_and_a_jump_is() -> None:
+    detector, ids = _byte_values(_training())
+    row = int(ids.rows(np.array([TEMP]))[0])
+    assert detector.measured[row, 5] and not detector.measured[row, 3]
+    # a warm-up far below every training drive: the first frame has no previous frame to step
+    # from, the next ones climb by one or two units, then a jump of six, then back in steps
+    temps = [0x40, 0x41, 0x43, 0x43, 0x44, 0x4A, 0x4B]
+    batch = _temperature_frames([(t, 0x12) for t in temps])
+    assert not detector.seen[row, 5, temps].any()
+    novel = detector.score(index_batch(batch, ids, StreamState(len(ids) + 1))) > 0
+    assert novel.tolist() == [True, False, False, False, False, True, False]
+    # the step is from the id's previous frame of an earlier batch too
+    state = StreamState(len(ids) + 1)
+    advance(state, index_batch(batch, ids, state))
+    later = _temperature_frames([(0x4C, 0x12), (0x55, 0x12)])
+    assert (detector.score(index_batch(later, ids, state)) > 0).tolist() == [False, True]
+
+
+def test_a_byte_that_is_no_measurement_is_novel_however_small_its_step() -> None:
+    detector, ids = _byte_values(_training())
+    # byte 3 held 0x12 in every training frame: 0x13 after 0x12 is a value the id never sent
+    batch = _temperature_frames([(0x78, 0x12), (0x78, 0x13), (0x78, 0x14)])
+    novel = detector.score(index_batch(batch, ids, StreamState(len(ids) + 1))) > 0
+    assert novel.tolist() == [False, True, True]
+
+
+def test_held_out_calibration_judges_without_the_step_and_old_files_load_without_it() -> None:
+    detector, ids = _byte_values(_training())
+    batch = _temperature_frames([(0x40, 0x12), (0x41, 0x12)])
+    view = index_batch(batch, ids, StreamState(len(ids) + 1))
+    assert (detector.score(view) > 0).tolist() == [True, False]
+    assert detector.fired(view, ids) == {(TEMP, 5)}  # both frames count against the byte
+    arrays = {k: v for k, v in detector.state().items() if k != "measured"}
+    old = ByteValueDetector()
+    old.load(arrays)
+    assert not old.measured.any() and (old.score(view) > 0).all()
+    broken = ByteValueDetector()
+    with pytest.raises(ValueError, match="measured has shape"):
+        broken.load({**detector.state(), "measured": np.zeros((2, 8), np.bool_)})

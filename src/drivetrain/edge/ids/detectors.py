@@ -32,6 +32,8 @@ Cell = tuple[int, ...]
 Stage = Literal["frame", "partners", "sequence"]
 Arrays = dict[str, npt.NDArray[np.generic]]
 _Z = np.zeros(0)
+#: Units a measured byte (:mod:`drivetrain.edge.ids.ordinal`) moves per change, on nearly all.
+MEASURED_STEP = 2
 
 
 class Detector(Protocol):
@@ -69,14 +71,20 @@ def _stack(
     return rows, payload, prev, has_prev
 
 
+def _mask_or_none(arrays: Arrays, name: str, rows: int) -> npt.NDArray[np.bool_]:
+    """A model file's per (id, data byte) mask (all False in files written before it was
+    learned)."""
+    if name not in arrays:
+        return np.zeros((rows, 8), np.bool_)
+    out: npt.NDArray[np.bool_] = arrays[name].astype(np.bool_)
+    if out.shape != (rows, 8):
+        raise ValueError(f"{name} has shape {out.shape}, expected {(rows, 8)}")
+    return out
+
+
 def _per_drive_or_none(arrays: Arrays, rows: int) -> npt.NDArray[np.bool_]:
     """A model file's per-drive bytes (none in files written before they were learned)."""
-    if "per_drive" not in arrays:
-        return np.zeros((rows, 8), np.bool_)
-    out: npt.NDArray[np.bool_] = arrays["per_drive"].astype(np.bool_)
-    if out.shape != (rows, 8):
-        raise ValueError(f"per_drive has shape {out.shape}, expected {(rows, 8)}")
-    return out
+    return _mask_or_none(arrays, "per_drive", rows)
 
 
 class UnknownIdDetector:
@@ -110,9 +118,12 @@ class UnknownIdDetector:
         self.known_rows = int(arrays["known_rows"][0])
 
 
-def _near_range(views: list[BatchView], k: int) -> npt.NDArray[np.bool_]:
+def _near_range(
+    views: list[BatchView], k: int
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
     """Per (id, data byte, value): inside the benign range, widened by its margin, of a byte
-    that moves like a measurement — judged by ``byte_range``, not as a novelty."""
+    that moves like a measurement — judged by ``byte_range``, not as a novelty; and per (id,
+    data byte) whether it moves like one."""
     from drivetrain.edge.ids.ordinal import base_margin, ordinal_ranges
 
     ordinal, lo, hi = ordinal_ranges(views, k)
@@ -120,7 +131,7 @@ def _near_range(views: list[BatchView], k: int) -> npt.NDArray[np.bool_]:
     values = np.arange(256)
     near = (values >= (lo - margin)[..., None]) & (values <= (hi + margin)[..., None])
     out: npt.NDArray[np.bool_] = near & ordinal[..., None]
-    return out
+    return out, ordinal
 
 
 class ByteValueDetector:
@@ -128,7 +139,10 @@ class ByteValueDetector:
     Good-Turing odds against a new value, ``log((n + 1) / (singletons + 1))``; a byte that
     showed new values on held-out benign traffic is not trusted. A byte each drive sets once
     (:func:`per_drive_bytes`) may also hold the value the id's first accepted frame of the
-    stream set; held-out calibration (``fired``) judges without it, so it distrusts no fewer
+    stream set. A measured byte (``byte_range``) at a value at most :data:`MEASURED_STEP` units
+    from the id's previous frame on the bus is a measurement drifting on, not a novelty; a jump
+    to a new value still is, and ``byte_range`` still judges how far out the drift went.
+    Held-out calibration (``fired``) judges without either exception, so it distrusts no fewer
     cells than before."""
 
     name: ClassVar[str] = "byte_value"
@@ -139,6 +153,7 @@ class ByteValueDetector:
         self.seen = np.zeros((1, PAYLOAD_COLUMNS, 256), np.bool_)
         self.weight = np.zeros((1, PAYLOAD_COLUMNS))
         self.per_drive = np.zeros((1, 8), np.bool_)
+        self.measured = np.zeros((1, 8), np.bool_)
 
     def fit(self, ids: IdTable, views: list[BatchView]) -> None:
         rows, payload, _, _ = _stack(views)
@@ -150,7 +165,8 @@ class ByteValueDetector:
         n = counts[:, 0, :].sum(axis=1)
         singletons = (counts == 1).sum(axis=2)
         self.seen = counts > 0
-        self.seen[:, :LENGTH_COLUMN] |= _near_range(views, k)
+        near, self.measured = _near_range(views, k)
+        self.seen[:, :LENGTH_COLUMN] |= near
         self.weight = np.log((n[:, None] + 1.0) / (singletons + 1.0))
         self.weight[k] = 0.0
         self.per_drive = per_drive_bytes(views, k)
@@ -166,6 +182,11 @@ class ByteValueDetector:
         if own.any():
             # the value this drive set for a per-drive byte is no novelty
             novel[:, :8] &= ~(own & (view.payload[:, :8] == drive_reference(view)[:, :8]))
+        measured = self.measured[view.row] & view.has_last_any[:, None]
+        if measured.any():
+            # a measured byte a small step from the id's previous frame drifts, it does not jump
+            step = np.abs(view.payload[:, :8].astype(np.int16) - view.last_any[:, :8])
+            novel[:, :8] &= ~(measured & (step <= MEASURED_STEP))
         weighted = novel * self.weight[view.row]
         out: npt.NDArray[np.float64] = weighted.max(axis=1) if len(view) else np.zeros(0)
         return out
@@ -190,12 +211,14 @@ class ByteValueDetector:
             "seen": np.packbits(self.seen, axis=2),
             "weight": self.weight,
             "per_drive": self.per_drive,
+            "measured": self.measured,
         }
 
     def load(self, arrays: Arrays) -> None:
         self.seen = np.unpackbits(arrays["seen"].astype(np.uint8), axis=2).astype(np.bool_)
         self.weight = arrays["weight"].astype(np.float64)
         self.per_drive = _per_drive_or_none(arrays, len(self.weight))
+        self.measured = _mask_or_none(arrays, "measured", len(self.weight))
 
 
 class ConstantBitDetector:

@@ -15,10 +15,10 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from drivetrain.edge.ids.detectors import Arrays, Cell, Stage
+from drivetrain.edge.ids.detectors import MEASURED_STEP, Arrays, Cell, Stage
 from drivetrain.edge.ids.stream import BatchView, IdTable
 
-_STEP = 2  # units a measured byte moves per change ...
+_STEP = MEASURED_STEP  # units a measured byte moves per change ...
 _SHARE = 0.99  # ... on this share of its changes
 _MIN_CHANGES = 5
 _WIDEN = 2.0  # calibrated margin: this many times the furthest held-out benign excess
