@@ -78,7 +78,7 @@ class StreamState:
     last_time: npt.NDArray[np.float64] = field(init=False)
     seen: npt.NDArray[np.int8] = field(init=False)  # 0 none, 1 one frame, 2 two or more
     first_payload: npt.NDArray[np.uint8] = field(init=False)  # valid where ``seen`` > 0
-    # the id's last frame, accepted or not (see :meth:`BatchView.carried`)
+    # the id's last frame, accepted or not (``BatchView.last_any``)
     last_any: npt.NDArray[np.uint8] = field(init=False)
     any_seen: npt.NDArray[np.bool_] = field(init=False)
 
@@ -115,12 +115,6 @@ class BatchView:
     #: carried for it), and whether there is one — a value that merely carries on unchanged.
     last_any: npt.NDArray[np.uint8]
     has_last_any: npt.NDArray[np.bool_]
-
-    def carried(self) -> npt.NDArray[np.bool_]:
-        """Per frame and payload column: the byte equals the one the id's previous frame
-        (accepted or not) had."""
-        out: npt.NDArray[np.bool_] = (self.payload == self.last_any) & self.has_last_any[:, None]
-        return out
 
     def __len__(self) -> int:
         return len(self.time)
